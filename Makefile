@@ -1,0 +1,203 @@
+# pzpgw: plain GNU make build. Dependencies come from Debian packages and
+# pkg-config; outputs go to build/<variant>/. `make help` lists the targets.
+
+PREFIX ?= /usr
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+PKG_CONFIG ?= pkg-config
+PYTHON ?= /usr/bin/python3
+CC ?= gcc
+VARIANT ?= release
+BUILD := build/$(VARIANT)
+
+DEPS = openssl libcurl jansson uuid libevent libevent_openssl sqlite3 inih \
+       libxml-2.0
+TEST_DEPS = cmocka
+
+# Debian packages: what building and running needs, and what testing adds.
+DEB_BUILD = make gcc libc6-dev pkg-config openssl ca-certificates curl \
+            libssl-dev libcurl4-openssl-dev libjansson-dev uuid-dev \
+            libevent-dev libsqlite3-dev libinih-dev libxml2-dev
+DEB_TEST = libcmocka-dev python3 python3-pytest python3-jwcrypto sqlite3 \
+           clang libclang-rt-14-dev cppcheck clang-tidy clang-format
+
+WARN = -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Wmissing-prototypes \
+       -Wstrict-prototypes -Wno-unused-parameter
+ifdef CI
+WARN += -Werror
+endif
+CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -g -MMD -MP $(WARN) \
+              -Igateway
+ifeq ($(VARIANT),asan)
+CFLAGS_VARIANT = -O1 -fsanitize=address,undefined \
+                 -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS_VARIANT = -fsanitize=address,undefined
+else
+CFLAGS_VARIANT = -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+LDFLAGS_VARIANT =
+endif
+
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
+TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_DEPS) 2>/dev/null)
+TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_DEPS) 2>/dev/null)
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_VARIANT) $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS_VARIANT) $(LDFLAGS)
+LIBS = $(PKG_LIBS) -lm
+
+GW_SRC := $(wildcard gateway/*.c)
+LIB_SRC := $(filter-out gateway/main.c,$(GW_SRC))
+LIB_OBJ := $(LIB_SRC:gateway/%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/main.o
+LIB := $(BUILD)/libpzpgw.a
+BIN := $(BUILD)/pzpgw
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+.PHONY: all deps deps-build run test test-unit test-e2e asan fuzz fuzz-smoke \
+        lint format format-check install schemas bench clean help
+
+all: $(BIN)
+
+help:
+	@echo "make run        install packages, build, make a dev PKI, serve"
+	@echo "make test       install packages, build, run every test"
+	@echo "make all        build $(BIN)"
+	@echo "make test-unit  cmocka unit tests"
+	@echo "make test-e2e   end-to-end tests against the real daemon"
+	@echo "make asan       unit + e2e tests under ASan/UBSan (build/asan)"
+	@echo "make fuzz       build libFuzzer harnesses (build/fuzz)"
+	@echo "make lint       cppcheck + clang-tidy"
+	@echo "make format     apply clang-format"
+	@echo "make schemas    regenerate the compiled rules in schemas/"
+	@echo "make bench      run the benchmarks"
+	@echo "make install    install (DESTDIR, PREFIX honoured)"
+
+# Install the Debian packages that are missing (only those), as root.
+define apt_missing
+	@missing=""; for p in $(1); do \
+		dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | \
+			grep -q '^ii' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "pzpgw: missing Debian packages:$$missing" >&2; \
+			echo "pzpgw: run as root: apt-get install$$missing" >&2; \
+			exit 1; \
+		fi; \
+		echo "pzpgw: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends \
+			$$missing >/dev/null || exit 1; \
+	fi
+endef
+
+deps-build:
+	$(call apt_missing,$(DEB_BUILD))
+
+deps: deps-build
+	$(call apt_missing,$(DEB_TEST))
+
+$(BUILD)/obj/%.o: gateway/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(MAIN_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) \
+		$(LIBS) $(TEST_LIBS)
+
+# The development gateway: PKI and configuration under var/ on first start.
+run: deps-build all
+	@test -f var/dev-pki/ca.pem || sh certs/dev-pki.sh var/dev-pki
+	@test -f var/pzpgw.conf || sh certs/dev-config.sh var > var/pzpgw.conf
+	$(BIN) serve -d -c var/pzpgw.conf
+
+test: deps
+	$(MAKE) format-check
+	$(MAKE) all test-unit test-e2e
+	$(MAKE) asan
+	$(MAKE) fuzz-smoke
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do \
+		echo "== $$t"; PZPGW_SRCDIR=$(CURDIR) $$t; done
+
+test-e2e: $(BIN)
+	PZPGW=$(CURDIR)/$(BIN) PZPGW_SRCDIR=$(CURDIR) \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+asan:
+	$(MAKE) VARIANT=asan all test-unit test-e2e
+
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Igateway \
+             -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_SRC := $(LIB_SRC)
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
+
+fuzz: $(FUZZ_BIN)
+
+# Each harness runs briefly on its seeds; nightly runs go longer.
+FUZZ_SECONDS ?= 20
+fuzz-smoke: fuzz
+	@set -e; for f in $(FUZZ_BIN); do \
+		n=$$(basename $$f); seeds=tests/fuzz/seeds/$${n#fuzz_}; \
+		mkdir -p build/fuzz/corpus/$$n; \
+		echo "== $$n ($(FUZZ_SECONDS)s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+			-dict=tests/fuzz/fhir.dict \
+			build/fuzz/corpus/$$n $$( [ -d $$seeds ] && echo $$seeds ) \
+			2>build/fuzz/$$n.log || { tail -50 build/fuzz/$$n.log; exit 1; }; \
+	done
+
+LINT_SRC = $(GW_SRC)
+lint: deps
+	cppcheck --quiet --enable=warning,performance,portability \
+		--error-exitcode=1 --inline-suppr -Igateway \
+		-D_POSIX_C_SOURCE=200809L $(LINT_SRC)
+	clang-tidy --quiet $(LINT_SRC) -- $(CFLAGS_BASE) $(PKG_CFLAGS)
+
+format:
+	clang-format -i gateway/*.c gateway/*.h tests/unit/*.c tests/fuzz/*.c \
+		bench/*.c 2>/dev/null || true
+
+format-check:
+	@out=$$(for f in gateway/*.[ch] tests/unit/*.c tests/fuzz/*.c bench/*.c; do \
+		[ -f "$$f" ] || continue; \
+		clang-format "$$f" | cmp -s - "$$f" || echo "$$f"; done); \
+	if [ -n "$$out" ]; then \
+		echo "not clang-formatted (run make format):" $$out >&2; exit 1; \
+	fi
+
+schemas: $(BIN)
+	$(BIN) schemas build --out schemas
+
+bench: deps all
+	sh bench/run.sh $(BIN)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/pzpgw/schemas
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/pzpgw
+	cp -R schemas/. $(DESTDIR)$(PREFIX)/share/pzpgw/schemas/
+	install -d $(DESTDIR)$(SYSCONFDIR)/pzpgw
+	install -m 0640 packaging/pzpgw.conf $(DESTDIR)$(SYSCONFDIR)/pzpgw/pzpgw.conf
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

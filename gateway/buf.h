@@ -1,0 +1,31 @@
+/* Growable byte buffer with a hard maximum size, for anything fed from
+ * outside. */
+#ifndef GW_BUF_H
+#define GW_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "err.h"
+
+struct buf {
+	char *data;	/* always NUL-terminated when non-NULL */
+	size_t len;
+	size_t cap;
+	size_t max;	/* len never exceeds this */
+};
+
+/* Start an empty buffer that refuses to grow past max bytes. */
+void buf_init(struct buf *b, size_t max);
+/* Release the storage; b may be reused after buf_init. */
+void buf_cleanup(struct buf *b);
+/* Append; GW_TOOBIG past max, GW_NOMEM; b unchanged on failure. */
+enum gw_err buf_add(struct buf *b, const void *p, size_t n);
+enum gw_err buf_adds(struct buf *b, const char *s);
+enum gw_err buf_addc(struct buf *b, char c);
+enum gw_err buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Hand the data to the caller (caller frees); b becomes empty. */
+char *buf_steal(struct buf *b, size_t *len);
+
+#endif

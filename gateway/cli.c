@@ -1,0 +1,176 @@
+/* Subcommand table, help texts and dispatch for the pzpgw binary. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "util.h"
+#include "version.h"
+
+struct cli_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+	const char *usage; /* options, one per line after the synopsis */
+};
+
+static int cli_help(int argc, char **argv);
+static int cli_version(int argc, char **argv);
+
+static const struct cli_cmd cli_cmds[] = {
+	{"serve", cli_serve, "run the gateway daemon",
+	 "pzpgw serve [-d] [-c FILE]\n"
+	 "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	 "  -d       stay in the foreground and log to stderr, debug on\n"
+	 "Signals: SIGHUP reloads the configuration (a bad file keeps the\n"
+	 "old one), SIGTERM/SIGINT finish requests in flight and exit 0.\n"},
+	{"check-config", cli_check_config, "check a configuration file",
+	 "pzpgw check-config [-c FILE]\n"
+	 "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	 "Prints every error as FILE:LINE: message; exit 1 when any.\n"},
+	{"version", cli_version, "print the version", "pzpgw version\n"},
+	{"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
+};
+
+static const struct cli_cmd *
+cli_find(const char *name)
+{
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(cli_cmds); i++)
+		if (strcmp(cli_cmds[i].name, name) == 0)
+			return &cli_cmds[i];
+	return NULL;
+}
+
+static void
+cli_overview(FILE *fp)
+{
+	fprintf(fp, "usage: pzpgw COMMAND [OPTIONS] [ARGS]\n\n"
+		    "pzpgw exchanges proactive care plans (PZP) between care\n"
+		    "organisations over mutual TLS.\n\nCommands:\n");
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(cli_cmds); i++)
+		fprintf(fp, "  %-14s %s\n", cli_cmds[i].name,
+			cli_cmds[i].summary);
+	fprintf(fp, "\n'pzpgw help COMMAND' describes one command.\n");
+}
+
+int
+cli_usage(const char *cmd, const char *fmt, ...)
+{
+	const struct cli_cmd *c = cli_find(cmd);
+	va_list ap;
+
+	fprintf(stderr, "pzpgw %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (c != NULL)
+		fprintf(stderr, "usage: %s", c->usage);
+	return CLI_USAGE;
+}
+
+static int
+cli_help(int argc, char **argv)
+{
+	const struct cli_cmd *c;
+
+	if (argc < 2) {
+		cli_overview(stdout);
+		return CLI_OK;
+	}
+	if (argc > 2)
+		return cli_usage("help", "too many arguments");
+	if ((c = cli_find(argv[1])) == NULL) {
+		fprintf(stderr, "pzpgw help: unknown command '%s'\n", argv[1]);
+		cli_overview(stderr);
+		return CLI_USAGE;
+	}
+	printf("%s: %s\nusage: %s", c->name, c->summary, c->usage);
+	return CLI_OK;
+}
+
+static int
+cli_version(int argc, char **argv)
+{
+	if (argc > 1)
+		return cli_usage("version", "unexpected argument '%s'",
+				 argv[1]);
+	printf("pzpgw %s\n", PZPGW_VERSION);
+	return CLI_OK;
+}
+
+static void
+print_config_error(void *arg, const char *file, int line, const char *msg)
+{
+	int *count = arg;
+
+	(*count)++;
+	if (line > 0)
+		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+int
+cli_check_config(int argc, char **argv)
+{
+	const char *path = CONFIG_DEFAULT_PATH;
+	struct config *cfg = NULL;
+	int ch, errors = 0;
+	enum gw_err err;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "c:")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		default:
+			return cli_usage("check-config", "unknown option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage("check-config", "unexpected argument '%s'",
+				 argv[optind]);
+	err = config_load(path, print_config_error, &errors, &cfg);
+	if (err == GW_NOTFOUND || err == GW_IO) {
+		if (errors == 0)
+			fprintf(stderr, "%s: %s\n", path, gw_strerror(err));
+		return CLI_USAGE;
+	}
+	if (err != GW_OK) {
+		fprintf(stderr, "%s: %d error%s\n", path, errors,
+			errors == 1 ? "" : "s");
+		return CLI_FAIL;
+	}
+	printf("%s: configuration ok (organisation %s, %zu peer%s)\n", path,
+	       cfg->ura, cfg->npeers, cfg->npeers == 1 ? "" : "s");
+	config_free(cfg);
+	return CLI_OK;
+}
+
+int
+cli_main(int argc, char **argv)
+{
+	const struct cli_cmd *c;
+
+	if (argc < 2) {
+		cli_overview(stderr);
+		return CLI_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		cli_overview(stdout);
+		return CLI_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		return cli_version(1, argv + 1);
+	if ((c = cli_find(argv[1])) == NULL) {
+		fprintf(stderr, "pzpgw: unknown command '%s'\n\n", argv[1]);
+		cli_overview(stderr);
+		return CLI_USAGE;
+	}
+	/* Each command sees its own name as argv[0]. */
+	return c->run(argc - 1, argv + 1);
+}

@@ -1,0 +1,25 @@
+/*
+ * The pzpgw command line: one binary, subcommands. Each subcommand is a
+ * function taking its own argc/argv (argv[0] is the subcommand name) and
+ * returning the exit status: 0 success, 1 failure, 2 usage or I/O error.
+ */
+#ifndef GW_CLI_H
+#define GW_CLI_H
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+/* Dispatch the whole command line; returns the process exit status. */
+int cli_main(int argc, char **argv);
+
+/* Print "pzpgw CMD: message" and CMD's usage to stderr; returns
+ * CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Subcommands, implemented by their modules. */
+int cli_serve(int argc, char **argv);	     /* serve.c */
+int cli_check_config(int argc, char **argv); /* cli.c */
+
+#endif

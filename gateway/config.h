@@ -1,0 +1,119 @@
+/*
+ * Configuration: one INI file (libinih) parsed into one struct config,
+ * driven by a table of keys. Errors cite file:line. SIGHUP builds a new
+ * struct and swaps it only when the whole file is good.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/pzpgw/pzpgw.conf"
+#define CONFIG_URA_LEN 8
+
+enum config_env { CONFIG_ENV_TEST, CONFIG_ENV_PRODUCTION };
+
+/* What a peer organisation may do (bit set, "allow = push, pull"). */
+#define CONFIG_ALLOW_PUSH 0x1u	   /* send care plans to this gateway */
+#define CONFIG_ALLOW_PULL 0x2u	   /* search and read stored care plans */
+#define CONFIG_ALLOW_VALIDATE 0x4u /* use $validate */
+
+/* One [peer URA] section. */
+struct config_peer {
+	char ura[CONFIG_URA_LEN + 1];
+	char *name;
+	char *endpoint;		/* https URL deliveries to this URA go to */
+	char server_ura[CONFIG_URA_LEN + 1]; /* URA the endpoint's server
+					       certificate must carry;
+					       defaults to ura */
+	unsigned allow;		/* CONFIG_ALLOW_* */
+	unsigned concurrency;	/* parallel deliveries to this peer */
+	int line;		/* line of the section header */
+};
+
+struct config {
+	char *path; /* the file this came from */
+
+	/* [organisation] */
+	char ura[CONFIG_URA_LEN + 1];
+	char *name;
+
+	/* [listen]: the organisation listener, mutual TLS */
+	char *listen_address;
+	unsigned listen_port;
+	char *tls_cert;		/* PEM: server certificate (+ chain) */
+	char *tls_key;		/* PEM: its private key, mode 0600 */
+	char *tls_trust;	/* PEM: trusted issuing CA(s), pinned */
+	char *tls_crl;		/* PEM CRL file, optional */
+	enum config_env environment;
+
+	/* [admin]: health and metrics over plain HTTP; port 0 disables */
+	char *admin_address;
+	unsigned admin_port;
+
+	/* [store] */
+	char *store_path;	/* SQLite file */
+	uint64_t store_min_free; /* bytes of free disk below which intake
+				    answers 503 */
+	unsigned store_retention_days; /* delivered rows are pruned after */
+
+	/* [limits] */
+	uint64_t max_body;	/* bytes */
+	uint64_t max_header;	/* bytes, all request headers together */
+	unsigned max_connections;
+	uint64_t read_timeout_ms;
+	uint64_t write_timeout_ms;
+	unsigned max_pending;	/* requests being processed before 503 */
+
+	/* [signing]: defaults to the TLS certificate and key */
+	char *sign_key;		/* PEM path or pkcs11: URI */
+	char *sign_cert;
+	char *sign_chain;
+	char *sign_alg;		/* PS256, RS256, ES256 or NULL for default */
+
+	/* [delivery] */
+	uint64_t backoff_min_ms;
+	uint64_t backoff_max_ms;
+	uint64_t max_age_ms;
+	uint64_t delivery_timeout_ms;
+	unsigned delivery_concurrency; /* default per peer */
+
+	/* [process] */
+	char *user;		/* drop to this user when started as root */
+	char *log;		/* "syslog" or "stderr" */
+	char *schemas;		/* directory of compiled rules */
+
+	struct config_peer *peers;
+	size_t npeers;
+};
+
+/* Receives every problem found while loading: file, line (0 when not
+ * tied to a line) and message. */
+typedef void (*config_err_fn)(void *arg, const char *file, int line,
+			      const char *msg);
+
+/*
+ * Parse path into a new struct config with defaults filled in and
+ * relative paths taken relative to the file's directory. Every error is
+ * reported through err (may be NULL); loading goes on to find them all.
+ * Returns GW_OK and *out (caller frees with config_free), GW_NOTFOUND /
+ * GW_IO when the file cannot be read, GW_CONFIG on any error (*out NULL).
+ */
+enum gw_err config_load(const char *path, config_err_fn err, void *arg,
+			struct config **out);
+
+/* Release cfg; NULL is a no-op. */
+void config_free(struct config *cfg);
+
+/* The [peer] section for ura, or NULL. Borrowed from cfg. */
+const struct config_peer *config_peer_find(const struct config *cfg,
+					   const char *ura);
+
+/* "test" or "production". */
+const char *config_env_name(enum config_env env);
+
+#endif

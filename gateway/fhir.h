@@ -1,0 +1,43 @@
+/*
+ * FHIR JSON helpers: OperationOutcome building and rendering, shared by
+ * the HTTP layer, the validator and the CLI.
+ */
+#ifndef GW_FHIR_H
+#define GW_FHIR_H
+
+#include <jansson.h>
+
+#include "err.h"
+
+/* Severity and code values of OperationOutcome.issue (FHIR R4). */
+#define FHIR_FATAL "fatal"
+#define FHIR_ERROR "error"
+#define FHIR_WARNING "warning"
+#define FHIR_INFORMATION "information"
+
+/* A new, empty OperationOutcome (caller owns the reference). */
+json_t *fhir_outcome_new(void);
+
+/*
+ * Append one issue to outcome. expression (a FHIRPath) may be NULL;
+ * line/col are added as the standard issue-line/issue-col extensions when
+ * > 0. The message is printf-formatted into issue.diagnostics.
+ * Returns GW_OK or GW_NOMEM (outcome unchanged).
+ */
+enum gw_err fhir_outcome_add(json_t *outcome, const char *severity,
+			     const char *code, const char *expression, int line,
+			     int col, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+
+/* A new OperationOutcome holding a single issue, or NULL without memory. */
+json_t *fhir_outcome_one(const char *severity, const char *code,
+			 const char *expression, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Number of issues with severity error or fatal. */
+size_t fhir_outcome_errors(const json_t *outcome);
+
+/* Compact JSON text of v (caller frees), or NULL without memory. */
+char *fhir_dump(const json_t *v);
+
+#endif

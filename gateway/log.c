@@ -1,0 +1,141 @@
+/* key=value event log to syslog or stderr. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "log.h"
+
+static enum log_target log_to = LOG_TO_STDERR;
+static bool log_verbose;
+static const char *log_ident = "pzpgw";
+
+void
+log_init(enum log_target target, bool debug, const char *ident)
+{
+	if (ident != NULL)
+		log_ident = ident;
+	if (log_to == LOG_TO_SYSLOG && target != LOG_TO_SYSLOG)
+		closelog();
+	if (target == LOG_TO_SYSLOG && log_to != LOG_TO_SYSLOG)
+		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_to = target;
+	log_verbose = debug;
+}
+
+static void
+log_vwrite(int pri, const char *level, const char *fmt, va_list ap,
+	   const char *suffix)
+{
+	char msg[2048];
+	int n;
+
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		return;
+	if (suffix != NULL && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, " error=\"%s\"",
+			 suffix);
+	if (log_to == LOG_TO_SYSLOG) {
+		syslog(pri, "level=%s %s", level, msg);
+		return;
+	}
+	struct timespec ts;
+	struct tm tm;
+	char when[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ %s level=%s %s\n", when,
+		ts.tv_nsec / 1000000, log_ident, level, msg);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_INFO, "info", fmt, ap, NULL);
+	va_end(ap);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_WARNING, "warn", fmt, ap, strerror(saved));
+	va_end(ap);
+	errno = saved;
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_WARNING, "warn", fmt, ap, NULL);
+	va_end(ap);
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_verbose)
+		return;
+	va_start(ap, fmt);
+	log_vwrite(LOG_DEBUG, "debug", fmt, ap, NULL);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_CRIT, "fatal", fmt, ap, strerror(saved));
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_CRIT, "fatal", fmt, ap, NULL);
+	va_end(ap);
+	exit(1);
+}
+
+char *
+log_safe(char *out, unsigned long n, const char *s)
+{
+	unsigned long i;
+
+	if (n == 0)
+		return out;
+	if (s == NULL)
+		s = "-";
+	for (i = 0; i + 1 < n && s[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		out[i] = (c <= ' ' || c >= 0x7f || c == '"' || c == '=' ||
+			  c == '\\') ? '_' : (char)c;
+	}
+	out[i] = '\0';
+	return out;
+}

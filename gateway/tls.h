@@ -1,0 +1,74 @@
+/*
+ * OpenSSL contexts for the organisation listener and for outbound
+ * delivery, and the organisation identity (URA) read from UZI-style
+ * certificates. The only TLS stack in the gateway is OpenSSL.
+ */
+#ifndef GW_TLS_H
+#define GW_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "config.h"
+#include "err.h"
+
+/* OIDs of the Dutch UZI server certificates. */
+#define TLS_OID_UZI_OTHERNAME "2.5.5.5"
+#define TLS_OID_PERMANENT_ID "1.3.6.1.5.5.7.8.3"
+#define TLS_OID_POLICY_TEST "2.16.528.1.1007.99.212"
+
+/* Who is on the other end of a verified connection. */
+struct tls_peer {
+	char ura[CONFIG_URA_LEN + 1];
+	char subject[256];	/* one-line subject DN, for logs */
+	bool test_policy;	/* carries the test-environment policy */
+	int64_t not_after;	/* unix seconds */
+};
+
+/*
+ * The organisation listener's context: TLS 1.2/1.3 with the NCSC "good"
+ * cipher settings, cfg's certificate and key, a client certificate
+ * required and verified against cfg->tls_trust only (trust pinned at the
+ * configured issuing CA, partial chains allowed), cfg->tls_crl when set.
+ * A client certificate without a URA, or whose policy does not match
+ * cfg->environment, fails the handshake. Handshake failures are counted
+ * in the metric pzpgw_tls_handshake_failures_total{reason=...}.
+ * On failure a message is written to errbuf. Caller frees with
+ * SSL_CTX_free.
+ */
+enum gw_err tls_server_ctx_new(const struct config *cfg, SSL_CTX **out,
+			       char *errbuf, size_t errlen);
+
+/*
+ * A client context for outbound connections to other gateways: the same
+ * protocol and cipher settings, cfg's certificate and key as client
+ * certificate, server verified against cfg->tls_trust with the same
+ * identity checks. Caller frees with SSL_CTX_free.
+ */
+enum gw_err tls_client_ctx_new(const struct config *cfg, SSL_CTX **out,
+			       char *errbuf, size_t errlen);
+
+/* Identity of the verified peer of ssl. GW_DENIED when there is none. */
+enum gw_err tls_peer_get(SSL *ssl, struct tls_peer *out);
+
+/*
+ * The URA carried by cert: subjectAltName otherName 2.5.5.5 (IA5String
+ * "<oid>-<version>-<uzi>-S-<URA>-<role>-<agb>", pass type S for server
+ * certificates) or otherName permanentIdentifier 1.3.6.1.5.5.7.8.3.
+ * GW_NOTFOUND when none, GW_INVALID when malformed or of another pass
+ * type; ura is left empty then.
+ */
+enum gw_err tls_cert_ura(X509 *cert, char ura[CONFIG_URA_LEN + 1]);
+
+/* True when cert carries the test-environment certificate policy. */
+bool tls_cert_is_test(X509 *cert);
+
+/* Seconds until the first certificate in the PEM file expires (negative
+ * when expired). */
+enum gw_err tls_cert_file_expiry(const char *path, int64_t *seconds_left);
+
+#endif

@@ -1,0 +1,296 @@
+/* Bounded strings, checked number parsing, whole-file I/O, clocks. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "util.h"
+
+size_t
+util_strlcpy(char *dst, const char *src, size_t n)
+{
+	size_t len = strlen(src);
+
+	if (n > 0) {
+		size_t k = len < n - 1 ? len : n - 1;
+
+		memcpy(dst, src, k);
+		dst[k] = '\0';
+	}
+	return len;
+}
+
+enum gw_err
+util_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
+		return GW_PARSE;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return GW_PARSE;
+	if (v < min || v > max)
+		return GW_INVALID;
+	*out = v;
+	return GW_OK;
+}
+
+/* Split "123unit" into a number and a unit suffix. */
+static enum gw_err
+split_unit(const char *s, uint64_t *num, const char **unit)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || !isdigit((unsigned char)*s))
+		return GW_PARSE;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return GW_INVALID;
+	*num = v;
+	*unit = end;
+	return GW_OK;
+}
+
+static enum gw_err
+scale(uint64_t v, uint64_t mul, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (mul != 0 && v > UINT64_MAX / mul)
+		return GW_INVALID;
+	v *= mul;
+	if (v < min || v > max)
+		return GW_INVALID;
+	*out = v;
+	return GW_OK;
+}
+
+enum gw_err
+util_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mul;
+	} units[] = {
+		{"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024},
+		{"m", 1048576}, {"mb", 1048576}, {"mib", 1048576},
+		{"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824},
+	};
+	const char *unit;
+	uint64_t v;
+	enum gw_err err;
+
+	if ((err = split_unit(s, &v, &unit)) != GW_OK)
+		return err;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(units); i++)
+		if (strcasecmp(unit, units[i].unit) == 0)
+			return scale(v, units[i].mul, min, max, out);
+	return GW_PARSE;
+}
+
+enum gw_err
+util_parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms,
+		    uint64_t *out_ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t mul;
+	} units[] = {
+		{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
+		{"h", 3600000}, {"d", 86400000},
+	};
+	const char *unit;
+	uint64_t v;
+	enum gw_err err;
+
+	if ((err = split_unit(s, &v, &unit)) != GW_OK)
+		return err;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(units); i++)
+		if (strcmp(unit, units[i].unit) == 0)
+			return scale(v, units[i].mul, min_ms, max_ms, out_ms);
+	return GW_PARSE;
+}
+
+enum gw_err
+util_parse_bool(const char *s, bool *out)
+{
+	static const char *yes[] = {"yes", "true", "on", "1"};
+	static const char *no[] = {"no", "false", "off", "0"};
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return GW_OK;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return GW_OK;
+		}
+	}
+	return GW_PARSE;
+}
+
+enum gw_err
+util_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	enum gw_err err = GW_IO;
+	struct stat st;
+	char *buf = NULL;
+	size_t used = 0, cap;
+	int fd;
+
+	*out = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
+	if (fstat(fd, &st) == -1)
+		goto done;
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
+		err = GW_TOOBIG;
+		goto done;
+	}
+	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
+	for (;;) {
+		ssize_t n;
+
+		if (used + 1 >= cap) {
+			char *p;
+
+			if (cap > max + 1) {
+				err = GW_TOOBIG;
+				goto done;
+			}
+			cap *= 2;
+			if ((p = realloc(buf, cap)) == NULL) {
+				err = GW_NOMEM;
+				goto done;
+			}
+			buf = p;
+		} else if (buf == NULL && (buf = malloc(cap)) == NULL) {
+			err = GW_NOMEM;
+			goto done;
+		}
+		n = read(fd, buf + used, cap - used - 1);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto done;
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > max) {
+			err = GW_TOOBIG;
+			goto done;
+		}
+	}
+	if (buf == NULL && (buf = malloc(1)) == NULL) {
+		err = GW_NOMEM;
+		goto done;
+	}
+	buf[used] = '\0';
+	*out = buf;
+	*len = used;
+	buf = NULL;
+	err = GW_OK;
+done:
+	free(buf);
+	close(fd);
+	return err;
+}
+
+enum gw_err
+util_write_file(const char *path, const void *buf, size_t len, unsigned mode)
+{
+	char tmp[PATH_MAX];
+	const char *p = buf;
+	int fd;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path,
+			     (long)getpid()) >= sizeof(tmp))
+		return GW_INVALID;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd == -1)
+		return GW_IO;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) == -1 || close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	if (rename(tmp, path) == -1) {
+		unlink(tmp);
+		return GW_IO;
+	}
+	return GW_OK;
+fail:
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	return GW_IO;
+}
+
+uint64_t
+util_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int64_t
+util_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+util_rfc3339(int64_t unix_seconds, char *out, size_t n)
+{
+	time_t t = (time_t)unix_seconds;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void
+util_uuid(char *out)
+{
+	uuid_t u;
+
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, out);
+}
+
+bool
+util_is_ura(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+	return i == 8;
+}

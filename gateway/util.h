@@ -1,0 +1,57 @@
+/* Small helpers shared by all modules: bounded strings, numbers, files. */
+#ifndef GW_UTIL_H
+#define GW_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define UTIL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Copy src into dst (size n), always NUL-terminated. Returns strlen(src). */
+size_t util_strlcpy(char *dst, const char *src, size_t n);
+
+/* Parse a whole decimal integer in [min, max]. */
+enum gw_err util_parse_ll(const char *s, long long min, long long max,
+			  long long *out);
+
+/* Parse a size such as "10M", "16k", "512" (bytes) in [min, max]. */
+enum gw_err util_parse_size(const char *s, uint64_t min, uint64_t max,
+			    uint64_t *out);
+
+/* Parse a duration such as "30s", "5m", "1h", "7d", "250ms", or plain
+ * seconds, into milliseconds in [min_ms, max_ms]. */
+enum gw_err util_parse_duration(const char *s, uint64_t min_ms,
+				uint64_t max_ms, uint64_t *out_ms);
+
+/* Parse yes/no, true/false, on/off, 1/0. */
+enum gw_err util_parse_bool(const char *s, bool *out);
+
+/*
+ * Read a whole file of at most max bytes. On success *out is a NUL-
+ * terminated heap copy (caller frees) and *len its length. GW_TOOBIG when
+ * larger than max, GW_NOTFOUND when absent, GW_IO otherwise.
+ */
+enum gw_err util_read_file(const char *path, size_t max, char **out,
+			   size_t *len);
+
+/* Write buf to path atomically (temp file, fsync, rename) with mode. */
+enum gw_err util_write_file(const char *path, const void *buf, size_t len,
+			    unsigned mode);
+
+/* Monotonic and wall clocks in milliseconds. */
+uint64_t util_mono_ms(void);
+int64_t util_wall_ms(void);
+
+/* Format a UTC time as RFC 3339 "2026-11-23T10:00:00Z" into out (>= 21). */
+void util_rfc3339(int64_t unix_seconds, char *out, size_t n);
+
+/* A new random UUID in lower-case text form into out (>= 37 bytes). */
+void util_uuid(char *out);
+
+/* True when s is exactly 8 decimal digits (a URA number). */
+bool util_is_ura(const char *s);
+
+#endif
