@@ -1,0 +1,130 @@
+/*
+ * fjson: the JSON model for FHIR documents. Unlike jansson it keeps every
+ * number exactly as written (FHIR decimal precision is meaningful), the
+ * line and column of every value, and member order; it rejects duplicate
+ * keys and invalid UTF-8. Canonical output (RFC 8785 key order and string
+ * escaping, numbers copied verbatim) is built in. jansson stays in use for
+ * everything that is not a FHIR document.
+ *
+ * All nodes and strings of a document live in its arena and are freed
+ * together by fj_doc_free; nodes are never freed one by one.
+ */
+#ifndef GW_FJSON_H
+#define GW_FJSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "err.h"
+
+enum fj_type { FJ_NULL, FJ_BOOL, FJ_NUMBER, FJ_STRING, FJ_ARRAY, FJ_OBJECT };
+
+struct fj_node {
+	enum fj_type type;
+	uint32_t line;		/* 1-based position of the value in the */
+	uint32_t col;		/* input (col in bytes); 0 when built */
+	const char *key;	/* member name inside an object, else NULL */
+	size_t keylen;
+	struct fj_node *next;	/* next member / element, NULL at the end */
+	union {
+		bool b;		/* FJ_BOOL */
+		struct {	/* FJ_STRING: decoded UTF-8, NUL-terminated
+				   (may contain NUL when keylen/len say so);
+				   FJ_NUMBER: the text as written */
+			const char *s;
+			size_t len;
+		} str;
+		struct {	/* FJ_ARRAY, FJ_OBJECT */
+			struct fj_node *first;
+			struct fj_node *last;
+			size_t count;
+		} kids;
+	} u;
+};
+
+struct fj_doc {
+	struct fj_node *root;	/* NULL in a new empty document */
+	/* the arena follows; private to fjson.c */
+	void *arena;
+};
+
+/* Where and why parsing failed. */
+struct fj_error {
+	uint32_t line, col;	/* 1-based */
+	size_t offset;		/* byte offset */
+	char msg[160];
+};
+
+/* Parse flags. */
+#define FJ_ALLOW_DUPLICATES 0x1u /* keep duplicate keys (default: reject) */
+
+/* Deepest nesting accepted by the parser. */
+#define FJ_MAX_DEPTH 128
+
+/*
+ * Parse len bytes of text (need not be NUL-terminated). On success *out
+ * is a new document (caller frees with fj_doc_free). On failure *out is
+ * NULL, err (may be NULL) says where, and the result is GW_PARSE (not
+ * JSON, invalid UTF-8, duplicate key, nesting too deep) or GW_NOMEM.
+ * Trailing whitespace is allowed, anything else after the value is not.
+ */
+enum gw_err fj_parse(const char *text, size_t len, unsigned flags,
+		     struct fj_doc **out, struct fj_error *err);
+
+/* A new empty document to build into (caller frees), or NULL. */
+struct fj_doc *fj_doc_new(void);
+/* Free the document and every node in it; NULL is a no-op. */
+void fj_doc_free(struct fj_doc *doc);
+
+/* Member key of object obj, or NULL (borrowed from the document). */
+struct fj_node *fj_get(const struct fj_node *obj, const char *key);
+/* String value of member key when it is a string, else NULL. */
+const char *fj_get_str(const struct fj_node *obj, const char *key);
+/* Element i of an array, or NULL. */
+struct fj_node *fj_at(const struct fj_node *arr, size_t i);
+/* True when n is a string equal to s. */
+bool fj_str_eq(const struct fj_node *n, const char *s);
+
+/* Builders: new nodes in doc's arena, NULL without memory. Strings and
+ * number text are copied. fj_new_number checks the text is a JSON
+ * number (NULL otherwise). */
+struct fj_node *fj_new_null(struct fj_doc *doc);
+struct fj_node *fj_new_bool(struct fj_doc *doc, bool b);
+struct fj_node *fj_new_number(struct fj_doc *doc, const char *text);
+struct fj_node *fj_new_string(struct fj_doc *doc, const char *s);
+struct fj_node *fj_new_stringn(struct fj_doc *doc, const char *s, size_t n);
+struct fj_node *fj_new_object(struct fj_doc *doc);
+struct fj_node *fj_new_array(struct fj_doc *doc);
+/* Deep copy of n (possibly from another document) into doc. */
+struct fj_node *fj_copy(struct fj_doc *doc, const struct fj_node *n);
+
+/* Set obj[key] = val, replacing an existing member in place or
+ * appending. val must be a fresh node of obj's document (not yet in a
+ * container). */
+enum gw_err fj_set(struct fj_doc *doc, struct fj_node *obj, const char *key,
+		   struct fj_node *val);
+/* Remove member key from obj; returns true when it was there. */
+bool fj_remove(struct fj_node *obj, const char *key);
+/* Append val (a fresh node) to array arr. */
+void fj_append(struct fj_node *arr, struct fj_node *val);
+
+/* Output flags. */
+#define FJ_PRETTY 0x1u	  /* two-space indentation, newline-terminated */
+#define FJ_CANONICAL 0x2u /* RFC 8785 member order and escaping, no
+			     whitespace; numbers still verbatim */
+
+/* Append the JSON text of n to out. GW_TOOBIG/GW_NOMEM from out. */
+enum gw_err fj_dump(const struct fj_node *n, unsigned flags,
+		    struct buf *out);
+
+/* Convert to jansson (numbers through their text: integers stay exact,
+ * others become reals). New reference, NULL without memory. */
+json_t *fj_to_jansson(const struct fj_node *n);
+/* Convert from jansson into doc. NULL without memory. */
+struct fj_node *fj_from_jansson(struct fj_doc *doc, const json_t *j);
+
+#endif
