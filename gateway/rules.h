@@ -1,0 +1,174 @@
+/*
+ * rules: the in-memory form of compiled validation rules (StructureDefinition
+ * snapshots reduced to facts, and value sets reduced to their codes), and
+ * loading them from the compiled rule files in schemas/ or from FHIR
+ * conformance resources (JSON or XML) given at run time.
+ *
+ * Everything reachable from a struct rules_set is owned by it and freed by
+ * rules_set_free; lookups return borrowed pointers valid until then.
+ */
+#ifndef GW_RULES_H
+#define GW_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "fjson.h"
+
+#define RULES_UNBOUNDED UINT32_MAX
+
+enum rules_fhir { RULES_R4, RULES_STU3 };
+
+enum rules_strength {
+	RULES_BIND_NONE,
+	RULES_BIND_REQUIRED,
+	RULES_BIND_EXTENSIBLE,
+	RULES_BIND_PREFERRED,
+	RULES_BIND_EXAMPLE
+};
+
+enum rules_disc {
+	RULES_DISC_VALUE,
+	RULES_DISC_PATTERN,
+	RULES_DISC_TYPE,
+	RULES_DISC_PROFILE,
+	RULES_DISC_EXISTS
+};
+
+enum rules_slice_rules {
+	RULES_SLICE_OPEN,
+	RULES_SLICE_CLOSED,
+	RULES_SLICE_OPEN_AT_END
+};
+
+/* One allowed type of an element (ElementDefinition.type). */
+struct rules_type {
+	const char *code;	  /* "string", "CodeableConcept", "Reference",
+				     "Resource", a resource type, ... */
+	const char **profiles;	  /* type profiles (e.g. extension URLs) */
+	size_t nprofiles;
+	const char **targets;	  /* targetProfile for Reference/canonical */
+	size_t ntargets;
+};
+
+struct rules_discriminator {
+	enum rules_disc type;
+	const char *path; /* FHIRPath relative to the sliced element */
+};
+
+struct rules_slicing {
+	struct rules_discriminator *disc;
+	size_t ndisc;
+	bool ordered;
+	enum rules_slice_rules rules;
+};
+
+/* An invariant (ElementDefinition.constraint). */
+struct rules_constraint {
+	const char *key;	/* "ele-1", "pzp-1" */
+	bool error;		/* severity error (else warning) */
+	const char *human;	/* the short statement of the rule */
+	const char *expression; /* FHIRPath */
+	const char *source;	/* URL of the defining structure */
+};
+
+/* One element of a snapshot, in snapshot order. */
+struct rules_element {
+	const char *id;		/* "Consent.extension:comment.value[x]" */
+	const char *path;	/* "Consent.extension.value[x]" */
+	const char *slice_name; /* set when this element starts a slice */
+	uint32_t min;
+	uint32_t max;		/* RULES_UNBOUNDED for "*" */
+	uint32_t base_max;	/* max in the base resource/type: > 1 means
+				   the JSON form is an array */
+	struct rules_type *types;
+	size_t ntypes;
+	const char *content_ref; /* contentReference without '#', or NULL */
+	const struct fj_node *fixed;   /* fixed[x] value or NULL */
+	const struct fj_node *pattern; /* pattern[x] value or NULL */
+	enum rules_strength strength;
+	const char *valueset;	/* binding.valueSet (canonical, no |ver) */
+	struct rules_slicing *slicing; /* NULL when not sliced here */
+	struct rules_constraint *constraints;
+	size_t nconstraints;
+	bool is_modifier;
+	bool must_support;
+};
+
+/* A compiled StructureDefinition with its full snapshot. */
+struct rules_structure {
+	const char *url;
+	const char *version;
+	const char *name;
+	const char *type;	/* the constrained type, "Consent" */
+	const char *kind;	/* "resource", "complex-type",
+				   "primitive-type", "logical" */
+	const char *base;	/* baseDefinition URL, NULL for Base */
+	bool abstract;
+	bool constraint;	/* derivation = constraint (a profile) */
+	enum rules_fhir fhir;
+	struct rules_element *elements;
+	size_t nelements;
+};
+
+/* One code of a value set. */
+struct rules_code {
+	const char *system;
+	const char *code;
+	const char *display;	/* may be NULL */
+};
+
+struct rules_valueset {
+	const char *url;
+	const char *version;
+	struct rules_code *codes; /* sorted by (system, code) */
+	size_t ncodes;
+	bool complete;		/* false when the expansion could not be
+				   made (e.g. a filter on a code system that
+				   is not available): no membership check */
+	const char *expansion;	/* note on how/when it was expanded */
+};
+
+struct rules_set;
+
+/* A new empty set for one FHIR version (caller frees). */
+struct rules_set *rules_set_new(enum rules_fhir fhir);
+/* Free the set and everything in it; NULL is a no-op. */
+void rules_set_free(struct rules_set *set);
+
+/*
+ * Load compiled rule files from dir (schemas/) into set. Errors are
+ * written to errbuf. Returns GW_OK, GW_NOTFOUND, GW_PARSE, GW_NOMEM.
+ */
+enum gw_err rules_load_dir(struct rules_set *set, const char *dir,
+			   char *errbuf, size_t errlen);
+
+/*
+ * Add FHIR conformance resources from path (a JSON or XML file, a Bundle
+ * of them, or a directory of such files): StructureDefinitions (snapshots
+ * generated from differentials along the base chain when missing),
+ * ValueSets and CodeSystems. Returns as rules_load_dir.
+ */
+enum gw_err rules_add_path(struct rules_set *set, const char *path,
+			   char *errbuf, size_t errlen);
+
+/* Lookups; NULL when unknown. url may carry a "|version" suffix. */
+const struct rules_structure *rules_structure(const struct rules_set *set,
+					      const char *url);
+/* The base definition of a type or resource ("Consent", "string"). */
+const struct rules_structure *rules_type(const struct rules_set *set,
+					 const char *type);
+const struct rules_valueset *rules_valueset(const struct rules_set *set,
+					    const char *url);
+/* Iterate over every structure: i from 0 until NULL. */
+const struct rules_structure *rules_structure_at(const struct rules_set *set,
+						 size_t i);
+enum rules_fhir rules_set_fhir(const struct rules_set *set);
+
+/* True when (system, code) is in vs. */
+bool rules_valueset_has(const struct rules_valueset *vs, const char *system,
+			const char *code);
+
+#endif
