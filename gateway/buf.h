@@ -9,10 +9,10 @@
 #include "err.h"
 
 struct buf {
-	char *data;	/* always NUL-terminated when non-NULL */
+	char *data; /* always NUL-terminated when non-NULL */
 	size_t len;
 	size_t cap;
-	size_t max;	/* len never exceeds this */
+	size_t max; /* len never exceeds this */
 };
 
 /* Start an empty buffer that refuses to grow past max bytes. */
@@ -24,7 +24,7 @@ enum gw_err buf_add(struct buf *b, const void *p, size_t n);
 enum gw_err buf_adds(struct buf *b, const char *s);
 enum gw_err buf_addc(struct buf *b, char c);
 enum gw_err buf_printf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Hand the data to the caller (caller frees); b becomes empty. */
 char *buf_steal(struct buf *b, size_t *len);
 

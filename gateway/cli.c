@@ -20,18 +20,18 @@ static int cli_help(int argc, char **argv);
 static int cli_version(int argc, char **argv);
 
 static const struct cli_cmd cli_cmds[] = {
-	{"serve", cli_serve, "run the gateway daemon",
-	 "pzpgw serve [-d] [-c FILE]\n"
-	 "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-	 "  -d       stay in the foreground and log to stderr, debug on\n"
-	 "Signals: SIGHUP reloads the configuration (a bad file keeps the\n"
-	 "old one), SIGTERM/SIGINT finish requests in flight and exit 0.\n"},
-	{"check-config", cli_check_config, "check a configuration file",
-	 "pzpgw check-config [-c FILE]\n"
-	 "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-	 "Prints every error as FILE:LINE: message; exit 1 when any.\n"},
-	{"version", cli_version, "print the version", "pzpgw version\n"},
-	{"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
+    {"serve", cli_serve, "run the gateway daemon",
+     "pzpgw serve [-d] [-c FILE]\n"
+     "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+     "  -d       stay in the foreground and log to stderr, debug on\n"
+     "Signals: SIGHUP reloads the configuration (a bad file keeps the\n"
+     "old one), SIGTERM/SIGINT finish requests in flight and exit 0.\n"},
+    {"check-config", cli_check_config, "check a configuration file",
+     "pzpgw check-config [-c FILE]\n"
+     "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+     "Prints every error as FILE:LINE: message; exit 1 when any.\n"},
+    {"version", cli_version, "print the version", "pzpgw version\n"},
+    {"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
 };
 
 static const struct cli_cmd *

@@ -6,8 +6,8 @@
 #ifndef GW_CLI_H
 #define GW_CLI_H
 
-#define CLI_OK 0
-#define CLI_FAIL 1
+#define CLI_OK	  0
+#define CLI_FAIL  1
 #define CLI_USAGE 2
 
 /* Dispatch the whole command line; returns the process exit status. */
@@ -16,7 +16,7 @@ int cli_main(int argc, char **argv);
 /* Print "pzpgw CMD: message" and CMD's usage to stderr; returns
  * CLI_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Subcommands, implemented by their modules. */
 int cli_serve(int argc, char **argv);	     /* serve.c */

@@ -13,26 +13,26 @@
 #include "err.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/pzpgw/pzpgw.conf"
-#define CONFIG_URA_LEN 8
+#define CONFIG_URA_LEN	    8
 
 enum config_env { CONFIG_ENV_TEST, CONFIG_ENV_PRODUCTION };
 
 /* What a peer organisation may do (bit set, "allow = push, pull"). */
-#define CONFIG_ALLOW_PUSH 0x1u	   /* send care plans to this gateway */
-#define CONFIG_ALLOW_PULL 0x2u	   /* search and read stored care plans */
+#define CONFIG_ALLOW_PUSH     0x1u /* send care plans to this gateway */
+#define CONFIG_ALLOW_PULL     0x2u /* search and read stored care plans */
 #define CONFIG_ALLOW_VALIDATE 0x4u /* use $validate */
 
 /* One [peer URA] section. */
 struct config_peer {
 	char ura[CONFIG_URA_LEN + 1];
 	char *name;
-	char *endpoint;		/* https URL deliveries to this URA go to */
+	char *endpoint; /* https URL deliveries to this URA go to */
 	char server_ura[CONFIG_URA_LEN + 1]; /* URA the endpoint's server
 					       certificate must carry;
 					       defaults to ura */
-	unsigned allow;		/* CONFIG_ALLOW_* */
-	unsigned concurrency;	/* parallel deliveries to this peer */
-	int line;		/* line of the section header */
+	unsigned allow;			     /* CONFIG_ALLOW_* */
+	unsigned concurrency; /* parallel deliveries to this peer */
+	int line;	      /* line of the section header */
 };
 
 struct config {
@@ -45,10 +45,10 @@ struct config {
 	/* [listen]: the organisation listener, mutual TLS */
 	char *listen_address;
 	unsigned listen_port;
-	char *tls_cert;		/* PEM: server certificate (+ chain) */
-	char *tls_key;		/* PEM: its private key, mode 0600 */
-	char *tls_trust;	/* PEM: trusted issuing CA(s), pinned */
-	char *tls_crl;		/* PEM CRL file, optional */
+	char *tls_cert;	 /* PEM: server certificate (+ chain) */
+	char *tls_key;	 /* PEM: its private key, mode 0600 */
+	char *tls_trust; /* PEM: trusted issuing CA(s), pinned */
+	char *tls_crl;	 /* PEM CRL file, optional */
 	enum config_env environment;
 
 	/* [admin]: health and metrics over plain HTTP; port 0 disables */
@@ -56,24 +56,24 @@ struct config {
 	unsigned admin_port;
 
 	/* [store] */
-	char *store_path;	/* SQLite file */
-	uint64_t store_min_free; /* bytes of free disk below which intake
+	char *store_path;	       /* SQLite file */
+	uint64_t store_min_free;       /* bytes of free disk below which intake
 				    answers 503 */
 	unsigned store_retention_days; /* delivered rows are pruned after */
 
 	/* [limits] */
-	uint64_t max_body;	/* bytes */
-	uint64_t max_header;	/* bytes, all request headers together */
+	uint64_t max_body;   /* bytes */
+	uint64_t max_header; /* bytes, all request headers together */
 	unsigned max_connections;
 	uint64_t read_timeout_ms;
 	uint64_t write_timeout_ms;
-	unsigned max_pending;	/* requests being processed before 503 */
+	unsigned max_pending; /* requests being processed before 503 */
 
 	/* [signing]: defaults to the TLS certificate and key */
-	char *sign_key;		/* PEM path or pkcs11: URI */
+	char *sign_key; /* PEM path or pkcs11: URI */
 	char *sign_cert;
 	char *sign_chain;
-	char *sign_alg;		/* PS256, RS256, ES256 or NULL for default */
+	char *sign_alg; /* PS256, RS256, ES256 or NULL for default */
 
 	/* [delivery] */
 	uint64_t backoff_min_ms;
@@ -83,9 +83,9 @@ struct config {
 	unsigned delivery_concurrency; /* default per peer */
 
 	/* [process] */
-	char *user;		/* drop to this user when started as root */
-	char *log;		/* "syslog" or "stderr" */
-	char *schemas;		/* directory of compiled rules */
+	char *user;    /* drop to this user when started as root */
+	char *log;     /* "syslog" or "stderr" */
+	char *schemas; /* directory of compiled rules */
 
 	struct config_peer *peers;
 	size_t npeers;

@@ -9,18 +9,18 @@
 
 enum gw_err {
 	GW_OK = 0,
-	GW_NOMEM,	/* allocation failed: temporary */
-	GW_IO,		/* file or socket I/O failed: temporary */
-	GW_TEMP,	/* any other temporary condition (busy, disk low) */
-	GW_PARSE,	/* input is not well-formed: permanent */
-	GW_INVALID,	/* well-formed but breaks a rule: permanent */
-	GW_TOOBIG,	/* input exceeds a configured limit: permanent */
-	GW_NOTFOUND,	/* no such object: permanent */
-	GW_EXISTS,	/* already present (duplicate): permanent */
-	GW_DENIED,	/* identity or permission refused: permanent */
-	GW_CRYPTO,	/* signature, key or certificate failure: permanent */
-	GW_CONFIG,	/* configuration error: permanent */
-	GW_PERM,	/* any other permanent failure */
+	GW_NOMEM,    /* allocation failed: temporary */
+	GW_IO,	     /* file or socket I/O failed: temporary */
+	GW_TEMP,     /* any other temporary condition (busy, disk low) */
+	GW_PARSE,    /* input is not well-formed: permanent */
+	GW_INVALID,  /* well-formed but breaks a rule: permanent */
+	GW_TOOBIG,   /* input exceeds a configured limit: permanent */
+	GW_NOTFOUND, /* no such object: permanent */
+	GW_EXISTS,   /* already present (duplicate): permanent */
+	GW_DENIED,   /* identity or permission refused: permanent */
+	GW_CRYPTO,   /* signature, key or certificate failure: permanent */
+	GW_CONFIG,   /* configuration error: permanent */
+	GW_PERM,     /* any other permanent failure */
 	GW_ERR_COUNT
 };
 

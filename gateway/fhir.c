@@ -6,9 +6,9 @@
 
 #include "fhir.h"
 
-#define FHIR_EXT_LINE                                                       \
+#define FHIR_EXT_LINE                                                          \
 	"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line"
-#define FHIR_EXT_COL                                                        \
+#define FHIR_EXT_COL                                                           \
 	"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col"
 
 json_t *
@@ -26,15 +26,13 @@ position_ext(int line, int col)
 	if (ext == NULL)
 		return NULL;
 	/* json_pack "o" steals the new objects' references. */
-	if (line > 0 &&
-	    json_array_append_new(ext, json_pack("{s:s, s:i}", "url",
-						 FHIR_EXT_LINE, "valueInteger",
-						 line)) != 0)
+	if (line > 0 && json_array_append_new(
+			    ext, json_pack("{s:s, s:i}", "url", FHIR_EXT_LINE,
+					   "valueInteger", line)) != 0)
 		goto fail;
-	if (col > 0 &&
-	    json_array_append_new(ext, json_pack("{s:s, s:i}", "url",
-						 FHIR_EXT_COL, "valueInteger",
-						 col)) != 0)
+	if (col > 0 && json_array_append_new(
+			   ext, json_pack("{s:s, s:i}", "url", FHIR_EXT_COL,
+					  "valueInteger", col)) != 0)
 		goto fail;
 	return ext;
 fail:
@@ -59,8 +57,8 @@ outcome_vadd(json_t *outcome, const char *severity, const char *code,
 	if (line > 0 || col > 0) {
 		json_t *ext = position_ext(line, col);
 
-		if (ext == NULL || json_object_set_new(issue, "extension",
-						       ext) != 0)
+		if (ext == NULL ||
+		    json_object_set_new(issue, "extension", ext) != 0)
 			goto nomem;
 	}
 	if (json_object_set_new(issue, "severity", json_string(severity)) ||
@@ -98,8 +96,8 @@ fhir_outcome_add(json_t *outcome, const char *severity, const char *code,
 }
 
 json_t *
-fhir_outcome_one(const char *severity, const char *code,
-		 const char *expression, const char *fmt, ...)
+fhir_outcome_one(const char *severity, const char *code, const char *expression,
+		 const char *fmt, ...)
 {
 	json_t *oo = fhir_outcome_new();
 	va_list ap;
@@ -126,11 +124,10 @@ fhir_outcome_errors(const json_t *outcome)
 	json_array_foreach(json_object_get(outcome, "issue"), i, issue)
 	{
 		const char *sev =
-			json_string_value(json_object_get(issue, "severity"));
+		    json_string_value(json_object_get(issue, "severity"));
 
-		if (sev != NULL &&
-		    (strcmp(sev, FHIR_ERROR) == 0 ||
-		     strcmp(sev, FHIR_FATAL) == 0))
+		if (sev != NULL && (strcmp(sev, FHIR_ERROR) == 0 ||
+				    strcmp(sev, FHIR_FATAL) == 0))
 			n++;
 	}
 	return n;

@@ -10,9 +10,9 @@
 #include "err.h"
 
 /* Severity and code values of OperationOutcome.issue (FHIR R4). */
-#define FHIR_FATAL "fatal"
-#define FHIR_ERROR "error"
-#define FHIR_WARNING "warning"
+#define FHIR_FATAL	 "fatal"
+#define FHIR_ERROR	 "error"
+#define FHIR_WARNING	 "warning"
 #define FHIR_INFORMATION "information"
 
 /* A new, empty OperationOutcome (caller owns the reference). */
@@ -27,12 +27,12 @@ json_t *fhir_outcome_new(void);
 enum gw_err fhir_outcome_add(json_t *outcome, const char *severity,
 			     const char *code, const char *expression, int line,
 			     int col, const char *fmt, ...)
-	__attribute__((format(printf, 7, 8)));
+    __attribute__((format(printf, 7, 8)));
 
 /* A new OperationOutcome holding a single issue, or NULL without memory. */
 json_t *fhir_outcome_one(const char *severity, const char *code,
 			 const char *expression, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Number of issues with severity error or fatal. */
 size_t fhir_outcome_errors(const json_t *outcome);

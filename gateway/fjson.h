@@ -25,20 +25,20 @@ enum fj_type { FJ_NULL, FJ_BOOL, FJ_NUMBER, FJ_STRING, FJ_ARRAY, FJ_OBJECT };
 
 struct fj_node {
 	enum fj_type type;
-	uint32_t line;		/* 1-based position of the value in the */
-	uint32_t col;		/* input (col in bytes); 0 when built */
-	const char *key;	/* member name inside an object, else NULL */
+	uint32_t line;	 /* 1-based position of the value in the */
+	uint32_t col;	 /* input (col in bytes); 0 when built */
+	const char *key; /* member name inside an object, else NULL */
 	size_t keylen;
-	struct fj_node *next;	/* next member / element, NULL at the end */
+	struct fj_node *next; /* next member / element, NULL at the end */
 	union {
-		bool b;		/* FJ_BOOL */
-		struct {	/* FJ_STRING: decoded UTF-8, NUL-terminated
+		bool b;	 /* FJ_BOOL */
+		struct { /* FJ_STRING: decoded UTF-8, NUL-terminated
 				   (may contain NUL when keylen/len say so);
 				   FJ_NUMBER: the text as written */
 			const char *s;
 			size_t len;
 		} str;
-		struct {	/* FJ_ARRAY, FJ_OBJECT */
+		struct { /* FJ_ARRAY, FJ_OBJECT */
 			struct fj_node *first;
 			struct fj_node *last;
 			size_t count;
@@ -47,15 +47,15 @@ struct fj_node {
 };
 
 struct fj_doc {
-	struct fj_node *root;	/* NULL in a new empty document */
+	struct fj_node *root; /* NULL in a new empty document */
 	/* the arena follows; private to fjson.c */
 	void *arena;
 };
 
 /* Where and why parsing failed. */
 struct fj_error {
-	uint32_t line, col;	/* 1-based */
-	size_t offset;		/* byte offset */
+	uint32_t line, col; /* 1-based */
+	size_t offset;	    /* byte offset */
 	char msg[160];
 };
 
@@ -113,13 +113,13 @@ bool fj_remove(struct fj_node *obj, const char *key);
 void fj_append(struct fj_node *arr, struct fj_node *val);
 
 /* Output flags. */
-#define FJ_PRETTY 0x1u	  /* two-space indentation, newline-terminated */
-#define FJ_CANONICAL 0x2u /* RFC 8785 member order and escaping, no
+#define FJ_PRETTY 0x1u /* two-space indentation, newline-terminated */
+#define FJ_CANONICAL                                                           \
+	0x2u /* RFC 8785 member order and escaping, no
 			     whitespace; numbers still verbatim */
 
 /* Append the JSON text of n to out. GW_TOOBIG/GW_NOMEM from out. */
-enum gw_err fj_dump(const struct fj_node *n, unsigned flags,
-		    struct buf *out);
+enum gw_err fj_dump(const struct fj_node *n, unsigned flags, struct buf *out);
 
 /* Convert to jansson (numbers through their text: integers stay exact,
  * others become reals). New reference, NULL without memory. */

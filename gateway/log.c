@@ -133,8 +133,10 @@ log_safe(char *out, unsigned long n, const char *s)
 	for (i = 0; i + 1 < n && s[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		out[i] = (c <= ' ' || c >= 0x7f || c == '"' || c == '=' ||
-			  c == '\\') ? '_' : (char)c;
+		out[i] =
+		    (c <= ' ' || c >= 0x7f || c == '"' || c == '=' || c == '\\')
+			? '_'
+			: (char)c;
 	}
 	out[i] = '\0';
 	return out;

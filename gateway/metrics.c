@@ -210,8 +210,8 @@ metrics_render(struct buf *out)
 	for (const struct family *f = families; f != NULL && err == GW_OK;
 	     f = f->next) {
 		if (f->help != NULL)
-			err = buf_printf(out, "# HELP %s %s\n", f->name,
-					 f->help);
+			err =
+			    buf_printf(out, "# HELP %s %s\n", f->name, f->help);
 		if (err == GW_OK)
 			err = buf_printf(out, "# TYPE %s %s\n", f->name,
 					 type_name(f->type));
@@ -220,8 +220,8 @@ metrics_render(struct buf *out)
 			if (f->type == METRICS_HISTOGRAM)
 				err = render_histogram(out, f, s);
 			else if (s->labels[0] != '\0')
-				err = buf_printf(out, "%s{%s} %.17g\n",
-						 f->name, s->labels, s->value);
+				err = buf_printf(out, "%s{%s} %.17g\n", f->name,
+						 s->labels, s->value);
 			else
 				err = buf_printf(out, "%s %.17g\n", f->name,
 						 s->value);

@@ -45,11 +45,11 @@ enum rules_slice_rules {
 
 /* One allowed type of an element (ElementDefinition.type). */
 struct rules_type {
-	const char *code;	  /* "string", "CodeableConcept", "Reference",
+	const char *code;      /* "string", "CodeableConcept", "Reference",
 				     "Resource", a resource type, ... */
-	const char **profiles;	  /* type profiles (e.g. extension URLs) */
+	const char **profiles; /* type profiles (e.g. extension URLs) */
 	size_t nprofiles;
-	const char **targets;	  /* targetProfile for Reference/canonical */
+	const char **targets; /* targetProfile for Reference/canonical */
 	size_t ntargets;
 };
 
@@ -80,16 +80,16 @@ struct rules_element {
 	const char *path;	/* "Consent.extension.value[x]" */
 	const char *slice_name; /* set when this element starts a slice */
 	uint32_t min;
-	uint32_t max;		/* RULES_UNBOUNDED for "*" */
-	uint32_t base_max;	/* max in the base resource/type: > 1 means
+	uint32_t max;	   /* RULES_UNBOUNDED for "*" */
+	uint32_t base_max; /* max in the base resource/type: > 1 means
 				   the JSON form is an array */
 	struct rules_type *types;
 	size_t ntypes;
-	const char *content_ref; /* contentReference without '#', or NULL */
-	const struct fj_node *fixed;   /* fixed[x] value or NULL */
+	const char *content_ref;     /* contentReference without '#', or NULL */
+	const struct fj_node *fixed; /* fixed[x] value or NULL */
 	const struct fj_node *pattern; /* pattern[x] value or NULL */
 	enum rules_strength strength;
-	const char *valueset;	/* binding.valueSet (canonical, no |ver) */
+	const char *valueset; /* binding.valueSet (canonical, no |ver) */
 	struct rules_slicing *slicing; /* NULL when not sliced here */
 	struct rules_constraint *constraints;
 	size_t nconstraints;
@@ -102,12 +102,12 @@ struct rules_structure {
 	const char *url;
 	const char *version;
 	const char *name;
-	const char *type;	/* the constrained type, "Consent" */
-	const char *kind;	/* "resource", "complex-type",
+	const char *type; /* the constrained type, "Consent" */
+	const char *kind; /* "resource", "complex-type",
 				   "primitive-type", "logical" */
-	const char *base;	/* baseDefinition URL, NULL for Base */
+	const char *base; /* baseDefinition URL, NULL for Base */
 	bool abstract;
-	bool constraint;	/* derivation = constraint (a profile) */
+	bool constraint; /* derivation = constraint (a profile) */
 	enum rules_fhir fhir;
 	struct rules_element *elements;
 	size_t nelements;
@@ -117,7 +117,7 @@ struct rules_structure {
 struct rules_code {
 	const char *system;
 	const char *code;
-	const char *display;	/* may be NULL */
+	const char *display; /* may be NULL */
 };
 
 struct rules_valueset {
@@ -125,10 +125,10 @@ struct rules_valueset {
 	const char *version;
 	struct rules_code *codes; /* sorted by (system, code) */
 	size_t ncodes;
-	bool complete;		/* false when the expansion could not be
+	bool complete;	       /* false when the expansion could not be
 				   made (e.g. a filter on a code system that
 				   is not available): no membership check */
-	const char *expansion;	/* note on how/when it was expanded */
+	const char *expansion; /* note on how/when it was expanded */
 };
 
 struct rules_set;
@@ -142,8 +142,8 @@ void rules_set_free(struct rules_set *set);
  * Load compiled rule files from dir (schemas/) into set. Errors are
  * written to errbuf. Returns GW_OK, GW_NOTFOUND, GW_PARSE, GW_NOMEM.
  */
-enum gw_err rules_load_dir(struct rules_set *set, const char *dir,
-			   char *errbuf, size_t errlen);
+enum gw_err rules_load_dir(struct rules_set *set, const char *dir, char *errbuf,
+			   size_t errlen);
 
 /*
  * Add FHIR conformance resources from path (a JSON or XML file, a Bundle

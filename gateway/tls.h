@@ -18,15 +18,15 @@
 
 /* OIDs of the Dutch UZI server certificates. */
 #define TLS_OID_UZI_OTHERNAME "2.5.5.5"
-#define TLS_OID_PERMANENT_ID "1.3.6.1.5.5.7.8.3"
-#define TLS_OID_POLICY_TEST "2.16.528.1.1007.99.212"
+#define TLS_OID_PERMANENT_ID  "1.3.6.1.5.5.7.8.3"
+#define TLS_OID_POLICY_TEST   "2.16.528.1.1007.99.212"
 
 /* Who is on the other end of a verified connection. */
 struct tls_peer {
 	char ura[CONFIG_URA_LEN + 1];
-	char subject[256];	/* one-line subject DN, for logs */
-	bool test_policy;	/* carries the test-environment policy */
-	int64_t not_after;	/* unix seconds */
+	char subject[256]; /* one-line subject DN, for logs */
+	bool test_policy;  /* carries the test-environment policy */
+	int64_t not_after; /* unix seconds */
 };
 
 /*

@@ -83,9 +83,17 @@ util_parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 		const char *unit;
 		uint64_t mul;
 	} units[] = {
-		{"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024},
-		{"m", 1048576}, {"mb", 1048576}, {"mib", 1048576},
-		{"g", 1073741824}, {"gb", 1073741824}, {"gib", 1073741824},
+	    {"", 1},
+	    {"b", 1},
+	    {"k", 1024},
+	    {"kb", 1024},
+	    {"kib", 1024},
+	    {"m", 1048576},
+	    {"mb", 1048576},
+	    {"mib", 1048576},
+	    {"g", 1073741824},
+	    {"gb", 1073741824},
+	    {"gib", 1073741824},
 	};
 	const char *unit;
 	uint64_t v;
@@ -107,8 +115,8 @@ util_parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms,
 		const char *unit;
 		uint64_t mul;
 	} units[] = {
-		{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
-		{"h", 3600000}, {"d", 86400000},
+	    {"", 1000},	  {"ms", 1},	  {"s", 1000},
+	    {"m", 60000}, {"h", 3600000}, {"d", 86400000},
 	};
 	const char *unit;
 	uint64_t v;

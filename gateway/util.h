@@ -23,8 +23,8 @@ enum gw_err util_parse_size(const char *s, uint64_t min, uint64_t max,
 
 /* Parse a duration such as "30s", "5m", "1h", "7d", "250ms", or plain
  * seconds, into milliseconds in [min_ms, max_ms]. */
-enum gw_err util_parse_duration(const char *s, uint64_t min_ms,
-				uint64_t max_ms, uint64_t *out_ms);
+enum gw_err util_parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms,
+				uint64_t *out_ms);
 
 /* Parse yes/no, true/false, on/off, 1/0. */
 enum gw_err util_parse_bool(const char *s, bool *out);
