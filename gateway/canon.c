@@ -1,0 +1,257 @@
+/*
+ * FHIR static canonicalisation on top of fjson's RFC 8785 output: the root
+ * members FHIR excludes are skipped while dumping, never removed.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "canon.h"
+
+/* Root members a canonical form leaves out. */
+static const char *const canon_skip_bundle[] = {"text", "meta", "signature"};
+static const char *const canon_skip_other[] = {"text", "meta"};
+
+static void
+canon_fail(struct fj_error *err, const struct fj_node *n, const char *msg,
+	   const char *arg)
+{
+	if (err == NULL)
+		return;
+	memset(err, 0, sizeof(*err));
+	if (n != NULL) {
+		err->line = n->line;
+		err->col = n->col;
+	}
+	snprintf(err->msg, sizeof(err->msg), "%s%s", msg, arg);
+}
+
+/* True when s (len bytes) is a number FHIR JSON allows:
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)? and not a negative zero. */
+static bool
+canon_number_ok(const char *s, size_t len)
+{
+	size_t i = 0;
+	bool neg = false, nonzero = false;
+
+	if (i < len && s[i] == '-') {
+		neg = true;
+		i++;
+	}
+	if (i >= len || s[i] < '0' || s[i] > '9')
+		return false;
+	if (s[i] == '0') {
+		i++;
+		if (i < len && s[i] >= '0' && s[i] <= '9')
+			return false; /* leading zero */
+	} else {
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+		nonzero = true;
+	}
+	if (i < len && s[i] == '.') {
+		size_t digits = 0;
+		for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+			if (s[i] != '0')
+				nonzero = true;
+		if (digits == 0)
+			return false;
+	}
+	if (i != len)
+		return false; /* exponent or anything else */
+	return !(neg && !nonzero);
+}
+
+static enum gw_err
+canon_check(const struct fj_node *n, struct fj_error *err)
+{
+	enum gw_err e;
+
+	switch (n->type) {
+	case FJ_NUMBER:
+		if (!canon_number_ok(n->u.str.s, n->u.str.len)) {
+			char num[32];
+			size_t k = n->u.str.len < sizeof(num) - 1
+				       ? n->u.str.len
+				       : sizeof(num) - 1;
+			memcpy(num, n->u.str.s, k);
+			num[k] = '\0';
+			canon_fail(err, n,
+				   "number not allowed in FHIR (exponent, "
+				   "leading zero or negative zero): ",
+				   num);
+			return GW_INVALID;
+		}
+		return GW_OK;
+	case FJ_ARRAY:
+	case FJ_OBJECT:
+		for (const struct fj_node *k = n->u.kids.first; k != NULL;
+		     k = k->next)
+			if ((e = canon_check(k, err)) != GW_OK)
+				return e;
+		return GW_OK;
+	default:
+		return GW_OK;
+	}
+}
+
+/* Next UTF-16 code unit of the UTF-8 text s[*i..len), with *pending
+ * holding a low surrogate still due. Invalid bytes count as themselves
+ * (fjson has refused them already). */
+static unsigned
+canon_next_unit(const unsigned char *s, size_t len, size_t *i,
+		unsigned *pending)
+{
+	unsigned c, cp;
+	size_t need, k;
+
+	if (*pending != 0) {
+		c = *pending;
+		*pending = 0;
+		return c;
+	}
+	c = s[(*i)++];
+	if (c < 0x80)
+		return c;
+	if (c >= 0xf0 && c < 0xf8) {
+		cp = c & 0x07;
+		need = 3;
+	} else if (c >= 0xe0) {
+		cp = c & 0x0f;
+		need = 2;
+	} else if (c >= 0xc0) {
+		cp = c & 0x1f;
+		need = 1;
+	} else {
+		return c;
+	}
+	if (*i + need > len)
+		return c;
+	for (k = 0; k < need; k++)
+		cp = cp << 6 | (s[*i + k] & 0x3f);
+	*i += need;
+	if (cp >= 0x10000) {
+		cp -= 0x10000;
+		*pending = 0xdc00 | (cp & 0x3ff);
+		return 0xd800 | (cp >> 10);
+	}
+	return cp;
+}
+
+/* Order of two member names by UTF-16 code units (RFC 8785 3.2.3). */
+static int
+canon_keycmp(const struct fj_node *a, const struct fj_node *b)
+{
+	const unsigned char *sa = (const unsigned char *)a->key;
+	const unsigned char *sb = (const unsigned char *)b->key;
+	size_t ia = 0, ib = 0;
+	unsigned pa = 0, pb = 0;
+
+	while ((ia < a->keylen || pa != 0) && (ib < b->keylen || pb != 0)) {
+		unsigned ua = canon_next_unit(sa, a->keylen, &ia, &pa);
+		unsigned ub = canon_next_unit(sb, b->keylen, &ib, &pb);
+		if (ua != ub)
+			return ua < ub ? -1 : 1;
+	}
+	if (ia < a->keylen || pa != 0)
+		return 1;
+	if (ib < b->keylen || pb != 0)
+		return -1;
+	return 0;
+}
+
+static int
+canon_qsort_cmp(const void *x, const void *y)
+{
+	const struct fj_node *const *a = x;
+	const struct fj_node *const *b = y;
+
+	return canon_keycmp(*a, *b);
+}
+
+static bool
+canon_skipped(const struct fj_node *m, bool bundle)
+{
+	const char *const *names =
+	    bundle ? canon_skip_bundle : canon_skip_other;
+	size_t n = bundle ? 3 : 2;
+
+	for (size_t i = 0; i < n; i++)
+		if (m->keylen == strlen(names[i]) &&
+		    memcmp(m->key, names[i], m->keylen) == 0)
+			return true;
+	return false;
+}
+
+enum gw_err
+canon_resource(const struct fj_node *res, struct buf *out, struct fj_error *err)
+{
+	const struct fj_node **members = NULL;
+	const struct fj_node *rt;
+	struct fj_node name;
+	size_t n = 0, start = out->len;
+	bool bundle;
+	enum gw_err e;
+
+	if (res == NULL || res->type != FJ_OBJECT) {
+		canon_fail(err, res, "a resource must be a JSON object", "");
+		return GW_INVALID;
+	}
+	rt = fj_get(res, "resourceType");
+	if (rt == NULL || rt->type != FJ_STRING || rt->u.str.len == 0) {
+		canon_fail(err, res, "resourceType missing", "");
+		return GW_INVALID;
+	}
+	if ((e = canon_check(res, err)) != GW_OK)
+		return e;
+	bundle = fj_str_eq(rt, "Bundle");
+
+	if (res->u.kids.count > 0 &&
+	    (members = calloc(res->u.kids.count, sizeof(*members))) == NULL)
+		return GW_NOMEM;
+	for (const struct fj_node *m = res->u.kids.first; m != NULL;
+	     m = m->next)
+		if (!canon_skipped(m, bundle) && n < res->u.kids.count)
+			members[n++] = m;
+	if (n > 1)
+		qsort(members, n, sizeof(*members), canon_qsort_cmp);
+
+	if ((e = buf_addc(out, '{')) != GW_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		/* The name goes through fjson's string escaping. */
+		memset(&name, 0, sizeof(name));
+		name.type = FJ_STRING;
+		name.u.str.s = members[i]->key;
+		name.u.str.len = members[i]->keylen;
+		if ((i > 0 && (e = buf_addc(out, ',')) != GW_OK) ||
+		    (e = fj_dump(&name, FJ_CANONICAL, out)) != GW_OK ||
+		    (e = buf_addc(out, ':')) != GW_OK ||
+		    (e = fj_dump(members[i], FJ_CANONICAL, out)) != GW_OK)
+			goto fail;
+	}
+	if ((e = buf_addc(out, '}')) != GW_OK)
+		goto fail;
+	free(members);
+	return GW_OK;
+fail:
+	free(members);
+	out->len = start;
+	if (out->data != NULL)
+		out->data[start] = '\0';
+	return e;
+}
+
+enum gw_err
+canon_text(const char *text, size_t len, struct buf *out, struct fj_error *err)
+{
+	struct fj_doc *doc = NULL;
+	enum gw_err e;
+
+	if ((e = fj_parse(text, len, 0, &doc, err)) != GW_OK)
+		return e;
+	e = canon_resource(doc->root, out, err);
+	fj_doc_free(doc);
+	return e;
+}
