@@ -43,7 +43,7 @@ TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_DEPS) 2>/dev/null)
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_DEPS) 2>/dev/null)
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_VARIANT) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS_VARIANT) $(LDFLAGS)
-LIBS = $(PKG_LIBS) -lm
+LIBS = $(PKG_LIBS) -lm -pthread
 
 GW_SRC := $(wildcard gateway/*.c)
 LIB_SRC := $(filter-out gateway/main.c,$(GW_SRC))

@@ -1,0 +1,751 @@
+/*
+ * Backend-neutral store front: request checks, the group-commit writer
+ * thread with its completion pipe, backoff policy, disk-space check and
+ * queue metrics. Database work is delegated to a struct store_ops.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+#include "util.h"
+
+#define STORE_QUEUE_MAX	   4096
+#define STORE_BATCH_MAX	   256
+#define STORE_BATCH_METRIC "pzpgw_store_commit_batch_size"
+
+/* One submitted accept: a deep copy of the request and its result. */
+struct store_job {
+	struct store_job *next;
+	struct store_accept req; /* points into the copies below */
+	char *strs[9];		 /* id, sender, system, value, patient,
+				    version, jws, sha256, answer body */
+	void *doc;
+	char **receivers;
+	size_t nreceivers;
+	store_done_fn cb;
+	void *arg;
+	struct store_result res;
+	size_t batch; /* size of the commit it was part of */
+	bool first;   /* first job of that commit: record the batch */
+};
+
+struct store {
+	const struct store_ops *ops;
+	void *conn; /* caller's (loop) thread */
+	struct store_options opts;
+	char *path;
+	char *dir;
+	store_free_space_fn free_fn;
+	void *free_arg;
+
+	/* Writer thread and its queues, all under mu. */
+	pthread_mutex_t mu;
+	pthread_cond_t work; /* jobs queued or stop */
+	pthread_cond_t idle; /* a commit finished */
+	pthread_t thread;
+	bool started;
+	bool stop;
+	void *wconn;			   /* the writer thread's connection */
+	struct store_job *q_head, *q_tail; /* waiting for a commit */
+	struct store_job *d_head, *d_tail; /* committed, not dispatched */
+	size_t outstanding;		   /* submitted, not dispatched */
+	size_t uncommitted;		   /* submitted, not committed */
+	bool signalled;			   /* a byte waits in the pipe */
+	int pipe_r, pipe_w;
+	const struct store_accept **reqs; /* writer scratch, batch_max */
+	struct store_result *res;
+};
+
+static const char *const store_state_names[STORE_STATE_COUNT] = {
+    [STORE_DUE] = "due",
+    [STORE_INFLIGHT] = "inflight",
+    [STORE_DELIVERED] = "delivered",
+    [STORE_DEAD] = "dead",
+    [STORE_HELD] = "held",
+};
+
+const char *
+store_state_name(enum store_state st)
+{
+	if ((unsigned)st >= STORE_STATE_COUNT)
+		return NULL;
+	return store_state_names[st];
+}
+
+enum gw_err
+store_state_parse(const char *s, enum store_state *out)
+{
+	for (int i = 0; i < STORE_STATE_COUNT; i++) {
+		if (strcmp(s, store_state_names[i]) == 0) {
+			*out = (enum store_state)i;
+			return GW_OK;
+		}
+	}
+	return GW_PARSE;
+}
+
+void
+store_options_from_config(struct store_options *opts, const struct config *cfg)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->path = cfg->store_path;
+	opts->min_free = cfg->store_min_free;
+	opts->create = true;
+}
+
+void
+store_result_cleanup(struct store_result *res)
+{
+	if (res == NULL)
+		return;
+	free(res->answer_body);
+	res->answer_body = NULL;
+}
+
+void
+store_rows_free(struct store_row *rows, size_t n)
+{
+	if (rows == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].last_error);
+		free(rows[i].outcome);
+	}
+	free(rows);
+}
+
+void
+store_message_free(struct store_message *m)
+{
+	if (m == NULL)
+		return;
+	free(m->bundle_system);
+	free(m->bundle_value);
+	free(m->patient_key);
+	free(m->fhir_version);
+	free(m->sha256);
+	free(m->answer_body);
+	free(m->doc);
+	free(m->jws);
+	store_rows_free(m->rows, m->nrows);
+	free(m);
+}
+
+bool
+store_next_attempt(const struct store_backoff *b, unsigned attempts,
+		   int64_t since, int64_t now, uint32_t rnd, int64_t *next)
+{
+	int64_t min = b->min_ms > 0 ? b->min_ms : 1;
+	int64_t max = b->max_ms >= min ? b->max_ms : min;
+	int64_t deadline = since + b->max_age_ms;
+	int64_t d = min, jitter;
+
+	if (b->max_age_ms > 0 && now >= deadline)
+		return false;
+	/* Double per failed attempt; stop before overflowing past max. */
+	for (unsigned i = 1; i < attempts && d < max; i++)
+		d = d > max / 2 ? max : d * 2;
+	if (d > max)
+		d = max;
+	/* Up to a quarter earlier, so retries of many rows spread out. */
+	jitter = (int64_t)((double)(d / 4) * (double)(rnd % 1001) / 1000.0);
+	d -= jitter;
+	if (d < min)
+		d = min;
+	*next = now + d;
+	if (b->max_age_ms > 0 && *next > deadline)
+		*next = deadline;
+	return true;
+}
+
+/* Check a request before it reaches the backend. */
+static enum gw_err
+store_check(const struct store_accept *r)
+{
+	size_t n;
+
+	if (r->id == NULL || (n = strlen(r->id)) == 0 || n > STORE_ID_MAX)
+		return GW_INVALID;
+	if (r->direction != STORE_OUTBOUND && r->direction != STORE_INBOUND)
+		return GW_INVALID;
+	if (r->sender_ura == NULL || !util_is_ura(r->sender_ura))
+		return GW_INVALID;
+	if (r->bundle_value == NULL || r->bundle_value[0] == '\0' ||
+	    strlen(r->bundle_value) > STORE_KEY_MAX)
+		return GW_INVALID;
+	if (r->bundle_system != NULL &&
+	    strlen(r->bundle_system) > STORE_KEY_MAX)
+		return GW_INVALID;
+	if (r->patient_key == NULL || strlen(r->patient_key) > STORE_KEY_MAX)
+		return GW_INVALID;
+	if (r->fhir_version == NULL || r->sha256 == NULL)
+		return GW_INVALID;
+	if (r->doc == NULL || r->doc_len == 0)
+		return GW_INVALID;
+	if (r->direction == STORE_OUTBOUND && r->nreceivers == 0)
+		return GW_INVALID;
+	if (r->nreceivers > 0 && r->receivers == NULL)
+		return GW_INVALID;
+	for (size_t i = 0; i < r->nreceivers; i++) {
+		if (r->receivers[i] == NULL || !util_is_ura(r->receivers[i]))
+			return GW_INVALID;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(r->receivers[i], r->receivers[j]) == 0)
+				return GW_INVALID;
+	}
+	return GW_OK;
+}
+
+/* A checked copy of r with defaults (no system, accepted now) filled. */
+static enum gw_err
+store_prepare(const struct store_accept *r, struct store_accept *out)
+{
+	enum gw_err err;
+
+	if ((err = store_check(r)) != GW_OK)
+		return err;
+	*out = *r;
+	if (out->bundle_system == NULL)
+		out->bundle_system = "";
+	if (out->accepted_at == 0)
+		out->accepted_at = util_wall_ms();
+	return GW_OK;
+}
+
+enum gw_err
+store_open(const struct store_options *opts, struct store **out)
+{
+	struct store *s = NULL;
+	enum gw_err err = GW_NOMEM;
+	const char *slash;
+	int fds[2];
+
+	*out = NULL;
+	if (opts->path == NULL)
+		return GW_CONFIG;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return GW_NOMEM;
+	s->ops = &store_sqlite_ops;
+	s->pipe_r = s->pipe_w = -1;
+	s->opts = *opts;
+	if (s->opts.queue_max == 0)
+		s->opts.queue_max = STORE_QUEUE_MAX;
+	if (s->opts.batch_max == 0)
+		s->opts.batch_max = STORE_BATCH_MAX;
+	if ((s->path = strdup(opts->path)) == NULL)
+		goto fail;
+	s->opts.path = s->path;
+	slash = strrchr(s->path, '/');
+	if (slash == NULL)
+		s->dir = strdup(".");
+	else if (slash == s->path)
+		s->dir = strdup("/");
+	else
+		s->dir = strndup(s->path, (size_t)(slash - s->path));
+	if (s->dir == NULL)
+		goto fail;
+	if (pthread_mutex_init(&s->mu, NULL) != 0)
+		goto fail_mu;
+	pthread_cond_init(&s->work, NULL);
+	pthread_cond_init(&s->idle, NULL);
+	if (pipe(fds) != 0) {
+		err = GW_IO;
+		goto fail_pipe;
+	}
+	s->pipe_r = fds[0];
+	s->pipe_w = fds[1];
+	for (int i = 0; i < 2; i++) {
+		(void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+		(void)fcntl(fds[i], F_SETFL,
+			    fcntl(fds[i], F_GETFL) | O_NONBLOCK);
+	}
+	if ((err = s->ops->conn_open(&s->opts, true, &s->conn)) != GW_OK)
+		goto fail_pipe;
+	*out = s;
+	return GW_OK;
+fail_pipe:
+	if (s->pipe_r >= 0)
+		close(s->pipe_r);
+	if (s->pipe_w >= 0)
+		close(s->pipe_w);
+	pthread_cond_destroy(&s->idle);
+	pthread_cond_destroy(&s->work);
+	pthread_mutex_destroy(&s->mu);
+fail_mu:
+fail:
+	free(s->dir);
+	free(s->path);
+	free(s);
+	return err;
+}
+
+static void
+store_job_free(struct store_job *j)
+{
+	if (j == NULL)
+		return;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(j->strs); i++)
+		free(j->strs[i]);
+	for (size_t i = 0; i < j->nreceivers; i++)
+		free(j->receivers[i]);
+	free(j->receivers);
+	free(j->doc);
+	store_result_cleanup(&j->res);
+	free(j);
+}
+
+/* Deep copy of a prepared request. */
+static struct store_job *
+store_job_new(const struct store_accept *r)
+{
+	const char *src[9] = {r->id,	       r->sender_ura,  r->bundle_system,
+			      r->bundle_value, r->patient_key, r->fhir_version,
+			      r->jws,	       r->sha256,      r->answer_body};
+	struct store_job *j;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(src); i++)
+		if (src[i] != NULL && (j->strs[i] = strdup(src[i])) == NULL)
+			goto fail;
+	if ((j->doc = malloc(r->doc_len)) == NULL)
+		goto fail;
+	memcpy(j->doc, r->doc, r->doc_len);
+	if (r->nreceivers > 0) {
+		j->receivers = calloc(r->nreceivers, sizeof(*j->receivers));
+		if (j->receivers == NULL)
+			goto fail;
+		for (; j->nreceivers < r->nreceivers; j->nreceivers++) {
+			j->receivers[j->nreceivers] =
+			    strdup(r->receivers[j->nreceivers]);
+			if (j->receivers[j->nreceivers] == NULL)
+				goto fail;
+		}
+	}
+	j->req = *r;
+	j->req.id = j->strs[0];
+	j->req.sender_ura = j->strs[1];
+	j->req.bundle_system = j->strs[2];
+	j->req.bundle_value = j->strs[3];
+	j->req.patient_key = j->strs[4];
+	j->req.fhir_version = j->strs[5];
+	j->req.jws = j->strs[6];
+	j->req.sha256 = j->strs[7];
+	j->req.answer_body = j->strs[8];
+	j->req.doc = j->doc;
+	j->req.receivers = (const char *const *)j->receivers;
+	return j;
+fail:
+	store_job_free(j);
+	return NULL;
+}
+
+/* Wake the loop: one byte while completions wait (mu held). */
+static void
+store_signal(struct store *s)
+{
+	ssize_t w;
+
+	if (s->signalled)
+		return;
+	s->signalled = true;
+	do
+		w = write(s->pipe_w, "", 1);
+	while (w < 0 && errno == EINTR);
+}
+
+/* The writer thread: take everything queued (up to batch_max), commit it
+ * as one transaction, hand the results to the loop. */
+static void *
+store_writer(void *arg)
+{
+	struct store *s = arg;
+	struct store_job *batch, *j, *last;
+	size_t n;
+
+	pthread_mutex_lock(&s->mu);
+	for (;;) {
+		while (s->q_head == NULL && !s->stop)
+			pthread_cond_wait(&s->work, &s->mu);
+		if (s->q_head == NULL)
+			break;
+		batch = s->q_head;
+		last = NULL;
+		n = 0;
+		for (j = batch; j != NULL && n < s->opts.batch_max;
+		     j = j->next) {
+			s->reqs[n++] = &j->req;
+			last = j;
+		}
+		s->q_head = last->next;
+		if (s->q_head == NULL)
+			s->q_tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&s->mu);
+
+		memset(s->res, 0, n * sizeof(*s->res));
+		(void)s->ops->accept_batch(s->wconn, s->reqs, s->res, n);
+		n = 0;
+		for (j = batch; j != NULL; j = j->next) {
+			j->res = s->res[n++];
+			j->first = j == batch;
+		}
+		for (j = batch; j != NULL; j = j->next)
+			j->batch = n;
+
+		pthread_mutex_lock(&s->mu);
+		if (s->d_tail != NULL)
+			s->d_tail->next = batch;
+		else
+			s->d_head = batch;
+		s->d_tail = last;
+		s->uncommitted -= n;
+		pthread_cond_broadcast(&s->idle);
+		store_signal(s);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Start the writer with its own connection (first submit). mu held. */
+static enum gw_err
+store_writer_start(struct store *s)
+{
+	enum gw_err err;
+
+	s->reqs = calloc(s->opts.batch_max, sizeof(*s->reqs));
+	s->res = calloc(s->opts.batch_max, sizeof(*s->res));
+	if (s->reqs == NULL || s->res == NULL) {
+		err = GW_NOMEM;
+		goto fail;
+	}
+	if ((err = s->ops->conn_open(&s->opts, false, &s->wconn)) != GW_OK)
+		goto fail;
+	if (pthread_create(&s->thread, NULL, store_writer, s) != 0) {
+		err = GW_TEMP;
+		goto fail;
+	}
+	s->started = true;
+	return GW_OK;
+fail:
+	s->ops->conn_close(s->wconn);
+	s->wconn = NULL;
+	free(s->reqs);
+	free(s->res);
+	s->reqs = NULL;
+	s->res = NULL;
+	return err;
+}
+
+enum gw_err
+store_submit_accept(struct store *s, const struct store_accept *req,
+		    store_done_fn cb, void *arg)
+{
+	struct store_accept r;
+	struct store_job *j;
+	enum gw_err err;
+
+	if (cb == NULL)
+		return GW_INVALID;
+	if ((err = store_prepare(req, &r)) != GW_OK)
+		return err;
+	pthread_mutex_lock(&s->mu);
+	if (s->outstanding >= s->opts.queue_max) {
+		pthread_mutex_unlock(&s->mu);
+		return GW_TEMP;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if ((j = store_job_new(&r)) == NULL)
+		return GW_NOMEM;
+	j->cb = cb;
+	j->arg = arg;
+	pthread_mutex_lock(&s->mu);
+	if (!s->started && (err = store_writer_start(s)) != GW_OK) {
+		pthread_mutex_unlock(&s->mu);
+		store_job_free(j);
+		return err;
+	}
+	if (s->q_tail != NULL)
+		s->q_tail->next = j;
+	else
+		s->q_head = j;
+	s->q_tail = j;
+	s->outstanding++;
+	s->uncommitted++;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	return GW_OK;
+}
+
+int
+store_notify_fd(struct store *s)
+{
+	return s->pipe_r;
+}
+
+size_t
+store_dispatch(struct store *s)
+{
+	struct store_job *list, *j;
+	char drain[64];
+	size_t n = 0;
+
+	while (read(s->pipe_r, drain, sizeof(drain)) > 0)
+		;
+	pthread_mutex_lock(&s->mu);
+	list = s->d_head;
+	s->d_head = s->d_tail = NULL;
+	s->signalled = false;
+	pthread_mutex_unlock(&s->mu);
+	if (list != NULL)
+		metrics_describe(STORE_BATCH_METRIC, METRICS_HISTOGRAM,
+				 "Accepted documents per store commit.");
+	while ((j = list) != NULL) {
+		list = j->next;
+		if (j->first)
+			metrics_observe(STORE_BATCH_METRIC, "",
+					(double)j->batch);
+		j->cb(j->arg, &j->res);
+		store_job_free(j);
+		n++;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->outstanding -= n;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+void
+store_flush(struct store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->uncommitted > 0)
+		pthread_cond_wait(&s->idle, &s->mu);
+	pthread_mutex_unlock(&s->mu);
+}
+
+void
+store_free(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->started) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = true;
+		pthread_cond_signal(&s->work);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->thread, NULL);
+		(void)store_dispatch(s);
+		s->ops->conn_close(s->wconn);
+	}
+	s->ops->conn_close(s->conn);
+	close(s->pipe_r);
+	close(s->pipe_w);
+	pthread_cond_destroy(&s->idle);
+	pthread_cond_destroy(&s->work);
+	pthread_mutex_destroy(&s->mu);
+	free(s->reqs);
+	free(s->res);
+	free(s->dir);
+	free(s->path);
+	free(s);
+}
+
+const char *
+store_backend(const struct store *s)
+{
+	return s->ops->name;
+}
+
+int
+store_schema_version(const struct store *s)
+{
+	return s->ops->schema_version(s->conn);
+}
+
+enum gw_err
+store_accept(struct store *s, const struct store_accept *req,
+	     struct store_result *res)
+{
+	const struct store_accept *one[1];
+	struct store_accept r;
+	enum gw_err err;
+
+	memset(res, 0, sizeof(*res));
+	if ((err = store_prepare(req, &r)) != GW_OK) {
+		res->err = err;
+		return err;
+	}
+	one[0] = &r;
+	(void)s->ops->accept_batch(s->conn, one, res, 1);
+	return res->err;
+}
+
+enum gw_err
+store_claim(struct store *s, const char *receiver, int64_t now, size_t max,
+	    struct store_row **rows, size_t *n)
+{
+	return s->ops->claim(s->conn, receiver, now, max, rows, n);
+}
+
+enum gw_err
+store_delivered(struct store *s, const char *id, const char *receiver,
+		int status, int64_t now)
+{
+	return s->ops->finish(s->conn, id, receiver, STORE_DELIVERED, status,
+			      NULL, NULL, now);
+}
+
+enum gw_err
+store_failed_temp(struct store *s, const char *id, const char *receiver,
+		  int status, const char *error, int64_t next_attempt_at)
+{
+	return s->ops->finish(s->conn, id, receiver, STORE_DUE, status, error,
+			      NULL, next_attempt_at);
+}
+
+enum gw_err
+store_failed_perm(struct store *s, const char *id, const char *receiver,
+		  int status, const char *error, const char *outcome_json)
+{
+	return s->ops->finish(s->conn, id, receiver, STORE_DEAD, status, error,
+			      outcome_json, util_wall_ms());
+}
+
+enum gw_err
+store_recover(struct store *s, size_t *count)
+{
+	size_t n = 0;
+	enum gw_err err = s->ops->recover(s->conn, util_wall_ms(), &n);
+
+	if (err == GW_OK && n > 0)
+		log_info("store: recovered inflight=%zu to due", n);
+	if (count != NULL)
+		*count = n;
+	return err;
+}
+
+enum gw_err
+store_next_due_at(struct store *s, int64_t *at)
+{
+	return s->ops->next_due_at(s->conn, at);
+}
+
+enum gw_err
+store_get_document(struct store *s, const char *id, struct store_message **out)
+{
+	return s->ops->get(s->conn, id, true, false, out);
+}
+
+enum gw_err
+store_show(struct store *s, const char *id, bool content,
+	   struct store_message **out)
+{
+	return s->ops->get(s->conn, id, content, true, out);
+}
+
+enum gw_err
+store_list(struct store *s, const struct store_filter *f,
+	   struct store_row **rows, size_t *n)
+{
+	return s->ops->list(s->conn, f, rows, n);
+}
+
+enum gw_err
+store_act(struct store *s, const char *id, const char *receiver,
+	  enum store_action action, int64_t now, size_t *changed)
+{
+	if (changed != NULL)
+		*changed = 0;
+	return s->ops->act(s->conn, id, receiver, action, now, changed);
+}
+
+enum gw_err
+store_prune(struct store *s, int64_t before, size_t *count)
+{
+	size_t n = 0;
+	enum gw_err err = s->ops->prune(s->conn, before, &n);
+
+	if (err == GW_OK)
+		log_info("store: pruned messages=%zu", n);
+	if (count != NULL)
+		*count = n;
+	return err;
+}
+
+enum gw_err
+store_stats(struct store *s, struct store_stat **out, size_t *n)
+{
+	return s->ops->stats(s->conn, out, n);
+}
+
+void
+store_metrics_update(struct store *s, int64_t now)
+{
+	struct store_stat *st = NULL;
+	char labels[96];
+	size_t n = 0;
+
+	if (store_stats(s, &st, &n) != GW_OK)
+		return;
+	metrics_describe("pzpgw_queue_depth", METRICS_GAUGE,
+			 "Outbox rows per state and receiver.");
+	metrics_describe("pzpgw_queue_oldest_age_seconds", METRICS_GAUGE,
+			 "Age of the oldest outbox row per state and "
+			 "receiver.");
+	metrics_clear("pzpgw_queue_depth");
+	metrics_clear("pzpgw_queue_oldest_age_seconds");
+	for (size_t i = 0; i < n; i++) {
+		labels[0] = '\0';
+		metrics_label(labels, sizeof(labels), "receiver",
+			      st[i].receiver);
+		metrics_label(labels, sizeof(labels), "state",
+			      store_state_name(st[i].state));
+		metrics_set("pzpgw_queue_depth", labels, (double)st[i].count);
+		metrics_set("pzpgw_queue_oldest_age_seconds", labels,
+			    (double)(now - st[i].oldest_accepted_at) / 1000.0);
+	}
+	free(st);
+}
+
+static enum gw_err
+store_statvfs(void *arg, const char *dir, uint64_t *bytes)
+{
+	struct statvfs sv;
+
+	if (statvfs(dir, &sv) != 0)
+		return GW_IO;
+	*bytes = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	return GW_OK;
+}
+
+void
+store_set_free_space_fn(struct store *s, store_free_space_fn fn, void *arg)
+{
+	s->free_fn = fn;
+	s->free_arg = arg;
+}
+
+bool
+store_disk_ok(struct store *s)
+{
+	store_free_space_fn fn =
+	    s->free_fn != NULL ? s->free_fn : store_statvfs;
+	uint64_t bytes;
+
+	if (s->opts.min_free == 0)
+		return true;
+	if (fn(s->free_arg, s->dir, &bytes) != GW_OK) {
+		log_warn("store: statvfs dir=%s failed", s->dir);
+		return true;
+	}
+	return bytes >= s->opts.min_free;
+}

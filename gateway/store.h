@@ -1,0 +1,351 @@
+/*
+ * Durable store and delivery queue: accepted documents, their outbox rows
+ * per receiver and the idempotency keys, behind a backend-neutral interface
+ * (SQLite in store_sqlite.c; a PostgreSQL backend can fill the same ops).
+ */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct config;
+
+#define STORE_ID_MAX  64   /* longest message id (a UUID is 36) */
+#define STORE_URA_MAX 8	   /* a URA number is 8 digits */
+#define STORE_KEY_MAX 1024 /* longest patient key / identifier part */
+
+enum store_direction { STORE_OUTBOUND, STORE_INBOUND };
+
+/* Outbox row states. */
+enum store_state {
+	STORE_DUE,	/* waiting for next_attempt_at */
+	STORE_INFLIGHT, /* claimed by the deliverer */
+	STORE_DELIVERED,
+	STORE_DEAD, /* permanent failure or too old: operator acts */
+	STORE_HELD, /* parked by an operator */
+	STORE_STATE_COUNT
+};
+
+/* "due", "inflight", ...; NULL for an unknown value. */
+const char *store_state_name(enum store_state st);
+/* Parse a state name; GW_PARSE when unknown. */
+enum gw_err store_state_parse(const char *s, enum store_state *out);
+
+/* How to open a store. */
+struct store_options {
+	const char *path;   /* SQLite file (borrowed during store_open) */
+	uint64_t min_free;  /* bytes free below which store_disk_ok fails */
+	bool create;	    /* create the file when missing */
+	unsigned queue_max; /* submitted accepts not yet dispatched;
+				   0: 4096 */
+	unsigned batch_max; /* accepts per commit; 0: 256 */
+	unsigned busy_timeout_ms; /* 0: 5000 */
+};
+
+/* Fill opts from the [store] section of cfg (borrowed from cfg). */
+void store_options_from_config(struct store_options *opts,
+			       const struct config *cfg);
+
+/* One document to accept; every pointer is borrowed by the call. */
+struct store_accept {
+	const char *id; /* message id chosen by the caller */
+	enum store_direction direction;
+	const char *sender_ura;	   /* the posting organisation */
+	const char *bundle_system; /* Bundle.identifier.system ("" if none) */
+	const char *bundle_value;  /* Bundle.identifier.value */
+	const char *patient_key;   /* opaque; ordering is per (receiver, key) */
+	const char *fhir_version;  /* "4.0.1", "3.0.2", ... */
+	const void *doc;	   /* the document bytes exactly as signed */
+	size_t doc_len;
+	const char *jws;	      /* detached JWS, may be NULL */
+	const char *sha256;	      /* hex SHA-256 of the canonical bytes */
+	int64_t accepted_at;	      /* ms since the epoch; 0: now */
+	int answer_status;	      /* the answer given for this accept */
+	const char *answer_body;      /* may be NULL */
+	const char *const *receivers; /* URAs; one outbox row each */
+	size_t nreceivers;
+};
+
+/* Outcome of one accept. */
+struct store_result {
+	/* GW_OK stored; GW_EXISTS the (direction, sender, identifier) was
+	   stored before: id and answer are the original ones; otherwise
+	   nothing was stored (GW_TEMP/GW_IO/GW_NOMEM: answer 503). */
+	enum gw_err err;
+	char id[STORE_ID_MAX + 1];
+	int answer_status;
+	char *answer_body; /* NUL-terminated heap copy or NULL */
+};
+
+/* Release what res owns (not res itself). */
+void store_result_cleanup(struct store_result *res);
+
+/* Called in the loop thread from store_dispatch once the accept is
+ * durable (or failed). res is borrowed for the duration of the call. */
+typedef void (*store_done_fn)(void *arg, const struct store_result *res);
+
+/* One outbox row with its message's main fields. */
+struct store_row {
+	int64_t seq; /* acceptance order, also the paging cursor */
+	char id[STORE_ID_MAX + 1];
+	char receiver[STORE_URA_MAX + 1];
+	char sender[STORE_URA_MAX + 1];
+	enum store_direction direction;
+	enum store_state state;
+	unsigned attempts;   /* attempts started */
+	int64_t accepted_at; /* ms; 0 when unset for the columns below */
+	int64_t next_attempt_at;
+	int64_t first_attempt_at;
+	int64_t last_attempt_at;
+	int64_t delivered_at;
+	int last_status; /* HTTP status of the last attempt, 0 none */
+	unsigned replays;
+	char *last_error; /* heap or NULL */
+	char *outcome;	  /* receiver's OperationOutcome (JSON) or NULL */
+};
+
+/* Free an array of n rows returned by the store; NULL is a no-op. */
+void store_rows_free(struct store_row *rows, size_t n);
+
+/* A stored message: metadata, optionally the content and outbox rows. */
+struct store_message {
+	int64_t seq;
+	char id[STORE_ID_MAX + 1];
+	enum store_direction direction;
+	char sender[STORE_URA_MAX + 1];
+	char *bundle_system;
+	char *bundle_value;
+	char *patient_key;
+	char *fhir_version;
+	char *sha256;
+	int64_t accepted_at;
+	int answer_status;
+	char *answer_body;
+	void *doc; /* NULL unless content was asked for */
+	size_t doc_len;
+	char *jws; /* NULL unless content was asked for, or none */
+	struct store_row *rows;
+	size_t nrows;
+};
+
+/* Free msg and everything in it; NULL is a no-op. */
+void store_message_free(struct store_message *msg);
+
+/* Filter for store_list. */
+struct store_filter {
+	int state;	      /* enum store_state or -1 for any */
+	const char *receiver; /* URA or NULL */
+	int64_t after_seq;    /* rows with seq > after_seq (paging) */
+	size_t limit;	      /* 0: 100 */
+};
+
+/* Queue depth per (state, receiver). */
+struct store_stat {
+	enum store_state state;
+	char receiver[STORE_URA_MAX + 1];
+	uint64_t count;
+	int64_t oldest_accepted_at; /* ms */
+};
+
+/* Operator actions on outbox rows. */
+enum store_action {
+	STORE_RETRY,   /* due -> due now */
+	STORE_HOLD,    /* due -> held */
+	STORE_RELEASE, /* held -> due now */
+	STORE_REPLAY,  /* dead|delivered -> due now, attempts reset */
+};
+
+/* Backoff policy of the deliverer (all in ms). */
+struct store_backoff {
+	int64_t min_ms;
+	int64_t max_ms;
+	int64_t max_age_ms;
+};
+
+/*
+ * When to try again after attempt number `attempts` (1 = the first one
+ * failed) of a row first attempted at `since`: the delay doubles from
+ * min_ms up to max_ms, minus up to a quarter of random jitter taken from
+ * rnd (never below min_ms), and never later than since + max_age_ms.
+ * Returns true with *next set, or false when the row is dead
+ * (now >= since + max_age_ms). Pure function.
+ */
+bool store_next_attempt(const struct store_backoff *b, unsigned attempts,
+			int64_t since, int64_t now, uint32_t rnd,
+			int64_t *next);
+
+struct store;
+
+/*
+ * Open (and migrate) the store described by opts. Returns GW_OK and *out
+ * (caller frees with store_free); GW_NOTFOUND when the file is missing
+ * and !opts->create; GW_CONFIG when its schema is newer than this binary;
+ * GW_IO/GW_TEMP/GW_PERM from the database otherwise.
+ */
+enum gw_err store_open(const struct store_options *opts, struct store **out);
+
+/* Commit every submitted accept, run the callbacks not yet run, stop the
+ * writer thread and close. NULL is a no-op. */
+void store_free(struct store *s);
+
+/* Name of the backend ("sqlite"). */
+const char *store_backend(const struct store *s);
+
+/* Schema version of the open store. */
+int store_schema_version(const struct store *s);
+
+/* Accept one document synchronously (one transaction on the caller's
+ * connection). Returns res->err; res is filled either way (caller cleans
+ * it up with store_result_cleanup). */
+enum gw_err store_accept(struct store *s, const struct store_accept *req,
+			 struct store_result *res);
+
+/*
+ * Queue req (copied) for the writer thread, which commits queued accepts
+ * in groups. cb runs later in the caller's thread from store_dispatch,
+ * exactly once, after the commit. Returns GW_OK, GW_TEMP when the queue is
+ * full (answer 503), GW_INVALID for a malformed req, GW_NOMEM; cb is never
+ * called when this fails.
+ */
+enum gw_err store_submit_accept(struct store *s, const struct store_accept *req,
+				store_done_fn cb, void *arg);
+
+/* A file descriptor that becomes readable when completions wait for
+ * store_dispatch. Owned by the store. */
+int store_notify_fd(struct store *s);
+
+/* Run the callbacks of every completed accept (loop thread only) and
+ * record the commit batch sizes. Returns the number of callbacks run. */
+size_t store_dispatch(struct store *s);
+
+/* Wait until every accept submitted so far is committed (tests,
+ * shutdown); callbacks still run from store_dispatch. */
+void store_flush(struct store *s);
+
+/*
+ * Claim up to max due rows (receiver NULL: any receiver) whose
+ * next_attempt_at <= now and that no earlier row for the same (receiver,
+ * patient) precedes in state due, inflight or held; they become inflight
+ * with attempts + 1. *rows (caller frees with store_rows_free) and *n;
+ * *rows may be NULL when *n is 0.
+ */
+enum gw_err store_claim(struct store *s, const char *receiver, int64_t now,
+			size_t max, struct store_row **rows, size_t *n);
+
+/* inflight -> delivered with the receiver's HTTP status. GW_NOTFOUND when
+ * the row is not inflight. */
+enum gw_err store_delivered(struct store *s, const char *id,
+			    const char *receiver, int status, int64_t now);
+
+/* inflight -> due at next_attempt_at, keeping status and error. */
+enum gw_err store_failed_temp(struct store *s, const char *id,
+			      const char *receiver, int status,
+			      const char *error, int64_t next_attempt_at);
+
+/* inflight -> dead, keeping status, error and the receiver's
+ * OperationOutcome (JSON text, may be NULL). */
+enum gw_err store_failed_perm(struct store *s, const char *id,
+			      const char *receiver, int status,
+			      const char *error, const char *outcome_json);
+
+/* Startup: every inflight row back to due (now). *count may be NULL. */
+enum gw_err store_recover(struct store *s, size_t *count);
+
+/* Earliest next_attempt_at of a claimable due row: GW_OK and *at, or
+ * GW_NOTFOUND when nothing waits. */
+enum gw_err store_next_due_at(struct store *s, int64_t *at);
+
+/* The message id with content (doc, jws) and no rows. *out: caller frees
+ * with store_message_free. GW_NOTFOUND when unknown. */
+enum gw_err store_get_document(struct store *s, const char *id,
+			       struct store_message **out);
+
+/* The message id with its outbox rows, with content only when asked. */
+enum gw_err store_show(struct store *s, const char *id, bool content,
+		       struct store_message **out);
+
+/* Outbox rows matching f in acceptance order. *rows: caller frees with
+ * store_rows_free. */
+enum gw_err store_list(struct store *s, const struct store_filter *f,
+		       struct store_row **rows, size_t *n);
+
+/*
+ * Apply an operator action to the outbox rows of message id (receiver
+ * NULL: every row of it) that are in a state the action allows. *changed
+ * (may be NULL) counts them. GW_NOTFOUND: no such message/row; GW_INVALID:
+ * no row was in an allowed state.
+ */
+enum gw_err store_act(struct store *s, const char *id, const char *receiver,
+		      enum store_action action, int64_t now, size_t *changed);
+
+/* Delete outbound messages whose every outbox row was delivered before
+ * `before` (ms), never dead or pending ones, then reclaim space. *count
+ * (may be NULL) is the number of messages removed. */
+enum gw_err store_prune(struct store *s, int64_t before, size_t *count);
+
+/* Queue depth and oldest row per (state, receiver). *out: caller frees. */
+enum gw_err store_stats(struct store *s, struct store_stat **out, size_t *n);
+
+/* Set the gauges pzpgw_queue_depth and pzpgw_queue_oldest_age_seconds
+ * per (state, receiver) from store_stats (loop thread only). */
+void store_metrics_update(struct store *s, int64_t now);
+
+/* Free bytes available on the filesystem holding dir. */
+typedef enum gw_err (*store_free_space_fn)(void *arg, const char *dir,
+					   uint64_t *bytes);
+
+/* Replace the free-space source (tests); NULL restores statvfs. */
+void store_set_free_space_fn(struct store *s, store_free_space_fn fn,
+			     void *arg);
+
+/* True when the store's filesystem has at least min_free bytes free (or
+ * the free space cannot be read: never block intake on a failed probe). */
+bool store_disk_ok(struct store *s);
+
+/*
+ * Backend interface. Every function gets a connection made by conn_open;
+ * the store uses one connection in the caller's thread and one in the
+ * writer thread. Results follow the public functions above.
+ */
+struct store_ops {
+	const char *name;
+	enum gw_err (*conn_open)(const struct store_options *opts, bool migrate,
+				 void **conn);
+	void (*conn_close)(void *conn);
+	int (*schema_version)(void *conn);
+	/* One transaction for all n; a failing item fails alone. Returns
+	   non-OK when the transaction itself failed (then res[i].err is set
+	   to that error for every i). */
+	enum gw_err (*accept_batch)(void *conn,
+				    const struct store_accept *const *reqs,
+				    struct store_result *res, size_t n);
+	enum gw_err (*claim)(void *conn, const char *receiver, int64_t now,
+			     size_t max, struct store_row **rows, size_t *n);
+	enum gw_err (*finish)(void *conn, const char *id, const char *receiver,
+			      enum store_state to, int status,
+			      const char *error, const char *outcome,
+			      int64_t at);
+	enum gw_err (*recover)(void *conn, int64_t now, size_t *count);
+	enum gw_err (*next_due_at)(void *conn, int64_t *at);
+	enum gw_err (*get)(void *conn, const char *id, bool content, bool rows,
+			   struct store_message **out);
+	enum gw_err (*list)(void *conn, const struct store_filter *f,
+			    struct store_row **rows, size_t *n);
+	enum gw_err (*act)(void *conn, const char *id, const char *receiver,
+			   enum store_action action, int64_t now,
+			   size_t *changed);
+	enum gw_err (*prune)(void *conn, int64_t before, size_t *count);
+	enum gw_err (*stats)(void *conn, struct store_stat **out, size_t *n);
+};
+
+/* The SQLite backend (store_sqlite.c). */
+extern const struct store_ops store_sqlite_ops;
+
+/* Schema version the SQLite backend writes. */
+#define STORE_SQLITE_SCHEMA 2
+
+#endif

@@ -1,0 +1,1095 @@
+/*
+ * SQLite backend of the store: WAL, synchronous=FULL, versioned schema
+ * migrations (PRAGMA user_version), one transaction per accept batch with a
+ * savepoint per document, and the outbox queries of the deliverer.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+/* Schema steps: MIGRATIONS[i] takes user_version i to i + 1. */
+static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
+    /* 1: messages (with the idempotency key) and the outbox. */
+    "CREATE TABLE messages ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE,"
+    " direction TEXT NOT NULL CHECK (direction IN"
+    "  ('outbound', 'inbound')),"
+    " sender_ura TEXT NOT NULL,"
+    " bundle_system TEXT NOT NULL,"
+    " bundle_value TEXT NOT NULL,"
+    " patient_key TEXT NOT NULL,"
+    " fhir_version TEXT NOT NULL,"
+    " document BLOB NOT NULL,"
+    " jws TEXT,"
+    " sha256 TEXT NOT NULL,"
+    " accepted_at INTEGER NOT NULL,"
+    " answer_status INTEGER NOT NULL,"
+    " answer_body TEXT,"
+    " UNIQUE (direction, sender_ura, bundle_system, bundle_value));"
+    "CREATE TABLE outbox ("
+    " message_seq INTEGER NOT NULL"
+    "  REFERENCES messages(seq) ON DELETE CASCADE,"
+    " receiver_ura TEXT NOT NULL,"
+    " patient_key TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN"
+    "  ('due', 'inflight', 'delivered', 'dead', 'held')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_attempt_at INTEGER NOT NULL,"
+    " first_attempt_at INTEGER,"
+    " last_attempt_at INTEGER,"
+    " last_status INTEGER,"
+    " last_error TEXT,"
+    " outcome TEXT,"
+    " delivered_at INTEGER,"
+    " PRIMARY KEY (message_seq, receiver_ura)) WITHOUT ROWID;"
+    "CREATE INDEX outbox_state ON outbox (state, next_attempt_at);"
+    "CREATE INDEX outbox_order ON outbox"
+    " (receiver_ura, patient_key, message_seq)"
+    " WHERE state IN ('due', 'inflight', 'held');",
+    /* 2: operator replay counter; index for listing per receiver. */
+    "ALTER TABLE outbox ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX outbox_receiver ON outbox (receiver_ura, state);",
+};
+
+/* Cached statements. */
+enum sq_stmt {
+	SQ_BEGIN,
+	SQ_COMMIT,
+	SQ_ROLLBACK,
+	SQ_SAVEPOINT,
+	SQ_RELEASE,
+	SQ_ROLLBACK_TO,
+	SQ_FIND_KEY,
+	SQ_INSERT_MESSAGE,
+	SQ_INSERT_OUTBOX,
+	SQ_CLAIM_SELECT,
+	SQ_CLAIM_UPDATE,
+	SQ_FINISH,
+	SQ_NEXT_DUE,
+	SQ_COUNT
+};
+
+/* Columns read by sq_row_read, in order. */
+#define SQ_ROW_COLS                                                            \
+	"o.message_seq, m.id, o.receiver_ura, m.sender_ura, m.direction,"      \
+	" o.state, o.attempts, m.accepted_at, o.next_attempt_at,"              \
+	" o.first_attempt_at, o.last_attempt_at, o.delivered_at,"              \
+	" o.last_status, o.replays, o.last_error, o.outcome"                   \
+	" FROM outbox o JOIN messages m ON m.seq = o.message_seq "
+
+/* Rows in due/inflight/held that precede o for the same receiver and
+ * patient: o must wait for them. */
+#define SQ_BLOCKED                                                             \
+	"EXISTS (SELECT 1 FROM outbox p WHERE p.receiver_ura ="                \
+	" o.receiver_ura AND p.patient_key = o.patient_key AND"                \
+	" p.message_seq < o.message_seq AND"                                   \
+	" p.state IN ('due', 'inflight', 'held'))"
+
+static const char *const sq_sql[SQ_COUNT] = {
+    [SQ_BEGIN] = "BEGIN IMMEDIATE",
+    [SQ_COMMIT] = "COMMIT",
+    [SQ_ROLLBACK] = "ROLLBACK",
+    [SQ_SAVEPOINT] = "SAVEPOINT doc",
+    [SQ_RELEASE] = "RELEASE doc",
+    [SQ_ROLLBACK_TO] = "ROLLBACK TO doc",
+    [SQ_FIND_KEY] = "SELECT id, answer_status, answer_body FROM messages"
+		    " WHERE direction = ?1 AND sender_ura = ?2 AND"
+		    " bundle_system = ?3 AND bundle_value = ?4",
+    [SQ_INSERT_MESSAGE] =
+	"INSERT INTO messages (id, direction, sender_ura,"
+	" bundle_system, bundle_value, patient_key, fhir_version,"
+	" document, jws, sha256, accepted_at, answer_status,"
+	" answer_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+	" ?10, ?11, ?12, ?13)",
+    [SQ_INSERT_OUTBOX] = "INSERT INTO outbox (message_seq, receiver_ura,"
+			 " patient_key, state, next_attempt_at)"
+			 " VALUES (?1, ?2, ?3, 'due', ?4)",
+    [SQ_CLAIM_SELECT] =
+	"SELECT " SQ_ROW_COLS
+	"WHERE o.state = 'due' AND o.next_attempt_at <= ?1"
+	" AND (?2 IS NULL OR o.receiver_ura = ?2)"
+	" AND NOT " SQ_BLOCKED " ORDER BY o.message_seq LIMIT ?3",
+    [SQ_CLAIM_UPDATE] =
+	"UPDATE outbox SET state = 'inflight', attempts = attempts + 1,"
+	" first_attempt_at = coalesce(first_attempt_at, ?3),"
+	" last_attempt_at = ?3 WHERE message_seq = ?1 AND"
+	" receiver_ura = ?2 AND state = 'due'",
+    [SQ_FINISH] =
+	"UPDATE outbox SET state = ?3, last_status = ?4,"
+	" last_error = ?5, outcome = ?6,"
+	" next_attempt_at = CASE WHEN ?3 = 'due' THEN ?7"
+	"  ELSE next_attempt_at END,"
+	" delivered_at = CASE WHEN ?3 = 'delivered' THEN ?7"
+	"  ELSE delivered_at END"
+	" WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1)"
+	" AND receiver_ura = ?2 AND state = 'inflight'",
+    [SQ_NEXT_DUE] = "SELECT o.next_attempt_at FROM outbox o"
+		    " WHERE o.state = 'due' AND NOT " SQ_BLOCKED
+		    " ORDER BY o.next_attempt_at LIMIT 1",
+};
+
+/* One connection. */
+struct sq {
+	sqlite3 *db;
+	sqlite3_stmt *st[SQ_COUNT];
+};
+
+static const char *const sq_states[STORE_STATE_COUNT] = {
+    [STORE_DUE] = "due",
+    [STORE_INFLIGHT] = "inflight",
+    [STORE_DELIVERED] = "delivered",
+    [STORE_DEAD] = "dead",
+    [STORE_HELD] = "held",
+};
+
+/* Map an SQLite result code: busy/locked are temporary, I/O and full disk
+ * are I/O errors, constraint is invalid input, corruption permanent. */
+static enum gw_err
+sq_err(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return GW_OK;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_PROTOCOL:
+	case SQLITE_INTERRUPT:
+		return GW_TEMP;
+	case SQLITE_NOMEM:
+		return GW_NOMEM;
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+		return GW_IO;
+	case SQLITE_CONSTRAINT:
+		return GW_INVALID;
+	case SQLITE_NOTFOUND:
+		return GW_NOTFOUND;
+	default:
+		return GW_PERM;
+	}
+}
+
+/* Log a database failure (no content: SQLite messages name columns). */
+static enum gw_err
+sq_fail(struct sq *c, const char *op, int rc)
+{
+	log_warnx("store: op=%s backend=sqlite rc=%d error=\"%s\"", op, rc,
+		  c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+	return sq_err(rc);
+}
+
+/* The cached statement i, reset and unbound. */
+static enum gw_err
+sq_stmt(struct sq *c, enum sq_stmt i, sqlite3_stmt **out)
+{
+	int rc;
+
+	if (c->st[i] == NULL) {
+		rc = sqlite3_prepare_v3(c->db, sq_sql[i], -1,
+					SQLITE_PREPARE_PERSISTENT, &c->st[i],
+					NULL);
+		if (rc != SQLITE_OK)
+			return sq_fail(c, "prepare", rc);
+	} else {
+		sqlite3_reset(c->st[i]);
+		sqlite3_clear_bindings(c->st[i]);
+	}
+	*out = c->st[i];
+	return GW_OK;
+}
+
+/* Run a cached statement that returns no rows. */
+static enum gw_err
+sq_run(struct sq *c, enum sq_stmt i)
+{
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	if ((err = sq_stmt(c, i, &st)) != GW_OK)
+		return err;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, sq_sql[i], rc);
+	return GW_OK;
+}
+
+/* Run one-off SQL (pragmas, migrations). */
+static enum gw_err
+sq_exec(struct sq *c, const char *sql)
+{
+	int rc = sqlite3_exec(c->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "exec", rc);
+	return GW_OK;
+}
+
+/* An integer from a one-row query such as a pragma. */
+static enum gw_err
+sq_int(struct sq *c, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "prepare", rc);
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		err = GW_NOTFOUND;
+	else
+		err = sq_fail(c, "query", rc);
+out:
+	sqlite3_finalize(st);
+	return err;
+}
+
+static void
+sq_rollback(struct sq *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		(void)sq_run(c, SQ_ROLLBACK);
+}
+
+static enum gw_err
+sq_commit(struct sq *c)
+{
+	enum gw_err err = sq_run(c, SQ_COMMIT);
+
+	if (err != GW_OK)
+		sq_rollback(c);
+	return err;
+}
+
+/* Bring the schema to STORE_SQLITE_SCHEMA, one step per transaction; a
+ * concurrent opener (the CLI beside the daemon) re-reads the version
+ * under the write lock. */
+static enum gw_err
+sq_migrate(struct sq *c)
+{
+	enum gw_err err;
+	char sql[64];
+	int64_t v;
+
+	for (;;) {
+		if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+			return err;
+		if ((err = sq_int(c, "PRAGMA user_version", &v)) != GW_OK)
+			goto fail;
+		if (v > STORE_SQLITE_SCHEMA) {
+			log_warnx("store: schema version %lld is newer than "
+				  "this binary knows (%d)",
+				  (long long)v, STORE_SQLITE_SCHEMA);
+			err = GW_CONFIG;
+			goto fail;
+		}
+		if (v == STORE_SQLITE_SCHEMA) {
+			sq_rollback(c);
+			return GW_OK;
+		}
+		if (v < 0) {
+			err = GW_PERM;
+			goto fail;
+		}
+		if ((err = sq_exec(c, sq_migrations[v])) != GW_OK)
+			goto fail;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld",
+			 (long long)v + 1);
+		if ((err = sq_exec(c, sql)) != GW_OK)
+			goto fail;
+		if ((err = sq_commit(c)) != GW_OK)
+			return err;
+		log_info("store: schema migrated from=%lld to=%lld",
+			 (long long)v, (long long)v + 1);
+	}
+fail:
+	sq_rollback(c);
+	return err;
+}
+
+static void
+sq_close(void *conn)
+{
+	struct sq *c = conn;
+
+	if (c == NULL)
+		return;
+	for (int i = 0; i < SQ_COUNT; i++)
+		sqlite3_finalize(c->st[i]);
+	sqlite3_close(c->db);
+	free(c);
+}
+
+static enum gw_err
+sq_open(const struct store_options *opts, bool migrate, void **out)
+{
+	struct sq *c = NULL;
+	enum gw_err err;
+	struct stat sb;
+	int64_t v;
+	int rc, flags;
+
+	*out = NULL;
+	if (opts->path == NULL || opts->path[0] == '\0')
+		return GW_CONFIG;
+	if (!opts->create && stat(opts->path, &sb) != 0)
+		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return GW_NOMEM;
+	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	if (opts->create)
+		flags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(opts->path, &c->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "open", rc);
+		goto fail;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, opts->busy_timeout_ms > 0
+					? (int)opts->busy_timeout_ms
+					: 5000);
+	/* auto_vacuum only takes effect before the first table exists. */
+	if ((err = sq_exec(c, "PRAGMA auto_vacuum = INCREMENTAL")) != GW_OK)
+		goto fail;
+	if ((err = sq_exec(c, "PRAGMA journal_mode = WAL")) != GW_OK)
+		goto fail;
+	if ((err = sq_exec(c, "PRAGMA synchronous = FULL; "
+			      "PRAGMA foreign_keys = ON")) != GW_OK)
+		goto fail;
+	if (migrate) {
+		if ((err = sq_migrate(c)) != GW_OK)
+			goto fail;
+	} else {
+		if ((err = sq_int(c, "PRAGMA user_version", &v)) != GW_OK)
+			goto fail;
+		if (v != STORE_SQLITE_SCHEMA) {
+			err = v > STORE_SQLITE_SCHEMA ? GW_CONFIG : GW_PERM;
+			goto fail;
+		}
+	}
+	*out = c;
+	return GW_OK;
+fail:
+	sq_close(c);
+	return err;
+}
+
+static int
+sq_schema_version(void *conn)
+{
+	int64_t v = -1;
+
+	if (sq_int(conn, "PRAGMA user_version", &v) != GW_OK)
+		return -1;
+	return (int)v;
+}
+
+/* A heap copy of text column i, or NULL when the column is NULL. */
+static char *
+sq_text(sqlite3_stmt *st, int i, bool *nomem)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	char *s;
+
+	if (t == NULL)
+		return NULL;
+	if ((s = strdup((const char *)t)) == NULL)
+		*nomem = true;
+	return s;
+}
+
+static void
+sq_copy(char *dst, size_t n, sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	util_strlcpy(dst, t != NULL ? (const char *)t : "", n);
+}
+
+static enum store_state
+sq_state(const unsigned char *s)
+{
+	for (int i = 0; i < STORE_STATE_COUNT; i++)
+		if (s != NULL && strcmp((const char *)s, sq_states[i]) == 0)
+			return (enum store_state)i;
+	return STORE_DEAD; /* a value the schema's CHECK forbids */
+}
+
+/* Fill r from a statement selecting SQ_ROW_COLS. */
+static enum gw_err
+sq_row_read(sqlite3_stmt *st, struct store_row *r)
+{
+	bool nomem = false;
+	const unsigned char *d;
+
+	memset(r, 0, sizeof(*r));
+	r->seq = sqlite3_column_int64(st, 0);
+	sq_copy(r->id, sizeof(r->id), st, 1);
+	sq_copy(r->receiver, sizeof(r->receiver), st, 2);
+	sq_copy(r->sender, sizeof(r->sender), st, 3);
+	d = sqlite3_column_text(st, 4);
+	r->direction = d != NULL && strcmp((const char *)d, "inbound") == 0
+			   ? STORE_INBOUND
+			   : STORE_OUTBOUND;
+	r->state = sq_state(sqlite3_column_text(st, 5));
+	r->attempts = (unsigned)sqlite3_column_int64(st, 6);
+	r->accepted_at = sqlite3_column_int64(st, 7);
+	r->next_attempt_at = sqlite3_column_int64(st, 8);
+	r->first_attempt_at = sqlite3_column_int64(st, 9);
+	r->last_attempt_at = sqlite3_column_int64(st, 10);
+	r->delivered_at = sqlite3_column_int64(st, 11);
+	r->last_status = sqlite3_column_int(st, 12);
+	r->replays = (unsigned)sqlite3_column_int64(st, 13);
+	r->last_error = sq_text(st, 14, &nomem);
+	r->outcome = sq_text(st, 15, &nomem);
+	return nomem ? GW_NOMEM : GW_OK;
+}
+
+/* Step st to the end, collecting rows into a growing array. */
+static enum gw_err
+sq_rows_collect(struct sq *c, sqlite3_stmt *st, struct store_row **rows,
+		size_t *n)
+{
+	struct store_row *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				err = GW_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		err = sq_row_read(st, &v[len]);
+		len++;
+		if (err != GW_OK)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "select", rc);
+out:
+	sqlite3_reset(st);
+	if (err != GW_OK) {
+		store_rows_free(v, len);
+		v = NULL;
+		len = 0;
+	}
+	*rows = v;
+	*n = len;
+	return err;
+}
+
+static void
+sq_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s == NULL)
+		sqlite3_bind_null(st, i);
+	else
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static const char *
+sq_direction(enum store_direction d)
+{
+	return d == STORE_INBOUND ? "inbound" : "outbound";
+}
+
+/* Accept one document inside the open transaction. GW_OK stored,
+ * GW_EXISTS with the original answer, or an error (caller rolls back the
+ * savepoint). */
+static enum gw_err
+sq_accept_one(struct sq *c, const struct store_accept *r,
+	      struct store_result *res)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *body;
+	enum gw_err err;
+	int64_t seq;
+	int rc;
+
+	if ((err = sq_stmt(c, SQ_FIND_KEY, &st)) != GW_OK)
+		return err;
+	sqlite3_bind_text(st, 1, sq_direction(r->direction), -1, SQLITE_STATIC);
+	sq_bind_text(st, 2, r->sender_ura);
+	sq_bind_text(st, 3, r->bundle_system);
+	sq_bind_text(st, 4, r->bundle_value);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		sq_copy(res->id, sizeof(res->id), st, 0);
+		res->answer_status = sqlite3_column_int(st, 1);
+		body = sqlite3_column_text(st, 2);
+		err = GW_EXISTS;
+		if (body != NULL &&
+		    (res->answer_body = strdup((const char *)body)) == NULL)
+			err = GW_NOMEM;
+		sqlite3_reset(st);
+		return err;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "find_key", rc);
+
+	if ((err = sq_stmt(c, SQ_INSERT_MESSAGE, &st)) != GW_OK)
+		return err;
+	sq_bind_text(st, 1, r->id);
+	sqlite3_bind_text(st, 2, sq_direction(r->direction), -1, SQLITE_STATIC);
+	sq_bind_text(st, 3, r->sender_ura);
+	sq_bind_text(st, 4, r->bundle_system);
+	sq_bind_text(st, 5, r->bundle_value);
+	sq_bind_text(st, 6, r->patient_key);
+	sq_bind_text(st, 7, r->fhir_version);
+	sqlite3_bind_blob64(st, 8, r->doc, r->doc_len, SQLITE_STATIC);
+	sq_bind_text(st, 9, r->jws);
+	sq_bind_text(st, 10, r->sha256);
+	sqlite3_bind_int64(st, 11, r->accepted_at);
+	sqlite3_bind_int(st, 12, r->answer_status);
+	sq_bind_text(st, 13, r->answer_body);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "insert_message", rc);
+	seq = sqlite3_last_insert_rowid(c->db);
+
+	for (size_t i = 0; i < r->nreceivers; i++) {
+		if ((err = sq_stmt(c, SQ_INSERT_OUTBOX, &st)) != GW_OK)
+			return err;
+		sqlite3_bind_int64(st, 1, seq);
+		sq_bind_text(st, 2, r->receivers[i]);
+		sq_bind_text(st, 3, r->patient_key);
+		sqlite3_bind_int64(st, 4, r->accepted_at);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return sq_fail(c, "insert_outbox", rc);
+	}
+	util_strlcpy(res->id, r->id, sizeof(res->id));
+	res->answer_status = r->answer_status;
+	if (r->answer_body != NULL &&
+	    (res->answer_body = strdup(r->answer_body)) == NULL)
+		return GW_NOMEM;
+	return GW_OK;
+}
+
+static enum gw_err
+sq_accept_batch(void *conn, const struct store_accept *const *reqs,
+		struct store_result *res, size_t n)
+{
+	struct sq *c = conn;
+	enum gw_err err, txn = GW_OK;
+
+	if ((txn = sq_run(c, SQ_BEGIN)) != GW_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if ((txn = sq_run(c, SQ_SAVEPOINT)) != GW_OK)
+			goto out;
+		err = sq_accept_one(c, reqs[i], &res[i]);
+		res[i].err = err;
+		if (err == GW_OK || err == GW_EXISTS) {
+			if ((txn = sq_run(c, SQ_RELEASE)) != GW_OK)
+				goto out;
+			continue;
+		}
+		/* This document fails alone unless the transaction is gone
+		   (I/O error, disk full): then the whole batch fails. */
+		store_result_cleanup(&res[i]);
+		res[i].err = err;
+		if (sqlite3_get_autocommit(c->db)) {
+			txn = err;
+			goto out;
+		}
+		if ((txn = sq_run(c, SQ_ROLLBACK_TO)) != GW_OK ||
+		    (txn = sq_run(c, SQ_RELEASE)) != GW_OK)
+			goto out;
+	}
+	txn = sq_commit(c);
+out:
+	if (txn != GW_OK) {
+		sq_rollback(c);
+		for (size_t i = 0; i < n; i++) {
+			store_result_cleanup(&res[i]);
+			res[i].err = txn;
+		}
+	}
+	return txn;
+}
+
+static enum gw_err
+sq_claim(void *conn, const char *receiver, int64_t now, size_t max,
+	 struct store_row **rows, size_t *n)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	size_t i;
+	int rc;
+
+	*rows = NULL;
+	*n = 0;
+	if (max == 0)
+		return GW_OK;
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		return err;
+	if ((err = sq_stmt(c, SQ_CLAIM_SELECT, &st)) != GW_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, now);
+	sq_bind_text(st, 2, receiver);
+	sqlite3_bind_int64(st, 3, max > INT_MAX ? INT_MAX : (int64_t)max);
+	if ((err = sq_rows_collect(c, st, rows, n)) != GW_OK)
+		goto fail;
+	for (i = 0; i < *n; i++) {
+		struct store_row *r = &(*rows)[i];
+
+		if ((err = sq_stmt(c, SQ_CLAIM_UPDATE, &st)) != GW_OK)
+			goto fail;
+		sqlite3_bind_int64(st, 1, r->seq);
+		sq_bind_text(st, 2, r->receiver);
+		sqlite3_bind_int64(st, 3, now);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE) {
+			err = sq_fail(c, "claim", rc);
+			goto fail;
+		}
+		r->state = STORE_INFLIGHT;
+		r->attempts++;
+		if (r->first_attempt_at == 0)
+			r->first_attempt_at = now;
+		r->last_attempt_at = now;
+	}
+	if ((err = sq_commit(c)) != GW_OK)
+		goto fail;
+	return GW_OK;
+fail:
+	sq_rollback(c);
+	store_rows_free(*rows, *n);
+	*rows = NULL;
+	*n = 0;
+	return err;
+}
+
+static enum gw_err
+sq_finish(void *conn, const char *id, const char *receiver, enum store_state to,
+	  int status, const char *error, const char *outcome, int64_t at)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	if ((err = sq_stmt(c, SQ_FINISH, &st)) != GW_OK)
+		return err;
+	sq_bind_text(st, 1, id);
+	sq_bind_text(st, 2, receiver);
+	sq_bind_text(st, 3, sq_states[to]);
+	if (status > 0)
+		sqlite3_bind_int(st, 4, status);
+	sq_bind_text(st, 5, error);
+	sq_bind_text(st, 6, outcome);
+	sqlite3_bind_int64(st, 7, at);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "finish", rc);
+	return sqlite3_changes(c->db) == 1 ? GW_OK : GW_NOTFOUND;
+}
+
+static enum gw_err
+sq_recover(void *conn, int64_t now, size_t *count)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db,
+				"UPDATE outbox SET state = 'due',"
+				" next_attempt_at = min(next_attempt_at, ?1)"
+				" WHERE state = 'inflight'",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, now);
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "recover", rc);
+	else if (count != NULL)
+		*count = (size_t)sqlite3_changes(c->db);
+	sqlite3_finalize(st);
+	return err;
+}
+
+static enum gw_err
+sq_next_due_at(void *conn, int64_t *at)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	if ((err = sq_stmt(c, SQ_NEXT_DUE, &st)) != GW_OK)
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*at = sqlite3_column_int64(st, 0);
+		err = GW_OK;
+	} else if (rc == SQLITE_DONE) {
+		err = GW_NOTFOUND;
+	} else {
+		err = sq_fail(c, "next_due", rc);
+	}
+	sqlite3_reset(st);
+	return err;
+}
+
+static enum gw_err
+sq_get(void *conn, const char *id, bool content, bool rows,
+       struct store_message **out)
+{
+	struct sq *c = conn;
+	struct store_message *m = NULL;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	bool nomem = false;
+	const void *blob;
+	int rc;
+
+	*out = NULL;
+	rc = sqlite3_prepare_v2(
+	    c->db,
+	    "SELECT seq, id, direction, sender_ura, bundle_system,"
+	    " bundle_value, patient_key, fhir_version, sha256, accepted_at,"
+	    " answer_status, answer_body,"
+	    " CASE WHEN ?2 THEN document END, CASE WHEN ?2 THEN jws END"
+	    " FROM messages WHERE id = ?1",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "prepare", rc);
+		goto out;
+	}
+	sq_bind_text(st, 1, id);
+	sqlite3_bind_int(st, 2, content ? 1 : 0);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		err = GW_NOTFOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		err = sq_fail(c, "get", rc);
+		goto out;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	m->seq = sqlite3_column_int64(st, 0);
+	sq_copy(m->id, sizeof(m->id), st, 1);
+	m->direction =
+	    strcmp((const char *)sqlite3_column_text(st, 2), "inbound") == 0
+		? STORE_INBOUND
+		: STORE_OUTBOUND;
+	sq_copy(m->sender, sizeof(m->sender), st, 3);
+	m->bundle_system = sq_text(st, 4, &nomem);
+	m->bundle_value = sq_text(st, 5, &nomem);
+	m->patient_key = sq_text(st, 6, &nomem);
+	m->fhir_version = sq_text(st, 7, &nomem);
+	m->sha256 = sq_text(st, 8, &nomem);
+	m->accepted_at = sqlite3_column_int64(st, 9);
+	m->answer_status = sqlite3_column_int(st, 10);
+	m->answer_body = sq_text(st, 11, &nomem);
+	if (content) {
+		blob = sqlite3_column_blob(st, 12);
+		m->doc_len = (size_t)sqlite3_column_bytes(st, 12);
+		/* One spare NUL byte so text callers may print it. */
+		if ((m->doc = malloc(m->doc_len + 1)) == NULL)
+			nomem = true;
+		else {
+			if (m->doc_len > 0)
+				memcpy(m->doc, blob, m->doc_len);
+			((char *)m->doc)[m->doc_len] = '\0';
+		}
+		m->jws = sq_text(st, 13, &nomem);
+	}
+	if (nomem) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rows) {
+		rc = sqlite3_prepare_v2(c->db,
+					"SELECT " SQ_ROW_COLS
+					"WHERE o.message_seq = ?1"
+					" ORDER BY o.receiver_ura",
+					-1, &st, NULL);
+		if (rc != SQLITE_OK) {
+			err = sq_fail(c, "prepare", rc);
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, m->seq);
+		err = sq_rows_collect(c, st, &m->rows, &m->nrows);
+	}
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK)
+		store_message_free(m);
+	else
+		*out = m;
+	return err;
+}
+
+static enum gw_err
+sq_list(void *conn, const struct store_filter *f, struct store_row **rows,
+	size_t *n)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	*rows = NULL;
+	*n = 0;
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT " SQ_ROW_COLS
+				"WHERE (?1 IS NULL OR o.state = ?1)"
+				" AND (?2 IS NULL OR o.receiver_ura = ?2)"
+				" AND o.message_seq > ?3"
+				" ORDER BY o.message_seq, o.receiver_ura"
+				" LIMIT ?4",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	if (f->state >= 0 && f->state < STORE_STATE_COUNT)
+		sq_bind_text(st, 1, sq_states[f->state]);
+	sq_bind_text(st, 2, f->receiver);
+	sqlite3_bind_int64(st, 3, f->after_seq);
+	sqlite3_bind_int64(st, 4,
+			   f->limit == 0	? 100
+			   : f->limit > INT_MAX ? INT_MAX
+						: (int64_t)f->limit);
+	err = sq_rows_collect(c, st, rows, n);
+	sqlite3_finalize(st);
+	return err;
+}
+
+static enum gw_err
+sq_act(void *conn, const char *id, const char *receiver,
+       enum store_action action, int64_t now, size_t *changed)
+{
+	static const char *const sets[] = {
+	    [STORE_RETRY] = "next_attempt_at = ?3 WHERE state = 'due'",
+	    [STORE_HOLD] = "state = 'held' WHERE state = 'due'",
+	    [STORE_RELEASE] = "state = 'due', next_attempt_at = ?3"
+			      " WHERE state = 'held'",
+	    [STORE_REPLAY] =
+		"state = 'due', next_attempt_at = ?3, attempts = 0,"
+		" first_attempt_at = NULL, last_attempt_at = NULL,"
+		" delivered_at = NULL, last_status = NULL,"
+		" last_error = NULL, outcome = NULL,"
+		" replays = replays + 1"
+		" WHERE state IN ('dead', 'delivered')",
+	};
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int64_t seq = 0, rows = 0;
+	char sql[512];
+	int rc;
+
+	if ((unsigned)action >= UTIL_ARRAY_LEN(sets))
+		return GW_INVALID;
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		return err;
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT m.seq, (SELECT count(*) FROM outbox o"
+				" WHERE o.message_seq = m.seq AND"
+				" (?2 IS NULL OR o.receiver_ura = ?2))"
+				" FROM messages m WHERE m.id = ?1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "prepare", rc);
+		goto out;
+	}
+	sq_bind_text(st, 1, id);
+	sq_bind_text(st, 2, receiver);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		seq = sqlite3_column_int64(st, 0);
+		rows = sqlite3_column_int64(st, 1);
+	} else if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "act", rc);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rows == 0) {
+		err = GW_NOTFOUND;
+		goto out;
+	}
+	snprintf(sql, sizeof(sql),
+		 "UPDATE outbox SET %s AND message_seq = ?1 AND"
+		 " (?2 IS NULL OR receiver_ura = ?2)",
+		 sets[action]);
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "prepare", rc);
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, seq);
+	sq_bind_text(st, 2, receiver);
+	if (sqlite3_bind_parameter_count(st) >= 3)
+		sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "act", rc);
+		goto out;
+	}
+	rows = sqlite3_changes(c->db);
+	if (changed != NULL)
+		*changed = (size_t)rows;
+	if (rows == 0) {
+		err = GW_INVALID;
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	err = sq_commit(c);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK)
+		sq_rollback(c);
+	return err;
+}
+
+static enum gw_err
+sq_prune(void *conn, int64_t before, size_t *count)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int64_t removed = 0;
+	int rc;
+
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		return err;
+	/* Outbound messages only: inbound ones are the care plans this
+	   gateway serves; dead or pending rows keep their message. */
+	rc = sqlite3_prepare_v2(
+	    c->db,
+	    "DELETE FROM messages WHERE direction = 'outbound' AND seq IN"
+	    " (SELECT message_seq FROM outbox GROUP BY message_seq"
+	    "  HAVING sum(state <> 'delivered') = 0 AND"
+	    "  max(delivered_at) < ?1)",
+	    -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, before);
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "prune", rc);
+		goto out;
+	}
+	removed = sqlite3_changes(c->db);
+	err = sq_commit(c);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK) {
+		sq_rollback(c);
+		return err;
+	}
+	if (count != NULL)
+		*count = (size_t)removed;
+	/* Give the freed pages back to the filesystem. */
+	if (removed > 0)
+		(void)sq_exec(c, "PRAGMA incremental_vacuum");
+	return GW_OK;
+}
+
+static enum gw_err
+sq_stats(void *conn, struct store_stat **out, size_t *n)
+{
+	struct sq *c = conn;
+	struct store_stat *v = NULL, *nv;
+	sqlite3_stmt *st = NULL;
+	size_t len = 0, cap = 0;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT o.state, o.receiver_ura, count(*),"
+				" min(m.accepted_at) FROM outbox o JOIN"
+				" messages m ON m.seq = o.message_seq"
+				" GROUP BY o.state, o.receiver_ura"
+				" ORDER BY o.state, o.receiver_ura",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				err = GW_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		v[len].state = sq_state(sqlite3_column_text(st, 0));
+		sq_copy(v[len].receiver, sizeof(v[len].receiver), st, 1);
+		v[len].count = (uint64_t)sqlite3_column_int64(st, 2);
+		v[len].oldest_accepted_at = sqlite3_column_int64(st, 3);
+		len++;
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "stats", rc);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = len;
+	return GW_OK;
+}
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .conn_open = sq_open,
+    .conn_close = sq_close,
+    .schema_version = sq_schema_version,
+    .accept_batch = sq_accept_batch,
+    .claim = sq_claim,
+    .finish = sq_finish,
+    .recover = sq_recover,
+    .next_due_at = sq_next_due_at,
+    .get = sq_get,
+    .list = sq_list,
+    .act = sq_act,
+    .prune = sq_prune,
+    .stats = sq_stats,
+};
