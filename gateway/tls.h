@@ -52,6 +52,33 @@ enum gw_err tls_server_ctx_new(const struct config *cfg, SSL_CTX **out,
 enum gw_err tls_client_ctx_new(const struct config *cfg, SSL_CTX **out,
 			       char *errbuf, size_t errlen);
 
+/*
+ * Apply the client settings of tls_client_ctx_new to an existing ctx, e.g.
+ * libcurl's from CURLOPT_SSL_CTX_FUNCTION: protocol and ciphers, own
+ * certificate and key, a trust store of cfg->tls_trust only (replacing
+ * ctx's), and the verify callback requiring a URA and the environment's
+ * policy. Host name checks stay with the caller (curl, SSL_set1_host).
+ */
+enum gw_err tls_client_ctx_setup(const struct config *cfg, SSL_CTX *ctx,
+				 char *errbuf, size_t errlen);
+
+/*
+ * Count a failed handshake on a server-side ssl made from a
+ * tls_server_ctx_new context: call it once when a connection dies before
+ * the handshake completed. Failures the verify callback already counted
+ * (untrusted, expired, revoked, no_ura, bad_ura, policy_mismatch, ...) are
+ * not counted twice; otherwise the reason comes from
+ * SSL_get_verify_result and from err, the first OpenSSL error of the
+ * connection (e.g. from bufferevent_get_openssl_error), or when err is 0
+ * the oldest error in this thread's queue: no_certificate, protocol,
+ * peer_alert, closed (no error at all) or other.
+ */
+void tls_note_handshake_failure(SSL *ssl, unsigned long err);
+
+/* The failure reason recorded on ssl ("expired", "no_ura", ... as in the
+ * metric), or NULL when none. Static string. */
+const char *tls_failure_reason(SSL *ssl);
+
 /* Identity of the verified peer of ssl. GW_DENIED when there is none. */
 enum gw_err tls_peer_get(SSL *ssl, struct tls_peer *out);
 
