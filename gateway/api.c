@@ -1,0 +1,169 @@
+/* CapabilityStatement, health, readiness and metrics endpoints. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "buf.h"
+#include "fhir.h"
+#include "metrics.h"
+#include "util.h"
+#include "version.h"
+
+/* Operations the gateway may serve, with their definitions. */
+static const struct {
+	const char *path; /* route path */
+	const char *name;
+	const char *definition;
+} api_ops[] = {
+    {"/fhir/$validate", "validate",
+     "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+    {"/fhir/$process-message", "process-message",
+     "http://hl7.org/fhir/OperationDefinition/"
+     "MessageHeader-process-message"},
+};
+
+json_t *
+api_capability_statement(const struct http_route *routes,
+			 const struct config *cfg)
+{
+	json_t *cs, *rest, *ops, *formats;
+	char date[32];
+
+	util_rfc3339(util_wall_ms() / 1000, date, sizeof(date));
+	formats = json_pack("[s, s]", "application/fhir+json", "json");
+	ops = json_array();
+	rest = json_pack(
+	    "{s:s, s:s, s:{s:b, s:s}}", "mode", "server", "documentation",
+	    "PZP gateway: care plans are pushed as FHIR messages and "
+	    "exchanged between organisations over mutual TLS.",
+	    "security", "cors", 0, "description",
+	    "Mutual TLS with UZI server certificates; the organisation "
+	    "is identified by the URA number in its certificate.");
+	cs =
+	    json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:{s:s}, s:s, "
+		      "s:o}",
+		      "resourceType", "CapabilityStatement", "status", "active",
+		      "date", date, "kind", "instance", "software", "name",
+		      "pzpgw", "version", PZPGW_VERSION, "implementation",
+		      "description", cfg->name ? cfg->name : "pzpgw gateway",
+		      "fhirVersion", "4.0.1", "format", formats);
+	if (cs == NULL || rest == NULL || ops == NULL)
+		goto fail;
+	for (size_t i = 0; routes != NULL && routes[i].fn != NULL; i++) {
+		for (size_t k = 0; k < UTIL_ARRAY_LEN(api_ops); k++) {
+			if (strcmp(routes[i].path, api_ops[k].path) != 0)
+				continue;
+			/* json_array_append_new steals the operation. */
+			if (json_array_append_new(
+				ops, json_pack("{s:s, s:s}", "name",
+					       api_ops[k].name, "definition",
+					       api_ops[k].definition)) != 0)
+				goto fail;
+		}
+	}
+	if (json_array_size(ops) > 0)
+		json_object_set(rest, "operation", ops);
+	json_decref(ops);
+	ops = NULL;
+	/* json_pack "o" steals rest. */
+	if (json_object_set_new(cs, "rest", json_pack("[o]", rest)) != 0) {
+		rest = NULL;
+		goto fail;
+	}
+	return cs;
+fail:
+	json_decref(ops);
+	json_decref(rest);
+	json_decref(cs);
+	return NULL;
+}
+
+void
+api_metadata(struct http_req *req, void *arg)
+{
+	struct api *api = arg;
+
+	http_reply_json(
+	    req, 200,
+	    api_capability_statement(api->org_routes, http_req_config(req)));
+}
+
+static void
+reply_text(struct http_req *req, int status, const char *text)
+{
+	http_reply(req, status, "text/plain; charset=utf-8", text,
+		   strlen(text));
+}
+
+void
+api_healthz(struct http_req *req, void *arg)
+{
+	reply_text(req, 200, "ok\n");
+}
+
+void
+api_readyz(struct http_req *req, void *arg)
+{
+	struct api *api = arg;
+	const char *reason = NULL;
+	char text[128];
+
+	if (!http_server_ready(api->srv))
+		reason = "listener";
+	else if (api->store_ready != NULL &&
+		 !api->store_ready(api->store_arg, &reason) && reason == NULL)
+		reason = "store";
+	if (reason != NULL) {
+		snprintf(text, sizeof(text), "not ready: %s\n", reason);
+		http_req_add_header(req, "Retry-After", "5");
+		reply_text(req, 503, text);
+		return;
+	}
+	reply_text(req, 200, "ready\n");
+}
+
+static void
+cert_expiry(const char *name, const char *path)
+{
+	char labels[128] = "";
+	int64_t left;
+
+	if (path == NULL || strncmp(path, "pkcs11:", 7) == 0)
+		return;
+	if (tls_cert_file_expiry(path, &left) != GW_OK)
+		return;
+	metrics_label(labels, sizeof(labels), "certificate", name);
+	metrics_set("pzpgw_certificate_expiry_days", labels,
+		    (double)left / 86400.0);
+}
+
+void
+api_metrics(struct http_req *req, void *arg)
+{
+	struct api *api = arg;
+	const struct config *cfg = http_req_config(req);
+	struct buf out;
+
+	metrics_describe("pzpgw_certificate_expiry_days", METRICS_GAUGE,
+			 "Days until a configured certificate expires "
+			 "(negative: expired).");
+	metrics_describe("pzpgw_up_seconds", METRICS_GAUGE,
+			 "Seconds since the gateway started.");
+	metrics_clear("pzpgw_certificate_expiry_days");
+	cert_expiry("listen", cfg->tls_cert);
+	cert_expiry("trust", cfg->tls_trust);
+	if (cfg->sign_cert != NULL &&
+	    (cfg->tls_cert == NULL || strcmp(cfg->sign_cert, cfg->tls_cert)))
+		cert_expiry("signing", cfg->sign_cert);
+	metrics_set("pzpgw_up_seconds", "",
+		    (double)(util_wall_ms() / 1000 - api->started));
+	buf_init(&out, 16 << 20);
+	if (metrics_render(&out) != GW_OK) {
+		buf_cleanup(&out);
+		reply_text(req, 500, "metrics unavailable\n");
+		return;
+	}
+	http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8",
+		   out.data ? out.data : "", out.len);
+	buf_cleanup(&out);
+}

@@ -1,0 +1,35 @@
+/*
+ * The gateway's own endpoints: the CapabilityStatement (built from the
+ * routes really served), health, readiness and metrics.
+ */
+#ifndef GW_API_H
+#define GW_API_H
+
+#include <stdbool.h>
+
+#include "http.h"
+
+/* Readiness probe supplied by the daemon: true when the store is
+ * writable; reason gets a short word otherwise. */
+typedef bool (*api_ready_fn)(void *arg, const char **reason);
+
+struct api {
+	struct http_server *srv;	     /* borrowed */
+	const struct http_route *org_routes; /* borrowed, for metadata */
+	api_ready_fn store_ready;
+	void *store_arg;
+	int64_t started; /* unix seconds */
+};
+
+/* Handlers; arg is a struct api. */
+void api_metadata(struct http_req *req, void *arg);
+void api_healthz(struct http_req *req, void *arg);
+void api_readyz(struct http_req *req, void *arg);
+void api_metrics(struct http_req *req, void *arg);
+
+/* The CapabilityStatement for routes (new reference, NULL without
+ * memory). */
+json_t *api_capability_statement(const struct http_route *routes,
+				 const struct config *cfg);
+
+#endif

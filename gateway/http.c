@@ -1,0 +1,1024 @@
+/*
+ * HTTP listeners on libevent's evhttp: mutual TLS through OpenSSL
+ * bufferevents, connection and request limits, whole-request deadlines,
+ * routing with permission checks, FHIR OperationOutcome errors.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+
+#include "fhir.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+
+/*
+ * libevent 2.1 offers no hook between the headers and the body of a
+ * server request, so it is given a hard ceiling a little above max_body:
+ * bodies up to the ceiling get our own 413 OperationOutcome, larger ones
+ * libevent's plain 413 without the body being read.
+ */
+#define HTTP_BODY_SLACK (256 * 1024)
+
+enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE };
+
+struct http_listener {
+	struct http_server *srv;
+	bool admin;
+	struct evhttp *evh;
+	struct evhttp_bound_socket *bound;
+	struct http_route *routes;
+	size_t nroutes;
+	unsigned port;
+};
+
+struct http_conn {
+	struct http_server *srv;
+	struct bufferevent *bev;
+	SSL *ssl;
+	struct event *deadline;
+	struct http_req *current;
+	struct evhttp_connection *evcon;
+	enum conn_state state;
+	uint64_t bytes_mark; /* raw bytes read when the last reply ended */
+	LIST_ENTRY(http_conn) entry;
+};
+
+struct http_server {
+	struct event_base *base;
+	const struct config *cfg;
+	SSL_CTX *ctx;
+	struct http_listener org;
+	struct http_listener admin;
+	LIST_HEAD(, http_conn) conns;
+	unsigned nconns;
+	unsigned pending;
+	bool paused; /* accepting stopped at the connection limit */
+	bool stopping;
+	struct event *grace;
+	http_done_fn done;
+	void *done_arg;
+};
+
+struct http_req {
+	struct http_server *srv;
+	struct http_listener *lst;
+	struct evhttp_request *ev;
+	struct http_conn *conn;
+	const struct config *cfg;
+	struct tls_peer peer;
+	bool has_peer;
+	bool deferred;
+	bool gone;
+	char id[65];
+	char *path;
+	struct evkeyvalq query;
+	bool query_parsed;
+	char *body;
+	size_t body_len;
+	uint64_t start_ms;
+};
+
+static int conn_ex_index = -1;
+
+static void conn_check_done(struct http_server *srv);
+
+/* ---- connections ---- */
+
+static void
+conn_close(struct http_conn *c)
+{
+	/* Makes evhttp see end-of-file and free the connection; our state
+	 * goes with the SSL object (conn_ex_free). */
+	if (c->bev != NULL)
+		bufferevent_trigger_event(c->bev,
+					  BEV_EVENT_EOF | BEV_EVENT_READING, 0);
+}
+
+static void
+conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	log_debug("conn deadline state=%d", (int)c->state);
+	metrics_add("pzpgw_http_timeouts_total", "", 1);
+	conn_close(c);
+}
+
+static void
+conn_arm_deadline(struct http_conn *c)
+{
+	uint64_t ms = c->srv->cfg->read_timeout_ms;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+	evtimer_add(c->deadline, &tv);
+}
+
+static void
+listener_resume(struct http_server *srv)
+{
+	if (srv->paused && !srv->stopping && srv->org.bound != NULL &&
+	    srv->nconns < srv->cfg->max_connections) {
+		evconnlistener_enable(
+		    evhttp_bound_socket_get_listener(srv->org.bound));
+		srv->paused = false;
+	}
+}
+
+/* Runs when OpenSSL frees the SSL object of a connection, which libevent
+ * does when it frees the connection's bufferevent. */
+static void
+conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+	     void *argp)
+{
+	struct http_conn *c = ptr;
+	struct http_server *srv;
+
+	if (c == NULL)
+		return;
+	srv = c->srv;
+	/*
+	 * OpenSSL frees ex_data first in SSL_free, so the SSL is still
+	 * whole; libevent frees the SSL from the bufferevent's destructor,
+	 * while the bufferevent's memory (and its saved errors) still exist.
+	 */
+	if (!SSL_is_init_finished(c->ssl))
+		tls_note_handshake_failure(
+		    c->ssl, bufferevent_get_openssl_error(c->bev));
+	if (c->current != NULL) {
+		c->current->gone = true;
+		c->current->ev = NULL;
+		c->current->conn = NULL;
+	}
+	event_free(c->deadline);
+	if (srv == NULL) { /* the server went first (http_server_free) */
+		free(c);
+		return;
+	}
+	LIST_REMOVE(c, entry);
+	srv->nconns--;
+	free(c);
+	listener_resume(srv);
+	conn_check_done(srv);
+}
+
+static void
+conn_closecb(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_conn *c = arg;
+
+	if (c->current != NULL) {
+		c->current->gone = true;
+		c->current->ev = NULL;
+		c->current = NULL;
+	}
+	c->evcon = NULL;
+}
+
+static struct bufferevent *
+conn_bevcb(struct event_base *base, void *arg)
+{
+	struct http_server *srv = arg;
+	struct http_conn *c = NULL;
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	/*
+	 * evhttp falls back to a plain socket when this returns NULL, so a
+	 * bufferevent is always returned; without TLS it is refused in
+	 * on_request (no SSL object, no peer).
+	 */
+	if ((ssl = SSL_new(srv->ctx)) == NULL ||
+	    (c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->deadline = evtimer_new(base, conn_deadline_cb, c)) == NULL) {
+		log_warnx("event=conn_alloc_failed");
+		if (c != NULL)
+			free(c);
+		SSL_free(ssl);
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		event_free(c->deadline);
+		free(c);
+		SSL_free(ssl);
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	c->srv = srv;
+	c->bev = bev;
+	c->ssl = ssl;
+	c->state = CONN_NEW;
+	SSL_set_ex_data(ssl, conn_ex_index, c);
+	LIST_INSERT_HEAD(&srv->conns, c, entry);
+	srv->nconns++;
+	conn_arm_deadline(c);
+	if (srv->nconns >= srv->cfg->max_connections && !srv->paused) {
+		evconnlistener_disable(
+		    evhttp_bound_socket_get_listener(srv->org.bound));
+		srv->paused = true;
+		log_warnx("event=connection_limit connections=%u", srv->nconns);
+	}
+	return bev;
+}
+
+/* ---- requests ---- */
+
+const char *
+http_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 406:
+		return "Not Acceptable";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Content Too Large";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Content";
+	case 429:
+		return "Too Many Requests";
+	case 500:
+		return "Internal Server Error";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Status";
+	}
+}
+
+static void
+req_free(struct http_req *req)
+{
+	if (req->query_parsed)
+		evhttp_clear_headers(&req->query);
+	free(req->path);
+	free(req->body);
+	free(req);
+}
+
+static void
+on_complete(struct evhttp_request *ev, void *arg)
+{
+	struct http_conn *c = arg;
+
+	c->state = CONN_IDLE;
+	c->bytes_mark = BIO_number_read(SSL_get_rbio(c->ssl));
+	if (c->srv->stopping) {
+		conn_close(c);
+		return;
+	}
+	conn_arm_deadline(c);
+}
+
+static const char *
+listener_name(const struct http_req *req)
+{
+	return req->lst->admin ? "admin" : "org";
+}
+
+static void
+req_log(struct http_req *req, int status, size_t out_len)
+{
+	char path[128], labels[128] = "", code[8];
+	uint64_t ms = util_mono_ms() - req->start_ms;
+	const char *ura = req->has_peer ? req->peer.ura : "-";
+
+	log_safe(path, sizeof(path), req->path ? req->path : "-");
+	log_info("event=request id=%s listener=%s peer=%s method=%s path=%s "
+		 "status=%d bytes_in=%zu bytes_out=%zu duration_ms=%llu",
+		 req->id, listener_name(req), ura, http_req_method(req), path,
+		 status, req->body_len, out_len, (unsigned long long)ms);
+	snprintf(code, sizeof(code), "%d", status);
+	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
+	metrics_label(labels, sizeof(labels), "status", code);
+	metrics_label(labels, sizeof(labels), "ura", ura);
+	metrics_add("pzpgw_http_requests_total", labels, 1);
+	labels[0] = '\0';
+	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
+	metrics_observe("pzpgw_http_request_duration_seconds", labels,
+			(double)ms / 1000.0);
+}
+
+void
+http_reply(struct http_req *req, int status, const char *content_type,
+	   const char *body, size_t len)
+{
+	struct http_server *srv = req->srv;
+	struct evbuffer *out;
+	struct evkeyvalq *hdr;
+
+	if (req->deferred)
+		srv->pending--;
+	if (req->gone || req->ev == NULL) {
+		log_info(
+		    "event=reply_dropped id=%s status=%d reason=client_gone",
+		    req->id, status);
+		req_free(req);
+		conn_check_done(srv);
+		return;
+	}
+	hdr = evhttp_request_get_output_headers(req->ev);
+	evhttp_add_header(hdr, "Content-Type", content_type);
+	evhttp_add_header(hdr, "X-Request-Id", req->id);
+	evhttp_add_header(hdr, "Cache-Control", "no-store");
+	evhttp_add_header(hdr, "X-Content-Type-Options", "nosniff");
+	if (srv->stopping)
+		evhttp_add_header(hdr, "Connection", "close");
+	out = evhttp_request_get_output_buffer(req->ev);
+	evbuffer_add(out, body, len);
+	req_log(req, status, len);
+	if (req->conn != NULL) {
+		req->conn->current = NULL;
+		evhttp_request_set_on_complete_cb(req->ev, on_complete,
+						  req->conn);
+	}
+	evhttp_send_reply(req->ev, status, http_reason(status), NULL);
+	req_free(req);
+	conn_check_done(srv);
+}
+
+void
+http_reply_json(struct http_req *req, int status, json_t *j)
+{
+	char *text = j != NULL ? fhir_dump(j) : NULL;
+
+	json_decref(j);
+	if (text == NULL) {
+		static const char oom[] =
+		    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{"
+		    "\"severity\":\"fatal\",\"code\":\"exception\"}]}";
+
+		http_reply(req, 500, "application/fhir+json; charset=utf-8",
+			   oom, sizeof(oom) - 1);
+		return;
+	}
+	http_reply(req, status, "application/fhir+json; charset=utf-8", text,
+		   strlen(text));
+	free(text);
+}
+
+void
+http_reply_outcome(struct http_req *req, int status, const char *severity,
+		   const char *code, const char *expression, const char *fmt,
+		   ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	http_reply_json(
+	    req, status,
+	    fhir_outcome_one(severity, code, expression, "%s", msg));
+}
+
+void
+http_req_defer(struct http_req *req)
+{
+	if (!req->deferred) {
+		req->deferred = true;
+		req->srv->pending++;
+	}
+}
+
+bool
+http_req_alive(const struct http_req *req)
+{
+	return !req->gone && req->ev != NULL;
+}
+
+void
+http_req_add_header(struct http_req *req, const char *name, const char *value)
+{
+	if (req->ev != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(req->ev),
+				  name, value);
+}
+
+const char *
+http_req_method(const struct http_req *req)
+{
+	if (req->ev == NULL)
+		return "-";
+	switch (evhttp_request_get_command(req->ev)) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	}
+	return "-";
+}
+
+const char *
+http_req_path(const struct http_req *req)
+{
+	return req->path;
+}
+
+const char *
+http_req_query(const struct http_req *req, const char *name)
+{
+	if (!req->query_parsed)
+		return NULL;
+	return evhttp_find_header(&req->query, name);
+}
+
+const char *
+http_req_header(const struct http_req *req, const char *name)
+{
+	if (req->ev == NULL)
+		return NULL;
+	return evhttp_find_header(evhttp_request_get_input_headers(req->ev),
+				  name);
+}
+
+const char *
+http_req_id(const struct http_req *req)
+{
+	return req->id;
+}
+
+const struct tls_peer *
+http_req_peer(const struct http_req *req)
+{
+	return req->has_peer ? &req->peer : NULL;
+}
+
+const struct config *
+http_req_config(const struct http_req *req)
+{
+	return req->cfg;
+}
+
+const char *
+http_req_body(struct http_req *req, size_t *len)
+{
+	*len = req->body_len;
+	return req->body;
+}
+
+/* A client-supplied X-Request-Id is kept when it is short and plain. */
+static void
+req_set_id(struct http_req *req)
+{
+	const char *in = evhttp_find_header(
+	    evhttp_request_get_input_headers(req->ev), "X-Request-Id");
+	size_t i;
+
+	if (in != NULL && *in != '\0' && strlen(in) < sizeof(req->id)) {
+		for (i = 0; in[i] != '\0'; i++) {
+			char ch = in[i];
+
+			if (!((ch >= 'a' && ch <= 'z') ||
+			      (ch >= 'A' && ch <= 'Z') ||
+			      (ch >= '0' && ch <= '9') || ch == '-' ||
+			      ch == '_' || ch == '.'))
+				break;
+		}
+		if (in[i] == '\0') {
+			util_strlcpy(req->id, in, sizeof(req->id));
+			return;
+		}
+	}
+	util_uuid(req->id);
+}
+
+/* True when the media type is FHIR JSON in UTF-8. */
+static bool
+media_type_ok(const char *ct)
+{
+	static const char *types[] = {"application/fhir+json",
+				      "application/json"};
+	const char *p;
+	size_t n;
+
+	if (ct == NULL)
+		return false;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(types); i++) {
+		n = strlen(types[i]);
+		if (strncasecmp(ct, types[i], n) == 0 &&
+		    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
+			break;
+		if (i + 1 == UTIL_ARRAY_LEN(types))
+			return false;
+	}
+	/* Any charset parameter must be UTF-8. */
+	for (p = strchr(ct, ';'); p != NULL; p = strchr(p + 1, ';')) {
+		const char *q = p + 1;
+
+		while (*q == ' ')
+			q++;
+		if (strncasecmp(q, "charset=", 8) == 0) {
+			q += 8;
+			if (*q == '"')
+				q++;
+			if (strncasecmp(q, "utf-8", 5) != 0)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Read the body into req (with a limit). False when a reply was sent. */
+static bool
+req_take_body(struct http_req *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);
+	size_t len = evbuffer_get_length(in);
+
+	if (len > req->cfg->max_body) {
+		http_reply_outcome(req, 413, FHIR_ERROR, "too-costly", NULL,
+				   "request body of %zu bytes exceeds the "
+				   "limit of %llu bytes",
+				   len, (unsigned long long)req->cfg->max_body);
+		return false;
+	}
+	if ((req->body = malloc(len + 1)) == NULL) {
+		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+				   "out of memory");
+		return false;
+	}
+	if (evbuffer_remove(in, req->body, len) != (int)len) {
+		http_reply_outcome(req, 500, FHIR_ERROR, "exception", NULL,
+				   "could not read the request body");
+		return false;
+	}
+	req->body[len] = '\0';
+	req->body_len = len;
+	return true;
+}
+
+static bool
+route_matches_path(const struct http_route *r, const char *path)
+{
+	if (r->flags & HTTP_ROUTE_PREFIX)
+		return strncmp(path, r->path, strlen(r->path)) == 0;
+	return strcmp(path, r->path) == 0;
+}
+
+static void
+route(struct http_req *req)
+{
+	const struct http_listener *lst = req->lst;
+	const struct http_route *hit = NULL;
+	const char *method = http_req_method(req);
+	char allow[64] = "";
+	bool path_known = false;
+
+	for (size_t i = 0; i < lst->nroutes; i++) {
+		const struct http_route *r = &lst->routes[i];
+
+		if (!route_matches_path(r, req->path))
+			continue;
+		path_known = true;
+		if (strcmp(r->method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 &&
+		     strcmp(r->method, "GET") == 0)) {
+			hit = r;
+			break;
+		}
+		if (strstr(allow, r->method) == NULL)
+			snprintf(allow + strlen(allow),
+				 sizeof(allow) - strlen(allow), "%s%s",
+				 allow[0] ? ", " : "", r->method);
+	}
+	if (hit == NULL && path_known) {
+		http_req_add_header(req, "Allow", allow);
+		http_reply_outcome(req, 405, FHIR_ERROR, "not-supported", NULL,
+				   "method %s is not allowed here (allowed: "
+				   "%s)",
+				   method, allow);
+		return;
+	}
+	if (hit == NULL) {
+		http_reply_outcome(req, 404, FHIR_ERROR, "not-found", NULL,
+				   "no such endpoint");
+		return;
+	}
+	if (!lst->admin && hit->need != 0) {
+		const struct config_peer *p =
+		    config_peer_find(req->cfg, req->peer.ura);
+
+		if (p == NULL || (p->allow & hit->need) != hit->need) {
+			log_warnx("event=forbidden id=%s peer=%s", req->id,
+				  req->peer.ura);
+			http_reply_outcome(req, 403, FHIR_ERROR, "forbidden",
+					   NULL,
+					   "organisation %s is not allowed to "
+					   "use this endpoint",
+					   req->peer.ura);
+			return;
+		}
+	}
+	if (hit->flags & HTTP_ROUTE_HAS_BODY) {
+		const char *ct = http_req_header(req, "Content-Type");
+
+		if (!media_type_ok(ct)) {
+			http_reply_outcome(
+			    req, 415, FHIR_ERROR, "not-supported", NULL,
+			    "media type '%s' is not supported: send "
+			    "application/fhir+json (UTF-8)",
+			    ct ? ct : "(none)");
+			return;
+		}
+		if (req->srv->pending >= req->cfg->max_pending) {
+			http_req_add_header(req, "Retry-After", "5");
+			http_reply_outcome(req, 503, FHIR_ERROR, "transient",
+					   NULL,
+					   "the gateway is busy; retry later");
+			return;
+		}
+		if (!req_take_body(req))
+			return;
+	}
+	hit->fn(req, hit->arg);
+}
+
+static void
+on_request(struct evhttp_request *ev, void *arg)
+{
+	struct http_listener *lst = arg;
+	struct http_server *srv = lst->srv;
+	struct http_req *req;
+	const struct evhttp_uri *uri;
+	const char *rawpath, *q;
+
+	if ((req = calloc(1, sizeof(*req))) == NULL) {
+		evhttp_send_error(ev, 503, NULL);
+		return;
+	}
+	req->srv = srv;
+	req->lst = lst;
+	req->ev = ev;
+	req->cfg = srv->cfg;
+	req->start_ms = util_mono_ms();
+	req_set_id(req);
+	if (!lst->admin) {
+		struct evhttp_connection *evcon =
+		    evhttp_request_get_connection(ev);
+		struct bufferevent *bev =
+		    evhttp_connection_get_bufferevent(evcon);
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+		struct http_conn *c =
+		    ssl ? SSL_get_ex_data(ssl, conn_ex_index) : NULL;
+
+		if (c == NULL || tls_peer_get(ssl, &req->peer) != GW_OK) {
+			/* Only a connection without TLS gets here. */
+			log_warnx("event=no_tls_peer id=%s", req->id);
+			free(req);
+			evhttp_send_error(ev, 400, NULL);
+			return;
+		}
+		req->has_peer = true;
+		req->conn = c;
+		c->state = CONN_BUSY;
+		c->current = req;
+		evtimer_del(c->deadline);
+		if (c->evcon != evcon) {
+			c->evcon = evcon;
+			evhttp_connection_set_closecb(evcon, conn_closecb, c);
+		}
+	}
+	uri = evhttp_request_get_evhttp_uri(ev);
+	rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (rawpath == NULL || *rawpath == '\0')
+		rawpath = "/";
+	req->path = evhttp_uridecode(rawpath, 0, NULL);
+	if (req->path == NULL) {
+		http_reply_outcome(req, 400, FHIR_ERROR, "invalid", NULL,
+				   "malformed request path");
+		return;
+	}
+	q = uri ? evhttp_uri_get_query(uri) : NULL;
+	TAILQ_INIT(&req->query);
+	if (q != NULL) {
+		if (evhttp_parse_query_str(q, &req->query) != 0) {
+			evhttp_clear_headers(&req->query);
+			http_reply_outcome(req, 400, FHIR_ERROR, "invalid",
+					   NULL, "malformed query string");
+			return;
+		}
+	}
+	req->query_parsed = true;
+	route(req);
+}
+
+/* ---- server ---- */
+
+enum gw_err
+http_server_new(struct event_base *base, const struct config *cfg,
+		struct http_server **out)
+{
+	struct http_server *srv;
+
+	*out = NULL;
+	if (conn_ex_index == -1) {
+		conn_ex_index =
+		    SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
+		if (conn_ex_index == -1)
+			return GW_NOMEM;
+	}
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return GW_NOMEM;
+	srv->base = base;
+	srv->cfg = cfg;
+	LIST_INIT(&srv->conns);
+	metrics_describe("pzpgw_http_requests_total", METRICS_COUNTER,
+			 "HTTP requests answered, by listener, status and "
+			 "peer URA.");
+	metrics_describe("pzpgw_http_request_duration_seconds",
+			 METRICS_HISTOGRAM,
+			 "Time from a complete request to its answer.");
+	metrics_describe("pzpgw_http_timeouts_total", METRICS_COUNTER,
+			 "Connections closed because a request took longer "
+			 "than read_timeout.");
+	*out = srv;
+	return GW_OK;
+}
+
+static enum gw_err
+copy_routes(struct http_listener *lst, const struct http_route *routes)
+{
+	size_t n = 0;
+
+	while (routes != NULL && routes[n].fn != NULL)
+		n++;
+	if (n == 0)
+		return GW_OK;
+	if ((lst->routes = calloc(n, sizeof(*lst->routes))) == NULL)
+		return GW_NOMEM;
+	memcpy(lst->routes, routes, n * sizeof(*routes));
+	lst->nroutes = n;
+	return GW_OK;
+}
+
+static void
+apply_limits(struct http_listener *lst, const struct config *cfg)
+{
+	uint64_t ms = cfg->write_timeout_ms;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	uint64_t ceiling =
+	    lst->admin ? 64 * 1024 : cfg->max_body + HTTP_BODY_SLACK;
+
+	evhttp_set_max_headers_size(lst->evh, (ev_ssize_t)cfg->max_header);
+	evhttp_set_max_body_size(lst->evh, (ev_ssize_t)ceiling);
+	evhttp_set_timeout_tv(lst->evh, &tv);
+}
+
+static enum gw_err
+listener_open(struct http_server *srv, struct http_listener *lst, bool admin,
+	      const char *address, unsigned port,
+	      const struct http_route *routes, char *errbuf, size_t errlen)
+{
+	evutil_socket_t fd;
+	struct sockaddr_storage ss;
+	ev_socklen_t sl = sizeof(ss);
+
+	lst->srv = srv;
+	lst->admin = admin;
+	if (copy_routes(lst, routes) != GW_OK ||
+	    (lst->evh = evhttp_new(srv->base)) == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return GW_NOMEM;
+	}
+	evhttp_set_allowed_methods(
+	    lst->evh, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+			  EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+			  EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(lst->evh, NULL);
+	evhttp_set_gencb(lst->evh, on_request, lst);
+	if (!admin)
+		evhttp_set_bevcb(lst->evh, conn_bevcb, srv);
+	apply_limits(lst, srv->cfg);
+	lst->bound = evhttp_bind_socket_with_handle(lst->evh, address,
+						    (ev_uint16_t)port);
+	if (lst->bound == NULL) {
+		snprintf(errbuf, errlen, "cannot listen on %s port %u%s",
+			 address, port, admin ? " (admin)" : "");
+		return GW_IO;
+	}
+	fd = evhttp_bound_socket_get_fd(lst->bound);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			lst->port =
+			    ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			lst->port =
+			    ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	log_info("event=listening listener=%s address=%s port=%u",
+		 admin ? "admin" : "org", address, lst->port);
+	return GW_OK;
+}
+
+enum gw_err
+http_server_listen(struct http_server *srv, SSL_CTX *ctx,
+		   const struct http_route *org_routes,
+		   const struct http_route *admin_routes, char *errbuf,
+		   size_t errlen)
+{
+	enum gw_err err;
+
+	SSL_CTX_up_ref(ctx);
+	srv->ctx = ctx;
+	err = listener_open(srv, &srv->org, false, srv->cfg->listen_address,
+			    srv->cfg->listen_port, org_routes, errbuf, errlen);
+	if (err != GW_OK)
+		return err;
+	if (srv->cfg->admin_port != 0)
+		err = listener_open(
+		    srv, &srv->admin, true, srv->cfg->admin_address,
+		    srv->cfg->admin_port, admin_routes, errbuf, errlen);
+	return err;
+}
+
+unsigned
+http_server_port(const struct http_server *srv, bool admin)
+{
+	return admin ? srv->admin.port : srv->org.port;
+}
+
+void
+http_server_reconfigure(struct http_server *srv, const struct config *cfg,
+			SSL_CTX *ctx)
+{
+	srv->cfg = cfg;
+	if (ctx != NULL) {
+		SSL_CTX_up_ref(ctx);
+		SSL_CTX_free(srv->ctx);
+		srv->ctx = ctx;
+	}
+	if (srv->org.evh != NULL)
+		apply_limits(&srv->org, cfg);
+	if (srv->admin.evh != NULL)
+		apply_limits(&srv->admin, cfg);
+	listener_resume(srv);
+}
+
+bool
+http_server_ready(const struct http_server *srv)
+{
+	return srv->ctx != NULL && srv->org.bound != NULL && !srv->stopping;
+}
+
+unsigned
+http_server_pending(const struct http_server *srv)
+{
+	return srv->pending;
+}
+
+static void
+conn_check_done(struct http_server *srv)
+{
+	http_done_fn done;
+
+	if (!srv->stopping || srv->done == NULL)
+		return;
+	if (srv->nconns > 0 || srv->pending > 0)
+		return;
+	done = srv->done;
+	srv->done = NULL;
+	if (srv->grace != NULL)
+		evtimer_del(srv->grace);
+	done(srv->done_arg);
+}
+
+static void
+grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+	struct http_conn *c, *next;
+	http_done_fn done = srv->done;
+
+	log_warnx("event=shutdown_grace_expired connections=%u pending=%u",
+		  srv->nconns, srv->pending);
+	for (c = LIST_FIRST(&srv->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		conn_close(c);
+	}
+	srv->done = NULL;
+	if (done != NULL)
+		done(srv->done_arg);
+}
+
+void
+http_server_shutdown(struct http_server *srv, unsigned grace_ms,
+		     http_done_fn done, void *arg)
+{
+	struct http_conn *c, *next;
+	struct timeval tv = {.tv_sec = grace_ms / 1000,
+			     .tv_usec = (suseconds_t)(grace_ms % 1000) * 1000};
+
+	srv->stopping = true;
+	srv->done = done;
+	srv->done_arg = arg;
+	if (srv->org.bound != NULL) {
+		evhttp_del_accept_socket(srv->org.evh, srv->org.bound);
+		srv->org.bound = NULL;
+	}
+	if (srv->admin.bound != NULL) {
+		evhttp_del_accept_socket(srv->admin.evh, srv->admin.bound);
+		srv->admin.bound = NULL;
+	}
+	/* Idle connections go now; those in the middle of a request stay
+	 * until it is answered. */
+	for (c = LIST_FIRST(&srv->conns); c != NULL; c = next) {
+		next = LIST_NEXT(c, entry);
+		if (c->state == CONN_BUSY)
+			continue;
+		if (c->state == CONN_NEW && SSL_is_init_finished(c->ssl))
+			continue;
+		if (c->state == CONN_IDLE &&
+		    BIO_number_read(SSL_get_rbio(c->ssl)) != c->bytes_mark)
+			continue;
+		conn_close(c);
+	}
+	if ((srv->grace = evtimer_new(srv->base, grace_cb, srv)) != NULL)
+		evtimer_add(srv->grace, &tv);
+	conn_check_done(srv);
+}
+
+static void
+listener_free(struct http_listener *lst)
+{
+	if (lst->evh != NULL)
+		evhttp_free(lst->evh);
+	free(lst->routes);
+	lst->evh = NULL;
+	lst->routes = NULL;
+}
+
+void
+http_server_free(struct http_server *srv)
+{
+	struct http_conn *c;
+
+	if (srv == NULL)
+		return;
+	/* Connections still open are freed by evhttp_free below; detach
+	 * them so their destructor does not reach back into srv. */
+	while ((c = LIST_FIRST(&srv->conns)) != NULL) {
+		LIST_REMOVE(c, entry);
+		c->srv = NULL;
+	}
+	listener_free(&srv->org);
+	listener_free(&srv->admin);
+	if (srv->grace != NULL)
+		event_free(srv->grace);
+	SSL_CTX_free(srv->ctx);
+	free(srv);
+}

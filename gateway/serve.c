@@ -1,0 +1,329 @@
+/*
+ * `pzpgw serve`: the daemon's life cycle. Load configuration and keys,
+ * open the listeners, drop privileges, run the event loop; SIGHUP reloads,
+ * SIGTERM/SIGINT finish requests in flight and exit 0.
+ */
+#define _DEFAULT_SOURCE /* setgroups() */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "api.h"
+#include "cli.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "tls.h"
+#include "util.h"
+#include "version.h"
+
+/* How long requests in flight may take to finish after SIGTERM. */
+#define SERVE_GRACE_MS 30000
+
+struct retired {
+	struct retired *next;
+	struct config *cfg;
+};
+
+struct serve {
+	const char *path;
+	bool debug;
+	struct config *cfg;
+	struct retired *retired; /* older configs requests may still use */
+	struct event_base *base;
+	struct http_server *srv;
+	struct api api;
+	struct event *ev_term, *ev_int, *ev_hup;
+	bool stopping;
+};
+
+static void
+print_config_error(void *arg, const char *file, int line, const char *msg)
+{
+	if (line > 0)
+		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+static void
+log_config_error(void *arg, const char *file, int line, const char *msg)
+{
+	char safe[256];
+
+	log_warnx("event=config_error file=%s line=%d message=\"%s\"", file,
+		  line, log_safe(safe, sizeof(safe), msg));
+}
+
+static void
+apply_logging(const struct serve *s)
+{
+	bool to_stderr = s->debug || (s->cfg->log != NULL &&
+				      strcmp(s->cfg->log, "stderr") == 0);
+
+	log_init(to_stderr ? LOG_TO_STDERR : LOG_TO_SYSLOG, s->debug, "pzpgw");
+}
+
+/* A readiness probe until the store module provides one: the store's
+ * directory must be writable. */
+static bool
+store_dir_ready(void *arg, const char **reason)
+{
+	const struct serve *s = arg;
+	char dir[4096];
+	char *slash;
+
+	util_strlcpy(dir, s->cfg->store_path, sizeof(dir));
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	else
+		util_strlcpy(dir, ".", sizeof(dir));
+	if (access(dir, W_OK) != 0) {
+		*reason = "store_not_writable";
+		return false;
+	}
+	return true;
+}
+
+static void
+free_retired(struct serve *s)
+{
+	while (s->retired != NULL) {
+		struct retired *r = s->retired;
+
+		s->retired = r->next;
+		config_free(r->cfg);
+		free(r);
+	}
+}
+
+static void
+reload(struct serve *s)
+{
+	struct config *ncfg = NULL;
+	SSL_CTX *nctx = NULL;
+	struct retired *r;
+	char err[256];
+
+	log_info("event=reload_begin file=%s", s->path);
+	if (config_load(s->path, log_config_error, NULL, &ncfg) != GW_OK) {
+		log_warnx("event=reload_failed reason=config "
+			  "action=keeping_old_configuration");
+		return;
+	}
+	if (tls_server_ctx_new(ncfg, &nctx, err, sizeof(err)) != GW_OK) {
+		log_warnx("event=reload_failed reason=tls message=\"%s\" "
+			  "action=keeping_old_configuration",
+			  err);
+		config_free(ncfg);
+		return;
+	}
+	if (strcmp(ncfg->listen_address, s->cfg->listen_address) != 0 ||
+	    ncfg->listen_port != s->cfg->listen_port ||
+	    ncfg->admin_port != s->cfg->admin_port)
+		log_warnx("event=reload_partial reason=\"listen address or "
+			  "port changed: takes effect at restart\"");
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		log_warnx("event=reload_failed reason=out_of_memory");
+		SSL_CTX_free(nctx);
+		config_free(ncfg);
+		return;
+	}
+	if (http_server_pending(s->srv) == 0)
+		free_retired(s);
+	r->cfg = s->cfg;
+	r->next = s->retired;
+	s->retired = r;
+	s->cfg = ncfg;
+	http_server_reconfigure(s->srv, ncfg, nctx);
+	SSL_CTX_free(nctx); /* the server holds its own reference */
+	apply_logging(s);
+	log_info("event=reloaded organisation=%s peers=%zu", ncfg->ura,
+		 ncfg->npeers);
+}
+
+static void
+shutdown_done(void *arg)
+{
+	struct serve *s = arg;
+
+	log_info("event=stopped");
+	event_base_loopexit(s->base, NULL);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve *s = arg;
+
+	if (sig == SIGHUP) {
+		if (!s->stopping)
+			reload(s);
+		return;
+	}
+	if (s->stopping) {
+		log_warnx("event=second_signal action=exit_now");
+		event_base_loopexit(s->base, NULL);
+		return;
+	}
+	s->stopping = true;
+	log_info("event=stopping signal=%s pending=%u",
+		 sig == SIGTERM ? "TERM" : "INT", http_server_pending(s->srv));
+	http_server_shutdown(s->srv, SERVE_GRACE_MS, shutdown_done, s);
+}
+
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return 0;
+	if (user == NULL || *user == '\0') {
+		log_warnx("event=running_as_root reason=\"[process] user is "
+			  "not set\"");
+		return 0;
+	}
+	errno = 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		log_warnx("event=privilege_drop_failed user=%s reason=no_such_"
+			  "user",
+			  user);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1) {
+		log_warn("event=privilege_drop_failed user=%s", user);
+		return -1;
+	}
+	if (setuid(0) != -1) {
+		log_warnx("event=privilege_drop_failed user=%s "
+			  "reason=could_regain_root",
+			  user);
+		return -1;
+	}
+	log_info("event=privileges_dropped user=%s uid=%ld", user,
+		 (long)pw->pw_uid);
+	return 0;
+}
+
+static struct event *
+add_signal(struct serve *s, int sig)
+{
+	struct event *ev = evsignal_new(s->base, sig, on_signal, s);
+
+	if (ev == NULL || evsignal_add(ev, NULL) != 0)
+		fatalx("event=signal_setup_failed signal=%d", sig);
+	return ev;
+}
+
+static int
+serve_run(struct serve *s)
+{
+	/* Routes of the organisation listener (mutual TLS). */
+	const struct http_route org_routes[] = {
+	    {"GET", "/fhir/metadata", 0, 0, api_metadata, &s->api},
+	    {NULL, NULL, 0, 0, NULL, NULL},
+	};
+	/* Routes of the admin listener (plain HTTP, loopback). */
+	const struct http_route admin_routes[] = {
+	    {"GET", "/healthz", 0, 0, api_healthz, &s->api},
+	    {"GET", "/readyz", 0, 0, api_readyz, &s->api},
+	    {"GET", "/metrics", 0, 0, api_metrics, &s->api},
+	    {NULL, NULL, 0, 0, NULL, NULL},
+	};
+	SSL_CTX *ctx = NULL;
+	char err[256];
+	int rc = CLI_FAIL;
+
+	if (tls_server_ctx_new(s->cfg, &ctx, err, sizeof(err)) != GW_OK) {
+		log_warnx("event=startup_failed reason=tls message=\"%s\"",
+			  err);
+		return CLI_FAIL;
+	}
+	if ((s->base = event_base_new()) == NULL)
+		fatalx("event=startup_failed reason=event_base");
+	if (http_server_new(s->base, s->cfg, &s->srv) != GW_OK)
+		fatalx("event=startup_failed reason=out_of_memory");
+	s->api.srv = s->srv;
+	s->api.org_routes = org_routes;
+	s->api.store_ready = store_dir_ready;
+	s->api.store_arg = s;
+	s->api.started = util_wall_ms() / 1000;
+	if (http_server_listen(s->srv, ctx, org_routes, admin_routes, err,
+			       sizeof(err)) != GW_OK) {
+		log_warnx("event=startup_failed reason=listen message=\"%s\"",
+			  err);
+		goto done;
+	}
+	if (drop_privileges(s->cfg->user) != 0)
+		goto done;
+	s->ev_term = add_signal(s, SIGTERM);
+	s->ev_int = add_signal(s, SIGINT);
+	s->ev_hup = add_signal(s, SIGHUP);
+	log_info(
+	    "event=started version=%s organisation=%s environment=%s "
+	    "port=%u admin_port=%u",
+	    PZPGW_VERSION, s->cfg->ura, config_env_name(s->cfg->environment),
+	    http_server_port(s->srv, false), http_server_port(s->srv, true));
+	if (event_base_dispatch(s->base) == -1)
+		log_warnx("event=loop_failed");
+	else
+		rc = CLI_OK;
+done:
+	event_free(s->ev_term);
+	event_free(s->ev_int);
+	event_free(s->ev_hup);
+	http_server_free(s->srv);
+	SSL_CTX_free(ctx);
+	event_base_free(s->base);
+	return rc;
+}
+
+int
+cli_serve(int argc, char **argv)
+{
+	struct serve s = {.path = CONFIG_DEFAULT_PATH};
+	int ch, rc;
+
+	optind = 1;
+	while ((ch = getopt(argc, argv, "c:d")) != -1) {
+		switch (ch) {
+		case 'c':
+			s.path = optarg;
+			break;
+		case 'd':
+			s.debug = true;
+			break;
+		default:
+			return cli_usage("serve", "unknown option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage("serve", "unexpected argument '%s'",
+				 argv[optind]);
+	if (config_load(s.path, print_config_error, NULL, &s.cfg) != GW_OK) {
+		fprintf(stderr, "pzpgw serve: cannot start with %s\n", s.path);
+		return CLI_FAIL;
+	}
+	apply_logging(&s);
+	/* A peer closing a connection must not kill the daemon. */
+	signal(SIGPIPE, SIG_IGN);
+	rc = serve_run(&s);
+	free_retired(&s);
+	config_free(s.cfg);
+	metrics_reset();
+	return rc;
+}
