@@ -30,6 +30,32 @@ static const struct cli_cmd cli_cmds[] = {
      "pzpgw check-config [-c FILE]\n"
      "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
      "Prints every error as FILE:LINE: message; exit 1 when any.\n"},
+    {"canon", cli_canon, "print the canonical form a signature covers",
+     "pzpgw canon FILE\n"
+     "Prints the FHIR static canonical form of the resource in FILE\n"
+     "(root text/meta, and signature of a Bundle, left out; RFC 8785\n"
+     "order and escaping; numbers verbatim). Exit 1 when FILE is not\n"
+     "acceptable FHIR JSON.\n"},
+    {"sign", cli_sign, "sign a Bundle (PZP-JWS)",
+     "pzpgw sign --key KEY --cert CERT [options] FILE\n"
+     "  --key KEY          private key: PEM file (mode 0600) or pkcs11: URI\n"
+     "  --cert CERT        signer certificate, optionally with its chain\n"
+     "  --chain FILE       more chain certificates for x5c\n"
+     "  --alg ALG          PS256 or RS256 (RSA keys), ES256 (P-256)\n"
+     "  --purpose P        verification (default) or author\n"
+     "  --fhir V           r4 (default: Bundle.signature data) or stu3 (blob)\n"
+     "  --provenance FILE  also write an R4 Provenance carrying the signature\n"
+     "  --time T           signing time (unix seconds or RFC 3339); now\n"
+     "Writes the signed Bundle to stdout.\n"},
+    {"verify", cli_verify, "verify a signed Bundle (PZP-JWS)",
+     "pzpgw verify --trust CAFILE [options] FILE\n"
+     "  --trust CAFILE     trust anchors (PEM); an issuing CA may be one\n"
+     "  --crl FILE         CRL (PEM); repeatable\n"
+     "  --expect-ura URA   the signer must be this organisation\n"
+     "  --provenance FILE  take the signature from this Provenance\n"
+     "  --skew SECONDS     allowed clock skew for sigT (default 300)\n"
+     "  -q, --quiet        print nothing when valid\n"
+     "Exit 0 valid, 1 invalid (the failed check on stderr), 2 usage/I/O.\n"},
     {"version", cli_version, "print the version", "pzpgw version\n"},
     {"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
 };

@@ -21,5 +21,8 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 /* Subcommands, implemented by their modules. */
 int cli_serve(int argc, char **argv);	     /* serve.c */
 int cli_check_config(int argc, char **argv); /* cli.c */
+int cli_canon(int argc, char **argv);	     /* sign_cli.c */
+int cli_sign(int argc, char **argv);	     /* sign_cli.c */
+int cli_verify(int argc, char **argv);	     /* sign_cli.c */
 
 #endif

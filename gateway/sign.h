@@ -30,6 +30,10 @@ const char *sign_alg_name(enum sign_alg alg);
 /* "verification" or "author". */
 const char *sign_purpose_name(enum sign_purpose p);
 
+/* Parse an RFC 3339 / FHIR instant (seconds required, a fraction is
+ * ignored, Z or an offset) into unix seconds; false when malformed. */
+bool sign_time_parse(const char *s, int64_t *out);
+
 /* A signing key with its certificate chain and URA (opaque). */
 struct sign_key;
 
