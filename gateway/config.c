@@ -3,6 +3,8 @@
  * counting reader, fills struct config from one table of keys and reports
  * every problem as file:line: message.
  */
+/* realpath() is declared by glibc only beyond plain POSIX. */
+#define _DEFAULT_SOURCE
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
