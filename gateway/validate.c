@@ -1,0 +1,3009 @@
+/*
+ * validate: walks an fjson document against compiled StructureDefinition
+ * snapshots (rules.h): JSON form, cardinality, types and primitive formats,
+ * fixed/pattern, bindings, slicing, references, invariants (fhirpath.h).
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhir.h"
+#include "fhirpath.h"
+#include "validate.h"
+
+#define V_MAX_PATH   2048  /* longest expression kept */
+#define V_MAX_DEPTH  96	   /* nesting of resources/elements walked */
+#define V_MAX_ISSUES 10000 /* findings kept per document */
+#define V_MAX_SET    64	   /* values one discriminator path may yield */
+
+/* One element of a structure, arranged as a tree. */
+struct vnode {
+	const struct rules_element *el;
+	const char *name; /* last path segment, "value[x]" */
+	size_t prefixlen; /* choice: length without "[x]" */
+	bool choice;
+	struct vnode **kids;
+	size_t nkids, capkids;
+	struct vnode **slices;
+	size_t nslices, capslices;
+	const struct vnode *ref;   /* contentReference target */
+	const struct vnode *owner; /* for a slice: the sliced element */
+};
+
+/* A structure's element tree. */
+struct vstruct {
+	const struct rules_structure *sd;
+	struct vnode *nodes;
+	struct vnode *root;
+};
+
+enum vkind { VK_PRIM, VK_COMPLEX, VK_RESOURCE, VK_UNKNOWN };
+
+struct vtype {
+	enum vkind kind;
+	const struct vstruct *vs; /* the type's base structure, or NULL */
+	const char *name;
+};
+
+/* Open-addressing maps: pointer keys and string keys. */
+struct pmap {
+	const void **keys;
+	void **vals;
+	size_t cap, count;
+};
+
+struct smap {
+	char **keys;
+	void **vals;
+	size_t cap, count;
+};
+
+struct validate_ctx {
+	const struct rules_set *set;
+	struct pmap structs; /* rules_structure -> vstruct */
+	struct smap types;   /* type name -> vtype */
+	struct pmap paths;   /* constraint expression -> fhirpath (or a
+				marker for expressions that do not compile) */
+	const char *last_profile;
+};
+
+/* A Bundle entry, indexed for reference resolution. */
+struct ventry {
+	const char *fullurl;
+	const struct fj_node *res;
+	const char *rtype;
+	const char *id;
+};
+
+struct vbundle {
+	struct ventry *e;
+	size_t n;
+	bool must_resolve;
+	struct vbundle *up;
+};
+
+struct vissue {
+	const char *sev, *code;
+	char *expr, *msg;
+	uint32_t line, col;
+};
+
+/* Memo of "resource conforms to structure" answers. */
+struct vconf {
+	const struct fj_node *res;
+	const struct rules_structure *sd;
+	int state; /* 1 busy, 2 yes, 3 no */
+};
+
+/* One validation run over one document (or a scratch conformance check). */
+struct vrun {
+	struct validate_ctx *ctx;
+	char path[V_MAX_PATH];
+	size_t plen;
+	bool overflow;
+	struct vissue *issues;
+	size_t nissues, capissues;
+	struct smap seen;
+	struct smap noteval; /* invariant keys reported as not evaluated */
+	bool scratch;	     /* count errors only */
+	size_t nerrors;
+	struct vbundle *bundle;
+	const struct fj_node *resource; /* innermost resource */
+	const char *resource_type;
+	const struct fj_node *root;
+	int depth;
+	struct vconf *conf; /* shared with scratch runs */
+	size_t *nconf, *capconf;
+	bool nomem;
+};
+
+static const char *const prim_names[] = {
+    "base64Binary", "boolean",	   "canonical", "code",	       "date",
+    "dateTime",	    "decimal",	   "id",	"instant",     "integer",
+    "integer64",    "markdown",	   "oid",	"positiveInt", "string",
+    "time",	    "unsignedInt", "uri",	"url",	       "uuid",
+    "xhtml",
+};
+
+/* Until the FHIRPath evaluator is linked everywhere, invariants degrade to
+ * "not evaluated" issues instead of failing the link. */
+#pragma weak fhirpath_compile
+#pragma weak fhirpath_free
+#pragma weak fhirpath_eval_bool
+/* ---- primitive formats (FHIR R4/STU3 datatypes page regexes) ---- */
+
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool
+digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!is_digit(s[i]))
+			return false;
+	return true;
+}
+
+static int
+num2(const char *s)
+{
+	return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+static bool
+leap_year(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/* YYYY, YYYY-MM or YYYY-MM-DD at s; *used is the length consumed. */
+static const char *
+check_date_part(const char *s, size_t len, size_t *used, bool full)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30,
+				    31, 31, 30, 31, 30, 31};
+	int y, m, d;
+
+	if (len < 4 || !digits(s, 4))
+		return "the year must be four digits";
+	y = num2(s) * 100 + num2(s + 2);
+	if (y == 0)
+		return "year 0000 is not allowed";
+	if (len == 4 || s[4] != '-') {
+		*used = 4;
+		return full ? "a full date (YYYY-MM-DD) is required" : NULL;
+	}
+	if (len < 7 || !digits(s + 5, 2))
+		return "the month must be two digits";
+	m = num2(s + 5);
+	if (m < 1 || m > 12)
+		return "the month is out of range";
+	if (len == 7 || s[7] != '-') {
+		*used = 7;
+		return full ? "a full date (YYYY-MM-DD) is required" : NULL;
+	}
+	if (len < 10 || !digits(s + 8, 2))
+		return "the day must be two digits";
+	d = num2(s + 8);
+	if (d < 1 || d > mdays[m - 1] + (m == 2 && leap_year(y) ? 1 : 0))
+		return "the day does not exist in that month";
+	*used = 10;
+	return NULL;
+}
+
+/* hh:mm:ss(.fff)? at s; *used is the length consumed. */
+static const char *
+check_time_part(const char *s, size_t len, size_t *used)
+{
+	size_t i;
+
+	if (len < 8 || !digits(s, 2) || s[2] != ':' || !digits(s + 3, 2) ||
+	    s[5] != ':' || !digits(s + 6, 2))
+		return "the time must be hh:mm:ss";
+	if (num2(s) > 23 || num2(s + 3) > 59 || num2(s + 6) > 60)
+		return "the time is out of range";
+	i = 8;
+	if (i < len && s[i] == '.') {
+		i++;
+		if (i >= len || !is_digit(s[i]))
+			return "a fraction of a second needs digits";
+		while (i < len && is_digit(s[i]))
+			i++;
+	}
+	*used = i;
+	return NULL;
+}
+
+static const char *
+check_tz(const char *s, size_t len)
+{
+	if (len == 1 && s[0] == 'Z')
+		return NULL;
+	if (len == 6 && (s[0] == '+' || s[0] == '-') && digits(s + 1, 2) &&
+	    s[3] == ':' && digits(s + 4, 2)) {
+		int h = num2(s + 1), m = num2(s + 4);
+
+		if (m > 59 || h > 14 || (h == 14 && m != 0))
+			return "the time zone offset is out of range";
+		return NULL;
+	}
+	return "a time needs a time zone (Z or +hh:mm)";
+}
+
+static const char *
+check_datetime(const char *s, size_t len, bool instant)
+{
+	size_t used = 0, tused = 0;
+	const char *why = check_date_part(s, len, &used, instant);
+
+	if (why != NULL)
+		return why;
+	if (used == len)
+		return instant ? "an instant needs a time and time zone" : NULL;
+	if (used != 10 || s[used] != 'T')
+		return "unexpected characters after the date";
+	s += 11;
+	len -= 11;
+	if ((why = check_time_part(s, len, &tused)) != NULL)
+		return why;
+	return check_tz(s + tused, len - tused);
+}
+
+static bool
+is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static const char *
+check_base64(const char *s, size_t len)
+{
+	size_t n = 0, pad = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (is_ws(c))
+			continue;
+		if (c == '=') {
+			pad++;
+			n++;
+			continue;
+		}
+		if (pad > 0)
+			return "data after base64 padding";
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      is_digit(c) || c == '+' || c == '/'))
+			return "not a valid base64 character";
+		n++;
+	}
+	if (n % 4 != 0 || pad > 2)
+		return "base64 length is not a multiple of 4";
+	return NULL;
+}
+
+/* Parse a JSON integer text; false when it has a fraction/exponent or
+ * does not fit. */
+static bool
+parse_int_text(const char *s, size_t len, long long *out)
+{
+	long long v = 0;
+	size_t i = 0;
+	bool neg = false;
+
+	if (len > 0 && s[0] == '-') {
+		neg = true;
+		i = 1;
+	}
+	if (i >= len || len - i > 12)
+		return false;
+	for (; i < len; i++) {
+		if (!is_digit(s[i]))
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = neg ? -v : v;
+	return true;
+}
+
+const char *
+validate_primitive(const char *type, const char *s, size_t len, bool is_string)
+{
+	long long v;
+	size_t used;
+
+	if (strncmp(type, "http://hl7.org/fhirpath/System.", 31) == 0) {
+		type += 31;
+		if (strcmp(type, "String") == 0)
+			type = "string";
+		else if (strcmp(type, "Boolean") == 0)
+			type = "boolean";
+		else if (strcmp(type, "Integer") == 0)
+			type = "integer";
+		else if (strcmp(type, "Decimal") == 0)
+			type = "decimal";
+		else if (strcmp(type, "Date") == 0)
+			type = "date";
+		else if (strcmp(type, "DateTime") == 0)
+			type = "dateTime";
+		else if (strcmp(type, "Time") == 0)
+			type = "time";
+		else
+			type = "string";
+	}
+	if (strcmp(type, "boolean") == 0)
+		return NULL; /* the JSON type says it all */
+	if (strcmp(type, "integer") == 0 || strcmp(type, "positiveInt") == 0 ||
+	    strcmp(type, "unsignedInt") == 0) {
+		if (is_string)
+			return "an integer must be a JSON number";
+		if (!parse_int_text(s, len, &v))
+			return "not an integer";
+		if (v < -2147483648LL || v > 2147483647LL)
+			return "the integer is out of range";
+		if (type[0] == 'p' && v < 1)
+			return "a positiveInt must be at least 1";
+		if (type[0] == 'u' && v < 0)
+			return "an unsignedInt must not be negative";
+		return NULL;
+	}
+	if (strcmp(type, "decimal") == 0)
+		return is_string ? "a decimal must be a JSON number" : NULL;
+	if (!is_string)
+		return "the value must be a JSON string";
+	if (len == 0)
+		return "a primitive value must not be empty";
+	if (strlen(s) != len)
+		return "the value contains a NUL character";
+	switch (type[0]) {
+	case 'b':
+		if (strcmp(type, "base64Binary") == 0)
+			return check_base64(s, len);
+		break;
+	case 'c':
+		if (strcmp(type, "code") == 0) {
+			if (is_ws(s[0]) || is_ws(s[len - 1]))
+				return "a code must not start or end with "
+				       "whitespace";
+			for (size_t i = 1; i < len; i++)
+				if (is_ws(s[i]) && is_ws(s[i - 1]))
+					return "a code must not contain "
+					       "repeated whitespace";
+			return NULL;
+		}
+		if (strcmp(type, "canonical") == 0)
+			goto uri;
+		break;
+	case 'd':
+		if (strcmp(type, "date") == 0) {
+			const char *why = check_date_part(s, len, &used, false);
+
+			if (why == NULL && used != len)
+				why = "unexpected characters after the date";
+			return why;
+		}
+		if (strcmp(type, "dateTime") == 0)
+			return check_datetime(s, len, false);
+		break;
+	case 'i':
+		if (strcmp(type, "id") == 0) {
+			if (len > 64)
+				return "an id is at most 64 characters";
+			for (size_t i = 0; i < len; i++)
+				if (!((s[i] >= 'A' && s[i] <= 'Z') ||
+				      (s[i] >= 'a' && s[i] <= 'z') ||
+				      is_digit(s[i]) || s[i] == '-' ||
+				      s[i] == '.'))
+					return "an id may only contain "
+					       "A-Z, a-z, 0-9, '-' and '.'";
+			return NULL;
+		}
+		if (strcmp(type, "instant") == 0)
+			return check_datetime(s, len, true);
+		break;
+	case 'o':
+		if (strcmp(type, "oid") == 0) {
+			size_t i = 8;
+
+			if (len < 10 || strncmp(s, "urn:oid:", 8) != 0 ||
+			    s[8] < '0' || s[8] > '2')
+				return "an oid must be urn:oid:[0-2](.n)+";
+			i = 9;
+			if (i >= len)
+				return "an oid must be urn:oid:[0-2](.n)+";
+			while (i < len) {
+				size_t st;
+
+				if (s[i] != '.')
+					return "an oid must be "
+					       "urn:oid:[0-2](.n)+";
+				st = ++i;
+				while (i < len && is_digit(s[i]))
+					i++;
+				if (i == st || (s[st] == '0' && i - st > 1))
+					return "an oid must be "
+					       "urn:oid:[0-2](.n)+";
+			}
+			return NULL;
+		}
+		break;
+	case 't':
+		if (strcmp(type, "time") == 0) {
+			const char *why = check_time_part(s, len, &used);
+
+			if (why == NULL && used != len)
+				why = "unexpected characters after the time";
+			return why;
+		}
+		break;
+	case 'u':
+		if (strcmp(type, "uuid") == 0) {
+			if (len != 45 || strncmp(s, "urn:uuid:", 9) != 0)
+				return "a uuid must be urn:uuid: and 36 "
+				       "lower-case hex characters";
+			for (size_t i = 9; i < len; i++) {
+				size_t k = i - 9;
+				bool dash =
+				    k == 8 || k == 13 || k == 18 || k == 23;
+
+				if (dash ? s[i] != '-'
+					 : !(is_digit(s[i]) ||
+					     (s[i] >= 'a' && s[i] <= 'f')))
+					return "a uuid must be urn:uuid: and "
+					       "36 lower-case hex characters";
+			}
+			return NULL;
+		}
+		if (strcmp(type, "uri") == 0 || strcmp(type, "url") == 0)
+			goto uri;
+		break;
+	case 'x':
+		if (strcmp(type, "xhtml") == 0) {
+			if (len < 5 || strncmp(s, "<div", 4) != 0)
+				return "narrative must be a <div> element";
+			return NULL;
+		}
+		break;
+	default:
+		break;
+	}
+	/* string, markdown and anything else: any non-empty text; the
+	 * regex [ \r\n\t\S]+ excludes nothing else. */
+	return NULL;
+uri:
+	for (size_t i = 0; i < len; i++)
+		if (is_ws(s[i]))
+			return "a URI must not contain whitespace";
+	return NULL;
+}
+/* ---- small hash maps ---- */
+
+static size_t
+hash_ptr(const void *p)
+{
+	uintptr_t x = (uintptr_t)p;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return (size_t)x;
+}
+
+static size_t
+hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s != '\0') {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)h;
+}
+
+static void *
+pmap_get(const struct pmap *m, const void *key)
+{
+	if (m->cap == 0)
+		return NULL;
+	for (size_t i = hash_ptr(key) & (m->cap - 1);;
+	     i = (i + 1) & (m->cap - 1)) {
+		if (m->keys[i] == NULL)
+			return NULL;
+		if (m->keys[i] == key)
+			return m->vals[i];
+	}
+}
+
+static bool
+pmap_put(struct pmap *m, const void *key, void *val)
+{
+	size_t i;
+
+	if ((m->count + 1) * 2 > m->cap) {
+		size_t ncap = m->cap == 0 ? 64 : m->cap * 2;
+		const void **nk = calloc(ncap, sizeof(*nk));
+		void **nv = calloc(ncap, sizeof(*nv));
+
+		if (nk == NULL || nv == NULL) {
+			free(nk);
+			free(nv);
+			return false;
+		}
+		for (size_t j = 0; j < m->cap; j++) {
+			if (m->keys[j] == NULL)
+				continue;
+			for (i = hash_ptr(m->keys[j]) & (ncap - 1);
+			     nk[i] != NULL; i = (i + 1) & (ncap - 1))
+				;
+			nk[i] = m->keys[j];
+			nv[i] = m->vals[j];
+		}
+		free(m->keys);
+		free(m->vals);
+		m->keys = nk;
+		m->vals = nv;
+		m->cap = ncap;
+	}
+	for (i = hash_ptr(key) & (m->cap - 1); m->keys[i] != NULL;
+	     i = (i + 1) & (m->cap - 1))
+		if (m->keys[i] == key) {
+			m->vals[i] = val;
+			return true;
+		}
+	m->keys[i] = key;
+	m->vals[i] = val;
+	m->count++;
+	return true;
+}
+
+static void
+pmap_free(struct pmap *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+static void **
+smap_slot(const struct smap *m, const char *key, bool *found)
+{
+	size_t i;
+
+	*found = false;
+	if (m->cap == 0)
+		return NULL;
+	for (i = hash_str(key) & (m->cap - 1); m->keys[i] != NULL;
+	     i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->keys[i], key) == 0) {
+			*found = true;
+			break;
+		}
+	return &m->vals[i];
+}
+
+static void *
+smap_get(const struct smap *m, const char *key, bool *found)
+{
+	void **slot = smap_slot(m, key, found);
+
+	return *found ? *slot : NULL;
+}
+
+/* Insert a copy of key; false without memory. */
+static bool
+smap_put(struct smap *m, const char *key, void *val)
+{
+	bool found;
+	void **slot;
+	size_t i;
+
+	if ((m->count + 1) * 2 > m->cap) {
+		size_t ncap = m->cap == 0 ? 64 : m->cap * 2;
+		char **nk = calloc(ncap, sizeof(*nk));
+		void **nv = calloc(ncap, sizeof(*nv));
+
+		if (nk == NULL || nv == NULL) {
+			free(nk);
+			free(nv);
+			return false;
+		}
+		for (size_t j = 0; j < m->cap; j++) {
+			if (m->keys[j] == NULL)
+				continue;
+			for (i = hash_str(m->keys[j]) & (ncap - 1);
+			     nk[i] != NULL; i = (i + 1) & (ncap - 1))
+				;
+			nk[i] = m->keys[j];
+			nv[i] = m->vals[j];
+		}
+		free(m->keys);
+		free(m->vals);
+		m->keys = nk;
+		m->vals = nv;
+		m->cap = ncap;
+	}
+	slot = smap_slot(m, key, &found);
+	if (found) {
+		*slot = val;
+		return true;
+	}
+	i = (size_t)(slot - m->vals);
+	if ((m->keys[i] = strdup(key)) == NULL)
+		return false;
+	m->vals[i] = val;
+	m->count++;
+	return true;
+}
+
+static void
+smap_free(struct smap *m, void (*freeval)(void *))
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		if (m->keys[i] == NULL)
+			continue;
+		free(m->keys[i]);
+		if (freeval != NULL)
+			freeval(m->vals[i]);
+	}
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- structure trees ---- */
+
+static bool
+vnode_push(struct vnode ***arr, size_t *n, size_t *cap, struct vnode *x)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap == 0 ? 4 : *cap * 2;
+		struct vnode **na = realloc(*arr, ncap * sizeof(*na));
+
+		if (na == NULL)
+			return false;
+		*arr = na;
+		*cap = ncap;
+	}
+	(*arr)[(*n)++] = x;
+	return true;
+}
+
+static void
+vstruct_free(struct vstruct *vs)
+{
+	if (vs == NULL)
+		return;
+	for (size_t i = 0; i < vs->sd->nelements; i++) {
+		free(vs->nodes[i].kids);
+		free(vs->nodes[i].slices);
+	}
+	free(vs->nodes);
+	free(vs);
+}
+
+static size_t
+path_depth(const char *p)
+{
+	size_t d = 1;
+
+	for (; *p != '\0'; p++)
+		if (*p == '.')
+			d++;
+	return d;
+}
+
+static struct vstruct *
+vstruct_build(const struct rules_structure *sd)
+{
+	struct vnode *stack[V_MAX_DEPTH + 2];
+	struct vstruct *vs = calloc(1, sizeof(*vs));
+
+	if (vs == NULL)
+		return NULL;
+	vs->sd = sd;
+	if (sd->nelements == 0 ||
+	    (vs->nodes = calloc(sd->nelements, sizeof(*vs->nodes))) == NULL)
+		goto fail;
+	memset(stack, 0, sizeof(stack));
+	for (size_t i = 0; i < sd->nelements; i++) {
+		const struct rules_element *e = &sd->elements[i];
+		struct vnode *n = &vs->nodes[i];
+		size_t d = path_depth(e->path);
+		const char *dot = strrchr(e->path, '.');
+		size_t nl;
+
+		n->el = e;
+		n->name = dot != NULL ? dot + 1 : e->path;
+		nl = strlen(n->name);
+		n->choice = nl > 3 && strcmp(n->name + nl - 3, "[x]") == 0;
+		n->prefixlen = n->choice ? nl - 3 : nl;
+		if (d > V_MAX_DEPTH)
+			continue;
+		if (i == 0 || d == 1) {
+			if (vs->root == NULL) {
+				vs->root = n;
+				stack[1] = n;
+			}
+			continue;
+		}
+		if (e->slice_name != NULL && stack[d] != NULL &&
+		    strcmp(stack[d]->el->path, e->path) == 0) {
+			struct vnode *owner =
+			    stack[d]->owner != NULL
+				? (struct vnode *)stack[d]->owner
+				: stack[d];
+
+			if (!vnode_push(&owner->slices, &owner->nslices,
+					&owner->capslices, n))
+				goto fail;
+			n->owner = owner;
+		} else {
+			struct vnode *parent = stack[d - 1];
+
+			if (parent == NULL)
+				continue;
+			if (!vnode_push(&parent->kids, &parent->nkids,
+					&parent->capkids, n))
+				goto fail;
+		}
+		stack[d] = n;
+		for (size_t k = d + 1; k < V_MAX_DEPTH + 2; k++)
+			stack[k] = NULL;
+	}
+	if (vs->root == NULL)
+		goto fail;
+	/* contentReference targets, by element id (or path). */
+	for (size_t i = 0; i < sd->nelements; i++) {
+		const char *ref = sd->elements[i].content_ref;
+
+		if (ref == NULL)
+			continue;
+		if (ref[0] == '#')
+			ref++;
+		for (size_t j = 0; j < sd->nelements; j++)
+			if ((sd->elements[j].id != NULL &&
+			     strcmp(sd->elements[j].id, ref) == 0) ||
+			    (sd->elements[j].slice_name == NULL &&
+			     strcmp(sd->elements[j].path, ref) == 0)) {
+				vs->nodes[i].ref = &vs->nodes[j];
+				break;
+			}
+		if (vs->nodes[i].ref == NULL) {
+			/* "#Questionnaire.item" in a profile whose ids carry
+			 * the type name: match on the path's tail. */
+			const char *dot = strchr(ref, '.');
+
+			for (size_t j = 0; dot != NULL && j < sd->nelements;
+			     j++) {
+				const char *p =
+				    strchr(sd->elements[j].path, '.');
+
+				if (p != NULL && strcmp(p, dot) == 0 &&
+				    sd->elements[j].slice_name == NULL) {
+					vs->nodes[i].ref = &vs->nodes[j];
+					break;
+				}
+			}
+		}
+	}
+	return vs;
+fail:
+	if (vs->nodes == NULL) {
+		free(vs);
+		return NULL;
+	}
+	vstruct_free(vs);
+	return NULL;
+}
+
+static const struct vstruct *
+vstruct_get(struct validate_ctx *ctx, const struct rules_structure *sd)
+{
+	struct vstruct *vs;
+
+	if (sd == NULL)
+		return NULL;
+	if ((vs = pmap_get(&ctx->structs, sd)) != NULL)
+		return vs;
+	if ((vs = vstruct_build(sd)) == NULL)
+		return NULL;
+	if (!pmap_put(&ctx->structs, sd, vs)) {
+		vstruct_free(vs);
+		return NULL;
+	}
+	return vs;
+}
+
+static bool
+is_prim_name(const char *t)
+{
+	if (strncmp(t, "http://hl7.org/fhirpath/System.", 31) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(prim_names) / sizeof(prim_names[0]); i++)
+		if (strcmp(prim_names[i], t) == 0)
+			return true;
+	return false;
+}
+
+static const struct vtype *
+vtype_get(struct validate_ctx *ctx, const char *name)
+{
+	const struct rules_structure *sd;
+	struct vtype *t;
+	bool found;
+
+	t = smap_get(&ctx->types, name, &found);
+	if (found)
+		return t;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	sd = rules_type(ctx->set, name);
+	t->vs = vstruct_get(ctx, sd);
+	if (is_prim_name(name) || (sd != NULL && sd->kind != NULL &&
+				   strcmp(sd->kind, "primitive-type") == 0))
+		t->kind = VK_PRIM;
+	else if (strcmp(name, "Resource") == 0 ||
+		 strcmp(name, "DomainResource") == 0 ||
+		 (sd != NULL && sd->kind != NULL &&
+		  strcmp(sd->kind, "resource") == 0))
+		t->kind = VK_RESOURCE;
+	else if (sd != NULL)
+		t->kind = VK_COMPLEX;
+	else
+		t->kind = VK_UNKNOWN;
+	if (!smap_put(&ctx->types, name, t)) {
+		free(t);
+		return NULL;
+	}
+	/* the key copy is stable for the context's life */
+	t->name = NULL;
+	for (size_t i = 0; i < ctx->types.cap; i++)
+		if (ctx->types.vals[i] == t) {
+			t->name = ctx->types.keys[i];
+			break;
+		}
+	return t;
+}
+
+/* ---- context ---- */
+
+static char fp_bad; /* marker: expression could not be compiled */
+
+enum gw_err
+validate_ctx_new(const struct rules_set *set, struct validate_ctx **out)
+{
+	struct validate_ctx *ctx;
+
+	*out = NULL;
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		return GW_NOMEM;
+	ctx->set = set;
+	*out = ctx;
+	return GW_OK;
+}
+
+void
+validate_ctx_free(struct validate_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	for (size_t i = 0; i < ctx->structs.cap; i++)
+		if (ctx->structs.keys[i] != NULL)
+			vstruct_free(ctx->structs.vals[i]);
+	pmap_free(&ctx->structs);
+	smap_free(&ctx->types, free);
+	for (size_t i = 0; i < ctx->paths.cap; i++)
+		if (ctx->paths.keys[i] != NULL &&
+		    ctx->paths.vals[i] != (void *)&fp_bad)
+			fhirpath_free(ctx->paths.vals[i]);
+	pmap_free(&ctx->paths);
+	free(ctx);
+}
+
+const char *
+validate_last_profile(const struct validate_ctx *ctx)
+{
+	return ctx != NULL ? ctx->last_profile : NULL;
+}
+/* ---- issues and the expression path ---- */
+
+static size_t path_push(struct vrun *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static size_t
+path_push(struct vrun *r, const char *fmt, ...)
+{
+	size_t old = r->plen;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(r->path + r->plen, sizeof(r->path) - r->plen, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(r->path) - r->plen) {
+		r->overflow = true;
+		r->path[old] = '\0';
+		return old;
+	}
+	r->plen += (size_t)n;
+	return old;
+}
+
+static void
+path_pop(struct vrun *r, size_t old)
+{
+	r->plen = old;
+	r->path[old] = '\0';
+}
+
+static void issue(struct vrun *r, const char *sev, const char *code,
+		  const struct fj_node *at, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+issue(struct vrun *r, const char *sev, const char *code,
+      const struct fj_node *at, const char *fmt, ...)
+{
+	char msg[768], *key = NULL;
+	struct vissue *is;
+	size_t klen;
+	bool found;
+	va_list ap;
+
+	bool is_err =
+	    strcmp(sev, FHIR_ERROR) == 0 || strcmp(sev, FHIR_FATAL) == 0;
+
+	if (r->scratch) {
+		if (is_err)
+			r->nerrors++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* The same finding (code, expression, message) once. */
+	klen = strlen(code) + r->plen + strlen(msg) + 3;
+	if ((key = malloc(klen)) == NULL)
+		goto nomem;
+	snprintf(key, klen, "%s|%s|%s", code, r->path, msg);
+	smap_get(&r->seen, key, &found);
+	if (found) {
+		free(key);
+		return;
+	}
+	if (is_err)
+		r->nerrors++;
+	if (r->nissues >= V_MAX_ISSUES) {
+		free(key);
+		return;
+	}
+	if (!smap_put(&r->seen, key, NULL))
+		goto nomem;
+	free(key);
+	key = NULL;
+	if (r->nissues == r->capissues) {
+		size_t ncap = r->capissues == 0 ? 16 : r->capissues * 2;
+		struct vissue *n = realloc(r->issues, ncap * sizeof(*n));
+
+		if (n == NULL)
+			goto nomem;
+		r->issues = n;
+		r->capissues = ncap;
+	}
+	is = &r->issues[r->nissues];
+	memset(is, 0, sizeof(*is));
+	is->sev = sev;
+	is->code = code;
+	is->expr = strdup(r->path);
+	is->msg = strdup(msg);
+	if (is->expr == NULL || is->msg == NULL) {
+		free(is->expr);
+		free(is->msg);
+		goto nomem;
+	}
+	if (at != NULL) {
+		is->line = at->line;
+		is->col = at->col;
+	}
+	r->nissues++;
+	return;
+nomem:
+	free(key);
+	r->nomem = true;
+}
+
+static void
+run_cleanup(struct vrun *r)
+{
+	for (size_t i = 0; i < r->nissues; i++) {
+		free(r->issues[i].expr);
+		free(r->issues[i].msg);
+	}
+	free(r->issues);
+	smap_free(&r->seen, NULL);
+	smap_free(&r->noteval, NULL);
+}
+
+/* ---- JSON value helpers ---- */
+
+static const char *
+jtype_name(const struct fj_node *n)
+{
+	static const char *const names[] = {"null",   "boolean", "number",
+					    "string", "array",	 "object"};
+
+	return names[n->type];
+}
+
+static bool
+num_equal(const struct fj_node *a, const struct fj_node *b)
+{
+	if (a->u.str.len == b->u.str.len &&
+	    memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0)
+		return true;
+	return strtod(a->u.str.s, NULL) == strtod(b->u.str.s, NULL);
+}
+
+/* Exact equality of JSON values (fixed[x]); member order ignored. */
+static bool
+fj_equal_v(const struct fj_node *a, const struct fj_node *b)
+{
+	const struct fj_node *x, *y;
+
+	if (a->type != b->type)
+		return false;
+	switch (a->type) {
+	case FJ_NULL:
+		return true;
+	case FJ_BOOL:
+		return a->u.b == b->u.b;
+	case FJ_NUMBER:
+		return num_equal(a, b);
+	case FJ_STRING:
+		return a->u.str.len == b->u.str.len &&
+		       memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
+	case FJ_ARRAY:
+		if (a->u.kids.count != b->u.kids.count)
+			return false;
+		for (x = a->u.kids.first, y = b->u.kids.first; x && y;
+		     x = x->next, y = y->next)
+			if (!fj_equal_v(x, y))
+				return false;
+		return true;
+	case FJ_OBJECT:
+		if (a->u.kids.count != b->u.kids.count)
+			return false;
+		for (x = a->u.kids.first; x != NULL; x = x->next) {
+			y = fj_get(b, x->key);
+			if (y == NULL || !fj_equal_v(x, y))
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Pattern semantics: inst holds at least what pat holds; for arrays each
+ * pattern element is matched by some instance element. */
+static bool
+fj_contains_v(const struct fj_node *inst, const struct fj_node *pat)
+{
+	const struct fj_node *x, *y;
+
+	if (pat->type == FJ_ARRAY) {
+		if (inst->type != FJ_ARRAY) {
+			/* a one-element pattern array against one value */
+			for (x = pat->u.kids.first; x != NULL; x = x->next)
+				if (!fj_contains_v(inst, x))
+					return false;
+			return true;
+		}
+		for (x = pat->u.kids.first; x != NULL; x = x->next) {
+			for (y = inst->u.kids.first; y != NULL; y = y->next)
+				if (fj_contains_v(y, x))
+					break;
+			if (y == NULL)
+				return false;
+		}
+		return true;
+	}
+	if (pat->type == FJ_OBJECT) {
+		if (inst->type != FJ_OBJECT)
+			return false;
+		for (x = pat->u.kids.first; x != NULL; x = x->next) {
+			y = fj_get(inst, x->key);
+			if (y == NULL || !fj_contains_v(y, x))
+				return false;
+		}
+		return true;
+	}
+	return fj_equal_v(inst, pat);
+}
+
+/* Short text of a value for messages (never patient data beyond codes). */
+static void
+short_json(const struct fj_node *n, char *out, size_t len)
+{
+	struct buf b;
+
+	buf_init(&b, 4096);
+	if (fj_dump(n, FJ_CANONICAL, &b) == GW_OK && b.data != NULL) {
+		if (b.len >= len && len > 4) {
+			memcpy(out, b.data, len - 4);
+			memcpy(out + len - 4, "...", 4);
+		} else {
+			snprintf(out, len, "%s", b.data);
+		}
+	} else {
+		snprintf(out, len, "(value)");
+	}
+	buf_cleanup(&b);
+}
+
+static const char *
+sd_label(const struct rules_structure *sd)
+{
+	if (sd == NULL)
+		return "?";
+	return sd->url != NULL ? sd->url : sd->name != NULL ? sd->name : "?";
+}
+/* ---- the walk ---- */
+
+static void validate_resource(struct vrun *r, const struct fj_node *res,
+			      const char *const *profiles, size_t nprofiles,
+			      bool is_root, const struct rules_structure *only);
+static void validate_item(struct vrun *r, const struct vstruct *vs,
+			  const struct vnode *d, const char *type,
+			  const struct fj_node *v, const struct fj_node *u);
+static bool conforms(struct vrun *r, const struct fj_node *res,
+		     const struct rules_structure *sd);
+
+/* Capitalised type name after a choice prefix: "valueQuantity" ->
+ * "Quantity" matches type "Quantity"; "valueString" matches "string". */
+static bool
+choice_type_matches(const char *suffix, const char *type)
+{
+	if (suffix[0] == '\0' || type[0] == '\0')
+		return false;
+	if (suffix[0] != type[0] &&
+	    !(type[0] >= 'a' && type[0] <= 'z' && suffix[0] == type[0] - 32))
+		return false;
+	return strcmp(suffix + 1, type + 1) == 0;
+}
+
+/* The kid of a member name; for choices *type is set to the chosen type. */
+static const struct vnode *
+find_kid(struct vnode *const *kids, size_t nkids, const char *name,
+	 const char **type)
+{
+	*type = NULL;
+	for (size_t i = 0; i < nkids; i++) {
+		const struct vnode *k = kids[i];
+
+		if (!k->choice) {
+			if (strcmp(k->name, name) == 0)
+				return k;
+			continue;
+		}
+		if (strncmp(k->name, name, k->prefixlen) != 0)
+			continue;
+		for (size_t t = 0; t < k->el->ntypes; t++)
+			if (choice_type_matches(name + k->prefixlen,
+						k->el->types[t].code)) {
+				*type = k->el->types[t].code;
+				return k;
+			}
+	}
+	return NULL;
+}
+
+/* For a choice element, the type slice constraining type (e.g.
+ * value[x]:valueQuantity), or d itself. */
+static const struct vnode *
+choice_slice(const struct vnode *d, const char *type)
+{
+	for (size_t i = 0; i < d->nslices; i++) {
+		const struct vnode *s = d->slices[i];
+
+		if (s->el->ntypes == 1 &&
+		    strcmp(s->el->types[0].code, type) == 0)
+			return s;
+	}
+	return d;
+}
+
+/* Children definitions of element d, following contentReference. */
+static const struct vnode *
+kids_of(const struct vnode *d)
+{
+	int guard = 0;
+
+	while (d != NULL && d->nkids == 0 && d->ref != NULL && guard++ < 8)
+		d = d->ref;
+	return d;
+}
+
+struct vmember {
+	const struct fj_node *m;
+	const struct vnode *kid;
+	const char *type;
+	bool under;
+};
+
+struct vitem {
+	const struct fj_node *v, *u;
+	const struct vnode *def;
+	int slice; /* index into the owner's slices, -1 none */
+	size_t index;
+};
+
+static void check_kid(struct vrun *r, const struct vstruct *vs,
+		      const struct vnode *k, const struct vmember *ms,
+		      size_t nm, const struct fj_node *obj);
+
+/* Check the members of object obj against the child definitions kids. */
+static void
+check_members(struct vrun *r, const struct vstruct *vs,
+	      struct vnode *const *kids, size_t nkids,
+	      const struct fj_node *obj, bool resource_root, bool skip_value)
+{
+	struct vmember stackms[48], *ms = stackms;
+	size_t nm = 0, cnt = obj->u.kids.count;
+
+	if (cnt > sizeof(stackms) / sizeof(stackms[0])) {
+		if ((ms = calloc(cnt, sizeof(*ms))) == NULL) {
+			r->nomem = true;
+			return;
+		}
+	}
+	for (const struct fj_node *m = obj->u.kids.first; m != NULL;
+	     m = m->next) {
+		const char *name = m->key, *type = NULL;
+		const struct vnode *k;
+		bool under = false;
+		size_t old;
+
+		if (resource_root && strcmp(name, "resourceType") == 0)
+			continue;
+		if (strlen(name) != m->keylen) {
+			old = path_push(r, ".?");
+			issue(r, FHIR_ERROR, "structure", m,
+			      "a property name contains a NUL character");
+			path_pop(r, old);
+			continue;
+		}
+		if (name[0] == '_' && name[1] != '\0') {
+			under = true;
+			name++;
+		}
+		k = find_kid(kids, nkids, name, &type);
+		if (k != NULL && skip_value && strcmp(name, "value") == 0)
+			k = NULL;
+		if (k == NULL) {
+			old = path_push(r, ".%s", m->key);
+			if (strcmp(m->key, "fhir_comments") == 0)
+				issue(r, FHIR_WARNING, "structure", m,
+				      "fhir_comments is not part of FHIR "
+				      "JSON and was ignored");
+			else
+				issue(r, FHIR_ERROR, "structure", m,
+				      "unrecognised property '%s'", m->key);
+			path_pop(r, old);
+			continue;
+		}
+		ms[nm].m = m;
+		ms[nm].kid = k;
+		ms[nm].type = type;
+		ms[nm].under = under;
+		nm++;
+	}
+	for (size_t i = 0; i < nkids && !r->nomem; i++) {
+		if (skip_value && strcmp(kids[i]->name, "value") == 0)
+			continue;
+		check_kid(r, vs, kids[i], ms, nm, obj);
+	}
+	if (ms != stackms)
+		free(ms);
+}
+
+static bool
+is_array_el(const struct rules_element *el)
+{
+	uint32_t m = el->base_max != 0 ? el->base_max : el->max;
+
+	return m > 1;
+}
+
+static void assign_slices(struct vrun *r, const struct vstruct *vs,
+			  const struct vnode *k, struct vitem *items, size_t n,
+			  const char *type);
+
+static void
+check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
+	  const struct vmember *ms, size_t nm, const struct fj_node *obj)
+{
+	const struct fj_node *vm = NULL, *um = NULL, *at = obj;
+	const char *type = NULL;
+	struct vitem stackitems[16], *items = stackitems;
+	const struct rules_element *el = k->el;
+	bool arr = is_array_el(el);
+	size_t n = 0, nv = 0, nu = 0, old, old2;
+	const struct vnode *d = k;
+
+	for (size_t i = 0; i < nm; i++) {
+		if (ms[i].kid != k)
+			continue;
+		if (ms[i].type != NULL && type != NULL &&
+		    strcmp(ms[i].type, type) != 0) {
+			old = path_push(r, ".%s", ms[i].m->key);
+			issue(r, FHIR_ERROR, "structure", ms[i].m,
+			      "only one type of %s is allowed", k->name);
+			path_pop(r, old);
+			continue;
+		}
+		if (ms[i].type != NULL)
+			type = ms[i].type;
+		if (ms[i].under)
+			um = ms[i].m;
+		else
+			vm = ms[i].m;
+	}
+	if (k->choice) {
+		char pre[128];
+
+		snprintf(pre, sizeof(pre), "%.*s", (int)k->prefixlen, k->name);
+		old = path_push(r, ".%s", pre);
+		if (type != NULL) {
+			path_push(r, ".ofType(%s)", type);
+			d = choice_slice(k, type);
+		}
+	} else {
+		old = path_push(r, ".%s", k->name);
+	}
+	if (vm == NULL && um == NULL) {
+		if (el->min > 0)
+			issue(r, FHIR_ERROR, "required", obj,
+			      "minimum required = %u, but only found 0 (%s)",
+			      (unsigned)el->min, el->id);
+		else
+			assign_slices(r, vs, k, NULL, 0, NULL);
+		path_pop(r, old);
+		return;
+	}
+	if (vm != NULL) {
+		at = vm;
+		if (vm->type == FJ_ARRAY) {
+			nv = vm->u.kids.count;
+			if (!arr)
+				issue(r, FHIR_ERROR, "structure", vm,
+				      "this property must be a single value, "
+				      "not an array");
+			if (nv == 0)
+				issue(r, FHIR_ERROR, "structure", vm,
+				      "arrays must not be empty");
+		} else {
+			nv = 1;
+			if (arr)
+				issue(r, FHIR_ERROR, "structure", vm,
+				      "this property must be an array, not "
+				      "a %s",
+				      jtype_name(vm));
+		}
+	}
+	if (um != NULL) {
+		if (um->type == FJ_ARRAY) {
+			nu = um->u.kids.count;
+			if (!arr)
+				issue(r, FHIR_ERROR, "structure", um,
+				      "this property must be a single value, "
+				      "not an array");
+		} else {
+			nu = 1;
+			if (arr)
+				issue(r, FHIR_ERROR, "structure", um,
+				      "this property must be an array");
+		}
+		if (vm != NULL && nv != nu)
+			issue(r, FHIR_ERROR, "structure", um,
+			      "the arrays %s and _%s differ in length", k->name,
+			      k->name);
+	}
+	n = nv > nu ? nv : nu;
+	if (n < el->min)
+		issue(r, FHIR_ERROR, "required", at,
+		      "minimum required = %u, but only found %zu (%s)",
+		      (unsigned)el->min, n, el->id);
+	if (el->max != RULES_UNBOUNDED && n > el->max)
+		issue(r, FHIR_ERROR, "structure", at,
+		      "maximum allowed = %u, but found %zu (%s)",
+		      (unsigned)el->max, n, el->id);
+	if (n > sizeof(stackitems) / sizeof(stackitems[0])) {
+		if ((items = calloc(n, sizeof(*items))) == NULL) {
+			r->nomem = true;
+			path_pop(r, old);
+			return;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		items[i].v = vm == NULL		    ? NULL
+			     : vm->type == FJ_ARRAY ? fj_at(vm, i)
+			     : i == 0		    ? vm
+						    : NULL;
+		items[i].u = um == NULL		    ? NULL
+			     : um->type == FJ_ARRAY ? fj_at(um, i)
+			     : i == 0		    ? um
+						    : NULL;
+		items[i].def = d;
+		items[i].slice = -1;
+		items[i].index = i;
+	}
+	if (k->nslices > 0 || el->slicing != NULL)
+		assign_slices(r, vs, k, items, n, type);
+	for (size_t i = 0; i < n && !r->nomem; i++) {
+		old2 = arr ? path_push(r, "[%zu]", i) : r->plen;
+		validate_item(r, vs, items[i].def, type, items[i].v,
+			      items[i].u);
+		path_pop(r, old2);
+	}
+	if (items != stackitems)
+		free(items);
+	path_pop(r, old);
+}
+/* ---- bindings ---- */
+
+static bool
+vs_has_code(const struct rules_valueset *vs, const char *code)
+{
+	for (size_t i = 0; i < vs->ncodes; i++)
+		if (strcmp(vs->codes[i].code, code) == 0)
+			return true;
+	return false;
+}
+
+static const char *
+strength_name(enum rules_strength s)
+{
+	return s == RULES_BIND_REQUIRED ? "required" : "extensible";
+}
+
+static void
+check_binding(struct vrun *r, const struct rules_element *el, const char *type,
+	      const struct fj_node *v)
+{
+	const struct rules_valueset *vs;
+	const char *sev, *code, *system;
+	bool ok = false, any = false;
+
+	if (el->valueset == NULL || v == NULL ||
+	    (el->strength != RULES_BIND_REQUIRED &&
+	     el->strength != RULES_BIND_EXTENSIBLE))
+		return;
+	if ((vs = rules_valueset(r->ctx->set, el->valueset)) == NULL ||
+	    !vs->complete)
+		return;
+	sev = el->strength == RULES_BIND_REQUIRED ? FHIR_ERROR : FHIR_WARNING;
+	if (v->type == FJ_STRING) {
+		if (strcmp(type, "code") != 0 && strcmp(type, "string") != 0 &&
+		    strcmp(type, "uri") != 0)
+			return;
+		if (!vs_has_code(vs, v->u.str.s))
+			issue(r, sev, "code-invalid", v,
+			      "the code '%s' is not in the value set %s "
+			      "(%s binding)",
+			      v->u.str.s, vs->url, strength_name(el->strength));
+		return;
+	}
+	if (v->type != FJ_OBJECT)
+		return;
+	if (strcmp(type, "Coding") == 0 || strcmp(type, "Quantity") == 0) {
+		code = fj_get_str(v, "code");
+		system = fj_get_str(v, "system");
+		if (code == NULL)
+			return;
+		if (!(system != NULL ? rules_valueset_has(vs, system, code)
+				     : vs_has_code(vs, code)))
+			issue(r, sev, "code-invalid", v,
+			      "the code %s#%s is not in the value set %s "
+			      "(%s binding)",
+			      system != NULL ? system : "", code, vs->url,
+			      strength_name(el->strength));
+		return;
+	}
+	if (strcmp(type, "CodeableConcept") != 0)
+		return;
+	for (const struct fj_node *c =
+		 fj_get(v, "coding") != NULL &&
+			 fj_get(v, "coding")->type == FJ_ARRAY
+		     ? fj_get(v, "coding")->u.kids.first
+		     : NULL;
+	     c != NULL; c = c->next) {
+		code = fj_get_str(c, "code");
+		system = fj_get_str(c, "system");
+		if (code == NULL)
+			continue;
+		any = true;
+		if (system != NULL ? rules_valueset_has(vs, system, code)
+				   : vs_has_code(vs, code))
+			ok = true;
+	}
+	if (ok)
+		return;
+	if (!any) {
+		if (el->strength == RULES_BIND_REQUIRED)
+			issue(r, FHIR_ERROR, "code-invalid", v,
+			      "no code provided, and a code is required from "
+			      "the value set %s",
+			      vs->url);
+		return;
+	}
+	issue(r, sev, "code-invalid", v,
+	      "none of the codes provided are in the value set %s (%s "
+	      "binding)",
+	      vs->url, strength_name(el->strength));
+}
+
+/* ---- fixed and pattern ---- */
+
+static void
+check_fixed(struct vrun *r, const struct rules_element *el,
+	    const struct fj_node *v)
+{
+	char want[200];
+
+	if (v == NULL)
+		return;
+	if (el->fixed != NULL && !fj_equal_v(v, el->fixed)) {
+		short_json(el->fixed, want, sizeof(want));
+		issue(r, FHIR_ERROR, "value", v,
+		      "value does not equal the fixed value %s (%s)", want,
+		      el->id);
+	}
+	if (el->pattern != NULL && !fj_contains_v(v, el->pattern)) {
+		short_json(el->pattern, want, sizeof(want));
+		issue(r, FHIR_ERROR, "value", v,
+		      "value does not match the pattern %s (%s)", want, el->id);
+	}
+}
+
+/* ---- references ---- */
+
+static const char *
+url_type(const struct validate_ctx *ctx, const char *url,
+	 const struct rules_structure **sd)
+{
+	const char *slash;
+
+	*sd = rules_structure(ctx->set, url);
+	if (*sd != NULL && (*sd)->type != NULL)
+		return (*sd)->type;
+	slash = strrchr(url, '/');
+	return slash != NULL ? slash + 1 : url;
+}
+
+static const struct fj_node *
+find_contained(const struct fj_node *res, const char *id)
+{
+	const struct fj_node *c = fj_get(res, "contained");
+
+	if (c == NULL || c->type != FJ_ARRAY)
+		return NULL;
+	for (c = c->u.kids.first; c != NULL; c = c->next)
+		if (c->type == FJ_OBJECT && fj_str_eq(fj_get(c, "id"), id))
+			return c;
+	return NULL;
+}
+
+/* Find the target of reference ref in the Bundles around the resource. */
+static const struct fj_node *
+resolve_ref(const struct vrun *r, const char *ref)
+{
+	for (const struct vbundle *b = r->bundle; b != NULL; b = b->up) {
+		const char *slash = strchr(ref, '/');
+
+		for (size_t i = 0; i < b->n; i++)
+			if (b->e[i].fullurl != NULL &&
+			    strcmp(b->e[i].fullurl, ref) == 0)
+				return b->e[i].res;
+		if (slash == NULL || strncmp(ref, "urn:", 4) == 0)
+			continue;
+		/* Type/id, possibly with _history, or an absolute URL whose
+		 * tail is Type/id. */
+		for (size_t i = 0; i < b->n; i++) {
+			const struct ventry *e = &b->e[i];
+			size_t tl, il;
+
+			if (e->rtype == NULL || e->id == NULL)
+				continue;
+			tl = strlen(e->rtype);
+			il = strlen(e->id);
+			for (const char *p = ref; p != NULL;
+			     p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL) {
+				if (strncmp(p, e->rtype, tl) == 0 &&
+				    p[tl] == '/' &&
+				    strncmp(p + tl + 1, e->id, il) == 0 &&
+				    (p[tl + 1 + il] == '\0' ||
+				     strncmp(p + tl + 1 + il, "/_history/",
+					     10) == 0)) {
+					if (p == ref ||
+					    strncmp(ref, "http", 4) == 0)
+						return e->res;
+				}
+			}
+		}
+	}
+	return NULL;
+}
+
+static void
+check_reference(struct vrun *r, const struct rules_element *el,
+		const struct fj_node *v)
+{
+	const struct fj_node *target = NULL;
+	const struct rules_type *rt = NULL;
+	const char *ref, *ttype;
+	bool ok = false, any = false;
+	char allowed[512];
+	size_t alen = 0;
+
+	if ((ref = fj_get_str(v, "reference")) == NULL)
+		return;
+	if (ref[0] == '#') {
+		if (ref[1] == '\0')
+			return; /* the containing resource itself */
+		if (r->root != NULL &&
+		    (target = find_contained(r->root, ref + 1)) == NULL &&
+		    (r->resource == NULL ||
+		     (target = find_contained(r->resource, ref + 1)) == NULL)) {
+			issue(r, FHIR_ERROR, "structure", v,
+			      "the contained resource '%s' was not found", ref);
+			return;
+		}
+	} else {
+		target = resolve_ref(r, ref);
+		if (target == NULL) {
+			if (r->bundle != NULL && r->bundle->must_resolve &&
+			    (strncmp(ref, "urn:", 4) == 0 ||
+			     (strchr(ref, ':') == NULL &&
+			      strchr(ref, '/') != NULL)))
+				issue(r, FHIR_ERROR, "not-found", v,
+				      "the reference '%s' does not resolve "
+				      "within the Bundle",
+				      ref);
+			return;
+		}
+	}
+	if (target == NULL ||
+	    (ttype = fj_get_str(target, "resourceType")) == NULL)
+		return;
+	for (size_t i = 0; i < el->ntypes; i++)
+		if (strcmp(el->types[i].code, "Reference") == 0)
+			rt = &el->types[i];
+	if (rt == NULL || rt->ntargets == 0)
+		return;
+	allowed[0] = '\0';
+	for (size_t i = 0; i < rt->ntargets && !ok; i++) {
+		const struct rules_structure *sd;
+		const char *t = url_type(r->ctx, rt->targets[i], &sd);
+		int n;
+
+		n = snprintf(allowed + alen, sizeof(allowed) - alen, "%s%s",
+			     alen > 0 ? ", " : "", rt->targets[i]);
+		if (n > 0 && (size_t)n < sizeof(allowed) - alen)
+			alen += (size_t)n;
+		if (strcmp(t, "Resource") == 0) {
+			ok = true;
+			break;
+		}
+		if (strcmp(t, ttype) != 0)
+			continue;
+		any = true;
+		if (sd == NULL || !sd->constraint || conforms(r, target, sd))
+			ok = true;
+	}
+	if (ok)
+		return;
+	if (!any)
+		issue(r, FHIR_ERROR, "structure", v,
+		      "the reference points to a %s, which is not an allowed "
+		      "target (%s)",
+		      ttype, allowed);
+	else
+		issue(r, FHIR_ERROR, "structure", v,
+		      "the referenced %s does not conform to any allowed "
+		      "target profile (%s)",
+		      ttype, allowed);
+}
+
+/* ---- invariants ---- */
+
+struct vfp_env {
+	struct vrun *r;
+};
+
+static enum gw_err
+fp_resolve(void *arg, const char *reference, const struct fj_node **out,
+	   const char **out_type)
+{
+	struct vrun *r = arg;
+
+	*out = NULL;
+	if (reference[0] == '#')
+		*out = r->resource != NULL
+			   ? find_contained(r->resource, reference + 1)
+			   : NULL;
+	else
+		*out = resolve_ref(r, reference);
+	return GW_OK;
+}
+
+static enum gw_err
+fp_member_of(void *arg, const struct fj_node *node, const char *type,
+	     const char *valueset, bool *out)
+{
+	struct vrun *r = arg;
+	const struct rules_valueset *vs;
+	const char *code, *system;
+	char url[512];
+	const char *bar = strchr(valueset, '|');
+
+	snprintf(
+	    url, sizeof(url), "%.*s",
+	    (int)(bar != NULL ? (size_t)(bar - valueset) : strlen(valueset)),
+	    valueset);
+	if ((vs = rules_valueset(r->ctx->set, url)) == NULL || !vs->complete)
+		return GW_INVALID;
+	*out = false;
+	if (node->type == FJ_STRING) {
+		*out = vs_has_code(vs, node->u.str.s);
+		return GW_OK;
+	}
+	if (node->type != FJ_OBJECT)
+		return GW_OK;
+	if ((code = fj_get_str(node, "code")) != NULL) {
+		system = fj_get_str(node, "system");
+		*out = system != NULL ? rules_valueset_has(vs, system, code)
+				      : vs_has_code(vs, code);
+		return GW_OK;
+	}
+	(void)type;
+	{
+		const struct fj_node *c = fj_get(node, "coding");
+
+		for (c = c != NULL && c->type == FJ_ARRAY ? c->u.kids.first
+							  : NULL;
+		     c != NULL; c = c->next) {
+			code = fj_get_str(c, "code");
+			system = fj_get_str(c, "system");
+			if (code != NULL && system != NULL &&
+			    rules_valueset_has(vs, system, code))
+				*out = true;
+		}
+	}
+	return GW_OK;
+}
+
+/* Keys checked natively by the walker (structure rules). */
+static bool
+native_constraint(const char *key)
+{
+	return strcmp(key, "ele-1") == 0 || strcmp(key, "ext-1") == 0;
+}
+
+static void
+not_evaluated(struct vrun *r, const struct rules_constraint *c,
+	      const struct fj_node *at, const char *why)
+{
+	bool found;
+	size_t old;
+
+	smap_get(&r->noteval, c->key, &found);
+	if (found || r->scratch)
+		return;
+	if (!smap_put(&r->noteval, c->key, NULL)) {
+		r->nomem = true;
+		return;
+	}
+	/* once per key, where it was first met */
+	old = r->plen;
+	issue(r, FHIR_INFORMATION, "not-supported", at,
+	      "invariant %s was not evaluated: %s [%s]", c->key, why,
+	      c->expression != NULL ? c->expression : "");
+	path_pop(r, old);
+}
+
+static void
+check_constraints(struct vrun *r, const struct rules_element *el,
+		  const struct fj_node *v, const char *type)
+{
+	struct fhirpath_env env;
+	char why[160];
+
+	for (size_t i = 0; i < el->nconstraints; i++) {
+		const struct rules_constraint *c = &el->constraints[i];
+		struct fhirpath *fp;
+		enum fhirpath_bool res;
+		enum gw_err err;
+
+		if (c->key == NULL || c->expression == NULL ||
+		    native_constraint(c->key))
+			continue;
+		if (fhirpath_compile == NULL) {
+			not_evaluated(r, c, v,
+				      "no FHIRPath evaluator in this build");
+			continue;
+		}
+		fp = pmap_get(&r->ctx->paths, c->expression);
+		if (fp == NULL) {
+			why[0] = '\0';
+			err = fhirpath_compile(c->expression, &fp, why,
+					       sizeof(why));
+			if (err == GW_NOMEM) {
+				r->nomem = true;
+				return;
+			}
+			if (err != GW_OK)
+				fp = (struct fhirpath *)(void *)&fp_bad;
+			if (!pmap_put(&r->ctx->paths, c->expression, fp)) {
+				if (fp != (struct fhirpath *)(void *)&fp_bad)
+					fhirpath_free(fp);
+				r->nomem = true;
+				return;
+			}
+		}
+		if (fp == (struct fhirpath *)(void *)&fp_bad) {
+			why[0] = '\0';
+			fp = NULL;
+			fhirpath_compile(c->expression, &fp, why, sizeof(why));
+			fhirpath_free(fp);
+			not_evaluated(r, c, v,
+				      why[0] != '\0' ? why
+						     : "outside the supported "
+						       "FHIRPath subset");
+			continue;
+		}
+		memset(&env, 0, sizeof(env));
+		env.resource = r->resource;
+		env.resource_type = r->resource_type;
+		env.root_resource = r->root;
+		env.resolve = fp_resolve;
+		env.member_of = fp_member_of;
+		env.arg = r;
+		why[0] = '\0';
+		env.errbuf = why;
+		env.errlen = sizeof(why);
+		err = fhirpath_eval_bool(fp, v, type, &env, &res);
+		if (err == GW_NOMEM) {
+			r->nomem = true;
+			return;
+		}
+		if (err != GW_OK) {
+			not_evaluated(r, c, v,
+				      why[0] != '\0' ? why : gw_strerror(err));
+			continue;
+		}
+		if (res == FHIRPATH_FALSE)
+			issue(r, c->error ? FHIR_ERROR : FHIR_WARNING,
+			      "invariant", v, "%s: %s [%s]", c->key,
+			      c->human != NULL ? c->human : "", c->expression);
+	}
+}
+/* ---- elements ---- */
+
+/* The structure of an extension item: its definition's profile, else the
+ * one named by its url. */
+static const struct vstruct *
+extension_struct(struct vrun *r, const struct vnode *d, const struct fj_node *v,
+		 bool *unknown)
+{
+	const struct rules_structure *sd = NULL;
+	const char *url;
+
+	*unknown = false;
+	for (size_t i = 0; i < d->el->ntypes && sd == NULL; i++)
+		for (size_t j = 0; j < d->el->types[i].nprofiles && sd == NULL;
+		     j++)
+			sd = rules_structure(r->ctx->set,
+					     d->el->types[i].profiles[j]);
+	if (sd == NULL && v != NULL && v->type == FJ_OBJECT &&
+	    (url = fj_get_str(v, "url")) != NULL) {
+		sd = rules_structure(r->ctx->set, url);
+		if (sd == NULL)
+			*unknown = true;
+	}
+	if (sd != NULL && sd->type != NULL && strcmp(sd->type, "Extension"))
+		return NULL;
+	return vstruct_get(r->ctx, sd);
+}
+
+/* Profiles on a type ("Quantity" with profile SimpleQuantity, ...). */
+static const struct vstruct *
+type_profile_struct(struct vrun *r, const struct vnode *d, const char *type)
+{
+	for (size_t i = 0; i < d->el->ntypes; i++) {
+		const struct rules_type *t = &d->el->types[i];
+
+		if (strcmp(t->code, type) != 0)
+			continue;
+		for (size_t j = 0; j < t->nprofiles; j++) {
+			const struct rules_structure *sd =
+			    rules_structure(r->ctx->set, t->profiles[j]);
+
+			if (sd != NULL)
+				return vstruct_get(r->ctx, sd);
+		}
+	}
+	return NULL;
+}
+
+static bool
+root_has_constraint(const struct vnode *d, const char *key)
+{
+	for (size_t i = 0; i < d->el->nconstraints; i++)
+		if (d->el->constraints[i].key != NULL &&
+		    strcmp(d->el->constraints[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+static void
+validate_primitive_item(struct vrun *r, const struct vtype *ti,
+			const struct vnode *d, const char *type,
+			const struct fj_node *v, const struct fj_node *u)
+{
+	const char *why;
+	bool want_bool, want_num;
+
+	if (u != NULL && u->type != FJ_NULL) {
+		if (u->type != FJ_OBJECT) {
+			issue(r, FHIR_ERROR, "structure", u,
+			      "the _ part of a primitive must be an object");
+		} else if (u->u.kids.count == 0) {
+			issue(r, FHIR_ERROR, "structure", u,
+			      "objects must not be empty");
+		} else if (ti->vs != NULL) {
+			check_members(r, ti->vs, ti->vs->root->kids,
+				      ti->vs->root->nkids, u, false, true);
+		}
+	}
+	if (v == NULL || v->type == FJ_NULL) {
+		if (u == NULL || u->type == FJ_NULL)
+			issue(r, FHIR_ERROR, "structure", v != NULL ? v : u,
+			      "null is not allowed here");
+		return;
+	}
+	want_bool = strcmp(type, "boolean") == 0 ||
+		    strcmp(type, "http://hl7.org/fhirpath/System.Boolean") == 0;
+	want_num =
+	    strcmp(type, "integer") == 0 || strcmp(type, "decimal") == 0 ||
+	    strcmp(type, "positiveInt") == 0 ||
+	    strcmp(type, "unsignedInt") == 0 ||
+	    strcmp(type, "http://hl7.org/fhirpath/System.Integer") == 0 ||
+	    strcmp(type, "http://hl7.org/fhirpath/System.Decimal") == 0;
+	if (want_bool) {
+		if (v->type != FJ_BOOL)
+			issue(r, FHIR_ERROR, "structure", v,
+			      "a %s must be a JSON boolean, not a %s", type,
+			      jtype_name(v));
+	} else if (want_num) {
+		if (v->type != FJ_NUMBER)
+			issue(r, FHIR_ERROR, "structure", v,
+			      "a %s must be a JSON number, not a %s", type,
+			      jtype_name(v));
+		else if ((why = validate_primitive(type, v->u.str.s,
+						   v->u.str.len, false)))
+			issue(r, FHIR_ERROR, "value", v,
+			      "the value %.40s is not a valid %s: %s",
+			      v->u.str.s, type, why);
+	} else if (v->type != FJ_STRING) {
+		issue(r, FHIR_ERROR, "structure", v,
+		      "a %s must be a JSON string, not a %s", type,
+		      jtype_name(v));
+	} else if ((why = validate_primitive(type, v->u.str.s, v->u.str.len,
+					     true)) != NULL) {
+		issue(r, FHIR_ERROR, "value", v,
+		      "the value \"%.60s\" is not a valid %s: %s", v->u.str.s,
+		      type, why);
+	}
+	check_fixed(r, d->el, v);
+	check_binding(r, d->el, type, v);
+}
+
+static void
+validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
+	      const char *type, const struct fj_node *v,
+	      const struct fj_node *u)
+{
+	const struct vtype *ti = NULL;
+	const struct vnode *kd;
+	const struct vstruct *tvs = NULL;
+	bool unknown_ext = false;
+
+	if (type == NULL && d->el->ntypes >= 1)
+		type = d->el->types[0].code;
+	if (type != NULL && (ti = vtype_get(r->ctx, type)) == NULL) {
+		r->nomem = true;
+		return;
+	}
+	if (ti != NULL && ti->kind == VK_PRIM) {
+		validate_primitive_item(r, ti, d, type, v, u);
+		return;
+	}
+	if (u != NULL) {
+		issue(r, FHIR_ERROR, "structure", u,
+		      "a _ property is only allowed for primitive types");
+	}
+	if (v == NULL)
+		return;
+	if (v->type != FJ_OBJECT) {
+		issue(r, FHIR_ERROR, "structure", v,
+		      "this property must be an object, not a %s",
+		      jtype_name(v));
+		return;
+	}
+	if (ti != NULL && ti->kind == VK_RESOURCE) {
+		const char *const *profiles = NULL;
+		size_t np = 0;
+
+		for (size_t i = 0; i < d->el->ntypes; i++)
+			if (d->el->types[i].nprofiles > 0) {
+				profiles = d->el->types[i].profiles;
+				np = d->el->types[i].nprofiles;
+			}
+		validate_resource(r, v, profiles, np, false, NULL);
+		return;
+	}
+	if (v->u.kids.count == 0) {
+		issue(r, FHIR_ERROR, "structure", v,
+		      "objects must not be empty");
+		return;
+	}
+	if (r->depth >= V_MAX_DEPTH) {
+		issue(r, FHIR_ERROR, "structure", v, "nesting is too deep");
+		return;
+	}
+	r->depth++;
+	kd = kids_of(d);
+	if (type != NULL && (strcmp(type, "Extension") == 0)) {
+		tvs = extension_struct(r, d, v, &unknown_ext);
+		if (unknown_ext)
+			issue(r, FHIR_WARNING, "structure", v,
+			      "the extension %s is unknown; only its "
+			      "structure was checked",
+			      fj_get_str(v, "url"));
+	} else if (type != NULL && kd->nkids == 0) {
+		tvs = type_profile_struct(r, d, type);
+	}
+	if (kd->nkids > 0) {
+		check_members(r, vs, kd->kids, kd->nkids, v, false, false);
+	} else if (tvs != NULL) {
+		check_members(r, tvs, tvs->root->kids, tvs->root->nkids, v,
+			      false, false);
+	} else if (ti != NULL && ti->vs != NULL) {
+		check_members(r, ti->vs, ti->vs->root->kids,
+			      ti->vs->root->nkids, v, false, false);
+	} else if (type == NULL || ti == NULL || ti->kind == VK_UNKNOWN) {
+		/* a type with no definition loaded: nothing to check */
+	}
+	if (type != NULL && strcmp(type, "Extension") == 0) {
+		/* ext-1: either extensions or a value, not both */
+		const struct fj_node *m;
+		bool has_ext = fj_get(v, "extension") != NULL, has_val = false;
+
+		for (m = v->u.kids.first; m != NULL; m = m->next)
+			if (strncmp(m->key, "value", 5) == 0 ||
+			    strncmp(m->key, "_value", 6) == 0)
+				has_val = true;
+		if (has_ext && has_val)
+			issue(r, FHIR_ERROR, "invariant", v,
+			      "ext-1: Must have either extensions or "
+			      "value[x], not both");
+	}
+	check_fixed(r, d->el, v);
+	if (type != NULL) {
+		check_binding(r, d->el, type, v);
+		if (strcmp(type, "Reference") == 0)
+			check_reference(r, d->el, v);
+	}
+	check_constraints(r, d->el, v, type);
+	if (tvs != NULL && tvs->root != d) {
+		check_fixed(r, tvs->root->el, v);
+		check_constraints(r, tvs->root->el, v, type);
+	}
+	if (ti != NULL && ti->vs != NULL && ti->vs != tvs) {
+		const struct rules_element *re = ti->vs->root->el;
+
+		/* the datatype's own invariants, unless the element already
+		 * carries them */
+		for (size_t i = 0; i < re->nconstraints; i++) {
+			struct rules_element one = *re;
+
+			if (re->constraints[i].key == NULL ||
+			    root_has_constraint(d, re->constraints[i].key))
+				continue;
+			one.constraints = &re->constraints[i];
+			one.nconstraints = 1;
+			check_constraints(r, &one, v, type);
+		}
+	}
+	r->depth--;
+}
+/* ---- slicing ---- */
+
+struct vval {
+	const struct fj_node *n;
+	const char *type;
+};
+
+/* Split the next segment of a discriminator path (dots inside quotes or
+ * parentheses do not split). */
+static const char *
+next_segment(const char *p, char *seg, size_t len)
+{
+	size_t i = 0;
+	int depth = 0;
+	char quote = 0;
+
+	for (; *p != '\0'; p++) {
+		if (quote != 0) {
+			if (*p == quote)
+				quote = 0;
+		} else if (*p == '\'' || *p == '"') {
+			quote = *p;
+		} else if (*p == '(') {
+			depth++;
+		} else if (*p == ')') {
+			depth--;
+		} else if (*p == '.' && depth == 0) {
+			p++;
+			break;
+		}
+		if (i + 1 < len)
+			seg[i++] = *p;
+	}
+	seg[i] = '\0';
+	return p;
+}
+
+/* "extension('url')" -> url into out; false when seg is something else */
+static bool
+seg_call(const char *seg, const char *fn, char *out, size_t len)
+{
+	size_t fl = strlen(fn), sl = strlen(seg);
+
+	if (strncmp(seg, fn, fl) != 0 || seg[fl] != '(' || sl < fl + 2 ||
+	    seg[sl - 1] != ')')
+		return false;
+	seg += fl + 1;
+	sl -= fl + 2;
+	if (sl >= 2 && (seg[0] == '\'' || seg[0] == '"')) {
+		seg++;
+		sl -= 2;
+	}
+	snprintf(out, len, "%.*s", (int)sl, seg);
+	return true;
+}
+
+static const char *
+suffix_type(struct vrun *r, const char *suffix)
+{
+	char lower[64];
+	const struct vtype *t;
+
+	snprintf(lower, sizeof(lower), "%s", suffix);
+	if (lower[0] >= 'A' && lower[0] <= 'Z' &&
+	    is_prim_name((lower[0] = (char)(lower[0] + 32), lower)) &&
+	    (t = vtype_get(r->ctx, lower)) != NULL && t->name != NULL)
+		return t->name;
+	t = vtype_get(r->ctx, suffix);
+	return t != NULL ? t->name : NULL;
+}
+
+static size_t
+vals_add(struct vval *out, size_t n, const struct fj_node *v, const char *type)
+{
+	if (v == NULL)
+		return n;
+	if (v->type == FJ_ARRAY) {
+		for (const struct fj_node *x = v->u.kids.first; x != NULL;
+		     x = x->next)
+			if (n < V_MAX_SET && x->type != FJ_NULL) {
+				out[n].n = x;
+				out[n++].type = type;
+			}
+		return n;
+	}
+	if (n < V_MAX_SET) {
+		out[n].n = v;
+		out[n++].type = type;
+	}
+	return n;
+}
+
+/* Values of an item at a discriminator path. */
+static size_t
+disc_values(struct vrun *r, const char *path, const struct fj_node *item,
+	    const char *itype, struct vval *out)
+{
+	struct vval cur[V_MAX_SET], nxt[V_MAX_SET];
+	size_t nc = 1, nn;
+	char seg[256], arg[256];
+	const char *p = path;
+
+	cur[0].n = item;
+	cur[0].type = itype;
+	while (*p != '\0' && nc > 0) {
+		p = next_segment(p, seg, sizeof(seg));
+		nn = 0;
+		if (strcmp(seg, "$this") == 0 || seg[0] == '\0')
+			continue;
+		for (size_t i = 0; i < nc; i++) {
+			const struct fj_node *v = cur[i].n;
+
+			if (strcmp(seg, "resolve()") == 0) {
+				const char *ref = v->type == FJ_OBJECT
+						      ? fj_get_str(v, "referen"
+								      "ce")
+						  : v->type == FJ_STRING
+						      ? v->u.str.s
+						      : NULL;
+				const struct fj_node *t = NULL;
+
+				if (ref == NULL)
+					continue;
+				if (ref[0] == '#' && r->resource != NULL)
+					t = find_contained(r->resource,
+							   ref + 1);
+				else
+					t = resolve_ref(r, ref);
+				if (t != NULL)
+					nn = vals_add(nxt, nn, t,
+						      fj_get_str(t, "resourceT"
+								    "ype"));
+			} else if (seg_call(seg, "ofType", arg, sizeof(arg)) ||
+				   seg_call(seg, "as", arg, sizeof(arg))) {
+				if (cur[i].type != NULL &&
+				    strcmp(cur[i].type, arg) == 0)
+					nn = vals_add(nxt, nn, v, cur[i].type);
+			} else if (seg_call(seg, "extension", arg,
+					    sizeof(arg))) {
+				const struct fj_node *e;
+
+				if (v->type != FJ_OBJECT ||
+				    (e = fj_get(v, "extension")) == NULL ||
+				    e->type != FJ_ARRAY)
+					continue;
+				for (e = e->u.kids.first; e != NULL;
+				     e = e->next)
+					if (fj_str_eq(fj_get(e, "url"), arg))
+						nn = vals_add(nxt, nn, e,
+							      "Extension");
+			} else if (v->type == FJ_OBJECT) {
+				const struct fj_node *m = fj_get(v, seg);
+				size_t sl = strlen(seg);
+
+				if (m != NULL) {
+					nn = vals_add(nxt, nn, m, NULL);
+					continue;
+				}
+				for (m = v->u.kids.first; m != NULL;
+				     m = m->next)
+					if (strncmp(m->key, seg, sl) == 0 &&
+					    m->key[sl] >= 'A' &&
+					    m->key[sl] <= 'Z')
+						nn = vals_add(
+						    nxt, nn, m,
+						    suffix_type(r,
+								m->key + sl));
+			}
+		}
+		memcpy(cur, nxt, nn * sizeof(cur[0]));
+		nc = nn;
+	}
+	memcpy(out, cur, nc * sizeof(cur[0]));
+	return nc;
+}
+
+/* The children of definition node d, looking into its type when the
+ * snapshot does not list them. */
+static const struct vnode *
+def_kids(struct vrun *r, const struct vnode *d)
+{
+	const struct vnode *kd = kids_of(d);
+	const struct vstruct *tvs;
+	const struct vtype *ti;
+	bool unknown;
+
+	if (kd->nkids > 0 || d->el->ntypes == 0)
+		return kd;
+	if (strcmp(d->el->types[0].code, "Extension") == 0 &&
+	    (tvs = extension_struct(r, d, NULL, &unknown)) != NULL)
+		return tvs->root;
+	if ((tvs = type_profile_struct(r, d, d->el->types[0].code)) != NULL)
+		return tvs->root;
+	if ((ti = vtype_get(r->ctx, d->el->types[0].code)) != NULL &&
+	    ti->vs != NULL)
+		return ti->vs->root;
+	return kd;
+}
+
+/* The definition of a slice at a discriminator path, or NULL. */
+static const struct vnode *
+disc_def(struct vrun *r, const struct vnode *s, const char *path,
+	 bool keep_resolve)
+{
+	const struct vnode *d = s;
+	char seg[256], arg[256];
+	const char *p = path;
+
+	while (*p != '\0' && d != NULL) {
+		const struct vnode *kd, *next = NULL;
+
+		p = next_segment(p, seg, sizeof(seg));
+		if (strcmp(seg, "$this") == 0 || seg[0] == '\0')
+			continue;
+		if (seg_call(seg, "ofType", arg, sizeof(arg)) ||
+		    seg_call(seg, "as", arg, sizeof(arg))) {
+			d = choice_slice(d, arg);
+			continue;
+		}
+		if (strcmp(seg, "resolve()") == 0) {
+			const struct rules_structure *sd = NULL;
+
+			if (keep_resolve)
+				return d;
+			for (size_t i = 0; i < d->el->ntypes && sd == NULL; i++)
+				for (size_t j = 0;
+				     j < d->el->types[i].ntargets && sd == NULL;
+				     j++)
+					sd = rules_structure(
+					    r->ctx->set,
+					    d->el->types[i].targets[j]);
+			d = sd != NULL && vstruct_get(r->ctx, sd) != NULL
+				? vstruct_get(r->ctx, sd)->root
+				: NULL;
+			continue;
+		}
+		kd = def_kids(r, d);
+		if (seg_call(seg, "extension", arg, sizeof(arg))) {
+			const struct vnode *ext = NULL;
+
+			for (size_t i = 0; i < kd->nkids; i++)
+				if (strcmp(kd->kids[i]->name, "extension") == 0)
+					ext = kd->kids[i];
+			for (size_t i = 0; ext != NULL && i < ext->nslices;
+			     i++) {
+				const struct rules_element *se =
+				    ext->slices[i]->el;
+
+				for (size_t t = 0; t < se->ntypes; t++)
+					for (size_t j = 0;
+					     j < se->types[t].nprofiles; j++)
+						if (strcmp(se->types[t]
+							       .profiles[j],
+							   arg) == 0)
+							next = ext->slices[i];
+			}
+			d = next;
+			continue;
+		}
+		for (size_t i = 0; i < kd->nkids; i++) {
+			const struct vnode *k = kd->kids[i];
+
+			if (strcmp(k->name, seg) == 0 ||
+			    (k->choice && strlen(seg) == k->prefixlen &&
+			     strncmp(k->name, seg, k->prefixlen) == 0)) {
+				next = k;
+				break;
+			}
+		}
+		d = next;
+	}
+	return d;
+}
+
+static bool
+val_in_vs(struct vrun *r, const struct rules_element *el,
+	  const struct fj_node *v)
+{
+	bool in = false;
+
+	if (el->strength != RULES_BIND_REQUIRED || el->valueset == NULL)
+		return false;
+	if (fp_member_of(r, v, NULL, el->valueset, &in) != GW_OK)
+		return false;
+	return in;
+}
+
+static bool
+slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
+	      const struct vitem *it, const char *itype)
+{
+	const struct rules_slicing *sl = k->el->slicing;
+	struct vval vals[V_MAX_SET];
+
+	if (it->v == NULL || it->v->type == FJ_NULL || sl == NULL ||
+	    sl->ndisc == 0)
+		return false;
+	for (size_t di = 0; di < sl->ndisc; di++) {
+		const struct rules_discriminator *disc = &sl->disc[di];
+		const char *path = disc->path != NULL ? disc->path : "$this";
+		size_t nv = disc_values(r, path, it->v, itype, vals);
+		const struct vnode *d;
+		bool ok = false;
+
+		switch (disc->type) {
+		case RULES_DISC_VALUE:
+		case RULES_DISC_PATTERN:
+			d = disc_def(r, s, path, false);
+			if (d == NULL)
+				return false;
+			if (d->el->fixed == NULL && d->el->pattern == NULL &&
+			    (d->el->strength != RULES_BIND_REQUIRED ||
+			     d->el->valueset == NULL))
+				return false;
+			for (size_t i = 0; i < nv && !ok; i++) {
+				if (d->el->fixed != NULL)
+					ok =
+					    fj_equal_v(vals[i].n, d->el->fixed);
+				else if (d->el->pattern != NULL)
+					ok = fj_contains_v(vals[i].n,
+							   d->el->pattern);
+				else
+					ok = val_in_vs(r, d->el, vals[i].n);
+			}
+			break;
+		case RULES_DISC_EXISTS:
+			d = disc_def(r, s, path, false);
+			if (d == NULL)
+				return false;
+			ok = d->el->max == 0 ? nv == 0
+					     : (d->el->min > 0 ? nv > 0 : true);
+			break;
+		case RULES_DISC_TYPE:
+			d = disc_def(r, s, path, false);
+			if (d == NULL)
+				return false;
+			for (size_t i = 0; i < nv && !ok; i++)
+				for (size_t t = 0; t < d->el->ntypes; t++)
+					if (vals[i].type != NULL &&
+					    strcmp(vals[i].type,
+						   d->el->types[t].code) == 0)
+						ok = true;
+			break;
+		case RULES_DISC_PROFILE: {
+			bool via_ref = strstr(path, "resolve()") != NULL;
+
+			d = disc_def(r, s, path, true);
+			if (d == NULL)
+				return false;
+			for (size_t i = 0; i < nv && !ok; i++)
+				for (size_t t = 0; t < d->el->ntypes && !ok;
+				     t++) {
+					const struct rules_type *ty =
+					    &d->el->types[t];
+					const char *const *urls =
+					    via_ref ? ty->targets
+						    : ty->profiles;
+					size_t nu = via_ref ? ty->ntargets
+							    : ty->nprofiles;
+
+					for (size_t j = 0; j < nu && !ok; j++) {
+						const struct rules_structure
+						    *psd = rules_structure(
+							r->ctx->set, urls[j]);
+
+						if (psd != NULL &&
+						    vals[i].n->type ==
+							FJ_OBJECT)
+							ok = conforms(
+							    r, vals[i].n, psd);
+					}
+				}
+			break;
+		}
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static void
+assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
+	      struct vitem *items, size_t n, const char *type)
+{
+	const struct rules_slicing *sl = k->el->slicing;
+	size_t stackcounts[16], *counts = stackcounts;
+	int last = -1;
+	bool unmatched_seen = false;
+
+	(void)vs;
+	if (k->nslices == 0)
+		return;
+	if (k->nslices > 16 &&
+	    (counts = calloc(k->nslices, sizeof(*counts))) == NULL) {
+		r->nomem = true;
+		return;
+	}
+	memset(counts, 0, k->nslices * sizeof(*counts));
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < k->nslices; j++) {
+			const struct vnode *s = k->slices[j];
+
+			/* a type slice of a choice element */
+			if (k->choice && type != NULL && s->el->ntypes == 1 &&
+			    (sl == NULL || sl->ndisc == 0)) {
+				if (strcmp(s->el->types[0].code, type) != 0)
+					continue;
+			} else if (!slice_matches(r, k, s, &items[i], type)) {
+				continue;
+			}
+			items[i].def = s;
+			items[i].slice = (int)j;
+			counts[j]++;
+			break;
+		}
+		if (sl == NULL)
+			continue;
+		if (items[i].slice < 0) {
+			if (sl->rules == RULES_SLICE_CLOSED) {
+				size_t old = is_array_el(k->el)
+						 ? path_push(r, "[%zu]", i)
+						 : r->plen;
+
+				issue(r, FHIR_ERROR, "structure",
+				      items[i].v != NULL ? items[i].v
+							 : items[i].u,
+				      "this element does not match any known "
+				      "slice of %s, and slicing is closed",
+				      k->el->id);
+				path_pop(r, old);
+			}
+			unmatched_seen = true;
+			continue;
+		}
+		if (sl->rules == RULES_SLICE_OPEN_AT_END && unmatched_seen)
+			issue(r, FHIR_ERROR, "structure", items[i].v,
+			      "slice %s: elements of open slices must come "
+			      "after the defined slices (openAtEnd)",
+			      k->slices[items[i].slice]->el->slice_name);
+		if (sl->ordered && items[i].slice < last)
+			issue(r, FHIR_ERROR, "structure", items[i].v,
+			      "slice %s is out of order (slicing of %s is "
+			      "ordered)",
+			      k->slices[items[i].slice]->el->slice_name,
+			      k->el->id);
+		if (items[i].slice > last)
+			last = items[i].slice;
+	}
+	for (size_t j = 0; j < k->nslices; j++) {
+		const struct rules_element *se = k->slices[j]->el;
+
+		if (se->slice_name != NULL && strchr(se->slice_name, '/'))
+			continue; /* reslices are counted in their parent */
+		if (counts[j] < se->min)
+			issue(r, FHIR_ERROR, "required",
+			      n > 0 ? items[0].v : NULL,
+			      "slice '%s': minimum required = %u, but only "
+			      "found %zu",
+			      se->slice_name != NULL ? se->slice_name : "?",
+			      (unsigned)se->min, counts[j]);
+		if (se->max != RULES_UNBOUNDED && counts[j] > se->max)
+			issue(r, FHIR_ERROR, "structure",
+			      n > 0 ? items[0].v : NULL,
+			      "slice '%s': maximum allowed = %u, but found "
+			      "%zu",
+			      se->slice_name != NULL ? se->slice_name : "?",
+			      (unsigned)se->max, counts[j]);
+	}
+	if (counts != stackcounts)
+		free(counts);
+}
+/* ---- resources ---- */
+
+static bool
+conforms(struct vrun *r, const struct fj_node *res,
+	 const struct rules_structure *sd)
+{
+	struct vrun sub;
+	bool ok;
+
+	for (size_t i = 0; i < *r->nconf; i++)
+		if (r->conf[i].res == res && r->conf[i].sd == sd)
+			return r->conf[i].state != 3;
+	if (r->depth >= V_MAX_DEPTH / 2)
+		return true;
+	if (*r->nconf == *r->capconf) {
+		size_t ncap = *r->capconf == 0 ? 16 : *r->capconf * 2;
+		struct vconf *n = realloc(r->conf, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			r->nomem = true;
+			return true;
+		}
+		r->conf = n;
+		*r->capconf = ncap;
+	}
+	r->conf[*r->nconf].res = res;
+	r->conf[*r->nconf].sd = sd;
+	r->conf[*r->nconf].state = 1;
+	(*r->nconf)++;
+	memset(&sub, 0, sizeof(sub));
+	sub.ctx = r->ctx;
+	sub.scratch = true;
+	sub.bundle = r->bundle;
+	sub.root = r->root;
+	sub.resource = r->resource;
+	sub.depth = r->depth + 1;
+	sub.conf = r->conf;
+	sub.nconf = r->nconf;
+	sub.capconf = r->capconf;
+	validate_resource(&sub, res, NULL, 0, false, sd);
+	/* the memo may have moved while the sub-run grew it */
+	r->conf = sub.conf;
+	ok = sub.nerrors == 0;
+	if (sub.nomem)
+		r->nomem = true;
+	for (size_t i = 0; i < *r->nconf; i++)
+		if (r->conf[i].res == res && r->conf[i].sd == sd)
+			r->conf[i].state = ok ? 2 : 3;
+	run_cleanup(&sub);
+	return ok;
+}
+
+static bool
+top_patterns_match(struct vrun *r, const struct vstruct *vs,
+		   const struct fj_node *res, int *score)
+{
+	const struct vnode *root = vs->root;
+
+	*score = 0;
+	for (size_t i = 0; i < root->nkids; i++) {
+		const struct vnode *k = root->kids[i];
+		const struct rules_element *el = k->el;
+		const struct fj_node *v;
+		bool hit = false;
+
+		if (k->choice)
+			continue;
+		v = fj_get(res, k->name);
+		if (el->fixed != NULL || el->pattern != NULL) {
+			if (v == NULL) {
+				if (el->min > 0)
+					return false;
+				continue;
+			}
+			for (const struct fj_node *x =
+				 v->type == FJ_ARRAY ? v->u.kids.first : v;
+			     x != NULL && !hit;
+			     x = v->type == FJ_ARRAY ? x->next : NULL)
+				hit = el->fixed != NULL
+					  ? fj_equal_v(x, el->fixed)
+					  : fj_contains_v(x, el->pattern);
+			if (!hit)
+				return false;
+			(*score)++;
+		}
+		for (size_t j = 0; j < k->nslices; j++) {
+			const struct vnode *s = k->slices[j];
+			struct vitem it;
+
+			if (s->el->min == 0)
+				continue;
+			if (v == NULL)
+				return false;
+			hit = false;
+			memset(&it, 0, sizeof(it));
+			for (const struct fj_node *x =
+				 v->type == FJ_ARRAY ? v->u.kids.first : v;
+			     x != NULL && !hit;
+			     x = v->type == FJ_ARRAY ? x->next : NULL) {
+				it.v = x;
+				hit = slice_matches(r, k, s, &it, NULL);
+			}
+			if (!hit)
+				return false;
+			(*score)++;
+		}
+	}
+	return true;
+}
+
+/* The profile of resource type rt whose fixed codes and required slices
+ * the resource meets best, or NULL. */
+static const struct rules_structure *
+detect_profile(struct vrun *r, const struct fj_node *res, const char *rt)
+{
+	const struct rules_structure *sd, *best = NULL;
+	int bestscore = 0, score;
+
+	for (size_t i = 0; (sd = rules_structure_at(r->ctx->set, i)) != NULL;
+	     i++) {
+		const struct vstruct *vs;
+
+		if (!sd->constraint || sd->type == NULL || sd->url == NULL ||
+		    strcmp(sd->type, rt) != 0)
+			continue;
+		if ((vs = vstruct_get(r->ctx, sd)) == NULL)
+			continue;
+		if (!top_patterns_match(r, vs, res, &score) || score == 0)
+			continue;
+		if (score > bestscore ||
+		    (score == bestscore && strcmp(sd->url, best->url) < 0)) {
+			best = sd;
+			bestscore = score;
+		}
+	}
+	return best;
+}
+
+static bool
+bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
+{
+	const struct fj_node *entries = fj_get(res, "entry"), *e;
+	const char *type = fj_get_str(res, "type");
+	size_t i = 0;
+
+	memset(b, 0, sizeof(*b));
+	b->must_resolve = type != NULL && (strcmp(type, "collection") == 0 ||
+					   strcmp(type, "transaction") == 0 ||
+					   strcmp(type, "message") == 0 ||
+					   strcmp(type, "document") == 0);
+	if (entries == NULL || entries->type != FJ_ARRAY ||
+	    entries->u.kids.count == 0)
+		return true;
+	if ((b->e = calloc(entries->u.kids.count, sizeof(*b->e))) == NULL) {
+		r->nomem = true;
+		return false;
+	}
+	for (e = entries->u.kids.first; e != NULL; e = e->next, i++) {
+		const struct fj_node *rs;
+
+		if (e->type != FJ_OBJECT)
+			continue;
+		b->e[i].fullurl = fj_get_str(e, "fullUrl");
+		rs = fj_get(e, "resource");
+		if (rs != NULL && rs->type == FJ_OBJECT) {
+			b->e[i].res = rs;
+			b->e[i].rtype = fj_get_str(rs, "resourceType");
+			b->e[i].id = fj_get_str(rs, "id");
+		}
+		for (size_t j = 0; j < i && b->e[i].fullurl != NULL; j++) {
+			const struct fj_node *vid =
+			    b->e[i].res != NULL ? fj_get(b->e[i].res, "meta")
+						: NULL;
+
+			if (b->e[j].fullurl == NULL ||
+			    strcmp(b->e[j].fullurl, b->e[i].fullurl) != 0)
+				continue;
+			/* history Bundles may repeat a fullUrl with
+			 * different versions */
+			if (type != NULL && strcmp(type, "history") == 0 &&
+			    vid != NULL)
+				continue;
+			{
+				size_t old =
+				    path_push(r, ".entry[%zu].fullUrl", i);
+
+				issue(r, FHIR_ERROR, "invalid",
+				      fj_get(e, "fullUrl"),
+				      "fullUrl '%s' is used by entry %zu too; "
+				      "it must be unique in the Bundle",
+				      b->e[i].fullurl, j);
+				path_pop(r, old);
+			}
+			break;
+		}
+	}
+	b->n = i;
+	return true;
+}
+
+static void
+validate_resource(struct vrun *r, const struct fj_node *res,
+		  const char *const *profiles, size_t nprofiles, bool is_root,
+		  const struct rules_structure *only)
+{
+	const struct rules_structure *list[16], *base, *sd;
+	const struct fj_node *saved_res = r->resource, *meta, *mp;
+	const char *saved_type = r->resource_type, *rt;
+	struct vbundle bundle, *saved_bundle = r->bundle;
+	bool is_bundle = false;
+	size_t nlist = 0, old;
+	char url[512];
+
+	if ((rt = fj_get_str(res, "resourceType")) == NULL) {
+		issue(r, FHIR_ERROR, "structure", res,
+		      "a resource must have a string resourceType");
+		return;
+	}
+	base = rules_type(r->ctx->set, rt);
+	if (base == NULL || base->kind == NULL ||
+	    strcmp(base->kind, "resource") != 0) {
+		issue(r, FHIR_ERROR, "structure", fj_get(res, "resourceType"),
+		      "unknown resource type '%.60s'", rt);
+		return;
+	}
+	old =
+	    is_root ? path_push(r, "%s", rt) : path_push(r, ".ofType(%s)", rt);
+	r->resource = res;
+	r->resource_type = base->type != NULL ? base->type : rt;
+	if (only != NULL) {
+		list[nlist++] = only;
+	} else {
+		for (size_t i = 0; i < nprofiles && nlist < 16; i++) {
+			if ((sd = rules_structure(r->ctx->set, profiles[i])) !=
+			    NULL)
+				list[nlist++] = sd;
+			else if (is_root)
+				issue(r, FHIR_ERROR, "not-found", res,
+				      "profile %s is not known", profiles[i]);
+		}
+		meta = fj_get(res, "meta");
+		mp = meta != NULL && meta->type == FJ_OBJECT
+			 ? fj_get(meta, "profile")
+			 : NULL;
+		for (mp = !(is_root && nprofiles > 0) && mp != NULL &&
+				  mp->type == FJ_ARRAY
+			      ? mp->u.kids.first
+			      : NULL;
+		     mp != NULL && nlist < 16; mp = mp->next) {
+			const char *bar;
+
+			if (mp->type != FJ_STRING)
+				continue;
+			bar = strchr(mp->u.str.s, '|');
+			snprintf(url, sizeof(url), "%.*s",
+				 (int)(bar != NULL ? (size_t)(bar - mp->u.str.s)
+						   : mp->u.str.len),
+				 mp->u.str.s);
+			if ((sd = rules_structure(r->ctx->set, url)) != NULL)
+				list[nlist++] = sd;
+			else
+				issue(r, FHIR_WARNING, "not-supported", mp,
+				      "profile %.200s is not known, so the "
+				      "resource was not checked against it",
+				      url);
+		}
+		if (nlist == 0 && (sd = detect_profile(r, res, rt)) != NULL) {
+			list[nlist++] = sd;
+			issue(r, FHIR_INFORMATION, "informational", res,
+			      "no meta.profile: validated against the "
+			      "detected profile %s",
+			      sd->url);
+		}
+	}
+	if (nlist == 0)
+		list[nlist++] = base;
+	if (is_root && r->ctx->last_profile == NULL && !r->scratch)
+		r->ctx->last_profile = list[0]->url;
+	if (strcmp(rt, "Bundle") == 0 && bundle_build(r, res, &bundle)) {
+		bundle.up = r->bundle;
+		r->bundle = &bundle;
+		is_bundle = true;
+	}
+	for (size_t i = 0; i < nlist && !r->nomem; i++) {
+		const struct vstruct *vs;
+
+		sd = list[i];
+		if (sd->type == NULL || strcmp(sd->type, rt) != 0) {
+			issue(r, FHIR_ERROR, "structure", res,
+			      "profile %s constrains %s, not %s", sd_label(sd),
+			      sd->type != NULL ? sd->type : "?", rt);
+			continue;
+		}
+		if ((vs = vstruct_get(r->ctx, sd)) == NULL) {
+			r->nomem = true;
+			break;
+		}
+		check_members(r, vs, vs->root->kids, vs->root->nkids, res, true,
+			      false);
+		check_fixed(r, vs->root->el, res);
+		check_constraints(r, vs->root->el, res, r->resource_type);
+	}
+	if (is_bundle) {
+		r->bundle = saved_bundle;
+		free(bundle.e);
+	}
+	r->resource = saved_res;
+	r->resource_type = saved_type;
+	path_pop(r, old);
+}
+
+/* ---- entry points ---- */
+
+static enum gw_err
+emit(struct vrun *r, json_t *outcome)
+{
+	for (size_t i = 0; i < r->nissues; i++) {
+		const struct vissue *is = &r->issues[i];
+
+		if (fhir_outcome_add(outcome, is->sev, is->code,
+				     is->expr[0] != '\0' ? is->expr : NULL,
+				     (int)is->line, (int)is->col, "%s",
+				     is->msg) != GW_OK)
+			return GW_NOMEM;
+	}
+	return r->nomem ? GW_NOMEM : GW_OK;
+}
+
+enum gw_err
+validate_document(struct validate_ctx *ctx, const struct fj_node *root,
+		  const struct validate_opts *opts, json_t *outcome)
+{
+	struct vrun r;
+	size_t nconf = 0, capconf = 0;
+	enum gw_err err;
+	const char *forced[1];
+
+	if (ctx == NULL || root == NULL || !json_is_object(outcome) ||
+	    !json_is_array(json_object_get(outcome, "issue")))
+		return GW_INVALID;
+	memset(&r, 0, sizeof(r));
+	r.ctx = ctx;
+	r.root = root;
+	r.nconf = &nconf;
+	r.capconf = &capconf;
+	ctx->last_profile = NULL;
+	if (root->type != FJ_OBJECT) {
+		issue(&r, FHIR_ERROR, "structure", root,
+		      "a FHIR resource must be a JSON object, not a %s",
+		      jtype_name(root));
+	} else if (opts != NULL && opts->profile != NULL) {
+		forced[0] = opts->profile;
+		validate_resource(&r, root, forced, 1, true, NULL);
+	} else {
+		validate_resource(&r, root, NULL, 0, true, NULL);
+	}
+	err = emit(&r, outcome);
+	free(r.conf);
+	run_cleanup(&r);
+	return err;
+}
+
+enum gw_err
+validate_text(struct validate_ctx *ctx, const char *text, size_t len,
+	      const struct validate_opts *opts, json_t *outcome)
+{
+	struct fj_doc *doc = NULL;
+	struct fj_error perr;
+	enum gw_err err;
+	size_t i = 0;
+
+	if (ctx == NULL || !json_is_object(outcome))
+		return GW_INVALID;
+	size_t j;
+
+	/* a UTF-8 byte order mark is tolerated, as HTTP bodies carry it */
+	if (len >= 3 && (unsigned char)text[0] == 0xef &&
+	    (unsigned char)text[1] == 0xbb && (unsigned char)text[2] == 0xbf)
+		i = 3;
+	for (j = i; j < len && (text[j] == ' ' || text[j] == '\t' ||
+				text[j] == '\r' || text[j] == '\n');
+	     j++)
+		;
+	if (j < len && text[j] == '<')
+		return fhir_outcome_add(outcome, FHIR_ERROR, "not-supported",
+					NULL, 1, 1,
+					"XML input is not supported yet; send "
+					"FHIR JSON");
+	memset(&perr, 0, sizeof(perr));
+	err = fj_parse(text + i, len - i, 0, &doc, &perr);
+	if (err == GW_NOMEM)
+		return GW_NOMEM;
+	if (err != GW_OK) {
+		return fhir_outcome_add(
+		    outcome, FHIR_ERROR, "structure", NULL, (int)perr.line,
+		    (int)perr.col, "the document is not valid JSON: %s",
+		    perr.msg[0] != '\0' ? perr.msg : "parse error");
+	}
+	err = validate_document(ctx, doc->root, opts, outcome);
+	fj_doc_free(doc);
+	return err;
+}

@@ -1,0 +1,73 @@
+/*
+ * validate: the FHIR profile engine. Walks a parsed document (fjson) against
+ * compiled rules (rules.h) and reports every finding as an issue of a FHIR
+ * OperationOutcome (fhir.h).
+ */
+#ifndef GW_VALIDATE_H
+#define GW_VALIDATE_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "fjson.h"
+#include "rules.h"
+
+/* Rules set plus caches (per-structure indexes, compiled invariants).
+ * Reusable for many documents; not thread-safe. */
+struct validate_ctx;
+
+struct validate_opts {
+	const char *profile; /* force this profile URL for the root resource;
+				NULL: meta.profile, else detection */
+};
+
+/*
+ * A new context over set (borrowed: set must outlive the context).
+ * Returns GW_OK with *out (caller frees with validate_ctx_free) or
+ * GW_NOMEM with *out NULL.
+ */
+enum gw_err validate_ctx_new(const struct rules_set *set,
+			     struct validate_ctx **out);
+/* Free the context; NULL is a no-op. */
+void validate_ctx_free(struct validate_ctx *ctx);
+
+/*
+ * Validate the resource (or Bundle) root against the rules. Every finding
+ * is appended to outcome (an OperationOutcome from fhir_outcome_new) as
+ * one issue with severity, code, expression and line/col; the same finding
+ * is reported once. opts may be NULL. Returns GW_OK when validation ran
+ * (whether or not the document is valid: count errors with
+ * fhir_outcome_errors), GW_NOMEM or GW_INVALID (outcome is not an
+ * OperationOutcome) on internal failure.
+ */
+enum gw_err validate_document(struct validate_ctx *ctx,
+			      const struct fj_node *root,
+			      const struct validate_opts *opts,
+			      json_t *outcome);
+
+/*
+ * Parse len bytes of JSON text and validate it as validate_document does.
+ * Text that is not well-formed becomes an issue (code structure, with the
+ * line and column) and the result is still GW_OK. XML input is reported
+ * as not-supported until an XML reader exists.
+ */
+enum gw_err validate_text(struct validate_ctx *ctx, const char *text,
+			  size_t len, const struct validate_opts *opts,
+			  json_t *outcome);
+
+/* The profile URL the last validate_document call used for its root
+ * resource (given, claimed or detected), or NULL; borrowed from the rules
+ * set. */
+const char *validate_last_profile(const struct validate_ctx *ctx);
+
+/*
+ * Check one primitive value against the lexical rules of FHIR primitive
+ * type `type` ("date", "dateTime", "id", ...). For JSON strings pass
+ * is_string true. Returns NULL when valid, else a static reason.
+ */
+const char *validate_primitive(const char *type, const char *text, size_t len,
+			       bool is_string);
+
+#endif
