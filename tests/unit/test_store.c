@@ -1,0 +1,1053 @@
+/*
+ * Store tests against real SQLite files in a temporary directory: accept,
+ * idempotency, ordered claims, backoff, operator actions, pruning,
+ * migrations, group commit and survival of kill -9.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "metrics.h"
+#include "store.h"
+#include "util.h"
+
+#define R1     "00000001"
+#define R2     "00000002"
+#define SENDER "12345678"
+#define T0     1700000000000LL
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct store *s;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct store_options o = {0};
+
+	assert_non_null(f);
+	util_strlcpy(f->dir, "/tmp/pzpgw-store-XXXXXX", sizeof(f->dir));
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
+	o.path = f->path;
+	o.create = true;
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	*state = f;
+	return 0;
+}
+
+static void
+rm_dir(const char *dir)
+{
+	const char *sfx[] = {"store.db", "store.db-wal", "store.db-shm",
+			     "acks"};
+	char p[160];
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(sfx); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, sfx[i]);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_free(f->s);
+	rm_dir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A request for message id about patient, addressed to receivers. */
+static struct store_accept
+req(const char *id, const char *value, const char *patient,
+    const char *const *receivers, size_t n, int64_t at)
+{
+	struct store_accept r = {
+	    .id = id,
+	    .direction = STORE_OUTBOUND,
+	    .sender_ura = SENDER,
+	    .bundle_system = "urn:ietf:rfc:3986",
+	    .bundle_value = value,
+	    .patient_key = patient,
+	    .fhir_version = "4.0.1",
+	    .doc = "{\"resourceType\":\"Bundle\"}",
+	    .doc_len = 25,
+	    .jws = "eyJhbGciOiJFUzI1NiJ9..sig",
+	    .sha256 = "ab12",
+	    .accepted_at = at,
+	    .answer_status = 202,
+	    .answer_body = "{\"id\":\"x\"}",
+	    .receivers = receivers,
+	    .nreceivers = n,
+	};
+	return r;
+}
+
+static void
+must_accept(struct store *s, const char *id, const char *patient,
+	    const char *receiver, int64_t at)
+{
+	const char *rc[1] = {receiver};
+	struct store_accept r = req(id, id, patient, rc, 1, at);
+	struct store_result res;
+
+	assert_int_equal(store_accept(s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+}
+
+/* Claim everything claimable at now; the ids in claim order joined by
+ * spaces into out. */
+static void
+claim_ids(struct store *s, const char *receiver, int64_t now, char *out,
+	  size_t n)
+{
+	struct store_row *rows = NULL;
+	size_t nrows = 0;
+
+	assert_int_equal(store_claim(s, receiver, now, 100, &rows, &nrows),
+			 GW_OK);
+	out[0] = '\0';
+	for (size_t i = 0; i < nrows; i++) {
+		assert_int_equal(rows[i].state, STORE_INFLIGHT);
+		if (i > 0)
+			strncat(out, " ", n - strlen(out) - 1);
+		strncat(out, rows[i].id, n - strlen(out) - 1);
+		strncat(out, "/", n - strlen(out) - 1);
+		strncat(out, rows[i].receiver, n - strlen(out) - 1);
+	}
+	store_rows_free(rows, nrows);
+}
+
+static enum store_state
+row_state(struct store *s, const char *id, const char *receiver,
+	  struct store_row *copy)
+{
+	struct store_message *m = NULL;
+	enum store_state st = STORE_STATE_COUNT;
+
+	assert_int_equal(store_show(s, id, false, &m), GW_OK);
+	for (size_t i = 0; i < m->nrows; i++) {
+		if (strcmp(m->rows[i].receiver, receiver) == 0) {
+			st = m->rows[i].state;
+			if (copy != NULL) {
+				*copy = m->rows[i];
+				copy->last_error = NULL;
+				copy->outcome = NULL;
+			}
+		}
+	}
+	store_message_free(m);
+	return st;
+}
+
+static void
+test_accept_read_back(void **state)
+{
+	struct fixture *f = *state;
+	const char *rc[2] = {R1, R2};
+	struct store_accept r = req("m1", "b1", "p1", rc, 2, T0);
+	struct store_message *m = NULL;
+	struct store_result res;
+
+	assert_int_equal(store_schema_version(f->s), STORE_SQLITE_SCHEMA);
+	assert_string_equal(store_backend(f->s), "sqlite");
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	assert_string_equal(res.id, "m1");
+	assert_int_equal(res.answer_status, 202);
+	store_result_cleanup(&res);
+
+	assert_int_equal(store_get_document(f->s, "m1", &m), GW_OK);
+	assert_int_equal(m->doc_len, r.doc_len);
+	assert_memory_equal(m->doc, r.doc, r.doc_len);
+	assert_string_equal(m->jws, r.jws);
+	assert_string_equal(m->sha256, "ab12");
+	assert_string_equal(m->sender, SENDER);
+	assert_string_equal(m->bundle_value, "b1");
+	assert_string_equal(m->fhir_version, "4.0.1");
+	assert_int_equal(m->accepted_at, T0);
+	assert_int_equal(m->nrows, 0);
+	store_message_free(m);
+
+	/* show: rows, and no content unless asked. */
+	assert_int_equal(store_show(f->s, "m1", false, &m), GW_OK);
+	assert_null(m->doc);
+	assert_null(m->jws);
+	assert_int_equal(m->nrows, 2);
+	assert_string_equal(m->rows[0].receiver, R1);
+	assert_string_equal(m->rows[1].receiver, R2);
+	assert_int_equal(m->rows[0].state, STORE_DUE);
+	assert_int_equal(m->rows[0].next_attempt_at, T0);
+	store_message_free(m);
+
+	assert_int_equal(store_get_document(f->s, "nope", &m), GW_NOTFOUND);
+	assert_null(m);
+
+	/* Malformed requests are refused before the database. */
+	r.id = "m2";
+	r.bundle_value = "b2";
+	r.sender_ura = "123";
+	assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+	r.sender_ura = SENDER;
+	rc[1] = R1; /* the same receiver twice */
+	assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+	r.nreceivers = 0; /* outbound without receivers */
+	assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+	/* Inbound needs no receivers. */
+	r.direction = STORE_INBOUND;
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+}
+
+static void
+test_duplicate(void **state)
+{
+	struct fixture *f = *state;
+	const char *rc[1] = {R1};
+	struct store_accept r = req("m1", "b1", "p1", rc, 1, T0);
+	struct store_row *rows = NULL;
+	struct store_filter flt = {.state = -1};
+	struct store_result res;
+	size_t n;
+
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	/* Same sender and identifier, new id and answer: the original. */
+	r.id = "m2";
+	r.answer_status = 500;
+	r.answer_body = "other";
+	assert_int_equal(store_accept(f->s, &r, &res), GW_EXISTS);
+	assert_string_equal(res.id, "m1");
+	assert_int_equal(res.answer_status, 202);
+	assert_string_equal(res.answer_body, "{\"id\":\"x\"}");
+	store_result_cleanup(&res);
+	assert_int_equal(store_list(f->s, &flt, &rows, &n), GW_OK);
+	assert_int_equal(n, 1);
+	store_rows_free(rows, n);
+
+	/* Another identifier system or direction is another key. */
+	r.bundle_system = "urn:other";
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	r.id = "m3";
+	r.bundle_system = "urn:ietf:rfc:3986";
+	r.direction = STORE_INBOUND;
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	/* A reused message id with a new key is refused, nothing stored. */
+	r.bundle_value = "b9";
+	assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+	store_result_cleanup(&res);
+	{
+		struct store_message *m = NULL;
+
+		assert_int_equal(store_show(f->s, "m3", false, &m), GW_OK);
+		assert_string_equal(m->bundle_value, "b1");
+		store_message_free(m);
+	}
+}
+
+static void
+test_order(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	char got[512];
+	int64_t at;
+
+	must_accept(s, "a1", "p1", R1, T0);
+	must_accept(s, "a2", "p1", R1, T0 + 1);
+	must_accept(s, "b1", "p2", R1, T0 + 2);
+	must_accept(s, "c1", "p1", R2, T0 + 3);
+	must_accept(s, "a3", "p1", R1, T0 + 4);
+
+	assert_int_equal(store_next_due_at(s, &at), GW_OK);
+	assert_int_equal(at, T0);
+	/* Only the first row per (receiver, patient) is claimable. */
+	claim_ids(s, NULL, T0 + 10, got, sizeof(got));
+	assert_string_equal(got, "a1/" R1 " b1/" R1 " c1/" R2);
+	claim_ids(s, NULL, T0 + 10, got, sizeof(got));
+	assert_string_equal(got, "");
+	/* Nothing claimable while the heads are in flight. */
+	assert_int_equal(store_next_due_at(s, &at), GW_NOTFOUND);
+
+	/* A temporary failure keeps a2 waiting behind a1. */
+	assert_int_equal(store_failed_temp(s, "a1", R1, 503, "busy", T0 + 1000),
+			 GW_OK);
+	claim_ids(s, NULL, T0 + 20, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(store_next_due_at(s, &at), GW_OK);
+	assert_int_equal(at, T0 + 1000);
+	claim_ids(s, R1, T0 + 1000, got, sizeof(got));
+	assert_string_equal(got, "a1/" R1);
+	assert_int_equal(store_delivered(s, "a1", R1, 200, T0 + 1001), GW_OK);
+	/* Delivered twice is refused: the row is no longer in flight. */
+	assert_int_equal(store_delivered(s, "a1", R1, 200, T0 + 1001),
+			 GW_NOTFOUND);
+	claim_ids(s, R1, T0 + 1002, got, sizeof(got));
+	assert_string_equal(got, "a2/" R1);
+	/* A dead row releases the next one as well. */
+	assert_int_equal(store_failed_perm(s, "a2", R1, 400, "rejected",
+					   "{\"resourceType\":"
+					   "\"OperationOutcome\"}"),
+			 GW_OK);
+	claim_ids(s, R1, T0 + 1003, got, sizeof(got));
+	assert_string_equal(got, "a3/" R1);
+}
+
+static void
+test_order_held_blocks(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	char got[256];
+
+	must_accept(s, "a1", "p1", R1, T0);
+	must_accept(s, "a2", "p1", R1, T0 + 1);
+	assert_int_equal(store_act(s, "a1", NULL, STORE_HOLD, T0, NULL), GW_OK);
+	claim_ids(s, NULL, T0 + 10, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(store_act(s, "a1", NULL, STORE_RELEASE, T0 + 11, NULL),
+			 GW_OK);
+	claim_ids(s, NULL, T0 + 11, got, sizeof(got));
+	assert_string_equal(got, "a1/" R1);
+}
+
+static void
+test_claim_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct store_row *rows = NULL;
+	char id[16], pat[16];
+	size_t n;
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		snprintf(pat, sizeof(pat), "p%d", i);
+		must_accept(f->s, id, pat, i % 2 ? R1 : R2, T0 + i);
+	}
+	assert_int_equal(store_claim(f->s, R1, T0 + 100, 3, &rows, &n), GW_OK);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(rows[i].receiver, R1);
+		assert_int_equal(rows[i].attempts, 1);
+		assert_int_equal(rows[i].first_attempt_at, T0 + 100);
+	}
+	assert_string_equal(rows[0].id, "m1");
+	assert_string_equal(rows[2].id, "m5");
+	store_rows_free(rows, n);
+	/* Not yet due. */
+	assert_int_equal(store_claim(f->s, R2, T0 - 1, 10, &rows, &n), GW_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_claim(f->s, R2, T0 + 100, 10, &rows, &n), GW_OK);
+	assert_int_equal(n, 5);
+	store_rows_free(rows, n);
+}
+
+static void
+test_backoff(void **state)
+{
+	const struct store_backoff b = {1000, 3600000, 7LL * 86400000};
+	const struct {
+		unsigned attempts;
+		int64_t since, now;
+		uint32_t rnd;
+		bool alive;
+		int64_t want_min, want_max; /* delay bounds */
+	} cases[] = {
+	    {1, 0, 0, 0, true, 1000, 1000},
+	    {1, 0, 0, 1000, true, 1000, 1000}, /* jitter floored at min */
+	    {2, 0, 0, 0, true, 2000, 2000},
+	    {2, 0, 0, 1000, true, 1500, 1500},
+	    {3, 0, 10, 0, true, 4000, 4000},
+	    {3, 0, 10, 500, true, 3500, 3500},
+	    {12, 0, 0, 0, true, 2048000, 2048000},
+	    {13, 0, 0, 0, true, 3600000, 3600000}, /* capped at max */
+	    {13, 0, 0, 1000, true, 2700000, 2700000},
+	    {200, 0, 0, 0, true, 3600000, 3600000}, /* no overflow */
+	    {UINT32_MAX, 0, 0, 77, true, 2700000, 3600000},
+	    /* Never past the maximum age; dead at it. */
+	    {13, 0, 7LL * 86400000 - 10, 0, true, 10, 10},
+	    {13, 0, 7LL * 86400000, 0, false, 0, 0},
+	    {1, 5000, 7LL * 86400000 + 5000, 0, false, 0, 0},
+	};
+	int64_t next;
+
+	(void)state;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(cases); i++) {
+		bool alive =
+		    store_next_attempt(&b, cases[i].attempts, cases[i].since,
+				       cases[i].now, cases[i].rnd, &next);
+		if (alive != cases[i].alive)
+			fail_msg("case %zu: alive got %d, want %d", i, alive,
+				 cases[i].alive);
+		if (!alive)
+			continue;
+		if (next - cases[i].now < cases[i].want_min ||
+		    next - cases[i].now > cases[i].want_max)
+			fail_msg("case %zu: delay got %lld, want %lld..%lld", i,
+				 (long long)(next - cases[i].now),
+				 (long long)cases[i].want_min,
+				 (long long)cases[i].want_max);
+	}
+	/* Every jitter value stays within [3/4 d, d] of d = 8 s. */
+	for (uint32_t r = 0; r < 3000; r += 7) {
+		assert_true(store_next_attempt(&b, 4, 0, 0, r, &next));
+		assert_in_range(next, 6000, 8000);
+	}
+}
+
+static void
+test_failures(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	struct store_message *m = NULL;
+	struct store_row row;
+	char got[128];
+
+	must_accept(s, "m1", "p1", R1, T0);
+	must_accept(s, "m2", "p2", R1, T0);
+	claim_ids(s, NULL, T0, got, sizeof(got));
+	assert_string_equal(got, "m1/" R1 " m2/" R1);
+
+	assert_int_equal(
+	    store_failed_temp(s, "m1", R1, 0, "connect refused", T0 + 5000),
+	    GW_OK);
+	assert_int_equal(row_state(s, "m1", R1, &row), STORE_DUE);
+	assert_int_equal(row.attempts, 1);
+	assert_int_equal(row.next_attempt_at, T0 + 5000);
+	claim_ids(s, NULL, T0 + 4999, got, sizeof(got));
+	assert_string_equal(got, "");
+	claim_ids(s, NULL, T0 + 5000, got, sizeof(got));
+	assert_string_equal(got, "m1/" R1);
+	assert_int_equal(row_state(s, "m1", R1, &row), STORE_INFLIGHT);
+	assert_int_equal(row.attempts, 2);
+	assert_int_equal(row.first_attempt_at, T0);
+	assert_int_equal(row.last_attempt_at, T0 + 5000);
+
+	assert_int_equal(store_failed_perm(s, "m2", R1, 422, "rejected",
+					   "{\"resourceType\":"
+					   "\"OperationOutcome\"}"),
+			 GW_OK);
+	assert_int_equal(store_show(s, "m2", false, &m), GW_OK);
+	assert_int_equal(m->rows[0].state, STORE_DEAD);
+	assert_int_equal(m->rows[0].last_status, 422);
+	assert_string_equal(m->rows[0].last_error, "rejected");
+	assert_string_equal(m->rows[0].outcome,
+			    "{\"resourceType\":\"OperationOutcome\"}");
+	store_message_free(m);
+	/* Results only apply to rows in flight. */
+	assert_int_equal(store_failed_temp(s, "m2", R1, 500, "x", T0),
+			 GW_NOTFOUND);
+	assert_int_equal(store_delivered(s, "zz", R1, 200, T0), GW_NOTFOUND);
+}
+
+static void
+test_recover(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path};
+	char got[128];
+	size_t n = 99;
+
+	must_accept(f->s, "m1", "p1", R1, T0);
+	must_accept(f->s, "m2", "p2", R2, T0);
+	claim_ids(f->s, NULL, T0, got, sizeof(got));
+	assert_string_equal(got, "m1/" R1 " m2/" R2);
+	/* A restart: the new process finds the rows in flight. */
+	store_free(f->s);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	assert_int_equal(store_recover(f->s, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(row_state(f->s, "m1", R1, NULL), STORE_DUE);
+	claim_ids(f->s, NULL, util_wall_ms(), got, sizeof(got));
+	assert_string_equal(got, "m1/" R1 " m2/" R2);
+	assert_int_equal(store_recover(f->s, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_recover(f->s, &n), GW_OK);
+	assert_int_equal(n, 0);
+}
+
+static void
+test_actions(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	const char *rc[2] = {R1, R2};
+	struct store_accept r = req("m1", "b1", "p1", rc, 2, T0);
+	struct store_result res;
+	struct store_row row;
+	char got[128];
+	size_t n;
+
+	assert_int_equal(store_accept(s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	assert_int_equal(store_act(s, "nope", NULL, STORE_RETRY, T0, &n),
+			 GW_NOTFOUND);
+	assert_int_equal(store_act(s, "m1", "99999999", STORE_RETRY, T0, &n),
+			 GW_NOTFOUND);
+	/* retry: due -> due now */
+	assert_int_equal(store_act(s, "m1", R1, STORE_RETRY, T0 + 7, &n),
+			 GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(row_state(s, "m1", R1, &row), STORE_DUE);
+	assert_int_equal(row.next_attempt_at, T0 + 7);
+	/* replay of a due row is not allowed */
+	assert_int_equal(store_act(s, "m1", NULL, STORE_REPLAY, T0, &n),
+			 GW_INVALID);
+	assert_int_equal(store_act(s, "m1", NULL, STORE_RELEASE, T0, &n),
+			 GW_INVALID);
+	/* hold both rows; hold again is refused */
+	assert_int_equal(store_act(s, "m1", NULL, STORE_HOLD, T0, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_act(s, "m1", R1, STORE_HOLD, T0, &n),
+			 GW_INVALID);
+	assert_int_equal(store_act(s, "m1", R1, STORE_RETRY, T0, &n),
+			 GW_INVALID);
+	claim_ids(s, NULL, T0 + 100, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(store_act(s, "m1", R2, STORE_RELEASE, T0 + 50, &n),
+			 GW_OK);
+	assert_int_equal(row_state(s, "m1", R1, NULL), STORE_HELD);
+	claim_ids(s, NULL, T0 + 100, got, sizeof(got));
+	assert_string_equal(got, "m1/" R2);
+	assert_int_equal(store_delivered(s, "m1", R2, 201, T0 + 101), GW_OK);
+	/* replay of a delivered row: due again, same id, counters reset */
+	assert_int_equal(store_act(s, "m1", R2, STORE_REPLAY, T0 + 200, &n),
+			 GW_OK);
+	assert_int_equal(row_state(s, "m1", R2, &row), STORE_DUE);
+	assert_int_equal(row.attempts, 0);
+	assert_int_equal(row.replays, 1);
+	assert_int_equal(row.delivered_at, 0);
+	assert_int_equal(row.next_attempt_at, T0 + 200);
+	/* replay of a dead row */
+	claim_ids(s, NULL, T0 + 300, got, sizeof(got));
+	assert_string_equal(got, "m1/" R2);
+	assert_int_equal(store_failed_perm(s, "m1", R2, 400, "bad", NULL),
+			 GW_OK);
+	assert_int_equal(store_act(s, "m1", R2, STORE_REPLAY, T0 + 400, &n),
+			 GW_OK);
+	assert_int_equal(row_state(s, "m1", R2, &row), STORE_DUE);
+	assert_int_equal(row.replays, 2);
+}
+
+static int64_t
+sql_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void
+test_prune(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	const char *both[2] = {R1, R2};
+	struct store_accept r;
+	struct store_result res;
+	struct store_message *m = NULL;
+	char big[4096], id[16], got[4096];
+	size_t n;
+
+	memset(big, 'x', sizeof(big));
+	/* old1, old2: delivered long ago; new: delivered recently;
+	   dead: dead letter; mixed: one receiver delivered, one dead. */
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "old%d", i);
+		must_accept(s, id, id, R1, T0);
+	}
+	must_accept(s, "new", "pn", R1, T0);
+	must_accept(s, "dead", "pd", R1, T0);
+	r = req("mixed", "mixed", "pm", both, 2, T0);
+	r.doc = big;
+	r.doc_len = sizeof(big);
+	assert_int_equal(store_accept(s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	r = req("in", "in", "pi", NULL, 0, T0);
+	r.direction = STORE_INBOUND;
+	assert_int_equal(store_accept(s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+
+	claim_ids(s, NULL, T0, got, sizeof(got));
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "old%d", i);
+		assert_int_equal(store_delivered(s, id, R1, 200, T0 + 10),
+				 GW_OK);
+	}
+	assert_int_equal(store_delivered(s, "new", R1, 200, T0 + 5000), GW_OK);
+	assert_int_equal(store_failed_perm(s, "dead", R1, 400, "x", NULL),
+			 GW_OK);
+	assert_int_equal(store_delivered(s, "mixed", R1, 200, T0 + 10), GW_OK);
+	assert_int_equal(store_failed_perm(s, "mixed", R2, 400, "x", NULL),
+			 GW_OK);
+
+	assert_int_equal(store_prune(s, T0 + 1000, &n), GW_OK);
+	assert_int_equal(n, 40);
+	assert_int_equal(store_show(s, "old0", false, &m), GW_NOTFOUND);
+	const char *kept[] = {"new", "dead", "mixed", "in"};
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(kept); i++) {
+		assert_int_equal(store_show(s, kept[i], false, &m), GW_OK);
+		store_message_free(m);
+	}
+	/* Outbox rows went with their messages; space was reclaimed. */
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM outbox"), 4);
+	assert_int_equal(sql_int(f->path, "PRAGMA auto_vacuum"), 2);
+	assert_int_equal(sql_int(f->path, "PRAGMA freelist_count"), 0);
+	assert_int_equal(store_prune(s, T0 + 1000, &n), GW_OK);
+	assert_int_equal(n, 0);
+	/* Dead letters stay however old. */
+	assert_int_equal(store_prune(s, INT64_MAX, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_show(s, "dead", false, &m), GW_OK);
+	store_message_free(m);
+}
+
+/* The version 1 schema as the first release wrote it. */
+static const char schema_v1[] =
+    "PRAGMA auto_vacuum = INCREMENTAL;"
+    "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE, direction TEXT NOT NULL CHECK (direction"
+    " IN ('outbound', 'inbound')), sender_ura TEXT NOT NULL,"
+    " bundle_system TEXT NOT NULL, bundle_value TEXT NOT NULL,"
+    " patient_key TEXT NOT NULL, fhir_version TEXT NOT NULL,"
+    " document BLOB NOT NULL, jws TEXT, sha256 TEXT NOT NULL,"
+    " accepted_at INTEGER NOT NULL, answer_status INTEGER NOT NULL,"
+    " answer_body TEXT,"
+    " UNIQUE (direction, sender_ura, bundle_system, bundle_value));"
+    "CREATE TABLE outbox (message_seq INTEGER NOT NULL"
+    " REFERENCES messages(seq) ON DELETE CASCADE,"
+    " receiver_ura TEXT NOT NULL, patient_key TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('due', 'inflight',"
+    " 'delivered', 'dead', 'held')), attempts INTEGER NOT NULL"
+    " DEFAULT 0, next_attempt_at INTEGER NOT NULL, first_attempt_at"
+    " INTEGER, last_attempt_at INTEGER, last_status INTEGER,"
+    " last_error TEXT, outcome TEXT, delivered_at INTEGER,"
+    " PRIMARY KEY (message_seq, receiver_ura)) WITHOUT ROWID;"
+    "CREATE INDEX outbox_state ON outbox (state, next_attempt_at);"
+    "CREATE INDEX outbox_order ON outbox (receiver_ura, patient_key,"
+    " message_seq) WHERE state IN ('due', 'inflight', 'held');"
+    "INSERT INTO messages VALUES (1, 'old-1', 'outbound', '12345678',"
+    " 's', 'v1', 'p1', '4.0.1', x'7b7d', NULL, 'h', 1000, 202, NULL);"
+    "INSERT INTO messages VALUES (2, 'old-2', 'outbound', '12345678',"
+    " 's', 'v2', 'p1', '4.0.1', x'7b7d', NULL, 'h', 1001, 202, NULL);"
+    "INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,"
+    " attempts, next_attempt_at) VALUES (1, '00000001', 'p1', 'due', 3,"
+    " 5000), (2, '00000001', 'p1', 'due', 0, 1001);"
+    "PRAGMA user_version = 1;";
+
+static void
+make_db(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("sql: %s", msg);
+	sqlite3_close(db);
+}
+
+static void
+test_migrate(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path};
+	struct store_row *rows = NULL;
+	struct store *s = NULL;
+	char got[128];
+	size_t n;
+
+	store_free(f->s);
+	f->s = NULL;
+	rm_dir(f->dir);
+	assert_int_equal(mkdir(f->dir, 0700), 0);
+	/* Missing file without create. */
+	assert_int_equal(store_open(&o, &s), GW_NOTFOUND);
+	make_db(f->path, schema_v1);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SQLITE_SCHEMA);
+	assert_int_equal(
+	    store_list(f->s, &(struct store_filter){.state = -1}, &rows, &n),
+	    GW_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].id, "old-1");
+	assert_int_equal(rows[0].attempts, 3);
+	assert_int_equal(rows[0].replays, 0);
+	store_rows_free(rows, n);
+	/* The queue still works, in order. */
+	claim_ids(f->s, NULL, 6000, got, sizeof(got));
+	assert_string_equal(got, "old-1/" R1);
+	must_accept(f->s, "new", "p1", R1, 7000);
+	store_free(f->s);
+	f->s = NULL;
+
+	/* A schema from the future is refused clearly. */
+	make_db(f->path, "PRAGMA user_version = 99");
+	assert_int_equal(store_open(&o, &s), GW_CONFIG);
+	assert_null(s);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM messages"), 3);
+	make_db(f->path, "PRAGMA user_version = 2");
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+}
+
+struct acks {
+	size_t calls;
+	size_t ok, exists;
+	const char *path;
+	char bad[STORE_ID_MAX + 1];
+};
+
+static void
+on_done(void *arg, const struct store_result *res)
+{
+	struct acks *a = arg;
+
+	a->calls++;
+	if (res->err == GW_OK)
+		a->ok++;
+	else if (res->err == GW_EXISTS)
+		a->exists++;
+	/* Durable before the callback: another connection sees it. */
+	if (a->calls % 97 == 1) {
+		char sql[160];
+
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM messages WHERE id = '%s'",
+			 res->id);
+		if (sql_int(a->path, sql) != 1)
+			util_strlcpy(a->bad, res->id, sizeof(a->bad));
+	}
+}
+
+/* Dispatch until want callbacks ran, waiting on the notify fd. */
+static void
+pump(struct store *s, struct acks *a, size_t want)
+{
+	struct pollfd p = {.fd = store_notify_fd(s), .events = POLLIN};
+	int64_t until = util_wall_ms() + 30000;
+
+	while (a->calls < want) {
+		assert_true(util_wall_ms() < until);
+		if (poll(&p, 1, 1000) > 0)
+			store_dispatch(s);
+	}
+}
+
+static double
+metric_value(const char *name)
+{
+	struct buf b;
+	double v = -1;
+	char *p;
+
+	buf_init(&b, 1 << 20);
+	assert_int_equal(metrics_render(&b), GW_OK);
+	if ((p = strstr(b.data, name)) != NULL) {
+		p += strlen(name);
+		if (*p == '{' && (p = strchr(p, '}')) != NULL)
+			p++;
+		if (p != NULL)
+			v = strtod(p, NULL);
+	}
+	buf_cleanup(&b);
+	return v;
+}
+
+static void
+test_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path};
+	const char *rc[1] = {R1};
+	struct acks a = {.path = f->path};
+	struct store_filter flt = {.state = -1, .limit = 100000};
+	struct store_row *rows = NULL;
+	char id[32], pat[16];
+	size_t n, total = 3000;
+
+	metrics_reset();
+	for (size_t i = 0; i < total; i++) {
+		struct store_accept r;
+
+		snprintf(id, sizeof(id), "g%zu", i);
+		snprintf(pat, sizeof(pat), "p%zu", i % 7);
+		r = req(id, id, pat, rc, 1, 0);
+		/* Every 10th repeats the previous identifier. */
+		if (i % 10 == 9) {
+			snprintf(pat, sizeof(pat), "g%zu", i - 1);
+			r.bundle_value = pat;
+		}
+		assert_int_equal(store_submit_accept(f->s, &r, on_done, &a),
+				 GW_OK);
+		if (i % 500 == 499)
+			store_dispatch(f->s);
+	}
+	pump(f->s, &a, total);
+	assert_int_equal(a.calls, total);
+	assert_int_equal(a.exists, total / 10);
+	assert_int_equal(a.ok, total - total / 10);
+	assert_string_equal(a.bad, "");
+	/* Nothing is called twice. */
+	assert_int_equal(store_dispatch(f->s), 0);
+	/* Commits were grouped: fewer commits than documents. */
+	double sum = metric_value("pzpgw_store_commit_batch_size_sum");
+	double count = metric_value("pzpgw_store_commit_batch_size_count");
+	assert_true(sum == (double)total);
+	assert_true(count >= 1 && count < (double)total);
+	print_message("group commit: %zu accepts in %.0f commits\n", total,
+		      count);
+
+	store_free(f->s);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	assert_int_equal(store_list(f->s, &flt, &rows, &n), GW_OK);
+	assert_int_equal(n, total - total / 10);
+	store_rows_free(rows, n);
+}
+
+static void
+test_queue_full(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path, .queue_max = 4};
+	const char *rc[1] = {R1};
+	struct acks a = {.path = f->path};
+	struct store *s = NULL;
+	char id[16];
+
+	assert_int_equal(store_open(&o, &s), GW_OK);
+	for (int i = 0; i < 5; i++) {
+		struct store_accept r;
+
+		snprintf(id, sizeof(id), "q%d", i);
+		r = req(id, id, "p", rc, 1, 0);
+		assert_int_equal(store_submit_accept(s, &r, on_done, &a),
+				 i < 4 ? GW_OK : GW_TEMP);
+	}
+	pump(s, &a, 4);
+	assert_int_equal(a.ok, 4);
+	/* store_free runs what is left: submit, then free at once. */
+	{
+		struct store_accept r = req("q9", "q9", "p", rc, 1, 0);
+
+		assert_int_equal(store_submit_accept(s, &r, on_done, &a),
+				 GW_OK);
+	}
+	store_free(s);
+	assert_int_equal(a.calls, 5);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM messages"), 5);
+}
+
+/* Child: submit accepts forever, writing each acknowledged id to the ack
+ * file with fsync before the next dispatch. */
+static void
+on_child_done(void *arg, const struct store_result *res)
+{
+	int fd = *(int *)arg;
+	char line[STORE_ID_MAX + 2];
+	int n;
+
+	if (res->err != GW_OK)
+		return;
+	n = snprintf(line, sizeof(line), "%s\n", res->id);
+	if (write(fd, line, (size_t)n) != n || fsync(fd) != 0)
+		_exit(3);
+}
+
+static void
+crash_child(const char *path, const char *acks, int round)
+{
+	struct store_options o = {.path = path, .create = true};
+	const char *rc[2] = {R1, R2};
+	struct pollfd p;
+	struct store *s = NULL;
+	char id[48], pat[16];
+	int fd;
+
+	fd = open(acks, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fd < 0 || store_open(&o, &s) != GW_OK)
+		_exit(2);
+	p.fd = store_notify_fd(s);
+	p.events = POLLIN;
+	for (unsigned i = 0;; i++) {
+		for (int k = 0; k < 20; k++, i++) {
+			struct store_accept r;
+
+			snprintf(id, sizeof(id), "r%d-%u", round, i);
+			snprintf(pat, sizeof(pat), "p%u", i % 13);
+			r = req(id, id, pat, rc, 1 + i % 2, 0);
+			(void)store_submit_accept(s, &r, on_child_done, &fd);
+		}
+		if (poll(&p, 1, 100) > 0)
+			store_dispatch(s);
+	}
+}
+
+static void
+test_crash(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path};
+	char acks[160], *data = NULL, *line, *save = NULL;
+	size_t len, checked = 0;
+	int status;
+
+	store_free(f->s);
+	f->s = NULL;
+	snprintf(acks, sizeof(acks), "%s/acks", f->dir);
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	for (int round = 0; round < 4; round++) {
+		struct timespec ts = {0, (50 + rand() % 250) * 1000000L};
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0)
+			crash_child(f->path, acks, round);
+		nanosleep(&ts, NULL);
+		assert_int_equal(kill(pid, SIGKILL), 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status));
+	}
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM "
+					  "pragma_integrity_check WHERE "
+					  "integrity_check <> 'ok'"),
+			 0);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	assert_int_equal(util_read_file(acks, 1 << 26, &data, &len), GW_OK);
+	/* A line cut by the kill has no newline yet: drop it. */
+	while (len > 0 && data[len - 1] != '\n')
+		data[--len] = '\0';
+	for (line = strtok_r(data, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		struct store_message *m = NULL;
+
+		if (store_get_document(f->s, line, &m) != GW_OK)
+			fail_msg("acknowledged %s missing after kill -9", line);
+		store_message_free(m);
+		checked++;
+	}
+	free(data);
+	print_message("crash: %zu acknowledged accepts all present\n", checked);
+	assert_true(checked > 0);
+}
+
+static enum gw_err
+fake_free(void *arg, const char *dir, uint64_t *bytes)
+{
+	*bytes = *(uint64_t *)arg;
+	return GW_OK;
+}
+
+static void
+test_disk(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path, .min_free = 1 << 20};
+	struct store *s = NULL;
+	uint64_t avail = 5 << 20;
+
+	assert_true(store_disk_ok(f->s)); /* min_free 0: never blocks */
+	assert_int_equal(store_open(&o, &s), GW_OK);
+	assert_true(store_disk_ok(s)); /* real statvfs of /tmp */
+	store_set_free_space_fn(s, fake_free, &avail);
+	assert_true(store_disk_ok(s));
+	avail = (1 << 20) - 1;
+	assert_false(store_disk_ok(s));
+	avail = 1 << 20;
+	assert_true(store_disk_ok(s));
+	store_free(s);
+	o.min_free = UINT64_MAX;
+	assert_int_equal(store_open(&o, &s), GW_OK);
+	assert_false(store_disk_ok(s));
+	store_free(s);
+}
+
+static void
+test_stats(void **state)
+{
+	struct fixture *f = *state;
+	struct store_stat *st = NULL;
+	char got[128];
+	size_t n;
+
+	must_accept(f->s, "m1", "p1", R1, T0);
+	must_accept(f->s, "m2", "p1", R1, T0 + 5);
+	must_accept(f->s, "m3", "p3", R2, T0 + 9);
+	claim_ids(f->s, R2, T0 + 10, got, sizeof(got));
+	assert_int_equal(store_stats(f->s, &st, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(st[0].state, STORE_DUE);
+	assert_string_equal(st[0].receiver, R1);
+	assert_int_equal(st[0].count, 2);
+	assert_int_equal(st[0].oldest_accepted_at, T0);
+	assert_int_equal(st[1].state, STORE_INFLIGHT);
+	assert_string_equal(st[1].receiver, R2);
+	assert_int_equal(st[1].count, 1);
+	free(st);
+	metrics_reset();
+	store_metrics_update(f->s, T0 + 2000);
+	assert_true(metric_value("pzpgw_queue_depth{receiver=\"" R1
+				 "\",state=\"due\"}") == 2.0);
+	assert_true(metric_value("pzpgw_queue_oldest_age_seconds{receiver=\"" R1
+				 "\",state=\"due\"}") == 2.0);
+	metrics_reset();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_accept_read_back, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_order_held_blocks, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_limit, setup, teardown),
+	    cmocka_unit_test(test_backoff),
+	    cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_disk, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
