@@ -50,9 +50,15 @@ default_schemas(char *out, size_t len)
 				break;
 			*slash = '\0';
 			if (up == 2) {
-				snprintf(out, len, "%s/schemas", exe);
-				if (is_dir(out))
-					return;
+				size_t el = strlen(exe);
+
+				if (el + sizeof("/schemas") <= len) {
+					memcpy(out, exe, el);
+					memcpy(out + el, "/schemas",
+					       sizeof("/schemas"));
+					if (is_dir(out))
+						return;
+				}
 			}
 		}
 	}
