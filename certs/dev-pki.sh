@@ -91,8 +91,8 @@ fi
 pol_test=2.16.528.1.1007.99.212
 pol_prod=2.16.528.1.1003.1.2.8.6
 uzi_ns=2.16.528.1.1003.1.3.5.5.5
-# Assigner of the permanentIdentifier form: the URA namespace OID used in
-# Dutch healthcare identifiers (documented in certs/README.md).
+# Assigner of the permanentIdentifier form: the OID of the URA
+# NamingSystem (http://fhir.nl/fhir/NamingSystem/ura), see certs/README.md.
 ura_ns=2.16.528.1.1007.3.3
 
 # Configuration for the CAs; `openssl ca` keeps its database in $work.
