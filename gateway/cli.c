@@ -56,6 +56,19 @@ static const struct cli_cmd cli_cmds[] = {
      "  --skew SECONDS     allowed clock skew for sigT (default 300)\n"
      "  -q, --quiet        print nothing when valid\n"
      "Exit 0 valid, 1 invalid (the failed check on stderr), 2 usage/I/O.\n"},
+    {"queue", cli_queue, "inspect and steer the delivery queue",
+     "pzpgw queue [-c FILE | --store FILE] [--format table|json] ACTION\n"
+     "  list [--state S] [--receiver URA] [--limit N] [--after SEQ]\n"
+     "       S: due, inflight, delivered, dead or held\n"
+     "  show ID [--content]   states, attempts, errors (content on demand)\n"
+     "  retry ID              a due row: try now\n"
+     "  hold ID | release ID  park a due row / put a held row back\n"
+     "  replay ID             a dead or delivered row: send again, same id\n"
+     "  purge --delivered-before DATE   DATE: YYYY-MM-DD or RFC 3339\n"
+     "  stats                 rows and oldest age per state and receiver\n"
+     "ID is a message id; ID:URA or --receiver URA picks one receiver.\n"
+     "Exit 0 done, 1 not found or not allowed in the row's state,\n"
+     "2 usage or I/O error.\n"},
     {"version", cli_version, "print the version", "pzpgw version\n"},
     {"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
 };

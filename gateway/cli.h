@@ -24,6 +24,7 @@ int cli_check_config(int argc, char **argv); /* cli.c */
 int cli_canon(int argc, char **argv);	     /* sign_cli.c */
 int cli_sign(int argc, char **argv);	     /* sign_cli.c */
 int cli_verify(int argc, char **argv);	     /* sign_cli.c */
+int cli_queue(int argc, char **argv);	     /* queue_cli.c */
 int cli_validate(int argc, char **argv);     /* validate_cli.c */
 
 #endif

@@ -1,0 +1,688 @@
+/*
+ * `pzpgw queue`: the operator's view of the store of a (running) gateway:
+ * list, show, retry, hold, release, replay and purge outbox rows.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "store.h"
+#include "util.h"
+
+#define QUEUE_CMD	"queue"
+#define QUEUE_LIMIT_MAX 1000000
+
+struct queue_args {
+	const char *config;
+	const char *store;
+	bool json;
+	int state; /* -1: any */
+	const char *receiver;
+	long long limit;
+	long long after;
+	bool content;
+	const char *before;
+	int64_t before_ms;
+	char **pos; /* subcommand and its arguments */
+	int npos;
+};
+
+enum {
+	OPT_STORE = 256,
+	OPT_FORMAT,
+	OPT_STATE,
+	OPT_RECEIVER,
+	OPT_LIMIT,
+	OPT_AFTER,
+	OPT_CONTENT,
+	OPT_BEFORE,
+};
+
+static const struct option queue_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"format", required_argument, NULL, OPT_FORMAT},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"receiver", required_argument, NULL, OPT_RECEIVER},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"after", required_argument, NULL, OPT_AFTER},
+    {"content", no_argument, NULL, OPT_CONTENT},
+    {"delivered-before", required_argument, NULL, OPT_BEFORE},
+    {NULL, 0, NULL, 0},
+};
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t
+queue_days(int64_t y, int64_t m, int64_t d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* n decimal digits at *p into *out; advances *p. */
+static bool
+queue_digits(const char **p, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return false;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return true;
+}
+
+/*
+ * Parse "YYYY-MM-DD" (midnight UTC) or RFC 3339
+ * "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)" into ms since the epoch.
+ */
+static bool
+queue_parse_date(const char *s, int64_t *out)
+{
+	static const int mdays[] = {31, 29, 31, 30, 31, 30,
+				    31, 31, 30, 31, 30, 31};
+	int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0, sign = 0;
+	const char *p = s;
+	int64_t ms = 0, scale = 100;
+
+	if (!queue_digits(&p, 4, &y) || *p++ != '-' ||
+	    !queue_digits(&p, 2, &mo) || *p++ != '-' ||
+	    !queue_digits(&p, 2, &d))
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+		return false;
+	if (*p != '\0') {
+		if (*p != 'T' && *p != 't' && *p != ' ')
+			return false;
+		p++;
+		if (!queue_digits(&p, 2, &h) || *p++ != ':' ||
+		    !queue_digits(&p, 2, &mi) || *p++ != ':' ||
+		    !queue_digits(&p, 2, &sec))
+			return false;
+		if (h > 23 || mi > 59 || sec > 60)
+			return false;
+		if (*p == '.') {
+			p++;
+			if (*p < '0' || *p > '9')
+				return false;
+			for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
+				ms += (*p - '0') * scale;
+		}
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			sign = *p++ == '+' ? 1 : -1;
+			if (!queue_digits(&p, 2, &oh) || *p++ != ':' ||
+			    !queue_digits(&p, 2, &om) || oh > 23 || om > 59)
+				return false;
+		} else {
+			return false;
+		}
+		if (*p != '\0')
+			return false;
+	}
+	*out = ((queue_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+		 sign * (oh * 3600 + om * 60)) *
+		1000) +
+	       ms;
+	return true;
+}
+
+/* RFC 3339 text of a ms timestamp, "-" for 0. */
+static const char *
+queue_time(int64_t ms, char *buf, size_t n)
+{
+	if (ms == 0) {
+		util_strlcpy(buf, "-", n);
+		return buf;
+	}
+	util_rfc3339(ms / 1000, buf, n);
+	return buf;
+}
+
+static void
+queue_config_error(void *arg, const char *file, int line, const char *msg)
+{
+	if (line > 0)
+		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+/* Open the store named by --store or by the configuration. */
+static int
+queue_open(const struct queue_args *a, struct store **s)
+{
+	struct store_options o = {0};
+	struct config *cfg = NULL;
+	enum gw_err err;
+	const char *path = a->store;
+
+	if (path == NULL) {
+		err = config_load(a->config != NULL ? a->config
+						    : CONFIG_DEFAULT_PATH,
+				  queue_config_error, NULL, &cfg);
+		if (err != GW_OK) {
+			fprintf(stderr, "pzpgw queue: configuration: %s\n",
+				gw_strerror(err));
+			return CLI_USAGE;
+		}
+		path = cfg->store_path;
+	}
+	o.path = path;
+	o.create = false;
+	err = store_open(&o, s);
+	if (err != GW_OK)
+		fprintf(stderr, "pzpgw queue: store %s: %s\n",
+			path != NULL ? path : "(none)",
+			err == GW_CONFIG ? "schema newer than this binary"
+					 : gw_strerror(err));
+	config_free(cfg);
+	return err == GW_OK ? CLI_OK : CLI_USAGE;
+}
+
+/* Print a JSON value on stdout. Takes ownership of v. */
+static int
+queue_print_json(json_t *v)
+{
+	char *text;
+
+	if (v == NULL)
+		return CLI_USAGE;
+	text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(v);
+	if (text == NULL)
+		return CLI_USAGE;
+	puts(text);
+	free(text);
+	return CLI_OK;
+}
+
+static void
+queue_json_time(json_t *o, const char *key, int64_t ms)
+{
+	char t[32];
+
+	if (ms == 0)
+		json_object_set_new(o, key, json_null());
+	else
+		json_object_set_new(o, key,
+				    json_string(queue_time(ms, t, sizeof(t))));
+}
+
+static json_t *
+queue_json_str(const char *s)
+{
+	return s != NULL ? json_string(s) : json_null();
+}
+
+/* A row as a JSON object; the receiver's OperationOutcome only when
+ * asked (it is the receiver's text, not clinical content). */
+static json_t *
+queue_row_json(const struct store_row *r, bool outcome)
+{
+	json_t *o = json_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_set_new(o, "seq", json_integer(r->seq));
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "receiver", json_string(r->receiver));
+	json_object_set_new(o, "sender", json_string(r->sender));
+	json_object_set_new(o, "direction",
+			    json_string(r->direction == STORE_INBOUND
+					    ? "inbound"
+					    : "outbound"));
+	json_object_set_new(o, "state",
+			    json_string(store_state_name(r->state)));
+	json_object_set_new(o, "attempts", json_integer(r->attempts));
+	json_object_set_new(o, "replays", json_integer(r->replays));
+	queue_json_time(o, "accepted_at", r->accepted_at);
+	queue_json_time(o, "next_attempt_at",
+			r->state == STORE_DUE ? r->next_attempt_at : 0);
+	queue_json_time(o, "first_attempt_at", r->first_attempt_at);
+	queue_json_time(o, "last_attempt_at", r->last_attempt_at);
+	queue_json_time(o, "delivered_at", r->delivered_at);
+	json_object_set_new(o, "last_status",
+			    r->last_status > 0 ? json_integer(r->last_status)
+					       : json_null());
+	json_object_set_new(o, "last_error", queue_json_str(r->last_error));
+	if (outcome)
+		json_object_set_new(o, "outcome", queue_json_str(r->outcome));
+	return o;
+}
+
+/* Error text cut to fit a table column, made printable. */
+static const char *
+queue_cut(const char *s, char *buf, size_t n)
+{
+	size_t i;
+
+	if (s == NULL)
+		return "-";
+	for (i = 0; s[i] != '\0' && i + 1 < n; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] != 0x7f) ? s[i] : ' ';
+	buf[i] = '\0';
+	if (s[i] != '\0' && i >= 3)
+		memcpy(buf + i - 3, "...", 3);
+	return buf;
+}
+
+static void
+queue_table(const struct store_row *rows, size_t n)
+{
+	char next[32], acc[32], err[44], status[16];
+
+	printf("%-36s  %-8s  %-9s  %8s  %-20s  %-20s  %6s  %s\n", "ID",
+	       "RECEIVER", "STATE", "ATTEMPTS", "ACCEPTED", "NEXT_ATTEMPT",
+	       "STATUS", "LAST_ERROR");
+	for (size_t i = 0; i < n; i++) {
+		const struct store_row *r = &rows[i];
+
+		if (r->last_status > 0)
+			snprintf(status, sizeof(status), "%d", r->last_status);
+		else
+			util_strlcpy(status, "-", sizeof(status));
+		printf(
+		    "%-36s  %-8s  %-9s  %8u  %-20s  %-20s  %6s  %s\n", r->id,
+		    r->receiver, store_state_name(r->state), r->attempts,
+		    queue_time(r->accepted_at, acc, sizeof(acc)),
+		    queue_time(r->state == STORE_DUE ? r->next_attempt_at : 0,
+			       next, sizeof(next)),
+		    status, queue_cut(r->last_error, err, sizeof(err)));
+	}
+}
+
+static int
+queue_list(struct store *s, const struct queue_args *a)
+{
+	struct store_filter f = {.state = a->state,
+				 .receiver = a->receiver,
+				 .after_seq = a->after,
+				 .limit = (size_t)a->limit};
+	struct store_row *rows = NULL;
+	enum gw_err err;
+	json_t *arr;
+	size_t n = 0;
+
+	if ((err = store_list(s, &f, &rows, &n)) != GW_OK) {
+		fprintf(stderr, "pzpgw queue list: %s\n", gw_strerror(err));
+		return CLI_USAGE;
+	}
+	if (a->json) {
+		arr = json_array();
+		for (size_t i = 0; arr != NULL && i < n; i++)
+			json_array_append_new(arr,
+					      queue_row_json(&rows[i], false));
+		store_rows_free(rows, n);
+		return queue_print_json(arr);
+	}
+	queue_table(rows, n);
+	store_rows_free(rows, n);
+	return CLI_OK;
+}
+
+/* Split "ID[:URA]" into id and receiver (which --receiver may also set). */
+static int
+queue_target(const struct queue_args *a, char *id, size_t n,
+	     const char **receiver)
+{
+	const char *arg = a->pos[1];
+	const char *colon = strrchr(arg, ':');
+
+	*receiver = a->receiver;
+	if (colon != NULL && util_is_ura(colon + 1)) {
+		if ((size_t)(colon - arg) >= n || colon == arg)
+			return cli_usage(QUEUE_CMD, "bad message id '%s'", arg);
+		memcpy(id, arg, (size_t)(colon - arg));
+		id[colon - arg] = '\0';
+		if (*receiver != NULL && strcmp(*receiver, colon + 1) != 0)
+			return cli_usage(QUEUE_CMD,
+					 "two different receivers given");
+		*receiver = colon + 1;
+	} else {
+		if (strlen(arg) >= n || arg[0] == '\0')
+			return cli_usage(QUEUE_CMD, "bad message id '%s'", arg);
+		util_strlcpy(id, arg, n);
+	}
+	return CLI_OK;
+}
+
+static int
+queue_show(struct store *s, const struct queue_args *a)
+{
+	char id[STORE_ID_MAX + 1], t[32], err_text[44];
+	struct store_message *m = NULL;
+	const char *receiver;
+	enum gw_err err;
+	json_t *o, *rows;
+	int rc;
+
+	if ((rc = queue_target(a, id, sizeof(id), &receiver)) != CLI_OK)
+		return rc;
+	err = store_show(s, id, a->content, &m);
+	if (err == GW_NOTFOUND) {
+		fprintf(stderr, "pzpgw queue show: %s: not found\n", id);
+		return CLI_FAIL;
+	}
+	if (err != GW_OK) {
+		fprintf(stderr, "pzpgw queue show: %s\n", gw_strerror(err));
+		return CLI_USAGE;
+	}
+	if (a->json) {
+		o = json_object();
+		rows = json_array();
+		json_object_set_new(o, "id", json_string(m->id));
+		json_object_set_new(o, "direction",
+				    json_string(m->direction == STORE_INBOUND
+						    ? "inbound"
+						    : "outbound"));
+		json_object_set_new(o, "sender", json_string(m->sender));
+		json_object_set_new(o, "bundle_identifier",
+				    json_pack("{s:s, s:s}", "system",
+					      m->bundle_system, "value",
+					      m->bundle_value));
+		json_object_set_new(o, "fhir_version",
+				    json_string(m->fhir_version));
+		json_object_set_new(o, "sha256", json_string(m->sha256));
+		queue_json_time(o, "accepted_at", m->accepted_at);
+		json_object_set_new(o, "answer_status",
+				    json_integer(m->answer_status));
+		for (size_t i = 0; i < m->nrows; i++)
+			if (receiver == NULL ||
+			    strcmp(receiver, m->rows[i].receiver) == 0)
+				json_array_append_new(
+				    rows, queue_row_json(&m->rows[i], true));
+		json_object_set_new(o, "rows", rows);
+		if (a->content) {
+			json_object_set_new(
+			    o, "document",
+			    json_stringn_nocheck(m->doc, m->doc_len));
+			json_object_set_new(o, "jws", queue_json_str(m->jws));
+		}
+		store_message_free(m);
+		return queue_print_json(o);
+	}
+	printf("id:            %s\n", m->id);
+	printf("direction:     %s\n",
+	       m->direction == STORE_INBOUND ? "inbound" : "outbound");
+	printf("sender:        %s\n", m->sender);
+	printf("identifier:    %s|%s\n", m->bundle_system, m->bundle_value);
+	printf("fhir version:  %s\n", m->fhir_version);
+	printf("sha256:        %s\n", m->sha256);
+	printf("accepted at:   %s\n", queue_time(m->accepted_at, t, sizeof(t)));
+	printf("answer status: %d\n", m->answer_status);
+	for (size_t i = 0; i < m->nrows; i++) {
+		const struct store_row *r = &m->rows[i];
+
+		if (receiver != NULL && strcmp(receiver, r->receiver) != 0)
+			continue;
+		printf("\nreceiver %s\n", r->receiver);
+		printf("  state:         %s\n", store_state_name(r->state));
+		printf("  attempts:      %u\n", r->attempts);
+		if (r->replays > 0)
+			printf("  replays:       %u\n", r->replays);
+		if (r->state == STORE_DUE)
+			printf("  next attempt:  %s\n",
+			       queue_time(r->next_attempt_at, t, sizeof(t)));
+		printf("  first attempt: %s\n",
+		       queue_time(r->first_attempt_at, t, sizeof(t)));
+		printf("  last attempt:  %s\n",
+		       queue_time(r->last_attempt_at, t, sizeof(t)));
+		if (r->delivered_at != 0)
+			printf("  delivered at:  %s\n",
+			       queue_time(r->delivered_at, t, sizeof(t)));
+		if (r->last_status > 0)
+			printf("  last status:   %d\n", r->last_status);
+		if (r->last_error != NULL)
+			printf("  last error:    %s\n",
+			       queue_cut(r->last_error, err_text,
+					 sizeof(err_text)));
+		if (r->outcome != NULL)
+			printf("  outcome:       %s\n", r->outcome);
+	}
+	if (a->content) {
+		printf("\njws: %s\ndocument:\n", m->jws != NULL ? m->jws : "-");
+		fwrite(m->doc, 1, m->doc_len, stdout);
+		putchar('\n');
+	}
+	store_message_free(m);
+	return CLI_OK;
+}
+
+static int
+queue_act(struct store *s, const struct queue_args *a, enum store_action action)
+{
+	char id[STORE_ID_MAX + 1];
+	const char *receiver, *verb = a->pos[0];
+	enum gw_err err;
+	size_t changed = 0;
+	int rc;
+
+	if ((rc = queue_target(a, id, sizeof(id), &receiver)) != CLI_OK)
+		return rc;
+	err = store_act(s, id, receiver, action, util_wall_ms(), &changed);
+	if (err == GW_NOTFOUND) {
+		fprintf(stderr, "pzpgw queue %s: %s%s%s: not found\n", verb, id,
+			receiver != NULL ? ":" : "",
+			receiver != NULL ? receiver : "");
+		return CLI_FAIL;
+	}
+	if (err == GW_INVALID) {
+		fprintf(stderr,
+			"pzpgw queue %s: %s: not allowed in its current "
+			"state (see pzpgw queue show %s)\n",
+			verb, id, id);
+		return CLI_FAIL;
+	}
+	if (err != GW_OK) {
+		fprintf(stderr, "pzpgw queue %s: %s\n", verb, gw_strerror(err));
+		return CLI_USAGE;
+	}
+	if (a->json)
+		return queue_print_json(
+		    json_pack("{s:s, s:s, s:o, s:I}", "action", verb, "id", id,
+			      "receiver", queue_json_str(receiver), "changed",
+			      (json_int_t)changed));
+	printf("%s: %s: %zu row%s\n", verb, id, changed,
+	       changed == 1 ? "" : "s");
+	return CLI_OK;
+}
+
+static int
+queue_purge(struct store *s, const struct queue_args *a)
+{
+	enum gw_err err;
+	size_t n = 0;
+
+	if ((err = store_prune(s, a->before_ms, &n)) != GW_OK) {
+		fprintf(stderr, "pzpgw queue purge: %s\n", gw_strerror(err));
+		return CLI_USAGE;
+	}
+	if (a->json)
+		return queue_print_json(json_pack(
+		    "{s:s, s:I}", "action", "purge", "purged", (json_int_t)n));
+	printf("purged %zu message%s delivered before %s\n", n,
+	       n == 1 ? "" : "s", a->before);
+	return CLI_OK;
+}
+
+static int
+queue_stats(struct store *s, const struct queue_args *a)
+{
+	struct store_stat *st = NULL;
+	int64_t now = util_wall_ms();
+	enum gw_err err;
+	json_t *arr;
+	size_t n = 0;
+
+	if ((err = store_stats(s, &st, &n)) != GW_OK) {
+		fprintf(stderr, "pzpgw queue stats: %s\n", gw_strerror(err));
+		return CLI_USAGE;
+	}
+	if (a->json) {
+		arr = json_array();
+		for (size_t i = 0; arr != NULL && i < n; i++)
+			json_array_append_new(
+			    arr,
+			    json_pack("{s:s, s:s, s:I, s:f}", "state",
+				      store_state_name(st[i].state), "receiver",
+				      st[i].receiver, "count",
+				      (json_int_t)st[i].count,
+				      "oldest_age_seconds",
+				      (double)(now - st[i].oldest_accepted_at) /
+					  1000.0));
+		free(st);
+		return queue_print_json(arr);
+	}
+	printf("%-9s  %-8s  %10s  %s\n", "STATE", "RECEIVER", "COUNT",
+	       "OLDEST_AGE_S");
+	for (size_t i = 0; i < n; i++)
+		printf("%-9s  %-8s  %10llu  %.0f\n",
+		       store_state_name(st[i].state), st[i].receiver,
+		       (unsigned long long)st[i].count,
+		       (double)(now - st[i].oldest_accepted_at) / 1000.0);
+	free(st);
+	return CLI_OK;
+}
+
+static int
+queue_parse(int argc, char **argv, struct queue_args *a)
+{
+	enum store_state st;
+	int ch;
+
+	memset(a, 0, sizeof(*a));
+	a->state = -1;
+	optind = 0; /* full reinitialisation (GNU), argv is permuted */
+	while ((ch = getopt_long(argc, argv, "c:", queue_opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			a->config = optarg;
+			break;
+		case OPT_STORE:
+			a->store = optarg;
+			break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "json") == 0)
+				a->json = true;
+			else if (strcmp(optarg, "table") != 0)
+				return cli_usage(QUEUE_CMD, "bad format '%s'",
+						 optarg);
+			break;
+		case OPT_STATE:
+			if (store_state_parse(optarg, &st) != GW_OK)
+				return cli_usage(QUEUE_CMD, "bad state '%s'",
+						 optarg);
+			a->state = (int)st;
+			break;
+		case OPT_RECEIVER:
+			if (!util_is_ura(optarg))
+				return cli_usage(
+				    QUEUE_CMD, "bad receiver URA '%s'", optarg);
+			a->receiver = optarg;
+			break;
+		case OPT_LIMIT:
+			if (util_parse_ll(optarg, 1, QUEUE_LIMIT_MAX,
+					  &a->limit) != GW_OK)
+				return cli_usage(QUEUE_CMD, "bad limit '%s'",
+						 optarg);
+			break;
+		case OPT_AFTER:
+			if (util_parse_ll(optarg, 0, INT64_MAX, &a->after) !=
+			    GW_OK)
+				return cli_usage(QUEUE_CMD, "bad --after '%s'",
+						 optarg);
+			break;
+		case OPT_CONTENT:
+			a->content = true;
+			break;
+		case OPT_BEFORE:
+			a->before = optarg;
+			break;
+		default:
+			return cli_usage(QUEUE_CMD, "unknown option");
+		}
+	}
+	if (a->config != NULL && a->store != NULL)
+		return cli_usage(QUEUE_CMD, "give -c or --store, not both");
+	a->pos = argv + optind;
+	a->npos = argc - optind;
+	if (a->npos < 1)
+		return cli_usage(QUEUE_CMD, "missing action");
+	return CLI_OK;
+}
+
+int
+cli_queue(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int nargs;  /* positional arguments after the action */
+		int action; /* enum store_action, or -1 */
+	} acts[] = {
+	    {"list", 0, -1},
+	    {"show", 1, -1},
+	    {"retry", 1, STORE_RETRY},
+	    {"hold", 1, STORE_HOLD},
+	    {"release", 1, STORE_RELEASE},
+	    {"replay", 1, STORE_REPLAY},
+	    {"purge", 0, -1},
+	    {"stats", 0, -1},
+	};
+	struct queue_args a;
+	struct store *s = NULL;
+	size_t i;
+	int rc;
+
+	if ((rc = queue_parse(argc, argv, &a)) != CLI_OK)
+		return rc;
+	for (i = 0; i < UTIL_ARRAY_LEN(acts); i++)
+		if (strcmp(a.pos[0], acts[i].name) == 0)
+			break;
+	if (i == UTIL_ARRAY_LEN(acts))
+		return cli_usage(QUEUE_CMD, "unknown action '%s'", a.pos[0]);
+	if (a.npos - 1 != acts[i].nargs)
+		return cli_usage(QUEUE_CMD, "%s takes %s", a.pos[0],
+				 acts[i].nargs == 1 ? "one message ID"
+						    : "no arguments");
+	if (a.content && strcmp(a.pos[0], "show") != 0)
+		return cli_usage(QUEUE_CMD, "--content is for show only");
+	if (a.before != NULL && strcmp(a.pos[0], "purge") != 0)
+		return cli_usage(QUEUE_CMD,
+				 "--delivered-before is for purge only");
+	if (strcmp(a.pos[0], "purge") == 0) {
+		if (a.before == NULL)
+			return cli_usage(QUEUE_CMD,
+					 "purge needs --delivered-before");
+		if (!queue_parse_date(a.before, &a.before_ms))
+			return cli_usage(QUEUE_CMD, "bad date '%s'", a.before);
+	}
+	if ((rc = queue_open(&a, &s)) != CLI_OK)
+		return rc;
+	if (strcmp(a.pos[0], "list") == 0)
+		rc = queue_list(s, &a);
+	else if (strcmp(a.pos[0], "show") == 0)
+		rc = queue_show(s, &a);
+	else if (strcmp(a.pos[0], "purge") == 0)
+		rc = queue_purge(s, &a);
+	else if (strcmp(a.pos[0], "stats") == 0)
+		rc = queue_stats(s, &a);
+	else
+		rc = queue_act(s, &a, (enum store_action)acts[i].action);
+	store_free(s);
+	return rc;
+}
