@@ -66,6 +66,7 @@ static const struct cli_cmd cli_cmds[] = {
      "  replay ID             a dead or delivered row: send again, same id\n"
      "  purge --delivered-before DATE   DATE: YYYY-MM-DD or RFC 3339\n"
      "  stats                 rows and oldest age per state and receiver\n"
+     "  init                  create the store, or migrate it, and exit\n"
      "ID is a message id; ID:URA or --receiver URA picks one receiver.\n"
      "Exit 0 done, 1 not found or not allowed in the row's state,\n"
      "2 usage or I/O error.\n"},

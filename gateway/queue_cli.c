@@ -25,6 +25,7 @@ struct queue_args {
 	long long limit;
 	long long after;
 	bool content;
+	bool create; /* init: create or migrate the store */
 	const char *before;
 	int64_t before_ms;
 	char **pos; /* subcommand and its arguments */
@@ -183,7 +184,7 @@ queue_open(const struct queue_args *a, struct store **s)
 		path = cfg->store_path;
 	}
 	o.path = path;
-	o.create = false;
+	o.create = a->create;
 	err = store_open(&o, s);
 	if (err != GW_OK)
 		fprintf(stderr, "pzpgw queue: store %s: %s\n",
@@ -560,6 +561,18 @@ queue_stats(struct store *s, const struct queue_args *a)
 }
 
 static int
+queue_init(struct store *s, const struct queue_args *a)
+{
+	if (a->json)
+		return queue_print_json(
+		    json_pack("{s:s, s:i}", "backend", store_backend(s),
+			      "schema_version", store_schema_version(s)));
+	printf("store ready: backend %s, schema version %d\n", store_backend(s),
+	       store_schema_version(s));
+	return CLI_OK;
+}
+
+static int
 queue_parse(int argc, char **argv, struct queue_args *a)
 {
 	enum store_state st;
@@ -642,6 +655,7 @@ cli_queue(int argc, char **argv)
 	    {"replay", 1, STORE_REPLAY},
 	    {"purge", 0, -1},
 	    {"stats", 0, -1},
+	    {"init", 0, -1},
 	};
 	struct queue_args a;
 	struct store *s = NULL;
@@ -671,9 +685,12 @@ cli_queue(int argc, char **argv)
 		if (!queue_parse_date(a.before, &a.before_ms))
 			return cli_usage(QUEUE_CMD, "bad date '%s'", a.before);
 	}
+	a.create = strcmp(a.pos[0], "init") == 0;
 	if ((rc = queue_open(&a, &s)) != CLI_OK)
 		return rc;
-	if (strcmp(a.pos[0], "list") == 0)
+	if (a.create)
+		rc = queue_init(s, &a);
+	else if (strcmp(a.pos[0], "list") == 0)
 		rc = queue_list(s, &a);
 	else if (strcmp(a.pos[0], "show") == 0)
 		rc = queue_show(s, &a);
