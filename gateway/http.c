@@ -301,11 +301,11 @@ on_complete(struct evhttp_request *ev, void *arg)
 
 	c->state = CONN_IDLE;
 	c->bytes_mark = BIO_number_read(SSL_get_rbio(c->ssl));
-	if (c->srv->stopping) {
-		conn_close(c);
-		return;
-	}
-	conn_arm_deadline(c);
+	/* While stopping, the reply said "Connection: close" and evhttp
+	 * closes the connection itself; closing it from here would fail an
+	 * assertion in evhttp. */
+	if (!c->srv->stopping)
+		conn_arm_deadline(c);
 }
 
 static const char *

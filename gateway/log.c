@@ -121,8 +121,8 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
-char *
-log_safe(char *out, unsigned long n, const char *s)
+static char *
+log_clean(char *out, unsigned long n, const char *s, bool keep_space)
 {
 	unsigned long i;
 
@@ -133,11 +133,26 @@ log_safe(char *out, unsigned long n, const char *s)
 	for (i = 0; i + 1 < n && s[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		out[i] =
-		    (c <= ' ' || c >= 0x7f || c == '"' || c == '=' || c == '\\')
-			? '_'
-			: (char)c;
+		if (c == ' ' && keep_space)
+			out[i] = ' ';
+		else if (c <= ' ' || c >= 0x7f || c == '"' || c == '\\' ||
+			 (c == '=' && !keep_space))
+			out[i] = '_';
+		else
+			out[i] = (char)c;
 	}
 	out[i] = '\0';
 	return out;
+}
+
+char *
+log_safe(char *out, unsigned long n, const char *s)
+{
+	return log_clean(out, n, s, false);
+}
+
+char *
+log_quoted(char *out, unsigned long n, const char *s)
+{
+	return log_clean(out, n, s, true);
 }

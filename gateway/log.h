@@ -30,4 +30,7 @@ noreturn void fatalx(const char *fmt, ...)
  */
 char *log_safe(char *out, unsigned long n, const char *s);
 
+/* Like log_safe for a value written inside double quotes: spaces stay. */
+char *log_quoted(char *out, unsigned long n, const char *s);
+
 #endif

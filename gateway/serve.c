@@ -61,7 +61,7 @@ log_config_error(void *arg, const char *file, int line, const char *msg)
 	char safe[256];
 
 	log_warnx("event=config_error file=%s line=%d message=\"%s\"", file,
-		  line, log_safe(safe, sizeof(safe), msg));
+		  line, log_quoted(safe, sizeof(safe), msg));
 }
 
 static void

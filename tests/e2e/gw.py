@@ -1,0 +1,211 @@
+"""Helpers for end-to-end tests: a test PKI, a real pzpgw daemon on
+loopback with free ports, and HTTPS clients with organisation
+certificates. Standard library only (Debian's python3)."""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+SRCDIR = os.environ.get(
+    "PZPGW_SRCDIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BINARY = os.environ.get("PZPGW",
+                        os.path.join(SRCDIR, "build", "release", "pzpgw"))
+
+# URAs of the development PKI (certs/dev-pki.sh).
+URA = {
+    "gateway": "90000001",
+    "hospital": "90000002",
+    "gp1": "90000003",
+    "gp2": "90000004",
+    "permid": "90000007",
+}
+
+
+def make_pki(directory, extras=True):
+    """Run certs/dev-pki.sh into directory; returns its path."""
+    cmd = ["sh", os.path.join(SRCDIR, "certs", "dev-pki.sh"), directory]
+    if extras:
+        cmd.append("--extras")
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    return directory
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """Poll predicate until it returns a true value; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+def client_context(pki, name="hospital"):
+    """An SSL context presenting organisation `name`'s certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(pki, "ca.pem"))
+    if name is not None:
+        ctx.load_cert_chain(os.path.join(pki, name + ".crt"),
+                            os.path.join(pki, name + ".key"))
+    return ctx
+
+
+class Gateway:
+    """One pzpgw daemon in its own temporary directory."""
+
+    def __init__(self, pki, tmpdir=None, **overrides):
+        self.pki = pki
+        self.dir = tmpdir or tempfile.mkdtemp(prefix="pzpgw-e2e-")
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.conf = os.path.join(self.dir, "pzpgw.conf")
+        self.log_path = os.path.join(self.dir, "pzpgw.log")
+        self.proc = None
+        self.sections = self.default_sections()
+        for key, value in overrides.items():
+            section, _, name = key.partition("__")
+            self.sections.setdefault(section, {})[name] = value
+
+    def default_sections(self):
+        p = self.pki
+        return {
+            "organisation": {"ura": URA["gateway"], "name": "Test gateway"},
+            "listen": {
+                "address": "127.0.0.1",
+                "port": str(self.port),
+                "certificate": os.path.join(p, "gateway.crt"),
+                "key": os.path.join(p, "gateway.key"),
+                "trust": os.path.join(p, "uzi-server-ca.pem"),
+                "environment": "test",
+            },
+            "admin": {"address": "127.0.0.1", "port": str(self.admin_port)},
+            "store": {"path": os.path.join(self.dir, "pzpgw.db")},
+            "limits": {"read_timeout": "5s", "write_timeout": "5s"},
+            "process": {"log": "stderr",
+                        "schemas": os.path.join(SRCDIR, "schemas")},
+            "peer " + URA["hospital"]: {"name": "hospital",
+                                        "allow": "push, validate"},
+            "peer " + URA["gp1"]: {"name": "gp1", "allow": "pull"},
+            "peer " + URA["gp2"]: {"name": "gp2", "allow": "pull, validate"},
+        }
+
+    def write_config(self, text=None):
+        if text is None:
+            lines = []
+            for section, keys in self.sections.items():
+                lines.append("[%s]" % section)
+                lines.extend("%s = %s" % kv for kv in keys.items())
+                lines.append("")
+            text = "\n".join(lines)
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def start(self, wait=True):
+        self.write_config()
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [BINARY, "serve", "-d", "-c", self.conf],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        if wait:
+            wait_for(lambda: "event=started" in self.log_text()
+                     or self.proc.poll() is not None,
+                     what="gateway start")
+            assert self.proc.poll() is None, self.log_text()
+        return self
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        """Stop the daemon; returns its exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        return rc
+
+    def connect(self, cert="hospital", timeout=10):
+        """A TLS socket to the organisation listener."""
+        ctx = client_context(self.pki, cert)
+        raw = socket.create_connection(("127.0.0.1", self.port),
+                                       timeout=timeout)
+        return ctx.wrap_socket(raw, server_hostname="localhost")
+
+    def request(self, method, path, body=None, cert="hospital",
+                headers=None, timeout=30):
+        """One HTTPS request; returns (status, headers dict, body bytes)."""
+        ctx = client_context(self.pki, cert)
+        conn = http.client.HTTPSConnection("localhost", self.port,
+                                           context=ctx, timeout=timeout)
+        hdrs = {"Accept": "application/fhir+json"}
+        if body is not None and not isinstance(body, (bytes, bytearray)):
+            body = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/fhir+json"
+        hdrs.update(headers or {})
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in
+                                 resp.getheaders()}, data
+        finally:
+            conn.close()
+
+    def admin(self, path):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port,
+                                          timeout=10)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
+
+    def metric(self, name, **labels):
+        """The value of one metric series, or None."""
+        _, text = self.admin("/metrics")
+        want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+        for line in text.splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            series, _, value = line.rpartition(" ")
+            if series == name and not labels:
+                return float(value)
+            if series.startswith(name + "{"):
+                got = ",".join(sorted(series[len(name) + 1:-1].split(",")))
+                if got == want:
+                    return float(value)
+        return None
+
+
+def outcome_issue(body):
+    """The first issue of an OperationOutcome body."""
+    oo = json.loads(body)
+    assert oo["resourceType"] == "OperationOutcome", oo
+    return oo["issue"][0]

@@ -1,0 +1,256 @@
+"""Issue 2: the daemon on loopback with real mutual TLS: identity from
+UZI-style certificates, limits, errors, reload and shutdown."""
+
+import json
+import os
+import signal
+import socket
+import ssl
+import time
+
+import pytest
+
+import gw
+
+
+def test_metadata_with_trusted_certificate(gateway):
+    status, headers, body = gateway.request("GET", "/fhir/metadata")
+    assert status == 200
+    assert headers["content-type"].startswith("application/fhir+json")
+    assert headers["x-request-id"]
+    cs = json.loads(body)
+    assert cs["resourceType"] == "CapabilityStatement"
+    assert cs["fhirVersion"] == "4.0.1"
+    assert cs["kind"] == "instance"
+    # Only what the gateway really serves is listed.
+    served = {op["name"] for op in cs["rest"][0].get("operation", [])}
+    for name in served:
+        st, _, _ = gateway.request("POST", "/fhir/$" + name, body={})
+        assert st != 404, name
+
+
+def test_permanent_identifier_certificate_is_accepted(gateway):
+    status, _, _ = gateway.request("GET", "/fhir/metadata", cert="permid")
+    assert status == 200
+    assert gateway.metric("pzpgw_http_requests_total", listener="org",
+                          status="200", ura=gw.URA["permid"]) == 1
+
+
+def refused(gateway, cert):
+    """True when a connection with cert gets no HTTP answer."""
+    try:
+        s = gateway.connect(cert=cert)
+        s.sendall(b"GET /fhir/metadata HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = s.recv(100)
+        s.close()
+        return data == b""
+    except (ssl.SSLError, ConnectionError, OSError):
+        return True
+
+
+@pytest.mark.parametrize("cert,reason", [
+    (None, "no_certificate"),
+    ("otherca", "untrusted"),
+    ("expired", "expired"),
+    ("prod", "policy_mismatch"),
+    ("noura", "no_ura"),
+    ("badsan", "bad_ura"),
+    ("wrongtype", "bad_ura"),
+])
+def test_untrusted_certificates_are_refused(gateway, cert, reason):
+    assert refused(gateway, cert)
+    gw.wait_for(lambda: gateway.metric("pzpgw_tls_handshake_failures_total",
+                                       reason=reason) == 1,
+                what="handshake failure metric " + reason)
+    assert "event=request id" not in gateway.log_text().split("listener=admin")[0]
+    assert "listener=org peer" not in gateway.log_text()
+
+
+def test_revoked_certificate_is_refused(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path),
+                   listen__crl=os.path.join(pki, "crl.pem")).start()
+    try:
+        assert refused(g, "revoked")
+        assert g.request("GET", "/fhir/metadata")[0] == 200
+    finally:
+        assert g.stop() == 0
+
+
+def test_test_certificate_refused_in_production(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path),
+                   listen__environment="production").start()
+    try:
+        assert refused(g, "hospital")
+        gw.wait_for(lambda: g.metric("pzpgw_tls_handshake_failures_total",
+                                     reason="policy_mismatch") == 1,
+                    what="policy mismatch metric")
+    finally:
+        g.stop()
+
+
+def test_trust_is_pinned_at_the_intermediate(pki, tmp_path):
+    # Trusting only the root must not let the server CA's leaves in: the
+    # gateway trusts exactly the configured issuing CA.
+    g = gw.Gateway(pki, str(tmp_path),
+                   listen__trust=os.path.join(pki, "otherca-root.crt"))
+    g.start()
+    try:
+        assert refused(g, "hospital")
+    finally:
+        g.stop()
+
+
+def test_unknown_path_and_method(gateway):
+    status, _, body = gateway.request("GET", "/fhir/Nothing")
+    assert status == 404
+    assert gw.outcome_issue(body)["code"] == "not-found"
+    status, headers, body = gateway.request("DELETE", "/fhir/metadata")
+    assert status == 405
+    assert headers["allow"] == "GET"
+    assert gw.outcome_issue(body)["code"] == "not-supported"
+
+
+def test_admin_endpoints(gateway):
+    assert gateway.admin("/healthz") == (200, "ok\n")
+    assert gateway.admin("/readyz") == (200, "ready\n")
+    gateway.request("GET", "/fhir/metadata")
+    status, text = gateway.admin("/metrics")
+    assert status == 200
+    assert "# TYPE pzpgw_http_requests_total counter" in text
+    assert 'pzpgw_certificate_expiry_days{certificate="listen"}' in text
+    days = gateway.metric("pzpgw_certificate_expiry_days",
+                          certificate="listen")
+    assert 300 < days < 5000
+
+
+def test_readyz_fails_when_store_not_writable(pki, tmp_path):
+    store_dir = tmp_path / "ro"
+    store_dir.mkdir()
+    g = gw.Gateway(pki, str(tmp_path),
+                   store__path=str(store_dir / "pzpgw.db")).start()
+    try:
+        if os.geteuid() == 0:
+            # root writes anywhere: use a directory that does not exist.
+            os.rmdir(store_dir)
+        else:
+            os.chmod(store_dir, 0o500)
+        status, text = g.admin("/readyz")
+        assert status == 503
+        assert "store" in text
+    finally:
+        g.stop()
+
+
+def test_slow_client_is_cut_off(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), limits__read_timeout="1s").start()
+    try:
+        s = g.connect()
+        start = time.monotonic()
+        closed = False
+        request = b"GET /fhir/metadata HTTP/1.1\r\nHost: localhost\r\n"
+        try:
+            for byte in request:
+                s.sendall(bytes([byte]))
+                time.sleep(0.25)
+        except (ssl.SSLError, ConnectionError, OSError):
+            closed = True
+        if not closed:
+            s.settimeout(5)
+            try:
+                closed = s.recv(100) == b""
+            except (ssl.SSLError, ConnectionError, OSError):
+                closed = True
+        assert closed
+        assert time.monotonic() - start < 8
+        assert g.metric("pzpgw_http_timeouts_total") >= 1
+    finally:
+        g.stop()
+
+
+def test_sighup_with_broken_config_keeps_serving(gateway):
+    gateway.sections["limits"]["max_body"] = "lots"
+    gateway.write_config()
+    gateway.send_signal(signal.SIGHUP)
+    gw.wait_for(lambda: "event=reload_failed" in gateway.log_text(),
+                what="reload failure logged")
+    assert "max_body" in gateway.log_text()
+    assert gateway.request("GET", "/fhir/metadata")[0] == 200
+    assert gateway.proc.poll() is None
+
+
+def test_sighup_applies_a_good_config(gateway):
+    gateway.sections["organisation"]["name"] = "Renamed gateway"
+    gateway.write_config()
+    gateway.send_signal(signal.SIGHUP)
+    gw.wait_for(lambda: "event=reloaded" in gateway.log_text(),
+                what="reload")
+    _, _, body = gateway.request("GET", "/fhir/metadata")
+    assert json.loads(body)["implementation"]["description"] == \
+        "Renamed gateway"
+
+
+def test_sigterm_finishes_request_in_flight(gateway):
+    s = gateway.connect()
+    s.sendall(b"GET /fhir/metadata HTTP/1.1\r\nHost: localhost\r\n")
+    time.sleep(0.2)
+    gateway.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert gateway.proc.poll() is None
+    s.sendall(b"\r\n")
+    s.settimeout(10)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:100]
+    assert b"Connection: close" in data
+    s.close()
+    assert gateway.proc.wait(15) == 0
+    assert "event=stopped" in gateway.log_text()
+
+
+def test_sigterm_closes_idle_connections_and_exits(gateway):
+    s = gateway.connect()
+    s.sendall(b"GET /fhir/metadata HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    s.settimeout(5)
+    assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    start = time.monotonic()
+    gateway.send_signal(signal.SIGTERM)
+    assert gateway.proc.wait(10) == 0
+    assert time.monotonic() - start < 5
+    s.close()
+
+
+def test_connection_limit(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), limits__max_connections="2").start()
+    try:
+        a = g.connect()
+        b = g.connect()
+        # A third connection waits in the backlog until one closes.
+        raw = socket.create_connection(("127.0.0.1", g.port), timeout=0.5)
+        ctx = gw.client_context(pki, "hospital")
+        with pytest.raises((socket.timeout, ssl.SSLError, OSError)):
+            c = ctx.wrap_socket(raw, server_hostname="localhost")
+            c.close()
+        a.close()
+        b.close()
+        gw.wait_for(lambda: g.request("GET", "/fhir/metadata")[0] == 200,
+                    what="service after connections closed")
+    finally:
+        g.stop()
+
+
+def test_logs_carry_no_bodies(gateway):
+    gateway.request("GET", "/fhir/metadata?patient.identifier=123456782")
+    log = gateway.log_text()
+    assert "123456782" not in log
+    assert "peer=" + gw.URA["hospital"] in log
+
+
+def test_bad_config_refuses_to_start(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), limits__max_body="huge")
+    g.start(wait=False)
+    assert g.proc.wait(10) == 1
+    assert "max_body" in g.log_text()
