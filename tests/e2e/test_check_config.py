@@ -1,0 +1,184 @@
+"""`pzpgw check-config` on real files: a good file, broken ones (every
+error as FILE:LINE: message, exit 1), an unreadable one (exit 2), and the
+development configuration made by certs/dev-config.sh on a dev PKI."""
+
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+from gw import BINARY, SRCDIR, make_pki
+
+GOOD = """\
+# a small good file
+[organisation]
+ura = 90000001
+name = Test Gateway
+
+[listen]
+certificate = cert.pem
+key = key.pem
+trust = trust.pem
+environment = test
+
+[peer 90000002]
+allow = push, validate
+"""
+
+
+def check(path, *extra):
+    return subprocess.run([BINARY, "check-config", "-c", path, *extra],
+                          capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def confdir(tmp_path):
+    """A directory with dummy certificate files and a 0600 key."""
+    for name in ("cert.pem", "trust.pem"):
+        (tmp_path / name).write_text(
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIIC\n"
+                   "-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    return tmp_path
+
+
+def test_good_file(confdir):
+    conf = confdir / "pzpgw.conf"
+    conf.write_text(GOOD)
+    r = check(str(conf))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert r.stdout.strip() == (
+        "%s: configuration ok (organisation 90000001, 1 peer)" % conf)
+
+
+def test_broken_file(confdir):
+    conf = confdir / "broken.conf"
+    conf.write_text(
+        "[organisation]\n"          # 1
+        "ura = 9000001\n"           # 2
+        "name = Test\n"             # 3
+        "[listen]\n"                # 4
+        "certificate = none.pem\n"  # 5
+        "key = key.pem\n"           # 6
+        "trust = trust.pem\n"       # 7
+        "environment = staging\n"   # 8
+        "[limits]\n"                # 9
+        "max_body = 10Q\n"          # 10
+        "max_body = 1M\n"           # 11
+        "[peer 90000002]\n"         # 12
+        "allow = everything\n"      # 13
+        "[peer 90000002]\n"         # 14
+        "[nonsense]\n"              # 15
+        "this is not a key\n")      # 16
+    r = check(str(conf))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    want = [
+        (2, '[organisation] ura: "9000001" is not a URA number'),
+        (8, '[listen] environment: "staging" is not one of test, '
+            'production'),
+        (10, '[limits] max_body: "10Q" is not a size (examples: 512k, '
+             '10M)'),
+        (11, "[limits] max_body: duplicate key (first at line 10)"),
+        (13, '[peer 90000002] allow: "everything" is not one of push, '
+             'pull, validate'),
+        (14, "duplicate section [peer 90000002] (first at line 12)"),
+        (15, "unknown section [nonsense]"),
+        (16, "expected 'key = value'"),
+        (5, "[listen] certificate: %s: No such file or directory"
+            % os.path.realpath(confdir / "none.pem")),
+    ]
+    assert len(lines) == len(want) + 1, r.stderr
+    for got, (line, text) in zip(lines, want):
+        prefix = "%s:%d: " % (conf, line)
+        assert got.startswith(prefix), "got %r, want %r..." % (got, prefix)
+        assert text in got, "got %r, want ...%r" % (got, text)
+    assert lines[-1] == "%s: %d errors" % (conf, len(want))
+
+
+def test_key_readable_by_others(confdir):
+    conf = confdir / "pzpgw.conf"
+    conf.write_text(GOOD)
+    (confdir / "key.pem").chmod(0o644)
+    r = check(str(conf))
+    assert r.returncode == 1
+    key = os.path.realpath(confdir / "key.pem")
+    assert r.stderr.splitlines()[0] == (
+        "%s:8: [listen] key: %s is accessible by group or others "
+        "(chmod 600 %s)" % (conf, key, key))
+
+
+def test_missing_section_has_no_line(confdir):
+    conf = confdir / "pzpgw.conf"
+    conf.write_text("[organisation]\nura = 90000001\nname = x\n")
+    r = check(str(conf))
+    assert r.returncode == 1
+    first = r.stderr.splitlines()[0]
+    assert first == ("%s: missing section [listen] (required keys: "
+                     "certificate, key, trust, environment)" % conf)
+
+
+def test_unreadable_file(tmp_path):
+    missing = tmp_path / "absent.conf"
+    r = check(str(missing))
+    assert r.returncode == 2
+    assert re.match(r"^%s: .*No such file" % re.escape(str(missing)),
+                    r.stderr)
+    r = check(str(tmp_path))  # a directory
+    assert r.returncode == 2
+
+
+def test_usage(tmp_path):
+    r = check(str(tmp_path / "x.conf"), "surplus")
+    assert r.returncode == 2
+    assert "usage:" in r.stderr
+
+
+def test_dev_config(tmp_path):
+    """certs/dev-config.sh VARDIR on a fresh dev PKI is a good file whose
+    relative paths point into VARDIR."""
+    vardir = tmp_path / "var"
+    vardir.mkdir()
+    make_pki(str(vardir / "dev-pki"), extras=False)
+    out = subprocess.run(
+        ["sh", os.path.join(SRCDIR, "certs", "dev-config.sh"), str(vardir)],
+        check=True, capture_output=True, text=True).stdout
+    conf = vardir / "pzpgw.conf"
+    conf.write_text(out)
+    assert re.search(r"^ura = 90000001$", out, re.M)
+    assert re.search(r"^environment = test$", out, re.M)
+    assert re.search(r"^log = stderr$", out, re.M)
+    for ura in ("90000002", "90000003", "90000004"):
+        assert re.search(r"^\[peer %s\]$" % ura, out, re.M)
+    key = vardir / "dev-pki" / "gateway.key"
+    assert stat.S_IMODE(key.stat().st_mode) & 0o077 == 0
+    r = check(str(conf))
+    assert r.returncode == 0, r.stderr
+    assert "organisation 90000001, 3 peers" in r.stdout
+
+    # the same file read from elsewhere still finds its files
+    r = subprocess.run([BINARY, "check-config", "-c", "var/pzpgw.conf"],
+                       capture_output=True, text=True, cwd=str(tmp_path),
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+
+    # without the PKI the file names what is missing, with lines
+    os.unlink(str(key))
+    r = check(str(conf))
+    assert r.returncode == 1
+    assert re.search(r"^%s:\d+: \[listen\] key: .*gateway.key: No such file"
+                     % re.escape(str(conf)), r.stderr, re.M)
+
+
+def test_dev_config_usage():
+    r = subprocess.run(["sh", os.path.join(SRCDIR, "certs",
+                                           "dev-config.sh")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "usage:" in r.stderr
