@@ -335,7 +335,7 @@ tls_verify_cb(int ok, X509_STORE_CTX *xs)
 	if (r == TLS_R_NONE)
 		return 1;
 	tls_subject(cert, subject, sizeof(subject));
-	log_info("tls peer refused side=%s reason=%s depth=%d subject=%s",
+	log_info("event=tls_refused side=%s reason=%s depth=%d subject=%s",
 		 SSL_is_server(ssl) ? "server" : "client", tls_reason_names[r],
 		 X509_STORE_CTX_get_error_depth(xs),
 		 log_safe(safe, sizeof(safe), subject));
@@ -406,6 +406,7 @@ tls_store_new(const struct config *cfg, X509_STORE **out, char *errbuf,
 	STACK_OF(X509_INFO) *infos = NULL;
 	X509_STORE *store = NULL;
 	X509_INFO *xi;
+	const ASN1_TIME *next;
 	unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN;
 	int ncerts = 0, ncrls = 0;
 	enum gw_err err;
@@ -449,10 +450,10 @@ tls_store_new(const struct config *cfg, X509_STORE **out, char *errbuf,
 				err = GW_NOMEM;
 				goto out;
 			}
-			if (X509_cmp_current_time(
-				X509_CRL_get0_nextUpdate(xi->crl)) < 0)
-				log_warnx("tls crl=%s expired: every handshake "
-					  "will fail until it is renewed",
+			next = X509_CRL_get0_nextUpdate(xi->crl);
+			if (next != NULL && X509_cmp_current_time(next) < 0)
+				log_warnx("event=tls_crl_expired crl=%s "
+					  "effect=every_handshake_fails",
 					  cfg->tls_crl);
 			ncrls++;
 		}
@@ -553,10 +554,10 @@ tls_load_identity(const struct config *cfg, SSL_CTX *ctx, char *errbuf,
 	}
 	if (tls_cert_file_expiry(cfg->tls_cert, &left) == GW_OK) {
 		if (left < 0)
-			log_warnx("tls cert=%s expired: peers will refuse it",
+			log_warnx("event=tls_cert_expired cert=%s",
 				  cfg->tls_cert);
 		else if (left < 30 * 86400)
-			log_warnx("tls cert=%s expires_in_days=%lld",
+			log_warnx("event=tls_cert_expiring cert=%s days=%lld",
 				  cfg->tls_cert, (long long)(left / 86400));
 	}
 	err = GW_OK;
@@ -650,12 +651,10 @@ tls_check_own_ura(const struct config *cfg, SSL_CTX *ctx)
 	if (own == NULL)
 		return;
 	if (tls_cert_ura(own, ura) != GW_OK)
-		log_warnx("tls cert=%s carries no valid URA: peers will "
-			  "refuse it",
-			  cfg->tls_cert);
+		log_warnx("event=tls_cert_no_ura cert=%s", cfg->tls_cert);
 	else if (cfg->ura[0] != '\0' && strcmp(cfg->ura, ura) != 0)
-		log_warnx("tls cert=%s ura=%s differs from organisation "
-			  "ura=%s",
+		log_warnx("event=tls_cert_ura_mismatch cert=%s cert_ura=%s "
+			  "organisation_ura=%s",
 			  cfg->tls_cert, ura, cfg->ura);
 }
 
@@ -839,7 +838,7 @@ tls_uzi_ura(const ASN1_TYPE *v, char ura[CONFIG_URA_LEN + 1])
 	    !tls_all_digits(f[2], false))
 		return GW_INVALID;
 	if (strcmp(f[3], "S") != 0) {
-		log_debug("tls uzi name: wrong pass type %.1s", f[3]);
+		log_debug("event=tls_uzi_pass_type type=%.1s", f[3]);
 		return GW_INVALID;
 	}
 	if (!util_is_ura(f[4]) || f[5][0] == '\0' ||
