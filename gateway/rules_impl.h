@@ -1,0 +1,179 @@
+/*
+ * rules_impl: the private side of the rules module, shared by rules.c
+ * (set, lookups, compiling conformance resources), rules_snap.c (snapshot
+ * generation), rules_file.c (compiled rule files) and rules_build.c.
+ */
+#ifndef GW_RULES_IMPL_H
+#define GW_RULES_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "fjson.h"
+#include "rules.h"
+
+/* A string -> index+1 hash map (open addressing; keys borrowed). */
+struct rs_map {
+	const char **keys;
+	size_t *vals;
+	size_t cap;
+	size_t count;
+};
+
+/* A code system as far as value set expansion needs it (compile time). */
+struct rs_codesystem {
+	const char *url;
+	bool complete;		  /* content = complete */
+	struct rules_code *codes; /* in definition order */
+	size_t ncodes;
+};
+
+/* A conformance resource waiting to be compiled. */
+struct rs_pending {
+	const struct fj_node *res; /* in one of set->srcdocs */
+	const char *url;
+	const char *file; /* for messages */
+	int state;	  /* 0 new, 1 busy, 2 done, 3 failed */
+	int pkg;
+};
+
+/* A known expansion of an is-a filter (from a source that ships it). */
+struct rs_isa {
+	const char *system, *code, *note;
+	struct rules_code *codes;
+	size_t ncodes;
+};
+
+struct rs_chunk;
+
+struct rules_set {
+	enum rules_fhir fhir;
+	struct rs_chunk *chunks; /* arena for everything in the set */
+	struct rs_map strings;	 /* interned strings */
+	struct fj_doc *doc;	 /* fixed/pattern values */
+
+	struct rules_structure **st;
+	int *st_pkg;
+	size_t nst, capst;
+	struct rs_map st_url;
+
+	struct rules_valueset **vs;
+	int *vs_pkg;
+	size_t nvs, capvs;
+	struct rs_map vs_url;
+
+	struct rs_codesystem **cs;
+	size_t ncs, capcs;
+	struct rs_map cs_url;
+
+	const char **pkgs; /* package labels (interned) */
+	size_t npkgs;
+	int cur_pkg;
+
+	char **bufs; /* rule file texts strings point into */
+	size_t nbufs, capbufs;
+
+	/* sources of one rules_add_path call */
+	struct fj_doc **srcdocs;
+	size_t nsrcdocs, capsrcdocs;
+	struct rs_pending *psd, *pvs;
+	size_t npsd, cappsd, npvs, cappvs;
+	struct rs_map psd_url, pvs_url;
+
+	struct rs_isa *isa;
+	size_t nisa;
+
+	unsigned nwarn; /* warnings while compiling */
+	bool quiet;	/* no warnings on stderr */
+};
+
+/* Arena allocation, zeroed; NULL without memory. */
+void *rs_alloc(struct rules_set *set, size_t size);
+/* Interned copy of s (NULL stays NULL); NULL without memory. */
+const char *rs_intern(struct rules_set *set, const char *s);
+const char *rs_internn(struct rules_set *set, const char *s, size_t n);
+
+size_t rs_map_get(const struct rs_map *m, const char *key);
+enum gw_err rs_map_put(struct rs_map *m, const char *key, size_t val);
+void rs_map_free(struct rs_map *m);
+
+/* Register a compiled structure/value set under the current package.
+ * GW_EXISTS when its URL is already known (the first one stays). */
+enum gw_err rs_add_structure(struct rules_set *set, struct rules_structure *st);
+enum gw_err rs_add_valueset(struct rules_set *set, struct rules_valueset *vs);
+/* Select the package label later additions belong to. */
+enum gw_err rules_set_package(struct rules_set *set, const char *label);
+/* Package label of structure/value set i (rules_structure_at order). */
+const char *rs_structure_pkg(const struct rules_set *set, size_t i);
+const struct rules_valueset *rs_valueset_at(const struct rules_set *set,
+					    size_t i);
+const char *rs_valueset_pkg(const struct rules_set *set, size_t i);
+
+/* Make value set filters "concept is-a code" of system expand to codes
+ * (copied), with note recorded as the expansion. */
+enum gw_err rs_set_isa(struct rules_set *set, const char *system,
+		       const char *code, const struct rules_code *codes,
+		       size_t n, const char *note);
+
+/* Report a compile warning (counted; printed unless set->quiet). */
+void rs_warn(struct rules_set *set, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The compiled structure for url, compiling a pending source first;
+ * NULL when unknown. */
+const struct rules_structure *rs_need_structure(struct rules_set *set,
+						const char *url);
+
+/* Copy of member node n (with its key, e.g. "fixedCode") into the set's
+ * document; NULL without memory. */
+const struct fj_node *rs_copy_member(struct rules_set *set,
+				     const struct fj_node *n);
+
+/* Fields of a differential element that were given. */
+#define RS_HAS_MIN	   0x1u
+#define RS_HAS_MAX	   0x2u
+#define RS_HAS_TYPE	   0x4u
+#define RS_HAS_FIXED	   0x8u
+#define RS_HAS_PATTERN	   0x10u
+#define RS_HAS_BINDING	   0x20u
+#define RS_HAS_SLICING	   0x40u
+#define RS_HAS_CONSTRAINT  0x80u
+#define RS_HAS_MODIFIER	   0x100u
+#define RS_HAS_MUSTSUPPORT 0x200u
+#define RS_HAS_CONTENTREF  0x400u
+#define RS_HAS_SLICENAME   0x800u
+
+/*
+ * Read one ElementDefinition (JSON model, R4 or STU3 form) into *out, all
+ * strings interned and values copied into the set. *has says which fields
+ * were present. source is the URL of the defining structure (default for
+ * constraint.source).
+ */
+enum gw_err rs_element_from_json(struct rules_set *set,
+				 const struct fj_node *ed, const char *source,
+				 struct rules_element *out, unsigned *has);
+
+/*
+ * Generate the snapshot of a differential-only structure: base is the
+ * compiled base structure, diff the n differential elements with their
+ * has masks. On success *out and *nout are the new element array (arena).
+ */
+enum gw_err rs_snapshot(struct rules_set *set,
+			const struct rules_structure *base,
+			const struct rules_element *diff, const unsigned *has,
+			size_t n, const char *url, struct rules_element **out,
+			size_t *nout);
+
+/* Write every structure and value set of package label to path in the
+ * rule-file format (deterministic). */
+enum gw_err rs_write_package(const struct rules_set *set, const char *label,
+			     const char *path, size_t *nstruct, size_t *nvs);
+
+/* Load one rule file text (takes ownership of text, freed with the set
+ * even on failure). name is for messages. */
+enum gw_err rs_load_text(struct rules_set *set, char *text, size_t len,
+			 const char *name, char *errbuf, size_t errlen);
+
+#endif

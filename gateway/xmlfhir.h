@@ -1,0 +1,29 @@
+/*
+ * xmlfhir: FHIR XML to the fjson model, using the type information of a
+ * rule set (which elements repeat, which are primitives of which type).
+ */
+#ifndef GW_XMLFHIR_H
+#define GW_XMLFHIR_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "fjson.h"
+
+struct rules_set;
+
+/*
+ * Convert len bytes of FHIR XML (one resource) to its JSON form. set gives
+ * the base definitions of the FHIR version (may be NULL: then only
+ * repeated elements become arrays). Elements unknown to the definitions
+ * are kept (with their XML shape) so that a validator reports them.
+ * On success *out is a new document (caller frees with fj_doc_free);
+ * nodes carry the XML line (col 0). On failure *out is NULL, err says
+ * why, and the result is GW_PARSE (not well-formed XML, not FHIR) or
+ * GW_NOMEM. No network access, no entity expansion.
+ */
+enum gw_err xmlfhir_to_fjson(const char *xml, size_t len,
+			     const struct rules_set *set, struct fj_doc **out,
+			     char *err, size_t errlen);
+
+#endif
