@@ -1,6 +1,7 @@
 /*
- * FHIR static canonicalisation on top of fjson's RFC 8785 output: the root
- * members FHIR excludes are skipped while dumping, never removed.
+ * FHIR static canonicalisation over the fjson model: members sorted by
+ * UTF-16 code units here, strings and numbers written by fjson; the root
+ * members FHIR excludes are skipped while writing, never removed.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "canon.h"
+#include "util.h"
 
 /* Root members a canonical form leaves out. */
 static const char *const canon_skip_bundle[] = {"text", "meta", "signature"};
@@ -184,14 +186,77 @@ canon_skipped(const struct fj_node *m, bool bundle)
 	return false;
 }
 
+/* Append the canonical form of member name (key, len) through fjson's
+ * string escaping. */
+static enum gw_err
+canon_name(const char *key, size_t len, struct buf *out)
+{
+	struct fj_node name;
+
+	memset(&name, 0, sizeof(name));
+	name.type = FJ_STRING;
+	name.u.str.s = key;
+	name.u.str.len = len;
+	return fj_dump(&name, FJ_CANONICAL, out);
+}
+
+/*
+ * Canonical form of n. Objects are sorted here rather than by fj_dump so
+ * that the order is the one canon_keycmp defines at every level (a key
+ * that is a prefix of another, "id" before "identifier", sorts first).
+ * root: leave out the members FHIR excludes at the root.
+ */
+static enum gw_err
+canon_node(const struct fj_node *n, bool root, bool bundle, struct buf *out)
+{
+	const struct fj_node *stack[32], **members = stack;
+	size_t count = 0, i;
+	enum gw_err e = GW_OK;
+
+	if (n->type == FJ_ARRAY) {
+		if ((e = buf_addc(out, '[')) != GW_OK)
+			return e;
+		for (const struct fj_node *k = n->u.kids.first; k != NULL;
+		     k = k->next)
+			if ((k != n->u.kids.first &&
+			     (e = buf_addc(out, ',')) != GW_OK) ||
+			    (e = canon_node(k, false, false, out)) != GW_OK)
+				return e;
+		return buf_addc(out, ']');
+	}
+	if (n->type != FJ_OBJECT)
+		return fj_dump(n, FJ_CANONICAL, out);
+
+	if (n->u.kids.count > UTIL_ARRAY_LEN(stack) &&
+	    (members = calloc(n->u.kids.count, sizeof(*members))) == NULL)
+		return GW_NOMEM;
+	for (const struct fj_node *m = n->u.kids.first;
+	     m != NULL && count < n->u.kids.count; m = m->next)
+		if (!root || !canon_skipped(m, bundle))
+			members[count++] = m;
+	if (count > 1)
+		qsort(members, count, sizeof(*members), canon_qsort_cmp);
+	if ((e = buf_addc(out, '{')) != GW_OK)
+		goto done;
+	for (i = 0; i < count; i++)
+		if ((i > 0 && (e = buf_addc(out, ',')) != GW_OK) ||
+		    (e = canon_name(members[i]->key, members[i]->keylen,
+				    out)) != GW_OK ||
+		    (e = buf_addc(out, ':')) != GW_OK ||
+		    (e = canon_node(members[i], false, false, out)) != GW_OK)
+			goto done;
+	e = buf_addc(out, '}');
+done:
+	if (members != stack)
+		free(members);
+	return e;
+}
+
 enum gw_err
 canon_resource(const struct fj_node *res, struct buf *out, struct fj_error *err)
 {
-	const struct fj_node **members = NULL;
 	const struct fj_node *rt;
-	struct fj_node name;
-	size_t n = 0, start = out->len;
-	bool bundle;
+	size_t start = out->len;
 	enum gw_err e;
 
 	if (res == NULL || res->type != FJ_OBJECT) {
@@ -205,41 +270,12 @@ canon_resource(const struct fj_node *res, struct buf *out, struct fj_error *err)
 	}
 	if ((e = canon_check(res, err)) != GW_OK)
 		return e;
-	bundle = fj_str_eq(rt, "Bundle");
-
-	if (res->u.kids.count > 0 &&
-	    (members = calloc(res->u.kids.count, sizeof(*members))) == NULL)
-		return GW_NOMEM;
-	for (const struct fj_node *m = res->u.kids.first; m != NULL;
-	     m = m->next)
-		if (!canon_skipped(m, bundle) && n < res->u.kids.count)
-			members[n++] = m;
-	if (n > 1)
-		qsort(members, n, sizeof(*members), canon_qsort_cmp);
-
-	if ((e = buf_addc(out, '{')) != GW_OK)
-		goto fail;
-	for (size_t i = 0; i < n; i++) {
-		/* The name goes through fjson's string escaping. */
-		memset(&name, 0, sizeof(name));
-		name.type = FJ_STRING;
-		name.u.str.s = members[i]->key;
-		name.u.str.len = members[i]->keylen;
-		if ((i > 0 && (e = buf_addc(out, ',')) != GW_OK) ||
-		    (e = fj_dump(&name, FJ_CANONICAL, out)) != GW_OK ||
-		    (e = buf_addc(out, ':')) != GW_OK ||
-		    (e = fj_dump(members[i], FJ_CANONICAL, out)) != GW_OK)
-			goto fail;
+	if ((e = canon_node(res, true, fj_str_eq(rt, "Bundle"), out)) !=
+	    GW_OK) {
+		out->len = start;
+		if (out->data != NULL)
+			out->data[start] = '\0';
 	}
-	if ((e = buf_addc(out, '}')) != GW_OK)
-		goto fail;
-	free(members);
-	return GW_OK;
-fail:
-	free(members);
-	out->len = start;
-	if (out->data != NULL)
-		out->data[start] = '\0';
 	return e;
 }
 

@@ -135,6 +135,20 @@ def der_ecdsa(rs):
     return b"\x30" + bytes([len(body)]) + body
 
 
+# ---- canonical form ----
+
+@pytest.mark.parametrize("path", [SMALL, BIG])
+def test_canon_matches_independent_jcs(path):
+    """An independent JCS in Python (numbers kept as text) agrees with
+    `pzpgw canon` on the project's Bundles."""
+    b = load(path)
+    for k in ("text", "meta", "signature"):
+        b.pop(k, None)
+    want = dumps(b, sort_keys=True, separators=(",", ":"),
+                 ensure_ascii=False).encode()
+    assert canon(path) == want
+
+
 # ---- pzpgw signs, others verify ----
 
 def test_pzpgw_signature_verifies_with_jwcrypto(pki, tmp):
