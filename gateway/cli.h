@@ -26,6 +26,6 @@ int cli_sign(int argc, char **argv);	     /* sign_cli.c */
 int cli_verify(int argc, char **argv);	     /* sign_cli.c */
 int cli_queue(int argc, char **argv);	     /* queue_cli.c */
 int cli_validate(int argc, char **argv);     /* validate_cli.c */
-int cli_schemas(int argc, char **argv);      /* rules_build.c */
+int cli_schemas(int argc, char **argv);	     /* rules_build.c */
 
 #endif
