@@ -38,54 +38,56 @@ struct config_peer {
 struct config {
 	char *path; /* the file this came from */
 
+	/* Within each section the fields are ordered to pack the struct. */
+
 	/* [organisation] */
-	char ura[CONFIG_URA_LEN + 1];
 	char *name;
+	char ura[CONFIG_URA_LEN + 1];
 
 	/* [listen]: the organisation listener, mutual TLS */
-	char *listen_address;
 	unsigned listen_port;
-	char *tls_cert;	 /* PEM: server certificate (+ chain) */
-	char *tls_key;	 /* PEM: its private key, mode 0600 */
-	char *tls_trust; /* PEM: trusted issuing CA(s), pinned */
-	char *tls_crl;	 /* PEM CRL file, optional */
+	char *listen_address;
+	char *tls_cert;		/* PEM: server certificate (+ chain) */
+	char *tls_key;		/* PEM: its private key, mode 0600 */
+	char *tls_trust;	/* PEM: trusted issuing CA(s), pinned */
+	char *tls_crl;		/* PEM CRL file, optional */
 	enum config_env environment;
 
 	/* [admin]: health and metrics over plain HTTP; port 0 disables */
-	char *admin_address;
 	unsigned admin_port;
+	char *admin_address;
 
 	/* [store] */
-	char *store_path;	       /* SQLite file */
-	uint64_t store_min_free;       /* bytes of free disk below which intake
+	char *store_path;	/* SQLite file */
+	uint64_t store_min_free; /* bytes of free disk below which intake
 				    answers 503 */
 	unsigned store_retention_days; /* delivered rows are pruned after */
 
 	/* [limits] */
-	uint64_t max_body;   /* bytes */
-	uint64_t max_header; /* bytes, all request headers together */
 	unsigned max_connections;
+	uint64_t max_body;	/* bytes */
+	uint64_t max_header;	/* bytes, all request headers together */
 	uint64_t read_timeout_ms;
 	uint64_t write_timeout_ms;
-	unsigned max_pending; /* requests being processed before 503 */
-
-	/* [signing]: defaults to the TLS certificate and key */
-	char *sign_key; /* PEM path or pkcs11: URI */
-	char *sign_cert;
-	char *sign_chain;
-	char *sign_alg; /* PS256, RS256, ES256 or NULL for default */
+	unsigned max_pending;	/* requests being processed before 503 */
 
 	/* [delivery] */
+	unsigned delivery_concurrency; /* default per peer */
 	uint64_t backoff_min_ms;
 	uint64_t backoff_max_ms;
 	uint64_t max_age_ms;
 	uint64_t delivery_timeout_ms;
-	unsigned delivery_concurrency; /* default per peer */
+
+	/* [signing]: defaults to the TLS certificate and key */
+	char *sign_key;		/* PEM path or pkcs11: URI */
+	char *sign_cert;
+	char *sign_chain;
+	char *sign_alg;		/* PS256, RS256, ES256 or NULL for default */
 
 	/* [process] */
-	char *user;    /* drop to this user when started as root */
-	char *log;     /* "syslog" or "stderr" */
-	char *schemas; /* directory of compiled rules */
+	char *user;		/* drop to this user when started as root */
+	char *log;		/* "syslog" or "stderr" */
+	char *schemas;		/* directory of compiled rules */
 
 	struct config_peer *peers;
 	size_t npeers;
