@@ -292,6 +292,11 @@ sq_migrate(struct sq *c)
 	int64_t v;
 
 	for (;;) {
+		/* Up to date: no write lock needed (the daemon may hold it). */
+		if ((err = sq_int(c, "PRAGMA user_version", &v)) != GW_OK)
+			return err;
+		if (v == STORE_SQLITE_SCHEMA)
+			return GW_OK;
 		if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
 			return err;
 		if ((err = sq_int(c, "PRAGMA user_version", &v)) != GW_OK)
@@ -368,8 +373,12 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 	sqlite3_busy_timeout(c->db, opts->busy_timeout_ms > 0
 					? (int)opts->busy_timeout_ms
 					: 5000);
-	/* auto_vacuum only takes effect before the first table exists. */
-	if ((err = sq_exec(c, "PRAGMA auto_vacuum = INCREMENTAL")) != GW_OK)
+	/* auto_vacuum only takes effect before the first table exists, and
+	   setting it takes the write lock: only on a new, empty file. */
+	if ((err = sq_int(c, "PRAGMA page_count", &v)) != GW_OK)
+		goto fail;
+	if (v == 0 && migrate &&
+	    (err = sq_exec(c, "PRAGMA auto_vacuum = INCREMENTAL")) != GW_OK)
 		goto fail;
 	if ((err = sq_exec(c, "PRAGMA journal_mode = WAL")) != GW_OK)
 		goto fail;
