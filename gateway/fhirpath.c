@@ -1067,7 +1067,7 @@ keyword(const struct tok *t)
 static bool
 tok_is(const struct tok *t, const char *w)
 {
-	return t->t == T_IDENT && strlen(w) == t->slen &&
+	return (t->t == T_IDENT || t->t == T_DOLLAR) && strlen(w) == t->slen &&
 	       memcmp(t->s, w, t->slen) == 0;
 }
 
@@ -4267,6 +4267,17 @@ run(const struct fhirpath *fp, const struct fj_node *focus,
 	}
 	if ((e = node_coll(x, focus, focus_type, &x->context)) != GW_OK)
 		return e;
+	if (env && env->focus_ext && env->focus_ext->type == FJ_OBJECT) {
+		item_t it;
+
+		memset(&it, 0, sizeof(it));
+		it.kind = FHIRPATH_NODE;
+		it.node = focus;
+		it.ext = env->focus_ext;
+		it.type = focus_type;
+		if ((e = one(x, &it, &x->context)) != GW_OK)
+			return e;
+	}
 	x->thisc = x->context;
 	if (env) {
 		root = env->root_resource ? env->root_resource : env->resource;

@@ -71,6 +71,9 @@ struct fhirpath_env {
 	void *arg;			 /* passed to every callback */
 	int64_t now;			 /* unix seconds for today()/now();
 					   0: the wall clock */
+	const struct fj_node *focus_ext; /* the focus's _x object when the
+					    focus is a primitive; the focus node
+					    may then be NULL (only extensions) */
 	char *errbuf;			 /* optional: why the evaluation */
 	size_t errlen;			 /* failed (GW_INVALID, GW_TOOBIG) */
 };
