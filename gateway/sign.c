@@ -1302,11 +1302,9 @@ sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
 		goto done;
 	}
 	if (b64_decode(jws.data, (size_t)(dot1 - jws.data), true, &hdr) !=
-		GW_OK ||
-	    b64_decode(dot2 + 1, strlen(dot2 + 1), true, &raw) != GW_OK ||
-	    raw.len == 0) {
+	    GW_OK) {
 		sign_fail(res, SIGN_CHECK_MALFORMED,
-			  "JWS header or signature is not base64url");
+			  "JWS header is not base64url");
 		goto done;
 	}
 	if ((h = json_loadb(hdr.data, hdr.len, JSON_REJECT_DUPLICATES,
@@ -1324,6 +1322,12 @@ sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
 		sign_fail(res, SIGN_CHECK_ALG,
 			  "JWS alg %.40s is not allowed (PS256, RS256, ES256)",
 			  json_is_string(v) ? json_string_value(v) : "(none)");
+		goto done;
+	}
+	if (b64_decode(dot2 + 1, strlen(dot2 + 1), true, &raw) != GW_OK ||
+	    raw.len == 0) {
+		sign_fail(res, SIGN_CHECK_MALFORMED,
+			  "JWS signature missing or not base64url");
 		goto done;
 	}
 	if ((v = json_object_get(h, "crit")) != NULL && !sign_crit_ok(v)) {
