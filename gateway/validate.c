@@ -28,8 +28,10 @@ struct vnode {
 	size_t nkids, capkids;
 	struct vnode **slices;
 	size_t nslices, capslices;
-	const struct vnode *ref;   /* contentReference target */
-	const struct vnode *owner; /* for a slice: the sliced element */
+	const struct vnode *ref;	  /* contentReference target */
+	const struct vnode *owner;	  /* for a slice: the sliced element */
+	const struct rules_element *card; /* a repeated slice's later
+					     cardinality, or NULL */
 };
 
 /* A structure's element tree. */
@@ -127,11 +129,6 @@ static const char *const prim_names[] = {
     "xhtml",
 };
 
-/* Until the FHIRPath evaluator is linked everywhere, invariants degrade to
- * "not evaluated" issues instead of failing the link. */
-#pragma weak fhirpath_compile
-#pragma weak fhirpath_free
-#pragma weak fhirpath_eval_bool
 /* ---- primitive formats (FHIR R4/STU3 datatypes page regexes) ---- */
 
 static bool
@@ -738,11 +735,23 @@ vstruct_build(const struct rules_structure *sd)
 			    stack[d]->owner != NULL
 				? (struct vnode *)stack[d]->owner
 				: stack[d];
+			struct vnode *same = NULL;
 
-			if (!vnode_push(&owner->slices, &owner->nslices,
-					&owner->capslices, n))
-				goto fail;
-			n->owner = owner;
+			/* a slice named twice: one slice, the later
+			 * cardinality wins */
+			for (size_t j = 0; j < owner->nslices; j++)
+				if (strcmp(owner->slices[j]->el->slice_name,
+					   e->slice_name) == 0)
+					same = owner->slices[j];
+			if (same != NULL) {
+				same->card = e;
+				n = same;
+			} else {
+				if (!vnode_push(&owner->slices, &owner->nslices,
+						&owner->capslices, n))
+					goto fail;
+				n->owner = owner;
+			}
 		} else {
 			struct vnode *parent = stack[d - 1];
 
@@ -1792,7 +1801,8 @@ fp_member_of(void *arg, const struct fj_node *node, const char *type,
 static bool
 native_constraint(const char *key)
 {
-	return strcmp(key, "ele-1") == 0 || strcmp(key, "ext-1") == 0;
+	return strcmp(key, "ele-1") == 0 || strcmp(key, "ext-1") == 0 ||
+	       strcmp(key, "bdl-7") == 0;
 }
 
 static void
@@ -1833,11 +1843,6 @@ check_constraints(struct vrun *r, const struct rules_element *el,
 		if (c->key == NULL || c->expression == NULL ||
 		    native_constraint(c->key))
 			continue;
-		if (fhirpath_compile == NULL) {
-			not_evaluated(r, c, v,
-				      "no FHIRPath evaluator in this build");
-			continue;
-		}
 		fp = pmap_get(&r->ctx->paths, c->expression);
 		if (fp == NULL) {
 			why[0] = '\0';
@@ -1910,8 +1915,10 @@ extension_struct(struct vrun *r, const struct vnode *d, const struct fj_node *v,
 		     j++)
 			sd = rules_structure(r->ctx->set,
 					     d->el->types[i].profiles[j]);
+	/* only absolute URLs name a definition; relative ones are the
+	 * parts of a complex extension, defined by its slices */
 	if (sd == NULL && v != NULL && v->type == FJ_OBJECT &&
-	    (url = fj_get_str(v, "url")) != NULL) {
+	    (url = fj_get_str(v, "url")) != NULL && strchr(url, ':') != NULL) {
 		sd = rules_structure(r->ctx->set, url);
 		if (sd == NULL)
 			*unknown = true;
@@ -1988,12 +1995,12 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 	if (want_bool) {
 		if (v->type != FJ_BOOL)
 			issue(r, FHIR_ERROR, "structure", v,
-			      "a %s must be a JSON boolean, not a %s", type,
+			      "must be a JSON boolean (%s), not a %s", type,
 			      jtype_name(v));
 	} else if (want_num) {
 		if (v->type != FJ_NUMBER)
 			issue(r, FHIR_ERROR, "structure", v,
-			      "a %s must be a JSON number, not a %s", type,
+			      "must be a JSON number (%s), not a %s", type,
 			      jtype_name(v));
 		else if ((why = validate_primitive(type, v->u.str.s,
 						   v->u.str.len, false)))
@@ -2002,7 +2009,7 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 			      v->u.str.s, type, why);
 	} else if (v->type != FJ_STRING) {
 		issue(r, FHIR_ERROR, "structure", v,
-		      "a %s must be a JSON string, not a %s", type,
+		      "must be a JSON string (%s), not a %s", type,
 		      jtype_name(v));
 	} else if ((why = validate_primitive(type, v->u.str.s, v->u.str.len,
 					     true)) != NULL) {
@@ -2069,12 +2076,12 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 	}
 	r->depth++;
 	kd = kids_of(d);
-	if (type != NULL && (strcmp(type, "Extension") == 0)) {
+	if (type != NULL && strcmp(type, "Extension") == 0 && kd->nkids == 0) {
 		tvs = extension_struct(r, d, v, &unknown_ext);
 		if (unknown_ext)
-			issue(r, FHIR_WARNING, "structure", v,
-			      "the extension %s is unknown; only its "
-			      "structure was checked",
+			issue(r, FHIR_ERROR, "structure", v,
+			      "the extension %.200s is unknown, and not "
+			      "allowed here",
 			      fj_get_str(v, "url"));
 	} else if (type != NULL && kd->nkids == 0) {
 		tvs = type_profile_struct(r, d, type);
@@ -2583,7 +2590,9 @@ assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 			last = items[i].slice;
 	}
 	for (size_t j = 0; j < k->nslices; j++) {
-		const struct rules_element *se = k->slices[j]->el;
+		const struct rules_element *se = k->slices[j]->card != NULL
+						     ? k->slices[j]->card
+						     : k->slices[j]->el;
 
 		if (se->slice_name != NULL && strchr(se->slice_name, '/'))
 			continue; /* reslices are counted in their parent */
@@ -2812,10 +2821,11 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 {
 	const struct rules_structure *list[16], *base, *sd;
 	const struct fj_node *saved_res = r->resource, *meta, *mp;
-	const char *saved_type = r->resource_type, *rt;
+	const char *saved_type = r->resource_type, *rt, *why;
+	const struct fj_node *idn;
 	struct vbundle bundle, *saved_bundle = r->bundle;
 	bool is_bundle = false;
-	size_t nlist = 0, old;
+	size_t nlist = 0, old, mpi = 0;
 	char url[512];
 
 	if ((rt = fj_get_str(res, "resourceType")) == NULL) {
@@ -2853,7 +2863,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 				  mp->type == FJ_ARRAY
 			      ? mp->u.kids.first
 			      : NULL;
-		     mp != NULL && nlist < 16; mp = mp->next) {
+		     mp != NULL && nlist < 16; mp = mp->next, mpi++) {
 			const char *bar;
 
 			if (mp->type != FJ_STRING)
@@ -2865,11 +2875,16 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 				 mp->u.str.s);
 			if ((sd = rules_structure(r->ctx->set, url)) != NULL)
 				list[nlist++] = sd;
-			else
+			else {
+				size_t o2 =
+				    path_push(r, ".meta.profile[%zu]", mpi);
+
 				issue(r, FHIR_WARNING, "not-supported", mp,
 				      "profile %.200s is not known, so the "
 				      "resource was not checked against it",
 				      url);
+				path_pop(r, o2);
+			}
 		}
 		if (nlist == 0 && (sd = detect_profile(r, res, rt)) != NULL) {
 			list[nlist++] = sd;
@@ -2883,6 +2898,18 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 		list[nlist++] = base;
 	if (is_root && r->ctx->last_profile == NULL && !r->scratch)
 		r->ctx->last_profile = list[0]->url;
+	/* Resource.id is System.String in the R4 snapshots, yet an id */
+	idn = fj_get(res, "id");
+	if (idn != NULL && idn->type == FJ_STRING &&
+	    (why = validate_primitive("id", idn->u.str.s, idn->u.str.len,
+				      true)) != NULL) {
+		size_t o2 = path_push(r, ".id");
+
+		issue(r, FHIR_ERROR, "value", idn,
+		      "the value \"%.60s\" is not a valid id: %s", idn->u.str.s,
+		      why);
+		path_pop(r, o2);
+	}
 	if (strcmp(rt, "Bundle") == 0 && bundle_build(r, res, &bundle)) {
 		bundle.up = r->bundle;
 		r->bundle = &bundle;
