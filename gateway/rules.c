@@ -1080,6 +1080,37 @@ rs_need_structure(struct rules_set *set, const char *url)
 	return rules_structure(set, url);
 }
 
+/* "Extension.valueReference" -> "Extension.value[x]" (STU3 core extension
+ * snapshots name the choice by its one type). */
+static const char *
+rs_unrename_str(struct rules_set *set, const char *s)
+{
+	const char *dot = strrchr(s, '.');
+	char tmp[1024];
+	int n;
+
+	if (dot == NULL || strncmp(dot + 1, "value", 5) != 0 || dot[6] < 'A' ||
+	    dot[6] > 'Z' || strchr(dot, ':') != NULL)
+		return s;
+	n = snprintf(tmp, sizeof(tmp), "%.*s.value[x]", (int)(dot - s), s);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return s;
+	return rs_intern(set, tmp);
+}
+
+static enum gw_err
+rs_unrename(struct rules_set *set, struct rules_element *el)
+{
+	const char *p = rs_unrename_str(set, el->path);
+	const char *i = rs_unrename_str(set, el->id);
+
+	if (p == NULL || i == NULL)
+		return GW_NOMEM;
+	el->path = p;
+	el->id = i;
+	return GW_OK;
+}
+
 static enum gw_err
 rs_compile_sd(struct rules_set *set, size_t idx)
 {
@@ -1142,7 +1173,10 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 				err = GW_OK;
 				continue;
 			}
-			if (err != GW_OK)
+			if (err != GW_OK ||
+			    (strcmp(st->type, "Extension") == 0 &&
+			     (err = rs_unrename(set, &st->elements[n])) !=
+				 GW_OK))
 				goto out;
 			n++;
 		}

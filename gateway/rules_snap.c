@@ -341,6 +341,9 @@ snap_materialize(struct snap *s, const char *id, int depth)
 	pi = snap_locate(s, rs_intern(set, parent), depth);
 	if (pi < 0)
 		return -1;
+	/* making the parent may have made this element too */
+	if ((i = snap_find(s, id)) >= 0)
+		return i;
 	/* children not there yet: expand the parent's type */
 	if ((size_t)pi + 1 >= s->n || !snap_below(s->w[pi + 1].id, s->w[pi].id,
 						  strlen(s->w[pi].id), false)) {

@@ -286,6 +286,22 @@ xf_is_primitive(const struct xf_info *info)
 	return t[0] >= 'a' && t[0] <= 'z' && strcmp(t, "xhtml") != 0;
 }
 
+/* Is type a resource type (contained resources, Bundle.entry.resource)? */
+static bool
+xf_is_resource_type(const struct xf *x, const char *type)
+{
+	const struct rules_structure *st;
+
+	if (type == NULL)
+		return false;
+	if (strcmp(type, "Resource") == 0 ||
+	    strcmp(type, "DomainResource") == 0)
+		return true;
+	st = rules_type(x->set, type);
+	return st != NULL && st->kind != NULL &&
+	       strcmp(st->kind, "resource") == 0;
+}
+
 static struct fj_node *xf_object(struct xf *x, const xmlNode *n,
 				 const struct xf_ctx *ctx, int depth);
 static struct fj_node *xf_resource(struct xf *x, const xmlNode *n, int depth);
@@ -356,11 +372,7 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 		xf_lookup(x, ctx, name, &info);
 		if (!info.known)
 			info.array = xf_guess_array(name);
-		if (info.known && info.type != NULL &&
-		    (strcmp(info.type, "Resource") == 0 ||
-		     (info.type[0] >= 'A' && info.type[0] <= 'Z' &&
-		      info.child.st != NULL && info.child.st->kind != NULL &&
-		      strcmp(info.child.st->kind, "resource") == 0))) {
+		if (xf_is_resource_type(x, info.type)) {
 			/* a contained resource: one child element */
 			const xmlNode *r = c->children;
 
