@@ -766,6 +766,114 @@ test_client_ctx(void **state)
 	metrics_reset();
 }
 
+/* Number of certificates in a PEM file. */
+static int
+count_certs(const char *file)
+{
+	FILE *f = fopen(path(file), "r");
+	X509 *x;
+	int n = 0;
+
+	assert_non_null(f);
+	while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		n++;
+		X509_free(x);
+	}
+	ERR_clear_error();
+	fclose(f);
+	return n;
+}
+
+static void
+check_mode(const char *p, unsigned want)
+{
+	struct stat st;
+
+	assert_int_equal(stat(p, &st), 0);
+	if ((st.st_mode & 0777) != want)
+		fail_msg("%s: got mode %04o, want %04o", p,
+			 (unsigned)(st.st_mode & 0777), want);
+}
+
+/* The shape of what dev-pki.sh makes. */
+static void
+test_dev_pki(void **state)
+{
+	static const char *const keys[] = {
+	    "root.key",	   "uzi-server-ca.key", "gateway.key",	 "hospital.key",
+	    "gp1.key",	   "gp2.key",		"expired.key",	 "prod.key",
+	    "noura.key",   "badsan.key",	"wrongtype.key", "permid.key",
+	    "revoked.key", "otherca.key",
+	};
+	static const char *const chains[] = {"gateway.crt", "hospital.crt",
+					     "gp1.crt", "gp2.crt", "ca.pem"};
+	const char *src = getenv("PZPGW_SRCDIR");
+	char cmd[512], other[sizeof(pki) + 16];
+	X509 *root = load_cert("root.crt"),
+	     *ca = load_cert("uzi-server-ca.pem");
+	X509 *leaf = load_cert("gateway-leaf.crt");
+	X509_NAME *subj;
+	char cn[64], serial[64];
+	int idx;
+
+	check_mode(pki, 0700);
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(keys); i++)
+		check_mode(path(keys[i]), 0600);
+	check_mode(path("gateway.crt"), 0644);
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(chains); i++)
+		if (count_certs(chains[i]) != 2)
+			fail_msg("%s: got %d certificates, want 2", chains[i],
+				 count_certs(chains[i]));
+	assert_int_equal(count_certs("gateway-leaf.crt"), 1);
+
+	/* root: self-signed CA; intermediate: CA with pathlen 0 under it */
+	assert_true(X509_check_ca(root) > 0);
+	assert_int_equal(X509_check_issued(root, root), X509_V_OK);
+	assert_true(X509_check_ca(ca) > 0);
+	assert_int_equal(X509_get_pathlen(ca), 0);
+	assert_int_equal(X509_check_issued(root, ca), X509_V_OK);
+	assert_int_equal(X509_check_issued(ca, leaf), X509_V_OK);
+
+	/* gateway leaf: not a CA, server+client, localhost, serialNumber */
+	assert_int_equal(X509_check_ca(leaf), 0);
+	assert_true((X509_get_extended_key_usage(leaf) &
+		     (XKU_SSL_SERVER | XKU_SSL_CLIENT)) ==
+		    (XKU_SSL_SERVER | XKU_SSL_CLIENT));
+	assert_true(X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE);
+	assert_int_equal(X509_check_host(leaf, "localhost", 0, 0, NULL), 1);
+	assert_int_equal(X509_check_ip_asc(leaf, "127.0.0.1", 0), 1);
+	subj = X509_get_subject_name(leaf);
+	assert_true(X509_NAME_get_text_by_NID(subj, NID_commonName, cn,
+					      sizeof(cn)) > 0);
+	assert_string_equal(cn, "localhost");
+	idx = X509_NAME_get_text_by_NID(subj, NID_serialNumber, serial,
+					sizeof(serial));
+	assert_int_equal(idx, 8);
+	X509_free(leaf);
+	X509_free(ca);
+	X509_free(root);
+
+	/* without --extras: no extras; refuses to overwrite; --force works */
+	snprintf(other, sizeof(other), "%s/again", pki);
+	snprintf(cmd, sizeof(cmd), "sh '%s/certs/dev-pki.sh' '%s' >/dev/null",
+		 src != NULL ? src : ".", other);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(access(path("again/hospital.crt"), R_OK), 0);
+	assert_int_equal(access(path("again/crl.pem"), R_OK), 0);
+	assert_int_not_equal(access(path("again/expired.crt"), F_OK), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "sh '%s/certs/dev-pki.sh' '%s' >/dev/null 2>&1",
+		 src != NULL ? src : ".", other);
+	assert_int_not_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "sh '%s/certs/dev-pki.sh' '%s' --force >/dev/null",
+		 src != NULL ? src : ".", other);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "sh '%s/certs/dev-pki.sh' >/dev/null 2>&1",
+		 src != NULL ? src : ".");
+	assert_int_not_equal(system(cmd), 0); /* usage */
+}
+
 int
 main(void)
 {
@@ -777,6 +885,7 @@ main(void)
 	    cmocka_unit_test(test_cipher_settings),
 	    cmocka_unit_test(test_handshakes),
 	    cmocka_unit_test(test_client_ctx),
+	    cmocka_unit_test(test_dev_pki),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
