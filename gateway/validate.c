@@ -12,6 +12,7 @@
 #include "fhir.h"
 #include "fhirpath.h"
 #include "validate.h"
+#include "xmlfhir.h"
 
 #define V_MAX_PATH   2048  /* longest expression kept */
 #define V_MAX_DEPTH  96	   /* nesting of resources/elements walked */
@@ -3015,11 +3016,23 @@ validate_text(struct validate_ctx *ctx, const char *text, size_t len,
 				text[j] == '\r' || text[j] == '\n');
 	     j++)
 		;
-	if (j < len && text[j] == '<')
-		return fhir_outcome_add(outcome, FHIR_ERROR, "not-supported",
-					NULL, 1, 1,
-					"XML input is not supported yet; send "
-					"FHIR JSON");
+	if (j < len && text[j] == '<') {
+		char why[256];
+
+		why[0] = '\0';
+		err = xmlfhir_to_fjson(text + i, len - i, ctx->set, &doc, why,
+				       sizeof(why));
+		if (err == GW_NOMEM)
+			return GW_NOMEM;
+		if (err != GW_OK)
+			return fhir_outcome_add(
+			    outcome, FHIR_ERROR, "structure", NULL, 0, 0,
+			    "the document is not FHIR XML: %s",
+			    why[0] != '\0' ? why : "parse error");
+		err = validate_document(ctx, doc->root, opts, outcome);
+		fj_doc_free(doc);
+		return err;
+	}
 	memset(&perr, 0, sizeof(perr));
 	err = fj_parse(text + i, len - i, 0, &doc, &perr);
 	if (err == GW_NOMEM)

@@ -48,10 +48,10 @@ enum gw_err validate_document(struct validate_ctx *ctx,
 			      json_t *outcome);
 
 /*
- * Parse len bytes of JSON text and validate it as validate_document does.
+ * Parse len bytes of FHIR JSON or FHIR XML (first non-blank byte '<',
+ * converted with xmlfhir.h) and validate it as validate_document does.
  * Text that is not well-formed becomes an issue (code structure, with the
- * line and column) and the result is still GW_OK. XML input is reported
- * as not-supported until an XML reader exists.
+ * line and column when known) and the result is still GW_OK.
  */
 enum gw_err validate_text(struct validate_ctx *ctx, const char *text,
 			  size_t len, const struct validate_opts *opts,

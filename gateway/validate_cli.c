@@ -140,9 +140,12 @@ print_text(const char *name, const json_t *outcome)
 			nerr++;
 		else if (strcmp(sev, "warning") == 0)
 			nwarn++;
-		if (line > 0)
-			printf("%s:%d:%d: ", name, line, col);
-		else
+		if (line > 0) {
+			if (col > 0)
+				printf("%s:%d:%d: ", name, line, col);
+			else
+				printf("%s:%d: ", name, line);
+		} else
 			printf("%s: ", name);
 		printf("%s%s%s: %s\n", sev, expr != NULL ? " " : "",
 		       expr != NULL ? expr : "", msg != NULL ? msg : "");
