@@ -51,6 +51,8 @@ command -v openssl >/dev/null 2>&1 || die "the openssl command is needed"
 umask 077
 if [ -e "$dir/root.crt" ] || [ -e "$dir/uzi-server-ca.pem" ]; then
 	[ "$force" = 1 ] || die "$dir already holds a PKI (use --force to replace it)"
+	# Nothing of the old PKI may survive next to the new one.
+	rm -f "$dir"/*.crt "$dir"/*.key "$dir"/*.pem
 fi
 mkdir -p "$dir" || die "cannot create $dir"
 chmod 700 "$dir"
