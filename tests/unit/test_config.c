@@ -525,6 +525,10 @@ static const struct error_case error_cases[] = {
      "[delivery] backoff_min (1m) is greater than backoff_max (10s)", 1},
     {"backoff_min above default max", BASE "[delivery]\nbackoff_min = 2h\n", 10,
      "backoff_min (2h) is greater than backoff_max (1h)", 1},
+    {"backoff_min too small", BASE "[delivery]\nbackoff_min = 5ms\n", 10,
+     "[delivery] backoff_min: \"5ms\" is out of range (10ms..1d)", 1},
+    {"max_age too small", BASE "[delivery]\nmax_age = 500ms\n", 10,
+     "[delivery] max_age: \"500ms\" is out of range (1s..365d)", 1},
     {"admin port clash", BASE "[admin]\nport = 8443\n", 10,
      "[admin] port: 8443 is also the [listen] port", 1},
     {"missing certificate",
@@ -833,6 +837,34 @@ test_open_errors(void **state)
 	assert_null(cfg);
 }
 
+/* A file that exists but cannot be read (only meaningful when not root). */
+static void
+test_unreadable_file(void **state)
+{
+	struct config *cfg = (struct config *)1;
+	struct errs es;
+	char path[1024];
+	enum gw_err rc;
+
+	if (geteuid() == 0)
+		skip();
+	path_in_dir(path, sizeof(path), "trust.pem");
+	assert_int_equal(chmod(path, 0), 0);
+	rc = load_text("bad.conf", BASE, &es, &cfg);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(rc, GW_CONFIG);
+	assert_null(cfg);
+	if (es.n != 1 || es.e[0].line != 7 ||
+	    strstr(es.e[0].msg, "[listen] trust: ") == NULL ||
+	    strstr(es.e[0].msg, "Permission denied") == NULL) {
+		dump_errs(&es);
+		fail_msg(
+		    "got %d errors, want 7: [listen] trust: ... Permission "
+		    "denied",
+		    es.n);
+	}
+}
+
 /* The shipped example names every key; only its files may be absent. */
 static void
 test_packaged_example(void **state)
@@ -892,6 +924,7 @@ main(void)
 	    cmocka_unit_test(test_many_peers),
 	    cmocka_unit_test(test_long_line),
 	    cmocka_unit_test(test_open_errors),
+	    cmocka_unit_test(test_unreadable_file),
 	    cmocka_unit_test(test_packaged_example),
 	    cmocka_unit_test(test_free_and_names),
 	};
