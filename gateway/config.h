@@ -47,10 +47,10 @@ struct config {
 	/* [listen]: the organisation listener, mutual TLS */
 	unsigned listen_port;
 	char *listen_address;
-	char *tls_cert;		/* PEM: server certificate (+ chain) */
-	char *tls_key;		/* PEM: its private key, mode 0600 */
-	char *tls_trust;	/* PEM: trusted issuing CA(s), pinned */
-	char *tls_crl;		/* PEM CRL file, optional */
+	char *tls_cert;	 /* PEM: server certificate (+ chain) */
+	char *tls_key;	 /* PEM: its private key, mode 0600 */
+	char *tls_trust; /* PEM: trusted issuing CA(s), pinned */
+	char *tls_crl;	 /* PEM CRL file, optional */
 	enum config_env environment;
 
 	/* [admin]: health and metrics over plain HTTP; port 0 disables */
@@ -58,18 +58,19 @@ struct config {
 	char *admin_address;
 
 	/* [store] */
-	char *store_path;	/* SQLite file */
-	uint64_t store_min_free; /* bytes of free disk below which intake
-				    answers 503 */
-	unsigned store_retention_days; /* delivered rows are pruned after */
+	char *store_path; /* SQLite file */
+	/* Bytes of free disk below which intake answers 503. */
+	uint64_t store_min_free;
+	/* Days after which delivered rows are pruned. */
+	unsigned store_retention_days;
 
 	/* [limits] */
 	unsigned max_connections;
-	uint64_t max_body;	/* bytes */
-	uint64_t max_header;	/* bytes, all request headers together */
+	uint64_t max_body;   /* bytes */
+	uint64_t max_header; /* bytes, all request headers together */
 	uint64_t read_timeout_ms;
 	uint64_t write_timeout_ms;
-	unsigned max_pending;	/* requests being processed before 503 */
+	unsigned max_pending; /* requests being processed before 503 */
 
 	/* [delivery] */
 	unsigned delivery_concurrency; /* default per peer */
@@ -79,15 +80,15 @@ struct config {
 	uint64_t delivery_timeout_ms;
 
 	/* [signing]: defaults to the TLS certificate and key */
-	char *sign_key;		/* PEM path or pkcs11: URI */
+	char *sign_key; /* PEM path or pkcs11: URI */
 	char *sign_cert;
 	char *sign_chain;
-	char *sign_alg;		/* PS256, RS256, ES256 or NULL for default */
+	char *sign_alg; /* PS256, RS256, ES256 or NULL for default */
 
 	/* [process] */
-	char *user;		/* drop to this user when started as root */
-	char *log;		/* "syslog" or "stderr" */
-	char *schemas;		/* directory of compiled rules */
+	char *user;    /* drop to this user when started as root */
+	char *log;     /* "syslog" or "stderr" */
+	char *schemas; /* directory of compiled rules */
 
 	struct config_peer *peers;
 	size_t npeers;
