@@ -455,40 +455,48 @@ test_server_ctx_errors(void **state)
 	unlink(path("loose.key"));
 }
 
-/* Cipher names offered by a context's SSL, ':'-joined. */
+/* The enabled suites are exactly the NCSC "good" ones, in our order. */
 static void
 test_cipher_settings(void **state)
 {
+	static const char *const want[] = {
+	    "TLS_AES_256_GCM_SHA384",	   "TLS_CHACHA20_POLY1305_SHA256",
+	    "TLS_AES_128_GCM_SHA256",	   "ECDHE-ECDSA-AES256-GCM-SHA384",
+	    "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305",
+	    "ECDHE-RSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-GCM-SHA256",
+	    "ECDHE-RSA-AES128-GCM-SHA256",
+	};
 	struct config cfg = make_cfg(CONFIG_ENV_TEST, false);
 	char errbuf[256];
 	SSL_CTX *ctx = NULL;
-	SSL *ssl;
 	STACK_OF(SSL_CIPHER) * ciphers;
 
 	assert_int_equal(tls_server_ctx_new(&cfg, &ctx, errbuf, sizeof(errbuf)),
 			 GW_OK);
-	ssl = SSL_new(ctx);
-	ciphers = SSL_get1_supported_ciphers(ssl);
+	ciphers = SSL_CTX_get_ciphers(ctx); /* borrowed */
 	assert_non_null(ciphers);
-	assert_true(sk_SSL_CIPHER_num(ciphers) > 0);
 	for (int i = 0; i < sk_SSL_CIPHER_num(ciphers); i++) {
 		const SSL_CIPHER *c = sk_SSL_CIPHER_value(ciphers, i);
 		const char *name = SSL_CIPHER_get_name(c);
 		int kx = SSL_CIPHER_get_kx_nid(c);
 
-		if (strstr(name, "GCM") == NULL &&
-		    strstr(name, "CHACHA20") == NULL)
-			fail_msg("cipher %s: not AEAD", name);
+		if ((size_t)i >= UTIL_ARRAY_LEN(want) ||
+		    strcmp(name, want[i]) != 0)
+			fail_msg("cipher %d: got %s, want %s", i, name,
+				 (size_t)i < UTIL_ARRAY_LEN(want) ? want[i]
+								  : "none");
 		if (kx != NID_kx_ecdhe && kx != NID_kx_any)
 			fail_msg("cipher %s: key exchange not ECDHE", name);
-		if (strstr(name, "SHA") != NULL &&
-		    strstr(name, "SHA256") == NULL &&
-		    strstr(name, "SHA384") == NULL &&
-		    strstr(name, "GCM") == NULL)
-			fail_msg("cipher %s: SHA-1", name);
+		if (!SSL_CIPHER_is_aead(c))
+			fail_msg("cipher %s: not AEAD", name);
 	}
-	sk_SSL_CIPHER_free(ciphers);
-	SSL_free(ssl);
+	assert_int_equal(sk_SSL_CIPHER_num(ciphers), UTIL_ARRAY_LEN(want));
+	assert_true(SSL_CTX_get_options(ctx) & SSL_OP_NO_COMPRESSION);
+	assert_true(SSL_CTX_get_options(ctx) & SSL_OP_CIPHER_SERVER_PREFERENCE);
+	assert_int_equal(SSL_CTX_get_max_proto_version(ctx), TLS1_3_VERSION);
+	assert_int_equal(SSL_CTX_get_verify_mode(ctx),
+			 SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT |
+			     SSL_VERIFY_CLIENT_ONCE);
 	SSL_CTX_free(ctx);
 }
 
@@ -710,6 +718,93 @@ test_handshakes(void **state)
 	metrics_reset();
 }
 
+/* What a client may negotiate: versions, suites, groups, signatures. */
+static void
+test_negotiation(void **state)
+{
+	static const struct {
+		int max_version;
+		const char *suites13, *ciphers12, *groups, *sigalgs;
+		const char *want; /* cipher chosen, NULL: must fail */
+	} cases[] = {
+	    {0, NULL, NULL, NULL, NULL, "TLS_AES_256_GCM_SHA384"},
+	    {0, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256", NULL,
+	     NULL, NULL, "TLS_CHACHA20_POLY1305_SHA256"},
+	    {0, "TLS_AES_128_GCM_SHA256", NULL, NULL, NULL,
+	     "TLS_AES_128_GCM_SHA256"},
+	    {0, "TLS_AES_128_CCM_SHA256", NULL, NULL, NULL, NULL},
+	    {0, NULL, NULL, "P-384", NULL, "TLS_AES_256_GCM_SHA384"},
+	    {0, NULL, NULL, "P-256", NULL, "TLS_AES_256_GCM_SHA384"},
+	    {0, NULL, NULL, "X448", NULL, "TLS_AES_256_GCM_SHA384"},
+	    {0, NULL, NULL, "P-521", NULL, NULL},
+	    {0, NULL, NULL, "ffdhe2048", NULL, NULL},
+	    {TLS1_2_VERSION, NULL,
+	     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384",
+	     NULL, NULL, "ECDHE-ECDSA-AES256-GCM-SHA384"},
+	    {TLS1_2_VERSION, NULL, "ECDHE-ECDSA-CHACHA20-POLY1305", NULL, NULL,
+	     "ECDHE-ECDSA-CHACHA20-POLY1305"},
+	    {TLS1_2_VERSION, NULL, "ECDHE-ECDSA-AES128-CCM", NULL, NULL, NULL},
+	    {TLS1_2_VERSION, NULL, "ECDHE-ECDSA-AES256-SHA384", NULL, NULL,
+	     NULL},
+	    {TLS1_2_VERSION, NULL, "AES256-GCM-SHA384", NULL, NULL, NULL},
+	    {TLS1_2_VERSION, NULL, "DHE-RSA-AES256-GCM-SHA384", NULL, NULL,
+	     NULL},
+	    {TLS1_2_VERSION, NULL, "DEFAULT:@SECLEVEL=0", NULL, "ECDSA+SHA1",
+	     NULL},
+	    {TLS1_VERSION, NULL, "DEFAULT:@SECLEVEL=0", NULL, NULL, NULL},
+	};
+	char errbuf[256];
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(cases); i++) {
+		struct config cfg = make_cfg(CONFIG_ENV_TEST, false);
+		SSL_CTX *sctx = NULL, *cctx;
+		struct hs h;
+		const char *got;
+
+		metrics_reset();
+		assert_int_equal(
+		    tls_server_ctx_new(&cfg, &sctx, errbuf, sizeof(errbuf)),
+		    GW_OK);
+		cctx = test_client("hospital", cases[i].max_version,
+				   cases[i].ciphers12);
+		if (cases[i].suites13 != NULL)
+			assert_int_equal(
+			    SSL_CTX_set_ciphersuites(cctx, cases[i].suites13),
+			    1);
+		if (cases[i].groups != NULL)
+			assert_int_equal(
+			    SSL_CTX_set1_groups_list(cctx, cases[i].groups), 1);
+		if (cases[i].sigalgs != NULL)
+			assert_int_equal(
+			    SSL_CTX_set1_sigalgs_list(cctx, cases[i].sigalgs),
+			    1);
+		handshake(sctx, cctx, &h);
+		if (cases[i].want == NULL) {
+			if (h.s_done == 1)
+				fail_msg("case %zu: got %s, want failure", i,
+					 SSL_get_cipher_name(h.s));
+			got = tls_failure_reason(h.s);
+			if (got == NULL || strcmp(got, "protocol") != 0)
+				fail_msg("case %zu: got reason %s, want "
+					 "protocol",
+					 i, got ? got : "(none)");
+			check_metric("negotiation", "protocol");
+		} else {
+			if (h.s_done != 1 || h.c_done != 1)
+				fail_msg("case %zu: handshake failed, want %s",
+					 i, cases[i].want);
+			got = SSL_get_cipher_name(h.s);
+			if (strcmp(got, cases[i].want) != 0)
+				fail_msg("case %zu: got cipher %s, want %s", i,
+					 got, cases[i].want);
+		}
+		hs_free(&h);
+		SSL_CTX_free(cctx);
+		SSL_CTX_free(sctx);
+	}
+	metrics_reset();
+}
+
 /* Gateway to gateway: both sides with tls contexts. */
 static void
 test_client_ctx(void **state)
@@ -884,6 +979,7 @@ main(void)
 	    cmocka_unit_test(test_server_ctx_errors),
 	    cmocka_unit_test(test_cipher_settings),
 	    cmocka_unit_test(test_handshakes),
+	    cmocka_unit_test(test_negotiation),
 	    cmocka_unit_test(test_client_ctx),
 	    cmocka_unit_test(test_dev_pki),
 	};
