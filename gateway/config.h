@@ -27,10 +27,9 @@ struct config_peer {
 	char ura[CONFIG_URA_LEN + 1];
 	char *name;
 	char *endpoint; /* https URL deliveries to this URA go to */
-	char server_ura[CONFIG_URA_LEN + 1]; /* URA the endpoint's server
-					       certificate must carry;
-					       defaults to ura */
-	unsigned allow;			     /* CONFIG_ALLOW_* */
+	/* URA the endpoint's server certificate must carry; defaults to ura */
+	char server_ura[CONFIG_URA_LEN + 1];
+	unsigned allow;	      /* CONFIG_ALLOW_* */
 	unsigned concurrency; /* parallel deliveries to this peer */
 	int line;	      /* line of the section header */
 };
