@@ -945,6 +945,46 @@ path_push(struct vrun *r, const char *fmt, ...)
 	return old;
 }
 
+/* Append sep and n bytes of name (no formatting: the walk's hot path). */
+static size_t
+path_add(struct vrun *r, const char *sep, const char *name, size_t n)
+{
+	size_t old = r->plen, sl = strlen(sep);
+
+	if (r->plen + sl + n + 1 > sizeof(r->path)) {
+		r->overflow = true;
+		return old;
+	}
+	memcpy(r->path + r->plen, sep, sl);
+	memcpy(r->path + r->plen + sl, name, n);
+	r->plen += sl + n;
+	r->path[r->plen] = '\0';
+	return old;
+}
+
+/* Append "[i]". */
+static size_t
+path_index(struct vrun *r, size_t i)
+{
+	char tmp[24];
+	size_t n = sizeof(tmp), old = r->plen;
+
+	tmp[--n] = ']';
+	do {
+		tmp[--n] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i > 0 && n > 1);
+	tmp[--n] = '[';
+	if (r->plen + (sizeof(tmp) - n) + 1 > sizeof(r->path)) {
+		r->overflow = true;
+		return old;
+	}
+	memcpy(r->path + r->plen, tmp + n, sizeof(tmp) - n);
+	r->plen += sizeof(tmp) - n;
+	r->path[r->plen] = '\0';
+	return old;
+}
+
 static void
 path_pop(struct vrun *r, size_t old)
 {
@@ -1196,6 +1236,8 @@ find_kid(struct vnode *const *kids, size_t nkids, const char *name,
 	for (size_t i = 0; i < nkids; i++) {
 		const struct vnode *k = kids[i];
 
+		if (k->name[0] != name[0])
+			continue;
 		if (!k->choice) {
 			if (strcmp(k->name, name) == 0)
 				return k;
@@ -1364,17 +1406,27 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 		else
 			vm = ms[i].m;
 	}
-	if (k->choice) {
-		char pre[128];
+	if (vm == NULL && um == NULL) {
+		/* absent: only a minimum (of the element or one of its
+		 * slices) can be broken */
+		bool need = el->min > 0;
 
-		snprintf(pre, sizeof(pre), "%.*s", (int)k->prefixlen, k->name);
-		old = path_push(r, ".%s", pre);
+		for (size_t j = 0; j < k->nslices && !need; j++)
+			need = k->slices[j]->el->min > 0 ||
+			       (k->slices[j]->card != NULL &&
+				k->slices[j]->card->min > 0);
+		if (!need)
+			return;
+	}
+	if (k->choice) {
+		old = path_add(r, ".", k->name, k->prefixlen);
 		if (type != NULL) {
-			path_push(r, ".ofType(%s)", type);
+			path_add(r, ".ofType(", type, strlen(type));
+			path_add(r, ")", "", 0);
 			d = choice_slice(k, type);
 		}
 	} else {
-		old = path_push(r, ".%s", k->name);
+		old = path_add(r, ".", k->name, k->prefixlen);
 	}
 	if (vm == NULL && um == NULL) {
 		if (el->min > 0)
@@ -1456,7 +1508,7 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 	if (k->nslices > 0 || el->slicing != NULL)
 		assign_slices(r, vs, k, items, n, type);
 	for (size_t i = 0; i < n && !r->nomem; i++) {
-		old2 = arr ? path_push(r, "[%zu]", i) : r->plen;
+		old2 = arr ? path_index(r, i) : r->plen;
 		validate_item(r, vs, items[i].def, type, items[i].v,
 			      items[i].u);
 		path_pop(r, old2);
@@ -2725,6 +2777,19 @@ top_patterns_match(struct vrun *r, const struct vstruct *vs,
 	return true;
 }
 
+/* True when sd has anc in its base chain. */
+static bool
+derives_from(struct vrun *r, const struct rules_structure *sd,
+	     const struct rules_structure *anc)
+{
+	for (int i = 0; i < 32 && sd != NULL && sd->base != NULL; i++) {
+		if (strcmp(sd->base, anc->url) == 0)
+			return true;
+		sd = rules_structure(r->ctx->set, sd->base);
+	}
+	return false;
+}
+
 /* The profile of resource type rt whose fixed codes and required slices
  * the resource meets best, or NULL. */
 static const struct rules_structure *
@@ -2744,8 +2809,10 @@ detect_profile(struct vrun *r, const struct fj_node *res, const char *rt)
 			continue;
 		if (!top_patterns_match(r, vs, res, &score) || score == 0)
 			continue;
-		if (score > bestscore ||
-		    (score == bestscore && strcmp(sd->url, best->url) < 0)) {
+		if (score > bestscore || (score == bestscore &&
+					  (derives_from(r, sd, best) ||
+					   (!derives_from(r, best, sd) &&
+					    strcmp(sd->url, best->url) < 0)))) {
 			best = sd;
 			bestscore = score;
 		}
