@@ -1038,6 +1038,7 @@ rs_load_text(struct rules_set *set, char *text, size_t len, const char *name,
 	struct rf_reader r;
 	char *pos = text, *end = text + len, *line, *f[14];
 	size_t nf, nlines = 1;
+	int saved_pkg;
 	char **nb;
 
 	memset(&r, 0, sizeof(r));
@@ -1084,6 +1085,12 @@ rs_load_text(struct rules_set *set, char *text, size_t len, const char *name,
 			return r.rc;
 		}
 	}
+	/* what a file holds belongs to its package */
+	saved_pkg = set->cur_pkg;
+	if (rules_set_package(set, f[3]) != GW_OK) {
+		rf_err(&r, GW_NOMEM, "out of memory");
+		return r.rc;
+	}
 	r.str = calloc(r.n[RF_STR] + 1, sizeof(*r.str));
 	r.val = calloc(r.n[RF_VAL] + 1, sizeof(*r.val));
 	r.type = rs_alloc(set, (r.n[RF_TYPE] + 1) * sizeof(*r.type));
@@ -1108,6 +1115,7 @@ rs_load_text(struct rules_set *set, char *text, size_t len, const char *name,
 			}
 		}
 	}
+	set->cur_pkg = saved_pkg;
 	free(r.str);
 	free(r.val);
 	free(r.tlist);
