@@ -983,6 +983,8 @@ tls_cert_file_expiry(const char *path, int64_t *seconds_left)
 	enum gw_err err;
 
 	*seconds_left = 0;
+	if (path == NULL || path[0] == '\0')
+		return GW_NOTFOUND;
 	if ((err = util_read_file(path, TLS_MAX_PEM, &data, &len)) != GW_OK)
 		return err;
 	if ((b = BIO_new_mem_buf(data, (int)len)) == NULL) {

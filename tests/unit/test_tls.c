@@ -805,6 +805,69 @@ test_negotiation(void **state)
 	metrics_reset();
 }
 
+/* Classification of failures reported by the HTTP layer (libevent hands
+ * over the connection's OpenSSL error code). */
+static void
+test_note_failure(void **state)
+{
+	static const struct {
+		unsigned long err;
+		const char *reason;
+	} cases[] = {
+	    {ERR_PACK(ERR_LIB_SSL, 0, SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE),
+	     "no_certificate"},
+	    {ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNSUPPORTED_PROTOCOL), "protocol"},
+	    {ERR_PACK(ERR_LIB_SSL, 0, SSL_R_NO_SHARED_CIPHER), "protocol"},
+	    {ERR_PACK(ERR_LIB_SSL, 0, SSL_R_HTTP_REQUEST), "protocol"},
+	    {ERR_PACK(ERR_LIB_SSL, 0,
+		      SSL_AD_REASON_OFFSET + SSL_AD_BAD_CERTIFICATE),
+	     "peer_alert"},
+	    {ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNEXPECTED_EOF_WHILE_READING),
+	     "closed"},
+	    {0, "closed"},
+	    {ERR_PACK(ERR_LIB_EVP, 0, 1), "other"},
+	};
+	struct config cfg = make_cfg(CONFIG_ENV_TEST, false);
+	SSL_CTX *sctx = NULL, *cctx = SSL_CTX_new(TLS_client_method());
+	char errbuf[256];
+	SSL *ssl;
+
+	assert_int_equal(
+	    tls_server_ctx_new(&cfg, &sctx, errbuf, sizeof(errbuf)), GW_OK);
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(cases); i++) {
+		metrics_reset();
+		ERR_clear_error();
+		ssl = SSL_new(sctx);
+		SSL_set_accept_state(ssl);
+		assert_null(tls_failure_reason(ssl));
+		tls_note_handshake_failure(ssl, cases[i].err);
+		tls_note_handshake_failure(ssl, cases[i].err); /* once only */
+		if (tls_failure_reason(ssl) == NULL ||
+		    strcmp(tls_failure_reason(ssl), cases[i].reason) != 0)
+			fail_msg("case %zu: got %s, want %s", i,
+				 tls_failure_reason(ssl)
+				     ? tls_failure_reason(ssl)
+				     : "(none)",
+				 cases[i].reason);
+		check_metric("note", cases[i].reason);
+		SSL_free(ssl);
+	}
+	/* the client side records a reason but counts nothing */
+	metrics_reset();
+	ssl = SSL_new(cctx);
+	SSL_set_connect_state(ssl);
+	tls_note_handshake_failure(
+	    ssl, ERR_PACK(ERR_LIB_SSL, 0, SSL_R_UNSUPPORTED_PROTOCOL));
+	assert_string_equal(tls_failure_reason(ssl), "protocol");
+	check_metric("client", "");
+	tls_note_handshake_failure(NULL, 0);
+	assert_null(tls_failure_reason(NULL));
+	SSL_free(ssl);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(sctx);
+	metrics_reset();
+}
+
 /* Gateway to gateway: both sides with tls contexts. */
 static void
 test_client_ctx(void **state)
@@ -980,6 +1043,7 @@ main(void)
 	    cmocka_unit_test(test_cipher_settings),
 	    cmocka_unit_test(test_handshakes),
 	    cmocka_unit_test(test_negotiation),
+	    cmocka_unit_test(test_note_failure),
 	    cmocka_unit_test(test_client_ctx),
 	    cmocka_unit_test(test_dev_pki),
 	};
