@@ -682,9 +682,13 @@ classify(struct loader *ld, char *s)
 		begin_section(ld, s, ld->line);
 		while (isspace((unsigned char)*rest))
 			rest++;
-		if (*rest != '\0' && *rest != '#' && *rest != ';')
+		if (*rest != '\0' && *rest != '#' && *rest != ';') {
+			char q[CONFIG_QUOTE_MAX + 8];
+
 			report(ld, ld->line,
-			       "unexpected text after section header [%s]", s);
+			       "unexpected text after section header [%s]",
+			       quote(s, q, sizeof(q)));
+		}
 		return false;
 	}
 	/* Same scan as inih: the first '=' or ':' before an inline comment

@@ -3,9 +3,12 @@ error as FILE:LINE: message, exit 1), an unreadable one (exit 2), and the
 development configuration made by certs/dev-config.sh on a dev PKI."""
 
 import os
+import pathlib
 import re
+import shutil
 import stat
 import subprocess
+import tempfile
 
 import pytest
 
@@ -31,6 +34,15 @@ allow = push, validate
 def check(path, *extra):
     return subprocess.run([BINARY, "check-config", "-c", path, *extra],
                           capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def tmp_path():
+    """A private temp dir (not pytest's shared base, which concurrent
+    sessions prune)."""
+    d = tempfile.mkdtemp(prefix="pzpgw-check-config-")
+    yield pathlib.Path(d)
+    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
