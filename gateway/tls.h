@@ -57,7 +57,9 @@ enum gw_err tls_client_ctx_new(const struct config *cfg, SSL_CTX **out,
  * libcurl's from CURLOPT_SSL_CTX_FUNCTION: protocol and ciphers, own
  * certificate and key, a trust store of cfg->tls_trust only (replacing
  * ctx's), and the verify callback requiring a URA and the environment's
- * policy. Host name checks stay with the caller (curl, SSL_set1_host).
+ * policy. Host name checks stay with the caller (curl, SSL_set1_host),
+ * and so does comparing tls_peer_get's URA with the expected server URA.
+ * Client-side refusals are recorded (tls_failure_reason), not counted.
  */
 enum gw_err tls_client_ctx_setup(const struct config *cfg, SSL_CTX *ctx,
 				 char *errbuf, size_t errlen);
