@@ -601,12 +601,32 @@ req_take_body(struct http_req *req)
 	return true;
 }
 
+/* Match path against pattern, where '*' stands for one whole path
+ * segment (no '/'). */
+static bool
+glob_segments(const char *pat, const char *path)
+{
+	while (*pat != '\0') {
+		if (*pat == '*') {
+			if (*path == '/' || *path == '\0')
+				return false;
+			while (*path != '\0' && *path != '/')
+				path++;
+			pat++;
+			continue;
+		}
+		if (*pat++ != *path++)
+			return false;
+	}
+	return *path == '\0';
+}
+
 static bool
 route_matches_path(const struct http_route *r, const char *path)
 {
 	if (r->flags & HTTP_ROUTE_PREFIX)
 		return strncmp(path, r->path, strlen(r->path)) == 0;
-	return strcmp(path, r->path) == 0;
+	return glob_segments(r->path, path);
 }
 
 static void

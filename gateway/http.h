@@ -28,7 +28,8 @@ typedef void (*http_handler_fn)(struct http_req *req, void *arg);
 
 struct http_route {
 	const char *method; /* "GET", "POST", ... */
-	const char *path;   /* "/fhir/metadata", or a prefix */
+	const char *path;   /* "/fhir/metadata"; "*" matches one path
+			       segment; a prefix with HTTP_ROUTE_PREFIX */
 	unsigned flags;	    /* HTTP_ROUTE_* */
 	unsigned need;	    /* CONFIG_ALLOW_* bits the peer needs; 0: any
 				   trusted organisation */

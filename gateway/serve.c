@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "config.h"
 #include "http.h"
+#include "intake.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -42,6 +43,7 @@ struct serve {
 	struct event_base *base;
 	struct http_server *srv;
 	struct api api;
+	struct intake intake;
 	struct event *ev_term, *ev_int, *ev_hup;
 	bool stopping;
 };
@@ -235,6 +237,10 @@ serve_run(struct serve *s)
 	/* Routes of the organisation listener (mutual TLS). */
 	const struct http_route org_routes[] = {
 	    {"GET", "/fhir/metadata", 0, 0, api_metadata, &s->api},
+	    {"POST", "/fhir/$validate", HTTP_ROUTE_HAS_BODY,
+	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake},
+	    {"POST", "/fhir/*/$validate", HTTP_ROUTE_HAS_BODY,
+	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake},
 	    {NULL, NULL, 0, 0, NULL, NULL},
 	};
 	/* Routes of the admin listener (plain HTTP, loopback). */
@@ -251,6 +257,13 @@ serve_run(struct serve *s)
 	if (tls_server_ctx_new(s->cfg, &ctx, err, sizeof(err)) != GW_OK) {
 		log_warnx("event=startup_failed reason=tls message=\"%s\"",
 			  err);
+		return CLI_FAIL;
+	}
+	if (intake_init(&s->intake, s->cfg, err, sizeof(err)) != GW_OK) {
+		log_warnx("event=startup_failed reason=schemas dir=%s "
+			  "message=\"%s\"",
+			  s->cfg->schemas, err);
+		SSL_CTX_free(ctx);
 		return CLI_FAIL;
 	}
 	if ((s->base = event_base_new()) == NULL)
@@ -289,6 +302,7 @@ done:
 	http_server_free(s->srv);
 	SSL_CTX_free(ctx);
 	event_base_free(s->base);
+	intake_cleanup(&s->intake);
 	return rc;
 }
 

@@ -254,3 +254,122 @@ def test_bad_config_refuses_to_start(pki, tmp_path):
     g.start(wait=False)
     assert g.proc.wait(10) == 1
     assert "max_body" in g.log_text()
+
+
+def example(name):
+    path = os.path.join(gw.SRCDIR, "tests", "data", "valid", "r4",
+                        "pzp-1.0.0-rc1", name)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def first_example():
+    d = os.path.join(gw.SRCDIR, "tests", "data", "valid", "r4",
+                     "pzp-1.0.0-rc1")
+    return sorted(n for n in os.listdir(d) if n.endswith(".json"))[0]
+
+
+JSON = {"Content-Type": "application/fhir+json"}
+
+
+def test_validate_endpoint(gateway):
+    body = example(first_example())
+    status, _, out = gateway.request("POST", "/fhir/$validate", body=body,
+                                     headers=JSON)
+    assert status == 200
+    oo = json.loads(out)
+    assert oo["resourceType"] == "OperationOutcome"
+    assert not [i for i in oo["issue"] if i["severity"] in ("error",
+                                                           "fatal")], oo
+    # The same resource with an element that does not exist.
+    doc = json.loads(body)
+    doc["colour"] = "blue"
+    status, _, out = gateway.request("POST", "/fhir/$validate", body=doc)
+    assert status == 200
+    errors = [i for i in json.loads(out)["issue"]
+              if i["severity"] == "error"]
+    assert errors and "colour" in json.dumps(errors)
+
+
+def test_validate_typed_endpoint_and_parameters(gateway):
+    doc = json.loads(example(first_example()))
+    rt = doc["resourceType"]
+    status, _, out = gateway.request("POST", "/fhir/%s/$validate" % rt,
+                                     body=doc)
+    assert status == 200
+    params = {"resourceType": "Parameters",
+              "parameter": [{"name": "resource", "resource": doc}]}
+    status, _, out = gateway.request("POST", "/fhir/$validate", body=params)
+    assert status == 200
+    assert not [i for i in json.loads(out)["issue"]
+                if i["severity"] == "error"]
+    other = "Patient" if rt != "Patient" else "Observation"
+    status, _, out = gateway.request("POST", "/fhir/%s/$validate" % other,
+                                     body=doc)
+    assert status == 200
+    assert any(i["severity"] == "error" and "does not match" in
+               i["diagnostics"] for i in json.loads(out)["issue"])
+
+
+def test_malformed_json_is_400_with_position(gateway):
+    status, _, out = gateway.request("POST", "/fhir/$validate",
+                                     body=b'{\n "resourceType": "Patient",,}',
+                                     headers=JSON)
+    assert status == 400
+    issue = gw.outcome_issue(out)
+    assert issue["code"] == "structure"
+    assert "line 2" in issue["diagnostics"]
+
+
+def test_wrong_media_type_is_415(gateway):
+    for ct in ("text/plain", "application/xml",
+               "application/fhir+json; charset=latin1"):
+        status, _, out = gateway.request("POST", "/fhir/$validate",
+                                         body=b"{}",
+                                         headers={"Content-Type": ct})
+        assert status == 415, ct
+        assert gw.outcome_issue(out)["code"] == "not-supported"
+    status, _, _ = gateway.request(
+        "POST", "/fhir/$validate", body=example(first_example()),
+        headers={"Content-Type": "application/json; charset=UTF-8"})
+    assert status == 200
+
+
+def test_oversized_body_is_413(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), limits__max_body="64k").start()
+    try:
+        big = b'{"resourceType":"Basic","x":"' + b"a" * 100000 + b'"}'
+        status, _, out = g.request("POST", "/fhir/$validate", body=big,
+                                   headers=JSON)
+        assert status == 413
+        assert gw.outcome_issue(out)["code"] == "too-costly"
+        # Far beyond the limit the body is not even read.
+        huge = b"a" * (2 * 1024 * 1024)
+        try:
+            status, _, _ = g.request("POST", "/fhir/$validate", body=huge,
+                                     headers=JSON)
+            assert status == 413
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        assert g.request("GET", "/fhir/metadata")[0] == 200
+    finally:
+        g.stop()
+
+
+def test_known_organisation_without_permission_is_403(gateway):
+    # gp1 may pull but not validate.
+    status, _, out = gateway.request("POST", "/fhir/$validate",
+                                     body=example(first_example()),
+                                     headers=JSON, cert="gp1")
+    assert status == 403
+    assert gw.outcome_issue(out)["code"] == "forbidden"
+    # An organisation that is trusted but not configured at all.
+    status, _, _ = gateway.request("POST", "/fhir/$validate", body=b"{}",
+                                   headers=JSON, cert="permid")
+    assert status == 403
+
+
+def test_metadata_lists_validate(gateway):
+    _, _, body = gateway.request("GET", "/fhir/metadata")
+    ops = {o["name"] for o in json.loads(body)["rest"][0]["operation"]}
+    assert "validate" in ops
