@@ -1855,7 +1855,7 @@ static bool
 native_constraint(const char *key)
 {
 	return strcmp(key, "ele-1") == 0 || strcmp(key, "ext-1") == 0 ||
-	       strcmp(key, "bdl-7") == 0;
+	       strcmp(key, "bdl-7") == 0 || strcmp(key, "ref-1") == 0;
 }
 
 static void
@@ -2525,17 +2525,41 @@ slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 			ok = d->el->max == 0 ? nv == 0
 					     : (d->el->min > 0 ? nv > 0 : true);
 			break;
-		case RULES_DISC_TYPE:
-			d = disc_def(r, s, path, false);
+		case RULES_DISC_TYPE: {
+			/* after resolve(): the types of the target profiles */
+			bool via_ref = strstr(path, "resolve()") != NULL;
+
+			d = disc_def(r, s, path, via_ref);
 			if (d == NULL)
 				return false;
 			for (size_t i = 0; i < nv && !ok; i++)
-				for (size_t t = 0; t < d->el->ntypes; t++)
-					if (vals[i].type != NULL &&
-					    strcmp(vals[i].type,
-						   d->el->types[t].code) == 0)
-						ok = true;
+				for (size_t t = 0; t < d->el->ntypes && !ok;
+				     t++) {
+					const struct rules_type *ty =
+					    &d->el->types[t];
+
+					if (vals[i].type == NULL)
+						continue;
+					if (!via_ref) {
+						ok = strcmp(vals[i].type,
+							    ty->code) == 0;
+						continue;
+					}
+					for (size_t j = 0; j < ty->ntargets;
+					     j++) {
+						const struct rules_structure
+						    *tsd;
+
+						if (strcmp(
+							url_type(r->ctx,
+								 ty->targets[j],
+								 &tsd),
+							vals[i].type) == 0)
+							ok = true;
+					}
+				}
 			break;
+		}
 		case RULES_DISC_PROFILE: {
 			bool via_ref = strstr(path, "resolve()") != NULL;
 
@@ -2628,17 +2652,27 @@ assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 			unmatched_seen = true;
 			continue;
 		}
-		if (sl->rules == RULES_SLICE_OPEN_AT_END && unmatched_seen)
-			issue(r, FHIR_ERROR, "structure", items[i].v,
-			      "slice %s: elements of open slices must come "
-			      "after the defined slices (openAtEnd)",
-			      k->slices[items[i].slice]->el->slice_name);
-		if (sl->ordered && items[i].slice < last)
-			issue(r, FHIR_ERROR, "structure", items[i].v,
-			      "slice %s is out of order (slicing of %s is "
-			      "ordered)",
-			      k->slices[items[i].slice]->el->slice_name,
-			      k->el->id);
+		if ((sl->rules == RULES_SLICE_OPEN_AT_END && unmatched_seen) ||
+		    (sl->ordered && items[i].slice < last)) {
+			size_t old =
+			    is_array_el(k->el) ? path_index(r, i) : r->plen;
+
+			if (sl->rules == RULES_SLICE_OPEN_AT_END &&
+			    unmatched_seen)
+				issue(
+				    r, FHIR_ERROR, "structure", items[i].v,
+				    "slice %s: elements of open slices must "
+				    "come after the defined slices "
+				    "(openAtEnd)",
+				    k->slices[items[i].slice]->el->slice_name);
+			else
+				issue(r, FHIR_ERROR, "structure", items[i].v,
+				      "slice %s is out of order (slicing of %s "
+				      "is ordered)",
+				      k->slices[items[i].slice]->el->slice_name,
+				      k->el->id);
+			path_pop(r, old);
+		}
 		if (items[i].slice > last)
 			last = items[i].slice;
 	}
@@ -2892,7 +2926,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	const char *saved_type = r->resource_type, *rt, *why;
 	const struct fj_node *idn;
 	struct vbundle bundle, *saved_bundle = r->bundle;
-	bool is_bundle = false;
+	bool is_bundle = false, base_done = false;
 	size_t nlist = 0, old, mpi = 0;
 	char url[512];
 
@@ -2991,8 +3025,15 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 			issue(r, FHIR_ERROR, "structure", res,
 			      "profile %s constrains %s, not %s", sd_label(sd),
 			      sd->type != NULL ? sd->type : "?", rt);
+			/* still check the resource against its own type */
+			if (!base_done) {
+				base_done = true;
+				list[i--] = base;
+			}
 			continue;
 		}
+		if (sd == base)
+			base_done = true;
 		if ((vs = vstruct_get(r->ctx, sd)) == NULL) {
 			r->nomem = true;
 			break;
