@@ -104,6 +104,7 @@ struct store_row {
 	int64_t delivered_at;
 	int last_status; /* HTTP status of the last attempt, 0 none */
 	unsigned replays;
+	bool waiting;	  /* behind an earlier pending row of its lane */
 	char *last_error; /* heap or NULL */
 	char *outcome;	  /* receiver's OperationOutcome (JSON) or NULL */
 };

@@ -15,6 +15,16 @@
 #include "store.h"
 #include "util.h"
 
+#define SQ_PENDING "('due', 'inflight', 'held')"
+
+/* Recompute "waiting" of every pending row: all but the first of each
+ * lane wait. */
+#define SQ_RELANE_ALL                                                          \
+	"UPDATE outbox SET waiting = (message_seq > (SELECT"                   \
+	" min(p.message_seq) FROM outbox p WHERE p.receiver_ura ="             \
+	" outbox.receiver_ura AND p.patient_key = outbox.patient_key AND"      \
+	" p.state IN " SQ_PENDING ")) WHERE state IN " SQ_PENDING
+
 /* Schema steps: MIGRATIONS[i] takes user_version i to i + 1. */
 static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     /* 1: messages (with the idempotency key) and the outbox. */
@@ -55,8 +65,15 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     "CREATE INDEX outbox_order ON outbox"
     " (receiver_ura, patient_key, message_seq)"
     " WHERE state IN ('due', 'inflight', 'held');",
-    /* 2: operator replay counter; index for listing per receiver. */
+    /* 2: operator replay counter; "waiting" marks pending rows behind
+	   an earlier pending row of their (receiver, patient) lane, so a
+	   claim reads only lane heads however long the lanes grow. */
     "ALTER TABLE outbox ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE outbox ADD COLUMN waiting INTEGER NOT NULL DEFAULT "
+    "0;" SQ_RELANE_ALL ";"
+    "DROP INDEX outbox_state;"
+    "CREATE INDEX outbox_ready ON outbox (next_attempt_at)"
+    " WHERE state = 'due' AND waiting = 0;"
     "CREATE INDEX outbox_receiver ON outbox (receiver_ura, state);",
 };
 
@@ -74,6 +91,7 @@ enum sq_stmt {
 	SQ_CLAIM_SELECT,
 	SQ_CLAIM_UPDATE,
 	SQ_FINISH,
+	SQ_UNBLOCK,
 	SQ_NEXT_DUE,
 	SQ_COUNT
 };
@@ -83,7 +101,7 @@ enum sq_stmt {
 	"o.message_seq, m.id, o.receiver_ura, m.sender_ura, m.direction,"      \
 	" o.state, o.attempts, m.accepted_at, o.next_attempt_at,"              \
 	" o.first_attempt_at, o.last_attempt_at, o.delivered_at,"              \
-	" o.last_status, o.replays, o.last_error, o.outcome"                   \
+	" o.last_status, o.replays, o.last_error, o.outcome, o.waiting"        \
 	" FROM outbox o JOIN messages m ON m.seq = o.message_seq "
 
 /* Rows in due/inflight/held that precede o for the same receiver and
@@ -110,14 +128,19 @@ static const char *const sq_sql[SQ_COUNT] = {
 	" document, jws, sha256, accepted_at, answer_status,"
 	" answer_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
 	" ?10, ?11, ?12, ?13)",
-    [SQ_INSERT_OUTBOX] = "INSERT INTO outbox (message_seq, receiver_ura,"
-			 " patient_key, state, next_attempt_at)"
-			 " VALUES (?1, ?2, ?3, 'due', ?4)",
+    [SQ_INSERT_OUTBOX] =
+	"INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,"
+	" next_attempt_at, waiting) VALUES (?1, ?2, ?3, 'due', ?4,"
+	" EXISTS (SELECT 1 FROM outbox p WHERE p.receiver_ura = ?2 AND"
+	" p.patient_key = ?3 AND p.state IN " SQ_PENDING "))",
+    /* Lane heads only (waiting = 0); the NOT EXISTS re-checks the order
+       itself, so a wrong flag can never reorder a lane. */
     [SQ_CLAIM_SELECT] =
-	"SELECT " SQ_ROW_COLS
-	"WHERE o.state = 'due' AND o.next_attempt_at <= ?1"
+	"SELECT " SQ_ROW_COLS "WHERE o.state = 'due' AND o.waiting = 0"
+	" AND o.next_attempt_at <= ?1"
 	" AND (?2 IS NULL OR o.receiver_ura = ?2)"
-	" AND NOT " SQ_BLOCKED " ORDER BY o.message_seq LIMIT ?3",
+	" AND NOT " SQ_BLOCKED
+	" ORDER BY o.next_attempt_at, o.message_seq LIMIT ?3",
     [SQ_CLAIM_UPDATE] =
 	"UPDATE outbox SET state = 'inflight', attempts = attempts + 1,"
 	" first_attempt_at = coalesce(first_attempt_at, ?3),"
@@ -132,8 +155,13 @@ static const char *const sq_sql[SQ_COUNT] = {
 	"  ELSE delivered_at END"
 	" WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1)"
 	" AND receiver_ura = ?2 AND state = 'inflight'",
+    [SQ_UNBLOCK] =
+	"UPDATE outbox SET waiting = 0 WHERE waiting = 1 AND message_seq ="
+	" (SELECT min(p.message_seq) FROM outbox p WHERE p.receiver_ura = ?1"
+	" AND p.patient_key = ?2 AND p.state IN " SQ_PENDING ")"
+	" AND receiver_ura = ?1",
     [SQ_NEXT_DUE] = "SELECT o.next_attempt_at FROM outbox o"
-		    " WHERE o.state = 'due' AND NOT " SQ_BLOCKED
+		    " WHERE o.state = 'due' AND o.waiting = 0"
 		    " ORDER BY o.next_attempt_at LIMIT 1",
 };
 
@@ -471,6 +499,7 @@ sq_row_read(sqlite3_stmt *st, struct store_row *r)
 	r->replays = (unsigned)sqlite3_column_int64(st, 13);
 	r->last_error = sq_text(st, 14, &nomem);
 	r->outcome = sq_text(st, 15, &nomem);
+	r->waiting = sqlite3_column_int(st, 16) != 0;
 	return nomem ? GW_NOMEM : GW_OK;
 }
 
@@ -700,6 +729,47 @@ fail:
 	return err;
 }
 
+/* Message id's row for receiver left the pending states: the next row
+ * of its lane becomes the head. */
+static enum gw_err
+sq_unblock(struct sq *c, const char *id, const char *receiver)
+{
+	sqlite3_stmt *st = NULL, *up;
+	char *patient = NULL;
+	enum gw_err err;
+	bool nomem = false;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT o.patient_key FROM outbox o JOIN"
+				" messages m ON m.seq = o.message_seq"
+				" WHERE m.id = ?1 AND o.receiver_ura = ?2",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	sq_bind_text(st, 1, id);
+	sq_bind_text(st, 2, receiver);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		patient = sq_text(st, 0, &nomem);
+	sqlite3_finalize(st);
+	if (nomem)
+		return GW_NOMEM;
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? GW_NOTFOUND
+					 : sq_fail(c, "unblock", rc);
+	if ((err = sq_stmt(c, SQ_UNBLOCK, &up)) == GW_OK) {
+		sq_bind_text(up, 1, receiver);
+		sq_bind_text(up, 2, patient);
+		rc = sqlite3_step(up);
+		sqlite3_reset(up);
+		if (rc != SQLITE_DONE)
+			err = sq_fail(c, "unblock", rc);
+	}
+	free(patient);
+	return err;
+}
+
 static enum gw_err
 sq_finish(void *conn, const char *id, const char *receiver, enum store_state to,
 	  int status, const char *error, const char *outcome, int64_t at)
@@ -709,8 +779,10 @@ sq_finish(void *conn, const char *id, const char *receiver, enum store_state to,
 	enum gw_err err;
 	int rc;
 
-	if ((err = sq_stmt(c, SQ_FINISH, &st)) != GW_OK)
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
 		return err;
+	if ((err = sq_stmt(c, SQ_FINISH, &st)) != GW_OK)
+		goto fail;
 	sq_bind_text(st, 1, id);
 	sq_bind_text(st, 2, receiver);
 	sq_bind_text(st, 3, sq_states[to]);
@@ -721,9 +793,20 @@ sq_finish(void *conn, const char *id, const char *receiver, enum store_state to,
 	sqlite3_bind_int64(st, 7, at);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
-		return sq_fail(c, "finish", rc);
-	return sqlite3_changes(c->db) == 1 ? GW_OK : GW_NOTFOUND;
+	if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "finish", rc);
+		goto fail;
+	}
+	if (sqlite3_changes(c->db) != 1) {
+		err = GW_NOTFOUND;
+		goto fail;
+	}
+	if (to != STORE_DUE && (err = sq_unblock(c, id, receiver)) != GW_OK)
+		goto fail;
+	return sq_commit(c);
+fail:
+	sq_rollback(c);
+	return err;
 }
 
 static enum gw_err
@@ -734,6 +817,8 @@ sq_recover(void *conn, int64_t now, size_t *count)
 	enum gw_err err = GW_OK;
 	int rc;
 
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		return err;
 	rc = sqlite3_prepare_v2(c->db,
 				"UPDATE outbox SET state = 'due',"
 				" next_attempt_at = min(next_attempt_at, ?1)"
@@ -743,11 +828,21 @@ sq_recover(void *conn, int64_t now, size_t *count)
 		sqlite3_bind_int64(st, 1, now);
 		rc = sqlite3_step(st);
 	}
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE) {
 		err = sq_fail(c, "recover", rc);
-	else if (count != NULL)
+		goto out;
+	}
+	if (count != NULL)
 		*count = (size_t)sqlite3_changes(c->db);
+	/* Startup is the time to repair lane flags whatever wrote them
+	   (an older binary, an operator with the sqlite3 shell). */
+	if ((err = sq_exec(c, SQ_RELANE_ALL)) != GW_OK)
+		goto out;
+	err = sq_commit(c);
+out:
 	sqlite3_finalize(st);
+	if (err != GW_OK)
+		sq_rollback(c);
 	return err;
 }
 
@@ -981,6 +1076,23 @@ sq_act(void *conn, const char *id, const char *receiver,
 		*changed = (size_t)rows;
 	if (rows == 0) {
 		err = GW_INVALID;
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	/* Replay puts an earlier row back in its lanes: recompute them. */
+	rc = sqlite3_prepare_v2(c->db,
+				SQ_RELANE_ALL " AND (receiver_ura, patient_key)"
+					      " IN (SELECT receiver_ura,"
+					      " patient_key FROM outbox WHERE"
+					      " message_seq = ?1)",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, seq);
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "act", rc);
 		goto out;
 	}
 	sqlite3_finalize(st);

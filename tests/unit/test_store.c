@@ -335,6 +335,64 @@ test_order_held_blocks(void **state)
 	assert_string_equal(got, "a1/" R1);
 }
 
+/* Lanes: replay puts an earlier row ahead of later ones; a held row in
+ * the middle of a lane stops what follows; recover repairs hand-made
+ * lane flags. */
+static void
+test_lanes(void **state)
+{
+	struct fixture *f = *state;
+	struct store *s = f->s;
+	struct store_row row;
+	char got[256], sql[256];
+	sqlite3 *db = NULL;
+
+	must_accept(s, "a1", "p1", R1, T0);
+	must_accept(s, "a2", "p1", R1, T0 + 1);
+	must_accept(s, "a3", "p1", R1, T0 + 2);
+	assert_int_equal(row_state(s, "a1", R1, &row), STORE_DUE);
+	assert_false(row.waiting);
+	assert_int_equal(row_state(s, "a2", R1, &row), STORE_DUE);
+	assert_true(row.waiting);
+
+	/* a2 held: after a1 is delivered a2 leads the lane, a3 waits. */
+	assert_int_equal(store_act(s, "a2", NULL, STORE_HOLD, T0, NULL), GW_OK);
+	claim_ids(s, NULL, T0 + 10, got, sizeof(got));
+	assert_string_equal(got, "a1/" R1);
+	assert_int_equal(store_delivered(s, "a1", R1, 200, T0 + 11), GW_OK);
+	claim_ids(s, NULL, T0 + 12, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(store_act(s, "a2", NULL, STORE_RELEASE, T0 + 13, NULL),
+			 GW_OK);
+	claim_ids(s, NULL, T0 + 13, got, sizeof(got));
+	assert_string_equal(got, "a2/" R1);
+	assert_int_equal(store_delivered(s, "a2", R1, 200, T0 + 14), GW_OK);
+
+	/* Replay of a1 while a3 is due: a1 goes first again. */
+	assert_int_equal(store_act(s, "a1", R1, STORE_REPLAY, T0 + 15, NULL),
+			 GW_OK);
+	assert_int_equal(row_state(s, "a3", R1, &row), STORE_DUE);
+	assert_true(row.waiting);
+	claim_ids(s, NULL, T0 + 20, got, sizeof(got));
+	assert_string_equal(got, "a1/" R1);
+	assert_int_equal(store_delivered(s, "a1", R1, 200, T0 + 21), GW_OK);
+
+	/* Flags written by hand (wrongly): the claim still keeps the order,
+	   and recover repairs them. */
+	must_accept(s, "a4", "p1", R1, T0 + 22);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	snprintf(sql, sizeof(sql), "UPDATE outbox SET waiting = 1 - waiting");
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	claim_ids(s, NULL, T0 + 30, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(store_recover(s, NULL), GW_OK);
+	claim_ids(s, NULL, T0 + 30, got, sizeof(got));
+	assert_string_equal(got, "a3/" R1);
+	assert_int_equal(row_state(s, "a4", R1, &row), STORE_DUE);
+	assert_true(row.waiting);
+}
+
 static void
 test_claim_limit(void **state)
 {
@@ -706,6 +764,9 @@ test_migrate(void **state)
 	assert_string_equal(rows[0].id, "old-1");
 	assert_int_equal(rows[0].attempts, 3);
 	assert_int_equal(rows[0].replays, 0);
+	/* The migration marked old-2 as waiting behind old-1. */
+	assert_false(rows[0].waiting);
+	assert_true(rows[1].waiting);
 	store_rows_free(rows, n);
 	/* The queue still works, in order. */
 	claim_ids(f->s, NULL, 6000, got, sizeof(got));
@@ -1035,6 +1096,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_order_held_blocks, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_lanes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_limit, setup, teardown),
 	    cmocka_unit_test(test_backoff),
 	    cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
