@@ -1,0 +1,379 @@
+/* Reading and building the FHIR message Bundles care plans travel in. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "fhir.h"
+#include "message.h"
+#include "util.h"
+
+#define MH "Bundle.entry[0].resource.ofType(MessageHeader)"
+
+static void
+hex_sha256(const char *data, size_t len, char out[65])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32) {
+		out[0] = '\0';
+		return;
+	}
+	for (size_t i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 0xf];
+	}
+	out[64] = '\0';
+}
+
+void
+message_patient_key(const struct fj_node *bundle, char out[65])
+{
+	const struct fj_node *entries = fj_get(bundle, "entry");
+	char buf[1024];
+
+	out[0] = '\0';
+	for (const struct fj_node *e = entries ? entries->u.kids.first : NULL;
+	     e != NULL; e = e->next) {
+		const struct fj_node *res = fj_get(e, "resource");
+		const struct fj_node *ids, *id;
+		const char *sys, *val, *full;
+
+		if (!fj_str_eq(fj_get(res, "resourceType"), "Patient"))
+			continue;
+		ids = fj_get(res, "identifier");
+		id = fj_at(ids, 0);
+		sys = fj_get_str(id, "system");
+		val = fj_get_str(id, "value");
+		if (val != NULL) {
+			snprintf(buf, sizeof(buf), "%s|%s", sys ? sys : "",
+				 val);
+			hex_sha256(buf, strlen(buf), out);
+			return;
+		}
+		if ((full = fj_get_str(e, "fullUrl")) != NULL) {
+			hex_sha256(full, strlen(full), out);
+			return;
+		}
+	}
+}
+
+/* The URA of an element holding identifier {system ura, value}. */
+static bool
+ura_of(const struct fj_node *holder, char out[CONFIG_URA_LEN + 1])
+{
+	const struct fj_node *id = fj_get(holder, "identifier");
+	const char *sys = fj_get_str(id, "system");
+	const char *val = fj_get_str(id, "value");
+
+	if (sys == NULL || val == NULL ||
+	    strcmp(sys, MESSAGE_URA_SYSTEM) != 0 || !util_is_ura(val))
+		return false;
+	util_strlcpy(out, val, CONFIG_URA_LEN + 1);
+	return true;
+}
+
+static bool
+has_full_url(const struct fj_node *entries, const char *ref)
+{
+	for (const struct fj_node *e = entries->u.kids.first; e != NULL;
+	     e = e->next) {
+		const char *full = fj_get_str(e, "fullUrl");
+		const struct fj_node *res = fj_get(e, "resource");
+		const char *rt = fj_get_str(res, "resourceType");
+		const char *id = fj_get_str(res, "id");
+		size_t rtl;
+
+		if (full != NULL && strcmp(full, ref) == 0)
+			return true;
+		/* A relative reference Type/id to a resource in the Bundle. */
+		if (rt != NULL && id != NULL) {
+			rtl = strlen(rt);
+			if (strncmp(ref, rt, rtl) == 0 && ref[rtl] == '/' &&
+			    strcmp(ref + rtl + 1, id) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+static void
+issue(json_t *oo, const struct fj_node *at, const char *code, const char *expr,
+      const char *msg)
+{
+	fhir_outcome_add(oo, FHIR_ERROR, code, expr, at ? (int)at->line : 0,
+			 at ? (int)at->col : 0, "%s", msg);
+}
+
+static void
+parse_receivers(const struct fj_node *mh, struct message_info *info, json_t *oo)
+{
+	const struct fj_node *dest = fj_get(mh, "destination");
+	char expr[160], ura[CONFIG_URA_LEN + 1];
+	size_t i = 0;
+
+	if (dest == NULL || dest->type != FJ_ARRAY || dest->u.kids.count == 0) {
+		issue(oo, mh, "required", MH ".destination",
+		      "the MessageHeader names no receiver "
+		      "(destination.receiver.identifier with a URA)");
+		return;
+	}
+	for (const struct fj_node *d = dest->u.kids.first; d != NULL;
+	     d = d->next, i++) {
+		bool dup = false;
+
+		snprintf(expr, sizeof(expr), MH ".destination[%zu].receiver",
+			 i);
+		if (!ura_of(fj_get(d, "receiver"), ura)) {
+			issue(oo, d, "required", expr,
+			      "receiver must be identified by a URA "
+			      "(identifier.system " MESSAGE_URA_SYSTEM
+			      ", 8 digits)");
+			continue;
+		}
+		for (size_t k = 0; k < info->nreceivers; k++)
+			dup |= strcmp(info->receivers[k], ura) == 0;
+		if (dup)
+			continue;
+		if (info->nreceivers == MESSAGE_MAX_RECEIVERS) {
+			issue(oo, d, "too-costly", expr, "too many receivers");
+			return;
+		}
+		util_strlcpy(info->receivers[info->nreceivers++], ura,
+			     sizeof(info->receivers[0]));
+	}
+}
+
+static void
+parse_focus(const struct fj_node *mh, const struct fj_node *entries, json_t *oo)
+{
+	const struct fj_node *focus = fj_get(mh, "focus");
+	char expr[160];
+	size_t i = 0;
+
+	if (focus == NULL || focus->type != FJ_ARRAY ||
+	    focus->u.kids.count == 0) {
+		issue(oo, mh, "required", MH ".focus",
+		      "the MessageHeader must point (focus) at the PZP "
+		      "resources it carries");
+		return;
+	}
+	for (const struct fj_node *f = focus->u.kids.first; f != NULL;
+	     f = f->next, i++) {
+		const char *ref = fj_get_str(f, "reference");
+
+		if (ref != NULL && has_full_url(entries, ref))
+			continue;
+		snprintf(expr, sizeof(expr), MH ".focus[%zu]", i);
+		issue(oo, f, "not-found", expr,
+		      "focus does not point at a resource in this Bundle");
+	}
+}
+
+enum gw_err
+message_parse(const struct fj_node *root, struct message_info *info, json_t *oo)
+{
+	const struct fj_node *entries, *mh, *ident, *ev, *sig;
+	size_t before = fhir_outcome_errors(oo);
+
+	memset(info, 0, sizeof(*info));
+	if (!fj_str_eq(fj_get(root, "resourceType"), "Bundle")) {
+		issue(oo, root, "structure", "Bundle",
+		      "$process-message takes a Bundle of type message");
+		return GW_INVALID;
+	}
+	if (!fj_str_eq(fj_get(root, "type"), "message"))
+		issue(oo, fj_get(root, "type"), "value", "Bundle.type",
+		      "Bundle.type must be 'message'");
+	ident = fj_get(root, "identifier");
+	info->id_system = fj_get_str(ident, "system");
+	info->id_value = fj_get_str(ident, "value");
+	if (info->id_system == NULL)
+		info->id_system = "";
+	if (info->id_value == NULL || info->id_value[0] == '\0')
+		issue(oo, root, "required", "Bundle.identifier",
+		      "Bundle.identifier.value is required: receivers "
+		      "deduplicate on it");
+	entries = fj_get(root, "entry");
+	mh = fj_get(fj_at(entries, 0), "resource");
+	if (!fj_str_eq(fj_get(mh, "resourceType"), "MessageHeader")) {
+		issue(oo, mh ? mh : root, "structure",
+		      "Bundle.entry[0].resource",
+		      "the first entry must be the MessageHeader");
+		return GW_INVALID;
+	}
+	ev = fj_get(mh, "eventCoding");
+	info->event = fj_get_str(ev, "code");
+	if (!fj_str_eq(fj_get(ev, "system"), MESSAGE_EVENT_SYSTEM) ||
+	    info->event == NULL ||
+	    (strcmp(info->event, MESSAGE_EVENT_SHARED) != 0 &&
+	     strcmp(info->event, MESSAGE_EVENT_UPDATED) != 0))
+		issue(oo, ev ? ev : mh, "code-invalid", MH ".eventCoding",
+		      "eventCoding must be " MESSAGE_EVENT_SYSTEM
+		      "#" MESSAGE_EVENT_SHARED " or #" MESSAGE_EVENT_UPDATED);
+	if (!ura_of(fj_get(mh, "sender"), info->sender))
+		issue(oo, mh, "required", MH ".sender",
+		      "sender must be identified by a URA "
+		      "(identifier.system " MESSAGE_URA_SYSTEM ")");
+	parse_receivers(mh, info, oo);
+	parse_focus(mh, entries, oo);
+	sig = fj_get(root, "signature");
+	info->signed_r4 = fj_get(sig, "data") != NULL;
+	info->signed_stu3 = fj_get(sig, "blob") != NULL;
+	message_patient_key(root, info->patient_key);
+	return fhir_outcome_errors(oo) == before ? GW_OK : GW_INVALID;
+}
+
+/* Set obj[key] to a new string; false without memory. */
+static bool
+set_str(struct fj_doc *doc, struct fj_node *obj, const char *key,
+	const char *val)
+{
+	struct fj_node *n = fj_new_string(doc, val);
+
+	return n != NULL && fj_set(doc, obj, key, n) == GW_OK;
+}
+
+static struct fj_node *
+ura_holder(struct fj_doc *doc, const char *ura)
+{
+	struct fj_node *h = fj_new_object(doc), *id = fj_new_object(doc);
+
+	if (h == NULL || id == NULL ||
+	    !set_str(doc, id, "system", MESSAGE_URA_SYSTEM) ||
+	    !set_str(doc, id, "value", ura) ||
+	    fj_set(doc, h, "identifier", id) != GW_OK)
+		return NULL;
+	return h;
+}
+
+static struct fj_node *
+new_urn(struct fj_doc *doc)
+{
+	char urn[48] = "urn:uuid:";
+
+	util_uuid(urn + 9);
+	return fj_new_string(doc, urn);
+}
+
+/* Add one resource (copied) as an entry and a focus reference to it. */
+static bool
+add_entry(struct fj_doc *doc, struct fj_node *entries, struct fj_node *focus,
+	  const struct fj_node *res, const char *full_url)
+{
+	struct fj_node *e = fj_new_object(doc), *f = fj_new_object(doc);
+	struct fj_node *url =
+	    full_url ? fj_new_string(doc, full_url) : new_urn(doc);
+	struct fj_node *copy = fj_copy(doc, res);
+
+	if (e == NULL || f == NULL || url == NULL || copy == NULL ||
+	    fj_set(doc, e, "fullUrl", url) != GW_OK ||
+	    fj_set(doc, e, "resource", copy) != GW_OK ||
+	    !set_str(doc, f, "reference", url->u.str.s))
+		return false;
+	fj_append(entries, e);
+	fj_append(focus, f);
+	return true;
+}
+
+enum gw_err
+message_wrap(const struct fj_node *content, const char *sender,
+	     const char *const *receivers, size_t nreceivers, const char *event,
+	     struct fj_doc **out, char *errbuf, size_t errlen)
+{
+	struct fj_doc *doc = NULL;
+	struct fj_node *b, *ident, *entries, *mh, *mhe, *ev, *dests, *focus,
+	    *src, *urn;
+	const char *rt = fj_get_str(content, "resourceType");
+	char now[32], endpoint[32];
+
+	*out = NULL;
+	if (rt == NULL) {
+		snprintf(errbuf, errlen, "the input is not a FHIR resource");
+		return GW_INVALID;
+	}
+	if ((doc = fj_doc_new()) == NULL)
+		goto nomem;
+	util_rfc3339(util_wall_ms() / 1000, now, sizeof(now));
+	b = fj_new_object(doc);
+	ident = fj_new_object(doc);
+	entries = fj_new_array(doc);
+	mhe = fj_new_object(doc);
+	mh = fj_new_object(doc);
+	ev = fj_new_object(doc);
+	dests = fj_new_array(doc);
+	focus = fj_new_array(doc);
+	src = fj_new_object(doc);
+	if (b == NULL || ident == NULL || entries == NULL || mhe == NULL ||
+	    mh == NULL || ev == NULL || dests == NULL || focus == NULL ||
+	    src == NULL || (urn = new_urn(doc)) == NULL)
+		goto nomem;
+	doc->root = b;
+	if (!set_str(doc, b, "resourceType", "Bundle") ||
+	    !set_str(doc, ident, "system", "urn:ietf:rfc:3986") ||
+	    fj_set(doc, ident, "value", urn) != GW_OK ||
+	    fj_set(doc, b, "identifier", ident) != GW_OK ||
+	    !set_str(doc, b, "type", "message") ||
+	    !set_str(doc, b, "timestamp", now) ||
+	    !set_str(doc, mh, "resourceType", "MessageHeader") ||
+	    !set_str(doc, ev, "system", MESSAGE_EVENT_SYSTEM) ||
+	    !set_str(doc, ev, "code", event) ||
+	    fj_set(doc, mh, "eventCoding", ev) != GW_OK)
+		goto nomem;
+	for (size_t i = 0; i < nreceivers; i++) {
+		struct fj_node *d = fj_new_object(doc);
+		struct fj_node *r = ura_holder(doc, receivers[i]);
+
+		snprintf(endpoint, sizeof(endpoint), "urn:ura:%s",
+			 receivers[i]);
+		if (d == NULL || r == NULL ||
+		    !set_str(doc, d, "endpoint", endpoint) ||
+		    fj_set(doc, d, "receiver", r) != GW_OK)
+			goto nomem;
+		fj_append(dests, d);
+	}
+	snprintf(endpoint, sizeof(endpoint), "urn:ura:%s", sender);
+	if (fj_set(doc, mh, "destination", dests) != GW_OK ||
+	    fj_set(doc, mh, "sender", ura_holder(doc, sender)) != GW_OK ||
+	    !set_str(doc, src, "software", "pzpgw") ||
+	    !set_str(doc, src, "endpoint", endpoint) ||
+	    fj_set(doc, mh, "source", src) != GW_OK)
+		goto nomem;
+	if (fj_set(doc, mhe, "fullUrl", new_urn(doc)) != GW_OK ||
+	    fj_set(doc, mhe, "resource", mh) != GW_OK)
+		goto nomem;
+	fj_append(entries, mhe);
+	if (strcmp(rt, "Bundle") == 0) {
+		const struct fj_node *in = fj_get(content, "entry");
+
+		for (const struct fj_node *e = in ? in->u.kids.first : NULL;
+		     e != NULL; e = e->next) {
+			const struct fj_node *res = fj_get(e, "resource");
+
+			if (res == NULL)
+				continue;
+			if (!add_entry(doc, entries, focus, res,
+				       fj_get_str(e, "fullUrl")))
+				goto nomem;
+		}
+	} else if (!add_entry(doc, entries, focus, content, NULL)) {
+		goto nomem;
+	}
+	if (focus->u.kids.count == 0) {
+		snprintf(errbuf, errlen, "the input Bundle has no resources");
+		fj_doc_free(doc);
+		return GW_INVALID;
+	}
+	if (fj_set(doc, mh, "focus", focus) != GW_OK ||
+	    fj_set(doc, b, "entry", entries) != GW_OK)
+		goto nomem;
+	*out = doc;
+	return GW_OK;
+nomem:
+	fj_doc_free(doc);
+	snprintf(errbuf, errlen, "out of memory");
+	return GW_NOMEM;
+}

@@ -1,0 +1,65 @@
+/*
+ * message: the FHIR message Bundle a care plan travels in. A Bundle of
+ * type "message" whose first entry is a MessageHeader naming the event
+ * (our own CodeSystem), the sender and every receiver by URA, with focus
+ * on the PZP resources in the Bundle.
+ */
+#ifndef GW_MESSAGE_H
+#define GW_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "err.h"
+#include "fjson.h"
+
+/* The gateway's CodeSystem of message events. */
+#define MESSAGE_EVENT_SYSTEM  "http://pzpgw.nl/fhir/CodeSystem/message-event"
+#define MESSAGE_EVENT_SHARED  "pzp-shared"  /* PZP data shared */
+#define MESSAGE_EVENT_UPDATED "pzp-updated" /* PZP data updated */
+#define MESSAGE_URA_SYSTEM    "http://fhir.nl/fhir/NamingSystem/ura"
+#define MESSAGE_MAX_RECEIVERS 64
+
+/* What the gateway needs from a message Bundle. Strings are borrowed from
+ * the document. */
+struct message_info {
+	const char *id_system; /* Bundle.identifier.system, "" if none */
+	const char *id_value;  /* Bundle.identifier.value */
+	const char *event;     /* eventCoding.code */
+	char sender[CONFIG_URA_LEN + 1];
+	char receivers[MESSAGE_MAX_RECEIVERS][CONFIG_URA_LEN + 1];
+	size_t nreceivers;
+	char patient_key[65]; /* hex SHA-256 identifying the patient */
+	bool signed_r4;	      /* Bundle.signature with data (R4) */
+	bool signed_stu3;     /* Bundle.signature with blob (STU3) */
+};
+
+/*
+ * Check that root is a message Bundle the gateway can carry and fill
+ * info. Every problem is added to outcome (an OperationOutcome) as an
+ * issue with the element's FHIRPath; returns GW_OK when there were none,
+ * GW_INVALID otherwise.
+ */
+enum gw_err message_parse(const struct fj_node *root, struct message_info *info,
+			  json_t *outcome);
+
+/* The patient key of a Bundle (hex SHA-256 of the first Patient's first
+ * identifier system|value, else of its fullUrl); "" when no Patient. */
+void message_patient_key(const struct fj_node *bundle, char out[65]);
+
+/*
+ * Wrap content (a Bundle of PZP resources, or one resource) into a new
+ * message Bundle from sender to receivers, event MESSAGE_EVENT_*. Entries
+ * get urn:uuid fullUrls where they have none, and the MessageHeader's
+ * focus points at every resource. Caller frees *out with fj_doc_free.
+ * GW_INVALID (with errbuf) when content is not a resource.
+ */
+enum gw_err message_wrap(const struct fj_node *content, const char *sender,
+			 const char *const *receivers, size_t nreceivers,
+			 const char *event, struct fj_doc **out, char *errbuf,
+			 size_t errlen);
+
+#endif
