@@ -1,0 +1,627 @@
+/*
+ * Unit tests of the validation engine: primitive formats, every valid
+ * example accepted, every invalid case raising exactly the issues of
+ * tests/data/invalid/manifest.tsv, and the engine's own behaviour
+ * (dedupe, detection, forced profile, parse errors, XML, invariants).
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "fhir.h"
+#include "fjson.h"
+#include "rules.h"
+#include "util.h"
+#include "validate.h"
+
+struct sets {
+	struct rules_set *r4, *r4ig, *stu3;
+	struct validate_ctx *vr4, *vr4ig, *vstu3;
+};
+
+static struct sets S;
+
+static const char *
+srcdir(void)
+{
+	const char *d = getenv("PZPGW_SRCDIR");
+
+	return d != NULL && d[0] != '\0' ? d : ".";
+}
+
+static struct rules_set *
+load_set(enum rules_fhir fhir, const char *ig)
+{
+	struct rules_set *set = rules_set_new(fhir);
+	char path[4096], errbuf[512];
+
+	if (set == NULL)
+		return NULL;
+	snprintf(path, sizeof(path), "%s/schemas", srcdir());
+	if (rules_load_dir(set, path, errbuf, sizeof(errbuf)) != GW_OK) {
+		fprintf(stderr, "rules %s: %s\n", path, errbuf);
+		rules_set_free(set);
+		return NULL;
+	}
+	if (ig != NULL) {
+		snprintf(path, sizeof(path), "%s/%s", srcdir(), ig);
+		if (rules_add_path(set, path, errbuf, sizeof(errbuf)) !=
+		    GW_OK) {
+			fprintf(stderr, "ig %s: %s\n", path, errbuf);
+			rules_set_free(set);
+			return NULL;
+		}
+	}
+	return set;
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	S.r4 = load_set(RULES_R4, NULL);
+	S.r4ig = load_set(RULES_R4, "tests/data/validate/ig");
+	S.stu3 = load_set(RULES_STU3, NULL);
+	if (S.r4 == NULL || S.r4ig == NULL || S.stu3 == NULL)
+		return -1;
+	if (validate_ctx_new(S.r4, &S.vr4) != GW_OK ||
+	    validate_ctx_new(S.r4ig, &S.vr4ig) != GW_OK ||
+	    validate_ctx_new(S.stu3, &S.vstu3) != GW_OK)
+		return -1;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	validate_ctx_free(S.vr4);
+	validate_ctx_free(S.vr4ig);
+	validate_ctx_free(S.vstu3);
+	rules_set_free(S.r4);
+	rules_set_free(S.r4ig);
+	rules_set_free(S.stu3);
+	return 0;
+}
+
+/* Validate text; returns a new OperationOutcome. */
+static json_t *
+run_text(struct validate_ctx *ctx, const char *text, const char *profile)
+{
+	struct validate_opts opts = {.profile = profile};
+	json_t *o = fhir_outcome_new();
+
+	assert_non_null(o);
+	assert_int_equal(validate_text(ctx, text, strlen(text), &opts, o),
+			 GW_OK);
+	return o;
+}
+
+static json_t *
+run_file(struct validate_ctx *ctx, const char *rel)
+{
+	char path[4096], *text;
+	size_t len;
+	json_t *o = fhir_outcome_new();
+
+	snprintf(path, sizeof(path), "%s/%s", srcdir(), rel);
+	if (util_read_file(path, 64u << 20, &text, &len) != GW_OK)
+		fail_msg("cannot read %s", path);
+	assert_int_equal(validate_text(ctx, text, len, NULL, o), GW_OK);
+	free(text);
+	return o;
+}
+
+static const char *
+issue_expr(const json_t *is)
+{
+	const char *e = json_string_value(
+	    json_array_get(json_object_get(is, "expression"), 0));
+
+	return e != NULL ? e : "-";
+}
+
+static const char *
+issue_str(const json_t *is, const char *key)
+{
+	const char *s = json_string_value(json_object_get(is, key));
+
+	return s != NULL ? s : "";
+}
+
+/* Number of issues matching severity/code/expression (NULL: any). */
+static size_t
+count_issues(const json_t *o, const char *sev, const char *code,
+	     const char *expr)
+{
+	size_t i, n = 0;
+	json_t *is;
+
+	json_array_foreach(json_object_get(o, "issue"), i, is)
+	{
+		if ((sev == NULL ||
+		     strcmp(issue_str(is, "severity"), sev) == 0) &&
+		    (code == NULL ||
+		     strcmp(issue_str(is, "code"), code) == 0) &&
+		    (expr == NULL || strcmp(issue_expr(is), expr) == 0))
+			n++;
+	}
+	return n;
+}
+
+static void
+print_issues(const char *what, const json_t *o)
+{
+	size_t i;
+	json_t *is;
+
+	json_array_foreach(json_object_get(o, "issue"), i, is)
+	{
+		fprintf(stderr, "  %s: %s %s %s: %s\n", what,
+			issue_str(is, "severity"), issue_str(is, "code"),
+			issue_expr(is), issue_str(is, "diagnostics"));
+	}
+}
+
+/* ---- primitives ---- */
+
+static void
+test_primitives(void **state)
+{
+	static const struct {
+		const char *type, *text;
+		bool is_string, ok;
+	} cases[] = {
+	    {"date", "2020", true, true},
+	    {"date", "2020-02", true, true},
+	    {"date", "2020-02-29", true, true},
+	    {"date", "2021-02-29", true, false},
+	    {"date", "1900-02-29", true, false},
+	    {"date", "2000-02-29", true, true},
+	    {"date", "2020-13-01", true, false},
+	    {"date", "2020-04-31", true, false},
+	    {"date", "0000-01-01", true, false},
+	    {"date", "20-01-01", true, false},
+	    {"date", "2020-01-01T10:00:00Z", true, false},
+	    {"dateTime", "2020-01-01T10:00:00Z", true, true},
+	    {"dateTime", "2020-01-01T10:00:00.123+01:00", true, true},
+	    {"dateTime", "2020-01-01T10:00:00", true, false},
+	    {"dateTime", "2020-01-01T10:00Z", true, false},
+	    {"dateTime", "2020-01-01T24:00:00Z", true, false},
+	    {"dateTime", "2020-01-01T10:00:00+15:00", true, false},
+	    {"dateTime", "2020", true, true},
+	    {"instant", "2020-01-01T10:00:00Z", true, true},
+	    {"instant", "2020-01-01", true, false},
+	    {"time", "23:59:59", true, true},
+	    {"time", "23:59", true, false},
+	    {"time", "23:60:00", true, false},
+	    {"integer", "2147483647", false, true},
+	    {"integer", "2147483648", false, false},
+	    {"integer", "-2147483648", false, true},
+	    {"integer", "1.0", false, false},
+	    {"integer", "1", true, false},
+	    {"positiveInt", "0", false, false},
+	    {"positiveInt", "1", false, true},
+	    {"unsignedInt", "0", false, true},
+	    {"unsignedInt", "-1", false, false},
+	    {"decimal", "1.50", false, true},
+	    {"decimal", "1.50", true, false},
+	    {"id", "abc-DEF.123", true, true},
+	    {"id", "abc_def", true, false},
+	    {"id",
+	     "a123456789012345678901234567890123456789012345678901234567890"
+	     "1234",
+	     true, false},
+	    {"code", "a b", true, true},
+	    {"code", " a", true, false},
+	    {"code", "a  b", true, false},
+	    {"uri", "urn:uuid:x", true, true},
+	    {"uri", "a b", true, false},
+	    {"oid", "urn:oid:2.16.840.1.113883", true, true},
+	    {"oid", "urn:oid:3.1", true, false},
+	    {"oid", "urn:oid:1.02", true, false},
+	    {"uuid", "urn:uuid:c757873d-ec9a-4326-a141-556f43239520", true,
+	     true},
+	    {"uuid", "urn:uuid:C757873D-EC9A-4326-A141-556F43239520", true,
+	     false},
+	    {"base64Binary", "aGVsbG8=", true, true},
+	    {"base64Binary", "aGVsbG8", true, false},
+	    {"base64Binary", "%%%2@()()", true, false},
+	    {"string", "", true, false},
+	    {"string", "x", true, true},
+	    {"boolean", "true", false, true},
+	    {"xhtml", "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>",
+	     true, true},
+	    {"xhtml", "plain", true, false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = validate_primitive(
+		    cases[i].type, cases[i].text, strlen(cases[i].text),
+		    cases[i].is_string);
+
+		if ((why == NULL) != cases[i].ok)
+			fail_msg("%s '%s': got %s, want %s", cases[i].type,
+				 cases[i].text, why == NULL ? "valid" : why,
+				 cases[i].ok ? "valid" : "invalid");
+	}
+}
+
+/* ---- every valid example ---- */
+
+static size_t
+validate_tree(struct validate_ctx *ctx, const char *rel, size_t *bad)
+{
+	char path[8192], sub[2048];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", srcdir(), rel);
+	if ((d = opendir(path)) == NULL)
+		fail_msg("cannot open %s", path);
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		size_t l = strlen(de->d_name);
+
+		if (de->d_name[0] == '.')
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", rel,
+				     de->d_name) >= sizeof(sub))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", srcdir(), sub);
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			n += validate_tree(ctx, sub, bad);
+			continue;
+		}
+		if (l < 6 || strcmp(de->d_name + l - 5, ".json") != 0)
+			continue;
+		{
+			json_t *o = run_file(ctx, sub);
+
+			n++;
+			if (fhir_outcome_errors(o) > 0) {
+				(*bad)++;
+				fprintf(stderr, "%s: got errors, want none\n",
+					sub);
+				print_issues(sub, o);
+			}
+			json_decref(o);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+test_valid_r4(void **state)
+{
+	size_t bad = 0, n;
+
+	(void)state;
+	n = validate_tree(S.vr4, "tests/data/valid/r4", &bad);
+	assert_true(n >= 55);
+	assert_int_equal(bad, 0);
+}
+
+static void
+test_valid_stu3(void **state)
+{
+	size_t bad = 0, n;
+
+	(void)state;
+	n = validate_tree(S.vstu3, "tests/data/valid/stu3", &bad);
+	assert_true(n >= 51);
+	assert_int_equal(bad, 0);
+}
+
+static void
+test_valid_ig(void **state)
+{
+	json_t *o;
+
+	(void)state;
+	o = run_file(S.vr4ig, "tests/data/validate/bundle-ok.json");
+	if (fhir_outcome_errors(o) != 0)
+		print_issues("bundle-ok", o);
+	assert_int_equal(fhir_outcome_errors(o), 0);
+	json_decref(o);
+}
+
+/* ---- the manifest, exactly ---- */
+
+struct row {
+	char file[256], sev[32], code[64], expr[512];
+	bool seen;
+};
+
+static void
+test_manifest(void **state)
+{
+	char path[4096], line[1024], *text, *save = NULL;
+	struct row *rows = NULL;
+	size_t nrows = 0, len, failures = 0, files = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/tests/data/invalid/manifest.tsv",
+		 srcdir());
+	assert_int_equal(util_read_file(path, 1u << 20, &text, &len), GW_OK);
+	for (char *l = strtok_r(text, "\n", &save); l != NULL;
+	     l = strtok_r(NULL, "\n", &save)) {
+		struct row *r;
+
+		if (l[0] == '#' || l[0] == '\0')
+			continue;
+		rows = realloc(rows, (nrows + 1) * sizeof(*rows));
+		assert_non_null(rows);
+		r = &rows[nrows++];
+		memset(r, 0, sizeof(*r));
+		util_strlcpy(line, l, sizeof(line));
+		if (sscanf(line, "%255[^\t]\t%31[^\t]\t%63[^\t]\t%511[^\t]",
+			   r->file, r->sev, r->code, r->expr) != 4)
+			fail_msg("bad manifest line: %s", l);
+	}
+	free(text);
+	assert_true(nrows >= 60);
+	for (size_t i = 0; i < nrows; i++) {
+		struct validate_ctx *ctx;
+		char rel[512];
+		size_t k;
+		json_t *o, *is;
+
+		if (i > 0 && strcmp(rows[i].file, rows[i - 1].file) == 0)
+			continue;
+		files++;
+		ctx = strncmp(rows[i].file, "stu3/", 5) == 0	? S.vstu3
+		      : strncmp(rows[i].file, "r4-ig/", 6) == 0 ? S.vr4ig
+								: S.vr4;
+		snprintf(rel, sizeof(rel), "tests/data/invalid/%s",
+			 rows[i].file);
+		o = run_file(ctx, rel);
+		/* every error-level issue must be a listed row */
+		json_array_foreach(json_object_get(o, "issue"), k, is)
+		{
+			const char *sev = issue_str(is, "severity");
+			bool listed = false;
+
+			for (size_t j = i;
+			     j < nrows &&
+			     strcmp(rows[j].file, rows[i].file) == 0;
+			     j++)
+				if (strcmp(rows[j].sev, sev) == 0 &&
+				    strcmp(rows[j].code,
+					   issue_str(is, "code")) == 0 &&
+				    strcmp(rows[j].expr, issue_expr(is)) == 0) {
+					rows[j].seen = true;
+					listed = true;
+				}
+			if (!listed && (strcmp(sev, "error") == 0 ||
+					strcmp(sev, "fatal") == 0)) {
+				fprintf(stderr,
+					"%s: got unexpected %s %s %s: %s\n",
+					rows[i].file, sev,
+					issue_str(is, "code"), issue_expr(is),
+					issue_str(is, "diagnostics"));
+				failures++;
+			}
+		}
+		for (size_t j = i;
+		     j < nrows && strcmp(rows[j].file, rows[i].file) == 0; j++)
+			if (!rows[j].seen) {
+				fprintf(stderr,
+					"%s: want %s %s %s, not found\n",
+					rows[j].file, rows[j].sev, rows[j].code,
+					rows[j].expr);
+				print_issues(rows[j].file, o);
+				failures++;
+			}
+		json_decref(o);
+	}
+	free(rows);
+	assert_true(files >= 59);
+	assert_int_equal(failures, 0);
+}
+
+/* ---- engine behaviour ---- */
+
+static const char *MISSING_STATUS =
+    "{\"resourceType\":\"Consent\",\"meta\":{\"profile\":["
+    "\"https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
+    "ACP-TreatmentDirective\","
+    "\"https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
+    "ACP-TreatmentDirective\","
+    "\"http://hl7.org/fhir/StructureDefinition/Consent\"]},"
+    "\"scope\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/"
+    "CodeSystem/consentscope\",\"code\":\"treatment\"}]},"
+    "\"category\":[{\"coding\":[{\"system\":\"http://snomed.info/sct\","
+    "\"code\":\"129125009\"}]}],"
+    "\"patient\":{\"reference\":\"Patient/p\"},"
+    "\"policy\":[{\"uri\":\"https://wetten.overheid.nl/\"}]}";
+
+static void
+test_dedupe_profiles(void **state)
+{
+	json_t *o;
+
+	(void)state;
+	o = run_text(S.vr4, MISSING_STATUS, NULL);
+	/* the profile twice and its base: the same finding once */
+	if (count_issues(o, "error", "required", "Consent.status") != 1)
+		print_issues("dedupe", o);
+	assert_int_equal(count_issues(o, "error", "required", "Consent.status"),
+			 1);
+	assert_string_equal(validate_last_profile(S.vr4),
+			    "https://api.iknl.nl/docs/pzp/r4/"
+			    "StructureDefinition/ACP-TreatmentDirective");
+	json_decref(o);
+}
+
+static void
+test_detection(void **state)
+{
+	const char *proc =
+	    "{\"resourceType\":\"Procedure\",\"status\":\"completed\","
+	    "\"code\":{\"coding\":[{\"system\":\"http://snomed.info/sct\","
+	    "\"code\":\"713603004\"}]},"
+	    "\"subject\":{\"reference\":\"Patient/p\"}}";
+	const char *base = "{\"resourceType\":\"Procedure\","
+			   "\"status\":\"completed\","
+			   "\"subject\":{\"reference\":\"Patient/p\"}}";
+	json_t *o;
+
+	(void)state;
+	o = run_text(S.vr4, proc, NULL);
+	assert_int_equal(
+	    count_issues(o, "information", "informational", "Procedure"), 1);
+	assert_string_equal(validate_last_profile(S.vr4),
+			    "https://api.iknl.nl/docs/pzp/r4/"
+			    "StructureDefinition/ACP-Procedure");
+	json_decref(o);
+	/* without the fixed code no profile fits: base Procedure */
+	o = run_text(S.vr4, base, NULL);
+	assert_int_equal(count_issues(o, "information", "informational", NULL),
+			 0);
+	assert_string_equal(validate_last_profile(S.vr4),
+			    "http://hl7.org/fhir/StructureDefinition/"
+			    "Procedure");
+	assert_int_equal(fhir_outcome_errors(o), 0);
+	json_decref(o);
+}
+
+static void
+test_forced_profile(void **state)
+{
+	const char *goal = "{\"resourceType\":\"Procedure\","
+			   "\"status\":\"completed\","
+			   "\"subject\":{\"reference\":\"Patient/p\"}}";
+	json_t *o;
+
+	(void)state;
+	o = run_text(S.vr4, goal,
+		     "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
+		     "ACP-Procedure");
+	/* the ACP-Procedure profile requires its code */
+	assert_int_equal(count_issues(o, "error", "required", "Procedure.code"),
+			 1);
+	json_decref(o);
+}
+
+static void
+test_parse_errors(void **state)
+{
+	json_t *o;
+	json_t *is;
+
+	(void)state;
+	o = run_text(S.vr4, "{\n  \"resourceType\": \"Patient\",\n}", NULL);
+	assert_int_equal(fhir_outcome_errors(o), 1);
+	is = json_array_get(json_object_get(o, "issue"), 0);
+	assert_string_equal(issue_str(is, "code"), "structure");
+	/* line and column as OperationOutcome extensions */
+	assert_int_equal(
+	    json_integer_value(json_object_get(
+		json_array_get(json_object_get(is, "extension"), 0),
+		"valueInteger")),
+	    3);
+	json_decref(o);
+	o = run_text(S.vr4, "[1, 2]", NULL);
+	assert_int_equal(count_issues(o, "error", "structure", NULL), 1);
+	json_decref(o);
+	o = run_text(S.vr4, "{\"resourceType\":\"NoSuchThing\"}", NULL);
+	assert_int_equal(count_issues(o, "error", "structure", NULL), 1);
+	json_decref(o);
+}
+
+static void
+test_xml_input(void **state)
+{
+	const char *xml = "<Patient xmlns=\"http://hl7.org/fhir\">\n"
+			  "  <id value=\"p1\"/>\n"
+			  "  <gender value=\"man\"/>\n"
+			  "  <birthDate value=\"1950-02-30\"/>\n"
+			  "</Patient>\n";
+	json_t *o;
+
+	(void)state;
+	o = run_text(S.vr4, xml, NULL);
+	assert_int_equal(
+	    count_issues(o, "error", "code-invalid", "Patient.gender"), 1);
+	assert_int_equal(count_issues(o, "error", "value", "Patient.birthDate"),
+			 1);
+	assert_int_equal(fhir_outcome_errors(o), 2);
+	json_decref(o);
+	o = run_text(S.vr4, "<Patient", NULL);
+	assert_int_equal(count_issues(o, "error", "structure", NULL), 1);
+	json_decref(o);
+}
+
+static void
+test_invariants(void **state)
+{
+	const char *pat =
+	    "{\"resourceType\":\"Patient\",\"meta\":{\"profile\":["
+	    "\"http://example.org/fhir/StructureDefinition/"
+	    "test-invariant\"]},\"name\":[{\"family\":\"A\"},"
+	    "{\"given\":[\"B\"]},{\"family\":\"C\"},{\"given\":[\"D\"]}]}";
+	json_t *o;
+
+	(void)state;
+	o = run_text(S.vr4ig, pat, NULL);
+	/* evaluated invariant: fails on name[1] and name[3] */
+	assert_int_equal(
+	    count_issues(o, "error", "invariant", "Patient.name[1]"), 1);
+	assert_int_equal(
+	    count_issues(o, "error", "invariant", "Patient.name[3]"), 1);
+	assert_int_equal(count_issues(o, "error", "invariant", NULL), 2);
+	/* outside the subset: one information issue for the key, not one
+	 * per element, never an error */
+	assert_int_equal(count_issues(o, "information", "not-supported", NULL),
+			 1);
+	json_decref(o);
+}
+
+static void
+test_api_errors(void **state)
+{
+	json_t *notoutcome = json_object();
+	struct fj_doc *doc = NULL;
+
+	(void)state;
+	assert_int_equal(fj_parse("{}", 2, 0, &doc, NULL), GW_OK);
+	assert_int_equal(validate_document(S.vr4, doc->root, NULL, notoutcome),
+			 GW_INVALID);
+	json_decref(notoutcome);
+	fj_doc_free(doc);
+	validate_ctx_free(NULL);
+	assert_null(validate_last_profile(NULL));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_primitives),
+	    cmocka_unit_test(test_valid_r4),
+	    cmocka_unit_test(test_valid_stu3),
+	    cmocka_unit_test(test_valid_ig),
+	    cmocka_unit_test(test_manifest),
+	    cmocka_unit_test(test_dedupe_profiles),
+	    cmocka_unit_test(test_detection),
+	    cmocka_unit_test(test_forced_profile),
+	    cmocka_unit_test(test_parse_errors),
+	    cmocka_unit_test(test_xml_input),
+	    cmocka_unit_test(test_invariants),
+	    cmocka_unit_test(test_api_errors),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
