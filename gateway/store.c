@@ -99,6 +99,7 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 	opts->path = cfg->store_path;
 	opts->min_free = cfg->store_min_free;
 	opts->create = true;
+	opts->relaxed_state = true;
 }
 
 void

@@ -44,9 +44,16 @@ struct store_options {
 				   0: 4096 */
 	unsigned batch_max; /* accepts per commit; 0: 256 */
 	unsigned busy_timeout_ms; /* 0: 5000 */
+	/* Delivery-state updates (claim, results, operator actions) on the
+	   caller's connection commit without waiting for fsync (SQLite WAL
+	   synchronous=NORMAL): a power loss may forget the latest of them,
+	   which only means a row is delivered once more (at least once; the
+	   receiver deduplicates). Accepts always commit with fsync. */
+	bool relaxed_state;
 };
 
-/* Fill opts from the [store] section of cfg (borrowed from cfg). */
+/* Fill opts for the daemon from the [store] section of cfg (borrowed
+ * from cfg): create when missing, relaxed_state on. */
 void store_options_from_config(struct store_options *opts,
 			       const struct config *cfg);
 
@@ -314,7 +321,9 @@ bool store_disk_ok(struct store *s);
  */
 struct store_ops {
 	const char *name;
-	enum gw_err (*conn_open)(const struct store_options *opts, bool migrate,
+	/* main: the caller's connection (migrates the schema, honours
+	   relaxed_state); otherwise the writer thread's. */
+	enum gw_err (*conn_open)(const struct store_options *opts, bool main,
 				 void **conn);
 	void (*conn_close)(void *conn);
 	int (*schema_version)(void *conn);

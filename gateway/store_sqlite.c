@@ -1,7 +1,7 @@
 /*
- * SQLite backend of the store: WAL, synchronous=FULL, versioned schema
- * migrations (PRAGMA user_version), one transaction per accept batch with a
- * savepoint per document, and the outbox queries of the deliverer.
+ * SQLite backend of the store: WAL, synchronous=FULL for accepts, versioned
+ * schema migrations (PRAGMA user_version), one transaction per accept batch
+ * with a savepoint per document, and the outbox queries of the deliverer.
  */
 #include <errno.h>
 #include <limits.h>
@@ -168,6 +168,7 @@ static const char *const sq_sql[SQ_COUNT] = {
 /* One connection. */
 struct sq {
 	sqlite3 *db;
+	bool relaxed; /* synchronous=NORMAL except while accepting */
 	sqlite3_stmt *st[SQ_COUNT];
 };
 
@@ -413,6 +414,11 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 	if ((err = sq_exec(c, "PRAGMA synchronous = FULL; "
 			      "PRAGMA foreign_keys = ON")) != GW_OK)
 		goto fail;
+	if (migrate && opts->relaxed_state) {
+		if ((err = sq_exec(c, "PRAGMA synchronous = NORMAL")) != GW_OK)
+			goto fail;
+		c->relaxed = true;
+	}
 	if (migrate) {
 		if ((err = sq_migrate(c)) != GW_OK)
 			goto fail;
@@ -639,6 +645,10 @@ sq_accept_batch(void *conn, const struct store_accept *const *reqs,
 	struct sq *c = conn;
 	enum gw_err err, txn = GW_OK;
 
+	/* An accept is acknowledged: its commit always waits for fsync. */
+	if (c->relaxed &&
+	    (txn = sq_exec(c, "PRAGMA synchronous = FULL")) != GW_OK)
+		goto out;
 	if ((txn = sq_run(c, SQ_BEGIN)) != GW_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
@@ -672,6 +682,8 @@ out:
 			res[i].err = txn;
 		}
 	}
+	if (c->relaxed)
+		(void)sq_exec(c, "PRAGMA synchronous = NORMAL");
 	return txn;
 }
 
