@@ -142,6 +142,13 @@ queue_parse_date(const char *s, int64_t *out)
 	return true;
 }
 
+/* s, or "-" for a column that is NULL. */
+static const char *
+queue_nz(const char *s)
+{
+	return s != NULL ? s : "-";
+}
+
 /* RFC 3339 text of a ms timestamp, "-" for 0. */
 static const char *
 queue_time(int64_t ms, char *buf, size_t n)
@@ -393,7 +400,7 @@ queue_show(struct store *s, const struct queue_args *a)
 						    : "outbound"));
 		json_object_set_new(o, "sender", json_string(m->sender));
 		json_object_set_new(o, "bundle_identifier",
-				    json_pack("{s:s, s:s}", "system",
+				    json_pack("{s:s?, s:s?}", "system",
 					      m->bundle_system, "value",
 					      m->bundle_value));
 		json_object_set_new(o, "fhir_version",
@@ -421,9 +428,10 @@ queue_show(struct store *s, const struct queue_args *a)
 	printf("direction:     %s\n",
 	       m->direction == STORE_INBOUND ? "inbound" : "outbound");
 	printf("sender:        %s\n", m->sender);
-	printf("identifier:    %s|%s\n", m->bundle_system, m->bundle_value);
-	printf("fhir version:  %s\n", m->fhir_version);
-	printf("sha256:        %s\n", m->sha256);
+	printf("identifier:    %s|%s\n", queue_nz(m->bundle_system),
+	       queue_nz(m->bundle_value));
+	printf("fhir version:  %s\n", queue_nz(m->fhir_version));
+	printf("sha256:        %s\n", queue_nz(m->sha256));
 	printf("accepted at:   %s\n", queue_time(m->accepted_at, t, sizeof(t)));
 	printf("answer status: %d\n", m->answer_status);
 	for (size_t i = 0; i < m->nrows; i++) {

@@ -478,22 +478,28 @@ sq_state(const unsigned char *s)
 	return STORE_DEAD; /* a value the schema's CHECK forbids */
 }
 
+static enum store_direction
+sq_dir(sqlite3_stmt *st, int i)
+{
+	const unsigned char *d = sqlite3_column_text(st, i);
+
+	return d != NULL && strcmp((const char *)d, "inbound") == 0
+		   ? STORE_INBOUND
+		   : STORE_OUTBOUND;
+}
+
 /* Fill r from a statement selecting SQ_ROW_COLS. */
 static enum gw_err
 sq_row_read(sqlite3_stmt *st, struct store_row *r)
 {
 	bool nomem = false;
-	const unsigned char *d;
 
 	memset(r, 0, sizeof(*r));
 	r->seq = sqlite3_column_int64(st, 0);
 	sq_copy(r->id, sizeof(r->id), st, 1);
 	sq_copy(r->receiver, sizeof(r->receiver), st, 2);
 	sq_copy(r->sender, sizeof(r->sender), st, 3);
-	d = sqlite3_column_text(st, 4);
-	r->direction = d != NULL && strcmp((const char *)d, "inbound") == 0
-			   ? STORE_INBOUND
-			   : STORE_OUTBOUND;
+	r->direction = sq_dir(st, 4);
 	r->state = sq_state(sqlite3_column_text(st, 5));
 	r->attempts = (unsigned)sqlite3_column_int64(st, 6);
 	r->accepted_at = sqlite3_column_int64(st, 7);
@@ -923,10 +929,7 @@ sq_get(void *conn, const char *id, bool content, bool rows,
 	}
 	m->seq = sqlite3_column_int64(st, 0);
 	sq_copy(m->id, sizeof(m->id), st, 1);
-	m->direction =
-	    strcmp((const char *)sqlite3_column_text(st, 2), "inbound") == 0
-		? STORE_INBOUND
-		: STORE_OUTBOUND;
+	m->direction = sq_dir(st, 2);
 	sq_copy(m->sender, sizeof(m->sender), st, 3);
 	m->bundle_system = sq_text(st, 4, &nomem);
 	m->bundle_value = sq_text(st, 5, &nomem);
