@@ -4,10 +4,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "fhir.h"
 #include "fjson.h"
 #include "intake.h"
 #include "log.h"
+#include "message.h"
+#include "util.h"
 
 enum gw_err
 intake_init(struct intake *in, const struct config *cfg, char *errbuf,
@@ -181,4 +184,456 @@ intake_validate(struct http_req *req, void *arg)
 		 v == RULES_STU3 ? "stu3" : "r4", fhir_outcome_errors(oo));
 	fj_doc_free(doc);
 	http_reply_json(req, 200, oo);
+}
+
+/* ---- $process-message ---- */
+
+/* A request waiting for its commit. */
+struct pending {
+	struct http_req *req;
+	struct intake *in;
+	bool outbound;
+	char peer[CONFIG_URA_LEN + 1];
+};
+
+static const char *
+status_path(char *out, size_t n, const char *id)
+{
+	snprintf(out, n, "/fhir/$process-message/%s", id);
+	return out;
+}
+
+static void
+hexify(const unsigned char *in, size_t n, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+/* The answer given for an accepted message (also kept for duplicates). */
+static char *
+accepted_body(const char *id, size_t nreceivers, bool outbound)
+{
+	char path[160];
+	json_t *oo = fhir_outcome_new();
+	char *text;
+
+	if (oo == NULL)
+		return NULL;
+	status_path(path, sizeof(path), id);
+	if (outbound)
+		fhir_outcome_add(
+		    oo, FHIR_INFORMATION, "informational", NULL, 0, 0,
+		    "accepted as message %s for %zu receiver%s; "
+		    "delivery state at %s",
+		    id, nreceivers, nreceivers == 1 ? "" : "s", path);
+	else
+		fhir_outcome_add(oo, FHIR_INFORMATION, "informational", NULL, 0,
+				 0, "received and stored as message %s", id);
+	text = fhir_dump(oo);
+	json_decref(oo);
+	return text;
+}
+
+static void
+reply_accepted(struct http_req *req, const struct store_result *res,
+	       bool duplicate)
+{
+	char path[160];
+	const char *body = res->answer_body ? res->answer_body : "";
+
+	status_path(path, sizeof(path), res->id);
+	http_req_add_header(req, "Location", path);
+	http_req_add_header(req, "X-Message-Id", res->id);
+	if (duplicate)
+		http_req_add_header(req, "X-Duplicate", "true");
+	http_reply(req, res->answer_status ? res->answer_status : 202,
+		   "application/fhir+json; charset=utf-8", body, strlen(body));
+}
+
+static void
+on_committed(void *arg, const struct store_result *res)
+{
+	struct pending *p = arg;
+
+	switch (res->err) {
+	case GW_OK:
+		log_info("event=accepted id=%s message=%s peer=%s "
+			 "direction=%s",
+			 http_req_id(p->req), res->id, p->peer,
+			 p->outbound ? "outbound" : "inbound");
+		reply_accepted(p->req, res, false);
+		if (p->outbound && p->in->kick != NULL)
+			p->in->kick(p->in->kick_arg);
+		break;
+	case GW_EXISTS:
+		log_info("event=duplicate id=%s message=%s peer=%s",
+			 http_req_id(p->req), res->id, p->peer);
+		reply_accepted(p->req, res, true);
+		break;
+	default:
+		log_warnx("event=accept_failed id=%s peer=%s error=\"%s\"",
+			  http_req_id(p->req), p->peer, gw_strerror(res->err));
+		http_req_add_header(p->req, "Retry-After", "10");
+		http_reply_outcome(p->req, 503, FHIR_ERROR, "transient", NULL,
+				   "the message could not be stored (%s); "
+				   "nothing was accepted, retry later",
+				   gw_strerror(res->err));
+		break;
+	}
+	free(p);
+}
+
+/* A receiver is local when this gateway serves it: our own URA, or a
+ * peer that pulls from us and has no endpoint elsewhere. */
+static bool
+receiver_local(const struct config *cfg, const char *ura)
+{
+	const struct config_peer *p = config_peer_find(cfg, ura);
+
+	if (strcmp(ura, cfg->ura) == 0)
+		return true;
+	return p != NULL && p->endpoint == NULL &&
+	       (p->allow & CONFIG_ALLOW_PULL) != 0;
+}
+
+/*
+ * Sort the receivers into local and remote ones. Problems (no route,
+ * both kinds in one message) go to oo. Returns true for outbound.
+ */
+static bool
+route_receivers(const struct config *cfg, const struct message_info *info,
+		const char **remote, size_t *nremote, json_t *oo)
+{
+	size_t nlocal = 0;
+
+	*nremote = 0;
+	for (size_t i = 0; i < info->nreceivers; i++) {
+		const char *ura = info->receivers[i];
+		const struct config_peer *p = config_peer_find(cfg, ura);
+		char expr[160];
+
+		if (receiver_local(cfg, ura)) {
+			nlocal++;
+		} else if (p != NULL && p->endpoint != NULL) {
+			remote[(*nremote)++] = ura;
+		} else {
+			snprintf(expr, sizeof(expr),
+				 "Bundle.entry[0].resource.ofType("
+				 "MessageHeader).destination[%zu].receiver",
+				 i);
+			fhir_outcome_add(oo, FHIR_ERROR, "not-found", expr, 0,
+					 0,
+					 "no route to receiver %s: this "
+					 "gateway neither serves it nor knows "
+					 "the gateway that does",
+					 ura);
+		}
+	}
+	if (nlocal > 0 && *nremote > 0)
+		fhir_outcome_add(oo, FHIR_ERROR, "not-supported",
+				 "Bundle.entry[0].resource.ofType("
+				 "MessageHeader).destination",
+				 0, 0,
+				 "receivers served here and receivers served "
+				 "by other gateways cannot share one message: "
+				 "send them separately");
+	return *nremote > 0;
+}
+
+static void
+reply_invalid(struct http_req *req, int status, json_t *oo)
+{
+	log_info("event=rejected id=%s peer=%s status=%d errors=%zu",
+		 http_req_id(req), http_req_peer(req)->ura, status,
+		 fhir_outcome_errors(oo));
+	http_reply_json(req, status, oo);
+}
+
+/* Verify a signed message from another gateway. False when a reply was
+ * sent. */
+static bool
+verify_inbound(struct intake *in, struct http_req *req,
+	       const struct fj_doc *doc, char sha[65], char **jws)
+{
+	struct sign_verify_opts vo = {.trust = in->trust,
+				      .expect_ura = http_req_peer(req)->ura,
+				      .skew = INTAKE_SIGN_SKEW};
+	struct sign_result res;
+	enum gw_err err;
+
+	if (in->trust == NULL) {
+		http_reply_outcome(req, 422, FHIR_ERROR, "not-supported",
+				   "Bundle.signature",
+				   "this gateway does not accept signed "
+				   "messages (no trust anchors configured)");
+		return false;
+	}
+	err = sign_verify(doc->root, NULL, &vo, &res);
+	if (err != GW_OK) {
+		int status = sign_check_http_status(res.check);
+
+		if (err == GW_NOMEM)
+			status = 503;
+		log_warnx("event=audit action=reject_signature id=%s peer=%s "
+			  "check=%s",
+			  http_req_id(req), http_req_peer(req)->ura,
+			  sign_check_name(res.check));
+		http_reply_outcome(req, status < 400 ? 422 : status, FHIR_ERROR,
+				   status == 401 ? "security" : "invalid",
+				   "Bundle.signature",
+				   "signature check '%s' failed: %s",
+				   sign_check_name(res.check), res.reason);
+		sign_result_cleanup(&res);
+		return false;
+	}
+	hexify(res.hash, SIGN_HASH_LEN, sha);
+	*jws = res.jws;
+	res.jws = NULL;
+	sign_result_cleanup(&res);
+	return true;
+}
+
+/* Sign what the gateway forwards. False when a reply was sent. */
+static bool
+sign_outbound(struct intake *in, struct http_req *req, struct fj_doc *doc,
+	      enum rules_fhir v, char sha[65], char **jws)
+{
+	struct sign_opts so = {.fhir = v == RULES_STU3 ? SIGN_FHIR_STU3
+						       : SIGN_FHIR_R4,
+			       .purpose = SIGN_PURPOSE_VERIFICATION};
+	struct sign_output out = {0};
+	char err[256];
+
+	if (in->key == NULL ||
+	    sign_bundle(in->key, doc, &so, &out, err, sizeof(err)) != GW_OK) {
+		log_warnx("event=sign_failed id=%s reason=\"%s\"",
+			  http_req_id(req), in->key ? err : "no key");
+		http_reply_outcome(req, 500, FHIR_ERROR, "exception", NULL,
+				   "the gateway could not sign the message");
+		sign_output_cleanup(&out);
+		return false;
+	}
+	hexify(out.hash, SIGN_HASH_LEN, sha);
+	*jws = out.jws;
+	out.jws = NULL;
+	sign_output_cleanup(&out);
+	return true;
+}
+
+/* Validate; false when a reply was sent (invalid or internal error). */
+static bool
+validate_message(struct intake *in, struct http_req *req,
+		 const struct fj_doc *doc, enum rules_fhir v)
+{
+	json_t *oo = fhir_outcome_new();
+
+	if (oo == NULL ||
+	    validate_document(in->validate[v], doc->root, NULL, oo) != GW_OK) {
+		json_decref(oo);
+		http_req_add_header(req, "Retry-After", "10");
+		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+				   "validation could not run");
+		return false;
+	}
+	if (fhir_outcome_errors(oo) > 0) {
+		reply_invalid(req, 422, oo);
+		return false;
+	}
+	json_decref(oo);
+	return true;
+}
+
+void
+intake_process_message(struct http_req *req, void *arg)
+{
+	struct intake *in = arg;
+	const struct config *cfg = http_req_config(req);
+	const struct tls_peer *peer = http_req_peer(req);
+	enum rules_fhir v = request_fhir(req);
+	struct message_info info;
+	const char *remote[MESSAGE_MAX_RECEIVERS];
+	size_t nremote = 0;
+	struct fj_doc *doc = NULL;
+	struct pending *p = NULL;
+	struct buf bytes;
+	char sha[65], id[40], *jws = NULL, *answer = NULL;
+	bool outbound, is_signed;
+	json_t *oo;
+	enum gw_err err;
+
+	buf_init(&bytes, cfg->max_body * 2 + 65536);
+	if (in->store == NULL || !store_disk_ok(in->store)) {
+		log_warnx("event=intake_refused id=%s reason=disk_low",
+			  http_req_id(req));
+		http_req_add_header(req, "Retry-After", "60");
+		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+				   "the gateway's store is low on disk space; "
+				   "retry later");
+		return;
+	}
+	if (!parse_body(req, &doc))
+		return;
+	if ((oo = fhir_outcome_new()) == NULL)
+		goto nomem;
+	if (message_parse(doc->root, &info, oo) != GW_OK) {
+		reply_invalid(req, 422, oo);
+		goto done;
+	}
+	outbound = route_receivers(cfg, &info, remote, &nremote, oo);
+	if (fhir_outcome_errors(oo) > 0) {
+		reply_invalid(req, 422, oo);
+		goto done;
+	}
+	json_decref(oo);
+	is_signed = info.signed_r4 || info.signed_stu3;
+	if (!is_signed && strcmp(info.sender, peer->ura) != 0) {
+		log_warnx("event=audit action=reject_sender id=%s peer=%s",
+			  http_req_id(req), peer->ura);
+		http_reply_outcome(req, 403, FHIR_ERROR, "forbidden",
+				   "Bundle.entry[0].resource.ofType("
+				   "MessageHeader).sender",
+				   "sender URA %s is not the URA of your "
+				   "certificate (%s)",
+				   info.sender, peer->ura);
+		goto done;
+	}
+	if (is_signed && !verify_inbound(in, req, doc, sha, &jws))
+		goto done;
+	if (!validate_message(in, req, doc, v))
+		goto done;
+	/* The gateway signs what it forwards and what an organisation gave
+	 * it unsigned; a verified signature of another gateway is kept. */
+	if (outbound || !is_signed) {
+		free(jws);
+		jws = NULL;
+		if (!sign_outbound(in, req, doc, v, sha, &jws))
+			goto done;
+	}
+	if (fj_dump(doc->root, 0, &bytes) != GW_OK)
+		goto nomem;
+	util_uuid(id);
+	answer = accepted_body(id, nremote, outbound);
+	if (answer == NULL || (p = calloc(1, sizeof(*p))) == NULL)
+		goto nomem;
+	p->req = req;
+	p->in = in;
+	p->outbound = outbound;
+	util_strlcpy(p->peer, peer->ura, sizeof(p->peer));
+	{
+		struct store_accept acc = {
+		    .id = id,
+		    .direction = outbound ? STORE_OUTBOUND : STORE_INBOUND,
+		    .sender_ura = peer->ura,
+		    .bundle_system = info.id_system,
+		    .bundle_value = info.id_value,
+		    .patient_key = info.patient_key,
+		    .fhir_version = v == RULES_STU3 ? "3.0.2" : "4.0.1",
+		    .doc = bytes.data,
+		    .doc_len = bytes.len,
+		    .jws = jws,
+		    .sha256 = sha,
+		    .answer_status = 202,
+		    .answer_body = answer,
+		    .receivers = remote,
+		    .nreceivers = nremote,
+		};
+
+		http_req_defer(req);
+		err = store_submit_accept(in->store, &acc, on_committed, p);
+	}
+	if (err != GW_OK) {
+		free(p);
+		http_req_add_header(req, "Retry-After", "5");
+		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+				   "the gateway is busy (%s); retry later",
+				   gw_strerror(err));
+	}
+	goto done;
+nomem:
+	json_decref(oo);
+	http_req_add_header(req, "Retry-After", "5");
+	http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+			   "out of memory");
+done:
+	free(answer);
+	free(jws);
+	buf_cleanup(&bytes);
+	fj_doc_free(doc);
+}
+
+static json_t *
+part(const char *name, const char *type, json_t *value)
+{
+	/* json_pack "o" steals value. */
+	return json_pack("{s:s, s:o}", "name", name, type, value);
+}
+
+static json_t *
+instant(int64_t ms)
+{
+	char t[32];
+
+	util_rfc3339(ms / 1000, t, sizeof(t));
+	return json_string(t);
+}
+
+void
+intake_message_status(struct http_req *req, void *arg)
+{
+	struct intake *in = arg;
+	const char *path = http_req_path(req);
+	const char *id = strrchr(path, '/') + 1;
+	struct store_message *msg = NULL;
+	json_t *params, *list;
+
+	if (store_show(in->store, id, false, &msg) != GW_OK ||
+	    strcmp(msg->sender, http_req_peer(req)->ura) != 0) {
+		/* Another organisation's message does not exist for you. */
+		store_message_free(msg);
+		http_reply_outcome(req, 404, FHIR_ERROR, "not-found", NULL,
+				   "no message %s from your organisation", id);
+		return;
+	}
+	list = json_array();
+	json_array_append_new(
+	    list, part("message", "valueString", json_string(msg->id)));
+	json_array_append_new(
+	    list, part("accepted", "valueInstant", instant(msg->accepted_at)));
+	for (size_t i = 0; i < msg->nrows; i++) {
+		const struct store_row *r = &msg->rows[i];
+		json_t *parts = json_array();
+
+		json_array_append_new(parts, part("ura", "valueString",
+						  json_string(r->receiver)));
+		json_array_append_new(
+		    parts, part("state", "valueCode",
+				json_string(store_state_name(r->state))));
+		json_array_append_new(parts, part("attempts", "valueInteger",
+						  json_integer(r->attempts)));
+		if (r->last_status != 0)
+			json_array_append_new(
+			    parts, part("lastStatus", "valueInteger",
+					json_integer(r->last_status)));
+		if (r->last_error != NULL)
+			json_array_append_new(parts,
+					      part("lastError", "valueString",
+						   json_string(r->last_error)));
+		if (r->delivered_at != 0)
+			json_array_append_new(
+			    parts, part("deliveredAt", "valueInstant",
+					instant(r->delivered_at)));
+		json_array_append_new(
+		    list,
+		    json_pack("{s:s, s:o}", "name", "receiver", "part", parts));
+	}
+	params = json_pack("{s:s, s:o}", "resourceType", "Parameters",
+			   "parameter", list);
+	store_message_free(msg);
+	http_reply_json(req, 200, params);
 }

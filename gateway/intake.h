@@ -12,11 +12,23 @@
 #include "err.h"
 #include "http.h"
 #include "rules.h"
+#include "sign.h"
+#include "store.h"
 #include "validate.h"
+
+/* Largest clock difference accepted for a signature time (seconds). */
+#define INTAKE_SIGN_SKEW 300
 
 struct intake {
 	struct rules_set *rules[2];	  /* indexed by enum rules_fhir */
 	struct validate_ctx *validate[2]; /* over rules[] */
+	/* Set by the daemon before $process-message is served; borrowed. */
+	struct store *store;
+	const struct sign_key *key;	/* signs what the gateway forwards */
+	const struct sign_trust *trust; /* verifies what other gateways send */
+	/* Called after each outbound commit (the deliverer's kick). */
+	void (*kick)(void *arg);
+	void *kick_arg;
 };
 
 /*
@@ -31,5 +43,19 @@ void intake_cleanup(struct intake *in);
 /* POST /fhir/$validate and /fhir/{type}/$validate; arg is a struct
  * intake. Answers 200 with an OperationOutcome, 400 for malformed JSON. */
 void intake_validate(struct http_req *req, void *arg);
+
+/*
+ * POST /fhir/$process-message: a message Bundle from an organisation
+ * (unsigned: MessageHeader.sender must be the TLS peer) or from another
+ * gateway (signed: the signature must verify and name the TLS peer).
+ * Checked, validated, signed when forwarded, committed with one outbox row
+ * per remote receiver, then answered 202 with the message id and a status
+ * URL; a duplicate (peer, Bundle.identifier) gets the original answer.
+ */
+void intake_process_message(struct http_req *req, void *arg);
+
+/* GET /fhir/$process-message/{id}: delivery state per receiver, for the
+ * organisation that sent the message. */
+void intake_message_status(struct http_req *req, void *arg);
 
 #endif

@@ -21,6 +21,8 @@
 #include "config.h"
 #include "http.h"
 #include "intake.h"
+#include "sign.h"
+#include "store.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -44,6 +46,10 @@ struct serve {
 	struct http_server *srv;
 	struct api api;
 	struct intake intake;
+	struct store *store;
+	struct event *ev_store;
+	struct sign_key *key;
+	struct sign_trust *trust;
 	struct event *ev_term, *ev_int, *ev_hup;
 	bool stopping;
 };
@@ -75,27 +81,94 @@ apply_logging(const struct serve *s)
 	log_init(to_stderr ? LOG_TO_STDERR : LOG_TO_SYSLOG, s->debug, "pzpgw");
 }
 
-/* A readiness probe until the store module provides one: the store's
- * directory must be writable. */
+/* Readiness of the store: open, and enough disk space to accept. */
 static bool
-store_dir_ready(void *arg, const char **reason)
+store_ready(void *arg, const char **reason)
 {
 	const struct serve *s = arg;
-	char dir[4096];
-	char *slash;
 
-	util_strlcpy(dir, s->cfg->store_path, sizeof(dir));
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else if (slash != NULL)
-		*slash = '\0';
-	else
-		util_strlcpy(dir, ".", sizeof(dir));
-	if (access(dir, W_OK) != 0) {
-		*reason = "store_not_writable";
+	if (s->store == NULL) {
+		*reason = "store_closed";
 		return false;
 	}
+	if (!store_disk_ok(s->store)) {
+		*reason = "store_disk_low";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Load the signing key and the trust anchors for signatures of other
+ * gateways. On failure the old ones stay and false is returned.
+ */
+static bool
+load_keys(struct serve *s, const struct config *cfg)
+{
+	struct sign_key *key = NULL;
+	struct sign_trust *trust = NULL;
+	const char *crls[1] = {cfg->tls_crl};
+	char err[256];
+
+	if (sign_key_load(cfg->sign_key, cfg->sign_cert, cfg->sign_chain,
+			  cfg->sign_alg, &key, err, sizeof(err)) != GW_OK) {
+		log_warnx("event=keys_failed what=signing_key message=\"%s\"",
+			  err);
+		return false;
+	}
+	if (sign_trust_new(cfg->tls_trust, crls, cfg->tls_crl ? 1 : 0, &trust,
+			   err, sizeof(err)) != GW_OK) {
+		log_warnx("event=keys_failed what=trust message=\"%s\"", err);
+		sign_key_free(key);
+		return false;
+	}
+	sign_key_free(s->key);
+	sign_trust_free(s->trust);
+	s->key = key;
+	s->trust = trust;
+	s->intake.key = key;
+	s->intake.trust = trust;
+	return true;
+}
+
+static void
+on_store(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *s = arg;
+
+	store_dispatch(s->store);
+}
+
+/* Open the store (after privileges are dropped: it writes as the service
+ * user) and return rows left in flight by a crash to due. */
+static bool
+open_store(struct serve *s)
+{
+	struct store_options opts;
+	size_t recovered = 0;
+	enum gw_err err;
+
+	store_options_from_config(&opts, s->cfg);
+	opts.create = true;
+	if ((err = store_open(&opts, &s->store)) != GW_OK) {
+		log_warnx("event=startup_failed reason=store path=%s "
+			  "error=\"%s\"",
+			  s->cfg->store_path, gw_strerror(err));
+		return false;
+	}
+	if ((err = store_recover(s->store, &recovered)) != GW_OK) {
+		log_warnx("event=startup_failed reason=store_recover "
+			  "error=\"%s\"",
+			  gw_strerror(err));
+		return false;
+	}
+	if (recovered > 0)
+		log_info("event=recovered rows=%zu state=due", recovered);
+	s->ev_store = event_new(s->base, store_notify_fd(s->store),
+				EV_READ | EV_PERSIST, on_store, s);
+	if (s->ev_store == NULL || event_add(s->ev_store, NULL) != 0)
+		return false;
+	s->intake.store = s->store;
 	return true;
 }
 
@@ -152,6 +225,9 @@ reload(struct serve *s)
 	http_server_reconfigure(s->srv, ncfg, nctx);
 	SSL_CTX_free(nctx); /* the server holds its own reference */
 	apply_logging(s);
+	if (!load_keys(s, ncfg))
+		log_warnx("event=reload_partial reason=\"signing key or trust "
+			  "not reloaded: keeping the old ones\"");
 	log_info("event=reloaded organisation=%s peers=%zu", ncfg->ura,
 		 ncfg->npeers);
 }
@@ -241,6 +317,10 @@ serve_run(struct serve *s)
 	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake},
 	    {"POST", "/fhir/*/$validate", HTTP_ROUTE_HAS_BODY,
 	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake},
+	    {"POST", "/fhir/$process-message", HTTP_ROUTE_HAS_BODY,
+	     CONFIG_ALLOW_PUSH, intake_process_message, &s->intake},
+	    {"GET", "/fhir/$process-message/*", 0, CONFIG_ALLOW_PUSH,
+	     intake_message_status, &s->intake},
 	    {NULL, NULL, 0, 0, NULL, NULL},
 	};
 	/* Routes of the admin listener (plain HTTP, loopback). */
@@ -266,13 +346,18 @@ serve_run(struct serve *s)
 		SSL_CTX_free(ctx);
 		return CLI_FAIL;
 	}
+	if (!load_keys(s, s->cfg)) {
+		intake_cleanup(&s->intake);
+		SSL_CTX_free(ctx);
+		return CLI_FAIL;
+	}
 	if ((s->base = event_base_new()) == NULL)
 		fatalx("event=startup_failed reason=event_base");
 	if (http_server_new(s->base, s->cfg, &s->srv) != GW_OK)
 		fatalx("event=startup_failed reason=out_of_memory");
 	s->api.srv = s->srv;
 	s->api.org_routes = org_routes;
-	s->api.store_ready = store_dir_ready;
+	s->api.store_ready = store_ready;
 	s->api.store_arg = s;
 	s->api.started = util_wall_ms() / 1000;
 	if (http_server_listen(s->srv, ctx, org_routes, admin_routes, err,
@@ -281,7 +366,7 @@ serve_run(struct serve *s)
 			  err);
 		goto done;
 	}
-	if (drop_privileges(s->cfg->user) != 0)
+	if (drop_privileges(s->cfg->user) != 0 || !open_store(s))
 		goto done;
 	s->ev_term = add_signal(s, SIGTERM);
 	s->ev_int = add_signal(s, SIGINT);
@@ -296,6 +381,13 @@ serve_run(struct serve *s)
 	else
 		rc = CLI_OK;
 done:
+	if (s->ev_store != NULL)
+		event_free(s->ev_store);
+	/* Commits every accept still queued; their callbacks answer or drop
+	 * the requests still waiting, so the server must still exist. */
+	store_free(s->store);
+	sign_key_free(s->key);
+	sign_trust_free(s->trust);
 	event_free(s->ev_term);
 	event_free(s->ev_int);
 	event_free(s->ev_hup);
