@@ -3585,7 +3585,7 @@ static enum gw_err
 fn_sets(struct ectx *x, const struct ast *a, const struct coll *in,
 	struct coll *out)
 {
-	struct coll o, both;
+	struct coll o, both, swapped;
 	struct cb b = {0};
 	bool *flags;
 	size_t i;
@@ -3608,10 +3608,9 @@ fn_sets(struct ectx *x, const struct ast *a, const struct coll *in,
 	case F_SUBSETOF:
 	case F_SUPERSETOF:
 		if (a->op == F_SUPERSETOF) {
-			struct coll t = o;
-
+			swapped = o;
 			o = *in;
-			in = &t;
+			in = &swapped;
 			e = member_flags(x, in, &o, &flags);
 		} else {
 			e = member_flags(x, in, &o, &flags);
