@@ -1136,7 +1136,7 @@ regex_translate(const char *re, size_t n, struct buf *out, const char **why)
 		} else if (c == '[') {
 			/* collect the set, then emit it in POSIX order */
 			bool neg = false, rbrack = false, dash = false,
-			     caret = false;
+			     caret = false, lbrack = false;
 			struct buf set;
 
 			buf_init(&set, n * 16 + 16);
@@ -1173,6 +1173,8 @@ regex_translate(const char *re, size_t n, struct buf *out, const char **why)
 						dash = true;
 					else if (e == '^')
 						caret = true;
+					else if (e == '[')
+						lbrack = true;
 					else if (isalnum((unsigned char)e)) {
 						buf_cleanup(&set);
 						*why = "unsupported escape in "
@@ -1198,6 +1200,9 @@ regex_translate(const char *re, size_t n, struct buf *out, const char **why)
 					dash = true;
 				} else if (a == '^') {
 					caret = true;
+				} else if (a == '[') {
+					/* literal: never before . : = */
+					lbrack = true;
 				} else {
 					buf_addc(&set, a);
 				}
@@ -1215,11 +1220,13 @@ regex_translate(const char *re, size_t n, struct buf *out, const char **why)
 				buf_addc(out, ']');
 			if (set.len)
 				buf_add(out, set.data, set.len);
+			if (lbrack)
+				buf_addc(out, '[');
 			if (caret)
 				buf_addc(out, '^');
 			if (dash)
 				buf_addc(out, '-');
-			if (!rbrack && !set.len && !caret && !dash) {
+			if (!rbrack && !set.len && !caret && !dash && !lbrack) {
 				buf_cleanup(&set);
 				*why = "empty set";
 				return false;
@@ -2106,18 +2113,15 @@ member_type(struct ectx *x, const struct fj_node *parent, const char *ptype,
 	    const char *key, size_t keylen, size_t choice)
 {
 	const char *t = NULL;
-	size_t i;
 
 	if (x->env && x->env->type_of)
 		t = x->env->type_of(x->env->arg, parent, ptype, key);
 	if (t)
 		return t;
+	/* Only a choice element has its type in its name; for children()
+	 * a guess from the name (dateTime: "Time"?) would mislead. */
 	if (choice)
 		return suffix_type(key + choice, keylen - choice);
-	/* children(): a member whose name ends in a type name */
-	for (i = keylen; i-- > 1;)
-		if (isupper((unsigned char)key[i]))
-			return suffix_type(key + i, keylen - i);
 	return NULL;
 }
 
@@ -3422,8 +3426,6 @@ fn_resolve(struct ectx *x, const struct coll *in, struct coll *out)
 	size_t i;
 	enum gw_err e;
 
-	if (!env || !env->resolve)
-		return efail(x, GW_INVALID, "resolve() is not available here");
 	for (i = 0; i < in->n; i++) {
 		const char *ref, *type = NULL;
 		const struct fj_node *n = NULL;
@@ -3431,6 +3433,9 @@ fn_resolve(struct ectx *x, const struct coll *in, struct coll *out)
 
 		if (!reference_of(&in->v[i], &ref))
 			continue;
+		if (!env || !env->resolve)
+			return efail(x, GW_INVALID,
+				     "resolve() is not available here");
 		if ((e = env->resolve(env->arg, ref, &n, &type)) != GW_OK)
 			return efail(x, e, "resolve() failed");
 		if (!n)
@@ -3461,10 +3466,10 @@ fn_member_of(struct ectx *x, const struct ast *a, const struct coll *in,
 	const item_t *it;
 
 	out->n = 0;
-	if (!env || !env->member_of)
-		return efail(x, GW_INVALID, "memberOf() is not available here");
 	if (in->n == 0)
 		return GW_OK;
+	if (!env || !env->member_of)
+		return efail(x, GW_INVALID, "memberOf() is not available here");
 	if (in->n > 1)
 		return efail(x, GW_INVALID, "memberOf(): one item expected");
 	if ((e = ev_arg(x, a->args[0], &c)) != GW_OK ||

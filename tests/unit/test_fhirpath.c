@@ -916,6 +916,38 @@ test_invariants(void **state)
 	     "\"x\",\"extension\":[{\"url\":\"legallyCapable\","
 	     "\"valueBoolean\":false}]}]}",
 	     "extension", "LegallyCapable-1", LEGAL1, FHIRPATH_FALSE},
+	    /* real regular expressions (eld-16, eld-19, sdf-..) */
+	    {PAT, "{\"sliceName\":\"a/b-c_[x]@\"}", NULL, "eld-16",
+	     "sliceName.empty() or "
+	     "sliceName.matches('^[a-zA-Z0-9\\\\/\\\\-_\\\\[\\\\]\\\\@]+$')",
+	     FHIRPATH_TRUE},
+	    {PAT, "{\"sliceName\":\"a b\"}", NULL, "eld-16",
+	     "sliceName.empty() or "
+	     "sliceName.matches('^[a-zA-Z0-9\\\\/\\\\-_\\\\[\\\\]\\\\@]+$')",
+	     FHIRPATH_FALSE},
+	    {PAT, "{\"path\":\"Observation.value[x]:q\"}", NULL, "eld-19",
+	     "path.matches('^[^\\\\s\\\\.,:;\\\\\\'\"\\\\/"
+	     "|?!@#$%&*()\\\\[\\\\]{}]"
+	     "{1,64}(\\\\.[^\\\\s\\\\.,:;\\\\\\'\"\\\\/|?!@#$%&*()\\\\[\\\\]{}]"
+	     "{1,64}(\\\\[x\\\\])?(\\\\:[^\\\\s\\\\.]+)?)*$')",
+	     FHIRPATH_TRUE},
+	    {PAT, "{\"path\":\"Observation..value\"}", NULL, "eld-19",
+	     "path.matches('^[^\\\\s\\\\.,:;\\\\\\'\"\\\\/"
+	     "|?!@#$%&*()\\\\[\\\\]{}]"
+	     "{1,64}(\\\\.[^\\\\s\\\\.,:;\\\\\\'\"\\\\/|?!@#$%&*()\\\\[\\\\]{}]"
+	     "{1,64}(\\\\[x\\\\])?(\\\\:[^\\\\s\\\\.]+)?)*$')",
+	     FHIRPATH_FALSE},
+	    {PAT, "{\"name\":\"PZPConsent\"}", NULL, "cpt-0",
+	     "name.matches('[A-Z]([A-Za-z0-9_]){0,254}')", FHIRPATH_TRUE},
+	    {PAT, "{\"name\":\"pzp consent\"}", NULL, "cpt-0",
+	     "name.matches('^[A-Z]([A-Za-z0-9_]){0,254}$')", FHIRPATH_FALSE},
+	    /* resolve() and memberOf() on nothing need no callback */
+	    {BUN, NULL, NULL, "prv-1",
+	     "(agent.resolve() is Practitioner) or onBehalfOf.exists()."
+	     "not()",
+	     FHIRPATH_TRUE},
+	    {PAT, NULL, NULL, "flag",
+	     "code.memberOf('http://x/vs') implies true", FHIRPATH_TRUE},
 	    {PAT, NULL, "name[0]", "nl-core-NameInformation-1",
 	     "(family.exists() or given.extension.where(url = "
 	     "'http://hl7.org/fhir/StructureDefinition/"
