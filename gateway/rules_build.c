@@ -34,6 +34,7 @@ static const struct rb_pkg rb_pkgs[] = {
      {{1, "profiles-types.json"},
       {1, "profiles-resources.json"},
       {1, "extension-definitions.json"},
+      {1, "profiles-others.json"},
       {1, "valuesets.json"},
       {1, "v3-codesystems.json"},
       {1, "v2-tables.json"}}},

@@ -305,6 +305,49 @@ snap_expand(struct snap *s, long pi, int depth)
 	return err;
 }
 
+/*
+ * A renamed choice (parent.valueQuantity for parent.value[x] at index k):
+ * as the reference snapshot generator does, the [x] element is narrowed
+ * to the one type and closed-sliced by type, and the constraints go to
+ * the type slice value[x]:valueQuantity. Later ids below the renamed one
+ * are mapped to the slice.
+ */
+static long
+snap_rename_choice(struct snap *s, const char *id, long k, const char *name,
+		   const char *cap)
+{
+	struct rules_set *set = s->set;
+	struct rules_element *c = &s->w[k];
+	const char **nf, **nt, *sid;
+	char tmp[1024];
+	long si;
+	int n;
+
+	snap_narrow(set, c, cap);
+	if (c->slicing == NULL) {
+		if (snap_default_slicing(set, c) != GW_OK)
+			return -1;
+		if (c->slicing != NULL)
+			c->slicing->rules = RULES_SLICE_CLOSED;
+	}
+	n = snprintf(tmp, sizeof(tmp), "%s:%s", c->id, name);
+	if (n < 0 || (size_t)n >= sizeof(tmp) ||
+	    (sid = rs_intern(set, tmp)) == NULL)
+		return -1;
+	if ((si = snap_find(s, sid)) < 0 &&
+	    (si = snap_new_slice(s, sid, k, name)) < 0)
+		return -1;
+	if ((nf = realloc(s->from, (s->nren + 1) * sizeof(*nf))) == NULL)
+		return -1;
+	s->from = nf;
+	if ((nt = realloc(s->to, (s->nren + 1) * sizeof(*nt))) == NULL)
+		return -1;
+	s->to = nt;
+	s->from[s->nren] = id;
+	s->to[s->nren++] = sid;
+	return si;
+}
+
 static long
 snap_materialize(struct snap *s, const char *id, int depth)
 {
@@ -364,20 +407,7 @@ snap_materialize(struct snap *s, const char *id, int depth)
 			continue;
 		if ((cap = snap_choice_type(c->path, name)) == NULL)
 			continue;
-		const char **nf, **nt;
-
-		nf = realloc(s->from, (s->nren + 1) * sizeof(*nf));
-		if (nf == NULL)
-			return -1;
-		s->from = nf;
-		nt = realloc(s->to, (s->nren + 1) * sizeof(*nt));
-		if (nt == NULL)
-			return -1;
-		s->to = nt;
-		s->from[s->nren] = id;
-		s->to[s->nren++] = cid;
-		snap_narrow(set, c, cap);
-		return (long)k;
+		return snap_rename_choice(s, id, (long)k, name, cap);
 	}
 	return -1;
 }

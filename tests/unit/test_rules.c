@@ -448,9 +448,16 @@ test_snapshot_generation(void **state)
 	/* the slice comes after the sliced element's own children */
 	assert_true(el(st, "Patient.identifier:bsn") >
 		    el(st, "Patient.identifier"));
-	/* choice rename deceasedBoolean -> deceased[x] narrowed */
+	/* choice rename deceasedBoolean: deceased[x] narrowed and closed-
+	 * sliced by type, the constraint on the type slice */
 	e = el(st, "Patient.deceased[x]");
 	assert_int_equal(e->ntypes, 1);
+	assert_string_equal(e->types[0].code, "boolean");
+	assert_null(e->fixed);
+	assert_int_equal(e->slicing->disc[0].type, RULES_DISC_TYPE);
+	assert_int_equal(e->slicing->rules, RULES_SLICE_CLOSED);
+	e = el(st, "Patient.deceased[x]:deceasedBoolean");
+	assert_string_equal(e->slice_name, "deceasedBoolean");
 	assert_string_equal(e->types[0].code, "boolean");
 	value_is(e->fixed, "{\"fixedBoolean\":false}");
 	/* binding replaced, version suffix dropped */
