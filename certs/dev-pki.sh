@@ -241,6 +241,8 @@ org gp1 90000003 10000003 01000003 "Huisartsenpraktijk Test Een" \
 	gp1.pzpgw.test
 org gp2 90000004 10000004 01000004 "Huisartsenpraktijk Test Twee" \
 	gp2.pzpgw.test
+# A second gateway (another region's), for delivery between gateways.
+org gateway2 90000009 10000009 01000009 "Test Regionale Zorggateway" localhost
 
 if [ "$extras" = 1 ]; then
 	# Expired: valid URA, validity entirely in the past.
