@@ -169,6 +169,16 @@ static const char *const fhir_types[] = {"base64Binary",
 					 "UsageContext",
 					 "Element",
 					 "BackboneElement",
+					 "ElementDefinition",
+					 "MarketingStatus",
+					 "Population",
+					 "ProdCharacteristic",
+					 "ProductShelfLife",
+					 "SubstanceAmount",
+					 "Availability",
+					 "ExtendedContactDetail",
+					 "MonetaryComponent",
+					 "VirtualServiceDetail",
 					 NULL};
 
 /* Index of the first primitive-type entry past the primitives. */
@@ -4242,8 +4252,16 @@ node_coll(struct ectx *x, const struct fj_node *n, const char *type,
 
 	out->n = 0;
 	out->v = NULL;
-	if (!n)
+	if (!n || n->type == FJ_NULL)
 		return GW_OK;
+	if (n->type == FJ_ARRAY) {
+		/* a repeating element given whole: its items */
+		struct cb b = {0};
+		enum gw_err e = emit_member(x, n, NULL, type, &b);
+
+		cb_done(&b, out);
+		return e;
+	}
 	memset(&it, 0, sizeof(it));
 	it.kind = FHIRPATH_NODE;
 	it.node = n;
@@ -4283,7 +4301,7 @@ run(const struct fhirpath *fp, const struct fj_node *focus,
 			return e;
 	}
 	x->thisc = x->context;
-	if (env) {
+	if (env && env->resource) {
 		root = env->root_resource ? env->root_resource : env->resource;
 		root_type = env->root_resource ? env->root_resource_type
 					       : env->resource_type;
@@ -4291,6 +4309,10 @@ run(const struct fhirpath *fp, const struct fj_node *focus,
 				   &x->resource)) != GW_OK ||
 		    (e = node_coll(x, root, root_type, &x->root)) != GW_OK)
 			return e;
+	} else if (node_rtype(focus)) {
+		/* no environment: the focus is the resource */
+		x->resource = x->context;
+		x->root = x->context;
 	}
 	return ev(x, fp->root, &x->context, out);
 }

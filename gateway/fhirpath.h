@@ -24,6 +24,18 @@ struct fhirpath;
 #define FHIRPATH_MAX_ITEMS  200000
 #define FHIRPATH_MAX_MEMORY (64u * 1024 * 1024)
 
+/*
+ * Semantics worth knowing: matches() and replaceMatches() search (a match
+ * anywhere, as in FHIRPath N1 used by R4; anchor with ^...$) in
+ * single-line mode ('.' matches a newline), POSIX ERE after translating
+ * \d \s \w and escapes; lazy quantifiers, look-around, back-references
+ * and inline flags are refused. Dates compare per FHIRPath partial
+ * precision (equal as far as both go but of different precision:
+ * empty); a dateTime without a zone is taken as UTC. Decimals compare
+ * exactly from their text; arithmetic on decimals uses doubles.
+ * htmlChecks() is true: narrative XHTML is checked by the engine.
+ */
+
 enum fhirpath_bool { FHIRPATH_FALSE, FHIRPATH_TRUE, FHIRPATH_EMPTY };
 
 /*
@@ -97,7 +109,8 @@ const char *fhirpath_text(const struct fhirpath *fp);
 
 /*
  * Evaluate fp with focus (an element or resource of the document, of FHIR
- * type focus_type, NULL when unknown) as %context and $this, and convert
+ * type focus_type, NULL when unknown; an array stands for its items) as
+ * %context and $this, and convert
  * the result to a boolean as invariants are: empty -> FHIRPATH_EMPTY, one
  * boolean -> its value, one other item -> FHIRPATH_TRUE. GW_INVALID when
  * the result has several items or evaluation needs something not
