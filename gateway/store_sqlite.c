@@ -353,8 +353,13 @@ sq_migrate(struct sq *c)
 			goto fail;
 		if ((err = sq_commit(c)) != GW_OK)
 			return err;
-		log_info("store: schema migrated from=%lld to=%lld",
-			 (long long)v, (long long)v + 1);
+		/* Creating a new store is routine; upgrading one is news. */
+		if (v == 0)
+			log_debug("store: schema created version=%lld",
+				  (long long)v + 1);
+		else
+			log_info("store: schema migrated from=%lld to=%lld",
+				 (long long)v, (long long)v + 1);
 	}
 fail:
 	sq_rollback(c);
