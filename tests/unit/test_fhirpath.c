@@ -991,6 +991,52 @@ test_dom3_types(void **state)
 	(void)c;
 }
 
+/* Without an environment the focus resource is %resource; an array focus
+ * stands for its items; today() follows env.now. */
+static void
+test_env_defaults(void **state)
+{
+	struct fj_doc *doc = parse(patient_json);
+	struct fhirpath *fp = NULL;
+	struct fhirpath_result *r = NULL;
+	struct fhirpath_env env;
+	struct buf b;
+
+	assert_int_equal(fhirpath_compile("%resource.id | %rootResource.id | "
+					  "%context.id",
+					  &fp, NULL, 0),
+			 GW_OK);
+	assert_int_equal(fhirpath_eval(fp, doc->root, NULL, NULL, &r), GW_OK);
+	buf_init(&b, 4096);
+	assert_int_equal(fhirpath_result_dump(r, &b), GW_OK);
+	assert_string_equal(b.data, "['p1']");
+	buf_cleanup(&b);
+	fhirpath_result_free(r);
+	fhirpath_free(fp);
+
+	assert_int_equal(
+	    fhirpath_compile("given.count() + count()", &fp, NULL, 0), GW_OK);
+	assert_int_equal(
+	    fhirpath_eval(fp, fj_get(doc->root, "name"), "HumanName", NULL, &r),
+	    GW_OK);
+	assert_int_equal(fhirpath_result_count(r), 1);
+	assert_int_equal(fhirpath_result_item(r, 0)->kind, FHIRPATH_INTEGER);
+	assert_int_equal(fhirpath_result_item(r, 0)->i, 5);
+	assert_null(fhirpath_result_item(r, 1));
+	fhirpath_result_free(r);
+	fhirpath_free(fp);
+
+	memset(&env, 0, sizeof(env));
+	env.now = 86400 * 365; /* 1971-01-01 */
+	assert_int_equal(fhirpath_compile("today()", &fp, NULL, 0), GW_OK);
+	assert_int_equal(fhirpath_eval(fp, doc->root, NULL, &env, &r), GW_OK);
+	assert_int_equal(fhirpath_result_item(r, 0)->kind, FHIRPATH_DATE);
+	assert_string_equal(fhirpath_result_item(r, 0)->text, "1971-01-01");
+	fhirpath_result_free(r);
+	fhirpath_free(fp);
+	fj_doc_free(doc);
+}
+
 /* ------------------------------------------------------------ compile */
 
 static void
@@ -1212,6 +1258,7 @@ main(void)
 	    cmocka_unit_test(test_types),
 	    cmocka_unit_test(test_invariants),
 	    cmocka_unit_test(test_dom3_types),
+	    cmocka_unit_test(test_env_defaults),
 	    cmocka_unit_test(test_compile_errors),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_corpus),
