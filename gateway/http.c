@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -54,7 +53,7 @@ struct http_conn {
 	struct evhttp_connection *evcon;
 	enum conn_state state;
 	uint64_t bytes_mark; /* raw bytes read when the last reply ended */
-	LIST_ENTRY(http_conn) entry;
+	struct http_conn *prev, *next; /* in http_server.conns */
 };
 
 struct http_server {
@@ -63,7 +62,7 @@ struct http_server {
 	SSL_CTX *ctx;
 	struct http_listener org;
 	struct http_listener admin;
-	LIST_HEAD(, http_conn) conns;
+	struct http_conn *conns; /* open connections of the org listener */
 	unsigned nconns;
 	unsigned pending;
 	bool paused; /* accepting stopped at the connection limit */
@@ -97,6 +96,28 @@ static int conn_ex_index = -1;
 static void conn_check_done(struct http_server *srv);
 
 /* ---- connections ---- */
+
+static void
+conn_link(struct http_server *srv, struct http_conn *c)
+{
+	c->prev = NULL;
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+}
+
+static void
+conn_unlink(struct http_conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else if (c->srv != NULL)
+		c->srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+}
 
 static void
 conn_close(struct http_conn *c)
@@ -169,7 +190,7 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 		free(c);
 		return;
 	}
-	LIST_REMOVE(c, entry);
+	conn_unlink(c);
 	srv->nconns--;
 	free(c);
 	listener_resume(srv);
@@ -225,7 +246,7 @@ conn_bevcb(struct event_base *base, void *arg)
 	c->ssl = ssl;
 	c->state = CONN_NEW;
 	SSL_set_ex_data(ssl, conn_ex_index, c);
-	LIST_INSERT_HEAD(&srv->conns, c, entry);
+	conn_link(srv, c);
 	srv->nconns++;
 	conn_arm_deadline(c);
 	if (srv->nconns >= srv->cfg->max_connections && !srv->paused) {
@@ -763,7 +784,9 @@ on_request(struct evhttp_request *ev, void *arg)
 		return;
 	}
 	q = uri ? evhttp_uri_get_query(uri) : NULL;
-	TAILQ_INIT(&req->query);
+	/* An empty evkeyvalq (a TAILQ head from keyvalq_struct.h). */
+	req->query.tqh_first = NULL;
+	req->query.tqh_last = &req->query.tqh_first;
 	if (q != NULL) {
 		if (evhttp_parse_query_str(q, &req->query) != 0) {
 			evhttp_clear_headers(&req->query);
@@ -795,7 +818,6 @@ http_server_new(struct event_base *base, const struct config *cfg,
 		return GW_NOMEM;
 	srv->base = base;
 	srv->cfg = cfg;
-	LIST_INIT(&srv->conns);
 	metrics_describe("pzpgw_http_requests_total", METRICS_COUNTER,
 			 "HTTP requests answered, by listener, status and "
 			 "peer URA.");
@@ -966,8 +988,8 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 
 	log_warnx("event=shutdown_grace_expired connections=%u pending=%u",
 		  srv->nconns, srv->pending);
-	for (c = LIST_FIRST(&srv->conns); c != NULL; c = next) {
-		next = LIST_NEXT(c, entry);
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
 		conn_close(c);
 	}
 	srv->done = NULL;
@@ -996,8 +1018,8 @@ http_server_shutdown(struct http_server *srv, unsigned grace_ms,
 	}
 	/* Idle connections go now; those in the middle of a request stay
 	 * until it is answered. */
-	for (c = LIST_FIRST(&srv->conns); c != NULL; c = next) {
-		next = LIST_NEXT(c, entry);
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
 		if (c->state == CONN_BUSY)
 			continue;
 		if (c->state == CONN_NEW && SSL_is_init_finished(c->ssl))
@@ -1031,8 +1053,8 @@ http_server_free(struct http_server *srv)
 		return;
 	/* Connections still open are freed by evhttp_free below; detach
 	 * them so their destructor does not reach back into srv. */
-	while ((c = LIST_FIRST(&srv->conns)) != NULL) {
-		LIST_REMOVE(c, entry);
+	while ((c = srv->conns) != NULL) {
+		conn_unlink(c);
 		c->srv = NULL;
 	}
 	listener_free(&srv->org);

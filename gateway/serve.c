@@ -388,9 +388,13 @@ done:
 	store_free(s->store);
 	sign_key_free(s->key);
 	sign_trust_free(s->trust);
-	event_free(s->ev_term);
-	event_free(s->ev_int);
-	event_free(s->ev_hup);
+	/* event_free(NULL) is not a no-op in libevent. */
+	if (s->ev_term != NULL)
+		event_free(s->ev_term);
+	if (s->ev_int != NULL)
+		event_free(s->ev_int);
+	if (s->ev_hup != NULL)
+		event_free(s->ev_hup);
 	http_server_free(s->srv);
 	SSL_CTX_free(ctx);
 	event_base_free(s->base);
