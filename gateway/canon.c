@@ -98,69 +98,37 @@ canon_check(const struct fj_node *n, struct fj_error *err)
 	}
 }
 
-/* Next UTF-16 code unit of the UTF-8 text s[*i..len), with *pending
- * holding a low surrogate still due. Invalid bytes count as themselves
- * (fjson has refused them already). */
-static unsigned
-canon_next_unit(const unsigned char *s, size_t len, size_t *i,
-		unsigned *pending)
-{
-	unsigned c, cp;
-	size_t need, k;
-
-	if (*pending != 0) {
-		c = *pending;
-		*pending = 0;
-		return c;
-	}
-	c = s[(*i)++];
-	if (c < 0x80)
-		return c;
-	if (c >= 0xf0 && c < 0xf8) {
-		cp = c & 0x07;
-		need = 3;
-	} else if (c >= 0xe0) {
-		cp = c & 0x0f;
-		need = 2;
-	} else if (c >= 0xc0) {
-		cp = c & 0x1f;
-		need = 1;
-	} else {
-		return c;
-	}
-	if (*i + need > len)
-		return c;
-	for (k = 0; k < need; k++)
-		cp = cp << 6 | (s[*i + k] & 0x3f);
-	*i += need;
-	if (cp >= 0x10000) {
-		cp -= 0x10000;
-		*pending = 0xdc00 | (cp & 0x3ff);
-		return 0xd800 | (cp >> 10);
-	}
-	return cp;
-}
-
-/* Order of two member names by UTF-16 code units (RFC 8785 3.2.3). */
+/*
+ * Order of two member names by UTF-16 code units (RFC 8785 3.2.3). UTF-8
+ * byte order is code point order, which differs from UTF-16 order only
+ * between a supplementary character (a surrogate pair, D800-DBFF first)
+ * and one in U+E000-U+FFFF; so compare bytes and correct that one case
+ * at the first difference.
+ */
 static int
 canon_keycmp(const struct fj_node *a, const struct fj_node *b)
 {
 	const unsigned char *sa = (const unsigned char *)a->key;
 	const unsigned char *sb = (const unsigned char *)b->key;
-	size_t ia = 0, ib = 0;
-	unsigned pa = 0, pb = 0;
+	size_t n = a->keylen < b->keylen ? a->keylen : b->keylen, i = 0;
+	unsigned la, lb;
 
-	while ((ia < a->keylen || pa != 0) && (ib < b->keylen || pb != 0)) {
-		unsigned ua = canon_next_unit(sa, a->keylen, &ia, &pa);
-		unsigned ub = canon_next_unit(sb, b->keylen, &ib, &pb);
-		if (ua != ub)
-			return ua < ub ? -1 : 1;
-	}
-	if (ia < a->keylen || pa != 0)
-		return 1;
-	if (ib < b->keylen || pb != 0)
+	while (i < n && sa[i] == sb[i])
+		i++;
+	if (i == n)
+		return a->keylen < b->keylen ? -1 : a->keylen > b->keylen;
+	/* Back up to the lead byte of the character that differs. */
+	while (i > 0 && (sa[i] & 0xc0) == 0x80)
+		i--;
+	la = sa[i];
+	lb = sb[i];
+	if (la >= 0xf0 && lb >= 0xee && lb < 0xf0)
 		return -1;
-	return 0;
+	if (lb >= 0xf0 && la >= 0xee && la < 0xf0)
+		return 1;
+	while (sa[i] == sb[i])
+		i++;
+	return sa[i] < sb[i] ? -1 : 1;
 }
 
 static int
