@@ -93,6 +93,22 @@ static const struct cli_cmd cli_cmds[] = {
      "                 tree's schemas/, /usr/share/pzpgw/schemas)\n"
      "FILE '-' reads stdin; JSON or XML. Exit 0 no error-level finding,\n"
      "1 invalid, 2 usage or I/O error.\n"},
+    {"send", cli_send, "send care plans to a gateway as a FHIR message",
+     "pzpgw send --to URA [--to URA]... [options] FILE\n"
+     "  --to URA        receiving organisation; repeatable\n"
+     "  --event E       shared (default) or updated\n"
+     "  --gateway URL   the gateway (default https://localhost:8443)\n"
+     "  --cert FILE --key FILE   client certificate and key (default\n"
+     "                  var/dev-pki/hospital.crt/.key when present)\n"
+     "  --cacert FILE   CA certificates (default var/dev-pki/ca.pem)\n"
+     "  --from URA      sender (default: the URA in --cert)\n"
+     "  --status        follow delivery until every receiver is\n"
+     "                  delivered or dead, at most --wait seconds (60)\n"
+     "FILE ('-' for stdin) is a Bundle of PZP resources or one resource,\n"
+     "wrapped into a message Bundle; a message Bundle is sent as it is\n"
+     "(without --to). Prints the status, message id and status URL.\n"
+     "Exit 0 accepted (and with --status all delivered), 1 refused or\n"
+     "not delivered (the OperationOutcome on stderr), 2 usage or I/O.\n"},
     {"version", cli_version, "print the version", "pzpgw version\n"},
     {"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
 };

@@ -27,5 +27,6 @@ int cli_verify(int argc, char **argv);	     /* sign_cli.c */
 int cli_queue(int argc, char **argv);	     /* queue_cli.c */
 int cli_validate(int argc, char **argv);     /* validate_cli.c */
 int cli_schemas(int argc, char **argv);	     /* rules_build.c */
+int cli_send(int argc, char **argv);	     /* send_cli.c */
 
 #endif

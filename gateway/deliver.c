@@ -24,362 +24,393 @@
 #include "util.h"
 #include "version.h"
 
-#define DELIVER_BODY_MAX (64 * 1024)   /* receiver's answer kept */
-#define DELIVER_READ_MAX (1024 * 1024) /* answer read at most */
-#define DELIVER_METRICS_MS 5000        /* queue gauges refresh */
-#define DELIVER_IDLE_MS 1000           /* longest sleep between checks */
-#define DELIVER_POLL_MIN_MS 50
-#define DELIVER_CONNECT_MS 10000 /* connect + handshake at most */
-#define DELIVER_CONN_LIFE_S 300  /* no connection reused after this */
+#define DELIVER_BODY_MAX	(64 * 1024)   /* receiver's answer kept */
+#define DELIVER_READ_MAX	(1024 * 1024) /* answer read at most */
+#define DELIVER_METRICS_MS	5000	      /* queue gauges refresh */
+#define DELIVER_IDLE_MS		1000	      /* longest sleep between checks */
+#define DELIVER_POLL_MIN_MS	50
+#define DELIVER_CONNECT_MS	10000 /* connect + handshake at most */
+#define DELIVER_CONN_LIFE_S	300   /* no connection reused after this */
 #define DELIVER_RETRY_AFTER_MAX (7LL * 24 * 3600)
-#define DELIVER_ERR_MAX 256
+#define DELIVER_ERR_MAX		256
 
-#define M_TOTAL "pzpgw_deliveries_total"
+#define M_TOTAL	   "pzpgw_deliveries_total"
 #define M_DURATION "pzpgw_delivery_duration_seconds"
 
 /* A receiver with a route: where its messages go. */
 struct deliver_peer {
-  char ura[CONFIG_URA_LEN + 1];
-  char server_ura[CONFIG_URA_LEN + 1];
-  char *url; /* endpoint + "/$process-message" */
-  unsigned limit;
-  unsigned active;
+	char ura[CONFIG_URA_LEN + 1];
+	char server_ura[CONFIG_URA_LEN + 1];
+	char *url; /* endpoint + "/$process-message" */
+	unsigned limit;
+	unsigned active;
 };
 
 /* One multi handle with its timer; a new one per configuration so that
  * connections made under an old configuration are never reused. */
 struct deliver_multi {
-  struct deliver *d;
-  struct deliver_multi *next;
-  CURLM *m;
-  struct event *timer;
-  struct deliver_sock *socks;
-  unsigned nxfers;
+	struct deliver *d;
+	struct deliver_multi *next;
+	CURLM *m;
+	struct event *timer;
+	struct deliver_sock *socks;
+	unsigned nxfers;
 };
 
 struct deliver_sock {
-  struct deliver_multi *dm;
-  struct deliver_sock *prev, *next;
-  struct event *ev;
-  curl_socket_t fd;
+	struct deliver_multi *dm;
+	struct deliver_sock *prev, *next;
+	struct event *ev;
+	curl_socket_t fd;
 };
 
 /* One attempt in flight. */
 struct deliver_xfer {
-  struct deliver *d;
-  struct deliver_multi *dm;
-  struct deliver_xfer *prev, *next;
-  CURL *easy;
-  struct curl_slist *headers;
-  struct store_message *msg; /* the document being posted */
-  char id[STORE_ID_MAX + 1];
-  char receiver[STORE_URA_MAX + 1];
-  char server_ura[CONFIG_URA_LEN + 1];
-  unsigned attempt;
-  int64_t first_attempt_at;
-  uint64_t started;
-  struct buf body;        /* first DELIVER_BODY_MAX bytes of the answer */
-  size_t body_seen;       /* bytes of the answer seen */
-  bool body_too_big;      /* aborted past DELIVER_READ_MAX */
-  int64_t retry_after_ms; /* from Retry-After, -1 none */
-  char tls_error[DELIVER_ERR_MAX];
-  char curl_error[CURL_ERROR_SIZE];
+	struct deliver *d;
+	struct deliver_multi *dm;
+	struct deliver_xfer *prev, *next;
+	CURL *easy;
+	struct curl_slist *headers;
+	struct store_message *msg; /* the document being posted */
+	char id[STORE_ID_MAX + 1];
+	char receiver[STORE_URA_MAX + 1];
+	char server_ura[CONFIG_URA_LEN + 1];
+	unsigned attempt;
+	int64_t first_attempt_at;
+	uint64_t started;
+	struct buf body;	/* first DELIVER_BODY_MAX bytes of the answer */
+	size_t body_seen;	/* bytes of the answer seen */
+	bool body_too_big;	/* aborted past DELIVER_READ_MAX */
+	int64_t retry_after_ms; /* from Retry-After, -1 none */
+	char tls_error[DELIVER_ERR_MAX];
+	char curl_error[CURL_ERROR_SIZE];
 };
 
 struct deliver {
-  struct event_base *base;
-  struct store *store;
-  const struct config *cfg;
-  struct deliver_multi *multis; /* head: the current one */
-  struct event *kick_ev, *due_ev, *metrics_ev;
-  struct deliver_peer *peers;
-  size_t npeers;
-  struct deliver_xfer *xfers;
-  size_t nxfers;
-  char (*noroute)[CONFIG_URA_LEN + 1]; /* receivers already logged */
-  size_t nnoroute;
-  struct store_backoff backoff;
-  bool stopped;
-  bool claim_failed; /* the last claim failed: logged once */
+	struct event_base *base;
+	struct store *store;
+	const struct config *cfg;
+	struct deliver_multi *multis; /* head: the current one */
+	struct event *kick_ev, *due_ev, *metrics_ev;
+	struct deliver_peer *peers;
+	size_t npeers;
+	struct deliver_xfer *xfers;
+	size_t nxfers;
+	char (*noroute)[CONFIG_URA_LEN + 1]; /* receivers already logged */
+	size_t nnoroute;
+	struct store_backoff backoff;
+	bool stopped;
+	bool claim_failed; /* the last claim failed: logged once */
 };
 
 static void deliver_multi_check(struct deliver_multi *dm);
 
 /* ---- helpers ---- */
 
-static uint32_t deliver_rand(void) {
-  uint32_t r = 0;
+static uint32_t
+deliver_rand(void)
+{
+	uint32_t r = 0;
 
-  if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
-    r = (uint32_t)util_mono_ms();
-  return r;
+	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		r = (uint32_t)util_mono_ms();
+	return r;
 }
 
-static struct deliver_peer *deliver_peer_find(struct deliver *d,
-                                              const char *ura) {
-  for (size_t i = 0; i < d->npeers; i++)
-    if (strcmp(d->peers[i].ura, ura) == 0)
-      return &d->peers[i];
-  return NULL;
+static struct deliver_peer *
+deliver_peer_find(struct deliver *d, const char *ura)
+{
+	for (size_t i = 0; i < d->npeers; i++)
+		if (strcmp(d->peers[i].ura, ura) == 0)
+			return &d->peers[i];
+	return NULL;
 }
 
-static void deliver_peers_free(struct deliver_peer *peers, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    free(peers[i].url);
-  free(peers);
+static void
+deliver_peers_free(struct deliver_peer *peers, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(peers[i].url);
+	free(peers);
 }
 
 /* The routes of cfg: every peer with an endpoint. Active counts are
  * carried over from the current table. */
-static enum gw_err deliver_peers_build(struct deliver *d,
-                                       const struct config *cfg,
-                                       struct deliver_peer **out,
-                                       size_t *nout) {
-  struct deliver_peer *peers, *old;
-  size_t n = 0, len;
+static enum gw_err
+deliver_peers_build(struct deliver *d, const struct config *cfg,
+		    struct deliver_peer **out, size_t *nout)
+{
+	struct deliver_peer *peers, *old;
+	size_t n = 0, len;
 
-  *out = NULL;
-  *nout = 0;
-  if ((peers = calloc(cfg->npeers + 1, sizeof(*peers))) == NULL)
-    return GW_NOMEM;
-  for (size_t i = 0; i < cfg->npeers; i++) {
-    const struct config_peer *cp = &cfg->peers[i];
-    struct deliver_peer *p = &peers[n];
+	*out = NULL;
+	*nout = 0;
+	if ((peers = calloc(cfg->npeers + 1, sizeof(*peers))) == NULL)
+		return GW_NOMEM;
+	for (size_t i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *cp = &cfg->peers[i];
+		struct deliver_peer *p = &peers[n];
 
-    if (cp->endpoint == NULL || cp->endpoint[0] == '\0')
-      continue;
-    util_strlcpy(p->ura, cp->ura, sizeof(p->ura));
-    util_strlcpy(p->server_ura, cp->server_ura[0] ? cp->server_ura : cp->ura,
-                 sizeof(p->server_ura));
-    p->limit = cp->concurrency ? cp->concurrency : cfg->delivery_concurrency;
-    if (p->limit == 0)
-      p->limit = 1;
-    len = strlen(cp->endpoint);
-    while (len > 0 && cp->endpoint[len - 1] == '/')
-      len--;
-    if ((p->url = malloc(len + sizeof("/$process-message"))) == NULL) {
-      deliver_peers_free(peers, n);
-      return GW_NOMEM;
-    }
-    memcpy(p->url, cp->endpoint, len);
-    memcpy(p->url + len, "/$process-message", sizeof("/$process-message"));
-    if ((old = deliver_peer_find(d, p->ura)) != NULL)
-      p->active = old->active;
-    n++;
-  }
-  *out = peers;
-  *nout = n;
-  return GW_OK;
+		if (cp->endpoint == NULL || cp->endpoint[0] == '\0')
+			continue;
+		util_strlcpy(p->ura, cp->ura, sizeof(p->ura));
+		util_strlcpy(p->server_ura,
+			     cp->server_ura[0] ? cp->server_ura : cp->ura,
+			     sizeof(p->server_ura));
+		p->limit = cp->concurrency ? cp->concurrency
+					   : cfg->delivery_concurrency;
+		if (p->limit == 0)
+			p->limit = 1;
+		len = strlen(cp->endpoint);
+		while (len > 0 && cp->endpoint[len - 1] == '/')
+			len--;
+		if ((p->url = malloc(len + sizeof("/$process-message"))) ==
+		    NULL) {
+			deliver_peers_free(peers, n);
+			return GW_NOMEM;
+		}
+		memcpy(p->url, cp->endpoint, len);
+		memcpy(p->url + len, "/$process-message",
+		       sizeof("/$process-message"));
+		if ((old = deliver_peer_find(d, p->ura)) != NULL)
+			p->active = old->active;
+		n++;
+	}
+	*out = peers;
+	*nout = n;
+	return GW_OK;
 }
 
-static void deliver_backoff_from(struct deliver *d, const struct config *cfg) {
-  d->backoff.min_ms = (int64_t)cfg->backoff_min_ms;
-  d->backoff.max_ms = (int64_t)cfg->backoff_max_ms;
-  d->backoff.max_age_ms = (int64_t)cfg->max_age_ms;
+static void
+deliver_backoff_from(struct deliver *d, const struct config *cfg)
+{
+	d->backoff.min_ms = (int64_t)cfg->backoff_min_ms;
+	d->backoff.max_ms = (int64_t)cfg->backoff_max_ms;
+	d->backoff.max_age_ms = (int64_t)cfg->max_age_ms;
 }
 
 /* ---- libcurl <-> libevent ---- */
 
-static void deliver_sock_event(evutil_socket_t fd, short what, void *arg) {
-  struct deliver_sock *s = arg;
-  struct deliver_multi *dm = s->dm;
-  int flags = 0, running;
+static void
+deliver_sock_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver_sock *s = arg;
+	struct deliver_multi *dm = s->dm;
+	int flags = 0, running;
 
-  if (what & EV_READ)
-    flags |= CURL_CSELECT_IN;
-  if (what & EV_WRITE)
-    flags |= CURL_CSELECT_OUT;
-  /* s may be freed inside (CURL_POLL_REMOVE). */
-  curl_multi_socket_action(dm->m, fd, flags, &running);
-  deliver_multi_check(dm);
+	if (what & EV_READ)
+		flags |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	/* s may be freed inside (CURL_POLL_REMOVE). */
+	curl_multi_socket_action(dm->m, fd, flags, &running);
+	deliver_multi_check(dm);
 }
 
-static void deliver_sock_free(struct deliver_multi *dm,
-                              struct deliver_sock *s) {
-  if (s->prev != NULL)
-    s->prev->next = s->next;
-  else
-    dm->socks = s->next;
-  if (s->next != NULL)
-    s->next->prev = s->prev;
-  if (s->ev != NULL)
-    event_free(s->ev);
-  free(s);
+static void
+deliver_sock_free(struct deliver_multi *dm, struct deliver_sock *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		dm->socks = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	if (s->ev != NULL)
+		event_free(s->ev);
+	free(s);
 }
 
-static int deliver_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
-                           void *socketp) {
-  struct deliver_multi *dm = userp;
-  struct deliver_sock *s = socketp;
-  short kind = EV_PERSIST;
+static int
+deliver_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+		void *socketp)
+{
+	struct deliver_multi *dm = userp;
+	struct deliver_sock *s = socketp;
+	short kind = EV_PERSIST;
 
-  if (what == CURL_POLL_REMOVE) {
-    if (s != NULL) {
-      curl_multi_assign(dm->m, fd, NULL);
-      deliver_sock_free(dm, s);
-    }
-    return 0;
-  }
-  if (what & CURL_POLL_IN)
-    kind |= EV_READ;
-  if (what & CURL_POLL_OUT)
-    kind |= EV_WRITE;
-  if (s == NULL) {
-    if ((s = calloc(1, sizeof(*s))) == NULL)
-      return -1;
-    s->dm = dm;
-    s->fd = fd;
-    s->ev = event_new(dm->d->base, fd, kind, deliver_sock_event, s);
-    if (s->ev == NULL) {
-      free(s);
-      return -1;
-    }
-    s->next = dm->socks;
-    if (dm->socks != NULL)
-      dm->socks->prev = s;
-    dm->socks = s;
-    curl_multi_assign(dm->m, fd, s);
-  } else {
-    event_del(s->ev);
-    event_assign(s->ev, dm->d->base, fd, kind, deliver_sock_event, s);
-  }
-  if (event_add(s->ev, NULL) != 0)
-    return -1;
-  return 0;
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			curl_multi_assign(dm->m, fd, NULL);
+			deliver_sock_free(dm, s);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		kind |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		kind |= EV_WRITE;
+	if (s == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL)
+			return -1;
+		s->dm = dm;
+		s->fd = fd;
+		s->ev = event_new(dm->d->base, fd, kind, deliver_sock_event, s);
+		if (s->ev == NULL) {
+			free(s);
+			return -1;
+		}
+		s->next = dm->socks;
+		if (dm->socks != NULL)
+			dm->socks->prev = s;
+		dm->socks = s;
+		curl_multi_assign(dm->m, fd, s);
+	} else {
+		event_del(s->ev);
+		event_assign(s->ev, dm->d->base, fd, kind, deliver_sock_event,
+			     s);
+	}
+	if (event_add(s->ev, NULL) != 0)
+		return -1;
+	return 0;
 }
 
-static void deliver_timer_event(evutil_socket_t fd, short what, void *arg) {
-  struct deliver_multi *dm = arg;
-  int running;
+static void
+deliver_timer_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver_multi *dm = arg;
+	int running;
 
-  curl_multi_socket_action(dm->m, CURL_SOCKET_TIMEOUT, 0, &running);
-  deliver_multi_check(dm);
+	curl_multi_socket_action(dm->m, CURL_SOCKET_TIMEOUT, 0, &running);
+	deliver_multi_check(dm);
 }
 
-static int deliver_timer_cb(CURLM *m, long timeout_ms, void *userp) {
-  struct deliver_multi *dm = userp;
-  struct timeval tv;
+static int
+deliver_timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	struct deliver_multi *dm = userp;
+	struct timeval tv;
 
-  if (timeout_ms < 0) {
-    evtimer_del(dm->timer);
-    return 0;
-  }
-  tv.tv_sec = timeout_ms / 1000;
-  tv.tv_usec = (timeout_ms % 1000) * 1000;
-  return evtimer_add(dm->timer, &tv) == 0 ? 0 : -1;
+	if (timeout_ms < 0) {
+		evtimer_del(dm->timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	return evtimer_add(dm->timer, &tv) == 0 ? 0 : -1;
 }
 
-static struct deliver_multi *deliver_multi_new(struct deliver *d,
-                                               size_t maxconn) {
-  struct deliver_multi *dm = calloc(1, sizeof(*dm));
+static struct deliver_multi *
+deliver_multi_new(struct deliver *d, size_t maxconn)
+{
+	struct deliver_multi *dm = calloc(1, sizeof(*dm));
 
-  if (dm == NULL)
-    return NULL;
-  dm->d = d;
-  if ((dm->m = curl_multi_init()) == NULL ||
-      (dm->timer = evtimer_new(d->base, deliver_timer_event, dm)) == NULL) {
-    if (dm->m != NULL)
-      curl_multi_cleanup(dm->m);
-    free(dm);
-    return NULL;
-  }
-  curl_multi_setopt(dm->m, CURLMOPT_SOCKETFUNCTION, deliver_sock_cb);
-  curl_multi_setopt(dm->m, CURLMOPT_SOCKETDATA, dm);
-  curl_multi_setopt(dm->m, CURLMOPT_TIMERFUNCTION, deliver_timer_cb);
-  curl_multi_setopt(dm->m, CURLMOPT_TIMERDATA, dm);
-  /* Keep an idle connection to every peer for reuse. */
-  curl_multi_setopt(dm->m, CURLMOPT_MAXCONNECTS, (long)maxconn);
-  return dm;
+	if (dm == NULL)
+		return NULL;
+	dm->d = d;
+	if ((dm->m = curl_multi_init()) == NULL ||
+	    (dm->timer = evtimer_new(d->base, deliver_timer_event, dm)) ==
+		NULL) {
+		if (dm->m != NULL)
+			curl_multi_cleanup(dm->m);
+		free(dm);
+		return NULL;
+	}
+	curl_multi_setopt(dm->m, CURLMOPT_SOCKETFUNCTION, deliver_sock_cb);
+	curl_multi_setopt(dm->m, CURLMOPT_SOCKETDATA, dm);
+	curl_multi_setopt(dm->m, CURLMOPT_TIMERFUNCTION, deliver_timer_cb);
+	curl_multi_setopt(dm->m, CURLMOPT_TIMERDATA, dm);
+	/* Keep an idle connection to every peer for reuse. */
+	curl_multi_setopt(dm->m, CURLMOPT_MAXCONNECTS, (long)maxconn);
+	return dm;
 }
 
-static void deliver_multi_free(struct deliver_multi *dm) {
-  if (dm == NULL)
-    return;
-  curl_multi_cleanup(dm->m); /* may still report sockets removed */
-  while (dm->socks != NULL)
-    deliver_sock_free(dm, dm->socks);
-  event_free(dm->timer);
-  free(dm);
+static void
+deliver_multi_free(struct deliver_multi *dm)
+{
+	if (dm == NULL)
+		return;
+	curl_multi_cleanup(dm->m); /* may still report sockets removed */
+	while (dm->socks != NULL)
+		deliver_sock_free(dm, dm->socks);
+	event_free(dm->timer);
+	free(dm);
 }
 
 /* Connections a multi handle keeps: a few per routed peer. */
-static size_t deliver_maxconn(const struct deliver *d) {
-  size_t n = 8;
+static size_t
+deliver_maxconn(const struct deliver *d)
+{
+	size_t n = 8;
 
-  for (size_t i = 0; i < d->npeers; i++)
-    n += d->peers[i].limit;
-  return n;
+	for (size_t i = 0; i < d->npeers; i++)
+		n += d->peers[i].limit;
+	return n;
 }
 
 /* Free multi handles of older configurations once they are idle. */
-static void deliver_multi_reap(struct deliver *d) {
-  struct deliver_multi **pp = &d->multis;
+static void
+deliver_multi_reap(struct deliver *d)
+{
+	struct deliver_multi **pp = &d->multis;
 
-  if (*pp == NULL)
-    return;
-  pp = &(*pp)->next; /* never the current one */
-  while (*pp != NULL) {
-    struct deliver_multi *dm = *pp;
+	if (*pp == NULL)
+		return;
+	pp = &(*pp)->next; /* never the current one */
+	while (*pp != NULL) {
+		struct deliver_multi *dm = *pp;
 
-    if (dm->nxfers == 0) {
-      *pp = dm->next;
-      deliver_multi_free(dm);
-    } else {
-      pp = &dm->next;
-    }
-  }
+		if (dm->nxfers == 0) {
+			*pp = dm->next;
+			deliver_multi_free(dm);
+		} else {
+			pp = &dm->next;
+		}
+	}
 }
 
 /* ---- one transfer ---- */
 
-static size_t deliver_write_cb(char *ptr, size_t size, size_t nmemb,
-                               void *arg) {
-  struct deliver_xfer *x = arg;
-  size_t len = size * nmemb, room;
+static size_t
+deliver_write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct deliver_xfer *x = arg;
+	size_t len = size * nmemb, room;
 
-  if (x->body_seen + len > DELIVER_READ_MAX) {
-    x->body_too_big = true;
-    return 0; /* abort the transfer */
-  }
-  x->body_seen += len;
-  room = x->body.max - x->body.len;
-  if (room > 0)
-    (void)buf_add(&x->body, ptr, len < room ? len : room);
-  return len;
+	if (x->body_seen + len > DELIVER_READ_MAX) {
+		x->body_too_big = true;
+		return 0; /* abort the transfer */
+	}
+	x->body_seen += len;
+	room = x->body.max - x->body.len;
+	if (room > 0)
+		(void)buf_add(&x->body, ptr, len < room ? len : room);
+	return len;
 }
 
-static size_t deliver_header_cb(char *ptr, size_t size, size_t nmemb,
-                                void *arg) {
-  struct deliver_xfer *x = arg;
-  size_t len = size * nmemb, i, j;
-  char val[64];
-  long long secs;
-  time_t t;
+static size_t
+deliver_header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct deliver_xfer *x = arg;
+	size_t len = size * nmemb, i, j;
+	char val[64];
+	long long secs;
+	time_t t;
 
-  if (len >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
-    x->retry_after_ms = -1; /* a new response begins */
-    return len;
-  }
-  if (len <= 12 || strncasecmp(ptr, "Retry-After:", 12) != 0)
-    return len;
-  for (i = 12; i < len && (ptr[i] == ' ' || ptr[i] == '\t'); i++)
-    ;
-  for (j = len; j > i && (ptr[j - 1] == '\r' || ptr[j - 1] == '\n' ||
-                          ptr[j - 1] == ' ' || ptr[j - 1] == '\t');
-       j--)
-    ;
-  if (j - i == 0 || j - i >= sizeof(val))
-    return len;
-  memcpy(val, ptr + i, j - i);
-  val[j - i] = '\0';
-  if (util_parse_ll(val, 0, DELIVER_RETRY_AFTER_MAX, &secs) == GW_OK) {
-    x->retry_after_ms = secs * 1000;
-  } else if ((t = curl_getdate(val, NULL)) > 0) {
-    int64_t ms = (int64_t)t * 1000 - util_wall_ms();
+	if (len >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+		x->retry_after_ms = -1; /* a new response begins */
+		return len;
+	}
+	if (len <= 12 || strncasecmp(ptr, "Retry-After:", 12) != 0)
+		return len;
+	for (i = 12; i < len && (ptr[i] == ' ' || ptr[i] == '\t'); i++)
+		;
+	for (j = len; j > i && (ptr[j - 1] == '\r' || ptr[j - 1] == '\n' ||
+				ptr[j - 1] == ' ' || ptr[j - 1] == '\t');
+	     j--)
+		;
+	if (j - i == 0 || j - i >= sizeof(val))
+		return len;
+	memcpy(val, ptr + i, j - i);
+	val[j - i] = '\0';
+	if (util_parse_ll(val, 0, DELIVER_RETRY_AFTER_MAX, &secs) == GW_OK) {
+		x->retry_after_ms = secs * 1000;
+	} else if ((t = curl_getdate(val, NULL)) > 0) {
+		int64_t ms = (int64_t)t * 1000 - util_wall_ms();
 
-    x->retry_after_ms = ms > 0 ? ms : 0;
-  }
-  return len;
+		x->retry_after_ms = ms > 0 ? ms : 0;
+	}
+	return len;
 }
 
 /*
@@ -387,195 +418,212 @@ static size_t deliver_header_cb(char *ptr, size_t size, size_t nmemb,
  * be the one configured for the peer. arg is the transfer that opened the
  * connection; the handshake happens while it is alive.
  */
-static int deliver_verify_cb(X509_STORE_CTX *xs, void *arg) {
-  struct deliver_xfer *x = arg;
-  char ura[CONFIG_URA_LEN + 1];
-  X509 *leaf;
+static int
+deliver_verify_cb(X509_STORE_CTX *xs, void *arg)
+{
+	struct deliver_xfer *x = arg;
+	char ura[CONFIG_URA_LEN + 1];
+	X509 *leaf;
 
-  if (X509_verify_cert(xs) != 1)
-    return 0;
-  leaf = X509_STORE_CTX_get0_cert(xs);
-  if (leaf == NULL || tls_cert_ura(leaf, ura) != GW_OK) {
-    snprintf(x->tls_error, sizeof(x->tls_error),
-             "server certificate carries no URA, expected %s", x->server_ura);
-  } else if (strcmp(ura, x->server_ura) != 0) {
-    snprintf(x->tls_error, sizeof(x->tls_error), "server URA %s, expected %s",
-             ura, x->server_ura);
-  } else {
-    return 1;
-  }
-  log_info("event=tls_refused side=client reason=server_ura "
-           "receiver=%s expected=%s got=%s",
-           x->receiver, x->server_ura, ura[0] ? ura : "-");
-  X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
-  return 0;
+	if (X509_verify_cert(xs) != 1)
+		return 0;
+	leaf = X509_STORE_CTX_get0_cert(xs);
+	if (leaf == NULL || tls_cert_ura(leaf, ura) != GW_OK) {
+		snprintf(x->tls_error, sizeof(x->tls_error),
+			 "server certificate carries no URA, expected %s",
+			 x->server_ura);
+	} else if (strcmp(ura, x->server_ura) != 0) {
+		snprintf(x->tls_error, sizeof(x->tls_error),
+			 "server URA %s, expected %s", ura, x->server_ura);
+	} else {
+		return 1;
+	}
+	log_info("event=tls_refused side=client reason=server_ura "
+		 "receiver=%s expected=%s got=%s",
+		 x->receiver, x->server_ura, ura[0] ? ura : "-");
+	X509_STORE_CTX_set_error(xs, X509_V_ERR_APPLICATION_VERIFICATION);
+	return 0;
 }
 
 /* libcurl made a fresh SSL_CTX for a new connection: our identity, trust
  * and checks replace its defaults. */
-static CURLcode deliver_ssl_ctx_cb(CURL *easy, void *sslctx, void *arg) {
-  struct deliver_xfer *x = arg;
-  SSL_CTX *ctx = sslctx;
-  char err[200];
+static CURLcode
+deliver_ssl_ctx_cb(CURL *easy, void *sslctx, void *arg)
+{
+	struct deliver_xfer *x = arg;
+	SSL_CTX *ctx = sslctx;
+	char err[200];
 
-  if (tls_client_ctx_setup(x->d->cfg, ctx, err, sizeof(err)) != GW_OK) {
-    snprintf(x->tls_error, sizeof(x->tls_error), "client TLS setup: %s", err);
-    return CURLE_SSL_CERTPROBLEM;
-  }
-  /* A resumed session would skip the checks: none are kept. */
-  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-  SSL_CTX_set_cert_verify_callback(ctx, deliver_verify_cb, x);
-  return CURLE_OK;
+	if (tls_client_ctx_setup(x->d->cfg, ctx, err, sizeof(err)) != GW_OK) {
+		snprintf(x->tls_error, sizeof(x->tls_error),
+			 "client TLS setup: %s", err);
+		return CURLE_SSL_CERTPROBLEM;
+	}
+	/* A resumed session would skip the checks: none are kept. */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_cert_verify_callback(ctx, deliver_verify_cb, x);
+	return CURLE_OK;
 }
 
-static void deliver_xfer_free(struct deliver_xfer *x) {
-  if (x == NULL)
-    return;
-  if (x->easy != NULL)
-    curl_easy_cleanup(x->easy);
-  curl_slist_free_all(x->headers);
-  store_message_free(x->msg);
-  buf_cleanup(&x->body);
-  free(x);
+static void
+deliver_xfer_free(struct deliver_xfer *x)
+{
+	if (x == NULL)
+		return;
+	if (x->easy != NULL)
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->headers);
+	store_message_free(x->msg);
+	buf_cleanup(&x->body);
+	free(x);
 }
 
-static void deliver_unlink(struct deliver *d, struct deliver_xfer *x) {
-  struct deliver_peer *p = deliver_peer_find(d, x->receiver);
+static void
+deliver_unlink(struct deliver *d, struct deliver_xfer *x)
+{
+	struct deliver_peer *p = deliver_peer_find(d, x->receiver);
 
-  if (x->prev != NULL)
-    x->prev->next = x->next;
-  else
-    d->xfers = x->next;
-  if (x->next != NULL)
-    x->next->prev = x->prev;
-  d->nxfers--;
-  x->dm->nxfers--;
-  if (p != NULL && p->active > 0)
-    p->active--;
+	if (x->prev != NULL)
+		x->prev->next = x->next;
+	else
+		d->xfers = x->next;
+	if (x->next != NULL)
+		x->next->prev = x->prev;
+	d->nxfers--;
+	x->dm->nxfers--;
+	if (p != NULL && p->active > 0)
+		p->active--;
 }
 
-static enum gw_err deliver_easy_setup(struct deliver *d, struct deliver_peer *p,
-                                      struct deliver_xfer *x) {
-  const struct config *cfg = d->cfg;
-  char hdr[STORE_ID_MAX + 32];
-  struct curl_slist *h = NULL;
-  long timeout = (long)cfg->delivery_timeout_ms;
-  CURLcode rc = CURLE_OK;
+static enum gw_err
+deliver_easy_setup(struct deliver *d, struct deliver_peer *p,
+		   struct deliver_xfer *x)
+{
+	const struct config *cfg = d->cfg;
+	char hdr[STORE_ID_MAX + 32];
+	struct curl_slist *h = NULL;
+	long timeout = (long)cfg->delivery_timeout_ms;
+	CURLcode rc = CURLE_OK;
 
-  static const char *const fixed[] = {
-      "Content-Type: application/fhir+json", "Accept: application/fhir+json",
-      "Expect:", /* no 100-continue round trip */
-  };
+	static const char *const fixed[] = {
+	    "Content-Type: application/fhir+json",
+	    "Accept: application/fhir+json",
+	    "Expect:", /* no 100-continue round trip */
+	};
 
-  snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", x->id);
-  for (size_t i = 0; i < UTIL_ARRAY_LEN(fixed) + 1; i++) {
-    h = curl_slist_append(x->headers,
-                          i < UTIL_ARRAY_LEN(fixed) ? fixed[i] : hdr);
-    if (h == NULL)
-      return GW_NOMEM;
-    x->headers = h;
-  }
-  if ((x->easy = curl_easy_init()) == NULL)
-    return GW_NOMEM;
+	snprintf(hdr, sizeof(hdr), "X-Request-Id: %s", x->id);
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(fixed) + 1; i++) {
+		h = curl_slist_append(
+		    x->headers, i < UTIL_ARRAY_LEN(fixed) ? fixed[i] : hdr);
+		if (h == NULL)
+			return GW_NOMEM;
+		x->headers = h;
+	}
+	if ((x->easy = curl_easy_init()) == NULL)
+		return GW_NOMEM;
 #define SET(opt, val)                                                          \
-  do {                                                                         \
-    if (rc == CURLE_OK)                                                        \
-      rc = curl_easy_setopt(x->easy, opt, val);                                \
-  } while (0)
-  SET(CURLOPT_URL, p->url);
-  SET(CURLOPT_PROTOCOLS_STR, "https");
-  SET(CURLOPT_POST, 1L);
-  SET(CURLOPT_POSTFIELDS, (const char *)x->msg->doc);
-  SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->msg->doc_len);
-  SET(CURLOPT_HTTPHEADER, x->headers);
-  SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-  SET(CURLOPT_USERAGENT, "pzpgw/" PZPGW_VERSION);
-  SET(CURLOPT_WRITEFUNCTION, deliver_write_cb);
-  SET(CURLOPT_WRITEDATA, x);
-  SET(CURLOPT_HEADERFUNCTION, deliver_header_cb);
-  SET(CURLOPT_HEADERDATA, x);
-  SET(CURLOPT_PRIVATE, x);
-  SET(CURLOPT_ERRORBUFFER, x->curl_error);
-  SET(CURLOPT_NOSIGNAL, 1L);
-  SET(CURLOPT_TIMEOUT_MS, timeout);
-  SET(CURLOPT_CONNECTTIMEOUT_MS,
-      timeout < DELIVER_CONNECT_MS ? timeout : DELIVER_CONNECT_MS);
-  SET(CURLOPT_MAXLIFETIME_CONN, (long)DELIVER_CONN_LIFE_S);
-  SET(CURLOPT_SSL_VERIFYPEER, 1L);
-  SET(CURLOPT_SSL_VERIFYHOST, 2L);
-  SET(CURLOPT_CAINFO, cfg->tls_trust);
-  SET(CURLOPT_CAPATH, (char *)NULL);
-  SET(CURLOPT_CA_CACHE_TIMEOUT, 0L);
-  SET(CURLOPT_SSL_SESSIONID_CACHE, 0L);
-  SET(CURLOPT_SSL_CTX_FUNCTION, deliver_ssl_ctx_cb);
-  SET(CURLOPT_SSL_CTX_DATA, x);
+	do {                                                                   \
+		if (rc == CURLE_OK)                                            \
+			rc = curl_easy_setopt(x->easy, opt, val);              \
+	} while (0)
+	SET(CURLOPT_URL, p->url);
+	SET(CURLOPT_PROTOCOLS_STR, "https");
+	SET(CURLOPT_POST, 1L);
+	SET(CURLOPT_POSTFIELDS, (const char *)x->msg->doc);
+	SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->msg->doc_len);
+	SET(CURLOPT_HTTPHEADER, x->headers);
+	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	SET(CURLOPT_USERAGENT, "pzpgw/" PZPGW_VERSION);
+	SET(CURLOPT_WRITEFUNCTION, deliver_write_cb);
+	SET(CURLOPT_WRITEDATA, x);
+	SET(CURLOPT_HEADERFUNCTION, deliver_header_cb);
+	SET(CURLOPT_HEADERDATA, x);
+	SET(CURLOPT_PRIVATE, x);
+	SET(CURLOPT_ERRORBUFFER, x->curl_error);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_TIMEOUT_MS, timeout);
+	SET(CURLOPT_CONNECTTIMEOUT_MS,
+	    timeout < DELIVER_CONNECT_MS ? timeout : DELIVER_CONNECT_MS);
+	SET(CURLOPT_MAXLIFETIME_CONN, (long)DELIVER_CONN_LIFE_S);
+	SET(CURLOPT_SSL_VERIFYPEER, 1L);
+	SET(CURLOPT_SSL_VERIFYHOST, 2L);
+	SET(CURLOPT_CAINFO, cfg->tls_trust);
+	SET(CURLOPT_CAPATH, (char *)NULL);
+	SET(CURLOPT_CA_CACHE_TIMEOUT, 0L);
+	SET(CURLOPT_SSL_SESSIONID_CACHE, 0L);
+	SET(CURLOPT_SSL_CTX_FUNCTION, deliver_ssl_ctx_cb);
+	SET(CURLOPT_SSL_CTX_DATA, x);
 #undef SET
-  return rc == CURLE_OK ? GW_OK : GW_PERM;
+	return rc == CURLE_OK ? GW_OK : GW_PERM;
 }
 
 /* Start one claimed row. On failure the row goes back to the store. */
-static void deliver_start(struct deliver *d, struct deliver_peer *p,
-                          const struct store_row *row) {
-  struct deliver_multi *dm = d->multis;
-  struct deliver_xfer *x = NULL;
-  int64_t now = util_wall_ms();
-  char labels[64] = "";
-  enum gw_err err;
-  const char *why;
+static void
+deliver_start(struct deliver *d, struct deliver_peer *p,
+	      const struct store_row *row)
+{
+	struct deliver_multi *dm = d->multis;
+	struct deliver_xfer *x = NULL;
+	int64_t now = util_wall_ms();
+	char labels[64] = "";
+	enum gw_err err;
+	const char *why;
 
-  if ((x = calloc(1, sizeof(*x))) == NULL) {
-    why = "out of memory";
-    goto fail;
-  }
-  x->d = d;
-  x->dm = dm;
-  util_strlcpy(x->id, row->id, sizeof(x->id));
-  util_strlcpy(x->receiver, row->receiver, sizeof(x->receiver));
-  util_strlcpy(x->server_ura, p->server_ura, sizeof(x->server_ura));
-  x->attempt = row->attempts;
-  x->first_attempt_at = row->first_attempt_at ? row->first_attempt_at : now;
-  x->retry_after_ms = -1;
-  buf_init(&x->body, DELIVER_BODY_MAX);
-  err = store_get_document(d->store, row->id, &x->msg);
-  if (err == GW_NOTFOUND || (err == GW_OK && x->msg->doc == NULL)) {
-    log_warnx("event=delivery id=%s receiver=%s outcome=dead "
-              "error=document_missing",
-              row->id, row->receiver);
-    store_failed_perm(d->store, row->id, row->receiver, 0,
-                      "document missing from the store", NULL);
-    metrics_label(labels, sizeof(labels), "receiver", row->receiver);
-    metrics_label(labels, sizeof(labels), "outcome", "dead");
-    metrics_add(M_TOTAL, labels, 1);
-    deliver_xfer_free(x);
-    return;
-  }
-  if (err != GW_OK) {
-    why = "cannot read the document from the store";
-    goto fail;
-  }
-  if (deliver_easy_setup(d, p, x) != GW_OK) {
-    why = "cannot set up the transfer";
-    goto fail;
-  }
-  x->started = util_mono_ms();
-  if (curl_multi_add_handle(dm->m, x->easy) != CURLM_OK) {
-    why = "cannot start the transfer";
-    goto fail;
-  }
-  x->next = d->xfers;
-  if (d->xfers != NULL)
-    d->xfers->prev = x;
-  d->xfers = x;
-  d->nxfers++;
-  dm->nxfers++;
-  p->active++;
-  return;
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		why = "out of memory";
+		goto fail;
+	}
+	x->d = d;
+	x->dm = dm;
+	util_strlcpy(x->id, row->id, sizeof(x->id));
+	util_strlcpy(x->receiver, row->receiver, sizeof(x->receiver));
+	util_strlcpy(x->server_ura, p->server_ura, sizeof(x->server_ura));
+	x->attempt = row->attempts;
+	x->first_attempt_at =
+	    row->first_attempt_at ? row->first_attempt_at : now;
+	x->retry_after_ms = -1;
+	buf_init(&x->body, DELIVER_BODY_MAX);
+	err = store_get_document(d->store, row->id, &x->msg);
+	if (err == GW_NOTFOUND || (err == GW_OK && x->msg->doc == NULL)) {
+		log_warnx("event=delivery id=%s receiver=%s outcome=dead "
+			  "error=document_missing",
+			  row->id, row->receiver);
+		store_failed_perm(d->store, row->id, row->receiver, 0,
+				  "document missing from the store", NULL);
+		metrics_label(labels, sizeof(labels), "receiver",
+			      row->receiver);
+		metrics_label(labels, sizeof(labels), "outcome", "dead");
+		metrics_add(M_TOTAL, labels, 1);
+		deliver_xfer_free(x);
+		return;
+	}
+	if (err != GW_OK) {
+		why = "cannot read the document from the store";
+		goto fail;
+	}
+	if (deliver_easy_setup(d, p, x) != GW_OK) {
+		why = "cannot set up the transfer";
+		goto fail;
+	}
+	x->started = util_mono_ms();
+	if (curl_multi_add_handle(dm->m, x->easy) != CURLM_OK) {
+		why = "cannot start the transfer";
+		goto fail;
+	}
+	x->next = d->xfers;
+	if (d->xfers != NULL)
+		d->xfers->prev = x;
+	d->xfers = x;
+	d->nxfers++;
+	dm->nxfers++;
+	p->active++;
+	return;
 fail:
-  log_warnx("event=delivery_start_failed id=%s receiver=%s reason=\"%s\"",
-            row->id, row->receiver, why);
-  store_failed_temp(d->store, row->id, row->receiver, 0, why,
-                    now + d->backoff.min_ms);
-  deliver_xfer_free(x);
+	log_warnx("event=delivery_start_failed id=%s receiver=%s reason=\"%s\"",
+		  row->id, row->receiver, why);
+	store_failed_temp(d->store, row->id, row->receiver, 0, why,
+			  now + d->backoff.min_ms);
+	deliver_xfer_free(x);
 }
 
 enum deliver_outcome { OUT_DELIVERED, OUT_RETRY, OUT_DEAD };
@@ -588,381 +636,419 @@ static const char *const deliver_outcome_names[] = {
 
 /* The receiver's answer when it is a JSON object (its OperationOutcome),
  * else NULL. Caller frees. */
-static char *deliver_outcome_json(const struct deliver_xfer *x) {
-  json_t *j;
-  char *s;
+static char *
+deliver_outcome_json(const struct deliver_xfer *x)
+{
+	json_t *j;
+	char *s;
 
-  if (x->body.len == 0 || x->body.len >= x->body.max)
-    return NULL;
-  j = json_loadb(x->body.data, x->body.len, 0, NULL);
-  if (j == NULL || !json_is_object(j)) {
-    json_decref(j);
-    return NULL;
-  }
-  s = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
-  return s;
+	if (x->body.len == 0 || x->body.len >= x->body.max)
+		return NULL;
+	j = json_loadb(x->body.data, x->body.len, 0, NULL);
+	if (j == NULL || !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return s;
 }
 
 /* A transfer finished with rc: record the result and count it. */
-static void deliver_finish(struct deliver *d, struct deliver_xfer *x,
-                           CURLcode rc) {
-  enum deliver_outcome out;
-  long status = 0;
-  int64_t now = util_wall_ms(), next = 0;
-  double secs = (double)(util_mono_ms() - x->started) / 1000.0;
-  char error[DELIVER_ERR_MAX + CURL_ERROR_SIZE + 64];
-  char labels[64] = "", safe[sizeof(error)];
-  char *outcome = NULL;
-  enum gw_err err;
+static void
+deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
+{
+	enum deliver_outcome out;
+	long status = 0;
+	int64_t now = util_wall_ms(), next = 0;
+	double secs = (double)(util_mono_ms() - x->started) / 1000.0;
+	char error[DELIVER_ERR_MAX + CURL_ERROR_SIZE + 64];
+	char labels[64] = "", safe[sizeof(error)];
+	char *outcome = NULL;
+	enum gw_err err;
 
-  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-  error[0] = '\0';
-  if (rc == CURLE_OK || (x->body_too_big && status >= 200)) {
-    if (status >= 200 && status < 300) {
-      out = OUT_DELIVERED;
-    } else if (status == 408 || status == 429 || status >= 500 ||
-               status < 400) {
-      /* Redirects are not followed: a route to fix. */
-      out = OUT_RETRY;
-      snprintf(error, sizeof(error), "HTTP %ld", status);
-    } else {
-      out = OUT_DEAD;
-      snprintf(error, sizeof(error), "HTTP %ld", status);
-      outcome = deliver_outcome_json(x);
-    }
-  } else {
-    out = OUT_RETRY;
-    if (x->tls_error[0] != '\0')
-      util_strlcpy(error, x->tls_error, sizeof(error));
-    else if (x->curl_error[0] != '\0')
-      snprintf(error, sizeof(error), "%s: %s", curl_easy_strerror(rc),
-               x->curl_error);
-    else
-      util_strlcpy(error, curl_easy_strerror(rc), sizeof(error));
-  }
-  if (out == OUT_RETRY) {
-    if (!store_next_attempt(&d->backoff, x->attempt, x->first_attempt_at, now,
-                            deliver_rand(), &next)) {
-      size_t n = strlen(error);
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	error[0] = '\0';
+	if (rc == CURLE_OK || (x->body_too_big && status >= 200)) {
+		if (status >= 200 && status < 300) {
+			out = OUT_DELIVERED;
+		} else if (status == 408 || status == 429 || status >= 500 ||
+			   status < 400) {
+			/* Redirects are not followed: a route to fix. */
+			out = OUT_RETRY;
+			snprintf(error, sizeof(error), "HTTP %ld", status);
+		} else {
+			out = OUT_DEAD;
+			snprintf(error, sizeof(error), "HTTP %ld", status);
+			outcome = deliver_outcome_json(x);
+		}
+	} else {
+		out = OUT_RETRY;
+		if (x->tls_error[0] != '\0')
+			util_strlcpy(error, x->tls_error, sizeof(error));
+		else if (x->curl_error[0] != '\0')
+			snprintf(error, sizeof(error), "%s: %s",
+				 curl_easy_strerror(rc), x->curl_error);
+		else
+			util_strlcpy(error, curl_easy_strerror(rc),
+				     sizeof(error));
+	}
+	if (out == OUT_RETRY) {
+		if (!store_next_attempt(&d->backoff, x->attempt,
+					x->first_attempt_at, now,
+					deliver_rand(), &next)) {
+			size_t n = strlen(error);
 
-      out = OUT_DEAD;
-      snprintf(error + n, sizeof(error) - n, "%smax age exceeded",
-               n ? "; " : "");
-    } else if (x->retry_after_ms > 0 && now + x->retry_after_ms > next) {
-      next = now + x->retry_after_ms;
-      if (d->backoff.max_age_ms > 0 &&
-          next > x->first_attempt_at + d->backoff.max_age_ms)
-        next = x->first_attempt_at + d->backoff.max_age_ms;
-    }
-  }
-  switch (out) {
-  case OUT_DELIVERED:
-    err = store_delivered(d->store, x->id, x->receiver, (int)status, now);
-    break;
-  case OUT_RETRY:
-    err = store_failed_temp(d->store, x->id, x->receiver, (int)status, error,
-                            next);
-    break;
-  default:
-    err = store_failed_perm(d->store, x->id, x->receiver, (int)status, error,
-                            outcome);
-    break;
-  }
-  if (err != GW_OK)
-    log_warnx("event=delivery_record_failed id=%s receiver=%s "
-              "error=%s",
-              x->id, x->receiver, gw_strerror(err));
-  metrics_label(labels, sizeof(labels), "receiver", x->receiver);
-  metrics_observe(M_DURATION, labels, secs);
-  metrics_label(labels, sizeof(labels), "outcome", deliver_outcome_names[out]);
-  metrics_add(M_TOTAL, labels, 1);
-  log_info("event=delivery id=%s receiver=%s status=%ld outcome=%s "
-           "attempt=%u duration_ms=%.0f%s%s%s",
-           x->id, x->receiver, status, deliver_outcome_names[out], x->attempt,
-           secs * 1000.0, error[0] ? " error=\"" : "",
-           error[0] ? log_quoted(safe, sizeof(safe), error) : "",
-           error[0] ? "\"" : "");
-  free(outcome);
+			out = OUT_DEAD;
+			snprintf(error + n, sizeof(error) - n,
+				 "%smax age exceeded", n ? "; " : "");
+		} else if (x->retry_after_ms > 0 &&
+			   now + x->retry_after_ms > next) {
+			next = now + x->retry_after_ms;
+			if (d->backoff.max_age_ms > 0 &&
+			    next > x->first_attempt_at + d->backoff.max_age_ms)
+				next =
+				    x->first_attempt_at + d->backoff.max_age_ms;
+		}
+	}
+	switch (out) {
+	case OUT_DELIVERED:
+		err = store_delivered(d->store, x->id, x->receiver, (int)status,
+				      now);
+		break;
+	case OUT_RETRY:
+		err = store_failed_temp(d->store, x->id, x->receiver,
+					(int)status, error, next);
+		break;
+	default:
+		err = store_failed_perm(d->store, x->id, x->receiver,
+					(int)status, error, outcome);
+		break;
+	}
+	if (err != GW_OK)
+		log_warnx("event=delivery_record_failed id=%s receiver=%s "
+			  "error=%s",
+			  x->id, x->receiver, gw_strerror(err));
+	metrics_label(labels, sizeof(labels), "receiver", x->receiver);
+	metrics_observe(M_DURATION, labels, secs);
+	metrics_label(labels, sizeof(labels), "outcome",
+		      deliver_outcome_names[out]);
+	metrics_add(M_TOTAL, labels, 1);
+	log_info("event=delivery id=%s receiver=%s status=%ld outcome=%s "
+		 "attempt=%u duration_ms=%.0f%s%s%s",
+		 x->id, x->receiver, status, deliver_outcome_names[out],
+		 x->attempt, secs * 1000.0, error[0] ? " error=\"" : "",
+		 error[0] ? log_quoted(safe, sizeof(safe), error) : "",
+		 error[0] ? "\"" : "");
+	free(outcome);
 }
 
 /* ---- claiming and wake-ups ---- */
 
-static void deliver_arm_due(struct deliver *d, int64_t now) {
-  struct timeval tv;
-  int64_t at, delay = DELIVER_IDLE_MS;
+static void
+deliver_arm_due(struct deliver *d, int64_t now)
+{
+	struct timeval tv;
+	int64_t at, delay = DELIVER_IDLE_MS;
 
-  if (d->stopped)
-    return;
-  if (store_next_due_at(d->store, &at) == GW_OK) {
-    if (at > now) {
-      delay = at - now;
-    } else {
-      /* Due but not claimable now (peer at its limit, no
+	if (d->stopped)
+		return;
+	if (store_next_due_at(d->store, &at) == GW_OK) {
+		if (at > now) {
+			delay = at - now;
+		} else {
+			/* Due but not claimable now (peer at its limit, no
          route): completions kick; poll as a safety net. */
-      delay = d->backoff.min_ms;
-      if (delay < DELIVER_POLL_MIN_MS)
-        delay = DELIVER_POLL_MIN_MS;
-    }
-    if (delay > DELIVER_IDLE_MS)
-      delay = DELIVER_IDLE_MS;
-  }
-  /* The idle poll also notices what `pzpgw queue` did meanwhile. */
-  tv.tv_sec = (time_t)(delay / 1000);
-  tv.tv_usec = (suseconds_t)((delay % 1000) * 1000);
-  evtimer_add(d->due_ev, &tv);
+			delay = d->backoff.min_ms;
+			if (delay < DELIVER_POLL_MIN_MS)
+				delay = DELIVER_POLL_MIN_MS;
+		}
+		if (delay > DELIVER_IDLE_MS)
+			delay = DELIVER_IDLE_MS;
+	}
+	/* The idle poll also notices what `pzpgw queue` did meanwhile. */
+	tv.tv_sec = (time_t)(delay / 1000);
+	tv.tv_usec = (suseconds_t)((delay % 1000) * 1000);
+	evtimer_add(d->due_ev, &tv);
 }
 
 /* Claim what the limits allow and start it. */
-static void deliver_pass(struct deliver *d) {
-  int64_t now = util_wall_ms(), at;
-  struct store_row *rows = NULL;
-  size_t n = 0;
-  enum gw_err err;
+static void
+deliver_pass(struct deliver *d)
+{
+	int64_t now = util_wall_ms(), at;
+	struct store_row *rows = NULL;
+	size_t n = 0;
+	enum gw_err err;
 
-  if (d->stopped)
-    return;
-  deliver_multi_reap(d);
-  if (store_next_due_at(d->store, &at) != GW_OK || at > now) {
-    deliver_arm_due(d, now);
-    return;
-  }
-  for (size_t i = 0; i < d->npeers; i++) {
-    struct deliver_peer *p = &d->peers[i];
+	if (d->stopped)
+		return;
+	deliver_multi_reap(d);
+	if (store_next_due_at(d->store, &at) != GW_OK || at > now) {
+		deliver_arm_due(d, now);
+		return;
+	}
+	for (size_t i = 0; i < d->npeers; i++) {
+		struct deliver_peer *p = &d->peers[i];
 
-    if (p->active >= p->limit)
-      continue;
-    err = store_claim(d->store, p->ura, now, p->limit - p->active, &rows, &n);
-    if (err != GW_OK) {
-      if (!d->claim_failed)
-        log_warnx("event=claim_failed receiver=%s "
-                  "error=%s",
-                  p->ura, gw_strerror(err));
-      d->claim_failed = true;
-      continue;
-    }
-    d->claim_failed = false;
-    for (size_t k = 0; k < n; k++)
-      deliver_start(d, p, &rows[k]);
-    store_rows_free(rows, n);
-    rows = NULL;
-  }
-  deliver_arm_due(d, util_wall_ms());
+		if (p->active >= p->limit)
+			continue;
+		err = store_claim(d->store, p->ura, now, p->limit - p->active,
+				  &rows, &n);
+		if (err != GW_OK) {
+			if (!d->claim_failed)
+				log_warnx("event=claim_failed receiver=%s "
+					  "error=%s",
+					  p->ura, gw_strerror(err));
+			d->claim_failed = true;
+			continue;
+		}
+		d->claim_failed = false;
+		for (size_t k = 0; k < n; k++)
+			deliver_start(d, p, &rows[k]);
+		store_rows_free(rows, n);
+		rows = NULL;
+	}
+	deliver_arm_due(d, util_wall_ms());
 }
 
-static void deliver_kick_event(evutil_socket_t fd, short what, void *arg) {
-  deliver_pass(arg);
+static void
+deliver_kick_event(evutil_socket_t fd, short what, void *arg)
+{
+	deliver_pass(arg);
 }
 
-static void deliver_due_event(evutil_socket_t fd, short what, void *arg) {
-  deliver_pass(arg);
+static void
+deliver_due_event(evutil_socket_t fd, short what, void *arg)
+{
+	deliver_pass(arg);
 }
 
-static void deliver_multi_check(struct deliver_multi *dm) {
-  struct deliver *d = dm->d;
-  struct deliver_xfer *x;
-  CURLMsg *msg;
-  CURLcode rc;
-  CURL *easy;
-  int left;
-  bool done = false;
+static void
+deliver_multi_check(struct deliver_multi *dm)
+{
+	struct deliver *d = dm->d;
+	struct deliver_xfer *x;
+	CURLMsg *msg;
+	CURLcode rc;
+	CURL *easy;
+	int left;
+	bool done = false;
 
-  while ((msg = curl_multi_info_read(dm->m, &left)) != NULL) {
-    if (msg->msg != CURLMSG_DONE)
-      continue;
-    easy = msg->easy_handle;
-    rc = msg->data.result;
-    x = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-    curl_multi_remove_handle(dm->m, easy);
-    if (x == NULL)
-      continue;
-    deliver_unlink(d, x);
-    deliver_finish(d, x, rc);
-    deliver_xfer_free(x);
-    done = true;
-  }
-  if (done)
-    deliver_kick(d);
+	while ((msg = curl_multi_info_read(dm->m, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		easy = msg->easy_handle;
+		rc = msg->data.result;
+		x = NULL;
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+		curl_multi_remove_handle(dm->m, easy);
+		if (x == NULL)
+			continue;
+		deliver_unlink(d, x);
+		deliver_finish(d, x, rc);
+		deliver_xfer_free(x);
+		done = true;
+	}
+	if (done)
+		deliver_kick(d);
 }
 
 /* Receivers with due rows and no route: say so once per receiver. */
-static void deliver_check_routes(struct deliver *d) {
-  struct store_stat *st = NULL;
-  size_t n = 0;
-  void *grown;
+static void
+deliver_check_routes(struct deliver *d)
+{
+	struct store_stat *st = NULL;
+	size_t n = 0;
+	void *grown;
 
-  if (store_stats(d->store, &st, &n) != GW_OK)
-    return;
-  for (size_t i = 0; i < n; i++) {
-    bool seen = false;
+	if (store_stats(d->store, &st, &n) != GW_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
 
-    if (st[i].state != STORE_DUE || st[i].count == 0 ||
-        deliver_peer_find(d, st[i].receiver) != NULL)
-      continue;
-    for (size_t k = 0; k < d->nnoroute && !seen; k++)
-      seen = strcmp(d->noroute[k], st[i].receiver) == 0;
-    if (seen)
-      continue;
-    log_warnx("event=delivery_no_route receiver=%s due=%llu "
-              "action=\"rows wait until a [peer] endpoint is "
-              "configured\"",
-              st[i].receiver, (unsigned long long)st[i].count);
-    grown = realloc(d->noroute, (d->nnoroute + 1) * sizeof(*d->noroute));
-    if (grown == NULL)
-      break;
-    d->noroute = grown;
-    util_strlcpy(d->noroute[d->nnoroute++], st[i].receiver,
-                 sizeof(d->noroute[0]));
-  }
-  free(st);
+		if (st[i].state != STORE_DUE || st[i].count == 0 ||
+		    deliver_peer_find(d, st[i].receiver) != NULL)
+			continue;
+		for (size_t k = 0; k < d->nnoroute && !seen; k++)
+			seen = strcmp(d->noroute[k], st[i].receiver) == 0;
+		if (seen)
+			continue;
+		log_warnx("event=delivery_no_route receiver=%s due=%llu "
+			  "action=\"rows wait until a [peer] endpoint is "
+			  "configured\"",
+			  st[i].receiver, (unsigned long long)st[i].count);
+		grown = realloc(d->noroute,
+				(d->nnoroute + 1) * sizeof(*d->noroute));
+		if (grown == NULL)
+			break;
+		d->noroute = grown;
+		util_strlcpy(d->noroute[d->nnoroute++], st[i].receiver,
+			     sizeof(d->noroute[0]));
+	}
+	free(st);
 }
 
-static void deliver_metrics_event(evutil_socket_t fd, short what, void *arg) {
-  struct deliver *d = arg;
+static void
+deliver_metrics_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver *d = arg;
 
-  store_metrics_update(d->store, util_wall_ms());
-  deliver_check_routes(d);
+	store_metrics_update(d->store, util_wall_ms());
+	deliver_check_routes(d);
 }
 
 /* ---- public ---- */
 
-enum gw_err deliver_new(struct event_base *base, struct store *store,
-                        const struct config *cfg, struct deliver **out,
-                        char *errbuf, size_t errlen) {
-  static bool curl_ready;
-  struct timeval tv = {DELIVER_METRICS_MS / 1000,
-                       (DELIVER_METRICS_MS % 1000) * 1000};
-  struct deliver *d = NULL;
-  enum gw_err err = GW_NOMEM;
-  size_t recovered = 0;
+enum gw_err
+deliver_new(struct event_base *base, struct store *store,
+	    const struct config *cfg, struct deliver **out, char *errbuf,
+	    size_t errlen)
+{
+	static bool curl_ready;
+	struct timeval tv = {DELIVER_METRICS_MS / 1000,
+			     (DELIVER_METRICS_MS % 1000) * 1000};
+	struct deliver *d = NULL;
+	enum gw_err err = GW_NOMEM;
+	size_t recovered = 0;
 
-  *out = NULL;
-  snprintf(errbuf, errlen, "%s", "");
-  if (!curl_ready) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      snprintf(errbuf, errlen, "deliver: libcurl init failed");
-      return GW_PERM;
-    }
-    curl_ready = true;
-  }
-  metrics_describe(M_TOTAL, METRICS_COUNTER,
-                   "Delivery attempts to receiving gateways by "
-                   "receiver and outcome (delivered, retry, dead).");
-  metrics_describe(M_DURATION, METRICS_HISTOGRAM,
-                   "Duration of delivery attempts in seconds.");
-  if ((d = calloc(1, sizeof(*d))) == NULL)
-    goto fail;
-  d->base = base;
-  d->store = store;
-  d->cfg = cfg;
-  deliver_backoff_from(d, cfg);
-  if (deliver_peers_build(d, cfg, &d->peers, &d->npeers) != GW_OK ||
-      (d->multis = deliver_multi_new(d, deliver_maxconn(d))) == NULL ||
-      (d->kick_ev = event_new(base, -1, 0, deliver_kick_event, d)) == NULL ||
-      (d->due_ev = evtimer_new(base, deliver_due_event, d)) == NULL ||
-      (d->metrics_ev =
-           event_new(base, -1, EV_PERSIST, deliver_metrics_event, d)) == NULL)
-    goto fail;
-  /* Rows left in flight by a previous run go first, before anything
+	*out = NULL;
+	snprintf(errbuf, errlen, "%s", "");
+	if (!curl_ready) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			snprintf(errbuf, errlen,
+				 "deliver: libcurl init failed");
+			return GW_PERM;
+		}
+		curl_ready = true;
+	}
+	metrics_describe(M_TOTAL, METRICS_COUNTER,
+			 "Delivery attempts to receiving gateways by "
+			 "receiver and outcome (delivered, retry, dead).");
+	metrics_describe(M_DURATION, METRICS_HISTOGRAM,
+			 "Duration of delivery attempts in seconds.");
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		goto fail;
+	d->base = base;
+	d->store = store;
+	d->cfg = cfg;
+	deliver_backoff_from(d, cfg);
+	if (deliver_peers_build(d, cfg, &d->peers, &d->npeers) != GW_OK ||
+	    (d->multis = deliver_multi_new(d, deliver_maxconn(d))) == NULL ||
+	    (d->kick_ev = event_new(base, -1, 0, deliver_kick_event, d)) ==
+		NULL ||
+	    (d->due_ev = evtimer_new(base, deliver_due_event, d)) == NULL ||
+	    (d->metrics_ev = event_new(base, -1, EV_PERSIST,
+				       deliver_metrics_event, d)) == NULL)
+		goto fail;
+	/* Rows left in flight by a previous run go first, before anything
      new (the daemon may have done this already: then none are left). */
-  if ((err = store_recover(store, &recovered)) != GW_OK) {
-    snprintf(errbuf, errlen, "deliver: recovering rows: %s", gw_strerror(err));
-    goto fail;
-  }
-  if (recovered > 0)
-    log_info("event=delivery_recovered rows=%zu", recovered);
-  event_add(d->metrics_ev, &tv);
-  deliver_arm_due(d, util_wall_ms());
-  log_info("event=delivery_started routes=%zu", d->npeers);
-  *out = d;
-  return GW_OK;
+	if ((err = store_recover(store, &recovered)) != GW_OK) {
+		snprintf(errbuf, errlen, "deliver: recovering rows: %s",
+			 gw_strerror(err));
+		goto fail;
+	}
+	if (recovered > 0)
+		log_info("event=delivery_recovered rows=%zu", recovered);
+	event_add(d->metrics_ev, &tv);
+	deliver_arm_due(d, util_wall_ms());
+	log_info("event=delivery_started routes=%zu", d->npeers);
+	*out = d;
+	return GW_OK;
 fail:
-  if (errbuf[0] == '\0')
-    snprintf(errbuf, errlen, "deliver: out of memory");
-  deliver_free(d);
-  return err;
+	if (errbuf[0] == '\0')
+		snprintf(errbuf, errlen, "deliver: out of memory");
+	deliver_free(d);
+	return err;
 }
 
-void deliver_kick(struct deliver *d) {
-  if (d == NULL || d->stopped)
-    return;
-  /* Coalesced: many kicks before the loop runs make one pass. */
-  if (!event_pending(d->kick_ev, EV_TIMEOUT, NULL))
-    event_active(d->kick_ev, EV_TIMEOUT, 0);
+void
+deliver_kick(struct deliver *d)
+{
+	if (d == NULL || d->stopped)
+		return;
+	/* Coalesced: many kicks before the loop runs make one pass. */
+	if (!event_pending(d->kick_ev, EV_TIMEOUT, NULL))
+		event_active(d->kick_ev, EV_TIMEOUT, 0);
 }
 
-void deliver_reconfigure(struct deliver *d, const struct config *cfg) {
-  struct deliver_peer *peers;
-  struct deliver_multi *dm;
-  size_t n;
+void
+deliver_reconfigure(struct deliver *d, const struct config *cfg)
+{
+	struct deliver_peer *peers;
+	struct deliver_multi *dm;
+	size_t n;
 
-  if (d == NULL)
-    return;
-  if (deliver_peers_build(d, cfg, &peers, &n) != GW_OK) {
-    log_warnx("event=delivery_reconfigure_failed "
-              "reason=out_of_memory action=keeping_old_routes");
-    return;
-  }
-  d->cfg = cfg;
-  deliver_peers_free(d->peers, d->npeers);
-  d->peers = peers;
-  d->npeers = n;
-  deliver_backoff_from(d, cfg);
-  free(d->noroute);
-  d->noroute = NULL;
-  d->nnoroute = 0;
-  /* New connections for the new certificate and routes; transfers in
+	if (d == NULL)
+		return;
+	if (deliver_peers_build(d, cfg, &peers, &n) != GW_OK) {
+		log_warnx("event=delivery_reconfigure_failed "
+			  "reason=out_of_memory action=keeping_old_routes");
+		return;
+	}
+	d->cfg = cfg;
+	deliver_peers_free(d->peers, d->npeers);
+	d->peers = peers;
+	d->npeers = n;
+	deliver_backoff_from(d, cfg);
+	free(d->noroute);
+	d->noroute = NULL;
+	d->nnoroute = 0;
+	/* New connections for the new certificate and routes; transfers in
      flight finish on the old handle. */
-  if ((dm = deliver_multi_new(d, deliver_maxconn(d))) != NULL) {
-    dm->next = d->multis;
-    d->multis = dm;
-    deliver_multi_reap(d);
-  }
-  log_info("event=delivery_reconfigured routes=%zu", n);
-  deliver_kick(d);
+	if ((dm = deliver_multi_new(d, deliver_maxconn(d))) != NULL) {
+		dm->next = d->multis;
+		d->multis = dm;
+		deliver_multi_reap(d);
+	}
+	log_info("event=delivery_reconfigured routes=%zu", n);
+	deliver_kick(d);
 }
 
-void deliver_stop(struct deliver *d) {
-  int64_t now = util_wall_ms();
+void
+deliver_stop(struct deliver *d)
+{
+	int64_t now = util_wall_ms();
 
-  if (d == NULL || d->stopped)
-    return;
-  d->stopped = true;
-  event_del(d->kick_ev);
-  event_del(d->due_ev);
-  event_del(d->metrics_ev);
-  while (d->xfers != NULL) {
-    struct deliver_xfer *x = d->xfers;
+	if (d == NULL || d->stopped)
+		return;
+	d->stopped = true;
+	event_del(d->kick_ev);
+	event_del(d->due_ev);
+	event_del(d->metrics_ev);
+	while (d->xfers != NULL) {
+		struct deliver_xfer *x = d->xfers;
 
-    curl_multi_remove_handle(x->dm->m, x->easy);
-    deliver_unlink(d, x);
-    /* Due again at once; the attempt counted stays counted. */
-    store_failed_temp(d->store, x->id, x->receiver, 0,
-                      "delivery interrupted by shutdown", now);
-    deliver_xfer_free(x);
-  }
-  log_info("event=delivery_stopped");
+		curl_multi_remove_handle(x->dm->m, x->easy);
+		deliver_unlink(d, x);
+		/* Due again at once; the attempt counted stays counted. */
+		store_failed_temp(d->store, x->id, x->receiver, 0,
+				  "delivery interrupted by shutdown", now);
+		deliver_xfer_free(x);
+	}
+	log_info("event=delivery_stopped");
 }
 
-void deliver_free(struct deliver *d) {
-  if (d == NULL)
-    return;
-  if (d->kick_ev != NULL && d->due_ev != NULL && d->metrics_ev != NULL)
-    deliver_stop(d);
-  while (d->multis != NULL) {
-    struct deliver_multi *dm = d->multis;
+void
+deliver_free(struct deliver *d)
+{
+	if (d == NULL)
+		return;
+	if (d->kick_ev != NULL && d->due_ev != NULL && d->metrics_ev != NULL)
+		deliver_stop(d);
+	while (d->multis != NULL) {
+		struct deliver_multi *dm = d->multis;
 
-    d->multis = dm->next;
-    deliver_multi_free(dm);
-  }
-  if (d->kick_ev != NULL)
-    event_free(d->kick_ev);
-  if (d->due_ev != NULL)
-    event_free(d->due_ev);
-  if (d->metrics_ev != NULL)
-    event_free(d->metrics_ev);
-  deliver_peers_free(d->peers, d->npeers);
-  free(d->noroute);
-  free(d);
+		d->multis = dm->next;
+		deliver_multi_free(dm);
+	}
+	if (d->kick_ev != NULL)
+		event_free(d->kick_ev);
+	if (d->due_ev != NULL)
+		event_free(d->due_ev);
+	if (d->metrics_ev != NULL)
+		event_free(d->metrics_ev);
+	deliver_peers_free(d->peers, d->npeers);
+	free(d->noroute);
+	free(d);
 }
