@@ -29,6 +29,7 @@ struct arena {
 	size_t cap, used;
 	struct chunk *chunks; /* malloc'd blocks */
 	size_t total, max;
+	size_t next;	 /* size of the next block: doubles up to AR_CHUNK */
 	enum gw_err err; /* why the last allocation failed */
 };
 
@@ -42,6 +43,8 @@ ar_init(struct arena *a, void *first, size_t firstlen, size_t max)
 	a->buf = first;
 	a->cap = first ? firstlen : 0;
 	a->max = max;
+	/* a compiled expression is small; an evaluation may grow */
+	a->next = first ? AR_CHUNK / 4 : 1024;
 }
 
 static void
@@ -71,7 +74,9 @@ ar_alloc(struct arena *a, size_t n)
 	if (n == 0)
 		n = AR_ALIGN;
 	if (!a->buf || n > a->cap - a->used) {
-		sz = n + CHUNK_HDR > AR_CHUNK ? n + CHUNK_HDR : AR_CHUNK;
+		sz = n + CHUNK_HDR > a->next ? n + CHUNK_HDR : a->next;
+		if (a->next < AR_CHUNK)
+			a->next *= 2;
 		if (a->total + sz > a->max) {
 			a->err = GW_TOOBIG;
 			return NULL;
@@ -803,9 +808,13 @@ static void
 lex_quoted(struct parser *p, char q)
 {
 	const char *s = p->src;
-	size_t i = p->pos + 1, n = 0;
-	char *out = ar_alloc(&p->fp->ar, p->len - p->pos + 1);
+	size_t i = p->pos + 1, n = 0, end = i;
+	char *out;
 
+	/* decoded text is never longer than the quoted text */
+	while (end < p->len && s[end] != q)
+		end += s[end] == '\\' ? 2 : 1;
+	out = ar_alloc(&p->fp->ar, end - i + 8);
 	if (!out) {
 		perr(p, p->fp->ar.err, "out of memory");
 		return;
