@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <openssl/sha.h>
+
+#include "b64.h"
 #include "fhir.h"
 #include "fhirpath.h"
 #include "validate.h"
@@ -1339,13 +1344,8 @@ check_members(struct vrun *r, const struct vstruct *vs,
 			k = NULL;
 		if (k == NULL) {
 			old = path_push(r, ".%s", m->key);
-			if (strcmp(m->key, "fhir_comments") == 0)
-				issue(r, FHIR_WARNING, "structure", m,
-				      "fhir_comments is not part of FHIR "
-				      "JSON and was ignored");
-			else
-				issue(r, FHIR_ERROR, "structure", m,
-				      "unrecognised property '%s'", m->key);
+			issue(r, FHIR_ERROR, "structure", m,
+			      "unrecognised property '%s'", m->key);
 			path_pop(r, old);
 			continue;
 		}
@@ -1850,12 +1850,81 @@ fp_member_of(void *arg, const struct fj_node *node, const char *type,
 	return GW_OK;
 }
 
+/* FHIRPath type callback: the FHIR type of member of a parent of type
+ * parent_type ("Observation", "CodeableConcept", or a backbone element's
+ * path such as "Bundle.entry"), from the base definitions. */
+static const char *
+fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
+	   const char *member)
+{
+	static const char *const sys[][2] = {
+	    {"String", "string"},   {"Boolean", "boolean"},
+	    {"Integer", "integer"}, {"Decimal", "decimal"},
+	    {"Date", "date"},	    {"DateTime", "dateTime"},
+	    {"Time", "time"},
+	};
+	struct vrun *r = arg;
+	const struct vtype *t;
+	const struct vnode *kd, *k;
+	const char *dot, *type = NULL, *code;
+	char head[128];
+
+	(void)parent;
+	if (parent_type == NULL || member == NULL)
+		return NULL;
+	dot = strchr(parent_type, '.');
+	snprintf(head, sizeof(head), "%.*s",
+		 (int)(dot != NULL ? (size_t)(dot - parent_type)
+				   : strlen(parent_type)),
+		 parent_type);
+	if ((t = vtype_get(r->ctx, head)) == NULL || t->vs == NULL)
+		return NULL;
+	kd = t->vs->root;
+	while (dot != NULL && kd != NULL) {
+		const char *seg = dot + 1;
+		const struct vnode *next = NULL;
+		size_t sl;
+
+		dot = strchr(seg, '.');
+		sl = dot != NULL ? (size_t)(dot - seg) : strlen(seg);
+		kd = kids_of(kd);
+		for (size_t i = 0; i < kd->nkids; i++)
+			if (strncmp(kd->kids[i]->name, seg, sl) == 0 &&
+			    kd->kids[i]->name[sl] == '\0')
+				next = kd->kids[i];
+		kd = next;
+	}
+	if (kd == NULL)
+		return NULL;
+	kd = kids_of(kd);
+	if ((k = find_kid(kd->kids, kd->nkids, member, &type)) == NULL)
+		return NULL;
+	if (type != NULL)
+		return type;
+	if (k->ref != NULL)
+		return k->ref->el->path;
+	if (k->el->ntypes != 1)
+		return NULL;
+	code = k->el->types[0].code;
+	if (strcmp(code, "BackboneElement") == 0 ||
+	    strcmp(code, "Element") == 0)
+		return k->el->path;
+	if (strncmp(code, "http://hl7.org/fhirpath/System.", 31) == 0) {
+		for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+			if (strcmp(code + 31, sys[i][0]) == 0)
+				return sys[i][1];
+		return "string";
+	}
+	return code;
+}
+
 /* Keys checked natively by the walker (structure rules). */
 static bool
 native_constraint(const char *key)
 {
 	return strcmp(key, "ele-1") == 0 || strcmp(key, "ext-1") == 0 ||
-	       strcmp(key, "bdl-7") == 0 || strcmp(key, "ref-1") == 0;
+	       strcmp(key, "bdl-7") == 0 || strcmp(key, "ref-1") == 0 ||
+	       strcmp(key, "txt-1") == 0 || strcmp(key, "txt-2") == 0;
 }
 
 static void
@@ -1931,6 +2000,7 @@ check_constraints(struct vrun *r, const struct rules_element *el,
 		env.root_resource = r->root;
 		env.resolve = fp_resolve;
 		env.member_of = fp_member_of;
+		env.type_of = fp_type_of;
 		env.arg = r;
 		why[0] = '\0';
 		env.errbuf = why;
@@ -2011,6 +2081,199 @@ root_has_constraint(const struct vnode *d, const char *key)
 	return false;
 }
 
+static bool
+only_whitespace(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!is_ws(s[i]))
+			return false;
+	return true;
+}
+
+/* Elements and attributes allowed in narrative (FHIR: the basic HTML
+ * formatting of HTML 4, a, img and style attributes; no scripts, forms,
+ * event handlers). */
+static const char *const xhtml_elements[] = {
+    "a",	  "abbr",  "acronym", "address", "b",	  "bdo", "big",
+    "blockquote", "br",	   "caption", "cite",	 "code",  "col", "colgroup",
+    "dd",	  "dfn",   "div",     "dl",	 "dt",	  "em",	 "h1",
+    "h2",	  "h3",	   "h4",      "h5",	 "h6",	  "hr",	 "i",
+    "img",	  "kbd",   "li",      "ol",	 "p",	  "pre", "q",
+    "samp",	  "small", "span",    "strong",	 "sub",	  "sup", "table",
+    "tbody",	  "td",	   "tfoot",   "th",	 "thead", "tr",	 "tt",
+    "ul",	  "var",
+};
+
+static const char *const xhtml_attributes[] = {
+    "abbr",	   "accesskey",	  "align",   "alt",	"axis",	    "border",
+    "cellpadding", "cellspacing", "char",    "charoff", "class",    "colspan",
+    "dir",	   "frame",	  "headers", "height",	"href",	    "id",
+    "lang",	   "name",	  "rowspan", "rules",	"scope",    "span",
+    "src",	   "start",	  "style",   "summary", "tabindex", "title",
+    "type",	   "valign",	  "value",   "width",
+};
+
+static bool
+in_list(const char *const *list, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* Walk the narrative tree; *text is set when non-blank text or an image
+ * is found. Reports the first offending element and attribute. */
+static void
+xhtml_walk(struct vrun *r, const struct fj_node *v, xmlNode *n, bool *text,
+	   bool *reported)
+{
+	for (; n != NULL; n = n->next) {
+		if (n->type == XML_TEXT_NODE ||
+		    n->type == XML_CDATA_SECTION_NODE) {
+			const char *c = (const char *)n->content;
+
+			if (c != NULL && !only_whitespace(c, strlen(c)))
+				*text = true;
+			continue;
+		}
+		if (n->type != XML_ELEMENT_NODE)
+			continue;
+		if (!in_list(xhtml_elements,
+			     sizeof(xhtml_elements) / sizeof(xhtml_elements[0]),
+			     (const char *)n->name)) {
+			if (!*reported)
+				issue(r, FHIR_ERROR, "value", v,
+				      "txt-1: illegal element name in the "
+				      "XHTML ('%.40s')",
+				      (const char *)n->name);
+			*reported = true;
+		}
+		if (strcmp((const char *)n->name, "img") == 0)
+			*text = true;
+		for (xmlAttr *a = n->properties; a != NULL; a = a->next) {
+			const char *an = (const char *)a->name;
+			bool xml_lang =
+			    a->ns != NULL && a->ns->prefix != NULL &&
+			    strcmp((const char *)a->ns->prefix, "xml") == 0;
+
+			if (xml_lang || in_list(xhtml_attributes,
+						sizeof(xhtml_attributes) /
+						    sizeof(xhtml_attributes[0]),
+						an))
+				continue;
+			if (!*reported)
+				issue(r, FHIR_ERROR, "value", v,
+				      "txt-1: illegal attribute name in the "
+				      "XHTML ('%.40s' on '%.40s')",
+				      an, (const char *)n->name);
+			*reported = true;
+		}
+		xhtml_walk(r, v, n->children, text, reported);
+	}
+}
+
+/* Narrative.div: well-formed XHTML, a div in the XHTML namespace, no
+ * DOCTYPE, only basic formatting (txt-1), some content (txt-2). */
+static void
+check_xhtml(struct vrun *r, const struct fj_node *v)
+{
+	xmlDoc *doc;
+	xmlNode *root;
+	bool text = false, reported = false;
+
+	if (v->u.str.len > INT32_MAX)
+		return;
+	doc = xmlReadMemory(v->u.str.s, (int)v->u.str.len, "narrative", NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR |
+				XML_PARSE_NOWARNING);
+	if (doc == NULL) {
+		issue(r, FHIR_ERROR, "value", v,
+		      "the narrative is not well-formed XHTML");
+		return;
+	}
+	root = xmlDocGetRootElement(doc);
+	if (doc->intSubset != NULL || doc->extSubset != NULL) {
+		issue(r, FHIR_ERROR, "value", v,
+		      "the narrative must not have a DOCTYPE declaration");
+	} else if (root == NULL || strcmp((const char *)root->name, "div")) {
+		issue(r, FHIR_ERROR, "value", v,
+		      "the narrative must be a single <div> element");
+	} else if (root->ns == NULL || root->ns->href == NULL ||
+		   strcmp((const char *)root->ns->href,
+			  "http://www.w3.org/1999/xhtml") != 0) {
+		issue(r, FHIR_ERROR, "value", v,
+		      "wrong namespace on the XHTML ('%.80s', should be "
+		      "'http://www.w3.org/1999/xhtml')",
+		      root->ns != NULL && root->ns->href != NULL
+			  ? (const char *)root->ns->href
+			  : "null");
+	} else {
+		xhtml_walk(r, v, root->children, &text, &reported);
+		if (!text)
+			issue(r, FHIR_ERROR, "value", v,
+			      "txt-2: the narrative SHALL have some "
+			      "non-whitespace content");
+	}
+	xmlFreeDoc(doc);
+}
+
+/* Attachment.size and .hash (SHA-1, base64) must describe .data. */
+static void
+check_attachment(struct vrun *r, const struct fj_node *v)
+{
+	const struct fj_node *data = fj_get(v, "data"),
+			     *size = fj_get(v, "size");
+	const char *hash = fj_get_str(v, "hash");
+	struct buf clean, raw;
+	unsigned char md[SHA_DIGEST_LENGTH];
+
+	if (data == NULL || data->type != FJ_STRING ||
+	    check_base64(data->u.str.s, data->u.str.len) != NULL)
+		return;
+	buf_init(&clean, data->u.str.len + 1);
+	buf_init(&raw, data->u.str.len + 1);
+	for (size_t i = 0; i < data->u.str.len; i++)
+		if (!is_ws(data->u.str.s[i]) &&
+		    buf_addc(&clean, data->u.str.s[i]) != GW_OK)
+			goto done;
+	if (clean.len == 0 ||
+	    b64_decode(clean.data, clean.len, false, &raw) != GW_OK)
+		goto done;
+	if (size != NULL && size->type == FJ_NUMBER) {
+		unsigned long long want = strtoull(size->u.str.s, NULL, 10);
+
+		if (want != raw.len) {
+			size_t old = path_add(r, ".", "size", 4);
+
+			issue(r, FHIR_ERROR, "value", size,
+			      "stated attachment size %llu does not match the "
+			      "actual size %zu",
+			      want, raw.len);
+			path_pop(r, old);
+		}
+	}
+	if (hash != NULL && raw.data != NULL) {
+		struct buf enc;
+
+		SHA1((const unsigned char *)raw.data, raw.len, md);
+		buf_init(&enc, 64);
+		if (b64_encode(md, sizeof(md), false, &enc) == GW_OK &&
+		    strcmp(enc.data, hash) != 0) {
+			size_t old = path_add(r, ".", "hash", 4);
+
+			issue(r, FHIR_ERROR, "value", fj_get(v, "hash"),
+			      "stated attachment hash does not match the SHA-1 "
+			      "of the data");
+			path_pop(r, old);
+		}
+		buf_cleanup(&enc);
+	}
+done:
+	buf_cleanup(&clean);
+	buf_cleanup(&raw);
+}
+
 static void
 validate_primitive_item(struct vrun *r, const struct vtype *ti,
 			const struct vnode *d, const char *type,
@@ -2069,9 +2332,15 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 		issue(r, FHIR_ERROR, "value", v,
 		      "the value \"%.60s\" is not a valid %s: %s", v->u.str.s,
 		      type, why);
+	} else if (strcmp(type, "xhtml") == 0) {
+		check_xhtml(r, v);
+	} else if (only_whitespace(v->u.str.s, v->u.str.len)) {
+		issue(r, FHIR_WARNING, "value", v,
+		      "primitive values should not be only whitespace");
 	}
 	check_fixed(r, d->el, v);
 	check_binding(r, d->el, type, v);
+	check_constraints(r, d->el, v, type);
 }
 
 static void
@@ -2169,6 +2438,8 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 		check_binding(r, d->el, type, v);
 		if (strcmp(type, "Reference") == 0)
 			check_reference(r, d->el, v);
+		else if (strcmp(type, "Attachment") == 0)
+			check_attachment(r, v);
 	}
 	check_constraints(r, d->el, v, type);
 	if (tvs != NULL && tvs->root != d) {
