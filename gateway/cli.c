@@ -37,7 +37,8 @@ static const struct cli_cmd cli_cmds[] = {
      "order and escaping; numbers verbatim). Exit 1 when FILE is not\n"
      "acceptable FHIR JSON.\n"},
     {"sign", cli_sign, "sign a Bundle (PZP-JWS)",
-     "pzpgw sign --key KEY --cert CERT [options] FILE\n"
+     "pzpgw sign {--key KEY --cert CERT | -c CONFIG} [options] FILE\n"
+     "  -c CONFIG          key, certificate, chain, algorithm from [signing]\n"
      "  --key KEY          private key: PEM file (mode 0600) or pkcs11: URI\n"
      "  --cert CERT        signer certificate, optionally with its chain\n"
      "  --chain FILE       more chain certificates for x5c\n"
@@ -48,7 +49,8 @@ static const struct cli_cmd cli_cmds[] = {
      "  --time T           signing time (unix seconds or RFC 3339); now\n"
      "Writes the signed Bundle to stdout.\n"},
     {"verify", cli_verify, "verify a signed Bundle (PZP-JWS)",
-     "pzpgw verify --trust CAFILE [options] FILE\n"
+     "pzpgw verify {--trust CAFILE | -c CONFIG} [options] FILE\n"
+     "  -c CONFIG          trust anchors and CRL from [listen] trust/crl\n"
      "  --trust CAFILE     trust anchors (PEM); an issuing CA may be one\n"
      "  --crl FILE         CRL (PEM); repeatable\n"
      "  --expect-ura URA   the signer must be this organisation\n"

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "canon.h"
 #include "cli.h"
+#include "config.h"
 #include "fjson.h"
 #include "sign.h"
 #include "util.h"
@@ -46,6 +47,20 @@ sign_cli_load(const char *cmd, const char *path, struct fj_doc **out)
 		fprintf(stderr, "pzpgw %s: %s:%u:%u: %s\n", cmd, path,
 			ferr.line, ferr.col, ferr.msg);
 		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* Load the configuration file for -c; prints why it failed. */
+static int
+sign_cli_config(const char *cmd, const char *path, struct config **out)
+{
+	enum gw_err err = config_load(path, NULL, NULL, out);
+
+	if (err != GW_OK) {
+		fprintf(stderr, "pzpgw %s: %s: %s (see pzpgw check-config)\n",
+			cmd, path, gw_strerror(err));
+		return CLI_USAGE;
 	}
 	return CLI_OK;
 }
@@ -143,9 +158,11 @@ cli_sign(int argc, char **argv)
 	    {"alg", required_argument, NULL, O_ALG},
 	    {"provenance", required_argument, NULL, O_PROV},
 	    {"time", required_argument, NULL, O_TIME},
+	    {"config", required_argument, NULL, 'c'},
 	    {NULL, 0, NULL, 0}};
 	const char *key = NULL, *cert = NULL, *chain = NULL, *alg = NULL;
-	const char *prov_path = NULL;
+	const char *prov_path = NULL, *cfg_path = NULL;
+	struct config *cfg = NULL;
 	struct sign_opts opts = {SIGN_FHIR_R4, SIGN_PURPOSE_VERIFICATION, 0};
 	struct sign_key *k = NULL;
 	struct sign_output so = {NULL, {0}, 0};
@@ -156,8 +173,11 @@ cli_sign(int argc, char **argv)
 	int ch, rc;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'c':
+			cfg_path = optarg;
+			break;
 		case O_KEY:
 			key = optarg;
 			break;
@@ -202,12 +222,24 @@ cli_sign(int argc, char **argv)
 			return cli_usage("sign", "unknown option");
 		}
 	}
-	if (key == NULL || cert == NULL)
-		return cli_usage("sign", "--key and --cert are required");
 	if (argc - optind != 1)
 		return cli_usage("sign", "one FILE expected");
 	if (prov_path != NULL && opts.fhir != SIGN_FHIR_R4)
 		return cli_usage("sign", "--provenance needs --fhir r4");
+	if (cfg_path != NULL &&
+	    (rc = sign_cli_config("sign", cfg_path, &cfg)) != CLI_OK)
+		return rc;
+	if (cfg != NULL) {
+		/* [signing], which defaults to [listen]'s key and certificate */
+		key = key != NULL ? key : cfg->sign_key;
+		cert = cert != NULL ? cert : cfg->sign_cert;
+		chain = chain != NULL ? chain : cfg->sign_chain;
+		alg = alg != NULL ? alg : cfg->sign_alg;
+	}
+	if (key == NULL || cert == NULL) {
+		config_free(cfg);
+		return cli_usage("sign", "--key and --cert (or -c) required");
+	}
 
 	buf_init(&out, SIGN_CLI_MAX_INPUT * 2);
 	buf_init(&pbuf, SIGN_CLI_MAX_INPUT);
@@ -254,6 +286,7 @@ done:
 	fj_doc_free(prov);
 	fj_doc_free(doc);
 	sign_key_free(k);
+	config_free(cfg);
 	return rc;
 }
 
@@ -268,8 +301,10 @@ cli_verify(int argc, char **argv)
 	    {"provenance", required_argument, NULL, O_PROV},
 	    {"skew", required_argument, NULL, O_SKEW},
 	    {"quiet", no_argument, NULL, O_QUIET},
+	    {"config", required_argument, NULL, 'c'},
 	    {NULL, 0, NULL, 0}};
-	const char *trust_path = NULL, *prov_path = NULL;
+	const char *trust_path = NULL, *prov_path = NULL, *cfg_path = NULL;
+	struct config *cfg = NULL;
 	const char *crls[SIGN_CLI_MAX_CRLS];
 	size_t ncrl = 0;
 	struct sign_verify_opts opts = {NULL, NULL, 300, 0};
@@ -284,8 +319,11 @@ cli_verify(int argc, char **argv)
 
 	memset(&res, 0, sizeof(res));
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "q", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "qc:", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'c':
+			cfg_path = optarg;
+			break;
 		case O_TRUST:
 			trust_path = optarg;
 			break;
@@ -318,10 +356,22 @@ cli_verify(int argc, char **argv)
 			return cli_usage("verify", "unknown option");
 		}
 	}
-	if (trust_path == NULL)
-		return cli_usage("verify", "--trust is required");
 	if (argc - optind != 1)
 		return cli_usage("verify", "one FILE expected");
+	if (cfg_path != NULL &&
+	    (rc = sign_cli_config("verify", cfg_path, &cfg)) != CLI_OK)
+		return rc;
+	if (cfg != NULL) {
+		/* the organisation listener's trust anchors and CRL */
+		if (trust_path == NULL)
+			trust_path = cfg->tls_trust;
+		if (ncrl == 0 && cfg->tls_crl != NULL)
+			crls[ncrl++] = cfg->tls_crl;
+	}
+	if (trust_path == NULL) {
+		config_free(cfg);
+		return cli_usage("verify", "--trust (or -c) is required");
+	}
 	if ((err = sign_trust_new(trust_path, crls, ncrl, &trust, errbuf,
 				  sizeof(errbuf))) != GW_OK) {
 		fprintf(stderr, "pzpgw verify: %s\n", errbuf);
@@ -359,5 +409,6 @@ done:
 	fj_doc_free(prov);
 	fj_doc_free(doc);
 	sign_trust_free(trust);
+	config_free(cfg);
 	return rc;
 }

@@ -496,3 +496,29 @@ def test_usage_errors():
     assert run("sign", SMALL).returncode == 2
     assert run("canon").returncode == 2
     assert run("canon", "/nonexistent/file.json").returncode == 2
+
+
+def test_config_names_the_signing_key(pki, tmp):
+    """-c takes [signing] (defaulting to [listen]'s key and certificate)
+    for sign, and [listen] trust and crl for verify."""
+    conf_dir = tmp / "conf"
+    conf_dir.mkdir()
+    shutil.copytree(pki.dir, conf_dir / "dev-pki")
+    conf = conf_dir / "pzpgw.conf"
+    p = subprocess.run(["sh", os.path.join(SRCDIR, "certs", "dev-config.sh"),
+                        str(conf_dir)], capture_output=True, check=True)
+    conf.write_bytes(p.stdout)
+    p = run("sign", "-c", str(conf), SMALL, check=0)
+    (tmp / "s.json").write_bytes(p.stdout)
+    assert load(tmp / "s.json")["signature"]["who"]["identifier"][
+        "value"] == "90000001"
+    p = run("verify", "-c", str(conf), "--expect-ura", "90000001",
+            str(tmp / "s.json"), check=0)
+    # A separate signing key: the hospital's, named in [signing].
+    text = conf.read_text()
+    conf.write_text(text + "\n[signing]\nkey = dev-pki/hospital.key\n"
+                    "certificate = dev-pki/hospital.crt\n")
+    p = run("sign", "-c", str(conf), SMALL, check=0)
+    (tmp / "h.json").write_bytes(p.stdout)
+    p = run("verify", "-c", str(conf), "--expect-ura", "90000002",
+            str(tmp / "h.json"), check=0)
