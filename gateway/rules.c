@@ -1080,34 +1080,147 @@ rs_need_structure(struct rules_set *set, const char *url)
 	return rules_structure(set, url);
 }
 
-/* "Extension.valueReference" -> "Extension.value[x]" (STU3 core extension
- * snapshots name the choice by its one type). */
-static const char *
-rs_unrename_str(struct rules_set *set, const char *s)
+/* Is path an element path of the base definitions (following datatypes
+ * from the root type)? */
+static bool
+rs_base_has_path(struct rules_set *set, const char *path)
 {
-	const char *dot = strrchr(s, '.');
-	char tmp[1024];
+	char url[512], cur[1024];
+	const struct rules_structure *st;
+	const char *seg = strchr(path, '.'), *next;
+	size_t curlen;
 	int n;
 
-	if (dot == NULL || strncmp(dot + 1, "value", 5) != 0 || dot[6] < 'A' ||
-	    dot[6] > 'Z' || strchr(dot, ':') != NULL)
-		return s;
-	n = snprintf(tmp, sizeof(tmp), "%.*s.value[x]", (int)(dot - s), s);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return s;
-	return rs_intern(set, tmp);
+	if (seg == NULL)
+		return false;
+	n = snprintf(url, sizeof(url),
+		     "http://hl7.org/fhir/StructureDefinition/%.*s",
+		     (int)(seg - path), path);
+	if (n < 0 || (size_t)n >= sizeof(url) ||
+	    (st = rs_need_structure(set, url)) == NULL)
+		return false;
+	curlen = (size_t)(seg - path);
+	memcpy(cur, path, curlen);
+	cur[curlen] = '\0';
+	for (int depth = 0; seg != NULL && depth < 32; depth++, seg = next) {
+		const struct rules_element *found = NULL;
+		bool has_kids = false;
+		size_t sl;
+
+		next = strchr(seg + 1, '.');
+		sl = next ? (size_t)(next - seg) : strlen(seg);
+		if (curlen + sl >= sizeof(cur))
+			return false;
+		memcpy(cur + curlen, seg, sl);
+		curlen += sl;
+		cur[curlen] = '\0';
+		for (size_t i = 0; i < st->nelements && found == NULL; i++)
+			if (st->elements[i].slice_name == NULL &&
+			    strcmp(st->elements[i].path, cur) == 0)
+				found = &st->elements[i];
+		if (found == NULL)
+			return false;
+		if (next == NULL)
+			return true;
+		for (size_t i = 0; i < st->nelements && !has_kids; i++)
+			has_kids =
+			    strncmp(st->elements[i].path, cur, curlen) == 0 &&
+			    st->elements[i].path[curlen] == '.';
+		if (has_kids)
+			continue;
+		/* children of a datatype element: go on in its type */
+		if (found->ntypes != 1)
+			return false;
+		n = snprintf(url, sizeof(url),
+			     "http://hl7.org/fhir/StructureDefinition/%s",
+			     found->types[0].code);
+		if (n < 0 || (size_t)n >= sizeof(url) ||
+		    (st = rs_need_structure(set, url)) == NULL ||
+		    st->type == NULL || strlen(st->type) >= sizeof(cur))
+			return false;
+		curlen = strlen(st->type);
+		memcpy(cur, st->type, curlen + 1);
+	}
+	return false;
 }
 
+/*
+ * STU3 snapshots name a choice constrained to one type by that type
+ * ("Observation.valueQuantity.unit"); the rules always use the [x] form.
+ * A renamed segment is recognised by the base definitions knowing
+ * "prefix[x]" and not the name itself. Path and id are rewritten
+ * segment by segment (ids carry slice names after ':').
+ */
 static enum gw_err
 rs_unrename(struct rules_set *set, struct rules_element *el)
 {
-	const char *p = rs_unrename_str(set, el->path);
-	const char *i = rs_unrename_str(set, el->id);
+	char np[1024], ni[1024], probe[1100];
+	const char *p = el->path, *i = el->id;
+	size_t npl = 0, nil = 0;
+	bool changed = false;
 
-	if (p == NULL || i == NULL)
+	if (strchr(p, '.') == NULL)
+		return GW_OK;
+	for (int seg = 0; *p != '\0' || *i != '\0'; seg++) {
+		size_t pl = strcspn(p, "."), il = strcspn(i, ".");
+		size_t namel = strcspn(i, ".:");
+		const char *u = NULL;
+
+		if (namel > il)
+			namel = il;
+		if (npl + pl + 8 >= sizeof(np) || nil + il + 8 >= sizeof(ni))
+			return GW_OK;
+		if (seg > 0) {
+			for (const char *c = p + 1; c < p + pl; c++)
+				if (*c >= 'A' && *c <= 'Z') {
+					u = c;
+					break;
+				}
+		}
+		if (u != NULL && memchr(p, '[', pl) == NULL) {
+			int a = snprintf(probe, sizeof(probe), "%.*s.%.*s",
+					 (int)npl, np, (int)pl, p);
+			int b;
+
+			if (a > 0 && (size_t)a < sizeof(probe) &&
+			    !rs_base_has_path(set, probe)) {
+				b = snprintf(probe, sizeof(probe),
+					     "%.*s.%.*s[x]", (int)npl, np,
+					     (int)(u - p), p);
+				if (b > 0 && (size_t)b < sizeof(probe) &&
+				    rs_base_has_path(set, probe)) {
+					/* rename this segment */
+					npl = (size_t)b;
+					memcpy(np, probe, npl + 1);
+					nil += (size_t)snprintf(
+					    ni + nil, sizeof(ni) - nil,
+					    "%s%.*s[x]%.*s", seg ? "." : "",
+					    (int)(u - p), p, (int)(il - namel),
+					    i + namel);
+					changed = true;
+					goto next;
+				}
+			}
+		}
+		npl += (size_t)snprintf(np + npl, sizeof(np) - npl, "%s%.*s",
+					seg ? "." : "", (int)pl, p);
+		nil += (size_t)snprintf(ni + nil, sizeof(ni) - nil, "%s%.*s",
+					seg ? "." : "", (int)il, i);
+	next:
+		p += pl;
+		i += il;
+		if (*p == '.')
+			p++;
+		if (*i == '.')
+			i++;
+		if ((*p == '\0') != (*i == '\0'))
+			return GW_OK; /* id and path disagree: leave it */
+	}
+	if (!changed)
+		return GW_OK;
+	if ((el->path = rs_intern(set, np)) == NULL ||
+	    (el->id = rs_intern(set, ni)) == NULL)
 		return GW_NOMEM;
-	el->path = p;
-	el->id = i;
 	return GW_OK;
 }
 
@@ -1128,10 +1241,8 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 		return GW_OK;
 	if (p->state == 3)
 		return GW_NOTFOUND;
-	if (p->state == 1) {
-		rs_warn(set, "%s: circular base chain", p->url);
-		return GW_INVALID;
-	}
+	if (p->state == 1)
+		return GW_INVALID; /* being compiled: a cycle */
 	p->state = 1;
 	if ((st = rs_alloc(set, sizeof(*st))) == NULL) {
 		err = GW_NOMEM;
@@ -1174,7 +1285,7 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 				continue;
 			}
 			if (err != GW_OK ||
-			    (strcmp(st->type, "Extension") == 0 &&
+			    (set->fhir == RULES_STU3 &&
 			     (err = rs_unrename(set, &st->elements[n])) !=
 				 GW_OK))
 				goto out;
@@ -1193,8 +1304,8 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 		}
 		if ((base = rs_need_structure(set, st->base)) == NULL) {
 			err = GW_NOTFOUND;
-			rs_warn(set, "%s: base %s not available", p->url,
-				st->base);
+			rs_warn(set, "%s: base %s not available (or circular)",
+				p->url, st->base);
 			goto out;
 		}
 		set->cur_pkg = p->pkg;

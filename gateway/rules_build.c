@@ -44,6 +44,7 @@ static const struct rb_pkg rb_pkgs[] = {
     {RULES_STU3,
      "core",
      {{0, "fhir-stu3-core/profiles-types.json"},
+      {0, "fhir-stu3-core/profiles-others.json"},
       {0, "fhir-stu3-core/profiles-resources.json"},
       {0, "fhir-stu3-core/extension-definitions.json"},
       {0, "fhir-stu3-core/valuesets.json"}}},

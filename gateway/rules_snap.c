@@ -307,10 +307,11 @@ snap_expand(struct snap *s, long pi, int depth)
 
 /*
  * A renamed choice (parent.valueQuantity for parent.value[x] at index k):
- * as the reference snapshot generator does, the [x] element is narrowed
- * to the one type and closed-sliced by type, and the constraints go to
- * the type slice value[x]:valueQuantity. Later ids below the renamed one
- * are mapped to the slice.
+ * as the R4 reference snapshot generator does, the [x] element is
+ * narrowed to the one type and closed-sliced by type, and the constraints
+ * go to the type slice value[x]:valueQuantity; in STU3 they go to the
+ * narrowed [x] element itself. Later ids below the renamed one are mapped
+ * accordingly.
  */
 static long
 snap_rename_choice(struct snap *s, const char *id, long k, const char *name,
@@ -324,6 +325,12 @@ snap_rename_choice(struct snap *s, const char *id, long k, const char *name,
 	int n;
 
 	snap_narrow(set, c, cap);
+	if (set->fhir == RULES_STU3) {
+		/* the STU3 generator constrains [x] itself */
+		sid = c->id;
+		si = k;
+		goto map;
+	}
 	if (c->slicing == NULL) {
 		if (snap_default_slicing(set, c) != GW_OK)
 			return -1;
@@ -337,6 +344,7 @@ snap_rename_choice(struct snap *s, const char *id, long k, const char *name,
 	if ((si = snap_find(s, sid)) < 0 &&
 	    (si = snap_new_slice(s, sid, k, name)) < 0)
 		return -1;
+map:
 	if ((nf = realloc(s->from, (s->nren + 1) * sizeof(*nf))) == NULL)
 		return -1;
 	s->from = nf;
