@@ -23,6 +23,7 @@
 #include "b64.h"
 #include "buf.h"
 #include "canon.h"
+#include "fhir.h"
 #include "sign.h"
 #include "tls.h"
 #include "util.h"
@@ -1534,4 +1535,15 @@ sign_result_cleanup(struct sign_result *res)
 {
 	free(res->jws);
 	res->jws = NULL;
+}
+
+json_t *
+sign_result_outcome(const struct sign_result *res)
+{
+	bool identity = sign_check_http_status(res->check) == 401;
+
+	return fhir_outcome_one(FHIR_ERROR, identity ? "security" : "invalid",
+				"Bundle.signature",
+				"signature check %s failed: %s",
+				sign_check_name(res->check), res->reason);
 }

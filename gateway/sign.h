@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "config.h"
 #include "err.h"
 #include "fjson.h"
@@ -171,6 +173,15 @@ enum gw_err sign_verify(const struct fj_node *bundle,
 			struct sign_result *res);
 
 void sign_result_cleanup(struct sign_result *res);
+
+/*
+ * An OperationOutcome for a failed verification: one error issue whose
+ * code is "security" for identity failures (401) and "invalid" for
+ * document failures (422), expression Bundle.signature, diagnostics
+ * "signature check CHECK failed: reason". New reference (caller
+ * decrefs), NULL without memory.
+ */
+json_t *sign_result_outcome(const struct sign_result *res);
 
 /* Short stable name of a check ("signature", "untrusted", ...). */
 const char *sign_check_name(enum sign_check check);

@@ -543,6 +543,23 @@ test_identity_failures(void **state)
 	doc = signed_doc(e, "bundle-small.json", "hospital", SIGN_FHIR_R4, 0);
 	want_check(check_doc(e, doc->root, NULL, NULL, "90000003", 0),
 		   SIGN_CHECK_URA, "expected URA");
+	{
+		struct sign_verify_opts o = {e->trust, "90000003", 300, 0};
+		struct sign_result r;
+		json_t *oo, *issue;
+		assert_int_equal(sign_verify(doc->root, NULL, &o, &r),
+				 GW_CRYPTO);
+		assert_non_null(oo = sign_result_outcome(&r));
+		issue = json_array_get(json_object_get(oo, "issue"), 0);
+		assert_string_equal(
+		    json_string_value(json_object_get(issue, "code")),
+		    "security");
+		assert_non_null(strstr(
+		    json_string_value(json_object_get(issue, "diagnostics")),
+		    "ura"));
+		json_decref(oo);
+		sign_result_cleanup(&r);
+	}
 	assert_int_equal(sign_check_http_status(SIGN_CHECK_URA), 401);
 	who =
 	    fj_get(fj_get(fj_get(doc->root, "signature"), "who"), "identifier");
