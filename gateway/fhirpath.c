@@ -351,7 +351,15 @@ enum fn {
 	F_ALLFALSE,
 	F_ANYFALSE,
 	F_MEMBEROF,
-	F_RESOLVE
+	F_RESOLVE,
+	F_TRIM,
+	F_TOBOOLEAN,
+	F_CONVERTSTOBOOLEAN,
+	F_CONVERTSTOINTEGER,
+	F_CONVERTSTODECIMAL,
+	F_CONVERTSTOSTRING,
+	F_CONVERTSTODATE,
+	F_CONVERTSTODATETIME
 };
 
 #define FA_LAMBDA 0x1u /* arguments are evaluated per input item */
@@ -420,6 +428,14 @@ static const struct fdef fdefs[] = {
     {"anyFalse", F_ANYFALSE, 0, 0, 0},
     {"memberOf", F_MEMBEROF, 1, 1, 0},
     {"resolve", F_RESOLVE, 0, 0, 0},
+    {"trim", F_TRIM, 0, 0, 0},
+    {"toBoolean", F_TOBOOLEAN, 0, 0, 0},
+    {"convertsToBoolean", F_CONVERTSTOBOOLEAN, 0, 0, 0},
+    {"convertsToInteger", F_CONVERTSTOINTEGER, 0, 0, 0},
+    {"convertsToDecimal", F_CONVERTSTODECIMAL, 0, 0, 0},
+    {"convertsToString", F_CONVERTSTOSTRING, 0, 0, 0},
+    {"convertsToDate", F_CONVERTSTODATE, 0, 0, 0},
+    {"convertsToDateTime", F_CONVERTSTODATETIME, 0, 0, 0},
 };
 
 struct ast {
@@ -3400,6 +3416,87 @@ fn_tonumber(struct ectx *x, const struct ast *a, const struct coll *in,
 	return GW_OK;
 }
 
+/* toBoolean() of v: 0 false, 1 true, -1 none. */
+static int
+val_bool(const struct val *v)
+{
+	static const char *const t[] = {"true", "t",   "yes", "y",
+					"1",	"1.0", NULL};
+	static const char *const f[] = {"false", "f",	"no", "n",
+					"0",	 "0.0", NULL};
+	size_t k;
+
+	if (v->k == V_BOOL)
+		return v->b;
+	if (v->k == V_INT)
+		return v->i == 1 ? 1 : v->i == 0 ? 0 : -1;
+	if (v->k != V_STR && v->k != V_DEC)
+		return -1;
+	for (k = 0; t[k]; k++) {
+		if (strlen(t[k]) == v->len &&
+		    strncasecmp(t[k], v->s, v->len) == 0)
+			return 1;
+		if (strlen(f[k]) == v->len &&
+		    strncasecmp(f[k], v->s, v->len) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* trim(), toBoolean() and the convertsTo*() tests. */
+static enum gw_err
+fn_convert(struct ectx *x, const struct ast *a, const struct coll *in,
+	   struct coll *out)
+{
+	struct ast tmp;
+	struct coll c;
+	struct val v;
+	struct dt d;
+	enum gw_err e;
+	bool r;
+	int b;
+
+	out->n = 0;
+	if (in->n == 0)
+		return GW_OK;
+	if (in->n > 1)
+		return efail(x, GW_INVALID, "conversion: one item expected");
+	item_val(&in->v[0], &v);
+	switch (a->op) {
+	case F_TRIM:
+		if (v.k != V_STR)
+			return efail(x, GW_INVALID,
+				     "trim(): a string is "
+				     "expected");
+		while (v.len && isspace((unsigned char)v.s[0]))
+			v.s++, v.len--;
+		while (v.len && isspace((unsigned char)v.s[v.len - 1]))
+			v.len--;
+		return one_str(x, FHIRPATH_STRING, v.s, v.len, true, out);
+	case F_TOBOOLEAN:
+		b = val_bool(&v);
+		return b < 0 ? GW_OK : one_bool(x, b == 1, out);
+	case F_CONVERTSTOBOOLEAN:
+		return one_bool(x, val_bool(&v) >= 0, out);
+	case F_CONVERTSTOINTEGER:
+	case F_CONVERTSTODECIMAL:
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.op =
+		    a->op == F_CONVERTSTOINTEGER ? F_TOINTEGER : F_TODECIMAL;
+		if ((e = fn_tonumber(x, &tmp, in, &c)) != GW_OK)
+			return e;
+		return one_bool(x, c.n == 1, out);
+	case F_CONVERTSTOSTRING:
+		return one_bool(x, v.k != V_NONE && v.k != V_OBJ, out);
+	default: /* convertsToDate, convertsToDateTime */
+		r = (v.k == V_STR ||
+		     (v.k == V_DATE && v.dkind != FHIRPATH_TIME)) &&
+		    dt_parse(v.s, v.len, FHIRPATH_DATETIME, &d) &&
+		    (a->op == F_CONVERTSTODATETIME || d.prec <= P_DAY);
+		return one_bool(x, r, out);
+	}
+}
+
 static enum gw_err
 fn_clock(struct ectx *x, bool date_only, struct coll *out)
 {
@@ -3876,6 +3973,15 @@ ev_func(struct ectx *x, const struct ast *a, const struct coll *in,
 		return fn_member_of(x, a, in, out);
 	case F_RESOLVE:
 		return fn_resolve(x, in, out);
+	case F_TRIM:
+	case F_TOBOOLEAN:
+	case F_CONVERTSTOBOOLEAN:
+	case F_CONVERTSTOINTEGER:
+	case F_CONVERTSTODECIMAL:
+	case F_CONVERTSTOSTRING:
+	case F_CONVERTSTODATE:
+	case F_CONVERTSTODATETIME:
+		return fn_convert(x, a, in, out);
 	}
 	return efail(x, GW_INVALID, "internal: unknown function");
 }
