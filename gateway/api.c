@@ -153,10 +153,11 @@ api_metrics(struct http_req *req, void *arg)
 	cert_expiry("listen", cfg->tls_cert);
 	cert_expiry("trust", cfg->tls_trust);
 	if (cfg->sign_cert != NULL &&
-	    (cfg->tls_cert == NULL || strcmp(cfg->sign_cert, cfg->tls_cert)))
+	    (cfg->tls_cert == NULL ||
+	     strcmp(cfg->sign_cert, cfg->tls_cert) != 0))
 		cert_expiry("signing", cfg->sign_cert);
 	metrics_set("pzpgw_up_seconds", "",
-		    (double)(util_wall_ms() / 1000 - api->started));
+		    (double)util_wall_ms() / 1000.0 - (double)api->started);
 	buf_init(&out, 16 << 20);
 	if (metrics_render(&out) != GW_OK) {
 		buf_cleanup(&out);

@@ -1105,12 +1105,14 @@ dump_members(const struct fj_node *n, unsigned flags, int indent,
 	enum gw_err err = GW_OK;
 
 	if (n->u.kids.count > sizeof(stack) / sizeof(stack[0]) &&
-	    (members = malloc(n->u.kids.count * sizeof(*members))) == NULL)
+	    (members = malloc(n->u.kids.count *
+			      sizeof(const struct fj_node *))) == NULL)
 		return GW_NOMEM;
 	for (const struct fj_node *m = n->u.kids.first; m != NULL; m = m->next)
 		members[count++] = m;
 	if (flags & FJ_CANONICAL)
-		qsort(members, count, sizeof(*members), member_cmp);
+		qsort(members, count, sizeof(const struct fj_node *),
+		      member_cmp);
 	for (i = 0; i < count && err == GW_OK; i++) {
 		if (i > 0)
 			err = buf_addc(out, ',');
