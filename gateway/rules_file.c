@@ -519,13 +519,11 @@ rf_fields(char *line, char **f, size_t max)
 	size_t n = 0;
 
 	f[n++] = line;
-	for (char *p = line; *p != '\0'; p++) {
-		if (*p == '\t') {
-			*p = '\0';
-			if (n == max)
-				return max + 1;
-			f[n++] = p + 1;
-		}
+	for (char *p = strchr(line, '\t'); p != NULL; p = strchr(p + 1, '\t')) {
+		*p = '\0';
+		if (n == max)
+			return max + 1;
+		f[n++] = p + 1;
 	}
 	return n;
 }
@@ -627,8 +625,12 @@ rf_strlist(struct rf_reader *r, char *s, const char ***out, size_t *n)
 static bool
 rf_unescape(char *s)
 {
-	char *o = s;
+	char *o;
 
+	/* most strings have nothing to unescape */
+	if ((s = strchr(s, '\\')) == NULL)
+		return true;
+	o = s;
 	for (; *s != '\0'; s++) {
 		if (*s != '\\') {
 			*o++ = *s;
@@ -1059,8 +1061,9 @@ rs_load_text(struct rules_set *set, char *text, size_t len, const char *name,
 		set->capbufs = ncap;
 	}
 	set->bufs[set->nbufs++] = text;
-	for (size_t i = 0; i < len; i++)
-		nlines += text[i] == '\n';
+	for (const char *q = text, *e = text + len;
+	     (q = memchr(q, '\n', (size_t)(e - q))) != NULL; q++)
+		nlines++;
 	if (memchr(text, '\0', len) != NULL) {
 		rf_err(&r, GW_PARSE, "NUL byte");
 		return r.rc;
