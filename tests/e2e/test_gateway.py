@@ -363,3 +363,25 @@ def test_metadata_lists_validate(gateway):
     _, _, body = gateway.request("GET", "/fhir/metadata")
     ops = {o["name"] for o in json.loads(body)["rest"][0]["operation"]}
     assert "validate" in ops
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to")
+def test_drops_privileges_after_reading_keys(pki):
+    import pwd
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    # A store directory the service user can write; keys stay root-only.
+    workdir = tempfile.mkdtemp(prefix="pzpgw-drop-")
+    os.chmod(workdir, 0o777)
+    g = gw.Gateway(pki, workdir, process__user="nobody",
+                   store__path=os.path.join(workdir, "pzpgw.db"))
+    g.start()
+    try:
+        with open("/proc/%d/status" % g.proc.pid) as f:
+            uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+        assert all(int(u) == nobody.pw_uid for u in uids), uids
+        assert "event=privileges_dropped user=nobody" in g.log_text()
+        assert g.request("GET", "/fhir/metadata")[0] == 200
+        assert g.admin("/readyz")[0] == 200
+    finally:
+        assert g.stop() == 0
