@@ -394,12 +394,16 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 			index = m != NULL && m->type == FJ_ARRAY
 				    ? m->u.kids.count
 				    : 0;
+			/* a value-less single primitive has only "_name";
+			 * in an array it holds its place with null */
 			if (val != NULL)
 				v = xf_primitive_value(
 				    x, info.type ? info.type : "string", val);
 			else
-				v = fj_new_null(x->doc);
-			xf_put(x, obj, name, xf_mark(v, c), info.array, 0);
+				v = info.array ? fj_new_null(x->doc) : NULL;
+			if (val != NULL || info.array)
+				xf_put(x, obj, name, xf_mark(v, c), info.array,
+				       0);
 			if (xf_has_extras(c)) {
 				struct xf_ctx ec = {
 				    rules_type(x->set, "Element"), "Element"};
@@ -417,6 +421,25 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 		}
 		v = xf_object(x, c, &info.child, depth + 1);
 		xf_put(x, obj, name, v, info.array, 0);
+	}
+	/* "_name" arrays as long as their "name" arrays */
+	for (struct fj_node *m = obj->u.kids.first; m && x->rc == GW_OK;
+	     m = m->next) {
+		const struct fj_node *base;
+
+		if (m->keylen < 2 || m->key[0] != '_' || m->type != FJ_ARRAY)
+			continue;
+		base = fj_get(obj, m->key + 1);
+		while (base != NULL && base->type == FJ_ARRAY &&
+		       m->u.kids.count < base->u.kids.count) {
+			struct fj_node *nul = fj_new_null(x->doc);
+
+			if (nul == NULL) {
+				xf_fail(x, GW_NOMEM, NULL, "out of memory");
+				return;
+			}
+			fj_append(m, nul);
+		}
 	}
 }
 

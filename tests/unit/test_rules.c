@@ -635,20 +635,27 @@ test_xml_instance(void **state)
 	    "  <active value=\"true\"/>\n"
 	    "  <name><family value=\"Jansen\"/><given value=\"A\"/>"
 	    "<given value=\"B\"><extension url=\"http://example.org/q\">"
-	    "<valueCode value=\"IN\"/></extension></given></name>\n"
+	    "<valueCode value=\"IN\"/></extension></given>"
+	    "<given value=\"C\"/></name>\n"
+	    "  <gender><extension url=\"http://example.org/g\">"
+	    "<valueBoolean value=\"true\"/></extension></gender>\n"
 	    "  <birthDate value=\"1950-02-03\"/>\n"
 	    "  <multipleBirthInteger value=\"2\"/>\n"
 	    "</Patient>\n";
+	/* arrays where max > 1, primitives typed, "_name" for extensions
+	 * (aligned with null), a value-less primitive only as "_name" */
 	static const char want[] =
-	    "{\"active\":true,\"birthDate\":\"1950-02-03\","
+	    "{\"_gender\":{\"extension\":[{\"url\":\"http://example.org/g\","
+	    "\"valueBoolean\":true}]},"
+	    "\"active\":true,\"birthDate\":\"1950-02-03\","
 	    "\"contained\":[{\"id\":\"o1\",\"name\":\"Zkh\","
 	    "\"resourceType\":\"Organization\"}],"
 	    "\"extension\":[{\"url\":\"http://example.org/x\","
 	    "\"valueString\":\"a\"}],\"id\":\"p1\","
 	    "\"multipleBirthInteger\":2,"
 	    "\"name\":[{\"_given\":[null,{\"extension\":[{\"url\":"
-	    "\"http://example.org/q\",\"valueCode\":\"IN\"}]}],"
-	    "\"family\":\"Jansen\",\"given\":[\"A\",\"B\"]}],"
+	    "\"http://example.org/q\",\"valueCode\":\"IN\"}]},null],"
+	    "\"family\":\"Jansen\",\"given\":[\"A\",\"B\",\"C\"]}],"
 	    "\"resourceType\":\"Patient\",\"text\":{\"div\":"
 	    "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">Hi</div>\","
 	    "\"status\":\"generated\"}}";
@@ -664,7 +671,8 @@ test_xml_instance(void **state)
 	if (strcmp(b.data, want) != 0)
 		fail_msg("got  %s\nwant %s", b.data, want);
 	/* positions are XML lines */
-	assert_int_equal(fj_get(doc->root, "birthDate")->line, 9);
+	assert_int_equal(fj_get(doc->root, "birthDate")->line, 10);
+	assert_null(fj_get(doc->root, "gender"));
 	buf_cleanup(&b);
 	fj_doc_free(doc);
 	/* not XML, not FHIR */
