@@ -214,6 +214,8 @@ install: all
 	cp -R schemas/. $(DESTDIR)$(PREFIX)/share/pzpgw/schemas/
 	install -d $(DESTDIR)$(SYSCONFDIR)/pzpgw
 	install -m 0640 packaging/pzpgw.conf $(DESTDIR)$(SYSCONFDIR)/pzpgw/pzpgw.conf
+	install -d $(DESTDIR)/lib/systemd/system
+	install -m 0644 packaging/pzpgw.service $(DESTDIR)/lib/systemd/system/pzpgw.service
 
 clean:
 	rm -rf build
