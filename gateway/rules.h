@@ -74,7 +74,14 @@ struct rules_constraint {
 	const char *source;	/* URL of the defining structure */
 };
 
-/* One element of a snapshot, in snapshot order. */
+/*
+ * One element of a snapshot, in snapshot order (slices follow the sliced
+ * element's children). Paths always use the [x] form of choice elements:
+ * a choice constrained to one type is, in R4, narrowed and type-sliced
+ * ("Observation.value[x]:valueQuantity", discriminator type $this, as the
+ * HL7 generator does), in STU3 narrowed in place ("Observation.value[x]"
+ * with the one type).
+ */
 struct rules_element {
 	const char *id;		/* "Consent.extension:comment.value[x]" */
 	const char *path;	/* "Consent.extension.value[x]" */
@@ -85,9 +92,11 @@ struct rules_element {
 				   the JSON form is an array */
 	struct rules_type *types;
 	size_t ntypes;
-	const char *content_ref;     /* contentReference without '#', or NULL */
-	const struct fj_node *fixed; /* fixed[x] value or NULL */
-	const struct fj_node *pattern; /* pattern[x] value or NULL */
+	const char *content_ref; /* contentReference without '#', or NULL */
+	/* fixed[x] / pattern[x] or NULL: the member node, whose key says
+	 * the type ("fixedUri", "patternCodeableConcept") */
+	const struct fj_node *fixed;
+	const struct fj_node *pattern;
 	enum rules_strength strength;
 	const char *valueset; /* binding.valueSet (canonical, no |ver) */
 	struct rules_slicing *slicing; /* NULL when not sliced here */
