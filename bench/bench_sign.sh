@@ -41,8 +41,9 @@ set -- $(awk '/ecdsa \(nistp256\)/ {print $(NF-1), $NF}' "$work/speed")
 os_ec_sign=$1 os_ec_verify=$2
 
 size=$(wc -c <"$bundle" | tr -d ' ')
-echo "Bundle $size bytes; ${secs}s per figure; openssl speed rsa2048 is"
-echo "PKCS#1 v1.5 (PS256 costs the same private-key operation)"
+echo "Bundle $size bytes; ${secs} CPU seconds per figure, per CPU second like"
+echo "openssl speed; its rsa2048 is PKCS#1 v1.5 (PS256: the same private-key"
+echo "operation) over a 36-byte digest, pzpgw hashes the whole Bundle twice"
 printf '%-14s %12s %12s %12s %12s %8s %8s\n' alg "pzpgw sign/s" \
 	"openssl" "pzpgw ver/s" "openssl" "sign" "verify"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }

@@ -1150,14 +1150,20 @@ sign_x509_check(int e)
 	}
 }
 
-/* Verify the chain at time t (with CRLs when crl is set). */
+/*
+ * Verify the chain now (with the CRLs when there are any), then that
+ * every certificate of the chain built was also within its validity at
+ * sigt: signatures do not depend on the time, so one chain building
+ * serves both moments.
+ */
 static bool
 sign_chain_ok(const struct sign_trust *trust, X509 *leaf,
-	      STACK_OF(X509) * untrusted, int64_t t, bool crl,
-	      struct sign_result *res, const char *when)
+	      STACK_OF(X509) * untrusted, int64_t now, int64_t sigt,
+	      struct sign_result *res)
 {
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
 	X509_VERIFY_PARAM *param;
+	STACK_OF(X509) * chain;
 	bool ok = false;
 	int e;
 
@@ -1167,17 +1173,31 @@ sign_chain_ok(const struct sign_trust *trust, X509 *leaf,
 		goto done;
 	}
 	param = X509_STORE_CTX_get0_param(ctx);
-	X509_VERIFY_PARAM_set_time(param, (time_t)t);
-	X509_VERIFY_PARAM_set_flags(param,
-				    X509_V_FLAG_PARTIAL_CHAIN |
-					(crl ? X509_V_FLAG_CRL_CHECK : 0));
-	if (X509_verify_cert(ctx) == 1) {
-		ok = true;
+	X509_VERIFY_PARAM_set_time(param, (time_t)now);
+	X509_VERIFY_PARAM_set_flags(
+	    param, X509_V_FLAG_PARTIAL_CHAIN |
+		       (trust->have_crl ? X509_V_FLAG_CRL_CHECK : 0));
+	if (X509_verify_cert(ctx) != 1) {
+		e = X509_STORE_CTX_get_error(ctx);
+		sign_fail(res, sign_x509_check(e), "signer certificate: %s",
+			  X509_verify_cert_error_string(e));
 		goto done;
 	}
-	e = X509_STORE_CTX_get_error(ctx);
-	sign_fail(res, sign_x509_check(e), "signer certificate %s: %s", when,
-		  X509_verify_cert_error_string(e));
+	chain = X509_STORE_CTX_get0_chain(ctx);
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		X509 *c = sk_X509_value(chain, i);
+		if (ASN1_TIME_cmp_time_t(X509_get0_notBefore(c), (time_t)sigt) >
+			0 ||
+		    ASN1_TIME_cmp_time_t(X509_get0_notAfter(c), (time_t)sigt) <
+			0) {
+			sign_fail(res, SIGN_CHECK_EXPIRED,
+				  "%s certificate not valid at the signing "
+				  "time",
+				  i == 0 ? "signer" : "issuing CA");
+			goto done;
+		}
+	}
+	ok = true;
 done:
 	X509_STORE_CTX_free(ctx);
 	ERR_clear_error();
@@ -1475,10 +1495,7 @@ sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
 		goto done;
 	}
 	sk_X509_shift(certs); /* the leaf stays referenced by leaf */
-	rc = sign_chain_ok(opts->trust, leaf, certs, res->sigt, false, res,
-			   "at signing time") &&
-	     sign_chain_ok(opts->trust, leaf, certs, now, opts->trust->have_crl,
-			   res, "now");
+	rc = sign_chain_ok(opts->trust, leaf, certs, now, res->sigt, res);
 	if (!sk_X509_unshift(certs, leaf)) {
 		X509_free(leaf);
 		goto nomem;

@@ -224,12 +224,12 @@ def test_pzpgw_signature_verifies_with_openssl_cli(pki, tmp):
 # ---- jwcrypto signs, pzpgw verifies ----
 
 def jwcrypto_signed(pki, src, out, alg=None, key=None, header_extra=None,
-                    ura="90000002"):
+                    ura="90000002", when=None):
     bundle = load(src)
     payload = canon(src)
     if key is None:
         key = jwk.JWK.from_pem(open(pki.p("hospital.key"), "rb").read())
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    when = when or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     header = {"alg": alg or pki.alg, "typ": "JOSE",
               "x5c": pem_certs(pki.p("hospital.crt")),
               "sigT": when, "canon": CANON_URI,
@@ -260,6 +260,15 @@ def test_jwcrypto_signature_verifies_with_pzpgw(pki, tmp):
         path = jwcrypto_signed(pki, SMALL, tmp / "rs.json", alg="RS256")
         p = verify(pki, path)
         assert p.returncode == 0, p.stderr
+
+
+def test_signed_before_certificate_was_valid_fails(pki, tmp):
+    # jwcrypto happily signs with a sigT before the certificate existed.
+    path = jwcrypto_signed(pki, SMALL, tmp / "early.json",
+                           when="2020-01-01T00:00:00Z")
+    p = verify(pki, path)
+    assert p.returncode == 1 and b"(expired)" in p.stderr, p.stderr
+    assert b"signing time" in p.stderr
 
 
 def test_hs256_and_none_are_refused(pki, tmp):
