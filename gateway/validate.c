@@ -38,6 +38,10 @@ struct vnode {
 	const struct vnode *owner;	  /* for a slice: the sliced element */
 	const struct rules_element *card; /* a repeated slice's later
 					     cardinality, or NULL */
+	struct vnode **req;		  /* kids that must be checked even when
+				   absent (a minimum, or a slice's) */
+	size_t nreq;
+	const struct vtype *vt0; /* cache: the type of types[0] */
 };
 
 /* A structure's element tree. */
@@ -49,10 +53,19 @@ struct vstruct {
 
 enum vkind { VK_PRIM, VK_COMPLEX, VK_RESOURCE, VK_UNKNOWN };
 
+enum vjson { VJ_STRING, VJ_BOOL, VJ_NUMBER };
+
 struct vtype {
 	enum vkind kind;
 	const struct vstruct *vs; /* the type's base structure, or NULL */
 	const char *name;
+	enum vjson json; /* primitives: the JSON type of the value */
+};
+
+/* A value set's codes sorted by code alone (for bindings on code). */
+struct vcodes {
+	const char **codes;
+	size_t n;
 };
 
 /* Open-addressing maps: pointer keys and string keys. */
@@ -74,6 +87,9 @@ struct validate_ctx {
 	struct smap types;   /* type name -> vtype */
 	struct pmap paths;   /* constraint expression -> fhirpath (or a
 				marker for expressions that do not compile) */
+	struct pmap vsets;   /* binding URL (interned) -> value set, or a
+				marker when unknown */
+	struct pmap vcodes;  /* value set -> vcodes */
 	const char *last_profile;
 };
 
@@ -685,6 +701,7 @@ vstruct_free(struct vstruct *vs)
 	for (size_t i = 0; i < vs->sd->nelements; i++) {
 		free(vs->nodes[i].kids);
 		free(vs->nodes[i].slices);
+		free(vs->nodes[i].req);
 	}
 	free(vs->nodes);
 	free(vs);
@@ -807,6 +824,24 @@ vstruct_build(const struct rules_structure *sd)
 			}
 		}
 	}
+	/* kids that need a look when absent */
+	for (size_t i = 0; i < sd->nelements; i++) {
+		struct vnode *n = &vs->nodes[i];
+
+		for (size_t j = 0; j < n->nkids; j++) {
+			const struct vnode *k = n->kids[j];
+			size_t cap = n->nreq;
+			bool need = k->el->min > 0;
+
+			for (size_t t = 0; t < k->nslices && !need; t++)
+				need = k->slices[t]->el->min > 0 ||
+				       (k->slices[t]->card != NULL &&
+					k->slices[t]->card->min > 0);
+			if (need && !vnode_push(&n->req, &n->nreq, &cap,
+						(struct vnode *)k))
+				goto fail;
+		}
+	}
 	return vs;
 fail:
 	if (vs->nodes == NULL) {
@@ -861,12 +896,25 @@ vtype_get(struct validate_ctx *ctx, const char *name)
 	sd = rules_type(ctx->set, name);
 	t->vs = vstruct_get(ctx, sd);
 	if (is_prim_name(name) || (sd != NULL && sd->kind != NULL &&
-				   strcmp(sd->kind, "primitive-type") == 0))
+				   strcmp(sd->kind, "primitive-type") == 0)) {
 		t->kind = VK_PRIM;
-	else if (strcmp(name, "Resource") == 0 ||
-		 strcmp(name, "DomainResource") == 0 ||
-		 (sd != NULL && sd->kind != NULL &&
-		  strcmp(sd->kind, "resource") == 0))
+		if (strcmp(name, "boolean") == 0 ||
+		    strcmp(name, "http://hl7.org/fhirpath/System.Boolean") == 0)
+			t->json = VJ_BOOL;
+		else if (strcmp(name, "integer") == 0 ||
+			 strcmp(name, "decimal") == 0 ||
+			 strcmp(name, "positiveInt") == 0 ||
+			 strcmp(name, "unsignedInt") == 0 ||
+			 strcmp(name,
+				"http://hl7.org/fhirpath/System.Integer") ==
+			     0 ||
+			 strcmp(name,
+				"http://hl7.org/fhirpath/System.Decimal") == 0)
+			t->json = VJ_NUMBER;
+	} else if (strcmp(name, "Resource") == 0 ||
+		   strcmp(name, "DomainResource") == 0 ||
+		   (sd != NULL && sd->kind != NULL &&
+		    strcmp(sd->kind, "resource") == 0))
 		t->kind = VK_RESOURCE;
 	else if (sd != NULL)
 		t->kind = VK_COMPLEX;
@@ -918,6 +966,15 @@ validate_ctx_free(struct validate_ctx *ctx)
 		    ctx->paths.vals[i] != (void *)&fp_bad)
 			fhirpath_free(ctx->paths.vals[i]);
 	pmap_free(&ctx->paths);
+	pmap_free(&ctx->vsets);
+	for (size_t i = 0; i < ctx->vcodes.cap; i++)
+		if (ctx->vcodes.keys[i] != NULL) {
+			struct vcodes *vc = ctx->vcodes.vals[i];
+
+			free(vc->codes);
+			free(vc);
+		}
+	pmap_free(&ctx->vcodes);
 	free(ctx);
 }
 
@@ -1306,10 +1363,11 @@ static void check_kid(struct vrun *r, const struct vstruct *vs,
 
 /* Check the members of object obj against the child definitions kids. */
 static void
-check_members(struct vrun *r, const struct vstruct *vs,
-	      struct vnode *const *kids, size_t nkids,
+check_members(struct vrun *r, const struct vstruct *vs, const struct vnode *pn,
 	      const struct fj_node *obj, bool resource_root, bool skip_value)
 {
+	struct vnode *const *kids = pn->kids;
+	size_t nkids = pn->nkids;
 	struct vmember stackms[48], *ms = stackms;
 	size_t nm = 0, cnt = obj->u.kids.count;
 
@@ -1355,10 +1413,26 @@ check_members(struct vrun *r, const struct vstruct *vs,
 		ms[nm].under = under;
 		nm++;
 	}
-	for (size_t i = 0; i < nkids && !r->nomem; i++) {
-		if (skip_value && strcmp(kids[i]->name, "value") == 0)
+	/* the kids present, in member order, each once */
+	for (size_t i = 0; i < nm && !r->nomem; i++) {
+		bool first = true;
+
+		for (size_t j = 0; j < i && first; j++)
+			first = ms[j].kid != ms[i].kid;
+		if (first)
+			check_kid(r, vs, ms[i].kid, ms, nm, obj);
+	}
+	/* absent kids that a minimum (theirs or a slice's) requires */
+	for (size_t i = 0; i < pn->nreq && !r->nomem; i++) {
+		const struct vnode *k = pn->req[i];
+		bool present = false;
+
+		if (skip_value && strcmp(k->name, "value") == 0)
 			continue;
-		check_kid(r, vs, kids[i], ms, nm, obj);
+		for (size_t j = 0; j < nm && !present; j++)
+			present = ms[j].kid == k;
+		if (!present)
+			check_kid(r, vs, k, ms, nm, obj);
 	}
 	if (ms != stackms)
 		free(ms);
@@ -1519,13 +1593,67 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 }
 /* ---- bindings ---- */
 
-static bool
-vs_has_code(const struct rules_valueset *vs, const char *code)
+static int
+cmp_str(const void *a, const void *b)
 {
-	for (size_t i = 0; i < vs->ncodes; i++)
-		if (strcmp(vs->codes[i].code, code) == 0)
-			return true;
-	return false;
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* True when some code of vs (any system) equals code. Small sets are
+ * scanned; larger ones get a sorted index, once per context. */
+static bool
+vs_has_code_ctx(struct validate_ctx *ctx, const struct rules_valueset *vs,
+		const char *code)
+{
+	struct vcodes *vc;
+
+	if (vs->ncodes <= 16 || ctx == NULL) {
+		for (size_t i = 0; i < vs->ncodes; i++)
+			if (strcmp(vs->codes[i].code, code) == 0)
+				return true;
+		return false;
+	}
+	if ((vc = pmap_get(&ctx->vcodes, vs)) == NULL) {
+		if ((vc = calloc(1, sizeof(*vc))) == NULL ||
+		    (vc->codes = calloc(vs->ncodes, sizeof(*vc->codes))) ==
+			NULL) {
+			free(vc);
+			return vs_has_code_ctx(NULL, vs, code);
+		}
+		for (size_t i = 0; i < vs->ncodes; i++)
+			vc->codes[i] = vs->codes[i].code;
+		vc->n = vs->ncodes;
+		qsort(vc->codes, vc->n, sizeof(*vc->codes), cmp_str);
+		if (!pmap_put(&ctx->vcodes, vs, vc)) {
+			free(vc->codes);
+			free(vc);
+			return vs_has_code_ctx(NULL, vs, code);
+		}
+	}
+	return bsearch(&code, vc->codes, vc->n, sizeof(*vc->codes), cmp_str) !=
+	       NULL;
+}
+
+#define vs_has_code(vs, code) vs_has_code_ctx(r->ctx, (vs), (code))
+
+static char vs_unknown; /* marker: the binding's value set is not loaded */
+
+/* The value set of a binding URL, cached by the URL's (interned)
+ * pointer. */
+static const struct rules_valueset *
+binding_vs(struct vrun *r, const char *url)
+{
+	void *hit = pmap_get(&r->ctx->vsets, url);
+	const struct rules_valueset *vs;
+
+	if (hit == (void *)&vs_unknown)
+		return NULL;
+	if (hit != NULL)
+		return hit;
+	vs = rules_valueset(r->ctx->set, url);
+	(void)pmap_put(&r->ctx->vsets, url,
+		       vs != NULL ? (void *)vs : (void *)&vs_unknown);
+	return vs;
 }
 
 static const char *
@@ -1546,8 +1674,7 @@ check_binding(struct vrun *r, const struct rules_element *el, const char *type,
 	    (el->strength != RULES_BIND_REQUIRED &&
 	     el->strength != RULES_BIND_EXTENSIBLE))
 		return;
-	if ((vs = rules_valueset(r->ctx->set, el->valueset)) == NULL ||
-	    !vs->complete)
+	if ((vs = binding_vs(r, el->valueset)) == NULL || !vs->complete)
 		return;
 	sev = el->strength == RULES_BIND_REQUIRED ? FHIR_ERROR : FHIR_WARNING;
 	if (v->type == FJ_STRING) {
@@ -2290,8 +2417,7 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 			issue(r, FHIR_ERROR, "structure", u,
 			      "objects must not be empty");
 		} else if (ti->vs != NULL) {
-			check_members(r, ti->vs, ti->vs->root->kids,
-				      ti->vs->root->nkids, u, false, true);
+			check_members(r, ti->vs, ti->vs->root, u, false, true);
 		}
 	}
 	if (v == NULL || v->type == FJ_NULL) {
@@ -2300,14 +2426,8 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 			      "null is not allowed here");
 		return;
 	}
-	want_bool = strcmp(type, "boolean") == 0 ||
-		    strcmp(type, "http://hl7.org/fhirpath/System.Boolean") == 0;
-	want_num =
-	    strcmp(type, "integer") == 0 || strcmp(type, "decimal") == 0 ||
-	    strcmp(type, "positiveInt") == 0 ||
-	    strcmp(type, "unsignedInt") == 0 ||
-	    strcmp(type, "http://hl7.org/fhirpath/System.Integer") == 0 ||
-	    strcmp(type, "http://hl7.org/fhirpath/System.Decimal") == 0;
+	want_bool = ti->json == VJ_BOOL;
+	want_num = ti->json == VJ_NUMBER;
 	if (want_bool) {
 		if (v->type != FJ_BOOL)
 			issue(r, FHIR_ERROR, "structure", v,
@@ -2355,9 +2475,17 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 
 	if (type == NULL && d->el->ntypes >= 1)
 		type = d->el->types[0].code;
-	if (type != NULL && (ti = vtype_get(r->ctx, type)) == NULL) {
-		r->nomem = true;
-		return;
+	if (type != NULL && d->el->ntypes >= 1 &&
+	    type == d->el->types[0].code && d->vt0 != NULL) {
+		ti = d->vt0;
+	} else if (type != NULL) {
+		if ((ti = vtype_get(r->ctx, type)) == NULL) {
+			r->nomem = true;
+			return;
+		}
+		/* the tree belongs to the context: caching in it is fine */
+		if (d->el->ntypes >= 1 && type == d->el->types[0].code)
+			((struct vnode *)d)->vt0 = ti;
 	}
 	if (ti != NULL && ti->kind == VK_PRIM) {
 		validate_primitive_item(r, ti, d, type, v, u);
@@ -2409,13 +2537,11 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 		tvs = type_profile_struct(r, d, type);
 	}
 	if (kd->nkids > 0) {
-		check_members(r, vs, kd->kids, kd->nkids, v, false, false);
+		check_members(r, vs, kd, v, false, false);
 	} else if (tvs != NULL) {
-		check_members(r, tvs, tvs->root->kids, tvs->root->nkids, v,
-			      false, false);
+		check_members(r, tvs, tvs->root, v, false, false);
 	} else if (ti != NULL && ti->vs != NULL) {
-		check_members(r, ti->vs, ti->vs->root->kids,
-			      ti->vs->root->nkids, v, false, false);
+		check_members(r, ti->vs, ti->vs->root, v, false, false);
 	} else if (type == NULL || ti == NULL || ti->kind == VK_UNKNOWN) {
 		/* a type with no definition loaded: nothing to check */
 	}
@@ -2440,6 +2566,12 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 			check_reference(r, d->el, v);
 		else if (strcmp(type, "Attachment") == 0)
 			check_attachment(r, v);
+		else if (strcmp(type, "Coding") == 0 &&
+			 fj_get(v, "code") != NULL &&
+			 fj_get(v, "system") == NULL)
+			issue(r, FHIR_WARNING, "value", v,
+			      "a code with no system has no defined meaning; "
+			      "a system should be provided");
 	}
 	check_constraints(r, d->el, v, type);
 	if (tvs != NULL && tvs->root != d) {
@@ -2974,6 +3106,30 @@ assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 }
 /* ---- resources ---- */
 
+/* Remember that res does (2) or does not (3) conform to sd, or that the
+ * check is under way (1). False without memory. */
+static bool
+conf_put(struct vrun *r, const struct fj_node *res,
+	 const struct rules_structure *sd, int state)
+{
+	if (*r->nconf == *r->capconf) {
+		size_t ncap = *r->capconf == 0 ? 16 : *r->capconf * 2;
+		struct vconf *n = realloc(r->conf, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			r->nomem = true;
+			return false;
+		}
+		r->conf = n;
+		*r->capconf = ncap;
+	}
+	r->conf[*r->nconf].res = res;
+	r->conf[*r->nconf].sd = sd;
+	r->conf[*r->nconf].state = state;
+	(*r->nconf)++;
+	return true;
+}
+
 static bool
 conforms(struct vrun *r, const struct fj_node *res,
 	 const struct rules_structure *sd)
@@ -2986,21 +3142,8 @@ conforms(struct vrun *r, const struct fj_node *res,
 			return r->conf[i].state != 3;
 	if (r->depth >= V_MAX_DEPTH / 2)
 		return true;
-	if (*r->nconf == *r->capconf) {
-		size_t ncap = *r->capconf == 0 ? 16 : *r->capconf * 2;
-		struct vconf *n = realloc(r->conf, ncap * sizeof(*n));
-
-		if (n == NULL) {
-			r->nomem = true;
-			return true;
-		}
-		r->conf = n;
-		*r->capconf = ncap;
-	}
-	r->conf[*r->nconf].res = res;
-	r->conf[*r->nconf].sd = sd;
-	r->conf[*r->nconf].state = 1;
-	(*r->nconf)++;
+	if (!conf_put(r, res, sd, 1))
+		return true;
 	memset(&sub, 0, sizeof(sub));
 	sub.ctx = r->ctx;
 	sub.scratch = true;
@@ -3198,6 +3341,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	const struct fj_node *idn;
 	struct vbundle bundle, *saved_bundle = r->bundle;
 	bool is_bundle = false, base_done = false;
+	size_t err0;
 	size_t nlist = 0, old, mpi = 0;
 	char url[512];
 
@@ -3288,6 +3432,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 		r->bundle = &bundle;
 		is_bundle = true;
 	}
+	err0 = r->nerrors;
 	for (size_t i = 0; i < nlist && !r->nomem; i++) {
 		const struct vstruct *vs;
 
@@ -3309,11 +3454,15 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 			r->nomem = true;
 			break;
 		}
-		check_members(r, vs, vs->root->kids, vs->root->nkids, res, true,
-			      false);
+		check_members(r, vs, vs->root, res, true, false);
 		check_fixed(r, vs->root->el, res);
 		check_constraints(r, vs->root->el, res, r->resource_type);
 	}
+	/* a resource that passed its profiles in the main walk need not be
+	 * walked again when a reference or slice asks whether it conforms */
+	if (!r->scratch && r->nerrors == err0)
+		for (size_t i = 0; i < nlist; i++)
+			(void)conf_put(r, res, list[i], 2);
 	if (is_bundle) {
 		r->bundle = saved_bundle;
 		free(bundle.e);
