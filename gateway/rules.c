@@ -1379,9 +1379,17 @@ rs_codes_add(struct rs_codes *c, const char *system, const char *code,
 	return GW_OK;
 }
 
+/* Concepts of a code system, nested ones with their parent index. */
+struct rs_cs_build {
+	struct rs_codes c;
+	int *parent;
+	size_t pcap;
+};
+
 static enum gw_err
 rs_cs_concepts(struct rules_set *set, const char *system,
-	       const struct fj_node *arr, struct rs_codes *c, int depth)
+	       const struct fj_node *arr, struct rs_cs_build *b, int parent,
+	       int depth)
 {
 	enum gw_err err = GW_OK;
 
@@ -1389,11 +1397,28 @@ rs_cs_concepts(struct rules_set *set, const char *system,
 		return GW_OK;
 	for (const struct fj_node *k = arr->u.kids.first; k && err == GW_OK;
 	     k = k->next) {
-		err = rs_codes_add(c, system, rs_get_istr(set, k, "code"),
+		const char *code = rs_get_istr(set, k, "code");
+		int me = (int)b->c.n;
+
+		if (code == NULL)
+			continue;
+		if (b->c.n >= (size_t)INT32_MAX)
+			return GW_TOOBIG;
+		if (b->pcap <= b->c.n) {
+			size_t ncap = b->pcap ? b->pcap * 2 : 64;
+			int *np = realloc(b->parent, ncap * sizeof(*np));
+
+			if (np == NULL)
+				return GW_NOMEM;
+			b->parent = np;
+			b->pcap = ncap;
+		}
+		b->parent[b->c.n] = parent;
+		err = rs_codes_add(&b->c, system, code,
 				   rs_get_istr(set, k, "display"));
 		if (err == GW_OK)
 			err = rs_cs_concepts(set, system, fj_get(k, "concept"),
-					     c, depth + 1);
+					     b, me, depth + 1);
 	}
 	return err;
 }
@@ -1404,9 +1429,10 @@ rs_add_codesystem(struct rules_set *set, const struct fj_node *res)
 	const char *url = rs_canon(set, fj_get_str(res, "url"));
 	const char *content = fj_get_str(res, "content");
 	struct rs_codesystem *cs, **ncs;
-	struct rs_codes c = {0};
+	struct rs_cs_build b;
 	enum gw_err err;
 
+	memset(&b, 0, sizeof(b));
 	if (url == NULL || rs_map_get(&set->cs_url, url) != 0)
 		return GW_OK;
 	if ((cs = rs_alloc(set, sizeof(*cs))) == NULL)
@@ -1414,16 +1440,19 @@ rs_add_codesystem(struct rules_set *set, const struct fj_node *res)
 	cs->url = url;
 	/* STU3 has no content element on some older code systems */
 	cs->complete = content == NULL || strcmp(content, "complete") == 0;
-	if ((err = rs_cs_concepts(set, url, fj_get(res, "concept"), &c, 0)) !=
-	    GW_OK)
+	if ((err = rs_cs_concepts(set, url, fj_get(res, "concept"), &b, -1,
+				  0)) != GW_OK)
 		goto out;
-	if (c.n > 0) {
-		if ((cs->codes = rs_alloc(set, c.n * sizeof(*c.v))) == NULL) {
+	if (b.c.n > 0) {
+		cs->codes = rs_alloc(set, b.c.n * sizeof(*b.c.v));
+		cs->parent = rs_alloc(set, b.c.n * sizeof(*b.parent));
+		if (cs->codes == NULL || cs->parent == NULL) {
 			err = GW_NOMEM;
 			goto out;
 		}
-		memcpy(cs->codes, c.v, c.n * sizeof(*c.v));
-		cs->ncodes = c.n;
+		memcpy(cs->codes, b.c.v, b.c.n * sizeof(*b.c.v));
+		memcpy(cs->parent, b.parent, b.c.n * sizeof(*b.parent));
+		cs->ncodes = b.c.n;
 	} else {
 		cs->complete = false;
 	}
@@ -1440,8 +1469,72 @@ rs_add_codesystem(struct rules_set *set, const struct fj_node *res)
 	set->cs[set->ncs++] = cs;
 	err = rs_map_put(&set->cs_url, url, set->ncs);
 out:
-	free(c.v);
+	free(b.c.v);
+	free(b.parent);
 	return err;
+}
+
+/* Is concept i of cs the concept a or below it? */
+static bool
+rs_cs_below(const struct rs_codesystem *cs, int i, int a)
+{
+	for (int depth = 0; i >= 0 && depth < 64; depth++) {
+		if (i == a)
+			return true;
+		i = cs->parent[i];
+	}
+	return false;
+}
+
+/*
+ * Mark the concepts of a complete local code system that pass all the
+ * filters (concept is-a, descendent-of, is-not-a, =). False when a
+ * filter cannot be computed here.
+ */
+static bool
+rs_cs_filter(const struct rs_codesystem *cs, const struct fj_node *filters,
+	     bool *mark)
+{
+	for (size_t i = 0; i < cs->ncodes; i++)
+		mark[i] = true;
+	for (const struct fj_node *f = filters->u.kids.first; f; f = f->next) {
+		const char *op = fj_get_str(f, "op");
+		const char *v = fj_get_str(f, "value");
+		const char *prop = fj_get_str(f, "property");
+		int a = -1;
+
+		if (op == NULL || v == NULL || prop == NULL ||
+		    (strcmp(prop, "concept") != 0 && strcmp(prop, "code") != 0))
+			return false;
+		for (size_t i = 0; i < cs->ncodes && a < 0; i++)
+			if (strcmp(cs->codes[i].code, v) == 0)
+				a = (int)i;
+		for (size_t i = 0; i < cs->ncodes; i++) {
+			bool below = a >= 0 && rs_cs_below(cs, (int)i, a);
+			bool keep;
+
+			if (strcmp(op, "is-a") == 0)
+				keep = below;
+			else if (strcmp(op, "descendent-of") == 0)
+				keep = below && (int)i != a;
+			else if (strcmp(op, "is-not-a") == 0)
+				keep = !below;
+			else if (strcmp(op, "=") == 0)
+				keep = (int)i == a;
+			else
+				return false;
+			mark[i] = mark[i] && keep;
+		}
+	}
+	return true;
+}
+
+static const struct rs_codesystem *
+rs_codesystem(const struct rules_set *set, const char *url)
+{
+	size_t v = rs_map_get(&set->cs_url, url);
+
+	return v ? set->cs[v - 1] : NULL;
 }
 
 static enum gw_err rs_compile_vs(struct rules_set *set, size_t idx);
@@ -1557,11 +1650,27 @@ rs_include(struct rules_set *set, const struct fj_node *inc, struct rs_codes *c,
 				return err;
 			}
 		}
-		*complete = false;
-		return GW_OK;
+		const struct rs_codesystem *fcs = rs_codesystem(set, system);
+		bool *mark;
+
+		if (fcs == NULL || !fcs->complete || filter->type != FJ_ARRAY) {
+			*complete = false;
+			return GW_OK;
+		}
+		if ((mark = calloc(fcs->ncodes + 1, sizeof(*mark))) == NULL)
+			return GW_NOMEM;
+		if (!rs_cs_filter(fcs, filter, mark))
+			*complete = false;
+		else
+			for (size_t i = 0; i < fcs->ncodes && err == GW_OK; i++)
+				if (mark[i])
+					err = rs_codes_add(
+					    c, system, fcs->codes[i].code,
+					    fcs->codes[i].display);
+		free(mark);
+		return err;
 	}
-	size_t v = rs_map_get(&set->cs_url, system);
-	const struct rs_codesystem *cs = v ? set->cs[v - 1] : NULL;
+	const struct rs_codesystem *cs = rs_codesystem(set, system);
 
 	if (cs == NULL || !cs->complete) {
 		*complete = false;
@@ -1579,18 +1688,52 @@ rs_exclude(struct rules_set *set, const struct fj_node *exc, struct rs_codes *c,
 {
 	const char *system = rs_canon(set, fj_get_str(exc, "system"));
 	const struct fj_node *concepts = fj_get(exc, "concept");
+	const struct fj_node *filter = fj_get(exc, "filter");
+	const struct fj_node *vsets = fj_get(exc, "valueSet");
+	const struct rules_valueset *vs = NULL;
+	const struct rs_codesystem *cs = NULL;
+	bool *mark = NULL;
 
-	if (system == NULL || fj_get(exc, "filter") != NULL ||
-	    fj_get(exc, "valueSet") != NULL) {
+	if (vsets != NULL) {
+		if (system != NULL || vsets->type != FJ_ARRAY ||
+		    vsets->u.kids.count != 1 ||
+		    (vs = rs_need_valueset(
+			 set, vsets->u.kids.first->u.str.s)) == NULL ||
+		    !vs->complete) {
+			*complete = false;
+			return;
+		}
+		for (size_t i = 0; i < c->n; i++)
+			if (c->v[i].code != NULL &&
+			    rules_valueset_has(vs, c->v[i].system,
+					       c->v[i].code))
+				c->v[i].code = NULL;
+		return;
+	}
+	if (system == NULL) {
 		*complete = false;
 		return;
+	}
+	if (filter != NULL) {
+		cs = rs_codesystem(set, system);
+		if (cs == NULL || !cs->complete || filter->type != FJ_ARRAY ||
+		    (mark = calloc(cs->ncodes + 1, sizeof(*mark))) == NULL ||
+		    !rs_cs_filter(cs, filter, mark)) {
+			free(mark);
+			*complete = false;
+			return;
+		}
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		bool drop = false;
 
-		if (c->v[i].system != system)
+		if (c->v[i].system != system || c->v[i].code == NULL)
 			continue;
-		if (concepts == NULL || concepts->type != FJ_ARRAY) {
+		if (mark != NULL) {
+			for (size_t k = 0; k < cs->ncodes && !drop; k++)
+				drop = mark[k] && strcmp(cs->codes[k].code,
+							 c->v[i].code) == 0;
+		} else if (concepts == NULL || concepts->type != FJ_ARRAY) {
 			drop = true;
 		} else {
 			for (const struct fj_node *k = concepts->u.kids.first;
@@ -1601,6 +1744,7 @@ rs_exclude(struct rules_set *set, const struct fj_node *exc, struct rs_codes *c,
 		if (drop)
 			c->v[i].code = NULL;
 	}
+	free(mark);
 }
 
 static enum gw_err
@@ -1696,14 +1840,15 @@ out:
 }
 
 enum gw_err
-rules_add_path(struct rules_set *set, const char *path, char *errbuf,
-	       size_t errlen)
+rs_add_paths(struct rules_set *set, const char *const *paths, size_t n,
+	     char *errbuf, size_t errlen)
 {
-	enum gw_err err;
+	enum gw_err err = GW_OK;
 
 	if (errlen > 0)
 		errbuf[0] = '\0';
-	err = rs_gather_path(set, path, 0, errbuf, errlen);
+	for (size_t i = 0; i < n && err == GW_OK; i++)
+		err = rs_gather_path(set, paths[i], 0, errbuf, errlen);
 	/* structures first: value sets do not depend on them */
 	for (size_t i = 0; i < set->npsd && err == GW_OK; i++) {
 		enum gw_err e = rs_compile_sd(set, i);
@@ -1718,7 +1863,14 @@ rules_add_path(struct rules_set *set, const char *path, char *errbuf,
 			err = e;
 	}
 	if (err == GW_NOMEM && errlen > 0 && errbuf[0] == '\0')
-		snprintf(errbuf, errlen, "%s: out of memory", path);
+		snprintf(errbuf, errlen, "out of memory");
 	rs_free_sources(set);
 	return err;
+}
+
+enum gw_err
+rules_add_path(struct rules_set *set, const char *path, char *errbuf,
+	       size_t errlen)
+{
+	return rs_add_paths(set, &path, 1, errbuf, errlen);
 }

@@ -106,7 +106,9 @@ rb_build(enum rules_fhir fhir, const char *shared, const char *r4core,
 	 const char *out, bool verbose)
 {
 	struct rules_set *set = rules_set_new(fhir);
-	char path[4096], errbuf[512], fpath[4096];
+	char paths[8][4096], errbuf[512], fpath[4096];
+	const char *pp[8];
+	enum gw_err err;
 	const char *ver = fhir == RULES_R4 ? "r4" : "stu3";
 	int rc = CLI_OK;
 
@@ -129,20 +131,24 @@ rb_build(enum rules_fhir fhir, const char *shared, const char *r4core,
 			rc = CLI_FAIL;
 			goto out;
 		}
+		/* one compile per package: its files refer to each other */
+		size_t np = 0;
+
 		for (size_t s = 0; s < UTIL_ARRAY_LEN(pkg->src); s++) {
 			const struct rb_src *src = &pkg->src[s];
-			enum gw_err err;
 
 			if (src->path == NULL)
 				break;
-			snprintf(path, sizeof(path), "%s/%s",
+			snprintf(paths[np], sizeof(paths[np]), "%s/%s",
 				 src->root ? r4core : shared, src->path);
-			err = rules_add_path(set, path, errbuf, sizeof(errbuf));
-			if (err != GW_OK) {
-				fprintf(stderr, "pzpgw schemas: %s\n", errbuf);
-				rc = err == GW_NOMEM ? CLI_FAIL : CLI_USAGE;
-				goto out;
-			}
+			pp[np] = paths[np];
+			np++;
+		}
+		err = rs_add_paths(set, pp, np, errbuf, sizeof(errbuf));
+		if (err != GW_OK) {
+			fprintf(stderr, "pzpgw schemas: %s\n", errbuf);
+			rc = err == GW_NOMEM ? CLI_FAIL : CLI_USAGE;
+			goto out;
 		}
 		snprintf(fpath, sizeof(fpath), "%s/%s-%s.rules", out, ver,
 			 pkg->label);

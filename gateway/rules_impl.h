@@ -27,6 +27,7 @@ struct rs_codesystem {
 	const char *url;
 	bool complete;		  /* content = complete */
 	struct rules_code *codes; /* in definition order */
+	int *parent;		  /* index of the parent concept or -1 */
 	size_t ncodes;
 };
 
@@ -165,6 +166,11 @@ enum gw_err rs_snapshot(struct rules_set *set,
 			const struct rules_element *diff, const unsigned *has,
 			size_t n, const char *url, struct rules_element **out,
 			size_t *nout);
+
+/* rules_add_path for several paths compiled together (sources may refer
+ * to each other in any order). */
+enum gw_err rs_add_paths(struct rules_set *set, const char *const *paths,
+			 size_t n, char *errbuf, size_t errlen);
 
 /* Write every structure and value set of package label to path in the
  * rule-file format (deterministic). */

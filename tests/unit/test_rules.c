@@ -206,6 +206,20 @@ test_r4_core_patient(void **state)
 			    "complex-type");
 	assert_string_equal(rules_type(r4, "dateTime")->kind, "primitive-type");
 	assert_null(rules_type(r4, "NoSuchType"));
+	/* core value sets defined by filters on core code systems are
+	 * expanded: v2-0131 is-not-a O, v3-ActReason is-a PurposeOfUse */
+	vs = rules_valueset(r4, "http://hl7.org/fhir/ValueSet/"
+				"patient-contactrelationship");
+	assert_true(vs->complete);
+	assert_true(rules_valueset_has(
+	    vs, "http://terminology.hl7.org/CodeSystem/v2-0131", "N"));
+	assert_false(rules_valueset_has(
+	    vs, "http://terminology.hl7.org/CodeSystem/v2-0131", "O"));
+	vs = rules_valueset(r4, "http://terminology.hl7.org/ValueSet/"
+				"v3-PurposeOfUse");
+	assert_true(vs->complete);
+	assert_true(rules_valueset_has(
+	    vs, "http://terminology.hl7.org/CodeSystem/v3-ActReason", "TREAT"));
 	/* STU3-only elements are not in the R4 set */
 	assert_false(has_el(st, "Patient.animal"));
 	assert_true(has_el(rules_type(stu3, "Patient"), "Patient.animal"));
@@ -543,6 +557,23 @@ test_valueset_expansion(void **state)
 		assert_true(
 		    strcmp(vs->codes[i - 1].system, vs->codes[i].system) < 0 ||
 		    strcmp(vs->codes[i - 1].code, vs->codes[i].code) < 0);
+	/* filters on a local code system with a hierarchy: is-a (the
+	 * concept and its descendants), is-not-a, exclude by descendent-of
+	 * (yellow has none) and by value set */
+	vs = rules_valueset(set, "http://example.org/fhir/ValueSet/test-reds");
+	assert_non_null(vs);
+	assert_true(vs->complete);
+	assert_int_equal(vs->ncodes, 2);
+	assert_true(rules_valueset_has(vs, cs, "red"));
+	assert_true(rules_valueset_has(vs, cs, "crimson"));
+	vs = rules_valueset(set,
+			    "http://example.org/fhir/ValueSet/test-not-red");
+	assert_non_null(vs);
+	assert_true(vs->complete);
+	assert_int_equal(vs->ncodes, 1);
+	assert_true(rules_valueset_has(vs, cs, "yellow"));
+	assert_false(rules_valueset_has(vs, cs, "blue"));
+	assert_false(rules_valueset_has(vs, cs, "crimson"));
 	/* a filter that cannot be computed offline */
 	vs =
 	    rules_valueset(set, "http://example.org/fhir/ValueSet/test-filter");
@@ -707,7 +738,7 @@ test_rule_file_roundtrip(void **state)
 	snprintf(path, sizeof(path), "%s/r4-local.rules", dir);
 	assert_int_equal(rs_write_package(set, "local", path, &ns, &nv), GW_OK);
 	assert_int_equal(ns, 2);
-	assert_int_equal(nv, 3);
+	assert_int_equal(nv, 6);
 	assert_int_equal(rules_load_dir(back, dir, err, sizeof(err)), GW_OK);
 	same_elements(need_sd(back, TEST "test-patient"),
 		      need_sd(set, TEST "test-patient"));
