@@ -15,6 +15,7 @@
 struct snap {
 	struct rules_set *set;
 	const char *url;
+	const struct rules_structure *base;
 	struct rules_element *w;
 	size_t n, cap;
 	/* choice renames: ids starting with from[i] become to[i] */
@@ -254,17 +255,29 @@ snap_expand(struct snap *s, long pi, int depth)
 
 		if (n < 0 || (size_t)n >= sizeof(tmp))
 			return GW_INVALID;
-		ri = snap_find(s, rs_intern(set, tmp));
+		/* the referenced definition as the base has it (the
+		 * profile's own constraints on it do not recur) */
+		const struct rules_structure *b = s->base;
+		const char *rid = rs_intern(set, tmp);
+		size_t end, plen;
+
+		ri = -1;
+		for (size_t k = 0; k < b->nelements && ri < 0; k++)
+			if (b->elements[k].id == rid ||
+			    strcmp(b->elements[k].id, rid) == 0)
+				ri = (long)k;
 		if (ri < 0)
 			return GW_NOTFOUND;
-		size_t end = snap_end(s, (size_t)ri, false);
-
+		plen = strlen(rid);
+		for (end = (size_t)ri + 1; end < b->nelements; end++)
+			if (!snap_below(b->elements[end].id, rid, plen, false))
+				break;
 		nsrc = end - (size_t)ri - 1;
 		if ((copy = malloc((nsrc ? nsrc : 1) * sizeof(*copy))) == NULL)
 			return GW_NOMEM;
-		memcpy(copy, &s->w[ri + 1], nsrc * sizeof(*copy));
-		rootid = s->w[ri].id;
-		rootpath = s->w[ri].path;
+		memcpy(copy, &b->elements[ri + 1], nsrc * sizeof(*copy));
+		rootid = b->elements[ri].id;
+		rootpath = b->elements[ri].path;
 	} else {
 		if (p->ntypes != 1)
 			return GW_NOTFOUND;
@@ -509,7 +522,7 @@ rs_snapshot(struct rules_set *set, const struct rules_structure *base,
 	    const struct rules_element *diff, const unsigned *has, size_t n,
 	    const char *url, struct rules_element **out, size_t *nout)
 {
-	struct snap s = {.set = set, .url = url};
+	struct snap s = {.set = set, .url = url, .base = base};
 	enum gw_err err = GW_OK;
 
 	*out = NULL;

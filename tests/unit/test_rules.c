@@ -526,6 +526,31 @@ test_snapshot_generation(void **state)
 	e = el(st, "Patient.gender");
 	card(e, 1, 1);
 	assert_int_equal(e->strength, RULES_BIND_EXTENSIBLE);
+
+	/* re-slicing and children of a contentReference element */
+	st = need_sd(set, TEST "test-questionnaire");
+	e = el(st, "Questionnaire.identifier");
+	assert_true(e->slicing->ordered);
+	assert_int_equal(e->slicing->rules, RULES_SLICE_CLOSED);
+	e = el(st, "Questionnaire.identifier:local");
+	assert_string_equal(e->slicing->disc[0].path, "use");
+	assert_int_equal(e->slicing->rules, RULES_SLICE_OPEN_AT_END);
+	e = el(st, "Questionnaire.identifier:local/usual");
+	assert_string_equal(e->slice_name, "local/usual");
+	card(e, 0, 1);
+	assert_true(e > el(st, "Questionnaire.identifier:local.assigner"));
+	value_is(el(st, "Questionnaire.identifier:local/usual.use")->fixed,
+		 "{\"fixedCode\":\"usual\"}");
+	/* the re-slice inherits its slice's constraints */
+	value_is(el(st, "Questionnaire.identifier:local/usual.system")->fixed,
+		 "{\"fixedUri\":\"urn:oid:2.16.528.1.1007.3.3.1234567.1\"}");
+	e = el(st, "Questionnaire.item.item");
+	assert_string_equal(e->content_ref, "Questionnaire.item");
+	card(e, 0, 10);
+	card(el(st, "Questionnaire.item.item.text"), 1, 1);
+	card(el(st, "Questionnaire.item.item.linkId"), 1, 1);
+	/* the recursion point below is the base definition again */
+	card(el(st, "Questionnaire.item.item.item"), 0, RULES_UNBOUNDED);
 	rules_set_free(set);
 }
 
@@ -737,7 +762,7 @@ test_rule_file_roundtrip(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/r4-local.rules", dir);
 	assert_int_equal(rs_write_package(set, "local", path, &ns, &nv), GW_OK);
-	assert_int_equal(ns, 2);
+	assert_int_equal(ns, 3);
 	assert_int_equal(nv, 6);
 	assert_int_equal(rules_load_dir(back, dir, err, sizeof(err)), GW_OK);
 	same_elements(need_sd(back, TEST "test-patient"),
