@@ -295,7 +295,9 @@ enum gw_err store_act(struct store *s, const char *id, const char *receiver,
  * (may be NULL) is the number of messages removed. */
 enum gw_err store_prune(struct store *s, int64_t before, size_t *count);
 
-/* Queue depth and oldest row per (state, receiver). *out: caller frees. */
+/* Queue depth and oldest row (first accepted) per (state, receiver) for
+ * due, inflight, held and dead rows; delivered rows are history, not
+ * queue. *out: caller frees. */
 enum gw_err store_stats(struct store *s, struct store_stat **out, size_t *n);
 
 /* Set the gauges pzpgw_queue_depth and pzpgw_queue_oldest_age_seconds

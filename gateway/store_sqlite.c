@@ -74,7 +74,9 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     "DROP INDEX outbox_state;"
     "CREATE INDEX outbox_ready ON outbox (next_attempt_at)"
     " WHERE state = 'due' AND waiting = 0;"
-    "CREATE INDEX outbox_receiver ON outbox (receiver_ura, state);",
+    "CREATE INDEX outbox_state_receiver ON outbox (state, receiver_ura);"
+    "CREATE INDEX outbox_delivered ON outbox (delivered_at)"
+    " WHERE state = 'delivered';",
 };
 
 /* Cached statements. */
@@ -101,8 +103,8 @@ enum sq_stmt {
 	"o.message_seq, m.id, o.receiver_ura, m.sender_ura, m.direction,"      \
 	" o.state, o.attempts, m.accepted_at, o.next_attempt_at,"              \
 	" o.first_attempt_at, o.last_attempt_at, o.delivered_at,"              \
-	" o.last_status, o.replays, o.last_error, o.outcome, o.waiting"        \
-	" FROM outbox o JOIN messages m ON m.seq = o.message_seq "
+	" o.last_status, o.replays, o.last_error, o.outcome, o.waiting"
+#define SQ_ROW_FROM " FROM outbox o JOIN messages m ON m.seq = o.message_seq "
 
 /* Rows in due/inflight/held that precede o for the same receiver and
  * patient: o must wait for them. */
@@ -136,7 +138,9 @@ static const char *const sq_sql[SQ_COUNT] = {
     /* Lane heads only (waiting = 0); the NOT EXISTS re-checks the order
        itself, so a wrong flag can never reorder a lane. */
     [SQ_CLAIM_SELECT] =
-	"SELECT " SQ_ROW_COLS "WHERE o.state = 'due' AND o.waiting = 0"
+	"SELECT " SQ_ROW_COLS
+	" FROM outbox o INDEXED BY outbox_ready JOIN messages m"
+	" ON m.seq = o.message_seq WHERE o.state = 'due' AND o.waiting = 0"
 	" AND o.next_attempt_at <= ?1"
 	" AND (?2 IS NULL OR o.receiver_ura = ?2)"
 	" AND NOT " SQ_BLOCKED
@@ -160,9 +164,10 @@ static const char *const sq_sql[SQ_COUNT] = {
 	" (SELECT min(p.message_seq) FROM outbox p WHERE p.receiver_ura = ?1"
 	" AND p.patient_key = ?2 AND p.state IN " SQ_PENDING ")"
 	" AND receiver_ura = ?1",
-    [SQ_NEXT_DUE] = "SELECT o.next_attempt_at FROM outbox o"
-		    " WHERE o.state = 'due' AND o.waiting = 0"
-		    " ORDER BY o.next_attempt_at LIMIT 1",
+    [SQ_NEXT_DUE] =
+	"SELECT o.next_attempt_at FROM outbox o INDEXED BY outbox_ready"
+	" WHERE o.state = 'due' AND o.waiting = 0"
+	" ORDER BY o.next_attempt_at LIMIT 1",
 };
 
 /* One connection. */
@@ -965,7 +970,7 @@ sq_get(void *conn, const char *id, bool content, bool rows,
 	st = NULL;
 	if (rows) {
 		rc = sqlite3_prepare_v2(c->db,
-					"SELECT " SQ_ROW_COLS
+					"SELECT " SQ_ROW_COLS SQ_ROW_FROM
 					"WHERE o.message_seq = ?1"
 					" ORDER BY o.receiver_ura",
 					-1, &st, NULL);
@@ -991,24 +996,28 @@ sq_list(void *conn, const struct store_filter *f, struct store_row **rows,
 {
 	struct sq *c = conn;
 	sqlite3_stmt *st = NULL;
+	bool by_state = f->state >= 0 && f->state < STORE_STATE_COUNT;
 	enum gw_err err;
+	char sql[1024];
 	int rc;
 
 	*rows = NULL;
 	*n = 0;
-	rc = sqlite3_prepare_v2(c->db,
-				"SELECT " SQ_ROW_COLS
-				"WHERE (?1 IS NULL OR o.state = ?1)"
-				" AND (?2 IS NULL OR o.receiver_ura = ?2)"
-				" AND o.message_seq > ?3"
-				" ORDER BY o.message_seq, o.receiver_ura"
-				" LIMIT ?4",
-				-1, &st, NULL);
+	/* Only the filters given, so (state, receiver) ranges come from the
+	   index in acceptance order. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT " SQ_ROW_COLS SQ_ROW_FROM
+		 "WHERE o.message_seq > ?3%s%s"
+		 " ORDER BY o.message_seq, o.receiver_ura LIMIT ?4",
+		 by_state ? " AND o.state = ?1" : "",
+		 f->receiver != NULL ? " AND o.receiver_ura = ?2" : "");
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_fail(c, "prepare", rc);
-	if (f->state >= 0 && f->state < STORE_STATE_COUNT)
+	if (by_state)
 		sq_bind_text(st, 1, sq_states[f->state]);
-	sq_bind_text(st, 2, f->receiver);
+	if (f->receiver != NULL)
+		sq_bind_text(st, 2, f->receiver);
 	sqlite3_bind_int64(st, 3, f->after_seq);
 	sqlite3_bind_int64(st, 4,
 			   f->limit == 0	? 100
@@ -1125,48 +1134,58 @@ out:
 	return err;
 }
 
+/* Messages removed per prune transaction, so the writer thread never
+ * waits long for the lock. */
+#define SQ_PRUNE_CHUNK 2000
+
 static enum gw_err
 sq_prune(void *conn, int64_t before, size_t *count)
 {
 	struct sq *c = conn;
 	sqlite3_stmt *st = NULL;
-	enum gw_err err;
-	int64_t removed = 0;
+	enum gw_err err = GW_OK;
+	int64_t removed = 0, chunk;
 	int rc;
 
-	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
-		return err;
 	/* Outbound messages only: inbound ones are the care plans this
-	   gateway serves; dead or pending rows keep their message. */
+	   gateway serves; a message with any row not delivered (or
+	   delivered too recently) stays. */
 	rc = sqlite3_prepare_v2(
 	    c->db,
-	    "DELETE FROM messages WHERE direction = 'outbound' AND seq IN"
-	    " (SELECT message_seq FROM outbox GROUP BY message_seq"
-	    "  HAVING sum(state <> 'delivered') = 0 AND"
-	    "  max(delivered_at) < ?1)",
+	    "DELETE FROM messages WHERE seq IN"
+	    " (SELECT o.message_seq FROM outbox o INDEXED BY outbox_delivered"
+	    "  WHERE o.state = 'delivered'"
+	    "  AND o.delivered_at < ?1 AND NOT EXISTS (SELECT 1 FROM outbox x"
+	    "  WHERE x.message_seq = o.message_seq AND (x.state <> 'delivered'"
+	    "  OR x.delivered_at >= ?1)) LIMIT ?2)"
+	    " AND +direction = 'outbound'",
 	    -1, &st, NULL);
-	if (rc == SQLITE_OK) {
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	do {
+		if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+			break;
+		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, before);
+		sqlite3_bind_int(st, 2, SQ_PRUNE_CHUNK);
 		rc = sqlite3_step(st);
-	}
-	if (rc != SQLITE_DONE) {
-		err = sq_fail(c, "prune", rc);
-		goto out;
-	}
-	removed = sqlite3_changes(c->db);
-	err = sq_commit(c);
-out:
+		if (rc != SQLITE_DONE) {
+			err = sq_fail(c, "prune", rc);
+			sq_rollback(c);
+			break;
+		}
+		chunk = sqlite3_changes(c->db);
+		if ((err = sq_commit(c)) != GW_OK)
+			break;
+		removed += chunk;
+	} while (chunk > 0);
 	sqlite3_finalize(st);
-	if (err != GW_OK) {
-		sq_rollback(c);
-		return err;
-	}
 	if (count != NULL)
 		*count = (size_t)removed;
 	/* Give the freed pages back to the filesystem. */
 	if (removed > 0)
 		(void)sq_exec(c, "PRAGMA incremental_vacuum");
-	return GW_OK;
+	return err;
 }
 
 static enum gw_err
@@ -1182,11 +1201,14 @@ sq_stats(void *conn, struct store_stat **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	rc = sqlite3_prepare_v2(c->db,
-				"SELECT o.state, o.receiver_ura, count(*),"
-				" min(m.accepted_at) FROM outbox o JOIN"
-				" messages m ON m.seq = o.message_seq"
-				" GROUP BY o.state, o.receiver_ura"
-				" ORDER BY o.state, o.receiver_ura",
+				"SELECT s.state, s.receiver_ura, s.n,"
+				" m.accepted_at FROM (SELECT state,"
+				" receiver_ura, count(*) AS n,"
+				" min(message_seq) AS first FROM outbox"
+				" WHERE state IN ('due', 'inflight', 'held',"
+				" 'dead') GROUP BY state, receiver_ura) s"
+				" JOIN messages m ON m.seq = s.first"
+				" ORDER BY s.state, s.receiver_ura",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_fail(c, "prepare", rc);
