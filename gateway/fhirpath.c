@@ -1458,7 +1458,8 @@ parse_call(struct parser *p, const char *name, size_t nlen)
 	}
 	a->nargs = n;
 	if (n) {
-		a->args = ar_alloc(&p->fp->ar, sizeof(*a->args) * (size_t)n);
+		a->args =
+		    ar_alloc(&p->fp->ar, sizeof(struct ast *) * (size_t)n);
 		if (!a->args) {
 			perr(p, p->fp->ar.err, "out of memory");
 			return NULL;
@@ -1473,12 +1474,12 @@ parse_call(struct parser *p, const char *name, size_t nlen)
 		perr(p, GW_TOOBIG, "expression nested too deeply");
 		return NULL;
 	}
-	if (f->flags & FA_TYPE) {
+	if (n > 0 && (f->flags & FA_TYPE)) {
 		a->name = args[0]->name;
 		a->namelen = args[0]->namelen;
 	}
 	/* a literal pattern is compiled once, here */
-	if ((f->id == F_MATCHES || f->id == F_REPLACEMATCHES) &&
+	if ((f->id == F_MATCHES || f->id == F_REPLACEMATCHES) && n > 0 &&
 	    args[0]->k == N_LIT && args[0]->lit.kind == FHIRPATH_STRING) {
 		char why[96];
 		enum gw_err e;
@@ -2454,6 +2455,7 @@ type_is(struct ectx *x, const item_t *it, const char *want, bool *out)
 {
 	const char *t, *sys = NULL;
 
+	*out = false;
 	if (strncmp(want, "System.", 7) == 0)
 		sys = want + 7;
 	else if (is_system_name(want))
@@ -3012,10 +3014,9 @@ to_b3(struct ectx *x, const struct coll *c, enum fhirpath_bool *out)
 {
 	const item_t *it;
 
-	if (c->n == 0) {
-		*out = FHIRPATH_EMPTY;
+	*out = FHIRPATH_EMPTY;
+	if (c->n == 0)
 		return GW_OK;
-	}
 	if (c->n > 1)
 		return efail(x, GW_INVALID,
 			     "a boolean was expected, got %zu "
@@ -3079,6 +3080,8 @@ static enum gw_err
 single_str(struct ectx *x, const struct coll *c, const char *what,
 	   const char **s, size_t *len, bool *empty)
 {
+	*s = "";
+	*len = 0;
 	*empty = c->n == 0;
 	if (*empty)
 		return GW_OK;
@@ -3102,6 +3105,7 @@ single_int(struct ectx *x, const struct coll *c, const char *what, int64_t *v,
 {
 	struct val vv;
 
+	*v = 0;
 	*empty = c->n == 0;
 	if (*empty)
 		return GW_OK;
@@ -3237,6 +3241,8 @@ fn_string(struct ectx *x, const struct ast *a, const struct coll *in,
 		if ((int)fdefs[k].id == a->op)
 			f = &fdefs[k];
 	out->n = 0;
+	if (!f)
+		return efail(x, GW_INVALID, "internal: string function");
 	if ((e = single_str(x, in, f->name, &s, &n, &empty)) != GW_OK || empty)
 		return e;
 	if (a->nargs >= 1 && (e = ev_arg(x, a->args[0], &c1)) != GW_OK)
