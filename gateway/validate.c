@@ -62,6 +62,12 @@ struct vtype {
 	enum vjson json; /* primitives: the JSON type of the value */
 };
 
+/* Detection candidates of one resource type. */
+struct vcands {
+	const struct rules_structure **sd;
+	size_t n, cap;
+};
+
 /* A value set's codes sorted by code alone (for bindings on code). */
 struct vcodes {
 	const char **codes;
@@ -90,6 +96,11 @@ struct validate_ctx {
 	struct pmap vsets;   /* binding URL (interned) -> value set, or a
 				marker when unknown */
 	struct pmap vcodes;  /* value set -> vcodes */
+	char **detect;	     /* URL prefixes of the profiles detection may
+				choose */
+	size_t ndetect;
+	struct smap cands; /* resource type -> vcands, built on first use */
+	bool cands_built;
 	const char *last_profile;
 };
 
@@ -938,15 +949,61 @@ vtype_get(struct validate_ctx *ctx, const char *name)
 
 static char fp_bad; /* marker: expression could not be compiled */
 
+static void
+vcands_free(void *p)
+{
+	struct vcands *c = p;
+
+	if (c != NULL)
+		free(c->sd);
+	free(c);
+}
+
+static void
+cands_free(struct validate_ctx *ctx)
+{
+	smap_free(&ctx->cands, vcands_free);
+	ctx->cands_built = false;
+}
+
+enum gw_err
+validate_ctx_detect_prefix(struct validate_ctx *ctx, const char *prefix)
+{
+	char **n, *copy;
+
+	for (size_t i = 0; i < ctx->ndetect; i++)
+		if (strcmp(ctx->detect[i], prefix) == 0)
+			return GW_OK;
+	if ((copy = strdup(prefix)) == NULL ||
+	    (n = realloc(ctx->detect, (ctx->ndetect + 1) * sizeof(*n))) ==
+		NULL) {
+		free(copy);
+		return GW_NOMEM;
+	}
+	ctx->detect = n;
+	ctx->detect[ctx->ndetect++] = copy;
+	cands_free(ctx);
+	return GW_OK;
+}
+
 enum gw_err
 validate_ctx_new(const struct rules_set *set, struct validate_ctx **out)
 {
+	static const char *const pzp[] = {
+	    "https://api.iknl.nl/docs/pzp/",
+	    "https://fhir.iknl.nl/fhir/",
+	};
 	struct validate_ctx *ctx;
 
 	*out = NULL;
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		return GW_NOMEM;
 	ctx->set = set;
+	for (size_t i = 0; i < sizeof(pzp) / sizeof(pzp[0]); i++)
+		if (validate_ctx_detect_prefix(ctx, pzp[i]) != GW_OK) {
+			validate_ctx_free(ctx);
+			return GW_NOMEM;
+		}
 	*out = ctx;
 	return GW_OK;
 }
@@ -967,6 +1024,10 @@ validate_ctx_free(struct validate_ctx *ctx)
 			fhirpath_free(ctx->paths.vals[i]);
 	pmap_free(&ctx->paths);
 	pmap_free(&ctx->vsets);
+	for (size_t i = 0; i < ctx->ndetect; i++)
+		free(ctx->detect[i]);
+	free(ctx->detect);
+	cands_free(ctx);
 	for (size_t i = 0; i < ctx->vcodes.cap; i++)
 		if (ctx->vcodes.keys[i] != NULL) {
 			struct vcodes *vc = ctx->vcodes.vals[i];
@@ -3167,22 +3228,24 @@ conforms(struct vrun *r, const struct fj_node *res,
 	return ok;
 }
 
+/* Whether obj meets the fixed/pattern values and required slices that
+ * node's kids define (and, two levels down, those of single-valued kids:
+ * Observation.code.coding:loinc); *score counts the ones met. */
 static bool
-top_patterns_match(struct vrun *r, const struct vstruct *vs,
-		   const struct fj_node *res, int *score)
+patterns_match(struct vrun *r, const struct vnode *node,
+	       const struct fj_node *obj, int *score, int depth)
 {
-	const struct vnode *root = vs->root;
+	const struct vnode *pn = kids_of(node);
 
-	*score = 0;
-	for (size_t i = 0; i < root->nkids; i++) {
-		const struct vnode *k = root->kids[i];
+	for (size_t i = 0; i < pn->nkids; i++) {
+		const struct vnode *k = pn->kids[i];
 		const struct rules_element *el = k->el;
 		const struct fj_node *v;
 		bool hit = false;
 
 		if (k->choice)
 			continue;
-		v = fj_get(res, k->name);
+		v = fj_get(obj, k->name);
 		if (el->fixed != NULL || el->pattern != NULL) {
 			if (v == NULL) {
 				if (el->min > 0)
@@ -3199,6 +3262,7 @@ top_patterns_match(struct vrun *r, const struct vstruct *vs,
 			if (!hit)
 				return false;
 			(*score)++;
+			continue;
 		}
 		for (size_t j = 0; j < k->nslices; j++) {
 			const struct vnode *s = k->slices[j];
@@ -3221,8 +3285,20 @@ top_patterns_match(struct vrun *r, const struct vstruct *vs,
 				return false;
 			(*score)++;
 		}
+		if (depth < 2 && k->nslices == 0 && kids_of(k)->nkids > 0 &&
+		    v != NULL && v->type == FJ_OBJECT &&
+		    !patterns_match(r, k, v, score, depth + 1))
+			return false;
 	}
 	return true;
+}
+
+static bool
+top_patterns_match(struct vrun *r, const struct vstruct *vs,
+		   const struct fj_node *res, int *score)
+{
+	*score = 0;
+	return patterns_match(r, vs->root, res, score, 0);
 }
 
 /* True when sd has anc in its base chain. */
@@ -3238,6 +3314,51 @@ derives_from(struct vrun *r, const struct rules_structure *sd,
 	return false;
 }
 
+/* Index the profiles detection may choose by resource type. */
+static bool
+build_cands(struct validate_ctx *ctx)
+{
+	const struct rules_structure *sd;
+
+	cands_free(ctx);
+	for (size_t i = 0; (sd = rules_structure_at(ctx->set, i)) != NULL;
+	     i++) {
+		struct vcands *c;
+		bool ok = false, found;
+
+		if (!sd->constraint || sd->type == NULL || sd->url == NULL ||
+		    sd->kind == NULL || strcmp(sd->kind, "resource") != 0)
+			continue;
+		for (size_t j = 0; j < ctx->ndetect && !ok; j++)
+			ok = strncmp(sd->url, ctx->detect[j],
+				     strlen(ctx->detect[j])) == 0;
+		if (!ok)
+			continue;
+		c = smap_get(&ctx->cands, sd->type, &found);
+		if (c == NULL) {
+			if ((c = calloc(1, sizeof(*c))) == NULL)
+				return false;
+			if (!smap_put(&ctx->cands, sd->type, c)) {
+				free(c);
+				return false;
+			}
+		}
+		if (c->n == c->cap) {
+			size_t ncap = c->cap == 0 ? 4 : c->cap * 2;
+			const struct rules_structure **n =
+			    realloc(c->sd, ncap * sizeof(*n));
+
+			if (n == NULL)
+				return false;
+			c->sd = n;
+			c->cap = ncap;
+		}
+		c->sd[c->n++] = sd;
+	}
+	ctx->cands_built = true;
+	return true;
+}
+
 /* The profile of resource type rt whose fixed codes and required slices
  * the resource meets best, or NULL. */
 static const struct rules_structure *
@@ -3246,13 +3367,18 @@ detect_profile(struct vrun *r, const struct fj_node *res, const char *rt)
 	const struct rules_structure *sd, *best = NULL;
 	int bestscore = 0, score;
 
-	for (size_t i = 0; (sd = rules_structure_at(r->ctx->set, i)) != NULL;
-	     i++) {
+	const struct vcands *c;
+	bool found;
+
+	if (!r->ctx->cands_built && !build_cands(r->ctx)) {
+		r->nomem = true;
+		return NULL;
+	}
+	c = smap_get(&r->ctx->cands, rt, &found);
+	for (size_t i = 0; c != NULL && i < c->n; i++) {
 		const struct vstruct *vs;
 
-		if (!sd->constraint || sd->type == NULL || sd->url == NULL ||
-		    strcmp(sd->type, rt) != 0)
-			continue;
+		sd = c->sd[i];
 		if ((vs = vstruct_get(r->ctx, sd)) == NULL)
 			continue;
 		if (!top_patterns_match(r, vs, res, &score) || score == 0)

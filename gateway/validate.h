@@ -34,6 +34,17 @@ enum gw_err validate_ctx_new(const struct rules_set *set,
 void validate_ctx_free(struct validate_ctx *ctx);
 
 /*
+ * Profile detection (a resource without meta.profile and no forced
+ * profile) chooses only among profiles whose URL starts with one of the
+ * context's prefixes. A new context has the PZP canonicals
+ * ("https://api.iknl.nl/docs/pzp/", "https://fhir.iknl.nl/fhir/"); add
+ * others (e.g. those of --ig profiles), or "" for every profile. Returns
+ * GW_OK or GW_NOMEM.
+ */
+enum gw_err validate_ctx_detect_prefix(struct validate_ctx *ctx,
+				       const char *prefix);
+
+/*
  * Validate the resource (or Bundle) root against the rules. Every finding
  * is appended to outcome (an OperationOutcome from fhir_outcome_new) as
  * one issue with severity, code, expression and line/col; the same finding

@@ -155,6 +155,35 @@ print_text(const char *name, const json_t *outcome)
 	       nwarn, nwarn == 1 ? "" : "s");
 }
 
+/* Profiles given with --ig (structures from index nbase on) may be
+ * detected too: add their canonical bases ("http://x/StructureDefinition/")
+ * as detection prefixes. */
+static enum gw_err
+detect_ig_profiles(struct validate_ctx *ctx, const struct rules_set *set,
+		   size_t nbase)
+{
+	const struct rules_structure *sd;
+	char prefix[1024];
+
+	for (size_t i = nbase; (sd = rules_structure_at(set, i)) != NULL; i++) {
+		const char *slash;
+		size_t n;
+		enum gw_err err;
+
+		if (!sd->constraint || sd->url == NULL ||
+		    (slash = strrchr(sd->url, '/')) == NULL)
+			continue;
+		n = (size_t)(slash - sd->url) + 1;
+		if (n >= sizeof(prefix))
+			continue;
+		memcpy(prefix, sd->url, n);
+		prefix[n] = '\0';
+		if ((err = validate_ctx_detect_prefix(ctx, prefix)) != GW_OK)
+			return err;
+	}
+	return GW_OK;
+}
+
 int
 cli_validate(int argc, char **argv)
 {
@@ -172,7 +201,7 @@ cli_validate(int argc, char **argv)
 	struct validate_ctx *ctx = NULL;
 	struct rules_set *set = NULL;
 	char dir[4096], errbuf[512];
-	size_t nigs = 0;
+	size_t nigs = 0, nbase = 0;
 	bool json_out = false;
 	int ch, status = CLI_OK;
 	enum gw_err err;
@@ -236,6 +265,8 @@ cli_validate(int argc, char **argv)
 		status = CLI_USAGE;
 		goto done;
 	}
+	while (rules_structure_at(set, nbase) != NULL)
+		nbase++;
 	for (size_t i = 0; i < nigs; i++) {
 		errbuf[0] = '\0';
 		err = rules_add_path(set, igs[i], errbuf, sizeof(errbuf));
@@ -254,7 +285,8 @@ cli_validate(int argc, char **argv)
 		status = CLI_USAGE;
 		goto done;
 	}
-	if (validate_ctx_new(set, &ctx) != GW_OK) {
+	if (validate_ctx_new(set, &ctx) != GW_OK ||
+	    detect_ig_profiles(ctx, set, nbase) != GW_OK) {
 		fprintf(stderr, "pzpgw validate: out of memory\n");
 		status = CLI_USAGE;
 		goto done;

@@ -76,6 +76,10 @@ setup(void **state)
 	    validate_ctx_new(S.r4ig, &S.vr4ig) != GW_OK ||
 	    validate_ctx_new(S.stu3, &S.vstu3) != GW_OK)
 		return -1;
+	/* the test profiles may be detected too, as with --ig */
+	if (validate_ctx_detect_prefix(S.vr4ig, "http://example.org/fhir/") !=
+	    GW_OK)
+		return -1;
 	return 0;
 }
 
@@ -498,6 +502,45 @@ test_detection(void **state)
 }
 
 static void
+test_detection_prefixes(void **state)
+{
+	const char *bw =
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\","
+	    "\"category\":[{\"coding\":[{\"system\":\"http://"
+	    "terminology.hl7.org/CodeSystem/observation-category\","
+	    "\"code\":\"vital-signs\"}]}],"
+	    "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\","
+	    "\"code\":\"29463-7\"}]},"
+	    "\"subject\":{\"reference\":\"Patient/p\"},"
+	    "\"effectiveDateTime\":\"2020-01-01\","
+	    "\"valueQuantity\":{\"value\":70,\"unit\":\"kg\","
+	    "\"system\":\"http://unitsofmeasure.org\",\"code\":\"kg\"}}";
+	struct validate_ctx *all = NULL;
+	json_t *o;
+
+	(void)state;
+	/* by default only PZP profiles are detected */
+	o = run_text(S.vr4, bw, NULL);
+	assert_string_equal(validate_last_profile(S.vr4),
+			    "http://hl7.org/fhir/StructureDefinition/"
+			    "Observation");
+	json_decref(o);
+	/* with every profile eligible, the vital signs body weight profile
+	 * (a required category slice and a code.coding slice) is the most
+	 * specific match */
+	assert_int_equal(validate_ctx_new(S.r4, &all), GW_OK);
+	assert_int_equal(validate_ctx_detect_prefix(all, ""), GW_OK);
+	o = run_text(all, bw, NULL);
+	assert_string_equal(validate_last_profile(all),
+			    "http://hl7.org/fhir/StructureDefinition/"
+			    "bodyweight");
+	assert_int_equal(
+	    count_issues(o, "information", "informational", "Observation"), 1);
+	json_decref(o);
+	validate_ctx_free(all);
+}
+
+static void
 test_forced_profile(void **state)
 {
 	const char *goal = "{\"resourceType\":\"Procedure\","
@@ -616,6 +659,7 @@ main(void)
 	    cmocka_unit_test(test_manifest),
 	    cmocka_unit_test(test_dedupe_profiles),
 	    cmocka_unit_test(test_detection),
+	    cmocka_unit_test(test_detection_prefixes),
 	    cmocka_unit_test(test_forced_profile),
 	    cmocka_unit_test(test_parse_errors),
 	    cmocka_unit_test(test_xml_input),
