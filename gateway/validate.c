@@ -3394,6 +3394,39 @@ detect_profile(struct vrun *r, const struct fj_node *res, const char *rt)
 	return best;
 }
 
+/* A RESTful fullUrl (".../Type/...") must end with the resource's
+ * Type/id (a _history/version tail allowed). */
+static void
+check_fullurl(struct vrun *r, const struct fj_node *e, const struct ventry *en,
+	      size_t i)
+{
+	char want[256];
+	const char *f = en->fullurl, *hist;
+	size_t wl, fl;
+
+	if (f == NULL || en->rtype == NULL || en->id == NULL ||
+	    strncmp(f, "urn:", 4) == 0)
+		return;
+	snprintf(want, sizeof(want), "/%s/", en->rtype);
+	if (strstr(f, want) == NULL)
+		return;
+	snprintf(want, sizeof(want), "/%s/%s", en->rtype, en->id);
+	wl = strlen(want);
+	hist = strstr(f, "/_history/");
+	fl = hist != NULL ? (size_t)(hist - f) : strlen(f);
+	if (fl >= wl && memcmp(f + fl - wl, want, wl) == 0)
+		return;
+	{
+		size_t old = path_push(r, ".entry[%zu].fullUrl", i);
+
+		issue(r, FHIR_ERROR, "invalid", fj_get(e, "fullUrl"),
+		      "the fullUrl '%.200s' looks like a RESTful server URL, "
+		      "so it must end with the resource's type and id (%s)",
+		      f, want);
+		path_pop(r, old);
+	}
+}
+
 static bool
 bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 {
@@ -3424,6 +3457,7 @@ bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 			b->e[i].res = rs;
 			b->e[i].rtype = fj_get_str(rs, "resourceType");
 			b->e[i].id = fj_get_str(rs, "id");
+			check_fullurl(r, e, &b->e[i], i);
 		}
 		for (size_t j = 0; j < i && b->e[i].fullurl != NULL; j++) {
 			const struct fj_node *vid =
@@ -3680,7 +3714,7 @@ validate_text(struct validate_ctx *ctx, const char *text, size_t len,
 			return GW_NOMEM;
 		if (err != GW_OK)
 			return fhir_outcome_add(
-			    outcome, FHIR_ERROR, "structure", NULL, 0, 0,
+			    outcome, FHIR_FATAL, "structure", NULL, 0, 0,
 			    "the document is not FHIR XML: %s",
 			    why[0] != '\0' ? why : "parse error");
 		err = validate_document(ctx, doc->root, opts, outcome);
@@ -3693,7 +3727,7 @@ validate_text(struct validate_ctx *ctx, const char *text, size_t len,
 		return GW_NOMEM;
 	if (err != GW_OK) {
 		return fhir_outcome_add(
-		    outcome, FHIR_ERROR, "structure", NULL, (int)perr.line,
+		    outcome, FHIR_FATAL, "structure", NULL, (int)perr.line,
 		    (int)perr.col, "the document is not valid JSON: %s",
 		    perr.msg[0] != '\0' ? perr.msg : "parse error");
 	}

@@ -170,7 +170,7 @@ def test_xml_input(tmp_path):
 def test_not_json():
     p = run("-", stdin="{ nope")
     assert p.returncode == 1
-    assert re.search(r"^stdin:1:\d+: error: ", p.stdout, re.M)
+    assert re.search(r"^stdin:1:\d+: fatal: ", p.stdout, re.M)
 
 
 @pytest.mark.parametrize("args", [

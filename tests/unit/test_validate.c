@@ -569,6 +569,7 @@ test_parse_errors(void **state)
 	assert_int_equal(fhir_outcome_errors(o), 1);
 	is = json_array_get(json_object_get(o, "issue"), 0);
 	assert_string_equal(issue_str(is, "code"), "structure");
+	assert_string_equal(issue_str(is, "severity"), "fatal");
 	/* line and column as OperationOutcome extensions */
 	assert_int_equal(
 	    json_integer_value(json_object_get(
@@ -603,7 +604,7 @@ test_xml_input(void **state)
 	assert_int_equal(fhir_outcome_errors(o), 2);
 	json_decref(o);
 	o = run_text(S.vr4, "<Patient", NULL);
-	assert_int_equal(count_issues(o, "error", "structure", NULL), 1);
+	assert_int_equal(count_issues(o, "fatal", "structure", NULL), 1);
 	json_decref(o);
 }
 

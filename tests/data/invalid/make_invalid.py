@@ -364,6 +364,13 @@ def _(d):
     obs(d)["valueString"] = "120/80"
 
 
+@case("r4-ig/fullurl-not-the-id.json", IG_BUNDLE)
+def _(d):
+    i, p = entry(d, "Patient")
+    p["fullUrl"] = "http://example.org/fhir/Patient/p9"
+    obs(d)["subject"]["reference"] = p["fullUrl"]
+
+
 @case("r4-ig/pattern-code.json", IG_BUNDLE)
 def _(d):
     obs(d)["code"]["coding"][0]["system"] = "http://snomed.info/sct"
