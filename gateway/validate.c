@@ -148,6 +148,7 @@ struct vrun {
 	const struct fj_node *resource; /* innermost resource */
 	const char *resource_type;
 	const struct fj_node *root;
+	const struct rules_structure *cur_sd; /* profile being checked */
 	int depth;
 	struct vconf *conf; /* shared with scratch runs */
 	size_t *nconf, *capconf;
@@ -1174,6 +1175,15 @@ issue(struct vrun *r, const char *sev, const char *code,
 	is->sev = sev;
 	is->code = code;
 	is->expr = strdup(r->path);
+	/* name the profile (not part of the dedupe key: a rule shared by a
+	 * profile and its parent is one finding) */
+	if (r->cur_sd != NULL && r->cur_sd->constraint &&
+	    r->cur_sd->url != NULL) {
+		size_t ml = strlen(msg);
+
+		snprintf(msg + ml, sizeof(msg) - ml, " (profile %s)",
+			 r->cur_sd->url);
+	}
 	is->msg = strdup(msg);
 	if (is->expr == NULL || is->msg == NULL) {
 		free(is->expr);
@@ -3498,6 +3508,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	const struct rules_structure *list[16], *base, *sd;
 	const struct fj_node *saved_res = r->resource, *meta, *mp;
 	const char *saved_type = r->resource_type, *rt, *why;
+	const struct rules_structure *saved_sd = r->cur_sd;
 	const struct fj_node *idn;
 	struct vbundle bundle, *saved_bundle = r->bundle;
 	bool is_bundle = false, base_done = false;
@@ -3614,6 +3625,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 			r->nomem = true;
 			break;
 		}
+		r->cur_sd = sd;
 		check_members(r, vs, vs->root, res, true, false);
 		check_fixed(r, vs->root->el, res);
 		check_constraints(r, vs->root->el, res, r->resource_type);
@@ -3629,6 +3641,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	}
 	r->resource = saved_res;
 	r->resource_type = saved_type;
+	r->cur_sd = saved_sd;
 	path_pop(r, old);
 }
 
