@@ -4323,8 +4323,26 @@ ev(struct ectx *x, const struct ast *a, const struct coll *in, struct coll *out)
 		struct coll zero;
 		item_t z;
 
+		struct val v;
+
 		if ((e = ev(x, a->l, in, &c)) != GW_OK)
 			return e;
+		if (c.n == 1) {
+			item_val(&c.v[0], &v);
+			if (v.k == V_DEC && v.len > 0 && v.len < 64) {
+				/* keep the decimal's digits: flip the sign */
+				char t[72];
+
+				if (v.s[0] == '-' || v.s[0] == '+')
+					snprintf(t, sizeof(t), "%.*s",
+						 (int)v.len - 1, v.s + 1);
+				else
+					snprintf(t, sizeof(t), "-%.*s",
+						 (int)v.len, v.s);
+				return one_str(x, FHIRPATH_DECIMAL, t,
+					       strlen(t), true, out);
+			}
+		}
 		memset(&z, 0, sizeof(z));
 		z.kind = FHIRPATH_INTEGER;
 		zero.v = &z;

@@ -360,6 +360,8 @@ test_navigation(void **state)
 	     "[true]"},
 	    {BUN, NULL, "'urn:uuid:9'.resolve()", "[]"},
 	    {OBS, NULL, "value.value", "[10.50]"},
+	    {OBS, NULL, "-value.value", "[-10.50]"},
+	    {OBS, NULL, "-(-value.value)", "[10.50]"},
 	    {OBS, NULL, "component.value", "[3, false]"},
 	    {OBS, NULL, "component.value.ofType(integer)", "[3]"},
 	    {OBS, NULL, "value is Quantity", "[true]"},
