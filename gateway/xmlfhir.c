@@ -513,7 +513,7 @@ xmlfhir_to_fjson(const char *xml, size_t len, const struct rules_set *set,
 	}
 	xd = xmlReadMemory(xml, (int)len, NULL, NULL,
 			   XML_PARSE_NONET | XML_PARSE_NOERROR |
-			       XML_PARSE_NOWARNING | XML_PARSE_HUGE);
+			       XML_PARSE_NOWARNING);
 	if (xd == NULL) {
 		const xmlError *e = xmlGetLastError();
 
