@@ -3414,8 +3414,17 @@ check_fullurl(struct vrun *r, const struct fj_node *e, const struct ventry *en,
 	const char *f = en->fullurl, *hist;
 	size_t wl, fl;
 
-	if (f == NULL || en->rtype == NULL || en->id == NULL ||
-	    strncmp(f, "urn:", 4) == 0)
+	if (f == NULL)
+		return;
+	if (strchr(f, ':') == NULL) {
+		size_t old = path_push(r, ".entry[%zu].fullUrl", i);
+
+		issue(r, FHIR_ERROR, "invalid", fj_get(e, "fullUrl"),
+		      "the fullUrl must be an absolute URL (not '%.200s')", f);
+		path_pop(r, old);
+		return;
+	}
+	if (en->rtype == NULL || en->id == NULL || strncmp(f, "urn:", 4) == 0)
 		return;
 	snprintf(want, sizeof(want), "/%s/", en->rtype);
 	if (strstr(f, want) == NULL)
