@@ -19,6 +19,7 @@
 #include "api.h"
 #include "cli.h"
 #include "config.h"
+#include "deliver.h"
 #include "http.h"
 #include "intake.h"
 #include "sign.h"
@@ -47,6 +48,7 @@ struct serve {
 	struct api api;
 	struct intake intake;
 	struct store *store;
+	struct deliver *deliver;
 	struct event *ev_store;
 	struct sign_key *key;
 	struct sign_trust *trust;
@@ -132,6 +134,15 @@ load_keys(struct serve *s, const struct config *cfg)
 }
 
 static void
+kick_delivery(void *arg)
+{
+	struct serve *s = arg;
+
+	if (s->deliver != NULL)
+		deliver_kick(s->deliver);
+}
+
+static void
 on_store(evutil_socket_t fd, short what, void *arg)
 {
 	struct serve *s = arg;
@@ -146,20 +157,21 @@ open_store(struct serve *s)
 {
 	struct store_options opts;
 	size_t recovered = 0;
-	enum gw_err err;
+	char err[256];
+	enum gw_err rc;
 
 	store_options_from_config(&opts, s->cfg);
 	opts.create = true;
-	if ((err = store_open(&opts, &s->store)) != GW_OK) {
+	if ((rc = store_open(&opts, &s->store)) != GW_OK) {
 		log_warnx("event=startup_failed reason=store path=%s "
 			  "error=\"%s\"",
-			  s->cfg->store_path, gw_strerror(err));
+			  s->cfg->store_path, gw_strerror(rc));
 		return false;
 	}
-	if ((err = store_recover(s->store, &recovered)) != GW_OK) {
+	if ((rc = store_recover(s->store, &recovered)) != GW_OK) {
 		log_warnx("event=startup_failed reason=store_recover "
 			  "error=\"%s\"",
-			  gw_strerror(err));
+			  gw_strerror(rc));
 		return false;
 	}
 	if (recovered > 0)
@@ -169,6 +181,16 @@ open_store(struct serve *s)
 	if (s->ev_store == NULL || event_add(s->ev_store, NULL) != 0)
 		return false;
 	s->intake.store = s->store;
+	if (deliver_new(s->base, s->store, s->cfg, &s->deliver, err,
+			sizeof(err)) != GW_OK) {
+		log_warnx("event=startup_failed reason=delivery message=\"%s\"",
+			  err);
+		return false;
+	}
+	s->intake.kick = kick_delivery;
+	s->intake.kick_arg = s;
+	/* Rows left due by an earlier run go out now. */
+	deliver_kick(s->deliver);
 	return true;
 }
 
@@ -223,6 +245,8 @@ reload(struct serve *s)
 	s->retired = r;
 	s->cfg = ncfg;
 	http_server_reconfigure(s->srv, ncfg, nctx);
+	if (s->deliver != NULL)
+		deliver_reconfigure(s->deliver, ncfg);
 	SSL_CTX_free(nctx); /* the server holds its own reference */
 	apply_logging(s);
 	if (!load_keys(s, ncfg))
@@ -237,6 +261,9 @@ shutdown_done(void *arg)
 {
 	struct serve *s = arg;
 
+	/* Deliveries in flight are abandoned: their rows are due again. */
+	if (s->deliver != NULL)
+		deliver_stop(s->deliver);
 	log_info("event=stopped");
 	event_base_loopexit(s->base, NULL);
 }
@@ -381,6 +408,10 @@ serve_run(struct serve *s)
 	else
 		rc = CLI_OK;
 done:
+	if (s->deliver != NULL) {
+		deliver_stop(s->deliver);
+		deliver_free(s->deliver);
+	}
 	if (s->ev_store != NULL)
 		event_free(s->ev_store);
 	/* Commits every accept still queued; their callbacks answer or drop
