@@ -1,0 +1,279 @@
+/*
+ * Benchmark helper for bench/bench_deliver.sh: posts FHIR messages to a
+ * gateway over keep-alive mutual TLS connections (libcurl multi) and
+ * prints throughput and latency percentiles; also measures raw fsync.
+ *
+ * usage: loadgen post URL CERT KEY CACERT CONC COUNT RATE TEMPLATE...
+ *   every TEMPLATE is a message Bundle whose text holds @@@@@@@@@@@@ (12
+ *   characters) where a per-request hex counter goes (unique Bundle
+ *   identifiers); templates are used in turn. RATE 0: as fast as CONC
+ *   connections allow; otherwise requests start at RATE per second.
+ * usage: loadgen fsync DIR COUNT
+ *   COUNT times write 4 KiB and fdatasync in DIR; prints fsyncs/s.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#define LG_MARK	    "@@@@@@@@@@@@"
+#define LG_MARK_LEN 12
+#define LG_MAX_TPL  256
+#define LG_MAX_CONC 1024
+
+struct tpl {
+	char *text;
+	size_t len;
+	size_t mark; /* offset of LG_MARK */
+};
+
+struct slot {
+	CURL *easy;
+	char *body;
+	double started;
+	long status;
+	struct curl_slist *hdrs;
+};
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static size_t
+discard(char *p, size_t size, size_t n, void *arg)
+{
+	return size * n;
+}
+
+static int
+read_tpl(const char *path, struct tpl *t)
+{
+	FILE *f = fopen(path, "rb");
+	char *m;
+	long n;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 ||
+	    fseek(f, 0, SEEK_SET) != 0) {
+		perror(path);
+		return -1;
+	}
+	t->text = malloc((size_t)n + 1);
+	if (t->text == NULL || fread(t->text, 1, (size_t)n, f) != (size_t)n) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	t->text[n] = '\0';
+	t->len = (size_t)n;
+	if ((m = strstr(t->text, LG_MARK)) == NULL) {
+		fprintf(stderr, "%s: no %s mark\n", path, LG_MARK);
+		return -1;
+	}
+	t->mark = (size_t)(m - t->text);
+	return 0;
+}
+
+static void
+start_one(CURLM *multi, struct slot *s, const struct tpl *t,
+	  unsigned long long n)
+{
+	char mark[LG_MARK_LEN + 1];
+
+	memcpy(s->body, t->text, t->len);
+	snprintf(mark, sizeof(mark), "%012llx", n);
+	memcpy(s->body + t->mark, mark, LG_MARK_LEN);
+	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
+	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)t->len);
+	s->started = now_s();
+	curl_multi_add_handle(multi, s->easy);
+}
+
+static int
+cmd_post(int argc, char **argv)
+{
+	const char *url = argv[2], *cert = argv[3], *key = argv[4],
+		   *cacert = argv[5];
+	int conc = (int)strtol(argv[6], NULL, 10);
+	long count = strtol(argv[7], NULL, 10);
+	double rate = strtod(argv[8], NULL);
+	struct tpl tpls[LG_MAX_TPL];
+	int ntpl = argc - 9;
+	struct slot *slots;
+	double *lat, t0, next_start, elapsed;
+	long started = 0, done = 0, ok = 0, errors = 0, inflight = 0;
+	/* 12 hex digits: 20 bits of the clock, 28 of the counter, so runs
+	   never repeat an identifier (a repeat would be a duplicate). */
+	unsigned long long seed = ((unsigned long long)time(NULL) & 0xfffffULL)
+				  << 28;
+	size_t maxlen = 0;
+	CURLM *multi;
+	int *idle, nidle = 0;
+
+	if (conc < 1 || conc > LG_MAX_CONC || count < 1 || ntpl < 1 ||
+	    ntpl > LG_MAX_TPL) {
+		fprintf(stderr, "loadgen post: bad arguments\n");
+		return 2;
+	}
+	for (int i = 0; i < ntpl; i++) {
+		if (read_tpl(argv[9 + i], &tpls[i]) != 0)
+			return 2;
+		if (tpls[i].len > maxlen)
+			maxlen = tpls[i].len;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	multi = curl_multi_init();
+	slots = calloc((size_t)conc, sizeof(*slots));
+	idle = calloc((size_t)conc, sizeof(*idle));
+	lat = calloc((size_t)count, sizeof(*lat));
+	if (multi == NULL || slots == NULL || idle == NULL || lat == NULL)
+		return 2;
+	for (int i = 0; i < conc; i++) {
+		struct slot *s = &slots[i];
+
+		s->easy = curl_easy_init();
+		s->body = malloc(maxlen + 1);
+		s->hdrs = curl_slist_append(
+		    NULL, "Content-Type: application/fhir+json");
+		s->hdrs = curl_slist_append(s->hdrs, "Expect:");
+		curl_easy_setopt(s->easy, CURLOPT_URL, url);
+		curl_easy_setopt(s->easy, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(s->easy, CURLOPT_SSLKEY, key);
+		curl_easy_setopt(s->easy, CURLOPT_CAINFO, cacert);
+		curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->hdrs);
+		curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, 60L);
+		idle[nidle++] = i;
+	}
+	t0 = now_s();
+	next_start = t0;
+	while (done < count) {
+		int running, left;
+		CURLMsg *m;
+
+		/* Start what the connection count and the rate allow. */
+		while (nidle > 0 && started < count &&
+		       (rate <= 0 || now_s() >= next_start)) {
+			struct slot *s = &slots[idle[--nidle]];
+
+			start_one(multi, s, &tpls[started % ntpl],
+				  seed + (unsigned long long)started);
+			started++;
+			inflight++;
+			next_start += rate > 0 ? 1.0 / rate : 0;
+		}
+		curl_multi_perform(multi, &running);
+		while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+			struct slot *s;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+					  (char **)&s);
+			s->status = 0;
+			curl_easy_getinfo(m->easy_handle,
+					  CURLINFO_RESPONSE_CODE, &s->status);
+			if (m->data.result == CURLE_OK && s->status == 202)
+				ok++;
+			else if (errors++ < 5)
+				fprintf(stderr, "loadgen: %s status %ld\n",
+					curl_easy_strerror(m->data.result),
+					s->status);
+			curl_multi_remove_handle(multi, s->easy);
+			lat[done++] = now_s() - s->started;
+			inflight--;
+			idle[nidle++] = (int)(s - slots);
+		}
+		if (done < count) {
+			/* Sleep until the next start is due or I/O. */
+			int wait_ms = 50;
+
+			if (rate > 0 && nidle > 0 && started < count) {
+				double d = (next_start - now_s()) * 1000;
+
+				wait_ms = d < 1 ? 1 : d > 50 ? 50 : (int)d;
+			}
+			curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
+		}
+	}
+	elapsed = now_s() - t0;
+	qsort(lat, (size_t)done, sizeof(*lat), cmp_double);
+	printf("requests=%ld ok=%ld errors=%ld seconds=%.2f rate=%.0f "
+	       "p50_ms=%.1f p99_ms=%.1f\n",
+	       done, ok, errors, elapsed, (double)ok / elapsed,
+	       lat[done / 2] * 1000, lat[(done * 99) / 100] * 1000);
+	for (int i = 0; i < conc; i++) {
+		curl_easy_cleanup(slots[i].easy);
+		curl_slist_free_all(slots[i].hdrs);
+		free(slots[i].body);
+	}
+	curl_multi_cleanup(multi);
+	free(slots);
+	free(idle);
+	free(lat);
+	for (int i = 0; i < ntpl; i++)
+		free(tpls[i].text);
+	curl_global_cleanup();
+	return errors == 0 ? 0 : 1;
+}
+
+static int
+cmd_fsync(const char *dir, long count)
+{
+	char path[4096], block[4096];
+	double t0, el;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/loadgen-fsync.tmp", dir);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1) {
+		perror(path);
+		return 2;
+	}
+	memset(block, 'x', sizeof(block));
+	t0 = now_s();
+	for (long i = 0; i < count; i++) {
+		if (pwrite(fd, block, sizeof(block),
+			   (off_t)(i % 16) * (off_t)sizeof(block)) !=
+			(ssize_t)sizeof(block) ||
+		    fdatasync(fd) != 0) {
+			perror(path);
+			close(fd);
+			return 2;
+		}
+	}
+	el = now_s() - t0;
+	close(fd);
+	unlink(path);
+	printf("fsyncs=%ld seconds=%.2f rate=%.0f\n", count, el,
+	       (double)count / el);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc >= 10 && strcmp(argv[1], "post") == 0)
+		return cmd_post(argc, argv);
+	if (argc == 4 && strcmp(argv[1], "fsync") == 0)
+		return cmd_fsync(argv[2], strtol(argv[3], NULL, 10));
+	fprintf(stderr, "usage: loadgen post URL CERT KEY CACERT CONC COUNT "
+			"RATE TEMPLATE...\n       loadgen fsync DIR COUNT\n");
+	return 2;
+}
