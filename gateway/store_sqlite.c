@@ -94,6 +94,7 @@ enum sq_stmt {
 	SQ_CLAIM_UPDATE,
 	SQ_FINISH,
 	SQ_UNBLOCK,
+	SQ_LANE_OF,
 	SQ_NEXT_DUE,
 	SQ_COUNT
 };
@@ -164,6 +165,9 @@ static const char *const sq_sql[SQ_COUNT] = {
 	" (SELECT min(p.message_seq) FROM outbox p WHERE p.receiver_ura = ?1"
 	" AND p.patient_key = ?2 AND p.state IN " SQ_PENDING ")"
 	" AND receiver_ura = ?1",
+    [SQ_LANE_OF] = "SELECT o.patient_key FROM outbox o JOIN messages m"
+		   " ON m.seq = o.message_seq"
+		   " WHERE m.id = ?1 AND o.receiver_ura = ?2",
     [SQ_NEXT_DUE] =
 	"SELECT o.next_attempt_at FROM outbox o INDEXED BY outbox_ready"
 	" WHERE o.state = 'due' AND o.waiting = 0"
@@ -717,6 +721,19 @@ sq_claim(void *conn, const char *receiver, int64_t now, size_t max,
 	*n = 0;
 	if (max == 0)
 		return GW_OK;
+	/* Look first without the write lock: when nothing is claimable the
+	   loop need not wait for the writer thread's commit. */
+	if ((err = sq_stmt(c, SQ_CLAIM_SELECT, &st)) != GW_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, now);
+	sq_bind_text(st, 2, receiver);
+	sqlite3_bind_int64(st, 3, 1);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc == SQLITE_DONE)
+		return GW_OK;
+	if (rc != SQLITE_ROW)
+		return sq_fail(c, "claim", rc);
 	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
 		return err;
 	if ((err = sq_stmt(c, SQ_CLAIM_SELECT, &st)) != GW_OK)
@@ -768,19 +785,14 @@ sq_unblock(struct sq *c, const char *id, const char *receiver)
 	bool nomem = false;
 	int rc;
 
-	rc = sqlite3_prepare_v2(c->db,
-				"SELECT o.patient_key FROM outbox o JOIN"
-				" messages m ON m.seq = o.message_seq"
-				" WHERE m.id = ?1 AND o.receiver_ura = ?2",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sq_fail(c, "prepare", rc);
+	if ((err = sq_stmt(c, SQ_LANE_OF, &st)) != GW_OK)
+		return err;
 	sq_bind_text(st, 1, id);
 	sq_bind_text(st, 2, receiver);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		patient = sq_text(st, 0, &nomem);
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (nomem)
 		return GW_NOMEM;
 	if (rc != SQLITE_ROW)
