@@ -775,6 +775,21 @@ test_migrate(void **state)
 	store_free(f->s);
 	f->s = NULL;
 
+	/* Not a database at all. */
+	{
+		char junk[160];
+
+		snprintf(junk, sizeof(junk), "%s/acks", f->dir);
+		assert_int_equal(util_write_file(junk,
+						 "not sqlite, just text "
+						 "long enough to matter",
+						 42, 0600),
+				 GW_OK);
+		o.path = junk;
+		assert_int_equal(store_open(&o, &s), GW_PERM);
+		assert_null(s);
+		o.path = f->path;
+	}
 	/* A schema from the future is refused clearly. */
 	make_db(f->path, "PRAGMA user_version = 99");
 	assert_int_equal(store_open(&o, &s), GW_CONFIG);
@@ -909,6 +924,14 @@ test_queue_full(void **state)
 	char id[16];
 
 	assert_int_equal(store_open(&o, &s), GW_OK);
+	{
+		/* Refused at once, and its callback never runs. */
+		struct store_accept bad = req("bad", "bad", "p", rc, 1, 0);
+
+		bad.sender_ura = "x";
+		assert_int_equal(store_submit_accept(s, &bad, on_done, &a),
+				 GW_INVALID);
+	}
 	for (int i = 0; i < 5; i++) {
 		struct store_accept r;
 
@@ -1089,6 +1112,12 @@ test_stats(void **state)
 	assert_int_equal(st[1].state, STORE_INFLIGHT);
 	assert_string_equal(st[1].receiver, R2);
 	assert_int_equal(st[1].count, 1);
+	free(st);
+	/* Delivered rows are history, not queue depth. */
+	assert_int_equal(store_delivered(f->s, "m3", R2, 200, T0 + 11), GW_OK);
+	assert_int_equal(store_stats(f->s, &st, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].state, STORE_DUE);
 	free(st);
 	metrics_reset();
 	store_metrics_update(f->s, T0 + 2000);
