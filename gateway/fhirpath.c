@@ -2142,6 +2142,22 @@ node_rtype(const struct fj_node *n)
 	return NULL;
 }
 
+/* Choice elements ([x]) of FHIR R4 and STU3 resources and data types. */
+static const char *const choice_names[] = {
+    "value",	    "effective",     "onset",	   "abatement",
+    "deceased",	    "multipleBirth", "born",	   "age",
+    "occurrence",   "performed",     "timing",	   "medication",
+    "reported",	    "serviced",	     "product",	   "item",
+    "answer",	    "asNeeded",	     "dose",	   "rate",
+    "defaultValue", "fixed",	     "pattern",	   "minValue",
+    "maxValue",	    "scheduled",     "collected",  "location",
+    "diagnosis",    "procedure",     "subject",	   "probability",
+    "source",	    "target",	     "content",	   "detail",
+    "due",	    "bounds",	     "allowed",	   "used",
+    "valueSet",	    "definition",    "onBehalfOf", "entity",
+    "event",	    "author",	     "amount",	   "instantiates",
+    "substance",    "statusReason",  "identified", NULL};
+
 /* The FHIR type of member key (NUL-terminated) of parent. choice is the
  * length of the element name when key is a choice member, else 0. */
 static const char *
@@ -2149,15 +2165,24 @@ member_type(struct ectx *x, const struct fj_node *parent, const char *ptype,
 	    const char *key, size_t keylen, size_t choice)
 {
 	const char *t = NULL;
+	size_t i;
 
 	if (x->env && x->env->type_of)
 		t = x->env->type_of(x->env->arg, parent, ptype, key);
 	if (t)
 		return t;
 	/* Only a choice element has its type in its name; for children()
-	 * a guess from the name (dateTime: "Time"?) would mislead. */
+	 * a guess from any name (dateTime: "Time"?) would mislead, so only
+	 * the names of known choice elements are split. */
 	if (choice)
 		return suffix_type(key + choice, keylen - choice);
+	for (i = 0; choice_names[i]; i++) {
+		size_t n = strlen(choice_names[i]);
+
+		if (keylen > n && memcmp(key, choice_names[i], n) == 0 &&
+		    (t = suffix_type(key + n, keylen - n)) != NULL)
+			return t;
+	}
 	return NULL;
 }
 

@@ -634,6 +634,16 @@ test_types(void **state)
 	    {PAT, NULL, "descendants().ofType(Reference)", NULL, GW_INVALID,
 	     true},
 	    {PAT, NULL, "descendants().as(canonical)", NULL, GW_INVALID},
+	    /* children() of known choice elements carry their type */
+	    {PAT, NULL,
+	     "extension[1].children().ofType(CodeableConcept)."
+	     "coding.code",
+	     "['123']"},
+	    {OBS, NULL, "component[0].children().ofType(integer)", "[3]"},
+	    {OBS, NULL, "component[1].children().ofType(boolean)", "[false]"},
+	    {PAT, NULL, "extension[0].children().ofType(string)", NULL,
+	     GW_INVALID},
+	    {CON, NULL, "dateTime is time", NULL, GW_INVALID},
 	};
 
 	run_cases(c, sizeof(c) / sizeof(c[0]));
