@@ -440,7 +440,7 @@ rules_valueset_has(const struct rules_valueset *vs, const char *system,
 {
 	struct rules_code key = {system, code, NULL};
 
-	if (vs == NULL || code == NULL)
+	if (vs == NULL || code == NULL || vs->ncodes == 0)
 		return false;
 	if (system == NULL) {
 		for (size_t i = 0; i < vs->ncodes; i++)
@@ -1040,7 +1040,8 @@ rs_gather_path(struct rules_set *set, const char *path, int depth, char *errbuf,
 	}
 	closedir(d);
 	if (err == GW_OK)
-		qsort(names, n, sizeof(*names), rs_name_cmp);
+		if (n > 1)
+			qsort(names, n, sizeof(*names), rs_name_cmp);
 	for (size_t i = 0; i < n && err == GW_OK; i++) {
 		int len = snprintf(full, sizeof(full), "%s/%s", path, names[i]);
 
@@ -1808,7 +1809,8 @@ rs_compile_vs(struct rules_set *set, size_t idx)
 	if (err != GW_OK)
 		goto out;
 	/* sort, drop excluded and duplicate codes */
-	qsort(c.v, c.n, sizeof(*c.v), rs_code_cmp);
+	if (c.n > 1)
+		qsort(c.v, c.n, sizeof(*c.v), rs_code_cmp);
 	if (c.n > 0 &&
 	    (vs->codes = rs_alloc(set, c.n * sizeof(*c.v))) == NULL) {
 		err = GW_NOMEM;

@@ -1179,7 +1179,8 @@ rules_load_dir(struct rules_set *set, const char *dir, char *errbuf,
 		err = GW_NOTFOUND;
 	}
 	if (err == GW_OK)
-		qsort(names, n, sizeof(*names), rf_name_cmp);
+		if (n > 1)
+			qsort(names, n, sizeof(*names), rf_name_cmp);
 	for (size_t i = 0; i < n && err == GW_OK; i++) {
 		int k = snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 
