@@ -138,7 +138,8 @@ enum fhirpath_kind {
 	FHIRPATH_TIME
 };
 
-/* One item of a result; pointers borrowed until the result is freed. */
+/* One item of a result; pointers borrowed from the result, the document
+ * and the compiled expression: valid while all three are. */
 struct fhirpath_item {
 	enum fhirpath_kind kind;
 	const struct fj_node *node; /* FHIRPATH_NODE: the value, NULL when a
