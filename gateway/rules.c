@@ -787,6 +787,8 @@ rs_element_from_json(struct rules_set *set, const struct fj_node *ed,
 		return GW_INVALID;
 	if (out->id == NULL)
 		out->id = out->path;
+	else
+		*has |= RS_HAS_ID;
 	if ((out->slice_name = rs_get_istr(set, ed, "sliceName")) != NULL)
 		*has |= RS_HAS_SLICENAME;
 	out->max = RULES_UNBOUNDED;
@@ -1225,6 +1227,86 @@ rs_unrename(struct rules_set *set, struct rules_element *el)
 	return GW_OK;
 }
 
+/*
+ * Differential elements without an id (older profiles give only path and
+ * sliceName): make the id from the slices in force, as the element order
+ * implies. A slice of path P is in force from its sliceName element until
+ * P appears again without one; it applies to the elements below P.
+ */
+static enum gw_err
+rs_diff_ids(struct rules_set *set, struct rules_element *diff,
+	    const unsigned *has, size_t n)
+{
+	const char **apath = NULL, **aname = NULL;
+	size_t na = 0;
+	enum gw_err err = GW_OK;
+	char id[2048];
+
+	for (size_t k = 0; k < n; k++)
+		if (!(has[k] & RS_HAS_ID))
+			break;
+		else if (k + 1 == n)
+			return GW_OK;
+	if ((apath = calloc(n + 1, sizeof(*apath))) == NULL ||
+	    (aname = calloc(n + 1, sizeof(*aname))) == NULL) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		const char *p = diff[k].path;
+		size_t plen = strlen(p), ilen = 0;
+
+		/* this path again ends its slices and those below it */
+		for (size_t a = 0; a < na;) {
+			if (strncmp(apath[a], p, plen) == 0 &&
+			    (apath[a][plen] == '\0' || apath[a][plen] == '.')) {
+				apath[a] = apath[--na];
+				aname[a] = aname[na];
+			} else {
+				a++;
+			}
+		}
+		if (diff[k].slice_name != NULL) {
+			apath[na] = p;
+			aname[na++] = diff[k].slice_name;
+		}
+		if (has[k] & RS_HAS_ID)
+			continue;
+		/* rebuild: each prefix of the path with its slice */
+		for (const char *seg = p; seg != NULL;) {
+			const char *dot = strchr(seg, '.');
+			size_t end = dot ? (size_t)(dot - p) : plen;
+			const char *name = NULL;
+			int w;
+
+			for (size_t a = 0; a < na; a++)
+				if (strlen(apath[a]) == end &&
+				    strncmp(apath[a], p, end) == 0)
+					name = aname[a];
+			w = snprintf(id + ilen, sizeof(id) - ilen, "%.*s%s%s",
+				     (int)(end - (size_t)(seg - p)), seg,
+				     name ? ":" : "", name ? name : "");
+			if (w < 0 || (size_t)w >= sizeof(id) - ilen)
+				break;
+			ilen += (size_t)w;
+			if (dot == NULL)
+				break;
+			if (ilen + 1 < sizeof(id))
+				id[ilen++] = '.';
+			id[ilen] = '\0';
+			seg = dot + 1;
+		}
+		if ((diff[k].id = rs_intern(set, id)) == NULL) {
+			err = GW_NOMEM;
+			goto out;
+		}
+	}
+out:
+	free(apath);
+	free(aname);
+	return err;
+}
+
 static enum gw_err
 rs_compile_sd(struct rules_set *set, size_t idx)
 {
@@ -1331,6 +1413,8 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 				n++;
 			}
 		}
+		if ((err = rs_diff_ids(set, diff, has, n)) != GW_OK)
+			goto out;
 		err = rs_snapshot(set, base, diff, has, n, st->url,
 				  &st->elements, &st->nelements);
 		if (err != GW_OK) {

@@ -527,6 +527,18 @@ test_snapshot_generation(void **state)
 	card(e, 1, 1);
 	assert_int_equal(e->strength, RULES_BIND_EXTENSIBLE);
 
+	/* a differential without ids: slices from the element order */
+	st = need_sd(set, TEST "test-noids");
+	card(el(st, "Patient.identifier:bsn"), 0, 1);
+	value_is(el(st, "Patient.identifier:bsn.system")->fixed,
+		 "{\"fixedUri\":\"http://fhir.nl/fhir/NamingSystem/bsn\"}");
+	assert_null(el(st, "Patient.identifier:bsn.system")->pattern);
+	value_is(el(st, "Patient.identifier:other.system")->pattern,
+		 "{\"patternUri\":\"urn:oid:2.16.840.1.113883.2.4.6.3\"}");
+	assert_null(el(st, "Patient.identifier:other.system")->fixed);
+	assert_false(has_el(st, "Patient.identifier.system"));
+	card(el(st, "Patient.gender"), 1, 1);
+
 	/* re-slicing and children of a contentReference element */
 	st = need_sd(set, TEST "test-questionnaire");
 	e = el(st, "Questionnaire.identifier");
@@ -762,7 +774,7 @@ test_rule_file_roundtrip(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/r4-local.rules", dir);
 	assert_int_equal(rs_write_package(set, "local", path, &ns, &nv), GW_OK);
-	assert_int_equal(ns, 3);
+	assert_int_equal(ns, 4);
 	assert_int_equal(nv, 6);
 	assert_int_equal(rules_load_dir(back, dir, err, sizeof(err)), GW_OK);
 	same_elements(need_sd(back, TEST "test-patient"),
