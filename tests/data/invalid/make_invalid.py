@@ -187,6 +187,17 @@ def _(d):
     d["gender"] = "man"
 
 
+@case("r4/advance-directive-wrong-scope.json", "r4/pzp-1.0.0-rc1-own/Consent-P1-ACP-AdvanceDirective-DNR.json")
+def _(d):
+    d["scope"]["coding"][0]["code"] = "treatment"
+
+
+@case("r4/preferred-place-wrong-value-type.json", "r4/pzp-1.0.0-rc1-own/Observation-P1-ACP-PreferredPlaceOfDeath-Home.json")
+def _(d):
+    del d["valueCodeableConcept"]
+    d["valueString"] = "thuis"
+
+
 # ---- Bundle rules and references -------------------------------------------
 
 @case("r4/bundle-duplicate-fullurl.json", R4_OLD + "bundle-F1.json")
