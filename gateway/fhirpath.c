@@ -4190,11 +4190,9 @@ ev_bin(struct ectx *x, const struct ast *a, const struct coll *in,
 					 : FHIRPATH_FALSE;
 			break;
 		default: /* implies, left true or empty */
-			res = br == FHIRPATH_TRUE ? FHIRPATH_TRUE
-			      : bl == FHIRPATH_TRUE
-				  ? br
-				  : (br == FHIRPATH_FALSE ? FHIRPATH_EMPTY
-							  : FHIRPATH_EMPTY);
+			res = br == FHIRPATH_TRUE   ? FHIRPATH_TRUE
+			      : bl == FHIRPATH_TRUE ? br
+						    : FHIRPATH_EMPTY;
 		}
 		return one_b3(x, res, out);
 	}

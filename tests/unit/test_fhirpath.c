@@ -610,6 +610,13 @@ test_types(void **state)
 	    {OBS, NULL, "code is Patient", "[false]"},
 	    {OBS, NULL, "status is code", NULL, GW_INVALID},
 	    {PAT, NULL, "birthDate is date", "[true]", GW_OK, true},
+	    /* the resolver sees each parent's type: Observation, Period */
+	    {OBS, NULL, "effective.start is dateTime", "[true]", GW_OK, true},
+	    {OBS, NULL, "effective.start is dateTime", NULL, GW_INVALID},
+	    {OBS, NULL,
+	     "effective.ofType(Period).end.ofType(dateTime)."
+	     "exists()",
+	     "[true]", GW_OK, true},
 	    {PAT, NULL, "birthDate is System.Date", "[true]", GW_OK, true},
 	    {PAT, NULL, "birthDate is dateTime", "[false]", GW_OK, true},
 	    {PAT, NULL, "identifier.system is uri", "[true]", GW_OK, true},
