@@ -2487,6 +2487,9 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 		} else if (u->u.kids.count == 0) {
 			issue(r, FHIR_ERROR, "structure", u,
 			      "objects must not be empty");
+		} else if (kids_of(d)->nkids > 0) {
+			/* the profile constrains the primitive's extensions */
+			check_members(r, NULL, kids_of(d), u, false, true);
 		} else if (ti->vs != NULL) {
 			check_members(r, ti->vs, ti->vs->root, u, false, true);
 		}
