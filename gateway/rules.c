@@ -1055,8 +1055,17 @@ rs_gather_path(struct rules_set *set, const char *path, int depth, char *errbuf,
 			err = rs_gather_path(set, full, depth + 1, errbuf,
 					     errlen);
 		else if (rs_has_suffix(names[i], ".json") ||
-			 rs_has_suffix(names[i], ".xml"))
+			 rs_has_suffix(names[i], ".xml")) {
 			err = rs_gather_file(set, full, errbuf, errlen);
+			/* in a folder, a file that is not FHIR (JSON or
+			 * XML) is passed over with a warning */
+			if (err == GW_PARSE) {
+				rs_warn(set, "%s (skipped)", errbuf);
+				err = GW_OK;
+				if (errlen > 0)
+					errbuf[0] = '\0';
+			}
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);

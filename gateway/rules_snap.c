@@ -397,6 +397,13 @@ snap_materialize(struct snap *s, const char *id, int depth)
 		pi = snap_locate(s, rs_intern(set, parent), depth);
 		if (pi < 0)
 			return -1;
+		/* the sliced element may have been found under another id
+		 * (a renamed choice) */
+		if (strcmp(s->w[pi].id, parent) != 0 &&
+		    (id = snap_rename(set, s->w[pi].id, id, plen)) == NULL)
+			return -1;
+		if ((i = snap_find(s, id)) >= 0)
+			return i;
 		return snap_new_slice(s, id, pi, sname);
 	}
 	plen = (size_t)(dot - id);
@@ -405,6 +412,12 @@ snap_materialize(struct snap *s, const char *id, int depth)
 	pi = snap_locate(s, rs_intern(set, parent), depth);
 	if (pi < 0)
 		return -1;
+	if (strcmp(s->w[pi].id, parent) != 0) {
+		/* found under another id (a renamed choice) */
+		if ((id = snap_rename(set, s->w[pi].id, id, plen)) == NULL)
+			return -1;
+		plen = strlen(s->w[pi].id);
+	}
 	/* making the parent may have made this element too */
 	if ((i = snap_find(s, id)) >= 0)
 		return i;

@@ -843,6 +843,62 @@ test_missing_sources(void **state)
 	rules_set_free(NULL);
 }
 
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	assert_true(fputs(text, fp) >= 0);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* An IG folder given at run time: files that are not FHIR are passed
+ * over, a broken file given by itself is an error. */
+static void
+test_ig_folder(void **state)
+{
+	struct rules_set *set = load_schemas(RULES_R4);
+	char dir[] = "/tmp/test_rules_ig.XXXXXX", path[256], err[256];
+	static const char sd[] =
+	    "{\"resourceType\":\"StructureDefinition\","
+	    "\"url\":\"http://example.org/fhir/StructureDefinition/ig-obs\","
+	    "\"name\":\"IgObs\",\"status\":\"draft\",\"kind\":"
+	    "\"resource\",\"abstract\":false,\"type\":\"Observation\","
+	    "\"baseDefinition\":\"http://hl7.org/fhir/StructureDefinition/"
+	    "Observation\",\"derivation\":\"constraint\",\"differential\":"
+	    "{\"element\":[{\"id\":\"Observation.valueQuantity.unit\","
+	    "\"path\":\"Observation.valueQuantity.unit\",\"min\":1}]}}";
+	static const char *const names[] = {"broken.json", "package.json",
+					    "other.xml", "sd.json"};
+	const struct rules_structure *st;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/broken.json", dir);
+	write_text(path, "{\"resourceType\": ");
+	assert_int_equal(rules_add_path(set, path, err, sizeof(err)), GW_PARSE);
+	assert_non_null(strstr(err, "broken.json"));
+	snprintf(path, sizeof(path), "%s/package.json", dir);
+	write_text(path, "{\"name\":\"x\"}");
+	snprintf(path, sizeof(path), "%s/other.xml", dir);
+	write_text(path, "<x/>");
+	snprintf(path, sizeof(path), "%s/sd.json", dir);
+	write_text(path, sd);
+	assert_int_equal(rules_add_path(set, dir, err, sizeof(err)), GW_OK);
+	/* a choice renamed in an R4 differential becomes a type slice */
+	st = need_sd(set, "http://example.org/fhir/StructureDefinition/ig-obs");
+	card(el(st, "Observation.value[x]:valueQuantity.unit"), 1, 1);
+	assert_string_equal(
+	    el(st, "Observation.value[x]:valueQuantity")->types[0].code,
+	    "Quantity");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		unlink(path);
+	}
+	rmdir(dir);
+	rules_set_free(set);
+}
+
 int
 main(void)
 {
@@ -857,6 +913,7 @@ main(void)
 	    cmocka_unit_test(test_xml_instance),
 	    cmocka_unit_test(test_rule_file_roundtrip),
 	    cmocka_unit_test(test_missing_sources),
+	    cmocka_unit_test(test_ig_folder),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
