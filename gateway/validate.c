@@ -2741,6 +2741,13 @@ suffix_type(struct vrun *r, const char *suffix)
 	return t != NULL ? t->name : NULL;
 }
 
+/* The resourceType of a resource value, else NULL. */
+static const char *
+res_type(const struct fj_node *v)
+{
+	return v->type == FJ_OBJECT ? fj_get_str(v, "resourceType") : NULL;
+}
+
 static size_t
 vals_add(struct vval *out, size_t n, const struct fj_node *v, const char *type)
 {
@@ -2751,13 +2758,14 @@ vals_add(struct vval *out, size_t n, const struct fj_node *v, const char *type)
 		     x = x->next)
 			if (n < V_MAX_SET && x->type != FJ_NULL) {
 				out[n].n = x;
-				out[n++].type = type;
+				out[n++].type =
+				    type != NULL ? type : res_type(x);
 			}
 		return n;
 	}
 	if (n < V_MAX_SET) {
 		out[n].n = v;
-		out[n++].type = type;
+		out[n++].type = type != NULL ? type : res_type(v);
 	}
 	return n;
 }
@@ -3544,6 +3552,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	    is_root ? path_push(r, "%s", rt) : path_push(r, ".ofType(%s)", rt);
 	r->resource = res;
 	r->resource_type = base->type != NULL ? base->type : rt;
+	r->cur_sd = NULL; /* until this resource's own profiles are chosen */
 	if (only != NULL) {
 		list[nlist++] = only;
 	} else {

@@ -151,8 +151,10 @@ def test_detection_reported():
 
 
 def test_ig_profiles():
-    ok = os.path.join(DATA, "validate", "bundle-ok.json")
-    assert run("--ig", IG, ok).returncode == 0
+    for name in ("bundle-ok.json", "bundle-profiled.json"):
+        ok = os.path.join(DATA, "validate", name)
+        p = run("--ig", IG, ok)
+        assert p.returncode == 0, p.stdout
     bad = os.path.join(DATA, "invalid", "r4-ig", "slice-closed.json")
     assert run("--ig", IG, bad).returncode == 1
 

@@ -339,6 +339,11 @@ test_valid_ig(void **state)
 		print_issues("bundle-ok", o);
 	assert_int_equal(fhir_outcome_errors(o), 0);
 	json_decref(o);
+	o = run_file(S.vr4ig, "tests/data/validate/bundle-profiled.json");
+	if (fhir_outcome_errors(o) != 0)
+		print_issues("bundle-profiled", o);
+	assert_int_equal(fhir_outcome_errors(o), 0);
+	json_decref(o);
 }
 
 /* ---- the manifest, exactly ---- */

@@ -387,6 +387,26 @@ def _(d):
     obs(d)["code"]["coding"][0]["system"] = "http://snomed.info/sct"
 
 
+IG_PROFILED = "../validate/bundle-profiled.json"
+
+
+@case("r4-ig/bundle-slice-by-type-missing.json", IG_PROFILED)
+def _(d):
+    d["entry"] = [e for e in d["entry"] if e["resource"]["resourceType"] != "Observation"]
+
+
+@case("r4-ig/bundle-entry-profile.json", IG_PROFILED)
+def _(d):
+    o = obs(d)
+    del o["meta"]
+    o["code"]["coding"][0]["code"] = "8867-4"
+
+
+@case("r4-ig/bundle-fixed-type.json", IG_PROFILED)
+def _(d):
+    d["type"] = "batch"
+
+
 def main():
     for name, src, fn in CASES:
         d = copy.deepcopy(load(src))
