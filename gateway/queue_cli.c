@@ -672,6 +672,8 @@ cli_queue(int argc, char **argv)
 
 	if ((rc = queue_parse(argc, argv, &a)) != CLI_OK)
 		return rc;
+	if (a.pos == NULL || a.npos < 1)
+		return CLI_USAGE;
 	for (i = 0; i < UTIL_ARRAY_LEN(acts); i++)
 		if (strcmp(a.pos[0], acts[i].name) == 0)
 			break;

@@ -157,7 +157,7 @@ store_next_attempt(const struct store_backoff *b, unsigned attempts,
 	if (d > max)
 		d = max;
 	/* Up to a quarter earlier, so retries of many rows spread out. */
-	jitter = (int64_t)((double)(d / 4) * (double)(rnd % 1001) / 1000.0);
+	jitter = (int64_t)((double)d / 4.0 * (double)(rnd % 1001) / 1000.0);
 	d -= jitter;
 	if (d < min)
 		d = min;
@@ -378,10 +378,10 @@ store_writer(void *arg)
 			pthread_cond_wait(&s->work, &s->mu);
 		if (s->q_head == NULL)
 			break;
-		batch = s->q_head;
-		last = NULL;
-		n = 0;
-		for (j = batch; j != NULL && n < s->opts.batch_max;
+		batch = last = s->q_head;
+		s->reqs[0] = &batch->req;
+		n = 1;
+		for (j = batch->next; j != NULL && n < s->opts.batch_max;
 		     j = j->next) {
 			s->reqs[n++] = &j->req;
 			last = j;
@@ -422,6 +422,7 @@ store_writer_start(struct store *s)
 {
 	enum gw_err err;
 
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	s->reqs = calloc(s->opts.batch_max, sizeof(*s->reqs));
 	s->res = calloc(s->opts.batch_max, sizeof(*s->res));
 	if (s->reqs == NULL || s->res == NULL) {

@@ -226,7 +226,8 @@ sq_fail(struct sq *c, const char *op, int rc)
 {
 	log_warnx("store: op=%s backend=sqlite rc=%d error=\"%s\"", op, rc,
 		  c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-	return sq_err(rc);
+	/* Called for failures only: never report success. */
+	return sq_err(rc) != GW_OK ? sq_err(rc) : GW_PERM;
 }
 
 /* The cached statement i, reset and unbound. */
@@ -285,6 +286,7 @@ sq_int(struct sq *c, const char *sql, int64_t *out)
 	enum gw_err err = GW_OK;
 	int rc;
 
+	*out = 0;
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		err = sq_fail(c, "prepare", rc);
@@ -779,7 +781,7 @@ fail:
 static enum gw_err
 sq_unblock(struct sq *c, const char *id, const char *receiver)
 {
-	sqlite3_stmt *st = NULL, *up;
+	sqlite3_stmt *st = NULL, *up = NULL;
 	char *patient = NULL;
 	enum gw_err err;
 	bool nomem = false;
