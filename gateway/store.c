@@ -629,7 +629,7 @@ store_recover(struct store *s, size_t *count)
 	enum gw_err err = s->ops->recover(s->conn, util_wall_ms(), &n);
 
 	if (err == GW_OK && n > 0)
-		log_info("store: recovered inflight=%zu to due", n);
+		log_info("event=store_recovered inflight=%zu", n);
 	if (count != NULL)
 		*count = n;
 	return err;
@@ -677,7 +677,7 @@ store_prune(struct store *s, int64_t before, size_t *count)
 	enum gw_err err = s->ops->prune(s->conn, before, &n);
 
 	if (err == GW_OK)
-		log_info("store: pruned messages=%zu", n);
+		log_info("event=store_pruned messages=%zu", n);
 	if (count != NULL)
 		*count = n;
 	return err;
@@ -746,7 +746,10 @@ store_disk_ok(struct store *s)
 	if (s->opts.min_free == 0)
 		return true;
 	if (fn(s->free_arg, s->dir, &bytes) != GW_OK) {
-		log_warn("store: statvfs dir=%s failed", s->dir);
+		char dir[128];
+
+		log_warn("event=store_statvfs_failed dir=%s",
+			 log_safe(dir, sizeof(dir), s->dir));
 		return true;
 	}
 	return bytes >= s->opts.min_free;

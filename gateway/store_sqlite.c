@@ -224,8 +224,13 @@ sq_err(int rc)
 static enum gw_err
 sq_fail(struct sq *c, const char *op, int rc)
 {
-	log_warnx("store: op=%s backend=sqlite rc=%d error=\"%s\"", op, rc,
-		  c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+	char what[64], detail[160];
+
+	log_safe(what, sizeof(what), op);
+	log_safe(detail, sizeof(detail),
+		 c->db != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+	log_warnx("event=store_error backend=sqlite op=%s rc=%d detail=%s",
+		  what, rc, detail);
 	/* Called for failures only: never report success. */
 	return sq_err(rc) != GW_OK ? sq_err(rc) : GW_PERM;
 }
@@ -342,8 +347,8 @@ sq_migrate(struct sq *c)
 		if ((err = sq_int(c, "PRAGMA user_version", &v)) != GW_OK)
 			goto fail;
 		if (v > STORE_SQLITE_SCHEMA) {
-			log_warnx("store: schema version %lld is newer than "
-				  "this binary knows (%d)",
+			log_warnx("event=store_schema_too_new version=%lld "
+				  "known=%d",
 				  (long long)v, STORE_SQLITE_SCHEMA);
 			err = GW_CONFIG;
 			goto fail;
@@ -366,11 +371,12 @@ sq_migrate(struct sq *c)
 			return err;
 		/* Creating a new store is routine; upgrading one is news. */
 		if (v == 0)
-			log_debug("store: schema created version=%lld",
+			log_debug("event=store_schema_created version=%lld",
 				  (long long)v + 1);
 		else
-			log_info("store: schema migrated from=%lld to=%lld",
-				 (long long)v, (long long)v + 1);
+			log_info(
+			    "event=store_schema_migrated from=%lld to=%lld",
+			    (long long)v, (long long)v + 1);
 	}
 fail:
 	sq_rollback(c);
