@@ -76,7 +76,7 @@ b64_decode(const char *s, size_t n, bool url, struct buf *out)
 	size_t start = out->len, i, full, rest;
 	unsigned char tmp[3];
 	enum gw_err err = GW_OK;
-	int v[4];
+	int v[4] = {0, 0, 0, 0};
 
 	if (!url) {
 		/* Padded: a multiple of 4, at most two '=' at the end. */

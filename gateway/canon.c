@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "canon.h"
-#include "util.h"
+
+/* Members of an object sorted without a heap allocation. */
+#define CANON_STACK 32
 
 /* Root members a canonical form leaves out. */
 static const char *const canon_skip_bundle[] = {"text", "meta", "signature"};
@@ -177,7 +179,9 @@ canon_name(const char *key, size_t len, struct buf *out)
 static enum gw_err
 canon_node(const struct fj_node *n, bool root, bool bundle, struct buf *out)
 {
-	const struct fj_node *stack[32], **members = stack;
+	const struct fj_node *stack[CANON_STACK], **members = stack;
+	/* an array of pointers, not of nodes */
+	const size_t psize = sizeof(members[0]); /* NOLINT */
 	size_t count = 0, i;
 	enum gw_err e = GW_OK;
 
@@ -195,15 +199,15 @@ canon_node(const struct fj_node *n, bool root, bool bundle, struct buf *out)
 	if (n->type != FJ_OBJECT)
 		return fj_dump(n, FJ_CANONICAL, out);
 
-	if (n->u.kids.count > UTIL_ARRAY_LEN(stack) &&
-	    (members = calloc(n->u.kids.count, sizeof(*members))) == NULL)
+	if (n->u.kids.count > CANON_STACK &&
+	    (members = calloc(n->u.kids.count, psize)) == NULL)
 		return GW_NOMEM;
 	for (const struct fj_node *m = n->u.kids.first;
 	     m != NULL && count < n->u.kids.count; m = m->next)
 		if (!root || !canon_skipped(m, bundle))
 			members[count++] = m;
 	if (count > 1)
-		qsort(members, count, sizeof(*members), canon_qsort_cmp);
+		qsort(members, count, psize, canon_qsort_cmp);
 	if ((e = buf_addc(out, '{')) != GW_OK)
 		goto done;
 	for (i = 0; i < count; i++)

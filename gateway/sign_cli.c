@@ -84,10 +84,10 @@ cli_canon(int argc, char **argv)
 	struct fj_error ferr;
 	struct buf out;
 	enum gw_err err;
-	int ch, rc;
+	int rc;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+	if (getopt_long(argc, argv, "", longopts, NULL) != -1)
 		return cli_usage("canon", "unknown option");
 	if (argc - optind != 1)
 		return cli_usage("canon", "one FILE expected");
@@ -258,8 +258,8 @@ cli_sign(int argc, char **argv)
 		goto done;
 	}
 	if (prov_path != NULL) {
-		if ((err = sign_provenance_new(doc->root, &prov, errbuf,
-					       sizeof(errbuf))) != GW_OK) {
+		if (sign_provenance_new(doc->root, &prov, errbuf,
+					sizeof(errbuf)) != GW_OK) {
 			fprintf(stderr, "pzpgw sign: %s\n", errbuf);
 			rc = CLI_FAIL;
 			goto done;
@@ -372,8 +372,8 @@ cli_verify(int argc, char **argv)
 		config_free(cfg);
 		return cli_usage("verify", "--trust (or -c) is required");
 	}
-	if ((err = sign_trust_new(trust_path, crls, ncrl, &trust, errbuf,
-				  sizeof(errbuf))) != GW_OK) {
+	if (sign_trust_new(trust_path, crls, ncrl, &trust, errbuf,
+			   sizeof(errbuf)) != GW_OK) {
 		fprintf(stderr, "pzpgw verify: %s\n", errbuf);
 		rc = CLI_USAGE;
 		goto done;
