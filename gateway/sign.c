@@ -434,6 +434,14 @@ sign_key_load(const char *key, const char *cert, const char *chain,
 		err = GW_INVALID;
 		goto fail;
 	}
+	if ((X509_get_extension_flags(k->cert) & EXFLAG_KUSAGE) &&
+	    !(X509_get_key_usage(k->cert) & KU_DIGITAL_SIGNATURE)) {
+		snprintf(errbuf, errlen,
+			 "certificate %s: keyUsage lacks digitalSignature",
+			 cert);
+		err = GW_INVALID;
+		goto fail;
+	}
 	if (tls_cert_ura(k->cert, k->ura) != GW_OK) {
 		snprintf(errbuf, errlen, "certificate %s carries no URA", cert);
 		err = GW_INVALID;

@@ -46,8 +46,8 @@ struct sign_key;
  * certificate first, optionally followed by its chain; chain (may be
  * NULL) adds more chain certificates. Both are read through the store API
  * too. alg is "PS256", "RS256" or "ES256", or NULL for the key's default
- * (PS256 for RSA, ES256 for P-256). The certificate must match the key
- * and carry a URA. On failure a reason is written to errbuf and
+ * (PS256 for RSA, ES256 for P-256). The certificate must match the key,
+ * allow digitalSignature (when it has keyUsage) and carry a URA. On failure a reason is written to errbuf and
  * GW_NOTFOUND/GW_IO (files), GW_DENIED (permissions) or GW_CRYPTO/
  * GW_INVALID results. Caller frees *out with sign_key_free.
  */

@@ -531,3 +531,59 @@ def test_config_names_the_signing_key(pki, tmp):
     (tmp / "h.json").write_bytes(p.stdout)
     p = run("verify", "-c", str(conf), "--expect-ura", "90000002",
             str(tmp / "h.json"), check=0)
+
+
+def test_key_usage_without_digital_signature_fails(pki, tmp):
+    """A certificate whose keyUsage does not allow digitalSignature: pzpgw
+    refuses to sign with it, and a signature jwcrypto makes with it does
+    not verify."""
+    key, csr, ext, crt = (str(tmp / n) for n in
+                          ("ku.key", "ku.csr", "ku.ext", "ku.crt"))
+    if pki.kind == "ec":
+        gen = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
+        usage = "keyAgreement"
+    else:
+        gen = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]
+        usage = "keyEncipherment"
+    subprocess.run(["openssl", "genpkey"] + gen + ["-out", key], check=True,
+                   capture_output=True)
+    os.chmod(key, 0o600)
+    subprocess.run(["openssl", "req", "-new", "-key", key, "-subj",
+                    "/C=NL/O=Test Ziekenhuis/CN=ku.pzpgw.test", "-out", csr],
+                   check=True, capture_output=True)
+    with open(ext, "w") as f:
+        f.write("[leaf]\nbasicConstraints = critical, CA:FALSE\n"
+                "keyUsage = critical, %s\n"
+                "subjectAltName = otherName:2.5.5.5;IA5STRING:"
+                "2.16.528.1.1003.1.3.5.5.5-1-10000002-S-90000002-00.000-"
+                "01000002\n" % usage)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA",
+                    pki.p("uzi-server-ca.pem"), "-CAkey",
+                    pki.p("uzi-server-ca.key"), "-days", "30", "-extfile",
+                    ext, "-extensions", "leaf", "-out", crt],
+                   check=True, capture_output=True)
+    p = run("sign", "--key", key, "--cert", crt, SMALL)
+    assert p.returncode == 1 and b"digitalSignature" in p.stderr, p.stderr
+
+    # jwcrypto signs anyway; pzpgw verify names the certificate check.
+    leaf = pem_certs(crt)
+    path = jwcrypto_signed(
+        pki, SMALL, tmp / "ku.json",
+        key=jwk.JWK.from_pem(open(key, "rb").read()),
+        header_extra={"x5c": leaf + pem_certs(pki.p("uzi-server-ca.pem"))})
+    p = verify(pki, path)
+    assert p.returncode == 1 and b"(certificate)" in p.stderr, p.stderr
+
+
+def test_key_as_file_uri(pki, tmp):
+    """The key goes through OpenSSL's store API: a file: URI works like a
+    path (and its mode is still checked)."""
+    p = run("sign", "--key", "file:" + pki.p("hospital.key"), "--cert",
+            pki.p("hospital.crt"), SMALL)
+    assert p.returncode == 0, p.stderr
+    key = tmp / "open.key"
+    shutil.copy(pki.p("hospital.key"), key)
+    os.chmod(key, 0o644)
+    p = run("sign", "--key", "file:" + str(key), "--cert",
+            pki.p("hospital.crt"), SMALL)
+    assert p.returncode != 0 and b"group or others" in p.stderr
