@@ -1470,6 +1470,11 @@ sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
 	res->have_hash = true;
 	{
 		char why[128];
+		if (X509_get0_pubkey(leaf) == NULL) {
+			sign_fail(res, SIGN_CHECK_CERT,
+				  "signer key of an unsupported type");
+			goto done;
+		}
 		if (!sign_key_fits(X509_get0_pubkey(leaf), res->alg, why,
 				   sizeof(why))) {
 			sign_fail(res, SIGN_CHECK_CERT, "signer key: %s", why);
