@@ -638,7 +638,13 @@ store_recover(struct store *s, size_t *count)
 enum gw_err
 store_next_due_at(struct store *s, int64_t *at)
 {
-	return s->ops->next_due_at(s->conn, at);
+	return s->ops->next_due_at(s->conn, NULL, at);
+}
+
+enum gw_err
+store_next_due_at_for(struct store *s, const char *receiver, int64_t *at)
+{
+	return s->ops->next_due_at(s->conn, receiver, at);
 }
 
 enum gw_err

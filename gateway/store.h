@@ -267,6 +267,11 @@ enum gw_err store_recover(struct store *s, size_t *count);
  * GW_NOTFOUND when nothing waits. */
 enum gw_err store_next_due_at(struct store *s, int64_t *at);
 
+/* The same for one receiver's rows (a deliverer that only serves routed
+ * receivers must not wake for rows it will never claim). */
+enum gw_err store_next_due_at_for(struct store *s, const char *receiver,
+				  int64_t *at);
+
 /* The message id with content (doc, jws) and no rows. *out: caller frees
  * with store_message_free. GW_NOTFOUND when unknown. */
 enum gw_err store_get_document(struct store *s, const char *id,
@@ -342,7 +347,8 @@ struct store_ops {
 			      const char *error, const char *outcome,
 			      int64_t at);
 	enum gw_err (*recover)(void *conn, int64_t now, size_t *count);
-	enum gw_err (*next_due_at)(void *conn, int64_t *at);
+	enum gw_err (*next_due_at)(void *conn, const char *receiver,
+				   int64_t *at);
 	enum gw_err (*get)(void *conn, const char *id, bool content, bool rows,
 			   struct store_message **out);
 	enum gw_err (*list)(void *conn, const struct store_filter *f,

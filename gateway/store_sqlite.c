@@ -171,6 +171,7 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_NEXT_DUE] =
 	"SELECT o.next_attempt_at FROM outbox o INDEXED BY outbox_ready"
 	" WHERE o.state = 'due' AND o.waiting = 0"
+	" AND (?1 IS NULL OR o.receiver_ura = ?1)"
 	" ORDER BY o.next_attempt_at LIMIT 1",
 };
 
@@ -895,7 +896,7 @@ out:
 }
 
 static enum gw_err
-sq_next_due_at(void *conn, int64_t *at)
+sq_next_due_at(void *conn, const char *receiver, int64_t *at)
 {
 	struct sq *c = conn;
 	sqlite3_stmt *st = NULL;
@@ -904,6 +905,7 @@ sq_next_due_at(void *conn, int64_t *at)
 
 	if ((err = sq_stmt(c, SQ_NEXT_DUE, &st)) != GW_OK)
 		return err;
+	sq_bind_text(st, 1, receiver);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*at = sqlite3_column_int64(st, 0);

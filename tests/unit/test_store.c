@@ -300,6 +300,10 @@ test_order(void **state)
 	assert_string_equal(got, "");
 	assert_int_equal(store_next_due_at(s, &at), GW_OK);
 	assert_int_equal(at, T0 + 1000);
+	assert_int_equal(store_next_due_at_for(s, R1, &at), GW_OK);
+	assert_int_equal(at, T0 + 1000);
+	/* c1 for R2 is in flight: nothing waits for R2. */
+	assert_int_equal(store_next_due_at_for(s, R2, &at), GW_NOTFOUND);
 	claim_ids(s, R1, T0 + 1000, got, sizeof(got));
 	assert_string_equal(got, "a1/" R1);
 	assert_int_equal(store_delivered(s, "a1", R1, 200, T0 + 1001), GW_OK);
