@@ -310,8 +310,9 @@ rs_add_structure(struct rules_set *set, struct rules_structure *st)
 		return GW_INVALID;
 	if (rs_map_get(&set->st_url, st->url) != 0)
 		return GW_EXISTS;
-	err = rs_grow((void **)&set->st, &set->st_pkg, set->nst, &set->capst,
-		      sizeof(*set->st));
+	err =
+	    rs_grow((void **)&set->st, &set->st_pkg, set->nst, &set->capst,
+		    sizeof(*set->st)); /* NOLINT(bugprone-sizeof-expression) */
 	if (err != GW_OK)
 		return err;
 	if ((err = rs_map_put(&set->st_url, st->url, set->nst + 1)) != GW_OK)
@@ -330,8 +331,9 @@ rs_add_valueset(struct rules_set *set, struct rules_valueset *vs)
 		return GW_INVALID;
 	if (rs_map_get(&set->vs_url, vs->url) != 0)
 		return GW_EXISTS;
-	err = rs_grow((void **)&set->vs, &set->vs_pkg, set->nvs, &set->capvs,
-		      sizeof(*set->vs));
+	err =
+	    rs_grow((void **)&set->vs, &set->vs_pkg, set->nvs, &set->capvs,
+		    sizeof(*set->vs)); /* NOLINT(bugprone-sizeof-expression) */
 	if (err != GW_OK)
 		return err;
 	if ((err = rs_map_put(&set->vs_url, vs->url, set->nvs + 1)) != GW_OK)
@@ -978,7 +980,10 @@ rs_gather_file(struct rules_set *set, const char *path, char *errbuf,
 	if (set->nsrcdocs == set->capsrcdocs) {
 		size_t ncap = set->capsrcdocs ? set->capsrcdocs * 2 : 32;
 
-		if ((nd = realloc(set->srcdocs, ncap * sizeof(*nd))) == NULL) {
+		const size_t esz =
+		    sizeof(*nd); /* NOLINT(bugprone-sizeof-expression) */
+
+		if ((nd = realloc(set->srcdocs, ncap * esz)) == NULL) {
 			fj_doc_free(doc);
 			return GW_NOMEM;
 		}
@@ -1372,10 +1377,8 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 
 			err = rs_element_from_json(set, e, st->url,
 						   &st->elements[n], &h);
-			if (err == GW_INVALID) {
-				err = GW_OK;
-				continue;
-			}
+			if (err == GW_INVALID)
+				continue; /* not an element: skipped */
 			if (err != GW_OK ||
 			    (set->fhir == RULES_STU3 &&
 			     (err = rs_unrename(set, &st->elements[n])) !=
@@ -1413,10 +1416,8 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 			     e = e->next) {
 				err = rs_element_from_json(set, e, st->url,
 							   &diff[n], &has[n]);
-				if (err == GW_INVALID) {
-					err = GW_OK;
+				if (err == GW_INVALID)
 					continue;
-				}
 				if (err != GW_OK)
 					goto out;
 				n++;
@@ -1553,7 +1554,10 @@ rs_add_codesystem(struct rules_set *set, const struct fj_node *res)
 	if (set->ncs == set->capcs) {
 		size_t ncap = set->capcs ? set->capcs * 2 : 64;
 
-		if ((ncs = realloc(set->cs, ncap * sizeof(*ncs))) == NULL) {
+		const size_t esz =
+		    sizeof(*ncs); /* NOLINT(bugprone-sizeof-expression) */
+
+		if ((ncs = realloc(set->cs, ncap * esz)) == NULL) {
 			err = GW_NOMEM;
 			goto out;
 		}

@@ -214,9 +214,8 @@ snap_new_slice(struct snap *s, const char *id, long si, const char *name)
 	size_t cnt = end_children - (size_t)si;
 	const char *sid = s->w[si].id, *cap;
 	size_t slen = strlen(sid);
-	enum gw_err err;
 
-	if ((err = snap_default_slicing(set, &s->w[si])) != GW_OK)
+	if (snap_default_slicing(set, &s->w[si]) != GW_OK)
 		return -1;
 	if (snap_insert(s, at, &s->w[si], cnt) != GW_OK)
 		return -1;
@@ -542,7 +541,12 @@ rs_snapshot(struct rules_set *set, const struct rules_structure *base,
 	*nout = 0;
 	if ((err = snap_reserve(&s, base->nelements + 16)) != GW_OK)
 		goto out;
-	memcpy(s.w, base->elements, base->nelements * sizeof(*s.w));
+	if (s.w == NULL) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	if (base->nelements > 0)
+		memcpy(s.w, base->elements, base->nelements * sizeof(*s.w));
 	s.n = base->nelements;
 	for (size_t k = 0; k < n; k++) {
 		const char *id = snap_map_id(&s, diff[k].id);
