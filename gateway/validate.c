@@ -694,7 +694,8 @@ vnode_push(struct vnode ***arr, size_t *n, size_t *cap, struct vnode *x)
 {
 	if (*n == *cap) {
 		size_t ncap = *cap == 0 ? 4 : *cap * 2;
-		struct vnode **na = realloc(*arr, ncap * sizeof(*na));
+		struct vnode **na =
+		    realloc(*arr, ncap * sizeof(struct vnode *));
 
 		if (na == NULL)
 			return false;
@@ -2244,7 +2245,8 @@ extension_struct(struct vrun *r, const struct vnode *d, const struct fj_node *v,
 		if (sd == NULL)
 			*unknown = true;
 	}
-	if (sd != NULL && sd->type != NULL && strcmp(sd->type, "Extension"))
+	if (sd != NULL && sd->type != NULL &&
+	    strcmp(sd->type, "Extension") != 0)
 		return NULL;
 	return vstruct_get(r->ctx, sd);
 }
@@ -2394,7 +2396,8 @@ check_xhtml(struct vrun *r, const struct fj_node *v)
 	if (doc->intSubset != NULL || doc->extSubset != NULL) {
 		issue(r, FHIR_ERROR, "value", v,
 		      "the narrative must not have a DOCTYPE declaration");
-	} else if (root == NULL || strcmp((const char *)root->name, "div")) {
+	} else if (root == NULL ||
+		   strcmp((const char *)root->name, "div") != 0) {
 		issue(r, FHIR_ERROR, "value", v,
 		      "the narrative must be a single <div> element");
 	} else if (root->ns == NULL || root->ns->href == NULL ||
@@ -2713,7 +2716,7 @@ seg_call(const char *seg, const char *fn, char *out, size_t len)
 {
 	size_t fl = strlen(fn), sl = strlen(seg);
 
-	if (strncmp(seg, fn, fl) != 0 || seg[fl] != '(' || sl < fl + 2 ||
+	if (sl < fl + 2 || strncmp(seg, fn, fl) != 0 || seg[fl] != '(' ||
 	    seg[sl - 1] != ')')
 		return false;
 	seg += fl + 1;
@@ -2777,7 +2780,7 @@ disc_values(struct vrun *r, const char *path, const struct fj_node *item,
 {
 	struct vval cur[V_MAX_SET], nxt[V_MAX_SET];
 	size_t nc = 1, nn;
-	char seg[256], arg[256];
+	char seg[256] = "", arg[256] = "";
 	const char *p = path;
 
 	cur[0].n = item;
@@ -2883,7 +2886,7 @@ disc_def(struct vrun *r, const struct vnode *s, const char *path,
 	 bool keep_resolve)
 {
 	const struct vnode *d = s;
-	char seg[256], arg[256];
+	char seg[256] = "", arg[256] = "";
 	const char *p = path;
 
 	while (*p != '\0' && d != NULL) {
@@ -3366,8 +3369,9 @@ build_cands(struct validate_ctx *ctx)
 		}
 		if (c->n == c->cap) {
 			size_t ncap = c->cap == 0 ? 4 : c->cap * 2;
-			const struct rules_structure **n =
-			    realloc(c->sd, ncap * sizeof(*n));
+			const struct rules_structure **n = realloc(
+			    c->sd,
+			    ncap * sizeof(const struct rules_structure *));
 
 			if (n == NULL)
 				return false;
@@ -3530,7 +3534,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	const char *saved_type = r->resource_type, *rt, *why;
 	const struct rules_structure *saved_sd = r->cur_sd;
 	const struct fj_node *idn;
-	struct vbundle bundle, *saved_bundle = r->bundle;
+	struct vbundle *bundle = NULL, *saved_bundle = r->bundle;
 	bool is_bundle = false, base_done = false;
 	size_t err0;
 	size_t nlist = 0, old, mpi = 0;
@@ -3619,10 +3623,14 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 		      why);
 		path_pop(r, o2);
 	}
-	if (strcmp(rt, "Bundle") == 0 && bundle_build(r, res, &bundle)) {
-		bundle.up = r->bundle;
-		r->bundle = &bundle;
-		is_bundle = true;
+	if (strcmp(rt, "Bundle") == 0) {
+		if ((bundle = calloc(1, sizeof(*bundle))) == NULL)
+			r->nomem = true;
+		else if (bundle_build(r, res, bundle)) {
+			bundle->up = r->bundle;
+			r->bundle = bundle;
+			is_bundle = true;
+		}
 	}
 	err0 = r->nerrors;
 	for (size_t i = 0; i < nlist && !r->nomem; i++) {
@@ -3656,9 +3664,11 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	if (!r->scratch && r->nerrors == err0)
 		for (size_t i = 0; i < nlist; i++)
 			(void)conf_put(r, res, list[i], 2);
-	if (is_bundle) {
+	if (is_bundle)
 		r->bundle = saved_bundle;
-		free(bundle.e);
+	if (bundle != NULL) {
+		free(bundle->e);
+		free(bundle);
 	}
 	r->resource = saved_res;
 	r->resource_type = saved_type;

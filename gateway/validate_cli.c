@@ -50,14 +50,12 @@ default_schemas(char *out, size_t len)
 				break;
 			*slash = '\0';
 			if (up == 2) {
-				size_t el = strlen(exe);
+				char cand[sizeof(exe) + 16];
 
-				if (el + sizeof("/schemas") <= len) {
-					memcpy(out, exe, el);
-					memcpy(out + el, "/schemas",
-					       sizeof("/schemas"));
-					if (is_dir(out))
-						return;
+				snprintf(cand, sizeof(cand), "%s/schemas", exe);
+				if (strlen(cand) < len && is_dir(cand)) {
+					util_strlcpy(out, cand, len);
+					return;
 				}
 			}
 		}
