@@ -64,6 +64,38 @@ xf_has_attr(const xmlNode *n, const char *name)
 	return false;
 }
 
+/* Refuse attributes other than those listed (NULL-terminated); those in
+ * another namespace (xsi:schemaLocation) are allowed. */
+static bool
+xf_attrs_ok(const xmlNode *n, const char *const *allowed)
+{
+	for (const xmlAttr *a = n->properties; a != NULL; a = a->next) {
+		bool ok = a->ns != NULL;
+
+		for (size_t i = 0; !ok && allowed[i] != NULL; i++)
+			ok = strcmp((const char *)a->name, allowed[i]) == 0;
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* Non-blank text directly inside a FHIR element? */
+static bool
+xf_has_text(const xmlNode *n)
+{
+	for (const xmlNode *c = n->children; c != NULL; c = c->next) {
+		if (c->type == XML_CDATA_SECTION_NODE)
+			return true;
+		if (c->type != XML_TEXT_NODE || c->content == NULL)
+			continue;
+		for (const xmlChar *t = c->content; *t != '\0'; t++)
+			if (*t != ' ' && *t != '\t' && *t != '\r' && *t != '\n')
+				return true;
+	}
+	return false;
+}
+
 static const struct rules_element *
 xf_find(const struct rules_structure *st, const char *path)
 {
@@ -388,8 +420,23 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 		}
 		if (xf_is_primitive(&info) ||
 		    (!info.known && xf_has_attr(c, "value"))) {
+			static const char *const pattrs[] = {"value", "id",
+							     NULL};
 			const char *val = xf_attr(c, "value");
 			struct fj_node *m = fj_get(obj, name);
+
+			if (!xf_attrs_ok(c, pattrs) || xf_has_text(c)) {
+				xf_fail(x, GW_PARSE, c,
+					"unexpected attribute or text in a "
+					"primitive element");
+				return;
+			}
+			if (val == NULL && !xf_has_extras(c)) {
+				xf_fail(x, GW_PARSE, c,
+					"primitive element with neither a "
+					"value nor extensions");
+				return;
+			}
 
 			index = m != NULL && m->type == FJ_ARRAY
 				    ? m->u.kids.count
@@ -418,6 +465,20 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 				xf_put(x, obj, uname, v, info.array, index);
 			}
 			continue;
+		}
+		{
+			static const char *const eattrs[] = {"id", "url", NULL};
+			static const char *const cattrs[] = {"id", NULL};
+			bool ext = strcmp(name, "extension") == 0 ||
+				   strcmp(name, "modifierExtension") == 0;
+
+			if (!xf_attrs_ok(c, ext ? eattrs : cattrs) ||
+			    xf_has_text(c)) {
+				xf_fail(x, GW_PARSE, c,
+					"unexpected attribute or text in a "
+					"complex element");
+				return;
+			}
 		}
 		v = xf_object(x, c, &info.child, depth + 1);
 		xf_put(x, obj, name, v, info.array, 0);
@@ -479,6 +540,13 @@ xf_resource(struct xf *x, const xmlNode *n, int depth)
 	}
 	if (depth > XF_MAX_DEPTH) {
 		xf_fail(x, GW_PARSE, n, "nesting too deep");
+		return NULL;
+	}
+	static const char *const none[] = {NULL};
+
+	if (!xf_attrs_ok(n, none) || xf_has_text(n)) {
+		xf_fail(x, GW_PARSE, n,
+			"unexpected attribute or text in a resource element");
 		return NULL;
 	}
 	if (x->set != NULL && (ctx.st = rules_type(x->set, name)) != NULL)

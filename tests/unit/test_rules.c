@@ -743,6 +743,38 @@ test_xml_instance(void **state)
 	assert_null(fj_get(doc->root, "gender"));
 	buf_cleanup(&b);
 	fj_doc_free(doc);
+	/* FHIR XML rules: no empty primitives, no unknown attributes, no
+	 * text outside xhtml; attributes of other namespaces are fine */
+	{
+		static const char *const bad[] = {
+		    "<Patient "
+		    "xmlns=\"http://hl7.org/fhir\"><active/></Patient>",
+		    "<Patient xmlns=\"http://hl7.org/fhir\"><active "
+		    "value=\"true\" x=\"1\"/></Patient>",
+		    "<Patient xmlns=\"http://hl7.org/fhir\"><name "
+		    "value=\"x\"/></Patient>",
+		    "<Patient xmlns=\"http://hl7.org/fhir\">hello</Patient>",
+		    "<Patient xmlns=\"http://hl7.org/fhir\" id=\"x\"/>",
+		};
+		static const char ok[] =
+		    "<Patient xmlns=\"http://hl7.org/fhir\" "
+		    "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+		    "xsi:schemaLocation=\"http://hl7.org/fhir x.xsd\">"
+		    "<active value=\"false\"/></Patient>";
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			if (xmlfhir_to_fjson(bad[i], strlen(bad[i]), r4, &doc,
+					     err, sizeof(err)) != GW_PARSE)
+				fail_msg("%s: got accepted, want GW_PARSE",
+					 bad[i]);
+			assert_null(doc);
+		}
+		assert_int_equal(xmlfhir_to_fjson(ok, strlen(ok), r4, &doc, err,
+						  sizeof(err)),
+				 GW_OK);
+		assert_false(fj_get(doc->root, "active")->u.b);
+		fj_doc_free(doc);
+	}
 	/* not XML, not FHIR */
 	assert_int_equal(xmlfhir_to_fjson("<a", 2, r4, &doc, err, sizeof(err)),
 			 GW_PARSE);
