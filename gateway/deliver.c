@@ -318,11 +318,21 @@ deliver_multi_new(struct deliver *d, size_t maxconn)
 static void
 deliver_multi_free(struct deliver_multi *dm)
 {
+	struct deliver_sock *s;
+
 	if (dm == NULL)
 		return;
 	curl_multi_cleanup(dm->m); /* may still report sockets removed */
-	while (dm->socks != NULL)
-		deliver_sock_free(dm, dm->socks);
+	s = dm->socks;
+	dm->socks = NULL;
+	while (s != NULL) {
+		struct deliver_sock *next = s->next;
+
+		if (s->ev != NULL)
+			event_free(s->ev);
+		free(s);
+		s = next;
+	}
 	event_free(dm->timer);
 	free(dm);
 }
@@ -425,6 +435,7 @@ deliver_verify_cb(X509_STORE_CTX *xs, void *arg)
 	char ura[CONFIG_URA_LEN + 1];
 	X509 *leaf;
 
+	ura[0] = '\0';
 	if (X509_verify_cert(xs) != 1)
 		return 0;
 	leaf = X509_STORE_CTX_get0_cert(xs);

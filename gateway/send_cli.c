@@ -101,6 +101,8 @@ send_read(const char *path, char **out, size_t *len)
 	size_t n;
 	enum gw_err err = GW_OK;
 
+	if (path == NULL)
+		return GW_INVALID;
 	if (strcmp(path, "-") != 0)
 		return util_read_file(path, SEND_MAX_INPUT, out, len);
 	buf_init(&b, SEND_MAX_INPUT);
