@@ -1901,15 +1901,56 @@ resolve_ref(const struct vrun *r, const char *ref)
 	return NULL;
 }
 
+/* The resource type a literal reference names ("Patient/1", ".../fhir/
+ * Patient/1/_history/2"), copied into buf, when it is a known resource
+ * type; else NULL. */
+static const char *
+ref_url_type(struct vrun *r, const char *ref, char *buf, size_t len)
+{
+	const char *seg[4] = {NULL, NULL, NULL, NULL}, *end, *p;
+	size_t n = 0, tl;
+	const struct vtype *t;
+
+	if (strncmp(ref, "urn:", 4) == 0 || strchr(ref, '?') != NULL)
+		return NULL;
+	end = ref + strlen(ref);
+	/* the last four '/'-separated segments, newest first */
+	for (p = end; p > ref && n < 4;) {
+		const char *q = p;
+
+		while (q > ref && q[-1] != '/')
+			q--;
+		seg[n++] = q;
+		p = q > ref ? q - 1 : ref;
+		if (q == ref)
+			break;
+	}
+	if (n >= 4 && strncmp(seg[1], "_history/", 9) == 0) {
+		seg[0] = seg[2];
+		seg[1] = seg[3];
+		n -= 2;
+	}
+	if (n < 2 || seg[1] >= seg[0])
+		return NULL;
+	tl = (size_t)(seg[0] - seg[1]) - 1; /* without the '/' */
+	if (tl == 0 || tl >= len)
+		return NULL;
+	memcpy(buf, seg[1], tl);
+	buf[tl] = '\0';
+	if ((t = vtype_get(r->ctx, buf)) == NULL || t->kind != VK_RESOURCE)
+		return NULL;
+	return buf;
+}
+
 static void
 check_reference(struct vrun *r, const struct rules_element *el,
 		const struct fj_node *v)
 {
 	const struct fj_node *target = NULL;
 	const struct rules_type *rt = NULL;
-	const char *ref, *ttype;
+	const char *ref, *ttype, *rtyp;
 	bool ok = false, any = false;
-	char allowed[512];
+	char allowed[512], urltype[64];
 	size_t alen = 0;
 
 	if ((ref = fj_get_str(v, "reference")) == NULL)
@@ -1931,17 +1972,32 @@ check_reference(struct vrun *r, const struct rules_element *el,
 			if (r->bundle != NULL && r->bundle->must_resolve &&
 			    (strncmp(ref, "urn:", 4) == 0 ||
 			     (strchr(ref, ':') == NULL &&
-			      strchr(ref, '/') != NULL)))
+			      strchr(ref, '/') != NULL))) {
 				issue(r, FHIR_ERROR, "not-found", v,
 				      "the reference '%s' does not resolve "
 				      "within the Bundle",
 				      ref);
-			return;
+				return;
+			}
 		}
 	}
-	if (target == NULL ||
-	    (ttype = fj_get_str(target, "resourceType")) == NULL)
+	/* the type: the target's, else the one its URL implies */
+	if (target != NULL)
+		ttype = fj_get_str(target, "resourceType");
+	else
+		ttype = ref_url_type(r, ref, urltype, sizeof(urltype));
+	if (ttype == NULL)
 		return;
+	if ((rtyp = fj_get_str(v, "type")) != NULL &&
+	    strcmp(rtyp, ttype) != 0 && strchr(rtyp, ':') == NULL) {
+		size_t o2 = path_add(r, ".", "type", 4);
+
+		issue(r, FHIR_ERROR, "value", fj_get(v, "type"),
+		      "the reference type '%.60s' does not match the %s the "
+		      "reference points to",
+		      rtyp, ttype);
+		path_pop(r, o2);
+	}
 	for (size_t i = 0; i < el->ntypes; i++)
 		if (strcmp(el->types[i].code, "Reference") == 0)
 			rt = &el->types[i];
@@ -1964,7 +2020,10 @@ check_reference(struct vrun *r, const struct rules_element *el,
 		if (strcmp(t, ttype) != 0)
 			continue;
 		any = true;
-		if (sd == NULL || !sd->constraint || conforms(r, target, sd))
+		/* a target outside the document cannot be checked against a
+		 * profile; its type is all that is known */
+		if (sd == NULL || !sd->constraint || target == NULL ||
+		    conforms(r, target, sd))
 			ok = true;
 	}
 	if (ok)

@@ -198,6 +198,16 @@ def _(d):
     d["valueString"] = "thuis"
 
 
+@case("r4/reference-url-type-not-allowed.json", R4_NEW + "Goal-F1-ACP-Medical-Policy-Goal.json")
+def _(d):
+    d["subject"]["reference"] = "Practitioner/F1-ACP-HealthProfessional-Practitioner-DrVanHuissen"
+
+
+@case("r4/reference-type-mismatch.json", R4_NEW + "Goal-F1-ACP-Medical-Policy-Goal.json")
+def _(d):
+    d["subject"]["type"] = "Group"
+
+
 # ---- Bundle rules and references -------------------------------------------
 
 @case("r4/bundle-duplicate-fullurl.json", R4_OLD + "bundle-F1.json")
