@@ -2,6 +2,7 @@
  * in-process receiving gateway (the project's own HTTP server with the dev
  * PKI's gateway2 certificate) on one libevent loop. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,9 @@
 #define MAX_SEEN     64
 
 static char dir[64];
+/* Where the receiver listens and the host name the sender's route uses. */
+static const char *rcv_address = "127.0.0.1";
+static const char *route_host = "localhost";
 
 /* The receiving gateway: answers by script and records what arrives. */
 struct receiver {
@@ -150,7 +154,7 @@ receiver_start(struct fixture *fx)
 {
 	static const char fmt[] =
 	    "[organisation]\nura = " RECEIVER_URA "\nname = B\n"
-	    "[listen]\naddress = 127.0.0.1\nport = %u\n"
+	    "[listen]\naddress = %s\nport = %u\n"
 	    "certificate = %s/gateway2.crt\nkey = %s/gateway2.key\n"
 	    "trust = %s/uzi-server-ca.pem\nenvironment = test\n"
 	    "[admin]\nport = 0\n"
@@ -165,7 +169,8 @@ receiver_start(struct fixture *fx)
 	};
 	struct http_route none[] = {{NULL, NULL, 0, 0, NULL, NULL}};
 
-	snprintf(text, sizeof(text), fmt, free_port(), dir, dir, dir, dir);
+	snprintf(text, sizeof(text), fmt, rcv_address, free_port(), dir, dir,
+		 dir, dir);
 	r->cfg = load_config("b.conf", text);
 	assert_int_equal(tls_server_ctx_new(r->cfg, &r->ctx, err, sizeof(err)),
 			 GW_OK);
@@ -217,11 +222,12 @@ sender_config(struct fixture *fx, const char *delivery, const char *peer)
 	    "[delivery]\nbackoff_min = 100ms\nbackoff_max = 400ms\n"
 	    "timeout = 3s\n%s\n"
 	    "[peer " RECEIVER_URA "]\n"
-	    "endpoint = https://localhost:%u/fhir\n%s\n";
+	    "endpoint = https://%s:%u/fhir\n%s\n";
 	char text[4096];
 
 	snprintf(text, sizeof(text), fmt, dir, dir, dir, dir,
-		 delivery ? delivery : "", fx->rcv.port, peer ? peer : "");
+		 delivery ? delivery : "", route_host, fx->rcv.port,
+		 peer ? peer : "");
 	config_free(fx->cfg);
 	fx->cfg = load_config("a.conf", text);
 }
@@ -568,6 +574,50 @@ test_connection_refused_is_temporary(void **state)
 	store_rows_free(r, 1);
 }
 
+/* The route's host must be named by the server certificate (localhost
+ * and 127.0.0.1 in the dev PKI): 127.0.0.2 is refused, the IP works. */
+static void
+test_host_name_checked(void **state)
+{
+	struct fixture *fx = *state;
+	const char *id;
+	struct store_row *r;
+
+	receiver_stop(fx);
+	memset(&fx->rcv, 0, sizeof(fx->rcv));
+	rcv_address = "127.0.0.2";
+	receiver_start(fx);
+	rcv_address = "127.0.0.1";
+	route_host = "127.0.0.2";
+	sender_config(fx, NULL, NULL);
+	route_host = "localhost";
+	id = queue_one(fx, "patient-h");
+	start(fx);
+	expect_state(fx, id, STORE_DUE, 1, 5000);
+	r = row_of(fx, id);
+	assert_non_null(r->last_error);
+	if (strstr(r->last_error, "127.0.0.2") == NULL)
+		fail_msg("got error %s, want a host name mismatch",
+			 r->last_error);
+	store_rows_free(r, 1);
+	assert_int_equal(fx->rcv.nseen, 0);
+}
+
+static void
+test_ip_route_accepted(void **state)
+{
+	struct fixture *fx = *state;
+	const char *id;
+
+	route_host = "127.0.0.1";
+	sender_config(fx, NULL, NULL);
+	route_host = "localhost";
+	id = queue_one(fx, "patient-i");
+	start(fx);
+	expect_state(fx, id, STORE_DELIVERED, 1, 5000);
+	assert_int_equal(fx->rcv.nseen, 1);
+}
+
 /* Stopping with a transfer in flight leaves its row due, not lost. */
 static void
 test_stop_returns_inflight_to_due(void **state)
@@ -631,6 +681,10 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_connection_refused_is_temporary, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_host_name_checked, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_ip_route_accepted, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_returns_inflight_to_due,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrency_limit, setup,
@@ -641,6 +695,8 @@ main(void)
 	int rc;
 
 	log_init(LOG_TO_STDERR, getenv("PZPGW_DEBUG") != NULL, "test_deliver");
+	/* As the daemon does: a peer closing a connection is no signal. */
+	signal(SIGPIPE, SIG_IGN);
 	snprintf(dir, sizeof(dir), "/tmp/pzpgw-deliver-XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return 1;
