@@ -199,3 +199,46 @@ def test_low_disk_refuses_with_503(pki, tmp_path):
         assert st == 503 and "disk" in text
     finally:
         g.stop()
+
+
+def signed_by(pki, tmp_path, msg, who):
+    """msg signed with organisation who's key by the pzpgw CLI."""
+    src = tmp_path / "unsigned.json"
+    src.write_text(json.dumps(msg))
+    out = subprocess.run([gw.BINARY, "sign", "--key",
+                          os.path.join(pki, who + ".key"), "--cert",
+                          os.path.join(pki, who + ".crt"), str(src)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def test_signed_message_from_a_gateway_is_verified(gateway, pki, tmp_path):
+    # The hospital's own signature binds it to its TLS identity: accepted.
+    msg = signed_by(pki, tmp_path, message(HOSPITAL, [GP1]), "hospital")
+    status, headers, oo = post(gateway, msg)
+    assert status == 202, oo
+    stored = store_show(gateway, headers["x-message-id"])
+    # A verified signature of the sending organisation is kept as is.
+    import base64
+    assert stored["jws"] == base64.b64decode(
+        msg["signature"]["data"]).decode()
+
+
+def test_signature_of_another_organisation_is_401(gateway, pki, tmp_path):
+    msg = signed_by(pki, tmp_path, message(HOSPITAL, [GP1]), "gp2")
+    status, _, oo = post(gateway, msg)
+    assert status == 401
+    issue = oo["issue"][0]
+    assert issue["code"] == "security"
+    assert "'ura'" in issue["diagnostics"]
+    assert "event=audit action=reject_signature" in gateway.log_text()
+
+
+def test_tampered_signed_message_is_422(gateway, pki, tmp_path):
+    msg = signed_by(pki, tmp_path, message(HOSPITAL, [GP1]), "hospital")
+    patient = next(e["resource"] for e in msg["entry"]
+                   if e["resource"]["resourceType"] == "Patient")
+    patient["birthDate"] = "1901-01-01"
+    status, _, oo = post(gateway, msg)
+    assert status == 422
+    assert "'signature'" in oo["issue"][0]["diagnostics"]
