@@ -7,6 +7,7 @@
 #
 # usage: sh bench/bench_deliver.sh PZPGW_BINARY
 # env: BENCH_MESSAGES (3000), BENCH_DELIVER (2000), BENCH_CONC (32),
+# BENCH_PEER_CONC (32, deliveries in parallel to B),
 # BENCH_KEEP=1 keeps the work directory (logs, stores).
 set -eu
 
@@ -78,7 +79,7 @@ allow = pull
 endpoint = https://localhost:$bport/fhir
 server_ura = 90000009
 allow = pull
-concurrency = 8"
+concurrency = ${BENCH_PEER_CONC:-32}"
 conf b 90000009 gateway2 "$bport" "[peer 90000001]
 allow = push
 [peer 90000004]
