@@ -545,6 +545,24 @@ def test_send_cli_with_status(pki, tmp_path):
         assert header["sender"]["identifier"]["value"] == HOSPITAL
         assert header["destination"][0]["receiver"]["identifier"][
             "value"] == GP1
+        # --event updated; a prepared message Bundle goes as it is.
+        r = subprocess.run(base + ["--to", GP1, "--event", "updated", F1],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        ident, body = message([GP1], 3)
+        prepared = tmp_path / "message.json"
+        prepared.write_bytes(body)
+        r = subprocess.run(base + [str(prepared)], capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+        mid = [ln.split()[1] for ln in r.stdout.splitlines()
+               if ln.startswith("message ")][0]
+        gw.wait_for(lambda: rcv.count() == 3, timeout=10, what="delivery")
+        events = [b["entry"][0]["resource"]["eventCoding"]["code"]
+                  for b in rcv.bodies()]
+        assert events == ["pzp-shared", "pzp-updated", "pzp-shared"]
+        assert rcv.bodies()[2]["identifier"]["value"] == ident
+        assert rcv.received[2].headers.get("X-Request-Id") == mid
         # No route: 422 with the diagnostics, exit 1.
         r = subprocess.run(base + ["--to", "91234567", F1],
                            capture_output=True, text=True)
