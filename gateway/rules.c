@@ -436,6 +436,17 @@ rs_code_cmp(const void *pa, const void *pb)
 	return c != 0 ? c : rs_strcmp0(a->code, b->code);
 }
 
+/* Sort order of expansions: (system, code), then display so that the
+ * output does not depend on the qsort implementation. */
+static int
+rs_code_sort_cmp(const void *pa, const void *pb)
+{
+	const struct rules_code *a = pa, *b = pb;
+	int c = rs_code_cmp(pa, pb);
+
+	return c != 0 ? c : rs_strcmp0(a->display, b->display);
+}
+
 bool
 rules_valueset_has(const struct rules_valueset *vs, const char *system,
 		   const char *code)
@@ -1907,7 +1918,7 @@ rs_compile_vs(struct rules_set *set, size_t idx)
 		goto out;
 	/* sort, drop excluded and duplicate codes */
 	if (c.n > 1)
-		qsort(c.v, c.n, sizeof(*c.v), rs_code_cmp);
+		qsort(c.v, c.n, sizeof(*c.v), rs_code_sort_cmp);
 	if (c.n > 0 &&
 	    (vs->codes = rs_alloc(set, c.n * sizeof(*c.v))) == NULL) {
 		err = GW_NOMEM;
