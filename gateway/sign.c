@@ -2,6 +2,7 @@
  * PZP-JWS signing and verification with OpenSSL: key loading through the
  * store API, detached JWS over canonical FHIR JSON, chain/CRL/URA checks.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +47,24 @@ struct sign_key {
 	char thumb[48]; /* x5t#S256, also the kid */
 };
 
+/* Certificates seen in x5c headers, parsed once: a peer sends the same
+ * chain with every message, and parsing is the costliest step of a
+ * verification after the signatures themselves. */
+#define SIGN_CACHE 32
+
+struct sign_cached {
+	unsigned char md[SHA256_DIGEST_LENGTH]; /* of the DER bytes */
+	X509 *cert;
+	int ura_state; /* 0 unknown, 1 ura holds it, -1 none */
+	char ura[CONFIG_URA_LEN + 1];
+};
+
 struct sign_trust {
 	X509_STORE *store;
 	bool have_crl;
+	pthread_mutex_t lock; /* guards the cache */
+	struct sign_cached cache[SIGN_CACHE];
+	unsigned next; /* slot to replace next */
 };
 
 static const char *const sign_alg_names[] = {
@@ -886,11 +902,15 @@ sign_trust_new(const char *anchors, const char *const *crls, size_t ncrl,
 	int before;
 
 	*out = NULL;
-	if ((t = calloc(1, sizeof(*t))) == NULL ||
-	    (t->store = X509_STORE_new()) == NULL) {
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		goto nomem;
+	if (pthread_mutex_init(&t->lock, NULL) != 0) {
 		free(t);
-		snprintf(errbuf, errlen, "out of memory");
-		return GW_NOMEM;
+		goto nomem;
+	}
+	if ((t->store = X509_STORE_new()) == NULL) {
+		sign_trust_free(t);
+		goto nomem;
 	}
 	if ((err = sign_check_file("trust anchors", anchors, false, errbuf,
 				   errlen)) != GW_OK)
@@ -922,6 +942,9 @@ fail:
 	sign_trust_free(t);
 	ERR_clear_error();
 	return err;
+nomem:
+	snprintf(errbuf, errlen, "out of memory");
+	return GW_NOMEM;
 }
 
 void
@@ -929,8 +952,88 @@ sign_trust_free(struct sign_trust *trust)
 {
 	if (trust == NULL)
 		return;
+	for (size_t i = 0; i < SIGN_CACHE; i++)
+		X509_free(trust->cache[i].cert);
+	pthread_mutex_destroy(&trust->lock);
 	X509_STORE_free(trust->store);
 	free(trust);
+}
+
+/* The cache lives in a shared, otherwise read-only trust object; it has
+ * its own lock, so verifications through a const pointer may fill it. */
+static struct sign_trust *
+sign_trust_mut(const struct sign_trust *trust)
+{
+	return (struct sign_trust *)(uintptr_t)trust;
+}
+
+/* A certificate parsed from len DER bytes (all of them), from the cache
+ * when seen before. New reference, NULL when not a certificate. */
+static X509 *
+sign_cert_parse(const struct sign_trust *ctrust, const unsigned char *der,
+		size_t len)
+{
+	struct sign_trust *t = sign_trust_mut(ctrust);
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	const unsigned char *p = der;
+	struct sign_cached *slot;
+	X509 *c = NULL;
+
+	SHA256(der, len, md);
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < SIGN_CACHE && c == NULL; i++)
+		if (t->cache[i].cert != NULL &&
+		    memcmp(t->cache[i].md, md, sizeof(md)) == 0 &&
+		    X509_up_ref(t->cache[i].cert) == 1)
+			c = t->cache[i].cert;
+	pthread_mutex_unlock(&t->lock);
+	if (c != NULL)
+		return c;
+	if ((c = d2i_X509(NULL, &p, (long)len)) == NULL || p != der + len) {
+		X509_free(c);
+		ERR_clear_error();
+		return NULL;
+	}
+	pthread_mutex_lock(&t->lock);
+	slot = &t->cache[t->next++ % SIGN_CACHE];
+	X509_free(slot->cert);
+	memset(slot, 0, sizeof(*slot));
+	if (X509_up_ref(c) == 1) {
+		memcpy(slot->md, md, sizeof(md));
+		slot->cert = c;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return c;
+}
+
+/* The URA of cert, remembered with a cached certificate. */
+static enum gw_err
+sign_cert_ura(const struct sign_trust *ctrust, X509 *cert,
+	      char ura[CONFIG_URA_LEN + 1])
+{
+	struct sign_trust *t = sign_trust_mut(ctrust);
+	enum gw_err err = GW_NOTFOUND;
+	int state = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < SIGN_CACHE; i++)
+		if (t->cache[i].cert == cert) {
+			state = t->cache[i].ura_state;
+			util_strlcpy(ura, t->cache[i].ura, CONFIG_URA_LEN + 1);
+		}
+	pthread_mutex_unlock(&t->lock);
+	if (state != 0)
+		return state > 0 ? GW_OK : GW_NOTFOUND;
+	err = tls_cert_ura(cert, ura);
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < SIGN_CACHE; i++)
+		if (t->cache[i].cert == cert) {
+			t->cache[i].ura_state = err == GW_OK ? 1 : -1;
+			util_strlcpy(t->cache[i].ura, err == GW_OK ? ura : "",
+				     sizeof(t->cache[i].ura));
+		}
+	pthread_mutex_unlock(&t->lock);
+	return err;
 }
 
 /* ---- verification ---- */
@@ -1417,20 +1520,14 @@ sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
 	json_array_foreach(x5c, i, v)
 	{
 		struct buf der;
-		const unsigned char *p;
 		X509 *c = NULL;
 		buf_init(&der, 64 * 1024);
 		if (json_is_string(v) &&
 		    b64_decode(json_string_value(v), json_string_length(v),
-			       false, &der) == GW_OK) {
-			p = (const unsigned char *)der.data;
-			c = d2i_X509(NULL, &p, (long)der.len);
-			if (c != NULL &&
-			    p != (const unsigned char *)der.data + der.len) {
-				X509_free(c);
-				c = NULL;
-			}
-		}
+			       false, &der) == GW_OK)
+			c = sign_cert_parse(opts->trust,
+					    (const unsigned char *)der.data,
+					    der.len);
 		buf_cleanup(&der);
 		if (c == NULL || !sk_X509_push(certs, c)) {
 			X509_free(c);
@@ -1523,7 +1620,7 @@ sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
 	}
 
 	/* Identity: the certificate's URA is who signed. */
-	if (tls_cert_ura(leaf, ura) != GW_OK) {
+	if (sign_cert_ura(opts->trust, leaf, ura) != GW_OK) {
 		sign_fail(res, SIGN_CHECK_URA,
 			  "signer certificate carries no URA");
 		goto done;
