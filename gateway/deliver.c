@@ -134,6 +134,43 @@ deliver_peers_free(struct deliver_peer *peers, size_t n)
 	free(peers);
 }
 
+/* Length of the scheme://host:port part of url. */
+static size_t
+deliver_origin_len(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	p = p != NULL ? strchr(p + 3, '/') : NULL;
+	return p != NULL ? (size_t)(p - url) : strlen(url);
+}
+
+/*
+ * Connections are pooled per host and port and the server's URA is
+ * checked when one is made: two routes to one server that expect
+ * different URAs would share connections. Say so (a configuration
+ * mistake: one server has one certificate).
+ */
+static void
+deliver_check_shared(const struct deliver_peer *peers, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t li = deliver_origin_len(peers[i].url);
+
+		for (size_t k = i + 1; k < n; k++)
+			if (li == deliver_origin_len(peers[k].url) &&
+			    strncmp(peers[i].url, peers[k].url, li) == 0 &&
+			    strcmp(peers[i].server_ura, peers[k].server_ura) !=
+				0)
+				log_warnx("event=delivery_route_conflict "
+					  "peer=%s other=%s server_ura=%s "
+					  "other_server_ura=%s reason=\"one "
+					  "server, two expected URAs\"",
+					  peers[i].ura, peers[k].ura,
+					  peers[i].server_ura,
+					  peers[k].server_ura);
+	}
+}
+
 /* The routes of cfg: every peer with an endpoint. Active counts are
  * carried over from the current table. */
 static enum gw_err
@@ -176,6 +213,7 @@ deliver_peers_build(struct deliver *d, const struct config *cfg,
 			p->active = old->active;
 		n++;
 	}
+	deliver_check_shared(peers, n);
 	*out = peers;
 	*nout = n;
 	return GW_OK;
