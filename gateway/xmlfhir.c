@@ -23,6 +23,7 @@ struct xf_ctx {
 
 struct xf {
 	const struct rules_set *set;
+	unsigned flags;
 	struct fj_doc *doc;
 	char *err;
 	size_t errlen;
@@ -34,6 +35,7 @@ struct xf_info {
 	bool known;
 	bool array;
 	const char *type; /* type code, NULL when unknown */
+	size_t order;	  /* index of the definition in its structure */
 	struct xf_ctx child;
 };
 
@@ -203,6 +205,7 @@ xf_lookup(const struct xf *x, const struct xf_ctx *ctx, const char *name,
 			return;
 	}
 	info->known = true;
+	info->order = (size_t)(e - ctx->st->elements);
 	info->array = e->base_max > 1;
 	info->type = type;
 	if (e->content_ref != NULL) {
@@ -372,6 +375,8 @@ static void
 xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 	    const struct xf_ctx *ctx, int depth)
 {
+	size_t last = 0;
+
 	for (const xmlNode *c = n->children; c && x->rc == GW_OK; c = c->next) {
 		const char *name = (const char *)c->name;
 		struct xf_info info;
@@ -404,6 +409,18 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 		xf_lookup(x, ctx, name, &info);
 		if (!info.known)
 			info.array = xf_guess_array(name);
+		if (info.known && (x->flags & XMLFHIR_STRICT_ORDER)) {
+			/* FHIR XML keeps the order of the definitions */
+			if (info.order < last) {
+				char msg[160];
+
+				snprintf(msg, sizeof(msg),
+					 "element %s out of order", name);
+				xf_fail(x, GW_PARSE, c, msg);
+				return;
+			}
+			last = info.order;
+		}
 		if (xf_is_resource_type(x, info.type)) {
 			/* a contained resource: one child element */
 			const xmlNode *r = c->children;
@@ -567,7 +584,16 @@ enum gw_err
 xmlfhir_to_fjson(const char *xml, size_t len, const struct rules_set *set,
 		 struct fj_doc **out, char *err, size_t errlen)
 {
-	struct xf x = {.set = set, .err = err, .errlen = errlen};
+	return xmlfhir_to_fjson_flags(xml, len, set, 0, out, err, errlen);
+}
+
+enum gw_err
+xmlfhir_to_fjson_flags(const char *xml, size_t len, const struct rules_set *set,
+		       unsigned flags, struct fj_doc **out, char *err,
+		       size_t errlen)
+{
+	struct xf x = {
+	    .set = set, .flags = flags, .err = err, .errlen = errlen};
 	xmlDoc *xd = NULL;
 	xmlNode *root;
 	struct fj_node *r;

@@ -26,4 +26,18 @@ enum gw_err xmlfhir_to_fjson(const char *xml, size_t len,
 			     const struct rules_set *set, struct fj_doc **out,
 			     char *err, size_t errlen);
 
+/*
+ * Flags of xmlfhir_to_fjson_flags. XMLFHIR_STRICT_ORDER: an element out of
+ * the order of its definitions is a GW_PARSE error ("element X out of
+ * order"), as FHIR XML requires (the 531 published zib2017/zib2020
+ * conformance XML files all pass it).
+ */
+#define XMLFHIR_STRICT_ORDER 0x1u
+
+/* xmlfhir_to_fjson with flags (XMLFHIR_*). */
+enum gw_err xmlfhir_to_fjson_flags(const char *xml, size_t len,
+				   const struct rules_set *set, unsigned flags,
+				   struct fj_doc **out, char *err,
+				   size_t errlen);
+
 #endif

@@ -738,6 +738,30 @@ test_xml_instance(void **state)
 	assert_int_equal(fj_dump(doc->root, FJ_CANONICAL, &b), GW_OK);
 	if (strcmp(b.data, want) != 0)
 		fail_msg("got  %s\nwant %s", b.data, want);
+	/* it is in the definitions' order */
+	fj_doc_free(doc);
+	assert_int_equal(xmlfhir_to_fjson_flags(xml, strlen(xml), r4,
+						XMLFHIR_STRICT_ORDER, &doc, err,
+						sizeof(err)),
+			 GW_OK);
+	{
+		static const char swapped[] =
+		    "<Patient xmlns=\"http://hl7.org/fhir\">"
+		    "<birthDate value=\"1950-02-03\"/><active value=\"true\"/>"
+		    "</Patient>";
+		struct fj_doc *d2 = NULL;
+
+		assert_int_equal(xmlfhir_to_fjson_flags(swapped,
+							strlen(swapped), r4,
+							XMLFHIR_STRICT_ORDER,
+							&d2, err, sizeof(err)),
+				 GW_PARSE);
+		assert_non_null(strstr(err, "active out of order"));
+		assert_int_equal(xmlfhir_to_fjson(swapped, strlen(swapped), r4,
+						  &d2, err, sizeof(err)),
+				 GW_OK);
+		fj_doc_free(d2);
+	}
 	/* positions are XML lines */
 	assert_int_equal(fj_get(doc->root, "birthDate")->line, 10);
 	assert_null(fj_get(doc->root, "gender"));
