@@ -639,6 +639,61 @@ test_invariants(void **state)
 }
 
 static void
+test_narrative(void **state)
+{
+	static const struct {
+		const char *div;
+		bool ok;
+	} cases[] = {
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><p>caf&eacute;"
+	     "&nbsp;<b>x</b> &amp; <a href=\\\"#a\\\">y</a></p></div>",
+	     true},
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><img "
+	     "src=\\\"a.png\\\" alt=\\\"\\\"/></div>",
+	     true},
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><p>&bogus;</p>"
+	     "</div>",
+	     false},
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><p>x</pa>"
+	     "</div>",
+	     false},
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"> </div>", false},
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtmlx\\\">x</div>", false},
+	    {"<div>x</div>", false},
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><script>x"
+	     "</script></div>",
+	     false},
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><p "
+	     "onClick=\\\"x()\\\">x</p></div>",
+	     false},
+	};
+	char doc[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o;
+
+		snprintf(doc, sizeof(doc),
+			 "{\"resourceType\":\"List\",\"status\":\"current\","
+			 "\"mode\":\"working\",\"text\":{\"status\":"
+			 "\"generated\",\"div\":\"%s\"}}",
+			 cases[i].div);
+		o = run_text(S.vr4, doc, NULL);
+		if ((fhir_outcome_errors(o) == 0) != cases[i].ok) {
+			print_issues("narrative", o);
+			fail_msg("%s: got %s, want %s", cases[i].div,
+				 fhir_outcome_errors(o) == 0 ? "valid"
+							     : "invalid",
+				 cases[i].ok ? "valid" : "invalid");
+		}
+		if (!cases[i].ok)
+			assert_int_equal(
+			    count_issues(o, "error", NULL, "List.text.div"), 1);
+		json_decref(o);
+	}
+}
+
+static void
 test_api_errors(void **state)
 {
 	json_t *notoutcome = json_object();
@@ -670,6 +725,7 @@ main(void)
 	    cmocka_unit_test(test_parse_errors),
 	    cmocka_unit_test(test_xml_input),
 	    cmocka_unit_test(test_invariants),
+	    cmocka_unit_test(test_narrative),
 	    cmocka_unit_test(test_api_errors),
 	};
 
