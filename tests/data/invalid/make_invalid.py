@@ -417,6 +417,28 @@ def _(d):
     d["type"] = "batch"
 
 
+@case("stu3/verification-missing.json", STU3 + "converted-Consent-ACP-TreatmentDirective-Other-Pat1.json")
+def _(d):
+    d["extension"] = [e for e in d["extension"]
+                      if not e["url"].endswith("zib-TreatmentDirective-Verification")]
+
+
+@case("stu3/unknown-extension.json", STU3 + "converted-Observation-ACP-SpecificCareWishes-Pat1.json")
+def _(d):
+    d.setdefault("extension", []).append(
+        {"url": "https://example.invalid/fhir/StructureDefinition/unknown", "valueString": "x"})
+
+
+@case("stu3/gender-not-in-valueset.json", STU3 + "converted-Patient-ACP-Patient-HendrikHartman-Pat1.json")
+def _(d):
+    d["gender"] = "man"
+
+
+@case("stu3/bad-reference-type.json", STU3 + "converted-Goal-ACP-MedicalPolicyGoal-Pat1.json")
+def _(d):
+    d["subject"]["reference"] = "Device/x"
+
+
 def main():
     for name, src, fn in CASES:
         d = copy.deepcopy(load(src))
