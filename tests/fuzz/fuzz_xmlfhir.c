@@ -41,8 +41,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256];
 	struct buf b;
 
-	if (xmlfhir_to_fjson((const char *)data, size, set, &doc, err,
-			     sizeof(err)) != GW_OK) {
+	/* both modes: strict element order on odd sizes */
+	if (xmlfhir_to_fjson_flags((const char *)data, size, set,
+				   (size & 1) ? XMLFHIR_STRICT_ORDER : 0, &doc,
+				   err, sizeof(err)) != GW_OK) {
 		if (doc != NULL)
 			abort();
 		return 0;
