@@ -1,5 +1,6 @@
 /* Unit tests for PZP-JWS: sign/verify round trips with the development
  * PKI (EC and RSA), and every check that must fail. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -724,6 +725,55 @@ test_key_loading(void **state)
 	sign_key_free(k);
 }
 
+struct verify_job {
+	const struct env *e;
+	const struct fj_node *ok, *bad;
+	int failures;
+};
+
+static void *
+verify_thread(void *arg)
+{
+	struct verify_job *j = arg;
+	struct sign_verify_opts o = {j->e->trust_crl, "90000002", 300, 0};
+	struct sign_result r;
+
+	for (int i = 0; i < 40; i++) {
+		const struct fj_node *b = i % 2 ? j->bad : j->ok;
+		enum gw_err err = sign_verify(b, NULL, &o, &r);
+		if ((i % 2 == 0) != (err == GW_OK) ||
+		    (i % 2 == 0 && strcmp(r.ura, "90000002") != 0))
+			j->failures++;
+		sign_result_cleanup(&r);
+	}
+	return NULL;
+}
+
+/* One trust object (and its certificate cache) shared by threads. */
+static void
+test_concurrent_verify(void **state)
+{
+	struct env *e = *state;
+	struct fj_doc *ok =
+	    signed_doc(e, "bundle-small.json", "hospital", SIGN_FHIR_R4, 0);
+	struct fj_doc *bad =
+	    signed_doc(e, "bundle-small.json", "gp1", SIGN_FHIR_R4, 0);
+	struct verify_job jobs[4];
+	pthread_t th[4];
+
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (struct verify_job){e, ok->root, bad->root, 0};
+		assert_int_equal(
+		    pthread_create(&th[i], NULL, verify_thread, &jobs[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(jobs[i].failures, 0);
+	}
+	fj_doc_free(ok);
+	fj_doc_free(bad);
+}
+
 static void
 test_time_parse(void **state)
 {
@@ -756,6 +806,7 @@ main(void)
 	    cmocka_unit_test(test_identity_failures),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_key_loading),
+	    cmocka_unit_test(test_concurrent_verify),
 	};
 	const struct CMUnitTest plain[] = {
 	    cmocka_unit_test(test_time_parse),
