@@ -158,7 +158,11 @@ enum gw_err rules_load_dir(struct rules_set *set, const char *dir, char *errbuf,
  * Add FHIR conformance resources from path (a JSON or XML file, a Bundle
  * of them, or a directory of such files): StructureDefinitions (snapshots
  * generated from differentials along the base chain when missing),
- * ValueSets and CodeSystems. Returns as rules_load_dir.
+ * ValueSets and CodeSystems (used to expand value sets). Bases may be in
+ * the set already or anywhere under path. A URL already in the set keeps
+ * its first definition. In a directory (searched 4 levels deep, *.json
+ * and *.xml, name order) files that are not FHIR are passed over; a
+ * single file that does not parse is GW_PARSE. Returns as rules_load_dir.
  */
 enum gw_err rules_add_path(struct rules_set *set, const char *path,
 			   char *errbuf, size_t errlen);
