@@ -635,3 +635,37 @@ def test_disk_threshold_refuses_then_recovers(pki, tmp_path):
             rcv.stop()
         if subprocess.run(["umount", mnt]).returncode != 0:
             subprocess.run(["umount", "-l", mnt])
+
+
+def test_sighup_changes_routes(pki, tmp_path):
+    busy = [True]
+    rcv = fake(pki, lambda r: (503, {"Retry-After": "1"},
+                               outcome("transient", "busy"))
+               if busy[0] else (200, {}, b"{}"))
+    a = gateway_a(pki, tmp_path, {GP1: (rcv.port, B_URA)})
+    try:
+        start_a(a)
+        assert Poster(a).post(message([GP1])[1])[0] == 202
+        gw.wait_for(lambda: a_rows(a)[0]["attempts"] >= 1, timeout=10,
+                    what="first attempt")
+        # The route goes away: the row waits, and the gateway says so.
+        route = a.sections.pop("peer " + GP1)
+        a.write_config()
+        a.send_signal(signal.SIGHUP)
+        gw.wait_for(lambda: "event=delivery_no_route receiver=" + GP1
+                    in a.log_text(), timeout=15, what="no-route warning")
+        busy[0] = False
+        time.sleep(1.5)
+        assert a_rows(a)[0]["state"] == "due"
+        assert rcv.count() == 1
+        # The route comes back: delivered.
+        a.sections["peer " + GP1] = route
+        a.write_config()
+        a.send_signal(signal.SIGHUP)
+        gw.wait_for(lambda: settled(a), timeout=10, what="delivery")
+        assert a_rows(a)[0]["state"] == "delivered"
+        assert rcv.count() == 2
+        assert a.log_text().count("event=delivery_reconfigured") == 2
+    finally:
+        a.stop()
+        rcv.stop()
