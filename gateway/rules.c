@@ -832,8 +832,20 @@ rs_element_from_json(struct rules_set *set, const struct fj_node *ed,
 			*has |= RS_HAS_PATTERN;
 			if ((out->pattern = rs_copy_member(set, n)) == NULL)
 				return GW_NOMEM;
+		} else if (rs_is_choice(n, "minValue")) {
+			*has |= RS_HAS_MINVALUE;
+			if ((out->min_value = rs_copy_member(set, n)) == NULL)
+				return GW_NOMEM;
+		} else if (rs_is_choice(n, "maxValue")) {
+			*has |= RS_HAS_MAXVALUE;
+			if ((out->max_value = rs_copy_member(set, n)) == NULL)
+				return GW_NOMEM;
 		}
 	}
+	if (rs_get_uint(ed, "maxLength", &out->max_length))
+		*has |= RS_HAS_MAXLENGTH;
+	if (out->max_length == RULES_UNBOUNDED)
+		out->max_length = 0; /* "*" is not a length */
 	if ((bind = fj_get(ed, "binding")) != NULL) {
 		const char *st = fj_get_str(bind, "strength");
 		const char *vs = fj_get_str(bind, "valueSet");

@@ -104,6 +104,11 @@ struct rules_element {
 	size_t nconstraints;
 	bool is_modifier;
 	bool must_support;
+	/* minValue[x] / maxValue[x] member nodes or NULL; max_length 0 when
+	 * not set */
+	const struct fj_node *min_value;
+	const struct fj_node *max_value;
+	uint32_t max_length;
 };
 
 /* A compiled StructureDefinition with its full snapshot. */

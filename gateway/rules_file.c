@@ -5,7 +5,7 @@
  * A file is UTF-8 text, one record per line, fields separated by tabs.
  * The first line is the header, then tables, then records that refer to
  * table entries by 0-based index ("-" for none):
- *   pzpgw-rules 1 FHIR PACKAGE nstr nval ntype ntlist ncons nclist
+ *   pzpgw-rules 2 FHIR PACKAGE nstr nval ntype ntlist ncons nclist
  *               nslice nstruct nvs
  *   s TEXT            string (\\ \t \n \r escaped); all strings below
  *                     are string indexes
@@ -20,9 +20,10 @@
  *   S URL VERSION NAME TYPE KIND BASE FLAGS NELEMENTS   a structure
  *                     (FLAGS bit 0 abstract, bit 1 constraint)
  *   e ID PATH SLICE MIN MAX BASEMAX TYPES CREF FIXED PATTERN STRENGTH
- *     VALUESET SLICING CONSTRAINTS FLAGS    an element of the structure
- *                     above (MAX "*" unbounded; STRENGTH n|r|e|p|x;
- *                     FLAGS bit 0 modifier, bit 1 mustSupport)
+ *     VALUESET SLICING CONSTRAINTS FLAGS MINVALUE MAXVALUE MAXLENGTH
+ *                     an element of the structure above (MAX "*"
+ *                     unbounded; STRENGTH n|r|e|p|x; FLAGS bit 0
+ *                     modifier, bit 1 mustSupport; MAXLENGTH 0 none)
  *   V URL VERSION COMPLETE EXPANSION NCODES   a value set
  *   k SYSTEM CODE DISPLAY                     a code of the value set
  */
@@ -35,7 +36,7 @@
 #include "util.h"
 
 #define RF_MAGIC   "pzpgw-rules"
-#define RF_VERSION 1
+#define RF_VERSION 2
 /* Largest rule file accepted. */
 #define RF_MAX_FILE (64u * 1024 * 1024)
 
@@ -284,9 +285,13 @@ rf_element(struct rf_writer *w, const struct rules_element *e)
 	rf_sref(w, &w->body, e->valueset);
 	rf_slicing(w, e->slicing);
 	rf_constraints(w, e);
-	if (buf_printf(&w->body, "\t%d\n",
+	if (buf_printf(&w->body, "\t%d",
 		       (e->is_modifier ? 1 : 0) | (e->must_support ? 2 : 0)) !=
 	    GW_OK)
+		w->oom = true;
+	rf_value(w, e->min_value);
+	rf_value(w, e->max_value);
+	if (buf_printf(&w->body, "\t%u\n", (unsigned)e->max_length) != GW_OK)
 		w->oom = true;
 }
 
@@ -838,7 +843,7 @@ rf_element_line(struct rf_reader *r, char **f, size_t nf,
 	size_t i, flags;
 	bool ok = true;
 
-	if (nf != 16)
+	if (nf != 19)
 		RF_FAIL(r, GW_PARSE, "bad element");
 	e->id = rf_str(r, f[1], &ok);
 	e->path = rf_str(r, f[2], &ok);
@@ -877,6 +882,14 @@ rf_element_line(struct rf_reader *r, char **f, size_t nf,
 		RF_FAIL(r, GW_PARSE, "bad element flags");
 	e->is_modifier = (flags & 1) != 0;
 	e->must_support = (flags & 2) != 0;
+	if (!rf_idx(r, f[16], RF_VAL, true, &i))
+		return;
+	e->min_value = i == SIZE_MAX ? NULL : r->val[i];
+	if (!rf_idx(r, f[17], RF_VAL, true, &i))
+		return;
+	e->max_value = i == SIZE_MAX ? NULL : r->val[i];
+	if (!rf_u32(f[18], &e->max_length) || e->max_length == RULES_UNBOUNDED)
+		RF_FAIL(r, GW_PARSE, "bad maxLength");
 }
 
 /* Next line of text (in place), NULL at the end. */
@@ -899,13 +912,13 @@ static void
 rf_body(struct rf_reader *r, char *pos, char *end)
 {
 	struct rules_set *set = r->set;
-	char *line, *f[17];
+	char *line, *f[20];
 	size_t nf;
 
 	while (r->rc == GW_OK && (line = rf_next_line(&pos, end)) != NULL) {
 		r->lineno++;
-		nf = rf_fields(line, f, 16);
-		if (nf > 16 || f[0][0] == '\0' || f[0][1] != '\0')
+		nf = rf_fields(line, f, 19);
+		if (nf > 19 || f[0][0] == '\0' || f[0][1] != '\0')
 			RF_FAIL(r, GW_PARSE, "bad record");
 		switch (f[0][0]) {
 		case 's':
@@ -955,8 +968,8 @@ rf_body(struct rf_reader *r, char *pos, char *end)
 					RF_FAIL(r, GW_PARSE,
 						"missing elements");
 				r->lineno++;
-				nf = rf_fields(line, f, 16);
-				if (nf > 16 || strcmp(f[0], "e") != 0)
+				nf = rf_fields(line, f, 19);
+				if (nf > 19 || strcmp(f[0], "e") != 0)
 					RF_FAIL(r, GW_PARSE,
 						"expected an element");
 				rf_element_line(r, f, nf, &st->elements[k]);
@@ -1000,7 +1013,7 @@ rf_body(struct rf_reader *r, char *pos, char *end)
 				if ((line = rf_next_line(&pos, end)) == NULL)
 					RF_FAIL(r, GW_PARSE, "missing codes");
 				r->lineno++;
-				nf = rf_fields(line, f, 16);
+				nf = rf_fields(line, f, 19);
 				if (nf != 4 || strcmp(f[0], "k") != 0)
 					RF_FAIL(r, GW_PARSE, "expected a code");
 				c->system = rf_str(r, f[1], &ok);
@@ -1078,8 +1091,8 @@ rs_load_text(struct rules_set *set, char *text, size_t len, const char *name,
 	}
 	r.lineno = 1;
 	nf = rf_fields(line, f, 13);
-	if (nf != 13 || strcmp(f[0], RF_MAGIC) != 0 || strcmp(f[1], "1") != 0) {
-		rf_err(&r, GW_PARSE, "not a pzpgw rule file (version 1)");
+	if (nf != 13 || strcmp(f[0], RF_MAGIC) != 0 || strcmp(f[1], "2") != 0) {
+		rf_err(&r, GW_PARSE, "not a pzpgw rule file (version 2)");
 		return r.rc;
 	}
 	if (strcmp(f[2], set->fhir == RULES_R4 ? "r4" : "stu3") != 0) {

@@ -146,6 +146,9 @@ const struct fj_node *rs_copy_member(struct rules_set *set,
 #define RS_HAS_CONTENTREF  0x400u
 #define RS_HAS_SLICENAME   0x800u
 #define RS_HAS_ID	   0x1000u
+#define RS_HAS_MINVALUE	   0x2000u
+#define RS_HAS_MAXVALUE	   0x4000u
+#define RS_HAS_MAXLENGTH   0x8000u
 
 /*
  * Read one ElementDefinition (JSON model, R4 or STU3 form) into *out, all

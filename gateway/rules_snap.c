@@ -477,6 +477,12 @@ snap_merge(struct snap *s, struct rules_element *w,
 		w->fixed = d->fixed;
 	if (has & RS_HAS_PATTERN)
 		w->pattern = d->pattern;
+	if (has & RS_HAS_MINVALUE)
+		w->min_value = d->min_value;
+	if (has & RS_HAS_MAXVALUE)
+		w->max_value = d->max_value;
+	if (has & RS_HAS_MAXLENGTH)
+		w->max_length = d->max_length;
 	if (has & RS_HAS_BINDING) {
 		w->strength = d->strength;
 		if (d->valueset != NULL)

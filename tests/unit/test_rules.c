@@ -484,6 +484,14 @@ test_snapshot_generation(void **state)
 	card(e, 0, 1);
 	assert_int_equal(e->base_max, RULES_UNBOUNDED);
 	assert_non_null(e->pattern);
+	/* maxLength below a datatype; min/max value on a type slice */
+	assert_int_equal(el(st, "Patient.name.family")->max_length, 70);
+	assert_int_equal(el(st, "Patient.name.given")->max_length, 0);
+	e = el(st, "Patient.multipleBirth[x]:multipleBirthInteger");
+	assert_string_equal(e->types[0].code, "integer");
+	value_is(e->min_value, "{\"minValueInteger\":1}");
+	value_is(e->max_value, "{\"maxValueInteger\":9}");
+	assert_null(el(st, "Patient.multipleBirth[x]")->min_value);
 	/* two datatype levels: Reference -> Identifier */
 	card(el(st, "Patient.managingOrganization.identifier.system"), 1, 1);
 	/* extension slice from the extension's own definition */
@@ -655,6 +663,9 @@ same_elements(const struct rules_structure *a, const struct rules_structure *b)
 		assert_int_equal(p->must_support, q->must_support);
 		assert_true((p->fixed == NULL) == (q->fixed == NULL));
 		assert_true((p->pattern == NULL) == (q->pattern == NULL));
+		assert_true((p->min_value == NULL) == (q->min_value == NULL));
+		assert_true((p->max_value == NULL) == (q->max_value == NULL));
+		assert_int_equal(p->max_length, q->max_length);
 		buf_init(&x, 1 << 16);
 		buf_init(&y, 1 << 16);
 		if (p->fixed != NULL) {
@@ -853,11 +864,11 @@ test_rule_file_roundtrip(void **state)
 	assert_int_equal(util_read_file(path, 1 << 24, &text, &len), GW_OK);
 	{
 		static const char *const bad[] = {
-		    "pzpgw-rules\t2\tr4\tlocal\t0\t0\t0\t0\t0\t0\t0\t0\t0\n",
-		    "pzpgw-rules\t1\tr4\tlocal\t1\t0\t0\t0\t0\t0\t0\t0\t0\n",
-		    "pzpgw-rules\t1\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t1\t0\n"
+		    "pzpgw-rules\t3\tr4\tlocal\t0\t0\t0\t0\t0\t0\t0\t0\t0\n",
+		    "pzpgw-rules\t2\tr4\tlocal\t1\t0\t0\t0\t0\t0\t0\t0\t0\n",
+		    "pzpgw-rules\t2\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t1\t0\n"
 		    "s\tu\nS\t0\t-\t-\t0\t-\t-\t0\t1\ne\t9\n",
-		    "pzpgw-rules\t1\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t0\t1\n"
+		    "pzpgw-rules\t2\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t0\t1\n"
 		    "s\tu\nV\t0\t-\t1\t-\t2\nk\t0\t0\t-\nk\t0\t0\t-\n",
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
