@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -52,6 +55,7 @@ struct http_conn {
 	struct http_req *current;
 	struct evhttp_connection *evcon;
 	enum conn_state state;
+	bool nodelay;	     /* TCP_NODELAY set on the socket */
 	uint64_t bytes_mark; /* raw bytes read when the last reply ended */
 	struct http_conn *prev, *next; /* in http_server.conns */
 };
@@ -765,6 +769,17 @@ on_request(struct evhttp_request *ev, void *arg)
 		}
 		req->has_peer = true;
 		req->conn = c;
+		/* Small replies must not wait for the client's delayed ACK
+		 * (Nagle): set once, when the socket first carries a request. */
+		if (!c->nodelay) {
+			int one = 1;
+			evutil_socket_t fd = bufferevent_getfd(bev);
+
+			if (fd >= 0)
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+					   sizeof(one));
+			c->nodelay = true;
+		}
 		c->state = CONN_BUSY;
 		c->current = req;
 		evtimer_del(c->deadline);
