@@ -1061,8 +1061,9 @@ utf16_cmp(const char *a, size_t alen, const char *b, size_t blen)
 		} else {
 			ub = UINT32_MAX;
 		}
-		if (ua == UINT32_MAX && ub == UINT32_MAX)
-			return 0;
+		/* A key that ends first sorts first ("id" < "identifier"). */
+		if (ua == UINT32_MAX || ub == UINT32_MAX)
+			return ua == ub ? 0 : ua == UINT32_MAX ? -1 : 1;
 		if (ua != ub)
 			return ua < ub ? -1 : 1;
 	}

@@ -85,6 +85,10 @@ test_canonical_key_order(void **state)
 			   "\"\xef\xac\xb3\":3}";
 
 	check_roundtrip(in, FJ_CANONICAL, want);
+	/* A key that is a prefix of another sorts first. */
+	check_roundtrip("{\"identifier\":1,\"id\":2,\"i\":3,\"\":4}",
+			FJ_CANONICAL,
+			"{\"\":4,\"i\":3,\"id\":2,\"identifier\":1}");
 }
 
 static void
