@@ -176,7 +176,8 @@ lint: deps
 	cppcheck --quiet --enable=warning,performance,portability \
 		--error-exitcode=1 --inline-suppr -Igateway \
 		-D_POSIX_C_SOURCE=200809L $(LINT_SRC)
-	clang-tidy --quiet $(LINT_SRC) -- $(CFLAGS_BASE) $(PKG_CFLAGS)
+	printf '%s\n' $(LINT_SRC) | xargs -P $$(nproc) -n 4 sh -c \
+		'clang-tidy --quiet "$$@" -- $(CFLAGS_BASE) $(PKG_CFLAGS)' sh
 
 format:
 	clang-format -i gateway/*.c gateway/*.h tests/unit/*.c tests/fuzz/*.c \

@@ -44,7 +44,7 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 enum gw_err
-buf_add(struct buf *b, const void *p, size_t n)
+buf_add_slow(struct buf *b, const void *p, size_t n)
 {
 	enum gw_err err;
 
@@ -61,12 +61,6 @@ enum gw_err
 buf_adds(struct buf *b, const char *s)
 {
 	return buf_add(b, s, strlen(s));
-}
-
-enum gw_err
-buf_addc(struct buf *b, char c)
-{
-	return buf_add(b, &c, 1);
 }
 
 enum gw_err

@@ -948,27 +948,38 @@ fj_append(struct fj_node *arr, struct fj_node *val)
 
 /* ---- output ---- */
 
-/* Minimal escaping as RFC 8785 section 3.2.2.2 prescribes. */
+/* Bytes a JSON string must escape: controls, quote, backslash. */
+static const unsigned char json_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1,
+};
+
+/*
+ * A string with the minimal escaping RFC 8785 section 3.2.2.2 prescribes:
+ * UTF-8 as is, only '"', '\' and controls escaped, the short forms where
+ * JSON has them, else \u00xx.
+ */
 static enum gw_err
 dump_string(const char *s, size_t len, struct buf *out)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t i, run = 0;
+	size_t i = 0, run;
 	enum gw_err err;
+	char esc[6] = {'\\'};
 
 	if ((err = buf_addc(out, '"')) != GW_OK)
 		return err;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char esc[7];
+	while (i < len) {
 		size_t elen = 2;
+		unsigned char c;
 
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
+		for (run = i; i < len && !json_escape[(unsigned char)s[i]];)
+			i++;
 		if ((err = buf_add(out, s + run, i - run)) != GW_OK)
 			return err;
-		run = i + 1;
-		esc[0] = '\\';
+		if (i == len)
+			break;
+		c = (unsigned char)s[i++];
 		switch (c) {
 		case '"':
 		case '\\':
@@ -1001,72 +1012,41 @@ dump_string(const char *s, size_t len, struct buf *out)
 		if ((err = buf_add(out, esc, elen)) != GW_OK)
 			return err;
 	}
-	if ((err = buf_add(out, s + run, len - run)) != GW_OK)
-		return err;
 	return buf_addc(out, '"');
 }
 
 /*
- * Compare two keys by their UTF-16 code units (RFC 8785 section 3.2.3).
- * Keys are valid UTF-8 (the parser checked; built keys are trusted).
+ * Order of two member names by UTF-16 code units (RFC 8785 3.2.3). UTF-8
+ * byte order is code point order, which differs from UTF-16 order only
+ * between a supplementary character (a surrogate pair, D800-DBFF first)
+ * and one in U+E000-U+FFFF; so compare bytes and correct that one case
+ * at the first difference. A name that is a prefix of another sorts
+ * first.
  */
-static int
-utf16_cmp(const char *a, size_t alen, const char *b, size_t blen)
+int
+fj_key_cmp(const char *a, size_t alen, const char *b, size_t blen)
 {
-	size_t i = 0, j = 0;
-	uint32_t pa = 0, pb = 0; /* pending low surrogates */
+	const unsigned char *sa = (const unsigned char *)a;
+	const unsigned char *sb = (const unsigned char *)b;
+	size_t n = alen < blen ? alen : blen, i = 0;
+	unsigned la, lb;
 
-	for (;;) {
-		uint32_t ua, ub;
-
-		if (pa != 0) {
-			ua = pa;
-			pa = 0;
-		} else if (i < alen) {
-			uint32_t cp;
-			size_t n = utf8_decode((const unsigned char *)a + i,
-					       alen - i, &cp);
-
-			i += n ? n : 1;
-			if (!n)
-				cp = (unsigned char)a[i - 1];
-			if (cp >= 0x10000) {
-				cp -= 0x10000;
-				ua = 0xd800 + (cp >> 10);
-				pa = 0xdc00 + (cp & 0x3ff);
-			} else {
-				ua = cp;
-			}
-		} else {
-			ua = UINT32_MAX;
-		}
-		if (pb != 0) {
-			ub = pb;
-			pb = 0;
-		} else if (j < blen) {
-			uint32_t cp;
-			size_t n = utf8_decode((const unsigned char *)b + j,
-					       blen - j, &cp);
-
-			j += n ? n : 1;
-			if (!n)
-				cp = (unsigned char)b[j - 1];
-			if (cp >= 0x10000) {
-				cp -= 0x10000;
-				ub = 0xd800 + (cp >> 10);
-				pb = 0xdc00 + (cp & 0x3ff);
-			} else {
-				ub = cp;
-			}
-		} else {
-			ub = UINT32_MAX;
-		}
-		/* A key that ends first sorts first ("id" < "identifier"). */
-		if (ua == UINT32_MAX || ub == UINT32_MAX)
-			return ua == ub ? 0 : ua == UINT32_MAX ? -1 : 1;
-		if (ua != ub)
-			return ua < ub ? -1 : 1;
-	}
+	while (i < n && sa[i] == sb[i])
+		i++;
+	if (i == n)
+		return alen < blen ? -1 : alen > blen;
+	/* Back up to the lead byte of the character that differs. */
+	while (i > 0 && (sa[i] & 0xc0) == 0x80)
+		i--;
+	la = sa[i];
+	lb = sb[i];
+	if (la >= 0xf0 && lb >= 0xee && lb < 0xf0)
+		return -1;
+	if (lb >= 0xf0 && la >= 0xee && la < 0xf0)
+		return 1;
+	while (sa[i] == sb[i])
+		i++;
+	return sa[i] < sb[i] ? -1 : 1;
 }
 
 static int
@@ -1075,11 +1055,45 @@ member_cmp(const void *x, const void *y)
 	const struct fj_node *a = *(const struct fj_node *const *)x;
 	const struct fj_node *b = *(const struct fj_node *const *)y;
 
-	return utf16_cmp(a->key, a->keylen, b->key, b->keylen);
+	return fj_key_cmp(a->key, a->keylen, b->key, b->keylen);
+}
+
+/* Sort members by name: insertion sort for the small, often nearly
+ * sorted objects of FHIR, qsort for large ones. */
+static void
+sort_members(const struct fj_node **m, size_t n)
+{
+	if (n > 64) {
+		qsort(m, n, sizeof(const struct fj_node *), member_cmp);
+		return;
+	}
+	for (size_t i = 1; i < n; i++) {
+		const struct fj_node *x = m[i];
+		size_t j = i;
+
+		while (j > 0 && fj_key_cmp(m[j - 1]->key, m[j - 1]->keylen,
+					   x->key, x->keylen) > 0) {
+			m[j] = m[j - 1];
+			j--;
+		}
+		m[j] = x;
+	}
+}
+
+/* True when member m's name is one of skip (NULL-terminated). */
+static bool
+skipped(const struct fj_node *m, const char *const *skip)
+{
+	for (; skip != NULL && *skip != NULL; skip++)
+		if (m->keylen == strlen(*skip) &&
+		    memcmp(m->key, *skip, m->keylen) == 0)
+			return true;
+	return false;
 }
 
 static enum gw_err dump_node(const struct fj_node *n, unsigned flags,
-			     int indent, struct buf *out);
+			     int indent, const char *const *skip,
+			     struct buf *out);
 
 static enum gw_err
 dump_newline(unsigned flags, int indent, struct buf *out)
@@ -1098,9 +1112,9 @@ dump_newline(unsigned flags, int indent, struct buf *out)
 
 static enum gw_err
 dump_members(const struct fj_node *n, unsigned flags, int indent,
-	     struct buf *out)
+	     const char *const *skip, struct buf *out)
 {
-	const struct fj_node *stack[16];
+	const struct fj_node *stack[32];
 	const struct fj_node **members = stack;
 	size_t count = 0, i;
 	enum gw_err err = GW_OK;
@@ -1110,10 +1124,10 @@ dump_members(const struct fj_node *n, unsigned flags, int indent,
 			      sizeof(const struct fj_node *))) == NULL)
 		return GW_NOMEM;
 	for (const struct fj_node *m = n->u.kids.first; m != NULL; m = m->next)
-		members[count++] = m;
+		if (!skipped(m, skip))
+			members[count++] = m;
 	if (flags & FJ_CANONICAL)
-		qsort(members, count, sizeof(const struct fj_node *),
-		      member_cmp);
+		sort_members(members, count);
 	for (i = 0; i < count && err == GW_OK; i++) {
 		if (i > 0)
 			err = buf_addc(out, ',');
@@ -1126,7 +1140,8 @@ dump_members(const struct fj_node *n, unsigned flags, int indent,
 			err = buf_add(out, (flags & FJ_PRETTY) ? ": " : ":",
 				      (flags & FJ_PRETTY) ? 2 : 1);
 		if (err == GW_OK)
-			err = dump_node(members[i], flags, indent + 1, out);
+			err =
+			    dump_node(members[i], flags, indent + 1, NULL, out);
 	}
 	if (members != stack)
 		free(members);
@@ -1134,7 +1149,8 @@ dump_members(const struct fj_node *n, unsigned flags, int indent,
 }
 
 static enum gw_err
-dump_node(const struct fj_node *n, unsigned flags, int indent, struct buf *out)
+dump_node(const struct fj_node *n, unsigned flags, int indent,
+	  const char *const *skip, struct buf *out)
 {
 	enum gw_err err = GW_OK;
 
@@ -1158,13 +1174,14 @@ dump_node(const struct fj_node *n, unsigned flags, int indent, struct buf *out)
 			if (err == GW_OK)
 				err = dump_newline(flags, indent + 1, out);
 			if (err == GW_OK)
-				err = dump_node(k, flags, indent + 1, out);
+				err =
+				    dump_node(k, flags, indent + 1, NULL, out);
 		}
 		break;
 	case FJ_OBJECT:
 		if ((err = buf_addc(out, '{')) != GW_OK)
 			return err;
-		err = dump_members(n, flags, indent, out);
+		err = dump_members(n, flags, indent, skip, out);
 		break;
 	}
 	if (err == GW_OK && n->u.kids.count > 0)
@@ -1175,13 +1192,26 @@ dump_node(const struct fj_node *n, unsigned flags, int indent, struct buf *out)
 }
 
 enum gw_err
-fj_dump(const struct fj_node *n, unsigned flags, struct buf *out)
+fj_dump_except(const struct fj_node *n, unsigned flags, const char *const *skip,
+	       struct buf *out)
 {
-	enum gw_err err = dump_node(n, flags, 0, out);
+	size_t before = out->len;
+	enum gw_err err = dump_node(n, flags, 0, skip, out);
 
 	if (err == GW_OK && (flags & FJ_PRETTY))
 		err = buf_addc(out, '\n');
+	if (err != GW_OK && out->data != NULL) {
+		/* All or nothing: drop what was written. */
+		out->len = before;
+		out->data[before] = '\0';
+	}
 	return err;
+}
+
+enum gw_err
+fj_dump(const struct fj_node *n, unsigned flags, struct buf *out)
+{
+	return fj_dump_except(n, flags, NULL, out);
 }
 
 /* ---- jansson interop ---- */

@@ -118,8 +118,17 @@ void fj_append(struct fj_node *arr, struct fj_node *val);
 	0x2u /* RFC 8785 member order and escaping, no
 			     whitespace; numbers still verbatim */
 
-/* Append the JSON text of n to out. GW_TOOBIG/GW_NOMEM from out. */
+/* Append the JSON text of n to out. GW_TOOBIG/GW_NOMEM from out, which
+ * is then left as it was. */
 enum gw_err fj_dump(const struct fj_node *n, unsigned flags, struct buf *out);
+/* Like fj_dump, leaving out the members of n (an object) named in skip,
+ * a NULL-terminated list; deeper members are all written. */
+enum gw_err fj_dump_except(const struct fj_node *n, unsigned flags,
+			   const char *const *skip, struct buf *out);
+
+/* Order of two member names by UTF-16 code units, as FJ_CANONICAL sorts
+ * them (RFC 8785): <0, 0, >0 like strcmp. */
+int fj_key_cmp(const char *a, size_t alen, const char *b, size_t blen);
 
 /* Convert to jansson (numbers through their text: integers stay exact,
  * others become reals). New reference, NULL without memory. */
