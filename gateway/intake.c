@@ -203,18 +203,6 @@ status_path(char *out, size_t n, const char *id)
 	return out;
 }
 
-static void
-hexify(const unsigned char *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 0xf];
-	}
-	out[2 * n] = '\0';
-}
-
 /* The answer given for an accepted message (also kept for duplicates). */
 static char *
 accepted_body(const char *id, size_t nreceivers, bool outbound)
@@ -392,7 +380,7 @@ verify_inbound(struct intake *in, struct http_req *req,
 		sign_result_cleanup(&res);
 		return false;
 	}
-	hexify(res.hash, SIGN_HASH_LEN, sha);
+	util_hex(res.hash, SIGN_HASH_LEN, sha);
 	*jws = res.jws;
 	res.jws = NULL;
 	sign_result_cleanup(&res);
@@ -419,7 +407,7 @@ sign_outbound(struct intake *in, struct http_req *req, struct fj_doc *doc,
 		sign_output_cleanup(&out);
 		return false;
 	}
-	hexify(out.hash, SIGN_HASH_LEN, sha);
+	util_hex(out.hash, SIGN_HASH_LEN, sha);
 	*jws = out.jws;
 	out.jws = NULL;
 	sign_output_cleanup(&out);

@@ -13,7 +13,6 @@
 static void
 hex_sha256(const char *data, size_t len, char out[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 
@@ -22,11 +21,7 @@ hex_sha256(const char *data, size_t len, char out[65])
 		out[0] = '\0';
 		return;
 	}
-	for (size_t i = 0; i < 32; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0xf];
-	}
-	out[64] = '\0';
+	util_hex(md, sizeof(md), out);
 }
 
 void

@@ -111,18 +111,6 @@ cli_canon(int argc, char **argv)
 	return rc;
 }
 
-static void
-sign_cli_hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[p[i] >> 4];
-		out[2 * i + 1] = hex[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 /* Unix seconds or an RFC 3339 time. */
 static bool
 sign_cli_time(const char *s, int64_t *out)
@@ -389,7 +377,7 @@ cli_verify(int argc, char **argv)
 	if (err == GW_OK) {
 		if (!quiet) {
 			util_rfc3339(res.sigt, when, sizeof(when));
-			sign_cli_hex(res.hash, SIGN_HASH_LEN, hex);
+			util_hex(res.hash, SIGN_HASH_LEN, hex);
 			printf("valid: signer URA %s, %s, %s signature, sigT "
 			       "%s, sha256 %s\n",
 			       res.ura, sign_alg_name(res.alg),

@@ -292,6 +292,19 @@ util_uuid(char *out)
 	uuid_unparse_lower(u, out);
 }
 
+void
+util_hex(const void *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *p = in;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
 bool
 util_is_ura(const char *s)
 {

@@ -51,6 +51,9 @@ void util_rfc3339(int64_t unix_seconds, char *out, size_t n);
 /* A new random UUID in lower-case text form into out (>= 37 bytes). */
 void util_uuid(char *out);
 
+/* Lower-case hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
+void util_hex(const void *in, size_t n, char *out);
+
 /* True when s is exactly 8 decimal digits (a URA number). */
 bool util_is_ura(const char *s);
 
