@@ -32,6 +32,9 @@
 
 /* How long requests in flight may take to finish after SIGTERM. */
 #define SERVE_GRACE_MS 30000
+/* Retention runs just after start (off the start path), then hourly. */
+#define SERVE_PRUNE_FIRST_S 1
+#define SERVE_PRUNE_EVERY_S 3600
 
 struct retired {
 	struct retired *next;
@@ -50,6 +53,7 @@ struct serve {
 	struct store *store;
 	struct deliver *deliver;
 	struct event *ev_store;
+	struct event *ev_prune;
 	struct sign_key *key;
 	struct sign_trust *trust;
 	struct event *ev_term, *ev_int, *ev_hup;
@@ -142,6 +146,27 @@ kick_delivery(void *arg)
 		deliver_kick(s->deliver);
 }
 
+/* Retention: delivered messages older than [store] retention days go,
+ * and their space is reclaimed; dead letters stay until an operator
+ * acts. */
+static void
+on_prune(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *s = arg;
+	struct timeval tv = {.tv_sec = SERVE_PRUNE_EVERY_S};
+	int64_t before =
+	    util_wall_ms() - (int64_t)s->cfg->store_retention_days * 86400000;
+	size_t pruned = 0;
+	enum gw_err err = store_prune(s->store, before, &pruned);
+
+	if (err != GW_OK)
+		log_warnx("event=prune_failed error=\"%s\"", gw_strerror(err));
+	else if (pruned > 0)
+		log_info("event=pruned messages=%zu retention_days=%u", pruned,
+			 s->cfg->store_retention_days);
+	evtimer_add(s->ev_prune, &tv);
+}
+
 static void
 on_store(evutil_socket_t fd, short what, void *arg)
 {
@@ -181,6 +206,13 @@ open_store(struct serve *s)
 	if (s->ev_store == NULL || event_add(s->ev_store, NULL) != 0)
 		return false;
 	s->intake.store = s->store;
+	{
+		struct timeval tv = {.tv_sec = SERVE_PRUNE_FIRST_S};
+
+		s->ev_prune = evtimer_new(s->base, on_prune, s);
+		if (s->ev_prune == NULL || evtimer_add(s->ev_prune, &tv) != 0)
+			return false;
+	}
 	if (deliver_new(s->base, s->store, s->cfg, &s->deliver, err,
 			sizeof(err)) != GW_OK) {
 		log_warnx("event=startup_failed reason=delivery message=\"%s\"",
@@ -414,6 +446,8 @@ done:
 	}
 	if (s->ev_store != NULL)
 		event_free(s->ev_store);
+	if (s->ev_prune != NULL)
+		event_free(s->ev_prune);
 	/* Commits every accept still queued; their callbacks answer or drop
 	 * the requests still waiting, so the server must still exist. */
 	store_free(s->store);
