@@ -1520,7 +1520,30 @@ is_array_el(const struct rules_element *el)
 
 static void assign_slices(struct vrun *r, const struct vstruct *vs,
 			  const struct vnode *k, struct vitem *items, size_t n,
-			  const char *type);
+			  const char *type, size_t parent_len);
+
+/*
+ * Report a minimum cardinality finding at the parent element (path length
+ * parent_len), as the HL7 validator does; the message names the child.
+ */
+static void
+issue_min(struct vrun *r, size_t parent_len, const struct fj_node *at,
+	  const char *what, unsigned min, size_t found)
+{
+	size_t cur = r->plen;
+	char c;
+
+	if (parent_len > cur)
+		parent_len = cur;
+	c = r->path[parent_len];
+	r->path[parent_len] = '\0';
+	r->plen = parent_len;
+	issue(r, FHIR_ERROR, "required", at,
+	      "%s: minimum required = %u, but only found %zu", what, min,
+	      found);
+	r->path[parent_len] = c;
+	r->plen = cur;
+}
 
 static void
 check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
@@ -1576,11 +1599,9 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 	}
 	if (vm == NULL && um == NULL) {
 		if (el->min > 0)
-			issue(r, FHIR_ERROR, "required", obj,
-			      "minimum required = %u, but only found 0 (%s)",
-			      (unsigned)el->min, el->id);
+			issue_min(r, old, obj, el->id, (unsigned)el->min, 0);
 		else
-			assign_slices(r, vs, k, NULL, 0, NULL);
+			assign_slices(r, vs, k, NULL, 0, NULL, old);
 		path_pop(r, old);
 		return;
 	}
@@ -1624,9 +1645,7 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 	}
 	n = nv > nu ? nv : nu;
 	if (n < el->min)
-		issue(r, FHIR_ERROR, "required", at,
-		      "minimum required = %u, but only found %zu (%s)",
-		      (unsigned)el->min, n, el->id);
+		issue_min(r, old, at, el->id, (unsigned)el->min, n);
 	if (el->max != RULES_UNBOUNDED && n > el->max)
 		issue(r, FHIR_ERROR, "structure", at,
 		      "maximum allowed = %u, but found %zu (%s)",
@@ -1652,7 +1671,7 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 		items[i].index = i;
 	}
 	if (k->nslices > 0 || el->slicing != NULL)
-		assign_slices(r, vs, k, items, n, type);
+		assign_slices(r, vs, k, items, n, type, old);
 	for (size_t i = 0; i < n && !r->nomem; i++) {
 		old2 = arr ? path_index(r, i) : r->plen;
 		validate_item(r, vs, items[i].def, type, items[i].v,
@@ -2611,13 +2630,290 @@ done:
 	buf_cleanup(&raw);
 }
 
+/* ---- minValue / maxValue / maxLength ---- */
+
+/* A date, dateTime or instant reduced for comparison: prec 1 (year), 2
+ * (month), 3 (day) or 4 (with a time: secs is UTC seconds since 1970). */
+struct vdate {
+	int prec;
+	long y, m, d;
+	double secs;
+};
+
+static long
+days_from_civil(long y, long m, long d)
+{
+	long era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* Parse a lexically valid date/dateTime/instant; false when it is not. */
+static bool
+vdate_parse(const char *s, size_t len, struct vdate *out)
+{
+	long hh, mi;
+	double sec;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (len < 4 || !digits(s, 4))
+		return false;
+	out->y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 +
+		 (s[3] - '0');
+	out->m = out->d = 1;
+	out->prec = 1;
+	if (len >= 7 && s[4] == '-' && digits(s + 5, 2)) {
+		out->m = num2(s + 5);
+		out->prec = 2;
+	}
+	if (out->prec == 2 && len >= 10 && s[7] == '-' && digits(s + 8, 2)) {
+		out->d = num2(s + 8);
+		out->prec = 3;
+	}
+	if (out->prec < 3 || len < 19 || s[10] != 'T')
+		return true;
+	if (!digits(s + 11, 2) || !digits(s + 14, 2) || !digits(s + 17, 2))
+		return false;
+	hh = num2(s + 11);
+	mi = num2(s + 14);
+	sec = num2(s + 17);
+	i = 19;
+	if (i < len && s[i] == '.') {
+		double scale = 0.1;
+
+		for (i++; i < len && is_digit(s[i]); i++, scale /= 10)
+			sec += (s[i] - '0') * scale;
+	}
+	out->secs = (double)days_from_civil(out->y, out->m, out->d) * 86400.0 +
+		    (double)(hh * 3600 + mi * 60) + sec;
+	if (i < len && (s[i] == '+' || s[i] == '-') && len - i >= 6 &&
+	    digits(s + i + 1, 2) && digits(s + i + 4, 2)) {
+		long off = num2(s + i + 1) * 3600L + num2(s + i + 4) * 60L;
+
+		out->secs -= s[i] == '+' ? (double)off : -(double)off;
+	}
+	out->prec = 4;
+	return true;
+}
+
+/* Compare two dates: -1, 0, 1; 0 also when the values differ only below
+ * the precision of one of them (then neither is known to be smaller). */
+static int
+vdate_cmp(const struct vdate *a, const struct vdate *b)
+{
+	int p = a->prec < b->prec ? a->prec : b->prec;
+
+	if (a->prec == 4 && b->prec == 4)
+		return a->secs < b->secs ? -1 : a->secs > b->secs ? 1 : 0;
+	if (a->y != b->y)
+		return a->y < b->y ? -1 : 1;
+	if (p >= 2 && a->m != b->m)
+		return a->m < b->m ? -1 : 1;
+	if (p >= 3 && a->d != b->d)
+		return a->d < b->d ? -1 : 1;
+	return 0;
+}
+
+/* Compare two decimal texts (JSON numbers): -1, 0, 1. */
+static int
+dec_cmp(const char *a, const char *b)
+{
+	double x = strtod(a, NULL), y = strtod(b, NULL);
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Compare value text v (of the instance) with limit node lim (a
+ * minValue[x]/maxValue[x] member; its key names the type). Returns false
+ * when the two cannot be compared; else *cmp is -1, 0 or 1.
+ */
+static bool
+limit_cmp(const struct fj_node *lim, const char *type, const char *v,
+	  size_t vlen, int *cmp)
+{
+	const char *t = lim->keylen > 8 ? lim->key + 8 : "";
+	const char *ls = lim->u.str.s;
+
+	if (lim->type != FJ_STRING && lim->type != FJ_NUMBER)
+		return false;
+	if (strcmp(t, "Integer") == 0 || strcmp(t, "PositiveInt") == 0 ||
+	    strcmp(t, "UnsignedInt") == 0 || strcmp(t, "Integer64") == 0 ||
+	    strcmp(t, "Decimal") == 0) {
+		if (strcmp(type, "integer") != 0 &&
+		    strcmp(type, "decimal") != 0 &&
+		    strcmp(type, "positiveInt") != 0 &&
+		    strcmp(type, "unsignedInt") != 0)
+			return false;
+		*cmp = dec_cmp(v, ls);
+		return true;
+	}
+	if (strcmp(t, "Date") == 0 || strcmp(t, "DateTime") == 0 ||
+	    strcmp(t, "Instant") == 0) {
+		struct vdate a, b;
+
+		if (strcmp(type, "date") != 0 &&
+		    strcmp(type, "dateTime") != 0 &&
+		    strcmp(type, "instant") != 0)
+			return false;
+		if (!vdate_parse(v, vlen, &a) ||
+		    !vdate_parse(ls, lim->u.str.len, &b))
+			return false;
+		*cmp = vdate_cmp(&a, &b);
+		return true;
+	}
+	if (strcmp(t, "Time") == 0 && strcmp(type, "time") == 0) {
+		int c = strcmp(v, ls);
+
+		*cmp = c < 0 ? -1 : c > 0 ? 1 : 0;
+		return true;
+	}
+	return false;
+}
+
+/* Number of characters (not bytes) of UTF-8 text. */
+static size_t
+utf8_chars(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0u) != 0x80u)
+			n++;
+	return n;
+}
+
+/* Check the limits of one element definition el on a valid primitive. */
+static void
+check_limits_el(struct vrun *r, const struct rules_element *el,
+		const char *type, const struct fj_node *v)
+{
+	const struct fj_node *lims[2] = {el->min_value, el->max_value};
+	int cmp;
+
+	if (el->max_length > 0 && v->type == FJ_STRING &&
+	    strcmp(type, "boolean") != 0) {
+		size_t n = utf8_chars(v->u.str.s, v->u.str.len);
+
+		if (n > el->max_length)
+			issue(r, FHIR_ERROR, "value", v,
+			      "the value is %zu characters long, more than "
+			      "the maxLength %u of %s",
+			      n, (unsigned)el->max_length, el->id);
+	}
+	for (int i = 0; i < 2; i++) {
+		const struct fj_node *lim = lims[i];
+
+		if (lim == NULL)
+			continue;
+		if (!limit_cmp(lim, type, v->u.str.s, v->u.str.len, &cmp)) {
+			issue(r, FHIR_INFORMATION, "not-supported", v,
+			      "%s of %s cannot be compared with a %s", lim->key,
+			      el->id, type);
+			continue;
+		}
+		if ((i == 0 && cmp < 0) || (i == 1 && cmp > 0))
+			issue(r, FHIR_ERROR, "value", v,
+			      "the value %.60s is %s the %s %.60s of %s",
+			      v->u.str.s, i == 0 ? "below" : "above", lim->key,
+			      lim->u.str.s, el->id);
+	}
+}
+
+/* minValue/maxValue/maxLength of a primitive value: on its element, on
+ * the element's "value" child (profiles put maxLength there) and on the
+ * primitive type's own value element. */
+static void
+check_limits(struct vrun *r, const struct vnode *d, const struct vtype *ti,
+	     const char *type, const struct fj_node *v)
+{
+	const struct vnode *kd = kids_of(d), *vk;
+	const char *dummy;
+
+	check_limits_el(r, d->el, type, v);
+	if (kd->nkids > 0 &&
+	    (vk = find_kid(kd->kids, kd->nkids, "value", &dummy)) != NULL)
+		check_limits_el(r, vk->el, type, v);
+	if (ti->vs != NULL && ti->vs->root != NULL &&
+	    (vk = find_kid(ti->vs->root->kids, ti->vs->root->nkids, "value",
+			   &dummy)) != NULL &&
+	    vk->el->max_length > 0)
+		check_limits_el(r, vk->el, type, v);
+}
+
+static bool
+is_quantity_type(const char *t)
+{
+	static const char *const q[] = {
+	    "Quantity",	      "Age",	      "Count", "Distance", "Duration",
+	    "SimpleQuantity", "MoneyQuantity"};
+
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+		if (strcmp(t, q[i]) == 0)
+			return true;
+	return false;
+}
+
+/* minValueQuantity/maxValueQuantity on a Quantity: compared when the
+ * units agree (no unit conversion offline). */
+static void
+check_quantity_limits(struct vrun *r, const struct rules_element *el,
+		      const struct fj_node *v)
+{
+	const struct fj_node *lims[2] = {el->min_value, el->max_value};
+	const struct fj_node *val = fj_get(v, "value");
+
+	if (val == NULL || val->type != FJ_NUMBER)
+		return;
+	for (int i = 0; i < 2; i++) {
+		const struct fj_node *lim = lims[i], *lv;
+		const char *lc, *ls, *ic, *is;
+		int cmp;
+
+		if (lim == NULL)
+			continue;
+		if (lim->type != FJ_OBJECT ||
+		    (lv = fj_get(lim, "value")) == NULL ||
+		    lv->type != FJ_NUMBER) {
+			issue(r, FHIR_INFORMATION, "not-supported", v,
+			      "%s of %s cannot be compared with a Quantity",
+			      lim->key, el->id);
+			continue;
+		}
+		lc = fj_get_str(lim, "code");
+		ls = fj_get_str(lim, "system");
+		ic = fj_get_str(v, "code");
+		is = fj_get_str(v, "system");
+		if ((lc != NULL && (ic == NULL || strcmp(lc, ic) != 0)) ||
+		    (ls != NULL && is != NULL && strcmp(ls, is) != 0)) {
+			issue(r, FHIR_INFORMATION, "not-supported", v,
+			      "%s of %s is in unit %s: the value's unit "
+			      "differs and is not converted",
+			      lim->key, el->id, lc);
+			continue;
+		}
+		cmp = dec_cmp(val->u.str.s, lv->u.str.s);
+		if ((i == 0 && cmp < 0) || (i == 1 && cmp > 0))
+			issue(r, FHIR_ERROR, "value", val,
+			      "the quantity %.40s is %s the %s %.40s of %s",
+			      val->u.str.s, i == 0 ? "below" : "above",
+			      lim->key, lv->u.str.s, el->id);
+	}
+}
+
 static void
 validate_primitive_item(struct vrun *r, const struct vtype *ti,
 			const struct vnode *d, const char *type,
 			const struct fj_node *v, const struct fj_node *u)
 {
 	const char *why;
-	bool want_bool, want_num;
+	bool want_bool, want_num, lexical_ok = false;
 
 	if (u != NULL && u->type != FJ_NULL) {
 		if (u->type != FJ_OBJECT) {
@@ -2656,6 +2952,8 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 			issue(r, FHIR_ERROR, "value", v,
 			      "the value %.40s is not a valid %s: %s",
 			      v->u.str.s, type, why);
+		else
+			lexical_ok = true;
 	} else if (v->type != FJ_STRING) {
 		issue(r, FHIR_ERROR, "structure", v,
 		      "must be a JSON string (%s), not a %s", type,
@@ -2667,10 +2965,15 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 		      type, why);
 	} else if (strcmp(type, "xhtml") == 0) {
 		check_xhtml(r, v);
-	} else if (only_whitespace(v->u.str.s, v->u.str.len)) {
-		issue(r, FHIR_WARNING, "value", v,
-		      "primitive values should not be only whitespace");
+	} else {
+		lexical_ok = true;
+		if (only_whitespace(v->u.str.s, v->u.str.len))
+			issue(r, FHIR_WARNING, "value", v,
+			      "primitive values should not be only "
+			      "whitespace");
 	}
+	if (lexical_ok)
+		check_limits(r, d, ti, type, v);
 	check_fixed(r, d->el, v);
 	check_binding(r, d->el, type, v);
 	check_constraints(r, d->el, v, type);
@@ -2773,6 +3076,9 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 			      "value[x], not both");
 	}
 	check_fixed(r, d->el, v);
+	if ((d->el->min_value != NULL || d->el->max_value != NULL) &&
+	    type != NULL && is_quantity_type(type))
+		check_quantity_limits(r, d->el, v);
 	if (type != NULL) {
 		check_binding(r, d->el, type, v);
 		if (strcmp(type, "Reference") == 0)
@@ -3224,7 +3530,8 @@ slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 
 static void
 assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
-	      struct vitem *items, size_t n, const char *type)
+	      struct vitem *items, size_t n, const char *type,
+	      size_t parent_len)
 {
 	const struct rules_slicing *sl = k->el->slicing;
 	size_t stackcounts[16], *counts = stackcounts;
@@ -3308,12 +3615,8 @@ assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 		if (se->slice_name != NULL && strchr(se->slice_name, '/'))
 			continue; /* reslices are counted in their parent */
 		if (counts[j] < se->min)
-			issue(r, FHIR_ERROR, "required",
-			      n > 0 ? items[0].v : NULL,
-			      "slice '%s': minimum required = %u, but only "
-			      "found %zu",
-			      se->slice_name != NULL ? se->slice_name : "?",
-			      (unsigned)se->min, counts[j]);
+			issue_min(r, parent_len, n > 0 ? items[0].v : NULL,
+				  se->id, (unsigned)se->min, counts[j]);
 		if (se->max != RULES_UNBOUNDED && counts[j] > se->max)
 			issue(r, FHIR_ERROR, "structure",
 			      n > 0 ? items[0].v : NULL,

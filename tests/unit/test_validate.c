@@ -161,6 +161,25 @@ count_issues(const json_t *o, const char *sev, const char *code,
 	return n;
 }
 
+/* Number of issues as count_issues whose diagnostics contain text. */
+static size_t
+count_issues_msg(const json_t *o, const char *sev, const char *code,
+		 const char *expr, const char *text)
+{
+	size_t i, n = 0;
+	json_t *is;
+
+	json_array_foreach(json_object_get(o, "issue"), i, is)
+	{
+		if (strcmp(issue_str(is, "severity"), sev) == 0 &&
+		    strcmp(issue_str(is, "code"), code) == 0 &&
+		    strcmp(issue_expr(is), expr) == 0 &&
+		    strstr(issue_str(is, "diagnostics"), text) != NULL)
+			n++;
+	}
+	return n;
+}
+
 static void
 print_issues(const char *what, const json_t *o)
 {
@@ -464,10 +483,15 @@ test_dedupe_profiles(void **state)
 	(void)state;
 	o = run_text(S.vr4, MISSING_STATUS, NULL);
 	/* the profile twice and its base: the same finding once */
-	if (count_issues(o, "error", "required", "Consent.status") != 1)
+	/* reported at the parent, the child named (as the HL7 validator) */
+	if (count_issues(o, "error", "required", "Consent") != 1)
 		print_issues("dedupe", o);
-	assert_int_equal(count_issues(o, "error", "required", "Consent.status"),
+	assert_int_equal(count_issues_msg(o, "error", "required", "Consent",
+					  "Consent.status: minimum required = "
+					  "1, but only found 0"),
 			 1);
+	assert_int_equal(count_issues(o, "error", "required", "Consent.status"),
+			 0);
 	assert_string_equal(validate_last_profile(S.vr4),
 			    "https://api.iknl.nl/docs/pzp/r4/"
 			    "StructureDefinition/ACP-TreatmentDirective");
@@ -558,7 +582,8 @@ test_forced_profile(void **state)
 		     "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
 		     "ACP-Procedure");
 	/* the ACP-Procedure profile requires its code */
-	assert_int_equal(count_issues(o, "error", "required", "Procedure.code"),
+	assert_int_equal(count_issues_msg(o, "error", "required", "Procedure",
+					  "Procedure.code: minimum required"),
 			 1);
 	json_decref(o);
 }
@@ -693,6 +718,90 @@ test_narrative(void **state)
 	}
 }
 
+/* minValue/maxValue/maxLength of the test profiles (tests/data/validate/ig):
+ * limits are inclusive, partial dates that may lie inside the range pass,
+ * time zones count, maxLength counts characters. */
+static void
+test_limits(void **state)
+{
+	static const struct {
+		const char *member; /* JSON member(s) added to the Patient */
+		const char *expr;   /* expected error, NULL: valid */
+	} cases[] = {
+	    {"\"birthDate\":\"1900-01-01\"", NULL},
+	    {"\"birthDate\":\"1900\"", NULL},
+	    {"\"birthDate\":\"1899-12\"", "Patient.birthDate"},
+	    {"\"birthDate\":\"2100-12-31\"", NULL},
+	    {"\"birthDate\":\"2101\"", "Patient.birthDate"},
+	    {"\"multipleBirthInteger\":1", NULL},
+	    {"\"multipleBirthInteger\":9", NULL},
+	    {"\"multipleBirthInteger\":-1",
+	     "Patient.multipleBirth.ofType(integer)"},
+	    {"\"multipleBirthBoolean\":true", NULL},
+	    {"\"name\":[{\"family\":\"0123456789\"}]", NULL},
+	    {"\"name\":[{\"family\":\"01234567890\"}]",
+	     "Patient.name[0].family"},
+	    /* ten characters of two bytes each */
+	    {"\"name\":[{\"family\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+	     "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}]",
+	     NULL},
+	    {"\"name\":[{\"family\":\"\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+	     "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"
+	     "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\"}]",
+	     "Patient.name[0].family"},
+	};
+	char doc[1024];
+	json_t *o;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(doc, sizeof(doc),
+			 "{\"resourceType\":\"Patient\",\"gender\":\"female\","
+			 "%s}",
+			 cases[i].member);
+		o = run_text(S.vr4ig, doc,
+			     "http://example.org/fhir/StructureDefinition/"
+			     "test-patient");
+		if (fhir_outcome_errors(o) != (cases[i].expr != NULL ? 1 : 0)) {
+			print_issues("limits", o);
+			fail_msg("%s: got %zu errors, want %d", cases[i].member,
+				 (size_t)fhir_outcome_errors(o),
+				 cases[i].expr != NULL);
+		}
+		if (cases[i].expr != NULL)
+			assert_int_equal(
+			    count_issues(o, "error", "value", cases[i].expr),
+			    1);
+		json_decref(o);
+	}
+	/* a Quantity limit in another unit is not converted: reported as
+	 * not evaluated, not as an error */
+	o = run_text(
+	    S.vr4ig,
+	    "{\"resourceType\":\"Observation\",\"status\":\"final\","
+	    "\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7."
+	    "org/CodeSystem/"
+	    "observation-category\",\"code\":\"vital-signs\"}]}],"
+	    "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":"
+	    "\"85354-9\"}]},\"subject\":{\"reference\":\"Patient/p\"},"
+	    "\"performer\":[{\"reference\":\"Organization/o\"}],"
+	    "\"effectiveDateTime\":\"2000-01-01T00:00:00+01:00\","
+	    "\"component\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc."
+	    "org\",\"code\":\"8480-6\"}]},\"valueQuantity\":{\"value\":2,"
+	    "\"system\":\"http://unitsofmeasure.org\",\"code\":\"kPa\"}}]}",
+	    "http://example.org/fhir/StructureDefinition/test-obs");
+	if (count_issues(o, "information", "not-supported",
+			 "Observation.component[0].value.ofType(Quantity)") !=
+	    2)
+		print_issues("quantity unit", o);
+	assert_int_equal(
+	    count_issues(o, "information", "not-supported",
+			 "Observation.component[0].value.ofType(Quantity)"),
+	    2);
+	assert_int_equal(count_issues(o, "error", "value", NULL), 0);
+	json_decref(o);
+}
+
 static void
 test_api_errors(void **state)
 {
@@ -726,6 +835,7 @@ main(void)
 	    cmocka_unit_test(test_xml_input),
 	    cmocka_unit_test(test_invariants),
 	    cmocka_unit_test(test_narrative),
+	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_api_errors),
 	};
 

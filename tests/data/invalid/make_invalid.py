@@ -397,6 +397,67 @@ def _(d):
     obs(d)["code"]["coding"][0]["system"] = "http://snomed.info/sct"
 
 
+# minValue[x] / maxValue[x] / maxLength (test profiles: systolic component
+# 40..300 mm[Hg], effectiveDateTime from 2000-01-01T00:00:00+01:00 to 2099,
+# note.text at most 20 characters, Patient.name.family at most 10,
+# birthDate from 1900-01-01 to 2100, multipleBirthInteger 1..9)
+
+def pat(d):
+    return entry(d, "Patient")[1]["resource"]
+
+
+@case("r4-ig/max-value-quantity.json", IG_BUNDLE)
+def _(d):
+    obs(d)["component"][0]["valueQuantity"]["value"] = 300.5
+
+
+@case("r4-ig/min-value-quantity.json", IG_BUNDLE)
+def _(d):
+    obs(d)["component"][0]["valueQuantity"]["value"] = 39
+
+
+@case("r4-ig/min-value-datetime-zone.json", IG_BUNDLE)
+def _(d):
+    # 22:30Z is 23:30 at +01:00: half an hour before the minimum
+    obs(d)["effectiveDateTime"] = "1999-12-31T22:30:00Z"
+
+
+@case("r4-ig/max-value-datetime.json", IG_BUNDLE)
+def _(d):
+    obs(d)["effectiveDateTime"] = "2100-01-01T00:00:00Z"
+
+
+@case("r4-ig/max-length-string.json", IG_BUNDLE)
+def _(d):
+    obs(d)["note"][0]["text"] = "a" * 21
+
+
+@case("r4-ig/max-length-characters.json", IG_BUNDLE)
+def _(d):
+    # 11 characters (16 bytes in UTF-8): counted as characters
+    pat(d)["name"] = [{"family": "Ærnoud-Ëlsë"}, {"family": "Åkeröd-Øyën"[:10]}]
+
+
+@case("r4-ig/min-value-date.json", IG_BUNDLE)
+def _(d):
+    pat(d)["birthDate"] = "1899-12-31"
+
+
+@case("r4-ig/max-value-date-partial.json", IG_BUNDLE)
+def _(d):
+    pat(d)["birthDate"] = "2101-01"
+
+
+@case("r4-ig/max-value-integer.json", IG_BUNDLE)
+def _(d):
+    pat(d)["multipleBirthInteger"] = 10
+
+
+@case("r4-ig/min-value-integer.json", IG_BUNDLE)
+def _(d):
+    pat(d)["multipleBirthInteger"] = 0
+
+
 IG_PROFILED = "../validate/bundle-profiled.json"
 
 
