@@ -1344,6 +1344,53 @@ out:
 	return err;
 }
 
+/*
+ * The contexts of an extension definition: R4 context[] {type,
+ * expression}; STU3 contextType plus context[] strings. Unknown context
+ * types are kept as FHIRPath (not checked).
+ */
+static enum gw_err
+rs_contexts(struct rules_set *set, const struct fj_node *res,
+	    struct rules_structure *st)
+{
+	const struct fj_node *ctx = fj_get(res, "context");
+	const char *stu3type = fj_get_str(res, "contextType");
+	size_t n = 0;
+
+	if (ctx == NULL || ctx->type != FJ_ARRAY || ctx->u.kids.count == 0)
+		return GW_OK;
+	st->contexts = rs_alloc(set, ctx->u.kids.count * sizeof(*st->contexts));
+	if (st->contexts == NULL)
+		return GW_NOMEM;
+	for (const struct fj_node *c = ctx->u.kids.first; c != NULL;
+	     c = c->next) {
+		const char *type = stu3type, *expr = NULL;
+		struct rules_context *out = &st->contexts[n];
+
+		if (c->type == FJ_OBJECT) {
+			type = fj_get_str(c, "type");
+			expr = fj_get_str(c, "expression");
+		} else if (c->type == FJ_STRING) {
+			expr = c->u.str.s;
+		}
+		if (type == NULL || expr == NULL || expr[0] == '\0')
+			continue;
+		if (strcmp(type, "element") == 0 ||
+		    strcmp(type, "resource") == 0 ||
+		    strcmp(type, "datatype") == 0)
+			out->type = RULES_CTX_ELEMENT;
+		else if (strcmp(type, "extension") == 0)
+			out->type = RULES_CTX_EXTENSION;
+		else
+			out->type = RULES_CTX_FHIRPATH;
+		if ((out->expr = rs_intern(set, expr)) == NULL)
+			return GW_NOMEM;
+		n++;
+	}
+	st->ncontexts = n;
+	return GW_OK;
+}
+
 static enum gw_err
 rs_compile_sd(struct rules_set *set, size_t idx)
 {
@@ -1378,6 +1425,8 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 	rs_get_bool(res, "abstract", &st->abstract);
 	der = fj_get_str(res, "derivation");
 	st->constraint = der != NULL && strcmp(der, "constraint") == 0;
+	if ((err = rs_contexts(set, res, st)) != GW_OK)
+		goto out;
 	if (st->type == NULL) {
 		err = GW_INVALID;
 		rs_warn(set, "%s: no type", p->url);

@@ -111,6 +111,20 @@ struct rules_element {
 	uint32_t max_length;
 };
 
+/* Where an extension may be used (StructureDefinition.context; STU3
+ * contextType resource/datatype become ELEMENT). */
+enum rules_ctx_type {
+	RULES_CTX_ELEMENT,   /* expr: an element path or type, "Patient",
+				"Consent.provision", "Element" */
+	RULES_CTX_EXTENSION, /* expr: the URL of the enclosing extension */
+	RULES_CTX_FHIRPATH   /* expr: a FHIRPath expression (not checked) */
+};
+
+struct rules_context {
+	enum rules_ctx_type type;
+	const char *expr;
+};
+
 /* A compiled StructureDefinition with its full snapshot. */
 struct rules_structure {
 	const char *url;
@@ -125,6 +139,9 @@ struct rules_structure {
 	enum rules_fhir fhir;
 	struct rules_element *elements;
 	size_t nelements;
+	/* extensions: the contexts they may be used in (none: anywhere) */
+	struct rules_context *contexts;
+	size_t ncontexts;
 };
 
 /* One code of a value set. */

@@ -5,7 +5,7 @@
  * A file is UTF-8 text, one record per line, fields separated by tabs.
  * The first line is the header, then tables, then records that refer to
  * table entries by 0-based index ("-" for none):
- *   pzpgw-rules 2 FHIR PACKAGE nstr nval ntype ntlist ncons nclist
+ *   pzpgw-rules 3 FHIR PACKAGE nstr nval ntype ntlist ncons nclist
  *               nslice nstruct nvs
  *   s TEXT            string (\\ \t \n \r escaped); all strings below
  *                     are string indexes
@@ -17,8 +17,11 @@
  *   l ORDERED RULES DISCS            slicing; RULES o|c|e; DISCS
  *                                    "type:pathidx,..." with type
  *                                    v|p|t|r|e
- *   S URL VERSION NAME TYPE KIND BASE FLAGS NELEMENTS   a structure
- *                     (FLAGS bit 0 abstract, bit 1 constraint)
+ *   S URL VERSION NAME TYPE KIND BASE FLAGS NELEMENTS CONTEXTS
+ *                     a structure (FLAGS bit 0 abstract, bit 1
+ *                     constraint; CONTEXTS "-" or "type:expr,..." with
+ *                     type e(lement) x (extension) f(hirpath), expr a
+ *                     string index)
  *   e ID PATH SLICE MIN MAX BASEMAX TYPES CREF FIXED PATTERN STRENGTH
  *     VALUESET SLICING CONSTRAINTS FLAGS MINVALUE MAXVALUE MAXLENGTH
  *                     an element of the structure above (MAX "*"
@@ -36,7 +39,7 @@
 #include "util.h"
 
 #define RF_MAGIC   "pzpgw-rules"
-#define RF_VERSION 2
+#define RF_VERSION 3
 /* Largest rule file accepted. */
 #define RF_MAX_FILE (64u * 1024 * 1024)
 
@@ -192,6 +195,8 @@ rf_value(struct rf_writer *w, const struct fj_node *n)
 }
 
 static const char rf_disc_chars[] = "vptre";
+/* enum rules_ctx_type in order */
+static const char rf_ctx_chars[] = "exf";
 
 static void
 rf_slicing(struct rf_writer *w, const struct rules_slicing *sl)
@@ -396,10 +401,21 @@ rs_write_package(const struct rules_set *set, const char *label,
 		rf_sref(&w, &w.body, st->type);
 		rf_sref(&w, &w.body, st->kind);
 		rf_sref(&w, &w.body, st->base);
-		if (buf_printf(&w.body, "\t%d\t%zu\n",
+		if (buf_printf(&w.body, "\t%d\t%zu\t",
 			       (st->abstract ? 1 : 0) |
 				   (st->constraint ? 2 : 0),
 			       st->nelements) != GW_OK)
+			w.oom = true;
+		if (st->ncontexts == 0 && buf_addc(&w.body, '-') != GW_OK)
+			w.oom = true;
+		for (size_t k = 0; k < st->ncontexts; k++)
+			if (buf_printf(
+				&w.body, "%s%c:%zu", k ? "," : "",
+				rf_ctx_chars[st->contexts[k].type],
+				rf_tab_add(&w.str, st->contexts[k].expr)) !=
+			    GW_OK)
+				w.oom = true;
+		if (buf_addc(&w.body, '\n') != GW_OK)
 			w.oom = true;
 		for (size_t k = 0; k < st->nelements; k++)
 			rf_element(&w, &st->elements[k]);
@@ -908,6 +924,37 @@ rf_next_line(char **pos, char *end)
 	return s;
 }
 
+/* The CONTEXTS field of a structure: "-" or "type:stridx,...". */
+static void
+rf_contexts(struct rf_reader *r, char *s, struct rules_structure *st)
+{
+	size_t n = 1, k = 0;
+
+	if (strcmp(s, "-") == 0)
+		return;
+	for (const char *p = s; *p != '\0'; p++)
+		n += *p == ',';
+	st->contexts = rs_alloc(r->set, n * sizeof(*st->contexts));
+	if (st->contexts == NULL)
+		RF_FAIL(r, GW_NOMEM, "out of memory");
+	for (char *item = s, *next; item != NULL; item = next, k++) {
+		const char *t;
+		bool ok = true;
+
+		if ((next = strchr(item, ',')) != NULL)
+			*next++ = '\0';
+		if (item[0] == '\0' ||
+		    (t = strchr(rf_ctx_chars, item[0])) == NULL ||
+		    item[1] != ':')
+			RF_FAIL(r, GW_PARSE, "bad context");
+		st->contexts[k].type = (enum rules_ctx_type)(t - rf_ctx_chars);
+		st->contexts[k].expr = rf_str(r, item + 2, &ok);
+		if (!ok || st->contexts[k].expr == NULL)
+			RF_FAIL(r, GW_PARSE, "bad context");
+	}
+	st->ncontexts = n;
+}
+
 static void
 rf_body(struct rf_reader *r, char *pos, char *end)
 {
@@ -941,7 +988,7 @@ rf_body(struct rf_reader *r, char *pos, char *end)
 			size_t flags, ne;
 			bool ok = true;
 
-			if (nf != 9 || r->got[RF_STRUCT] >= r->n[RF_STRUCT])
+			if (nf != 10 || r->got[RF_STRUCT] >= r->n[RF_STRUCT])
 				RF_FAIL(r, GW_PARSE, "bad structure");
 			if ((st = rs_alloc(set, sizeof(*st))) == NULL)
 				RF_FAIL(r, GW_NOMEM, "out of memory");
@@ -959,6 +1006,7 @@ rf_body(struct rf_reader *r, char *pos, char *end)
 				RF_FAIL(r, GW_PARSE, "bad structure");
 			st->abstract = (flags & 1) != 0;
 			st->constraint = (flags & 2) != 0;
+			rf_contexts(r, f[9], st);
 			st->elements = rs_alloc(set, (ne ? ne : 1) *
 							 sizeof(*st->elements));
 			if (st->elements == NULL)
@@ -1091,8 +1139,8 @@ rs_load_text(struct rules_set *set, char *text, size_t len, const char *name,
 	}
 	r.lineno = 1;
 	nf = rf_fields(line, f, 13);
-	if (nf != 13 || strcmp(f[0], RF_MAGIC) != 0 || strcmp(f[1], "2") != 0) {
-		rf_err(&r, GW_PARSE, "not a pzpgw rule file (version 2)");
+	if (nf != 13 || strcmp(f[0], RF_MAGIC) != 0 || strcmp(f[1], "3") != 0) {
+		rf_err(&r, GW_PARSE, "not a pzpgw rule file (version 3)");
 		return r.rc;
 	}
 	if (strcmp(f[2], set->fhir == RULES_R4 ? "r4" : "stu3") != 0) {

@@ -864,11 +864,23 @@ test_rule_file_roundtrip(void **state)
 	assert_int_equal(util_read_file(path, 1 << 24, &text, &len), GW_OK);
 	{
 		static const char *const bad[] = {
-		    "pzpgw-rules\t3\tr4\tlocal\t0\t0\t0\t0\t0\t0\t0\t0\t0\n",
-		    "pzpgw-rules\t2\tr4\tlocal\t1\t0\t0\t0\t0\t0\t0\t0\t0\n",
-		    "pzpgw-rules\t2\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t1\t0\n"
-		    "s\tu\nS\t0\t-\t-\t0\t-\t-\t0\t1\ne\t9\n",
-		    "pzpgw-rules\t2\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t0\t1\n"
+		    /* another format version (2: before contexts) */
+		    "pzpgw-rules\t4\tr4\tlocal\t0\t0\t0\t0\t0\t0\t0\t0\t0\n",
+		    "pzpgw-rules\t2\tr4\tlocal\t0\t0\t0\t0\t0\t0\t0\t0\t0\n",
+		    "pzpgw-rules\t3\tr4\tlocal\t1\t0\t0\t0\t0\t0\t0\t0\t0\n",
+		    "pzpgw-rules\t3\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t1\t0\n"
+		    "s\tu\nS\t0\t-\t-\t0\t-\t-\t0\t1\t-\ne\t9\n",
+		    /* a structure without its CONTEXTS field */
+		    "pzpgw-rules\t3\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t1\t0\n"
+		    "s\tu\nS\t0\t-\t-\t0\t-\t-\t0\t0\n",
+		    /* unknown context type, string out of range, empty */
+		    "pzpgw-rules\t3\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t1\t0\n"
+		    "s\tu\nS\t0\t-\t-\t0\t-\t-\t0\t0\tq:0\n",
+		    "pzpgw-rules\t3\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t1\t0\n"
+		    "s\tu\nS\t0\t-\t-\t0\t-\t-\t0\t0\te:0,x:7\n",
+		    "pzpgw-rules\t3\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t1\t0\n"
+		    "s\tu\nS\t0\t-\t-\t0\t-\t-\t0\t0\te:0,\n",
+		    "pzpgw-rules\t3\tr4\tx\t1\t0\t0\t0\t0\t0\t0\t0\t1\n"
 		    "s\tu\nV\t0\t-\t1\t-\t2\nk\t0\t0\t-\nk\t0\t0\t-\n",
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -888,6 +900,76 @@ test_rule_file_roundtrip(void **state)
 		    GW_PARSE);
 		rules_set_free(back);
 	}
+	unlink(path);
+	rmdir(dir);
+	rules_set_free(set);
+}
+
+static void write_text(const char *path, const char *text);
+
+/* Number of contexts of st with type t and expression expr. */
+static size_t
+count_ctx(const struct rules_structure *st, enum rules_ctx_type t,
+	  const char *expr)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < st->ncontexts; i++)
+		if (st->contexts[i].type == t &&
+		    strcmp(st->contexts[i].expr, expr) == 0)
+			n++;
+	return n;
+}
+
+/* Extension contexts: compiled from R4 context[] and STU3 contextType +
+ * context[], kept through the rule files. */
+static void
+test_extension_contexts(void **state)
+{
+	const struct rules_structure *st;
+	struct rules_set *set = load_schemas(RULES_STU3);
+	char dir[] = "/tmp/test_rules_ctx.XXXXXX", path[256], err[256];
+	static const char sd[] =
+	    "{\"resourceType\":\"StructureDefinition\","
+	    "\"url\":\"http://example.org/fhir/StructureDefinition/ext-x\","
+	    "\"name\":\"ExtX\",\"status\":\"draft\",\"kind\":"
+	    "\"complex-type\",\"abstract\":false,\"contextType\":"
+	    "\"resource\",\"context\":[\"Consent\",\"Goal.target\"],"
+	    "\"type\":\"Extension\",\"baseDefinition\":"
+	    "\"http://hl7.org/fhir/StructureDefinition/Extension\","
+	    "\"derivation\":\"constraint\",\"differential\":{\"element\":"
+	    "[{\"id\":\"Extension.url\",\"path\":\"Extension.url\","
+	    "\"fixedUri\":\"http://example.org/fhir/StructureDefinition/"
+	    "ext-x\"}]}}";
+
+	(void)state;
+	/* R4, from the committed rule files */
+	st = need_sd(r4, R4PZP "ext-LegallyCapable-MedicalTreatmentDecisions");
+	assert_int_equal(st->ncontexts, 1);
+	assert_int_equal(count_ctx(st, RULES_CTX_ELEMENT, "Patient"), 1);
+	st = need_sd(r4, R4PZP_OLD "ext-EncounterReference");
+	assert_int_equal(st->ncontexts, 3);
+	assert_int_equal(count_ctx(st, RULES_CTX_ELEMENT, "Goal"), 1);
+	st = need_sd(r4, NICTIZ "ext-TreatmentDirective2.ReasonForEnding");
+	assert_int_equal(count_ctx(st, RULES_CTX_ELEMENT, "Consent.provision"),
+			 1);
+	st = need_sd(r4, CORE "patient-birthPlace");
+	assert_int_equal(count_ctx(st, RULES_CTX_ELEMENT, "Patient"), 1);
+	/* a profile has none */
+	assert_int_equal(need_sd(r4, R4PZP "ACP-Patient")->ncontexts, 0);
+	/* STU3 */
+	st = need_sd(stu3, STU3PZP
+		     "ext-Patient.LegallyCapableMedicalTreatmentDecisions");
+	assert_int_equal(count_ctx(st, RULES_CTX_ELEMENT, "Patient"), 1);
+	/* compiled from an STU3 source */
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/ext.json", dir);
+	write_text(path, sd);
+	assert_int_equal(rules_add_path(set, path, err, sizeof(err)), GW_OK);
+	st = need_sd(set, TEST "ext-x");
+	assert_int_equal(st->ncontexts, 2);
+	assert_int_equal(count_ctx(st, RULES_CTX_ELEMENT, "Consent"), 1);
+	assert_int_equal(count_ctx(st, RULES_CTX_ELEMENT, "Goal.target"), 1);
 	unlink(path);
 	rmdir(dir);
 	rules_set_free(set);
@@ -980,6 +1062,7 @@ main(void)
 	    cmocka_unit_test(test_xml_instance),
 	    cmocka_unit_test(test_rule_file_roundtrip),
 	    cmocka_unit_test(test_missing_sources),
+	    cmocka_unit_test(test_extension_contexts),
 	    cmocka_unit_test(test_ig_folder),
 	};
 
