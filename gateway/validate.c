@@ -132,6 +132,17 @@ struct vconf {
 	int state; /* 1 busy, 2 yes, 3 no */
 };
 
+/* One step of the walk from the innermost resource: the element name and
+ * its type, for extension contexts. */
+struct vseg {
+	const char *name; /* NULL for a resource root */
+	size_t len;
+	const char *type; /* element type, or the resource type at a root */
+	bool boundary;	  /* a complex datatype: its paths start here */
+};
+
+#define V_MAX_SEGS (V_MAX_DEPTH * 2 + 8)
+
 /* One validation run over one document (or a scratch conformance check). */
 struct vrun {
 	struct validate_ctx *ctx;
@@ -153,6 +164,9 @@ struct vrun {
 	struct vconf *conf; /* shared with scratch runs */
 	size_t *nconf, *capconf;
 	bool nomem;
+	struct vseg segs[V_MAX_SEGS]; /* the walk, for extension contexts */
+	size_t nsegs;		      /* may exceed V_MAX_SEGS (not kept) */
+	const char *ext_url;	      /* innermost enclosing extension's url */
 };
 
 static const char *const prim_names[] = {
@@ -2979,15 +2993,150 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 	check_constraints(r, d->el, v, type);
 }
 
+/* ---- extension contexts ---- */
+
+static void
+seg_push(struct vrun *r, const char *name, size_t len, const char *type,
+	 bool boundary)
+{
+	if (r->nsegs < V_MAX_SEGS) {
+		struct vseg *g = &r->segs[r->nsegs];
+
+		g->name = name;
+		g->len = len;
+		g->type = type;
+		g->boundary = boundary;
+	}
+	r->nsegs++;
+}
+
+/* True when context expression e (with "[x]" ignored) equals the type
+ * name t followed by the names of segs[from..to). */
+static bool
+ctx_path_is(const char *e, const char *t, const struct vseg *segs, size_t from,
+	    size_t to)
+{
+	size_t tl = strlen(t);
+
+	if (strncmp(e, t, tl) != 0)
+		return false;
+	e += tl;
+	for (size_t i = from; i < to; i++) {
+		if (*e++ != '.' || strncmp(e, segs[i].name, segs[i].len) != 0)
+			return false;
+		e += segs[i].len;
+		if (strncmp(e, "[x]", 3) == 0)
+			e += 3;
+	}
+	return *e == '\0';
+}
+
+/* Whether element context expression e allows the place the host segment
+ * segs[top - 1] stands for: its paths from the resource and from every
+ * datatype on the way, its type, or a base type (Element, Resource...). */
+static bool
+ctx_element_ok(const struct vrun *r, const char *e, size_t top)
+{
+	const struct vseg *host = &r->segs[top - 1];
+	size_t root = top - 1;
+	const char *comma = strchr(e, ',');
+
+	/* STU3: "*" is anywhere; some list several paths in one string */
+	if (comma != NULL) {
+		char part[256];
+		size_t n = (size_t)(comma - e);
+
+		if (n >= sizeof(part))
+			return false;
+		memcpy(part, e, n);
+		part[n] = '\0';
+		return ctx_element_ok(r, part, top) ||
+		       ctx_element_ok(r, comma + 1, top);
+	}
+	if (strcmp(e, "*") == 0 || strcmp(e, "Element") == 0 ||
+	    strcmp(e, "Base") == 0)
+		return true;
+	while (root > 0 && r->segs[root].name != NULL)
+		root--;
+	if (host->name == NULL)
+		return strcmp(e, host->type) == 0 ||
+		       strcmp(e, "Resource") == 0 ||
+		       strcmp(e, "DomainResource") == 0;
+	if (strcmp(e, host->type) == 0 ||
+	    (is_quantity_type(host->type) && strcmp(e, "Quantity") == 0) ||
+	    ((strcmp(e, "DataType") == 0 || strcmp(e, "Type") == 0) &&
+	     host->boundary))
+		return true;
+	for (size_t i = root; i < top; i++) {
+		if (i != root && !r->segs[i].boundary)
+			continue;
+		if (ctx_path_is(e, r->segs[i].type, r->segs, i + 1, top))
+			return true;
+		if (i != root && is_quantity_type(r->segs[i].type) &&
+		    ctx_path_is(e, "Quantity", r->segs, i + 1, top))
+			return true;
+	}
+	return false;
+}
+
+/* Report extension v (url, definition sd) used where none of its contexts
+ * allows it. The extension's own segment is the top of the walk. */
+static void
+check_ext_context(struct vrun *r, const struct rules_structure *sd,
+		  const struct fj_node *v, const char *url)
+{
+	size_t top = r->nsegs - 1; /* the extension's own segment */
+	char allowed[256];
+	size_t al = 0;
+
+	if (sd->ncontexts == 0 || r->nsegs > V_MAX_SEGS || top == 0)
+		return;
+	for (size_t i = 0; i < sd->ncontexts; i++) {
+		const struct rules_context *c = &sd->contexts[i];
+
+		switch (c->type) {
+		case RULES_CTX_ELEMENT:
+			if (ctx_element_ok(r, c->expr, top))
+				return;
+			break;
+		case RULES_CTX_EXTENSION:
+			if (r->segs[top - 1].type != NULL &&
+			    strcmp(r->segs[top - 1].type, "Extension") == 0 &&
+			    r->ext_url != NULL &&
+			    strcmp(c->expr, r->ext_url) == 0)
+				return;
+			break;
+		case RULES_CTX_FHIRPATH:
+			issue(r, FHIR_INFORMATION, "not-supported", v,
+			      "the context '%.100s' of extension %.200s is a "
+			      "FHIRPath expression and was not evaluated",
+			      c->expr, url);
+			return;
+		}
+		if (al < sizeof(allowed)) {
+			int n = snprintf(allowed + al, sizeof(allowed) - al,
+					 "%s%s", i ? ", " : "", c->expr);
+
+			al += n > 0 ? (size_t)n : 0;
+		}
+	}
+	issue(r, FHIR_ERROR, "structure", v,
+	      "The extension %.200s is not allowed to be used at this point "
+	      "(allowed: %.200s)",
+	      url, allowed);
+}
+
+static void validate_item_in(struct vrun *r, const struct vstruct *vs,
+			     const struct vnode *d, const char *type,
+			     const struct vtype *ti, const struct fj_node *v,
+			     const struct fj_node *u);
+
 static void
 validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 	      const char *type, const struct fj_node *v,
 	      const struct fj_node *u)
 {
 	const struct vtype *ti = NULL;
-	const struct vnode *kd;
-	const struct vstruct *tvs = NULL;
-	bool unknown_ext = false;
 
 	if (type == NULL && d->el->ntypes >= 1)
 		type = d->el->types[0].code;
@@ -3003,6 +3152,26 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 		if (d->el->ntypes >= 1 && type == d->el->types[0].code)
 			((struct vnode *)d)->vt0 = ti;
 	}
+	seg_push(r, d->name, d->choice ? d->prefixlen : strlen(d->name), type,
+		 ti != NULL && ti->kind == VK_COMPLEX && type != NULL &&
+		     strcmp(type, "BackboneElement") != 0 &&
+		     strcmp(type, "Element") != 0);
+	validate_item_in(r, vs, d, type, ti, v, u);
+	r->nsegs--;
+}
+
+/* validate_item once the item's type is known. */
+static void
+validate_item_in(struct vrun *r, const struct vstruct *vs,
+		 const struct vnode *d, const char *type,
+		 const struct vtype *ti, const struct fj_node *v,
+		 const struct fj_node *u)
+{
+	const struct vnode *kd;
+	const struct vstruct *tvs = NULL;
+	bool unknown_ext = false;
+	const char *saved_ext = r->ext_url;
+
 	if (ti != NULL && ti->kind == VK_PRIM) {
 		validate_primitive_item(r, ti, d, type, v, u);
 		return;
@@ -3042,6 +3211,18 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 	}
 	r->depth++;
 	kd = kids_of(d);
+	if (type != NULL && strcmp(type, "Extension") == 0) {
+		const char *url = fj_get_str(v, "url");
+		const struct rules_structure *esd;
+
+		/* only absolute URLs name a definition (relative ones are
+		 * the parts of a complex extension) */
+		if (url != NULL && strchr(url, ':') != NULL) {
+			if ((esd = rules_structure(r->ctx->set, url)) != NULL)
+				check_ext_context(r, esd, v, url);
+			r->ext_url = url;
+		}
+	}
 	if (type != NULL && strcmp(type, "Extension") == 0 && kd->nkids == 0) {
 		tvs = extension_struct(r, d, v, &unknown_ext);
 		if (unknown_ext)
@@ -3113,6 +3294,7 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 			check_constraints(r, &one, v, type);
 		}
 	}
+	r->ext_url = saved_ext;
 	r->depth--;
 }
 /* ---- slicing ---- */
@@ -3972,6 +4154,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	const struct fj_node *saved_res = r->resource, *meta, *mp;
 	const char *saved_type = r->resource_type, *rt, *why;
 	const struct rules_structure *saved_sd = r->cur_sd;
+	const char *saved_ext = r->ext_url;
 	const struct fj_node *idn;
 	struct vbundle *bundle = NULL, *saved_bundle = r->bundle;
 	bool is_bundle = false, base_done = false;
@@ -3993,6 +4176,8 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	}
 	old =
 	    is_root ? path_push(r, "%s", rt) : path_push(r, ".ofType(%s)", rt);
+	seg_push(r, NULL, 0, base->type != NULL ? base->type : rt, false);
+	r->ext_url = NULL;
 	r->resource = res;
 	r->resource_type = base->type != NULL ? base->type : rt;
 	r->cur_sd = NULL; /* until this resource's own profiles are chosen */
@@ -4112,6 +4297,8 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	r->resource = saved_res;
 	r->resource_type = saved_type;
 	r->cur_sd = saved_sd;
+	r->ext_url = saved_ext;
+	r->nsegs--;
 	path_pop(r, old);
 }
 

@@ -802,6 +802,91 @@ test_limits(void **state)
 	json_decref(o);
 }
 
+#define EXT_PARENT "http://example.org/fhir/StructureDefinition/test-ext-parent"
+#define EXT_PART                                                               \
+	"{\"url\":\"http://example.org/fhir/StructureDefinition/test-ext-"     \
+	"part\",\"valueString\":\"x\"}"
+
+/* Extension contexts (test profiles test-ext-parent: Patient or
+ * Observation.component; test-ext-part: inside test-ext-parent or on
+ * Quantity.value): the place is matched by its path from the resource,
+ * from each datatype on the way, or by its enclosing extension. */
+static void
+test_extension_context(void **state)
+{
+	static const struct {
+		const char *doc;
+		const char *expr; /* expected context error, NULL: none */
+	} cases[] = {
+	    {"{\"resourceType\":\"Patient\",\"gender\":\"female\","
+	     "\"extension\":[{\"url\":\"" EXT_PARENT "\",\"extension\":"
+	     "[" EXT_PART "]}]}",
+	     NULL},
+	    {"{\"resourceType\":\"Patient\",\"gender\":\"female\","
+	     "\"extension\":[" EXT_PART "]}",
+	     "Patient.extension[0]"},
+	    {"{\"resourceType\":\"Observation\",\"status\":\"final\","
+	     "\"code\":{\"text\":\"x\"},\"extension\":[{\"url\":\"" EXT_PARENT
+	     "\",\"extension\":[" EXT_PART "]}]}",
+	     "Observation.extension[0]"},
+	    {"{\"resourceType\":\"Observation\",\"status\":\"final\","
+	     "\"code\":{\"text\":\"x\"},\"component\":[{\"code\":{\"text\":"
+	     "\"y\"},\"extension\":[{\"url\":\"" EXT_PARENT "\",\"extension\":"
+	     "[" EXT_PART "]}],\"valueQuantity\":{\"value\":1,\"_value\":"
+	     "{\"extension\":[" EXT_PART "]}}}]}",
+	     NULL},
+	    {"{\"resourceType\":\"Observation\",\"status\":\"final\","
+	     "\"code\":{\"text\":\"x\"},\"valueQuantity\":{\"value\":1,"
+	     "\"extension\":[" EXT_PART "]}}",
+	     "Observation.value.ofType(Quantity).extension[0]"},
+	    /* in a Bundle: the context is the entry's resource */
+	    {"{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":"
+	     "[{\"fullUrl\":\"urn:uuid:0d6b4d31-5f32-4d3a-9a0e-1b0e3c3c0009\","
+	     "\"resource\":{\"resourceType\":\"Patient\",\"gender\":"
+	     "\"female\",\"extension\":[{\"url\":\"" EXT_PARENT "\","
+	     "\"extension\":[" EXT_PART
+	     "]}],\"contact\":[{\"name\":{\"text\":\"A\"},\"extension\":["
+	     "{\"url\":\"" EXT_PARENT "\","
+	     "\"extension\":[" EXT_PART "]}]}]}}]}",
+	     "Bundle.entry[0].resource.ofType(Patient).contact[0].extension["
+	     "0]"},
+	};
+	json_t *o;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t want = cases[i].expr != NULL ? 1 : 0;
+
+		o = run_text(S.vr4ig, cases[i].doc, NULL);
+		if (fhir_outcome_errors(o) != want) {
+			print_issues("context", o);
+			fail_msg("case %zu: got %zu errors, want %zu", i,
+				 (size_t)fhir_outcome_errors(o), want);
+		}
+		if (cases[i].expr != NULL)
+			assert_int_equal(
+			    count_issues_msg(
+				o, "error", "structure", cases[i].expr,
+				"is not allowed to be used at this "
+				"point"),
+			    1);
+		json_decref(o);
+	}
+	/* a FHIRPath context is not evaluated: said, not guessed */
+	o = run_text(S.vr4,
+		     "{\"resourceType\":\"Observation\",\"status\":\"final\","
+		     "\"code\":{\"text\":\"x\"},\"extension\":[{\"url\":"
+		     "\"http://nictiz.nl/fhir/StructureDefinition/ext-"
+		     "AdditionalCategory\",\"valueCodeableConcept\":{\"text\":"
+		     "\"a\"}}]}",
+		     NULL);
+	assert_int_equal(count_issues(o, "information", "not-supported",
+				      "Observation.extension[0]"),
+			 1);
+	assert_int_equal(fhir_outcome_errors(o), 0);
+	json_decref(o);
+}
+
 static void
 test_api_errors(void **state)
 {
@@ -836,6 +921,7 @@ main(void)
 	    cmocka_unit_test(test_invariants),
 	    cmocka_unit_test(test_narrative),
 	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_extension_context),
 	    cmocka_unit_test(test_api_errors),
 	};
 

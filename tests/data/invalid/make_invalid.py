@@ -287,6 +287,34 @@ def _(d):
     d["code"]["coding"][0]["code"] = "1234567"
 
 
+# ---- extension contexts ----------------------------------------------------
+
+LEGALLY_R4 = "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/ext-LegallyCapable-MedicalTreatmentDecisions"
+REASON_FOR_ENDING = "http://nictiz.nl/fhir/StructureDefinition/ext-TreatmentDirective2.ReasonForEnding"
+
+
+@case("r4/extension-context-wrong-resource.json", R4_NEW + "Goal-F1-ACP-Medical-Policy-Goal.json")
+def _(d):
+    # context Patient: not allowed on a Goal
+    d["extension"] = [{"url": LEGALLY_R4,
+                       "extension": [{"url": "legallyCapable", "valueBoolean": True}]}]
+
+
+@case("r4/extension-context-wrong-element.json", R4_NEW + "Patient-F1-ACP-Patient-HendrikHartman.json")
+def _(d):
+    # humanname-own-name (context HumanName.family) moved from _family to
+    # the HumanName itself
+    n = d["name"][0]
+    n["extension"].append(n.pop("_family")["extension"][0])
+
+
+@case("r4/extension-context-not-provision.json", R4_NEW + "Consent-F1-ACP-TreatmentDirective-116762002.json")
+def _(d):
+    # context Consent.provision: not allowed on the Consent itself
+    d.setdefault("extension", []).append({"url": REASON_FOR_ENDING,
+                                          "valueString": "herzien"})
+
+
 # ---- STU3 ------------------------------------------------------------------
 
 @case("stu3/unknown-element.json", STU3 + "converted-Patient-ACP-Patient-HendrikHartman-Pat1.json")
@@ -488,6 +516,12 @@ def _(d):
 def _(d):
     d.setdefault("extension", []).append(
         {"url": "https://example.invalid/fhir/StructureDefinition/unknown", "valueString": "x"})
+
+
+@case("stu3/extension-context-wrong-resource.json", STU3 + "converted-Goal-ACP-MedicalPolicyGoal-Pat1.json")
+def _(d):
+    d["extension"] = [{"url": "https://api.iknl.nl/docs/pzp/stu3/StructureDefinition/ext-Patient.LegallyCapableMedicalTreatmentDecisions",
+                       "extension": [{"url": "legallyCapable", "valueBoolean": False}]}]
 
 
 @case("stu3/gender-not-in-valueset.json", STU3 + "converted-Patient-ACP-Patient-HendrikHartman-Pat1.json")
