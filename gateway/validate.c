@@ -2701,8 +2701,12 @@ vdate_parse(const char *s, size_t len, struct vdate *out)
 	if (i < len && s[i] == '.') {
 		double scale = 0.1;
 
-		for (i++; i < len && is_digit(s[i]); i++, scale /= 10)
+		/* scale steps in the body: cert-flp30-c wants an integer
+		 * loop counter */
+		for (i++; i < len && is_digit(s[i]); i++) {
 			sec += (s[i] - '0') * scale;
+			scale /= 10;
+		}
 	}
 	out->secs = (double)days_from_civil(out->y, out->m, out->d) * 86400.0 +
 		    (double)(hh * 3600 + mi * 60) + sec;
