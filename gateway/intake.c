@@ -1,8 +1,14 @@
 /* $validate (and later $process-message) on the organisation listener. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "buf.h"
 #include "fhir.h"
@@ -47,6 +53,7 @@ fail:
 void
 intake_cleanup(struct intake *in)
 {
+	intake_workers_stop(in);
 	for (size_t i = 0; i < 2; i++) {
 		validate_ctx_free(in->validate[i]);
 		rules_set_free(in->rules[i]);
@@ -343,26 +350,109 @@ reply_invalid(struct http_req *req, int status, json_t *oo)
 	http_reply_json(req, status, oo);
 }
 
-/* Verify a signed message from another gateway. False when a reply was
- * sent. */
-static bool
-verify_inbound(struct intake *in, struct http_req *req,
-	       const struct fj_doc *doc, char sha[65], char **jws)
+/*
+ * A $process-message request between parsing and storing. The loop
+ * thread parses and routes it; verification, validation, signing and
+ * serialisation (the CPU-heavy part) run in a worker thread; the loop
+ * thread then answers an error or submits the result to the store. Only
+ * the loop thread touches req.
+ */
+struct intake_job {
+	struct intake_job *next;
+	struct http_req *req;
+	struct fj_doc *doc; /* owned */
+	struct message_info info;
+	const char *remote[MESSAGE_MAX_RECEIVERS]; /* into info */
+	size_t nremote;
+	const struct sign_key *key;
+	const struct sign_trust *trust;
+	enum rules_fhir v;
+	bool outbound;
+	bool is_signed;
+	char peer[CONFIG_URA_LEN + 1];
+	char reqid[80];
+	/* Results. status 0: bytes/sha/jws are ready to store. */
+	int status;
+	bool rejected;		 /* invalid document: logged as rejected */
+	const char *retry_after; /* static string or NULL */
+	json_t *oo;		 /* reply body when status != 0; owned */
+	struct buf bytes;
+	char sha[65];
+	char *jws;
+};
+
+struct intake_worker {
+	struct intake_pool *pool;
+	struct validate_ctx *validate[2];
+	pthread_t thread;
+	bool started;
+};
+
+struct intake_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work; /* a job was queued, or stop */
+	pthread_cond_t idle; /* no job queued or running */
+	struct intake_job *todo, *todo_tail;
+	struct intake_job *done, *done_tail;
+	unsigned busy;
+	bool stop;
+	int fds[2]; /* workers -> loop thread: jobs are done */
+	struct event *ev;
+	struct intake *in;
+	unsigned nworkers;
+	struct intake_worker workers[INTAKE_MAX_WORKERS];
+};
+
+static void
+job_free(struct intake_job *j)
 {
-	struct sign_verify_opts vo = {.trust = in->trust,
-				      .expect_ura = http_req_peer(req)->ura,
-				      .skew = INTAKE_SIGN_SKEW};
+	if (j == NULL)
+		return;
+	json_decref(j->oo);
+	free(j->jws);
+	buf_cleanup(&j->bytes);
+	fj_doc_free(j->doc);
+	free(j);
+}
+
+/* Record an error answer for the loop thread to send. */
+static void job_fail(struct intake_job *j, int status, const char *retry_after,
+		     const char *code, const char *expression, const char *fmt,
+		     ...) __attribute__((format(printf, 6, 7)));
+
+static void
+job_fail(struct intake_job *j, int status, const char *retry_after,
+	 const char *code, const char *expression, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	j->status = status;
+	j->retry_after = retry_after;
+	json_decref(j->oo);
+	j->oo = fhir_outcome_one(FHIR_ERROR, code, expression, "%s", msg);
+}
+
+/* Verify a signed message from another gateway. False on failure (the
+ * answer is in j). */
+static bool
+job_verify(struct intake_job *j)
+{
+	struct sign_verify_opts vo = {
+	    .trust = j->trust, .expect_ura = j->peer, .skew = INTAKE_SIGN_SKEW};
 	struct sign_result res;
 	enum gw_err err;
 
-	if (in->trust == NULL) {
-		http_reply_outcome(req, 422, FHIR_ERROR, "not-supported",
-				   "Bundle.signature",
-				   "this gateway does not accept signed "
-				   "messages (no trust anchors configured)");
+	if (j->trust == NULL) {
+		job_fail(j, 422, NULL, "not-supported", "Bundle.signature",
+			 "this gateway does not accept signed messages (no "
+			 "trust anchors configured)");
 		return false;
 	}
-	err = sign_verify(doc->root, NULL, &vo, &res);
+	err = sign_verify(j->doc->root, NULL, &vo, &res);
 	if (err != GW_OK) {
 		int status = sign_check_http_status(res.check);
 
@@ -370,71 +460,350 @@ verify_inbound(struct intake *in, struct http_req *req,
 			status = 503;
 		log_warnx("event=audit action=reject_signature id=%s peer=%s "
 			  "check=%s",
-			  http_req_id(req), http_req_peer(req)->ura,
-			  sign_check_name(res.check));
-		http_reply_outcome(req, status < 400 ? 422 : status, FHIR_ERROR,
-				   status == 401 ? "security" : "invalid",
-				   "Bundle.signature",
-				   "signature check '%s' failed: %s",
-				   sign_check_name(res.check), res.reason);
+			  j->reqid, j->peer, sign_check_name(res.check));
+		job_fail(j, status < 400 ? 422 : status, NULL,
+			 status == 401 ? "security" : "invalid",
+			 "Bundle.signature", "signature check '%s' failed: %s",
+			 sign_check_name(res.check), res.reason);
 		sign_result_cleanup(&res);
 		return false;
 	}
-	util_hex(res.hash, SIGN_HASH_LEN, sha);
-	*jws = res.jws;
+	util_hex(res.hash, SIGN_HASH_LEN, j->sha);
+	j->jws = res.jws;
 	res.jws = NULL;
 	sign_result_cleanup(&res);
 	return true;
 }
 
-/* Sign what the gateway forwards. False when a reply was sent. */
+/* Sign what the gateway forwards. False on failure (answer in j). */
 static bool
-sign_outbound(struct intake *in, struct http_req *req, struct fj_doc *doc,
-	      enum rules_fhir v, char sha[65], char **jws)
+job_sign(struct intake_job *j)
 {
-	struct sign_opts so = {.fhir = v == RULES_STU3 ? SIGN_FHIR_STU3
-						       : SIGN_FHIR_R4,
+	struct sign_opts so = {.fhir = j->v == RULES_STU3 ? SIGN_FHIR_STU3
+							  : SIGN_FHIR_R4,
 			       .purpose = SIGN_PURPOSE_VERIFICATION};
 	struct sign_output out = {0};
 	char err[256];
 
-	if (in->key == NULL ||
-	    sign_bundle(in->key, doc, &so, &out, err, sizeof(err)) != GW_OK) {
-		log_warnx("event=sign_failed id=%s reason=\"%s\"",
-			  http_req_id(req), in->key ? err : "no key");
-		http_reply_outcome(req, 500, FHIR_ERROR, "exception", NULL,
-				   "the gateway could not sign the message");
+	if (j->key == NULL ||
+	    sign_bundle(j->key, j->doc, &so, &out, err, sizeof(err)) != GW_OK) {
+		log_warnx("event=sign_failed id=%s reason=\"%s\"", j->reqid,
+			  j->key ? err : "no key");
+		job_fail(j, 500, NULL, "exception", NULL,
+			 "the gateway could not sign the message");
 		sign_output_cleanup(&out);
 		return false;
 	}
-	util_hex(out.hash, SIGN_HASH_LEN, sha);
-	*jws = out.jws;
+	util_hex(out.hash, SIGN_HASH_LEN, j->sha);
+	j->jws = out.jws;
 	out.jws = NULL;
 	sign_output_cleanup(&out);
 	return true;
 }
 
-/* Validate; false when a reply was sent (invalid or internal error). */
+/* Validate; false when invalid or validation could not run (answer in
+ * j). */
 static bool
-validate_message(struct intake *in, struct http_req *req,
-		 const struct fj_doc *doc, enum rules_fhir v)
+job_validate(struct intake_job *j, struct validate_ctx *vctx)
 {
 	json_t *oo = fhir_outcome_new();
 
 	if (oo == NULL ||
-	    validate_document(in->validate[v], doc->root, NULL, oo) != GW_OK) {
+	    validate_document(vctx, j->doc->root, NULL, oo) != GW_OK) {
 		json_decref(oo);
-		http_req_add_header(req, "Retry-After", "10");
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "validation could not run");
+		job_fail(j, 503, "10", "transient", NULL,
+			 "validation could not run");
 		return false;
 	}
 	if (fhir_outcome_errors(oo) > 0) {
-		reply_invalid(req, 422, oo);
+		j->status = 422;
+		j->rejected = true;
+		json_decref(j->oo);
+		j->oo = oo;
 		return false;
 	}
 	json_decref(oo);
 	return true;
+}
+
+/* The CPU-heavy part of a job; any thread, touches only j and vctx. */
+static void
+job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
+{
+	if (j->is_signed && !job_verify(j))
+		return;
+	if (!job_validate(j, vctx[j->v]))
+		return;
+	/* The gateway signs what it forwards and what an organisation gave
+	 * it unsigned; a verified signature of another gateway is kept. */
+	if (j->outbound || !j->is_signed) {
+		free(j->jws);
+		j->jws = NULL;
+		if (!job_sign(j))
+			return;
+	}
+	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK)
+		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+}
+
+/* Loop thread: answer a failed job or hand a good one to the store.
+ * Frees j. */
+static void
+job_finish(struct intake *in, struct intake_job *j)
+{
+	struct http_req *req = j->req;
+	struct pending *p = NULL;
+	char id[40], *answer = NULL;
+	enum gw_err err;
+
+	if (j->status != 0) {
+		if (j->retry_after != NULL)
+			http_req_add_header(req, "Retry-After", j->retry_after);
+		if (j->rejected)
+			reply_invalid(req, j->status, j->oo);
+		else
+			http_reply_json(req, j->status, j->oo);
+		j->oo = NULL;
+		job_free(j);
+		return;
+	}
+	util_uuid(id);
+	answer = accepted_body(id, j->nremote, j->outbound);
+	if (answer == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
+		http_req_add_header(req, "Retry-After", "5");
+		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+				   "out of memory");
+		goto done;
+	}
+	p->req = req;
+	p->in = in;
+	p->outbound = j->outbound;
+	util_strlcpy(p->peer, j->peer, sizeof(p->peer));
+	{
+		struct store_accept acc = {
+		    .id = id,
+		    .direction = j->outbound ? STORE_OUTBOUND : STORE_INBOUND,
+		    .sender_ura = j->peer,
+		    .bundle_system = j->info.id_system,
+		    .bundle_value = j->info.id_value,
+		    .patient_key = j->info.patient_key,
+		    .fhir_version = j->v == RULES_STU3 ? "3.0.2" : "4.0.1",
+		    .doc = j->bytes.data,
+		    .doc_len = j->bytes.len,
+		    .jws = j->jws,
+		    .sha256 = j->sha,
+		    .answer_status = 202,
+		    .answer_body = answer,
+		    .receivers = j->remote,
+		    .nreceivers = j->nremote,
+		};
+
+		err = store_submit_accept(in->store, &acc, on_committed, p);
+	}
+	if (err != GW_OK) {
+		free(p);
+		http_req_add_header(req, "Retry-After", "5");
+		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+				   "the gateway is busy (%s); retry later",
+				   gw_strerror(err));
+	}
+done:
+	free(answer);
+	job_free(j);
+}
+
+/* Loop thread: finish every job the workers are done with. */
+static void
+pool_collect(struct intake_pool *pool)
+{
+	struct intake_job *j, *next;
+
+	pthread_mutex_lock(&pool->mu);
+	j = pool->done;
+	pool->done = pool->done_tail = NULL;
+	pthread_mutex_unlock(&pool->mu);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		job_finish(pool->in, j);
+	}
+}
+
+static void
+on_jobs_done(evutil_socket_t fd, short what, void *arg)
+{
+	char drain[64];
+
+	/* Drain the wake-ups before taking the list: a job finished after
+	 * this point writes again. */
+	while (read(fd, drain, sizeof(drain)) > 0)
+		;
+	pool_collect(arg);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct intake_worker *w = arg;
+	struct intake_pool *pool = w->pool;
+	struct intake_job *j;
+	bool wake;
+
+	pthread_mutex_lock(&pool->mu);
+	for (;;) {
+		while (pool->todo == NULL && !pool->stop)
+			pthread_cond_wait(&pool->work, &pool->mu);
+		if (pool->todo == NULL)
+			break;
+		j = pool->todo;
+		if ((pool->todo = j->next) == NULL)
+			pool->todo_tail = NULL;
+		j->next = NULL;
+		pool->busy++;
+		pthread_mutex_unlock(&pool->mu);
+
+		job_run(j, w->validate);
+
+		pthread_mutex_lock(&pool->mu);
+		pool->busy--;
+		wake = pool->done == NULL;
+		if (pool->done_tail != NULL)
+			pool->done_tail->next = j;
+		else
+			pool->done = j;
+		pool->done_tail = j;
+		if (pool->todo == NULL && pool->busy == 0)
+			pthread_cond_broadcast(&pool->idle);
+		if (wake) {
+			/* Non-blocking; a full pipe already wakes the loop. */
+			ssize_t n = write(pool->fds[1], "j", 1);
+
+			(void)n;
+		}
+	}
+	pthread_mutex_unlock(&pool->mu);
+	return NULL;
+}
+
+enum gw_err
+intake_workers_start(struct intake *in, struct event_base *base, unsigned n)
+{
+	struct intake_pool *pool;
+	enum gw_err err = GW_NOMEM;
+
+	if (in->pool != NULL)
+		return GW_OK;
+	if (n > INTAKE_MAX_WORKERS)
+		n = INTAKE_MAX_WORKERS;
+	if (n == 0)
+		return GW_OK;
+	if ((pool = calloc(1, sizeof(*pool))) == NULL)
+		return GW_NOMEM;
+	pool->in = in;
+	pool->fds[0] = pool->fds[1] = -1;
+	pthread_mutex_init(&pool->mu, NULL);
+	pthread_cond_init(&pool->work, NULL);
+	pthread_cond_init(&pool->idle, NULL);
+	in->pool = pool;
+	if (pipe(pool->fds) != 0 ||
+	    fcntl(pool->fds[0], F_SETFL, O_NONBLOCK) != 0 ||
+	    fcntl(pool->fds[1], F_SETFL, O_NONBLOCK) != 0 ||
+	    fcntl(pool->fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
+	    fcntl(pool->fds[1], F_SETFD, FD_CLOEXEC) != 0) {
+		err = GW_IO;
+		goto fail;
+	}
+	pool->ev = event_new(base, pool->fds[0], EV_READ | EV_PERSIST,
+			     on_jobs_done, pool);
+	if (pool->ev == NULL || event_add(pool->ev, NULL) != 0)
+		goto fail;
+	for (unsigned i = 0; i < n; i++) {
+		struct intake_worker *w = &pool->workers[i];
+
+		w->pool = pool;
+		for (size_t v = 0; v < 2; v++)
+			if (validate_ctx_new(in->rules[v], &w->validate[v]) !=
+			    GW_OK)
+				goto fail;
+		pool->nworkers = i + 1;
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			err = GW_IO;
+			goto fail;
+		}
+		w->started = true;
+	}
+	return GW_OK;
+fail:
+	intake_workers_stop(in);
+	return err;
+}
+
+void
+intake_workers_drain(struct intake *in)
+{
+	struct intake_pool *pool = in->pool;
+
+	if (pool == NULL)
+		return;
+	pthread_mutex_lock(&pool->mu);
+	while (pool->todo != NULL || pool->busy > 0)
+		pthread_cond_wait(&pool->idle, &pool->mu);
+	pthread_mutex_unlock(&pool->mu);
+	pool_collect(pool);
+}
+
+void
+intake_workers_stop(struct intake *in)
+{
+	struct intake_pool *pool = in->pool;
+
+	if (pool == NULL)
+		return;
+	intake_workers_drain(in);
+	pthread_mutex_lock(&pool->mu);
+	pool->stop = true;
+	pthread_cond_broadcast(&pool->work);
+	pthread_mutex_unlock(&pool->mu);
+	for (unsigned i = 0; i < pool->nworkers; i++) {
+		struct intake_worker *w = &pool->workers[i];
+
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		validate_ctx_free(w->validate[0]);
+		validate_ctx_free(w->validate[1]);
+	}
+	if (pool->ev != NULL)
+		event_free(pool->ev);
+	if (pool->fds[0] >= 0)
+		close(pool->fds[0]);
+	if (pool->fds[1] >= 0)
+		close(pool->fds[1]);
+	pthread_cond_destroy(&pool->idle);
+	pthread_cond_destroy(&pool->work);
+	pthread_mutex_destroy(&pool->mu);
+	free(pool);
+	in->pool = NULL;
+}
+
+/* Queue j for a worker, or run it here when there are none. */
+static void
+job_submit(struct intake *in, struct intake_job *j)
+{
+	struct intake_pool *pool = in->pool;
+
+	http_req_defer(j->req);
+	if (pool == NULL) {
+		job_run(j, in->validate);
+		job_finish(in, j);
+		return;
+	}
+	pthread_mutex_lock(&pool->mu);
+	if (pool->todo_tail != NULL)
+		pool->todo_tail->next = j;
+	else
+		pool->todo = j;
+	pool->todo_tail = j;
+	pthread_cond_signal(&pool->work);
+	pthread_mutex_unlock(&pool->mu);
 }
 
 void
@@ -443,19 +812,10 @@ intake_process_message(struct http_req *req, void *arg)
 	struct intake *in = arg;
 	const struct config *cfg = http_req_config(req);
 	const struct tls_peer *peer = http_req_peer(req);
-	enum rules_fhir v = request_fhir(req);
-	struct message_info info;
-	const char *remote[MESSAGE_MAX_RECEIVERS];
-	size_t nremote = 0;
+	struct intake_job *j = NULL;
 	struct fj_doc *doc = NULL;
-	struct pending *p = NULL;
-	struct buf bytes;
-	char sha[65], id[40], *jws = NULL, *answer = NULL;
-	bool outbound, is_signed;
-	json_t *oo;
-	enum gw_err err;
+	json_t *oo = NULL;
 
-	buf_init(&bytes, cfg->max_body * 2 + 65536);
 	if (in->store == NULL || !store_disk_ok(in->store)) {
 		log_warnx("event=intake_refused id=%s reason=disk_low",
 			  http_req_id(req));
@@ -467,20 +827,31 @@ intake_process_message(struct http_req *req, void *arg)
 	}
 	if (!parse_body(req, &doc))
 		return;
-	if ((oo = fhir_outcome_new()) == NULL)
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (oo = fhir_outcome_new()) == NULL)
 		goto nomem;
-	if (message_parse(doc->root, &info, oo) != GW_OK) {
+	j->req = req;
+	j->doc = doc;
+	doc = NULL;
+	j->v = request_fhir(req);
+	j->key = in->key;
+	j->trust = in->trust;
+	buf_init(&j->bytes, cfg->max_body * 2 + 65536);
+	util_strlcpy(j->peer, peer->ura, sizeof(j->peer));
+	util_strlcpy(j->reqid, http_req_id(req), sizeof(j->reqid));
+	if (message_parse(j->doc->root, &j->info, oo) != GW_OK) {
 		reply_invalid(req, 422, oo);
 		goto done;
 	}
-	outbound = route_receivers(cfg, &info, remote, &nremote, oo);
+	j->outbound =
+	    route_receivers(cfg, &j->info, j->remote, &j->nremote, oo);
 	if (fhir_outcome_errors(oo) > 0) {
 		reply_invalid(req, 422, oo);
 		goto done;
 	}
 	json_decref(oo);
-	is_signed = info.signed_r4 || info.signed_stu3;
-	if (!is_signed && strcmp(info.sender, peer->ura) != 0) {
+	j->is_signed = j->info.signed_r4 || j->info.signed_stu3;
+	if (!j->is_signed && strcmp(j->info.sender, peer->ura) != 0) {
 		log_warnx("event=audit action=reject_sender id=%s peer=%s",
 			  http_req_id(req), peer->ura);
 		http_reply_outcome(req, 403, FHIR_ERROR, "forbidden",
@@ -488,71 +859,22 @@ intake_process_message(struct http_req *req, void *arg)
 				   "MessageHeader).sender",
 				   "sender URA %s is not the URA of your "
 				   "certificate (%s)",
-				   info.sender, peer->ura);
-		goto done;
+				   j->info.sender, peer->ura);
+		job_free(j);
+		return;
 	}
-	if (is_signed && !verify_inbound(in, req, doc, sha, &jws))
-		goto done;
-	if (!validate_message(in, req, doc, v))
-		goto done;
-	/* The gateway signs what it forwards and what an organisation gave
-	 * it unsigned; a verified signature of another gateway is kept. */
-	if (outbound || !is_signed) {
-		free(jws);
-		jws = NULL;
-		if (!sign_outbound(in, req, doc, v, sha, &jws))
-			goto done;
-	}
-	if (fj_dump(doc->root, 0, &bytes) != GW_OK)
-		goto nomem;
-	util_uuid(id);
-	answer = accepted_body(id, nremote, outbound);
-	if (answer == NULL || (p = calloc(1, sizeof(*p))) == NULL)
-		goto nomem;
-	p->req = req;
-	p->in = in;
-	p->outbound = outbound;
-	util_strlcpy(p->peer, peer->ura, sizeof(p->peer));
-	{
-		struct store_accept acc = {
-		    .id = id,
-		    .direction = outbound ? STORE_OUTBOUND : STORE_INBOUND,
-		    .sender_ura = peer->ura,
-		    .bundle_system = info.id_system,
-		    .bundle_value = info.id_value,
-		    .patient_key = info.patient_key,
-		    .fhir_version = v == RULES_STU3 ? "3.0.2" : "4.0.1",
-		    .doc = bytes.data,
-		    .doc_len = bytes.len,
-		    .jws = jws,
-		    .sha256 = sha,
-		    .answer_status = 202,
-		    .answer_body = answer,
-		    .receivers = remote,
-		    .nreceivers = nremote,
-		};
-
-		http_req_defer(req);
-		err = store_submit_accept(in->store, &acc, on_committed, p);
-	}
-	if (err != GW_OK) {
-		free(p);
-		http_req_add_header(req, "Retry-After", "5");
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "the gateway is busy (%s); retry later",
-				   gw_strerror(err));
-	}
-	goto done;
+	job_submit(in, j);
+	return;
 nomem:
 	json_decref(oo);
 	http_req_add_header(req, "Retry-After", "5");
 	http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
 			   "out of memory");
-done:
-	free(answer);
-	free(jws);
-	buf_cleanup(&bytes);
 	fj_doc_free(doc);
+	job_free(j);
+	return;
+done:
+	job_free(j);
 }
 
 static json_t *

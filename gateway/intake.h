@@ -18,6 +18,11 @@
 
 /* Largest clock difference accepted for a signature time (seconds). */
 #define INTAKE_SIGN_SKEW 300
+/* Most worker threads for $process-message. */
+#define INTAKE_MAX_WORKERS 8
+
+struct event_base;
+struct intake_pool;
 
 struct intake {
 	struct rules_set *rules[2];	  /* indexed by enum rules_fhir */
@@ -29,6 +34,8 @@ struct intake {
 	/* Called after each outbound commit (the deliverer's kick). */
 	void (*kick)(void *arg);
 	void *kick_arg;
+	/* Worker threads (intake_workers_start); NULL: work inline. */
+	struct intake_pool *pool;
 };
 
 /*
@@ -37,8 +44,28 @@ struct intake {
  */
 enum gw_err intake_init(struct intake *in, const struct config *cfg,
 			char *errbuf, size_t errlen);
-/* Release what intake_init made; safe on a zeroed struct. */
+/* Release what intake_init made (stopping the workers first); safe on
+ * a zeroed struct. */
 void intake_cleanup(struct intake *in);
+
+/*
+ * Run the CPU-heavy part of $process-message (signature check,
+ * validation, signing, serialisation) in n worker threads (at most
+ * INTAKE_MAX_WORKERS, each with its own validation context), handing
+ * the results back to base's loop thread, which alone answers requests
+ * and submits to the store. Order per connection is unchanged: a client
+ * gets its answer before it sends the next request. n 0 keeps the work
+ * inline. Returns GW_OK, or GW_NOMEM/GW_IO with no workers running.
+ */
+enum gw_err intake_workers_start(struct intake *in, struct event_base *base,
+				 unsigned n);
+/* Loop thread: wait until no job is queued or running and finish the
+ * completed ones (answers sent or submitted to the store). Call before
+ * replacing in->key or in->trust. No-op without workers. */
+void intake_workers_drain(struct intake *in);
+/* Loop thread: drain, then stop and join the workers. The store must
+ * still be open. No-op without workers. */
+void intake_workers_stop(struct intake *in);
 
 /* POST /fhir/$validate and /fhir/{type}/$validate; arg is a struct
  * intake. Answers 200 with an OperationOutcome, 400 for malformed JSON. */

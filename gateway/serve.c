@@ -128,6 +128,8 @@ load_keys(struct serve *s, const struct config *cfg)
 		sign_key_free(key);
 		return false;
 	}
+	/* Workers may be using the old key and trust. */
+	intake_workers_drain(&s->intake);
 	sign_key_free(s->key);
 	sign_trust_free(s->trust);
 	s->key = key;
@@ -427,6 +429,15 @@ serve_run(struct serve *s)
 	}
 	if (drop_privileges(s->cfg->user) != 0 || !open_store(s))
 		goto done;
+	{
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		if (intake_workers_start(&s->intake, s->base,
+					 ncpu < 1 ? 1 : (unsigned)ncpu) !=
+		    GW_OK)
+			log_warnx(
+			    "event=intake_workers_failed fallback=inline");
+	}
 	s->ev_term = add_signal(s, SIGTERM);
 	s->ev_int = add_signal(s, SIGINT);
 	s->ev_hup = add_signal(s, SIGHUP);
@@ -440,6 +451,9 @@ serve_run(struct serve *s)
 	else
 		rc = CLI_OK;
 done:
+	/* Jobs still in the workers are answered or submitted to the store
+	 * (which commits them below). */
+	intake_workers_stop(&s->intake);
 	if (s->deliver != NULL) {
 		deliver_stop(s->deliver);
 		deliver_free(s->deliver);
