@@ -3063,13 +3063,15 @@ ctx_element_ok(const struct vrun *r, const char *e, size_t top)
 	while (root > 0 && r->segs[root].name != NULL)
 		root--;
 	if (host->name == NULL)
-		return strcmp(e, host->type) == 0 ||
+		return (host->type != NULL && strcmp(e, host->type) == 0) ||
 		       strcmp(e, "Resource") == 0 ||
 		       strcmp(e, "DomainResource") == 0;
-	if (strcmp(e, host->type) == 0 ||
-	    (is_quantity_type(host->type) && strcmp(e, "Quantity") == 0) ||
-	    ((strcmp(e, "DataType") == 0 || strcmp(e, "Type") == 0) &&
-	     host->boundary))
+	/* a segment whose type is not known matches by path only */
+	if (host->type != NULL &&
+	    (strcmp(e, host->type) == 0 ||
+	     (is_quantity_type(host->type) && strcmp(e, "Quantity") == 0) ||
+	     ((strcmp(e, "DataType") == 0 || strcmp(e, "Type") == 0) &&
+	      host->boundary)))
 		return true;
 	for (size_t i = root; i < top; i++) {
 		if (i != root && !r->segs[i].boundary)
@@ -3141,9 +3143,11 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 	      const struct fj_node *u)
 {
 	const struct vtype *ti = NULL;
+	const char *segtype;
 
 	if (type == NULL && d->el->ntypes >= 1)
 		type = d->el->types[0].code;
+	segtype = type;
 	if (type != NULL && d->el->ntypes >= 1 &&
 	    type == d->el->types[0].code && d->vt0 != NULL) {
 		ti = d->vt0;
@@ -3156,7 +3160,16 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 		if (d->el->ntypes >= 1 && type == d->el->types[0].code)
 			((struct vnode *)d)->vt0 = ti;
 	}
-	seg_push(r, d->name, d->choice ? d->prefixlen : strlen(d->name), type,
+	/* a contentReference element has no type of its own: it has the
+	 * type of the element it refers to (extension contexts look at it) */
+	if (segtype == NULL && d->ref != NULL) {
+		const struct vnode *t = kids_of(d);
+
+		if (t != NULL && t->el->ntypes >= 1)
+			segtype = t->el->types[0].code;
+	}
+	seg_push(r, d->name, d->choice ? d->prefixlen : strlen(d->name),
+		 segtype,
 		 ti != NULL && ti->kind == VK_COMPLEX && type != NULL &&
 		     strcmp(type, "BackboneElement") != 0 &&
 		     strcmp(type, "Element") != 0);
