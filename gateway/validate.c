@@ -1537,12 +1537,13 @@ static void assign_slices(struct vrun *r, const struct vstruct *vs,
 			  const char *type, size_t parent_len);
 
 /*
- * Report a minimum cardinality finding at the parent element (path length
- * parent_len), as the HL7 validator does; the message names the child.
+ * Report a cardinality finding (minimum: is_max false) at the parent
+ * element (path length parent_len), as the HL7 validator does; the message
+ * names the child.
  */
 static void
-issue_min(struct vrun *r, size_t parent_len, const struct fj_node *at,
-	  const char *what, unsigned min, size_t found)
+issue_card(struct vrun *r, size_t parent_len, const struct fj_node *at,
+	   const char *what, bool is_max, unsigned limit, size_t found)
 {
 	size_t cur = r->plen;
 	char c;
@@ -1552,9 +1553,14 @@ issue_min(struct vrun *r, size_t parent_len, const struct fj_node *at,
 	c = r->path[parent_len];
 	r->path[parent_len] = '\0';
 	r->plen = parent_len;
-	issue(r, FHIR_ERROR, "required", at,
-	      "%s: minimum required = %u, but only found %zu", what, min,
-	      found);
+	if (is_max)
+		issue(r, FHIR_ERROR, "structure", at,
+		      "%s: max allowed = %u, but found %zu", what, limit,
+		      found);
+	else
+		issue(r, FHIR_ERROR, "required", at,
+		      "%s: minimum required = %u, but only found %zu", what,
+		      limit, found);
 	r->path[parent_len] = c;
 	r->plen = cur;
 }
@@ -1613,7 +1619,8 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 	}
 	if (vm == NULL && um == NULL) {
 		if (el->min > 0)
-			issue_min(r, old, obj, el->id, (unsigned)el->min, 0);
+			issue_card(r, old, obj, el->id, false,
+				   (unsigned)el->min, 0);
 		else
 			assign_slices(r, vs, k, NULL, 0, NULL, old);
 		path_pop(r, old);
@@ -1659,11 +1666,9 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 	}
 	n = nv > nu ? nv : nu;
 	if (n < el->min)
-		issue_min(r, old, at, el->id, (unsigned)el->min, n);
+		issue_card(r, old, at, el->id, false, (unsigned)el->min, n);
 	if (el->max != RULES_UNBOUNDED && n > el->max)
-		issue(r, FHIR_ERROR, "structure", at,
-		      "maximum allowed = %u, but found %zu (%s)",
-		      (unsigned)el->max, n, el->id);
+		issue_card(r, old, at, el->id, true, (unsigned)el->max, n);
 	if (n > sizeof(stackitems) / sizeof(stackitems[0])) {
 		if ((items = calloc(n, sizeof(*items))) == NULL) {
 			r->nomem = true;
@@ -2159,15 +2164,19 @@ fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
 	const struct vnode *kd, *k;
 	const char *dot, *type = NULL, *code;
 	char head[128];
+	size_t hl;
 
 	(void)parent;
 	if (parent_type == NULL || member == NULL)
 		return NULL;
 	dot = strchr(parent_type, '.');
-	snprintf(head, sizeof(head), "%.*s",
-		 (int)(dot != NULL ? (size_t)(dot - parent_type)
-				   : strlen(parent_type)),
-		 parent_type);
+	/* A copy, not snprintf: this runs for every member a FHIRPath
+	 * invariant navigates. */
+	hl = dot != NULL ? (size_t)(dot - parent_type) : strlen(parent_type);
+	if (hl >= sizeof(head))
+		hl = sizeof(head) - 1;
+	memcpy(head, parent_type, hl);
+	head[hl] = '\0';
 	if ((t = vtype_get(r->ctx, head)) == NULL || t->vs == NULL)
 		return NULL;
 	kd = t->vs->root;
@@ -3814,15 +3823,11 @@ assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 		if (se->slice_name != NULL && strchr(se->slice_name, '/'))
 			continue; /* reslices are counted in their parent */
 		if (counts[j] < se->min)
-			issue_min(r, parent_len, n > 0 ? items[0].v : NULL,
-				  se->id, (unsigned)se->min, counts[j]);
+			issue_card(r, parent_len, n > 0 ? items[0].v : NULL,
+				   se->id, false, (unsigned)se->min, counts[j]);
 		if (se->max != RULES_UNBOUNDED && counts[j] > se->max)
-			issue(r, FHIR_ERROR, "structure",
-			      n > 0 ? items[0].v : NULL,
-			      "slice '%s': maximum allowed = %u, but found "
-			      "%zu",
-			      se->slice_name != NULL ? se->slice_name : "?",
-			      (unsigned)se->max, counts[j]);
+			issue_card(r, parent_len, n > 0 ? items[0].v : NULL,
+				   se->id, true, (unsigned)se->max, counts[j]);
 	}
 	if (counts != stackcounts)
 		free(counts);

@@ -887,6 +887,44 @@ test_extension_context(void **state)
 	json_decref(o);
 }
 
+/* Cardinality findings sit at the parent and name the child (HL7). */
+static void
+test_cardinality_at_parent(void **state)
+{
+	const char *cat = "{\"coding\":[{\"system\":\"http://terminology.hl7."
+			  "org/CodeSystem/observation-category\",\"code\":"
+			  "\"vital-signs\"}]}";
+	char doc[1024];
+	json_t *o;
+
+	(void)state;
+	snprintf(doc, sizeof(doc),
+		 "{\"resourceType\":\"Observation\",\"status\":\"final\","
+		 "\"category\":[%s,%s],\"code\":{\"coding\":[{\"system\":"
+		 "\"http://loinc.org\",\"code\":\"85354-9\"}]},\"subject\":"
+		 "{\"reference\":\"Patient/p\"},\"performer\":[{\"reference\":"
+		 "\"Organization/o\"}],\"component\":[{\"code\":{\"coding\":"
+		 "[{\"system\":\"http://loinc.org\",\"code\":\"8480-6\"}]}}]}",
+		 cat, cat);
+	o = run_text(S.vr4ig, doc,
+		     "http://example.org/fhir/StructureDefinition/test-obs");
+	/* (the performer cannot be resolved outside a Bundle, so the
+	 * resolve()-typed slice org stays empty) */
+	if (fhir_outcome_errors(o) != 2)
+		print_issues("cardinality", o);
+	assert_int_equal(fhir_outcome_errors(o), 2);
+	assert_int_equal(count_issues_msg(o, "error", "required", "Observation",
+					  "Observation.performer:org: minimum "
+					  "required = 1, but only found 0"),
+			 1);
+	assert_int_equal(count_issues_msg(o, "error", "structure",
+					  "Observation",
+					  "Observation.category:vs: max "
+					  "allowed = 1, but found 2"),
+			 1);
+	json_decref(o);
+}
+
 static void
 test_api_errors(void **state)
 {
@@ -922,6 +960,7 @@ main(void)
 	    cmocka_unit_test(test_narrative),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_extension_context),
+	    cmocka_unit_test(test_cardinality_at_parent),
 	    cmocka_unit_test(test_api_errors),
 	};
 
