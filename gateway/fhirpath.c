@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "fhirpath.h"
+#include "util.h"
 
 /* ---------------------------------------------------------------- arena */
 
@@ -683,20 +684,6 @@ dt_parse(const char *s, size_t n, enum fhirpath_kind kind, struct dt *o)
 	return i == n;
 }
 
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian). */
-static long
-days_from_civil(long y, int m, int d)
-{
-	long era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /*
  * Compare two dates/times per FHIRPath: values with a time of day and a
  * zone are compared on the same clock (a missing zone counts as UTC);
@@ -716,10 +703,10 @@ dt_cmp(const struct dt *a, const struct dt *b, int *r)
 		return false;
 	if (a->has_date && pa >= P_MINUTE && pb >= P_MINUTE) {
 		long ma =
-		    (days_from_civil(a->y, a->mo, a->d) * 24 + a->h) * 60 +
+		    (util_days_from_civil(a->y, a->mo, a->d) * 24 + a->h) * 60 +
 		    a->mi - a->tzmin;
 		long mb =
-		    (days_from_civil(b->y, b->mo, b->d) * 24 + b->h) * 60 +
+		    (util_days_from_civil(b->y, b->mo, b->d) * 24 + b->h) * 60 +
 		    b->mi - b->tzmin;
 
 		va[0] = ma, vb[0] = mb;

@@ -56,20 +56,6 @@ static const struct option queue_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t
-queue_days(int64_t y, int64_t m, int64_t d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* n decimal digits at *p into *out; advances *p. */
 static bool
 queue_digits(const char **p, int n, int *out)
@@ -135,8 +121,8 @@ queue_parse_date(const char *s, int64_t *out)
 		if (*p != '\0')
 			return false;
 	}
-	*out = ((queue_days(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-		 sign * (oh * 3600 + om * 60)) *
+	*out = ((util_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 +
+		 sec - sign * (oh * 3600 + om * 60)) *
 		1000) +
 	       ms;
 	return true;

@@ -742,20 +742,6 @@ tls_client_ctx_new(const struct config *cfg, SSL_CTX **out, char *errbuf,
 	return GW_OK;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (m 1-12). */
-static int64_t
-tls_days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* t as unix seconds; 0 when it cannot be read. */
 static int64_t
 tls_time_unix(const ASN1_TIME *t)
@@ -764,8 +750,8 @@ tls_time_unix(const ASN1_TIME *t)
 
 	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
 		return 0;
-	return tls_days_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1,
-				   tm.tm_mday) *
+	return util_days_from_civil((int64_t)tm.tm_year + 1900, tm.tm_mon + 1,
+				    tm.tm_mday) *
 		   86400 +
 	       (int64_t)tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
 }

@@ -292,6 +292,20 @@ util_uuid(char *out)
 	uuid_unparse_lower(u, out);
 }
 
+int64_t
+util_days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	/* Shift the year to start in March so February ends it. */
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
 void
 util_hex(const void *in, size_t n, char *out)
 {

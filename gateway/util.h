@@ -51,6 +51,9 @@ void util_rfc3339(int64_t unix_seconds, char *out, size_t n);
 /* A new random UUID in lower-case text form into out (>= 37 bytes). */
 void util_uuid(char *out);
 
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1-12). */
+int64_t util_days_from_civil(int64_t y, int m, int d);
+
 /* Lower-case hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
 void util_hex(const void *in, size_t n, char *out);
 

@@ -16,6 +16,7 @@
 #include "b64.h"
 #include "fhir.h"
 #include "fhirpath.h"
+#include "util.h"
 #include "validate.h"
 #include "xmlfhir.h"
 
@@ -2663,19 +2664,6 @@ struct vdate {
 	double secs;
 };
 
-static long
-days_from_civil(long y, long m, long d)
-{
-	long era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* Parse a lexically valid date/dateTime/instant; false when it is not. */
 static bool
 vdate_parse(const char *s, size_t len, struct vdate *out)
@@ -2717,8 +2705,9 @@ vdate_parse(const char *s, size_t len, struct vdate *out)
 			scale /= 10;
 		}
 	}
-	out->secs = (double)days_from_civil(out->y, out->m, out->d) * 86400.0 +
-		    (double)(hh * 3600 + mi * 60) + sec;
+	out->secs =
+	    (double)util_days_from_civil(out->y, out->m, out->d) * 86400.0 +
+	    (double)(hh * 3600 + mi * 60) + sec;
 	if (i < len && (s[i] == '+' || s[i] == '-') && len - i >= 6 &&
 	    digits(s + i + 1, 2) && digits(s + i + 4, 2)) {
 		long off = num2(s + i + 1) * 3600L + num2(s + i + 4) * 60L;
