@@ -44,11 +44,6 @@ struct deliver_peer {
 	char *url; /* endpoint + "/$process-message" */
 	unsigned limit;
 	unsigned active;
-	/* Receiver unreachable (no connection or TLS session): no claims
-	 * before hold_until, so a down receiver costs one probe per backoff
-	 * period instead of one attempt per queued lane head. */
-	int64_t hold_until;
-	unsigned conn_fails;
 };
 
 /* One multi handle with its timer; a new one per configuration so that
@@ -708,36 +703,6 @@ deliver_outcome_json(const struct deliver_xfer *x)
 	return s;
 }
 
-/* Hold or release the receiver's peer after a transfer: held (growing
- * like a row's backoff) while no HTTP answer comes back at all, released
- * by any answer. */
-static void
-deliver_peer_reachable(struct deliver *d, const char *receiver, CURLcode rc,
-		       long status, int64_t now)
-{
-	struct deliver_peer *p = deliver_peer_find(d, receiver);
-	int64_t until;
-
-	if (p == NULL)
-		return;
-	if (status > 0) {
-		p->conn_fails = 0;
-		p->hold_until = 0;
-		return;
-	}
-	/* Transfers that were already under way when the hold began do not
-	 * make it longer. */
-	if (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK ||
-	    p->hold_until > now)
-		return;
-	p->conn_fails++;
-	/* A backoff from "now" never says past max age. */
-	if (store_next_attempt(&d->backoff, p->conn_fails, now, now,
-			       deliver_rand(), &until) &&
-	    until > p->hold_until)
-		p->hold_until = until;
-}
-
 /* A transfer finished with rc: record the result and count it. */
 static void
 deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
@@ -777,7 +742,6 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 			util_strlcpy(error, curl_easy_strerror(rc),
 				     sizeof(error));
 	}
-	deliver_peer_reachable(d, x->receiver, rc, status, now);
 	if (out == OUT_RETRY) {
 		if (!store_next_attempt(&d->backoff, x->attempt,
 					x->first_attempt_at, now,
@@ -875,18 +839,11 @@ deliver_pass(struct deliver *d)
 	}
 	for (size_t i = 0; i < d->npeers; i++) {
 		struct deliver_peer *p = &d->peers[i];
-		size_t max;
 
-		if (p->active >= p->limit || p->hold_until > now)
+		if (p->active >= p->limit)
 			continue;
-		max = p->limit - p->active;
-		/* An unreachable receiver gets one probe at a time. */
-		if (p->conn_fails > 0) {
-			if (p->active > 0)
-				continue;
-			max = 1;
-		}
-		err = store_claim(d->store, p->ura, now, max, &rows, &n);
+		err = store_claim(d->store, p->ura, now, p->limit - p->active,
+				  &rows, &n);
 		if (err != GW_OK) {
 			if (!d->claim_failed)
 				log_warnx("event=claim_failed receiver=%s "
