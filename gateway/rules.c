@@ -310,9 +310,8 @@ rs_add_structure(struct rules_set *set, struct rules_structure *st)
 		return GW_INVALID;
 	if (rs_map_get(&set->st_url, st->url) != 0)
 		return GW_EXISTS;
-	err =
-	    rs_grow((void **)&set->st, &set->st_pkg, set->nst, &set->capst,
-		    sizeof(*set->st)); /* NOLINT(bugprone-sizeof-expression) */
+	err = rs_grow((void **)&set->st, &set->st_pkg, set->nst, &set->capst,
+		      sizeof(struct rules_structure *));
 	if (err != GW_OK)
 		return err;
 	if ((err = rs_map_put(&set->st_url, st->url, set->nst + 1)) != GW_OK)
@@ -331,9 +330,8 @@ rs_add_valueset(struct rules_set *set, struct rules_valueset *vs)
 		return GW_INVALID;
 	if (rs_map_get(&set->vs_url, vs->url) != 0)
 		return GW_EXISTS;
-	err =
-	    rs_grow((void **)&set->vs, &set->vs_pkg, set->nvs, &set->capvs,
-		    sizeof(*set->vs)); /* NOLINT(bugprone-sizeof-expression) */
+	err = rs_grow((void **)&set->vs, &set->vs_pkg, set->nvs, &set->capvs,
+		      sizeof(struct rules_valueset *));
 	if (err != GW_OK)
 		return err;
 	if ((err = rs_map_put(&set->vs_url, vs->url, set->nvs + 1)) != GW_OK)
@@ -1003,10 +1001,9 @@ rs_gather_file(struct rules_set *set, const char *path, char *errbuf,
 	if (set->nsrcdocs == set->capsrcdocs) {
 		size_t ncap = set->capsrcdocs ? set->capsrcdocs * 2 : 32;
 
-		const size_t esz =
-		    sizeof(*nd); /* NOLINT(bugprone-sizeof-expression) */
-
-		if ((nd = realloc(set->srcdocs, ncap * esz)) == NULL) {
+		/* An array of pointers: the pointer type named. */
+		if ((nd = realloc(set->srcdocs,
+				  ncap * sizeof(struct fj_doc *))) == NULL) {
 			fj_doc_free(doc);
 			return GW_NOMEM;
 		}
@@ -1626,10 +1623,9 @@ rs_add_codesystem(struct rules_set *set, const struct fj_node *res)
 	if (set->ncs == set->capcs) {
 		size_t ncap = set->capcs ? set->capcs * 2 : 64;
 
-		const size_t esz =
-		    sizeof(*ncs); /* NOLINT(bugprone-sizeof-expression) */
-
-		if ((ncs = realloc(set->cs, ncap * esz)) == NULL) {
+		if ((ncs = realloc(set->cs,
+				   ncap * sizeof(struct rs_codesystem *))) ==
+		    NULL) {
 			err = GW_NOMEM;
 			goto out;
 		}
