@@ -374,10 +374,9 @@ rs_write_package(const struct rules_set *set, const char *label,
 	memset(&w, 0, sizeof(w));
 	buf_init(&w.body, (size_t)1 << 30);
 	buf_init(&out, (size_t)1 << 30);
-	sts = calloc(set->nst + 1,
-		     sizeof(*sts)); /* NOLINT(bugprone-sizeof-expression) */
-	vss = calloc(set->nvs + 1,
-		     sizeof(*vss)); /* NOLINT(bugprone-sizeof-expression) */
+	/* Arrays of pointers: the pointer types are named. */
+	sts = calloc(set->nst + 1, sizeof(const struct rules_structure *));
+	vss = calloc(set->nvs + 1, sizeof(const struct rules_valueset *));
 	if (sts == NULL || vss == NULL)
 		goto out;
 	for (size_t i = 0; i < set->nst; i++)
@@ -386,10 +385,8 @@ rs_write_package(const struct rules_set *set, const char *label,
 	for (size_t i = 0; i < set->nvs; i++)
 		if (strcmp(set->pkgs[set->vs_pkg[i]], label) == 0)
 			vss[nv++] = set->vs[i];
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointer arrays */
-	qsort(sts, ns, sizeof(sts[0]), rf_st_cmp);
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointer arrays */
-	qsort(vss, nv, sizeof(vss[0]), rf_vs_cmp);
+	qsort(sts, ns, sizeof(const struct rules_structure *), rf_st_cmp);
+	qsort(vss, nv, sizeof(const struct rules_valueset *), rf_vs_cmp);
 	for (size_t i = 0; i < ns && !w.oom; i++) {
 		const struct rules_structure *st = sts[i];
 
@@ -1160,21 +1157,15 @@ rs_load_text(struct rules_set *set, char *text, size_t len, const char *name,
 		return r.rc;
 	}
 	r.str = calloc(r.n[RF_STR] + 1, sizeof(*r.str));
-	r.val = calloc(r.n[RF_VAL] + 1,
-		       sizeof(*r.val)); /* NOLINT(bugprone-sizeof-expression) */
+	/* val, tlist, clist and slice are arrays of pointers. */
+	r.val = calloc(r.n[RF_VAL] + 1, sizeof(const struct fj_node *));
 	r.type = rs_alloc(set, (r.n[RF_TYPE] + 1) * sizeof(*r.type));
-	r.tlist =
-	    calloc(r.n[RF_TLIST] + 1,
-		   sizeof(*r.tlist)); /* NOLINT(bugprone-sizeof-expression) */
+	r.tlist = calloc(r.n[RF_TLIST] + 1, sizeof(struct rules_type *));
 	r.tlist_n = calloc(r.n[RF_TLIST] + 1, sizeof(*r.tlist_n));
 	r.cons = rs_alloc(set, (r.n[RF_CONS] + 1) * sizeof(*r.cons));
-	r.clist =
-	    calloc(r.n[RF_CLIST] + 1,
-		   sizeof(*r.clist)); /* NOLINT(bugprone-sizeof-expression) */
+	r.clist = calloc(r.n[RF_CLIST] + 1, sizeof(struct rules_constraint *));
 	r.clist_n = calloc(r.n[RF_CLIST] + 1, sizeof(*r.clist_n));
-	r.slice =
-	    calloc(r.n[RF_SLICE] + 1,
-		   sizeof(*r.slice)); /* NOLINT(bugprone-sizeof-expression) */
+	r.slice = calloc(r.n[RF_SLICE] + 1, sizeof(struct rules_slicing *));
 	if (r.str == NULL || r.val == NULL || r.type == NULL ||
 	    r.tlist == NULL || r.tlist_n == NULL || r.cons == NULL ||
 	    r.clist == NULL || r.clist_n == NULL || r.slice == NULL)
