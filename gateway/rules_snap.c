@@ -547,6 +547,9 @@ rs_snapshot(struct rules_set *set, const struct rules_structure *base,
 	*nout = 0;
 	if ((err = snap_reserve(&s, base->nelements + 16)) != GW_OK)
 		goto out;
+	/* Never NULL after a reserve of at least 16, but the analyzer
+	 * considers the sum wrapping to 0; an element-less base has no
+	 * array to copy from. */
 	if (s.w == NULL) {
 		err = GW_NOMEM;
 		goto out;
