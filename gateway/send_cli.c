@@ -101,6 +101,8 @@ send_read(const char *path, char **out, size_t *len)
 	size_t n;
 	enum gw_err err = GW_OK;
 
+	/* send_parse sets it whenever it returns CLI_OK; the analyzer
+	 * cannot see that cli_usage() (another file) never returns it. */
 	if (path == NULL)
 		return GW_INVALID;
 	if (strcmp(path, "-") != 0)
