@@ -135,20 +135,6 @@ sign_errf(char *errbuf, size_t errlen, const char *fmt, ...)
 
 /* ---- time ---- */
 
-static int64_t
-sign_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 static bool
 sign_digits(const char *s, int n, int *out)
 {
@@ -187,8 +173,8 @@ sign_time_parse(const char *s, int64_t *out)
 		while (s[i] >= '0' && s[i] <= '9')
 			i++;
 	}
-	t = sign_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
-	    h * 3600 + mi * 60 + sec;
+	t = util_days_from_civil(y, (int)mo, (int)d) * 86400 + h * 3600 +
+	    mi * 60 + sec;
 	if (s[i] == 'Z' && s[i + 1] == '\0') {
 		*out = t;
 		return true;
