@@ -147,19 +147,31 @@ asan:
 	$(MAKE) VARIANT=asan all test-unit test-e2e
 
 FUZZ_CC ?= clang
-FUZZ_FLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Igateway \
-             -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Igateway \
+              -fsanitize=fuzzer-no-link,address,undefined \
+              -fno-omit-frame-pointer
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_SRC := $(LIB_SRC)
+FUZZ_OBJ := $(LIB_SRC:gateway/%.c=build/fuzz/obj/%.o)
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
+# The library is built once with coverage instrumentation; each harness
+# links against it.
+build/fuzz/obj/%.o: gateway/%.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/fuzz/libpzpgw.a: $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libpzpgw.a
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< \
+		build/fuzz/libpzpgw.a $(LIBS)
 
 fuzz: $(FUZZ_BIN)
 
 # Each harness runs briefly on its seeds; nightly runs go longer.
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 10
 fuzz-smoke: fuzz
 	@set -e; for f in $(FUZZ_BIN); do \
 		n=$$(basename $$f); seeds=tests/fuzz/seeds/$${n#fuzz_}; \
@@ -221,4 +233,4 @@ install: all
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)
