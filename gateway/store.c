@@ -695,6 +695,31 @@ store_stats(struct store *s, struct store_stat **out, size_t *n)
 	return s->ops->stats(s->conn, out, n);
 }
 
+enum gw_err
+store_expire(struct store *s, int64_t before, int64_t now, size_t *count)
+{
+	size_t n = 0;
+	enum gw_err err = s->ops->expire(s->conn, before, now, &n);
+
+	if (err == GW_OK && n > 0)
+		log_info("event=store_expired rows=%zu", n);
+	if (count != NULL)
+		*count = n;
+	return err;
+}
+
+enum gw_err
+store_reschedule(struct store *s, const char *receiver, int64_t now,
+		 size_t *count)
+{
+	size_t n = 0;
+	enum gw_err err = s->ops->reschedule(s->conn, receiver, now, &n);
+
+	if (count != NULL)
+		*count = n;
+	return err;
+}
+
 void
 store_metrics_update(struct store *s, int64_t now)
 {

@@ -176,7 +176,7 @@ struct store_backoff {
 
 /*
  * When to try again after attempt number `attempts` (1 = the first one
- * failed) of a row first attempted at `since`: the delay doubles from
+ * failed) of a row accepted at `since`: the delay doubles from
  * min_ms up to max_ms, minus up to a quarter of random jitter taken from
  * rnd (never below min_ms), and never later than since + max_age_ms.
  * Returns true with *next set, or false when the row is dead
@@ -305,6 +305,21 @@ enum gw_err store_prune(struct store *s, int64_t before, size_t *count);
  * queue. *out: caller frees. */
 enum gw_err store_stats(struct store *s, struct store_stat **out, size_t *n);
 
+/*
+ * Maximum age: every due row of a message accepted before `before` (ms)
+ * goes to dead with "max age exceeded" added to its last error, whether
+ * or not it was ever attempted (rows behind an unreachable receiver age
+ * too); the rows after them in their lanes move up. Held and in-flight
+ * rows are left alone. *count (may be NULL) is the number of rows.
+ */
+enum gw_err store_expire(struct store *s, int64_t before, int64_t now,
+			 size_t *count);
+
+/* A receiver answers again: its due lane heads waiting for a later
+ * attempt become due at now. *count (may be NULL) is the number. */
+enum gw_err store_reschedule(struct store *s, const char *receiver, int64_t now,
+			     size_t *count);
+
 /* Set the gauges pzpgw_queue_depth and pzpgw_queue_oldest_age_seconds
  * per (state, receiver) from store_stats (loop thread only). */
 void store_metrics_update(struct store *s, int64_t now);
@@ -358,12 +373,16 @@ struct store_ops {
 			   size_t *changed);
 	enum gw_err (*prune)(void *conn, int64_t before, size_t *count);
 	enum gw_err (*stats)(void *conn, struct store_stat **out, size_t *n);
+	enum gw_err (*expire)(void *conn, int64_t before, int64_t now,
+			      size_t *count);
+	enum gw_err (*reschedule)(void *conn, const char *receiver, int64_t now,
+				  size_t *count);
 };
 
 /* The SQLite backend (store_sqlite.c). */
 extern const struct store_ops store_sqlite_ops;
 
 /* Schema version the SQLite backend writes. */
-#define STORE_SQLITE_SCHEMA 2
+#define STORE_SQLITE_SCHEMA 3
 
 #endif

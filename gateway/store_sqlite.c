@@ -41,6 +41,15 @@
 	" p WHERE p.receiver_ura = outbox.receiver_ura AND p.patient_key ="    \
 	" outbox.patient_key AND p.state IN " SQ_PENDING ")"
 
+/* Trigger bodies keeping queue_counts. */
+#define SQ_COUNT_UP                                                            \
+	" INSERT INTO queue_counts (state, receiver_ura, n) VALUES"            \
+	" (NEW.state, NEW.receiver_ura, 1) ON CONFLICT (state, receiver_ura)"  \
+	" DO UPDATE SET n = n + 1"
+#define SQ_COUNT_DOWN                                                          \
+	" UPDATE queue_counts SET n = n - 1 WHERE state = OLD.state AND"       \
+	" receiver_ura = OLD.receiver_ura"
+
 /* Schema steps: MIGRATIONS[i] takes user_version i to i + 1. */
 static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     /* 1: messages (with the idempotency key) and the outbox. */
@@ -93,6 +102,26 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     "CREATE INDEX outbox_state_receiver ON outbox (state, receiver_ura);"
     "CREATE INDEX outbox_delivered ON outbox (delivered_at)"
     " WHERE state = 'delivered';",
+    /* 3: rows per (state, receiver) kept by triggers, so queue gauges
+       cost one row per receiver instead of a scan of the outbox (a
+       million queued rows took most of a second of the loop thread). */
+    "CREATE TABLE queue_counts ("
+    " state TEXT NOT NULL,"
+    " receiver_ura TEXT NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY (state, receiver_ura)) WITHOUT ROWID;"
+    "INSERT INTO queue_counts (state, receiver_ura, n)"
+    " SELECT state, receiver_ura, count(*) FROM outbox"
+    " GROUP BY state, receiver_ura;"
+    "CREATE TRIGGER outbox_count_insert AFTER INSERT ON outbox "
+    "BEGIN" SQ_COUNT_UP "; END;"
+    "CREATE TRIGGER outbox_count_delete AFTER DELETE ON outbox "
+    "BEGIN" SQ_COUNT_DOWN "; END;"
+    "CREATE TRIGGER outbox_count_update AFTER UPDATE OF state, receiver_ura"
+    " ON outbox WHEN OLD.state IS NOT NEW.state OR OLD.receiver_ura IS NOT"
+    " NEW.receiver_ura BEGIN" SQ_COUNT_DOWN ";" SQ_COUNT_UP "; END;"
+    /* Finds the newest message older than the maximum age. */
+    "CREATE INDEX messages_accepted ON messages (accepted_at);",
 };
 
 /* Cached statements. */
@@ -835,6 +864,158 @@ sq_unblock(struct sq *c, const char *id, const char *receiver)
 	return err;
 }
 
+/* Due rows of messages accepted before ?1: the range up to the newest
+ * message older than ?1 (seq grows with acceptance), each checked
+ * exactly (a clock stepped back can interleave the two orders). */
+#define SQ_EXPIRED                                                             \
+	" FROM outbox o WHERE o.state = 'due' AND o.receiver_ura IN (SELECT"   \
+	" q.receiver_ura FROM queue_counts q WHERE q.state = 'due' AND"        \
+	" q.n > 0) AND o.message_seq <= coalesce((SELECT m.seq FROM messages"  \
+	" m WHERE m.accepted_at < ?1 ORDER BY m.accepted_at DESC LIMIT 1), 0)" \
+	" AND (SELECT m.accepted_at FROM messages m WHERE m.seq ="             \
+	" o.message_seq) < ?1"
+
+/* One (receiver, patient) lane. */
+struct sq_lane {
+	char *receiver;
+	char *patient;
+};
+
+static void
+sq_lanes_free(struct sq_lane *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].receiver);
+		free(v[i].patient);
+	}
+	free(v);
+}
+
+/* The lanes holding expired rows (step st to the end). */
+static enum gw_err
+sq_lanes_collect(struct sq *c, sqlite3_stmt *st, struct sq_lane **out,
+		 size_t *n)
+{
+	struct sq_lane *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	bool nomem = false;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				nomem = true;
+				break;
+			}
+			v = nv;
+		}
+		v[len].receiver = sq_text(st, 0, &nomem);
+		v[len].patient = sq_text(st, 1, &nomem);
+		len++;
+		if (nomem)
+			break;
+	}
+	if (nomem || (rc != SQLITE_ROW && rc != SQLITE_DONE)) {
+		sq_lanes_free(v, len);
+		return nomem ? GW_NOMEM : sq_fail(c, "expire", rc);
+	}
+	*out = v;
+	*n = len;
+	return GW_OK;
+}
+
+static enum gw_err
+sq_expire(void *conn, int64_t before, int64_t now, size_t *count)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *sel = NULL, *upd = NULL, *unb = NULL;
+	struct sq_lane *lanes = NULL;
+	size_t nlanes = 0;
+	enum gw_err err;
+	int rc;
+
+	*count = 0;
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		return err;
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT DISTINCT o.receiver_ura,"
+				" o.patient_key" SQ_EXPIRED,
+				-1, &sel, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "prepare", rc);
+		goto out;
+	}
+	sqlite3_bind_int64(sel, 1, before);
+	if ((err = sq_lanes_collect(c, sel, &lanes, &nlanes)) != GW_OK ||
+	    nlanes == 0)
+		goto out;
+	rc = sqlite3_prepare_v2(
+	    c->db,
+	    "UPDATE outbox SET state = 'dead', next_attempt_at = ?2,"
+	    " last_error = coalesce(last_error || '; ', '') ||"
+	    " 'max age exceeded' WHERE (message_seq, receiver_ura) IN"
+	    " (SELECT o.message_seq, o.receiver_ura" SQ_EXPIRED ")",
+	    -1, &upd, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(upd, 1, before);
+		sqlite3_bind_int64(upd, 2, now);
+		rc = sqlite3_step(upd);
+	}
+	if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "expire", rc);
+		goto out;
+	}
+	*count = (size_t)sqlite3_changes(c->db);
+	/* Whatever is left in those lanes gets a new head. */
+	for (size_t i = 0; i < nlanes && err == GW_OK; i++) {
+		if ((err = sq_stmt(c, SQ_UNBLOCK, &unb)) != GW_OK)
+			break;
+		sq_bind_text(unb, 1, lanes[i].receiver);
+		sq_bind_text(unb, 2, lanes[i].patient);
+		rc = sqlite3_step(unb);
+		sqlite3_reset(unb);
+		if (rc != SQLITE_DONE)
+			err = sq_fail(c, "expire", rc);
+	}
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	sq_lanes_free(lanes, nlanes);
+	if (err == GW_OK)
+		err = sq_commit(c);
+	if (err != GW_OK) {
+		sq_rollback(c);
+		*count = 0;
+	}
+	return err;
+}
+
+static enum gw_err
+sq_reschedule(void *conn, const char *receiver, int64_t now, size_t *count)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*count = 0;
+	rc = sqlite3_prepare_v2(c->db,
+				"UPDATE outbox SET next_attempt_at = ?2"
+				" WHERE state = 'due' AND waiting = 0 AND"
+				" receiver_ura = ?1 AND next_attempt_at > ?2",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sq_bind_text(st, 1, receiver);
+		sqlite3_bind_int64(st, 2, now);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "reschedule", rc);
+	*count = (size_t)sqlite3_changes(c->db);
+	return GW_OK;
+}
+
 static enum gw_err
 sq_finish(void *conn, const char *id, const char *receiver, enum store_state to,
 	  int status, const char *error, const char *outcome, int64_t at)
@@ -1239,14 +1420,14 @@ sq_stats(void *conn, struct store_stat **out, size_t *n)
 	*out = NULL;
 	*n = 0;
 	rc = sqlite3_prepare_v2(c->db,
-				"SELECT s.state, s.receiver_ura, s.n,"
-				" m.accepted_at FROM (SELECT state,"
-				" receiver_ura, count(*) AS n,"
-				" min(message_seq) AS first FROM outbox"
-				" WHERE state IN ('due', 'inflight', 'held',"
-				" 'dead') GROUP BY state, receiver_ura) s"
-				" JOIN messages m ON m.seq = s.first"
-				" ORDER BY s.state, s.receiver_ura",
+				"SELECT q.state, q.receiver_ura, q.n,"
+				" (SELECT m.accepted_at FROM messages m"
+				" WHERE m.seq = (SELECT min(o.message_seq)"
+				" FROM outbox o WHERE o.state = q.state AND"
+				" o.receiver_ura = q.receiver_ura))"
+				" FROM queue_counts q WHERE q.n > 0 AND"
+				" q.state IN ('due', 'inflight', 'held',"
+				" 'dead') ORDER BY q.state, q.receiver_ura",
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_fail(c, "prepare", rc);
@@ -1293,4 +1474,6 @@ const struct store_ops store_sqlite_ops = {
     .act = sq_act,
     .prune = sq_prune,
     .stats = sq_stats,
+    .expire = sq_expire,
+    .reschedule = sq_reschedule,
 };

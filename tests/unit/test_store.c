@@ -742,6 +742,29 @@ make_db(const char *path, const char *sql)
 	sqlite3_close(db);
 }
 
+/* queue_counts agrees with a count of the outbox itself. */
+static void
+check_counts(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(
+		db,
+		"SELECT count(*) FROM (SELECT state, receiver_ura, count(*)"
+		" AS c FROM outbox GROUP BY state, receiver_ura) g FULL JOIN"
+		" (SELECT * FROM queue_counts WHERE n != 0) q"
+		" USING (state, receiver_ura) WHERE q.n IS NOT g.c",
+		-1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
 static void
 test_migrate(void **state)
 {
@@ -778,6 +801,8 @@ test_migrate(void **state)
 	must_accept(f->s, "new", "p1", R1, 7000);
 	store_free(f->s);
 	f->s = NULL;
+	/* The counts the migration made match the rows it found. */
+	check_counts(f->path);
 
 	/* Not a database at all. */
 	{
@@ -799,7 +824,13 @@ test_migrate(void **state)
 	assert_int_equal(store_open(&o, &s), GW_CONFIG);
 	assert_null(s);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM messages"), 3);
-	make_db(f->path, "PRAGMA user_version = 2");
+	{
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+			 STORE_SQLITE_SCHEMA);
+		make_db(f->path, sql);
+	}
 	assert_int_equal(store_open(&o, &f->s), GW_OK);
 }
 
@@ -1095,6 +1126,94 @@ test_disk(void **state)
 	store_free(s);
 }
 
+/* The last error of id's row (copied into out). */
+static void
+row_error(struct store *s, const char *id, char *out, size_t n)
+{
+	struct store_message *m = NULL;
+
+	assert_int_equal(store_show(s, id, false, &m), GW_OK);
+	assert_int_equal(m->nrows, 1);
+	snprintf(out, n, "%s",
+		 m->rows[0].last_error ? m->rows[0].last_error : "(null)");
+	store_message_free(m);
+}
+
+/* Maximum age: due rows of messages accepted before the cut-off die,
+ * attempted or not, keeping their last error; in-flight and later rows
+ * stay, and the lane moves up. */
+static void
+test_expire(void **state)
+{
+	struct fixture *f = *state;
+	struct store_row r;
+	char got[128];
+	size_t n = 99;
+
+	must_accept(f->s, "old-1", "p1", R1, T0);
+	must_accept(f->s, "old-2", "p1", R1, T0 + 10);
+	must_accept(f->s, "new-3", "p1", R1, T0 + 5000);
+	must_accept(f->s, "old-4", "p2", R2, T0 + 20);
+	claim_ids(f->s, NULL, T0 + 30, got, sizeof(got));
+	assert_string_equal(got, "old-1/" R1 " old-4/" R2);
+	assert_int_equal(
+	    store_failed_temp(f->s, "old-1", R1, 500, "HTTP 500", T0 + 40),
+	    GW_OK);
+	/* Nothing old enough yet. */
+	assert_int_equal(store_expire(f->s, T0, T0 + 50, &n), GW_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_expire(f->s, T0 + 1000, T0 + 1001, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(row_state(f->s, "old-1", R1, &r), STORE_DEAD);
+	assert_int_equal(r.attempts, 1);
+	row_error(f->s, "old-1", got, sizeof(got));
+	assert_string_equal(got, "HTTP 500; max age exceeded");
+	assert_int_equal(row_state(f->s, "old-2", R1, &r), STORE_DEAD);
+	assert_int_equal(r.attempts, 0);
+	row_error(f->s, "old-2", got, sizeof(got));
+	assert_string_equal(got, "max age exceeded");
+	assert_int_equal(row_state(f->s, "old-4", R2, NULL), STORE_INFLIGHT);
+	assert_int_equal(row_state(f->s, "new-3", R1, &r), STORE_DUE);
+	assert_false(r.waiting);
+	check_counts(f->path);
+	claim_ids(f->s, R1, T0 + 6000, got, sizeof(got));
+	assert_string_equal(got, "new-3/" R1);
+	assert_int_equal(store_expire(f->s, T0 + 1000, T0 + 7000, &n), GW_OK);
+	assert_int_equal(n, 0);
+}
+
+/* A receiver answering again: its lane heads backing off become due
+ * now; rows due already and other receivers' rows are untouched. */
+static void
+test_reschedule(void **state)
+{
+	struct fixture *f = *state;
+	struct store_row r;
+	char got[128];
+	size_t n = 0;
+
+	must_accept(f->s, "m1", "p1", R1, T0);
+	must_accept(f->s, "m2", "p2", R1, T0);
+	must_accept(f->s, "m3", "p3", R2, T0);
+	claim_ids(f->s, NULL, T0 + 1, got, sizeof(got));
+	assert_int_equal(
+	    store_failed_temp(f->s, "m1", R1, 0, "refused", T0 + 3600000),
+	    GW_OK);
+	assert_int_equal(
+	    store_failed_temp(f->s, "m3", R2, 0, "refused", T0 + 3600000),
+	    GW_OK);
+	assert_int_equal(store_failed_temp(f->s, "m2", R1, 0, "refused", T0),
+			 GW_OK);
+	assert_int_equal(store_reschedule(f->s, R1, T0 + 100, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(row_state(f->s, "m1", R1, &r), STORE_DUE);
+	assert_int_equal(r.next_attempt_at, T0 + 100);
+	assert_int_equal(row_state(f->s, "m3", R2, &r), STORE_DUE);
+	assert_int_equal(r.next_attempt_at, T0 + 3600000);
+	claim_ids(f->s, NULL, T0 + 100, got, sizeof(got));
+	assert_string_equal(got, "m2/" R1 " m1/" R1);
+}
+
 static void
 test_stats(void **state)
 {
@@ -1130,6 +1249,31 @@ test_stats(void **state)
 	assert_true(metric_value("pzpgw_queue_oldest_age_seconds{receiver=\"" R1
 				 "\",state=\"due\"}") == 2.0);
 	metrics_reset();
+	check_counts(f->path);
+	/* Every kind of change keeps the counts exact: hold, release,
+	 * dead, replay, recovery of in-flight rows, prune. */
+	assert_int_equal(store_act(f->s, "m2", R1, STORE_HOLD, T0 + 12, NULL),
+			 GW_OK);
+	check_counts(f->path);
+	claim_ids(f->s, R1, T0 + 13, got, sizeof(got));
+	assert_string_equal(got, "m1/" R1);
+	assert_int_equal(
+	    store_failed_perm(f->s, "m1", R1, 400, "HTTP 400", NULL), GW_OK);
+	check_counts(f->path);
+	assert_int_equal(
+	    store_act(f->s, "m2", R1, STORE_RELEASE, T0 + 14, NULL), GW_OK);
+	assert_int_equal(store_act(f->s, "m1", R1, STORE_REPLAY, T0 + 14, NULL),
+			 GW_OK);
+	claim_ids(f->s, R1, T0 + 15, got, sizeof(got));
+	assert_int_equal(store_recover(f->s, NULL), GW_OK);
+	check_counts(f->path);
+	assert_int_equal(store_stats(f->s, &st, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].state, STORE_DUE);
+	assert_int_equal(st[0].count, 2);
+	free(st);
+	assert_int_equal(store_prune(f->s, T0 + 100, NULL), GW_OK);
+	check_counts(f->path);
 }
 
 int
@@ -1155,6 +1299,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_disk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
