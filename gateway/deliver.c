@@ -33,6 +33,7 @@
 #define DELIVER_CONN_LIFE_S	300   /* no connection reused after this */
 #define DELIVER_RETRY_AFTER_MAX (7LL * 24 * 3600)
 #define DELIVER_ERR_MAX		256
+#define DELIVER_HOLD_MAX_MS	60000 /* an unreachable receiver is probed */
 
 #define M_TOTAL	   "pzpgw_deliveries_total"
 #define M_DURATION "pzpgw_delivery_duration_seconds"
@@ -44,6 +45,12 @@ struct deliver_peer {
 	char *url; /* endpoint + "/$process-message" */
 	unsigned limit;
 	unsigned active;
+	/* Receiver unreachable (no connection, TLS session or answer): no
+	 * claims before hold_until, then one probe at a time, so a down
+	 * receiver costs one attempt per hold instead of one per queued
+	 * lane head. */
+	int64_t hold_until;
+	unsigned conn_fails;
 };
 
 /* One multi handle with its timer; a new one per configuration so that
@@ -76,7 +83,7 @@ struct deliver_xfer {
 	char receiver[STORE_URA_MAX + 1];
 	char server_ura[CONFIG_URA_LEN + 1];
 	unsigned attempt;
-	int64_t first_attempt_at;
+	int64_t accepted_at; /* the maximum age counts from here */
 	uint64_t started;
 	struct buf body;	/* first DELIVER_BODY_MAX bytes of the answer */
 	size_t body_seen;	/* bytes of the answer seen */
@@ -628,8 +635,7 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 	util_strlcpy(x->receiver, row->receiver, sizeof(x->receiver));
 	util_strlcpy(x->server_ura, p->server_ura, sizeof(x->server_ura));
 	x->attempt = row->attempts;
-	x->first_attempt_at =
-	    row->first_attempt_at ? row->first_attempt_at : now;
+	x->accepted_at = row->accepted_at ? row->accepted_at : now;
 	x->retry_after_ms = -1;
 	buf_init(&x->body, DELIVER_BODY_MAX);
 	err = store_get_document(d->store, row->id, &x->msg);
@@ -703,6 +709,53 @@ deliver_outcome_json(const struct deliver_xfer *x)
 	return s;
 }
 
+/* Hold or release the receiver's peer after a transfer: held (growing
+ * like a row's backoff, at most DELIVER_HOLD_MAX_MS) while no HTTP answer
+ * comes back at all, released by any answer; then the rows that backed
+ * off meanwhile are due at once. */
+static void
+deliver_peer_reachable(struct deliver *d, const char *receiver, CURLcode rc,
+		       long status, int64_t now)
+{
+	struct deliver_peer *p = deliver_peer_find(d, receiver);
+	struct store_backoff hold = d->backoff;
+	int64_t until;
+	size_t n = 0;
+
+	if (p == NULL)
+		return;
+	if (status > 0) {
+		if (p->conn_fails == 0)
+			return;
+		p->conn_fails = 0;
+		p->hold_until = 0;
+		if (store_reschedule(d->store, p->ura, now, &n) != GW_OK)
+			n = 0;
+		log_info("event=receiver_reachable receiver=%s rescheduled=%zu",
+			 p->ura, n);
+		deliver_kick(d);
+		return;
+	}
+	/* Transfers that were already under way when the hold began do not
+	 * make it longer. */
+	if (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK ||
+	    p->hold_until > now)
+		return;
+	if (p->conn_fails++ == 0)
+		log_warnx("event=receiver_unreachable receiver=%s "
+			  "action=\"one probe at a time until it answers\"",
+			  p->ura);
+	hold.max_age_ms = 0;
+	if (hold.max_ms > DELIVER_HOLD_MAX_MS)
+		hold.max_ms = DELIVER_HOLD_MAX_MS;
+	if (hold.min_ms > hold.max_ms)
+		hold.min_ms = hold.max_ms;
+	if (store_next_attempt(&hold, p->conn_fails, now, now, deliver_rand(),
+			       &until) &&
+	    until > p->hold_until)
+		p->hold_until = until;
+}
+
 /* A transfer finished with rc: record the result and count it. */
 static void
 deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
@@ -742,10 +795,10 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 			util_strlcpy(error, curl_easy_strerror(rc),
 				     sizeof(error));
 	}
+	deliver_peer_reachable(d, x->receiver, rc, status, now);
 	if (out == OUT_RETRY) {
-		if (!store_next_attempt(&d->backoff, x->attempt,
-					x->first_attempt_at, now,
-					deliver_rand(), &next)) {
+		if (!store_next_attempt(&d->backoff, x->attempt, x->accepted_at,
+					now, deliver_rand(), &next)) {
 			size_t n = strlen(error);
 
 			out = OUT_DEAD;
@@ -755,9 +808,8 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 			   now + x->retry_after_ms > next) {
 			next = now + x->retry_after_ms;
 			if (d->backoff.max_age_ms > 0 &&
-			    next > x->first_attempt_at + d->backoff.max_age_ms)
-				next =
-				    x->first_attempt_at + d->backoff.max_age_ms;
+			    next > x->accepted_at + d->backoff.max_age_ms)
+				next = x->accepted_at + d->backoff.max_age_ms;
 		}
 	}
 	switch (out) {
@@ -839,11 +891,23 @@ deliver_pass(struct deliver *d)
 	}
 	for (size_t i = 0; i < d->npeers; i++) {
 		struct deliver_peer *p = &d->peers[i];
+		int64_t upto = now;
+		size_t max;
 
-		if (p->active >= p->limit)
+		if (p->active >= p->limit || p->hold_until > now)
 			continue;
-		err = store_claim(d->store, p->ura, now, p->limit - p->active,
-				  &rows, &n);
+		max = p->limit - p->active;
+		/* An unreachable receiver gets one probe at a time: its
+		 * lane head that is due first, even when that row's own
+		 * backoff has not run out, so recovery is seen within a
+		 * hold. */
+		if (p->conn_fails > 0) {
+			if (p->active > 0)
+				continue;
+			max = 1;
+			upto = INT64_MAX;
+		}
+		err = store_claim(d->store, p->ura, upto, max, &rows, &n);
 		if (err != GW_OK) {
 			if (!d->claim_failed)
 				log_warnx("event=claim_failed receiver=%s "
@@ -942,8 +1006,19 @@ static void
 deliver_metrics_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct deliver *d = arg;
+	int64_t now = util_wall_ms();
+	size_t n = 0;
 
-	store_metrics_update(d->store, util_wall_ms());
+	/* Rows that can no longer be attempted in time (e.g. behind a held
+	 * receiver) are dead at their maximum age, attempted or not. */
+	if (d->backoff.max_age_ms > 0 &&
+	    store_expire(d->store, now - d->backoff.max_age_ms, now, &n) ==
+		GW_OK &&
+	    n > 0) {
+		metrics_add("pzpgw_expired_total", "", n);
+		deliver_kick(d);
+	}
+	store_metrics_update(d->store, now);
 	deliver_check_routes(d);
 }
 
@@ -976,6 +1051,9 @@ deliver_new(struct event_base *base, struct store *store,
 			 "receiver and outcome (delivered, retry, dead).");
 	metrics_describe(M_DURATION, METRICS_HISTOGRAM,
 			 "Duration of delivery attempts in seconds.");
+	metrics_describe("pzpgw_expired_total", METRICS_COUNTER,
+			 "Outbox rows dead-lettered at their maximum age "
+			 "without a final attempt.");
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		goto fail;
 	d->base = base;

@@ -150,7 +150,7 @@ free_port(void)
 }
 
 static void
-receiver_start(struct fixture *fx)
+receiver_listen(struct fixture *fx, unsigned port)
 {
 	static const char fmt[] =
 	    "[organisation]\nura = " RECEIVER_URA "\nname = B\n"
@@ -169,8 +169,8 @@ receiver_start(struct fixture *fx)
 	};
 	struct http_route none[] = {{NULL, NULL, 0, 0, NULL, NULL}};
 
-	snprintf(text, sizeof(text), fmt, rcv_address, free_port(), dir, dir,
-		 dir, dir);
+	snprintf(text, sizeof(text), fmt, rcv_address, port, dir, dir, dir,
+		 dir);
 	r->cfg = load_config("b.conf", text);
 	assert_int_equal(tls_server_ctx_new(r->cfg, &r->ctx, err, sizeof(err)),
 			 GW_OK);
@@ -180,6 +180,13 @@ receiver_start(struct fixture *fx)
 		fail_msg("listen: %s", err);
 	r->port = http_server_port(r->srv, false);
 	r->status = 200;
+	r->down = false;
+}
+
+static void
+receiver_start(struct fixture *fx)
+{
+	receiver_listen(fx, free_port());
 }
 
 static void
@@ -207,6 +214,27 @@ receiver_stop(struct fixture *fx)
 	config_free(r->cfg);
 	for (size_t i = 0; i < r->nseen; i++)
 		free(r->bodies[i]);
+}
+
+/* Stop listening (the port stays known, so receiver_listen can bring
+ * the receiver back where the sender's route points). */
+static void
+receiver_down(struct fixture *fx)
+{
+	struct receiver *r = &fx->rcv;
+	bool done = false;
+
+	http_server_shutdown(r->srv, 0, on_shutdown, &done);
+	for (int i = 0; i < 100 && !done; i++)
+		event_base_loop(fx->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	assert_true(done);
+	http_server_free(r->srv);
+	SSL_CTX_free(r->ctx);
+	config_free(r->cfg);
+	r->srv = NULL;
+	r->ctx = NULL;
+	r->cfg = NULL;
+	r->down = true;
 }
 
 /* The sender's configuration: extra text goes into its [peer] section. */
@@ -574,6 +602,100 @@ test_connection_refused_is_temporary(void **state)
 	store_rows_free(r, 1);
 }
 
+/* Sum of the attempts of every outbox row. */
+static unsigned
+total_attempts(struct fixture *fx)
+{
+	struct store_filter f = {.state = -1};
+	struct store_row *rows = NULL;
+	unsigned sum = 0;
+	size_t n = 0;
+
+	assert_int_equal(store_list(fx->store, &f, &rows, &n), GW_OK);
+	for (size_t i = 0; i < n; i++)
+		sum += rows[i].attempts;
+	store_rows_free(rows, n);
+	return sum;
+}
+
+/* A receiver that cannot be reached is held and probed one row at a
+ * time, not attempted once per queued lane head; when it listens again
+ * everything is delivered, in order, without waiting out the rows' own
+ * backoff. */
+static void
+test_unreachable_receiver_held(void **state)
+{
+	struct fixture *fx = *state;
+	const char *ids[20];
+	char patient[16];
+	size_t want = 20;
+	unsigned attempts;
+	uint64_t t0;
+
+	sender_config(fx, NULL, "concurrency = 4");
+	receiver_down(fx);
+	for (int i = 0; i < 20; i++) {
+		snprintf(patient, sizeof(patient), "p%d", i % 10);
+		ids[i] = queue_one(fx, patient);
+	}
+	start(fx);
+	/* 1.5 s down with a 100 ms minimum backoff: per-row retries would
+	 * attempt each of the 10 lane heads about four times. */
+	t0 = util_mono_ms();
+	while (util_mono_ms() - t0 < 1500) {
+		struct timeval tick = {0, 20000};
+
+		event_base_loopexit(fx->base, &tick);
+		event_base_dispatch(fx->base);
+	}
+	attempts = total_attempts(fx);
+	assert_true(attempts >= 2);
+	assert_true(attempts <= 12);
+	assert_true(metric("pzpgw_deliveries_total{receiver=\"" RECEIVER_URA
+			   "\",outcome=\"delivered\"} ") < 0);
+	receiver_listen(fx, fx->rcv.port);
+	assert_true(run_until(fx, pred_seen, &want, 5000));
+	for (int i = 0; i < 20; i++)
+		expect_state(fx, ids[i], STORE_DELIVERED, 1, 1000);
+	/* Per patient, in acceptance order. */
+	for (int p = 0; p < 10; p++) {
+		int first = -1, second = -1;
+
+		for (size_t k = 0; k < fx->rcv.nseen; k++) {
+			if (strcmp(fx->rcv.ids[k], ids[p]) == 0)
+				first = (int)k;
+			if (strcmp(fx->rcv.ids[k], ids[p + 10]) == 0)
+				second = (int)k;
+		}
+		assert_true(first >= 0 && second > first);
+	}
+}
+
+/* Behind an unreachable receiver every row of a lane is dead at the
+ * maximum age counted from acceptance, the followers too (probed or
+ * expired without an attempt, see test_store's test_expire). */
+static void
+test_max_age_without_attempt(void **state)
+{
+	struct fixture *fx = *state;
+	const char *ids[3];
+	struct store_row *r;
+
+	sender_config(fx, "max_age = 1s", NULL);
+	receiver_down(fx);
+	for (int i = 0; i < 3; i++)
+		ids[i] = queue_one(fx, "patient-m");
+	start(fx);
+	for (int i = 0; i < 3; i++)
+		expect_state(fx, ids[i], STORE_DEAD, 0, 8000);
+	for (int i = 0; i < 3; i++) {
+		r = row_of(fx, ids[i]);
+		assert_non_null(r->last_error);
+		assert_non_null(strstr(r->last_error, "max age exceeded"));
+		store_rows_free(r, 1);
+	}
+}
+
 /* The route's host must be named by the server certificate (localhost
  * and 127.0.0.1 in the dev PKI): 127.0.0.2 is refused, the IP works. */
 static void
@@ -688,6 +810,10 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_stop_returns_inflight_to_due,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrency_limit, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_unreachable_receiver_held,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_age_without_attempt, setup,
 					    teardown),
 	};
 	const char *src = getenv("PZPGW_SRCDIR");
