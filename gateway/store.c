@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -62,6 +63,12 @@ struct store {
 	int pipe_r, pipe_w;
 	const struct store_accept **reqs; /* writer scratch, batch_max */
 	struct store_result *res;
+
+	/* Upkeep thread (opts.background_upkeep), stopped by stop. */
+	pthread_cond_t upkeep_cv;
+	pthread_t upkeep_thread;
+	bool upkeep_started;
+	void *uconn;
 };
 
 static const char *const store_state_names[STORE_STATE_COUNT] = {
@@ -100,6 +107,7 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 	opts->min_free = cfg->store_min_free;
 	opts->create = true;
 	opts->relaxed_state = true;
+	opts->background_upkeep = true;
 }
 
 void
@@ -257,6 +265,7 @@ store_open(const struct store_options *opts, struct store **out)
 		goto fail_mu;
 	pthread_cond_init(&s->work, NULL);
 	pthread_cond_init(&s->idle, NULL);
+	pthread_cond_init(&s->upkeep_cv, NULL);
 	if (pipe(fds) != 0) {
 		err = GW_IO;
 		goto fail_pipe;
@@ -279,6 +288,7 @@ fail_pipe:
 		close(s->pipe_w);
 	pthread_cond_destroy(&s->idle);
 	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->upkeep_cv);
 	pthread_mutex_destroy(&s->mu);
 fail_mu:
 fail:
@@ -416,6 +426,56 @@ store_writer(void *arg)
 	return NULL;
 }
 
+/* The upkeep thread: every STORE_UPKEEP_MS until stop. */
+static void *
+store_upkeep(void *arg)
+{
+	struct store *s = arg;
+	struct timespec at;
+	bool failed = false;
+	enum gw_err err;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		clock_gettime(CLOCK_REALTIME, &at);
+		at.tv_nsec += STORE_UPKEEP_MS * 1000000L;
+		if (at.tv_nsec >= 1000000000L) {
+			at.tv_sec++;
+			at.tv_nsec -= 1000000000L;
+		}
+		(void)pthread_cond_timedwait(&s->upkeep_cv, &s->mu, &at);
+		if (s->stop)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		err = s->ops->upkeep(s->uconn);
+		/* Said once per run of failures; commits go on regardless. */
+		if (err != GW_OK && !failed)
+			log_warnx("event=store_upkeep_failed error=%s",
+				  gw_strerror(err));
+		failed = err != GW_OK;
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* Start the upkeep thread when asked for; without it the backend's own
+ * inline upkeep (SQLite's auto-checkpoint) still runs. mu held. */
+static void
+store_upkeep_start(struct store *s)
+{
+	if (!s->opts.background_upkeep || s->ops->upkeep == NULL)
+		return;
+	if (s->ops->conn_open(&s->opts, false, &s->uconn) != GW_OK)
+		return;
+	if (pthread_create(&s->upkeep_thread, NULL, store_upkeep, s) != 0) {
+		s->ops->conn_close(s->uconn);
+		s->uconn = NULL;
+		return;
+	}
+	s->upkeep_started = true;
+}
+
 /* Start the writer with its own connection (first submit). mu held. */
 static enum gw_err
 store_writer_start(struct store *s)
@@ -436,6 +496,7 @@ store_writer_start(struct store *s)
 		goto fail;
 	}
 	s->started = true;
+	store_upkeep_start(s);
 	return GW_OK;
 fail:
 	s->ops->conn_close(s->wconn);
@@ -543,16 +604,21 @@ store_free(struct store *s)
 		pthread_mutex_lock(&s->mu);
 		s->stop = true;
 		pthread_cond_signal(&s->work);
+		pthread_cond_signal(&s->upkeep_cv);
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->thread, NULL);
+		if (s->upkeep_started)
+			pthread_join(s->upkeep_thread, NULL);
 		(void)store_dispatch(s);
 		s->ops->conn_close(s->wconn);
+		s->ops->conn_close(s->uconn);
 	}
 	s->ops->conn_close(s->conn);
 	close(s->pipe_r);
 	close(s->pipe_w);
 	pthread_cond_destroy(&s->idle);
 	pthread_cond_destroy(&s->work);
+	pthread_cond_destroy(&s->upkeep_cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s->reqs);
 	free(s->res);

@@ -50,10 +50,16 @@ struct store_options {
 	   which only means a row is delivered once more (at least once; the
 	   receiver deduplicates). Accepts always commit with fsync. */
 	bool relaxed_state;
+	/* Upkeep (SQLite: WAL checkpoints) runs in a thread of its own with
+	   its own connection, started with the writer thread, instead of
+	   inside whichever commit crosses the threshold: a checkpoint then
+	   never holds up a group commit or the loop thread. */
+	bool background_upkeep;
 };
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
- * from cfg): create when missing, relaxed_state on. */
+ * from cfg): create when missing, relaxed_state and background_upkeep
+ * on. */
 void store_options_from_config(struct store_options *opts,
 			       const struct config *cfg);
 
@@ -377,7 +383,13 @@ struct store_ops {
 			      size_t *count);
 	enum gw_err (*reschedule)(void *conn, const char *receiver, int64_t now,
 				  size_t *count);
+	/* Background upkeep on a connection of its own, called about every
+	   STORE_UPKEEP_MS; must not block writers for long. */
+	enum gw_err (*upkeep)(void *conn);
 };
+
+/* Interval of the background upkeep thread. */
+#define STORE_UPKEEP_MS 100
 
 /* The SQLite backend (store_sqlite.c). */
 extern const struct store_ops store_sqlite_ops;
