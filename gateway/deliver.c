@@ -45,10 +45,10 @@ struct deliver_peer {
 	char *url; /* endpoint + "/$process-message" */
 	unsigned limit;
 	unsigned active;
-	/* Receiver unreachable (no connection, TLS session or answer): no
-	 * claims before hold_until, then one probe at a time, so a down
-	 * receiver costs one attempt per hold instead of one per queued
-	 * lane head. */
+	/* Receiver unreachable (no connection, TLS session or answer) or
+	 * busy (429, 503): no claims before hold_until, then one probe at
+	 * a time, so a down receiver costs one attempt per hold instead of
+	 * one per queued lane head. conn_fails counts the failed probes. */
 	int64_t hold_until;
 	unsigned conn_fails;
 };
@@ -711,20 +711,22 @@ deliver_outcome_json(const struct deliver_xfer *x)
 
 /* Hold or release the receiver's peer after a transfer: held (growing
  * like a row's backoff, at most DELIVER_HOLD_MAX_MS) while no HTTP answer
- * comes back at all, released by any answer; then the rows that backed
- * off meanwhile are due at once. */
+ * comes back at all or it answers 429/503, released by any other answer;
+ * then the rows that backed off meanwhile are due at once. */
 static void
-deliver_peer_reachable(struct deliver *d, const char *receiver, CURLcode rc,
-		       long status, int64_t now)
+deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
+		       CURLcode rc, long status, int64_t now)
 {
-	struct deliver_peer *p = deliver_peer_find(d, receiver);
+	struct deliver_peer *p = deliver_peer_find(d, x->receiver);
 	struct store_backoff hold = d->backoff;
+	/* 429 and 503 speak for the whole receiver: it is overloaded. */
+	bool busy = status == 429 || status == 503;
 	int64_t until;
 	size_t n = 0;
 
 	if (p == NULL)
 		return;
-	if (status > 0) {
+	if (status > 0 && !busy) {
 		if (p->conn_fails == 0)
 			return;
 		p->conn_fails = 0;
@@ -738,21 +740,27 @@ deliver_peer_reachable(struct deliver *d, const char *receiver, CURLcode rc,
 	}
 	/* Transfers that were already under way when the hold began do not
 	 * make it longer. */
-	if (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK ||
+	if ((!busy && (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK)) ||
 	    p->hold_until > now)
 		return;
 	if (p->conn_fails++ == 0)
-		log_warnx("event=receiver_unreachable receiver=%s "
+		log_warnx("event=receiver_%s receiver=%s status=%ld "
 			  "action=\"one probe at a time until it answers\"",
-			  p->ura);
+			  busy ? "busy" : "unreachable", p->ura, status);
 	hold.max_age_ms = 0;
 	if (hold.max_ms > DELIVER_HOLD_MAX_MS)
 		hold.max_ms = DELIVER_HOLD_MAX_MS;
 	if (hold.min_ms > hold.max_ms)
 		hold.min_ms = hold.max_ms;
-	if (store_next_attempt(&hold, p->conn_fails, now, now, deliver_rand(),
-			       &until) &&
-	    until > p->hold_until)
+	if (!store_next_attempt(&hold, p->conn_fails, now, now, deliver_rand(),
+				&until))
+		return;
+	/* A busy receiver's Retry-After, as far as the longest hold. */
+	if (busy && x->retry_after_ms > 0 && now + x->retry_after_ms > until)
+		until =
+		    now + (x->retry_after_ms < hold.max_ms ? x->retry_after_ms
+							   : hold.max_ms);
+	if (until > p->hold_until)
 		p->hold_until = until;
 }
 
@@ -795,7 +803,7 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 			util_strlcpy(error, curl_easy_strerror(rc),
 				     sizeof(error));
 	}
-	deliver_peer_reachable(d, x->receiver, rc, status, now);
+	deliver_peer_reachable(d, x, rc, status, now);
 	if (out == OUT_RETRY) {
 		if (!store_next_attempt(&d->backoff, x->attempt, x->accepted_at,
 					now, deliver_rand(), &next)) {

@@ -671,6 +671,41 @@ test_unreachable_receiver_held(void **state)
 	}
 }
 
+/* 503 (and 429) say the whole receiver is overloaded: it is held and
+ * probed like an unreachable one, then everything flows. */
+static void
+test_busy_receiver_held(void **state)
+{
+	struct fixture *fx = *state;
+	char patient[16];
+	size_t want;
+	uint64_t t0;
+
+	fx->rcv.first_status = 503;
+	fx->rcv.first_count = 1000;
+	sender_config(fx, NULL, "concurrency = 4");
+	for (int i = 0; i < 10; i++) {
+		snprintf(patient, sizeof(patient), "p%d", i);
+		queue_one(fx, patient);
+	}
+	start(fx);
+	t0 = util_mono_ms();
+	while (util_mono_ms() - t0 < 1000) {
+		struct timeval tick = {0, 20000};
+
+		event_base_loopexit(fx->base, &tick);
+		event_base_dispatch(fx->base);
+	}
+	/* The first claim (4 at once), then one probe per hold. */
+	assert_true(fx->rcv.nseen >= 5);
+	assert_true(fx->rcv.nseen <= 10);
+	fx->rcv.first_count = 0;
+	want = fx->rcv.nseen + 10;
+	assert_true(run_until(fx, pred_seen, &want, 5000));
+	assert_true(metric("pzpgw_deliveries_total{receiver=\"" RECEIVER_URA
+			   "\",outcome=\"delivered\"} ") == 10.0);
+}
+
 /* Behind an unreachable receiver every row of a lane is dead at the
  * maximum age counted from acceptance, the followers too (probed or
  * expired without an attempt, see test_store's test_expire). */
@@ -814,6 +849,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_unreachable_receiver_held,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_age_without_attempt, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_busy_receiver_held, setup,
 					    teardown),
 	};
 	const char *src = getenv("PZPGW_SRCDIR");
