@@ -875,6 +875,12 @@ deliver_arm_due(struct deliver *d, int64_t now)
 		if (delay > DELIVER_IDLE_MS)
 			delay = DELIVER_IDLE_MS;
 	}
+	/* Wake for the end of a hold: its probe does not wait for rows. */
+	for (size_t i = 0; i < d->npeers; i++)
+		if (d->peers[i].conn_fails > 0 &&
+		    d->peers[i].hold_until > now &&
+		    d->peers[i].hold_until - now < delay)
+			delay = d->peers[i].hold_until - now;
 	/* The idle poll also notices what `pzpgw queue` did meanwhile. */
 	tv.tv_sec = (time_t)(delay / 1000);
 	tv.tv_usec = (suseconds_t)((delay % 1000) * 1000);
@@ -890,10 +896,18 @@ deliver_pass(struct deliver *d)
 	size_t n = 0;
 	enum gw_err err;
 
+	bool probe = false;
+
 	if (d->stopped)
 		return;
 	deliver_multi_reap(d);
-	if (store_next_due_at(d->store, &at) != GW_OK || at > now) {
+	/* A held receiver whose hold ran out is probed even when none of
+	   its rows is due by its own backoff yet. */
+	for (size_t i = 0; i < d->npeers && !probe; i++)
+		probe = d->peers[i].conn_fails > 0 &&
+			d->peers[i].hold_until <= now &&
+			d->peers[i].active == 0;
+	if (!probe && (store_next_due_at(d->store, &at) != GW_OK || at > now)) {
 		deliver_arm_due(d, now);
 		return;
 	}

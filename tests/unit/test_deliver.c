@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
+#include <sqlite3.h>
 
 #include "config.h"
 #include "deliver.h"
@@ -671,6 +672,44 @@ test_unreachable_receiver_held(void **state)
 	}
 }
 
+static bool
+pred_attempted(struct fixture *fx, void *arg)
+{
+	struct store_row *r = row_of(fx, arg);
+	bool ok = r->attempts >= 1 && r->state == STORE_DUE;
+
+	store_rows_free(r, 1);
+	return ok;
+}
+
+/* The probe at the end of a hold does not wait for the row's own
+ * backoff (which may be an hour): a receiver back up is seen within the
+ * hold. */
+static void
+test_probe_ignores_row_backoff(void **state)
+{
+	struct fixture *fx = *state;
+	char path[128], sql[160];
+	sqlite3 *db = NULL;
+	const char *id;
+
+	sender_config(fx, NULL, NULL);
+	receiver_down(fx);
+	id = queue_one(fx, "patient-h");
+	start(fx);
+	assert_true(run_until(fx, pred_attempted, (void *)id, 3000));
+	/* As if it had backed off for an hour. */
+	snprintf(path, sizeof(path), "%s/a.db", dir);
+	snprintf(sql, sizeof(sql), "UPDATE outbox SET next_attempt_at = %lld",
+		 (long long)util_wall_ms() + 3600000LL);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	receiver_listen(fx, fx->rcv.port);
+	expect_state(fx, id, STORE_DELIVERED, 2, 3000);
+}
+
 /* 503 (and 429) say the whole receiver is overloaded: it is held and
  * probed like an unreachable one, then everything flows. */
 static void
@@ -852,6 +891,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_busy_receiver_held, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_probe_ignores_row_backoff,
+					    setup, teardown),
 	};
 	const char *src = getenv("PZPGW_SRCDIR");
 	char cmd[512];
