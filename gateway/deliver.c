@@ -83,7 +83,7 @@ struct deliver_xfer {
 	char receiver[STORE_URA_MAX + 1];
 	char server_ura[CONFIG_URA_LEN + 1];
 	unsigned attempt;
-	int64_t accepted_at; /* the maximum age counts from here */
+	int64_t age_from; /* the maximum age counts from here */
 	uint64_t started;
 	struct buf body;	/* first DELIVER_BODY_MAX bytes of the answer */
 	size_t body_seen;	/* bytes of the answer seen */
@@ -635,7 +635,7 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 	util_strlcpy(x->receiver, row->receiver, sizeof(x->receiver));
 	util_strlcpy(x->server_ura, p->server_ura, sizeof(x->server_ura));
 	x->attempt = row->attempts;
-	x->accepted_at = row->accepted_at ? row->accepted_at : now;
+	x->age_from = row->age_from ? row->age_from : now;
 	x->retry_after_ms = -1;
 	buf_init(&x->body, DELIVER_BODY_MAX);
 	err = store_get_document(d->store, row->id, &x->msg);
@@ -805,7 +805,7 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 	}
 	deliver_peer_reachable(d, x, rc, status, now);
 	if (out == OUT_RETRY) {
-		if (!store_next_attempt(&d->backoff, x->attempt, x->accepted_at,
+		if (!store_next_attempt(&d->backoff, x->attempt, x->age_from,
 					now, deliver_rand(), &next)) {
 			size_t n = strlen(error);
 
@@ -816,8 +816,8 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 			   now + x->retry_after_ms > next) {
 			next = now + x->retry_after_ms;
 			if (d->backoff.max_age_ms > 0 &&
-			    next > x->accepted_at + d->backoff.max_age_ms)
-				next = x->accepted_at + d->backoff.max_age_ms;
+			    next > x->age_from + d->backoff.max_age_ms)
+				next = x->age_from + d->backoff.max_age_ms;
 		}
 	}
 	switch (out) {
@@ -895,7 +895,6 @@ deliver_pass(struct deliver *d)
 	struct store_row *rows = NULL;
 	size_t n = 0;
 	enum gw_err err;
-
 	bool probe = false;
 
 	if (d->stopped)

@@ -117,7 +117,10 @@ struct store_row {
 	int64_t delivered_at;
 	int last_status; /* HTTP status of the last attempt, 0 none */
 	unsigned replays;
-	bool waiting;	  /* behind an earlier pending row of its lane */
+	bool waiting; /* behind an earlier pending row of its lane */
+	/* ms the maximum age counts from: acceptance, or the operator's
+	 * latest replay or release of the row. */
+	int64_t age_from;
 	char *last_error; /* heap or NULL */
 	char *outcome;	  /* receiver's OperationOutcome (JSON) or NULL */
 };
@@ -169,8 +172,9 @@ struct store_stat {
 enum store_action {
 	STORE_RETRY,   /* due -> due now */
 	STORE_HOLD,    /* due -> held */
-	STORE_RELEASE, /* held -> due now */
-	STORE_REPLAY,  /* dead|delivered -> due now, attempts reset */
+	STORE_RELEASE, /* held -> due now, maximum age from now */
+	STORE_REPLAY,  /* dead|delivered -> due now, attempts reset, maximum
+			  age from now */
 };
 
 /* Backoff policy of the deliverer (all in ms). */
@@ -312,8 +316,8 @@ enum gw_err store_prune(struct store *s, int64_t before, size_t *count);
 enum gw_err store_stats(struct store *s, struct store_stat **out, size_t *n);
 
 /*
- * Maximum age: every due row of a message accepted before `before` (ms)
- * goes to dead with "max age exceeded" added to its last error, whether
+ * Maximum age: every due row of a message accepted (and, when replayed
+ * or released by an operator, last so) before `before` (ms) goes to dead with "max age exceeded" added to its last error, whether
  * or not it was ever attempted (rows behind an unreachable receiver age
  * too); the rows after them in their lanes move up. Held and in-flight
  * rows are left alone. *count (may be NULL) is the number of rows.

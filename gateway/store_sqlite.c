@@ -121,7 +121,10 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     " ON outbox WHEN OLD.state IS NOT NEW.state OR OLD.receiver_ura IS NOT"
     " NEW.receiver_ura BEGIN" SQ_COUNT_DOWN ";" SQ_COUNT_UP "; END;"
     /* Finds the newest message older than the maximum age. */
-    "CREATE INDEX messages_accepted ON messages (accepted_at);",
+    "CREATE INDEX messages_accepted ON messages (accepted_at);"
+    /* An operator's replay or release restarts the maximum age (NULL:
+       it counts from acceptance). */
+    "ALTER TABLE outbox ADD COLUMN age_from INTEGER;",
 };
 
 /* Cached statements. */
@@ -149,7 +152,8 @@ enum sq_stmt {
 	"o.message_seq, m.id, o.receiver_ura, m.sender_ura, m.direction,"      \
 	" o.state, o.attempts, m.accepted_at, o.next_attempt_at,"              \
 	" o.first_attempt_at, o.last_attempt_at, o.delivered_at,"              \
-	" o.last_status, o.replays, o.last_error, o.outcome, o.waiting"
+	" o.last_status, o.replays, o.last_error, o.outcome, o.waiting,"       \
+	" coalesce(o.age_from, m.accepted_at)"
 #define SQ_ROW_FROM " FROM outbox o JOIN messages m ON m.seq = o.message_seq "
 
 /* Rows in due/inflight/held that precede o for the same receiver and
@@ -588,6 +592,7 @@ sq_row_read(sqlite3_stmt *st, struct store_row *r)
 	r->last_error = sq_text(st, 14, &nomem);
 	r->outcome = sq_text(st, 15, &nomem);
 	r->waiting = sqlite3_column_int(st, 16) != 0;
+	r->age_from = sqlite3_column_int64(st, 17);
 	return nomem ? GW_NOMEM : GW_OK;
 }
 
@@ -881,7 +886,7 @@ sq_unblock(struct sq *c, const char *id, const char *receiver)
 	" q.n > 0) AND o.message_seq <= coalesce((SELECT m.seq FROM messages"  \
 	" m WHERE m.accepted_at < ?1 ORDER BY m.accepted_at DESC LIMIT 1), 0)" \
 	" AND (SELECT m.accepted_at FROM messages m WHERE m.seq ="             \
-	" o.message_seq) < ?1"
+	" o.message_seq) < ?1 AND coalesce(o.age_from, 0) < ?1"
 
 /* One (receiver, patient) lane. */
 struct sq_lane {
@@ -1277,10 +1282,11 @@ sq_act(void *conn, const char *id, const char *receiver,
 	static const char *const sets[] = {
 	    [STORE_RETRY] = "next_attempt_at = ?3 WHERE state = 'due'",
 	    [STORE_HOLD] = "state = 'held' WHERE state = 'due'",
-	    [STORE_RELEASE] = "state = 'due', next_attempt_at = ?3"
-			      " WHERE state = 'held'",
+	    [STORE_RELEASE] = "state = 'due', next_attempt_at = ?3,"
+			      " age_from = ?3 WHERE state = 'held'",
 	    [STORE_REPLAY] =
-		"state = 'due', next_attempt_at = ?3, attempts = 0,"
+		"state = 'due', next_attempt_at = ?3, age_from = ?3,"
+		" attempts = 0,"
 		" first_attempt_at = NULL, last_attempt_at = NULL,"
 		" delivered_at = NULL, last_status = NULL,"
 		" last_error = NULL, outcome = NULL,"

@@ -1180,6 +1180,18 @@ test_expire(void **state)
 	assert_string_equal(got, "new-3/" R1);
 	assert_int_equal(store_expire(f->s, T0 + 1000, T0 + 7000, &n), GW_OK);
 	assert_int_equal(n, 0);
+	/* A replay restarts the maximum age: the replayed row is not
+	 * expired by the same cut-off again, only by a later one. */
+	assert_int_equal(
+	    store_act(f->s, "old-2", R1, STORE_REPLAY, T0 + 8000, NULL), GW_OK);
+	assert_int_equal(row_state(f->s, "old-2", R1, &r), STORE_DUE);
+	assert_int_equal(r.age_from, T0 + 8000);
+	assert_int_equal(store_expire(f->s, T0 + 1000, T0 + 8001, &n), GW_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_expire(f->s, T0 + 9000, T0 + 9001, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(row_state(f->s, "old-2", R1, NULL), STORE_DEAD);
+	check_counts(f->path);
 }
 
 /* A receiver answering again: its lane heads backing off become due
