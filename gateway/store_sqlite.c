@@ -1031,6 +1031,10 @@ sq_reschedule(void *conn, const char *receiver, int64_t now, size_t *count)
 
 /* WAL pages after which upkeep also restarts the log. */
 #define SQ_WAL_RESTART 2048
+/* How long upkeep waits for a lock: a restart checkpoint holds writers
+ * off while it waits for readers, so a long reader (an operator's query)
+ * must make it give up and try again, never stall intake. */
+#define SQ_UPKEEP_BUSY_MS 20
 
 /*
  * A passive checkpoint: copies what it can from the WAL into the
@@ -1047,6 +1051,7 @@ sq_upkeep(void *conn)
 	struct sq *c = conn;
 	int rc, log = 0, done = 0;
 
+	sqlite3_busy_timeout(c->db, SQ_UPKEEP_BUSY_MS);
 	rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
 				       &log, &done);
 	if (rc == SQLITE_OK && log >= SQ_WAL_RESTART)

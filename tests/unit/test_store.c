@@ -1126,6 +1126,82 @@ test_disk(void **state)
 	store_free(s);
 }
 
+/* Background upkeep with an operator's long read transaction open: the
+ * restart checkpoint gives up quickly instead of holding commits off for
+ * the whole busy timeout, and once the reader is gone the log starts
+ * again from its first frame. */
+static void
+test_upkeep_long_reader(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path, .background_upkeep = true};
+	const char *rc[1] = {R1};
+	struct acks a = {.path = f->path};
+	static char doc[40000];
+	uint64_t worst = 0, t0;
+	sqlite3 *rd = NULL;
+	int log = -1, done = -1;
+	char id[32];
+
+	store_free(f->s);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	{
+		struct store_accept r = req("first", "first", "p", rc, 1, T0);
+
+		assert_int_equal(store_submit_accept(f->s, &r, on_done, &a),
+				 GW_OK);
+		pump(f->s, &a, 1);
+	}
+	assert_int_equal(sqlite3_open(f->path, &rd), SQLITE_OK);
+	/* The reader's snapshot must include frames still in the log (a
+	 * reader of a fully copied log does not hold it): commit, then read
+	 * at once, well before the next upkeep round. */
+	{
+		struct store_accept r = req("pin", "pin", "p", rc, 1, T0);
+		struct store_result res;
+
+		assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+		store_result_cleanup(&res);
+	}
+	assert_int_equal(sqlite3_exec(rd,
+				      "BEGIN; SELECT count(*) FROM messages",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	memset(doc, 'x', sizeof(doc));
+	/* About 4,000 pages of WAL: past the restart threshold. */
+	for (int i = 0; i < 400; i++) {
+		struct store_accept r;
+		struct store_result res;
+
+		snprintf(id, sizeof(id), "big-%d", i);
+		r = req(id, id, "p", rc, 1, T0 + i);
+		r.doc = doc;
+		r.doc_len = sizeof(doc);
+		t0 = util_mono_ms();
+		assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+		store_result_cleanup(&res);
+		if (util_mono_ms() - t0 > worst)
+			worst = util_mono_ms() - t0;
+	}
+	assert_true(worst < 1000);
+	assert_int_equal(sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	/* A few upkeep rounds, then a commit starts the log again. */
+	usleep(500000);
+	{
+		struct store_accept r = req("after", "after", "p", rc, 1, T0);
+		struct store_result res;
+
+		assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+		store_result_cleanup(&res);
+	}
+	assert_int_equal(sqlite3_wal_checkpoint_v2(
+			     rd, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done),
+			 SQLITE_OK);
+	assert_true(log >= 0 && log < 2048);
+	sqlite3_close(rd);
+}
+
 /* The last error of id's row (copied into out). */
 static void
 row_error(struct store *s, const char *id, char *out, size_t n)
@@ -1313,6 +1389,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
