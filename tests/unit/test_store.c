@@ -1187,7 +1187,7 @@ test_upkeep_long_reader(void **state)
 	assert_int_equal(sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL),
 			 SQLITE_OK);
 	/* A few upkeep rounds, then a commit starts the log again. */
-	usleep(500000);
+	nanosleep(&(struct timespec){0, 500000000L}, NULL);
 	{
 		struct store_accept r = req("after", "after", "p", rc, 1, T0);
 		struct store_result res;
