@@ -35,6 +35,7 @@
 #define DELIVER_ERR_MAX		256
 #define DELIVER_HOLD_MAX_MS	60000 /* an unreachable receiver is probed */
 
+#define M_HELD	   "pzpgw_receiver_held"
 #define M_TOTAL	   "pzpgw_deliveries_total"
 #define M_DURATION "pzpgw_delivery_duration_seconds"
 
@@ -709,6 +710,16 @@ deliver_outcome_json(const struct deliver_xfer *x)
 	return s;
 }
 
+/* pzpgw_receiver_held{receiver}: 1 while the receiver is held. */
+static void
+deliver_held_gauge(const struct deliver_peer *p)
+{
+	char labels[64] = "";
+
+	metrics_label(labels, sizeof(labels), "receiver", p->ura);
+	metrics_set(M_HELD, labels, p->conn_fails > 0 ? 1.0 : 0.0);
+}
+
 /* Hold or release the receiver's peer after a transfer: held (growing
  * like a row's backoff, at most DELIVER_HOLD_MAX_MS) while no HTTP answer
  * comes back at all or it answers 429/503, released by any other answer;
@@ -731,6 +742,7 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 			return;
 		p->conn_fails = 0;
 		p->hold_until = 0;
+		deliver_held_gauge(p);
 		if (store_reschedule(d->store, p->ura, now, &n) != GW_OK)
 			n = 0;
 		log_info("event=receiver_reachable receiver=%s rescheduled=%zu",
@@ -743,10 +755,12 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 	if ((!busy && (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK)) ||
 	    p->hold_until > now)
 		return;
-	if (p->conn_fails++ == 0)
+	if (p->conn_fails++ == 0) {
+		deliver_held_gauge(p);
 		log_warnx("event=receiver_%s receiver=%s status=%ld "
 			  "action=\"one probe at a time until it answers\"",
 			  busy ? "busy" : "unreachable", p->ura, status);
+	}
 	hold.max_age_ms = 0;
 	if (hold.max_ms > DELIVER_HOLD_MAX_MS)
 		hold.max_ms = DELIVER_HOLD_MAX_MS;
@@ -1072,6 +1086,9 @@ deliver_new(struct event_base *base, struct store *store,
 			 "receiver and outcome (delivered, retry, dead).");
 	metrics_describe(M_DURATION, METRICS_HISTOGRAM,
 			 "Duration of delivery attempts in seconds.");
+	metrics_describe(M_HELD, METRICS_GAUGE,
+			 "1 while a receiver is held for giving no answer or "
+			 "answering 429/503 (probed one row at a time).");
 	metrics_describe("pzpgw_expired_total", METRICS_COUNTER,
 			 "Outbox rows dead-lettered at their maximum age "
 			 "without a final attempt.");

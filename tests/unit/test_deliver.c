@@ -654,10 +654,14 @@ test_unreachable_receiver_held(void **state)
 	assert_true(attempts <= 12);
 	assert_true(metric("pzpgw_deliveries_total{receiver=\"" RECEIVER_URA
 			   "\",outcome=\"delivered\"} ") < 0);
+	assert_true(metric("pzpgw_receiver_held{receiver=\"" RECEIVER_URA
+			   "\"} ") == 1.0);
 	receiver_listen(fx, fx->rcv.port);
 	assert_true(run_until(fx, pred_seen, &want, 5000));
 	for (int i = 0; i < 20; i++)
 		expect_state(fx, ids[i], STORE_DELIVERED, 1, 1000);
+	assert_true(metric("pzpgw_receiver_held{receiver=\"" RECEIVER_URA
+			   "\"} ") == 0.0);
 	/* Per patient, in acceptance order. */
 	for (int p = 0; p < 10; p++) {
 		int first = -1, second = -1;
