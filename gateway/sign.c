@@ -879,6 +879,31 @@ sign_store_count(X509_STORE *store, X509_LOOKUP_TYPE type)
 	return n;
 }
 
+/* Fill cert's cached extension data (key identifiers, flags) now, before
+ * other threads see it: OpenSSL fills it lazily on first use, and a
+ * worker reading it while another fills it is a data race (seen with
+ * ThreadSanitizer on the signer certificate cache). */
+static void
+sign_cert_settle(X509 *cert)
+{
+	(void)X509_check_purpose(cert, -1, 0);
+	ERR_clear_error();
+}
+
+/* The same for every certificate in a store about to be shared. */
+static void
+sign_store_settle(X509_STORE *store)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+
+	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+		if (x != NULL)
+			sign_cert_settle(x);
+	}
+}
+
 enum gw_err
 sign_trust_new(const char *anchors, const char *const *crls, size_t ncrl,
 	       struct sign_trust **out, char *errbuf, size_t errlen)
@@ -921,6 +946,7 @@ sign_trust_new(const char *anchors, const char *const *crls, size_t ncrl,
 		}
 		t->have_crl = true;
 	}
+	sign_store_settle(t->store);
 	ERR_clear_error();
 	*out = t;
 	return GW_OK;
@@ -980,6 +1006,7 @@ sign_cert_parse(const struct sign_trust *ctrust, const unsigned char *der,
 		ERR_clear_error();
 		return NULL;
 	}
+	sign_cert_settle(c);
 	pthread_mutex_lock(&t->lock);
 	slot = &t->cache[t->next++ % SIGN_CACHE];
 	X509_free(slot->cert);
