@@ -464,6 +464,8 @@ deliver_header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 	} else if ((t = curl_getdate(val, NULL)) > 0) {
 		int64_t ms = (int64_t)t * 1000 - util_wall_ms();
 
+		if (ms > DELIVER_RETRY_AFTER_MAX * 1000)
+			ms = DELIVER_RETRY_AFTER_MAX * 1000;
 		x->retry_after_ms = ms > 0 ? ms : 0;
 	}
 	return len;
@@ -769,11 +771,10 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 	if (!store_next_attempt(&hold, p->conn_fails, now, now, deliver_rand(),
 				&until))
 		return;
-	/* A busy receiver's Retry-After, as far as the longest hold. */
+	/* A busy receiver's Retry-After is honoured in full: the probe
+	 * must not come before it. */
 	if (busy && x->retry_after_ms > 0 && now + x->retry_after_ms > until)
-		until =
-		    now + (x->retry_after_ms < hold.max_ms ? x->retry_after_ms
-							   : hold.max_ms);
+		until = now + x->retry_after_ms;
 	if (until > p->hold_until)
 		p->hold_until = until;
 }

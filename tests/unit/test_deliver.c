@@ -577,6 +577,21 @@ test_retry_after_honoured(void **state)
 	assert_int_equal(r->last_status, 429);
 	assert_true(r->next_attempt_at - r->last_attempt_at >= 2900);
 	store_rows_free(r, 1);
+	/* The whole receiver waits: another patient's message queued now
+	 * is not sent before the Retry-After either. */
+	queue_one(fx, "patient-e2");
+	deliver_kick(fx->d);
+	{
+		uint64_t t0 = util_mono_ms();
+
+		while (util_mono_ms() - t0 < 1500) {
+			struct timeval tick = {0, 20000};
+
+			event_base_loopexit(fx->base, &tick);
+			event_base_dispatch(fx->base);
+		}
+	}
+	assert_int_equal(fx->rcv.nseen, 1);
 }
 
 /* Nobody listening: connection errors are temporary. */
