@@ -395,6 +395,19 @@ run_until(struct fixture *fx, bool (*pred)(struct fixture *, void *), void *arg,
 	return true;
 }
 
+/* Run the loop for ms whatever happens. */
+static void
+run_for(struct fixture *fx, uint64_t ms)
+{
+	uint64_t end = util_mono_ms() + ms;
+	struct timeval tick = {0, 20000};
+
+	while (util_mono_ms() < end) {
+		event_base_loopexit(fx->base, &tick);
+		event_base_dispatch(fx->base);
+	}
+}
+
 struct want {
 	const char *id;
 	enum store_state state;
@@ -581,16 +594,7 @@ test_retry_after_honoured(void **state)
 	 * is not sent before the Retry-After either. */
 	queue_one(fx, "patient-e2");
 	deliver_kick(fx->d);
-	{
-		uint64_t t0 = util_mono_ms();
-
-		while (util_mono_ms() - t0 < 1500) {
-			struct timeval tick = {0, 20000};
-
-			event_base_loopexit(fx->base, &tick);
-			event_base_dispatch(fx->base);
-		}
-	}
+	run_for(fx, 1500);
 	assert_int_equal(fx->rcv.nseen, 1);
 }
 
@@ -646,7 +650,6 @@ test_unreachable_receiver_held(void **state)
 	char patient[16];
 	size_t want = 20;
 	unsigned attempts;
-	uint64_t t0;
 
 	sender_config(fx, NULL, "concurrency = 4");
 	receiver_down(fx);
@@ -657,13 +660,7 @@ test_unreachable_receiver_held(void **state)
 	start(fx);
 	/* 1.5 s down with a 100 ms minimum backoff: per-row retries would
 	 * attempt each of the 10 lane heads about four times. */
-	t0 = util_mono_ms();
-	while (util_mono_ms() - t0 < 1500) {
-		struct timeval tick = {0, 20000};
-
-		event_base_loopexit(fx->base, &tick);
-		event_base_dispatch(fx->base);
-	}
+	run_for(fx, 1500);
 	attempts = total_attempts(fx);
 	assert_true(attempts >= 2);
 	assert_true(attempts <= 12);
@@ -737,7 +734,6 @@ test_busy_receiver_held(void **state)
 	struct fixture *fx = *state;
 	char patient[16];
 	size_t want;
-	uint64_t t0;
 
 	fx->rcv.first_status = 503;
 	fx->rcv.first_count = 1000;
@@ -747,13 +743,7 @@ test_busy_receiver_held(void **state)
 		queue_one(fx, patient);
 	}
 	start(fx);
-	t0 = util_mono_ms();
-	while (util_mono_ms() - t0 < 1000) {
-		struct timeval tick = {0, 20000};
-
-		event_base_loopexit(fx->base, &tick);
-		event_base_dispatch(fx->base);
-	}
+	run_for(fx, 1000);
 	/* The first claim (4 at once), then one probe per hold. */
 	assert_true(fx->rcv.nseen >= 5);
 	assert_true(fx->rcv.nseen <= 10);
