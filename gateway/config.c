@@ -51,6 +51,7 @@ enum key_type {
 #define F_PKCS11   0x08u /* "pkcs11:" URI kept verbatim, not a file */
 #define F_HTTPS	   0x10u /* an https:// URL */
 #define F_HOST	   0x20u /* an address or host name */
+#define F_URAS	   0x40u /* "*" or URAs separated by commas or blanks */
 
 struct key {
 	const char *section; /* "organisation", ...; "peer" for peers */
@@ -150,6 +151,7 @@ static const struct key peer_keys[] = {
     {"peer", "endpoint", T_STR, F_HTTPS, P(endpoint), NULL, 0, 0, NULL},
     {"peer", "server_ura", T_URA, 0, P(server_ura), NULL, 0, 0, NULL},
     {"peer", "allow", T_LIST, 0, P(allow), "", 0, 0, allows},
+    {"peer", "relay", T_STR, F_URAS, P(relay), NULL, 0, 0, NULL},
     {"peer", "concurrency", T_UINT, 0, P(concurrency), NULL, 1, 64, NULL},
 };
 
@@ -320,6 +322,32 @@ is_https_url(const char *s)
 	return true;
 }
 
+/* "*", or one or more URAs separated by commas or blanks. */
+static bool
+is_ura_list(const char *s)
+{
+	char ura[CONFIG_URA_LEN + 1];
+	size_t n, count = 0;
+
+	if (strcmp(s, "*") == 0)
+		return true;
+	while (*s != '\0') {
+		if ((n = strcspn(s, ", \t")) == 0) {
+			s++;
+			continue;
+		}
+		if (n != CONFIG_URA_LEN)
+			return false;
+		memcpy(ura, s, n);
+		ura[n] = '\0';
+		if (!util_is_ura(ura))
+			return false;
+		count++;
+		s += n;
+	}
+	return count > 0;
+}
+
 static bool
 is_host(const char *s)
 {
@@ -372,6 +400,13 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 	case T_STR:
 		if ((k->flags & F_HTTPS) && !is_https_url(value)) {
 			report(ld, line, "%s %s: \"%s\" is not an https:// URL",
+			       where, k->name, q);
+			return false;
+		}
+		if ((k->flags & F_URAS) && !is_ura_list(value)) {
+			report(ld, line,
+			       "%s %s: \"%s\" is not \"*\" or a list of URA "
+			       "numbers (8 digits each)",
 			       where, k->name, q);
 			return false;
 		}
@@ -1091,6 +1126,27 @@ config_peer_find(const struct config *cfg, const char *ura)
 		if (strcmp(cfg->peers[i].ura, ura) == 0)
 			return &cfg->peers[i];
 	return NULL;
+}
+
+bool
+config_relay_allows(const char *relay, const char *ura)
+{
+	size_t n, len = strlen(ura);
+
+	if (relay == NULL || len == 0)
+		return false;
+	if (strcmp(relay, "*") == 0)
+		return true;
+	while (*relay != '\0') {
+		if ((n = strcspn(relay, ", \t")) == 0) {
+			relay++;
+			continue;
+		}
+		if (n == len && strncmp(relay, ura, n) == 0)
+			return true;
+		relay += n;
+	}
+	return false;
 }
 
 const char *

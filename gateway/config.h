@@ -29,7 +29,10 @@ struct config_peer {
 	char *endpoint; /* https URL deliveries to this URA go to */
 	/* URA the endpoint's server certificate must carry; defaults to ura */
 	char server_ura[CONFIG_URA_LEN + 1];
-	unsigned allow;	      /* CONFIG_ALLOW_* */
+	unsigned allow; /* CONFIG_ALLOW_* */
+	/* URAs this peer (a gateway) may relay messages for, "," or blank
+	 * separated, or "*" for any; NULL: it sends only in its own name */
+	char *relay;
 	unsigned concurrency; /* parallel deliveries to this peer */
 	int line;	      /* line of the section header */
 };
@@ -114,6 +117,10 @@ void config_free(struct config *cfg);
 /* The [peer] section for ura, or NULL. Borrowed from cfg. */
 const struct config_peer *config_peer_find(const struct config *cfg,
 					   const char *ura);
+
+/* True when a [peer] relay value (a copy of config_peer.relay, may be
+ * NULL) lets that peer relay messages whose sender is ura. */
+bool config_relay_allows(const char *relay, const char *ura);
 
 /* "test" or "production". */
 const char *config_env_name(enum config_env env);

@@ -370,7 +370,12 @@ struct intake_job {
 	bool outbound;
 	bool is_signed;
 	char peer[CONFIG_URA_LEN + 1];
+	char *relay; /* copy of the peer's [peer] relay value, or NULL */
 	char reqid[80];
+	/* Who signed, as job_verify found: Bundle.signature ("" unsigned)
+	 * and a sender signature kept by a relay ("" none). */
+	char signer[CONFIG_URA_LEN + 1];
+	char kept[CONFIG_URA_LEN + 1];
 	/* Results. status 0: bytes/sha/jws are ready to store. */
 	int status;
 	bool rejected;		 /* invalid document: logged as rejected */
@@ -410,6 +415,7 @@ job_free(struct intake_job *j)
 		return;
 	json_decref(j->oo);
 	free(j->jws);
+	free(j->relay);
 	buf_cleanup(&j->bytes);
 	fj_doc_free(j->doc);
 	free(j);
@@ -436,43 +442,152 @@ job_fail(struct intake_job *j, int status, const char *retry_after,
 	j->oo = fhir_outcome_one(FHIR_ERROR, code, expression, "%s", msg);
 }
 
-/* Verify a signed message from another gateway. False on failure (the
- * answer is in j). */
+/* Verify one signature of the message: Bundle.signature (kept false),
+ * whose signer must be the TLS peer, or the sender signature a relaying
+ * gateway kept (sign_verify_kept), whose signer job_sender_allowed
+ * compares with the sender. The signer's URA goes to j. False on failure
+ * (the answer is in j); true also when there is no kept signature. */
 static bool
-job_verify(struct intake_job *j)
+job_verify_one(struct intake_job *j, bool kept)
 {
-	struct sign_verify_opts vo = {
-	    .trust = j->trust, .expect_ura = j->peer, .skew = INTAKE_SIGN_SKEW};
+	struct sign_verify_opts vo = {.trust = j->trust,
+				      .expect_ura = kept ? NULL : j->peer,
+				      .skew = INTAKE_SIGN_SKEW};
+	const char *what = kept ? "kept sender signature" : "signature";
 	struct sign_result res;
 	enum gw_err err;
 
+	if (kept)
+		err = sign_verify_kept(j->doc->root, &vo, &res);
+	else if (j->trust != NULL)
+		err = sign_verify(j->doc->root, NULL, &vo, &res);
+	else
+		err = GW_CONFIG;
+	if (err == GW_NOTFOUND) {
+		sign_result_cleanup(&res);
+		return true;
+	}
 	if (j->trust == NULL) {
+		if (kept)
+			sign_result_cleanup(&res);
 		job_fail(j, 422, NULL, "not-supported", "Bundle.signature",
 			 "this gateway does not accept signed messages (no "
 			 "trust anchors configured)");
 		return false;
 	}
-	err = sign_verify(j->doc->root, NULL, &vo, &res);
 	if (err != GW_OK) {
 		int status = sign_check_http_status(res.check);
 
 		if (err == GW_NOMEM)
 			status = 503;
 		log_warnx("event=audit action=reject_signature id=%s peer=%s "
-			  "check=%s",
-			  j->reqid, j->peer, sign_check_name(res.check));
+			  "which=%s check=%s",
+			  j->reqid, j->peer, kept ? "kept" : "bundle",
+			  sign_check_name(res.check));
 		job_fail(j, status < 400 ? 422 : status, NULL,
 			 status == 401 ? "security" : "invalid",
-			 "Bundle.signature", "signature check '%s' failed: %s",
+			 kept ? "Bundle.entry.resource.ofType(Provenance)."
+				"signature"
+			      : "Bundle.signature",
+			 "%s check '%s' failed: %s", what,
 			 sign_check_name(res.check), res.reason);
 		sign_result_cleanup(&res);
 		return false;
 	}
-	util_hex(res.hash, SIGN_HASH_LEN, j->sha);
-	j->jws = res.jws;
-	res.jws = NULL;
+	if (kept) {
+		util_strlcpy(j->kept, res.ura, sizeof(j->kept));
+	} else {
+		util_strlcpy(j->signer, res.ura, sizeof(j->signer));
+		util_hex(res.hash, SIGN_HASH_LEN, j->sha);
+		j->jws = res.jws;
+		res.jws = NULL;
+	}
 	sign_result_cleanup(&res);
 	return true;
+}
+
+/* Verify the signatures a message carries (job_verify_one). False on
+ * failure (the answer is in j). */
+static bool
+job_verify(struct intake_job *j)
+{
+	if (j->is_signed && !job_verify_one(j, false))
+		return false;
+	return job_verify_one(j, true);
+}
+
+/*
+ * The sender rule, the one place that decides whether the TLS peer may
+ * send this message in MessageHeader.sender's name (after job_verify
+ * checked the signatures). Allowed when
+ *  - the sender is the peer itself, or
+ *  - the peer is a gateway relaying for the sender: its [peer URA] relay
+ *    names the sender (or is "*"), and it signed the message itself
+ *    (Bundle.signature verified with the peer's URA);
+ * and in both cases a sender signature a relay kept (sign_relay_keep),
+ * when there is one, is the sender's own. So a peer's own signature never
+ * speaks for another organisation. False with a 403 in j otherwise.
+ */
+static bool
+job_sender_allowed(struct intake_job *j)
+{
+	const char *sender = j->info.sender, *why = NULL;
+	char msg[200];
+
+	if (j->kept[0] != '\0' && strcmp(j->kept, sender) != 0) {
+		snprintf(msg, sizeof(msg),
+			 "the kept sender signature is by URA %s, not by the "
+			 "sender %s",
+			 j->kept, sender);
+		why = "kept_signer";
+	} else if (strcmp(sender, j->peer) == 0) {
+		return true;
+	} else if (!config_relay_allows(j->relay, sender)) {
+		snprintf(msg, sizeof(msg),
+			 "sender URA %s is not the URA of your certificate "
+			 "(%s), and you may not relay for it here",
+			 sender, j->peer);
+		why = "not_relay";
+	} else if (strcmp(j->signer, j->peer) != 0) {
+		snprintf(msg, sizeof(msg),
+			 "a message relayed for sender URA %s must carry your "
+			 "signature (%s)",
+			 sender, j->peer);
+		why = "relay_unsigned";
+	} else {
+		return true;
+	}
+	log_warnx("event=audit action=reject_sender id=%s peer=%s sender=%s "
+		  "reason=%s",
+		  j->reqid, j->peer, sender, why);
+	job_fail(j, 403, NULL, "forbidden",
+		 "Bundle.entry[0].resource.ofType(MessageHeader).sender", "%s",
+		 msg);
+	return false;
+}
+
+/* A gateway forwarding a message its sender signed keeps that signature
+ * beside its own (sign_relay_keep). False on failure (answer in j). */
+static bool
+job_keep_sender_signature(struct intake_job *j)
+{
+	char err[256];
+	enum gw_err e;
+
+	if (!j->outbound || !j->is_signed || j->kept[0] != '\0' ||
+	    strcmp(j->signer, j->info.sender) != 0)
+		return true;
+	e = sign_relay_keep(j->doc,
+			    j->v == RULES_STU3 ? SIGN_FHIR_STU3 : SIGN_FHIR_R4,
+			    err, sizeof(err));
+	if (e == GW_OK)
+		return true;
+	if (e == GW_NOMEM)
+		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+	else
+		job_fail(j, 422, NULL, "invalid", "Bundle.signature",
+			 "the sender's signature cannot be kept: %s", err);
+	return false;
 }
 
 /* Sign what the gateway forwards. False on failure (answer in j). */
@@ -530,13 +645,16 @@ job_validate(struct intake_job *j, struct validate_ctx *vctx)
 static void
 job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 {
-	if (j->is_signed && !job_verify(j))
+	if (!job_verify(j) || !job_sender_allowed(j))
 		return;
 	if (!job_validate(j, vctx[j->v]))
 		return;
 	/* The gateway signs what it forwards and what an organisation gave
-	 * it unsigned; a verified signature of another gateway is kept. */
+	 * it unsigned; a verified signature of another gateway is kept, and
+	 * so is the sender's when it signed what the gateway forwards. */
 	if (j->outbound || !j->is_signed) {
+		if (!job_keep_sender_signature(j))
+			return;
 		free(j->jws);
 		j->jws = NULL;
 		if (!job_sign(j))
@@ -812,6 +930,7 @@ intake_process_message(struct http_req *req, void *arg)
 	struct intake *in = arg;
 	const struct config *cfg = http_req_config(req);
 	const struct tls_peer *peer = http_req_peer(req);
+	const struct config_peer *cpeer;
 	struct intake_job *j = NULL;
 	struct fj_doc *doc = NULL;
 	json_t *oo = NULL;
@@ -850,19 +969,14 @@ intake_process_message(struct http_req *req, void *arg)
 		goto done;
 	}
 	json_decref(oo);
+	oo = NULL;
 	j->is_signed = j->info.signed_r4 || j->info.signed_stu3;
-	if (!j->is_signed && strcmp(j->info.sender, peer->ura) != 0) {
-		log_warnx("event=audit action=reject_sender id=%s peer=%s",
-			  http_req_id(req), peer->ura);
-		http_reply_outcome(req, 403, FHIR_ERROR, "forbidden",
-				   "Bundle.entry[0].resource.ofType("
-				   "MessageHeader).sender",
-				   "sender URA %s is not the URA of your "
-				   "certificate (%s)",
-				   j->info.sender, peer->ura);
-		job_free(j);
-		return;
-	}
+	/* The sender rule needs what the peer may relay (job_sender_allowed);
+	 * copied, as the configuration may be swapped while a worker runs. */
+	cpeer = config_peer_find(cfg, peer->ura);
+	if (cpeer != NULL && cpeer->relay != NULL &&
+	    (j->relay = strdup(cpeer->relay)) == NULL)
+		goto nomem;
 	job_submit(in, j);
 	return;
 nomem:

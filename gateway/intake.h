@@ -72,9 +72,12 @@ void intake_workers_stop(struct intake *in);
 void intake_validate(struct http_req *req, void *arg);
 
 /*
- * POST /fhir/$process-message: a message Bundle from an organisation
- * (unsigned: MessageHeader.sender must be the TLS peer) or from another
- * gateway (signed: the signature must verify and name the TLS peer).
+ * POST /fhir/$process-message: a message Bundle from an organisation or
+ * from another gateway. A signature must verify and name the TLS peer;
+ * MessageHeader.sender must be the TLS peer, or a sender the peer (a
+ * gateway that signed the message) may relay for ([peer] relay); a sender
+ * signature a relay kept must verify and be the sender's. A signed message
+ * forwarded keeps its sender's signature beside the gateway's own.
  * Checked, validated, signed when forwarded, committed with one outbox row
  * per remote receiver, then answered 202 with the message id and a status
  * URL; a duplicate (peer, Bundle.identifier) gets the original answer.

@@ -1328,9 +1328,12 @@ done:
 	return ok;
 }
 
-enum gw_err
-sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
-	    const struct sign_verify_opts *opts, struct sign_result *res)
+/* sign_verify; kept allows the STU3 signature form in a Provenance (a
+ * relay entry of an STU3 Bundle). */
+static enum gw_err
+sign_verify_one(const struct fj_node *bundle, const struct fj_node *provenance,
+		bool kept, const struct sign_verify_opts *opts,
+		struct sign_result *res)
 {
 	const struct fj_node *sig, *who, *ident;
 	const char *fmt, *data, *dot1, *dot2, *s;
@@ -1374,7 +1377,7 @@ sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
 	r4 = fj_get(sig, "data") != NULL || fj_get(sig, "sigFormat") != NULL;
 	fmt = fj_get_str(sig, r4 ? "sigFormat" : "contentType");
 	data = fj_get_str(sig, r4 ? "data" : "blob");
-	if (provenance != NULL && !r4) {
+	if (provenance != NULL && !r4 && !kept) {
 		sign_fail(res, SIGN_CHECK_MALFORMED,
 			  "Provenance.signature needs sigFormat and data");
 		goto done;
@@ -1668,6 +1671,188 @@ done:
 	buf_cleanup(&canon);
 	ERR_clear_error();
 	return err;
+}
+
+enum gw_err
+sign_verify(const struct fj_node *bundle, const struct fj_node *provenance,
+	    const struct sign_verify_opts *opts, struct sign_result *res)
+{
+	return sign_verify_one(bundle, provenance, false, opts, res);
+}
+
+/* True when entry e holds a Provenance with policy SIGN_RELAY_POLICY. */
+static bool
+sign_is_relay_entry(const struct fj_node *e)
+{
+	const struct fj_node *res = fj_get(e, "resource");
+	const struct fj_node *pol = fj_get(res, "policy");
+
+	if (!fj_str_eq(fj_get(res, "resourceType"), "Provenance") ||
+	    pol == NULL || pol->type != FJ_ARRAY)
+		return false;
+	for (const struct fj_node *p = pol->u.kids.first; p != NULL;
+	     p = p->next)
+		if (fj_str_eq(p, SIGN_RELAY_POLICY))
+			return true;
+	return false;
+}
+
+/* The relay entry of bundle and the entry before it (NULL when it is the
+ * first). 0: none, 1: found, -1: one that is not last, or several. */
+static int
+sign_find_relay(const struct fj_node *bundle, struct fj_node **entry,
+		struct fj_node **prev)
+{
+	const struct fj_node *entries = fj_get(bundle, "entry");
+	struct fj_node *before = NULL;
+	int found = 0;
+
+	*entry = *prev = NULL;
+	if (entries == NULL || entries->type != FJ_ARRAY)
+		return 0;
+	for (struct fj_node *e = entries->u.kids.first; e != NULL;
+	     before = e, e = e->next) {
+		if (!sign_is_relay_entry(e))
+			continue;
+		if (found || e->next != NULL)
+			return -1;
+		found = 1;
+		*entry = e;
+		*prev = before;
+	}
+	return found;
+}
+
+enum gw_err
+sign_verify_kept(struct fj_node *bundle, const struct sign_verify_opts *opts,
+		 struct sign_result *res)
+{
+	struct fj_node *entries = fj_get(bundle, "entry"), *entry, *prev;
+	enum gw_err err;
+	int found = sign_find_relay(bundle, &entry, &prev);
+
+	if (found <= 0) {
+		memset(res, 0, sizeof(*res));
+		sign_fail(
+		    res, found == 0 ? SIGN_CHECK_MISSING : SIGN_CHECK_MALFORMED,
+		    found == 0 ? "no kept sender signature"
+			       : "a relayed signature's Provenance must "
+				 "be the one last entry");
+		return found == 0 ? GW_NOTFOUND : GW_CRYPTO;
+	}
+	if (opts->trust == NULL) {
+		memset(res, 0, sizeof(*res));
+		sign_fail(res, SIGN_CHECK_UNTRUSTED, "no trust anchors");
+		return GW_CRYPTO;
+	}
+	/* The sender signed the Bundle as it was before the relay added the
+	 * entry: unlink it while the canonical form is computed. */
+	if (prev != NULL)
+		prev->next = NULL;
+	else
+		entries->u.kids.first = NULL;
+	entries->u.kids.last = prev;
+	entries->u.kids.count--;
+	err =
+	    sign_verify_one(bundle, fj_get(entry, "resource"), true, opts, res);
+	if (prev != NULL)
+		prev->next = entry;
+	else
+		entries->u.kids.first = entry;
+	entries->u.kids.last = entry;
+	entries->u.kids.count++;
+	return err;
+}
+
+enum gw_err
+sign_relay_keep(struct fj_doc *doc, enum sign_fhir fhir, char *errbuf,
+		size_t errlen)
+{
+	struct fj_node *root = doc->root, *entries, *entry, *prov, *targets,
+		       *target, *agents, *agent, *policies, *sigs, *n, *who;
+	const struct fj_node *sig = fj_get(root, "signature");
+	const struct fj_node *ident = fj_get(root, "identifier");
+	const struct fj_node *sig_who;
+	struct fj_node *relay, *relay_prev;
+	const char *when = fj_get_str(sig, "when");
+	bool r4 = fhir == SIGN_FHIR_R4;
+	char urn[48] = "urn:uuid:";
+
+	sig_who = fj_get(sig, r4 ? "who" : "whoReference");
+	if (sig == NULL || sig->type != FJ_OBJECT || when == NULL ||
+	    sig_who == NULL || ident == NULL || ident->type != FJ_OBJECT) {
+		snprintf(errbuf, errlen,
+			 "the Bundle carries no signature or no identifier");
+		return GW_INVALID;
+	}
+	entries = fj_get(root, "entry");
+	if (entries == NULL || entries->type != FJ_ARRAY) {
+		snprintf(errbuf, errlen, "the Bundle has no entries");
+		return GW_INVALID;
+	}
+	if (sign_find_relay(root, &relay, &relay_prev) != 0) {
+		snprintf(errbuf, errlen,
+			 "the Bundle already keeps a sender signature");
+		return GW_INVALID;
+	}
+	util_uuid(urn + 9);
+	/* Built apart, appended last: nothing changes on failure. */
+	if ((entry = fj_new_object(doc)) == NULL ||
+	    (prov = fj_new_object(doc)) == NULL ||
+	    (targets = fj_new_array(doc)) == NULL ||
+	    (target = fj_new_object(doc)) == NULL ||
+	    (agents = fj_new_array(doc)) == NULL ||
+	    (agent = fj_new_object(doc)) == NULL ||
+	    (policies = fj_new_array(doc)) == NULL ||
+	    (sigs = fj_new_array(doc)) == NULL)
+		goto nomem;
+	if (sign_set_str(doc, entry, "fullUrl", urn) != GW_OK ||
+	    sign_set_str(doc, prov, "resourceType", "Provenance") != GW_OK ||
+	    (n = fj_copy(doc, ident)) == NULL ||
+	    fj_set(doc, target, "identifier", n) != GW_OK)
+		goto nomem;
+	fj_append(targets, target);
+	if (fj_set(doc, prov, "target", targets) != GW_OK ||
+	    sign_set_str(doc, prov, "recorded", when) != GW_OK ||
+	    (n = fj_new_string(doc, SIGN_RELAY_POLICY)) == NULL)
+		goto nomem;
+	fj_append(policies, n);
+	if (fj_set(doc, prov, "policy", policies) != GW_OK)
+		goto nomem;
+	/* The agent is the sender, named as its signature names it. */
+	if ((who = fj_new_object(doc)) == NULL ||
+	    (n = fj_copy(doc, fj_get(sig_who, "identifier"))) == NULL ||
+	    fj_set(doc, who, "identifier", n) != GW_OK ||
+	    fj_set(doc, agent, r4 ? "who" : "whoReference", who) != GW_OK)
+		goto nomem;
+	if (r4) {
+		struct fj_node *type, *codings, *coding;
+
+		if ((type = fj_new_object(doc)) == NULL ||
+		    (codings = fj_new_array(doc)) == NULL ||
+		    (coding = fj_new_object(doc)) == NULL ||
+		    sign_set_str(doc, coding, "system", SIGN_PROV_TYPE_SYS) !=
+			GW_OK ||
+		    sign_set_str(doc, coding, "code", "author") != GW_OK)
+			goto nomem;
+		fj_append(codings, coding);
+		if (fj_set(doc, type, "coding", codings) != GW_OK ||
+		    fj_set(doc, agent, "type", type) != GW_OK)
+			goto nomem;
+	}
+	fj_append(agents, agent);
+	if (fj_set(doc, prov, "agent", agents) != GW_OK ||
+	    (n = fj_copy(doc, sig)) == NULL)
+		goto nomem;
+	fj_append(sigs, n);
+	if (fj_set(doc, prov, "signature", sigs) != GW_OK ||
+	    fj_set(doc, entry, "resource", prov) != GW_OK)
+		goto nomem;
+	fj_append(entries, entry);
+	return GW_OK;
+nomem:
+	snprintf(errbuf, errlen, "out of memory");
+	return GW_NOMEM;
 }
 
 void

@@ -22,6 +22,9 @@
 #define SIGN_OID_AUTHOR	      "1.2.840.10065.1.12.1.1"
 #define SIGN_SIGFORMAT	      "application/jose"
 #define SIGN_HASH_LEN	      32 /* SHA-256 */
+/* Provenance.policy of the Bundle entry in which a relaying gateway keeps
+ * the sender's signature (sign_relay_keep). */
+#define SIGN_RELAY_POLICY "http://pzpgw.nl/fhir/relayed-signature"
 
 enum sign_alg { SIGN_ALG_PS256, SIGN_ALG_RS256, SIGN_ALG_ES256 };
 enum sign_fhir { SIGN_FHIR_R4, SIGN_FHIR_STU3 };
@@ -182,6 +185,34 @@ void sign_result_cleanup(struct sign_result *res);
  * decrefs), NULL without memory.
  */
 json_t *sign_result_outcome(const struct sign_result *res);
+
+/*
+ * Keep the sender's signature of the Bundle doc->root before a relaying
+ * gateway signs it with sign_bundle (which replaces Bundle.signature): a
+ * copy of Bundle.signature goes into a new last entry, a Provenance
+ * (policy SIGN_RELAY_POLICY, target the Bundle's identifier, agent and
+ * signature the sender's; R4 or STU3 form per fhir). The sender signed the
+ * canonical form of the Bundle without that entry, which sign_verify_kept
+ * recomputes; the relay's own signature, made afterwards, covers the entry
+ * too. GW_INVALID (errbuf says why) when the Bundle has no signature or no
+ * identifier, or already keeps one; GW_NOMEM. doc is unchanged on failure.
+ */
+enum gw_err sign_relay_keep(struct fj_doc *doc, enum sign_fhir fhir,
+			    char *errbuf, size_t errlen);
+
+/*
+ * Verify the sender's signature a relaying gateway kept in Bundle bundle
+ * (sign_relay_keep): against the canonical form of the Bundle without the
+ * relay entry, checked as sign_verify checks a Provenance. GW_NOTFOUND when
+ * the Bundle keeps none (res->check SIGN_CHECK_MISSING), otherwise as
+ * sign_verify; a relay entry that is not the last entry, or more than one,
+ * fails as SIGN_CHECK_MALFORMED. bundle is changed during the call (the
+ * entry unlinked) and restored before it returns: no other thread may read
+ * it meanwhile. res as for sign_verify.
+ */
+enum gw_err sign_verify_kept(struct fj_node *bundle,
+			     const struct sign_verify_opts *opts,
+			     struct sign_result *res);
 
 /* Short stable name of a check ("signature", "untrusted", ...). */
 const char *sign_check_name(enum sign_check check);

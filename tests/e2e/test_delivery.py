@@ -193,13 +193,14 @@ def gateway_a(pki, tmp_path, routes, **delivery):
 
 
 def gateway_b(pki, tmp_path):
-    """Gateway B (URA 90000009, gateway2.crt): A may push to it; gp1 and
-    gp2 are served here (they pull)."""
+    """Gateway B (URA 90000009, gateway2.crt): A may push to it and relay
+    the hospital's messages; gp1 and gp2 are served here (they pull)."""
     g = gw.Gateway(pki, mkdir(tmp_path, "b"))
     g.sections["organisation"] = {"ura": B_URA, "name": "Test gateway B"}
     g.sections["listen"]["certificate"] = os.path.join(pki, "gateway2.crt")
     g.sections["listen"]["key"] = os.path.join(pki, "gateway2.key")
-    g.sections["peer " + A_URA] = {"name": "gateway A", "allow": "push"}
+    g.sections["peer " + A_URA] = {"name": "gateway A", "allow": "push",
+                                   "relay": HOSPITAL}
     return g
 
 
