@@ -201,6 +201,7 @@ struct pending {
 	struct intake *in;
 	bool outbound;
 	char peer[CONFIG_URA_LEN + 1];
+	char *ident; /* Bundle.identifier value, for a 409; owned */
 };
 
 static const char *
@@ -251,6 +252,24 @@ reply_accepted(struct http_req *req, const struct store_result *res,
 		   "application/fhir+json; charset=utf-8", body, strlen(body));
 }
 
+/* A second message under an identifier already used for other content
+ * (the stored canonical SHA-256 differs): 409 naming the identifier and
+ * the message it belongs to; nothing was stored. */
+static void
+reply_conflict(struct pending *p, const struct store_result *res)
+{
+	log_warnx("event=conflict id=%s message=%s peer=%s",
+		  http_req_id(p->req), res->id, p->peer);
+	http_req_add_header(p->req, "X-Message-Id", res->id);
+	http_reply_outcome(p->req, 409, FHIR_ERROR, "duplicate",
+			   "Bundle.identifier",
+			   "Bundle.identifier %.200s was already used for "
+			   "message %s with different content; nothing was "
+			   "stored (send changed content under a new "
+			   "identifier)",
+			   p->ident ? p->ident : "", res->id);
+}
+
 static void
 on_committed(void *arg, const struct store_result *res)
 {
@@ -267,6 +286,10 @@ on_committed(void *arg, const struct store_result *res)
 			p->in->kick(p->in->kick_arg);
 		break;
 	case GW_EXISTS:
+		if (res->conflict) {
+			reply_conflict(p, res);
+			break;
+		}
 		log_info("event=duplicate id=%s message=%s peer=%s",
 			 http_req_id(p->req), res->id, p->peer);
 		reply_accepted(p->req, res, true);
@@ -281,6 +304,7 @@ on_committed(void *arg, const struct store_result *res)
 				   gw_strerror(res->err));
 		break;
 	}
+	free(p->ident);
 	free(p);
 }
 
@@ -609,7 +633,11 @@ job_sign(struct intake_job *j)
 		sign_output_cleanup(&out);
 		return false;
 	}
-	util_hex(out.hash, SIGN_HASH_LEN, j->sha);
+	/* The dedupe hash is of the content as received: job_verify's when
+	 * the message came signed (a relay entry added since is not part of
+	 * it), else this one (the signature is outside the canonical form). */
+	if (j->sha[0] == '\0')
+		util_hex(out.hash, SIGN_HASH_LEN, j->sha);
 	j->jws = out.jws;
 	out.jws = NULL;
 	sign_output_cleanup(&out);
@@ -697,6 +725,13 @@ job_finish(struct intake *in, struct intake_job *j)
 	p->in = in;
 	p->outbound = j->outbound;
 	util_strlcpy(p->peer, j->peer, sizeof(p->peer));
+	if ((p->ident = strdup(j->info.id_value)) == NULL) {
+		free(p);
+		http_req_add_header(req, "Retry-After", "5");
+		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+				   "out of memory");
+		goto done;
+	}
 	{
 		struct store_accept acc = {
 		    .id = id,
@@ -719,6 +754,7 @@ job_finish(struct intake *in, struct intake_job *j)
 		err = store_submit_accept(in->store, &acc, on_committed, p);
 	}
 	if (err != GW_OK) {
+		free(p->ident);
 		free(p);
 		http_req_add_header(req, "Retry-After", "5");
 		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,

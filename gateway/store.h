@@ -74,8 +74,11 @@ struct store_accept {
 	const char *fhir_version;  /* "4.0.1", "3.0.2", ... */
 	const void *doc;	   /* the document bytes exactly as signed */
 	size_t doc_len;
-	const char *jws;	      /* detached JWS, may be NULL */
-	const char *sha256;	      /* hex SHA-256 of the canonical bytes */
+	const char *jws; /* detached JWS, may be NULL */
+	/* hex SHA-256 of the canonical form as received (before a relay
+	 * entry, sign_relay_keep, was added); a second accept of the same key
+	 * with another value is a conflict */
+	const char *sha256;
 	int64_t accepted_at;	      /* ms since the epoch; 0: now */
 	int answer_status;	      /* the answer given for this accept */
 	const char *answer_body;      /* may be NULL */
@@ -89,6 +92,9 @@ struct store_result {
 	   stored before: id and answer are the original ones; otherwise
 	   nothing was stored (GW_TEMP/GW_IO/GW_NOMEM: answer 503). */
 	enum gw_err err;
+	/* With GW_EXISTS: the stored message has another sha256 (same
+	   identifier, different content); nothing was stored. */
+	bool conflict;
 	char id[STORE_ID_MAX + 1];
 	int answer_status;
 	char *answer_body; /* NUL-terminated heap copy or NULL */

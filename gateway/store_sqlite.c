@@ -171,7 +171,8 @@ static const char *const sq_sql[SQ_COUNT] = {
     [SQ_SAVEPOINT] = "SAVEPOINT doc",
     [SQ_RELEASE] = "RELEASE doc",
     [SQ_ROLLBACK_TO] = "ROLLBACK TO doc",
-    [SQ_FIND_KEY] = "SELECT id, answer_status, answer_body FROM messages"
+    [SQ_FIND_KEY] = "SELECT id, answer_status, answer_body, sha256"
+		    " FROM messages"
 		    " WHERE direction = ?1 AND sender_ura = ?2 AND"
 		    " bundle_system = ?3 AND bundle_value = ?4",
     [SQ_INSERT_MESSAGE] =
@@ -658,6 +659,7 @@ sq_accept_one(struct sq *c, const struct store_accept *r,
 {
 	sqlite3_stmt *st = NULL;
 	const unsigned char *body;
+	const char *sha;
 	enum gw_err err;
 	int64_t seq;
 	int rc;
@@ -673,6 +675,10 @@ sq_accept_one(struct sq *c, const struct store_accept *r,
 		sq_copy(res->id, sizeof(res->id), st, 0);
 		res->answer_status = sqlite3_column_int(st, 1);
 		body = sqlite3_column_text(st, 2);
+		sha = (const char *)sqlite3_column_text(st, 3);
+		/* The same key for other content is not a re-post. */
+		res->conflict = r->sha256 != NULL && sha != NULL &&
+				strcmp(sha, r->sha256) != 0;
 		err = GW_EXISTS;
 		if (body != NULL &&
 		    (res->answer_body = strdup((const char *)body)) == NULL)

@@ -317,3 +317,58 @@ def test_receiver_without_relay_refuses_the_relay(pair, pki, tmp_path):
             c.close()
     assert gw.wait_for(dead, timeout=30, what="dead letter")[0][1] == 403
     assert stored(b) == []
+
+
+# ---- the same identifier for other content ----
+
+def test_same_identifier_other_content_is_409(gateway):
+    first = message(HOSPITAL, [GP1])
+    status, h1, oo = post(gateway, first, "hospital")
+    assert status == 202, oo
+    ident = first["identifier"]["value"]
+
+    changed = copy.deepcopy(first)
+    changed["timestamp"] = "2026-11-24T09:00:00Z"
+    status, h2, oo = post(gateway, changed, "hospital")
+    assert status == 409, oo
+    issue = oo["issue"][0]
+    assert issue["code"] == "duplicate"
+    assert issue["expression"] == ["Bundle.identifier"]
+    assert ident in issue["diagnostics"]
+    assert h1["x-message-id"] in issue["diagnostics"]
+    assert "x-duplicate" not in h2
+    rows = stored(gateway)
+    assert len(rows) == 1 and rows[0][0] == ident
+    assert loads(rows[0][1])["timestamp"] == first["timestamp"]
+
+    # The same content again (re-serialised differently) is a re-post:
+    # the original answer.
+    status, h3, oo = post(gateway, dict(reversed(list(first.items()))),
+                          "hospital")
+    assert status == 202, oo
+    assert h3["x-duplicate"] == "true"
+    assert h3["x-message-id"] == h1["x-message-id"]
+    assert len(stored(gateway)) == 1
+
+
+def test_signed_repost_through_a_relay_is_a_duplicate(pair, pki, tmp_path):
+    """A hospital re-signing the same content (a new signing time) is a
+    re-post at A although A adds a relay entry of its own each time;
+    other content under the identifier is a conflict."""
+    a, b = pair
+    b.start()
+    a.start()
+    msg = message(HOSPITAL, [GP1])
+    status, h1, oo = post(a, sign(pki, tmp_path, msg, "hospital"),
+                          "hospital")
+    assert status == 202, oo
+    status, h2, oo = post(a, sign(pki, tmp_path, msg, "hospital"),
+                          "hospital")
+    assert status == 202, oo
+    assert h2["x-duplicate"] == "true"
+    assert h2["x-message-id"] == h1["x-message-id"]
+    msg["timestamp"] = "2026-11-24T09:00:00Z"
+    status, _, oo = post(a, sign(pki, tmp_path, msg, "hospital"), "hospital")
+    assert status == 409, oo
+    assert h1["x-message-id"] in oo["issue"][0]["diagnostics"]
+    assert len(stored(a)) == 1
