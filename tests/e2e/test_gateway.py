@@ -370,11 +370,16 @@ def test_drops_privileges_after_reading_keys(pki):
     import pwd
     import tempfile
     nobody = pwd.getpwnam("nobody")
-    # A store directory the service user can write; keys stay root-only.
+    # A store directory the service user owns; keys stay root-only, and
+    # the configuration in a directory only root can write (check-config
+    # refuses one others can write).
     workdir = tempfile.mkdtemp(prefix="pzpgw-drop-")
-    os.chmod(workdir, 0o777)
+    os.chmod(workdir, 0o711)
+    storedir = os.path.join(workdir, "store")
+    os.mkdir(storedir, 0o700)
+    os.chown(storedir, nobody.pw_uid, nobody.pw_gid)
     g = gw.Gateway(pki, workdir, process__user="nobody",
-                   store__path=os.path.join(workdir, "pzpgw.db"))
+                   store__path=os.path.join(storedir, "pzpgw.db"))
     g.start()
     try:
         with open("/proc/%d/status" % g.proc.pid) as f:
