@@ -23,6 +23,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "tls.h"
 #include "util.h"
 
 #define CONFIG_MAX_LINE	 1024	    /* characters on one line */
@@ -1126,6 +1127,41 @@ check_file(struct loader *ld, const struct key *k, const char *path, int line)
 	close(fd);
 }
 
+/*
+ * Production refuses a test identity of its own: the UZI test policy
+ * (tls_cert_is_test, the check peers' certificates get) on the
+ * certificate the gateway presents or signs with. A file that cannot be
+ * read as a certificate is left to the TLS and signing setup to report.
+ */
+static void
+check_production_certs(struct loader *ld)
+{
+	static const char *const names[][2] = {{"listen", "certificate"},
+					       {"signing", "certificate"}};
+	int env_line;
+	size_t i = 0;
+
+	find_key(cfg_keys, N_CFG_KEYS, "listen", "environment", &i);
+	env_line = ld->key_line[i];
+	for (size_t n = 0; n < UTIL_ARRAY_LEN(names); n++) {
+		const struct key *k = find_key(cfg_keys, N_CFG_KEYS,
+					       names[n][0], names[n][1], &i);
+		const char *path;
+		bool test;
+
+		memcpy(&path, (const char *)ld->cfg + k->offset, sizeof(path));
+		if (ld->key_line[i] == 0 || path == NULL ||
+		    tls_cert_file_is_test(path, &test) != GW_OK || !test)
+			continue;
+		report(ld, ld->key_line[i],
+		       "[%s] %s: %s carries the UZI test policy %s, and "
+		       "[listen] environment = production (line %d) refuses "
+		       "a test certificate",
+		       k->section, k->name, path, TLS_OID_POLICY_TEST,
+		       env_line);
+	}
+}
+
 /* After the last line: required keys, derived defaults, files and the
  * checks that involve several keys. */
 static void
@@ -1178,6 +1214,9 @@ finish(struct loader *ld)
 			continue;
 		check_file(ld, k, path, ld->key_line[i]);
 	}
+
+	if (cfg->environment == CONFIG_ENV_PRODUCTION)
+		check_production_certs(ld);
 
 	if (cfg->sign_key == NULL && cfg->tls_key != NULL &&
 	    (cfg->sign_key = strdup(cfg->tls_key)) == NULL)

@@ -77,8 +77,13 @@ def test_revoked_certificate_is_refused(pki, tmp_path):
 
 
 def test_test_certificate_refused_in_production(pki, tmp_path):
+    # A production gateway presents a production-policy certificate (it
+    # refuses a test one of its own: see test_reload.py).
     g = gw.Gateway(pki, str(tmp_path),
-                   listen__environment="production").start()
+                   listen__environment="production",
+                   listen__certificate=os.path.join(pki, "prod.crt"),
+                   listen__key=os.path.join(pki, "prod.key"),
+                   organisation__ura="90000006").start()
     try:
         assert refused(g, "hospital")
         gw.wait_for(lambda: g.metric("pzpgw_tls_handshake_failures_total",

@@ -2,10 +2,13 @@
 fixed for the life of the daemon: a file that changes them is refused
 whole (the old configuration keeps serving) and the log says a restart is
 needed. A listener address or port change is applied at restart only,
-and the log says so."""
+and the log says so. Production refuses a test-policy certificate of its
+own at start, on check-config and on SIGHUP."""
 
 import json
+import os
 import signal
+import subprocess
 
 import gw
 from test_intake import message
@@ -84,3 +87,52 @@ def test_admin_address_change_waits_for_restart(gateway):
     # the rest applies; the admin listener stays where it was
     assert description(gateway) == "Renamed gateway"
     assert gateway.admin("/healthz")[0] == 200
+
+
+TEST_POLICY = "2.16.528.1.1007.99.212"
+
+
+def test_production_refuses_own_test_certificate_at_start(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), listen__environment="production")
+    g.start(wait=False)
+    try:
+        assert g.proc.wait(30) != 0
+    finally:
+        g.stop()
+    log = g.log_text()
+    cert = os.path.join(pki, "gateway.crt")
+    assert ("%s:8: [listen] certificate: %s carries the UZI test policy %s, "
+            "and [listen] environment = production (line 11) refuses a test "
+            "certificate" % (g.conf, cert, TEST_POLICY)) in log, log
+    assert "event=started" not in log
+
+    r = subprocess.run([gw.BINARY, "check-config", "-c", g.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "%s:8: [listen] certificate: %s carries the UZI test policy %s, and "
+        "[listen] environment = production (line 11) refuses a test "
+        "certificate" % (g.conf, cert, TEST_POLICY),
+        "%s: 1 error" % g.conf]
+
+
+def test_production_with_production_certificate_starts(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), listen__environment="production",
+                   listen__certificate=os.path.join(pki, "prod.crt"),
+                   listen__key=os.path.join(pki, "prod.key"),
+                   organisation__ura="90000006").start()
+    try:
+        assert g.admin("/healthz")[0] == 200
+    finally:
+        assert g.stop() == 0
+
+
+def test_sighup_to_production_with_test_certificate_is_refused(gateway):
+    gateway.sections["listen"]["environment"] = "production"
+    gateway.write_config()
+    reload_and_wait(gateway, "event=reload_failed")
+    log = gateway.log_text()
+    assert "carries the UZI test policy %s" % TEST_POLICY in log, log
+    assert "event=reloaded" not in log
+    # still the test gateway: a test-policy client is served
+    assert description(gateway) == "Test gateway"

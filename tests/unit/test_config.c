@@ -1036,6 +1036,72 @@ test_writers(void **state)
 		remove_path(made[i]);
 }
 
+/*
+ * environment = production refuses a certificate of its own with the UZI
+ * test policy, presented or signing; the dev PKI makes both kinds.
+ */
+static void
+test_production_certificate(void **state)
+{
+	const char *src = getenv("PZPGW_SRCDIR");
+	char cmd[1024], want[1024], text[1024];
+	struct config *cfg = NULL;
+	struct errs es;
+
+	if (src == NULL)
+		fail_msg("set PZPGW_SRCDIR: the test runs certs/dev-pki.sh");
+	snprintf(cmd, sizeof(cmd),
+		 "sh '%s/certs/dev-pki.sh' '%s/pki' --extras >/dev/null", src,
+		 tmpdir);
+	assert_int_equal(system(cmd), 0);
+
+	/* production, the test-policy gateway.crt: line 5 */
+	load_text("bad.conf",
+		  ORG "[listen]\ncertificate = pki/gateway.crt\n"
+		      "key = pki/gateway.key\ntrust = pki/uzi-server-ca.pem\n"
+		      "environment = production\n",
+		  &es, &cfg);
+	snprintf(
+	    want, sizeof(want),
+	    "[listen] certificate: %s/pki/gateway.crt carries the UZI test "
+	    "policy 2.16.528.1.1007.99.212, and [listen] environment = "
+	    "production (line 8) refuses a test certificate",
+	    realdir);
+	if (cfg != NULL || es.n != 1 || es.e[0].line != 5 ||
+	    strcmp(es.e[0].msg, want) != 0) {
+		dump_errs(&es);
+		fail_msg("listen: want line 5 \"%s\"", want);
+	}
+
+	/* the same in the test environment, and production with prod.crt */
+	config_free(load_good(ORG "[listen]\ncertificate = pki/gateway.crt\n"
+				  "key = pki/gateway.key\n"
+				  "trust = pki/uzi-server-ca.pem\n"
+				  "environment = test\n"));
+#define PROD_LISTEN                                                            \
+	ORG "[listen]\ncertificate = pki/prod.crt\nkey = pki/prod.key\n"       \
+	    "trust = pki/uzi-server-ca.pem\nenvironment = production\n"
+	config_free(load_good(PROD_LISTEN));
+
+	/* a test-policy signing certificate in production: its own line */
+	snprintf(text, sizeof(text), "%s",
+		 PROD_LISTEN "[signing]\nkey = pki/hospital.key\n"
+			     "certificate = pki/hospital.crt\n");
+	load_text("bad.conf", text, &es, &cfg);
+	snprintf(want, sizeof(want),
+		 "[signing] certificate: %s/pki/hospital.crt carries the UZI "
+		 "test policy 2.16.528.1.1007.99.212",
+		 realdir);
+	if (cfg != NULL || es.n != 1 || es.e[0].line != 11 ||
+	    strstr(es.e[0].msg, want) == NULL) {
+		dump_errs(&es);
+		fail_msg("signing: want line 11 \"%s...\"", want);
+	}
+#undef PROD_LISTEN
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/pki'", tmpdir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* Many peers: the array grows; the file stays under the size limit. */
 static void
 test_many_peers(void **state)
@@ -1215,6 +1281,7 @@ main(void)
 	    cmocka_unit_test(test_peers),
 	    cmocka_unit_test(test_endpoints_accepted),
 	    cmocka_unit_test(test_writers),
+	    cmocka_unit_test(test_production_certificate),
 	    cmocka_unit_test(test_many_peers),
 	    cmocka_unit_test(test_long_line),
 	    cmocka_unit_test(test_open_errors),
