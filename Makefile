@@ -123,9 +123,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 
 # The development gateway: PKI and configuration under var/ on first start.
 run: deps-build all
-	@mkdir -p var
+	@mkdir -p -m 0755 var
 	@test -f var/dev-pki/ca.pem || sh certs/dev-pki.sh var/dev-pki
-	@test -f var/pzpgw.conf || sh certs/dev-config.sh var > var/pzpgw.conf
+	@# check-config refuses a configuration group or others can write
+	@test -f var/pzpgw.conf || (umask 022; sh certs/dev-config.sh var > var/pzpgw.conf)
 	@echo "pzpgw: organisation listener https://localhost:8443 (mutual TLS)"
 	@echo "pzpgw: admin listener       http://127.0.0.1:9090 (/healthz /readyz /metrics)"
 	@echo "pzpgw: test certificates in var/dev-pki/: ca.pem, hospital.crt/.key, gp1.crt/.key, gp2.crt/.key"

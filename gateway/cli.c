@@ -24,8 +24,9 @@ static const struct cli_cmd cli_cmds[] = {
      "pzpgw serve [-d] [-c FILE]\n"
      "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
      "  -d       stay in the foreground and log to stderr, debug on\n"
-     "Signals: SIGHUP reloads the configuration (a bad file keeps the\n"
-     "old one), SIGTERM/SIGINT finish requests in flight and exit 0.\n"},
+     "Signals: SIGHUP reloads the configuration (a bad file, or one\n"
+     "changing [organisation] ura or [store] path, keeps the old one),\n"
+     "SIGTERM/SIGINT finish requests in flight and exit 0.\n"},
     {"check-config", cli_check_config, "check a configuration file",
      "pzpgw check-config [-c FILE]\n"
      "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"

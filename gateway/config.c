@@ -5,6 +5,7 @@
  */
 /* realpath() is declared by glibc only beyond plain POSIX. */
 #define _DEFAULT_SOURCE
+#include <arpa/inet.h>
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "tls.h"
 #include "util.h"
 
 #define CONFIG_MAX_LINE	 1024	    /* characters on one line */
@@ -29,6 +31,7 @@
 #define CONFIG_MAX_PEERS 10000	    /* [peer] sections */
 #define CONFIG_MSG_MAX	 512	    /* one error message */
 #define CONFIG_QUOTE_MAX 64	    /* characters of a value in a message */
+#define CONFIG_MAX_DIRS	 16	    /* directories check_writers remembers */
 
 /* How a value is parsed and where it is stored. */
 enum key_type {
@@ -186,6 +189,11 @@ struct loader {
 	int sect_line[UTIL_ARRAY_LEN(sections)];
 	int key_line[UTIL_ARRAY_LEN(cfg_keys)];
 	int peer_key_line[UTIL_ARRAY_LEN(peer_keys)];
+	struct {
+		char *path;
+		bool holding; /* checked as a directory holding a file */
+	} dirs_seen[CONFIG_MAX_DIRS]; /* checked by check_writers */
+	size_t ndirs_seen;
 };
 
 static void report(struct loader *ld, int line, const char *fmt, ...)
@@ -307,18 +315,186 @@ resolve(const char *dir, const char *value)
 	return p;
 }
 
-static bool
-is_https_url(const char *s)
+/* A part of a value, made printable for a message like quote(). */
+static const char *
+quote_part(const char *s, size_t len, char *out, size_t n)
 {
-	const char *host = s + 8;
+	char part[CONFIG_QUOTE_MAX + 1];
 
-	if (strncasecmp(s, "https://", 8) != 0)
+	util_strlcpy(part, s, len < sizeof(part) ? len + 1 : sizeof(part));
+	return quote(part, out, n);
+}
+
+static bool
+is_hex(char c)
+{
+	return isxdigit((unsigned char)c) != 0;
+}
+
+/* A DNS name (letters, digits, '-', dots between labels; a label neither
+ * empty nor starting or ending with '-') or a dotted IPv4 address. */
+static bool
+is_host_name(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len > 253)
 		return false;
-	if (*host == '\0' || *host == '/' || *host == ':' || *host == '?')
-		return false;
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f)
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if (isalnum((unsigned char)s[i]) ||
+			   (s[i] == '-' && label > 0)) {
+			if (++label > 63)
+				return false;
+		} else {
 			return false;
+		}
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+/*
+ * An endpoint: "https://" host [":" port] [path], host a DNS name, an
+ * IPv4 address or an IPv6 address in brackets, port 1..65535. No
+ * user-info (the peer is identified by its certificate, and "a@b" hides
+ * which host is meant), no query or fragment (deliveries go to the
+ * endpoint plus "/$process-message"). On false, why says what is wrong,
+ * worded to follow the quoted value.
+ */
+static bool
+check_endpoint(const char *s, char *why, size_t n)
+{
+	const char *auth = s + 8, *end, *host_end, *p;
+	char q[CONFIG_QUOTE_MAX + 8];
+
+	if (strncasecmp(s, "https://", 8) != 0) {
+		snprintf(why, n, "is not an https:// URL");
+		return false;
+	}
+	for (p = s; *p != '\0'; p++) {
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f) {
+			snprintf(why, n,
+				 "has a blank, control or non-ASCII character");
+			return false;
+		}
+	}
+	if (strpbrk(s, "?#") != NULL) {
+		snprintf(why, n,
+			 "has a query or fragment ('?' or '#'): deliveries "
+			 "go to the endpoint plus /$process-message");
+		return false;
+	}
+	end = auth + strcspn(auth, "/");
+	if (memchr(auth, '@', (size_t)(end - auth)) != NULL) {
+		snprintf(why, n,
+			 "has user-info (\"user@\" or \"user:password@\") "
+			 "before the host: peers are identified by their "
+			 "certificates, and no password belongs in this file");
+		return false;
+	}
+	if (auth == end || *auth == ':') {
+		snprintf(why, n, "is not an https:// URL (no host)");
+		return false;
+	}
+	if (*auth == '[') {
+		const char *close = memchr(auth, ']', (size_t)(end - auth));
+		char addr[INET6_ADDRSTRLEN];
+		unsigned char bin[16];
+		size_t len;
+
+		if (close == NULL) {
+			snprintf(why, n, "has '[' without a closing ']'");
+			return false;
+		}
+		len = (size_t)(close - auth - 1);
+		if (len > 0 && len < sizeof(addr)) {
+			memcpy(addr, auth + 1, len);
+			addr[len] = '\0';
+		}
+		if (len == 0 || len >= sizeof(addr) ||
+		    inet_pton(AF_INET6, addr, bin) != 1) {
+			snprintf(why, n,
+				 "has \"[%s]\", which is not an IPv6 address",
+				 quote_part(auth + 1, len, q, sizeof(q)));
+			return false;
+		}
+		host_end = close + 1;
+		if (host_end != end && *host_end != ':') {
+			snprintf(why, n,
+				 "has text after ']' that is not \":port\"");
+			return false;
+		}
+	} else {
+		size_t hlen = strcspn(auth, ":/");
+		const char *colon = memchr(auth, ':', (size_t)(end - auth));
+
+		host_end = auth + hlen;
+		if (memchr(auth, '[', (size_t)(end - auth)) != NULL ||
+		    memchr(auth, ']', (size_t)(end - auth)) != NULL) {
+			snprintf(why, n,
+				 "has '[' or ']' that does not enclose the "
+				 "whole host (an IPv6 address is written "
+				 "https://[2001:db8::1]:8443/)");
+			return false;
+		}
+		if (colon != NULL &&
+		    memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL) {
+			snprintf(why, n,
+				 "has an IPv6 address without brackets (write "
+				 "https://[2001:db8::1]:8443/)");
+			return false;
+		}
+		if (!is_host_name(auth, hlen)) {
+			snprintf(why, n,
+				 "has host \"%s\", which is not a host name or "
+				 "IP address",
+				 quote_part(auth, hlen, q, sizeof(q)));
+			return false;
+		}
+	}
+	if (*host_end == ':') {
+		const char *port = host_end + 1;
+		size_t plen = (size_t)(end - port);
+		unsigned long v = 0;
+
+		if (plen == 0) {
+			snprintf(why, n, "has ':' without a port number");
+			return false;
+		}
+		for (p = port; p < end && plen <= 5; p++) {
+			if (!isdigit((unsigned char)*p)) {
+				v = 0; /* reported below like port 0 */
+				break;
+			}
+			v = v * 10 + (unsigned long)(*p - '0');
+		}
+		if (plen > 5 || v == 0 || v > 65535) {
+			snprintf(why, n,
+				 "has port \"%s\", which is not a port number "
+				 "(1..65535)",
+				 quote_part(port, plen, q, sizeof(q)));
+			return false;
+		}
+	}
+	/* The path: RFC 3986 pchar and '/', percent escapes complete. */
+	for (p = end; *p != '\0'; p++) {
+		if (*p == '%' && !(is_hex(p[1]) && is_hex(p[2]))) {
+			snprintf(why, n,
+				 "has '%%' not followed by two hex digits");
+			return false;
+		}
+		if (!isalnum((unsigned char)*p) &&
+		    strchr("-._~!$&'()*+,;=:@/%", *p) == NULL) {
+			snprintf(why, n,
+				 "has '%c' in its path, which a URL does not "
+				 "allow",
+				 *p);
+			return false;
+		}
+	}
 	return true;
 }
 
@@ -386,6 +562,7 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 {
 	char *field = (char *)base + k->offset;
 	char where[48], q[CONFIG_QUOTE_MAX + 8], lo[32], hi[32], list[64];
+	char why[CONFIG_MSG_MAX / 2];
 	enum gw_err e = GW_OK;
 	long long ll;
 	uint64_t u64;
@@ -398,9 +575,10 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 	}
 	switch (k->type) {
 	case T_STR:
-		if ((k->flags & F_HTTPS) && !is_https_url(value)) {
-			report(ld, line, "%s %s: \"%s\" is not an https:// URL",
-			       where, k->name, q);
+		if ((k->flags & F_HTTPS) &&
+		    !check_endpoint(value, why, sizeof(why))) {
+			report(ld, line, "%s %s: \"%s\" %s", where, k->name, q,
+			       why);
 			return false;
 		}
 		if ((k->flags & F_URAS) && !is_ura_list(value)) {
@@ -874,6 +1052,80 @@ section_index(const char *name)
 	return -1;
 }
 
+/* True the first time dir is seen (as a directory holding a file when
+ * holding): each is checked and reported once however many files it
+ * holds. */
+static bool
+dir_first_seen(struct loader *ld, const char *dir, bool holding)
+{
+	size_t i;
+
+	for (i = 0; i < ld->ndirs_seen; i++) {
+		if (strcmp(ld->dirs_seen[i].path, dir) != 0)
+			continue;
+		if (ld->dirs_seen[i].holding || !holding)
+			return false;
+		ld->dirs_seen[i].holding = true; /* stricter check now */
+		return true;
+	}
+	if (i < CONFIG_MAX_DIRS &&
+	    (ld->dirs_seen[i].path = strdup(dir)) != NULL) {
+		ld->dirs_seen[i].holding = holding;
+		ld->ndirs_seen++;
+	}
+	return true;
+}
+
+/*
+ * Who can change what the gateway trusts. Anyone who can write the
+ * configuration, a key, the trust anchors or the directory holding them
+ * can make the gateway trust another CA or use another key, so, as with
+ * sshd's StrictModes, the file (when st is not NULL) and the directory
+ * holding it must be writable by their owner only: group write counts as
+ * much as world write, since the gateway cannot tell who is in a group.
+ * Directories further up must not be world-writable unless sticky (/tmp:
+ * others cannot rename what is not theirs there); group write is left to
+ * them, as checkouts made with umask 002 (user private groups) have it.
+ * path is the file's resolved (symlink-free) path; what names it for
+ * messages, e.g. "[listen] key: ".
+ */
+static void
+check_writers(struct loader *ld, int line, const char *what, const char *path,
+	      const struct stat *st)
+{
+	char dir[PATH_MAX];
+	struct stat dst;
+	bool holding = true;
+	char *slash;
+
+	if (st != NULL && (st->st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		report(ld, line,
+		       "%s%s is writable by group or others (mode %04o; chmod "
+		       "go-w %s)",
+		       what, path, (unsigned)(st->st_mode & 07777), path);
+	if (util_strlcpy(dir, path, sizeof(dir)) >= sizeof(dir))
+		return;
+	while ((slash = strrchr(dir, '/')) != NULL) {
+		if (slash == dir)
+			slash[1] = '\0'; /* the root directory */
+		else
+			*slash = '\0';
+		if (!dir_first_seen(ld, dir, holding))
+			return; /* it and everything above it: done before */
+		if (stat(dir, &dst) == 0 &&
+		    (holding ? (dst.st_mode & (S_IWGRP | S_IWOTH)) != 0
+			     : (dst.st_mode & (S_IWOTH | S_ISVTX)) == S_IWOTH))
+			report(ld, line,
+			       "%sdirectory %s %s is writable by group or "
+			       "others (mode %04o; chmod go-w %s)",
+			       what, dir, holding ? "holding it" : "above it",
+			       (unsigned)(dst.st_mode & 07777), dir);
+		holding = false;
+		if (slash == dir)
+			break;
+	}
+}
+
 /* The file at path exists, is a readable regular file and, for secrets,
  * is closed to group and others. */
 static void
@@ -898,8 +1150,51 @@ check_file(struct loader *ld, const struct key *k, const char *path, int line)
 		       "[%s] %s: %s is accessible by group or others "
 		       "(chmod 600 %s)",
 		       k->section, k->name, path, path);
+	} else {
+		char *real = realpath(path, NULL);
+		char what[48];
+
+		snprintf(what, sizeof(what), "[%s] %s: ", k->section, k->name);
+		if (real != NULL)
+			check_writers(ld, line, what, real, &st);
+		free(real);
 	}
 	close(fd);
+}
+
+/*
+ * Production refuses a test identity of its own: the UZI test policy
+ * (tls_cert_is_test, the check peers' certificates get) on the
+ * certificate the gateway presents or signs with. A file that cannot be
+ * read as a certificate is left to the TLS and signing setup to report.
+ */
+static void
+check_production_certs(struct loader *ld)
+{
+	static const char *const names[][2] = {{"listen", "certificate"},
+					       {"signing", "certificate"}};
+	int env_line;
+	size_t i = 0;
+
+	find_key(cfg_keys, N_CFG_KEYS, "listen", "environment", &i);
+	env_line = ld->key_line[i];
+	for (size_t n = 0; n < UTIL_ARRAY_LEN(names); n++) {
+		const struct key *k = find_key(cfg_keys, N_CFG_KEYS,
+					       names[n][0], names[n][1], &i);
+		const char *path;
+		bool test;
+
+		memcpy(&path, (const char *)ld->cfg + k->offset, sizeof(path));
+		if (ld->key_line[i] == 0 || path == NULL ||
+		    tls_cert_file_is_test(path, &test) != GW_OK || !test)
+			continue;
+		report(ld, ld->key_line[i],
+		       "[%s] %s: %s carries the UZI test policy %s, and "
+		       "[listen] environment = production (line %d) refuses "
+		       "a test certificate",
+		       k->section, k->name, path, TLS_OID_POLICY_TEST,
+		       env_line);
+	}
 }
 
 /* After the last line: required keys, derived defaults, files and the
@@ -955,6 +1250,9 @@ finish(struct loader *ld)
 		check_file(ld, k, path, ld->key_line[i]);
 	}
 
+	if (cfg->environment == CONFIG_ENV_PRODUCTION)
+		check_production_certs(ld);
+
 	if (cfg->sign_key == NULL && cfg->tls_key != NULL &&
 	    (cfg->sign_key = strdup(cfg->tls_key)) == NULL)
 		ld->nomem = true;
@@ -988,6 +1286,25 @@ finish(struct loader *ld)
 			line = ld->key_line[i];
 		report(ld, line, "[admin] port: %u is also the [listen] port",
 		       cfg->admin_port);
+	}
+
+	for (i = 0; i < cfg->npeers && cfg->ura[0] != '\0'; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+
+		/* A gateway neither delivers to nor takes messages from
+		 * itself: such a section would let its own certificate push
+		 * as a peer, or send deliveries back into its own intake. */
+		if (strcmp(p->ura, cfg->ura) == 0)
+			report(ld, p->line,
+			       "[peer %s]: %s is this gateway's own URA "
+			       "([organisation] ura); remove the section",
+			       p->ura, p->ura);
+		else if (strcmp(p->server_ura, cfg->ura) == 0)
+			report(ld, p->line,
+			       "[peer %s] server_ura: %s is this gateway's own "
+			       "URA ([organisation] ura): deliveries would "
+			       "come back to it",
+			       p->ura, p->server_ura);
 	}
 
 	for (i = 0; i < cfg->npeers; i++) {
@@ -1025,6 +1342,14 @@ config_load(const char *path, config_err_fn err, void *arg, struct config **out)
 		report(&ld, 0, "not a regular file");
 		rc = GW_IO;
 		goto done;
+	}
+	{
+		char *real = realpath(path, NULL);
+
+		if (real == NULL && errno == ENOMEM)
+			goto nomem;
+		check_writers(&ld, 0, "", real != NULL ? real : path, &st);
+		free(real);
 	}
 	if ((ld.cfg = calloc(1, sizeof(*ld.cfg))) == NULL ||
 	    (ld.cfg->path = strdup(path)) == NULL ||
@@ -1084,6 +1409,8 @@ nomem:
 	rc = GW_NOMEM;
 done:
 	config_free(ld.cfg);
+	for (size_t i = 0; i < ld.ndirs_seen; i++)
+		free(ld.dirs_seen[i].path);
 	free(ld.dir);
 	free(dir);
 	fclose(ld.fp);

@@ -254,6 +254,27 @@ reload(struct serve *s)
 			  "action=keeping_old_configuration");
 		return;
 	}
+	/* The identity and the store are fixed for the life of the process:
+	 * the store is open, and its rows, the signing key and every peer's
+	 * view of this gateway belong to the URA it started with. Half a
+	 * change is worse than none, so the whole reload is refused. */
+	{
+		bool ura = strcmp(ncfg->ura, s->cfg->ura) != 0;
+		bool store = strcmp(ncfg->store_path, s->cfg->store_path) != 0;
+
+		if (ura || store) {
+			log_warnx(
+			    "event=reload_failed reason=\"restart needed "
+			    "to change %s%s%s\" running_ura=%s "
+			    "file_ura=%s action=keeping_old_configuration",
+			    ura ? "[organisation] ura" : "",
+			    ura && store ? " and " : "",
+			    store ? "[store] path" : "", s->cfg->ura,
+			    ncfg->ura);
+			config_free(ncfg);
+			return;
+		}
+	}
 	if (tls_server_ctx_new(ncfg, &nctx, err, sizeof(err)) != GW_OK) {
 		log_warnx("event=reload_failed reason=tls message=\"%s\" "
 			  "action=keeping_old_configuration",
@@ -263,6 +284,7 @@ reload(struct serve *s)
 	}
 	if (strcmp(ncfg->listen_address, s->cfg->listen_address) != 0 ||
 	    ncfg->listen_port != s->cfg->listen_port ||
+	    strcmp(ncfg->admin_address, s->cfg->admin_address) != 0 ||
 	    ncfg->admin_port != s->cfg->admin_port)
 		log_warnx("event=reload_partial reason=\"listen address or "
 			  "port changed: takes effect at restart\"");

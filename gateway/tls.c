@@ -643,22 +643,37 @@ tls_ctx_setup(const struct config *cfg, SSL_CTX *ctx, bool server, char *errbuf,
 	return GW_OK;
 }
 
-/* Check the own certificate carries a URA and, when configured, the
- * organisation's: a mismatch is worth a warning, not a refusal. */
-static void
-tls_check_own_ura(const struct config *cfg, SSL_CTX *ctx)
+/*
+ * Check the own certificate: in production it must not carry the test
+ * policy (a production gateway would present, and sign as, a test
+ * identity, which production peers refuse anyway, and test peers should
+ * never be able to reach). It should carry a URA and, when configured,
+ * the organisation's: a mismatch is worth a warning, not a refusal.
+ */
+static enum gw_err
+tls_check_own(const struct config *cfg, SSL_CTX *ctx, char *errbuf,
+	      size_t errlen)
 {
 	char ura[CONFIG_URA_LEN + 1];
 	X509 *own = SSL_CTX_get0_certificate(ctx);
 
 	if (own == NULL)
-		return;
+		return GW_OK;
+	if (cfg->environment == CONFIG_ENV_PRODUCTION &&
+	    tls_cert_is_test(own)) {
+		tls_errf(errbuf, errlen,
+			 "tls_cert %s carries the UZI test policy %s; "
+			 "environment production refuses it",
+			 cfg->tls_cert, TLS_OID_POLICY_TEST);
+		return GW_CONFIG;
+	}
 	if (tls_cert_ura(own, ura) != GW_OK)
 		log_warnx("event=tls_cert_no_ura cert=%s", cfg->tls_cert);
 	else if (cfg->ura[0] != '\0' && strcmp(cfg->ura, ura) != 0)
 		log_warnx("event=tls_cert_ura_mismatch cert=%s cert_ura=%s "
 			  "organisation_ura=%s",
 			  cfg->tls_cert, ura, cfg->ura);
+	return GW_OK;
 }
 
 enum gw_err
@@ -697,7 +712,8 @@ tls_server_ctx_new(const struct config *cfg, SSL_CTX **out, char *errbuf,
 	if (cas != NULL)
 		SSL_CTX_set_client_CA_list(ctx, cas); /* ctx owns cas */
 	ERR_clear_error();
-	tls_check_own_ura(cfg, ctx);
+	if ((err = tls_check_own(cfg, ctx, errbuf, errlen)) != GW_OK)
+		goto out;
 	*out = ctx;
 	ctx = NULL;
 	err = GW_OK;
@@ -715,8 +731,7 @@ tls_client_ctx_setup(const struct config *cfg, SSL_CTX *ctx, char *errbuf,
 	tls_errf(errbuf, errlen, "%s", "");
 	if ((err = tls_ctx_setup(cfg, ctx, false, errbuf, errlen)) != GW_OK)
 		return err;
-	tls_check_own_ura(cfg, ctx);
-	return GW_OK;
+	return tls_check_own(cfg, ctx, errbuf, errlen);
 }
 
 enum gw_err
@@ -959,16 +974,16 @@ tls_cert_is_test(X509 *cert)
 	return test;
 }
 
-enum gw_err
-tls_cert_file_expiry(const char *path, int64_t *seconds_left)
+/* The first certificate in the PEM file at path. Caller frees. */
+static enum gw_err
+tls_read_first_cert(const char *path, X509 **out)
 {
 	char *data = NULL;
 	size_t len = 0;
 	BIO *b = NULL;
-	X509 *cert = NULL;
 	enum gw_err err;
 
-	*seconds_left = 0;
+	*out = NULL;
 	if (path == NULL || path[0] == '\0')
 		return GW_NOTFOUND;
 	if ((err = util_read_file(path, TLS_MAX_PEM, &data, &len)) != GW_OK)
@@ -977,17 +992,43 @@ tls_cert_file_expiry(const char *path, int64_t *seconds_left)
 		err = GW_NOMEM;
 		goto out;
 	}
-	if ((cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+	if ((*out = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
 		ERR_clear_error();
 		err = GW_PARSE;
 		goto out;
 	}
-	*seconds_left =
-	    tls_time_unix(X509_get0_notAfter(cert)) - (int64_t)time(NULL);
 	err = GW_OK;
 out:
-	X509_free(cert);
 	BIO_free(b);
 	free(data);
 	return err;
+}
+
+enum gw_err
+tls_cert_file_expiry(const char *path, int64_t *seconds_left)
+{
+	X509 *cert = NULL;
+	enum gw_err err;
+
+	*seconds_left = 0;
+	if ((err = tls_read_first_cert(path, &cert)) != GW_OK)
+		return err;
+	*seconds_left =
+	    tls_time_unix(X509_get0_notAfter(cert)) - (int64_t)time(NULL);
+	X509_free(cert);
+	return GW_OK;
+}
+
+enum gw_err
+tls_cert_file_is_test(const char *path, bool *is_test)
+{
+	X509 *cert = NULL;
+	enum gw_err err;
+
+	*is_test = false;
+	if ((err = tls_read_first_cert(path, &cert)) != GW_OK)
+		return err;
+	*is_test = tls_cert_is_test(cert);
+	X509_free(cert);
+	return GW_OK;
 }

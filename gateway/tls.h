@@ -35,8 +35,10 @@ struct tls_peer {
  * required and verified against cfg->tls_trust only (trust pinned at the
  * configured issuing CA, partial chains allowed), cfg->tls_crl when set.
  * A client certificate without a URA, or whose policy does not match
- * cfg->environment, fails the handshake. Handshake failures are counted
- * in the metric pzpgw_tls_handshake_failures_total{reason=...}.
+ * cfg->environment, fails the handshake. In production cfg's own
+ * certificate must not carry the test policy (GW_CONFIG). Handshake
+ * failures are counted in the metric
+ * pzpgw_tls_handshake_failures_total{reason=...}.
  * On failure a message is written to errbuf. Caller frees with
  * SSL_CTX_free.
  */
@@ -47,7 +49,8 @@ enum gw_err tls_server_ctx_new(const struct config *cfg, SSL_CTX **out,
  * A client context for outbound connections to other gateways: the same
  * protocol and cipher settings, cfg's certificate and key as client
  * certificate, server verified against cfg->tls_trust with the same
- * identity checks. Caller frees with SSL_CTX_free.
+ * identity checks, and the same refusal of a test-policy certificate of
+ * its own in production. Caller frees with SSL_CTX_free.
  */
 enum gw_err tls_client_ctx_new(const struct config *cfg, SSL_CTX **out,
 			       char *errbuf, size_t errlen);
@@ -99,5 +102,9 @@ bool tls_cert_is_test(X509 *cert);
 /* Seconds until the first certificate in the PEM file expires (negative
  * when expired). */
 enum gw_err tls_cert_file_expiry(const char *path, int64_t *seconds_left);
+
+/* Whether the first certificate in the PEM file carries the test policy
+ * (tls_cert_is_test). GW_PARSE when there is no certificate to read. */
+enum gw_err tls_cert_file_is_test(const char *path, bool *is_test);
 
 #endif

@@ -194,3 +194,106 @@ def test_dev_config_usage():
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert "usage:" in r.stderr
+
+
+@pytest.mark.parametrize("section,line,want", [
+    ("[peer 90000001]\nallow = push\n", 15,
+     "[peer 90000001]: 90000001 is this gateway's own URA ([organisation] "
+     "ura); remove the section"),
+    ("[peer 90000005]\nendpoint = https://gw.example.nl/\n"
+     "server_ura = 90000001\n", 15,
+     "[peer 90000005] server_ura: 90000001 is this gateway's own URA"),
+    ("[peer 90000005]\nendpoint = https://gw.example.nl:0/fhir\n", 16,
+     '[peer 90000005] endpoint: "https://gw.example.nl:0/fhir" has port '
+     '"0", which is not a port number (1..65535)'),
+    ("[peer 90000005]\nendpoint = https://gw.example.nl:99999/\n", 16,
+     'has port "99999", which is not a port number (1..65535)'),
+    ("[peer 90000005]\nendpoint = https://gw.example.nl:https/\n", 16,
+     'has port "https", which is not a port number (1..65535)'),
+    ("[peer 90000005]\nendpoint = https://gw.example.nl:/fhir\n", 16,
+     "has ':' without a port number"),
+    ("[peer 90000005]\nendpoint = https://[2001:db8::1/fhir\n", 16,
+     "has '[' without a closing ']'"),
+    ("[peer 90000005]\nendpoint = https://[gw.example.nl]:8443/\n", 16,
+     'has "[gw.example.nl]", which is not an IPv6 address'),
+    ("[peer 90000005]\nendpoint = https://2001:db8::1/\n", 16,
+     "has an IPv6 address without brackets"),
+    ("[peer 90000005]\nendpoint = https://pzpgw:secret@gw.example.nl/\n", 16,
+     'has user-info ("user@" or "user:password@") before the host'),
+    ("[peer 90000005]\nendpoint = https://gw.example.nl/fhir?a=b\n", 16,
+     "has a query or fragment ('?' or '#')"),
+    ("[peer 90000005]\nendpoint = https://gw.example.nl/fhir#x\n", 16,
+     "has a query or fragment ('?' or '#')"),
+])
+def test_peer_and_endpoint_errors(confdir, section, line, want):
+    conf = confdir / "pzpgw.conf"
+    conf.write_text(GOOD + "\n" + section)
+    r = check(str(conf))
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    lines = r.stderr.splitlines()
+    assert lines[1:] == ["%s: 1 error" % conf], r.stderr
+    assert lines[0].startswith("%s:%d: " % (conf, line)), lines[0]
+    assert want in lines[0], lines[0]
+
+
+def test_good_endpoints(confdir):
+    conf = confdir / "pzpgw.conf"
+    conf.write_text(GOOD + "\n[peer 90000005]\n"
+                    "endpoint = https://[::1]:8443/fhir\n"
+                    "[peer 90000006]\n"
+                    "endpoint = https://gw-2.example.nl/pzp/r4\n")
+    r = check(str(conf))
+    assert r.returncode == 0, r.stderr
+
+
+def test_world_writable_config_file(confdir):
+    conf = confdir / "pzpgw.conf"
+    conf.write_text(GOOD)
+    conf.chmod(0o666)
+    r = check(str(conf))
+    assert r.returncode == 1, r.stdout
+    real = os.path.realpath(conf)
+    assert r.stderr.splitlines() == [
+        "%s: %s is writable by group or others (mode 0666; chmod go-w %s)"
+        % (conf, real, real),
+        "%s: 1 error" % conf]
+    conf.chmod(0o620)  # group-writable: refused as well
+    assert check(str(conf)).returncode == 1
+    conf.chmod(0o644)
+    assert check(str(conf)).returncode == 0
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o1777])
+def test_writable_key_directory(confdir, mode):
+    keys = confdir / "keys"
+    keys.mkdir()
+    (confdir / "key.pem").rename(keys / "key.pem")
+    keys.chmod(mode)
+    conf = confdir / "pzpgw.conf"
+    conf.write_text(GOOD.replace("key = key.pem", "key = keys/key.pem"))
+    r = check(str(conf))
+    assert r.returncode == 1, r.stdout
+    real = os.path.realpath(keys)
+    assert r.stderr.splitlines() == [
+        "%s:8: [listen] key: directory %s holding it is writable by group "
+        "or others (mode %04o; chmod go-w %s)" % (conf, real, mode, real),
+        "%s: 1 error" % conf]
+    keys.chmod(0o700)
+    r = check(str(conf))
+    assert r.returncode == 0, r.stderr
+
+
+def test_writable_signing_key_directory(confdir):
+    sign = confdir / "sign"
+    sign.mkdir()
+    (sign / "sign.key").write_text("-----BEGIN PRIVATE KEY-----\nMIIC\n"
+                                   "-----END PRIVATE KEY-----\n")
+    (sign / "sign.key").chmod(0o600)
+    sign.chmod(0o777)
+    conf = confdir / "pzpgw.conf"
+    conf.write_text(GOOD + "[signing]\nkey = sign/sign.key\n")
+    r = check(str(conf))
+    assert r.returncode == 1
+    assert re.match(r"^%s:15: \[signing\] key: directory .*/sign holding "
+                    r"it is writable by group or others \(mode 0777"
+                    % re.escape(str(conf)), r.stderr), r.stderr

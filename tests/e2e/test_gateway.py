@@ -77,8 +77,13 @@ def test_revoked_certificate_is_refused(pki, tmp_path):
 
 
 def test_test_certificate_refused_in_production(pki, tmp_path):
+    # A production gateway presents a production-policy certificate (it
+    # refuses a test one of its own: see test_reload.py).
     g = gw.Gateway(pki, str(tmp_path),
-                   listen__environment="production").start()
+                   listen__environment="production",
+                   listen__certificate=os.path.join(pki, "prod.crt"),
+                   listen__key=os.path.join(pki, "prod.key"),
+                   organisation__ura="90000006").start()
     try:
         assert refused(g, "hospital")
         gw.wait_for(lambda: g.metric("pzpgw_tls_handshake_failures_total",
@@ -370,11 +375,16 @@ def test_drops_privileges_after_reading_keys(pki):
     import pwd
     import tempfile
     nobody = pwd.getpwnam("nobody")
-    # A store directory the service user can write; keys stay root-only.
+    # A store directory the service user owns; keys stay root-only, and
+    # the configuration in a directory only root can write (check-config
+    # refuses one others can write).
     workdir = tempfile.mkdtemp(prefix="pzpgw-drop-")
-    os.chmod(workdir, 0o777)
+    os.chmod(workdir, 0o711)
+    storedir = os.path.join(workdir, "store")
+    os.mkdir(storedir, 0o700)
+    os.chown(storedir, nobody.pw_uid, nobody.pw_gid)
     g = gw.Gateway(pki, workdir, process__user="nobody",
-                   store__path=os.path.join(workdir, "pzpgw.db"))
+                   store__path=os.path.join(storedir, "pzpgw.db"))
     g.start()
     try:
         with open("/proc/%d/status" % g.proc.pid) as f:

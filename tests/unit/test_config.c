@@ -506,6 +506,83 @@ static const struct error_case error_cases[] = {
      "[peer 90000002] endpoint: \"http://x/\" is not an https:// URL", 1},
     {"endpoint without host", BASE "[peer 90000002]\nendpoint = https:///\n",
      10, "is not an https:// URL", 1},
+#define EP(v) BASE "[peer 90000002]\nendpoint = " v "\n"
+    {"endpoint port 0", EP("https://gp.example.nl:0/fhir"), 10,
+     "[peer 90000002] endpoint: \"https://gp.example.nl:0/fhir\" has port "
+     "\"0\", which is not a port number (1..65535)",
+     1},
+    {"endpoint port too big", EP("https://gp.example.nl:65536/"), 10,
+     "has port \"65536\", which is not a port number (1..65535)", 1},
+    {"endpoint port 6 digits", EP("https://gp.example.nl:000443/"), 10,
+     "has port \"000443\"", 1},
+    {"endpoint port not digits", EP("https://gp.example.nl:84a3/"), 10,
+     "has port \"84a3\", which is not a port number", 1},
+    {"endpoint port sign", EP("https://gp.example.nl:+443/"), 10,
+     "has port \"+443\"", 1},
+    {"endpoint empty port", EP("https://gp.example.nl:/fhir"), 10,
+     "has ':' without a port number", 1},
+    {"endpoint empty port at end", EP("https://gp.example.nl:"), 10,
+     "has ':' without a port number", 1},
+    {"endpoint only port", EP("https://:8443/"), 10,
+     "is not an https:// URL (no host)", 1},
+    {"endpoint unclosed bracket", EP("https://[::1/fhir"), 10,
+     "has '[' without a closing ']'", 1},
+    {"endpoint bracket not IPv6", EP("https://[gp.example.nl]/"), 10,
+     "has \"[gp.example.nl]\", which is not an IPv6 address", 1},
+    {"endpoint empty brackets", EP("https://[]:8443/"), 10,
+     "has \"[]\", which is not an IPv6 address", 1},
+    {"endpoint bracket zone", EP("https://[fe80::1%25eth0]/"), 10,
+     "which is not an IPv6 address", 1},
+    {"endpoint text after bracket", EP("https://[::1]8443/"), 10,
+     "has text after ']' that is not \":port\"", 1},
+    {"endpoint bracket inside host", EP("https://gp[::1]/"), 10,
+     "has '[' or ']' that does not enclose the whole host", 1},
+    {"endpoint stray bracket", EP("https://gp.example.nl]:8443/"), 10,
+     "has '[' or ']' that does not enclose the whole host", 1},
+    {"endpoint IPv6 without brackets", EP("https://2001:db8::1/"), 10,
+     "has an IPv6 address without brackets", 1},
+    {"endpoint user", EP("https://pzpgw@gp.example.nl/"), 10,
+     "has user-info (\"user@\" or \"user:password@\") before the host", 1},
+    {"endpoint user and password",
+     EP("https://pzpgw:secret@gp.example.nl:8443/fhir"), 10, "has user-info",
+     1},
+    {"endpoint user, no host", EP("https://@gp.example.nl/"), 10,
+     "has user-info", 1},
+    {"endpoint query", EP("https://gp.example.nl/fhir?x=1"), 10,
+     "has a query or fragment ('?' or '#')", 1},
+    {"endpoint empty query", EP("https://gp.example.nl/fhir?"), 10,
+     "has a query or fragment", 1},
+    {"endpoint fragment", EP("https://gp.example.nl/fhir#top"), 10,
+     "has a query or fragment", 1},
+    {"endpoint bad host", EP("https://gp_1.example.nl/"), 10,
+     "has host \"gp_1.example.nl\", which is not a host name or IP address", 1},
+    {"endpoint empty label", EP("https://gp..example.nl/"), 10,
+     "has host \"gp..example.nl\"", 1},
+    {"endpoint label with dash", EP("https://-gp.example.nl/"), 10,
+     "has host \"-gp.example.nl\"", 1},
+    {"endpoint blank", EP("https://gp.example.nl/a b"), 10,
+     "has a blank, control or non-ASCII character", 1},
+    {"endpoint backslash", EP("https://gp.example.nl\\@evil.example/"), 10,
+     "has user-info", 1},
+    {"endpoint backslash in path", EP("https://gp.example.nl/a\\b"), 10,
+     "has '\\' in its path, which a URL does not allow", 1},
+    {"endpoint bad escape", EP("https://gp.example.nl/a%2"), 10,
+     "has '%' not followed by two hex digits", 1},
+#undef EP
+    {"peer for own URA", BASE "[peer 90000001]\nallow = push\n", 9,
+     "[peer 90000001]: 90000001 is this gateway's own URA ([organisation] "
+     "ura); remove the section",
+     1},
+    {"peer for own URA before organisation",
+     "[peer 90000001]\nallow = push\n" BASE, 1,
+     "[peer 90000001]: 90000001 is this gateway's own URA", 1},
+    {"server_ura is own URA",
+     BASE "[peer 90000002]\nendpoint = https://gp.example.nl/\n"
+	  "server_ura = 90000001\n",
+     9,
+     "[peer 90000002] server_ura: 90000001 is this gateway's own URA "
+     "([organisation] ura): deliveries would come back to it",
+     1},
     {"bad address", BASE "[admin]\naddress = 127.0.0.1 9090\n", 10,
      "[admin] address: \"127.0.0.1 9090\" is not an IP address", 1},
     {"empty value", BASE "[process]\nuser =\n", 10,
@@ -744,6 +821,287 @@ test_peers(void **state)
 	config_free(cfg);
 }
 
+/* Endpoints of every accepted shape load unchanged. */
+static void
+test_endpoints_accepted(void **state)
+{
+	static const char *const good[] = {
+	    "https://gp.example.nl",
+	    "https://gp.example.nl/",
+	    "HTTPS://GP.Example.NL:8443/fhir/r4",
+	    "https://127.0.0.1:9/fhir",
+	    "https://[::1]:8443/fhir",
+	    "https://[2001:db8::1]/",
+	    "https://[::ffff:192.0.2.1]:1/",
+	    "https://gp-1.example.nl:65535/a/b%20c/~x_y.z/@v1;p=1",
+	    "https://localhost",
+	};
+	char text[1024];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct config *cfg;
+
+		snprintf(text, sizeof(text),
+			 BASE "[peer 90000002]\nendpoint = %s\n", good[i]);
+		cfg = load_good(text);
+		assert_str("endpoint", cfg->peers[0].endpoint, good[i]);
+		config_free(cfg);
+	}
+}
+
+/* Make tmpdir/rel a directory with exactly mode. */
+static void
+make_dir(const char *rel, mode_t mode)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+	if (mkdir(path, 0700) != 0 || chmod(path, mode) != 0)
+		fail_msg("cannot make %s", path);
+}
+
+static void
+remove_path(const char *rel)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
+	if (remove(path) != 0)
+		fail_msg("cannot remove %s", path);
+}
+
+/*
+ * The configuration, the files it names and the directories holding them
+ * must be writable by their owner only (sshd StrictModes); directories
+ * further up must not be world-writable unless sticky, like /tmp.
+ */
+static void
+test_writers(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *listen_key; /* [listen] key = */
+		const char *dir;	/* NULL when it must load */
+		const char *where;	/* "holding it" or "above it" */
+		const char *mode;
+	} cases[] = {
+	    {"key in a private directory", "priv/key.pem", NULL, NULL, NULL},
+	    {"key directory group-writable", "gw/key.pem", "gw", "holding it",
+	     "0770"},
+	    {"key directory world-writable", "ww/key.pem", "ww", "holding it",
+	     "0757"},
+	    {"key directory sticky and world-writable", "st/key.pem", "st",
+	     "holding it", "1777"},
+	    {"sticky directory above the key's", "st/priv/key.pem", NULL, NULL,
+	     NULL},
+	    {"world-writable directory above the key's", "ww/priv/key.pem",
+	     "ww", "above it", "0757"},
+	    {"group-writable directory above the key's", "gw/priv/key.pem",
+	     NULL, NULL, NULL},
+	};
+	char text[1024], want[2048], path[512];
+
+	make_dir("priv", 0700);
+	make_dir("gw", 0770);
+	make_dir("gw/priv", 0700);
+	make_dir("ww", 0757);
+	make_dir("ww/priv", 0700);
+	make_dir("st", 01777);
+	make_dir("st/priv", 0700);
+	write_file("priv/key.pem", "k\n", 0600);
+	write_file("gw/key.pem", "k\n", 0600);
+	write_file("gw/priv/key.pem", "k\n", 0600);
+	write_file("ww/key.pem", "k\n", 0600);
+	write_file("ww/priv/key.pem", "k\n", 0600);
+	write_file("st/key.pem", "k\n", 0600);
+	write_file("st/priv/key.pem", "k\n", 0600);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config *cfg = NULL;
+		struct errs es;
+		enum gw_err rc;
+
+		snprintf(text, sizeof(text),
+			 ORG "[listen]\ncertificate = cert.pem\nkey = %s\n"
+			     "trust = trust.pem\nenvironment = test\n",
+			 cases[i].listen_key);
+		rc = load_text("good.conf", text, &es, &cfg);
+		config_free(cfg);
+		if (cases[i].dir == NULL) {
+			if (rc != GW_OK || es.n != 0) {
+				dump_errs(&es);
+				fail_msg("%s: got %s, want ok", cases[i].name,
+					 gw_strerror(rc));
+			}
+			continue;
+		}
+		snprintf(want, sizeof(want),
+			 "[listen] key: directory %s/%s %s is writable by "
+			 "group or others (mode %s; chmod go-w %s/%s)",
+			 realdir, cases[i].dir, cases[i].where, cases[i].mode,
+			 realdir, cases[i].dir);
+		if (rc != GW_CONFIG || es.n != 1 || es.e[0].line != 6 ||
+		    strcmp(es.e[0].msg, want) != 0) {
+			dump_errs(&es);
+			fail_msg("%s: got %s with %d errors, want line 6 "
+				 "\"%s\"",
+				 cases[i].name, gw_strerror(rc), es.n, want);
+		}
+	}
+
+	/* The trust anchors count as much as the key: a group-writable
+	 * trust file is refused, and so is the configuration itself. */
+	{
+		struct config *cfg = NULL;
+		struct errs es;
+
+		write_file("priv/trust.pem", "t\n", 0664);
+		load_text("good.conf",
+			  ORG
+			  "[listen]\ncertificate = cert.pem\nkey = key.pem\n"
+			  "trust = priv/trust.pem\nenvironment = test\n",
+			  &es, &cfg);
+		snprintf(want, sizeof(want),
+			 "[listen] trust: %s/priv/trust.pem is writable by "
+			 "group or others (mode 0664; chmod go-w "
+			 "%s/priv/trust.pem)",
+			 realdir, realdir);
+		if (cfg != NULL || es.n != 1 || es.e[0].line != 7 ||
+		    strcmp(es.e[0].msg, want) != 0) {
+			dump_errs(&es);
+			fail_msg("trust: want line 7 \"%s\"", want);
+		}
+	}
+	for (int mode = 0; mode < 2; mode++) {
+		struct config *cfg = NULL;
+		struct errs es;
+
+		write_file("good.conf", BASE, mode == 0 ? 0666 : 0620);
+		snprintf(path, sizeof(path), "%s/good.conf", tmpdir);
+		memset(&es, 0, sizeof(es));
+		assert_int_equal(config_load(path, collect, &es, &cfg),
+				 GW_CONFIG);
+		assert_null(cfg);
+		snprintf(want, sizeof(want),
+			 "%s/good.conf is writable by group or others (mode "
+			 "%s; chmod go-w %s/good.conf)",
+			 realdir, mode == 0 ? "0666" : "0620", realdir);
+		if (es.n != 1 || es.e[0].line != 0 ||
+		    strcmp(es.e[0].msg, want) != 0) {
+			dump_errs(&es);
+			fail_msg("config mode: want line 0 \"%s\"", want);
+		}
+	}
+	/* A configuration in a group-writable directory: reported once,
+	 * for the file, although the key is there too. */
+	{
+		struct config *cfg = NULL;
+		struct errs es;
+
+		write_file("gw/cert.pem", "c\n", 0644);
+		write_file("gw/trust.pem", "t\n", 0644);
+		write_file("gw/good.conf", BASE, 0644);
+		snprintf(path, sizeof(path), "%s/gw/good.conf", tmpdir);
+		memset(&es, 0, sizeof(es));
+		assert_int_equal(config_load(path, collect, &es, &cfg),
+				 GW_CONFIG);
+		snprintf(want, sizeof(want),
+			 "directory %s/gw holding it is writable by group or "
+			 "others (mode 0770; chmod go-w %s/gw)",
+			 realdir, realdir);
+		if (es.n != 1 || es.e[0].line != 0 ||
+		    strcmp(es.e[0].msg, want) != 0) {
+			dump_errs(&es);
+			fail_msg("config directory: want line 0 \"%s\"", want);
+		}
+	}
+	static const char *const made[] = {"priv/key.pem",
+					   "priv/trust.pem",
+					   "gw/key.pem",
+					   "gw/cert.pem",
+					   "gw/trust.pem",
+					   "gw/good.conf",
+					   "gw/priv/key.pem",
+					   "ww/key.pem",
+					   "ww/priv/key.pem",
+					   "ww/priv",
+					   "st/key.pem",
+					   "st/priv/key.pem",
+					   "priv",
+					   "gw/priv",
+					   "gw",
+					   "ww",
+					   "st/priv",
+					   "st"};
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++)
+		remove_path(made[i]);
+}
+
+/*
+ * environment = production refuses a certificate of its own with the UZI
+ * test policy, presented or signing; the dev PKI makes both kinds.
+ */
+static void
+test_production_certificate(void **state)
+{
+	const char *src = getenv("PZPGW_SRCDIR");
+	char cmd[1024], want[1024], text[1024];
+	struct config *cfg = NULL;
+	struct errs es;
+
+	if (src == NULL)
+		fail_msg("set PZPGW_SRCDIR: the test runs certs/dev-pki.sh");
+	snprintf(cmd, sizeof(cmd),
+		 "sh '%s/certs/dev-pki.sh' '%s/pki' --extras >/dev/null", src,
+		 tmpdir);
+	assert_int_equal(system(cmd), 0);
+
+	/* production, the test-policy gateway.crt: line 5 */
+	load_text("bad.conf",
+		  ORG "[listen]\ncertificate = pki/gateway.crt\n"
+		      "key = pki/gateway.key\ntrust = pki/uzi-server-ca.pem\n"
+		      "environment = production\n",
+		  &es, &cfg);
+	snprintf(
+	    want, sizeof(want),
+	    "[listen] certificate: %s/pki/gateway.crt carries the UZI test "
+	    "policy 2.16.528.1.1007.99.212, and [listen] environment = "
+	    "production (line 8) refuses a test certificate",
+	    realdir);
+	if (cfg != NULL || es.n != 1 || es.e[0].line != 5 ||
+	    strcmp(es.e[0].msg, want) != 0) {
+		dump_errs(&es);
+		fail_msg("listen: want line 5 \"%s\"", want);
+	}
+
+	/* the same in the test environment, and production with prod.crt */
+	config_free(load_good(ORG "[listen]\ncertificate = pki/gateway.crt\n"
+				  "key = pki/gateway.key\n"
+				  "trust = pki/uzi-server-ca.pem\n"
+				  "environment = test\n"));
+#define PROD_LISTEN                                                            \
+	ORG "[listen]\ncertificate = pki/prod.crt\nkey = pki/prod.key\n"       \
+	    "trust = pki/uzi-server-ca.pem\nenvironment = production\n"
+	config_free(load_good(PROD_LISTEN));
+
+	/* a test-policy signing certificate in production: its own line */
+	snprintf(text, sizeof(text), "%s",
+		 PROD_LISTEN "[signing]\nkey = pki/hospital.key\n"
+			     "certificate = pki/hospital.crt\n");
+	load_text("bad.conf", text, &es, &cfg);
+	snprintf(want, sizeof(want),
+		 "[signing] certificate: %s/pki/hospital.crt carries the UZI "
+		 "test policy 2.16.528.1.1007.99.212",
+		 realdir);
+	if (cfg != NULL || es.n != 1 || es.e[0].line != 11 ||
+	    strstr(es.e[0].msg, want) == NULL) {
+		dump_errs(&es);
+		fail_msg("signing: want line 11 \"%s...\"", want);
+	}
+#undef PROD_LISTEN
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/pki'", tmpdir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* Many peers: the array grows; the file stays under the size limit. */
 static void
 test_many_peers(void **state)
@@ -921,6 +1279,9 @@ main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_many_errors),
 	    cmocka_unit_test(test_peers),
+	    cmocka_unit_test(test_endpoints_accepted),
+	    cmocka_unit_test(test_writers),
+	    cmocka_unit_test(test_production_certificate),
 	    cmocka_unit_test(test_many_peers),
 	    cmocka_unit_test(test_long_line),
 	    cmocka_unit_test(test_open_errors),

@@ -94,16 +94,19 @@ load_cert(const char *file)
 	return x;
 }
 
-/* A config with the gateway's certificate; only the fields tls uses. */
+/* A config with the gateway's certificate (in production one without
+ * the test policy, which production refuses as its own); only the fields
+ * tls uses. */
 static struct config
 make_cfg(enum config_env env, bool crl)
 {
+	bool prod = env == CONFIG_ENV_PRODUCTION;
 	struct config cfg;
 
 	memset(&cfg, 0, sizeof(cfg));
-	util_strlcpy(cfg.ura, "90000001", sizeof(cfg.ura));
-	cfg.tls_cert = (char *)path("gateway.crt");
-	cfg.tls_key = (char *)path("gateway.key");
+	util_strlcpy(cfg.ura, prod ? "90000006" : "90000001", sizeof(cfg.ura));
+	cfg.tls_cert = (char *)path(prod ? "prod.crt" : "gateway.crt");
+	cfg.tls_key = (char *)path(prod ? "prod.key" : "gateway.key");
 	cfg.tls_trust = (char *)path("uzi-server-ca.pem");
 	cfg.tls_crl = crl ? (char *)path("crl.pem") : NULL;
 	cfg.environment = env;
@@ -453,6 +456,61 @@ test_server_ctx_errors(void **state)
 		SSL_CTX_free(ctx);
 	}
 	unlink(path("loose.key"));
+}
+
+/* Production refuses its own test-policy certificate, on the server and
+ * on the client (delivery) side; a test gateway keeps it. */
+static void
+test_own_test_cert_in_production(void **state)
+{
+	struct config cfg = make_cfg(CONFIG_ENV_PRODUCTION, false);
+	SSL_CTX *ctx = (SSL_CTX *)1;
+	char errbuf[512], want[512];
+	bool test = false;
+
+	cfg.tls_cert = (char *)path("gateway.crt");
+	cfg.tls_key = (char *)path("gateway.key");
+	util_strlcpy(cfg.ura, "90000001", sizeof(cfg.ura));
+	snprintf(want, sizeof(want),
+		 "tls_cert %s carries the UZI test policy "
+		 "2.16.528.1.1007.99.212; environment production refuses it",
+		 path("gateway.crt"));
+	assert_int_equal(tls_server_ctx_new(&cfg, &ctx, errbuf, sizeof(errbuf)),
+			 GW_CONFIG);
+	assert_null(ctx);
+	assert_string_equal(errbuf, want);
+	ctx = (SSL_CTX *)1;
+	assert_int_equal(tls_client_ctx_new(&cfg, &ctx, errbuf, sizeof(errbuf)),
+			 GW_CONFIG);
+	assert_null(ctx);
+	assert_string_equal(errbuf, want);
+
+	/* the same certificate in the test environment is fine */
+	cfg.environment = CONFIG_ENV_TEST;
+	assert_int_equal(tls_server_ctx_new(&cfg, &ctx, errbuf, sizeof(errbuf)),
+			 GW_OK);
+	SSL_CTX_free(ctx);
+
+	/* and production with a production-policy certificate */
+	cfg = make_cfg(CONFIG_ENV_PRODUCTION, false);
+	assert_int_equal(tls_server_ctx_new(&cfg, &ctx, errbuf, sizeof(errbuf)),
+			 GW_OK);
+	SSL_CTX_free(ctx);
+	assert_int_equal(tls_client_ctx_new(&cfg, &ctx, errbuf, sizeof(errbuf)),
+			 GW_OK);
+	SSL_CTX_free(ctx);
+
+	/* the file form config check-config uses */
+	assert_int_equal(tls_cert_file_is_test(path("gateway.crt"), &test),
+			 GW_OK);
+	assert_true(test);
+	assert_int_equal(tls_cert_file_is_test(path("prod.crt"), &test), GW_OK);
+	assert_false(test);
+	assert_int_equal(tls_cert_file_is_test(path("gateway.key"), &test),
+			 GW_PARSE);
+	assert_false(test);
+	assert_int_equal(tls_cert_file_is_test(path("nope.crt"), &test),
+			 GW_NOTFOUND);
 }
 
 /* The enabled suites are exactly the NCSC "good" ones, in our order. */
@@ -1039,6 +1097,7 @@ main(void)
 	    cmocka_unit_test(test_ura_from_pki),
 	    cmocka_unit_test(test_ura_synthetic),
 	    cmocka_unit_test(test_policy_and_expiry),
+	    cmocka_unit_test(test_own_test_cert_in_production),
 	    cmocka_unit_test(test_server_ctx_errors),
 	    cmocka_unit_test(test_cipher_settings),
 	    cmocka_unit_test(test_handshakes),
