@@ -87,6 +87,7 @@ struct http_req {
 	bool deferred;
 	bool gone;
 	char id[65];
+	char client_id[65]; /* the client's X-Request-Id, sanitised */
 	char *path;
 	struct evkeyvalq query;
 	bool query_parsed;
@@ -347,10 +348,12 @@ req_log(struct http_req *req, int status, size_t out_len)
 	const char *ura = req->has_peer ? req->peer.ura : "-";
 
 	log_safe(path, sizeof(path), req->path ? req->path : "-");
-	log_info("event=request id=%s listener=%s peer=%s method=%s path=%s "
-		 "status=%d bytes_in=%zu bytes_out=%zu duration_ms=%llu",
-		 req->id, listener_name(req), ura, http_req_method(req), path,
-		 status, req->body_len, out_len, (unsigned long long)ms);
+	log_info("event=request id=%s%s%s listener=%s peer=%s method=%s "
+		 "path=%s status=%d bytes_in=%zu bytes_out=%zu "
+		 "duration_ms=%llu",
+		 req->id, req->client_id[0] ? " client_request_id=" : "",
+		 req->client_id, listener_name(req), ura, http_req_method(req),
+		 path, status, req->body_len, out_len, (unsigned long long)ms);
 	snprintf(code, sizeof(code), "%d", status);
 	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
 	metrics_label(labels, sizeof(labels), "status", code);
@@ -535,30 +538,20 @@ http_req_body(struct http_req *req, size_t *len)
 	return req->body;
 }
 
-/* A client-supplied X-Request-Id is kept when it is short and plain. */
+/*
+ * The request id is always ours: a client-chosen one would become the id
+ * of audit records and logs. The client's own X-Request-Id is kept, made
+ * printable and at most 64 characters, only to be logged beside ours.
+ */
 static void
 req_set_id(struct http_req *req)
 {
 	const char *in = evhttp_find_header(
 	    evhttp_request_get_input_headers(req->ev), "X-Request-Id");
-	size_t i;
 
-	if (in != NULL && *in != '\0' && strlen(in) < sizeof(req->id)) {
-		for (i = 0; in[i] != '\0'; i++) {
-			char ch = in[i];
-
-			if (!((ch >= 'a' && ch <= 'z') ||
-			      (ch >= 'A' && ch <= 'Z') ||
-			      (ch >= '0' && ch <= '9') || ch == '-' ||
-			      ch == '_' || ch == '.'))
-				break;
-		}
-		if (in[i] == '\0') {
-			util_strlcpy(req->id, in, sizeof(req->id));
-			return;
-		}
-	}
 	util_uuid(req->id);
+	if (in != NULL && *in != '\0')
+		log_safe(req->client_id, sizeof(req->client_id), in);
 }
 
 /* True when the media type is FHIR JSON in UTF-8. */
