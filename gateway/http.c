@@ -28,14 +28,35 @@
 #include "util.h"
 
 /*
- * libevent 2.1 offers no hook between the headers and the body of a
- * server request, so it is given a hard ceiling a little above max_body:
- * bodies up to the ceiling get our own 413 OperationOutcome, larger ones
- * libevent's plain 413 without the body being read.
+ * The request gate refuses a declared or chunked body over max_body before
+ * libevent reads it; libevent's own ceiling, a little above, stays as a
+ * second line.
  */
 #define HTTP_BODY_SLACK (256 * 1024)
 
 enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE };
+
+/* Where the request gate is in the client's byte stream (gate_pump). */
+enum gate_state {
+	GATE_HEAD,	 /* collecting a request head */
+	GATE_BODY,	 /* passing c->left more body bytes */
+	GATE_CHUNK_SIZE, /* expecting a chunk-size line */
+	GATE_CHUNK_DATA, /* passing c->left more chunk bytes */
+	GATE_CHUNK_CRLF, /* expecting the CRLF after chunk data */
+	GATE_CHUNK_LAST, /* after the last chunk: expecting CRLF */
+	GATE_HOLD,	 /* a whole request passed on, not yet answered */
+	GATE_DISCARD,	 /* refused: drop everything */
+};
+
+/* A request the gate refused, answered by on_request. */
+struct gate_refusal {
+	int status; /* 0: none */
+	const char *code;
+	char msg[200];
+	char method[16];
+	char path[128];
+	char allow[64];
+};
 
 struct http_listener {
 	struct http_server *srv;
@@ -58,6 +79,15 @@ struct http_conn {
 	bool nodelay;	     /* TCP_NODELAY set on the socket */
 	uint64_t bytes_mark; /* raw bytes read when the last reply ended */
 	struct http_conn *prev, *next; /* in http_server.conns */
+	/* The request gate (gate_pump): */
+	struct evbuffer *held; /* decrypted, not yet passed to evhttp */
+	struct evbuffer_cb_entry *gate_cb;
+	enum gate_state gate;
+	bool in_gate;
+	uint64_t left;		/* body or chunk bytes still to pass */
+	uint64_t chunked_total; /* chunk data passed in this request */
+	size_t scanned;		/* head bytes already checked */
+	struct gate_refusal rej;
 };
 
 struct http_server {
@@ -74,6 +104,7 @@ struct http_server {
 	struct event *grace;
 	http_done_fn done;
 	void *done_arg;
+	struct evbuffer *scratch; /* gate_input_cb's temporary */
 };
 
 struct http_req {
@@ -87,7 +118,10 @@ struct http_req {
 	bool deferred;
 	bool gone;
 	char id[65];
+	char client_id[65]; /* the client's X-Request-Id, sanitised */
 	char *path;
+	char *rawpath;		 /* as sent, still percent-encoded: routing */
+	const char *method_name; /* the refused request's method */
 	struct evkeyvalq query;
 	bool query_parsed;
 	char *body;
@@ -98,6 +132,8 @@ struct http_req {
 static int conn_ex_index = -1;
 
 static void conn_check_done(struct http_server *srv);
+static bool gate_attach(struct http_conn *c, struct bufferevent *bev);
+static void gate_release(struct http_conn *c);
 
 /* ---- connections ---- */
 
@@ -189,6 +225,11 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 		c->current->ev = NULL;
 		c->current->conn = NULL;
 	}
+	if (c->gate_cb != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev),
+					 c->gate_cb);
+	if (c->held != NULL)
+		evbuffer_free(c->held);
 	event_free(c->deadline);
 	if (srv == NULL) { /* the server went first (http_server_free) */
 		free(c);
@@ -244,6 +285,15 @@ conn_bevcb(struct event_base *base, void *arg)
 		SSL_free(ssl);
 		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
+	if (!gate_attach(c, bev)) { /* never serve a connection ungated */
+		log_warnx("event=conn_alloc_failed");
+		if (c->held != NULL)
+			evbuffer_free(c->held);
+		bufferevent_free(bev); /* frees ssl */
+		event_free(c->deadline);
+		free(c);
+		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	c->srv = srv;
 	c->bev = bev;
@@ -292,14 +342,20 @@ http_reason(int status)
 		return "Request Timeout";
 	case 409:
 		return "Conflict";
+	case 411:
+		return "Length Required";
 	case 413:
 		return "Content Too Large";
 	case 415:
 		return "Unsupported Media Type";
+	case 417:
+		return "Expectation Failed";
 	case 422:
 		return "Unprocessable Content";
 	case 429:
 		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
 	case 500:
 		return "Internal Server Error";
 	case 503:
@@ -315,6 +371,7 @@ req_free(struct http_req *req)
 	if (req->query_parsed)
 		evhttp_clear_headers(&req->query);
 	free(req->path);
+	free(req->rawpath);
 	free(req->body);
 	free(req);
 }
@@ -326,6 +383,7 @@ on_complete(struct evhttp_request *ev, void *arg)
 
 	c->state = CONN_IDLE;
 	c->bytes_mark = BIO_number_read(SSL_get_rbio(c->ssl));
+	gate_release(c);
 	/* While stopping, the reply said "Connection: close" and evhttp
 	 * closes the connection itself; closing it from here would fail an
 	 * assertion in evhttp. */
@@ -347,10 +405,12 @@ req_log(struct http_req *req, int status, size_t out_len)
 	const char *ura = req->has_peer ? req->peer.ura : "-";
 
 	log_safe(path, sizeof(path), req->path ? req->path : "-");
-	log_info("event=request id=%s listener=%s peer=%s method=%s path=%s "
-		 "status=%d bytes_in=%zu bytes_out=%zu duration_ms=%llu",
-		 req->id, listener_name(req), ura, http_req_method(req), path,
-		 status, req->body_len, out_len, (unsigned long long)ms);
+	log_info("event=request id=%s%s%s listener=%s peer=%s method=%s "
+		 "path=%s status=%d bytes_in=%zu bytes_out=%zu "
+		 "duration_ms=%llu",
+		 req->id, req->client_id[0] ? " client_request_id=" : "",
+		 req->client_id, listener_name(req), ura, http_req_method(req),
+		 path, status, req->body_len, out_len, (unsigned long long)ms);
 	snprintf(code, sizeof(code), "%d", status);
 	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
 	metrics_label(labels, sizeof(labels), "status", code);
@@ -462,6 +522,8 @@ http_req_add_header(struct http_req *req, const char *name, const char *value)
 const char *
 http_req_method(const struct http_req *req)
 {
+	if (req->method_name != NULL)
+		return req->method_name;
 	if (req->ev == NULL)
 		return "-";
 	switch (evhttp_request_get_command(req->ev)) {
@@ -535,30 +597,20 @@ http_req_body(struct http_req *req, size_t *len)
 	return req->body;
 }
 
-/* A client-supplied X-Request-Id is kept when it is short and plain. */
+/*
+ * The request id is always ours: a client-chosen one would become the id
+ * of audit records and logs. The client's own X-Request-Id is kept, made
+ * printable and at most 64 characters, only to be logged beside ours.
+ */
 static void
 req_set_id(struct http_req *req)
 {
 	const char *in = evhttp_find_header(
 	    evhttp_request_get_input_headers(req->ev), "X-Request-Id");
-	size_t i;
 
-	if (in != NULL && *in != '\0' && strlen(in) < sizeof(req->id)) {
-		for (i = 0; in[i] != '\0'; i++) {
-			char ch = in[i];
-
-			if (!((ch >= 'a' && ch <= 'z') ||
-			      (ch >= 'A' && ch <= 'Z') ||
-			      (ch >= '0' && ch <= '9') || ch == '-' ||
-			      ch == '_' || ch == '.'))
-				break;
-		}
-		if (in[i] == '\0') {
-			util_strlcpy(req->id, in, sizeof(req->id));
-			return;
-		}
-	}
 	util_uuid(req->id);
+	if (in != NULL && *in != '\0')
+		log_safe(req->client_id, sizeof(req->client_id), in);
 }
 
 /* True when the media type is FHIR JSON in UTF-8. */
@@ -654,32 +706,59 @@ route_matches_path(const struct http_route *r, const char *path)
 	return glob_segments(r->path, path);
 }
 
+/*
+ * The route for method and the raw (still percent-encoded) path, or NULL;
+ * *path_known says whether another method would have matched, and allow
+ * lists those methods.
+ */
+static const struct http_route *
+route_find(const struct http_listener *lst, const char *method,
+	   const char *path, bool *path_known, char *allow, size_t allowlen)
+{
+	allow[0] = '\0';
+	*path_known = false;
+	for (size_t i = 0; i < lst->nroutes; i++) {
+		const struct http_route *r = &lst->routes[i];
+
+		if (!route_matches_path(r, path))
+			continue;
+		*path_known = true;
+		if (strcmp(r->method, method) == 0 ||
+		    (strcmp(method, "HEAD") == 0 &&
+		     strcmp(r->method, "GET") == 0))
+			return r;
+		if (strstr(allow, r->method) == NULL)
+			snprintf(allow + strlen(allow),
+				 allowlen - strlen(allow), "%s%s",
+				 allow[0] ? ", " : "", r->method);
+	}
+	return NULL;
+}
+
+/* True when the organisation ura may use route r. */
+static bool
+route_permitted(const struct config *cfg, const struct http_route *r,
+		const char *ura)
+{
+	const struct config_peer *p;
+
+	if (r->need == 0)
+		return true;
+	p = config_peer_find(cfg, ura);
+	return p != NULL && (p->allow & r->need) == r->need;
+}
+
 static void
 route(struct http_req *req)
 {
 	const struct http_listener *lst = req->lst;
-	const struct http_route *hit = NULL;
+	const struct http_route *hit;
 	const char *method = http_req_method(req);
-	char allow[64] = "";
-	bool path_known = false;
+	char allow[64];
+	bool path_known;
 
-	for (size_t i = 0; i < lst->nroutes; i++) {
-		const struct http_route *r = &lst->routes[i];
-
-		if (!route_matches_path(r, req->path))
-			continue;
-		path_known = true;
-		if (strcmp(r->method, method) == 0 ||
-		    (strcmp(method, "HEAD") == 0 &&
-		     strcmp(r->method, "GET") == 0)) {
-			hit = r;
-			break;
-		}
-		if (strstr(allow, r->method) == NULL)
-			snprintf(allow + strlen(allow),
-				 sizeof(allow) - strlen(allow), "%s%s",
-				 allow[0] ? ", " : "", r->method);
-	}
+	hit = route_find(lst, method, req->rawpath, &path_known, allow,
+			 sizeof(allow));
 	if (hit == NULL && path_known) {
 		http_req_add_header(req, "Allow", allow);
 		http_reply_outcome(req, 405, FHIR_ERROR, "not-supported", NULL,
@@ -694,10 +773,7 @@ route(struct http_req *req)
 		return;
 	}
 	if (!lst->admin && hit->need != 0) {
-		const struct config_peer *p =
-		    config_peer_find(req->cfg, req->peer.ura);
-
-		if (p == NULL || (p->allow & hit->need) != hit->need) {
+		if (!route_permitted(req->cfg, hit, req->peer.ura)) {
 			log_warnx("event=forbidden id=%s peer=%s", req->id,
 				  req->peer.ura);
 			http_reply_outcome(req, 403, FHIR_ERROR, "forbidden",
@@ -730,6 +806,629 @@ route(struct http_req *req)
 			return;
 	}
 	hit->fn(req, hit->arg);
+}
+
+/* ---- request heads, checked before evhttp sees them ---- */
+
+/*
+ * evhttp in libevent 2.1 reads a request's whole body before the request
+ * callback runs, sends "100 Continue" on its own, and parses heads
+ * leniently (bare LF line ends, folded lines, the first of two
+ * Content-Length headers, a signed Content-Length). So the organisation
+ * listener keeps what TLS decrypts in http_conn.held and hands evhttp one
+ * request at a time: a head only once it is complete and checked, then
+ * exactly its body (by Content-Length, or chunk by chunk with the chunk
+ * framing checked). A head that is refused (or a chunked body that is
+ * malformed or too large) is replaced by a short bodiless request that
+ * makes evhttp call on_request, which answers with the refusal and closes
+ * the connection; the rest of what the client sends is dropped. After a
+ * whole request is passed on, nothing more is until it is answered
+ * (on_complete), so a refusal always belongs to the request evhttp is
+ * dispatching.
+ */
+#define GATE_SYNTH    "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"
+#define GATE_LAST     "0\r\n\r\n"
+#define GATE_SIZE_MAX 34 /* a chunk-size line: 16 hex digits and CRLF */
+
+static void gate_refuse(struct http_conn *c, struct evbuffer *out, int status,
+			const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+gate_refuse(struct http_conn *c, struct evbuffer *out, int status,
+	    const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	bool in_body = c->gate != GATE_HEAD;
+
+	c->rej.status = status;
+	c->rej.code = code;
+	va_start(ap, fmt);
+	vsnprintf(c->rej.msg, sizeof(c->rej.msg), fmt, ap);
+	va_end(ap);
+	/* In a chunked body evhttp waits for a chunk-size line: end the
+	 * body there; otherwise give it a request to dispatch. */
+	if (in_body)
+		evbuffer_add(out, GATE_LAST, sizeof(GATE_LAST) - 1);
+	else
+		evbuffer_add(out, GATE_SYNTH, sizeof(GATE_SYNTH) - 1);
+	evbuffer_drain(c->held, evbuffer_get_length(c->held));
+	c->gate = GATE_DISCARD;
+}
+
+/* Whole request passed on: hold the rest until it is answered. */
+static void
+gate_hold(struct http_conn *c)
+{
+	c->gate = GATE_HOLD;
+}
+
+static bool
+is_tchar(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') ||
+	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static int
+hexval(unsigned char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Case-insensitive: does the n bytes at s equal word? */
+static bool
+span_is(const char *s, size_t n, const char *word)
+{
+	return strlen(word) == n && strncasecmp(s, word, n) == 0;
+}
+
+/* The fields of a head the gate looks at; values point into the head. */
+struct gate_head {
+	const char *method, *target, *version;
+	size_t method_len, target_len, version_len, path_len;
+	const char *cl, *te, *ct, *expect;
+	size_t cl_len, te_len, ct_len, expect_len;
+	unsigned n_cl, n_te, n_ct, n_expect, n_host;
+};
+
+/*
+ * Parse the request line and header fields of head (n bytes, ending in
+ * CRLF CRLF, with no bare LF). Returns NULL or why the head is malformed.
+ */
+static const char *
+gate_parse(const char *head, size_t n, struct gate_head *h)
+{
+	const char *p = head, *end = head + n - 2, *eol, *sp;
+
+	memset(h, 0, sizeof(*h));
+	eol = memchr(p, '\r', (size_t)(end - p));
+	if (eol == NULL)
+		return "malformed request line";
+	h->method = p;
+	if ((sp = memchr(p, ' ', (size_t)(eol - p))) == NULL)
+		return "malformed request line";
+	h->method_len = (size_t)(sp - p);
+	h->target = sp + 1;
+	if ((sp = memchr(h->target, ' ', (size_t)(eol - h->target))) == NULL)
+		return "malformed request line";
+	h->target_len = (size_t)(sp - h->target);
+	h->version = sp + 1;
+	h->version_len = (size_t)(eol - h->version);
+	if (h->method_len == 0 || h->target_len == 0)
+		return "malformed request line";
+	for (size_t i = 0; i < h->method_len; i++)
+		if (!is_tchar((unsigned char)h->method[i]))
+			return "malformed request line";
+	if (!(h->version_len == 8 && (memcmp(h->version, "HTTP/1.1", 8) == 0 ||
+				      memcmp(h->version, "HTTP/1.0", 8) == 0)))
+		return "malformed request line or unsupported HTTP version";
+	h->path_len = h->target_len;
+	for (size_t i = 0; i < h->target_len; i++)
+		if (h->target[i] == '?') {
+			h->path_len = i;
+			break;
+		}
+	for (p = eol + 2; p < end; p = eol + 2) {
+		const char *name = p, *v, *ve;
+		size_t name_len;
+
+		eol = memchr(p, '\r', (size_t)(end - p) + 1);
+		if (*p == ' ' || *p == '\t')
+			return "obsolete line folding";
+		while (p < eol && is_tchar((unsigned char)*p))
+			p++;
+		name_len = (size_t)(p - name);
+		if (name_len == 0 || p == eol || *p != ':')
+			return "malformed header field";
+		for (v = p + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = eol; ve > v && (ve[-1] == ' ' || ve[-1] == '\t');
+		     ve--)
+			;
+		for (const char *q = v; q < ve; q++) {
+			unsigned char ch = (unsigned char)*q;
+
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+				return "control character in a header field";
+		}
+		if (span_is(name, name_len, "Content-Length")) {
+			h->n_cl++;
+			h->cl = v;
+			h->cl_len = (size_t)(ve - v);
+		} else if (span_is(name, name_len, "Transfer-Encoding")) {
+			h->n_te++;
+			h->te = v;
+			h->te_len = (size_t)(ve - v);
+		} else if (span_is(name, name_len, "Content-Type")) {
+			h->n_ct++;
+			h->ct = v;
+			h->ct_len = (size_t)(ve - v);
+		} else if (span_is(name, name_len, "Expect")) {
+			h->n_expect++;
+			h->expect = v;
+			h->expect_len = (size_t)(ve - v);
+		} else if (span_is(name, name_len, "Host")) {
+			h->n_host++;
+		}
+	}
+	return NULL;
+}
+
+/* NULL, or why a path is refused: a percent-encoded '/' or NUL, or a
+ * broken escape, would be read differently by a proxy and by us. */
+static const char *
+gate_path_check(const char *t, size_t n, size_t path_len)
+{
+	if (n == 0 || t[0] != '/')
+		return "the request target must be an absolute path";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)t[i];
+		int hi, lo;
+
+		if (ch <= 0x20 || ch >= 0x7f || ch == '#')
+			return "invalid character in the request target";
+		if (ch != '%')
+			continue;
+		if (i + 2 >= n || (hi = hexval((unsigned char)t[i + 1])) < 0 ||
+		    (lo = hexval((unsigned char)t[i + 2])) < 0)
+			return "malformed percent-encoding in the request "
+			       "target";
+		if (hi == 0 && lo == 0)
+			return "percent-encoded NUL in the request target";
+		if (i < path_len && hi == 2 && lo == 0xf)
+			return "percent-encoded '/' in the request path";
+		i += 2;
+	}
+	return NULL;
+}
+
+/* NULL, or why a Content-Type's charset is refused: it must be UTF-8. */
+static const char *
+gate_charset_check(const char *ct, size_t n)
+{
+	const char *p = ct, *end = ct + n;
+
+	while ((p = memchr(p, ';', (size_t)(end - p))) != NULL) {
+		const char *v, *ve;
+
+		for (p++; p < end && (*p == ' ' || *p == '\t'); p++)
+			;
+		if ((size_t)(end - p) < 8 || strncasecmp(p, "charset=", 8) != 0)
+			continue;
+		v = p + 8;
+		ve = memchr(v, ';', (size_t)(end - v));
+		if (ve == NULL)
+			ve = end;
+		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+			ve--;
+		if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+			v++;
+			ve--;
+		}
+		if (!span_is(v, (size_t)(ve - v), "utf-8"))
+			return "only the UTF-8 charset is accepted";
+	}
+	return NULL;
+}
+
+/* route_find for a path of n bytes that is not NUL-terminated. */
+static const struct http_route *
+gate_route(struct http_conn *c, const char *method, const char *path, size_t n,
+	   bool *path_known, char *allow, size_t allowlen)
+{
+	char *copy = strndup(path, n);
+	const struct http_route *r = NULL;
+
+	*path_known = false;
+	allow[0] = '\0';
+	if (copy != NULL)
+		r = route_find(&c->srv->org, method, copy, path_known, allow,
+			       allowlen);
+	free(copy);
+	return r;
+}
+
+/* Check a complete head (n bytes at head) and pass it on, or refuse. */
+static void
+gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
+{
+	const struct config *cfg = c->srv->cfg;
+	const struct http_route *r;
+	struct gate_head h;
+	struct tls_peer peer;
+	const char *why;
+	char method[16], allow[64], ct[256];
+	bool body_method, path_known;
+	uint64_t len = 0;
+
+	why = gate_parse(head, n, &h);
+	memset(&peer, 0, sizeof(peer));
+	snprintf(method, sizeof(method), "%.*s",
+		 (int)(h.method_len < 15 ? h.method_len : 15),
+		 h.method_len ? h.method : "-");
+	snprintf(c->rej.path, sizeof(c->rej.path), "%.*s",
+		 (int)(h.path_len < 127 ? h.path_len : 127),
+		 h.path_len ? h.target : "-");
+	util_strlcpy(c->rej.method, method, sizeof(c->rej.method));
+	if (why != NULL) {
+		gate_refuse(c, out, 400, "invalid", "%s", why);
+		return;
+	}
+	if (h.n_cl > 1 || h.n_te > 1 || h.n_ct > 1 || h.n_expect > 1 ||
+	    h.n_host > 1) {
+		gate_refuse(c, out, 400, "invalid",
+			    "a header that must appear once is repeated "
+			    "(Content-Length, Transfer-Encoding, "
+			    "Content-Type, Expect or Host)");
+		return;
+	}
+	if (h.n_cl == 1) {
+		if (h.cl_len == 0 || h.cl_len > 15) {
+			gate_refuse(c, out, 400, "invalid",
+				    "malformed Content-Length");
+			return;
+		}
+		for (size_t i = 0; i < h.cl_len; i++) {
+			if (h.cl[i] < '0' || h.cl[i] > '9') {
+				gate_refuse(c, out, 400, "invalid",
+					    "malformed Content-Length");
+				return;
+			}
+			len = len * 10 + (uint64_t)(h.cl[i] - '0');
+		}
+	}
+	if (h.n_te == 1 && (!span_is(h.te, h.te_len, "chunked") ||
+			    h.n_cl == 1 || h.version[7] == '0')) {
+		gate_refuse(c, out, 400, "invalid",
+			    "Transfer-Encoding must be exactly 'chunked', "
+			    "without Content-Length, in HTTP/1.1");
+		return;
+	}
+	if (h.n_ct == 1 && (why = gate_charset_check(h.ct, h.ct_len)) != NULL) {
+		gate_refuse(c, out, 400, "invalid", "%s", why);
+		return;
+	}
+	if (h.n_expect == 1 &&
+	    !span_is(h.expect, h.expect_len, "100-continue")) {
+		gate_refuse(c, out, 417, "not-supported",
+			    "only 'Expect: 100-continue' is supported");
+		return;
+	}
+	if (!(strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+	      strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+	      strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0 ||
+	      strcmp(method, "PATCH") == 0)) {
+		gate_refuse(c, out, 405, "not-supported",
+			    "method %s is not supported", method);
+		return;
+	}
+	if ((why = gate_path_check(h.target, h.target_len, h.path_len)) !=
+	    NULL) {
+		gate_refuse(c, out, 400, "invalid", "%s", why);
+		return;
+	}
+	/* evhttp reads a body only for these; for the others the bytes
+	 * would be taken for the next request. */
+	body_method = strcmp(method, "POST") == 0 ||
+		      strcmp(method, "PUT") == 0 ||
+		      strcmp(method, "PATCH") == 0;
+	if (!body_method && (len > 0 || h.n_te == 1)) {
+		gate_refuse(c, out, 400, "invalid",
+			    "a %s request carries no body", method);
+		return;
+	}
+	r = gate_route(c, method, h.target, h.path_len, &path_known, allow,
+		       sizeof(allow));
+	if (r == NULL && path_known) {
+		util_strlcpy(c->rej.allow, allow, sizeof(c->rej.allow));
+		gate_refuse(c, out, 405, "not-supported",
+			    "method %s is not allowed here (allowed: %s)",
+			    method, allow);
+		return;
+	}
+	if (r == NULL) {
+		gate_refuse(c, out, 404, "not-found", "no such endpoint");
+		return;
+	}
+	if (tls_peer_get(c->ssl, &peer) != GW_OK ||
+	    !route_permitted(cfg, r, peer.ura)) {
+		gate_refuse(c, out, 403, "forbidden",
+			    "organisation %s is not allowed to use this "
+			    "endpoint",
+			    peer.ura);
+		return;
+	}
+	if (body_method && h.n_cl == 0 && h.n_te == 0) {
+		gate_refuse(c, out, 411, "invalid",
+			    "send Content-Length or chunked encoding");
+		return;
+	}
+	if (body_method && len > cfg->max_body) {
+		gate_refuse(c, out, 413, "too-costly",
+			    "request body of %llu bytes exceeds the limit of "
+			    "%llu bytes",
+			    (unsigned long long)len,
+			    (unsigned long long)cfg->max_body);
+		return;
+	}
+	if (body_method && (r->flags & HTTP_ROUTE_HAS_BODY)) {
+		snprintf(ct, sizeof(ct), "%.*s", (int)h.ct_len,
+			 h.ct ? h.ct : "");
+		if (!media_type_ok(h.ct ? ct : NULL)) {
+			gate_refuse(c, out, 415, "not-supported",
+				    "media type '%s' is not supported: send "
+				    "application/fhir+json (UTF-8)",
+				    h.ct ? ct : "(none)");
+			return;
+		}
+	}
+	evbuffer_remove_buffer(c->held, out, n);
+	c->chunked_total = 0;
+	if (body_method && h.n_te == 1) {
+		c->gate = GATE_CHUNK_SIZE;
+	} else if (body_method && len > 0) {
+		c->left = len;
+		c->gate = GATE_BODY;
+	} else {
+		gate_hold(c);
+	}
+}
+
+/* In GATE_HEAD: find the end of the head. False while more is needed. */
+static bool
+gate_find_head(struct http_conn *c, struct evbuffer *out)
+{
+	size_t n = evbuffer_get_length(c->held);
+	size_t limit = (size_t)c->srv->cfg->max_header;
+	size_t m = n < limit ? n : limit;
+	const char *p;
+
+	if (n == 0)
+		return false;
+	if ((p = (const char *)evbuffer_pullup(c->held, (ev_ssize_t)m)) ==
+	    NULL) {
+		gate_refuse(c, out, 503, "transient", "out of memory");
+		return true;
+	}
+	/* Empty lines before a request line are allowed (RFC 9112 2.2). */
+	if (c->scanned == 0 && p[0] == '\r') {
+		if (m < 2)
+			return false;
+		if (p[1] == '\n') {
+			evbuffer_drain(c->held, 2);
+			return true;
+		}
+	}
+	for (size_t i = c->scanned; i < m; i++) {
+		if (p[i] == '\0') {
+			gate_refuse(c, out, 400, "invalid",
+				    "NUL byte in the request head");
+			return true;
+		}
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) {
+			gate_refuse(c, out, 400, "invalid",
+				    "bare LF line ending in the request head");
+			return true;
+		}
+		if (i > 0 && p[i - 1] == '\r' && p[i] != '\n') {
+			gate_refuse(c, out, 400, "invalid",
+				    "bare CR in the request head");
+			return true;
+		}
+		if (p[i] == '\n' && i >= 3 && p[i - 2] == '\n') {
+			c->scanned = 0;
+			gate_head(c, out, p, i + 1);
+			return true;
+		}
+	}
+	if (m >= limit) {
+		gate_refuse(c, out, 431, "too-costly",
+			    "request head exceeds %zu bytes", limit);
+		return true;
+	}
+	c->scanned = m;
+	return false;
+}
+
+/* In GATE_CHUNK_SIZE: check and pass one chunk-size line (hex digits
+ * only: no chunk extensions). False while more is needed. */
+static bool
+gate_chunk_size(struct http_conn *c, struct evbuffer *out)
+{
+	size_t n = evbuffer_get_length(c->held);
+	size_t m = n < GATE_SIZE_MAX ? n : GATE_SIZE_MAX;
+	const char *p = (const char *)evbuffer_pullup(c->held, (ev_ssize_t)m);
+	const char *cr = p != NULL ? memchr(p, '\r', m) : NULL;
+	uint64_t size = 0;
+	size_t i, len;
+
+	if (p == NULL || cr == NULL || (size_t)(cr - p) + 1 >= m) {
+		if (m < GATE_SIZE_MAX)
+			return false;
+		gate_refuse(c, out, 400, "invalid", "malformed chunked body");
+		return true;
+	}
+	len = (size_t)(cr - p);
+	for (i = 0; i < len && hexval((unsigned char)p[i]) >= 0; i++)
+		size = size * 16 + (uint64_t)hexval((unsigned char)p[i]);
+	if (len == 0 || len > 16 || i != len || cr[1] != '\n') {
+		gate_refuse(c, out, 400, "invalid", "malformed chunked body");
+		return true;
+	}
+	if (size == 0) {
+		evbuffer_drain(c->held, len + 2);
+		c->gate = GATE_CHUNK_LAST;
+		return true;
+	}
+	if (size > c->srv->cfg->max_body - c->chunked_total) {
+		gate_refuse(c, out, 413, "too-costly",
+			    "request body exceeds the limit of %llu bytes",
+			    (unsigned long long)c->srv->cfg->max_body);
+		return true;
+	}
+	c->chunked_total += size;
+	evbuffer_remove_buffer(c->held, out, len + 2);
+	c->left = size;
+	c->gate = GATE_CHUNK_DATA;
+	return true;
+}
+
+/* Pass on what the gate allows of c->held into out (evhttp's input). */
+static void
+gate_pump(struct http_conn *c, struct evbuffer *out)
+{
+	for (;;) {
+		size_t n = evbuffer_get_length(c->held), k;
+		const unsigned char *p;
+
+		switch (c->gate) {
+		case GATE_HOLD:
+			return;
+		case GATE_DISCARD:
+			evbuffer_drain(c->held, n);
+			return;
+		case GATE_HEAD:
+			if (!gate_find_head(c, out))
+				return;
+			break;
+		case GATE_BODY:
+		case GATE_CHUNK_DATA:
+			k = n < c->left ? n : (size_t)c->left;
+			if (k == 0)
+				return;
+			evbuffer_remove_buffer(c->held, out, k);
+			c->left -= k;
+			if (c->left == 0 && c->gate == GATE_BODY)
+				gate_hold(c);
+			else if (c->left == 0)
+				c->gate = GATE_CHUNK_CRLF;
+			break;
+		case GATE_CHUNK_SIZE:
+			if (!gate_chunk_size(c, out))
+				return;
+			break;
+		case GATE_CHUNK_CRLF:
+		case GATE_CHUNK_LAST:
+			if (n < 2)
+				return;
+			p = evbuffer_pullup(c->held, 2);
+			if (p == NULL || p[0] != '\r' || p[1] != '\n') {
+				gate_refuse(c, out, 400, "invalid",
+					    c->gate == GATE_CHUNK_LAST
+						? "trailer fields are not "
+						  "accepted"
+						: "malformed chunked body");
+				break;
+			}
+			if (c->gate == GATE_CHUNK_CRLF) {
+				evbuffer_remove_buffer(c->held, out, 2);
+				c->gate = GATE_CHUNK_SIZE;
+			} else {
+				evbuffer_drain(c->held, 2);
+				evbuffer_add(out, GATE_LAST,
+					     sizeof(GATE_LAST) - 1);
+				gate_hold(c);
+			}
+			break;
+		}
+	}
+}
+
+/*
+ * Callback on the TLS bufferevent's input buffer: runs when OpenSSL adds
+ * decrypted bytes, before evhttp's read callback. The new bytes (at the
+ * end) move to c->held; the gate passes on what it allows.
+ */
+static void
+gate_input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info,
+	      void *arg)
+{
+	struct http_conn *c = arg;
+	struct evbuffer *tmp;
+	size_t keep;
+
+	if (c->in_gate || info->n_added == 0 || c->srv == NULL ||
+	    (tmp = c->srv->scratch) == NULL)
+		return;
+	c->in_gate = true; /* our own changes below call back here */
+	keep = evbuffer_get_length(in) - info->n_added;
+	evbuffer_add_buffer(tmp, in);
+	evbuffer_remove_buffer(tmp, in, keep);
+	evbuffer_add_buffer(c->held, tmp);
+	gate_pump(c, in);
+	c->in_gate = false;
+}
+
+/* The request passed on was answered: let the next one through. */
+static void
+gate_release(struct http_conn *c)
+{
+	if (c->gate != GATE_HOLD || c->bev == NULL)
+		return;
+	c->gate = GATE_HEAD;
+	c->scanned = 0;
+	c->in_gate = true;
+	gate_pump(c, bufferevent_get_input(c->bev));
+	c->in_gate = false;
+}
+
+/* Put the gate on a new connection's TLS input. False when out of
+ * memory. */
+static bool
+gate_attach(struct http_conn *c, struct bufferevent *bev)
+{
+	if ((c->held = evbuffer_new()) == NULL)
+		return false;
+	c->gate_cb =
+	    evbuffer_add_cb(bufferevent_get_input(bev), gate_input_cb, c);
+	return c->gate_cb != NULL;
+}
+
+/* Answer a request the gate refused, and close the connection. */
+static void
+gate_answer(struct http_req *req, struct http_conn *c)
+{
+	char reason[200];
+
+	req->method_name = c->rej.method;
+	req->path = strdup(c->rej.path);
+	if (c->rej.status == 405 && c->rej.allow[0] != '\0')
+		http_req_add_header(req, "Allow", c->rej.allow);
+	http_req_add_header(req, "Connection", "close");
+	log_warnx("event=%s id=%s peer=%s status=%d reason=\"%s\"",
+		  c->rej.status == 403 ? "forbidden" : "request_refused",
+		  req->id, req->peer.ura, c->rej.status,
+		  log_quoted(reason, sizeof(reason), c->rej.msg));
+	http_reply_outcome(req, c->rej.status, FHIR_ERROR, c->rej.code, NULL,
+			   "%s", c->rej.msg);
 }
 
 static void
@@ -787,13 +1486,22 @@ on_request(struct evhttp_request *ev, void *arg)
 			c->evcon = evcon;
 			evhttp_connection_set_closecb(evcon, conn_closecb, c);
 		}
+		if (c->rej.status != 0) {
+			gate_answer(req, c);
+			return;
+		}
+		/* Nothing is read until this request is answered: evhttp
+		 * would abort on input while it answers (EVCON_WRITING);
+		 * it enables reading again for the next request. */
+		bufferevent_disable(bev, EV_READ);
 	}
 	uri = evhttp_request_get_evhttp_uri(ev);
 	rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (rawpath == NULL || *rawpath == '\0')
 		rawpath = "/";
 	req->path = evhttp_uridecode(rawpath, 0, NULL);
-	if (req->path == NULL) {
+	req->rawpath = strdup(rawpath);
+	if (req->path == NULL || req->rawpath == NULL) {
 		http_reply_outcome(req, 400, FHIR_ERROR, "invalid", NULL,
 				   "malformed request path");
 		return;
@@ -833,6 +1541,10 @@ http_server_new(struct event_base *base, const struct config *cfg,
 		return GW_NOMEM;
 	srv->base = base;
 	srv->cfg = cfg;
+	if ((srv->scratch = evbuffer_new()) == NULL) {
+		free(srv);
+		return GW_NOMEM;
+	}
 	metrics_describe("pzpgw_http_requests_total", METRICS_COUNTER,
 			 "HTTP requests answered, by listener, status and "
 			 "peer URA.");
@@ -1077,5 +1789,7 @@ http_server_free(struct http_server *srv)
 	if (srv->grace != NULL)
 		event_free(srv->grace);
 	SSL_CTX_free(srv->ctx);
+	if (srv->scratch != NULL)
+		evbuffer_free(srv->scratch);
 	free(srv);
 }
