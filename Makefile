@@ -158,15 +158,18 @@ tsan:
 		$(MAKE) VARIANT=tsan all test-unit test-e2e
 
 FUZZ_CC ?= clang
+# -fno-sanitize-recover=all: an UBSan report ends the harness with an
+# error, so fuzz-smoke (and make test) fail on it instead of logging it.
 FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Igateway \
               -fsanitize=fuzzer-no-link,address,undefined \
-              -fno-omit-frame-pointer
+              -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_OBJ := $(LIB_SRC:gateway/%.c=build/fuzz/obj/%.o)
 
 # The library is built once with coverage instrumentation; each harness
-# links against it.
-build/fuzz/obj/%.o: gateway/%.c
+# links against it. The Makefile is a prerequisite so that a change of
+# FUZZ_CFLAGS rebuilds the objects.
+build/fuzz/obj/%.o: gateway/%.c Makefile
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c -o $@ $<
 

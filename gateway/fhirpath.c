@@ -3,6 +3,7 @@
  * subset of FHIR invariants, over fjson documents. One arena per evaluation.
  */
 #include <ctype.h>
+#include <math.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -4081,18 +4082,27 @@ arith(struct ectx *x, int op, const struct coll *l, const struct coll *r,
 		if (db == 0)
 			return GW_OK;
 		dv = da / db;
-		if (dv > 9e18 || dv < -9e18)
+		/* The Integer result of div must fit: a quotient out of range
+		 * (or NaN from infinite operands) is empty, as for an Integer
+		 * overflow. Converting it would be undefined behaviour. The
+		 * negated test also catches NaN. */
+		if (!(dv < 9e18 && dv > -9e18))
 			return GW_OK;
 		return one_int(x, (int64_t)dv, out);
 	default:
 		if (db == 0)
 			return GW_OK;
-		dv = da - db * (double)(int64_t)(da / db);
+		/* Truncated remainder without forming the truncated quotient
+		 * as an integer, which need not fit in 64 bits; fmod is exact
+		 * and its result is smaller than |db|. */
+		dv = fmod(da, db);
 	}
 	if (dv != dv || dv > 1e300 || dv < -1e300)
 		return GW_OK;
+	/* Range first: only a value below 1e15 may be converted to test
+	 * whether it is whole. */
 	snprintf(tmp, sizeof(tmp), "%.15g%s", dv,
-		 dv == (double)(int64_t)dv && dv < 1e15 && dv > -1e15 ? ".0"
+		 dv < 1e15 && dv > -1e15 && dv == (double)(int64_t)dv ? ".0"
 								      : "");
 	if (strpbrk(tmp, "eE"))
 		return efail(x, GW_INVALID, "decimal out of range");

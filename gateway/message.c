@@ -1,11 +1,13 @@
 /* Reading and building the FHIR message Bundles care plans travel in. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
 #include "fhir.h"
 #include "message.h"
+#include "rules_impl.h"
 #include "util.h"
 
 #define MH "Bundle.entry[0].resource.ofType(MessageHeader)"
@@ -71,28 +73,68 @@ ura_of(const struct fj_node *holder, char out[CONFIG_URA_LEN + 1])
 	return true;
 }
 
-static bool
-has_full_url(const struct fj_node *entries, const char *ref)
+/*
+ * The names a focus reference may use for an entry: its fullUrl, and
+ * "Type/id" of its resource. Indexed once per message so that checking n
+ * focus references against n entries is linear, not quadratic. Keys are
+ * borrowed from the document (fullUrl) or from tids (Type/id).
+ */
+struct entry_names {
+	struct rs_map map;
+	char *tids;
+};
+
+static void
+entry_names_free(struct entry_names *en)
 {
-	for (const struct fj_node *e = entries->u.kids.first; e != NULL;
-	     e = e->next) {
+	rs_map_free(&en->map);
+	free(en->tids);
+}
+
+/* GW_OK or GW_NOMEM (en then freed and empty). */
+static enum gw_err
+entry_names_build(const struct fj_node *entries, struct entry_names *en)
+{
+	size_t need = 0, used = 0;
+	const struct fj_node *e;
+	char *tids = NULL;
+
+	memset(en, 0, sizeof(*en));
+	for (e = entries->u.kids.first; e != NULL; e = e->next) {
+		const struct fj_node *res = fj_get(e, "resource");
+		const char *rt = fj_get_str(res, "resourceType");
+		const char *id = fj_get_str(res, "id");
+
+		if (rt != NULL && id != NULL)
+			need += strlen(rt) + strlen(id) + 2;
+	}
+	if (need > 0 && (tids = malloc(need)) == NULL)
+		return GW_NOMEM;
+	en->tids = tids;
+	for (e = entries->u.kids.first; e != NULL; e = e->next) {
 		const char *full = fj_get_str(e, "fullUrl");
 		const struct fj_node *res = fj_get(e, "resource");
 		const char *rt = fj_get_str(res, "resourceType");
 		const char *id = fj_get_str(res, "id");
-		size_t rtl;
 
-		if (full != NULL && strcmp(full, ref) == 0)
-			return true;
-		/* A relative reference Type/id to a resource in the Bundle. */
-		if (rt != NULL && id != NULL) {
-			rtl = strlen(rt);
-			if (strncmp(ref, rt, rtl) == 0 && ref[rtl] == '/' &&
-			    strcmp(ref + rtl + 1, id) == 0)
-				return true;
+		if (full != NULL && rs_map_put(&en->map, full, 1) != GW_OK)
+			goto nomem;
+		if (rt != NULL && id != NULL && tids != NULL) {
+			int kl =
+			    snprintf(tids + used, need - used, "%s/%s", rt, id);
+
+			if (rs_map_put(&en->map, tids + used, 1) != GW_OK)
+				goto nomem;
+			used += (size_t)kl + 1;
 		}
 	}
-	return false;
+	/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): tids is en->tids */
+	return GW_OK;
+nomem:
+	rs_map_free(&en->map);
+	en->tids = NULL;
+	free(tids);
+	return GW_NOMEM;
 }
 
 static void
@@ -146,6 +188,7 @@ static void
 parse_focus(const struct fj_node *mh, const struct fj_node *entries, json_t *oo)
 {
 	const struct fj_node *focus = fj_get(mh, "focus");
+	struct entry_names names;
 	char expr[160];
 	size_t i = 0;
 
@@ -156,16 +199,22 @@ parse_focus(const struct fj_node *mh, const struct fj_node *entries, json_t *oo)
 		      "resources it carries");
 		return;
 	}
+	if (entry_names_build(entries, &names) != GW_OK) {
+		issue(oo, mh, "exception", MH ".focus",
+		      "out of memory checking the focus references");
+		return;
+	}
 	for (const struct fj_node *f = focus->u.kids.first; f != NULL;
 	     f = f->next, i++) {
 		const char *ref = fj_get_str(f, "reference");
 
-		if (ref != NULL && has_full_url(entries, ref))
+		if (ref != NULL && rs_map_get(&names.map, ref) != 0)
 			continue;
 		snprintf(expr, sizeof(expr), MH ".focus[%zu]", i);
 		issue(oo, f, "not-found", expr,
 		      "focus does not point at a resource in this Bundle");
 	}
+	entry_names_free(&names);
 }
 
 enum gw_err

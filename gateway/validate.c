@@ -118,6 +118,10 @@ struct vbundle {
 	size_t n;
 	bool must_resolve;
 	struct vbundle *up;
+	/* Indexes built once per Bundle so that resolving a reference and
+	 * the fullUrl uniqueness check do not scan every entry: fullUrl and
+	 * "Type/id" -> entry index + 1 (the first entry that has it). */
+	struct smap by_url, by_tid;
 };
 
 struct vissue {
@@ -1677,18 +1681,29 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 			return;
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		items[i].v = vm == NULL		    ? NULL
-			     : vm->type == FJ_ARRAY ? fj_at(vm, i)
-			     : i == 0		    ? vm
-						    : NULL;
-		items[i].u = um == NULL		    ? NULL
-			     : um->type == FJ_ARRAY ? fj_at(um, i)
-			     : i == 0		    ? um
-						    : NULL;
-		items[i].def = d;
-		items[i].slice = -1;
-		items[i].index = i;
+	/* Walk both member lists once (fj_at per item would make a long
+	 * array quadratic). */
+	{
+		const struct fj_node *cv = vm == NULL ? NULL
+					   : vm->type == FJ_ARRAY
+					       ? vm->u.kids.first
+					       : vm;
+		const struct fj_node *cu = um == NULL ? NULL
+					   : um->type == FJ_ARRAY
+					       ? um->u.kids.first
+					       : um;
+
+		for (size_t i = 0; i < n; i++) {
+			items[i].v = cv;
+			items[i].u = cu;
+			items[i].def = d;
+			items[i].slice = -1;
+			items[i].index = i;
+			if (cv != NULL)
+				cv = vm->type == FJ_ARRAY ? cv->next : NULL;
+			if (cu != NULL)
+				cu = um->type == FJ_ARRAY ? cu->next : NULL;
+		}
 	}
 	if (k->nslices > 0 || el->slicing != NULL)
 		assign_slices(r, vs, k, items, n, type, old);
@@ -1899,45 +1914,85 @@ find_contained(const struct fj_node *res, const char *id)
 	return NULL;
 }
 
-/* Find the target of reference ref in the Bundles around the resource. */
+/* Entry index + 1 of key in m, 0 when absent. */
+static size_t
+idx_get(const struct smap *m, const char *key)
+{
+	bool found;
+	void *v = smap_get(m, key, &found);
+
+	return found ? (size_t)(uintptr_t)v : 0;
+}
+
+/*
+ * The entry that a Type/id reference starting at p names ("Type/id" or
+ * "Type/id/_history/v"), as index + 1, 0 when none. key is scratch space
+ * of at least strlen(p) + 1 bytes.
+ */
+static size_t
+tid_at(const struct vbundle *b, const char *p, char *key)
+{
+	const char *s1 = strchr(p, '/'), *end;
+	size_t kl;
+
+	if (s1 == NULL || s1 == p)
+		return 0;
+	end = strchr(s1 + 1, '/');
+	if (end == NULL)
+		end = s1 + 1 + strlen(s1 + 1);
+	else if (strncmp(end, "/_history/", 10) != 0)
+		return 0;
+	kl = (size_t)(end - p);
+	memcpy(key, p, kl);
+	key[kl] = '\0';
+	return idx_get(&b->by_tid, key);
+}
+
+/*
+ * Find the target of reference ref in the Bundles around the resource:
+ * an entry whose fullUrl is ref, else one whose Type/id ref is (a
+ * relative reference, possibly with _history) or ends with (an absolute
+ * http(s) URL). Ids with a '/' are not FHIR ids and are not indexed. The
+ * lookups use the Bundle's indexes: linear in the length of ref, not in
+ * the number of entries.
+ */
 static const struct fj_node *
 resolve_ref(const struct vrun *r, const char *ref)
 {
+	size_t rl = strlen(ref);
+	char stack[256], *key = rl < sizeof(stack) ? stack : malloc(rl + 1);
+	const struct fj_node *found = NULL;
+
+	if (key == NULL)
+		return NULL;
 	for (const struct vbundle *b = r->bundle; b != NULL; b = b->up) {
-		const char *slash = strchr(ref, '/');
+		size_t best = idx_get(&b->by_url, ref), k;
 
-		for (size_t i = 0; i < b->n; i++)
-			if (b->e[i].fullurl != NULL &&
-			    strcmp(b->e[i].fullurl, ref) == 0)
-				return b->e[i].res;
-		if (slash == NULL || strncmp(ref, "urn:", 4) == 0)
+		if (best != 0) {
+			found = b->e[best - 1].res;
+			break;
+		}
+		if (strchr(ref, '/') == NULL || strncmp(ref, "urn:", 4) == 0)
 			continue;
-		/* Type/id, possibly with _history, or an absolute URL whose
-		 * tail is Type/id. */
-		for (size_t i = 0; i < b->n; i++) {
-			const struct ventry *e = &b->e[i];
-			size_t tl, il;
-
-			if (e->rtype == NULL || e->id == NULL)
-				continue;
-			tl = strlen(e->rtype);
-			il = strlen(e->id);
+		if (strncmp(ref, "http", 4) != 0) {
+			best = tid_at(b, ref, key);
+		} else {
+			/* any Type/id tail of the URL; the first entry in
+			 * Bundle order wins */
 			for (const char *p = ref; p != NULL;
-			     p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL) {
-				if (strncmp(p, e->rtype, tl) == 0 &&
-				    p[tl] == '/' &&
-				    strncmp(p + tl + 1, e->id, il) == 0 &&
-				    (p[tl + 1 + il] == '\0' ||
-				     strncmp(p + tl + 1 + il, "/_history/",
-					     10) == 0)) {
-					if (p == ref ||
-					    strncmp(ref, "http", 4) == 0)
-						return e->res;
-				}
-			}
+			     p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL)
+				if ((k = tid_at(b, p, key)) != 0 &&
+				    (best == 0 || k < best))
+					best = k;
+		}
+		if (best != 0) {
+			found = b->e[best - 1].res;
+			break;
 		}
 	}
-	return NULL;
+	if (key != stack)
+		free(key);
+	return found;
 }
 
 /* The resource type a literal reference names ("Patient/1", ".../fhir/
@@ -4093,11 +4148,21 @@ check_fullurl(struct vrun *r, const struct fj_node *e, const struct ventry *en,
 	}
 }
 
+/* Free what bundle_build allocated; b itself is the caller's. */
+static void
+bundle_cleanup(struct vbundle *b)
+{
+	free(b->e);
+	smap_free(&b->by_url, NULL);
+	smap_free(&b->by_tid, NULL);
+}
+
 static bool
 bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 {
 	const struct fj_node *entries = fj_get(res, "entry"), *e;
 	const char *type = fj_get_str(res, "type");
+	bool history = type != NULL && strcmp(type, "history") == 0;
 	size_t i = 0;
 
 	memset(b, 0, sizeof(*b));
@@ -4114,6 +4179,7 @@ bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 	}
 	for (e = entries->u.kids.first; e != NULL; e = e->next, i++) {
 		const struct fj_node *rs;
+		size_t j;
 
 		if (e->type != FJ_OBJECT)
 			continue;
@@ -4125,31 +4191,52 @@ bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 			b->e[i].id = fj_get_str(rs, "id");
 			check_fullurl(r, e, &b->e[i], i);
 		}
-		for (size_t j = 0; j < i && b->e[i].fullurl != NULL; j++) {
-			const struct fj_node *vid =
-			    b->e[i].res != NULL ? fj_get(b->e[i].res, "meta")
-						: NULL;
+		if (b->e[i].rtype != NULL && b->e[i].id != NULL &&
+		    strchr(b->e[i].rtype, '/') == NULL &&
+		    strchr(b->e[i].id, '/') == NULL) {
+			size_t kl =
+			    strlen(b->e[i].rtype) + strlen(b->e[i].id) + 2;
+			char stack[256],
+			    *key = kl <= sizeof(stack) ? stack : malloc(kl);
+			bool ok = key != NULL;
 
-			if (b->e[j].fullurl == NULL ||
-			    strcmp(b->e[j].fullurl, b->e[i].fullurl) != 0)
-				continue;
-			/* history Bundles may repeat a fullUrl with
-			 * different versions */
-			if (type != NULL && strcmp(type, "history") == 0 &&
-			    vid != NULL)
-				continue;
-			{
-				size_t old =
-				    path_push(r, ".entry[%zu].fullUrl", i);
-
-				issue(r, FHIR_ERROR, "invalid",
-				      fj_get(e, "fullUrl"),
-				      "fullUrl '%s' is used by entry %zu too; "
-				      "it must be unique in the Bundle",
-				      b->e[i].fullurl, j);
-				path_pop(r, old);
+			if (ok) {
+				snprintf(key, kl, "%s/%s", b->e[i].rtype,
+					 b->e[i].id);
+				ok = idx_get(&b->by_tid, key) != 0 ||
+				     smap_put(&b->by_tid, key,
+					      (void *)(uintptr_t)(i + 1));
 			}
-			break;
+			if (key != stack)
+				free(key);
+			if (!ok) {
+				r->nomem = true;
+				return false;
+			}
+		}
+		if (b->e[i].fullurl == NULL)
+			continue;
+		if ((j = idx_get(&b->by_url, b->e[i].fullurl)) == 0) {
+			if (!smap_put(&b->by_url, b->e[i].fullurl,
+				      (void *)(uintptr_t)(i + 1))) {
+				r->nomem = true;
+				return false;
+			}
+			continue;
+		}
+		/* history Bundles may repeat a fullUrl with different
+		 * versions */
+		if (history && b->e[i].res != NULL &&
+		    fj_get(b->e[i].res, "meta") != NULL)
+			continue;
+		{
+			size_t old = path_push(r, ".entry[%zu].fullUrl", i);
+
+			issue(r, FHIR_ERROR, "invalid", fj_get(e, "fullUrl"),
+			      "fullUrl '%s' is used by entry %zu too; "
+			      "it must be unique in the Bundle",
+			      b->e[i].fullurl, j - 1);
+			path_pop(r, old);
 		}
 	}
 	b->n = i;
@@ -4302,7 +4389,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	if (is_bundle)
 		r->bundle = saved_bundle;
 	if (bundle != NULL) {
-		free(bundle->e);
+		bundle_cleanup(bundle);
 		free(bundle);
 	}
 	r->resource = saved_res;

@@ -492,6 +492,35 @@ test_operators(void **state)
 	run_cases(c, sizeof(c) / sizeof(c[0]));
 }
 
+/* A decimal of 401 digits: strtod makes it infinite. */
+#define Z50	 "00000000000000000000000000000000000000000000000000"
+#define HUGE_DEC "1" Z50 Z50 Z50 Z50 Z50 Z50 Z50 Z50 ".0"
+
+/* div and mod of decimals whose truncated quotient does not fit in 64
+ * bits: the old code converted it to int64_t (undefined behaviour, found
+ * by fuzz_fhirpath; in a release build the remainder came out as 1e20 and
+ * the quotient of two infinities as INT64_MIN). */
+static void
+test_decimal_range(void **state)
+{
+	static const struct evcase c[] = {
+	    {PAT, NULL, "5.5 div 0.7", "[7]"},
+	    {PAT, NULL, "5.5 mod 0.7", "[0.6]"},
+	    {PAT, NULL, "7.5 mod 2", "[1.5]"},
+	    {PAT, NULL, "-7.5 mod 2", "[-1.5]"},
+	    {PAT, NULL, "100000000000000000000.0 mod 0.5", "[0.0]"},
+	    {PAT, NULL, "-100000000000000000000.0 mod 3", "[-1.0]"},
+	    {PAT, NULL, "100000000000000000000.0 div 0.5", "[]"},
+	    {PAT, NULL, "-100000000000000000000.0 div 0.5", "[]"},
+	    {PAT, NULL, HUGE_DEC " div " HUGE_DEC, "[]"},
+	    {PAT, NULL, HUGE_DEC " mod 3.0", "[]"},
+	    {PAT, NULL, "3.0 mod " HUGE_DEC, "[3.0]"},
+	    {PAT, NULL, "100000000000000000000.0 * 1.0", NULL, GW_INVALID},
+	};
+
+	run_cases(c, sizeof(c) / sizeof(c[0]));
+}
+
 static void
 test_functions(void **state)
 {
@@ -1290,6 +1319,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_navigation),
 	    cmocka_unit_test(test_operators),
+	    cmocka_unit_test(test_decimal_range),
 	    cmocka_unit_test(test_functions),
 	    cmocka_unit_test(test_types),
 	    cmocka_unit_test(test_invariants),

@@ -282,6 +282,59 @@ test_buffer_limit(void **state)
 	fj_doc_free(NULL);
 }
 
+/* An object with many members: the duplicate check indexes the names
+ * (it used to compare each new name with every earlier one: 200,000
+ * members took about a minute). A duplicate far in is still found, at its
+ * own position; one among the first few, before the index exists, too. */
+static void
+test_many_keys(void **state)
+{
+	enum { N = 200000 };
+	struct fj_doc *doc = NULL;
+	struct fj_error err;
+	struct buf b;
+	char want[32];
+
+	buf_init(&b, (size_t)64 << 20);
+	assert_int_equal(buf_adds(&b, "{"), GW_OK);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(
+		    buf_printf(&b, "%s\"k%zu\":%zu", i ? "," : "", i, i),
+		    GW_OK);
+	assert_int_equal(buf_adds(&b, "}"), GW_OK);
+	assert_int_equal(fj_parse(b.data, b.len, 0, &doc, &err), GW_OK);
+	assert_int_equal(doc->root->u.kids.count, N);
+	assert_non_null(fj_get(doc->root, "k0"));
+	assert_string_equal(doc->root->u.kids.last->key, "k199999");
+	fj_doc_free(doc);
+	doc = NULL;
+
+	/* the same object with "k123456" again at the end */
+	b.len--;
+	snprintf(want, sizeof(want), ",\"k123456\":0}");
+	assert_int_equal(buf_adds(&b, want), GW_OK);
+	assert_int_equal(fj_parse(b.data, b.len, 0, &doc, &err), GW_PARSE);
+	assert_null(doc);
+	assert_string_equal(err.msg, "duplicate member name");
+	if (err.offset != b.len - strlen(want) + 1)
+		fail_msg("duplicate at offset %zu, want %zu", err.offset,
+			 b.len - strlen(want) + 1);
+	/* duplicates are found both sides of the indexing threshold */
+	for (size_t n = 2; n < 40; n++) {
+		buf_cleanup(&b);
+		buf_init(&b, 1 << 20);
+		assert_int_equal(buf_adds(&b, "{"), GW_OK);
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(buf_printf(&b, "\"k%zu\":0,", i),
+					 GW_OK);
+		assert_int_equal(buf_printf(&b, "\"k%zu\":0}", n / 2), GW_OK);
+		assert_int_equal(fj_parse(b.data, b.len, 0, &doc, &err),
+				 GW_PARSE);
+		assert_string_equal(err.msg, "duplicate member name");
+	}
+	buf_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -296,6 +349,7 @@ main(void)
 	    cmocka_unit_test(test_pretty),
 	    cmocka_unit_test(test_jansson_interop),
 	    cmocka_unit_test(test_buffer_limit),
+	    cmocka_unit_test(test_many_keys),
 	};
 
 	return cmocka_run_group_tests_name("fjson", tests, NULL, NULL);

@@ -941,6 +941,87 @@ test_api_errors(void **state)
 	assert_null(validate_last_profile(NULL));
 }
 
+/*
+ * Long arrays are checked in linear time: a Patient with 100,000
+ * identifiers (each array item, of any element, extensions too, used to
+ * be found by walking the list from its start), and a Bundle of 20,000 entries whose references resolve
+ * through an index (they used to scan every entry, as did the fullUrl
+ * uniqueness check). Before, this test ran for minutes; the findings are
+ * the same as before.
+ */
+static void
+test_large_arrays(void **state)
+{
+	enum { NID = 100000, NENT = 20000 };
+	struct buf b;
+	json_t *o;
+
+	(void)state;
+	buf_init(&b, (size_t)64 << 20);
+	assert_int_equal(buf_adds(&b, "{\"resourceType\":\"Patient\","
+				      "\"identifier\":["),
+			 GW_OK);
+	for (size_t i = 0; i < NID; i++)
+		assert_int_equal(buf_printf(&b,
+					    "%s{\"system\":\"urn:oid:1.2.3\","
+					    "\"value\":\"%zu\"}",
+					    i ? "," : "", i),
+				 GW_OK);
+	/* the last one is broken: a value of the wrong JSON type */
+	assert_int_equal(buf_adds(&b, ",{\"system\":\"urn:oid:1.2.3\","
+				      "\"value\":1}]}"),
+			 GW_OK);
+	o = run_text(S.vr4, b.data, NULL);
+	if (count_issues(o, "error", NULL, NULL) != 1 ||
+	    count_issues(o, "error", NULL,
+			 "Patient.identifier[100000].value") != 1) {
+		print_issues("identifiers", o);
+		fail_msg("want one error, at identifier[100000].value");
+	}
+	json_decref(o);
+
+	buf_cleanup(&b);
+	buf_init(&b, (size_t)64 << 20);
+	assert_int_equal(buf_adds(&b, "{\"resourceType\":\"Bundle\","
+				      "\"type\":\"collection\",\"entry\":["),
+			 GW_OK);
+	for (size_t i = 0; i < NENT; i++) {
+		/* entry 19999 repeats the fullUrl of entry 7; every
+		 * Patient links to p0 by Type/id, p5 also by an absolute
+		 * URL with a version, p6 to one that is not there */
+		const char *other = i == 5   ? "http://x.example/fhir/Patient/"
+					       "p0/_history/2"
+				    : i == 6 ? "Patient/nope"
+					     : "Patient/p0";
+
+		assert_int_equal(
+		    buf_printf(
+			&b,
+			"%s{\"fullUrl\":\"urn:uuid:00000000-0000-4000-8000-"
+			"%012zu\",\"resource\":{\"resourceType\":"
+			"\"Patient\",\"id\":\"p%zu\",\"link\":[{"
+			"\"other\":{\"reference\":\"%s\"},\"type\":"
+			"\"seealso\"}]}}",
+			i ? "," : "", i == NENT - 1 ? (size_t)7 : i, i, other),
+		    GW_OK);
+	}
+	assert_int_equal(buf_adds(&b, "]}"), GW_OK);
+	o = run_text(S.vr4, b.data, NULL);
+	if (count_issues_msg(o, "error", "invalid",
+			     "Bundle.entry[19999].fullUrl",
+			     "is used by entry 7 too") != 1 ||
+	    count_issues(o, "error", "not-found", NULL) != 1 ||
+	    count_issues(o, "error", "not-found",
+			 "Bundle.entry[6].resource.ofType(Patient).link[0]."
+			 "other") != 1) {
+		print_issues("bundle", o);
+		fail_msg("want the duplicate fullUrl and one unresolved "
+			 "reference (entry 6)");
+	}
+	json_decref(o);
+	buf_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -962,6 +1043,7 @@ main(void)
 	    cmocka_unit_test(test_extension_context),
 	    cmocka_unit_test(test_cardinality_at_parent),
 	    cmocka_unit_test(test_api_errors),
+	    cmocka_unit_test(test_large_arrays),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,152 @@
+/* Unit tests for message: the focus check of a message Bundle with many
+ * entries and focus references. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fhir.h"
+#include "fjson.h"
+#include "message.h"
+
+static void
+add_header(struct buf *b)
+{
+	assert_int_equal(
+	    buf_adds(b, "{\"resourceType\":\"Bundle\",\"type\":\"message\","
+			"\"identifier\":{\"system\":\"urn:ietf:rfc:3986\","
+			"\"value\":\"urn:uuid:6d1f0c3c-6d0e-4a43-9d4c-"
+			"1b2a3c4d5e6f\"},\"entry\":[{\"resource\":{"
+			"\"resourceType\":\"MessageHeader\",\"eventCoding\":{"
+			"\"system\":\"" MESSAGE_EVENT_SYSTEM "\",\"code\":\""
+			"pzp-shared\"},\"sender\":{\"identifier\":{\"system\":"
+			"\"" MESSAGE_URA_SYSTEM "\",\"value\":\"12345678\"}},"
+			"\"destination\":[{\"receiver\":{\"identifier\":{"
+			"\"system\":\"" MESSAGE_URA_SYSTEM "\",\"value\":"
+			"\"87654321\"}}}],\"focus\":["),
+	    GW_OK);
+}
+
+/*
+ * 50,000 focus references to 50,000 entries, by fullUrl and by Type/id:
+ * the entries are indexed once (each focus used to scan every entry, so
+ * this test ran for about a minute). Only the one reference that points
+ * nowhere is reported, with its index.
+ */
+static void
+test_many_focus(void **state)
+{
+	enum { N = 50000 };
+	struct fj_doc *doc = NULL;
+	struct message_info info;
+	struct buf b;
+	json_t *oo = fhir_outcome_new(), *is;
+	const char *expr;
+
+	(void)state;
+	assert_non_null(oo);
+	buf_init(&b, (size_t)64 << 20);
+	add_header(&b);
+	for (size_t i = 0; i < N; i++) {
+		if (i == 4321)
+			assert_int_equal(
+			    buf_adds(&b, ",{\"reference\":\"Patient/nope\"}"),
+			    GW_OK);
+		else if (i % 2 == 0)
+			assert_int_equal(
+			    buf_printf(&b,
+				       "%s{\"reference\":\"urn:uuid:00000000-"
+				       "0000-4000-8000-%012zu\"}",
+				       i ? "," : "", i),
+			    GW_OK);
+		else
+			assert_int_equal(
+			    buf_printf(&b, ",{\"reference\":\"Patient/p%zu\"}",
+				       i),
+			    GW_OK);
+	}
+	assert_int_equal(buf_adds(&b, "]}}"), GW_OK);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(
+		    buf_printf(&b,
+			       ",{\"fullUrl\":\"urn:uuid:00000000-0000-4000-"
+			       "8000-%012zu\",\"resource\":{\"resourceType\":"
+			       "\"Patient\",\"id\":\"p%zu\"}}",
+			       i, i),
+		    GW_OK);
+	assert_int_equal(buf_adds(&b, "]}"), GW_OK);
+	assert_int_equal(fj_parse(b.data, b.len, 0, &doc, NULL), GW_OK);
+	assert_int_equal(message_parse(doc->root, &info, oo), GW_INVALID);
+	assert_int_equal(fhir_outcome_errors(oo), 1);
+	is = json_array_get(json_object_get(oo, "issue"), 0);
+	expr = json_string_value(
+	    json_array_get(json_object_get(is, "expression"), 0));
+	assert_non_null(expr);
+	assert_string_equal(expr, "Bundle.entry[0].resource.ofType("
+				  "MessageHeader).focus[4321]");
+	json_decref(oo);
+	fj_doc_free(doc);
+	buf_cleanup(&b);
+}
+
+/* A focus that names an entry only by the entry's resource Type/id or
+ * fullUrl is found; a near miss is not. */
+static void
+test_focus_forms(void **state)
+{
+	static const struct {
+		const char *ref;
+		bool ok;
+	} cases[] = {
+	    {"urn:uuid:00000000-0000-4000-8000-000000000001", true},
+	    {"Patient/p1", true},
+	    {"Patient/p", false},
+	    {"Patient/p12", false},
+	    {"Observation/p1", false},
+	    {"urn:uuid:00000000-0000-4000-8000-00000000000", false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fj_doc *doc = NULL;
+		struct message_info info;
+		struct buf b;
+		json_t *oo = fhir_outcome_new();
+
+		buf_init(&b, 1 << 20);
+		add_header(&b);
+		assert_int_equal(
+		    buf_printf(&b,
+			       "{\"reference\":\"%s\"}]}},{\"fullUrl\":"
+			       "\"urn:uuid:00000000-0000-4000-8000-"
+			       "000000000001\",\"resource\":{\"resourceType\":"
+			       "\"Patient\",\"id\":\"p1\"}}]}",
+			       cases[i].ref),
+		    GW_OK);
+		assert_int_equal(fj_parse(b.data, b.len, 0, &doc, NULL), GW_OK);
+		if ((message_parse(doc->root, &info, oo) == GW_OK) !=
+		    cases[i].ok)
+			fail_msg("%s: got %s, want %s", cases[i].ref,
+				 cases[i].ok ? "not found" : "found",
+				 cases[i].ok ? "found" : "not found");
+		json_decref(oo);
+		fj_doc_free(doc);
+		buf_cleanup(&b);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_many_focus),
+	    cmocka_unit_test(test_focus_forms),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
