@@ -109,6 +109,7 @@ static const struct key cfg_keys[] = {
      NULL},
     {"store", "retention", T_UINT, 0, C(store_retention_days), "30", 1, 3650,
      NULL},
+    {"store", "create", T_BOOL, 0, C(store_create), "no", 0, 0, NULL},
 
     {"limits", "max_body", T_SIZE, 0, C(max_body), "10M", KIB, GIB, NULL},
     {"limits", "max_header", T_SIZE, 0, C(max_header), "16k", KIB, MIB, NULL},

@@ -62,6 +62,8 @@ struct config {
 	uint64_t store_min_free;
 	/* Days after which delivered rows are pruned. */
 	unsigned store_retention_days;
+	/* Create the store when missing (else only `pzpgw queue init`). */
+	bool store_create;
 
 	/* [limits] */
 	unsigned max_connections;

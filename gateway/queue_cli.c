@@ -178,6 +178,7 @@ queue_open(const struct queue_args *a, struct store **s)
 	}
 	o.path = path;
 	o.create = a->create;
+	o.quiet = true;
 	err = store_open(&o, s);
 	if (err != GW_OK)
 		fprintf(stderr, "pzpgw queue: store %s: %s\n",

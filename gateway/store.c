@@ -69,6 +69,9 @@ struct store {
 	pthread_t upkeep_thread;
 	bool upkeep_started;
 	void *uconn;
+
+	/* Latest file check (under mu), from whichever thread made it. */
+	enum store_file_state file_state;
 };
 
 static const char *const store_state_names[STORE_STATE_COUNT] = {
@@ -105,7 +108,7 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 	memset(opts, 0, sizeof(*opts));
 	opts->path = cfg->store_path;
 	opts->min_free = cfg->store_min_free;
-	opts->create = true;
+	opts->create = cfg->store_create;
 	opts->relaxed_state = true;
 	opts->background_upkeep = true;
 }
@@ -229,6 +232,67 @@ store_prepare(const struct store_accept *r, struct store_accept *out)
 	return GW_OK;
 }
 
+static void store_upkeep_start(struct store *s);
+
+const char *
+store_file_state_name(enum store_file_state st)
+{
+	switch (st) {
+	case STORE_FILE_MISSING:
+		return "store_missing";
+	case STORE_FILE_REPLACED:
+		return "store_replaced";
+	default:
+		return "ok";
+	}
+}
+
+/* Record a file check made by any thread; the change (not every
+ * request or tick that sees it) is logged. */
+static void
+store_file_note(struct store *s, enum store_file_state st)
+{
+	enum store_file_state was;
+	char path[256];
+
+	pthread_mutex_lock(&s->mu);
+	was = s->file_state;
+	s->file_state = st;
+	pthread_mutex_unlock(&s->mu);
+	if (st == was)
+		return;
+	log_safe(path, sizeof(path), s->path);
+	if (st == STORE_FILE_OK)
+		log_info("event=store_files_back path=%s action=intake_resumed",
+			 path);
+	else
+		log_warnx("event=%s level=error path=%s action=intake_refused "
+			  "message=\"the store file or its -wal file was "
+			  "deleted or replaced under the running gateway: "
+			  "restore it and restart\"",
+			  store_file_state_name(st), path);
+}
+
+enum store_file_state
+store_file_state(struct store *s)
+{
+	enum store_file_state st;
+
+	pthread_mutex_lock(&s->mu);
+	st = s->file_state;
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+enum store_file_state
+store_file_check(struct store *s)
+{
+	enum store_file_state st = s->ops->check_files(s->conn);
+
+	store_file_note(s, st);
+	return st;
+}
+
 enum gw_err
 store_open(const struct store_options *opts, struct store **out)
 {
@@ -279,6 +343,9 @@ store_open(const struct store_options *opts, struct store **out)
 	}
 	if ((err = s->ops->conn_open(&s->opts, true, &s->conn)) != GW_OK)
 		goto fail_pipe;
+	/* From the start, so a store deleted before the first accept is
+	   seen too (the writer thread starts with the first submit). */
+	store_upkeep_start(s);
 	*out = s;
 	return GW_OK;
 fail_pipe:
@@ -359,6 +426,42 @@ fail:
 	return NULL;
 }
 
+/* Fail every result of a batch with err (nothing of it is acknowledged). */
+static void
+store_fail_all(struct store_result *res, size_t n, enum gw_err err)
+{
+	for (size_t i = 0; i < n; i++) {
+		store_result_cleanup(&res[i]);
+		res[i].err = err;
+	}
+}
+
+/*
+ * Commit a batch on conn (the caller's thread's connection), checking
+ * the store's files before and after: a commit into a file that was
+ * deleted or replaced is lost at the next start, so it is answered as
+ * failed (503) even when it succeeded, and nothing is acknowledged. One
+ * stat per file per batch.
+ */
+static void
+store_commit(struct store *s, void *conn,
+	     const struct store_accept *const *reqs, struct store_result *res,
+	     size_t n)
+{
+	enum store_file_state st = s->ops->check_files(conn);
+
+	store_file_note(s, st);
+	if (st != STORE_FILE_OK) {
+		store_fail_all(res, n, GW_IO);
+		return;
+	}
+	(void)s->ops->accept_batch(conn, reqs, res, n);
+	st = s->ops->check_files(conn);
+	store_file_note(s, st);
+	if (st != STORE_FILE_OK)
+		store_fail_all(res, n, GW_IO);
+}
+
 /* Wake the loop: one byte while completions wait (mu held). */
 static void
 store_signal(struct store *s)
@@ -403,7 +506,7 @@ store_writer(void *arg)
 		pthread_mutex_unlock(&s->mu);
 
 		memset(s->res, 0, n * sizeof(*s->res));
-		(void)s->ops->accept_batch(s->wconn, s->reqs, s->res, n);
+		store_commit(s, s->wconn, s->reqs, s->res, n);
 		n = 0;
 		for (j = batch; j != NULL; j = j->next) {
 			j->res = s->res[n++];
@@ -426,7 +529,8 @@ store_writer(void *arg)
 	return NULL;
 }
 
-/* The upkeep thread: every STORE_UPKEEP_MS until stop. */
+/* The upkeep thread: every STORE_UPKEEP_MS until stop, check that the
+ * files are still the store's, then checkpoint. */
 static void *
 store_upkeep(void *arg)
 {
@@ -447,7 +551,8 @@ store_upkeep(void *arg)
 		if (s->stop)
 			break;
 		pthread_mutex_unlock(&s->mu);
-		err = s->ops->upkeep(s->uconn);
+		store_file_note(s, s->ops->check_files(s->uconn));
+		err = s->ops->upkeep(s->uconn, false, NULL, 0);
 		/* Said once per run of failures; commits go on regardless. */
 		if (err != GW_OK && !failed)
 			log_warnx("event=store_upkeep_failed error=%s",
@@ -460,7 +565,7 @@ store_upkeep(void *arg)
 }
 
 /* Start the upkeep thread when asked for; without it the backend's own
- * inline upkeep (SQLite's auto-checkpoint) still runs. mu held. */
+ * inline upkeep (SQLite's auto-checkpoint) still runs. */
 static void
 store_upkeep_start(struct store *s)
 {
@@ -496,7 +601,6 @@ store_writer_start(struct store *s)
 		goto fail;
 	}
 	s->started = true;
-	store_upkeep_start(s);
 	return GW_OK;
 fail:
 	s->ops->conn_close(s->wconn);
@@ -600,19 +704,20 @@ store_free(struct store *s)
 {
 	if (s == NULL)
 		return;
-	if (s->started) {
-		pthread_mutex_lock(&s->mu);
-		s->stop = true;
-		pthread_cond_signal(&s->work);
-		pthread_cond_signal(&s->upkeep_cv);
-		pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_signal(&s->work);
+	pthread_cond_signal(&s->upkeep_cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->started)
 		pthread_join(s->thread, NULL);
-		if (s->upkeep_started)
-			pthread_join(s->upkeep_thread, NULL);
+	if (s->upkeep_started)
+		pthread_join(s->upkeep_thread, NULL);
+	if (s->started) {
 		(void)store_dispatch(s);
 		s->ops->conn_close(s->wconn);
-		s->ops->conn_close(s->uconn);
 	}
+	s->ops->conn_close(s->uconn);
 	s->ops->conn_close(s->conn);
 	close(s->pipe_r);
 	close(s->pipe_w);
@@ -653,7 +758,7 @@ store_accept(struct store *s, const struct store_accept *req,
 		return err;
 	}
 	one[0] = &r;
-	(void)s->ops->accept_batch(s->conn, one, res, 1);
+	store_commit(s, s->conn, one, res, 1);
 	return res->err;
 }
 
@@ -748,8 +853,7 @@ store_prune(struct store *s, int64_t before, size_t *count)
 	size_t n = 0;
 	enum gw_err err = s->ops->prune(s->conn, before, &n);
 
-	if (err == GW_OK)
-		log_info("event=store_pruned messages=%zu", n);
+	/* serve.c says how many went (event=pruned); the CLI prints it. */
 	if (count != NULL)
 		*count = n;
 	return err;
@@ -850,4 +954,21 @@ store_disk_ok(struct store *s)
 		return true;
 	}
 	return bytes >= s->opts.min_free;
+}
+
+bool
+store_intake_ok(struct store *s, size_t len, const char **reason)
+{
+	enum store_file_state st = store_file_state(s);
+
+	(void)len;
+	if (st != STORE_FILE_OK) {
+		*reason = store_file_state_name(st);
+		return false;
+	}
+	if (!store_disk_ok(s)) {
+		*reason = "disk_low";
+		return false;
+	}
+	return true;
 }

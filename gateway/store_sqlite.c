@@ -229,6 +229,11 @@ struct sq {
 	sqlite3 *db;
 	bool relaxed; /* synchronous=NORMAL except while accepting */
 	sqlite3_stmt *st[SQ_COUNT];
+	/* The -wal file this connection writes (SQLite's "has moved" check
+	   covers the database file only), recorded once it exists. */
+	bool wal_known;
+	dev_t wal_dev;
+	ino_t wal_ino;
 };
 
 static const char *const sq_states[STORE_STATE_COUNT] = {
@@ -380,11 +385,11 @@ sq_commit(struct sq *c)
  * concurrent opener (the CLI beside the daemon) re-reads the version
  * under the write lock. */
 static enum gw_err
-sq_migrate(struct sq *c)
+sq_migrate(struct sq *c, bool quiet)
 {
 	enum gw_err err;
 	char sql[64];
-	int64_t v;
+	int64_t v, from = -1;
 
 	for (;;) {
 		/* Up to date: no write lock needed (the daemon may hold it). */
@@ -419,8 +424,11 @@ sq_migrate(struct sq *c)
 			goto fail;
 		if ((err = sq_commit(c)) != GW_OK)
 			return err;
-		/* Creating a new store is routine; upgrading one is news. */
-		if (v == 0)
+		if (from < 0)
+			from = v;
+		/* Creating a new store is routine; upgrading one is news
+		   (for the daemon's log; the CLI says it its own way). */
+		if (from == 0 || quiet)
 			log_debug("event=store_schema_created version=%lld",
 				  (long long)v + 1);
 		else
@@ -446,6 +454,49 @@ sq_close(void *conn)
 	free(c);
 }
 
+/*
+ * The database file this connection has open against what its path names
+ * now (SQLite compares the inode of its descriptor with a stat of the
+ * path), then the -wal file against the one recorded when this
+ * connection first saw it: the daemon's connections keep the -wal open
+ * for their whole life, so it never legitimately goes away meanwhile.
+ */
+static enum store_file_state
+sq_check_files(void *conn)
+{
+	struct sq *c = conn;
+	const char *db = sqlite3_db_filename(c->db, "main");
+	const char *wal;
+	struct stat sb;
+	int moved = 0;
+
+	if (db == NULL || db[0] == '\0')
+		return STORE_FILE_OK;
+	if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_HAS_MOVED,
+				 &moved) != SQLITE_OK)
+		moved = 0;
+	if (moved)
+		return stat(db, &sb) != 0 && errno == ENOENT
+			   ? STORE_FILE_MISSING
+			   : STORE_FILE_REPLACED;
+	if ((wal = sqlite3_filename_wal(db)) == NULL)
+		return STORE_FILE_OK;
+	if (stat(wal, &sb) != 0) {
+		if (errno == ENOENT && c->wal_known)
+			return STORE_FILE_MISSING;
+		return STORE_FILE_OK;
+	}
+	if (!c->wal_known) {
+		c->wal_known = true;
+		c->wal_dev = sb.st_dev;
+		c->wal_ino = sb.st_ino;
+		return STORE_FILE_OK;
+	}
+	if (sb.st_dev != c->wal_dev || sb.st_ino != c->wal_ino)
+		return STORE_FILE_REPLACED;
+	return STORE_FILE_OK;
+}
+
 static enum gw_err
 sq_open(const struct store_options *opts, bool migrate, void **out)
 {
@@ -460,6 +511,10 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 		return GW_CONFIG;
 	if (!opts->create && stat(opts->path, &sb) != 0)
 		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
+	/* An empty file where the store should be is no store: without
+	   create, starting on it would make a new empty store silently. */
+	if (!opts->create && S_ISREG(sb.st_mode) && sb.st_size == 0)
+		return GW_NOTFOUND;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return GW_NOMEM;
 	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
@@ -500,7 +555,7 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 		c->relaxed = true;
 	}
 	if (migrate) {
-		if ((err = sq_migrate(c)) != GW_OK)
+		if ((err = sq_migrate(c, opts->quiet)) != GW_OK)
 			goto fail;
 	} else {
 		if ((err = sq_int(c, "PRAGMA user_version", &v)) != GW_OK)
@@ -510,6 +565,7 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 			goto fail;
 		}
 	}
+	(void)sq_check_files(c);
 	*out = c;
 	return GW_OK;
 fail:
@@ -1046,7 +1102,7 @@ sq_reschedule(void *conn, const char *receiver, int64_t now, size_t *count)
  * copy the few frames committed since.
  */
 static enum gw_err
-sq_upkeep(void *conn)
+sq_upkeep(void *conn, bool truncate, char *detail, size_t n)
 {
 	struct sq *c = conn;
 	int rc, log = 0, done = 0;
@@ -1057,9 +1113,19 @@ sq_upkeep(void *conn)
 	if (rc == SQLITE_OK && log >= SQ_WAL_RESTART)
 		rc = sqlite3_wal_checkpoint_v2(
 		    c->db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
-	if (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY)
+	/* The WAL keeps its size after a checkpoint (up to
+	   journal_size_limit): on a full disk that space is given back. */
+	if (rc == SQLITE_OK && truncate)
+		rc = sqlite3_wal_checkpoint_v2(
+		    c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+	if (rc == SQLITE_OK)
 		return GW_OK;
-	return sq_fail(c, "checkpoint", rc);
+	/* Busy: a reader or the writer was in the way; next time. */
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return truncate ? GW_TEMP : GW_OK;
+	if (detail != NULL && n > 0)
+		log_safe(detail, n, sqlite3_errmsg(c->db));
+	return sq_err(rc) != GW_OK ? sq_err(rc) : GW_PERM;
 }
 
 static enum gw_err
@@ -1524,4 +1590,5 @@ const struct store_ops store_sqlite_ops = {
     .expire = sq_expire,
     .reschedule = sq_reschedule,
     .upkeep = sq_upkeep,
+    .check_files = sq_check_files,
 };

@@ -373,8 +373,10 @@ def test_drops_privileges_after_reading_keys(pki):
     # A store directory the service user can write; keys stay root-only.
     workdir = tempfile.mkdtemp(prefix="pzpgw-drop-")
     os.chmod(workdir, 0o777)
+    # The daemon makes the store itself, as the service user.
     g = gw.Gateway(pki, workdir, process__user="nobody",
-                   store__path=os.path.join(workdir, "pzpgw.db"))
+                   store__path=os.path.join(workdir, "pzpgw.db"),
+                   store__create="yes")
     g.start()
     try:
         with open("/proc/%d/status" % g.proc.pid) as f:
