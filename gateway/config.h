@@ -120,4 +120,10 @@ const struct config_peer *config_peer_find(const struct config *cfg,
 /* "test" or "production". */
 const char *config_env_name(enum config_env env);
 
+/* Advice on the [store] settings of a configuration that loaded: fn is
+ * called once per warning (line 0), e.g. min_free below twice
+ * max_body. Returns the number of warnings. */
+int config_store_warnings(const struct config *cfg, config_err_fn fn,
+			  void *arg);
+
 #endif

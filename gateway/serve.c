@@ -80,6 +80,15 @@ log_config_error(void *arg, const char *file, int line, const char *msg)
 }
 
 static void
+log_config_warning(void *arg, const char *file, int line, const char *msg)
+{
+	char safe[256];
+
+	log_warnx("event=config_warning file=%s message=\"%s\"", file,
+		  log_quoted(safe, sizeof(safe), msg));
+}
+
+static void
 apply_logging(const struct serve *s)
 {
 	bool to_stderr = s->debug || (s->cfg->log != NULL &&
@@ -538,6 +547,7 @@ cli_serve(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	apply_logging(&s);
+	(void)config_store_warnings(s.cfg, log_config_warning, NULL);
 	/* A peer closing a connection must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	rc = serve_run(&s);

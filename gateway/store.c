@@ -233,6 +233,7 @@ store_prepare(const struct store_accept *r, struct store_accept *out)
 }
 
 static void store_upkeep_start(struct store *s);
+static uint64_t store_room(struct store *s);
 
 const char *
 store_file_state_name(enum store_file_state st)
@@ -449,17 +450,28 @@ store_commit(struct store *s, void *conn,
 	     size_t n)
 {
 	enum store_file_state st = s->ops->check_files(conn);
+	uint64_t room, need = 0;
+	size_t fit = 0;
 
 	store_file_note(s, st);
 	if (st != STORE_FILE_OK) {
 		store_fail_all(res, n, GW_IO);
 		return;
 	}
-	(void)s->ops->accept_batch(conn, reqs, res, n);
+	/* min_free holds after this batch: the documents that would take
+	   the disk below it are refused (GW_TEMP, 503), in order, so a
+	   later one never overtakes an earlier one. */
+	room = store_room(s);
+	while (fit < n && (need += STORE_DISK_NEED(reqs[fit]->doc_len)) <= room)
+		fit++;
+	store_fail_all(res + fit, n - fit, GW_TEMP);
+	if (fit == 0)
+		return;
+	(void)s->ops->accept_batch(conn, reqs, res, fit);
 	st = s->ops->check_files(conn);
 	store_file_note(s, st);
 	if (st != STORE_FILE_OK)
-		store_fail_all(res, n, GW_IO);
+		store_fail_all(res, fit, GW_IO);
 }
 
 /* Wake the loop: one byte while completions wait (mu held). */
@@ -529,14 +541,52 @@ store_writer(void *arg)
 	return NULL;
 }
 
+/* A failing checkpoint (a full disk fails every one, ten a second) is
+ * said at most this often, with the number of failures since. */
+#define STORE_UPKEEP_LOG_MS 60000
+
+/* Say a checkpoint result: failures once a minute, recovery once. */
+static void
+store_upkeep_said(enum gw_err err, const char *detail, uint64_t *said,
+		  unsigned *failures, bool *failing)
+{
+	uint64_t now;
+
+	if (err == GW_OK && *failing) {
+		log_info("event=store_checkpoint_ok failures=%u", *failures);
+		*failing = false;
+		*failures = 0;
+		return;
+	}
+	if (err == GW_OK || err == GW_TEMP)
+		return;
+	(*failures)++;
+	now = util_mono_ms();
+	if (*said != 0 && now - *said < STORE_UPKEEP_LOG_MS)
+		return;
+	log_warnx("event=store_checkpoint_failed error=\"%s\" detail=%s "
+		  "failures=%u next_report_s=%d",
+		  gw_strerror(err), detail[0] != '\0' ? detail : "-", *failures,
+		  STORE_UPKEEP_LOG_MS / 1000);
+	*said = now;
+	*failures = 0;
+	*failing = true;
+}
+
 /* The upkeep thread: every STORE_UPKEEP_MS until stop, check that the
- * files are still the store's, then checkpoint. */
+ * files are still the store's, then checkpoint. While the disk is below
+ * min_free (and once more when space is back) the WAL is cut back to
+ * nothing: its size outlives a checkpoint, and on a full disk that is
+ * the space intake needs to resume. */
 static void *
 store_upkeep(void *arg)
 {
 	struct store *s = arg;
 	struct timespec at;
-	bool failed = false;
+	bool failing = false, truncate = false, low;
+	unsigned failures = 0;
+	uint64_t said = 0;
+	char detail[160];
 	enum gw_err err;
 
 	pthread_mutex_lock(&s->mu);
@@ -552,12 +602,18 @@ store_upkeep(void *arg)
 			break;
 		pthread_mutex_unlock(&s->mu);
 		store_file_note(s, s->ops->check_files(s->uconn));
-		err = s->ops->upkeep(s->uconn, false, NULL, 0);
-		/* Said once per run of failures; commits go on regardless. */
-		if (err != GW_OK && !failed)
-			log_warnx("event=store_upkeep_failed error=%s",
-				  gw_strerror(err));
-		failed = err != GW_OK;
+		low = store_room(s) == 0;
+		truncate = truncate || low;
+		detail[0] = '\0';
+		err =
+		    s->ops->upkeep(s->uconn, truncate, detail, sizeof(detail));
+		if (err == GW_OK && truncate && !low) {
+			log_info("event=store_wal_truncated reason=disk_space_"
+				 "back");
+			truncate = false;
+		}
+		/* Commits go on regardless. */
+		store_upkeep_said(err, detail, &said, &failures, &failing);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -937,6 +993,21 @@ store_set_free_space_fn(struct store *s, store_free_space_fn fn, void *arg)
 	s->free_arg = arg;
 }
 
+/* Bytes that may still be written before min_free is reached;
+ * UINT64_MAX without a limit or when the free space cannot be read
+ * (never block intake on a failed probe). Any thread; logs nothing. */
+static uint64_t
+store_room(struct store *s)
+{
+	store_free_space_fn fn =
+	    s->free_fn != NULL ? s->free_fn : store_statvfs;
+	uint64_t bytes;
+
+	if (s->opts.min_free == 0 || fn(s->free_arg, s->dir, &bytes) != GW_OK)
+		return UINT64_MAX;
+	return bytes > s->opts.min_free ? bytes - s->opts.min_free : 0;
+}
+
 bool
 store_disk_ok(struct store *s)
 {
@@ -961,12 +1032,11 @@ store_intake_ok(struct store *s, size_t len, const char **reason)
 {
 	enum store_file_state st = store_file_state(s);
 
-	(void)len;
 	if (st != STORE_FILE_OK) {
 		*reason = store_file_state_name(st);
 		return false;
 	}
-	if (!store_disk_ok(s)) {
+	if (store_room(s) < STORE_DISK_NEED(len)) {
 		*reason = "disk_low";
 		return false;
 	}
