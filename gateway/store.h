@@ -55,6 +55,12 @@ struct store_options {
 	   inside whichever commit crosses the threshold: a checkpoint then
 	   never holds up a group commit or the loop thread. */
 	bool background_upkeep;
+	/* Read only (the queue CLI's list, show, stats): never creates or
+	   migrates anything; with no -wal file beside the database (no
+	   gateway has it open) it is read as an immutable file, so no -wal
+	   or -shm file is made either. GW_NOTFOUND when there is no store,
+	   GW_CONFIG for a schema other than this binary's. */
+	bool readonly;
 	/* A command-line tool: no daemon log lines (schema migrations,
 	   prune counts); the tool reports in its own words. */
 	bool quiet;

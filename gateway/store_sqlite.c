@@ -497,6 +497,90 @@ sq_check_files(void *conn)
 	return STORE_FILE_OK;
 }
 
+/* "file:" URI of path for sqlite3_open_v2 with query (without '?'). */
+static bool
+sq_uri(const char *path, const char *query, char *out, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o;
+	int w;
+
+	/* "file://" + "/abs": an empty authority, so a path starting with
+	   "//" is never read as a host. */
+	w = snprintf(out, n, "file:%s", path[0] == '/' ? "//" : "");
+	if (w < 0 || (size_t)w >= n)
+		return false;
+	o = (size_t)w;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		bool plain =
+		    (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/._-~", *p) != NULL;
+
+		if (o + 4 >= n)
+			return false;
+		if (plain) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	w = snprintf(out + o, n - o, "?%s", query);
+	return w >= 0 && (size_t)w < n - o;
+}
+
+/*
+ * A read-only connection that writes nothing beside the store. SQLite's
+ * read-only mode still makes -wal and -shm files for a WAL database
+ * (and leaves them behind) when the directory is writable; without a
+ * -wal file no connection has the store open and the database file is
+ * complete, so it is opened immutable (no locks, no WAL). With one, a
+ * gateway may be running: its WAL must be read, through SQLite's
+ * read-only WAL support.
+ */
+static enum gw_err
+sq_open_readonly(const struct store_options *opts, struct sq *c)
+{
+	char wal[PATH_MAX + 8], uri[3 * PATH_MAX + 64];
+	struct stat sb;
+	int64_t v;
+	int rc;
+
+	if (stat(opts->path, &sb) != 0)
+		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
+	if (!S_ISREG(sb.st_mode))
+		return GW_IO;
+	if (sb.st_size == 0)
+		return GW_NOTFOUND;
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", opts->path) >=
+	    sizeof(wal))
+		return GW_CONFIG;
+	if (stat(wal, &sb) == 0)
+		rc = sqlite3_open_v2(opts->path, &c->db,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	else if (sq_uri(opts->path, "mode=ro&immutable=1", uri, sizeof(uri)))
+		rc = sqlite3_open_v2(uri, &c->db,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+					 SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	else
+		return GW_CONFIG;
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "open", rc);
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, opts->busy_timeout_ms > 0
+					? (int)opts->busy_timeout_ms
+					: 5000);
+	if (sq_int(c, "PRAGMA user_version", &v) != GW_OK)
+		return GW_PERM;
+	/* Nothing is migrated here: newer is GW_CONFIG, older GW_PERM. */
+	if (v != STORE_SQLITE_SCHEMA)
+		return v > STORE_SQLITE_SCHEMA ? GW_CONFIG : GW_PERM;
+	return GW_OK;
+}
+
 static enum gw_err
 sq_open(const struct store_options *opts, bool migrate, void **out)
 {
@@ -517,6 +601,12 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 		return GW_NOTFOUND;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return GW_NOMEM;
+	if (opts->readonly) {
+		if ((err = sq_open_readonly(opts, c)) != GW_OK)
+			goto fail;
+		*out = c;
+		return GW_OK;
+	}
 	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 	if (opts->create)
 		flags |= SQLITE_OPEN_CREATE;

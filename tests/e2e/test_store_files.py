@@ -156,3 +156,63 @@ def test_create_yes_makes_a_missing_store(pki, tmp_path):
         assert post(g, message(HOSPITAL, [GP1]))[0] == 202
     finally:
         assert g.stop() == 0
+
+
+def queue(conf, *args):
+    return subprocess.run([gw.BINARY, "queue", "-c", conf] + list(args),
+                          capture_output=True, text=True)
+
+
+def test_queue_commands_never_create_a_store(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path))
+    g.sections["store"]["path"] = os.path.join(g.dir, "sub", "pzpgw.db")
+    g.write_config()
+    before = sorted(os.listdir(g.dir))
+    for args in (["list"], ["stats"], ["show", "0b7c"], ["retry", "0b7c"],
+                 ["hold", "0b7c"], ["replay", "0b7c"],
+                 ["purge", "--delivered-before", "2026-01-01"]):
+        r = queue(g.conf, *args)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert ("no store at %s" % g.sections["store"]["path"]) in r.stderr
+        assert "level=" not in r.stderr, r.stderr  # no daemon log lines
+        assert sorted(os.listdir(g.dir)) == before, args
+
+
+def test_read_only_commands_write_nothing_beside_the_store(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path)).start()
+    try:
+        status, headers, _ = post(g, message(HOSPITAL, [GP1]))
+        assert status == 202
+        mid = headers["x-message-id"]
+        # A running gateway: what it committed to its WAL is seen.
+        r = queue(g.conf, "--format", "json", "show", mid)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["id"] == mid
+    finally:
+        assert g.stop() == 0
+    # Stopped: SQLite removed the -wal and -shm files; reading must not
+    # make them again, not even for a moment (they would belong to the
+    # operator's user, not the gateway's): the directory is untouched.
+    assert not os.path.exists(db_path(g) + "-wal")
+    before = sorted(os.listdir(g.dir))
+    dir_mtime = os.stat(g.dir).st_mtime_ns
+    db_mtime = os.stat(db_path(g)).st_mtime_ns
+    for args in (["list"], ["stats"], ["show", mid]):
+        r = queue(g.conf, *args)
+        assert r.returncode == 0, (args, r.stderr)
+        assert sorted(os.listdir(g.dir)) == before, args
+    assert os.stat(g.dir).st_mtime_ns == dir_mtime
+    assert os.stat(db_path(g)).st_mtime_ns == db_mtime
+    assert mid in queue(g.conf, "show", mid).stdout
+
+
+def test_read_only_command_on_an_empty_file_makes_no_store(tmp_path):
+    path = str(tmp_path / "empty.db")
+    open(path, "w").close()
+    for args in (["list"], ["stats"]):
+        r = subprocess.run([gw.BINARY, "queue", "--store", path] + args,
+                           capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert "no store at" in r.stderr
+        assert os.path.getsize(path) == 0
+    assert sorted(os.listdir(str(tmp_path))) == ["empty.db"]
