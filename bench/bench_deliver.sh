@@ -63,6 +63,7 @@ environment = test
 port = 0
 [store]
 path = $work/$1/pzpgw.db
+create = yes
 [limits]
 max_pending = 1024
 [delivery]

@@ -113,6 +113,7 @@ static const struct key cfg_keys[] = {
      NULL},
     {"store", "retention", T_UINT, 0, C(store_retention_days), "30", 1, 3650,
      NULL},
+    {"store", "create", T_BOOL, 0, C(store_create), "no", 0, 0, NULL},
 
     {"limits", "max_body", T_SIZE, 0, C(max_body), "10M", KIB, GIB, NULL},
     {"limits", "max_header", T_SIZE, 0, C(max_header), "16k", KIB, MIB, NULL},
@@ -1480,4 +1481,26 @@ const char *
 config_env_name(enum config_env env)
 {
 	return env == CONFIG_ENV_PRODUCTION ? "production" : "test";
+}
+
+int
+config_store_warnings(const struct config *cfg, config_err_fn fn, void *arg)
+{
+	char msg[CONFIG_MSG_MAX], free_s[32], body_s[32], want_s[32];
+
+	/* Intake refuses a message that would take the disk below min_free
+	   (counting its WAL growth); with less than two bodies of margin
+	   one large message, or the WAL a checkpoint has not yet given
+	   back, can fill the disk before the check refuses anything. */
+	if (cfg->store_min_free >= 2 * cfg->max_body)
+		return 0;
+	snprintf(msg, sizeof(msg),
+		 "warning: [store] min_free (%s) is below twice [limits] "
+		 "max_body (%s): set min_free to at least %s",
+		 fmt_size(cfg->store_min_free, free_s, sizeof(free_s)),
+		 fmt_size(cfg->max_body, body_s, sizeof(body_s)),
+		 fmt_size(2 * cfg->max_body, want_s, sizeof(want_s)));
+	if (fn != NULL)
+		fn(arg, cfg->path, 0, msg);
+	return 1;
 }

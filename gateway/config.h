@@ -65,6 +65,8 @@ struct config {
 	uint64_t store_min_free;
 	/* Days after which delivered rows are pruned. */
 	unsigned store_retention_days;
+	/* Create the store when missing (else only `pzpgw queue init`). */
+	bool store_create;
 
 	/* [limits] */
 	unsigned max_connections;
@@ -124,5 +126,11 @@ bool config_relay_allows(const char *relay, const char *ura);
 
 /* "test" or "production". */
 const char *config_env_name(enum config_env env);
+
+/* Advice on the [store] settings of a configuration that loaded: fn is
+ * called once per warning (line 0), e.g. min_free below twice
+ * max_body. Returns the number of warnings. */
+int config_store_warnings(const struct config *cfg, config_err_fn fn,
+			  void *arg);
 
 #endif

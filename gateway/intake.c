@@ -971,13 +971,20 @@ intake_process_message(struct http_req *req, void *arg)
 	struct fj_doc *doc = NULL;
 	json_t *oo = NULL;
 
-	if (in->store == NULL || !store_disk_ok(in->store)) {
-		log_warnx("event=intake_refused id=%s reason=disk_low",
-			  http_req_id(req));
+	size_t body_len = 0;
+	const char *why = "store_closed";
+
+	(void)http_req_body(req, &body_len);
+	if (in->store == NULL || !store_intake_ok(in->store, body_len, &why)) {
+		log_warnx("event=intake_refused id=%s reason=%s",
+			  http_req_id(req), why);
 		http_req_add_header(req, "Retry-After", "60");
 		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "the gateway's store is low on disk space; "
-				   "retry later");
+				   strcmp(why, "disk_low") == 0
+				       ? "the gateway's store is low on disk "
+					 "space; retry later"
+				       : "the gateway's store is unavailable; "
+					 "nothing was accepted, retry later");
 		return;
 	}
 	if (!parse_body(req, &doc))

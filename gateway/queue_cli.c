@@ -25,7 +25,8 @@ struct queue_args {
 	long long limit;
 	long long after;
 	bool content;
-	bool create; /* init: create or migrate the store */
+	bool create;   /* init: create or migrate the store */
+	bool readonly; /* list, show, stats: write nothing */
 	const char *before;
 	int64_t before_ms;
 	char **pos; /* subcommand and its arguments */
@@ -178,8 +179,20 @@ queue_open(const struct queue_args *a, struct store **s)
 	}
 	o.path = path;
 	o.create = a->create;
+	o.readonly = a->readonly;
+	o.quiet = true;
 	err = store_open(&o, s);
-	if (err != GW_OK)
+	if (err == GW_NOTFOUND)
+		fprintf(stderr,
+			"pzpgw queue: no store at %s (pzpgw queue init "
+			"creates one)\n",
+			path != NULL ? path : "(none)");
+	else if (err == GW_PERM && a->readonly)
+		fprintf(stderr,
+			"pzpgw queue: store %s: not a store, or one with an "
+			"older schema (pzpgw queue init migrates it)\n",
+			path != NULL ? path : "(none)");
+	else if (err != GW_OK)
 		fprintf(stderr, "pzpgw queue: store %s: %s\n",
 			path != NULL ? path : "(none)",
 			err == GW_CONFIG ? "schema newer than this binary"
@@ -682,6 +695,9 @@ cli_queue(int argc, char **argv)
 			return cli_usage(QUEUE_CMD, "bad date '%s'", a.before);
 	}
 	a.create = strcmp(a.pos[0], "init") == 0;
+	a.readonly = strcmp(a.pos[0], "list") == 0 ||
+		     strcmp(a.pos[0], "show") == 0 ||
+		     strcmp(a.pos[0], "stats") == 0;
 	if ((rc = queue_open(&a, &s)) != CLI_OK)
 		return rc;
 	if (a.create)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -79,6 +80,15 @@ log_config_error(void *arg, const char *file, int line, const char *msg)
 }
 
 static void
+log_config_warning(void *arg, const char *file, int line, const char *msg)
+{
+	char safe[256];
+
+	log_warnx("event=config_warning file=%s message=\"%s\"", file,
+		  log_quoted(safe, sizeof(safe), msg));
+}
+
+static void
 apply_logging(const struct serve *s)
 {
 	bool to_stderr = s->debug || (s->cfg->log != NULL &&
@@ -87,14 +97,20 @@ apply_logging(const struct serve *s)
 	log_init(to_stderr ? LOG_TO_STDERR : LOG_TO_SYSLOG, s->debug, "pzpgw");
 }
 
-/* Readiness of the store: open, and enough disk space to accept. */
+/* Readiness of the store: open, its files still the ones it opened
+ * (checked now), and enough disk space to accept. */
 static bool
 store_ready(void *arg, const char **reason)
 {
 	const struct serve *s = arg;
+	enum store_file_state st;
 
 	if (s->store == NULL) {
 		*reason = "store_closed";
+		return false;
+	}
+	if ((st = store_file_check(s->store)) != STORE_FILE_OK) {
+		*reason = store_file_state_name(st);
 		return false;
 	}
 	if (!store_disk_ok(s->store)) {
@@ -186,10 +202,29 @@ open_store(struct serve *s)
 	size_t recovered = 0;
 	char err[256];
 	enum gw_err rc;
+	struct stat sb;
+	bool existed;
 
 	store_options_from_config(&opts, s->cfg);
-	opts.create = true;
-	if ((rc = store_open(&opts, &s->store)) != GW_OK) {
+	existed = stat(s->cfg->store_path, &sb) == 0 && sb.st_size > 0;
+	rc = store_open(&opts, &s->store);
+	if (rc == GW_NOTFOUND) {
+		/* A store that vanished is not replaced by an empty one
+		   behind the operator's back: acknowledged messages were in
+		   it. Said on stderr too, which systemd keeps. */
+		log_warnx("event=startup_failed reason=store_missing path=%s "
+			  "message=\"no store (or an empty file) at this path "
+			  "and [store] create = no: restore it from a backup, "
+			  "or create an empty one with pzpgw queue -c %s "
+			  "init\"",
+			  s->cfg->store_path, s->path);
+		fprintf(stderr,
+			"pzpgw serve: no store at %s; restore it, or create an "
+			"empty one with: pzpgw queue -c %s init\n",
+			s->cfg->store_path, s->path);
+		return false;
+	}
+	if (rc != GW_OK) {
 		log_warnx("event=startup_failed reason=store path=%s "
 			  "error=\"%s\"",
 			  s->cfg->store_path, gw_strerror(rc));
@@ -201,6 +236,10 @@ open_store(struct serve *s)
 			  gw_strerror(rc));
 		return false;
 	}
+	if (!existed)
+		log_info("event=store_created path=%s reason=\"[store] create "
+			 "= yes\"",
+			 s->cfg->store_path);
 	if (recovered > 0)
 		log_info("event=recovered rows=%zu state=due", recovered);
 	s->ev_store = event_new(s->base, store_notify_fd(s->store),
@@ -530,6 +569,7 @@ cli_serve(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	apply_logging(&s);
+	(void)config_store_warnings(s.cfg, log_config_warning, NULL);
 	/* A peer closing a connection must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	rc = serve_run(&s);

@@ -69,6 +69,9 @@ struct store {
 	pthread_t upkeep_thread;
 	bool upkeep_started;
 	void *uconn;
+
+	/* Latest file check (under mu), from whichever thread made it. */
+	enum store_file_state file_state;
 };
 
 static const char *const store_state_names[STORE_STATE_COUNT] = {
@@ -105,7 +108,7 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 	memset(opts, 0, sizeof(*opts));
 	opts->path = cfg->store_path;
 	opts->min_free = cfg->store_min_free;
-	opts->create = true;
+	opts->create = cfg->store_create;
 	opts->relaxed_state = true;
 	opts->background_upkeep = true;
 }
@@ -229,6 +232,68 @@ store_prepare(const struct store_accept *r, struct store_accept *out)
 	return GW_OK;
 }
 
+static void store_upkeep_start(struct store *s);
+static uint64_t store_room(struct store *s);
+
+const char *
+store_file_state_name(enum store_file_state st)
+{
+	switch (st) {
+	case STORE_FILE_MISSING:
+		return "store_missing";
+	case STORE_FILE_REPLACED:
+		return "store_replaced";
+	default:
+		return "ok";
+	}
+}
+
+/* Record a file check made by any thread; the change (not every
+ * request or tick that sees it) is logged. */
+static void
+store_file_note(struct store *s, enum store_file_state st)
+{
+	enum store_file_state was;
+	char path[256];
+
+	pthread_mutex_lock(&s->mu);
+	was = s->file_state;
+	s->file_state = st;
+	pthread_mutex_unlock(&s->mu);
+	if (st == was)
+		return;
+	log_safe(path, sizeof(path), s->path);
+	if (st == STORE_FILE_OK)
+		log_info("event=store_files_back path=%s action=intake_resumed",
+			 path);
+	else
+		log_warnx("event=%s level=error path=%s action=intake_refused "
+			  "message=\"the store file or its -wal file was "
+			  "deleted or replaced under the running gateway: "
+			  "restore it and restart\"",
+			  store_file_state_name(st), path);
+}
+
+enum store_file_state
+store_file_state(struct store *s)
+{
+	enum store_file_state st;
+
+	pthread_mutex_lock(&s->mu);
+	st = s->file_state;
+	pthread_mutex_unlock(&s->mu);
+	return st;
+}
+
+enum store_file_state
+store_file_check(struct store *s)
+{
+	enum store_file_state st = s->ops->check_files(s->conn);
+
+	store_file_note(s, st);
+	return st;
+}
+
 enum gw_err
 store_open(const struct store_options *opts, struct store **out)
 {
@@ -279,6 +344,9 @@ store_open(const struct store_options *opts, struct store **out)
 	}
 	if ((err = s->ops->conn_open(&s->opts, true, &s->conn)) != GW_OK)
 		goto fail_pipe;
+	/* From the start, so a store deleted before the first accept is
+	   seen too (the writer thread starts with the first submit). */
+	store_upkeep_start(s);
 	*out = s;
 	return GW_OK;
 fail_pipe:
@@ -359,6 +427,53 @@ fail:
 	return NULL;
 }
 
+/* Fail every result of a batch with err (nothing of it is acknowledged). */
+static void
+store_fail_all(struct store_result *res, size_t n, enum gw_err err)
+{
+	for (size_t i = 0; i < n; i++) {
+		store_result_cleanup(&res[i]);
+		res[i].err = err;
+	}
+}
+
+/*
+ * Commit a batch on conn (the caller's thread's connection), checking
+ * the store's files before and after: a commit into a file that was
+ * deleted or replaced is lost at the next start, so it is answered as
+ * failed (503) even when it succeeded, and nothing is acknowledged. One
+ * stat per file per batch.
+ */
+static void
+store_commit(struct store *s, void *conn,
+	     const struct store_accept *const *reqs, struct store_result *res,
+	     size_t n)
+{
+	enum store_file_state st = s->ops->check_files(conn);
+	uint64_t room, need = 0;
+	size_t fit = 0;
+
+	store_file_note(s, st);
+	if (st != STORE_FILE_OK) {
+		store_fail_all(res, n, GW_IO);
+		return;
+	}
+	/* min_free holds after this batch: the documents that would take
+	   the disk below it are refused (GW_TEMP, 503), in order, so a
+	   later one never overtakes an earlier one. */
+	room = store_room(s);
+	while (fit < n && (need += STORE_DISK_NEED(reqs[fit]->doc_len)) <= room)
+		fit++;
+	store_fail_all(res + fit, n - fit, GW_TEMP);
+	if (fit == 0)
+		return;
+	(void)s->ops->accept_batch(conn, reqs, res, fit);
+	st = s->ops->check_files(conn);
+	store_file_note(s, st);
+	if (st != STORE_FILE_OK)
+		store_fail_all(res, fit, GW_IO);
+}
+
 /* Wake the loop: one byte while completions wait (mu held). */
 static void
 store_signal(struct store *s)
@@ -403,7 +518,7 @@ store_writer(void *arg)
 		pthread_mutex_unlock(&s->mu);
 
 		memset(s->res, 0, n * sizeof(*s->res));
-		(void)s->ops->accept_batch(s->wconn, s->reqs, s->res, n);
+		store_commit(s, s->wconn, s->reqs, s->res, n);
 		n = 0;
 		for (j = batch; j != NULL; j = j->next) {
 			j->res = s->res[n++];
@@ -426,13 +541,52 @@ store_writer(void *arg)
 	return NULL;
 }
 
-/* The upkeep thread: every STORE_UPKEEP_MS until stop. */
+/* A failing checkpoint (a full disk fails every one, ten a second) is
+ * said at most this often, with the number of failures since. */
+#define STORE_UPKEEP_LOG_MS 60000
+
+/* Say a checkpoint result: failures once a minute, recovery once. */
+static void
+store_upkeep_said(enum gw_err err, const char *detail, uint64_t *said,
+		  unsigned *failures, bool *failing)
+{
+	uint64_t now;
+
+	if (err == GW_OK && *failing) {
+		log_info("event=store_checkpoint_ok failures=%u", *failures);
+		*failing = false;
+		*failures = 0;
+		return;
+	}
+	if (err == GW_OK || err == GW_TEMP)
+		return;
+	(*failures)++;
+	now = util_mono_ms();
+	if (*said != 0 && now - *said < STORE_UPKEEP_LOG_MS)
+		return;
+	log_warnx("event=store_checkpoint_failed error=\"%s\" detail=%s "
+		  "failures=%u next_report_s=%d",
+		  gw_strerror(err), detail[0] != '\0' ? detail : "-", *failures,
+		  STORE_UPKEEP_LOG_MS / 1000);
+	*said = now;
+	*failures = 0;
+	*failing = true;
+}
+
+/* The upkeep thread: every STORE_UPKEEP_MS until stop, check that the
+ * files are still the store's, then checkpoint. While the disk is below
+ * min_free (and once more when space is back) the WAL is cut back to
+ * nothing: its size outlives a checkpoint, and on a full disk that is
+ * the space intake needs to resume. */
 static void *
 store_upkeep(void *arg)
 {
 	struct store *s = arg;
 	struct timespec at;
-	bool failed = false;
+	bool failing = false, truncate = false, low;
+	unsigned failures = 0;
+	uint64_t said = 0;
+	char detail[160];
 	enum gw_err err;
 
 	pthread_mutex_lock(&s->mu);
@@ -447,12 +601,19 @@ store_upkeep(void *arg)
 		if (s->stop)
 			break;
 		pthread_mutex_unlock(&s->mu);
-		err = s->ops->upkeep(s->uconn);
-		/* Said once per run of failures; commits go on regardless. */
-		if (err != GW_OK && !failed)
-			log_warnx("event=store_upkeep_failed error=%s",
-				  gw_strerror(err));
-		failed = err != GW_OK;
+		store_file_note(s, s->ops->check_files(s->uconn));
+		low = store_room(s) == 0;
+		truncate = truncate || low;
+		detail[0] = '\0';
+		err =
+		    s->ops->upkeep(s->uconn, truncate, detail, sizeof(detail));
+		if (err == GW_OK && truncate && !low) {
+			log_info("event=store_wal_truncated reason=disk_space_"
+				 "back");
+			truncate = false;
+		}
+		/* Commits go on regardless. */
+		store_upkeep_said(err, detail, &said, &failures, &failing);
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -460,7 +621,7 @@ store_upkeep(void *arg)
 }
 
 /* Start the upkeep thread when asked for; without it the backend's own
- * inline upkeep (SQLite's auto-checkpoint) still runs. mu held. */
+ * inline upkeep (SQLite's auto-checkpoint) still runs. */
 static void
 store_upkeep_start(struct store *s)
 {
@@ -496,7 +657,6 @@ store_writer_start(struct store *s)
 		goto fail;
 	}
 	s->started = true;
-	store_upkeep_start(s);
 	return GW_OK;
 fail:
 	s->ops->conn_close(s->wconn);
@@ -600,19 +760,20 @@ store_free(struct store *s)
 {
 	if (s == NULL)
 		return;
-	if (s->started) {
-		pthread_mutex_lock(&s->mu);
-		s->stop = true;
-		pthread_cond_signal(&s->work);
-		pthread_cond_signal(&s->upkeep_cv);
-		pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_signal(&s->work);
+	pthread_cond_signal(&s->upkeep_cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->started)
 		pthread_join(s->thread, NULL);
-		if (s->upkeep_started)
-			pthread_join(s->upkeep_thread, NULL);
+	if (s->upkeep_started)
+		pthread_join(s->upkeep_thread, NULL);
+	if (s->started) {
 		(void)store_dispatch(s);
 		s->ops->conn_close(s->wconn);
-		s->ops->conn_close(s->uconn);
 	}
+	s->ops->conn_close(s->uconn);
 	s->ops->conn_close(s->conn);
 	close(s->pipe_r);
 	close(s->pipe_w);
@@ -653,7 +814,7 @@ store_accept(struct store *s, const struct store_accept *req,
 		return err;
 	}
 	one[0] = &r;
-	(void)s->ops->accept_batch(s->conn, one, res, 1);
+	store_commit(s, s->conn, one, res, 1);
 	return res->err;
 }
 
@@ -748,8 +909,7 @@ store_prune(struct store *s, int64_t before, size_t *count)
 	size_t n = 0;
 	enum gw_err err = s->ops->prune(s->conn, before, &n);
 
-	if (err == GW_OK)
-		log_info("event=store_pruned messages=%zu", n);
+	/* serve.c says how many went (event=pruned); the CLI prints it. */
 	if (count != NULL)
 		*count = n;
 	return err;
@@ -833,6 +993,21 @@ store_set_free_space_fn(struct store *s, store_free_space_fn fn, void *arg)
 	s->free_arg = arg;
 }
 
+/* Bytes that may still be written before min_free is reached;
+ * UINT64_MAX without a limit or when the free space cannot be read
+ * (never block intake on a failed probe). Any thread; logs nothing. */
+static uint64_t
+store_room(struct store *s)
+{
+	store_free_space_fn fn =
+	    s->free_fn != NULL ? s->free_fn : store_statvfs;
+	uint64_t bytes;
+
+	if (s->opts.min_free == 0 || fn(s->free_arg, s->dir, &bytes) != GW_OK)
+		return UINT64_MAX;
+	return bytes > s->opts.min_free ? bytes - s->opts.min_free : 0;
+}
+
 bool
 store_disk_ok(struct store *s)
 {
@@ -850,4 +1025,20 @@ store_disk_ok(struct store *s)
 		return true;
 	}
 	return bytes >= s->opts.min_free;
+}
+
+bool
+store_intake_ok(struct store *s, size_t len, const char **reason)
+{
+	enum store_file_state st = store_file_state(s);
+
+	if (st != STORE_FILE_OK) {
+		*reason = store_file_state_name(st);
+		return false;
+	}
+	if (store_room(s) < STORE_DISK_NEED(len)) {
+		*reason = "disk_low";
+		return false;
+	}
+	return true;
 }

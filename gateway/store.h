@@ -39,7 +39,7 @@ enum gw_err store_state_parse(const char *s, enum store_state *out);
 struct store_options {
 	const char *path;   /* SQLite file (borrowed during store_open) */
 	uint64_t min_free;  /* bytes free below which store_disk_ok fails */
-	bool create;	    /* create the file when missing */
+	bool create;	    /* create the file when missing (or empty) */
 	unsigned queue_max; /* submitted accepts not yet dispatched;
 				   0: 4096 */
 	unsigned batch_max; /* accepts per commit; 0: 256 */
@@ -55,11 +55,20 @@ struct store_options {
 	   inside whichever commit crosses the threshold: a checkpoint then
 	   never holds up a group commit or the loop thread. */
 	bool background_upkeep;
+	/* Read only (the queue CLI's list, show, stats): never creates or
+	   migrates anything; with no -wal file beside the database (no
+	   gateway has it open) it is read as an immutable file, so no -wal
+	   or -shm file is made either. GW_NOTFOUND when there is no store,
+	   GW_CONFIG for a schema other than this binary's. */
+	bool readonly;
+	/* A command-line tool: no daemon log lines (schema migrations,
+	   prune counts); the tool reports in its own words. */
+	bool quiet;
 };
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
- * from cfg): create when missing, relaxed_state and background_upkeep
- * on. */
+ * from cfg): create only with [store] create = yes, relaxed_state and
+ * background_upkeep on. */
 void store_options_from_config(struct store_options *opts,
 			       const struct config *cfg);
 
@@ -340,6 +349,28 @@ enum gw_err store_reschedule(struct store *s, const char *receiver, int64_t now,
  * per (state, receiver) from store_stats (loop thread only). */
 void store_metrics_update(struct store *s, int64_t now);
 
+/* Whether the files the store has open are still the ones its path
+ * names: a store file deleted or replaced under a running daemon would
+ * take acknowledged messages with it. */
+enum store_file_state {
+	STORE_FILE_OK,
+	STORE_FILE_MISSING,  /* the database or its -wal file is gone */
+	STORE_FILE_REPLACED, /* the path names another file now */
+};
+
+/* "ok", "store_missing", "store_replaced". */
+const char *store_file_state_name(enum store_file_state st);
+
+/* The state found by the latest check (any thread). With
+ * background_upkeep the files are checked every STORE_UPKEEP_MS, and by
+ * the writer before and after every group commit: a commit made while
+ * they are not OK is answered as failed (GW_IO), never acknowledged. */
+enum store_file_state store_file_state(struct store *s);
+
+/* Check the files now on the caller's connection (loop thread only) and
+ * record the result as store_file_state does. */
+enum store_file_state store_file_check(struct store *s);
+
 /* Free bytes available on the filesystem holding dir. */
 typedef enum gw_err (*store_free_space_fn)(void *arg, const char *dir,
 					   uint64_t *bytes);
@@ -351,6 +382,18 @@ void store_set_free_space_fn(struct store *s, store_free_space_fn fn,
 /* True when the store's filesystem has at least min_free bytes free (or
  * the free space cannot be read: never block intake on a failed probe). */
 bool store_disk_ok(struct store *s);
+
+/* Bytes of disk a document of len bytes may take while it is stored:
+ * its copy in the database and up to twice that in the WAL. */
+#define STORE_DISK_NEED(len) ((uint64_t)(len)*3u)
+
+/*
+ * Whether intake may accept a document of len bytes now: the store's
+ * files are the ones it opened, and min_free bytes stay free after
+ * STORE_DISK_NEED(len). On false *reason (static) is "store_missing",
+ * "store_replaced" or "disk_low". Any thread.
+ */
+bool store_intake_ok(struct store *s, size_t len, const char **reason);
 
 /*
  * Backend interface. Every function gets a connection made by conn_open;
@@ -394,8 +437,14 @@ struct store_ops {
 	enum gw_err (*reschedule)(void *conn, const char *receiver, int64_t now,
 				  size_t *count);
 	/* Background upkeep on a connection of its own, called about every
-	   STORE_UPKEEP_MS; must not block writers for long. */
-	enum gw_err (*upkeep)(void *conn);
+	   STORE_UPKEEP_MS; must not block writers for long. Logs nothing
+	   (the caller limits how often a failure is said; detail gets
+	   the backend's text). truncate: also cut the log file back to
+	   nothing (disk low). */
+	enum gw_err (*upkeep)(void *conn, bool truncate, char *detail,
+			      size_t n);
+	/* Compare the files conn has open with what its path names now. */
+	enum store_file_state (*check_files)(void *conn);
 };
 
 /* Interval of the background upkeep thread. */

@@ -230,6 +230,11 @@ struct sq {
 	sqlite3 *db;
 	bool relaxed; /* synchronous=NORMAL except while accepting */
 	sqlite3_stmt *st[SQ_COUNT];
+	/* The -wal file this connection writes (SQLite's "has moved" check
+	   covers the database file only), recorded once it exists. */
+	bool wal_known;
+	dev_t wal_dev;
+	ino_t wal_ino;
 };
 
 static const char *const sq_states[STORE_STATE_COUNT] = {
@@ -381,11 +386,11 @@ sq_commit(struct sq *c)
  * concurrent opener (the CLI beside the daemon) re-reads the version
  * under the write lock. */
 static enum gw_err
-sq_migrate(struct sq *c)
+sq_migrate(struct sq *c, bool quiet)
 {
 	enum gw_err err;
 	char sql[64];
-	int64_t v;
+	int64_t v, from = -1;
 
 	for (;;) {
 		/* Up to date: no write lock needed (the daemon may hold it). */
@@ -420,8 +425,11 @@ sq_migrate(struct sq *c)
 			goto fail;
 		if ((err = sq_commit(c)) != GW_OK)
 			return err;
-		/* Creating a new store is routine; upgrading one is news. */
-		if (v == 0)
+		if (from < 0)
+			from = v;
+		/* Creating a new store is routine; upgrading one is news
+		   (for the daemon's log; the CLI says it its own way). */
+		if (from == 0 || quiet)
 			log_debug("event=store_schema_created version=%lld",
 				  (long long)v + 1);
 		else
@@ -447,6 +455,133 @@ sq_close(void *conn)
 	free(c);
 }
 
+/*
+ * The database file this connection has open against what its path names
+ * now (SQLite compares the inode of its descriptor with a stat of the
+ * path), then the -wal file against the one recorded when this
+ * connection first saw it: the daemon's connections keep the -wal open
+ * for their whole life, so it never legitimately goes away meanwhile.
+ */
+static enum store_file_state
+sq_check_files(void *conn)
+{
+	struct sq *c = conn;
+	const char *db = sqlite3_db_filename(c->db, "main");
+	const char *wal;
+	struct stat sb;
+	int moved = 0;
+
+	if (db == NULL || db[0] == '\0')
+		return STORE_FILE_OK;
+	if (sqlite3_file_control(c->db, "main", SQLITE_FCNTL_HAS_MOVED,
+				 &moved) != SQLITE_OK)
+		moved = 0;
+	if (moved)
+		return stat(db, &sb) != 0 && errno == ENOENT
+			   ? STORE_FILE_MISSING
+			   : STORE_FILE_REPLACED;
+	if ((wal = sqlite3_filename_wal(db)) == NULL)
+		return STORE_FILE_OK;
+	if (stat(wal, &sb) != 0) {
+		if (errno == ENOENT && c->wal_known)
+			return STORE_FILE_MISSING;
+		return STORE_FILE_OK;
+	}
+	if (!c->wal_known) {
+		c->wal_known = true;
+		c->wal_dev = sb.st_dev;
+		c->wal_ino = sb.st_ino;
+		return STORE_FILE_OK;
+	}
+	if (sb.st_dev != c->wal_dev || sb.st_ino != c->wal_ino)
+		return STORE_FILE_REPLACED;
+	return STORE_FILE_OK;
+}
+
+/* "file:" URI of path for sqlite3_open_v2 with query (without '?'). */
+static bool
+sq_uri(const char *path, const char *query, char *out, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o;
+	int w;
+
+	/* "file://" + "/abs": an empty authority, so a path starting with
+	   "//" is never read as a host. */
+	w = snprintf(out, n, "file:%s", path[0] == '/' ? "//" : "");
+	if (w < 0 || (size_t)w >= n)
+		return false;
+	o = (size_t)w;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		bool plain =
+		    (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("/._-~", *p) != NULL;
+
+		if (o + 4 >= n)
+			return false;
+		if (plain) {
+			out[o++] = (char)*p;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	w = snprintf(out + o, n - o, "?%s", query);
+	return w >= 0 && (size_t)w < n - o;
+}
+
+/*
+ * A read-only connection that writes nothing beside the store. SQLite's
+ * read-only mode still makes -wal and -shm files for a WAL database
+ * (and leaves them behind) when the directory is writable; without a
+ * -wal file no connection has the store open and the database file is
+ * complete, so it is opened immutable (no locks, no WAL). With one, a
+ * gateway may be running: its WAL must be read, through SQLite's
+ * read-only WAL support.
+ */
+static enum gw_err
+sq_open_readonly(const struct store_options *opts, struct sq *c)
+{
+	char wal[PATH_MAX + 8], uri[3 * PATH_MAX + 64];
+	struct stat sb;
+	int64_t v;
+	int rc;
+
+	if (stat(opts->path, &sb) != 0)
+		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
+	if (!S_ISREG(sb.st_mode))
+		return GW_IO;
+	if (sb.st_size == 0)
+		return GW_NOTFOUND;
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", opts->path) >=
+	    sizeof(wal))
+		return GW_CONFIG;
+	if (stat(wal, &sb) == 0)
+		rc = sqlite3_open_v2(opts->path, &c->db,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	else if (sq_uri(opts->path, "mode=ro&immutable=1", uri, sizeof(uri)))
+		rc = sqlite3_open_v2(uri, &c->db,
+				     SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+					 SQLITE_OPEN_NOMUTEX,
+				     NULL);
+	else
+		return GW_CONFIG;
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "open", rc);
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, opts->busy_timeout_ms > 0
+					? (int)opts->busy_timeout_ms
+					: 5000);
+	if (sq_int(c, "PRAGMA user_version", &v) != GW_OK)
+		return GW_PERM;
+	/* Nothing is migrated here: newer is GW_CONFIG, older GW_PERM. */
+	if (v != STORE_SQLITE_SCHEMA)
+		return v > STORE_SQLITE_SCHEMA ? GW_CONFIG : GW_PERM;
+	return GW_OK;
+}
+
 static enum gw_err
 sq_open(const struct store_options *opts, bool migrate, void **out)
 {
@@ -461,8 +596,18 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 		return GW_CONFIG;
 	if (!opts->create && stat(opts->path, &sb) != 0)
 		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
+	/* An empty file where the store should be is no store: without
+	   create, starting on it would make a new empty store silently. */
+	if (!opts->create && S_ISREG(sb.st_mode) && sb.st_size == 0)
+		return GW_NOTFOUND;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return GW_NOMEM;
+	if (opts->readonly) {
+		if ((err = sq_open_readonly(opts, c)) != GW_OK)
+			goto fail;
+		*out = c;
+		return GW_OK;
+	}
 	flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 	if (opts->create)
 		flags |= SQLITE_OPEN_CREATE;
@@ -501,7 +646,7 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 		c->relaxed = true;
 	}
 	if (migrate) {
-		if ((err = sq_migrate(c)) != GW_OK)
+		if ((err = sq_migrate(c, opts->quiet)) != GW_OK)
 			goto fail;
 	} else {
 		if ((err = sq_int(c, "PRAGMA user_version", &v)) != GW_OK)
@@ -511,6 +656,7 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 			goto fail;
 		}
 	}
+	(void)sq_check_files(c);
 	*out = c;
 	return GW_OK;
 fail:
@@ -1052,7 +1198,7 @@ sq_reschedule(void *conn, const char *receiver, int64_t now, size_t *count)
  * copy the few frames committed since.
  */
 static enum gw_err
-sq_upkeep(void *conn)
+sq_upkeep(void *conn, bool truncate, char *detail, size_t n)
 {
 	struct sq *c = conn;
 	int rc, log = 0, done = 0;
@@ -1063,9 +1209,19 @@ sq_upkeep(void *conn)
 	if (rc == SQLITE_OK && log >= SQ_WAL_RESTART)
 		rc = sqlite3_wal_checkpoint_v2(
 		    c->db, NULL, SQLITE_CHECKPOINT_RESTART, &log, &done);
-	if (rc == SQLITE_OK || (rc & 0xff) == SQLITE_BUSY)
+	/* The WAL keeps its size after a checkpoint (up to
+	   journal_size_limit): on a full disk that space is given back. */
+	if (rc == SQLITE_OK && truncate)
+		rc = sqlite3_wal_checkpoint_v2(
+		    c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+	if (rc == SQLITE_OK)
 		return GW_OK;
-	return sq_fail(c, "checkpoint", rc);
+	/* Busy: a reader or the writer was in the way; next time. */
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return truncate ? GW_TEMP : GW_OK;
+	if (detail != NULL && n > 0)
+		log_safe(detail, n, sqlite3_errmsg(c->db));
+	return sq_err(rc) != GW_OK ? sq_err(rc) : GW_PERM;
 }
 
 static enum gw_err
@@ -1530,4 +1686,5 @@ const struct store_ops store_sqlite_ops = {
     .expire = sq_expire,
     .reschedule = sq_reschedule,
     .upkeep = sq_upkeep,
+    .check_files = sq_check_files,
 };

@@ -116,8 +116,25 @@ class Gateway:
         with open(self.conf, "w") as f:
             f.write(text)
 
-    def start(self, wait=True):
+    def init_store(self):
+        """`pzpgw queue init`: what an operator runs once on a new
+        machine (the daemon never creates a store with [store] create =
+        no, the default). Returns the CompletedProcess."""
+        return subprocess.run([BINARY, "queue", "-c", self.conf, "init"],
+                              capture_output=True, text=True)
+
+    def start(self, wait=True, init=None):
+        """Start the daemon. init (default: only on the first start of
+        this Gateway) runs `queue init` first when no store exists."""
         self.write_config()
+        if init is None:
+            init = not getattr(self, "started_once", False)
+        self.started_once = True
+        store = self.sections.get("store", {})
+        path = store.get("path")
+        if (init and path and store.get("create") != "yes"
+                and not os.path.exists(path)):
+            self.init_store()
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BINARY, "serve", "-d", "-c", self.conf],

@@ -389,8 +389,10 @@ def test_drops_privileges_after_reading_keys(pki):
     storedir = os.path.join(workdir, "store")
     os.mkdir(storedir, 0o700)
     os.chown(storedir, nobody.pw_uid, nobody.pw_gid)
+    # The daemon makes the store itself, as the service user.
     g = gw.Gateway(pki, workdir, process__user="nobody",
-                   store__path=os.path.join(storedir, "pzpgw.db"))
+                   store__path=os.path.join(storedir, "pzpgw.db"),
+                   store__create="yes")
     g.start()
     try:
         with open("/proc/%d/status" % g.proc.pid) as f:

@@ -105,7 +105,7 @@ def test_init_is_idempotent_and_missing_store_fails(store, tmp_path):
     mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     p = run("queue", "--store", str(tmp_path / "absent.db"), "list", ok=(2,))
-    assert "not found" in p.stderr
+    assert "no store at" in p.stderr
     assert not (tmp_path / "absent.db").exists()
 
 

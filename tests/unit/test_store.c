@@ -1126,6 +1126,38 @@ test_disk(void **state)
 	store_free(s);
 }
 
+/* min_free must hold after the document about to be stored, counting
+ * its copy in the WAL: refused (GW_TEMP, nothing stored) one byte short
+ * of STORE_DISK_NEED, accepted with exactly that room. */
+static void
+test_disk_need(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path, .min_free = 1 << 20};
+	const char *rc[1] = {R1};
+	struct store_accept r = req("need-1", "need-1", "p", rc, 1, T0);
+	struct store_message *m = NULL;
+	struct store_result res;
+	struct store *s = NULL;
+	const char *why = NULL;
+	uint64_t avail;
+
+	assert_int_equal(store_open(&o, &s), GW_OK);
+	store_set_free_space_fn(s, fake_free, &avail);
+	avail = (1 << 20) + STORE_DISK_NEED(r.doc_len) - 1;
+	assert_true(store_disk_ok(s)); /* above min_free, yet too little */
+	assert_false(store_intake_ok(s, r.doc_len, &why));
+	assert_string_equal(why, "disk_low");
+	assert_int_equal(store_accept(s, &r, &res), GW_TEMP);
+	store_result_cleanup(&res);
+	assert_int_equal(store_show(s, "need-1", false, &m), GW_NOTFOUND);
+	avail++;
+	assert_true(store_intake_ok(s, r.doc_len, &why));
+	assert_int_equal(store_accept(s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	store_free(s);
+}
+
 /* Background upkeep with an operator's long read transaction open: the
  * restart checkpoint gives up quickly instead of holding commits off for
  * the whole busy timeout, and once the reader is gone the log starts
@@ -1385,6 +1417,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_disk_need, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_disk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
