@@ -41,10 +41,6 @@ port = 9090
 [store]
 path = pzpgw.db
 min_free = 64M
-# Development only: make the store on first start. In production leave
-# create = no and run pzpgw queue init once, so a store that disappears
-# is never silently replaced by an empty one.
-create = yes
 
 [delivery]
 backoff_min = 1s

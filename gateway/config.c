@@ -72,6 +72,7 @@ static char comment_prefixes[] = ";#";
 
 static const char *const algs[] = {"PS256", "RS256", "ES256", NULL};
 static const char *const logs[] = {"syslog", "stderr", NULL};
+static const char *const creates[] = {"auto", "yes", "no", NULL};
 static const char *const allows[] = {"push", "pull", "validate", NULL};
 
 #define KIB  1024ull
@@ -113,7 +114,7 @@ static const struct key cfg_keys[] = {
      NULL},
     {"store", "retention", T_UINT, 0, C(store_retention_days), "30", 1, 3650,
      NULL},
-    {"store", "create", T_BOOL, 0, C(store_create), "no", 0, 0, NULL},
+    {"store", "create", T_ENUM, 0, C(store_create), "auto", 0, 0, creates},
 
     {"limits", "max_body", T_SIZE, 0, C(max_body), "10M", KIB, GIB, NULL},
     {"limits", "max_header", T_SIZE, 0, C(max_header), "16k", KIB, MIB, NULL},

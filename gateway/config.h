@@ -66,7 +66,7 @@ struct config {
 	/* Days after which delivered rows are pruned. */
 	unsigned store_retention_days;
 	/* Create the store when missing (else only `pzpgw queue init`). */
-	bool store_create;
+	char *store_create; /* auto, yes or no (store_options_from_config) */
 
 	/* [limits] */
 	unsigned max_connections;

@@ -213,11 +213,13 @@ open_store(struct serve *s)
 		   behind the operator's back: acknowledged messages were in
 		   it. Said on stderr too, which systemd keeps. */
 		log_warnx("event=startup_failed reason=store_missing path=%s "
-			  "message=\"no store (or an empty file) at this path "
-			  "and [store] create = no: restore it from a backup, "
+			  "message=\"no store (or an empty file) at this path, "
+			  "where a store was made before (marker %s%s) or "
+			  "[store] create = no: restore it from a backup, "
 			  "or create an empty one with pzpgw queue -c %s "
 			  "init\"",
-			  s->cfg->store_path, s->path);
+			  s->cfg->store_path, s->cfg->store_path,
+			  STORE_MARKER_SUFFIX, s->path);
 		fprintf(stderr,
 			"pzpgw serve: no store at %s; restore it, or create an "
 			"empty one with: pzpgw queue -c %s init\n",
@@ -237,9 +239,8 @@ open_store(struct serve *s)
 		return false;
 	}
 	if (!existed)
-		log_info("event=store_created path=%s reason=\"[store] create "
-			 "= yes\"",
-			 s->cfg->store_path);
+		log_info("event=store_created path=%s create=%s",
+			 s->cfg->store_path, s->cfg->store_create);
 	if (recovered > 0)
 		log_info("event=recovered rows=%zu state=due", recovered);
 	s->ev_store = event_new(s->base, store_notify_fd(s->store),

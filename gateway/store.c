@@ -108,7 +108,11 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 	memset(opts, 0, sizeof(*opts));
 	opts->path = cfg->store_path;
 	opts->min_free = cfg->store_min_free;
-	opts->create = cfg->store_create;
+	/* auto: a store may be made only where none was before; the marker
+	   a store leaves beside itself says one was (store_marked). */
+	opts->create = strcmp(cfg->store_create, "yes") == 0 ||
+		       (strcmp(cfg->store_create, "auto") == 0 &&
+			!store_marked(cfg->store_path));
 	opts->relaxed_state = true;
 	opts->background_upkeep = true;
 }

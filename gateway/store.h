@@ -67,10 +67,21 @@ struct store_options {
 };
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
- * from cfg): create only with [store] create = yes, relaxed_state and
- * background_upkeep on. */
+ * from cfg): create with [store] create = yes, or with auto (the default)
+ * when no store was ever made at the path (store_marked); relaxed_state
+ * and background_upkeep on. */
 void store_options_from_config(struct store_options *opts,
 			       const struct config *cfg);
+
+/*
+ * A store opened for writing leaves a marker beside its file (PATH.created,
+ * STORE_MARKER_SUFFIX), which outlives the database being deleted,
+ * replaced by an empty file or not mounted. True when the marker for path
+ * exists (or cannot be checked): a new, empty store must then not be made
+ * there without an operator's `pzpgw queue init`.
+ */
+bool store_marked(const char *path);
+#define STORE_MARKER_SUFFIX ".created"
 
 /* One document to accept; every pointer is borrowed by the call. */
 struct store_accept {

@@ -4,12 +4,14 @@
  * with a savepoint per document, and the outbox queries of the deliverer.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store.h"
@@ -582,6 +584,86 @@ sq_open_readonly(const struct store_options *opts, struct sq *c)
 	return GW_OK;
 }
 
+/* PATH.created; false when it does not fit. */
+static bool
+sq_marker_path(const char *path, char *out, size_t n)
+{
+	int len = snprintf(out, n, "%s%s", path, STORE_MARKER_SUFFIX);
+
+	return len > 0 && (size_t)len < n;
+}
+
+/* An in-memory or URI database leaves no marker. */
+static bool
+sq_is_file(const char *path)
+{
+	return strcmp(path, ":memory:") != 0 && strncmp(path, "file:", 5) != 0;
+}
+
+bool
+store_marked(const char *path)
+{
+	char marker[PATH_MAX];
+	struct stat sb;
+
+	if (path == NULL || !sq_is_file(path))
+		return false;
+	if (!sq_marker_path(path, marker, sizeof(marker)))
+		return true;
+	/* Only a marker that is certainly absent allows a new store. */
+	return lstat(marker, &sb) == 0 || errno != ENOENT;
+}
+
+/*
+ * Leave the marker beside a store opened for writing (once; kept from
+ * then on), synced with its directory so that it survives a crash right
+ * after the store was made.
+ */
+static enum gw_err
+sq_mark(const struct store_options *opts)
+{
+	char marker[PATH_MAX], dir[PATH_MAX], text[PATH_MAX + 200];
+	struct stat sb;
+	char *slash;
+	int fd, len;
+	bool ok;
+
+	if (!sq_is_file(opts->path))
+		return GW_OK;
+	if (!sq_marker_path(opts->path, marker, sizeof(marker)))
+		return GW_CONFIG;
+	if (stat(marker, &sb) == 0)
+		return GW_OK;
+	len = snprintf(text, sizeof(text),
+		       "A pzpgw store lives at %s. While this file exists the "
+		       "gateway does not make a new, empty store there;\n"
+		       "pzpgw queue init does, on an operator's word.\n",
+		       opts->path);
+	fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return errno == EEXIST ? GW_OK : GW_IO;
+	ok = len > 0 && (size_t)len < sizeof(text) &&
+	     write(fd, text, (size_t)len) == (ssize_t)len && fsync(fd) == 0;
+	close(fd);
+	if (!ok) {
+		unlink(marker);
+		return GW_IO;
+	}
+	util_strlcpy(dir, marker, sizeof(dir));
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	else
+		util_strlcpy(dir, ".", sizeof(dir));
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	return GW_OK;
+}
+
 static enum gw_err
 sq_open(const struct store_options *opts, bool migrate, void **out)
 {
@@ -657,6 +739,8 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 		}
 	}
 	(void)sq_check_files(c);
+	if (migrate && (err = sq_mark(opts)) != GW_OK)
+		goto fail;
 	*out = c;
 	return GW_OK;
 fail:

@@ -118,8 +118,8 @@ class Gateway:
 
     def init_store(self):
         """`pzpgw queue init`: what an operator runs once on a new
-        machine (the daemon never creates a store with [store] create =
-        no, the default). Returns the CompletedProcess."""
+        machine with [store] create = no (the default, auto, makes the
+        first store itself). Returns the CompletedProcess."""
         return subprocess.run([BINARY, "queue", "-c", self.conf, "init"],
                               capture_output=True, text=True)
 

@@ -147,6 +147,38 @@ def test_restart_after_deletion_refuses_until_queue_init(pki, tmp_path):
         assert g.stop() == 0
 
 
+def test_first_start_makes_a_store_and_marks_it(pki, tmp_path):
+    """The default, create = auto: a path where no store ever was gets
+    one at the first start, and the marker beside it; once the store is
+    gone the marker keeps a restart from making an empty one."""
+    g = gw.Gateway(pki, str(tmp_path))
+    g.start(init=False)
+    try:
+        assert os.path.exists(db_path(g))
+        assert os.path.exists(db_path(g) + ".created")
+        assert "event=store_created" in g.log_text()
+        assert post(g, message(HOSPITAL, [GP1]))[0] == 202
+    finally:
+        assert g.stop() == 0
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db_path(g) + suffix):
+            os.unlink(db_path(g) + suffix)
+    g.log.close()
+    g.start(wait=False, init=False)
+    assert g.proc.wait(20) != 0
+    assert "reason=store_missing" in g.log_text()
+    assert not os.path.exists(db_path(g)), "a store was created"
+
+
+def test_create_no_never_makes_a_store(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), store__create="no")
+    g.start(wait=False, init=False)
+    assert g.proc.wait(20) != 0
+    assert "reason=store_missing" in g.log_text()
+    assert not os.path.exists(db_path(g))
+    assert not os.path.exists(db_path(g) + ".created")
+
+
 def test_create_yes_makes_a_missing_store(pki, tmp_path):
     g = gw.Gateway(pki, str(tmp_path), store__create="yes")
     g.start()

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "config.h"
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
@@ -59,7 +60,7 @@ static void
 rm_dir(const char *dir)
 {
 	const char *sfx[] = {"store.db", "store.db-wal", "store.db-shm",
-			     "acks"};
+			     "store.db" STORE_MARKER_SUFFIX, "acks"};
 	char p[160];
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(sfx); i++) {
@@ -765,6 +766,37 @@ check_counts(const char *path)
 	sqlite3_close(db);
 }
 
+/* A store opened for writing leaves its marker; a missing store with a
+ * marker is not made again by create = auto. */
+static void
+test_marker(void **state)
+{
+	struct fixture *f = *state;
+	struct config cfg = {.store_path = f->path, .store_create = "auto"};
+	struct store_options o;
+	char marker[200];
+	struct stat sb;
+
+	snprintf(marker, sizeof(marker), "%s%s", f->path, STORE_MARKER_SUFFIX);
+	assert_int_equal(stat(marker, &sb), 0);
+	assert_true(store_marked(f->path));
+	store_options_from_config(&o, &cfg);
+	assert_false(o.create);
+	assert_int_equal(unlink(marker), 0);
+	assert_false(store_marked(f->path));
+	store_options_from_config(&o, &cfg);
+	assert_true(o.create);
+	cfg.store_create = "no";
+	store_options_from_config(&o, &cfg);
+	assert_false(o.create);
+	cfg.store_create = "yes";
+	assert_int_equal(symlink("/nonexistent", marker), 0);
+	assert_true(store_marked(f->path)); /* there, though dangling */
+	store_options_from_config(&o, &cfg);
+	assert_true(o.create);
+	assert_false(store_marked(":memory:"));
+}
+
 static void
 test_migrate(void **state)
 {
@@ -1413,6 +1445,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
