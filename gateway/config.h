@@ -70,6 +70,11 @@ struct config {
 	uint64_t read_timeout_ms;
 	uint64_t write_timeout_ms;
 	unsigned max_pending; /* requests being processed before 503 */
+	/* Connections not yet past the TLS handshake (org listener) or
+	 * their first request (admin listener): a pool of their own, each
+	 * closed after handshake_timeout. */
+	unsigned max_handshakes;
+	uint64_t handshake_timeout_ms;
 
 	/* [delivery] */
 	unsigned delivery_concurrency; /* default per peer */

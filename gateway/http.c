@@ -45,10 +45,21 @@ struct http_listener {
 	struct http_route *routes;
 	size_t nroutes;
 	unsigned port;
+	struct http_conn *conns; /* open connections */
+	unsigned nconns;
+	/* Connections still in the TLS handshake, oldest first: a pool of
+	 * their own (max_handshakes), so that sockets which never finish a
+	 * handshake cannot take the places of organisations. */
+	struct http_conn *hs_head, *hs_tail;
+	unsigned nhandshakes;
+	unsigned nestablished;	 /* past the handshake; max_connections */
+	bool paused;		 /* accepting stopped at the connection limit */
+	uint64_t full_logged_ms; /* last event=handshake_pool_full line */
 };
 
 struct http_conn {
 	struct http_server *srv;
+	struct http_listener *lst;
 	struct bufferevent *bev;
 	SSL *ssl;
 	struct event *deadline;
@@ -56,8 +67,11 @@ struct http_conn {
 	struct evhttp_connection *evcon;
 	enum conn_state state;
 	bool nodelay;	     /* TCP_NODELAY set on the socket */
+	bool handshaking;    /* in the handshake pool */
+	bool established;    /* counted in lst->nestablished */
 	uint64_t bytes_mark; /* raw bytes read when the last reply ended */
-	struct http_conn *prev, *next; /* in http_server.conns */
+	struct http_conn *prev, *next;	 /* in lst->conns */
+	struct http_conn *hprev, *hnext; /* in lst's handshake pool */
 };
 
 struct http_server {
@@ -66,10 +80,7 @@ struct http_server {
 	SSL_CTX *ctx;
 	struct http_listener org;
 	struct http_listener admin;
-	struct http_conn *conns; /* open connections of the org listener */
-	unsigned nconns;
 	unsigned pending;
-	bool paused; /* accepting stopped at the connection limit */
 	bool stopping;
 	struct event *grace;
 	http_done_fn done;
@@ -101,14 +112,43 @@ static void conn_check_done(struct http_server *srv);
 
 /* ---- connections ---- */
 
+static const char *
+lst_name(const struct http_listener *lst)
+{
+	return lst->admin ? "admin" : "org";
+}
+
+/* One label set {listener="..."} for the connection metrics. */
+static const char *
+lst_labels(const struct http_listener *lst, char *out, size_t n)
+{
+	out[0] = '\0';
+	metrics_label(out, n, "listener", lst_name(lst));
+	return out;
+}
+
 static void
-conn_link(struct http_server *srv, struct http_conn *c)
+conn_gauges(const struct http_listener *lst)
+{
+	char labels[96];
+
+	lst_labels(lst, labels, sizeof(labels));
+	metrics_label(labels, sizeof(labels), "state", "handshake");
+	metrics_set("pzpgw_http_connections", labels, (double)lst->nhandshakes);
+	lst_labels(lst, labels, sizeof(labels));
+	metrics_label(labels, sizeof(labels), "state", "established");
+	metrics_set("pzpgw_http_connections", labels,
+		    (double)lst->nestablished);
+}
+
+static void
+conn_link(struct http_listener *lst, struct http_conn *c)
 {
 	c->prev = NULL;
-	c->next = srv->conns;
-	if (srv->conns != NULL)
-		srv->conns->prev = c;
-	srv->conns = c;
+	c->next = lst->conns;
+	if (lst->conns != NULL)
+		lst->conns->prev = c;
+	lst->conns = c;
 }
 
 static void
@@ -116,11 +156,49 @@ conn_unlink(struct http_conn *c)
 {
 	if (c->prev != NULL)
 		c->prev->next = c->next;
-	else if (c->srv != NULL)
-		c->srv->conns = c->next;
+	else if (c->lst != NULL)
+		c->lst->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
+}
+
+/* Put c at the young end of its listener's handshake pool. */
+static void
+hs_enter(struct http_conn *c)
+{
+	struct http_listener *lst = c->lst;
+
+	c->handshaking = true;
+	c->hnext = NULL;
+	c->hprev = lst->hs_tail;
+	if (lst->hs_tail != NULL)
+		lst->hs_tail->hnext = c;
+	else
+		lst->hs_head = c;
+	lst->hs_tail = c;
+	lst->nhandshakes++;
+}
+
+/* Take c out of the handshake pool (no-op when it is not in it). */
+static void
+hs_leave(struct http_conn *c)
+{
+	struct http_listener *lst = c->lst;
+
+	if (!c->handshaking)
+		return;
+	if (c->hprev != NULL)
+		c->hprev->hnext = c->hnext;
+	else
+		lst->hs_head = c->hnext;
+	if (c->hnext != NULL)
+		c->hnext->hprev = c->hprev;
+	else
+		lst->hs_tail = c->hprev;
+	c->hprev = c->hnext = NULL;
+	c->handshaking = false;
+	lst->nhandshakes--;
 }
 
 static void
@@ -137,31 +215,107 @@ static void
 conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
+	char labels[64];
 
-	log_debug("conn deadline state=%d", (int)c->state);
-	metrics_add("pzpgw_http_timeouts_total", "", 1);
+	lst_labels(c->lst, labels, sizeof(labels));
+	if (c->handshaking) {
+		log_debug("conn handshake deadline listener=%s",
+			  lst_name(c->lst));
+		metrics_add("pzpgw_http_handshake_timeouts_total", labels, 1);
+		/* Out of the pool now: its place is free before evhttp has
+		 * let go of the socket. */
+		hs_leave(c);
+		conn_gauges(c->lst);
+	} else {
+		log_debug("conn deadline state=%d", (int)c->state);
+		metrics_add("pzpgw_http_timeouts_total", "", 1);
+	}
 	conn_close(c);
 }
 
 static void
-conn_arm_deadline(struct http_conn *c)
+conn_arm_deadline(struct http_conn *c, uint64_t ms)
 {
-	uint64_t ms = c->srv->cfg->read_timeout_ms;
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
 			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
 	evtimer_add(c->deadline, &tv);
 }
 
+/* Accept while fewer than max_connections connections are past their
+ * handshake; the handshake pool makes room for itself (conn_bevcb). */
 static void
-listener_resume(struct http_server *srv)
+listener_update(struct http_listener *lst)
 {
-	if (srv->paused && !srv->stopping && srv->org.bound != NULL &&
-	    srv->nconns < srv->cfg->max_connections) {
+	struct http_server *srv = lst->srv;
+	bool full = lst->nestablished >= srv->cfg->max_connections;
+
+	if (lst->bound == NULL)
+		return;
+	if (full && !lst->paused) {
+		evconnlistener_disable(
+		    evhttp_bound_socket_get_listener(lst->bound));
+		lst->paused = true;
+		log_warnx("event=connection_limit listener=%s connections=%u",
+			  lst_name(lst), lst->nestablished);
+	} else if (!full && lst->paused && !srv->stopping) {
 		evconnlistener_enable(
-		    evhttp_bound_socket_get_listener(srv->org.bound));
-		srv->paused = false;
+		    evhttp_bound_socket_get_listener(lst->bound));
+		lst->paused = false;
 	}
+}
+
+/* c leaves the handshake pool for the established one. */
+static void
+conn_established(struct http_conn *c)
+{
+	struct http_listener *lst = c->lst;
+
+	hs_leave(c);
+	c->established = true;
+	lst->nestablished++;
+	/* From here read_timeout bounds the wait for a request. */
+	conn_arm_deadline(c, c->srv->cfg->read_timeout_ms);
+	listener_update(lst);
+	conn_gauges(lst);
+}
+
+/* The TLS handshake of an org connection is complete. OpenSSL calls
+ * this from inside SSL_do_handshake: only bookkeeping here. */
+static void
+conn_info_cb(const SSL *ssl, int where, int ret)
+{
+	struct http_conn *c;
+
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_DONE))
+		return;
+	c = SSL_get_ex_data(ssl, conn_ex_index);
+	if (c != NULL && c->srv != NULL && c->handshaking)
+		conn_established(c);
+}
+
+/* Forget c, whose connection evhttp has freed. Frees c. */
+static void
+conn_gone(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	struct http_listener *lst = c->lst;
+
+	event_free(c->deadline);
+	if (srv == NULL) { /* the server went first (http_server_free) */
+		free(c);
+		return;
+	}
+	hs_leave(c);
+	if (c->established)
+		lst->nestablished--;
+	conn_unlink(c);
+	lst->nconns--;
+	free(c);
+	listener_update(lst);
+	conn_gauges(lst);
+	conn_check_done(srv);
 }
 
 /* Runs when OpenSSL frees the SSL object of a connection, which libevent
@@ -171,11 +325,9 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 	     void *argp)
 {
 	struct http_conn *c = ptr;
-	struct http_server *srv;
 
 	if (c == NULL)
 		return;
-	srv = c->srv;
 	/*
 	 * OpenSSL frees ex_data first in SSL_free, so the SSL is still
 	 * whole; libevent frees the SSL from the bufferevent's destructor,
@@ -189,16 +341,7 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 		c->current->ev = NULL;
 		c->current->conn = NULL;
 	}
-	event_free(c->deadline);
-	if (srv == NULL) { /* the server went first (http_server_free) */
-		free(c);
-		return;
-	}
-	conn_unlink(c);
-	srv->nconns--;
-	free(c);
-	listener_resume(srv);
-	conn_check_done(srv);
+	conn_gone(c);
 }
 
 static void
@@ -212,6 +355,46 @@ conn_closecb(struct evhttp_connection *evcon, void *arg)
 		c->current = NULL;
 	}
 	c->evcon = NULL;
+}
+
+/*
+ * A new connection enters the handshake pool. When the pool is full the
+ * oldest connection in it is closed to make room: a socket that has not
+ * finished its handshake in the time max_handshakes newer ones took to
+ * arrive gives way. Refusing the new one instead would let a handful of
+ * idle sockets, renewed every handshake_timeout, lock every organisation
+ * out; evicting the oldest makes an attacker outpace each legitimate
+ * handshake (a few round trips) with max_handshakes new connections.
+ */
+static void
+conn_pool_admit(struct http_conn *c)
+{
+	struct http_listener *lst = c->lst;
+	struct http_server *srv = c->srv;
+	char labels[64];
+
+	if (lst->nhandshakes >= srv->cfg->max_handshakes &&
+	    lst->hs_head != NULL) {
+		struct http_conn *old = lst->hs_head;
+		uint64_t now = util_mono_ms();
+
+		hs_leave(old);
+		metrics_add("pzpgw_http_handshakes_evicted_total",
+			    lst_labels(lst, labels, sizeof(labels)), 1);
+		if (lst->full_logged_ms == 0 ||
+		    now - lst->full_logged_ms >= 60 * 1000) {
+			lst->full_logged_ms = now;
+			log_warnx("event=handshake_pool_full listener=%s "
+				  "handshakes=%u action=close_oldest",
+				  lst_name(lst), lst->nhandshakes + 1);
+		}
+		conn_close(old);
+	}
+	conn_link(lst, c);
+	lst->nconns++;
+	hs_enter(c);
+	conn_arm_deadline(c, srv->cfg->handshake_timeout_ms);
+	conn_gauges(lst);
 }
 
 static struct bufferevent *
@@ -246,19 +429,13 @@ conn_bevcb(struct event_base *base, void *arg)
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	c->srv = srv;
+	c->lst = &srv->org;
 	c->bev = bev;
 	c->ssl = ssl;
 	c->state = CONN_NEW;
 	SSL_set_ex_data(ssl, conn_ex_index, c);
-	conn_link(srv, c);
-	srv->nconns++;
-	conn_arm_deadline(c);
-	if (srv->nconns >= srv->cfg->max_connections && !srv->paused) {
-		evconnlistener_disable(
-		    evhttp_bound_socket_get_listener(srv->org.bound));
-		srv->paused = true;
-		log_warnx("event=connection_limit connections=%u", srv->nconns);
-	}
+	SSL_set_info_callback(ssl, conn_info_cb);
+	conn_pool_admit(c);
 	return bev;
 }
 
@@ -330,7 +507,7 @@ on_complete(struct evhttp_request *ev, void *arg)
 	 * closes the connection itself; closing it from here would fail an
 	 * assertion in evhttp. */
 	if (!c->srv->stopping)
-		conn_arm_deadline(c);
+		conn_arm_deadline(c, c->srv->cfg->read_timeout_ms);
 }
 
 static const char *
@@ -842,6 +1019,16 @@ http_server_new(struct event_base *base, const struct config *cfg,
 	metrics_describe("pzpgw_http_timeouts_total", METRICS_COUNTER,
 			 "Connections closed because a request took longer "
 			 "than read_timeout.");
+	metrics_describe("pzpgw_http_connections", METRICS_GAUGE,
+			 "Open connections by listener, in the handshake "
+			 "pool or established.");
+	metrics_describe("pzpgw_http_handshake_timeouts_total", METRICS_COUNTER,
+			 "Connections closed because their handshake (org) or "
+			 "first request (admin) took longer than "
+			 "handshake_timeout.");
+	metrics_describe("pzpgw_http_handshakes_evicted_total", METRICS_COUNTER,
+			 "Connections in the handshake pool closed to make "
+			 "room for a newer one (max_handshakes).");
 	*out = srv;
 	return GW_OK;
 }
@@ -963,7 +1150,8 @@ http_server_reconfigure(struct http_server *srv, const struct config *cfg,
 		apply_limits(&srv->org, cfg);
 	if (srv->admin.evh != NULL)
 		apply_limits(&srv->admin, cfg);
-	listener_resume(srv);
+	listener_update(&srv->org);
+	listener_update(&srv->admin);
 }
 
 bool
@@ -985,7 +1173,7 @@ conn_check_done(struct http_server *srv)
 
 	if (!srv->stopping || srv->done == NULL)
 		return;
-	if (srv->nconns > 0 || srv->pending > 0)
+	if (srv->org.nconns > 0 || srv->admin.nconns > 0 || srv->pending > 0)
 		return;
 	done = srv->done;
 	srv->done = NULL;
@@ -1002,8 +1190,8 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 	http_done_fn done = srv->done;
 
 	log_warnx("event=shutdown_grace_expired connections=%u pending=%u",
-		  srv->nconns, srv->pending);
-	for (c = srv->conns; c != NULL; c = next) {
+		  srv->org.nconns + srv->admin.nconns, srv->pending);
+	for (c = srv->org.conns; c != NULL; c = next) {
 		next = c->next;
 		conn_close(c);
 	}
@@ -1033,7 +1221,7 @@ http_server_shutdown(struct http_server *srv, unsigned grace_ms,
 	}
 	/* Idle connections go now; those in the middle of a request stay
 	 * until it is answered. */
-	for (c = srv->conns; c != NULL; c = next) {
+	for (c = srv->org.conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->state == CONN_BUSY)
 			continue;
@@ -1068,7 +1256,7 @@ http_server_free(struct http_server *srv)
 		return;
 	/* Connections still open are freed by evhttp_free below; detach
 	 * them so their destructor does not reach back into srv. */
-	while ((c = srv->conns) != NULL) {
+	while ((c = srv->org.conns) != NULL) {
 		conn_unlink(c);
 		c->srv = NULL;
 	}
