@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ini.h>
 
 #include "config.h"
@@ -1084,6 +1086,45 @@ config_free(struct config *cfg)
 	free_strings(cfg_keys, N_CFG_KEYS, cfg);
 	free(cfg->path);
 	free(cfg);
+}
+
+/* True when address can only be reached from this host. */
+static bool
+is_loopback(const char *address)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strcasecmp(address, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, address, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, address, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+int
+config_warnings(const struct config *cfg, config_err_fn warn, void *arg)
+{
+	char msg[CONFIG_MSG_MAX];
+	int n = 0;
+
+	/* /metrics names organisations and traffic, and the admin listener
+	 * has no TLS and no authentication. */
+	if (cfg->admin_port != 0 && cfg->admin_address != NULL &&
+	    !is_loopback(cfg->admin_address)) {
+		snprintf(msg, sizeof(msg),
+			 "[admin] address: %s is not a loopback address: "
+			 "/healthz, /readyz and /metrics are plain HTTP "
+			 "without authentication; keep them on 127.0.0.1 or "
+			 "behind a firewall",
+			 cfg->admin_address);
+		if (warn != NULL)
+			warn(arg, cfg->path, 0, msg);
+		n++;
+	}
+	return n;
 }
 
 const struct config_peer *

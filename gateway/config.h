@@ -113,6 +113,13 @@ typedef void (*config_err_fn)(void *arg, const char *file, int line,
 enum gw_err config_load(const char *path, config_err_fn err, void *arg,
 			struct config **out);
 
+/*
+ * Report through warn (file, line 0, message) what a good configuration
+ * allows but should not do, such as an admin listener reachable from
+ * other hosts. Returns the number of warnings.
+ */
+int config_warnings(const struct config *cfg, config_err_fn warn, void *arg);
+
 /* Release cfg; NULL is a no-op. */
 void config_free(struct config *cfg);
 

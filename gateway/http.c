@@ -53,8 +53,17 @@ struct http_listener {
 	struct http_conn *hs_head, *hs_tail;
 	unsigned nhandshakes;
 	unsigned nestablished;	 /* past the handshake; max_connections */
-	bool paused;		 /* accepting stopped at the connection limit */
+	bool paused;		 /* accepting stopped (limit or backoff) */
 	uint64_t full_logged_ms; /* last event=handshake_pool_full line */
+	/* accept() failing (EMFILE, ENFILE, ENOBUFS): accepting pauses
+	 * for backoff_ms, doubling while it fails, and it is logged once
+	 * a minute with the number of failures in between. */
+	struct event *backoff_ev;
+	uint64_t backoff_ms;
+	bool backing_off;
+	uint64_t err_logged_ms;
+	unsigned err_suppressed;
+	struct http_listener *next_all; /* in all_listeners */
 };
 
 struct http_conn {
@@ -66,9 +75,10 @@ struct http_conn {
 	struct http_req *current;
 	struct evhttp_connection *evcon;
 	enum conn_state state;
-	bool nodelay;	     /* TCP_NODELAY set on the socket */
-	bool handshaking;    /* in the handshake pool */
-	bool established;    /* counted in lst->nestablished */
+	bool nodelay;	  /* TCP_NODELAY set on the socket */
+	bool handshaking; /* in the handshake pool */
+	bool established; /* counted in lst->nestablished */
+	bool adopting;	  /* admin: waiting for admin_adopt (see admin_bevcb) */
 	uint64_t bytes_mark; /* raw bytes read when the last reply ended */
 	struct http_conn *prev, *next;	 /* in lst->conns */
 	struct http_conn *hprev, *hnext; /* in lst's handshake pool */
@@ -107,6 +117,9 @@ struct http_req {
 };
 
 static int conn_ex_index = -1;
+/* Every bound listener, to find ours from the evhttp that libevent hands
+ * the accept error callback. */
+static struct http_listener *all_listeners;
 
 static void conn_check_done(struct http_server *srv);
 
@@ -243,26 +256,85 @@ conn_arm_deadline(struct http_conn *c, uint64_t ms)
 }
 
 /* Accept while fewer than max_connections connections are past their
- * handshake; the handshake pool makes room for itself (conn_bevcb). */
+ * first stage (the pool of conn_pool_admit makes room for itself) and no
+ * accept error backoff runs. */
 static void
 listener_update(struct http_listener *lst)
 {
 	struct http_server *srv = lst->srv;
 	bool full = lst->nestablished >= srv->cfg->max_connections;
+	bool want = !full && !lst->backing_off && !srv->stopping;
 
-	if (lst->bound == NULL)
+	if (lst->bound == NULL || want == !lst->paused)
 		return;
-	if (full && !lst->paused) {
-		evconnlistener_disable(
-		    evhttp_bound_socket_get_listener(lst->bound));
-		lst->paused = true;
-		log_warnx("event=connection_limit listener=%s connections=%u",
-			  lst_name(lst), lst->nestablished);
-	} else if (!full && lst->paused && !srv->stopping) {
+	if (want) {
 		evconnlistener_enable(
 		    evhttp_bound_socket_get_listener(lst->bound));
-		lst->paused = false;
+	} else {
+		evconnlistener_disable(
+		    evhttp_bound_socket_get_listener(lst->bound));
+		if (full)
+			log_warnx("event=connection_limit listener=%s "
+				  "connections=%u",
+				  lst_name(lst), lst->nestablished);
 	}
+	lst->paused = !want;
+}
+
+static void
+listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_listener *lst = arg;
+
+	lst->backing_off = false;
+	listener_update(lst);
+}
+
+/*
+ * accept() failed with an error that does not go away by retrying at
+ * once (out of file descriptors, or of kernel memory): the connection
+ * stays in the backlog and the socket stays readable, so libevent would
+ * call accept() again at once for ever. Pause accepting instead, from
+ * 10 ms doubling to 1 s while it keeps failing, and log once a minute.
+ */
+static void
+listener_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	struct http_listener *lst;
+	char labels[64];
+	uint64_t now = util_mono_ms();
+	struct timeval tv;
+
+	for (lst = all_listeners; lst != NULL; lst = lst->next_all)
+		if (lst->evh == arg)
+			break;
+	if (lst == NULL || lst->backoff_ev == NULL) {
+		evconnlistener_disable(l); /* cannot happen; never spin */
+		return;
+	}
+	metrics_add("pzpgw_http_accept_errors_total",
+		    lst_labels(lst, labels, sizeof(labels)), 1);
+	if (lst->backoff_ms == 0)
+		lst->backoff_ms = 10;
+	else if (lst->backoff_ms < 1000)
+		lst->backoff_ms *= 2;
+	if (lst->err_logged_ms == 0 || now - lst->err_logged_ms >= 60 * 1000) {
+		log_warnx("event=accept_error listener=%s error=\"%s\" "
+			  "backoff_ms=%llu suppressed=%u",
+			  lst_name(lst), evutil_socket_error_to_string(err),
+			  (unsigned long long)lst->backoff_ms,
+			  lst->err_suppressed);
+		lst->err_logged_ms = now;
+		lst->err_suppressed = 0;
+	} else {
+		lst->err_suppressed++;
+	}
+	lst->backing_off = true;
+	listener_update(lst);
+	tv.tv_sec = (time_t)(lst->backoff_ms / 1000);
+	tv.tv_usec = (suseconds_t)(lst->backoff_ms % 1000) * 1000;
+	evtimer_add(lst->backoff_ev, &tv);
 }
 
 /* c leaves the handshake pool for the established one. */
@@ -390,6 +462,7 @@ conn_pool_admit(struct http_conn *c)
 		}
 		conn_close(old);
 	}
+	lst->backoff_ms = 0; /* accept() works again */
 	conn_link(lst, c);
 	lst->nconns++;
 	hs_enter(c);
@@ -437,6 +510,98 @@ conn_bevcb(struct event_base *base, void *arg)
 	SSL_set_info_callback(ssl, conn_info_cb);
 	conn_pool_admit(c);
 	return bev;
+}
+
+static void
+admin_closecb(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_conn *c = arg;
+
+	conn_closecb(evcon, c);
+	c->bev = NULL;
+	conn_gone(c);
+}
+
+/* The next turn of the loop after admin_bevcb: evhttp has set its
+ * callbacks on the bufferevent, with the connection as their argument,
+ * or has freed it already (callbacks cleared). */
+static void
+admin_adopt(struct http_conn *c)
+{
+	bufferevent_data_cb rd, wr;
+	bufferevent_event_cb evcb;
+	void *cbarg = NULL;
+	struct bufferevent *bev = c->bev;
+
+	c->adopting = false;
+	bufferevent_getcb(bev, &rd, &wr, &evcb, &cbarg);
+	if (evcb == NULL || cbarg == NULL) {
+		c->bev = NULL;
+		conn_gone(c);
+		bufferevent_decref(bev);
+		return;
+	}
+	c->evcon = cbarg;
+	evhttp_connection_set_closecb(c->evcon, admin_closecb, c);
+	conn_arm_deadline(c, c->srv->cfg->handshake_timeout_ms);
+	bufferevent_decref(bev);
+}
+
+static void
+admin_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	if (c->adopting)
+		admin_adopt(c);
+	else
+		conn_deadline_cb(fd, what, arg);
+}
+
+/*
+ * An admin connection: plain HTTP, with the same pools, limits and
+ * deadlines as the org listener, where "handshake" is the time until its
+ * first request. A plain bufferevent has no SSL object whose destructor
+ * says when evhttp frees it; evhttp's close callback does, but it can be
+ * set only on the evhttp_connection, which is made after this returns.
+ * So the bufferevent is held (a reference) until admin_adopt runs, from
+ * the connection's timer activated now.
+ */
+static struct bufferevent *
+admin_bevcb(struct event_base *base, void *arg)
+{
+	struct http_server *srv = arg;
+	struct http_conn *c;
+	struct bufferevent *bev;
+
+	bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->deadline = evtimer_new(base, admin_deadline_cb, c)) == NULL) {
+		log_warnx("event=conn_alloc_failed listener=admin");
+		free(c);
+		return bev; /* served, but not counted */
+	}
+	c->srv = srv;
+	c->lst = &srv->admin;
+	c->bev = bev;
+	c->state = CONN_NEW;
+	c->adopting = true;
+	bufferevent_incref(bev);
+	conn_pool_admit(c);
+	event_active(c->deadline, EV_TIMEOUT, 1);
+	return bev;
+}
+
+/* The admin connection that carries evcon, or NULL. */
+static struct http_conn *
+admin_conn_find(struct http_server *srv, struct evhttp_connection *evcon)
+{
+	for (struct http_conn *c = srv->admin.conns; c != NULL; c = c->next)
+		if (c->evcon == evcon)
+			return c;
+	return NULL;
 }
 
 /* ---- requests ---- */
@@ -502,7 +667,8 @@ on_complete(struct evhttp_request *ev, void *arg)
 	struct http_conn *c = arg;
 
 	c->state = CONN_IDLE;
-	c->bytes_mark = BIO_number_read(SSL_get_rbio(c->ssl));
+	if (c->ssl != NULL)
+		c->bytes_mark = BIO_number_read(SSL_get_rbio(c->ssl));
 	/* While stopping, the reply said "Connection: close" and evhttp
 	 * closes the connection itself; closing it from here would fail an
 	 * assertion in evhttp. */
@@ -514,6 +680,21 @@ static const char *
 listener_name(const struct http_req *req)
 {
 	return req->lst->admin ? "admin" : "org";
+}
+
+/* The ura label of a request's metrics: only this gateway's own URA and
+ * its [peer] sections get a series of their own, so that organisations
+ * the CA trusts but the configuration does not name cannot grow the
+ * metric set; they count as "other". */
+static const char *
+metrics_ura(const struct http_req *req)
+{
+	if (!req->has_peer)
+		return "-";
+	if (strcmp(req->peer.ura, req->cfg->ura) == 0 ||
+	    config_peer_find(req->cfg, req->peer.ura) != NULL)
+		return req->peer.ura;
+	return "other";
 }
 
 static void
@@ -531,7 +712,7 @@ req_log(struct http_req *req, int status, size_t out_len)
 	snprintf(code, sizeof(code), "%d", status);
 	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
 	metrics_label(labels, sizeof(labels), "status", code);
-	metrics_label(labels, sizeof(labels), "ura", ura);
+	metrics_label(labels, sizeof(labels), "ura", metrics_ura(req));
 	metrics_add("pzpgw_http_requests_total", labels, 1);
 	labels[0] = '\0';
 	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
@@ -909,6 +1090,24 @@ route(struct http_req *req)
 	hit->fn(req, hit->arg);
 }
 
+/* An admin request began: its connection leaves the first-request pool
+ * and read_timeout bounds the request, as on the org listener. */
+static void
+admin_conn_begin(struct http_req *req)
+{
+	struct http_conn *c =
+	    admin_conn_find(req->srv, evhttp_request_get_connection(req->ev));
+
+	if (c == NULL)
+		return; /* not counted (conn_alloc_failed) */
+	if (c->handshaking)
+		conn_established(c);
+	req->conn = c;
+	c->state = CONN_BUSY;
+	c->current = req;
+	evtimer_del(c->deadline);
+}
+
 static void
 on_request(struct evhttp_request *ev, void *arg)
 {
@@ -964,6 +1163,8 @@ on_request(struct evhttp_request *ev, void *arg)
 			c->evcon = evcon;
 			evhttp_connection_set_closecb(evcon, conn_closecb, c);
 		}
+	} else {
+		admin_conn_begin(req);
 	}
 	uri = evhttp_request_get_evhttp_uri(ev);
 	rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -1029,6 +1230,9 @@ http_server_new(struct event_base *base, const struct config *cfg,
 	metrics_describe("pzpgw_http_handshakes_evicted_total", METRICS_COUNTER,
 			 "Connections in the handshake pool closed to make "
 			 "room for a newer one (max_handshakes).");
+	metrics_describe("pzpgw_http_accept_errors_total", METRICS_COUNTER,
+			 "accept() failures (out of file descriptors), each "
+			 "followed by a pause in accepting.");
 	*out = srv;
 	return GW_OK;
 }
@@ -1085,8 +1289,12 @@ listener_open(struct http_server *srv, struct http_listener *lst, bool admin,
 			  EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(lst->evh, NULL);
 	evhttp_set_gencb(lst->evh, on_request, lst);
-	if (!admin)
-		evhttp_set_bevcb(lst->evh, conn_bevcb, srv);
+	evhttp_set_bevcb(lst->evh, admin ? admin_bevcb : conn_bevcb, srv);
+	if ((lst->backoff_ev =
+		 evtimer_new(srv->base, listener_backoff_cb, lst)) == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return GW_NOMEM;
+	}
 	apply_limits(lst, srv->cfg);
 	lst->bound = evhttp_bind_socket_with_handle(lst->evh, address,
 						    (ev_uint16_t)port);
@@ -1095,6 +1303,10 @@ listener_open(struct http_server *srv, struct http_listener *lst, bool admin,
 			 address, port, admin ? " (admin)" : "");
 		return GW_IO;
 	}
+	lst->next_all = all_listeners;
+	all_listeners = lst;
+	evconnlistener_set_error_cb(
+	    evhttp_bound_socket_get_listener(lst->bound), listener_error_cb);
 	fd = evhttp_bound_socket_get_fd(lst->bound);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -1195,6 +1407,11 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 		next = c->next;
 		conn_close(c);
 	}
+	for (c = srv->admin.conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->adopting)
+			conn_close(c);
+	}
 	srv->done = NULL;
 	if (done != NULL)
 		done(srv->done_arg);
@@ -1232,6 +1449,13 @@ http_server_shutdown(struct http_server *srv, unsigned grace_ms,
 			continue;
 		conn_close(c);
 	}
+	/* Admin connections between requests (or before their first) go
+	 * too; admin_closecb forgets them at once. */
+	for (c = srv->admin.conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state != CONN_BUSY && !c->adopting)
+			conn_close(c);
+	}
 	if ((srv->grace = evtimer_new(srv->base, grace_cb, srv)) != NULL)
 		evtimer_add(srv->grace, &tv);
 	conn_check_done(srv);
@@ -1240,6 +1464,16 @@ http_server_shutdown(struct http_server *srv, unsigned grace_ms,
 static void
 listener_free(struct http_listener *lst)
 {
+	for (struct http_listener **p = &all_listeners; *p != NULL;
+	     p = &(*p)->next_all) {
+		if (*p == lst) {
+			*p = lst->next_all;
+			break;
+		}
+	}
+	if (lst->backoff_ev != NULL)
+		event_free(lst->backoff_ev);
+	lst->backoff_ev = NULL;
 	if (lst->evh != NULL)
 		evhttp_free(lst->evh);
 	free(lst->routes);
@@ -1259,6 +1493,17 @@ http_server_free(struct http_server *srv)
 	while ((c = srv->org.conns) != NULL) {
 		conn_unlink(c);
 		c->srv = NULL;
+	}
+	/* Admin ones are freed by admin_closecb from evhttp_free, or here
+	 * when evhttp has not been adopted by them yet. */
+	while ((c = srv->admin.conns) != NULL) {
+		conn_unlink(c);
+		c->srv = NULL;
+		if (c->adopting) {
+			bufferevent_decref(c->bev);
+			event_free(c->deadline);
+			free(c);
+		}
 	}
 	listener_free(&srv->org);
 	listener_free(&srv->admin);

@@ -2,8 +2,14 @@
 handshake pool and its deadline, the admin listener's limits, accept
 errors, and which URAs the request metrics name."""
 
+import http.client
+import os
+import resource
 import socket
+import subprocess
 import time
+
+import pytest
 
 import gw
 
@@ -15,6 +21,23 @@ def open_idle(port, n):
         socks.append(socket.create_connection(("127.0.0.1", port),
                                               timeout=5))
     return socks
+
+
+def get_metadata(sock):
+    """One GET /fhir/metadata on an open TLS socket; the status line."""
+    sock.settimeout(5)
+    sock.sendall(b"GET /fhir/metadata HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head.split(b"\r\n")[0]
 
 
 def closed_by_peer(sock, timeout):
@@ -86,3 +109,161 @@ def test_handshake_deadline_closes_a_silent_connection(pki, tmp_path):
         t.close()
     finally:
         g.stop()
+
+
+def admin_get(g, path, timeout=5):
+    conn = http.client.HTTPConnection("127.0.0.1", g.admin_port,
+                                      timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_admin_listener_has_the_same_pools_and_deadlines(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), limits__handshake_timeout="2s",
+                   limits__max_handshakes="8",
+                   limits__read_timeout="30s",
+                   limits__write_timeout="30s").start()
+    idle = []
+    try:
+        idle = open_idle(g.admin_port, 50)
+        start = time.monotonic()
+        assert admin_get(g, "/healthz")[0] == 200
+        assert time.monotonic() - start < 1.5
+        # Beyond the pool of 8, idle admin sockets were closed at once,
+        # the rest at the first-request deadline (2 s), not after
+        # read_timeout or write_timeout (30 s).
+        assert g.metric("pzpgw_http_handshakes_evicted_total",
+                        listener="admin") >= 50 - 8
+        start = time.monotonic()
+        assert all(closed_by_peer(s, 10) for s in idle)
+        assert time.monotonic() - start < 4
+        assert g.metric("pzpgw_http_handshake_timeouts_total",
+                        listener="admin") >= 1
+        # A slow request, one byte a second, is cut off at the deadline
+        # although every byte restarts libevent's own read timeout.
+        s = socket.create_connection(("127.0.0.1", g.admin_port),
+                                     timeout=5)
+        start = time.monotonic()
+        cut = False
+        try:
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n":
+                s.sendall(bytes([byte]))
+                time.sleep(0.25)
+                if time.monotonic() - start > 6:
+                    break
+        except (ConnectionError, OSError):
+            cut = True
+        if not cut:
+            cut = closed_by_peer(s, 1)
+        s.close()
+        assert cut
+        assert time.monotonic() - start < 5
+        assert admin_get(g, "/healthz")[0] == 200
+    finally:
+        for s in idle:
+            s.close()
+        g.stop()
+
+
+def test_admin_connection_cap(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), limits__max_connections="2",
+                   limits__handshake_timeout="2s").start()
+    try:
+        # Two keep-alive admin connections fill the cap; a third waits
+        # in the backlog until one of them goes.
+        keep = []
+        for _ in range(2):
+            c = http.client.HTTPConnection("127.0.0.1", g.admin_port,
+                                           timeout=5)
+            c.request("GET", "/healthz")
+            assert c.getresponse().read() is not None
+            keep.append(c)
+        with pytest.raises((socket.timeout, TimeoutError)):
+            admin_get(g, "/healthz", timeout=1)
+        keep[0].close()
+        assert admin_get(g, "/healthz")[0] == 200
+        keep[1].close()
+    finally:
+        g.stop()
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_accept_errors_back_off(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), limits__handshake_timeout="60s",
+                   limits__max_handshakes="1000").start()
+    idle = []
+    try:
+        # An established organisation connection, opened before the file
+        # descriptors run out.
+        t = g.connect()
+        assert get_metadata(t) == b"HTTP/1.1 200 OK"
+        nfd = len(os.listdir("/proc/%d/fd" % g.proc.pid))
+        resource.prlimit(g.proc.pid, resource.RLIMIT_NOFILE,
+                         (nfd + 10, nfd + 10))
+        idle = open_idle(g.port, 40)  # the kernel backlog keeps the rest
+        # (libevent's own "Error from accept() call" before.)
+        gw.wait_for(lambda: "accept" in g.log_text(),
+                    what="accept error logged")
+        cpu0 = proc_cpu_seconds(g.proc.pid)
+        time.sleep(2)
+        cpu = proc_cpu_seconds(g.proc.pid) - cpu0
+        # Before: accept() retried at once for ever, a core at 100 % and
+        # a log line each time.
+        assert cpu < 0.5, "%.2f s of CPU in 2 s" % cpu
+        log = g.log_text()
+        assert log.count("accept") == 1, log[-2000:]
+        assert len(log) < 100000
+        # Still serving the connection it has.
+        assert get_metadata(t) == b"HTTP/1.1 200 OK"
+        t.close()
+        # Once descriptors are free again it accepts, within the
+        # longest backoff.
+        for s in idle:
+            s.close()
+        idle = []
+        gw.wait_for(lambda: g.request("GET", "/fhir/metadata",
+                                      timeout=5)[0] == 200,
+                    timeout=15, what="service after the sockets closed")
+        assert g.admin("/healthz")[0] == 200
+        assert g.metric("pzpgw_http_accept_errors_total",
+                        listener="org") >= 2
+    finally:
+        for s in idle:
+            s.close()
+        g.stop()
+
+
+def test_unconfigured_organisation_counts_as_other(gateway):
+    assert gateway.request("GET", "/fhir/metadata", cert="permid")[0] == 200
+    assert gateway.request("GET", "/fhir/metadata")[0] == 200
+    _, text = gateway.admin("/metrics")
+    assert gw.URA["permid"] not in text
+    assert gateway.metric("pzpgw_http_requests_total", listener="org",
+                          status="200", ura="other") == 1
+    assert gateway.metric("pzpgw_http_requests_total", listener="org",
+                          status="200", ura=gw.URA["hospital"]) == 1
+
+
+def test_check_config_warns_about_a_public_admin_address(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), admin__address="0.0.0.0")
+    g.write_config()
+    r = subprocess.run([gw.BINARY, "check-config", "-c", g.conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "warning: [admin] address: 0.0.0.0 is not a loopback" in r.stderr
+    for address in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        g.sections["admin"]["address"] = address
+        g.write_config()
+        r = subprocess.run([gw.BINARY, "check-config", "-c", g.conf],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert "warning" not in r.stderr, (address, r.stderr)
