@@ -75,6 +75,8 @@ struct config {
 	 * closed after handshake_timeout. */
 	unsigned max_handshakes;
 	uint64_t handshake_timeout_ms;
+	/* Estimated bytes all requests being handled may hold together. */
+	uint64_t max_memory;
 
 	/* [delivery] */
 	unsigned delivery_concurrency; /* default per peer */

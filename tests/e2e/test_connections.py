@@ -3,15 +3,24 @@ handshake pool and its deadline, the admin listener's limits, accept
 errors, and which URAs the request metrics name."""
 
 import http.client
+import json
 import os
 import resource
 import socket
 import subprocess
+import threading
 import time
+import uuid
 
 import pytest
 
 import gw
+import test_intake
+
+# Peak VmHWM above the idle daemon for six concurrent 1.5 MB messages:
+# measured 20-24 MB with max_memory = 16M (one at a time), 59-65 MB
+# without the limit (all six at once).
+PEAK_BOUND_MB = 40
 
 
 def open_idle(port, n):
@@ -267,3 +276,88 @@ def test_check_config_warns_about_a_public_admin_address(pki, tmp_path):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         assert "warning" not in r.stderr, (address, r.stderr)
+
+
+def big_message(target):
+    """A valid message Bundle of about target bytes: the F1 resources,
+    the non-Patient ones repeated under new ids."""
+    m = test_intake.message(test_intake.HOSPITAL, [test_intake.GP1])
+    header, entries = m["entry"][0], m["entry"][1:]
+    extra = [e for e in entries if e["resource"]["resourceType"] != "Patient"]
+    i = 0
+    while len(json.dumps(m)) < target:
+        for _ in range(50):
+            e = json.loads(json.dumps(extra[i % len(extra)]))
+            i += 1
+            e["fullUrl"] = "urn:uuid:" + str(uuid.uuid4())
+            e["resource"]["id"] = str(uuid.uuid4())
+            entries.append(e)
+            header["resource"]["focus"].append({"reference": e["fullUrl"]})
+        m["entry"] = [header] + entries
+    return m
+
+
+def vm_hwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def test_memory_in_flight_is_bounded(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path), limits__max_memory="16M",
+                   limits__max_body="4M")
+    g.sections["peer 90000009"] = {"name": "remote",
+                                   "endpoint": "https://127.0.0.1:9/fhir",
+                                   "allow": "pull"}
+    g.start()
+    try:
+        template = big_message(1500000)
+        bodies = []
+        for _ in range(6):
+            template["identifier"]["value"] = "urn:uuid:" + str(uuid.uuid4())
+            bodies.append(json.dumps(template).encode())
+        base_kb = vm_hwm_kb(g.proc.pid)
+        results = []
+
+        def post(body):
+            results.append(g.request(
+                "POST", "/fhir/$process-message", body=body,
+                headers={"Content-Type": "application/fhir+json"},
+                timeout=60))
+
+        threads = [threading.Thread(target=post, args=(b,)) for b in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted(r[0] for r in results)
+        # One 1.5 MB message is estimated at 15 MB: one at a time.
+        assert 202 in statuses and 503 in statuses, statuses
+        assert set(statuses) <= {202, 503}, statuses
+        accepted = []
+        for status, headers, out in results:
+            oo = json.loads(out)
+            assert oo["resourceType"] == "OperationOutcome"
+            if status == 503:
+                assert headers["retry-after"] == "5"
+                assert oo["issue"][0]["code"] == "transient"
+            else:
+                accepted.append(headers["location"].rpartition("/")[2])
+        # Everything acknowledged is stored; nothing refused is.
+        for mid in accepted:
+            shown = json.loads(subprocess.run(
+                [gw.BINARY, "queue", "--store",
+                 os.path.join(g.dir, "pzpgw.db"), "show", mid, "--content",
+                 "--format", "json"],
+                check=True, capture_output=True, text=True).stdout)
+            assert mid in json.dumps(shown)
+        assert g.metric("pzpgw_http_memory_refused_total") == \
+            statuses.count(503)
+        assert g.metric("pzpgw_http_memory_reserved_bytes") == 0
+        peak_mb = (vm_hwm_kb(g.proc.pid) - base_kb) / 1024
+        print("peak above idle: %.1f MB, statuses %s" % (peak_mb, statuses))
+        assert peak_mb < PEAK_BOUND_MB, peak_mb
+    finally:
+        g.stop()
