@@ -50,31 +50,31 @@ enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE };
 
 struct http_listener {
 	struct http_server *srv;
-	bool admin;
 	struct evhttp *evh;
 	struct evhttp_bound_socket *bound;
 	struct http_route *routes;
 	size_t nroutes;
-	unsigned port;
 	struct http_conn *conns; /* open connections */
-	unsigned nconns;
 	/* Connections still in the TLS handshake, oldest first: a pool of
 	 * their own (max_handshakes), so that sockets which never finish a
 	 * handshake cannot take the places of organisations. */
 	struct http_conn *hs_head, *hs_tail;
-	unsigned nhandshakes;
-	unsigned nestablished;	 /* past the handshake; max_connections */
-	bool paused;		 /* accepting stopped (limit or backoff) */
 	uint64_t full_logged_ms; /* last event=handshake_pool_full line */
 	/* accept() failing (EMFILE, ENFILE, ENOBUFS): accepting pauses
 	 * for backoff_ms, doubling while it fails, and it is logged once
 	 * a minute with the number of failures in between. */
 	struct event *backoff_ev;
 	uint64_t backoff_ms;
-	bool backing_off;
 	uint64_t err_logged_ms;
-	unsigned err_suppressed;
 	struct http_listener *next_all; /* in all_listeners */
+	unsigned port;
+	unsigned nconns;
+	unsigned nhandshakes;
+	unsigned nestablished; /* past the handshake; max_connections */
+	unsigned err_suppressed;
+	bool admin;
+	bool paused; /* accepting stopped (limit or backoff) */
+	bool backing_off;
 };
 
 struct http_conn {
@@ -1549,7 +1549,7 @@ listener_free(struct http_listener *lst)
 void
 http_server_free(struct http_server *srv)
 {
-	struct http_conn *c;
+	struct http_conn *c, *next;
 
 	if (srv == NULL)
 		return;
@@ -1561,8 +1561,9 @@ http_server_free(struct http_server *srv)
 	}
 	/* Admin ones are freed by admin_closecb from evhttp_free, or here
 	 * when evhttp has not been adopted by them yet. */
-	while ((c = srv->admin.conns) != NULL) {
-		conn_unlink(c);
+	for (c = srv->admin.conns; c != NULL; c = next) {
+		next = c->next;
+		c->prev = c->next = NULL;
 		c->srv = NULL;
 		if (c->adopting) {
 			bufferevent_decref(c->bev);
@@ -1570,6 +1571,7 @@ http_server_free(struct http_server *srv)
 			free(c);
 		}
 	}
+	srv->admin.conns = NULL;
 	listener_free(&srv->org);
 	listener_free(&srv->admin);
 	if (srv->grace != NULL)

@@ -297,6 +297,14 @@ def big_message(target):
     return m
 
 
+def sanitized(pid):
+    """True for a sanitizer build, whose shadow memory and quarantine
+    make its RSS no measure of the daemon's."""
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read()
+    return "libasan" in maps or "libtsan" in maps
+
+
 def vm_hwm_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -358,6 +366,7 @@ def test_memory_in_flight_is_bounded(pki, tmp_path):
         assert g.metric("pzpgw_http_memory_reserved_bytes") == 0
         peak_mb = (vm_hwm_kb(g.proc.pid) - base_kb) / 1024
         print("peak above idle: %.1f MB, statuses %s" % (peak_mb, statuses))
-        assert peak_mb < PEAK_BOUND_MB, peak_mb
+        if not sanitized(g.proc.pid):
+            assert peak_mb < PEAK_BOUND_MB, peak_mb
     finally:
         g.stop()
