@@ -199,7 +199,9 @@ print_config_error(void *arg, const char *file, int line, const char *msg)
 static void
 print_config_warning(void *arg, const char *file, int line, const char *msg)
 {
-	fprintf(stderr, "%s: %s\n", file, msg);
+	(void)arg;
+	(void)line;
+	fprintf(stderr, "%s: warning: %s\n", file, msg);
 }
 
 int
@@ -234,7 +236,7 @@ cli_check_config(int argc, char **argv)
 			errors == 1 ? "" : "s");
 		return CLI_FAIL;
 	}
-	(void)config_store_warnings(cfg, print_config_warning, NULL);
+	config_warnings(cfg, print_config_warning, NULL);
 	printf("%s: configuration ok (organisation %s, %zu peer%s)\n", path,
 	       cfg->ura, cfg->npeers, cfg->npeers == 1 ? "" : "s");
 	config_free(cfg);

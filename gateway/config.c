@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <ini.h>
 
 #include "config.h"
@@ -125,6 +127,12 @@ static const struct key cfg_keys[] = {
     {"limits", "write_timeout", T_DURATION, 0, C(write_timeout_ms), "30s", 100,
      HOUR, NULL},
     {"limits", "max_pending", T_UINT, 0, C(max_pending), "64", 1, 100000, NULL},
+    {"limits", "max_handshakes", T_UINT, 0, C(max_handshakes), "64", 1, 65535,
+     NULL},
+    {"limits", "handshake_timeout", T_DURATION, 0, C(handshake_timeout_ms),
+     "10s", 100, 5 * MIN, NULL},
+    {"limits", "max_memory", T_SIZE, 0, C(max_memory), "512M", 16 * MIB,
+     256 * GIB, NULL},
 
     {"signing", "key", T_PATH, F_FILE | F_SECRET | F_PKCS11, C(sign_key), NULL,
      0, 0, NULL},
@@ -1446,6 +1454,48 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
+/* True when address can only be reached from this host. */
+static bool
+is_loopback(const char *address)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strcasecmp(address, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, address, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, address, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+static int store_warnings(const struct config *cfg, config_err_fn fn,
+			  void *arg);
+
+int
+config_warnings(const struct config *cfg, config_err_fn warn, void *arg)
+{
+	char msg[CONFIG_MSG_MAX];
+	int n = 0;
+
+	/* /metrics names organisations and traffic, and the admin listener
+	 * has no TLS and no authentication. */
+	if (cfg->admin_port != 0 && cfg->admin_address != NULL &&
+	    !is_loopback(cfg->admin_address)) {
+		snprintf(msg, sizeof(msg),
+			 "[admin] address: %s is not a loopback address: "
+			 "/healthz, /readyz and /metrics are plain HTTP "
+			 "without authentication; keep them on 127.0.0.1 or "
+			 "behind a firewall",
+			 cfg->admin_address);
+		if (warn != NULL)
+			warn(arg, cfg->path, 0, msg);
+		n++;
+	}
+	return n + store_warnings(cfg, warn, arg);
+}
+
 const struct config_peer *
 config_peer_find(const struct config *cfg, const char *ura)
 {
@@ -1484,8 +1534,8 @@ config_env_name(enum config_env env)
 	return env == CONFIG_ENV_PRODUCTION ? "production" : "test";
 }
 
-int
-config_store_warnings(const struct config *cfg, config_err_fn fn, void *arg)
+static int
+store_warnings(const struct config *cfg, config_err_fn fn, void *arg)
 {
 	char msg[CONFIG_MSG_MAX], free_s[32], body_s[32], want_s[32];
 
@@ -1496,7 +1546,7 @@ config_store_warnings(const struct config *cfg, config_err_fn fn, void *arg)
 	if (cfg->store_min_free >= 2 * cfg->max_body)
 		return 0;
 	snprintf(msg, sizeof(msg),
-		 "warning: [store] min_free (%s) is below twice [limits] "
+		 "[store] min_free (%s) is below twice [limits] "
 		 "max_body (%s): set min_free to at least %s",
 		 fmt_size(cfg->store_min_free, free_s, sizeof(free_s)),
 		 fmt_size(cfg->max_body, body_s, sizeof(body_s)),

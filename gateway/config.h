@@ -75,6 +75,13 @@ struct config {
 	uint64_t read_timeout_ms;
 	uint64_t write_timeout_ms;
 	unsigned max_pending; /* requests being processed before 503 */
+	/* Connections not yet past the TLS handshake (org listener) or
+	 * their first request (admin listener): a pool of their own, each
+	 * closed after handshake_timeout. */
+	unsigned max_handshakes;
+	uint64_t handshake_timeout_ms;
+	/* Estimated bytes all requests being handled may hold together. */
+	uint64_t max_memory;
 
 	/* [delivery] */
 	unsigned delivery_concurrency; /* default per peer */
@@ -113,6 +120,14 @@ typedef void (*config_err_fn)(void *arg, const char *file, int line,
 enum gw_err config_load(const char *path, config_err_fn err, void *arg,
 			struct config **out);
 
+/*
+ * Report through warn (file, line 0, message) what a good configuration
+ * allows but should not do, such as an admin listener reachable from
+ * other hosts or [store] min_free below twice [limits] max_body. Returns
+ * the number of warnings.
+ */
+int config_warnings(const struct config *cfg, config_err_fn warn, void *arg);
+
 /* Release cfg; NULL is a no-op. */
 void config_free(struct config *cfg);
 
@@ -126,11 +141,5 @@ bool config_relay_allows(const char *relay, const char *ura);
 
 /* "test" or "production". */
 const char *config_env_name(enum config_env env);
-
-/* Advice on the [store] settings of a configuration that loaded: fn is
- * called once per warning (line 0), e.g. min_free below twice
- * max_body. Returns the number of warnings. */
-int config_store_warnings(const struct config *cfg, config_err_fn fn,
-			  void *arg);
 
 #endif

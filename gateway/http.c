@@ -34,6 +34,17 @@
  */
 #define HTTP_BODY_SLACK (256 * 1024)
 
+/*
+ * What handling a request with a body of n bytes is estimated to take at
+ * its peak: n * HTTP_MEM_FACTOR + HTTP_MEM_BASE. Measured on
+ * $process-message with PZP resources (7,000 entries, 10 MB): 87 MB above
+ * the idle daemon for one request (the body read by evhttp and copied,
+ * the parsed tree, validation, the canonical and signed copies, the store
+ * row), 8.7 times the body.
+ */
+#define HTTP_MEM_FACTOR 10
+#define HTTP_MEM_BASE	(64 * 1024)
+
 enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE };
 
 /* Where the request gate is in the client's byte stream (gate_pump). */
@@ -60,25 +71,49 @@ struct gate_refusal {
 
 struct http_listener {
 	struct http_server *srv;
-	bool admin;
 	struct evhttp *evh;
 	struct evhttp_bound_socket *bound;
 	struct http_route *routes;
 	size_t nroutes;
+	struct http_conn *conns; /* open connections */
+	/* Connections still in the TLS handshake, oldest first: a pool of
+	 * their own (max_handshakes), so that sockets which never finish a
+	 * handshake cannot take the places of organisations. */
+	struct http_conn *hs_head, *hs_tail;
+	uint64_t full_logged_ms; /* last event=handshake_pool_full line */
+	/* accept() failing (EMFILE, ENFILE, ENOBUFS): accepting pauses
+	 * for backoff_ms, doubling while it fails, and it is logged once
+	 * a minute with the number of failures in between. */
+	struct event *backoff_ev;
+	uint64_t backoff_ms;
+	uint64_t err_logged_ms;
+	struct http_listener *next_all; /* in all_listeners */
 	unsigned port;
+	unsigned nconns;
+	unsigned nhandshakes;
+	unsigned nestablished; /* past the handshake; max_connections */
+	unsigned err_suppressed;
+	bool admin;
+	bool paused; /* accepting stopped (limit or backoff) */
+	bool backing_off;
 };
 
 struct http_conn {
 	struct http_server *srv;
+	struct http_listener *lst;
 	struct bufferevent *bev;
 	SSL *ssl;
 	struct event *deadline;
 	struct http_req *current;
 	struct evhttp_connection *evcon;
 	enum conn_state state;
-	bool nodelay;	     /* TCP_NODELAY set on the socket */
+	bool nodelay;	  /* TCP_NODELAY set on the socket */
+	bool handshaking; /* in the handshake pool */
+	bool established; /* counted in lst->nestablished */
+	bool adopting;	  /* admin: waiting for admin_adopt (see admin_bevcb) */
 	uint64_t bytes_mark; /* raw bytes read when the last reply ended */
-	struct http_conn *prev, *next; /* in http_server.conns */
+	struct http_conn *prev, *next;	 /* in lst->conns */
+	struct http_conn *hprev, *hnext; /* in lst's handshake pool */
 	/* The request gate (gate_pump): */
 	struct evbuffer *held; /* decrypted, not yet passed to evhttp */
 	struct evbuffer_cb_entry *gate_cb;
@@ -88,6 +123,7 @@ struct http_conn {
 	uint64_t chunked_total; /* chunk data passed in this request */
 	size_t scanned;		/* head bytes already checked */
 	struct gate_refusal rej;
+	uint64_t mem; /* reserved by the gate for the request it passed on */
 };
 
 struct http_server {
@@ -96,10 +132,9 @@ struct http_server {
 	SSL_CTX *ctx;
 	struct http_listener org;
 	struct http_listener admin;
-	struct http_conn *conns; /* open connections of the org listener */
-	unsigned nconns;
 	unsigned pending;
-	bool paused; /* accepting stopped at the connection limit */
+	/* Estimated bytes the requests being handled hold (max_memory). */
+	uint64_t mem_inflight;
 	bool stopping;
 	struct event *grace;
 	http_done_fn done;
@@ -127,24 +162,58 @@ struct http_req {
 	char *body;
 	size_t body_len;
 	uint64_t start_ms;
+	uint64_t mem; /* bytes reserved in srv->mem_inflight */
 };
 
 static int conn_ex_index = -1;
+/* Every bound listener, to find ours from the evhttp that libevent hands
+ * the accept error callback. */
+static struct http_listener *all_listeners;
 
 static void conn_check_done(struct http_server *srv);
 static bool gate_attach(struct http_conn *c, struct bufferevent *bev);
 static void gate_release(struct http_conn *c);
+static void mem_release(struct http_server *srv, uint64_t *mem);
 
 /* ---- connections ---- */
 
+static const char *
+lst_name(const struct http_listener *lst)
+{
+	return lst->admin ? "admin" : "org";
+}
+
+/* One label set {listener="..."} for the connection metrics. */
+static const char *
+lst_labels(const struct http_listener *lst, char *out, size_t n)
+{
+	out[0] = '\0';
+	metrics_label(out, n, "listener", lst_name(lst));
+	return out;
+}
+
 static void
-conn_link(struct http_server *srv, struct http_conn *c)
+conn_gauges(const struct http_listener *lst)
+{
+	char labels[96];
+
+	lst_labels(lst, labels, sizeof(labels));
+	metrics_label(labels, sizeof(labels), "state", "handshake");
+	metrics_set("pzpgw_http_connections", labels, (double)lst->nhandshakes);
+	lst_labels(lst, labels, sizeof(labels));
+	metrics_label(labels, sizeof(labels), "state", "established");
+	metrics_set("pzpgw_http_connections", labels,
+		    (double)lst->nestablished);
+}
+
+static void
+conn_link(struct http_listener *lst, struct http_conn *c)
 {
 	c->prev = NULL;
-	c->next = srv->conns;
-	if (srv->conns != NULL)
-		srv->conns->prev = c;
-	srv->conns = c;
+	c->next = lst->conns;
+	if (lst->conns != NULL)
+		lst->conns->prev = c;
+	lst->conns = c;
 }
 
 static void
@@ -152,11 +221,49 @@ conn_unlink(struct http_conn *c)
 {
 	if (c->prev != NULL)
 		c->prev->next = c->next;
-	else if (c->srv != NULL)
-		c->srv->conns = c->next;
+	else if (c->lst != NULL)
+		c->lst->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
+}
+
+/* Put c at the young end of its listener's handshake pool. */
+static void
+hs_enter(struct http_conn *c)
+{
+	struct http_listener *lst = c->lst;
+
+	c->handshaking = true;
+	c->hnext = NULL;
+	c->hprev = lst->hs_tail;
+	if (lst->hs_tail != NULL)
+		lst->hs_tail->hnext = c;
+	else
+		lst->hs_head = c;
+	lst->hs_tail = c;
+	lst->nhandshakes++;
+}
+
+/* Take c out of the handshake pool (no-op when it is not in it). */
+static void
+hs_leave(struct http_conn *c)
+{
+	struct http_listener *lst = c->lst;
+
+	if (!c->handshaking)
+		return;
+	if (c->hprev != NULL)
+		c->hprev->hnext = c->hnext;
+	else
+		lst->hs_head = c->hnext;
+	if (c->hnext != NULL)
+		c->hnext->hprev = c->hprev;
+	else
+		lst->hs_tail = c->hprev;
+	c->hprev = c->hnext = NULL;
+	c->handshaking = false;
+	lst->nhandshakes--;
 }
 
 static void
@@ -173,31 +280,166 @@ static void
 conn_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct http_conn *c = arg;
+	char labels[64];
 
-	log_debug("conn deadline state=%d", (int)c->state);
-	metrics_add("pzpgw_http_timeouts_total", "", 1);
+	lst_labels(c->lst, labels, sizeof(labels));
+	if (c->handshaking) {
+		log_debug("conn handshake deadline listener=%s",
+			  lst_name(c->lst));
+		metrics_add("pzpgw_http_handshake_timeouts_total", labels, 1);
+		/* Out of the pool now: its place is free before evhttp has
+		 * let go of the socket. */
+		hs_leave(c);
+		conn_gauges(c->lst);
+	} else {
+		log_debug("conn deadline state=%d", (int)c->state);
+		metrics_add("pzpgw_http_timeouts_total", "", 1);
+	}
 	conn_close(c);
 }
 
 static void
-conn_arm_deadline(struct http_conn *c)
+conn_arm_deadline(struct http_conn *c, uint64_t ms)
 {
-	uint64_t ms = c->srv->cfg->read_timeout_ms;
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
 			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 
 	evtimer_add(c->deadline, &tv);
 }
 
+/* Accept while fewer than max_connections connections are past their
+ * first stage (the pool of conn_pool_admit makes room for itself) and no
+ * accept error backoff runs. */
 static void
-listener_resume(struct http_server *srv)
+listener_update(struct http_listener *lst)
 {
-	if (srv->paused && !srv->stopping && srv->org.bound != NULL &&
-	    srv->nconns < srv->cfg->max_connections) {
+	struct http_server *srv = lst->srv;
+	bool full = lst->nestablished >= srv->cfg->max_connections;
+	bool want = !full && !lst->backing_off && !srv->stopping;
+
+	if (lst->bound == NULL || want == !lst->paused)
+		return;
+	if (want) {
 		evconnlistener_enable(
-		    evhttp_bound_socket_get_listener(srv->org.bound));
-		srv->paused = false;
+		    evhttp_bound_socket_get_listener(lst->bound));
+	} else {
+		evconnlistener_disable(
+		    evhttp_bound_socket_get_listener(lst->bound));
+		if (full)
+			log_warnx("event=connection_limit listener=%s "
+				  "connections=%u",
+				  lst_name(lst), lst->nestablished);
 	}
+	lst->paused = !want;
+}
+
+static void
+listener_backoff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_listener *lst = arg;
+
+	lst->backing_off = false;
+	listener_update(lst);
+}
+
+/*
+ * accept() failed with an error that does not go away by retrying at
+ * once (out of file descriptors, or of kernel memory): the connection
+ * stays in the backlog and the socket stays readable, so libevent would
+ * call accept() again at once for ever. Pause accepting instead, from
+ * 10 ms doubling to 1 s while it keeps failing, and log once a minute.
+ */
+static void
+listener_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	struct http_listener *lst;
+	char labels[64];
+	uint64_t now = util_mono_ms();
+	struct timeval tv;
+
+	for (lst = all_listeners; lst != NULL; lst = lst->next_all)
+		if (lst->evh == arg)
+			break;
+	if (lst == NULL || lst->backoff_ev == NULL) {
+		evconnlistener_disable(l); /* cannot happen; never spin */
+		return;
+	}
+	metrics_add("pzpgw_http_accept_errors_total",
+		    lst_labels(lst, labels, sizeof(labels)), 1);
+	if (lst->backoff_ms == 0)
+		lst->backoff_ms = 10;
+	else if (lst->backoff_ms < 1000)
+		lst->backoff_ms *= 2;
+	if (lst->err_logged_ms == 0 || now - lst->err_logged_ms >= 60 * 1000) {
+		log_warnx("event=accept_error listener=%s error=\"%s\" "
+			  "backoff_ms=%llu suppressed=%u",
+			  lst_name(lst), evutil_socket_error_to_string(err),
+			  (unsigned long long)lst->backoff_ms,
+			  lst->err_suppressed);
+		lst->err_logged_ms = now;
+		lst->err_suppressed = 0;
+	} else {
+		lst->err_suppressed++;
+	}
+	lst->backing_off = true;
+	listener_update(lst);
+	tv.tv_sec = (time_t)(lst->backoff_ms / 1000);
+	tv.tv_usec = (suseconds_t)(lst->backoff_ms % 1000) * 1000;
+	evtimer_add(lst->backoff_ev, &tv);
+}
+
+/* c leaves the handshake pool for the established one. */
+static void
+conn_established(struct http_conn *c)
+{
+	struct http_listener *lst = c->lst;
+
+	hs_leave(c);
+	c->established = true;
+	lst->nestablished++;
+	/* From here read_timeout bounds the wait for a request. */
+	conn_arm_deadline(c, c->srv->cfg->read_timeout_ms);
+	listener_update(lst);
+	conn_gauges(lst);
+}
+
+/* The TLS handshake of an org connection is complete. OpenSSL calls
+ * this from inside SSL_do_handshake: only bookkeeping here. */
+static void
+conn_info_cb(const SSL *ssl, int where, int ret)
+{
+	struct http_conn *c;
+
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_DONE))
+		return;
+	c = SSL_get_ex_data(ssl, conn_ex_index);
+	if (c != NULL && c->srv != NULL && c->handshaking)
+		conn_established(c);
+}
+
+/* Forget c, whose connection evhttp has freed. Frees c. */
+static void
+conn_gone(struct http_conn *c)
+{
+	struct http_server *srv = c->srv;
+	struct http_listener *lst = c->lst;
+
+	event_free(c->deadline);
+	if (srv == NULL) { /* the server went first (http_server_free) */
+		free(c);
+		return;
+	}
+	hs_leave(c);
+	if (c->established)
+		lst->nestablished--;
+	conn_unlink(c);
+	lst->nconns--;
+	free(c);
+	listener_update(lst);
+	conn_gauges(lst);
+	conn_check_done(srv);
 }
 
 /* Runs when OpenSSL frees the SSL object of a connection, which libevent
@@ -207,11 +449,9 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 	     void *argp)
 {
 	struct http_conn *c = ptr;
-	struct http_server *srv;
 
 	if (c == NULL)
 		return;
-	srv = c->srv;
 	/*
 	 * OpenSSL frees ex_data first in SSL_free, so the SSL is still
 	 * whole; libevent frees the SSL from the bufferevent's destructor,
@@ -230,16 +470,8 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 					 c->gate_cb);
 	if (c->held != NULL)
 		evbuffer_free(c->held);
-	event_free(c->deadline);
-	if (srv == NULL) { /* the server went first (http_server_free) */
-		free(c);
-		return;
-	}
-	conn_unlink(c);
-	srv->nconns--;
-	free(c);
-	listener_resume(srv);
-	conn_check_done(srv);
+	mem_release(c->srv, &c->mem); /* gone before its request was read */
+	conn_gone(c);
 }
 
 static void
@@ -253,6 +485,47 @@ conn_closecb(struct evhttp_connection *evcon, void *arg)
 		c->current = NULL;
 	}
 	c->evcon = NULL;
+}
+
+/*
+ * A new connection enters the handshake pool. When the pool is full the
+ * oldest connection in it is closed to make room: a socket that has not
+ * finished its handshake in the time max_handshakes newer ones took to
+ * arrive gives way. Refusing the new one instead would let a handful of
+ * idle sockets, renewed every handshake_timeout, lock every organisation
+ * out; evicting the oldest makes an attacker outpace each legitimate
+ * handshake (a few round trips) with max_handshakes new connections.
+ */
+static void
+conn_pool_admit(struct http_conn *c)
+{
+	struct http_listener *lst = c->lst;
+	struct http_server *srv = c->srv;
+	char labels[64];
+
+	if (lst->nhandshakes >= srv->cfg->max_handshakes &&
+	    lst->hs_head != NULL) {
+		struct http_conn *old = lst->hs_head;
+		uint64_t now = util_mono_ms();
+
+		hs_leave(old);
+		metrics_add("pzpgw_http_handshakes_evicted_total",
+			    lst_labels(lst, labels, sizeof(labels)), 1);
+		if (lst->full_logged_ms == 0 ||
+		    now - lst->full_logged_ms >= 60 * 1000) {
+			lst->full_logged_ms = now;
+			log_warnx("event=handshake_pool_full listener=%s "
+				  "handshakes=%u action=close_oldest",
+				  lst_name(lst), lst->nhandshakes + 1);
+		}
+		conn_close(old);
+	}
+	lst->backoff_ms = 0; /* accept() works again */
+	conn_link(lst, c);
+	lst->nconns++;
+	hs_enter(c);
+	conn_arm_deadline(c, srv->cfg->handshake_timeout_ms);
+	conn_gauges(lst);
 }
 
 static struct bufferevent *
@@ -296,20 +569,106 @@ conn_bevcb(struct event_base *base, void *arg)
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	c->srv = srv;
+	c->lst = &srv->org;
 	c->bev = bev;
 	c->ssl = ssl;
 	c->state = CONN_NEW;
 	SSL_set_ex_data(ssl, conn_ex_index, c);
-	conn_link(srv, c);
-	srv->nconns++;
-	conn_arm_deadline(c);
-	if (srv->nconns >= srv->cfg->max_connections && !srv->paused) {
-		evconnlistener_disable(
-		    evhttp_bound_socket_get_listener(srv->org.bound));
-		srv->paused = true;
-		log_warnx("event=connection_limit connections=%u", srv->nconns);
-	}
+	SSL_set_info_callback(ssl, conn_info_cb);
+	conn_pool_admit(c);
 	return bev;
+}
+
+static void
+admin_closecb(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_conn *c = arg;
+
+	conn_closecb(evcon, c);
+	c->bev = NULL;
+	conn_gone(c);
+}
+
+/* The next turn of the loop after admin_bevcb: evhttp has set its
+ * callbacks on the bufferevent, with the connection as their argument,
+ * or has freed it already (callbacks cleared). */
+static void
+admin_adopt(struct http_conn *c)
+{
+	bufferevent_data_cb rd, wr;
+	bufferevent_event_cb evcb;
+	void *cbarg = NULL;
+	struct bufferevent *bev = c->bev;
+
+	c->adopting = false;
+	bufferevent_getcb(bev, &rd, &wr, &evcb, &cbarg);
+	if (evcb == NULL || cbarg == NULL) {
+		c->bev = NULL;
+		conn_gone(c);
+		bufferevent_decref(bev);
+		return;
+	}
+	c->evcon = cbarg;
+	evhttp_connection_set_closecb(c->evcon, admin_closecb, c);
+	conn_arm_deadline(c, c->srv->cfg->handshake_timeout_ms);
+	bufferevent_decref(bev);
+}
+
+static void
+admin_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	if (c->adopting)
+		admin_adopt(c);
+	else
+		conn_deadline_cb(fd, what, arg);
+}
+
+/*
+ * An admin connection: plain HTTP, with the same pools, limits and
+ * deadlines as the org listener, where "handshake" is the time until its
+ * first request. A plain bufferevent has no SSL object whose destructor
+ * says when evhttp frees it; evhttp's close callback does, but it can be
+ * set only on the evhttp_connection, which is made after this returns.
+ * So the bufferevent is held (a reference) until admin_adopt runs, from
+ * the connection's timer activated now.
+ */
+static struct bufferevent *
+admin_bevcb(struct event_base *base, void *arg)
+{
+	struct http_server *srv = arg;
+	struct http_conn *c;
+	struct bufferevent *bev;
+
+	bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->deadline = evtimer_new(base, admin_deadline_cb, c)) == NULL) {
+		log_warnx("event=conn_alloc_failed listener=admin");
+		free(c);
+		return bev; /* served, but not counted */
+	}
+	c->srv = srv;
+	c->lst = &srv->admin;
+	c->bev = bev;
+	c->state = CONN_NEW;
+	c->adopting = true;
+	bufferevent_incref(bev);
+	conn_pool_admit(c);
+	event_active(c->deadline, EV_TIMEOUT, 1);
+	return bev;
+}
+
+/* The admin connection that carries evcon, or NULL. */
+static struct http_conn *
+admin_conn_find(struct http_server *srv, struct evhttp_connection *evcon)
+{
+	for (struct http_conn *c = srv->admin.conns; c != NULL; c = c->next)
+		if (c->evcon == evcon)
+			return c;
+	return NULL;
 }
 
 /* ---- requests ---- */
@@ -368,6 +727,7 @@ http_reason(int status)
 static void
 req_free(struct http_req *req)
 {
+	mem_release(req->srv, &req->mem);
 	if (req->query_parsed)
 		evhttp_clear_headers(&req->query);
 	free(req->path);
@@ -382,19 +742,35 @@ on_complete(struct evhttp_request *ev, void *arg)
 	struct http_conn *c = arg;
 
 	c->state = CONN_IDLE;
-	c->bytes_mark = BIO_number_read(SSL_get_rbio(c->ssl));
+	if (c->ssl != NULL)
+		c->bytes_mark = BIO_number_read(SSL_get_rbio(c->ssl));
 	gate_release(c);
 	/* While stopping, the reply said "Connection: close" and evhttp
 	 * closes the connection itself; closing it from here would fail an
 	 * assertion in evhttp. */
 	if (!c->srv->stopping)
-		conn_arm_deadline(c);
+		conn_arm_deadline(c, c->srv->cfg->read_timeout_ms);
 }
 
 static const char *
 listener_name(const struct http_req *req)
 {
 	return req->lst->admin ? "admin" : "org";
+}
+
+/* The ura label of a request's metrics: only this gateway's own URA and
+ * its [peer] sections get a series of their own, so that organisations
+ * the CA trusts but the configuration does not name cannot grow the
+ * metric set; they count as "other". */
+static const char *
+metrics_ura(const struct http_req *req)
+{
+	if (!req->has_peer)
+		return "-";
+	if (strcmp(req->peer.ura, req->cfg->ura) == 0 ||
+	    config_peer_find(req->cfg, req->peer.ura) != NULL)
+		return req->peer.ura;
+	return "other";
 }
 
 static void
@@ -414,7 +790,7 @@ req_log(struct http_req *req, int status, size_t out_len)
 	snprintf(code, sizeof(code), "%d", status);
 	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
 	metrics_label(labels, sizeof(labels), "status", code);
-	metrics_label(labels, sizeof(labels), "ura", ura);
+	metrics_label(labels, sizeof(labels), "ura", metrics_ura(req));
 	metrics_add("pzpgw_http_requests_total", labels, 1);
 	labels[0] = '\0';
 	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
@@ -678,6 +1054,58 @@ req_take_body(struct http_req *req)
 	return true;
 }
 
+/*
+ * Reserve the memory a request with a body of len bytes is estimated to
+ * need ([limits] max_memory), until it is answered (req_free). 0 when the
+ * reservation would go beyond max_memory, else the bytes reserved; a
+ * request is admitted whatever its size when nothing else holds memory,
+ * so that the largest body allowed can always be sent.
+ */
+static uint64_t
+mem_reserve(struct http_server *srv, uint64_t len, const char *ura)
+{
+	uint64_t need = len * HTTP_MEM_FACTOR + HTTP_MEM_BASE;
+
+	if (srv->mem_inflight > 0 &&
+	    srv->mem_inflight + need > srv->cfg->max_memory) {
+		log_warnx("event=memory_limit peer=%s need=%llu "
+			  "in_flight=%llu",
+			  ura, (unsigned long long)need,
+			  (unsigned long long)srv->mem_inflight);
+		metrics_add("pzpgw_http_memory_refused_total", "", 1);
+		return 0;
+	}
+	srv->mem_inflight += need;
+	metrics_set("pzpgw_http_memory_reserved_bytes", "",
+		    (double)srv->mem_inflight);
+	return need;
+}
+
+static void
+mem_release(struct http_server *srv, uint64_t *mem)
+{
+	if (srv == NULL || *mem == 0)
+		return;
+	srv->mem_inflight -= *mem;
+	*mem = 0;
+	metrics_set("pzpgw_http_memory_reserved_bytes", "",
+		    (double)srv->mem_inflight);
+}
+
+/* A request whose body the gate did not reserve for (chunked, or the
+ * admin listener): reserve now that the body is read. */
+static bool
+req_mem_reserve(struct http_req *req)
+{
+	if (req->mem == 0)
+		req->mem =
+		    mem_reserve(req->srv,
+				evbuffer_get_length(
+				    evhttp_request_get_input_buffer(req->ev)),
+				req->has_peer ? req->peer.ura : "-");
+	return req->mem > 0;
+}
+
 /* Match path against pattern, where '*' stands for one whole path
  * segment (no '/'). */
 static bool
@@ -802,10 +1230,36 @@ route(struct http_req *req)
 					   "the gateway is busy; retry later");
 			return;
 		}
+		if (!req_mem_reserve(req)) {
+			http_req_add_header(req, "Retry-After", "5");
+			http_reply_outcome(req, 503, FHIR_ERROR, "transient",
+					   NULL,
+					   "the gateway is handling too much "
+					   "data at once; retry later");
+			return;
+		}
 		if (!req_take_body(req))
 			return;
 	}
 	hit->fn(req, hit->arg);
+}
+
+/* An admin request began: its connection leaves the first-request pool
+ * and read_timeout bounds the request, as on the org listener. */
+static void
+admin_conn_begin(struct http_req *req)
+{
+	struct http_conn *c =
+	    admin_conn_find(req->srv, evhttp_request_get_connection(req->ev));
+
+	if (c == NULL)
+		return; /* not counted (conn_alloc_failed) */
+	if (c->handshaking)
+		conn_established(c);
+	req->conn = c;
+	c->state = CONN_BUSY;
+	c->current = req;
+	evtimer_del(c->deadline);
 }
 
 /* ---- request heads, checked before evhttp sees them ---- */
@@ -1189,6 +1643,15 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 				    h.ct ? ct : "(none)");
 			return;
 		}
+		/* max_memory is decided before the body is read, from its
+		 * declared length; a chunked one is counted once read. */
+		if (h.n_te == 0 &&
+		    (c->mem = mem_reserve(c->srv, len, peer.ura)) == 0) {
+			gate_refuse(c, out, 503, "transient",
+				    "the gateway is handling too much data at "
+				    "once; retry later");
+			return;
+		}
 	}
 	evbuffer_remove_buffer(c->held, out, n);
 	c->chunked_total = 0;
@@ -1422,6 +1885,8 @@ gate_answer(struct http_req *req, struct http_conn *c)
 	req->path = strdup(c->rej.path);
 	if (c->rej.status == 405 && c->rej.allow[0] != '\0')
 		http_req_add_header(req, "Allow", c->rej.allow);
+	if (c->rej.status == 503)
+		http_req_add_header(req, "Retry-After", "5");
 	http_req_add_header(req, "Connection", "close");
 	log_warnx("event=%s id=%s peer=%s status=%d reason=\"%s\"",
 		  c->rej.status == 403 ? "forbidden" : "request_refused",
@@ -1490,10 +1955,14 @@ on_request(struct evhttp_request *ev, void *arg)
 			gate_answer(req, c);
 			return;
 		}
+		req->mem = c->mem; /* the gate's reservation, if any */
+		c->mem = 0;
 		/* Nothing is read until this request is answered: evhttp
 		 * would abort on input while it answers (EVCON_WRITING);
 		 * it enables reading again for the next request. */
 		bufferevent_disable(bev, EV_READ);
+	} else {
+		admin_conn_begin(req);
 	}
 	uri = evhttp_request_get_evhttp_uri(ev);
 	rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -1554,6 +2023,25 @@ http_server_new(struct event_base *base, const struct config *cfg,
 	metrics_describe("pzpgw_http_timeouts_total", METRICS_COUNTER,
 			 "Connections closed because a request took longer "
 			 "than read_timeout.");
+	metrics_describe("pzpgw_http_connections", METRICS_GAUGE,
+			 "Open connections by listener, in the handshake "
+			 "pool or established.");
+	metrics_describe("pzpgw_http_handshake_timeouts_total", METRICS_COUNTER,
+			 "Connections closed because their handshake (org) or "
+			 "first request (admin) took longer than "
+			 "handshake_timeout.");
+	metrics_describe("pzpgw_http_handshakes_evicted_total", METRICS_COUNTER,
+			 "Connections in the handshake pool closed to make "
+			 "room for a newer one (max_handshakes).");
+	metrics_describe("pzpgw_http_memory_reserved_bytes", METRICS_GAUGE,
+			 "Memory the requests being handled are estimated to "
+			 "hold (max_memory).");
+	metrics_describe("pzpgw_http_memory_refused_total", METRICS_COUNTER,
+			 "Requests answered 503 because max_memory was "
+			 "reserved by others.");
+	metrics_describe("pzpgw_http_accept_errors_total", METRICS_COUNTER,
+			 "accept() failures (out of file descriptors), each "
+			 "followed by a pause in accepting.");
 	*out = srv;
 	return GW_OK;
 }
@@ -1610,8 +2098,12 @@ listener_open(struct http_server *srv, struct http_listener *lst, bool admin,
 			  EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(lst->evh, NULL);
 	evhttp_set_gencb(lst->evh, on_request, lst);
-	if (!admin)
-		evhttp_set_bevcb(lst->evh, conn_bevcb, srv);
+	evhttp_set_bevcb(lst->evh, admin ? admin_bevcb : conn_bevcb, srv);
+	if ((lst->backoff_ev =
+		 evtimer_new(srv->base, listener_backoff_cb, lst)) == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return GW_NOMEM;
+	}
 	apply_limits(lst, srv->cfg);
 	lst->bound = evhttp_bind_socket_with_handle(lst->evh, address,
 						    (ev_uint16_t)port);
@@ -1620,6 +2112,10 @@ listener_open(struct http_server *srv, struct http_listener *lst, bool admin,
 			 address, port, admin ? " (admin)" : "");
 		return GW_IO;
 	}
+	lst->next_all = all_listeners;
+	all_listeners = lst;
+	evconnlistener_set_error_cb(
+	    evhttp_bound_socket_get_listener(lst->bound), listener_error_cb);
 	fd = evhttp_bound_socket_get_fd(lst->bound);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
@@ -1675,7 +2171,8 @@ http_server_reconfigure(struct http_server *srv, const struct config *cfg,
 		apply_limits(&srv->org, cfg);
 	if (srv->admin.evh != NULL)
 		apply_limits(&srv->admin, cfg);
-	listener_resume(srv);
+	listener_update(&srv->org);
+	listener_update(&srv->admin);
 }
 
 bool
@@ -1697,7 +2194,7 @@ conn_check_done(struct http_server *srv)
 
 	if (!srv->stopping || srv->done == NULL)
 		return;
-	if (srv->nconns > 0 || srv->pending > 0)
+	if (srv->org.nconns > 0 || srv->admin.nconns > 0 || srv->pending > 0)
 		return;
 	done = srv->done;
 	srv->done = NULL;
@@ -1714,10 +2211,15 @@ grace_cb(evutil_socket_t fd, short what, void *arg)
 	http_done_fn done = srv->done;
 
 	log_warnx("event=shutdown_grace_expired connections=%u pending=%u",
-		  srv->nconns, srv->pending);
-	for (c = srv->conns; c != NULL; c = next) {
+		  srv->org.nconns + srv->admin.nconns, srv->pending);
+	for (c = srv->org.conns; c != NULL; c = next) {
 		next = c->next;
 		conn_close(c);
+	}
+	for (c = srv->admin.conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->adopting)
+			conn_close(c);
 	}
 	srv->done = NULL;
 	if (done != NULL)
@@ -1745,7 +2247,7 @@ http_server_shutdown(struct http_server *srv, unsigned grace_ms,
 	}
 	/* Idle connections go now; those in the middle of a request stay
 	 * until it is answered. */
-	for (c = srv->conns; c != NULL; c = next) {
+	for (c = srv->org.conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->state == CONN_BUSY)
 			continue;
@@ -1756,6 +2258,13 @@ http_server_shutdown(struct http_server *srv, unsigned grace_ms,
 			continue;
 		conn_close(c);
 	}
+	/* Admin connections between requests (or before their first) go
+	 * too; admin_closecb forgets them at once. */
+	for (c = srv->admin.conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state != CONN_BUSY && !c->adopting)
+			conn_close(c);
+	}
 	if ((srv->grace = evtimer_new(srv->base, grace_cb, srv)) != NULL)
 		evtimer_add(srv->grace, &tv);
 	conn_check_done(srv);
@@ -1764,6 +2273,16 @@ http_server_shutdown(struct http_server *srv, unsigned grace_ms,
 static void
 listener_free(struct http_listener *lst)
 {
+	for (struct http_listener **p = &all_listeners; *p != NULL;
+	     p = &(*p)->next_all) {
+		if (*p == lst) {
+			*p = lst->next_all;
+			break;
+		}
+	}
+	if (lst->backoff_ev != NULL)
+		event_free(lst->backoff_ev);
+	lst->backoff_ev = NULL;
 	if (lst->evh != NULL)
 		evhttp_free(lst->evh);
 	free(lst->routes);
@@ -1774,16 +2293,29 @@ listener_free(struct http_listener *lst)
 void
 http_server_free(struct http_server *srv)
 {
-	struct http_conn *c;
+	struct http_conn *c, *next;
 
 	if (srv == NULL)
 		return;
 	/* Connections still open are freed by evhttp_free below; detach
 	 * them so their destructor does not reach back into srv. */
-	while ((c = srv->conns) != NULL) {
+	while ((c = srv->org.conns) != NULL) {
 		conn_unlink(c);
 		c->srv = NULL;
 	}
+	/* Admin ones are freed by admin_closecb from evhttp_free, or here
+	 * when evhttp has not been adopted by them yet. */
+	for (c = srv->admin.conns; c != NULL; c = next) {
+		next = c->next;
+		c->prev = c->next = NULL;
+		c->srv = NULL;
+		if (c->adopting) {
+			bufferevent_decref(c->bev);
+			event_free(c->deadline);
+			free(c);
+		}
+	}
+	srv->admin.conns = NULL;
 	listener_free(&srv->org);
 	listener_free(&srv->admin);
 	if (srv->grace != NULL)

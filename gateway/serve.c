@@ -570,7 +570,7 @@ cli_serve(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	apply_logging(&s);
-	(void)config_store_warnings(s.cfg, log_config_warning, NULL);
+	(void)config_warnings(s.cfg, log_config_warning, NULL);
 	/* A peer closing a connection must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	rc = serve_run(&s);

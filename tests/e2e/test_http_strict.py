@@ -291,3 +291,41 @@ def test_keepalive_and_pipelining_still_work(gateway):
         assert status_of(read_response(s)[0]) == 200
     finally:
         s.close()
+
+
+def test_memory_limit_decided_before_the_body(pki, tmp_path):
+    # One request announcing 1.5 MB holds about 15 MB of max_memory (16M)
+    # while its body trickles in; a second one announcing as much gets
+    # 503 with Retry-After from its head alone, never 100 Continue.
+    g = gw.Gateway(pki, str(tmp_path), limits__max_memory="16M",
+                   limits__max_body="4M").start()
+    first = g.connect()
+    try:
+        first.sendall(expect_head("/fhir/$validate", 1500000))
+        first.settimeout(5)
+        assert first.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+        first.sendall(b"{")
+        t0 = time.monotonic()
+        line, headers, body, closed = send_raw(
+            g, expect_head("/fhir/$validate", 1500000))
+        assert status_of(line) == 503, line
+        assert time.monotonic() - t0 < 3
+        assert headers.get("retry-after") == "5"
+        assert_outcome(body, "transient")
+        assert closed
+        # The first one's reservation goes with its connection.
+        first.close()
+        first = None
+        def continued():
+            s = g.connect()
+            try:
+                s.sendall(expect_head("/fhir/$validate", 1500000))
+                s.settimeout(5)
+                return s.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+            finally:
+                s.close()
+        gw.wait_for(continued, what="memory released")
+    finally:
+        if first is not None:
+            first.close()
+        g.stop()
