@@ -56,6 +56,7 @@ enum gate_state {
 	GATE_CHUNK_CRLF, /* expecting the CRLF after chunk data */
 	GATE_CHUNK_LAST, /* after the last chunk: expecting CRLF */
 	GATE_HOLD,	 /* a whole request passed on, not yet answered */
+	GATE_DRAIN,	 /* refused: dropping c->left body bytes first */
 	GATE_DISCARD,	 /* refused: drop everything */
 };
 
@@ -124,6 +125,10 @@ struct http_conn {
 	size_t scanned;		/* head bytes already checked */
 	struct gate_refusal rej;
 	uint64_t mem; /* reserved by the gate for the request it passed on */
+	/* A refusal of this head first drops its body (GATE_DRAIN): the
+	   body's length and the head's. 0: answer at once. */
+	uint64_t drain;
+	size_t drain_head;
 };
 
 struct http_server {
@@ -1300,6 +1305,18 @@ gate_refuse(struct http_conn *c, struct evbuffer *out, int status,
 	va_start(ap, fmt);
 	vsnprintf(c->rej.msg, sizeof(c->rej.msg), fmt, ap);
 	va_end(ap);
+	if (!in_body && c->drain > 0) {
+		/* A client that sends its body without waiting for 100
+		 * Continue would meet a reset, not the answer, if the
+		 * connection closed under its upload: the body is dropped
+		 * unread (no memory held; read_timeout still bounds it),
+		 * then the refusal is answered. */
+		evbuffer_drain(c->held, c->drain_head);
+		c->left = c->drain;
+		c->drain = 0;
+		c->gate = GATE_DRAIN;
+		return;
+	}
 	/* In a chunked body evhttp waits for a chunk-size line: end the
 	 * body there; otherwise give it a request to dispatch. */
 	if (in_body)
@@ -1523,6 +1540,7 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 	bool body_method, path_known;
 	uint64_t len = 0;
 
+	c->drain = 0;
 	why = gate_parse(head, n, &h);
 	memset(&peer, 0, sizeof(peer));
 	snprintf(method, sizeof(method), "%.*s",
@@ -1594,6 +1612,13 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 	body_method = strcmp(method, "POST") == 0 ||
 		      strcmp(method, "PUT") == 0 ||
 		      strcmp(method, "PATCH") == 0;
+	/* From here a refusal of a body the client sends unasked (no
+	 * Expect: 100-continue) drops that body before answering. */
+	if (body_method && h.n_te == 0 && h.n_expect == 0 &&
+	    len <= cfg->max_body) {
+		c->drain = len;
+		c->drain_head = n;
+	}
 	if (!body_method && (len > 0 || h.n_te == 1)) {
 		gate_refuse(c, out, 400, "invalid",
 			    "a %s request carries no body", method);
@@ -1653,6 +1678,7 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 			return;
 		}
 	}
+	c->drain = 0;
 	evbuffer_remove_buffer(c->held, out, n);
 	c->chunked_total = 0;
 	if (body_method && h.n_te == 1) {
@@ -1778,6 +1804,15 @@ gate_pump(struct http_conn *c, struct evbuffer *out)
 		case GATE_DISCARD:
 			evbuffer_drain(c->held, n);
 			return;
+		case GATE_DRAIN:
+			k = n < c->left ? n : (size_t)c->left;
+			evbuffer_drain(c->held, k);
+			c->left -= k;
+			if (c->left > 0)
+				return;
+			evbuffer_add(out, GATE_SYNTH, sizeof(GATE_SYNTH) - 1);
+			c->gate = GATE_DISCARD;
+			break;
 		case GATE_HEAD:
 			if (!gate_find_head(c, out))
 				return;

@@ -329,3 +329,20 @@ def test_memory_limit_decided_before_the_body(pki, tmp_path):
         if first is not None:
             first.close()
         g.stop()
+
+
+def test_refusal_reaches_a_client_that_sends_its_body_unasked(gateway):
+    # Without Expect: 100-continue a client (Python's http.client here)
+    # sends its whole body before reading: the refusal must still reach it
+    # (the body is dropped unread, then answered), not a reset mid-upload.
+    big = b'{"resourceType":"Basic","text":"' + b"x" * 3000000 + b'"}'
+    for _ in range(3):
+        status, headers, body = gateway.request(
+            "POST", "/fhir/$validate", body=big, cert="gp1",
+            headers={"Content-Type": "application/fhir+json"})
+        assert status == 403, body[:200]
+        assert_outcome(body, "forbidden")
+        status, _, body = gateway.request(
+            "POST", "/fhir/nope", body=big,
+            headers={"Content-Type": "application/fhir+json"})
+        assert status == 404, body[:200]
