@@ -123,6 +123,8 @@ static const struct key cfg_keys[] = {
     {"limits", "write_timeout", T_DURATION, 0, C(write_timeout_ms), "30s", 100,
      HOUR, NULL},
     {"limits", "max_pending", T_UINT, 0, C(max_pending), "64", 1, 100000, NULL},
+    {"limits", "max_request_time", T_DURATION, 0, C(max_request_ms), "10s", 100,
+     5 * MIN, NULL},
 
     {"signing", "key", T_PATH, F_FILE | F_SECRET | F_PKCS11, C(sign_key), NULL,
      0, 0, NULL},

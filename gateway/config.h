@@ -73,6 +73,9 @@ struct config {
 	uint64_t read_timeout_ms;
 	uint64_t write_timeout_ms;
 	unsigned max_pending; /* requests being processed before 503 */
+	/* Time a document may take to check ($validate, $process-message)
+	 * from its arrival; beyond it the request is answered 503. */
+	uint64_t max_request_ms;
 
 	/* [delivery] */
 	unsigned delivery_concurrency; /* default per peer */
