@@ -8,9 +8,8 @@ stored."""
 import http.client
 import json
 import os
-import re
 import signal
-import socket
+import ssl
 import threading
 import time
 
@@ -42,12 +41,45 @@ def raw_post(g, path, body):
     return s
 
 
+def tcp_queues(port_a, port_b):
+    """(send queue, receive queue) of the loopback TCP socket from port_a
+    to port_b, from /proc/net/tcp; None when there is none."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1], fields[2]
+            if (int(local.split(":")[1], 16) == port_a and
+                    int(remote.split(":")[1], 16) == port_b):
+                tx, rx = fields[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
+def wait_received(g, s):
+    """Wait until the gateway has read everything sent on s: nothing
+    left in the client's send queue nor in the gateway's receive queue
+    (so the request is in its hands, whatever the build's speed; the
+    answer may already wait in the client's receive queue)."""
+    port = s.getsockname()[1]
+
+    def done():
+        client = tcp_queues(port, g.port)
+        server = tcp_queues(g.port, port)
+        return (client is None or client[0] == 0) and \
+            (server is None or server[1] == 0)
+    gw.wait_for(done, timeout=120, interval=0.01,
+                what="the body to be read")
+
+
 def read_answer(s):
     """(status, headers, body) of the answer on s, which is closed."""
     data = b""
     try:
         while True:
-            chunk = s.recv(65536)
+            try:
+                chunk = s.recv(65536)
+            except (ssl.SSLError, ConnectionError):
+                break  # closed without close_notify: the answer is in
             if not chunk:
                 break
             data += chunk
@@ -84,17 +116,19 @@ def costly_gateway(pki, tmp_path, budget):
     return g
 
 
-def request_ms(g):
-    """duration_ms of the last $validate request in the log."""
-    found = re.findall(r"event=request .*path=/fhir/\$validate .*"
-                       r"duration_ms=(\d+)", g.log_text())
-    return int(found[-1]) if found else None
+# The budget of the first two tests lets the check run to its end in a
+# release build (~1.7 s) and stops it in a ThreadSanitizer build before
+# the 30 s shutdown grace.
+LONG = "15s"
 
 
 def test_healthz_answers_while_costly_validate_runs(pki, tmp_path):
-    g = costly_gateway(pki, tmp_path, "5m")
+    g = costly_gateway(pki, tmp_path, LONG)
     try:
         s = raw_post(g, "/fhir/$validate", costly_patient())
+        # From the moment the gateway has the whole body until it answers.
+        wait_received(g, s)
+        t0 = time.monotonic()
         answer = {}
         t = threading.Thread(target=lambda: answer.update(
             r=read_answer(s)))
@@ -104,28 +138,27 @@ def test_healthz_answers_while_costly_validate_runs(pki, tmp_path):
             latencies.append(healthz_latency(g))
             time.sleep(0.02)
         t.join()
+        took = time.monotonic() - t0
         status, _, _ = answer["r"]
-        assert status == 200
+        assert status in (200, 503)
         # The check itself took long (else this test proves nothing) ...
-        took = request_ms(g)
-        assert took is not None and took > 1000, took
+        assert took > 1.0, took
         # ... and /healthz was answered throughout. Before the work moved
         # to the workers, one /healthz waited for the whole check (about
-        # 1.3 s here in a release build).
+        # 1.7 s here in a release build).
         assert max(latencies) < 0.5, (max(latencies), took)
     finally:
         g.stop()
 
 
 def test_sigterm_is_handled_while_costly_validate_runs(pki, tmp_path):
-    g = costly_gateway(pki, tmp_path, "5m")
+    g = costly_gateway(pki, tmp_path, LONG)
     s = raw_post(g, "/fhir/$validate", costly_patient())
+    wait_received(g, s)
     answer = {}
     t = threading.Thread(target=lambda: answer.update(r=read_answer(s)))
     t.start()
-    # The whole body is in the gateway's socket buffers: give it a moment
-    # to read them and start the check.
-    time.sleep(0.3)
+    time.sleep(0.1)  # the check has begun
     t0 = time.monotonic()
     g.send_signal(signal.SIGTERM)
     gw.wait_for(lambda: "event=stopping" in g.log_text(), timeout=30,
@@ -137,7 +170,7 @@ def test_sigterm_is_handled_while_costly_validate_runs(pki, tmp_path):
     # The request in flight was finished (grace logic), then the daemon
     # stopped cleanly.
     assert rc == 0
-    assert answer["r"][0] == 200
+    assert answer["r"][0] in (200, 503)
     # Before: the signal waited for the check to end (about 1 s here).
     assert stopping < 0.5, stopping
 
@@ -147,6 +180,7 @@ def test_costly_validate_is_503_within_budget(pki, tmp_path):
     try:
         body = costly_patient()
         s = raw_post(g, "/fhir/$validate", body)
+        wait_received(g, s)
         t0 = time.monotonic()
         status, headers, out = read_answer(s)
         waited = time.monotonic() - t0
@@ -155,8 +189,8 @@ def test_costly_validate_is_503_within_budget(pki, tmp_path):
         oo = json.loads(out)
         assert oo["issue"][0]["code"] == "too-costly", oo
         assert "event=too_costly" in g.log_text()
-        # Answered about when the budget ran out (after the upload), not
-        # after the whole check (about a second here, more under ASan).
+        # Answered about when the budget ran out, not after the whole
+        # check (~1.7 s in a release build, far more with sanitizers).
         assert waited < 1.0, waited
         # A small document still passes under the same budget.
         status, _, out = g.request("POST", "/fhir/$validate",
