@@ -1049,6 +1049,9 @@ job_submit(struct intake *in, struct intake_job *j)
 	struct intake_pool *pool = in->pool;
 
 	http_req_defer(j->req);
+	log_debug("event=intake_job id=%s endpoint=%s bytes=%zu", j->reqid,
+		  j->validate_only ? "validate" : "process-message",
+		  j->body_len);
 	if (pool == NULL) {
 		job_run(j, in->validate);
 		job_finish(in, j);

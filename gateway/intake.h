@@ -64,8 +64,10 @@ void intake_cleanup(struct intake *in);
 enum gw_err intake_workers_start(struct intake *in, struct event_base *base,
 				 unsigned n);
 /* Loop thread: wait until no job is queued or running and finish the
- * completed ones (answers sent or submitted to the store). Call before
- * replacing in->key or in->trust. No-op without workers. */
+ * completed ones (answers sent or submitted to the store). Before
+ * freeing the in->key or in->trust a job may use, call this or keep them
+ * until no request is pending (jobs take them when the request arrives).
+ * No-op without workers. */
 void intake_workers_drain(struct intake *in);
 /* Loop thread: drain, then stop and join the workers. The store must
  * still be open. No-op without workers. */
