@@ -133,6 +133,8 @@ static const struct key cfg_keys[] = {
      "10s", 100, 5 * MIN, NULL},
     {"limits", "max_memory", T_SIZE, 0, C(max_memory), "512M", 16 * MIB,
      256 * GIB, NULL},
+    {"limits", "max_request_time", T_DURATION, 0, C(max_request_ms), "10s", 100,
+     5 * MIN, NULL},
 
     {"signing", "key", T_PATH, F_FILE | F_SECRET | F_PKCS11, C(sign_key), NULL,
      0, 0, NULL},

@@ -82,6 +82,9 @@ struct config {
 	uint64_t handshake_timeout_ms;
 	/* Estimated bytes all requests being handled may hold together. */
 	uint64_t max_memory;
+	/* Time a document may take to check ($validate, $process-message)
+	 * from its arrival; beyond it the request is answered 503. */
+	uint64_t max_request_ms;
 
 	/* [delivery] */
 	unsigned delivery_concurrency; /* default per peer */

@@ -10,6 +10,11 @@
 #include <string.h>
 
 #include "fjson.h"
+#include "util.h"
+
+/* Values parsed between two looks at the clock (fj_parse_until): a few
+ * thousand take well under a millisecond. */
+#define FJ_DEADLINE_EVERY 4096u
 
 /* ---- arena ---- */
 
@@ -213,6 +218,8 @@ struct parser {
 	enum gw_err code;
 	char *scratch; /* decoded string staging */
 	size_t scratch_cap;
+	uint64_t deadline; /* util_mono_ms(); 0: none */
+	unsigned ticks;	   /* values since the clock was last read */
 };
 
 static void
@@ -756,6 +763,14 @@ parse_value(struct parser *p, int depth)
 		perr(p, "nesting too deep");
 		return NULL;
 	}
+	if (p->deadline != 0 && ++p->ticks >= FJ_DEADLINE_EVERY) {
+		p->ticks = 0;
+		if (util_mono_ms() >= p->deadline) {
+			if (p->code == GW_OK)
+				p->code = GW_TEMP;
+			return NULL;
+		}
+	}
 	if (p->pos >= p->len) {
 		perr(p, "unexpected end of input");
 		return NULL;
@@ -851,8 +866,19 @@ enum gw_err
 fj_parse(const char *text, size_t len, unsigned flags, struct fj_doc **out,
 	 struct fj_error *err)
 {
-	struct parser p = {
-	    .text = text, .len = len, .line = 1, .flags = flags, .err = err};
+	return fj_parse_until(text, len, flags, 0, out, err);
+}
+
+enum gw_err
+fj_parse_until(const char *text, size_t len, unsigned flags,
+	       uint64_t deadline_ms, struct fj_doc **out, struct fj_error *err)
+{
+	struct parser p = {.text = text,
+			   .len = len,
+			   .line = 1,
+			   .flags = flags,
+			   .err = err,
+			   .deadline = deadline_ms};
 	struct fj_node *root;
 
 	*out = NULL;

@@ -74,6 +74,12 @@ struct fj_error {
  */
 enum gw_err fj_parse(const char *text, size_t len, unsigned flags,
 		     struct fj_doc **out, struct fj_error *err);
+/* fj_parse that gives up with GW_TEMP (*out NULL, err not set) once
+ * util_mono_ms() reaches deadline_ms (looked at every few thousand
+ * values); deadline_ms 0 is fj_parse. */
+enum gw_err fj_parse_until(const char *text, size_t len, unsigned flags,
+			   uint64_t deadline_ms, struct fj_doc **out,
+			   struct fj_error *err);
 
 /* A new empty document to build into (caller frees), or NULL. */
 struct fj_doc *fj_doc_new(void);

@@ -94,7 +94,9 @@ const char *http_req_header(const struct http_req *req, const char *name);
 const char *http_req_id(const struct http_req *req);
 /* The verified peer on the organisation listener, NULL on admin. */
 const struct tls_peer *http_req_peer(const struct http_req *req);
-/* The configuration in force when the request arrived. */
+/* The configuration in force when the request arrived; it stays valid
+ * until the request is answered (serve.c frees a replaced configuration
+ * only when no deferred request is pending), also in other threads. */
 const struct config *http_req_config(const struct http_req *req);
 /* The request body, contiguous and NUL-terminated; borrowed until the
  * reply. */

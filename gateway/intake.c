@@ -75,37 +75,6 @@ request_fhir(const struct http_req *req)
 	return RULES_R4;
 }
 
-/*
- * Parse the request body as FHIR JSON. On failure a 400 with the position
- * has been sent and false returned.
- */
-static bool
-parse_body(struct http_req *req, struct fj_doc **out)
-{
-	struct fj_error ferr;
-	size_t len;
-	const char *body = http_req_body(req, &len);
-	enum gw_err err = fj_parse(body, len, 0, out, &ferr);
-	json_t *oo;
-
-	if (err == GW_OK)
-		return true;
-	if (err == GW_NOMEM) {
-		http_req_add_header(req, "Retry-After", "5");
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "out of memory");
-		return false;
-	}
-	oo = fhir_outcome_new();
-	if (oo != NULL)
-		fhir_outcome_add(oo, FHIR_ERROR, "structure", NULL,
-				 (int)ferr.line, (int)ferr.col,
-				 "malformed JSON at line %u column %u: %s",
-				 ferr.line, ferr.col, ferr.msg);
-	http_reply_json(req, 400, oo);
-	return false;
-}
-
 /* The value of Parameters.parameter[name] as a resource or a string. */
 static const struct fj_node *
 parameter(const struct fj_node *params, const char *name, const char **string)
@@ -128,69 +97,6 @@ parameter(const struct fj_node *params, const char *name, const char **string)
 		return fj_get(p, "resource");
 	}
 	return NULL;
-}
-
-void
-intake_validate(struct http_req *req, void *arg)
-{
-	struct intake *in = arg;
-	enum rules_fhir v = request_fhir(req);
-	struct validate_opts opts = {.profile = http_req_query(req, "profile")};
-	const struct fj_node *res;
-	struct fj_doc *doc = NULL;
-	const char *path = http_req_path(req), *rt, *slash;
-	json_t *oo;
-
-	if (!parse_body(req, &doc))
-		return;
-	res = doc->root;
-	if (fj_str_eq(fj_get(res, "resourceType"), "Parameters")) {
-		const char *profile = NULL;
-
-		if (parameter(res, "profile", &profile) != NULL && profile)
-			opts.profile = profile;
-		if ((res = parameter(doc->root, "resource", NULL)) == NULL) {
-			http_reply_outcome(req, 400, FHIR_ERROR, "required",
-					   "Parameters.parameter",
-					   "no parameter 'resource' to "
-					   "validate");
-			fj_doc_free(doc);
-			return;
-		}
-	}
-	if ((oo = fhir_outcome_new()) == NULL) {
-		fj_doc_free(doc);
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "out of memory");
-		return;
-	}
-	/* /fhir/{type}/$validate: the resource must be of that type. */
-	rt = fj_get_str(res, "resourceType");
-	slash = strchr(path + 6, '/');
-	if (slash != NULL && strncmp(path, "/fhir/", 6) == 0 &&
-	    (rt == NULL || strlen(rt) != (size_t)(slash - (path + 6)) ||
-	     strncmp(rt, path + 6, (size_t)(slash - (path + 6))) != 0))
-		fhir_outcome_add(oo, FHIR_ERROR, "invalid", "resourceType",
-				 (int)res->line, (int)res->col,
-				 "resource type %s does not match the "
-				 "endpoint %.*s",
-				 rt ? rt : "(none)", (int)(slash - (path + 6)),
-				 path + 6);
-	if (validate_document(in->validate[v], res, &opts, oo) != GW_OK) {
-		json_decref(oo);
-		fj_doc_free(doc);
-		http_reply_outcome(req, 500, FHIR_ERROR, "exception", NULL,
-				   "validation failed internally");
-		return;
-	}
-	if (json_array_size(json_object_get(oo, "issue")) == 0)
-		fhir_outcome_add(oo, FHIR_INFORMATION, "informational", NULL, 0,
-				 0, "no issues found");
-	log_info("event=validate id=%s peer=%s fhir=%s errors=%zu",
-		 http_req_id(req), http_req_peer(req)->ura,
-		 v == RULES_STU3 ? "stu3" : "r4", fhir_outcome_errors(oo));
-	fj_doc_free(doc);
-	http_reply_json(req, 200, oo);
 }
 
 /* ---- $process-message ---- */
@@ -375,16 +281,37 @@ reply_invalid(struct http_req *req, int status, json_t *oo)
 }
 
 /*
- * A $process-message request between parsing and storing. The loop
- * thread parses and routes it; verification, validation, signing and
- * serialisation (the CPU-heavy part) run in a worker thread; the loop
- * thread then answers an error or submits the result to the store. Only
- * the loop thread touches req.
+ * A $validate or $process-message request between its arrival and its
+ * answer, the one place for its state. The loop thread fills in the input
+ * (job_new) and, at the end, answers or submits the result to the store
+ * (job_finish); everything between, all work on the document (parse,
+ * message checks, routing, signature checks, validation, signing,
+ * serialisation), runs in a worker thread (job_run), so that a large or
+ * hostile document never holds up the event loop (/healthz, SIGTERM,
+ * other organisations). Only the loop thread touches req.
  */
 struct intake_job {
 	struct intake_job *next;
 	struct http_req *req;
-	struct fj_doc *doc; /* owned */
+	bool validate_only; /* $validate: answer the outcome, store nothing */
+	/* The request body: borrowed from req (http_req_body), whose memory
+	 * lasts until the reply, which job_finish sends after job_run. */
+	const char *body;
+	size_t body_len;
+	/*
+	 * The configuration the request arrived with, borrowed (a reference,
+	 * not a copy): a SIGHUP puts a new one in place for new requests,
+	 * and serve.c frees a replaced configuration only when no request is
+	 * pending (http_server_pending), while this one is pending from
+	 * job_submit (http_req_defer) until job_finish or on_committed
+	 * answers it. So the worker may read it, as the loop thread does.
+	 */
+	const struct config *cfg;
+	uint64_t deadline;  /* util_mono_ms(): past it, answer 503 */
+	char *profile;	    /* $validate ?profile=; owned, or NULL */
+	char *type;	    /* $validate's {type} in /fhir/{type}/$validate;
+			      owned, or NULL */
+	struct fj_doc *doc; /* owned; parsed by job_run */
 	struct message_info info;
 	const char *remote[MESSAGE_MAX_RECEIVERS]; /* into info */
 	size_t nremote;
@@ -394,7 +321,7 @@ struct intake_job {
 	bool outbound;
 	bool is_signed;
 	char peer[CONFIG_URA_LEN + 1];
-	char *relay; /* copy of the peer's [peer] relay value, or NULL */
+	const char *relay; /* the peer's [peer] relay value in cfg, or NULL */
 	char reqid[80];
 	/* Who signed, as job_verify found: Bundle.signature ("" unsigned)
 	 * and a sender signature kept by a relay ("" none). */
@@ -439,7 +366,8 @@ job_free(struct intake_job *j)
 		return;
 	json_decref(j->oo);
 	free(j->jws);
-	free(j->relay);
+	free(j->profile);
+	free(j->type);
 	buf_cleanup(&j->bytes);
 	fj_doc_free(j->doc);
 	free(j);
@@ -464,6 +392,158 @@ job_fail(struct intake_job *j, int status, const char *retry_after,
 	j->retry_after = retry_after;
 	json_decref(j->oo);
 	j->oo = fhir_outcome_one(FHIR_ERROR, code, expression, "%s", msg);
+}
+
+/* The request ran out of time at step: log it and put a 503 too-costly
+ * in j. */
+static void
+job_too_costly(struct intake_job *j, const char *step)
+{
+	log_warnx("event=too_costly id=%s peer=%s step=%s limit_ms=%llu "
+		  "bytes=%zu",
+		  j->reqid, j->peer, step,
+		  (unsigned long long)j->cfg->max_request_ms, j->body_len);
+	job_fail(j, 503, INTAKE_COSTLY_RETRY, "too-costly", NULL,
+		 "checking this document took longer than the gateway "
+		 "allows (%llu ms); it was abandoned and nothing was stored",
+		 (unsigned long long)j->cfg->max_request_ms);
+}
+
+/* Whether the request's time (cfg's max_request_time from its arrival)
+ * is up; if so the answer, a 503, is in j. Looked at between the steps
+ * of job_run, and inside parsing (fj_parse_until) and validation
+ * (validate_opts.deadline_ms); the other steps are linear in the body
+ * and short beside those two. */
+static bool
+job_late(struct intake_job *j, const char *step)
+{
+	if (util_mono_ms() < j->deadline)
+		return false;
+	job_too_costly(j, step);
+	return true;
+}
+
+/* Parse the body as FHIR JSON into j->doc. False on failure (the answer,
+ * a 400 with the position, is in j). */
+static bool
+job_parse(struct intake_job *j)
+{
+	struct fj_error ferr;
+	enum gw_err err = fj_parse_until(j->body, j->body_len, 0, j->deadline,
+					 &j->doc, &ferr);
+
+	if (err == GW_OK)
+		return !job_late(j, "parse");
+	if (err == GW_TEMP) {
+		job_too_costly(j, "parse");
+		return false;
+	}
+	if (err == GW_NOMEM) {
+		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+		return false;
+	}
+	j->status = 400;
+	json_decref(j->oo);
+	if ((j->oo = fhir_outcome_new()) != NULL)
+		fhir_outcome_add(j->oo, FHIR_ERROR, "structure", NULL,
+				 (int)ferr.line, (int)ferr.col,
+				 "malformed JSON at line %u column %u: %s",
+				 ferr.line, ferr.col, ferr.msg);
+	return false;
+}
+
+/* $validate in a job: the resource (or Parameters.parameter[resource])
+ * against its profiles; the answer, 200 with the outcome or an error, is
+ * in j. */
+static void
+job_validate_only(struct intake_job *j, struct validate_ctx *vctx)
+{
+	struct validate_opts opts = {.profile = j->profile,
+				     .deadline_ms = j->deadline};
+	const struct fj_node *res = j->doc->root;
+	const char *rt;
+	enum gw_err err;
+	json_t *oo;
+
+	if (fj_str_eq(fj_get(res, "resourceType"), "Parameters")) {
+		const char *profile = NULL;
+
+		if (parameter(res, "profile", &profile) != NULL && profile)
+			opts.profile = profile;
+		if ((res = parameter(j->doc->root, "resource", NULL)) == NULL) {
+			job_fail(j, 400, NULL, "required",
+				 "Parameters.parameter",
+				 "no parameter 'resource' to validate");
+			return;
+		}
+	}
+	if ((oo = fhir_outcome_new()) == NULL) {
+		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+		return;
+	}
+	/* /fhir/{type}/$validate: the resource must be of that type. */
+	rt = fj_get_str(res, "resourceType");
+	if (j->type != NULL && (rt == NULL || strcmp(rt, j->type) != 0))
+		fhir_outcome_add(oo, FHIR_ERROR, "invalid", "resourceType",
+				 (int)res->line, (int)res->col,
+				 "resource type %s does not match the "
+				 "endpoint %s",
+				 rt ? rt : "(none)", j->type);
+	err = validate_document(vctx, res, &opts, oo);
+	if (err == GW_TEMP) {
+		json_decref(oo);
+		job_too_costly(j, "validate");
+		return;
+	}
+	if (err != GW_OK) {
+		json_decref(oo);
+		job_fail(j, err == GW_NOMEM ? 503 : 500,
+			 err == GW_NOMEM ? "5" : NULL, "exception", NULL,
+			 "validation failed internally");
+		return;
+	}
+	if (json_array_size(json_object_get(oo, "issue")) == 0)
+		fhir_outcome_add(oo, FHIR_INFORMATION, "informational", NULL, 0,
+				 0, "no issues found");
+	j->status = 200;
+	json_decref(j->oo);
+	j->oo = oo;
+}
+
+/* The message checks and the route: MessageHeader, identifier, sender,
+ * receivers (message_parse), then local or remote (route_receivers) by
+ * j->cfg. False with a 422 in j when the message breaks a rule. */
+static bool
+job_check_message(struct intake_job *j)
+{
+	const struct config_peer *cpeer;
+	json_t *oo = fhir_outcome_new();
+	bool bad;
+
+	if (oo == NULL) {
+		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+		return false;
+	}
+	if (message_parse(j->doc->root, &j->info, oo) != GW_OK) {
+		bad = true;
+	} else {
+		j->outbound = route_receivers(j->cfg, &j->info, j->remote,
+					      &j->nremote, oo);
+		bad = fhir_outcome_errors(oo) > 0;
+	}
+	if (bad) {
+		j->status = 422;
+		j->rejected = true;
+		json_decref(j->oo);
+		j->oo = oo;
+		return false;
+	}
+	json_decref(oo);
+	j->is_signed = j->info.signed_r4 || j->info.signed_stu3;
+	/* What the peer may relay (job_sender_allowed). */
+	cpeer = config_peer_find(j->cfg, j->peer);
+	j->relay = cpeer != NULL ? cpeer->relay : NULL;
+	return !job_late(j, "message");
 }
 
 /* Verify one signature of the message: Bundle.signature (kept false),
@@ -649,10 +729,18 @@ job_sign(struct intake_job *j)
 static bool
 job_validate(struct intake_job *j, struct validate_ctx *vctx)
 {
+	struct validate_opts opts = {.deadline_ms = j->deadline};
 	json_t *oo = fhir_outcome_new();
+	enum gw_err err = oo != NULL
+			      ? validate_document(vctx, j->doc->root, &opts, oo)
+			      : GW_NOMEM;
 
-	if (oo == NULL ||
-	    validate_document(vctx, j->doc->root, NULL, oo) != GW_OK) {
+	if (err == GW_TEMP) {
+		json_decref(oo);
+		job_too_costly(j, "validate");
+		return false;
+	}
+	if (err != GW_OK) {
 		json_decref(oo);
 		job_fail(j, 503, "10", "transient", NULL,
 			 "validation could not run");
@@ -669,11 +757,21 @@ job_validate(struct intake_job *j, struct validate_ctx *vctx)
 	return true;
 }
 
-/* The CPU-heavy part of a job; any thread, touches only j and vctx. */
+/* All work on the document; any thread, touches only j (and what it
+ * borrows: body, cfg, key, trust) and vctx. */
 static void
 job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 {
-	if (!job_verify(j) || !job_sender_allowed(j))
+	/* Queued behind others past its time: abandoned before any work. */
+	if (job_late(j, "queue") || !job_parse(j))
+		return;
+	if (j->validate_only) {
+		job_validate_only(j, vctx[j->v]);
+		return;
+	}
+	if (!job_check_message(j))
+		return;
+	if (!job_verify(j) || !job_sender_allowed(j) || job_late(j, "verify"))
 		return;
 	if (!job_validate(j, vctx[j->v]))
 		return;
@@ -685,7 +783,7 @@ job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 			return;
 		free(j->jws);
 		j->jws = NULL;
-		if (!job_sign(j))
+		if (!job_sign(j) || job_late(j, "sign"))
 			return;
 	}
 	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK)
@@ -705,6 +803,12 @@ job_finish(struct intake *in, struct intake_job *j)
 	if (j->status != 0) {
 		if (j->retry_after != NULL)
 			http_req_add_header(req, "Retry-After", j->retry_after);
+		if (j->validate_only && j->status == 200)
+			log_info("event=validate id=%s peer=%s fhir=%s "
+				 "errors=%zu",
+				 j->reqid, j->peer,
+				 j->v == RULES_STU3 ? "stu3" : "r4",
+				 fhir_outcome_errors(j->oo));
 		if (j->rejected)
 			reply_invalid(req, j->status, j->oo);
 		else
@@ -945,6 +1049,9 @@ job_submit(struct intake *in, struct intake_job *j)
 	struct intake_pool *pool = in->pool;
 
 	http_req_defer(j->req);
+	log_debug("event=intake_job id=%s endpoint=%s bytes=%zu", j->reqid,
+		  j->validate_only ? "validate" : "process-message",
+		  j->body_len);
 	if (pool == NULL) {
 		job_run(j, in->validate);
 		job_finish(in, j);
@@ -960,16 +1067,65 @@ job_submit(struct intake *in, struct intake_job *j)
 	pthread_mutex_unlock(&pool->mu);
 }
 
+/*
+ * Loop thread: a new job for req with what the worker needs, copied or
+ * borrowed for as long as the request is pending (see struct intake_job),
+ * the deadline starting now. NULL when out of memory.
+ */
+static struct intake_job *
+job_new(struct intake *in, struct http_req *req)
+{
+	const struct config *cfg = http_req_config(req);
+	const struct tls_peer *peer = http_req_peer(req);
+	struct intake_job *j = calloc(1, sizeof(*j));
+
+	if (j == NULL)
+		return NULL;
+	j->req = req;
+	j->body = http_req_body(req, &j->body_len);
+	j->cfg = cfg;
+	j->deadline = util_mono_ms() + cfg->max_request_ms;
+	j->v = request_fhir(req);
+	j->key = in->key;
+	j->trust = in->trust;
+	buf_init(&j->bytes, cfg->max_body * 2 + 65536);
+	util_strlcpy(j->peer, peer != NULL ? peer->ura : "-", sizeof(j->peer));
+	util_strlcpy(j->reqid, http_req_id(req), sizeof(j->reqid));
+	return j;
+}
+
+void
+intake_validate(struct http_req *req, void *arg)
+{
+	struct intake *in = arg;
+	const char *path = http_req_path(req), *profile, *slash;
+	struct intake_job *j = job_new(in, req);
+
+	if (j == NULL)
+		goto nomem;
+	j->validate_only = true;
+	profile = http_req_query(req, "profile");
+	if (profile != NULL && (j->profile = strdup(profile)) == NULL)
+		goto nomem;
+	/* /fhir/{type}/$validate names the type the resource must have. */
+	if (strncmp(path, "/fhir/", 6) == 0 &&
+	    (slash = strchr(path + 6, '/')) != NULL &&
+	    (j->type = strndup(path + 6, (size_t)(slash - (path + 6)))) == NULL)
+		goto nomem;
+	job_submit(in, j);
+	return;
+nomem:
+	job_free(j);
+	http_req_add_header(req, "Retry-After", "5");
+	http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+			   "out of memory");
+}
+
 void
 intake_process_message(struct http_req *req, void *arg)
 {
 	struct intake *in = arg;
-	const struct config *cfg = http_req_config(req);
-	const struct tls_peer *peer = http_req_peer(req);
-	const struct config_peer *cpeer;
-	struct intake_job *j = NULL;
-	struct fj_doc *doc = NULL;
-	json_t *oo = NULL;
+	struct intake_job *j;
 
 	size_t body_len = 0;
 	const char *why = "store_closed";
@@ -987,51 +1143,13 @@ intake_process_message(struct http_req *req, void *arg)
 					 "nothing was accepted, retry later");
 		return;
 	}
-	if (!parse_body(req, &doc))
+	if ((j = job_new(in, req)) == NULL) {
+		http_req_add_header(req, "Retry-After", "5");
+		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
+				   "out of memory");
 		return;
-	if ((j = calloc(1, sizeof(*j))) == NULL ||
-	    (oo = fhir_outcome_new()) == NULL)
-		goto nomem;
-	j->req = req;
-	j->doc = doc;
-	doc = NULL;
-	j->v = request_fhir(req);
-	j->key = in->key;
-	j->trust = in->trust;
-	buf_init(&j->bytes, cfg->max_body * 2 + 65536);
-	util_strlcpy(j->peer, peer->ura, sizeof(j->peer));
-	util_strlcpy(j->reqid, http_req_id(req), sizeof(j->reqid));
-	if (message_parse(j->doc->root, &j->info, oo) != GW_OK) {
-		reply_invalid(req, 422, oo);
-		goto done;
 	}
-	j->outbound =
-	    route_receivers(cfg, &j->info, j->remote, &j->nremote, oo);
-	if (fhir_outcome_errors(oo) > 0) {
-		reply_invalid(req, 422, oo);
-		goto done;
-	}
-	json_decref(oo);
-	oo = NULL;
-	j->is_signed = j->info.signed_r4 || j->info.signed_stu3;
-	/* The sender rule needs what the peer may relay (job_sender_allowed);
-	 * copied, as the configuration may be swapped while a worker runs. */
-	cpeer = config_peer_find(cfg, peer->ura);
-	if (cpeer != NULL && cpeer->relay != NULL &&
-	    (j->relay = strdup(cpeer->relay)) == NULL)
-		goto nomem;
 	job_submit(in, j);
-	return;
-nomem:
-	json_decref(oo);
-	http_req_add_header(req, "Retry-After", "5");
-	http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-			   "out of memory");
-	fj_doc_free(doc);
-	job_free(j);
-	return;
-done:
-	job_free(j);
 }
 
 static json_t *

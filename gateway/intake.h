@@ -18,8 +18,11 @@
 
 /* Largest clock difference accepted for a signature time (seconds). */
 #define INTAKE_SIGN_SKEW 300
-/* Most worker threads for $process-message. */
+/* Most worker threads for $validate and $process-message. */
 #define INTAKE_MAX_WORKERS 8
+/* Retry-After (seconds) of the 503 for a document that took longer than
+ * [limits] max_request_time to check. */
+#define INTAKE_COSTLY_RETRY "30"
 
 struct event_base;
 struct intake_pool;
@@ -49,8 +52,9 @@ enum gw_err intake_init(struct intake *in, const struct config *cfg,
 void intake_cleanup(struct intake *in);
 
 /*
- * Run the CPU-heavy part of $process-message (signature check,
- * validation, signing, serialisation) in n worker threads (at most
+ * Run all work on the documents of $validate and $process-message
+ * (parsing, message checks, routing, signature checks, validation,
+ * signing, serialisation) in n worker threads (at most
  * INTAKE_MAX_WORKERS, each with its own validation context), handing
  * the results back to base's loop thread, which alone answers requests
  * and submits to the store. Order per connection is unchanged: a client
@@ -60,15 +64,20 @@ void intake_cleanup(struct intake *in);
 enum gw_err intake_workers_start(struct intake *in, struct event_base *base,
 				 unsigned n);
 /* Loop thread: wait until no job is queued or running and finish the
- * completed ones (answers sent or submitted to the store). Call before
- * replacing in->key or in->trust. No-op without workers. */
+ * completed ones (answers sent or submitted to the store). Before
+ * freeing the in->key or in->trust a job may use, call this or keep them
+ * until no request is pending (jobs take them when the request arrives).
+ * No-op without workers. */
 void intake_workers_drain(struct intake *in);
 /* Loop thread: drain, then stop and join the workers. The store must
  * still be open. No-op without workers. */
 void intake_workers_stop(struct intake *in);
 
 /* POST /fhir/$validate and /fhir/{type}/$validate; arg is a struct
- * intake. Answers 200 with an OperationOutcome, 400 for malformed JSON. */
+ * intake. Answers 200 with an OperationOutcome, 400 for malformed JSON,
+ * 503 (code too-costly, Retry-After INTAKE_COSTLY_RETRY) when checking
+ * took longer than [limits] max_request_time from the request's arrival.
+ * The same budget holds for $process-message. */
 void intake_validate(struct http_req *req, void *arg);
 
 /*

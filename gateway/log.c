@@ -1,6 +1,7 @@
 /* key=value event log to syslog or stderr. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,14 +10,17 @@
 
 #include "log.h"
 
-static enum log_target log_to = LOG_TO_STDERR;
-static bool log_verbose;
+/* Atomic: a reload (log_init on the loop thread) may change them while
+ * intake workers log. */
+static atomic_int log_to = LOG_TO_STDERR;
+static atomic_bool log_verbose;
 static const char *log_ident = "pzpgw";
 
 void
 log_init(enum log_target target, bool debug, const char *ident)
 {
-	if (ident != NULL)
+	/* Set once: a reload passes the same ident, and workers read it. */
+	if (ident != NULL && ident != log_ident)
 		log_ident = ident;
 	if (log_to == LOG_TO_SYSLOG && target != LOG_TO_SYSLOG)
 		closelog();

@@ -40,6 +40,10 @@
 struct retired {
 	struct retired *next;
 	struct config *cfg;
+	/* The signing key and trust replaced with cfg, or NULL: intake jobs
+	 * still running may be using them. */
+	struct sign_key *key;
+	struct sign_trust *trust;
 };
 
 struct serve {
@@ -122,10 +126,11 @@ store_ready(void *arg, const char **reason)
 
 /*
  * Load the signing key and the trust anchors for signatures of other
- * gateways. On failure the old ones stay and false is returned.
+ * gateways. On failure the old ones stay and false is returned. The old
+ * ones go to retired when given (a reload), else are freed.
  */
 static bool
-load_keys(struct serve *s, const struct config *cfg)
+load_keys(struct serve *s, const struct config *cfg, struct retired *retired)
 {
 	struct sign_key *key = NULL;
 	struct sign_trust *trust = NULL;
@@ -144,10 +149,19 @@ load_keys(struct serve *s, const struct config *cfg)
 		sign_key_free(key);
 		return false;
 	}
-	/* Workers may be using the old key and trust. */
-	intake_workers_drain(&s->intake);
-	sign_key_free(s->key);
-	sign_trust_free(s->trust);
+	/* Jobs in the workers may be using the old key and trust (they take
+	 * them when the request arrives). On a reload they are kept with
+	 * the retired configuration until no request is pending: waiting
+	 * here for the jobs would stop the loop thread for as long as a
+	 * check may take ([limits] max_request_time). */
+	if (retired != NULL) {
+		retired->key = s->key;
+		retired->trust = s->trust;
+	} else {
+		intake_workers_drain(&s->intake);
+		sign_key_free(s->key);
+		sign_trust_free(s->trust);
+	}
 	s->key = key;
 	s->trust = trust;
 	s->intake.key = key;
@@ -276,6 +290,8 @@ free_retired(struct serve *s)
 
 		s->retired = r->next;
 		config_free(r->cfg);
+		sign_key_free(r->key);
+		sign_trust_free(r->trust);
 		free(r);
 	}
 }
@@ -345,7 +361,7 @@ reload(struct serve *s)
 		deliver_reconfigure(s->deliver, ncfg);
 	SSL_CTX_free(nctx); /* the server holds its own reference */
 	apply_logging(s);
-	if (!load_keys(s, ncfg))
+	if (!load_keys(s, ncfg, r))
 		log_warnx("event=reload_partial reason=\"signing key or trust "
 			  "not reloaded: keeping the old ones\"");
 	log_info("event=reloaded organisation=%s peers=%zu", ncfg->ura,
@@ -469,7 +485,7 @@ serve_run(struct serve *s)
 		SSL_CTX_free(ctx);
 		return CLI_FAIL;
 	}
-	if (!load_keys(s, s->cfg)) {
+	if (!load_keys(s, s->cfg, NULL)) {
 		intake_cleanup(&s->intake);
 		SSL_CTX_free(ctx);
 		return CLI_FAIL;

@@ -23,7 +23,11 @@
 #define V_MAX_PATH   2048  /* longest expression kept */
 #define V_MAX_DEPTH  96	   /* nesting of resources/elements walked */
 #define V_MAX_ISSUES 10000 /* findings kept per document */
-#define V_MAX_SET    64	   /* values one discriminator path may yield */
+/* Elements between two looks at the clock: a clock_gettime costs about
+ * as much as checking one element, so 256 keeps it under 1%, and 256
+ * elements take well under a millisecond. */
+#define V_DEADLINE_EVERY 256u
+#define V_MAX_SET	 64 /* values one discriminator path may yield */
 
 /* One element of a structure, arranged as a tree. */
 struct vnode {
@@ -168,7 +172,12 @@ struct vrun {
 	int depth;
 	struct vconf *conf; /* shared with scratch runs */
 	size_t *nconf, *capconf;
+	/* Set when out of memory, and when the deadline passed: the flag
+	 * every loop of the walk checks to stop. */
 	bool nomem;
+	bool late;	   /* the deadline passed (nomem is set too) */
+	uint64_t deadline; /* util_mono_ms(); 0: none */
+	unsigned ticks;	   /* elements since the clock was last read */
 	struct vseg segs[V_MAX_SEGS]; /* the walk, for extension contexts */
 	size_t nsegs;		      /* may exceed V_MAX_SEGS (not kept) */
 	const char *ext_url;	      /* innermost enclosing extension's url */
@@ -1219,6 +1228,19 @@ issue(struct vrun *r, const char *sev, const char *code,
 nomem:
 	free(key);
 	r->nomem = true;
+}
+
+/* Count one element; true when the walk must stop (out of memory, or
+ * past the deadline, read every V_DEADLINE_EVERY elements). */
+static bool
+run_stopped(struct vrun *r)
+{
+	if (r->deadline != 0 && !r->late && ++r->ticks >= V_DEADLINE_EVERY) {
+		r->ticks = 0;
+		if (util_mono_ms() >= r->deadline)
+			r->late = r->nomem = true;
+	}
+	return r->nomem;
 }
 
 static void
@@ -2312,7 +2334,7 @@ check_constraints(struct vrun *r, const struct rules_element *el,
 	struct fhirpath_env env;
 	char why[160];
 
-	for (size_t i = 0; i < el->nconstraints; i++) {
+	for (size_t i = 0; i < el->nconstraints && !r->nomem; i++) {
 		const struct rules_constraint *c = &el->constraints[i];
 		struct fhirpath *fp;
 		enum fhirpath_bool res;
@@ -3198,6 +3220,8 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 	const struct vtype *ti = NULL;
 	const char *segtype;
 
+	if (run_stopped(r))
+		return;
 	if (type == NULL && d->el->ntypes >= 1)
 		type = d->el->types[0].code;
 	segtype = type;
@@ -3926,12 +3950,15 @@ conforms(struct vrun *r, const struct fj_node *res,
 	sub.conf = r->conf;
 	sub.nconf = r->nconf;
 	sub.capconf = r->capconf;
+	sub.deadline = r->deadline;
 	validate_resource(&sub, res, NULL, 0, false, sd);
 	/* the memo may have moved while the sub-run grew it */
 	r->conf = sub.conf;
 	ok = sub.nerrors == 0;
 	if (sub.nomem)
 		r->nomem = true;
+	if (sub.late)
+		r->late = true;
 	for (size_t i = 0; i < *r->nconf; i++)
 		if (r->conf[i].res == res && r->conf[i].sd == sd)
 			r->conf[i].state = ok ? 2 : 3;
@@ -4414,6 +4441,8 @@ emit(struct vrun *r, json_t *outcome)
 				     is->msg) != GW_OK)
 			return GW_NOMEM;
 	}
+	if (r->late)
+		return GW_TEMP;
 	return r->nomem ? GW_NOMEM : GW_OK;
 }
 
@@ -4435,7 +4464,14 @@ validate_document(struct validate_ctx *ctx, const struct fj_node *root,
 	r.nconf = &nconf;
 	r.capconf = &capconf;
 	ctx->last_profile = NULL;
-	if (root->type != FJ_OBJECT) {
+	if (opts != NULL && opts->deadline_ms != 0) {
+		r.deadline = opts->deadline_ms;
+		if (util_mono_ms() >= r.deadline)
+			r.late = r.nomem = true;
+	}
+	if (r.late) {
+		/* past the deadline already: no walk */
+	} else if (root->type != FJ_OBJECT) {
 		issue(&r, FHIR_ERROR, "structure", root,
 		      "a FHIR resource must be a JSON object, not a %s",
 		      jtype_name(root));

@@ -7,6 +7,7 @@
 #define GW_VALIDATE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -21,6 +22,9 @@ struct validate_ctx;
 struct validate_opts {
 	const char *profile; /* force this profile URL for the root resource;
 				NULL: meta.profile, else detection */
+	/* Give up at this util_mono_ms() time (looked at on entry and every
+	 * few hundred elements); 0: no limit. */
+	uint64_t deadline_ms;
 };
 
 /*
@@ -51,7 +55,9 @@ enum gw_err validate_ctx_detect_prefix(struct validate_ctx *ctx,
  * is reported once. opts may be NULL. Returns GW_OK when validation ran
  * (whether or not the document is valid: count errors with
  * fhir_outcome_errors), GW_NOMEM or GW_INVALID (outcome is not an
- * OperationOutcome) on internal failure.
+ * OperationOutcome) on internal failure, GW_TEMP when opts->deadline_ms
+ * passed before the walk was done (outcome then holds only part of the
+ * findings: no verdict).
  */
 enum gw_err validate_document(struct validate_ctx *ctx,
 			      const struct fj_node *root,

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "fjson.h"
+#include "util.h"
 
 static char *
 dump(const struct fj_node *n, unsigned flags)
@@ -335,6 +336,37 @@ test_many_keys(void **state)
 	buf_cleanup(&b);
 }
 
+/* fj_parse_until: a deadline already past stops a long array with
+ * GW_TEMP and no document; one far ahead parses it. */
+static void
+test_parse_deadline(void **state)
+{
+	enum { N = 100000 };
+	size_t len = 2 + (size_t)N * 2;
+	char *text = malloc(len);
+	struct fj_doc *doc = NULL;
+	struct fj_error err;
+
+	(void)state;
+	assert_non_null(text);
+	text[0] = '[';
+	for (size_t i = 0; i < N; i++) {
+		text[1 + 2 * i] = '1';
+		text[2 + 2 * i] = i + 1 < N ? ',' : ']';
+	}
+	len = 1 + (size_t)N * 2;
+	assert_int_equal(
+	    fj_parse_until(text, len, 0, util_mono_ms() - 1, &doc, &err),
+	    GW_TEMP);
+	assert_null(doc);
+	assert_int_equal(
+	    fj_parse_until(text, len, 0, util_mono_ms() + 600000, &doc, &err),
+	    GW_OK);
+	assert_int_equal(doc->root->u.kids.count, N);
+	fj_doc_free(doc);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -350,6 +382,7 @@ main(void)
 	    cmocka_unit_test(test_jansson_interop),
 	    cmocka_unit_test(test_buffer_limit),
 	    cmocka_unit_test(test_many_keys),
+	    cmocka_unit_test(test_parse_deadline),
 	};
 
 	return cmocka_run_group_tests_name("fjson", tests, NULL, NULL);

@@ -1022,6 +1022,71 @@ test_large_arrays(void **state)
 	buf_cleanup(&b);
 }
 
+/*
+ * A deadline (validate_opts.deadline_ms) stops the walk: one already past
+ * gives GW_TEMP at once, with no finding (the outcome is no verdict); one
+ * a few milliseconds ahead stops a document of 200,000 elements part way
+ * (the whole walk takes far longer); one far ahead changes nothing.
+ */
+static void
+test_deadline(void **state)
+{
+	enum { N = 200000 };
+	struct validate_opts opts = {0};
+	struct fj_doc *doc = NULL;
+	struct buf b;
+	uint64_t t0, ms;
+	json_t *o;
+
+	(void)state;
+	buf_init(&b, (size_t)64 << 20);
+	assert_int_equal(buf_adds(&b, "{\"resourceType\":\"Patient\","
+				      "\"identifier\":["),
+			 GW_OK);
+	for (size_t i = 0; i < N; i++)
+		assert_int_equal(buf_printf(&b,
+					    "%s{\"system\":\"urn:oid:1.2.3\","
+					    "\"value\":\"%zu\"}",
+					    i ? "," : "", i),
+				 GW_OK);
+	assert_int_equal(buf_adds(&b, "]}"), GW_OK);
+	assert_int_equal(fj_parse(b.data, b.len, 0, &doc, NULL), GW_OK);
+
+	opts.deadline_ms = util_mono_ms() - 1;
+	o = fhir_outcome_new();
+	assert_int_equal(validate_document(S.vr4, doc->root, &opts, o),
+			 GW_TEMP);
+	assert_int_equal(json_array_size(json_object_get(o, "issue")), 0);
+	json_decref(o);
+
+	t0 = util_mono_ms();
+	opts.deadline_ms = t0 + 5;
+	o = fhir_outcome_new();
+	assert_int_equal(validate_document(S.vr4, doc->root, &opts, o),
+			 GW_TEMP);
+	json_decref(o);
+	ms = util_mono_ms() - t0;
+
+	t0 = util_mono_ms();
+	opts.deadline_ms = t0 + 600000;
+	o = fhir_outcome_new();
+	assert_int_equal(validate_document(S.vr4, doc->root, &opts, o), GW_OK);
+	if (fhir_outcome_errors(o) != 0) {
+		print_issues("deadline far ahead", o);
+		fail_msg("want no error");
+	}
+	json_decref(o);
+	/* the cut-short walk ended before a whole walk would have (not at
+	 * the deadline itself: the array's items are listed before the
+	 * first one is walked, about 10 ms here) */
+	if (ms >= util_mono_ms() - t0)
+		fail_msg("stopped after %llu ms, a whole walk takes %llu ms",
+			 (unsigned long long)ms,
+			 (unsigned long long)(util_mono_ms() - t0));
+	fj_doc_free(doc);
+	buf_cleanup(&b);
+}
+
 int
 main(void)
 {
@@ -1044,6 +1109,7 @@ main(void)
 	    cmocka_unit_test(test_cardinality_at_parent),
 	    cmocka_unit_test(test_api_errors),
 	    cmocka_unit_test(test_large_arrays),
+	    cmocka_unit_test(test_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
