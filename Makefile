@@ -27,7 +27,7 @@ ifdef CI
 WARN += -Werror
 endif
 CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -g -MMD -MP $(WARN) \
-              -Igateway
+              -Igateway -Igateway/fhir
 ifeq ($(VARIANT),asan)
 CFLAGS_VARIANT = -O1 -fsanitize=address,undefined \
                  -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -48,7 +48,7 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_VARIANT) $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(LDFLAGS_VARIANT) $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lm -pthread
 
-GW_SRC := $(wildcard gateway/*.c)
+GW_SRC := $(wildcard gateway/*.c gateway/fhir/*.c)
 LIB_SRC := $(filter-out gateway/main.c,$(GW_SRC))
 LIB_OBJ := $(LIB_SRC:gateway/%.c=$(BUILD)/obj/%.o)
 MAIN_OBJ := $(BUILD)/obj/main.o
@@ -160,7 +160,7 @@ tsan:
 FUZZ_CC ?= clang
 # -fno-sanitize-recover=all: an UBSan report ends the harness with an
 # error, so fuzz-smoke (and make test) fail on it instead of logging it.
-FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Igateway \
+FUZZ_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -Igateway -Igateway/fhir \
               -fsanitize=fuzzer-no-link,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
@@ -200,17 +200,17 @@ fuzz-smoke: fuzz
 LINT_SRC = $(GW_SRC)
 lint: deps
 	cppcheck --quiet --enable=warning,performance,portability \
-		--error-exitcode=1 --inline-suppr -Igateway \
+		--error-exitcode=1 --inline-suppr -Igateway -Igateway/fhir \
 		-D_POSIX_C_SOURCE=200809L $(LINT_SRC)
 	printf '%s\n' $(LINT_SRC) | xargs -P $$(nproc) -n 4 sh -c \
 		'clang-tidy --quiet "$$@" -- $(CFLAGS_BASE) $(PKG_CFLAGS)' sh
 
 format:
-	clang-format -i gateway/*.c gateway/*.h tests/unit/*.c tests/fuzz/*.c \
+	clang-format -i gateway/*.[ch] gateway/fhir/*.[ch] tests/unit/*.c tests/fuzz/*.c \
 		bench/*.c 2>/dev/null || true
 
 format-check:
-	@out=$$(for f in gateway/*.[ch] tests/unit/*.c tests/fuzz/*.c bench/*.c; do \
+	@out=$$(for f in gateway/*.[ch] gateway/fhir/*.[ch] tests/unit/*.c tests/fuzz/*.c bench/*.c; do \
 		[ -f "$$f" ] || continue; \
 		clang-format "$$f" | cmp -s - "$$f" || echo "$$f"; done); \
 	if [ -n "$$out" ]; then \

@@ -13,7 +13,7 @@
 
 #include "buf.h"
 #include "canon.h"
-#include "fhir.h"
+#include "outcome.h"
 #include "fhirpath.h"
 #include "fjson.h"
 #include "message.h"

@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 
 # The helper links the library the binary is made of.
 deps="openssl libcurl jansson uuid libevent libevent_openssl sqlite3 inih libxml-2.0"
-${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -I"$root/gateway" \
+${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -I"$root/gateway" -I"$root/gateway/fhir" \
 	$(pkg-config --cflags $deps) -o "$work/bench_arrays" \
 	"$root/bench/bench_arrays.c" "$lib" $(pkg-config --libs $deps) -lm -pthread
 "$work/bench_arrays" "$root/schemas" "${BENCH_ARRAYS_MAX_N:-100000}"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fhir.h"
+#include "outcome.h"
 #include "fjson.h"
 #include "rules.h"
 #include "util.h"

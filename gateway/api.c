@@ -4,7 +4,7 @@
 
 #include "api.h"
 #include "buf.h"
-#include "fhir.h"
+#include "outcome.h"
 #include "metrics.h"
 #include "util.h"
 #include "version.h"

@@ -20,13 +20,13 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 
 /* Subcommands, implemented by their modules. */
 int cli_serve(int argc, char **argv);	     /* serve.c */
-int cli_check_config(int argc, char **argv); /* cli.c */
-int cli_canon(int argc, char **argv);	     /* sign_cli.c */
-int cli_sign(int argc, char **argv);	     /* sign_cli.c */
-int cli_verify(int argc, char **argv);	     /* sign_cli.c */
-int cli_queue(int argc, char **argv);	     /* queue_cli.c */
-int cli_validate(int argc, char **argv);     /* validate_cli.c */
-int cli_schemas(int argc, char **argv);	     /* rules_build.c */
-int cli_send(int argc, char **argv);	     /* send_cli.c */
+int cli_check_config(int argc, char **argv); /* cli_check_config.c */
+int cli_canon(int argc, char **argv);	     /* cli_sign.c */
+int cli_sign(int argc, char **argv);	     /* cli_sign.c */
+int cli_verify(int argc, char **argv);	     /* cli_sign.c */
+int cli_queue(int argc, char **argv);	     /* cli_queue.c */
+int cli_validate(int argc, char **argv);     /* cli_validate.c */
+int cli_schemas(int argc, char **argv);	     /* cli_schemas.c */
+int cli_send(int argc, char **argv);	     /* cli_send.c */
 
 #endif

@@ -21,7 +21,7 @@
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 
-#include "fhir.h"
+#include "outcome.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"

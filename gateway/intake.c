@@ -11,7 +11,7 @@
 #include <event2/event.h>
 
 #include "buf.h"
-#include "fhir.h"
+#include "outcome.h"
 #include "fjson.h"
 #include "intake.h"
 #include "log.h"

@@ -24,7 +24,7 @@
 #include "b64.h"
 #include "buf.h"
 #include "canon.h"
-#include "fhir.h"
+#include "outcome.h"
 #include "sign.h"
 #include "tls.h"
 #include "util.h"

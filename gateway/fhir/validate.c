@@ -14,7 +14,7 @@
 #include <openssl/sha.h>
 
 #include "b64.h"
-#include "fhir.h"
+#include "outcome.h"
 #include "fhirpath.h"
 #include "util.h"
 #include "validate.h"

@@ -5,7 +5,7 @@
 
 #include <openssl/evp.h>
 
-#include "fhir.h"
+#include "outcome.h"
 #include "message.h"
 #include "rules_impl.h"
 #include "util.h"

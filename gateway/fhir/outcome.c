@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fhir.h"
+#include "outcome.h"
 
 #define FHIR_EXT_LINE                                                          \
 	"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line"

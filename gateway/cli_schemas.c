@@ -1,5 +1,5 @@
 /*
- * rules_build: `pzpgw schemas build`, compiling the FHIR core, Nictiz and
+ * `pzpgw schemas build`: compiling the FHIR core, Nictiz and
  * PZP conformance resources into the rule files committed in schemas/.
  */
 #include <getopt.h>

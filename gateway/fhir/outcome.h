@@ -2,8 +2,8 @@
  * FHIR JSON helpers: OperationOutcome building and rendering, shared by
  * the HTTP layer, the validator and the CLI.
  */
-#ifndef GW_FHIR_H
-#define GW_FHIR_H
+#ifndef GW_OUTCOME_H
+#define GW_OUTCOME_H
 
 #include <jansson.h>
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "fhir.h"
+#include "outcome.h"
 #include "rules.h"
 #include "util.h"
 #include "validate.h"
