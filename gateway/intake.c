@@ -18,6 +18,9 @@
 #include "message.h"
 #include "util.h"
 
+/* message.c reads URAs into buffers of its own size. */
+_Static_assert(MESSAGE_URA_LEN == CONFIG_URA_LEN, "one URA length");
+
 enum gw_err
 intake_init(struct intake *in, const struct config *cfg, char *errbuf,
 	    size_t errlen)

@@ -60,7 +60,7 @@ message_patient_key(const struct fj_node *bundle, char out[65])
 
 /* The URA of an element holding identifier {system ura, value}. */
 static bool
-ura_of(const struct fj_node *holder, char out[CONFIG_URA_LEN + 1])
+ura_of(const struct fj_node *holder, char out[MESSAGE_URA_LEN + 1])
 {
 	const struct fj_node *id = fj_get(holder, "identifier");
 	const char *sys = fj_get_str(id, "system");
@@ -69,7 +69,7 @@ ura_of(const struct fj_node *holder, char out[CONFIG_URA_LEN + 1])
 	if (sys == NULL || val == NULL ||
 	    strcmp(sys, MESSAGE_URA_SYSTEM) != 0 || !util_is_ura(val))
 		return false;
-	util_strlcpy(out, val, CONFIG_URA_LEN + 1);
+	util_strlcpy(out, val, MESSAGE_URA_LEN + 1);
 	return true;
 }
 
@@ -149,7 +149,7 @@ static void
 parse_receivers(const struct fj_node *mh, struct message_info *info, json_t *oo)
 {
 	const struct fj_node *dest = fj_get(mh, "destination");
-	char expr[160], ura[CONFIG_URA_LEN + 1];
+	char expr[160], ura[MESSAGE_URA_LEN + 1];
 	size_t i = 0;
 
 	if (dest == NULL || dest->type != FJ_ARRAY || dest->u.kids.count == 0) {

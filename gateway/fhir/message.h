@@ -12,7 +12,6 @@
 
 #include <jansson.h>
 
-#include "config.h"
 #include "err.h"
 #include "fjson.h"
 
@@ -22,6 +21,8 @@
 #define MESSAGE_EVENT_UPDATED "pzp-updated" /* PZP data updated */
 #define MESSAGE_URA_SYSTEM    "http://fhir.nl/fhir/NamingSystem/ura"
 #define MESSAGE_MAX_RECEIVERS 64
+/* Characters of a URA number (the same as CONFIG_URA_LEN). */
+#define MESSAGE_URA_LEN 8
 
 /* What the gateway needs from a message Bundle. Strings are borrowed from
  * the document. */
@@ -29,8 +30,8 @@ struct message_info {
 	const char *id_system; /* Bundle.identifier.system, "" if none */
 	const char *id_value;  /* Bundle.identifier.value */
 	const char *event;     /* eventCoding.code */
-	char sender[CONFIG_URA_LEN + 1];
-	char receivers[MESSAGE_MAX_RECEIVERS][CONFIG_URA_LEN + 1];
+	char sender[MESSAGE_URA_LEN + 1];
+	char receivers[MESSAGE_MAX_RECEIVERS][MESSAGE_URA_LEN + 1];
 	size_t nreceivers;
 	char patient_key[65]; /* hex SHA-256 identifying the patient */
 	bool signed_r4;	      /* Bundle.signature with data (R4) */
