@@ -136,6 +136,7 @@ run: deps-build all
 
 test: deps
 	$(MAKE) format-check
+	$(MAKE) lint
 	$(MAKE) all test-unit test-e2e
 	$(MAKE) asan
 	$(MAKE) fuzz-smoke
