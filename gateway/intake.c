@@ -176,6 +176,32 @@ reply_conflict(struct pending *p, const struct store_result *res)
 			 p->ident ? p->ident : "", res->id);
 }
 
+/* The store could not take the message (submit or commit failed with
+ * err): a temporary failure is answered as `temporary` says, a permanent
+ * one (a corrupt store, a schema it does not know) 500 without
+ * Retry-After (policy_intake). Nothing was stored either way. */
+static void
+reply_store_failed(struct http_req *req, const char *peer, enum gw_err err,
+		   enum policy_kind temporary)
+{
+	enum policy_kind kind = policy_intake(err, temporary);
+
+	log_warnx("event=accept_failed id=%s peer=%s error=\"%s\" retry=%s",
+		  http_req_id(req), peer, gw_strerror(err),
+		  kind == temporary ? "yes" : "no");
+	if (kind == temporary)
+		http_reply_error(req, kind, NULL,
+				 "the message could not be stored (%s); "
+				 "nothing was accepted, retry later",
+				 gw_strerror(err));
+	else
+		http_reply_error(req, kind, NULL,
+				 "the message could not be stored (%s); "
+				 "nothing was accepted, and retrying will not "
+				 "help until the gateway's operator acts",
+				 gw_strerror(err));
+}
+
 static void
 on_committed(void *arg, const struct store_result *res)
 {
@@ -201,12 +227,8 @@ on_committed(void *arg, const struct store_result *res)
 		reply_accepted(p->req, res, true);
 		break;
 	default:
-		log_warnx("event=accept_failed id=%s peer=%s error=\"%s\"",
-			  http_req_id(p->req), p->peer, gw_strerror(res->err));
-		http_reply_error(p->req, POLICY_RETRY_LATER, NULL,
-				 "the message could not be stored (%s); "
-				 "nothing was accepted, retry later",
-				 gw_strerror(res->err));
+		reply_store_failed(p->req, p->peer, res->err,
+				   POLICY_RETRY_LATER);
 		break;
 	}
 	free(p->ident);
@@ -850,9 +872,13 @@ job_finish(struct intake *in, struct intake_job *j)
 	if (err != GW_OK) {
 		free(p->ident);
 		free(p);
-		http_reply_error(req, POLICY_BUSY, NULL,
-				 "the gateway is busy (%s); retry later",
-				 gw_strerror(err));
+		if (policy_intake(err, POLICY_BUSY) == POLICY_BUSY)
+			http_reply_error(req, POLICY_BUSY, NULL,
+					 "the gateway is busy (%s); retry "
+					 "later",
+					 gw_strerror(err));
+		else
+			reply_store_failed(req, j->peer, err, POLICY_BUSY);
 	}
 done:
 	free(answer);
