@@ -852,8 +852,9 @@ http_reply_json(struct http_req *req, int status, json_t *j)
 		    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{"
 		    "\"severity\":\"fatal\",\"code\":\"exception\"}]}";
 
-		http_reply(req, 500, "application/fhir+json; charset=utf-8",
-			   oom, sizeof(oom) - 1);
+		http_reply(req, policy_answer(POLICY_INTERNAL)->status,
+			   "application/fhir+json; charset=utf-8", oom,
+			   sizeof(oom) - 1);
 		return;
 	}
 	http_reply(req, status, "application/fhir+json; charset=utf-8", text,
@@ -1936,7 +1937,8 @@ gate_answer(struct http_req *req, struct http_conn *c)
 		http_req_add_header(req, "Allow", c->rej.allow);
 	http_req_add_header(req, "Connection", "close");
 	log_warnx("event=%s id=%s peer=%s status=%d reason=\"%s\"",
-		  c->rej.status == 403 ? "forbidden" : "request_refused",
+		  c->rej.kind == POLICY_FORBIDDEN ? "forbidden"
+						  : "request_refused",
 		  req->id, req->peer.ura, c->rej.status,
 		  log_quoted(reason, sizeof(reason), c->rej.msg));
 	http_reply_error(req, c->rej.kind, NULL, "%s", c->rej.msg);
