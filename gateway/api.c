@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "outcome.h"
 #include "metrics.h"
+#include "policy.h"
 #include "util.h"
 #include "version.h"
 
@@ -114,9 +115,11 @@ api_readyz(struct http_req *req, void *arg)
 		 !api->store_ready(api->store_arg, &reason) && reason == NULL)
 		reason = "store";
 	if (reason != NULL) {
+		const struct policy_answer *a = policy_answer(POLICY_BUSY);
+
 		snprintf(text, sizeof(text), "not ready: %s\n", reason);
-		http_req_add_header(req, "Retry-After", "5");
-		reply_text(req, 503, text);
+		http_req_add_header(req, "Retry-After", a->retry_after);
+		reply_text(req, a->status, text);
 		return;
 	}
 	reply_text(req, 200, "ready\n");
@@ -161,7 +164,8 @@ api_metrics(struct http_req *req, void *arg)
 	buf_init(&out, 16 << 20);
 	if (metrics_render(&out) != GW_OK) {
 		buf_cleanup(&out);
-		reply_text(req, 500, "metrics unavailable\n");
+		reply_text(req, policy_answer(POLICY_INTERNAL)->status,
+			   "metrics unavailable\n");
 		return;
 	}
 	http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8",

@@ -20,6 +20,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "tls.h"
 #include "util.h"
 #include "version.h"
@@ -684,12 +685,10 @@ fail:
 	deliver_xfer_free(x);
 }
 
-enum deliver_outcome { OUT_DELIVERED, OUT_RETRY, OUT_DEAD };
-
 static const char *const deliver_outcome_names[] = {
-    [OUT_DELIVERED] = "delivered",
-    [OUT_RETRY] = "retry",
-    [OUT_DEAD] = "dead",
+    [POLICY_DELIVERED] = "delivered",
+    [POLICY_RETRY] = "retry",
+    [POLICY_DEAD] = "dead",
 };
 
 /* The receiver's answer when it is a JSON object (its OperationOutcome),
@@ -732,13 +731,14 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 {
 	struct deliver_peer *p = deliver_peer_find(d, x->receiver);
 	struct store_backoff hold = d->backoff;
-	/* 429 and 503 speak for the whole receiver: it is overloaded. */
-	bool busy = status == 429 || status == 503;
+	bool busy;
 	int64_t until;
 	size_t n = 0;
 
 	if (p == NULL)
 		return;
+	/* 429 and 503 speak for the whole receiver: it is overloaded. */
+	(void)policy_delivery(status > 0, status, &busy);
 	if (status > 0 && !busy) {
 		if (p->conn_fails == 0)
 			return;
@@ -783,7 +783,8 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 static void
 deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 {
-	enum deliver_outcome out;
+	enum policy_delivery out;
+	bool answered;
 	long status = 0;
 	int64_t now = util_wall_ms(), next = 0;
 	double secs = (double)(util_mono_ms() - x->started) / 1000.0;
@@ -794,21 +795,14 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	error[0] = '\0';
-	if (rc == CURLE_OK || (x->body_too_big && status >= 200)) {
-		if (status >= 200 && status < 300) {
-			out = OUT_DELIVERED;
-		} else if (status == 408 || status == 429 || status >= 500 ||
-			   status < 400) {
-			/* Redirects are not followed: a route to fix. */
-			out = OUT_RETRY;
+	answered = rc == CURLE_OK || (x->body_too_big && status >= 200);
+	out = policy_delivery(answered, status, NULL);
+	if (answered) {
+		if (out != POLICY_DELIVERED)
 			snprintf(error, sizeof(error), "HTTP %ld", status);
-		} else {
-			out = OUT_DEAD;
-			snprintf(error, sizeof(error), "HTTP %ld", status);
+		if (out == POLICY_DEAD)
 			outcome = deliver_outcome_json(x);
-		}
 	} else {
-		out = OUT_RETRY;
 		if (x->tls_error[0] != '\0')
 			util_strlcpy(error, x->tls_error, sizeof(error));
 		else if (x->curl_error[0] != '\0')
@@ -819,12 +813,12 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 				     sizeof(error));
 	}
 	deliver_peer_reachable(d, x, rc, status, now);
-	if (out == OUT_RETRY) {
+	if (out == POLICY_RETRY) {
 		if (!store_next_attempt(&d->backoff, x->attempt, x->age_from,
 					now, deliver_rand(), &next)) {
 			size_t n = strlen(error);
 
-			out = OUT_DEAD;
+			out = POLICY_DEAD;
 			snprintf(error + n, sizeof(error) - n,
 				 "%smax age exceeded", n ? "; " : "");
 		} else if (x->retry_after_ms > 0 &&
@@ -836,11 +830,11 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 		}
 	}
 	switch (out) {
-	case OUT_DELIVERED:
+	case POLICY_DELIVERED:
 		err = store_delivered(d->store, x->id, x->receiver, (int)status,
 				      now);
 		break;
-	case OUT_RETRY:
+	case POLICY_RETRY:
 		err = store_failed_temp(d->store, x->id, x->receiver,
 					(int)status, error, next);
 		break;

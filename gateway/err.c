@@ -1,4 +1,5 @@
-/* Descriptions of enum gw_err and the retry-versus-reject decision. */
+/* Descriptions of enum gw_err and which errors are temporary; the answers
+ * they get are in policy.c. */
 #include "err.h"
 
 static const struct {

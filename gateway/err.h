@@ -27,7 +27,8 @@ enum gw_err {
 /* Short static description of err; never NULL. */
 const char *gw_strerror(enum gw_err err);
 
-/* True when the operation may succeed if retried later. */
+/* True when the operation may succeed if retried later. policy.c turns
+ * this into answers (policy_intake: 503 with Retry-After, or 500). */
 bool gw_err_is_temporary(enum gw_err err);
 
 #endif

@@ -63,7 +63,7 @@ enum gate_state {
 /* A request the gate refused, answered by on_request. */
 struct gate_refusal {
 	int status; /* 0: none */
-	const char *code;
+	enum policy_kind kind;
 	char msg[200];
 	char method[16];
 	char path[128];
@@ -852,8 +852,9 @@ http_reply_json(struct http_req *req, int status, json_t *j)
 		    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{"
 		    "\"severity\":\"fatal\",\"code\":\"exception\"}]}";
 
-		http_reply(req, 500, "application/fhir+json; charset=utf-8",
-			   oom, sizeof(oom) - 1);
+		http_reply(req, policy_answer(POLICY_INTERNAL)->status,
+			   "application/fhir+json; charset=utf-8", oom,
+			   sizeof(oom) - 1);
 		return;
 	}
 	http_reply(req, status, "application/fhir+json; charset=utf-8", text,
@@ -875,6 +876,24 @@ http_reply_outcome(struct http_req *req, int status, const char *severity,
 	http_reply_json(
 	    req, status,
 	    fhir_outcome_one(severity, code, expression, "%s", msg));
+}
+
+void
+http_reply_error(struct http_req *req, enum policy_kind kind,
+		 const char *expression, const char *fmt, ...)
+{
+	const struct policy_answer *a = policy_answer(kind);
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (a->retry_after != NULL)
+		http_req_add_header(req, "Retry-After", a->retry_after);
+	http_reply_json(
+	    req, a->status,
+	    fhir_outcome_one(FHIR_ERROR, a->code, expression, "%s", msg));
 }
 
 void
@@ -1038,20 +1057,19 @@ req_take_body(struct http_req *req)
 	size_t len = evbuffer_get_length(in);
 
 	if (len > req->cfg->max_body) {
-		http_reply_outcome(req, 413, FHIR_ERROR, "too-costly", NULL,
-				   "request body of %zu bytes exceeds the "
-				   "limit of %llu bytes",
-				   len, (unsigned long long)req->cfg->max_body);
+		http_reply_error(req, POLICY_TOO_LARGE, NULL,
+				 "request body of %zu bytes exceeds the "
+				 "limit of %llu bytes",
+				 len, (unsigned long long)req->cfg->max_body);
 		return false;
 	}
 	if ((req->body = malloc(len + 1)) == NULL) {
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "out of memory");
+		http_reply_error(req, POLICY_BUSY, NULL, "out of memory");
 		return false;
 	}
 	if (evbuffer_remove(in, req->body, len) != (int)len) {
-		http_reply_outcome(req, 500, FHIR_ERROR, "exception", NULL,
-				   "could not read the request body");
+		http_reply_error(req, POLICY_INTERNAL, NULL,
+				 "could not read the request body");
 		return false;
 	}
 	req->body[len] = '\0';
@@ -1194,26 +1212,25 @@ route(struct http_req *req)
 			 sizeof(allow));
 	if (hit == NULL && path_known) {
 		http_req_add_header(req, "Allow", allow);
-		http_reply_outcome(req, 405, FHIR_ERROR, "not-supported", NULL,
-				   "method %s is not allowed here (allowed: "
-				   "%s)",
-				   method, allow);
+		http_reply_error(req, POLICY_METHOD, NULL,
+				 "method %s is not allowed here (allowed: "
+				 "%s)",
+				 method, allow);
 		return;
 	}
 	if (hit == NULL) {
-		http_reply_outcome(req, 404, FHIR_ERROR, "not-found", NULL,
-				   "no such endpoint");
+		http_reply_error(req, POLICY_NOT_FOUND, NULL,
+				 "no such endpoint");
 		return;
 	}
 	if (!lst->admin && hit->need != 0) {
 		if (!route_permitted(req->cfg, hit, req->peer.ura)) {
 			log_warnx("event=forbidden id=%s peer=%s", req->id,
 				  req->peer.ura);
-			http_reply_outcome(req, 403, FHIR_ERROR, "forbidden",
-					   NULL,
-					   "organisation %s is not allowed to "
-					   "use this endpoint",
-					   req->peer.ura);
+			http_reply_error(req, POLICY_FORBIDDEN, NULL,
+					 "organisation %s is not allowed to "
+					 "use this endpoint",
+					 req->peer.ura);
 			return;
 		}
 	}
@@ -1221,26 +1238,22 @@ route(struct http_req *req)
 		const char *ct = http_req_header(req, "Content-Type");
 
 		if (!media_type_ok(ct)) {
-			http_reply_outcome(
-			    req, 415, FHIR_ERROR, "not-supported", NULL,
+			http_reply_error(
+			    req, POLICY_MEDIA_TYPE, NULL,
 			    "media type '%s' is not supported: send "
 			    "application/fhir+json (UTF-8)",
 			    ct ? ct : "(none)");
 			return;
 		}
 		if (req->srv->pending >= req->cfg->max_pending) {
-			http_req_add_header(req, "Retry-After", "5");
-			http_reply_outcome(req, 503, FHIR_ERROR, "transient",
-					   NULL,
-					   "the gateway is busy; retry later");
+			http_reply_error(req, POLICY_BUSY, NULL,
+					 "the gateway is busy; retry later");
 			return;
 		}
 		if (!req_mem_reserve(req)) {
-			http_req_add_header(req, "Retry-After", "5");
-			http_reply_outcome(req, 503, FHIR_ERROR, "transient",
-					   NULL,
-					   "the gateway is handling too much "
-					   "data at once; retry later");
+			http_reply_error(req, POLICY_BUSY, NULL,
+					 "the gateway is handling too much "
+					 "data at once; retry later");
 			return;
 		}
 		if (!req_take_body(req))
@@ -1289,19 +1302,19 @@ admin_conn_begin(struct http_req *req)
 #define GATE_LAST     "0\r\n\r\n"
 #define GATE_SIZE_MAX 34 /* a chunk-size line: 16 hex digits and CRLF */
 
-static void gate_refuse(struct http_conn *c, struct evbuffer *out, int status,
-			const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+static void gate_refuse(struct http_conn *c, struct evbuffer *out,
+			enum policy_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
-gate_refuse(struct http_conn *c, struct evbuffer *out, int status,
-	    const char *code, const char *fmt, ...)
+gate_refuse(struct http_conn *c, struct evbuffer *out, enum policy_kind kind,
+	    const char *fmt, ...)
 {
 	va_list ap;
 	bool in_body = c->gate != GATE_HEAD;
 
-	c->rej.status = status;
-	c->rej.code = code;
+	c->rej.status = policy_answer(kind)->status;
+	c->rej.kind = kind;
 	va_start(ap, fmt);
 	vsnprintf(c->rej.msg, sizeof(c->rej.msg), fmt, ap);
 	va_end(ap);
@@ -1551,12 +1564,12 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 		 h.path_len ? h.target : "-");
 	util_strlcpy(c->rej.method, method, sizeof(c->rej.method));
 	if (why != NULL) {
-		gate_refuse(c, out, 400, "invalid", "%s", why);
+		gate_refuse(c, out, POLICY_BAD_REQUEST, "%s", why);
 		return;
 	}
 	if (h.n_cl > 1 || h.n_te > 1 || h.n_ct > 1 || h.n_expect > 1 ||
 	    h.n_host > 1) {
-		gate_refuse(c, out, 400, "invalid",
+		gate_refuse(c, out, POLICY_BAD_REQUEST,
 			    "a header that must appear once is repeated "
 			    "(Content-Length, Transfer-Encoding, "
 			    "Content-Type, Expect or Host)");
@@ -1564,13 +1577,13 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 	}
 	if (h.n_cl == 1) {
 		if (h.cl_len == 0 || h.cl_len > 15) {
-			gate_refuse(c, out, 400, "invalid",
+			gate_refuse(c, out, POLICY_BAD_REQUEST,
 				    "malformed Content-Length");
 			return;
 		}
 		for (size_t i = 0; i < h.cl_len; i++) {
 			if (h.cl[i] < '0' || h.cl[i] > '9') {
-				gate_refuse(c, out, 400, "invalid",
+				gate_refuse(c, out, POLICY_BAD_REQUEST,
 					    "malformed Content-Length");
 				return;
 			}
@@ -1579,18 +1592,18 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 	}
 	if (h.n_te == 1 && (!span_is(h.te, h.te_len, "chunked") ||
 			    h.n_cl == 1 || h.version[7] == '0')) {
-		gate_refuse(c, out, 400, "invalid",
+		gate_refuse(c, out, POLICY_BAD_REQUEST,
 			    "Transfer-Encoding must be exactly 'chunked', "
 			    "without Content-Length, in HTTP/1.1");
 		return;
 	}
 	if (h.n_ct == 1 && (why = gate_charset_check(h.ct, h.ct_len)) != NULL) {
-		gate_refuse(c, out, 400, "invalid", "%s", why);
+		gate_refuse(c, out, POLICY_BAD_REQUEST, "%s", why);
 		return;
 	}
 	if (h.n_expect == 1 &&
 	    !span_is(h.expect, h.expect_len, "100-continue")) {
-		gate_refuse(c, out, 417, "not-supported",
+		gate_refuse(c, out, POLICY_EXPECTATION,
 			    "only 'Expect: 100-continue' is supported");
 		return;
 	}
@@ -1598,13 +1611,13 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 	      strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
 	      strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0 ||
 	      strcmp(method, "PATCH") == 0)) {
-		gate_refuse(c, out, 405, "not-supported",
-			    "method %s is not supported", method);
+		gate_refuse(c, out, POLICY_METHOD, "method %s is not supported",
+			    method);
 		return;
 	}
 	if ((why = gate_path_check(h.target, h.target_len, h.path_len)) !=
 	    NULL) {
-		gate_refuse(c, out, 400, "invalid", "%s", why);
+		gate_refuse(c, out, POLICY_BAD_REQUEST, "%s", why);
 		return;
 	}
 	/* evhttp reads a body only for these; for the others the bytes
@@ -1620,7 +1633,7 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 		c->drain_head = n;
 	}
 	if (!body_method && (len > 0 || h.n_te == 1)) {
-		gate_refuse(c, out, 400, "invalid",
+		gate_refuse(c, out, POLICY_BAD_REQUEST,
 			    "a %s request carries no body", method);
 		return;
 	}
@@ -1628,30 +1641,30 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 		       sizeof(allow));
 	if (r == NULL && path_known) {
 		util_strlcpy(c->rej.allow, allow, sizeof(c->rej.allow));
-		gate_refuse(c, out, 405, "not-supported",
+		gate_refuse(c, out, POLICY_METHOD,
 			    "method %s is not allowed here (allowed: %s)",
 			    method, allow);
 		return;
 	}
 	if (r == NULL) {
-		gate_refuse(c, out, 404, "not-found", "no such endpoint");
+		gate_refuse(c, out, POLICY_NOT_FOUND, "no such endpoint");
 		return;
 	}
 	if (tls_peer_get(c->ssl, &peer) != GW_OK ||
 	    !route_permitted(cfg, r, peer.ura)) {
-		gate_refuse(c, out, 403, "forbidden",
+		gate_refuse(c, out, POLICY_FORBIDDEN,
 			    "organisation %s is not allowed to use this "
 			    "endpoint",
 			    peer.ura);
 		return;
 	}
 	if (body_method && h.n_cl == 0 && h.n_te == 0) {
-		gate_refuse(c, out, 411, "invalid",
+		gate_refuse(c, out, POLICY_LENGTH_REQUIRED,
 			    "send Content-Length or chunked encoding");
 		return;
 	}
 	if (body_method && len > cfg->max_body) {
-		gate_refuse(c, out, 413, "too-costly",
+		gate_refuse(c, out, POLICY_TOO_LARGE,
 			    "request body of %llu bytes exceeds the limit of "
 			    "%llu bytes",
 			    (unsigned long long)len,
@@ -1662,7 +1675,7 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 		snprintf(ct, sizeof(ct), "%.*s", (int)h.ct_len,
 			 h.ct ? h.ct : "");
 		if (!media_type_ok(h.ct ? ct : NULL)) {
-			gate_refuse(c, out, 415, "not-supported",
+			gate_refuse(c, out, POLICY_MEDIA_TYPE,
 				    "media type '%s' is not supported: send "
 				    "application/fhir+json (UTF-8)",
 				    h.ct ? ct : "(none)");
@@ -1672,7 +1685,7 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 		 * declared length; a chunked one is counted once read. */
 		if (h.n_te == 0 &&
 		    (c->mem = mem_reserve(c->srv, len, peer.ura)) == 0) {
-			gate_refuse(c, out, 503, "transient",
+			gate_refuse(c, out, POLICY_BUSY,
 				    "the gateway is handling too much data at "
 				    "once; retry later");
 			return;
@@ -1704,7 +1717,7 @@ gate_find_head(struct http_conn *c, struct evbuffer *out)
 		return false;
 	if ((p = (const char *)evbuffer_pullup(c->held, (ev_ssize_t)m)) ==
 	    NULL) {
-		gate_refuse(c, out, 503, "transient", "out of memory");
+		gate_refuse(c, out, POLICY_BUSY, "out of memory");
 		return true;
 	}
 	/* Empty lines before a request line are allowed (RFC 9112 2.2). */
@@ -1718,17 +1731,17 @@ gate_find_head(struct http_conn *c, struct evbuffer *out)
 	}
 	for (size_t i = c->scanned; i < m; i++) {
 		if (p[i] == '\0') {
-			gate_refuse(c, out, 400, "invalid",
+			gate_refuse(c, out, POLICY_BAD_REQUEST,
 				    "NUL byte in the request head");
 			return true;
 		}
 		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) {
-			gate_refuse(c, out, 400, "invalid",
+			gate_refuse(c, out, POLICY_BAD_REQUEST,
 				    "bare LF line ending in the request head");
 			return true;
 		}
 		if (i > 0 && p[i - 1] == '\r' && p[i] != '\n') {
-			gate_refuse(c, out, 400, "invalid",
+			gate_refuse(c, out, POLICY_BAD_REQUEST,
 				    "bare CR in the request head");
 			return true;
 		}
@@ -1739,7 +1752,7 @@ gate_find_head(struct http_conn *c, struct evbuffer *out)
 		}
 	}
 	if (m >= limit) {
-		gate_refuse(c, out, 431, "too-costly",
+		gate_refuse(c, out, POLICY_HEAD_TOO_LARGE,
 			    "request head exceeds %zu bytes", limit);
 		return true;
 	}
@@ -1762,14 +1775,16 @@ gate_chunk_size(struct http_conn *c, struct evbuffer *out)
 	if (p == NULL || cr == NULL || (size_t)(cr - p) + 1 >= m) {
 		if (m < GATE_SIZE_MAX)
 			return false;
-		gate_refuse(c, out, 400, "invalid", "malformed chunked body");
+		gate_refuse(c, out, POLICY_BAD_REQUEST,
+			    "malformed chunked body");
 		return true;
 	}
 	len = (size_t)(cr - p);
 	for (i = 0; i < len && hexval((unsigned char)p[i]) >= 0; i++)
 		size = size * 16 + (uint64_t)hexval((unsigned char)p[i]);
 	if (len == 0 || len > 16 || i != len || cr[1] != '\n') {
-		gate_refuse(c, out, 400, "invalid", "malformed chunked body");
+		gate_refuse(c, out, POLICY_BAD_REQUEST,
+			    "malformed chunked body");
 		return true;
 	}
 	if (size == 0) {
@@ -1778,7 +1793,7 @@ gate_chunk_size(struct http_conn *c, struct evbuffer *out)
 		return true;
 	}
 	if (size > c->srv->cfg->max_body - c->chunked_total) {
-		gate_refuse(c, out, 413, "too-costly",
+		gate_refuse(c, out, POLICY_TOO_LARGE,
 			    "request body exceeds the limit of %llu bytes",
 			    (unsigned long long)c->srv->cfg->max_body);
 		return true;
@@ -1839,7 +1854,7 @@ gate_pump(struct http_conn *c, struct evbuffer *out)
 				return;
 			p = evbuffer_pullup(c->held, 2);
 			if (p == NULL || p[0] != '\r' || p[1] != '\n') {
-				gate_refuse(c, out, 400, "invalid",
+				gate_refuse(c, out, POLICY_BAD_REQUEST,
 					    c->gate == GATE_CHUNK_LAST
 						? "trailer fields are not "
 						  "accepted"
@@ -1918,17 +1933,15 @@ gate_answer(struct http_req *req, struct http_conn *c)
 
 	req->method_name = c->rej.method;
 	req->path = strdup(c->rej.path);
-	if (c->rej.status == 405 && c->rej.allow[0] != '\0')
+	if (c->rej.kind == POLICY_METHOD && c->rej.allow[0] != '\0')
 		http_req_add_header(req, "Allow", c->rej.allow);
-	if (c->rej.status == 503)
-		http_req_add_header(req, "Retry-After", "5");
 	http_req_add_header(req, "Connection", "close");
 	log_warnx("event=%s id=%s peer=%s status=%d reason=\"%s\"",
-		  c->rej.status == 403 ? "forbidden" : "request_refused",
+		  c->rej.kind == POLICY_FORBIDDEN ? "forbidden"
+						  : "request_refused",
 		  req->id, req->peer.ura, c->rej.status,
 		  log_quoted(reason, sizeof(reason), c->rej.msg));
-	http_reply_outcome(req, c->rej.status, FHIR_ERROR, c->rej.code, NULL,
-			   "%s", c->rej.msg);
+	http_reply_error(req, c->rej.kind, NULL, "%s", c->rej.msg);
 }
 
 static void
@@ -1941,7 +1954,7 @@ on_request(struct evhttp_request *ev, void *arg)
 	const char *rawpath, *q;
 
 	if ((req = calloc(1, sizeof(*req))) == NULL) {
-		evhttp_send_error(ev, 503, NULL);
+		evhttp_send_error(ev, policy_answer(POLICY_BUSY)->status, NULL);
 		return;
 	}
 	req->srv = srv;
@@ -1963,7 +1976,9 @@ on_request(struct evhttp_request *ev, void *arg)
 			/* Only a connection without TLS gets here. */
 			log_warnx("event=no_tls_peer id=%s", req->id);
 			free(req);
-			evhttp_send_error(ev, 400, NULL);
+			evhttp_send_error(
+			    ev, policy_answer(POLICY_BAD_REQUEST)->status,
+			    NULL);
 			return;
 		}
 		req->has_peer = true;
@@ -2006,8 +2021,8 @@ on_request(struct evhttp_request *ev, void *arg)
 	req->path = evhttp_uridecode(rawpath, 0, NULL);
 	req->rawpath = strdup(rawpath);
 	if (req->path == NULL || req->rawpath == NULL) {
-		http_reply_outcome(req, 400, FHIR_ERROR, "invalid", NULL,
-				   "malformed request path");
+		http_reply_error(req, POLICY_BAD_REQUEST, NULL,
+				 "malformed request path");
 		return;
 	}
 	q = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -2017,8 +2032,8 @@ on_request(struct evhttp_request *ev, void *arg)
 	if (q != NULL) {
 		if (evhttp_parse_query_str(q, &req->query) != 0) {
 			evhttp_clear_headers(&req->query);
-			http_reply_outcome(req, 400, FHIR_ERROR, "invalid",
-					   NULL, "malformed query string");
+			http_reply_error(req, POLICY_BAD_REQUEST, NULL,
+					 "malformed query string");
 			return;
 		}
 	}

@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "policy.h"
 #include "tls.h"
 
 struct http_server;
@@ -125,6 +126,12 @@ void http_reply_outcome(struct http_req *req, int status, const char *severity,
 			const char *code, const char *expression,
 			const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+/* Answer an error of the given kind (policy.h): its status, an
+ * OperationOutcome of one error issue with its code, and its Retry-After
+ * when it has one. */
+void http_reply_error(struct http_req *req, enum policy_kind kind,
+		      const char *expression, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* The standard reason phrase for an HTTP status. */
 const char *http_reason(int status);

@@ -16,6 +16,7 @@
 #include "intake.h"
 #include "log.h"
 #include "message.h"
+#include "policy.h"
 #include "util.h"
 
 /* message.c reads URAs into buffers of its own size. */
@@ -170,13 +171,38 @@ reply_conflict(struct pending *p, const struct store_result *res)
 	log_warnx("event=conflict id=%s message=%s peer=%s",
 		  http_req_id(p->req), res->id, p->peer);
 	http_req_add_header(p->req, "X-Message-Id", res->id);
-	http_reply_outcome(p->req, 409, FHIR_ERROR, "duplicate",
-			   "Bundle.identifier",
-			   "Bundle.identifier %.200s was already used for "
-			   "message %s with different content; nothing was "
-			   "stored (send changed content under a new "
-			   "identifier)",
-			   p->ident ? p->ident : "", res->id);
+	http_reply_error(p->req, POLICY_CONFLICT, "Bundle.identifier",
+			 "Bundle.identifier %.200s was already used for "
+			 "message %s with different content; nothing was "
+			 "stored (send changed content under a new "
+			 "identifier)",
+			 p->ident ? p->ident : "", res->id);
+}
+
+/* The store could not take the message (submit or commit failed with
+ * err): a temporary failure is answered as `temporary` says, a permanent
+ * one (a corrupt store, a schema it does not know) 500 without
+ * Retry-After (policy_intake). Nothing was stored either way. */
+static void
+reply_store_failed(struct http_req *req, const char *peer, enum gw_err err,
+		   enum policy_kind temporary)
+{
+	enum policy_kind kind = policy_intake(err, temporary);
+
+	log_warnx("event=accept_failed id=%s peer=%s error=\"%s\" retry=%s",
+		  http_req_id(req), peer, gw_strerror(err),
+		  kind == temporary ? "yes" : "no");
+	if (kind == temporary)
+		http_reply_error(req, kind, NULL,
+				 "the message could not be stored (%s); "
+				 "nothing was accepted, retry later",
+				 gw_strerror(err));
+	else
+		http_reply_error(req, kind, NULL,
+				 "the message could not be stored (%s); "
+				 "nothing was accepted, and retrying will not "
+				 "help until the gateway's operator acts",
+				 gw_strerror(err));
 }
 
 static void
@@ -204,13 +230,8 @@ on_committed(void *arg, const struct store_result *res)
 		reply_accepted(p->req, res, true);
 		break;
 	default:
-		log_warnx("event=accept_failed id=%s peer=%s error=\"%s\"",
-			  http_req_id(p->req), p->peer, gw_strerror(res->err));
-		http_req_add_header(p->req, "Retry-After", "10");
-		http_reply_outcome(p->req, 503, FHIR_ERROR, "transient", NULL,
-				   "the message could not be stored (%s); "
-				   "nothing was accepted, retry later",
-				   gw_strerror(res->err));
+		reply_store_failed(p->req, p->peer, res->err,
+				   POLICY_RETRY_LATER);
 		break;
 	}
 	free(p->ident);
@@ -377,24 +398,25 @@ job_free(struct intake_job *j)
 }
 
 /* Record an error answer for the loop thread to send. */
-static void job_fail(struct intake_job *j, int status, const char *retry_after,
-		     const char *code, const char *expression, const char *fmt,
-		     ...) __attribute__((format(printf, 6, 7)));
+static void job_fail(struct intake_job *j, enum policy_kind kind,
+		     const char *expression, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static void
-job_fail(struct intake_job *j, int status, const char *retry_after,
-	 const char *code, const char *expression, const char *fmt, ...)
+job_fail(struct intake_job *j, enum policy_kind kind, const char *expression,
+	 const char *fmt, ...)
 {
+	const struct policy_answer *a = policy_answer(kind);
 	char msg[512];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	j->status = status;
-	j->retry_after = retry_after;
+	j->status = a->status;
+	j->retry_after = a->retry_after;
 	json_decref(j->oo);
-	j->oo = fhir_outcome_one(FHIR_ERROR, code, expression, "%s", msg);
+	j->oo = fhir_outcome_one(FHIR_ERROR, a->code, expression, "%s", msg);
 }
 
 /* The request ran out of time at step: log it and put a 503 too-costly
@@ -406,7 +428,7 @@ job_too_costly(struct intake_job *j, const char *step)
 		  "bytes=%zu",
 		  j->reqid, j->peer, step,
 		  (unsigned long long)j->cfg->max_request_ms, j->body_len);
-	job_fail(j, 503, INTAKE_COSTLY_RETRY, "too-costly", NULL,
+	job_fail(j, POLICY_TOO_COSTLY, NULL,
 		 "checking this document took longer than the gateway "
 		 "allows (%llu ms); it was abandoned and nothing was stored",
 		 (unsigned long long)j->cfg->max_request_ms);
@@ -442,13 +464,14 @@ job_parse(struct intake_job *j)
 		return false;
 	}
 	if (err == GW_NOMEM) {
-		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 		return false;
 	}
-	j->status = 400;
+	j->status = policy_answer(POLICY_MALFORMED)->status;
 	json_decref(j->oo);
 	if ((j->oo = fhir_outcome_new()) != NULL)
-		fhir_outcome_add(j->oo, FHIR_ERROR, "structure", NULL,
+		fhir_outcome_add(j->oo, FHIR_ERROR,
+				 policy_answer(POLICY_MALFORMED)->code, NULL,
 				 (int)ferr.line, (int)ferr.col,
 				 "malformed JSON at line %u column %u: %s",
 				 ferr.line, ferr.col, ferr.msg);
@@ -474,14 +497,13 @@ job_validate_only(struct intake_job *j, struct validate_ctx *vctx)
 		if (parameter(res, "profile", &profile) != NULL && profile)
 			opts.profile = profile;
 		if ((res = parameter(j->doc->root, "resource", NULL)) == NULL) {
-			job_fail(j, 400, NULL, "required",
-				 "Parameters.parameter",
+			job_fail(j, POLICY_REQUIRED, "Parameters.parameter",
 				 "no parameter 'resource' to validate");
 			return;
 		}
 	}
 	if ((oo = fhir_outcome_new()) == NULL) {
-		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 		return;
 	}
 	/* /fhir/{type}/$validate: the resource must be of that type. */
@@ -500,8 +522,7 @@ job_validate_only(struct intake_job *j, struct validate_ctx *vctx)
 	}
 	if (err != GW_OK) {
 		json_decref(oo);
-		job_fail(j, err == GW_NOMEM ? 503 : 500,
-			 err == GW_NOMEM ? "5" : NULL, "exception", NULL,
+		job_fail(j, policy_intake(err, POLICY_BUSY), NULL,
 			 "validation failed internally");
 		return;
 	}
@@ -524,7 +545,7 @@ job_check_message(struct intake_job *j)
 	bool bad;
 
 	if (oo == NULL) {
-		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 		return false;
 	}
 	if (message_parse(j->doc->root, &j->info, oo) != GW_OK) {
@@ -535,7 +556,7 @@ job_check_message(struct intake_job *j)
 		bad = fhir_outcome_errors(oo) > 0;
 	}
 	if (bad) {
-		j->status = 422;
+		j->status = policy_answer(POLICY_INVALID)->status;
 		j->rejected = true;
 		json_decref(j->oo);
 		j->oo = oo;
@@ -577,22 +598,17 @@ job_verify_one(struct intake_job *j, bool kept)
 	if (j->trust == NULL) {
 		if (kept)
 			sign_result_cleanup(&res);
-		job_fail(j, 422, NULL, "not-supported", "Bundle.signature",
+		job_fail(j, POLICY_UNSUPPORTED, "Bundle.signature",
 			 "this gateway does not accept signed messages (no "
 			 "trust anchors configured)");
 		return false;
 	}
 	if (err != GW_OK) {
-		int status = sign_check_http_status(res.check);
-
-		if (err == GW_NOMEM)
-			status = 503;
 		log_warnx("event=audit action=reject_signature id=%s peer=%s "
 			  "which=%s check=%s",
 			  j->reqid, j->peer, kept ? "kept" : "bundle",
 			  sign_check_name(res.check));
-		job_fail(j, status < 400 ? 422 : status, NULL,
-			 status == 401 ? "security" : "invalid",
+		job_fail(j, policy_verify(err, res.check),
 			 kept ? "Bundle.entry.resource.ofType(Provenance)."
 				"signature"
 			      : "Bundle.signature",
@@ -667,7 +683,7 @@ job_sender_allowed(struct intake_job *j)
 	log_warnx("event=audit action=reject_sender id=%s peer=%s sender=%s "
 		  "reason=%s",
 		  j->reqid, j->peer, sender, why);
-	job_fail(j, 403, NULL, "forbidden",
+	job_fail(j, POLICY_FORBIDDEN,
 		 "Bundle.entry[0].resource.ofType(MessageHeader).sender", "%s",
 		 msg);
 	return false;
@@ -690,9 +706,9 @@ job_keep_sender_signature(struct intake_job *j)
 	if (e == GW_OK)
 		return true;
 	if (e == GW_NOMEM)
-		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 	else
-		job_fail(j, 422, NULL, "invalid", "Bundle.signature",
+		job_fail(j, POLICY_INVALID, "Bundle.signature",
 			 "the sender's signature cannot be kept: %s", err);
 	return false;
 }
@@ -711,7 +727,7 @@ job_sign(struct intake_job *j)
 	    sign_bundle(j->key, j->doc, &so, &out, err, sizeof(err)) != GW_OK) {
 		log_warnx("event=sign_failed id=%s reason=\"%s\"", j->reqid,
 			  j->key ? err : "no key");
-		job_fail(j, 500, NULL, "exception", NULL,
+		job_fail(j, POLICY_INTERNAL, NULL,
 			 "the gateway could not sign the message");
 		sign_output_cleanup(&out);
 		return false;
@@ -745,12 +761,12 @@ job_validate(struct intake_job *j, struct validate_ctx *vctx)
 	}
 	if (err != GW_OK) {
 		json_decref(oo);
-		job_fail(j, 503, "10", "transient", NULL,
+		job_fail(j, policy_intake(err, POLICY_RETRY_LATER), NULL,
 			 "validation could not run");
 		return false;
 	}
 	if (fhir_outcome_errors(oo) > 0) {
-		j->status = 422;
+		j->status = policy_answer(POLICY_INVALID)->status;
 		j->rejected = true;
 		json_decref(j->oo);
 		j->oo = oo;
@@ -790,7 +806,7 @@ job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 			return;
 	}
 	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK)
-		job_fail(j, 503, "5", "transient", NULL, "out of memory");
+		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 }
 
 /* Loop thread: answer a failed job or hand a good one to the store.
@@ -823,9 +839,7 @@ job_finish(struct intake *in, struct intake_job *j)
 	util_uuid(id);
 	answer = accepted_body(id, j->nremote, j->outbound);
 	if (answer == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
-		http_req_add_header(req, "Retry-After", "5");
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "out of memory");
+		http_reply_error(req, POLICY_BUSY, NULL, "out of memory");
 		goto done;
 	}
 	p->req = req;
@@ -834,9 +848,7 @@ job_finish(struct intake *in, struct intake_job *j)
 	util_strlcpy(p->peer, j->peer, sizeof(p->peer));
 	if ((p->ident = strdup(j->info.id_value)) == NULL) {
 		free(p);
-		http_req_add_header(req, "Retry-After", "5");
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "out of memory");
+		http_reply_error(req, POLICY_BUSY, NULL, "out of memory");
 		goto done;
 	}
 	{
@@ -863,10 +875,13 @@ job_finish(struct intake *in, struct intake_job *j)
 	if (err != GW_OK) {
 		free(p->ident);
 		free(p);
-		http_req_add_header(req, "Retry-After", "5");
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "the gateway is busy (%s); retry later",
-				   gw_strerror(err));
+		if (policy_intake(err, POLICY_BUSY) == POLICY_BUSY)
+			http_reply_error(req, POLICY_BUSY, NULL,
+					 "the gateway is busy (%s); retry "
+					 "later",
+					 gw_strerror(err));
+		else
+			reply_store_failed(req, j->peer, err, POLICY_BUSY);
 	}
 done:
 	free(answer);
@@ -1119,9 +1134,7 @@ intake_validate(struct http_req *req, void *arg)
 	return;
 nomem:
 	job_free(j);
-	http_req_add_header(req, "Retry-After", "5");
-	http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-			   "out of memory");
+	http_reply_error(req, POLICY_BUSY, NULL, "out of memory");
 }
 
 void
@@ -1137,19 +1150,16 @@ intake_process_message(struct http_req *req, void *arg)
 	if (in->store == NULL || !store_intake_ok(in->store, body_len, &why)) {
 		log_warnx("event=intake_refused id=%s reason=%s",
 			  http_req_id(req), why);
-		http_req_add_header(req, "Retry-After", "60");
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   strcmp(why, "disk_low") == 0
-				       ? "the gateway's store is low on disk "
-					 "space; retry later"
-				       : "the gateway's store is unavailable; "
-					 "nothing was accepted, retry later");
+		http_reply_error(req, POLICY_STORE_REFUSED, NULL, "%s",
+				 strcmp(why, "disk_low") == 0
+				     ? "the gateway's store is low on disk "
+				       "space; retry later"
+				     : "the gateway's store is unavailable; "
+				       "nothing was accepted, retry later");
 		return;
 	}
 	if ((j = job_new(in, req)) == NULL) {
-		http_req_add_header(req, "Retry-After", "5");
-		http_reply_outcome(req, 503, FHIR_ERROR, "transient", NULL,
-				   "out of memory");
+		http_reply_error(req, POLICY_BUSY, NULL, "out of memory");
 		return;
 	}
 	job_submit(in, j);
@@ -1184,8 +1194,8 @@ intake_message_status(struct http_req *req, void *arg)
 	    strcmp(msg->sender, http_req_peer(req)->ura) != 0) {
 		/* Another organisation's message does not exist for you. */
 		store_message_free(msg);
-		http_reply_outcome(req, 404, FHIR_ERROR, "not-found", NULL,
-				   "no message %s from your organisation", id);
+		http_reply_error(req, POLICY_NOT_FOUND, NULL,
+				 "no message %s from your organisation", id);
 		return;
 	}
 	list = json_array();

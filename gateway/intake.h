@@ -20,9 +20,6 @@
 #define INTAKE_SIGN_SKEW 300
 /* Most worker threads for $validate and $process-message. */
 #define INTAKE_MAX_WORKERS 8
-/* Retry-After (seconds) of the 503 for a document that took longer than
- * [limits] max_request_time to check. */
-#define INTAKE_COSTLY_RETRY "30"
 
 struct event_base;
 struct intake_pool;
@@ -75,7 +72,7 @@ void intake_workers_stop(struct intake *in);
 
 /* POST /fhir/$validate and /fhir/{type}/$validate; arg is a struct
  * intake. Answers 200 with an OperationOutcome, 400 for malformed JSON,
- * 503 (code too-costly, Retry-After INTAKE_COSTLY_RETRY) when checking
+ * 503 (POLICY_TOO_COSTLY: code too-costly, Retry-After 30) when checking
  * took longer than [limits] max_request_time from the request's arrival.
  * The same budget holds for $process-message. */
 void intake_validate(struct http_req *req, void *arg);

@@ -24,7 +24,6 @@
 #include "b64.h"
 #include "buf.h"
 #include "canon.h"
-#include "outcome.h"
 #include "sign.h"
 #include "tls.h"
 #include "util.h"
@@ -1076,23 +1075,6 @@ sign_check_name(enum sign_check check)
 	return sign_check_names[check];
 }
 
-int
-sign_check_http_status(enum sign_check check)
-{
-	switch (check) {
-	case SIGN_CHECK_OK:
-		return 200;
-	case SIGN_CHECK_CERT:
-	case SIGN_CHECK_UNTRUSTED:
-	case SIGN_CHECK_EXPIRED:
-	case SIGN_CHECK_REVOKED:
-	case SIGN_CHECK_URA:
-		return 401;
-	default:
-		return 422;
-	}
-}
-
 static void sign_fail(struct sign_result *res, enum sign_check check,
 		      const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -1860,15 +1842,4 @@ sign_result_cleanup(struct sign_result *res)
 {
 	free(res->jws);
 	res->jws = NULL;
-}
-
-json_t *
-sign_result_outcome(const struct sign_result *res)
-{
-	bool identity = sign_check_http_status(res->check) == 401;
-
-	return fhir_outcome_one(FHIR_ERROR, identity ? "security" : "invalid",
-				"Bundle.signature",
-				"signature check %s failed: %s",
-				sign_check_name(res->check), res->reason);
 }

@@ -128,8 +128,8 @@ struct sign_verify_opts {
 	int64_t now;			/* unix seconds; 0: the clock */
 };
 
-/* Which check failed. sign_check_http_status maps identity failures to
- * 401 and document failures to 422. */
+/* Which check failed: who signed (CERT, UNTRUSTED, EXPIRED, REVOKED, URA)
+ * or what was signed (the rest). policy.h says how each is answered. */
 enum sign_check {
 	SIGN_CHECK_OK = 0,
 	SIGN_CHECK_MISSING,   /* no signature, or more than one */
@@ -178,15 +178,6 @@ enum gw_err sign_verify(const struct fj_node *bundle,
 void sign_result_cleanup(struct sign_result *res);
 
 /*
- * An OperationOutcome for a failed verification: one error issue whose
- * code is "security" for identity failures (401) and "invalid" for
- * document failures (422), expression Bundle.signature, diagnostics
- * "signature check CHECK failed: reason". New reference (caller
- * decrefs), NULL without memory.
- */
-json_t *sign_result_outcome(const struct sign_result *res);
-
-/*
  * Keep the sender's signature of the Bundle doc->root before a relaying
  * gateway signs it with sign_bundle (which replaces Bundle.signature): a
  * copy of Bundle.signature goes into a new last entry, a Provenance
@@ -216,8 +207,5 @@ enum gw_err sign_verify_kept(struct fj_node *bundle,
 
 /* Short stable name of a check ("signature", "untrusted", ...). */
 const char *sign_check_name(enum sign_check check);
-/* 401 for identity failures (chain, expiry, revocation, URA), 422 for
- * document failures, 200 for SIGN_CHECK_OK. */
-int sign_check_http_status(enum sign_check check);
 
 #endif

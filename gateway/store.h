@@ -110,7 +110,9 @@ struct store_accept {
 struct store_result {
 	/* GW_OK stored; GW_EXISTS the (direction, sender, identifier) was
 	   stored before: id and answer are the original ones; otherwise
-	   nothing was stored (GW_TEMP/GW_IO/GW_NOMEM: answer 503). */
+	   nothing was stored (temporary GW_TEMP/GW_IO/GW_NOMEM: answer
+	   503; permanent ones, such as GW_PERM for a corrupt database or an
+	   unknown schema: 500, see policy_intake). */
 	enum gw_err err;
 	/* With GW_EXISTS: the stored message has another sha256 (same
 	   identifier, different content); nothing was stored. */
@@ -252,8 +254,8 @@ enum gw_err store_accept(struct store *s, const struct store_accept *req,
  * Queue req (copied) for the writer thread, which commits queued accepts
  * in groups. cb runs later in the caller's thread from store_dispatch,
  * exactly once, after the commit. Returns GW_OK, GW_TEMP when the queue is
- * full (answer 503), GW_INVALID for a malformed req, GW_NOMEM; cb is never
- * called when this fails.
+ * full (answer 503), GW_INVALID for a malformed req (a bug: answer 500),
+ * GW_NOMEM; cb is never called when this fails.
  */
 enum gw_err store_submit_accept(struct store *s, const struct store_accept *req,
 				store_done_fn cb, void *arg);

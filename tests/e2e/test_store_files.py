@@ -112,6 +112,39 @@ def test_store_moved_back_resumes(gateway):
     assert "event=store_files_back" in g.log_text()
 
 
+def test_permanent_store_error_is_500_without_retry(gateway):
+    """A commit that fails for a reason a retry will not mend (here the
+    messages table renamed under the running gateway: a schema this
+    binary does not know) is answered 500 "exception" without Retry-After,
+    not "503 busy, retry"; nothing is stored, and the gateway keeps
+    serving."""
+    g = gateway
+    status, headers, _ = post(g, message(HOSPITAL, [GP1]))
+    assert status == 202
+    first = headers["x-message-id"]
+    c = sqlite3.connect(db_path(g), timeout=10)
+    try:
+        c.execute("ALTER TABLE messages RENAME TO messages_moved")
+        c.commit()
+    finally:
+        c.close()
+    status, headers, oo = post(g, message(HOSPITAL, [GP1]))
+    assert status == 500, oo
+    assert "retry-after" not in headers, headers
+    assert oo["resourceType"] == "OperationOutcome"
+    assert oo["issue"][0]["code"] == "exception", oo
+    assert "retry later" not in oo["issue"][0]["diagnostics"], oo
+    c = sqlite3.connect("file:%s?mode=ro" % db_path(g), uri=True)
+    try:
+        ids = {r[0] for r in c.execute("SELECT id FROM messages_moved")}
+    finally:
+        c.close()
+    assert ids == {first}
+    assert "event=accept_failed" in g.log_text()
+    assert "retry=no" in g.log_text()
+    assert g.admin("/healthz")[0] == 200
+
+
 def test_restart_after_deletion_refuses_until_queue_init(pki, tmp_path):
     g = gw.Gateway(pki, str(tmp_path)).start()
     assert post(g, message(HOSPITAL, [GP1]))[0] == 202

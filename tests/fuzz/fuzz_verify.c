@@ -19,6 +19,7 @@
 
 #include "b64.h"
 #include "canon.h"
+#include "policy.h"
 #include "sign.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -128,7 +129,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 
 	err = sign_verify(doc->root, NULL, &opts, &res);
-	status = sign_check_http_status(res.check);
+	status = policy_sign_status(res.check);
 	if (err == GW_OK || res.check == SIGN_CHECK_OK ||
 	    (status != 401 && status != 422) || res.reason[0] == '\0')
 		abort();

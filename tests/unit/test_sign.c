@@ -18,6 +18,7 @@
 
 #include "b64.h"
 #include "canon.h"
+#include "policy.h"
 #include "sign.h"
 #include "util.h"
 
@@ -212,7 +213,7 @@ test_roundtrip(void **state)
 	assert_true(r.have_hash);
 	/* Detached: header..signature */
 	assert_non_null(strstr(out.jws, ".."));
-	assert_int_equal(sign_check_http_status(r.check), 200);
+	assert_int_equal(policy_sign_status(r.check), 200);
 
 	buf_cleanup(&c);
 	sign_result_cleanup(&r);
@@ -315,7 +316,7 @@ test_content_changes(void **state)
 			 GW_OK);
 	want_check(check_doc(e, doc->root, NULL, NULL, NULL, 0),
 		   SIGN_CHECK_SIGNATURE, "changed value");
-	assert_int_equal(sign_check_http_status(SIGN_CHECK_SIGNATURE), 422);
+	assert_int_equal(policy_sign_status(SIGN_CHECK_SIGNATURE), 422);
 	fj_doc_free(doc);
 
 	/* 1.50 -> 1.5: same double, different FHIR decimal */
@@ -521,7 +522,7 @@ test_identity_failures(void **state)
 			 1590969600); /* 2020-06-01 */
 	want_check(check_doc(e, doc->root, NULL, NULL, NULL, 0),
 		   SIGN_CHECK_EXPIRED, "expired certificate");
-	assert_int_equal(sign_check_http_status(SIGN_CHECK_EXPIRED), 401);
+	assert_int_equal(policy_sign_status(SIGN_CHECK_EXPIRED), 401);
 	fj_doc_free(doc);
 
 	/* revoked: only with the CRL */
@@ -530,14 +531,14 @@ test_identity_failures(void **state)
 		   SIGN_CHECK_REVOKED, "revoked certificate");
 	want_check(check_doc(e, doc->root, NULL, e->trust, NULL, 0),
 		   SIGN_CHECK_OK, "revoked, no CRL configured");
-	assert_int_equal(sign_check_http_status(SIGN_CHECK_REVOKED), 401);
+	assert_int_equal(policy_sign_status(SIGN_CHECK_REVOKED), 401);
 	fj_doc_free(doc);
 
 	/* untrusted chain */
 	doc = signed_doc(e, "bundle-small.json", "otherca", SIGN_FHIR_R4, 0);
 	want_check(check_doc(e, doc->root, NULL, NULL, NULL, 0),
 		   SIGN_CHECK_UNTRUSTED, "other CA");
-	assert_int_equal(sign_check_http_status(SIGN_CHECK_UNTRUSTED), 401);
+	assert_int_equal(policy_sign_status(SIGN_CHECK_UNTRUSTED), 401);
 	fj_doc_free(doc);
 
 	/* wrong URA: expected by the caller, or claimed in who */
@@ -550,7 +551,7 @@ test_identity_failures(void **state)
 		json_t *oo, *issue;
 		assert_int_equal(sign_verify(doc->root, NULL, &o, &r),
 				 GW_CRYPTO);
-		assert_non_null(oo = sign_result_outcome(&r));
+		assert_non_null(oo = policy_sign_outcome(&r));
 		issue = json_array_get(json_object_get(oo, "issue"), 0);
 		assert_string_equal(
 		    json_string_value(json_object_get(issue, "code")),
@@ -561,7 +562,7 @@ test_identity_failures(void **state)
 		json_decref(oo);
 		sign_result_cleanup(&r);
 	}
-	assert_int_equal(sign_check_http_status(SIGN_CHECK_URA), 401);
+	assert_int_equal(policy_sign_status(SIGN_CHECK_URA), 401);
 	who =
 	    fj_get(fj_get(fj_get(doc->root, "signature"), "who"), "identifier");
 	assert_int_equal(
@@ -601,7 +602,7 @@ test_malformed(void **state)
 			 GW_OK);
 	want_check(check_doc(e, doc->root, NULL, NULL, NULL, 0),
 		   SIGN_CHECK_MALFORMED, "attached payload");
-	assert_int_equal(sign_check_http_status(SIGN_CHECK_MALFORMED), 422);
+	assert_int_equal(policy_sign_status(SIGN_CHECK_MALFORMED), 422);
 	fj_doc_free(doc);
 
 	doc = signed_doc(e, "bundle-small.json", "hospital", SIGN_FHIR_R4, 0);
