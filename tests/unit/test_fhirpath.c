@@ -1281,38 +1281,6 @@ test_corpus(void **state)
 	assert_true(ok > 300);
 }
 
-/* Compile once, evaluate many times: the cost of one invariant check. */
-static void
-test_speed(void **state)
-{
-	struct fj_doc *doc = parse(patient_json);
-	struct fhirpath *fp = NULL;
-	struct fhirpath_env env;
-	enum fhirpath_bool b;
-	struct timespec t0, t1;
-	int i, n = 20000;
-	double us;
-
-	memset(&env, 0, sizeof(env));
-	env.resource = doc->root;
-	assert_int_equal(fhirpath_compile(PZP_PAT1, &fp, NULL, 0), GW_OK);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (i = 0; i < n; i++) {
-		assert_int_equal(
-		    fhirpath_eval_bool(fp, doc->root, NULL, &env, &b), GW_OK);
-		assert_int_equal(b, FHIRPATH_TRUE);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	us = ((double)(t1.tv_sec - t0.tv_sec) * 1e9 +
-	      (double)(t1.tv_nsec - t0.tv_nsec)) /
-	     1e3 / n;
-	print_message("fhirpath: ACP-Patient-1 on a Patient: %.2f us per "
-		      "evaluation\n",
-		      us);
-	fhirpath_free(fp);
-	fj_doc_free(doc);
-}
-
 int
 main(void)
 {
@@ -1328,7 +1296,6 @@ main(void)
 	    cmocka_unit_test(test_compile_errors),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_corpus),
-	    cmocka_unit_test(test_speed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
