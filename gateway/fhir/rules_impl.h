@@ -1,7 +1,10 @@
 /*
- * rules_impl: the private side of the rules module, shared by rules.c
- * (set, lookups, compiling conformance resources), rules_snap.c (snapshot
- * generation), rules_file.c (compiled rule files) and rules_build.c.
+ * rules_impl: the private side of the rules module, shared by its files:
+ * rules.c (the set: arena, interned strings, lookups), rules_src.c
+ * (gathering sources, the compile driver), rules_sd.c (StructureDefinition
+ * compilation), rules_snap.c (snapshot generation), rules_vs.c (code
+ * systems, ValueSet expansion), rules_file.c (compiled rule files), and by
+ * cli_schemas.c.
  */
 #ifndef GW_RULES_IMPL_H
 #define GW_RULES_IMPL_H
@@ -107,14 +110,24 @@ enum gw_err rs_set_isa(struct rules_set *set, const char *system,
 		       const char *code, const struct rules_code *codes,
 		       size_t n, const char *note);
 
+/* Interned string member key of obj; NULL when absent, not a string or
+ * without memory. */
+const char *rs_get_istr(struct rules_set *set, const struct fj_node *obj,
+			const char *key);
+/* Boolean member key of obj into *out; false (and *out unchanged) when
+ * absent or not a boolean. */
+bool rs_get_bool(const struct fj_node *obj, const char *key, bool *out);
+/* Interned url without its "|version"; NULL for NULL or without memory. */
+const char *rs_canon(struct rules_set *set, const char *url);
+/* url without a "|version" suffix, copied into tmp (n bytes) when it has
+ * one, else url itself (also when it does not fit). */
+const char *rs_strip_version(const char *url, char *tmp, size_t n);
+/* qsort order of expanded codes: (system, code, display). */
+int rs_code_sort_cmp(const void *pa, const void *pb);
+
 /* Report a compile warning (counted; printed unless set->quiet). */
 void rs_warn(struct rules_set *set, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* The compiled structure for url, compiling a pending source first;
- * NULL when unknown. */
-const struct rules_structure *rs_need_structure(struct rules_set *set,
-						const char *url);
 
 /* Copy of member node n (with its key, e.g. "fixedCode") into the set's
  * document; NULL without memory. */
@@ -149,6 +162,11 @@ enum gw_err rs_element_from_json(struct rules_set *set,
 				 const struct fj_node *ed, const char *source,
 				 struct rules_element *out, unsigned *has);
 
+/* The compiled structure for url, compiling a pending source first;
+ * NULL when unknown. */
+const struct rules_structure *rs_need_structure(struct rules_set *set,
+						const char *url);
+
 /*
  * Generate the snapshot of a differential-only structure: base is the
  * compiled base structure, diff the n differential elements with their
@@ -159,6 +177,19 @@ enum gw_err rs_snapshot(struct rules_set *set,
 			const struct rules_element *diff, const unsigned *has,
 			size_t n, const char *url, struct rules_element **out,
 			size_t *nout);
+
+/* Free the sources of one rs_add_paths call (documents, pending). */
+void rs_free_sources(struct rules_set *set);
+
+/* Register a CodeSystem resource (first one per URL wins); compile time
+ * only. GW_OK (also when skipped) or GW_NOMEM/GW_TOOBIG. */
+enum gw_err rs_add_codesystem(struct rules_set *set, const struct fj_node *res);
+
+/* Compile pending StructureDefinition / ValueSet idx (set->psd, set->pvs)
+ * unless done; GW_OK, GW_NOMEM, or another error when it is skipped (a
+ * warning says why). */
+enum gw_err rs_compile_sd(struct rules_set *set, size_t idx);
+enum gw_err rs_compile_vs(struct rules_set *set, size_t idx);
 
 /* rules_add_path for several paths compiled together (sources may refer
  * to each other in any order). */
