@@ -4,7 +4,8 @@
  * (gathering sources, the compile driver), rules_sd.c (StructureDefinition
  * compilation), rules_snap.c (snapshot generation), rules_vs.c (code
  * systems, ValueSet expansion), rules_file.c (compiled rule files), and by
- * cli_schemas.c.
+ * cli_schemas.c. Calls go one way: src -> sd, vs -> set; sd -> snap -> set;
+ * snap reaches the compiler only through a struct rs_resolver.
  */
 #ifndef GW_RULES_IMPL_H
 #define GW_RULES_IMPL_H
@@ -162,17 +163,24 @@ enum gw_err rs_element_from_json(struct rules_set *set,
 				 const struct fj_node *ed, const char *source,
 				 struct rules_element *out, unsigned *has);
 
-/* The compiled structure for url, compiling a pending source first;
- * NULL when unknown. */
-const struct rules_structure *rs_need_structure(struct rules_set *set,
-						const char *url);
+/*
+ * How snapshot generation finds a structure it needs beyond its base (the
+ * profile named on a type), without calling the compiler itself:
+ * structure(arg, url) returns the compiled structure for url (compiling it
+ * first if the caller can), or NULL when unknown.
+ */
+struct rs_resolver {
+	const struct rules_structure *(*structure)(void *arg, const char *url);
+	void *arg;
+};
 
 /*
  * Generate the snapshot of a differential-only structure: base is the
  * compiled base structure, diff the n differential elements with their
- * has masks. On success *out and *nout are the new element array (arena).
+ * has masks; res finds profiled types. On success *out and *nout are the
+ * new element array (arena).
  */
-enum gw_err rs_snapshot(struct rules_set *set,
+enum gw_err rs_snapshot(struct rules_set *set, const struct rs_resolver *res,
 			const struct rules_structure *base,
 			const struct rules_element *diff, const unsigned *has,
 			size_t n, const char *url, struct rules_element **out,

@@ -359,7 +359,9 @@ rs_element_from_json(struct rules_set *set, const struct fj_node *ed,
 
 /* ---- compiling ---- */
 
-const struct rules_structure *
+/* The compiled structure for url, compiling a pending source first;
+ * NULL when unknown. */
+static const struct rules_structure *
 rs_need_structure(struct rules_set *set, const char *url)
 {
 	const struct rules_structure *st = rules_structure(set, url);
@@ -373,6 +375,14 @@ rs_need_structure(struct rules_set *set, const char *url)
 	if (v == 0 || rs_compile_sd(set, v - 1) != GW_OK)
 		return NULL;
 	return rules_structure(set, url);
+}
+
+/* rs_resolver.structure for snapshot generation: profiled types are
+ * compiled on demand, like bases. */
+static const struct rules_structure *
+rs_resolve_structure(void *arg, const char *url)
+{
+	return rs_need_structure(arg, url);
 }
 
 /* Is path an element path of the base definitions (following datatypes
@@ -658,6 +668,7 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 	size_t n = 0;
 	enum gw_err err = GW_OK;
 	int saved_pkg = set->cur_pkg;
+	const struct rs_resolver resolver = {rs_resolve_structure, set};
 
 	if (p->state == 2)
 		return GW_OK;
@@ -752,7 +763,7 @@ rs_compile_sd(struct rules_set *set, size_t idx)
 		}
 		if ((err = rs_diff_ids(set, diff, has, n)) != GW_OK)
 			goto out;
-		err = rs_snapshot(set, base, diff, has, n, st->url,
+		err = rs_snapshot(set, &resolver, base, diff, has, n, st->url,
 				  &st->elements, &st->nelements);
 		if (err != GW_OK) {
 			rs_warn(set, "%s: snapshot generation failed: %s",
