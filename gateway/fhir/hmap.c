@@ -13,7 +13,7 @@
 
 /* FNV-1a over the bytes, with the high bits folded in: the table index
  * takes the low bits, and FNV's low bits see only the bytes' low bits. */
-static size_t
+static uint32_t
 hash_bytes(const void *key, size_t len)
 {
 	const unsigned char *s = key;
@@ -21,11 +21,11 @@ hash_bytes(const void *key, size_t len)
 
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ s[i]) * 1099511628211ULL;
-	return (size_t)(h ^ (h >> 29));
+	return (uint32_t)(h ^ (h >> 32));
 }
 
 /* Pointers are aligned (low bits zero): mix every bit down. */
-static size_t
+static uint32_t
 hash_ptr(const void *p)
 {
 	uint64_t x = (uintptr_t)p;
@@ -33,10 +33,10 @@ hash_ptr(const void *p)
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
 	x ^= x >> 33;
-	return (size_t)x;
+	return (uint32_t)x;
 }
 
-static size_t
+static uint32_t
 hash_key(const struct hmap *m, const void *key, size_t len)
 {
 	return m->kind == HMAP_PTR ? hash_ptr(key) : hash_bytes(key, len);
@@ -44,7 +44,7 @@ hash_key(const struct hmap *m, const void *key, size_t len)
 
 /* The slot of key (hash h), or the empty slot where it would go. */
 static struct hmap_slot *
-probe(const struct hmap *m, const void *key, size_t len, size_t h)
+probe(const struct hmap *m, const void *key, size_t len, uint32_t h)
 {
 	size_t mask = m->cap - 1;
 	struct hmap_slot *s;
@@ -104,13 +104,15 @@ hmap_insert(struct hmap *m, const void *key, size_t len,
 	    struct hmap_slot **slot)
 {
 	struct hmap_slot *s;
-	size_t h;
+	uint32_t h;
 
 	*slot = NULL;
 	if (key == NULL)
 		return GW_INVALID;
 	if (m->kind == HMAP_PTR)
 		len = 0;
+	else if (len > UINT32_MAX)
+		return GW_TOOBIG;
 	h = hash_key(m, key, len);
 	if (m->cap > 0) {
 		s = probe(m, key, len, h);
@@ -134,7 +136,7 @@ hmap_insert(struct hmap *m, const void *key, size_t len,
 		key = copy;
 	}
 	s->key = key;
-	s->len = len;
+	s->len = (uint32_t)len;
 	s->hash = h;
 	memset(&s->val, 0, sizeof(s->val));
 	m->count++;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -24,14 +25,15 @@ enum hmap_kind {
 	HMAP_PTR,
 };
 
+/* 24 bytes: a map of 4096 keys stays below malloc's mmap threshold. */
 struct hmap_slot {
 	const void *key; /* NULL: empty slot */
-	size_t len;	 /* string keys: length in bytes (no NUL counted) */
-	size_t hash;
 	union {
 		void *ptr;
 		size_t num;
 	} val;
+	uint32_t len; /* string keys: length in bytes (no NUL counted) */
+	uint32_t hash;
 };
 
 struct hmap {
@@ -57,8 +59,9 @@ struct hmap_slot *hmap_find(const struct hmap *m, const void *key, size_t len);
 
 /*
  * Insert key unless present. GW_OK: a new slot (val zeroed) in *slot;
- * GW_EXISTS: the slot already holding key in *slot; GW_NOMEM: nothing
- * changed, *slot NULL. The key is borrowed (HMAP_STR, HMAP_PTR) or copied
+ * GW_EXISTS: the slot already holding key in *slot; GW_NOMEM, or
+ * GW_TOOBIG for a string key of 4 GiB or more: nothing changed, *slot
+ * NULL. The key is borrowed (HMAP_STR, HMAP_PTR) or copied
  * (HMAP_STR_OWN).
  */
 enum gw_err hmap_insert(struct hmap *m, const void *key, size_t len,
