@@ -1,7 +1,11 @@
 /*
- * rules_impl: the private side of the rules module, shared by rules.c
- * (set, lookups, compiling conformance resources), rules_snap.c (snapshot
- * generation), rules_file.c (compiled rule files) and rules_build.c.
+ * rules_impl: the private side of the rules module, shared by its files:
+ * rules.c (the set: arena, interned strings, lookups), rules_src.c
+ * (gathering sources, the compile driver), rules_sd.c (StructureDefinition
+ * compilation), rules_snap.c (snapshot generation), rules_vs.c (code
+ * systems, ValueSet expansion), rules_file.c (compiled rule files), and by
+ * cli_schemas.c. Calls go one way: src -> sd, vs -> set; sd -> snap -> set;
+ * snap reaches the compiler only through a struct rs_resolver.
  */
 #ifndef GW_RULES_IMPL_H
 #define GW_RULES_IMPL_H
@@ -12,15 +16,8 @@
 
 #include "buf.h"
 #include "fjson.h"
+#include "hmap.h"
 #include "rules.h"
-
-/* A string -> index+1 hash map (open addressing; keys borrowed). */
-struct rs_map {
-	const char **keys;
-	size_t *vals;
-	size_t cap;
-	size_t count;
-};
 
 /* A code system as far as value set expansion needs it (compile time). */
 struct rs_codesystem {
@@ -52,22 +49,22 @@ struct rs_chunk;
 struct rules_set {
 	enum rules_fhir fhir;
 	struct rs_chunk *chunks; /* arena for everything in the set */
-	struct rs_map strings;	 /* interned strings */
+	struct hmap strings;	 /* interned strings */
 	struct fj_doc *doc;	 /* fixed/pattern values */
 
 	struct rules_structure **st;
 	int *st_pkg;
 	size_t nst, capst;
-	struct rs_map st_url;
+	struct hmap st_url;
 
 	struct rules_valueset **vs;
 	int *vs_pkg;
 	size_t nvs, capvs;
-	struct rs_map vs_url;
+	struct hmap vs_url;
 
 	struct rs_codesystem **cs;
 	size_t ncs, capcs;
-	struct rs_map cs_url;
+	struct hmap cs_url;
 
 	const char **pkgs; /* package labels (interned) */
 	size_t npkgs;
@@ -81,7 +78,7 @@ struct rules_set {
 	size_t nsrcdocs, capsrcdocs;
 	struct rs_pending *psd, *pvs;
 	size_t npsd, cappsd, npvs, cappvs;
-	struct rs_map psd_url, pvs_url;
+	struct hmap psd_url, pvs_url;
 
 	struct rs_isa *isa;
 	size_t nisa;
@@ -95,10 +92,6 @@ void *rs_alloc(struct rules_set *set, size_t size);
 /* Interned copy of s (NULL stays NULL); NULL without memory. */
 const char *rs_intern(struct rules_set *set, const char *s);
 const char *rs_internn(struct rules_set *set, const char *s, size_t n);
-
-size_t rs_map_get(const struct rs_map *m, const char *key);
-enum gw_err rs_map_put(struct rs_map *m, const char *key, size_t val);
-void rs_map_free(struct rs_map *m);
 
 /* Register a compiled structure/value set under the current package.
  * GW_EXISTS when its URL is already known (the first one stays). */
@@ -118,14 +111,24 @@ enum gw_err rs_set_isa(struct rules_set *set, const char *system,
 		       const char *code, const struct rules_code *codes,
 		       size_t n, const char *note);
 
+/* Interned string member key of obj; NULL when absent, not a string or
+ * without memory. */
+const char *rs_get_istr(struct rules_set *set, const struct fj_node *obj,
+			const char *key);
+/* Boolean member key of obj into *out; false (and *out unchanged) when
+ * absent or not a boolean. */
+bool rs_get_bool(const struct fj_node *obj, const char *key, bool *out);
+/* Interned url without its "|version"; NULL for NULL or without memory. */
+const char *rs_canon(struct rules_set *set, const char *url);
+/* url without a "|version" suffix, copied into tmp (n bytes) when it has
+ * one, else url itself (also when it does not fit). */
+const char *rs_strip_version(const char *url, char *tmp, size_t n);
+/* qsort order of expanded codes: (system, code, display). */
+int rs_code_sort_cmp(const void *pa, const void *pb);
+
 /* Report a compile warning (counted; printed unless set->quiet). */
 void rs_warn(struct rules_set *set, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-/* The compiled structure for url, compiling a pending source first;
- * NULL when unknown. */
-const struct rules_structure *rs_need_structure(struct rules_set *set,
-						const char *url);
 
 /* Copy of member node n (with its key, e.g. "fixedCode") into the set's
  * document; NULL without memory. */
@@ -161,15 +164,40 @@ enum gw_err rs_element_from_json(struct rules_set *set,
 				 struct rules_element *out, unsigned *has);
 
 /*
+ * How snapshot generation finds a structure it needs beyond its base (the
+ * profile named on a type), without calling the compiler itself:
+ * structure(arg, url) returns the compiled structure for url (compiling it
+ * first if the caller can), or NULL when unknown.
+ */
+struct rs_resolver {
+	const struct rules_structure *(*structure)(void *arg, const char *url);
+	void *arg;
+};
+
+/*
  * Generate the snapshot of a differential-only structure: base is the
  * compiled base structure, diff the n differential elements with their
- * has masks. On success *out and *nout are the new element array (arena).
+ * has masks; res finds profiled types. On success *out and *nout are the
+ * new element array (arena).
  */
-enum gw_err rs_snapshot(struct rules_set *set,
+enum gw_err rs_snapshot(struct rules_set *set, const struct rs_resolver *res,
 			const struct rules_structure *base,
 			const struct rules_element *diff, const unsigned *has,
 			size_t n, const char *url, struct rules_element **out,
 			size_t *nout);
+
+/* Free the sources of one rs_add_paths call (documents, pending). */
+void rs_free_sources(struct rules_set *set);
+
+/* Register a CodeSystem resource (first one per URL wins); compile time
+ * only. GW_OK (also when skipped) or GW_NOMEM/GW_TOOBIG. */
+enum gw_err rs_add_codesystem(struct rules_set *set, const struct fj_node *res);
+
+/* Compile pending StructureDefinition / ValueSet idx (set->psd, set->pvs)
+ * unless done; GW_OK, GW_NOMEM, or another error when it is skipped (a
+ * warning says why). */
+enum gw_err rs_compile_sd(struct rules_set *set, size_t idx);
+enum gw_err rs_compile_vs(struct rules_set *set, size_t idx);
 
 /* rules_add_path for several paths compiled together (sources may refer
  * to each other in any order). */

@@ -1,7 +1,9 @@
 /*
  * rules_snap: snapshot generation. Applies a differential to the compiled
  * snapshot of its base, expanding datatype children, slices, choice-type
- * renames and type profiles (extensions) on demand.
+ * renames and type profiles (extensions) on demand. Structures beyond the
+ * base come through the caller's struct rs_resolver: this file does not
+ * call the compiler.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 
 struct snap {
 	struct rules_set *set;
+	const struct rs_resolver *res; /* profiled types */
 	const char *url;
 	const struct rules_structure *base;
 	struct rules_element *w;
@@ -281,7 +284,8 @@ snap_expand(struct snap *s, long pi, int depth)
 		if (p->ntypes != 1)
 			return GW_NOTFOUND;
 		if (p->types[0].nprofiles > 0)
-			ts = rs_need_structure(set, p->types[0].profiles[0]);
+			ts = s->res->structure(s->res->arg,
+					       p->types[0].profiles[0]);
 		if (ts == NULL)
 			ts = rules_type(set, p->types[0].code);
 		if (ts == NULL || ts->nelements < 2)
@@ -536,11 +540,12 @@ snap_merge(struct snap *s, struct rules_element *w,
 }
 
 enum gw_err
-rs_snapshot(struct rules_set *set, const struct rules_structure *base,
+rs_snapshot(struct rules_set *set, const struct rs_resolver *res,
+	    const struct rules_structure *base,
 	    const struct rules_element *diff, const unsigned *has, size_t n,
 	    const char *url, struct rules_element **out, size_t *nout)
 {
-	struct snap s = {.set = set, .url = url, .base = base};
+	struct snap s = {.set = set, .res = res, .url = url, .base = base};
 	enum gw_err err = GW_OK;
 
 	*out = NULL;
