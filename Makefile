@@ -70,7 +70,7 @@ help:
 	@echo "make all        build $(BIN)"
 	@echo "make test-unit  cmocka unit tests"
 	@echo "make test-e2e   end-to-end tests against the real daemon"
-	@echo "make check-cycles  no call or include cycle in gateway/fhir/"
+	@echo "make check-cycles  no call or include cycle between files"
 	@echo "make asan       unit + e2e tests under ASan/UBSan (build/asan)"
 	@echo "make tsan       unit + e2e tests under ThreadSanitizer (build/tsan)"
 	@echo "make fuzz       build libFuzzer harnesses (build/fuzz)"
@@ -150,7 +150,8 @@ test-unit: $(UNIT_BIN)
 # gives the file-level call graph (calls through function pointers, such
 # as the snapshot resolver, are not edges).
 check-cycles: $(LIB)
-	$(PYTHON) tests/check_cycles.py gateway/fhir $(BUILD)/obj/fhir
+	$(PYTHON) tests/check_cycles.py gateway/fhir $(BUILD)/obj/fhir \
+		gateway $(BUILD)/obj
 
 test-e2e: $(BIN)
 	PZPGW=$(CURDIR)/$(BIN) PZPGW_SRCDIR=$(CURDIR) \

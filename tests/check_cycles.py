@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Fail when the files of a source folder call or include in a circle.
 
-usage: check_cycles.py [-v] SRCDIR OBJDIR
+usage: check_cycles.py [-v] SRCDIR OBJDIR [SRCDIR OBJDIR]...
 
+Several folders are checked as one graph (files named folder/x), so a
+circle through two folders is found too.
 Calls: for each SRCDIR/x.c, OBJDIR/x.o's undefined symbols (nm -u) that
-another object of the folder defines (nm --defined-only, global) give an
+another object of the folders defines (nm --defined-only, global) give an
 edge x -> y. Calls through function pointers (a resolver, a callback) are
 not edges: that is how a file reaches a caller without depending on it.
 Includes: x.h -> y.h when x.h includes "y.h" from SRCDIR (a .c file has no
@@ -29,11 +31,17 @@ def nm_symbols(obj, flags):
     return syms
 
 
-def call_graph(srcdir, objdir):
-    names = sorted(f[:-2] for f in os.listdir(srcdir) if f.endswith(".c"))
+def call_graph(pairs):
+    names, objs = [], {}
+    for srcdir, objdir in pairs:
+        for f in sorted(os.listdir(srcdir)):
+            if f.endswith(".c"):
+                n = os.path.join(os.path.basename(srcdir), f[:-2])
+                names.append(n)
+                objs[n] = os.path.join(objdir, f[:-2] + ".o")
     defined, undefined = {}, {}
     for n in names:
-        obj = os.path.join(objdir, n + ".o")
+        obj = objs[n]
         if not os.path.exists(obj):
             sys.exit("check_cycles: %s missing (build first)" % obj)
         defined[n] = nm_symbols(obj, ["-g", "--defined-only"])
@@ -51,16 +59,18 @@ def call_graph(srcdir, objdir):
     return graph
 
 
-def include_graph(srcdir):
+def include_graph(srcdirs):
     graph = {}
     inc = re.compile(r'^\s*#\s*include\s+"([^"]+)\.h"', re.M)
-    for f in sorted(os.listdir(srcdir)):
-        if not f.endswith(".h"):
-            continue
-        text = open(os.path.join(srcdir, f), encoding="utf-8").read()
-        graph[f[:-2] + ".h"] = {
-            m + ".h": [] for m in inc.findall(text)
-            if os.path.exists(os.path.join(srcdir, m + ".h"))}
+    where = {}
+    for srcdir in srcdirs:
+        for f in os.listdir(srcdir):
+            if f.endswith(".h"):
+                where.setdefault(f, os.path.join(srcdir, f))
+    for f, path in sorted(where.items()):
+        text = open(path, encoding="utf-8").read()
+        graph[f] = {m + ".h": [] for m in inc.findall(text)
+                    if m + ".h" in where}
     return graph
 
 
@@ -103,12 +113,13 @@ def main():
     verbose = bool(args) and args[0] == "-v"
     if verbose:
         args = args[1:]
-    if len(args) != 2:
+    if len(args) < 2 or len(args) % 2 != 0:
         sys.exit(__doc__.strip().splitlines()[2])
-    srcdir, objdir = args
+    pairs = list(zip(args[0::2], args[1::2]))
+    srcdir = " ".join(p[0] for p in pairs)
     sys.setrecursionlimit(10000)
-    calls = call_graph(srcdir, objdir)
-    incs = include_graph(srcdir)
+    calls = call_graph(pairs)
+    incs = include_graph([p[0] for p in pairs])
     if verbose:
         for n in sorted(calls):
             print("%s -> %s" % (n, " ".join(sorted(calls[n])) or "-"))

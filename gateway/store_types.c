@@ -1,0 +1,74 @@
+/*
+ * The store's record types: state names and the free functions of what a
+ * store returns, shared by the store front (store.c) and every backend.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+static const char *const store_state_names[STORE_STATE_COUNT] = {
+    [STORE_DUE] = "due",
+    [STORE_INFLIGHT] = "inflight",
+    [STORE_DELIVERED] = "delivered",
+    [STORE_DEAD] = "dead",
+    [STORE_HELD] = "held",
+};
+
+const char *
+store_state_name(enum store_state st)
+{
+	if ((unsigned)st >= STORE_STATE_COUNT)
+		return NULL;
+	return store_state_names[st];
+}
+
+enum gw_err
+store_state_parse(const char *s, enum store_state *out)
+{
+	for (int i = 0; i < STORE_STATE_COUNT; i++) {
+		if (strcmp(s, store_state_names[i]) == 0) {
+			*out = (enum store_state)i;
+			return GW_OK;
+		}
+	}
+	return GW_PARSE;
+}
+
+void
+store_result_cleanup(struct store_result *res)
+{
+	if (res == NULL)
+		return;
+	free(res->answer_body);
+	res->answer_body = NULL;
+}
+
+void
+store_rows_free(struct store_row *rows, size_t n)
+{
+	if (rows == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].last_error);
+		free(rows[i].outcome);
+	}
+	free(rows);
+}
+
+void
+store_message_free(struct store_message *m)
+{
+	if (m == NULL)
+		return;
+	free(m->bundle_system);
+	free(m->bundle_value);
+	free(m->patient_key);
+	free(m->fhir_version);
+	free(m->sha256);
+	free(m->answer_body);
+	free(m->doc);
+	free(m->jws);
+	store_rows_free(m->rows, m->nrows);
+	free(m);
+}
