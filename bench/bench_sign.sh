@@ -19,7 +19,7 @@ trap 'rm -rf "$work"' EXIT
 
 # The measuring program links the same library the binary is made of.
 deps="openssl libcurl jansson uuid libevent libevent_openssl sqlite3 inih libxml-2.0"
-${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -I"$root/gateway" \
+${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -I"$root/gateway" -I"$root/gateway/fhir" \
 	$(pkg-config --cflags $deps) -o "$work/bench_sign" \
 	"$root/bench/bench_sign.c" "$lib" $(pkg-config --libs $deps) -lm -pthread
 

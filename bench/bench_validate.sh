@@ -16,7 +16,7 @@ lib=$(dirname "$bin")/libpzpgw.a
 bundle=$root/tests/data/valid/r4/pzp-0.1.3/bundle-F1.json
 
 # The helper links the engine from the same build as the binary.
-${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -I"$root/gateway" \
+${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -I"$root/gateway" -I"$root/gateway/fhir" \
 	-o "$out/validate_rate" "$root/bench/validate_rate.c" "$lib" \
 	$(pkg-config --libs openssl libcurl jansson uuid libevent \
 		libevent_openssl sqlite3 inih libxml-2.0) -lm -pthread

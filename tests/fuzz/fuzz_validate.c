@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "fhir.h"
+#include "outcome.h"
 #include "rules.h"
 #include "validate.h"
 

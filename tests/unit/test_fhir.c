@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "fhir.h"
+#include "outcome.h"
 
 static void
 check_text(json_t *oo, const char *want)

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "fhir.h"
+#include "outcome.h"
 #include "fjson.h"
 #include "message.h"
 

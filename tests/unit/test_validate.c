@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "fhir.h"
+#include "outcome.h"
 #include "fjson.h"
 #include "rules.h"
 #include "util.h"

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "fhir.h"
+#include "outcome.h"
 #include "rules.h"
 #include "validate.h"
 
