@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "fdate.h"
+#include "fdecimal.h"
 #include "fhirpath.h"
 #include "util.h"
 
@@ -460,280 +462,6 @@ struct fhirpath {
 	struct ast *res; /* nodes with a compiled regex */
 	char *text;
 };
-
-/* ---------------------------------------------------------------- values */
-
-/* A decimal as 0.d1d2... x 10^e, without leading or trailing zeros, so that
- * two decimals compare exactly whatever their written precision. */
-#define DNUM_DIGITS 64
-struct dnum {
-	bool neg;
-	int nd;
-	long e;
-	char d[DNUM_DIGITS];
-};
-
-static bool
-dnum_parse(const char *s, size_t n, struct dnum *o)
-{
-	size_t i = 0;
-	bool point = false, any = false;
-
-	memset(o, 0, sizeof(*o));
-	if (i < n && (s[i] == '-' || s[i] == '+'))
-		o->neg = s[i++] == '-';
-	for (; i < n; i++) {
-		char c = s[i];
-
-		if (c >= '0' && c <= '9') {
-			any = true;
-			if (o->nd == 0 && c == '0') {
-				if (point)
-					o->e--;
-				continue;
-			}
-			if (o->nd == DNUM_DIGITS)
-				return false;
-			o->d[o->nd++] = c;
-			if (!point)
-				o->e++;
-		} else if (c == '.' && !point) {
-			point = true;
-		} else if ((c == 'e' || c == 'E') && any) {
-			long x = 0;
-			bool xneg = false, xany = false;
-
-			i++;
-			if (i < n && (s[i] == '-' || s[i] == '+'))
-				xneg = s[i++] == '-';
-			for (; i < n; i++) {
-				if (s[i] < '0' || s[i] > '9' || x > 100000)
-					return false;
-				x = x * 10 + (s[i] - '0');
-				xany = true;
-			}
-			if (!xany)
-				return false;
-			o->e += xneg ? -x : x;
-			break;
-		} else {
-			return false;
-		}
-	}
-	while (o->nd > 0 && o->d[o->nd - 1] == '0')
-		o->nd--;
-	if (o->nd == 0) {
-		o->neg = false;
-		o->e = 0;
-	}
-	return any;
-}
-
-static void
-dnum_from_int(int64_t v, struct dnum *o)
-{
-	char b[32];
-
-	snprintf(b, sizeof(b), "%lld", (long long)v);
-	dnum_parse(b, strlen(b), o);
-}
-
-static int
-dnum_cmp(const struct dnum *a, const struct dnum *b)
-{
-	int sa = a->nd == 0 ? 0 : a->neg ? -1 : 1;
-	int sb = b->nd == 0 ? 0 : b->neg ? -1 : 1;
-	int k, r = 0;
-
-	if (sa != sb)
-		return sa < sb ? -1 : 1;
-	if (sa == 0)
-		return 0;
-	if (a->e != b->e)
-		r = a->e < b->e ? -1 : 1;
-	else {
-		for (k = 0; k < a->nd || k < b->nd; k++) {
-			char x = k < a->nd ? a->d[k] : '0';
-			char y = k < b->nd ? b->d[k] : '0';
-
-			if (x != y) {
-				r = x < y ? -1 : 1;
-				break;
-			}
-		}
-	}
-	return sa < 0 ? -r : r;
-}
-
-/* A date, dateTime or time with its precision. */
-enum { P_YEAR = 1, P_MONTH, P_DAY, P_HOUR, P_MINUTE, P_SECOND };
-struct dt {
-	int prec;		 /* P_*: the last field present */
-	bool has_date;		 /* false for a time */
-	bool tz;		 /* a zone was given */
-	int y, mo, d, h, mi, ms; /* ms: seconds * 1000 + milliseconds */
-	int tzmin;
-};
-
-static bool
-digits(const char *s, size_t n, size_t *i, int count, int *out)
-{
-	int v = 0, k;
-
-	for (k = 0; k < count; k++) {
-		if (*i >= n || s[*i] < '0' || s[*i] > '9')
-			return false;
-		v = v * 10 + (s[(*i)++] - '0');
-	}
-	*out = v;
-	return true;
-}
-
-/* hh(:mm(:ss(.fff)?)?)? into o from s[*i]; true when well-formed. */
-static bool
-time_parse(const char *s, size_t n, size_t *i, struct dt *o)
-{
-	int sec = 0;
-
-	if (!digits(s, n, i, 2, &o->h) || o->h > 23)
-		return false;
-	o->prec = P_HOUR;
-	if (*i < n && s[*i] == ':') {
-		(*i)++;
-		if (!digits(s, n, i, 2, &o->mi) || o->mi > 59)
-			return false;
-		o->prec = P_MINUTE;
-		if (*i < n && s[*i] == ':') {
-			(*i)++;
-			if (!digits(s, n, i, 2, &sec) || sec > 60)
-				return false;
-			o->prec = P_SECOND;
-			o->ms = sec * 1000;
-			if (*i < n && s[*i] == '.') {
-				int k = 0, mult = 100;
-
-				(*i)++;
-				while (*i < n && s[*i] >= '0' && s[*i] <= '9') {
-					o->ms += (s[*i] - '0') * mult;
-					mult /= 10;
-					(*i)++;
-					k++;
-				}
-				if (k == 0)
-					return false;
-			}
-		}
-	}
-	return true;
-}
-
-/*
- * Parse an ISO 8601 date (YYYY, YYYY-MM, YYYY-MM-DD), dateTime (a date,
- * optionally Thh:mm(:ss(.f+))? with Z or +hh:mm) or time (hh:mm:ss) as
- * FHIR and FHIRPath write them. kind FHIRPATH_TIME parses a time, the
- * others a date or dateTime.
- */
-static bool
-dt_parse(const char *s, size_t n, enum fhirpath_kind kind, struct dt *o)
-{
-	size_t i = 0;
-
-	memset(o, 0, sizeof(*o));
-	if (kind == FHIRPATH_TIME)
-		return time_parse(s, n, &i, o) && i == n;
-	o->has_date = true;
-	o->mo = o->d = 1;
-	if (!digits(s, n, &i, 4, &o->y))
-		return false;
-	o->prec = P_YEAR;
-	if (i < n && s[i] == '-') {
-		i++;
-		if (!digits(s, n, &i, 2, &o->mo) || o->mo < 1 || o->mo > 12)
-			return false;
-		o->prec = P_MONTH;
-		if (i < n && s[i] == '-') {
-			i++;
-			if (!digits(s, n, &i, 2, &o->d) || o->d < 1 ||
-			    o->d > 31)
-				return false;
-			o->prec = P_DAY;
-		}
-	}
-	if (i < n && s[i] == 'T') {
-		if (o->prec != P_DAY)
-			return false;
-		i++;
-		if (!time_parse(s, n, &i, o))
-			return false;
-		if (i < n && s[i] == 'Z') {
-			o->tz = true;
-			i++;
-		} else if (i < n && (s[i] == '+' || s[i] == '-')) {
-			int th, tm;
-			bool neg = s[i] == '-';
-
-			i++;
-			if (!digits(s, n, &i, 2, &th) || i >= n || s[i] != ':')
-				return false;
-			i++;
-			if (!digits(s, n, &i, 2, &tm) || th > 14 || tm > 59)
-				return false;
-			o->tz = true;
-			o->tzmin = (neg ? -1 : 1) * (th * 60 + tm);
-		}
-	}
-	return i == n;
-}
-
-/*
- * Compare two dates/times per FHIRPath: values with a time of day and a
- * zone are compared on the same clock (a missing zone counts as UTC);
- * when they are equal as far as both go but one is more precise, the
- * result is unknown. Returns false when uncomparable (then *r is unset).
- */
-static bool
-dt_cmp(const struct dt *a, const struct dt *b, int *r)
-{
-	int pa = a->prec == P_HOUR ? P_MINUTE : a->prec;
-	int pb = b->prec == P_HOUR ? P_MINUTE : b->prec;
-	int p = pa < pb ? pa : pb;
-	long va[4], vb[4];
-	int k, nf;
-
-	if (a->has_date != b->has_date)
-		return false;
-	if (a->has_date && pa >= P_MINUTE && pb >= P_MINUTE) {
-		long ma =
-		    (util_days_from_civil(a->y, a->mo, a->d) * 24 + a->h) * 60 +
-		    a->mi - a->tzmin;
-		long mb =
-		    (util_days_from_civil(b->y, b->mo, b->d) * 24 + b->h) * 60 +
-		    b->mi - b->tzmin;
-
-		va[0] = ma, vb[0] = mb;
-		va[1] = a->ms, vb[1] = b->ms;
-		nf = p == P_SECOND ? 2 : 1;
-	} else if (a->has_date) {
-		va[0] = a->y, vb[0] = b->y;
-		va[1] = a->mo, vb[1] = b->mo;
-		va[2] = a->d, vb[2] = b->d;
-		nf = p > P_DAY ? 3 : p;
-	} else {
-		va[0] = a->h * 60 + a->mi, vb[0] = b->h * 60 + b->mi;
-		va[1] = a->ms, vb[1] = b->ms;
-		nf = p == P_SECOND ? 2 : 1;
-	}
-	for (k = 0; k < nf; k++) {
-		if (va[k] != vb[k]) {
-			*r = va[k] < vb[k] ? -1 : 1;
-			return true;
-		}
-	}
-	if (pa != pb)
-		return false;
-	*r = 0;
-	return true;
-}
 
 /* ---------------------------------------------------------------- lexer */
 
@@ -1574,9 +1302,6 @@ is_calendar_unit(const struct tok *t)
 	return false;
 }
 
-static bool dt_parse(const char *s, size_t n, enum fhirpath_kind kind,
-		     struct dt *o);
-
 static struct ast *
 parse_term(struct parser *p)
 {
@@ -1645,7 +1370,7 @@ parse_term(struct parser *p)
 	case T_DATE:
 	case T_DATETIME:
 	case T_TIME: {
-		struct dt tmp;
+		struct fdate tmp;
 
 		a = mk(p, N_LIT, 0, NULL, NULL);
 		if (!a)
@@ -1668,7 +1393,10 @@ parse_term(struct parser *p)
 			perr(p, p->fp->ar.err, "out of memory");
 			return NULL;
 		}
-		if (!dt_parse(a->lit.text, a->lit.len, a->lit.kind, &tmp)) {
+		if (!fdate_parse(a->lit.text, a->lit.len,
+				 a->lit.kind == FHIRPATH_TIME ? FDATE_TIME
+							      : FDATE_DATETIME,
+				 &tmp)) {
 			perr(p, GW_PARSE, "bad date/time literal at offset %zu",
 			     t.start);
 			return NULL;
@@ -2626,17 +2354,18 @@ item_val(const item_t *it, struct val *v)
 static bool
 looks_date(const struct val *v)
 {
-	struct dt d;
+	struct fdate d;
 
 	return v->k == V_STR && v->len >= 7 && v->s[4] == '-' &&
-	       dt_parse(v->s, v->len, FHIRPATH_DATETIME, &d);
+	       fdate_parse(v->s, v->len, FDATE_DATETIME, &d);
 }
 
 /* When a and b are to be compared as dates/times, parse them. Returns 1
  * when both parsed, 0 when not a date comparison, -1 when one of them is
  * a date and the other cannot be read as one. */
 static int
-as_dates(const struct val *a, const struct val *b, struct dt *da, struct dt *db)
+as_dates(const struct val *a, const struct val *b, struct fdate *da,
+	 struct fdate *db)
 {
 	enum fhirpath_kind ka, kb;
 
@@ -2653,62 +2382,23 @@ as_dates(const struct val *a, const struct val *b, struct dt *da, struct dt *db)
 	kb = b->k == V_DATE ? b->dkind : ka;
 	if (a->k != V_DATE)
 		ka = kb;
-	if (!dt_parse(a->s, a->len, ka, da) || !dt_parse(b->s, b->len, kb, db))
+	if (!fdate_parse(a->s, a->len,
+			 ka == FHIRPATH_TIME ? FDATE_TIME : FDATE_DATETIME,
+			 da) ||
+	    !fdate_parse(b->s, b->len,
+			 kb == FHIRPATH_TIME ? FDATE_TIME : FDATE_DATETIME, db))
 		return -1;
 	return 1;
 }
 
 static bool
-to_dnum(const struct val *v, struct dnum *d)
+to_fdec(const struct val *v, struct fdec *d)
 {
 	if (v->k == V_INT) {
-		dnum_from_int(v->i, d);
+		fdec_from_int(v->i, d);
 		return true;
 	}
-	return v->k == V_DEC && dnum_parse(v->s, v->len, d);
-}
-
-static bool
-json_eq(const struct fj_node *a, const struct fj_node *b)
-{
-	const struct fj_node *m, *o;
-	struct dnum da, db;
-
-	if (a->type != b->type)
-		return false;
-	switch (a->type) {
-	case FJ_NULL:
-		return true;
-	case FJ_BOOL:
-		return a->u.b == b->u.b;
-	case FJ_NUMBER:
-		if (dnum_parse(a->u.str.s, a->u.str.len, &da) &&
-		    dnum_parse(b->u.str.s, b->u.str.len, &db))
-			return dnum_cmp(&da, &db) == 0;
-		return a->u.str.len == b->u.str.len &&
-		       memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
-	case FJ_STRING:
-		return a->u.str.len == b->u.str.len &&
-		       memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
-	case FJ_ARRAY:
-		if (a->u.kids.count != b->u.kids.count)
-			return false;
-		for (m = a->u.kids.first, o = b->u.kids.first; m && o;
-		     m = m->next, o = o->next)
-			if (!json_eq(m, o))
-				return false;
-		return true;
-	case FJ_OBJECT:
-		if (a->u.kids.count != b->u.kids.count)
-			return false;
-		for (m = a->u.kids.first; m; m = m->next) {
-			o = find_key(b, m->key, m->keylen);
-			if (!o || !json_eq(m, o))
-				return false;
-		}
-		return true;
-	}
-	return false;
+	return v->k == V_DEC && fdec_parse(v->s, v->len, d);
 }
 
 /* FHIRPath equality of two items (=): TRUE, FALSE or EMPTY. */
@@ -2716,21 +2406,21 @@ static enum fhirpath_bool
 item_eq(const item_t *a, const item_t *b)
 {
 	struct val va, vb;
-	struct dt da, db;
-	struct dnum na, nb;
+	struct fdate da, db;
+	struct fdec na, nb;
 	int r;
 
 	item_val(a, &va);
 	item_val(b, &vb);
 	if (va.k == V_OBJ || vb.k == V_OBJ)
-		return va.k == vb.k && json_eq(a->node, b->node)
+		return va.k == vb.k && fj_equal(a->node, b->node, FDEC_EXACT)
 			   ? FHIRPATH_TRUE
 			   : FHIRPATH_FALSE;
 	if (va.k == V_NONE || vb.k == V_NONE)
 		return FHIRPATH_EMPTY;
 	switch (as_dates(&va, &vb, &da, &db)) {
 	case 1:
-		if (!dt_cmp(&da, &db, &r))
+		if (!fdate_cmp(&da, &db, &r))
 			return FHIRPATH_EMPTY;
 		return r == 0 ? FHIRPATH_TRUE : FHIRPATH_FALSE;
 	case -1:
@@ -2744,9 +2434,9 @@ item_eq(const item_t *a, const item_t *b)
 	    (vb.k == V_INT || vb.k == V_DEC)) {
 		if (va.k == V_INT && vb.k == V_INT)
 			return va.i == vb.i ? FHIRPATH_TRUE : FHIRPATH_FALSE;
-		if (!to_dnum(&va, &na) || !to_dnum(&vb, &nb))
+		if (!to_fdec(&va, &na) || !to_fdec(&vb, &nb))
 			return FHIRPATH_FALSE;
-		return dnum_cmp(&na, &nb) == 0 ? FHIRPATH_TRUE : FHIRPATH_FALSE;
+		return fdec_cmp(&na, &nb) == 0 ? FHIRPATH_TRUE : FHIRPATH_FALSE;
 	}
 	if (va.k == V_STR && vb.k == V_STR)
 		return va.len == vb.len && memcmp(va.s, vb.s, va.len) == 0
@@ -2803,8 +2493,8 @@ static enum gw_err
 item_cmp(struct ectx *x, const item_t *a, const item_t *b, bool *ok, int *r)
 {
 	struct val va, vb;
-	struct dt da, db;
-	struct dnum na, nb;
+	struct fdate da, db;
+	struct fdec na, nb;
 	size_t n;
 	int c;
 
@@ -2815,7 +2505,7 @@ item_cmp(struct ectx *x, const item_t *a, const item_t *b, bool *ok, int *r)
 		return GW_OK;
 	c = as_dates(&va, &vb, &da, &db);
 	if (c == 1) {
-		*ok = dt_cmp(&da, &db, r);
+		*ok = fdate_cmp(&da, &db, r);
 		return GW_OK;
 	}
 	if (c == -1)
@@ -2824,9 +2514,9 @@ item_cmp(struct ectx *x, const item_t *a, const item_t *b, bool *ok, int *r)
 			     "value");
 	if ((va.k == V_INT || va.k == V_DEC) &&
 	    (vb.k == V_INT || vb.k == V_DEC)) {
-		if (!to_dnum(&va, &na) || !to_dnum(&vb, &nb))
+		if (!to_fdec(&va, &na) || !to_fdec(&vb, &nb))
 			return efail(x, GW_INVALID, "number out of range");
-		*r = dnum_cmp(&na, &nb);
+		*r = fdec_cmp(&na, &nb);
 		*ok = true;
 		return GW_OK;
 	}
@@ -2858,13 +2548,13 @@ json_hash(const struct fj_node *n)
 {
 	uint64_t h = 14695981039346656037ull + (uint64_t)n->type;
 	const struct fj_node *m;
-	struct dnum d;
+	struct fdec d;
 
 	switch (n->type) {
 	case FJ_BOOL:
 		return h + n->u.b;
 	case FJ_NUMBER:
-		if (dnum_parse(n->u.str.s, n->u.str.len, &d))
+		if (fdec_parse(n->u.str.s, n->u.str.len, &d))
 			return fnv(fnv(h, d.d, (size_t)d.nd), &d.e,
 				   sizeof(d.e)) +
 			       d.neg;
@@ -2889,7 +2579,7 @@ static uint64_t
 item_hash(const item_t *it)
 {
 	struct val v;
-	struct dnum d;
+	struct fdec d;
 
 	item_val(it, &v);
 	switch (v.k) {
@@ -2899,7 +2589,7 @@ item_hash(const item_t *it)
 		return 1 + v.b;
 	case V_INT:
 	case V_DEC:
-		if (to_dnum(&v, &d))
+		if (to_fdec(&v, &d))
 			return fnv(fnv(3 + d.neg, d.d, (size_t)d.nd), &d.e,
 				   sizeof(d.e));
 		return 3;
@@ -3403,7 +3093,7 @@ fn_tonumber(struct ectx *x, const struct ast *a, const struct coll *in,
 	    struct coll *out)
 {
 	struct val v;
-	struct dnum d;
+	struct fdec d;
 
 	out->n = 0;
 	if (in->n == 0)
@@ -3429,7 +3119,7 @@ fn_tonumber(struct ectx *x, const struct ast *a, const struct coll *in,
 			 (long long)(v.k == V_INT ? v.i : v.b));
 		return one_str(x, FHIRPATH_DECIMAL, b, strlen(b), true, out);
 	}
-	if ((v.k == V_DEC || v.k == V_STR) && dnum_parse(v.s, v.len, &d) &&
+	if ((v.k == V_DEC || v.k == V_STR) && fdec_parse(v.s, v.len, &d) &&
 	    !memchr(v.s, 'e', v.len) && !memchr(v.s, 'E', v.len))
 		return one_str(x, FHIRPATH_DECIMAL, v.s, v.len, false, out);
 	return GW_OK;
@@ -3470,7 +3160,7 @@ fn_convert(struct ectx *x, const struct ast *a, const struct coll *in,
 	struct ast tmp;
 	struct coll c;
 	struct val v;
-	struct dt d;
+	struct fdate d;
 	enum gw_err e;
 	bool r;
 	int b;
@@ -3510,8 +3200,8 @@ fn_convert(struct ectx *x, const struct ast *a, const struct coll *in,
 	default: /* convertsToDate, convertsToDateTime */
 		r = (v.k == V_STR ||
 		     (v.k == V_DATE && v.dkind != FHIRPATH_TIME)) &&
-		    dt_parse(v.s, v.len, FHIRPATH_DATETIME, &d) &&
-		    (a->op == F_CONVERTSTODATETIME || d.prec <= P_DAY);
+		    fdate_parse(v.s, v.len, FDATE_DATETIME, &d) &&
+		    (a->op == F_CONVERTSTODATETIME || d.prec <= FDATE_DAY);
 		return one_bool(x, r, out);
 	}
 }
@@ -4099,12 +3789,7 @@ arith(struct ectx *x, int op, const struct coll *l, const struct coll *r,
 	}
 	if (dv != dv || dv > 1e300 || dv < -1e300)
 		return GW_OK;
-	/* Range first: only a value below 1e15 may be converted to test
-	 * whether it is whole. */
-	snprintf(tmp, sizeof(tmp), "%.15g%s", dv,
-		 dv < 1e15 && dv > -1e15 && dv == (double)(int64_t)dv ? ".0"
-								      : "");
-	if (strpbrk(tmp, "eE"))
+	if (!fdec_format_double(dv, tmp, sizeof(tmp)))
 		return efail(x, GW_INVALID, "decimal out of range");
 	return one_str(x, FHIRPATH_DECIMAL, tmp, strlen(tmp), true, out);
 }

@@ -951,6 +951,72 @@ fj_str_eq(const struct fj_node *n, const char *s)
 	return n->u.str.len == len && memcmp(n->u.str.s, s, len) == 0;
 }
 
+/* Member of obj named by s (n bytes, may hold NUL), or NULL. */
+static const struct fj_node *
+member_n(const struct fj_node *obj, const char *s, size_t n)
+{
+	const struct fj_node *m;
+
+	for (m = obj->u.kids.first; m; m = m->next)
+		if (m->keylen == n && memcmp(m->key, s, n) == 0)
+			return m;
+	return NULL;
+}
+
+static bool
+number_equal(const struct fj_node *a, const struct fj_node *b,
+	     enum fdec_mode mode)
+{
+	bool same_text = a->u.str.len == b->u.str.len &&
+			 memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
+	int r;
+
+	if (mode == FDEC_DOUBLE && same_text)
+		return true;
+	if (fdec_cmp_text(a->u.str.s, a->u.str.len, b->u.str.s, b->u.str.len,
+			  mode, &r))
+		return r == 0;
+	return same_text;
+}
+
+bool
+fj_equal(const struct fj_node *a, const struct fj_node *b, enum fdec_mode mode)
+{
+	const struct fj_node *m, *o;
+
+	if (a->type != b->type)
+		return false;
+	switch (a->type) {
+	case FJ_NULL:
+		return true;
+	case FJ_BOOL:
+		return a->u.b == b->u.b;
+	case FJ_NUMBER:
+		return number_equal(a, b, mode);
+	case FJ_STRING:
+		return a->u.str.len == b->u.str.len &&
+		       memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
+	case FJ_ARRAY:
+		if (a->u.kids.count != b->u.kids.count)
+			return false;
+		for (m = a->u.kids.first, o = b->u.kids.first; m && o;
+		     m = m->next, o = o->next)
+			if (!fj_equal(m, o, mode))
+				return false;
+		return true;
+	case FJ_OBJECT:
+		if (a->u.kids.count != b->u.kids.count)
+			return false;
+		for (m = a->u.kids.first; m; m = m->next) {
+			o = member_n(b, m->key, m->keylen);
+			if (!o || !fj_equal(m, o, mode))
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
 /* ---- building ---- */
 
 struct fj_node *

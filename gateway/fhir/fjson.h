@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "fdecimal.h"
 
 enum fj_type { FJ_NULL, FJ_BOOL, FJ_NUMBER, FJ_STRING, FJ_ARRAY, FJ_OBJECT };
 
@@ -94,6 +95,15 @@ const char *fj_get_str(const struct fj_node *obj, const char *key);
 struct fj_node *fj_at(const struct fj_node *arr, size_t i);
 /* True when n is a string equal to s. */
 bool fj_str_eq(const struct fj_node *n, const char *s);
+
+/*
+ * Whether a and b are the same JSON value: member order ignored, strings
+ * and keys byte for byte, numbers by value as mode says (FDEC_EXACT:
+ * exactly from the text, or as the text when it has more digits than
+ * FDEC_DIGITS; FDEC_DOUBLE: the same text or the same double).
+ */
+bool fj_equal(const struct fj_node *a, const struct fj_node *b,
+	      enum fdec_mode mode);
 
 /* Builders: new nodes in doc's arena, NULL without memory. Strings and
  * number text are copied. fj_new_number checks the text is a JSON

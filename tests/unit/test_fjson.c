@@ -367,6 +367,49 @@ test_parse_deadline(void **state)
 	free(text);
 }
 
+/* fj_equal: member order ignored; numbers by value per mode. */
+static void
+test_equal(void **state)
+{
+	static const struct {
+		const char *a, *b;
+		int exact, dbl; /* want for FDEC_EXACT, FDEC_DOUBLE */
+	} cases[] = {
+	    {"1", "1.00", 1, 1},
+	    {"1e0", "10e-1", 1, 1},
+	    {"0.1", "0.10000000000000000001", 0, 1},
+	    {"1e400", "2e400", 0, 1},
+	    {"{\"a\":1,\"b\":[true,null]}", "{\"b\":[true,null],\"a\":1.0}", 1,
+	     1},
+	    {"[1,2]", "[2,1]", 0, 0},
+	    {"{\"a\":1}", "{\"a\":1,\"b\":2}", 0, 0},
+	    {"\"1\"", "1", 0, 0},
+	    {"\"a\\u0000b\"", "\"a\"", 0, 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fj_doc *a = NULL, *b = NULL;
+		bool ge, gd;
+
+		assert_int_equal(
+		    fj_parse(cases[i].a, strlen(cases[i].a), 0, &a, NULL),
+		    GW_OK);
+		assert_int_equal(
+		    fj_parse(cases[i].b, strlen(cases[i].b), 0, &b, NULL),
+		    GW_OK);
+		ge = fj_equal(a->root, b->root, FDEC_EXACT);
+		gd = fj_equal(a->root, b->root, FDEC_DOUBLE);
+		if (ge != (cases[i].exact != 0) || gd != (cases[i].dbl != 0))
+			fail_msg("fj_equal(%s, %s): got exact %d double %d, "
+				 "want %d %d",
+				 cases[i].a, cases[i].b, ge, gd, cases[i].exact,
+				 cases[i].dbl);
+		fj_doc_free(a);
+		fj_doc_free(b);
+	}
+}
+
 int
 main(void)
 {
@@ -383,6 +426,7 @@ main(void)
 	    cmocka_unit_test(test_buffer_limit),
 	    cmocka_unit_test(test_many_keys),
 	    cmocka_unit_test(test_parse_deadline),
+	    cmocka_unit_test(test_equal),
 	};
 
 	return cmocka_run_group_tests_name("fjson", tests, NULL, NULL);
