@@ -164,7 +164,7 @@ v_check_fixed(struct vrun *r, const struct rules_element *el,
 
 	if (v == NULL)
 		return;
-	if (el->fixed != NULL && !v_fj_equal_v(v, el->fixed)) {
+	if (el->fixed != NULL && !fj_equal(v, el->fixed, FDEC_DOUBLE)) {
 		v_short_json(el->fixed, want, sizeof(want));
 		v_issue(r, FHIR_ERROR, "value", v,
 			"value does not equal the fixed value %s (%s)", want,

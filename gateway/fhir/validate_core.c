@@ -640,54 +640,6 @@ v_jtype_name(const struct fj_node *n)
 	return names[n->type];
 }
 
-static bool
-num_equal(const struct fj_node *a, const struct fj_node *b)
-{
-	if (a->u.str.len == b->u.str.len &&
-	    memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0)
-		return true;
-	return strtod(a->u.str.s, NULL) == strtod(b->u.str.s, NULL);
-}
-
-/* Exact equality of JSON values (fixed[x]); member order ignored. */
-bool
-v_fj_equal_v(const struct fj_node *a, const struct fj_node *b)
-{
-	const struct fj_node *x, *y;
-
-	if (a->type != b->type)
-		return false;
-	switch (a->type) {
-	case FJ_NULL:
-		return true;
-	case FJ_BOOL:
-		return a->u.b == b->u.b;
-	case FJ_NUMBER:
-		return num_equal(a, b);
-	case FJ_STRING:
-		return a->u.str.len == b->u.str.len &&
-		       memcmp(a->u.str.s, b->u.str.s, a->u.str.len) == 0;
-	case FJ_ARRAY:
-		if (a->u.kids.count != b->u.kids.count)
-			return false;
-		for (x = a->u.kids.first, y = b->u.kids.first; x && y;
-		     x = x->next, y = y->next)
-			if (!v_fj_equal_v(x, y))
-				return false;
-		return true;
-	case FJ_OBJECT:
-		if (a->u.kids.count != b->u.kids.count)
-			return false;
-		for (x = a->u.kids.first; x != NULL; x = x->next) {
-			y = fj_get(b, x->key);
-			if (y == NULL || !v_fj_equal_v(x, y))
-				return false;
-		}
-		return true;
-	}
-	return false;
-}
-
 /* Pattern semantics: inst holds at least what pat holds; for arrays each
  * pattern element is matched by some instance element. */
 bool
@@ -722,7 +674,7 @@ v_fj_contains_v(const struct fj_node *inst, const struct fj_node *pat)
 		}
 		return true;
 	}
-	return v_fj_equal_v(inst, pat);
+	return fj_equal(inst, pat, FDEC_DOUBLE);
 }
 
 /* Short text of a value for messages (never patient data beyond codes). */

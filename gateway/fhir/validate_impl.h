@@ -239,7 +239,6 @@ bool v_run_stopped(struct vrun *r);
 void v_run_cleanup(struct vrun *r);
 
 const char *v_jtype_name(const struct fj_node *n);
-bool v_fj_equal_v(const struct fj_node *a, const struct fj_node *b);
 bool v_fj_contains_v(const struct fj_node *inst, const struct fj_node *pat);
 void v_short_json(const struct fj_node *n, char *out, size_t len);
 const char *v_sd_label(const struct rules_structure *sd);

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include "fdate.h"
+#include "fdecimal.h"
 #include "validate_impl.h"
 
 /* ---- primitive formats (FHIR R4/STU3 datatypes page regexes) ---- */
@@ -372,95 +373,6 @@ v_only_whitespace(const char *s, size_t len)
 
 /* ---- minValue / maxValue / maxLength ---- */
 
-/* A date, dateTime or instant reduced for comparison: prec 1 (year), 2
- * (month), 3 (day) or 4 (with a time: secs is UTC seconds since 1970). */
-struct vdate {
-	int prec;
-	long y, m, d;
-	double secs;
-};
-
-/* Parse a lexically valid date/dateTime/instant; false when it is not. */
-static bool
-vdate_parse(const char *s, size_t len, struct vdate *out)
-{
-	long hh, mi;
-	double sec;
-	size_t i;
-
-	memset(out, 0, sizeof(*out));
-	if (len < 4 || !digits(s, 4))
-		return false;
-	out->y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 +
-		 (s[3] - '0');
-	out->m = out->d = 1;
-	out->prec = 1;
-	if (len >= 7 && s[4] == '-' && digits(s + 5, 2)) {
-		out->m = num2(s + 5);
-		out->prec = 2;
-	}
-	if (out->prec == 2 && len >= 10 && s[7] == '-' && digits(s + 8, 2)) {
-		out->d = num2(s + 8);
-		out->prec = 3;
-	}
-	if (out->prec < 3 || len < 19 || s[10] != 'T')
-		return true;
-	if (!digits(s + 11, 2) || !digits(s + 14, 2) || !digits(s + 17, 2))
-		return false;
-	hh = num2(s + 11);
-	mi = num2(s + 14);
-	sec = num2(s + 17);
-	i = 19;
-	if (i < len && s[i] == '.') {
-		double scale = 0.1;
-
-		/* scale steps in the body: cert-flp30-c wants an integer
-		 * loop counter */
-		for (i++; i < len && is_digit(s[i]); i++) {
-			sec += (s[i] - '0') * scale;
-			scale /= 10;
-		}
-	}
-	out->secs =
-	    (double)util_days_from_civil(out->y, out->m, out->d) * 86400.0 +
-	    (double)(hh * 3600 + mi * 60) + sec;
-	if (i < len && (s[i] == '+' || s[i] == '-') && len - i >= 6 &&
-	    digits(s + i + 1, 2) && digits(s + i + 4, 2)) {
-		long off = num2(s + i + 1) * 3600L + num2(s + i + 4) * 60L;
-
-		out->secs -= s[i] == '+' ? (double)off : -(double)off;
-	}
-	out->prec = 4;
-	return true;
-}
-
-/* Compare two dates: -1, 0, 1; 0 also when the values differ only below
- * the precision of one of them (then neither is known to be smaller). */
-static int
-vdate_cmp(const struct vdate *a, const struct vdate *b)
-{
-	int p = a->prec < b->prec ? a->prec : b->prec;
-
-	if (a->prec == 4 && b->prec == 4)
-		return a->secs < b->secs ? -1 : a->secs > b->secs ? 1 : 0;
-	if (a->y != b->y)
-		return a->y < b->y ? -1 : 1;
-	if (p >= 2 && a->m != b->m)
-		return a->m < b->m ? -1 : 1;
-	if (p >= 3 && a->d != b->d)
-		return a->d < b->d ? -1 : 1;
-	return 0;
-}
-
-/* Compare two decimal texts (JSON numbers): -1, 0, 1. */
-static int
-dec_cmp(const char *a, const char *b)
-{
-	double x = strtod(a, NULL), y = strtod(b, NULL);
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /*
  * Compare value text v (of the instance) with limit node lim (a
  * minValue[x]/maxValue[x] member; its key names the type). Returns false
@@ -483,21 +395,21 @@ limit_cmp(const struct fj_node *lim, const char *type, const char *v,
 		    strcmp(type, "positiveInt") != 0 &&
 		    strcmp(type, "unsignedInt") != 0)
 			return false;
-		*cmp = dec_cmp(v, ls);
-		return true;
+		return fdec_cmp_text(v, vlen, ls, lim->u.str.len, FDEC_DOUBLE,
+				     cmp);
 	}
 	if (strcmp(t, "Date") == 0 || strcmp(t, "DateTime") == 0 ||
 	    strcmp(t, "Instant") == 0) {
-		struct vdate a, b;
+		struct fdate a, b;
 
 		if (strcmp(type, "date") != 0 &&
 		    strcmp(type, "dateTime") != 0 &&
 		    strcmp(type, "instant") != 0)
 			return false;
-		if (!vdate_parse(v, vlen, &a) ||
-		    !vdate_parse(ls, lim->u.str.len, &b))
+		if (!fdate_parse(v, vlen, FDATE_DATETIME, &a) ||
+		    !fdate_parse(ls, lim->u.str.len, FDATE_DATETIME, &b))
 			return false;
-		*cmp = vdate_cmp(&a, &b);
+		*cmp = fdate_cmp_limit(&a, &b);
 		return true;
 	}
 	if (strcmp(t, "Time") == 0 && strcmp(type, "time") == 0) {
@@ -630,7 +542,10 @@ v_check_quantity_limits(struct vrun *r, const struct rules_element *el,
 				lim->key, el->id, lc);
 			continue;
 		}
-		cmp = dec_cmp(val->u.str.s, lv->u.str.s);
+		/* FDEC_DOUBLE always compares (as strtod reads the texts) */
+		if (!fdec_cmp_text(val->u.str.s, val->u.str.len, lv->u.str.s,
+				   lv->u.str.len, FDEC_DOUBLE, &cmp))
+			continue;
 		if ((i == 0 && cmp < 0) || (i == 1 && cmp > 0))
 			v_issue(r, FHIR_ERROR, "value", val,
 				"the quantity %.40s is %s the %s %.40s of %s",

@@ -58,7 +58,7 @@ patterns_match(struct vrun *r, const struct vnode *node,
 			     x != NULL && !hit;
 			     x = v->type == FJ_ARRAY ? x->next : NULL)
 				hit = el->fixed != NULL
-					  ? v_fj_equal_v(x, el->fixed)
+					  ? fj_equal(x, el->fixed, FDEC_DOUBLE)
 					  : v_fj_contains_v(x, el->pattern);
 			if (!hit)
 				return false;

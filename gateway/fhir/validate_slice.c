@@ -334,8 +334,8 @@ v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 				return false;
 			for (size_t i = 0; i < nv && !ok; i++) {
 				if (d->el->fixed != NULL)
-					ok = v_fj_equal_v(vals[i].n,
-							  d->el->fixed);
+					ok = fj_equal(vals[i].n, d->el->fixed,
+						      FDEC_DOUBLE);
 				else if (d->el->pattern != NULL)
 					ok = v_fj_contains_v(vals[i].n,
 							     d->el->pattern);
