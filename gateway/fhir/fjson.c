@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fjson.h"
+#include "hmap.h"
 #include "util.h"
 
 /* Values parsed between two looks at the clock (fj_parse_until): a few
@@ -527,74 +528,22 @@ static struct fj_node *parse_value(struct parser *p, int depth);
 /*
  * The member names of one object being parsed, for the duplicate check.
  * Small objects (most of FHIR) are scanned; from KEYSET_MIN members on,
- * the names go into an open-addressing hash set so that an object with
+ * the names go into a hash map (hmap) so that an object with
  * many members is checked in linear time, not quadratic.
  */
 #define KEYSET_MIN 16
 
-struct keyslot {
-	const struct fj_node *m; /* NULL: empty */
-	size_t h;		 /* key_hash of m's name */
-};
-
-struct keyset {
-	struct keyslot *slot;
-	size_t cap; /* power of two, 0 until built */
-	size_t n;
-};
-
-static size_t
-key_hash(const char *key, size_t keylen)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < keylen; i++)
-		h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-	return (size_t)(h ^ (h >> 29));
-}
-
-/* Insert m with hash h (its name not yet present); false without
- * memory. */
+/* True when obj already has a member named key; otherwise, once the set is
+ * built, key is added to it (the parser stores that same key in the
+ * member). *nomem on failure. */
 static bool
-keyset_add(struct keyset *ks, const struct fj_node *m, size_t h)
+key_seen(struct hmap *ks, const struct fj_node *obj, const char *key,
+	 size_t keylen, bool *nomem)
 {
-	size_t i;
+	struct hmap_slot *slot;
+	enum gw_err err;
 
-	if ((ks->n + 1) * 2 > ks->cap) {
-		size_t ncap = ks->cap == 0 ? 64 : ks->cap * 2;
-		struct keyslot *ns = calloc(ncap, sizeof(*ns));
-
-		if (ns == NULL)
-			return false;
-		for (size_t j = 0; j < ks->cap; j++) {
-			if (ks->slot[j].m == NULL)
-				continue;
-			for (i = ks->slot[j].h & (ncap - 1); ns[i].m != NULL;
-			     i = (i + 1) & (ncap - 1))
-				;
-			ns[i] = ks->slot[j];
-		}
-		free(ks->slot);
-		ks->slot = ns;
-		ks->cap = ncap;
-	}
-	for (i = h & (ks->cap - 1); ks->slot[i].m != NULL;
-	     i = (i + 1) & (ks->cap - 1))
-		;
-	ks->slot[i].m = m;
-	ks->slot[i].h = h;
-	ks->n++;
-	return true;
-}
-
-/* True when obj already has a member named key (hash *h, set here for
- * keyset_add); *nomem on failure. */
-static bool
-key_seen(struct keyset *ks, const struct fj_node *obj, const char *key,
-	 size_t keylen, size_t *h, bool *nomem)
-{
 	*nomem = false;
-	*h = 0;
 	if (ks->cap == 0 && obj->u.kids.count < KEYSET_MIN) {
 		for (const struct fj_node *m = obj->u.kids.first; m != NULL;
 		     m = m->next)
@@ -606,23 +555,15 @@ key_seen(struct keyset *ks, const struct fj_node *obj, const char *key,
 	if (ks->cap == 0) {
 		for (const struct fj_node *m = obj->u.kids.first; m != NULL;
 		     m = m->next)
-			if (!keyset_add(ks, m, key_hash(m->key, m->keylen))) {
+			if (hmap_insert(ks, m->key, m->keylen, &slot) ==
+			    GW_NOMEM) {
 				*nomem = true;
 				return false;
 			}
 	}
-	*h = key_hash(key, keylen);
-	if (ks->slot == NULL)
-		return false;
-	for (size_t i = *h & (ks->cap - 1); ks->slot[i].m != NULL;
-	     i = (i + 1) & (ks->cap - 1)) {
-		const struct fj_node *m = ks->slot[i].m;
-
-		if (ks->slot[i].h == *h && m->keylen == keylen &&
-		    memcmp(m->key, key, keylen) == 0)
-			return true;
-	}
-	return false;
+	err = hmap_insert(ks, key, keylen, &slot);
+	*nomem = err == GW_NOMEM;
+	return err == GW_EXISTS;
 }
 
 static void
@@ -639,7 +580,7 @@ kid_append(struct fj_node *parent, struct fj_node *kid)
 static struct fj_node *
 parse_object(struct parser *p, struct fj_node *obj, int depth)
 {
-	struct keyset ks = {NULL, 0, 0};
+	struct hmap ks = HMAP_INIT(HMAP_STR);
 	struct fj_node *ret = NULL;
 	bool check = !(p->flags & FJ_ALLOW_DUPLICATES);
 
@@ -655,7 +596,6 @@ parse_object(struct parser *p, struct fj_node *obj, int depth)
 		uint32_t keyline;
 		struct fj_node *val;
 		bool nomem = false;
-		size_t h = 0;
 
 		skip_ws(p);
 		if (p->pos >= p->len || p->text[p->pos] != '"') {
@@ -666,7 +606,7 @@ parse_object(struct parser *p, struct fj_node *obj, int depth)
 		keyline = p->line;
 		if ((key = parse_string(p, &keylen)) == NULL)
 			goto done;
-		if (check && key_seen(&ks, obj, key, keylen, &h, &nomem)) {
+		if (check && key_seen(&ks, obj, key, keylen, &nomem)) {
 			p->pos = keypos;
 			p->line = keyline;
 			perr(p, "duplicate member name");
@@ -688,10 +628,6 @@ parse_object(struct parser *p, struct fj_node *obj, int depth)
 		val->key = key;
 		val->keylen = keylen;
 		kid_append(obj, val);
-		if (ks.cap != 0 && !keyset_add(&ks, val, h)) {
-			pnomem(p);
-			goto done;
-		}
 		skip_ws(p);
 		if (p->pos < p->len && p->text[p->pos] == ',') {
 			p->pos++;
@@ -706,7 +642,7 @@ parse_object(struct parser *p, struct fj_node *obj, int depth)
 		goto done;
 	}
 done:
-	free(ks.slot);
+	hmap_free(&ks, NULL);
 	return ret;
 }
 

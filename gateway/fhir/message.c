@@ -7,7 +7,7 @@
 
 #include "outcome.h"
 #include "message.h"
-#include "rules_impl.h"
+#include "hmap.h"
 #include "util.h"
 
 #define MH "Bundle.entry[0].resource.ofType(MessageHeader)"
@@ -80,14 +80,14 @@ ura_of(const struct fj_node *holder, char out[CONFIG_URA_LEN + 1])
  * borrowed from the document (fullUrl) or from tids (Type/id).
  */
 struct entry_names {
-	struct rs_map map;
+	struct hmap map;
 	char *tids;
 };
 
 static void
 entry_names_free(struct entry_names *en)
 {
-	rs_map_free(&en->map);
+	hmap_free(&en->map, NULL);
 	free(en->tids);
 }
 
@@ -117,13 +117,13 @@ entry_names_build(const struct fj_node *entries, struct entry_names *en)
 		const char *rt = fj_get_str(res, "resourceType");
 		const char *id = fj_get_str(res, "id");
 
-		if (full != NULL && rs_map_put(&en->map, full, 1) != GW_OK)
+		if (full != NULL && hmap_put_num(&en->map, full, 1) != GW_OK)
 			goto nomem;
 		if (rt != NULL && id != NULL && tids != NULL) {
 			int kl =
 			    snprintf(tids + used, need - used, "%s/%s", rt, id);
 
-			if (rs_map_put(&en->map, tids + used, 1) != GW_OK)
+			if (hmap_put_num(&en->map, tids + used, 1) != GW_OK)
 				goto nomem;
 			used += (size_t)kl + 1;
 		}
@@ -131,7 +131,7 @@ entry_names_build(const struct fj_node *entries, struct entry_names *en)
 	/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc): tids is en->tids */
 	return GW_OK;
 nomem:
-	rs_map_free(&en->map);
+	hmap_free(&en->map, NULL);
 	en->tids = NULL;
 	free(tids);
 	return GW_NOMEM;
@@ -208,7 +208,7 @@ parse_focus(const struct fj_node *mh, const struct fj_node *entries, json_t *oo)
 	     f = f->next, i++) {
 		const char *ref = fj_get_str(f, "reference");
 
-		if (ref != NULL && rs_map_get(&names.map, ref) != 0)
+		if (ref != NULL && hmap_get_num(&names.map, ref) != 0)
 			continue;
 		snprintf(expr, sizeof(expr), MH ".focus[%zu]", i);
 		issue(oo, f, "not-found", expr,

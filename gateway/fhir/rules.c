@@ -54,117 +54,24 @@ rs_alloc(struct rules_set *set, size_t size)
 	return p;
 }
 
-static size_t
-rs_hash(const char *s)
-{
-	size_t h = 1469598103934665603u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211u;
-	return h;
-}
-
-size_t
-rs_map_get(const struct rs_map *m, const char *key)
-{
-	size_t i;
-
-	if (m->cap == 0 || key == NULL)
-		return 0;
-	for (i = rs_hash(key) & (m->cap - 1); m->keys[i] != NULL;
-	     i = (i + 1) & (m->cap - 1))
-		if (strcmp(m->keys[i], key) == 0)
-			return m->vals[i];
-	return 0;
-}
-
-static size_t
-rs_map_slot(const struct rs_map *m, const char *key)
-{
-	size_t i;
-
-	for (i = rs_hash(key) & (m->cap - 1); m->keys[i] != NULL;
-	     i = (i + 1) & (m->cap - 1))
-		if (strcmp(m->keys[i], key) == 0)
-			break;
-	return i;
-}
-
-enum gw_err
-rs_map_put(struct rs_map *m, const char *key, size_t val)
-{
-	size_t i;
-
-	if ((m->count + 1) * 2 > m->cap) {
-		struct rs_map n = {0};
-
-		n.cap = m->cap ? m->cap * 2 : 64;
-		n.keys = calloc(n.cap, sizeof(*n.keys));
-		n.vals = calloc(n.cap, sizeof(*n.vals));
-		if (n.keys == NULL || n.vals == NULL) {
-			free(n.keys);
-			free(n.vals);
-			return GW_NOMEM;
-		}
-		for (i = 0; i < m->cap; i++) {
-			if (m->keys[i] != NULL) {
-				size_t j = rs_map_slot(&n, m->keys[i]);
-
-				n.keys[j] = m->keys[i];
-				n.vals[j] = m->vals[i];
-			}
-		}
-		n.count = m->count;
-		free(m->keys);
-		free(m->vals);
-		*m = n;
-	}
-	i = rs_map_slot(m, key);
-	if (m->keys[i] == NULL)
-		m->count++;
-	m->keys[i] = key;
-	m->vals[i] = val;
-	return GW_OK;
-}
-
-void
-rs_map_free(struct rs_map *m)
-{
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof(*m));
-}
-
 const char *
 rs_internn(struct rules_set *set, const char *s, size_t n)
 {
-	char tmp[256], *key = tmp, *copy;
-	const char *res = NULL;
+	struct hmap_slot *slot;
+	enum gw_err err;
+	char *copy;
 
 	if (s == NULL)
 		return NULL;
-	if (n >= sizeof(tmp) && (key = malloc(n + 1)) == NULL)
-		return NULL;
-	memcpy(key, s, n);
-	key[n] = '\0';
-	if (set->strings.cap > 0) {
-		size_t i = rs_map_slot(&set->strings, key);
-
-		if (set->strings.keys[i] != NULL) {
-			res = set->strings.keys[i];
-			goto done;
-		}
-	}
+	/* A C string: it ends at its first NUL. */
+	n = strnlen(s, n);
+	if ((slot = hmap_find(&set->strings, s, n)) != NULL)
+		return slot->key;
 	if ((copy = rs_alloc(set, n + 1)) == NULL)
-		goto done;
+		return NULL;
 	memcpy(copy, s, n);
-	if (rs_map_put(&set->strings, copy, 1) != GW_OK)
-		goto done;
-	res = copy;
-done:
-	if (key != tmp)
-		free(key);
-	return res;
+	err = hmap_insert(&set->strings, copy, n, &slot);
+	return err == GW_OK ? copy : NULL;
 }
 
 const char *
@@ -213,8 +120,8 @@ rs_free_sources(struct rules_set *set)
 	free(set->srcdocs);
 	free(set->psd);
 	free(set->pvs);
-	rs_map_free(&set->psd_url);
-	rs_map_free(&set->pvs_url);
+	hmap_free(&set->psd_url, NULL);
+	hmap_free(&set->pvs_url, NULL);
 	set->srcdocs = NULL;
 	set->psd = set->pvs = NULL;
 	set->nsrcdocs = set->capsrcdocs = 0;
@@ -236,10 +143,10 @@ rules_set_free(struct rules_set *set)
 	for (size_t i = 0; i < set->nbufs; i++)
 		free(set->bufs[i]);
 	free(set->bufs);
-	rs_map_free(&set->strings);
-	rs_map_free(&set->st_url);
-	rs_map_free(&set->vs_url);
-	rs_map_free(&set->cs_url);
+	hmap_free(&set->strings, NULL);
+	hmap_free(&set->st_url, NULL);
+	hmap_free(&set->vs_url, NULL);
+	hmap_free(&set->cs_url, NULL);
 	free(set->st);
 	free(set->st_pkg);
 	free(set->vs);
@@ -308,13 +215,13 @@ rs_add_structure(struct rules_set *set, struct rules_structure *st)
 
 	if (st->url == NULL)
 		return GW_INVALID;
-	if (rs_map_get(&set->st_url, st->url) != 0)
+	if (hmap_get_num(&set->st_url, st->url) != 0)
 		return GW_EXISTS;
 	err = rs_grow((void **)&set->st, &set->st_pkg, set->nst, &set->capst,
 		      sizeof(struct rules_structure *));
 	if (err != GW_OK)
 		return err;
-	if ((err = rs_map_put(&set->st_url, st->url, set->nst + 1)) != GW_OK)
+	if ((err = hmap_put_num(&set->st_url, st->url, set->nst + 1)) != GW_OK)
 		return err;
 	set->st[set->nst] = st;
 	set->st_pkg[set->nst++] = set->cur_pkg;
@@ -328,13 +235,13 @@ rs_add_valueset(struct rules_set *set, struct rules_valueset *vs)
 
 	if (vs->url == NULL)
 		return GW_INVALID;
-	if (rs_map_get(&set->vs_url, vs->url) != 0)
+	if (hmap_get_num(&set->vs_url, vs->url) != 0)
 		return GW_EXISTS;
 	err = rs_grow((void **)&set->vs, &set->vs_pkg, set->nvs, &set->capvs,
 		      sizeof(struct rules_valueset *));
 	if (err != GW_OK)
 		return err;
-	if ((err = rs_map_put(&set->vs_url, vs->url, set->nvs + 1)) != GW_OK)
+	if ((err = hmap_put_num(&set->vs_url, vs->url, set->nvs + 1)) != GW_OK)
 		return err;
 	set->vs[set->nvs] = vs;
 	set->vs_pkg[set->nvs++] = set->cur_pkg;
@@ -361,7 +268,7 @@ rules_structure(const struct rules_set *set, const char *url)
 {
 	char tmp[1024];
 	size_t v =
-	    rs_map_get(&set->st_url, rs_strip_version(url, tmp, sizeof(tmp)));
+	    hmap_get_num(&set->st_url, rs_strip_version(url, tmp, sizeof(tmp)));
 
 	return v ? set->st[v - 1] : NULL;
 }
@@ -388,7 +295,7 @@ rules_valueset(const struct rules_set *set, const char *url)
 {
 	char tmp[1024];
 	size_t v =
-	    rs_map_get(&set->vs_url, rs_strip_version(url, tmp, sizeof(tmp)));
+	    hmap_get_num(&set->vs_url, rs_strip_version(url, tmp, sizeof(tmp)));
 
 	return v ? set->vs[v - 1] : NULL;
 }
@@ -891,7 +798,7 @@ rs_element_from_json(struct rules_set *set, const struct fj_node *ed,
 
 static enum gw_err
 rs_pending_add(struct rules_set *set, struct rs_pending **arr, size_t *n,
-	       size_t *cap, struct rs_map *map, const struct fj_node *res,
+	       size_t *cap, struct hmap *map, const struct fj_node *res,
 	       const char *file)
 {
 	const char *url = rs_canon(set, fj_get_str(res, "url"));
@@ -899,7 +806,7 @@ rs_pending_add(struct rules_set *set, struct rs_pending **arr, size_t *n,
 
 	if (url == NULL)
 		return GW_OK; /* nothing can refer to it */
-	if (rs_map_get(map, url) != 0)
+	if (hmap_get_num(map, url) != 0)
 		return GW_OK; /* first one wins */
 	if (*n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 64;
@@ -916,7 +823,7 @@ rs_pending_add(struct rules_set *set, struct rs_pending **arr, size_t *n,
 	p->file = rs_intern(set, file);
 	p->pkg = set->cur_pkg;
 	(*n)++;
-	return rs_map_put(map, url, *n);
+	return hmap_put_num(map, url, *n);
 }
 
 static enum gw_err rs_add_codesystem(struct rules_set *set,
@@ -1111,7 +1018,8 @@ rs_need_structure(struct rules_set *set, const char *url)
 
 	if (st != NULL)
 		return st;
-	v = rs_map_get(&set->psd_url, rs_strip_version(url, tmp, sizeof(tmp)));
+	v = hmap_get_num(&set->psd_url,
+			 rs_strip_version(url, tmp, sizeof(tmp)));
 	if (v == 0 || rs_compile_sd(set, v - 1) != GW_OK)
 		return NULL;
 	return rules_structure(set, url);
@@ -1597,7 +1505,7 @@ rs_add_codesystem(struct rules_set *set, const struct fj_node *res)
 	enum gw_err err;
 
 	memset(&b, 0, sizeof(b));
-	if (url == NULL || rs_map_get(&set->cs_url, url) != 0)
+	if (url == NULL || hmap_get_num(&set->cs_url, url) != 0)
 		return GW_OK;
 	if ((cs = rs_alloc(set, sizeof(*cs))) == NULL)
 		return GW_NOMEM;
@@ -1633,7 +1541,7 @@ rs_add_codesystem(struct rules_set *set, const struct fj_node *res)
 		set->capcs = ncap;
 	}
 	set->cs[set->ncs++] = cs;
-	err = rs_map_put(&set->cs_url, url, set->ncs);
+	err = hmap_put_num(&set->cs_url, url, set->ncs);
 out:
 	free(b.c.v);
 	free(b.parent);
@@ -1698,7 +1606,7 @@ rs_cs_filter(const struct rs_codesystem *cs, const struct fj_node *filters,
 static const struct rs_codesystem *
 rs_codesystem(const struct rules_set *set, const char *url)
 {
-	size_t v = rs_map_get(&set->cs_url, url);
+	size_t v = hmap_get_num(&set->cs_url, url);
 
 	return v ? set->cs[v - 1] : NULL;
 }
@@ -1714,7 +1622,8 @@ rs_need_valueset(struct rules_set *set, const char *url)
 
 	if (vs != NULL)
 		return vs;
-	v = rs_map_get(&set->pvs_url, rs_strip_version(url, tmp, sizeof(tmp)));
+	v = hmap_get_num(&set->pvs_url,
+			 rs_strip_version(url, tmp, sizeof(tmp)));
 	if (v == 0 || rs_compile_vs(set, v - 1) != GW_OK)
 		return NULL;
 	return rules_valueset(set, url);

@@ -47,7 +47,7 @@
 
 /* A deduplicating table of lines (or raw strings for the string table). */
 struct rf_tab {
-	struct rs_map map;
+	struct hmap map;
 	char **items;
 	size_t n, cap;
 	bool oom;
@@ -61,7 +61,7 @@ rf_tab_add(struct rf_tab *t, const char *item)
 
 	if (t->oom)
 		return 0;
-	if ((v = rs_map_get(&t->map, item)) != 0)
+	if ((v = hmap_get_num(&t->map, item)) != 0)
 		return v - 1;
 	if (t->n == t->cap) {
 		size_t ncap = t->cap ? t->cap * 2 : 256;
@@ -74,7 +74,7 @@ rf_tab_add(struct rf_tab *t, const char *item)
 		t->cap = ncap;
 	}
 	if ((copy = strdup(item)) == NULL ||
-	    rs_map_put(&t->map, copy, t->n + 1) != GW_OK) {
+	    hmap_put_num(&t->map, copy, t->n + 1) != GW_OK) {
 		free(copy);
 		t->oom = true;
 		return 0;
@@ -89,7 +89,7 @@ rf_tab_free(struct rf_tab *t)
 	for (size_t i = 0; i < t->n; i++)
 		free(t->items[i]);
 	free(t->items);
-	rs_map_free(&t->map);
+	hmap_free(&t->map, NULL);
 }
 
 struct rf_writer {

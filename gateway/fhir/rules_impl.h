@@ -12,15 +12,8 @@
 
 #include "buf.h"
 #include "fjson.h"
+#include "hmap.h"
 #include "rules.h"
-
-/* A string -> index+1 hash map (open addressing; keys borrowed). */
-struct rs_map {
-	const char **keys;
-	size_t *vals;
-	size_t cap;
-	size_t count;
-};
 
 /* A code system as far as value set expansion needs it (compile time). */
 struct rs_codesystem {
@@ -52,22 +45,22 @@ struct rs_chunk;
 struct rules_set {
 	enum rules_fhir fhir;
 	struct rs_chunk *chunks; /* arena for everything in the set */
-	struct rs_map strings;	 /* interned strings */
+	struct hmap strings;	 /* interned strings */
 	struct fj_doc *doc;	 /* fixed/pattern values */
 
 	struct rules_structure **st;
 	int *st_pkg;
 	size_t nst, capst;
-	struct rs_map st_url;
+	struct hmap st_url;
 
 	struct rules_valueset **vs;
 	int *vs_pkg;
 	size_t nvs, capvs;
-	struct rs_map vs_url;
+	struct hmap vs_url;
 
 	struct rs_codesystem **cs;
 	size_t ncs, capcs;
-	struct rs_map cs_url;
+	struct hmap cs_url;
 
 	const char **pkgs; /* package labels (interned) */
 	size_t npkgs;
@@ -81,7 +74,7 @@ struct rules_set {
 	size_t nsrcdocs, capsrcdocs;
 	struct rs_pending *psd, *pvs;
 	size_t npsd, cappsd, npvs, cappvs;
-	struct rs_map psd_url, pvs_url;
+	struct hmap psd_url, pvs_url;
 
 	struct rs_isa *isa;
 	size_t nisa;
@@ -95,10 +88,6 @@ void *rs_alloc(struct rules_set *set, size_t size);
 /* Interned copy of s (NULL stays NULL); NULL without memory. */
 const char *rs_intern(struct rules_set *set, const char *s);
 const char *rs_internn(struct rules_set *set, const char *s, size_t n);
-
-size_t rs_map_get(const struct rs_map *m, const char *key);
-enum gw_err rs_map_put(struct rs_map *m, const char *key, size_t val);
-void rs_map_free(struct rs_map *m);
 
 /* Register a compiled structure/value set under the current package.
  * GW_EXISTS when its URL is already known (the first one stays). */
