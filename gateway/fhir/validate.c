@@ -51,6 +51,9 @@ validate_ctx_new(const struct rules_set *set, struct validate_ctx **out)
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		return GW_NOMEM;
 	ctx->set = set;
+	ctx->structs.kind = ctx->paths.kind = HMAP_PTR;
+	ctx->vsets.kind = ctx->vcodes.kind = HMAP_PTR;
+	ctx->types.kind = ctx->cands.kind = HMAP_STR_OWN;
 	for (size_t i = 0; i < sizeof(pzp) / sizeof(pzp[0]); i++)
 		if (validate_ctx_detect_prefix(ctx, pzp[i]) != GW_OK) {
 			validate_ctx_free(ctx);
@@ -66,28 +69,28 @@ validate_ctx_free(struct validate_ctx *ctx)
 	if (ctx == NULL)
 		return;
 	for (size_t i = 0; i < ctx->structs.cap; i++)
-		if (ctx->structs.keys[i] != NULL)
-			v_vstruct_free(ctx->structs.vals[i]);
-	v_pmap_free(&ctx->structs);
-	v_smap_free(&ctx->types, free);
+		if (ctx->structs.slot[i].key != NULL)
+			v_vstruct_free(ctx->structs.slot[i].val.ptr);
+	hmap_free(&ctx->structs, NULL);
+	hmap_free(&ctx->types, free);
 	for (size_t i = 0; i < ctx->paths.cap; i++)
-		if (ctx->paths.keys[i] != NULL &&
-		    ctx->paths.vals[i] != (void *)&v_fp_bad)
-			fhirpath_free(ctx->paths.vals[i]);
-	v_pmap_free(&ctx->paths);
-	v_pmap_free(&ctx->vsets);
+		if (ctx->paths.slot[i].key != NULL &&
+		    ctx->paths.slot[i].val.ptr != (void *)&v_fp_bad)
+			fhirpath_free(ctx->paths.slot[i].val.ptr);
+	hmap_free(&ctx->paths, NULL);
+	hmap_free(&ctx->vsets, NULL);
 	for (size_t i = 0; i < ctx->ndetect; i++)
 		free(ctx->detect[i]);
 	free(ctx->detect);
 	v_cands_free(ctx);
 	for (size_t i = 0; i < ctx->vcodes.cap; i++)
-		if (ctx->vcodes.keys[i] != NULL) {
-			struct vcodes *vc = ctx->vcodes.vals[i];
+		if (ctx->vcodes.slot[i].key != NULL) {
+			struct vcodes *vc = ctx->vcodes.slot[i].val.ptr;
 
 			free(vc->codes);
 			free(vc);
 		}
-	v_pmap_free(&ctx->vcodes);
+	hmap_free(&ctx->vcodes, NULL);
 	free(ctx);
 }
 
@@ -652,6 +655,7 @@ conforms(struct vrun *r, const struct fj_node *res,
 	if (!conf_put(r, res, sd, 1))
 		return true;
 	memset(&sub, 0, sizeof(sub));
+	sub.seen.kind = sub.noteval.kind = HMAP_STR_OWN;
 	sub.ctx = r->ctx;
 	sub.scratch = true;
 	sub.bundle = r->bundle;
@@ -868,6 +872,7 @@ validate_document(struct validate_ctx *ctx, const struct fj_node *root,
 	    !json_is_array(json_object_get(outcome, "issue")))
 		return GW_INVALID;
 	memset(&r, 0, sizeof(r));
+	r.seen.kind = r.noteval.kind = HMAP_STR_OWN;
 	r.ctx = ctx;
 	r.root = root;
 	r.nconf = &nconf;

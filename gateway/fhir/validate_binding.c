@@ -31,7 +31,7 @@ v_vs_has_code_ctx(struct validate_ctx *ctx, const struct rules_valueset *vs,
 				return true;
 		return false;
 	}
-	if ((vc = v_pmap_get(&ctx->vcodes, vs)) == NULL) {
+	if ((vc = hmap_get(&ctx->vcodes, vs, NULL)) == NULL) {
 		if ((vc = calloc(1, sizeof(*vc))) == NULL ||
 		    (vc->codes = calloc(vs->ncodes, sizeof(*vc->codes))) ==
 			NULL) {
@@ -42,7 +42,7 @@ v_vs_has_code_ctx(struct validate_ctx *ctx, const struct rules_valueset *vs,
 			vc->codes[i] = vs->codes[i].code;
 		vc->n = vs->ncodes;
 		qsort(vc->codes, vc->n, sizeof(*vc->codes), cmp_str);
-		if (!v_pmap_put(&ctx->vcodes, vs, vc)) {
+		if (hmap_put(&ctx->vcodes, vs, vc) != GW_OK) {
 			free(vc->codes);
 			free(vc);
 			return v_vs_has_code_ctx(NULL, vs, code);
@@ -59,7 +59,7 @@ static char vs_unknown; /* marker: the binding's value set is not loaded */
 static const struct rules_valueset *
 binding_vs(struct vrun *r, const char *url)
 {
-	void *hit = v_pmap_get(&r->ctx->vsets, url);
+	void *hit = hmap_get(&r->ctx->vsets, url, NULL);
 	const struct rules_valueset *vs;
 
 	if (hit == (void *)&vs_unknown)
@@ -67,8 +67,8 @@ binding_vs(struct vrun *r, const char *url)
 	if (hit != NULL)
 		return hit;
 	vs = rules_valueset(r->ctx->set, url);
-	(void)v_pmap_put(&r->ctx->vsets, url,
-			 vs != NULL ? (void *)vs : (void *)&vs_unknown);
+	(void)hmap_put(&r->ctx->vsets, url,
+		       vs != NULL ? (void *)vs : (void *)&vs_unknown);
 	return vs;
 }
 

@@ -20,181 +20,6 @@ static const char *const prim_names[] = {
     "xhtml",
 };
 
-/* ---- small hash maps ---- */
-
-static size_t
-hash_ptr(const void *p)
-{
-	uintptr_t x = (uintptr_t)p;
-
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return (size_t)x;
-}
-
-static size_t
-hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s != '\0') {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
-}
-
-void *
-v_pmap_get(const struct pmap *m, const void *key)
-{
-	if (m->cap == 0)
-		return NULL;
-	for (size_t i = hash_ptr(key) & (m->cap - 1);;
-	     i = (i + 1) & (m->cap - 1)) {
-		if (m->keys[i] == NULL)
-			return NULL;
-		if (m->keys[i] == key)
-			return m->vals[i];
-	}
-}
-
-bool
-v_pmap_put(struct pmap *m, const void *key, void *val)
-{
-	size_t i;
-
-	if ((m->count + 1) * 2 > m->cap) {
-		size_t ncap = m->cap == 0 ? 64 : m->cap * 2;
-		const void **nk = calloc(ncap, sizeof(*nk));
-		void **nv = calloc(ncap, sizeof(*nv));
-
-		if (nk == NULL || nv == NULL) {
-			free(nk);
-			free(nv);
-			return false;
-		}
-		for (size_t j = 0; j < m->cap; j++) {
-			if (m->keys[j] == NULL)
-				continue;
-			for (i = hash_ptr(m->keys[j]) & (ncap - 1);
-			     nk[i] != NULL; i = (i + 1) & (ncap - 1))
-				;
-			nk[i] = m->keys[j];
-			nv[i] = m->vals[j];
-		}
-		free(m->keys);
-		free(m->vals);
-		m->keys = nk;
-		m->vals = nv;
-		m->cap = ncap;
-	}
-	for (i = hash_ptr(key) & (m->cap - 1); m->keys[i] != NULL;
-	     i = (i + 1) & (m->cap - 1))
-		if (m->keys[i] == key) {
-			m->vals[i] = val;
-			return true;
-		}
-	m->keys[i] = key;
-	m->vals[i] = val;
-	m->count++;
-	return true;
-}
-
-void
-v_pmap_free(struct pmap *m)
-{
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof(*m));
-}
-
-static void **
-smap_slot(const struct smap *m, const char *key, bool *found)
-{
-	size_t i;
-
-	*found = false;
-	if (m->cap == 0)
-		return NULL;
-	for (i = hash_str(key) & (m->cap - 1); m->keys[i] != NULL;
-	     i = (i + 1) & (m->cap - 1))
-		if (strcmp(m->keys[i], key) == 0) {
-			*found = true;
-			break;
-		}
-	return &m->vals[i];
-}
-
-void *
-v_smap_get(const struct smap *m, const char *key, bool *found)
-{
-	void **slot = smap_slot(m, key, found);
-
-	return *found ? *slot : NULL;
-}
-
-/* Insert a copy of key; false without memory. */
-bool
-v_smap_put(struct smap *m, const char *key, void *val)
-{
-	bool found;
-	void **slot;
-	size_t i;
-
-	if ((m->count + 1) * 2 > m->cap) {
-		size_t ncap = m->cap == 0 ? 64 : m->cap * 2;
-		char **nk = calloc(ncap, sizeof(*nk));
-		void **nv = calloc(ncap, sizeof(*nv));
-
-		if (nk == NULL || nv == NULL) {
-			free(nk);
-			free(nv);
-			return false;
-		}
-		for (size_t j = 0; j < m->cap; j++) {
-			if (m->keys[j] == NULL)
-				continue;
-			for (i = hash_str(m->keys[j]) & (ncap - 1);
-			     nk[i] != NULL; i = (i + 1) & (ncap - 1))
-				;
-			nk[i] = m->keys[j];
-			nv[i] = m->vals[j];
-		}
-		free(m->keys);
-		free(m->vals);
-		m->keys = nk;
-		m->vals = nv;
-		m->cap = ncap;
-	}
-	slot = smap_slot(m, key, &found);
-	if (found) {
-		*slot = val;
-		return true;
-	}
-	i = (size_t)(slot - m->vals);
-	if ((m->keys[i] = strdup(key)) == NULL)
-		return false;
-	m->vals[i] = val;
-	m->count++;
-	return true;
-}
-
-void
-v_smap_free(struct smap *m, void (*freeval)(void *))
-{
-	for (size_t i = 0; i < m->cap; i++) {
-		if (m->keys[i] == NULL)
-			continue;
-		free(m->keys[i]);
-		if (freeval != NULL)
-			freeval(m->vals[i]);
-	}
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof(*m));
-}
-
 /* ---- structure trees ---- */
 
 static bool
@@ -380,11 +205,11 @@ v_vstruct_get(struct validate_ctx *ctx, const struct rules_structure *sd)
 
 	if (sd == NULL)
 		return NULL;
-	if ((vs = v_pmap_get(&ctx->structs, sd)) != NULL)
+	if ((vs = hmap_get(&ctx->structs, sd, NULL)) != NULL)
 		return vs;
 	if ((vs = vstruct_build(sd)) == NULL)
 		return NULL;
-	if (!v_pmap_put(&ctx->structs, sd, vs)) {
+	if (hmap_put(&ctx->structs, sd, vs) != GW_OK) {
 		v_vstruct_free(vs);
 		return NULL;
 	}
@@ -409,7 +234,7 @@ v_vtype_get(struct validate_ctx *ctx, const char *name)
 	struct vtype *t;
 	bool found;
 
-	t = v_smap_get(&ctx->types, name, &found);
+	t = hmap_get(&ctx->types, name, &found);
 	if (found)
 		return t;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
@@ -441,15 +266,15 @@ v_vtype_get(struct validate_ctx *ctx, const char *name)
 		t->kind = VK_COMPLEX;
 	else
 		t->kind = VK_UNKNOWN;
-	if (!v_smap_put(&ctx->types, name, t)) {
+	if (hmap_put(&ctx->types, name, t) != GW_OK) {
 		free(t);
 		return NULL;
 	}
 	/* the key copy is stable for the context's life */
 	t->name = NULL;
 	for (size_t i = 0; i < ctx->types.cap; i++)
-		if (ctx->types.vals[i] == t) {
-			t->name = ctx->types.keys[i];
+		if (ctx->types.slot[i].val.ptr == t) {
+			t->name = ctx->types.slot[i].key;
 			break;
 		}
 	return t;
@@ -517,13 +342,6 @@ v_path_index(struct vrun *r, size_t i)
 }
 
 void
-v_path_pop(struct vrun *r, size_t old)
-{
-	r->plen = old;
-	r->path[old] = '\0';
-}
-
-void
 v_issue(struct vrun *r, const char *sev, const char *code,
 	const struct fj_node *at, const char *fmt, ...)
 {
@@ -549,7 +367,7 @@ v_issue(struct vrun *r, const char *sev, const char *code,
 	if ((key = malloc(klen)) == NULL)
 		goto nomem;
 	snprintf(key, klen, "%s|%s|%s", code, r->path, msg);
-	v_smap_get(&r->seen, key, &found);
+	hmap_get(&r->seen, key, &found);
 	if (found) {
 		free(key);
 		return;
@@ -560,7 +378,7 @@ v_issue(struct vrun *r, const char *sev, const char *code,
 		free(key);
 		return;
 	}
-	if (!v_smap_put(&r->seen, key, NULL))
+	if (hmap_put(&r->seen, key, NULL) != GW_OK)
 		goto nomem;
 	free(key);
 	key = NULL;
@@ -604,19 +422,6 @@ nomem:
 	r->nomem = true;
 }
 
-/* Count one element; true when the walk must stop (out of memory, or
- * past the deadline, read every V_DEADLINE_EVERY elements). */
-bool
-v_run_stopped(struct vrun *r)
-{
-	if (r->deadline != 0 && !r->late && ++r->ticks >= V_DEADLINE_EVERY) {
-		r->ticks = 0;
-		if (util_mono_ms() >= r->deadline)
-			r->late = r->nomem = true;
-	}
-	return r->nomem;
-}
-
 void
 v_run_cleanup(struct vrun *r)
 {
@@ -625,8 +430,8 @@ v_run_cleanup(struct vrun *r)
 		free(r->issues[i].msg);
 	}
 	free(r->issues);
-	v_smap_free(&r->seen, NULL);
-	v_smap_free(&r->noteval, NULL);
+	hmap_free(&r->seen, NULL);
+	hmap_free(&r->noteval, NULL);
 }
 
 /* ---- JSON value helpers ---- */
@@ -761,25 +566,6 @@ v_choice_slice(const struct vnode *d, const char *type)
 	return d;
 }
 
-/* Children definitions of element d, following contentReference. */
-const struct vnode *
-v_kids_of(const struct vnode *d)
-{
-	int guard = 0;
-
-	while (d != NULL && d->nkids == 0 && d->ref != NULL && guard++ < 8)
-		d = d->ref;
-	return d;
-}
-
-bool
-v_is_array_el(const struct rules_element *el)
-{
-	uint32_t m = el->base_max != 0 ? el->base_max : el->max;
-
-	return m > 1;
-}
-
 /*
  * Report a cardinality finding (minimum: is_max false) at the parent
  * element (path length parent_len), as the HL7 validator does; the message
@@ -811,10 +597,10 @@ v_issue_card(struct vrun *r, size_t parent_len, const struct fj_node *at,
 
 /* Entry index + 1 of key in m, 0 when absent. */
 size_t
-v_idx_get(const struct smap *m, const char *key)
+v_idx_get(const struct hmap *m, const char *key)
 {
 	bool found;
-	void *v = v_smap_get(m, key, &found);
+	void *v = hmap_get(m, key, &found);
 
 	return found ? (size_t)(uintptr_t)v : 0;
 }

@@ -17,8 +17,10 @@
 #include <stdint.h>
 
 #include "fjson.h"
+#include "hmap.h"
 #include "outcome.h"
 #include "rules.h"
+#include "util.h"
 #include "validate.h"
 
 #define V_MAX_PATH   2048  /* longest expression kept */
@@ -80,32 +82,22 @@ struct vcodes {
 	size_t n;
 };
 
-/* Open-addressing maps: pointer keys and string keys. */
-struct pmap {
-	const void **keys;
-	void **vals;
-	size_t cap, count;
-};
-
-struct smap {
-	char **keys;
-	void **vals;
-	size_t cap, count;
-};
-
+/* The maps (hmap.h) keyed by pointer are HMAP_PTR, those keyed by string
+ * HMAP_STR_OWN (keys copied): validate_ctx_new, each run and
+ * v_bundle_build set the kinds. */
 struct validate_ctx {
 	const struct rules_set *set;
-	struct pmap structs; /* rules_structure -> vstruct */
-	struct smap types;   /* type name -> vtype */
-	struct pmap paths;   /* constraint expression -> fhirpath (or a
+	struct hmap structs; /* rules_structure -> vstruct */
+	struct hmap types;   /* type name -> vtype */
+	struct hmap paths;   /* constraint expression -> fhirpath (or a
 				marker for expressions that do not compile) */
-	struct pmap vsets;   /* binding URL (interned) -> value set, or a
+	struct hmap vsets;   /* binding URL (interned) -> value set, or a
 				marker when unknown */
-	struct pmap vcodes;  /* value set -> vcodes */
+	struct hmap vcodes;  /* value set -> vcodes */
 	char **detect;	     /* URL prefixes of the profiles detection may
 				choose */
 	size_t ndetect;
-	struct smap cands; /* resource type -> vcands, built on first use */
+	struct hmap cands; /* resource type -> vcands, built on first use */
 	bool cands_built;
 	const char *last_profile;
 };
@@ -126,7 +118,7 @@ struct vbundle {
 	/* Indexes built once per Bundle so that resolving a reference and
 	 * the fullUrl uniqueness check do not scan every entry: fullUrl and
 	 * "Type/id" -> entry index + 1 (the first entry that has it). */
-	struct smap by_url, by_tid;
+	struct hmap by_url, by_tid;
 };
 
 struct vissue {
@@ -168,8 +160,8 @@ struct vrun {
 	bool overflow;
 	struct vissue *issues;
 	size_t nissues, capissues;
-	struct smap seen;
-	struct smap noteval; /* invariant keys reported as not evaluated */
+	struct hmap seen;
+	struct hmap noteval; /* invariant keys reported as not evaluated */
 	bool scratch;	     /* count errors only */
 	size_t nerrors;
 	struct vbundle *bundle;
@@ -203,15 +195,8 @@ struct vitem {
 
 /* ---- validate_core.c ---- */
 
-/* Open-addressing maps. The smap copies its keys; get sets *found. */
-void *v_pmap_get(const struct pmap *m, const void *key);
-bool v_pmap_put(struct pmap *m, const void *key, void *val);
-void v_pmap_free(struct pmap *m);
-void *v_smap_get(const struct smap *m, const char *key, bool *found);
-bool v_smap_put(struct smap *m, const char *key, void *val);
-void v_smap_free(struct smap *m, void (*freeval)(void *));
 /* Entry index + 1 of key in m (a Bundle index), 0 when absent. */
-size_t v_idx_get(const struct smap *m, const char *key);
+size_t v_idx_get(const struct hmap *m, const char *key);
 
 /* The element tree of sd, built once per context; NULL for NULL or
  * without memory. */
@@ -227,7 +212,6 @@ size_t v_path_push(struct vrun *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 size_t v_path_add(struct vrun *r, const char *sep, const char *name, size_t n);
 size_t v_path_index(struct vrun *r, size_t i);
-void v_path_pop(struct vrun *r, size_t old);
 /* Record a finding at the current path (once per code, path, message). */
 void v_issue(struct vrun *r, const char *sev, const char *code,
 	     const struct fj_node *at, const char *fmt, ...)
@@ -235,7 +219,6 @@ void v_issue(struct vrun *r, const char *sev, const char *code,
 /* Cardinality finding reported at the parent element. */
 void v_issue_card(struct vrun *r, size_t parent_len, const struct fj_node *at,
 		  const char *what, bool is_max, unsigned limit, size_t found);
-bool v_run_stopped(struct vrun *r);
 void v_run_cleanup(struct vrun *r);
 
 const char *v_jtype_name(const struct fj_node *n);
@@ -243,13 +226,51 @@ bool v_fj_contains_v(const struct fj_node *inst, const struct fj_node *pat);
 void v_short_json(const struct fj_node *n, char *out, size_t len);
 const char *v_sd_label(const struct rules_structure *sd);
 
-/* Definition trees: the kid of a member name, a choice's type slice, the
- * children following contentReference, whether an element repeats. */
+/* Definition trees: the kid of a member name, a choice's type slice. */
 const struct vnode *v_find_kid(struct vnode *const *kids, size_t nkids,
 			       const char *name, const char **type);
 const struct vnode *v_choice_slice(const struct vnode *d, const char *type);
-const struct vnode *v_kids_of(const struct vnode *d);
-bool v_is_array_el(const struct rules_element *el);
+
+/* Small helpers of the hot path, inline in every file. */
+
+static inline void
+v_path_pop(struct vrun *r, size_t old)
+{
+	r->plen = old;
+	r->path[old] = '\0';
+}
+
+/* Count one element; true when the walk must stop (out of memory, or
+ * past the deadline, read every V_DEADLINE_EVERY elements). */
+static inline bool
+v_run_stopped(struct vrun *r)
+{
+	if (r->deadline != 0 && !r->late && ++r->ticks >= V_DEADLINE_EVERY) {
+		r->ticks = 0;
+		if (util_mono_ms() >= r->deadline)
+			r->late = r->nomem = true;
+	}
+	return r->nomem;
+}
+
+/* Children definitions of element d, following contentReference. */
+static inline const struct vnode *
+v_kids_of(const struct vnode *d)
+{
+	int guard = 0;
+
+	while (d != NULL && d->nkids == 0 && d->ref != NULL && guard++ < 8)
+		d = d->ref;
+	return d;
+}
+
+static inline bool
+v_is_array_el(const struct rules_element *el)
+{
+	uint32_t m = el->base_max != 0 ? el->base_max : el->max;
+
+	return m > 1;
+}
 
 /* ---- validate_prim.c ---- */
 

@@ -169,10 +169,10 @@ not_evaluated(struct vrun *r, const struct rules_constraint *c,
 	bool found;
 	size_t old;
 
-	v_smap_get(&r->noteval, c->key, &found);
+	hmap_get(&r->noteval, c->key, &found);
 	if (found || r->scratch)
 		return;
-	if (!v_smap_put(&r->noteval, c->key, NULL)) {
+	if (hmap_put(&r->noteval, c->key, NULL) != GW_OK) {
 		r->nomem = true;
 		return;
 	}
@@ -200,7 +200,7 @@ v_check_constraints(struct vrun *r, const struct rules_element *el,
 		if (c->key == NULL || c->expression == NULL ||
 		    native_constraint(c->key))
 			continue;
-		fp = v_pmap_get(&r->ctx->paths, c->expression);
+		fp = hmap_get(&r->ctx->paths, c->expression, NULL);
 		if (fp == NULL) {
 			why[0] = '\0';
 			err = fhirpath_compile(c->expression, &fp, why,
@@ -211,7 +211,8 @@ v_check_constraints(struct vrun *r, const struct rules_element *el,
 			}
 			if (err != GW_OK)
 				fp = (struct fhirpath *)(void *)&v_fp_bad;
-			if (!v_pmap_put(&r->ctx->paths, c->expression, fp)) {
+			if (hmap_put(&r->ctx->paths, c->expression, fp) !=
+			    GW_OK) {
 				if (fp != (struct fhirpath *)(void *)&v_fp_bad)
 					fhirpath_free(fp);
 				r->nomem = true;

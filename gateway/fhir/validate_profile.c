@@ -25,7 +25,7 @@ vcands_free(void *p)
 void
 v_cands_free(struct validate_ctx *ctx)
 {
-	v_smap_free(&ctx->cands, vcands_free);
+	hmap_free(&ctx->cands, vcands_free);
 	ctx->cands_built = false;
 }
 
@@ -135,11 +135,11 @@ build_cands(struct validate_ctx *ctx)
 				     strlen(ctx->detect[j])) == 0;
 		if (!ok)
 			continue;
-		c = v_smap_get(&ctx->cands, sd->type, &found);
+		c = hmap_get(&ctx->cands, sd->type, &found);
 		if (c == NULL) {
 			if ((c = calloc(1, sizeof(*c))) == NULL)
 				return false;
-			if (!v_smap_put(&ctx->cands, sd->type, c)) {
+			if (hmap_put(&ctx->cands, sd->type, c) != GW_OK) {
 				free(c);
 				return false;
 			}
@@ -176,7 +176,7 @@ v_detect_profile(struct vrun *r, const struct fj_node *res, const char *rt)
 		r->nomem = true;
 		return NULL;
 	}
-	c = v_smap_get(&r->ctx->cands, rt, &found);
+	c = hmap_get(&r->ctx->cands, rt, &found);
 	for (size_t i = 0; c != NULL && i < c->n; i++) {
 		const struct vstruct *vs;
 
@@ -244,8 +244,8 @@ void
 v_bundle_cleanup(struct vbundle *b)
 {
 	free(b->e);
-	v_smap_free(&b->by_url, NULL);
-	v_smap_free(&b->by_tid, NULL);
+	hmap_free(&b->by_url, NULL);
+	hmap_free(&b->by_tid, NULL);
 }
 
 bool
@@ -257,6 +257,7 @@ v_bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 	size_t i = 0;
 
 	memset(b, 0, sizeof(*b));
+	b->by_url.kind = b->by_tid.kind = HMAP_STR_OWN;
 	b->must_resolve = type != NULL && (strcmp(type, "collection") == 0 ||
 					   strcmp(type, "transaction") == 0 ||
 					   strcmp(type, "message") == 0 ||
@@ -298,8 +299,9 @@ v_bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 						      b->e[i].rtype,
 						      b->e[i].id) < kl &&
 				     (v_idx_get(&b->by_tid, key) != 0 ||
-				      v_smap_put(&b->by_tid, key,
-						 (void *)(uintptr_t)(i + 1)));
+				      hmap_put(&b->by_tid, key,
+					       (void *)(uintptr_t)(i + 1)) ==
+					  GW_OK);
 			}
 			if (key != stack)
 				free(key);
@@ -311,8 +313,8 @@ v_bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 		if (b->e[i].fullurl == NULL)
 			continue;
 		if ((j = v_idx_get(&b->by_url, b->e[i].fullurl)) == 0) {
-			if (!v_smap_put(&b->by_url, b->e[i].fullurl,
-					(void *)(uintptr_t)(i + 1))) {
+			if (hmap_put(&b->by_url, b->e[i].fullurl,
+				     (void *)(uintptr_t)(i + 1)) != GW_OK) {
 				r->nomem = true;
 				return false;
 			}
