@@ -9,7 +9,7 @@
 
 #include "hmap.h"
 
-#define HMAP_MIN_CAP 64u
+#define HMAP_MIN_CAP 16u
 
 /* FNV-1a over the bytes, with the high bits folded in: the table index
  * takes the low bits, and FNV's low bits see only the bytes' low bits. */

@@ -2,7 +2,8 @@
  * Unit tests of the validation engine: primitive formats, every valid
  * example accepted, every invalid case raising exactly the issues of
  * tests/data/invalid/manifest.tsv, and the engine's own behaviour
- * (dedupe, detection, forced profile, parse errors, XML, invariants).
+ * (dedupe, detection, forced profile, parse errors, XML, invariants,
+ * extensions in contentReference elements).
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -1087,6 +1088,129 @@ test_deadline(void **state)
 	buf_cleanup(&b);
 }
 
+/* ---- extensions in contentReference elements ---- */
+
+/* Regression tests: an extension inside an element defined by
+ * contentReference (Questionnaire.item.item) has its context checked
+ * without dereferencing the element's missing type (it crashed before).
+ * Each test has a fresh context over the R4 rules. */
+
+#define HIDDEN "http://hl7.org/fhir/StructureDefinition/questionnaire-hidden"
+
+static struct validate_ctx *ctxref;
+
+static int
+ctxref_setup(void **state)
+{
+	(void)state;
+	return validate_ctx_new(S.r4, &ctxref) == GW_OK ? 0 : -1;
+}
+
+static int
+ctxref_teardown(void **state)
+{
+	(void)state;
+	validate_ctx_free(ctxref);
+	ctxref = NULL;
+	return 0;
+}
+
+/* Number of issues whose diagnostics contain needle and, when expr is not
+ * NULL, whose first expression is expr. */
+static size_t
+count_diag(const json_t *outcome, const char *needle, const char *expr)
+{
+	const json_t *issues = json_object_get(outcome, "issue"), *is;
+	size_t i, n = 0;
+
+	json_array_foreach(issues, i, is)
+	{
+		const char *d =
+		    json_string_value(json_object_get(is, "diagnostics"));
+		const char *e = json_string_value(
+		    json_array_get(json_object_get(is, "expression"), 0));
+
+		if (d == NULL || strstr(d, needle) == NULL)
+			continue;
+		if (expr == NULL || (e != NULL && strcmp(e, expr) == 0))
+			n++;
+	}
+	return n;
+}
+
+/* Questionnaire.item.item (contentReference to Questionnaire.item) is one
+ * of the extension's listed contexts: allowed, and no crash. */
+static void
+test_ext_in_content_reference_element(void **state)
+{
+	static const char doc[] =
+	    "{\"resourceType\":\"Questionnaire\",\"status\":\"draft\","
+	    "\"item\":[{\"linkId\":\"1\",\"type\":\"group\","
+	    "\"item\":[{\"linkId\":\"1.1\",\"type\":\"string\","
+	    "\"extension\":[{\"url\":\"" HIDDEN "\","
+	    "\"valueBoolean\":true}]}]}]}";
+	json_t *outcome;
+	size_t n;
+
+	(void)state;
+	outcome = run_text(ctxref, doc, NULL);
+	n = count_diag(outcome, "is not allowed to be used at this point",
+		       NULL);
+	if (n != 0)
+		fprintf(stderr, "got %zu context issues, want 0\n", n);
+	assert_int_equal(n, 0);
+	json_decref(outcome);
+}
+
+/* Deeper nesting, and the extension on the contentReference element's
+ * parent too: validation completes and reports through the outcome. */
+static void
+test_ext_deeper_content_reference(void **state)
+{
+	static const char doc[] =
+	    "{\"resourceType\":\"Questionnaire\",\"status\":\"draft\","
+	    "\"item\":[{\"linkId\":\"1\",\"type\":\"group\","
+	    "\"extension\":[{\"url\":\"" HIDDEN "\",\"valueBoolean\":true}],"
+	    "\"item\":[{\"linkId\":\"1.1\",\"type\":\"group\","
+	    "\"item\":[{\"linkId\":\"1.1.1\",\"type\":\"string\","
+	    "\"extension\":[{\"url\":\"" HIDDEN "\","
+	    "\"valueBoolean\":true}]}]}]}]}";
+	json_t *outcome;
+
+	(void)state;
+	outcome = run_text(ctxref, doc, NULL);
+	/* the Questionnaire.item one is allowed in any case */
+	assert_int_equal(count_diag(outcome, "is not allowed",
+				    "Questionnaire.item[0].extension[0]"),
+			 0);
+	json_decref(outcome);
+}
+
+/* An extension whose contexts name a resource element, placed on a
+ * contentReference element of another path: reported, no crash. */
+static void
+test_ext_wrong_place_content_reference(void **state)
+{
+	static const char doc[] =
+	    "{\"resourceType\":\"Questionnaire\",\"status\":\"draft\","
+	    "\"item\":[{\"linkId\":\"1\",\"type\":\"group\","
+	    "\"item\":[{\"linkId\":\"1.1\",\"type\":\"string\","
+	    "\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/"
+	    "allergyintolerance-certainty\",\"valueCodeableConcept\":"
+	    "{\"text\":\"x\"}}]}]}]}";
+	json_t *outcome;
+	size_t n;
+
+	(void)state;
+	outcome = run_text(ctxref, doc, NULL);
+	n = count_diag(outcome, "is not allowed to be used at this point",
+		       NULL);
+	if (n != 1)
+		fprintf(stderr, "got %zu context issues, want 1\n", n);
+	assert_int_equal(n, 1);
+	json_decref(outcome);
+}
+
 int
 main(void)
 {
@@ -1110,6 +1234,14 @@ main(void)
 	    cmocka_unit_test(test_api_errors),
 	    cmocka_unit_test(test_large_arrays),
 	    cmocka_unit_test(test_deadline),
+	    cmocka_unit_test_setup_teardown(
+		test_ext_in_content_reference_element, ctxref_setup,
+		ctxref_teardown),
+	    cmocka_unit_test_setup_teardown(test_ext_deeper_content_reference,
+					    ctxref_setup, ctxref_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_ext_wrong_place_content_reference, ctxref_setup,
+		ctxref_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,179 @@
+/*
+ * validate_binding: value set bindings (required and extensible) and the
+ * fixed[x] and pattern[x] values of element definitions.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "validate_impl.h"
+
+/* ---- bindings ---- */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* True when some code of vs (any system) equals code. Small sets are
+ * scanned; larger ones get a sorted index, once per context. */
+bool
+v_vs_has_code_ctx(struct validate_ctx *ctx, const struct rules_valueset *vs,
+		  const char *code)
+{
+	struct vcodes *vc;
+
+	if (vs->ncodes <= 16 || ctx == NULL) {
+		for (size_t i = 0; i < vs->ncodes; i++)
+			if (strcmp(vs->codes[i].code, code) == 0)
+				return true;
+		return false;
+	}
+	if ((vc = hmap_get(&ctx->vcodes, vs, NULL)) == NULL) {
+		if ((vc = calloc(1, sizeof(*vc))) == NULL ||
+		    (vc->codes = calloc(vs->ncodes, sizeof(*vc->codes))) ==
+			NULL) {
+			free(vc);
+			return v_vs_has_code_ctx(NULL, vs, code);
+		}
+		for (size_t i = 0; i < vs->ncodes; i++)
+			vc->codes[i] = vs->codes[i].code;
+		vc->n = vs->ncodes;
+		qsort(vc->codes, vc->n, sizeof(*vc->codes), cmp_str);
+		if (hmap_put(&ctx->vcodes, vs, vc) != GW_OK) {
+			free(vc->codes);
+			free(vc);
+			return v_vs_has_code_ctx(NULL, vs, code);
+		}
+	}
+	return bsearch(&code, vc->codes, vc->n, sizeof(*vc->codes), cmp_str) !=
+	       NULL;
+}
+
+static char vs_unknown; /* marker: the binding's value set is not loaded */
+
+/* The value set of a binding URL, cached by the URL's (interned)
+ * pointer. */
+static const struct rules_valueset *
+binding_vs(struct vrun *r, const char *url)
+{
+	void *hit = hmap_get(&r->ctx->vsets, url, NULL);
+	const struct rules_valueset *vs;
+
+	if (hit == (void *)&vs_unknown)
+		return NULL;
+	if (hit != NULL)
+		return hit;
+	vs = rules_valueset(r->ctx->set, url);
+	(void)hmap_put(&r->ctx->vsets, url,
+		       vs != NULL ? (void *)vs : (void *)&vs_unknown);
+	return vs;
+}
+
+static const char *
+strength_name(enum rules_strength s)
+{
+	return s == RULES_BIND_REQUIRED ? "required" : "extensible";
+}
+
+void
+v_check_binding(struct vrun *r, const struct rules_element *el,
+		const char *type, const struct fj_node *v)
+{
+	const struct rules_valueset *vs;
+	const char *sev, *code, *system;
+	bool ok = false, any = false;
+
+	if (el->valueset == NULL || v == NULL ||
+	    (el->strength != RULES_BIND_REQUIRED &&
+	     el->strength != RULES_BIND_EXTENSIBLE))
+		return;
+	if ((vs = binding_vs(r, el->valueset)) == NULL || !vs->complete)
+		return;
+	sev = el->strength == RULES_BIND_REQUIRED ? FHIR_ERROR : FHIR_WARNING;
+	if (v->type == FJ_STRING) {
+		if (strcmp(type, "code") != 0 && strcmp(type, "string") != 0 &&
+		    strcmp(type, "uri") != 0)
+			return;
+		if (!vs_has_code(vs, v->u.str.s))
+			v_issue(r, sev, "code-invalid", v,
+				"the code '%s' is not in the value set %s "
+				"(%s binding)",
+				v->u.str.s, vs->url,
+				strength_name(el->strength));
+		return;
+	}
+	if (v->type != FJ_OBJECT)
+		return;
+	if (strcmp(type, "Coding") == 0 || strcmp(type, "Quantity") == 0) {
+		code = fj_get_str(v, "code");
+		system = fj_get_str(v, "system");
+		if (code == NULL)
+			return;
+		if (!(system != NULL ? rules_valueset_has(vs, system, code)
+				     : vs_has_code(vs, code)))
+			v_issue(r, sev, "code-invalid", v,
+				"the code %s#%s is not in the value set %s "
+				"(%s binding)",
+				system != NULL ? system : "", code, vs->url,
+				strength_name(el->strength));
+		return;
+	}
+	if (strcmp(type, "CodeableConcept") != 0)
+		return;
+	for (const struct fj_node *c =
+		 fj_get(v, "coding") != NULL &&
+			 fj_get(v, "coding")->type == FJ_ARRAY
+		     ? fj_get(v, "coding")->u.kids.first
+		     : NULL;
+	     c != NULL; c = c->next) {
+		code = fj_get_str(c, "code");
+		system = fj_get_str(c, "system");
+		if (code == NULL)
+			continue;
+		any = true;
+		if (system != NULL ? rules_valueset_has(vs, system, code)
+				   : vs_has_code(vs, code))
+			ok = true;
+	}
+	if (ok)
+		return;
+	if (!any) {
+		if (el->strength == RULES_BIND_REQUIRED)
+			v_issue(r, FHIR_ERROR, "code-invalid", v,
+				"no code provided, and a code is required from "
+				"the value set %s",
+				vs->url);
+		return;
+	}
+	v_issue(r, sev, "code-invalid", v,
+		"none of the codes provided are in the value set %s (%s "
+		"binding)",
+		vs->url, strength_name(el->strength));
+}
+
+/* ---- fixed and pattern ---- */
+
+void
+v_check_fixed(struct vrun *r, const struct rules_element *el,
+	      const struct fj_node *v)
+{
+	char want[200];
+
+	if (v == NULL)
+		return;
+	if (el->fixed != NULL && !fj_equal(v, el->fixed, FDEC_DOUBLE)) {
+		v_short_json(el->fixed, want, sizeof(want));
+		v_issue(r, FHIR_ERROR, "value", v,
+			"value does not equal the fixed value %s (%s)", want,
+			el->id);
+	}
+	if (el->pattern != NULL && !v_fj_contains_v(v, el->pattern)) {
+		v_short_json(el->pattern, want, sizeof(want));
+		v_issue(r, FHIR_ERROR, "value", v,
+			"value does not match the pattern %s (%s)", want,
+			el->id);
+	}
+}

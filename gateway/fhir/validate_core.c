@@ -1,0 +1,606 @@
+/*
+ * validate_core: what every part of the validator shares: the hash maps,
+ * the element tree and type of each structure, the expression path, the
+ * issue list, and helpers on JSON values and definition trees.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+#include "validate_impl.h"
+
+static const char *const prim_names[] = {
+    "base64Binary", "boolean",	   "canonical", "code",	       "date",
+    "dateTime",	    "decimal",	   "id",	"instant",     "integer",
+    "integer64",    "markdown",	   "oid",	"positiveInt", "string",
+    "time",	    "unsignedInt", "uri",	"url",	       "uuid",
+    "xhtml",
+};
+
+/* ---- structure trees ---- */
+
+static bool
+vnode_push(struct vnode ***arr, size_t *n, size_t *cap, struct vnode *x)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap == 0 ? 4 : *cap * 2;
+		struct vnode **na =
+		    realloc(*arr, ncap * sizeof(struct vnode *));
+
+		if (na == NULL)
+			return false;
+		*arr = na;
+		*cap = ncap;
+	}
+	(*arr)[(*n)++] = x;
+	return true;
+}
+
+void
+v_vstruct_free(struct vstruct *vs)
+{
+	if (vs == NULL)
+		return;
+	for (size_t i = 0; i < vs->sd->nelements; i++) {
+		free(vs->nodes[i].kids);
+		free(vs->nodes[i].slices);
+		free(vs->nodes[i].req);
+	}
+	free(vs->nodes);
+	free(vs);
+}
+
+static size_t
+path_depth(const char *p)
+{
+	size_t d = 1;
+
+	for (; *p != '\0'; p++)
+		if (*p == '.')
+			d++;
+	return d;
+}
+
+static struct vstruct *
+vstruct_build(const struct rules_structure *sd)
+{
+	struct vnode *stack[V_MAX_DEPTH + 2];
+	struct vstruct *vs = calloc(1, sizeof(*vs));
+
+	if (vs == NULL)
+		return NULL;
+	vs->sd = sd;
+	if (sd->nelements == 0 ||
+	    (vs->nodes = calloc(sd->nelements, sizeof(*vs->nodes))) == NULL)
+		goto fail;
+	memset(stack, 0, sizeof(stack));
+	for (size_t i = 0; i < sd->nelements; i++) {
+		const struct rules_element *e = &sd->elements[i];
+		struct vnode *n = &vs->nodes[i];
+		size_t d = path_depth(e->path);
+		const char *dot = strrchr(e->path, '.');
+		size_t nl;
+
+		n->el = e;
+		n->name = dot != NULL ? dot + 1 : e->path;
+		nl = strlen(n->name);
+		n->choice = nl > 3 && strcmp(n->name + nl - 3, "[x]") == 0;
+		n->prefixlen = n->choice ? nl - 3 : nl;
+		if (d > V_MAX_DEPTH)
+			continue;
+		if (i == 0 || d == 1) {
+			if (vs->root == NULL) {
+				vs->root = n;
+				stack[1] = n;
+			}
+			continue;
+		}
+		if (e->slice_name != NULL && stack[d] != NULL &&
+		    strcmp(stack[d]->el->path, e->path) == 0) {
+			struct vnode *owner =
+			    stack[d]->owner != NULL
+				? (struct vnode *)stack[d]->owner
+				: stack[d];
+			struct vnode *same = NULL;
+
+			/* a slice named twice: one slice, the later
+			 * cardinality wins */
+			for (size_t j = 0; j < owner->nslices; j++)
+				if (strcmp(owner->slices[j]->el->slice_name,
+					   e->slice_name) == 0)
+					same = owner->slices[j];
+			if (same != NULL) {
+				same->card = e;
+				n = same;
+			} else {
+				if (!vnode_push(&owner->slices, &owner->nslices,
+						&owner->capslices, n))
+					goto fail;
+				n->owner = owner;
+			}
+		} else {
+			struct vnode *parent = stack[d - 1];
+
+			if (parent == NULL)
+				continue;
+			if (!vnode_push(&parent->kids, &parent->nkids,
+					&parent->capkids, n))
+				goto fail;
+		}
+		stack[d] = n;
+		for (size_t k = d + 1; k < V_MAX_DEPTH + 2; k++)
+			stack[k] = NULL;
+	}
+	if (vs->root == NULL)
+		goto fail;
+	/* contentReference targets, by element id (or path). */
+	for (size_t i = 0; i < sd->nelements; i++) {
+		const char *ref = sd->elements[i].content_ref;
+
+		if (ref == NULL)
+			continue;
+		if (ref[0] == '#')
+			ref++;
+		for (size_t j = 0; j < sd->nelements; j++)
+			if ((sd->elements[j].id != NULL &&
+			     strcmp(sd->elements[j].id, ref) == 0) ||
+			    (sd->elements[j].slice_name == NULL &&
+			     strcmp(sd->elements[j].path, ref) == 0)) {
+				vs->nodes[i].ref = &vs->nodes[j];
+				break;
+			}
+		if (vs->nodes[i].ref == NULL) {
+			/* "#Questionnaire.item" in a profile whose ids carry
+			 * the type name: match on the path's tail. */
+			const char *dot = strchr(ref, '.');
+
+			for (size_t j = 0; dot != NULL && j < sd->nelements;
+			     j++) {
+				const char *p =
+				    strchr(sd->elements[j].path, '.');
+
+				if (p != NULL && strcmp(p, dot) == 0 &&
+				    sd->elements[j].slice_name == NULL) {
+					vs->nodes[i].ref = &vs->nodes[j];
+					break;
+				}
+			}
+		}
+	}
+	/* kids that need a look when absent */
+	for (size_t i = 0; i < sd->nelements; i++) {
+		struct vnode *n = &vs->nodes[i];
+
+		for (size_t j = 0; j < n->nkids; j++) {
+			const struct vnode *k = n->kids[j];
+			size_t cap = n->nreq;
+			bool need = k->el->min > 0;
+
+			for (size_t t = 0; t < k->nslices && !need; t++)
+				need = k->slices[t]->el->min > 0 ||
+				       (k->slices[t]->card != NULL &&
+					k->slices[t]->card->min > 0);
+			if (need && !vnode_push(&n->req, &n->nreq, &cap,
+						(struct vnode *)k))
+				goto fail;
+		}
+	}
+	return vs;
+fail:
+	if (vs->nodes == NULL) {
+		free(vs);
+		return NULL;
+	}
+	v_vstruct_free(vs);
+	return NULL;
+}
+
+const struct vstruct *
+v_vstruct_get(struct validate_ctx *ctx, const struct rules_structure *sd)
+{
+	struct vstruct *vs;
+
+	if (sd == NULL)
+		return NULL;
+	if ((vs = hmap_get(&ctx->structs, sd, NULL)) != NULL)
+		return vs;
+	if ((vs = vstruct_build(sd)) == NULL)
+		return NULL;
+	if (hmap_put(&ctx->structs, sd, vs) != GW_OK) {
+		v_vstruct_free(vs);
+		return NULL;
+	}
+	return vs;
+}
+
+bool
+v_is_prim_name(const char *t)
+{
+	if (strncmp(t, "http://hl7.org/fhirpath/System.", 31) == 0)
+		return true;
+	for (size_t i = 0; i < sizeof(prim_names) / sizeof(prim_names[0]); i++)
+		if (strcmp(prim_names[i], t) == 0)
+			return true;
+	return false;
+}
+
+const struct vtype *
+v_vtype_get(struct validate_ctx *ctx, const char *name)
+{
+	const struct rules_structure *sd;
+	struct vtype *t;
+	bool found;
+
+	t = hmap_get(&ctx->types, name, &found);
+	if (found)
+		return t;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	sd = rules_type(ctx->set, name);
+	t->vs = v_vstruct_get(ctx, sd);
+	if (v_is_prim_name(name) || (sd != NULL && sd->kind != NULL &&
+				     strcmp(sd->kind, "primitive-type") == 0)) {
+		t->kind = VK_PRIM;
+		if (strcmp(name, "boolean") == 0 ||
+		    strcmp(name, "http://hl7.org/fhirpath/System.Boolean") == 0)
+			t->json = VJ_BOOL;
+		else if (strcmp(name, "integer") == 0 ||
+			 strcmp(name, "decimal") == 0 ||
+			 strcmp(name, "positiveInt") == 0 ||
+			 strcmp(name, "unsignedInt") == 0 ||
+			 strcmp(name,
+				"http://hl7.org/fhirpath/System.Integer") ==
+			     0 ||
+			 strcmp(name,
+				"http://hl7.org/fhirpath/System.Decimal") == 0)
+			t->json = VJ_NUMBER;
+	} else if (strcmp(name, "Resource") == 0 ||
+		   strcmp(name, "DomainResource") == 0 ||
+		   (sd != NULL && sd->kind != NULL &&
+		    strcmp(sd->kind, "resource") == 0))
+		t->kind = VK_RESOURCE;
+	else if (sd != NULL)
+		t->kind = VK_COMPLEX;
+	else
+		t->kind = VK_UNKNOWN;
+	if (hmap_put(&ctx->types, name, t) != GW_OK) {
+		free(t);
+		return NULL;
+	}
+	/* the key copy is stable for the context's life */
+	t->name = NULL;
+	for (size_t i = 0; i < ctx->types.cap; i++)
+		if (ctx->types.slot[i].val.ptr == t) {
+			t->name = ctx->types.slot[i].key;
+			break;
+		}
+	return t;
+}
+
+/* ---- issues and the expression path ---- */
+
+size_t
+v_path_push(struct vrun *r, const char *fmt, ...)
+{
+	size_t old = r->plen;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(r->path + r->plen, sizeof(r->path) - r->plen, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(r->path) - r->plen) {
+		r->overflow = true;
+		r->path[old] = '\0';
+		return old;
+	}
+	r->plen += (size_t)n;
+	return old;
+}
+
+/* Append sep and n bytes of name (no formatting: the walk's hot path). */
+size_t
+v_path_add(struct vrun *r, const char *sep, const char *name, size_t n)
+{
+	size_t old = r->plen, sl = strlen(sep);
+
+	if (r->plen + sl + n + 1 > sizeof(r->path)) {
+		r->overflow = true;
+		return old;
+	}
+	memcpy(r->path + r->plen, sep, sl);
+	memcpy(r->path + r->plen + sl, name, n);
+	r->plen += sl + n;
+	r->path[r->plen] = '\0';
+	return old;
+}
+
+/* Append "[i]". */
+size_t
+v_path_index(struct vrun *r, size_t i)
+{
+	char tmp[24];
+	size_t n = sizeof(tmp), old = r->plen;
+
+	tmp[--n] = ']';
+	do {
+		tmp[--n] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i > 0 && n > 1);
+	tmp[--n] = '[';
+	if (r->plen + (sizeof(tmp) - n) + 1 > sizeof(r->path)) {
+		r->overflow = true;
+		return old;
+	}
+	memcpy(r->path + r->plen, tmp + n, sizeof(tmp) - n);
+	r->plen += sizeof(tmp) - n;
+	r->path[r->plen] = '\0';
+	return old;
+}
+
+void
+v_issue(struct vrun *r, const char *sev, const char *code,
+	const struct fj_node *at, const char *fmt, ...)
+{
+	char msg[768], *key = NULL;
+	struct vissue *is;
+	size_t klen;
+	bool found;
+	va_list ap;
+
+	bool is_err =
+	    strcmp(sev, FHIR_ERROR) == 0 || strcmp(sev, FHIR_FATAL) == 0;
+
+	if (r->scratch) {
+		if (is_err)
+			r->nerrors++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* The same finding (code, expression, message) once. */
+	klen = strlen(code) + r->plen + strlen(msg) + 3;
+	if ((key = malloc(klen)) == NULL)
+		goto nomem;
+	snprintf(key, klen, "%s|%s|%s", code, r->path, msg);
+	hmap_get(&r->seen, key, &found);
+	if (found) {
+		free(key);
+		return;
+	}
+	if (is_err)
+		r->nerrors++;
+	if (r->nissues >= V_MAX_ISSUES) {
+		free(key);
+		return;
+	}
+	if (hmap_put(&r->seen, key, NULL) != GW_OK)
+		goto nomem;
+	free(key);
+	key = NULL;
+	if (r->nissues == r->capissues) {
+		size_t ncap = r->capissues == 0 ? 16 : r->capissues * 2;
+		struct vissue *n = realloc(r->issues, ncap * sizeof(*n));
+
+		if (n == NULL)
+			goto nomem;
+		r->issues = n;
+		r->capissues = ncap;
+	}
+	is = &r->issues[r->nissues];
+	memset(is, 0, sizeof(*is));
+	is->sev = sev;
+	is->code = code;
+	is->expr = strdup(r->path);
+	/* name the profile (not part of the dedupe key: a rule shared by a
+	 * profile and its parent is one finding) */
+	if (r->cur_sd != NULL && r->cur_sd->constraint &&
+	    r->cur_sd->url != NULL) {
+		size_t ml = strlen(msg);
+
+		snprintf(msg + ml, sizeof(msg) - ml, " (profile %s)",
+			 r->cur_sd->url);
+	}
+	is->msg = strdup(msg);
+	if (is->expr == NULL || is->msg == NULL) {
+		free(is->expr);
+		free(is->msg);
+		goto nomem;
+	}
+	if (at != NULL) {
+		is->line = at->line;
+		is->col = at->col;
+	}
+	r->nissues++;
+	return;
+nomem:
+	free(key);
+	r->nomem = true;
+}
+
+void
+v_run_cleanup(struct vrun *r)
+{
+	for (size_t i = 0; i < r->nissues; i++) {
+		free(r->issues[i].expr);
+		free(r->issues[i].msg);
+	}
+	free(r->issues);
+	hmap_free(&r->seen, NULL);
+	hmap_free(&r->noteval, NULL);
+}
+
+/* ---- JSON value helpers ---- */
+
+const char *
+v_jtype_name(const struct fj_node *n)
+{
+	static const char *const names[] = {"null",   "boolean", "number",
+					    "string", "array",	 "object"};
+
+	return names[n->type];
+}
+
+/* Pattern semantics: inst holds at least what pat holds; for arrays each
+ * pattern element is matched by some instance element. */
+bool
+v_fj_contains_v(const struct fj_node *inst, const struct fj_node *pat)
+{
+	const struct fj_node *x, *y;
+
+	if (pat->type == FJ_ARRAY) {
+		if (inst->type != FJ_ARRAY) {
+			/* a one-element pattern array against one value */
+			for (x = pat->u.kids.first; x != NULL; x = x->next)
+				if (!v_fj_contains_v(inst, x))
+					return false;
+			return true;
+		}
+		for (x = pat->u.kids.first; x != NULL; x = x->next) {
+			for (y = inst->u.kids.first; y != NULL; y = y->next)
+				if (v_fj_contains_v(y, x))
+					break;
+			if (y == NULL)
+				return false;
+		}
+		return true;
+	}
+	if (pat->type == FJ_OBJECT) {
+		if (inst->type != FJ_OBJECT)
+			return false;
+		for (x = pat->u.kids.first; x != NULL; x = x->next) {
+			y = fj_get(inst, x->key);
+			if (y == NULL || !v_fj_contains_v(y, x))
+				return false;
+		}
+		return true;
+	}
+	return fj_equal(inst, pat, FDEC_DOUBLE);
+}
+
+/* Short text of a value for messages (never patient data beyond codes). */
+void
+v_short_json(const struct fj_node *n, char *out, size_t len)
+{
+	struct buf b;
+
+	buf_init(&b, 4096);
+	if (fj_dump(n, FJ_CANONICAL, &b) == GW_OK && b.data != NULL) {
+		if (b.len >= len && len > 4) {
+			memcpy(out, b.data, len - 4);
+			memcpy(out + len - 4, "...", 4);
+		} else {
+			snprintf(out, len, "%s", b.data);
+		}
+	} else {
+		snprintf(out, len, "(value)");
+	}
+	buf_cleanup(&b);
+}
+
+const char *
+v_sd_label(const struct rules_structure *sd)
+{
+	if (sd == NULL)
+		return "?";
+	return sd->url != NULL ? sd->url : sd->name != NULL ? sd->name : "?";
+}
+
+/* Capitalised type name after a choice prefix: "valueQuantity" ->
+ * "Quantity" matches type "Quantity"; "valueString" matches "string". */
+static bool
+choice_type_matches(const char *suffix, const char *type)
+{
+	if (suffix[0] == '\0' || type[0] == '\0')
+		return false;
+	if (suffix[0] != type[0] &&
+	    !(type[0] >= 'a' && type[0] <= 'z' && suffix[0] == type[0] - 32))
+		return false;
+	return strcmp(suffix + 1, type + 1) == 0;
+}
+
+/* The kid of a member name; for choices *type is set to the chosen type. */
+const struct vnode *
+v_find_kid(struct vnode *const *kids, size_t nkids, const char *name,
+	   const char **type)
+{
+	*type = NULL;
+	for (size_t i = 0; i < nkids; i++) {
+		const struct vnode *k = kids[i];
+
+		if (k->name[0] != name[0])
+			continue;
+		if (!k->choice) {
+			if (strcmp(k->name, name) == 0)
+				return k;
+			continue;
+		}
+		if (strncmp(k->name, name, k->prefixlen) != 0)
+			continue;
+		for (size_t t = 0; t < k->el->ntypes; t++)
+			if (choice_type_matches(name + k->prefixlen,
+						k->el->types[t].code)) {
+				*type = k->el->types[t].code;
+				return k;
+			}
+	}
+	return NULL;
+}
+
+/* For a choice element, the type slice constraining type (e.g.
+ * value[x]:valueQuantity), or d itself. */
+const struct vnode *
+v_choice_slice(const struct vnode *d, const char *type)
+{
+	for (size_t i = 0; i < d->nslices; i++) {
+		const struct vnode *s = d->slices[i];
+
+		if (s->el->ntypes == 1 &&
+		    strcmp(s->el->types[0].code, type) == 0)
+			return s;
+	}
+	return d;
+}
+
+/*
+ * Report a cardinality finding (minimum: is_max false) at the parent
+ * element (path length parent_len), as the HL7 validator does; the message
+ * names the child.
+ */
+void
+v_issue_card(struct vrun *r, size_t parent_len, const struct fj_node *at,
+	     const char *what, bool is_max, unsigned limit, size_t found)
+{
+	size_t cur = r->plen;
+	char c;
+
+	if (parent_len > cur)
+		parent_len = cur;
+	c = r->path[parent_len];
+	r->path[parent_len] = '\0';
+	r->plen = parent_len;
+	if (is_max)
+		v_issue(r, FHIR_ERROR, "structure", at,
+			"%s: max allowed = %u, but found %zu", what, limit,
+			found);
+	else
+		v_issue(r, FHIR_ERROR, "required", at,
+			"%s: minimum required = %u, but only found %zu", what,
+			limit, found);
+	r->path[parent_len] = c;
+	r->plen = cur;
+}
+
+/* Entry index + 1 of key in m, 0 when absent. */
+size_t
+v_idx_get(const struct hmap *m, const char *key)
+{
+	bool found;
+	void *v = hmap_get(m, key, &found);
+
+	return found ? (size_t)(uintptr_t)v : 0;
+}

@@ -1,0 +1,355 @@
+/*
+ * validate_impl: the private side of the validator, shared by its files:
+ * validate.c (the walk and the public API), validate_core.c (maps, element
+ * trees, path and issues), and the rule families it calls: validate_prim.c
+ * (primitive formats and limits), validate_datatype.c (XHTML, Attachment),
+ * validate_binding.c (bindings, fixed, pattern), validate_ref.c
+ * (references), validate_inv.c (invariants), validate_ext.c (extensions),
+ * validate_slice.c (slicing) and validate_profile.c (profile detection,
+ * Bundle rules). The rule files never call the walk, except through
+ * vrun.conforms; none of them calls a file above it in that list.
+ */
+#ifndef GW_VALIDATE_IMPL_H
+#define GW_VALIDATE_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fjson.h"
+#include "hmap.h"
+#include "outcome.h"
+#include "rules.h"
+#include "util.h"
+#include "validate.h"
+
+#define V_MAX_PATH   2048  /* longest expression kept */
+#define V_MAX_DEPTH  96	   /* nesting of resources/elements walked */
+#define V_MAX_ISSUES 10000 /* findings kept per document */
+/* Elements between two looks at the clock: a clock_gettime costs about
+ * as much as checking one element, so 256 keeps it under 1%, and 256
+ * elements take well under a millisecond. */
+#define V_DEADLINE_EVERY 256u
+#define V_MAX_SET	 64 /* values one discriminator path may yield */
+
+/* One element of a structure, arranged as a tree. */
+struct vnode {
+	const struct rules_element *el;
+	const char *name; /* last path segment, "value[x]" */
+	size_t prefixlen; /* choice: length without "[x]" */
+	bool choice;
+	struct vnode **kids;
+	size_t nkids, capkids;
+	struct vnode **slices;
+	size_t nslices, capslices;
+	const struct vnode *ref;	  /* contentReference target */
+	const struct vnode *owner;	  /* for a slice: the sliced element */
+	const struct rules_element *card; /* a repeated slice's later
+					     cardinality, or NULL */
+	struct vnode **req;		  /* kids that must be checked even when
+				   absent (a minimum, or a slice's) */
+	size_t nreq;
+	const struct vtype *vt0; /* cache: the type of types[0] */
+};
+
+/* A structure's element tree. */
+struct vstruct {
+	const struct rules_structure *sd;
+	struct vnode *nodes;
+	struct vnode *root;
+};
+
+enum vkind { VK_PRIM, VK_COMPLEX, VK_RESOURCE, VK_UNKNOWN };
+
+enum vjson { VJ_STRING, VJ_BOOL, VJ_NUMBER };
+
+struct vtype {
+	enum vkind kind;
+	const struct vstruct *vs; /* the type's base structure, or NULL */
+	const char *name;
+	enum vjson json; /* primitives: the JSON type of the value */
+};
+
+/* Detection candidates of one resource type. */
+struct vcands {
+	const struct rules_structure **sd;
+	size_t n, cap;
+};
+
+/* A value set's codes sorted by code alone (for bindings on code). */
+struct vcodes {
+	const char **codes;
+	size_t n;
+};
+
+/* The maps (hmap.h) keyed by pointer are HMAP_PTR, those keyed by string
+ * HMAP_STR_OWN (keys copied): validate_ctx_new, each run and
+ * v_bundle_build set the kinds. */
+struct validate_ctx {
+	const struct rules_set *set;
+	struct hmap structs; /* rules_structure -> vstruct */
+	struct hmap types;   /* type name -> vtype */
+	struct hmap paths;   /* constraint expression -> fhirpath (or a
+				marker for expressions that do not compile) */
+	struct hmap vsets;   /* binding URL (interned) -> value set, or a
+				marker when unknown */
+	struct hmap vcodes;  /* value set -> vcodes */
+	char **detect;	     /* URL prefixes of the profiles detection may
+				choose */
+	size_t ndetect;
+	struct hmap cands; /* resource type -> vcands, built on first use */
+	bool cands_built;
+	const char *last_profile;
+};
+
+/* A Bundle entry, indexed for reference resolution. */
+struct ventry {
+	const char *fullurl;
+	const struct fj_node *res;
+	const char *rtype;
+	const char *id;
+};
+
+struct vbundle {
+	struct ventry *e;
+	size_t n;
+	bool must_resolve;
+	struct vbundle *up;
+	/* Indexes built once per Bundle so that resolving a reference and
+	 * the fullUrl uniqueness check do not scan every entry: fullUrl and
+	 * "Type/id" -> entry index + 1 (the first entry that has it). */
+	struct hmap by_url, by_tid;
+};
+
+struct vissue {
+	const char *sev, *code;
+	char *expr, *msg;
+	uint32_t line, col;
+};
+
+/* Memo of "resource conforms to structure" answers. */
+struct vconf {
+	const struct fj_node *res;
+	const struct rules_structure *sd;
+	int state; /* 1 busy, 2 yes, 3 no */
+};
+
+/* One step of the walk from the innermost resource: the element name and
+ * its type, for extension contexts. */
+struct vseg {
+	const char *name; /* NULL for a resource root */
+	size_t len;
+	const char *type; /* element type, or the resource type at a root */
+	bool boundary;	  /* a complex datatype: its paths start here */
+};
+
+#define V_MAX_SEGS (V_MAX_DEPTH * 2 + 8)
+
+struct vrun;
+
+/* Whether resource res conforms to structure sd (memoised, in a scratch
+ * run of the walk). */
+typedef bool (*v_conforms_fn)(struct vrun *r, const struct fj_node *res,
+			      const struct rules_structure *sd);
+
+/* One validation run over one document (or a scratch conformance check). */
+struct vrun {
+	struct validate_ctx *ctx;
+	char path[V_MAX_PATH];
+	size_t plen;
+	bool overflow;
+	struct vissue *issues;
+	size_t nissues, capissues;
+	struct hmap seen;
+	struct hmap noteval; /* invariant keys reported as not evaluated */
+	bool scratch;	     /* count errors only */
+	size_t nerrors;
+	struct vbundle *bundle;
+	const struct fj_node *resource; /* innermost resource */
+	const char *resource_type;
+	const struct fj_node *root;
+	const struct rules_structure *cur_sd; /* profile being checked */
+	int depth;
+	struct vconf *conf; /* shared with scratch runs */
+	size_t *nconf, *capconf;
+	/* Set when out of memory, and when the deadline passed: the flag
+	 * every loop of the walk checks to stop. */
+	bool nomem;
+	bool late;	   /* the deadline passed (nomem is set too) */
+	uint64_t deadline; /* util_mono_ms(); 0: none */
+	unsigned ticks;	   /* elements since the clock was last read */
+	struct vseg segs[V_MAX_SEGS]; /* the walk, for extension contexts */
+	size_t nsegs;		      /* may exceed V_MAX_SEGS (not kept) */
+	const char *ext_url;	      /* innermost enclosing extension's url */
+	/* The walk's "resource conforms to structure" check: references and
+	 * slicing sit below the walk and reach it only through this. */
+	v_conforms_fn conforms;
+};
+
+struct vitem {
+	const struct fj_node *v, *u;
+	const struct vnode *def;
+	int slice; /* index into the owner's slices, -1 none */
+	size_t index;
+};
+
+/* ---- validate_core.c ---- */
+
+/* Entry index + 1 of key in m (a Bundle index), 0 when absent. */
+size_t v_idx_get(const struct hmap *m, const char *key);
+
+/* The element tree of sd, built once per context; NULL for NULL or
+ * without memory. */
+const struct vstruct *v_vstruct_get(struct validate_ctx *ctx,
+				    const struct rules_structure *sd);
+void v_vstruct_free(struct vstruct *vs);
+/* The type called name (cached in the context); NULL without memory. */
+const struct vtype *v_vtype_get(struct validate_ctx *ctx, const char *name);
+bool v_is_prim_name(const char *t);
+
+/* The expression path: each push returns the length to pop back to. */
+size_t v_path_push(struct vrun *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+size_t v_path_add(struct vrun *r, const char *sep, const char *name, size_t n);
+size_t v_path_index(struct vrun *r, size_t i);
+/* Record a finding at the current path (once per code, path, message). */
+void v_issue(struct vrun *r, const char *sev, const char *code,
+	     const struct fj_node *at, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Cardinality finding reported at the parent element. */
+void v_issue_card(struct vrun *r, size_t parent_len, const struct fj_node *at,
+		  const char *what, bool is_max, unsigned limit, size_t found);
+void v_run_cleanup(struct vrun *r);
+
+const char *v_jtype_name(const struct fj_node *n);
+bool v_fj_contains_v(const struct fj_node *inst, const struct fj_node *pat);
+void v_short_json(const struct fj_node *n, char *out, size_t len);
+const char *v_sd_label(const struct rules_structure *sd);
+
+/* Definition trees: the kid of a member name, a choice's type slice. */
+const struct vnode *v_find_kid(struct vnode *const *kids, size_t nkids,
+			       const char *name, const char **type);
+const struct vnode *v_choice_slice(const struct vnode *d, const char *type);
+
+/* Small helpers of the hot path, inline in every file. */
+
+static inline void
+v_path_pop(struct vrun *r, size_t old)
+{
+	r->plen = old;
+	r->path[old] = '\0';
+}
+
+/* Count one element; true when the walk must stop (out of memory, or
+ * past the deadline, read every V_DEADLINE_EVERY elements). */
+static inline bool
+v_run_stopped(struct vrun *r)
+{
+	if (r->deadline != 0 && !r->late && ++r->ticks >= V_DEADLINE_EVERY) {
+		r->ticks = 0;
+		if (util_mono_ms() >= r->deadline)
+			r->late = r->nomem = true;
+	}
+	return r->nomem;
+}
+
+/* Children definitions of element d, following contentReference. */
+static inline const struct vnode *
+v_kids_of(const struct vnode *d)
+{
+	int guard = 0;
+
+	while (d != NULL && d->nkids == 0 && d->ref != NULL && guard++ < 8)
+		d = d->ref;
+	return d;
+}
+
+static inline bool
+v_is_array_el(const struct rules_element *el)
+{
+	uint32_t m = el->base_max != 0 ? el->base_max : el->max;
+
+	return m > 1;
+}
+
+/* ---- validate_prim.c ---- */
+
+bool v_is_ws(char c);
+bool v_only_whitespace(const char *s, size_t len);
+/* NULL when s is valid base64 (whitespace allowed), else a reason. */
+const char *v_check_base64(const char *s, size_t len);
+bool v_is_quantity_type(const char *t);
+/* minValue/maxValue/maxLength of a lexically valid primitive value. */
+void v_check_limits(struct vrun *r, const struct vnode *d,
+		    const struct vtype *ti, const char *type,
+		    const struct fj_node *v);
+void v_check_quantity_limits(struct vrun *r, const struct rules_element *el,
+			     const struct fj_node *v);
+
+/* ---- validate_datatype.c ---- */
+
+void v_check_xhtml(struct vrun *r, const struct fj_node *v);
+void v_check_attachment(struct vrun *r, const struct fj_node *v);
+
+/* ---- validate_binding.c ---- */
+
+bool v_vs_has_code_ctx(struct validate_ctx *ctx,
+		       const struct rules_valueset *vs, const char *code);
+#define vs_has_code(vs, code) v_vs_has_code_ctx(r->ctx, (vs), (code))
+void v_check_binding(struct vrun *r, const struct rules_element *el,
+		     const char *type, const struct fj_node *v);
+void v_check_fixed(struct vrun *r, const struct rules_element *el,
+		   const struct fj_node *v);
+
+/* ---- validate_ref.c ---- */
+
+/* The resource type a target profile or type URL names (*sd: its
+ * structure, when known). */
+const char *v_url_type(const struct validate_ctx *ctx, const char *url,
+		       const struct rules_structure **sd);
+const struct fj_node *v_find_contained(const struct fj_node *res,
+				       const char *id);
+const struct fj_node *v_resolve_ref(const struct vrun *r, const char *ref);
+void v_check_reference(struct vrun *r, const struct rules_element *el,
+		       const struct fj_node *v);
+
+/* ---- validate_inv.c ---- */
+
+extern char v_fp_bad; /* ctx->paths marker: expression does not compile */
+enum gw_err v_fp_member_of(void *arg, const struct fj_node *node,
+			   const char *type, const char *valueset, bool *out);
+void v_check_constraints(struct vrun *r, const struct rules_element *el,
+			 const struct fj_node *v, const char *type);
+
+/* ---- validate_ext.c ---- */
+
+const struct vstruct *v_extension_struct(struct vrun *r, const struct vnode *d,
+					 const struct fj_node *v,
+					 bool *unknown);
+const struct vstruct *
+v_type_profile_struct(struct vrun *r, const struct vnode *d, const char *type);
+/* Push one step of the walk (pop with r->nsegs--). */
+void v_seg_push(struct vrun *r, const char *name, size_t len, const char *type,
+		bool boundary);
+void v_check_ext_context(struct vrun *r, const struct rules_structure *sd,
+			 const struct fj_node *v, const char *url);
+
+/* ---- validate_slice.c ---- */
+
+bool v_slice_matches(struct vrun *r, const struct vnode *k,
+		     const struct vnode *s, const struct vitem *it,
+		     const char *itype);
+void v_assign_slices(struct vrun *r, const struct vstruct *vs,
+		     const struct vnode *k, struct vitem *items, size_t n,
+		     const char *type, size_t parent_len);
+
+/* ---- validate_profile.c ---- */
+
+void v_cands_free(struct validate_ctx *ctx);
+const struct rules_structure *
+v_detect_profile(struct vrun *r, const struct fj_node *res, const char *rt);
+bool v_bundle_build(struct vrun *r, const struct fj_node *res,
+		    struct vbundle *b);
+void v_bundle_cleanup(struct vbundle *b);
+
+#endif

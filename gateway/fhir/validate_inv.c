@@ -1,0 +1,260 @@
+/*
+ * validate_inv: invariants (constraint expressions) evaluated with
+ * fhirpath.h, with the callbacks FHIRPath needs: resolve(), memberOf() and
+ * the types of members.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fhirpath.h"
+#include "validate_impl.h"
+
+char v_fp_bad; /* marker: expression could not be compiled */
+
+/* ---- invariants ---- */
+
+struct vfp_env {
+	struct vrun *r;
+};
+
+static enum gw_err
+fp_resolve(void *arg, const char *reference, const struct fj_node **out,
+	   const char **out_type)
+{
+	struct vrun *r = arg;
+
+	*out = NULL;
+	if (reference[0] == '#')
+		*out = r->resource != NULL
+			   ? v_find_contained(r->resource, reference + 1)
+			   : NULL;
+	else
+		*out = v_resolve_ref(r, reference);
+	return GW_OK;
+}
+
+enum gw_err
+v_fp_member_of(void *arg, const struct fj_node *node, const char *type,
+	       const char *valueset, bool *out)
+{
+	struct vrun *r = arg;
+	const struct rules_valueset *vs;
+	const char *code, *system;
+	char url[512];
+	const char *bar = strchr(valueset, '|');
+
+	snprintf(
+	    url, sizeof(url), "%.*s",
+	    (int)(bar != NULL ? (size_t)(bar - valueset) : strlen(valueset)),
+	    valueset);
+	if ((vs = rules_valueset(r->ctx->set, url)) == NULL || !vs->complete)
+		return GW_INVALID;
+	*out = false;
+	if (node->type == FJ_STRING) {
+		*out = vs_has_code(vs, node->u.str.s);
+		return GW_OK;
+	}
+	if (node->type != FJ_OBJECT)
+		return GW_OK;
+	if ((code = fj_get_str(node, "code")) != NULL) {
+		system = fj_get_str(node, "system");
+		*out = system != NULL ? rules_valueset_has(vs, system, code)
+				      : vs_has_code(vs, code);
+		return GW_OK;
+	}
+	(void)type;
+	{
+		const struct fj_node *c = fj_get(node, "coding");
+
+		for (c = c != NULL && c->type == FJ_ARRAY ? c->u.kids.first
+							  : NULL;
+		     c != NULL; c = c->next) {
+			code = fj_get_str(c, "code");
+			system = fj_get_str(c, "system");
+			if (code != NULL && system != NULL &&
+			    rules_valueset_has(vs, system, code))
+				*out = true;
+		}
+	}
+	return GW_OK;
+}
+
+/* FHIRPath type callback: the FHIR type of member of a parent of type
+ * parent_type ("Observation", "CodeableConcept", or a backbone element's
+ * path such as "Bundle.entry"), from the base definitions. */
+static const char *
+fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
+	   const char *member)
+{
+	static const char *const sys[][2] = {
+	    {"String", "string"},   {"Boolean", "boolean"},
+	    {"Integer", "integer"}, {"Decimal", "decimal"},
+	    {"Date", "date"},	    {"DateTime", "dateTime"},
+	    {"Time", "time"},
+	};
+	struct vrun *r = arg;
+	const struct vtype *t;
+	const struct vnode *kd, *k;
+	const char *dot, *type = NULL, *code;
+	char head[128];
+	size_t hl;
+
+	(void)parent;
+	if (parent_type == NULL || member == NULL)
+		return NULL;
+	dot = strchr(parent_type, '.');
+	/* A copy, not snprintf: this runs for every member a FHIRPath
+	 * invariant navigates. */
+	hl = dot != NULL ? (size_t)(dot - parent_type) : strlen(parent_type);
+	if (hl >= sizeof(head))
+		hl = sizeof(head) - 1;
+	memcpy(head, parent_type, hl);
+	head[hl] = '\0';
+	if ((t = v_vtype_get(r->ctx, head)) == NULL || t->vs == NULL)
+		return NULL;
+	kd = t->vs->root;
+	while (dot != NULL && kd != NULL) {
+		const char *seg = dot + 1;
+		const struct vnode *next = NULL;
+		size_t sl;
+
+		dot = strchr(seg, '.');
+		sl = dot != NULL ? (size_t)(dot - seg) : strlen(seg);
+		kd = v_kids_of(kd);
+		for (size_t i = 0; i < kd->nkids; i++)
+			if (strncmp(kd->kids[i]->name, seg, sl) == 0 &&
+			    kd->kids[i]->name[sl] == '\0')
+				next = kd->kids[i];
+		kd = next;
+	}
+	if (kd == NULL)
+		return NULL;
+	kd = v_kids_of(kd);
+	if ((k = v_find_kid(kd->kids, kd->nkids, member, &type)) == NULL)
+		return NULL;
+	if (type != NULL)
+		return type;
+	if (k->ref != NULL)
+		return k->ref->el->path;
+	if (k->el->ntypes != 1)
+		return NULL;
+	code = k->el->types[0].code;
+	if (strcmp(code, "BackboneElement") == 0 ||
+	    strcmp(code, "Element") == 0)
+		return k->el->path;
+	if (strncmp(code, "http://hl7.org/fhirpath/System.", 31) == 0) {
+		for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+			if (strcmp(code + 31, sys[i][0]) == 0)
+				return sys[i][1];
+		return "string";
+	}
+	return code;
+}
+
+/* Keys checked natively by the walker (structure rules). */
+static bool
+native_constraint(const char *key)
+{
+	return strcmp(key, "ele-1") == 0 || strcmp(key, "ext-1") == 0 ||
+	       strcmp(key, "bdl-7") == 0 || strcmp(key, "ref-1") == 0 ||
+	       strcmp(key, "txt-1") == 0 || strcmp(key, "txt-2") == 0;
+}
+
+static void
+not_evaluated(struct vrun *r, const struct rules_constraint *c,
+	      const struct fj_node *at, const char *why)
+{
+	bool found;
+	size_t old;
+
+	hmap_get(&r->noteval, c->key, &found);
+	if (found || r->scratch)
+		return;
+	if (hmap_put(&r->noteval, c->key, NULL) != GW_OK) {
+		r->nomem = true;
+		return;
+	}
+	/* once per key, where it was first met */
+	old = r->plen;
+	v_issue(r, FHIR_INFORMATION, "not-supported", at,
+		"invariant %s was not evaluated: %s [%s]", c->key, why,
+		c->expression != NULL ? c->expression : "");
+	v_path_pop(r, old);
+}
+
+void
+v_check_constraints(struct vrun *r, const struct rules_element *el,
+		    const struct fj_node *v, const char *type)
+{
+	struct fhirpath_env env;
+	char why[160];
+
+	for (size_t i = 0; i < el->nconstraints && !r->nomem; i++) {
+		const struct rules_constraint *c = &el->constraints[i];
+		struct fhirpath *fp;
+		enum fhirpath_bool res;
+		enum gw_err err;
+
+		if (c->key == NULL || c->expression == NULL ||
+		    native_constraint(c->key))
+			continue;
+		fp = hmap_get(&r->ctx->paths, c->expression, NULL);
+		if (fp == NULL) {
+			why[0] = '\0';
+			err = fhirpath_compile(c->expression, &fp, why,
+					       sizeof(why));
+			if (err == GW_NOMEM) {
+				r->nomem = true;
+				return;
+			}
+			if (err != GW_OK)
+				fp = (struct fhirpath *)(void *)&v_fp_bad;
+			if (hmap_put(&r->ctx->paths, c->expression, fp) !=
+			    GW_OK) {
+				if (fp != (struct fhirpath *)(void *)&v_fp_bad)
+					fhirpath_free(fp);
+				r->nomem = true;
+				return;
+			}
+		}
+		if (fp == (struct fhirpath *)(void *)&v_fp_bad) {
+			why[0] = '\0';
+			fp = NULL;
+			fhirpath_compile(c->expression, &fp, why, sizeof(why));
+			fhirpath_free(fp);
+			not_evaluated(r, c, v,
+				      why[0] != '\0' ? why
+						     : "outside the supported "
+						       "FHIRPath subset");
+			continue;
+		}
+		memset(&env, 0, sizeof(env));
+		env.resource = r->resource;
+		env.resource_type = r->resource_type;
+		env.root_resource = r->root;
+		env.resolve = fp_resolve;
+		env.member_of = v_fp_member_of;
+		env.type_of = fp_type_of;
+		env.arg = r;
+		why[0] = '\0';
+		env.errbuf = why;
+		env.errlen = sizeof(why);
+		err = fhirpath_eval_bool(fp, v, type, &env, &res);
+		if (err == GW_NOMEM) {
+			r->nomem = true;
+			return;
+		}
+		if (err != GW_OK) {
+			not_evaluated(r, c, v,
+				      why[0] != '\0' ? why : gw_strerror(err));
+			continue;
+		}
+		if (res == FHIRPATH_FALSE)
+			v_issue(r, c->error ? FHIR_ERROR : FHIR_WARNING,
+				"invariant", v, "%s: %s [%s]", c->key,
+				c->human != NULL ? c->human : "",
+				c->expression);
+	}
+}
