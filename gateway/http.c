@@ -23,152 +23,10 @@
 
 #include "outcome.h"
 #include "http.h"
+#include "http_impl.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
-
-/*
- * The request gate refuses a declared or chunked body over max_body before
- * libevent reads it; libevent's own ceiling, a little above, stays as a
- * second line.
- */
-#define HTTP_BODY_SLACK (256 * 1024)
-
-/*
- * What handling a request with a body of n bytes is estimated to take at
- * its peak: n * HTTP_MEM_FACTOR + HTTP_MEM_BASE. Measured on
- * $process-message with PZP resources (7,000 entries, 10 MB): 87 MB above
- * the idle daemon for one request (the body read by evhttp and copied,
- * the parsed tree, validation, the canonical and signed copies, the store
- * row), 8.7 times the body.
- */
-#define HTTP_MEM_FACTOR 10
-#define HTTP_MEM_BASE	(64 * 1024)
-
-enum conn_state { CONN_NEW, CONN_BUSY, CONN_IDLE };
-
-/* Where the request gate is in the client's byte stream (gate_pump). */
-enum gate_state {
-	GATE_HEAD,	 /* collecting a request head */
-	GATE_BODY,	 /* passing c->left more body bytes */
-	GATE_CHUNK_SIZE, /* expecting a chunk-size line */
-	GATE_CHUNK_DATA, /* passing c->left more chunk bytes */
-	GATE_CHUNK_CRLF, /* expecting the CRLF after chunk data */
-	GATE_CHUNK_LAST, /* after the last chunk: expecting CRLF */
-	GATE_HOLD,	 /* a whole request passed on, not yet answered */
-	GATE_DRAIN,	 /* refused: dropping c->left body bytes first */
-	GATE_DISCARD,	 /* refused: drop everything */
-};
-
-/* A request the gate refused, answered by on_request. */
-struct gate_refusal {
-	int status; /* 0: none */
-	enum policy_kind kind;
-	char msg[200];
-	char method[16];
-	char path[128];
-	char allow[64];
-};
-
-struct http_listener {
-	struct http_server *srv;
-	struct evhttp *evh;
-	struct evhttp_bound_socket *bound;
-	struct http_route *routes;
-	size_t nroutes;
-	struct http_conn *conns; /* open connections */
-	/* Connections still in the TLS handshake, oldest first: a pool of
-	 * their own (max_handshakes), so that sockets which never finish a
-	 * handshake cannot take the places of organisations. */
-	struct http_conn *hs_head, *hs_tail;
-	uint64_t full_logged_ms; /* last event=handshake_pool_full line */
-	/* accept() failing (EMFILE, ENFILE, ENOBUFS): accepting pauses
-	 * for backoff_ms, doubling while it fails, and it is logged once
-	 * a minute with the number of failures in between. */
-	struct event *backoff_ev;
-	uint64_t backoff_ms;
-	uint64_t err_logged_ms;
-	struct http_listener *next_all; /* in all_listeners */
-	unsigned port;
-	unsigned nconns;
-	unsigned nhandshakes;
-	unsigned nestablished; /* past the handshake; max_connections */
-	unsigned err_suppressed;
-	bool admin;
-	bool paused; /* accepting stopped (limit or backoff) */
-	bool backing_off;
-};
-
-struct http_conn {
-	struct http_server *srv;
-	struct http_listener *lst;
-	struct bufferevent *bev;
-	SSL *ssl;
-	struct event *deadline;
-	struct http_req *current;
-	struct evhttp_connection *evcon;
-	enum conn_state state;
-	bool nodelay;	  /* TCP_NODELAY set on the socket */
-	bool handshaking; /* in the handshake pool */
-	bool established; /* counted in lst->nestablished */
-	bool adopting;	  /* admin: waiting for admin_adopt (see admin_bevcb) */
-	uint64_t bytes_mark; /* raw bytes read when the last reply ended */
-	struct http_conn *prev, *next;	 /* in lst->conns */
-	struct http_conn *hprev, *hnext; /* in lst's handshake pool */
-	/* The request gate (gate_pump): */
-	struct evbuffer *held; /* decrypted, not yet passed to evhttp */
-	struct evbuffer_cb_entry *gate_cb;
-	enum gate_state gate;
-	bool in_gate;
-	uint64_t left;		/* body or chunk bytes still to pass */
-	uint64_t chunked_total; /* chunk data passed in this request */
-	size_t scanned;		/* head bytes already checked */
-	struct gate_refusal rej;
-	uint64_t mem; /* reserved by the gate for the request it passed on */
-	/* A refusal of this head first drops its body (GATE_DRAIN): the
-	   body's length and the head's. 0: answer at once. */
-	uint64_t drain;
-	size_t drain_head;
-};
-
-struct http_server {
-	struct event_base *base;
-	const struct config *cfg;
-	SSL_CTX *ctx;
-	struct http_listener org;
-	struct http_listener admin;
-	unsigned pending;
-	/* Estimated bytes the requests being handled hold (max_memory). */
-	uint64_t mem_inflight;
-	bool stopping;
-	struct event *grace;
-	http_done_fn done;
-	void *done_arg;
-	struct evbuffer *scratch; /* gate_input_cb's temporary */
-};
-
-struct http_req {
-	struct http_server *srv;
-	struct http_listener *lst;
-	struct evhttp_request *ev;
-	struct http_conn *conn;
-	const struct config *cfg;
-	struct tls_peer peer;
-	bool has_peer;
-	bool deferred;
-	bool gone;
-	char id[65];
-	char client_id[65]; /* the client's X-Request-Id, sanitised */
-	char *path;
-	char *rawpath;		 /* as sent, still percent-encoded: routing */
-	const char *method_name; /* the refused request's method */
-	struct evkeyvalq query;
-	bool query_parsed;
-	char *body;
-	size_t body_len;
-	uint64_t start_ms;
-	uint64_t mem; /* bytes reserved in srv->mem_inflight */
-};
 
 static int conn_ex_index = -1;
 /* Every bound listener, to find ours from the evhttp that libevent hands
@@ -176,9 +34,6 @@ static int conn_ex_index = -1;
 static struct http_listener *all_listeners;
 
 static void conn_check_done(struct http_server *srv);
-static bool gate_attach(struct http_conn *c, struct bufferevent *bev);
-static void gate_release(struct http_conn *c);
-static void mem_release(struct http_server *srv, uint64_t *mem);
 
 /* ---- connections ---- */
 
@@ -475,7 +330,8 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 					 c->gate_cb);
 	if (c->held != NULL)
 		evbuffer_free(c->held);
-	mem_release(c->srv, &c->mem); /* gone before its request was read */
+	http_mem_release(c->srv,
+			 &c->mem); /* gone before its request was read */
 	conn_gone(c);
 }
 
@@ -563,7 +419,7 @@ conn_bevcb(struct event_base *base, void *arg)
 		SSL_free(ssl);
 		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	}
-	if (!gate_attach(c, bev)) { /* never serve a connection ungated */
+	if (!http_gate_attach(c, bev)) { /* never serve a connection ungated */
 		log_warnx("event=conn_alloc_failed");
 		if (c->held != NULL)
 			evbuffer_free(c->held);
@@ -732,7 +588,7 @@ http_reason(int status)
 static void
 req_free(struct http_req *req)
 {
-	mem_release(req->srv, &req->mem);
+	http_mem_release(req->srv, &req->mem);
 	if (req->query_parsed)
 		evhttp_clear_headers(&req->query);
 	free(req->path);
@@ -749,7 +605,7 @@ on_complete(struct evhttp_request *ev, void *arg)
 	c->state = CONN_IDLE;
 	if (c->ssl != NULL)
 		c->bytes_mark = BIO_number_read(SSL_get_rbio(c->ssl));
-	gate_release(c);
+	http_gate_release(c);
 	/* While stopping, the reply said "Connection: close" and evhttp
 	 * closes the connection itself; closing it from here would fail an
 	 * assertion in evhttp. */
@@ -1013,42 +869,6 @@ req_set_id(struct http_req *req)
 		log_safe(req->client_id, sizeof(req->client_id), in);
 }
 
-/* True when the media type is FHIR JSON in UTF-8. */
-static bool
-media_type_ok(const char *ct)
-{
-	static const char *types[] = {"application/fhir+json",
-				      "application/json"};
-	const char *p;
-	size_t n;
-
-	if (ct == NULL)
-		return false;
-	for (size_t i = 0; i < UTIL_ARRAY_LEN(types); i++) {
-		n = strlen(types[i]);
-		if (strncasecmp(ct, types[i], n) == 0 &&
-		    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
-			break;
-		if (i + 1 == UTIL_ARRAY_LEN(types))
-			return false;
-	}
-	/* Any charset parameter must be UTF-8. */
-	for (p = strchr(ct, ';'); p != NULL; p = strchr(p + 1, ';')) {
-		const char *q = p + 1;
-
-		while (*q == ' ')
-			q++;
-		if (strncasecmp(q, "charset=", 8) == 0) {
-			q += 8;
-			if (*q == '"')
-				q++;
-			if (strncasecmp(q, "utf-8", 5) != 0)
-				return false;
-		}
-	}
-	return true;
-}
-
 /* Read the body into req (with a limit). False when a reply was sent. */
 static bool
 req_take_body(struct http_req *req)
@@ -1077,126 +897,18 @@ req_take_body(struct http_req *req)
 	return true;
 }
 
-/*
- * Reserve the memory a request with a body of len bytes is estimated to
- * need ([limits] max_memory), until it is answered (req_free). 0 when the
- * reservation would go beyond max_memory, else the bytes reserved; a
- * request is admitted whatever its size when nothing else holds memory,
- * so that the largest body allowed can always be sent.
- */
-static uint64_t
-mem_reserve(struct http_server *srv, uint64_t len, const char *ura)
-{
-	uint64_t need = len * HTTP_MEM_FACTOR + HTTP_MEM_BASE;
-
-	if (srv->mem_inflight > 0 &&
-	    srv->mem_inflight + need > srv->cfg->max_memory) {
-		log_warnx("event=memory_limit peer=%s need=%llu "
-			  "in_flight=%llu",
-			  ura, (unsigned long long)need,
-			  (unsigned long long)srv->mem_inflight);
-		metrics_add("pzpgw_http_memory_refused_total", "", 1);
-		return 0;
-	}
-	srv->mem_inflight += need;
-	metrics_set("pzpgw_http_memory_reserved_bytes", "",
-		    (double)srv->mem_inflight);
-	return need;
-}
-
-static void
-mem_release(struct http_server *srv, uint64_t *mem)
-{
-	if (srv == NULL || *mem == 0)
-		return;
-	srv->mem_inflight -= *mem;
-	*mem = 0;
-	metrics_set("pzpgw_http_memory_reserved_bytes", "",
-		    (double)srv->mem_inflight);
-}
-
 /* A request whose body the gate did not reserve for (chunked, or the
  * admin listener): reserve now that the body is read. */
 static bool
 req_mem_reserve(struct http_req *req)
 {
 	if (req->mem == 0)
-		req->mem =
-		    mem_reserve(req->srv,
-				evbuffer_get_length(
-				    evhttp_request_get_input_buffer(req->ev)),
-				req->has_peer ? req->peer.ura : "-");
+		req->mem = http_mem_reserve(
+		    req->srv,
+		    evbuffer_get_length(
+			evhttp_request_get_input_buffer(req->ev)),
+		    req->has_peer ? req->peer.ura : "-");
 	return req->mem > 0;
-}
-
-/* Match path against pattern, where '*' stands for one whole path
- * segment (no '/'). */
-static bool
-glob_segments(const char *pat, const char *path)
-{
-	while (*pat != '\0') {
-		if (*pat == '*') {
-			if (*path == '/' || *path == '\0')
-				return false;
-			while (*path != '\0' && *path != '/')
-				path++;
-			pat++;
-			continue;
-		}
-		if (*pat++ != *path++)
-			return false;
-	}
-	return *path == '\0';
-}
-
-static bool
-route_matches_path(const struct http_route *r, const char *path)
-{
-	if (r->flags & HTTP_ROUTE_PREFIX)
-		return strncmp(path, r->path, strlen(r->path)) == 0;
-	return glob_segments(r->path, path);
-}
-
-/*
- * The route for method and the raw (still percent-encoded) path, or NULL;
- * *path_known says whether another method would have matched, and allow
- * lists those methods.
- */
-static const struct http_route *
-route_find(const struct http_listener *lst, const char *method,
-	   const char *path, bool *path_known, char *allow, size_t allowlen)
-{
-	allow[0] = '\0';
-	*path_known = false;
-	for (size_t i = 0; i < lst->nroutes; i++) {
-		const struct http_route *r = &lst->routes[i];
-
-		if (!route_matches_path(r, path))
-			continue;
-		*path_known = true;
-		if (strcmp(r->method, method) == 0 ||
-		    (strcmp(method, "HEAD") == 0 &&
-		     strcmp(r->method, "GET") == 0))
-			return r;
-		if (strstr(allow, r->method) == NULL)
-			snprintf(allow + strlen(allow),
-				 allowlen - strlen(allow), "%s%s",
-				 allow[0] ? ", " : "", r->method);
-	}
-	return NULL;
-}
-
-/* True when the organisation ura may use route r. */
-static bool
-route_permitted(const struct config *cfg, const struct http_route *r,
-		const char *ura)
-{
-	const struct config_peer *p;
-
-	if (r->need == 0)
-		return true;
-	p = config_peer_find(cfg, ura);
-	return p != NULL && (p->allow & r->need) == r->need;
 }
 
 static void
@@ -1208,8 +920,8 @@ route(struct http_req *req)
 	char allow[64];
 	bool path_known;
 
-	hit = route_find(lst, method, req->rawpath, &path_known, allow,
-			 sizeof(allow));
+	hit = http_route_find(lst, method, req->rawpath, &path_known, allow,
+			      sizeof(allow));
 	if (hit == NULL && path_known) {
 		http_req_add_header(req, "Allow", allow);
 		http_reply_error(req, POLICY_METHOD, NULL,
@@ -1224,7 +936,7 @@ route(struct http_req *req)
 		return;
 	}
 	if (!lst->admin && hit->need != 0) {
-		if (!route_permitted(req->cfg, hit, req->peer.ura)) {
+		if (!http_route_permitted(req->cfg, hit, req->peer.ura)) {
 			log_warnx("event=forbidden id=%s peer=%s", req->id,
 				  req->peer.ura);
 			http_reply_error(req, POLICY_FORBIDDEN, NULL,
@@ -1237,7 +949,7 @@ route(struct http_req *req)
 	if (hit->flags & HTTP_ROUTE_HAS_BODY) {
 		const char *ct = http_req_header(req, "Content-Type");
 
-		if (!media_type_ok(ct)) {
+		if (!http_media_type_ok(ct)) {
 			http_reply_error(
 			    req, POLICY_MEDIA_TYPE, NULL,
 			    "media type '%s' is not supported: send "
@@ -1278,651 +990,6 @@ admin_conn_begin(struct http_req *req)
 	c->state = CONN_BUSY;
 	c->current = req;
 	evtimer_del(c->deadline);
-}
-
-/* ---- request heads, checked before evhttp sees them ---- */
-
-/*
- * evhttp in libevent 2.1 reads a request's whole body before the request
- * callback runs, sends "100 Continue" on its own, and parses heads
- * leniently (bare LF line ends, folded lines, the first of two
- * Content-Length headers, a signed Content-Length). So the organisation
- * listener keeps what TLS decrypts in http_conn.held and hands evhttp one
- * request at a time: a head only once it is complete and checked, then
- * exactly its body (by Content-Length, or chunk by chunk with the chunk
- * framing checked). A head that is refused (or a chunked body that is
- * malformed or too large) is replaced by a short bodiless request that
- * makes evhttp call on_request, which answers with the refusal and closes
- * the connection; the rest of what the client sends is dropped. After a
- * whole request is passed on, nothing more is until it is answered
- * (on_complete), so a refusal always belongs to the request evhttp is
- * dispatching.
- */
-#define GATE_SYNTH    "GET / HTTP/1.1\r\nConnection: close\r\n\r\n"
-#define GATE_LAST     "0\r\n\r\n"
-#define GATE_SIZE_MAX 34 /* a chunk-size line: 16 hex digits and CRLF */
-
-static void gate_refuse(struct http_conn *c, struct evbuffer *out,
-			enum policy_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-gate_refuse(struct http_conn *c, struct evbuffer *out, enum policy_kind kind,
-	    const char *fmt, ...)
-{
-	va_list ap;
-	bool in_body = c->gate != GATE_HEAD;
-
-	c->rej.status = policy_answer(kind)->status;
-	c->rej.kind = kind;
-	va_start(ap, fmt);
-	vsnprintf(c->rej.msg, sizeof(c->rej.msg), fmt, ap);
-	va_end(ap);
-	if (!in_body && c->drain > 0) {
-		/* A client that sends its body without waiting for 100
-		 * Continue would meet a reset, not the answer, if the
-		 * connection closed under its upload: the body is dropped
-		 * unread (no memory held; read_timeout still bounds it),
-		 * then the refusal is answered. */
-		evbuffer_drain(c->held, c->drain_head);
-		c->left = c->drain;
-		c->drain = 0;
-		c->gate = GATE_DRAIN;
-		return;
-	}
-	/* In a chunked body evhttp waits for a chunk-size line: end the
-	 * body there; otherwise give it a request to dispatch. */
-	if (in_body)
-		evbuffer_add(out, GATE_LAST, sizeof(GATE_LAST) - 1);
-	else
-		evbuffer_add(out, GATE_SYNTH, sizeof(GATE_SYNTH) - 1);
-	evbuffer_drain(c->held, evbuffer_get_length(c->held));
-	c->gate = GATE_DISCARD;
-}
-
-/* Whole request passed on: hold the rest until it is answered. */
-static void
-gate_hold(struct http_conn *c)
-{
-	c->gate = GATE_HOLD;
-}
-
-static bool
-is_tchar(unsigned char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9') ||
-	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-static int
-hexval(unsigned char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* Case-insensitive: does the n bytes at s equal word? */
-static bool
-span_is(const char *s, size_t n, const char *word)
-{
-	return strlen(word) == n && strncasecmp(s, word, n) == 0;
-}
-
-/* The fields of a head the gate looks at; values point into the head. */
-struct gate_head {
-	const char *method, *target, *version;
-	size_t method_len, target_len, version_len, path_len;
-	const char *cl, *te, *ct, *expect;
-	size_t cl_len, te_len, ct_len, expect_len;
-	unsigned n_cl, n_te, n_ct, n_expect, n_host;
-};
-
-/*
- * Parse the request line and header fields of head (n bytes, ending in
- * CRLF CRLF, with no bare LF). Returns NULL or why the head is malformed.
- */
-static const char *
-gate_parse(const char *head, size_t n, struct gate_head *h)
-{
-	const char *p = head, *end = head + n - 2, *eol, *sp;
-
-	memset(h, 0, sizeof(*h));
-	eol = memchr(p, '\r', (size_t)(end - p));
-	if (eol == NULL)
-		return "malformed request line";
-	h->method = p;
-	if ((sp = memchr(p, ' ', (size_t)(eol - p))) == NULL)
-		return "malformed request line";
-	h->method_len = (size_t)(sp - p);
-	h->target = sp + 1;
-	if ((sp = memchr(h->target, ' ', (size_t)(eol - h->target))) == NULL)
-		return "malformed request line";
-	h->target_len = (size_t)(sp - h->target);
-	h->version = sp + 1;
-	h->version_len = (size_t)(eol - h->version);
-	if (h->method_len == 0 || h->target_len == 0)
-		return "malformed request line";
-	for (size_t i = 0; i < h->method_len; i++)
-		if (!is_tchar((unsigned char)h->method[i]))
-			return "malformed request line";
-	if (!(h->version_len == 8 && (memcmp(h->version, "HTTP/1.1", 8) == 0 ||
-				      memcmp(h->version, "HTTP/1.0", 8) == 0)))
-		return "malformed request line or unsupported HTTP version";
-	h->path_len = h->target_len;
-	for (size_t i = 0; i < h->target_len; i++)
-		if (h->target[i] == '?') {
-			h->path_len = i;
-			break;
-		}
-	for (p = eol + 2; p < end; p = eol + 2) {
-		const char *name = p, *v, *ve;
-		size_t name_len;
-
-		eol = memchr(p, '\r', (size_t)(end - p) + 1);
-		if (*p == ' ' || *p == '\t')
-			return "obsolete line folding";
-		while (p < eol && is_tchar((unsigned char)*p))
-			p++;
-		name_len = (size_t)(p - name);
-		if (name_len == 0 || p == eol || *p != ':')
-			return "malformed header field";
-		for (v = p + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
-			;
-		for (ve = eol; ve > v && (ve[-1] == ' ' || ve[-1] == '\t');
-		     ve--)
-			;
-		for (const char *q = v; q < ve; q++) {
-			unsigned char ch = (unsigned char)*q;
-
-			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-				return "control character in a header field";
-		}
-		if (span_is(name, name_len, "Content-Length")) {
-			h->n_cl++;
-			h->cl = v;
-			h->cl_len = (size_t)(ve - v);
-		} else if (span_is(name, name_len, "Transfer-Encoding")) {
-			h->n_te++;
-			h->te = v;
-			h->te_len = (size_t)(ve - v);
-		} else if (span_is(name, name_len, "Content-Type")) {
-			h->n_ct++;
-			h->ct = v;
-			h->ct_len = (size_t)(ve - v);
-		} else if (span_is(name, name_len, "Expect")) {
-			h->n_expect++;
-			h->expect = v;
-			h->expect_len = (size_t)(ve - v);
-		} else if (span_is(name, name_len, "Host")) {
-			h->n_host++;
-		}
-	}
-	return NULL;
-}
-
-/* NULL, or why a path is refused: a percent-encoded '/' or NUL, or a
- * broken escape, would be read differently by a proxy and by us. */
-static const char *
-gate_path_check(const char *t, size_t n, size_t path_len)
-{
-	if (n == 0 || t[0] != '/')
-		return "the request target must be an absolute path";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)t[i];
-		int hi, lo;
-
-		if (ch <= 0x20 || ch >= 0x7f || ch == '#')
-			return "invalid character in the request target";
-		if (ch != '%')
-			continue;
-		if (i + 2 >= n || (hi = hexval((unsigned char)t[i + 1])) < 0 ||
-		    (lo = hexval((unsigned char)t[i + 2])) < 0)
-			return "malformed percent-encoding in the request "
-			       "target";
-		if (hi == 0 && lo == 0)
-			return "percent-encoded NUL in the request target";
-		if (i < path_len && hi == 2 && lo == 0xf)
-			return "percent-encoded '/' in the request path";
-		i += 2;
-	}
-	return NULL;
-}
-
-/* NULL, or why a Content-Type's charset is refused: it must be UTF-8. */
-static const char *
-gate_charset_check(const char *ct, size_t n)
-{
-	const char *p = ct, *end = ct + n;
-
-	while ((p = memchr(p, ';', (size_t)(end - p))) != NULL) {
-		const char *v, *ve;
-
-		for (p++; p < end && (*p == ' ' || *p == '\t'); p++)
-			;
-		if ((size_t)(end - p) < 8 || strncasecmp(p, "charset=", 8) != 0)
-			continue;
-		v = p + 8;
-		ve = memchr(v, ';', (size_t)(end - v));
-		if (ve == NULL)
-			ve = end;
-		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-			ve--;
-		if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
-			v++;
-			ve--;
-		}
-		if (!span_is(v, (size_t)(ve - v), "utf-8"))
-			return "only the UTF-8 charset is accepted";
-	}
-	return NULL;
-}
-
-/* route_find for a path of n bytes that is not NUL-terminated. */
-static const struct http_route *
-gate_route(struct http_conn *c, const char *method, const char *path, size_t n,
-	   bool *path_known, char *allow, size_t allowlen)
-{
-	char *copy = strndup(path, n);
-	const struct http_route *r = NULL;
-
-	*path_known = false;
-	allow[0] = '\0';
-	if (copy != NULL)
-		r = route_find(&c->srv->org, method, copy, path_known, allow,
-			       allowlen);
-	free(copy);
-	return r;
-}
-
-/* Check a complete head (n bytes at head) and pass it on, or refuse. */
-static void
-gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
-{
-	const struct config *cfg = c->srv->cfg;
-	const struct http_route *r;
-	struct gate_head h;
-	struct tls_peer peer;
-	const char *why;
-	char method[16], allow[64], ct[256];
-	bool body_method, path_known;
-	uint64_t len = 0;
-
-	c->drain = 0;
-	why = gate_parse(head, n, &h);
-	memset(&peer, 0, sizeof(peer));
-	snprintf(method, sizeof(method), "%.*s",
-		 (int)(h.method_len < 15 ? h.method_len : 15),
-		 h.method_len ? h.method : "-");
-	snprintf(c->rej.path, sizeof(c->rej.path), "%.*s",
-		 (int)(h.path_len < 127 ? h.path_len : 127),
-		 h.path_len ? h.target : "-");
-	util_strlcpy(c->rej.method, method, sizeof(c->rej.method));
-	if (why != NULL) {
-		gate_refuse(c, out, POLICY_BAD_REQUEST, "%s", why);
-		return;
-	}
-	if (h.n_cl > 1 || h.n_te > 1 || h.n_ct > 1 || h.n_expect > 1 ||
-	    h.n_host > 1) {
-		gate_refuse(c, out, POLICY_BAD_REQUEST,
-			    "a header that must appear once is repeated "
-			    "(Content-Length, Transfer-Encoding, "
-			    "Content-Type, Expect or Host)");
-		return;
-	}
-	if (h.n_cl == 1) {
-		if (h.cl_len == 0 || h.cl_len > 15) {
-			gate_refuse(c, out, POLICY_BAD_REQUEST,
-				    "malformed Content-Length");
-			return;
-		}
-		for (size_t i = 0; i < h.cl_len; i++) {
-			if (h.cl[i] < '0' || h.cl[i] > '9') {
-				gate_refuse(c, out, POLICY_BAD_REQUEST,
-					    "malformed Content-Length");
-				return;
-			}
-			len = len * 10 + (uint64_t)(h.cl[i] - '0');
-		}
-	}
-	if (h.n_te == 1 && (!span_is(h.te, h.te_len, "chunked") ||
-			    h.n_cl == 1 || h.version[7] == '0')) {
-		gate_refuse(c, out, POLICY_BAD_REQUEST,
-			    "Transfer-Encoding must be exactly 'chunked', "
-			    "without Content-Length, in HTTP/1.1");
-		return;
-	}
-	if (h.n_ct == 1 && (why = gate_charset_check(h.ct, h.ct_len)) != NULL) {
-		gate_refuse(c, out, POLICY_BAD_REQUEST, "%s", why);
-		return;
-	}
-	if (h.n_expect == 1 &&
-	    !span_is(h.expect, h.expect_len, "100-continue")) {
-		gate_refuse(c, out, POLICY_EXPECTATION,
-			    "only 'Expect: 100-continue' is supported");
-		return;
-	}
-	if (!(strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
-	      strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-	      strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0 ||
-	      strcmp(method, "PATCH") == 0)) {
-		gate_refuse(c, out, POLICY_METHOD, "method %s is not supported",
-			    method);
-		return;
-	}
-	if ((why = gate_path_check(h.target, h.target_len, h.path_len)) !=
-	    NULL) {
-		gate_refuse(c, out, POLICY_BAD_REQUEST, "%s", why);
-		return;
-	}
-	/* evhttp reads a body only for these; for the others the bytes
-	 * would be taken for the next request. */
-	body_method = strcmp(method, "POST") == 0 ||
-		      strcmp(method, "PUT") == 0 ||
-		      strcmp(method, "PATCH") == 0;
-	/* From here a refusal of a body the client sends unasked (no
-	 * Expect: 100-continue) drops that body before answering. */
-	if (body_method && h.n_te == 0 && h.n_expect == 0 &&
-	    len <= cfg->max_body) {
-		c->drain = len;
-		c->drain_head = n;
-	}
-	if (!body_method && (len > 0 || h.n_te == 1)) {
-		gate_refuse(c, out, POLICY_BAD_REQUEST,
-			    "a %s request carries no body", method);
-		return;
-	}
-	r = gate_route(c, method, h.target, h.path_len, &path_known, allow,
-		       sizeof(allow));
-	if (r == NULL && path_known) {
-		util_strlcpy(c->rej.allow, allow, sizeof(c->rej.allow));
-		gate_refuse(c, out, POLICY_METHOD,
-			    "method %s is not allowed here (allowed: %s)",
-			    method, allow);
-		return;
-	}
-	if (r == NULL) {
-		gate_refuse(c, out, POLICY_NOT_FOUND, "no such endpoint");
-		return;
-	}
-	if (tls_peer_get(c->ssl, &peer) != GW_OK ||
-	    !route_permitted(cfg, r, peer.ura)) {
-		gate_refuse(c, out, POLICY_FORBIDDEN,
-			    "organisation %s is not allowed to use this "
-			    "endpoint",
-			    peer.ura);
-		return;
-	}
-	if (body_method && h.n_cl == 0 && h.n_te == 0) {
-		gate_refuse(c, out, POLICY_LENGTH_REQUIRED,
-			    "send Content-Length or chunked encoding");
-		return;
-	}
-	if (body_method && len > cfg->max_body) {
-		gate_refuse(c, out, POLICY_TOO_LARGE,
-			    "request body of %llu bytes exceeds the limit of "
-			    "%llu bytes",
-			    (unsigned long long)len,
-			    (unsigned long long)cfg->max_body);
-		return;
-	}
-	if (body_method && (r->flags & HTTP_ROUTE_HAS_BODY)) {
-		snprintf(ct, sizeof(ct), "%.*s", (int)h.ct_len,
-			 h.ct ? h.ct : "");
-		if (!media_type_ok(h.ct ? ct : NULL)) {
-			gate_refuse(c, out, POLICY_MEDIA_TYPE,
-				    "media type '%s' is not supported: send "
-				    "application/fhir+json (UTF-8)",
-				    h.ct ? ct : "(none)");
-			return;
-		}
-		/* max_memory is decided before the body is read, from its
-		 * declared length; a chunked one is counted once read. */
-		if (h.n_te == 0 &&
-		    (c->mem = mem_reserve(c->srv, len, peer.ura)) == 0) {
-			gate_refuse(c, out, POLICY_BUSY,
-				    "the gateway is handling too much data at "
-				    "once; retry later");
-			return;
-		}
-	}
-	c->drain = 0;
-	evbuffer_remove_buffer(c->held, out, n);
-	c->chunked_total = 0;
-	if (body_method && h.n_te == 1) {
-		c->gate = GATE_CHUNK_SIZE;
-	} else if (body_method && len > 0) {
-		c->left = len;
-		c->gate = GATE_BODY;
-	} else {
-		gate_hold(c);
-	}
-}
-
-/* In GATE_HEAD: find the end of the head. False while more is needed. */
-static bool
-gate_find_head(struct http_conn *c, struct evbuffer *out)
-{
-	size_t n = evbuffer_get_length(c->held);
-	size_t limit = (size_t)c->srv->cfg->max_header;
-	size_t m = n < limit ? n : limit;
-	const char *p;
-
-	if (n == 0)
-		return false;
-	if ((p = (const char *)evbuffer_pullup(c->held, (ev_ssize_t)m)) ==
-	    NULL) {
-		gate_refuse(c, out, POLICY_BUSY, "out of memory");
-		return true;
-	}
-	/* Empty lines before a request line are allowed (RFC 9112 2.2). */
-	if (c->scanned == 0 && p[0] == '\r') {
-		if (m < 2)
-			return false;
-		if (p[1] == '\n') {
-			evbuffer_drain(c->held, 2);
-			return true;
-		}
-	}
-	for (size_t i = c->scanned; i < m; i++) {
-		if (p[i] == '\0') {
-			gate_refuse(c, out, POLICY_BAD_REQUEST,
-				    "NUL byte in the request head");
-			return true;
-		}
-		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) {
-			gate_refuse(c, out, POLICY_BAD_REQUEST,
-				    "bare LF line ending in the request head");
-			return true;
-		}
-		if (i > 0 && p[i - 1] == '\r' && p[i] != '\n') {
-			gate_refuse(c, out, POLICY_BAD_REQUEST,
-				    "bare CR in the request head");
-			return true;
-		}
-		if (p[i] == '\n' && i >= 3 && p[i - 2] == '\n') {
-			c->scanned = 0;
-			gate_head(c, out, p, i + 1);
-			return true;
-		}
-	}
-	if (m >= limit) {
-		gate_refuse(c, out, POLICY_HEAD_TOO_LARGE,
-			    "request head exceeds %zu bytes", limit);
-		return true;
-	}
-	c->scanned = m;
-	return false;
-}
-
-/* In GATE_CHUNK_SIZE: check and pass one chunk-size line (hex digits
- * only: no chunk extensions). False while more is needed. */
-static bool
-gate_chunk_size(struct http_conn *c, struct evbuffer *out)
-{
-	size_t n = evbuffer_get_length(c->held);
-	size_t m = n < GATE_SIZE_MAX ? n : GATE_SIZE_MAX;
-	const char *p = (const char *)evbuffer_pullup(c->held, (ev_ssize_t)m);
-	const char *cr = p != NULL ? memchr(p, '\r', m) : NULL;
-	uint64_t size = 0;
-	size_t i, len;
-
-	if (p == NULL || cr == NULL || (size_t)(cr - p) + 1 >= m) {
-		if (m < GATE_SIZE_MAX)
-			return false;
-		gate_refuse(c, out, POLICY_BAD_REQUEST,
-			    "malformed chunked body");
-		return true;
-	}
-	len = (size_t)(cr - p);
-	for (i = 0; i < len && hexval((unsigned char)p[i]) >= 0; i++)
-		size = size * 16 + (uint64_t)hexval((unsigned char)p[i]);
-	if (len == 0 || len > 16 || i != len || cr[1] != '\n') {
-		gate_refuse(c, out, POLICY_BAD_REQUEST,
-			    "malformed chunked body");
-		return true;
-	}
-	if (size == 0) {
-		evbuffer_drain(c->held, len + 2);
-		c->gate = GATE_CHUNK_LAST;
-		return true;
-	}
-	if (size > c->srv->cfg->max_body - c->chunked_total) {
-		gate_refuse(c, out, POLICY_TOO_LARGE,
-			    "request body exceeds the limit of %llu bytes",
-			    (unsigned long long)c->srv->cfg->max_body);
-		return true;
-	}
-	c->chunked_total += size;
-	evbuffer_remove_buffer(c->held, out, len + 2);
-	c->left = size;
-	c->gate = GATE_CHUNK_DATA;
-	return true;
-}
-
-/* Pass on what the gate allows of c->held into out (evhttp's input). */
-static void
-gate_pump(struct http_conn *c, struct evbuffer *out)
-{
-	for (;;) {
-		size_t n = evbuffer_get_length(c->held), k;
-		const unsigned char *p;
-
-		switch (c->gate) {
-		case GATE_HOLD:
-			return;
-		case GATE_DISCARD:
-			evbuffer_drain(c->held, n);
-			return;
-		case GATE_DRAIN:
-			k = n < c->left ? n : (size_t)c->left;
-			evbuffer_drain(c->held, k);
-			c->left -= k;
-			if (c->left > 0)
-				return;
-			evbuffer_add(out, GATE_SYNTH, sizeof(GATE_SYNTH) - 1);
-			c->gate = GATE_DISCARD;
-			break;
-		case GATE_HEAD:
-			if (!gate_find_head(c, out))
-				return;
-			break;
-		case GATE_BODY:
-		case GATE_CHUNK_DATA:
-			k = n < c->left ? n : (size_t)c->left;
-			if (k == 0)
-				return;
-			evbuffer_remove_buffer(c->held, out, k);
-			c->left -= k;
-			if (c->left == 0 && c->gate == GATE_BODY)
-				gate_hold(c);
-			else if (c->left == 0)
-				c->gate = GATE_CHUNK_CRLF;
-			break;
-		case GATE_CHUNK_SIZE:
-			if (!gate_chunk_size(c, out))
-				return;
-			break;
-		case GATE_CHUNK_CRLF:
-		case GATE_CHUNK_LAST:
-			if (n < 2)
-				return;
-			p = evbuffer_pullup(c->held, 2);
-			if (p == NULL || p[0] != '\r' || p[1] != '\n') {
-				gate_refuse(c, out, POLICY_BAD_REQUEST,
-					    c->gate == GATE_CHUNK_LAST
-						? "trailer fields are not "
-						  "accepted"
-						: "malformed chunked body");
-				break;
-			}
-			if (c->gate == GATE_CHUNK_CRLF) {
-				evbuffer_remove_buffer(c->held, out, 2);
-				c->gate = GATE_CHUNK_SIZE;
-			} else {
-				evbuffer_drain(c->held, 2);
-				evbuffer_add(out, GATE_LAST,
-					     sizeof(GATE_LAST) - 1);
-				gate_hold(c);
-			}
-			break;
-		}
-	}
-}
-
-/*
- * Callback on the TLS bufferevent's input buffer: runs when OpenSSL adds
- * decrypted bytes, before evhttp's read callback. The new bytes (at the
- * end) move to c->held; the gate passes on what it allows.
- */
-static void
-gate_input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info,
-	      void *arg)
-{
-	struct http_conn *c = arg;
-	struct evbuffer *tmp;
-	size_t keep;
-
-	if (c->in_gate || info->n_added == 0 || c->srv == NULL ||
-	    (tmp = c->srv->scratch) == NULL)
-		return;
-	c->in_gate = true; /* our own changes below call back here */
-	keep = evbuffer_get_length(in) - info->n_added;
-	evbuffer_add_buffer(tmp, in);
-	evbuffer_remove_buffer(tmp, in, keep);
-	evbuffer_add_buffer(c->held, tmp);
-	gate_pump(c, in);
-	c->in_gate = false;
-}
-
-/* The request passed on was answered: let the next one through. */
-static void
-gate_release(struct http_conn *c)
-{
-	if (c->gate != GATE_HOLD || c->bev == NULL)
-		return;
-	c->gate = GATE_HEAD;
-	c->scanned = 0;
-	c->in_gate = true;
-	gate_pump(c, bufferevent_get_input(c->bev));
-	c->in_gate = false;
-}
-
-/* Put the gate on a new connection's TLS input. False when out of
- * memory. */
-static bool
-gate_attach(struct http_conn *c, struct bufferevent *bev)
-{
-	if ((c->held = evbuffer_new()) == NULL)
-		return false;
-	c->gate_cb =
-	    evbuffer_add_cb(bufferevent_get_input(bev), gate_input_cb, c);
-	return c->gate_cb != NULL;
 }
 
 /* Answer a request the gate refused, and close the connection. */
