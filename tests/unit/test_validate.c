@@ -1036,7 +1036,7 @@ test_deadline(void **state)
 	struct validate_opts opts = {0};
 	struct fj_doc *doc = NULL;
 	struct buf b;
-	uint64_t t0, ms;
+	uint64_t t0;
 	json_t *o;
 
 	(void)state;
@@ -1060,13 +1060,15 @@ test_deadline(void **state)
 	assert_int_equal(json_array_size(json_object_get(o, "issue")), 0);
 	json_decref(o);
 
+	/* A deadline that passes during the walk (a whole walk takes tens of
+	 * milliseconds) stops it too. No comparison of times: the machine
+	 * may be busy. */
 	t0 = util_mono_ms();
 	opts.deadline_ms = t0 + 5;
 	o = fhir_outcome_new();
 	assert_int_equal(validate_document(S.vr4, doc->root, &opts, o),
 			 GW_TEMP);
 	json_decref(o);
-	ms = util_mono_ms() - t0;
 
 	t0 = util_mono_ms();
 	opts.deadline_ms = t0 + 600000;
@@ -1077,13 +1079,6 @@ test_deadline(void **state)
 		fail_msg("want no error");
 	}
 	json_decref(o);
-	/* the cut-short walk ended before a whole walk would have (not at
-	 * the deadline itself: the array's items are listed before the
-	 * first one is walked, about 10 ms here) */
-	if (ms >= util_mono_ms() - t0)
-		fail_msg("stopped after %llu ms, a whole walk takes %llu ms",
-			 (unsigned long long)ms,
-			 (unsigned long long)(util_mono_ms() - t0));
 	fj_doc_free(doc);
 	buf_cleanup(&b);
 }
