@@ -1,5 +1,6 @@
 /* Bounded strings, checked number parsing, whole-file I/O, clocks. */
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -328,4 +329,68 @@ util_is_ura(const char *s)
 		if (!isdigit((unsigned char)s[i]))
 			return false;
 	return i == 8;
+}
+
+static int
+util_name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+enum gw_err
+util_dir_names(const char *dir, const char *prefix, const char *suffix,
+	       char ***names, size_t *n)
+{
+	size_t cap = 0, count = 0, pl = prefix ? strlen(prefix) : 0,
+	       sl = suffix ? strlen(suffix) : 0;
+	char **list = NULL, **nn;
+	struct dirent *de;
+	enum gw_err err = GW_OK;
+	DIR *d;
+
+	*names = NULL;
+	*n = 0;
+	if ((d = opendir(dir)) == NULL)
+		return GW_IO;
+	while ((de = readdir(d)) != NULL) {
+		size_t nl = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || nl < pl + sl ||
+		    (pl > 0 && strncmp(de->d_name, prefix, pl) != 0) ||
+		    (sl > 0 && strcmp(de->d_name + nl - sl, suffix) != 0))
+			continue;
+		if (count == cap) {
+			cap = cap ? cap * 2 : 16;
+			if ((nn = realloc(list, cap * sizeof(*nn))) == NULL) {
+				err = GW_NOMEM;
+				break;
+			}
+			list = nn;
+		}
+		if ((list[count] = strdup(de->d_name)) == NULL) {
+			err = GW_NOMEM;
+			break;
+		}
+		count++;
+	}
+	closedir(d);
+	if (err != GW_OK) {
+		util_names_free(list, count);
+		return err;
+	}
+	if (count > 1)
+		qsort(list, count, sizeof(*list), util_name_cmp);
+	*names = list;
+	*n = count;
+	return GW_OK;
+}
+
+void
+util_names_free(char **names, size_t n)
+{
+	if (names == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 }

@@ -37,6 +37,17 @@ enum gw_err util_parse_bool(const char *s, bool *out);
 enum gw_err util_read_file(const char *path, size_t max, char **out,
 			   size_t *len);
 
+/*
+ * The names in directory dir that start with prefix and end with suffix
+ * (NULL: any), sorted by strcmp, without those starting with '.'. On
+ * success *names (caller frees with util_names_free) holds *n names;
+ * GW_IO when dir cannot be opened, GW_NOMEM.
+ */
+enum gw_err util_dir_names(const char *dir, const char *prefix,
+			   const char *suffix, char ***names, size_t *n);
+/* Free what util_dir_names returned; NULL is a no-op. */
+void util_names_free(char **names, size_t n);
+
 /* Write buf to path atomically (temp file, fsync, rename) with mode. */
 enum gw_err util_write_file(const char *path, const void *buf, size_t len,
 			    unsigned mode);

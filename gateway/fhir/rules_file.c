@@ -30,7 +30,6 @@
  *   V URL VERSION COMPLETE EXPANSION NCODES   a value set
  *   k SYSTEM CODE DISPLAY                     a code of the value set
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1192,58 +1191,26 @@ rs_load_text(struct rules_set *set, char *text, size_t len, const char *name,
 	return r.rc;
 }
 
-static int
-rf_name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 enum gw_err
 rules_load_dir(struct rules_set *set, const char *dir, char *errbuf,
 	       size_t errlen)
 {
 	const char *prefix = set->fhir == RULES_R4 ? "r4-" : "stu3-";
 	char **names = NULL, path[4096], *text;
-	size_t n = 0, cap = 0, len;
-	struct dirent *de;
-	enum gw_err err = GW_OK;
-	DIR *d;
+	size_t n = 0, len;
+	enum gw_err err;
 
 	if (errlen > 0)
 		errbuf[0] = '\0';
-	if ((d = opendir(dir)) == NULL) {
+	if ((err = util_dir_names(dir, prefix, ".rules", &names, &n)) ==
+	    GW_IO) {
 		snprintf(errbuf, errlen, "%s: cannot open directory", dir);
 		return GW_NOTFOUND;
 	}
-	while ((de = readdir(d)) != NULL) {
-		size_t nl = strlen(de->d_name);
-		char **nn;
-
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
-		    nl < 7 || strcmp(de->d_name + nl - 6, ".rules") != 0)
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 16;
-			if ((nn = realloc(names, cap * sizeof(*nn))) == NULL) {
-				err = GW_NOMEM;
-				break;
-			}
-			names = nn;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL) {
-			err = GW_NOMEM;
-			break;
-		}
-		n++;
-	}
-	closedir(d);
 	if (err == GW_OK && n == 0) {
 		snprintf(errbuf, errlen, "%s: no %s*.rules files", dir, prefix);
 		err = GW_NOTFOUND;
 	}
-	if (err == GW_OK)
-		if (n > 1)
-			qsort(names, n, sizeof(*names), rf_name_cmp);
 	for (size_t i = 0; i < n && err == GW_OK; i++) {
 		int k = snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 
@@ -1261,8 +1228,6 @@ rules_load_dir(struct rules_set *set, const char *dir, char *errbuf,
 	}
 	if (err == GW_NOMEM && errlen > 0 && errbuf[0] == '\0')
 		snprintf(errbuf, errlen, "%s: out of memory", dir);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	util_names_free(names, n);
 	return err;
 }

@@ -3,7 +3,6 @@
  * or FHIR XML) into a rule set's pending resources, then compiling them.
  * The only caller of the XML reader (xmlfhir.c).
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,21 +143,13 @@ rs_gather_file(struct rules_set *set, const char *path, char *errbuf,
 	return err;
 }
 
-static int
-rs_name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static enum gw_err
 rs_gather_path(struct rules_set *set, const char *path, int depth, char *errbuf,
 	       size_t errlen)
 {
 	struct stat sb;
-	DIR *d;
-	struct dirent *de;
 	char **names = NULL, full[4096];
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 	enum gw_err err = GW_OK;
 
 	if (stat(path, &sb) != 0) {
@@ -167,33 +158,11 @@ rs_gather_path(struct rules_set *set, const char *path, int depth, char *errbuf,
 	}
 	if (!S_ISDIR(sb.st_mode))
 		return rs_gather_file(set, path, errbuf, errlen);
-	if (depth > 4 || (d = opendir(path)) == NULL) {
+	if (depth > 4 ||
+	    (err = util_dir_names(path, NULL, NULL, &names, &n)) == GW_IO) {
 		snprintf(errbuf, errlen, "%s: cannot read directory", path);
 		return GW_IO;
 	}
-	while ((de = readdir(d)) != NULL) {
-		char **nn;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			if ((nn = realloc(names, cap * sizeof(*nn))) == NULL) {
-				err = GW_NOMEM;
-				break;
-			}
-			names = nn;
-		}
-		if ((names[n] = strdup(de->d_name)) == NULL) {
-			err = GW_NOMEM;
-			break;
-		}
-		n++;
-	}
-	closedir(d);
-	if (err == GW_OK)
-		if (n > 1)
-			qsort(names, n, sizeof(*names), rs_name_cmp);
 	for (size_t i = 0; i < n && err == GW_OK; i++) {
 		int len = snprintf(full, sizeof(full), "%s/%s", path, names[i]);
 
@@ -217,9 +186,7 @@ rs_gather_path(struct rules_set *set, const char *path, int depth, char *errbuf,
 			}
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	util_names_free(names, n);
 	return err;
 }
 
