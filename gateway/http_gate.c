@@ -95,18 +95,6 @@ is_tchar(unsigned char ch)
 	       (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-static int
-hexval(unsigned char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Case-insensitive: does the n bytes at s equal word? */
 static bool
 span_is(const char *s, size_t n, const char *word)
@@ -221,8 +209,9 @@ gate_path_check(const char *t, size_t n, size_t path_len)
 			return "invalid character in the request target";
 		if (ch != '%')
 			continue;
-		if (i + 2 >= n || (hi = hexval((unsigned char)t[i + 1])) < 0 ||
-		    (lo = hexval((unsigned char)t[i + 2])) < 0)
+		if (i + 2 >= n ||
+		    (hi = util_hexval((unsigned char)t[i + 1])) < 0 ||
+		    (lo = util_hexval((unsigned char)t[i + 2])) < 0)
 			return "malformed percent-encoding in the request "
 			       "target";
 		if (hi == 0 && lo == 0)
@@ -520,8 +509,8 @@ gate_chunk_size(struct http_conn *c, struct evbuffer *out)
 		return true;
 	}
 	len = (size_t)(cr - p);
-	for (i = 0; i < len && hexval((unsigned char)p[i]) >= 0; i++)
-		size = size * 16 + (uint64_t)hexval((unsigned char)p[i]);
+	for (i = 0; i < len && util_hexval((unsigned char)p[i]) >= 0; i++)
+		size = size * 16 + (uint64_t)util_hexval((unsigned char)p[i]);
 	if (len == 0 || len > 16 || i != len || cr[1] != '\n') {
 		gate_refuse(c, out, POLICY_BAD_REQUEST,
 			    "malformed chunked body");

@@ -52,6 +52,9 @@ void util_names_free(char **names, size_t n);
 enum gw_err util_write_file(const char *path, const void *buf, size_t len,
 			    unsigned mode);
 
+/* The value of hexadecimal digit c, or -1 when c is not one. */
+int util_hexval(int c);
+
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t util_mono_ms(void);
 int64_t util_wall_ms(void);

@@ -10,6 +10,7 @@
 
 #include "fdate.h"
 #include "fhirpath_impl.h"
+#include "util.h"
 
 /* ------------------------------------------------------------ functions */
 
@@ -140,18 +141,6 @@ put_utf8(char *out, size_t *n, unsigned long cp)
 	}
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode a quoted string or delimited identifier starting at p->pos (the
  * quote); sets p->cur.s/slen. */
 static void
@@ -201,7 +190,7 @@ lex_quoted(struct parser *p, char q)
 			int k, h;
 
 			for (k = 1; k <= 4; k++) {
-				h = i + k < p->len ? hexval(s[i + k]) : -1;
+				h = i + k < p->len ? util_hexval(s[i + k]) : -1;
 				if (h < 0) {
 					perr(p, GW_PARSE,
 					     "bad \\u escape at offset %zu", i);

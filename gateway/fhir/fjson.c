@@ -282,18 +282,6 @@ scratch_reserve(struct parser *p, size_t need)
 	return true;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool
 read_u4(struct parser *p, uint32_t *out)
 {
@@ -304,7 +292,7 @@ read_u4(struct parser *p, uint32_t *out)
 		return false;
 	}
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(p->text[p->pos + (size_t)i]);
+		int h = util_hexval(p->text[p->pos + (size_t)i]);
 
 		if (h < 0) {
 			perr(p, "invalid \\u escape");
