@@ -83,6 +83,39 @@ void store_options_from_config(struct store_options *opts,
 bool store_marked(const char *path);
 #define STORE_MARKER_SUFFIX ".created"
 
+/*
+ * The received-data index (what local receivers may pull, issue 11).
+ * Per (receiver URA, patient BSN) the versions of each resource received,
+ * keyed by a logical id that is stable per (receiver, business key).
+ */
+#define STORE_RID_MAX  64 /* longest logical id (FHIR id) */
+#define STORE_TYPE_MAX 64 /* longest resource type name */
+#define STORE_BSN_MAX  16 /* a BSN is 9 digits */
+
+/* One resource of a message for one local receiver; borrowed. */
+struct store_index_entry {
+	const char *type; /* FHIR resource type */
+	const char *id;	  /* logical id, stable per (receiver, key) */
+	const char *key;  /* business identifier "system|value", else the
+			     entry's fullUrl */
+	/* The resource as served: references between the message's
+	   resources rewritten to "Type/logical id", meta.versionId and
+	   meta.lastUpdated left out (the store sets them). */
+	const char *json;
+	size_t json_len;
+	const char *sha256; /* hex SHA-256 of json: the same content
+			       again makes no new version */
+	bool hidden;	    /* entered-in-error: kept, never searched */
+};
+
+/* The index entries of one message for one local receiver; borrowed. */
+struct store_index {
+	const char *receiver; /* URA */
+	const char *bsn;      /* the message's patient BSN, "" when none */
+	const struct store_index_entry *entries;
+	size_t n;
+};
+
 /* One document to accept; every pointer is borrowed by the call. */
 struct store_accept {
 	const char *id; /* message id chosen by the caller */
@@ -104,6 +137,11 @@ struct store_accept {
 	const char *answer_body;      /* may be NULL */
 	const char *const *receivers; /* URAs; one outbox row each */
 	size_t nreceivers;
+	/* The received-data index, one per local receiver (index_prepare):
+	   committed in the same transaction, so a message is searchable
+	   exactly when it is acknowledged. NULL/0: none. */
+	const struct store_index *index;
+	size_t nindex;
 };
 
 /* Outcome of one accept. */
@@ -459,6 +497,89 @@ struct store_ops {
 	/* Compare the files conn has open with what its path names now. */
 	enum store_file_state (*check_files)(void *conn);
 };
+
+/* One stored version of an indexed resource; store_res_free frees. */
+struct store_res {
+	int64_t seq; /* commit order of versions: snapshot and paging
+			cursor */
+	char type[STORE_TYPE_MAX + 1];
+	char id[STORE_RID_MAX + 1];
+	char receiver[STORE_URA_MAX + 1];
+	char bsn[STORE_BSN_MAX + 1];
+	char msg_id[STORE_ID_MAX + 1]; /* the message it arrived in */
+	char sender[STORE_URA_MAX + 1];
+	int64_t vid;	 /* meta.versionId, 1, 2, ... per (type, id) */
+	int64_t updated; /* meta.lastUpdated, ms since the epoch */
+	bool hidden;	 /* entered-in-error */
+	bool current;	 /* the newest version at the query's snapshot */
+	char *json;	 /* as in store_index_entry, NUL-terminated */
+	size_t json_len;
+};
+
+/* Free an array of n versions; NULL is a no-op. */
+void store_res_free(struct store_res *v, size_t n);
+
+/* What store_res_find looks for; receiver is required (the scope). */
+struct store_res_query {
+	const char *receiver; /* only what was sent to this URA */
+	const char *bsn;      /* NULL: any patient */
+	const char *type;     /* NULL: any type */
+	const char *id;	      /* NULL: any logical id (needs type) */
+	int64_t vid;	      /* > 0: that version only (vread) */
+	/* Only versions with seq <= snapshot exist (0: no bound), so a
+	   search paged later sees what it saw at its first page. */
+	int64_t snapshot;
+	int64_t since;	   /* updated >= since (ms); 0: no bound */
+	bool history;	   /* every version, else the current ones only */
+	bool hidden;	   /* include entered-in-error versions */
+	int64_t after_seq; /* seq > after_seq (paging); 0: from the start */
+	size_t limit;	   /* 0: no limit */
+};
+
+/* A read connection for one thread (the pull API's workers). */
+struct store_reader;
+
+/* Open a reader on s; caller frees with store_reader_free before
+ * store_free. GW_NOMEM/GW_IO/GW_TEMP. */
+enum gw_err store_reader_open(struct store *s, struct store_reader **out);
+void store_reader_free(struct store_reader *r);
+
+/* The newest seq committed now: a search's snapshot. */
+enum gw_err store_res_snapshot(struct store_reader *r, int64_t *seq);
+
+/* Versions matching q in seq order (ascending). *out: caller frees
+ * with store_res_free; may be NULL when *n is 0. */
+enum gw_err store_res_find(struct store_reader *r,
+			   const struct store_res_query *q,
+			   struct store_res **out, size_t *n);
+
+/*
+ * The audit trail (NEN 7513): one record per read, search, write and
+ * refusal of the pull API and per message accepted for a local receiver.
+ * Append-only; each record carries the SHA-256 of the previous one.
+ */
+struct store_audit_rec {
+	int64_t seq;		     /* set by the store */
+	int64_t at;		     /* ms since the epoch */
+	char ura[STORE_URA_MAX + 1]; /* the organisation */
+	char cert_serial[65];	     /* client certificate, hex */
+	char cert_issuer[257];	     /* its issuer, one-line DN */
+	char bsn[STORE_BSN_MAX + 1]; /* patient, "" when none */
+	char interaction[32];	     /* read, vread, search-type,
+					history-system, create, ... */
+	char query[1024];	     /* path and query, never a body */
+	unsigned count;		     /* resources returned */
+	int status;		     /* HTTP status answered */
+	char request_id[64];
+	char prev_hash[65]; /* set by the store: hex SHA-256 */
+	char hash[65];	    /* set by the store */
+};
+
+/* Queue rec (copied) for the writer thread, which chains and commits it
+ * with its next batch. GW_TEMP when the queue is full: the caller refuses
+ * the request it would have recorded (503), never answers unaudited. */
+enum gw_err store_submit_audit(struct store *s,
+			       const struct store_audit_rec *rec);
 
 /* Interval of the background upkeep thread. */
 #define STORE_UPKEEP_MS 100

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "buf.h"
 #include "fjson.h"
 
 struct rules_set;
@@ -39,5 +40,19 @@ enum gw_err xmlfhir_to_fjson_flags(const char *xml, size_t len,
 				   const struct rules_set *set, unsigned flags,
 				   struct fj_doc **out, char *err,
 				   size_t errlen);
+
+/*
+ * Write res (one resource in the fjson model) as FHIR XML into out, with
+ * the type information of set (R4 base definitions): elements in the
+ * order of their definitions, primitives as value attributes with their
+ * id and extensions, choice types by their suffixed names, resources
+ * inside contained/entry.resource/parameter.resource wrapped in their
+ * type's element, narrative xhtml divs written as XHTML. Reading the
+ * result with xmlfhir_to_fjson gives res back. GW_INVALID (with err) for
+ * a node the definitions cannot place, GW_NOMEM.
+ */
+enum gw_err xmlfhir_from_fjson(const struct fj_node *res,
+			       const struct rules_set *set, struct buf *out,
+			       char *err, size_t errlen);
 
 #endif
