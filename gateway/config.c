@@ -57,6 +57,9 @@ enum key_type {
 #define F_HTTPS	   0x10u /* an https:// URL */
 #define F_HOST	   0x20u /* an address or host name */
 #define F_URAS	   0x40u /* "*" or URAs separated by commas or blanks */
+#define F_RESOURCES                                                            \
+	0x80u /* FHIR resource types and profile URLs, separated by commas or \
+		 blanks */
 
 struct key {
 	const char *section; /* "organisation", ...; "peer" for peers */
@@ -76,6 +79,7 @@ static const char *const algs[] = {"PS256", "RS256", "ES256", NULL};
 static const char *const logs[] = {"syslog", "stderr", NULL};
 static const char *const creates[] = {"auto", "yes", "no", NULL};
 static const char *const allows[] = {"push", "pull", "validate", NULL};
+static const char *const views[] = {"full", "social", NULL};
 
 #define KIB  1024ull
 #define MIB  (1024ull * KIB)
@@ -168,6 +172,8 @@ static const struct key peer_keys[] = {
     {"peer", "allow", T_LIST, 0, P(allow), "", 0, 0, allows},
     {"peer", "relay", T_STR, F_URAS, P(relay), NULL, 0, 0, NULL},
     {"peer", "concurrency", T_UINT, 0, P(concurrency), NULL, 1, 64, NULL},
+    {"peer", "resources", T_STR, F_RESOURCES, P(resources), NULL, 0, 0, NULL},
+    {"peer", "view", T_ENUM, 0, P(view), "full", 0, 0, views},
 };
 
 #define N_CFG_KEYS  UTIL_ARRAY_LEN(cfg_keys)
@@ -536,6 +542,47 @@ is_ura_list(const char *s)
 	return count > 0;
 }
 
+/*
+ * A [peer] resources value: FHIR resource type names ("Patient": a
+ * capital letter, then letters and digits) and profile URLs (http:// or
+ * https://, no blanks or commas), separated by commas or blanks. On
+ * false, bad points at the first item that is neither.
+ */
+static bool
+is_resource_list(const char *s, const char **bad)
+{
+	size_t n, count = 0;
+
+	while (*s != '\0') {
+		bool ok = true;
+
+		if ((n = strcspn(s, ", \t")) == 0) {
+			s++;
+			continue;
+		}
+		if (strncmp(s, "http://", 7) == 0 ||
+		    strncmp(s, "https://", 8) == 0) {
+			for (size_t i = 0; i < n; i++)
+				if ((unsigned char)s[i] <= ' ' ||
+				    (unsigned char)s[i] >= 0x7f)
+					ok = false;
+			ok = ok && n > 8 && n <= 255;
+		} else {
+			ok = isupper((unsigned char)s[0]) && n <= 64;
+			for (size_t i = 1; ok && i < n; i++)
+				ok = isalnum((unsigned char)s[i]) != 0;
+		}
+		if (!ok) {
+			*bad = s;
+			return false;
+		}
+		count++;
+		s += n;
+	}
+	*bad = s;
+	return count > 0;
+}
+
 static bool
 is_host(const char *s)
 {
@@ -599,6 +646,23 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 			       "numbers (8 digits each)",
 			       where, k->name, q);
 			return false;
+		}
+		if (k->flags & F_RESOURCES) {
+			const char *bad;
+
+			if (!is_resource_list(value, &bad)) {
+				char qb[CONFIG_QUOTE_MAX + 8];
+
+				report(ld, line,
+				       "%s %s: \"%s\" is not a FHIR resource "
+				       "type (\"Patient\") or a profile URL "
+				       "(https://...); separate them with "
+				       "commas or blanks",
+				       where, k->name,
+				       quote_part(bad, strcspn(bad, ", \t"), qb,
+						  sizeof(qb)));
+				return false;
+			}
 		}
 		if ((k->flags & F_HOST) && !is_host(value)) {
 			report(ld, line,

@@ -34,7 +34,14 @@ struct config_peer {
 	 * separated, or "*" for any; NULL: it sends only in its own name */
 	char *relay;
 	unsigned concurrency; /* parallel deliveries to this peer */
-	int line;	      /* line of the section header */
+	/* What a pulling peer sees (provider.c): FHIR resource types and
+	 * profile URLs separated by commas or blanks, or NULL: everything
+	 * sent to it. */
+	char *resources;
+	/* "full" (default) or "social": the social-domain preset, widened
+	 * by resources when both are set. */
+	char *view;
+	int line; /* line of the section header */
 };
 
 struct config {

@@ -23,6 +23,7 @@
 #include "deliver.h"
 #include "http.h"
 #include "intake.h"
+#include "provider.h"
 #include "sign.h"
 #include "store.h"
 #include "log.h"
@@ -55,6 +56,7 @@ struct serve {
 	struct http_server *srv;
 	struct api api;
 	struct intake intake;
+	struct provider provider;
 	struct store *store;
 	struct deliver *deliver;
 	struct event *ev_store;
@@ -449,25 +451,37 @@ add_signal(struct serve *s, int sig)
 static int
 serve_run(struct serve *s)
 {
-	/* Routes of the organisation listener (mutual TLS). */
-	const struct http_route org_routes[] = {
-	    {"GET", "/fhir/metadata", 0, 0, api_metadata, &s->api},
+	struct provider *pv = &s->provider;
+	/* Routes of the organisation listener (mutual TLS). The pull API's
+	 * routes come last and match FHIR resource types only (their
+	 * .types, set below), so that every other path stays 404; they
+	 * need no permission here: provider_handle refuses organisations
+	 * without allow = pull itself, and audits the refusal. */
+	struct http_route org_routes[] = {
+	    {"GET", "/fhir/metadata", 0, 0, api_metadata, &s->api, NULL},
 	    {"POST", "/fhir/$validate", HTTP_ROUTE_HAS_BODY,
-	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake},
+	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake, NULL},
 	    {"POST", "/fhir/*/$validate", HTTP_ROUTE_HAS_BODY,
-	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake},
+	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake, NULL},
 	    {"POST", "/fhir/$process-message", HTTP_ROUTE_HAS_BODY,
-	     CONFIG_ALLOW_PUSH, intake_process_message, &s->intake},
+	     CONFIG_ALLOW_PUSH, intake_process_message, &s->intake, NULL},
 	    {"GET", "/fhir/$process-message/*", 0, CONFIG_ALLOW_PUSH,
-	     intake_message_status, &s->intake},
-	    {NULL, NULL, 0, 0, NULL, NULL},
+	     intake_message_status, &s->intake, NULL},
+	    {"GET", "/fhir/_history", 0, 0, provider_handle, pv, NULL},
+	    {"GET", "/fhir/*", 0, 0, provider_handle, pv, NULL},
+	    {"POST", "/fhir/*/_search", HTTP_ROUTE_FORM_BODY, 0,
+	     provider_handle, pv, NULL},
+	    {"GET", "/fhir/*/*", 0, 0, provider_handle, pv, NULL},
+	    {"GET", "/fhir/*/*/_history", 0, 0, provider_handle, pv, NULL},
+	    {"GET", "/fhir/*/*/_history/*", 0, 0, provider_handle, pv, NULL},
+	    {NULL, NULL, 0, 0, NULL, NULL, NULL},
 	};
 	/* Routes of the admin listener (plain HTTP, loopback). */
 	const struct http_route admin_routes[] = {
-	    {"GET", "/healthz", 0, 0, api_healthz, &s->api},
-	    {"GET", "/readyz", 0, 0, api_readyz, &s->api},
-	    {"GET", "/metrics", 0, 0, api_metrics, &s->api},
-	    {NULL, NULL, 0, 0, NULL, NULL},
+	    {"GET", "/healthz", 0, 0, api_healthz, &s->api, NULL},
+	    {"GET", "/readyz", 0, 0, api_readyz, &s->api, NULL},
+	    {"GET", "/metrics", 0, 0, api_metrics, &s->api, NULL},
+	    {NULL, NULL, 0, 0, NULL, NULL, NULL},
 	};
 	SSL_CTX *ctx = NULL;
 	char err[256];
@@ -490,6 +504,12 @@ serve_run(struct serve *s)
 		SSL_CTX_free(ctx);
 		return CLI_FAIL;
 	}
+	if (provider_init(pv, s->intake.rules[RULES_R4]) != GW_OK)
+		fatalx("event=startup_failed reason=provider_init");
+	for (size_t i = 0; org_routes[i].fn != NULL; i++)
+		if (org_routes[i].fn == provider_handle &&
+		    strchr(org_routes[i].path, '*') != NULL)
+			org_routes[i].types = (const char *const *)pv->types;
 	if ((s->base = event_base_new()) == NULL)
 		fatalx("event=startup_failed reason=event_base");
 	if (http_server_new(s->base, s->cfg, &s->srv) != GW_OK)
@@ -515,6 +535,10 @@ serve_run(struct serve *s)
 		    GW_OK)
 			log_warnx(
 			    "event=intake_workers_failed fallback=inline");
+		pv->store = s->store;
+		if (provider_workers_start(
+			pv, s->base, ncpu < 1 ? 1 : (unsigned)ncpu) != GW_OK)
+			log_warnx("event=pull_workers_failed fallback=inline");
 	}
 	s->ev_term = add_signal(s, SIGTERM);
 	s->ev_int = add_signal(s, SIGINT);
@@ -532,6 +556,8 @@ done:
 	/* Jobs still in the workers are answered or submitted to the store
 	 * (which commits them below). */
 	intake_workers_stop(&s->intake);
+	/* Readers close before the store; answers are recorded first. */
+	provider_workers_stop(pv);
 	if (s->deliver != NULL) {
 		deliver_stop(s->deliver);
 		deliver_free(s->deliver);
@@ -555,6 +581,7 @@ done:
 	http_server_free(s->srv);
 	SSL_CTX_free(ctx);
 	event_base_free(s->base);
+	provider_cleanup(pv);
 	intake_cleanup(&s->intake);
 	return rc;
 }
