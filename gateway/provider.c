@@ -451,8 +451,13 @@ audit_init(struct store_audit_rec *a, struct http_req *req, const char *path,
 	const struct tls_peer *peer = http_req_peer(req);
 
 	memset(a, 0, sizeof(*a));
-	if (peer != NULL)
+	if (peer != NULL) {
 		util_strlcpy(a->ura, peer->ura, sizeof(a->ura));
+		util_strlcpy(a->cert_serial, peer->serial,
+			     sizeof(a->cert_serial));
+		util_strlcpy(a->cert_issuer, peer->issuer,
+			     sizeof(a->cert_issuer));
+	}
 	util_strlcpy(a->interaction, interaction_of(path, post),
 		     sizeof(a->interaction));
 	/* Path and parameters, never a body other than a search form. */

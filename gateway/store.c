@@ -39,12 +39,24 @@ struct store_job {
 	char **receivers;
 	size_t nreceivers;
 	struct store_job_index *index; /* copy of req.index */
+	struct store_audit_rec *audit; /* req.audit's copy */
 	store_done_fn cb;
 	void *arg;
 	struct store_result res;
 	size_t batch; /* size of the commit it was part of */
 	bool first;   /* first job of that commit: record the batch */
 };
+
+/* One submitted audit record. */
+struct store_audit_job {
+	struct store_audit_job *next;
+	struct store_audit_rec rec;
+};
+
+/* Audit records per audit transaction of the writer. */
+#define STORE_AUDIT_BATCH 1024
+/* Pause of the writer before it tries failed audit records again. */
+#define STORE_AUDIT_RETRY_MS 100
 
 struct store {
 	const struct store_ops *ops;
@@ -71,6 +83,15 @@ struct store {
 	int pipe_r, pipe_w;
 	const struct store_accept **reqs; /* writer scratch, batch_max */
 	struct store_result *res;
+	/* Audit records (store_submit_audit), also under mu: queued, and
+	   queued plus being written (flush waits for it to reach 0). */
+	struct store_audit_job *a_head, *a_tail;
+	size_t audit_queued;
+	size_t audit_unwritten;
+	struct store_audit_rec *arecs; /* writer scratch, STORE_AUDIT_BATCH */
+	uint64_t audit_said;	       /* util_mono_ms of the last failure
+					  log line */
+	unsigned audit_failures;       /* failed commits since then */
 
 	/* Upkeep thread (opts.background_upkeep), stopped by stop. */
 	pthread_cond_t upkeep_cv;
@@ -167,6 +188,21 @@ store_check_index(const struct store_accept *r)
 	return GW_OK;
 }
 
+/* Whether every text field of rec is terminated within its array and
+ * an interaction is named. */
+static bool
+store_audit_ok(const struct store_audit_rec *r)
+{
+	return memchr(r->ura, '\0', sizeof(r->ura)) != NULL &&
+	       memchr(r->cert_serial, '\0', sizeof(r->cert_serial)) != NULL &&
+	       memchr(r->cert_issuer, '\0', sizeof(r->cert_issuer)) != NULL &&
+	       memchr(r->bsn, '\0', sizeof(r->bsn)) != NULL &&
+	       memchr(r->interaction, '\0', sizeof(r->interaction)) != NULL &&
+	       memchr(r->query, '\0', sizeof(r->query)) != NULL &&
+	       memchr(r->request_id, '\0', sizeof(r->request_id)) != NULL &&
+	       r->interaction[0] != '\0';
+}
+
 /* Check a request before it reaches the backend. */
 static enum gw_err
 store_check(const struct store_accept *r)
@@ -202,6 +238,11 @@ store_check(const struct store_accept *r)
 			if (strcmp(r->receivers[i], r->receivers[j]) == 0)
 				return GW_INVALID;
 	}
+	if (r->naudit > 0 && r->audit == NULL)
+		return GW_INVALID;
+	for (size_t i = 0; i < r->naudit; i++)
+		if (!store_audit_ok(&r->audit[i]))
+			return GW_INVALID;
 	return store_check_index(r);
 }
 
@@ -448,6 +489,7 @@ store_job_free(struct store_job *j)
 	for (size_t i = 0; i < j->nreceivers; i++)
 		free(j->receivers[i]);
 	free(j->receivers);
+	free(j->audit);
 	free(j->doc);
 	store_result_cleanup(&j->res);
 	free(j);
@@ -484,7 +526,13 @@ store_job_new(const struct store_accept *r)
 	if (r->nindex > 0 &&
 	    (j->index = store_index_copy(r->index, r->nindex)) == NULL)
 		goto fail;
+	if (r->naudit > 0) {
+		if ((j->audit = calloc(r->naudit, sizeof(*j->audit))) == NULL)
+			goto fail;
+		memcpy(j->audit, r->audit, r->naudit * sizeof(*j->audit));
+	}
 	j->req = *r;
+	j->req.audit = j->audit;
 	j->req.index = j->index != NULL ? j->index->idx : NULL;
 	j->req.id = j->strs[0];
 	j->req.sender_ura = j->strs[1];
@@ -564,8 +612,91 @@ store_signal(struct store *s)
 	while (w < 0 && errno == EINTR);
 }
 
+/* A failed audit commit is said at most this often. */
+#define STORE_AUDIT_LOG_MS 60000
+
+/*
+ * Writer thread, mu held: write up to STORE_AUDIT_BATCH queued audit
+ * records in one transaction of their own, after the accepts of the
+ * same round were handed to the loop (an accept never waits for them).
+ * On failure they go back to the head of the queue, in order, and are
+ * tried again after STORE_AUDIT_RETRY_MS: the queue then fills and
+ * store_submit_audit refuses (the pull API answers 503) rather than let
+ * reads go unrecorded. At shutdown they are given up, loudly.
+ */
+static void
+store_write_audit(struct store *s)
+{
+	struct store_audit_job *batch = s->a_head, *last = NULL, *j;
+	struct timespec at;
+	enum gw_err err;
+	uint64_t now;
+	size_t n = 0;
+
+	for (j = batch; j != NULL && n < STORE_AUDIT_BATCH; j = j->next) {
+		s->arecs[n++] = j->rec;
+		last = j;
+	}
+	if (n == 0)
+		return;
+	s->a_head = last->next;
+	if (s->a_head == NULL)
+		s->a_tail = NULL;
+	last->next = NULL;
+	s->audit_queued -= n;
+	pthread_mutex_unlock(&s->mu);
+
+	if (s->ops->check_files(s->wconn) != STORE_FILE_OK)
+		err = GW_IO;
+	else
+		err = s->ops->audit_append(s->wconn, s->arecs, n);
+
+	pthread_mutex_lock(&s->mu);
+	if (err == GW_OK || s->stop) {
+		if (err != GW_OK)
+			log_warnx("event=audit_lost level=error records=%zu "
+				  "error=\"%s\" reason=shutdown",
+				  n, gw_strerror(err));
+		else if (s->audit_failures > 0) {
+			log_info("event=audit_written_again failures=%u",
+				 s->audit_failures);
+			s->audit_failures = 0;
+			s->audit_said = 0;
+		}
+		while ((j = batch) != NULL) {
+			batch = j->next;
+			free(j);
+		}
+		s->audit_unwritten -= n;
+		pthread_cond_broadcast(&s->idle);
+		return;
+	}
+	/* Back to the head, in order. */
+	last->next = s->a_head;
+	s->a_head = batch;
+	if (s->a_tail == NULL)
+		s->a_tail = last;
+	s->audit_queued += n;
+	s->audit_failures++;
+	now = util_mono_ms();
+	if (s->audit_said == 0 || now - s->audit_said >= STORE_AUDIT_LOG_MS) {
+		log_warnx("event=audit_write_failed level=error records=%zu "
+			  "error=\"%s\" failures=%u action=retry",
+			  n, gw_strerror(err), s->audit_failures);
+		s->audit_said = now;
+	}
+	clock_gettime(CLOCK_REALTIME, &at);
+	at.tv_nsec += STORE_AUDIT_RETRY_MS * 1000000L;
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	(void)pthread_cond_timedwait(&s->work, &s->mu, &at);
+}
+
 /* The writer thread: take everything queued (up to batch_max), commit it
- * as one transaction, hand the results to the loop. */
+ * as one transaction, hand the results to the loop; then the audit
+ * records queued meanwhile. */
 static void *
 store_writer(void *arg)
 {
@@ -575,10 +706,14 @@ store_writer(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (s->q_head == NULL && !s->stop)
+		while (s->q_head == NULL && s->a_head == NULL && !s->stop)
 			pthread_cond_wait(&s->work, &s->mu);
-		if (s->q_head == NULL)
+		if (s->q_head == NULL && s->a_head == NULL)
 			break;
+		if (s->q_head == NULL) {
+			store_write_audit(s);
+			continue;
+		}
 		batch = last = s->q_head;
 		s->reqs[0] = &batch->req;
 		n = 1;
@@ -612,6 +747,8 @@ store_writer(void *arg)
 		s->uncommitted -= n;
 		pthread_cond_broadcast(&s->idle);
 		store_signal(s);
+		if (s->a_head != NULL)
+			store_write_audit(s);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -722,7 +859,8 @@ store_writer_start(struct store *s)
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	s->reqs = calloc(s->opts.batch_max, sizeof(*s->reqs));
 	s->res = calloc(s->opts.batch_max, sizeof(*s->res));
-	if (s->reqs == NULL || s->res == NULL) {
+	s->arecs = calloc(STORE_AUDIT_BATCH, sizeof(*s->arecs));
+	if (s->reqs == NULL || s->res == NULL || s->arecs == NULL) {
 		err = GW_NOMEM;
 		goto fail;
 	}
@@ -739,8 +877,10 @@ fail:
 	s->wconn = NULL;
 	free(s->reqs);
 	free(s->res);
+	free(s->arecs);
 	s->reqs = NULL;
 	s->res = NULL;
+	s->arecs = NULL;
 	return err;
 }
 
@@ -782,6 +922,58 @@ store_submit_accept(struct store *s, const struct store_accept *req,
 	pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->mu);
 	return GW_OK;
+}
+
+enum gw_err
+store_submit_audit(struct store *s, const struct store_audit_rec *rec)
+{
+	struct store_audit_job *j;
+	enum gw_err err;
+
+	if (!store_audit_ok(rec))
+		return GW_INVALID;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return GW_NOMEM;
+	j->rec = *rec;
+	if (j->rec.at == 0)
+		j->rec.at = util_wall_ms();
+	pthread_mutex_lock(&s->mu);
+	if (s->audit_queued >= s->opts.queue_max) {
+		pthread_mutex_unlock(&s->mu);
+		free(j);
+		return GW_TEMP;
+	}
+	if (!s->started && (err = store_writer_start(s)) != GW_OK) {
+		pthread_mutex_unlock(&s->mu);
+		free(j);
+		return err;
+	}
+	if (s->a_tail != NULL)
+		s->a_tail->next = j;
+	else
+		s->a_head = j;
+	s->a_tail = j;
+	s->audit_queued++;
+	s->audit_unwritten++;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	return GW_OK;
+}
+
+enum gw_err
+store_audit_list(struct store *s, const struct store_audit_filter *f,
+		 struct store_audit_rec **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return s->ops->audit_list(s->conn, f, out, n);
+}
+
+enum gw_err
+store_audit_verify(struct store *s, struct store_audit_check *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->ops->audit_verify(s->conn, out);
 }
 
 int
@@ -826,7 +1018,7 @@ void
 store_flush(struct store *s)
 {
 	pthread_mutex_lock(&s->mu);
-	while (s->uncommitted > 0)
+	while (s->uncommitted > 0 || s->audit_unwritten > 0)
 		pthread_cond_wait(&s->idle, &s->mu);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -857,8 +1049,16 @@ store_free(struct store *s)
 	pthread_cond_destroy(&s->work);
 	pthread_cond_destroy(&s->upkeep_cv);
 	pthread_mutex_destroy(&s->mu);
+	/* Left only when the writer never started. */
+	while (s->a_head != NULL) {
+		struct store_audit_job *j = s->a_head;
+
+		s->a_head = j->next;
+		free(j);
+	}
 	free(s->reqs);
 	free(s->res);
+	free(s->arecs);
 	free(s->dir);
 	free(s->path);
 	free(s);

@@ -117,6 +117,10 @@ struct store_index {
 	size_t n;
 };
 
+struct store_audit_rec;
+struct store_audit_filter;
+struct store_audit_check;
+
 /* One document to accept; every pointer is borrowed by the call. */
 struct store_accept {
 	const char *id; /* message id chosen by the caller */
@@ -143,6 +147,12 @@ struct store_accept {
 	   exactly when it is acknowledged. NULL/0: none. */
 	const struct store_index *index;
 	size_t nindex;
+	/* Audit records of this accept (interaction "create", one per local
+	   receiver): chained and written in the same transaction when the
+	   message is stored, never for a duplicate or a failure. at 0: the
+	   accept's accepted_at. NULL/0: none. */
+	const struct store_audit_rec *audit;
+	size_t naudit;
 };
 
 /* Outcome of one accept. */
@@ -471,6 +481,14 @@ struct store_ops {
 	enum gw_err (*accept_batch)(void *conn,
 				    const struct store_accept *const *reqs,
 				    struct store_result *res, size_t n);
+	/* Append audit records (seq, prev_hash, hash set here) in one
+	   transaction of their own; all or none. */
+	enum gw_err (*audit_append)(void *conn, struct store_audit_rec *recs,
+				    size_t n);
+	enum gw_err (*audit_list)(void *conn,
+				  const struct store_audit_filter *f,
+				  struct store_audit_rec **out, size_t *n);
+	enum gw_err (*audit_verify)(void *conn, struct store_audit_check *out);
 	enum gw_err (*claim)(void *conn, const char *receiver, int64_t now,
 			     size_t max, struct store_row **rows, size_t *n);
 	enum gw_err (*finish)(void *conn, const char *id, const char *receiver,
@@ -636,9 +654,61 @@ struct store_audit_rec {
 
 /* Queue rec (copied) for the writer thread, which chains and commits it
  * with its next batch. GW_TEMP when the queue is full: the caller refuses
- * the request it would have recorded (503), never answers unaudited. */
+ * the request it would have recorded (503), never answers unaudited.
+ * GW_INVALID for a record with no interaction or an unterminated field.
+ * at 0: now. A record the store cannot write (disk full, I/O) stays
+ * queued and is tried again, so the queue fills and further requests are
+ * refused until it can. */
 enum gw_err store_submit_audit(struct store *s,
 			       const struct store_audit_rec *rec);
+
+/* The prev_hash of the first record: 64 zeros. */
+#define STORE_AUDIT_GENESIS                                                    \
+	"0000000000000000000000000000000000000000000000000000000000000000"
+
+/*
+ * The hash of rec: hex SHA-256 of its canonical serialisation, "pzpgw-
+ * audit-1\n" then, in this order, seq, at, ura, cert_serial, cert_issuer,
+ * bsn, interaction, query, count, status, request_id and prev_hash, each
+ * as "<decimal byte length>:<bytes>\n" (integers in decimal). rec->hash
+ * is not read. Pure function (backends chain with it, verify recomputes).
+ */
+void store_audit_hash(const struct store_audit_rec *rec, char out[65]);
+
+/* What store_audit_list returns; NULL/0 fields do not filter. */
+struct store_audit_filter {
+	const char *bsn;
+	const char *ura;
+	int64_t since;	   /* at >= since (ms) */
+	int64_t after_seq; /* paging */
+	size_t limit;	   /* 0: 100 */
+};
+
+/* Records matching f in seq order. *out: caller frees (free()). */
+enum gw_err store_audit_list(struct store *s,
+			     const struct store_audit_filter *f,
+			     struct store_audit_rec **out, size_t *n);
+
+/* The result of store_audit_verify. */
+struct store_audit_check {
+	uint64_t records;  /* records read */
+	int64_t first_seq; /* 0: no records */
+	int64_t last_seq;
+	char last_hash[65]; /* the chain's head: note it elsewhere to
+				 detect a rewrite of the whole chain */
+	int64_t broken_seq; /* 0: the chain holds */
+	char problem[192];  /* what is wrong at broken_seq */
+};
+
+/*
+ * Walk the whole audit trail in seq order recomputing every hash: GW_OK
+ * when the chain holds, GW_INVALID (out->broken_seq and problem set) at
+ * the first record deleted (a gap in seq, or records missing at the
+ * start or end), altered (its hash no longer matches its content) or
+ * reordered (its prev_hash is not its predecessor's hash); database
+ * errors otherwise.
+ */
+enum gw_err store_audit_verify(struct store *s, struct store_audit_check *out);
 
 /* Interval of the background upkeep thread. */
 #define STORE_UPKEEP_MS 100
@@ -647,6 +717,7 @@ enum gw_err store_submit_audit(struct store *s,
 extern const struct store_ops store_sqlite_ops;
 
 /* Schema version the SQLite backend writes. */
-#define STORE_SQLITE_SCHEMA 4
+/* 4: the received-data index (i11-index); 5: the audit trail. */
+#define STORE_SQLITE_SCHEMA 5
 
 #endif

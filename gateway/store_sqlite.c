@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,32 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     "CREATE INDEX res_receiver ON res_versions (receiver_ura, seq);"
     "CREATE INDEX res_updated ON res_versions (receiver_ura, updated);"
     "CREATE INDEX res_message ON res_versions (message_seq);",
+    /* 5: the audit trail (NEN 7513), append-only: triggers refuse any
+       UPDATE or DELETE, whoever runs it. Each record carries the SHA-256
+       of its predecessor (store_audit_hash); AUTOINCREMENT keeps seq
+       from being reused, so records deleted at the end leave a gap the
+       next record and verify see. */
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL,"
+    " ura TEXT NOT NULL,"
+    " cert_serial TEXT NOT NULL,"
+    " cert_issuer TEXT NOT NULL,"
+    " bsn TEXT NOT NULL,"
+    " interaction TEXT NOT NULL,"
+    " query TEXT NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " request_id TEXT NOT NULL,"
+    " prev_hash TEXT NOT NULL,"
+    " hash TEXT NOT NULL);"
+    "CREATE INDEX audit_at ON audit (at);"
+    "CREATE INDEX audit_bsn ON audit (bsn, seq) WHERE bsn <> '';"
+    "CREATE INDEX audit_ura ON audit (ura, seq);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN"
+    " SELECT RAISE(ABORT, 'audit records are append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN"
+    " SELECT RAISE(ABORT, 'audit records are append-only'); END;",
 };
 
 /* Cached statements. */
@@ -192,6 +219,8 @@ enum sq_stmt {
 	SQ_RES_INSERT,
 	SQ_RES_SUPERSEDE,
 	SQ_RES_CARRIED,
+	SQ_AUDIT_HEAD,
+	SQ_AUDIT_INSERT,
 	SQ_COUNT
 };
 
@@ -284,6 +313,16 @@ static const char *const sq_sql[SQ_COUNT] = {
 	"UPDATE res_versions SET superseded_seq = ?2 WHERE seq = ?1",
     [SQ_RES_CARRIED] =
 	"UPDATE res_versions SET message_seq = ?2 WHERE seq = ?1",
+    /* The chain's head: the last seq ever given (a deleted tail leaves
+       its seqs given) and the hash of the last record there is. */
+    [SQ_AUDIT_HEAD] =
+	"SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE"
+	" name = 'audit'), 0), (SELECT hash FROM audit ORDER BY seq DESC"
+	" LIMIT 1)",
+    [SQ_AUDIT_INSERT] =
+	"INSERT INTO audit (seq, at, ura, cert_serial, cert_issuer, bsn,"
+	" interaction, query, count, status, request_id, prev_hash, hash)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 };
 
 /* One connection. */
@@ -296,6 +335,14 @@ struct sq {
 	bool wal_known;
 	dev_t wal_dev;
 	ino_t wal_ino;
+	/* Audit-only transactions may commit without fsync (the daemon's
+	   relaxed_state): the next accept's fsync makes them durable. */
+	bool audit_relaxed;
+	/* The audit chain's head within the open transaction (read at its
+	   first audit record, advanced by each one written). */
+	bool chain_known;
+	int64_t chain_seq;
+	char chain_hash[65];
 };
 
 static const char *const sq_states[STORE_STATE_COUNT] = {
@@ -781,6 +828,7 @@ sq_open(const struct store_options *opts, bool migrate, void **out)
 	    (err = sq_exec(c, "PRAGMA wal_autocheckpoint = 10000; "
 			      "PRAGMA journal_size_limit = 67108864")) != GW_OK)
 		goto fail;
+	c->audit_relaxed = opts->relaxed_state;
 	if (migrate && opts->relaxed_state) {
 		if ((err = sq_exec(c, "PRAGMA synchronous = NORMAL")) != GW_OK)
 			goto fail;
@@ -1036,6 +1084,62 @@ sq_index_write(struct sq *c, int64_t seq, const struct store_accept *r)
 	return GW_OK;
 }
 
+/*
+ * Append one audit record inside the open transaction: seq and
+ * prev_hash continue the chain's head, hash is computed; *rec gets them.
+ * The head advances only when the insert succeeded.
+ */
+static enum gw_err
+sq_audit_write(struct sq *c, struct store_audit_rec *rec)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *h;
+	enum gw_err err;
+	int rc;
+
+	if (!c->chain_known) {
+		if ((err = sq_stmt(c, SQ_AUDIT_HEAD, &st)) != GW_OK)
+			return err;
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(st);
+			return sq_fail(c, "audit_head", rc);
+		}
+		c->chain_seq = sqlite3_column_int64(st, 0);
+		h = sqlite3_column_text(st, 1);
+		util_strlcpy(c->chain_hash,
+			     h != NULL ? (const char *)h : STORE_AUDIT_GENESIS,
+			     sizeof(c->chain_hash));
+		sqlite3_reset(st);
+		c->chain_known = true;
+	}
+	rec->seq = c->chain_seq + 1;
+	util_strlcpy(rec->prev_hash, c->chain_hash, sizeof(rec->prev_hash));
+	store_audit_hash(rec, rec->hash);
+	if ((err = sq_stmt(c, SQ_AUDIT_INSERT, &st)) != GW_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, rec->seq);
+	sqlite3_bind_int64(st, 2, rec->at);
+	sq_bind_text(st, 3, rec->ura);
+	sq_bind_text(st, 4, rec->cert_serial);
+	sq_bind_text(st, 5, rec->cert_issuer);
+	sq_bind_text(st, 6, rec->bsn);
+	sq_bind_text(st, 7, rec->interaction);
+	sq_bind_text(st, 8, rec->query);
+	sqlite3_bind_int64(st, 9, rec->count);
+	sqlite3_bind_int(st, 10, rec->status);
+	sq_bind_text(st, 11, rec->request_id);
+	sq_bind_text(st, 12, rec->prev_hash);
+	sq_bind_text(st, 13, rec->hash);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "audit_insert", rc);
+	c->chain_seq = rec->seq;
+	util_strlcpy(c->chain_hash, rec->hash, sizeof(c->chain_hash));
+	return GW_OK;
+}
+
 /* Accept one document inside the open transaction. GW_OK stored,
  * GW_EXISTS with the original answer, or an error (caller rolls back the
  * savepoint). */
@@ -1111,6 +1215,15 @@ sq_accept_one(struct sq *c, const struct store_accept *r,
 	}
 	if ((err = sq_index_write(c, seq, r)) != GW_OK)
 		return err;
+	/* Audited in the same transaction: stored iff recorded. */
+	for (size_t i = 0; i < r->naudit; i++) {
+		struct store_audit_rec rec = r->audit[i];
+
+		if (rec.at == 0)
+			rec.at = r->accepted_at;
+		if ((err = sq_audit_write(c, &rec)) != GW_OK)
+			return err;
+	}
 	util_strlcpy(res->id, r->id, sizeof(res->id));
 	res->answer_status = r->answer_status;
 	if (r->answer_body != NULL &&
@@ -1132,7 +1245,15 @@ sq_accept_batch(void *conn, const struct store_accept *const *reqs,
 		goto out;
 	if ((txn = sq_run(c, SQ_BEGIN)) != GW_OK)
 		goto out;
+	c->chain_known = false;
 	for (size_t i = 0; i < n; i++) {
+		/* A document rolled back takes its audit records with it:
+		   the chain's head goes back too. */
+		int64_t chain_seq = c->chain_seq;
+		bool chain_known = c->chain_known;
+		char chain_hash[65];
+
+		memcpy(chain_hash, c->chain_hash, sizeof(chain_hash));
 		if ((txn = sq_run(c, SQ_SAVEPOINT)) != GW_OK)
 			goto out;
 		err = sq_accept_one(c, reqs[i], &res[i]);
@@ -1146,6 +1267,9 @@ sq_accept_batch(void *conn, const struct store_accept *const *reqs,
 		   (I/O error, disk full): then the whole batch fails. */
 		store_result_cleanup(&res[i]);
 		res[i].err = err;
+		c->chain_seq = chain_seq;
+		c->chain_known = chain_known;
+		memcpy(c->chain_hash, chain_hash, sizeof(chain_hash));
 		if (sqlite3_get_autocommit(c->db)) {
 			txn = err;
 			goto out;
@@ -2177,12 +2301,216 @@ sq_prune_inbound(void *conn, int64_t before, size_t *count)
 	return err;
 }
 
+static enum gw_err
+sq_audit_append(void *conn, struct store_audit_rec *recs, size_t n)
+{
+	struct sq *c = conn;
+	bool relax = c->audit_relaxed && !c->relaxed;
+	enum gw_err err;
+
+	/* No accept waits on this commit's fsync: the next accept commit's
+	   (or checkpoint's) makes it durable. */
+	if (relax && (err = sq_exec(c, "PRAGMA synchronous = NORMAL")) != GW_OK)
+		return err;
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		goto out;
+	c->chain_known = false;
+	for (size_t i = 0; i < n; i++)
+		if ((err = sq_audit_write(c, &recs[i])) != GW_OK)
+			goto out;
+	err = sq_commit(c);
+out:
+	if (err != GW_OK)
+		sq_rollback(c);
+	c->chain_known = false;
+	if (relax)
+		(void)sq_exec(c, "PRAGMA synchronous = FULL");
+	return err;
+}
+
+/* Columns read by sq_audit_read, in order. */
+#define SQ_AUDIT_COLS                                                          \
+	"seq, at, ura, cert_serial, cert_issuer, bsn, interaction, query,"     \
+	" count, status, request_id, prev_hash, hash"
+
+static void
+sq_audit_read(sqlite3_stmt *st, struct store_audit_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->seq = sqlite3_column_int64(st, 0);
+	r->at = sqlite3_column_int64(st, 1);
+	sq_copy(r->ura, sizeof(r->ura), st, 2);
+	sq_copy(r->cert_serial, sizeof(r->cert_serial), st, 3);
+	sq_copy(r->cert_issuer, sizeof(r->cert_issuer), st, 4);
+	sq_copy(r->bsn, sizeof(r->bsn), st, 5);
+	sq_copy(r->interaction, sizeof(r->interaction), st, 6);
+	sq_copy(r->query, sizeof(r->query), st, 7);
+	r->count = (unsigned)sqlite3_column_int64(st, 8);
+	r->status = sqlite3_column_int(st, 9);
+	sq_copy(r->request_id, sizeof(r->request_id), st, 10);
+	sq_copy(r->prev_hash, sizeof(r->prev_hash), st, 11);
+	sq_copy(r->hash, sizeof(r->hash), st, 12);
+}
+
+static enum gw_err
+sq_audit_list(void *conn, const struct store_audit_filter *f,
+	      struct store_audit_rec **out, size_t *n)
+{
+	struct sq *c = conn;
+	struct store_audit_rec *v = NULL, *nv;
+	sqlite3_stmt *st = NULL;
+	size_t len = 0, cap = 0;
+	enum gw_err err = GW_OK;
+	char sql[512];
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	/* Only the filters given, so the (bsn, seq) or (ura, seq) index
+	   serves the range in seq order. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT " SQ_AUDIT_COLS " FROM audit WHERE seq > ?1%s%s%s"
+		 " ORDER BY seq LIMIT ?5",
+		 f->bsn != NULL ? " AND bsn = ?2" : "",
+		 f->ura != NULL ? " AND ura = ?3" : "",
+		 f->since > 0 ? " AND at >= ?4" : "");
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	sqlite3_bind_int64(st, 1, f->after_seq);
+	if (f->bsn != NULL)
+		sq_bind_text(st, 2, f->bsn);
+	if (f->ura != NULL)
+		sq_bind_text(st, 3, f->ura);
+	if (f->since > 0)
+		sqlite3_bind_int64(st, 4, f->since);
+	sqlite3_bind_int64(st, 5,
+			   f->limit == 0	? 100
+			   : f->limit > INT_MAX ? INT_MAX
+						: (int64_t)f->limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				err = GW_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		sq_audit_read(st, &v[len++]);
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "audit_list", rc);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = len;
+	return GW_OK;
+}
+
+/* Mark the chain broken at seq; GW_INVALID. */
+static enum gw_err sq_audit_broken(struct store_audit_check *out, int64_t seq,
+				   const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static enum gw_err
+sq_audit_broken(struct store_audit_check *out, int64_t seq, const char *fmt,
+		...)
+{
+	va_list ap;
+
+	out->broken_seq = seq;
+	va_start(ap, fmt);
+	vsnprintf(out->problem, sizeof(out->problem), fmt, ap);
+	va_end(ap);
+	return GW_INVALID;
+}
+
+static enum gw_err
+sq_audit_verify(void *conn, struct store_audit_check *out)
+{
+	struct sq *c = conn;
+	struct store_audit_rec r;
+	sqlite3_stmt *st = NULL;
+	char prev[65], h[65];
+	int64_t expect = 1, head = 0;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	util_strlcpy(prev, STORE_AUDIT_GENESIS, sizeof(prev));
+	rc = sqlite3_prepare_v2(
+	    c->db, "SELECT " SQ_AUDIT_COLS " FROM audit ORDER BY seq", -1, &st,
+	    NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		sq_audit_read(st, &r);
+		out->records++;
+		if (out->first_seq == 0)
+			out->first_seq = r.seq;
+		if (r.seq != expect) {
+			err = sq_audit_broken(
+			    out, expect,
+			    "deleted: seq %lld..%lld missing before seq %lld",
+			    (long long)expect, (long long)r.seq - 1,
+			    (long long)r.seq);
+			goto out;
+		}
+		store_audit_hash(&r, h);
+		if (strcmp(h, r.hash) != 0) {
+			err = sq_audit_broken(out, r.seq,
+					      "altered: the record's hash does "
+					      "not match its content");
+			goto out;
+		}
+		if (strcmp(r.prev_hash, prev) != 0) {
+			err = sq_audit_broken(
+			    out, r.seq,
+			    "chain broken: prev_hash is not the hash of seq "
+			    "%lld (a record before it was altered and "
+			    "re-hashed, removed or reordered)",
+			    (long long)r.seq - 1);
+			goto out;
+		}
+		memcpy(prev, r.hash, sizeof(prev));
+		out->last_seq = r.seq;
+		memcpy(out->last_hash, r.hash, sizeof(out->last_hash));
+		expect = r.seq + 1;
+	}
+	if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "audit_verify", rc);
+		goto out;
+	}
+	/* Records deleted at the end leave the seqs they were given. */
+	if ((err = sq_int(c,
+			  "SELECT coalesce((SELECT seq FROM sqlite_sequence"
+			  " WHERE name = 'audit'), 0)",
+			  &head)) != GW_OK)
+		goto out;
+	if (head > out->last_seq)
+		err = sq_audit_broken(out, out->last_seq + 1,
+				      "deleted: seq %lld..%lld missing at the "
+				      "end",
+				      (long long)out->last_seq + 1,
+				      (long long)head);
+out:
+	sqlite3_finalize(st);
+	return err;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .conn_open = sq_open,
     .conn_close = sq_close,
     .schema_version = sq_schema_version,
     .accept_batch = sq_accept_batch,
+    .audit_append = sq_audit_append,
+    .audit_list = sq_audit_list,
+    .audit_verify = sq_audit_verify,
     .claim = sq_claim,
     .finish = sq_finish,
     .recover = sq_recover,
