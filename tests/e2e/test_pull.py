@@ -68,6 +68,7 @@ def many_observations(patient, n, tag):
                if e["resource"]["resourceType"] == "Patient")
     pat["resource"]["identifier"][0]["value"] = bsn(patient)
     pat["resource"]["identifier"] = pat["resource"]["identifier"][:1]
+    pat["resource"].pop("contact", None)  # no RelatedPerson in these
     obs = next(e for e in _TEMPLATE
                if "SpecificCareWishes" in
                json.dumps(e["resource"].get("meta", {})))
