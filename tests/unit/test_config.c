@@ -460,6 +460,16 @@ static const struct error_case error_cases[] = {
     {"bad peer URA", BASE "[peer 1234567]\nallow = push\n", 9,
      "[peer 1234567]: \"1234567\" is not a URA number (exactly 8 digits)", 1},
     {"peer without URA", BASE "[peer]\n", 9, "\"\" is not a URA number", 1},
+    {"bad resources item", BASE "[peer 90000002]\nresources = Patient, goal\n",
+     10,
+     "[peer 90000002] resources: \"goal\" is not a FHIR resource type "
+     "(\"Patient\") or a profile URL",
+     1},
+    {"resources URL with a bad character",
+     BASE "[peer 90000002]\nresources = https://x.nl/\x01\n", 10,
+     "[peer 90000002] resources: ", 1},
+    {"bad view", BASE "[peer 90000002]\nview = medical\n", 10,
+     "[peer 90000002] view: \"medical\"", 1},
     {"bad size", BASE "[limits]\nmax_body = 10Q\n", 10,
      "[limits] max_body: \"10Q\" is not a size (examples: 512k, 10M)", 1},
     {"size too big", BASE "[limits]\nmax_body = 2G\n", 10,
@@ -780,6 +790,8 @@ test_peers(void **state)
 			   "allow = push,pull , validate\n"
 			   "server_ura = 90000099\n"
 			   "concurrency = 16\n"
+			   "resources = Patient, https://x.nl/SD/A|1.0\n"
+			   "view = social\n"
 			   "[delivery]\n"
 			   "concurrency = 6\n");
 	const struct config_peer *p;
@@ -805,6 +817,8 @@ test_peers(void **state)
 	p = config_peer_find(cfg, "90000004");
 	assert_non_null(p);
 	assert_u64("allow empty", p->allow, 0);
+	assert_null(p->resources);
+	assert_str("view default", p->view, "full");
 	assert_str("server_ura", p->server_ura, "90000004");
 
 	p = config_peer_find(cfg, "90000005");
@@ -814,6 +828,8 @@ test_peers(void **state)
 		       CONFIG_ALLOW_VALIDATE);
 	assert_str("server_ura", p->server_ura, "90000099");
 	assert_u64("concurrency", p->concurrency, 16);
+	assert_str("resources", p->resources, "Patient, https://x.nl/SD/A|1.0");
+	assert_str("view", p->view, "social");
 
 	assert_null(config_peer_find(cfg, "90000001"));
 	assert_null(config_peer_find(cfg, "9000000"));
