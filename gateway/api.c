@@ -161,14 +161,44 @@ fail:
 	return NULL;
 }
 
+/* Whether a request asks for XML: _format, else Accept naming an XML
+ * type before any JSON one. */
+static bool
+api_wants_xml(struct http_req *req)
+{
+	const char *f = http_req_query(req, "_format");
+	const char *a = http_req_header(req, "Accept");
+	const char *x, *j;
+
+	if (f != NULL)
+		return strstr(f, "xml") != NULL;
+	if (a == NULL || (x = strstr(a, "xml")) == NULL)
+		return false;
+	j = strstr(a, "json");
+	return j == NULL || x < j;
+}
+
 void
 api_metadata(struct http_req *req, void *arg)
 {
 	struct api *api = arg;
+	json_t *cs =
+	    api_capability_statement(api->org_routes, http_req_config(req));
+	struct buf out;
 
-	http_reply_json(
-	    req, 200,
-	    api_capability_statement(api->org_routes, http_req_config(req)));
+	if (cs == NULL || api->to_xml == NULL || !api_wants_xml(req)) {
+		http_reply_json(req, 200, cs);
+		return;
+	}
+	buf_init(&out, 16 << 20);
+	if (api->to_xml(api->xml_arg, cs, &out) == GW_OK) {
+		http_reply(req, 200, "application/fhir+xml; charset=utf-8",
+			   out.data, out.len);
+		json_decref(cs);
+	} else {
+		http_reply_json(req, 200, cs);
+	}
+	buf_cleanup(&out);
 }
 
 static void

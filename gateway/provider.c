@@ -37,6 +37,7 @@ struct provider_pool {
 	pthread_cond_t idle; /* no job queued or running */
 	struct provider_job *todo, *todo_tail;
 	struct provider_job *done, *done_tail;
+	unsigned queued; /* jobs in todo */
 	unsigned busy;
 	bool stop;
 	int fds[2]; /* workers -> loop thread: jobs are done */
@@ -45,73 +46,6 @@ struct provider_pool {
 	unsigned nworkers;
 	struct provider_worker workers[PROVIDER_MAX_WORKERS];
 };
-
-/* ---- what a peer sees ---- */
-
-/*
- * The social-domain preset (`view = social`): municipal and Wmo care
- * workers see the patient, the contact persons, the specific care
- * wishes, the preferred place of death and the sense of purpose, under
- * both PZP R4 canonical bases; treatment directives, the medical policy
- * goal, devices and the rest only when `resources` names them.
- */
-static const char *const social_view[] = {
-    "Patient",
-    "RelatedPerson",
-    "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
-    "ACP-SpecificCareWishes",
-    "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
-    "ACP-PreferredPlaceOfDeath",
-    "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/ACP-SenseOfPurpose",
-    "https://fhir.iknl.nl/fhir/StructureDefinition/ACP-SpecificCareWishes",
-    "https://fhir.iknl.nl/fhir/StructureDefinition/ACP-PreferredPlaceOfDeath",
-    "https://fhir.iknl.nl/fhir/StructureDefinition/ACP-SenseOfPurpose",
-};
-
-/* Whether item (n bytes: a type name or a profile URL) admits the
- * resource; a profile matches with or without a "|version". */
-static bool
-item_allows(const char *item, size_t n, const char *type,
-	    const char *const *profiles, size_t np)
-{
-	if (strncmp(item, "http://", 7) != 0 &&
-	    strncmp(item, "https://", 8) != 0)
-		return strlen(type) == n && strncmp(item, type, n) == 0;
-	for (size_t i = 0; i < np; i++) {
-		size_t len = strcspn(profiles[i], "|");
-
-		if (len == n && strncmp(profiles[i], item, n) == 0)
-			return true;
-	}
-	return false;
-}
-
-bool
-provider_view_allows(const char *resources, const char *view, const char *type,
-		     const char *const *profiles, size_t n)
-{
-	bool social = view != NULL && strcmp(view, "social") == 0;
-	const char *s = resources;
-	size_t len;
-
-	if (resources == NULL && !social)
-		return true;
-	if (social)
-		for (size_t i = 0; i < UTIL_ARRAY_LEN(social_view); i++)
-			if (item_allows(social_view[i], strlen(social_view[i]),
-					type, profiles, n))
-				return true;
-	while (s != NULL && *s != '\0') {
-		if ((len = strcspn(s, ", \t")) == 0) {
-			s++;
-			continue;
-		}
-		if (item_allows(s, len, type, profiles, n))
-			return true;
-		s += len;
-	}
-	return false;
-}
 
 /* ---- setup ---- */
 
@@ -231,6 +165,16 @@ job_finish(struct provider *p, struct provider_job *j)
 	log_info("event=pull id=%s peer=%s interaction=%s status=%d count=%u",
 		 j->audit.request_id, j->ura, j->audit.interaction, j->status,
 		 j->audit.count);
+	{
+		char labels[128] = "", st[8];
+
+		/* Both appended to labels. */
+		snprintf(st, sizeof(st), "%d", j->status);
+		metrics_label(labels, sizeof(labels), "interaction",
+			      j->audit.interaction);
+		metrics_label(labels, sizeof(labels), "status", st);
+		metrics_add("pzpgw_pull_requests_total", labels, 1);
+	}
 	http_reply(req, j->status,
 		   j->xml ? "application/fhir+xml; charset=utf-8"
 			  : "application/fhir+json; charset=utf-8",
@@ -283,6 +227,7 @@ worker_main(void *arg)
 		if ((pool->todo = j->next) == NULL)
 			pool->todo_tail = NULL;
 		j->next = NULL;
+		pool->queued--;
 		pool->busy++;
 		pthread_mutex_unlock(&pool->mu);
 
@@ -518,6 +463,19 @@ provider_handle(struct http_req *req, void *arg)
 		       "the gateway's store is unavailable; retry later");
 		return;
 	}
+	if (p->pool != NULL) {
+		unsigned queued;
+
+		pthread_mutex_lock(&p->pool->mu);
+		queued = p->pool->queued;
+		pthread_mutex_unlock(&p->pool->mu);
+		/* A flood of searches waits in no unbounded queue. */
+		if (queued >= cfg->max_pending) {
+			refuse(p, req, POLICY_BUSY, path, query, post,
+			       "the gateway is busy; retry later");
+			return;
+		}
+	}
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		goto nomem;
 	j->req = req;
@@ -572,6 +530,7 @@ provider_handle(struct http_req *req, void *arg)
 	else
 		p->pool->todo = j;
 	p->pool->todo_tail = j;
+	p->pool->queued++;
 	pthread_cond_signal(&p->pool->work);
 	pthread_mutex_unlock(&p->pool->mu);
 	return;

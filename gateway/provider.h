@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
+#include "buf.h"
 #include "err.h"
 #include "http.h"
 #include "store.h"
@@ -60,6 +63,10 @@ void provider_workers_stop(struct provider *p);
  * audited).
  */
 void provider_handle(struct http_req *req, void *arg);
+
+/* api.to_xml: res (a JSON resource, borrowed) as FHIR XML appended to
+ * out; arg is a struct provider. GW_INVALID/GW_NOMEM. */
+enum gw_err provider_to_xml(void *arg, const json_t *res, struct buf *out);
 
 /* Whether a peer with this view sees a resource of type with profiles
  * (meta.profile values, n of them): [peer] resources and view (NULL:

@@ -57,6 +57,73 @@ struct run {
 	struct resolved *resolved;
 };
 
+/* ---- what a peer sees ---- */
+
+/*
+ * The social-domain preset (`view = social`): municipal and Wmo care
+ * workers see the patient, the contact persons, the specific care
+ * wishes, the preferred place of death and the sense of purpose, under
+ * both PZP R4 canonical bases; treatment directives, the medical policy
+ * goal, devices and the rest only when `resources` names them.
+ */
+static const char *const social_view[] = {
+    "Patient",
+    "RelatedPerson",
+    "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
+    "ACP-SpecificCareWishes",
+    "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
+    "ACP-PreferredPlaceOfDeath",
+    "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/ACP-SenseOfPurpose",
+    "https://fhir.iknl.nl/fhir/StructureDefinition/ACP-SpecificCareWishes",
+    "https://fhir.iknl.nl/fhir/StructureDefinition/ACP-PreferredPlaceOfDeath",
+    "https://fhir.iknl.nl/fhir/StructureDefinition/ACP-SenseOfPurpose",
+};
+
+/* Whether item (n bytes: a type name or a profile URL) admits the
+ * resource; a profile matches with or without a "|version". */
+static bool
+item_allows(const char *item, size_t n, const char *type,
+	    const char *const *profiles, size_t np)
+{
+	if (strncmp(item, "http://", 7) != 0 &&
+	    strncmp(item, "https://", 8) != 0)
+		return strlen(type) == n && strncmp(item, type, n) == 0;
+	for (size_t i = 0; i < np; i++) {
+		size_t len = strcspn(profiles[i], "|");
+
+		if (len == n && strncmp(profiles[i], item, n) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool
+provider_view_allows(const char *resources, const char *view, const char *type,
+		     const char *const *profiles, size_t n)
+{
+	bool social = view != NULL && strcmp(view, "social") == 0;
+	const char *s = resources;
+	size_t len;
+
+	if (resources == NULL && !social)
+		return true;
+	if (social)
+		for (size_t i = 0; i < UTIL_ARRAY_LEN(social_view); i++)
+			if (item_allows(social_view[i], strlen(social_view[i]),
+					type, profiles, n))
+				return true;
+	while (s != NULL && *s != '\0') {
+		if ((len = strcspn(s, ", \t")) == 0) {
+			s++;
+			continue;
+		}
+		if (item_allows(s, len, type, profiles, n))
+			return true;
+		s += len;
+	}
+	return false;
+}
+
 /* ---- small helpers ---- */
 
 static void
@@ -1273,4 +1340,19 @@ done:
 	}
 	fj_doc_free(rn.out);
 	free(path);
+}
+
+enum gw_err
+provider_to_xml(void *arg, const json_t *res, struct buf *out)
+{
+	const struct provider *p = arg;
+	struct fj_doc *d = fj_doc_new();
+	struct fj_node *root = d != NULL ? fj_from_jansson(d, res) : NULL;
+	char err[256];
+	enum gw_err rc = GW_NOMEM;
+
+	if (root != NULL)
+		rc = xmlfhir_from_fjson(root, p->r4, out, err, sizeof(err));
+	fj_doc_free(d);
+	return rc;
 }

@@ -519,6 +519,8 @@ serve_run(struct serve *s)
 	s->api.store_ready = store_ready;
 	s->api.store_arg = s;
 	s->api.started = util_wall_ms() / 1000;
+	s->api.to_xml = provider_to_xml;
+	s->api.xml_arg = pv;
 	if (http_server_listen(s->srv, ctx, org_routes, admin_routes, err,
 			       sizeof(err)) != GW_OK) {
 		log_warnx("event=startup_failed reason=listen message=\"%s\"",
