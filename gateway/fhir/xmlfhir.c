@@ -395,7 +395,20 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 					xf_fail(x, GW_NOMEM, c, "no memory");
 					return;
 				}
-				xmlNodeDump(b, c->doc, (xmlNode *)c, 0, 0);
+				/* Without a document encoding libxml2 writes
+				 * every non-ASCII character of an attribute as
+				 * a character reference: UTF-8 keeps them as
+				 * written, declared encoding or not */
+				if (c->doc->encoding == NULL)
+					c->doc->encoding =
+					    xmlStrdup((const xmlChar *)"UTF-8");
+				if (c->doc->encoding == NULL ||
+				    xmlNodeDump(b, c->doc, (xmlNode *)c, 0, 0) <
+					0) {
+					xmlBufferFree(b);
+					xf_fail(x, GW_NOMEM, c, "no memory");
+					return;
+				}
 				v = fj_new_string(
 				    x->doc, (const char *)xmlBufferContent(b));
 				xmlBufferFree(b);
