@@ -26,6 +26,9 @@
 /* search_parse flags. SEARCH_LENIENT (Prefer: handling=lenient): an
  * unknown or unsupported parameter is ignored with a warning issue. */
 #define SEARCH_LENIENT 0x1u
+/* SEARCH_HISTORY: the query of a type or instance _history (_since and
+ * _count are its parameters, as for the system-level one). */
+#define SEARCH_HISTORY 0x2u
 
 struct search_query;
 
@@ -36,7 +39,8 @@ struct search_query;
  * naming the parameter (expression "parameter <name>"); returns GW_OK
  * and *out (caller frees with search_free), or GW_INVALID (strict mode:
  * unknown parameter, bad value, unsupported modifier or prefix: 400),
- * GW_NOTSUP for a type that cannot be searched, GW_NOMEM.
+ * GW_NOTFOUND for a type that cannot be searched (an issue says so;
+ * err.h has no "not supported"), GW_NOMEM.
  */
 enum gw_err search_parse(const char *type, const char *form, size_t len,
 			 unsigned flags, struct search_query **out, json_t *oo);
