@@ -20,11 +20,10 @@
 #define AUDIT_PAGE	1000 /* records read per store call */
 #define AUDIT_LIMIT_MAX 100000000LL
 
-#define AUDIT_URA_SYSTEM "http://fhir.nl/fhir/NamingSystem/ura"
-#define AUDIT_BSN_SYSTEM "http://fhir.nl/fhir/NamingSystem/bsn"
-#define AUDIT_REQ_SYSTEM "http://pzpgw.nl/fhir/NamingSystem/request-id"
-#define AUDIT_CERT_SYSTEM                                                      \
-	"http://pzpgw.nl/fhir/NamingSystem/client-certificate"
+#define AUDIT_URA_SYSTEM  "http://fhir.nl/fhir/NamingSystem/ura"
+#define AUDIT_BSN_SYSTEM  "http://fhir.nl/fhir/NamingSystem/bsn"
+#define AUDIT_REQ_SYSTEM  "http://pzpgw.nl/fhir/NamingSystem/request-id"
+#define AUDIT_CERT_SYSTEM "http://pzpgw.nl/fhir/NamingSystem/client-certificate"
 
 struct audit_args {
 	const char *config;
@@ -195,8 +194,8 @@ audit_each(struct store *s, const struct audit_args *a,
 	size_t n;
 
 	do {
-		f.limit = left > 0 && left < AUDIT_PAGE ? (size_t)left
-							: AUDIT_PAGE;
+		f.limit =
+		    left > 0 && left < AUDIT_PAGE ? (size_t)left : AUDIT_PAGE;
 		if ((err = store_audit_list(s, &f, &v, &n)) != GW_OK) {
 			fprintf(stderr, "pzpgw audit: %s\n", gw_strerror(err));
 			return CLI_USAGE;
@@ -256,8 +255,8 @@ audit_list(struct store *s, const struct audit_args *a)
 
 	if (!a->json) {
 		printf("%-8s  %-24s  %-8s  %-14s  %6s  %5s  %-9s  %s\n", "SEQ",
-		       "AT", "ORG", "INTERACTION", "STATUS", "COUNT",
-		       "PATIENT", "QUERY");
+		       "AT", "ORG", "INTERACTION", "STATUS", "COUNT", "PATIENT",
+		       "QUERY");
 		return audit_each(s, a, audit_print_text, NULL);
 	}
 	if ((arr = json_array()) == NULL)
@@ -389,9 +388,9 @@ audit_event(const struct store_audit_rec *r, const struct audit_observer *obs)
 	json_array_append_new(entities, req);
 	observer = obs->ura[0] != '\0' ? audit_ident(AUDIT_URA_SYSTEM, obs->ura)
 				       : json_object();
-	json_object_set_new(observer, "display",
-			    json_string(obs->name[0] != '\0' ? obs->name
-							     : "pzpgw"));
+	json_object_set_new(
+	    observer, "display",
+	    json_string(obs->name[0] != '\0' ? obs->name : "pzpgw"));
 	snprintf(num, sizeof(num), "HTTP %d", r->status);
 	ev = json_pack(
 	    "{s:s, s:s, s:o, s:[o], s:s, s:s, s:s, s:s, s:o, s:{s:o, s:[o]}, "
@@ -405,7 +404,7 @@ audit_event(const struct store_audit_rec *r, const struct audit_observer *obs)
 			 r->interaction, NULL),
 	    "action", audit_action(r->interaction), "recorded",
 	    audit_time(r->at, t, sizeof(t)), "outcome",
-	    r->status > 0 && r->status < 400	? "0"
+	    r->status > 0 && r->status < 400	  ? "0"
 	    : r->status >= 400 && r->status < 500 ? "4"
 						  : "8",
 	    "outcomeDesc", num, "agent", agents, "source", "observer", observer,
@@ -455,10 +454,10 @@ audit_export(struct store *s, const struct audit_args *a,
 		return rc;
 	}
 	util_uuid(id);
-	bundle = json_pack("{s:s, s:s, s:s, s:s, s:o}", "resourceType",
-			   "Bundle", "id", id, "type", "collection",
-			   "timestamp", audit_time(util_wall_ms(), t, sizeof(t)),
-			   "entry", x.entries);
+	bundle = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:o}", "resourceType", "Bundle", "id", id,
+	    "type", "collection", "timestamp",
+	    audit_time(util_wall_ms(), t, sizeof(t)), "entry", x.entries);
 	/* Bundle.total is for searchsets only (bdl-1): the count goes to
 	   stderr. */
 	if (bundle != NULL)
@@ -478,11 +477,11 @@ audit_verify(struct store *s, const struct audit_args *a)
 		return CLI_USAGE;
 	}
 	if (a->json) {
-		json_t *o = json_pack(
-		    "{s:b, s:I, s:I, s:I, s:s}", "ok", err == GW_OK,
-		    "records", (json_int_t)chk.records, "first_seq",
-		    (json_int_t)chk.first_seq, "last_seq",
-		    (json_int_t)chk.last_seq, "head", chk.last_hash);
+		json_t *o =
+		    json_pack("{s:b, s:I, s:I, s:I, s:s}", "ok", err == GW_OK,
+			      "records", (json_int_t)chk.records, "first_seq",
+			      (json_int_t)chk.first_seq, "last_seq",
+			      (json_int_t)chk.last_seq, "head", chk.last_hash);
 
 		if (o != NULL && err != GW_OK) {
 			json_object_set_new(o, "broken_seq",

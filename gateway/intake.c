@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "outcome.h"
 #include "fjson.h"
+#include "index.h"
 #include "intake.h"
 #include "log.h"
 #include "message.h"
@@ -359,6 +360,11 @@ struct intake_job {
 	struct buf bytes;
 	char sha[65];
 	char *jws;
+	/* The received-data index per local receiver of an inbound
+	 * message (job_index), committed with it; owned. */
+	const unsigned char *secret; /* store_index_secret, borrowed */
+	struct index_set *index[MESSAGE_MAX_RECEIVERS];
+	size_t nindex;
 };
 
 struct intake_worker {
@@ -389,6 +395,8 @@ job_free(struct intake_job *j)
 	if (j == NULL)
 		return;
 	json_decref(j->oo);
+	for (size_t i = 0; i < j->nindex; i++)
+		index_free(j->index[i]);
 	free(j->jws);
 	free(j->profile);
 	free(j->type);
@@ -776,6 +784,38 @@ job_validate(struct intake_job *j, struct validate_ctx *vctx)
 	return true;
 }
 
+/* An inbound message: its index for each receiver (all of them local,
+ * route_receivers refuses a mix), so that the accept commits it and the
+ * message is searchable exactly when acknowledged. STU3 messages only
+ * name their receivers and patient until issue 12 converts them. False
+ * on failure (answer in j). */
+static bool
+job_index(struct intake_job *j)
+{
+	unsigned flags = j->v == RULES_STU3 ? INDEX_BSN_ONLY : 0;
+	enum gw_err err;
+
+	if (j->outbound)
+		return true;
+	if (j->secret == NULL) {
+		job_fail(j, POLICY_INTERNAL, NULL,
+			 "the gateway's store cannot index received data");
+		return false;
+	}
+	for (size_t i = 0; i < j->info.nreceivers; i++) {
+		err = index_prepare(j->doc->root, j->info.receivers[i],
+				    j->secret, flags, &j->index[j->nindex]);
+		if (err != GW_OK) {
+			job_fail(j, policy_intake(err, POLICY_BUSY), NULL,
+				 "the message could not be indexed (%s)",
+				 gw_strerror(err));
+			return false;
+		}
+		j->nindex++;
+	}
+	return !job_late(j, "index");
+}
+
 /* All work on the document; any thread, touches only j (and what it
  * borrows: body, cfg, key, trust) and vctx. */
 static void
@@ -805,6 +845,8 @@ job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 		if (!job_sign(j) || job_late(j, "sign"))
 			return;
 	}
+	if (!job_index(j))
+		return;
 	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK)
 		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 }
@@ -852,6 +894,7 @@ job_finish(struct intake *in, struct intake_job *j)
 		goto done;
 	}
 	{
+		struct store_index idx[MESSAGE_MAX_RECEIVERS];
 		struct store_accept acc = {
 		    .id = id,
 		    .direction = j->outbound ? STORE_OUTBOUND : STORE_INBOUND,
@@ -868,8 +911,12 @@ job_finish(struct intake *in, struct intake_job *j)
 		    .answer_body = answer,
 		    .receivers = j->remote,
 		    .nreceivers = j->nremote,
+		    .index = idx,
+		    .nindex = j->nindex,
 		};
 
+		for (size_t i = 0; i < j->nindex; i++)
+			idx[i] = *index_get(j->index[i]);
 		err = store_submit_accept(in->store, &acc, on_committed, p);
 	}
 	if (err != GW_OK) {
@@ -1106,6 +1153,7 @@ job_new(struct intake *in, struct http_req *req)
 	j->v = request_fhir(req);
 	j->key = in->key;
 	j->trust = in->trust;
+	j->secret = in->store != NULL ? store_index_secret(in->store) : NULL;
 	buf_init(&j->bytes, cfg->max_body * 2 + 65536);
 	util_strlcpy(j->peer, peer != NULL ? peer->ura : "-", sizeof(j->peer));
 	util_strlcpy(j->reqid, http_req_id(req), sizeof(j->reqid));

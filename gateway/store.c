@@ -22,6 +22,13 @@
 #define STORE_BATCH_MAX	   256
 #define STORE_BATCH_METRIC "pzpgw_store_commit_batch_size"
 
+/* The deep copy of a request's index (store_accept.index): one
+ * allocation holding the arrays and every string. */
+struct store_job_index {
+	struct store_index *idx;
+	size_t n;
+};
+
 /* One submitted accept: a deep copy of the request and its result. */
 struct store_job {
 	struct store_job *next;
@@ -31,6 +38,7 @@ struct store_job {
 	void *doc;
 	char **receivers;
 	size_t nreceivers;
+	struct store_job_index *index; /* copy of req.index */
 	struct store_audit_rec *audit; /* req.audit's copy */
 	store_done_fn cb;
 	void *arg;
@@ -93,6 +101,16 @@ struct store {
 
 	/* Latest file check (under mu), from whichever thread made it. */
 	enum store_file_state file_state;
+
+	/* The logical-id secret (store_index_secret), read at open. */
+	unsigned char secret[32];
+	bool has_secret;
+};
+
+/* A read connection of one thread (store_reader_open). */
+struct store_reader {
+	struct store *s;
+	void *conn;
 };
 
 void
@@ -135,6 +153,39 @@ store_next_attempt(const struct store_backoff *b, unsigned attempts,
 	if (b->max_age_ms > 0 && *next > deadline)
 		*next = deadline;
 	return true;
+}
+
+/* Check the index of a request: one per distinct receiver, every entry
+ * complete and within the store's limits. */
+static enum gw_err
+store_check_index(const struct store_accept *r)
+{
+	if (r->nindex > 0 && r->index == NULL)
+		return GW_INVALID;
+	for (size_t i = 0; i < r->nindex; i++) {
+		const struct store_index *x = &r->index[i];
+
+		if (x->receiver == NULL || !util_is_ura(x->receiver) ||
+		    x->bsn == NULL || strlen(x->bsn) > STORE_BSN_MAX ||
+		    (x->n > 0 && x->entries == NULL))
+			return GW_INVALID;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(x->receiver, r->index[j].receiver) == 0)
+				return GW_INVALID;
+		for (size_t k = 0; k < x->n; k++) {
+			const struct store_index_entry *e = &x->entries[k];
+
+			if (e->type == NULL || e->id == NULL ||
+			    e->key == NULL || e->json == NULL ||
+			    e->sha256 == NULL || e->type[0] == '\0' ||
+			    e->id[0] == '\0' ||
+			    strlen(e->type) > STORE_TYPE_MAX ||
+			    strlen(e->id) > STORE_RID_MAX ||
+			    strlen(e->key) > STORE_KEY_MAX)
+				return GW_INVALID;
+		}
+	}
+	return GW_OK;
 }
 
 /* Whether every text field of rec is terminated within its array and
@@ -192,7 +243,7 @@ store_check(const struct store_accept *r)
 	for (size_t i = 0; i < r->naudit; i++)
 		if (!store_audit_ok(&r->audit[i]))
 			return GW_INVALID;
-	return GW_OK;
+	return store_check_index(r);
 }
 
 /* A checked copy of r with defaults (no system, accepted now) filled. */
@@ -323,6 +374,15 @@ store_open(const struct store_options *opts, struct store **out)
 	}
 	if ((err = s->ops->conn_open(&s->opts, true, &s->conn)) != GW_OK)
 		goto fail_pipe;
+	if (!s->opts.readonly) {
+		err =
+		    s->ops->index_secret(s->conn, s->secret, sizeof(s->secret));
+		if (err != GW_OK) {
+			s->ops->conn_close(s->conn);
+			goto fail_pipe;
+		}
+		s->has_secret = true;
+	}
 	/* From the start, so a store deleted before the first accept is
 	   seen too (the writer thread starts with the first submit). */
 	store_upkeep_start(s);
@@ -345,11 +405,85 @@ fail:
 	return err;
 }
 
+/* Bytes of the strings of one index (each with its NUL). */
+static size_t
+store_index_bytes(const struct store_index *x)
+{
+	size_t b = strlen(x->receiver) + strlen(x->bsn) + 2;
+
+	for (size_t k = 0; k < x->n; k++) {
+		const struct store_index_entry *e = &x->entries[k];
+
+		b += strlen(e->type) + strlen(e->id) + strlen(e->key) +
+		     e->json_len + strlen(e->sha256) + 5;
+	}
+	return b;
+}
+
+/* Copy s (len bytes) to *p, NUL-terminate, advance *p; the copy. */
+static const char *
+store_put(char **p, const char *s, size_t len)
+{
+	char *d = *p;
+
+	memcpy(d, s, len);
+	d[len] = '\0';
+	*p = d + len + 1;
+	return d;
+}
+
+/* A deep copy of the n indexes at src in one allocation; NULL without
+ * memory. */
+static struct store_job_index *
+store_index_copy(const struct store_index *src, size_t n)
+{
+	size_t nent = 0, bytes = 0, head;
+	struct store_job_index *ji;
+	struct store_index_entry *ents;
+	char *p;
+
+	for (size_t i = 0; i < n; i++) {
+		nent += src[i].n;
+		bytes += store_index_bytes(&src[i]);
+	}
+	head = sizeof(*ji) + n * sizeof(struct store_index) +
+	       nent * sizeof(struct store_index_entry);
+	if ((ji = malloc(head + bytes)) == NULL)
+		return NULL;
+	ji->idx = (struct store_index *)(ji + 1);
+	ji->n = n;
+	ents = (struct store_index_entry *)(ji->idx + n);
+	p = (char *)(ents + nent);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_index *x = &src[i];
+		struct store_index *y = &ji->idx[i];
+
+		y->receiver = store_put(&p, x->receiver, strlen(x->receiver));
+		y->bsn = store_put(&p, x->bsn, strlen(x->bsn));
+		y->entries = ents;
+		y->n = x->n;
+		for (size_t k = 0; k < x->n; k++, ents++) {
+			const struct store_index_entry *e = &x->entries[k];
+
+			ents->type = store_put(&p, e->type, strlen(e->type));
+			ents->id = store_put(&p, e->id, strlen(e->id));
+			ents->key = store_put(&p, e->key, strlen(e->key));
+			ents->json = store_put(&p, e->json, e->json_len);
+			ents->json_len = e->json_len;
+			ents->sha256 =
+			    store_put(&p, e->sha256, strlen(e->sha256));
+			ents->hidden = e->hidden;
+		}
+	}
+	return ji;
+}
+
 static void
 store_job_free(struct store_job *j)
 {
 	if (j == NULL)
 		return;
+	free(j->index);
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(j->strs); i++)
 		free(j->strs[i]);
 	for (size_t i = 0; i < j->nreceivers; i++)
@@ -389,12 +523,16 @@ store_job_new(const struct store_accept *r)
 				goto fail;
 		}
 	}
+	if (r->nindex > 0 &&
+	    (j->index = store_index_copy(r->index, r->nindex)) == NULL)
+		goto fail;
 	if (r->naudit > 0) {
 		if ((j->audit = calloc(r->naudit, sizeof(*j->audit))) == NULL)
 			goto fail;
 		memcpy(j->audit, r->audit, r->naudit * sizeof(*j->audit));
 	}
 	j->req = *r;
+	j->req.index = j->index != NULL ? j->index->idx : NULL;
 	j->req.audit = j->audit;
 	j->req.id = j->strs[0];
 	j->req.sender_ura = j->strs[1];
@@ -1179,4 +1317,71 @@ store_intake_ok(struct store *s, size_t len, const char **reason)
 		return false;
 	}
 	return true;
+}
+
+const unsigned char *
+store_index_secret(const struct store *s)
+{
+	return s->has_secret ? s->secret : NULL;
+}
+
+enum gw_err
+store_reader_open(struct store *s, struct store_reader **out)
+{
+	struct store_reader *r;
+	enum gw_err err;
+
+	*out = NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return GW_NOMEM;
+	r->s = s;
+	/* A connection of its own: in WAL mode its reads never wait for
+	   the writer thread's commits, nor hold them up. */
+	if ((err = s->ops->conn_open(&s->opts, false, &r->conn)) != GW_OK) {
+		free(r);
+		return err;
+	}
+	*out = r;
+	return GW_OK;
+}
+
+void
+store_reader_free(struct store_reader *r)
+{
+	if (r == NULL)
+		return;
+	r->s->ops->conn_close(r->conn);
+	free(r);
+}
+
+enum gw_err
+store_res_snapshot(struct store_reader *r, int64_t *seq)
+{
+	*seq = 0;
+	return r->s->ops->res_snapshot(r->conn, seq);
+}
+
+enum gw_err
+store_res_find(struct store_reader *r, const struct store_res_query *q,
+	       struct store_res **out, size_t *n)
+{
+	return r->s->ops->res_find(r->conn, q, out, n);
+}
+
+enum gw_err
+store_inbox_list(struct store *s, const struct store_inbox_filter *f,
+		 struct store_inbox **out, size_t *n)
+{
+	return s->ops->inbox_list(s->conn, f, out, n);
+}
+
+enum gw_err
+store_prune_inbound(struct store *s, int64_t before, size_t *count)
+{
+	size_t n = 0;
+	enum gw_err err = s->ops->prune_inbound(s->conn, before, &n);
+
+	if (count != NULL)
+		*count = n;
+	return err;
 }

@@ -103,8 +103,9 @@ struct store_index_entry {
 	   meta.lastUpdated left out (the store sets them). */
 	const char *json;
 	size_t json_len;
-	const char *sha256; /* hex SHA-256 of json: the same content
-			       again makes no new version */
+	const char *sha256; /* hex SHA-256 of json's canonical form (fjson
+			       FJ_CANONICAL): the same content again makes
+			       no new version */
 	bool hidden;	    /* entered-in-error: kept, never searched */
 };
 
@@ -456,6 +457,11 @@ bool store_disk_ok(struct store *s);
  */
 bool store_intake_ok(struct store *s, size_t len, const char **reason);
 
+struct store_res;
+struct store_res_query;
+struct store_inbox;
+struct store_inbox_filter;
+
 /*
  * Backend interface. Every function gets a connection made by conn_open;
  * the store uses one connection in the caller's thread and one in the
@@ -514,6 +520,16 @@ struct store_ops {
 			      size_t n);
 	/* Compare the files conn has open with what its path names now. */
 	enum store_file_state (*check_files)(void *conn);
+	/* The received-data index (issue 11): the id secret (n bytes), the
+	   pull API's reads, the operator's inbox and inbound retention. */
+	enum gw_err (*index_secret)(void *conn, unsigned char *out, size_t n);
+	enum gw_err (*res_snapshot)(void *conn, int64_t *seq);
+	enum gw_err (*res_find)(void *conn, const struct store_res_query *q,
+				struct store_res **out, size_t *n);
+	enum gw_err (*inbox_list)(void *conn,
+				  const struct store_inbox_filter *f,
+				  struct store_inbox **out, size_t *n);
+	enum gw_err (*prune_inbound)(void *conn, int64_t before, size_t *count);
 };
 
 /* One stored version of an indexed resource; store_res_free frees. */
@@ -524,7 +540,8 @@ struct store_res {
 	char id[STORE_RID_MAX + 1];
 	char receiver[STORE_URA_MAX + 1];
 	char bsn[STORE_BSN_MAX + 1];
-	char msg_id[STORE_ID_MAX + 1]; /* the message it arrived in */
+	char msg_id[STORE_ID_MAX + 1]; /* the latest message that carried
+					  this version */
 	char sender[STORE_URA_MAX + 1];
 	int64_t vid;	 /* meta.versionId, 1, 2, ... per (type, id) */
 	int64_t updated; /* meta.lastUpdated, ms since the epoch */
@@ -570,6 +587,48 @@ enum gw_err store_res_snapshot(struct store_reader *r, int64_t *seq);
 enum gw_err store_res_find(struct store_reader *r,
 			   const struct store_res_query *q,
 			   struct store_res **out, size_t *n);
+
+/* The store's secret for logical ids (index_prepare): INDEX_SECRET_LEN
+ * (32) random bytes made with the schema, fixed for the life of the
+ * store; borrowed until store_free, any thread. NULL for a read-only
+ * store. */
+const unsigned char *store_index_secret(const struct store *s);
+
+/* One inbound message for one local receiver (pzpgw inbox list). */
+struct store_inbox {
+	int64_t seq; /* the message's acceptance order */
+	char id[STORE_ID_MAX + 1];
+	char receiver[STORE_URA_MAX + 1]; /* "" for a message received
+					     before schema 4 */
+	char sender[STORE_URA_MAX + 1];
+	char bsn[STORE_BSN_MAX + 1]; /* "" when none */
+	char fhir_version[16];
+	int64_t accepted_at; /* ms */
+	unsigned resources;  /* index entries written for it */
+	size_t doc_len;
+};
+
+/* Filter for store_inbox_list; NULL/0 fields do not filter. */
+struct store_inbox_filter {
+	const char *receiver;
+	const char *bsn;
+	int64_t since;	   /* accepted_at >= since (ms) */
+	int64_t after_seq; /* paging */
+	size_t limit;	   /* 0: 100 */
+};
+
+/* Inbound messages matching f in acceptance order. *out: caller frees
+ * with free(); may be NULL when *n is 0. */
+enum gw_err store_inbox_list(struct store *s,
+			     const struct store_inbox_filter *f,
+			     struct store_inbox **out, size_t *n);
+
+/* Retention of received data ([store] inbound_retention): delete inbound
+ * messages accepted before `before` (ms) together with their inbox rows
+ * and index versions, then reclaim space. A version still current that
+ * a later message carried again unchanged belongs to that later message,
+ * so it stays. *count (may be NULL) is the number of messages removed. */
+enum gw_err store_prune_inbound(struct store *s, int64_t before, size_t *count);
 
 /*
  * The audit trail (NEN 7513): one record per read, search, write and
@@ -658,7 +717,7 @@ enum gw_err store_audit_verify(struct store *s, struct store_audit_check *out);
 extern const struct store_ops store_sqlite_ops;
 
 /* Schema version the SQLite backend writes. */
-/* 4: the received-data index (i11-index); 5: the audit trail. */
+/* 4: the received-data index; 5: the audit trail. */
 #define STORE_SQLITE_SCHEMA 5
 
 #endif

@@ -128,35 +128,73 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     /* An operator's replay or release restarts the maximum age (NULL:
        it counts from acceptance). */
     "ALTER TABLE outbox ADD COLUMN age_from INTEGER;",
-    /* 4: the received-data index: i11-index's migration goes here (an
-       empty step until that branch is merged). */
-    [3] = "",
+    /* 4: the received-data index (issue 11). inbox: the local receivers
+       of each inbound message with the patient's BSN. res_versions: every
+       version of every resource received for a receiver, in commit order
+       (seq, never reused: the pull API's snapshot and paging cursor);
+       superseded_seq is the seq of the version that replaced it, so
+       "current at snapshot S" is superseded_seq IS NULL OR > S. Rows go
+       with their message (retention). index_secret keys the logical ids
+       (index_logical_id): random per store, never leaves it. */
+    "CREATE TABLE index_secret ("
+    " k INTEGER PRIMARY KEY CHECK (k = 1),"
+    " secret BLOB NOT NULL CHECK (length(secret) = 32));"
+    "INSERT INTO index_secret (k, secret) VALUES (1, randomblob(32));"
+    "CREATE TABLE inbox ("
+    " message_seq INTEGER NOT NULL"
+    "  REFERENCES messages(seq) ON DELETE CASCADE,"
+    " receiver_ura TEXT NOT NULL,"
+    " bsn TEXT NOT NULL,"
+    " resources INTEGER NOT NULL,"
+    " PRIMARY KEY (message_seq, receiver_ura)) WITHOUT ROWID;"
+    "CREATE INDEX inbox_receiver ON inbox (receiver_ura, message_seq);"
+    "CREATE INDEX inbox_bsn ON inbox (bsn, message_seq);"
+    "CREATE TABLE res_versions ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " receiver_ura TEXT NOT NULL,"
+    " bsn TEXT NOT NULL,"
+    " type TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " vid INTEGER NOT NULL,"
+    " res_key TEXT NOT NULL,"
+    " message_seq INTEGER NOT NULL"
+    "  REFERENCES messages(seq) ON DELETE CASCADE,"
+    " updated INTEGER NOT NULL,"
+    " hidden INTEGER NOT NULL,"
+    " superseded_seq INTEGER,"
+    " sha256 TEXT NOT NULL,"
+    " json TEXT NOT NULL,"
+    " UNIQUE (receiver_ura, type, id, vid));"
+    "CREATE INDEX res_patient ON res_versions (receiver_ura, bsn, seq);"
+    "CREATE INDEX res_receiver ON res_versions (receiver_ura, seq);"
+    "CREATE INDEX res_updated ON res_versions (receiver_ura, updated);"
+    "CREATE INDEX res_message ON res_versions (message_seq);",
     /* 5: the audit trail (NEN 7513), append-only: triggers refuse any
        UPDATE or DELETE, whoever runs it. Each record carries the SHA-256
        of its predecessor (store_audit_hash); AUTOINCREMENT keeps seq
        from being reused, so records deleted at the end leave a gap the
        next record and verify see. */
-    [4] = "CREATE TABLE audit ("
-	  " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	  " at INTEGER NOT NULL,"
-	  " ura TEXT NOT NULL,"
-	  " cert_serial TEXT NOT NULL,"
-	  " cert_issuer TEXT NOT NULL,"
-	  " bsn TEXT NOT NULL,"
-	  " interaction TEXT NOT NULL,"
-	  " query TEXT NOT NULL,"
-	  " count INTEGER NOT NULL,"
-	  " status INTEGER NOT NULL,"
-	  " request_id TEXT NOT NULL,"
-	  " prev_hash TEXT NOT NULL,"
-	  " hash TEXT NOT NULL);"
-	  "CREATE INDEX audit_at ON audit (at);"
-	  "CREATE INDEX audit_bsn ON audit (bsn, seq) WHERE bsn <> '';"
-	  "CREATE INDEX audit_ura ON audit (ura, seq);"
-	  "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN"
-	  " SELECT RAISE(ABORT, 'audit records are append-only'); END;"
-	  "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN"
-	  " SELECT RAISE(ABORT, 'audit records are append-only'); END;",
+    "CREATE TABLE audit ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " at INTEGER NOT NULL,"
+    " ura TEXT NOT NULL,"
+    " cert_serial TEXT NOT NULL,"
+    " cert_issuer TEXT NOT NULL,"
+    " bsn TEXT NOT NULL,"
+    " interaction TEXT NOT NULL,"
+    " query TEXT NOT NULL,"
+    " count INTEGER NOT NULL,"
+    " status INTEGER NOT NULL,"
+    " request_id TEXT NOT NULL,"
+    " prev_hash TEXT NOT NULL,"
+    " hash TEXT NOT NULL);"
+    "CREATE INDEX audit_at ON audit (at);"
+    "CREATE INDEX audit_bsn ON audit (bsn, seq) WHERE bsn <> '';"
+    "CREATE INDEX audit_ura ON audit (ura, seq);"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN"
+    " SELECT RAISE(ABORT, 'audit records are append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN"
+    " SELECT RAISE(ABORT, 'audit records are append-only'); END;",
 };
 
 /* Cached statements. */
@@ -176,6 +214,11 @@ enum sq_stmt {
 	SQ_UNBLOCK,
 	SQ_LANE_OF,
 	SQ_NEXT_DUE,
+	SQ_INBOX_INSERT,
+	SQ_RES_CURRENT,
+	SQ_RES_INSERT,
+	SQ_RES_SUPERSEDE,
+	SQ_RES_CARRIED,
 	SQ_AUDIT_HEAD,
 	SQ_AUDIT_INSERT,
 	SQ_COUNT
@@ -257,6 +300,19 @@ static const char *const sq_sql[SQ_COUNT] = {
 	" WHERE o.state = 'due' AND o.waiting = 0"
 	" AND (?1 IS NULL OR o.receiver_ura = ?1)"
 	" ORDER BY o.next_attempt_at LIMIT 1",
+    [SQ_INBOX_INSERT] = "INSERT INTO inbox (message_seq, receiver_ura, bsn,"
+			" resources) VALUES (?1, ?2, ?3, ?4)",
+    [SQ_RES_CURRENT] = "SELECT seq, vid, sha256 FROM res_versions"
+		       " WHERE receiver_ura = ?1 AND type = ?2 AND id = ?3"
+		       " AND superseded_seq IS NULL",
+    [SQ_RES_INSERT] =
+	"INSERT INTO res_versions (receiver_ura, bsn, type, id, vid, res_key,"
+	" message_seq, updated, hidden, sha256, json) VALUES (?1, ?2, ?3, ?4,"
+	" ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    [SQ_RES_SUPERSEDE] =
+	"UPDATE res_versions SET superseded_seq = ?2 WHERE seq = ?1",
+    [SQ_RES_CARRIED] =
+	"UPDATE res_versions SET message_seq = ?2 WHERE seq = ?1",
     /* The chain's head: the last seq ever given (a deleted tail leaves
        its seqs given) and the hash of the last record there is. */
     [SQ_AUDIT_HEAD] =
@@ -931,6 +987,103 @@ sq_direction(enum store_direction d)
 	return d == STORE_INBOUND ? "inbound" : "outbound";
 }
 
+/* One index entry of message seq for receiver x: a new version unless
+ * the current one has the same content, which then belongs to this
+ * message too (retention keeps it as long as the latest message that
+ * carried it). */
+static enum gw_err
+sq_index_entry(struct sq *c, int64_t seq, int64_t at,
+	       const struct store_index *x, const struct store_index_entry *e)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t cur = 0, vid = 0, nseq;
+	bool same = false;
+	enum gw_err err;
+	int rc;
+
+	if ((err = sq_stmt(c, SQ_RES_CURRENT, &st)) != GW_OK)
+		return err;
+	sq_bind_text(st, 1, x->receiver);
+	sq_bind_text(st, 2, e->type);
+	sq_bind_text(st, 3, e->id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *sha = sqlite3_column_text(st, 2);
+
+		cur = sqlite3_column_int64(st, 0);
+		vid = sqlite3_column_int64(st, 1);
+		same = sha != NULL && strcmp((const char *)sha, e->sha256) == 0;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sq_fail(c, "index_current", rc);
+	if (same) {
+		if ((err = sq_stmt(c, SQ_RES_CARRIED, &st)) != GW_OK)
+			return err;
+		sqlite3_bind_int64(st, 1, cur);
+		sqlite3_bind_int64(st, 2, seq);
+	} else {
+		if ((err = sq_stmt(c, SQ_RES_INSERT, &st)) != GW_OK)
+			return err;
+		sq_bind_text(st, 1, x->receiver);
+		sq_bind_text(st, 2, x->bsn);
+		sq_bind_text(st, 3, e->type);
+		sq_bind_text(st, 4, e->id);
+		sqlite3_bind_int64(st, 5, vid + 1);
+		sq_bind_text(st, 6, e->key);
+		sqlite3_bind_int64(st, 7, seq);
+		sqlite3_bind_int64(st, 8, at);
+		sqlite3_bind_int(st, 9, e->hidden ? 1 : 0);
+		sq_bind_text(st, 10, e->sha256);
+		sqlite3_bind_text64(st, 11, e->json, e->json_len, SQLITE_STATIC,
+				    SQLITE_UTF8);
+	}
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "index_write", rc);
+	if (same || cur == 0)
+		return GW_OK;
+	nseq = sqlite3_last_insert_rowid(c->db);
+	if ((err = sq_stmt(c, SQ_RES_SUPERSEDE, &st)) != GW_OK)
+		return err;
+	sqlite3_bind_int64(st, 1, cur);
+	sqlite3_bind_int64(st, 2, nseq);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? GW_OK : sq_fail(c, "index_supersede", rc);
+}
+
+/* The received-data index of message seq (store_accept.index), in the
+ * accept's transaction: searchable exactly when acknowledged. */
+static enum gw_err
+sq_index_write(struct sq *c, int64_t seq, const struct store_accept *r)
+{
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	for (size_t i = 0; i < r->nindex; i++) {
+		const struct store_index *x = &r->index[i];
+
+		if ((err = sq_stmt(c, SQ_INBOX_INSERT, &st)) != GW_OK)
+			return err;
+		sqlite3_bind_int64(st, 1, seq);
+		sq_bind_text(st, 2, x->receiver);
+		sq_bind_text(st, 3, x->bsn);
+		sqlite3_bind_int64(st, 4, (int64_t)x->n);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return sq_fail(c, "insert_inbox", rc);
+		for (size_t k = 0; k < x->n; k++)
+			if ((err = sq_index_entry(c, seq, r->accepted_at, x,
+						  &x->entries[k])) != GW_OK)
+				return err;
+	}
+	return GW_OK;
+}
+
 /*
  * Append one audit record inside the open transaction: seq and
  * prev_hash continue the chain's head, hash is computed; *rec gets them.
@@ -1060,6 +1213,8 @@ sq_accept_one(struct sq *c, const struct store_accept *r,
 		if (rc != SQLITE_DONE)
 			return sq_fail(c, "insert_outbox", rc);
 	}
+	if ((err = sq_index_write(c, seq, r)) != GW_OK)
+		return err;
 	/* Audited in the same transaction: stored iff recorded. */
 	for (size_t i = 0; i < r->naudit; i++) {
 		struct store_audit_rec rec = r->audit[i];
@@ -1879,6 +2034,273 @@ out:
 	return GW_OK;
 }
 
+/* ---- the received-data index (issue 11) ---- */
+
+static enum gw_err
+sq_index_secret(void *conn, unsigned char *out, size_t n)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT secret FROM index_secret WHERE k = 1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) == n)
+		memcpy(out, sqlite3_column_blob(st, 0), n);
+	else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		err = GW_PERM; /* the migration always makes one */
+	else
+		err = sq_fail(c, "index_secret", rc);
+	sqlite3_finalize(st);
+	return err;
+}
+
+static enum gw_err
+sq_res_snapshot(void *conn, int64_t *seq)
+{
+	enum gw_err err = sq_int(conn,
+				 "SELECT coalesce(max(seq), 0) FROM"
+				 " res_versions",
+				 seq);
+
+	return err == GW_NOTFOUND ? GW_OK : err;
+}
+
+static enum gw_err
+sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
+	    size_t *n)
+{
+	struct sq *c = conn;
+	struct store_res *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	const char *current;
+	char sql[1400];
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (q->receiver == NULL || (q->id != NULL && q->type == NULL))
+		return GW_INVALID;
+	current = q->snapshot > 0 ? "(r.superseded_seq IS NULL OR"
+				    " r.superseded_seq > ?6)"
+				  : "(r.superseded_seq IS NULL)";
+	/* Only the conditions asked for, so SQLite picks the index:
+	   (receiver, bsn, seq) for a patient, (receiver, type, id, vid)
+	   for a read, (receiver, updated) for _since. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT r.seq, r.type, r.id, r.receiver_ura, r.bsn, m.id,"
+		 " m.sender_ura, r.vid, r.updated, r.hidden, %s, r.json"
+		 " FROM res_versions r JOIN messages m ON m.seq ="
+		 " r.message_seq WHERE r.receiver_ura = ?1%s%s%s%s%s%s%s%s%s"
+		 " AND r.seq > ?8 ORDER BY r.seq LIMIT ?9",
+		 current, q->bsn != NULL ? " AND r.bsn = ?2" : "",
+		 q->type != NULL ? " AND r.type = ?3" : "",
+		 q->id != NULL ? " AND r.id = ?4" : "",
+		 q->vid > 0 ? " AND r.vid = ?5" : "",
+		 q->snapshot > 0 ? " AND r.seq <= ?6" : "",
+		 !q->history && q->vid <= 0 ? " AND " : "",
+		 !q->history && q->vid <= 0 ? current : "",
+		 q->since > 0 ? " AND r.updated >= ?7" : "",
+		 q->hidden ? "" : " AND r.hidden = 0");
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	sq_bind_text(st, 1, q->receiver);
+	if (q->bsn != NULL)
+		sq_bind_text(st, 2, q->bsn);
+	if (q->type != NULL)
+		sq_bind_text(st, 3, q->type);
+	if (q->id != NULL)
+		sq_bind_text(st, 4, q->id);
+	if (q->vid > 0)
+		sqlite3_bind_int64(st, 5, q->vid);
+	if (q->snapshot > 0)
+		sqlite3_bind_int64(st, 6, q->snapshot);
+	if (q->since > 0)
+		sqlite3_bind_int64(st, 7, q->since);
+	sqlite3_bind_int64(st, 8, q->after_seq);
+	sqlite3_bind_int64(st, 9,
+			   q->limit == 0	? -1
+			   : q->limit > INT_MAX ? INT_MAX
+						: (int64_t)q->limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_res *r;
+		const void *json;
+
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				err = GW_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		r = &v[len];
+		memset(r, 0, sizeof(*r));
+		r->seq = sqlite3_column_int64(st, 0);
+		sq_copy(r->type, sizeof(r->type), st, 1);
+		sq_copy(r->id, sizeof(r->id), st, 2);
+		sq_copy(r->receiver, sizeof(r->receiver), st, 3);
+		sq_copy(r->bsn, sizeof(r->bsn), st, 4);
+		sq_copy(r->msg_id, sizeof(r->msg_id), st, 5);
+		sq_copy(r->sender, sizeof(r->sender), st, 6);
+		r->vid = sqlite3_column_int64(st, 7);
+		r->updated = sqlite3_column_int64(st, 8);
+		r->hidden = sqlite3_column_int(st, 9) != 0;
+		r->current = sqlite3_column_int(st, 10) != 0;
+		json = sqlite3_column_text(st, 11);
+		r->json_len = (size_t)sqlite3_column_bytes(st, 11);
+		if ((r->json = malloc(r->json_len + 1)) == NULL) {
+			err = GW_NOMEM;
+			goto out;
+		}
+		len++;
+		if (r->json_len > 0)
+			memcpy(r->json, json, r->json_len);
+		r->json[r->json_len] = '\0';
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "res_find", rc);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK) {
+		store_res_free(v, len);
+		return err;
+	}
+	*out = v;
+	*n = len;
+	return GW_OK;
+}
+
+static enum gw_err
+sq_inbox_list(void *conn, const struct store_inbox_filter *f,
+	      struct store_inbox **out, size_t *n)
+{
+	struct sq *c = conn;
+	struct store_inbox *v = NULL, *nv;
+	size_t len = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	char sql[1024];
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	/* Inbound messages from before schema 4 have no inbox row: they
+	   are listed with an empty receiver unless one is asked for. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT m.seq, m.id, coalesce(i.receiver_ura, ''),"
+		 " m.sender_ura, coalesce(i.bsn, ''), m.fhir_version,"
+		 " m.accepted_at, coalesce(i.resources, 0), length(m.document)"
+		 " FROM messages m %s JOIN inbox i ON i.message_seq = m.seq"
+		 " WHERE m.direction = 'inbound' AND m.seq > ?4%s%s%s"
+		 " ORDER BY m.seq, i.receiver_ura LIMIT ?5",
+		 f->receiver != NULL || f->bsn != NULL ? "" : "LEFT",
+		 f->receiver != NULL ? " AND i.receiver_ura = ?1" : "",
+		 f->bsn != NULL ? " AND i.bsn = ?2" : "",
+		 f->since > 0 ? " AND m.accepted_at >= ?3" : "");
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	if (f->receiver != NULL)
+		sq_bind_text(st, 1, f->receiver);
+	if (f->bsn != NULL)
+		sq_bind_text(st, 2, f->bsn);
+	if (f->since > 0)
+		sqlite3_bind_int64(st, 3, f->since);
+	sqlite3_bind_int64(st, 4, f->after_seq);
+	sqlite3_bind_int64(st, 5,
+			   f->limit == 0	? 100
+			   : f->limit > INT_MAX ? INT_MAX
+						: (int64_t)f->limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_inbox *r;
+
+		if (len == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				err = GW_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		r = &v[len++];
+		memset(r, 0, sizeof(*r));
+		r->seq = sqlite3_column_int64(st, 0);
+		sq_copy(r->id, sizeof(r->id), st, 1);
+		sq_copy(r->receiver, sizeof(r->receiver), st, 2);
+		sq_copy(r->sender, sizeof(r->sender), st, 3);
+		sq_copy(r->bsn, sizeof(r->bsn), st, 4);
+		sq_copy(r->fhir_version, sizeof(r->fhir_version), st, 5);
+		r->accepted_at = sqlite3_column_int64(st, 6);
+		r->resources = (unsigned)sqlite3_column_int64(st, 7);
+		r->doc_len = (size_t)sqlite3_column_int64(st, 8);
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "inbox_list", rc);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK) {
+		free(v);
+		return err;
+	}
+	*out = v;
+	*n = len;
+	return GW_OK;
+}
+
+static enum gw_err
+sq_prune_inbound(void *conn, int64_t before, size_t *count)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	int64_t removed = 0, chunk;
+	int rc;
+
+	/* Their inbox rows and index versions go with them (ON DELETE
+	   CASCADE), in the same transaction. */
+	rc = sqlite3_prepare_v2(c->db,
+				"DELETE FROM messages WHERE seq IN"
+				" (SELECT seq FROM messages INDEXED BY"
+				" messages_accepted WHERE accepted_at < ?1"
+				" AND direction = 'inbound' LIMIT ?2)",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	do {
+		if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+			break;
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, before);
+		/* Smaller chunks: each message takes its index rows. */
+		sqlite3_bind_int(st, 2, SQ_PRUNE_CHUNK / 4);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE) {
+			err = sq_fail(c, "prune_inbound", rc);
+			sq_rollback(c);
+			break;
+		}
+		chunk = sqlite3_changes(c->db);
+		if ((err = sq_commit(c)) != GW_OK)
+			break;
+		removed += chunk;
+	} while (chunk > 0);
+	sqlite3_finalize(st);
+	if (count != NULL)
+		*count = (size_t)removed;
+	if (removed > 0)
+		(void)sq_exec(c, "PRAGMA incremental_vacuum");
+	return err;
+}
+
 static enum gw_err
 sq_audit_append(void *conn, struct store_audit_rec *recs, size_t n)
 {
@@ -2102,4 +2524,9 @@ const struct store_ops store_sqlite_ops = {
     .reschedule = sq_reschedule,
     .upkeep = sq_upkeep,
     .check_files = sq_check_files,
+    .index_secret = sq_index_secret,
+    .res_snapshot = sq_res_snapshot,
+    .res_find = sq_res_find,
+    .inbox_list = sq_inbox_list,
+    .prune_inbound = sq_prune_inbound,
 };
