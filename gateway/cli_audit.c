@@ -306,6 +306,30 @@ audit_detail(const char *type, const char *value)
 	return json_pack("{s:s, s:s}", "type", type, "valueString", value);
 }
 
+/* Text with &, < and > escaped for XHTML, cut to fit n. */
+static void
+audit_xhtml(const char *s, char *out, size_t n)
+{
+	size_t o = 0;
+
+	for (; *s != '\0'; s++) {
+		const char *e = *s == '&'   ? "&amp;"
+				: *s == '<' ? "&lt;"
+				: *s == '>' ? "&gt;"
+					    : NULL;
+		size_t len = e != NULL ? strlen(e) : 1;
+
+		if (o + len + 1 > n)
+			break;
+		if (e != NULL)
+			memcpy(out + o, e, len);
+		else
+			out[o] = *s;
+		o += len;
+	}
+	out[o] = '\0';
+}
+
 /*
  * One record as an R4 AuditEvent with the NEN 7513 fields: when
  * (recorded), who (the organisation by URA, its client certificate as a
@@ -317,7 +341,7 @@ static json_t *
 audit_event(const struct store_audit_rec *r, const struct audit_observer *obs)
 {
 	char t[40], num[32], id[48], cert[400];
-	json_t *ev, *agents, *entities, *who, *observer, *req;
+	json_t *ev, *agents, *entities, *who, *observer, *req, *text;
 	struct buf q;
 
 	buf_init(&q, 4 * sizeof(r->query));
@@ -391,28 +415,41 @@ audit_event(const struct store_audit_rec *r, const struct audit_observer *obs)
 	json_object_set_new(
 	    observer, "display",
 	    json_string(obs->name[0] != '\0' ? obs->name : "pzpgw"));
+	/* A short narrative (dom-6), without the patient's number. */
+	{
+		char what[sizeof(r->interaction) * 5], div[512];
+
+		audit_xhtml(r->interaction, what, sizeof(what));
+		snprintf(div, sizeof(div),
+			 "<div xmlns=\"http://www.w3.org/1999/xhtml\">%s by "
+			 "organisation %s at %s: HTTP %d, %u resources</div>",
+			 what, audit_col(r->ura),
+			 audit_time(r->at, t, sizeof(t)), r->status, r->count);
+		text =
+		    json_pack("{s:s, s:s}", "status", "generated", "div", div);
+	}
 	snprintf(num, sizeof(num), "HTTP %d", r->status);
-	ev = json_pack(
-	    "{s:s, s:s, s:o, s:[o], s:s, s:s, s:s, s:s, s:o, s:{s:o, s:[o]}, "
-	    "s:o}",
-	    "resourceType", "AuditEvent", "id", id, "type",
-	    audit_coding("http://terminology.hl7.org/CodeSystem/"
-			 "audit-event-type",
-			 "rest", "RESTful Operation"),
-	    "subtype",
-	    audit_coding("http://hl7.org/fhir/restful-interaction",
-			 r->interaction, NULL),
-	    "action", audit_action(r->interaction), "recorded",
-	    audit_time(r->at, t, sizeof(t)), "outcome",
-	    r->status > 0 && r->status < 400	  ? "0"
-	    : r->status >= 400 && r->status < 500 ? "4"
-						  : "8",
-	    "outcomeDesc", num, "agent", agents, "source", "observer", observer,
-	    "type",
-	    audit_coding("http://terminology.hl7.org/CodeSystem/"
-			 "security-source-type",
-			 "4", "Application Server"),
-	    "entity", entities);
+	ev = json_pack("{s:s, s:s, s:o, s:o, s:[o], s:s, s:s, s:s, s:s, s:o, "
+		       "s:{s:o, s:[o]}, s:o}",
+		       "resourceType", "AuditEvent", "id", id, "text", text,
+		       "type",
+		       audit_coding("http://terminology.hl7.org/CodeSystem/"
+				    "audit-event-type",
+				    "rest", "RESTful Operation"),
+		       "subtype",
+		       audit_coding("http://hl7.org/fhir/restful-interaction",
+				    r->interaction, NULL),
+		       "action", audit_action(r->interaction), "recorded",
+		       audit_time(r->at, t, sizeof(t)), "outcome",
+		       r->status > 0 && r->status < 400	     ? "0"
+		       : r->status >= 400 && r->status < 500 ? "4"
+							     : "8",
+		       "outcomeDesc", num, "agent", agents, "source",
+		       "observer", observer, "type",
+		       audit_coding("http://terminology.hl7.org/CodeSystem/"
+				    "security-source-type",
+				    "4", "Application Server"),
+		       "entity", entities);
 	return ev;
 }
 
