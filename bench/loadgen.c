@@ -377,8 +377,8 @@ cmd_get(char **argv)
 		struct gslot *s = &slots[i];
 
 		s->easy = curl_easy_init();
-		s->hdrs = curl_slist_append(NULL,
-					    "Accept: application/fhir+json");
+		s->hdrs =
+		    curl_slist_append(NULL, "Accept: application/fhir+json");
 		curl_easy_setopt(s->easy, CURLOPT_SSLCERT, cert);
 		curl_easy_setopt(s->easy, CURLOPT_SSLKEY, key);
 		curl_easy_setopt(s->easy, CURLOPT_CAINFO, cacert);
@@ -411,11 +411,11 @@ cmd_get(char **argv)
 			if (m->data.result != CURLE_OK || status != 200) {
 				s->failed = true;
 				if (errors++ < 5)
-					fprintf(stderr,
-						"loadgen: %s status %ld (%s)\n",
-						curl_easy_strerror(
-						    m->data.result),
-						status, paths[s->next]);
+					fprintf(
+					    stderr,
+					    "loadgen: %s status %ld (%s)\n",
+					    curl_easy_strerror(m->data.result),
+					    status, paths[s->next]);
 			}
 			if (++s->next < npaths) {
 				get_start(multi, s, base, paths);
@@ -502,9 +502,10 @@ main(int argc, char **argv)
 		return cmd_get(argv);
 	if (argc == 4 && strcmp(argv[1], "fsync") == 0)
 		return cmd_fsync(argv[2], strtol(argv[3], NULL, 10));
-	fprintf(stderr, "usage: loadgen post URL CERT KEY CACERT CONC COUNT "
-			"RATE TEMPLATE...\n       loadgen get BASE CERT KEY CACERT "
-			"CONC SETS PATIENTS URLFILE\n       loadgen fsync DIR "
-			"COUNT\n");
+	fprintf(stderr,
+		"usage: loadgen post URL CERT KEY CACERT CONC COUNT "
+		"RATE TEMPLATE...\n       loadgen get BASE CERT KEY CACERT "
+		"CONC SETS PATIENTS URLFILE\n       loadgen fsync DIR "
+		"COUNT\n");
 	return 2;
 }

@@ -346,6 +346,8 @@ struct intake_job {
 	bool outbound;
 	bool is_signed;
 	char peer[CONFIG_URA_LEN + 1];
+	char peer_serial[65]; /* its certificate, for the audit */
+	char peer_issuer[257];
 	const char *relay; /* the peer's [peer] relay value in cfg, or NULL */
 	char reqid[80];
 	/* Who signed, as job_verify found: Bundle.signature ("" unsigned)
@@ -851,6 +853,41 @@ job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 }
 
+/*
+ * The audit records of an inbound message, one "create" per local
+ * receiver (idx), written by the store in the accept's transaction:
+ * the organisation on the connection with its certificate, the patient,
+ * how many resources were indexed. NULL (no records) when n is 0 or out
+ * of memory; caller frees.
+ */
+static struct store_audit_rec *
+job_audit_creates(const struct intake_job *j, const struct store_index *idx,
+		  size_t n)
+{
+	struct store_audit_rec *v;
+
+	if (n == 0 || (v = calloc(n, sizeof(*v))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		util_strlcpy(v[i].ura, j->peer, sizeof(v[i].ura));
+		util_strlcpy(v[i].cert_serial, j->peer_serial,
+			     sizeof(v[i].cert_serial));
+		util_strlcpy(v[i].cert_issuer, j->peer_issuer,
+			     sizeof(v[i].cert_issuer));
+		util_strlcpy(v[i].bsn, idx[i].bsn, sizeof(v[i].bsn));
+		util_strlcpy(v[i].interaction, "create",
+			     sizeof(v[i].interaction));
+		snprintf(v[i].query, sizeof(v[i].query),
+			 "POST /fhir/$process-message receiver=%s sender=%s",
+			 idx[i].receiver, j->info.sender);
+		v[i].count = (unsigned)idx[i].n;
+		v[i].status = 202;
+		util_strlcpy(v[i].request_id, j->reqid,
+			     sizeof(v[i].request_id));
+	}
+	return v;
+}
+
 /* Loop thread: answer a failed job or hand a good one to the store.
  * Frees j. */
 static void
@@ -895,6 +932,7 @@ job_finish(struct intake *in, struct intake_job *j)
 	}
 	{
 		struct store_index idx[MESSAGE_MAX_RECEIVERS];
+		struct store_audit_rec *audit;
 		struct store_accept acc = {
 		    .id = id,
 		    .direction = j->outbound ? STORE_OUTBOUND : STORE_INBOUND,
@@ -917,7 +955,14 @@ job_finish(struct intake *in, struct intake_job *j)
 
 		for (size_t i = 0; i < j->nindex; i++)
 			idx[i] = *index_get(j->index[i]);
-		err = store_submit_accept(in->store, &acc, on_committed, p);
+		acc.audit = audit = job_audit_creates(j, idx, j->nindex);
+		acc.naudit = audit != NULL ? j->nindex : 0;
+		/* A message for local receivers is never stored unaudited. */
+		err =
+		    j->nindex > 0 && audit == NULL
+			? GW_NOMEM
+			: store_submit_accept(in->store, &acc, on_committed, p);
+		free(audit);
 	}
 	if (err != GW_OK) {
 		free(p->ident);
@@ -1156,6 +1201,12 @@ job_new(struct intake *in, struct http_req *req)
 	j->secret = in->store != NULL ? store_index_secret(in->store) : NULL;
 	buf_init(&j->bytes, cfg->max_body * 2 + 65536);
 	util_strlcpy(j->peer, peer != NULL ? peer->ura : "-", sizeof(j->peer));
+	if (peer != NULL) {
+		util_strlcpy(j->peer_serial, peer->serial,
+			     sizeof(j->peer_serial));
+		util_strlcpy(j->peer_issuer, peer->issuer,
+			     sizeof(j->peer_issuer));
+	}
 	util_strlcpy(j->reqid, http_req_id(req), sizeof(j->reqid));
 	return j;
 }

@@ -532,8 +532,8 @@ store_job_new(const struct store_accept *r)
 		memcpy(j->audit, r->audit, r->naudit * sizeof(*j->audit));
 	}
 	j->req = *r;
-	j->req.audit = j->audit;
 	j->req.index = j->index != NULL ? j->index->idx : NULL;
+	j->req.audit = j->audit;
 	j->req.id = j->strs[0];
 	j->req.sender_ura = j->strs[1];
 	j->req.bundle_system = j->strs[2];

@@ -717,7 +717,7 @@ enum gw_err store_audit_verify(struct store *s, struct store_audit_check *out);
 extern const struct store_ops store_sqlite_ops;
 
 /* Schema version the SQLite backend writes. */
-/* 4: the received-data index (i11-index); 5: the audit trail. */
+/* 4: the received-data index; 5: the audit trail. */
 #define STORE_SQLITE_SCHEMA 5
 
 #endif
