@@ -629,6 +629,15 @@ new_bundle(struct run *rn, const char *type, struct fj_node **links,
 	return b;
 }
 
+/* Bundle.entry = entries, left out when empty (FHIR has no empty
+ * arrays). */
+static bool
+set_entries(struct run *rn, struct fj_node *b, struct fj_node *entries)
+{
+	return entries->u.kids.count == 0 ||
+	       fj_set(rn->out, b, "entry", entries) == GW_OK;
+}
+
 /* An entry for version v (parsed as doc): fullUrl, resource, and the
  * search mode (searchset) or request/response (history). */
 static bool
@@ -808,8 +817,8 @@ done:
 
 /* _count and _since of a history listing, from search_parse(NULL). */
 static bool
-history_params(struct run *rn, const char *form, struct search_scope *sc,
-	       char **canon)
+history_params(struct run *rn, const char *type, const char *form,
+	       struct search_scope *sc, char **canon)
 {
 	struct search_query *q = NULL;
 	json_t *oo = fhir_outcome_new();
@@ -821,8 +830,10 @@ history_params(struct run *rn, const char *form, struct search_scope *sc,
 		answer_error(rn, 503, "transient", "out of memory");
 		return false;
 	}
-	err = search_parse(NULL, form, strlen(form),
-			   rn->j->lenient ? SEARCH_LENIENT : 0, &q, oo);
+	err = search_parse(type, form, strlen(form),
+			   (rn->j->lenient ? SEARCH_LENIENT : 0) |
+			       (type != NULL ? SEARCH_HISTORY : 0),
+			   &q, oo);
 	if (err != GW_OK) {
 		if (err == GW_NOMEM) {
 			json_decref(oo);
@@ -874,7 +885,7 @@ do_history_instance(struct run *rn, const char *type, const char *id,
 		answer_not_found(rn, type, id);
 		goto done;
 	}
-	if (!history_params(rn, form, &sc, &canon))
+	if (!history_params(rn, type, form, &sc, &canon))
 		goto done;
 	{
 		struct store_res_query q = {
@@ -918,7 +929,7 @@ do_history_instance(struct run *rn, const char *type, const char *id,
 	    !link_url(rn, path, "history-instance", canon, -1, &url) ||
 	    !add_link(rn, links, "self", url.data) ||
 	    fj_set(rn->out, b, "link", links) != GW_OK ||
-	    fj_set(rn->out, b, "entry", entries) != GW_OK)
+	    !set_entries(rn, b, entries))
 		goto nomem;
 	j->audit.count = (unsigned)shown;
 	answer_root(rn, 200, b);
@@ -955,7 +966,7 @@ do_history_list(struct run *rn, const char *type, const char *form,
 
 	util_strlcpy(j->audit.interaction, kind, sizeof(j->audit.interaction));
 	buf_init(&url, 65536);
-	if (!history_params(rn, form, &sc, &canon))
+	if (!history_params(rn, type, form, &sc, &canon))
 		goto done;
 	if (page[0] != '\0' &&
 	    !page_parse(rn, kind, canon, page, &rn->snapshot, &cursor)) {
@@ -1018,7 +1029,7 @@ do_history_list(struct run *rn, const char *type, const char *form,
 		     !add_link(rn, links, "next", url.data)))
 		goto nomem;
 	if (fj_set(rn->out, b, "link", links) != GW_OK ||
-	    fj_set(rn->out, b, "entry", entries) != GW_OK)
+	    !set_entries(rn, b, entries))
 		goto nomem;
 	j->audit.count = (unsigned)shown;
 	answer_root(rn, 200, b);
@@ -1254,7 +1265,7 @@ do_search(struct run *rn, const char *type, const char *form, const char *page)
 		fj_append(entries, e);
 	}
 	if (fj_set(rn->out, b, "link", links) != GW_OK ||
-	    fj_set(rn->out, b, "entry", entries) != GW_OK)
+	    !set_entries(rn, b, entries))
 		goto nomem;
 	answer_root(rn, 200, b);
 	goto done;
