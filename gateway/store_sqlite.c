@@ -2093,22 +2093,31 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 				  : "(r.superseded_seq IS NULL)";
 	/* Only the conditions asked for, so SQLite picks the index:
 	   (receiver, bsn, seq) for a patient, (receiver, type, id, vid)
-	   for a read, (receiver, updated) for _since. */
+	   for a read, (receiver, updated) for _since. For one resource
+	   the seq bounds are written +r.seq and the order is by vid (the
+	   same order): otherwise, without statistics, SQLite prefers
+	   (receiver, seq) to spare a sort, and scans every version of the
+	   receiver for each read and _include (200 ms at 200,000). */
+	bool one = q->id != NULL;
+
 	snprintf(sql, sizeof(sql),
 		 "SELECT r.seq, r.type, r.id, r.receiver_ura, r.bsn, m.id,"
 		 " m.sender_ura, r.vid, r.updated, r.hidden, %s, r.json"
 		 " FROM res_versions r JOIN messages m ON m.seq ="
 		 " r.message_seq WHERE r.receiver_ura = ?1%s%s%s%s%s%s%s%s%s"
-		 " AND r.seq > ?8 ORDER BY r.seq LIMIT ?9",
+		 " AND %sr.seq > ?8 ORDER BY %s LIMIT ?9",
 		 current, q->bsn != NULL ? " AND r.bsn = ?2" : "",
 		 q->type != NULL ? " AND r.type = ?3" : "",
 		 q->id != NULL ? " AND r.id = ?4" : "",
 		 q->vid > 0 ? " AND r.vid = ?5" : "",
-		 q->snapshot > 0 ? " AND r.seq <= ?6" : "",
+		 q->snapshot > 0
+		     ? (one ? " AND +r.seq <= ?6" : " AND r.seq <= ?6")
+		     : "",
 		 !q->history && q->vid <= 0 ? " AND " : "",
 		 !q->history && q->vid <= 0 ? current : "",
 		 q->since > 0 ? " AND r.updated >= ?7" : "",
-		 q->hidden ? "" : " AND r.hidden = 0");
+		 q->hidden ? "" : " AND r.hidden = 0", one ? "+" : "",
+		 one ? "r.vid" : "r.seq");
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_fail(c, "prepare", rc);
