@@ -427,6 +427,27 @@ def test_parameters_and_formats(net):
     outcomes = [e for e in bundle["entry"]
                 if e["search"]["mode"] == "outcome"]
     assert outcomes and "colour" in json.dumps(outcomes[0])
+    # _lastUpdated, _id, _sort and _count.
+    n = f1_count("Consent")
+    st, _, bundle = getj(b, "/fhir/Consent?patient=%s&_lastUpdated=gt2000-01-01"
+                         % pid)
+    assert st == 200 and bundle["total"] == n, bundle
+    st, _, bundle = getj(b, "/fhir/Consent?patient=%s&_lastUpdated=lt2000-01-01"
+                         % pid)
+    assert st == 200 and bundle["total"] == 0
+    st, _, bundle = getj(b, "/fhir/Consent?patient=%s&_sort=-_lastUpdated"
+                         "&_count=2" % pid)
+    assert st == 200 and bundle["total"] == n and len(bundle["entry"]) == 2
+    asc = [e["resource"]["id"] for e in getj(
+        b, "/fhir/Consent?patient=%s&_sort=_lastUpdated" % pid)[2]["entry"]]
+    desc = [e["resource"]["id"] for e in getj(
+        b, "/fhir/Consent?patient=%s&_sort=-_lastUpdated" % pid)[2]["entry"]]
+    assert desc == asc[::-1]
+    st, _, bundle = getj(b, "/fhir/Consent?_id=%s,%s" % (asc[0], asc[1]))
+    assert sorted(e["resource"]["id"] for e in bundle["entry"]) == \
+        sorted(asc[:2])
+    st, _, oo = getj(b, "/fhir/Consent?patient=%s&_lastUpdated=gt2000-13-45" % pid)
+    assert st == 400, oo
     st, _, _ = get(b, "/fhir/Patient/" + pid, accept="text/html")
     assert st == 406
     st, _, _ = get(b, "/fhir/Patient/" + pid + "?_format=text/turtle")
