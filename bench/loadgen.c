@@ -236,7 +236,7 @@ cmd_post(int argc, char **argv)
 			struct slot *s = &slots[idle[--nidle]];
 
 			start_one(multi, s, &tpls[started % ntpl],
-				  seed + (unsigned long long)started,
+				  seed + pbase + (unsigned long long)started,
 				  pbase + (unsigned long long)started);
 			started++;
 			inflight++;

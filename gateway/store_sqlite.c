@@ -326,6 +326,9 @@ static const char *const sq_sql[SQ_COUNT] = {
 };
 
 /* One connection. */
+/* Query shapes of store_res_find kept prepared per connection. */
+#define SQ_RF_CACHE 24
+
 struct sq {
 	sqlite3 *db;
 	bool relaxed; /* synchronous=NORMAL except while accepting */
@@ -343,6 +346,14 @@ struct sq {
 	bool chain_known;
 	int64_t chain_seq;
 	char chain_hash[65];
+	/* store_res_find's statements, one per shape of query, kept
+	   prepared (a pull request runs several; preparing each again
+	   cost about a third of a search's CPU time). */
+	struct {
+		char *sql;
+		sqlite3_stmt *st;
+	} rf[SQ_RF_CACHE];
+	unsigned rf_next; /* the slot replaced next */
 };
 
 static const char *const sq_states[STORE_STATE_COUNT] = {
@@ -559,6 +570,10 @@ sq_close(void *conn)
 		return;
 	for (int i = 0; i < SQ_COUNT; i++)
 		sqlite3_finalize(c->st[i]);
+	for (int i = 0; i < SQ_RF_CACHE; i++) {
+		sqlite3_finalize(c->rf[i].st);
+		free(c->rf[i].sql);
+	}
 	sqlite3_close(c->db);
 	free(c);
 }
@@ -2060,15 +2075,59 @@ sq_index_secret(void *conn, unsigned char *out, size_t n)
 	return err;
 }
 
+/* The prepared statement for sql from c's store_res_find cache (reset,
+ * no bindings), preparing it on a miss; the slot replaced is finalized. */
+static enum gw_err
+sq_rf_stmt(struct sq *c, const char *sql, sqlite3_stmt **out)
+{
+	sqlite3_stmt *st = NULL;
+	unsigned k;
+	char *copy;
+	int rc;
+
+	for (k = 0; k < SQ_RF_CACHE; k++) {
+		if (c->rf[k].sql != NULL && strcmp(c->rf[k].sql, sql) == 0) {
+			*out = c->rf[k].st;
+			return GW_OK;
+		}
+	}
+	rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	if ((copy = strdup(sql)) == NULL) {
+		sqlite3_finalize(st);
+		return GW_NOMEM;
+	}
+	k = c->rf_next++ % SQ_RF_CACHE;
+	sqlite3_finalize(c->rf[k].st);
+	free(c->rf[k].sql);
+	c->rf[k].sql = copy;
+	c->rf[k].st = st;
+	*out = st;
+	return GW_OK;
+}
+
 static enum gw_err
 sq_res_snapshot(void *conn, int64_t *seq)
 {
-	enum gw_err err = sq_int(conn,
-				 "SELECT coalesce(max(seq), 0) FROM"
-				 " res_versions",
-				 seq);
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
 
-	return err == GW_NOTFOUND ? GW_OK : err;
+	if ((err = sq_rf_stmt(c,
+			      "SELECT coalesce(max(seq), 0) FROM"
+			      " res_versions",
+			      &st)) != GW_OK)
+		return err;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*seq = sqlite3_column_int64(st, 0);
+	else
+		err = sq_fail(c, "res_snapshot", rc);
+	sqlite3_reset(st);
+	return err;
 }
 
 static enum gw_err
@@ -2118,9 +2177,8 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 		 q->since > 0 ? " AND r.updated >= ?7" : "",
 		 q->hidden ? "" : " AND r.hidden = 0", one ? "+" : "",
 		 one ? "r.vid" : "r.seq");
-	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sq_fail(c, "prepare", rc);
+	if ((err = sq_rf_stmt(c, sql, &st)) != GW_OK)
+		return err;
 	sq_bind_text(st, 1, q->receiver);
 	if (q->bsn != NULL)
 		sq_bind_text(st, 2, q->bsn);
@@ -2178,7 +2236,9 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 	if (rc != SQLITE_DONE)
 		err = sq_fail(c, "res_find", rc);
 out:
-	sqlite3_finalize(st);
+	/* Kept prepared for the next query of this shape. */
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (err != GW_OK) {
 		store_res_free(v, len);
 		return err;
