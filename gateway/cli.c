@@ -23,7 +23,7 @@ static const struct cli_cmd cli_cmds[] = {
     {"verify", cli_verify},   {"queue", cli_queue},
     {"schemas", cli_schemas}, {"validate", cli_validate},
     {"send", cli_send},	      {"version", cli_version},
-    {"help", cli_help},
+    {"help", cli_help},	      {"inbox", cli_inbox},
 };
 
 static int
