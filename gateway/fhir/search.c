@@ -603,10 +603,9 @@ result_param(struct pstate *ps, const char *name, const char *value, bool *keep)
 		} else if (util_parse_ll(value, 0, 1000000000, &n) != GW_OK) {
 			invalid(ps, name, "not a whole number >= 0");
 		} else if (n > SEARCH_COUNT_MAX) {
+			/* a server may send fewer (FHIR search); the links
+			 * carry the number used */
 			q->count = SEARCH_COUNT_MAX;
-			add_issue(ps, FHIR_INFORMATION, "informational", name,
-				  "at most %d resources a page",
-				  SEARCH_COUNT_MAX);
 		} else {
 			q->count = (size_t)n;
 		}

@@ -13,8 +13,10 @@
 
 #include "fjson.h"
 #include "outcome.h"
+#include "rules.h"
 #include "search.h"
 #include "util.h"
+#include "validate.h"
 
 #define ICD_VS                                                                 \
 	"https://fhir.iknl.nl/fhir/ValueSet/ACP-MedicalDeviceProductType-ICD"
@@ -35,6 +37,8 @@ struct corpus {
 };
 
 static struct corpus C;
+/* the R4 rules in schemas/: the value sets for :in, the validator */
+static struct rules_set *R4;
 
 static void
 load(const char *rel)
@@ -90,9 +94,19 @@ setup(void **state)
 	    "Procedure-F1-ACP-Procedure-01-10-2020.json",
 	    "RelatedPerson-F1-ACP-ContactPerson-MichielHartman.json",
 	};
+	const char *src = getenv("PZPGW_SRCDIR");
+	char path[4096], errbuf[512];
 	struct fj_doc *qr;
 	struct fj_node *subj;
 	size_t i;
+
+	snprintf(path, sizeof(path), "%s/schemas", src != NULL ? src : ".");
+	R4 = rules_set_new(RULES_R4);
+	if (R4 == NULL ||
+	    rules_load_dir(R4, path, errbuf, sizeof(errbuf)) != GW_OK) {
+		fprintf(stderr, "rules %s: %s\n", path, errbuf);
+		return -1;
+	}
 
 	for (i = 0; i < UTIL_ARRAY_LEN(files); i++) {
 		char rel[256];
@@ -126,11 +140,14 @@ teardown(void **state)
 	for (i = 0; i < C.n; i++)
 		fj_doc_free(C.doc[i]);
 	memset(&C, 0, sizeof(C));
+	rules_set_free(R4);
+	R4 = NULL;
 	return 0;
 }
 
-/* search_env for the corpus: resolve by type and id, and two value sets
- * (the ICD device types, the medical policy goals). */
+/* search_env for the corpus: resolve by type and id; value sets from the
+ * R4 rules (the PZP ones under both canonical bases), as the pull API
+ * does. */
 static const struct fj_node *
 resolve(void *arg, const char *type, const char *id)
 {
@@ -147,16 +164,12 @@ static enum gw_err
 in_valueset(void *arg, const char *url, const char *system, const char *code,
 	    bool *in)
 {
-	if (strcmp(url, ICD_VS) == 0) {
-		*in = strcmp(system, SCT) == 0 && strcmp(code, "72506001") == 0;
-		return GW_OK;
-	}
-	if (strcmp(url, GOAL_VS) == 0) {
-		*in =
-		    strcmp(system, SCT) == 0 && strcmp(code, "1351964001") == 0;
-		return GW_OK;
-	}
-	return GW_NOTFOUND;
+	const struct rules_valueset *vs = rules_valueset(R4, url);
+
+	if (vs == NULL)
+		return GW_NOTFOUND;
+	*in = rules_valueset_has(vs, system, code);
+	return GW_OK;
 }
 
 static const struct search_env env = {resolve, in_valueset, NULL};
@@ -295,6 +308,11 @@ test_match(void **state)
 	    {"DeviceUseStatement", "device=F1-ACP-MedicalDevice.Product-ICD",
 	     "MedicalDevice-ICD"},
 	    {"Device", "type:in=" ICD_VS, "MedicalDevice.Product-ICD"},
+	    {"Device",
+	     "type:in=https://api.iknl.nl/docs/pzp/r4/ValueSet/ACP-"
+	     "MedicalDeviceProductType-ICD",
+	     "MedicalDevice.Product-ICD"},
+	    {"Device", "type:in=" GOAL_VS, ""},
 	    {"Device", "type=72506001", "MedicalDevice.Product-ICD"},
 	    /* 7 and the IG's custom reason-code */
 	    {"Communication",
@@ -469,8 +487,7 @@ test_errors(void **state)
 	     "parameter _count"},
 	    {"Procedure", "_count=5&_count=6", 0, GW_INVALID, "error",
 	     "invalid", "parameter _count"},
-	    {"Procedure", "_count=1000", 0, GW_OK, "information",
-	     "informational", "parameter _count"},
+	    {"Procedure", "_count=1000", 0, GW_OK, NULL, NULL, NULL},
 	    {"Procedure", "_sort=code", 0, GW_INVALID, "error", "not-supported",
 	     "parameter _sort"},
 	    {"Procedure", "_include=Consent:actor", 0, GW_INVALID, "error",
@@ -1087,6 +1104,38 @@ test_capability(void **state)
 	json_decref(cap);
 }
 
+/* A CapabilityStatement around search_capability() is valid R4. */
+static void
+test_capability_valid(void **state)
+{
+	json_t *cs = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s, s:[s, s], s:{s:s}, s:[{s:s, s:o}]}",
+	    "resourceType", "CapabilityStatement", "status", "active", "date",
+	    "2026-12-05", "kind", "instance", "fhirVersion", "4.0.1", "format",
+	    "json", "xml", "implementation", "description", "pzpgw", "rest",
+	    "mode", "server", "resource", search_capability());
+	json_t *oo = fhir_outcome_new();
+	struct fj_doc *doc = fj_doc_new();
+	struct fj_node *root;
+	struct validate_ctx *ctx = NULL;
+	char *dump;
+
+	assert_non_null(cs);
+	assert_non_null(doc);
+	root = fj_from_jansson(doc, cs);
+	assert_non_null(root);
+	assert_int_equal(validate_ctx_new(R4, &ctx), GW_OK);
+	assert_int_equal(validate_document(ctx, root, NULL, oo), GW_OK);
+	if (fhir_outcome_errors(oo) != 0) {
+		dump = fhir_dump(oo);
+		fail_msg("the capability is not valid R4: %s", dump);
+	}
+	validate_ctx_free(ctx);
+	fj_doc_free(doc);
+	json_decref(oo);
+	json_decref(cs);
+}
+
 int
 main(void)
 {
@@ -1101,6 +1150,7 @@ main(void)
 	    cmocka_unit_test(test_includes),
 	    cmocka_unit_test(test_canonical),
 	    cmocka_unit_test(test_capability),
+	    cmocka_unit_test(test_capability_valid),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
