@@ -153,14 +153,20 @@ xmlfhir_lookup(const struct rules_set *set, const struct xmlfhir_ctx *ctx,
 	char path[512];
 	const struct rules_element *e;
 	const char *type = NULL;
-	int n;
+	size_t pl, nl;
 
 	memset(info, 0, sizeof(*info));
 	if (ctx->st == NULL)
 		return;
-	n = snprintf(path, sizeof(path), "%s.%s", ctx->path, name);
-	if (n < 0 || (size_t)n >= sizeof(path))
+	/* path "ctx.name", bounded; not snprintf: this runs for every
+	 * element read or written */
+	pl = strlen(ctx->path);
+	nl = strlen(name);
+	if (pl + 1 + nl >= sizeof(path))
 		return;
+	memcpy(path, ctx->path, pl);
+	path[pl] = '.';
+	memcpy(path + pl + 1, name, nl + 1);
 	if ((e = xf_find(ctx->st, path)) != NULL) {
 		if (e->ntypes > 0)
 			type = e->types[0].code;
@@ -168,7 +174,7 @@ xmlfhir_lookup(const struct rules_set *set, const struct xmlfhir_ctx *ctx,
 		/* choice: valueString -> value[x] of type string */
 		for (size_t i = 0; i < ctx->st->nelements && e == NULL; i++) {
 			const struct rules_element *c = &ctx->st->elements[i];
-			size_t pl = strlen(ctx->path), cl = strlen(c->path);
+			size_t cl = strlen(c->path);
 
 			if (c->slice_name != NULL || cl < pl + 5 ||
 			    strncmp(c->path, ctx->path, pl) != 0 ||
