@@ -297,15 +297,26 @@ xf_put(struct xf *x, struct fj_node *obj, const char *name, struct fj_node *val,
 }
 
 int
-xmlfhir_xhtml_dump(xmlDoc *doc, const xmlNode *n, xmlBuffer *b)
+xmlfhir_xhtml_dump(const xmlNode *n, xmlBuffer *b)
 {
-	/* Without a document encoding libxml2 writes every non-ASCII
-	 * character of an attribute as a character reference; UTF-8 keeps
-	 * them as they are, whether the input declared its encoding or not */
-	if (doc->encoding == NULL &&
-	    (doc->encoding = xmlStrdup((const xmlChar *)"UTF-8")) == NULL)
+	xmlDoc *tmp;
+	xmlNode *copy;
+	int rc = -1;
+
+	/* A copy in a document of its own: libxml2 then declares on the copy
+	 * the namespaces the div uses but an ancestor declared (<h:div> under
+	 * xmlns:h on the resource), so the JSON text stands alone. Without a
+	 * document encoding libxml2 writes every non-ASCII character of an
+	 * attribute as a character reference; UTF-8 keeps them as written. */
+	if ((tmp = xmlNewDoc((const xmlChar *)"1.0")) == NULL)
 		return -1;
-	return xmlNodeDump(b, doc, (xmlNode *)n, 0, 0);
+	if ((tmp->encoding = xmlStrdup((const xmlChar *)"UTF-8")) != NULL &&
+	    (copy = xmlDocCopyNode((xmlNode *)n, tmp, 1)) != NULL) {
+		xmlDocSetRootElement(tmp, copy);
+		rc = xmlNodeDump(b, tmp, copy, 0, 0);
+	}
+	xmlFreeDoc(tmp);
+	return rc;
 }
 
 bool
@@ -395,7 +406,7 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 					xf_fail(x, GW_NOMEM, c, "no memory");
 					return;
 				}
-				if (xmlfhir_xhtml_dump(c->doc, c, b) < 0) {
+				if (xmlfhir_xhtml_dump(c, b) < 0) {
 					xmlBufferFree(b);
 					xf_fail(x, GW_NOMEM, c, "no memory");
 					return;

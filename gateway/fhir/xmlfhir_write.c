@@ -328,7 +328,7 @@ xw_div(struct xw *x, const struct fj_node *v)
 		goto done;
 	}
 	if ((b = xmlBufferCreate()) == NULL ||
-	    xmlfhir_xhtml_dump(xd, root, b) < 0) {
+	    xmlfhir_xhtml_dump(root, b) < 0) {
 		xw_fail(x, GW_NOMEM, NULL, NULL);
 		goto done;
 	}
