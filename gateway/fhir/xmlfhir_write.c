@@ -305,6 +305,7 @@ fail:
 static void
 xw_div(struct xw *x, const struct fj_node *v)
 {
+	xmlParserCtxt *pc = NULL;
 	xmlDoc *xd = NULL;
 	xmlBuffer *b = NULL;
 	const xmlNode *root;
@@ -313,10 +314,17 @@ xw_div(struct xw *x, const struct fj_node *v)
 		xw_fail(x, GW_INVALID, "must be a string", NULL);
 		goto done;
 	}
-	xd = xmlReadMemory(v->u.str.s, (int)v->u.str.len, NULL, "UTF-8",
-			   XML_PARSE_NONET | XML_PARSE_NOERROR |
-			       XML_PARSE_NOWARNING);
-	if (xd == NULL || xd->intSubset != NULL || xd->extSubset != NULL ||
+	if ((pc = xmlNewParserCtxt()) == NULL) {
+		xw_fail(x, GW_NOMEM, NULL, NULL);
+		goto done;
+	}
+	xd = xmlCtxtReadMemory(pc, v->u.str.s, (int)v->u.str.len, NULL, "UTF-8",
+			       XML_PARSE_NONET | XML_PARSE_NOERROR |
+				   XML_PARSE_NOWARNING);
+	/* namespace errors (an undeclared prefix) do not stop libxml2, but
+	 * the div would not be XHTML, nor our output namespace-well-formed */
+	if (xd == NULL || !pc->wellFormed || !pc->nsWellFormed ||
+	    xd->intSubset != NULL || xd->extSubset != NULL ||
 	    (root = xmlDocGetRootElement(xd)) == NULL ||
 	    strcmp((const char *)root->name, "div") != 0 || root->ns == NULL ||
 	    root->ns->href == NULL ||
@@ -339,6 +347,8 @@ done:
 		xmlBufferFree(b);
 	if (xd != NULL)
 		xmlFreeDoc(xd);
+	if (pc != NULL)
+		xmlFreeParserCtxt(pc);
 }
 
 /* One primitive: value from v (may be NULL), id and extensions from e

@@ -538,6 +538,14 @@ test_refused(void **state)
 	     "\"div\":\"<!DOCTYPE div [<!ENTITY e \\\"x\\\">]><div "
 	     "xmlns=\\\"http://www.w3.org/1999/xhtml\\\">&e;</div>\"}}",
 	     "not a well-formed XHTML div"},
+	    {"{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\","
+	     "\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">"
+	     "<x:p>undeclared prefix</x:p></div>\"}}",
+	     "not a well-formed XHTML div"},
+	    {"{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\","
+	     "\"div\":\"<?xml version=\\\"1.0\\\"?><div "
+	     "xmlns=\\\"http://www.w3.org/1999/xhtml\\\">x</div><div/>\"}}",
+	     "not a well-formed XHTML div"},
 	    {"{\"resourceType\":\"Patient\",\"contained\":[{\"id\":\"x\"}]}",
 	     "Patient.contained[0]: not a resource"},
 	    {"{\"resourceType\":\"Patient\",\"contact\":[null]}", "null"},
