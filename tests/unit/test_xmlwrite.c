@@ -702,6 +702,18 @@ test_roundtrip_project(void **state)
 	n = roundtrip_dir(dir, stu3, false, NULL);
 	if (n < 50)
 		fail_msg("only %zu STU3 examples found, want at least 50", n);
+	/* and XML -> JSON -> XML -> JSON */
+	n = 0;
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const xdirs[] = {"tests/data/xml",
+						    "tests/data/rules/xml",
+						    "tests/fuzz/seeds/xmlfhir"};
+
+		snprintf(dir, sizeof(dir), "%s/%s", srcdir(), xdirs[i]);
+		n += roundtrip_dir(dir, r4, true, NULL);
+	}
+	if (n < 6)
+		fail_msg("only %zu XML files found, want at least 6", n);
 }
 
 /* The standards material, when it is next to the source tree. */
