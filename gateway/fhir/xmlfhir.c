@@ -153,14 +153,20 @@ xmlfhir_lookup(const struct rules_set *set, const struct xmlfhir_ctx *ctx,
 	char path[512];
 	const struct rules_element *e;
 	const char *type = NULL;
-	int n;
+	size_t pl, nl;
 
 	memset(info, 0, sizeof(*info));
 	if (ctx->st == NULL)
 		return;
-	n = snprintf(path, sizeof(path), "%s.%s", ctx->path, name);
-	if (n < 0 || (size_t)n >= sizeof(path))
+	/* path "ctx.name", bounded; not snprintf: this runs for every
+	 * element read or written */
+	pl = strlen(ctx->path);
+	nl = strlen(name);
+	if (pl + 1 + nl >= sizeof(path))
 		return;
+	memcpy(path, ctx->path, pl);
+	path[pl] = '.';
+	memcpy(path + pl + 1, name, nl + 1);
 	if ((e = xf_find(ctx->st, path)) != NULL) {
 		if (e->ntypes > 0)
 			type = e->types[0].code;
@@ -168,7 +174,7 @@ xmlfhir_lookup(const struct rules_set *set, const struct xmlfhir_ctx *ctx,
 		/* choice: valueString -> value[x] of type string */
 		for (size_t i = 0; i < ctx->st->nelements && e == NULL; i++) {
 			const struct rules_element *c = &ctx->st->elements[i];
-			size_t pl = strlen(ctx->path), cl = strlen(c->path);
+			size_t cl = strlen(c->path);
 
 			if (c->slice_name != NULL || cl < pl + 5 ||
 			    strncmp(c->path, ctx->path, pl) != 0 ||
@@ -291,15 +297,26 @@ xf_put(struct xf *x, struct fj_node *obj, const char *name, struct fj_node *val,
 }
 
 int
-xmlfhir_xhtml_dump(xmlDoc *doc, const xmlNode *n, xmlBuffer *b)
+xmlfhir_xhtml_dump(const xmlNode *n, xmlBuffer *b)
 {
-	/* Without a document encoding libxml2 writes every non-ASCII
-	 * character of an attribute as a character reference; UTF-8 keeps
-	 * them as they are, whether the input declared its encoding or not */
-	if (doc->encoding == NULL &&
-	    (doc->encoding = xmlStrdup((const xmlChar *)"UTF-8")) == NULL)
+	xmlDoc *tmp;
+	xmlNode *copy;
+	int rc = -1;
+
+	/* A copy in a document of its own: libxml2 then declares on the copy
+	 * the namespaces the div uses but an ancestor declared (<h:div> under
+	 * xmlns:h on the resource), so the JSON text stands alone. Without a
+	 * document encoding libxml2 writes every non-ASCII character of an
+	 * attribute as a character reference; UTF-8 keeps them as written. */
+	if ((tmp = xmlNewDoc((const xmlChar *)"1.0")) == NULL)
 		return -1;
-	return xmlNodeDump(b, doc, (xmlNode *)n, 0, 0);
+	if ((tmp->encoding = xmlStrdup((const xmlChar *)"UTF-8")) != NULL &&
+	    (copy = xmlDocCopyNode((xmlNode *)n, tmp, 1)) != NULL) {
+		xmlDocSetRootElement(tmp, copy);
+		rc = xmlNodeDump(b, tmp, copy, 0, 0);
+	}
+	xmlFreeDoc(tmp);
+	return rc;
 }
 
 bool
@@ -389,7 +406,7 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 					xf_fail(x, GW_NOMEM, c, "no memory");
 					return;
 				}
-				if (xmlfhir_xhtml_dump(c->doc, c, b) < 0) {
+				if (xmlfhir_xhtml_dump(c, b) < 0) {
 					xmlBufferFree(b);
 					xf_fail(x, GW_NOMEM, c, "no memory");
 					return;

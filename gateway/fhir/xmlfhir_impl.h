@@ -42,9 +42,10 @@ bool xmlfhir_is_primitive(const struct xmlfhir_info *info);
 /* Is type a resource type (contained, Bundle.entry.resource, ...)? */
 bool xmlfhir_is_resource_type(const struct rules_set *set, const char *type);
 
-/* Append the XML of n (an XHTML div of doc) to b, characters kept as
- * UTF-8 (sets doc's encoding when it has none): how a narrative div's
- * JSON text is made from XML on both sides. Returns as xmlNodeDump. */
-int xmlfhir_xhtml_dump(xmlDoc *doc, const xmlNode *n, xmlBuffer *b);
+/* Append the XML of n (an XHTML div) to b as a text of its own: with the
+ * namespace declarations it uses, characters kept as UTF-8. How a
+ * narrative div's JSON text is made from XML on both sides. Returns as
+ * xmlNodeDump (-1 on failure). */
+int xmlfhir_xhtml_dump(const xmlNode *n, xmlBuffer *b);
 
 #endif

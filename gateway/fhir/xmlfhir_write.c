@@ -18,6 +18,7 @@
 
 struct xw {
 	const struct rules_set *set;
+	const struct rules_structure *element; /* Element: "_name" objects */
 	struct buf *out;
 	char *err;
 	size_t errlen;
@@ -57,19 +58,26 @@ xw_fail(struct xw *x, enum gw_err rc, const char *what, const char *name)
 static size_t
 xw_push(struct xw *x, const char *name, long index)
 {
-	size_t old = x->pathlen;
-	int n;
+	size_t old = x->pathlen, room = sizeof(x->path) - old, n;
 
-	if (name != NULL)
-		n = snprintf(x->path + old, sizeof(x->path) - old, "%s%s",
-			     old ? "." : "", name);
+	if (name != NULL) {
+		/* the common case, without snprintf's cost */
+		n = strlen(name) + (old ? 1 : 0);
+		if (n < room) {
+			if (old)
+				x->path[old] = '.';
+			memcpy(x->path + old + (old ? 1 : 0), name,
+			       n - (old ? 1 : 0) + 1);
+			x->pathlen = old + n;
+		}
+		return old;
+	}
+	int k = snprintf(x->path + old, room, "[%ld]", index);
+
+	if (k > 0 && (size_t)k < room)
+		x->pathlen = old + (size_t)k;
 	else
-		n = snprintf(x->path + old, sizeof(x->path) - old, "[%ld]",
-			     index);
-	if (n > 0)
-		x->pathlen = old + (size_t)n < sizeof(x->path)
-				 ? old + (size_t)n
-				 : sizeof(x->path) - 1;
+		x->path[old] = '\0';
 	return old;
 }
 
@@ -297,6 +305,7 @@ fail:
 static void
 xw_div(struct xw *x, const struct fj_node *v)
 {
+	xmlParserCtxt *pc = NULL;
 	xmlDoc *xd = NULL;
 	xmlBuffer *b = NULL;
 	const xmlNode *root;
@@ -305,10 +314,17 @@ xw_div(struct xw *x, const struct fj_node *v)
 		xw_fail(x, GW_INVALID, "must be a string", NULL);
 		goto done;
 	}
-	xd = xmlReadMemory(v->u.str.s, (int)v->u.str.len, NULL, "UTF-8",
-			   XML_PARSE_NONET | XML_PARSE_NOERROR |
-			       XML_PARSE_NOWARNING);
-	if (xd == NULL || xd->intSubset != NULL || xd->extSubset != NULL ||
+	if ((pc = xmlNewParserCtxt()) == NULL) {
+		xw_fail(x, GW_NOMEM, NULL, NULL);
+		goto done;
+	}
+	xd = xmlCtxtReadMemory(pc, v->u.str.s, (int)v->u.str.len, NULL, "UTF-8",
+			       XML_PARSE_NONET | XML_PARSE_NOERROR |
+				   XML_PARSE_NOWARNING);
+	/* namespace errors (an undeclared prefix) do not stop libxml2, but
+	 * the div would not be XHTML, nor our output namespace-well-formed */
+	if (xd == NULL || !pc->wellFormed || !pc->nsWellFormed ||
+	    xd->intSubset != NULL || xd->extSubset != NULL ||
 	    (root = xmlDocGetRootElement(xd)) == NULL ||
 	    strcmp((const char *)root->name, "div") != 0 || root->ns == NULL ||
 	    root->ns->href == NULL ||
@@ -320,7 +336,7 @@ xw_div(struct xw *x, const struct fj_node *v)
 		goto done;
 	}
 	if ((b = xmlBufferCreate()) == NULL ||
-	    xmlfhir_xhtml_dump(xd, root, b) < 0) {
+	    xmlfhir_xhtml_dump(root, b) < 0) {
 		xw_fail(x, GW_NOMEM, NULL, NULL);
 		goto done;
 	}
@@ -331,6 +347,8 @@ done:
 		xmlBufferFree(b);
 	if (xd != NULL)
 		xmlFreeDoc(xd);
+	if (pc != NULL)
+		xmlFreeParserCtxt(pc);
 }
 
 /* One primitive: value from v (may be NULL), id and extensions from e
@@ -339,7 +357,7 @@ static void
 xw_primitive(struct xw *x, const char *name, const struct xmlfhir_info *info,
 	     const struct fj_node *v, const struct fj_node *e, int depth)
 {
-	struct xmlfhir_ctx ec = {rules_type(x->set, "Element"), "Element"};
+	struct xmlfhir_ctx ec = {x->element, "Element"};
 
 	if (v == NULL && e == NULL) {
 		xw_fail(x, GW_INVALID, "neither a value nor extensions", NULL);
@@ -369,6 +387,20 @@ xw_primitive(struct xw *x, const char *name, const struct xmlfhir_info *info,
 		return;
 	}
 	xw_element(x, name, e, &ec, v, depth + 1);
+}
+
+/* Does the element hold a resource (contained, entry.resource)? As
+ * xmlfhir_is_resource_type, from the structure the lookup found for its
+ * type instead of a second lookup by name: a backbone element's context
+ * is a path inside its resource, never the resource itself. */
+static bool
+xw_is_resource(const struct xmlfhir_info *info)
+{
+	const struct rules_structure *st = info->child.st;
+
+	return info->type != NULL && st != NULL && st->kind != NULL &&
+	       strcmp(st->kind, "resource") == 0 && st->type != NULL &&
+	       strcmp(info->child.path, st->type) == 0;
 }
 
 /* Write the children of obj (the elements of ctx), in definition order. */
@@ -437,8 +469,7 @@ xw_children(struct xw *x, const struct fj_node *obj,
 				xw_fail(x, GW_INVALID, "null", NULL);
 			} else if (div) {
 				xw_div(x, vk);
-			} else if (xmlfhir_is_resource_type(x->set,
-							    info->type)) {
+			} else if (xw_is_resource(info)) {
 				xw_adds(x, "<");
 				xw_adds(x, m[i].name);
 				xw_adds(x, ">");
@@ -577,6 +608,7 @@ xmlfhir_from_fjson(const struct fj_node *res, const struct rules_set *set,
 		snprintf(err, errlen, "no definitions to write XML with");
 		return GW_INVALID;
 	}
+	x.element = rules_type(set, "Element");
 	xw_resource(&x, res, true, 0);
 	if (x.rc != GW_OK && out->data != NULL) {
 		/* leave out as it was */

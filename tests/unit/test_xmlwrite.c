@@ -6,6 +6,7 @@
  * ../shared/standards next to the source tree).
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -537,6 +538,14 @@ test_refused(void **state)
 	     "\"div\":\"<!DOCTYPE div [<!ENTITY e \\\"x\\\">]><div "
 	     "xmlns=\\\"http://www.w3.org/1999/xhtml\\\">&e;</div>\"}}",
 	     "not a well-formed XHTML div"},
+	    {"{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\","
+	     "\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">"
+	     "<x:p>undeclared prefix</x:p></div>\"}}",
+	     "not a well-formed XHTML div"},
+	    {"{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\","
+	     "\"div\":\"<?xml version=\\\"1.0\\\"?><div "
+	     "xmlns=\\\"http://www.w3.org/1999/xhtml\\\">x</div><div/>\"}}",
+	     "not a well-formed XHTML div"},
 	    {"{\"resourceType\":\"Patient\",\"contained\":[{\"id\":\"x\"}]}",
 	     "Patient.contained[0]: not a resource"},
 	    {"{\"resourceType\":\"Patient\",\"contact\":[null]}", "null"},
@@ -617,6 +626,64 @@ test_depth(void **state)
 	fj_doc_free(doc);
 }
 
+/* Several threads writing at once (the pull API's workers) each get the
+ * XML one thread alone gets; run under ASan/TSan this also looks for
+ * shared state. */
+struct par {
+	const struct fj_node *res;
+	const char *want;
+	int bad;
+};
+
+static void *
+par_run(void *arg)
+{
+	struct par *p = arg;
+
+	for (int i = 0; i < 20; i++) {
+		struct buf b;
+		char err[256];
+
+		buf_init(&b, 1u << 22);
+		if (xmlfhir_from_fjson(p->res, r4, &b, err, sizeof(err)) !=
+			GW_OK ||
+		    strcmp(b.data, p->want) != 0)
+			p->bad++;
+		buf_cleanup(&b);
+	}
+	return NULL;
+}
+
+static void
+test_threads(void **state)
+{
+	char path[1024], *text, *want;
+	size_t len;
+	struct fj_doc *doc;
+	pthread_t t[4];
+	struct par p[4];
+
+	snprintf(path, sizeof(path),
+		 "%s/tests/data/valid/r4/pzp-0.1.3/bundle-F1.json", srcdir());
+	text = read_file(path, &len);
+	doc = parse_json(text, len);
+	want = to_xml(doc->root, r4, path);
+	for (int i = 0; i < 4; i++) {
+		p[i] = (struct par){doc->root, want, 0};
+		assert_int_equal(pthread_create(&t[i], NULL, par_run, &p[i]),
+				 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		if (p[i].bad != 0)
+			fail_msg("thread %d: %d of 20 writes differ", i,
+				 p[i].bad);
+	}
+	free(want);
+	fj_doc_free(doc);
+	free(text);
+}
+
 /* Every example of the project: R4 and STU3 (the writer follows whichever
  * definitions it is given). */
 static void
@@ -635,6 +702,18 @@ test_roundtrip_project(void **state)
 	n = roundtrip_dir(dir, stu3, false, NULL);
 	if (n < 50)
 		fail_msg("only %zu STU3 examples found, want at least 50", n);
+	/* and XML -> JSON -> XML -> JSON */
+	n = 0;
+	for (size_t i = 0; i < 3; i++) {
+		static const char *const xdirs[] = {"tests/data/xml",
+						    "tests/data/rules/xml",
+						    "tests/fuzz/seeds/xmlfhir"};
+
+		snprintf(dir, sizeof(dir), "%s/%s", srcdir(), xdirs[i]);
+		n += roundtrip_dir(dir, r4, true, NULL);
+	}
+	if (n < 6)
+		fail_msg("only %zu XML files found, want at least 6", n);
 }
 
 /* The standards material, when it is next to the source tree. */
@@ -708,6 +787,7 @@ main(void)
 	    cmocka_unit_test(test_refused),
 	    cmocka_unit_test(test_too_big),
 	    cmocka_unit_test(test_depth),
+	    cmocka_unit_test(test_threads),
 	    cmocka_unit_test(test_roundtrip_project),
 	    cmocka_unit_test(test_roundtrip_standards),
 	    cmocka_unit_test(test_roundtrip_extra),
