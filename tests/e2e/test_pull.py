@@ -475,6 +475,17 @@ def test_metadata_states_the_provider(net):
     assert "Consent:actor" in res["Consent"].get("searchInclude", [])
     codes = [i["code"] for i in cs["rest"][0]["interaction"]]
     assert "history-system" in codes
+    # It is a valid R4 CapabilityStatement, and also served as XML.
+    path = os.path.join(net.b.dir, "metadata.json")
+    with open(path, "w") as f:
+        json.dump(cs, f)
+    p = subprocess.run([gw.BINARY, "validate", path], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    st, h, data = get(net.b, "/fhir/metadata",
+                      accept="application/fhir+xml")
+    assert st == 200 and h["content-type"].startswith("application/fhir+xml")
+    assert ET.fromstring(data).tag == FHIR_NS + "CapabilityStatement"
 
 
 def audit_list(g, *args):
