@@ -204,8 +204,12 @@ cmd_post(int argc, char **argv)
 	   slow requests happen. */
 	if (getenv("LOADGEN_DUMP") != NULL)
 		dump = fopen(getenv("LOADGEN_DUMP"), "w");
-	if (multi == NULL || slots == NULL || idle == NULL || lat == NULL)
+	if (multi == NULL || slots == NULL || idle == NULL || lat == NULL) {
+		free(slots);
+		free(idle);
+		free(lat);
 		return 2;
+	}
 	for (int i = 0; i < conc; i++) {
 		struct slot *s = &slots[i];
 
@@ -370,8 +374,11 @@ cmd_get(char **argv)
 	multi = curl_multi_init();
 	slots = calloc((size_t)conc, sizeof(*slots));
 	lat = calloc((size_t)sets, sizeof(*lat));
-	if (multi == NULL || slots == NULL || lat == NULL)
+	if (multi == NULL || slots == NULL || lat == NULL) {
+		free(slots);
+		free(lat);
 		return 2;
+	}
 	t0 = now_s();
 	for (int i = 0; i < conc && started < sets; i++) {
 		struct gslot *s = &slots[i];
