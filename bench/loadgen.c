@@ -359,13 +359,16 @@ cmd_get(char **argv)
 	if (f == NULL || conc < 1 || conc > LG_MAX_CONC || sets < 1 ||
 	    npat < 1) {
 		fprintf(stderr, "loadgen get: bad arguments\n");
+		if (f != NULL)
+			fclose(f);
 		return 2;
 	}
 	while (npaths < LG_MAX_URL && fgets(line, sizeof(line), f) != NULL) {
 		line[strcspn(line, "\r\n")] = '\0';
 		if (line[0] == '\0' || line[0] == '#')
 			continue;
-		paths[npaths++] = strdup(line);
+		if ((paths[npaths] = strdup(line)) != NULL)
+			npaths++;
 	}
 	fclose(f);
 	if (npaths == 0)
@@ -377,6 +380,8 @@ cmd_get(char **argv)
 	if (multi == NULL || slots == NULL || lat == NULL) {
 		free(slots);
 		free(lat);
+		for (int i = 0; i < npaths; i++)
+			free(paths[i]);
 		return 2;
 	}
 	t0 = now_s();
