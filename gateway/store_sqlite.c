@@ -274,9 +274,13 @@ static const char *const sq_sql[SQ_COUNT] = {
 	" ORDER BY o.next_attempt_at LIMIT 1",
     [SQ_INBOX_INSERT] = "INSERT INTO inbox (message_seq, receiver_ura, bsn,"
 			" resources, sender_ura) VALUES (?1, ?2, ?3, ?4, ?5)",
-    [SQ_RES_CURRENT] = "SELECT seq, vid, sha256 FROM res_versions"
+    /* The newest version by the unique index, one step however many
+       versions there are (a filter on superseded_seq would read them
+       all); it is the current one unless retention took its message. */
+    [SQ_RES_CURRENT] = "SELECT seq, vid, sha256, superseded_seq IS NULL"
+		       " FROM res_versions"
 		       " WHERE receiver_ura = ?1 AND type = ?2 AND id = ?3"
-		       " AND superseded_seq IS NULL",
+		       " ORDER BY vid DESC LIMIT 1",
     [SQ_RES_INSERT] =
 	"INSERT INTO res_versions (receiver_ura, bsn, type, id, vid, res_key,"
 	" message_seq, updated, hidden, sha256, json) VALUES (?1, ?2, ?3, ?4,"
@@ -963,9 +967,12 @@ sq_index_entry(struct sq *c, int64_t seq, int64_t at,
 	if (rc == SQLITE_ROW) {
 		const unsigned char *sha = sqlite3_column_text(st, 2);
 
-		cur = sqlite3_column_int64(st, 0);
 		vid = sqlite3_column_int64(st, 1);
-		same = sha != NULL && strcmp((const char *)sha, e->sha256) == 0;
+		if (sqlite3_column_int(st, 3) != 0) {
+			cur = sqlite3_column_int64(st, 0);
+			same = sha != NULL &&
+			       strcmp((const char *)sha, e->sha256) == 0;
+		}
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)

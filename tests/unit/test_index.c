@@ -697,6 +697,36 @@ test_inbox_retention(void **state)
 	    sql_count(f->path, "SELECT count(*) FROM res_versions"), 0);
 }
 
+/* A clock stepped back: the newest version's message is older than the
+ * one before it, and retention takes it. The next change is stored (the
+ * version after the newest one left) and is current. */
+static void
+test_newest_pruned(void **state)
+{
+	struct fixture *f = *state;
+	struct store_index_entry v1[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":1}", false)};
+	struct store_index_entry v2[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":2}", false)};
+	struct store_index_entry v3[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":3}", false)};
+	struct store_res_query q = {.receiver = GP1, .history = true};
+	size_t pruned = 0;
+
+	assert_int_equal(accept_ix(f->s, "m1", GP1, BSN, v1, 1, T0 + 100),
+			 GW_OK);
+	assert_int_equal(accept_ix(f->s, "m2", GP1, BSN, v2, 1, T0), GW_OK);
+	assert_int_equal(store_prune_inbound(f->s, T0 + 50, &pruned), GW_OK);
+	assert_int_equal(pruned, 1);
+	/* Version 1 was superseded by the version retention took. */
+	EXPECT_FIND(f->r, &q, "Consent/c/1@m1");
+	assert_int_equal(accept_ix(f->s, "m3", GP1, BSN, v3, 1, T0 + 200),
+			 GW_OK);
+	EXPECT_FIND(f->r, &q, "Consent/c/1@m1 Consent/c/2c@m3");
+	q.history = false;
+	EXPECT_FIND(f->r, &q, "Consent/c/2c@m3");
+}
+
 /* The secret is made with the schema and stays: ids survive a restart. */
 static void
 test_secret(void **state)
@@ -729,6 +759,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_atomic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_retention, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_newest_pruned, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_secret, setup, teardown),
 	};
