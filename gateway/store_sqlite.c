@@ -1965,7 +1965,7 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 	size_t len = 0, cap = 0;
 	sqlite3_stmt *st = NULL;
 	enum gw_err err = GW_OK;
-	const char *current;
+	const char *current, *sk;
 	char sql[1400];
 	int rc;
 
@@ -1976,9 +1976,14 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 	current = q->snapshot > 0 ? "(r.superseded_seq IS NULL OR"
 				    " r.superseded_seq > ?6)"
 				  : "(r.superseded_seq IS NULL)";
-	/* Only the conditions asked for, so SQLite picks the index:
-	   (receiver, bsn, seq) for a patient, (receiver, type, id, vid)
-	   for a read, (receiver, updated) for _since. */
+	/* Only the conditions asked for, and the index for them: (receiver,
+	   bsn, seq) for a patient, in seq order already; (receiver, type,
+	   id, vid) for a read and (receiver, updated) for _since, whose
+	   few rows are sorted; (receiver, seq) otherwise. Without the
+	   unary + on seq SQLite walks (receiver, seq) to save the sort,
+	   every version of the receiver for one read (measured: 200,000
+	   rows at 10,000 patients). */
+	sk = q->id != NULL || (q->since > 0 && q->bsn == NULL) ? "+" : "";
 	snprintf(sql, sizeof(sql),
 		 "SELECT r.seq, r.type, r.id, r.receiver_ura, r.bsn, m.id,"
 		 " coalesce(nullif(i.sender_ura, ''), m.sender_ura), r.vid,"
@@ -1986,17 +1991,18 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 		 " FROM res_versions r JOIN messages m ON m.seq ="
 		 " r.message_seq LEFT JOIN inbox i ON i.message_seq ="
 		 " r.message_seq AND i.receiver_ura = r.receiver_ura"
-		 " WHERE r.receiver_ura = ?1%s%s%s%s%s%s%s%s%s"
-		 " AND r.seq > ?8 ORDER BY r.seq LIMIT ?9",
+		 " WHERE r.receiver_ura = ?1%s%s%s%s%s%s%s%s%s%s"
+		 " AND %sr.seq > ?8 ORDER BY %sr.seq LIMIT ?9",
 		 current, q->bsn != NULL ? " AND r.bsn = ?2" : "",
 		 q->type != NULL ? " AND r.type = ?3" : "",
 		 q->id != NULL ? " AND r.id = ?4" : "",
 		 q->vid > 0 ? " AND r.vid = ?5" : "",
-		 q->snapshot > 0 ? " AND r.seq <= ?6" : "",
+		 q->snapshot > 0 ? " AND " : "",
+		 q->snapshot > 0 ? (*sk ? "+r.seq <= ?6" : "r.seq <= ?6") : "",
 		 !q->history && q->vid <= 0 ? " AND " : "",
 		 !q->history && q->vid <= 0 ? current : "",
 		 q->since > 0 ? " AND r.updated >= ?7" : "",
-		 q->hidden ? "" : " AND r.hidden = 0");
+		 q->hidden ? "" : " AND r.hidden = 0", sk, sk);
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_fail(c, "prepare", rc);
