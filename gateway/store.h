@@ -103,9 +103,8 @@ struct store_index_entry {
 	   meta.lastUpdated left out (the store sets them). */
 	const char *json;
 	size_t json_len;
-	const char *sha256; /* hex SHA-256 of json's canonical form (fjson
-			       FJ_CANONICAL): the same content again makes
-			       no new version */
+	const char *sha256; /* hex SHA-256 of json: the same content
+			       again makes no new version */
 	bool hidden;	    /* entered-in-error: kept, never searched */
 };
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fjson.h"
@@ -697,6 +698,131 @@ test_inbox_retention(void **state)
 	    sql_count(f->path, "SELECT count(*) FROM res_versions"), 0);
 }
 
+/* A clock stepped back: the newest version's message is older than the
+ * one before it, and retention takes it. The next change is stored (the
+ * version after the newest one left) and is current. */
+static void
+test_newest_pruned(void **state)
+{
+	struct fixture *f = *state;
+	struct store_index_entry v1[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":1}", false)};
+	struct store_index_entry v2[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":2}", false)};
+	struct store_index_entry v3[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":3}", false)};
+	struct store_res_query q = {.receiver = GP1, .history = true};
+	size_t pruned = 0;
+
+	assert_int_equal(accept_ix(f->s, "m1", GP1, BSN, v1, 1, T0 + 100),
+			 GW_OK);
+	assert_int_equal(accept_ix(f->s, "m2", GP1, BSN, v2, 1, T0), GW_OK);
+	assert_int_equal(store_prune_inbound(f->s, T0 + 50, &pruned), GW_OK);
+	assert_int_equal(pruned, 1);
+	/* Version 1 was superseded by the version retention took. */
+	EXPECT_FIND(f->r, &q, "Consent/c/1@m1");
+	assert_int_equal(accept_ix(f->s, "m3", GP1, BSN, v3, 1, T0 + 200),
+			 GW_OK);
+	EXPECT_FIND(f->r, &q, "Consent/c/1@m1 Consent/c/2c@m3");
+	q.history = false;
+	EXPECT_FIND(f->r, &q, "Consent/c/2c@m3");
+}
+
+/* Accept messages from..to-1, each for its own patient with three
+ * resources of its own, in group commits. */
+static void
+fill(struct store *s, int from, int to)
+{
+	static char ids[3][16], bsn[16], mid[16];
+	enum gw_err done = GW_OK;
+
+	for (int i = from; i < to; i++) {
+		struct store_index_entry e[3];
+		struct store_index x = {.receiver = GP1,
+					.bsn = bsn,
+					.sender = SENDER,
+					.entries = e,
+					.n = 3};
+		struct store_accept r = {
+		    .id = mid,
+		    .direction = STORE_INBOUND,
+		    .sender_ura = SENDER,
+		    .bundle_value = mid,
+		    .patient_key = "pk",
+		    .fhir_version = "4.0.1",
+		    .doc = "{}",
+		    .doc_len = 2,
+		    .sha256 = "s",
+		    .answer_status = 202,
+		    .index = &x,
+		    .nindex = 1,
+		};
+
+		snprintf(mid, sizeof(mid), "f%d", i);
+		snprintf(bsn, sizeof(bsn), "%09d", i);
+		for (int k = 0; k < 3; k++) {
+			snprintf(ids[k], sizeof(ids[k]), "r%d-%d", i, k);
+			e[k] = ent(k == 0 ? "Patient" : "Consent", ids[k],
+				   "{\"resourceType\":\"Consent\"}", false);
+		}
+		assert_int_equal(store_submit_accept(s, &r, on_done, &done),
+				 GW_OK);
+		if (i % 256 == 255) {
+			store_flush(s);
+			store_dispatch(s);
+		}
+	}
+	store_flush(s);
+	store_dispatch(s);
+	assert_int_equal(done, GW_OK);
+}
+
+/* Fastest of 30 reads of one resource by type and id, in us. */
+static double
+read_us(struct store_reader *rd, const char *id)
+{
+	struct store_res_query q = {
+	    .receiver = GP1, .type = "Consent", .id = id, .snapshot = 1 << 30};
+	double best = 1e12;
+
+	for (int k = 0; k < 30; k++) {
+		struct store_res *v = NULL;
+		struct timespec t0, t1;
+		size_t n = 0;
+		double us;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(store_res_find(rd, &q, &v, &n), GW_OK);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		assert_int_equal(n, 1);
+		store_res_free(v, n);
+		us = (double)(t1.tv_sec - t0.tv_sec) * 1e6 +
+		     (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+		if (us < best)
+			best = us;
+	}
+	return best;
+}
+
+/* A read by type and id takes the same time with 20 times the data (it
+ * once walked every version of the receiver in seq order). */
+static void
+test_read_scales(void **state)
+{
+	struct fixture *f = *state;
+	double small, big;
+
+	fill(f->s, 0, 200);
+	small = read_us(f->r, "r100-1");
+	fill(f->s, 200, 4000);
+	big = read_us(f->r, "r100-1");
+	print_message("read by id: %.0f us at 600 versions, %.0f us at "
+		      "12000\n",
+		      small, big);
+	if (big > 4 * small + 100)
+		fail_msg("read by id grew from %.0f to %.0f us", small, big);
+}
+
 /* The secret is made with the schema and stays: ids survive a restart. */
 static void
 test_secret(void **state)
@@ -730,6 +856,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_atomic, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inbox_retention, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_newest_pruned, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_read_scales, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secret, setup, teardown),
 	};
 
