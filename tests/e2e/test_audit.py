@@ -124,6 +124,15 @@ def test_creates_audited_listed_exported_verified(pair, pki, tmp_path):
                        capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr
     assert audit(store, "export").returncode == 2  # --since required
+    # With the configuration, the observer is this gateway by URA.
+    r = subprocess.run([gw.BINARY, "audit", "-c", b.conf, "export",
+                        "--since", "1d", "--patient", bsn(2)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    events = [e["resource"] for e in json.loads(r.stdout)["entry"]]
+    assert len(events) == 1
+    assert events[0]["source"]["observer"]["identifier"]["value"] == \
+        "90000009"
 
     # Verify holds on the running gateway's store.
     r = audit(store, "verify")
