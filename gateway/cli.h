@@ -38,6 +38,7 @@ int cli_canon(int argc, char **argv);	     /* cli_sign.c */
 int cli_sign(int argc, char **argv);	     /* cli_sign.c */
 int cli_verify(int argc, char **argv);	     /* cli_sign.c */
 int cli_queue(int argc, char **argv);	     /* cli_queue.c */
+int cli_inbox(int argc, char **argv);	     /* cli_inbox.c */
 int cli_validate(int argc, char **argv);     /* cli_validate.c */
 int cli_schemas(int argc, char **argv);	     /* cli_schemas.c */
 int cli_send(int argc, char **argv);	     /* cli_send.c */

@@ -79,6 +79,14 @@ static const struct cli_text cli_texts[] = {
      "Reads the store only. Exit 0 done (verify: the chain holds),\n"
      "1 verify found a deleted, altered or reordered record (its seq\n"
      "is named), 2 usage or I/O error.\n"},
+    {"inbox", "what was received for the organisations served here",
+     "pzpgw inbox [-c FILE | --store FILE] [--format table|json] ACTION\n"
+     "  list [--receiver URA] [--patient BSN] [--since T] [--limit N]\n"
+     "       [--after SEQ]     received messages per receiver, in order;\n"
+     "                         T: YYYY-MM-DD or RFC 3339\n"
+     "  show ID                the received document as JSON on stdout\n"
+     "Reads only. Exit 0 done, 1 no such received message, 2 usage or\n"
+     "I/O error.\n"},
     {"schemas", "compile FHIR definitions into schemas/",
      "pzpgw schemas build --out DIR [--src-shared DIR] [--src-r4core DIR]\n"
      "  --out DIR         write r4-*.rules and stu3-*.rules into DIR\n"

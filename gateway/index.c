@@ -25,6 +25,7 @@ struct index_set {
 	struct store_index_entry *entries;
 	char receiver[STORE_URA_MAX + 1];
 	char bsn[STORE_BSN_MAX + 1];
+	char sender[STORE_URA_MAX + 1];
 	/* Per entry: type, id, key, json, sha256 (owned). */
 	char **strs;
 	size_t nstrs;
@@ -382,13 +383,22 @@ index_prepare(const struct fj_node *bundle, const char *receiver,
 	util_strlcpy(x->receiver, receiver, sizeof(x->receiver));
 	x->idx.receiver = x->receiver;
 	x->idx.bsn = x->bsn;
+	x->idx.sender = x->sender;
 	for (const struct fj_node *e = entries->u.kids.first; e != NULL;
 	     e = e->next) {
 		const struct fj_node *res = fj_get(e, "resource");
+		const char *sender;
 
 		if (x->bsn[0] == '\0' &&
 		    fj_str_eq(fj_get(res, "resourceType"), "Patient"))
 			(void)patient_bsn(res, x->bsn, sizeof(x->bsn));
+		if (x->sender[0] == '\0' &&
+		    fj_str_eq(fj_get(res, "resourceType"), "MessageHeader") &&
+		    (sender =
+			 fj_get_str(fj_get(fj_get(res, "sender"), "identifier"),
+				    "value")) != NULL &&
+		    util_is_ura(sender))
+			util_strlcpy(x->sender, sender, sizeof(x->sender));
 	}
 	if ((flags & INDEX_BSN_ONLY) != 0 || entries->u.kids.count == 0)
 		goto done;

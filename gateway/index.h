@@ -41,7 +41,7 @@ struct index_set;
  * the message (its fullUrl, "Type/id", or an absolute URL ending in it)
  * rewritten to "Type/<logical id>"; hidden when status is
  * entered-in-error. bsn is the first Patient's BSN identifier ("" when
- * none). Returns GW_OK and *out (caller frees with index_free), GW_NOMEM,
+ * none), sender the MessageHeader's sender URA ("" when none). Returns GW_OK and *out (caller frees with index_free), GW_NOMEM,
  * or GW_INVALID when bundle has no entries array.
  */
 enum gw_err index_prepare(const struct fj_node *bundle, const char *receiver,

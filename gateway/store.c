@@ -167,6 +167,8 @@ store_check_index(const struct store_accept *r)
 
 		if (x->receiver == NULL || !util_is_ura(x->receiver) ||
 		    x->bsn == NULL || strlen(x->bsn) > STORE_BSN_MAX ||
+		    x->sender == NULL ||
+		    (x->sender[0] != '\0' && !util_is_ura(x->sender)) ||
 		    (x->n > 0 && x->entries == NULL))
 			return GW_INVALID;
 		for (size_t j = 0; j < i; j++)
@@ -409,7 +411,7 @@ fail:
 static size_t
 store_index_bytes(const struct store_index *x)
 {
-	size_t b = strlen(x->receiver) + strlen(x->bsn) + 2;
+	size_t b = strlen(x->receiver) + strlen(x->bsn) + strlen(x->sender) + 3;
 
 	for (size_t k = 0; k < x->n; k++) {
 		const struct store_index_entry *e = &x->entries[k];
@@ -460,6 +462,7 @@ store_index_copy(const struct store_index *src, size_t n)
 
 		y->receiver = store_put(&p, x->receiver, strlen(x->receiver));
 		y->bsn = store_put(&p, x->bsn, strlen(x->bsn));
+		y->sender = store_put(&p, x->sender, strlen(x->sender));
 		y->entries = ents;
 		y->n = x->n;
 		for (size_t k = 0; k < x->n; k++, ents++) {

@@ -113,6 +113,10 @@ struct store_index_entry {
 struct store_index {
 	const char *receiver; /* URA */
 	const char *bsn;      /* the message's patient BSN, "" when none */
+	/* MessageHeader.sender's URA, the organisation the data comes
+	   from (store_accept.sender_ura may be a gateway relaying it); ""
+	   when unknown */
+	const char *sender;
 	const struct store_index_entry *entries;
 	size_t n;
 };
@@ -540,9 +544,10 @@ struct store_res {
 	char id[STORE_RID_MAX + 1];
 	char receiver[STORE_URA_MAX + 1];
 	char bsn[STORE_BSN_MAX + 1];
-	char msg_id[STORE_ID_MAX + 1]; /* the latest message that carried
+	char msg_id[STORE_ID_MAX + 1];	/* the latest message that carried
 					  this version */
-	char sender[STORE_URA_MAX + 1];
+	char sender[STORE_URA_MAX + 1]; /* that message's MessageHeader
+					   sender */
 	int64_t vid;	 /* meta.versionId, 1, 2, ... per (type, id) */
 	int64_t updated; /* meta.lastUpdated, ms since the epoch */
 	bool hidden;	 /* entered-in-error */
@@ -600,8 +605,10 @@ struct store_inbox {
 	char id[STORE_ID_MAX + 1];
 	char receiver[STORE_URA_MAX + 1]; /* "" for a message received
 					     before schema 4 */
-	char sender[STORE_URA_MAX + 1];
-	char bsn[STORE_BSN_MAX + 1]; /* "" when none */
+	char sender[STORE_URA_MAX + 1];	  /* MessageHeader.sender */
+	char via[STORE_URA_MAX + 1];	  /* the organisation that posted it
+					   (a gateway relaying, or sender) */
+	char bsn[STORE_BSN_MAX + 1];	  /* "" when none */
 	char fhir_version[16];
 	int64_t accepted_at; /* ms */
 	unsigned resources;  /* index entries written for it */

@@ -145,6 +145,7 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     "  REFERENCES messages(seq) ON DELETE CASCADE,"
     " receiver_ura TEXT NOT NULL,"
     " bsn TEXT NOT NULL,"
+    " sender_ura TEXT NOT NULL,"
     " resources INTEGER NOT NULL,"
     " PRIMARY KEY (message_seq, receiver_ura)) WITHOUT ROWID;"
     "CREATE INDEX inbox_receiver ON inbox (receiver_ura, message_seq);"
@@ -301,7 +302,7 @@ static const char *const sq_sql[SQ_COUNT] = {
 	" AND (?1 IS NULL OR o.receiver_ura = ?1)"
 	" ORDER BY o.next_attempt_at LIMIT 1",
     [SQ_INBOX_INSERT] = "INSERT INTO inbox (message_seq, receiver_ura, bsn,"
-			" resources) VALUES (?1, ?2, ?3, ?4)",
+			" resources, sender_ura) VALUES (?1, ?2, ?3, ?4, ?5)",
     [SQ_RES_CURRENT] = "SELECT seq, vid, sha256 FROM res_versions"
 		       " WHERE receiver_ura = ?1 AND type = ?2 AND id = ?3"
 		       " AND superseded_seq IS NULL",
@@ -1072,6 +1073,7 @@ sq_index_write(struct sq *c, int64_t seq, const struct store_accept *r)
 		sq_bind_text(st, 2, x->receiver);
 		sq_bind_text(st, 3, x->bsn);
 		sqlite3_bind_int64(st, 4, (int64_t)x->n);
+		sq_bind_text(st, 5, x->sender);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -2096,9 +2098,12 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 	   for a read, (receiver, updated) for _since. */
 	snprintf(sql, sizeof(sql),
 		 "SELECT r.seq, r.type, r.id, r.receiver_ura, r.bsn, m.id,"
-		 " m.sender_ura, r.vid, r.updated, r.hidden, %s, r.json"
+		 " coalesce(nullif(i.sender_ura, ''), m.sender_ura), r.vid,"
+		 " r.updated, r.hidden, %s, r.json"
 		 " FROM res_versions r JOIN messages m ON m.seq ="
-		 " r.message_seq WHERE r.receiver_ura = ?1%s%s%s%s%s%s%s%s%s"
+		 " r.message_seq LEFT JOIN inbox i ON i.message_seq ="
+		 " r.message_seq AND i.receiver_ura = r.receiver_ura"
+		 " WHERE r.receiver_ura = ?1%s%s%s%s%s%s%s%s%s"
 		 " AND r.seq > ?8 ORDER BY r.seq LIMIT ?9",
 		 current, q->bsn != NULL ? " AND r.bsn = ?2" : "",
 		 q->type != NULL ? " AND r.type = ?3" : "",
@@ -2197,6 +2202,7 @@ sq_inbox_list(void *conn, const struct store_inbox_filter *f,
 	   are listed with an empty receiver unless one is asked for. */
 	snprintf(sql, sizeof(sql),
 		 "SELECT m.seq, m.id, coalesce(i.receiver_ura, ''),"
+		 " coalesce(nullif(i.sender_ura, ''), m.sender_ura),"
 		 " m.sender_ura, coalesce(i.bsn, ''), m.fhir_version,"
 		 " m.accepted_at, coalesce(i.resources, 0), length(m.document)"
 		 " FROM messages m %s JOIN inbox i ON i.message_seq = m.seq"
@@ -2237,11 +2243,12 @@ sq_inbox_list(void *conn, const struct store_inbox_filter *f,
 		sq_copy(r->id, sizeof(r->id), st, 1);
 		sq_copy(r->receiver, sizeof(r->receiver), st, 2);
 		sq_copy(r->sender, sizeof(r->sender), st, 3);
-		sq_copy(r->bsn, sizeof(r->bsn), st, 4);
-		sq_copy(r->fhir_version, sizeof(r->fhir_version), st, 5);
-		r->accepted_at = sqlite3_column_int64(st, 6);
-		r->resources = (unsigned)sqlite3_column_int64(st, 7);
-		r->doc_len = (size_t)sqlite3_column_int64(st, 8);
+		sq_copy(r->via, sizeof(r->via), st, 4);
+		sq_copy(r->bsn, sizeof(r->bsn), st, 5);
+		sq_copy(r->fhir_version, sizeof(r->fhir_version), st, 6);
+		r->accepted_at = sqlite3_column_int64(st, 7);
+		r->resources = (unsigned)sqlite3_column_int64(st, 8);
+		r->doc_len = (size_t)sqlite3_column_int64(st, 9);
 	}
 	if (rc != SQLITE_DONE)
 		err = sq_fail(c, "inbox_list", rc);

@@ -25,6 +25,7 @@
 #define GP1    "90000003"
 #define GP2    "90000004"
 #define SENDER "90000002"
+#define VIA    "90000001"
 #define BSN    "999911120"
 #define T0     1700000000000LL
 
@@ -39,7 +40,9 @@ static const unsigned char secret2[INDEX_SECRET_LEN] = {9, 8, 7};
 static const char msg_text[] =
     "{\"resourceType\":\"Bundle\",\"type\":\"message\",\"entry\":["
     "{\"fullUrl\":\"urn:uuid:0000-mh\",\"resource\":{\"resourceType\":"
-    "\"MessageHeader\",\"focus\":[{\"reference\":\"urn:uuid:0000-pat\"}]}},"
+    "\"MessageHeader\",\"sender\":{\"identifier\":{\"system\":"
+    "\"http://fhir.nl/fhir/NamingSystem/ura\",\"value\":\"" SENDER "\"}},"
+    "\"focus\":[{\"reference\":\"urn:uuid:0000-pat\"}]}},"
     "{\"fullUrl\":\"urn:uuid:0000-pat\",\"resource\":{\"resourceType\":"
     "\"Patient\",\"id\":\"pat1\",\"meta\":{\"versionId\":\"7\","
     "\"lastUpdated\":\"2020-01-01T00:00:00Z\"},\"identifier\":[{\"system\":"
@@ -131,6 +134,7 @@ test_prepare(void **state)
 	x = index_get(a);
 	assert_string_equal(x->receiver, GP1);
 	assert_string_equal(x->bsn, BSN);
+	assert_string_equal(x->sender, SENDER);
 	/* Every entry but the MessageHeader and the relay Provenance. */
 	assert_int_equal(x->n, 5);
 	pat = entry_of(x, "Patient");
@@ -229,6 +233,7 @@ test_prepare_bsn_only(void **state)
 	/* No BSN: "", and the Patient is still indexed by its key. */
 	assert_int_equal(index_prepare(none->root, GP1, secret1, 0, &a), GW_OK);
 	assert_string_equal(index_get(a)->bsn, "");
+	assert_string_equal(index_get(a)->sender, "");
 	assert_int_equal(index_get(a)->n, 1);
 	assert_string_equal(index_get(a)->entries[0].key, "urn:other|1");
 	index_free(a);
@@ -316,12 +321,15 @@ accept_ix(struct store *s, const char *id, const char *receiver,
 	  const char *bsn, const struct store_index_entry *e, size_t n,
 	  int64_t at)
 {
-	struct store_index x = {
-	    .receiver = receiver, .bsn = bsn, .entries = e, .n = n};
+	struct store_index x = {.receiver = receiver,
+				.bsn = bsn,
+				.sender = SENDER,
+				.entries = e,
+				.n = n};
 	struct store_accept r = {
 	    .id = id,
 	    .direction = STORE_INBOUND,
-	    .sender_ura = SENDER,
+	    .sender_ura = VIA, /* a gateway relaying for SENDER */
 	    .bundle_system = "urn:ietf:rfc:3986",
 	    .bundle_value = id,
 	    .patient_key = "pk",
@@ -522,9 +530,17 @@ test_atomic(void **state)
 	    ent("Fail", "f", "{\"resourceType\":\"Fail\"}", false),
 	};
 	struct store_index xs[3] = {
-	    {.receiver = GP1, .bsn = BSN, .entries = good, .n = 1},
-	    {.receiver = GP1, .bsn = BSN, .entries = bad, .n = 2},
-	    {.receiver = GP2, .bsn = BSN, .entries = good, .n = 1},
+	    {.receiver = GP1,
+	     .bsn = BSN,
+	     .sender = "",
+	     .entries = good,
+	     .n = 1},
+	    {.receiver = GP1, .bsn = BSN, .sender = "", .entries = bad, .n = 2},
+	    {.receiver = GP2,
+	     .bsn = BSN,
+	     .sender = "",
+	     .entries = good,
+	     .n = 1},
 	};
 	struct store_accept r = {
 	    .direction = STORE_INBOUND,
@@ -621,6 +637,7 @@ test_inbox_retention(void **state)
 	assert_string_equal(v[0].receiver, GP1);
 	assert_string_equal(v[0].bsn, BSN);
 	assert_string_equal(v[0].sender, SENDER);
+	assert_string_equal(v[0].via, VIA);
 	assert_int_equal(v[0].resources, 2);
 	assert_int_equal(v[0].accepted_at, T0);
 	free(v);
