@@ -162,6 +162,26 @@ def test_creates_audited_listed_exported_verified(pair, pki, tmp_path):
     r = audit(altered, "verify")
     assert r.returncode == 1, r.stdout
     assert "seq 1" in r.stdout and "altered" in r.stdout
+    # Whatever a record holds (a query from the network with terminal
+    # escapes and bytes that are not UTF-8), list and export print it
+    # harmlessly and as valid JSON.
+    db = sqlite3.connect(altered)
+    db.execute("INSERT INTO audit (at, ura, cert_serial, cert_issuer, bsn,"
+               " interaction, query, count, status, request_id, prev_hash,"
+               " hash) VALUES (1, '90000003', '', 'CN=Zorg \u00dc', '',"
+               " 'read', CAST(? AS TEXT), 0, 404, 'x', '', '')",
+               (b"/fhir/Goal/\x1b[31mred\xff\xfe",))
+    db.commit()
+    db.close()
+    r = audit(altered, "list")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "/fhir/Goal/?[31mred??" in r.stdout
+    recs = audit_json(altered, "list", "--organisation", GP1)
+    assert recs[0]["query"] == "/fhir/Goal/?[31mred??"
+    assert recs[0]["cert_issuer"] == "CN=Zorg \u00dc"
+    r = audit(altered, "export", "--since", "1970-01-01")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["entry"]) == 4
 
     # A deleted record.
     db = sqlite3.connect(store)
