@@ -723,6 +723,8 @@ cli_audit(int argc, char **argv)
 
 	if ((rc = audit_parse(argc, argv, &a)) != CLI_OK)
 		return rc;
+	if (a.pos == NULL || a.npos < 1)
+		return CLI_USAGE;
 	act = a.pos[0];
 	if (strcmp(act, "list") != 0 && strcmp(act, "export") != 0 &&
 	    strcmp(act, "verify") != 0)
