@@ -178,6 +178,75 @@ audit_row_text(const struct store_audit_rec *r)
 	       audit_col(r->bsn), audit_col(r->query));
 }
 
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when invalid. */
+static size_t
+audit_utf8_len(const unsigned char *p)
+{
+	size_t n;
+	unsigned min;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+		min = 0x80;
+		cp = p[0] & 0x1fu;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		min = 0x800;
+		cp = p[0] & 0x0fu;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		min = 0x10000;
+		cp = p[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Make a text field safe to print and to put in JSON: control
+ * characters and bytes that are not UTF-8 become '?'. The records come
+ * from requests; a terminal must not be steered by them. */
+static void
+audit_clean(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p != '\0') {
+		size_t n = audit_utf8_len(p);
+
+		if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
+			*p++ = '?';
+			continue;
+		}
+		p += n;
+	}
+}
+
+/* A record fit for display (list, export); verify reads the raw ones. */
+static void
+audit_rec_clean(struct store_audit_rec *r)
+{
+	audit_clean(r->ura);
+	audit_clean(r->cert_serial);
+	audit_clean(r->cert_issuer);
+	audit_clean(r->bsn);
+	audit_clean(r->interaction);
+	audit_clean(r->query);
+	audit_clean(r->request_id);
+	audit_clean(r->prev_hash);
+	audit_clean(r->hash);
+}
+
 /* Each record matching a's filters, in seq order, page by page;
  * fn returns false to stop (out of memory). */
 static int
@@ -201,6 +270,7 @@ audit_each(struct store *s, const struct audit_args *a,
 			return CLI_USAGE;
 		}
 		for (size_t i = 0; i < n; i++) {
+			audit_rec_clean(&v[i]);
 			if (!fn(&v[i], arg)) {
 				free(v);
 				fprintf(stderr, "pzpgw audit: out of memory\n");
@@ -653,6 +723,8 @@ cli_audit(int argc, char **argv)
 
 	if ((rc = audit_parse(argc, argv, &a)) != CLI_OK)
 		return rc;
+	if (a.pos == NULL || a.npos < 1)
+		return CLI_USAGE;
 	act = a.pos[0];
 	if (strcmp(act, "list") != 0 && strcmp(act, "export") != 0 &&
 	    strcmp(act, "verify") != 0)

@@ -74,18 +74,21 @@ def test_creates_audited_listed_exported_verified(pair, pki, tmp_path):
     recs = audit_json(store, "list")
     assert len(recs) == 3, recs
     serial = cert_serial(pki, "gateway")
-    for rec, (_, patient, receiver, n) in zip(recs, sent):
+    for rec in recs:
         assert rec["interaction"] == "create"
         # The organisation on B's connection is gateway A, with its
         # certificate; the hospital is the message's sender.
         assert rec["organisation"] == A_URA
         assert rec["cert_serial"] == serial
         assert "UZI-register" in rec["cert_issuer"]
-        assert rec["patient"] == bsn(patient)
-        assert rec["count"] == n
         assert rec["status"] == 202
-        assert ("receiver=%s" % receiver) in rec["query"]
         assert ("sender=%s" % HOSPITAL) in rec["query"]
+    # A delivers each (receiver, patient) lane in order, the lanes in
+    # any order: compare as sets.
+    assert sorted((r["patient"], r["query"].split("receiver=")[1].split()[0],
+                   r["count"]) for r in recs) == \
+        sorted((bsn(patient), receiver, n)
+               for _, patient, receiver, n in sent)
     assert [r["seq"] for r in recs] == [1, 2, 3]
     assert len({r["request_id"] for r in recs}) == 3
     assert recs[0]["prev_hash"] == "0" * 64
@@ -109,7 +112,8 @@ def test_creates_audited_listed_exported_verified(pair, pki, tmp_path):
     assert bundle["type"] == "collection"
     events = [e["resource"] for e in bundle["entry"]]
     assert len(events) == 3
-    ev = events[0]
+    ev = [e for e in events if e["entity"][0]["what"]["identifier"]["value"]
+          == bsn(1)][0]
     assert ev["resourceType"] == "AuditEvent"
     assert ev["action"] == "C" and ev["outcome"] == "0"
     assert ev["subtype"][0]["code"] == "create"
@@ -124,6 +128,15 @@ def test_creates_audited_listed_exported_verified(pair, pki, tmp_path):
                        capture_output=True, text=True)
     assert v.returncode == 0, v.stdout + v.stderr
     assert audit(store, "export").returncode == 2  # --since required
+    # With the configuration, the observer is this gateway by URA.
+    r = subprocess.run([gw.BINARY, "audit", "-c", b.conf, "export",
+                        "--since", "1d", "--patient", bsn(2)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    events = [e["resource"] for e in json.loads(r.stdout)["entry"]]
+    assert len(events) == 1
+    assert events[0]["source"]["observer"]["identifier"]["value"] == \
+        "90000009"
 
     # Verify holds on the running gateway's store.
     r = audit(store, "verify")
@@ -153,6 +166,26 @@ def test_creates_audited_listed_exported_verified(pair, pki, tmp_path):
     r = audit(altered, "verify")
     assert r.returncode == 1, r.stdout
     assert "seq 1" in r.stdout and "altered" in r.stdout
+    # Whatever a record holds (a query from the network with terminal
+    # escapes and bytes that are not UTF-8), list and export print it
+    # harmlessly and as valid JSON.
+    db = sqlite3.connect(altered)
+    db.execute("INSERT INTO audit (at, ura, cert_serial, cert_issuer, bsn,"
+               " interaction, query, count, status, request_id, prev_hash,"
+               " hash) VALUES (1, '90000003', '', 'CN=Zorg \u00dc', '',"
+               " 'read', CAST(? AS TEXT), 0, 404, 'x', '', '')",
+               (b"/fhir/Goal/\x1b[31mred\xff\xfe",))
+    db.commit()
+    db.close()
+    r = audit(altered, "list")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "/fhir/Goal/?[31mred??" in r.stdout
+    recs = audit_json(altered, "list", "--organisation", GP1)
+    assert recs[0]["query"] == "/fhir/Goal/?[31mred??"
+    assert recs[0]["cert_issuer"] == "CN=Zorg \u00dc"
+    r = audit(altered, "export", "--since", "1970-01-01")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["entry"]) == 4
 
     # A deleted record.
     db = sqlite3.connect(store)
