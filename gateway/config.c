@@ -57,6 +57,7 @@ enum key_type {
 #define F_HTTPS	   0x10u /* an https:// URL */
 #define F_HOST	   0x20u /* an address or host name */
 #define F_URAS	   0x40u /* "*" or URAs separated by commas or blanks */
+#define F_NOTIFY   0x80u /* with F_HTTPS: a notification URL */
 
 struct key {
 	const char *section; /* "organisation", ...; "peer" for peers */
@@ -168,6 +169,7 @@ static const struct key peer_keys[] = {
     {"peer", "allow", T_LIST, 0, P(allow), "", 0, 0, allows},
     {"peer", "relay", T_STR, F_URAS, P(relay), NULL, 0, 0, NULL},
     {"peer", "concurrency", T_UINT, 0, P(concurrency), NULL, 1, 64, NULL},
+    {"peer", "notify", T_STR, F_HTTPS | F_NOTIFY, P(notify), NULL, 0, 0, NULL},
 };
 
 #define N_CFG_KEYS  UTIL_ARRAY_LEN(cfg_keys)
@@ -377,7 +379,7 @@ is_host_name(const char *s, size_t len)
  * worded to follow the quoted value.
  */
 static bool
-check_endpoint(const char *s, char *why, size_t n)
+check_endpoint(const char *s, bool notify, char *why, size_t n)
 {
 	const char *auth = s + 8, *end, *host_end, *p;
 	char q[CONFIG_QUOTE_MAX + 8];
@@ -394,9 +396,14 @@ check_endpoint(const char *s, char *why, size_t n)
 		}
 	}
 	if (strpbrk(s, "?#") != NULL) {
-		snprintf(why, n,
-			 "has a query or fragment ('?' or '#'): deliveries "
-			 "go to the endpoint plus /$process-message");
+		snprintf(why, n, "%s",
+			 notify ? "has a query or fragment ('?' or '#'): the "
+				  "Task is posted to exactly this URL, and the "
+				  "gateway is known by its certificate, not by "
+				  "a token in the URL"
+				: "has a query or fragment ('?' or '#'): "
+				  "deliveries go to the endpoint plus "
+				  "/$process-message");
 		return false;
 	}
 	end = auth + strcspn(auth, "/");
@@ -588,7 +595,8 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 	switch (k->type) {
 	case T_STR:
 		if ((k->flags & F_HTTPS) &&
-		    !check_endpoint(value, why, sizeof(why))) {
+		    !check_endpoint(value, (k->flags & F_NOTIFY) != 0, why,
+				    sizeof(why))) {
 			report(ld, line, "%s %s: \"%s\" %s", where, k->name, q,
 			       why);
 			return false;
@@ -1035,7 +1043,9 @@ handle_key(void *user, const char *section, const char *name, const char *value)
 			return 1;
 		}
 		*seen = ld->line;
-		set_value(ld, k, p, value, ld->line);
+		if (set_value(ld, k, p, value, ld->line) &&
+		    (k->flags & F_NOTIFY))
+			p->notify_line = ld->line;
 		return 1;
 	}
 	k = find_key(cfg_keys, N_CFG_KEYS, sections[ld->sect], name, &i);
@@ -1317,6 +1327,27 @@ finish(struct loader *ld)
 			       "URA ([organisation] ura): deliveries would "
 			       "come back to it",
 			       p->ura, p->server_ura);
+	}
+
+	/* A notification tells an organisation this gateway serves that it
+	 * may pull: one with an endpoint gets the messages themselves. */
+	for (i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+
+		if (p->notify == NULL)
+			continue;
+		if (p->endpoint != NULL)
+			report(
+			    ld, p->notify_line,
+			    "[peer %s] notify: only for an organisation this "
+			    "gateway serves (no endpoint); messages for "
+			    "%s go to its endpoint",
+			    p->ura, p->ura);
+		else if ((p->allow & CONFIG_ALLOW_PULL) == 0)
+			report(ld, p->notify_line,
+			       "[peer %s] notify: needs allow = pull (the "
+			       "notified organisation pulls the data here)",
+			       p->ura);
 	}
 
 	for (i = 0; i < cfg->npeers; i++) {
