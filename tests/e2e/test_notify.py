@@ -5,16 +5,18 @@ certificate, URA 90000003), over mutual TLS, retried like deliveries."""
 
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 
 import pytest
 
 import gw
 from fake_receiver import FakeReceiver, closed_port
-from test_delivery import (A_URA, B_URA, GP1, GP2, HOSPITAL, Poster,
-                           bsn, gateway_a, gateway_b, message, query,
-                           start_a)
+from test_delivery import (B_URA, GP1, GP2, HOSPITAL, Poster, bsn,
+                           gateway_a, gateway_b, kill9, message, post_all,
+                           query, restart, start_a)
 
 BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
 URA_SYSTEM = "http://fhir.nl/fhir/NamingSystem/ura"
@@ -241,4 +243,84 @@ def test_reserved_identifier_system_refused(pki, tmp_path):
         assert "reserved" in issue["diagnostics"]
     finally:
         a.stop()
+        b.stop()
+
+
+def test_notify_added_by_sighup(pki, tmp_path, fake):
+    # Without notify no Task; SIGHUP with notify: the next message gets
+    # one (intake and deliverer both take the new configuration), and
+    # `queue show --content` prints it.
+    a, b = pair_with_notify(pki, tmp_path, fake.port)
+    url = b.sections["peer " + GP1].pop("notify")
+    try:
+        b.start()
+        start_a(a)
+        post(a, [GP1], 4)
+        gw.wait_for(lambda: len(query(
+            b.sections["store"]["path"],
+            "SELECT 1 FROM messages WHERE direction = 'inbound'")) == 1,
+            timeout=30, what="the first message at B")
+        assert b_notices(b) == []
+        b.sections["peer " + GP1]["notify"] = url
+        b.write_config()
+        b.send_signal(signal.SIGHUP)
+        gw.wait_for(lambda: "event=reloaded" in b.log_text(), timeout=10,
+                    what="reload")
+        post(a, [GP1], 5)
+        gw.wait_for(lambda: fake.count() >= 1, timeout=30, what="a Task")
+        time.sleep(0.5)
+        assert fake.count() == 1
+        check_task(fake.received[0].json(), 5, GP1)
+        notice = b_notices(b)[0]
+        out = subprocess.run([gw.BINARY, "queue", "--store",
+                              b.sections["store"]["path"], "--format",
+                              "json", "show", "--content", notice["id"]],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        shown = json.loads(out.stdout)
+        assert shown["direction"] == "notice"
+        assert json.loads(shown["document"]) == fake.received[0].json()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_kill9_task_iff_acknowledged(pki, tmp_path, fake):
+    # The hospital posts straight to B (the GP is served there) while B
+    # is killed with -9 and restarted: every message B stored has exactly
+    # one notice, every acknowledged message was stored, and every notice
+    # reaches the endpoint (at least once, under the same identifier).
+    _, b = pair_with_notify(pki, tmp_path, fake.port)
+    path = b.sections["store"]["path"]
+    msgs = [(n % 20, [GP1], False) for n in range(300)]
+    out = {}
+    try:
+        b.start()
+        t = threading.Thread(target=lambda: out.update(post_all(b, msgs)))
+        t.start()
+        gw.wait_for(lambda: len(query(
+            path, "SELECT 1 FROM messages WHERE direction = 'inbound'"))
+            >= 60, timeout=60, what="60 messages at B")
+        kill9(b)
+        at_kill = len(query(path, "SELECT 1 FROM messages"
+                                  " WHERE direction = 'inbound'"))
+        assert at_kill < 300
+        # What was committed when B died has its notices already.
+        assert len(b_notices(b)) == at_kill
+        restart(b)
+        t.join()
+        assert len(out) == 300
+        assert all(r[0] == 202 for r in out.values()), \
+            {r[0] for r in out.values()}
+        inbound = query(path, "SELECT bundle_value FROM messages"
+                              " WHERE direction = 'inbound'")
+        assert {r["bundle_value"] for r in inbound} == set(out)
+        notices = b_notices(b)
+        assert len(notices) == len(inbound) == 300
+        gw.wait_for(lambda: all(r["state"] == "delivered"
+                                for r in b_notices(b)), timeout=60,
+                    what="every notice delivered")
+        got = {r.json()["identifier"][0]["value"] for r in fake.received}
+        assert got == {"urn:uuid:" + r["id"] for r in notices}
+    finally:
         b.stop()
