@@ -45,8 +45,9 @@ struct notify_task {
  * Write the Task t describes as compact JSON to out (appended) and the
  * hex SHA-256 of what was written to sha256. Its inputs are the searches
  * of the IG (ACP-CapabilityStatementProvider) for the patient, relative to
- * this gateway's FHIR base. GW_OK, GW_NOMEM, GW_TOOBIG (out's maximum), or
- * GW_INVALID when a field is missing or not a BSN/URA.
+ * this gateway's FHIR base. GW_OK, GW_NOMEM, GW_TOOBIG (out's maximum;
+ * out may then hold part of the Task), or GW_INVALID when a field is
+ * missing or not an id (letters, digits, '-', '.'), BSN or URA.
  */
 enum gw_err notify_task_write(const struct notify_task *t, struct buf *out,
 			      char sha256[65]);
