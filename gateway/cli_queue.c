@@ -73,12 +73,8 @@ queue_digits(const char **p, int n, int *out)
 	return true;
 }
 
-/*
- * Parse "YYYY-MM-DD" (midnight UTC) or RFC 3339
- * "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)" into ms since the epoch.
- */
-static bool
-queue_parse_date(const char *s, int64_t *out)
+bool
+cli_parse_time(const char *s, int64_t *out)
 {
 	static const int mdays[] = {31, 29, 31, 30, 31, 30,
 				    31, 31, 30, 31, 30, 31};
@@ -687,7 +683,7 @@ cli_queue(int argc, char **argv)
 		if (a.before == NULL)
 			return cli_usage(QUEUE_CMD,
 					 "purge needs --delivered-before");
-		if (!queue_parse_date(a.before, &a.before_ms))
+		if (!cli_parse_time(a.before, &a.before_ms))
 			return cli_usage(QUEUE_CMD, "bad date '%s'", a.before);
 	}
 	a.create = strcmp(a.pos[0], "init") == 0;

@@ -57,7 +57,8 @@ enum key_type {
 #define F_HTTPS	   0x10u /* an https:// URL */
 #define F_HOST	   0x20u /* an address or host name */
 #define F_URAS	   0x40u /* "*" or URAs separated by commas or blanks */
-#define F_NOTIFY   0x80u /* with F_HTTPS: a notification URL */
+#define F_KEEP	   0x80u /* T_DURATION: "keep" is 0, no limit */
+#define F_NOTIFY   0x100u /* with F_HTTPS: a notification URL */
 
 struct key {
 	const char *section; /* "organisation", ...; "peer" for peers */
@@ -118,6 +119,8 @@ static const struct key cfg_keys[] = {
     {"store", "retention", T_UINT, 0, C(store_retention_days), "30", 1, 3650,
      NULL},
     {"store", "create", T_ENUM, 0, C(store_create), "auto", 0, 0, creates},
+    {"store", "inbound_retention", T_DURATION, F_KEEP,
+     C(store_inbound_retention_ms), "keep", HOUR, 36500 * DAY, NULL},
 
     {"limits", "max_body", T_SIZE, 0, C(max_body), "10M", KIB, GIB, NULL},
     {"limits", "max_header", T_SIZE, 0, C(max_header), "16k", KIB, MIB, NULL},
@@ -664,6 +667,11 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 			       fmt_size(k->max, hi, sizeof(hi)));
 		return false;
 	case T_DURATION:
+		if ((k->flags & F_KEEP) && strcmp(value, "keep") == 0) {
+			u64 = 0;
+			memcpy(field, &u64, sizeof(u64));
+			return true;
+		}
 		e = util_parse_duration(value, k->min, k->max, &u64);
 		if (e == GW_OK) {
 			memcpy(field, &u64, sizeof(u64));
@@ -672,8 +680,9 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 		if (e == GW_PARSE)
 			report(ld, line,
 			       "%s %s: \"%s\" is not a duration (examples: "
-			       "250ms, 30s, 5m, 1h, 7d)",
-			       where, k->name, q);
+			       "250ms, 30s, 5m, 1h, 7d)%s",
+			       where, k->name, q,
+			       (k->flags & F_KEEP) ? " or keep" : "");
 		else
 			report(ld, line,
 			       "%s %s: \"%s\" is out of range (%s..%s)", where,

@@ -70,6 +70,9 @@ struct config {
 	uint64_t store_min_free;
 	/* Days after which delivered rows are pruned. */
 	unsigned store_retention_days;
+	/* Received (inbound) messages with their index versions are pruned
+	 * this long after acceptance; 0: kept ("keep", the default). */
+	uint64_t store_inbound_retention_ms;
 	/* Create the store when missing (else only `pzpgw queue init`). */
 	char *store_create; /* auto, yes or no (store_options_from_config) */
 

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "outcome.h"
 #include "fjson.h"
+#include "index.h"
 #include "intake.h"
 #include "log.h"
 #include "message.h"
@@ -357,6 +358,8 @@ struct intake_job {
 	bool outbound;
 	bool is_signed;
 	char peer[CONFIG_URA_LEN + 1];
+	char peer_serial[65]; /* its certificate, for the audit */
+	char peer_issuer[257];
 	const char *relay; /* the peer's [peer] relay value in cfg, or NULL */
 	char reqid[80];
 	/* Who signed, as job_verify found: Bundle.signature ("" unsigned)
@@ -375,6 +378,11 @@ struct intake_job {
 	struct buf bytes;
 	char sha[65];
 	char *jws;
+	/* The received-data index per local receiver of an inbound
+	 * message (job_index), committed with it; owned. */
+	const unsigned char *secret; /* store_index_secret, borrowed */
+	struct index_set *index[MESSAGE_MAX_RECEIVERS];
+	size_t nindex;
 };
 
 struct intake_worker {
@@ -408,6 +416,8 @@ job_free(struct intake_job *j)
 		buf_cleanup(&j->notices[i].doc);
 	free(j->notices);
 	json_decref(j->oo);
+	for (size_t i = 0; i < j->nindex; i++)
+		index_free(j->index[i]);
 	free(j->jws);
 	free(j->profile);
 	free(j->type);
@@ -803,6 +813,38 @@ job_validate(struct intake_job *j, struct validate_ctx *vctx)
 	return true;
 }
 
+/* An inbound message: its index for each receiver (all of them local,
+ * route_receivers refuses a mix), so that the accept commits it and the
+ * message is searchable exactly when acknowledged. STU3 messages only
+ * name their receivers and patient until issue 12 converts them. False
+ * on failure (answer in j). */
+static bool
+job_index(struct intake_job *j)
+{
+	unsigned flags = j->v == RULES_STU3 ? INDEX_BSN_ONLY : 0;
+	enum gw_err err;
+
+	if (j->outbound)
+		return true;
+	if (j->secret == NULL) {
+		job_fail(j, POLICY_INTERNAL, NULL,
+			 "the gateway's store cannot index received data");
+		return false;
+	}
+	for (size_t i = 0; i < j->info.nreceivers; i++) {
+		err = index_prepare(j->doc->root, j->info.receivers[i],
+				    j->secret, flags, &j->index[j->nindex]);
+		if (err != GW_OK) {
+			job_fail(j, policy_intake(err, POLICY_BUSY), NULL,
+				 "the message could not be indexed (%s)",
+				 gw_strerror(err));
+			return false;
+		}
+		j->nindex++;
+	}
+	return !job_late(j, "index");
+}
+
 /* Largest Task accepted from notify_task_write (it is about 2 KB). */
 #define INTAKE_NOTICE_MAX (64 * 1024)
 
@@ -903,11 +945,48 @@ job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 		if (!job_sign(j) || job_late(j, "sign"))
 			return;
 	}
+	if (!job_index(j))
+		return;
 	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK) {
 		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 		return;
 	}
 	(void)job_notices(j);
+}
+
+/*
+ * The audit records of an inbound message, one "create" per local
+ * receiver (idx), written by the store in the accept's transaction:
+ * the organisation on the connection with its certificate, the patient,
+ * how many resources were indexed. NULL (no records) when n is 0 or out
+ * of memory; caller frees.
+ */
+static struct store_audit_rec *
+job_audit_creates(const struct intake_job *j, const struct store_index *idx,
+		  size_t n)
+{
+	struct store_audit_rec *v;
+
+	if (n == 0 || (v = calloc(n, sizeof(*v))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		util_strlcpy(v[i].ura, j->peer, sizeof(v[i].ura));
+		util_strlcpy(v[i].cert_serial, j->peer_serial,
+			     sizeof(v[i].cert_serial));
+		util_strlcpy(v[i].cert_issuer, j->peer_issuer,
+			     sizeof(v[i].cert_issuer));
+		util_strlcpy(v[i].bsn, idx[i].bsn, sizeof(v[i].bsn));
+		util_strlcpy(v[i].interaction, "create",
+			     sizeof(v[i].interaction));
+		snprintf(v[i].query, sizeof(v[i].query),
+			 "POST /fhir/$process-message receiver=%s sender=%s",
+			 idx[i].receiver, j->info.sender);
+		v[i].count = (unsigned)idx[i].n;
+		v[i].status = 202;
+		util_strlcpy(v[i].request_id, j->reqid,
+			     sizeof(v[i].request_id));
+	}
+	return v;
 }
 
 /* Loop thread: answer a failed job or hand a good one to the store.
@@ -963,6 +1042,8 @@ job_finish(struct intake *in, struct intake_job *j)
 		goto done;
 	}
 	{
+		struct store_index idx[MESSAGE_MAX_RECEIVERS];
+		struct store_audit_rec *audit;
 		struct store_accept acc = {
 		    .id = id,
 		    .direction = j->outbound ? STORE_OUTBOUND : STORE_INBOUND,
@@ -979,11 +1060,22 @@ job_finish(struct intake *in, struct intake_job *j)
 		    .answer_body = answer,
 		    .receivers = j->remote,
 		    .nreceivers = j->nremote,
+		    .index = idx,
+		    .nindex = j->nindex,
 		    .notices = j->nnotices > 0 ? notices : NULL,
 		    .nnotices = j->nnotices,
 		};
 
-		err = store_submit_accept(in->store, &acc, on_committed, p);
+		for (size_t i = 0; i < j->nindex; i++)
+			idx[i] = *index_get(j->index[i]);
+		acc.audit = audit = job_audit_creates(j, idx, j->nindex);
+		acc.naudit = audit != NULL ? j->nindex : 0;
+		/* A message for local receivers is never stored unaudited. */
+		err =
+		    j->nindex > 0 && audit == NULL
+			? GW_NOMEM
+			: store_submit_accept(in->store, &acc, on_committed, p);
+		free(audit);
 	}
 	if (err != GW_OK) {
 		free(p->ident);
@@ -1219,8 +1311,15 @@ job_new(struct intake *in, struct http_req *req)
 	j->v = request_fhir(req);
 	j->key = in->key;
 	j->trust = in->trust;
+	j->secret = in->store != NULL ? store_index_secret(in->store) : NULL;
 	buf_init(&j->bytes, cfg->max_body * 2 + 65536);
 	util_strlcpy(j->peer, peer != NULL ? peer->ura : "-", sizeof(j->peer));
+	if (peer != NULL) {
+		util_strlcpy(j->peer_serial, peer->serial,
+			     sizeof(j->peer_serial));
+		util_strlcpy(j->peer_issuer, peer->issuer,
+			     sizeof(j->peer_issuer));
+	}
 	util_strlcpy(j->reqid, http_req_id(req), sizeof(j->reqid));
 	return j;
 }

@@ -178,6 +178,29 @@ kick_delivery(void *arg)
 		deliver_kick(s->deliver);
 }
 
+/* Retention of received data: inbound messages accepted longer than
+ * [store] inbound_retention ago go with their inbox rows and index
+ * versions (what the pull API serves); "keep" (0) keeps them. */
+static void
+prune_inbound(struct serve *s)
+{
+	uint64_t keep = s->cfg->store_inbound_retention_ms;
+	size_t pruned = 0;
+	enum gw_err err;
+
+	if (keep == 0)
+		return;
+	err = store_prune_inbound(s->store, util_wall_ms() - (int64_t)keep,
+				  &pruned);
+	if (err != GW_OK)
+		log_warnx("event=prune_inbound_failed error=\"%s\"",
+			  gw_strerror(err));
+	else if (pruned > 0)
+		log_info("event=pruned_inbound messages=%zu "
+			 "inbound_retention_s=%llu",
+			 pruned, (unsigned long long)(keep / 1000));
+}
+
 /* Retention: delivered messages older than [store] retention days go,
  * and their space is reclaimed; dead letters stay until an operator
  * acts. */
@@ -196,6 +219,7 @@ on_prune(evutil_socket_t fd, short what, void *arg)
 	else if (pruned > 0)
 		log_info("event=pruned messages=%zu retention_days=%u", pruned,
 			 s->cfg->store_retention_days);
+	prune_inbound(s);
 	evtimer_add(s->ev_prune, &tv);
 }
 

@@ -86,3 +86,11 @@ store_message_free(struct store_message *m)
 	store_rows_free(m->rows, m->nrows);
 	free(m);
 }
+
+void
+store_res_free(struct store_res *v, size_t n)
+{
+	for (size_t i = 0; v != NULL && i < n; i++)
+		free(v[i].json);
+	free(v);
+}

@@ -233,6 +233,7 @@ test_full(void **state)
 		      "path = /srv/pzpgw/plans.db\n"
 		      "min_free = 1G\n"
 		      "retention = 90\n"
+		      "inbound_retention = 3650d\n"
 		      "[limits]\n"
 		      "max_body = 2M\n"
 		      "max_header = 8k\n"
@@ -280,6 +281,8 @@ test_full(void **state)
 	assert_str("store_path", cfg->store_path, "/srv/pzpgw/plans.db");
 	assert_u64("store_min_free", cfg->store_min_free, 1073741824ull);
 	assert_u64("retention", cfg->store_retention_days, 90);
+	assert_u64("inbound_retention", cfg->store_inbound_retention_ms,
+		   3650ull * 86400000ull);
 	assert_u64("max_body", cfg->max_body, 2097152);
 	assert_u64("max_header", cfg->max_header, 8192);
 	assert_u64("max_connections", cfg->max_connections, 1000);
@@ -308,7 +311,7 @@ test_full(void **state)
 	assert_u64("peer allow", p->allow,
 		   CONFIG_ALLOW_PULL | CONFIG_ALLOW_VALIDATE);
 	assert_u64("peer concurrency", p->concurrency, 2);
-	assert_int_equal(p->line, 43);
+	assert_int_equal(p->line, 44);
 	config_free(cfg);
 }
 
@@ -326,6 +329,7 @@ test_defaults(void **state)
 	assert_str("store_path", cfg->store_path, "/var/lib/pzpgw/pzpgw.db");
 	assert_u64("store_min_free", cfg->store_min_free, 256ull << 20);
 	assert_u64("retention", cfg->store_retention_days, 30);
+	assert_u64("inbound_retention", cfg->store_inbound_retention_ms, 0);
 	assert_u64("max_body", cfg->max_body, 10ull << 20);
 	assert_u64("max_header", cfg->max_header, 16384);
 	assert_u64("max_connections", cfg->max_connections, 256);
@@ -484,6 +488,13 @@ static const struct error_case error_cases[] = {
      "[limits] max_connections: \"many\" is not a whole number", 1},
     {"number out of range", BASE "[store]\nretention = 4000\n", 10,
      "[store] retention: \"4000\" is out of range (1..3650)", 1},
+    {"inbound retention too short", BASE "[store]\ninbound_retention = 5m\n",
+     10, "[store] inbound_retention: \"5m\" is out of range (1h..", 1},
+    {"inbound retention not a duration",
+     BASE "[store]\ninbound_retention = forever\n", 10,
+     "[store] inbound_retention: \"forever\" is not a duration (examples: "
+     "250ms, 30s, 5m, 1h, 7d) or keep",
+     1},
     {"negative number", BASE "[delivery]\nconcurrency = -1\n", 10,
      "[delivery] concurrency: \"-1\" is out of range (1..64)", 1},
     {"bad URA", "[organisation]\nura = 9000000A\nname = x\n" LISTEN, 2,
