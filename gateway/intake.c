@@ -25,6 +25,8 @@
 _Static_assert(MESSAGE_URA_LEN == CONFIG_URA_LEN, "one URA length");
 /* One notice per receiver fits (job_notices). */
 _Static_assert(STORE_NOTICES_MAX >= MESSAGE_MAX_RECEIVERS, "notices fit");
+/* A BSN the index keeps fits in a Task (job_notices). */
+_Static_assert(NOTIFY_BSN_MAX >= STORE_BSN_MAX, "one BSN length");
 
 enum gw_err
 intake_init(struct intake *in, const struct config *cfg, char *errbuf,
@@ -851,14 +853,15 @@ job_index(struct intake_job *j)
 /*
  * Notified pull: for an inbound R4 message, a Task (notify.c) for each
  * receiver whose [peer] has a notify URL, stored with the message
- * (store_accept.notices). Without a BSN on the Patient no Task can name
- * the patient, and an STU3 message is not searchable yet (issue 12): no
+ * (store_accept.notices). The patient is the index's BSN (job_index),
+ * the one the Task's searches find. Without a BSN no Task can name the
+ * patient, and an STU3 message is not searchable yet (issue 12): no
  * notice then, said in the log. False on failure (answer in j).
  */
 static bool
 job_notices(struct intake_job *j)
 {
-	char bsn[NOTIFY_BSN_MAX + 1];
+	const char *bsn = j->nindex > 0 ? index_get(j->index[0])->bsn : "";
 	const char *skip = NULL;
 	size_t want = 0;
 	enum gw_err err;
@@ -876,7 +879,7 @@ job_notices(struct intake_job *j)
 		return true;
 	if (j->v != RULES_R4)
 		skip = "stu3";
-	else if (notify_bsn(j->doc->root, bsn) != GW_OK)
+	else if (bsn == NULL || bsn[0] == '\0')
 		skip = "no_bsn";
 	if (skip != NULL) {
 		log_info("event=notify_skipped id=%s peer=%s receivers=%zu "

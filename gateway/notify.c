@@ -58,38 +58,6 @@ notify_is_bsn(const char *s)
 	return true;
 }
 
-enum gw_err
-notify_bsn(const struct fj_node *bundle, char out[NOTIFY_BSN_MAX + 1])
-{
-	const struct fj_node *entries = fj_get(bundle, "entry");
-
-	out[0] = '\0';
-	for (const struct fj_node *e = entries ? entries->u.kids.first : NULL;
-	     e != NULL; e = e->next) {
-		const struct fj_node *res = fj_get(e, "resource");
-		const struct fj_node *ids;
-
-		if (!fj_str_eq(fj_get(res, "resourceType"), "Patient"))
-			continue;
-		/* The message's patient is its first Patient (as for the
-		   delivery order, message_patient_key). */
-		ids = fj_get(res, "identifier");
-		for (const struct fj_node *id = ids ? ids->u.kids.first : NULL;
-		     id != NULL; id = id->next) {
-			const char *v = fj_get_str(id, "value");
-
-			if (fj_str_eq(fj_get(id, "system"),
-				      NOTIFY_BSN_SYSTEM) &&
-			    notify_is_bsn(v)) {
-				util_strlcpy(out, v, NOTIFY_BSN_MAX + 1);
-				return GW_OK;
-			}
-		}
-		return GW_NOTFOUND;
-	}
-	return GW_NOTFOUND;
-}
-
 /* An id as util_uuid writes it, or any FHIR-id-like token: letters,
  * digits, '-' and '.', at most 64. */
 static bool

@@ -12,7 +12,6 @@
 
 #include "buf.h"
 #include "err.h"
-#include "fjson.h"
 
 /* The gateway's CodeSystem of notification codes: the Task's code
  * (NOTIFY_CODE) and the type of each of its inputs (NOTIFY_INPUT). */
@@ -20,22 +19,13 @@
 #define NOTIFY_CODE	  "pzp-data-available"
 #define NOTIFY_INPUT	  "search"
 #define NOTIFY_BSN_SYSTEM "http://fhir.nl/fhir/NamingSystem/bsn"
-/* Longest BSN taken (a BSN has 9 digits). */
+/* Longest BSN taken (a BSN has 9 digits; STORE_BSN_MAX). */
 #define NOTIFY_BSN_MAX 16
-
-/*
- * The BSN of the message Bundle's patient: the first Patient entry's
- * identifier with system NOTIFY_BSN_SYSTEM, digits only, into out.
- * GW_OK, or GW_NOTFOUND when there is none (no Task can name the
- * patient then).
- */
-enum gw_err notify_bsn(const struct fj_node *bundle,
-		       char out[NOTIFY_BSN_MAX + 1]);
 
 /* What one Task says; strings borrowed. */
 struct notify_task {
 	const char *id;	       /* notice id: Task.identifier value */
-	const char *bsn;       /* the patient (notify_bsn) */
+	const char *bsn;       /* the patient's BSN (the message's index) */
 	const char *requester; /* URA of the organisation that sent the data */
 	const char *owner;     /* URA of the organisation notified */
 	int64_t authored_ms;   /* ms since the epoch */

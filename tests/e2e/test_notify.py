@@ -324,3 +324,34 @@ def test_kill9_task_iff_acknowledged(pki, tmp_path, fake):
         assert got == {"urn:uuid:" + r["id"] for r in notices}
     finally:
         b.stop()
+
+
+def test_no_bsn_no_task(pki, tmp_path, fake):
+    # A Patient without a BSN: the message is stored, no Task names the
+    # patient (event=notify_skipped reason=no_bsn, no BSN logged).
+    a, b = pair_with_notify(pki, tmp_path, fake.port)
+    try:
+        b.start()
+        start_a(a)
+        _, body = message([GP1], 6, small=True)
+        doc = json.loads(body)
+        for e in doc["entry"]:
+            if e["resource"]["resourceType"] == "Patient":
+                e["resource"]["identifier"][0]["system"] = \
+                    "urn:oid:2.16.840.1.113883.2.4.6.99"
+        p = Poster(a)
+        try:
+            status, _, data = p.post(json.dumps(doc).encode())
+        finally:
+            p.close()
+        if status == 422:
+            pytest.skip("the PZP Patient profile requires a BSN: " +
+                        data.decode()[:200])
+        assert status == 202, data
+        gw.wait_for(lambda: "event=notify_skipped" in b.log_text(),
+                    timeout=30, what="the skipped notice")
+        assert "reason=no_bsn" in b.log_text()
+        assert b_notices(b) == [] and fake.count() == 0
+    finally:
+        a.stop()
+        b.stop()

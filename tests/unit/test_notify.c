@@ -1,7 +1,6 @@
 /*
  * notify tests: the Task of notified pull (exact content, valid JSON, its
- * SHA-256, no value that could break out of a string), and the BSN taken
- * from a message Bundle.
+ * SHA-256, no value that could break out of a string).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +15,6 @@
 #include <openssl/evp.h>
 
 #include "buf.h"
-#include "fjson.h"
 #include "notify.h"
 #include "util.h"
 
@@ -140,55 +138,12 @@ test_task_refused(void **state)
 	buf_cleanup(&b);
 }
 
-static void
-bsn_of(const char *bundle, enum gw_err want_err, const char *want)
-{
-	struct fj_doc *doc = NULL;
-	struct fj_error ferr;
-	char out[NOTIFY_BSN_MAX + 1];
-
-	assert_int_equal(fj_parse(bundle, strlen(bundle), 0, &doc, &ferr),
-			 GW_OK);
-	assert_int_equal(notify_bsn(doc->root, out), want_err);
-	assert_string_equal(out, want);
-	fj_doc_free(doc);
-}
-
-/* A Bundle entry holding a Patient with identifiers ids. */
-#define PAT(ids)                                                               \
-	"{\"resource\":{\"resourceType\":\"Patient\",\"identifier\":[" ids "]" \
-	"}"                                                                    \
-	"}"
-#define ID(sys, val) "{\"system\":\"" sys "\",\"value\":\"" val "\"}"
-#define BSNSYS	     "http://fhir.nl/fhir/NamingSystem/bsn"
-
-static void
-test_bsn(void **state)
-{
-	/* The first Patient's BSN identifier, whichever place it has. */
-	bsn_of(
-	    "{\"entry\":[{\"resource\":{\"resourceType\":\"Consent\"}}," PAT(
-		ID("urn:oid:1.2.3", "x") "," ID(
-		    BSNSYS, "999911120")) "," PAT(ID(BSNSYS, "111222333")) "]}",
-	    GW_OK, "999911120");
-	/* None, not digits, too long, only on a later Patient. */
-	bsn_of("{\"entry\":[]}", GW_NOTFOUND, "");
-	bsn_of("{\"entry\":[" PAT(ID(BSNSYS, "9999&1120")) "]}", GW_NOTFOUND,
-	       "");
-	bsn_of("{\"entry\":[" PAT(ID(BSNSYS, "99991112099991112")) "]}",
-	       GW_NOTFOUND, "");
-	bsn_of("{\"entry\":[" PAT(ID("urn:x", "1")) "," PAT(
-		   ID(BSNSYS, "999911120")) "]}",
-	       GW_NOTFOUND, "");
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_task),
 	    cmocka_unit_test(test_task_refused),
-	    cmocka_unit_test(test_bsn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
