@@ -50,14 +50,14 @@ enum key_type {
 	T_LIST,	    /* unsigned bit set: bit i = choices[i] */
 };
 
-#define F_REQUIRED 0x01u /* missing is an error */
-#define F_FILE	   0x02u /* must name an existing readable file */
-#define F_SECRET   0x04u /* no access for group or others */
-#define F_PKCS11   0x08u /* "pkcs11:" URI kept verbatim, not a file */
-#define F_HTTPS	   0x10u /* an https:// URL */
-#define F_HOST	   0x20u /* an address or host name */
-#define F_URAS	   0x40u /* "*" or URAs separated by commas or blanks */
-#define F_KEEP	   0x80u /* T_DURATION: "keep" is 0, no limit */
+#define F_REQUIRED 0x01u  /* missing is an error */
+#define F_FILE	   0x02u  /* must name an existing readable file */
+#define F_SECRET   0x04u  /* no access for group or others */
+#define F_PKCS11   0x08u  /* "pkcs11:" URI kept verbatim, not a file */
+#define F_HTTPS	   0x10u  /* an https:// URL */
+#define F_HOST	   0x20u  /* an address or host name */
+#define F_URAS	   0x40u  /* "*" or URAs separated by commas or blanks */
+#define F_KEEP	   0x80u  /* T_DURATION: "keep" is 0, no limit */
 #define F_NOTIFY   0x100u /* with F_HTTPS: a notification URL */
 
 struct key {
