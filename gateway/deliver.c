@@ -644,6 +644,40 @@ deliver_easy_setup(struct deliver *d, const char *url, struct deliver_xfer *x)
 	return rc == CURLE_OK ? GW_OK : GW_PERM;
 }
 
+/*
+ * A claimed row whose kind its receiver's route does not take any more
+ * (the [peer] changed). A notice for an organisation that now has an
+ * endpoint tells nobody anything: it goes dead at once, so it does not
+ * hold up that (receiver, patient) lane, and `pzpgw queue replay` sends
+ * it once a notify URL is back. A message waits, as rows without a route
+ * do.
+ */
+static void
+deliver_no_url(struct deliver *d, const struct deliver_xfer *x,
+	       const struct store_row *row, int64_t now)
+{
+	char labels[64] = "";
+
+	if (x->notice) {
+		store_failed_perm(d->store, row->id, row->receiver, 0,
+				  "no [peer] notify URL for this receiver "
+				  "any more",
+				  NULL);
+		metrics_label(labels, sizeof(labels), "receiver",
+			      row->receiver);
+		metrics_label(labels, sizeof(labels), "outcome", "dead");
+		metrics_add(M_TOTAL, labels, 1);
+	} else {
+		store_failed_temp(d->store, row->id, row->receiver, 0,
+				  "no [peer] endpoint for this message",
+				  now + d->backoff.max_ms);
+	}
+	log_warnx("event=delivery_no_route id=%s receiver=%s kind=%s "
+		  "outcome=%s",
+		  row->id, row->receiver, x->notice ? "notice" : "message",
+		  x->notice ? "dead" : "retry");
+}
+
 /* Start one claimed row. On failure the row goes back to the store. */
 static void
 deliver_start(struct deliver *d, struct deliver_peer *p,
@@ -692,15 +726,7 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 	x->notice = x->msg->direction == STORE_NOTICE;
 	url = x->notice ? p->notify : p->url;
 	if (url == NULL) {
-		why = x->notice ? "no [peer] notify URL for this notice"
-				: "no [peer] endpoint for this message";
-		store_failed_temp(d->store, row->id, row->receiver, 0, why,
-				  now + d->backoff.max_ms);
-		log_warnx("event=delivery_no_route id=%s receiver=%s "
-			  "kind=%s action=\"the row waits; configure the "
-			  "[peer] or hold it\"",
-			  row->id, row->receiver,
-			  x->notice ? "notice" : "message");
+		deliver_no_url(d, x, row, now);
 		deliver_xfer_free(x);
 		return;
 	}

@@ -355,3 +355,30 @@ def test_no_bsn_no_task(pki, tmp_path, fake):
     finally:
         a.stop()
         b.stop()
+
+
+def test_notice_dead_when_receiver_gets_an_endpoint(pki, tmp_path):
+    # gp1 moves to a gateway of its own (endpoint, no notify): its pending
+    # Task tells nobody anything; it goes dead instead of holding up the
+    # gp1 lane for that patient (replay sends it once notify is back).
+    a, b = pair_with_notify(pki, tmp_path, closed_port())
+    try:
+        b.start()
+        start_a(a)
+        post(a, [GP1], 11)
+        gw.wait_for(lambda: any(r["attempts"] >= 1 and r["state"] == "due"
+                                for r in b_notices(b)), timeout=30,
+                    what="a failed notification attempt")
+        peer = b.sections["peer " + GP1]
+        del peer["notify"]
+        peer["endpoint"] = "https://localhost:%d/fhir" % closed_port()
+        b.write_config()
+        b.send_signal(signal.SIGHUP)
+        gw.wait_for(lambda: b_notices(b)[0]["state"] == "dead", timeout=30,
+                    what="the notice dead")
+        row = b_notices(b)[0]
+        assert "no [peer] notify URL" in row["last_error"], row
+        assert "event=delivery_no_route" in b.log_text()
+    finally:
+        a.stop()
+        b.stop()
