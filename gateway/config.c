@@ -50,16 +50,17 @@ enum key_type {
 	T_LIST,	    /* unsigned bit set: bit i = choices[i] */
 };
 
-#define F_REQUIRED 0x01u /* missing is an error */
-#define F_FILE	   0x02u /* must name an existing readable file */
-#define F_SECRET   0x04u /* no access for group or others */
-#define F_PKCS11   0x08u /* "pkcs11:" URI kept verbatim, not a file */
-#define F_HTTPS	   0x10u /* an https:// URL */
-#define F_HOST	   0x20u /* an address or host name */
-#define F_URAS	   0x40u /* "*" or URAs separated by commas or blanks */
-#define F_KEEP	   0x80u /* T_DURATION: "keep" is 0, no limit */
+#define F_REQUIRED 0x01u  /* missing is an error */
+#define F_FILE	   0x02u  /* must name an existing readable file */
+#define F_SECRET   0x04u  /* no access for group or others */
+#define F_PKCS11   0x08u  /* "pkcs11:" URI kept verbatim, not a file */
+#define F_HTTPS	   0x10u  /* an https:// URL */
+#define F_HOST	   0x20u  /* an address or host name */
+#define F_URAS	   0x40u  /* "*" or URAs separated by commas or blanks */
+#define F_KEEP	   0x80u  /* T_DURATION: "keep" is 0, no limit */
+#define F_NOTIFY   0x100u /* with F_HTTPS: a notification URL */
 #define F_RESOURCES                                                            \
-	0x100u /* FHIR resource types and profile URLs, separated by commas or \
+	0x200u /* FHIR resource types and profile URLs, separated by commas or \
 		 blanks */
 
 struct key {
@@ -175,6 +176,7 @@ static const struct key peer_keys[] = {
     {"peer", "allow", T_LIST, 0, P(allow), "", 0, 0, allows},
     {"peer", "relay", T_STR, F_URAS, P(relay), NULL, 0, 0, NULL},
     {"peer", "concurrency", T_UINT, 0, P(concurrency), NULL, 1, 64, NULL},
+    {"peer", "notify", T_STR, F_HTTPS | F_NOTIFY, P(notify), NULL, 0, 0, NULL},
     {"peer", "resources", T_STR, F_RESOURCES, P(resources), NULL, 0, 0, NULL},
     {"peer", "view", T_ENUM, 0, P(view), "full", 0, 0, views},
 };
@@ -386,7 +388,7 @@ is_host_name(const char *s, size_t len)
  * worded to follow the quoted value.
  */
 static bool
-check_endpoint(const char *s, char *why, size_t n)
+check_endpoint(const char *s, bool notify, char *why, size_t n)
 {
 	const char *auth = s + 8, *end, *host_end, *p;
 	char q[CONFIG_QUOTE_MAX + 8];
@@ -403,9 +405,14 @@ check_endpoint(const char *s, char *why, size_t n)
 		}
 	}
 	if (strpbrk(s, "?#") != NULL) {
-		snprintf(why, n,
-			 "has a query or fragment ('?' or '#'): deliveries "
-			 "go to the endpoint plus /$process-message");
+		snprintf(why, n, "%s",
+			 notify ? "has a query or fragment ('?' or '#'): the "
+				  "Task is posted to exactly this URL, and the "
+				  "gateway is known by its certificate, not by "
+				  "a token in the URL"
+				: "has a query or fragment ('?' or '#'): "
+				  "deliveries go to the endpoint plus "
+				  "/$process-message");
 		return false;
 	}
 	end = auth + strcspn(auth, "/");
@@ -638,7 +645,8 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 	switch (k->type) {
 	case T_STR:
 		if ((k->flags & F_HTTPS) &&
-		    !check_endpoint(value, why, sizeof(why))) {
+		    !check_endpoint(value, (k->flags & F_NOTIFY) != 0, why,
+				    sizeof(why))) {
 			report(ld, line, "%s %s: \"%s\" %s", where, k->name, q,
 			       why);
 			return false;
@@ -1108,7 +1116,9 @@ handle_key(void *user, const char *section, const char *name, const char *value)
 			return 1;
 		}
 		*seen = ld->line;
-		set_value(ld, k, p, value, ld->line);
+		if (set_value(ld, k, p, value, ld->line) &&
+		    (k->flags & F_NOTIFY))
+			p->notify_line = ld->line;
 		return 1;
 	}
 	k = find_key(cfg_keys, N_CFG_KEYS, sections[ld->sect], name, &i);
@@ -1390,6 +1400,27 @@ finish(struct loader *ld)
 			       "URA ([organisation] ura): deliveries would "
 			       "come back to it",
 			       p->ura, p->server_ura);
+	}
+
+	/* A notification tells an organisation this gateway serves that it
+	 * may pull: one with an endpoint gets the messages themselves. */
+	for (i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+
+		if (p->notify == NULL)
+			continue;
+		if (p->endpoint != NULL)
+			report(
+			    ld, p->notify_line,
+			    "[peer %s] notify: only for an organisation this "
+			    "gateway serves (no endpoint); messages for "
+			    "%s go to its endpoint",
+			    p->ura, p->ura);
+		else if ((p->allow & CONFIG_ALLOW_PULL) == 0)
+			report(ld, p->notify_line,
+			       "[peer %s] notify: needs allow = pull (the "
+			       "notified organisation pulls the data here)",
+			       p->ura);
 	}
 
 	for (i = 0; i < cfg->npeers; i++) {

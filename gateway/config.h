@@ -41,7 +41,12 @@ struct config_peer {
 	/* "full" (default) or "social": the social-domain preset, widened
 	 * by resources when both are set. */
 	char *view;
-	int line; /* line of the section header */
+	/* https URL a FHIR Task is POSTed to when new data for one of its
+	 * patients arrives here (notified pull); NULL: none. Only for a
+	 * peer this gateway serves (allow pull, no endpoint). */
+	char *notify;
+	int line;	 /* line of the section header */
+	int notify_line; /* line of notify, 0 when unset */
 };
 
 struct config {

@@ -17,11 +17,16 @@
 #include "intake.h"
 #include "log.h"
 #include "message.h"
+#include "notify.h"
 #include "policy.h"
 #include "util.h"
 
 /* message.c reads URAs into buffers of its own size. */
 _Static_assert(MESSAGE_URA_LEN == CONFIG_URA_LEN, "one URA length");
+/* One notice per receiver fits (job_notices). */
+_Static_assert(STORE_NOTICES_MAX >= MESSAGE_MAX_RECEIVERS, "notices fit");
+/* A BSN the index keeps fits in a Task (job_notices). */
+_Static_assert(NOTIFY_BSN_MAX >= STORE_BSN_MAX, "one BSN length");
 
 enum gw_err
 intake_init(struct intake *in, const struct config *cfg, char *errbuf,
@@ -111,6 +116,7 @@ struct pending {
 	struct http_req *req;
 	struct intake *in;
 	bool outbound;
+	size_t nnotices; /* notices stored with it (the deliverer posts) */
 	char peer[CONFIG_URA_LEN + 1];
 	char *ident; /* Bundle.identifier value, for a 409; owned */
 };
@@ -214,11 +220,11 @@ on_committed(void *arg, const struct store_result *res)
 	switch (res->err) {
 	case GW_OK:
 		log_info("event=accepted id=%s message=%s peer=%s "
-			 "direction=%s",
+			 "direction=%s notices=%zu",
 			 http_req_id(p->req), res->id, p->peer,
-			 p->outbound ? "outbound" : "inbound");
+			 p->outbound ? "outbound" : "inbound", p->nnotices);
 		reply_accepted(p->req, res, false);
-		if (p->outbound && p->in->kick != NULL)
+		if ((p->outbound || p->nnotices > 0) && p->in->kick != NULL)
 			p->in->kick(p->in->kick_arg);
 		break;
 	case GW_EXISTS:
@@ -305,6 +311,14 @@ reply_invalid(struct http_req *req, int status, json_t *oo)
 	http_reply_json(req, status, oo);
 }
 
+/* One notice a job made (job_notices): the Task for receiver. */
+struct job_notice {
+	char id[40]; /* its message id (a UUID) */
+	char receiver[CONFIG_URA_LEN + 1];
+	char sha[65];
+	struct buf doc;
+};
+
 /*
  * A $validate or $process-message request between its arrival and its
  * answer, the one place for its state. The loop thread fills in the input
@@ -359,6 +373,10 @@ struct intake_job {
 	bool rejected;		 /* invalid document: logged as rejected */
 	const char *retry_after; /* static string or NULL */
 	json_t *oo;		 /* reply body when status != 0; owned */
+	/* Notified pull (job_notices): one Task per local receiver with a
+	 * [peer] notify URL; owned. */
+	struct job_notice *notices;
+	size_t nnotices;
 	struct buf bytes;
 	char sha[65];
 	char *jws;
@@ -396,6 +414,9 @@ job_free(struct intake_job *j)
 {
 	if (j == NULL)
 		return;
+	for (size_t i = 0; i < j->nnotices; i++)
+		buf_cleanup(&j->notices[i].doc);
+	free(j->notices);
 	json_decref(j->oo);
 	for (size_t i = 0; i < j->nindex; i++)
 		index_free(j->index[i]);
@@ -559,6 +580,14 @@ job_check_message(struct intake_job *j)
 		return false;
 	}
 	if (message_parse(j->doc->root, &j->info, oo) != GW_OK) {
+		bad = true;
+	} else if (strcmp(j->info.id_system, STORE_NOTICE_SYSTEM) == 0) {
+		/* The store keeps its notices under this system. */
+		fhir_outcome_add(oo, FHIR_ERROR, "value",
+				 "Bundle.identifier.system", 0, 0,
+				 "Bundle.identifier.system %s is reserved for "
+				 "the gateway's own notifications",
+				 STORE_NOTICE_SYSTEM);
 		bad = true;
 	} else {
 		j->outbound = route_receivers(j->cfg, &j->info, j->remote,
@@ -818,6 +847,78 @@ job_index(struct intake_job *j)
 	return !job_late(j, "index");
 }
 
+/* Largest Task accepted from notify_task_write (it is about 2 KB). */
+#define INTAKE_NOTICE_MAX (64 * 1024)
+
+/*
+ * Notified pull: for an inbound R4 message, a Task (notify.c) for each
+ * receiver whose [peer] has a notify URL, stored with the message
+ * (store_accept.notices). The patient is the index's BSN (job_index),
+ * the one the Task's searches find. Without a BSN no Task can name the
+ * patient, and an STU3 message is not searchable yet (issue 12): no
+ * notice then, said in the log. False on failure (answer in j).
+ */
+static bool
+job_notices(struct intake_job *j)
+{
+	const char *bsn = j->nindex > 0 ? index_get(j->index[0])->bsn : "";
+	const char *skip = NULL;
+	size_t want = 0;
+	enum gw_err err;
+
+	if (j->outbound)
+		return true;
+	for (size_t i = 0; i < j->info.nreceivers; i++) {
+		const struct config_peer *p =
+		    config_peer_find(j->cfg, j->info.receivers[i]);
+
+		if (p != NULL && p->notify != NULL)
+			want++;
+	}
+	if (want == 0)
+		return true;
+	if (j->v != RULES_R4)
+		skip = "stu3";
+	else if (bsn == NULL || bsn[0] == '\0')
+		skip = "no_bsn";
+	if (skip != NULL) {
+		log_info("event=notify_skipped id=%s peer=%s receivers=%zu "
+			 "reason=%s",
+			 j->reqid, j->peer, want, skip);
+		return true;
+	}
+	if ((j->notices = calloc(want, sizeof(*j->notices))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < j->info.nreceivers; i++) {
+		const char *ura = j->info.receivers[i];
+		const struct config_peer *p = config_peer_find(j->cfg, ura);
+		struct job_notice *n = &j->notices[j->nnotices];
+		struct notify_task t = {.bsn = bsn,
+					.requester = j->info.sender,
+					.owner = ura,
+					.authored_ms = util_wall_ms()};
+
+		if (p == NULL || p->notify == NULL)
+			continue;
+		util_uuid(n->id);
+		util_strlcpy(n->receiver, ura, sizeof(n->receiver));
+		buf_init(&n->doc, INTAKE_NOTICE_MAX);
+		j->nnotices++;
+		t.id = n->id;
+		if ((err = notify_task_write(&t, &n->doc, n->sha)) != GW_OK) {
+			if (err != GW_NOMEM)
+				log_warnx("event=notify_failed id=%s "
+					  "receiver=%s error=%s",
+					  j->reqid, ura, gw_strerror(err));
+			goto nomem;
+		}
+	}
+	return true;
+nomem:
+	job_fail(j, POLICY_BUSY, NULL, "out of memory");
+	return false;
+}
+
 /* All work on the document; any thread, touches only j (and what it
  * borrows: body, cfg, key, trust) and vctx. */
 static void
@@ -849,8 +950,11 @@ job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 	}
 	if (!job_index(j))
 		return;
-	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK)
+	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK) {
 		job_fail(j, POLICY_BUSY, NULL, "out of memory");
+		return;
+	}
+	(void)job_notices(j);
 }
 
 /*
@@ -894,6 +998,7 @@ static void
 job_finish(struct intake *in, struct intake_job *j)
 {
 	struct http_req *req = j->req;
+	struct store_notice notices[STORE_NOTICES_MAX];
 	struct pending *p = NULL;
 	char id[40], *answer = NULL;
 	enum gw_err err;
@@ -924,6 +1029,15 @@ job_finish(struct intake *in, struct intake_job *j)
 	p->req = req;
 	p->in = in;
 	p->outbound = j->outbound;
+	p->nnotices = j->nnotices;
+	for (size_t i = 0; i < j->nnotices && i < STORE_NOTICES_MAX; i++)
+		notices[i] = (struct store_notice){
+		    .id = j->notices[i].id,
+		    .receiver = j->notices[i].receiver,
+		    .doc = j->notices[i].doc.data,
+		    .doc_len = j->notices[i].doc.len,
+		    .sha256 = j->notices[i].sha,
+		};
 	util_strlcpy(p->peer, j->peer, sizeof(p->peer));
 	if ((p->ident = strdup(j->info.id_value)) == NULL) {
 		free(p);
@@ -951,6 +1065,8 @@ job_finish(struct intake *in, struct intake_job *j)
 		    .nreceivers = j->nremote,
 		    .index = idx,
 		    .nindex = j->nindex,
+		    .notices = j->nnotices > 0 ? notices : NULL,
+		    .nnotices = j->nnotices,
 		};
 
 		for (size_t i = 0; i < j->nindex; i++)
@@ -1290,6 +1406,7 @@ intake_message_status(struct http_req *req, void *arg)
 	json_t *params, *list;
 
 	if (store_show(in->store, id, false, &msg) != GW_OK ||
+	    msg->direction == STORE_NOTICE ||
 	    strcmp(msg->sender, http_req_peer(req)->ura) != 0) {
 		/* Another organisation's message does not exist for you. */
 		store_message_free(msg);

@@ -45,6 +45,11 @@ struct store_job {
 	struct store_result res;
 	size_t batch; /* size of the commit it was part of */
 	bool first;   /* first job of that commit: record the batch */
+	/* Copies of req.notices (store_job_copy_notices): the array, and
+	   per notice its id, receiver, sha256 and document. */
+	struct store_notice *notices;
+	char **notice_mem;
+	size_t nnotices;
 };
 
 /* One submitted audit record. */
@@ -190,6 +195,36 @@ store_check_index(const struct store_accept *r)
 	return GW_OK;
 }
 
+/* The notices of r: inbound only, at most STORE_NOTICES_MAX, each with
+ * an id, a URA (one notice per receiver) and a document. */
+static enum gw_err
+store_check_notices(const struct store_accept *r)
+{
+	size_t n;
+
+	if (r->nnotices == 0)
+		return GW_OK;
+	if (r->notices == NULL || r->nnotices > STORE_NOTICES_MAX ||
+	    r->direction != STORE_INBOUND)
+		return GW_INVALID;
+	for (size_t i = 0; i < r->nnotices; i++) {
+		const struct store_notice *nt = &r->notices[i];
+
+		if (nt->id == NULL || (n = strlen(nt->id)) == 0 ||
+		    n > STORE_ID_MAX || strcmp(nt->id, r->id) == 0)
+			return GW_INVALID;
+		if (nt->receiver == NULL || !util_is_ura(nt->receiver))
+			return GW_INVALID;
+		if (nt->doc == NULL || nt->doc_len == 0 || nt->sha256 == NULL)
+			return GW_INVALID;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(nt->receiver, r->notices[j].receiver) == 0 ||
+			    strcmp(nt->id, r->notices[j].id) == 0)
+				return GW_INVALID;
+	}
+	return GW_OK;
+}
+
 /* Whether every text field of rec is terminated within its array and
  * an interaction is named. */
 static bool
@@ -214,7 +249,7 @@ store_check(const struct store_accept *r)
 	if (r->id == NULL || (n = strlen(r->id)) == 0 || n > STORE_ID_MAX)
 		return GW_INVALID;
 	if (r->direction != STORE_OUTBOUND && r->direction != STORE_INBOUND)
-		return GW_INVALID;
+		return GW_INVALID; /* notices come with an accept, never alone */
 	if (r->sender_ura == NULL || !util_is_ura(r->sender_ura))
 		return GW_INVALID;
 	if (r->bundle_value == NULL || r->bundle_value[0] == '\0' ||
@@ -245,7 +280,14 @@ store_check(const struct store_accept *r)
 	for (size_t i = 0; i < r->naudit; i++)
 		if (!store_audit_ok(&r->audit[i]))
 			return GW_INVALID;
-	return store_check_index(r);
+	/* Only the store makes notices: a document under their identifier
+	   system would be read back as one. */
+	if (r->bundle_system != NULL &&
+	    strcmp(r->bundle_system, STORE_NOTICE_SYSTEM) == 0)
+		return GW_INVALID;
+	if (store_check_index(r) != GW_OK)
+		return GW_INVALID;
+	return store_check_notices(r);
 }
 
 /* A checked copy of r with defaults (no system, accepted now) filled. */
@@ -494,8 +536,46 @@ store_job_free(struct store_job *j)
 	free(j->receivers);
 	free(j->audit);
 	free(j->doc);
+	for (size_t i = 0; i < j->nnotices * 4; i++)
+		free(j->notice_mem[i]);
+	free(j->notice_mem);
+	free(j->notices);
 	store_result_cleanup(&j->res);
 	free(j);
+}
+
+/* Deep copy of r's notices into j (j->req.notices points at them).
+ * False when out of memory (store_job_free releases what was made). */
+static bool
+store_job_copy_notices(struct store_job *j, const struct store_accept *r)
+{
+	if (r->nnotices == 0)
+		return true;
+	j->notices = calloc(r->nnotices, sizeof(*j->notices));
+	j->notice_mem = calloc(r->nnotices * 4, sizeof(*j->notice_mem));
+	if (j->notices == NULL || j->notice_mem == NULL)
+		return false;
+	for (; j->nnotices < r->nnotices; j->nnotices++) {
+		const struct store_notice *src = &r->notices[j->nnotices];
+		struct store_notice *dst = &j->notices[j->nnotices];
+		char **mem = &j->notice_mem[j->nnotices * 4];
+
+		if ((mem[0] = strdup(src->id)) == NULL ||
+		    (mem[1] = strdup(src->receiver)) == NULL ||
+		    (mem[2] = strdup(src->sha256)) == NULL ||
+		    (mem[3] = malloc(src->doc_len)) == NULL) {
+			j->nnotices++; /* so that what was copied is freed */
+			return false;
+		}
+		memcpy(mem[3], src->doc, src->doc_len);
+		dst->id = mem[0];
+		dst->receiver = mem[1];
+		dst->sha256 = mem[2];
+		dst->doc = mem[3];
+		dst->doc_len = src->doc_len;
+	}
+	j->req.notices = j->notices;
+	return true;
 }
 
 /* Deep copy of a prepared request. */
@@ -548,6 +628,9 @@ store_job_new(const struct store_accept *r)
 	j->req.answer_body = j->strs[8];
 	j->req.doc = j->doc;
 	j->req.receivers = (const char *const *)j->receivers;
+	j->req.notices = NULL;
+	if (!store_job_copy_notices(j, r))
+		goto fail;
 	return j;
 fail:
 	store_job_free(j);

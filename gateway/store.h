@@ -18,7 +18,13 @@ struct config;
 #define STORE_URA_MAX 8	   /* a URA number is 8 digits */
 #define STORE_KEY_MAX 1024 /* longest patient key / identifier part */
 
-enum store_direction { STORE_OUTBOUND, STORE_INBOUND };
+/* STORE_NOTICE: a notification the gateway itself sends (notified pull,
+ * struct store_notice); its outbox row goes to the receiver's [peer]
+ * notify URL. */
+enum store_direction { STORE_OUTBOUND, STORE_INBOUND, STORE_NOTICE };
+
+/* "outbound", "inbound", "notice"; NULL for an unknown value. */
+const char *store_direction_name(enum store_direction d);
 
 /* Outbox row states. */
 enum store_state {
@@ -124,6 +130,29 @@ struct store_audit_rec;
 struct store_audit_filter;
 struct store_audit_check;
 
+/*
+ * Notified pull: a FHIR Task telling a local receiver that new data for a
+ * patient arrived (notify.c). Stored with the accept that caused it, in
+ * the same transaction, as a message of its own (STORE_NOTICE, identifier
+ * STORE_NOTICE_SYSTEM|id, the accept's sender and patient key) with one
+ * outbox row to receiver, so delivery, backoff, dead letter and `pzpgw
+ * queue` treat it like any message. Nothing is stored for an accept that
+ * is a duplicate. Borrowed.
+ */
+struct store_notice {
+	const char *id;	      /* its message id */
+	const char *receiver; /* URA of the organisation notified */
+	const void *doc;      /* the Task, JSON */
+	size_t doc_len;
+	const char *sha256; /* hex SHA-256 of doc */
+};
+
+/* Bundle.identifier.system of every notice: reserved, an accept of any
+ * other direction may not use it (GW_INVALID). */
+#define STORE_NOTICE_SYSTEM "http://pzpgw.nl/fhir/NamingSystem/notice"
+/* Most notices per accept (one per local receiver). */
+#define STORE_NOTICES_MAX 64
+
 /* One document to accept; every pointer is borrowed by the call. */
 struct store_accept {
 	const char *id; /* message id chosen by the caller */
@@ -156,6 +185,10 @@ struct store_accept {
 	   accept's accepted_at. NULL/0: none. */
 	const struct store_audit_rec *audit;
 	size_t naudit;
+	/* Notices to store with it (direction STORE_INBOUND only); NULL/0:
+	   none. */
+	const struct store_notice *notices;
+	size_t nnotices;
 };
 
 /* Outcome of one accept. */

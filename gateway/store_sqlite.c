@@ -231,7 +231,7 @@ enum sq_stmt {
 	" o.state, o.attempts, m.accepted_at, o.next_attempt_at,"              \
 	" o.first_attempt_at, o.last_attempt_at, o.delivered_at,"              \
 	" o.last_status, o.replays, o.last_error, o.outcome, o.waiting,"       \
-	" coalesce(o.age_from, m.accepted_at)"
+	" coalesce(o.age_from, m.accepted_at), m.bundle_system"
 #define SQ_ROW_FROM " FROM outbox o JOIN messages m ON m.seq = o.message_seq "
 
 /* Rows in due/inflight/held that precede o for the same receiver and
@@ -916,14 +916,24 @@ sq_state(const unsigned char *s)
 	return STORE_DEAD; /* a value the schema's CHECK forbids */
 }
 
+/*
+ * The direction from columns i (direction) and sys (bundle_system).
+ * Notices (STORE_NOTICE) are stored as 'outbound', which the schema's
+ * CHECK allows (widening it would rebuild the messages table), under the
+ * reserved identifier system STORE_NOTICE_SYSTEM, which no other accept
+ * may use (store_check).
+ */
 static enum store_direction
-sq_dir(sqlite3_stmt *st, int i)
+sq_dir(sqlite3_stmt *st, int i, int sys)
 {
-	const unsigned char *d = sqlite3_column_text(st, i);
+	const char *d = (const char *)sqlite3_column_text(st, i);
+	const char *s = (const char *)sqlite3_column_text(st, sys);
 
-	return d != NULL && strcmp((const char *)d, "inbound") == 0
-		   ? STORE_INBOUND
-		   : STORE_OUTBOUND;
+	if (d != NULL && strcmp(d, "inbound") == 0)
+		return STORE_INBOUND;
+	if (s != NULL && strcmp(s, STORE_NOTICE_SYSTEM) == 0)
+		return STORE_NOTICE;
+	return STORE_OUTBOUND;
 }
 
 /* Fill r from a statement selecting SQ_ROW_COLS. */
@@ -937,7 +947,7 @@ sq_row_read(sqlite3_stmt *st, struct store_row *r)
 	sq_copy(r->id, sizeof(r->id), st, 1);
 	sq_copy(r->receiver, sizeof(r->receiver), st, 2);
 	sq_copy(r->sender, sizeof(r->sender), st, 3);
-	r->direction = sq_dir(st, 4);
+	r->direction = sq_dir(st, 4, 18);
 	r->state = sq_state(sqlite3_column_text(st, 5));
 	r->attempts = (unsigned)sqlite3_column_int64(st, 6);
 	r->accepted_at = sqlite3_column_int64(st, 7);
@@ -1001,6 +1011,8 @@ sq_bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
 }
 
+/* The direction column's value (a notice is stored as outbound, see
+ * sq_dir). */
 static const char *
 sq_direction(enum store_direction d)
 {
@@ -1164,6 +1176,54 @@ sq_audit_write(struct sq *c, struct store_audit_rec *rec)
 	return GW_OK;
 }
 
+/* The notices of r, each a message of its own with one outbox row,
+ * inside r's savepoint (so they commit exactly when r does). */
+static enum gw_err
+sq_accept_notices(struct sq *c, const struct store_accept *r)
+{
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int64_t seq;
+	int rc;
+
+	for (size_t i = 0; i < r->nnotices; i++) {
+		const struct store_notice *nt = &r->notices[i];
+
+		if ((err = sq_stmt(c, SQ_INSERT_MESSAGE, &st)) != GW_OK)
+			return err;
+		sq_bind_text(st, 1, nt->id);
+		sqlite3_bind_text(st, 2, sq_direction(STORE_NOTICE), -1,
+				  SQLITE_STATIC);
+		sq_bind_text(st, 3, r->sender_ura);
+		sq_bind_text(st, 4, STORE_NOTICE_SYSTEM);
+		sq_bind_text(st, 5, nt->id);
+		sq_bind_text(st, 6, r->patient_key);
+		sq_bind_text(st, 7, r->fhir_version);
+		sqlite3_bind_blob64(st, 8, nt->doc, nt->doc_len, SQLITE_STATIC);
+		sqlite3_bind_null(st, 9);
+		sq_bind_text(st, 10, nt->sha256);
+		sqlite3_bind_int64(st, 11, r->accepted_at);
+		sqlite3_bind_int(st, 12, 0); /* nobody was answered */
+		sqlite3_bind_null(st, 13);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return sq_fail(c, "insert_notice", rc);
+		seq = sqlite3_last_insert_rowid(c->db);
+		if ((err = sq_stmt(c, SQ_INSERT_OUTBOX, &st)) != GW_OK)
+			return err;
+		sqlite3_bind_int64(st, 1, seq);
+		sq_bind_text(st, 2, nt->receiver);
+		sq_bind_text(st, 3, r->patient_key);
+		sqlite3_bind_int64(st, 4, r->accepted_at);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			return sq_fail(c, "insert_notice_outbox", rc);
+	}
+	return GW_OK;
+}
+
 /* Accept one document inside the open transaction. GW_OK stored,
  * GW_EXISTS with the original answer, or an error (caller rolls back the
  * savepoint). */
@@ -1248,6 +1308,8 @@ sq_accept_one(struct sq *c, const struct store_accept *r,
 		if ((err = sq_audit_write(c, &rec)) != GW_OK)
 			return err;
 	}
+	if ((err = sq_accept_notices(c, r)) != GW_OK)
+		return err;
 	util_strlcpy(res->id, r->id, sizeof(res->id));
 	res->answer_status = r->answer_status;
 	if (r->answer_body != NULL &&
@@ -1756,7 +1818,7 @@ sq_get(void *conn, const char *id, bool content, bool rows,
 	}
 	m->seq = sqlite3_column_int64(st, 0);
 	sq_copy(m->id, sizeof(m->id), st, 1);
-	m->direction = sq_dir(st, 2);
+	m->direction = sq_dir(st, 2, 4);
 	sq_copy(m->sender, sizeof(m->sender), st, 3);
 	m->bundle_system = sq_text(st, 4, &nomem);
 	m->bundle_value = sq_text(st, 5, &nomem);

@@ -23,6 +23,20 @@ store_state_name(enum store_state st)
 	return store_state_names[st];
 }
 
+const char *
+store_direction_name(enum store_direction d)
+{
+	switch (d) {
+	case STORE_OUTBOUND:
+		return "outbound";
+	case STORE_INBOUND:
+		return "inbound";
+	case STORE_NOTICE:
+		return "notice";
+	}
+	return NULL;
+}
+
 enum gw_err
 store_state_parse(const char *s, enum store_state *out)
 {

@@ -604,6 +604,29 @@ static const struct error_case error_cases[] = {
      "[peer 90000002] server_ura: 90000001 is this gateway's own URA "
      "([organisation] ura): deliveries would come back to it",
      1},
+#define NT(v) BASE "[peer 90000002]\nallow = pull\nnotify = " v "\n"
+    {"notify not https", NT("http://gp.example.nl/notify"), 11,
+     "[peer 90000002] notify: \"http://gp.example.nl/notify\" is not an "
+     "https:// URL",
+     1},
+    {"notify query", NT("https://gp.example.nl/notify?token=x"), 11,
+     "has a query or fragment ('?' or '#'): the Task is posted to exactly "
+     "this URL",
+     1},
+    {"notify user", NT("https://me@gp.example.nl/notify"), 11, "has user-info",
+     1},
+#undef NT
+    {"notify with endpoint",
+     BASE "[peer 90000002]\nendpoint = https://gw.example.nl/fhir\n"
+	  "allow = pull\nnotify = https://gp.example.nl/notify\n",
+     12,
+     "[peer 90000002] notify: only for an organisation this gateway serves "
+     "(no endpoint)",
+     1},
+    {"notify without pull",
+     BASE "[peer 90000002]\nnotify = https://gp.example.nl/notify\n"
+	  "allow = push\n",
+     10, "[peer 90000002] notify: needs allow = pull", 1},
     {"bad address", BASE "[admin]\naddress = 127.0.0.1 9090\n", 10,
      "[admin] address: \"127.0.0.1 9090\" is not an IP address", 1},
     {"empty value", BASE "[process]\nuser =\n", 10,
@@ -1130,6 +1153,30 @@ test_production_certificate(void **state)
 }
 
 /* Many peers: the array grows; the file stays under the size limit. */
+/* [peer] notify: the URL kept as written, with its line; none by
+ * default. */
+static void
+test_peer_notify(void **state)
+{
+	struct config *cfg =
+	    load_good(BASE "[peer 90000003]\n"
+			   "allow = pull\n"
+			   "notify = https://gp1.pzpgw.test:9443/pzp/notify\n"
+			   "[peer 90000004]\n"
+			   "allow = pull\n");
+	const struct config_peer *p = config_peer_find(cfg, "90000003");
+
+	assert_non_null(p);
+	assert_str("notify", p->notify,
+		   "https://gp1.pzpgw.test:9443/pzp/notify");
+	assert_int_equal(p->notify_line, 11);
+	p = config_peer_find(cfg, "90000004");
+	assert_non_null(p);
+	assert_null(p->notify);
+	assert_int_equal(p->notify_line, 0);
+	config_free(cfg);
+}
+
 static void
 test_many_peers(void **state)
 {
@@ -1306,6 +1353,7 @@ main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_many_errors),
 	    cmocka_unit_test(test_peers),
+	    cmocka_unit_test(test_peer_notify),
 	    cmocka_unit_test(test_endpoints_accepted),
 	    cmocka_unit_test(test_writers),
 	    cmocka_unit_test(test_production_certificate),
