@@ -675,3 +675,44 @@ def test_view_social_hides_treatment_directives(net):
         b.send_signal(signal.SIGHUP)
         gw.wait_for(lambda: "event=reloaded" in b.log_text()[off:],
                     what="reload")
+
+
+def test_notified_gp_runs_the_tasks_searches(pki, tmp_path):
+    """Notified pull end to end: the Task B posts to gp1's notify URL
+    names searches that gp1 then runs against B, each answered with the
+    data of the message that caused it."""
+    from fake_receiver import FakeReceiver
+    fake = FakeReceiver(pki, cert="gp1").start()
+    a = b = None
+    try:
+        b = gateway_b(pki, tmp_path)
+        b.sections["peer " + GP1]["notify"] = \
+            "https://localhost:%d/pzp/notify" % fake.port
+        b.start()
+        a = gateway_a(pki, tmp_path, {GP1: (b.port, B_URA)})
+        start_a(a)
+        p = Poster(a)
+        st, _, data = p.post(wrap([GP1], f1_entries(P1)))
+        p.close()
+        assert st == 202, data[:300]
+        gw.wait_for(lambda: len(fake.received) >= 1, timeout=30,
+                    what="the Task")
+        task = fake.received[0].json()
+        urls = [i["valueUrl"] for i in task["input"]]
+        assert urls and urls[0].startswith("Patient?identifier=")
+        got = {}
+        for url in urls:
+            st, _, bundle = getj(b, "/fhir/" + url)
+            assert st == 200, (url, bundle)
+            for e in bundle.get("entry", []):
+                if e["search"]["mode"] == "match":
+                    t = e["resource"]["resourceType"]
+                    got[t] = got.get(t, 0) + 1
+        for t in ("Patient", "Consent", "Observation", "Procedure"):
+            assert got.get(t), (t, got, urls)
+        assert got["Consent"] >= f1_count("Consent")
+    finally:
+        fake.stop()
+        for g in (a, b):
+            if g is not None:
+                g.stop()
