@@ -455,6 +455,11 @@ def test_parameters_and_formats(net):
     # Empty: 200 and an empty searchset.
     st, _, bundle = getj(b, "/fhir/Goal?patient=nobody")
     assert st == 200 and bundle["total"] == 0 and "entry" not in bundle
+    # The API reads only.
+    st, h, _ = get(b, "/fhir/Patient/" + pid, method="DELETE")
+    assert st == 405 and "GET" in h["allow"]
+    st, h, data = get(b, "/fhir/Patient/" + pid, method="HEAD")
+    assert st == 200 and data == b""
     # Not a FHIR type: no such endpoint, for everyone.
     st, _, _ = getj(b, "/fhir/Nothing")
     assert st == 404
@@ -675,6 +680,37 @@ def test_view_social_hides_treatment_directives(net):
         b.send_signal(signal.SIGHUP)
         gw.wait_for(lambda: "event=reloaded" in b.log_text()[off:],
                     what="reload")
+
+
+def test_entered_in_error_leaves_searches_not_history(net):
+    b = net.b
+    pid = patient_id(b, P1)
+    st, _, bundle = getj(b, "/fhir/Consent?patient=" + pid)
+    before = bundle["total"]
+    entries = f1_entries(P1)
+    for e in entries:
+        r = e["resource"]
+        if r["resourceType"] == "Consent":
+            r["status"] = "entered-in-error"
+            gone = r["identifier"][0]["value"]
+            break
+    net.send(wrap([GP1], entries))
+    st, _, bundle = getj(b, "/fhir/Consent?patient=" + pid)
+    assert bundle["total"] == before - 1
+    assert gone not in json.dumps(bundle)
+    st, _, bundle = getj(b, "/fhir/Consent/_history?_count=250")
+    cid = [e["resource"]["id"] for e in bundle["entry"]
+           if e["resource"]["identifier"][0]["value"] == gone][0]
+    st, _, oo = getj(b, "/fhir/Consent/" + cid)
+    assert st == 410, oo
+    assert oo["issue"][0]["code"] == "deleted"
+    st, _, hist = getj(b, "/fhir/Consent/%s/_history" % cid)
+    assert st == 200
+    assert hist["entry"][0]["resource"]["status"] == "entered-in-error"
+    assert len(hist["entry"]) >= 2
+    # Not a match for anyone else either.
+    st, _, oo = getj(b, "/fhir/Consent/" + cid, cert="gp2")
+    assert st == 404
 
 
 def test_notified_gp_runs_the_tasks_searches(pki, tmp_path):
