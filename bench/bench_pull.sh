@@ -205,6 +205,12 @@ print(c.execute("SELECT count(*) FROM res_versions").fetchone()[0])
 EOF
 )
 echo "index: $rows resource versions"
+# A search without a patient over every Consent sent to the practice is
+# refused (too-costly), not held in memory whole.
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
+	--cert "$pki/gp1.crt" --key "$pki/gp1.key" \
+	"https://localhost:$port/fhir/Consent?_count=1")
+echo "search over all Consents (no patient): HTTP $code (400: refused)"
 # One client first (a set's own latency, nothing queued beside it);
 # loadgen fails on any answer other than 200.
 one=$("$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \

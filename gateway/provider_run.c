@@ -29,6 +29,8 @@
 #define BSN_SYSTEM "http://fhir.nl/fhir/NamingSystem/bsn"
 /* Most versions one instance history lists. */
 #define HISTORY_INSTANCE_MAX 1000
+/* Most stored resources one search considers (before matching). */
+#define PROVIDER_CANDIDATES_MAX 10000
 /* Most _include targets of one page. */
 #define INCLUDE_MAX 1024
 
@@ -1192,12 +1194,22 @@ do_search(struct run *rn, const char *type, const char *form, const char *page)
 		    .id = sc.id,
 		    .snapshot = rn->snapshot,
 		    .since = sc.since,
+		    .limit = PROVIDER_CANDIDATES_MAX + 1,
 		};
 
 		if ((err = store_res_find(rn->r, &sq, &v, &n)) != GW_OK) {
 			answer_store_error(rn, err);
 			goto done;
 		}
+	}
+	if (n > PROVIDER_CANDIDATES_MAX) {
+		/* A search over everything sent to the organisation (no
+		   patient) is refused rather than held in memory whole. */
+		answer_error(rn, 400, "too-costly",
+			     "more than %d %s resources to consider: search "
+			     "with patient or patient.identifier",
+			     PROVIDER_CANDIDATES_MAX, type);
+		goto done;
 	}
 	if (n > 0 && (hits = calloc(n, sizeof(*hits))) == NULL)
 		goto nomem;
@@ -1206,8 +1218,16 @@ do_search(struct run *rn, const char *type, const char *form, const char *page)
 
 		if (doc != NULL && visible(rn, type, doc->root) &&
 		    search_match(q, doc->root, v[i].updated, &env)) {
+			/* Only the page's documents are kept (in commit
+			   order the page is known now; the other order
+			   parses its page again below). */
+			bool keep = !sc.sort_desc && nhits >= (size_t)offset &&
+				    nhits < (size_t)offset + sc.count;
+
 			hits[nhits].v = &v[i];
-			hits[nhits++].doc = doc;
+			hits[nhits++].doc = keep ? doc : NULL;
+			if (!keep)
+				fj_doc_free(doc);
 		} else {
 			fj_doc_free(doc);
 		}
@@ -1230,7 +1250,10 @@ do_search(struct run *rn, const char *type, const char *form, const char *page)
 
 		snprintf(path, sizeof(path), "/%s", type);
 		for (size_t i = from; i < to; i++)
-			if (!add_entry(rn, entries, hits[i].v, hits[i].doc,
+			if ((hits[i].doc == NULL &&
+			     (hits[i].doc = parse_version(hits[i].v)) ==
+				 NULL) ||
+			    !add_entry(rn, entries, hits[i].v, hits[i].doc,
 				       "match"))
 				goto nomem;
 		if (!add_includes(rn, q, entries, hits + from, to - from,
