@@ -225,6 +225,20 @@ def ig_searches(pid, b):
                                                   "713603004")), {}),
         ("Communication?patient=%s" % pid,
          {("match", "Communication"): f1_count("Communication")}),
+        # The IG's queries 1b, 4 and 7 as data-exchange.md writes them.
+        ("Encounter?patient=%s&reason-reference:Procedure.code=%s"
+         "&_include=Encounter:reason-reference" %
+         (pid, q(SCT + "|713603004")),
+         {("match", "Encounter"): 1, ("include", "Procedure"): 1}),
+        ("Goal?patient=%s&description:in=%s" %
+         (pid, q("https://fhir.iknl.nl/fhir/ValueSet/ACP-MedicalPolicyGoal")),
+         {("match", "Goal"): f1_count("Goal")}),
+        ("Communication?patient=%s&reason-code=%s" %
+         (pid, q(SCT + "|713603004")),
+         {("match", "Communication"): f1_count("Communication")}),
+        ("QuestionnaireResponse?subject=Patient/%s&questionnaire=%s" %
+         (pid, q("https://fhir.iknl.nl/fhir/Questionnaire/ACP-zib2020")),
+         {}),
         ("CommunicationRequest?patient=%s" % pid, {}),
         ("QuestionnaireResponse?patient=%s&questionnaire=%s" %
          (pid, q("https://fhir.iknl.nl/fhir/Questionnaire/ACP-zib2020")),
@@ -680,6 +694,42 @@ def test_view_social_hides_treatment_directives(net):
         b.send_signal(signal.SIGHUP)
         gw.wait_for(lambda: "event=reloaded" in b.log_text()[off:],
                     what="reload")
+
+
+def test_questionnaire_response(net):
+    """The IG's method 2: the ACP form as a QuestionnaireResponse."""
+    b = net.b
+    with open(os.path.join(gw.SRCDIR, "tests", "data", "valid", "r4",
+                           "QuestionnaireResponse-HendrikHartman-"
+                           "20201001.json")) as f:
+        qr = json.load(f)
+    # The Patient (unchanged, so no new version) with the contact person
+    # it refers to, and the form.
+    f1 = f1_entries(P1)
+    pat = next(e for e in f1 if e["resource"]["resourceType"] == "Patient")
+    rel = next(e for e in f1
+               if e["resource"]["resourceType"] == "RelatedPerson")
+    qr["subject"] = {"reference": pat["fullUrl"]}
+    qr["identifier"] = {"system": "urn:ietf:rfc:3986",
+                        "value": "urn:uuid:" + str(uuid.uuid4())}
+    net.send(wrap([GP1], [pat, rel, {
+        "fullUrl": "urn:uuid:" + str(uuid.uuid4()), "resource": qr}]))
+    st, _, p = getj(b, "/fhir/Patient?identifier=" +
+                    q(BSN_SYSTEM + "|" + bsn(P1)))
+    assert p["entry"][0]["resource"]["meta"]["versionId"] == "1"
+    pid = patient_id(b, P1)
+    path = "/fhir/QuestionnaireResponse?subject=Patient/%s&questionnaire=%s" \
+        % (pid, q("https://fhir.iknl.nl/fhir/Questionnaire/ACP-zib2020"))
+    st, _, bundle = getj(b, path)
+    assert st == 200 and bundle["total"] == 1, bundle
+    got = bundle["entry"][0]["resource"]
+    assert got["subject"]["reference"] == "Patient/" + pid
+    assert got["item"] == qr["item"]
+    st, h, data = get(b, path, accept="application/fhir+xml")
+    assert st == 200, data[:300]
+    assert xml_entries(data) == ({("match", "QuestionnaireResponse"): 1}, 1)
+    st, _, bundle = getj(b, path, cert="gp2")
+    assert bundle["total"] == 0
 
 
 def test_entered_in_error_leaves_searches_not_history(net):
