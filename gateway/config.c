@@ -1599,6 +1599,24 @@ config_warnings(const struct config *cfg, config_err_fn warn, void *arg)
 			warn(arg, cfg->path, 0, msg);
 		n++;
 	}
+	/* A view narrows what a peer pulls: on one that may not pull it
+	 * does nothing, which is likely a mistake in the section. */
+	for (size_t i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+		bool narrowed =
+		    p->resources != NULL ||
+		    (p->view != NULL && strcmp(p->view, "full") != 0);
+
+		if (!narrowed || (p->allow & CONFIG_ALLOW_PULL))
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "[peer %s] (line %d): resources or view without "
+			 "allow = pull has no effect",
+			 p->ura, p->line);
+		if (warn != NULL)
+			warn(arg, cfg->path, 0, msg);
+		n++;
+	}
 	return n + store_warnings(cfg, warn, arg);
 }
 
