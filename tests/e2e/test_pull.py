@@ -320,6 +320,19 @@ def test_ig_searches_xml(net):
         assert got == want, (path, got)
         assert total == sum(v for (m, _), v in want.items()
                             if m == "match")
+    # The searchsets (resources, includes, links) are valid R4 in both
+    # formats by the gateway's own validator.
+    for accept, ext in (("application/fhir+xml", "xml"),
+                        ("application/fhir+json", "json")):
+        st, _, data = get(b, "/fhir/Consent?patient=%s"
+                          "&_include=Consent:actor" % pid, accept=accept)
+        assert st == 200
+        path = os.path.join(b.dir, "searchset." + ext)
+        with open(path, "wb") as f:
+            f.write(data)
+        p = subprocess.run([gw.BINARY, "validate", path],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout[-2000:] + p.stderr
     # A read in XML gives the resource with its stored version.
     st, h, data = get(b, "/fhir/Patient/" + pid, accept="application/xml")
     assert st == 200, data[:300]
