@@ -6,12 +6,22 @@
  * usage: loadgen post URL CERT KEY CACERT CONC COUNT RATE TEMPLATE...
  *   every TEMPLATE is a message Bundle whose text holds @@@@@@@@@@@@ (12
  *   characters) where a per-request hex counter goes (unique Bundle
- *   identifiers); templates are used in turn. RATE 0: as fast as CONC
+ *   identifiers; every occurrence, so resource identifiers may carry it
+ *   too), and may hold ######### (9) where the BSN of patient number
+ *   "request number" (plus LOADGEN_PATIENT_BASE) goes (lg_bsn);
+ *   templates are used in turn. RATE 0:
+ *   as fast as CONC
  *   connections allow; otherwise requests start at RATE per second.
  *   The first request of each connection carries its TLS handshake: it
  *   counts for the rate but not for p50/p99 (keep-alive clients do not
  *   pay it per request); the slowest of them is printed as first_ms_max.
  *   LOADGEN_DUMP=FILE writes "start_s latency_ms first" per request.
+ * usage: loadgen get BASE CERT KEY CACERT CONC SETS PATIENTS URLFILE
+ *   the pull API: each of CONC keep-alive connections runs sets, a set
+ *   being every path of URLFILE (one per line, ######### standing for
+ *   the BSN of a patient chosen in turn among PATIENTS) one after the
+ *   other; prints sets and requests per second and the p50/p99 of a
+ *   whole set (its first request, carrying the handshake, not counted).
  * usage: loadgen fsync DIR COUNT
  *   COUNT times write 4 KiB and fdatasync in DIR; prints fsyncs/s.
  */
@@ -29,12 +39,39 @@
 #define LG_MARK_LEN 12
 #define LG_MAX_TPL  256
 #define LG_MAX_CONC 1024
+#define LG_BSN	    "#########"
+#define LG_BSN_LEN  9
+#define LG_MAX_MARK 256
+#define LG_MAX_URL  64
 
 struct tpl {
 	char *text;
 	size_t len;
-	size_t mark; /* offset of LG_MARK */
+	size_t mark[LG_MAX_MARK]; /* offsets of LG_MARK */
+	size_t nmark;
+	size_t bsn[LG_MAX_MARK]; /* offsets of LG_BSN */
+	size_t nbsn;
 };
+
+/* A BSN (nine digits passing the eleven test) for patient number i,
+ * distinct per i. */
+static void
+lg_bsn(unsigned long long i, char out[LG_BSN_LEN + 1])
+{
+	for (unsigned long long d8 = 10000000ULL + (i * 2) % 89999998ULL;;
+	     d8++) {
+		unsigned sum = 0;
+		char t[16];
+
+		snprintf(t, sizeof(t), "%08llu", d8);
+		for (int k = 0; k < 8; k++)
+			sum += (unsigned)(9 - k) * (unsigned)(t[k] - '0');
+		if (sum % 11 < 10) {
+			snprintf(out, LG_BSN_LEN + 1, "%.8s%u", t, sum % 11);
+			return;
+		}
+	}
+}
 
 struct slot {
 	CURL *easy;
@@ -88,23 +125,33 @@ read_tpl(const char *path, struct tpl *t)
 	fclose(f);
 	t->text[n] = '\0';
 	t->len = (size_t)n;
-	if ((m = strstr(t->text, LG_MARK)) == NULL) {
+	t->nmark = t->nbsn = 0;
+	for (m = t->text; (m = strstr(m, LG_MARK)) != NULL; m += LG_MARK_LEN)
+		if (t->nmark < LG_MAX_MARK)
+			t->mark[t->nmark++] = (size_t)(m - t->text);
+	for (m = t->text; (m = strstr(m, LG_BSN)) != NULL; m += LG_BSN_LEN)
+		if (t->nbsn < LG_MAX_MARK)
+			t->bsn[t->nbsn++] = (size_t)(m - t->text);
+	if (t->nmark == 0) {
 		fprintf(stderr, "%s: no %s mark\n", path, LG_MARK);
 		return -1;
 	}
-	t->mark = (size_t)(m - t->text);
 	return 0;
 }
 
 static void
 start_one(CURLM *multi, struct slot *s, const struct tpl *t,
-	  unsigned long long n)
+	  unsigned long long n, unsigned long long patient)
 {
-	char mark[LG_MARK_LEN + 1];
+	char mark[LG_MARK_LEN + 1], bsn[LG_BSN_LEN + 1];
 
 	memcpy(s->body, t->text, t->len);
-	snprintf(mark, sizeof(mark), "%012llx", n);
-	memcpy(s->body + t->mark, mark, LG_MARK_LEN);
+	snprintf(mark, sizeof(mark), "%012llx", n & 0xffffffffffffULL);
+	lg_bsn(patient, bsn);
+	for (size_t i = 0; i < t->nmark; i++)
+		memcpy(s->body + t->mark[i], mark, LG_MARK_LEN);
+	for (size_t i = 0; i < t->nbsn; i++)
+		memcpy(s->body + t->bsn[i], bsn, LG_BSN_LEN);
 	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, s->body);
 	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)t->len);
 	s->started = now_s();
@@ -119,7 +166,7 @@ cmd_post(int argc, char **argv)
 	int conc = (int)strtol(argv[6], NULL, 10);
 	long count = strtol(argv[7], NULL, 10);
 	double rate = strtod(argv[8], NULL);
-	struct tpl tpls[LG_MAX_TPL];
+	static struct tpl tpls[LG_MAX_TPL];
 	int ntpl = argc - 9;
 	struct slot *slots;
 	double *lat, t0, next_start, elapsed, el, first_max = 0;
@@ -133,6 +180,9 @@ cmd_post(int argc, char **argv)
 	size_t maxlen = 0;
 	CURLM *multi;
 	int *idle, nidle = 0;
+	/* LOADGEN_PATIENT_BASE: the first patient number (a fill in parts). */
+	const char *pb = getenv("LOADGEN_PATIENT_BASE");
+	unsigned long long pbase = pb != NULL ? strtoull(pb, NULL, 10) : 0;
 
 	if (conc < 1 || conc > LG_MAX_CONC || count < 1 || ntpl < 1 ||
 	    ntpl > LG_MAX_TPL) {
@@ -154,8 +204,12 @@ cmd_post(int argc, char **argv)
 	   slow requests happen. */
 	if (getenv("LOADGEN_DUMP") != NULL)
 		dump = fopen(getenv("LOADGEN_DUMP"), "w");
-	if (multi == NULL || slots == NULL || idle == NULL || lat == NULL)
+	if (multi == NULL || slots == NULL || idle == NULL || lat == NULL) {
+		free(slots);
+		free(idle);
+		free(lat);
 		return 2;
+	}
 	for (int i = 0; i < conc; i++) {
 		struct slot *s = &slots[i];
 
@@ -186,7 +240,8 @@ cmd_post(int argc, char **argv)
 			struct slot *s = &slots[idle[--nidle]];
 
 			start_one(multi, s, &tpls[started % ntpl],
-				  seed + (unsigned long long)started);
+				  seed + pbase + (unsigned long long)started,
+				  pbase + (unsigned long long)started);
 			started++;
 			inflight++;
 			next_start += rate > 0 ? 1.0 / rate : 0;
@@ -260,6 +315,164 @@ cmd_post(int argc, char **argv)
 	return errors == 0 ? 0 : 1;
 }
 
+/* One connection of cmd_get: the set it runs. */
+struct gslot {
+	CURL *easy;
+	struct curl_slist *hdrs;
+	unsigned long long patient;
+	int next;	/* index of the next path of the set */
+	double started; /* of the set */
+	bool used;	/* its connection has carried a set */
+	bool failed;
+};
+
+static void
+get_start(CURLM *multi, struct gslot *s, const char *base, char **paths)
+{
+	char url[4096], bsn[LG_BSN_LEN + 1], *m;
+
+	lg_bsn(s->patient, bsn);
+	snprintf(url, sizeof(url), "%s%s", base, paths[s->next]);
+	while ((m = strstr(url, LG_BSN)) != NULL)
+		memcpy(m, bsn, LG_BSN_LEN);
+	curl_easy_setopt(s->easy, CURLOPT_URL, url);
+	curl_multi_add_handle(multi, s->easy);
+}
+
+static int
+cmd_get(char **argv)
+{
+	const char *base = argv[2], *cert = argv[3], *key = argv[4],
+		   *cacert = argv[5];
+	int conc = (int)strtol(argv[6], NULL, 10);
+	long sets = strtol(argv[7], NULL, 10);
+	long npat = strtol(argv[8], NULL, 10);
+	char *paths[LG_MAX_URL], line[4096];
+	int npaths = 0;
+	struct gslot *slots;
+	double *lat, t0, elapsed;
+	long started = 0, done = 0, nlat = 0, requests = 0, errors = 0;
+	unsigned long long next_patient = 0;
+	FILE *f = fopen(argv[9], "r");
+	CURLM *multi;
+
+	if (f == NULL || conc < 1 || conc > LG_MAX_CONC || sets < 1 ||
+	    npat < 1) {
+		fprintf(stderr, "loadgen get: bad arguments\n");
+		if (f != NULL)
+			fclose(f);
+		return 2;
+	}
+	while (npaths < LG_MAX_URL && fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#')
+			continue;
+		if ((paths[npaths] = strdup(line)) != NULL)
+			npaths++;
+	}
+	fclose(f);
+	if (npaths == 0)
+		return 2;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	multi = curl_multi_init();
+	slots = calloc((size_t)conc, sizeof(*slots));
+	lat = calloc((size_t)sets, sizeof(*lat));
+	if (multi == NULL || slots == NULL || lat == NULL) {
+		free(slots);
+		free(lat);
+		for (int i = 0; i < npaths; i++)
+			free(paths[i]);
+		return 2;
+	}
+	t0 = now_s();
+	for (int i = 0; i < conc && started < sets; i++) {
+		struct gslot *s = &slots[i];
+
+		s->easy = curl_easy_init();
+		s->hdrs =
+		    curl_slist_append(NULL, "Accept: application/fhir+json");
+		curl_easy_setopt(s->easy, CURLOPT_SSLCERT, cert);
+		curl_easy_setopt(s->easy, CURLOPT_SSLKEY, key);
+		curl_easy_setopt(s->easy, CURLOPT_CAINFO, cacert);
+		curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->hdrs);
+		curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, 60L);
+		s->patient = next_patient++ % (unsigned long long)npat;
+		s->started = now_s();
+		started++;
+		get_start(multi, s, base, paths);
+	}
+	while (done < sets) {
+		int running, left;
+		CURLMsg *m;
+
+		curl_multi_perform(multi, &running);
+		while ((m = curl_multi_info_read(multi, &left)) != NULL) {
+			struct gslot *s;
+			long status = 0;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+					  (char **)&s);
+			curl_easy_getinfo(m->easy_handle,
+					  CURLINFO_RESPONSE_CODE, &status);
+			curl_multi_remove_handle(multi, s->easy);
+			requests++;
+			if (m->data.result != CURLE_OK || status != 200) {
+				s->failed = true;
+				if (errors++ < 5)
+					fprintf(
+					    stderr,
+					    "loadgen: %s status %ld (%s)\n",
+					    curl_easy_strerror(m->data.result),
+					    status, paths[s->next]);
+			}
+			if (++s->next < npaths) {
+				get_start(multi, s, base, paths);
+				continue;
+			}
+			/* The set is done. */
+			done++;
+			if (s->used)
+				lat[nlat++] = now_s() - s->started;
+			s->used = true;
+			s->next = 0;
+			s->failed = false;
+			if (started < sets) {
+				s->patient =
+				    next_patient++ % (unsigned long long)npat;
+				s->started = now_s();
+				started++;
+				get_start(multi, s, base, paths);
+			}
+		}
+		if (done < sets)
+			curl_multi_poll(multi, NULL, 0, 50, NULL);
+	}
+	elapsed = now_s() - t0;
+	qsort(lat, (size_t)nlat, sizeof(*lat), cmp_double);
+	if (nlat == 0)
+		lat[0] = 0;
+	printf("sets=%ld requests=%ld errors=%ld seconds=%.2f sets_per_s=%.0f "
+	       "requests_per_s=%.0f set_p50_ms=%.2f set_p99_ms=%.2f\n",
+	       done, requests, errors, elapsed, (double)done / elapsed,
+	       (double)requests / elapsed, lat[nlat / 2] * 1000,
+	       lat[(nlat * 99) / 100] * 1000);
+	for (int i = 0; i < conc; i++) {
+		curl_easy_cleanup(slots[i].easy);
+		curl_slist_free_all(slots[i].hdrs);
+	}
+	for (int i = 0; i < npaths; i++)
+		free(paths[i]);
+	curl_multi_cleanup(multi);
+	free(slots);
+	free(lat);
+	curl_global_cleanup();
+	return errors == 0 ? 0 : 1;
+}
+
 static int
 cmd_fsync(const char *dir, long count)
 {
@@ -297,9 +510,14 @@ main(int argc, char **argv)
 {
 	if (argc >= 10 && strcmp(argv[1], "post") == 0)
 		return cmd_post(argc, argv);
+	if (argc == 10 && strcmp(argv[1], "get") == 0)
+		return cmd_get(argv);
 	if (argc == 4 && strcmp(argv[1], "fsync") == 0)
 		return cmd_fsync(argv[2], strtol(argv[3], NULL, 10));
-	fprintf(stderr, "usage: loadgen post URL CERT KEY CACERT CONC COUNT "
-			"RATE TEMPLATE...\n       loadgen fsync DIR COUNT\n");
+	fprintf(stderr,
+		"usage: loadgen post URL CERT KEY CACERT CONC COUNT "
+		"RATE TEMPLATE...\n       loadgen get BASE CERT KEY CACERT "
+		"CONC SETS PATIENTS URLFILE\n       loadgen fsync DIR "
+		"COUNT\n");
 	return 2;
 }

@@ -7,6 +7,7 @@
 #include "outcome.h"
 #include "metrics.h"
 #include "policy.h"
+#include "search.h"
 #include "util.h"
 #include "version.h"
 
@@ -22,6 +23,85 @@ static const struct {
      "http://hl7.org/fhir/OperationDefinition/"
      "MessageHeader-process-message"},
 };
+
+/* Types a pulling system may read (and vread, and list the history
+ * of) beside those it may search: the other resources a PZP message
+ * carries, which the searches' references and _include lead to. */
+static const char *const api_read_only[] = {
+    "Device",	    "Organization",	"Patient",
+    "Practitioner", "PractitionerRole", "RelatedPerson",
+};
+
+/* True when routes serve the pull API (its routes are limited to FHIR
+ * resource types). */
+static bool
+api_pull_served(const struct http_route *routes)
+{
+	for (size_t i = 0; routes != NULL && routes[i].fn != NULL; i++)
+		if (routes[i].types != NULL)
+			return true;
+	return false;
+}
+
+/* The pull API's part of the CapabilityStatement: formats JSON and XML,
+ * each searchable type with its parameters and includes (search.c), the
+ * read-only types, and history-system with _since. */
+static enum gw_err
+add_pull(json_t *cs, json_t *rest)
+{
+	json_t *res = search_capability(), *fmts, *inter;
+
+	if (res == NULL || !json_is_array(res))
+		goto fail;
+	for (size_t k = 0; k < UTIL_ARRAY_LEN(api_read_only); k++) {
+		bool have = false;
+		size_t i;
+		json_t *r;
+
+		json_array_foreach(res, i, r)
+		{
+			const char *t =
+			    json_string_value(json_object_get(r, "type"));
+
+			have = have || (t && strcmp(t, api_read_only[k]) == 0);
+		}
+		if (have)
+			continue;
+		/* json_array_append_new steals the new object. */
+		if (json_array_append_new(
+			res, json_pack("{s:s, s:[{s:s}, {s:s}, {s:s}]}", "type",
+				       api_read_only[k], "interaction", "code",
+				       "read", "code", "vread", "code",
+				       "history-instance")) != 0)
+			goto fail;
+	}
+	fmts = json_object_get(cs, "format");
+	if (json_array_append_new(fmts, json_string("application/fhir+xml")) !=
+		0 ||
+	    json_array_append_new(fmts, json_string("xml")) != 0)
+		goto fail;
+	inter =
+	    json_pack("[{s:s, s:s}]", "code", "history-system", "documentation",
+		      "GET [base]/_history?_since=T: what arrived for the "
+		      "caller since T, oldest first, paged by next links");
+	/* json_object_set_new steals the value, also when it fails. */
+	if (inter == NULL ||
+	    json_object_set_new(rest, "interaction", inter) != 0)
+		goto fail;
+	if (json_object_set_new(rest, "resource", res) != 0)
+		return GW_NOMEM;
+	json_object_set_new(
+	    rest, "documentation",
+	    json_string("PZP gateway: care plans are pushed as FHIR messages "
+			"and exchanged between organisations over mutual TLS; "
+			"the PZP Provider searches serve what was sent to the "
+			"calling organisation (allow = pull), each read "
+			"audited."));
+	return GW_OK;
+fail:
+	json_decref(res);
+	return GW_NOMEM;
+}
 
 json_t *
 api_capability_statement(const struct http_route *routes,
@@ -64,6 +144,8 @@ api_capability_statement(const struct http_route *routes,
 	}
 	if (json_array_size(ops) > 0)
 		json_object_set(rest, "operation", ops);
+	if (api_pull_served(routes) && add_pull(cs, rest) != GW_OK)
+		goto fail;
 	json_decref(ops);
 	ops = NULL;
 	/* json_pack "o" steals rest. */
@@ -79,14 +161,44 @@ fail:
 	return NULL;
 }
 
+/* Whether a request asks for XML: _format, else Accept naming an XML
+ * type before any JSON one. */
+static bool
+api_wants_xml(struct http_req *req)
+{
+	const char *f = http_req_query(req, "_format");
+	const char *a = http_req_header(req, "Accept");
+	const char *x, *j;
+
+	if (f != NULL)
+		return strstr(f, "xml") != NULL;
+	if (a == NULL || (x = strstr(a, "xml")) == NULL)
+		return false;
+	j = strstr(a, "json");
+	return j == NULL || x < j;
+}
+
 void
 api_metadata(struct http_req *req, void *arg)
 {
 	struct api *api = arg;
+	json_t *cs =
+	    api_capability_statement(api->org_routes, http_req_config(req));
+	struct buf out;
 
-	http_reply_json(
-	    req, 200,
-	    api_capability_statement(api->org_routes, http_req_config(req)));
+	if (cs == NULL || api->to_xml == NULL || !api_wants_xml(req)) {
+		http_reply_json(req, 200, cs);
+		return;
+	}
+	buf_init(&out, 16 << 20);
+	if (api->to_xml(api->xml_arg, cs, &out) == GW_OK) {
+		http_reply(req, 200, "application/fhir+xml; charset=utf-8",
+			   out.data, out.len);
+		json_decref(cs);
+	} else {
+		http_reply_json(req, 200, cs);
+	}
+	buf_cleanup(&out);
 }
 
 static void

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "buf.h"
 #include "http.h"
 
 /* Readiness probe supplied by the daemon: true when the store is
@@ -19,6 +20,10 @@ struct api {
 	api_ready_fn store_ready;
 	void *store_arg;
 	int64_t started; /* unix seconds */
+	/* Writes a JSON resource as FHIR XML into out (the pull API's
+	   writer), or NULL: /fhir/metadata answers JSON only. */
+	enum gw_err (*to_xml)(void *arg, const json_t *res, struct buf *out);
+	void *xml_arg;
 };
 
 /* Handlers; arg is a struct api. */

@@ -22,7 +22,8 @@ static const struct cli_cmd cli_cmds[] = {
     {"canon", cli_canon},     {"sign", cli_sign},
     {"verify", cli_verify},   {"queue", cli_queue},
     {"schemas", cli_schemas}, {"validate", cli_validate},
-    {"send", cli_send},	      {"version", cli_version},
+    {"send", cli_send},	      {"audit", cli_audit},
+    {"inbox", cli_inbox},     {"version", cli_version},
     {"help", cli_help},
 };
 

@@ -6,6 +6,8 @@
 #ifndef GW_CLI_H
 #define GW_CLI_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define CLI_OK	  0
@@ -20,6 +22,11 @@ int cli_main(int argc, char **argv);
 int cli_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Parse "YYYY-MM-DD" (midnight UTC) or RFC 3339
+ * "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)" into ms since the epoch
+ * (cli_queue.c; also the audit's --since). */
+bool cli_parse_time(const char *s, int64_t *out);
+
 /* The overview of all commands (cli_help.c). */
 void cli_overview(FILE *fp);
 
@@ -31,8 +38,10 @@ int cli_canon(int argc, char **argv);	     /* cli_sign.c */
 int cli_sign(int argc, char **argv);	     /* cli_sign.c */
 int cli_verify(int argc, char **argv);	     /* cli_sign.c */
 int cli_queue(int argc, char **argv);	     /* cli_queue.c */
+int cli_inbox(int argc, char **argv);	     /* cli_inbox.c */
 int cli_validate(int argc, char **argv);     /* cli_validate.c */
 int cli_schemas(int argc, char **argv);	     /* cli_schemas.c */
 int cli_send(int argc, char **argv);	     /* cli_send.c */
+int cli_audit(int argc, char **argv);	     /* cli_audit.c */
 
 #endif

@@ -68,6 +68,25 @@ static const struct cli_text cli_texts[] = {
      "ID is a message id; ID:URA or --receiver URA picks one receiver.\n"
      "Exit 0 done, 1 not found or not allowed in the row's state,\n"
      "2 usage or I/O error.\n"},
+    {"audit", "list, export and verify the audit trail",
+     "pzpgw audit [-c FILE | --store FILE] [--format text|json] ACTION\n"
+     "  list [--patient BSN] [--organisation URA] [--since T]\n"
+     "       [--limit N] [--after SEQ]   records in order, oldest first\n"
+     "  export --since T [--patient BSN] [--organisation URA]\n"
+     "       a FHIR R4 Bundle of AuditEvent resources on stdout\n"
+     "  verify   recompute the hash chain over every record\n"
+     "T: YYYY-MM-DD, RFC 3339, or a duration back from now (24h, 7d).\n"
+     "Reads the store only. Exit 0 done (verify: the chain holds),\n"
+     "1 verify found a deleted, altered or reordered record (its seq\n"
+     "is named), 2 usage or I/O error.\n"},
+    {"inbox", "what was received for the organisations served here",
+     "pzpgw inbox [-c FILE | --store FILE] [--format table|json] ACTION\n"
+     "  list [--receiver URA] [--patient BSN] [--since T] [--limit N]\n"
+     "       [--after SEQ]     received messages per receiver, in order;\n"
+     "                         T: YYYY-MM-DD or RFC 3339\n"
+     "  show ID                the received document as JSON on stdout\n"
+     "Reads only. Exit 0 done, 1 no such received message, 2 usage or\n"
+     "I/O error.\n"},
     {"schemas", "compile FHIR definitions into schemas/",
      "pzpgw schemas build --out DIR [--src-shared DIR] [--src-r4core DIR]\n"
      "  --out DIR         write r4-*.rules and stu3-*.rules into DIR\n"

@@ -73,12 +73,8 @@ queue_digits(const char **p, int n, int *out)
 	return true;
 }
 
-/*
- * Parse "YYYY-MM-DD" (midnight UTC) or RFC 3339
- * "YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)" into ms since the epoch.
- */
-static bool
-queue_parse_date(const char *s, int64_t *out)
+bool
+cli_parse_time(const char *s, int64_t *out)
 {
 	static const int mdays[] = {31, 29, 31, 30, 31, 30,
 				    31, 31, 30, 31, 30, 31};
@@ -250,9 +246,7 @@ queue_row_json(const struct store_row *r, bool outcome)
 	json_object_set_new(o, "receiver", json_string(r->receiver));
 	json_object_set_new(o, "sender", json_string(r->sender));
 	json_object_set_new(o, "direction",
-			    json_string(r->direction == STORE_INBOUND
-					    ? "inbound"
-					    : "outbound"));
+			    json_string(store_direction_name(r->direction)));
 	json_object_set_new(o, "state",
 			    json_string(store_state_name(r->state)));
 	json_object_set_new(o, "attempts", json_integer(r->attempts));
@@ -393,10 +387,9 @@ queue_show(struct store *s, const struct queue_args *a)
 		o = json_object();
 		rows = json_array();
 		json_object_set_new(o, "id", json_string(m->id));
-		json_object_set_new(o, "direction",
-				    json_string(m->direction == STORE_INBOUND
-						    ? "inbound"
-						    : "outbound"));
+		json_object_set_new(
+		    o, "direction",
+		    json_string(store_direction_name(m->direction)));
 		json_object_set_new(o, "sender", json_string(m->sender));
 		json_object_set_new(o, "bundle_identifier",
 				    json_pack("{s:s?, s:s?}", "system",
@@ -424,8 +417,7 @@ queue_show(struct store *s, const struct queue_args *a)
 		return queue_print_json(o);
 	}
 	printf("id:            %s\n", m->id);
-	printf("direction:     %s\n",
-	       m->direction == STORE_INBOUND ? "inbound" : "outbound");
+	printf("direction:     %s\n", store_direction_name(m->direction));
 	printf("sender:        %s\n", m->sender);
 	printf("identifier:    %s|%s\n", queue_nz(m->bundle_system),
 	       queue_nz(m->bundle_value));
@@ -691,7 +683,7 @@ cli_queue(int argc, char **argv)
 		if (a.before == NULL)
 			return cli_usage(QUEUE_CMD,
 					 "purge needs --delivered-before");
-		if (!queue_parse_date(a.before, &a.before_ms))
+		if (!cli_parse_time(a.before, &a.before_ms))
 			return cli_usage(QUEUE_CMD, "bad date '%s'", a.before);
 	}
 	a.create = strcmp(a.pos[0], "init") == 0;

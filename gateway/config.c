@@ -50,13 +50,18 @@ enum key_type {
 	T_LIST,	    /* unsigned bit set: bit i = choices[i] */
 };
 
-#define F_REQUIRED 0x01u /* missing is an error */
-#define F_FILE	   0x02u /* must name an existing readable file */
-#define F_SECRET   0x04u /* no access for group or others */
-#define F_PKCS11   0x08u /* "pkcs11:" URI kept verbatim, not a file */
-#define F_HTTPS	   0x10u /* an https:// URL */
-#define F_HOST	   0x20u /* an address or host name */
-#define F_URAS	   0x40u /* "*" or URAs separated by commas or blanks */
+#define F_REQUIRED 0x01u  /* missing is an error */
+#define F_FILE	   0x02u  /* must name an existing readable file */
+#define F_SECRET   0x04u  /* no access for group or others */
+#define F_PKCS11   0x08u  /* "pkcs11:" URI kept verbatim, not a file */
+#define F_HTTPS	   0x10u  /* an https:// URL */
+#define F_HOST	   0x20u  /* an address or host name */
+#define F_URAS	   0x40u  /* "*" or URAs separated by commas or blanks */
+#define F_KEEP	   0x80u  /* T_DURATION: "keep" is 0, no limit */
+#define F_NOTIFY   0x100u /* with F_HTTPS: a notification URL */
+#define F_RESOURCES                                                            \
+	0x200u /* FHIR resource types and profile URLs, separated by commas or \
+		 blanks */
 
 struct key {
 	const char *section; /* "organisation", ...; "peer" for peers */
@@ -76,6 +81,7 @@ static const char *const algs[] = {"PS256", "RS256", "ES256", NULL};
 static const char *const logs[] = {"syslog", "stderr", NULL};
 static const char *const creates[] = {"auto", "yes", "no", NULL};
 static const char *const allows[] = {"push", "pull", "validate", NULL};
+static const char *const views[] = {"full", "social", NULL};
 
 #define KIB  1024ull
 #define MIB  (1024ull * KIB)
@@ -117,6 +123,8 @@ static const struct key cfg_keys[] = {
     {"store", "retention", T_UINT, 0, C(store_retention_days), "30", 1, 3650,
      NULL},
     {"store", "create", T_ENUM, 0, C(store_create), "auto", 0, 0, creates},
+    {"store", "inbound_retention", T_DURATION, F_KEEP,
+     C(store_inbound_retention_ms), "keep", HOUR, 36500 * DAY, NULL},
 
     {"limits", "max_body", T_SIZE, 0, C(max_body), "10M", KIB, GIB, NULL},
     {"limits", "max_header", T_SIZE, 0, C(max_header), "16k", KIB, MIB, NULL},
@@ -168,6 +176,9 @@ static const struct key peer_keys[] = {
     {"peer", "allow", T_LIST, 0, P(allow), "", 0, 0, allows},
     {"peer", "relay", T_STR, F_URAS, P(relay), NULL, 0, 0, NULL},
     {"peer", "concurrency", T_UINT, 0, P(concurrency), NULL, 1, 64, NULL},
+    {"peer", "notify", T_STR, F_HTTPS | F_NOTIFY, P(notify), NULL, 0, 0, NULL},
+    {"peer", "resources", T_STR, F_RESOURCES, P(resources), NULL, 0, 0, NULL},
+    {"peer", "view", T_ENUM, 0, P(view), "full", 0, 0, views},
 };
 
 #define N_CFG_KEYS  UTIL_ARRAY_LEN(cfg_keys)
@@ -377,7 +388,7 @@ is_host_name(const char *s, size_t len)
  * worded to follow the quoted value.
  */
 static bool
-check_endpoint(const char *s, char *why, size_t n)
+check_endpoint(const char *s, bool notify, char *why, size_t n)
 {
 	const char *auth = s + 8, *end, *host_end, *p;
 	char q[CONFIG_QUOTE_MAX + 8];
@@ -394,9 +405,14 @@ check_endpoint(const char *s, char *why, size_t n)
 		}
 	}
 	if (strpbrk(s, "?#") != NULL) {
-		snprintf(why, n,
-			 "has a query or fragment ('?' or '#'): deliveries "
-			 "go to the endpoint plus /$process-message");
+		snprintf(why, n, "%s",
+			 notify ? "has a query or fragment ('?' or '#'): the "
+				  "Task is posted to exactly this URL, and the "
+				  "gateway is known by its certificate, not by "
+				  "a token in the URL"
+				: "has a query or fragment ('?' or '#'): "
+				  "deliveries go to the endpoint plus "
+				  "/$process-message");
 		return false;
 	}
 	end = auth + strcspn(auth, "/");
@@ -536,6 +552,47 @@ is_ura_list(const char *s)
 	return count > 0;
 }
 
+/*
+ * A [peer] resources value: FHIR resource type names ("Patient": a
+ * capital letter, then letters and digits) and profile URLs (http:// or
+ * https://, no blanks or commas), separated by commas or blanks. On
+ * false, bad points at the first item that is neither.
+ */
+static bool
+is_resource_list(const char *s, const char **bad)
+{
+	size_t n, count = 0;
+
+	while (*s != '\0') {
+		bool ok = true;
+
+		if ((n = strcspn(s, ", \t")) == 0) {
+			s++;
+			continue;
+		}
+		if (strncmp(s, "http://", 7) == 0 ||
+		    strncmp(s, "https://", 8) == 0) {
+			for (size_t i = 0; i < n; i++)
+				if ((unsigned char)s[i] <= ' ' ||
+				    (unsigned char)s[i] >= 0x7f)
+					ok = false;
+			ok = ok && n > 8 && n <= 255;
+		} else {
+			ok = isupper((unsigned char)s[0]) && n <= 64;
+			for (size_t i = 1; ok && i < n; i++)
+				ok = isalnum((unsigned char)s[i]) != 0;
+		}
+		if (!ok) {
+			*bad = s;
+			return false;
+		}
+		count++;
+		s += n;
+	}
+	*bad = s;
+	return count > 0;
+}
+
 static bool
 is_host(const char *s)
 {
@@ -588,7 +645,8 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 	switch (k->type) {
 	case T_STR:
 		if ((k->flags & F_HTTPS) &&
-		    !check_endpoint(value, why, sizeof(why))) {
+		    !check_endpoint(value, (k->flags & F_NOTIFY) != 0, why,
+				    sizeof(why))) {
 			report(ld, line, "%s %s: \"%s\" %s", where, k->name, q,
 			       why);
 			return false;
@@ -599,6 +657,23 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 			       "numbers (8 digits each)",
 			       where, k->name, q);
 			return false;
+		}
+		if (k->flags & F_RESOURCES) {
+			const char *bad;
+
+			if (!is_resource_list(value, &bad)) {
+				char qb[CONFIG_QUOTE_MAX + 8];
+
+				report(ld, line,
+				       "%s %s: \"%s\" is not a FHIR resource "
+				       "type (\"Patient\") or a profile URL "
+				       "(https://...); separate them with "
+				       "commas or blanks",
+				       where, k->name,
+				       quote_part(bad, strcspn(bad, ", \t"), qb,
+						  sizeof(qb)));
+				return false;
+			}
 		}
 		if ((k->flags & F_HOST) && !is_host(value)) {
 			report(ld, line,
@@ -656,6 +731,11 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 			       fmt_size(k->max, hi, sizeof(hi)));
 		return false;
 	case T_DURATION:
+		if ((k->flags & F_KEEP) && strcmp(value, "keep") == 0) {
+			u64 = 0;
+			memcpy(field, &u64, sizeof(u64));
+			return true;
+		}
 		e = util_parse_duration(value, k->min, k->max, &u64);
 		if (e == GW_OK) {
 			memcpy(field, &u64, sizeof(u64));
@@ -664,8 +744,9 @@ set_value(struct loader *ld, const struct key *k, void *base, const char *value,
 		if (e == GW_PARSE)
 			report(ld, line,
 			       "%s %s: \"%s\" is not a duration (examples: "
-			       "250ms, 30s, 5m, 1h, 7d)",
-			       where, k->name, q);
+			       "250ms, 30s, 5m, 1h, 7d)%s",
+			       where, k->name, q,
+			       (k->flags & F_KEEP) ? " or keep" : "");
 		else
 			report(ld, line,
 			       "%s %s: \"%s\" is out of range (%s..%s)", where,
@@ -1035,7 +1116,9 @@ handle_key(void *user, const char *section, const char *name, const char *value)
 			return 1;
 		}
 		*seen = ld->line;
-		set_value(ld, k, p, value, ld->line);
+		if (set_value(ld, k, p, value, ld->line) &&
+		    (k->flags & F_NOTIFY))
+			p->notify_line = ld->line;
 		return 1;
 	}
 	k = find_key(cfg_keys, N_CFG_KEYS, sections[ld->sect], name, &i);
@@ -1319,6 +1402,27 @@ finish(struct loader *ld)
 			       p->ura, p->server_ura);
 	}
 
+	/* A notification tells an organisation this gateway serves that it
+	 * may pull: one with an endpoint gets the messages themselves. */
+	for (i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+
+		if (p->notify == NULL)
+			continue;
+		if (p->endpoint != NULL)
+			report(
+			    ld, p->notify_line,
+			    "[peer %s] notify: only for an organisation this "
+			    "gateway serves (no endpoint); messages for "
+			    "%s go to its endpoint",
+			    p->ura, p->ura);
+		else if ((p->allow & CONFIG_ALLOW_PULL) == 0)
+			report(ld, p->notify_line,
+			       "[peer %s] notify: needs allow = pull (the "
+			       "notified organisation pulls the data here)",
+			       p->ura);
+	}
+
 	for (i = 0; i < cfg->npeers; i++) {
 		struct config_peer *p = &cfg->peers[i];
 
@@ -1491,6 +1595,24 @@ config_warnings(const struct config *cfg, config_err_fn warn, void *arg)
 			 "without authentication; keep them on 127.0.0.1 or "
 			 "behind a firewall",
 			 cfg->admin_address);
+		if (warn != NULL)
+			warn(arg, cfg->path, 0, msg);
+		n++;
+	}
+	/* A view narrows what a peer pulls: on one that may not pull it
+	 * does nothing, which is likely a mistake in the section. */
+	for (size_t i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+		bool narrowed =
+		    p->resources != NULL ||
+		    (p->view != NULL && strcmp(p->view, "full") != 0);
+
+		if (!narrowed || (p->allow & CONFIG_ALLOW_PULL))
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "[peer %s] (line %d): resources or view without "
+			 "allow = pull has no effect",
+			 p->ura, p->line);
 		if (warn != NULL)
 			warn(arg, cfg->path, 0, msg);
 		n++;

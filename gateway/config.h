@@ -34,7 +34,19 @@ struct config_peer {
 	 * separated, or "*" for any; NULL: it sends only in its own name */
 	char *relay;
 	unsigned concurrency; /* parallel deliveries to this peer */
-	int line;	      /* line of the section header */
+	/* What a pulling peer sees (provider.c): FHIR resource types and
+	 * profile URLs separated by commas or blanks, or NULL: everything
+	 * sent to it. */
+	char *resources;
+	/* "full" (default) or "social": the social-domain preset, widened
+	 * by resources when both are set. */
+	char *view;
+	/* https URL a FHIR Task is POSTed to when new data for one of its
+	 * patients arrives here (notified pull); NULL: none. Only for a
+	 * peer this gateway serves (allow pull, no endpoint). */
+	char *notify;
+	int line;	 /* line of the section header */
+	int notify_line; /* line of notify, 0 when unset */
 };
 
 struct config {
@@ -65,6 +77,9 @@ struct config {
 	uint64_t store_min_free;
 	/* Days after which delivered rows are pruned. */
 	unsigned store_retention_days;
+	/* Received (inbound) messages with their index versions are pruned
+	 * this long after acceptance; 0: kept ("keep", the default). */
+	uint64_t store_inbound_retention_ms;
 	/* Create the store when missing (else only `pzpgw queue init`). */
 	char *store_create; /* auto, yes or no (store_options_from_config) */
 

@@ -40,11 +40,14 @@
 #define M_TOTAL	   "pzpgw_deliveries_total"
 #define M_DURATION "pzpgw_delivery_duration_seconds"
 
-/* A receiver with a route: where its messages go. */
+/* A receiver with a route: where its messages go (a peer with an
+ * endpoint) or its notices (a peer this gateway serves, with a notify
+ * URL); config.c allows only one of the two. */
 struct deliver_peer {
 	char ura[CONFIG_URA_LEN + 1];
 	char server_ura[CONFIG_URA_LEN + 1];
-	char *url; /* endpoint + "/$process-message" */
+	char *url;    /* endpoint + "/$process-message", or NULL */
+	char *notify; /* [peer] notify, or NULL */
 	unsigned limit;
 	unsigned active;
 	/* Receiver unreachable (no connection, TLS session or answer) or
@@ -85,6 +88,7 @@ struct deliver_xfer {
 	char receiver[STORE_URA_MAX + 1];
 	char server_ura[CONFIG_URA_LEN + 1];
 	unsigned attempt;
+	bool notice;	  /* a notice (STORE_NOTICE) to the notify URL */
 	int64_t age_from; /* the maximum age counts from here */
 	uint64_t started;
 	struct buf body;	/* first DELIVER_BODY_MAX bytes of the answer */
@@ -138,8 +142,10 @@ deliver_peer_find(struct deliver *d, const char *ura)
 static void
 deliver_peers_free(struct deliver_peer *peers, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(peers[i].url);
+		free(peers[i].notify);
+	}
 	free(peers);
 }
 
@@ -159,15 +165,24 @@ deliver_origin_len(const char *url)
  * different URAs would share connections. Say so (a configuration
  * mistake: one server has one certificate).
  */
+/* The URL a peer's rows go to (the one it has). */
+static const char *
+deliver_peer_url(const struct deliver_peer *p)
+{
+	return p->url != NULL ? p->url : p->notify;
+}
+
 static void
 deliver_check_shared(const struct deliver_peer *peers, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		size_t li = deliver_origin_len(peers[i].url);
+		const char *ui = deliver_peer_url(&peers[i]);
+		size_t li = deliver_origin_len(ui);
 
 		for (size_t k = i + 1; k < n; k++)
-			if (li == deliver_origin_len(peers[k].url) &&
-			    strncmp(peers[i].url, peers[k].url, li) == 0 &&
+			if (li == deliver_origin_len(
+				      deliver_peer_url(&peers[k])) &&
+			    strncmp(ui, deliver_peer_url(&peers[k]), li) == 0 &&
 			    strcmp(peers[i].server_ura, peers[k].server_ura) !=
 				0)
 				log_warnx("event=delivery_route_conflict "
@@ -180,8 +195,8 @@ deliver_check_shared(const struct deliver_peer *peers, size_t n)
 	}
 }
 
-/* The routes of cfg: every peer with an endpoint. Active counts are
- * carried over from the current table. */
+/* The routes of cfg: every peer with an endpoint or a notify URL.
+ * Active counts are carried over from the current table. */
 static enum gw_err
 deliver_peers_build(struct deliver *d, const struct config *cfg,
 		    struct deliver_peer **out, size_t *nout)
@@ -197,7 +212,10 @@ deliver_peers_build(struct deliver *d, const struct config *cfg,
 		const struct config_peer *cp = &cfg->peers[i];
 		struct deliver_peer *p = &peers[n];
 
-		if (cp->endpoint == NULL || cp->endpoint[0] == '\0')
+		bool notify = cp->endpoint == NULL && cp->notify != NULL;
+
+		if (!notify &&
+		    (cp->endpoint == NULL || cp->endpoint[0] == '\0'))
 			continue;
 		util_strlcpy(p->ura, cp->ura, sizeof(p->ura));
 		util_strlcpy(p->server_ura,
@@ -207,6 +225,16 @@ deliver_peers_build(struct deliver *d, const struct config *cfg,
 					   : cfg->delivery_concurrency;
 		if (p->limit == 0)
 			p->limit = 1;
+		if (notify) {
+			if ((p->notify = strdup(cp->notify)) == NULL) {
+				deliver_peers_free(peers, n);
+				return GW_NOMEM;
+			}
+			if ((old = deliver_peer_find(d, p->ura)) != NULL)
+				p->active = old->active;
+			n++;
+			continue;
+		}
 		len = strlen(cp->endpoint);
 		while (len > 0 && cp->endpoint[len - 1] == '/')
 			len--;
@@ -556,8 +584,7 @@ deliver_unlink(struct deliver *d, struct deliver_xfer *x)
 }
 
 static enum gw_err
-deliver_easy_setup(struct deliver *d, struct deliver_peer *p,
-		   struct deliver_xfer *x)
+deliver_easy_setup(struct deliver *d, const char *url, struct deliver_xfer *x)
 {
 	const struct config *cfg = d->cfg;
 	char hdr[STORE_ID_MAX + 32];
@@ -586,7 +613,7 @@ deliver_easy_setup(struct deliver *d, struct deliver_peer *p,
 		if (rc == CURLE_OK)                                            \
 			rc = curl_easy_setopt(x->easy, opt, val);              \
 	} while (0)
-	SET(CURLOPT_URL, p->url);
+	SET(CURLOPT_URL, url);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
 	SET(CURLOPT_POST, 1L);
 	SET(CURLOPT_POSTFIELDS, (const char *)x->msg->doc);
@@ -617,6 +644,40 @@ deliver_easy_setup(struct deliver *d, struct deliver_peer *p,
 	return rc == CURLE_OK ? GW_OK : GW_PERM;
 }
 
+/*
+ * A claimed row whose kind its receiver's route does not take any more
+ * (the [peer] changed). A notice for an organisation that now has an
+ * endpoint tells nobody anything: it goes dead at once, so it does not
+ * hold up that (receiver, patient) lane, and `pzpgw queue replay` sends
+ * it once a notify URL is back. A message waits, as rows without a route
+ * do.
+ */
+static void
+deliver_no_url(struct deliver *d, const struct deliver_xfer *x,
+	       const struct store_row *row, int64_t now)
+{
+	char labels[64] = "";
+
+	if (x->notice) {
+		store_failed_perm(d->store, row->id, row->receiver, 0,
+				  "no [peer] notify URL for this receiver "
+				  "any more",
+				  NULL);
+		metrics_label(labels, sizeof(labels), "receiver",
+			      row->receiver);
+		metrics_label(labels, sizeof(labels), "outcome", "dead");
+		metrics_add(M_TOTAL, labels, 1);
+	} else {
+		store_failed_temp(d->store, row->id, row->receiver, 0,
+				  "no [peer] endpoint for this message",
+				  now + d->backoff.max_ms);
+	}
+	log_warnx("event=delivery_no_route id=%s receiver=%s kind=%s "
+		  "outcome=%s",
+		  row->id, row->receiver, x->notice ? "notice" : "message",
+		  x->notice ? "dead" : "retry");
+}
+
 /* Start one claimed row. On failure the row goes back to the store. */
 static void
 deliver_start(struct deliver *d, struct deliver_peer *p,
@@ -626,8 +687,8 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 	struct deliver_xfer *x = NULL;
 	int64_t now = util_wall_ms();
 	char labels[64] = "";
+	const char *why, *url;
 	enum gw_err err;
-	const char *why;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL) {
 		why = "out of memory";
@@ -660,7 +721,16 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 		why = "cannot read the document from the store";
 		goto fail;
 	}
-	if (deliver_easy_setup(d, p, x) != GW_OK) {
+	/* A message goes to the endpoint, a notice to the notify URL; after
+	   a configuration change the peer may have only the other one. */
+	x->notice = x->msg->direction == STORE_NOTICE;
+	url = x->notice ? p->notify : p->url;
+	if (url == NULL) {
+		deliver_no_url(d, x, row, now);
+		deliver_xfer_free(x);
+		return;
+	}
+	if (deliver_easy_setup(d, url, x) != GW_OK) {
 		why = "cannot set up the transfer";
 		goto fail;
 	}
@@ -852,10 +922,11 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 	metrics_label(labels, sizeof(labels), "outcome",
 		      deliver_outcome_names[out]);
 	metrics_add(M_TOTAL, labels, 1);
-	log_info("event=delivery id=%s receiver=%s status=%ld outcome=%s "
+	log_info("event=delivery id=%s receiver=%s%s status=%ld outcome=%s "
 		 "attempt=%u duration_ms=%.0f%s%s%s",
-		 x->id, x->receiver, status, deliver_outcome_names[out],
-		 x->attempt, secs * 1000.0, error[0] ? " error=\"" : "",
+		 x->id, x->receiver, x->notice ? " kind=notice" : "", status,
+		 deliver_outcome_names[out], x->attempt, secs * 1000.0,
+		 error[0] ? " error=\"" : "",
 		 error[0] ? log_quoted(safe, sizeof(safe), error) : "",
 		 error[0] ? "\"" : "");
 	free(outcome);

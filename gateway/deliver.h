@@ -19,7 +19,8 @@ struct deliver;
 /*
  * A deliverer on base over store (both borrowed until deliver_free) with
  * cfg (borrowed until the next deliver_reconfigure). Rows whose receiver
- * has a [peer] endpoint are delivered; it claims nothing until
+ * has a [peer] endpoint are delivered, and notices (STORE_NOTICE) to a
+ * peer with a notify URL are posted there; it claims nothing until
  * deliver_kick or its own timer. On failure errbuf says why.
  */
 enum gw_err deliver_new(struct event_base *base, struct store *store,

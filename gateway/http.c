@@ -820,6 +820,19 @@ http_req_query(const struct http_req *req, const char *name)
 }
 
 const char *
+http_req_query_string(const struct http_req *req)
+{
+	const struct evhttp_uri *uri;
+	const char *q;
+
+	if (req->ev == NULL ||
+	    (uri = evhttp_request_get_evhttp_uri(req->ev)) == NULL)
+		return "";
+	q = evhttp_uri_get_query(uri);
+	return q != NULL ? q : "";
+}
+
+const char *
 http_req_header(const struct http_req *req, const char *name)
 {
 	if (req->ev == NULL)
@@ -945,6 +958,30 @@ route(struct http_req *req)
 					 req->peer.ura);
 			return;
 		}
+	}
+	if (hit->flags & HTTP_ROUTE_FORM_BODY) {
+		const char *ct = http_req_header(req, "Content-Type");
+		size_t len = evbuffer_get_length(
+		    evhttp_request_get_input_buffer(req->ev));
+
+		if (!http_form_type_ok(ct)) {
+			http_reply_error(req, POLICY_MEDIA_TYPE, NULL,
+					 "media type '%s' is not supported: "
+					 "send application/x-www-form-"
+					 "urlencoded",
+					 ct ? ct : "(none)");
+			return;
+		}
+		/* A chunked form is only counted once read. */
+		if (len > HTTP_FORM_MAX) {
+			http_reply_error(req, POLICY_TOO_LARGE, NULL,
+					 "a search form of %zu bytes exceeds "
+					 "the limit of %d bytes",
+					 len, HTTP_FORM_MAX);
+			return;
+		}
+		if (!req_take_body(req))
+			return;
 	}
 	if (hit->flags & HTTP_ROUTE_HAS_BODY) {
 		const char *ct = http_req_header(req, "Content-Type");

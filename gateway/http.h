@@ -26,6 +26,10 @@ typedef void (*http_handler_fn)(struct http_req *req, void *arg);
 /* Route flags. */
 #define HTTP_ROUTE_PREFIX   0x1u /* path matches as a prefix */
 #define HTTP_ROUTE_HAS_BODY 0x2u /* a FHIR JSON body is expected */
+/* An application/x-www-form-urlencoded body of at most HTTP_FORM_MAX
+ * bytes is expected (FHIR POST _search). */
+#define HTTP_ROUTE_FORM_BODY 0x4u
+#define HTTP_FORM_MAX	     65536
 
 struct http_route {
 	const char *method; /* "GET", "POST", ... */
@@ -36,6 +40,11 @@ struct http_route {
 				   trusted organisation */
 	http_handler_fn fn;
 	void *arg;
+	/* NULL, or a NULL-terminated list sorted by strcmp: the first '*'
+	   segment of path matches only these names (FHIR resource types),
+	   so that other paths stay 404 for everyone. Borrowed for the
+	   server's life. */
+	const char *const *types;
 };
 
 /* Called once the server has shut down (all requests answered). */
@@ -90,6 +99,9 @@ const char *http_req_method(const struct http_req *req);
 const char *http_req_path(const struct http_req *req);
 /* A query parameter's decoded value, or NULL. Borrowed until the reply. */
 const char *http_req_query(const struct http_req *req, const char *name);
+/* The query string as sent (still percent-encoded, without '?'), or "".
+ * Borrowed until the reply. */
+const char *http_req_query_string(const struct http_req *req);
 const char *http_req_header(const struct http_req *req, const char *name);
 /* The request id (also sent back as X-Request-Id). */
 const char *http_req_id(const struct http_req *req);

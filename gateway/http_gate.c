@@ -400,6 +400,26 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 			    (unsigned long long)cfg->max_body);
 		return;
 	}
+	if (body_method && (r->flags & HTTP_ROUTE_FORM_BODY)) {
+		snprintf(ct, sizeof(ct), "%.*s", (int)h.ct_len,
+			 h.ct ? h.ct : "");
+		if (!http_form_type_ok(h.ct ? ct : NULL)) {
+			gate_refuse(c, out, POLICY_MEDIA_TYPE,
+				    "media type '%s' is not supported: send "
+				    "application/x-www-form-urlencoded",
+				    h.ct ? ct : "(none)");
+			return;
+		}
+		/* A search form is small: a larger one is refused before
+		 * it is read, and it reserves no memory of note. */
+		if (len > HTTP_FORM_MAX) {
+			gate_refuse(c, out, POLICY_TOO_LARGE,
+				    "a search form of %llu bytes exceeds the "
+				    "limit of %d bytes",
+				    (unsigned long long)len, HTTP_FORM_MAX);
+			return;
+		}
+	}
 	if (body_method && (r->flags & HTTP_ROUTE_HAS_BODY)) {
 		snprintf(ct, sizeof(ct), "%.*s", (int)h.ct_len,
 			 h.ct ? h.ct : "");

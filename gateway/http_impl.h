@@ -167,6 +167,8 @@ struct http_req {
 
 /* True when the media type is FHIR JSON in UTF-8. */
 bool http_media_type_ok(const char *ct);
+/* True when the media type is application/x-www-form-urlencoded (UTF-8). */
+bool http_form_type_ok(const char *ct);
 /* Reserve the estimated memory of a body of len bytes ([limits]
  * max_memory); the bytes reserved, or 0 when over the limit. */
 uint64_t http_mem_reserve(struct http_server *srv, uint64_t len,

@@ -19,23 +19,21 @@
 #include "metrics.h"
 #include "util.h"
 
-/* True when the media type is FHIR JSON in UTF-8. */
-bool
-http_media_type_ok(const char *ct)
+/* True when ct is one of the n types, with only a UTF-8 charset. */
+static bool
+media_type_in(const char *ct, const char *const *types, size_t ntypes)
 {
-	static const char *types[] = {"application/fhir+json",
-				      "application/json"};
 	const char *p;
 	size_t n;
 
 	if (ct == NULL)
 		return false;
-	for (size_t i = 0; i < UTIL_ARRAY_LEN(types); i++) {
+	for (size_t i = 0; i < ntypes; i++) {
 		n = strlen(types[i]);
 		if (strncasecmp(ct, types[i], n) == 0 &&
 		    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
 			break;
-		if (i + 1 == UTIL_ARRAY_LEN(types))
+		if (i + 1 == ntypes)
 			return false;
 	}
 	/* Any charset parameter must be UTF-8. */
@@ -53,6 +51,26 @@ http_media_type_ok(const char *ct)
 		}
 	}
 	return true;
+}
+
+/* True when the media type is FHIR JSON in UTF-8. */
+bool
+http_media_type_ok(const char *ct)
+{
+	static const char *const types[] = {"application/fhir+json",
+					    "application/json"};
+
+	return media_type_in(ct, types, UTIL_ARRAY_LEN(types));
+}
+
+/* True when the media type is a URL-encoded form in UTF-8. */
+bool
+http_form_type_ok(const char *ct)
+{
+	static const char *const types[] = {
+	    "application/x-www-form-urlencoded"};
+
+	return media_type_in(ct, types, UTIL_ARRAY_LEN(types));
 }
 
 /*
@@ -93,17 +111,45 @@ http_mem_release(struct http_server *srv, uint64_t *mem)
 		    (double)srv->mem_inflight);
 }
 
-/* Match path against pattern, where '*' stands for one whole path
- * segment (no '/'). */
+/* True when the n bytes at s are one of types (sorted, NULL-ended). */
 static bool
-glob_segments(const char *pat, const char *path)
+segment_in(const char *const *types, const char *s, size_t n)
+{
+	size_t lo = 0, hi = 0;
+
+	while (types[hi] != NULL)
+		hi++;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strncmp(types[mid], s, n);
+
+		if (c == 0 && types[mid][n] == '\0')
+			return true;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/* Match path against pattern, where '*' stands for one whole path
+ * segment (no '/'); the first one must be in types when given. */
+static bool
+glob_segments(const char *pat, const char *path, const char *const *types)
 {
 	while (*pat != '\0') {
 		if (*pat == '*') {
+			const char *seg = path;
+
 			if (*path == '/' || *path == '\0')
 				return false;
 			while (*path != '\0' && *path != '/')
 				path++;
+			if (types != NULL &&
+			    !segment_in(types, seg, (size_t)(path - seg)))
+				return false;
+			types = NULL;
 			pat++;
 			continue;
 		}
@@ -118,7 +164,7 @@ route_matches_path(const struct http_route *r, const char *path)
 {
 	if (r->flags & HTTP_ROUTE_PREFIX)
 		return strncmp(path, r->path, strlen(r->path)) == 0;
-	return glob_segments(r->path, path);
+	return glob_segments(r->path, path, r->types);
 }
 
 /*

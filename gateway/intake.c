@@ -13,14 +13,20 @@
 #include "buf.h"
 #include "outcome.h"
 #include "fjson.h"
+#include "index.h"
 #include "intake.h"
 #include "log.h"
 #include "message.h"
+#include "notify.h"
 #include "policy.h"
 #include "util.h"
 
 /* message.c reads URAs into buffers of its own size. */
 _Static_assert(MESSAGE_URA_LEN == CONFIG_URA_LEN, "one URA length");
+/* One notice per receiver fits (job_notices). */
+_Static_assert(STORE_NOTICES_MAX >= MESSAGE_MAX_RECEIVERS, "notices fit");
+/* A BSN the index keeps fits in a Task (job_notices). */
+_Static_assert(NOTIFY_BSN_MAX >= STORE_BSN_MAX, "one BSN length");
 
 enum gw_err
 intake_init(struct intake *in, const struct config *cfg, char *errbuf,
@@ -110,6 +116,7 @@ struct pending {
 	struct http_req *req;
 	struct intake *in;
 	bool outbound;
+	size_t nnotices; /* notices stored with it (the deliverer posts) */
 	char peer[CONFIG_URA_LEN + 1];
 	char *ident; /* Bundle.identifier value, for a 409; owned */
 };
@@ -213,11 +220,11 @@ on_committed(void *arg, const struct store_result *res)
 	switch (res->err) {
 	case GW_OK:
 		log_info("event=accepted id=%s message=%s peer=%s "
-			 "direction=%s",
+			 "direction=%s notices=%zu",
 			 http_req_id(p->req), res->id, p->peer,
-			 p->outbound ? "outbound" : "inbound");
+			 p->outbound ? "outbound" : "inbound", p->nnotices);
 		reply_accepted(p->req, res, false);
-		if (p->outbound && p->in->kick != NULL)
+		if ((p->outbound || p->nnotices > 0) && p->in->kick != NULL)
 			p->in->kick(p->in->kick_arg);
 		break;
 	case GW_EXISTS:
@@ -304,6 +311,14 @@ reply_invalid(struct http_req *req, int status, json_t *oo)
 	http_reply_json(req, status, oo);
 }
 
+/* One notice a job made (job_notices): the Task for receiver. */
+struct job_notice {
+	char id[40]; /* its message id (a UUID) */
+	char receiver[CONFIG_URA_LEN + 1];
+	char sha[65];
+	struct buf doc;
+};
+
 /*
  * A $validate or $process-message request between its arrival and its
  * answer, the one place for its state. The loop thread fills in the input
@@ -345,6 +360,8 @@ struct intake_job {
 	bool outbound;
 	bool is_signed;
 	char peer[CONFIG_URA_LEN + 1];
+	char peer_serial[65]; /* its certificate, for the audit */
+	char peer_issuer[257];
 	const char *relay; /* the peer's [peer] relay value in cfg, or NULL */
 	char reqid[80];
 	/* Who signed, as job_verify found: Bundle.signature ("" unsigned)
@@ -356,9 +373,18 @@ struct intake_job {
 	bool rejected;		 /* invalid document: logged as rejected */
 	const char *retry_after; /* static string or NULL */
 	json_t *oo;		 /* reply body when status != 0; owned */
+	/* Notified pull (job_notices): one Task per local receiver with a
+	 * [peer] notify URL; owned. */
+	struct job_notice *notices;
+	size_t nnotices;
 	struct buf bytes;
 	char sha[65];
 	char *jws;
+	/* The received-data index per local receiver of an inbound
+	 * message (job_index), committed with it; owned. */
+	const unsigned char *secret; /* store_index_secret, borrowed */
+	struct index_set *index[MESSAGE_MAX_RECEIVERS];
+	size_t nindex;
 };
 
 struct intake_worker {
@@ -388,7 +414,12 @@ job_free(struct intake_job *j)
 {
 	if (j == NULL)
 		return;
+	for (size_t i = 0; i < j->nnotices; i++)
+		buf_cleanup(&j->notices[i].doc);
+	free(j->notices);
 	json_decref(j->oo);
+	for (size_t i = 0; i < j->nindex; i++)
+		index_free(j->index[i]);
 	free(j->jws);
 	free(j->profile);
 	free(j->type);
@@ -549,6 +580,14 @@ job_check_message(struct intake_job *j)
 		return false;
 	}
 	if (message_parse(j->doc->root, &j->info, oo) != GW_OK) {
+		bad = true;
+	} else if (strcmp(j->info.id_system, STORE_NOTICE_SYSTEM) == 0) {
+		/* The store keeps its notices under this system. */
+		fhir_outcome_add(oo, FHIR_ERROR, "value",
+				 "Bundle.identifier.system", 0, 0,
+				 "Bundle.identifier.system %s is reserved for "
+				 "the gateway's own notifications",
+				 STORE_NOTICE_SYSTEM);
 		bad = true;
 	} else {
 		j->outbound = route_receivers(j->cfg, &j->info, j->remote,
@@ -776,6 +815,110 @@ job_validate(struct intake_job *j, struct validate_ctx *vctx)
 	return true;
 }
 
+/* An inbound message: its index for each receiver (all of them local,
+ * route_receivers refuses a mix), so that the accept commits it and the
+ * message is searchable exactly when acknowledged. STU3 messages only
+ * name their receivers and patient until issue 12 converts them. False
+ * on failure (answer in j). */
+static bool
+job_index(struct intake_job *j)
+{
+	unsigned flags = j->v == RULES_STU3 ? INDEX_BSN_ONLY : 0;
+	enum gw_err err;
+
+	if (j->outbound)
+		return true;
+	if (j->secret == NULL) {
+		job_fail(j, POLICY_INTERNAL, NULL,
+			 "the gateway's store cannot index received data");
+		return false;
+	}
+	for (size_t i = 0; i < j->info.nreceivers; i++) {
+		err = index_prepare(j->doc->root, j->info.receivers[i],
+				    j->secret, flags, &j->index[j->nindex]);
+		if (err != GW_OK) {
+			job_fail(j, policy_intake(err, POLICY_BUSY), NULL,
+				 "the message could not be indexed (%s)",
+				 gw_strerror(err));
+			return false;
+		}
+		j->nindex++;
+	}
+	return !job_late(j, "index");
+}
+
+/* Largest Task accepted from notify_task_write (it is about 2 KB). */
+#define INTAKE_NOTICE_MAX (64 * 1024)
+
+/*
+ * Notified pull: for an inbound R4 message, a Task (notify.c) for each
+ * receiver whose [peer] has a notify URL, stored with the message
+ * (store_accept.notices). The patient is the index's BSN (job_index),
+ * the one the Task's searches find. Without a BSN no Task can name the
+ * patient, and an STU3 message is not searchable yet (issue 12): no
+ * notice then, said in the log. False on failure (answer in j).
+ */
+static bool
+job_notices(struct intake_job *j)
+{
+	const char *bsn = j->nindex > 0 ? index_get(j->index[0])->bsn : "";
+	const char *skip = NULL;
+	size_t want = 0;
+	enum gw_err err;
+
+	if (j->outbound)
+		return true;
+	for (size_t i = 0; i < j->info.nreceivers; i++) {
+		const struct config_peer *p =
+		    config_peer_find(j->cfg, j->info.receivers[i]);
+
+		if (p != NULL && p->notify != NULL)
+			want++;
+	}
+	if (want == 0)
+		return true;
+	if (j->v != RULES_R4)
+		skip = "stu3";
+	else if (bsn == NULL || bsn[0] == '\0')
+		skip = "no_bsn";
+	if (skip != NULL) {
+		log_info("event=notify_skipped id=%s peer=%s receivers=%zu "
+			 "reason=%s",
+			 j->reqid, j->peer, want, skip);
+		return true;
+	}
+	if ((j->notices = calloc(want, sizeof(*j->notices))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < j->info.nreceivers; i++) {
+		const char *ura = j->info.receivers[i];
+		const struct config_peer *p = config_peer_find(j->cfg, ura);
+		struct job_notice *n = &j->notices[j->nnotices];
+		struct notify_task t = {.bsn = bsn,
+					.requester = j->info.sender,
+					.owner = ura,
+					.authored_ms = util_wall_ms()};
+
+		if (p == NULL || p->notify == NULL)
+			continue;
+		util_uuid(n->id);
+		util_strlcpy(n->receiver, ura, sizeof(n->receiver));
+		buf_init(&n->doc, INTAKE_NOTICE_MAX);
+		j->nnotices++;
+		t.id = n->id;
+		if ((err = notify_task_write(&t, &n->doc, n->sha)) != GW_OK) {
+			if (err != GW_NOMEM)
+				log_warnx("event=notify_failed id=%s "
+					  "receiver=%s error=%s",
+					  j->reqid, ura, gw_strerror(err));
+			goto nomem;
+		}
+	}
+	return true;
+nomem:
+	job_fail(j, POLICY_BUSY, NULL, "out of memory");
+	return false;
+}
+
 /* All work on the document; any thread, touches only j (and what it
  * borrows: body, cfg, key, trust) and vctx. */
 static void
@@ -805,8 +948,48 @@ job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 		if (!job_sign(j) || job_late(j, "sign"))
 			return;
 	}
-	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK)
+	if (!job_index(j))
+		return;
+	if (fj_dump(j->doc->root, 0, &j->bytes) != GW_OK) {
 		job_fail(j, POLICY_BUSY, NULL, "out of memory");
+		return;
+	}
+	(void)job_notices(j);
+}
+
+/*
+ * The audit records of an inbound message, one "create" per local
+ * receiver (idx), written by the store in the accept's transaction:
+ * the organisation on the connection with its certificate, the patient,
+ * how many resources were indexed. NULL (no records) when n is 0 or out
+ * of memory; caller frees.
+ */
+static struct store_audit_rec *
+job_audit_creates(const struct intake_job *j, const struct store_index *idx,
+		  size_t n)
+{
+	struct store_audit_rec *v;
+
+	if (n == 0 || (v = calloc(n, sizeof(*v))) == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		util_strlcpy(v[i].ura, j->peer, sizeof(v[i].ura));
+		util_strlcpy(v[i].cert_serial, j->peer_serial,
+			     sizeof(v[i].cert_serial));
+		util_strlcpy(v[i].cert_issuer, j->peer_issuer,
+			     sizeof(v[i].cert_issuer));
+		util_strlcpy(v[i].bsn, idx[i].bsn, sizeof(v[i].bsn));
+		util_strlcpy(v[i].interaction, "create",
+			     sizeof(v[i].interaction));
+		snprintf(v[i].query, sizeof(v[i].query),
+			 "POST /fhir/$process-message receiver=%s sender=%s",
+			 idx[i].receiver, j->info.sender);
+		v[i].count = (unsigned)idx[i].n;
+		v[i].status = 202;
+		util_strlcpy(v[i].request_id, j->reqid,
+			     sizeof(v[i].request_id));
+	}
+	return v;
 }
 
 /* Loop thread: answer a failed job or hand a good one to the store.
@@ -815,6 +998,7 @@ static void
 job_finish(struct intake *in, struct intake_job *j)
 {
 	struct http_req *req = j->req;
+	struct store_notice notices[STORE_NOTICES_MAX];
 	struct pending *p = NULL;
 	char id[40], *answer = NULL;
 	enum gw_err err;
@@ -845,6 +1029,15 @@ job_finish(struct intake *in, struct intake_job *j)
 	p->req = req;
 	p->in = in;
 	p->outbound = j->outbound;
+	p->nnotices = j->nnotices;
+	for (size_t i = 0; i < j->nnotices && i < STORE_NOTICES_MAX; i++)
+		notices[i] = (struct store_notice){
+		    .id = j->notices[i].id,
+		    .receiver = j->notices[i].receiver,
+		    .doc = j->notices[i].doc.data,
+		    .doc_len = j->notices[i].doc.len,
+		    .sha256 = j->notices[i].sha,
+		};
 	util_strlcpy(p->peer, j->peer, sizeof(p->peer));
 	if ((p->ident = strdup(j->info.id_value)) == NULL) {
 		free(p);
@@ -852,6 +1045,8 @@ job_finish(struct intake *in, struct intake_job *j)
 		goto done;
 	}
 	{
+		struct store_index idx[MESSAGE_MAX_RECEIVERS];
+		struct store_audit_rec *audit;
 		struct store_accept acc = {
 		    .id = id,
 		    .direction = j->outbound ? STORE_OUTBOUND : STORE_INBOUND,
@@ -868,9 +1063,22 @@ job_finish(struct intake *in, struct intake_job *j)
 		    .answer_body = answer,
 		    .receivers = j->remote,
 		    .nreceivers = j->nremote,
+		    .index = idx,
+		    .nindex = j->nindex,
+		    .notices = j->nnotices > 0 ? notices : NULL,
+		    .nnotices = j->nnotices,
 		};
 
-		err = store_submit_accept(in->store, &acc, on_committed, p);
+		for (size_t i = 0; i < j->nindex; i++)
+			idx[i] = *index_get(j->index[i]);
+		acc.audit = audit = job_audit_creates(j, idx, j->nindex);
+		acc.naudit = audit != NULL ? j->nindex : 0;
+		/* A message for local receivers is never stored unaudited. */
+		err =
+		    j->nindex > 0 && audit == NULL
+			? GW_NOMEM
+			: store_submit_accept(in->store, &acc, on_committed, p);
+		free(audit);
 	}
 	if (err != GW_OK) {
 		free(p->ident);
@@ -1106,8 +1314,15 @@ job_new(struct intake *in, struct http_req *req)
 	j->v = request_fhir(req);
 	j->key = in->key;
 	j->trust = in->trust;
+	j->secret = in->store != NULL ? store_index_secret(in->store) : NULL;
 	buf_init(&j->bytes, cfg->max_body * 2 + 65536);
 	util_strlcpy(j->peer, peer != NULL ? peer->ura : "-", sizeof(j->peer));
+	if (peer != NULL) {
+		util_strlcpy(j->peer_serial, peer->serial,
+			     sizeof(j->peer_serial));
+		util_strlcpy(j->peer_issuer, peer->issuer,
+			     sizeof(j->peer_issuer));
+	}
 	util_strlcpy(j->reqid, http_req_id(req), sizeof(j->reqid));
 	return j;
 }
@@ -1191,6 +1406,7 @@ intake_message_status(struct http_req *req, void *arg)
 	json_t *params, *list;
 
 	if (store_show(in->store, id, false, &msg) != GW_OK ||
+	    msg->direction == STORE_NOTICE ||
 	    strcmp(msg->sender, http_req_peer(req)->ura) != 0) {
 		/* Another organisation's message does not exist for you. */
 		store_message_free(msg);

@@ -23,6 +23,7 @@
 #include "deliver.h"
 #include "http.h"
 #include "intake.h"
+#include "provider.h"
 #include "sign.h"
 #include "store.h"
 #include "log.h"
@@ -55,6 +56,7 @@ struct serve {
 	struct http_server *srv;
 	struct api api;
 	struct intake intake;
+	struct provider provider;
 	struct store *store;
 	struct deliver *deliver;
 	struct event *ev_store;
@@ -178,6 +180,29 @@ kick_delivery(void *arg)
 		deliver_kick(s->deliver);
 }
 
+/* Retention of received data: inbound messages accepted longer than
+ * [store] inbound_retention ago go with their inbox rows and index
+ * versions (what the pull API serves); "keep" (0) keeps them. */
+static void
+prune_inbound(struct serve *s)
+{
+	uint64_t keep = s->cfg->store_inbound_retention_ms;
+	size_t pruned = 0;
+	enum gw_err err;
+
+	if (keep == 0)
+		return;
+	err = store_prune_inbound(s->store, util_wall_ms() - (int64_t)keep,
+				  &pruned);
+	if (err != GW_OK)
+		log_warnx("event=prune_inbound_failed error=\"%s\"",
+			  gw_strerror(err));
+	else if (pruned > 0)
+		log_info("event=pruned_inbound messages=%zu "
+			 "inbound_retention_s=%llu",
+			 pruned, (unsigned long long)(keep / 1000));
+}
+
 /* Retention: delivered messages older than [store] retention days go,
  * and their space is reclaimed; dead letters stay until an operator
  * acts. */
@@ -196,6 +221,7 @@ on_prune(evutil_socket_t fd, short what, void *arg)
 	else if (pruned > 0)
 		log_info("event=pruned messages=%zu retention_days=%u", pruned,
 			 s->cfg->store_retention_days);
+	prune_inbound(s);
 	evtimer_add(s->ev_prune, &tv);
 }
 
@@ -449,25 +475,37 @@ add_signal(struct serve *s, int sig)
 static int
 serve_run(struct serve *s)
 {
-	/* Routes of the organisation listener (mutual TLS). */
-	const struct http_route org_routes[] = {
-	    {"GET", "/fhir/metadata", 0, 0, api_metadata, &s->api},
+	struct provider *pv = &s->provider;
+	/* Routes of the organisation listener (mutual TLS). The pull API's
+	 * routes come last and match FHIR resource types only (their
+	 * .types, set below), so that every other path stays 404; they
+	 * need no permission here: provider_handle refuses organisations
+	 * without allow = pull itself, and audits the refusal. */
+	struct http_route org_routes[] = {
+	    {"GET", "/fhir/metadata", 0, 0, api_metadata, &s->api, NULL},
 	    {"POST", "/fhir/$validate", HTTP_ROUTE_HAS_BODY,
-	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake},
+	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake, NULL},
 	    {"POST", "/fhir/*/$validate", HTTP_ROUTE_HAS_BODY,
-	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake},
+	     CONFIG_ALLOW_VALIDATE, intake_validate, &s->intake, NULL},
 	    {"POST", "/fhir/$process-message", HTTP_ROUTE_HAS_BODY,
-	     CONFIG_ALLOW_PUSH, intake_process_message, &s->intake},
+	     CONFIG_ALLOW_PUSH, intake_process_message, &s->intake, NULL},
 	    {"GET", "/fhir/$process-message/*", 0, CONFIG_ALLOW_PUSH,
-	     intake_message_status, &s->intake},
-	    {NULL, NULL, 0, 0, NULL, NULL},
+	     intake_message_status, &s->intake, NULL},
+	    {"GET", "/fhir/_history", 0, 0, provider_handle, pv, NULL},
+	    {"GET", "/fhir/*", 0, 0, provider_handle, pv, NULL},
+	    {"POST", "/fhir/*/_search", HTTP_ROUTE_FORM_BODY, 0,
+	     provider_handle, pv, NULL},
+	    {"GET", "/fhir/*/*", 0, 0, provider_handle, pv, NULL},
+	    {"GET", "/fhir/*/*/_history", 0, 0, provider_handle, pv, NULL},
+	    {"GET", "/fhir/*/*/_history/*", 0, 0, provider_handle, pv, NULL},
+	    {NULL, NULL, 0, 0, NULL, NULL, NULL},
 	};
 	/* Routes of the admin listener (plain HTTP, loopback). */
 	const struct http_route admin_routes[] = {
-	    {"GET", "/healthz", 0, 0, api_healthz, &s->api},
-	    {"GET", "/readyz", 0, 0, api_readyz, &s->api},
-	    {"GET", "/metrics", 0, 0, api_metrics, &s->api},
-	    {NULL, NULL, 0, 0, NULL, NULL},
+	    {"GET", "/healthz", 0, 0, api_healthz, &s->api, NULL},
+	    {"GET", "/readyz", 0, 0, api_readyz, &s->api, NULL},
+	    {"GET", "/metrics", 0, 0, api_metrics, &s->api, NULL},
+	    {NULL, NULL, 0, 0, NULL, NULL, NULL},
 	};
 	SSL_CTX *ctx = NULL;
 	char err[256];
@@ -490,6 +528,12 @@ serve_run(struct serve *s)
 		SSL_CTX_free(ctx);
 		return CLI_FAIL;
 	}
+	if (provider_init(pv, s->intake.rules[RULES_R4]) != GW_OK)
+		fatalx("event=startup_failed reason=provider_init");
+	for (size_t i = 0; org_routes[i].fn != NULL; i++)
+		if (org_routes[i].fn == provider_handle &&
+		    strchr(org_routes[i].path, '*') != NULL)
+			org_routes[i].types = (const char *const *)pv->types;
 	if ((s->base = event_base_new()) == NULL)
 		fatalx("event=startup_failed reason=event_base");
 	if (http_server_new(s->base, s->cfg, &s->srv) != GW_OK)
@@ -499,6 +543,8 @@ serve_run(struct serve *s)
 	s->api.store_ready = store_ready;
 	s->api.store_arg = s;
 	s->api.started = util_wall_ms() / 1000;
+	s->api.to_xml = provider_to_xml;
+	s->api.xml_arg = pv;
 	if (http_server_listen(s->srv, ctx, org_routes, admin_routes, err,
 			       sizeof(err)) != GW_OK) {
 		log_warnx("event=startup_failed reason=listen message=\"%s\"",
@@ -515,6 +561,10 @@ serve_run(struct serve *s)
 		    GW_OK)
 			log_warnx(
 			    "event=intake_workers_failed fallback=inline");
+		pv->store = s->store;
+		if (provider_workers_start(
+			pv, s->base, ncpu < 1 ? 1 : (unsigned)ncpu) != GW_OK)
+			log_warnx("event=pull_workers_failed fallback=inline");
 	}
 	s->ev_term = add_signal(s, SIGTERM);
 	s->ev_int = add_signal(s, SIGINT);
@@ -532,6 +582,8 @@ done:
 	/* Jobs still in the workers are answered or submitted to the store
 	 * (which commits them below). */
 	intake_workers_stop(&s->intake);
+	/* Readers close before the store; answers are recorded first. */
+	provider_workers_stop(pv);
 	if (s->deliver != NULL) {
 		deliver_stop(s->deliver);
 		deliver_free(s->deliver);
@@ -555,6 +607,7 @@ done:
 	http_server_free(s->srv);
 	SSL_CTX_free(ctx);
 	event_base_free(s->base);
+	provider_cleanup(pv);
 	intake_cleanup(&s->intake);
 	return rc;
 }

@@ -22,6 +22,13 @@
 #define STORE_BATCH_MAX	   256
 #define STORE_BATCH_METRIC "pzpgw_store_commit_batch_size"
 
+/* The deep copy of a request's index (store_accept.index): one
+ * allocation holding the arrays and every string. */
+struct store_job_index {
+	struct store_index *idx;
+	size_t n;
+};
+
 /* One submitted accept: a deep copy of the request and its result. */
 struct store_job {
 	struct store_job *next;
@@ -31,12 +38,30 @@ struct store_job {
 	void *doc;
 	char **receivers;
 	size_t nreceivers;
+	struct store_job_index *index; /* copy of req.index */
+	struct store_audit_rec *audit; /* req.audit's copy */
 	store_done_fn cb;
 	void *arg;
 	struct store_result res;
 	size_t batch; /* size of the commit it was part of */
 	bool first;   /* first job of that commit: record the batch */
+	/* Copies of req.notices (store_job_copy_notices): the array, and
+	   per notice its id, receiver, sha256 and document. */
+	struct store_notice *notices;
+	char **notice_mem;
+	size_t nnotices;
 };
+
+/* One submitted audit record. */
+struct store_audit_job {
+	struct store_audit_job *next;
+	struct store_audit_rec rec;
+};
+
+/* Audit records per audit transaction of the writer. */
+#define STORE_AUDIT_BATCH 1024
+/* Pause of the writer before it tries failed audit records again. */
+#define STORE_AUDIT_RETRY_MS 100
 
 struct store {
 	const struct store_ops *ops;
@@ -63,6 +88,15 @@ struct store {
 	int pipe_r, pipe_w;
 	const struct store_accept **reqs; /* writer scratch, batch_max */
 	struct store_result *res;
+	/* Audit records (store_submit_audit), also under mu: queued, and
+	   queued plus being written (flush waits for it to reach 0). */
+	struct store_audit_job *a_head, *a_tail;
+	size_t audit_queued;
+	size_t audit_unwritten;
+	struct store_audit_rec *arecs; /* writer scratch, STORE_AUDIT_BATCH */
+	uint64_t audit_said;	       /* util_mono_ms of the last failure
+					  log line */
+	unsigned audit_failures;       /* failed commits since then */
 
 	/* Upkeep thread (opts.background_upkeep), stopped by stop. */
 	pthread_cond_t upkeep_cv;
@@ -72,6 +106,16 @@ struct store {
 
 	/* Latest file check (under mu), from whichever thread made it. */
 	enum store_file_state file_state;
+
+	/* The logical-id secret (store_index_secret), read at open. */
+	unsigned char secret[32];
+	bool has_secret;
+};
+
+/* A read connection of one thread (store_reader_open). */
+struct store_reader {
+	struct store *s;
+	void *conn;
 };
 
 void
@@ -116,6 +160,86 @@ store_next_attempt(const struct store_backoff *b, unsigned attempts,
 	return true;
 }
 
+/* Check the index of a request: one per distinct receiver, every entry
+ * complete and within the store's limits. */
+static enum gw_err
+store_check_index(const struct store_accept *r)
+{
+	if (r->nindex > 0 && r->index == NULL)
+		return GW_INVALID;
+	for (size_t i = 0; i < r->nindex; i++) {
+		const struct store_index *x = &r->index[i];
+
+		if (x->receiver == NULL || !util_is_ura(x->receiver) ||
+		    x->bsn == NULL || strlen(x->bsn) > STORE_BSN_MAX ||
+		    x->sender == NULL ||
+		    (x->sender[0] != '\0' && !util_is_ura(x->sender)) ||
+		    (x->n > 0 && x->entries == NULL))
+			return GW_INVALID;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(x->receiver, r->index[j].receiver) == 0)
+				return GW_INVALID;
+		for (size_t k = 0; k < x->n; k++) {
+			const struct store_index_entry *e = &x->entries[k];
+
+			if (e->type == NULL || e->id == NULL ||
+			    e->key == NULL || e->json == NULL ||
+			    e->sha256 == NULL || e->type[0] == '\0' ||
+			    e->id[0] == '\0' ||
+			    strlen(e->type) > STORE_TYPE_MAX ||
+			    strlen(e->id) > STORE_RID_MAX ||
+			    strlen(e->key) > STORE_KEY_MAX)
+				return GW_INVALID;
+		}
+	}
+	return GW_OK;
+}
+
+/* The notices of r: inbound only, at most STORE_NOTICES_MAX, each with
+ * an id, a URA (one notice per receiver) and a document. */
+static enum gw_err
+store_check_notices(const struct store_accept *r)
+{
+	size_t n;
+
+	if (r->nnotices == 0)
+		return GW_OK;
+	if (r->notices == NULL || r->nnotices > STORE_NOTICES_MAX ||
+	    r->direction != STORE_INBOUND)
+		return GW_INVALID;
+	for (size_t i = 0; i < r->nnotices; i++) {
+		const struct store_notice *nt = &r->notices[i];
+
+		if (nt->id == NULL || (n = strlen(nt->id)) == 0 ||
+		    n > STORE_ID_MAX || strcmp(nt->id, r->id) == 0)
+			return GW_INVALID;
+		if (nt->receiver == NULL || !util_is_ura(nt->receiver))
+			return GW_INVALID;
+		if (nt->doc == NULL || nt->doc_len == 0 || nt->sha256 == NULL)
+			return GW_INVALID;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(nt->receiver, r->notices[j].receiver) == 0 ||
+			    strcmp(nt->id, r->notices[j].id) == 0)
+				return GW_INVALID;
+	}
+	return GW_OK;
+}
+
+/* Whether every text field of rec is terminated within its array and
+ * an interaction is named. */
+static bool
+store_audit_ok(const struct store_audit_rec *r)
+{
+	return memchr(r->ura, '\0', sizeof(r->ura)) != NULL &&
+	       memchr(r->cert_serial, '\0', sizeof(r->cert_serial)) != NULL &&
+	       memchr(r->cert_issuer, '\0', sizeof(r->cert_issuer)) != NULL &&
+	       memchr(r->bsn, '\0', sizeof(r->bsn)) != NULL &&
+	       memchr(r->interaction, '\0', sizeof(r->interaction)) != NULL &&
+	       memchr(r->query, '\0', sizeof(r->query)) != NULL &&
+	       memchr(r->request_id, '\0', sizeof(r->request_id)) != NULL &&
+	       r->interaction[0] != '\0';
+}
+
 /* Check a request before it reaches the backend. */
 static enum gw_err
 store_check(const struct store_accept *r)
@@ -125,7 +249,7 @@ store_check(const struct store_accept *r)
 	if (r->id == NULL || (n = strlen(r->id)) == 0 || n > STORE_ID_MAX)
 		return GW_INVALID;
 	if (r->direction != STORE_OUTBOUND && r->direction != STORE_INBOUND)
-		return GW_INVALID;
+		return GW_INVALID; /* notices come with an accept, never alone */
 	if (r->sender_ura == NULL || !util_is_ura(r->sender_ura))
 		return GW_INVALID;
 	if (r->bundle_value == NULL || r->bundle_value[0] == '\0' ||
@@ -151,7 +275,19 @@ store_check(const struct store_accept *r)
 			if (strcmp(r->receivers[i], r->receivers[j]) == 0)
 				return GW_INVALID;
 	}
-	return GW_OK;
+	if (r->naudit > 0 && r->audit == NULL)
+		return GW_INVALID;
+	for (size_t i = 0; i < r->naudit; i++)
+		if (!store_audit_ok(&r->audit[i]))
+			return GW_INVALID;
+	/* Only the store makes notices: a document under their identifier
+	   system would be read back as one. */
+	if (r->bundle_system != NULL &&
+	    strcmp(r->bundle_system, STORE_NOTICE_SYSTEM) == 0)
+		return GW_INVALID;
+	if (store_check_index(r) != GW_OK)
+		return GW_INVALID;
+	return store_check_notices(r);
 }
 
 /* A checked copy of r with defaults (no system, accepted now) filled. */
@@ -282,6 +418,15 @@ store_open(const struct store_options *opts, struct store **out)
 	}
 	if ((err = s->ops->conn_open(&s->opts, true, &s->conn)) != GW_OK)
 		goto fail_pipe;
+	if (!s->opts.readonly) {
+		err =
+		    s->ops->index_secret(s->conn, s->secret, sizeof(s->secret));
+		if (err != GW_OK) {
+			s->ops->conn_close(s->conn);
+			goto fail_pipe;
+		}
+		s->has_secret = true;
+	}
 	/* From the start, so a store deleted before the first accept is
 	   seen too (the writer thread starts with the first submit). */
 	store_upkeep_start(s);
@@ -304,19 +449,133 @@ fail:
 	return err;
 }
 
+/* Bytes of the strings of one index (each with its NUL). */
+static size_t
+store_index_bytes(const struct store_index *x)
+{
+	size_t b = strlen(x->receiver) + strlen(x->bsn) + strlen(x->sender) + 3;
+
+	for (size_t k = 0; k < x->n; k++) {
+		const struct store_index_entry *e = &x->entries[k];
+
+		b += strlen(e->type) + strlen(e->id) + strlen(e->key) +
+		     e->json_len + strlen(e->sha256) + 5;
+	}
+	return b;
+}
+
+/* Copy s (len bytes) to *p, NUL-terminate, advance *p; the copy. */
+static const char *
+store_put(char **p, const char *s, size_t len)
+{
+	char *d = *p;
+
+	memcpy(d, s, len);
+	d[len] = '\0';
+	*p = d + len + 1;
+	return d;
+}
+
+/* A deep copy of the n indexes at src in one allocation; NULL without
+ * memory. */
+static struct store_job_index *
+store_index_copy(const struct store_index *src, size_t n)
+{
+	size_t nent = 0, bytes = 0, head;
+	struct store_job_index *ji;
+	struct store_index_entry *ents;
+	char *p;
+
+	for (size_t i = 0; i < n; i++) {
+		nent += src[i].n;
+		bytes += store_index_bytes(&src[i]);
+	}
+	head = sizeof(*ji) + n * sizeof(struct store_index) +
+	       nent * sizeof(struct store_index_entry);
+	if ((ji = malloc(head + bytes)) == NULL)
+		return NULL;
+	ji->idx = (struct store_index *)(ji + 1);
+	ji->n = n;
+	ents = (struct store_index_entry *)(ji->idx + n);
+	p = (char *)(ents + nent);
+	for (size_t i = 0; i < n; i++) {
+		const struct store_index *x = &src[i];
+		struct store_index *y = &ji->idx[i];
+
+		y->receiver = store_put(&p, x->receiver, strlen(x->receiver));
+		y->bsn = store_put(&p, x->bsn, strlen(x->bsn));
+		y->sender = store_put(&p, x->sender, strlen(x->sender));
+		y->entries = ents;
+		y->n = x->n;
+		for (size_t k = 0; k < x->n; k++, ents++) {
+			const struct store_index_entry *e = &x->entries[k];
+
+			ents->type = store_put(&p, e->type, strlen(e->type));
+			ents->id = store_put(&p, e->id, strlen(e->id));
+			ents->key = store_put(&p, e->key, strlen(e->key));
+			ents->json = store_put(&p, e->json, e->json_len);
+			ents->json_len = e->json_len;
+			ents->sha256 =
+			    store_put(&p, e->sha256, strlen(e->sha256));
+			ents->hidden = e->hidden;
+		}
+	}
+	return ji;
+}
+
 static void
 store_job_free(struct store_job *j)
 {
 	if (j == NULL)
 		return;
+	free(j->index);
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(j->strs); i++)
 		free(j->strs[i]);
 	for (size_t i = 0; i < j->nreceivers; i++)
 		free(j->receivers[i]);
 	free(j->receivers);
+	free(j->audit);
 	free(j->doc);
+	for (size_t i = 0; i < j->nnotices * 4; i++)
+		free(j->notice_mem[i]);
+	free(j->notice_mem);
+	free(j->notices);
 	store_result_cleanup(&j->res);
 	free(j);
+}
+
+/* Deep copy of r's notices into j (j->req.notices points at them).
+ * False when out of memory (store_job_free releases what was made). */
+static bool
+store_job_copy_notices(struct store_job *j, const struct store_accept *r)
+{
+	if (r->nnotices == 0)
+		return true;
+	j->notices = calloc(r->nnotices, sizeof(*j->notices));
+	j->notice_mem = calloc(r->nnotices * 4, sizeof(*j->notice_mem));
+	if (j->notices == NULL || j->notice_mem == NULL)
+		return false;
+	for (; j->nnotices < r->nnotices; j->nnotices++) {
+		const struct store_notice *src = &r->notices[j->nnotices];
+		struct store_notice *dst = &j->notices[j->nnotices];
+		char **mem = &j->notice_mem[j->nnotices * 4];
+
+		if ((mem[0] = strdup(src->id)) == NULL ||
+		    (mem[1] = strdup(src->receiver)) == NULL ||
+		    (mem[2] = strdup(src->sha256)) == NULL ||
+		    (mem[3] = malloc(src->doc_len)) == NULL) {
+			j->nnotices++; /* so that what was copied is freed */
+			return false;
+		}
+		memcpy(mem[3], src->doc, src->doc_len);
+		dst->id = mem[0];
+		dst->receiver = mem[1];
+		dst->sha256 = mem[2];
+		dst->doc = mem[3];
+		dst->doc_len = src->doc_len;
+	}
+	j->req.notices = j->notices;
+	return true;
 }
 
 /* Deep copy of a prepared request. */
@@ -347,7 +606,17 @@ store_job_new(const struct store_accept *r)
 				goto fail;
 		}
 	}
+	if (r->nindex > 0 &&
+	    (j->index = store_index_copy(r->index, r->nindex)) == NULL)
+		goto fail;
+	if (r->naudit > 0) {
+		if ((j->audit = calloc(r->naudit, sizeof(*j->audit))) == NULL)
+			goto fail;
+		memcpy(j->audit, r->audit, r->naudit * sizeof(*j->audit));
+	}
 	j->req = *r;
+	j->req.index = j->index != NULL ? j->index->idx : NULL;
+	j->req.audit = j->audit;
 	j->req.id = j->strs[0];
 	j->req.sender_ura = j->strs[1];
 	j->req.bundle_system = j->strs[2];
@@ -359,6 +628,9 @@ store_job_new(const struct store_accept *r)
 	j->req.answer_body = j->strs[8];
 	j->req.doc = j->doc;
 	j->req.receivers = (const char *const *)j->receivers;
+	j->req.notices = NULL;
+	if (!store_job_copy_notices(j, r))
+		goto fail;
 	return j;
 fail:
 	store_job_free(j);
@@ -426,8 +698,91 @@ store_signal(struct store *s)
 	while (w < 0 && errno == EINTR);
 }
 
+/* A failed audit commit is said at most this often. */
+#define STORE_AUDIT_LOG_MS 60000
+
+/*
+ * Writer thread, mu held: write up to STORE_AUDIT_BATCH queued audit
+ * records in one transaction of their own, after the accepts of the
+ * same round were handed to the loop (an accept never waits for them).
+ * On failure they go back to the head of the queue, in order, and are
+ * tried again after STORE_AUDIT_RETRY_MS: the queue then fills and
+ * store_submit_audit refuses (the pull API answers 503) rather than let
+ * reads go unrecorded. At shutdown they are given up, loudly.
+ */
+static void
+store_write_audit(struct store *s)
+{
+	struct store_audit_job *batch = s->a_head, *last = NULL, *j;
+	struct timespec at;
+	enum gw_err err;
+	uint64_t now;
+	size_t n = 0;
+
+	for (j = batch; j != NULL && n < STORE_AUDIT_BATCH; j = j->next) {
+		s->arecs[n++] = j->rec;
+		last = j;
+	}
+	if (n == 0)
+		return;
+	s->a_head = last->next;
+	if (s->a_head == NULL)
+		s->a_tail = NULL;
+	last->next = NULL;
+	s->audit_queued -= n;
+	pthread_mutex_unlock(&s->mu);
+
+	if (s->ops->check_files(s->wconn) != STORE_FILE_OK)
+		err = GW_IO;
+	else
+		err = s->ops->audit_append(s->wconn, s->arecs, n);
+
+	pthread_mutex_lock(&s->mu);
+	if (err == GW_OK || s->stop) {
+		if (err != GW_OK)
+			log_warnx("event=audit_lost level=error records=%zu "
+				  "error=\"%s\" reason=shutdown",
+				  n, gw_strerror(err));
+		else if (s->audit_failures > 0) {
+			log_info("event=audit_written_again failures=%u",
+				 s->audit_failures);
+			s->audit_failures = 0;
+			s->audit_said = 0;
+		}
+		while ((j = batch) != NULL) {
+			batch = j->next;
+			free(j);
+		}
+		s->audit_unwritten -= n;
+		pthread_cond_broadcast(&s->idle);
+		return;
+	}
+	/* Back to the head, in order. */
+	last->next = s->a_head;
+	s->a_head = batch;
+	if (s->a_tail == NULL)
+		s->a_tail = last;
+	s->audit_queued += n;
+	s->audit_failures++;
+	now = util_mono_ms();
+	if (s->audit_said == 0 || now - s->audit_said >= STORE_AUDIT_LOG_MS) {
+		log_warnx("event=audit_write_failed level=error records=%zu "
+			  "error=\"%s\" failures=%u action=retry",
+			  n, gw_strerror(err), s->audit_failures);
+		s->audit_said = now;
+	}
+	clock_gettime(CLOCK_REALTIME, &at);
+	at.tv_nsec += STORE_AUDIT_RETRY_MS * 1000000L;
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	(void)pthread_cond_timedwait(&s->work, &s->mu, &at);
+}
+
 /* The writer thread: take everything queued (up to batch_max), commit it
- * as one transaction, hand the results to the loop. */
+ * as one transaction, hand the results to the loop; then the audit
+ * records queued meanwhile. */
 static void *
 store_writer(void *arg)
 {
@@ -437,10 +792,14 @@ store_writer(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (s->q_head == NULL && !s->stop)
+		while (s->q_head == NULL && s->a_head == NULL && !s->stop)
 			pthread_cond_wait(&s->work, &s->mu);
-		if (s->q_head == NULL)
+		if (s->q_head == NULL && s->a_head == NULL)
 			break;
+		if (s->q_head == NULL) {
+			store_write_audit(s);
+			continue;
+		}
 		batch = last = s->q_head;
 		s->reqs[0] = &batch->req;
 		n = 1;
@@ -474,6 +833,8 @@ store_writer(void *arg)
 		s->uncommitted -= n;
 		pthread_cond_broadcast(&s->idle);
 		store_signal(s);
+		if (s->a_head != NULL)
+			store_write_audit(s);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
@@ -584,7 +945,8 @@ store_writer_start(struct store *s)
 	/* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
 	s->reqs = calloc(s->opts.batch_max, sizeof(*s->reqs));
 	s->res = calloc(s->opts.batch_max, sizeof(*s->res));
-	if (s->reqs == NULL || s->res == NULL) {
+	s->arecs = calloc(STORE_AUDIT_BATCH, sizeof(*s->arecs));
+	if (s->reqs == NULL || s->res == NULL || s->arecs == NULL) {
 		err = GW_NOMEM;
 		goto fail;
 	}
@@ -601,8 +963,10 @@ fail:
 	s->wconn = NULL;
 	free(s->reqs);
 	free(s->res);
+	free(s->arecs);
 	s->reqs = NULL;
 	s->res = NULL;
+	s->arecs = NULL;
 	return err;
 }
 
@@ -644,6 +1008,58 @@ store_submit_accept(struct store *s, const struct store_accept *req,
 	pthread_cond_signal(&s->work);
 	pthread_mutex_unlock(&s->mu);
 	return GW_OK;
+}
+
+enum gw_err
+store_submit_audit(struct store *s, const struct store_audit_rec *rec)
+{
+	struct store_audit_job *j;
+	enum gw_err err;
+
+	if (!store_audit_ok(rec))
+		return GW_INVALID;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return GW_NOMEM;
+	j->rec = *rec;
+	if (j->rec.at == 0)
+		j->rec.at = util_wall_ms();
+	pthread_mutex_lock(&s->mu);
+	if (s->audit_queued >= s->opts.queue_max) {
+		pthread_mutex_unlock(&s->mu);
+		free(j);
+		return GW_TEMP;
+	}
+	if (!s->started && (err = store_writer_start(s)) != GW_OK) {
+		pthread_mutex_unlock(&s->mu);
+		free(j);
+		return err;
+	}
+	if (s->a_tail != NULL)
+		s->a_tail->next = j;
+	else
+		s->a_head = j;
+	s->a_tail = j;
+	s->audit_queued++;
+	s->audit_unwritten++;
+	pthread_cond_signal(&s->work);
+	pthread_mutex_unlock(&s->mu);
+	return GW_OK;
+}
+
+enum gw_err
+store_audit_list(struct store *s, const struct store_audit_filter *f,
+		 struct store_audit_rec **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return s->ops->audit_list(s->conn, f, out, n);
+}
+
+enum gw_err
+store_audit_verify(struct store *s, struct store_audit_check *out)
+{
+	memset(out, 0, sizeof(*out));
+	return s->ops->audit_verify(s->conn, out);
 }
 
 int
@@ -688,7 +1104,7 @@ void
 store_flush(struct store *s)
 {
 	pthread_mutex_lock(&s->mu);
-	while (s->uncommitted > 0)
+	while (s->uncommitted > 0 || s->audit_unwritten > 0)
 		pthread_cond_wait(&s->idle, &s->mu);
 	pthread_mutex_unlock(&s->mu);
 }
@@ -719,8 +1135,16 @@ store_free(struct store *s)
 	pthread_cond_destroy(&s->work);
 	pthread_cond_destroy(&s->upkeep_cv);
 	pthread_mutex_destroy(&s->mu);
+	/* Left only when the writer never started. */
+	while (s->a_head != NULL) {
+		struct store_audit_job *j = s->a_head;
+
+		s->a_head = j->next;
+		free(j);
+	}
 	free(s->reqs);
 	free(s->res);
+	free(s->arecs);
 	free(s->dir);
 	free(s->path);
 	free(s);
@@ -979,4 +1403,71 @@ store_intake_ok(struct store *s, size_t len, const char **reason)
 		return false;
 	}
 	return true;
+}
+
+const unsigned char *
+store_index_secret(const struct store *s)
+{
+	return s->has_secret ? s->secret : NULL;
+}
+
+enum gw_err
+store_reader_open(struct store *s, struct store_reader **out)
+{
+	struct store_reader *r;
+	enum gw_err err;
+
+	*out = NULL;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return GW_NOMEM;
+	r->s = s;
+	/* A connection of its own: in WAL mode its reads never wait for
+	   the writer thread's commits, nor hold them up. */
+	if ((err = s->ops->conn_open(&s->opts, false, &r->conn)) != GW_OK) {
+		free(r);
+		return err;
+	}
+	*out = r;
+	return GW_OK;
+}
+
+void
+store_reader_free(struct store_reader *r)
+{
+	if (r == NULL)
+		return;
+	r->s->ops->conn_close(r->conn);
+	free(r);
+}
+
+enum gw_err
+store_res_snapshot(struct store_reader *r, int64_t *seq)
+{
+	*seq = 0;
+	return r->s->ops->res_snapshot(r->conn, seq);
+}
+
+enum gw_err
+store_res_find(struct store_reader *r, const struct store_res_query *q,
+	       struct store_res **out, size_t *n)
+{
+	return r->s->ops->res_find(r->conn, q, out, n);
+}
+
+enum gw_err
+store_inbox_list(struct store *s, const struct store_inbox_filter *f,
+		 struct store_inbox **out, size_t *n)
+{
+	return s->ops->inbox_list(s->conn, f, out, n);
+}
+
+enum gw_err
+store_prune_inbound(struct store *s, int64_t before, size_t *count)
+{
+	size_t n = 0;
+	enum gw_err err = s->ops->prune_inbound(s->conn, before, &n);
+
+	if (count != NULL)
+		*count = n;
+	return err;
 }

@@ -18,7 +18,13 @@ struct config;
 #define STORE_URA_MAX 8	   /* a URA number is 8 digits */
 #define STORE_KEY_MAX 1024 /* longest patient key / identifier part */
 
-enum store_direction { STORE_OUTBOUND, STORE_INBOUND };
+/* STORE_NOTICE: a notification the gateway itself sends (notified pull,
+ * struct store_notice); its outbox row goes to the receiver's [peer]
+ * notify URL. */
+enum store_direction { STORE_OUTBOUND, STORE_INBOUND, STORE_NOTICE };
+
+/* "outbound", "inbound", "notice"; NULL for an unknown value. */
+const char *store_direction_name(enum store_direction d);
 
 /* Outbox row states. */
 enum store_state {
@@ -112,9 +118,40 @@ struct store_index_entry {
 struct store_index {
 	const char *receiver; /* URA */
 	const char *bsn;      /* the message's patient BSN, "" when none */
+	/* MessageHeader.sender's URA, the organisation the data comes
+	   from (store_accept.sender_ura may be a gateway relaying it); ""
+	   when unknown */
+	const char *sender;
 	const struct store_index_entry *entries;
 	size_t n;
 };
+
+struct store_audit_rec;
+struct store_audit_filter;
+struct store_audit_check;
+
+/*
+ * Notified pull: a FHIR Task telling a local receiver that new data for a
+ * patient arrived (notify.c). Stored with the accept that caused it, in
+ * the same transaction, as a message of its own (STORE_NOTICE, identifier
+ * STORE_NOTICE_SYSTEM|id, the accept's sender and patient key) with one
+ * outbox row to receiver, so delivery, backoff, dead letter and `pzpgw
+ * queue` treat it like any message. Nothing is stored for an accept that
+ * is a duplicate. Borrowed.
+ */
+struct store_notice {
+	const char *id;	      /* its message id */
+	const char *receiver; /* URA of the organisation notified */
+	const void *doc;      /* the Task, JSON */
+	size_t doc_len;
+	const char *sha256; /* hex SHA-256 of doc */
+};
+
+/* Bundle.identifier.system of every notice: reserved, an accept of any
+ * other direction may not use it (GW_INVALID). */
+#define STORE_NOTICE_SYSTEM "http://pzpgw.nl/fhir/NamingSystem/notice"
+/* Most notices per accept (one per local receiver). */
+#define STORE_NOTICES_MAX 64
 
 /* One document to accept; every pointer is borrowed by the call. */
 struct store_accept {
@@ -142,6 +179,16 @@ struct store_accept {
 	   exactly when it is acknowledged. NULL/0: none. */
 	const struct store_index *index;
 	size_t nindex;
+	/* Audit records of this accept (interaction "create", one per local
+	   receiver): chained and written in the same transaction when the
+	   message is stored, never for a duplicate or a failure. at 0: the
+	   accept's accepted_at. NULL/0: none. */
+	const struct store_audit_rec *audit;
+	size_t naudit;
+	/* Notices to store with it (direction STORE_INBOUND only); NULL/0:
+	   none. */
+	const struct store_notice *notices;
+	size_t nnotices;
 };
 
 /* Outcome of one accept. */
@@ -446,6 +493,11 @@ bool store_disk_ok(struct store *s);
  */
 bool store_intake_ok(struct store *s, size_t len, const char **reason);
 
+struct store_res;
+struct store_res_query;
+struct store_inbox;
+struct store_inbox_filter;
+
 /*
  * Backend interface. Every function gets a connection made by conn_open;
  * the store uses one connection in the caller's thread and one in the
@@ -465,6 +517,14 @@ struct store_ops {
 	enum gw_err (*accept_batch)(void *conn,
 				    const struct store_accept *const *reqs,
 				    struct store_result *res, size_t n);
+	/* Append audit records (seq, prev_hash, hash set here) in one
+	   transaction of their own; all or none. */
+	enum gw_err (*audit_append)(void *conn, struct store_audit_rec *recs,
+				    size_t n);
+	enum gw_err (*audit_list)(void *conn,
+				  const struct store_audit_filter *f,
+				  struct store_audit_rec **out, size_t *n);
+	enum gw_err (*audit_verify)(void *conn, struct store_audit_check *out);
 	enum gw_err (*claim)(void *conn, const char *receiver, int64_t now,
 			     size_t max, struct store_row **rows, size_t *n);
 	enum gw_err (*finish)(void *conn, const char *id, const char *receiver,
@@ -496,6 +556,16 @@ struct store_ops {
 			      size_t n);
 	/* Compare the files conn has open with what its path names now. */
 	enum store_file_state (*check_files)(void *conn);
+	/* The received-data index (issue 11): the id secret (n bytes), the
+	   pull API's reads, the operator's inbox and inbound retention. */
+	enum gw_err (*index_secret)(void *conn, unsigned char *out, size_t n);
+	enum gw_err (*res_snapshot)(void *conn, int64_t *seq);
+	enum gw_err (*res_find)(void *conn, const struct store_res_query *q,
+				struct store_res **out, size_t *n);
+	enum gw_err (*inbox_list)(void *conn,
+				  const struct store_inbox_filter *f,
+				  struct store_inbox **out, size_t *n);
+	enum gw_err (*prune_inbound)(void *conn, int64_t before, size_t *count);
 };
 
 /* One stored version of an indexed resource; store_res_free frees. */
@@ -506,8 +576,10 @@ struct store_res {
 	char id[STORE_RID_MAX + 1];
 	char receiver[STORE_URA_MAX + 1];
 	char bsn[STORE_BSN_MAX + 1];
-	char msg_id[STORE_ID_MAX + 1]; /* the message it arrived in */
-	char sender[STORE_URA_MAX + 1];
+	char msg_id[STORE_ID_MAX + 1];	/* the latest message that carried
+					  this version */
+	char sender[STORE_URA_MAX + 1]; /* that message's MessageHeader
+					   sender */
 	int64_t vid;	 /* meta.versionId, 1, 2, ... per (type, id) */
 	int64_t updated; /* meta.lastUpdated, ms since the epoch */
 	bool hidden;	 /* entered-in-error */
@@ -553,6 +625,50 @@ enum gw_err store_res_find(struct store_reader *r,
 			   const struct store_res_query *q,
 			   struct store_res **out, size_t *n);
 
+/* The store's secret for logical ids (index_prepare): INDEX_SECRET_LEN
+ * (32) random bytes made with the schema, fixed for the life of the
+ * store; borrowed until store_free, any thread. NULL for a read-only
+ * store. */
+const unsigned char *store_index_secret(const struct store *s);
+
+/* One inbound message for one local receiver (pzpgw inbox list). */
+struct store_inbox {
+	int64_t seq; /* the message's acceptance order */
+	char id[STORE_ID_MAX + 1];
+	char receiver[STORE_URA_MAX + 1]; /* "" for a message received
+					     before schema 4 */
+	char sender[STORE_URA_MAX + 1];	  /* MessageHeader.sender */
+	char via[STORE_URA_MAX + 1];	  /* the organisation that posted it
+					   (a gateway relaying, or sender) */
+	char bsn[STORE_BSN_MAX + 1];	  /* "" when none */
+	char fhir_version[16];
+	int64_t accepted_at; /* ms */
+	unsigned resources;  /* index entries written for it */
+	size_t doc_len;
+};
+
+/* Filter for store_inbox_list; NULL/0 fields do not filter. */
+struct store_inbox_filter {
+	const char *receiver;
+	const char *bsn;
+	int64_t since;	   /* accepted_at >= since (ms) */
+	int64_t after_seq; /* paging */
+	size_t limit;	   /* 0: 100 */
+};
+
+/* Inbound messages matching f in acceptance order. *out: caller frees
+ * with free(); may be NULL when *n is 0. */
+enum gw_err store_inbox_list(struct store *s,
+			     const struct store_inbox_filter *f,
+			     struct store_inbox **out, size_t *n);
+
+/* Retention of received data ([store] inbound_retention): delete inbound
+ * messages accepted before `before` (ms) together with their inbox rows
+ * and index versions, then reclaim space. A version still current that
+ * a later message carried again unchanged belongs to that later message,
+ * so it stays. *count (may be NULL) is the number of messages removed. */
+enum gw_err store_prune_inbound(struct store *s, int64_t before, size_t *count);
+
 /*
  * The audit trail (NEN 7513): one record per read, search, write and
  * refusal of the pull API and per message accepted for a local receiver.
@@ -577,9 +693,61 @@ struct store_audit_rec {
 
 /* Queue rec (copied) for the writer thread, which chains and commits it
  * with its next batch. GW_TEMP when the queue is full: the caller refuses
- * the request it would have recorded (503), never answers unaudited. */
+ * the request it would have recorded (503), never answers unaudited.
+ * GW_INVALID for a record with no interaction or an unterminated field.
+ * at 0: now. A record the store cannot write (disk full, I/O) stays
+ * queued and is tried again, so the queue fills and further requests are
+ * refused until it can. */
 enum gw_err store_submit_audit(struct store *s,
 			       const struct store_audit_rec *rec);
+
+/* The prev_hash of the first record: 64 zeros. */
+#define STORE_AUDIT_GENESIS                                                    \
+	"0000000000000000000000000000000000000000000000000000000000000000"
+
+/*
+ * The hash of rec: hex SHA-256 of its canonical serialisation, "pzpgw-
+ * audit-1\n" then, in this order, seq, at, ura, cert_serial, cert_issuer,
+ * bsn, interaction, query, count, status, request_id and prev_hash, each
+ * as "<decimal byte length>:<bytes>\n" (integers in decimal). rec->hash
+ * is not read. Pure function (backends chain with it, verify recomputes).
+ */
+void store_audit_hash(const struct store_audit_rec *rec, char out[65]);
+
+/* What store_audit_list returns; NULL/0 fields do not filter. */
+struct store_audit_filter {
+	const char *bsn;
+	const char *ura;
+	int64_t since;	   /* at >= since (ms) */
+	int64_t after_seq; /* paging */
+	size_t limit;	   /* 0: 100 */
+};
+
+/* Records matching f in seq order. *out: caller frees (free()). */
+enum gw_err store_audit_list(struct store *s,
+			     const struct store_audit_filter *f,
+			     struct store_audit_rec **out, size_t *n);
+
+/* The result of store_audit_verify. */
+struct store_audit_check {
+	uint64_t records;  /* records read */
+	int64_t first_seq; /* 0: no records */
+	int64_t last_seq;
+	char last_hash[65]; /* the chain's head: note it elsewhere to
+				 detect a rewrite of the whole chain */
+	int64_t broken_seq; /* 0: the chain holds */
+	char problem[192];  /* what is wrong at broken_seq */
+};
+
+/*
+ * Walk the whole audit trail in seq order recomputing every hash: GW_OK
+ * when the chain holds, GW_INVALID (out->broken_seq and problem set) at
+ * the first record deleted (a gap in seq, or records missing at the
+ * start or end), altered (its hash no longer matches its content) or
+ * reordered (its prev_hash is not its predecessor's hash); database
+ * errors otherwise.
+ */
+enum gw_err store_audit_verify(struct store *s, struct store_audit_check *out);
 
 /* Interval of the background upkeep thread. */
 #define STORE_UPKEEP_MS 100
@@ -588,6 +756,7 @@ enum gw_err store_submit_audit(struct store *s,
 extern const struct store_ops store_sqlite_ops;
 
 /* Schema version the SQLite backend writes. */
-#define STORE_SQLITE_SCHEMA 3
+/* 4: the received-data index; 5: the audit trail. */
+#define STORE_SQLITE_SCHEMA 5
 
 #endif

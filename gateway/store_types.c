@@ -23,6 +23,20 @@ store_state_name(enum store_state st)
 	return store_state_names[st];
 }
 
+const char *
+store_direction_name(enum store_direction d)
+{
+	switch (d) {
+	case STORE_OUTBOUND:
+		return "outbound";
+	case STORE_INBOUND:
+		return "inbound";
+	case STORE_NOTICE:
+		return "notice";
+	}
+	return NULL;
+}
+
 enum gw_err
 store_state_parse(const char *s, enum store_state *out)
 {
@@ -71,4 +85,12 @@ store_message_free(struct store_message *m)
 	free(m->jws);
 	store_rows_free(m->rows, m->nrows);
 	free(m);
+}
+
+void
+store_res_free(struct store_res *v, size_t n)
+{
+	for (size_t i = 0; v != NULL && i < n; i++)
+		free(v[i].json);
+	free(v);
 }

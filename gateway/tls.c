@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include <openssl/asn1.h>
+#include <openssl/bn.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -273,9 +274,9 @@ tls_failure_reason(SSL *ssl)
 	return tls_reason_names[st];
 }
 
-/* Subject of cert, one line, made safe for a log field. */
+/* A name, one line (RFC 2253), made safe for a log field. */
 static void
-tls_subject(X509 *cert, char *out, size_t n)
+tls_name(const X509_NAME *name, char *out, size_t n)
 {
 	BIO *b;
 	char *data = NULL;
@@ -283,9 +284,9 @@ tls_subject(X509 *cert, char *out, size_t n)
 	size_t cut;
 
 	out[0] = '\0';
-	if (cert == NULL || (b = BIO_new(BIO_s_mem())) == NULL)
+	if (name == NULL || (b = BIO_new(BIO_s_mem())) == NULL)
 		return;
-	if (X509_NAME_print_ex(b, X509_get_subject_name(cert), 0,
+	if (X509_NAME_print_ex(b, name, 0,
 			       XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) >= 0) {
 		len = BIO_get_mem_data(b, &data);
 		if (len > 0 && data != NULL) {
@@ -295,6 +296,27 @@ tls_subject(X509 *cert, char *out, size_t n)
 		}
 	}
 	BIO_free(b);
+}
+
+/* Subject of cert, one line, made safe for a log field. */
+static void
+tls_subject(X509 *cert, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (cert != NULL)
+		tls_name(X509_get_subject_name(cert), out, n);
+}
+
+/* Serial number of cert in hex (upper case, as openssl x509 -serial). */
+static void
+tls_serial(X509 *cert, char *out, size_t n)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+
+	util_strlcpy(out, hex != NULL ? hex : "", n);
+	OPENSSL_free(hex);
+	BN_free(bn);
 }
 
 /*
@@ -785,6 +807,8 @@ tls_peer_get(SSL *ssl, struct tls_peer *out)
 		return GW_DENIED;
 	}
 	tls_subject(cert, out->subject, sizeof(out->subject));
+	tls_name(X509_get_issuer_name(cert), out->issuer, sizeof(out->issuer));
+	tls_serial(cert, out->serial, sizeof(out->serial));
 	out->test_policy = tls_cert_is_test(cert);
 	out->not_after = tls_time_unix(X509_get0_notAfter(cert));
 	return GW_OK;

@@ -25,6 +25,8 @@
 struct tls_peer {
 	char ura[CONFIG_URA_LEN + 1];
 	char subject[256]; /* one-line subject DN, for logs */
+	char serial[65];   /* serial number, hex (audit) */
+	char issuer[257];  /* one-line issuer DN (audit) */
 	bool test_policy;  /* carries the test-environment policy */
 	int64_t not_after; /* unix seconds */
 };

@@ -200,3 +200,53 @@ fdate_cmp_limit(const struct fdate *a, const struct fdate *b)
 		return a->d < b->d ? -1 : 1;
 	return 0;
 }
+
+bool
+fdate_range_ms(const struct fdate *d, int64_t *lo, int64_t *hi)
+{
+	int64_t start, width;
+	int y = d->y, mo = d->mo;
+
+	if (!d->has_date)
+		return false;
+	switch (d->prec) {
+	case FDATE_YEAR:
+		start = util_days_from_civil(y, 1, 1) * 86400000;
+		*lo = start;
+		*hi = util_days_from_civil((int64_t)y + 1, 1, 1) * 86400000;
+		return true;
+	case FDATE_MONTH:
+		start = util_days_from_civil(y, mo, 1) * 86400000;
+		*lo = start;
+		*hi = (mo == 12 ? util_days_from_civil((int64_t)y + 1, 1, 1)
+				: util_days_from_civil(y, mo + 1, 1)) *
+		      86400000;
+		return true;
+	case FDATE_DAY:
+		width = 86400000;
+		break;
+	case FDATE_HOUR:
+		width = 3600000;
+		break;
+	case FDATE_MINUTE:
+		width = 60000;
+		break;
+	default:
+		/* seconds, or as many fraction digits as were given down
+		 * to the millisecond (finer digits are below the store's
+		 * resolution) */
+		width = d->fraclen == 0	  ? 1000
+			: d->fraclen == 1 ? 100
+			: d->fraclen == 2 ? 10
+					  : 1;
+		break;
+	}
+	start = util_days_from_civil(y, mo, d->d) * 86400000 +
+		((int64_t)d->h * 3600 + (int64_t)d->mi * 60 -
+		 (int64_t)d->tzmin * 60) *
+		    1000 +
+		(d->prec >= FDATE_SECOND ? d->ms : 0);
+	*lo = start;
+	*hi = start + width;
+	return true;
+}

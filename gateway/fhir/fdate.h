@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Precision: the last field present. */
 enum fdate_prec {
@@ -61,5 +62,14 @@ bool fdate_cmp(const struct fdate *a, const struct fdate *b, int *r);
  * only below the precision of one (neither is then known to be smaller).
  */
 int fdate_cmp_limit(const struct fdate *a, const struct fdate *b);
+
+/*
+ * The instants a date or dateTime (parsed as FDATE_DATETIME) stands for,
+ * as FHIR search reads it: [*lo, *hi) in milliseconds since the epoch,
+ * from its first to just past its last millisecond at its precision
+ * (2020 is the whole year, 2020-03-01T10:00 that minute). A missing zone
+ * counts as UTC. False for a time without a date.
+ */
+bool fdate_range_ms(const struct fdate *d, int64_t *lo, int64_t *hi);
 
 #endif

@@ -26,6 +26,9 @@
 /* search_parse flags. SEARCH_LENIENT (Prefer: handling=lenient): an
  * unknown or unsupported parameter is ignored with a warning issue. */
 #define SEARCH_LENIENT 0x1u
+/* SEARCH_HISTORY: the query of a type or instance _history (_since and
+ * _count are its parameters, as for the system-level one). */
+#define SEARCH_HISTORY 0x2u
 
 struct search_query;
 
@@ -36,7 +39,11 @@ struct search_query;
  * naming the parameter (expression "parameter <name>"); returns GW_OK
  * and *out (caller frees with search_free), or GW_INVALID (strict mode:
  * unknown parameter, bad value, unsupported modifier or prefix: 400),
- * GW_NOTSUP for a type that cannot be searched, GW_NOMEM.
+ * GW_NOTFOUND for a type that cannot be searched (an issue says so;
+ * err.h has no "not supported"), GW_NOMEM. oo may be NULL. A parameter
+ * with an empty value is no criterion; a form longer than 8 KiB (also
+ * once re-encoded by search_canonical), more than 128 pairs, 63 kept
+ * parameters or 32 comma-separated values is GW_INVALID.
  */
 enum gw_err search_parse(const char *type, const char *form, size_t len,
 			 unsigned flags, struct search_query **out, json_t *oo);
@@ -59,7 +66,10 @@ void search_scope_of(const struct search_query *q, struct search_scope *out);
 /* Lookups search_match and search_includes may need. */
 struct search_env {
 	/* The stored resource "type/id" of the caller's scope, or NULL
-	 * (chained parameters such as DeviceUseStatement device.type). */
+	 * (chained parameters such as DeviceUseStatement device.type).
+	 * A chain that cannot be resolved does not match, except
+	 * patient.identifier=<bsn system>|N, the scope's patient_bsn:
+	 * the store read was narrowed to that patient already. */
 	const struct fj_node *(*resolve)(void *arg, const char *type,
 					 const char *id);
 	/* Whether system|code is in the value set url (the :in modifier);

@@ -11,15 +11,7 @@
 
 #include "rules.h"
 #include "xmlfhir.h"
-
-#define XF_NS	     "http://hl7.org/fhir"
-#define XF_MAX_DEPTH 100
-
-/* Where a converted element stands in the definitions. */
-struct xf_ctx {
-	const struct rules_structure *st; /* NULL: no type information */
-	const char *path;		  /* path of the element in st */
-};
+#include "xmlfhir_impl.h"
 
 struct xf {
 	const struct rules_set *set;
@@ -30,21 +22,12 @@ struct xf {
 	enum gw_err rc;
 };
 
-/* What the definitions say about one child element. */
-struct xf_info {
-	bool known;
-	bool array;
-	const char *type; /* type code, NULL when unknown */
-	size_t order;	  /* index of the definition in its structure */
-	struct xf_ctx child;
-};
-
 static bool
 xf_is_fhir(const xmlNode *n)
 {
 	return n->type == XML_ELEMENT_NODE && n->ns != NULL &&
 	       n->ns->href != NULL &&
-	       strcmp((const char *)n->ns->href, XF_NS) == 0;
+	       strcmp((const char *)n->ns->href, XMLFHIR_NS) == 0;
 }
 
 static const char *
@@ -163,21 +146,27 @@ xf_guess_array(const char *name)
 	return false;
 }
 
-static void
-xf_lookup(const struct xf *x, const struct xf_ctx *ctx, const char *name,
-	  struct xf_info *info)
+void
+xmlfhir_lookup(const struct rules_set *set, const struct xmlfhir_ctx *ctx,
+	       const char *name, struct xmlfhir_info *info)
 {
 	char path[512];
 	const struct rules_element *e;
 	const char *type = NULL;
-	int n;
+	size_t pl, nl;
 
 	memset(info, 0, sizeof(*info));
 	if (ctx->st == NULL)
 		return;
-	n = snprintf(path, sizeof(path), "%s.%s", ctx->path, name);
-	if (n < 0 || (size_t)n >= sizeof(path))
+	/* path "ctx.name", bounded; not snprintf: this runs for every
+	 * element read or written */
+	pl = strlen(ctx->path);
+	nl = strlen(name);
+	if (pl + 1 + nl >= sizeof(path))
 		return;
+	memcpy(path, ctx->path, pl);
+	path[pl] = '.';
+	memcpy(path + pl + 1, name, nl + 1);
 	if ((e = xf_find(ctx->st, path)) != NULL) {
 		if (e->ntypes > 0)
 			type = e->types[0].code;
@@ -185,7 +174,7 @@ xf_lookup(const struct xf *x, const struct xf_ctx *ctx, const char *name,
 		/* choice: valueString -> value[x] of type string */
 		for (size_t i = 0; i < ctx->st->nelements && e == NULL; i++) {
 			const struct rules_element *c = &ctx->st->elements[i];
-			size_t pl = strlen(ctx->path), cl = strlen(c->path);
+			size_t cl = strlen(c->path);
 
 			if (c->slice_name != NULL || cl < pl + 5 ||
 			    strncmp(c->path, ctx->path, pl) != 0 ||
@@ -220,7 +209,7 @@ xf_lookup(const struct xf *x, const struct xf_ctx *ctx, const char *name,
 		info->child.st = ctx->st;
 		info->child.path = e->path;
 	} else if (type != NULL) {
-		info->child.st = rules_type(x->set, type);
+		info->child.st = rules_type(set, type);
 		info->child.path = info->child.st ? info->child.st->type : NULL;
 		if (info->child.path == NULL)
 			info->child.st = NULL;
@@ -307,8 +296,31 @@ xf_put(struct xf *x, struct fj_node *obj, const char *name, struct fj_node *val,
 	fj_append(m, val);
 }
 
-static bool
-xf_is_primitive(const struct xf_info *info)
+int
+xmlfhir_xhtml_dump(const xmlNode *n, xmlBuffer *b)
+{
+	xmlDoc *tmp;
+	xmlNode *copy;
+	int rc = -1;
+
+	/* A copy in a document of its own: libxml2 then declares on the copy
+	 * the namespaces the div uses but an ancestor declared (<h:div> under
+	 * xmlns:h on the resource), so the JSON text stands alone. Without a
+	 * document encoding libxml2 writes every non-ASCII character of an
+	 * attribute as a character reference; UTF-8 keeps them as written. */
+	if ((tmp = xmlNewDoc((const xmlChar *)"1.0")) == NULL)
+		return -1;
+	if ((tmp->encoding = xmlStrdup((const xmlChar *)"UTF-8")) != NULL &&
+	    (copy = xmlDocCopyNode((xmlNode *)n, tmp, 1)) != NULL) {
+		xmlDocSetRootElement(tmp, copy);
+		rc = xmlNodeDump(b, tmp, copy, 0, 0);
+	}
+	xmlFreeDoc(tmp);
+	return rc;
+}
+
+bool
+xmlfhir_is_primitive(const struct xmlfhir_info *info)
 {
 	const char *t = info->type;
 
@@ -321,9 +333,8 @@ xf_is_primitive(const struct xf_info *info)
 	return t[0] >= 'a' && t[0] <= 'z' && strcmp(t, "xhtml") != 0;
 }
 
-/* Is type a resource type (contained resources, Bundle.entry.resource)? */
-static bool
-xf_is_resource_type(const struct xf *x, const char *type)
+bool
+xmlfhir_is_resource_type(const struct rules_set *set, const char *type)
 {
 	const struct rules_structure *st;
 
@@ -332,13 +343,13 @@ xf_is_resource_type(const struct xf *x, const char *type)
 	if (strcmp(type, "Resource") == 0 ||
 	    strcmp(type, "DomainResource") == 0)
 		return true;
-	st = rules_type(x->set, type);
+	st = rules_type(set, type);
 	return st != NULL && st->kind != NULL &&
 	       strcmp(st->kind, "resource") == 0;
 }
 
 static struct fj_node *xf_object(struct xf *x, const xmlNode *n,
-				 const struct xf_ctx *ctx, int depth);
+				 const struct xmlfhir_ctx *ctx, int depth);
 static struct fj_node *xf_resource(struct xf *x, const xmlNode *n, int depth);
 
 static struct fj_node *
@@ -373,13 +384,13 @@ xf_has_extras(const xmlNode *n)
 
 static void
 xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
-	    const struct xf_ctx *ctx, int depth)
+	    const struct xmlfhir_ctx *ctx, int depth)
 {
 	size_t last = 0;
 
 	for (const xmlNode *c = n->children; c && x->rc == GW_OK; c = c->next) {
 		const char *name = (const char *)c->name;
-		struct xf_info info;
+		struct xmlfhir_info info;
 		struct fj_node *v;
 		char uname[256];
 		size_t index;
@@ -395,7 +406,11 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 					xf_fail(x, GW_NOMEM, c, "no memory");
 					return;
 				}
-				xmlNodeDump(b, c->doc, (xmlNode *)c, 0, 0);
+				if (xmlfhir_xhtml_dump(c, b) < 0) {
+					xmlBufferFree(b);
+					xf_fail(x, GW_NOMEM, c, "no memory");
+					return;
+				}
 				v = fj_new_string(
 				    x->doc, (const char *)xmlBufferContent(b));
 				xmlBufferFree(b);
@@ -406,7 +421,7 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 				"element outside the FHIR namespace");
 			return;
 		}
-		xf_lookup(x, ctx, name, &info);
+		xmlfhir_lookup(x->set, ctx, name, &info);
 		if (!info.known)
 			info.array = xf_guess_array(name);
 		if (info.known && (x->flags & XMLFHIR_STRICT_ORDER)) {
@@ -421,7 +436,7 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 			}
 			last = info.order;
 		}
-		if (xf_is_resource_type(x, info.type)) {
+		if (xmlfhir_is_resource_type(x->set, info.type)) {
 			/* a contained resource: one child element */
 			const xmlNode *r = c->children;
 
@@ -435,7 +450,7 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 			       info.array, 0);
 			continue;
 		}
-		if (xf_is_primitive(&info) ||
+		if (xmlfhir_is_primitive(&info) ||
 		    (!info.known && xf_has_attr(c, "value"))) {
 			static const char *const pattrs[] = {"value", "id",
 							     NULL};
@@ -469,7 +484,7 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 				xf_put(x, obj, name, xf_mark(v, c), info.array,
 				       0);
 			if (xf_has_extras(c)) {
-				struct xf_ctx ec = {
+				struct xmlfhir_ctx ec = {
 				    rules_type(x->set, "Element"), "Element"};
 				int k =
 				    snprintf(uname, sizeof(uname), "_%s", name);
@@ -523,12 +538,13 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 
 /* An element with children (complex type or backbone element). */
 static struct fj_node *
-xf_object(struct xf *x, const xmlNode *n, const struct xf_ctx *ctx, int depth)
+xf_object(struct xf *x, const xmlNode *n, const struct xmlfhir_ctx *ctx,
+	  int depth)
 {
 	struct fj_node *obj;
 	const char *v;
 
-	if (depth > XF_MAX_DEPTH) {
+	if (depth > XMLFHIR_MAX_DEPTH) {
 		xf_fail(x, GW_PARSE, n, "nesting too deep");
 		return NULL;
 	}
@@ -548,14 +564,14 @@ static struct fj_node *
 xf_resource(struct xf *x, const xmlNode *n, int depth)
 {
 	const char *name = (const char *)n->name;
-	struct xf_ctx ctx = {NULL, NULL};
+	struct xmlfhir_ctx ctx = {NULL, NULL};
 	struct fj_node *obj, *rt;
 
 	if (!xf_is_fhir(n)) {
 		xf_fail(x, GW_PARSE, n, "not a FHIR resource element");
 		return NULL;
 	}
-	if (depth > XF_MAX_DEPTH) {
+	if (depth > XMLFHIR_MAX_DEPTH) {
 		xf_fail(x, GW_PARSE, n, "nesting too deep");
 		return NULL;
 	}

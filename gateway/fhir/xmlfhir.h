@@ -50,6 +50,13 @@ enum gw_err xmlfhir_to_fjson_flags(const char *xml, size_t len,
  * type's element, narrative xhtml divs written as XHTML. Reading the
  * result with xmlfhir_to_fjson gives res back. GW_INVALID (with err) for
  * a node the definitions cannot place, GW_NOMEM.
+ * The XML (UTF-8, no XML declaration, no indentation) is appended to out;
+ * on any failure out is left as it was, GW_TOOBIG when out's maximum is
+ * reached. err names the JSON path ("Patient.name[0].given[1]: ...").
+ * A div is written as libxml2 serializes it, so its text after a round
+ * trip may differ from the input's in XML spelling only (quotes,
+ * character references). No state of its own: threads may call it at
+ * once (libxml2, used for the divs, is thread-safe).
  */
 enum gw_err xmlfhir_from_fjson(const struct fj_node *res,
 			       const struct rules_set *set, struct buf *out,

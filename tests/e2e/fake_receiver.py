@@ -26,7 +26,7 @@ class FakeReceiver:
     """answer(received) returns (status, extra headers dict, body bytes)
     or a number of seconds to sleep first as a 4th element."""
 
-    def __init__(self, pki, cert="gateway2", answer=None):
+    def __init__(self, pki, cert="gateway2", answer=None, port=0):
         self.received = []
         self.lock = threading.Lock()
         self.answer = answer or (lambda r: (200, {}, b"{}"))
@@ -77,7 +77,7 @@ class FakeReceiver:
             def handle_error(self, request, client_address):
                 pass
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever,
                                        daemon=True)

@@ -297,3 +297,20 @@ def test_writable_signing_key_directory(confdir):
     assert re.match(r"^%s:15: \[signing\] key: directory .*/sign holding "
                     r"it is writable by group or others \(mode 0777"
                     % re.escape(str(conf)), r.stderr), r.stderr
+
+
+def test_view_without_pull_is_a_warning(confdir):
+    conf = confdir / "pzpgw.conf"
+    conf.write_text(GOOD + "view = social\n"
+                    "[peer 90000003]\nallow = pull\nview = social\n"
+                    "resources = Goal, https://x.example/SD/a\n")
+    r = check(str(conf))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == (
+        "%s: warning: [peer 90000002] (line 12): resources or view "
+        "without allow = pull has no effect" % conf), r.stderr
+    conf.write_text(GOOD + "resources = Patient goal\n")
+    r = check(str(conf))
+    assert r.returncode == 1
+    assert "%s:14: [peer 90000002] resources: \"goal\" is not a FHIR" \
+        % conf in r.stderr, r.stderr

@@ -233,6 +233,7 @@ test_full(void **state)
 		      "path = /srv/pzpgw/plans.db\n"
 		      "min_free = 1G\n"
 		      "retention = 90\n"
+		      "inbound_retention = 3650d\n"
 		      "[limits]\n"
 		      "max_body = 2M\n"
 		      "max_header = 8k\n"
@@ -280,6 +281,8 @@ test_full(void **state)
 	assert_str("store_path", cfg->store_path, "/srv/pzpgw/plans.db");
 	assert_u64("store_min_free", cfg->store_min_free, 1073741824ull);
 	assert_u64("retention", cfg->store_retention_days, 90);
+	assert_u64("inbound_retention", cfg->store_inbound_retention_ms,
+		   3650ull * 86400000ull);
 	assert_u64("max_body", cfg->max_body, 2097152);
 	assert_u64("max_header", cfg->max_header, 8192);
 	assert_u64("max_connections", cfg->max_connections, 1000);
@@ -308,7 +311,7 @@ test_full(void **state)
 	assert_u64("peer allow", p->allow,
 		   CONFIG_ALLOW_PULL | CONFIG_ALLOW_VALIDATE);
 	assert_u64("peer concurrency", p->concurrency, 2);
-	assert_int_equal(p->line, 43);
+	assert_int_equal(p->line, 44);
 	config_free(cfg);
 }
 
@@ -326,6 +329,7 @@ test_defaults(void **state)
 	assert_str("store_path", cfg->store_path, "/var/lib/pzpgw/pzpgw.db");
 	assert_u64("store_min_free", cfg->store_min_free, 256ull << 20);
 	assert_u64("retention", cfg->store_retention_days, 30);
+	assert_u64("inbound_retention", cfg->store_inbound_retention_ms, 0);
 	assert_u64("max_body", cfg->max_body, 10ull << 20);
 	assert_u64("max_header", cfg->max_header, 16384);
 	assert_u64("max_connections", cfg->max_connections, 256);
@@ -460,6 +464,16 @@ static const struct error_case error_cases[] = {
     {"bad peer URA", BASE "[peer 1234567]\nallow = push\n", 9,
      "[peer 1234567]: \"1234567\" is not a URA number (exactly 8 digits)", 1},
     {"peer without URA", BASE "[peer]\n", 9, "\"\" is not a URA number", 1},
+    {"bad resources item", BASE "[peer 90000002]\nresources = Patient, goal\n",
+     10,
+     "[peer 90000002] resources: \"goal\" is not a FHIR resource type "
+     "(\"Patient\") or a profile URL",
+     1},
+    {"resources URL with a bad character",
+     BASE "[peer 90000002]\nresources = https://x.nl/\x01\n", 10,
+     "[peer 90000002] resources: ", 1},
+    {"bad view", BASE "[peer 90000002]\nview = medical\n", 10,
+     "[peer 90000002] view: \"medical\"", 1},
     {"bad size", BASE "[limits]\nmax_body = 10Q\n", 10,
      "[limits] max_body: \"10Q\" is not a size (examples: 512k, 10M)", 1},
     {"size too big", BASE "[limits]\nmax_body = 2G\n", 10,
@@ -484,6 +498,13 @@ static const struct error_case error_cases[] = {
      "[limits] max_connections: \"many\" is not a whole number", 1},
     {"number out of range", BASE "[store]\nretention = 4000\n", 10,
      "[store] retention: \"4000\" is out of range (1..3650)", 1},
+    {"inbound retention too short", BASE "[store]\ninbound_retention = 5m\n",
+     10, "[store] inbound_retention: \"5m\" is out of range (1h..", 1},
+    {"inbound retention not a duration",
+     BASE "[store]\ninbound_retention = forever\n", 10,
+     "[store] inbound_retention: \"forever\" is not a duration (examples: "
+     "250ms, 30s, 5m, 1h, 7d) or keep",
+     1},
     {"negative number", BASE "[delivery]\nconcurrency = -1\n", 10,
      "[delivery] concurrency: \"-1\" is out of range (1..64)", 1},
     {"bad URA", "[organisation]\nura = 9000000A\nname = x\n" LISTEN, 2,
@@ -583,6 +604,29 @@ static const struct error_case error_cases[] = {
      "[peer 90000002] server_ura: 90000001 is this gateway's own URA "
      "([organisation] ura): deliveries would come back to it",
      1},
+#define NT(v) BASE "[peer 90000002]\nallow = pull\nnotify = " v "\n"
+    {"notify not https", NT("http://gp.example.nl/notify"), 11,
+     "[peer 90000002] notify: \"http://gp.example.nl/notify\" is not an "
+     "https:// URL",
+     1},
+    {"notify query", NT("https://gp.example.nl/notify?token=x"), 11,
+     "has a query or fragment ('?' or '#'): the Task is posted to exactly "
+     "this URL",
+     1},
+    {"notify user", NT("https://me@gp.example.nl/notify"), 11, "has user-info",
+     1},
+#undef NT
+    {"notify with endpoint",
+     BASE "[peer 90000002]\nendpoint = https://gw.example.nl/fhir\n"
+	  "allow = pull\nnotify = https://gp.example.nl/notify\n",
+     12,
+     "[peer 90000002] notify: only for an organisation this gateway serves "
+     "(no endpoint)",
+     1},
+    {"notify without pull",
+     BASE "[peer 90000002]\nnotify = https://gp.example.nl/notify\n"
+	  "allow = push\n",
+     10, "[peer 90000002] notify: needs allow = pull", 1},
     {"bad address", BASE "[admin]\naddress = 127.0.0.1 9090\n", 10,
      "[admin] address: \"127.0.0.1 9090\" is not an IP address", 1},
     {"empty value", BASE "[process]\nuser =\n", 10,
@@ -780,6 +824,8 @@ test_peers(void **state)
 			   "allow = push,pull , validate\n"
 			   "server_ura = 90000099\n"
 			   "concurrency = 16\n"
+			   "resources = Patient, https://x.nl/SD/A|1.0\n"
+			   "view = social\n"
 			   "[delivery]\n"
 			   "concurrency = 6\n");
 	const struct config_peer *p;
@@ -805,6 +851,8 @@ test_peers(void **state)
 	p = config_peer_find(cfg, "90000004");
 	assert_non_null(p);
 	assert_u64("allow empty", p->allow, 0);
+	assert_null(p->resources);
+	assert_str("view default", p->view, "full");
 	assert_str("server_ura", p->server_ura, "90000004");
 
 	p = config_peer_find(cfg, "90000005");
@@ -814,6 +862,8 @@ test_peers(void **state)
 		       CONFIG_ALLOW_VALIDATE);
 	assert_str("server_ura", p->server_ura, "90000099");
 	assert_u64("concurrency", p->concurrency, 16);
+	assert_str("resources", p->resources, "Patient, https://x.nl/SD/A|1.0");
+	assert_str("view", p->view, "social");
 
 	assert_null(config_peer_find(cfg, "90000001"));
 	assert_null(config_peer_find(cfg, "9000000"));
@@ -1103,6 +1153,30 @@ test_production_certificate(void **state)
 }
 
 /* Many peers: the array grows; the file stays under the size limit. */
+/* [peer] notify: the URL kept as written, with its line; none by
+ * default. */
+static void
+test_peer_notify(void **state)
+{
+	struct config *cfg =
+	    load_good(BASE "[peer 90000003]\n"
+			   "allow = pull\n"
+			   "notify = https://gp1.pzpgw.test:9443/pzp/notify\n"
+			   "[peer 90000004]\n"
+			   "allow = pull\n");
+	const struct config_peer *p = config_peer_find(cfg, "90000003");
+
+	assert_non_null(p);
+	assert_str("notify", p->notify,
+		   "https://gp1.pzpgw.test:9443/pzp/notify");
+	assert_int_equal(p->notify_line, 11);
+	p = config_peer_find(cfg, "90000004");
+	assert_non_null(p);
+	assert_null(p->notify);
+	assert_int_equal(p->notify_line, 0);
+	config_free(cfg);
+}
+
 static void
 test_many_peers(void **state)
 {
@@ -1279,6 +1353,7 @@ main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_many_errors),
 	    cmocka_unit_test(test_peers),
+	    cmocka_unit_test(test_peer_notify),
 	    cmocka_unit_test(test_endpoints_accepted),
 	    cmocka_unit_test(test_writers),
 	    cmocka_unit_test(test_production_certificate),

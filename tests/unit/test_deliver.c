@@ -165,10 +165,10 @@ receiver_listen(struct fixture *fx, unsigned port)
 	char text[2048], err[256];
 	struct http_route routes[] = {
 	    {"POST", "/fhir/$process-message", HTTP_ROUTE_HAS_BODY,
-	     CONFIG_ALLOW_PUSH, recv_handler, r},
-	    {NULL, NULL, 0, 0, NULL, NULL},
+	     CONFIG_ALLOW_PUSH, recv_handler, r, NULL},
+	    {NULL, NULL, 0, 0, NULL, NULL, NULL},
 	};
-	struct http_route none[] = {{NULL, NULL, 0, 0, NULL, NULL}};
+	struct http_route none[] = {{NULL, NULL, 0, 0, NULL, NULL, NULL}};
 
 	snprintf(text, sizeof(text), fmt, rcv_address, port, dir, dir, dir,
 		 dir);

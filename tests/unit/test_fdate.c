@@ -89,12 +89,55 @@ test_compare(void **state)
 	}
 }
 
+/* The instants a value stands for, as FHIR search reads it. */
+static void
+test_range(void **state)
+{
+	static const struct {
+		const char *s;
+		long long lo, hi; /* ms since the epoch; lo -1: refused */
+	} cases[] = {
+	    {"1970", 0, 31536000000LL},
+	    {"2024", 1704067200000LL, 1735689600000LL},	   /* leap year */
+	    {"2024-02", 1706745600000LL, 1709251200000LL}, /* 29 days */
+	    {"2024-12", 1733011200000LL, 1735689600000LL},
+	    {"2024-06-01", 1717200000000LL, 1717286400000LL},
+	    {"2024-06-01T00:00Z", 1717200000000LL, 1717200060000LL},
+	    {"2024-06-01T02:00:00+02:00", 1717200000000LL, 1717200001000LL},
+	    {"2024-05-31T19:00:00-05:00", 1717200000000LL, 1717200001000LL},
+	    {"2024-06-01T00:00:00", 1717200000000LL, 1717200001000LL},
+	    {"2024-06-01T00:00:00.5Z", 1717200000500LL, 1717200000600LL},
+	    {"2024-06-01T00:00:00.25Z", 1717200000250LL, 1717200000260LL},
+	    {"2024-06-01T00:00:00.125Z", 1717200000125LL, 1717200000126LL},
+	    {"2024-06-01T00:00:00.1259Z", 1717200000125LL, 1717200000126LL},
+	    {"1969-12-31", -86400000LL, 0},
+	};
+	size_t i;
+	struct fdate d;
+	int64_t lo, hi;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (!fdate_parse(cases[i].s, strlen(cases[i].s), FDATE_DATETIME,
+				 &d) ||
+		    !fdate_range_ms(&d, &lo, &hi))
+			fail_msg("fdate_range_ms(%s): refused", cases[i].s);
+		if (lo != cases[i].lo || hi != cases[i].hi)
+			fail_msg("fdate_range_ms(%s): got [%lld, %lld), want "
+				 "[%lld, %lld)",
+				 cases[i].s, (long long)lo, (long long)hi,
+				 cases[i].lo, cases[i].hi);
+	}
+	assert_true(fdate_parse("10:00", 5, FDATE_TIME, &d));
+	assert_false(fdate_range_ms(&d, &lo, &hi));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_compare),
+	    cmocka_unit_test(test_range),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -820,6 +820,76 @@ test_xml_instance(void **state)
 	assert_null(doc);
 }
 
+/* A div's characters stay UTF-8, in attributes too, whether or not the
+ * XML declares its encoding (libxml2 alone writes &#x201C; in attributes
+ * of documents without a declaration). */
+static void
+test_xml_div_utf8(void **state)
+{
+	static const char *const heads[] = {
+	    "", "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"};
+	static const char want[] =
+	    "<div xmlns=\"http://www.w3.org/1999/xhtml\" "
+	    "title=\"\xe2\x80\x9cq\xe2\x80\x9d\">\xc3\xa9</div>";
+
+	for (size_t i = 0; i < 2; i++) {
+		char xml[512], err[256];
+		struct fj_doc *doc = NULL;
+		const char *div;
+
+		snprintf(xml, sizeof(xml),
+			 "%s<Patient xmlns=\"http://hl7.org/fhir\"><text>"
+			 "<status value=\"generated\"/>%s</text></Patient>",
+			 heads[i], want);
+		assert_int_equal(xmlfhir_to_fjson(xml, strlen(xml), r4, &doc,
+						  err, sizeof(err)),
+				 GW_OK);
+		div = fj_get_str(fj_get(doc->root, "text"), "div");
+		assert_non_null(div);
+		if (strcmp(div, want) != 0)
+			fail_msg("declaration \"%s\": got %s, want %s",
+				 heads[i], div, want);
+		fj_doc_free(doc);
+	}
+}
+
+/* A div whose namespace an ancestor declares gets the declaration in its
+ * JSON text, which must stand alone as XHTML. */
+static void
+test_xml_div_ns(void **state)
+{
+	static const struct {
+		const char *xml, *want;
+	} cases[] = {
+	    {"<Patient xmlns=\"http://hl7.org/fhir\" "
+	     "xmlns:h=\"http://www.w3.org/1999/xhtml\"><text><status "
+	     "value=\"generated\"/><h:div><h:p>x</h:p></h:div></text>"
+	     "</Patient>",
+	     "<h:div xmlns:h=\"http://www.w3.org/1999/xhtml\"><h:p>x</h:p>"
+	     "</h:div>"},
+	    {"<f:Patient xmlns:f=\"http://hl7.org/fhir\" "
+	     "xmlns=\"http://www.w3.org/1999/xhtml\"><f:text><f:status "
+	     "value=\"generated\"/><div><p>x</p></div></f:text></f:Patient>",
+	     "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>x</p></div>"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fj_doc *doc = NULL;
+		const char *div;
+		char err[256];
+
+		assert_int_equal(xmlfhir_to_fjson(cases[i].xml,
+						  strlen(cases[i].xml), r4,
+						  &doc, err, sizeof(err)),
+				 GW_OK);
+		div = fj_get_str(fj_get(doc->root, "text"), "div");
+		assert_non_null(div);
+		if (strcmp(div, cases[i].want) != 0)
+			fail_msg("got %s, want %s", div, cases[i].want);
+		fj_doc_free(doc);
+	}
+}
+
 static char *
 xstrdup(const char *s)
 {
@@ -1060,6 +1130,8 @@ main(void)
 	    cmocka_unit_test(test_valueset_expansion),
 	    cmocka_unit_test(test_xml_equals_json),
 	    cmocka_unit_test(test_xml_instance),
+	    cmocka_unit_test(test_xml_div_utf8),
+	    cmocka_unit_test(test_xml_div_ns),
 	    cmocka_unit_test(test_rule_file_roundtrip),
 	    cmocka_unit_test(test_missing_sources),
 	    cmocka_unit_test(test_extension_contexts),

@@ -980,6 +980,136 @@ test_group_commit(void **state)
 	store_rows_free(rows, n);
 }
 
+/* Notified pull: notices commit with their inbound accept, each a message
+ * of its own (direction notice) with one outbox row, claimed and read
+ * back like any row; a duplicate accept stores none; a failing notice
+ * takes its accept with it. */
+static void
+test_notices(void **state)
+{
+	struct fixture *f = *state;
+	static const char task1[] = "{\"resourceType\":\"Task\",\"n\":1}";
+	static const char task2[] = "{\"resourceType\":\"Task\",\"n\":2}";
+	struct store_notice nt[2] = {
+	    {.id = "n1",
+	     .receiver = R1,
+	     .doc = task1,
+	     .doc_len = sizeof(task1) - 1,
+	     .sha256 = "aa"},
+	    {.id = "n2",
+	     .receiver = R2,
+	     .doc = task2,
+	     .doc_len = sizeof(task2) - 1,
+	     .sha256 = "bb"},
+	};
+	struct store_filter flt = {.state = -1};
+	struct store_message *m = NULL;
+	struct store_row *rows = NULL;
+	struct store_accept r = req("in1", "v1", "pat", NULL, 0, T0);
+	struct store_result res;
+	struct acks a = {.path = f->path};
+	char copy[64], ids[256];
+	size_t n;
+
+	r.direction = STORE_INBOUND;
+	r.notices = nt;
+	r.nnotices = 2;
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	assert_int_equal(store_list(f->s, &flt, &rows, &n), GW_OK);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(rows[i].direction, STORE_NOTICE);
+		assert_string_equal(rows[i].id, nt[i].id);
+		assert_string_equal(rows[i].receiver, nt[i].receiver);
+		assert_string_equal(rows[i].sender, SENDER);
+		assert_int_equal(rows[i].state, STORE_DUE);
+	}
+	store_rows_free(rows, n);
+	assert_string_equal(store_direction_name(STORE_NOTICE), "notice");
+
+	/* The message itself has no row; the notice carries the Task. */
+	assert_int_equal(store_show(f->s, "in1", false, &m), GW_OK);
+	assert_int_equal(m->direction, STORE_INBOUND);
+	assert_int_equal(m->nrows, 0);
+	store_message_free(m);
+	claim_ids(f->s, R1, T0, ids, sizeof(ids));
+	assert_string_equal(ids, "n1/" R1);
+	assert_int_equal(store_get_document(f->s, "n1", &m), GW_OK);
+	assert_int_equal(m->direction, STORE_NOTICE);
+	assert_string_equal(m->bundle_system, STORE_NOTICE_SYSTEM);
+	assert_int_equal(m->doc_len, sizeof(task1) - 1);
+	assert_memory_equal(m->doc, task1, m->doc_len);
+	store_message_free(m);
+	assert_int_equal(store_delivered(f->s, "n1", R1, 200, T0), GW_OK);
+
+	/* The same message again (at least once): no new notice. */
+	nt[0].id = "n3";
+	nt[1].id = "n4";
+	assert_int_equal(store_accept(f->s, &r, &res), GW_EXISTS);
+	store_result_cleanup(&res);
+	assert_int_equal(store_get_document(f->s, "n3", &m), GW_NOTFOUND);
+
+	/* A notice that cannot be stored (its id is taken) fails the whole
+	   accept: the message is not stored without its notices. */
+	r.id = "in2";
+	r.bundle_value = "v2";
+	nt[0].id = "n2";
+	assert_int_not_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	assert_int_equal(store_show(f->s, "in2", false, &m), GW_NOTFOUND);
+	assert_int_equal(store_get_document(f->s, "n4", &m), GW_NOTFOUND);
+
+	/* Through the writer thread: the notices are copied at submit. */
+	r.id = "in3";
+	r.bundle_value = "v3";
+	util_strlcpy(copy, task2, sizeof(copy));
+	nt[0] = (struct store_notice){.id = "n5",
+				      .receiver = R1,
+				      .doc = copy,
+				      .doc_len = strlen(copy),
+				      .sha256 = "cc"};
+	r.nnotices = 1;
+	assert_int_equal(store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+	memset(copy, 'x', sizeof(copy) - 1);
+	nt[0].id = "zz";
+	pump(f->s, &a, 1);
+	assert_int_equal(a.ok, 1);
+	assert_int_equal(store_get_document(f->s, "n5", &m), GW_OK);
+	assert_int_equal(m->doc_len, sizeof(task2) - 1);
+	assert_memory_equal(m->doc, task2, m->doc_len);
+	store_message_free(m);
+
+	/* Malformed: notices on an outbound accept, two for one receiver,
+	   a notice id equal to the message's, the reserved system. */
+	nt[0].id = "n6";
+	nt[1] = nt[0];
+	nt[1].id = "n7";
+	r.id = "in4";
+	r.bundle_value = "v4";
+	r.nnotices = 2;
+	assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+	store_result_cleanup(&res);
+	nt[1].receiver = R2;
+	nt[1].id = "in4";
+	assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+	store_result_cleanup(&res);
+	nt[1].id = "n7";
+	r.direction = STORE_OUTBOUND;
+	{
+		const char *rc[1] = {R1};
+
+		r.receivers = rc;
+		r.nreceivers = 1;
+		assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+		store_result_cleanup(&res);
+		r.nnotices = 0;
+		r.bundle_system = STORE_NOTICE_SYSTEM;
+		assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+		store_result_cleanup(&res);
+	}
+}
+
 static void
 test_queue_full(void **state)
 {
@@ -1448,6 +1578,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_notices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crash, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_disk_need, setup, teardown),

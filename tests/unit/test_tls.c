@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -749,6 +750,21 @@ test_handshakes(void **state)
 				fail_msg("%s: got peer ura %s, want %s", what,
 					 peer.ura, cases[i].ura);
 			assert_true(strstr(peer.subject, "O=") != NULL);
+			/* The audit's certificate fields: the issuing CA
+			   and the serial the client really presented. */
+			assert_non_null(strstr(peer.issuer, "UZI-register"));
+			{
+				BIGNUM *want = ASN1_INTEGER_to_BN(
+				    X509_get0_serialNumber(
+					SSL_get_certificate(h.c)),
+				    NULL);
+				BIGNUM *have = NULL;
+
+				assert_true(BN_hex2bn(&have, peer.serial) > 0);
+				assert_int_equal(BN_cmp(want, have), 0);
+				BN_free(want);
+				BN_free(have);
+			}
 			assert_int_equal(peer.test_policy,
 					 cases[i].env == CONFIG_ENV_TEST);
 			assert_true(peer.not_after > (int64_t)time(NULL));

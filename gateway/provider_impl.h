@@ -1,0 +1,55 @@
+/*
+ * What provider.c (requests, workers, audit, answers) and provider_run.c
+ * (the FHIR work of one request in a worker) share: the job.
+ */
+#ifndef GW_PROVIDER_IMPL_H
+#define GW_PROVIDER_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "provider.h"
+#include "store.h"
+
+/* Largest answer of one request: 250 resources plus their includes. */
+#define PROVIDER_OUT_MAX (64u << 20)
+
+/*
+ * One pull request between its arrival and its answer. The loop thread
+ * fills the input (copies: the worker never touches req) and sends the
+ * answer; provider_run, in a worker, fills the output.
+ */
+struct provider_job {
+	struct provider_job *next;
+	struct http_req *req; /* loop thread only */
+	const struct provider *prov;
+
+	/* Input. */
+	bool post;	  /* POST _search: form is query + body */
+	char *path;	  /* decoded, "/fhir/..." */
+	char *form;	  /* the parameters, still URL-encoded */
+	char accept[256]; /* Accept header, "" none */
+	bool lenient;	  /* Prefer: handling=lenient */
+	char base[320];	  /* "https://host:port/fhir", for links */
+	char ura[STORE_URA_MAX + 1];
+	char *resources; /* the peer's [peer] resources, or NULL */
+	char *view;	 /* the peer's view, or NULL */
+
+	/* Output. */
+	int status;
+	bool xml;		      /* the body is FHIR XML */
+	struct buf out;		      /* the body */
+	char etag[32];		      /* ETag header, "" none */
+	char last_modified[40];	      /* Last-Modified header, "" none */
+	const char *retry_after;      /* Retry-After (static), NULL none */
+	struct store_audit_rec audit; /* interaction, bsn, count, query */
+};
+
+/* Worker: do the job's FHIR work with reader r (NULL: the store is not
+ * open), filling status, body, headers and the audit record's
+ * interaction, bsn and count. Never fails: errors become an answer. */
+void provider_run(struct provider_job *j, struct store_reader *r);
+
+#endif

@@ -1,0 +1,866 @@
+/*
+ * The received-data index: index_prepare on real message Bundles (ids,
+ * references, entered-in-error, BSN), and the store's side on real SQLite
+ * files: versions, snapshots, history, hidden versions, scope per
+ * receiver, the index committed atomically with its accept, the inbox
+ * and inbound retention.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fjson.h"
+#include "index.h"
+#include "store.h"
+#include "util.h"
+
+#define GP1    "90000003"
+#define GP2    "90000004"
+#define SENDER "90000002"
+#define VIA    "90000001"
+#define BSN    "999911120"
+#define T0     1700000000000LL
+
+static const unsigned char secret1[INDEX_SECRET_LEN] = {1, 2, 3};
+static const unsigned char secret2[INDEX_SECRET_LEN] = {9, 8, 7};
+
+/* A message with a Patient, a Consent pointing at it by urn:uuid and at
+ * a RelatedPerson by relative id, an Encounter by absolute URL with
+ * _history, a contained resource pointing at the Patient, an external
+ * reference, an Observation without identifier entered in error, meta
+ * to be stripped, and the gateway's relay Provenance. */
+static const char msg_text[] =
+    "{\"resourceType\":\"Bundle\",\"type\":\"message\",\"entry\":["
+    "{\"fullUrl\":\"urn:uuid:0000-mh\",\"resource\":{\"resourceType\":"
+    "\"MessageHeader\",\"sender\":{\"identifier\":{\"system\":"
+    "\"http://fhir.nl/fhir/NamingSystem/ura\",\"value\":\"" SENDER "\"}},"
+    "\"focus\":[{\"reference\":\"urn:uuid:0000-pat\"}]}},"
+    "{\"fullUrl\":\"urn:uuid:0000-pat\",\"resource\":{\"resourceType\":"
+    "\"Patient\",\"id\":\"pat1\",\"meta\":{\"versionId\":\"7\","
+    "\"lastUpdated\":\"2020-01-01T00:00:00Z\"},\"identifier\":[{\"system\":"
+    "\"http://fhir.nl/fhir/NamingSystem/bsn\",\"value\":\"" BSN "\"}]}},"
+    "{\"fullUrl\":\"http://example.org/fhir/RelatedPerson/rp1\",\"resource\":"
+    "{\"resourceType\":\"RelatedPerson\",\"id\":\"rp1\",\"identifier\":[{"
+    "\"value\":\"no-system\"},{\"system\":\"urn:rp\",\"value\":\"r-1\"}],"
+    "\"patient\":{\"reference\":\"urn:uuid:0000-pat\"}}},"
+    "{\"fullUrl\":\"urn:uuid:0000-enc\",\"resource\":{\"resourceType\":"
+    "\"Encounter\",\"id\":\"enc1\",\"meta\":{\"profile\":[\"http://x/p\"],"
+    "\"versionId\":\"2\"},\"identifier\":[{\"system\":\"urn:enc\","
+    "\"value\":\"e-1\"}],\"status\":\"finished\",\"subject\":{"
+    "\"reference\":\"Patient/pat1\"}}},"
+    "{\"fullUrl\":\"urn:uuid:0000-con\",\"resource\":{\"resourceType\":"
+    "\"Consent\",\"identifier\":[{\"system\":\"urn:con\",\"value\":\"c-1\"}],"
+    "\"status\":\"active\",\"contained\":[{\"resourceType\":\"Basic\","
+    "\"id\":\"b\",\"subject\":{\"reference\":\"urn:uuid:0000-pat\"}}],"
+    "\"patient\":{\"reference\":\"urn:uuid:0000-pat\"},"
+    "\"provision\":{\"actor\":[{\"reference\":{\"reference\":"
+    "\"RelatedPerson/rp1\"}},{\"reference\":{\"reference\":"
+    "\"Practitioner/elsewhere\"}}]},"
+    "\"sourceReference\":{\"reference\":"
+    "\"http://example.org/fhir/Encounter/enc1/_history/3\"}}},"
+    "{\"fullUrl\":\"urn:uuid:0000-obs\",\"resource\":{\"resourceType\":"
+    "\"Observation\",\"status\":\"entered-in-error\",\"subject\":{"
+    "\"reference\":\"urn:uuid:0000-pat\"}}},"
+    "{\"fullUrl\":\"urn:uuid:0000-prov\",\"resource\":{\"resourceType\":"
+    "\"Provenance\",\"policy\":[\"http://pzpgw.nl/fhir/"
+    "relayed-signature\"]}}]}";
+
+static struct fj_doc *
+parse(const char *text)
+{
+	struct fj_doc *doc = NULL;
+
+	assert_int_equal(fj_parse(text, strlen(text), 0, &doc, NULL), GW_OK);
+	return doc;
+}
+
+/* The entry of type in x, or fail. */
+static const struct store_index_entry *
+entry_of(const struct store_index *x, const char *type)
+{
+	for (size_t i = 0; i < x->n; i++)
+		if (strcmp(x->entries[i].type, type) == 0)
+			return &x->entries[i];
+	fail_msg("no %s entry", type);
+	return NULL;
+}
+
+/* A string at a path of member names in json (entry e's resource). */
+static void
+expect_str(const struct store_index_entry *e, const char *const *path,
+	   const char *want)
+{
+	struct fj_doc *doc = NULL;
+	const struct fj_node *n;
+	const char *got;
+
+	assert_int_equal(fj_parse(e->json, e->json_len, 0, &doc, NULL), GW_OK);
+	n = doc->root;
+	for (; *path != NULL; path++) {
+		if (n != NULL && n->type == FJ_ARRAY)
+			n = fj_at(n, (size_t)strtoul(*path, NULL, 10));
+		else
+			n = fj_get(n, *path);
+	}
+	got = n != NULL && n->type == FJ_STRING ? n->u.str.s : NULL;
+	if (want == NULL ? got != NULL : got == NULL || strcmp(got, want) != 0)
+		fail_msg("%s %s: got %s, want %s", e->type, path[-1],
+			 got ? got : "(none)", want ? want : "(none)");
+	fj_doc_free(doc);
+}
+
+static void
+test_prepare(void **state)
+{
+	struct fj_doc *doc = parse(msg_text);
+	struct index_set *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+	const struct store_index *x, *y;
+	const struct store_index_entry *pat, *con, *enc, *obs, *rp;
+	char want[128];
+
+	(void)state;
+	assert_int_equal(index_prepare(doc->root, GP1, secret1, 0, &a), GW_OK);
+	assert_int_equal(index_prepare(doc->root, GP1, secret1, 0, &b), GW_OK);
+	assert_int_equal(index_prepare(doc->root, GP2, secret1, 0, &c), GW_OK);
+	assert_int_equal(index_prepare(doc->root, GP1, secret2, 0, &d), GW_OK);
+	x = index_get(a);
+	assert_string_equal(x->receiver, GP1);
+	assert_string_equal(x->bsn, BSN);
+	assert_string_equal(x->sender, SENDER);
+	/* Every entry but the MessageHeader and the relay Provenance. */
+	assert_int_equal(x->n, 5);
+	pat = entry_of(x, "Patient");
+	con = entry_of(x, "Consent");
+	enc = entry_of(x, "Encounter");
+	obs = entry_of(x, "Observation");
+	rp = entry_of(x, "RelatedPerson");
+	/* Keys: the first identifier with system and value, else fullUrl. */
+	assert_string_equal(pat->key,
+			    "http://fhir.nl/fhir/NamingSystem/bsn|" BSN);
+	assert_string_equal(rp->key, "urn:rp|r-1");
+	assert_string_equal(obs->key, "urn:uuid:0000-obs");
+	/* Ids: stable per (receiver, type, key), 32 hex, nothing of the
+	   key in them, another per receiver and per secret. */
+	for (size_t i = 0; i < x->n; i++) {
+		assert_int_equal(strlen(x->entries[i].id), INDEX_ID_LEN);
+		assert_int_equal(strspn(x->entries[i].id, "0123456789abcdef"),
+				 INDEX_ID_LEN);
+		assert_string_equal(x->entries[i].id,
+				    index_get(b)->entries[i].id);
+		assert_string_not_equal(x->entries[i].id,
+					index_get(c)->entries[i].id);
+		assert_string_not_equal(x->entries[i].id,
+					index_get(d)->entries[i].id);
+		assert_null(strstr(x->entries[i].id, BSN));
+		assert_string_equal(x->entries[i].sha256,
+				    index_get(b)->entries[i].sha256);
+	}
+	/* Served id is the logical id; meta.versionId/lastUpdated gone,
+	   meta.profile kept, an emptied meta dropped. */
+	expect_str(pat, (const char *[]){"id", NULL}, pat->id);
+	expect_str(pat, (const char *[]){"meta", "versionId", NULL}, NULL);
+	expect_str(enc, (const char *[]){"meta", "versionId", NULL}, NULL);
+	expect_str(enc, (const char *[]){"meta", "profile", "0", NULL},
+		   "http://x/p");
+	assert_null(strstr(pat->json, "\"meta\""));
+	/* References: urn:uuid, relative Type/id, absolute with _history,
+	   nested (Consent.provision.actor.reference.reference) and in a
+	   contained resource; an external one unchanged. */
+	snprintf(want, sizeof(want), "Patient/%s", pat->id);
+	expect_str(con, (const char *[]){"patient", "reference", NULL}, want);
+	expect_str(enc, (const char *[]){"subject", "reference", NULL}, want);
+	expect_str(rp, (const char *[]){"patient", "reference", NULL}, want);
+	expect_str(
+	    con,
+	    (const char *[]){"contained", "0", "subject", "reference", NULL},
+	    want);
+	snprintf(want, sizeof(want), "RelatedPerson/%s", rp->id);
+	expect_str(con,
+		   (const char *[]){"provision", "actor", "0", "reference",
+				    "reference", NULL},
+		   want);
+	expect_str(con,
+		   (const char *[]){"provision", "actor", "1", "reference",
+				    "reference", NULL},
+		   "Practitioner/elsewhere");
+	snprintf(want, sizeof(want), "Encounter/%s", enc->id);
+	expect_str(con, (const char *[]){"sourceReference", "reference", NULL},
+		   want);
+	/* No urn:uuid of the message is left in what is served. */
+	for (size_t i = 0; i < x->n; i++)
+		assert_null(strstr(x->entries[i].json, "urn:uuid:"));
+	/* entered-in-error: hidden. */
+	assert_true(obs->hidden);
+	assert_false(con->hidden);
+	assert_false(pat->hidden);
+
+	/* The same message once more gives the same json byte for byte. */
+	assert_memory_equal(con->json, entry_of(index_get(b), "Consent")->json,
+			    con->json_len);
+	y = index_get(c);
+	assert_string_equal(y->receiver, GP2);
+	index_free(a);
+	index_free(b);
+	index_free(c);
+	index_free(d);
+	fj_doc_free(doc);
+}
+
+static void
+test_prepare_bsn_only(void **state)
+{
+	struct fj_doc *doc = parse(msg_text);
+	struct fj_doc *none = parse("{\"resourceType\":\"Bundle\",\"entry\":[{"
+				    "\"resource\":{\"resourceType\":"
+				    "\"Patient\",\"identifier\":[{\"system\":"
+				    "\"urn:other\",\"value\":\"1\"}]}}]}");
+	struct index_set *a = NULL;
+
+	(void)state;
+	assert_int_equal(
+	    index_prepare(doc->root, GP1, secret1, INDEX_BSN_ONLY, &a), GW_OK);
+	assert_string_equal(index_get(a)->bsn, BSN);
+	assert_int_equal(index_get(a)->n, 0);
+	index_free(a);
+	/* No BSN: "", and the Patient is still indexed by its key. */
+	assert_int_equal(index_prepare(none->root, GP1, secret1, 0, &a), GW_OK);
+	assert_string_equal(index_get(a)->bsn, "");
+	assert_string_equal(index_get(a)->sender, "");
+	assert_int_equal(index_get(a)->n, 1);
+	assert_string_equal(index_get(a)->entries[0].key, "urn:other|1");
+	index_free(a);
+	assert_int_equal(
+	    index_prepare(doc->root->u.kids.first, GP1, secret1, 0, &a),
+	    GW_INVALID);
+	assert_null(a);
+	fj_doc_free(none);
+	fj_doc_free(doc);
+}
+
+/* ---- the store side ---- */
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct store *s;
+	struct store_reader *r;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct store_options o = {0};
+
+	assert_non_null(f);
+	util_strlcpy(f->dir, "/tmp/pzpgw-index-XXXXXX", sizeof(f->dir));
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
+	o.path = f->path;
+	o.create = true;
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	assert_int_equal(store_reader_open(f->s, &f->r), GW_OK);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	const char *sfx[] = {"store.db", "store.db-wal", "store.db-shm",
+			     "store.db" STORE_MARKER_SUFFIX};
+	char p[160];
+
+	store_reader_free(f->r);
+	store_free(f->s);
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(sfx); i++) {
+		snprintf(p, sizeof(p), "%s/%s", f->dir, sfx[i]);
+		unlink(p);
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A hand-made entry: type/id with content json. */
+static struct store_index_entry
+ent(const char *type, const char *id, const char *json, bool hidden)
+{
+	static char shas[64][65];
+	static unsigned next;
+	unsigned char md[32] = {0};
+	char *sha = shas[next++ % 64];
+	struct store_index_entry e = {.type = type,
+				      .id = id,
+				      .key = id,
+				      .json = json,
+				      .json_len = strlen(json),
+				      .sha256 = sha,
+				      .hidden = hidden};
+
+	/* Not SHA-256, but one value per content is all the store uses. */
+	for (size_t i = 0; json[i] != '\0'; i++)
+		md[i % 32] =
+		    (unsigned char)(md[i % 32] * 31u + (unsigned)json[i]);
+	util_hex(md, sizeof(md), sha);
+	return e;
+}
+
+/* Accept inbound message id for receiver with entries (n of them). */
+static enum gw_err
+accept_ix(struct store *s, const char *id, const char *receiver,
+	  const char *bsn, const struct store_index_entry *e, size_t n,
+	  int64_t at)
+{
+	struct store_index x = {.receiver = receiver,
+				.bsn = bsn,
+				.sender = SENDER,
+				.entries = e,
+				.n = n};
+	struct store_accept r = {
+	    .id = id,
+	    .direction = STORE_INBOUND,
+	    .sender_ura = VIA, /* a gateway relaying for SENDER */
+	    .bundle_system = "urn:ietf:rfc:3986",
+	    .bundle_value = id,
+	    .patient_key = "pk",
+	    .fhir_version = "4.0.1",
+	    .doc = "{\"resourceType\":\"Bundle\"}",
+	    .doc_len = 25,
+	    .sha256 = id,
+	    .accepted_at = at,
+	    .answer_status = 202,
+	    .index = &x,
+	    .nindex = 1,
+	};
+	struct store_result res;
+	enum gw_err err = store_accept(s, &r, &res);
+
+	store_result_cleanup(&res);
+	return err;
+}
+
+/* Versions of q as "type/id/vid[h][c]@msg" joined by spaces. */
+static void
+find(struct store_reader *rd, const struct store_res_query *q, char *out,
+     size_t n)
+{
+	struct store_res *v = NULL;
+	size_t nv = 0;
+
+	assert_int_equal(store_res_find(rd, q, &v, &nv), GW_OK);
+	out[0] = '\0';
+	for (size_t i = 0; i < nv; i++) {
+		size_t len = strlen(out);
+
+		assert_int_equal(strlen(v[i].json), v[i].json_len);
+		snprintf(out + len, n - len, "%s%s/%s/%lld%s%s@%s",
+			 i > 0 ? " " : "", v[i].type, v[i].id,
+			 (long long)v[i].vid, v[i].hidden ? "h" : "",
+			 v[i].current ? "c" : "", v[i].msg_id);
+		if (i > 0)
+			assert_true(v[i].seq > v[i - 1].seq);
+	}
+	store_res_free(v, nv);
+}
+
+#define EXPECT_FIND(rd, q, want)                                               \
+	do {                                                                   \
+		char got_[1024];                                               \
+		find((rd), (q), got_, sizeof(got_));                           \
+		if (strcmp(got_, (want)) != 0)                                 \
+			fail_msg("got \"%s\", want \"%s\"", got_, (want));     \
+	} while (0)
+
+static void
+test_versions(void **state)
+{
+	struct fixture *f = *state;
+	struct store_index_entry m1[] = {
+	    ent("Patient", "p", "{\"resourceType\":\"Patient\"}", false),
+	    ent("Consent", "c", "{\"resourceType\":\"Consent\",\"v\":1}",
+		false),
+	    ent("Goal", "g", "{\"resourceType\":\"Goal\"}", false),
+	};
+	/* m2: Consent changed, Patient the same, Goal entered in error. */
+	struct store_index_entry m2[] = {
+	    ent("Patient", "p", "{\"resourceType\":\"Patient\"}", false),
+	    ent("Consent", "c", "{\"resourceType\":\"Consent\",\"v\":2}",
+		false),
+	    ent("Goal", "g",
+		"{\"resourceType\":\"Goal\",\"lifecycleStatus\":"
+		"\"entered-in-error\"}",
+		true),
+	};
+	struct store_res_query q = {.receiver = GP1};
+	int64_t snap1 = -1, snap2 = -1;
+
+	assert_int_equal(store_res_snapshot(f->r, &snap1), GW_OK);
+	assert_int_equal(snap1, 0);
+	assert_int_equal(accept_ix(f->s, "m1", GP1, BSN, m1, 3, T0), GW_OK);
+	assert_int_equal(store_res_snapshot(f->r, &snap1), GW_OK);
+	assert_true(snap1 > 0);
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@m1 Consent/c/1c@m1 Goal/g/1c@m1");
+	assert_int_equal(accept_ix(f->s, "m2", GP1, BSN, m2, 3, T0 + 1000),
+			 GW_OK);
+	assert_int_equal(store_res_snapshot(f->r, &snap2), GW_OK);
+	assert_true(snap2 > snap1);
+	/* Current: the unchanged Patient is still version 1, now carried
+	   by m2; the Consent is version 2; the hidden Goal is left out. */
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@m2 Consent/c/2c@m2");
+	q.hidden = true;
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@m2 Consent/c/2c@m2 Goal/g/2hc@m2");
+	q.hidden = false;
+	/* History of one resource keeps the old version. */
+	q.type = "Consent";
+	q.id = "c";
+	q.history = true;
+	EXPECT_FIND(f->r, &q, "Consent/c/1@m1 Consent/c/2c@m2");
+	/* vread. */
+	q.history = false;
+	q.vid = 1;
+	EXPECT_FIND(f->r, &q, "Consent/c/1@m1");
+	q.vid = 3;
+	EXPECT_FIND(f->r, &q, "");
+	/* At the first snapshot the first versions are current still. */
+	q = (struct store_res_query){.receiver = GP1, .snapshot = snap1};
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@m2 Consent/c/1c@m1 Goal/g/1c@m1");
+	/* Scope: another receiver sees nothing of it. */
+	q = (struct store_res_query){.receiver = GP2};
+	EXPECT_FIND(f->r, &q, "");
+	q = (struct store_res_query){
+	    .receiver = GP2, .type = "Consent", .id = "c", .history = true};
+	EXPECT_FIND(f->r, &q, "");
+	/* Patient, type, since, paging. */
+	q = (struct store_res_query){.receiver = GP1, .bsn = BSN};
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@m2 Consent/c/2c@m2");
+	q.bsn = "123456782";
+	EXPECT_FIND(f->r, &q, "");
+	q = (struct store_res_query){
+	    .receiver = GP1, .history = true, .since = T0 + 1000};
+	EXPECT_FIND(f->r, &q, "Consent/c/2c@m2");
+	q = (struct store_res_query){.receiver = GP1, .limit = 1};
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@m2");
+	{
+		struct store_res *v = NULL;
+		size_t n = 0;
+
+		assert_int_equal(store_res_find(f->r, &q, &v, &n), GW_OK);
+		assert_int_equal(n, 1);
+		q.after_seq = v[0].seq;
+		assert_int_equal(v[0].updated, T0);
+		assert_string_equal(v[0].json,
+				    "{\"resourceType\":\"Patient\"}");
+		assert_string_equal(v[0].bsn, BSN);
+		assert_string_equal(v[0].sender, SENDER);
+		assert_string_equal(v[0].receiver, GP1);
+		store_res_free(v, n);
+	}
+	EXPECT_FIND(f->r, &q, "Consent/c/2c@m2");
+	/* An id needs its type. */
+	q = (struct store_res_query){.receiver = GP1, .id = "c"};
+	{
+		struct store_res *v = NULL;
+		size_t n = 0;
+
+		assert_int_equal(store_res_find(f->r, &q, &v, &n), GW_INVALID);
+	}
+}
+
+/* Record an accept's outcome (group commit). */
+static void
+on_done(void *arg, const struct store_result *res)
+{
+	*(enum gw_err *)arg = res->err;
+}
+
+/* Fail every index insert for type "Fail" (a real failure inside the
+ * accept's transaction). */
+static void
+add_fail_trigger(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "CREATE TRIGGER fail_ix BEFORE INSERT ON res_versions"
+			 " WHEN NEW.type = 'Fail' BEGIN SELECT RAISE(ABORT,"
+			 " 'test'); END",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static int64_t
+sql_count(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void
+test_atomic(void **state)
+{
+	struct fixture *f = *state;
+	struct store_index_entry good[] = {
+	    ent("Patient", "p", "{\"resourceType\":\"Patient\"}", false),
+	};
+	struct store_index_entry bad[] = {
+	    ent("Patient", "p2", "{\"resourceType\":\"Patient\",\"x\":1}",
+		false),
+	    ent("Fail", "f", "{\"resourceType\":\"Fail\"}", false),
+	};
+	struct store_index xs[3] = {
+	    {.receiver = GP1,
+	     .bsn = BSN,
+	     .sender = "",
+	     .entries = good,
+	     .n = 1},
+	    {.receiver = GP1, .bsn = BSN, .sender = "", .entries = bad, .n = 2},
+	    {.receiver = GP2,
+	     .bsn = BSN,
+	     .sender = "",
+	     .entries = good,
+	     .n = 1},
+	};
+	struct store_accept r = {
+	    .direction = STORE_INBOUND,
+	    .sender_ura = SENDER,
+	    .patient_key = "pk",
+	    .fhir_version = "4.0.1",
+	    .doc = "{}",
+	    .doc_len = 2,
+	    .sha256 = "s",
+	    .answer_status = 202,
+	    .nindex = 1,
+	};
+	enum gw_err done[3] = {GW_TEMP, GW_TEMP, GW_TEMP};
+	const char *ids[3] = {"a1", "a2", "a3"};
+	struct store_res_query q = {.receiver = GP1, .hidden = true};
+	struct store_message *m = NULL;
+	struct store_result res;
+
+	add_fail_trigger(f->path);
+	/* Three accepts in one group commit: the one whose index fails
+	   fails alone, with nothing of it stored; the others commit with
+	   their index. */
+	for (int i = 0; i < 3; i++) {
+		r.id = ids[i];
+		r.bundle_value = ids[i];
+		r.index = &xs[i];
+		assert_int_equal(
+		    store_submit_accept(f->s, &r, on_done, &done[i]), GW_OK);
+	}
+	store_flush(f->s);
+	assert_int_equal(store_dispatch(f->s), 3);
+	assert_int_equal(done[0], GW_OK);
+	assert_int_not_equal(done[1], GW_OK);
+	assert_int_equal(done[2], GW_OK);
+	assert_int_equal(store_get_document(f->s, "a2", &m), GW_NOTFOUND);
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@a1");
+	q.receiver = GP2;
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@a3");
+	assert_int_equal(sql_count(f->path, "SELECT count(*) FROM inbox"), 2);
+	assert_int_equal(
+	    sql_count(f->path, "SELECT count(*) FROM res_versions"), 2);
+	/* A duplicate writes no index. */
+	r.id = "a4";
+	r.bundle_value = "a1";
+	r.index = &xs[1];
+	assert_int_equal(store_accept(f->s, &r, &res), GW_EXISTS);
+	store_result_cleanup(&res);
+	assert_int_equal(
+	    sql_count(f->path, "SELECT count(*) FROM res_versions"), 2);
+	/* Malformed indexes are refused before the store. */
+	xs[0].receiver = "123";
+	r.id = "a5";
+	r.bundle_value = "a5";
+	r.index = &xs[0];
+	assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+	store_result_cleanup(&res);
+	xs[0].receiver = GP1;
+	r.index = NULL;
+	assert_int_equal(store_accept(f->s, &r, &res), GW_INVALID);
+	store_result_cleanup(&res);
+}
+
+static void
+test_inbox_retention(void **state)
+{
+	struct fixture *f = *state;
+	struct store_index_entry m1[] = {
+	    ent("Patient", "p", "{\"resourceType\":\"Patient\"}", false),
+	    ent("Consent", "c", "{\"resourceType\":\"Consent\",\"v\":1}",
+		false),
+	};
+	struct store_index_entry m2[] = {
+	    ent("Patient", "p", "{\"resourceType\":\"Patient\"}", false),
+	};
+	struct store_index_entry m3[] = {
+	    ent("Consent", "c", "{\"resourceType\":\"Consent\",\"v\":3}",
+		false),
+	};
+	struct store_inbox_filter fl = {0};
+	struct store_res_query q = {.receiver = GP1, .history = true};
+	struct store_inbox *v = NULL;
+	size_t n = 0, pruned = 0;
+
+	assert_int_equal(accept_ix(f->s, "m1", GP1, BSN, m1, 2, T0), GW_OK);
+	assert_int_equal(accept_ix(f->s, "m2", GP1, BSN, m2, 1, T0 + 10),
+			 GW_OK);
+	assert_int_equal(accept_ix(f->s, "m3", GP1, BSN, m3, 1, T0 + 20),
+			 GW_OK);
+	assert_int_equal(accept_ix(f->s, "x1", GP2, "123456782", m2, 1, T0),
+			 GW_OK);
+	assert_int_equal(store_inbox_list(f->s, &fl, &v, &n), GW_OK);
+	assert_int_equal(n, 4);
+	assert_string_equal(v[0].id, "m1");
+	assert_string_equal(v[0].receiver, GP1);
+	assert_string_equal(v[0].bsn, BSN);
+	assert_string_equal(v[0].sender, SENDER);
+	assert_string_equal(v[0].via, VIA);
+	assert_int_equal(v[0].resources, 2);
+	assert_int_equal(v[0].accepted_at, T0);
+	free(v);
+	fl.receiver = GP2;
+	assert_int_equal(store_inbox_list(f->s, &fl, &v, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].id, "x1");
+	free(v);
+	fl = (struct store_inbox_filter){.bsn = BSN, .since = T0 + 10};
+	assert_int_equal(store_inbox_list(f->s, &fl, &v, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].id, "m2");
+	assert_string_equal(v[1].id, "m3");
+	free(v);
+
+	/* Retention up to m2 (exclusive): m1 and x1 go with their index
+	   versions, except the Patient m2 carried again unchanged. */
+	assert_int_equal(store_prune_inbound(f->s, T0 + 10, &pruned), GW_OK);
+	assert_int_equal(pruned, 2);
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@m2 Consent/c/2c@m3");
+	q.receiver = GP2;
+	EXPECT_FIND(f->r, &q, "");
+	fl = (struct store_inbox_filter){0};
+	assert_int_equal(store_inbox_list(f->s, &fl, &v, &n), GW_OK);
+	assert_int_equal(n, 2);
+	free(v);
+	assert_int_equal(sql_count(f->path, "SELECT count(*) FROM inbox"), 2);
+	/* Outbound messages are not the inbound retention's. */
+	{
+		const char *to[1] = {GP2};
+		struct store_accept r = {
+		    .id = "out1",
+		    .direction = STORE_OUTBOUND,
+		    .sender_ura = SENDER,
+		    .bundle_value = "out1",
+		    .patient_key = "pk",
+		    .fhir_version = "4.0.1",
+		    .doc = "{}",
+		    .doc_len = 2,
+		    .sha256 = "s",
+		    .accepted_at = T0,
+		    .receivers = to,
+		    .nreceivers = 1,
+		};
+		struct store_result res;
+		struct store_message *m = NULL;
+
+		assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+		store_result_cleanup(&res);
+		assert_int_equal(store_prune_inbound(f->s, T0 + 1000, &pruned),
+				 GW_OK);
+		assert_int_equal(pruned, 2);
+		assert_int_equal(store_get_document(f->s, "out1", &m), GW_OK);
+		store_message_free(m);
+	}
+	assert_int_equal(
+	    sql_count(f->path, "SELECT count(*) FROM res_versions"), 0);
+}
+
+/* A clock stepped back: the newest version's message is older than the
+ * one before it, and retention takes it. The next change is stored (the
+ * version after the newest one left) and is current. */
+static void
+test_newest_pruned(void **state)
+{
+	struct fixture *f = *state;
+	struct store_index_entry v1[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":1}", false)};
+	struct store_index_entry v2[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":2}", false)};
+	struct store_index_entry v3[] = {ent(
+	    "Consent", "c", "{\"resourceType\":\"Consent\",\"v\":3}", false)};
+	struct store_res_query q = {.receiver = GP1, .history = true};
+	size_t pruned = 0;
+
+	assert_int_equal(accept_ix(f->s, "m1", GP1, BSN, v1, 1, T0 + 100),
+			 GW_OK);
+	assert_int_equal(accept_ix(f->s, "m2", GP1, BSN, v2, 1, T0), GW_OK);
+	assert_int_equal(store_prune_inbound(f->s, T0 + 50, &pruned), GW_OK);
+	assert_int_equal(pruned, 1);
+	/* Version 1 was superseded by the version retention took. */
+	EXPECT_FIND(f->r, &q, "Consent/c/1@m1");
+	assert_int_equal(accept_ix(f->s, "m3", GP1, BSN, v3, 1, T0 + 200),
+			 GW_OK);
+	EXPECT_FIND(f->r, &q, "Consent/c/1@m1 Consent/c/2c@m3");
+	q.history = false;
+	EXPECT_FIND(f->r, &q, "Consent/c/2c@m3");
+}
+
+/* Accept messages from..to-1, each for its own patient with three
+ * resources of its own, in group commits. */
+static void
+fill(struct store *s, int from, int to)
+{
+	static char ids[3][16], bsn[16], mid[16];
+	enum gw_err done = GW_OK;
+
+	for (int i = from; i < to; i++) {
+		struct store_index_entry e[3];
+		struct store_index x = {.receiver = GP1,
+					.bsn = bsn,
+					.sender = SENDER,
+					.entries = e,
+					.n = 3};
+		struct store_accept r = {
+		    .id = mid,
+		    .direction = STORE_INBOUND,
+		    .sender_ura = SENDER,
+		    .bundle_value = mid,
+		    .patient_key = "pk",
+		    .fhir_version = "4.0.1",
+		    .doc = "{}",
+		    .doc_len = 2,
+		    .sha256 = "s",
+		    .answer_status = 202,
+		    .index = &x,
+		    .nindex = 1,
+		};
+
+		snprintf(mid, sizeof(mid), "f%d", i);
+		snprintf(bsn, sizeof(bsn), "%09d", i);
+		for (int k = 0; k < 3; k++) {
+			snprintf(ids[k], sizeof(ids[k]), "r%d-%d", i, k);
+			e[k] = ent(k == 0 ? "Patient" : "Consent", ids[k],
+				   "{\"resourceType\":\"Consent\"}", false);
+		}
+		assert_int_equal(store_submit_accept(s, &r, on_done, &done),
+				 GW_OK);
+		if (i % 256 == 255) {
+			store_flush(s);
+			store_dispatch(s);
+		}
+	}
+	store_flush(s);
+	store_dispatch(s);
+	assert_int_equal(done, GW_OK);
+}
+
+/* Fastest of 30 reads of one resource by type and id, in us. */
+static double
+read_us(struct store_reader *rd, const char *id)
+{
+	struct store_res_query q = {
+	    .receiver = GP1, .type = "Consent", .id = id, .snapshot = 1 << 30};
+	double best = 1e12;
+
+	for (int k = 0; k < 30; k++) {
+		struct store_res *v = NULL;
+		struct timespec t0, t1;
+		size_t n = 0;
+		double us;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		assert_int_equal(store_res_find(rd, &q, &v, &n), GW_OK);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		assert_int_equal(n, 1);
+		store_res_free(v, n);
+		us = (double)(t1.tv_sec - t0.tv_sec) * 1e6 +
+		     (double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
+		if (us < best)
+			best = us;
+	}
+	return best;
+}
+
+/* A read by type and id takes the same time with 20 times the data (it
+ * once walked every version of the receiver in seq order). */
+static void
+test_read_scales(void **state)
+{
+	struct fixture *f = *state;
+	double small, big;
+
+	fill(f->s, 0, 200);
+	small = read_us(f->r, "r100-1");
+	fill(f->s, 200, 4000);
+	big = read_us(f->r, "r100-1");
+	print_message("read by id: %.0f us at 600 versions, %.0f us at "
+		      "12000\n",
+		      small, big);
+	if (big > 4 * small + 100)
+		fail_msg("read by id grew from %.0f to %.0f us", small, big);
+}
+
+/* The secret is made with the schema and stays: ids survive a restart. */
+static void
+test_secret(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path};
+	unsigned char first[INDEX_SECRET_LEN];
+	const unsigned char *sec = store_index_secret(f->s);
+
+	assert_non_null(sec);
+	memcpy(first, sec, sizeof(first));
+	assert_int_not_equal(memcmp(first, secret1, sizeof(first)), 0);
+	store_reader_free(f->r);
+	f->r = NULL;
+	store_free(f->s);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	assert_memory_equal(store_index_secret(f->s), first, sizeof(first));
+	assert_int_equal(store_reader_open(f->s, &f->r), GW_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SQLITE_SCHEMA);
+	assert_int_equal(
+	    sql_count(f->path, "SELECT count(*) FROM index_secret"), 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_prepare),
+	    cmocka_unit_test(test_prepare_bsn_only),
+	    cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_atomic, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inbox_retention, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_newest_pruned, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_read_scales, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_secret, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
