@@ -39,32 +39,54 @@ struct ix_ent {
 	char id[INDEX_ID_LEN + 1];
 };
 
-void
-index_logical_id(const unsigned char *secret, const char *receiver,
-		 const char *type, const char *key, char *out)
+/* Hex of the first nhex / 2 bytes of HMAC-SHA256 under secret over the
+ * n parts, each ended by a NUL (no two lists of parts give one input);
+ * "" when it cannot be computed. */
+static void
+keyed_hex(const unsigned char *secret, const char *const *parts, size_t n,
+	  size_t nhex, char *out)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	size_t lr = strlen(receiver), lt = strlen(type), lk = strlen(key);
-	unsigned char *msg = malloc(lr + lt + lk + 3);
+	unsigned char *msg;
+	size_t len = 0, at = 0;
 
-	/* NUL separators: no two (receiver, type, key) give one input. */
-	if (msg != NULL) {
-		memcpy(msg, receiver, lr + 1);
-		memcpy(msg + lr + 1, type, lt + 1);
-		memcpy(msg + lr + lt + 2, key, lk + 1);
-	}
-	if (msg == NULL ||
-	    HMAC(EVP_sha256(), secret, INDEX_SECRET_LEN, msg, lr + lt + lk + 2,
-		 md, &mdlen) == NULL ||
-	    mdlen < INDEX_ID_LEN / 2) {
-		/* Never a usable id: the caller's accept fails on it. */
-		free(msg);
-		out[0] = '\0';
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		len += strlen(parts[i]) + 1;
+	if ((msg = malloc(len)) == NULL)
 		return;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(parts[i]) + 1;
+
+		memcpy(msg + at, parts[i], l);
+		at += l;
 	}
+	if (HMAC(EVP_sha256(), secret, INDEX_SECRET_LEN, msg, len, md,
+		 &mdlen) != NULL &&
+	    mdlen >= nhex / 2)
+		util_hex(md, nhex / 2, out);
 	free(msg);
-	util_hex(md, INDEX_ID_LEN / 2, out);
+}
+
+void
+index_logical_id(const unsigned char *secret, const char *receiver,
+		 const char *bsn, const char *type, const char *key, char *out)
+{
+	const char *pp[] = {"patient", receiver, bsn};
+	const char *rp[] = {"resource", receiver, bsn, type, key};
+	const size_t half = INDEX_ID_LEN / 2;
+
+	/* The first half names the patient, the second the resource: the
+	 * ids of one patient's resources sort together, so the store's
+	 * (receiver, id) index takes a message's resources in one or two
+	 * pages instead of one random page each. */
+	keyed_hex(secret, pp, UTIL_ARRAY_LEN(pp), half, out);
+	if (out[0] == '\0')
+		return;
+	keyed_hex(secret, rp, UTIL_ARRAY_LEN(rp), half, out + half);
+	if (out[half] == '\0')
+		out[0] = '\0'; /* never a usable id: the accept fails on it */
 }
 
 const struct store_index *
@@ -421,7 +443,8 @@ index_prepare(const struct fj_node *bundle, const char *receiver,
 		}
 		ent->res = res;
 		ent->type = type;
-		index_logical_id(secret, receiver, type, ent->key, ent->id);
+		index_logical_id(secret, receiver, x->bsn, type, ent->key,
+				 ent->id);
 		n++;
 		if (ent->id[0] == '\0')
 			goto fail;

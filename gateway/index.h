@@ -1,7 +1,7 @@
 /*
  * index: the stored form of a received R4 message for one local receiver
  * (issue 11): the patient's BSN and, per resource, its business key, a
- * logical id that is stable per (receiver, type, key) and reveals nothing
+ * logical id that is stable per (receiver, patient, type, key) and reveals nothing
  * without the store's secret, and the resource as the pull API serves it.
  */
 #ifndef GW_INDEX_H
@@ -34,8 +34,8 @@ struct index_set;
  * every entry except the MessageHeader and a relayed-signature
  * Provenance (sign_relay_keep) becomes one store_index_entry: key = the
  * resource's first identifier with system and value ("system|value"),
- * else the entry's fullUrl, else "Type/id"; id = the keyed hash of
- * (receiver, type, key); json = the resource with that id, meta.versionId
+ * else the entry's fullUrl, else "Type/id"; id = index_logical_id of
+ * (receiver, bsn, type, key); json = the resource with that id, meta.versionId
  * and meta.lastUpdated left out, and every Reference.reference (at any
  * depth, contained resources included) that names another resource of
  * the message (its fullUrl, "Type/id", or an absolute URL ending in it)
@@ -54,9 +54,14 @@ const struct store_index *index_get(const struct index_set *x);
 /* Free x; NULL is a no-op. */
 void index_free(struct index_set *x);
 
-/* The logical id of (receiver, type, key) under secret into out
- * (INDEX_ID_LEN + 1 bytes): hex of HMAC-SHA256, truncated. */
+/* The logical id of the resource (type, key) of patient bsn for receiver
+ * under secret into out (INDEX_ID_LEN + 1 bytes): two halves of keyed
+ * hashes (HMAC-SHA256, hex, truncated), the first of (receiver, bsn), the
+ * second of (receiver, bsn, type, key); "" when it cannot be computed. A
+ * resource is kept per patient: the same Practitioner sent for two
+ * patients is two resources. */
 void index_logical_id(const unsigned char *secret, const char *receiver,
-		      const char *type, const char *key, char *out);
+		      const char *bsn, const char *type, const char *key,
+		      char *out);
 
 #endif

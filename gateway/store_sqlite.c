@@ -135,7 +135,9 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
        superseded_seq is the seq of the version that replaced it, so
        "current at snapshot S" is superseded_seq IS NULL OR > S. Rows go
        with their message (retention). index_secret keys the logical ids
-       (index_logical_id): random per store, never leaves it. */
+       (index_logical_id): random per store, never leaves it. A logical
+       id starts with its patient's half and holds the type, so (receiver,
+       id, vid) is unique and a message's versions share its pages. */
     "CREATE TABLE index_secret ("
     " k INTEGER PRIMARY KEY CHECK (k = 1),"
     " secret BLOB NOT NULL CHECK (length(secret) = 32));"
@@ -165,7 +167,7 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     " superseded_seq INTEGER,"
     " sha256 TEXT NOT NULL,"
     " json TEXT NOT NULL,"
-    " UNIQUE (receiver_ura, type, id, vid));"
+    " UNIQUE (receiver_ura, id, vid));"
     "CREATE INDEX res_patient ON res_versions (receiver_ura, bsn, seq);"
     "CREATE INDEX res_receiver ON res_versions (receiver_ura, seq);"
     "CREATE INDEX res_updated ON res_versions (receiver_ura, updated);"
@@ -2222,8 +2224,8 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 				    " r.superseded_seq > ?6)"
 				  : "(r.superseded_seq IS NULL)";
 	/* Only the conditions asked for, and the index for them: (receiver,
-	   bsn, seq) for a patient, in seq order already; (receiver, type,
-	   id, vid) for a read and (receiver, updated) for _since, whose
+	   bsn, seq) for a patient, in seq order already; (receiver, id,
+	   vid) for a read and (receiver, updated) for _since, whose
 	   few rows are sorted; (receiver, seq) otherwise. Without the
 	   unary + on seq SQLite walks (receiver, seq) to save the sort,
 	   every version of the receiver for one read (measured: 200,000

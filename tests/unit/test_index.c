@@ -148,7 +148,7 @@ test_prepare(void **state)
 			    "http://fhir.nl/fhir/NamingSystem/bsn|" BSN);
 	assert_string_equal(rp->key, "urn:rp|r-1");
 	assert_string_equal(obs->key, "urn:uuid:0000-obs");
-	/* Ids: stable per (receiver, type, key), 32 hex, nothing of the
+	/* Ids: stable per (receiver, patient, type, key), 32 hex, nothing of the
 	   key in them, another per receiver and per secret. */
 	for (size_t i = 0; i < x->n; i++) {
 		assert_int_equal(strlen(x->entries[i].id), INDEX_ID_LEN);
@@ -163,6 +163,30 @@ test_prepare(void **state)
 		assert_null(strstr(x->entries[i].id, BSN));
 		assert_string_equal(x->entries[i].sha256,
 				    index_get(b)->entries[i].sha256);
+	}
+	/* One patient's ids share their first half (the store's unique
+	   index then takes a message in one page); the second half
+	   differs per resource. The same resource for another patient is
+	   another resource, with another id in both halves. */
+	for (size_t i = 1; i < x->n; i++) {
+		assert_memory_equal(x->entries[i].id, x->entries[0].id,
+				    INDEX_ID_LEN / 2);
+		assert_memory_not_equal(x->entries[i].id + INDEX_ID_LEN / 2,
+					x->entries[0].id + INDEX_ID_LEN / 2,
+					INDEX_ID_LEN / 2);
+	}
+	{
+		char p1[INDEX_ID_LEN + 1], p2[INDEX_ID_LEN + 1];
+
+		index_logical_id(secret1, GP1, BSN, "RelatedPerson",
+				 "urn:rp|r-1", p1);
+		assert_string_equal(p1, rp->id);
+		index_logical_id(secret1, GP1, "999999990", "RelatedPerson",
+				 "urn:rp|r-1", p2);
+		assert_memory_not_equal(p1, p2, INDEX_ID_LEN / 2);
+		assert_memory_not_equal(p1 + INDEX_ID_LEN / 2,
+					p2 + INDEX_ID_LEN / 2,
+					INDEX_ID_LEN / 2);
 	}
 	/* Served id is the logical id; meta.versionId/lastUpdated gone,
 	   meta.profile kept, an emptied meta dropped. */
