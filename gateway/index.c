@@ -69,22 +69,39 @@ keyed_hex(const unsigned char *secret, const char *const *parts, size_t n,
 	free(msg);
 }
 
+/* The two halves of a logical id (INDEX_ID_LEN / 2 hex characters and a
+ * NUL each). The first names the patient, the second the resource: the
+ * ids of one patient's resources sort together, so the store's (receiver,
+ * id) index takes a message's resources in one or two pages instead of
+ * one random page each. */
+static void
+id_patient_half(const unsigned char *secret, const char *receiver,
+		const char *bsn, char *out)
+{
+	const char *parts[] = {"patient", receiver, bsn};
+
+	keyed_hex(secret, parts, UTIL_ARRAY_LEN(parts), INDEX_ID_LEN / 2, out);
+}
+
+static void
+id_resource_half(const unsigned char *secret, const char *receiver,
+		 const char *bsn, const char *type, const char *key, char *out)
+{
+	const char *parts[] = {"resource", receiver, bsn, type, key};
+
+	keyed_hex(secret, parts, UTIL_ARRAY_LEN(parts), INDEX_ID_LEN / 2, out);
+}
+
 void
 index_logical_id(const unsigned char *secret, const char *receiver,
 		 const char *bsn, const char *type, const char *key, char *out)
 {
-	const char *pp[] = {"patient", receiver, bsn};
-	const char *rp[] = {"resource", receiver, bsn, type, key};
 	const size_t half = INDEX_ID_LEN / 2;
 
-	/* The first half names the patient, the second the resource: the
-	 * ids of one patient's resources sort together, so the store's
-	 * (receiver, id) index takes a message's resources in one or two
-	 * pages instead of one random page each. */
-	keyed_hex(secret, pp, UTIL_ARRAY_LEN(pp), half, out);
+	id_patient_half(secret, receiver, bsn, out);
 	if (out[0] == '\0')
 		return;
-	keyed_hex(secret, rp, UTIL_ARRAY_LEN(rp), half, out + half);
+	id_resource_half(secret, receiver, bsn, type, key, out + half);
 	if (out[half] == '\0')
 		out[0] = '\0'; /* never a usable id: the accept fails on it */
 }
@@ -391,6 +408,7 @@ index_prepare(const struct fj_node *bundle, const char *receiver,
 	struct ix_ent *ents = NULL;
 	struct index_set *x = NULL;
 	struct fj_doc *scratch = NULL;
+	char phalf[INDEX_ID_LEN / 2 + 1];
 	enum gw_err err = GW_NOMEM;
 	size_t n = 0, cap = 0;
 	bool nomem = false;
@@ -423,6 +441,7 @@ index_prepare(const struct fj_node *bundle, const char *receiver,
 	if ((flags & INDEX_BSN_ONLY) != 0 || entries->u.kids.count == 0)
 		goto done;
 
+	id_patient_half(secret, receiver, x->bsn, phalf);
 	ents = calloc(entries->u.kids.count, sizeof(*ents));
 	if (ents == NULL)
 		goto fail;
@@ -443,10 +462,12 @@ index_prepare(const struct fj_node *bundle, const char *receiver,
 		}
 		ent->res = res;
 		ent->type = type;
-		index_logical_id(secret, receiver, x->bsn, type, ent->key,
-				 ent->id);
+		/* index_logical_id, with the patient's half made once. */
+		memcpy(ent->id, phalf, INDEX_ID_LEN / 2);
+		id_resource_half(secret, receiver, x->bsn, type, ent->key,
+				 ent->id + INDEX_ID_LEN / 2);
 		n++;
-		if (ent->id[0] == '\0')
+		if (phalf[0] == '\0' || ent->id[INDEX_ID_LEN / 2] == '\0')
 			goto fail;
 		if ((err = map_entry(&m, e, ent, n)) != GW_OK)
 			goto fail;
