@@ -27,6 +27,24 @@ int cli_usage(const char *cmd, const char *fmt, ...)
  * (cli_queue.c; also the audit's --since). */
 bool cli_parse_time(const char *s, int64_t *out);
 
+struct config;
+struct store;
+struct store_options;
+
+/*
+ * Open the store a command works on: the file given by --store
+ * (store_path), else the [store] path of the configuration (config_path,
+ * or CONFIG_DEFAULT_PATH when NULL). o gives create and readonly; the
+ * path and quiet are set here. On success *s (caller frees with
+ * store_free) and, when cfg is not NULL, *cfg: the configuration read
+ * (NULL with --store; caller frees with config_free). Problems are said
+ * on stderr as "pzpgw CMD: ..." (with hint after a missing store) and
+ * give CLI_USAGE.
+ */
+int cli_store_open(const char *cmd, const char *config_path,
+		   const char *store_path, struct store_options *o,
+		   const char *hint, struct store **s, struct config **cfg);
+
 /* The overview of all commands (cli_help.c). */
 void cli_overview(FILE *fp);
 

@@ -62,15 +62,6 @@ static const struct option audit_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static void
-audit_config_error(void *arg, const char *file, int line, const char *msg)
-{
-	if (line > 0)
-		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
-	else
-		fprintf(stderr, "%s: %s\n", file, msg);
-}
-
 /* The gateway that observed the records (export's AuditEvent.source). */
 struct audit_observer {
 	char ura[CONFIG_URA_LEN + 1]; /* "" with --store */
@@ -82,48 +73,18 @@ static int
 audit_open(const struct audit_args *a, struct store **s,
 	   struct audit_observer *obs)
 {
-	struct store_options o = {0};
+	struct store_options o = {.readonly = true};
 	struct config *cfg = NULL;
-	const char *path = a->store;
-	enum gw_err err;
-	int rc = CLI_OK;
+	int rc;
 
 	memset(obs, 0, sizeof(*obs));
-	if (path == NULL) {
-		err = config_load(a->config != NULL ? a->config
-						    : CONFIG_DEFAULT_PATH,
-				  audit_config_error, NULL, &cfg);
-		if (err != GW_OK) {
-			fprintf(stderr, "pzpgw audit: configuration: %s\n",
-				gw_strerror(err));
-			return CLI_USAGE;
-		}
-		path = cfg->store_path;
+	rc = cli_store_open("audit", a->config, a->store, &o, NULL, s, &cfg);
+	if (cfg != NULL) {
 		util_strlcpy(obs->ura, cfg->ura, sizeof(obs->ura));
 		if (cfg->name != NULL)
 			util_strlcpy(obs->name, cfg->name, sizeof(obs->name));
+		config_free(cfg);
 	}
-	o.path = path;
-	o.readonly = true;
-	o.quiet = true;
-	err = store_open(&o, s);
-	if (err == GW_NOTFOUND)
-		fprintf(stderr, "pzpgw audit: no store at %s\n",
-			path != NULL ? path : "(none)");
-	else if (err == GW_PERM)
-		fprintf(stderr,
-			"pzpgw audit: store %s: not a store, or one with an "
-			"older schema (the gateway, or pzpgw queue init, "
-			"migrates it)\n",
-			path != NULL ? path : "(none)");
-	else if (err != GW_OK)
-		fprintf(stderr, "pzpgw audit: store %s: %s\n",
-			path != NULL ? path : "(none)",
-			err == GW_CONFIG ? "schema newer than this binary"
-					 : gw_strerror(err));
-	if (err != GW_OK)
-		rc = CLI_USAGE;
-	config_free(cfg);
 	return rc;
 }
 

@@ -52,52 +52,15 @@ static const struct option inbox_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static void
-inbox_config_error(void *arg, const char *file, int line, const char *msg)
-{
-	if (line > 0)
-		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
-	else
-		fprintf(stderr, "%s: %s\n", file, msg);
-}
-
 /* Open the store named by --store or by the configuration, read only:
  * the inbox never writes (nor makes -wal/-shm files beside a store no
  * gateway has open). */
 static int
 inbox_open(const struct inbox_args *a, struct store **s)
 {
-	struct store_options o = {.readonly = true, .quiet = true};
-	struct config *cfg = NULL;
-	const char *path = a->store;
-	enum gw_err err;
+	struct store_options o = {.readonly = true};
 
-	if (path == NULL) {
-		err = config_load(a->config != NULL ? a->config
-						    : CONFIG_DEFAULT_PATH,
-				  inbox_config_error, NULL, &cfg);
-		if (err != GW_OK) {
-			fprintf(stderr, "pzpgw inbox: configuration: %s\n",
-				gw_strerror(err));
-			return CLI_USAGE;
-		}
-		path = cfg->store_path;
-	}
-	o.path = path;
-	err = store_open(&o, s);
-	if (err == GW_NOTFOUND)
-		fprintf(stderr, "pzpgw inbox: no store at %s\n", path);
-	else if (err == GW_PERM)
-		fprintf(stderr,
-			"pzpgw inbox: store %s: not a store, or one with an "
-			"older schema (pzpgw queue init migrates it)\n",
-			path);
-	else if (err != GW_OK)
-		fprintf(stderr, "pzpgw inbox: store %s: %s\n", path,
-			err == GW_CONFIG ? "schema newer than this binary"
-					 : gw_strerror(err));
-	config_free(cfg);
-	return err == GW_OK ? CLI_OK : CLI_USAGE;
+	return cli_store_open("inbox", a->config, a->store, &o, NULL, s, NULL);
 }
 
 /* RFC 3339 text of a ms timestamp. */

@@ -144,57 +144,14 @@ queue_time(int64_t ms, char *buf, size_t n)
 	return buf;
 }
 
-static void
-queue_config_error(void *arg, const char *file, int line, const char *msg)
-{
-	if (line > 0)
-		fprintf(stderr, "%s:%d: %s\n", file, line, msg);
-	else
-		fprintf(stderr, "%s: %s\n", file, msg);
-}
-
 /* Open the store named by --store or by the configuration. */
 static int
 queue_open(const struct queue_args *a, struct store **s)
 {
-	struct store_options o = {0};
-	struct config *cfg = NULL;
-	enum gw_err err;
-	const char *path = a->store;
+	struct store_options o = {.create = a->create, .readonly = a->readonly};
 
-	if (path == NULL) {
-		err = config_load(a->config != NULL ? a->config
-						    : CONFIG_DEFAULT_PATH,
-				  queue_config_error, NULL, &cfg);
-		if (err != GW_OK) {
-			fprintf(stderr, "pzpgw queue: configuration: %s\n",
-				gw_strerror(err));
-			return CLI_USAGE;
-		}
-		path = cfg->store_path;
-	}
-	o.path = path;
-	o.create = a->create;
-	o.readonly = a->readonly;
-	o.quiet = true;
-	err = store_open(&o, s);
-	if (err == GW_NOTFOUND)
-		fprintf(stderr,
-			"pzpgw queue: no store at %s (pzpgw queue init "
-			"creates one)\n",
-			path != NULL ? path : "(none)");
-	else if (err == GW_PERM && a->readonly)
-		fprintf(stderr,
-			"pzpgw queue: store %s: not a store, or one with an "
-			"older schema (pzpgw queue init migrates it)\n",
-			path != NULL ? path : "(none)");
-	else if (err != GW_OK)
-		fprintf(stderr, "pzpgw queue: store %s: %s\n",
-			path != NULL ? path : "(none)",
-			err == GW_CONFIG ? "schema newer than this binary"
-					 : gw_strerror(err));
-	config_free(cfg);
-	return err == GW_OK ? CLI_OK : CLI_USAGE;
+	return cli_store_open("queue", a->config, a->store, &o,
+			      " (pzpgw queue init creates one)", s, NULL);
 }
 
 /* Print a JSON value on stdout. Takes ownership of v. */
