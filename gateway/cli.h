@@ -39,7 +39,7 @@ struct store_options;
  * store_free) and, when cfg is not NULL, *cfg: the configuration read
  * (NULL with --store; caller frees with config_free). Problems are said
  * on stderr as "pzpgw CMD: ..." (with hint after a missing store) and
- * give CLI_USAGE.
+ * give CLI_USAGE (cli_store.c).
  */
 int cli_store_open(const char *cmd, const char *config_path,
 		   const char *store_path, struct store_options *o,
