@@ -757,7 +757,7 @@ test_newest_pruned(void **state)
 static void
 fill(struct store *s, int from, int to)
 {
-	static char ids[3][16], bsn[16], mid[16];
+	static char ids[3][32], bsn[16], mid[16];
 	enum gw_err done = GW_OK;
 
 	for (int i = from; i < to; i++) {
