@@ -1,12 +1,9 @@
 /* $validate (and later $process-message) on the organisation listener. */
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -20,6 +17,7 @@
 #include "notify.h"
 #include "policy.h"
 #include "util.h"
+#include "workpool.h"
 
 /* message.c reads URAs into buffers of its own size. */
 _Static_assert(MESSAGE_URA_LEN == CONFIG_URA_LEN, "one URA length");
@@ -330,7 +328,7 @@ struct job_notice {
  * other organisations). Only the loop thread touches req.
  */
 struct intake_job {
-	struct intake_job *next;
+	struct workpool_job link; /* in the workers' pool */
 	struct http_req *req;
 	bool validate_only; /* $validate: answer the outcome, store nothing */
 	/* The request body: borrowed from req (http_req_body), whose memory
@@ -385,28 +383,6 @@ struct intake_job {
 	const unsigned char *secret; /* store_index_secret, borrowed */
 	struct index_set *index[MESSAGE_MAX_RECEIVERS];
 	size_t nindex;
-};
-
-struct intake_worker {
-	struct intake_pool *pool;
-	struct validate_ctx *validate[2];
-	pthread_t thread;
-	bool started;
-};
-
-struct intake_pool {
-	pthread_mutex_t mu;
-	pthread_cond_t work; /* a job was queued, or stop */
-	pthread_cond_t idle; /* no job queued or running */
-	struct intake_job *todo, *todo_tail;
-	struct intake_job *done, *done_tail;
-	unsigned busy;
-	bool stop;
-	int fds[2]; /* workers -> loop thread: jobs are done */
-	struct event *ev;
-	struct intake *in;
-	unsigned nworkers;
-	struct intake_worker workers[INTAKE_MAX_WORKERS];
 };
 
 static void
@@ -1096,175 +1072,86 @@ done:
 	job_free(j);
 }
 
-/* Loop thread: finish every job the workers are done with. */
-static void
-pool_collect(struct intake_pool *pool)
+/* ---- workers (workpool.h) ---- */
+
+/* A worker's context: its own validation context per FHIR version. */
+struct intake_worker {
+	struct validate_ctx *validate[2];
+};
+
+static enum gw_err
+worker_init(void *arg, void **wctx)
 {
-	struct intake_job *j, *next;
+	const struct intake *in = arg;
+	struct intake_worker *w = calloc(1, sizeof(*w));
 
-	pthread_mutex_lock(&pool->mu);
-	j = pool->done;
-	pool->done = pool->done_tail = NULL;
-	pthread_mutex_unlock(&pool->mu);
-	for (; j != NULL; j = next) {
-		next = j->next;
-		job_finish(pool->in, j);
-	}
-}
-
-static void
-on_jobs_done(evutil_socket_t fd, short what, void *arg)
-{
-	char drain[64];
-
-	/* Drain the wake-ups before taking the list: a job finished after
-	 * this point writes again. */
-	while (read(fd, drain, sizeof(drain)) > 0)
-		;
-	pool_collect(arg);
-}
-
-static void *
-worker_main(void *arg)
-{
-	struct intake_worker *w = arg;
-	struct intake_pool *pool = w->pool;
-	struct intake_job *j;
-	bool wake;
-
-	pthread_mutex_lock(&pool->mu);
-	for (;;) {
-		while (pool->todo == NULL && !pool->stop)
-			pthread_cond_wait(&pool->work, &pool->mu);
-		if (pool->todo == NULL)
-			break;
-		j = pool->todo;
-		if ((pool->todo = j->next) == NULL)
-			pool->todo_tail = NULL;
-		j->next = NULL;
-		pool->busy++;
-		pthread_mutex_unlock(&pool->mu);
-
-		job_run(j, w->validate);
-
-		pthread_mutex_lock(&pool->mu);
-		pool->busy--;
-		wake = pool->done == NULL;
-		if (pool->done_tail != NULL)
-			pool->done_tail->next = j;
-		else
-			pool->done = j;
-		pool->done_tail = j;
-		if (pool->todo == NULL && pool->busy == 0)
-			pthread_cond_broadcast(&pool->idle);
-		if (wake) {
-			/* Non-blocking; a full pipe already wakes the loop. */
-			ssize_t n = write(pool->fds[1], "j", 1);
-
-			(void)n;
+	if (w == NULL)
+		return GW_NOMEM;
+	for (size_t i = 0; i < 2; i++)
+		if (validate_ctx_new(in->rules[i], &w->validate[i]) != GW_OK) {
+			validate_ctx_free(w->validate[0]);
+			free(w);
+			return GW_NOMEM;
 		}
-	}
-	pthread_mutex_unlock(&pool->mu);
-	return NULL;
+	*wctx = w;
+	return GW_OK;
 }
+
+static void
+worker_cleanup(void *arg, void *wctx)
+{
+	struct intake_worker *w = wctx;
+
+	(void)arg;
+	validate_ctx_free(w->validate[0]);
+	validate_ctx_free(w->validate[1]);
+	free(w);
+}
+
+static void
+worker_run(struct workpool_job *link, void *wctx)
+{
+	struct intake_worker *w = wctx;
+
+	job_run(WORKPOOL_JOB(link, struct intake_job, link), w->validate);
+}
+
+static void
+worker_finish(struct workpool_job *link, void *arg)
+{
+	job_finish(arg, WORKPOOL_JOB(link, struct intake_job, link));
+}
+
+static const struct workpool_ops worker_ops = {
+    .worker_init = worker_init,
+    .worker_cleanup = worker_cleanup,
+    .run = worker_run,
+    .finish = worker_finish,
+};
 
 enum gw_err
 intake_workers_start(struct intake *in, struct event_base *base, unsigned n)
 {
-	struct intake_pool *pool;
-	enum gw_err err = GW_NOMEM;
-
 	if (in->pool != NULL)
 		return GW_OK;
 	if (n > INTAKE_MAX_WORKERS)
 		n = INTAKE_MAX_WORKERS;
 	if (n == 0)
 		return GW_OK;
-	if ((pool = calloc(1, sizeof(*pool))) == NULL)
-		return GW_NOMEM;
-	pool->in = in;
-	pool->fds[0] = pool->fds[1] = -1;
-	pthread_mutex_init(&pool->mu, NULL);
-	pthread_cond_init(&pool->work, NULL);
-	pthread_cond_init(&pool->idle, NULL);
-	in->pool = pool;
-	if (pipe(pool->fds) != 0 ||
-	    fcntl(pool->fds[0], F_SETFL, O_NONBLOCK) != 0 ||
-	    fcntl(pool->fds[1], F_SETFL, O_NONBLOCK) != 0 ||
-	    fcntl(pool->fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
-	    fcntl(pool->fds[1], F_SETFD, FD_CLOEXEC) != 0) {
-		err = GW_IO;
-		goto fail;
-	}
-	pool->ev = event_new(base, pool->fds[0], EV_READ | EV_PERSIST,
-			     on_jobs_done, pool);
-	if (pool->ev == NULL || event_add(pool->ev, NULL) != 0)
-		goto fail;
-	for (unsigned i = 0; i < n; i++) {
-		struct intake_worker *w = &pool->workers[i];
-
-		w->pool = pool;
-		for (size_t v = 0; v < 2; v++)
-			if (validate_ctx_new(in->rules[v], &w->validate[v]) !=
-			    GW_OK)
-				goto fail;
-		pool->nworkers = i + 1;
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-			err = GW_IO;
-			goto fail;
-		}
-		w->started = true;
-	}
-	return GW_OK;
-fail:
-	intake_workers_stop(in);
-	return err;
+	return workpool_start(&in->pool, base, n, &worker_ops, in);
 }
 
 void
 intake_workers_drain(struct intake *in)
 {
-	struct intake_pool *pool = in->pool;
-
-	if (pool == NULL)
-		return;
-	pthread_mutex_lock(&pool->mu);
-	while (pool->todo != NULL || pool->busy > 0)
-		pthread_cond_wait(&pool->idle, &pool->mu);
-	pthread_mutex_unlock(&pool->mu);
-	pool_collect(pool);
+	if (in->pool != NULL)
+		workpool_drain(in->pool);
 }
 
 void
 intake_workers_stop(struct intake *in)
 {
-	struct intake_pool *pool = in->pool;
-
-	if (pool == NULL)
-		return;
-	intake_workers_drain(in);
-	pthread_mutex_lock(&pool->mu);
-	pool->stop = true;
-	pthread_cond_broadcast(&pool->work);
-	pthread_mutex_unlock(&pool->mu);
-	for (unsigned i = 0; i < pool->nworkers; i++) {
-		struct intake_worker *w = &pool->workers[i];
-
-		if (w->started)
-			pthread_join(w->thread, NULL);
-		validate_ctx_free(w->validate[0]);
-		validate_ctx_free(w->validate[1]);
-	}
-	if (pool->ev != NULL)
-		event_free(pool->ev);
-	if (pool->fds[0] >= 0)
-		close(pool->fds[0]);
-	if (pool->fds[1] >= 0)
-		close(pool->fds[1]);
-	pthread_cond_destroy(&pool->idle);
-	pthread_cond_destroy(&pool->work);
-	pthread_mutex_destroy(&pool->mu);
-	free(pool);
+	workpool_stop(in->pool);
 	in->pool = NULL;
 }
 
@@ -1272,7 +1159,7 @@ intake_workers_stop(struct intake *in)
 static void
 job_submit(struct intake *in, struct intake_job *j)
 {
-	struct intake_pool *pool = in->pool;
+	struct workpool *pool = in->pool;
 
 	http_req_defer(j->req);
 	log_debug("event=intake_job id=%s endpoint=%s bytes=%zu", j->reqid,
@@ -1283,14 +1170,8 @@ job_submit(struct intake *in, struct intake_job *j)
 		job_finish(in, j);
 		return;
 	}
-	pthread_mutex_lock(&pool->mu);
-	if (pool->todo_tail != NULL)
-		pool->todo_tail->next = j;
-	else
-		pool->todo = j;
-	pool->todo_tail = j;
-	pthread_cond_signal(&pool->work);
-	pthread_mutex_unlock(&pool->mu);
+	/* Unbounded: the listener's max_pending bounds the requests. */
+	(void)workpool_submit(pool, &j->link, 0);
 }
 
 /*

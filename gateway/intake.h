@@ -22,7 +22,7 @@
 #define INTAKE_MAX_WORKERS 8
 
 struct event_base;
-struct intake_pool;
+struct workpool;
 
 struct intake {
 	struct rules_set *rules[2];	  /* indexed by enum rules_fhir */
@@ -35,7 +35,7 @@ struct intake {
 	void (*kick)(void *arg);
 	void *kick_arg;
 	/* Worker threads (intake_workers_start); NULL: work inline. */
-	struct intake_pool *pool;
+	struct workpool *pool;
 };
 
 /*

@@ -3,13 +3,10 @@
  * with its own store reader), the audit record of every request and the
  * answer, sent from the loop thread. The FHIR work is in provider_run.c.
  */
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <event2/event.h>
 #include <openssl/crypto.h>
@@ -23,29 +20,7 @@
 #include "provider_impl.h"
 #include "rules.h"
 #include "util.h"
-
-struct provider_worker {
-	struct provider_pool *pool;
-	struct store_reader *reader;
-	pthread_t thread;
-	bool started;
-};
-
-struct provider_pool {
-	pthread_mutex_t mu;
-	pthread_cond_t work; /* a job was queued, or stop */
-	pthread_cond_t idle; /* no job queued or running */
-	struct provider_job *todo, *todo_tail;
-	struct provider_job *done, *done_tail;
-	unsigned queued; /* jobs in todo */
-	unsigned busy;
-	bool stop;
-	int fds[2]; /* workers -> loop thread: jobs are done */
-	struct event *ev;
-	struct provider *prov;
-	unsigned nworkers;
-	struct provider_worker workers[PROVIDER_MAX_WORKERS];
-};
+#include "workpool.h"
 
 /* ---- setup ---- */
 
@@ -182,123 +157,57 @@ job_finish(struct provider *p, struct provider_job *j)
 	job_free(j);
 }
 
-static void
-pool_collect(struct provider_pool *pool)
-{
-	struct provider_job *j, *next;
+/* ---- workers (workpool.h) ---- */
 
-	pthread_mutex_lock(&pool->mu);
-	j = pool->done;
-	pool->done = pool->done_tail = NULL;
-	pthread_mutex_unlock(&pool->mu);
-	for (; j != NULL; j = next) {
-		next = j->next;
-		job_finish(pool->prov, j);
-	}
+/* A worker's context: its own store reader. */
+static enum gw_err
+worker_init(void *arg, void **wctx)
+{
+	const struct provider *p = arg;
+	struct store_reader *r = NULL;
+	enum gw_err err = store_reader_open(p->store, &r);
+
+	*wctx = err == GW_OK ? r : NULL;
+	return err;
 }
 
 static void
-on_jobs_done(evutil_socket_t fd, short what, void *arg)
+worker_cleanup(void *arg, void *wctx)
 {
-	char drain[64];
-
-	/* Drain the wake-ups before taking the list: a job finished after
-	 * this point writes again. */
-	while (read(fd, drain, sizeof(drain)) > 0)
-		;
-	pool_collect(arg);
+	(void)arg;
+	store_reader_free(wctx);
 }
 
-static void *
-worker_main(void *arg)
+static void
+worker_run(struct workpool_job *link, void *wctx)
 {
-	struct provider_worker *w = arg;
-	struct provider_pool *pool = w->pool;
-	struct provider_job *j;
-	bool wake;
-
-	pthread_mutex_lock(&pool->mu);
-	for (;;) {
-		while (pool->todo == NULL && !pool->stop)
-			pthread_cond_wait(&pool->work, &pool->mu);
-		if (pool->todo == NULL)
-			break;
-		j = pool->todo;
-		if ((pool->todo = j->next) == NULL)
-			pool->todo_tail = NULL;
-		j->next = NULL;
-		pool->queued--;
-		pool->busy++;
-		pthread_mutex_unlock(&pool->mu);
-
-		provider_run(j, w->reader);
-
-		pthread_mutex_lock(&pool->mu);
-		pool->busy--;
-		wake = pool->done == NULL;
-		if (pool->done_tail != NULL)
-			pool->done_tail->next = j;
-		else
-			pool->done = j;
-		pool->done_tail = j;
-		if (pool->todo == NULL && pool->busy == 0)
-			pthread_cond_broadcast(&pool->idle);
-		if (wake) {
-			/* Non-blocking; a full pipe already wakes the loop. */
-			ssize_t n = write(pool->fds[1], "j", 1);
-
-			(void)n;
-		}
-	}
-	pthread_mutex_unlock(&pool->mu);
-	return NULL;
+	provider_run(WORKPOOL_JOB(link, struct provider_job, link), wctx);
 }
+
+static void
+worker_finish(struct workpool_job *link, void *arg)
+{
+	job_finish(arg, WORKPOOL_JOB(link, struct provider_job, link));
+}
+
+static const struct workpool_ops worker_ops = {
+    .worker_init = worker_init,
+    .worker_cleanup = worker_cleanup,
+    .run = worker_run,
+    .finish = worker_finish,
+};
 
 enum gw_err
 provider_workers_start(struct provider *p, struct event_base *base, unsigned n)
 {
-	struct provider_pool *pool;
-	enum gw_err err = GW_NOMEM;
+	enum gw_err err;
 
 	if (p->pool != NULL || p->store == NULL)
 		return p->pool != NULL ? GW_OK : GW_INVALID;
 	if (n > PROVIDER_MAX_WORKERS)
 		n = PROVIDER_MAX_WORKERS;
-	if (n == 0)
-		n = 1;
-	if ((pool = calloc(1, sizeof(*pool))) == NULL)
-		return GW_NOMEM;
-	pool->prov = p;
-	pool->fds[0] = pool->fds[1] = -1;
-	pthread_mutex_init(&pool->mu, NULL);
-	pthread_cond_init(&pool->work, NULL);
-	pthread_cond_init(&pool->idle, NULL);
-	p->pool = pool;
-	if (pipe(pool->fds) != 0 ||
-	    fcntl(pool->fds[0], F_SETFL, O_NONBLOCK) != 0 ||
-	    fcntl(pool->fds[1], F_SETFL, O_NONBLOCK) != 0 ||
-	    fcntl(pool->fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
-	    fcntl(pool->fds[1], F_SETFD, FD_CLOEXEC) != 0) {
-		err = GW_IO;
-		goto fail;
-	}
-	pool->ev = event_new(base, pool->fds[0], EV_READ | EV_PERSIST,
-			     on_jobs_done, pool);
-	if (pool->ev == NULL || event_add(pool->ev, NULL) != 0)
-		goto fail;
-	for (unsigned i = 0; i < n; i++) {
-		struct provider_worker *w = &pool->workers[i];
-
-		w->pool = pool;
-		pool->nworkers = i + 1;
-		if ((err = store_reader_open(p->store, &w->reader)) != GW_OK)
-			goto fail;
-		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
-			err = GW_IO;
-			goto fail;
-		}
-		w->started = true;
-	}
+	if ((err = workpool_start(&p->pool, base, n, &worker_ops, p)) != GW_OK)
+		return err;
 	metrics_describe("pzpgw_pull_requests_total", METRICS_COUNTER,
 			 "Pull API requests answered, by interaction and "
 			 "status.");
@@ -306,42 +215,12 @@ provider_workers_start(struct provider *p, struct event_base *base, unsigned n)
 			 "Pull API requests answered 503 because the audit "
 			 "trail could not take their record.");
 	return GW_OK;
-fail:
-	provider_workers_stop(p);
-	return err;
 }
 
 void
 provider_workers_stop(struct provider *p)
 {
-	struct provider_pool *pool = p->pool;
-
-	if (pool == NULL)
-		return;
-	pthread_mutex_lock(&pool->mu);
-	while (pool->todo != NULL || pool->busy > 0)
-		pthread_cond_wait(&pool->idle, &pool->mu);
-	pool->stop = true;
-	pthread_cond_broadcast(&pool->work);
-	pthread_mutex_unlock(&pool->mu);
-	pool_collect(pool);
-	for (unsigned i = 0; i < pool->nworkers; i++) {
-		struct provider_worker *w = &pool->workers[i];
-
-		if (w->started)
-			pthread_join(w->thread, NULL);
-		store_reader_free(w->reader);
-	}
-	if (pool->ev != NULL)
-		event_free(pool->ev);
-	if (pool->fds[0] >= 0)
-		close(pool->fds[0]);
-	if (pool->fds[1] >= 0)
-		close(pool->fds[1]);
-	pthread_cond_destroy(&pool->idle);
-	pthread_cond_destroy(&pool->work);
-	pthread_mutex_destroy(&pool->mu);
-	free(pool);
+	workpool_stop(p->pool);
 	p->pool = NULL;
 }
 
@@ -441,6 +320,7 @@ provider_handle(struct http_req *req, void *arg)
 	const char *accept = http_req_header(req, "Accept");
 	bool post = strcmp(http_req_method(req), "POST") == 0;
 	struct provider_job *j = NULL;
+	struct store_reader *r = NULL;
 	const char *body = NULL;
 	size_t body_len = 0, qlen;
 
@@ -462,19 +342,6 @@ provider_handle(struct http_req *req, void *arg)
 		refuse(p, req, POLICY_STORE_REFUSED, path, query, post,
 		       "the gateway's store is unavailable; retry later");
 		return;
-	}
-	if (p->pool != NULL) {
-		unsigned queued;
-
-		pthread_mutex_lock(&p->pool->mu);
-		queued = p->pool->queued;
-		pthread_mutex_unlock(&p->pool->mu);
-		/* A flood of searches waits in no unbounded queue. */
-		if (queued >= cfg->max_pending) {
-			refuse(p, req, POLICY_BUSY, path, query, post,
-			       "the gateway is busy; retry later");
-			return;
-		}
 	}
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		goto nomem;
@@ -511,28 +378,28 @@ provider_handle(struct http_req *req, void *arg)
 	util_strlcpy(j->ura, peer->ura, sizeof(j->ura));
 	audit_init(&j->audit, req, path, j->form, post);
 	buf_init(&j->out, PROVIDER_OUT_MAX);
-	http_req_defer(req);
-	if (p->pool == NULL) {
-		/* No workers (they failed to start): a reader of its own
-		   for this request. */
-		struct store_reader *r = NULL;
-
-		if (store_reader_open(p->store, &r) != GW_OK)
-			r = NULL;
-		provider_run(j, r);
-		store_reader_free(r);
-		job_finish(p, j);
+	if (p->pool != NULL) {
+		/* A flood of searches waits in no unbounded queue. The
+		 * worker never touches req, and finish runs on this thread
+		 * after we return, so deferring after the submit is safe. */
+		if (workpool_submit(p->pool, &j->link, cfg->max_pending) !=
+		    GW_OK) {
+			job_free(j);
+			refuse(p, req, POLICY_BUSY, path, query, post,
+			       "the gateway is busy; retry later");
+			return;
+		}
+		http_req_defer(req);
 		return;
 	}
-	pthread_mutex_lock(&p->pool->mu);
-	if (p->pool->todo_tail != NULL)
-		p->pool->todo_tail->next = j;
-	else
-		p->pool->todo = j;
-	p->pool->todo_tail = j;
-	p->pool->queued++;
-	pthread_cond_signal(&p->pool->work);
-	pthread_mutex_unlock(&p->pool->mu);
+	/* No workers (they failed to start): a reader of its own for this
+	 * request. */
+	http_req_defer(req);
+	if (store_reader_open(p->store, &r) != GW_OK)
+		r = NULL;
+	provider_run(j, r);
+	store_reader_free(r);
+	job_finish(p, j);
 	return;
 nomem:
 	job_free(j);

@@ -20,7 +20,7 @@
 
 struct event_base;
 struct rules_set;
-struct provider_pool;
+struct workpool;
 
 /* Most worker threads of the pull API. */
 #define PROVIDER_MAX_WORKERS 8
@@ -38,7 +38,7 @@ struct provider {
 	/* Key of the paging links' MAC: random per process, so a link
 	   outlives neither a restart nor another gateway. */
 	unsigned char link_key[32];
-	struct provider_pool *pool; /* NULL: work inline */
+	struct workpool *pool; /* NULL: work inline */
 };
 
 /* Fill p from the R4 rules (borrowed until provider_cleanup). GW_NOMEM,

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "provider.h"
 #include "store.h"
+#include "workpool.h"
 
 /* Largest answer of one request: 250 resources plus their includes. */
 #define PROVIDER_OUT_MAX (64u << 20)
@@ -22,8 +23,8 @@
  * answer; provider_run, in a worker, fills the output.
  */
 struct provider_job {
-	struct provider_job *next;
-	struct http_req *req; /* loop thread only */
+	struct workpool_job link; /* in the workers' pool */
+	struct http_req *req;	  /* loop thread only */
 	const struct provider *prov;
 
 	/* Input. */
