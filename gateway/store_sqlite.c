@@ -2020,28 +2020,22 @@ out:
  * waits long for the lock. */
 #define SQ_PRUNE_CHUNK 2000
 
+/*
+ * Run sql (a DELETE of messages with ?1 = before and ?2 = a LIMIT) in
+ * transactions of at most chunk messages until none is left, then give
+ * the freed pages back to the filesystem. *count (may be NULL) is the
+ * number removed; op names the step in a failure's log line.
+ */
 static enum gw_err
-sq_prune(void *conn, int64_t before, size_t *count)
+sq_delete_chunked(struct sq *c, const char *sql, int64_t before, int chunk,
+		  const char *op, size_t *count)
 {
-	struct sq *c = conn;
 	sqlite3_stmt *st = NULL;
 	enum gw_err err = GW_OK;
-	int64_t removed = 0, chunk;
+	int64_t removed = 0, done;
 	int rc;
 
-	/* Outbound messages only: inbound ones are the care plans this
-	   gateway serves; a message with any row not delivered (or
-	   delivered too recently) stays. */
-	rc = sqlite3_prepare_v2(
-	    c->db,
-	    "DELETE FROM messages WHERE seq IN"
-	    " (SELECT o.message_seq FROM outbox o INDEXED BY outbox_delivered"
-	    "  WHERE o.state = 'delivered'"
-	    "  AND o.delivered_at < ?1 AND NOT EXISTS (SELECT 1 FROM outbox x"
-	    "  WHERE x.message_seq = o.message_seq AND (x.state <> 'delivered'"
-	    "  OR x.delivered_at >= ?1)) LIMIT ?2)"
-	    " AND +direction = 'outbound'",
-	    -1, &st, NULL);
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_fail(c, "prepare", rc);
 	do {
@@ -2049,25 +2043,42 @@ sq_prune(void *conn, int64_t before, size_t *count)
 			break;
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, before);
-		sqlite3_bind_int(st, 2, SQ_PRUNE_CHUNK);
+		sqlite3_bind_int(st, 2, chunk);
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE) {
-			err = sq_fail(c, "prune", rc);
+			err = sq_fail(c, op, rc);
 			sq_rollback(c);
 			break;
 		}
-		chunk = sqlite3_changes(c->db);
+		done = sqlite3_changes(c->db);
 		if ((err = sq_commit(c)) != GW_OK)
 			break;
-		removed += chunk;
-	} while (chunk > 0);
+		removed += done;
+	} while (done > 0);
 	sqlite3_finalize(st);
 	if (count != NULL)
 		*count = (size_t)removed;
-	/* Give the freed pages back to the filesystem. */
 	if (removed > 0)
 		(void)sq_exec(c, "PRAGMA incremental_vacuum");
 	return err;
+}
+
+static enum gw_err
+sq_prune(void *conn, int64_t before, size_t *count)
+{
+	/* Outbound messages only: inbound ones are the care plans this
+	   gateway serves; a message with any row not delivered (or
+	   delivered too recently) stays. */
+	return sq_delete_chunked(
+	    conn,
+	    "DELETE FROM messages WHERE seq IN"
+	    " (SELECT o.message_seq FROM outbox o INDEXED BY outbox_delivered"
+	    "  WHERE o.state = 'delivered'"
+	    "  AND o.delivered_at < ?1 AND NOT EXISTS (SELECT 1 FROM outbox x"
+	    "  WHERE x.message_seq = o.message_seq AND (x.state <> 'delivered'"
+	    "  OR x.delivered_at >= ?1)) LIMIT ?2)"
+	    " AND +direction = 'outbound'",
+	    before, SQ_PRUNE_CHUNK, "prune", count);
 }
 
 static enum gw_err
@@ -2403,46 +2414,16 @@ out:
 static enum gw_err
 sq_prune_inbound(void *conn, int64_t before, size_t *count)
 {
-	struct sq *c = conn;
-	sqlite3_stmt *st = NULL;
-	enum gw_err err = GW_OK;
-	int64_t removed = 0, chunk;
-	int rc;
-
 	/* Their inbox rows and index versions go with them (ON DELETE
-	   CASCADE), in the same transaction. */
-	rc = sqlite3_prepare_v2(c->db,
-				"DELETE FROM messages WHERE seq IN"
-				" (SELECT seq FROM messages INDEXED BY"
-				" messages_accepted WHERE accepted_at < ?1"
-				" AND direction = 'inbound' LIMIT ?2)",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return sq_fail(c, "prepare", rc);
-	do {
-		if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
-			break;
-		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, before);
-		/* Smaller chunks: each message takes its index rows. */
-		sqlite3_bind_int(st, 2, SQ_PRUNE_CHUNK / 4);
-		rc = sqlite3_step(st);
-		if (rc != SQLITE_DONE) {
-			err = sq_fail(c, "prune_inbound", rc);
-			sq_rollback(c);
-			break;
-		}
-		chunk = sqlite3_changes(c->db);
-		if ((err = sq_commit(c)) != GW_OK)
-			break;
-		removed += chunk;
-	} while (chunk > 0);
-	sqlite3_finalize(st);
-	if (count != NULL)
-		*count = (size_t)removed;
-	if (removed > 0)
-		(void)sq_exec(c, "PRAGMA incremental_vacuum");
-	return err;
+	   CASCADE), in the same transaction; smaller chunks, as each
+	   message takes its index rows. */
+	return sq_delete_chunked(conn,
+				 "DELETE FROM messages WHERE seq IN"
+				 " (SELECT seq FROM messages INDEXED BY"
+				 " messages_accepted WHERE accepted_at < ?1"
+				 " AND direction = 'inbound' LIMIT ?2)",
+				 before, SQ_PRUNE_CHUNK / 4, "prune_inbound",
+				 count);
 }
 
 static enum gw_err
