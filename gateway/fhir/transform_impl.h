@@ -1,0 +1,124 @@
+/*
+ * transform internals shared by transform.c (the driver: Bundle walk,
+ * dispatch per resource type, canonical URLs, the rules every resource
+ * shares, the helpers below), transform_consent.c (TreatmentDirective,
+ * AdvanceDirective), transform_zib.c (Patient, RelatedPerson,
+ * Practitioner, PractitionerRole, Observation), transform_care.c
+ * (Encounter, Procedure, Goal, Communication, CommunicationRequest,
+ * Device, DeviceUseStatement, QuestionnaireResponse and the rest) and
+ * transform_norm.c (xf_normalise).
+ *
+ * A per-type rule receives the resource object after the driver has
+ * applied the shared rules (meta.profile and extension URLs through the
+ * xf_url_map tables, R4 encounter <-> STU3 context, R4-only
+ * Reference.type removed) and changes it in place for c->to.
+ */
+#ifndef GW_TRANSFORM_IMPL_H
+#define GW_TRANSFORM_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "transform.h"
+
+/* Longest FHIRPath the report names. */
+#define XF_PATH_MAX 512
+
+/* The NullFlavor code system (zib2017 and zib2020 alike). */
+#define XF_NULLFLAVOR_SYSTEM "http://hl7.org/fhir/v3/NullFlavor"
+#define XF_DAR_URL "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+
+struct xf_ctx {
+	struct fj_doc *doc;
+	enum rules_fhir from, to;
+	json_t *report;		/* may be NULL */
+	struct fj_node *bundle; /* the root Bundle, or NULL */
+	/* FHIRPath of the resource being converted in the SOURCE
+	   ("Consent", "Bundle.entry[2].resource"). */
+	char path[XF_PATH_MAX];
+};
+
+/* One canonical URL pair: the R4 URL and the STU3 URL of the same
+ * profile or extension. Tables end with a {NULL, NULL} row. Several R4
+ * URLs may map to one STU3 URL (the R4 snapshot and the later
+ * api.iknl.nl canonicals): the first row for a URL wins when mapping
+ * back. */
+struct xf_url_map {
+	const char *r4;
+	const char *stu3;
+};
+
+/* A per-type rule: converts res (a resourceType object) from c->from to
+ * c->to in place. GW_OK, GW_REJECT (reported with xf_refuse) or
+ * GW_NOMEM. */
+typedef enum gw_err (*xf_rule_fn)(struct xf_ctx *c, struct fj_node *res);
+
+struct xf_type {
+	const char *type; /* resourceType (the same in both versions) */
+	xf_rule_fn rule;
+};
+
+/* The tables each file owns (NULL-terminated); the driver consults them
+ * in this order. */
+extern const struct xf_url_map xf_urls_core[];	  /* transform.c */
+extern const struct xf_url_map xf_urls_consent[]; /* transform_consent.c */
+extern const struct xf_url_map xf_urls_zib[];	  /* transform_zib.c */
+extern const struct xf_url_map xf_urls_care[];	  /* transform_care.c */
+extern const struct xf_type xf_types_consent[];
+extern const struct xf_type xf_types_zib[];
+extern const struct xf_type xf_types_care[];
+
+/* The URL u maps to in c->to (u itself when no table names it). */
+const char *xf_url(const struct xf_ctx *c, const char *u);
+
+/* Report a loss or a filled default at c->path + "." + rel (rel may be
+ * NULL: the resource itself). GW_OK or GW_NOMEM. */
+enum gw_err xf_loss(struct xf_ctx *c, const char *rel, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Report a normalisation change (severity information). */
+enum gw_err xf_note(struct xf_ctx *c, const char *rel, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Report a refusal (severity error); returns GW_REJECT (GW_NOMEM when
+ * the report could not grow). */
+enum gw_err xf_refuse(struct xf_ctx *c, const char *rel, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Rename member from to to in obj (keeps its position); false when obj
+ * has no member from. */
+bool xf_rename(struct fj_node *obj, const char *from, const char *to);
+/* The extension of obj (in "extension", or "modifierExtension" when
+ * modifier) whose url is url, or NULL. */
+struct fj_node *xf_ext_find(const struct fj_node *obj, const char *url,
+			    bool modifier);
+/* Remove that extension from obj (and the array when it becomes
+ * empty); returns it (still in the document) or NULL. */
+struct fj_node *xf_ext_take(struct fj_node *obj, const char *url,
+			    bool modifier);
+/* Append {url, value<key>: val} to obj's extension (or modifierExtension)
+ * array, making the array when missing; val is a fresh node. */
+enum gw_err xf_ext_add(struct xf_ctx *c, struct fj_node *obj, const char *url,
+		       bool modifier, const char *valuekey,
+		       struct fj_node *val);
+/* A new Coding {system, code, display (NULL: none)} in c->doc. */
+struct fj_node *xf_coding(struct xf_ctx *c, const char *system,
+			  const char *code, const char *display);
+/* A new data-absent-reason extension object with code. */
+struct fj_node *xf_dar(struct xf_ctx *c, const char *code);
+
+/* The resource a reference string points at inside the Bundle (by
+ * fullUrl, or "Type/id" against each entry's resource), or NULL. */
+struct fj_node *xf_resolve(const struct xf_ctx *c, const char *reference);
+
+/*
+ * PractitionerRole references, shared by Consent, Encounter and the
+ * other rules that meet them. R4 -> STU3: a Reference to a
+ * PractitionerRole becomes a Reference to that role's Practitioner
+ * with the zib practitionerrole-reference extension carrying the
+ * original reference; STU3 -> R4: the reverse (the extension's
+ * reference wins). ref is the Reference object; rel its path below
+ * the resource for the report.
+ */
+enum gw_err xf_role_ref(struct xf_ctx *c, struct fj_node *ref,
+			const char *rel);
+
+#endif
