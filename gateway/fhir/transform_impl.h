@@ -26,7 +26,7 @@
 
 /* The NullFlavor code system (zib2017 and zib2020 alike). */
 #define XF_NULLFLAVOR_SYSTEM "http://hl7.org/fhir/v3/NullFlavor"
-#define XF_DAR_URL "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+#define XF_DAR_URL	     "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 
 struct xf_ctx {
 	struct fj_doc *doc;
@@ -118,7 +118,6 @@ struct fj_node *xf_resolve(const struct xf_ctx *c, const char *reference);
  * reference wins). ref is the Reference object; rel its path below
  * the resource for the report.
  */
-enum gw_err xf_role_ref(struct xf_ctx *c, struct fj_node *ref,
-			const char *rel);
+enum gw_err xf_role_ref(struct xf_ctx *c, struct fj_node *ref, const char *rel);
 
 #endif
