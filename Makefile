@@ -59,13 +59,14 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-.PHONY: all deps deps-build run test test-unit test-e2e asan tsan fuzz fuzz-smoke \
+.PHONY: all deps deps-build run run-pair test test-unit test-e2e asan tsan fuzz fuzz-smoke \
         check-cycles lint format format-check install schemas bench clean help
 
 all: $(BIN)
 
 help:
 	@echo "make run        install packages, build, make a dev PKI, serve"
+	@echo "make run-pair   the same with a second gateway B beside it"
 	@echo "make test       install packages, build, run every test"
 	@echo "make all        build $(BIN)"
 	@echo "make test-unit  cmocka unit tests"
@@ -122,18 +123,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) \
 		$(LIBS) $(TEST_LIBS)
 
-# The development gateway: PKI and configuration under var/ on first start.
+# The development gateway: PKI and configuration under var/ on first start
+# (certs/dev-run.sh); run-pair also starts gateway B, to which A delivers
+# the messages for GP 90000003 (README "Two gateways").
 run: deps-build all
-	@mkdir -p -m 0755 var
-	@test -f var/dev-pki/ca.pem || sh certs/dev-pki.sh var/dev-pki
-	@# check-config refuses a configuration group or others can write
-	@test -f var/pzpgw.conf || (umask 022; sh certs/dev-config.sh var > var/pzpgw.conf)
-	@echo "pzpgw: organisation listener https://localhost:8443 (mutual TLS)"
-	@echo "pzpgw: admin listener       http://127.0.0.1:9090 (/healthz /readyz /metrics)"
-	@echo "pzpgw: test certificates in var/dev-pki/: ca.pem, hospital.crt/.key, gp1.crt/.key, gp2.crt/.key"
-	@echo "pzpgw: try  curl --cacert var/dev-pki/ca.pem --cert var/dev-pki/hospital.crt --key var/dev-pki/hospital.key https://localhost:8443/fhir/metadata"
-	@echo "pzpgw: Ctrl-C stops the gateway"
-	exec $(BIN) serve -d -c var/pzpgw.conf
+	sh certs/dev-run.sh $(BIN) var
+
+run-pair: deps-build all
+	sh certs/dev-run.sh --pair $(BIN) var
 
 test: deps
 	$(MAKE) format-check

@@ -413,7 +413,11 @@ send_parse(int argc, char **argv, struct send_args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->event = MESSAGE_EVENT_SHARED;
-	a->gateway = SEND_DEFAULT_URL;
+	/* The environment moves the default, e.g. to a development
+	 * gateway on another port (certs/dev-config.sh), for every send. */
+	a->gateway = getenv("PZPGW_GATEWAY");
+	if (a->gateway == NULL || a->gateway[0] == '\0')
+		a->gateway = SEND_DEFAULT_URL;
 	a->wait_s = SEND_WAIT_DEFAULT;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "", send_opts, NULL)) != -1) {
