@@ -1,10 +1,13 @@
 /* `pzpgw check-config`: load a configuration the way the daemon does and
- * report every problem as file:line: message, then the warnings. */
+ * report every problem as file:line: message, then check that the
+ * gateway's own certificates verify against its trust, then the warnings.
+ */
 #include <getopt.h>
 #include <stdio.h>
 
 #include "cli.h"
 #include "config.h"
+#include "tls.h"
 
 static void
 print_config_error(void *arg, const char *file, int line, const char *msg)
@@ -59,7 +62,17 @@ cli_check_config(int argc, char **argv)
 			errors == 1 ? "" : "s");
 		return CLI_FAIL;
 	}
+	/* Only here, not at the daemon's start: a gateway whose own chain
+	 * does not verify may still be meant to run (a CA being changed),
+	 * but every peer that pins the CA will refuse it. */
+	(void)tls_check_own_chains(cfg, print_config_error, &errors);
 	config_warnings(cfg, print_config_warning, NULL);
+	if (errors > 0) {
+		fprintf(stderr, "%s: %d error%s\n", path, errors,
+			errors == 1 ? "" : "s");
+		config_free(cfg);
+		return CLI_FAIL;
+	}
 	printf("%s: configuration ok (organisation %s, %zu peer%s)\n", path,
 	       cfg->ura, cfg->npeers, cfg->npeers == 1 ? "" : "s");
 	config_free(cfg);

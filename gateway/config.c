@@ -1402,6 +1402,23 @@ finish(struct loader *ld)
 			       p->ura, p->server_ura);
 	}
 
+	/* Messages for a peer with an endpoint are delivered there, so it
+	 * would pull here from an empty store: the section is both "served
+	 * here" and "served there", and one of the two is a mistake. */
+	for (i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+
+		if (p->endpoint != NULL && (p->allow & CONFIG_ALLOW_PULL))
+			report(ld, p->line,
+			       "[peer %s]: allow = pull and an endpoint: "
+			       "messages for %s are delivered to the "
+			       "endpoint, so nothing arrives here to pull. "
+			       "Keep allow = pull without endpoint when this "
+			       "gateway serves %s, or the endpoint without "
+			       "pull when another gateway does",
+			       p->ura, p->ura, p->ura);
+	}
+
 	/* A notification tells an organisation this gateway serves that it
 	 * may pull: one with an endpoint gets the messages themselves. */
 	for (i = 0; i < cfg->npeers; i++) {
@@ -1576,6 +1593,104 @@ is_loopback(const char *address)
 	return false;
 }
 
+/*
+ * The host and port of an endpoint that check_endpoint accepted, in
+ * lower case with the port made explicit ("gw.example.nl:443"), and
+ * where its path starts.
+ */
+static const char *
+endpoint_authority(const char *ep, char *out, size_t n)
+{
+	const char *auth = ep + 8, *end = auth + strcspn(auth, "/");
+	const char *close = memchr(auth, ']', (size_t)(end - auth));
+	const char *after = close != NULL ? close + 1 : auth;
+	size_t len = (size_t)(end - auth), i;
+
+	if (len >= n - 5)
+		len = n - 5;
+	for (i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)auth[i]);
+	out[i] = '\0';
+	if (memchr(after, ':', (size_t)(end - after)) == NULL)
+		util_strlcpy(out + i, ":443", n - i);
+	return end;
+}
+
+/* Warnings about [peer] routes that make deliveries fail or die. */
+static int
+route_warnings(const struct config *cfg, config_err_fn warn, void *arg)
+{
+	char msg[2048], a[272], b[272];
+	int n = 0;
+
+	for (size_t i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+		const char *path;
+		size_t len;
+
+		if (p->endpoint == NULL)
+			continue;
+		/* pzpgw serves its FHIR API under /fhir and deliveries go to
+		 * the endpoint plus /$process-message: without the base they
+		 * get 404. Another FHIR server or a proxy may use another
+		 * base, so this is a warning. */
+		path = endpoint_authority(p->endpoint, a, sizeof(a));
+		len = strlen(path);
+		while (len > 0 && path[len - 1] == '/')
+			len--;
+		if (len < 5 || strncmp(path + len - 5, "/fhir", 5) != 0) {
+			snprintf(msg, sizeof(msg),
+				 "[peer %s] (line %d) endpoint %s: the path "
+				 "does not end in /fhir, the FHIR base of a "
+				 "pzpgw gateway; deliveries go to %.*s/"
+				 "$process-message, which a pzpgw gateway "
+				 "answers 404 (write https://%s/fhir)",
+				 p->ura, p->line, p->endpoint,
+				 (int)(path - p->endpoint + len), p->endpoint,
+				 a);
+			if (warn != NULL)
+				warn(arg, cfg->path, 0, msg);
+			n++;
+		}
+		/* One server certificate carries one URA: peers delivered to
+		 * the same host and port expecting different URAs cannot all
+		 * be right. The likely mistake is a practice's section left
+		 * with server_ura at its own URA while its endpoint is another
+		 * organisation's gateway: every attempt then fails with
+		 * "wrong server URA" until max_age. A peer that relays is a
+		 * gateway itself, and its endpoint its own. */
+		if (strcmp(p->server_ura, p->ura) != 0 || p->relay != NULL)
+			continue;
+		for (size_t j = 0; j < cfg->npeers; j++) {
+			const struct config_peer *q = &cfg->peers[j];
+
+			if (j == i || q->endpoint == NULL ||
+			    strcmp(q->server_ura, p->server_ura) == 0)
+				continue;
+			endpoint_authority(q->endpoint, b, sizeof(b));
+			if (strcmp(a, b) != 0)
+				continue;
+			snprintf(
+			    msg, sizeof(msg),
+			    "[peer %s] (line %d) server_ura: %s, the "
+			    "section's own URA, while [peer %s] (line "
+			    "%d) expects %s from the same endpoint host "
+			    "%s; a server certificate carries one URA: if "
+			    "%s is another organisation's gateway, set "
+			    "server_ura = %s (otherwise every delivery "
+			    "fails with \"wrong server URA\" and goes dead "
+			    "after max_age)",
+			    p->ura, p->line, p->server_ura, q->ura, q->line,
+			    q->server_ura, a, a, q->server_ura);
+			if (warn != NULL)
+				warn(arg, cfg->path, 0, msg);
+			n++;
+			break;
+		}
+	}
+	return n;
+}
+
 static int store_warnings(const struct config *cfg, config_err_fn fn,
 			  void *arg);
 
@@ -1617,6 +1732,7 @@ config_warnings(const struct config *cfg, config_err_fn warn, void *arg)
 			warn(arg, cfg->path, 0, msg);
 		n++;
 	}
+	n += route_warnings(cfg, warn, arg);
 	return n + store_warnings(cfg, warn, arg);
 }
 

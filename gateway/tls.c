@@ -1056,3 +1056,138 @@ tls_cert_file_is_test(const char *path, bool *is_test)
 	X509_free(cert);
 	return GW_OK;
 }
+
+/*
+ * Verify one of the gateway's own certificate files (leaf first, the
+ * rest of the file and of chain_path as intermediates) against store for
+ * purpose (0: any). On failure why says what OpenSSL found, at which
+ * depth. GW_OK when it verifies, GW_INVALID when not, other errors when
+ * a file cannot be read (why says which).
+ */
+static enum gw_err
+tls_verify_own(X509_STORE *store, const char *what, const char *path,
+	       const char *chain_path, int purpose, char *why, size_t n)
+{
+	STACK_OF(X509_INFO) *infos = NULL, *more = NULL;
+	STACK_OF(X509) *chain = NULL;
+	X509_STORE_CTX *xs = NULL;
+	X509 *leaf = NULL;
+	enum gw_err err;
+	int rc;
+
+	if ((err = tls_read_infos(what, path, &infos, why, n)) != GW_OK)
+		goto out;
+	if (chain_path != NULL && chain_path[0] != '\0' &&
+	    (err = tls_read_infos("chain", chain_path, &more, why, n)) != GW_OK)
+		goto out;
+	if ((chain = sk_X509_new_null()) == NULL ||
+	    (xs = X509_STORE_CTX_new()) == NULL) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	for (int f = 0; f < 2; f++) {
+		STACK_OF(X509_INFO) *s = f == 0 ? infos : more;
+
+		for (int i = 0; i < sk_X509_INFO_num(s); i++) {
+			X509 *x = sk_X509_INFO_value(s, i)->x509;
+
+			if (x == NULL)
+				continue;
+			if (leaf == NULL)
+				leaf = x;
+			else if (!sk_X509_push(chain, x)) {
+				err = GW_NOMEM;
+				goto out;
+			}
+		}
+	}
+	if (leaf == NULL) {
+		tls_errf(why, n, "%s %s: no certificate in it", what, path);
+		err = GW_PARSE;
+		goto out;
+	}
+	if (!X509_STORE_CTX_init(xs, store, leaf, chain)) {
+		err = GW_NOMEM;
+		goto out;
+	}
+	if (purpose != 0)
+		X509_STORE_CTX_set_purpose(xs, purpose);
+	rc = X509_verify_cert(xs);
+	if (rc == 1) {
+		err = GW_OK;
+	} else {
+		int e = X509_STORE_CTX_get_error(xs);
+
+		tls_errf(why, n, "%s (depth %d)",
+			 X509_verify_cert_error_string(e),
+			 X509_STORE_CTX_get_error_depth(xs));
+		err = GW_INVALID;
+	}
+out:
+	X509_STORE_CTX_free(xs);
+	/* The stack borrows the certificates of infos and more. */
+	sk_X509_free(chain);
+	sk_X509_INFO_pop_free(more, X509_INFO_free);
+	sk_X509_INFO_pop_free(infos, X509_INFO_free);
+	return err;
+}
+
+int
+tls_check_own_chains(const struct config *cfg, config_err_fn fn, void *arg)
+{
+	static const struct {
+		int purpose;
+		const char *use;
+	} uses[] = {
+	    {X509_PURPOSE_SSL_SERVER, "as a TLS server"},
+	    {X509_PURPOSE_SSL_CLIENT, "as a TLS client (deliveries)"},
+	};
+	X509_STORE *store = NULL;
+	char why[512], msg[1024];
+	int nerr = 0;
+
+	if (cfg->tls_trust == NULL || cfg->tls_cert == NULL)
+		return 0;
+	/* Files that cannot be read as certificates or CRLs are left to
+	 * the daemon's TLS and signing setup to report, as at its start. */
+	if (tls_store_new(cfg, &store, why, sizeof(why)) != GW_OK)
+		return 0;
+	/* The peers pin the same issuing CA: what this store refuses, they
+	 * refuse in the handshake with this gateway, both ways. */
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(uses); i++) {
+		if (tls_verify_own(store, "[listen] certificate", cfg->tls_cert,
+				   NULL, uses[i].purpose, why,
+				   sizeof(why)) != GW_INVALID)
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "[listen] certificate %s does not verify against "
+			 "[listen] trust %s%s%s %s: %s; organisations and "
+			 "gateways that trust the same CA refuse this "
+			 "gateway's connections",
+			 cfg->tls_cert, cfg->tls_trust,
+			 cfg->tls_crl != NULL ? " and crl " : "",
+			 cfg->tls_crl != NULL ? cfg->tls_crl : "", uses[i].use,
+			 why);
+		fn(arg, cfg->path, 0, msg);
+		nerr++;
+		break;
+	}
+	/* A receiver checks the signature's x5c chain against the same
+	 * trust and refuses the message (401) when it does not verify. */
+	if (cfg->sign_cert != NULL &&
+	    tls_verify_own(store, "[signing] certificate", cfg->sign_cert,
+			   cfg->sign_chain, 0, why,
+			   sizeof(why)) == GW_INVALID) {
+		snprintf(msg, sizeof(msg),
+			 "[signing] certificate %s%s%s does not verify against "
+			 "[listen] trust %s: %s; receiving gateways refuse "
+			 "messages signed with it (401)",
+			 cfg->sign_cert, cfg->sign_chain ? " with chain " : "",
+			 cfg->sign_chain ? cfg->sign_chain : "", cfg->tls_trust,
+			 why);
+		fn(arg, cfg->path, 0, msg);
+		nerr++;
+	}
+	X509_STORE_free(store);
+	return nerr;
+}

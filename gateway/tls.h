@@ -109,4 +109,13 @@ enum gw_err tls_cert_file_expiry(const char *path, int64_t *seconds_left);
  * (tls_cert_is_test). GW_PARSE when there is no certificate to read. */
 enum gw_err tls_cert_file_is_test(const char *path, bool *is_test);
 
+/*
+ * check-config: verify the gateway's own [listen] certificate (as TLS
+ * server and client) and [signing] certificate (with [signing] chain)
+ * against the pinned [listen] trust and crl, as the peers that trust the
+ * same CA will. Each failure goes to fn (file cfg->path, line 0).
+ * Returns the number of failures. Reads files only; no network.
+ */
+int tls_check_own_chains(const struct config *cfg, config_err_fn fn, void *arg);
+
 #endif

@@ -314,3 +314,168 @@ def test_view_without_pull_is_a_warning(confdir):
     assert r.returncode == 1
     assert "%s:14: [peer 90000002] resources: \"goal\" is not a FHIR" \
         % conf in r.stderr, r.stderr
+
+
+# What dead-letters or fails every delivery today, caught before it does
+# (issue 13). The files are real: a dev PKI with the broken certificates.
+
+@pytest.fixture(scope="module")
+def pki():
+    d = tempfile.mkdtemp(prefix="pzpgw-check-config-pki-")
+    make_pki(os.path.join(d, "pki"), extras=True)
+    yield os.path.join(d, "pki")
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def pki_conf(tmp_path, pki, listen="gateway", extra="", peers=""):
+    """A good file on the dev PKI, [listen] certificate `listen`."""
+    conf = tmp_path / "pzpgw.conf"
+    conf.write_text(
+        "[organisation]\nura = 90000001\nname = A\n"
+        "[listen]\n"
+        "certificate = %s/%s.crt\nkey = %s/%s.key\n"
+        "trust = %s/uzi-server-ca.pem\nenvironment = test\n%s"
+        "[peer 90000002]\nallow = push\n%s"
+        % (pki, listen, pki, listen, pki, extra, peers))
+    return conf
+
+
+@pytest.mark.parametrize("endpoint,fixed", [
+    ("https://gw-b.example.nl:8443/", "https://gw-b.example.nl:8443/fhir"),
+    ("https://gw-b.example.nl:8443", "https://gw-b.example.nl:8443/fhir"),
+    ("https://GW-B.example.nl/pzp", "https://gw-b.example.nl:443/fhir"),
+    ("https://[::1]:8444/fhir/x", "https://[::1]:8444/fhir"),
+])
+def test_endpoint_without_fhir_base_is_a_warning(tmp_path, pki, endpoint,
+                                                 fixed):
+    conf = pki_conf(tmp_path, pki, peers="[peer 90000003]\nendpoint = %s\n"
+                    "server_ura = 90000009\n" % endpoint)
+    r = check(str(conf))
+    assert r.returncode == 0, r.stderr
+    base = endpoint.rstrip("/")
+    assert r.stderr == (
+        "%s: warning: [peer 90000003] (line 11) endpoint %s: the path does "
+        "not end in /fhir, the FHIR base of a pzpgw gateway; deliveries go "
+        "to %s/$process-message, which a pzpgw gateway answers 404 (write "
+        "%s)\n" % (conf, endpoint, base, fixed)), r.stderr
+
+
+@pytest.mark.parametrize("endpoint", ["https://gw-b.example.nl/fhir",
+                                      "https://gw-b.example.nl:8443/fhir/",
+                                      "https://gw-b.example.nl/r4/fhir"])
+def test_endpoint_with_fhir_base(tmp_path, pki, endpoint):
+    conf = pki_conf(tmp_path, pki, peers="[peer 90000003]\nendpoint = %s\n"
+                    "server_ura = 90000009\n" % endpoint)
+    r = check(str(conf))
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+
+
+def test_pull_and_endpoint_is_an_error(tmp_path, pki):
+    conf = pki_conf(tmp_path, pki, peers="[peer 90000003]\nallow = pull\n"
+                    "endpoint = https://gw-b.example.nl/fhir\n")
+    r = check(str(conf))
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines() == [
+        "%s:11: [peer 90000003]: allow = pull and an endpoint: messages "
+        "for 90000003 are delivered to the endpoint, so nothing arrives "
+        "here to pull. Keep allow = pull without endpoint when this "
+        "gateway serves 90000003, or the endpoint without pull when "
+        "another gateway does" % conf,
+        "%s: 1 error" % conf], r.stderr
+    # the daemon reads the file the same way and does not start
+    r = subprocess.run([BINARY, "serve", "-d", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "allow = pull and an endpoint" in r.stderr
+
+
+def test_server_ura_of_a_practice_behind_a_gateway(tmp_path, pki):
+    """The GP practice's section left with its own URA as server_ura,
+    where its endpoint is gateway B's, which another section names with
+    B's URA: a warning naming the fix."""
+    peers = ("[peer 90000009]\nname = Gateway B\nallow = push\n"
+             "relay = 90000003\nendpoint = https://gw-b.example.nl/fhir\n"
+             "[peer 90000003]\nendpoint = https://GW-B.example.nl:443/fhir\n")
+    conf = pki_conf(tmp_path, pki, peers=peers)
+    r = check(str(conf))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        "%s: warning: [peer 90000003] (line 16) server_ura: 90000003, the "
+        "section's own URA, while [peer 90000009] (line 11) expects "
+        "90000009 from the same endpoint host gw-b.example.nl:443; a server "
+        "certificate carries one URA: if gw-b.example.nl:443 is another "
+        "organisation's gateway, set server_ura = 90000009 (otherwise "
+        "every delivery fails with \"wrong server URA\" and goes dead "
+        "after max_age)\n" % conf), r.stderr
+    # fixed: no warning; another port is another server: none either
+    conf.write_text(conf.read_text() + "server_ura = 90000009\n")
+    assert check(str(conf)).stderr == ""
+    conf = pki_conf(tmp_path, pki, peers=peers.replace(":443/", ":8443/"))
+    assert check(str(conf)).stderr == ""
+
+
+@pytest.mark.parametrize("listen,crl,want", [
+    ("otherca", False, "unable to get local issuer certificate (depth 0)"),
+    ("expired", False, "certificate has expired (depth 0)"),
+    ("revoked", True, "certificate revoked (depth 0)"),
+])
+def test_own_certificate_outside_trust(tmp_path, pki, listen, crl, want):
+    extra = "crl = %s/crl.pem\n" % pki if crl else ""
+    conf = pki_conf(tmp_path, pki, listen=listen, extra=extra)
+    r = check(str(conf))
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == (
+        "%s: [listen] certificate %s/%s.crt does not verify against "
+        "[listen] trust %s/uzi-server-ca.pem%s as a TLS server: %s; "
+        "organisations and gateways that trust the same CA refuse this "
+        "gateway's connections"
+        % (conf, pki, listen, pki, " and crl %s/crl.pem" % pki if crl
+           else "", want)), lines
+    # the signing certificate defaults to the [listen] one
+    assert lines[1].startswith(
+        "%s: [signing] certificate %s/%s.crt does not verify against "
+        "[listen] trust %s/uzi-server-ca.pem: %s; receiving gateways "
+        "refuse messages signed with it (401)"
+        % (conf, pki, listen, pki, want)), lines
+    assert lines[2:] == ["%s: 2 errors" % conf], lines
+
+
+def test_signing_certificate_outside_trust(tmp_path, pki):
+    conf = pki_conf(tmp_path, pki, extra="crl = %s/crl.pem\n" % pki,
+                    peers="[signing]\ncertificate = %s/otherca.crt\n"
+                    "key = %s/otherca.key\n" % (pki, pki))
+    r = check(str(conf))
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines() == [
+        "%s: [signing] certificate %s/otherca.crt does not verify against "
+        "[listen] trust %s/uzi-server-ca.pem: unable to get local issuer "
+        "certificate (depth 0); receiving gateways refuse messages signed "
+        "with it (401)" % (conf, pki, pki),
+        "%s: 1 error" % conf], r.stderr
+    # the same key and certificate with the chain that leads to the CA
+    conf = pki_conf(tmp_path, pki,
+                    peers="[signing]\ncertificate = %s/gp1-leaf.crt\n"
+                    "key = %s/gp1.key\nchain = %s/uzi-server-ca.pem\n"
+                    % (pki, pki, pki))
+    r = check(str(conf))
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+
+
+@pytest.mark.parametrize("mode,name,ura,npeers", [
+    ("--pair", "gateway-a.conf", "90000001", 3),
+    ("--peer-gateway", "gateway-b.conf", "90000009", 2)])
+def test_dev_config_pair(tmp_path, mode, name, ura, npeers):
+    """The two files of make run-pair are good, without a warning."""
+    vardir = tmp_path / "var"
+    vardir.mkdir()
+    make_pki(str(vardir / "dev-pki"), extras=False)
+    out = subprocess.run(
+        ["sh", os.path.join(SRCDIR, "certs", "dev-config.sh"), mode,
+         str(vardir)], check=True, capture_output=True, text=True).stdout
+    conf = vardir / name
+    conf.write_text(out)
+    r = check(str(conf))
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout.strip() == (
+        "%s: configuration ok (organisation %s, %d peers)"
+        % (conf, ura, npeers))
