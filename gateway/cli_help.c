@@ -54,8 +54,11 @@ static const struct cli_text cli_texts[] = {
      "  --skew SECONDS     allowed clock skew for sigT (default 300)\n"
      "  -q, --quiet        print nothing when valid\n"
      "Exit 0 valid, 1 invalid (the failed check on stderr), 2 usage/I/O.\n"},
-    {"queue", "inspect and steer the delivery queue",
+    {"queue", "inspect and steer the delivery queue (outbound rows)",
      "pzpgw queue [-c FILE | --store FILE] [--format table|json] ACTION\n"
+     "The rows of messages this gateway delivers to other gateways, and\n"
+     "of notifications; what it received for the organisations it serves\n"
+     "is in pzpgw inbox.\n"
      "  list [--state S] [--receiver URA] [--limit N] [--after SEQ]\n"
      "       S: due, inflight, delivered, dead or held\n"
      "  show ID [--content]   states, attempts, errors (content on demand)\n"

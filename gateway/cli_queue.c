@@ -290,6 +290,12 @@ queue_list(struct store *s, const struct queue_args *a)
 	}
 	queue_table(rows, n);
 	store_rows_free(rows, n);
+	/* A message for an organisation this gateway serves has no row
+	 * here; on stderr, so the table still pipes. */
+	fprintf(stderr,
+		"pzpgw queue list: outbound rows only (deliveries "
+		"to other gateways, notifications); messages received "
+		"for the organisations served here: pzpgw inbox list\n");
 	return CLI_OK;
 }
 

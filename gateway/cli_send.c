@@ -365,9 +365,13 @@ send_follow(const struct send_args *args, const char *url)
 			nrecv++;
 			st = json_string_value(json_object_get(
 			    send_part(p, "state"), "valueCode"));
-			if (st != NULL && strcmp(st, "delivered") == 0)
+			/* "stored": a receiver the gateway serves itself has
+			 * the message once it was accepted. */
+			if (st != NULL && (strcmp(st, "delivered") == 0 ||
+					   strcmp(st, "stored") == 0))
 				delivered++;
 			if (st != NULL && (strcmp(st, "delivered") == 0 ||
+					   strcmp(st, "stored") == 0 ||
 					   strcmp(st, "dead") == 0))
 				settled++;
 		}
@@ -389,6 +393,18 @@ send_follow(const struct send_args *args, const char *url)
 				    send_part(p, "attempts"), "valueInteger"));
 				err = json_string_value(json_object_get(
 				    send_part(p, "lastError"), "valueString"));
+				if (st != NULL && strcmp(st, "stored") == 0) {
+					const char *got =
+					    json_string_value(json_object_get(
+						send_part(p, "firstRetrieved"),
+						"valueInstant"));
+
+					printf("receiver %s stored (served by "
+					       "this gateway) retrieved=%s\n",
+					       ura ? ura : "?",
+					       got ? got : "not-yet");
+					continue;
+				}
 				printf("receiver %s %s attempts=%lld%s%s\n",
 				       ura ? ura : "?", st ? st : "?",
 				       (long long)att, err ? " error=" : "",

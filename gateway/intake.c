@@ -1277,6 +1277,84 @@ instant(int64_t ms)
 	return json_string(t);
 }
 
+/*
+ * When receiver first retrieved data of the patient bsn through the pull
+ * API after since (ms): its first audit record for that patient with
+ * resources returned and a 2xx answer. 0 when not yet (or not known: no
+ * BSN). Reads at most a few pages: this runs on the event loop.
+ */
+static int64_t
+first_retrieved(struct store *st, const char *receiver, const char *bsn,
+		int64_t since)
+{
+	struct store_audit_filter f = {
+	    .bsn = bsn, .ura = receiver, .since = since, .limit = 100};
+	int64_t at = 0;
+
+	if (bsn[0] == '\0')
+		return 0;
+	for (int page = 0; page < 10 && at == 0; page++) {
+		struct store_audit_rec *recs = NULL;
+		size_t n = 0;
+
+		if (store_audit_list(st, &f, &recs, &n) != GW_OK)
+			break;
+		for (size_t i = 0; i < n && at == 0; i++)
+			if (recs[i].count > 0 && recs[i].status >= 200 &&
+			    recs[i].status < 300 &&
+			    strcmp(recs[i].interaction, "create") != 0)
+				at = recs[i].at;
+		if (n > 0)
+			f.after_seq = recs[n - 1].seq;
+		free(recs);
+		if (n < f.limit)
+			break;
+	}
+	return at;
+}
+
+/*
+ * The receivers of an inbound message this gateway serves, as status
+ * parameters: stored here since acceptance, and when the organisation
+ * first retrieved them. Its inbox rows are the first ones after the
+ * message's predecessor in acceptance order.
+ */
+static void
+local_receivers(struct store *st, const struct store_message *msg, json_t *list)
+{
+	struct store_inbox_filter f = {.after_seq = msg->seq - 1,
+				       .limit = MESSAGE_MAX_RECEIVERS};
+	struct store_inbox *rows = NULL;
+	size_t n = 0;
+
+	if (store_inbox_list(st, &f, &rows, &n) != GW_OK)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct store_inbox *r = &rows[i];
+		json_t *parts;
+		int64_t got;
+
+		if (strcmp(r->id, msg->id) != 0 || r->receiver[0] == '\0')
+			continue;
+		parts = json_array();
+		json_array_append_new(parts, part("ura", "valueString",
+						  json_string(r->receiver)));
+		json_array_append_new(
+		    parts, part("state", "valueCode", json_string("stored")));
+		json_array_append_new(parts, part("storedAt", "valueInstant",
+						  instant(r->accepted_at)));
+		got = first_retrieved(st, r->receiver, r->bsn, r->accepted_at);
+		if (got != 0)
+			json_array_append_new(parts, part("firstRetrieved",
+							  "valueInstant",
+							  instant(got)));
+		json_array_append_new(
+		    list,
+		    json_pack("{s:s, s:o}", "name", "receiver", "part", parts));
+	}
+	free(rows);
+}
+
 void
 intake_message_status(struct http_req *req, void *arg)
 {
@@ -1327,6 +1405,8 @@ intake_message_status(struct http_req *req, void *arg)
 		    list,
 		    json_pack("{s:s, s:o}", "name", "receiver", "part", parts));
 	}
+	if (msg->direction == STORE_INBOUND)
+		local_receivers(in->store, msg, list);
 	params = json_pack("{s:s, s:o}", "resourceType", "Parameters",
 			   "parameter", list);
 	store_message_free(msg);
