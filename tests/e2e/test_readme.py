@@ -35,7 +35,10 @@ EXPECT = {
         # the practice's search at B finds the patient
         r'"type":"searchset","total":1,',
         # A's queue: the row to B, delivered
-        r"90000003 +delivered"],
+        r"90000003 +delivered",
+        # the other practice is served by A itself
+        r"receiver 90000004 stored \(served by this gateway\) "
+        r"retrieved=not-yet\n"],
 }
 
 
