@@ -23,8 +23,11 @@ static const struct cli_text cli_texts[] = {
      "changing [organisation] ura or [store] path, keeps the old one),\n"
      "SIGTERM/SIGINT finish requests in flight and exit 0.\n"},
     {"check-config", "check a configuration file",
-     "pzpgw check-config [-c FILE]\n"
+     "pzpgw check-config [-c FILE] [--probe]\n"
      "  -c FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+     "  --probe  also try every peer's endpoint as a delivery would, up\n"
+     "           to the body (server URA, path, permission); nothing is\n"
+     "           sent\n"
      "Prints every error as FILE:LINE: message; exit 1 when any.\n"},
     {"canon", "print the canonical form a signature covers",
      "pzpgw canon FILE\n"

@@ -1402,23 +1402,6 @@ finish(struct loader *ld)
 			       p->ura, p->server_ura);
 	}
 
-	/* Messages for a peer with an endpoint are delivered there, so it
-	 * would pull here from an empty store: the section is both "served
-	 * here" and "served there", and one of the two is a mistake. */
-	for (i = 0; i < cfg->npeers; i++) {
-		const struct config_peer *p = &cfg->peers[i];
-
-		if (p->endpoint != NULL && (p->allow & CONFIG_ALLOW_PULL))
-			report(ld, p->line,
-			       "[peer %s]: allow = pull and an endpoint: "
-			       "messages for %s are delivered to the "
-			       "endpoint, so nothing arrives here to pull. "
-			       "Keep allow = pull without endpoint when this "
-			       "gateway serves %s, or the endpoint without "
-			       "pull when another gateway does",
-			       p->ura, p->ura, p->ura);
-	}
-
 	/* A notification tells an organisation this gateway serves that it
 	 * may pull: one with an endpoint gets the messages themselves. */
 	for (i = 0; i < cfg->npeers; i++) {
@@ -1687,6 +1670,34 @@ route_warnings(const struct config *cfg, config_err_fn warn, void *arg)
 			n++;
 			break;
 		}
+	}
+	return n;
+}
+
+int
+config_check_routes(const struct config *cfg, config_err_fn err, void *arg)
+{
+	char msg[CONFIG_MSG_MAX];
+	int n = 0;
+
+	/* Messages for a peer with an endpoint are delivered there, so it
+	 * would pull here from an empty store: the section is both "served
+	 * here" and "served there", and one of the two is a mistake. */
+	for (size_t i = 0; i < cfg->npeers; i++) {
+		const struct config_peer *p = &cfg->peers[i];
+
+		if (p->endpoint == NULL || !(p->allow & CONFIG_ALLOW_PULL))
+			continue;
+		snprintf(msg, sizeof(msg),
+			 "[peer %s]: allow = pull and an endpoint: messages "
+			 "for %s are delivered to the endpoint, so nothing "
+			 "arrives here to pull. Keep allow = pull without "
+			 "endpoint when this gateway serves %s, or the "
+			 "endpoint without pull when another gateway does",
+			 p->ura, p->ura, p->ura);
+		if (err != NULL)
+			err(arg, cfg->path, p->line, msg);
+		n++;
 	}
 	return n;
 }

@@ -146,6 +146,14 @@ enum gw_err config_load(const char *path, config_err_fn err, void *arg,
  */
 int config_warnings(const struct config *cfg, config_err_fn warn, void *arg);
 
+/*
+ * check-config's stricter checks of the [peer] routes, which the daemon
+ * does not apply (configurations it has always run keep starting): a
+ * peer with both allow = pull and an endpoint. Each through err (file,
+ * the section's line, message). Returns the number found.
+ */
+int config_check_routes(const struct config *cfg, config_err_fn err, void *arg);
+
 /* Release cfg; NULL is a no-op. */
 void config_free(struct config *cfg);
 

@@ -2,6 +2,7 @@
 error as FILE:LINE: message, exit 1), an unreadable one (exit 2), and the
 development configuration made by certs/dev-config.sh on a dev PKI."""
 
+import json
 import os
 import pathlib
 import re
@@ -382,10 +383,6 @@ def test_pull_and_endpoint_is_an_error(tmp_path, pki):
         "gateway serves 90000003, or the endpoint without pull when "
         "another gateway does" % conf,
         "%s: 1 error" % conf], r.stderr
-    # the daemon reads the file the same way and does not start
-    r = subprocess.run([BINARY, "serve", "-d", "-c", str(conf)],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0 and "allow = pull and an endpoint" in r.stderr
 
 
 def test_server_ura_of_a_practice_behind_a_gateway(tmp_path, pki):
@@ -479,3 +476,99 @@ def test_dev_config_pair(tmp_path, mode, name, ura, npeers):
     assert r.stdout.strip() == (
         "%s: configuration ok (organisation %s, %d peers)"
         % (conf, ura, npeers))
+
+
+# check-config --probe against a real gateway B (the dev PKI's gateway2),
+# doing what a delivery does up to the body.
+
+@pytest.fixture(scope="module")
+def gateways_b(pki):
+    """B taking A's pushes, and B2 that does not (allow = validate)."""
+    import gw as gwmod
+    out = []
+    for allow in ("push", "validate"):
+        g = gwmod.Gateway(pki, **{
+            "organisation__ura": "90000009",
+            "listen__certificate": os.path.join(pki, "gateway2.crt"),
+            "listen__key": os.path.join(pki, "gateway2.key")})
+        g.sections["peer 90000001"] = {"name": "A", "allow": allow,
+                                       "relay": "90000002"}
+        out.append(g.start())
+    yield out
+    for g in out:
+        g.stop()
+        shutil.rmtree(g.dir, ignore_errors=True)
+
+
+def probe(tmp_path, pki, endpoint, server_ura="90000009"):
+    peers = "[peer 90000003]\nendpoint = %s\n" % endpoint
+    if server_ura:
+        peers += "server_ura = %s\n" % server_ura
+    conf = pki_conf(tmp_path, pki, peers=peers)
+    return conf, check(str(conf), "--probe")
+
+
+def test_probe_good_route(tmp_path, pki, gateways_b):
+    b = gateways_b[0]
+    ep = "https://localhost:%d/fhir" % b.port
+    conf, r = probe(tmp_path, pki, ep)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    assert r.stdout.splitlines() == [
+        "%s: [peer 90000003] %s: reachable, server URA 90000009, "
+        "$process-message takes this gateway's messages" % (conf, ep),
+        "%s: configuration ok (organisation 90000001, 2 peers)" % conf]
+    # nothing was sent: B stored nothing
+    i = subprocess.run([BINARY, "inbox", "-c", b.conf, "list",
+                        "--format", "json"],
+                       capture_output=True, text=True, timeout=30)
+    assert i.returncode == 0 and json.loads(i.stdout) == [], i.stdout
+
+
+def test_probe_server_ura_left_at_the_practice(tmp_path, pki, gateways_b):
+    ep = "https://localhost:%d/fhir" % gateways_b[0].port
+    conf, r = probe(tmp_path, pki, ep, server_ura=None)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines() == [
+        "%s:11: [peer 90000003] server_ura: the server at %s presents URA "
+        "90000009, not 90000003: every delivery fails with \"server URA "
+        "90000009, expected 90000003\" (if it is the gateway that serves "
+        "90000003, set server_ura = 90000009)" % (conf, ep),
+        "%s: 1 error" % conf], r.stderr
+
+
+def test_probe_endpoint_without_fhir_base(tmp_path, pki, gateways_b):
+    ep = "https://localhost:%d/" % gateways_b[0].port
+    conf, r = probe(tmp_path, pki, ep)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.splitlines()
+    assert "the path does not end in /fhir" in lines[0], lines  # warning
+    assert lines[1] == (
+        "%s:11: [peer 90000003] endpoint: POST %s$process-message answered "
+        "404 before any body was sent: the endpoint is not the FHIR base of "
+        "a pzpgw gateway (write https://host:port/fhir) (the receiver: "
+        "\"no such endpoint\")" % (conf, ep)), lines
+    assert lines[2:] == ["%s: 1 error" % conf], lines
+
+
+def test_probe_gateway_that_does_not_take_pushes(tmp_path, pki, gateways_b):
+    ep = "https://localhost:%d/fhir" % gateways_b[1].port
+    conf, r = probe(tmp_path, pki, ep)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.splitlines() == [
+        "%s:11: [peer 90000003] endpoint: POST %s/$process-message answered "
+        "403 before any body was sent: the receiving gateway does not take "
+        "messages from this gateway: its [peer] section for this gateway's "
+        "URA needs allow = push (and relay for the senders) (the receiver: "
+        "\"organisation 90000001 is not allowed to use this endpoint\")"
+        % (conf, ep),
+        "%s: 1 error" % conf], r.stderr
+
+
+def test_probe_unreachable_is_a_warning(tmp_path, pki):
+    from gw import free_port
+    ep = "https://localhost:%d/fhir" % free_port()
+    conf, r = probe(tmp_path, pki, ep)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith(
+        "%s: warning: [peer 90000003] %s/$process-message: no answer: "
+        % (conf, ep)), r.stderr

@@ -1,5 +1,5 @@
-"""The README's examples, run as written: every ```sh block preceded by
-`<!-- readme-test: SETUP -->` is run with bash (-e, pipefail) in a copy
+"""The README's examples, run as written: the ```sh blocks preceded by
+`<!-- readme-test: SETUP -->` are run in one bash (-e, pipefail) in a copy
 of the source tree's layout, against the gateways that SETUP starts the
 way the Makefile's target does (`run`: certs/dev-run.sh, gateway A
 alone; `run-pair`: certs/dev-run.sh --pair, gateways A and B). The only
@@ -38,7 +38,11 @@ EXPECT = {
         r"90000003 +delivered",
         # the other practice is served by A itself
         r"receiver 90000004 stored \(served by this gateway\) "
-        r"retrieved=not-yet\n"],
+        r"retrieved=not-yet\n",
+        # check-config --probe: B is the route for the practice
+        r"var/gateway-a.conf: \[peer 90000003\] https://localhost:\d+/fhir: "
+        r"reachable, server URA 90000009, \$process-message takes this "
+        r"gateway's messages\nvar/gateway-a.conf: configuration ok"],
 }
 
 
@@ -130,15 +134,14 @@ def test_readme_blocks(tree, setup):
     assert blocks, setup
     run = DevRun(tree, setup == "run-pair")
     try:
-        out = ""
-        for block in blocks:
-            r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c",
-                                run.rewrite(block)],
-                               cwd=tree, env=run.env, capture_output=True,
-                               text=True, timeout=120)
-            assert r.returncode == 0, (block, r.stdout, r.stderr,
-                                       run.text())
-            out += r.stdout
+        # One shell for all of a setup's blocks, in README order, as a
+        # reader's second terminal (the first block's export holds).
+        script = "\n".join(run.rewrite(b) for b in blocks)
+        r = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script],
+                           cwd=tree, env=run.env, capture_output=True,
+                           text=True, timeout=180)
+        assert r.returncode == 0, (script, r.stdout, r.stderr, run.text())
+        out = r.stdout
         pos = 0
         for want in EXPECT[setup]:
             m = re.compile(want).search(out, pos)

@@ -260,7 +260,7 @@ test_full(void **state)
 		      "name = Huisarts\n"
 		      "endpoint = https://gp.example.nl:8443/pzp\n"
 		      "server_ura = 11112222\n"
-		      "allow = push validate\n"
+		      "allow = pull validate\n"
 		      "concurrency = 2\n");
 	const struct config_peer *p;
 	char want[1024];
@@ -309,7 +309,7 @@ test_full(void **state)
 		   "https://gp.example.nl:8443/pzp");
 	assert_str("peer server_ura", p->server_ura, "11112222");
 	assert_u64("peer allow", p->allow,
-		   CONFIG_ALLOW_PUSH | CONFIG_ALLOW_VALIDATE);
+		   CONFIG_ALLOW_PULL | CONFIG_ALLOW_VALIDATE);
 	assert_u64("peer concurrency", p->concurrency, 2);
 	assert_int_equal(p->line, 44);
 	config_free(cfg);
@@ -604,13 +604,6 @@ static const struct error_case error_cases[] = {
      "[peer 90000002] server_ura: 90000001 is this gateway's own URA "
      "([organisation] ura): deliveries would come back to it",
      1},
-    {"pull with endpoint",
-     BASE "[peer 90000002]\nendpoint = https://gw.example.nl/fhir\n"
-	  "allow = pull\n",
-     9,
-     "[peer 90000002]: allow = pull and an endpoint: messages for 90000002 "
-     "are delivered to the endpoint, so nothing arrives here to pull",
-     1},
 #define NT(v) BASE "[peer 90000002]\nallow = pull\nnotify = " v "\n"
     {"notify not https", NT("http://gp.example.nl/notify"), 11,
      "[peer 90000002] notify: \"http://gp.example.nl/notify\" is not an "
@@ -625,8 +618,8 @@ static const struct error_case error_cases[] = {
 #undef NT
     {"notify with endpoint",
      BASE "[peer 90000002]\nendpoint = https://gw.example.nl/fhir\n"
-	  "notify = https://gp.example.nl/notify\n",
-     11,
+	  "allow = pull\nnotify = https://gp.example.nl/notify\n",
+     12,
      "[peer 90000002] notify: only for an organisation this gateway serves "
      "(no endpoint)",
      1},
@@ -824,7 +817,7 @@ test_peers(void **state)
 			   "name = Test Ziekenhuis\n"
 			   "allow = push, validate\n"
 			   "[peer 90000003]\n"
-			   "allow = validate\n"
+			   "allow = pull\n"
 			   "endpoint = https://gp1.pzpgw.test:8443/\n"
 			   "[peer 90000004]\n"
 			   "[peer 90000005]\n"
@@ -853,7 +846,7 @@ test_peers(void **state)
 	assert_non_null(p);
 	assert_null(p->name);
 	assert_str("endpoint", p->endpoint, "https://gp1.pzpgw.test:8443/");
-	assert_u64("allow", p->allow, CONFIG_ALLOW_VALIDATE);
+	assert_u64("allow", p->allow, CONFIG_ALLOW_PULL);
 
 	p = config_peer_find(cfg, "90000004");
 	assert_non_null(p);
