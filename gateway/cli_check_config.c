@@ -218,9 +218,25 @@ probe_peer(const struct config *cfg, const struct config_peer *p, int *errors)
 			: "deliveries would get the same answer";
 
 		json_t *oo = json_loadb(pr.body, pr.body_len, 0, NULL);
-		const char *diag = json_string_value(json_object_get(
+		const char *d = json_string_value(json_object_get(
 		    json_array_get(json_object_get(oo, "issue"), 0),
 		    "diagnostics"));
+		char clean[256];
+		const char *diag = NULL;
+
+		/* Another server's text on the operator's terminal: no
+		 * control characters, and not too long. */
+		if (d != NULL) {
+			size_t i;
+
+			for (i = 0; d[i] != '\0' && i < sizeof(clean) - 1; i++)
+				clean[i] =
+				    (unsigned char)d[i] < 0x20 || d[i] == 0x7f
+					? '?'
+					: d[i];
+			clean[i] = '\0';
+			diag = clean;
+		}
 
 		fprintf(
 		    stderr,

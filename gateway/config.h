@@ -141,8 +141,9 @@ enum gw_err config_load(const char *path, config_err_fn err, void *arg,
 /*
  * Report through warn (file, line 0, message) what a good configuration
  * allows but should not do, such as an admin listener reachable from
- * other hosts or [store] min_free below twice [limits] max_body. Returns
- * the number of warnings.
+ * other hosts, [store] min_free below twice [limits] max_body, an
+ * endpoint path that does not end in /fhir, or peers expecting different
+ * server URAs from one host and port. Returns the number of warnings.
  */
 int config_warnings(const struct config *cfg, config_err_fn warn, void *arg);
 
