@@ -229,7 +229,7 @@ probe_peer(const struct config *cfg, const struct config_peer *p, int *errors)
 		if (d != NULL) {
 			size_t i;
 
-			for (i = 0; d[i] != '\0' && i < sizeof(clean) - 1; i++)
+			for (i = 0; i < sizeof(clean) - 1 && d[i] != '\0'; i++)
 				clean[i] =
 				    (unsigned char)d[i] < 0x20 || d[i] == 0x7f
 					? '?'
