@@ -80,6 +80,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (config_peer_find(cfg, cfg->peers[i].ura) !=
 			    &cfg->peers[i])
 				__builtin_trap();
+		/* The checks of a loaded file (the warnings, check-config's
+		 * route checks) read the endpoints the loader accepted. */
+		int n = config_warnings(cfg, on_error, &s);
+
+		if (n != s.count)
+			__builtin_trap();
+		n += config_check_routes(cfg, on_error, &s);
+		if (n != s.count || s.bad != 0)
+			__builtin_trap();
 	} else if (cfg != NULL || s.count == 0) {
 		__builtin_trap();
 	}
