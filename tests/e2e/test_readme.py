@@ -24,7 +24,12 @@ MARK = re.compile(r"<!-- readme-test: ([a-z-]+) -->\n```sh\n(.*?)\n```",
 EXPECT = {
     "run": [r'"resourceType":"CapabilityStatement"',
             r'"resourceType":"OperationOutcome"',
-            r"pzpgw_http_requests_total\{"],
+            r"pzpgw_http_requests_total\{",
+            r"var/pzpgw\.conf: configuration ok \(organisation 90000001, "
+            r"3 peers\)\n",
+            r"usage: pzpgw validate ",
+            r"othername: 2\.5\.5\.5::[0-9.]+-1-10000002-S-90000002-",
+            r'"resourceType":"CapabilityStatement"'],
     "run-pair": [
         # send --status: A accepted it and delivered it to B
         r"HTTP 202\nmessage [0-9a-f-]{36}\nstatus https://localhost:\d+/"
