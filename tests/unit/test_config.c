@@ -1341,6 +1341,82 @@ test_free_and_names(void **state)
 	assert_null(config_peer_find(NULL, "90000001"));
 }
 
+/* The endpoint route warnings and check-config's route errors (issue
+ * 13): which sections they name, host:port compared case-insensitively
+ * with the default port made explicit. */
+static void
+test_route_checks(void **state)
+{
+	static const struct {
+		const char *name, *peers;
+		int warnings, errors;
+		const char *want; /* in the first warning or error */
+	} cases[] = {
+	    {"fhir base", "[peer 90000003]\nendpoint = https://b.nl/fhir/\n", 0,
+	     0, NULL},
+	    {"root path", "[peer 90000003]\nendpoint = https://b.nl:8443/\n", 1,
+	     0,
+	     "deliveries go to https://b.nl:8443/$process-message, which a "
+	     "pzpgw gateway answers 404 (write https://b.nl:8443/fhir)"},
+	    {"no path", "[peer 90000003]\nendpoint = https://B.NL\n", 1, 0,
+	     "(write https://b.nl:443/fhir)"},
+	    {"ipv6 no port", "[peer 90000003]\nendpoint = https://[::1]/x\n", 1,
+	     0, "(write https://[::1]:443/fhir)"},
+	    {"shared host, default port spelled out",
+	     "[peer 90000009]\nrelay = *\nendpoint = https://b.nl/fhir\n"
+	     "[peer 90000003]\nendpoint = https://B.nl:443/fhir\n",
+	     1, 0,
+	     "[peer 90000003] (line 12) server_ura: 90000003, the section's "
+	     "own URA, while [peer 90000009] (line 9) expects 90000009"},
+	    {"shared host, set right",
+	     "[peer 90000009]\nrelay = *\nendpoint = https://b.nl/fhir\n"
+	     "[peer 90000003]\nendpoint = https://b.nl/fhir\n"
+	     "server_ura = 90000009\n",
+	     0, 0, NULL},
+	    {"other port is another server",
+	     "[peer 90000009]\nendpoint = https://b.nl/fhir\n"
+	     "[peer 90000003]\nendpoint = https://b.nl:8443/fhir\n",
+	     0, 0, NULL},
+	    {"two practices, one host, no relay: both named",
+	     "[peer 90000003]\nendpoint = https://b.nl/fhir\n"
+	     "[peer 90000004]\nendpoint = https://b.nl/fhir\n",
+	     2, 0, "[peer 90000003] (line 9) server_ura"},
+	    {"pull and endpoint",
+	     "[peer 90000003]\nallow = pull\nendpoint = https://b.nl/fhir\n", 0,
+	     1, "[peer 90000003]: allow = pull and an endpoint"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[1024];
+		struct errs w, e;
+		struct config *cfg;
+		int nw, ne;
+
+		snprintf(text, sizeof(text), BASE "%s", cases[i].peers);
+		cfg = load_good(text);
+		memset(&w, 0, sizeof(w));
+		memset(&e, 0, sizeof(e));
+		nw = config_warnings(cfg, collect, &w);
+		ne = config_check_routes(cfg, collect, &e);
+		if (nw != cases[i].warnings || ne != cases[i].errors) {
+			dump_errs(&w);
+			dump_errs(&e);
+			fail_msg("%s: got %d warnings %d errors, want %d %d",
+				 cases[i].name, nw, ne, cases[i].warnings,
+				 cases[i].errors);
+		}
+		if (cases[i].want != NULL &&
+		    strstr(ne > 0 ? e.e[0].msg : w.e[0].msg, cases[i].want) ==
+			NULL)
+			fail_msg(
+			    "%s: got \"%s\", want \"...%s...\"", cases[i].name,
+			    ne > 0 ? e.e[0].msg : w.e[0].msg, cases[i].want);
+		if (ne > 0)
+			assert_int_equal(e.e[0].line, 9);
+		config_free(cfg);
+	}
+}
+
 int
 main(void)
 {
@@ -1363,6 +1439,7 @@ main(void)
 	    cmocka_unit_test(test_unreadable_file),
 	    cmocka_unit_test(test_packaged_example),
 	    cmocka_unit_test(test_free_and_names),
+	    cmocka_unit_test(test_route_checks),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
