@@ -583,11 +583,17 @@ test_atomic(void **state)
 	struct store_res_query q = {.receiver = GP1, .hidden = true};
 	struct store_message *m = NULL;
 	struct store_result res;
+	sqlite3 *lock = NULL;
 
 	add_fail_trigger(f->path);
 	/* Three accepts in one group commit: the one whose index fails
 	   fails alone, with nothing of it stored; the others commit with
-	   their index. */
+	   their index. The write lock held here keeps the writer waiting
+	   until all three are queued: the failing one and the one after
+	   it share a batch (the batch is then run again with savepoints). */
+	assert_int_equal(sqlite3_open(f->path, &lock), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	for (int i = 0; i < 3; i++) {
 		r.id = ids[i];
 		r.bundle_value = ids[i];
@@ -595,6 +601,10 @@ test_atomic(void **state)
 		assert_int_equal(
 		    store_submit_accept(f->s, &r, on_done, &done[i]), GW_OK);
 	}
+	(void)nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+	assert_int_equal(sqlite3_exec(lock, "COMMIT", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(lock);
 	store_flush(f->s);
 	assert_int_equal(store_dispatch(f->s), 3);
 	assert_int_equal(done[0], GW_OK);
