@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +117,102 @@ expect_str(const struct store_index_entry *e, const char *const *path,
 	if (want == NULL ? got != NULL : got == NULL || strcmp(got, want) != 0)
 		fail_msg("%s %s: got %s, want %s", e->type, path[-1],
 			 got ? got : "(none)", want ? want : "(none)");
+	fj_doc_free(doc);
+}
+
+/* The served form, byte for byte as the index has always written it
+ * (the stored sha256 of a resource sent again must not change): the
+ * logical id in place of "id" or appended, meta without versionId and
+ * lastUpdated and left out when emptied (kept when not an object),
+ * references rewritten at any depth and at the root, escaping kept.
+ * The logical ids are HMAC-SHA256 under the secret as OpenSSL's HMAC()
+ * computes them. */
+static const char served_msg[] =
+    "{\"resourceType\":\"Bundle\",\"type\":\"message\",\"entr"
+    "y\":[{\"fullUrl\":\"urn:uuid:p\",\"resource\":{\"resourc"
+    "eType\":\"Patient\",\"meta\":{\"versionId\":\"1\"},\"ide"
+    "ntifier\":[{\"system\":\"http://fhir.nl/fhir/NamingSyste"
+    "m/bsn\",\"value\":\"999911120\"}],\"reference\":\"urn:uu"
+    "id:c\"}},{\"fullUrl\":\"urn:uuid:c\",\"resource\":{\"res"
+    "ourceType\":\"Consent\",\"id\":\"x\",\"meta\":{},\"ident"
+    "ifier\":[{\"system\":\"a\",\"value\":\"b\"}],\"patient\""
+    ":{\"reference\":\"urn:uuid:p\",\"display\":\"\\u00e9\\\""
+    "\\\\\\n\\u0001\"},\"contained\":[{\"resourceType\":\"Bas"
+    "ic\",\"id\":\"q\",\"meta\":{\"lastUpdated\":\"2020\",\"t"
+    "ag\":[{\"code\":\"t\"}]},\"subject\":{\"reference\":\"Co"
+    "nsent/x\"}}],\"extension\":[{\"url\":\"u\",\"valueRefere"
+    "nce\":{\"reference\":\"http://h/fhir/Patient/zz/_history"
+    "/2\"}}]}},{\"fullUrl\":\"http://h/fhir/Patient/zz\",\"re"
+    "source\":{\"resourceType\":\"Patient\",\"id\":\"zz\",\"m"
+    "eta\":{\"profile\":[\"p\"],\"versionId\":\"3\",\"_lastUp"
+    "dated\":{\"id\":\"1\"}},\"link\":[{\"other\":{\"referenc"
+    "e\":\"urn:uuid:p\"}}],\"reference\":5,\"x\":[[],{},null,"
+    "true,false,1.50e3,\"s\"]}},{\"fullUrl\":\"urn:uuid:e\",\""
+    "resource\":{\"resourceType\":\"Encounter\",\"meta\":\"we"
+    "ird\",\"id\":7}}]}";
+
+static const char *const served_want[] = {
+    "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\""
+    ":\"http://fhir.nl/fhir/NamingSystem/bsn\",\"value\":\"99"
+    "9911120\"}],\"reference\":\"Consent/c1705d2ae9b5dd393d53"
+    "72e8f168333d\",\"id\":\"c1705d2ae9b5dd396fd4abee8e6c6041"
+    "\"}",
+    "{\"resourceType\":\"Consent\",\"id\":\"c1705d2ae9b5dd393"
+    "d5372e8f168333d\",\"identifier\":[{\"system\":\"a\",\"va"
+    "lue\":\"b\"}],\"patient\":{\"reference\":\"Patient/c1705"
+    "d2ae9b5dd396fd4abee8e6c6041\",\"display\":\"é\\\"\\\\\\n"
+    "\\u0001\"},\"contained\":[{\"resourceType\":\"Basic\",\""
+    "id\":\"q\",\"meta\":{\"lastUpdated\":\"2020\",\"tag\":[{"
+    "\"code\":\"t\"}]},\"subject\":{\"reference\":\"Consent/c"
+    "1705d2ae9b5dd393d5372e8f168333d\"}}],\"extension\":[{\"u"
+    "rl\":\"u\",\"valueReference\":{\"reference\":\"Patient/c"
+    "1705d2ae9b5dd39cb793897bb665dd9\"}}]}",
+    "{\"resourceType\":\"Patient\",\"id\":\"c1705d2ae9b5dd39c"
+    "b793897bb665dd9\",\"meta\":{\"profile\":[\"p\"]},\"link\""
+    ":[{\"other\":{\"reference\":\"Patient/c1705d2ae9b5dd396f"
+    "d4abee8e6c6041\"}}],\"reference\":5,\"x\":[[],{},null,tr"
+    "ue,false,1.50e3,\"s\"]}",
+    "{\"resourceType\":\"Encounter\",\"meta\":\"weird\",\"id\""
+    ":\"c1705d2ae9b5dd391828de78a3029304\"}",
+};
+
+static void
+test_served_form(void **state)
+{
+	static const char *const parts[] = {"resource", GP1, BSN, "Encounter",
+					    "urn:uuid:e"};
+	struct fj_doc *doc = parse(served_msg);
+	struct index_set *x = NULL;
+	const struct store_index *ix;
+	unsigned char md[EVP_MAX_MD_SIZE], msg[256];
+	unsigned int mdlen = 0;
+	size_t len = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1], id[INDEX_ID_LEN + 1];
+
+	(void)state;
+	assert_int_equal(index_prepare(doc->root, GP1, secret1, 0, &x), GW_OK);
+	ix = index_get(x);
+	assert_int_equal(ix->n, UTIL_ARRAY_LEN(served_want));
+	for (size_t i = 0; i < ix->n; i++) {
+		if (ix->entries[i].json_len != strlen(served_want[i]) ||
+		    memcmp(ix->entries[i].json, served_want[i],
+			   ix->entries[i].json_len) != 0)
+			fail_msg("entry %zu: got %.*s, want %s", i,
+				 (int)ix->entries[i].json_len,
+				 ix->entries[i].json, served_want[i]);
+	}
+	/* The resource half of the Encounter's id, by HMAC(). */
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(parts); i++) {
+		memcpy(msg + len, parts[i], strlen(parts[i]) + 1);
+		len += strlen(parts[i]) + 1;
+	}
+	assert_non_null(HMAC(EVP_sha256(), secret1, INDEX_SECRET_LEN, msg, len,
+			     md, &mdlen));
+	util_hex(md, INDEX_ID_LEN / 4, hex);
+	index_logical_id(secret1, GP1, BSN, "Encounter", "urn:uuid:e", id);
+	assert_string_equal(id + INDEX_ID_LEN / 2, hex);
+	assert_string_equal(entry_of(ix, "Encounter")->id, id);
+	index_free(x);
 	fj_doc_free(doc);
 }
 
@@ -885,6 +983,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_prepare),
+	    cmocka_unit_test(test_served_form),
 	    cmocka_unit_test(test_prepare_bsn_only),
 	    cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_atomic, setup, teardown),
