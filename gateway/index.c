@@ -26,7 +26,7 @@ struct index_set {
 	char receiver[STORE_URA_MAX + 1];
 	char bsn[STORE_BSN_MAX + 1];
 	char sender[STORE_URA_MAX + 1];
-	/* Per entry: type, id, key, json, sha256 (owned). */
+	/* Per entry: type, id, key, json (owned). */
 	char **strs;
 	size_t nstrs;
 };
@@ -448,11 +448,10 @@ entry_build(struct index_set *x, size_t cap, const struct ix_ent *ent,
 	    const struct hmap *m, const struct ix_ent *ents,
 	    struct store_index_entry *e)
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
 	enum gw_err err = GW_NOMEM;
 	struct buf b;
 	struct ix_out o = {.m = m, .ents = ents, .ent = ent, .b = &b};
-	char *sha = NULL, *json;
+	char *json;
 	size_t len;
 
 	buf_init(&b, INDEX_JSON_MAX);
@@ -462,30 +461,20 @@ entry_build(struct index_set *x, size_t cap, const struct ix_ent *ent,
 	}
 	if ((err = out_value(&o, ent->res, IX_ROOT)) != GW_OK)
 		goto out;
-	/* The hash of what is served: the same resource sent again (a
-	   sender writes its members in one order) makes no new version. A
-	   canonical form would also ignore member order, at twice the cost
-	   of this step (a third of it went to sorting members). */
-	SHA256((const unsigned char *)b.data, b.len, md);
+	/* No hash of it: the store compares what is served with the
+	   current version's text (the same resource sent again, its members
+	   in the sender's one order, makes no new version); hashing every
+	   resource cost a fifth of this function. */
 	err = GW_NOMEM;
-	if ((sha = malloc(2 * sizeof(md) + 1)) == NULL)
-		goto out;
-	util_hex(md, sizeof(md), sha);
 	json = buf_steal(&b, &len);
 	e->json = json;
 	e->json_len = len;
 	if (!keep(x, json, cap))
 		goto out;
-	e->sha256 = sha;
-	if (!keep(x, sha, cap)) {
-		sha = NULL;
-		goto out;
-	}
-	sha = NULL;
+	e->sha256 = NULL;
 	e->hidden = fj_str_eq(fj_get(ent->res, "status"), "entered-in-error");
 	err = GW_OK;
 out:
-	free(sha);
 	buf_cleanup(&b);
 	return err;
 }
@@ -602,8 +591,8 @@ index_prepare(const struct fj_node *bundle, const char *receiver,
 	if (n == 0)
 		goto done;
 	err = GW_NOMEM;
-	/* Five strings per entry: type, id, key, json, sha256. */
-	cap = 5 * n;
+	/* Four strings per entry: type, id, key, json. */
+	cap = 4 * n;
 	x->strs = calloc(cap, sizeof(*x->strs));
 	x->entries = calloc(n, sizeof(*x->entries));
 	if (x->strs == NULL || x->entries == NULL)

@@ -309,10 +309,11 @@ static const char *const sq_sql[SQ_COUNT] = {
     /* The newest version by the unique index, one step however many
        versions there are (a filter on superseded_seq would read them
        all); it is the current one unless retention took its message. */
-    [SQ_RES_CURRENT] = "SELECT seq, vid, sha256, superseded_seq IS NULL"
+    [SQ_RES_CURRENT] = "SELECT seq, vid, json, superseded_seq IS NULL"
 		       " FROM res_versions"
 		       " WHERE receiver_ura = ?1 AND type = ?2 AND id = ?3"
 		       " ORDER BY vid DESC LIMIT 1",
+    /* sha256 is '' when the index gave none (it compares content). */
     [SQ_RES_INSERT] =
 	"INSERT INTO res_versions (receiver_ura, bsn, type, id, vid, res_key,"
 	" message_seq, updated, hidden, sha256, json) VALUES (?1, ?2, ?3, ?4,"
@@ -1043,13 +1044,18 @@ sq_index_entry(struct sq *c, int64_t seq, int64_t at,
 	sq_bind_text(st, 3, e->id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		const unsigned char *sha = sqlite3_column_text(st, 2);
-
 		vid = sqlite3_column_int64(st, 1);
+		/* The content itself, not its hash: the index need not hash
+		   every resource it sends (versions of before have one). */
 		if (sqlite3_column_int(st, 3) != 0) {
+			const void *json = sqlite3_column_blob(st, 2);
+
 			cur = sqlite3_column_int64(st, 0);
-			same = sha != NULL &&
-			       strcmp((const char *)sha, e->sha256) == 0;
+			same = (size_t)sqlite3_column_bytes(st, 2) ==
+				   e->json_len &&
+			       (e->json_len == 0 ||
+				(json != NULL &&
+				 memcmp(json, e->json, e->json_len) == 0));
 		}
 	}
 	sqlite3_reset(st);
@@ -1072,7 +1078,7 @@ sq_index_entry(struct sq *c, int64_t seq, int64_t at,
 		sqlite3_bind_int64(st, 7, seq);
 		sqlite3_bind_int64(st, 8, at);
 		sqlite3_bind_int(st, 9, e->hidden ? 1 : 0);
-		sq_bind_text(st, 10, e->sha256);
+		sq_bind_text(st, 10, e->sha256 != NULL ? e->sha256 : "");
 		sqlite3_bind_text64(st, 11, e->json, e->json_len, SQLITE_STATIC,
 				    SQLITE_UTF8);
 	}

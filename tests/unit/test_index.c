@@ -121,7 +121,7 @@ expect_str(const struct store_index_entry *e, const char *const *path,
 }
 
 /* The served form, byte for byte as the index has always written it
- * (the stored sha256 of a resource sent again must not change): the
+ * (a resource sent again must equal its stored version): the
  * logical id in place of "id" or appended, meta without versionId and
  * lastUpdated and left out when emptied (kept when not an object),
  * references rewritten at any depth and at the root, escaping kept.
@@ -259,8 +259,11 @@ test_prepare(void **state)
 		assert_string_not_equal(x->entries[i].id,
 					index_get(d)->entries[i].id);
 		assert_null(strstr(x->entries[i].id, BSN));
-		assert_string_equal(x->entries[i].sha256,
-				    index_get(b)->entries[i].sha256);
+		assert_int_equal(x->entries[i].json_len,
+				 index_get(b)->entries[i].json_len);
+		assert_memory_equal(x->entries[i].json,
+				    index_get(b)->entries[i].json,
+				    x->entries[i].json_len);
 	}
 	/* One patient's ids share their first half (the store's unique
 	   index then takes a message in one page); the second half
@@ -496,6 +499,22 @@ find(struct store_reader *rd, const struct store_res_query *q, char *out,
 	store_res_free(v, nv);
 }
 
+static int64_t
+sql_count(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
 #define EXPECT_FIND(rd, q, want)                                               \
 	do {                                                                   \
 		char got_[1024];                                               \
@@ -597,6 +616,20 @@ test_versions(void **state)
 
 		assert_int_equal(store_res_find(f->r, &q, &v, &n), GW_INVALID);
 	}
+	/* "The same content" is the JSON itself, not the hash given with
+	   it: without one (index_prepare gives none) or with another, the
+	   same text makes no new version; other text does. */
+	m2[0].sha256 = NULL;
+	m2[1].sha256 = "not-its-hash";
+	m2[2] = ent("Goal", "g", "{\"resourceType\":\"Goal\",\"v\":3}", false);
+	m2[2].sha256 = NULL;
+	assert_int_equal(accept_ix(f->s, "m3", GP1, BSN, m2, 3, T0 + 2000),
+			 GW_OK);
+	q = (struct store_res_query){.receiver = GP1};
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@m3 Consent/c/2c@m3 Goal/g/3c@m3");
+	assert_int_equal(sql_count(f->path, "SELECT count(*) FROM res_versions"
+					    " WHERE sha256 = ''"),
+			 1);
 }
 
 /* Record an accept's outcome (group commit). */
@@ -622,22 +655,6 @@ add_fail_trigger(const char *path)
 			 NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
-}
-
-static int64_t
-sql_count(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t v = -1;
-
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
 }
 
 static void
