@@ -184,8 +184,7 @@ store_check_index(const struct store_accept *r)
 
 			if (e->type == NULL || e->id == NULL ||
 			    e->key == NULL || e->json == NULL ||
-			    e->sha256 == NULL || e->type[0] == '\0' ||
-			    e->id[0] == '\0' ||
+			    e->type[0] == '\0' || e->id[0] == '\0' ||
 			    strlen(e->type) > STORE_TYPE_MAX ||
 			    strlen(e->id) > STORE_RID_MAX ||
 			    strlen(e->key) > STORE_KEY_MAX)
@@ -459,7 +458,8 @@ store_index_bytes(const struct store_index *x)
 		const struct store_index_entry *e = &x->entries[k];
 
 		b += strlen(e->type) + strlen(e->id) + strlen(e->key) +
-		     e->json_len + strlen(e->sha256) + 5;
+		     e->json_len + (e->sha256 != NULL ? strlen(e->sha256) : 0) +
+		     5;
 	}
 	return b;
 }
@@ -516,7 +516,9 @@ store_index_copy(const struct store_index *src, size_t n)
 			ents->json = store_put(&p, e->json, e->json_len);
 			ents->json_len = e->json_len;
 			ents->sha256 =
-			    store_put(&p, e->sha256, strlen(e->sha256));
+			    e->sha256 != NULL
+				? store_put(&p, e->sha256, strlen(e->sha256))
+				: NULL;
 			ents->hidden = e->hidden;
 		}
 	}

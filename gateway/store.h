@@ -109,9 +109,11 @@ struct store_index_entry {
 	   meta.lastUpdated left out (the store sets them). */
 	const char *json;
 	size_t json_len;
-	const char *sha256; /* hex SHA-256 of json: the same content
-			       again makes no new version */
-	bool hidden;	    /* entered-in-error: kept, never searched */
+	/* hex SHA-256 of json, stored beside it; NULL: none. The same
+	   content again makes no new version: the store compares the
+	   JSON itself, so the hash is optional. */
+	const char *sha256;
+	bool hidden; /* entered-in-error: kept, never searched */
 };
 
 /* The index entries of one message for one local receiver; borrowed. */
