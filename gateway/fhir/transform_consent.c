@@ -411,14 +411,51 @@ provision_to_except(struct xf_ctx *c, struct fj_node *p, const char *rel)
 	return GW_OK;
 }
 
+/* R4 verification.verifiedWith -> a VerifiedWith CodeableConcept: the
+ * patient has a SNOMED code; anyone else is NullFlavor OTH with the
+ * reference's display as text. */
+static enum gw_err
+verified_with_to_stu3(struct xf_ctx *c, struct fj_node *ext,
+		      const struct fj_node *vw, const char *patient,
+		      const char *rel)
+{
+	const char *r = fj_get_str(vw, "reference");
+	const char *d = fj_get_str(vw, "display");
+	struct fj_node *cc;
+	enum gw_err e;
+
+	if (r != NULL && patient != NULL && strcmp(r, patient) == 0) {
+		cc =
+		    cc_of(c, xf_coding(c, SNOMED, VERIFIED_PATIENT, "Patient"));
+	} else {
+		cc = cc_of(c,
+			   xf_coding(c, XF_NULLFLAVOR_SYSTEM, "OTH", "Other"));
+		if (cc != NULL && (d != NULL || r != NULL) &&
+		    fj_set(c->doc, cc, "text", str(c, d != NULL ? d : r)) !=
+			GW_OK)
+			return GW_NOMEM;
+		if (r != NULL &&
+		    (e = xf_loss(
+			 c, rel,
+			 "VerifiedWith is a code in STU3: the reference "
+			 "%s becomes NullFlavor OTH with %s as text",
+			 r, d != NULL ? "its display" : "it")) != GW_OK)
+			return e;
+	}
+	return xf_ext_add(c, ext, "VerifiedWith", false, "valueCodeableConcept",
+			  cc);
+}
+
 /* R4 Consent.verification -> the zib Verification extension (STU3
- * TreatmentDirective requires one). */
+ * TreatmentDirective requires one): Verified and VerificationDate of the
+ * first, a VerifiedWith per verification. */
 static enum gw_err
 verification_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 {
 	struct fj_node *ver = fj_get(res, "verification");
-	struct fj_node *v, *ext, *val, *vw;
+	struct fj_node *v, *ext, *val;
 	const char *pat = fj_get_str(fj_get(res, "patient"), "reference");
+	size_t i = 0;
 	enum gw_err e;
 
 	if (ver != NULL)
@@ -431,11 +468,6 @@ verification_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				       "Consent: it is left out");
 		return GW_OK;
 	}
-	if (ver != NULL && ver->u.kids.count > 1 &&
-	    (e = xf_loss(c, "verification",
-			 "the zib Verification extension holds one "
-			 "verification: the others are left out")) != GW_OK)
-		return e;
 	if ((ext = fj_new_object(c->doc)) == NULL ||
 	    fj_set(c->doc, ext, "url", str(c, URL_VERIFICATION)) != GW_OK)
 		return GW_NOMEM;
@@ -456,37 +488,39 @@ verification_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				 "Verified absent (data-absent-reason "
 				 "unknown)")) != GW_OK)
 			return e;
-	} else {
-		if ((val = fj_get(v, "verified")) != NULL &&
-		    (e = xf_ext_add(c, ext, "Verified", false, "valueBoolean",
-				    fj_copy(c->doc, val))) != GW_OK)
-			return e;
-		if ((val = fj_get(v, "verificationDate")) != NULL &&
-		    (e = xf_ext_add(c, ext, "VerificationDate", false,
-				    "valueDateTime", fj_copy(c->doc, val))) !=
-			GW_OK)
-			return e;
-		vw = fj_get(v, "verifiedWith");
-		if (vw != NULL) {
-			const char *r = fj_get_str(vw, "reference");
+		return push(c, res, "extension", ext);
+	}
+	if ((val = fj_get(v, "verified")) != NULL &&
+	    (e = xf_ext_add(c, ext, "Verified", false, "valueBoolean",
+			    fj_copy(c->doc, val))) != GW_OK)
+		return e;
+	if ((val = fj_get(v, "verificationDate")) != NULL &&
+	    (e = xf_ext_add(c, ext, "VerificationDate", false, "valueDateTime",
+			    fj_copy(c->doc, val))) != GW_OK)
+		return e;
+	for (struct fj_node *w = v; w != NULL; w = w->next, i++) {
+		const struct fj_node *vw = fj_get(w, "verifiedWith");
+		char rel[64];
 
-			if (r != NULL && pat != NULL && strcmp(r, pat) == 0) {
-				if ((e = xf_ext_add(
-					 c, ext, "VerifiedWith", false,
-					 "valueCodeableConcept",
-					 cc_of(c, xf_coding(c, SNOMED,
-							    VERIFIED_PATIENT,
-							    "Patient")))) !=
-				    GW_OK)
-					return e;
-			} else if ((e = xf_loss(
-					c, "verification[0].verifiedWith",
-					"VerifiedWith is a code in STU3: only "
-					"the patient maps; this reference is "
-					"left out")) != GW_OK) {
-				return e;
-			}
-		}
+		snprintf(rel, sizeof(rel), "verification[%zu]", i);
+		if (w != v &&
+		    (!fj_equal(fj_get(w, "verified"), fj_get(v, "verified"),
+			       FDEC_EXACT) ||
+		     (fj_get(w, "verificationDate") != NULL &&
+		      (fj_get(v, "verificationDate") == NULL ||
+		       !fj_equal(fj_get(w, "verificationDate"),
+				 fj_get(v, "verificationDate"),
+				 FDEC_EXACT)))) &&
+		    (e = xf_loss(c, rel,
+				 "the zib Verification extension has one "
+				 "Verified and one date: those of this "
+				 "verification are left out")) != GW_OK)
+			return e;
+		if (vw == NULL)
+			continue;
+		snprintf(rel, sizeof(rel), "verification[%zu].verifiedWith", i);
+		if ((e = verified_with_to_stu3(c, ext, vw, pat, rel)) != GW_OK)
+			return e;
 	}
 	return push(c, res, "extension", ext);
 }
@@ -795,18 +829,40 @@ permitted_to_r4(struct xf_ctx *c, struct fj_node *res, struct fj_node *prov)
 	return GW_OK;
 }
 
-/* The Verification extension -> R4 Consent.verification. */
+/* One R4 verification {verified, verifiedWith?, verificationDate?}. */
+static struct fj_node *
+new_verification(struct xf_ctx *c, const struct fj_node *verified,
+		 const struct fj_node *date, struct fj_node *with)
+{
+	struct fj_node *v = fj_new_object(c->doc);
+
+	if (v == NULL ||
+	    fj_set(c->doc, v, "verified", fj_copy(c->doc, verified)) != GW_OK)
+		return NULL;
+	if (with != NULL && fj_set(c->doc, v, "verifiedWith", with) != GW_OK)
+		return NULL;
+	if (date != NULL && fj_set(c->doc, v, "verificationDate",
+				   fj_copy(c->doc, date)) != GW_OK)
+		return NULL;
+	return v;
+}
+
+/* The Verification extension -> R4 Consent.verification, one per
+ * VerifiedWith (R4's verifiedWith is a single Reference). */
 static enum gw_err
 verification_to_r4(struct xf_ctx *c, struct fj_node *res)
 {
 	struct fj_node *ext = xf_ext_take(res, URL_VERIFICATION, false);
-	struct fj_node *v, *x, *arr;
+	const struct fj_node *verified, *date = NULL;
+	struct fj_node *x, *subs, *arr;
+	const char *pat = fj_get_str(fj_get(res, "patient"), "reference");
 	enum gw_err e;
 
 	if (ext == NULL)
 		return GW_OK;
 	x = xf_ext_find(ext, "Verified", false);
-	if (x == NULL || fj_get(x, "valueBoolean") == NULL) {
+	verified = fj_get(x, "valueBoolean");
+	if (verified == NULL) {
 		/* Verified absent (as R4 -> STU3 writes it): R4's
 		   verification needs verified, so there is none. */
 		if (xf_ext_find(ext, "VerificationDate", false) != NULL ||
@@ -817,40 +873,64 @@ verification_to_r4(struct xf_ctx *c, struct fj_node *res)
 				       "out");
 		return GW_OK;
 	}
-	if ((v = fj_new_object(c->doc)) == NULL ||
-	    fj_set(c->doc, v, "verified",
-		   fj_copy(c->doc, fj_get(x, "valueBoolean"))) != GW_OK)
-		return GW_NOMEM;
-	x = xf_ext_find(ext, "VerifiedWith", false);
-	if (x != NULL) {
-		struct fj_node *cc = fj_get(x, "valueCodeableConcept");
-		struct fj_node *pat = fj_get(res, "patient");
-
-		if (cc_find(cc, SNOMED, VERIFIED_PATIENT) != NULL &&
-		    fj_get_str(pat, "reference") != NULL) {
-			struct fj_node *r = fj_new_object(c->doc);
-
-			if (r == NULL ||
-			    fj_set(c->doc, r, "reference",
-				   str(c, fj_get_str(pat, "reference"))) !=
-				GW_OK ||
-			    fj_set(c->doc, v, "verifiedWith", r) != GW_OK)
-				return GW_NOMEM;
-		} else if ((e = xf_loss(c, "extension",
-					"VerifiedWith other than the patient "
-					"has no R4 reference: it is left "
-					"out")) != GW_OK) {
-			return e;
-		}
-	}
 	x = xf_ext_find(ext, "VerificationDate", false);
-	if (x != NULL && fj_get(x, "valueDateTime") != NULL &&
-	    fj_set(c->doc, v, "verificationDate",
-		   fj_copy(c->doc, fj_get(x, "valueDateTime"))) != GW_OK)
-		return GW_NOMEM;
+	if (x != NULL)
+		date = fj_get(x, "valueDateTime");
 	if ((arr = fj_new_array(c->doc)) == NULL)
 		return GW_NOMEM;
-	fj_append(arr, v);
+	subs = fj_get(ext, "extension");
+	for (struct fj_node *w = subs != NULL && subs->type == FJ_ARRAY
+				     ? subs->u.kids.first
+				     : NULL;
+	     w != NULL; w = w->next) {
+		struct fj_node *cc = fj_get(w, "valueCodeableConcept");
+		struct fj_node *ref, *v;
+
+		if (!fj_str_eq(fj_get(w, "url"), "VerifiedWith"))
+			continue;
+		if ((ref = fj_new_object(c->doc)) == NULL)
+			return GW_NOMEM;
+		if (cc_find(cc, SNOMED, VERIFIED_PATIENT) != NULL &&
+		    pat != NULL) {
+			if (fj_set(c->doc, ref, "reference", str(c, pat)) !=
+			    GW_OK)
+				return GW_NOMEM;
+		} else {
+			const char *t = fj_get_str(cc, "text");
+			const struct fj_node *cd =
+			    fj_at(fj_get(cc, "coding"), 0);
+
+			if (t == NULL)
+				t = fj_get_str(cd, "display");
+			if (t == NULL ||
+			    !is_nullflavor_system(fj_get_str(cd, "system")) ||
+			    !fj_str_eq(fj_get(cd, "code"), "OTH")) {
+				if ((e = xf_loss(c, "extension",
+						 "VerifiedWith %s has no R4 "
+						 "reference: it is kept as "
+						 "the display of verifiedWith",
+						 t != NULL ? "(a code)"
+							   : "without text")) !=
+				    GW_OK)
+					return e;
+			}
+			if (t != NULL &&
+			    fj_set(c->doc, ref, "display", str(c, t)) != GW_OK)
+				return GW_NOMEM;
+			if (t == NULL)
+				continue;
+		}
+		if ((v = new_verification(c, verified, date, ref)) == NULL)
+			return GW_NOMEM;
+		fj_append(arr, v);
+	}
+	if (arr->u.kids.count == 0) {
+		struct fj_node *v = new_verification(c, verified, date, NULL);
+
+		if (v == NULL)
+			return GW_NOMEM;
+		fj_append(arr, v);
+	}
 	return fj_set(c->doc, res, "verification", arr);
 }
 
