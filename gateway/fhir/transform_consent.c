@@ -130,6 +130,15 @@ arr_unlink_node(struct fj_node *arr, struct fj_node *n)
 	}
 }
 
+/* Whether a and b (either may be NULL) are the same JSON value. */
+static bool
+same(const struct fj_node *a, const struct fj_node *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return fj_equal(a, b, FDEC_EXACT);
+}
+
 /* A string node, or NULL. */
 static struct fj_node *
 str(struct xf_ctx *c, const char *s)
@@ -504,13 +513,10 @@ verification_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 
 		snprintf(rel, sizeof(rel), "verification[%zu]", i);
 		if (w != v &&
-		    (!fj_equal(fj_get(w, "verified"), fj_get(v, "verified"),
-			       FDEC_EXACT) ||
+		    (!same(fj_get(w, "verified"), fj_get(v, "verified")) ||
 		     (fj_get(w, "verificationDate") != NULL &&
-		      (fj_get(v, "verificationDate") == NULL ||
-		       !fj_equal(fj_get(w, "verificationDate"),
-				 fj_get(v, "verificationDate"),
-				 FDEC_EXACT)))) &&
+		      !same(fj_get(w, "verificationDate"),
+			    fj_get(v, "verificationDate")))) &&
 		    (e = xf_loss(c, rel,
 				 "the zib Verification extension has one "
 				 "Verified and one date: those of this "
