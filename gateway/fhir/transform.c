@@ -134,6 +134,44 @@ path_fmt(char *dst, size_t n, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* rel + "." + key (no dot when rel is empty) into dst, cut to fit.
+ * The walks build a path per node, so this avoids printf. */
+static void
+path_key(char *dst, size_t n, const char *rel, const char *key, size_t klen)
+{
+	size_t rl = strnlen(rel, n - 1), at;
+
+	memmove(dst, rel, rl);
+	at = rl;
+	if (rl > 0 && at < n - 1)
+		dst[at++] = '.';
+	if (klen > n - 1 - at)
+		klen = n - 1 - at;
+	memcpy(dst + at, key, klen);
+	dst[at + klen] = '\0';
+}
+
+/* rel + "[i]" into dst, cut to fit. */
+static void
+path_idx(char *dst, size_t n, const char *rel, size_t i)
+{
+	char num[24];
+	size_t k = sizeof(num), rl = strnlen(rel, n - 1), nl;
+
+	num[--k] = ']';
+	do {
+		num[--k] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i > 0);
+	num[--k] = '[';
+	nl = sizeof(num) - k;
+	memmove(dst, rel, rl);
+	if (nl > n - 1 - rl)
+		nl = n - 1 - rl;
+	memcpy(dst + rl, num + k, nl);
+	dst[rl + nl] = '\0';
+}
+
 /* ---- report ---- */
 
 static enum gw_err
@@ -628,7 +666,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 
 		for (struct fj_node *k = n->u.kids.first; k != NULL;
 		     k = k->next, i++) {
-			path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+			path_idx(sub, sizeof(sub), rel, i);
 			if ((e = walk_urls(c, k, sub, depth + 1)) != GW_OK)
 				return e;
 		}
@@ -645,8 +683,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 		if ((m->keylen == 9 && memcmp(m->key, "contained", 9) == 0) ||
 		    (m->type == FJ_OBJECT && fj_get(m, "resourceType") != NULL))
 			continue;
-		path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
-			 rel[0] != '\0' ? "." : "", (int)m->keylen, m->key);
+		path_key(sub, sizeof(sub), rel, m->key, m->keylen);
 		if (ext && m->type == FJ_ARRAY) {
 			size_t i = 0;
 
@@ -655,7 +692,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				struct fj_node *u = fj_get(x, "url");
 				char xp[XF_PATH_MAX];
 
-				path_fmt(xp, sizeof(xp), "%s[%zu]", sub, i);
+				path_idx(xp, sizeof(xp), sub, i);
 				if (u != NULL && u->type == FJ_STRING)
 					map_url_node(c, u);
 				if ((e = walk_urls(c, x, xp, depth + 1)) !=
@@ -689,16 +726,14 @@ walk_role_refs(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 		return e;
 	for (struct fj_node *m = n->u.kids.first; m != NULL; m = m->next, i++) {
 		if (n->type == FJ_ARRAY) {
-			path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+			path_idx(sub, sizeof(sub), rel, i);
 		} else {
 			if ((m->keylen == 9 &&
 			     memcmp(m->key, "contained", 9) == 0) ||
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
-			path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
-				 rel[0] != '\0' ? "." : "", (int)m->keylen,
-				 m->key);
+			path_key(sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if ((e = walk_role_refs(c, m, sub, depth + 1)) != GW_OK)
 			return e;
@@ -724,16 +759,14 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 	     m = next, i++) {
 		next = m->next;
 		if (n->type == FJ_ARRAY) {
-			path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+			path_idx(sub, sizeof(sub), rel, i);
 		} else {
 			if ((m->keylen == 9 &&
 			     memcmp(m->key, "contained", 9) == 0) ||
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
-			path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
-				 rel[0] != '\0' ? "." : "", (int)m->keylen,
-				 m->key);
+			path_key(sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if (n->type == FJ_OBJECT && m->type == FJ_ARRAY &&
 		    ((m->keylen == 9 && memcmp(m->key, "extension", 9) == 0) ||
@@ -747,7 +780,7 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				char xp[XF_PATH_MAX];
 
 				nx = x->next;
-				path_fmt(xp, sizeof(xp), "%s[%zu]", sub, j);
+				path_idx(xp, sizeof(xp), sub, j);
 				if (u == NULL ||
 				    !is_version_only_ext(u, c->from) ||
 				    xf_url(c, u) != u) {
@@ -829,11 +862,10 @@ walk_ref_type(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				    (m->type == FJ_OBJECT &&
 				     fj_get(m, "resourceType") != NULL))
 					continue;
-				path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
-					 rel[0] != '\0' ? "." : "",
-					 (int)m->keylen, m->key);
+				path_key(sub, sizeof(sub), rel, m->key,
+					 m->keylen);
 			} else {
-				path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+				path_idx(sub, sizeof(sub), rel, i);
 			}
 			if ((e = walk_ref_type(c, m, sub, depth + 1)) != GW_OK)
 				return e;
