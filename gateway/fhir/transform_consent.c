@@ -109,27 +109,6 @@ consent_kind(const struct fj_node *res, enum rules_fhir v)
 	return CK_OTHER;
 }
 
-/* Unlink element n from array arr. */
-static void
-arr_unlink_node(struct fj_node *arr, struct fj_node *n)
-{
-	struct fj_node *p, *prev = NULL;
-
-	for (p = arr->u.kids.first; p != NULL; prev = p, p = p->next) {
-		if (p != n)
-			continue;
-		if (prev != NULL)
-			prev->next = p->next;
-		else
-			arr->u.kids.first = p->next;
-		if (arr->u.kids.last == p)
-			arr->u.kids.last = prev;
-		arr->u.kids.count--;
-		p->next = NULL;
-		return;
-	}
-}
-
 /* Whether a and b (either may be NULL) are the same JSON value. */
 static bool
 same(const struct fj_node *a, const struct fj_node *b)
@@ -788,7 +767,7 @@ permitted_to_r4(struct xf_ctx *c, struct fj_node *res, struct fj_node *prov)
 	if (ex != NULL) {
 		text = take_restriction(ex);
 		/* the except said the decision again: it is consumed */
-		arr_unlink_node(exs, ex);
+		xf_arr_remove(exs, ex);
 		if (exs->u.kids.count == 0)
 			fj_remove(res, "except");
 	}
@@ -1050,7 +1029,7 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 			nx = cat->next;
 			if (cc_find(cat, CONSENTCAT, AD_R4) != NULL)
 				continue;
-			arr_unlink_node(x, cat);
+			xf_arr_remove(x, cat);
 			if ((e = push(c, prov, "code", cat)) != GW_OK)
 				return e;
 		}
