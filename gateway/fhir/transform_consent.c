@@ -8,19 +8,20 @@
 
 #include "transform_impl.h"
 
-#define SNOMED		 "http://snomed.info/sct"
-#define CONSENTCAT	 "http://terminology.hl7.org/CodeSystem/consentcategorycodes"
-#define CONSENTSCOPE	 "http://terminology.hl7.org/CodeSystem/consentscope"
-#define ROLECODE	 "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
-#define NF_R4		 "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
-#define PERMITTED_SYSTEM "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4"
-#define NICTIZ		 "http://nictiz.nl/fhir/StructureDefinition/"
-#define URL_PERMITTED	 NICTIZ "zib-TreatmentDirective-TreatmentPermitted"
-#define URL_TREATMENT	 NICTIZ "zib-TreatmentDirective-Treatment"
-#define URL_VERIFICATION NICTIZ "zib-TreatmentDirective-Verification"
-#define URL_RESTRICTIONS NICTIZ "zib-TreatmentDirective-Restrictions"
-#define URL_SPECOTHER	 NICTIZ "ext-TreatmentDirective2.SpecificationOther"
-#define URL_REASONEND	 NICTIZ "ext-TreatmentDirective2.ReasonForEnding"
+#define SNOMED		  "http://snomed.info/sct"
+#define CONSENTCAT	  "http://terminology.hl7.org/CodeSystem/consentcategorycodes"
+#define CONSENTSCOPE	  "http://terminology.hl7.org/CodeSystem/consentscope"
+#define ROLECODE	  "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+#define NF_R4		  "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+#define PERMITTED_SYSTEM  "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4"
+#define NICTIZ		  "http://nictiz.nl/fhir/StructureDefinition/"
+#define URL_PERMITTED	  NICTIZ "zib-TreatmentDirective-TreatmentPermitted"
+#define URL_TREATMENT	  NICTIZ "zib-TreatmentDirective-Treatment"
+#define URL_VERIFICATION  NICTIZ "zib-TreatmentDirective-Verification"
+#define URL_RESTRICTIONS  NICTIZ "zib-TreatmentDirective-Restrictions"
+#define URL_SPECOTHER	  NICTIZ "ext-TreatmentDirective2.SpecificationOther"
+#define URL_REASONEND	  NICTIZ "ext-TreatmentDirective2.ReasonForEnding"
+#define URL_ADDITIONAL_R4 NICTIZ "ext-TreatmentDirective2.AdvanceDirective"
 
 /* Category codes: zib2020 (R4) and zib2017 (STU3). */
 #define TD_R4	"129125009"
@@ -511,6 +512,43 @@ verification_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 	return push(c, res, "extension", ext);
 }
 
+/* What the STU3 profiles restrict: a TreatmentDirective's source is a
+ * Reference (to an AdvanceDirective), an AdvanceDirective's an
+ * Attachment, and an AdvanceDirective needs its dateTime. */
+static enum gw_err
+source_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
+{
+	const char *bad = k == CK_TREATMENT ? "sourceAttachment"
+			  : k == CK_ADVANCE ? "sourceReference"
+					    : NULL;
+	enum gw_err e;
+
+	if (bad != NULL && fj_get(res, bad) != NULL) {
+		fj_remove(res, bad);
+		if ((e = xf_loss(c, bad,
+				 "the STU3 %s takes no %s: it is left out",
+				 k == CK_TREATMENT ? "TreatmentDirective"
+						   : "AdvanceDirective",
+				 bad)) != GW_OK)
+			return e;
+	}
+	if (k == CK_ADVANCE && fj_get(res, "dateTime") == NULL &&
+	    fj_get(res, "_dateTime") == NULL) {
+		struct fj_node *prim = fj_new_object(c->doc);
+
+		if (prim == NULL ||
+		    xf_ext_add(c, prim, XF_DAR_URL, false, "valueCode",
+			       str(c, "unknown")) != GW_OK ||
+		    fj_set(c->doc, res, "_dateTime", prim) != GW_OK)
+			return GW_NOMEM;
+		return xf_loss(c, "dateTime",
+			       "the STU3 AdvanceDirective requires dateTime: "
+			       "it is set absent (data-absent-reason "
+			       "unknown)");
+	}
+	return GW_OK;
+}
+
 static enum gw_err
 actors_to_stu3(struct xf_ctx *c, struct fj_node *res, struct fj_node *prov,
 	       enum consent_kind k)
@@ -595,7 +633,8 @@ consent_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				 "a uri: it is left out")) != GW_OK)
 			return e;
 	}
-	if ((e = verification_to_stu3(c, res, k)) != GW_OK)
+	if ((e = verification_to_stu3(c, res, k)) != GW_OK ||
+	    (e = source_to_stu3(c, res, k)) != GW_OK)
 		return e;
 	if (prov == NULL || prov->type != FJ_OBJECT) {
 		if (k == CK_TREATMENT)
@@ -920,6 +959,50 @@ verification_to_r4(struct xf_ctx *c, struct fj_node *res)
 	return fj_set(c->doc, res, "verification", arr);
 }
 
+/* consent-additionalSources (STU3: Attachment, Identifier or Reference)
+ * -> ext-TreatmentDirective2.AdvanceDirective (R4: a Reference). */
+static enum gw_err
+additional_to_r4(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *arr = fj_get(res, "extension");
+	size_t i = 0;
+	enum gw_err e;
+
+	if (arr == NULL || arr->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *x = arr->u.kids.first, *nx; x != NULL;
+	     x = nx, i++) {
+		struct fj_node *v;
+		char rel[48];
+
+		nx = x->next;
+		if (!fj_str_eq(fj_get(x, "url"), URL_ADDITIONAL_R4))
+			continue;
+		snprintf(rel, sizeof(rel), "extension[%zu]", i);
+		if ((v = fj_get(x, "valueIdentifier")) != NULL) {
+			struct fj_node *r = fj_new_object(c->doc);
+
+			fj_remove(x, "valueIdentifier");
+			if (r == NULL ||
+			    fj_set(c->doc, r, "identifier", v) != GW_OK ||
+			    fj_set(c->doc, x, "valueReference", r) != GW_OK)
+				return GW_NOMEM;
+			continue;
+		}
+		if (fj_get(x, "valueReference") != NULL)
+			continue;
+		xf_arr_remove(arr, x);
+		if ((e = xf_loss(c, rel,
+				 "R4 additionalAdvanceDirective is a "
+				 "Reference: this additional source is left "
+				 "out")) != GW_OK)
+			return e;
+	}
+	if (arr->u.kids.count == 0)
+		fj_remove(res, "extension");
+	return GW_OK;
+}
+
 /* An STU3 except -> an R4 provision: code becomes CodeableConcepts. */
 static enum gw_err
 except_to_provision(struct xf_ctx *c, struct fj_node *ex)
@@ -997,7 +1080,10 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				 "identifier of sourceReference")) != GW_OK)
 			return e;
 	}
-	if ((e = verification_to_r4(c, res)) != GW_OK)
+	/* additional sources first: the report's extension indexes are
+	   then still those of the input */
+	if ((e = additional_to_r4(c, res)) != GW_OK ||
+	    (e = verification_to_r4(c, res)) != GW_OK)
 		return e;
 	if ((prov = new_provision(c, res)) == NULL)
 		return GW_NOMEM;
