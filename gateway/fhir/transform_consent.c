@@ -272,6 +272,74 @@ map_identifier(struct xf_ctx *c, struct fj_node *res)
 	return fj_set(c->doc, res, "identifier", id->u.kids.first);
 }
 
+/* policyRule: a CodeableConcept in R4, a uri in STU3. A coding goes as
+ * "system#code" (and back); other content is reported. It stays, as
+ * ppc-1 needs policy or policyRule. */
+static enum gw_err
+policy_rule(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *pr = fj_get(res, "policyRule");
+	char buf[1024];
+	enum gw_err e;
+
+	if (pr == NULL)
+		return GW_OK;
+	if (c->to == RULES_STU3) {
+		const struct fj_node *cd = fj_at(fj_get(pr, "coding"), 0);
+		const char *sys = fj_get_str(cd, "system");
+		const char *code = fj_get_str(cd, "code");
+		struct fj_node *u;
+
+		if (sys == NULL || code == NULL ||
+		    (size_t)snprintf(buf, sizeof(buf), "%s#%s", sys, code) >=
+			sizeof(buf)) {
+			fj_remove(res, "policyRule");
+			return xf_loss(c, "policyRule",
+				       "a policyRule without system and code "
+				       "has no STU3 uri: it is left out");
+		}
+		if ((u = fj_new_string(c->doc, buf)) == NULL ||
+		    fj_set(c->doc, res, "policyRule", u) != GW_OK)
+			return GW_NOMEM;
+		if ((fj_get(pr, "text") != NULL ||
+		     fj_get(cd, "display") != NULL ||
+		     fj_get(pr, "coding")->u.kids.count > 1) &&
+		    (e = xf_loss(c, "policyRule",
+				 "STU3 policyRule is a uri: only the first "
+				 "coding's system#code is kept")) != GW_OK)
+			return e;
+		return GW_OK;
+	}
+	if (pr->type == FJ_STRING) {
+		const char *hash = strchr(pr->u.str.s, '#');
+		struct fj_node *cc;
+
+		if (hash != NULL && hash[1] != '\0') {
+			struct fj_node *sys = fj_new_stringn(
+			    c->doc, pr->u.str.s, (size_t)(hash - pr->u.str.s));
+			struct fj_node *cd = fj_new_object(c->doc);
+
+			if (sys == NULL || cd == NULL ||
+			    fj_set(c->doc, cd, "system", sys) != GW_OK ||
+			    fj_set(c->doc, cd, "code", str(c, hash + 1)) !=
+				GW_OK ||
+			    (cc = cc_of(c, cd)) == NULL)
+				return GW_NOMEM;
+		} else {
+			if ((cc = fj_new_object(c->doc)) == NULL ||
+			    fj_set(c->doc, cc, "text", str(c, pr->u.str.s)) !=
+				GW_OK)
+				return GW_NOMEM;
+			if ((e = xf_loss(c, "policyRule",
+					 "R4 policyRule is a CodeableConcept: "
+					 "the uri is its text")) != GW_OK)
+				return e;
+		}
+		return fj_set(c->doc, res, "policyRule", cc);
+	}
+	return GW_OK;
+}
+
 /* ---- R4 -> STU3 ---- */
 
 /* The role code of the actor that is STU3 consentingParty. */
@@ -626,13 +694,8 @@ consent_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				 "out")) != GW_OK)
 			return e;
 	}
-	if (fj_get(res, "policyRule") != NULL) {
-		fj_remove(res, "policyRule");
-		if ((e = xf_loss(c, "policyRule",
-				 "R4 policyRule is a CodeableConcept, STU3's "
-				 "a uri: it is left out")) != GW_OK)
-			return e;
-	}
+	if ((e = policy_rule(c, res)) != GW_OK)
+		return e;
 	if ((e = verification_to_stu3(c, res, k)) != GW_OK ||
 	    (e = source_to_stu3(c, res, k)) != GW_OK)
 		return e;
@@ -1061,13 +1124,8 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				k == CK_TREATMENT ? "treatment" : "adr"))) !=
 	    GW_OK)
 		return e;
-	if (fj_get(res, "policyRule") != NULL) {
-		fj_remove(res, "policyRule");
-		if ((e = xf_loss(c, "policyRule",
-				 "STU3 policyRule is a uri, R4's a "
-				 "CodeableConcept: it is left out")) != GW_OK)
-			return e;
-	}
+	if ((e = policy_rule(c, res)) != GW_OK)
+		return e;
 	if ((x = fj_get(res, "sourceIdentifier")) != NULL) {
 		struct fj_node *r = fj_new_object(c->doc);
 

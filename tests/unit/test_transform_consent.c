@@ -334,6 +334,28 @@ static const struct consent_case cases[] = {
      {"valueAttachment", "consent-additionalSources"},
      "Consent.extension[1]",
      "left out"},
+    {"policyRule coding is system#code in STU3",
+     RULES_R4,
+     RULES_STU3,
+     R4_TD(R4_PROV("\"type\":\"deny\",") ",\"policyRule\":{\"coding\":"
+					 "[{\"system\":\"urn:s\",\"code\":"
+					 "\"OPTIN\"}]}"),
+     GW_OK,
+     {"\"policyRule\":\"urn:s#OPTIN\""},
+     {NULL},
+     NULL,
+     NULL},
+    {"policyRule system#code back to a coding, another uri its text",
+     RULES_STU3,
+     RULES_R4,
+     STU3_TD("{\"system\":\"" OID "\",\"code\":\"JA\"}",
+	     ",\"policyRule\":\"urn:s#OPTIN\""),
+     GW_OK,
+     {"\"policyRule\":{\"coding\":[{\"code\":\"OPTIN\",\"system\":"
+      "\"urn:s\"}]}"},
+     {NULL},
+     NULL,
+     NULL},
     /* ---- STU3 -> R4: each TreatmentPermitted value ---- */
     {"JA is permit; its except is consumed",
      RULES_STU3,
