@@ -36,6 +36,11 @@
 #include "fjson.h"
 #include "rules.h"
 
+/* The refusal of a conversion: permanent, the input breaks no rule of its
+ * own version but cannot be carried to the other (err.h has no separate
+ * value for it). */
+#define GW_REJECT GW_INVALID
+
 /*
  * Convert the resource or Bundle at doc->root from version `from` to
  * version `to` (enum rules_fhir: RULES_R4, RULES_STU3). Bundle entries
