@@ -239,6 +239,15 @@ queue_cut(const char *s, char *buf, size_t n)
 	return buf;
 }
 
+/* s on stdout with control characters as spaces (the receiver's text
+ * must not move the terminal's cursor). */
+static void
+queue_put_clean(const char *s)
+{
+	for (; *s != '\0'; s++)
+		putchar(((unsigned char)*s >= 0x20 && *s != 0x7f) ? *s : ' ');
+}
+
 static void
 queue_table(const struct store_row *rows, size_t n)
 {
@@ -322,7 +331,7 @@ queue_target(const struct queue_args *a, char *id, size_t n,
 static int
 queue_show(struct store *s, const struct queue_args *a)
 {
-	char id[STORE_ID_MAX + 1], t[32], err_text[44];
+	char id[STORE_ID_MAX + 1], t[32];
 	struct store_message *m = NULL;
 	const char *receiver;
 	enum gw_err err;
@@ -404,10 +413,12 @@ queue_show(struct store *s, const struct queue_args *a)
 			       queue_time(r->delivered_at, t, sizeof(t)));
 		if (r->last_status > 0)
 			printf("  last status:   %d\n", r->last_status);
-		if (r->last_error != NULL)
-			printf("  last error:    %s\n",
-			       queue_cut(r->last_error, err_text,
-					 sizeof(err_text)));
+		/* In full: the table cuts it to a column, show does not. */
+		if (r->last_error != NULL) {
+			fputs("  last error:    ", stdout);
+			queue_put_clean(r->last_error);
+			putchar('\n');
+		}
 		if (r->outcome != NULL)
 			printf("  outcome:       %s\n", r->outcome);
 	}

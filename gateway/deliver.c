@@ -992,7 +992,7 @@ deliver_pass(struct deliver *d)
 	}
 	for (size_t i = 0; i < d->npeers; i++) {
 		struct deliver_peer *p = &d->peers[i];
-		int64_t upto = now;
+		int64_t due_by = now;
 		size_t max;
 
 		if (p->active >= p->limit || p->hold_until > now)
@@ -1006,9 +1006,10 @@ deliver_pass(struct deliver *d)
 			if (p->active > 0)
 				continue;
 			max = 1;
-			upto = INT64_MAX;
+			due_by = INT64_MAX;
 		}
-		err = store_claim(d->store, p->ura, upto, max, &rows, &n);
+		err =
+		    store_claim(d->store, p->ura, due_by, now, max, &rows, &n);
 		if (err != GW_OK) {
 			if (!d->claim_failed)
 				log_warnx("event=claim_failed receiver=%s "
