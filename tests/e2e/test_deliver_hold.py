@@ -9,6 +9,8 @@ import json
 import signal
 import time
 
+import pytest
+
 import gw
 from fake_receiver import FakeReceiver, closed_port, outcome
 from test_delivery import (A_URA, B_URA, GP1, GP2, Poster, a_rows,
@@ -52,3 +54,161 @@ def test_show_of_probed_row_has_real_time_and_whole_error(pki, tmp_path):
         assert "  last error:    " + error in text.stdout, text.stdout
     finally:
         a.stop()
+
+
+def reload(g):
+    """Write g's configuration and SIGHUP it; waits for the reload."""
+    before = g.log_text().count("event=reloaded")
+    g.write_config()
+    g.send_signal(signal.SIGHUP)
+    gw.wait_for(lambda: g.log_text().count("event=reloaded") > before,
+                what="reload")
+
+
+def post(a, receivers, patient):
+    ident, body = message(receivers, patient, small=True)
+    status, _, _ = Poster(a).post(body)
+    assert status == 202
+    return ident
+
+
+def misconfigured(a, receiver):
+    return ("event=receiver_misconfigured receiver=" + receiver
+            in a.log_text())
+
+
+def assert_held_not_dead(a, receiver, n):
+    gw.wait_for(lambda: misconfigured(a, receiver), timeout=15,
+                what="receiver_misconfigured")
+    assert a.metric("pzpgw_receiver_held", receiver=receiver) == 1
+    # Probed again, never dead-lettered.
+    gw.wait_for(lambda: max(r["attempts"] for r in a_rows(a)) >= 2,
+                timeout=15, what="a probe")
+    rows = a_rows(a)
+    assert len(rows) == n
+    assert all(r["state"] in ("due", "inflight") for r in rows), rows
+
+
+def test_403_from_b_holds_until_b_is_fixed(pki, tmp_path):
+    b = gateway_b(pki, tmp_path)
+    b.sections["peer " + A_URA]["allow"] = "pull"  # forgot push
+    a = gateway_a(pki, tmp_path, {GP1: (b.port, B_URA)})
+    try:
+        b.start()
+        start_a(a)
+        idents = [post(a, [GP1], p) for p in (0, 1, 1)]
+        assert_held_not_dead(a, GP1, 3)
+        log = a.log_text()
+        line = [ln for ln in log.splitlines()
+                if "event=receiver_misconfigured" in ln][0]
+        # The receiver's OperationOutcome says why, and no more.
+        assert "status=403" in line and "forbidden" in line, line
+        assert "not allowed to use this endpoint" in line, line
+        head = [r for r in a_rows(a) if r["attempts"]][0]
+        assert head["last_status"] == 403
+        assert "not allowed to use this endpoint" in head["last_error"]
+        assert not b_messages(b)
+        # B's operator fixes B; nobody touches A.
+        b.sections["peer " + A_URA]["allow"] = "push"
+        reload(b)
+        gw.wait_for(lambda: settled(a), timeout=20, what="delivery")
+        assert all(r["state"] == "delivered" for r in a_rows(a))
+        assert sorted(i for i, _ in b_messages(b)) == sorted(idents)
+        assert a.metric("pzpgw_receiver_held", receiver=GP1) == 0
+        assert "event=receiver_reachable receiver=" + GP1 in a.log_text()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_404_wrong_endpoint_held_until_a_is_fixed_and_reloaded(pki,
+                                                                tmp_path):
+    b = gateway_b(pki, tmp_path)
+    # Backoff long enough that only the reload can deliver in time.
+    a = gateway_a(pki, tmp_path, {GP1: (b.port, B_URA)},
+                  backoff_min="30s", backoff_max="1h")
+    good = a.sections["peer " + GP1]["endpoint"]
+    a.sections["peer " + GP1]["endpoint"] = good[:-len("/fhir")]
+    try:
+        b.start()
+        start_a(a)
+        idents = [post(a, [GP1], p) for p in (0, 1)]
+        gw.wait_for(lambda: misconfigured(a, GP1), timeout=15,
+                    what="receiver_misconfigured")
+        assert "status=404" in a.log_text()
+        assert a.metric("pzpgw_receiver_held", receiver=GP1) == 1
+        assert all(r["state"] == "due" for r in a_rows(a)), a_rows(a)
+        a.sections["peer " + GP1]["endpoint"] = good
+        t0 = time.monotonic()
+        reload(a)
+        gw.wait_for(lambda: settled(a), timeout=20, what="delivery")
+        assert time.monotonic() - t0 < 20
+        assert all(r["state"] == "delivered" for r in a_rows(a))
+        assert sorted(i for i, _ in b_messages(b)) == sorted(idents)
+        assert a.metric("pzpgw_receiver_held", receiver=GP1) == 0
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_no_route_422_from_b_holds_until_b_serves_the_receiver(pki,
+                                                               tmp_path):
+    b = gateway_b(pki, tmp_path)
+    del b.sections["peer " + GP2]  # B does not serve gp2 yet
+    a = gateway_a(pki, tmp_path, {GP2: (b.port, B_URA)})
+    try:
+        b.start()
+        start_a(a)
+        ident = post(a, [GP2], 3)
+        assert_held_not_dead(a, GP2, 1)
+        assert "status=422" in a.log_text()
+        assert "no route to receiver " + GP2 in a_rows(a)[0]["last_error"]
+        b.sections["peer " + GP2] = {"name": "gp2", "allow": "pull"}
+        reload(b)
+        gw.wait_for(lambda: settled(a), timeout=20, what="delivery")
+        assert a_rows(a)[0]["state"] == "delivered"
+        assert [i for i, _ in b_messages(b)] == [ident]
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.mark.parametrize("status", [401, 405, 421])
+def test_route_statuses_hold_then_deliver(pki, tmp_path, status):
+    answers = [(status, {}, outcome("security", "wrong route"))] * 2
+    rcv = fake(pki, lambda r: answers.pop(0) if answers
+               else (200, {}, b"{}"))
+    a = gateway_a(pki, tmp_path, {GP1: (rcv.port, B_URA)})
+    try:
+        start_a(a)
+        post(a, [GP1], 0)
+        gw.wait_for(lambda: settled(a), timeout=20, what="delivery")
+        row = a_rows(a)[0]
+        assert row["state"] == "delivered" and row["attempts"] == 3, row
+        assert misconfigured(a, GP1)
+        assert a.metric("pzpgw_deliveries_total", receiver=GP1,
+                        outcome="dead") is None
+    finally:
+        a.stop()
+        rcv.stop()
+
+
+def test_content_422_and_400_stay_dead(pki, tmp_path):
+    answers = [(422, {}, outcome("invalid", "gender is not a code")),
+               (400, {}, outcome("structure", "not a Bundle"))]
+    rcv = fake(pki, lambda r: answers.pop(0) if answers
+               else (200, {}, b"{}"))
+    a = gateway_a(pki, tmp_path, {GP1: (rcv.port, B_URA)})
+    try:
+        start_a(a)
+        post(a, [GP1], 0)
+        post(a, [GP1], 1)
+        gw.wait_for(lambda: settled(a), timeout=20, what="dead letters")
+        rows = a_rows(a)
+        assert [r["state"] for r in rows] == ["dead", "dead"], rows
+        assert all(r["attempts"] == 1 for r in rows)
+        assert not misconfigured(a, GP1)
+        assert a.metric("pzpgw_receiver_held", receiver=GP1) in (None, 0)
+    finally:
+        a.stop()
+        rcv.stop()
