@@ -62,6 +62,8 @@ static const struct cli_text cli_texts[] = {
      "  retry ID              a due row: try now\n"
      "  hold ID | release ID  park a due row / put a held row back\n"
      "  replay ID             a dead or delivered row: send again, same id\n"
+     "  replay --state dead|delivered [--receiver URA] [--since T]\n"
+     "                        every such row (last tried at or after T)\n"
      "  purge --delivered-before DATE   DATE: YYYY-MM-DD or RFC 3339\n"
      "  stats                 rows and oldest age per state and receiver\n"
      "  init                  create the store, or migrate it, and exit\n"

@@ -29,6 +29,8 @@ struct queue_args {
 	bool readonly; /* list, show, stats: write nothing */
 	const char *before;
 	int64_t before_ms;
+	const char *since; /* replay --state: rows last tried from then */
+	int64_t since_ms;
 	char **pos; /* subcommand and its arguments */
 	int npos;
 };
@@ -42,6 +44,7 @@ enum {
 	OPT_AFTER,
 	OPT_CONTENT,
 	OPT_BEFORE,
+	OPT_SINCE,
 };
 
 static const struct option queue_opts[] = {
@@ -54,6 +57,7 @@ static const struct option queue_opts[] = {
     {"after", required_argument, NULL, OPT_AFTER},
     {"content", no_argument, NULL, OPT_CONTENT},
     {"delivered-before", required_argument, NULL, OPT_BEFORE},
+    {"since", required_argument, NULL, OPT_SINCE},
     {NULL, 0, NULL, 0},
 };
 
@@ -470,6 +474,83 @@ queue_act(struct store *s, const struct queue_args *a, enum store_action action)
 	return CLI_OK;
 }
 
+#define QUEUE_REPLAY_PAGE 500
+
+/*
+ * `replay --state dead|delivered [--receiver URA] [--since T]`: replay
+ * every such row, page by page in acceptance order. A full page may end
+ * inside one message's rows: those rows come again on the next page
+ * (they start it), the ones replayed no longer match the state.
+ */
+static int
+queue_replay_bulk(struct store *s, const struct queue_args *a)
+{
+	struct store_filter f = {.state = a->state,
+				 .receiver = a->receiver,
+				 .after_seq = 0,
+				 .limit = QUEUE_REPLAY_PAGE};
+	struct store_row *rows = NULL;
+	enum gw_err err = GW_OK;
+	size_t n = 0, upto, changed, total = 0;
+	json_t *done = a->json ? json_array() : NULL;
+
+	for (;;) {
+		if ((err = store_list(s, &f, &rows, &n)) != GW_OK)
+			break;
+		if (n == 0)
+			break;
+		upto = n;
+		if (n == QUEUE_REPLAY_PAGE)
+			while (upto > 0 &&
+			       rows[upto - 1].seq == rows[n - 1].seq)
+				upto--;
+		if (upto == 0) /* one message fills the page */
+			upto = n;
+		for (size_t i = 0; i < upto && err == GW_OK; i++) {
+			const struct store_row *r = &rows[i];
+			int64_t tried = r->last_attempt_at ? r->last_attempt_at
+							   : r->accepted_at;
+
+			if (a->since != NULL && tried < a->since_ms)
+				continue;
+			changed = 0;
+			err = store_act(s, r->id, r->receiver, STORE_REPLAY,
+					util_wall_ms(), &changed);
+			if (err == GW_INVALID || err == GW_NOTFOUND)
+				err = GW_OK; /* changed meanwhile: not ours */
+			if (changed == 0)
+				continue;
+			total += changed;
+			if (done != NULL)
+				json_array_append_new(
+				    done, json_pack("{s:s, s:s}", "id", r->id,
+						    "receiver", r->receiver));
+			else
+				printf("replayed %s:%s\n", r->id, r->receiver);
+		}
+		f.after_seq = upto < n ? rows[upto].seq - 1 : rows[n - 1].seq;
+		store_rows_free(rows, n);
+		rows = NULL;
+		if (err != GW_OK || n < QUEUE_REPLAY_PAGE)
+			break;
+	}
+	store_rows_free(rows, n);
+	if (err != GW_OK) {
+		json_decref(done);
+		fprintf(stderr, "pzpgw queue replay: %s (%zu rows replayed)\n",
+			gw_strerror(err), total);
+		return CLI_USAGE;
+	}
+	if (done != NULL)
+		return queue_print_json(json_pack(
+		    "{s:s, s:s, s:s?, s:s?, s:I, s:o}", "action", "replay",
+		    "state", store_state_name((enum store_state)a->state),
+		    "receiver", a->receiver, "since", a->since, "changed",
+		    (json_int_t)total, "rows", done));
+	printf("replay: %zu row%s\n", total, total == 1 ? "" : "s");
+	return CLI_OK;
+}
+
 static int
 queue_purge(struct store *s, const struct queue_args *a)
 {
@@ -593,6 +674,9 @@ queue_parse(int argc, char **argv, struct queue_args *a)
 		case OPT_BEFORE:
 			a->before = optarg;
 			break;
+		case OPT_SINCE:
+			a->since = optarg;
+			break;
 		default:
 			return cli_usage(QUEUE_CMD, "unknown option");
 		}
@@ -626,6 +710,7 @@ cli_queue(int argc, char **argv)
 	};
 	struct queue_args a;
 	struct store *s = NULL;
+	bool bulk;
 	size_t i;
 	int rc;
 
@@ -638,10 +723,20 @@ cli_queue(int argc, char **argv)
 			break;
 	if (i == UTIL_ARRAY_LEN(acts))
 		return cli_usage(QUEUE_CMD, "unknown action '%s'", a.pos[0]);
-	if (a.npos - 1 != acts[i].nargs)
+	/* replay takes an ID, or --state for every row in that state. */
+	bulk = acts[i].action == STORE_REPLAY && a.npos == 1 && a.state >= 0;
+	if (a.npos - 1 != acts[i].nargs && !bulk)
 		return cli_usage(QUEUE_CMD, "%s takes %s", a.pos[0],
 				 acts[i].nargs == 1 ? "one message ID"
 						    : "no arguments");
+	if (bulk && a.state != STORE_DEAD && a.state != STORE_DELIVERED)
+		return cli_usage(QUEUE_CMD,
+				 "replay --state takes dead or delivered");
+	if (a.since != NULL && !bulk)
+		return cli_usage(QUEUE_CMD,
+				 "--since is for replay --state only");
+	if (a.since != NULL && !cli_parse_time(a.since, &a.since_ms))
+		return cli_usage(QUEUE_CMD, "bad time '%s'", a.since);
 	if (a.content && strcmp(a.pos[0], "show") != 0)
 		return cli_usage(QUEUE_CMD, "--content is for show only");
 	if (a.before != NULL && strcmp(a.pos[0], "purge") != 0)
@@ -670,6 +765,8 @@ cli_queue(int argc, char **argv)
 		rc = queue_purge(s, &a);
 	else if (strcmp(a.pos[0], "stats") == 0)
 		rc = queue_stats(s, &a);
+	else if (bulk)
+		rc = queue_replay_bulk(s, &a);
 	else
 		rc = queue_act(s, &a, (enum store_action)acts[i].action);
 	store_free(s);

@@ -212,3 +212,54 @@ def test_content_422_and_400_stay_dead(pki, tmp_path):
     finally:
         a.stop()
         rcv.stop()
+
+
+def test_bulk_replay_by_state_receiver_and_since(pki, tmp_path):
+    refuse = [True]
+    rcv = fake(pki, lambda r: (400, {}, outcome("invalid", "not yet"))
+               if refuse[0] else (200, {}, b"{}"))
+    a = gateway_a(pki, tmp_path, {GP1: (rcv.port, B_URA),
+                                  GP2: (rcv.port, B_URA)})
+    try:
+        start_a(a)
+        for p in range(3):
+            post(a, [GP1], p)
+        post(a, [GP2], 0)
+        gw.wait_for(lambda: settled(a), timeout=20, what="dead letters")
+        assert [r["state"] for r in a_rows(a)] == ["dead"] * 4
+        refuse[0] = False
+        # Usage: a bulk replay names the state, dead or delivered.
+        assert queue(a, "replay").returncode == 2
+        assert queue(a, "replay", "--state", "due").returncode == 2
+        assert queue(a, "replay", "--state", "dead", "--since",
+                     "yesterday").returncode == 2
+        # Nothing died after tomorrow.
+        r = queue(a, "replay", "--state", "dead", "--since", "2999-01-01")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "replay: 0 rows"
+        # One receiver's dead rows, and only those.
+        r = queue(a, "--format", "json", "replay", "--state", "dead",
+                  "--receiver", GP1, "--since", "2020-01-01T00:00:00Z")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["changed"] == 3
+        assert {x["receiver"] for x in out["rows"]} == {GP1}
+        gw.wait_for(lambda: all(r["state"] == "delivered"
+                                for r in a_rows(a)
+                                if r["receiver_ura"] == GP1),
+                    timeout=20, what="replayed delivery")
+        assert [r["state"] for r in a_rows(a)
+                if r["receiver_ura"] == GP2] == ["dead"]
+        # The rest, in text form: one line per row, then the count.
+        r = queue(a, "replay", "--state", "dead")
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert len(lines) == 2 and lines[0].endswith(":" + GP2), lines
+        assert lines[-1] == "replay: 1 row"
+        gw.wait_for(lambda: settled(a) and all(
+            r["state"] == "delivered" for r in a_rows(a)),
+            timeout=20, what="all delivered")
+        assert rcv.count() == 8
+    finally:
+        a.stop()
+        rcv.stop()
