@@ -25,6 +25,7 @@ struct queue_args {
 	long long limit;
 	long long after;
 	bool content;
+	bool meta;     /* show --content: metadata on stdout too */
 	bool create;   /* init: create or migrate the store */
 	bool readonly; /* list, show, stats: write nothing */
 	const char *before;
@@ -45,6 +46,7 @@ enum {
 	OPT_CONTENT,
 	OPT_BEFORE,
 	OPT_SINCE,
+	OPT_META,
 };
 
 static const struct option queue_opts[] = {
@@ -58,6 +60,7 @@ static const struct option queue_opts[] = {
     {"content", no_argument, NULL, OPT_CONTENT},
     {"delivered-before", required_argument, NULL, OPT_BEFORE},
     {"since", required_argument, NULL, OPT_SINCE},
+    {"meta", no_argument, NULL, OPT_META},
     {NULL, 0, NULL, 0},
 };
 
@@ -243,13 +246,14 @@ queue_cut(const char *s, char *buf, size_t n)
 	return buf;
 }
 
-/* s on stdout with control characters as spaces (the receiver's text
+/* s on out with control characters as spaces (the receiver's text
  * must not move the terminal's cursor). */
 static void
-queue_put_clean(const char *s)
+queue_put_clean(FILE *out, const char *s)
 {
 	for (; *s != '\0'; s++)
-		putchar(((unsigned char)*s >= 0x20 && *s != 0x7f) ? *s : ' ');
+		fputc(((unsigned char)*s >= 0x20 && *s != 0x7f) ? *s : ' ',
+		      out);
 }
 
 static void
@@ -340,6 +344,7 @@ queue_show(struct store *s, const struct queue_args *a)
 	const char *receiver;
 	enum gw_err err;
 	json_t *o, *rows;
+	FILE *out;
 	int rc;
 
 	if ((rc = queue_target(a, id, sizeof(id), &receiver)) != CLI_OK)
@@ -386,50 +391,61 @@ queue_show(struct store *s, const struct queue_args *a)
 		store_message_free(m);
 		return queue_print_json(o);
 	}
-	printf("id:            %s\n", m->id);
-	printf("direction:     %s\n", store_direction_name(m->direction));
-	printf("sender:        %s\n", m->sender);
-	printf("identifier:    %s|%s\n", queue_nz(m->bundle_system),
-	       queue_nz(m->bundle_value));
-	printf("fhir version:  %s\n", queue_nz(m->fhir_version));
-	printf("sha256:        %s\n", queue_nz(m->sha256));
-	printf("accepted at:   %s\n", queue_time(m->accepted_at, t, sizeof(t)));
-	printf("answer status: %d\n", m->answer_status);
+	/* With --content, stdout carries the document only: the metadata
+	 * goes to stderr, unless --meta asks for both on stdout. */
+	out = a->content && !a->meta ? stderr : stdout;
+	fprintf(out, "id:            %s\n", m->id);
+	fprintf(out, "direction:     %s\n", store_direction_name(m->direction));
+	fprintf(out, "sender:        %s\n", m->sender);
+	fprintf(out, "identifier:    %s|%s\n", queue_nz(m->bundle_system),
+		queue_nz(m->bundle_value));
+	fprintf(out, "fhir version:  %s\n", queue_nz(m->fhir_version));
+	fprintf(out, "sha256:        %s\n", queue_nz(m->sha256));
+	fprintf(out, "accepted at:   %s\n",
+		queue_time(m->accepted_at, t, sizeof(t)));
+	fprintf(out, "answer status: %d\n", m->answer_status);
 	for (size_t i = 0; i < m->nrows; i++) {
 		const struct store_row *r = &m->rows[i];
 
 		if (receiver != NULL && strcmp(receiver, r->receiver) != 0)
 			continue;
-		printf("\nreceiver %s\n", r->receiver);
-		printf("  state:         %s\n", store_state_name(r->state));
-		printf("  attempts:      %u\n", r->attempts);
+		fprintf(out, "\nreceiver %s\n", r->receiver);
+		fprintf(out, "  state:         %s\n",
+			store_state_name(r->state));
+		fprintf(out, "  attempts:      %u\n", r->attempts);
 		if (r->replays > 0)
-			printf("  replays:       %u\n", r->replays);
+			fprintf(out, "  replays:       %u\n", r->replays);
 		if (r->state == STORE_DUE)
-			printf("  next attempt:  %s\n",
-			       queue_time(r->next_attempt_at, t, sizeof(t)));
-		printf("  first attempt: %s\n",
-		       queue_time(r->first_attempt_at, t, sizeof(t)));
-		printf("  last attempt:  %s\n",
-		       queue_time(r->last_attempt_at, t, sizeof(t)));
+			fprintf(out, "  next attempt:  %s\n",
+				queue_time(r->next_attempt_at, t, sizeof(t)));
+		fprintf(out, "  first attempt: %s\n",
+			queue_time(r->first_attempt_at, t, sizeof(t)));
+		fprintf(out, "  last attempt:  %s\n",
+			queue_time(r->last_attempt_at, t, sizeof(t)));
 		if (r->delivered_at != 0)
-			printf("  delivered at:  %s\n",
-			       queue_time(r->delivered_at, t, sizeof(t)));
+			fprintf(out, "  delivered at:  %s\n",
+				queue_time(r->delivered_at, t, sizeof(t)));
 		if (r->last_status > 0)
-			printf("  last status:   %d\n", r->last_status);
+			fprintf(out, "  last status:   %d\n", r->last_status);
 		/* In full: the table cuts it to a column, show does not. */
 		if (r->last_error != NULL) {
-			fputs("  last error:    ", stdout);
-			queue_put_clean(r->last_error);
-			putchar('\n');
+			fputs("  last error:    ", out);
+			queue_put_clean(out, r->last_error);
+			fputc('\n', out);
 		}
 		if (r->outcome != NULL)
-			printf("  outcome:       %s\n", r->outcome);
+			fprintf(out, "  outcome:       %s\n", r->outcome);
 	}
 	if (a->content) {
-		printf("\njws: %s\ndocument:\n", m->jws != NULL ? m->jws : "-");
+		fprintf(out, "\njws: %s\n", m->jws != NULL ? m->jws : "-");
+		/* The document alone on stdout, byte for byte as stored,
+		 * for `> file` or `| jq`; with --meta after the metadata,
+		 * marked. */
+		if (a->meta)
+			fputs("document:\n", stdout);
 		fwrite(m->doc, 1, m->doc_len, stdout);
-		putchar('\n');
+		if (a->meta)
+			putchar('\n');
 	}
 	store_message_free(m);
 	return CLI_OK;
@@ -677,6 +693,9 @@ queue_parse(int argc, char **argv, struct queue_args *a)
 		case OPT_SINCE:
 			a->since = optarg;
 			break;
+		case OPT_META:
+			a->meta = true;
+			break;
 		default:
 			return cli_usage(QUEUE_CMD, "unknown option");
 		}
@@ -739,6 +758,9 @@ cli_queue(int argc, char **argv)
 		return cli_usage(QUEUE_CMD, "bad time '%s'", a.since);
 	if (a.content && strcmp(a.pos[0], "show") != 0)
 		return cli_usage(QUEUE_CMD, "--content is for show only");
+	if (a.meta && !a.content)
+		return cli_usage(QUEUE_CMD,
+				 "--meta is for show --content only");
 	if (a.before != NULL && strcmp(a.pos[0], "purge") != 0)
 		return cli_usage(QUEUE_CMD,
 				 "--delivered-before is for purge only");
