@@ -123,11 +123,15 @@ static const struct cli_text cli_texts[] = {
      "                  var/dev-pki/hospital.crt/.key when present)\n"
      "  --cacert FILE   CA certificates (default var/dev-pki/ca.pem)\n"
      "  --from URA      sender (default: the URA in --cert)\n"
+     "  --identifier ID Bundle.identifier (a URI); default: urn:uuid:\n"
+     "                  made of the content, sender, event and\n"
+     "                  receivers, so a re-run is not sent twice\n"
      "  --status        follow delivery until every receiver is\n"
      "                  delivered or dead, at most --wait seconds (60)\n"
      "FILE ('-' for stdin) is a Bundle of PZP resources or one resource,\n"
      "wrapped into a message Bundle; a message Bundle is sent as it is\n"
-     "(without --to). Prints the status, message id and status URL.\n"
+     "(without --to). Prints the HTTP status, message id, identifier\n"
+     "and status URL.\n"
      "Exit 0 accepted (and with --status all delivered), 1 refused or\n"
      "not delivered (the OperationOutcome on stderr), 2 usage or I/O.\n"},
     {"version", "print the version", "pzpgw version\n"},

@@ -3,6 +3,7 @@
  * receivers, post it to a gateway's $process-message over mutual TLS and
  * show the answer; with --status, follow delivery until it is settled.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #define SEND_TIMEOUT_S	  60L
 #define SEND_LOCATION_MAX 512
 #define SEND_ID_MAX	  128
+#define SEND_IDENT_MAX	  200 /* --identifier length */
 
 struct send_args {
 	const char *to[MESSAGE_MAX_RECEIVERS];
@@ -44,6 +46,7 @@ struct send_args {
 	const char *cert, *key, *cacert;
 	const char *from;
 	const char *file;
+	const char *identifier; /* --identifier, or NULL: derived */
 	bool status;
 	long long wait_s;
 };
@@ -54,6 +57,7 @@ struct send_answer {
 	struct buf body;
 	char location[SEND_LOCATION_MAX];
 	char message_id[SEND_ID_MAX];
+	char duplicate[8]; /* X-Duplicate: "true" when the gateway had it */
 };
 
 enum {
@@ -65,7 +69,8 @@ enum {
 	OPT_CACERT,
 	OPT_FROM,
 	OPT_STATUS,
-	OPT_WAIT
+	OPT_WAIT,
+	OPT_IDENTIFIER
 };
 
 static const struct option send_opts[] = {
@@ -78,8 +83,33 @@ static const struct option send_opts[] = {
     {"from", required_argument, NULL, OPT_FROM},
     {"status", no_argument, NULL, OPT_STATUS},
     {"wait", required_argument, NULL, OPT_WAIT},
+    {"identifier", required_argument, NULL, OPT_IDENTIFIER},
     {NULL, 0, NULL, 0},
 };
+
+/* A Bundle.identifier value under system urn:ietf:rfc:3986: a URI,
+ * "scheme:rest", printable, no spaces. */
+static bool
+send_identifier_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > SEND_IDENT_MAX ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	for (i = 0; i < n && s[i] != ':'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' ||
+		      s[i] == '-' || s[i] == '.'))
+			return false;
+	if (i == n || i + 1 == n)
+		return false;
+	for (; i < n; i++)
+		if (s[i] <= ' ' || s[i] == 0x7f)
+			return false;
+	return true;
+}
 
 static bool
 send_exists(const char *path)
@@ -123,7 +153,8 @@ send_read(const char *path, char **out, size_t *len)
 	return GW_OK;
 }
 
-/* The URA in the first certificate of a PEM file. */
+/* The URA in the first certificate of a PEM file; says on stderr what
+ * is wrong when there is none. */
 static enum gw_err
 send_cert_ura(const char *path, char ura[CONFIG_URA_LEN + 1])
 {
@@ -132,15 +163,50 @@ send_cert_ura(const char *path, char ura[CONFIG_URA_LEN + 1])
 	enum gw_err err;
 
 	ura[0] = '\0';
-	if (f == NULL)
+	if (f == NULL) {
+		fprintf(stderr, "pzpgw send: certificate %s: %s\n", path,
+			strerror(errno));
 		return GW_IO;
+	}
 	x = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
-	if (x == NULL)
+	if (x == NULL) {
+		fprintf(stderr,
+			"pzpgw send: certificate %s: not a PEM certificate\n",
+			path);
 		return GW_PARSE;
+	}
 	err = tls_cert_ura(x, ura);
 	X509_free(x);
+	if (err != GW_OK)
+		fprintf(stderr,
+			"pzpgw send: certificate %s: no URA in it (an UZI "
+			"server certificate carries one); give --from URA\n",
+			path);
 	return err;
+}
+
+/* The client certificate and key must be readable files: said before
+ * anything else (curl would only say "could not load"). */
+static bool
+send_files_ok(const struct send_args *a)
+{
+	const char *what[] = {"certificate (--cert)", "key (--key)",
+			      "trust anchors (--cacert)"};
+	const char *path[] = {a->cert, a->key, a->cacert};
+	FILE *f;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(path); i++) {
+		if (path[i] == NULL)
+			continue;
+		if ((f = fopen(path[i], "r")) == NULL) {
+			fprintf(stderr, "pzpgw send: %s %s: %s\n", what[i],
+				path[i], strerror(errno));
+			return false;
+		}
+		fclose(f);
+	}
+	return true;
 }
 
 static size_t
@@ -183,6 +249,8 @@ send_header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 			  sizeof(a->location));
 	send_header_value(ptr, len, "X-Message-Id", a->message_id,
 			  sizeof(a->message_id));
+	send_header_value(ptr, len, "X-Duplicate", a->duplicate,
+			  sizeof(a->duplicate));
 	return len;
 }
 
@@ -207,7 +275,7 @@ send_request(const struct send_args *args, const char *url, const char *body,
 
 	buf_init(&a->body, SEND_MAX_ANSWER);
 	a->status = 0;
-	a->location[0] = a->message_id[0] = '\0';
+	a->location[0] = a->message_id[0] = a->duplicate[0] = '\0';
 	if ((c = curl_easy_init()) == NULL)
 		return GW_NOMEM;
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(hdrs); i++) {
@@ -460,6 +528,16 @@ send_parse(int argc, char **argv, struct send_args *a)
 		case OPT_STATUS:
 			a->status = true;
 			break;
+		case OPT_IDENTIFIER:
+			if (!send_identifier_ok(optarg))
+				return cli_usage(
+				    SEND_CMD,
+				    "--identifier wants a URI of at most %d "
+				    "characters (urn:uuid:..., urn:oid:..., "
+				    "https://...), not '%s'",
+				    SEND_IDENT_MAX, optarg);
+			a->identifier = optarg;
+			break;
 		case OPT_WAIT:
 			if (util_parse_ll(optarg, 1, 86400, &a->wait_s) !=
 			    GW_OK)
@@ -498,6 +576,8 @@ cli_send(int argc, char **argv)
 	struct buf out;
 	char *text = NULL, url[2048], origin[1024], status_url[2048];
 	char sender[CONFIG_URA_LEN + 1], errbuf[256];
+	char ident[SEND_IDENT_MAX + 1] = "";
+	bool derived = false;
 	const char *type;
 	size_t len = 0;
 	enum gw_err err;
@@ -505,6 +585,8 @@ cli_send(int argc, char **argv)
 
 	if ((rc = send_parse(argc, argv, &args)) != CLI_OK)
 		return rc;
+	if (!send_files_ok(&args))
+		return CLI_USAGE;
 	buf_init(&out, SEND_MAX_INPUT + SEND_MAX_ANSWER);
 	rc = CLI_USAGE;
 	if ((err = send_read(args.file, &text, &len)) != GW_OK) {
@@ -522,9 +604,11 @@ cli_send(int argc, char **argv)
 	if (fj_str_eq(fj_get(in->root, "resourceType"), "Bundle") &&
 	    type != NULL && strcmp(type, "message") == 0) {
 		/* Already a message: sent as it is. */
-		if (args.nto > 0) {
-			rc = cli_usage(SEND_CMD, "FILE is already a message "
-						 "Bundle: leave out --to");
+		if (args.nto > 0 || args.identifier != NULL) {
+			rc = cli_usage(SEND_CMD,
+				       "FILE is already a message Bundle (with "
+				       "its own receivers and identifier): "
+				       "leave out --to and --identifier");
 			goto done;
 		}
 		if (buf_add(&out, text, len) != GW_OK)
@@ -536,15 +620,25 @@ cli_send(int argc, char **argv)
 		}
 		if (args.from != NULL) {
 			util_strlcpy(sender, args.from, sizeof(sender));
-		} else if ((err = send_cert_ura(args.cert, sender)) != GW_OK) {
-			fprintf(stderr,
-				"pzpgw send: %s: no URA in the certificate "
-				"(%s); give --from URA\n",
-				args.cert, gw_strerror(err));
+		} else if (send_cert_ura(args.cert, sender) != GW_OK) {
+			goto done;
+		}
+		/* Running the same send again (after a timeout, say) or
+		 * with the same --identifier is recognised as the same
+		 * message. */
+		if (args.identifier != NULL) {
+			util_strlcpy(ident, args.identifier, sizeof(ident));
+		} else if (message_wrap_identifier(in->root, sender, args.to,
+						   args.nto, args.event,
+						   ident) == GW_OK) {
+			derived = true;
+		} else {
+			fprintf(stderr, "pzpgw send: cannot derive the message "
+					"identifier\n");
 			goto done;
 		}
 		if ((err = message_wrap(in->root, sender, args.to, args.nto,
-					args.event, &msg, errbuf,
+					args.event, ident, &msg, errbuf,
 					sizeof(errbuf))) != GW_OK) {
 			fprintf(stderr, "pzpgw send: %s: %s\n", args.file,
 				err == GW_NOMEM ? "out of memory" : errbuf);
@@ -560,11 +654,21 @@ cli_send(int argc, char **argv)
 	snprintf(url, sizeof(url), "%.*s/fhir/$process-message", (int)len,
 		 args.gateway);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (send_request(&args, url, out.data, out.len, &ans) != GW_OK)
+	if (send_request(&args, url, out.data, out.len, &ans) != GW_OK) {
+		if (ident[0] != '\0')
+			fprintf(stderr,
+				"pzpgw send: no answer: the gateway may have "
+				"the message (identifier %s); running the same "
+				"send again is safe, it is not stored or "
+				"delivered twice\n",
+				ident);
 		goto done;
+	}
 	printf("HTTP %ld\n", ans.status);
 	if (ans.message_id[0] != '\0')
 		printf("message %s\n", ans.message_id);
+	if (ident[0] != '\0')
+		printf("identifier %s\n", ident);
 	status_url[0] = '\0';
 	if (ans.location[0] != '\0') {
 		if (ans.location[0] == '/') {
@@ -577,8 +681,30 @@ cli_send(int argc, char **argv)
 		}
 		printf("status %s\n", status_url);
 	}
-	if (ans.status < 200 || ans.status >= 300) {
+	if (strcmp(ans.duplicate, "true") == 0)
+		printf("already accepted: sent before with this identifier "
+		       "and content; not sent again\n");
+	if (ans.status == 409 && ans.message_id[0] != '\0' && derived) {
+		/* The identifier is a digest of the content, the sender and
+		 * the receivers: the gateway has this very message already
+		 * (sent before with another Bundle.timestamp). Nothing new
+		 * was stored or will be delivered. */
+		send_origin(args.gateway, origin, sizeof(origin));
+		snprintf(status_url, sizeof(status_url),
+			 "%s/fhir/$process-message/%s", origin, ans.message_id);
+		printf("already accepted: the same content to the same "
+		       "receivers was sent before; not sent again\n");
+		printf("status %s\n", status_url);
+	} else if (ans.status < 200 || ans.status >= 300) {
 		send_print_outcome(stderr, &ans.body);
+		if (ans.status == 409 && args.identifier != NULL)
+			fprintf(stderr,
+				"pzpgw send: identifier %s is message %s "
+				"already: if this repeats that send, it was "
+				"accepted then and is not sent again; for "
+				"other content use another --identifier\n",
+				args.identifier,
+				ans.message_id[0] ? ans.message_id : "?");
 		rc = CLI_FAIL;
 		goto done;
 	}
