@@ -325,11 +325,7 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 		c->current->ev = NULL;
 		c->current->conn = NULL;
 	}
-	if (c->gate_cb != NULL)
-		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev),
-					 c->gate_cb);
-	if (c->held != NULL)
-		evbuffer_free(c->held);
+	http_gate_detach(c, c->bev);
 	http_mem_release(c->srv,
 			 &c->mem); /* gone before its request was read */
 	conn_gone(c);
@@ -446,6 +442,8 @@ admin_closecb(struct evhttp_connection *evcon, void *arg)
 	struct http_conn *c = arg;
 
 	conn_closecb(evcon, c);
+	http_gate_detach(c, c->bev);
+	http_mem_release(c->srv, &c->mem);
 	c->bev = NULL;
 	conn_gone(c);
 }
@@ -464,6 +462,7 @@ admin_adopt(struct http_conn *c)
 	c->adopting = false;
 	bufferevent_getcb(bev, &rd, &wr, &evcb, &cbarg);
 	if (evcb == NULL || cbarg == NULL) {
+		http_gate_detach(c, bev);
 		c->bev = NULL;
 		conn_gone(c);
 		bufferevent_decref(bev);
@@ -506,10 +505,16 @@ admin_bevcb(struct event_base *base, void *arg)
 	if (bev == NULL)
 		return NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->deadline = evtimer_new(base, admin_deadline_cb, c)) == NULL) {
+	    (c->deadline = evtimer_new(base, admin_deadline_cb, c)) == NULL ||
+	    !http_gate_attach(c, bev)) {
 		log_warnx("event=conn_alloc_failed listener=admin");
+		if (c != NULL) {
+			http_gate_detach(c, bev);
+			if (c->deadline != NULL)
+				event_free(c->deadline);
+		}
 		free(c);
-		return bev; /* served, but not counted */
+		return bev; /* served (ungated), but not counted */
 	}
 	c->srv = srv;
 	c->lst = &srv->admin;
@@ -1117,6 +1122,15 @@ on_request(struct evhttp_request *ev, void *arg)
 		bufferevent_disable(bev, EV_READ);
 	} else {
 		admin_conn_begin(req);
+		if (req->conn != NULL && req->conn->rej.status != 0) {
+			gate_answer(req, req->conn);
+			return;
+		}
+		/* As on the org listener: nothing is read until the answer
+		 * (the gate holds a pipelined request meanwhile). */
+		bufferevent_disable(evhttp_connection_get_bufferevent(
+					evhttp_request_get_connection(ev)),
+				    EV_READ);
 	}
 	uri = evhttp_request_get_evhttp_uri(ev);
 	rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -1223,7 +1237,7 @@ apply_limits(struct http_listener *lst, const struct config *cfg)
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
 			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 	uint64_t ceiling =
-	    lst->admin ? 64 * 1024 : cfg->max_body + HTTP_BODY_SLACK;
+	    lst->admin ? HTTP_ADMIN_BODY_MAX : cfg->max_body + HTTP_BODY_SLACK;
 
 	evhttp_set_max_headers_size(lst->evh, (ev_ssize_t)cfg->max_header);
 	evhttp_set_max_body_size(lst->evh, (ev_ssize_t)ceiling);
