@@ -323,9 +323,164 @@ send_request(const struct send_args *args, const char *url, const char *body,
 	return rc == CURLE_OK ? GW_OK : GW_IO;
 }
 
-/* Print the issues of an OperationOutcome answer to fp. */
+/*
+ * Findings about a message send wrapped, told in terms of the user's
+ * file: "Bundle.entry[K].resource.REST" of the message is the K-th
+ * resource taken from FILE (entry[0] is the MessageHeader send made).
+ */
+struct send_map {
+	const char *file;
+	const struct fj_node *root; /* FILE as parsed */
+	bool bundle;		    /* FILE is a Bundle (else one resource) */
+};
+
+/* The input entry index and resource behind message entry k (k >= 1),
+ * as message_wrap took them: the entries with a resource, in order. */
+static const struct fj_node *
+send_map_entry(const struct send_map *m, size_t k, size_t *index)
+{
+	const struct fj_node *entries, *e;
+	size_t i = 0, n = 0;
+
+	if (k == 0)
+		return NULL;
+	if (!m->bundle) {
+		*index = 0;
+		return k == 1 ? m->root : NULL;
+	}
+	entries = fj_get(m->root, "entry");
+	for (e = entries != NULL && entries->type == FJ_ARRAY
+		     ? entries->u.kids.first
+		     : NULL;
+	     e != NULL; e = e->next, i++) {
+		if (fj_get(e, "resource") == NULL)
+			continue;
+		if (++n == k) {
+			*index = i;
+			return fj_get(e, "resource");
+		}
+	}
+	return NULL;
+}
+
+/* The length of ".ofType(T)" at p (T into type), or 0. */
+static size_t
+send_oftype(const char *p, char *type, size_t n)
+{
+	const char *close;
+
+	if (strncmp(p, ".ofType(", 8) != 0 ||
+	    (close = strchr(p + 8, ')')) == NULL ||
+	    (size_t)(close - (p + 8)) >= n)
+		return 0;
+	memcpy(type, p + 8, (size_t)(close - (p + 8)));
+	type[close - (p + 8)] = '\0';
+	return (size_t)(close - p) + 1;
+}
+
+/* Follow "a.b[2].c" (the plain steps of a FHIRPath, and value.ofType(T)
+ * as valueT) from node as far as the input has it; the deepest node
+ * reached. */
+static const struct fj_node *
+send_map_walk(const struct fj_node *node, const char *path)
+{
+	char name[128], type[64];
+	const char *p = path;
+	const struct fj_node *next;
+	size_t k;
+
+	while (*p == '.') {
+		size_t n = 0;
+		char *end;
+		long idx = -1;
+
+		p++;
+		while (p[n] != '\0' && p[n] != '.' && p[n] != '[' &&
+		       p[n] != '(' && n + 1 < sizeof(name))
+			n++;
+		if (n == 0 || p[n] == '(')
+			break; /* where(), exists(): as far as here */
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n;
+		/* A choice element: value.ofType(Quantity) is valueQuantity. */
+		if ((k = send_oftype(p, type, sizeof(type))) > 0 &&
+		    fj_get(node, name) == NULL &&
+		    strlen(name) + strlen(type) < sizeof(name)) {
+			type[0] = (char)((type[0] >= 'a' && type[0] <= 'z')
+					     ? type[0] - 'a' + 'A'
+					     : type[0]);
+			memcpy(name + strlen(name), type, strlen(type) + 1);
+			p += k;
+		}
+		if (*p == '[') {
+			idx = strtol(p + 1, &end, 10);
+			if (end == p + 1 || *end != ']' || idx < 0)
+				break;
+			p = end + 1;
+		}
+		if ((next = fj_get(node, name)) == NULL)
+			break;
+		if (idx >= 0 && next->type == FJ_ARRAY)
+			next = fj_at(next, (size_t)idx);
+		if (next == NULL)
+			break;
+		node = next;
+	}
+	return node;
+}
+
+/* One issue of the answer, mapped onto the user's file when it is about
+ * one of its resources. */
 static void
-send_print_outcome(FILE *fp, const struct buf *body)
+send_print_issue(FILE *fp, const struct send_map *m, const char *sev,
+		 const char *code, const char *expr, const char *diag)
+{
+	static const char prefix[] = "Bundle.entry[";
+	const struct fj_node *res = NULL, *at;
+	const char *rest = NULL, *walk = NULL, *rt;
+	size_t index = 0;
+	char *end;
+	long k;
+
+	if (m != NULL && expr != NULL &&
+	    strncmp(expr, prefix, sizeof(prefix) - 1) == 0) {
+		k = strtol(expr + sizeof(prefix) - 1, &end, 10);
+		if (k > 0 && strncmp(end, "].resource", 10) == 0) {
+			rest = end + 10;
+			res = send_map_entry(m, (size_t)k, &index);
+		}
+	}
+	/* "resource.ofType(Patient).x": the type is the resource's own. */
+	if (res != NULL) {
+		char type[64];
+		size_t n = send_oftype(rest, type, sizeof(type));
+
+		walk = rest + n;
+	}
+	if (res == NULL) {
+		fprintf(fp, "  %s %s%s%s: %s\n", sev, code, expr ? " at " : "",
+			expr ? expr : "", diag);
+		return;
+	}
+	at = send_map_walk(res, walk);
+	rt = fj_get_str(res, "resourceType");
+	if (at->line > 0)
+		fprintf(fp, "%s:%u:%u: ", m->file, at->line, at->col);
+	else
+		fprintf(fp, "%s: ", m->file);
+	if (m->bundle)
+		fprintf(fp, "%s %s at Bundle.entry[%zu].resource%s: %s\n", sev,
+			code, index, rest, diag);
+	else
+		fprintf(fp, "%s %s at %s%s: %s\n", sev, code,
+			rt != NULL ? rt : "(resource)", walk, diag);
+}
+
+/* Print the issues of an OperationOutcome answer to fp; with m, those
+ * about the user's resources as FILE:LINE:COL in FILE's terms. */
+static void
+send_print_outcome(FILE *fp, const struct buf *body, const struct send_map *m)
 {
 	json_t *oo =
 	    body->len ? json_loadb(body->data, body->len, 0, NULL) : NULL;
@@ -351,9 +506,8 @@ send_print_outcome(FILE *fp, const struct buf *body)
 		const char *expr = json_string_value(
 		    json_array_get(json_object_get(is, "expression"), 0));
 
-		fprintf(fp, "  %s %s%s%s: %s\n", sev ? sev : "?",
-			code ? code : "?", expr ? " at " : "", expr ? expr : "",
-			diag ? diag : "");
+		send_print_issue(fp, m, sev ? sev : "?", code ? code : "?",
+				 expr, diag ? diag : "");
 	}
 	json_decref(oo);
 }
@@ -414,7 +568,7 @@ send_follow(const struct send_args *args, const char *url)
 		if (a.status != 200) {
 			fprintf(stderr, "pzpgw send: status %s: HTTP %ld\n",
 				url, a.status);
-			send_print_outcome(stderr, &a.body);
+			send_print_outcome(stderr, &a.body, NULL);
 			buf_cleanup(&a.body);
 			return CLI_FAIL;
 		}
@@ -577,6 +731,7 @@ cli_send(int argc, char **argv)
 	char *text = NULL, url[2048], origin[1024], status_url[2048];
 	char sender[CONFIG_URA_LEN + 1], errbuf[256];
 	char ident[SEND_IDENT_MAX + 1] = "";
+	struct send_map map = {0};
 	bool derived = false;
 	const char *type;
 	size_t len = 0;
@@ -647,6 +802,10 @@ cli_send(int argc, char **argv)
 		}
 		if (fj_dump(msg->root, 0, &out) != GW_OK)
 			goto done;
+		map.file = strcmp(args.file, "-") == 0 ? "stdin" : args.file;
+		map.root = in->root;
+		map.bundle =
+		    fj_str_eq(fj_get(in->root, "resourceType"), "Bundle");
 	}
 	len = strlen(args.gateway);
 	while (len > 0 && args.gateway[len - 1] == '/')
@@ -696,7 +855,8 @@ cli_send(int argc, char **argv)
 		       "receivers was sent before; not sent again\n");
 		printf("status %s\n", status_url);
 	} else if (ans.status < 200 || ans.status >= 300) {
-		send_print_outcome(stderr, &ans.body);
+		send_print_outcome(stderr, &ans.body,
+				   msg != NULL ? &map : NULL);
 		if (ans.status == 409 && args.identifier != NULL)
 			fprintf(stderr,
 				"pzpgw send: identifier %s is message %s "

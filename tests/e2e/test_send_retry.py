@@ -3,6 +3,7 @@
 event and receivers (or --identifier), so sending the same thing twice
 stores and delivers it once; a missing certificate file is named."""
 
+import json
 import os
 import re
 import subprocess
@@ -144,3 +145,50 @@ def test_send_without_answer_names_the_identifier(pki):
     m = re.search(r"identifier (urn:uuid:[0-9a-f-]{36})", r.stderr)
     assert m, r.stderr
     assert "again is safe" in r.stderr
+
+
+def test_send_maps_findings_to_the_users_file(pki, tmp_path):
+    rcv = FakeReceiver(pki).start()
+    a = gateway_a(pki, tmp_path, {GP1: (rcv.port, B_URA)})
+    try:
+        start_a(a)
+        with open(F1) as f:
+            bundle = json.load(f)
+        # An entry without a resource first: the message's entry numbers
+        # and the file's differ.
+        bundle["entry"].insert(0, {"fullUrl": "urn:uuid:" + "0" * 8 +
+                                   "-0000-4000-8000-" + "0" * 12})
+        idx = [i for i, e in enumerate(bundle["entry"])
+               if e.get("resource", {}).get("resourceType") == "Patient"][0]
+        bundle["entry"][idx]["resource"]["gender"] = "sometimes"
+        path = tmp_path / "plan.json"
+        path.write_text(json.dumps(bundle, indent=2))
+        want_line = [n for n, ln in enumerate(
+            path.read_text().splitlines(), 1) if '"sometimes"' in ln][0]
+        r = send(a, pki, "--to", GP1, str(path))
+        assert r.returncode == 1 and r.stdout.startswith("HTTP 422"), \
+            r.stdout + r.stderr
+        hits = [ln for ln in r.stderr.splitlines()
+                if "Bundle.entry[%d].resource.ofType(Patient).gender" % idx
+                in ln]
+        assert hits, r.stderr
+        assert hits[0].startswith("%s:%d:" % (path, want_line)), hits[0]
+        # One resource in a file: its own type, its own lines.
+        patient = bundle["entry"][idx]["resource"]
+        one = tmp_path / "patient.json"
+        one.write_text(json.dumps(patient, indent=4))
+        want_line = [n for n, ln in enumerate(
+            one.read_text().splitlines(), 1) if '"sometimes"' in ln][0]
+        r = send(a, pki, "--to", GP1, str(one))
+        assert r.returncode == 1
+        hits = [ln for ln in r.stderr.splitlines()
+                if " at Patient.gender:" in ln]
+        assert hits and hits[0].startswith("%s:%d:" % (one, want_line)), \
+            r.stderr
+        mine = [ln for ln in r.stderr.splitlines()
+                if ln.startswith(str(one) + ":")]
+        assert mine and not any("Bundle.entry[" in ln for ln in mine)
+        assert rcv.count() == 0
+    finally:
+        a.stop()
+        rcv.stop()
