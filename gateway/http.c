@@ -1053,6 +1053,36 @@ gate_answer(struct http_req *req, struct http_conn *c)
 	http_reply_error(req, c->rej.kind, NULL, "%s", c->rej.msg);
 }
 
+/*
+ * Answer ev with a one-issue OperationOutcome without a struct http_req
+ * (none could be made): text is a fixed string without characters that
+ * need escaping in JSON. libevent's evhttp_send_error would send an HTML
+ * page; it remains only when not even this can be built.
+ */
+static void
+reply_bare(struct evhttp_request *ev, enum policy_kind kind, const char *text)
+{
+	const struct policy_answer *a = policy_answer(kind);
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(ev);
+	struct evbuffer *out = evhttp_request_get_output_buffer(ev);
+
+	if (hdr == NULL || out == NULL ||
+	    evhttp_add_header(hdr, "Content-Type",
+			      "application/fhir+json; charset=utf-8") != 0 ||
+	    evhttp_add_header(hdr, "Connection", "close") != 0 ||
+	    (a->retry_after != NULL &&
+	     evhttp_add_header(hdr, "Retry-After", a->retry_after) != 0) ||
+	    evbuffer_add_printf(out,
+				"{\"resourceType\":\"OperationOutcome\","
+				"\"issue\":[{\"severity\":\"error\",\"code\":"
+				"\"%s\",\"diagnostics\":\"%s\"}]}",
+				a->code, text) < 0) {
+		evhttp_send_error(ev, a->status, NULL);
+		return;
+	}
+	evhttp_send_reply(ev, a->status, http_reason(a->status), NULL);
+}
+
 static void
 on_request(struct evhttp_request *ev, void *arg)
 {
@@ -1063,7 +1093,7 @@ on_request(struct evhttp_request *ev, void *arg)
 	const char *rawpath, *q;
 
 	if ((req = calloc(1, sizeof(*req))) == NULL) {
-		evhttp_send_error(ev, policy_answer(POLICY_BUSY)->status, NULL);
+		reply_bare(ev, POLICY_BUSY, "out of memory");
 		return;
 	}
 	req->srv = srv;
@@ -1085,9 +1115,8 @@ on_request(struct evhttp_request *ev, void *arg)
 			/* Only a connection without TLS gets here. */
 			log_warnx("event=no_tls_peer id=%s", req->id);
 			free(req);
-			evhttp_send_error(
-			    ev, policy_answer(POLICY_BAD_REQUEST)->status,
-			    NULL);
+			reply_bare(ev, POLICY_BAD_REQUEST,
+				   "the organisation listener takes TLS only");
 			return;
 		}
 		req->has_peer = true;
