@@ -5,7 +5,7 @@ document alone on stdout (metadata on stderr, or on stdout with --meta);
 import json
 import time
 
-from test_queue_cli import R1, SECRET, DAY, now_ms, run, store  # noqa: F401
+from test_queue_cli import R1, R2, SECRET, DAY, now_ms, run, store  # noqa: F401
 
 
 def test_show_content_pipes_the_document_alone(store):  # noqa: F811
@@ -46,3 +46,25 @@ def test_init_and_purge_print_one_line_and_no_log(store, tmp_path):  # noqa
     fresh = str(tmp_path / "new.db")
     p = run("queue", "--store", fresh, "init")
     assert p.stdout.count("\n") == 1 and p.stderr == ""
+
+
+def test_bulk_replay_pages_through_many_rows(store):  # noqa: F811
+    # One single-receiver message first, so that the 500-row pages end
+    # inside a two-receiver message's rows.
+    store.db.execute("BEGIN")
+    store.add("solo", [R1], state="dead")
+    for i in range(700):
+        store.add("m%04d" % i, [R1, R2], state="dead", patient="p%d" % i)
+    store.add("done", [R1], state="delivered", delivered_at=now_ms())
+    store.db.execute("COMMIT")
+    out = store.qjson("replay", "--state", "dead")
+    assert out["changed"] == 1401
+    assert len({(r["id"], r["receiver"]) for r in out["rows"]}) == 1401
+    left = store.db.execute(
+        "SELECT count(*) FROM outbox WHERE state = 'dead'").fetchone()[0]
+    assert left == 0
+    replays = store.db.execute(
+        "SELECT min(replays), max(replays) FROM outbox"
+        " WHERE state = 'due'").fetchone()
+    assert replays == (1, 1)
+    assert store.row("done", R1)["state"] == "delivered"
