@@ -220,7 +220,8 @@ deliver_peer_carry(struct deliver_peer *p, const struct deliver_peer *old)
 }
 
 /* The routes of cfg: every peer with an endpoint or a notify URL.
- * Active counts are carried over from the current table. */
+ * Active counts and holds are carried over from the current table
+ * (deliver_peer_carry). */
 static enum gw_err
 deliver_peers_build(struct deliver *d, const struct config *cfg,
 		    struct deliver_peer **out, size_t *nout)
@@ -801,7 +802,7 @@ deliver_outcome_json(const struct deliver_xfer *x)
 }
 
 /*
- * "code: diagnostics; ..." of the error issues of the receiver's
+ * "code: diagnostics; ..." of the first three issues of the receiver's
  * OperationOutcome (NULL: nothing), appended to out after sep, cut to
  * fit. Only for answers about the route (who may push, which path, which
  * gateway serves whom): those carry no care plan content; the
