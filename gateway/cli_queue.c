@@ -25,10 +25,13 @@ struct queue_args {
 	long long limit;
 	long long after;
 	bool content;
+	bool meta;     /* show --content: metadata on stdout too */
 	bool create;   /* init: create or migrate the store */
 	bool readonly; /* list, show, stats: write nothing */
 	const char *before;
 	int64_t before_ms;
+	const char *since; /* replay --state: rows last tried from then */
+	int64_t since_ms;
 	char **pos; /* subcommand and its arguments */
 	int npos;
 };
@@ -42,6 +45,8 @@ enum {
 	OPT_AFTER,
 	OPT_CONTENT,
 	OPT_BEFORE,
+	OPT_SINCE,
+	OPT_META,
 };
 
 static const struct option queue_opts[] = {
@@ -54,6 +59,8 @@ static const struct option queue_opts[] = {
     {"after", required_argument, NULL, OPT_AFTER},
     {"content", no_argument, NULL, OPT_CONTENT},
     {"delivered-before", required_argument, NULL, OPT_BEFORE},
+    {"since", required_argument, NULL, OPT_SINCE},
+    {"meta", no_argument, NULL, OPT_META},
     {NULL, 0, NULL, 0},
 };
 
@@ -239,6 +246,16 @@ queue_cut(const char *s, char *buf, size_t n)
 	return buf;
 }
 
+/* s on out with control characters as spaces (the receiver's text
+ * must not move the terminal's cursor). */
+static void
+queue_put_clean(FILE *out, const char *s)
+{
+	for (; *s != '\0'; s++)
+		fputc(((unsigned char)*s >= 0x20 && *s != 0x7f) ? *s : ' ',
+		      out);
+}
+
 static void
 queue_table(const struct store_row *rows, size_t n)
 {
@@ -328,11 +345,12 @@ queue_target(const struct queue_args *a, char *id, size_t n,
 static int
 queue_show(struct store *s, const struct queue_args *a)
 {
-	char id[STORE_ID_MAX + 1], t[32], err_text[44];
+	char id[STORE_ID_MAX + 1], t[32];
 	struct store_message *m = NULL;
 	const char *receiver;
 	enum gw_err err;
 	json_t *o, *rows;
+	FILE *out;
 	int rc;
 
 	if ((rc = queue_target(a, id, sizeof(id), &receiver)) != CLI_OK)
@@ -379,48 +397,61 @@ queue_show(struct store *s, const struct queue_args *a)
 		store_message_free(m);
 		return queue_print_json(o);
 	}
-	printf("id:            %s\n", m->id);
-	printf("direction:     %s\n", store_direction_name(m->direction));
-	printf("sender:        %s\n", m->sender);
-	printf("identifier:    %s|%s\n", queue_nz(m->bundle_system),
-	       queue_nz(m->bundle_value));
-	printf("fhir version:  %s\n", queue_nz(m->fhir_version));
-	printf("sha256:        %s\n", queue_nz(m->sha256));
-	printf("accepted at:   %s\n", queue_time(m->accepted_at, t, sizeof(t)));
-	printf("answer status: %d\n", m->answer_status);
+	/* With --content, stdout carries the document only: the metadata
+	 * goes to stderr, unless --meta asks for both on stdout. */
+	out = a->content && !a->meta ? stderr : stdout;
+	fprintf(out, "id:            %s\n", m->id);
+	fprintf(out, "direction:     %s\n", store_direction_name(m->direction));
+	fprintf(out, "sender:        %s\n", m->sender);
+	fprintf(out, "identifier:    %s|%s\n", queue_nz(m->bundle_system),
+		queue_nz(m->bundle_value));
+	fprintf(out, "fhir version:  %s\n", queue_nz(m->fhir_version));
+	fprintf(out, "sha256:        %s\n", queue_nz(m->sha256));
+	fprintf(out, "accepted at:   %s\n",
+		queue_time(m->accepted_at, t, sizeof(t)));
+	fprintf(out, "answer status: %d\n", m->answer_status);
 	for (size_t i = 0; i < m->nrows; i++) {
 		const struct store_row *r = &m->rows[i];
 
 		if (receiver != NULL && strcmp(receiver, r->receiver) != 0)
 			continue;
-		printf("\nreceiver %s\n", r->receiver);
-		printf("  state:         %s\n", store_state_name(r->state));
-		printf("  attempts:      %u\n", r->attempts);
+		fprintf(out, "\nreceiver %s\n", r->receiver);
+		fprintf(out, "  state:         %s\n",
+			store_state_name(r->state));
+		fprintf(out, "  attempts:      %u\n", r->attempts);
 		if (r->replays > 0)
-			printf("  replays:       %u\n", r->replays);
+			fprintf(out, "  replays:       %u\n", r->replays);
 		if (r->state == STORE_DUE)
-			printf("  next attempt:  %s\n",
-			       queue_time(r->next_attempt_at, t, sizeof(t)));
-		printf("  first attempt: %s\n",
-		       queue_time(r->first_attempt_at, t, sizeof(t)));
-		printf("  last attempt:  %s\n",
-		       queue_time(r->last_attempt_at, t, sizeof(t)));
+			fprintf(out, "  next attempt:  %s\n",
+				queue_time(r->next_attempt_at, t, sizeof(t)));
+		fprintf(out, "  first attempt: %s\n",
+			queue_time(r->first_attempt_at, t, sizeof(t)));
+		fprintf(out, "  last attempt:  %s\n",
+			queue_time(r->last_attempt_at, t, sizeof(t)));
 		if (r->delivered_at != 0)
-			printf("  delivered at:  %s\n",
-			       queue_time(r->delivered_at, t, sizeof(t)));
+			fprintf(out, "  delivered at:  %s\n",
+				queue_time(r->delivered_at, t, sizeof(t)));
 		if (r->last_status > 0)
-			printf("  last status:   %d\n", r->last_status);
-		if (r->last_error != NULL)
-			printf("  last error:    %s\n",
-			       queue_cut(r->last_error, err_text,
-					 sizeof(err_text)));
+			fprintf(out, "  last status:   %d\n", r->last_status);
+		/* In full: the table cuts it to a column, show does not. */
+		if (r->last_error != NULL) {
+			fputs("  last error:    ", out);
+			queue_put_clean(out, r->last_error);
+			fputc('\n', out);
+		}
 		if (r->outcome != NULL)
-			printf("  outcome:       %s\n", r->outcome);
+			fprintf(out, "  outcome:       %s\n", r->outcome);
 	}
 	if (a->content) {
-		printf("\njws: %s\ndocument:\n", m->jws != NULL ? m->jws : "-");
+		fprintf(out, "\njws: %s\n", m->jws != NULL ? m->jws : "-");
+		/* The document alone on stdout, byte for byte as stored,
+		 * for `> file` or `| jq`; with --meta after the metadata,
+		 * marked. */
+		if (a->meta)
+			fputs("document:\n", stdout);
 		fwrite(m->doc, 1, m->doc_len, stdout);
-		putchar('\n');
+		if (a->meta)
+			putchar('\n');
 	}
 	store_message_free(m);
 	return CLI_OK;
@@ -462,6 +493,83 @@ queue_act(struct store *s, const struct queue_args *a, enum store_action action)
 			      (json_int_t)changed));
 	printf("%s: %s: %zu row%s\n", verb, id, changed,
 	       changed == 1 ? "" : "s");
+	return CLI_OK;
+}
+
+#define QUEUE_REPLAY_PAGE 500
+
+/*
+ * `replay --state dead|delivered [--receiver URA] [--since T]`: replay
+ * every such row, page by page in acceptance order. A full page may end
+ * inside one message's rows: those rows come again on the next page
+ * (they start it), the ones replayed no longer match the state.
+ */
+static int
+queue_replay_bulk(struct store *s, const struct queue_args *a)
+{
+	struct store_filter f = {.state = a->state,
+				 .receiver = a->receiver,
+				 .after_seq = 0,
+				 .limit = QUEUE_REPLAY_PAGE};
+	struct store_row *rows = NULL;
+	enum gw_err err = GW_OK;
+	size_t n = 0, upto, changed, total = 0;
+	json_t *done = a->json ? json_array() : NULL;
+
+	for (;;) {
+		if ((err = store_list(s, &f, &rows, &n)) != GW_OK)
+			break;
+		if (n == 0)
+			break;
+		upto = n;
+		if (n == QUEUE_REPLAY_PAGE)
+			while (upto > 0 &&
+			       rows[upto - 1].seq == rows[n - 1].seq)
+				upto--;
+		if (upto == 0) /* one message fills the page */
+			upto = n;
+		for (size_t i = 0; i < upto && err == GW_OK; i++) {
+			const struct store_row *r = &rows[i];
+			int64_t tried = r->last_attempt_at ? r->last_attempt_at
+							   : r->accepted_at;
+
+			if (a->since != NULL && tried < a->since_ms)
+				continue;
+			changed = 0;
+			err = store_act(s, r->id, r->receiver, STORE_REPLAY,
+					util_wall_ms(), &changed);
+			if (err == GW_INVALID || err == GW_NOTFOUND)
+				err = GW_OK; /* changed meanwhile: not ours */
+			if (changed == 0)
+				continue;
+			total += changed;
+			if (done != NULL)
+				json_array_append_new(
+				    done, json_pack("{s:s, s:s}", "id", r->id,
+						    "receiver", r->receiver));
+			else
+				printf("replayed %s:%s\n", r->id, r->receiver);
+		}
+		f.after_seq = upto < n ? rows[upto].seq - 1 : rows[n - 1].seq;
+		store_rows_free(rows, n);
+		rows = NULL;
+		if (err != GW_OK || n < QUEUE_REPLAY_PAGE)
+			break;
+	}
+	store_rows_free(rows, n);
+	if (err != GW_OK) {
+		json_decref(done);
+		fprintf(stderr, "pzpgw queue replay: %s (%zu rows replayed)\n",
+			gw_strerror(err), total);
+		return CLI_USAGE;
+	}
+	if (done != NULL)
+		return queue_print_json(json_pack(
+		    "{s:s, s:s, s:s?, s:s?, s:I, s:o}", "action", "replay",
+		    "state", store_state_name((enum store_state)a->state),
+		    "receiver", a->receiver, "since", a->since, "changed",
+		    (json_int_t)total, "rows", done));
+	printf("replay: %zu row%s\n", total, total == 1 ? "" : "s");
 	return CLI_OK;
 }
 
@@ -588,6 +696,12 @@ queue_parse(int argc, char **argv, struct queue_args *a)
 		case OPT_BEFORE:
 			a->before = optarg;
 			break;
+		case OPT_SINCE:
+			a->since = optarg;
+			break;
+		case OPT_META:
+			a->meta = true;
+			break;
 		default:
 			return cli_usage(QUEUE_CMD, "unknown option");
 		}
@@ -621,6 +735,7 @@ cli_queue(int argc, char **argv)
 	};
 	struct queue_args a;
 	struct store *s = NULL;
+	bool bulk;
 	size_t i;
 	int rc;
 
@@ -633,12 +748,25 @@ cli_queue(int argc, char **argv)
 			break;
 	if (i == UTIL_ARRAY_LEN(acts))
 		return cli_usage(QUEUE_CMD, "unknown action '%s'", a.pos[0]);
-	if (a.npos - 1 != acts[i].nargs)
+	/* replay takes an ID, or --state for every row in that state. */
+	bulk = acts[i].action == STORE_REPLAY && a.npos == 1 && a.state >= 0;
+	if (a.npos - 1 != acts[i].nargs && !bulk)
 		return cli_usage(QUEUE_CMD, "%s takes %s", a.pos[0],
 				 acts[i].nargs == 1 ? "one message ID"
 						    : "no arguments");
+	if (bulk && a.state != STORE_DEAD && a.state != STORE_DELIVERED)
+		return cli_usage(QUEUE_CMD,
+				 "replay --state takes dead or delivered");
+	if (a.since != NULL && !bulk)
+		return cli_usage(QUEUE_CMD,
+				 "--since is for replay --state only");
+	if (a.since != NULL && !cli_parse_time(a.since, &a.since_ms))
+		return cli_usage(QUEUE_CMD, "bad time '%s'", a.since);
 	if (a.content && strcmp(a.pos[0], "show") != 0)
 		return cli_usage(QUEUE_CMD, "--content is for show only");
+	if (a.meta && !a.content)
+		return cli_usage(QUEUE_CMD,
+				 "--meta is for show --content only");
 	if (a.before != NULL && strcmp(a.pos[0], "purge") != 0)
 		return cli_usage(QUEUE_CMD,
 				 "--delivered-before is for purge only");
@@ -665,6 +793,8 @@ cli_queue(int argc, char **argv)
 		rc = queue_purge(s, &a);
 	else if (strcmp(a.pos[0], "stats") == 0)
 		rc = queue_stats(s, &a);
+	else if (bulk)
+		rc = queue_replay_bulk(s, &a);
 	else
 		rc = queue_act(s, &a, (enum store_action)acts[i].action);
 	store_free(s);

@@ -3,6 +3,7 @@
  * receivers, post it to a gateway's $process-message over mutual TLS and
  * show the answer; with --status, follow delivery until it is settled.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #define SEND_TIMEOUT_S	  60L
 #define SEND_LOCATION_MAX 512
 #define SEND_ID_MAX	  128
+#define SEND_IDENT_MAX	  200 /* --identifier length */
 
 struct send_args {
 	const char *to[MESSAGE_MAX_RECEIVERS];
@@ -44,6 +46,7 @@ struct send_args {
 	const char *cert, *key, *cacert;
 	const char *from;
 	const char *file;
+	const char *identifier; /* --identifier, or NULL: derived */
 	bool status;
 	long long wait_s;
 };
@@ -54,6 +57,7 @@ struct send_answer {
 	struct buf body;
 	char location[SEND_LOCATION_MAX];
 	char message_id[SEND_ID_MAX];
+	char duplicate[8]; /* X-Duplicate: "true" when the gateway had it */
 };
 
 enum {
@@ -65,7 +69,8 @@ enum {
 	OPT_CACERT,
 	OPT_FROM,
 	OPT_STATUS,
-	OPT_WAIT
+	OPT_WAIT,
+	OPT_IDENTIFIER
 };
 
 static const struct option send_opts[] = {
@@ -78,8 +83,33 @@ static const struct option send_opts[] = {
     {"from", required_argument, NULL, OPT_FROM},
     {"status", no_argument, NULL, OPT_STATUS},
     {"wait", required_argument, NULL, OPT_WAIT},
+    {"identifier", required_argument, NULL, OPT_IDENTIFIER},
     {NULL, 0, NULL, 0},
 };
+
+/* A Bundle.identifier value under system urn:ietf:rfc:3986: a URI,
+ * "scheme:rest", printable, no spaces. */
+static bool
+send_identifier_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > SEND_IDENT_MAX ||
+	    !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+		return false;
+	for (i = 0; i < n && s[i] != ':'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' ||
+		      s[i] == '-' || s[i] == '.'))
+			return false;
+	if (i == n || i + 1 == n)
+		return false;
+	for (; i < n; i++)
+		if (s[i] <= ' ' || s[i] == 0x7f)
+			return false;
+	return true;
+}
 
 static bool
 send_exists(const char *path)
@@ -123,7 +153,8 @@ send_read(const char *path, char **out, size_t *len)
 	return GW_OK;
 }
 
-/* The URA in the first certificate of a PEM file. */
+/* The URA in the first certificate of a PEM file; says on stderr what
+ * is wrong when there is none. */
 static enum gw_err
 send_cert_ura(const char *path, char ura[CONFIG_URA_LEN + 1])
 {
@@ -132,15 +163,50 @@ send_cert_ura(const char *path, char ura[CONFIG_URA_LEN + 1])
 	enum gw_err err;
 
 	ura[0] = '\0';
-	if (f == NULL)
+	if (f == NULL) {
+		fprintf(stderr, "pzpgw send: certificate %s: %s\n", path,
+			strerror(errno));
 		return GW_IO;
+	}
 	x = PEM_read_X509(f, NULL, NULL, NULL);
 	fclose(f);
-	if (x == NULL)
+	if (x == NULL) {
+		fprintf(stderr,
+			"pzpgw send: certificate %s: not a PEM certificate\n",
+			path);
 		return GW_PARSE;
+	}
 	err = tls_cert_ura(x, ura);
 	X509_free(x);
+	if (err != GW_OK)
+		fprintf(stderr,
+			"pzpgw send: certificate %s: no URA in it (an UZI "
+			"server certificate carries one); give --from URA\n",
+			path);
 	return err;
+}
+
+/* The client certificate and key must be readable files: said before
+ * anything else (curl would only say "could not load"). */
+static bool
+send_files_ok(const struct send_args *a)
+{
+	const char *what[] = {"certificate (--cert)", "key (--key)",
+			      "trust anchors (--cacert)"};
+	const char *path[] = {a->cert, a->key, a->cacert};
+	FILE *f;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(path); i++) {
+		if (path[i] == NULL)
+			continue;
+		if ((f = fopen(path[i], "r")) == NULL) {
+			fprintf(stderr, "pzpgw send: %s %s: %s\n", what[i],
+				path[i], strerror(errno));
+			return false;
+		}
+		fclose(f);
+	}
+	return true;
 }
 
 static size_t
@@ -183,6 +249,8 @@ send_header_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 			  sizeof(a->location));
 	send_header_value(ptr, len, "X-Message-Id", a->message_id,
 			  sizeof(a->message_id));
+	send_header_value(ptr, len, "X-Duplicate", a->duplicate,
+			  sizeof(a->duplicate));
 	return len;
 }
 
@@ -207,7 +275,7 @@ send_request(const struct send_args *args, const char *url, const char *body,
 
 	buf_init(&a->body, SEND_MAX_ANSWER);
 	a->status = 0;
-	a->location[0] = a->message_id[0] = '\0';
+	a->location[0] = a->message_id[0] = a->duplicate[0] = '\0';
 	if ((c = curl_easy_init()) == NULL)
 		return GW_NOMEM;
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(hdrs); i++) {
@@ -255,9 +323,164 @@ send_request(const struct send_args *args, const char *url, const char *body,
 	return rc == CURLE_OK ? GW_OK : GW_IO;
 }
 
-/* Print the issues of an OperationOutcome answer to fp. */
+/*
+ * Findings about a message send wrapped, told in terms of the user's
+ * file: "Bundle.entry[K].resource.REST" of the message is the K-th
+ * resource taken from FILE (entry[0] is the MessageHeader send made).
+ */
+struct send_map {
+	const char *file;
+	const struct fj_node *root; /* FILE as parsed */
+	bool bundle;		    /* FILE is a Bundle (else one resource) */
+};
+
+/* The input entry index and resource behind message entry k (k >= 1),
+ * as message_wrap took them: the entries with a resource, in order. */
+static const struct fj_node *
+send_map_entry(const struct send_map *m, size_t k, size_t *index)
+{
+	const struct fj_node *entries, *e;
+	size_t i = 0, n = 0;
+
+	if (k == 0)
+		return NULL;
+	if (!m->bundle) {
+		*index = 0;
+		return k == 1 ? m->root : NULL;
+	}
+	entries = fj_get(m->root, "entry");
+	for (e = entries != NULL && entries->type == FJ_ARRAY
+		     ? entries->u.kids.first
+		     : NULL;
+	     e != NULL; e = e->next, i++) {
+		if (fj_get(e, "resource") == NULL)
+			continue;
+		if (++n == k) {
+			*index = i;
+			return fj_get(e, "resource");
+		}
+	}
+	return NULL;
+}
+
+/* The length of ".ofType(T)" at p (T into type), or 0. */
+static size_t
+send_oftype(const char *p, char *type, size_t n)
+{
+	const char *close;
+
+	if (strncmp(p, ".ofType(", 8) != 0 ||
+	    (close = strchr(p + 8, ')')) == NULL ||
+	    (size_t)(close - (p + 8)) >= n)
+		return 0;
+	memcpy(type, p + 8, (size_t)(close - (p + 8)));
+	type[close - (p + 8)] = '\0';
+	return (size_t)(close - p) + 1;
+}
+
+/* Follow "a.b[2].c" (the plain steps of a FHIRPath, and value.ofType(T)
+ * as valueT) from node as far as the input has it; the deepest node
+ * reached. */
+static const struct fj_node *
+send_map_walk(const struct fj_node *node, const char *path)
+{
+	char name[128], type[64];
+	const char *p = path;
+	const struct fj_node *next;
+	size_t k;
+
+	while (*p == '.') {
+		size_t n = 0;
+		char *end;
+		long idx = -1;
+
+		p++;
+		while (p[n] != '\0' && p[n] != '.' && p[n] != '[' &&
+		       p[n] != '(' && n + 1 < sizeof(name))
+			n++;
+		if (n == 0 || p[n] == '(')
+			break; /* where(), exists(): as far as here */
+		memcpy(name, p, n);
+		name[n] = '\0';
+		p += n;
+		/* A choice element: value.ofType(Quantity) is valueQuantity. */
+		if ((k = send_oftype(p, type, sizeof(type))) > 0 &&
+		    fj_get(node, name) == NULL &&
+		    strlen(name) + strlen(type) < sizeof(name)) {
+			type[0] = (char)((type[0] >= 'a' && type[0] <= 'z')
+					     ? type[0] - 'a' + 'A'
+					     : type[0]);
+			memcpy(name + strlen(name), type, strlen(type) + 1);
+			p += k;
+		}
+		if (*p == '[') {
+			idx = strtol(p + 1, &end, 10);
+			if (end == p + 1 || *end != ']' || idx < 0)
+				break;
+			p = end + 1;
+		}
+		if ((next = fj_get(node, name)) == NULL)
+			break;
+		if (idx >= 0 && next->type == FJ_ARRAY)
+			next = fj_at(next, (size_t)idx);
+		if (next == NULL)
+			break;
+		node = next;
+	}
+	return node;
+}
+
+/* One issue of the answer, mapped onto the user's file when it is about
+ * one of its resources. */
 static void
-send_print_outcome(FILE *fp, const struct buf *body)
+send_print_issue(FILE *fp, const struct send_map *m, const char *sev,
+		 const char *code, const char *expr, const char *diag)
+{
+	static const char prefix[] = "Bundle.entry[";
+	const struct fj_node *res = NULL, *at;
+	const char *rest = NULL, *walk = NULL, *rt;
+	size_t index = 0;
+	char *end;
+	long k;
+
+	if (m != NULL && expr != NULL &&
+	    strncmp(expr, prefix, sizeof(prefix) - 1) == 0) {
+		k = strtol(expr + sizeof(prefix) - 1, &end, 10);
+		if (k > 0 && strncmp(end, "].resource", 10) == 0) {
+			rest = end + 10;
+			res = send_map_entry(m, (size_t)k, &index);
+		}
+	}
+	/* "resource.ofType(Patient).x": the type is the resource's own. */
+	if (res != NULL) {
+		char type[64];
+		size_t n = send_oftype(rest, type, sizeof(type));
+
+		walk = rest + n;
+	}
+	if (res == NULL) {
+		fprintf(fp, "  %s %s%s%s: %s\n", sev, code, expr ? " at " : "",
+			expr ? expr : "", diag);
+		return;
+	}
+	at = send_map_walk(res, walk);
+	rt = fj_get_str(res, "resourceType");
+	if (at->line > 0)
+		fprintf(fp, "%s:%u:%u: ", m->file, at->line, at->col);
+	else
+		fprintf(fp, "%s: ", m->file);
+	if (m->bundle)
+		fprintf(fp, "%s %s at Bundle.entry[%zu].resource%s: %s\n", sev,
+			code, index, rest, diag);
+	else
+		fprintf(fp, "%s %s at %s%s: %s\n", sev, code,
+			rt != NULL ? rt : "(resource)", walk, diag);
+}
+
+/* Print the issues of an OperationOutcome answer to fp; with m, those
+ * about the user's resources as FILE:LINE:COL in FILE's terms. */
+static void
+send_print_outcome(FILE *fp, const struct buf *body, const struct send_map *m)
 {
 	json_t *oo =
 	    body->len ? json_loadb(body->data, body->len, 0, NULL) : NULL;
@@ -283,9 +506,8 @@ send_print_outcome(FILE *fp, const struct buf *body)
 		const char *expr = json_string_value(
 		    json_array_get(json_object_get(is, "expression"), 0));
 
-		fprintf(fp, "  %s %s%s%s: %s\n", sev ? sev : "?",
-			code ? code : "?", expr ? " at " : "", expr ? expr : "",
-			diag ? diag : "");
+		send_print_issue(fp, m, sev ? sev : "?", code ? code : "?",
+				 expr, diag ? diag : "");
 	}
 	json_decref(oo);
 }
@@ -346,7 +568,7 @@ send_follow(const struct send_args *args, const char *url)
 		if (a.status != 200) {
 			fprintf(stderr, "pzpgw send: status %s: HTTP %ld\n",
 				url, a.status);
-			send_print_outcome(stderr, &a.body);
+			send_print_outcome(stderr, &a.body, NULL);
 			buf_cleanup(&a.body);
 			return CLI_FAIL;
 		}
@@ -480,6 +702,16 @@ send_parse(int argc, char **argv, struct send_args *a)
 		case OPT_STATUS:
 			a->status = true;
 			break;
+		case OPT_IDENTIFIER:
+			if (!send_identifier_ok(optarg))
+				return cli_usage(
+				    SEND_CMD,
+				    "--identifier wants a URI of at most %d "
+				    "characters (urn:uuid:..., urn:oid:..., "
+				    "https://...), not '%s'",
+				    SEND_IDENT_MAX, optarg);
+			a->identifier = optarg;
+			break;
 		case OPT_WAIT:
 			if (util_parse_ll(optarg, 1, 86400, &a->wait_s) !=
 			    GW_OK)
@@ -518,6 +750,9 @@ cli_send(int argc, char **argv)
 	struct buf out;
 	char *text = NULL, url[2048], origin[1024], status_url[2048];
 	char sender[CONFIG_URA_LEN + 1], errbuf[256];
+	char ident[SEND_IDENT_MAX + 1] = "";
+	struct send_map map = {0};
+	bool derived = false;
 	const char *type;
 	size_t len = 0;
 	enum gw_err err;
@@ -525,6 +760,8 @@ cli_send(int argc, char **argv)
 
 	if ((rc = send_parse(argc, argv, &args)) != CLI_OK)
 		return rc;
+	if (!send_files_ok(&args))
+		return CLI_USAGE;
 	buf_init(&out, SEND_MAX_INPUT + SEND_MAX_ANSWER);
 	rc = CLI_USAGE;
 	if ((err = send_read(args.file, &text, &len)) != GW_OK) {
@@ -542,9 +779,11 @@ cli_send(int argc, char **argv)
 	if (fj_str_eq(fj_get(in->root, "resourceType"), "Bundle") &&
 	    type != NULL && strcmp(type, "message") == 0) {
 		/* Already a message: sent as it is. */
-		if (args.nto > 0) {
-			rc = cli_usage(SEND_CMD, "FILE is already a message "
-						 "Bundle: leave out --to");
+		if (args.nto > 0 || args.identifier != NULL) {
+			rc = cli_usage(SEND_CMD,
+				       "FILE is already a message Bundle (with "
+				       "its own receivers and identifier): "
+				       "leave out --to and --identifier");
 			goto done;
 		}
 		if (buf_add(&out, text, len) != GW_OK)
@@ -556,15 +795,25 @@ cli_send(int argc, char **argv)
 		}
 		if (args.from != NULL) {
 			util_strlcpy(sender, args.from, sizeof(sender));
-		} else if ((err = send_cert_ura(args.cert, sender)) != GW_OK) {
-			fprintf(stderr,
-				"pzpgw send: %s: no URA in the certificate "
-				"(%s); give --from URA\n",
-				args.cert, gw_strerror(err));
+		} else if (send_cert_ura(args.cert, sender) != GW_OK) {
+			goto done;
+		}
+		/* Running the same send again (after a timeout, say) or
+		 * with the same --identifier is recognised as the same
+		 * message. */
+		if (args.identifier != NULL) {
+			util_strlcpy(ident, args.identifier, sizeof(ident));
+		} else if (message_wrap_identifier(in->root, sender, args.to,
+						   args.nto, args.event,
+						   ident) == GW_OK) {
+			derived = true;
+		} else {
+			fprintf(stderr, "pzpgw send: cannot derive the message "
+					"identifier\n");
 			goto done;
 		}
 		if ((err = message_wrap(in->root, sender, args.to, args.nto,
-					args.event, &msg, errbuf,
+					args.event, ident, &msg, errbuf,
 					sizeof(errbuf))) != GW_OK) {
 			fprintf(stderr, "pzpgw send: %s: %s\n", args.file,
 				err == GW_NOMEM ? "out of memory" : errbuf);
@@ -573,6 +822,10 @@ cli_send(int argc, char **argv)
 		}
 		if (fj_dump(msg->root, 0, &out) != GW_OK)
 			goto done;
+		map.file = strcmp(args.file, "-") == 0 ? "stdin" : args.file;
+		map.root = in->root;
+		map.bundle =
+		    fj_str_eq(fj_get(in->root, "resourceType"), "Bundle");
 	}
 	len = strlen(args.gateway);
 	while (len > 0 && args.gateway[len - 1] == '/')
@@ -580,11 +833,21 @@ cli_send(int argc, char **argv)
 	snprintf(url, sizeof(url), "%.*s/fhir/$process-message", (int)len,
 		 args.gateway);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (send_request(&args, url, out.data, out.len, &ans) != GW_OK)
+	if (send_request(&args, url, out.data, out.len, &ans) != GW_OK) {
+		if (ident[0] != '\0')
+			fprintf(stderr,
+				"pzpgw send: no answer: the gateway may have "
+				"the message (identifier %s); running the same "
+				"send again is safe, it is not stored or "
+				"delivered twice\n",
+				ident);
 		goto done;
+	}
 	printf("HTTP %ld\n", ans.status);
 	if (ans.message_id[0] != '\0')
 		printf("message %s\n", ans.message_id);
+	if (ident[0] != '\0')
+		printf("identifier %s\n", ident);
 	status_url[0] = '\0';
 	if (ans.location[0] != '\0') {
 		if (ans.location[0] == '/') {
@@ -597,8 +860,31 @@ cli_send(int argc, char **argv)
 		}
 		printf("status %s\n", status_url);
 	}
-	if (ans.status < 200 || ans.status >= 300) {
-		send_print_outcome(stderr, &ans.body);
+	if (strcmp(ans.duplicate, "true") == 0)
+		printf("already accepted: sent before with this identifier "
+		       "and content; not sent again\n");
+	if (ans.status == 409 && ans.message_id[0] != '\0' && derived) {
+		/* The identifier is a digest of the content, the sender and
+		 * the receivers: the gateway has this very message already
+		 * (sent before with another Bundle.timestamp). Nothing new
+		 * was stored or will be delivered. */
+		send_origin(args.gateway, origin, sizeof(origin));
+		snprintf(status_url, sizeof(status_url),
+			 "%s/fhir/$process-message/%s", origin, ans.message_id);
+		printf("already accepted: the same content to the same "
+		       "receivers was sent before; not sent again\n");
+		printf("status %s\n", status_url);
+	} else if (ans.status < 200 || ans.status >= 300) {
+		send_print_outcome(stderr, &ans.body,
+				   msg != NULL ? &map : NULL);
+		if (ans.status == 409 && args.identifier != NULL)
+			fprintf(stderr,
+				"pzpgw send: identifier %s is message %s "
+				"already: if this repeats that send, it was "
+				"accepted then and is not sent again; for "
+				"other content use another --identifier\n",
+				args.identifier,
+				ans.message_id[0] ? ans.message_id : "?");
 		rc = CLI_FAIL;
 		goto done;
 	}

@@ -3,6 +3,7 @@
  * each FILE (or stdin) and print the findings as text or OperationOutcome.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,54 @@ detect_ig_profiles(struct validate_ctx *ctx, const struct rules_set *set,
 	return GW_OK;
 }
 
+/* The other FHIR version's rules, loaded on first need (a file with
+ * errors) to say when a file looks like that version. */
+struct vcli_other {
+	enum rules_fhir fhir;
+	bool tried;
+	struct rules_set *set;
+	struct validate_ctx *ctx;
+};
+
+static void
+other_free(struct vcli_other *o)
+{
+	validate_ctx_free(o->ctx);
+	rules_set_free(o->set);
+}
+
+/* Errors text has under the other version's rules (from schemas), or
+ * SIZE_MAX when those cannot be loaded. */
+static size_t
+other_errors(struct vcli_other *o, const char *schemas, const char *text,
+	     size_t len)
+{
+	struct validate_opts opts = {0};
+	char errbuf[256];
+	json_t *oo;
+	size_t n;
+
+	if (!o->tried) {
+		o->tried = true;
+		if ((o->set = rules_set_new(o->fhir)) == NULL ||
+		    rules_load_dir(o->set, schemas, errbuf, sizeof(errbuf)) !=
+			GW_OK ||
+		    validate_ctx_new(o->set, &o->ctx) != GW_OK) {
+			validate_ctx_free(o->ctx);
+			rules_set_free(o->set);
+			o->ctx = NULL;
+			o->set = NULL;
+		}
+	}
+	if (o->ctx == NULL || (oo = fhir_outcome_new()) == NULL)
+		return SIZE_MAX;
+	n = validate_text(o->ctx, text, len, &opts, oo) == GW_OK
+		? fhir_outcome_errors(oo)
+		: SIZE_MAX;
+	json_decref(oo);
+	return n;
+}
+
 int
 cli_validate(int argc, char **argv)
 {
@@ -198,6 +247,7 @@ cli_validate(int argc, char **argv)
 	enum rules_fhir fhir = RULES_R4;
 	struct validate_ctx *ctx = NULL;
 	struct rules_set *set = NULL;
+	struct vcli_other other = {0};
 	char dir[4096], errbuf[512];
 	size_t nigs = 0, nbase = 0;
 	bool json_out = false;
@@ -292,7 +342,7 @@ cli_validate(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		const char *name = argv[i];
 		char *text = NULL;
-		size_t len = 0;
+		size_t len = 0, nerr, nother;
 		json_t *outcome;
 
 		if (strcmp(name, "-") == 0)
@@ -314,7 +364,6 @@ cli_validate(int argc, char **argv)
 			status = CLI_USAGE;
 			continue;
 		}
-		free(text);
 		if (json_out) {
 			char *s = fhir_dump(outcome);
 
@@ -325,12 +374,33 @@ cli_validate(int argc, char **argv)
 			print_text(strcmp(name, "-") == 0 ? "stdin" : name,
 				   outcome);
 		}
-		if (fhir_outcome_errors(outcome) > 0 && status == CLI_OK)
+		/* The wrong --fhir gives many errors for a good file: when
+		 * the other version's rules find fewer than half as many,
+		 * say so (only for the plain schemas: --ig and --profile
+		 * name one version's profiles). */
+		nerr = fhir_outcome_errors(outcome);
+		if (nerr > 0 && nigs == 0 && opts.profile == NULL) {
+			other.fhir = fhir == RULES_R4 ? RULES_STU3 : RULES_R4;
+			nother = other_errors(&other, schemas, text, len);
+			if (nother != SIZE_MAX && nother * 2 < nerr)
+				fprintf(stderr,
+					"pzpgw validate: %s: this looks like "
+					"%s (%zu error%s with --fhir %s): "
+					"try --fhir %s\n",
+					strcmp(name, "-") == 0 ? "stdin" : name,
+					fhir == RULES_R4 ? "STU3" : "R4",
+					nother, nother == 1 ? "" : "s",
+					fhir == RULES_R4 ? "stu3" : "r4",
+					fhir == RULES_R4 ? "stu3" : "r4");
+		}
+		free(text);
+		if (nerr > 0 && status == CLI_OK)
 			status = CLI_FAIL;
 		json_decref(outcome);
 	}
 	fflush(stdout);
 done:
+	other_free(&other);
 	validate_ctx_free(ctx);
 	rules_set_free(set);
 	return status;

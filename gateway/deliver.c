@@ -56,6 +56,10 @@ struct deliver_peer {
 	 * one per queued lane head. conn_fails counts the failed probes. */
 	int64_t hold_until;
 	unsigned conn_fails;
+	/* Why it is held: "unreachable", "busy" or "misconfigured" (the
+	 * receiving gateway refused the route: 401, 403, 404, 405, 421, no
+	 * route 422); a new reason is logged. Static storage. */
+	const char *hold_reason;
 };
 
 /* One multi handle with its timer; a new one per configuration so that
@@ -195,13 +199,34 @@ deliver_check_shared(const struct deliver_peer *peers, size_t n)
 	}
 }
 
+/*
+ * What a rebuilt route keeps of the current one (old, may be NULL): its
+ * transfers in flight, and its hold. A receiver held for a wrong route or
+ * for no answer is probed at once: the reload may be the fix, and then
+ * its messages go without waiting out their backoff. A busy one keeps its
+ * Retry-After.
+ */
+static void
+deliver_peer_carry(struct deliver_peer *p, const struct deliver_peer *old)
+{
+	if (old == NULL)
+		return;
+	p->active = old->active;
+	p->conn_fails = old->conn_fails;
+	p->hold_reason = old->hold_reason;
+	p->hold_until = old->hold_until;
+	if (old->hold_reason != NULL && strcmp(old->hold_reason, "busy") != 0)
+		p->hold_until = 0;
+}
+
 /* The routes of cfg: every peer with an endpoint or a notify URL.
- * Active counts are carried over from the current table. */
+ * Active counts and holds are carried over from the current table
+ * (deliver_peer_carry). */
 static enum gw_err
 deliver_peers_build(struct deliver *d, const struct config *cfg,
 		    struct deliver_peer **out, size_t *nout)
 {
-	struct deliver_peer *peers, *old;
+	struct deliver_peer *peers;
 	size_t n = 0, len;
 
 	*out = NULL;
@@ -230,8 +255,7 @@ deliver_peers_build(struct deliver *d, const struct config *cfg,
 				deliver_peers_free(peers, n);
 				return GW_NOMEM;
 			}
-			if ((old = deliver_peer_find(d, p->ura)) != NULL)
-				p->active = old->active;
+			deliver_peer_carry(p, deliver_peer_find(d, p->ura));
 			n++;
 			continue;
 		}
@@ -246,8 +270,7 @@ deliver_peers_build(struct deliver *d, const struct config *cfg,
 		memcpy(p->url, cp->endpoint, len);
 		memcpy(p->url + len, "/$process-message",
 		       sizeof("/$process-message"));
-		if ((old = deliver_peer_find(d, p->ura)) != NULL)
-			p->active = old->active;
+		deliver_peer_carry(p, deliver_peer_find(d, p->ura));
 		n++;
 	}
 	deliver_check_shared(peers, n);
@@ -762,12 +785,11 @@ static const char *const deliver_outcome_names[] = {
 };
 
 /* The receiver's answer when it is a JSON object (its OperationOutcome),
- * else NULL. Caller frees. */
-static char *
+ * else NULL. New reference: caller decrefs. */
+static json_t *
 deliver_outcome_json(const struct deliver_xfer *x)
 {
 	json_t *j;
-	char *s;
 
 	if (x->body.len == 0 || x->body.len >= x->body.max)
 		return NULL;
@@ -776,45 +798,76 @@ deliver_outcome_json(const struct deliver_xfer *x)
 		json_decref(j);
 		return NULL;
 	}
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	return s;
+	return j;
+}
+
+/*
+ * "code: diagnostics; ..." of the first three issues of the receiver's
+ * OperationOutcome (NULL: nothing), appended to out after sep, cut to
+ * fit. Only for answers about the route (who may push, which path, which
+ * gateway serves whom): those carry no care plan content; the
+ * OperationOutcome of a refused document is kept in the row, not logged.
+ */
+static void
+deliver_outcome_text(const json_t *oo, const char *sep, char *out, size_t n)
+{
+	const json_t *issue;
+	const char *code, *diag;
+	size_t i, len = strlen(out);
+
+	json_array_foreach(json_object_get(oo, "issue"), i, issue)
+	{
+		if (i >= 3 || len + 1 >= n)
+			break;
+		code = json_string_value(json_object_get(issue, "code"));
+		diag = json_string_value(json_object_get(issue, "diagnostics"));
+		snprintf(out + len, n - len, "%s%s%s%s", i == 0 ? sep : "; ",
+			 code != NULL ? code : "-", diag != NULL ? ": " : "",
+			 diag != NULL ? diag : "");
+		len = strlen(out);
+	}
 }
 
 /* pzpgw_receiver_held{receiver}: 1 while the receiver is held. */
 static void
-deliver_held_gauge(const struct deliver_peer *p)
+deliver_held_gauge(const char *ura, bool held)
 {
 	char labels[64] = "";
 
-	metrics_label(labels, sizeof(labels), "receiver", p->ura);
-	metrics_set(M_HELD, labels, p->conn_fails > 0 ? 1.0 : 0.0);
+	metrics_label(labels, sizeof(labels), "receiver", ura);
+	metrics_set(M_HELD, labels, held ? 1.0 : 0.0);
 }
 
-/* Hold or release the receiver's peer after a transfer: held (growing
+/*
+ * Hold or release the receiver's peer after a transfer: held (growing
  * like a row's backoff, at most DELIVER_HOLD_MAX_MS) while no HTTP answer
- * comes back at all or it answers 429/503, released by any other answer;
- * then the rows that backed off meanwhile are due at once. */
+ * comes back at all, it answers 429/503, or it refuses the route
+ * (hold POLICY_HOLD_ROUTE; why: its answer, for the log); released by any
+ * other answer; then the rows that backed off meanwhile are due at once.
+ */
 static void
 deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
-		       CURLcode rc, long status, int64_t now)
+		       CURLcode rc, long status, enum policy_hold hold_kind,
+		       const char *why, int64_t now)
 {
 	struct deliver_peer *p = deliver_peer_find(d, x->receiver);
 	struct store_backoff hold = d->backoff;
-	bool busy;
+	bool busy = hold_kind == POLICY_HOLD_BUSY;
+	bool route = hold_kind == POLICY_HOLD_ROUTE;
+	const char *reason;
+	char safe[DELIVER_ERR_MAX + 64];
 	int64_t until;
 	size_t n = 0;
 
 	if (p == NULL)
 		return;
-	/* 429 and 503 speak for the whole receiver: it is overloaded. */
-	(void)policy_delivery(status > 0, status, &busy);
-	if (status > 0 && !busy) {
+	if (status > 0 && hold_kind == POLICY_HOLD_NONE) {
 		if (p->conn_fails == 0)
 			return;
 		p->conn_fails = 0;
 		p->hold_until = 0;
-		deliver_held_gauge(p);
+		p->hold_reason = NULL;
+		deliver_held_gauge(p->ura, false);
 		if (store_reschedule(d->store, p->ura, now, &n) != GW_OK)
 			n = 0;
 		log_info("event=receiver_reachable receiver=%s rescheduled=%zu",
@@ -824,15 +877,32 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 	}
 	/* Transfers that were already under way when the hold began do not
 	 * make it longer. */
-	if ((!busy && (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK)) ||
+	if ((hold_kind == POLICY_HOLD_NONE &&
+	     (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK)) ||
 	    p->hold_until > now)
 		return;
-	if (p->conn_fails++ == 0) {
-		deliver_held_gauge(p);
-		log_warnx("event=receiver_%s receiver=%s status=%ld "
-			  "action=\"one probe at a time until it answers\"",
-			  busy ? "busy" : "unreachable", p->ura, status);
+	reason = route ? "misconfigured" : busy ? "busy" : "unreachable";
+	if (p->conn_fails++ == 0 || p->hold_reason == NULL ||
+	    strcmp(p->hold_reason, reason) != 0) {
+		deliver_held_gauge(p->ura, true);
+		if (route)
+			log_warnx(
+			    "event=receiver_misconfigured receiver=%s "
+			    "status=%ld url=%s outcome=\"%s\" "
+			    "action=\"messages wait: fix the route ([peer] "
+			    "endpoint and server_ura here, or the "
+			    "receiving gateway's [peer] allow) and "
+			    "reload; they go then\"",
+			    p->ura, status, deliver_peer_url(p),
+			    log_quoted(safe, sizeof(safe),
+				       why != NULL ? why : ""));
+		else
+			log_warnx("event=receiver_%s receiver=%s status=%ld "
+				  "action=\"one probe at a time until it "
+				  "answers\"",
+				  reason, p->ura, status);
 	}
+	p->hold_reason = reason;
 	hold.max_age_ms = 0;
 	if (hold.max_ms > DELIVER_HOLD_MAX_MS)
 		hold.max_ms = DELIVER_HOLD_MAX_MS;
@@ -861,17 +931,26 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 	char error[DELIVER_ERR_MAX + CURL_ERROR_SIZE + 64];
 	char labels[64] = "", safe[sizeof(error)];
 	char *outcome = NULL;
+	json_t *oo = NULL;
+	enum policy_hold hold = POLICY_HOLD_NONE;
 	enum gw_err err;
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	error[0] = '\0';
 	answered = rc == CURLE_OK || (x->body_too_big && status >= 200);
-	out = policy_delivery(answered, status, NULL);
+	if (answered && (status < 200 || status >= 300))
+		oo = deliver_outcome_json(x);
+	out = policy_delivery(answered, status, oo, &hold);
 	if (answered) {
 		if (out != POLICY_DELIVERED)
 			snprintf(error, sizeof(error), "HTTP %ld", status);
-		if (out == POLICY_DEAD)
-			outcome = deliver_outcome_json(x);
+		/* The receiver's reason why the route is refused goes with
+		 * the row (queue show) and the log line. */
+		if (hold == POLICY_HOLD_ROUTE)
+			deliver_outcome_text(oo, ": route refused: ", error,
+					     sizeof(error));
+		if (out == POLICY_DEAD && oo != NULL)
+			outcome = json_dumps(oo, JSON_COMPACT);
 	} else {
 		if (x->tls_error[0] != '\0')
 			util_strlcpy(error, x->tls_error, sizeof(error));
@@ -882,7 +961,8 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 			util_strlcpy(error, curl_easy_strerror(rc),
 				     sizeof(error));
 	}
-	deliver_peer_reachable(d, x, rc, status, now);
+	deliver_peer_reachable(d, x, rc, status, hold,
+			       hold == POLICY_HOLD_ROUTE ? error : NULL, now);
 	if (out == POLICY_RETRY) {
 		if (!store_next_attempt(&d->backoff, x->attempt, x->age_from,
 					now, deliver_rand(), &next)) {
@@ -930,6 +1010,7 @@ deliver_finish(struct deliver *d, struct deliver_xfer *x, CURLcode rc)
 		 error[0] ? log_quoted(safe, sizeof(safe), error) : "",
 		 error[0] ? "\"" : "");
 	free(outcome);
+	json_decref(oo);
 }
 
 /* ---- claiming and wake-ups ---- */
@@ -992,7 +1073,7 @@ deliver_pass(struct deliver *d)
 	}
 	for (size_t i = 0; i < d->npeers; i++) {
 		struct deliver_peer *p = &d->peers[i];
-		int64_t upto = now;
+		int64_t due_by = now;
 		size_t max;
 
 		if (p->active >= p->limit || p->hold_until > now)
@@ -1006,9 +1087,10 @@ deliver_pass(struct deliver *d)
 			if (p->active > 0)
 				continue;
 			max = 1;
-			upto = INT64_MAX;
+			due_by = INT64_MAX;
 		}
-		err = store_claim(d->store, p->ura, upto, max, &rows, &n);
+		err =
+		    store_claim(d->store, p->ura, due_by, now, max, &rows, &n);
 		if (err != GW_OK) {
 			if (!d->claim_failed)
 				log_warnx("event=claim_failed receiver=%s "
@@ -1153,8 +1235,10 @@ deliver_new(struct event_base *base, struct store *store,
 	metrics_describe(M_DURATION, METRICS_HISTOGRAM,
 			 "Duration of delivery attempts in seconds.");
 	metrics_describe(M_HELD, METRICS_GAUGE,
-			 "1 while a receiver is held for giving no answer or "
-			 "answering 429/503 (probed one row at a time).");
+			 "1 while a receiver is held for giving no answer, "
+			 "answering 429/503, or refusing the route (401, 403, "
+			 "404, 405, 421, no route 422); probed one row at a "
+			 "time.");
 	metrics_describe("pzpgw_expired_total", METRICS_COUNTER,
 			 "Outbox rows dead-lettered at their maximum age "
 			 "without a final attempt.");
@@ -1218,6 +1302,15 @@ deliver_reconfigure(struct deliver *d, const struct config *cfg)
 		return;
 	}
 	d->cfg = cfg;
+	/* A held receiver without a route any more is not held. */
+	for (size_t i = 0; i < d->npeers; i++) {
+		bool kept = false;
+
+		for (size_t k = 0; k < n && !kept; k++)
+			kept = strcmp(peers[k].ura, d->peers[i].ura) == 0;
+		if (!kept && d->peers[i].conn_fails > 0)
+			deliver_held_gauge(d->peers[i].ura, false);
+	}
 	deliver_peers_free(d->peers, d->npeers);
 	d->peers = peers;
 	d->npeers = n;

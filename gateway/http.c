@@ -325,11 +325,7 @@ conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 		c->current->ev = NULL;
 		c->current->conn = NULL;
 	}
-	if (c->gate_cb != NULL)
-		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev),
-					 c->gate_cb);
-	if (c->held != NULL)
-		evbuffer_free(c->held);
+	http_gate_detach(c, c->bev);
 	http_mem_release(c->srv,
 			 &c->mem); /* gone before its request was read */
 	conn_gone(c);
@@ -446,6 +442,8 @@ admin_closecb(struct evhttp_connection *evcon, void *arg)
 	struct http_conn *c = arg;
 
 	conn_closecb(evcon, c);
+	http_gate_detach(c, c->bev);
+	http_mem_release(c->srv, &c->mem);
 	c->bev = NULL;
 	conn_gone(c);
 }
@@ -464,6 +462,7 @@ admin_adopt(struct http_conn *c)
 	c->adopting = false;
 	bufferevent_getcb(bev, &rd, &wr, &evcb, &cbarg);
 	if (evcb == NULL || cbarg == NULL) {
+		http_gate_detach(c, bev);
 		c->bev = NULL;
 		conn_gone(c);
 		bufferevent_decref(bev);
@@ -506,10 +505,16 @@ admin_bevcb(struct event_base *base, void *arg)
 	if (bev == NULL)
 		return NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->deadline = evtimer_new(base, admin_deadline_cb, c)) == NULL) {
+	    (c->deadline = evtimer_new(base, admin_deadline_cb, c)) == NULL ||
+	    !http_gate_attach(c, bev)) {
 		log_warnx("event=conn_alloc_failed listener=admin");
+		if (c != NULL) {
+			http_gate_detach(c, bev);
+			if (c->deadline != NULL)
+				event_free(c->deadline);
+		}
 		free(c);
-		return bev; /* served, but not counted */
+		return bev; /* served (ungated), but not counted */
 	}
 	c->srv = srv;
 	c->lst = &srv->admin;
@@ -1048,6 +1053,36 @@ gate_answer(struct http_req *req, struct http_conn *c)
 	http_reply_error(req, c->rej.kind, NULL, "%s", c->rej.msg);
 }
 
+/*
+ * Answer ev with a one-issue OperationOutcome without a struct http_req
+ * (none could be made): text is a fixed string without characters that
+ * need escaping in JSON. libevent's evhttp_send_error would send an HTML
+ * page; it remains only when not even this can be built.
+ */
+static void
+reply_bare(struct evhttp_request *ev, enum policy_kind kind, const char *text)
+{
+	const struct policy_answer *a = policy_answer(kind);
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(ev);
+	struct evbuffer *out = evhttp_request_get_output_buffer(ev);
+
+	if (hdr == NULL || out == NULL ||
+	    evhttp_add_header(hdr, "Content-Type",
+			      "application/fhir+json; charset=utf-8") != 0 ||
+	    evhttp_add_header(hdr, "Connection", "close") != 0 ||
+	    (a->retry_after != NULL &&
+	     evhttp_add_header(hdr, "Retry-After", a->retry_after) != 0) ||
+	    evbuffer_add_printf(out,
+				"{\"resourceType\":\"OperationOutcome\","
+				"\"issue\":[{\"severity\":\"error\",\"code\":"
+				"\"%s\",\"diagnostics\":\"%s\"}]}",
+				a->code, text) < 0) {
+		evhttp_send_error(ev, a->status, NULL);
+		return;
+	}
+	evhttp_send_reply(ev, a->status, http_reason(a->status), NULL);
+}
+
 static void
 on_request(struct evhttp_request *ev, void *arg)
 {
@@ -1058,7 +1093,7 @@ on_request(struct evhttp_request *ev, void *arg)
 	const char *rawpath, *q;
 
 	if ((req = calloc(1, sizeof(*req))) == NULL) {
-		evhttp_send_error(ev, policy_answer(POLICY_BUSY)->status, NULL);
+		reply_bare(ev, POLICY_BUSY, "out of memory");
 		return;
 	}
 	req->srv = srv;
@@ -1080,9 +1115,8 @@ on_request(struct evhttp_request *ev, void *arg)
 			/* Only a connection without TLS gets here. */
 			log_warnx("event=no_tls_peer id=%s", req->id);
 			free(req);
-			evhttp_send_error(
-			    ev, policy_answer(POLICY_BAD_REQUEST)->status,
-			    NULL);
+			reply_bare(ev, POLICY_BAD_REQUEST,
+				   "the organisation listener takes TLS only");
 			return;
 		}
 		req->has_peer = true;
@@ -1117,6 +1151,15 @@ on_request(struct evhttp_request *ev, void *arg)
 		bufferevent_disable(bev, EV_READ);
 	} else {
 		admin_conn_begin(req);
+		if (req->conn != NULL && req->conn->rej.status != 0) {
+			gate_answer(req, req->conn);
+			return;
+		}
+		/* As on the org listener: nothing is read until the answer
+		 * (the gate holds a pipelined request meanwhile). */
+		bufferevent_disable(evhttp_connection_get_bufferevent(
+					evhttp_request_get_connection(ev)),
+				    EV_READ);
 	}
 	uri = evhttp_request_get_evhttp_uri(ev);
 	rawpath = uri ? evhttp_uri_get_path(uri) : NULL;
@@ -1223,7 +1266,7 @@ apply_limits(struct http_listener *lst, const struct config *cfg)
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
 			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 	uint64_t ceiling =
-	    lst->admin ? 64 * 1024 : cfg->max_body + HTTP_BODY_SLACK;
+	    lst->admin ? HTTP_ADMIN_BODY_MAX : cfg->max_body + HTTP_BODY_SLACK;
 
 	evhttp_set_max_headers_size(lst->evh, (ev_ssize_t)cfg->max_header);
 	evhttp_set_max_body_size(lst->evh, (ev_ssize_t)ceiling);

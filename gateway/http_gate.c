@@ -1,8 +1,9 @@
 /*
- * The request gate of the organisation listener: request heads checked on
- * the raw decrypted bytes before libevent's evhttp sees them (strict
- * framing, routing, permission, limits), bodies passed on by their length
- * or chunk by chunk, refusals answered without reading the body.
+ * The request gate of both listeners: request heads checked on the raw
+ * (decrypted) bytes before libevent's evhttp sees them (strict framing,
+ * routing, permission, limits), bodies passed on by their length or chunk
+ * by chunk, refusals answered without reading the body, always as an
+ * OperationOutcome (evhttp's own refusals are HTML pages).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,14 @@
 #include "util.h"
 
 /* ---- request heads, checked before evhttp sees them ---- */
+
+/* The largest body c's listener takes: the admin listener serves only
+ * small GET requests. */
+static uint64_t
+gate_max_body(const struct http_conn *c)
+{
+	return c->lst->admin ? HTTP_ADMIN_BODY_MAX : c->srv->cfg->max_body;
+}
 
 /*
  * evhttp in libevent 2.1 reads a request's whole body before the request
@@ -263,8 +272,8 @@ gate_route(struct http_conn *c, const char *method, const char *path, size_t n,
 	*path_known = false;
 	allow[0] = '\0';
 	if (copy != NULL)
-		r = http_route_find(&c->srv->org, method, copy, path_known,
-				    allow, allowlen);
+		r = http_route_find(c->lst, method, copy, path_known, allow,
+				    allowlen);
 	free(copy);
 	return r;
 }
@@ -357,7 +366,7 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 	/* From here a refusal of a body the client sends unasked (no
 	 * Expect: 100-continue) drops that body before answering. */
 	if (body_method && h.n_te == 0 && h.n_expect == 0 &&
-	    len <= cfg->max_body) {
+	    len <= gate_max_body(c)) {
 		c->drain = len;
 		c->drain_head = n;
 	}
@@ -379,8 +388,9 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 		gate_refuse(c, out, POLICY_NOT_FOUND, "no such endpoint");
 		return;
 	}
-	if (tls_peer_get(c->ssl, &peer) != GW_OK ||
-	    !http_route_permitted(cfg, r, peer.ura)) {
+	/* The admin listener (loopback, plain HTTP) has no peers. */
+	if (!c->lst->admin && (tls_peer_get(c->ssl, &peer) != GW_OK ||
+			       !http_route_permitted(cfg, r, peer.ura))) {
 		gate_refuse(c, out, POLICY_FORBIDDEN,
 			    "organisation %s is not allowed to use this "
 			    "endpoint",
@@ -392,12 +402,12 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 			    "send Content-Length or chunked encoding");
 		return;
 	}
-	if (body_method && len > cfg->max_body) {
+	if (body_method && len > gate_max_body(c)) {
 		gate_refuse(c, out, POLICY_TOO_LARGE,
 			    "request body of %llu bytes exceeds the limit of "
 			    "%llu bytes",
 			    (unsigned long long)len,
-			    (unsigned long long)cfg->max_body);
+			    (unsigned long long)gate_max_body(c));
 		return;
 	}
 	if (body_method && (r->flags & HTTP_ROUTE_FORM_BODY)) {
@@ -521,6 +531,15 @@ gate_chunk_size(struct http_conn *c, struct evbuffer *out)
 	uint64_t size = 0;
 	size_t i, len;
 
+	/* Anything but hex digits before the CR is refused as soon as it
+	 * arrives: a bare LF line end would otherwise leave the request
+	 * waiting, unanswered, until read_timeout. */
+	for (i = 0; p != NULL && i < m && p[i] != '\r'; i++)
+		if (util_hexval((unsigned char)p[i]) < 0) {
+			gate_refuse(c, out, POLICY_BAD_REQUEST,
+				    "malformed chunked body");
+			return true;
+		}
 	if (p == NULL || cr == NULL || (size_t)(cr - p) + 1 >= m) {
 		if (m < GATE_SIZE_MAX)
 			return false;
@@ -541,10 +560,10 @@ gate_chunk_size(struct http_conn *c, struct evbuffer *out)
 		c->gate = GATE_CHUNK_LAST;
 		return true;
 	}
-	if (size > c->srv->cfg->max_body - c->chunked_total) {
+	if (size > gate_max_body(c) - c->chunked_total) {
 		gate_refuse(c, out, POLICY_TOO_LARGE,
 			    "request body exceeds the limit of %llu bytes",
-			    (unsigned long long)c->srv->cfg->max_body);
+			    (unsigned long long)gate_max_body(c));
 		return true;
 	}
 	c->chunked_total += size;
@@ -653,17 +672,27 @@ gate_input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info,
 void
 http_gate_release(struct http_conn *c)
 {
+	struct evbuffer *in;
+
 	if (c->gate != GATE_HOLD || c->bev == NULL)
 		return;
 	c->gate = GATE_HEAD;
 	c->scanned = 0;
 	c->in_gate = true;
-	gate_pump(c, bufferevent_get_input(c->bev));
+	in = bufferevent_get_input(c->bev);
+	/* A socket bufferevent (the admin listener) keeps the end of its
+	 * input frozen outside its own reads: open it for what the gate
+	 * passes on now. */
+	if (c->ssl == NULL)
+		evbuffer_unfreeze(in, 0);
+	gate_pump(c, in);
+	if (c->ssl == NULL)
+		evbuffer_freeze(in, 0);
 	c->in_gate = false;
 }
 
-/* Put the gate on a new connection's TLS input. False when out of
- * memory. */
+/* Put the gate on a new connection's input (TLS-decrypted for the org
+ * listener). False when out of memory. */
 bool
 http_gate_attach(struct http_conn *c, struct bufferevent *bev)
 {
@@ -672,4 +701,16 @@ http_gate_attach(struct http_conn *c, struct bufferevent *bev)
 	c->gate_cb =
 	    evbuffer_add_cb(bufferevent_get_input(bev), gate_input_cb, c);
 	return c->gate_cb != NULL;
+}
+
+void
+http_gate_detach(struct http_conn *c, struct bufferevent *bev)
+{
+	if (c->gate_cb != NULL && bev != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(bev),
+					 c->gate_cb);
+	c->gate_cb = NULL;
+	if (c->held != NULL)
+		evbuffer_free(c->held);
+	c->held = NULL;
 }

@@ -25,7 +25,8 @@
  * libevent reads it; libevent's own ceiling, a little above, stays as a
  * second line.
  */
-#define HTTP_BODY_SLACK (256 * 1024)
+#define HTTP_BODY_SLACK	    (256 * 1024)
+#define HTTP_ADMIN_BODY_MAX (64 * 1024) /* admin listener: GET only */
 
 /*
  * What handling a request with a body of n bytes is estimated to take at
@@ -187,9 +188,12 @@ bool http_route_permitted(const struct config *cfg, const struct http_route *r,
 
 /* ---- http_gate.c ---- */
 
-/* Put the request gate on a new connection's TLS input; false when out
- * of memory. */
+/* Put the request gate on a new connection's input (TLS-decrypted on
+ * the org listener); false when out of memory. */
 bool http_gate_attach(struct http_conn *c, struct bufferevent *bev);
+/* Take the gate off c's connection (bev: its bufferevent, still alive)
+ * and free what it holds; a no-op when none is attached. */
+void http_gate_detach(struct http_conn *c, struct bufferevent *bev);
 /* The request passed on was answered: let the next one through. */
 void http_gate_release(struct http_conn *c);
 

@@ -509,12 +509,32 @@ job_validate_only(struct intake_job *j, struct validate_ctx *vctx)
 			return;
 		}
 	}
+	/* Only a resource can be validated: an array, a number or an
+	 * object without resourceType is a malformed request (400), not a
+	 * resource with issues (200). */
+	rt = fj_get_str(res, "resourceType");
+	if (res->type != FJ_OBJECT || rt == NULL || rt[0] == '\0') {
+		job_fail(j, POLICY_MALFORMED,
+			 j->doc->root == res ? NULL
+					     : "Parameters.parameter.resource",
+			 "$validate takes a FHIR resource: a JSON object with "
+			 "a resourceType%s, not %s",
+			 j->doc->root == res ? " (or a Parameters resource "
+					       "with a parameter 'resource')"
+					     : "",
+			 res->type == FJ_ARRAY	  ? "an array"
+			 : res->type == FJ_OBJECT ? "an object without one"
+			 : res->type == FJ_STRING ? "a string"
+			 : res->type == FJ_NUMBER ? "a number"
+			 : res->type == FJ_BOOL	  ? "a boolean"
+						  : "null");
+		return;
+	}
 	if ((oo = fhir_outcome_new()) == NULL) {
 		job_fail(j, POLICY_BUSY, NULL, "out of memory");
 		return;
 	}
 	/* /fhir/{type}/$validate: the resource must be of that type. */
-	rt = fj_get_str(res, "resourceType");
 	if (j->type != NULL && (rt == NULL || strcmp(rt, j->type) != 0))
 		fhir_outcome_add(oo, FHIR_ERROR, "invalid", "resourceType",
 				 (int)res->line, (int)res->col,

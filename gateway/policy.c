@@ -2,6 +2,8 @@
  * retry-versus-reject decisions of intake and delivery. */
 #include "policy.h"
 
+#include <string.h>
+
 #include "outcome.h"
 
 static const struct policy_answer policy_answers[POLICY_KIND_COUNT] = {
@@ -94,16 +96,61 @@ policy_sign_outcome(const struct sign_result *res)
 	    sign_check_name(res->check), res->reason);
 }
 
-enum policy_delivery
-policy_delivery(bool answered, long status, bool *busy)
+/* A 422 that only says the receiver is not served by the gateway that
+ * answered (intake.c route_receivers: code not-found, expression on
+ * MessageHeader.destination): the sender's route is wrong. */
+static bool
+policy_no_route(const json_t *outcome)
 {
-	if (busy != NULL)
-		*busy = status == 429 || status == 503;
+	const json_t *issue, *expr;
+	const char *sev, *code, *e;
+	size_t i, nerrors = 0;
+
+	json_array_foreach(json_object_get(outcome, "issue"), i, issue)
+	{
+		sev = json_string_value(json_object_get(issue, "severity"));
+		if (sev == NULL ||
+		    (strcmp(sev, "error") != 0 && strcmp(sev, "fatal") != 0))
+			continue;
+		nerrors++;
+		code = json_string_value(json_object_get(issue, "code"));
+		expr = json_array_get(json_object_get(issue, "expression"), 0);
+		e = json_string_value(expr);
+		if (code == NULL || strcmp(code, "not-found") != 0 ||
+		    e == NULL ||
+		    strstr(e, "MessageHeader).destination") == NULL)
+			return false;
+	}
+	return nerrors > 0;
+}
+
+enum policy_delivery
+policy_delivery(bool answered, long status, const json_t *outcome,
+		enum policy_hold *hold)
+{
+	enum policy_hold h = POLICY_HOLD_NONE;
+	enum policy_delivery out;
+
+	if (status == 429 || status == 503)
+		h = POLICY_HOLD_BUSY;
 	if (!answered)
-		return POLICY_RETRY;
-	if (status >= 200 && status < 300)
-		return POLICY_DELIVERED;
-	if (status == 408 || status == 429 || status >= 500 || status < 400)
-		return POLICY_RETRY;
-	return POLICY_DEAD;
+		out = POLICY_RETRY;
+	else if (status >= 200 && status < 300)
+		out = POLICY_DELIVERED;
+	else if (status == 408 || status == 429 || status >= 500 ||
+		 status < 400)
+		out = POLICY_RETRY;
+	else if (status == 401 || status == 403 || status == 404 ||
+		 status == 405 || status == 421 ||
+		 (status == 422 && policy_no_route(outcome))) {
+		/* Who may push, the endpoint's path, which gateway serves
+		 * the receiver: configuration, not the care plan. */
+		h = POLICY_HOLD_ROUTE;
+		out = POLICY_RETRY;
+	} else {
+		out = POLICY_DEAD;
+	}
+	if (hold != NULL)
+		*hold = h;
+	return out;
 }

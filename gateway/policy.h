@@ -90,16 +90,30 @@ enum policy_delivery {
 	POLICY_DEAD,	  /* refused for good: dead-letter, operator acts */
 };
 
+/* Whether an attempt's answer speaks for the whole receiver, which the
+ * deliverer then holds (one probe at a time until it answers otherwise). */
+enum policy_hold {
+	POLICY_HOLD_NONE,
+	POLICY_HOLD_BUSY,  /* 429, 503: overloaded */
+	POLICY_HOLD_ROUTE, /* the route is wrong, not the message */
+};
+
 /*
  * The deliverer's retry-versus-reject decision after one attempt.
  * status: the HTTP status received (0 none); answered: the transfer
  * completed with it, otherwise it failed (connection, TLS, timeout) and
- * is retried. Retried: no answer, 1xx/3xx (redirects are not followed: a
- * route to fix), 408, 429 and 5xx; dead: any other 4xx (the receiver
- * refused the message itself). *busy (may be NULL) is set for a 429 or
- * 503 status, answered or not, which speaks for the whole receiver: it
- * is overloaded, hold it.
+ * is retried. outcome: the answer's body when it is a JSON object (the
+ * receiver's OperationOutcome), or NULL. Retried: no answer, 1xx/3xx
+ * (redirects are not followed: a route to fix), 408, 429 and 5xx, and
+ * the answers that say the route is wrong (*hold POLICY_HOLD_ROUTE): 401,
+ * 403, 404, 405, 421, and a 422 whose every error is "no route to
+ * receiver" (code not-found on MessageHeader.destination: the receiving
+ * gateway does not serve the receiver). Dead: any other 4xx (the
+ * receiver refused the message itself). *hold (may be NULL) is
+ * POLICY_HOLD_BUSY for a 429 or 503 status, answered or not.
  */
-enum policy_delivery policy_delivery(bool answered, long status, bool *busy);
+enum policy_delivery policy_delivery(bool answered, long status,
+				     const json_t *outcome,
+				     enum policy_hold *hold);
 
 #endif

@@ -1183,10 +1183,10 @@ store_accept(struct store *s, const struct store_accept *req,
 }
 
 enum gw_err
-store_claim(struct store *s, const char *receiver, int64_t now, size_t max,
-	    struct store_row **rows, size_t *n)
+store_claim(struct store *s, const char *receiver, int64_t due_by, int64_t now,
+	    size_t max, struct store_row **rows, size_t *n)
 {
-	return s->ops->claim(s->conn, receiver, now, max, rows, n);
+	return s->ops->claim(s->conn, receiver, due_by, now, max, rows, n);
 }
 
 enum gw_err

@@ -361,13 +361,16 @@ void store_flush(struct store *s);
 
 /*
  * Claim up to max due rows (receiver NULL: any receiver) whose
- * next_attempt_at <= now and that no earlier row for the same (receiver,
- * patient) precedes in state due, inflight or held; they become inflight
- * with attempts + 1. *rows (caller frees with store_rows_free) and *n;
- * *rows may be NULL when *n is 0.
+ * next_attempt_at <= due_by and that no earlier row for the same
+ * (receiver, patient) precedes in state due, inflight or held; they become
+ * inflight with attempts + 1 and last_attempt_at = now (due_by may lie far
+ * beyond now: a held receiver's probe takes its lane head early). *rows
+ * (caller frees with store_rows_free) and *n; *rows may be NULL when *n
+ * is 0.
  */
-enum gw_err store_claim(struct store *s, const char *receiver, int64_t now,
-			size_t max, struct store_row **rows, size_t *n);
+enum gw_err store_claim(struct store *s, const char *receiver, int64_t due_by,
+			int64_t now, size_t max, struct store_row **rows,
+			size_t *n);
 
 /* inflight -> delivered with the receiver's HTTP status. GW_NOTFOUND when
  * the row is not inflight. */
@@ -527,8 +530,9 @@ struct store_ops {
 				  const struct store_audit_filter *f,
 				  struct store_audit_rec **out, size_t *n);
 	enum gw_err (*audit_verify)(void *conn, struct store_audit_check *out);
-	enum gw_err (*claim)(void *conn, const char *receiver, int64_t now,
-			     size_t max, struct store_row **rows, size_t *n);
+	enum gw_err (*claim)(void *conn, const char *receiver, int64_t due_by,
+			     int64_t now, size_t max, struct store_row **rows,
+			     size_t *n);
 	enum gw_err (*finish)(void *conn, const char *id, const char *receiver,
 			      enum store_state to, int status,
 			      const char *error, const char *outcome,

@@ -1434,8 +1434,8 @@ out:
 }
 
 static enum gw_err
-sq_claim(void *conn, const char *receiver, int64_t now, size_t max,
-	 struct store_row **rows, size_t *n)
+sq_claim(void *conn, const char *receiver, int64_t due_by, int64_t now,
+	 size_t max, struct store_row **rows, size_t *n)
 {
 	struct sq *c = conn;
 	sqlite3_stmt *st = NULL;
@@ -1451,7 +1451,7 @@ sq_claim(void *conn, const char *receiver, int64_t now, size_t max,
 	   loop need not wait for the writer thread's commit. */
 	if ((err = sq_stmt(c, SQ_CLAIM_SELECT, &st)) != GW_OK)
 		return err;
-	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 1, due_by);
 	sq_bind_text(st, 2, receiver);
 	sqlite3_bind_int64(st, 3, 1);
 	rc = sqlite3_step(st);
@@ -1464,7 +1464,7 @@ sq_claim(void *conn, const char *receiver, int64_t now, size_t max,
 		return err;
 	if ((err = sq_stmt(c, SQ_CLAIM_SELECT, &st)) != GW_OK)
 		goto fail;
-	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int64(st, 1, due_by);
 	sq_bind_text(st, 2, receiver);
 	sqlite3_bind_int64(st, 3, max > INT_MAX ? INT_MAX : (int64_t)max);
 	if ((err = sq_rows_collect(c, st, rows, n)) != GW_OK)

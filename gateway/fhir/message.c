@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 
+#include "buf.h"
 #include "outcome.h"
 #include "message.h"
 #include "hmap.h"
@@ -294,23 +295,53 @@ ura_holder(struct fj_doc *doc, const char *ura)
 	return h;
 }
 
-static struct fj_node *
-new_urn(struct fj_doc *doc)
+/* "urn:uuid:" and a version 8 UUID made of the first 16 bytes of md
+ * (a SHA-256) into out (MESSAGE_IDENT_LEN bytes). */
+static void
+urn_of_digest(const unsigned char md[32], char out[MESSAGE_IDENT_LEN])
 {
-	char urn[48] = "urn:uuid:";
+	unsigned char u[16];
+	char hex[33];
 
-	util_uuid(urn + 9);
+	memcpy(u, md, sizeof(u));
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x80); /* version 8 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+	util_hex(u, sizeof(u), hex);
+	snprintf(out, MESSAGE_IDENT_LEN, "urn:uuid:%.8s-%.4s-%.4s-%.4s-%.12s",
+		 hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* A fullUrl for the n-th entry made: random without a seed (the message
+ * identifier), else derived from seed and n. */
+static struct fj_node *
+new_urn(struct fj_doc *doc, const char *seed, unsigned n)
+{
+	char urn[MESSAGE_IDENT_LEN] = "urn:uuid:", text[320];
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	int len;
+
+	if (seed == NULL) {
+		util_uuid(urn + 9);
+		return fj_new_string(doc, urn);
+	}
+	len = snprintf(text, sizeof(text), "pzpgw-fullurl\n%u\n%s", n, seed);
+	if (len < 0 || (size_t)len >= sizeof(text) ||
+	    EVP_Digest(text, (size_t)len, md, &mdlen, EVP_sha256(), NULL) != 1)
+		return NULL;
+	urn_of_digest(md, urn);
 	return fj_new_string(doc, urn);
 }
 
 /* Add one resource (copied) as an entry and a focus reference to it. */
 static bool
 add_entry(struct fj_doc *doc, struct fj_node *entries, struct fj_node *focus,
-	  const struct fj_node *res, const char *full_url)
+	  const struct fj_node *res, const char *full_url, const char *seed)
 {
 	struct fj_node *e = fj_new_object(doc), *f = fj_new_object(doc);
 	struct fj_node *url =
-	    full_url ? fj_new_string(doc, full_url) : new_urn(doc);
+	    full_url ? fj_new_string(doc, full_url)
+		     : new_urn(doc, seed, (unsigned)entries->u.kids.count);
 	struct fj_node *copy = fj_copy(doc, res);
 
 	if (e == NULL || f == NULL || url == NULL || copy == NULL ||
@@ -326,7 +357,8 @@ add_entry(struct fj_doc *doc, struct fj_node *entries, struct fj_node *focus,
 enum gw_err
 message_wrap(const struct fj_node *content, const char *sender,
 	     const char *const *receivers, size_t nreceivers, const char *event,
-	     struct fj_doc **out, char *errbuf, size_t errlen)
+	     const char *identifier, struct fj_doc **out, char *errbuf,
+	     size_t errlen)
 {
 	struct fj_doc *doc = NULL;
 	struct fj_node *b, *ident, *entries, *mh, *mhe, *ev, *dests, *focus,
@@ -353,7 +385,9 @@ message_wrap(const struct fj_node *content, const char *sender,
 	src = fj_new_object(doc);
 	if (b == NULL || ident == NULL || entries == NULL || mhe == NULL ||
 	    mh == NULL || ev == NULL || dests == NULL || focus == NULL ||
-	    src == NULL || (urn = new_urn(doc)) == NULL)
+	    src == NULL ||
+	    (urn = identifier != NULL ? fj_new_string(doc, identifier)
+				      : new_urn(doc, NULL, 0)) == NULL)
 		goto nomem;
 	doc->root = b;
 	if (!set_str(doc, b, "resourceType", "Bundle") ||
@@ -386,7 +420,7 @@ message_wrap(const struct fj_node *content, const char *sender,
 	    !set_str(doc, src, "endpoint", endpoint) ||
 	    fj_set(doc, mh, "source", src) != GW_OK)
 		goto nomem;
-	if (fj_set(doc, mhe, "fullUrl", new_urn(doc)) != GW_OK ||
+	if (fj_set(doc, mhe, "fullUrl", new_urn(doc, identifier, 0)) != GW_OK ||
 	    fj_set(doc, mhe, "resource", mh) != GW_OK)
 		goto nomem;
 	fj_append(entries, mhe);
@@ -400,10 +434,10 @@ message_wrap(const struct fj_node *content, const char *sender,
 			if (res == NULL)
 				continue;
 			if (!add_entry(doc, entries, focus, res,
-				       fj_get_str(e, "fullUrl")))
+				       fj_get_str(e, "fullUrl"), identifier))
 				goto nomem;
 		}
-	} else if (!add_entry(doc, entries, focus, content, NULL)) {
+	} else if (!add_entry(doc, entries, focus, content, NULL, identifier)) {
 		goto nomem;
 	}
 	if (focus->u.kids.count == 0) {
@@ -420,4 +454,57 @@ nomem:
 	fj_doc_free(doc);
 	snprintf(errbuf, errlen, "out of memory");
 	return GW_NOMEM;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+enum gw_err
+message_wrap_identifier(const struct fj_node *content, const char *sender,
+			const char *const *receivers, size_t nreceivers,
+			const char *event, char out[MESSAGE_IDENT_LEN])
+{
+	const char *sorted[MESSAGE_MAX_RECEIVERS];
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = NULL;
+	struct buf text;
+	enum gw_err err = GW_CRYPTO;
+	bool ok;
+
+	out[0] = '\0';
+	if (nreceivers > MESSAGE_MAX_RECEIVERS)
+		return GW_INVALID;
+	buf_init(&text, (size_t)128 * 1024 * 1024); /* 2x send's input max */
+	if ((err = fj_dump(content, 0, &text)) != GW_OK)
+		goto done;
+	err = GW_CRYPTO;
+	memcpy(sorted, receivers, nreceivers * sizeof(*sorted));
+	qsort(sorted, nreceivers, sizeof(*sorted), cmp_str);
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		goto done;
+	/* Each field ends in a newline, which no URA or event code holds:
+	 * one input cannot pass for another. */
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(ctx, "pzpgw-send\n", 11) == 1 &&
+	     EVP_DigestUpdate(ctx, sender, strlen(sender)) == 1 &&
+	     EVP_DigestUpdate(ctx, "\n", 1) == 1 &&
+	     EVP_DigestUpdate(ctx, event, strlen(event)) == 1 &&
+	     EVP_DigestUpdate(ctx, "\n", 1) == 1;
+	for (size_t i = 0; ok && i < nreceivers; i++)
+		ok = EVP_DigestUpdate(ctx, sorted[i], strlen(sorted[i])) == 1 &&
+		     EVP_DigestUpdate(ctx, "\n", 1) == 1;
+	ok = ok && EVP_DigestUpdate(ctx, text.data, text.len) == 1 &&
+	     EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32;
+	if (!ok)
+		goto done;
+	urn_of_digest(md, out);
+	err = GW_OK;
+done:
+	EVP_MD_CTX_free(ctx);
+	buf_cleanup(&text);
+	return err;
 }

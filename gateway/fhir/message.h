@@ -51,16 +51,37 @@ enum gw_err message_parse(const struct fj_node *root, struct message_info *info,
  * identifier system|value, else of its fullUrl); "" when no Patient. */
 void message_patient_key(const struct fj_node *bundle, char out[65]);
 
+/* Size of a message identifier made here: "urn:uuid:" + 36 + NUL. */
+#define MESSAGE_IDENT_LEN 46
+
 /*
  * Wrap content (a Bundle of PZP resources, or one resource) into a new
  * message Bundle from sender to receivers, event MESSAGE_EVENT_*. Entries
  * get urn:uuid fullUrls where they have none, and the MessageHeader's
- * focus points at every resource. Caller frees *out with fj_doc_free.
- * GW_INVALID (with errbuf) when content is not a resource.
+ * focus points at every resource. identifier: Bundle.identifier.value
+ * (system urn:ietf:rfc:3986); with one, the fullUrls made are derived
+ * from it, so wrapping the same content under the same identifier again
+ * differs only in Bundle.timestamp; NULL: a new random urn:uuid and
+ * random fullUrls. Caller frees *out with fj_doc_free. GW_INVALID (with
+ * errbuf) when content is not a resource.
  */
 enum gw_err message_wrap(const struct fj_node *content, const char *sender,
 			 const char *const *receivers, size_t nreceivers,
-			 const char *event, struct fj_doc **out, char *errbuf,
-			 size_t errlen);
+			 const char *event, const char *identifier,
+			 struct fj_doc **out, char *errbuf, size_t errlen);
+
+/*
+ * The identifier `pzpgw send` gives a message it wraps unless told one:
+ * "urn:uuid:" and a UUID (version 8) made of the SHA-256 of the sender,
+ * the event, the receivers (in any order) and content as parsed (not its
+ * whitespace). Sending the same content to the same receivers again gets
+ * the same identifier, which the gateway deduplicates on. out holds
+ * MESSAGE_IDENT_LEN bytes. GW_NOMEM, GW_CRYPTO on failure.
+ */
+enum gw_err message_wrap_identifier(const struct fj_node *content,
+				    const char *sender,
+				    const char *const *receivers,
+				    size_t nreceivers, const char *event,
+				    char out[MESSAGE_IDENT_LEN]);
 
 #endif

@@ -10,6 +10,7 @@ import copy
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import uuid
@@ -299,24 +300,35 @@ def test_relay_keeps_the_hospitals_signature(pair, pki, tmp_path):
 
 def test_receiver_without_relay_refuses_the_relay(pair, pki, tmp_path):
     """B not configured to let A relay for the hospital: the message is
-    refused (403) and dead-lettered at A, not stored at B."""
+    refused (403), not stored at B, and held at A as a configuration
+    error (issue 13), not dead-lettered; once B lets A relay (SIGHUP) it
+    arrives."""
     a, b = pair
-    del b.sections["peer " + A_URA]["relay"]
+    relay = b.sections["peer " + A_URA].pop("relay")
     b.start()
     a.start()
     status, headers, oo = post(a, message(HOSPITAL, [GP1]), "hospital")
     assert status == 202, oo
     db = a.sections["store"]["path"]
 
-    def dead():
+    def rows():
         c = sqlite3.connect(db)
         try:
             return c.execute("SELECT state, last_status FROM outbox"
-                             " WHERE state = 'dead'").fetchall()
+                             ).fetchall()
         finally:
             c.close()
-    assert gw.wait_for(dead, timeout=30, what="dead letter")[0][1] == 403
+    gw.wait_for(lambda: "event=receiver_misconfigured" in a.log_text(),
+                timeout=30, what="receiver held")
+    assert [r[1] for r in rows()] == [403]
+    assert rows()[0][0] in ("due", "inflight")
     assert stored(b) == []
+    b.sections["peer " + A_URA]["relay"] = relay
+    b.write_config()
+    b.send_signal(signal.SIGHUP)
+    gw.wait_for(lambda: rows()[0][0] == "delivered", timeout=30,
+                what="delivery after B lets A relay")
+    assert len(stored(b)) == 1
 
 
 # ---- the same identifier for other content ----

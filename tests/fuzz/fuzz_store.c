@@ -148,7 +148,7 @@ op_claim(struct store *s, struct model *md, struct input *in)
 			if ((recv == NULL || (unsigned)r == which) &&
 			    claimable(md, i, r))
 				want++;
-	if (store_claim(s, recv, md->now, max, &rows, &n) != GW_OK)
+	if (store_claim(s, recv, md->now, md->now, max, &rows, &n) != GW_OK)
 		abort();
 	/* Everything claimable is offered, up to max. */
 	if (n != (want < max ? want : max))

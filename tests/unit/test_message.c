@@ -140,12 +140,93 @@ test_focus_forms(void **state)
 	}
 }
 
+/* The identifier `pzpgw send` derives: the same for the same content
+ * (whitespace and receiver order aside), another for another receiver,
+ * event or sender; wrapping under one identifier makes the same
+ * fullUrls. */
+static void
+test_wrap_identifier(void **state)
+{
+	static const char a[] = "{\"resourceType\":\"Bundle\",\"entry\":[{"
+				"\"resource\":{\"resourceType\":\"Patient\","
+				"\"id\":\"p\"}}]}";
+	static const char a_spaced[] =
+	    "{ \"resourceType\" : \"Bundle\",\n \"entry\" : [ { "
+	    "\"resource\" : {\"resourceType\":\"Patient\", \"id\":\"p\"}"
+	    "} ] }";
+	static const char b[] = "{\"resourceType\":\"Bundle\",\"entry\":[{"
+				"\"resource\":{\"resourceType\":\"Patient\","
+				"\"id\":\"q\"}}]}";
+	const char *r12[] = {"11111111", "22222222"};
+	const char *r21[] = {"22222222", "11111111"};
+	char i1[MESSAGE_IDENT_LEN], i2[MESSAGE_IDENT_LEN];
+	struct fj_doc *da = NULL, *ds = NULL, *db = NULL, *w1 = NULL,
+		      *w2 = NULL;
+	struct fj_error err;
+	char eb[128];
+
+	(void)state;
+	assert_int_equal(fj_parse(a, strlen(a), 0, &da, &err), GW_OK);
+	assert_int_equal(fj_parse(a_spaced, strlen(a_spaced), 0, &ds, &err),
+			 GW_OK);
+	assert_int_equal(fj_parse(b, strlen(b), 0, &db, &err), GW_OK);
+	assert_int_equal(message_wrap_identifier(da->root, "90000002", r12, 2,
+						 MESSAGE_EVENT_SHARED, i1),
+			 GW_OK);
+	assert_int_equal(strlen(i1), 45);
+	assert_memory_equal(i1, "urn:uuid:", 9);
+	assert_int_equal(i1[9 + 14], '8'); /* version 8 */
+	assert_int_equal(message_wrap_identifier(ds->root, "90000002", r21, 2,
+						 MESSAGE_EVENT_SHARED, i2),
+			 GW_OK);
+	assert_string_equal(i1, i2);
+	assert_int_equal(message_wrap_identifier(db->root, "90000002", r12, 2,
+						 MESSAGE_EVENT_SHARED, i2),
+			 GW_OK);
+	assert_string_not_equal(i1, i2);
+	assert_int_equal(message_wrap_identifier(da->root, "90000002", r12, 1,
+						 MESSAGE_EVENT_SHARED, i2),
+			 GW_OK);
+	assert_string_not_equal(i1, i2);
+	assert_int_equal(message_wrap_identifier(da->root, "90000002", r12, 2,
+						 MESSAGE_EVENT_UPDATED, i2),
+			 GW_OK);
+	assert_string_not_equal(i1, i2);
+	assert_int_equal(message_wrap_identifier(da->root, "90000005", r12, 2,
+						 MESSAGE_EVENT_SHARED, i2),
+			 GW_OK);
+	assert_string_not_equal(i1, i2);
+	assert_int_equal(message_wrap(da->root, "90000002", r12, 2,
+				      MESSAGE_EVENT_SHARED, i1, &w1, eb,
+				      sizeof(eb)),
+			 GW_OK);
+	assert_int_equal(message_wrap(da->root, "90000002", r12, 2,
+				      MESSAGE_EVENT_SHARED, i1, &w2, eb,
+				      sizeof(eb)),
+			 GW_OK);
+	assert_string_equal(fj_get_str(fj_get(w1->root, "identifier"), "value"),
+			    i1);
+	for (int k = 0; k < 2; k++)
+		assert_string_equal(
+		    fj_get_str(fj_at(fj_get(w1->root, "entry"), k), "fullUrl"),
+		    fj_get_str(fj_at(fj_get(w2->root, "entry"), k), "fullUrl"));
+	assert_string_not_equal(
+	    fj_get_str(fj_at(fj_get(w1->root, "entry"), 0), "fullUrl"),
+	    fj_get_str(fj_at(fj_get(w1->root, "entry"), 1), "fullUrl"));
+	fj_doc_free(w1);
+	fj_doc_free(w2);
+	fj_doc_free(da);
+	fj_doc_free(ds);
+	fj_doc_free(db);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_many_focus),
 	    cmocka_unit_test(test_focus_forms),
+	    cmocka_unit_test(test_wrap_identifier),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

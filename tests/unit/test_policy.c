@@ -135,40 +135,79 @@ test_sign_checks(void **state)
 static void
 test_delivery_decision(void **state)
 {
+	static const char no_route[] =
+	    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{"
+	    "\"severity\":\"error\",\"code\":\"not-found\","
+	    "\"diagnostics\":\"no route to receiver 90000004\","
+	    "\"expression\":[\"Bundle.entry[0].resource.ofType("
+	    "MessageHeader).destination[0].receiver\"]},{\"severity\":"
+	    "\"warning\",\"code\":\"invalid\"}]}";
+	static const char content[] =
+	    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{"
+	    "\"severity\":\"error\",\"code\":\"not-found\","
+	    "\"diagnostics\":\"no route to receiver 90000004\","
+	    "\"expression\":[\"Bundle.entry[0].resource.ofType("
+	    "MessageHeader).destination[0].receiver\"]},{\"severity\":"
+	    "\"error\",\"code\":\"invalid\",\"expression\":["
+	    "\"Bundle.entry[2].resource.gender\"]}]}";
+	static const char only_warnings[] =
+	    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{"
+	    "\"severity\":\"warning\",\"code\":\"not-found\"}]}";
+	static const char elsewhere[] =
+	    "{\"resourceType\":\"OperationOutcome\",\"issue\":[{"
+	    "\"severity\":\"error\",\"code\":\"not-found\","
+	    "\"expression\":[\"Bundle.entry[3].resource.subject\"]}]}";
 	static const struct {
 		bool answered;
 		long status;
+		const char *outcome;
 		enum policy_delivery want;
-		bool busy;
+		enum policy_hold hold;
 	} cases[] = {
-	    {false, 0, POLICY_RETRY, false},  /* no connection */
-	    {false, 503, POLICY_RETRY, true}, /* busy, body cut off */
-	    {true, 200, POLICY_DELIVERED, false},
-	    {true, 202, POLICY_DELIVERED, false},
-	    {true, 301, POLICY_RETRY, false}, /* a route to fix */
-	    {true, 400, POLICY_DEAD, false},
-	    {true, 403, POLICY_DEAD, false},
-	    {true, 408, POLICY_RETRY, false},
-	    {true, 409, POLICY_DEAD, false},
-	    {true, 422, POLICY_DEAD, false},
-	    {true, 429, POLICY_RETRY, true},
-	    {true, 500, POLICY_RETRY, false},
-	    {true, 503, POLICY_RETRY, true},
+	    {false, 0, NULL, POLICY_RETRY, POLICY_HOLD_NONE},	/* no conn. */
+	    {false, 503, NULL, POLICY_RETRY, POLICY_HOLD_BUSY}, /* cut off */
+	    {true, 200, NULL, POLICY_DELIVERED, POLICY_HOLD_NONE},
+	    {true, 202, NULL, POLICY_DELIVERED, POLICY_HOLD_NONE},
+	    {true, 301, NULL, POLICY_RETRY, POLICY_HOLD_NONE}, /* a route */
+	    {true, 400, NULL, POLICY_DEAD, POLICY_HOLD_NONE},
+	    {true, 400, no_route, POLICY_DEAD, POLICY_HOLD_NONE},
+	    {true, 401, NULL, POLICY_RETRY, POLICY_HOLD_ROUTE},
+	    {true, 403, NULL, POLICY_RETRY, POLICY_HOLD_ROUTE},
+	    {true, 404, NULL, POLICY_RETRY, POLICY_HOLD_ROUTE},
+	    {true, 405, NULL, POLICY_RETRY, POLICY_HOLD_ROUTE},
+	    {true, 408, NULL, POLICY_RETRY, POLICY_HOLD_NONE},
+	    {true, 409, NULL, POLICY_DEAD, POLICY_HOLD_NONE},
+	    {true, 410, NULL, POLICY_DEAD, POLICY_HOLD_NONE},
+	    {true, 421, NULL, POLICY_RETRY, POLICY_HOLD_ROUTE},
+	    {true, 422, NULL, POLICY_DEAD, POLICY_HOLD_NONE},
+	    {true, 422, no_route, POLICY_RETRY, POLICY_HOLD_ROUTE},
+	    {true, 422, content, POLICY_DEAD, POLICY_HOLD_NONE},
+	    {true, 422, only_warnings, POLICY_DEAD, POLICY_HOLD_NONE},
+	    {true, 422, elsewhere, POLICY_DEAD, POLICY_HOLD_NONE},
+	    {true, 429, NULL, POLICY_RETRY, POLICY_HOLD_BUSY},
+	    {true, 500, NULL, POLICY_RETRY, POLICY_HOLD_NONE},
+	    {true, 503, NULL, POLICY_RETRY, POLICY_HOLD_BUSY},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		bool busy = !cases[i].busy;
-		enum policy_delivery got =
-		    policy_delivery(cases[i].answered, cases[i].status, &busy);
+		enum policy_hold hold = (enum policy_hold)99;
+		json_t *oo = NULL;
+		enum policy_delivery got;
 
-		if (got != cases[i].want || busy != cases[i].busy)
-			fail_msg("status %ld answered %d: got %d busy %d, "
-				 "want %d busy %d",
-				 cases[i].status, cases[i].answered, got, busy,
-				 cases[i].want, cases[i].busy);
+		if (cases[i].outcome != NULL)
+			assert_non_null(
+			    oo = json_loads(cases[i].outcome, 0, NULL));
+		got = policy_delivery(cases[i].answered, cases[i].status, oo,
+				      &hold);
+		json_decref(oo);
+		if (got != cases[i].want || hold != cases[i].hold)
+			fail_msg("case %zu status %ld answered %d: got %d "
+				 "hold %d, want %d hold %d",
+				 i, cases[i].status, cases[i].answered, got,
+				 hold, cases[i].want, cases[i].hold);
 	}
-	assert_int_equal(policy_delivery(true, 404, NULL), POLICY_DEAD);
+	assert_int_equal(policy_delivery(true, 410, NULL, NULL), POLICY_DEAD);
 }
 
 int

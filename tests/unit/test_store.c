@@ -128,7 +128,7 @@ claim_ids(struct store *s, const char *receiver, int64_t now, char *out,
 	struct store_row *rows = NULL;
 	size_t nrows = 0;
 
-	assert_int_equal(store_claim(s, receiver, now, 100, &rows, &nrows),
+	assert_int_equal(store_claim(s, receiver, now, now, 100, &rows, &nrows),
 			 GW_OK);
 	out[0] = '\0';
 	for (size_t i = 0; i < nrows; i++) {
@@ -411,7 +411,8 @@ test_claim_limit(void **state)
 		snprintf(pat, sizeof(pat), "p%d", i);
 		must_accept(f->s, id, pat, i % 2 ? R1 : R2, T0 + i);
 	}
-	assert_int_equal(store_claim(f->s, R1, T0 + 100, 3, &rows, &n), GW_OK);
+	assert_int_equal(
+	    store_claim(f->s, R1, T0 + 100, T0 + 100, 3, &rows, &n), GW_OK);
 	assert_int_equal(n, 3);
 	for (size_t i = 0; i < n; i++) {
 		assert_string_equal(rows[i].receiver, R1);
@@ -422,11 +423,35 @@ test_claim_limit(void **state)
 	assert_string_equal(rows[2].id, "m5");
 	store_rows_free(rows, n);
 	/* Not yet due. */
-	assert_int_equal(store_claim(f->s, R2, T0 - 1, 10, &rows, &n), GW_OK);
+	assert_int_equal(store_claim(f->s, R2, T0 - 1, T0 - 1, 10, &rows, &n),
+			 GW_OK);
 	assert_int_equal(n, 0);
-	assert_int_equal(store_claim(f->s, R2, T0 + 100, 10, &rows, &n), GW_OK);
+	assert_int_equal(
+	    store_claim(f->s, R2, T0 + 100, T0 + 100, 10, &rows, &n), GW_OK);
 	assert_int_equal(n, 5);
 	store_rows_free(rows, n);
+}
+
+/* A held receiver's probe claims its lane head before the row is due
+ * (due_by far ahead): the attempt time recorded is the real one. */
+static void
+test_claim_early_attempt_time(void **state)
+{
+	struct fixture *f = *state;
+	struct store_row *rows = NULL, row;
+	size_t n;
+
+	must_accept(f->s, "e1", "p1", R1, T0);
+	assert_int_equal(store_claim(f->s, R1, INT64_MAX, T0 + 5, 1, &rows, &n),
+			 GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].last_attempt_at, T0 + 5);
+	store_rows_free(rows, n);
+	assert_int_equal(row_state(f->s, "e1", R1, &row), STORE_INFLIGHT);
+	if (row.last_attempt_at != T0 + 5 || row.first_attempt_at != T0 + 5)
+		fail_msg("got last %lld first %lld, want %lld",
+			 (long long)row.last_attempt_at,
+			 (long long)row.first_attempt_at, (long long)(T0 + 5));
 }
 
 static void
@@ -1198,8 +1223,8 @@ crash_child(const char *path, const char *acks, int round)
 		if (poll(&p, 1, 100) > 0)
 			store_dispatch(s);
 		/* Deliver some on the loop connection meanwhile. */
-		if (store_claim(s, NULL, util_wall_ms(), 8, &rows, &n) ==
-		    GW_OK) {
+		if (store_claim(s, NULL, util_wall_ms(), util_wall_ms(), 8,
+				&rows, &n) == GW_OK) {
 			for (size_t k = 0; k < n; k++)
 				(void)store_delivered(s, rows[k].id,
 						      rows[k].receiver, 200,
@@ -1570,6 +1595,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_lanes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_claim_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_claim_early_attempt_time,
+					    setup, teardown),
 	    cmocka_unit_test(test_backoff),
 	    cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
