@@ -32,7 +32,7 @@ EXPECT = {
             r'"resourceType":"CapabilityStatement"'],
     "run-pair": [
         # send --status: A accepted it and delivered it to B
-        r"HTTP 202\nmessage [0-9a-f-]{36}\nstatus https://localhost:\d+/"
+        r"HTTP 202\nmessage [0-9a-f-]{36}\nidentifier \S+\nstatus https://localhost:\d+/"
         r"fhir/\$process-message/[0-9a-f-]{36}\n"
         r"receiver 90000003 delivered attempts=1\n",
         # B's inbox: received for the practice from the hospital via A
