@@ -1346,7 +1346,9 @@ provider_run(struct provider_job *j, struct store_reader *r)
 		answer_store_error(&rn, GW_TEMP);
 		goto done;
 	}
-	if ((err = store_res_snapshot(r, &rn.snapshot)) != GW_OK) {
+	/* One read transaction for the request's reads (store.h). */
+	if ((err = store_reader_begin(r)) != GW_OK ||
+	    (err = store_res_snapshot(r, &rn.snapshot)) != GW_OK) {
 		answer_store_error(&rn, err);
 		goto done;
 	}
@@ -1365,6 +1367,7 @@ provider_run(struct provider_job *j, struct store_reader *r)
 	else
 		answer_error(&rn, 404, "not-found", "no such endpoint");
 done:
+	store_reader_end(r);
 	while (rn.resolved != NULL) {
 		struct resolved *c = rn.resolved;
 

@@ -2215,6 +2215,27 @@ sq_res_snapshot(void *conn, int64_t *seq)
 }
 
 static enum gw_err
+sq_res_txn(void *conn, bool begin)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	/* Nothing to end when no transaction is open (begin failed, or a
+	   failing statement rolled it back). */
+	if (!begin && sqlite3_get_autocommit(c->db))
+		return GW_OK;
+	if ((err = sq_rf_stmt(c, begin ? "BEGIN" : "COMMIT", &st)) != GW_OK)
+		return err;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, begin ? "res_begin" : "res_end", rc);
+	return GW_OK;
+}
+
+static enum gw_err
 sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 	    size_t *n)
 {
@@ -2651,6 +2672,7 @@ const struct store_ops store_sqlite_ops = {
     .check_files = sq_check_files,
     .index_secret = sq_index_secret,
     .res_snapshot = sq_res_snapshot,
+    .res_txn = sq_res_txn,
     .res_find = sq_res_find,
     .inbox_list = sq_inbox_list,
     .prune_inbound = sq_prune_inbound,
