@@ -693,6 +693,7 @@ find_current(struct run *rn, const char *type, const char *id, bool hidden,
 {
 	struct store_res_query q = {
 	    .receiver = rn->j->ura,
+	    .bare = true,
 	    .type = type,
 	    .id = id,
 	    .snapshot = rn->snapshot,
@@ -772,6 +773,7 @@ do_read(struct run *rn, const char *type, const char *id, const char *vids)
 	{
 		struct store_res_query q = {
 		    .receiver = j->ura,
+		    .bare = true,
 		    .type = type,
 		    .id = id,
 		    .vid = vid,
@@ -892,6 +894,7 @@ do_history_instance(struct run *rn, const char *type, const char *id,
 	{
 		struct store_res_query q = {
 		    .receiver = j->ura,
+		    .bare = true,
 		    .type = type,
 		    .id = id,
 		    .history = true,
@@ -986,6 +989,7 @@ do_history_list(struct run *rn, const char *type, const char *form,
 	while (shown < sc.count) {
 		struct store_res_query q = {
 		    .receiver = j->ura,
+		    .bare = true,
 		    .type = type,
 		    .history = true,
 		    .hidden = true,
@@ -1189,6 +1193,7 @@ do_search(struct run *rn, const char *type, const char *form, const char *page)
 	if (!none) {
 		struct store_res_query sq = {
 		    .receiver = j->ura,
+		    .bare = true,
 		    .bsn = bsn,
 		    .type = type,
 		    .id = sc.id,

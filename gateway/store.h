@@ -608,6 +608,9 @@ struct store_res_query {
 	bool hidden;	   /* include entered-in-error versions */
 	int64_t after_seq; /* seq > after_seq (paging); 0: from the start */
 	size_t limit;	   /* 0: no limit */
+	/* msg_id and sender left "": the message rows are not read (the
+	   pull API needs neither). */
+	bool bare;
 };
 
 /* A read connection for one thread (the pull API's workers). */

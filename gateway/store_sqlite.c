@@ -2264,15 +2264,21 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 	   rows at 10,000 patients). */
 	sk = q->id != NULL || (q->since > 0 && q->bsn == NULL) ? "+" : "";
 	snprintf(sql, sizeof(sql),
-		 "SELECT r.seq, r.type, r.id, r.receiver_ura, r.bsn, m.id,"
-		 " coalesce(nullif(i.sender_ura, ''), m.sender_ura), r.vid,"
-		 " r.updated, r.hidden, %s, r.json"
-		 " FROM res_versions r JOIN messages m ON m.seq ="
-		 " r.message_seq LEFT JOIN inbox i ON i.message_seq ="
-		 " r.message_seq AND i.receiver_ura = r.receiver_ura"
+		 "SELECT r.seq, r.type, r.id, r.receiver_ura, r.bsn, %s,"
+		 " r.vid, r.updated, r.hidden, %s, r.json"
+		 " FROM res_versions r%s"
 		 " WHERE r.receiver_ura = ?1%s%s%s%s%s%s%s%s%s%s"
 		 " AND %sr.seq > ?8 ORDER BY %sr.seq LIMIT ?9",
-		 current, q->bsn != NULL ? " AND r.bsn = ?2" : "",
+		 q->bare ? "'', ''"
+			 : "m.id, coalesce(nullif(i.sender_ura, ''),"
+			   " m.sender_ura)",
+		 current,
+		 q->bare ? ""
+			 : " JOIN messages m ON m.seq = r.message_seq"
+			   " LEFT JOIN inbox i ON i.message_seq ="
+			   " r.message_seq AND i.receiver_ura ="
+			   " r.receiver_ura",
+		 q->bsn != NULL ? " AND r.bsn = ?2" : "",
 		 q->type != NULL ? " AND r.type = ?3" : "",
 		 q->id != NULL ? " AND r.id = ?4" : "",
 		 q->vid > 0 ? " AND r.vid = ?5" : "",
