@@ -2261,14 +2261,16 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 	   few rows are sorted; (receiver, seq) otherwise. Without the
 	   unary + on seq SQLite walks (receiver, seq) to save the sort,
 	   every version of the receiver for one read (measured: 200,000
-	   rows at 10,000 patients). */
+	   rows at 10,000 patients). The versions of one id are in seq
+	   order when in vid order (a new version takes the next of both),
+	   which the (receiver, id, vid) index gives without a sort. */
 	sk = q->id != NULL || (q->since > 0 && q->bsn == NULL) ? "+" : "";
 	snprintf(sql, sizeof(sql),
 		 "SELECT r.seq, r.type, r.id, r.receiver_ura, r.bsn, %s,"
 		 " r.vid, r.updated, r.hidden, %s, r.json"
 		 " FROM res_versions r%s"
 		 " WHERE r.receiver_ura = ?1%s%s%s%s%s%s%s%s%s%s"
-		 " AND %sr.seq > ?8 ORDER BY %sr.seq LIMIT ?9",
+		 " AND %sr.seq > ?8 ORDER BY %s LIMIT ?9",
 		 q->bare ? "'', ''"
 			 : "m.id, coalesce(nullif(i.sender_ura, ''),"
 			   " m.sender_ura)",
@@ -2287,7 +2289,10 @@ sq_res_find(void *conn, const struct store_res_query *q, struct store_res **out,
 		 !q->history && q->vid <= 0 ? " AND " : "",
 		 !q->history && q->vid <= 0 ? current : "",
 		 q->since > 0 ? " AND r.updated >= ?7" : "",
-		 q->hidden ? "" : " AND r.hidden = 0", sk, sk);
+		 q->hidden ? "" : " AND r.hidden = 0", sk,
+		 q->id != NULL ? "r.vid"
+		 : *sk	       ? "+r.seq"
+			       : "r.seq");
 	if ((err = sq_rf_stmt(c, sql, &st)) != GW_OK)
 		return err;
 	sq_bind_text(st, 1, q->receiver);
