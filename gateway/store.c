@@ -410,7 +410,17 @@ store_open(const struct store_options *opts, struct store **out)
 		goto fail;
 	if (pthread_mutex_init(&s->mu, NULL) != 0)
 		goto fail_mu;
-	pthread_cond_init(&s->work, NULL);
+	{
+		/* The writer's timed waits (audit gathering and retry)
+		   count on the monotonic clock: a wall clock set back
+		   must not hold audit records for that long. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->work, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&s->idle, NULL);
 	pthread_cond_init(&s->upkeep_cv, NULL);
 	if (pipe(fds) != 0) {
@@ -779,7 +789,7 @@ store_write_audit(struct store *s)
 			  n, gw_strerror(err), s->audit_failures);
 		s->audit_said = now;
 	}
-	clock_gettime(CLOCK_REALTIME, &at);
+	clock_gettime(CLOCK_MONOTONIC, &at);
 	at.tv_nsec += STORE_AUDIT_RETRY_MS * 1000000L;
 	if (at.tv_nsec >= 1000000000L) {
 		at.tv_sec++;
@@ -803,7 +813,7 @@ store_audit_gather(struct store *s)
 	    s->audit_queued >= STORE_AUDIT_BATCH || now >= due)
 		return false;
 	ns = (long)(due - now) * 1000000L;
-	clock_gettime(CLOCK_REALTIME, &at);
+	clock_gettime(CLOCK_MONOTONIC, &at);
 	at.tv_sec += ns / 1000000000L;
 	at.tv_nsec += ns % 1000000000L;
 	if (at.tv_nsec >= 1000000000L) {
