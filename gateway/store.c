@@ -66,7 +66,7 @@ struct store_audit_job {
  * queued) before committing them: the pull API answers without waiting
  * for the record's commit anyway, and each commit makes every reader
  * start its next read on an empty page cache; one commit per request
- * cost about a fifth of a search's CPU time (writer plus readers). */
+ * cost about a sixth of a search's CPU time (writer plus readers). */
 #define STORE_AUDIT_GATHER_MS 10
 
 struct store {
