@@ -8,7 +8,12 @@
 # accept rate of the first BENCH_ACCEPT (3000) messages with this binary
 # (index written in the accept) and with the binary of the commit before
 # issue 11 (no index; BENCH_BASE_BIN to give one, else it is built from
-# git), on fresh stores in the same run.
+# git; BENCH_BASE_BIN=none leaves that comparison out), on fresh stores
+# in the same run. Beside the rates, the CPU time of one set: the
+# gateway's (utime + stime of its process over the 16-client run) and
+# the load generator's; on a shared machine a steadier figure than the
+# rates, and in a closed loop of 16 clients latency ~= 16 / sets per
+# second.
 #
 # usage: sh bench/bench_pull.sh PZPGW_BINARY
 # env: BENCH_PATIENTS, BENCH_ACCEPT, BENCH_SETS (5000), BENCH_CONC (16),
@@ -44,7 +49,9 @@ pki=$work/pki
 
 # The binary before issue 11, for the accept rate without the index.
 base=${BENCH_BASE_BIN:-}
-if [ -z "$base" ]; then
+if [ "$base" = none ]; then
+	base=""
+elif [ -z "$base" ]; then
 	rev=${BENCH_BASE_REV:-5cea13c}
 	if git -C "$src" cat-file -e "$rev" 2>/dev/null; then
 		mkdir -p "$work/base"
@@ -216,15 +223,25 @@ echo "search over all Consents (no patient): HTTP $code (400: refused)"
 one=$("$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
 	"$pki/ca.pem" 1 $((sets / 10 + 1)) "$npat" "$work/searches")
 echo "IG search sets, 1 connection:  $one"
+# utime + stime (clock ticks) of the gateway process.
+cputicks() {
+	sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
+}
+t0=$(cputicks)
 r=$("$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
 	"$pki/ca.pem" "$conc" "$sets" "$npat" "$work/searches")
+t1=$(cputicks)
 echo "IG search sets, $conc connections: $r"
 $py - "$(field set_p99_ms "$one")" "$(field set_p99_ms "$r")" "$conc" \
-	"$nsearch" <<'EOF'
+	"$nsearch" "$((t1 - t0))" "$(getconf CLK_TCK)" "$(field sets "$r")" \
+	"$(field client_cpu_ms_per_set "$r")" <<'EOF'
 import sys
-one, full, conc, n = sys.argv[1:5]
+one, full, conc, n, ticks, hz, sets, client = sys.argv[1:9]
 print("whole set (%s searches) for one patient at p99: %.2f ms alone,"
       " %.2f ms with %s clients at once (target: under 10 ms)"
       % (n, float(one), float(full), conc))
+server = float(ticks) / float(hz) * 1000 / float(sets)
+print("CPU per set with %s clients: gateway %.3f ms, load generator %.3f ms"
+      % (conc, server, float(client)))
 EOF
 stop

