@@ -364,9 +364,13 @@ gate_head(struct http_conn *c, struct evbuffer *out, const char *head, size_t n)
 		      strcmp(method, "PUT") == 0 ||
 		      strcmp(method, "PATCH") == 0;
 	/* From here a refusal of a body the client sends unasked (no
-	 * Expect: 100-continue) drops that body before answering. */
+	 * Expect: 100-continue) drops that body before answering; a body
+	 * somewhat over the limit too (413), so the client sees why; not on
+	 * the admin listener, which takes no bodies and answers a declared
+	 * one from the head. */
 	if (body_method && h.n_te == 0 && h.n_expect == 0 &&
-	    len <= gate_max_body(c)) {
+	    (len <= gate_max_body(c) ||
+	     (!c->lst->admin && len <= HTTP_DRAIN_MAX))) {
 		c->drain = len;
 		c->drain_head = n;
 	}

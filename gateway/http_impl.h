@@ -27,6 +27,11 @@
  */
 #define HTTP_BODY_SLACK	    (256 * 1024)
 #define HTTP_ADMIN_BODY_MAX (64 * 1024) /* admin listener: GET only */
+/* A refused body the client sends unasked is read and dropped, up to
+ * this many bytes (or the body limit when larger), so that the client
+ * reads the answer instead of a reset; beyond it the connection closes
+ * unread. Main listener only. */
+#define HTTP_DRAIN_MAX (1024 * 1024)
 
 /*
  * What handling a request with a body of n bytes is estimated to take at

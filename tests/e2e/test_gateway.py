@@ -358,6 +358,37 @@ def test_oversized_body_is_413(pki, tmp_path):
         g.stop()
 
 
+def test_body_over_the_limit_sent_unasked_still_reads_413(pki, tmp_path):
+    """A client that sends a body somewhat over the limit without
+    waiting for 100 Continue (as most do) reads the 413, not a reset:
+    the gateway drops the body it refuses before answering. The body
+    arrives in two parts with a pause, so a gateway that closed at the
+    head would have reset the connection under the second part."""
+    g = gw.Gateway(pki, str(tmp_path), limits__max_body="64k").start()
+    try:
+        body = b'{"resourceType":"Basic","x":"' + b"a" * 300000 + b'"}'
+        s = g.connect()
+        try:
+            s.sendall(b"POST /fhir/$validate HTTP/1.1\r\nHost: localhost\r\n"
+                      b"Content-Type: application/fhir+json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body))
+            s.sendall(body[:1000])
+            time.sleep(0.5)
+            s.sendall(body[1000:])
+            got = b""
+            while b"\r\n\r\n" not in got or not got.rstrip().endswith(b"}"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            s.close()
+        assert got.startswith(b"HTTP/1.1 413 "), got[:200]
+        assert b'"too-costly"' in got, got[-300:]
+    finally:
+        g.stop()
+
+
 def test_known_organisation_without_permission_is_403(gateway):
     # gp1 may pull but not validate.
     status, _, out = gateway.request("POST", "/fhir/$validate",
