@@ -23,8 +23,8 @@ static const struct cli_cmd cli_cmds[] = {
     {"verify", cli_verify},   {"queue", cli_queue},
     {"schemas", cli_schemas}, {"validate", cli_validate},
     {"send", cli_send},	      {"audit", cli_audit},
-    {"inbox", cli_inbox},     {"version", cli_version},
-    {"help", cli_help},
+    {"inbox", cli_inbox},     {"transform", cli_transform},
+    {"version", cli_version}, {"help", cli_help},
 };
 
 static int

@@ -45,6 +45,11 @@ int cli_store_open(const char *cmd, const char *config_path,
 		   const char *store_path, struct store_options *o,
 		   const char *hint, struct store **s, struct config **cfg);
 
+/* The default compiled-rules directory ($PZPGW_SCHEMAS, the source tree's
+ * schemas/, /usr/share/pzpgw/schemas, ./schemas) into out
+ * (cli_validate.c). */
+void cli_default_schemas(char *out, size_t len);
+
 /* The overview of all commands (cli_help.c). */
 void cli_overview(FILE *fp);
 
@@ -61,5 +66,6 @@ int cli_validate(int argc, char **argv);     /* cli_validate.c */
 int cli_schemas(int argc, char **argv);	     /* cli_schemas.c */
 int cli_send(int argc, char **argv);	     /* cli_send.c */
 int cli_audit(int argc, char **argv);	     /* cli_audit.c */
+int cli_transform(int argc, char **argv);    /* cli_transform.c */
 
 #endif

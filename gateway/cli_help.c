@@ -110,6 +110,19 @@ static const struct cli_text cli_texts[] = {
      "                 tree's schemas/, /usr/share/pzpgw/schemas)\n"
      "FILE '-' reads stdin; JSON or XML. Exit 0 no error-level finding,\n"
      "1 invalid, 2 usage or I/O error.\n"},
+    {"transform", "convert PZP resources between FHIR STU3 and R4",
+     "pzpgw transform --to r4|stu3 [--from r4|stu3] [--report FILE]\n"
+     "                [--format json|xml] [--schemas DIR] FILE\n"
+     "  --to V         the FHIR version to write\n"
+     "  --from V       the version of FILE (default: told from its\n"
+     "                 profiles and elements)\n"
+     "  --report FILE  write the OperationOutcome of everything mapped\n"
+     "                 with loss or filled with a default (FHIRPaths of\n"
+     "                 the input)\n"
+     "  --format F     json (default) or xml output\n"
+     "FILE is one resource or a Bundle, JSON or XML; the result goes to\n"
+     "stdout. Exit 0 converted, 1 refused (the reason on stderr), 2 usage\n"
+     "or I/O.\n"},
     {"send", "send care plans to a gateway as a FHIR message",
      "pzpgw send --to URA [--to URA]... [options] FILE\n"
      "  --to URA        receiving organisation; repeatable\n"

@@ -28,9 +28,9 @@ is_dir(const char *p)
 
 /* The default rules directory: $PZPGW_SCHEMAS, the source tree the binary
  * was built in (build/<variant>/pzpgw -> schemas/), the installed copy,
- * then ./schemas. */
-static void
-default_schemas(char *out, size_t len)
+ * then ./schemas. (Also used by cli_transform.c.) */
+void
+cli_default_schemas(char *out, size_t len)
 {
 	const char *env = getenv("PZPGW_SCHEMAS");
 	char exe[4096];
@@ -247,7 +247,7 @@ cli_validate(int argc, char **argv)
 	if (optind >= argc)
 		return cli_usage("validate", "no FILE given");
 	if (schemas == NULL) {
-		default_schemas(dir, sizeof(dir));
+		cli_default_schemas(dir, sizeof(dir));
 		schemas = dir;
 	}
 	if ((set = rules_set_new(fhir)) == NULL) {

@@ -224,16 +224,44 @@ is_pzp_url(const char *u, enum rules_fhir v)
 	return false;
 }
 
+/* Extension namespaces only one version uses (zib2017 names its
+ * extensions zib-X-Y, zib2020 ext-X.Y), beside the PZP canonicals. */
+static const char *const ext_only_r4[] = {
+    "http://nictiz.nl/fhir/StructureDefinition/ext-",
+    NULL,
+};
+static const char *const ext_only_stu3[] = {
+    "http://nictiz.nl/fhir/StructureDefinition/zib-",
+    XF_ROLE_REF_URL,
+    "http://nictiz.nl/fhir/StructureDefinition/BodySite-Qualifier",
+    NULL,
+};
+
+/* True when extension url u can only be of version v: left in the other
+ * version it would be an unknown extension. */
+static bool
+is_version_only_ext(const char *u, enum rules_fhir v)
+{
+	const char *const *b = v == RULES_R4 ? ext_only_r4 : ext_only_stu3;
+
+	if (is_pzp_url(u, v))
+		return true;
+	for (; *b != NULL; b++)
+		if (has_prefix(u, *b))
+			return true;
+	return false;
+}
+
 /* Replace the string node n by url u mapped to c->to (the node keeps its
  * place). A PZP canonical with no counterpart is kept and reported. */
 static enum gw_err
-map_url_node(struct xf_ctx *c, struct fj_node *n, const char *rel)
+map_url_node(struct xf_ctx *c, struct fj_node *n, const char *rel, bool report)
 {
 	const char *u = n->u.str.s;
 	const char *t = xf_url(c, u);
 
 	if (t == u) {
-		if (is_pzp_url(u, c->from))
+		if (report && is_pzp_url(u, c->from))
 			return xf_loss(c, rel,
 				       "no %s counterpart of %s is known; the "
 				       "URL is kept as it is",
@@ -527,6 +555,29 @@ xf_role_ref(struct xf_ctx *c, struct fj_node *ref, const char *rel)
 			       "practitionerrole-reference without a "
 			       "valueReference is dropped");
 	fj_remove(ext, "valueReference");
+	{
+		/* The Practitioner reference goes; it comes back from the
+		   role when the role is in the Bundle and names it. */
+		const char *pr = fj_get_str(ref, "reference");
+		const char *pd = fj_get_str(ref, "display");
+		const struct fj_node *role =
+		    xf_resolve(c, fj_get_str(val, "reference"));
+		const struct fj_node *rp = fj_get(role, "practitioner");
+		const char *rpr = fj_get_str(rp, "reference");
+		const char *rpd = fj_get_str(rp, "display");
+		bool kept =
+		    (pr == NULL || (rpr != NULL && strcmp(pr, rpr) == 0)) &&
+		    (pd == NULL || (rpd != NULL && strcmp(pd, rpd) == 0));
+
+		if (!kept &&
+		    xf_loss(c, rel,
+			    "R4 refers to the PractitionerRole only: the "
+			    "Practitioner reference%s left out (the role "
+			    "names its practitioner)",
+			    pd != NULL ? " and its display are" : " is") !=
+			GW_OK)
+			return GW_NOMEM;
+	}
 	return ref_replace(c, ref, val);
 }
 
@@ -614,7 +665,8 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 
 				path_fmt(xp, sizeof(xp), "%s[%zu]", sub, i);
 				if (u != NULL && u->type == FJ_STRING &&
-				    (e = map_url_node(c, u, xp)) != GW_OK)
+				    (e = map_url_node(c, u, xp, false)) !=
+					GW_OK)
 					return e;
 				if ((e = walk_urls(c, x, xp, depth + 1)) !=
 				    GW_OK)
@@ -623,6 +675,117 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 			continue;
 		}
 		if ((e = walk_urls(c, m, sub, depth + 1)) != GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
+/* STU3 -> R4, after the per-type rule: every Reference still carrying a
+ * practitionerrole-reference extension becomes the role reference (R4
+ * elements take PractitionerRole wherever zib2017 needed the extension). */
+static enum gw_err
+walk_role_refs(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
+{
+	char sub[XF_PATH_MAX];
+	enum gw_err e;
+	size_t i = 0;
+
+	if (depth > FJ_MAX_DEPTH + 2 ||
+	    (n->type != FJ_OBJECT && n->type != FJ_ARRAY))
+		return GW_OK;
+	if (n->type == FJ_OBJECT && depth > 0 &&
+	    xf_ext_find(n, XF_ROLE_REF_URL, false) != NULL &&
+	    (e = xf_role_ref(c, n, rel)) != GW_OK)
+		return e;
+	for (struct fj_node *m = n->u.kids.first; m != NULL; m = m->next, i++) {
+		if (n->type == FJ_ARRAY) {
+			path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+		} else {
+			if ((m->keylen == 9 &&
+			     memcmp(m->key, "contained", 9) == 0) ||
+			    (m->type == FJ_OBJECT &&
+			     fj_get(m, "resourceType") != NULL))
+				continue;
+			path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
+				 rel[0] != '\0' ? "." : "", (int)m->keylen,
+				 m->key);
+		}
+		if ((e = walk_role_refs(c, m, sub, depth + 1)) != GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
+/* After the per-type rule: an extension still named by a PZP canonical
+ * or another namespace only the source version uses has no counterpart
+ * (no table maps it, no rule took it); the target's validator would
+ * refuse it, so it is left out and reported. */
+static enum gw_err
+walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
+{
+	char sub[XF_PATH_MAX];
+	enum gw_err e;
+	size_t i = 0;
+
+	if (depth > FJ_MAX_DEPTH + 2 ||
+	    (n->type != FJ_OBJECT && n->type != FJ_ARRAY))
+		return GW_OK;
+	for (struct fj_node *m = n->u.kids.first, *next; m != NULL;
+	     m = next, i++) {
+		next = m->next;
+		if (n->type == FJ_ARRAY) {
+			path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+		} else {
+			if ((m->keylen == 9 &&
+			     memcmp(m->key, "contained", 9) == 0) ||
+			    (m->type == FJ_OBJECT &&
+			     fj_get(m, "resourceType") != NULL))
+				continue;
+			path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
+				 rel[0] != '\0' ? "." : "", (int)m->keylen,
+				 m->key);
+		}
+		if (n->type == FJ_OBJECT && m->type == FJ_ARRAY &&
+		    ((m->keylen == 9 && memcmp(m->key, "extension", 9) == 0) ||
+		     (m->keylen == 17 &&
+		      memcmp(m->key, "modifierExtension", 17) == 0))) {
+			size_t j = 0;
+
+			for (struct fj_node *x = m->u.kids.first, *nx;
+			     x != NULL; x = nx, j++) {
+				const char *u = fj_get_str(x, "url");
+				char xp[XF_PATH_MAX];
+
+				nx = x->next;
+				path_fmt(xp, sizeof(xp), "%s[%zu]", sub, j);
+				if (u == NULL ||
+				    !is_version_only_ext(u, c->from) ||
+				    xf_url(c, u) != u) {
+					if ((e = walk_drop_ext(
+						 c, x, xp, depth + 1)) != GW_OK)
+						return e;
+					continue;
+				}
+				if ((e = xf_loss(c, xp,
+						 "the extension %s has no %s "
+						 "counterpart: it is left out",
+						 u,
+						 c->to == RULES_R4 ? "R4"
+								   : "STU3")) !=
+				    GW_OK)
+					return e;
+				arr_unlink(m, x);
+			}
+			if (m->u.kids.count == 0) {
+				char key[20];
+
+				memcpy(key, m->key, m->keylen);
+				key[m->keylen] = '\0';
+				fj_remove(n, key);
+			}
+			continue;
+		}
+		if ((e = walk_drop_ext(c, m, sub, depth + 1)) != GW_OK)
 			return e;
 	}
 	return GW_OK;
@@ -732,7 +895,7 @@ shared_rules(struct xf_ctx *c, struct fj_node *res, const char *type)
 
 			path_fmt(rel, sizeof(rel), "meta.profile[%zu]", i);
 			if (p->type == FJ_STRING &&
-			    (e = map_url_node(c, p, rel)) != GW_OK)
+			    (e = map_url_node(c, p, rel, true)) != GW_OK)
 				return e;
 		}
 	}
@@ -841,6 +1004,10 @@ convert_resource(struct xf_ctx *c, struct fj_node *res, int depth)
 	if ((e = shared_rules(c, res, type)) != GW_OK)
 		return e;
 	if (rule != NULL && (e = rule(c, res)) != GW_OK)
+		return e;
+	if (c->to == RULES_R4 && (e = walk_role_refs(c, res, "", 0)) != GW_OK)
+		return e;
+	if ((e = walk_drop_ext(c, res, "", 0)) != GW_OK)
 		return e;
 	if ((e = convert_contained(c, res, depth)) != GW_OK)
 		return e;

@@ -162,6 +162,32 @@ static const struct conv_case conv_cases[] = {
      "{\"contained\":[{\"encounter\":{\"reference\":\"E/1\"},\"id\":\"p\","
      "\"resourceType\":\"Procedure\"}],\"resourceType\":\"Goal\"}",
      GW_OK, NULL, NULL, NULL, 0},
+    {"STU3 practitionerrole-reference on any Reference becomes the role "
+     "reference, reported",
+     RULES_STU3, RULES_R4,
+     "{\"resourceType\":\"Encounter\",\"participant\":[{\"individual\":{"
+     "\"reference\":\"Practitioner/p\",\"extension\":[{\"url\":\"" NICTIZ
+     "practitionerrole-reference\",\"valueReference\":{\"reference\":"
+     "\"PractitionerRole/r\"}}]}}]}",
+     "{\"participant\":[{\"individual\":{\"reference\":"
+     "\"PractitionerRole/r\"}}],\"resourceType\":\"Encounter\"}",
+     GW_OK, "warning", "Encounter.participant[0].individual",
+     "Practitioner reference is left out", 1},
+    {"an extension of a namespace only the source has is left out, "
+     "reported",
+     RULES_STU3, RULES_R4,
+     "{\"resourceType\":\"Goal\",\"note\":[{\"extension\":[{\"url\":"
+     "\"" NICTIZ "zib-Nothing\",\"valueString\":\"x\"},{\"url\":\"urn:"
+     "keep\"}]}]}",
+     "{\"note\":[{\"extension\":[{\"url\":\"urn:keep\"}]}],"
+     "\"resourceType\":\"Goal\"}",
+     GW_OK, "warning", "Goal.note[0].extension[0]", "no R4 counterpart", 1},
+    {"R4 ext- namespace left out going to STU3, the empty array too", RULES_R4,
+     RULES_STU3,
+     "{\"resourceType\":\"Goal\",\"extension\":[{\"url\":\"" NICTIZ
+     "ext-Nothing\",\"valueString\":\"x\"}]}",
+     "{\"resourceType\":\"Goal\"}", GW_OK, "warning", "Goal.extension[0]",
+     "no STU3 counterpart", 1},
     {"not a resource refused", RULES_R4, RULES_STU3, "{\"a\":1}", NULL,
      GW_REJECT, "error", NULL, "resourceType", 1},
     {"an array refused", RULES_STU3, RULES_R4, "[]", NULL, GW_REJECT, "error",
