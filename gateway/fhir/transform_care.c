@@ -24,6 +24,8 @@
  * DeviceUseStatement.indication. */
 #define DUS_PROBLEM_URL NICTIZ "zib-MedicalDevice-Problem"
 #define DUS_HP_URL_R4	NICTIZ "ext-MedicalDevice.HealthProfessional"
+/* zib2017's backport of R4 DeviceUseStatement.reasonReference */
+#define DUS_REASONREF_URL NICTIZ "deviceUseStatement-reasonReferenceSTU3"
 
 /* The newest R4 canonical first: STU3 maps back to it. */
 const struct xf_url_map xf_urls_care[] = {
@@ -300,16 +302,36 @@ drop_only(struct xf_ctx *c, struct fj_node *res, const char *type)
 }
 
 /* R4 0.1.3 ext-EncounterReference: no STU3 element holds the Encounter
- * of a Goal or DeviceUseStatement. */
+ * of a Goal or DeviceUseStatement; each is left out and reported at its
+ * index. */
 static enum gw_err
 drop_encounter_ext(struct xf_ctx *c, struct fj_node *res, const char *type)
 {
-	if (c->to != RULES_STU3 || xf_ext_take(res, ENC_REF_URL, false) == NULL)
+	struct fj_node *arr = fj_get(res, "extension");
+	struct fj_node *k, *next;
+	size_t i = 0;
+	enum gw_err e;
+
+	if (c->to != RULES_STU3 || arr == NULL || arr->type != FJ_ARRAY)
 		return GW_OK;
-	return xf_loss(c, "extension",
-		       "STU3 %s has no element for its Encounter; the "
-		       "ext-EncounterReference extension is left out",
-		       type);
+	for (k = arr->u.kids.first; k != NULL; k = next, i++) {
+		char rel[48];
+
+		next = k->next;
+		if (!fj_str_eq(fj_get(k, "url"), ENC_REF_URL))
+			continue;
+		snprintf(rel, sizeof(rel), "extension[%zu]", i);
+		if ((e = xf_loss(c, rel,
+				 "STU3 %s has no element for its Encounter; "
+				 "the ext-EncounterReference extension is "
+				 "left out",
+				 type)) != GW_OK)
+			return e;
+		arr_unlink(arr, k);
+	}
+	if (arr->u.kids.count == 0)
+		fj_remove(res, "extension");
+	return GW_OK;
 }
 
 /* A code renamed between the versions; tables end with {NULL, NULL}. */
@@ -966,6 +988,22 @@ dus_to_r4(struct xf_ctx *c, struct fj_node *res)
 			fj_append(arr, k);
 		}
 	}
+	{
+		struct fj_node *x, *arr;
+
+		while ((x = xf_ext_take(res, DUS_REASONREF_URL, false)) !=
+		       NULL) {
+			struct fj_node *v = fj_get(x, "valueReference");
+
+			if (v == NULL)
+				continue;
+			if ((arr = get_array(c, res, "reasonReference")) ==
+			    NULL)
+				return GW_NOMEM;
+			fj_remove(x, "valueReference");
+			fj_append(arr, v);
+		}
+	}
 	if (fj_get(res, "whenUsed") != NULL) {
 		if (fj_get(res, "timingPeriod") == NULL &&
 		    fj_get(res, "timingDateTime") == NULL &&
@@ -1021,15 +1059,29 @@ rule_dus(struct xf_ctx *c, struct fj_node *res)
 	const char *hp = c->to == RULES_R4 ? DUS_HP_URL_R4
 					   : NICTIZ
 			     "zib-MedicalDevice-Practitioner";
-	struct fj_node *x = xf_ext_find(res, hp, false);
+	struct fj_node *exts = fj_get(res, "extension");
 	enum gw_err e;
 
+	/* before anything is removed: the report names source indexes */
+	if (exts != NULL && exts->type == FJ_ARRAY) {
+		size_t i = 0;
+
+		for (struct fj_node *x = exts->u.kids.first; x != NULL;
+		     x = x->next, i++) {
+			char rel[64];
+
+			if (!fj_str_eq(fj_get(x, "url"), hp))
+				continue;
+			snprintf(rel, sizeof(rel),
+				 "extension[%zu].valueReference", i);
+			if ((e = xf_role_ref(c, fj_get(x, "valueReference"),
+					     rel)) != GW_OK)
+				return e;
+		}
+	}
 	if ((e = drop_only(c, res, "DeviceUseStatement")) != GW_OK ||
 	    (e = drop_encounter_ext(c, res, "DeviceUseStatement")) != GW_OK ||
 	    (e = role_refs(c, res, "source", "")) != GW_OK)
-		return e;
-	if (x != NULL && (e = xf_role_ref(c, fj_get(x, "valueReference"),
-					  "extension.valueReference")) != GW_OK)
 		return e;
 	return c->to == RULES_R4 ? dus_to_r4(c, res) : dus_to_stu3(c, res);
 }

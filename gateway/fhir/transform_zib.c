@@ -25,8 +25,7 @@
 /*
  * The newest R4 canonical (api.iknl.nl) comes first: STU3 maps back to
  * it. The older R4 snapshot (fhir.iknl.nl, PZP 0.1.3) maps to the same
- * STU3 URL. ACP-OtherImportantInformation (0.1.3 only) has no STU3
- * profile and stays unmapped (the driver reports it).
+ * STU3 URL.
  */
 #define PAIR(name)                                                             \
 	{R4A name, S3 name},                                                   \
@@ -44,10 +43,16 @@ const struct xf_url_map xf_urls_zib[] = {
     PAIR("ACP-PreferredPlaceOfDeath"),
     PAIR("ACP-SenseOfPurpose"),
     PAIR("ACP-SpecificCareWishes"),
+    /* PZP 0.1.3's name of the same profile (code 247751003, a string
+       value): renamed SenseOfPurpose in 1.0.0-rc1, the STU3 name */
+    {R4B "ACP-OtherImportantInformation", S3 "ACP-SenseOfPurpose"},
     {R4A "ext-LegallyCapable-MedicalTreatmentDecisions",
      S3 "ext-Patient.LegallyCapableMedicalTreatmentDecisions"},
     {R4B "ext-LegallyCapable-MedicalTreatmentDecisions",
      S3 "ext-Patient.LegallyCapableMedicalTreatmentDecisions"},
+    /* zib2017 backported the R4 core extension under its own URL */
+    {"http://hl7.org/fhir/StructureDefinition/patient-proficiency",
+     "http://nictiz.nl/fhir/StructureDefinition/patient-proficiency"},
     {NULL, NULL},
 };
 

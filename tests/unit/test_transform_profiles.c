@@ -127,6 +127,16 @@ static const struct pcase cases[] = {
      GW_OK,
      {NULL},
      NULL},
+    {"PZP 0.1.3 OtherImportantInformation is STU3 SenseOfPurpose",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Observation','meta':{'profile':['" R4B
+     "ACP-OtherImportantInformation']}}",
+     "{'resourceType':'Observation','meta':{'profile':['" S3
+     "ACP-SenseOfPurpose']}}",
+     GW_OK,
+     {NULL},
+     NULL},
     {"Goal profile renamed",
      RULES_R4,
      RULES_STU3,
@@ -161,6 +171,19 @@ static const struct pcase cases[] = {
      NULL},
 
     /* ---- Patient ---- */
+    {"language proficiency extension to its zib2017 URL",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Patient','communication':[{'language':{'text':'nl'},"
+     "'extension':[{'url':'http://hl7.org/fhir/StructureDefinition/"
+     "patient-proficiency','extension':[{'url':'level','valueCoding':{"
+     "'code':'E'}}]}]}]}",
+     "{'resourceType':'Patient','communication':[{'language':{'text':'nl'},"
+     "'extension':[{'url':'" NICTIZ "patient-proficiency','extension':[{"
+     "'url':'level','valueCoding':{'code':'E'}}]}]}]}",
+     GW_OK,
+     {NULL},
+     NULL},
     {"Patient.contact link to its RelatedPerson left out",
      RULES_R4,
      RULES_STU3,
@@ -422,7 +445,7 @@ static const struct pcase cases[] = {
      "{'resourceType':'Encounter','participant':[{'individual':{'reference':"
      "'PractitionerRole/r'}}]}",
      GW_OK,
-     {NULL},
+     {"Encounter.participant[0].individual"},
      NULL},
 
     /* ---- Procedure ---- */
@@ -579,7 +602,7 @@ static const struct pcase cases[] = {
      "],'category':[]}",
      "{'resourceType':'Goal','category':[]}",
      GW_OK,
-     {"Goal.extension", "Goal.extension[0]"},
+     {"Goal.extension[0]"},
      "Encounter"},
 
     /* ---- Communication ---- */
@@ -633,7 +656,8 @@ static const struct pcase cases[] = {
      "{'resourceType':'CommunicationRequest','status':'on-hold',"
      "'requester':{'reference':'PractitionerRole/r'}}",
      GW_OK,
-     {"CommunicationRequest.requester.onBehalfOf"},
+     {"CommunicationRequest.requester.onBehalfOf",
+      "CommunicationRequest.requester.agent"},
      NULL},
     {"CommunicationRequest doNotPerform refused",
      RULES_R4,
@@ -703,7 +727,7 @@ static const struct pcase cases[] = {
      "'PractitionerRole/r'}}]}}],'bodySite':{'extension':[{'url':'" NICTIZ
      "BodySite-Qualifier','valueCodeableConcept':{'text':'l'}}]}}",
      GW_OK,
-     {"DeviceUseStatement.extension.valueReference"},
+     {"DeviceUseStatement.extension[0].valueReference"},
      NULL},
     {"DeviceUseStatement indication and whenUsed to R4",
      RULES_STU3,
@@ -720,6 +744,17 @@ static const struct pcase cases[] = {
      "'start':'2018'},'extension':[{'url':'" NICTIZ
      "ext-MedicalDevice.HealthProfessional','valueReference':{'reference':"
      "'PractitionerRole/r'}}]}",
+     GW_OK,
+     {"DeviceUseStatement.extension[0].valueReference"},
+     NULL},
+    {"DeviceUseStatement backported reasonReference extension to R4",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'DeviceUseStatement','extension':[{'url':'" NICTIZ
+     "deviceUseStatement-reasonReferenceSTU3','valueReference':{"
+     "'reference':'Condition/1'}}]}",
+     "{'resourceType':'DeviceUseStatement','reasonReference':[{'reference':"
+     "'Condition/1'}]}",
      GW_OK,
      {NULL},
      NULL},
@@ -740,8 +775,7 @@ static const struct pcase cases[] = {
      "],'basedOn':[{'reference':'ServiceRequest/1'}]}",
      "{'resourceType':'DeviceUseStatement'}",
      GW_OK,
-     {"DeviceUseStatement.basedOn", "DeviceUseStatement.extension",
-      "DeviceUseStatement.extension[0]"},
+     {"DeviceUseStatement.basedOn", "DeviceUseStatement.extension[0]"},
      NULL},
 
     /* ---- QuestionnaireResponse ---- */
