@@ -354,10 +354,11 @@ permitted_to_stu3(struct xf_ctx *c, struct fj_node *res, struct fj_node *prov)
 				 "UNK")) != GW_OK)
 			return e;
 	}
-	if ((coding = xf_coding(c, sys, code, display)) == NULL ||
-	    (e = xf_ext_add(c, res, URL_PERMITTED, true, "valueCodeableConcept",
+	if ((coding = xf_coding(c, sys, code, display)) == NULL)
+		return GW_NOMEM;
+	if ((e = xf_ext_add(c, res, URL_PERMITTED, true, "valueCodeableConcept",
 			    cc_of(c, coding))) != GW_OK)
-		return e == GW_OK ? GW_NOMEM : e;
+		return e;
 	if (except_type == NULL && text == NULL)
 		return GW_OK;
 	if (except_type == NULL) /* NullFlavor with a further text */
@@ -486,10 +487,10 @@ verification_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 		struct fj_node *prim = fj_new_object(c->doc);
 
 		if (prim == NULL ||
-		    (e = xf_ext_add(c, prim, XF_DAR_URL, false, "valueCode",
-				    str(c, "unknown"))) != GW_OK ||
-		    (e = xf_ext_add(c, ext, "Verified", false, "_valueBoolean",
-				    prim)) != GW_OK)
+		    xf_ext_add(c, prim, XF_DAR_URL, false, "valueCode",
+			       str(c, "unknown")) != GW_OK ||
+		    xf_ext_add(c, ext, "Verified", false, "_valueBoolean",
+			       prim) != GW_OK)
 			return GW_NOMEM;
 		if ((e = xf_loss(c, NULL,
 				 "R4 has no verification: the STU3 "
@@ -608,7 +609,7 @@ consent_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				 "out")) != GW_OK)
 			return e;
 	}
-	if ((x = fj_get(res, "policyRule")) != NULL) {
+	if (fj_get(res, "policyRule") != NULL) {
 		fj_remove(res, "policyRule");
 		if ((e = xf_loss(c, "policyRule",
 				 "R4 policyRule is a CodeableConcept, STU3's "
@@ -653,7 +654,7 @@ consent_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 	}
 	if (k == CK_TREATMENT)
 		fj_remove(prov, "type");
-	if ((x = fj_get(prov, "extension")) != NULL) {
+	if (fj_get(prov, "extension") != NULL) {
 		fj_remove(prov, "extension");
 		if ((e = xf_loss(c, "provision.extension",
 				 "STU3 Consent has no provision: its "
@@ -998,7 +999,7 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				k == CK_TREATMENT ? "treatment" : "adr"))) !=
 	    GW_OK)
 		return e;
-	if ((x = fj_get(res, "policyRule")) != NULL) {
+	if (fj_get(res, "policyRule") != NULL) {
 		fj_remove(res, "policyRule");
 		if ((e = xf_loss(c, "policyRule",
 				 "STU3 policyRule is a uri, R4's a "
@@ -1089,7 +1090,7 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 						      party_role(k), NULL))) !=
 				GW_OK ||
 			    fj_set(c->doc, a, "reference", r) != GW_OK ||
-			    (e = push(c, prov, "actor", a)) != GW_OK)
+			    push(c, prov, "actor", a) != GW_OK)
 				return GW_NOMEM;
 		}
 	}

@@ -437,6 +437,73 @@ test_url_tables(void **state)
 	assert_null(xf_url(&c, NULL));
 }
 
+static void
+test_normalise(void **state)
+{
+	static const char in[] =
+	    "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":["
+	    "{\"resource\":{\"resourceType\":\"Patient\",\"id\":\"p1\"}},"
+	    "{\"fullUrl\":\"urn:uuid:keep\",\"resource\":{\"resourceType\":"
+	    "\"Consent\",\"id\":\"c\",\"patient\":{\"reference\":"
+	    "\"Patient/p1\"},\"x\":[{\"reference\":\"Patient/p2\"},"
+	    "{\"reference\":\"Patient/p1\"}]}}]}";
+	struct fj_doc *d = parse(in);
+	json_t *rep = fhir_outcome_new();
+	struct xf_norm_opts o = {.root_profile = "urn:prof",
+				 .bundle_id = true,
+				 .now_unix = 1764892800};
+	const struct fj_node *e0, *c;
+	const char *full;
+
+	assert_int_equal(xf_normalise(d, RULES_R4, &o, rep), GW_OK);
+	e0 = fj_at(fj_get(d->root, "entry"), 0);
+	full = fj_get_str(e0, "fullUrl");
+	assert_non_null(full);
+	assert_int_equal(strlen(full), strlen("urn:uuid:") + 36);
+	assert_memory_equal(full, "urn:uuid:", 9);
+	c = fj_get(fj_at(fj_get(d->root, "entry"), 1), "resource");
+	assert_string_equal(fj_get_str(fj_get(c, "patient"), "reference"),
+			    full);
+	assert_string_equal(fj_get_str(fj_at(fj_get(c, "x"), 1), "reference"),
+			    full);
+	/* a reference to no entry stays */
+	assert_string_equal(fj_get_str(fj_at(fj_get(c, "x"), 0), "reference"),
+			    "Patient/p2");
+	assert_string_equal(
+	    fj_get_str(fj_at(fj_get(d->root, "entry"), 1), "fullUrl"),
+	    "urn:uuid:keep");
+	assert_string_equal(fj_get_str(fj_get(d->root, "identifier"), "system"),
+			    "urn:ietf:rfc:3986");
+	assert_string_equal(fj_get_str(d->root, "timestamp"),
+			    "2025-12-05T00:00:00Z");
+	assert_true(fj_str_eq(
+	    fj_at(fj_get(fj_get(d->root, "meta"), "profile"), 0), "urn:prof"));
+	want_issue(rep, "information", "Bundle.entry[0].fullUrl", NULL);
+	want_issue(rep, "information",
+		   "Bundle.entry[1].resource.patient.reference", "Patient/p1");
+	want_issue(rep, "information",
+		   "Bundle.entry[1].resource.x[1].reference", NULL);
+	want_issue(rep, "information", "Bundle.identifier", NULL);
+	want_issue(rep, "information", "Bundle.timestamp", NULL);
+	want_issue(rep, "information", "Bundle.meta.profile", "urn:prof");
+	/* 2 references + fullUrl + identifier + timestamp + profile */
+	assert_int_equal(json_array_size(json_object_get(rep, "issue")), 6);
+	/* a second run changes nothing more */
+	json_decref(rep);
+	rep = fhir_outcome_new();
+	assert_int_equal(xf_normalise(d, RULES_R4, &o, rep), GW_OK);
+	assert_int_equal(json_array_size(json_object_get(rep, "issue")), 0);
+	json_decref(rep);
+	fj_doc_free(d);
+
+	d = parse("[1]");
+	rep = fhir_outcome_new();
+	assert_int_equal(xf_normalise(d, RULES_STU3, NULL, rep), GW_REJECT);
+	want_issue(rep, "error", NULL, "resourceType");
+	json_decref(rep);
+	fj_doc_free(d);
+}
+
 int
 main(void)
 {
@@ -448,6 +515,7 @@ main(void)
 	    cmocka_unit_test(test_role_ref),
 	    cmocka_unit_test(test_resolve),
 	    cmocka_unit_test(test_url_tables),
+	    cmocka_unit_test(test_normalise),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

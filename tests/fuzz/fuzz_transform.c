@@ -1,0 +1,126 @@
+/*
+ * libFuzzer harness for the STU3 <-> R4 transform: the first byte picks
+ * the direction (even: R4 -> STU3, odd: STU3 -> R4), the rest is parsed
+ * as JSON and converted. Must never crash or leak; a refusal carries an
+ * error issue; and when the input passes its own version's validator,
+ * output the target's validator rejects must come with a report entry
+ * (nothing is lost silently) -- for the resource types whose rules are
+ * done (fz_mapped). Rules from $PZPGW_SCHEMAS or ./schemas.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "outcome.h"
+#include "rules.h"
+#include "transform.h"
+#include "validate.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Resource types whose rules are done: the no-silent-loss check applies
+ * to documents holding only these (and Bundles of them). Add a type when
+ * its rules (transform_zib.c, transform_care.c) are. */
+static const char *const fz_mapped[] = {
+    "Consent",
+    NULL,
+};
+
+static bool
+fz_all_mapped(const struct fj_node *res)
+{
+	const char *t = fj_get_str(res, "resourceType");
+	const struct fj_node *entries = fj_get(res, "entry");
+	bool known = false;
+
+	if (t == NULL)
+		return false;
+	if (strcmp(t, "Bundle") == 0) {
+		if (entries != NULL && entries->type == FJ_ARRAY)
+			for (const struct fj_node *e = entries->u.kids.first;
+			     e != NULL; e = e->next)
+				if (!fz_all_mapped(fj_get(e, "resource")))
+					return false;
+		return true;
+	}
+	for (size_t i = 0; fz_mapped[i] != NULL; i++)
+		known = known || strcmp(t, fz_mapped[i]) == 0;
+	return known && fj_get(res, "contained") == NULL;
+}
+
+static struct rules_set *fz_set[2];
+static struct validate_ctx *fz_ctx[2];
+
+static void
+fz_init(void)
+{
+	const char *dir = getenv("PZPGW_SCHEMAS");
+	char errbuf[256];
+
+	for (int v = 0; v < 2; v++) {
+		fz_set[v] = rules_set_new(v == 0 ? RULES_R4 : RULES_STU3);
+		if (fz_set[v] == NULL)
+			abort();
+		/* without rule files the transform is still fuzzed */
+		(void)rules_load_dir(fz_set[v], dir != NULL ? dir : "schemas",
+				     errbuf, sizeof(errbuf));
+		if (validate_ctx_new(fz_set[v], &fz_ctx[v]) != GW_OK)
+			abort();
+	}
+}
+
+/* Errors of validating root in version index v; SIZE_MAX when the
+ * validator could not run. */
+static size_t
+errors(int v, const struct fj_node *root)
+{
+	json_t *out = fhir_outcome_new();
+	size_t n = SIZE_MAX;
+
+	if (out != NULL &&
+	    validate_document(fz_ctx[v], root, NULL, out) == GW_OK)
+		n = fhir_outcome_errors(out);
+	json_decref(out);
+	return n;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fj_doc *doc = NULL;
+	json_t *report;
+	int from, to;
+	size_t before;
+	enum gw_err err;
+
+	if (size < 1)
+		return 0;
+	if (fz_ctx[0] == NULL)
+		fz_init();
+	from = data[0] & 1; /* 0: R4, 1: STU3 (index of fz_ctx) */
+	to = !from;
+	if (fj_parse((const char *)data + 1, size - 1, 0, &doc, NULL) != GW_OK)
+		return 0;
+	if ((report = fhir_outcome_new()) == NULL) {
+		fj_doc_free(doc);
+		return 0;
+	}
+	before = fz_all_mapped(doc->root) ? errors(from, doc->root) : SIZE_MAX;
+	err = xf_convert(doc, from == 0 ? RULES_R4 : RULES_STU3,
+			 to == 0 ? RULES_R4 : RULES_STU3, report);
+	if (err != GW_OK && err != GW_REJECT && err != GW_NOMEM)
+		abort();
+	if (err == GW_REJECT && fhir_outcome_errors(report) == 0)
+		abort();
+	if (err == GW_OK && before == 0) {
+		size_t after = errors(to, doc->root);
+
+		if (after != 0 && after != SIZE_MAX &&
+		    json_array_size(json_object_get(report, "issue")) == 0)
+			abort();
+	}
+	json_decref(report);
+	fj_doc_free(doc);
+	return 0;
+}
