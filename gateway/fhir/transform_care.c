@@ -528,6 +528,56 @@ enc_to_r4(struct xf_ctx *c, struct fj_node *res)
 	return GW_OK;
 }
 
+/* obj[key] = an object holding only a data-absent-reason "unknown"
+ * extension: the way FHIR marks a required element with no value (for a
+ * primitive, its "_key" twin). */
+static enum gw_err
+set_absent(struct xf_ctx *c, struct fj_node *obj, const char *key)
+{
+	struct fj_node *o = fj_new_object(c->doc);
+	struct fj_node *arr = fj_new_array(c->doc);
+	struct fj_node *dar = xf_dar(c, "unknown");
+
+	if (o == NULL || arr == NULL || dar == NULL)
+		return GW_NOMEM;
+	fj_append(arr, dar);
+	if (fj_set(c->doc, o, "extension", arr) != GW_OK)
+		return GW_NOMEM;
+	return fj_set(c->doc, obj, key, o);
+}
+
+/* zib-Encounter (STU3) requires subject and period.start, R4 neither. */
+static enum gw_err
+enc_required_stu3(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *per = fj_get(res, "period");
+	enum gw_err e;
+
+	/* an Encounter claiming no profile is not taken for ACP-Encounter
+	   by the validator (the profile has no fixed pattern) */
+	if (!has_profile(res, S3 "ACP-Encounter"))
+		return GW_OK;
+	if (fj_get(res, "subject") == NULL) {
+		if ((e = set_absent(c, res, "subject")) != GW_OK)
+			return e;
+		if ((e = xf_loss(c, "subject",
+				 "STU3 ACP-Encounter requires subject; marked "
+				 "with data-absent-reason unknown")) != GW_OK)
+			return e;
+	}
+	if (per != NULL && per->type == FJ_OBJECT &&
+	    fj_get(per, "start") == NULL && fj_get(per, "_start") == NULL) {
+		if ((e = set_absent(c, per, "_start")) != GW_OK)
+			return e;
+		if ((e = xf_loss(c, "period.start",
+				 "STU3 ACP-Encounter requires period.start; "
+				 "marked with data-absent-reason unknown")) !=
+		    GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
 static enum gw_err
 rule_encounter(struct xf_ctx *c, struct fj_node *res)
 {
@@ -536,7 +586,11 @@ rule_encounter(struct xf_ctx *c, struct fj_node *res)
 	if ((e = drop_only(c, res, "Encounter")) != GW_OK ||
 	    (e = role_refs_in(c, res, "participant", "individual")) != GW_OK)
 		return e;
-	return c->to == RULES_STU3 ? enc_to_stu3(c, res) : enc_to_r4(c, res);
+	if (c->to == RULES_R4)
+		return enc_to_r4(c, res);
+	if ((e = enc_to_stu3(c, res)) != GW_OK)
+		return e;
+	return enc_required_stu3(c, res);
 }
 
 /* ---- Procedure ---- */

@@ -19,6 +19,8 @@
 	"http://fhir.nl/fhir/StructureDefinition/nl-core-relatedperson-role"
 /* R4 core extension from Patient.contact to its RelatedPerson; neither
  * STU3 core nor zib2017 has it. */
+/* The zib contact person role code list (RolCodeLijst). */
+#define RP_ROLE_SYSTEM "urn:oid:2.16.840.1.113883.2.4.3.11.22.472"
 #define PAT_RELPERSON_URL                                                      \
 	"http://hl7.org/fhir/StructureDefinition/patient-relatedPerson"
 
@@ -252,6 +254,27 @@ rule_patient(struct xf_ctx *c, struct fj_node *res)
 	/* R4 allows a PractitionerRole, STU3 a Practitioner. */
 	if ((e = role_refs(c, res, "generalPractitioner", "")) != GW_OK)
 		return e;
+	/* R4 ACP-Patient requires a name, zib2017 does not */
+	if (c->to == RULES_R4 && fj_get(res, "name") == NULL &&
+	    has_profile(res, R4A "ACP-Patient")) {
+		struct fj_node *arr = fj_new_array(c->doc);
+		struct fj_node *n = fj_new_object(c->doc);
+		struct fj_node *x = fj_new_array(c->doc);
+		struct fj_node *dar = xf_dar(c, "unknown");
+
+		if (arr == NULL || n == NULL || x == NULL || dar == NULL)
+			return GW_NOMEM;
+		fj_append(x, dar);
+		if ((e = fj_set(c->doc, n, "extension", x)) != GW_OK)
+			return e;
+		fj_append(arr, n);
+		if ((e = fj_set(c->doc, res, "name", arr)) != GW_OK)
+			return e;
+		if ((e = xf_loss(c, "name",
+				 "R4 ACP-Patient requires a name; marked with "
+				 "data-absent-reason unknown")) != GW_OK)
+			return e;
+	}
 	if (c->to != RULES_STU3 || contact == NULL || contact->type != FJ_ARRAY)
 		return GW_OK;
 	{
@@ -340,6 +363,18 @@ rp_to_stu3(struct xf_ctx *c, struct fj_node *res)
 	return fj_set(c->doc, res, "relationship", keep);
 }
 
+/* True when array arr holds a role (anything not a family
+ * relationship). */
+static bool
+rp_has_role(const struct fj_node *arr)
+{
+	for (const struct fj_node *k = arr->u.kids.first; k != NULL;
+	     k = k->next)
+		if (!rp_is_relationship(k))
+			return true;
+	return false;
+}
+
 /* STU3 -> R4: the role extensions then the relationship, in one array
  * (the order of the zib2020 examples: roles first). */
 static enum gw_err
@@ -372,6 +407,35 @@ rp_to_r4(struct xf_ctx *c, struct fj_node *res)
 		rel->key = NULL;
 		rel->keylen = 0;
 		fj_append(arr, rel);
+	}
+	/*
+	 * R4 ACP-ContactPerson requires a role (relationship:role, 1..*,
+	 * required binding without a NullFlavor); zib2017 does not. The
+	 * role every contact person has is "23 Contactpersoon" of the same
+	 * code list: filled and reported.
+	 */
+	/* without a profile, the validator takes a RelatedPerson with a
+	   relationship for ACP-ContactPerson (its slices' patterns) */
+	if ((has_profile(res, R4A "ACP-ContactPerson") ||
+	     (is_profile(res, R4A "ACP-ContactPerson", NULL, NULL) &&
+	      arr->u.kids.count > 0)) &&
+	    !rp_has_role(arr)) {
+		struct fj_node *cc = fj_new_object(c->doc);
+		struct fj_node *cod = fj_new_array(c->doc);
+		struct fj_node *k =
+		    xf_coding(c, RP_ROLE_SYSTEM, "23", "Contactpersoon");
+
+		if (cc == NULL || cod == NULL || k == NULL)
+			return GW_NOMEM;
+		fj_append(cod, k);
+		if ((e = fj_set(c->doc, cc, "coding", cod)) != GW_OK)
+			return e;
+		fj_append(arr, cc);
+		if ((e = xf_loss(c, "relationship",
+				 "R4 ACP-ContactPerson requires a role; "
+				 "filled with 23 Contactpersoon (%s)",
+				 RP_ROLE_SYSTEM)) != GW_OK)
+			return e;
 	}
 	if (arr->u.kids.count == 0)
 		return GW_OK;

@@ -195,6 +195,16 @@ static const struct pcase cases[] = {
      GW_OK,
      {"Patient.contact[0].extension[0]"},
      "RelatedPerson"},
+    {"ACP-Patient without a name: marked for R4",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'Patient','meta':{'profile':['" S3 "ACP-Patient']}}",
+     "{'resourceType':'Patient','meta':{'profile':['" R4A "ACP-Patient']},"
+     "'name':[{'extension':[{'url':'" XF_DAR_URL "','valueCode':'unknown'}"
+     "]}]}",
+     GW_OK,
+     {"Patient.name"},
+     "data-absent-reason"},
     {"Patient.animal (STU3 only) left out",
      RULES_STU3,
      RULES_R4,
@@ -250,6 +260,19 @@ static const struct pcase cases[] = {
      GW_OK,
      {NULL},
      NULL},
+    {"ContactPerson without a role gets 23 Contactpersoon in R4",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'RelatedPerson','meta':{'profile':['" S3
+     "ACP-ContactPerson']},'relationship':" CC(V3ROLE, "BRO") "}",
+     "{'resourceType':'RelatedPerson','meta':{'profile':['" R4A
+     "ACP-ContactPerson']},'relationship':[" CC(
+	 V3ROLE, "BRO") ",{'coding':"
+			"[{'system':'" OID472
+			"','code':'23','display':'Contactpersoon'}]}]}",
+     GW_OK,
+     {"RelatedPerson.relationship"},
+     "requires a role"},
     {"ContactPerson communication (R4 only) left out",
      RULES_R4,
      RULES_STU3,
@@ -410,6 +433,18 @@ static const struct pcase cases[] = {
      {"Encounter.basedOn", "Encounter.location[0].physicalType",
       "Encounter.appointment"},
      NULL},
+    {"ACP-Encounter without subject or period.start: marked for STU3",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Encounter','meta':{'profile':['" R4A
+     "ACP-Encounter']},'period':{'end':'2020'}}",
+     "{'resourceType':'Encounter','meta':{'profile':['" S3
+     "ACP-Encounter']},'period':{'end':'2020','_start':{'extension':[{"
+     "'url':'" XF_DAR_URL "','valueCode':'unknown'}]}},'subject':{"
+     "'extension':[{'url':'" XF_DAR_URL "','valueCode':'unknown'}]}}",
+     GW_OK,
+     {"Encounter.subject", "Encounter.period.start"},
+     "subject"},
     {"Encounter appointment becomes an array",
      RULES_STU3,
      RULES_R4,
