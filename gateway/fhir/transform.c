@@ -232,6 +232,7 @@ static const char *const ext_only_r4[] = {
 };
 static const char *const ext_only_stu3[] = {
     "http://nictiz.nl/fhir/StructureDefinition/zib-",
+    "http://fhir.nl/fhir/StructureDefinition/nl-core-",
     XF_ROLE_REF_URL,
     "http://nictiz.nl/fhir/StructureDefinition/BodySite-Qualifier",
     NULL,
@@ -252,26 +253,17 @@ is_version_only_ext(const char *u, enum rules_fhir v)
 	return false;
 }
 
-/* Replace the string node n by url u mapped to c->to (the node keeps its
- * place). A PZP canonical with no counterpart is kept and reported. */
-static enum gw_err
-map_url_node(struct xf_ctx *c, struct fj_node *n, const char *rel, bool report)
+/* Replace the string node n by its url mapped to c->to (the node keeps
+ * its place); a URL no table names stays (drop_profiles and
+ * walk_drop_ext deal with those after the per-type rule). */
+static void
+map_url_node(struct xf_ctx *c, struct fj_node *n)
 {
-	const char *u = n->u.str.s;
-	const char *t = xf_url(c, u);
+	const char *t = xf_url(c, n->u.str.s);
 
-	if (t == u) {
-		if (report && is_pzp_url(u, c->from))
-			return xf_loss(c, rel,
-				       "no %s counterpart of %s is known; the "
-				       "URL is kept as it is",
-				       c->to == RULES_R4 ? "R4" : "STU3", u);
-		return GW_OK;
-	}
 	/* t is a static string of a table: the node may point at it. */
 	n->u.str.s = t;
 	n->u.str.len = strlen(t);
-	return GW_OK;
 }
 
 /* ---- generic helpers ---- */
@@ -664,10 +656,8 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				char xp[XF_PATH_MAX];
 
 				path_fmt(xp, sizeof(xp), "%s[%zu]", sub, i);
-				if (u != NULL && u->type == FJ_STRING &&
-				    (e = map_url_node(c, u, xp, false)) !=
-					GW_OK)
-					return e;
+				if (u != NULL && u->type == FJ_STRING)
+					map_url_node(c, u);
 				if ((e = walk_urls(c, x, xp, depth + 1)) !=
 				    GW_OK)
 					return e;
@@ -886,18 +876,19 @@ shared_rules(struct xf_ctx *c, struct fj_node *res, const char *type)
 	struct fj_node *prof = fj_get(meta, "profile");
 	enum gw_err e;
 
-	if (prof != NULL && prof->type == FJ_ARRAY) {
-		size_t i = 0;
-
+	if (prof != NULL && prof->type == FJ_ARRAY)
 		for (struct fj_node *p = prof->u.kids.first; p != NULL;
-		     p = p->next, i++) {
-			char rel[48];
-
-			path_fmt(rel, sizeof(rel), "meta.profile[%zu]", i);
-			if (p->type == FJ_STRING &&
-			    (e = map_url_node(c, p, rel, true)) != GW_OK)
-				return e;
-		}
+		     p = p->next)
+			if (p->type == FJ_STRING)
+				map_url_node(c, p);
+	/* Bundle.timestamp is new in R4 */
+	if (c->to == RULES_STU3 && strcmp(type, "Bundle") == 0 &&
+	    fj_get(res, "timestamp") != NULL) {
+		fj_remove(res, "timestamp");
+		if ((e = xf_loss(c, "timestamp",
+				 "STU3 Bundle has no timestamp: it is left "
+				 "out")) != GW_OK)
+			return e;
 	}
 	if ((e = walk_urls(c, res, "", 0)) != GW_OK)
 		return e;
@@ -905,6 +896,45 @@ shared_rules(struct xf_ctx *c, struct fj_node *res, const char *type)
 		return e;
 	if (c->to == RULES_STU3 && (e = walk_ref_type(c, res, "", 0)) != GW_OK)
 		return e;
+	return GW_OK;
+}
+
+/* After the per-type rule: a meta.profile still naming a PZP profile of
+ * the source version has no counterpart; the target's validator would
+ * only warn and check nothing, so it is left out (reported) and the
+ * validator detects the profile instead. */
+static enum gw_err
+drop_profiles(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *meta = fj_get(res, "meta");
+	struct fj_node *prof = fj_get(meta, "profile");
+	size_t i = 0;
+	enum gw_err e;
+
+	if (prof == NULL || prof->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *p = prof->u.kids.first, *nx; p != NULL;
+	     p = nx, i++) {
+		char rel[48];
+
+		nx = p->next;
+		if (p->type != FJ_STRING || !is_pzp_url(p->u.str.s, c->from) ||
+		    xf_url(c, p->u.str.s) != p->u.str.s)
+			continue;
+		path_fmt(rel, sizeof(rel), "meta.profile[%zu]", i);
+		if ((e = xf_loss(c, rel,
+				 "no %s counterpart of profile %s: it is left "
+				 "out",
+				 c->to == RULES_R4 ? "R4" : "STU3",
+				 p->u.str.s)) != GW_OK)
+			return e;
+		arr_unlink(prof, p);
+	}
+	if (prof->u.kids.count == 0) {
+		fj_remove(meta, "profile");
+		if (meta->u.kids.count == 0)
+			fj_remove(res, "meta");
+	}
 	return GW_OK;
 }
 
@@ -1007,7 +1037,8 @@ convert_resource(struct xf_ctx *c, struct fj_node *res, int depth)
 		return e;
 	if (c->to == RULES_R4 && (e = walk_role_refs(c, res, "", 0)) != GW_OK)
 		return e;
-	if ((e = walk_drop_ext(c, res, "", 0)) != GW_OK)
+	if ((e = walk_drop_ext(c, res, "", 0)) != GW_OK ||
+	    (e = drop_profiles(c, res)) != GW_OK)
 		return e;
 	if ((e = convert_contained(c, res, depth)) != GW_OK)
 		return e;

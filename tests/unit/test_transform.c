@@ -111,12 +111,32 @@ static const struct conv_case conv_cases[] = {
      "ext-AddressInformation.AddressType\",\"valueCode\":\"a\"}],"
      "\"resourceType\":\"Basic\"}",
      GW_OK, NULL, NULL, NULL, 0},
-    {"unknown PZP profile kept and reported", RULES_R4, RULES_STU3,
+    {"unknown PZP profile left out and reported", RULES_R4, RULES_STU3,
      "{\"resourceType\":\"Basic\",\"meta\":{\"profile\":[\"" PZP_R4
      "ACP-Nothing\"]}}",
-     "{\"meta\":{\"profile\":[\"" PZP_R4
-     "ACP-Nothing\"]},\"resourceType\":\"Basic\"}",
-     GW_OK, "warning", "Basic.meta.profile[0]", "no STU3 counterpart", 1},
+     "{\"resourceType\":\"Basic\"}", GW_OK, "warning", "Basic.meta.profile[0]",
+     "no STU3 counterpart", 1},
+    {"a known profile maps, a foreign one stays", RULES_STU3, RULES_R4,
+     "{\"resourceType\":\"Consent\",\"meta\":{\"profile\":[\"urn:p\","
+     "\"https://api.iknl.nl/docs/pzp/stu3/StructureDefinition/"
+     "ACP-AdvanceDirective\"],\"versionId\":\"1\"}}",
+     "{\"meta\":{\"profile\":[\"urn:p\",\"" PZP_R4
+     "ACP-AdvanceDirective\"],\"versionId\":\"1\"},\"resourceType\":"
+     "\"Consent\",\"scope\":{\"extension\":[{\"url\":\"" XF_DAR_URL
+     "\",\"valueCode\":\"unknown\"}]}}",
+     GW_OK, "warning", "Consent", "scope", 1},
+    {"R4 Bundle.timestamp left out for STU3, reported", RULES_R4, RULES_STU3,
+     "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+     "\"timestamp\":\"2020-10-01T10:00:00Z\"}",
+     "{\"resourceType\":\"Bundle\",\"type\":\"collection\"}", GW_OK, "warning",
+     "Bundle.timestamp", "no timestamp", 1},
+    {"zib2017 nl-core extension (fhir.nl) left out for R4, reported",
+     RULES_STU3, RULES_R4,
+     "{\"resourceType\":\"Basic\",\"extension\":[{\"url\":\"http://"
+     "fhir.nl/fhir/StructureDefinition/nl-core-x\",\"valueString\":\"v\"}"
+     "]}",
+     "{\"resourceType\":\"Basic\"}", GW_OK, "warning", "Basic.extension[0]",
+     "no R4 counterpart", 1},
     {"encounter becomes context", RULES_R4, RULES_STU3,
      "{\"resourceType\":\"Procedure\",\"status\":\"completed\","
      "\"encounter\":{\"reference\":\"Encounter/1\"},\"note\":[]}",

@@ -220,34 +220,46 @@ excused(const json_t *report, const char *path)
 	return false;
 }
 
-/* Every fact of a is in b (as many times), or excused by the report;
- * the first unexcused missing fact is described into why. */
+/* Every fact of a is in b as many times, but for occurrences the
+ * report excuses: per (key, value), the occurrences missing from b must
+ * not outnumber the excused ones of a (which occurrence went missing is
+ * not known, only how many). The first unexcused one goes into why. */
 static bool
 facts_kept(const struct facts *a, const struct facts *b, const json_t *report,
 	   char *why, size_t whylen)
 {
-	bool *used = calloc(b->n + 1, sizeof(bool));
-
-	assert_non_null(used);
 	for (size_t i = 0; i < a->n; i++) {
-		size_t j;
+		size_t na = 0, nb = 0, nexc = 0, first = SIZE_MAX;
+		bool seen = false;
 
-		for (j = 0; j < b->n; j++)
-			if (!used[j] && strcmp(a->v[i].key, b->v[j].key) == 0 &&
-			    strcmp(a->v[i].val, b->v[j].val) == 0)
-				break;
-		if (j < b->n) {
-			used[j] = true;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(a->v[i].key, a->v[j].key) == 0 &&
+			       strcmp(a->v[i].val, a->v[j].val) == 0;
+		if (seen)
 			continue;
+		for (size_t j = i; j < a->n; j++) {
+			if (strcmp(a->v[i].key, a->v[j].key) != 0 ||
+			    strcmp(a->v[i].val, a->v[j].val) != 0)
+				continue;
+			na++;
+			if (excused(report, a->v[j].path))
+				nexc++;
+			else if (first == SIZE_MAX)
+				first = j;
 		}
-		if (excused(report, a->v[i].path))
+		for (size_t j = 0; j < b->n; j++)
+			if (strcmp(a->v[i].key, b->v[j].key) == 0 &&
+			    strcmp(a->v[i].val, b->v[j].val) == 0)
+				nb++;
+		if (nb >= na || na - nb <= nexc)
 			continue;
-		snprintf(why, whylen, "%s (%s) is lost without a report entry",
-			 a->v[i].path, a->v[i].key);
-		free(used);
+		if (first == SIZE_MAX)
+			first = i;
+		snprintf(why, whylen,
+			 "%s (%s): %zu of %zu lost, %zu excused by the report",
+			 a->v[first].path, a->v[first].key, na - nb, na, nexc);
 		return false;
 	}
-	free(used);
 	return true;
 }
 
