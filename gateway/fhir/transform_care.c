@@ -255,12 +255,10 @@ static const struct only_in only_in[] = {
     {"Encounter", "incomingReferral", RULES_STU3},
     {"Procedure", "recorder", RULES_R4},
     {"Procedure", "asserter", RULES_R4},
-    {"Procedure", "instantiatesCanonical", RULES_R4},
     {"Procedure", "instantiatesUri", RULES_R4},
     {"Procedure", "performedString", RULES_R4},
     {"Procedure", "performedAge", RULES_R4},
     {"Procedure", "performedRange", RULES_R4},
-    {"Procedure", "definition", RULES_STU3},
     {"Goal", "achievementStatus", RULES_R4},
     {"Communication", "topic", RULES_R4},
     {"Communication", "inResponseTo", RULES_R4},
@@ -277,8 +275,7 @@ static const struct only_in only_in[] = {
     {"Device", "definition", RULES_R4},
     {"DeviceUseStatement", "basedOn", RULES_R4},
     {"DeviceUseStatement", "derivedFrom", RULES_R4},
-    {"DeviceUseStatement", "statusReason", RULES_STU3},
-    {"QuestionnaireResponse", "subject", RULES_STU3},
+    {"DeviceUseStatement", "statusReason", RULES_R4},
     {NULL, NULL, RULES_R4},
 };
 
@@ -593,6 +590,55 @@ rule_encounter(struct xf_ctx *c, struct fj_node *res)
 	return enc_required_stu3(c, res);
 }
 
+/* R4 instantiatesCanonical (canonical[]) <-> STU3 definition
+ * (Reference[]): a canonical is a Reference with only "reference". */
+static enum gw_err
+canonical_refs(struct xf_ctx *c, struct fj_node *res, const char *r4key,
+	       const char *stu3key)
+{
+	const char *from = c->to == RULES_STU3 ? r4key : stu3key;
+	const char *to = c->to == RULES_STU3 ? stu3key : r4key;
+	struct fj_node *src = take(res, from);
+	struct fj_node *out;
+	size_t i = 0;
+	enum gw_err e;
+
+	if (src == NULL || src->type != FJ_ARRAY)
+		return GW_OK;
+	if ((out = fj_new_array(c->doc)) == NULL)
+		return GW_NOMEM;
+	for (struct fj_node *k = src->u.kids.first; k != NULL;
+	     k = k->next, i++) {
+		const char *r = k->type == FJ_STRING
+				    ? k->u.str.s
+				    : fj_get_str(k, "reference");
+		struct fj_node *n, *s;
+		char rel[48];
+
+		if (r == NULL ||
+		    (k->type == FJ_OBJECT && k->u.kids.count != 1)) {
+			snprintf(rel, sizeof(rel), "%s[%zu]", from, i);
+			if ((e = xf_loss(c, rel,
+					 "%s holds a canonical URL only; this "
+					 "reference is left out",
+					 r4key)) != GW_OK)
+				return e;
+			continue;
+		}
+		if ((s = fj_new_string(c->doc, r)) == NULL)
+			return GW_NOMEM;
+		n = s;
+		if (c->to == RULES_STU3 &&
+		    ((n = fj_new_object(c->doc)) == NULL ||
+		     fj_set(c->doc, n, "reference", s) != GW_OK))
+			return GW_NOMEM;
+		fj_append(out, n);
+	}
+	if (out->u.kids.count == 0)
+		return GW_OK;
+	return fj_set(c->doc, res, to, out);
+}
+
 /* ---- Procedure ---- */
 
 static enum gw_err
@@ -603,7 +649,9 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 
 	if ((e = drop_only(c, res, "Procedure")) != GW_OK ||
 	    (e = event_status_rule(c, res)) != GW_OK ||
-	    (e = role_refs_in(c, res, "performer", "actor")) != GW_OK)
+	    (e = role_refs_in(c, res, "performer", "actor")) != GW_OK ||
+	    (e = canonical_refs(c, res, "instantiatesCanonical",
+				"definition")) != GW_OK)
 		return e;
 	if (perf != NULL && perf->type == FJ_ARRAY)
 		for (struct fj_node *k = perf->u.kids.first; k != NULL;
@@ -745,10 +793,47 @@ goal_to_r4(struct xf_ctx *c, struct fj_node *res)
 	return GW_OK;
 }
 
+/* R4 Goal.target 0..* <-> STU3 0..1 (the first; more reported). */
+static enum gw_err
+goal_target(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *t = fj_get(res, "target");
+	enum gw_err e;
+
+	if (t == NULL)
+		return GW_OK;
+	if (c->to == RULES_R4) {
+		struct fj_node *arr;
+
+		if (t->type != FJ_OBJECT)
+			return GW_OK;
+		if ((arr = fj_new_array(c->doc)) == NULL)
+			return GW_NOMEM;
+		fj_remove(res, "target");
+		fj_append(arr, t);
+		return fj_set(c->doc, res, "target", arr);
+	}
+	if (t->type != FJ_ARRAY)
+		return GW_OK;
+	if (t->u.kids.count > 1 &&
+	    (e = xf_loss(c, "target",
+			 "STU3 Goal holds one target; %zu more are left out",
+			 t->u.kids.count - 1)) != GW_OK)
+		return e;
+	if (t->u.kids.first == NULL) {
+		fj_remove(res, "target");
+		return GW_OK;
+	}
+	return fj_set(c->doc, res, "target", t->u.kids.first);
+}
+
 static enum gw_err
 rule_goal(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
+
+	if ((e = goal_target(c, res)) != GW_OK)
+		return e;
 
 	if ((e = drop_encounter_ext(c, res, "Goal")) != GW_OK ||
 	    (e = role_refs(c, res, "expressedBy", "")) != GW_OK)
@@ -781,55 +866,6 @@ rule_goal(struct xf_ctx *c, struct fj_node *res)
 }
 
 /* ---- Communication, CommunicationRequest ---- */
-
-/* R4 instantiatesCanonical (canonical[]) <-> STU3 definition
- * (Reference[]): a canonical is a Reference with only "reference". */
-static enum gw_err
-canonical_refs(struct xf_ctx *c, struct fj_node *res, const char *r4key,
-	       const char *stu3key)
-{
-	const char *from = c->to == RULES_STU3 ? r4key : stu3key;
-	const char *to = c->to == RULES_STU3 ? stu3key : r4key;
-	struct fj_node *src = take(res, from);
-	struct fj_node *out;
-	size_t i = 0;
-	enum gw_err e;
-
-	if (src == NULL || src->type != FJ_ARRAY)
-		return GW_OK;
-	if ((out = fj_new_array(c->doc)) == NULL)
-		return GW_NOMEM;
-	for (struct fj_node *k = src->u.kids.first; k != NULL;
-	     k = k->next, i++) {
-		const char *r = k->type == FJ_STRING
-				    ? k->u.str.s
-				    : fj_get_str(k, "reference");
-		struct fj_node *n, *s;
-		char rel[48];
-
-		if (r == NULL ||
-		    (k->type == FJ_OBJECT && k->u.kids.count != 1)) {
-			snprintf(rel, sizeof(rel), "%s[%zu]", from, i);
-			if ((e = xf_loss(c, rel,
-					 "%s holds a canonical URL only; this "
-					 "reference is left out",
-					 r4key)) != GW_OK)
-				return e;
-			continue;
-		}
-		if ((s = fj_new_string(c->doc, r)) == NULL)
-			return GW_NOMEM;
-		n = s;
-		if (c->to == RULES_STU3 &&
-		    ((n = fj_new_object(c->doc)) == NULL ||
-		     fj_set(c->doc, n, "reference", s) != GW_OK))
-			return GW_NOMEM;
-		fj_append(out, n);
-	}
-	if (out->u.kids.count == 0)
-		return GW_OK;
-	return fj_set(c->doc, res, to, out);
-}
 
 static enum gw_err
 rule_communication(struct xf_ctx *c, struct fj_node *res)

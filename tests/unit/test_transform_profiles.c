@@ -640,6 +640,52 @@ static const struct pcase cases[] = {
      {"Goal.extension[0]"},
      "Encounter"},
 
+    {"Goal targets: the first to STU3, more reported",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Goal','target':[{'dueDate':'2021'},{'dueDate':"
+     "'2022'}]}",
+     "{'resourceType':'Goal','target':{'dueDate':'2021'}}",
+     GW_OK,
+     {"Goal.target"},
+     "one target"},
+    {"Goal target becomes an array in R4",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'Goal','target':{'dueDate':'2021'}}",
+     "{'resourceType':'Goal','target':[{'dueDate':'2021'}]}",
+     GW_OK,
+     {NULL},
+     NULL},
+    {"Procedure instantiatesCanonical <-> definition",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Procedure','instantiatesCanonical':['http://x/"
+     "PlanDefinition/1']}",
+     "{'resourceType':'Procedure','definition':[{'reference':'http://x/"
+     "PlanDefinition/1'}]}",
+     GW_OK,
+     {NULL},
+     NULL},
+    {"DeviceUseStatement statusReason (R4 only) left out",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'DeviceUseStatement','statusReason':[{'text':'r'}]}",
+     "{'resourceType':'DeviceUseStatement'}",
+     GW_OK,
+     {"DeviceUseStatement.statusReason"},
+     NULL},
+    {"QuestionnaireResponse subject kept (both versions have it)",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'QuestionnaireResponse','subject':{'reference':"
+     "'Patient/1'}}",
+     "{'resourceType':'QuestionnaireResponse','subject':{'reference':"
+     "'Patient/1'}}",
+     GW_OK,
+     {NULL},
+     NULL},
+
     /* ---- Communication ---- */
     {"Communication coded topic left out, about to topic, sender role",
      RULES_R4,
@@ -831,11 +877,11 @@ static const struct pcase cases[] = {
      RULES_R4,
      "{'resourceType':'QuestionnaireResponse','questionnaire':{'reference':"
      "'http://x/Questionnaire/q|1','display':'d'},'parent':[{'reference':"
-     "'Procedure/1'}],'subject':{'reference':'Patient/1'}}",
+     "'Procedure/1'}]}",
      "{'resourceType':'QuestionnaireResponse','questionnaire':'http://x/"
      "Questionnaire/q|1','partOf':[{'reference':'Procedure/1'}]}",
      GW_OK,
-     {"QuestionnaireResponse.subject", "QuestionnaireResponse.questionnaire"},
+     {"QuestionnaireResponse.questionnaire"},
      NULL},
 };
 
