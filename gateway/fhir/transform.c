@@ -1,8 +1,9 @@
 /*
  * transform driver: walks a resource or Bundle, applies the rules every
- * resource shares (canonical URLs, encounter <-> context, Reference.type)
- * and dispatches to the per-type tables; plus the helpers of
- * transform_impl.h.
+ * resource shares (canonical URLs, encounter <-> context, Reference.type,
+ * leftover role references, extensions and profiles of one version only)
+ * and dispatches to the per-type tables; xf_url. The other helpers of
+ * transform_impl.h are in transform_help.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,11 +11,6 @@
 
 #include "outcome.h"
 #include "transform_impl.h"
-
-/* Extension of zib2017 that keeps a PractitionerRole reference beside
- * the Practitioner reference STU3 elements can hold. */
-#define XF_ROLE_REF_URL                                                        \
-	"http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference"
 
 /* Canonical URLs renamed between zib2017 and zib2020 that any resource
  * may carry (data types: Address, CodeableConcept, the zib Comment). */
@@ -134,59 +130,42 @@ path_fmt(char *dst, size_t n, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* ---- report ---- */
-
-static enum gw_err
-report_v(struct xf_ctx *c, const char *sev, const char *code, const char *rel,
-	 const char *fmt, va_list ap)
+/* rel + "." + key (no dot when rel is empty) into dst, cut to fit.
+ * The walks build a path per node, so this avoids printf. */
+static void
+path_key(char *dst, size_t n, const char *rel, const char *key, size_t klen)
 {
-	char path[XF_PATH_MAX + 128];
-	char msg[512];
+	size_t rl = strnlen(rel, n - 1), at;
 
-	if (c->report == NULL)
-		return GW_OK;
-	if (rel != NULL && rel[0] != '\0')
-		path_fmt(path, sizeof(path), "%s.%s", c->path, rel);
-	else
-		path_fmt(path, sizeof(path), "%s", c->path);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	return fhir_outcome_add(c->report, sev, code, path, 0, 0, "%s", msg);
+	memmove(dst, rel, rl);
+	at = rl;
+	if (rl > 0 && at < n - 1)
+		dst[at++] = '.';
+	if (klen > n - 1 - at)
+		klen = n - 1 - at;
+	memcpy(dst + at, key, klen);
+	dst[at + klen] = '\0';
 }
 
-enum gw_err
-xf_loss(struct xf_ctx *c, const char *rel, const char *fmt, ...)
+/* rel + "[i]" into dst, cut to fit. */
+static void
+path_idx(char *dst, size_t n, const char *rel, size_t i)
 {
-	va_list ap;
-	enum gw_err e;
+	char num[24];
+	size_t k = sizeof(num), rl = strnlen(rel, n - 1), nl;
 
-	va_start(ap, fmt);
-	e = report_v(c, FHIR_WARNING, "informational", rel, fmt, ap);
-	va_end(ap);
-	return e;
-}
-
-enum gw_err
-xf_note(struct xf_ctx *c, const char *rel, const char *fmt, ...)
-{
-	va_list ap;
-	enum gw_err e;
-
-	va_start(ap, fmt);
-	e = report_v(c, FHIR_INFORMATION, "informational", rel, fmt, ap);
-	va_end(ap);
-	return e;
-}
-
-enum gw_err
-xf_refuse(struct xf_ctx *c, const char *rel, const char *fmt, ...)
-{
-	va_list ap;
-	enum gw_err e;
-
-	va_start(ap, fmt);
-	e = report_v(c, FHIR_ERROR, "not-supported", rel, fmt, ap);
-	va_end(ap);
-	return e == GW_OK ? GW_REJECT : e;
+	num[--k] = ']';
+	do {
+		num[--k] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i > 0);
+	num[--k] = '[';
+	nl = sizeof(num) - k;
+	memmove(dst, rel, rl);
+	if (nl > n - 1 - rl)
+		nl = n - 1 - rl;
+	memcpy(dst + rl, num + k, nl);
+	dst[rl + nl] = '\0';
 }
 
 /* ---- URLs ---- */
@@ -266,350 +245,6 @@ map_url_node(struct xf_ctx *c, struct fj_node *n)
 	n->u.str.len = strlen(t);
 }
 
-/* ---- generic helpers ---- */
-
-bool
-xf_rename(struct fj_node *obj, const char *from, const char *to)
-{
-	struct fj_node *m = fj_get(obj, from);
-
-	if (m == NULL)
-		return false;
-	/* A member already named `to` would make a duplicate key. */
-	if (strcmp(from, to) != 0)
-		fj_remove(obj, to);
-	/* to is a literal of the rules: it outlives the document. */
-	m->key = to;
-	m->keylen = strlen(to);
-	return true;
-}
-
-/* Unlink element n from array arr. */
-static void
-arr_unlink(struct fj_node *arr, struct fj_node *n)
-{
-	struct fj_node *p, *prev = NULL;
-
-	for (p = arr->u.kids.first; p != NULL; prev = p, p = p->next) {
-		if (p != n)
-			continue;
-		if (prev != NULL)
-			prev->next = p->next;
-		else
-			arr->u.kids.first = p->next;
-		if (arr->u.kids.last == p)
-			arr->u.kids.last = prev;
-		arr->u.kids.count--;
-		p->next = NULL;
-		return;
-	}
-}
-
-struct fj_node *
-xf_ext_find(const struct fj_node *obj, const char *url, bool modifier)
-{
-	const struct fj_node *arr =
-	    fj_get(obj, modifier ? "modifierExtension" : "extension");
-
-	if (arr == NULL || arr->type != FJ_ARRAY)
-		return NULL;
-	for (struct fj_node *e = arr->u.kids.first; e != NULL; e = e->next)
-		if (e->type == FJ_OBJECT && fj_str_eq(fj_get(e, "url"), url))
-			return e;
-	return NULL;
-}
-
-struct fj_node *
-xf_ext_take(struct fj_node *obj, const char *url, bool modifier)
-{
-	const char *key = modifier ? "modifierExtension" : "extension";
-	struct fj_node *arr = fj_get(obj, key);
-	struct fj_node *e = xf_ext_find(obj, url, modifier);
-
-	if (e == NULL)
-		return NULL;
-	arr_unlink(arr, e);
-	if (arr->u.kids.count == 0)
-		fj_remove(obj, key);
-	return e;
-}
-
-enum gw_err
-xf_ext_add(struct xf_ctx *c, struct fj_node *obj, const char *url,
-	   bool modifier, const char *valuekey, struct fj_node *val)
-{
-	const char *key = modifier ? "modifierExtension" : "extension";
-	struct fj_node *arr = fj_get(obj, key);
-	struct fj_node *e, *u;
-
-	if (val == NULL || obj == NULL || obj->type != FJ_OBJECT)
-		return GW_NOMEM;
-	if (arr != NULL && arr->type != FJ_ARRAY)
-		return GW_INVALID;
-	if (arr == NULL) {
-		if ((arr = fj_new_array(c->doc)) == NULL ||
-		    fj_set(c->doc, obj, key, arr) != GW_OK)
-			return GW_NOMEM;
-	}
-	if ((e = fj_new_object(c->doc)) == NULL ||
-	    (u = fj_new_string(c->doc, url)) == NULL ||
-	    fj_set(c->doc, e, "url", u) != GW_OK ||
-	    fj_set(c->doc, e, valuekey, val) != GW_OK)
-		return GW_NOMEM;
-	fj_append(arr, e);
-	return GW_OK;
-}
-
-struct fj_node *
-xf_coding(struct xf_ctx *c, const char *system, const char *code,
-	  const char *display)
-{
-	struct fj_node *o = fj_new_object(c->doc);
-	struct fj_node *s, *k, *d;
-
-	if (o == NULL || (s = fj_new_string(c->doc, system)) == NULL ||
-	    fj_set(c->doc, o, "system", s) != GW_OK ||
-	    (k = fj_new_string(c->doc, code)) == NULL ||
-	    fj_set(c->doc, o, "code", k) != GW_OK)
-		return NULL;
-	if (display != NULL && ((d = fj_new_string(c->doc, display)) == NULL ||
-				fj_set(c->doc, o, "display", d) != GW_OK))
-		return NULL;
-	return o;
-}
-
-struct fj_node *
-xf_dar(struct xf_ctx *c, const char *code)
-{
-	struct fj_node *o = fj_new_object(c->doc);
-	struct fj_node *u, *k;
-
-	if (o == NULL || (u = fj_new_string(c->doc, XF_DAR_URL)) == NULL ||
-	    fj_set(c->doc, o, "url", u) != GW_OK ||
-	    (k = fj_new_string(c->doc, code)) == NULL ||
-	    fj_set(c->doc, o, "valueCode", k) != GW_OK)
-		return NULL;
-	return o;
-}
-
-struct fj_node *
-xf_resolve(const struct xf_ctx *c, const char *reference)
-{
-	const struct fj_node *entries;
-
-	if (c->bundle == NULL || reference == NULL || reference[0] == '\0')
-		return NULL;
-	entries = fj_get(c->bundle, "entry");
-	if (entries == NULL || entries->type != FJ_ARRAY)
-		return NULL;
-	for (const struct fj_node *e = entries->u.kids.first; e != NULL;
-	     e = e->next) {
-		struct fj_node *res = fj_get(e, "resource");
-		const char *full = fj_get_str(e, "fullUrl");
-		const char *type = fj_get_str(res, "resourceType");
-		const char *id = fj_get_str(res, "id");
-		size_t tl;
-
-		if (res == NULL || res->type != FJ_OBJECT)
-			continue;
-		if (full != NULL && strcmp(full, reference) == 0)
-			return res;
-		if (type == NULL || id == NULL)
-			continue;
-		/* "Type/id", also when an absolute fullUrl ends with it */
-		tl = strlen(type);
-		if (strncmp(reference, type, tl) == 0 && reference[tl] == '/' &&
-		    strcmp(reference + tl + 1, id) == 0)
-			return res;
-	}
-	return NULL;
-}
-
-/* A copy of Reference ref without extension (for the role extension). */
-static struct fj_node *
-ref_copy_plain(struct xf_ctx *c, const struct fj_node *ref)
-{
-	struct fj_node *o = fj_new_object(c->doc);
-
-	if (o == NULL)
-		return NULL;
-	for (const struct fj_node *m = ref->u.kids.first; m != NULL;
-	     m = m->next) {
-		struct fj_node *v;
-		char key[64];
-
-		if (m->keylen >= sizeof(key) ||
-		    (m->keylen == 9 && memcmp(m->key, "extension", 9) == 0))
-			continue;
-		memcpy(key, m->key, m->keylen);
-		key[m->keylen] = '\0';
-		if ((v = fj_copy(c->doc, m)) == NULL ||
-		    fj_set(c->doc, o, key, v) != GW_OK)
-			return NULL;
-	}
-	return o;
-}
-
-/* Move every member of src (an unlinked object) into ref, replacing
- * ref's members except its extension array, which stays. */
-static enum gw_err
-ref_replace(struct xf_ctx *c, struct fj_node *ref, struct fj_node *src)
-{
-	struct fj_node *ext = fj_get(ref, "extension");
-
-	if (ext != NULL)
-		fj_remove(ref, "extension");
-	ref->u.kids.first = NULL;
-	ref->u.kids.last = NULL;
-	ref->u.kids.count = 0;
-	for (struct fj_node *m = src->u.kids.first, *next; m != NULL;
-	     m = next) {
-		char key[64];
-
-		next = m->next;
-		if (m->keylen >= sizeof(key))
-			continue;
-		memcpy(key, m->key, m->keylen);
-		key[m->keylen] = '\0';
-		if (strcmp(key, "extension") == 0)
-			continue;
-		if (fj_set(c->doc, ref, key, m) != GW_OK)
-			return GW_NOMEM;
-	}
-	if (ext != NULL && fj_set(c->doc, ref, "extension", ext) != GW_OK)
-		return GW_NOMEM;
-	return GW_OK;
-}
-
-/* R4 -> STU3 half of xf_role_ref. */
-static enum gw_err
-role_ref_to_stu3(struct xf_ctx *c, struct fj_node *ref, const char *rel)
-{
-	const char *r = fj_get_str(ref, "reference");
-	struct fj_node *role = xf_resolve(c, r);
-	const struct fj_node *prac = NULL;
-	struct fj_node *orig, *nref;
-
-	if (role != NULL) {
-		if (!fj_str_eq(fj_get(role, "resourceType"),
-			       "PractitionerRole"))
-			return GW_OK;
-		prac = fj_get(role, "practitioner");
-	} else if (r == NULL || !has_prefix(r, "PractitionerRole/")) {
-		return GW_OK;
-	}
-	if ((orig = ref_copy_plain(c, ref)) == NULL)
-		return GW_NOMEM;
-	if (prac != NULL && prac->type == FJ_OBJECT) {
-		if ((nref = ref_copy_plain(c, prac)) == NULL)
-			return GW_NOMEM;
-		fj_remove(nref, "type");
-	} else {
-		/* The role's Practitioner is not known here: the reference
-		   keeps only its display, the role goes in the extension. */
-		struct fj_node *d;
-
-		if ((nref = fj_new_object(c->doc)) == NULL)
-			return GW_NOMEM;
-		if (fj_get_str(ref, "display") != NULL &&
-		    ((d = fj_new_string(c->doc, fj_get_str(ref, "display"))) ==
-			 NULL ||
-		     fj_set(c->doc, nref, "display", d) != GW_OK))
-			return GW_NOMEM;
-		if (xf_loss(c, rel,
-			    "the Practitioner of %s is not in the Bundle; "
-			    "the role reference is kept in the "
-			    "practitionerrole-reference extension",
-			    r) != GW_OK)
-			return GW_NOMEM;
-	}
-	if (ref_replace(c, ref, nref) != GW_OK)
-		return GW_NOMEM;
-	return xf_ext_add(c, ref, XF_ROLE_REF_URL, false, "valueReference",
-			  orig);
-}
-
-enum gw_err
-xf_role_ref(struct xf_ctx *c, struct fj_node *ref, const char *rel)
-{
-	struct fj_node *ext, *val;
-
-	if (ref == NULL || ref->type != FJ_OBJECT)
-		return GW_OK;
-	if (c->to == RULES_STU3)
-		return role_ref_to_stu3(c, ref, rel);
-	/* STU3 -> R4: the role reference in the extension wins. */
-	if ((ext = xf_ext_take(ref, XF_ROLE_REF_URL, false)) == NULL)
-		return GW_OK;
-	val = fj_get(ext, "valueReference");
-	if (val == NULL || val->type != FJ_OBJECT)
-		return xf_loss(c, rel,
-			       "practitionerrole-reference without a "
-			       "valueReference is dropped");
-	fj_remove(ext, "valueReference");
-	{
-		/* The Practitioner reference goes; it comes back from the
-		   role when the role is in the Bundle and names it. */
-		const char *pr = fj_get_str(ref, "reference");
-		const char *pd = fj_get_str(ref, "display");
-		const struct fj_node *role =
-		    xf_resolve(c, fj_get_str(val, "reference"));
-		const struct fj_node *rp = fj_get(role, "practitioner");
-		const char *rpr = fj_get_str(rp, "reference");
-		const char *rpd = fj_get_str(rp, "display");
-		bool kept =
-		    (pr == NULL || (rpr != NULL && strcmp(pr, rpr) == 0)) &&
-		    (pd == NULL || (rpd != NULL && strcmp(pd, rpd) == 0));
-
-		if (!kept &&
-		    xf_loss(c, rel,
-			    "R4 refers to the PractitionerRole only: the "
-			    "Practitioner reference%s left out (the role "
-			    "names its practitioner)",
-			    pd != NULL ? " and its display are" : " is") !=
-			GW_OK)
-			return GW_NOMEM;
-	}
-	return ref_replace(c, ref, val);
-}
-
-bool
-xf_version_parse(const char *s, enum rules_fhir *out)
-{
-	static const struct {
-		const char *name;
-		enum rules_fhir v;
-	} names[] = {
-	    {"stu3", RULES_STU3}, {"STU3", RULES_STU3}, {"r3", RULES_STU3},
-	    {"R3", RULES_STU3},	  {"r4", RULES_R4},	{"R4", RULES_R4},
-	};
-	const char *p;
-
-	if (s == NULL)
-		return false;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strcmp(s, names[i].name) == 0) {
-			*out = names[i].v;
-			return true;
-		}
-	}
-	/* "3.0", "3.0.2", "4.0", "4.0.1": major.minor[.patch] */
-	if ((s[0] != '3' && s[0] != '4') || strncmp(s + 1, ".0", 2) != 0)
-		return false;
-	p = s + 3;
-	if (*p == '.') {
-		p++;
-		if (*p < '0' || *p > '9')
-			return false;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	if (*p != '\0')
-		return false;
-	*out = s[0] == '3' ? RULES_STU3 : RULES_R4;
-	return true;
-}
-
 /* ---- shared rules ---- */
 
 /* Map the extension URLs of every extension below n (not entering other
@@ -628,7 +263,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 
 		for (struct fj_node *k = n->u.kids.first; k != NULL;
 		     k = k->next, i++) {
-			path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+			path_idx(sub, sizeof(sub), rel, i);
 			if ((e = walk_urls(c, k, sub, depth + 1)) != GW_OK)
 				return e;
 		}
@@ -645,8 +280,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 		if ((m->keylen == 9 && memcmp(m->key, "contained", 9) == 0) ||
 		    (m->type == FJ_OBJECT && fj_get(m, "resourceType") != NULL))
 			continue;
-		path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
-			 rel[0] != '\0' ? "." : "", (int)m->keylen, m->key);
+		path_key(sub, sizeof(sub), rel, m->key, m->keylen);
 		if (ext && m->type == FJ_ARRAY) {
 			size_t i = 0;
 
@@ -655,7 +289,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				struct fj_node *u = fj_get(x, "url");
 				char xp[XF_PATH_MAX];
 
-				path_fmt(xp, sizeof(xp), "%s[%zu]", sub, i);
+				path_idx(xp, sizeof(xp), sub, i);
 				if (u != NULL && u->type == FJ_STRING)
 					map_url_node(c, u);
 				if ((e = walk_urls(c, x, xp, depth + 1)) !=
@@ -689,16 +323,14 @@ walk_role_refs(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 		return e;
 	for (struct fj_node *m = n->u.kids.first; m != NULL; m = m->next, i++) {
 		if (n->type == FJ_ARRAY) {
-			path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+			path_idx(sub, sizeof(sub), rel, i);
 		} else {
 			if ((m->keylen == 9 &&
 			     memcmp(m->key, "contained", 9) == 0) ||
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
-			path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
-				 rel[0] != '\0' ? "." : "", (int)m->keylen,
-				 m->key);
+			path_key(sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if ((e = walk_role_refs(c, m, sub, depth + 1)) != GW_OK)
 			return e;
@@ -724,16 +356,14 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 	     m = next, i++) {
 		next = m->next;
 		if (n->type == FJ_ARRAY) {
-			path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+			path_idx(sub, sizeof(sub), rel, i);
 		} else {
 			if ((m->keylen == 9 &&
 			     memcmp(m->key, "contained", 9) == 0) ||
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
-			path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
-				 rel[0] != '\0' ? "." : "", (int)m->keylen,
-				 m->key);
+			path_key(sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if (n->type == FJ_OBJECT && m->type == FJ_ARRAY &&
 		    ((m->keylen == 9 && memcmp(m->key, "extension", 9) == 0) ||
@@ -747,7 +377,7 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				char xp[XF_PATH_MAX];
 
 				nx = x->next;
-				path_fmt(xp, sizeof(xp), "%s[%zu]", sub, j);
+				path_idx(xp, sizeof(xp), sub, j);
 				if (u == NULL ||
 				    !is_version_only_ext(u, c->from) ||
 				    xf_url(c, u) != u) {
@@ -764,7 +394,7 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 								   : "STU3")) !=
 				    GW_OK)
 					return e;
-				arr_unlink(m, x);
+				xf_arr_remove(m, x);
 			}
 			if (m->u.kids.count == 0) {
 				char key[20];
@@ -829,11 +459,10 @@ walk_ref_type(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				    (m->type == FJ_OBJECT &&
 				     fj_get(m, "resourceType") != NULL))
 					continue;
-				path_fmt(sub, sizeof(sub), "%s%s%.*s", rel,
-					 rel[0] != '\0' ? "." : "",
-					 (int)m->keylen, m->key);
+				path_key(sub, sizeof(sub), rel, m->key,
+					 m->keylen);
 			} else {
-				path_fmt(sub, sizeof(sub), "%s[%zu]", rel, i);
+				path_idx(sub, sizeof(sub), rel, i);
 			}
 			if ((e = walk_ref_type(c, m, sub, depth + 1)) != GW_OK)
 				return e;
@@ -928,7 +557,7 @@ drop_profiles(struct xf_ctx *c, struct fj_node *res)
 				 c->to == RULES_R4 ? "R4" : "STU3",
 				 p->u.str.s)) != GW_OK)
 			return e;
-		arr_unlink(prof, p);
+		xf_arr_remove(prof, p);
 	}
 	if (prof->u.kids.count == 0) {
 		fj_remove(meta, "profile");

@@ -8,19 +8,20 @@
 
 #include "transform_impl.h"
 
-#define SNOMED		 "http://snomed.info/sct"
-#define CONSENTCAT	 "http://terminology.hl7.org/CodeSystem/consentcategorycodes"
-#define CONSENTSCOPE	 "http://terminology.hl7.org/CodeSystem/consentscope"
-#define ROLECODE	 "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
-#define NF_R4		 "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
-#define PERMITTED_SYSTEM "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4"
-#define NICTIZ		 "http://nictiz.nl/fhir/StructureDefinition/"
-#define URL_PERMITTED	 NICTIZ "zib-TreatmentDirective-TreatmentPermitted"
-#define URL_TREATMENT	 NICTIZ "zib-TreatmentDirective-Treatment"
-#define URL_VERIFICATION NICTIZ "zib-TreatmentDirective-Verification"
-#define URL_RESTRICTIONS NICTIZ "zib-TreatmentDirective-Restrictions"
-#define URL_SPECOTHER	 NICTIZ "ext-TreatmentDirective2.SpecificationOther"
-#define URL_REASONEND	 NICTIZ "ext-TreatmentDirective2.ReasonForEnding"
+#define SNOMED		  "http://snomed.info/sct"
+#define CONSENTCAT	  "http://terminology.hl7.org/CodeSystem/consentcategorycodes"
+#define CONSENTSCOPE	  "http://terminology.hl7.org/CodeSystem/consentscope"
+#define ROLECODE	  "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+#define NF_R4		  "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+#define PERMITTED_SYSTEM  "urn:oid:2.16.840.1.113883.2.4.3.11.60.40.4"
+#define NICTIZ		  "http://nictiz.nl/fhir/StructureDefinition/"
+#define URL_PERMITTED	  NICTIZ "zib-TreatmentDirective-TreatmentPermitted"
+#define URL_TREATMENT	  NICTIZ "zib-TreatmentDirective-Treatment"
+#define URL_VERIFICATION  NICTIZ "zib-TreatmentDirective-Verification"
+#define URL_RESTRICTIONS  NICTIZ "zib-TreatmentDirective-Restrictions"
+#define URL_SPECOTHER	  NICTIZ "ext-TreatmentDirective2.SpecificationOther"
+#define URL_REASONEND	  NICTIZ "ext-TreatmentDirective2.ReasonForEnding"
+#define URL_ADDITIONAL_R4 NICTIZ "ext-TreatmentDirective2.AdvanceDirective"
 
 /* Category codes: zib2020 (R4) and zib2017 (STU3). */
 #define TD_R4	"129125009"
@@ -107,27 +108,6 @@ consent_kind(const struct fj_node *res, enum rules_fhir v)
 			return CK_ADVANCE;
 	}
 	return CK_OTHER;
-}
-
-/* Unlink element n from array arr. */
-static void
-arr_unlink_node(struct fj_node *arr, struct fj_node *n)
-{
-	struct fj_node *p, *prev = NULL;
-
-	for (p = arr->u.kids.first; p != NULL; prev = p, p = p->next) {
-		if (p != n)
-			continue;
-		if (prev != NULL)
-			prev->next = p->next;
-		else
-			arr->u.kids.first = p->next;
-		if (arr->u.kids.last == p)
-			arr->u.kids.last = prev;
-		arr->u.kids.count--;
-		p->next = NULL;
-		return;
-	}
 }
 
 /* Whether a and b (either may be NULL) are the same JSON value. */
@@ -290,6 +270,74 @@ map_identifier(struct xf_ctx *c, struct fj_node *res)
 		    id->u.kids.count - 1) != GW_OK)
 		return GW_NOMEM;
 	return fj_set(c->doc, res, "identifier", id->u.kids.first);
+}
+
+/* policyRule: a CodeableConcept in R4, a uri in STU3. A coding goes as
+ * "system#code" (and back); other content is reported. It stays, as
+ * ppc-1 needs policy or policyRule. */
+static enum gw_err
+policy_rule(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *pr = fj_get(res, "policyRule");
+	char buf[1024];
+	enum gw_err e;
+
+	if (pr == NULL)
+		return GW_OK;
+	if (c->to == RULES_STU3) {
+		const struct fj_node *cd = fj_at(fj_get(pr, "coding"), 0);
+		const char *sys = fj_get_str(cd, "system");
+		const char *code = fj_get_str(cd, "code");
+		struct fj_node *u;
+
+		if (sys == NULL || code == NULL ||
+		    (size_t)snprintf(buf, sizeof(buf), "%s#%s", sys, code) >=
+			sizeof(buf)) {
+			fj_remove(res, "policyRule");
+			return xf_loss(c, "policyRule",
+				       "a policyRule without system and code "
+				       "has no STU3 uri: it is left out");
+		}
+		if ((u = fj_new_string(c->doc, buf)) == NULL ||
+		    fj_set(c->doc, res, "policyRule", u) != GW_OK)
+			return GW_NOMEM;
+		if ((fj_get(pr, "text") != NULL ||
+		     fj_get(cd, "display") != NULL ||
+		     fj_get(pr, "coding")->u.kids.count > 1) &&
+		    (e = xf_loss(c, "policyRule",
+				 "STU3 policyRule is a uri: only the first "
+				 "coding's system#code is kept")) != GW_OK)
+			return e;
+		return GW_OK;
+	}
+	if (pr->type == FJ_STRING) {
+		const char *hash = strchr(pr->u.str.s, '#');
+		struct fj_node *cc;
+
+		if (hash != NULL && hash[1] != '\0') {
+			struct fj_node *sys = fj_new_stringn(
+			    c->doc, pr->u.str.s, (size_t)(hash - pr->u.str.s));
+			struct fj_node *cd = fj_new_object(c->doc);
+
+			if (sys == NULL || cd == NULL ||
+			    fj_set(c->doc, cd, "system", sys) != GW_OK ||
+			    fj_set(c->doc, cd, "code", str(c, hash + 1)) !=
+				GW_OK ||
+			    (cc = cc_of(c, cd)) == NULL)
+				return GW_NOMEM;
+		} else {
+			if ((cc = fj_new_object(c->doc)) == NULL ||
+			    fj_set(c->doc, cc, "text", str(c, pr->u.str.s)) !=
+				GW_OK)
+				return GW_NOMEM;
+			if ((e = xf_loss(c, "policyRule",
+					 "R4 policyRule is a CodeableConcept: "
+					 "the uri is its text")) != GW_OK)
+				return e;
+		}
+		return fj_set(c->doc, res, "policyRule", cc);
+	}
+	return GW_OK;
 }
 
 /* ---- R4 -> STU3 ---- */
@@ -532,6 +580,43 @@ verification_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 	return push(c, res, "extension", ext);
 }
 
+/* What the STU3 profiles restrict: a TreatmentDirective's source is a
+ * Reference (to an AdvanceDirective), an AdvanceDirective's an
+ * Attachment, and an AdvanceDirective needs its dateTime. */
+static enum gw_err
+source_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
+{
+	const char *bad = k == CK_TREATMENT ? "sourceAttachment"
+			  : k == CK_ADVANCE ? "sourceReference"
+					    : NULL;
+	enum gw_err e;
+
+	if (bad != NULL && fj_get(res, bad) != NULL) {
+		fj_remove(res, bad);
+		if ((e = xf_loss(c, bad,
+				 "the STU3 %s takes no %s: it is left out",
+				 k == CK_TREATMENT ? "TreatmentDirective"
+						   : "AdvanceDirective",
+				 bad)) != GW_OK)
+			return e;
+	}
+	if (k == CK_ADVANCE && fj_get(res, "dateTime") == NULL &&
+	    fj_get(res, "_dateTime") == NULL) {
+		struct fj_node *prim = fj_new_object(c->doc);
+
+		if (prim == NULL ||
+		    xf_ext_add(c, prim, XF_DAR_URL, false, "valueCode",
+			       str(c, "unknown")) != GW_OK ||
+		    fj_set(c->doc, res, "_dateTime", prim) != GW_OK)
+			return GW_NOMEM;
+		return xf_loss(c, "dateTime",
+			       "the STU3 AdvanceDirective requires dateTime: "
+			       "it is set absent (data-absent-reason "
+			       "unknown)");
+	}
+	return GW_OK;
+}
+
 static enum gw_err
 actors_to_stu3(struct xf_ctx *c, struct fj_node *res, struct fj_node *prov,
 	       enum consent_kind k)
@@ -609,14 +694,10 @@ consent_to_stu3(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				 "out")) != GW_OK)
 			return e;
 	}
-	if (fj_get(res, "policyRule") != NULL) {
-		fj_remove(res, "policyRule");
-		if ((e = xf_loss(c, "policyRule",
-				 "R4 policyRule is a CodeableConcept, STU3's "
-				 "a uri: it is left out")) != GW_OK)
-			return e;
-	}
-	if ((e = verification_to_stu3(c, res, k)) != GW_OK)
+	if ((e = policy_rule(c, res)) != GW_OK)
+		return e;
+	if ((e = verification_to_stu3(c, res, k)) != GW_OK ||
+	    (e = source_to_stu3(c, res, k)) != GW_OK)
 		return e;
 	if (prov == NULL || prov->type != FJ_OBJECT) {
 		if (k == CK_TREATMENT)
@@ -788,7 +869,7 @@ permitted_to_r4(struct xf_ctx *c, struct fj_node *res, struct fj_node *prov)
 	if (ex != NULL) {
 		text = take_restriction(ex);
 		/* the except said the decision again: it is consumed */
-		arr_unlink_node(exs, ex);
+		xf_arr_remove(exs, ex);
 		if (exs->u.kids.count == 0)
 			fj_remove(res, "except");
 	}
@@ -941,6 +1022,50 @@ verification_to_r4(struct xf_ctx *c, struct fj_node *res)
 	return fj_set(c->doc, res, "verification", arr);
 }
 
+/* consent-additionalSources (STU3: Attachment, Identifier or Reference)
+ * -> ext-TreatmentDirective2.AdvanceDirective (R4: a Reference). */
+static enum gw_err
+additional_to_r4(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *arr = fj_get(res, "extension");
+	size_t i = 0;
+	enum gw_err e;
+
+	if (arr == NULL || arr->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *x = arr->u.kids.first, *nx; x != NULL;
+	     x = nx, i++) {
+		struct fj_node *v;
+		char rel[48];
+
+		nx = x->next;
+		if (!fj_str_eq(fj_get(x, "url"), URL_ADDITIONAL_R4))
+			continue;
+		snprintf(rel, sizeof(rel), "extension[%zu]", i);
+		if ((v = fj_get(x, "valueIdentifier")) != NULL) {
+			struct fj_node *r = fj_new_object(c->doc);
+
+			fj_remove(x, "valueIdentifier");
+			if (r == NULL ||
+			    fj_set(c->doc, r, "identifier", v) != GW_OK ||
+			    fj_set(c->doc, x, "valueReference", r) != GW_OK)
+				return GW_NOMEM;
+			continue;
+		}
+		if (fj_get(x, "valueReference") != NULL)
+			continue;
+		xf_arr_remove(arr, x);
+		if ((e = xf_loss(c, rel,
+				 "R4 additionalAdvanceDirective is a "
+				 "Reference: this additional source is left "
+				 "out")) != GW_OK)
+			return e;
+	}
+	if (arr->u.kids.count == 0)
+		fj_remove(res, "extension");
+	return GW_OK;
+}
+
 /* An STU3 except -> an R4 provision: code becomes CodeableConcepts. */
 static enum gw_err
 except_to_provision(struct xf_ctx *c, struct fj_node *ex)
@@ -999,13 +1124,8 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				k == CK_TREATMENT ? "treatment" : "adr"))) !=
 	    GW_OK)
 		return e;
-	if (fj_get(res, "policyRule") != NULL) {
-		fj_remove(res, "policyRule");
-		if ((e = xf_loss(c, "policyRule",
-				 "STU3 policyRule is a uri, R4's a "
-				 "CodeableConcept: it is left out")) != GW_OK)
-			return e;
-	}
+	if ((e = policy_rule(c, res)) != GW_OK)
+		return e;
 	if ((x = fj_get(res, "sourceIdentifier")) != NULL) {
 		struct fj_node *r = fj_new_object(c->doc);
 
@@ -1018,7 +1138,10 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				 "identifier of sourceReference")) != GW_OK)
 			return e;
 	}
-	if ((e = verification_to_r4(c, res)) != GW_OK)
+	/* additional sources first: the report's extension indexes are
+	   then still those of the input */
+	if ((e = additional_to_r4(c, res)) != GW_OK ||
+	    (e = verification_to_r4(c, res)) != GW_OK)
 		return e;
 	if ((prov = new_provision(c, res)) == NULL)
 		return GW_NOMEM;
@@ -1050,7 +1173,7 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 			nx = cat->next;
 			if (cc_find(cat, CONSENTCAT, AD_R4) != NULL)
 				continue;
-			arr_unlink_node(x, cat);
+			xf_arr_remove(x, cat);
 			if ((e = push(c, prov, "code", cat)) != GW_OK)
 				return e;
 		}

@@ -1,7 +1,9 @@
 /*
  * transform internals shared by transform.c (the driver: Bundle walk,
  * dispatch per resource type, canonical URLs, the rules every resource
- * shares, the helpers below), transform_consent.c (TreatmentDirective,
+ * shares, xf_url), transform_help.c (the other helpers below: the rule
+ * files call only those, so they do not depend on the driver that
+ * reads their tables), transform_consent.c (TreatmentDirective,
  * AdvanceDirective), transform_zib.c (Patient, RelatedPerson,
  * Practitioner, PractitionerRole, Observation), transform_care.c
  * (Encounter, Procedure, Goal, Communication, CommunicationRequest,
@@ -27,6 +29,10 @@
 /* The NullFlavor code system (zib2017 and zib2020 alike). */
 #define XF_NULLFLAVOR_SYSTEM "http://hl7.org/fhir/v3/NullFlavor"
 #define XF_DAR_URL	     "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+/* zib2017's extension that keeps a PractitionerRole reference beside the
+ * Practitioner reference STU3 elements can hold. */
+#define XF_ROLE_REF_URL                                                        \
+	"http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference"
 
 struct xf_ctx {
 	struct fj_doc *doc;
@@ -68,7 +74,9 @@ extern const struct xf_type xf_types_consent[];
 extern const struct xf_type xf_types_zib[];
 extern const struct xf_type xf_types_care[];
 
-/* The URL u maps to in c->to (u itself when no table names it). */
+/* The URL u maps to in c->to (u itself when no table names it). For the
+ * driver (transform.c): extension and meta.profile URLs are already
+ * mapped when a per-type rule runs. */
 const char *xf_url(const struct xf_ctx *c, const char *u);
 
 /* Report a loss or a filled default at c->path + "." + rel (rel may be
@@ -82,6 +90,9 @@ enum gw_err xf_note(struct xf_ctx *c, const char *rel, const char *fmt, ...)
  * the report could not grow). */
 enum gw_err xf_refuse(struct xf_ctx *c, const char *rel, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Unlink element n from array arr (n stays in the document). */
+void xf_arr_remove(struct fj_node *arr, struct fj_node *n);
 
 /* Rename member from to to in obj (keeps its position); false when obj
  * has no member from. */

@@ -457,6 +457,38 @@ test_url_tables(void **state)
 	assert_null(xf_url(&c, NULL));
 }
 
+/* Paths longer than the report's buffer are cut, never overrun (the walks
+ * build them without printf). */
+static void
+test_long_paths(void **state)
+{
+	char key[1500], *in;
+	struct fj_doc *d;
+	json_t *rep = fhir_outcome_new();
+	const char *e;
+
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	in = malloc(strlen(key) * 2 + 256);
+	assert_non_null(in);
+	snprintf(in, strlen(key) * 2 + 256,
+		 "{\"resourceType\":\"Basic\",\"%s\":[[{\"%s\":{\"reference\":"
+		 "\"Patient/1\",\"type\":\"Patient\"}}]]}",
+		 key, key);
+	d = parse(in);
+	assert_int_equal(xf_convert(d, RULES_R4, RULES_STU3, rep), GW_OK);
+	e = json_string_value(json_array_get(
+	    json_object_get(json_array_get(json_object_get(rep, "issue"), 0),
+			    "expression"),
+	    0));
+	assert_non_null(e);
+	assert_true(strlen(e) < XF_PATH_MAX + 128);
+	assert_memory_equal(e, "Basic.kkkk", 10);
+	json_decref(rep);
+	fj_doc_free(d);
+	free(in);
+}
+
 static void
 test_normalise(void **state)
 {
@@ -536,6 +568,7 @@ main(void)
 	    cmocka_unit_test(test_resolve),
 	    cmocka_unit_test(test_url_tables),
 	    cmocka_unit_test(test_normalise),
+	    cmocka_unit_test(test_long_paths),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

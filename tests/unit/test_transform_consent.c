@@ -291,6 +291,71 @@ static const struct consent_case cases[] = {
      NULL,
      NULL},
 
+    {"AdvanceDirective: no dateTime is set absent, sourceReference left "
+     "out, both reported",
+     RULES_R4,
+     RULES_STU3,
+     "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{"
+     "\"system\":\"http://terminology.hl7.org/CodeSystem/"
+     "consentcategorycodes\",\"code\":\"acd\"}]}],\"sourceReference\":{"
+     "\"reference\":\"DocumentReference/d\"}}",
+     GW_OK,
+     {"\"_dateTime\":{\"extension\":[{\"url\":\"http://hl7.org/fhir/"
+      "StructureDefinition/data-absent-reason\",\"valueCode\":\"unknown\"}"
+      "]}"},
+     {"sourceReference"},
+     "Consent.sourceReference",
+     "left out"},
+    {"TreatmentDirective: sourceAttachment left out, reported",
+     RULES_R4,
+     RULES_STU3,
+     R4_TD(R4_PROV("\"type\":\"deny\",") ",\"sourceAttachment\":{"
+					 "\"title\":\"t\"}"),
+     GW_OK,
+     {"\"code\":\"NEE\""},
+     {"sourceAttachment", "\"_dateTime\""},
+     "Consent.sourceAttachment",
+     "TreatmentDirective takes no sourceAttachment"},
+    {"additionalSources: an Identifier becomes a Reference's, an "
+     "Attachment is left out (reported)",
+     RULES_STU3,
+     RULES_R4,
+     "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{"
+     "\"system\":\"" SCT "\",\"code\":\"11291000146105\"}]}],"
+     "\"extension\":[{\"url\":\"" NICTIZ "consent-additionalSources\","
+     "\"valueIdentifier\":{\"value\":\"ad-1\"}},{\"url\":\"" NICTIZ
+     "consent-additionalSources\",\"valueAttachment\":{\"title\":"
+     "\"pdf\"}}],\"modifierExtension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-TreatmentPermitted\",\"valueCodeableConcept\":"
+     "{\"coding\":[{\"system\":\"" OID "\",\"code\":\"JA\"}]}}]}",
+     GW_OK,
+     {"{\"url\":\"" NICTIZ "ext-TreatmentDirective2.AdvanceDirective\","
+      "\"valueReference\":{\"identifier\":{\"value\":\"ad-1\"}}}"},
+     {"valueAttachment", "consent-additionalSources"},
+     "Consent.extension[1]",
+     "left out"},
+    {"policyRule coding is system#code in STU3",
+     RULES_R4,
+     RULES_STU3,
+     R4_TD(R4_PROV("\"type\":\"deny\",") ",\"policyRule\":{\"coding\":"
+					 "[{\"system\":\"urn:s\",\"code\":"
+					 "\"OPTIN\"}]}"),
+     GW_OK,
+     {"\"policyRule\":\"urn:s#OPTIN\""},
+     {NULL},
+     NULL,
+     NULL},
+    {"policyRule system#code back to a coding, another uri its text",
+     RULES_STU3,
+     RULES_R4,
+     STU3_TD("{\"system\":\"" OID "\",\"code\":\"JA\"}",
+	     ",\"policyRule\":\"urn:s#OPTIN\""),
+     GW_OK,
+     {"\"policyRule\":{\"coding\":[{\"code\":\"OPTIN\",\"system\":"
+      "\"urn:s\"}]}"},
+     {NULL},
+     NULL,
+     NULL},
     /* ---- STU3 -> R4: each TreatmentPermitted value ---- */
     {"JA is permit; its except is consumed",
      RULES_STU3,
