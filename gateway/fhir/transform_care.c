@@ -1156,10 +1156,12 @@ rule_dus(struct xf_ctx *c, struct fj_node *res)
 	if (exts != NULL && exts->type == FJ_ARRAY) {
 		size_t i = 0;
 
-		for (struct fj_node *x = exts->u.kids.first; x != NULL;
-		     x = x->next, i++) {
-			char rel[64];
+		struct fj_node *x, *next;
 
+		for (x = exts->u.kids.first; x != NULL; x = next, i++) {
+			char rel[64], t[32];
+
+			next = x->next;
 			if (!fj_str_eq(fj_get(x, "url"), hp))
 				continue;
 			snprintf(rel, sizeof(rel),
@@ -1167,7 +1169,25 @@ rule_dus(struct xf_ctx *c, struct fj_node *res)
 			if ((e = xf_role_ref(c, fj_get(x, "valueReference"),
 					     rel)) != GW_OK)
 				return e;
+			/* zib2020 names the health professional by role only;
+			   a zib2017 Practitioner without its role has no
+			   place there */
+			ref_type(c, fj_get(x, "valueReference"), t, sizeof(t));
+			if (c->to != RULES_R4 || t[0] == '\0' ||
+			    strcmp(t, "PractitionerRole") == 0)
+				continue;
+			snprintf(rel, sizeof(rel), "extension[%zu]", i);
+			if ((e = xf_loss(
+				 c, rel,
+				 "R4 ext-MedicalDevice.HealthProfessional "
+				 "refers to a PractitionerRole; this %s "
+				 "reference without its role is left out",
+				 t)) != GW_OK)
+				return e;
+			arr_unlink(exts, x);
 		}
+		if (exts->u.kids.count == 0)
+			fj_remove(res, "extension");
 	}
 	if ((e = drop_only(c, res, "DeviceUseStatement")) != GW_OK ||
 	    (e = drop_encounter_ext(c, res, "DeviceUseStatement")) != GW_OK ||

@@ -839,6 +839,16 @@ static const struct pcase cases[] = {
      GW_OK,
      {NULL},
      NULL},
+    {"DeviceUseStatement health professional without a role: R4 has no place",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'DeviceUseStatement','extension':[{'url':'" NICTIZ
+     "zib-MedicalDevice-Practitioner','valueReference':{'reference':"
+     "'Practitioner/p','display':'d'}}]}",
+     "{'resourceType':'DeviceUseStatement'}",
+     GW_OK,
+     {"DeviceUseStatement.extension[0]"},
+     "without its role"},
     {"DeviceUseStatement whenUsed beside a timing reported",
      RULES_STU3,
      RULES_R4,
