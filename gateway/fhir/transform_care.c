@@ -662,7 +662,8 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 	    !is_profile(res, S3 "ACP-Procedure", "code", "713603004"))
 		return GW_OK;
 	/* STU3 ACP-Procedure (zib-Procedure) allows a Practitioner or an
-	   Organization as performer; R4 also the patient and contacts. */
+	   Organization as performer; R4 also the patient, contacts and
+	   devices. A reference of unknown type is kept. */
 	if (perf != NULL && perf->type == FJ_ARRAY) {
 		struct fj_node *k, *next;
 		size_t i = 0;
@@ -672,8 +673,8 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 
 			next = k->next;
 			ref_type(c, fj_get(k, "actor"), t, sizeof(t));
-			if (strcmp(t, "Patient") != 0 &&
-			    strcmp(t, "RelatedPerson") != 0)
+			if (t[0] == '\0' || strcmp(t, "Practitioner") == 0 ||
+			    strcmp(t, "Organization") == 0)
 				continue;
 			snprintf(rel, sizeof(rel), "performer[%zu]", i);
 			if ((e = xf_loss(c, rel,

@@ -177,6 +177,68 @@ role_refs(struct xf_ctx *c, struct fj_node *obj, const char *key,
 	return GW_OK;
 }
 
+/* The resource type Reference ref points at: the resolved Bundle
+ * entry's, else the segment before the id ("Type/id", also at the end
+ * of an absolute URL); "" when unknown. */
+static void
+ref_type(const struct xf_ctx *c, const struct fj_node *ref, char *out, size_t n)
+{
+	const char *r = fj_get_str(ref, "reference");
+	const char *t = fj_get_str(xf_resolve(c, r), "resourceType");
+	const char *slash, *start;
+
+	out[0] = '\0';
+	if (t != NULL) {
+		snprintf(out, n, "%s", t);
+		return;
+	}
+	if (r == NULL || (slash = strrchr(r, '/')) == NULL)
+		return;
+	for (start = slash; start > r && start[-1] != '/'; start--)
+		;
+	if ((size_t)(slash - start) < n)
+		snprintf(out, n, "%.*s", (int)(slash - start), start);
+}
+
+/* STU3 Observation.performer admits these; R4 also CareTeam (and
+ * PractitionerRole, which xf_role_ref turns into its Practitioner). */
+static const char *const obs_performer_stu3[] = {
+    "Practitioner", "Organization", "Patient", "RelatedPerson", NULL,
+};
+
+static enum gw_err
+obs_performers_stu3(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *perf = fj_get(res, "performer");
+	struct fj_node *k, *next;
+	size_t i = 0;
+	enum gw_err e;
+
+	if (perf == NULL || perf->type != FJ_ARRAY)
+		return GW_OK;
+	for (k = perf->u.kids.first; k != NULL; k = next, i++) {
+		char t[32], rel[48];
+		bool ok = false;
+
+		next = k->next;
+		ref_type(c, k, t, sizeof(t));
+		for (size_t j = 0; obs_performer_stu3[j] != NULL; j++)
+			ok = ok || strcmp(t, obs_performer_stu3[j]) == 0;
+		if (t[0] == '\0' || ok)
+			continue;
+		snprintf(rel, sizeof(rel), "performer[%zu]", i);
+		if ((e = xf_loss(c, rel,
+				 "STU3 Observation.performer cannot be a %s; "
+				 "this performer is left out",
+				 t)) != GW_OK)
+			return e;
+		arr_unlink(perf, k);
+	}
+	if (perf->u.kids.count == 0)
+		fj_remove(res, "performer");
+	return GW_OK;
+}
+
 /* Remove every extension of obj with url, reporting each at
  * prefix + "extension[i]" with why. */
 static enum gw_err
@@ -634,7 +696,8 @@ rule_observation(struct xf_ctx *c, struct fj_node *res)
 		return e;
 	if (c->to == RULES_R4)
 		return obs_related_to_r4(c, res);
-	if ((e = obs_related_to_stu3(c, res)) != GW_OK)
+	if ((e = obs_performers_stu3(c, res)) != GW_OK ||
+	    (e = obs_related_to_stu3(c, res)) != GW_OK)
 		return e;
 	/* An instant is a dateTime; STU3 has no effectiveInstant. */
 	if (xf_rename(res, "effectiveInstant", "effectiveDateTime") &&

@@ -395,6 +395,16 @@ static const struct pcase cases[] = {
      {"Observation.performer[0]"},
      NULL},
 
+    {"Observation CareTeam performer left out of STU3",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Observation','performer':[{'reference':'https://x/"
+     "fhir/CareTeam/1'},{'reference':'Patient/1'}]}",
+     "{'resourceType':'Observation','performer':[{'reference':'Patient/1'}]}",
+     GW_OK,
+     {"Observation.performer[0]"},
+     "CareTeam"},
+
     /* ---- Encounter ---- */
     {"Encounter reasonReference to diagnosis.condition, use to role",
      RULES_R4,
@@ -510,6 +520,17 @@ static const struct pcase cases[] = {
       "Bundle.entry[1].resource.performer[2]",
       "Bundle.entry[1].resource.category"},
      "Practitioner or Organization"},
+    {"ACP Procedure Device performer left out",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Procedure','category':{'text':'c'},'code':" CC(
+	 SCT, "713603004") ",'performer':[{'actor':{'reference':'Device/1'}},{"
+			   "'actor':{'display':'someone'}}]}",
+     "{'resourceType':'Procedure','category':{'text':'c'},'code':" CC(
+	 SCT, "713603004") ",'performer':[{'actor':{'display':'someone'}}]}",
+     GW_OK,
+     {"Procedure.performer[0]"},
+     NULL},
     {"other Procedures keep their performers and get no category",
      RULES_R4,
      RULES_STU3,
