@@ -839,8 +839,19 @@ rule_goal(struct xf_ctx *c, struct fj_node *res)
 	if ((e = drop_encounter_ext(c, res, "Goal")) != GW_OK ||
 	    (e = role_refs(c, res, "expressedBy", "")) != GW_OK)
 		return e;
-	if (c->to == RULES_R4)
+	if (c->to == RULES_R4) {
+		/* R4 Goal.subject is 1..1, STU3's 0..1 */
+		if (fj_get(res, "subject") == NULL) {
+			if ((e = set_absent(c, res, "subject")) != GW_OK)
+				return e;
+			if ((e = xf_loss(c, "subject",
+					 "R4 Goal requires subject; marked "
+					 "with data-absent-reason unknown")) !=
+			    GW_OK)
+				return e;
+		}
 		return goal_to_r4(c, res);
+	}
 	if ((e = goal_to_stu3(c, res)) != GW_OK ||
 	    (e = drop_only(c, res, "Goal")) != GW_OK)
 		return e;

@@ -303,6 +303,91 @@ drop_only(struct xf_ctx *c, struct fj_node *res, const char *type)
 	return GW_OK;
 }
 
+/* A new object holding only a data-absent-reason "unknown" extension:
+ * how FHIR marks a required element that has no value (for a primitive,
+ * as its "_name" twin). */
+static struct fj_node *
+absent(struct xf_ctx *c)
+{
+	struct fj_node *o = fj_new_object(c->doc);
+	struct fj_node *arr = fj_new_array(c->doc);
+	struct fj_node *dar = xf_dar(c, "unknown");
+
+	if (o == NULL || arr == NULL || dar == NULL)
+		return NULL;
+	fj_append(arr, dar);
+	if (fj_set(c->doc, o, "extension", arr) != GW_OK)
+		return NULL;
+	return o;
+}
+
+/* zib2017 (nl-core-patient, nl-core-practitioner) requires the value of
+ * the identifier slices (BSN, UZI, AGB, BIG); R4 does not. An identifier
+ * without a value gets it marked absent, reported. */
+static enum gw_err
+identifier_values_stu3(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *ids = fj_get(res, "identifier");
+	size_t i = 0;
+	enum gw_err e;
+
+	if (c->to != RULES_STU3 || ids == NULL || ids->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *k = ids->u.kids.first; k != NULL;
+	     k = k->next, i++) {
+		struct fj_node *a;
+		char rel[48];
+
+		if (k->type != FJ_OBJECT || fj_get(k, "value") != NULL ||
+		    fj_get(k, "_value") != NULL)
+			continue;
+		if ((a = absent(c)) == NULL)
+			return GW_NOMEM;
+		if ((e = fj_set(c->doc, k, "_value", a)) != GW_OK)
+			return e;
+		snprintf(rel, sizeof(rel), "identifier[%zu].value", i);
+		if ((e = xf_loss(c, rel,
+				 "zib2017 requires the identifier's value; "
+				 "marked with data-absent-reason unknown")) !=
+		    GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
+/* zib2020 (R4) slices names by use: a "usual" name is the given name
+ * (roepnaam) and requires given; zib2017 has no such rule. A usual name
+ * without a given name is left out of R4, reported. */
+static enum gw_err
+usual_names_r4(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *names = fj_get(res, "name");
+	struct fj_node *k, *next;
+	size_t i = 0;
+	enum gw_err e;
+
+	if (c->to != RULES_R4 || names == NULL || names->type != FJ_ARRAY)
+		return GW_OK;
+	for (k = names->u.kids.first; k != NULL; k = next, i++) {
+		char rel[32];
+
+		next = k->next;
+		if (!fj_str_eq(fj_get(k, "use"), "usual") ||
+		    fj_get(k, "given") != NULL)
+			continue;
+		snprintf(rel, sizeof(rel), "name[%zu]", i);
+		if ((e = xf_loss(c, rel,
+				 "zib2020 requires the given name in a "
+				 "\"usual\" name; this name is left out")) !=
+		    GW_OK)
+			return e;
+		arr_unlink(names, k);
+	}
+	if (names->u.kids.count == 0)
+		fj_remove(res, "name");
+	return GW_OK;
+}
+
 /* ---- Patient ---- */
 
 static enum gw_err
@@ -311,7 +396,9 @@ rule_patient(struct xf_ctx *c, struct fj_node *res)
 	struct fj_node *contact = fj_get(res, "contact");
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Patient")) != GW_OK)
+	if ((e = drop_only(c, res, "Patient")) != GW_OK ||
+	    (e = identifier_values_stu3(c, res)) != GW_OK ||
+	    (e = usual_names_r4(c, res)) != GW_OK)
 		return e;
 	/* R4 allows a PractitionerRole, STU3 a Practitioner. */
 	if ((e = role_refs(c, res, "generalPractitioner", "")) != GW_OK)
@@ -509,16 +596,24 @@ rule_related_person(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "RelatedPerson")) != GW_OK)
+	if ((e = drop_only(c, res, "RelatedPerson")) != GW_OK ||
+	    (e = usual_names_r4(c, res)) != GW_OK)
 		return e;
 	return c->to == RULES_STU3 ? rp_to_stu3(c, res) : rp_to_r4(c, res);
 }
 
 /* ---- Practitioner, PractitionerRole ---- */
 
-/* Neither has an element of its own that differs between zib2017 and
- * zib2020 in the PZP profiles; the shared rules (URLs, Reference.type)
- * are all. PractitionerRole.practitioner stays a Practitioner. */
+/* Practitioner: the identifier values zib2017 requires. PractitionerRole
+ * has no element of its own that differs between zib2017 and zib2020 in
+ * the PZP profiles; the shared rules (URLs, Reference.type) are all. */
+static enum gw_err
+rule_practitioner(struct xf_ctx *c, struct fj_node *res)
+{
+	enum gw_err e = identifier_values_stu3(c, res);
+
+	return e != GW_OK ? e : usual_names_r4(c, res);
+}
 
 /* ---- Observation ---- */
 
@@ -683,6 +778,25 @@ obs_related_to_r4(struct xf_ctx *c, struct fj_node *res)
 	return GW_OK;
 }
 
+/* True when res claims one of the STU3 ACP Observation profiles. */
+static bool
+obs_is_acp_stu3(const struct fj_node *res)
+{
+	static const char *const names[] = {
+	    S3 "ACP-OrganDonationChoiceRegistration",
+	    S3 "ACP-PositionRegardingEuthanasia",
+	    S3 "ACP-PreferredPlaceOfDeath",
+	    S3 "ACP-SenseOfPurpose",
+	    S3 "ACP-SpecificCareWishes",
+	    NULL,
+	};
+
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (has_profile(res, names[i]))
+			return true;
+	return false;
+}
+
 static enum gw_err
 rule_observation(struct xf_ctx *c, struct fj_node *res)
 {
@@ -696,6 +810,21 @@ rule_observation(struct xf_ctx *c, struct fj_node *res)
 		return e;
 	if (c->to == RULES_R4)
 		return obs_related_to_r4(c, res);
+	/* zib-GeneralMeasurement (every STU3 ACP Observation) requires
+	   subject; R4 Observation does not */
+	if (fj_get(res, "subject") == NULL && obs_is_acp_stu3(res)) {
+		struct fj_node *a = absent(c);
+
+		if (a == NULL)
+			return GW_NOMEM;
+		if ((e = fj_set(c->doc, res, "subject", a)) != GW_OK)
+			return e;
+		if ((e = xf_loss(c, "subject",
+				 "STU3 (zib-GeneralMeasurement) requires "
+				 "subject; marked with data-absent-reason "
+				 "unknown")) != GW_OK)
+			return e;
+	}
 	if ((e = obs_performers_stu3(c, res)) != GW_OK ||
 	    (e = obs_related_to_stu3(c, res)) != GW_OK)
 		return e;
@@ -737,6 +866,7 @@ rule_observation(struct xf_ctx *c, struct fj_node *res)
 const struct xf_type xf_types_zib[] = {
     {"Patient", rule_patient},
     {"RelatedPerson", rule_related_person},
+    {"Practitioner", rule_practitioner},
     {"Observation", rule_observation},
     {NULL, NULL},
 };
