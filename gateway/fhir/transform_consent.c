@@ -797,6 +797,13 @@ new_provision(struct xf_ctx *c, struct fj_node *res)
 	return p;
 }
 
+/* Whether a reference string names an Organization. */
+static bool
+is_org_ref(const char *r)
+{
+	return r != NULL && strncmp(r, "Organization/", 13) == 0;
+}
+
 /* The restriction text of an except, taken out of it, or NULL. */
 static const char *
 take_restriction(struct fj_node *ex)
@@ -1096,7 +1103,7 @@ static enum gw_err
 consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 {
 	struct fj_node *prov, *x, *scope;
-	size_t i;
+	size_t i, parties = 0;
 	enum gw_err e;
 
 	if ((e = map_identifier(c, res)) != GW_OK ||
@@ -1178,15 +1185,13 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				return e;
 		}
 	}
-	if (k == CK_TREATMENT && fj_get(prov, "code") == NULL) {
-		if ((e = push(c, prov, "code", cc_absent(c))) != GW_OK)
-			return e;
-		if ((e = xf_loss(c, "extension",
-				 "no Treatment: R4 provision.code is required "
-				 "and set absent (data-absent-reason "
-				 "unknown)")) != GW_OK)
-			return e;
-	}
+	/* R4 requires the treatment, bound to a required value set: no
+	   conformant default exists */
+	if (k == CK_TREATMENT && fj_get(prov, "code") == NULL)
+		return xf_refuse(c, "extension",
+				 "no Treatment extension: the R4 "
+				 "TreatmentDirective requires provision.code "
+				 "(the treatment) and has no default for it");
 	/* consentingParty: the actor that agrees (a plain Consent's
 	   performer) */
 	if ((x = fj_get(res, "consentingParty")) != NULL &&
@@ -1202,8 +1207,20 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 			snprintf(rel, sizeof(rel), "consentingParty[%zu]", i);
 			if ((e = xf_role_ref(c, r, rel)) != GW_OK)
 				return e;
-			if (k == CK_OTHER) {
+			/* R4 actors of the profiles cannot be an
+			   Organization; performer (who agrees) can */
+			if (k == CK_OTHER ||
+			    is_org_ref(fj_get_str(r, "reference"))) {
 				if ((e = push(c, res, "performer", r)) != GW_OK)
+					return e;
+				continue;
+			}
+			if (k == CK_ADVANCE && parties++ > 0) {
+				if ((e = xf_loss(
+					 c, rel,
+					 "the R4 AdvanceDirective holds "
+					 "one representative: this one "
+					 "is left out")) != GW_OK)
 					return e;
 				continue;
 			}
@@ -1227,8 +1244,21 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 			nx = a->next;
 			snprintf(rel, sizeof(rel), "actor[%zu].reference", i);
 			if ((e = xf_role_ref(c, fj_get(a, "reference"), rel)) !=
-				GW_OK ||
-			    (e = push(c, prov, "actor", a)) != GW_OK)
+			    GW_OK)
+				return e;
+			if (k == CK_ADVANCE &&
+			    cc_find(fj_get(a, "role"), ROLECODE, "RESPRSN") !=
+				NULL &&
+			    parties++ > 0) {
+				if ((e = xf_loss(
+					 c, rel,
+					 "the R4 AdvanceDirective holds "
+					 "one representative: this one "
+					 "is left out")) != GW_OK)
+					return e;
+				continue;
+			}
+			if ((e = push(c, prov, "actor", a)) != GW_OK)
 				return e;
 		}
 	}

@@ -325,7 +325,9 @@ static const struct consent_case cases[] = {
      "\"extension\":[{\"url\":\"" NICTIZ "consent-additionalSources\","
      "\"valueIdentifier\":{\"value\":\"ad-1\"}},{\"url\":\"" NICTIZ
      "consent-additionalSources\",\"valueAttachment\":{\"title\":"
-     "\"pdf\"}}],\"modifierExtension\":[{\"url\":\"" NICTIZ
+     "\"pdf\"}},{\"url\":\"" NICTIZ "zib-TreatmentDirective-Treatment\","
+     "\"valueCodeableConcept\":{\"text\":\"t\"}}],"
+     "\"modifierExtension\":[{\"url\":\"" NICTIZ
      "zib-TreatmentDirective-TreatmentPermitted\",\"valueCodeableConcept\":"
      "{\"coding\":[{\"system\":\"" OID "\",\"code\":\"JA\"}]}}]}",
      GW_OK,
@@ -471,7 +473,8 @@ static const struct consent_case cases[] = {
      {NULL},
      NULL,
      NULL},
-    {"no Treatment: provision.code absent, reported",
+    {"Verification: one R4 verification per VerifiedWith; an "
+     "Organization consentingParty is performer",
      RULES_STU3,
      RULES_R4,
      "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{\"system\""
@@ -484,19 +487,47 @@ static const struct consent_case cases[] = {
      "\"VerifiedWith\",\"valueCodeableConcept\":{\"coding\":[{\"system\":"
      "\"" SCT "\",\"code\":\"116154003\"}]}},{\"url\":\"VerifiedWith\","
      "\"valueCodeableConcept\":{\"coding\":[{\"system\":\"" NF "\","
-     "\"code\":\"OTH\"}],\"text\":\"Buurman\"}}]}],\"patient\":{"
-     "\"reference\":\"Patient/p\"}}",
+     "\"code\":\"OTH\"}],\"text\":\"Buurman\"}}]},{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-Treatment\",\"valueCodeableConcept\":{"
+     "\"text\":\"t\"}}],\"patient\":{\"reference\":\"Patient/p\"},"
+     "\"consentingParty\":[{\"reference\":\"Organization/o\"}]}",
      GW_OK,
-     {"\"code\":[{\"extension\":[{\"url\":\"http://hl7.org/fhir/"
-      "StructureDefinition/data-absent-reason\",\"valueCode\":\"unknown\"}]"
-      "}]",
-      "\"verification\":[{\"verified\":false,\"verifiedWith\":{"
+     {"\"verification\":[{\"verified\":false,\"verifiedWith\":{"
       "\"reference\":\"Patient/p\"}},{\"verified\":false,\"verifiedWith\":"
       "{\"display\":\"Buurman\"}}]",
-      "\"modifierExtension\":[{\"url\":\"u\"}]"},
+      "\"modifierExtension\":[{\"url\":\"u\"}]",
+      "\"performer\":[{\"reference\":\"Organization/o\"}]",
+      "\"code\":[{\"text\":\"t\"}]"},
+     {"consentingParty", "\"actor\""},
+     NULL,
+     NULL},
+    {"no Treatment: refused (R4 requires it, no default exists)",
+     RULES_STU3,
+     RULES_R4,
+     "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{"
+     "\"system\":\"" SCT "\",\"code\":\"11291000146105\"}]}],"
+     "\"modifierExtension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-TreatmentPermitted\",\"valueCodeableConcept\""
+     ":{\"coding\":[{\"system\":\"" OID "\",\"code\":\"NEE\"}]}}]}",
+     GW_REJECT,
+     {NULL},
      {NULL},
      "Consent.extension",
-     "provision.code is required"},
+     "requires provision.code"},
+    {"AdvanceDirective: a second representative is left out, reported",
+     RULES_STU3,
+     RULES_R4,
+     "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{"
+     "\"system\":\"" SCT "\",\"code\":\"11341000146107\"}]}],"
+     "\"consentingParty\":[{\"reference\":\"RelatedPerson/a\"}],"
+     "\"actor\":[{\"role\":{\"coding\":[{\"system\":\"" ROLE
+     "\",\"code\":\"RESPRSN\"}]},\"reference\":{\"reference\":"
+     "\"RelatedPerson/b\"}}]}",
+     GW_OK,
+     {"\"reference\":\"RelatedPerson/a\""},
+     {"RelatedPerson/b"},
+     "Consent.actor[0].reference",
+     "one representative"},
     {"AdvanceDirective: category to provision.code, consentingParty "
      "RESPRSN, the Treatment copy reported",
      RULES_STU3,
