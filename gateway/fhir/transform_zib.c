@@ -281,6 +281,7 @@ static const struct only_in only_in[] = {
     {"Observation", "partOf", RULES_R4},
     {"Observation", "focus", RULES_R4},
     {"Observation", "effectiveTiming", RULES_R4},
+    {"Observation", "valueAttachment", RULES_STU3},
     {NULL, NULL, RULES_R4},
 };
 
@@ -797,12 +798,104 @@ obs_is_acp_stu3(const struct fj_node *res)
 	return false;
 }
 
+/*
+ * interpretation: R4 0..*, STU3 0..1 (on the Observation and on each
+ * component). To STU3 the first, more reported; to R4 an array of one.
+ */
+static enum gw_err
+obs_interpretation(struct xf_ctx *c, struct fj_node *obj, const char *prefix)
+{
+	struct fj_node *in = fj_get(obj, "interpretation");
+	char rel[64];
+	enum gw_err e;
+
+	if (in == NULL)
+		return GW_OK;
+	if (c->to == RULES_R4) {
+		struct fj_node *arr;
+
+		if (in->type != FJ_OBJECT)
+			return GW_OK;
+		if ((arr = fj_new_array(c->doc)) == NULL)
+			return GW_NOMEM;
+		fj_remove(obj, "interpretation");
+		fj_append(arr, in);
+		return fj_set(c->doc, obj, "interpretation", arr);
+	}
+	if (in->type != FJ_ARRAY)
+		return GW_OK;
+	if (in->u.kids.count > 1) {
+		snprintf(rel, sizeof(rel), "%sinterpretation", prefix);
+		if ((e = xf_loss(c, rel,
+				 "STU3 holds one interpretation; %zu more are "
+				 "left out",
+				 in->u.kids.count - 1)) != GW_OK)
+			return e;
+	}
+	if (in->u.kids.first == NULL) {
+		fj_remove(obj, "interpretation");
+		return GW_OK;
+	}
+	return fj_set(c->doc, obj, "interpretation", in->u.kids.first);
+}
+
+/* R4 valueInteger has no STU3 type: carried as a Quantity with that
+ * value (no unit), reported. On the Observation and its components. */
+static enum gw_err
+obs_value_integer(struct xf_ctx *c, struct fj_node *obj, const char *prefix)
+{
+	struct fj_node *v = fj_get(obj, "valueInteger");
+	struct fj_node *q;
+	char rel[64];
+	enum gw_err e;
+
+	if (c->to != RULES_STU3 || v == NULL)
+		return GW_OK;
+	if ((q = fj_new_object(c->doc)) == NULL)
+		return GW_NOMEM;
+	fj_remove(obj, "valueInteger");
+	if ((e = fj_set(c->doc, q, "value", v)) != GW_OK ||
+	    (e = fj_set(c->doc, obj, "valueQuantity", q)) != GW_OK)
+		return e;
+	snprintf(rel, sizeof(rel), "%svalueInteger", prefix);
+	return xf_loss(c, rel,
+		       "STU3 has no valueInteger; carried as valueQuantity "
+		       "without a unit");
+}
+
+/* obs_interpretation and obs_value_integer on the Observation and on
+ * each component. */
+static enum gw_err
+obs_values(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *comp = fj_get(res, "component");
+	size_t i = 0;
+	enum gw_err e;
+
+	if ((e = obs_interpretation(c, res, "")) != GW_OK ||
+	    (e = obs_value_integer(c, res, "")) != GW_OK)
+		return e;
+	if (comp == NULL || comp->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *k = comp->u.kids.first; k != NULL;
+	     k = k->next, i++) {
+		char prefix[48];
+
+		snprintf(prefix, sizeof(prefix), "component[%zu].", i);
+		if ((e = obs_interpretation(c, k, prefix)) != GW_OK ||
+		    (e = obs_value_integer(c, k, prefix)) != GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
 static enum gw_err
 rule_observation(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Observation")) != GW_OK)
+	if ((e = drop_only(c, res, "Observation")) != GW_OK ||
+	    (e = obs_values(c, res)) != GW_OK)
 		return e;
 	if ((e = role_refs(c, res, "performer", "")) != GW_OK)
 		return e;

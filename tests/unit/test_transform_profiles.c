@@ -443,6 +443,28 @@ static const struct pcase cases[] = {
      {"Practitioner.name[1]"},
      "given"},
 
+    {"Observation interpretations and valueInteger to STU3",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Observation','interpretation':[{'text':'a'},{'text':"
+     "'b'}],'component':[{'code':{'text':'c'},'valueInteger':3,"
+     "'interpretation':[{'text':'x'}]}]}",
+     "{'resourceType':'Observation','interpretation':{'text':'a'},"
+     "'component':[{'code':{'text':'c'},'valueQuantity':{'value':3},"
+     "'interpretation':{'text':'x'}}]}",
+     GW_OK,
+     {"Observation.interpretation", "Observation.component[0].valueInteger"},
+     "one interpretation"},
+    {"Observation interpretation to R4; valueAttachment left out",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'Observation','interpretation':{'text':'a'},"
+     "'valueAttachment':{'url':'http://x/a'}}",
+     "{'resourceType':'Observation','interpretation':[{'text':'a'}]}",
+     GW_OK,
+     {"Observation.valueAttachment"},
+     NULL},
+
     /* ---- Encounter ---- */
     {"Encounter reasonReference to diagnosis.condition, use to role",
      RULES_R4,
