@@ -302,6 +302,30 @@ ref_replace(struct xf_ctx *c, struct fj_node *ref, struct fj_node *src)
 	return GW_OK;
 }
 
+/* Whether reference r names a PractitionerRole: "PractitionerRole/id",
+ * or an absolute URL whose last type segment is PractitionerRole
+ * ("https://host/fhir/PractitionerRole/id[/_history/v]"). */
+static bool
+names_role(const char *r)
+{
+	static const char seg[] = "/PractitionerRole/";
+	const char *p;
+
+	if (r == NULL)
+		return false;
+	if (has_prefix(r, seg + 1))
+		return r[sizeof(seg) - 2] != '\0';
+	for (p = strstr(r, seg); p != NULL; p = strstr(p + 1, seg)) {
+		const char *id = p + sizeof(seg) - 1;
+		const char *slash = strchr(id, '/');
+
+		if (*id != '\0' && id[0] != '/' &&
+		    (slash == NULL || has_prefix(slash, "/_history/")))
+			return true;
+	}
+	return false;
+}
+
 /* R4 -> STU3 half of xf_role_ref. */
 static enum gw_err
 role_ref_to_stu3(struct xf_ctx *c, struct fj_node *ref, const char *rel)
@@ -316,7 +340,7 @@ role_ref_to_stu3(struct xf_ctx *c, struct fj_node *ref, const char *rel)
 			       "PractitionerRole"))
 			return GW_OK;
 		prac = fj_get(role, "practitioner");
-	} else if (r == NULL || !has_prefix(r, "PractitionerRole/")) {
+	} else if (!names_role(r)) {
 		return GW_OK;
 	}
 	if ((orig = ref_copy_plain(c, ref)) == NULL)

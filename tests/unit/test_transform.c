@@ -354,7 +354,9 @@ static const char role_bundle[] =
     "{\"reference\":\"PractitionerRole/r1\",\"display\":\"role\"},"
     "{\"reference\":\"urn:uuid:r\"},"
     "{\"reference\":\"Practitioner/p1\"},"
-    "{\"reference\":\"PractitionerRole/elsewhere\",\"display\":\"d\"}]}}]}";
+    "{\"reference\":\"PractitionerRole/elsewhere\",\"display\":\"d\"},"
+    "{\"reference\":\"https://hospital.example.nl/fhir/PractitionerRole/9\","
+    "\"display\":\"abs\"}]}}]}";
 
 static void
 test_role_ref(void **state)
@@ -381,15 +383,20 @@ test_role_ref(void **state)
 	    "{\"display\":\"d\",\"extension\":[{\"url\":\"" ROLE_EXT
 	    "\",\"valueReference\":{\"display\":\"d\",\"reference\":"
 	    "\"PractitionerRole/elsewhere\"}}]}",
+	    "{\"display\":\"abs\",\"extension\":[{\"url\":\"" ROLE_EXT
+	    "\",\"valueReference\":{\"display\":\"abs\",\"reference\":"
+	    "\"https://hospital.example.nl/fhir/PractitionerRole/9\"}}]}",
 	};
 	static const char *const want_r4[] = {
 	    "{\"display\":\"role\",\"reference\":\"PractitionerRole/r1\"}",
 	    "{\"reference\":\"urn:uuid:r\"}",
 	    "{\"reference\":\"Practitioner/p1\"}",
 	    "{\"display\":\"d\",\"reference\":\"PractitionerRole/elsewhere\"}",
+	    "{\"display\":\"abs\",\"reference\":"
+	    "\"https://hospital.example.nl/fhir/PractitionerRole/9\"}",
 	};
 
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 5; i++) {
 		assert_int_equal(xf_role_ref(&c, fj_at(x, i), "x"), GW_OK);
 		got = dump(fj_at(x, i));
 		if (strcmp(got, want_stu3[i]) != 0)
@@ -397,13 +404,16 @@ test_role_ref(void **state)
 				 want_stu3[i]);
 		free(got);
 	}
-	/* only the role outside the Bundle is a loss */
-	assert_int_equal(json_array_size(json_object_get(rep, "issue")), 1);
+	/* only the roles outside the Bundle are a loss (an absolute
+	   reference too) */
+	assert_int_equal(json_array_size(json_object_get(rep, "issue")), 2);
 	want_issue(rep, "warning", "Bundle.entry[2].resource.x",
 		   "PractitionerRole/elsewhere");
+	want_issue(rep, "warning", "Bundle.entry[2].resource.x",
+		   "https://hospital.example.nl/fhir/PractitionerRole/9");
 	c.from = RULES_STU3;
 	c.to = RULES_R4;
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 5; i++) {
 		assert_int_equal(xf_role_ref(&c, fj_at(x, i), "x"), GW_OK);
 		got = dump(fj_at(x, i));
 		if (strcmp(got, want_r4[i]) != 0)
