@@ -682,6 +682,67 @@ conforms(struct vrun *r, const struct fj_node *res,
 	return ok;
 }
 
+/* Add sd to the profile list unless it is there already. */
+static void
+list_add(const struct rules_structure **list, size_t *n,
+	 const struct rules_structure *sd)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (list[i] == sd)
+			return;
+	if (*n < 16)
+		list[(*n)++] = sd;
+}
+
+/* The type profiles of the element a contained resource sits in
+ * (Bundle.entry.resource with profiles): candidates, like slices. One
+ * that constrains another resource type, or that the resource does not
+ * conform to while another candidate does, is "not this one", not an
+ * error (as in the HL7 validator). None of the resource's type: one
+ * error; none it conforms to: checked against each of its type, so the
+ * findings say why. */
+static void
+type_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
+	      const char *const *profiles, size_t nprofiles,
+	      const struct rules_structure **list, size_t *nlist)
+{
+	const struct rules_structure *fit[16], *sd;
+	size_t nfit = 0, nok = 0, n0 = *nlist;
+	char names[512];
+	size_t nl = 0;
+
+	names[0] = '\0';
+	for (size_t i = 0; i < nprofiles && nfit < 16; i++) {
+		if ((sd = rules_structure(r->ctx->set, profiles[i])) == NULL)
+			continue;
+		if (nl < sizeof(names))
+			nl += (size_t)snprintf(names + nl, sizeof(names) - nl,
+					       "%s%s", nl > 0 ? ", " : "",
+					       v_sd_label(sd));
+		if (sd->type != NULL && strcmp(sd->type, rt) == 0)
+			fit[nfit++] = sd;
+	}
+	if (nfit == 0) {
+		if (names[0] != '\0')
+			v_issue(r, FHIR_ERROR, "structure", res,
+				"a %s is not allowed here: the allowed "
+				"profiles are %s",
+				rt, names);
+		return;
+	}
+	if (nfit > 1)
+		for (size_t i = 0; i < nfit && !r->nomem; i++)
+			if (r->conforms(r, res, fit[i])) {
+				list_add(list, nlist, fit[i]);
+				nok++;
+			}
+	if (nok == 0) {
+		*nlist = n0;
+		for (size_t i = 0; i < nfit; i++)
+			list_add(list, nlist, fit[i]);
+	}
+}
+
 static void
 validate_resource(struct vrun *r, const struct fj_node *res,
 		  const char *const *profiles, size_t nprofiles, bool is_root,
@@ -721,22 +782,28 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	if (only != NULL) {
 		list[nlist++] = only;
 	} else {
-		for (size_t i = 0; i < nprofiles && nlist < 16; i++) {
-			if ((sd = rules_structure(r->ctx->set, profiles[i])) !=
-			    NULL)
-				list[nlist++] = sd;
-			else if (is_root)
-				v_issue(r, FHIR_ERROR, "not-found", res,
-					"profile %s is not known", profiles[i]);
+		if (is_root) {
+			for (size_t i = 0; i < nprofiles && nlist < 16; i++) {
+				if ((sd = rules_structure(r->ctx->set,
+							  profiles[i])) != NULL)
+					list_add(list, &nlist, sd);
+				else
+					v_issue(r, FHIR_ERROR, "not-found", res,
+						"profile %s is not known",
+						profiles[i]);
+			}
+		} else if (nprofiles > 0) {
+			type_profiles(r, res, rt, profiles, nprofiles, list,
+				      &nlist);
 		}
+		/* meta.profile applies beside a forced or element profile,
+		 * as in the HL7 validator */
 		meta = fj_get(res, "meta");
 		mp = meta != NULL && meta->type == FJ_OBJECT
 			 ? fj_get(meta, "profile")
 			 : NULL;
-		for (mp = !(is_root && nprofiles > 0) && mp != NULL &&
-				  mp->type == FJ_ARRAY
-			      ? mp->u.kids.first
-			      : NULL;
+		for (mp = mp != NULL && mp->type == FJ_ARRAY ? mp->u.kids.first
+							     : NULL;
 		     mp != NULL && nlist < 16; mp = mp->next, mpi++) {
 			const char *bar;
 
@@ -748,7 +815,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 						   : mp->u.str.len),
 				 mp->u.str.s);
 			if ((sd = rules_structure(r->ctx->set, url)) != NULL)
-				list[nlist++] = sd;
+				list_add(list, &nlist, sd);
 			else {
 				size_t o2 =
 				    v_path_push(r, ".meta.profile[%zu]", mpi);
@@ -760,11 +827,24 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 				v_path_pop(r, o2);
 			}
 		}
+		/* ImplementationGuide.global: every resource of the type */
+		for (size_t i = 0; nlist < 16; i++) {
+			const char *g =
+			    rules_global_profile(r->ctx->set, rt, i);
+
+			if (g == NULL)
+				break;
+			if ((sd = rules_structure(r->ctx->set, g)) != NULL)
+				list_add(list, &nlist, sd);
+		}
 		if (nlist == 0 && (sd = v_detect_profile(r, res, rt)) != NULL) {
 			list[nlist++] = sd;
 			v_issue(r, FHIR_INFORMATION, "informational", res,
 				"no meta.profile: validated against the "
-				"detected profile %s",
+				"detected profile %s (detection chooses by "
+				"fixed codes and required slices, among the "
+				"built-in PZP profiles only, unless --detect "
+				"is given)",
 				sd->url);
 		}
 	}

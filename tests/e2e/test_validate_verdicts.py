@@ -1,0 +1,118 @@
+"""End-to-end tests of `pzpgw validate` verdicts where the HL7 reference
+validator is the measure (issue 14): which profiles apply, Bundle rules,
+extensions and references. The profiles and IGs under
+tests/data/validate/ were written for these tests from the FHIR
+specification text."""
+import json
+import os
+import subprocess
+
+BIN = os.environ.get("PZPGW", "build/release/pzpgw")
+SRC = os.environ.get("PZPGW_SRCDIR", os.getcwd())
+DATA = os.path.join(SRC, "tests", "data", "validate")
+APPLY = os.path.join(DATA, "ig-apply")
+AP = "http://example.org/fhir/apply/StructureDefinition/"
+
+
+def run(*args, doc=None):
+    env = dict(os.environ, PZPGW_SCHEMAS=os.path.join(SRC, "schemas"))
+    return subprocess.run(
+        [BIN, "validate", "--format", "json", *args, "-"],
+        input=json.dumps(doc), capture_output=True, text=True, env=env,
+        timeout=120)
+
+
+def outcome(p):
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    return json.loads(p.stdout)["issue"]
+
+
+def errors(p):
+    return [(i["code"], (i.get("expression") or ["-"])[0], i["diagnostics"])
+            for i in outcome(p) if i["severity"] in ("error", "fatal")]
+
+
+def loinc(code):
+    return {"coding": [{"system": "http://loinc.org", "code": code}]}
+
+
+def heart_rate(**kw):
+    o = {"resourceType": "Observation", "status": "final",
+         "code": loinc("8867-4")}
+    o.update(kw)
+    return o
+
+
+# ---- which profiles apply ----
+
+def test_ig_profile_is_not_guessed_without_detect():
+    # fits apply-heart-rate's code pattern but has no value: only a
+    # guessed profile would find fault with it
+    doc = heart_rate(dataAbsentReason={"text": "not measured"})
+    p = run("--ig", APPLY, doc=doc)
+    assert p.returncode == 0, p.stdout
+    assert "detected" not in p.stdout
+    p = run("--ig", APPLY, "--detect", doc=doc)
+    assert p.returncode == 1, p.stdout
+    infos = [i["diagnostics"] for i in outcome(p)
+             if i["code"] == "informational"]
+    assert any(AP + "apply-heart-rate" in d and "--detect" in d
+               for d in infos), infos
+
+
+def test_ig_global_profile_applies():
+    pat = {"resourceType": "Patient", "gender": "male"}
+    p = run("--ig", APPLY, doc=pat)
+    assert p.returncode == 1, p.stdout
+    errs = errors(p)
+    assert [e[:2] for e in errs] == [("required", "Patient")], errs
+    assert "birthDate" in errs[0][2]
+    pat["birthDate"] = "1950-01-01"
+    assert run("--ig", APPLY, doc=pat).returncode == 0
+    # a global profile applies to the entries of a Bundle as well
+    bdl = {"resourceType": "Bundle", "type": "collection", "entry": [
+        {"fullUrl": "urn:uuid:6f1e0c1a-6bde-4b8e-9d7e-0c1d2e3f4a5b",
+         "resource": {"resourceType": "Patient"}}]}
+    errs = errors(run("--ig", APPLY, doc=bdl))
+    assert [e[:2] for e in errs] == [
+        ("required", "Bundle.entry[0].resource.ofType(Patient)")], errs
+
+
+def test_profile_option_beside_meta_profile():
+    pat = {"resourceType": "Patient", "birthDate": "1950-01-01",
+           "meta": {"profile": [AP + "apply-patient-gender"]}}
+    p = run("--ig", APPLY, "--profile", AP + "apply-patient", doc=pat)
+    errs = errors(p)
+    assert p.returncode == 1
+    assert len(errs) == 1 and "gender" in errs[0][2], errs
+    del pat["meta"]
+    assert run("--ig", APPLY, "--profile", AP + "apply-patient",
+               doc=pat).returncode == 0
+
+
+def entry(n, res):
+    return {"fullUrl": "urn:uuid:00000000-0000-4000-8000-%012d" % n,
+            "resource": res}
+
+
+def test_entry_profiles_are_candidates():
+    bdl = {"resourceType": "Bundle", "type": "collection",
+           "meta": {"profile": [AP + "apply-bundle"]},
+           "entry": [
+               entry(1, {"resourceType": "Patient",
+                         "birthDate": "1950-01-01"}),
+               entry(2, heart_rate(valueQuantity={"value": 60})),
+               entry(3, {"resourceType": "Observation", "status": "final",
+                         "code": loinc("48767-8"),
+                         "note": [{"text": "fine"}]})]}
+    p = run("--ig", APPLY, doc=bdl)
+    assert p.returncode == 0, p.stdout
+    # fits none of the candidates: the findings of the one of its type
+    bdl["entry"][1]["resource"] = heart_rate()
+    errs = errors(run("--ig", APPLY, doc=bdl))
+    assert errs and all(e[1].startswith("Bundle.entry[1]") for e in errs), \
+        errs
+    # a resource type no candidate constrains: one error
+    bdl["entry"][1]["resource"] = {"resourceType": "Practitioner"}
+    errs = errors(run("--ig", APPLY, doc=bdl))
+    assert len(errs) == 1 and "not allowed here" in errs[0][2], errs
