@@ -117,8 +117,10 @@ struct vbundle {
 	struct vbundle *up;
 	/* Indexes built once per Bundle so that resolving a reference and
 	 * the fullUrl uniqueness check do not scan every entry: fullUrl and
-	 * "Type/id" -> entry index + 1 (the first entry that has it). */
-	struct hmap by_url, by_tid;
+	 * "Type/id" -> entry index + 1 (the first entry that has it);
+	 * by_ver: fullUrl "\n" meta.versionId of fullUrls that repeat
+	 * (bdl-7), filled only when one does. */
+	struct hmap by_url, by_tid, by_ver;
 };
 
 struct vissue {

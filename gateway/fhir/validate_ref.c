@@ -178,9 +178,14 @@ v_check_reference(struct vrun *r, const struct rules_element *el,
 	} else {
 		target = v_resolve_ref(r, ref);
 		if (target == NULL) {
-			if (r->bundle != NULL && r->bundle->must_resolve &&
+			/* a urn: names nothing outside the Bundle, so it
+			 * must resolve in every Bundle (a transaction's
+			 * internal references too); a relative one only in
+			 * documents and messages (must_resolve) */
+			if (r->bundle != NULL &&
 			    (strncmp(ref, "urn:", 4) == 0 ||
-			     (strchr(ref, ':') == NULL &&
+			     (r->bundle->must_resolve &&
+			      strchr(ref, ':') == NULL &&
 			      strchr(ref, '/') != NULL))) {
 				v_issue(r, FHIR_ERROR, "not-found", v,
 					"the reference '%s' does not resolve "

@@ -116,3 +116,83 @@ def test_entry_profiles_are_candidates():
     bdl["entry"][1]["resource"] = {"resourceType": "Practitioner"}
     errs = errors(run("--ig", APPLY, doc=bdl))
     assert len(errs) == 1 and "not allowed here" in errs[0][2], errs
+
+
+# ---- Bundles ----
+
+def bundle(btype, *entries, **kw):
+    b = {"resourceType": "Bundle", "type": btype}
+    if entries:
+        b["entry"] = [{"fullUrl": u, "resource": r} for u, r in entries]
+    b.update(kw)
+    return b
+
+
+def patient(pid, version=None):
+    p = {"resourceType": "Patient", "id": pid}
+    if version is not None:
+        p["meta"] = {"versionId": version}
+    return p
+
+
+def message(focus):
+    return {"resourceType": "MessageHeader", "id": "h",
+            "eventCoding": {"system": "http://example.org/events",
+                            "code": "x"},
+            "source": {"endpoint": "http://example.org/fhir"},
+            "focus": [{"reference": focus}]}
+
+
+BASE = "http://example.org/fhir/"
+
+
+def test_fullurl_may_repeat_with_another_version():
+    u = BASE + "Patient/p"
+    p = run(doc=bundle("collection", (u, patient("p", "1")),
+                       (u, patient("p", "2"))))
+    assert p.returncode == 0, p.stdout
+    errs = errors(run(doc=bundle("collection", (u, patient("p", "1")),
+                                 (u, patient("p", "2")),
+                                 (u, patient("p", "1")))))
+    assert [e[:2] for e in errs] == [
+        ("invalid", "Bundle.entry[2].fullUrl")], errs
+    assert "entry 0" in errs[0][2]
+
+
+def test_references_resolve_only_where_fhir_demands_it():
+    mh = message("Patient/elsewhere")
+    for btype in ("collection", "searchset", "transaction"):
+        doc = bundle(btype, (BASE + "MessageHeader/h", mh))
+        if btype == "transaction":
+            doc["entry"][0]["request"] = {"method": "PUT",
+                                          "url": "MessageHeader/h"}
+        if btype == "searchset":
+            doc["entry"][0]["search"] = {"mode": "match"}
+        p = run(doc=doc)
+        assert p.returncode == 0, (btype, p.stdout)
+    doc = bundle("message", (BASE + "MessageHeader/h", mh),
+                 timestamp="2026-12-05T06:00:00Z")
+    errs = errors(run(doc=doc))
+    assert [e[:2] for e in errs] == [
+        ("not-found", "Bundle.entry[0].resource.ofType(MessageHeader)"
+         ".focus[0]")], errs
+    # a urn: can only name an entry: it resolves in every Bundle type
+    doc = bundle("collection", (BASE + "MessageHeader/h",
+                                message("urn:uuid:"
+                                        "4b1f1e2a-33c4-4d5e-8f60-"
+                                        "718293a4b5c6")))
+    assert [e[0] for e in errors(run(doc=doc))] == ["not-found"]
+
+
+def test_link_relations_once():
+    links = [{"relation": "self", "url": BASE + "Patient?a=1"},
+             {"relation": "next", "url": BASE + "Patient?a=1&p=2"},
+             {"relation": "alternate", "url": BASE + "x1"},
+             {"relation": "alternate", "url": BASE + "x2"}]
+    doc = bundle("searchset", link=links)
+    p = run(doc=doc)
+    assert p.returncode == 0, p.stdout
+    links.append({"relation": "next", "url": BASE + "Patient?a=1&p=3"})
+    errs = errors(run(doc=doc))
+    assert [e[:2] for e in errs] == [
+        ("invalid", "Bundle.link[4].relation")], errs

@@ -189,6 +189,85 @@ test_entry_profile_candidates(void **state)
 	expect("device entry", doc, NULL, 1, "not allowed here");
 }
 
+/* Bundles: bdl-7 (a fullUrl repeats only with another meta.versionId,
+ * anyhow in a history), which references must resolve, link relations
+ * that occur once. */
+#define PAT0(v)                                                                \
+	"{\"fullUrl\":\"http://x.example/fhir/Patient/p\",\"resource\":{"      \
+	"\"resourceType\":\"Patient\",\"id\":\"p\",\"birthDate\":"             \
+	"\"1950\",\"meta\":{\"versionId\":\"" v "\"}}"
+#define PAT(v) PAT0(v) "}"
+#define PATR(v)                                                                \
+	PAT0(v)                                                                \
+	",\"request\":{\"method\":\"PUT\",\"url\":\"Patient/p\"},"             \
+	"\"response\":{\"status\":\"200\"}}"
+#define MH(focus)                                                              \
+	"{\"fullUrl\":\"http://x.example/fhir/MessageHeader/h\","              \
+	"\"resource\":{\"resourceType\":\"MessageHeader\",\"id\":\"h\","       \
+	"\"eventCoding\":{\"system\":\"http://x.example/e\",\"code\":"         \
+	"\"x\"},\"source\":{\"endpoint\":\"http://x.example/\"},"              \
+	"\"focus\":[{\"reference\":\"" focus "\"}]}"
+#define URN "urn:uuid:4b1f1e2a-33c4-4d5e-8f60-718293a4b5c6"
+
+static void
+test_bundles(void **state)
+{
+	static const struct {
+		const char *what, *doc;
+		size_t nerr;
+		const char *part;
+	} cases[] = {
+	    {"versions differ",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+	     "\"entry\":[" PAT("1") "," PAT("2") "]}",
+	     0, NULL},
+	    {"same version",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+	     "\"entry\":[" PAT("1") "," PAT("2") "," PAT("2") "]}",
+	     1, "used by entry 1 too"},
+	    {"history",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"history\","
+	     "\"entry\":[" PATR("1") "," PATR("1") "]}",
+	     0, NULL},
+	    {"collection, relative",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+	     "\"entry\":[" MH("Patient/q") "}]}",
+	     0, NULL},
+	    {"transaction, relative",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"transaction\","
+	     "\"entry\":[" MH(
+		 "Patient/q") ",\"request\":{\"method\":"
+			      "\"PUT\",\"url\":\"MessageHeader/h\"}}]}",
+	     0, NULL},
+	    {"message, relative",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"message\","
+	     "\"timestamp\":\"2026-12-05T06:00:00Z\","
+	     "\"entry\":[" MH("Patient/q") "}]}",
+	     1, "does not resolve"},
+	    {"collection, urn",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+	     "\"entry\":[" MH(URN) "}]}",
+	     1, "does not resolve"},
+	    {"links once",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
+	     "\"link\":[{\"relation\":\"self\",\"url\":\"http://x/1\"},"
+	     "{\"relation\":\"alternate\",\"url\":\"http://x/2\"},"
+	     "{\"relation\":\"alternate\",\"url\":\"http://x/3\"}]}",
+	     0, NULL},
+	    {"two last",
+	     "{\"resourceType\":\"Bundle\",\"type\":\"searchset\","
+	     "\"link\":[{\"relation\":\"last\",\"url\":\"http://x/1\"},"
+	     "{\"relation\":\"self\",\"url\":\"http://x/2\"},"
+	     "{\"relation\":\"last\",\"url\":\"http://x/3\"}]}",
+	     1, "'last' occurs more than once (also link 0)"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect(cases[i].what, cases[i].doc, NULL, cases[i].nerr,
+		       cases[i].part);
+}
+
 int
 main(void)
 {
@@ -197,6 +276,7 @@ main(void)
 	    cmocka_unit_test(test_no_guessing_among_loaded_profiles),
 	    cmocka_unit_test(test_forced_beside_meta_profile),
 	    cmocka_unit_test(test_entry_profile_candidates),
+	    cmocka_unit_test(test_bundles),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
