@@ -125,6 +125,11 @@ struct rules_context {
 	const char *expr;
 };
 
+/* The expression of the one element context of an extension whose
+ * contexts are all for other FHIR versions (version-specific use): it
+ * matches no element. */
+#define RULES_CTX_NONE_HERE "(none in this FHIR version)"
+
 /* A compiled StructureDefinition with its full snapshot. */
 struct rules_structure {
 	const char *url;

@@ -541,10 +541,21 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 	}
 	if (type != NULL && strcmp(type, "Extension") == 0 && kd->nkids == 0) {
 		tvs = v_extension_struct(r, d, v, &unknown_ext);
-		if (unknown_ext)
+		/* as the HL7 validator by default: an extension of the
+		 * FHIR specification's own namespace must be known; one
+		 * from elsewhere may come from an IG not loaded */
+		if (unknown_ext && strncmp(fj_get_str(v, "url"),
+					   "http://hl7.org/fhir/", 20) == 0)
 			v_issue(r, FHIR_ERROR, "structure", v,
 				"the extension %.200s is unknown, and not "
-				"allowed here",
+				"allowed here: extensions in the "
+				"http://hl7.org/fhir/ namespace must be known",
+				fj_get_str(v, "url"));
+		else if (unknown_ext)
+			v_issue(r, FHIR_WARNING, "structure", v,
+				"the extension %.200s is unknown, so its "
+				"content was not checked (load its definition "
+				"with --ig)",
 				fj_get_str(v, "url"));
 	} else if (type != NULL && kd->nkids == 0) {
 		tvs = v_type_profile_struct(r, d, type);

@@ -196,3 +196,75 @@ def test_link_relations_once():
     errs = errors(run(doc=doc))
     assert [e[:2] for e in errs] == [
         ("invalid", "Bundle.link[4].relation")], errs
+
+
+# ---- extensions ----
+
+EXTIG = os.path.join(DATA, "ig-ext")
+EX = "http://example.org/fhir/ext/StructureDefinition/"
+
+
+def with_ext(res, url, **kw):
+    res = dict(res)
+    res["extension"] = [dict({"url": url, "valueString": "x"}, **kw)]
+    return res
+
+
+def issue_rows(p):
+    return [(i["severity"], i["code"], (i.get("expression") or ["-"])[0])
+            for i in outcome(p) if i["severity"] != "information"]
+
+
+def test_unknown_extension_error_only_in_hl7_namespace():
+    pat = {"resourceType": "Patient"}
+    p = run(doc=with_ext(pat, "http://hl7.org/fhir/StructureDefinition/"
+                              "patient-no-such-thing"))
+    assert p.returncode == 1
+    assert ("error", "structure", "Patient.extension[0]") in issue_rows(p)
+    p = run(doc=with_ext(pat, "https://example.invalid/fhir/"
+                              "StructureDefinition/shoe-size"))
+    assert p.returncode == 0, p.stdout
+    assert ("warning", "structure", "Patient.extension[0]") in issue_rows(p)
+
+
+VS = {"resourceType": "ValueSet", "status": "draft"}
+LIB = {"resourceType": "Library", "status": "draft",
+       "type": {"coding": [{"system": "http://terminology.hl7.org/"
+                            "CodeSystem/library-type",
+                            "code": "logic-library"}]}}
+CAPS = {"resourceType": "CapabilityStatement", "status": "draft",
+        "date": "2026-12-05", "kind": "instance", "fhirVersion": "4.0.1",
+        "format": ["json"], "implementation": {"description": "x"}}
+
+
+def ext_errors(doc):
+    return [e for e in errors(run("--ig", EXTIG, doc=doc))
+            if "not allowed to be used" in e[2]]
+
+
+def test_abstract_context_types_match_concrete_resources():
+    assert ext_errors(with_ext(VS, EX + "ext-canonical")) == []
+    assert ext_errors(with_ext(CAPS, EX + "ext-canonical")) == []
+    assert ext_errors(with_ext(LIB, EX + "ext-metadata")) == []
+    # CapabilityStatement is canonical, not metadata; Patient neither
+    assert len(ext_errors(with_ext(CAPS, EX + "ext-metadata"))) == 1
+    assert len(ext_errors(with_ext({"resourceType": "Patient"},
+                                   EX + "ext-canonical"))) == 1
+    vs = dict(VS, useContext=[{
+        "code": {"system": "http://terminology.hl7.org/CodeSystem/"
+                 "usage-context-type", "code": "task"},
+        "valueCodeableConcept": {"text": "x"},
+        "extension": [{"url": EX + "ext-use-context",
+                       "valueString": "x"}]}])
+    assert ext_errors(vs) == []
+
+
+def test_version_specific_use_contexts():
+    pat = {"resourceType": "Patient"}
+    obs = {"resourceType": "Observation", "status": "final",
+           "code": {"text": "x"}}
+    # the Patient context is for FHIR 5.0 on, the Observation one for 4.x
+    assert len(ext_errors(with_ext(pat, EX + "ext-versioned"))) == 1
+    assert ext_errors(with_ext(obs, EX + "ext-versioned")) == []
+    errs = ext_errors(with_ext(pat, EX + "ext-r5-only"))
+    assert len(errs) == 1 and "none in this FHIR version" in errs[0][2], errs

@@ -1,7 +1,8 @@
 /*
  * Unit tests of the validator's verdicts where the HL7 reference validator
  * is the measure (issue 14): which profiles apply, Bundle rules,
- * extensions and references. Profiles: tests/data/validate/ig-apply.
+ * extensions and references. Profiles: tests/data/validate/ig-apply and
+ * ig-ext.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,11 +44,14 @@ setup(void **state)
 		fprintf(stderr, "rules %s: %s\n", path, errbuf);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/tests/data/validate/ig-apply",
-		 srcdir());
-	if (rules_add_path(set, path, errbuf, sizeof(errbuf)) != GW_OK) {
-		fprintf(stderr, "rules %s: %s\n", path, errbuf);
-		return -1;
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/tests/data/validate/%s",
+			 srcdir(), i == 0 ? "ig-apply" : "ig-ext");
+		if (rules_add_path(set, path, errbuf, sizeof(errbuf)) !=
+		    GW_OK) {
+			fprintf(stderr, "rules %s: %s\n", path, errbuf);
+			return -1;
+		}
 	}
 	return validate_ctx_new(set, &ctx) == GW_OK ? 0 : -1;
 }
@@ -268,6 +272,75 @@ test_bundles(void **state)
 		       cases[i].part);
 }
 
+/* Extensions: unknown ones, abstract context types, version-specific
+ * contexts. */
+#define EX "http://example.org/fhir/ext/StructureDefinition/"
+#define WITH(res, url)                                                         \
+	"{\"resourceType\":\"" res "\",\"extension\":[{\"url\":\"" url         \
+	"\",\"valueString\":\"x\"}]}"
+
+static void
+test_extensions(void **state)
+{
+	/* findings compared: extension context errors, unknown-extension
+	 * errors and warnings (other findings of the bare resources are
+	 * not the point) */
+	static const struct {
+		const char *what, *doc;
+		size_t ctx, unknown_err, unknown_warn;
+	} cases[] = {
+	    {"unknown hl7",
+	     WITH("Basic", "http://hl7.org/fhir/StructureDefinition/nope"), 0,
+	     1, 0},
+	    {"unknown elsewhere",
+	     WITH("Basic", "https://example.invalid/StructureDefinition/x"), 0,
+	     0, 1},
+	    {"canonical on ValueSet", WITH("ValueSet", EX "ext-canonical"), 0,
+	     0, 0},
+	    {"canonical on SearchParameter",
+	     WITH("SearchParameter", EX "ext-canonical"), 0, 0, 0},
+	    {"canonical on Basic", WITH("Basic", EX "ext-canonical"), 1, 0, 0},
+	    {"metadata on ConceptMap", WITH("ConceptMap", EX "ext-metadata"), 0,
+	     0, 0},
+	    {"metadata on StructureMap",
+	     WITH("StructureMap", EX "ext-metadata"), 1, 0, 0},
+	    {"versioned on Patient", WITH("Patient", EX "ext-versioned"), 1, 0,
+	     0},
+	    {"versioned on Observation",
+	     WITH("Observation", EX "ext-versioned"), 0, 0, 0},
+	    {"R5 only", WITH("Patient", EX "ext-r5-only"), 1, 0, 0},
+	};
+	const struct rules_structure *sd;
+
+	(void)state;
+	sd = rules_structure(set, EX "ext-r5-only");
+	assert_non_null(sd);
+	assert_int_equal(sd->ncontexts, 1);
+	assert_string_equal(sd->contexts[0].expr, RULES_CTX_NONE_HERE);
+	sd = rules_structure(set, EX "ext-versioned");
+	assert_non_null(sd);
+	assert_int_equal(sd->ncontexts, 1);
+	assert_string_equal(sd->contexts[0].expr, "Observation");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o = run(cases[i].doc, NULL);
+		size_t ctx_n = count(o, "error", "not allowed to be used"),
+		       ue = count(o, "error", "is unknown"),
+		       uw = count(o, "warning", "is unknown");
+
+		if (ctx_n != cases[i].ctx || ue != cases[i].unknown_err ||
+		    uw != cases[i].unknown_warn) {
+			fprintf(stderr,
+				"%s: got %zu context errors, %zu unknown "
+				"errors, %zu unknown warnings; want %zu, %zu, "
+				"%zu\n",
+				cases[i].what, ctx_n, ue, uw, cases[i].ctx,
+				cases[i].unknown_err, cases[i].unknown_warn);
+			fail();
+		}
+		json_decref(o);
+	}
+}
+
 int
 main(void)
 {
@@ -277,6 +350,7 @@ main(void)
 	    cmocka_unit_test(test_forced_beside_meta_profile),
 	    cmocka_unit_test(test_entry_profile_candidates),
 	    cmocka_unit_test(test_bundles),
+	    cmocka_unit_test(test_extensions),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
