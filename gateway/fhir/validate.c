@@ -678,6 +678,7 @@ conforms(struct vrun *r, const struct fj_node *res,
 	sub.capconf = r->capconf;
 	sub.deadline = r->deadline;
 	sub.conforms = r->conforms;
+	sub.own_ok = r->own_ok;
 	validate_resource(&sub, res, NULL, 0, false, sd);
 	/* the memo may have moved while the sub-run grew it */
 	r->conf = sub.conf;
@@ -754,13 +755,76 @@ type_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
 	}
 }
 
+/* The profiles a resource chooses itself, added to list: its
+ * meta.profile (beside a forced or element profile, as in the HL7
+ * validator), the IG's global profiles for its type, else a detected
+ * one. report: say which meta.profile is unknown and which profile was
+ * detected (the main walk); false for a reference's look at its target. */
+static void
+own_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
+	     const struct rules_structure **list, size_t *pn, bool report)
+{
+	const struct rules_structure *sd;
+	const struct fj_node *meta, *mp;
+	size_t nlist = *pn, mpi = 0;
+	char url[512];
+
+	meta = fj_get(res, "meta");
+	mp = meta != NULL && meta->type == FJ_OBJECT ? fj_get(meta, "profile")
+						     : NULL;
+	for (mp = mp != NULL && mp->type == FJ_ARRAY ? mp->u.kids.first : NULL;
+	     mp != NULL && nlist < 16; mp = mp->next, mpi++) {
+		const char *bar;
+
+		if (mp->type != FJ_STRING)
+			continue;
+		bar = strchr(mp->u.str.s, '|');
+		snprintf(url, sizeof(url), "%.*s",
+			 (int)(bar != NULL ? (size_t)(bar - mp->u.str.s)
+					   : mp->u.str.len),
+			 mp->u.str.s);
+		if ((sd = rules_structure(r->ctx->set, url)) != NULL)
+			list_add(list, &nlist, sd);
+		else if (report) {
+			size_t o2 = v_path_push(r, ".meta.profile[%zu]", mpi);
+
+			v_issue(r, FHIR_WARNING, "not-supported", mp,
+				"profile %.200s is not known, so the "
+				"resource was not checked against it",
+				url);
+			v_path_pop(r, o2);
+		}
+	}
+	/* ImplementationGuide.global: every resource of the type */
+	for (size_t i = 0; nlist < 16; i++) {
+		const char *g = rules_global_profile(r->ctx->set, rt, i);
+
+		if (g == NULL)
+			break;
+		if ((sd = rules_structure(r->ctx->set, g)) != NULL)
+			list_add(list, &nlist, sd);
+	}
+	if (nlist == 0 && (sd = v_detect_profile(r, res, rt)) != NULL) {
+		list[nlist++] = sd;
+		if (report)
+			v_issue(r, FHIR_INFORMATION, "informational", res,
+				"no meta.profile: validated against the "
+				"detected profile %s (detection chooses by "
+				"fixed codes and required slices, among the "
+				"built-in PZP profiles only, unless --detect "
+				"is given)",
+				sd->url);
+	}
+	*pn = nlist;
+}
+
 static void
 validate_resource(struct vrun *r, const struct fj_node *res,
 		  const char *const *profiles, size_t nprofiles, bool is_root,
 		  const struct rules_structure *only)
 {
 	const struct rules_structure *list[16], *base, *sd;
-	const struct fj_node *saved_res = r->resource, *meta, *mp;
+	const struct fj_node *saved_res = r->resource;
 	const char *saved_type = r->resource_type, *rt, *why;
 	const struct rules_structure *saved_sd = r->cur_sd;
 	const char *saved_ext = r->ext_url;
@@ -768,8 +832,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	struct vbundle *bundle = NULL, *saved_bundle = r->bundle;
 	bool is_bundle = false, base_done = false;
 	size_t err0;
-	size_t nlist = 0, old, mpi = 0;
-	char url[512];
+	size_t nlist = 0, old;
 
 	if ((rt = fj_get_str(res, "resourceType")) == NULL) {
 		v_issue(r, FHIR_ERROR, "structure", res,
@@ -807,57 +870,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 			type_profiles(r, res, rt, profiles, nprofiles, list,
 				      &nlist);
 		}
-		/* meta.profile applies beside a forced or element profile,
-		 * as in the HL7 validator */
-		meta = fj_get(res, "meta");
-		mp = meta != NULL && meta->type == FJ_OBJECT
-			 ? fj_get(meta, "profile")
-			 : NULL;
-		for (mp = mp != NULL && mp->type == FJ_ARRAY ? mp->u.kids.first
-							     : NULL;
-		     mp != NULL && nlist < 16; mp = mp->next, mpi++) {
-			const char *bar;
-
-			if (mp->type != FJ_STRING)
-				continue;
-			bar = strchr(mp->u.str.s, '|');
-			snprintf(url, sizeof(url), "%.*s",
-				 (int)(bar != NULL ? (size_t)(bar - mp->u.str.s)
-						   : mp->u.str.len),
-				 mp->u.str.s);
-			if ((sd = rules_structure(r->ctx->set, url)) != NULL)
-				list_add(list, &nlist, sd);
-			else {
-				size_t o2 =
-				    v_path_push(r, ".meta.profile[%zu]", mpi);
-
-				v_issue(r, FHIR_WARNING, "not-supported", mp,
-					"profile %.200s is not known, so the "
-					"resource was not checked against it",
-					url);
-				v_path_pop(r, o2);
-			}
-		}
-		/* ImplementationGuide.global: every resource of the type */
-		for (size_t i = 0; nlist < 16; i++) {
-			const char *g =
-			    rules_global_profile(r->ctx->set, rt, i);
-
-			if (g == NULL)
-				break;
-			if ((sd = rules_structure(r->ctx->set, g)) != NULL)
-				list_add(list, &nlist, sd);
-		}
-		if (nlist == 0 && (sd = v_detect_profile(r, res, rt)) != NULL) {
-			list[nlist++] = sd;
-			v_issue(r, FHIR_INFORMATION, "informational", res,
-				"no meta.profile: validated against the "
-				"detected profile %s (detection chooses by "
-				"fixed codes and required slices, among the "
-				"built-in PZP profiles only, unless --detect "
-				"is given)",
-				sd->url);
-		}
+		own_profiles(r, res, rt, list, &nlist, true);
 	}
 	if (nlist == 0)
 		list[nlist++] = base;
@@ -931,6 +944,26 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	v_path_pop(r, old);
 }
 
+/* Whether resource res passes the profiles it chooses itself (its base
+ * type, meta.profile, the IG's global ones or a detected one): a
+ * reference to a target that does not need not repeat its findings. */
+static bool
+own_ok(struct vrun *r, const struct fj_node *res)
+{
+	const struct rules_structure *list[16], *base;
+	const char *rt = fj_get_str(res, "resourceType");
+	size_t n = 0;
+
+	if (rt == NULL || (base = rules_type(r->ctx->set, rt)) == NULL)
+		return false;
+	own_profiles(r, res, rt, list, &n, false);
+	list_add(list, &n, base);
+	for (size_t i = 0; i < n && !r->nomem; i++)
+		if (!conforms(r, res, list[i]))
+			return false;
+	return true;
+}
+
 /* ---- entry points ---- */
 
 static enum gw_err
@@ -969,6 +1002,7 @@ validate_document(struct validate_ctx *ctx, const struct fj_node *root,
 	r.nconf = &nconf;
 	r.capconf = &capconf;
 	r.conforms = conforms;
+	r.own_ok = own_ok;
 	ctx->last_profile = NULL;
 	if (opts != NULL && opts->deadline_ms != 0) {
 		r.deadline = opts->deadline_ms;

@@ -153,6 +153,9 @@ struct vrun;
  * run of the walk). */
 typedef bool (*v_conforms_fn)(struct vrun *r, const struct fj_node *res,
 			      const struct rules_structure *sd);
+/* Whether resource res passes the profiles it chooses itself (its type,
+ * meta.profile, global, detected). */
+typedef bool (*v_own_ok_fn)(struct vrun *r, const struct fj_node *res);
 
 /* One validation run over one document (or a scratch conformance check). */
 struct vrun {
@@ -186,6 +189,7 @@ struct vrun {
 	/* The walk's "resource conforms to structure" check: references and
 	 * slicing sit below the walk and reach it only through this. */
 	v_conforms_fn conforms;
+	v_own_ok_fn own_ok;
 };
 
 struct vitem {

@@ -268,3 +268,58 @@ def test_version_specific_use_contexts():
     assert ext_errors(with_ext(obs, EX + "ext-versioned")) == []
     errs = ext_errors(with_ext(pat, EX + "ext-r5-only"))
     assert len(errs) == 1 and "none in this FHIR version" in errs[0][2], errs
+
+
+# ---- references ----
+
+def subject_bundle(pat, ref="urn:uuid:00000000-0000-4000-8000-000000000001"):
+    obs = {"resourceType": "Observation", "status": "final",
+           "meta": {"profile": [AP + "apply-subject"]},
+           "code": {"text": "x"}, "subject": {"reference": ref}}
+    return {"resourceType": "Bundle", "type": "collection", "entry": [
+        entry(1, pat), entry(2, obs)]}
+
+
+def rows(p):
+    return sorted((i["severity"], i["code"],
+                   (i.get("expression") or ["-"])[0])
+                  for i in outcome(p)
+                  if i["severity"] != "warning" and
+                  "detected" not in i["diagnostics"])
+
+
+SUBJ = "Bundle.entry[1].resource.ofType(Observation).subject"
+PAT = "Bundle.entry[0].resource.ofType(Patient)"
+
+
+def test_target_profile_checked_on_resolvable_targets():
+    good = {"resourceType": "Patient", "gender": "male",
+            "birthDate": "1950"}
+    assert run("--ig", APPLY, doc=subject_bundle(good)).returncode == 0
+    # fine on its own, but not what the target profile asks (gender)
+    p = run("--ig", APPLY, doc=subject_bundle(
+        {"resourceType": "Patient", "birthDate": "1950"}))
+    assert rows(p) == [("error", "structure", SUBJ)], p.stdout
+    # a target outside the Bundle: its profile cannot be judged
+    p = run("--ig", APPLY, doc=subject_bundle(good, "Patient/elsewhere"))
+    assert p.returncode == 0, p.stdout
+
+
+def test_claimed_target_profile_is_judged_at_the_target():
+    pat = {"resourceType": "Patient", "birthDate": "1950",
+           "meta": {"profile": [AP + "apply-patient-gender"]}}
+    p = run("--ig", APPLY, doc=subject_bundle(pat))
+    assert rows(p) == [("error", "required", PAT)], p.stdout
+
+
+def test_no_cascade_from_a_target_with_its_own_errors():
+    # no birthDate (the IG's global Patient profile) and no gender (the
+    # target profile): the Patient's own error, and one information at
+    # the reference pointing there
+    p = run("--ig", APPLY, doc=subject_bundle({"resourceType": "Patient"}))
+    assert rows(p) == [("error", "required", PAT),
+                       ("information", "informational", SUBJ)], p.stdout
+    info = [i["diagnostics"] for i in outcome(p)
+            if i["code"] == "informational" and
+            "detected" not in i["diagnostics"]]
+    assert "Bundle entry 0" in info[0] and "errors of its own" in info[0]

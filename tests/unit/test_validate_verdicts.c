@@ -341,6 +341,70 @@ test_extensions(void **state)
 	}
 }
 
+/* References: targetProfile judged on resolvable targets; a claimed
+ * profile is judged at the target; a target with errors of its own gives
+ * one information at the reference, not a cascade. */
+#define SUBJ_BUNDLE(pat, ref)                                                  \
+	"{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{"    \
+	"\"fullUrl\":\"urn:uuid:00000000-0000-4000-8000-000000000001\","       \
+	"\"resource\":" pat "},{\"fullUrl\":\"urn:uuid:00000000-0000-4000-"    \
+	"8000-000000000002\",\"resource\":{\"resourceType\":"                  \
+	"\"Observation\",\"meta\":{\"profile\":[\"" AP "apply-subject\"]},"    \
+	"\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{"         \
+	"\"reference\":\"" ref "\"}}}]}"
+#define FIRST "urn:uuid:00000000-0000-4000-8000-000000000001"
+
+static void
+test_references(void **state)
+{
+	static const struct {
+		const char *what, *doc;
+		size_t nerr, ninfo;
+		const char *part;
+	} cases[] = {
+	    {"conforms",
+	     SUBJ_BUNDLE("{\"resourceType\":\"Patient\",\"gender\":\"male\","
+			 "\"birthDate\":\"1950\"}",
+			 FIRST),
+	     0, 0, NULL},
+	    {"outside the Bundle",
+	     SUBJ_BUNDLE("{\"resourceType\":\"Patient\",\"birthDate\":"
+			 "\"1950\"}",
+			 "Patient/elsewhere"),
+	     0, 0, NULL},
+	    {"fine alone, not the target profile",
+	     SUBJ_BUNDLE("{\"resourceType\":\"Patient\",\"birthDate\":"
+			 "\"1950\"}",
+			 FIRST),
+	     1, 0, "does not conform to any allowed target profile"},
+	    {"claims it",
+	     SUBJ_BUNDLE("{\"resourceType\":\"Patient\",\"birthDate\":"
+			 "\"1950\",\"meta\":{\"profile\":[\"" AP
+			 "apply-patient-gender\"]}}",
+			 FIRST),
+	     1, 0, "gender"},
+	    {"own errors", SUBJ_BUNDLE("{\"resourceType\":\"Patient\"}", FIRST),
+	     1, 1, "birthDate"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o;
+		size_t ni;
+
+		expect(cases[i].what, cases[i].doc, NULL, cases[i].nerr,
+		       cases[i].part);
+		o = run(cases[i].doc, NULL);
+		ni = count(o, "information", "has errors of its own");
+		if (ni != cases[i].ninfo) {
+			fprintf(stderr, "%s: got %zu informations, want %zu\n",
+				cases[i].what, ni, cases[i].ninfo);
+			fail();
+		}
+		json_decref(o);
+	}
+}
+
 int
 main(void)
 {
@@ -351,6 +415,7 @@ main(void)
 	    cmocka_unit_test(test_entry_profile_candidates),
 	    cmocka_unit_test(test_bundles),
 	    cmocka_unit_test(test_extensions),
+	    cmocka_unit_test(test_references),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
