@@ -804,7 +804,10 @@ own_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
 		if ((sd = rules_structure(r->ctx->set, g)) != NULL)
 			list_add(list, &nlist, sd);
 	}
-	if (nlist == 0 && (sd = v_detect_profile(r, res, rt)) != NULL) {
+	/* a resource that claims a profile, even one not loaded, is not
+	 * guessed at: the unknown claim is reported, the base applies */
+	if (nlist == 0 && mpi == 0 &&
+	    (sd = v_detect_profile(r, res, rt)) != NULL) {
 		list[nlist++] = sd;
 		if (report)
 			v_issue(r, FHIR_INFORMATION, "informational", res,

@@ -60,6 +60,19 @@ def test_ig_profile_is_not_guessed_without_detect():
                for d in infos), infos
 
 
+def test_no_guessing_when_a_profile_is_claimed():
+    with open(os.path.join(SRC, "tests", "data", "valid", "r4",
+                           "pzp-1.0.0-rc1",
+                           "Procedure-F1-ACP-Procedure-01-10-2020.json"),
+              encoding="utf-8") as f:
+        doc = json.load(f)
+    doc["meta"] = {"profile": ["http://example.org/fhir/not-loaded"]}
+    p = run(doc=doc)
+    assert "detected" not in p.stdout
+    assert any(i["severity"] == "warning" and "is not known" in
+               i["diagnostics"] for i in outcome(p)), p.stdout
+
+
 def test_ig_global_profile_applies():
     pat = {"resourceType": "Patient", "gender": "male"}
     p = run("--ig", APPLY, doc=pat)
