@@ -505,14 +505,15 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 		return;
 	}
 	if (ti != NULL && ti->kind == VK_RESOURCE) {
-		const char *const *profiles = NULL;
+		/* the candidates of every type ("Patient" with one profile,
+		 * "Observation" with another) */
+		const char *profiles[16];
 		size_t np = 0;
 
 		for (size_t i = 0; i < d->el->ntypes; i++)
-			if (d->el->types[i].nprofiles > 0) {
-				profiles = d->el->types[i].profiles;
-				np = d->el->types[i].nprofiles;
-			}
+			for (size_t k = 0;
+			     k < d->el->types[i].nprofiles && np < 16; k++)
+				profiles[np++] = d->el->types[i].profiles[k];
 		validate_resource(r, v, profiles, np, false, NULL);
 		return;
 	}

@@ -120,6 +120,12 @@ def test_entry_profiles_are_candidates():
                          "note": [{"text": "fine"}]})]}
     p = run("--ig", APPLY, doc=bdl)
     assert p.returncode == 0, p.stdout
+    # the same candidates listed per type ("Patient" with one profile,
+    # "Observation" with two): every type's profiles count
+    bdl["meta"]["profile"] = [AP + "apply-bundle-typed"]
+    p = run("--ig", APPLY, doc=bdl)
+    assert p.returncode == 0, p.stdout
+    bdl["meta"]["profile"] = [AP + "apply-bundle"]
     # fits none of the candidates: the findings of the one of its type
     bdl["entry"][1]["resource"] = heart_rate()
     errs = errors(run("--ig", APPLY, doc=bdl))

@@ -206,6 +206,14 @@ test_entry_profile_candidates(void **state)
 	snprintf(doc, sizeof(doc), "%s%s}]}", head,
 		 "{\"resourceType\":\"Device\"}");
 	expect("device entry", doc, NULL, 1, "not allowed here");
+	/* profiles listed per type: every type's count */
+	snprintf(doc, sizeof(doc),
+		 "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+		 "\"meta\":{\"profile\":[\"" AP "apply-bundle-typed\"]},"
+		 "\"entry\":[{\"fullUrl\":\"urn:uuid:00000000-0000-4000-8000-"
+		 "000000000001\",\"resource\":%s}]}",
+		 "{\"resourceType\":\"Patient\",\"birthDate\":\"1950\"}");
+	expect("typed, patient entry", doc, NULL, 0, NULL);
 }
 
 /* Bundles: bdl-7 (a fullUrl repeats only with another meta.versionId,
