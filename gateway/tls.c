@@ -107,20 +107,53 @@ static const char *const tls_reason_names[TLS_R_COUNT] = {
 
 static int tls_ssl_idx = -1;
 static int tls_ctx_idx = -1;
+static int tls_peer_idx = -1;
 static CRYPTO_ONCE tls_once = CRYPTO_ONCE_STATIC_INIT;
+
+/*
+ * What tls_peer_get read from a connection's certificate, kept in the
+ * SSL's ex_data (tls_peer_idx) with a reference to that certificate: each
+ * request asks twice (the gate and the handler), and reading means
+ * decoding the subjectAltName and printing two names through a BIO. A
+ * connection keeps its certificate (no renegotiation), and the reference
+ * held here keeps the pointer compared from being reused.
+ */
+struct tls_peer_memo {
+	X509 *cert; /* owned reference */
+	struct tls_peer peer;
+};
+
+static void
+tls_peer_memo_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+		   long argl, void *argp)
+{
+	struct tls_peer_memo *m = ptr;
+
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	if (m != NULL) {
+		X509_free(m->cert);
+		free(m);
+	}
+}
 
 static void
 tls_init_once(void)
 {
 	tls_ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	tls_ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	tls_peer_idx =
+	    SSL_get_ex_new_index(0, NULL, NULL, NULL, tls_peer_memo_free);
 }
 
 static bool
 tls_init(void)
 {
 	return CRYPTO_THREAD_run_once(&tls_once, tls_init_once) &&
-	       tls_ssl_idx >= 0 && tls_ctx_idx >= 0;
+	       tls_ssl_idx >= 0 && tls_ctx_idx >= 0 && tls_peer_idx >= 0;
 }
 
 static void tls_errf(char *errbuf, size_t errlen, const char *fmt, ...)
@@ -796,13 +829,21 @@ tls_time_unix(const ASN1_TIME *t)
 enum gw_err
 tls_peer_get(SSL *ssl, struct tls_peer *out)
 {
+	struct tls_peer_memo *m = NULL;
 	X509 *cert;
 
 	memset(out, 0, sizeof(*out));
 	if (ssl == NULL || (cert = SSL_get0_peer_certificate(ssl)) == NULL)
 		return GW_DENIED;
-	if (SSL_get_verify_result(ssl) != X509_V_OK ||
-	    tls_cert_ura(cert, out->ura) != GW_OK) {
+	if (SSL_get_verify_result(ssl) != X509_V_OK)
+		return GW_DENIED;
+	if (tls_peer_idx >= 0 &&
+	    (m = SSL_get_ex_data(ssl, tls_peer_idx)) != NULL &&
+	    m->cert == cert) {
+		*out = m->peer;
+		return GW_OK;
+	}
+	if (tls_cert_ura(cert, out->ura) != GW_OK) {
 		out->ura[0] = '\0';
 		return GW_DENIED;
 	}
@@ -811,6 +852,22 @@ tls_peer_get(SSL *ssl, struct tls_peer *out)
 	tls_serial(cert, out->serial, sizeof(out->serial));
 	out->test_policy = tls_cert_is_test(cert);
 	out->not_after = tls_time_unix(X509_get0_notAfter(cert));
+	/* Remember it (without memory, the next call reads it again). */
+	if (tls_peer_idx < 0)
+		return GW_OK;
+	if (m == NULL) {
+		if ((m = calloc(1, sizeof(*m))) == NULL)
+			return GW_OK;
+		if (!SSL_set_ex_data(ssl, tls_peer_idx, m)) {
+			free(m);
+			return GW_OK;
+		}
+	}
+	if (X509_up_ref(cert) != 1)
+		return GW_OK;
+	X509_free(m->cert);
+	m->cert = cert;
+	m->peer = *out;
 	return GW_OK;
 }
 
