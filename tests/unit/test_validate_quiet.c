@@ -1,6 +1,7 @@
 /*
  * Unit tests of validate_opts.quiet_when_valid, the gateway accept's
- * validation: over every valid and invalid example of tests/data, the
+ * validation, and of the contained-resource invariants skipped where
+ * they hold: over every valid and invalid example of tests/data, the
  * quiet run gives the same verdict as the full one, builds no issue for a
  * valid document, and gives an invalid document the full run's outcome
  * issue for issue (warnings included).
@@ -226,10 +227,84 @@ test_bundle_warnings(void **state)
 	free(text);
 }
 
+/* Whether outcome has an error whose text names invariant key. */
+static bool
+has_invariant_error(const json_t *outcome, const char *key)
+{
+	const json_t *is;
+	size_t i;
+
+	json_array_foreach(json_object_get(outcome, "issue"), i, is)
+	{
+		const char *sev =
+		    json_string_value(json_object_get(is, "severity"));
+		const char *txt =
+		    json_string_value(json_object_get(is, "diagnostics"));
+
+		if (sev != NULL && strcmp(sev, "error") == 0 && txt != NULL &&
+		    strncmp(txt, key, strlen(key)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* dom-2 to dom-5 are not evaluated on a resource without `contained`
+ * (they hold there); with it, each still catches what it is about, in
+ * the full and the quiet run alike. */
+static void
+test_contained_invariants(void **state)
+{
+	static const struct {
+		const char *key, *json;
+	} cases[] = {
+	    {"dom-2", "{\"resourceType\":\"Patient\",\"contained\":[{"
+		      "\"resourceType\":\"Organization\",\"id\":\"o\","
+		      "\"contained\":[{\"resourceType\":\"Organization\","
+		      "\"id\":\"o2\"}]}],\"managingOrganization\":{"
+		      "\"reference\":\"#o\"}}"},
+	    {"dom-3", "{\"resourceType\":\"Patient\",\"contained\":[{"
+		      "\"resourceType\":\"Organization\",\"id\":\"o\"}]}"},
+	    {"dom-4", "{\"resourceType\":\"Patient\",\"contained\":[{"
+		      "\"resourceType\":\"Organization\",\"id\":\"o\","
+		      "\"meta\":{\"versionId\":\"1\"}}],"
+		      "\"managingOrganization\":{\"reference\":\"#o\"}}"},
+	    {"dom-5", "{\"resourceType\":\"Patient\",\"contained\":[{"
+		      "\"resourceType\":\"Organization\",\"id\":\"o\","
+		      "\"meta\":{\"security\":[{\"code\":\"R\"}]}}],"
+		      "\"managingOrganization\":{\"reference\":\"#o\"}}"},
+	};
+	struct validate_opts quiet = {.quiet_when_valid = true};
+	static const char plain[] = "{\"resourceType\":\"Patient\","
+				    "\"managingOrganization\":{"
+				    "\"reference\":\"Organization/o\"}}";
+	json_t *o;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int q = 0; q < 2; q++) {
+			o = fhir_outcome_new();
+			assert_int_equal(validate_text(Q.ctx[0], cases[i].json,
+						       strlen(cases[i].json),
+						       q ? &quiet : NULL, o),
+					 GW_OK);
+			if (!has_invariant_error(o, cases[i].key))
+				fail_msg("%s: not reported (%s run)",
+					 cases[i].key, q ? "quiet" : "full");
+			json_decref(o);
+		}
+	}
+	o = fhir_outcome_new();
+	assert_int_equal(validate_text(Q.ctx[0], plain, strlen(plain), NULL, o),
+			 GW_OK);
+	assert_int_equal(fhir_outcome_errors(o), 0);
+	json_decref(o);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_contained_invariants),
 	    cmocka_unit_test(test_bundle_warnings),
 	    cmocka_unit_test(test_same_verdicts),
 	};
