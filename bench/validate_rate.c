@@ -5,6 +5,9 @@
  * usage: validate_rate SCHEMAS SECONDS MODE FILE...
  *   MODE each: every FILE in turn counts as one resource
  *   MODE bundle: every FILE is a Bundle; rate counts its entries too
+ *   VALIDATE_RATE_QUIET=1 in the environment: the gateway accept's
+ *   validation (validate_opts.quiet_when_valid: no warnings built for a
+ *   valid document)
  */
 #include <stdio.h>
 #include <time.h>
@@ -37,6 +40,9 @@ main(int argc, char **argv)
 	uint64_t t0, t1, budget_ms;
 	long long secs;
 	size_t nfiles, nres = 0, iters = 0, errors = 0;
+	const char *quiet = getenv("VALIDATE_RATE_QUIET");
+	struct validate_opts opts = {
+	    .quiet_when_valid = quiet != NULL && strcmp(quiet, "1") == 0};
 
 	if (argc < 5 || util_parse_ll(argv[2], 1, 3600, &secs) != GW_OK) {
 		fprintf(stderr, "usage: validate_rate SCHEMAS SECONDS "
@@ -89,7 +95,7 @@ main(int argc, char **argv)
 		for (size_t i = 0; i < nfiles; i++) {
 			json_t *o = fhir_outcome_new();
 
-			if (validate_document(ctx, docs[i]->root, NULL, o) !=
+			if (validate_document(ctx, docs[i]->root, &opts, o) !=
 			    GW_OK)
 				return 2;
 			json_decref(o);

@@ -783,7 +783,9 @@ job_sign(struct intake_job *j)
 static bool
 job_validate(struct intake_job *j, struct validate_ctx *vctx)
 {
-	struct validate_opts opts = {.deadline_ms = j->deadline};
+	/* A valid message's warnings are not answered: not built either. */
+	struct validate_opts opts = {.deadline_ms = j->deadline,
+				     .quiet_when_valid = true};
 	json_t *oo = fhir_outcome_new();
 	enum gw_err err = oo != NULL
 			      ? validate_document(vctx, j->doc->root, &opts, oo)

@@ -86,7 +86,9 @@ void tls_note_handshake_failure(SSL *ssl, unsigned long err);
  * metric), or NULL when none. Static string. */
 const char *tls_failure_reason(SSL *ssl);
 
-/* Identity of the verified peer of ssl. GW_DENIED when there is none. */
+/* Identity of the verified peer of ssl. GW_DENIED when there is none.
+ * Read from the certificate once and kept with ssl (freed by SSL_free):
+ * loop-thread use per ssl, like the connection itself. */
 enum gw_err tls_peer_get(SSL *ssl, struct tls_peer *out);
 
 /*

@@ -987,19 +987,20 @@ emit(struct vrun *r, json_t *outcome)
 	return r->nomem ? GW_NOMEM : GW_OK;
 }
 
-enum gw_err
-validate_document(struct validate_ctx *ctx, const struct fj_node *root,
-		  const struct validate_opts *opts, json_t *outcome)
+/* One walk of the document. quiet: record errors only and emit nothing
+ * (unless out of time or memory); *nerrors says how many there were. */
+static enum gw_err
+walk_document(struct validate_ctx *ctx, const struct fj_node *root,
+	      const struct validate_opts *opts, bool quiet, json_t *outcome,
+	      size_t *nerrors)
 {
 	struct vrun r;
 	size_t nconf = 0, capconf = 0;
 	enum gw_err err;
 	const char *forced[1];
 
-	if (ctx == NULL || root == NULL || !json_is_object(outcome) ||
-	    !json_is_array(json_object_get(outcome, "issue")))
-		return GW_INVALID;
 	memset(&r, 0, sizeof(r));
+	r.quiet = quiet;
 	r.seen.kind = r.noteval.kind = HMAP_STR_OWN;
 	r.ctx = ctx;
 	r.root = root;
@@ -1025,10 +1026,40 @@ validate_document(struct validate_ctx *ctx, const struct fj_node *root,
 	} else {
 		validate_resource(&r, root, NULL, 0, true, NULL);
 	}
-	err = emit(&r, outcome);
+	*nerrors = r.nerrors;
+	if (quiet && !r.late && !r.nomem)
+		err = GW_OK;
+	else
+		err = emit(&r, outcome);
 	free(r.conf);
 	v_run_cleanup(&r);
 	return err;
+}
+
+enum gw_err
+validate_document(struct validate_ctx *ctx, const struct fj_node *root,
+		  const struct validate_opts *opts, json_t *outcome)
+{
+	struct validate_opts full;
+	size_t nerrors = 0;
+	enum gw_err err;
+
+	if (ctx == NULL || root == NULL || !json_is_object(outcome) ||
+	    !json_is_array(json_object_get(outcome, "issue")))
+		return GW_INVALID;
+	if (opts == NULL || !opts->quiet_when_valid)
+		return walk_document(ctx, root, opts, false, outcome, &nerrors);
+	/* The quiet walk finds an error wherever the full one does (it only
+	 * skips the other findings), so no error means valid; otherwise the
+	 * full walk gives the outcome and the verdict. That walk costs what
+	 * the quiet one did, which finished in time: it runs without the
+	 * deadline, so that an invalid document is answered as invalid. */
+	err = walk_document(ctx, root, opts, true, outcome, &nerrors);
+	if (err != GW_OK || nerrors == 0)
+		return err;
+	full = *opts;
+	full.deadline_ms = 0;
+	return walk_document(ctx, root, &full, false, outcome, &nerrors);
 }
 
 enum gw_err

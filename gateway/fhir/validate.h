@@ -25,6 +25,12 @@ struct validate_opts {
 	/* Give up at this util_mono_ms() time (looked at on entry and every
 	 * few hundred elements); 0: no limit. */
 	uint64_t deadline_ms;
+	/* Only the verdict is wanted when the document is valid (the
+	 * gateway's accept): warnings and information are then not built
+	 * (outcome stays empty); when there is an error the walk runs again
+	 * in full, so an invalid document's outcome is complete and the
+	 * verdict is the same either way. */
+	bool quiet_when_valid;
 };
 
 /*

@@ -359,6 +359,10 @@ v_issue(struct vrun *r, const char *sev, const char *code,
 			r->nerrors++;
 		return;
 	}
+	/* No message is formatted, deduplicated or kept for a finding the
+	 * quiet run's caller throws away. */
+	if (r->quiet && !is_err)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

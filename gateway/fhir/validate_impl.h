@@ -168,6 +168,7 @@ struct vrun {
 	struct hmap seen;
 	struct hmap noteval; /* invariant keys reported as not evaluated */
 	bool scratch;	     /* count errors only */
+	bool quiet;	     /* record errors only (quiet_when_valid) */
 	size_t nerrors;
 	struct vbundle *bundle;
 	const struct fj_node *resource; /* innermost resource */

@@ -181,6 +181,28 @@ def test_invalid_care_plan_is_422_and_not_stored(gateway):
     assert "sometimes" not in out.stdout
 
 
+def test_invalid_message_answer_has_every_finding(gateway, tmp_path):
+    """The accept validates quietly (no warnings built for a valid
+    message); an invalid one is answered with the whole outcome, the same
+    findings `pzpgw validate` reports, warnings included."""
+    msg = message(HOSPITAL, [GP1])
+    patient = next(e["resource"] for e in msg["entry"]
+                   if e["resource"]["resourceType"] == "Patient")
+    patient["gender"] = "sometimes"
+    status, _, oo = post(gateway, msg)
+    assert status == 422
+    path = os.path.join(str(tmp_path), "invalid.json")
+    with open(path, "w") as f:
+        json.dump(msg, f)
+    cli = subprocess.run([gw.BINARY, "validate", "--format", "json", path],
+                         capture_output=True, text=True)
+    want = json.loads(cli.stdout)["issue"]
+    sev = [i["severity"] for i in oo["issue"]]
+    assert sev.count("error") >= 1 and sev.count("warning") > 10, sev
+    assert ([(i["severity"], i.get("expression")) for i in oo["issue"]]
+            == [(i["severity"], i.get("expression")) for i in want])
+
+
 def test_not_a_message_bundle(gateway):
     status, _, oo = post(gateway, {"resourceType": "Patient"})
     assert status == 422

@@ -2,7 +2,9 @@
  * libFuzzer harness for the validation path: any bytes are parsed (JSON,
  * or XML when they start with '<') and validated against the R4 rules of
  * schemas/ ($PZPGW_SCHEMAS or ./schemas, loaded once). Must never crash,
- * leak or fail other than by reporting issues.
+ * leak or fail other than by reporting issues; the accept's quiet run
+ * (validate_opts.quiet_when_valid) must give the same verdict, and the same
+ * outcome when there is an error.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +51,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* a document that is not even JSON must be reported, not passed */
 	if (err == GW_OK && size == 0 && fhir_outcome_errors(outcome) == 0)
 		abort();
+	/* the accept's quiet run gives the same verdict, and the same
+	 * outcome when there is an error */
+	if (err == GW_OK) {
+		struct validate_opts quiet = {.quiet_when_valid = true};
+		json_t *q = fhir_outcome_new();
+
+		if (q == NULL)
+			abort();
+		err =
+		    validate_text(fz_ctx, (const char *)data, size, &quiet, q);
+		if (err != GW_OK && err != GW_NOMEM)
+			abort();
+		if (err == GW_OK &&
+		    (fhir_outcome_errors(q) != fhir_outcome_errors(outcome) ||
+		     (fhir_outcome_errors(q) > 0 && !json_equal(q, outcome))))
+			abort();
+		json_decref(q);
+	}
 	json_decref(outcome);
 	return 0;
 }

@@ -768,6 +768,16 @@ test_handshakes(void **state)
 			assert_int_equal(peer.test_policy,
 					 cases[i].env == CONFIG_ENV_TEST);
 			assert_true(peer.not_after > (int64_t)time(NULL));
+			/* asked again (the gate, then the handler): the
+			 * remembered identity is the same */
+			{
+				struct tls_peer again;
+
+				assert_int_equal(tls_peer_get(h.s, &again),
+						 GW_OK);
+				assert_memory_equal(&again, &peer,
+						    sizeof(peer));
+			}
 			assert_null(got);
 			if (cases[i].max_version == 0)
 				assert_int_equal(SSL_version(h.s),

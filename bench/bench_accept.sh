@@ -1,0 +1,212 @@
+#!/bin/sh
+# CPU per accepted message at the gateway (issue 14's speed figure, and
+# issue 11's "accept rate within 20% of before the index" measured as CPU,
+# which a shared machine swings far less than a rate): a gateway serving
+# GP practice 90000003 (allow = pull, so every message is indexed)
+# accepts BENCH_ACCEPT (2000) copies of the F1 message (each its own
+# patient and identifiers, about 30 KB) over BENCH_CONC (16) keep-alive
+# mTLS connections. The server's CPU (utime + stime of /proc/PID/stat,
+# start-up excluded) divided by the accepts, for this binary and for the
+# base binary (BENCH_BASE_BIN, else built from git rev BENCH_BASE_REV,
+# 5cea13c: the commit before issue 11), alternated BENCH_ROUNDS (2) times
+# on fresh stores in the same run; the ratio base / this is the CPU
+# counterpart of "rate with index / rate without" (target: >= 0.80).
+#
+# usage: sh bench/bench_accept.sh PZPGW_BINARY
+# env: BENCH_ACCEPT, BENCH_CONC, BENCH_ROUNDS, BENCH_BASE_REV,
+# BENCH_BASE_BIN (none: no base), BENCH_PREV_BIN, BENCH_KEEP=1 keeps the
+# work directory.
+set -eu
+
+bin=${1:?usage: bench_accept.sh PZPGW_BINARY}
+case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
+src=$(cd "$(dirname "$0")/.." && pwd)
+py=/usr/bin/python3
+nacc=${BENCH_ACCEPT:-2000}
+conc=${BENCH_CONC:-16}
+rounds=${BENCH_ROUNDS:-2}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pzpgw-bench-accept.XXXXXX")
+pid=""
+cleanup() {
+	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+lg=$work/loadgen
+${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -o "$lg" \
+	"$src/bench/loadgen.c" $(pkg-config --cflags --libs libcurl)
+sh "$src/certs/dev-pki.sh" "$work/pki" >/dev/null
+pki=$work/pki
+
+base=${BENCH_BASE_BIN:-}
+if [ "$base" = none ]; then
+	base=""
+elif [ -z "$base" ]; then
+	rev=${BENCH_BASE_REV:-5cea13c}
+	if git -C "$src" cat-file -e "$rev" 2>/dev/null; then
+		mkdir -p "$work/base"
+		git -C "$src" archive "$rev" | tar -x -C "$work/base"
+		make -C "$work/base" -j2 all >"$work/base.log" 2>&1
+		base=$work/base/build/release/pzpgw
+	fi
+fi
+
+# BENCH_PREV_BIN: another build (e.g. the previous commit's) measured in
+# the same rounds, for before/after figures.
+prev=${BENCH_PREV_BIN:-}
+case $prev in "" | /*) ;; *) prev=$(pwd)/$prev ;; esac
+
+port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+# conf NAME: a gateway (URA 90000001) serving 90000003 in $work/NAME,
+# on a fresh store.
+conf() {
+	rm -rf "$work/$1"
+	mkdir -p "$work/$1"
+	cat >"$work/$1/pzpgw.conf" <<EOF
+[organisation]
+ura = 90000001
+name = bench $1
+[listen]
+address = 127.0.0.1
+port = $port
+certificate = $pki/gateway.crt
+key = $pki/gateway.key
+trust = $pki/uzi-server-ca.pem
+environment = test
+[admin]
+port = 0
+[store]
+path = $work/$1/pzpgw.db
+create = yes
+[limits]
+max_pending = 1024
+[process]
+log = stderr
+schemas = $src/schemas
+[peer 90000002]
+allow = push
+[peer 90000003]
+allow = pull
+EOF
+}
+
+start() {
+	"$1" serve -c "$work/$2/pzpgw.conf" >"$work/$2/log" 2>&1 &
+	pid=$!
+	i=0
+	until grep -q "event=started" "$work/$2/log" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 300 ] || ! kill -0 $pid 2>/dev/null; then
+			cat "$work/$2/log" >&2
+			echo "bench_accept: gateway $2 did not start" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+}
+stop() {
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	pid=""
+}
+# cpu_ticks: utime + stime of the running gateway (all its threads).
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$pid/stat"
+}
+
+# The message: F1's resources for one patient (bench_pull.sh's form).
+$py - "$src" "$work/tpl.json" <<'EOF'
+import json, sys
+src, out = sys.argv[1:3]
+URA = "http://fhir.nl/fhir/NamingSystem/ura"
+with open(src + "/tests/data/valid/r4/pzp-0.1.3/bundle-F1.json") as f:
+    entries = [e for e in json.load(f)["entry"] if "resource" in e]
+for e in entries:
+    r = e["resource"]
+    for i, ident in enumerate(r.get("identifier", [])):
+        if r["resourceType"] == "Patient" and i == 0:
+            ident["value"] = "#########"
+        elif "value" in ident:
+            ident["value"] += "-@@@@@@@@@@@@"
+header = {
+    "resourceType": "MessageHeader",
+    "eventCoding": {"system": "http://pzpgw.nl/fhir/CodeSystem/message-event",
+                    "code": "pzp-shared"},
+    "destination": [{"endpoint": "urn:ura:90000003", "receiver": {
+        "identifier": {"system": URA, "value": "90000003"}}}],
+    "sender": {"identifier": {"system": URA, "value": "90000002"}},
+    "source": {"endpoint": "urn:ura:90000002"},
+    "focus": [{"reference": e["fullUrl"]} for e in entries],
+}
+doc = {"resourceType": "Bundle",
+       "identifier": {"system": "urn:ietf:rfc:3986",
+                      "value": "urn:uuid:00000000-0000-4000-8000-@@@@@@@@@@@@"},
+       "type": "message", "timestamp": "2026-11-23T10:00:00Z",
+       "entry": [{"fullUrl": "urn:uuid:00000000-0000-4000-8000-000000000001",
+                  "resource": header}] + entries}
+with open(out, "w") as f:
+    json.dump(doc, f)
+EOF
+
+hz=$(getconf CLK_TCK)
+echo "machine: $(nproc) cores; $nacc accepts x $conc connections;" \
+	"message $(wc -c <"$work/tpl.json") bytes"
+
+# one NAME BINARY: accept $nacc messages, print "us_per_accept rate".
+one() {
+	conf "$1"
+	start "$2" "$1"
+	t0=$(cpu_ticks)
+	r=$("$lg" post "https://localhost:$port/fhir/\$process-message" \
+		"$pki/hospital.crt" "$pki/hospital.key" "$pki/ca.pem" \
+		"$conc" "$nacc" 0 "$work/tpl.json")
+	t1=$(cpu_ticks)
+	stop
+	rate=$(echo "$r" | tr ' ' '\n' | sed -n 's/^rate=//p')
+	errs=$(echo "$r" | tr ' ' '\n' | sed -n 's/^errors=//p')
+	if [ "$errs" != 0 ]; then
+		echo "bench_accept: $1: $r" >&2
+		exit 1
+	fi
+	echo "$(((t1 - t0) * 1000000 / hz / nacc)) $rate"
+}
+
+# Each round runs base, the previous binary when given, then this one.
+all=""
+i=0
+while [ $i -lt "$rounds" ]; do
+	i=$((i + 1))
+	b=""
+	p=""
+	if [ -n "$base" ]; then
+		b=$(one base "$base")
+		echo "round $i base (no index):  $(echo $b | cut -d' ' -f1) us CPU per accept, $(echo $b | cut -d' ' -f2)/s"
+	fi
+	if [ -n "$prev" ]; then
+		p=$(one prev "$prev")
+		echo "round $i previous binary:  $(echo $p | cut -d' ' -f1) us CPU per accept, $(echo $p | cut -d' ' -f2)/s"
+	fi
+	t=$(one this "$bin")
+	echo "round $i this binary:      $(echo $t | cut -d' ' -f1) us CPU per accept, $(echo $t | cut -d' ' -f2)/s"
+	all="$all $(echo $b | cut -d' ' -f1):$(echo $p | cut -d' ' -f1):$(echo $t | cut -d' ' -f1)"
+done
+$py - $all <<'EOF'
+import sys
+rows = [a.split(":") for a in sys.argv[1:]]
+def mean(k):
+    v = [float(r[k]) for r in rows if r[k] != ""]
+    return sum(v) / len(v) if v else None
+b, p, t = mean(0), mean(1), mean(2)
+line = "CPU per accept: this %.0f us" % t
+if p is not None:
+    line += ", previous %.0f us (this / previous %.2f)" % (p, t / p)
+if b is not None:
+    line += ", base %.0f us; base / this %.2f (target: at least 0.80)" % (
+        b, b / t)
+print(line)
+EOF
