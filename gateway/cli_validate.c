@@ -154,9 +154,11 @@ print_text(const char *name, const json_t *outcome)
 	       nwarn, nwarn == 1 ? "" : "s");
 }
 
-/* Profiles given with --ig (structures from index nbase on) may be
- * detected too: add their canonical bases ("http://x/StructureDefinition/")
- * as detection prefixes. */
+/* With --detect, profiles given with --ig (structures from index nbase
+ * on) may be detected too: add their canonical bases
+ * ("http://x/StructureDefinition/") as detection prefixes. Without it
+ * only the built-in PZP profiles are: guessing among an integrator's
+ * profiles judges valid resources by profiles they never claimed. */
 static enum gw_err
 detect_ig_profiles(struct validate_ctx *ctx, const struct rules_set *set,
 		   size_t nbase)
@@ -240,6 +242,7 @@ cli_validate(int argc, char **argv)
 	    {"profile", required_argument, NULL, 'p'},
 	    {"format", required_argument, NULL, 'o'},
 	    {"schemas", required_argument, NULL, 's'},
+	    {"detect", no_argument, NULL, 'd'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *igs[VCLI_MAX_IG], *schemas = NULL;
@@ -250,7 +253,7 @@ cli_validate(int argc, char **argv)
 	struct vcli_other other = {0};
 	char dir[4096], errbuf[512];
 	size_t nigs = 0, nbase = 0;
-	bool json_out = false;
+	bool json_out = false, detect = false;
 	int ch, status = CLI_OK;
 	enum gw_err err;
 
@@ -289,6 +292,9 @@ cli_validate(int argc, char **argv)
 			break;
 		case 's':
 			schemas = optarg;
+			break;
+		case 'd':
+			detect = true;
 			break;
 		default:
 			return cli_usage("validate", "unknown option");
@@ -334,7 +340,7 @@ cli_validate(int argc, char **argv)
 		goto done;
 	}
 	if (validate_ctx_new(set, &ctx) != GW_OK ||
-	    detect_ig_profiles(ctx, set, nbase) != GW_OK) {
+	    (detect && detect_ig_profiles(ctx, set, nbase) != GW_OK)) {
 		fprintf(stderr, "pzpgw validate: out of memory\n");
 		status = CLI_USAGE;
 		goto done;

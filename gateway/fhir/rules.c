@@ -148,6 +148,7 @@ rules_set_free(struct rules_set *set)
 	free(set->cs);
 	free(set->pkgs);
 	free(set->isa);
+	free(set->globals);
 	fj_doc_free(set->doc);
 	free(set);
 }
@@ -292,6 +293,15 @@ rules_valueset(const struct rules_set *set, const char *url)
 	    hmap_get_num(&set->vs_url, rs_strip_version(url, tmp, sizeof(tmp)));
 
 	return v ? set->vs[v - 1] : NULL;
+}
+
+const char *
+rules_global_profile(const struct rules_set *set, const char *type, size_t i)
+{
+	for (size_t j = 0; j < set->nglobals; j++)
+		if (strcmp(set->globals[j].type, type) == 0 && i-- == 0)
+			return set->globals[j].profile;
+	return NULL;
 }
 
 const struct rules_structure *

@@ -125,6 +125,11 @@ struct rules_context {
 	const char *expr;
 };
 
+/* The expression of the one element context of an extension whose
+ * contexts are all for other FHIR versions (version-specific use): it
+ * matches no element. */
+#define RULES_CTX_NONE_HERE "(none in this FHIR version)"
+
 /* A compiled StructureDefinition with its full snapshot. */
 struct rules_structure {
 	const char *url;
@@ -180,7 +185,8 @@ enum gw_err rules_load_dir(struct rules_set *set, const char *dir, char *errbuf,
  * Add FHIR conformance resources from path (a JSON or XML file, a Bundle
  * of them, or a directory of such files): StructureDefinitions (snapshots
  * generated from differentials along the base chain when missing),
- * ValueSets and CodeSystems (used to expand value sets). Bases may be in
+ * ValueSets, CodeSystems (used to expand value sets) and the global
+ * profiles of ImplementationGuides (rules_global_profile). Bases may be in
  * the set already or anywhere under path. A URL already in the set keeps
  * its first definition. In a directory (searched 4 levels deep, *.json
  * and *.xml, name order) files that are not FHIR are passed over; a
@@ -201,6 +207,14 @@ const struct rules_valueset *rules_valueset(const struct rules_set *set,
 const struct rules_structure *rules_structure_at(const struct rules_set *set,
 						 size_t i);
 enum rules_fhir rules_set_fhir(const struct rules_set *set);
+
+/*
+ * The profiles an ImplementationGuide loaded with rules_add_path declares
+ * global for resource type `type` (ImplementationGuide.global): the i-th
+ * one, i from 0 until NULL. Borrowed from the set.
+ */
+const char *rules_global_profile(const struct rules_set *set, const char *type,
+				 size_t i);
 
 /* True when (system, code) is in vs. */
 bool rules_valueset_has(const struct rules_valueset *vs, const char *system,

@@ -83,6 +83,12 @@ struct rules_set {
 	struct rs_isa *isa;
 	size_t nisa;
 
+	/* ImplementationGuide.global (type, profile), interned */
+	struct rs_global {
+		const char *type, *profile;
+	} * globals;
+	size_t nglobals, capglobals;
+
 	unsigned nwarn; /* warnings while compiling */
 	bool quiet;	/* no warnings on stderr */
 };

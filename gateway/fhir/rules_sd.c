@@ -609,10 +609,69 @@ out:
 	return err;
 }
 
+/* major * 100 + minor of a FHIR version code ("4.0.1" -> 400), -1 when
+ * it is not one. */
+static int
+rs_fhir_version(const char *v)
+{
+	char *end;
+	long major, minor = 0;
+
+	if (v == NULL || v[0] < '0' || v[0] > '9')
+		return -1;
+	major = strtol(v, &end, 10);
+	if (*end == '.' && end[1] >= '0' && end[1] <= '9')
+		minor = strtol(end + 1, &end, 10);
+	if (major > 99 || minor > 99)
+		return -1;
+	return (int)(major * 100 + minor);
+}
+
+/* Whether context c (an R4 context object) applies to the set's FHIR
+ * version: the structuredefinition-fhir-version-specific-use extension
+ * limits it to startFhirVersion..endFhirVersion (either may be absent),
+ * compared by major.minor. */
+static bool
+rs_context_in_version(const struct rules_set *set, const struct fj_node *c)
+{
+	const struct fj_node *ext = fj_get(c, "extension");
+	int mine = set->fhir == RULES_STU3 ? 300 : 400;
+
+	if (ext == NULL || ext->type != FJ_ARRAY)
+		return true;
+	for (const struct fj_node *e = ext->u.kids.first; e; e = e->next) {
+		const char *url = fj_get_str(e, "url");
+		const struct fj_node *sub = fj_get(e, "extension");
+
+		if (url == NULL ||
+		    strcmp(url, "http://hl7.org/fhir/StructureDefinition/"
+				"structuredefinition-fhir-version-specific-"
+				"use") != 0 ||
+		    sub == NULL || sub->type != FJ_ARRAY)
+			continue;
+		for (const struct fj_node *x = sub->u.kids.first; x;
+		     x = x->next) {
+			const char *su = fj_get_str(x, "url");
+			int v = rs_fhir_version(fj_get_str(x, "valueCode"));
+
+			if (su == NULL || v < 0)
+				continue;
+			if (strcmp(su, "startFhirVersion") == 0 && mine < v)
+				return false;
+			if (strcmp(su, "endFhirVersion") == 0 && mine > v)
+				return false;
+		}
+	}
+	return true;
+}
+
 /*
  * The contexts of an extension definition: R4 context[] {type,
  * expression}; STU3 contextType plus context[] strings. Unknown context
- * types are kept as FHIRPath (not checked).
+ * types are kept as FHIRPath (not checked). A context for other FHIR
+ * versions only (version-specific use) is left out; when that leaves
+ * none, one that matches no element stands for "not in this version",
+ * so that the extension is not taken as allowed anywhere.
  */
 static enum gw_err
 rs_contexts(struct rules_set *set, const struct fj_node *res,
@@ -621,6 +680,7 @@ rs_contexts(struct rules_set *set, const struct fj_node *res,
 	const struct fj_node *ctx = fj_get(res, "context");
 	const char *stu3type = fj_get_str(res, "contextType");
 	size_t n = 0;
+	bool skipped = false;
 
 	if (ctx == NULL || ctx->type != FJ_ARRAY || ctx->u.kids.count == 0)
 		return GW_OK;
@@ -635,6 +695,10 @@ rs_contexts(struct rules_set *set, const struct fj_node *res,
 		if (c->type == FJ_OBJECT) {
 			type = fj_get_str(c, "type");
 			expr = fj_get_str(c, "expression");
+			if (!rs_context_in_version(set, c)) {
+				skipped = true;
+				continue;
+			}
 		} else if (c->type == FJ_STRING) {
 			expr = c->u.str.s;
 		}
@@ -651,6 +715,13 @@ rs_contexts(struct rules_set *set, const struct fj_node *res,
 		if ((out->expr = rs_intern(set, expr)) == NULL)
 			return GW_NOMEM;
 		n++;
+	}
+	if (n == 0 && skipped) {
+		st->contexts[0].type = RULES_CTX_ELEMENT;
+		if ((st->contexts[0].expr =
+			 rs_intern(set, RULES_CTX_NONE_HERE)) == NULL)
+			return GW_NOMEM;
+		n = 1;
 	}
 	st->ncontexts = n;
 	return GW_OK;

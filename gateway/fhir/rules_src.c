@@ -46,6 +46,49 @@ rs_pending_add(struct rules_set *set, struct rs_pending **arr, size_t *n,
 	return hmap_put_num(map, url, *n);
 }
 
+/* Record ImplementationGuide.global: R4 profile is a canonical, STU3 a
+ * Reference(StructureDefinition); a "|version" tail is dropped, as
+ * meta.profile lookups do. */
+static enum gw_err
+rs_add_globals(struct rules_set *set, const struct fj_node *ig)
+{
+	const struct fj_node *g = fj_get(ig, "global");
+
+	if (g == NULL || g->type != FJ_ARRAY)
+		return GW_OK;
+	for (const struct fj_node *e = g->u.kids.first; e; e = e->next) {
+		const struct fj_node *pn = fj_get(e, "profile");
+		const char *type = fj_get_str(e, "type"), *prof = NULL, *bar;
+		struct rs_global *ng;
+
+		if (pn != NULL && pn->type == FJ_OBJECT)
+			prof = fj_get_str(pn, "reference");
+		else if (pn != NULL && pn->type == FJ_STRING)
+			prof = pn->u.str.s;
+		if (type == NULL || prof == NULL)
+			continue;
+		if (set->nglobals == set->capglobals) {
+			size_t ncap = set->capglobals ? set->capglobals * 2 : 8;
+
+			if ((ng = realloc(set->globals, ncap * sizeof(*ng))) ==
+			    NULL)
+				return GW_NOMEM;
+			set->globals = ng;
+			set->capglobals = ncap;
+		}
+		ng = &set->globals[set->nglobals];
+		bar = strchr(prof, '|');
+		ng->type = rs_intern(set, type);
+		ng->profile = bar != NULL
+				  ? rs_internn(set, prof, (size_t)(bar - prof))
+				  : rs_intern(set, prof);
+		if (ng->type == NULL || ng->profile == NULL)
+			return GW_NOMEM;
+		set->nglobals++;
+	}
+	return GW_OK;
+}
+
 static enum gw_err
 rs_gather(struct rules_set *set, const struct fj_node *res, const char *file)
 {
@@ -76,6 +119,8 @@ rs_gather(struct rules_set *set, const struct fj_node *res, const char *file)
 				      &set->pvs_url, res, file);
 	if (strcmp(rt, "CodeSystem") == 0)
 		return rs_add_codesystem(set, res);
+	if (strcmp(rt, "ImplementationGuide") == 0)
+		return rs_add_globals(set, res);
 	return GW_OK;
 }
 

@@ -541,10 +541,21 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 	}
 	if (type != NULL && strcmp(type, "Extension") == 0 && kd->nkids == 0) {
 		tvs = v_extension_struct(r, d, v, &unknown_ext);
-		if (unknown_ext)
+		/* as the HL7 validator by default: an extension of the
+		 * FHIR specification's own namespace must be known; one
+		 * from elsewhere may come from an IG not loaded */
+		if (unknown_ext && strncmp(fj_get_str(v, "url"),
+					   "http://hl7.org/fhir/", 20) == 0)
 			v_issue(r, FHIR_ERROR, "structure", v,
 				"the extension %.200s is unknown, and not "
-				"allowed here",
+				"allowed here: extensions in the "
+				"http://hl7.org/fhir/ namespace must be known",
+				fj_get_str(v, "url"));
+		else if (unknown_ext)
+			v_issue(r, FHIR_WARNING, "structure", v,
+				"the extension %.200s is unknown, so its "
+				"content was not checked (load its definition "
+				"with --ig)",
 				fj_get_str(v, "url"));
 	} else if (type != NULL && kd->nkids == 0) {
 		tvs = v_type_profile_struct(r, d, type);
@@ -667,6 +678,7 @@ conforms(struct vrun *r, const struct fj_node *res,
 	sub.capconf = r->capconf;
 	sub.deadline = r->deadline;
 	sub.conforms = r->conforms;
+	sub.own_ok = r->own_ok;
 	validate_resource(&sub, res, NULL, 0, false, sd);
 	/* the memo may have moved while the sub-run grew it */
 	r->conf = sub.conf;
@@ -682,13 +694,137 @@ conforms(struct vrun *r, const struct fj_node *res,
 	return ok;
 }
 
+/* Add sd to the profile list unless it is there already. */
+static void
+list_add(const struct rules_structure **list, size_t *n,
+	 const struct rules_structure *sd)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (list[i] == sd)
+			return;
+	if (*n < 16)
+		list[(*n)++] = sd;
+}
+
+/* The type profiles of the element a contained resource sits in
+ * (Bundle.entry.resource with profiles): candidates, like slices. One
+ * that constrains another resource type, or that the resource does not
+ * conform to while another candidate does, is "not this one", not an
+ * error (as in the HL7 validator). None of the resource's type: one
+ * error; none it conforms to: checked against each of its type, so the
+ * findings say why. */
+static void
+type_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
+	      const char *const *profiles, size_t nprofiles,
+	      const struct rules_structure **list, size_t *nlist)
+{
+	const struct rules_structure *fit[16], *sd;
+	size_t nfit = 0, nok = 0, n0 = *nlist;
+	char names[512];
+	size_t nl = 0;
+
+	names[0] = '\0';
+	for (size_t i = 0; i < nprofiles && nfit < 16; i++) {
+		if ((sd = rules_structure(r->ctx->set, profiles[i])) == NULL)
+			continue;
+		if (nl < sizeof(names))
+			nl += (size_t)snprintf(names + nl, sizeof(names) - nl,
+					       "%s%s", nl > 0 ? ", " : "",
+					       v_sd_label(sd));
+		if (sd->type != NULL && strcmp(sd->type, rt) == 0)
+			fit[nfit++] = sd;
+	}
+	if (nfit == 0) {
+		if (names[0] != '\0')
+			v_issue(r, FHIR_ERROR, "structure", res,
+				"a %s is not allowed here: the allowed "
+				"profiles are %s",
+				rt, names);
+		return;
+	}
+	if (nfit > 1)
+		for (size_t i = 0; i < nfit && !r->nomem; i++)
+			if (r->conforms(r, res, fit[i])) {
+				list_add(list, nlist, fit[i]);
+				nok++;
+			}
+	if (nok == 0) {
+		*nlist = n0;
+		for (size_t i = 0; i < nfit; i++)
+			list_add(list, nlist, fit[i]);
+	}
+}
+
+/* The profiles a resource chooses itself, added to list: its
+ * meta.profile (beside a forced or element profile, as in the HL7
+ * validator), the IG's global profiles for its type, else a detected
+ * one. report: say which meta.profile is unknown and which profile was
+ * detected (the main walk); false for a reference's look at its target. */
+static void
+own_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
+	     const struct rules_structure **list, size_t *pn, bool report)
+{
+	const struct rules_structure *sd;
+	const struct fj_node *meta, *mp;
+	size_t nlist = *pn, mpi = 0;
+	char url[512];
+
+	meta = fj_get(res, "meta");
+	mp = meta != NULL && meta->type == FJ_OBJECT ? fj_get(meta, "profile")
+						     : NULL;
+	for (mp = mp != NULL && mp->type == FJ_ARRAY ? mp->u.kids.first : NULL;
+	     mp != NULL && nlist < 16; mp = mp->next, mpi++) {
+		const char *bar;
+
+		if (mp->type != FJ_STRING)
+			continue;
+		bar = strchr(mp->u.str.s, '|');
+		snprintf(url, sizeof(url), "%.*s",
+			 (int)(bar != NULL ? (size_t)(bar - mp->u.str.s)
+					   : mp->u.str.len),
+			 mp->u.str.s);
+		if ((sd = rules_structure(r->ctx->set, url)) != NULL)
+			list_add(list, &nlist, sd);
+		else if (report) {
+			size_t o2 = v_path_push(r, ".meta.profile[%zu]", mpi);
+
+			v_issue(r, FHIR_WARNING, "not-supported", mp,
+				"profile %.200s is not known, so the "
+				"resource was not checked against it",
+				url);
+			v_path_pop(r, o2);
+		}
+	}
+	/* ImplementationGuide.global: every resource of the type */
+	for (size_t i = 0; nlist < 16; i++) {
+		const char *g = rules_global_profile(r->ctx->set, rt, i);
+
+		if (g == NULL)
+			break;
+		if ((sd = rules_structure(r->ctx->set, g)) != NULL)
+			list_add(list, &nlist, sd);
+	}
+	if (nlist == 0 && (sd = v_detect_profile(r, res, rt)) != NULL) {
+		list[nlist++] = sd;
+		if (report)
+			v_issue(r, FHIR_INFORMATION, "informational", res,
+				"no meta.profile: validated against the "
+				"detected profile %s (detection chooses by "
+				"fixed codes and required slices, among the "
+				"built-in PZP profiles only, unless --detect "
+				"is given)",
+				sd->url);
+	}
+	*pn = nlist;
+}
+
 static void
 validate_resource(struct vrun *r, const struct fj_node *res,
 		  const char *const *profiles, size_t nprofiles, bool is_root,
 		  const struct rules_structure *only)
 {
 	const struct rules_structure *list[16], *base, *sd;
-	const struct fj_node *saved_res = r->resource, *meta, *mp;
+	const struct fj_node *saved_res = r->resource;
 	const char *saved_type = r->resource_type, *rt, *why;
 	const struct rules_structure *saved_sd = r->cur_sd;
 	const char *saved_ext = r->ext_url;
@@ -696,8 +832,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	struct vbundle *bundle = NULL, *saved_bundle = r->bundle;
 	bool is_bundle = false, base_done = false;
 	size_t err0;
-	size_t nlist = 0, old, mpi = 0;
-	char url[512];
+	size_t nlist = 0, old;
 
 	if ((rt = fj_get_str(res, "resourceType")) == NULL) {
 		v_issue(r, FHIR_ERROR, "structure", res,
@@ -721,52 +856,21 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	if (only != NULL) {
 		list[nlist++] = only;
 	} else {
-		for (size_t i = 0; i < nprofiles && nlist < 16; i++) {
-			if ((sd = rules_structure(r->ctx->set, profiles[i])) !=
-			    NULL)
-				list[nlist++] = sd;
-			else if (is_root)
-				v_issue(r, FHIR_ERROR, "not-found", res,
-					"profile %s is not known", profiles[i]);
-		}
-		meta = fj_get(res, "meta");
-		mp = meta != NULL && meta->type == FJ_OBJECT
-			 ? fj_get(meta, "profile")
-			 : NULL;
-		for (mp = !(is_root && nprofiles > 0) && mp != NULL &&
-				  mp->type == FJ_ARRAY
-			      ? mp->u.kids.first
-			      : NULL;
-		     mp != NULL && nlist < 16; mp = mp->next, mpi++) {
-			const char *bar;
-
-			if (mp->type != FJ_STRING)
-				continue;
-			bar = strchr(mp->u.str.s, '|');
-			snprintf(url, sizeof(url), "%.*s",
-				 (int)(bar != NULL ? (size_t)(bar - mp->u.str.s)
-						   : mp->u.str.len),
-				 mp->u.str.s);
-			if ((sd = rules_structure(r->ctx->set, url)) != NULL)
-				list[nlist++] = sd;
-			else {
-				size_t o2 =
-				    v_path_push(r, ".meta.profile[%zu]", mpi);
-
-				v_issue(r, FHIR_WARNING, "not-supported", mp,
-					"profile %.200s is not known, so the "
-					"resource was not checked against it",
-					url);
-				v_path_pop(r, o2);
+		if (is_root) {
+			for (size_t i = 0; i < nprofiles && nlist < 16; i++) {
+				if ((sd = rules_structure(r->ctx->set,
+							  profiles[i])) != NULL)
+					list_add(list, &nlist, sd);
+				else
+					v_issue(r, FHIR_ERROR, "not-found", res,
+						"profile %s is not known",
+						profiles[i]);
 			}
+		} else if (nprofiles > 0) {
+			type_profiles(r, res, rt, profiles, nprofiles, list,
+				      &nlist);
 		}
-		if (nlist == 0 && (sd = v_detect_profile(r, res, rt)) != NULL) {
-			list[nlist++] = sd;
-			v_issue(r, FHIR_INFORMATION, "informational", res,
-				"no meta.profile: validated against the "
-				"detected profile %s",
-				sd->url);
-		}
+		own_profiles(r, res, rt, list, &nlist, true);
 	}
 	if (nlist == 0)
 		list[nlist++] = base;
@@ -840,6 +944,26 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	v_path_pop(r, old);
 }
 
+/* Whether resource res passes the profiles it chooses itself (its base
+ * type, meta.profile, the IG's global ones or a detected one): a
+ * reference to a target that does not need not repeat its findings. */
+static bool
+own_ok(struct vrun *r, const struct fj_node *res)
+{
+	const struct rules_structure *list[16], *base;
+	const char *rt = fj_get_str(res, "resourceType");
+	size_t n = 0;
+
+	if (rt == NULL || (base = rules_type(r->ctx->set, rt)) == NULL)
+		return false;
+	own_profiles(r, res, rt, list, &n, false);
+	list_add(list, &n, base);
+	for (size_t i = 0; i < n && !r->nomem; i++)
+		if (!conforms(r, res, list[i]))
+			return false;
+	return true;
+}
+
 /* ---- entry points ---- */
 
 static enum gw_err
@@ -878,6 +1002,7 @@ validate_document(struct validate_ctx *ctx, const struct fj_node *root,
 	r.nconf = &nconf;
 	r.capconf = &capconf;
 	r.conforms = conforms;
+	r.own_ok = own_ok;
 	ctx->last_profile = NULL;
 	if (opts != NULL && opts->deadline_ms != 0) {
 		r.deadline = opts->deadline_ms;

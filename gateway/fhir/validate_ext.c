@@ -78,15 +78,77 @@ v_seg_push(struct vrun *r, const char *name, size_t len, const char *type,
 	r->nsegs++;
 }
 
+/* R4 resources that later FHIR versions derive from the abstract
+ * CanonicalResource (all of these) and MetadataResource (those marked
+ * true), sorted: contexts written for R4B/R5 (cross-version extensions)
+ * name the abstract types, which R4 does not have. */
+static const struct {
+	const char *name;
+	bool metadata;
+} canonical_types[] = {
+    {"ActivityDefinition", true},
+    {"CapabilityStatement", false},
+    {"ChargeItemDefinition", true},
+    {"CodeSystem", true},
+    {"CompartmentDefinition", false},
+    {"ConceptMap", true},
+    {"EffectEvidenceSynthesis", true},
+    {"EventDefinition", true},
+    {"Evidence", true},
+    {"EvidenceVariable", true},
+    {"ExampleScenario", false},
+    {"GraphDefinition", false},
+    {"ImplementationGuide", false},
+    {"Library", true},
+    {"Measure", true},
+    {"MessageDefinition", false},
+    {"NamingSystem", true},
+    {"OperationDefinition", false},
+    {"PlanDefinition", true},
+    {"Questionnaire", true},
+    {"ResearchDefinition", true},
+    {"ResearchElementDefinition", true},
+    {"RiskEvidenceSynthesis", true},
+    {"SearchParameter", false},
+    {"StructureDefinition", false},
+    {"StructureMap", false},
+    {"TerminologyCapabilities", false},
+    {"TestScript", false},
+    {"ValueSet", true},
+};
+
+/* Whether the context's type name (its first n bytes) names type t:
+ * itself, or an abstract CanonicalResource/MetadataResource that t is a
+ * concrete form of. */
+static bool
+ctx_type_is(const char *e, size_t n, const char *t)
+{
+	bool meta;
+
+	if (strlen(t) == n && strncmp(e, t, n) == 0)
+		return true;
+	if (n == 17 && strncmp(e, "CanonicalResource", n) == 0)
+		meta = false;
+	else if (n == 16 && strncmp(e, "MetadataResource", n) == 0)
+		meta = true;
+	else
+		return false;
+	for (size_t i = 0;
+	     i < sizeof(canonical_types) / sizeof(canonical_types[0]); i++)
+		if (strcmp(canonical_types[i].name, t) == 0)
+			return !meta || canonical_types[i].metadata;
+	return false;
+}
+
 /* True when context expression e (with "[x]" ignored) equals the type
  * name t followed by the names of segs[from..to). */
 static bool
 ctx_path_is(const char *e, const char *t, const struct vseg *segs, size_t from,
 	    size_t to)
 {
-	size_t tl = strlen(t);
+	size_t tl = strcspn(e, ".");
 
-	if (strncmp(e, t, tl) != 0)
+	if (!ctx_type_is(e, tl, t))
 		return false;
 	e += tl;
 	for (size_t i = from; i < to; i++) {
@@ -127,7 +189,8 @@ ctx_element_ok(const struct vrun *r, const char *e, size_t top)
 	while (root > 0 && r->segs[root].name != NULL)
 		root--;
 	if (host->name == NULL)
-		return (host->type != NULL && strcmp(e, host->type) == 0) ||
+		return (host->type != NULL &&
+			ctx_type_is(e, strlen(e), host->type)) ||
 		       strcmp(e, "Resource") == 0 ||
 		       strcmp(e, "DomainResource") == 0;
 	/* a segment whose type is not known matches by path only */

@@ -117,8 +117,10 @@ struct vbundle {
 	struct vbundle *up;
 	/* Indexes built once per Bundle so that resolving a reference and
 	 * the fullUrl uniqueness check do not scan every entry: fullUrl and
-	 * "Type/id" -> entry index + 1 (the first entry that has it). */
-	struct hmap by_url, by_tid;
+	 * "Type/id" -> entry index + 1 (the first entry that has it);
+	 * by_ver: fullUrl "\n" meta.versionId of fullUrls that repeat
+	 * (bdl-7), filled only when one does. */
+	struct hmap by_url, by_tid, by_ver;
 };
 
 struct vissue {
@@ -151,6 +153,9 @@ struct vrun;
  * run of the walk). */
 typedef bool (*v_conforms_fn)(struct vrun *r, const struct fj_node *res,
 			      const struct rules_structure *sd);
+/* Whether resource res passes the profiles it chooses itself (its type,
+ * meta.profile, global, detected). */
+typedef bool (*v_own_ok_fn)(struct vrun *r, const struct fj_node *res);
 
 /* One validation run over one document (or a scratch conformance check). */
 struct vrun {
@@ -184,6 +189,7 @@ struct vrun {
 	/* The walk's "resource conforms to structure" check: references and
 	 * slicing sit below the walk and reach it only through this. */
 	v_conforms_fn conforms;
+	v_own_ok_fn own_ok;
 };
 
 struct vitem {

@@ -246,6 +246,79 @@ v_bundle_cleanup(struct vbundle *b)
 	free(b->e);
 	hmap_free(&b->by_url, NULL);
 	hmap_free(&b->by_tid, NULL);
+	hmap_free(&b->by_ver, NULL);
+}
+
+/* meta.versionId of an entry's resource, "" when it has none. */
+static const char *
+entry_version(const struct ventry *en)
+{
+	const struct fj_node *meta =
+	    en->res != NULL ? fj_get(en->res, "meta") : NULL;
+	const char *v = meta != NULL && meta->type == FJ_OBJECT
+			    ? fj_get_str(meta, "versionId")
+			    : NULL;
+
+	return v != NULL ? v : "";
+}
+
+/* Index entry i under its fullUrl and version in b->by_ver; *prev: the
+ * index + 1 of an earlier entry with both the same, else 0. False
+ * without memory. */
+static bool
+ver_put(struct vbundle *b, size_t i, size_t *prev)
+{
+	const char *u = b->e[i].fullurl, *v = entry_version(&b->e[i]);
+	size_t kl = strlen(u) + strlen(v) + 2;
+	char stack[256], *key = kl <= sizeof(stack) ? stack : malloc(kl);
+	bool ok = key != NULL;
+
+	*prev = 0;
+	if (ok) {
+		snprintf(key, kl, "%s\n%s", u, v);
+		if ((*prev = v_idx_get(&b->by_ver, key)) == 0)
+			ok = hmap_put(&b->by_ver, key,
+				      (void *)(uintptr_t)(i + 1)) == GW_OK;
+	}
+	if (key != stack)
+		free(key);
+	return ok;
+}
+
+/* Bundle.link: the paging and identity relations occur at most once
+ * (a searchset's self/first/next/previous/last say one thing each). */
+static void
+check_links(struct vrun *r, const struct fj_node *res)
+{
+	static const char *const once[] = {"self", "first", "next", "previous",
+					   "last"};
+	const struct fj_node *links = fj_get(res, "link"), *l;
+	size_t seen[5] = {0}, i = 0;
+
+	if (links == NULL || links->type != FJ_ARRAY)
+		return;
+	for (l = links->u.kids.first; l != NULL; l = l->next, i++) {
+		const char *rel =
+		    l->type == FJ_OBJECT ? fj_get_str(l, "relation") : NULL;
+
+		for (size_t k = 0; rel != NULL && k < 5; k++) {
+			size_t old;
+
+			if (strcmp(rel, once[k]) != 0)
+				continue;
+			if (seen[k] == 0) {
+				seen[k] = i + 1;
+				break;
+			}
+			old = v_path_push(r, ".link[%zu].relation", i);
+			v_issue(r, FHIR_ERROR, "invalid", fj_get(l, "relation"),
+				"the link relation '%s' occurs more than once "
+				"(also link %zu); it may occur once",
+				rel, seen[k] - 1);
+			v_path_pop(r, old);
+			break;
+		}
+	}
 }
 
 bool
@@ -257,11 +330,14 @@ v_bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 	size_t i = 0;
 
 	memset(b, 0, sizeof(*b));
-	b->by_url.kind = b->by_tid.kind = HMAP_STR_OWN;
-	b->must_resolve = type != NULL && (strcmp(type, "collection") == 0 ||
-					   strcmp(type, "transaction") == 0 ||
-					   strcmp(type, "message") == 0 ||
+	b->by_url.kind = b->by_tid.kind = b->by_ver.kind = HMAP_STR_OWN;
+	/* Relative references must resolve inside documents and messages,
+	 * which travel as a whole; in a collection, searchset or
+	 * transaction they may name resources on a server (urn: ones must
+	 * resolve in every Bundle: see v_check_reference). */
+	b->must_resolve = type != NULL && (strcmp(type, "message") == 0 ||
 					   strcmp(type, "document") == 0);
+	check_links(r, res);
 	if (entries == NULL || entries->type != FJ_ARRAY ||
 	    entries->u.kids.count == 0)
 		return true;
@@ -271,7 +347,7 @@ v_bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 	}
 	for (e = entries->u.kids.first; e != NULL; e = e->next, i++) {
 		const struct fj_node *rs;
-		size_t j;
+		size_t j, k;
 
 		if (e->type != FJ_OBJECT)
 			continue;
@@ -320,18 +396,24 @@ v_bundle_build(struct vrun *r, const struct fj_node *res, struct vbundle *b)
 			}
 			continue;
 		}
-		/* history Bundles may repeat a fullUrl with different
-		 * versions */
-		if (history && b->e[i].res != NULL &&
-		    fj_get(b->e[i].res, "meta") != NULL)
+		/* bdl-7: a fullUrl may repeat with another meta.versionId,
+		 * and anyhow in a history Bundle */
+		if (history)
+			continue;
+		if (!ver_put(b, j - 1, &k) || !ver_put(b, i, &k)) {
+			r->nomem = true;
+			return false;
+		}
+		if (k == 0)
 			continue;
 		{
 			size_t old = v_path_push(r, ".entry[%zu].fullUrl", i);
 
 			v_issue(r, FHIR_ERROR, "invalid", fj_get(e, "fullUrl"),
-				"fullUrl '%s' is used by entry %zu too; "
-				"it must be unique in the Bundle",
-				b->e[i].fullurl, j - 1);
+				"fullUrl '%s' is used by entry %zu too, with "
+				"the same meta.versionId; it must be unique in "
+				"the Bundle unless the versions differ",
+				b->e[i].fullurl, k - 1);
 			v_path_pop(r, old);
 		}
 	}

@@ -149,6 +149,49 @@ ref_url_type(struct vrun *r, const char *ref, char *buf, size_t len)
 	return buf;
 }
 
+/* Whether target claims profile sd in its meta.profile, or a profile
+ * derived from it: its own validation then judges it against sd. */
+static bool
+claims_profile(const struct vrun *r, const struct fj_node *target,
+	       const struct rules_structure *sd)
+{
+	const struct fj_node *meta = fj_get(target, "meta"), *mp;
+
+	mp = meta != NULL && meta->type == FJ_OBJECT ? fj_get(meta, "profile")
+						     : NULL;
+	if (mp == NULL || mp->type != FJ_ARRAY)
+		return false;
+	for (mp = mp->u.kids.first; mp != NULL; mp = mp->next) {
+		const struct rules_structure *c;
+
+		if (mp->type != FJ_STRING)
+			continue;
+		c = rules_structure(r->ctx->set, mp->u.str.s);
+		for (int i = 0; i < 32 && c != NULL; i++) {
+			if (c == sd)
+				return true;
+			c = c->base != NULL
+				? rules_structure(r->ctx->set, c->base)
+				: NULL;
+		}
+	}
+	return false;
+}
+
+/* Where target is, for a message: "Bundle entry N" or "contained". */
+static void
+target_where(const struct vrun *r, const struct fj_node *target, char *buf,
+	     size_t len)
+{
+	for (const struct vbundle *b = r->bundle; b != NULL; b = b->up)
+		for (size_t i = 0; i < b->n; i++)
+			if (b->e[i].res == target) {
+				snprintf(buf, len, "Bundle entry %zu", i);
+				return;
+			}
+	snprintf(buf, len, "contained");
+}
+
 void
 v_check_reference(struct vrun *r, const struct rules_element *el,
 		  const struct fj_node *v)
@@ -178,9 +221,14 @@ v_check_reference(struct vrun *r, const struct rules_element *el,
 	} else {
 		target = v_resolve_ref(r, ref);
 		if (target == NULL) {
-			if (r->bundle != NULL && r->bundle->must_resolve &&
+			/* a urn: names nothing outside the Bundle, so it
+			 * must resolve in every Bundle (a transaction's
+			 * internal references too); a relative one only in
+			 * documents and messages (must_resolve) */
+			if (r->bundle != NULL &&
 			    (strncmp(ref, "urn:", 4) == 0 ||
-			     (strchr(ref, ':') == NULL &&
+			     (r->bundle->must_resolve &&
+			      strchr(ref, ':') == NULL &&
 			      strchr(ref, '/') != NULL))) {
 				v_issue(r, FHIR_ERROR, "not-found", v,
 					"the reference '%s' does not resolve "
@@ -230,13 +278,28 @@ v_check_reference(struct vrun *r, const struct rules_element *el,
 			continue;
 		any = true;
 		/* a target outside the document cannot be checked against a
-		 * profile; its type is all that is known */
+		 * profile; its type is all that is known. One that claims
+		 * the profile is judged against it by its own validation. */
 		if (sd == NULL || !sd->constraint || target == NULL ||
-		    r->conforms(r, target, sd))
+		    claims_profile(r, target, sd) || r->conforms(r, target, sd))
 			ok = true;
 	}
 	if (ok)
 		return;
+	/* a target with errors of its own would fail any profile: say so
+	 * once, pointing there, rather than adding a cascade of errors */
+	if (any && target != NULL && r->own_ok != NULL &&
+	    !r->own_ok(r, target)) {
+		char where[64];
+
+		target_where(r, target, where, sizeof(where));
+		v_issue(r, FHIR_INFORMATION, "informational", v,
+			"the referenced %s (%s) has errors of its own, "
+			"reported there; whether it conforms to an allowed "
+			"target profile (%s) was not judged",
+			ttype, where, allowed);
+		return;
+	}
 	if (!any)
 		v_issue(r, FHIR_ERROR, "structure", v,
 			"the reference points to a %s, which is not an allowed "

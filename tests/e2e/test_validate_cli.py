@@ -38,7 +38,9 @@ def args_for(name):
     if name.startswith("stu3/"):
         return ["--fhir", "stu3"]
     if name.startswith("r4-ig/"):
-        return ["--ig", IG]
+        # these entries claim no profile: the test profiles are chosen
+        # by detection, which --ig content gets only with --detect
+        return ["--ig", IG, "--detect"]
     return []
 
 

@@ -989,10 +989,12 @@ test_large_arrays(void **state)
 	for (size_t i = 0; i < NENT; i++) {
 		/* entry 19999 repeats the fullUrl of entry 7; every
 		 * Patient links to p0 by Type/id, p5 also by an absolute
-		 * URL with a version, p6 to one that is not there */
+		 * URL with a version, p6 to a urn: that is not there (a
+		 * relative one need not resolve in a collection) */
 		const char *other = i == 5   ? "http://x.example/fhir/Patient/"
 					       "p0/_history/2"
-				    : i == 6 ? "Patient/nope"
+				    : i == 6 ? "urn:uuid:00000000-0000-4000-"
+					       "8000-999999999999"
 					     : "Patient/p0";
 
 		assert_int_equal(

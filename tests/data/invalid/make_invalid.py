@@ -235,9 +235,11 @@ def _(d):
     d["category"][0]["coding"][0]["code"] = "59284002"
 
 
+# An unknown extension is an error in the FHIR specification's own
+# namespace only (elsewhere a warning, as the HL7 validator's default).
 @case("r4/extension-unknown.json", R4_NEW + "Patient-F1-ACP-Patient-HendrikHartman.json")
 def _(d):
-    d["extension"].append({"url": "https://example.invalid/fhir/StructureDefinition/shoe-size",
+    d["extension"].append({"url": "http://hl7.org/fhir/StructureDefinition/patient-shoe-size",
                            "valueInteger": 44})
 
 
@@ -515,7 +517,7 @@ def _(d):
 @case("stu3/unknown-extension.json", STU3 + "converted-Observation-ACP-SpecificCareWishes-Pat1.json")
 def _(d):
     d.setdefault("extension", []).append(
-        {"url": "https://example.invalid/fhir/StructureDefinition/unknown", "valueString": "x"})
+        {"url": "http://hl7.org/fhir/StructureDefinition/observation-unknown", "valueString": "x"})
 
 
 @case("stu3/extension-context-wrong-resource.json", STU3 + "converted-Goal-ACP-MedicalPolicyGoal-Pat1.json")
