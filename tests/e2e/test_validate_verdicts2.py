@@ -1,0 +1,61 @@
+"""End-to-end tests of `pzpgw validate` verdicts where the HL7 reference
+validator is the measure (issue 14, second half): narrative, example
+URLs, messages a person can act on, quantities. Cases written from the
+FHIR specification text."""
+import json
+import os
+import subprocess
+
+BIN = os.environ.get("PZPGW", "build/release/pzpgw")
+SRC = os.environ.get("PZPGW_SRCDIR", os.getcwd())
+
+
+def run(*args, doc=None):
+    env = dict(os.environ, PZPGW_SCHEMAS=os.path.join(SRC, "schemas"))
+    return subprocess.run(
+        [BIN, "validate", "--format", "json", *args, "-"],
+        input=json.dumps(doc), capture_output=True, text=True, env=env,
+        timeout=120)
+
+
+def outcome(p):
+    assert p.returncode in (0, 1), p.stdout + p.stderr
+    return json.loads(p.stdout)["issue"]
+
+
+def errors(p):
+    return [(i["code"], (i.get("expression") or ["-"])[0], i["diagnostics"])
+            for i in outcome(p) if i["severity"] in ("error", "fatal")]
+
+
+# ---- narrative ----
+
+def listing(div):
+    return {"resourceType": "List", "status": "current", "mode": "working",
+            "text": {"status": "generated",
+                     "div": '<div xmlns="http://www.w3.org/1999/xhtml">'
+                            + div + "</div>"}}
+
+
+def test_narrative_html_entities_are_errors():
+    ok = run(doc=listing("<p>Brand&#174; &amp; caf&#xE9;</p>"))
+    assert ok.returncode == 0, ok.stdout
+    bad = run(doc=listing("<p>Brand&reg;</p>"))
+    assert bad.returncode == 1
+    errs = errors(bad)
+    assert len(errs) == 1, errs
+    assert errs[0][1] == "List.text.div"
+    assert "'&reg;'" in errs[0][2] and "&#174;" in errs[0][2]
+
+
+def test_narrative_scripts_and_external_references_are_errors():
+    for div, part in [
+            ('<a href="javascript:alert(1)">x</a>', "script URL"),
+            ('<p style="background:url(https://a.test/x.png)">x</p>',
+             "external reference"),
+            ('<p onclick="x()">x</p>', "illegal attribute"),
+            ('<script>x()</script><p>x</p>', "illegal element")]:
+        p = run(doc=listing(div))
+        errs = errors(p)
+        assert p.returncode == 1 and len(errs) == 1, (div, errs)
+        assert part in errs[0][2], (div, errs)

