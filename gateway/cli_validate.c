@@ -243,6 +243,7 @@ cli_validate(int argc, char **argv)
 	    {"format", required_argument, NULL, 'o'},
 	    {"schemas", required_argument, NULL, 's'},
 	    {"detect", no_argument, NULL, 'd'},
+	    {"allow-example-urls", no_argument, NULL, 'x'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *igs[VCLI_MAX_IG], *schemas = NULL;
@@ -295,6 +296,9 @@ cli_validate(int argc, char **argv)
 			break;
 		case 'd':
 			detect = true;
+			break;
+		case 'x':
+			opts.allow_example_urls = true;
 			break;
 		default:
 			return cli_usage("validate", "unknown option");

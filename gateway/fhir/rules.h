@@ -216,6 +216,10 @@ enum rules_fhir rules_set_fhir(const struct rules_set *set);
 const char *rules_global_profile(const struct rules_set *set, const char *type,
 				 size_t i);
 
+/* True when url (an optional "|version" suffix is ignored) names a loaded
+ * StructureDefinition, ValueSet or CodeSystem. */
+bool rules_known_url(const struct rules_set *set, const char *url);
+
 /* True when (system, code) is in vs. */
 bool rules_valueset_has(const struct rules_valueset *vs, const char *system,
 			const char *code);

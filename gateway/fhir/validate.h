@@ -25,6 +25,9 @@ struct validate_opts {
 	/* Give up at this util_mono_ms() time (looked at on entry and every
 	 * few hundred elements); 0: no limit. */
 	uint64_t deadline_ms;
+	/* Accept example.org / example.com URLs (as for an IG's examples);
+	 * false: they are errors, as the HL7 validator reports them. */
+	bool allow_example_urls;
 };
 
 /*

@@ -137,13 +137,14 @@ def patient(pid, version=None):
 
 def message(focus):
     return {"resourceType": "MessageHeader", "id": "h",
-            "eventCoding": {"system": "http://example.org/events",
+            "eventCoding": {"system": "http://zorg.test/events",
                             "code": "x"},
-            "source": {"endpoint": "http://example.org/fhir"},
+            "source": {"endpoint": "http://zorg.test/fhir"},
             "focus": [{"reference": focus}]}
 
 
-BASE = "http://example.org/fhir/"
+# not example.org: example URLs are errors outside examples (issue 14)
+BASE = "http://zorg.test/fhir/"
 
 
 def test_fullurl_may_repeat_with_another_version():

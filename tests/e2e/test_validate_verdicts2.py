@@ -59,3 +59,28 @@ def test_narrative_scripts_and_external_references_are_errors():
         errs = errors(p)
         assert p.returncode == 1 and len(errs) == 1, (div, errs)
         assert part in errs[0][2], (div, errs)
+
+
+# ---- example URLs ----
+
+def observation(system, ref):
+    return {"resourceType": "Observation", "status": "final",
+            "identifier": [{"system": system, "value": "1"}],
+            "code": {"text": "x"}, "subject": {"reference": ref}}
+
+
+def test_example_urls_are_errors_outside_examples():
+    doc = observation("http://example.org/ids",
+                      "https://example.com/fhir/Patient/1")
+    errs = errors(run(doc=doc))
+    assert sorted(e[:2] for e in errs) == [
+        ("invalid", "Observation.identifier[0].system"),
+        ("invalid", "Observation.subject.reference")], errs
+    assert all("example URLs" in e[2] for e in errs)
+    # told it is an example: no error
+    p = run("--allow-example-urls", doc=doc)
+    assert p.returncode == 0, p.stdout
+    # hosts that only look alike
+    ok = run(doc=observation("http://example.org.zorg.test/ids",
+                             "http://notexample.com/fhir/Patient/1"))
+    assert ok.returncode == 0, ok.stdout

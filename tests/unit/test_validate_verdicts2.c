@@ -56,15 +56,21 @@ teardown(void **state)
 
 /* Validate text; returns a new OperationOutcome. */
 static json_t *
-run(const char *text)
+run_opts(const char *text, bool allow_examples)
 {
-	struct validate_opts opts = {0};
+	struct validate_opts opts = {.allow_example_urls = allow_examples};
 	json_t *o = fhir_outcome_new();
 
 	assert_non_null(o);
 	assert_int_equal(validate_text(ctx, text, strlen(text), &opts, o),
 			 GW_OK);
 	return o;
+}
+
+static json_t *
+run(const char *text)
+{
+	return run_opts(text, false);
 }
 
 /* Issues of severity sev whose diagnostics contain part (NULL: any). */
@@ -161,11 +167,88 @@ test_narrative(void **state)
 #undef NS
 }
 
+/* Issues at expression expr (exact) whose diagnostics contain part. */
+static size_t
+count_at(const json_t *o, const char *sev, const char *expr, const char *part)
+{
+	const json_t *is;
+	size_t i, n = 0;
+
+	json_array_foreach(json_object_get(o, "issue"), i, is)
+	{
+		const char *d =
+		    json_string_value(json_object_get(is, "diagnostics"));
+		const char *e = json_string_value(
+		    json_array_get(json_object_get(is, "expression"), 0));
+
+		if (strcmp(json_string_value(json_object_get(is, "severity")),
+			   sev) == 0 &&
+		    e != NULL && strcmp(e, expr) == 0 && d != NULL &&
+		    strstr(d, part) != NULL)
+			n++;
+	}
+	return n;
+}
+
+/* Example URLs: a uri/url value or a reference naming example.org or
+ * example.com is an error unless the input is an example. */
+static void
+test_example_urls(void **state)
+{
+	static const struct {
+		const char *system, *ref; /* identifier system, reference */
+		const char *expr;	  /* where the error is; NULL none */
+	} cases[] = {
+	    {"http://example.org/ids", "Patient/1",
+	     "Observation.identifier[0].system"},
+	    {"urn:oid:2.16.840.1.113883.2.4.6.3",
+	     "https://www.Example.COM/fhir/Patient/1",
+	     "Observation.subject.reference"},
+	    {"http://user@example.com:8080/x", "Patient/1",
+	     "Observation.identifier[0].system"},
+	    /* other hosts that only look alike */
+	    {"http://example.org.zorg.test/ids",
+	     "http://notexample.com/fhir/Patient/1", NULL},
+	    {"http://zorg.test/example.org", "Patient/1", NULL},
+	};
+	char doc[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o;
+
+		snprintf(doc, sizeof(doc),
+			 "{\"resourceType\":\"Observation\",\"status\":"
+			 "\"final\",\"identifier\":[{\"system\":\"%s\","
+			 "\"value\":\"1\"}],\"code\":{\"text\":\"x\"},"
+			 "\"subject\":{\"reference\":\"%s\"}}",
+			 cases[i].system, cases[i].ref);
+		o = run(doc);
+		if (cases[i].expr == NULL ? count(o, "error", NULL) != 0
+					  : count_at(o, "error", cases[i].expr,
+						     "example URLs") != 1 ||
+						count(o, "error", NULL) != 1) {
+			dump(o);
+			fail_msg("case %zu: want %s", i,
+				 cases[i].expr ? cases[i].expr : "valid");
+		}
+		json_decref(o);
+		/* an example may use them */
+		o = run_opts(doc, true);
+		if (count(o, "error", NULL) != 0) {
+			dump(o);
+			fail_msg("case %zu as an example: want valid", i);
+		}
+		json_decref(o);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_narrative),
+	    cmocka_unit_test(test_example_urls),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
