@@ -108,6 +108,7 @@ static const struct cli_text cli_texts[] = {
     {"validate", "validate FHIR resources against profiles",
      "pzpgw validate [--fhir r4|stu3] [--ig PATH]... [--profile URL]\n"
      "               [--detect] [--allow-example-urls]\n"
+     "               [--min-severity error|warning|information]\n"
      "               [--format text|json] [--schemas DIR]\n"
      "               FILE...\n"
      "  --fhir V       FHIR version of the input (default r4)\n"
@@ -121,6 +122,8 @@ static const struct cli_text cli_texts[] = {
      "                 built-in PZP profiles only)\n"
      "  --allow-example-urls  the input is an example: example.org and\n"
      "                 example.com URLs are no error\n"
+     "  --min-severity S  show only findings of severity S or worse\n"
+     "                 (the verdict and exit status count them all)\n"
      "  --format F     text: FILE:LINE:COL: severity expression: message\n"
      "                 per finding, then FILE: valid|invalid, counts;\n"
      "                 json: one OperationOutcome per FILE and line\n"

@@ -159,6 +159,8 @@ struct rules_code {
 struct rules_valueset {
 	const char *url;
 	const char *version;
+	const char *title; /* title, else name; NULL when neither (or from
+			      a rule file written before titles were kept) */
 	struct rules_code *codes; /* sorted by (system, code) */
 	size_t ncodes;
 	bool complete;	       /* false when the expansion could not be

@@ -451,6 +451,8 @@ rs_compile_vs(struct rules_set *set, size_t idx)
 	}
 	vs->url = p->url;
 	vs->version = rs_get_istr(set, res, "version");
+	if ((vs->title = rs_get_istr(set, res, "title")) == NULL)
+		vs->title = rs_get_istr(set, res, "name");
 	exp = fj_get(res, "expansion");
 	compose = fj_get(res, "compose");
 	if (exp != NULL && fj_get(exp, "contains") != NULL) {

@@ -411,8 +411,8 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 	} else if ((why = validate_primitive(type, v->u.str.s, v->u.str.len,
 					     true)) != NULL) {
 		v_issue(r, FHIR_ERROR, "value", v,
-			"the value \"%.60s\" is not a valid %s: %s", v->u.str.s,
-			type, why);
+			"the value \"%.60s\" is not a valid %s: %s%s",
+			v->u.str.s, type, why, v_expected_form(type));
 	} else if (strcmp(type, "xhtml") == 0) {
 		v_check_xhtml(r, v);
 	} else {

@@ -295,6 +295,10 @@ void v_check_quantity_limits(struct vrun *r, const struct rules_element *el,
 
 /* ---- validate_datatype.c ---- */
 
+/* validate_prim.c: "; expected <form>, e.g. <example>" for the date and
+ * time types (a static string), "" for the others. */
+const char *v_expected_form(const char *type);
+
 void v_check_xhtml(struct vrun *r, const struct fj_node *v);
 void v_check_attachment(struct vrun *r, const struct fj_node *v);
 /* validate_url.c: example.org / example.com URLs outside examples */

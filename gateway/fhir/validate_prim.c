@@ -41,6 +41,24 @@ leap_year(int y)
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
+const char *
+v_expected_form(const char *type)
+{
+	if (strcmp(type, "date") == 0)
+		return "; expected YYYY, YYYY-MM or YYYY-MM-DD, e.g. "
+		       "2026-12-05";
+	if (strcmp(type, "dateTime") == 0)
+		return "; expected YYYY, YYYY-MM, YYYY-MM-DD or "
+		       "YYYY-MM-DDThh:mm:ss[.fff] with Z or +hh:mm, e.g. "
+		       "2026-12-05T08:30:00+01:00";
+	if (strcmp(type, "instant") == 0)
+		return "; expected YYYY-MM-DDThh:mm:ss[.fff] with Z or +hh:mm, "
+		       "e.g. 2026-12-05T08:30:00Z";
+	if (strcmp(type, "time") == 0)
+		return "; expected hh:mm:ss[.fff], e.g. 08:30:00";
+	return "";
+}
+
 /* YYYY, YYYY-MM or YYYY-MM-DD at s; *used is the length consumed. */
 static const char *
 check_date_part(const char *s, size_t len, size_t *used, bool full)

@@ -84,3 +84,73 @@ def test_example_urls_are_errors_outside_examples():
     ok = run(doc=observation("http://example.org.zorg.test/ids",
                              "http://notexample.com/fhir/Patient/1"))
     assert ok.returncode == 0, ok.stdout
+
+
+# ---- messages a person can act on ----
+
+MSG = os.path.join(SRC, "tests", "data", "validate", "ig-msg")
+CS = "http://example.org/fhir/msg/CodeSystem/msg-warmth"
+
+
+def room(method, value, when="2026-12-05T08:00:00+01:00"):
+    return {"resourceType": "Observation",
+            "meta": {"profile": [
+                "http://example.org/fhir/msg/StructureDefinition/msg-room"]},
+            "status": "final", "code": {"text": "room"},
+            "method": {"coding": [{"system": CS, "code": method}]},
+            "valueCodeableConcept": {"coding": [{"system": CS,
+                                                 "code": value}]},
+            "effectiveDateTime": when}
+
+
+def test_binding_finding_quotes_code_system_title_and_choices():
+    assert run("--ig", MSG, doc=room("cool", "mild")).returncode == 0
+    errs = {e[1]: e[2] for e in errors(run("--ig", MSG,
+                                           doc=room("hot", "boiling")))}
+    small = errs["Observation.method"]
+    assert "'hot'" in small and "'" + CS + "'" in small, small
+    assert "'Window state'" in small, small
+    assert "allowed: 'cool', 'warm'" in small, small
+    six = errs["Observation.value.ofType(CodeableConcept)"]
+    assert "'boiling'" in six and "'Room warmth'" in six, six
+    assert "allowed: 'cold', 'cool', 'freezing', 'hot', 'mild' " \
+           "(6 codes in all)" in six, six
+
+
+def test_date_finding_shows_the_expected_form():
+    errs = errors(run("--ig", MSG, doc=room("cool", "mild",
+                                            "2026-12-05 08:00")))
+    assert len(errs) == 1, errs
+    assert "expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss" \
+        in errs[0][2] and "e.g. 2026-12-05T08:30:00+01:00" in errs[0][2]
+
+
+def test_min_severity_hides_the_rest_not_the_verdict():
+    doc = room("hot", "mild")  # one error, and dom-6 (a warning)
+    allsev = [i["severity"] for i in outcome(run("--ig", MSG, doc=doc))]
+    assert "warning" in allsev and "error" in allsev
+    p = run("--ig", MSG, "--min-severity", "error", doc=doc)
+    assert p.returncode == 1
+    assert [i["severity"] for i in outcome(p)] == ["error"]
+    # nothing left to show: one information says so; still valid
+    ok = run("--ig", MSG, "--min-severity", "error",
+             doc=room("cool", "mild"))
+    assert ok.returncode == 0
+    assert [(i["severity"], i["code"]) for i in outcome(ok)] == [
+        ("information", "informational")]
+    env = dict(os.environ, PZPGW_SCHEMAS=os.path.join(SRC, "schemas"))
+    t = subprocess.run([BIN, "validate", "--ig", MSG, "--min-severity",
+                        "warning", "-"], input=json.dumps(doc),
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert t.returncode == 1 and "information" not in t.stdout
+    bad = subprocess.run([BIN, "validate", "--min-severity", "fatal", "-"],
+                         input="{}", capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert bad.returncode == 2 and "--min-severity" in bad.stderr
+
+
+def test_cardinality_points_at_the_element():
+    doc = {"resourceType": "Observation", "code": {"text": "x"}}
+    errs = errors(run(doc=doc))
+    assert [e[:2] for e in errs] == [("required", "Observation.status")], \
+        errs

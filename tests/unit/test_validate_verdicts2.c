@@ -243,12 +243,49 @@ test_example_urls(void **state)
 	}
 }
 
+/* Findings say what to change: the code, the allowed codes of a small
+ * value set, the expected date form, the element's own path. */
+static void
+test_messages(void **state)
+{
+	json_t *o;
+
+	(void)state;
+	o = run("{\"resourceType\":\"Patient\",\"gender\":\"mal\","
+		"\"birthDate\":\"05-12-1950\"}");
+	if (count_at(o, "error", "Patient.gender",
+		     "the code 'mal' is not in the value set "
+		     "http://hl7.org/fhir/ValueSet/administrative-gender, "
+		     "required binding; allowed: 'female', 'male', 'other', "
+		     "'unknown'") != 1 ||
+	    count_at(o, "error", "Patient.birthDate",
+		     "expected YYYY, YYYY-MM or YYYY-MM-DD, e.g. "
+		     "2026-12-05") != 1) {
+		dump(o);
+		fail();
+	}
+	json_decref(o);
+	o = run("{\"resourceType\":\"Observation\",\"code\":{\"text\":"
+		"\"x\"},\"status\":\"final\",\"issued\":\"2026-12-05\","
+		"\"component\":[{\"valueString\":\"x\"}]}");
+	if (count_at(o, "error", "Observation.issued",
+		     "expected YYYY-MM-DDThh:mm:ss[.fff] with Z or +hh:mm") !=
+		1 ||
+	    count_at(o, "error", "Observation.component[0].code",
+		     "minimum required = 1") != 1) {
+		dump(o);
+		fail();
+	}
+	json_decref(o);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_narrative),
 	    cmocka_unit_test(test_example_urls),
+	    cmocka_unit_test(test_messages),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
