@@ -129,11 +129,11 @@ sev_rank(const char *sev)
 	return strcmp(sev, "fatal") == 0 ? 4 : 3;
 }
 
-/* Remove the issues below rank min; returns how many. An outcome left
- * empty gets one information issue saying so (OperationOutcome.issue is
- * 1..*). */
+/* Remove the issues below rank min; returns how many. With json, an
+ * outcome left empty gets one information issue saying so
+ * (OperationOutcome.issue is 1..*); the text summary says it itself. */
 static size_t
-hide_below(json_t *outcome, int min)
+hide_below(json_t *outcome, int min, bool json_out)
 {
 	json_t *issues = json_object_get(outcome, "issue");
 	size_t i = 0, hidden = 0;
@@ -149,7 +149,7 @@ hide_below(json_t *outcome, int min)
 			i++;
 		}
 	}
-	if (hidden > 0 && json_array_size(issues) == 0)
+	if (json_out && hidden > 0 && json_array_size(issues) == 0)
 		(void)fhir_outcome_add(outcome, FHIR_INFORMATION,
 				       "informational", NULL, 0, 0,
 				       "%zu finding%s below --min-severity "
@@ -438,7 +438,7 @@ cli_validate(int argc, char **argv)
 		}
 		/* the verdict counts every finding, shown or not */
 		nerr = fhir_outcome_errors(outcome);
-		hidden = hide_below(outcome, min_rank);
+		hidden = hide_below(outcome, min_rank, json_out);
 		if (json_out) {
 			char *s = fhir_dump(outcome);
 

@@ -154,3 +154,63 @@ def test_cardinality_points_at_the_element():
     errs = errors(run(doc=doc))
     assert [e[:2] for e in errs] == [("required", "Observation.status")], \
         errs
+
+
+# ---- quantities ----
+
+UCUM = "http://unitsofmeasure.org"
+PROF = "http://example.org/fhir/msg/StructureDefinition/"
+
+
+def measured(profile, value, code, when=None):
+    o = {"resourceType": "Observation",
+         "meta": {"profile": [PROF + profile]},
+         "status": "final", "code": {"text": profile},
+         "valueQuantity": {"value": value, "system": UCUM, "code": code}}
+    if when is not None:
+        o["effectiveDateTime"] = when
+    return o
+
+
+def quantity_rows(doc):
+    return [(i["severity"], i["code"]) for i in outcome(run("--ig", MSG,
+                                                            doc=doc))
+            if i["code"] in ("value", "not-supported")]
+
+
+def test_quantity_limits_compared_after_unit_conversion():
+    # limits 500 g .. 300 kg
+    assert quantity_rows(measured("msg-weight", 70, "kg")) == []
+    assert quantity_rows(measured("msg-weight", 400, "[lb_av]")) == []
+    errs = errors(run("--ig", MSG,
+                      doc=measured("msg-weight", 700, "[lb_av]")))
+    assert len(errs) == 1 and "above the maxValueQuantity 300 kg" in \
+        errs[0][2] and "(317.515 kg)" in errs[0][2], errs
+    errs = errors(run("--ig", MSG, doc=measured("msg-weight", 0.4, "kg")))
+    assert len(errs) == 1 and "below the minValueQuantity 500 g" in \
+        errs[0][2], errs
+    # temperature scales with an offset: 25 .. 45 Cel
+    assert quantity_rows(measured("msg-temp", 98.6, "[degF]")) == []
+    assert quantity_rows(measured("msg-temp", 310.15, "K")) == []
+    errs = errors(run("--ig", MSG, doc=measured("msg-temp", 120, "[degF]")))
+    assert len(errs) == 1 and "above the maxValueQuantity 45 Cel" in \
+        errs[0][2], errs
+
+
+def test_unit_that_cannot_be_converted_is_a_warning():
+    for code in ("[iU]", "m"):
+        rows = quantity_rows(measured("msg-weight", 1, code))
+        assert rows == [("warning", "not-supported")] * 2, (code, rows)
+
+
+def test_duration_limits_on_dates_relative_to_now():
+    # effective: no earlier than 150 a before now, no later than 1 d after
+    ok = measured("msg-weight", 70, "kg", "2026-12-01")
+    assert quantity_rows(ok) == []
+    old = errors(run("--ig", MSG, doc=measured("msg-weight", 70, "kg",
+                                               "1850-01-01")))
+    assert [e[1] for e in old] == ["Observation.effective.ofType(dateTime)"]
+    assert "before the minValueQuantity" in old[0][2], old
+    late = errors(run("--ig", MSG, doc=measured("msg-weight", 70, "kg",
+                                                "2099-01-01T10:00:00Z")))
+    assert len(late) == 1 and "after the maxValueQuantity" in late[0][2]
