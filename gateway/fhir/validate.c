@@ -507,14 +507,15 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 		return;
 	}
 	if (ti != NULL && ti->kind == VK_RESOURCE) {
-		const char *const *profiles = NULL;
+		/* the candidates of every type ("Patient" with one profile,
+		 * "Observation" with another) */
+		const char *profiles[16];
 		size_t np = 0;
 
 		for (size_t i = 0; i < d->el->ntypes; i++)
-			if (d->el->types[i].nprofiles > 0) {
-				profiles = d->el->types[i].profiles;
-				np = d->el->types[i].nprofiles;
-			}
+			for (size_t k = 0;
+			     k < d->el->types[i].nprofiles && np < 16; k++)
+				profiles[np++] = d->el->types[i].profiles[k];
 		validate_resource(r, v, profiles, np, false, NULL);
 		return;
 	}
@@ -808,7 +809,10 @@ own_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
 		if ((sd = rules_structure(r->ctx->set, g)) != NULL)
 			list_add(list, &nlist, sd);
 	}
-	if (nlist == 0 && (sd = v_detect_profile(r, res, rt)) != NULL) {
+	/* a resource that claims a profile, even one not loaded, is not
+	 * guessed at: the unknown claim is reported, the base applies */
+	if (nlist == 0 && mpi == 0 &&
+	    (sd = v_detect_profile(r, res, rt)) != NULL) {
 		list[nlist++] = sd;
 		if (report)
 			v_issue(r, FHIR_INFORMATION, "informational", res,

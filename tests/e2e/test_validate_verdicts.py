@@ -60,6 +60,19 @@ def test_ig_profile_is_not_guessed_without_detect():
                for d in infos), infos
 
 
+def test_no_guessing_when_a_profile_is_claimed():
+    with open(os.path.join(SRC, "tests", "data", "valid", "r4",
+                           "pzp-1.0.0-rc1",
+                           "Procedure-F1-ACP-Procedure-01-10-2020.json"),
+              encoding="utf-8") as f:
+        doc = json.load(f)
+    doc["meta"] = {"profile": ["http://example.org/fhir/not-loaded"]}
+    p = run(doc=doc)
+    assert "detected" not in p.stdout
+    assert any(i["severity"] == "warning" and "is not known" in
+               i["diagnostics"] for i in outcome(p)), p.stdout
+
+
 def test_ig_global_profile_applies():
     pat = {"resourceType": "Patient", "gender": "male"}
     p = run("--ig", APPLY, doc=pat)
@@ -108,6 +121,12 @@ def test_entry_profiles_are_candidates():
                          "note": [{"text": "fine"}]})]}
     p = run("--ig", APPLY, doc=bdl)
     assert p.returncode == 0, p.stdout
+    # the same candidates listed per type ("Patient" with one profile,
+    # "Observation" with two): every type's profiles count
+    bdl["meta"]["profile"] = [AP + "apply-bundle-typed"]
+    p = run("--ig", APPLY, doc=bdl)
+    assert p.returncode == 0, p.stdout
+    bdl["meta"]["profile"] = [AP + "apply-bundle"]
     # fits none of the candidates: the findings of the one of its type
     bdl["entry"][1]["resource"] = heart_rate()
     errs = errors(run("--ig", APPLY, doc=bdl))

@@ -150,6 +150,21 @@ test_no_guessing_among_loaded_profiles(void **state)
 			    "http://hl7.org/fhir/StructureDefinition/"
 			    "Observation");
 	json_decref(o);
+	/* a claim of a profile that is not loaded: no guessing either, not
+	 * even among the built-in PZP profiles (this Procedure's code is
+	 * the one ACP-Procedure fixes) */
+	o = run("{\"resourceType\":\"Procedure\",\"meta\":{\"profile\":"
+		"[\"http://example.org/fhir/StructureDefinition/not-loaded\"]},"
+		"\"status\":\"completed\",\"code\":{\"coding\":[{\"system\":"
+		"\"http://snomed.info/sct\",\"code\":\"713603004\"}]},"
+		"\"subject\":{\"reference\":\"Patient/p\"}}",
+		NULL);
+	assert_int_equal(count(o, "information", "detected"), 0);
+	assert_int_equal(count(o, "warning", "is not known"), 1);
+	assert_string_equal(validate_last_profile(ctx),
+			    "http://hl7.org/fhir/StructureDefinition/"
+			    "Procedure");
+	json_decref(o);
 	/* claimed, the profile applies */
 	expect("claimed",
 	       "{\"resourceType\":\"Observation\",\"meta\":{\"profile\":[\"" AP
@@ -191,6 +206,14 @@ test_entry_profile_candidates(void **state)
 	snprintf(doc, sizeof(doc), "%s%s}]}", head,
 		 "{\"resourceType\":\"Device\"}");
 	expect("device entry", doc, NULL, 1, "not allowed here");
+	/* profiles listed per type: every type's count */
+	snprintf(doc, sizeof(doc),
+		 "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+		 "\"meta\":{\"profile\":[\"" AP "apply-bundle-typed\"]},"
+		 "\"entry\":[{\"fullUrl\":\"urn:uuid:00000000-0000-4000-8000-"
+		 "000000000001\",\"resource\":%s}]}",
+		 "{\"resourceType\":\"Patient\",\"birthDate\":\"1950\"}");
+	expect("typed, patient entry", doc, NULL, 0, NULL);
 }
 
 /* Bundles: bdl-7 (a fullUrl repeats only with another meta.versionId,
