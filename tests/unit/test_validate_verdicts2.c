@@ -255,7 +255,8 @@ test_messages(void **state)
 		"\"birthDate\":\"05-12-1950\"}");
 	if (count_at(o, "error", "Patient.gender",
 		     "the code 'mal' is not in the value set "
-		     "http://hl7.org/fhir/ValueSet/administrative-gender, "
+		     "'AdministrativeGender' "
+		     "(http://hl7.org/fhir/ValueSet/administrative-gender), "
 		     "required binding; allowed: 'female', 'male', 'other', "
 		     "'unknown'") != 1 ||
 	    count_at(o, "error", "Patient.birthDate",
