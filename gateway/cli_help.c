@@ -107,7 +107,9 @@ static const struct cli_text cli_texts[] = {
      "Same sources give the same bytes. Exit 0 done, 2 missing sources.\n"},
     {"validate", "validate FHIR resources against profiles",
      "pzpgw validate [--fhir r4|stu3] [--ig PATH]... [--profile URL]\n"
-     "               [--detect] [--format text|json] [--schemas DIR]\n"
+     "               [--detect] [--allow-example-urls]\n"
+     "               [--min-severity error|warning|information]\n"
+     "               [--format text|json] [--schemas DIR]\n"
      "               FILE...\n"
      "  --fhir V       FHIR version of the input (default r4)\n"
      "  --ig PATH      add StructureDefinitions, ValueSets, CodeSystems,\n"
@@ -118,6 +120,10 @@ static const struct cli_text cli_texts[] = {
      "  --detect       a resource that claims no profile: detect one\n"
      "                 among the --ig profiles too (default: the\n"
      "                 built-in PZP profiles only)\n"
+     "  --allow-example-urls  the input is an example: example.org and\n"
+     "                 example.com URLs are no error\n"
+     "  --min-severity S  show only findings of severity S or worse\n"
+     "                 (the verdict and exit status count them all)\n"
      "  --format F     text: FILE:LINE:COL: severity expression: message\n"
      "                 per finding, then FILE: valid|invalid, counts;\n"
      "                 json: one OperationOutcome per FILE and line\n"

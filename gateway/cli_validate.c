@@ -115,8 +115,51 @@ issue_int_ext(const json_t *issue, const char *suffix)
 	return 0;
 }
 
+/* Severity order for --min-severity: information < warning < error <
+ * fatal; unknown severities count as errors (never hidden). */
+static int
+sev_rank(const char *sev)
+{
+	if (sev == NULL)
+		return 3;
+	if (strcmp(sev, "information") == 0)
+		return 1;
+	if (strcmp(sev, "warning") == 0)
+		return 2;
+	return strcmp(sev, "fatal") == 0 ? 4 : 3;
+}
+
+/* Remove the issues below rank min; returns how many. With json, an
+ * outcome left empty gets one information issue saying so
+ * (OperationOutcome.issue is 1..*); the text summary says it itself. */
+static size_t
+hide_below(json_t *outcome, int min, bool json_out)
+{
+	json_t *issues = json_object_get(outcome, "issue");
+	size_t i = 0, hidden = 0;
+
+	while (i < json_array_size(issues)) {
+		const json_t *is = json_array_get(issues, i);
+
+		if (sev_rank(json_string_value(
+			json_object_get(is, "severity"))) < min) {
+			json_array_remove(issues, i);
+			hidden++;
+		} else {
+			i++;
+		}
+	}
+	if (json_out && hidden > 0 && json_array_size(issues) == 0)
+		(void)fhir_outcome_add(outcome, FHIR_INFORMATION,
+				       "informational", NULL, 0, 0,
+				       "%zu finding%s below --min-severity "
+				       "hidden",
+				       hidden, hidden == 1 ? "" : "s");
+	return hidden;
+}
+
 static void
-print_text(const char *name, const json_t *outcome)
+print_text(const char *name, const json_t *outcome, size_t hidden)
 {
 	const json_t *issues = json_object_get(outcome, "issue");
 	size_t i, nerr = 0, nwarn = 0;
@@ -149,9 +192,15 @@ print_text(const char *name, const json_t *outcome)
 		printf("%s%s%s: %s\n", sev, expr != NULL ? " " : "",
 		       expr != NULL ? expr : "", msg != NULL ? msg : "");
 	}
-	printf("%s: %s, %zu error%s, %zu warning%s\n", name,
-	       nerr > 0 ? "invalid" : "valid", nerr, nerr == 1 ? "" : "s",
-	       nwarn, nwarn == 1 ? "" : "s");
+	if (hidden > 0)
+		printf("%s: %s, %zu error%s, %zu warning%s, %zu hidden\n", name,
+		       nerr > 0 ? "invalid" : "valid", nerr,
+		       nerr == 1 ? "" : "s", nwarn, nwarn == 1 ? "" : "s",
+		       hidden);
+	else
+		printf("%s: %s, %zu error%s, %zu warning%s\n", name,
+		       nerr > 0 ? "invalid" : "valid", nerr,
+		       nerr == 1 ? "" : "s", nwarn, nwarn == 1 ? "" : "s");
 }
 
 /* With --detect, profiles given with --ig (structures from index nbase
@@ -243,6 +292,8 @@ cli_validate(int argc, char **argv)
 	    {"format", required_argument, NULL, 'o'},
 	    {"schemas", required_argument, NULL, 's'},
 	    {"detect", no_argument, NULL, 'd'},
+	    {"allow-example-urls", no_argument, NULL, 'x'},
+	    {"min-severity", required_argument, NULL, 'm'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *igs[VCLI_MAX_IG], *schemas = NULL;
@@ -254,7 +305,7 @@ cli_validate(int argc, char **argv)
 	char dir[4096], errbuf[512];
 	size_t nigs = 0, nbase = 0;
 	bool json_out = false, detect = false;
-	int ch, status = CLI_OK;
+	int ch, status = CLI_OK, min_rank = 1;
 	enum gw_err err;
 
 	optind = 1;
@@ -295,6 +346,21 @@ cli_validate(int argc, char **argv)
 			break;
 		case 'd':
 			detect = true;
+			break;
+		case 'x':
+			opts.allow_example_urls = true;
+			break;
+		case 'm':
+			if (strcmp(optarg, "error") == 0)
+				min_rank = 3;
+			else if (strcmp(optarg, "warning") == 0)
+				min_rank = 2;
+			else if (strcmp(optarg, "information") == 0)
+				min_rank = 1;
+			else
+				return cli_usage(
+				    "validate", "--min-severity must be error, "
+						"warning or information");
 			break;
 		default:
 			return cli_usage("validate", "unknown option");
@@ -348,7 +414,7 @@ cli_validate(int argc, char **argv)
 	for (int i = optind; i < argc; i++) {
 		const char *name = argv[i];
 		char *text = NULL;
-		size_t len = 0, nerr, nother;
+		size_t len = 0, nerr, nother, hidden;
 		json_t *outcome;
 
 		if (strcmp(name, "-") == 0)
@@ -370,6 +436,9 @@ cli_validate(int argc, char **argv)
 			status = CLI_USAGE;
 			continue;
 		}
+		/* the verdict counts every finding, shown or not */
+		nerr = fhir_outcome_errors(outcome);
+		hidden = hide_below(outcome, min_rank, json_out);
 		if (json_out) {
 			char *s = fhir_dump(outcome);
 
@@ -378,13 +447,12 @@ cli_validate(int argc, char **argv)
 			free(s);
 		} else {
 			print_text(strcmp(name, "-") == 0 ? "stdin" : name,
-				   outcome);
+				   outcome, hidden);
 		}
 		/* The wrong --fhir gives many errors for a good file: when
 		 * the other version's rules find fewer than half as many,
 		 * say so (only for the plain schemas: --ig and --profile
 		 * name one version's profiles). */
-		nerr = fhir_outcome_errors(outcome);
 		if (nerr > 0 && nigs == 0 && opts.profile == NULL) {
 			other.fhir = fhir == RULES_R4 ? RULES_STU3 : RULES_R4;
 			nother = other_errors(&other, schemas, text, len);

@@ -159,6 +159,8 @@ struct rules_code {
 struct rules_valueset {
 	const char *url;
 	const char *version;
+	const char *title; /* title, else name; NULL when neither (or from
+			      a rule file written before titles were kept) */
 	struct rules_code *codes; /* sorted by (system, code) */
 	size_t ncodes;
 	bool complete;	       /* false when the expansion could not be
@@ -215,6 +217,10 @@ enum rules_fhir rules_set_fhir(const struct rules_set *set);
  */
 const char *rules_global_profile(const struct rules_set *set, const char *type,
 				 size_t i);
+
+/* True when url (an optional "|version" suffix is ignored) names a loaded
+ * StructureDefinition, ValueSet or CodeSystem. */
+bool rules_known_url(const struct rules_set *set, const char *url);
 
 /* True when (system, code) is in vs. */
 bool rules_valueset_has(const struct rules_valueset *vs, const char *system,

@@ -426,7 +426,11 @@ rs_write_package(const struct rules_set *set, const char *label,
 		if (buf_printf(&w.body, "\t%d", vs->complete ? 1 : 0) != GW_OK)
 			w.oom = true;
 		rf_sref(&w, &w.body, vs->expansion);
-		if (buf_printf(&w.body, "\t%zu\n", vs->ncodes) != GW_OK)
+		if (buf_printf(&w.body, "\t%zu", vs->ncodes) != GW_OK)
+			w.oom = true;
+		/* the title last: files written before it have 6 fields */
+		rf_sref(&w, &w.body, vs->title);
+		if (buf_addc(&w.body, '\n') != GW_OK)
 			w.oom = true;
 		for (size_t k = 0; k < vs->ncodes; k++) {
 			if (buf_adds(&w.body, "k") != GW_OK)
@@ -1033,13 +1037,15 @@ rf_body(struct rf_reader *r, char *pos, char *end)
 			size_t nc;
 			bool ok = true;
 
-			if (nf != 6 || r->got[RF_VS] >= r->n[RF_VS])
+			if ((nf != 6 && nf != 7) ||
+			    r->got[RF_VS] >= r->n[RF_VS])
 				RF_FAIL(r, GW_PARSE, "bad value set");
 			if ((vs = rs_alloc(set, sizeof(*vs))) == NULL)
 				RF_FAIL(r, GW_NOMEM, "out of memory");
 			vs->url = rf_str(r, f[1], &ok);
 			vs->version = rf_str(r, f[2], &ok);
 			vs->expansion = rf_str(r, f[4], &ok);
+			vs->title = nf == 7 ? rf_str(r, f[6], &ok) : NULL;
 			if (!ok || vs->url == NULL ||
 			    (strcmp(f[3], "0") != 0 &&
 			     strcmp(f[3], "1") != 0) ||

@@ -196,6 +196,23 @@ rs_codesystem(const struct rules_set *set, const char *url)
 	return v ? set->cs[v - 1] : NULL;
 }
 
+bool
+rules_known_url(const struct rules_set *set, const char *url)
+{
+	char plain[1024];
+	const char *bar = strchr(url, '|');
+
+	if (bar != NULL) {
+		if ((size_t)(bar - url) >= sizeof(plain))
+			return false;
+		snprintf(plain, sizeof(plain), "%.*s", (int)(bar - url), url);
+		url = plain;
+	}
+	return rs_codesystem(set, url) != NULL ||
+	       rules_valueset(set, url) != NULL ||
+	       rules_structure(set, url) != NULL;
+}
+
 static const struct rules_valueset *
 rs_need_valueset(struct rules_set *set, const char *url)
 {
@@ -434,6 +451,8 @@ rs_compile_vs(struct rules_set *set, size_t idx)
 	}
 	vs->url = p->url;
 	vs->version = rs_get_istr(set, res, "version");
+	if ((vs->title = rs_get_istr(set, res, "title")) == NULL)
+		vs->title = rs_get_istr(set, res, "name");
 	exp = fj_get(res, "expansion");
 	compose = fj_get(res, "compose");
 	if (exp != NULL && fj_get(exp, "contains") != NULL) {

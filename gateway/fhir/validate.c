@@ -411,8 +411,8 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 	} else if ((why = validate_primitive(type, v->u.str.s, v->u.str.len,
 					     true)) != NULL) {
 		v_issue(r, FHIR_ERROR, "value", v,
-			"the value \"%.60s\" is not a valid %s: %s", v->u.str.s,
-			type, why);
+			"the value \"%.60s\" is not a valid %s: %s%s",
+			v->u.str.s, type, why, v_expected_form(type));
 	} else if (strcmp(type, "xhtml") == 0) {
 		v_check_xhtml(r, v);
 	} else {
@@ -422,8 +422,10 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 				"primitive values should not be only "
 				"whitespace");
 	}
-	if (lexical_ok)
+	if (lexical_ok) {
 		v_check_limits(r, d, ti, type, v);
+		v_check_example_url(r, d->el, type, v);
+	}
 	v_check_fixed(r, d->el, v);
 	v_check_binding(r, d->el, type, v);
 	v_check_constraints(r, d->el, v, type);
@@ -590,9 +592,10 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 		v_check_quantity_limits(r, d->el, v);
 	if (type != NULL) {
 		v_check_binding(r, d->el, type, v);
-		if (strcmp(type, "Reference") == 0)
+		if (strcmp(type, "Reference") == 0) {
 			v_check_reference(r, d->el, v);
-		else if (strcmp(type, "Attachment") == 0)
+			v_check_example_ref(r, v);
+		} else if (strcmp(type, "Attachment") == 0)
 			v_check_attachment(r, v);
 		else if (strcmp(type, "Coding") == 0 &&
 			 fj_get(v, "code") != NULL &&
@@ -678,6 +681,7 @@ conforms(struct vrun *r, const struct fj_node *res,
 	sub.nconf = r->nconf;
 	sub.capconf = r->capconf;
 	sub.deadline = r->deadline;
+	sub.allow_examples = r->allow_examples;
 	sub.conforms = r->conforms;
 	sub.own_ok = r->own_ok;
 	validate_resource(&sub, res, NULL, 0, false, sd);
@@ -1009,6 +1013,7 @@ walk_document(struct validate_ctx *ctx, const struct fj_node *root,
 	r.conforms = conforms;
 	r.own_ok = own_ok;
 	ctx->last_profile = NULL;
+	r.allow_examples = opts != NULL && opts->allow_example_urls;
 	if (opts != NULL && opts->deadline_ms != 0) {
 		r.deadline = opts->deadline_ms;
 		if (util_mono_ms() >= r.deadline)

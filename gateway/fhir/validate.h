@@ -31,6 +31,9 @@ struct validate_opts {
 	 * in full, so an invalid document's outcome is complete and the
 	 * verdict is the same either way. */
 	bool quiet_when_valid;
+	/* Accept example.org / example.com URLs (as for an IG's examples);
+	 * false: they are errors, as the HL7 validator reports them. */
+	bool allow_example_urls;
 };
 
 /*

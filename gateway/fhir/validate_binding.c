@@ -78,13 +78,51 @@ strength_name(enum rules_strength s)
 	return s == RULES_BIND_REQUIRED ? "required" : "extensible";
 }
 
+/* Value sets of at most this many codes are small: a finding lists the
+ * first few allowed codes so the reader can fix the value at once. */
+#define V_SMALL_VS   10
+#define V_LIST_CODES 5
+
+/* "the value set 'Title' (url), required binding[; allowed: ...]" into
+ * out (bounded, always terminated). */
+static void
+describe_vs(const struct rules_valueset *vs, enum rules_strength strength,
+	    char *out, size_t outsz)
+{
+	size_t n;
+	int w;
+
+	if (vs->title != NULL)
+		w = snprintf(out, outsz,
+			     "the value set '%.80s' (%.120s), %s binding",
+			     vs->title, vs->url, strength_name(strength));
+	else
+		w = snprintf(out, outsz, "the value set %.120s, %s binding",
+			     vs->url, strength_name(strength));
+	if (w < 0 || (size_t)w >= outsz || vs->ncodes == 0 ||
+	    vs->ncodes > V_SMALL_VS)
+		return;
+	n = (size_t)w;
+	for (size_t i = 0; i < vs->ncodes && i < V_LIST_CODES; i++) {
+		w = snprintf(out + n, outsz - n, "%s'%.40s'",
+			     i == 0 ? "; allowed: " : ", ", vs->codes[i].code);
+		if (w < 0 || (size_t)w >= outsz - n)
+			return;
+		n += (size_t)w;
+	}
+	if (vs->ncodes > V_LIST_CODES)
+		snprintf(out + n, outsz - n, " (%zu codes in all)", vs->ncodes);
+}
+
 void
 v_check_binding(struct vrun *r, const struct rules_element *el,
 		const char *type, const struct fj_node *v)
 {
 	const struct rules_valueset *vs;
-	const char *sev, *code, *system;
+	const char *sev, *code, *system, *qcode = NULL, *qsys = NULL;
 	bool ok = false, any = false;
+	size_t ncodes = 0;
+	char what[640];
 
 	if (el->valueset == NULL || v == NULL ||
 	    (el->strength != RULES_BIND_REQUIRED &&
@@ -93,16 +131,15 @@ v_check_binding(struct vrun *r, const struct rules_element *el,
 	if ((vs = binding_vs(r, el->valueset)) == NULL || !vs->complete)
 		return;
 	sev = el->strength == RULES_BIND_REQUIRED ? FHIR_ERROR : FHIR_WARNING;
+	describe_vs(vs, el->strength, what, sizeof(what));
 	if (v->type == FJ_STRING) {
 		if (strcmp(type, "code") != 0 && strcmp(type, "string") != 0 &&
 		    strcmp(type, "uri") != 0)
 			return;
 		if (!vs_has_code(vs, v->u.str.s))
 			v_issue(r, sev, "code-invalid", v,
-				"the code '%s' is not in the value set %s "
-				"(%s binding)",
-				v->u.str.s, vs->url,
-				strength_name(el->strength));
+				"the code '%.80s' is not in %s", v->u.str.s,
+				what);
 		return;
 	}
 	if (v->type != FJ_OBJECT)
@@ -115,10 +152,9 @@ v_check_binding(struct vrun *r, const struct rules_element *el,
 		if (!(system != NULL ? rules_valueset_has(vs, system, code)
 				     : vs_has_code(vs, code)))
 			v_issue(r, sev, "code-invalid", v,
-				"the code %s#%s is not in the value set %s "
-				"(%s binding)",
-				system != NULL ? system : "", code, vs->url,
-				strength_name(el->strength));
+				"the code '%.80s' (system '%.120s') is not in "
+				"%s",
+				code, system != NULL ? system : "(none)", what);
 		return;
 	}
 	if (strcmp(type, "CodeableConcept") != 0)
@@ -133,7 +169,12 @@ v_check_binding(struct vrun *r, const struct rules_element *el,
 		system = fj_get_str(c, "system");
 		if (code == NULL)
 			continue;
+		if (!any) {
+			qcode = code;
+			qsys = system;
+		}
 		any = true;
+		ncodes++;
 		if (system != NULL ? rules_valueset_has(vs, system, code)
 				   : vs_has_code(vs, code))
 			ok = true;
@@ -144,14 +185,19 @@ v_check_binding(struct vrun *r, const struct rules_element *el,
 		if (el->strength == RULES_BIND_REQUIRED)
 			v_issue(r, FHIR_ERROR, "code-invalid", v,
 				"no code provided, and a code is required from "
-				"the value set %s",
-				vs->url);
+				"%s",
+				what);
 		return;
 	}
-	v_issue(r, sev, "code-invalid", v,
-		"none of the codes provided are in the value set %s (%s "
-		"binding)",
-		vs->url, strength_name(el->strength));
+	if (ncodes == 1)
+		v_issue(r, sev, "code-invalid", v,
+			"the code '%.80s' (system '%.120s') is not in %s",
+			qcode, qsys != NULL ? qsys : "(none)", what);
+	else
+		v_issue(r, sev, "code-invalid", v,
+			"none of the %zu codes provided (first: '%.80s', "
+			"system '%.120s') is in %s",
+			ncodes, qcode, qsys != NULL ? qsys : "(none)", what);
 }
 
 /* ---- fixed and pattern ---- */

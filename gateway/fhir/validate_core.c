@@ -571,22 +571,19 @@ v_choice_slice(const struct vnode *d, const char *type)
 }
 
 /*
- * Report a cardinality finding (minimum: is_max false) at the parent
- * element (path length parent_len), as the HL7 validator does; the message
- * names the child.
+ * Report a cardinality finding (minimum: is_max false) at the element's
+ * own path (the current path: "Consent.status" for a missing status),
+ * so the reader sees which element to add or remove; the line and column
+ * are at's (the parent object when the element is missing). parent_len
+ * is kept for the callers: the path is never cut to it any more (issue
+ * 14: the HL7 validator's parent expression made the finding hard to
+ * act on).
  */
 void
 v_issue_card(struct vrun *r, size_t parent_len, const struct fj_node *at,
 	     const char *what, bool is_max, unsigned limit, size_t found)
 {
-	size_t cur = r->plen;
-	char c;
-
-	if (parent_len > cur)
-		parent_len = cur;
-	c = r->path[parent_len];
-	r->path[parent_len] = '\0';
-	r->plen = parent_len;
+	(void)parent_len;
 	if (is_max)
 		v_issue(r, FHIR_ERROR, "structure", at,
 			"%s: max allowed = %u, but found %zu", what, limit,
@@ -595,8 +592,6 @@ v_issue_card(struct vrun *r, size_t parent_len, const struct fj_node *at,
 		v_issue(r, FHIR_ERROR, "required", at,
 			"%s: minimum required = %u, but only found %zu", what,
 			limit, found);
-	r->path[parent_len] = c;
-	r->plen = cur;
 }
 
 /* Entry index + 1 of key in m, 0 when absent. */

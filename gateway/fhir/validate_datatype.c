@@ -47,6 +47,58 @@ in_list(const char *const *list, size_t n, const char *s)
 	return false;
 }
 
+/* Case-insensitive search of needle (lower case) in hay. */
+static const char *
+find_nocase(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *hay != '\0'; hay++) {
+		size_t i = 0;
+
+		while (i < n && hay[i] != '\0' && (hay[i] | 0x20) == needle[i])
+			i++;
+		if (i == n)
+			return hay;
+	}
+	return NULL;
+}
+
+/* What is wrong with an allowed attribute's value, or NULL: a script
+ * (javascript: link) or, in style, a url() that fetches something from
+ * outside the resource (narrative carries no external stylesheet or
+ * image references through CSS; data: URLs are inside). */
+static const char *
+attr_value_problem(xmlAttr *a)
+{
+	const char *an = (const char *)a->name, *why = NULL;
+	xmlChar *val = xmlNodeGetContent((xmlNode *)a);
+	const char *s = (const char *)val;
+
+	if (s == NULL)
+		return NULL;
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	if ((strcmp(an, "href") == 0 || strcmp(an, "src") == 0) &&
+	    find_nocase(s, "javascript:") == s)
+		why = "script URL in an attribute";
+	else if (strcmp(an, "style") == 0) {
+		if (find_nocase(s, "expression(") != NULL)
+			why = "script in a style attribute";
+		for (const char *u = find_nocase(s, "url(");
+		     why == NULL && u != NULL; u = find_nocase(u + 4, "url(")) {
+			const char *t = u + 4;
+
+			while (*t == ' ' || *t == '"' || *t == '\'')
+				t++;
+			if (find_nocase(t, "data:") != t && *t != '#')
+				why = "external reference in a style attribute";
+		}
+	}
+	xmlFree(val);
+	return why;
+}
+
 /* Walk the narrative tree; *text is set when non-blank text or an image
  * is found. Reports the first offending element and attribute. */
 static void
@@ -81,83 +133,67 @@ xhtml_walk(struct vrun *r, const struct fj_node *v, xmlNode *n, bool *text,
 			bool xml_lang =
 			    a->ns != NULL && a->ns->prefix != NULL &&
 			    strcmp((const char *)a->ns->prefix, "xml") == 0;
+			const char *why = NULL;
 
-			if (xml_lang || in_list(xhtml_attributes,
-						sizeof(xhtml_attributes) /
-						    sizeof(xhtml_attributes[0]),
-						an))
+			if (xml_lang)
+				continue;
+			/* xlink:href and the like sit in another namespace
+			 * under an allowed local name: refuse them first */
+			if (a->ns != NULL)
+				why = "illegal attribute in another namespace";
+			else if (!in_list(xhtml_attributes,
+					  sizeof(xhtml_attributes) /
+					      sizeof(xhtml_attributes[0]),
+					  an))
+				why = "illegal attribute name";
+			else
+				why = attr_value_problem(a);
+			if (why == NULL)
 				continue;
 			if (!*reported)
 				v_issue(r, FHIR_ERROR, "value", v,
-					"txt-1: illegal attribute name in the "
-					"XHTML ('%.40s' on '%.40s')",
-					an, (const char *)n->name);
+					"txt-1: %s in the XHTML ('%.40s' on "
+					"'%.40s')",
+					why, an, (const char *)n->name);
 			*reported = true;
 		}
 		xhtml_walk(r, v, n->children, text, reported);
 	}
 }
 
-/* HTML 4 character entities (Latin-1 and common punctuation), declared
- * for narrative that uses them as XHTML written by hand often does; the
- * reference validator accepts them too. */
-static const char xhtml_entities[] =
-    "<!DOCTYPE div [<!ENTITY nbsp \"&#160;\"><!ENTITY iexcl \"&#161;\">"
-    "<!ENTITY cent \"&#162;\"><!ENTITY pound \"&#163;\">"
-    "<!ENTITY curren \"&#164;\"><!ENTITY yen \"&#165;\">"
-    "<!ENTITY brvbar \"&#166;\"><!ENTITY sect \"&#167;\">"
-    "<!ENTITY uml \"&#168;\"><!ENTITY copy \"&#169;\">"
-    "<!ENTITY ordf \"&#170;\"><!ENTITY laquo \"&#171;\">"
-    "<!ENTITY not \"&#172;\"><!ENTITY shy \"&#173;\">"
-    "<!ENTITY reg \"&#174;\"><!ENTITY macr \"&#175;\">"
-    "<!ENTITY deg \"&#176;\"><!ENTITY plusmn \"&#177;\">"
-    "<!ENTITY sup2 \"&#178;\"><!ENTITY sup3 \"&#179;\">"
-    "<!ENTITY acute \"&#180;\"><!ENTITY micro \"&#181;\">"
-    "<!ENTITY para \"&#182;\"><!ENTITY middot \"&#183;\">"
-    "<!ENTITY cedil \"&#184;\"><!ENTITY sup1 \"&#185;\">"
-    "<!ENTITY ordm \"&#186;\"><!ENTITY raquo \"&#187;\">"
-    "<!ENTITY frac14 \"&#188;\"><!ENTITY frac12 \"&#189;\">"
-    "<!ENTITY frac34 \"&#190;\"><!ENTITY iquest \"&#191;\">"
-    "<!ENTITY Agrave \"&#192;\"><!ENTITY Aacute \"&#193;\">"
-    "<!ENTITY Acirc \"&#194;\"><!ENTITY Atilde \"&#195;\">"
-    "<!ENTITY Auml \"&#196;\"><!ENTITY Aring \"&#197;\">"
-    "<!ENTITY AElig \"&#198;\"><!ENTITY Ccedil \"&#199;\">"
-    "<!ENTITY Egrave \"&#200;\"><!ENTITY Eacute \"&#201;\">"
-    "<!ENTITY Ecirc \"&#202;\"><!ENTITY Euml \"&#203;\">"
-    "<!ENTITY Igrave \"&#204;\"><!ENTITY Iacute \"&#205;\">"
-    "<!ENTITY Icirc \"&#206;\"><!ENTITY Iuml \"&#207;\">"
-    "<!ENTITY ETH \"&#208;\"><!ENTITY Ntilde \"&#209;\">"
-    "<!ENTITY Ograve \"&#210;\"><!ENTITY Oacute \"&#211;\">"
-    "<!ENTITY Ocirc \"&#212;\"><!ENTITY Otilde \"&#213;\">"
-    "<!ENTITY Ouml \"&#214;\"><!ENTITY times \"&#215;\">"
-    "<!ENTITY Oslash \"&#216;\"><!ENTITY Ugrave \"&#217;\">"
-    "<!ENTITY Uacute \"&#218;\"><!ENTITY Ucirc \"&#219;\">"
-    "<!ENTITY Uuml \"&#220;\"><!ENTITY Yacute \"&#221;\">"
-    "<!ENTITY THORN \"&#222;\"><!ENTITY szlig \"&#223;\">"
-    "<!ENTITY agrave \"&#224;\"><!ENTITY aacute \"&#225;\">"
-    "<!ENTITY acirc \"&#226;\"><!ENTITY atilde \"&#227;\">"
-    "<!ENTITY auml \"&#228;\"><!ENTITY aring \"&#229;\">"
-    "<!ENTITY aelig \"&#230;\"><!ENTITY ccedil \"&#231;\">"
-    "<!ENTITY egrave \"&#232;\"><!ENTITY eacute \"&#233;\">"
-    "<!ENTITY ecirc \"&#234;\"><!ENTITY euml \"&#235;\">"
-    "<!ENTITY igrave \"&#236;\"><!ENTITY iacute \"&#237;\">"
-    "<!ENTITY icirc \"&#238;\"><!ENTITY iuml \"&#239;\">"
-    "<!ENTITY eth \"&#240;\"><!ENTITY ntilde \"&#241;\">"
-    "<!ENTITY ograve \"&#242;\"><!ENTITY oacute \"&#243;\">"
-    "<!ENTITY ocirc \"&#244;\"><!ENTITY otilde \"&#245;\">"
-    "<!ENTITY ouml \"&#246;\"><!ENTITY divide \"&#247;\">"
-    "<!ENTITY oslash \"&#248;\"><!ENTITY ugrave \"&#249;\">"
-    "<!ENTITY uacute \"&#250;\"><!ENTITY ucirc \"&#251;\">"
-    "<!ENTITY uuml \"&#252;\"><!ENTITY yacute \"&#253;\">"
-    "<!ENTITY thorn \"&#254;\"><!ENTITY yuml \"&#255;\">"
-    "<!ENTITY euro \"&#8364;\"><!ENTITY ndash \"&#8211;\">"
-    "<!ENTITY mdash \"&#8212;\"><!ENTITY lsquo \"&#8216;\">"
-    "<!ENTITY rsquo \"&#8217;\"><!ENTITY ldquo \"&#8220;\">"
-    "<!ENTITY rdquo \"&#8221;\"><!ENTITY bull \"&#8226;\">"
-    "<!ENTITY hellip \"&#8230;\"><!ENTITY trade \"&#8482;\">"
-    "<!ENTITY larr \"&#8592;\"><!ENTITY rarr \"&#8594;\">"
-    "<!ENTITY le \"&#8804;\"><!ENTITY ge \"&#8805;\">"
-    "<!ENTITY ne \"&#8800;\">]>";
+/* The first "&name;" in s whose name is not one of XML's five predefined
+ * entities, copied to out (bounded); false when there is none. XHTML in
+ * FHIR is XML without a DTD, so "&reg;" or "&nbsp;" are undeclared
+ * entities: the HL7 validator reports them, and a reader that parses the
+ * div as XML fails on them. */
+static bool
+html_entity(const char *s, char *out, size_t outsz)
+{
+	static const char *const xml_ents[] = {"amp", "lt", "gt", "quot",
+					       "apos"};
+
+	for (const char *p = strchr(s, '&'); p != NULL;
+	     p = strchr(p + 1, '&')) {
+		size_t n =
+		    strspn(p + 1, "abcdefghijklmnopqrstuvwxyz"
+				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+
+		if (n == 0 || p[1 + n] != ';')
+			continue;
+		bool predefined = false;
+		for (size_t i = 0; i < sizeof(xml_ents) / sizeof(xml_ents[0]);
+		     i++)
+			if (strlen(xml_ents[i]) == n &&
+			    strncmp(p + 1, xml_ents[i], n) == 0)
+				predefined = true;
+		if (!predefined) {
+			snprintf(out, outsz, "&%.*s;", (int)(n > 20 ? 20 : n),
+				 p + 1);
+			return true;
+		}
+	}
+	return false;
+}
 
 /* Narrative.div: well-formed XHTML, a div in the XHTML namespace, no
  * DOCTYPE, only basic formatting (txt-1), some content (txt-2). */
@@ -179,19 +215,18 @@ v_check_xhtml(struct vrun *r, const struct fj_node *v)
 	doc = xmlReadMemory(v->u.str.s, (int)v->u.str.len, "narrative", NULL,
 			    XML_PARSE_NONET | XML_PARSE_NOERROR |
 				XML_PARSE_NOWARNING);
-	if (doc == NULL && strchr(v->u.str.s, '&') != NULL) {
-		/* again with the HTML entities declared (internal subset
-		 * only, not substituted, nothing fetched) */
-		struct buf b;
+	if (doc == NULL) {
+		char ent[32];
 
-		buf_init(&b, sizeof(xhtml_entities) + v->u.str.len + 1);
-		if (buf_adds(&b, xhtml_entities) == GW_OK &&
-		    buf_add(&b, v->u.str.s, v->u.str.len) == GW_OK)
-			doc =
-			    xmlReadMemory(b.data, (int)b.len, "narrative", NULL,
-					  XML_PARSE_NONET | XML_PARSE_NOERROR |
-					      XML_PARSE_NOWARNING);
-		buf_cleanup(&b);
+		if (html_entity(v->u.str.s, ent, sizeof(ent))) {
+			v_issue(
+			    r, FHIR_ERROR, "value", v,
+			    "the narrative uses the HTML entity '%s': XHTML "
+			    "allows only &amp; &lt; &gt; &quot; &apos; and "
+			    "numeric character references such as &#174;",
+			    ent);
+			return;
+		}
 	}
 	if (doc == NULL) {
 		v_issue(r, FHIR_ERROR, "value", v,

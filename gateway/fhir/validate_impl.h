@@ -181,9 +181,10 @@ struct vrun {
 	/* Set when out of memory, and when the deadline passed: the flag
 	 * every loop of the walk checks to stop. */
 	bool nomem;
-	bool late;	   /* the deadline passed (nomem is set too) */
-	uint64_t deadline; /* util_mono_ms(); 0: none */
-	unsigned ticks;	   /* elements since the clock was last read */
+	bool late;	     /* the deadline passed (nomem is set too) */
+	bool allow_examples; /* validate_opts.allow_example_urls */
+	uint64_t deadline;   /* util_mono_ms(); 0: none */
+	unsigned ticks;	     /* elements since the clock was last read */
 	struct vseg segs[V_MAX_SEGS]; /* the walk, for extension contexts */
 	size_t nsegs;		      /* may exceed V_MAX_SEGS (not kept) */
 	const char *ext_url;	      /* innermost enclosing extension's url */
@@ -295,8 +296,16 @@ void v_check_quantity_limits(struct vrun *r, const struct rules_element *el,
 
 /* ---- validate_datatype.c ---- */
 
+/* validate_prim.c: "; expected <form>, e.g. <example>" for the date and
+ * time types (a static string), "" for the others. */
+const char *v_expected_form(const char *type);
+
 void v_check_xhtml(struct vrun *r, const struct fj_node *v);
 void v_check_attachment(struct vrun *r, const struct fj_node *v);
+/* validate_url.c: example.org / example.com URLs outside examples */
+void v_check_example_url(struct vrun *r, const struct rules_element *el,
+			 const char *type, const struct fj_node *v);
+void v_check_example_ref(struct vrun *r, const struct fj_node *ref);
 
 /* ---- validate_binding.c ---- */
 

@@ -3,13 +3,16 @@
  * page regexes, as code) and the limits on primitive values: minValue[x],
  * maxValue[x], maxLength, and minValue/maxValue on Quantities.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fdate.h"
 #include "fdecimal.h"
+#include "ucum.h"
 #include "validate_impl.h"
 
 /* ---- primitive formats (FHIR R4/STU3 datatypes page regexes) ---- */
@@ -39,6 +42,24 @@ static bool
 leap_year(int y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+const char *
+v_expected_form(const char *type)
+{
+	if (strcmp(type, "date") == 0)
+		return "; expected YYYY, YYYY-MM or YYYY-MM-DD, e.g. "
+		       "2026-12-05";
+	if (strcmp(type, "dateTime") == 0)
+		return "; expected YYYY, YYYY-MM, YYYY-MM-DD or "
+		       "YYYY-MM-DDThh:mm:ss[.fff] with Z or +hh:mm, e.g. "
+		       "2026-12-05T08:30:00+01:00";
+	if (strcmp(type, "instant") == 0)
+		return "; expected YYYY-MM-DDThh:mm:ss[.fff] with Z or +hh:mm, "
+		       "e.g. 2026-12-05T08:30:00Z";
+	if (strcmp(type, "time") == 0)
+		return "; expected hh:mm:ss[.fff], e.g. 08:30:00";
+	return "";
 }
 
 /* YYYY, YYYY-MM or YYYY-MM-DD at s; *used is the length consumed. */
@@ -433,6 +454,58 @@ utf8_chars(const char *s, size_t len)
 	return n;
 }
 
+#define UCUM_SYSTEM "http://unitsofmeasure.org"
+
+/*
+ * A Duration limit (minValueQuantity/maxValueQuantity) on a date,
+ * dateTime or instant: the value must not lie before now - duration
+ * (minimum) or after now + duration (maximum) (FHIR R4
+ * ElementDefinition.minValue[x]). The duration is converted to seconds
+ * with ucum; a unit that does not convert is a warning. A value is out
+ * of range only when all of it is (2026 is the whole year).
+ */
+static void
+check_duration_limit(struct vrun *r, const struct rules_element *el,
+		     const struct fj_node *lim, bool is_min,
+		     const struct fj_node *v)
+{
+	const struct fj_node *lv = fj_get(lim, "value");
+	const char *code = fj_get_str(lim, "code");
+	struct fdate d;
+	double secs;
+	int64_t lo, hi, now, bound;
+
+	if (lv == NULL || lv->type != FJ_NUMBER || code == NULL) {
+		v_issue(r, FHIR_WARNING, "not-supported", v,
+			"%s of %s has no value and unit code to compare a "
+			"date with",
+			lim->key, el->id);
+		return;
+	}
+	if (ucum_convert(strtod(lv->u.str.s, NULL), code, "s", &secs) !=
+		GW_OK ||
+	    !isfinite(secs) || fabs(secs) > 1e12) {
+		v_issue(r, FHIR_WARNING, "not-supported", v,
+			"%s of %s is in unit '%.40s', which is not a time "
+			"unit that can be converted: not compared",
+			lim->key, el->id, code);
+		return;
+	}
+	if (!fdate_parse(v->u.str.s, v->u.str.len, FDATE_DATETIME, &d) ||
+	    !fdate_range_ms(&d, &lo, &hi))
+		return;
+	now = (int64_t)time(NULL) * 1000;
+	bound = is_min ? now - (int64_t)(secs * 1000)
+		       : now + (int64_t)(secs * 1000);
+	if (is_min ? hi <= bound : lo > bound)
+		v_issue(r, FHIR_ERROR, "value", v,
+			"the value %.60s is %s the %s of %s (%s %.40s %.20s "
+			"%s now)",
+			v->u.str.s, is_min ? "before" : "after", lim->key,
+			el->id, is_min ? "no earlier than" : "no later than",
+			lv->u.str.s, code, is_min ? "before" : "after");
+}
+
 /* Check the limits of one element definition el on a valid primitive. */
 static void
 check_limits_el(struct vrun *r, const struct rules_element *el,
@@ -456,6 +529,14 @@ check_limits_el(struct vrun *r, const struct rules_element *el,
 
 		if (lim == NULL)
 			continue;
+		if (lim->type == FJ_OBJECT && lim->keylen > 8 &&
+		    strcmp(lim->key + 8, "Quantity") == 0 &&
+		    (strcmp(type, "date") == 0 ||
+		     strcmp(type, "dateTime") == 0 ||
+		     strcmp(type, "instant") == 0)) {
+			check_duration_limit(r, el, lim, i == 0, v);
+			continue;
+		}
 		if (!limit_cmp(lim, type, v->u.str.s, v->u.str.len, &cmp)) {
 			v_issue(r, FHIR_INFORMATION, "not-supported", v,
 				"%s of %s cannot be compared with a %s",
@@ -504,8 +585,20 @@ v_is_quantity_type(const char *t)
 	return false;
 }
 
-/* minValueQuantity/maxValueQuantity on a Quantity: compared when the
- * units agree (no unit conversion offline). */
+/* Equal within rounding: a converted value (1 [lb_av] in g) must meet
+ * a limit written as its exact figure. */
+static int
+cmp_converted(double a, double b)
+{
+	double tol = 1e-9 * fmax(fabs(a), fabs(b));
+
+	return a < b - tol ? -1 : a > b + tol ? 1 : 0;
+}
+
+/* minValueQuantity/maxValueQuantity on a Quantity: compared as written
+ * when the units agree, else after UCUM conversion (ucum.c: mass,
+ * length, volume, time, amount, temperature); a unit that cannot be
+ * converted is a warning, as the HL7 validator gives, not silence. */
 void
 v_check_quantity_limits(struct vrun *r, const struct rules_element *el,
 			const struct fj_node *v)
@@ -536,10 +629,31 @@ v_check_quantity_limits(struct vrun *r, const struct rules_element *el,
 		is = fj_get_str(v, "system");
 		if ((lc != NULL && (ic == NULL || strcmp(lc, ic) != 0)) ||
 		    (ls != NULL && is != NULL && strcmp(ls, is) != 0)) {
-			v_issue(r, FHIR_INFORMATION, "not-supported", v,
-				"%s of %s is in unit %s: the value's unit "
-				"differs and is not converted",
-				lim->key, el->id, lc);
+			double conv;
+
+			if (lc == NULL || ic == NULL || is == NULL ||
+			    strcmp(is, UCUM_SYSTEM) != 0 ||
+			    (ls != NULL && strcmp(ls, UCUM_SYSTEM) != 0) ||
+			    ucum_convert(strtod(val->u.str.s, NULL), ic, lc,
+					 &conv) != GW_OK ||
+			    !isfinite(conv)) {
+				v_issue(r, FHIR_WARNING, "not-supported", v,
+					"%s of %s is in unit '%.40s': the "
+					"value's unit '%.40s' cannot be "
+					"converted to it, so the limit was "
+					"not checked",
+					lim->key, el->id, lc ? lc : "(none)",
+					ic ? ic : "(none)");
+				continue;
+			}
+			cmp = cmp_converted(conv, strtod(lv->u.str.s, NULL));
+			if ((i == 0 && cmp < 0) || (i == 1 && cmp > 0))
+				v_issue(r, FHIR_ERROR, "value", val,
+					"the quantity %.40s %.40s (%.6g %.40s) "
+					"is %s the %s %.40s %.40s of %s",
+					val->u.str.s, ic, conv, lc,
+					i == 0 ? "below" : "above", lim->key,
+					lv->u.str.s, lc, el->id);
 			continue;
 		}
 		/* FDEC_DOUBLE always compares (as strtod reads the texts) */

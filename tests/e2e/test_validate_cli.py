@@ -112,9 +112,9 @@ def test_stdin_and_json_output():
     assert p.returncode == 1
     out = json.loads(p.stdout)
     assert out["resourceType"] == "OperationOutcome"
-    # a missing element is reported at its parent, naming the child
-    assert ("error", "required", "Consent") in list(issues(out))
-    assert any(i["expression"] == ["Consent"] and
+    # a missing element is reported at its own path (issue 14)
+    assert ("error", "required", "Consent.status") in list(issues(out))
+    assert any(i["expression"] == ["Consent.status"] and
                i["diagnostics"].startswith(
                    "Consent.status: minimum required = 1, but only found 0")
                for i in out["issue"])
@@ -141,7 +141,7 @@ def test_forced_profile():
     p = run("--profile", prof, "--format", "json", "-",
             stdin=json.dumps(doc))
     assert p.returncode == 1
-    assert ("error", "required", "Procedure") in \
+    assert ("error", "required", "Procedure.code") in \
         list(issues(json.loads(p.stdout)))
 
 

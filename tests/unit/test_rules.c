@@ -924,6 +924,11 @@ test_rule_file_roundtrip(void **state)
 	assert_false(rules_valueset(back, "http://example.org/fhir/ValueSet/"
 					  "test-filter")
 			 ->complete);
+	/* the value set's name (no title) is kept for findings to quote */
+	assert_string_equal(
+	    rules_valueset(back, "http://example.org/fhir/ValueSet/test-warm")
+		->title,
+	    "TestWarm");
 	/* only this FHIR version's files are read */
 	rules_set_free(back);
 	back = rules_set_new(RULES_STU3);

@@ -418,7 +418,7 @@ def _(d):
 @case("r4-ig/fullurl-not-the-id.json", IG_BUNDLE)
 def _(d):
     i, p = entry(d, "Patient")
-    p["fullUrl"] = "http://example.org/fhir/Patient/p9"
+    p["fullUrl"] = "http://fhir.zorg.test/fhir/Patient/p9"
     obs(d)["subject"]["reference"] = p["fullUrl"]
 
 
