@@ -135,15 +135,31 @@ class Gateway:
         if (init and path and store.get("create") != "yes"
                 and not os.path.exists(path)):
             self.init_store()
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [BINARY, "serve", "-d", "-c", self.conf],
-            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        if wait:
+        # free_port() only found the port free: until the daemon binds
+        # it, another process's outgoing connection may take it as its
+        # local port for a while. A start that failed on that alone is
+        # tried again on the same port (other configs may name it).
+        for attempt in range(20):
+            self.log = open(self.log_path, "ab")
+            mark = os.path.getsize(self.log_path)
+            self.proc = subprocess.Popen(
+                [BINARY, "serve", "-d", "-c", self.conf],
+                stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+            if not wait:
+                return self
             wait_for(lambda: "event=started" in self.log_text()
                      or self.proc.poll() is not None,
                      what="gateway start")
-            assert self.proc.poll() is None, self.log_text()
+            if self.proc.poll() is None:
+                return self
+            with open(self.log_path, "rb") as f:
+                f.seek(mark)
+                tail = f.read().decode("utf-8", "replace")
+            if "reason=listen" not in tail or attempt == 19:
+                break
+            self.log.close()
+            time.sleep(0.25)
+        assert self.proc.poll() is None, self.log_text()
         return self
 
     def log_text(self):
