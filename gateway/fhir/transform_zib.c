@@ -1,13 +1,679 @@
 /*
- * transform rules of the zib profiles (Patient, RelatedPerson, Practitioner,
- * PractitionerRole, Observation): filled by i12-profiles.
+ * transform rules of the zib profiles (Patient, RelatedPerson/ContactPerson,
+ * Practitioner, PractitionerRole, Observation): the zib2017 (STU3) <->
+ * zib2020/nl-core (R4) differences of the PZP profiles built on them.
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "transform_impl.h"
 
+#define R4A "https://api.iknl.nl/docs/pzp/r4/StructureDefinition/"
+#define R4B "https://fhir.iknl.nl/fhir/StructureDefinition/"
+#define S3  "https://api.iknl.nl/docs/pzp/stu3/StructureDefinition/"
+
+#define SNOMED "http://snomed.info/sct"
+/* The role of a contact person in zib2017 (STU3 nl-core-relatedperson);
+ * zib2020 puts it in RelatedPerson.relationship (slice "role"). */
+#define RP_ROLE_URL                                                            \
+	"http://fhir.nl/fhir/StructureDefinition/nl-core-relatedperson-role"
+/* R4 core extension from Patient.contact to its RelatedPerson; neither
+ * STU3 core nor zib2017 has it. */
+/* The zib contact person role code list (RolCodeLijst). */
+#define RP_ROLE_SYSTEM "urn:oid:2.16.840.1.113883.2.4.3.11.22.472"
+#define PAT_RELPERSON_URL                                                      \
+	"http://hl7.org/fhir/StructureDefinition/patient-relatedPerson"
+
+/*
+ * The newest R4 canonical (api.iknl.nl) comes first: STU3 maps back to
+ * it. The older R4 snapshot (fhir.iknl.nl, PZP 0.1.3) maps to the same
+ * STU3 URL.
+ */
+#define PAIR(name)                                                             \
+	{R4A name, S3 name},                                                   \
+	{                                                                      \
+		R4B name, S3 name                                              \
+	}
+
 const struct xf_url_map xf_urls_zib[] = {
+    PAIR("ACP-Patient"),
+    PAIR("ACP-ContactPerson"),
+    PAIR("ACP-HealthProfessional-Practitioner"),
+    PAIR("ACP-HealthProfessional-PractitionerRole"),
+    PAIR("ACP-OrganDonationChoiceRegistration"),
+    PAIR("ACP-PositionRegardingEuthanasia"),
+    PAIR("ACP-PreferredPlaceOfDeath"),
+    PAIR("ACP-SenseOfPurpose"),
+    PAIR("ACP-SpecificCareWishes"),
+    /* PZP 0.1.3's name of the same profile (code 247751003, a string
+       value): renamed SenseOfPurpose in 1.0.0-rc1, the STU3 name */
+    {R4B "ACP-OtherImportantInformation", S3 "ACP-SenseOfPurpose"},
+    {R4A "ext-LegallyCapable-MedicalTreatmentDecisions",
+     S3 "ext-Patient.LegallyCapableMedicalTreatmentDecisions"},
+    {R4B "ext-LegallyCapable-MedicalTreatmentDecisions",
+     S3 "ext-Patient.LegallyCapableMedicalTreatmentDecisions"},
+    /* zib2017 backported the R4 core extension under its own URL */
+    {"http://hl7.org/fhir/StructureDefinition/patient-proficiency",
+     "http://nictiz.nl/fhir/StructureDefinition/patient-proficiency"},
     {NULL, NULL},
 };
 
+/* ---- small helpers ---- */
+
+/* Unlink element n from array arr (n stays in the document). */
+static void
+arr_unlink(struct fj_node *arr, struct fj_node *n)
+{
+	struct fj_node *p, *prev = NULL;
+
+	for (p = arr->u.kids.first; p != NULL; prev = p, p = p->next) {
+		if (p != n)
+			continue;
+		if (prev != NULL)
+			prev->next = p->next;
+		else
+			arr->u.kids.first = p->next;
+		if (arr->u.kids.last == p)
+			arr->u.kids.last = prev;
+		arr->u.kids.count--;
+		p->next = NULL;
+		return;
+	}
+}
+
+/* obj[key] = a new string s. */
+static enum gw_err
+set_str(struct xf_ctx *c, struct fj_node *obj, const char *key, const char *s)
+{
+	struct fj_node *v = fj_new_string(c->doc, s);
+
+	if (v == NULL)
+		return GW_NOMEM;
+	return fj_set(c->doc, obj, key, v);
+}
+
+/* True when CodeableConcept cc has a coding of system sys. */
+static bool
+cc_has_system(const struct fj_node *cc, const char *sys)
+{
+	const struct fj_node *cod = fj_get(cc, "coding");
+
+	if (cod == NULL || cod->type != FJ_ARRAY)
+		return false;
+	for (const struct fj_node *k = cod->u.kids.first; k != NULL;
+	     k = k->next)
+		if (fj_str_eq(fj_get(k, "system"), sys))
+			return true;
+	return false;
+}
+
+/* True when res claims profile url (already mapped to c->to). */
+static bool
+has_profile(const struct fj_node *res, const char *url)
+{
+	const struct fj_node *p = fj_get(fj_get(res, "meta"), "profile");
+
+	if (p == NULL || p->type != FJ_ARRAY)
+		return false;
+	for (const struct fj_node *k = p->u.kids.first; k != NULL; k = k->next)
+		if (fj_str_eq(k, url))
+			return true;
+	return false;
+}
+
+/*
+ * True when res is of the PZP profile url (mapped to c->to): it claims
+ * it, or it claims no profile and its element elem (a CodeableConcept)
+ * has the profile's SNOMED code, as the validator's detection finds it
+ * (code NULL: any resource of the type without a profile).
+ */
+static bool
+is_profile(const struct fj_node *res, const char *url, const char *elem,
+	   const char *code)
+{
+	const struct fj_node *p = fj_get(fj_get(res, "meta"), "profile");
+	const struct fj_node *cod;
+
+	if (has_profile(res, url))
+		return true;
+	if (p != NULL && p->type == FJ_ARRAY && p->u.kids.count > 0)
+		return false;
+	if (code == NULL)
+		return true;
+	cod = fj_get(fj_get(res, elem), "coding");
+	if (cod == NULL || cod->type != FJ_ARRAY)
+		return false;
+	for (const struct fj_node *k = cod->u.kids.first; k != NULL;
+	     k = k->next)
+		if (fj_str_eq(fj_get(k, "system"), SNOMED) &&
+		    fj_str_eq(fj_get(k, "code"), code))
+			return true;
+	return false;
+}
+
+/* xf_role_ref on obj[key], a Reference or an array of them. */
+static enum gw_err
+role_refs(struct xf_ctx *c, struct fj_node *obj, const char *key,
+	  const char *prefix)
+{
+	struct fj_node *m = fj_get(obj, key);
+	char rel[XF_PATH_MAX];
+	size_t i = 0;
+	enum gw_err e;
+
+	if (m == NULL)
+		return GW_OK;
+	if (m->type == FJ_OBJECT) {
+		snprintf(rel, sizeof(rel), "%s%s", prefix, key);
+		return xf_role_ref(c, m, rel);
+	}
+	if (m->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *k = m->u.kids.first; k != NULL; k = k->next, i++) {
+		snprintf(rel, sizeof(rel), "%s%s[%zu]", prefix, key, i);
+		if ((e = xf_role_ref(c, k, rel)) != GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
+/* Remove every extension of obj with url, reporting each at
+ * prefix + "extension[i]" with why. */
+static enum gw_err
+drop_ext(struct xf_ctx *c, struct fj_node *obj, const char *url,
+	 const char *prefix, const char *why)
+{
+	struct fj_node *arr = fj_get(obj, "extension");
+	struct fj_node *k, *next;
+	char rel[XF_PATH_MAX];
+	size_t i = 0;
+	enum gw_err e;
+
+	if (arr == NULL || arr->type != FJ_ARRAY)
+		return GW_OK;
+	for (k = arr->u.kids.first; k != NULL; k = next, i++) {
+		next = k->next;
+		if (!fj_str_eq(fj_get(k, "url"), url))
+			continue;
+		snprintf(rel, sizeof(rel), "%sextension[%zu]", prefix, i);
+		if ((e = xf_loss(c, rel, "%s", why)) != GW_OK)
+			return e;
+		arr_unlink(arr, k);
+	}
+	if (arr->u.kids.count == 0)
+		fj_remove(obj, "extension");
+	return GW_OK;
+}
+
+/* Elements that exist in one version only and have no counterpart:
+ * left out and reported when converting from that version. */
+struct only_in {
+	const char *type;
+	const char *key;
+	enum rules_fhir in;
+};
+
+static const struct only_in only_in[] = {
+    {"Patient", "animal", RULES_STU3},
+    {"RelatedPerson", "communication", RULES_R4},
+    {"Observation", "partOf", RULES_R4},
+    {"Observation", "focus", RULES_R4},
+    {"Observation", "effectiveTiming", RULES_R4},
+    {NULL, NULL, RULES_R4},
+};
+
+static enum gw_err
+drop_only(struct xf_ctx *c, struct fj_node *res, const char *type)
+{
+	enum gw_err e;
+
+	for (const struct only_in *o = only_in; o->type != NULL; o++) {
+		if (o->in != c->from || strcmp(o->type, type) != 0 ||
+		    fj_get(res, o->key) == NULL)
+			continue;
+		if ((e = xf_loss(c, o->key,
+				 "%s.%s has no %s counterpart and is left out",
+				 type, o->key,
+				 c->to == RULES_R4 ? "R4" : "STU3")) != GW_OK)
+			return e;
+		fj_remove(res, o->key);
+	}
+	return GW_OK;
+}
+
+/* ---- Patient ---- */
+
+static enum gw_err
+rule_patient(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *contact = fj_get(res, "contact");
+	enum gw_err e;
+
+	if ((e = drop_only(c, res, "Patient")) != GW_OK)
+		return e;
+	/* R4 allows a PractitionerRole, STU3 a Practitioner. */
+	if ((e = role_refs(c, res, "generalPractitioner", "")) != GW_OK)
+		return e;
+	/* R4 ACP-Patient requires a name, zib2017 does not */
+	if (c->to == RULES_R4 && fj_get(res, "name") == NULL &&
+	    has_profile(res, R4A "ACP-Patient")) {
+		struct fj_node *arr = fj_new_array(c->doc);
+		struct fj_node *n = fj_new_object(c->doc);
+		struct fj_node *x = fj_new_array(c->doc);
+		struct fj_node *dar = xf_dar(c, "unknown");
+
+		if (arr == NULL || n == NULL || x == NULL || dar == NULL)
+			return GW_NOMEM;
+		fj_append(x, dar);
+		if ((e = fj_set(c->doc, n, "extension", x)) != GW_OK)
+			return e;
+		fj_append(arr, n);
+		if ((e = fj_set(c->doc, res, "name", arr)) != GW_OK)
+			return e;
+		if ((e = xf_loss(c, "name",
+				 "R4 ACP-Patient requires a name; marked with "
+				 "data-absent-reason unknown")) != GW_OK)
+			return e;
+	}
+	if (c->to != RULES_STU3 || contact == NULL || contact->type != FJ_ARRAY)
+		return GW_OK;
+	{
+		size_t i = 0;
+
+		for (struct fj_node *k = contact->u.kids.first; k != NULL;
+		     k = k->next, i++) {
+			char prefix[48];
+
+			snprintf(prefix, sizeof(prefix), "contact[%zu].", i);
+			if ((e = drop_ext(c, k, PAT_RELPERSON_URL, prefix,
+					  "STU3 (zib2017) has no link from a "
+					  "Patient.contact to its "
+					  "RelatedPerson; the link is left "
+					  "out, the contact is kept")) != GW_OK)
+				return e;
+		}
+	}
+	return GW_OK;
+}
+
+/* ---- RelatedPerson (ACP-ContactPerson) ---- */
+
+/* True when cc is the kind of relationship (family tie, v3 RoleCode or
+ * its NullFlavor), not the role of the contact person. */
+static bool
+rp_is_relationship(const struct fj_node *cc)
+{
+	return cc_has_system(
+		   cc, "http://terminology.hl7.org/CodeSystem/v3-RoleCode") ||
+	       cc_has_system(cc, "http://hl7.org/fhir/v3/RoleCode") ||
+	       cc_has_system(
+		   cc, "http://terminology.hl7.org/CodeSystem/v3-NullFlavor") ||
+	       cc_has_system(cc, XF_NULLFLAVOR_SYSTEM);
+}
+
+/*
+ * R4 -> STU3: relationship[] (roles and the relationship, zib2020) becomes
+ * relationship (0..1, the first family relationship, or the first role
+ * when there is none, as IKNL's own STU3 examples hold it) plus one
+ * nl-core-relatedperson-role extension per other role. A second family
+ * relationship has no place and is reported.
+ */
+static enum gw_err
+rp_to_stu3(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *rel = fj_get(res, "relationship");
+	struct fj_node *keep = NULL, *k, *next;
+	size_t i = 0;
+	enum gw_err e;
+
+	if (rel == NULL || rel->type != FJ_ARRAY)
+		return GW_OK;
+	for (k = rel->u.kids.first; k != NULL; k = k->next)
+		if (rp_is_relationship(k)) {
+			keep = k;
+			break;
+		}
+	if (keep == NULL)
+		keep = rel->u.kids.first;
+	for (k = rel->u.kids.first; k != NULL; k = next, i++) {
+		char path[48];
+
+		next = k->next;
+		if (k == keep)
+			continue;
+		arr_unlink(rel, k);
+		if (rp_is_relationship(k)) {
+			snprintf(path, sizeof(path), "relationship[%zu]", i);
+			if ((e = xf_loss(c, path,
+					 "STU3 holds one relationship of a "
+					 "contact person; this one is left "
+					 "out")) != GW_OK)
+				return e;
+			continue;
+		}
+		if ((e = xf_ext_add(c, res, RP_ROLE_URL, false,
+				    "valueCodeableConcept", k)) != GW_OK)
+			return e;
+	}
+	if (keep == NULL) {
+		fj_remove(res, "relationship");
+		return GW_OK;
+	}
+	/* replaces the array in place: the member keeps its position */
+	return fj_set(c->doc, res, "relationship", keep);
+}
+
+/* True when array arr holds a role (anything not a family
+ * relationship). */
+static bool
+rp_has_role(const struct fj_node *arr)
+{
+	for (const struct fj_node *k = arr->u.kids.first; k != NULL;
+	     k = k->next)
+		if (!rp_is_relationship(k))
+			return true;
+	return false;
+}
+
+/* STU3 -> R4: the role extensions then the relationship, in one array
+ * (the order of the zib2020 examples: roles first). */
+static enum gw_err
+rp_to_r4(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *arr = fj_new_array(c->doc);
+	struct fj_node *rel = fj_get(res, "relationship");
+	struct fj_node *ext;
+	enum gw_err e;
+
+	if (arr == NULL)
+		return GW_NOMEM;
+	while ((ext = xf_ext_take(res, RP_ROLE_URL, false)) != NULL) {
+		struct fj_node *v = fj_get(ext, "valueCodeableConcept");
+
+		if (v == NULL || v->type != FJ_OBJECT) {
+			if ((e = xf_loss(c, "extension",
+					 "a contact person role without a "
+					 "valueCodeableConcept is left "
+					 "out")) != GW_OK)
+				return e;
+			continue;
+		}
+		fj_remove(ext, "valueCodeableConcept");
+		fj_append(arr, v);
+	}
+	if (rel != NULL && rel->type == FJ_OBJECT) {
+		fj_remove(res, "relationship");
+		rel->next = NULL;
+		rel->key = NULL;
+		rel->keylen = 0;
+		fj_append(arr, rel);
+	}
+	/*
+	 * R4 ACP-ContactPerson requires a role (relationship:role, 1..*,
+	 * required binding without a NullFlavor); zib2017 does not. The
+	 * role every contact person has is "23 Contactpersoon" of the same
+	 * code list: filled and reported.
+	 */
+	/* without a profile, the validator takes a RelatedPerson with a
+	   relationship for ACP-ContactPerson (its slices' patterns) */
+	if ((has_profile(res, R4A "ACP-ContactPerson") ||
+	     (is_profile(res, R4A "ACP-ContactPerson", NULL, NULL) &&
+	      arr->u.kids.count > 0)) &&
+	    !rp_has_role(arr)) {
+		struct fj_node *cc = fj_new_object(c->doc);
+		struct fj_node *cod = fj_new_array(c->doc);
+		struct fj_node *k =
+		    xf_coding(c, RP_ROLE_SYSTEM, "23", "Contactpersoon");
+
+		if (cc == NULL || cod == NULL || k == NULL)
+			return GW_NOMEM;
+		fj_append(cod, k);
+		if ((e = fj_set(c->doc, cc, "coding", cod)) != GW_OK)
+			return e;
+		fj_append(arr, cc);
+		if ((e = xf_loss(c, "relationship",
+				 "R4 ACP-ContactPerson requires a role; "
+				 "filled with 23 Contactpersoon (%s)",
+				 RP_ROLE_SYSTEM)) != GW_OK)
+			return e;
+	}
+	if (arr->u.kids.count == 0)
+		return GW_OK;
+	return fj_set(c->doc, res, "relationship", arr);
+}
+
+static enum gw_err
+rule_related_person(struct xf_ctx *c, struct fj_node *res)
+{
+	enum gw_err e;
+
+	if ((e = drop_only(c, res, "RelatedPerson")) != GW_OK)
+		return e;
+	return c->to == RULES_STU3 ? rp_to_stu3(c, res) : rp_to_r4(c, res);
+}
+
+/* ---- Practitioner, PractitionerRole ---- */
+
+/* Neither has an element of its own that differs between zib2017 and
+ * zib2020 in the PZP profiles; the shared rules (URLs, Reference.type)
+ * are all. PractitionerRole.practitioner stays a Practitioner. */
+
+/* ---- Observation ---- */
+
+/*
+ * R4 note (Annotation[]) <-> STU3 comment (string). R4 -> STU3: the first
+ * note's text; its author and time, and any further note, have no place
+ * and are reported. STU3 -> R4: one note with the text.
+ */
+static enum gw_err
+obs_note(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *n, *first;
+	enum gw_err e;
+
+	if (c->to == RULES_R4) {
+		struct fj_node *cm = fj_get(res, "comment");
+		struct fj_node *arr, *ann;
+
+		if (cm == NULL)
+			return GW_OK;
+		fj_remove(res, "comment");
+		if ((arr = fj_new_array(c->doc)) == NULL ||
+		    (ann = fj_new_object(c->doc)) == NULL)
+			return GW_NOMEM;
+		cm->next = NULL;
+		if ((e = fj_set(c->doc, ann, "text", cm)) != GW_OK)
+			return e;
+		fj_append(arr, ann);
+		return fj_set(c->doc, res, "note", arr);
+	}
+	n = fj_get(res, "note");
+	if (n == NULL || n->type != FJ_ARRAY)
+		return GW_OK;
+	first = n->u.kids.first;
+	if (first != NULL && fj_get(first, "text") != NULL) {
+		struct fj_node *t = fj_get(first, "text");
+
+		if (fj_get(first, "author") != NULL ||
+		    fj_get(first, "authorReference") != NULL ||
+		    fj_get(first, "authorString") != NULL ||
+		    fj_get(first, "time") != NULL) {
+			if ((e = xf_loss(c, "note[0]",
+					 "STU3 Observation.comment holds the "
+					 "text only; the note's author and "
+					 "time are left out")) != GW_OK)
+				return e;
+		}
+		fj_remove(first, "text");
+		t->next = NULL;
+		if ((e = fj_set(c->doc, res, "comment", t)) != GW_OK)
+			return e;
+	} else if (first != NULL &&
+		   (e = xf_loss(c, "note[0]",
+				"a note without text is left out")) != GW_OK) {
+		return e;
+	}
+	if (n->u.kids.count > 1 &&
+	    (e = xf_loss(c, "note",
+			 "STU3 Observation.comment holds one text; %zu "
+			 "further notes are left out",
+			 n->u.kids.count - 1)) != GW_OK)
+		return e;
+	fj_remove(res, "note");
+	return GW_OK;
+}
+
+/* R4 hasMember / derivedFrom <-> STU3 related {type, target}. */
+static const struct {
+	const char *r4key;
+	const char *stu3type;
+} obs_related[] = {
+    {"hasMember", "has-member"},
+    {"derivedFrom", "derived-from"},
+};
+
+static enum gw_err
+obs_related_to_stu3(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *out = NULL;
+	enum gw_err e;
+
+	for (size_t r = 0; r < sizeof(obs_related) / sizeof(obs_related[0]);
+	     r++) {
+		struct fj_node *src = fj_get(res, obs_related[r].r4key);
+		struct fj_node *k, *next;
+
+		if (src == NULL || src->type != FJ_ARRAY)
+			continue;
+		if (out == NULL) {
+			out = fj_get(res, "related");
+			if (out == NULL) {
+				if ((out = fj_new_array(c->doc)) == NULL ||
+				    fj_set(c->doc, res, "related", out) !=
+					GW_OK)
+					return GW_NOMEM;
+			}
+		}
+		for (k = src->u.kids.first; k != NULL; k = next) {
+			struct fj_node *o = fj_new_object(c->doc);
+
+			next = k->next;
+			k->next = NULL;
+			if (o == NULL)
+				return GW_NOMEM;
+			if ((e = set_str(c, o, "type",
+					 obs_related[r].stu3type)) != GW_OK ||
+			    (e = fj_set(c->doc, o, "target", k)) != GW_OK)
+				return e;
+			fj_append(out, o);
+		}
+		fj_remove(res, obs_related[r].r4key);
+	}
+	return GW_OK;
+}
+
+static enum gw_err
+obs_related_to_r4(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *rel = fj_get(res, "related");
+	size_t i = 0;
+	enum gw_err e;
+
+	if (rel == NULL || rel->type != FJ_ARRAY)
+		return GW_OK;
+	fj_remove(res, "related");
+	for (struct fj_node *k = rel->u.kids.first; k != NULL;
+	     k = k->next, i++) {
+		const char *t = fj_get_str(k, "type");
+		struct fj_node *tgt = fj_get(k, "target");
+		const char *key = NULL;
+		struct fj_node *arr;
+		char path[48];
+
+		for (size_t r = 0;
+		     r < sizeof(obs_related) / sizeof(obs_related[0]); r++)
+			if (t != NULL &&
+			    strcmp(t, obs_related[r].stu3type) == 0)
+				key = obs_related[r].r4key;
+		/* STU3's default type is has-member */
+		if (t == NULL)
+			key = "hasMember";
+		if (key == NULL || tgt == NULL) {
+			snprintf(path, sizeof(path), "related[%zu]", i);
+			if ((e = xf_loss(c, path,
+					 "R4 Observation has no \"%s\" "
+					 "relation; it is left out",
+					 t != NULL ? t : "?")) != GW_OK)
+				return e;
+			continue;
+		}
+		if ((arr = fj_get(res, key)) == NULL) {
+			if ((arr = fj_new_array(c->doc)) == NULL ||
+			    fj_set(c->doc, res, key, arr) != GW_OK)
+				return GW_NOMEM;
+		}
+		fj_remove(k, "target");
+		tgt->next = NULL;
+		tgt->key = NULL;
+		tgt->keylen = 0;
+		fj_append(arr, tgt);
+	}
+	return GW_OK;
+}
+
+static enum gw_err
+rule_observation(struct xf_ctx *c, struct fj_node *res)
+{
+	enum gw_err e;
+
+	if ((e = drop_only(c, res, "Observation")) != GW_OK)
+		return e;
+	if ((e = role_refs(c, res, "performer", "")) != GW_OK)
+		return e;
+	if ((e = obs_note(c, res)) != GW_OK)
+		return e;
+	if (c->to == RULES_R4)
+		return obs_related_to_r4(c, res);
+	if ((e = obs_related_to_stu3(c, res)) != GW_OK)
+		return e;
+	/* An instant is a dateTime; STU3 has no effectiveInstant. */
+	if (xf_rename(res, "effectiveInstant", "effectiveDateTime") &&
+	    (e = xf_loss(c, "effectiveInstant",
+			 "STU3 has no effectiveInstant; the instant is "
+			 "carried as effectiveDateTime")) != GW_OK)
+		return e;
+	/*
+	 * STU3 ACP-OrganDonationChoiceRegistration requires method (SNOMED
+	 * 1156040003 "self reported", its fixed pattern); R4 has no such
+	 * rule. IKNL's STU3 examples carry exactly this code.
+	 */
+	if (is_profile(res, S3 "ACP-OrganDonationChoiceRegistration", "code",
+		       "570801000146104") &&
+	    fj_get(res, "method") == NULL) {
+		struct fj_node *cc = fj_new_object(c->doc);
+		struct fj_node *arr = fj_new_array(c->doc);
+		struct fj_node *cod =
+		    xf_coding(c, SNOMED, "1156040003", "self reported");
+
+		if (cc == NULL || arr == NULL || cod == NULL)
+			return GW_NOMEM;
+		fj_append(arr, cod);
+		if ((e = fj_set(c->doc, cc, "coding", arr)) != GW_OK ||
+		    (e = fj_set(c->doc, res, "method", cc)) != GW_OK)
+			return e;
+		if ((e = xf_loss(c, "method",
+				 "STU3 ACP-OrganDonationChoiceRegistration "
+				 "requires method; filled with its fixed "
+				 "code SNOMED 1156040003 (self reported)")) !=
+		    GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
 const struct xf_type xf_types_zib[] = {
+    {"Patient", rule_patient},
+    {"RelatedPerson", rule_related_person},
+    {"Observation", rule_observation},
     {NULL, NULL},
 };

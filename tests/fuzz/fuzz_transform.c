@@ -24,6 +24,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * its rules (transform_zib.c, transform_care.c) are. */
 static const char *const fz_mapped[] = {
     "Consent",
+    "Patient",
+    "RelatedPerson",
+    "Practitioner",
+    "PractitionerRole",
+    "Observation",
+    "Encounter",
+    "Procedure",
+    "Goal",
+    "Communication",
+    "CommunicationRequest",
+    "Device",
+    "DeviceUseStatement",
+    "QuestionnaireResponse",
     NULL,
 };
 
