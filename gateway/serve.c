@@ -530,6 +530,7 @@ serve_run(struct serve *s)
 	}
 	if (provider_init(pv, s->intake.rules[RULES_R4]) != GW_OK)
 		fatalx("event=startup_failed reason=provider_init");
+	pv->stu3 = s->intake.rules[RULES_STU3];
 	for (size_t i = 0; org_routes[i].fn != NULL; i++)
 		if (org_routes[i].fn == provider_handle &&
 		    strchr(org_routes[i].path, '*') != NULL)

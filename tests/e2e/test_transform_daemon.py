@@ -196,3 +196,95 @@ def test_stu3_refused_conversion_is_422_with_the_report(gateway, f1_stu3):
     assert any("cannot be converted to R4" in t for t in texts(oo)), oo
     assert "event=transform_refused" in gateway.log_text()
     assert "event=accepted" not in gateway.log_text()
+
+
+# ---- the Provider API in STU3 ----
+
+def r4_message(receivers):
+    from test_intake import message
+    return message(HOSPITAL, receivers)
+
+
+def pull(g, path, accept, cert="gp1"):
+    st, h, body = g.request("GET", path, cert=cert,
+                            headers={"Accept": accept})
+    return st, h, body
+
+
+def patient_id(g, accept="application/fhir+json"):
+    q = urllib.parse.quote(BSN_SYSTEM + "|" + F1_BSN, safe="")
+    st, _, body = pull(g, "/fhir/Patient?identifier=" + q, accept)
+    b = json.loads(body)
+    assert st == 200 and b["total"] == 1, b
+    return b["entry"][0]["resource"]["id"]
+
+
+def check_stu3(tmp_path, name, body):
+    """body validates as STU3 with no errors (pzpgw validate)."""
+    path = tmp_path / name
+    path.write_bytes(body)
+    rc, text = validate(str(path), "stu3")
+    assert rc == 0, text
+
+
+def test_gp_asks_for_stu3_and_gets_valid_stu3(gateway, tmp_path):
+    st, _, out = post(gateway, r4_message([GP1]),
+                      content_type="application/fhir+json")
+    assert st == 202, out
+    pid = patient_id(gateway)
+    # R4 by default: the stored form.
+    st, h, body = pull(gateway, "/fhir/Consent?patient=" + pid,
+                       "application/fhir+json")
+    r4 = json.loads(body)
+    assert st == 200 and "fhirVersion" not in h["content-type"]
+    assert any("provision" in e["resource"] for e in r4["entry"]), r4
+    # STU3 when asked: every entry converted, the searchset valid STU3.
+    st, h, body = pull(gateway, "/fhir/Consent?patient=" + pid, STU3_JSON)
+    stu3 = json.loads(body)
+    assert st == 200, stu3
+    assert "fhirVersion=3.0" in h["content-type"]
+    assert stu3["total"] == r4["total"]
+    assert [e["fullUrl"] for e in stu3["entry"]] == \
+        [e["fullUrl"] for e in r4["entry"]]
+    for e in stu3["entry"]:
+        assert "provision" not in e["resource"], e
+        assert any("/pzp/stu3/" in p or "fhir.iknl.nl" in p
+                   for p in e["resource"]["meta"]["profile"]), e
+    check_stu3(tmp_path, "consents.json", body)
+    # A read, too; and the same bytes every time (deterministic).
+    st, h, one = pull(gateway, "/fhir/Patient/" + pid, STU3_JSON)
+    assert st == 200 and "fhirVersion=3.0" in h["content-type"]
+    check_stu3(tmp_path, "patient.json", one)
+    assert pull(gateway, "/fhir/Patient/" + pid, STU3_JSON)[2] == one
+    # The CapabilityStatement says which version the client gets.
+    st, _, cs = pull(gateway, "/fhir/metadata", STU3_JSON)
+    assert json.loads(cs)["fhirVersion"] == "3.0.2"
+    st, _, cs = pull(gateway, "/fhir/metadata", "application/fhir+json")
+    assert json.loads(cs)["fhirVersion"] == "4.0.1"
+
+
+def test_peer_default_fhir_stu3(pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path))
+    g.sections["peer " + GP1]["fhir"] = "stu3"
+    g.start()
+    try:
+        st, _, out = post(g, r4_message([GP1]),
+                          content_type="application/fhir+json")
+        assert st == 202, out
+        pid = patient_id(g)
+        st, h, body = pull(g, "/fhir/Patient/" + pid,
+                           "application/fhir+json")
+        assert st == 200 and "fhirVersion=3.0" in h["content-type"]
+        check_stu3(tmp_path, "patient.json", body)
+        # The Accept's fhirVersion wins over the peer's default.
+        st, h, body = pull(g, "/fhir/Patient/" + pid,
+                           "application/fhir+json; fhirVersion=4.0")
+        assert st == 200 and "fhirVersion" not in h["content-type"]
+        st, h, body = pull(g, "/fhir/Patient/" + pid,
+                           "application/fhir+xml")
+        assert st == 200, body
+        assert h["content-type"].startswith(
+            "application/fhir+xml; fhirVersion=3.0")
+        assert b"<Patient xmlns=\"http://hl7.org/fhir\">" in body
+    finally:
+        g.stop()
