@@ -1258,6 +1258,68 @@ done:
 	job_free(j);
 }
 
+enum gw_err
+intake_to_stu3(const struct intake *in, const void *doc, size_t len, char **out,
+	       size_t *out_len, size_t *notes, char *errbuf, size_t errlen)
+{
+	struct sign_opts so = {.fhir = SIGN_FHIR_STU3,
+			       .purpose = SIGN_PURPOSE_VERIFICATION};
+	json_t *rep = fhir_outcome_new();
+	struct fj_doc *d = NULL;
+	struct buf b;
+	enum gw_err err;
+
+	*out = NULL;
+	*out_len = 0;
+	*notes = 0;
+	buf_init(&b, len * 2 + 65536);
+	if (rep == NULL) {
+		err = GW_NOMEM;
+		goto done;
+	}
+	if ((err = fj_parse((const char *)doc, len, 0, &d, NULL)) != GW_OK) {
+		snprintf(errbuf, errlen, "the stored message is not JSON");
+		err = err == GW_NOMEM ? GW_NOMEM : GW_REJECT;
+		goto done;
+	}
+	/* The envelope first: MessageHeader.timestamp takes Bundle.timestamp,
+	 * which STU3's Bundle cannot hold. */
+	if ((err = message_convert(d, false, rep)) == GW_OK)
+		err = xf_convert(d, RULES_R4, RULES_STU3, rep);
+	*notes = json_array_size(json_object_get(rep, "issue"));
+	if (err != GW_OK) {
+		const json_t *last =
+		    json_array_get(json_object_get(rep, "issue"), *notes - 1);
+
+		snprintf(errbuf, errlen, "no STU3 form: %s",
+			 *notes > 0 ? json_string_value(
+					  json_object_get(last, "diagnostics"))
+				    : gw_strerror(err));
+		goto done;
+	}
+	if (in->key == NULL) {
+		snprintf(errbuf, errlen, "no signing key");
+		err = GW_REJECT;
+		goto done;
+	}
+	if ((err = sign_bundle(in->key, d, &so, NULL, errbuf, errlen)) !=
+	    GW_OK) {
+		err = err == GW_NOMEM ? GW_NOMEM : GW_REJECT;
+		goto done;
+	}
+	/* buf keeps its data NUL-terminated */
+	if ((err = fj_dump(d->root, 0, &b)) != GW_OK)
+		goto done;
+	*out_len = b.len;
+	*out = b.data;
+	b.data = NULL;
+done:
+	buf_cleanup(&b);
+	fj_doc_free(d);
+	json_decref(rep);
+	return err;
+}
+
 /* ---- workers (workpool.h) ---- */
 
 /* A worker's context: its own validation context per FHIR version. */

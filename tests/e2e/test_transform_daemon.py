@@ -4,14 +4,17 @@ to R4, validates that, signs, indexes and stores R4 with the conversion
 report beside it. Real daemons on loopback with real TLS; the STU3
 message is made from the R4 F1 scenario with `pzpgw transform`."""
 
+import base64
 import copy
 import json
 import os
+import ssl
 import subprocess
 import urllib.parse
 import uuid
 
 import pytest
+from jwcrypto import jwk, jws
 
 import gw
 
@@ -286,5 +289,126 @@ def test_peer_default_fhir_stu3(pki, tmp_path):
         assert h["content-type"].startswith(
             "application/fhir+xml; fhirVersion=3.0")
         assert b"<Patient xmlns=\"http://hl7.org/fhir\">" in body
+    finally:
+        g.stop()
+
+
+# ---- delivery: converted for the receiver, signed after conversion ----
+
+B_URA = "90000009"  # gateway2.crt: the fake receiving gateway
+
+
+def b64url_dec(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def jcs(bundle):
+    """An independent canonical form (RFC 8785 as the gateway's canon
+    URI says): text, meta and signature of the Bundle left out, members
+    sorted, no whitespace."""
+    b = dict(bundle)
+    for k in ("text", "meta", "signature"):
+        b.pop(k, None)
+    return json.dumps(b, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+
+
+def verify_independently(bundle, jws_token, pki):
+    """The detached JWS verifies over jcs(bundle) with jwcrypto, by the
+    key of its x5c leaf, which is the sending gateway's certificate."""
+    hdr, payload, sig = jws_token.split(".")
+    assert payload == ""
+    header = json.loads(b64url_dec(hdr))
+    leaf = base64.b64decode(header["x5c"][0])
+    pem = ssl.DER_cert_to_PEM_cert(leaf).encode()
+    with open(os.path.join(pki, "gateway.crt")) as f:
+        own = f.read().split("-----END CERTIFICATE-----")[0]
+    assert base64.b64decode("".join(
+        own.split("-----BEGIN CERTIFICATE-----")[1].split())) == leaf
+    key = jwk.JWK.from_pem(pem)
+    data = jcs(bundle)
+    obj = jws.JWS()
+    obj.deserialize(hdr + "." + base64.urlsafe_b64encode(data).decode()
+                    .rstrip("=") + "." + sig, key)
+    assert obj.payload == data
+    # Any other bytes do not verify.
+    with pytest.raises(Exception):
+        jws.JWS().deserialize(
+            hdr + "." + base64.urlsafe_b64encode(data + b" ").decode()
+            .rstrip("=") + "." + sig, key)
+
+
+def sending_gateway(pki, tmp_path, port, fhir=None):
+    g = gw.Gateway(pki, str(tmp_path))
+    g.sections["delivery"] = {"backoff_min": "100ms", "backoff_max": "1s",
+                              "timeout": "5s"}
+    g.sections["peer " + GP1] = {
+        "name": "practice", "endpoint": "https://localhost:%d/fhir" % port,
+        "server_ura": B_URA, "allow": "pull"}
+    if fhir:
+        g.sections["peer " + GP1]["fhir"] = fhir
+    return g.start()
+
+
+@pytest.fixture
+def receiver(pki):
+    from fake_receiver import FakeReceiver
+    f = FakeReceiver(pki, cert="gateway2").start()
+    yield f
+    f.stop()
+
+
+def received(receiver):
+    return gw.wait_for(lambda: receiver.received, timeout=20,
+                       what="a delivery")[0]
+
+
+def test_r4_hospital_to_stu3_peer_gets_signed_stu3(pki, tmp_path, receiver):
+    g = sending_gateway(pki, tmp_path, receiver.port, fhir="stu3")
+    try:
+        st, _, out = post(g, r4_message([GP1]),
+                          content_type="application/fhir+json")
+        assert st == 202, out
+        r = received(receiver)
+        assert "fhirVersion=3.0" in r.headers["Content-Type"]
+        b = r.json()
+        header = b["entry"][0]["resource"]
+        assert header["event"]["code"] == "pzp-shared"
+        assert header["receiver"]["identifier"]["value"] == GP1
+        assert "eventCoding" not in header
+        assert "data" not in b["signature"]
+        path = tmp_path / "delivered.json"
+        path.write_bytes(r.body)
+        rc, text = validate(str(path), "stu3")
+        assert rc == 0, text
+        # STU3 placement: blob = base64 of the JWS, over the STU3 bytes.
+        token = base64.b64decode(b["signature"]["blob"]).decode()
+        verify_independently(b, token, pki)
+        assert "event=delivery_converted" in g.log_text()
+        # Stored as R4 all the same.
+        m = store_show(g, json.loads(out)["issue"][0]["diagnostics"]
+                       .split("message ")[1].split(" ")[0])
+        assert m["fhir_version"] == "4.0.1"
+    finally:
+        g.stop()
+
+
+def test_stu3_hospital_to_r4_peer_gets_signed_r4(pki, tmp_path, receiver,
+                                                f1_stu3):
+    g = sending_gateway(pki, tmp_path, receiver.port)
+    try:
+        st, _, out = post(g, stu3_message(f1_stu3, [GP1]))
+        assert st == 202, out
+        r = received(receiver)
+        assert "fhirVersion" not in r.headers["Content-Type"]
+        b = r.json()
+        assert b["entry"][0]["resource"]["eventCoding"]["code"] == \
+            "pzp-shared"
+        path = tmp_path / "delivered.json"
+        path.write_bytes(r.body)
+        rc, text = validate(str(path), "r4")
+        assert rc == 0, text
+        verify_independently(b, base64.b64decode(
+            b["signature"]["data"]).decode(), pki)
     finally:
         g.stop()
