@@ -412,3 +412,33 @@ def test_stu3_hospital_to_r4_peer_gets_signed_r4(pki, tmp_path, receiver,
             b["signature"]["data"]).decode(), pki)
     finally:
         g.stop()
+
+
+# ---- configuration ----
+
+def test_check_config_knows_fhir(tmp_path):
+    for name in ("cert.pem", "trust.pem"):
+        (tmp_path / name).write_text(
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIIC\n"
+                   "-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    conf = tmp_path / "pzpgw.conf"
+    head = ("[organisation]\nura = 90000001\nname = T\n[listen]\n"
+            "certificate = cert.pem\nkey = key.pem\ntrust = trust.pem\n"
+            "environment = test\n[peer 90000003]\nallow = pull\n")
+
+    def check(value):
+        conf.write_text(head + "fhir = %s\n" % value)
+        return subprocess.run([gw.BINARY, "check-config", "-c", str(conf)],
+                              capture_output=True, text=True, timeout=30)
+
+    for good in ("stu3", "r4"):
+        r = check(good)
+        assert r.returncode == 0, r.stderr
+    r = check("stu4")
+    assert r.returncode == 1, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("%s:11: " % conf), first
+    assert "fhir" in first and "stu3" in first and "r4" in first, first
