@@ -495,8 +495,11 @@ envelope_to_r4(struct fj_doc *doc, struct fj_node *mh, json_t *report)
 	    dest != NULL && dest->type == FJ_ARRAY ? dest->u.kids.count : 0;
 	char ura[MESSAGE_URA_LEN + 1];
 
-	fj_remove(mh, "eventCoding");
-	rename_member(mh, "event", "eventCoding");
+	/* An envelope already in the R4 form keeps its eventCoding. */
+	if (fj_get(mh, "event") != NULL) {
+		fj_remove(mh, "eventCoding");
+		rename_member(mh, "event", "eventCoding");
+	}
 	for (struct fj_node *d = ndest ? dest->u.kids.first : NULL; d != NULL;
 	     d = d->next) {
 		struct fj_node *r;
@@ -538,8 +541,10 @@ envelope_to_stu3(struct fj_doc *doc, struct fj_node *mh, json_t *report)
 	    dest != NULL && dest->type == FJ_ARRAY ? dest->u.kids.count : 0;
 	char ura[MESSAGE_URA_LEN + 1], ep[32];
 
-	fj_remove(mh, "event");
-	rename_member(mh, "eventCoding", "event");
+	if (fj_get(mh, "eventCoding") != NULL) {
+		fj_remove(mh, "event");
+		rename_member(mh, "eventCoding", "event");
+	}
 	for (struct fj_node *d = ndest ? dest->u.kids.first : NULL; d != NULL;
 	     d = d->next) {
 		struct fj_node *r = fj_get(d, "receiver"), *c;

@@ -280,6 +280,21 @@ test_convert_envelope(void **state)
 	json_decref(rep);
 	fj_doc_free(doc);
 
+	/* an envelope already in the target form is left as it is (the
+	 * event was lost: found by fuzz_message) */
+	doc = envelope_doc("", EV_STU3 ",\"destination\":[{\"endpoint\":"
+				       "\"urn:ura:87654321\"}]");
+	assert_int_equal(message_convert(doc, false, NULL), GW_OK);
+	oo = fhir_outcome_new();
+	assert_int_equal(message_parse(doc->root, &info, oo), GW_OK);
+	assert_string_equal(info.event, "pzp-updated");
+	assert_int_equal(message_convert(doc, true, NULL), GW_OK);
+	assert_int_equal(message_convert(doc, true, NULL), GW_OK);
+	assert_int_equal(message_parse(doc->root, &info, oo), GW_OK);
+	assert_string_equal(info.event, "pzp-updated");
+	json_decref(oo);
+	fj_doc_free(doc);
+
 	/* one R4 destination: STU3's receiver names it */
 	doc = envelope_doc(
 	    ",\"timestamp\":\"2026-11-23T10:00:00Z\"",
