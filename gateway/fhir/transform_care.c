@@ -662,7 +662,8 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 	    !is_profile(res, S3 "ACP-Procedure", "code", "713603004"))
 		return GW_OK;
 	/* STU3 ACP-Procedure (zib-Procedure) allows a Practitioner or an
-	   Organization as performer; R4 also the patient and contacts. */
+	   Organization as performer; R4 also the patient, contacts and
+	   devices. A reference of unknown type is kept. */
 	if (perf != NULL && perf->type == FJ_ARRAY) {
 		struct fj_node *k, *next;
 		size_t i = 0;
@@ -672,8 +673,8 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 
 			next = k->next;
 			ref_type(c, fj_get(k, "actor"), t, sizeof(t));
-			if (strcmp(t, "Patient") != 0 &&
-			    strcmp(t, "RelatedPerson") != 0)
+			if (t[0] == '\0' || strcmp(t, "Practitioner") == 0 ||
+			    strcmp(t, "Organization") == 0)
 				continue;
 			snprintf(rel, sizeof(rel), "performer[%zu]", i);
 			if ((e = xf_loss(c, rel,
@@ -838,8 +839,19 @@ rule_goal(struct xf_ctx *c, struct fj_node *res)
 	if ((e = drop_encounter_ext(c, res, "Goal")) != GW_OK ||
 	    (e = role_refs(c, res, "expressedBy", "")) != GW_OK)
 		return e;
-	if (c->to == RULES_R4)
+	if (c->to == RULES_R4) {
+		/* R4 Goal.subject is 1..1, STU3's 0..1 */
+		if (fj_get(res, "subject") == NULL) {
+			if ((e = set_absent(c, res, "subject")) != GW_OK)
+				return e;
+			if ((e = xf_loss(c, "subject",
+					 "R4 Goal requires subject; marked "
+					 "with data-absent-reason unknown")) !=
+			    GW_OK)
+				return e;
+		}
 		return goal_to_r4(c, res);
+	}
 	if ((e = goal_to_stu3(c, res)) != GW_OK ||
 	    (e = drop_only(c, res, "Goal")) != GW_OK)
 		return e;

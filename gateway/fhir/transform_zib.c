@@ -177,6 +177,68 @@ role_refs(struct xf_ctx *c, struct fj_node *obj, const char *key,
 	return GW_OK;
 }
 
+/* The resource type Reference ref points at: the resolved Bundle
+ * entry's, else the segment before the id ("Type/id", also at the end
+ * of an absolute URL); "" when unknown. */
+static void
+ref_type(const struct xf_ctx *c, const struct fj_node *ref, char *out, size_t n)
+{
+	const char *r = fj_get_str(ref, "reference");
+	const char *t = fj_get_str(xf_resolve(c, r), "resourceType");
+	const char *slash, *start;
+
+	out[0] = '\0';
+	if (t != NULL) {
+		snprintf(out, n, "%s", t);
+		return;
+	}
+	if (r == NULL || (slash = strrchr(r, '/')) == NULL)
+		return;
+	for (start = slash; start > r && start[-1] != '/'; start--)
+		;
+	if ((size_t)(slash - start) < n)
+		snprintf(out, n, "%.*s", (int)(slash - start), start);
+}
+
+/* STU3 Observation.performer admits these; R4 also CareTeam (and
+ * PractitionerRole, which xf_role_ref turns into its Practitioner). */
+static const char *const obs_performer_stu3[] = {
+    "Practitioner", "Organization", "Patient", "RelatedPerson", NULL,
+};
+
+static enum gw_err
+obs_performers_stu3(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *perf = fj_get(res, "performer");
+	struct fj_node *k, *next;
+	size_t i = 0;
+	enum gw_err e;
+
+	if (perf == NULL || perf->type != FJ_ARRAY)
+		return GW_OK;
+	for (k = perf->u.kids.first; k != NULL; k = next, i++) {
+		char t[32], rel[48];
+		bool ok = false;
+
+		next = k->next;
+		ref_type(c, k, t, sizeof(t));
+		for (size_t j = 0; obs_performer_stu3[j] != NULL; j++)
+			ok = ok || strcmp(t, obs_performer_stu3[j]) == 0;
+		if (t[0] == '\0' || ok)
+			continue;
+		snprintf(rel, sizeof(rel), "performer[%zu]", i);
+		if ((e = xf_loss(c, rel,
+				 "STU3 Observation.performer cannot be a %s; "
+				 "this performer is left out",
+				 t)) != GW_OK)
+			return e;
+		arr_unlink(perf, k);
+	}
+	if (perf->u.kids.count == 0)
+		fj_remove(res, "performer");
+	return GW_OK;
+}
+
 /* Remove every extension of obj with url, reporting each at
  * prefix + "extension[i]" with why. */
 static enum gw_err
@@ -219,6 +281,7 @@ static const struct only_in only_in[] = {
     {"Observation", "partOf", RULES_R4},
     {"Observation", "focus", RULES_R4},
     {"Observation", "effectiveTiming", RULES_R4},
+    {"Observation", "valueAttachment", RULES_STU3},
     {NULL, NULL, RULES_R4},
 };
 
@@ -241,6 +304,91 @@ drop_only(struct xf_ctx *c, struct fj_node *res, const char *type)
 	return GW_OK;
 }
 
+/* A new object holding only a data-absent-reason "unknown" extension:
+ * how FHIR marks a required element that has no value (for a primitive,
+ * as its "_name" twin). */
+static struct fj_node *
+absent(struct xf_ctx *c)
+{
+	struct fj_node *o = fj_new_object(c->doc);
+	struct fj_node *arr = fj_new_array(c->doc);
+	struct fj_node *dar = xf_dar(c, "unknown");
+
+	if (o == NULL || arr == NULL || dar == NULL)
+		return NULL;
+	fj_append(arr, dar);
+	if (fj_set(c->doc, o, "extension", arr) != GW_OK)
+		return NULL;
+	return o;
+}
+
+/* zib2017 (nl-core-patient, nl-core-practitioner) requires the value of
+ * the identifier slices (BSN, UZI, AGB, BIG); R4 does not. An identifier
+ * without a value gets it marked absent, reported. */
+static enum gw_err
+identifier_values_stu3(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *ids = fj_get(res, "identifier");
+	size_t i = 0;
+	enum gw_err e;
+
+	if (c->to != RULES_STU3 || ids == NULL || ids->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *k = ids->u.kids.first; k != NULL;
+	     k = k->next, i++) {
+		struct fj_node *a;
+		char rel[48];
+
+		if (k->type != FJ_OBJECT || fj_get(k, "value") != NULL ||
+		    fj_get(k, "_value") != NULL)
+			continue;
+		if ((a = absent(c)) == NULL)
+			return GW_NOMEM;
+		if ((e = fj_set(c->doc, k, "_value", a)) != GW_OK)
+			return e;
+		snprintf(rel, sizeof(rel), "identifier[%zu].value", i);
+		if ((e = xf_loss(c, rel,
+				 "zib2017 requires the identifier's value; "
+				 "marked with data-absent-reason unknown")) !=
+		    GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
+/* zib2020 (R4) slices names by use: a "usual" name is the given name
+ * (roepnaam) and requires given; zib2017 has no such rule. A usual name
+ * without a given name is left out of R4, reported. */
+static enum gw_err
+usual_names_r4(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *names = fj_get(res, "name");
+	struct fj_node *k, *next;
+	size_t i = 0;
+	enum gw_err e;
+
+	if (c->to != RULES_R4 || names == NULL || names->type != FJ_ARRAY)
+		return GW_OK;
+	for (k = names->u.kids.first; k != NULL; k = next, i++) {
+		char rel[32];
+
+		next = k->next;
+		if (!fj_str_eq(fj_get(k, "use"), "usual") ||
+		    fj_get(k, "given") != NULL)
+			continue;
+		snprintf(rel, sizeof(rel), "name[%zu]", i);
+		if ((e = xf_loss(c, rel,
+				 "zib2020 requires the given name in a "
+				 "\"usual\" name; this name is left out")) !=
+		    GW_OK)
+			return e;
+		arr_unlink(names, k);
+	}
+	if (names->u.kids.count == 0)
+		fj_remove(res, "name");
+	return GW_OK;
+}
+
 /* ---- Patient ---- */
 
 static enum gw_err
@@ -249,7 +397,9 @@ rule_patient(struct xf_ctx *c, struct fj_node *res)
 	struct fj_node *contact = fj_get(res, "contact");
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Patient")) != GW_OK)
+	if ((e = drop_only(c, res, "Patient")) != GW_OK ||
+	    (e = identifier_values_stu3(c, res)) != GW_OK ||
+	    (e = usual_names_r4(c, res)) != GW_OK)
 		return e;
 	/* R4 allows a PractitionerRole, STU3 a Practitioner. */
 	if ((e = role_refs(c, res, "generalPractitioner", "")) != GW_OK)
@@ -447,16 +597,24 @@ rule_related_person(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "RelatedPerson")) != GW_OK)
+	if ((e = drop_only(c, res, "RelatedPerson")) != GW_OK ||
+	    (e = usual_names_r4(c, res)) != GW_OK)
 		return e;
 	return c->to == RULES_STU3 ? rp_to_stu3(c, res) : rp_to_r4(c, res);
 }
 
 /* ---- Practitioner, PractitionerRole ---- */
 
-/* Neither has an element of its own that differs between zib2017 and
- * zib2020 in the PZP profiles; the shared rules (URLs, Reference.type)
- * are all. PractitionerRole.practitioner stays a Practitioner. */
+/* Practitioner: the identifier values zib2017 requires. PractitionerRole
+ * has no element of its own that differs between zib2017 and zib2020 in
+ * the PZP profiles; the shared rules (URLs, Reference.type) are all. */
+static enum gw_err
+rule_practitioner(struct xf_ctx *c, struct fj_node *res)
+{
+	enum gw_err e = identifier_values_stu3(c, res);
+
+	return e != GW_OK ? e : usual_names_r4(c, res);
+}
 
 /* ---- Observation ---- */
 
@@ -621,12 +779,123 @@ obs_related_to_r4(struct xf_ctx *c, struct fj_node *res)
 	return GW_OK;
 }
 
+/* True when res claims one of the STU3 ACP Observation profiles. */
+static bool
+obs_is_acp_stu3(const struct fj_node *res)
+{
+	static const char *const names[] = {
+	    S3 "ACP-OrganDonationChoiceRegistration",
+	    S3 "ACP-PositionRegardingEuthanasia",
+	    S3 "ACP-PreferredPlaceOfDeath",
+	    S3 "ACP-SenseOfPurpose",
+	    S3 "ACP-SpecificCareWishes",
+	    NULL,
+	};
+
+	for (size_t i = 0; names[i] != NULL; i++)
+		if (has_profile(res, names[i]))
+			return true;
+	return false;
+}
+
+/*
+ * interpretation: R4 0..*, STU3 0..1 (on the Observation and on each
+ * component). To STU3 the first, more reported; to R4 an array of one.
+ */
+static enum gw_err
+obs_interpretation(struct xf_ctx *c, struct fj_node *obj, const char *prefix)
+{
+	struct fj_node *in = fj_get(obj, "interpretation");
+	char rel[64];
+	enum gw_err e;
+
+	if (in == NULL)
+		return GW_OK;
+	if (c->to == RULES_R4) {
+		struct fj_node *arr;
+
+		if (in->type != FJ_OBJECT)
+			return GW_OK;
+		if ((arr = fj_new_array(c->doc)) == NULL)
+			return GW_NOMEM;
+		fj_remove(obj, "interpretation");
+		fj_append(arr, in);
+		return fj_set(c->doc, obj, "interpretation", arr);
+	}
+	if (in->type != FJ_ARRAY)
+		return GW_OK;
+	if (in->u.kids.count > 1) {
+		snprintf(rel, sizeof(rel), "%sinterpretation", prefix);
+		if ((e = xf_loss(c, rel,
+				 "STU3 holds one interpretation; %zu more are "
+				 "left out",
+				 in->u.kids.count - 1)) != GW_OK)
+			return e;
+	}
+	if (in->u.kids.first == NULL) {
+		fj_remove(obj, "interpretation");
+		return GW_OK;
+	}
+	return fj_set(c->doc, obj, "interpretation", in->u.kids.first);
+}
+
+/* R4 valueInteger has no STU3 type: carried as a Quantity with that
+ * value (no unit), reported. On the Observation and its components. */
+static enum gw_err
+obs_value_integer(struct xf_ctx *c, struct fj_node *obj, const char *prefix)
+{
+	struct fj_node *v = fj_get(obj, "valueInteger");
+	struct fj_node *q;
+	char rel[64];
+	enum gw_err e;
+
+	if (c->to != RULES_STU3 || v == NULL)
+		return GW_OK;
+	if ((q = fj_new_object(c->doc)) == NULL)
+		return GW_NOMEM;
+	fj_remove(obj, "valueInteger");
+	if ((e = fj_set(c->doc, q, "value", v)) != GW_OK ||
+	    (e = fj_set(c->doc, obj, "valueQuantity", q)) != GW_OK)
+		return e;
+	snprintf(rel, sizeof(rel), "%svalueInteger", prefix);
+	return xf_loss(c, rel,
+		       "STU3 has no valueInteger; carried as valueQuantity "
+		       "without a unit");
+}
+
+/* obs_interpretation and obs_value_integer on the Observation and on
+ * each component. */
+static enum gw_err
+obs_values(struct xf_ctx *c, struct fj_node *res)
+{
+	struct fj_node *comp = fj_get(res, "component");
+	size_t i = 0;
+	enum gw_err e;
+
+	if ((e = obs_interpretation(c, res, "")) != GW_OK ||
+	    (e = obs_value_integer(c, res, "")) != GW_OK)
+		return e;
+	if (comp == NULL || comp->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *k = comp->u.kids.first; k != NULL;
+	     k = k->next, i++) {
+		char prefix[48];
+
+		snprintf(prefix, sizeof(prefix), "component[%zu].", i);
+		if ((e = obs_interpretation(c, k, prefix)) != GW_OK ||
+		    (e = obs_value_integer(c, k, prefix)) != GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
 static enum gw_err
 rule_observation(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Observation")) != GW_OK)
+	if ((e = drop_only(c, res, "Observation")) != GW_OK ||
+	    (e = obs_values(c, res)) != GW_OK)
 		return e;
 	if ((e = role_refs(c, res, "performer", "")) != GW_OK)
 		return e;
@@ -634,7 +903,23 @@ rule_observation(struct xf_ctx *c, struct fj_node *res)
 		return e;
 	if (c->to == RULES_R4)
 		return obs_related_to_r4(c, res);
-	if ((e = obs_related_to_stu3(c, res)) != GW_OK)
+	/* zib-GeneralMeasurement (every STU3 ACP Observation) requires
+	   subject; R4 Observation does not */
+	if (fj_get(res, "subject") == NULL && obs_is_acp_stu3(res)) {
+		struct fj_node *a = absent(c);
+
+		if (a == NULL)
+			return GW_NOMEM;
+		if ((e = fj_set(c->doc, res, "subject", a)) != GW_OK)
+			return e;
+		if ((e = xf_loss(c, "subject",
+				 "STU3 (zib-GeneralMeasurement) requires "
+				 "subject; marked with data-absent-reason "
+				 "unknown")) != GW_OK)
+			return e;
+	}
+	if ((e = obs_performers_stu3(c, res)) != GW_OK ||
+	    (e = obs_related_to_stu3(c, res)) != GW_OK)
 		return e;
 	/* An instant is a dateTime; STU3 has no effectiveInstant. */
 	if (xf_rename(res, "effectiveInstant", "effectiveDateTime") &&
@@ -674,6 +959,7 @@ rule_observation(struct xf_ctx *c, struct fj_node *res)
 const struct xf_type xf_types_zib[] = {
     {"Patient", rule_patient},
     {"RelatedPerson", rule_related_person},
+    {"Practitioner", rule_practitioner},
     {"Observation", rule_observation},
     {NULL, NULL},
 };

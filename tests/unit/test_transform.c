@@ -177,10 +177,10 @@ static const struct conv_case conv_cases[] = {
      "\"resourceType\":\"Bundle\",\"type\":\"collection\"}",
      GW_OK, "warning", "Bundle.entry[1].resource.subject", NULL, 1},
     {"contained resources converted", RULES_STU3, RULES_R4,
-     "{\"resourceType\":\"Goal\",\"contained\":[{\"resourceType\":"
+     "{\"resourceType\":\"Basic\",\"contained\":[{\"resourceType\":"
      "\"Procedure\",\"id\":\"p\",\"context\":{\"reference\":\"E/1\"}}]}",
      "{\"contained\":[{\"encounter\":{\"reference\":\"E/1\"},\"id\":\"p\","
-     "\"resourceType\":\"Procedure\"}],\"resourceType\":\"Goal\"}",
+     "\"resourceType\":\"Procedure\"}],\"resourceType\":\"Basic\"}",
      GW_OK, NULL, NULL, NULL, 0},
     {"STU3 practitionerrole-reference on any Reference becomes the role "
      "reference, reported",
@@ -196,12 +196,12 @@ static const struct conv_case conv_cases[] = {
     {"an extension of a namespace only the source has is left out, "
      "reported",
      RULES_STU3, RULES_R4,
-     "{\"resourceType\":\"Goal\",\"note\":[{\"extension\":[{\"url\":"
+     "{\"resourceType\":\"Basic\",\"note\":[{\"extension\":[{\"url\":"
      "\"" NICTIZ "zib-Nothing\",\"valueString\":\"x\"},{\"url\":\"urn:"
      "keep\"}]}]}",
      "{\"note\":[{\"extension\":[{\"url\":\"urn:keep\"}]}],"
-     "\"resourceType\":\"Goal\"}",
-     GW_OK, "warning", "Goal.note[0].extension[0]", "no R4 counterpart", 1},
+     "\"resourceType\":\"Basic\"}",
+     GW_OK, "warning", "Basic.note[0].extension[0]", "no R4 counterpart", 1},
     {"R4 ext- namespace left out going to STU3, the empty array too", RULES_R4,
      RULES_STU3,
      "{\"resourceType\":\"Goal\",\"extension\":[{\"url\":\"" NICTIZ

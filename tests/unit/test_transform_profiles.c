@@ -130,10 +130,10 @@ static const struct pcase cases[] = {
     {"PZP 0.1.3 OtherImportantInformation is STU3 SenseOfPurpose",
      RULES_R4,
      RULES_STU3,
-     "{'resourceType':'Observation','meta':{'profile':['" R4B
-     "ACP-OtherImportantInformation']}}",
-     "{'resourceType':'Observation','meta':{'profile':['" S3
-     "ACP-SenseOfPurpose']}}",
+     "{'resourceType':'Observation','subject':{'reference':'Patient/"
+     "1'},'meta':{'profile':['" R4B "ACP-OtherImportantInformation']}}",
+     "{'resourceType':'Observation','subject':{'reference':'Patient/"
+     "1'},'meta':{'profile':['" S3 "ACP-SenseOfPurpose']}}",
      GW_OK,
      {NULL},
      NULL},
@@ -354,9 +354,10 @@ static const struct pcase cases[] = {
     {"OrganDonationChoiceRegistration method filled for STU3",
      RULES_R4,
      RULES_STU3,
-     "{'resourceType':'Observation','meta':{'profile':['" R4A
-     "ACP-OrganDonationChoiceRegistration']}}",
-     "{'resourceType':'Observation','meta':{'profile':['" S3
+     "{'resourceType':'Observation','subject':{'reference':'Patient/"
+     "1'},'meta':{'profile':['" R4A "ACP-OrganDonationChoiceRegistration']}}",
+     "{'resourceType':'Observation','subject':{'reference':'Patient/"
+     "1'},'meta':{'profile':['" S3
      "ACP-OrganDonationChoiceRegistration']},'method':{'coding':[{'system':"
      "'" SCT "','code':'1156040003','display':'self reported'}]}}",
      GW_OK,
@@ -376,9 +377,11 @@ static const struct pcase cases[] = {
     {"other Observations get no method",
      RULES_R4,
      RULES_STU3,
-     "{'resourceType':'Observation','meta':{'profile':['" R4A
+     "{'resourceType':'Observation','subject':{'reference':'Patient/"
+     "1'},'meta':{'profile':['" R4A
      "ACP-SenseOfPurpose']},'code':" CC(SCT, "570801000146104") "}",
-     "{'resourceType':'Observation','meta':{'profile':['" S3
+     "{'resourceType':'Observation','subject':{'reference':'Patient/"
+     "1'},'meta':{'profile':['" S3
      "ACP-SenseOfPurpose']},'code':" CC(SCT, "570801000146104") "}",
      GW_OK,
      {NULL},
@@ -393,6 +396,73 @@ static const struct pcase cases[] = {
      "'PractitionerRole/r','display':'d'}}]}]}",
      GW_OK,
      {"Observation.performer[0]"},
+     NULL},
+
+    {"Observation CareTeam performer left out of STU3",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Observation','performer':[{'reference':'https://x/"
+     "fhir/CareTeam/1'},{'reference':'Patient/1'}]}",
+     "{'resourceType':'Observation','performer':[{'reference':'Patient/1'}]}",
+     GW_OK,
+     {"Observation.performer[0]"},
+     "CareTeam"},
+
+    {"ACP Observation without subject: marked for STU3",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Observation','meta':{'profile':['" R4A
+     "ACP-SpecificCareWishes']}}",
+     "{'resourceType':'Observation','meta':{'profile':['" S3
+     "ACP-SpecificCareWishes']},'subject':{'extension':[{'url':'" XF_DAR_URL
+     "','valueCode':'unknown'}]}}",
+     GW_OK,
+     {"Observation.subject"},
+     "requires subject"},
+    {"Practitioner identifier without value: marked for STU3",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Practitioner','identifier':[{'system':'http://"
+     "fhir.nl/fhir/NamingSystem/agb-z'},{'system':'s','value':'1'}]}",
+     "{'resourceType':'Practitioner','identifier':[{'system':'http://"
+     "fhir.nl/fhir/NamingSystem/"
+     "agb-z','_value':{'extension':[{'url':'" XF_DAR_URL
+     "','valueCode':'unknown'}]}},{'system':'s','value':'1'}]}",
+     GW_OK,
+     {"Practitioner.identifier[0].value"},
+     NULL},
+
+    {"a usual name without given is left out of R4",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'Practitioner','name':[{'use':'official','family':"
+     "'F'},{'use':'usual','text':'t'}]}",
+     "{'resourceType':'Practitioner','name':[{'use':'official','family':"
+     "'F'}]}",
+     GW_OK,
+     {"Practitioner.name[1]"},
+     "given"},
+
+    {"Observation interpretations and valueInteger to STU3",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Observation','interpretation':[{'text':'a'},{'text':"
+     "'b'}],'component':[{'code':{'text':'c'},'valueInteger':3,"
+     "'interpretation':[{'text':'x'}]}]}",
+     "{'resourceType':'Observation','interpretation':{'text':'a'},"
+     "'component':[{'code':{'text':'c'},'valueQuantity':{'value':3},"
+     "'interpretation':{'text':'x'}}]}",
+     GW_OK,
+     {"Observation.interpretation", "Observation.component[0].valueInteger"},
+     "one interpretation"},
+    {"Observation interpretation to R4; valueAttachment left out",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'Observation','interpretation':{'text':'a'},"
+     "'valueAttachment':{'url':'http://x/a'}}",
+     "{'resourceType':'Observation','interpretation':[{'text':'a'}]}",
+     GW_OK,
+     {"Observation.valueAttachment"},
      NULL},
 
     /* ---- Encounter ---- */
@@ -510,6 +580,17 @@ static const struct pcase cases[] = {
       "Bundle.entry[1].resource.performer[2]",
       "Bundle.entry[1].resource.category"},
      "Practitioner or Organization"},
+    {"ACP Procedure Device performer left out",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Procedure','category':{'text':'c'},'code':" CC(
+	 SCT, "713603004") ",'performer':[{'actor':{'reference':'Device/1'}},{"
+			   "'actor':{'display':'someone'}}]}",
+     "{'resourceType':'Procedure','category':{'text':'c'},'code':" CC(
+	 SCT, "713603004") ",'performer':[{'actor':{'display':'someone'}}]}",
+     GW_OK,
+     {"Procedure.performer[0]"},
+     NULL},
     {"other Procedures keep their performers and get no category",
      RULES_R4,
      RULES_STU3,
@@ -610,8 +691,10 @@ static const struct pcase cases[] = {
     {"Goal behind-target to active and worsening",
      RULES_STU3,
      RULES_R4,
-     "{'resourceType':'Goal','status':'behind-target'}",
-     "{'resourceType':'Goal','lifecycleStatus':'active',"
+     "{'resourceType':'Goal','subject':{'reference':'Patient/"
+     "1'},'status':'behind-target'}",
+     "{'resourceType':'Goal','subject':{'reference':'Patient/"
+     "1'},'lifecycleStatus':'active',"
      "'achievementStatus':{'coding':[{'system':'" ACH "','code':"
      "'worsening'}]}}",
      GW_OK,
@@ -620,11 +703,15 @@ static const struct pcase cases[] = {
     {"Goal in-progress to active, achieved to completed",
      RULES_STU3,
      RULES_R4,
-     "{'resourceType':'Bundle','entry':[{'resource':{'resourceType':'Goal',"
-     "'status':'in-progress'}},{'resource':{'resourceType':'Goal','status':"
+     "{'resourceType':'Bundle','entry':[{'resource':{'resourceType':'Goal','"
+     "subject':{'reference':'Patient/1'},"
+     "'status':'in-progress'}},{'resource':{'resourceType':'Goal','subject':{'"
+     "reference':'Patient/1'},'status':"
      "'achieved'}}]}",
-     "{'resourceType':'Bundle','entry':[{'resource':{'resourceType':'Goal',"
-     "'lifecycleStatus':'active'}},{'resource':{'resourceType':'Goal',"
+     "{'resourceType':'Bundle','entry':[{'resource':{'resourceType':'Goal','"
+     "subject':{'reference':'Patient/1'},"
+     "'lifecycleStatus':'active'}},{'resource':{'resourceType':'Goal','subject'"
+     ":{'reference':'Patient/1'},"
      "'lifecycleStatus':'completed'}}]}",
      GW_OK,
      {NULL},
@@ -652,8 +739,10 @@ static const struct pcase cases[] = {
     {"Goal target becomes an array in R4",
      RULES_STU3,
      RULES_R4,
-     "{'resourceType':'Goal','target':{'dueDate':'2021'}}",
-     "{'resourceType':'Goal','target':[{'dueDate':'2021'}]}",
+     "{'resourceType':'Goal','subject':{'reference':'Patient/"
+     "1'},'target':{'dueDate':'2021'}}",
+     "{'resourceType':'Goal','subject':{'reference':'Patient/"
+     "1'},'target':[{'dueDate':'2021'}]}",
      GW_OK,
      {NULL},
      NULL},
@@ -685,6 +774,16 @@ static const struct pcase cases[] = {
      GW_OK,
      {NULL},
      NULL},
+
+    {"Goal without subject: marked for R4",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'Goal','status':'proposed'}",
+     "{'resourceType':'Goal','lifecycleStatus':'proposed','subject':{"
+     "'extension':[{'url':'" XF_DAR_URL "','valueCode':'unknown'}]}}",
+     GW_OK,
+     {"Goal.subject"},
+     "requires subject"},
 
     /* ---- Communication ---- */
     {"Communication coded topic left out, about to topic, sender role",
