@@ -122,6 +122,14 @@ def test_stu3_post_is_stored_as_valid_r4_with_report(gateway, f1_stu3,
                             h["x-message-id"]],
                            check=True, capture_output=True, text=True).stdout
     assert "transformed:" in shown
+    # inbox show: the R4 document alone on stdout, the report named
+    # on stderr.
+    p = subprocess.run([gw.BINARY, "inbox", "--store",
+                        os.path.join(gateway.dir, "pzpgw.db"), "show",
+                        h["x-message-id"]],
+                       check=True, capture_output=True, text=True)
+    assert json.loads(p.stdout)["entry"][0]["resource"]["eventCoding"]
+    assert "pzpgw queue show " + h["x-message-id"] in p.stderr
     assert "event=transformed" in gateway.log_text()
     assert F1_BSN not in gateway.log_text()
 
