@@ -348,6 +348,48 @@ to_stu3(const struct fj_node *root, struct fj_doc **out)
 	return GW_OK;
 }
 
+static void answer_outcome(struct run *rn, int status, json_t *oo);
+
+/*
+ * The 406 for a client that asked for STU3 when root has no STU3 form
+ * (xf_convert refused): the conversion runs again with a report, only on
+ * this path, to name what STU3 cannot say and where.
+ */
+static void
+answer_no_stu3(struct run *rn, const struct fj_node *root)
+{
+	struct fj_doc *d = fj_doc_new();
+	json_t *rep = fhir_outcome_new(), *issue = NULL, *oo;
+	const char *why = NULL, *expr = NULL;
+
+	if (d != NULL && rep != NULL && (d->root = fj_copy(d, root)) != NULL &&
+	    xf_convert(d, RULES_R4, RULES_STU3, rep) != GW_OK) {
+		size_t i;
+		json_t *it;
+
+		json_array_foreach(json_object_get(rep, "issue"), i, it)
+		{
+			const char *sev =
+			    json_string_value(json_object_get(it, "severity"));
+
+			if (sev != NULL && strcmp(sev, "error") == 0)
+				issue = it;
+		}
+	}
+	why = json_string_value(json_object_get(issue, "diagnostics"));
+	expr = json_string_value(
+	    json_array_get(json_object_get(issue, "expression"), 0));
+	oo = fhir_outcome_one(FHIR_ERROR, "not-supported", expr,
+			      "this answer has no FHIR STU3 form (%s); ask for "
+			      "R4 (Accept: application/fhir+json; "
+			      "fhirVersion=4.0)",
+			      why != NULL ? why : "the conversion refused it");
+	json_decref(rep);
+	fj_doc_free(d);
+	rn->j->etag[0] = rn->j->last_modified[0] = '\0';
+	answer_outcome(rn, 406, oo);
+}
+
 /* Serialise root as the answer with status (in STU3 when the client asked
  * for it). */
 static void
@@ -366,6 +408,10 @@ answer_root(struct run *rn, int status, const struct fj_node *root)
 	j->out_stu3 = false;
 	if (j->stu3) {
 		rc = to_stu3(root, &conv);
+		if (rc == GW_REJECT) {
+			answer_no_stu3(rn, root);
+			return;
+		}
 		if (conv != NULL) {
 			root = conv->root;
 			j->out_stu3 = true;

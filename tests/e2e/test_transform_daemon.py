@@ -274,6 +274,35 @@ def test_gp_asks_for_stu3_and_gets_valid_stu3(gateway, tmp_path):
     assert json.loads(cs)["fhirVersion"] == "4.0.1"
 
 
+def test_stu3_answer_without_stu3_form_is_406(gateway):
+    """Stored R4 that STU3 cannot say (a CommunicationRequest with the
+    R4-only modifier doNotPerform) asked for in STU3: 406 with an
+    OperationOutcome that says to ask for R4, not a 500."""
+    m = r4_message([GP1])
+    patient = next(e["fullUrl"] for e in m["entry"]
+                   if e["resource"]["resourceType"] == "Patient")
+    url = "urn:uuid:" + str(uuid.uuid4())
+    m["entry"].append({"fullUrl": url, "resource": {
+        "resourceType": "CommunicationRequest", "status": "active",
+        "doNotPerform": True, "subject": {"reference": patient},
+        "payload": [{"contentString": "no phone calls at night"}]}})
+    m["entry"][0]["resource"]["focus"].append({"reference": url})
+    st, _, out = post(gateway, m, content_type="application/fhir+json")
+    assert st == 202, out
+    pid = patient_id(gateway)
+    path = "/fhir/CommunicationRequest?patient=" + pid
+    st, _, body = pull(gateway, path, "application/fhir+json")
+    assert st == 200 and json.loads(body)["total"] == 1, body
+    st, h, body = pull(gateway, path, STU3_JSON)
+    oo = json.loads(body)
+    assert st == 406, oo
+    assert oo["resourceType"] == "OperationOutcome"
+    assert oo["issue"][0]["code"] == "not-supported"
+    assert "fhirVersion=4.0" in oo["issue"][0]["diagnostics"]
+    assert "CommunicationRequest" in oo["issue"][0]["diagnostics"]
+    assert "fhirVersion" not in h["content-type"]
+
+
 def test_peer_default_fhir_stu3(pki, tmp_path):
     g = gw.Gateway(pki, str(tmp_path))
     g.sections["peer " + GP1]["fhir"] = "stu3"
