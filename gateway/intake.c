@@ -1290,11 +1290,14 @@ intake_to_stu3(const struct intake *in, const void *doc, size_t len, char **out,
 	if (err != GW_OK) {
 		const json_t *last =
 		    json_array_get(json_object_get(rep, "issue"), *notes - 1);
+		const char *expr = json_string_value(
+		    json_array_get(json_object_get(last, "expression"), 0));
 
-		snprintf(errbuf, errlen, "no STU3 form: %s",
+		snprintf(errbuf, errlen, "no STU3 form: %s%s%s",
 			 *notes > 0 ? json_string_value(
 					  json_object_get(last, "diagnostics"))
-				    : gw_strerror(err));
+				    : gw_strerror(err),
+			 expr != NULL ? " at " : "", expr != NULL ? expr : "");
 		goto done;
 	}
 	if (in->key == NULL) {

@@ -479,3 +479,27 @@ def test_check_config_knows_fhir(tmp_path):
     first = r.stderr.splitlines()[0]
     assert first.startswith("%s:11: " % conf), first
     assert "fhir" in first and "stu3" in first and "r4" in first, first
+
+
+def test_stu3_peer_message_without_stu3_form_is_dead(pki, tmp_path,
+                                                     receiver):
+    g = sending_gateway(pki, tmp_path, receiver.port, fhir="stu3")
+    try:
+        m = r4_message([GP1])
+        patient = next(e["fullUrl"] for e in m["entry"]
+                       if e["resource"]["resourceType"] == "Patient")
+        url = "urn:uuid:" + str(uuid.uuid4())
+        m["entry"].append({"fullUrl": url, "resource": {
+            "resourceType": "CommunicationRequest", "status": "active",
+            "doNotPerform": True, "subject": {"reference": patient}}})
+        m["entry"][0]["resource"]["focus"].append({"reference": url})
+        st, h, out = post(g, m, content_type="application/fhir+json")
+        assert st == 202, out
+        gw.wait_for(lambda: "error=no_stu3_form" in g.log_text(),
+                    timeout=20, what="the dead letter")
+        row = store_show(g, h["x-message-id"])["rows"][0]
+        assert row["state"] == "dead", row
+        assert "doNotPerform" in row["last_error"], row
+        assert receiver.received == []
+    finally:
+        g.stop()
