@@ -23,6 +23,8 @@
  *   other; prints sets and requests per second, the p50/p99 of a
  *   whole set (its first request, carrying the handshake, not counted)
  *   and its own CPU time per set.
+ *   LOADGEN_ACCEPT=LINE replaces the Accept header line (e.g. "Accept:
+ *   application/fhir+json; fhirVersion=3.0" for STU3 answers).
  * usage: loadgen fsync DIR COUNT
  *   COUNT times write 4 KiB and fdatasync in DIR; prints fsyncs/s.
  */
@@ -392,8 +394,12 @@ cmd_get(char **argv)
 		struct gslot *s = &slots[i];
 
 		s->easy = curl_easy_init();
-		s->hdrs =
-		    curl_slist_append(NULL, "Accept: application/fhir+json");
+		/* LOADGEN_ACCEPT: the whole Accept header line, e.g. for
+		 * STU3 answers (bench_pull_stu3.sh). */
+		s->hdrs = curl_slist_append(
+		    NULL, getenv("LOADGEN_ACCEPT") != NULL
+			      ? getenv("LOADGEN_ACCEPT")
+			      : "Accept: application/fhir+json");
 		curl_easy_setopt(s->easy, CURLOPT_SSLCERT, cert);
 		curl_easy_setopt(s->easy, CURLOPT_SSLKEY, key);
 		curl_easy_setopt(s->easy, CURLOPT_CAINFO, cacert);

@@ -182,9 +182,18 @@ void
 api_metadata(struct http_req *req, void *arg)
 {
 	struct api *api = arg;
-	json_t *cs =
-	    api_capability_statement(api->org_routes, http_req_config(req));
+	const struct config *cfg = http_req_config(req);
+	const struct tls_peer *peer = http_req_peer(req);
+	json_t *cs = api_capability_statement(api->org_routes, cfg);
 	struct buf out;
+
+	/* A client that asks for STU3 (or a peer with fhir = stu3) is
+	 * answered in STU3 by the pull API (provider.c): say so here. */
+	if (cs != NULL &&
+	    config_fhir_stu3(peer != NULL ? config_peer_find(cfg, peer->ura)
+					  : NULL,
+			     http_req_header(req, "Accept")))
+		json_object_set_new(cs, "fhirVersion", json_string("3.0.2"));
 
 	if (cs == NULL || api->to_xml == NULL || !api_wants_xml(req)) {
 		http_reply_json(req, 200, cs);

@@ -172,6 +172,13 @@ inbox_show(struct store *s, const char *id)
 	if (fwrite(out.data, 1, out.len, stdout) == out.len &&
 	    fflush(stdout) == 0)
 		rc = CLI_OK;
+	/* stdout stays the document alone (it pipes); what intake changed
+	 * is said beside it. */
+	if (m->report != NULL)
+		fprintf(stderr,
+			"pzpgw inbox show: %s was normalised or converted on "
+			"intake; the report: pzpgw queue show %s\n",
+			id, id);
 out:
 	buf_cleanup(&out);
 	fj_doc_free(doc);

@@ -342,6 +342,35 @@ queue_target(const struct queue_args *a, char *id, size_t n,
 	return CLI_OK;
 }
 
+/* The transform report kept with a message (what intake normalised or
+ * converted), one line per issue: severity, FHIRPath, diagnostics. */
+static void
+queue_print_report(FILE *out, const char *report)
+{
+	json_t *oo = report ? json_loads(report, 0, NULL) : NULL;
+	json_t *issues = json_object_get(oo, "issue");
+	size_t i;
+	json_t *it;
+
+	if (oo == NULL)
+		return;
+	fprintf(out, "transformed:   %zu note%s\n", json_array_size(issues),
+		json_array_size(issues) == 1 ? "" : "s");
+	json_array_foreach(issues, i, it)
+	{
+		const char *expr = json_string_value(
+		    json_array_get(json_object_get(it, "expression"), 0));
+
+		fprintf(out, "  %s %s: %s\n",
+			queue_nz(
+			    json_string_value(json_object_get(it, "severity"))),
+			expr ? expr : "-",
+			queue_nz(json_string_value(
+			    json_object_get(it, "diagnostics"))));
+	}
+	json_decref(oo);
+}
+
 static int
 queue_show(struct store *s, const struct queue_args *a)
 {
@@ -382,6 +411,10 @@ queue_show(struct store *s, const struct queue_args *a)
 		queue_json_time(o, "accepted_at", m->accepted_at);
 		json_object_set_new(o, "answer_status",
 				    json_integer(m->answer_status));
+		if (m->report != NULL)
+			json_object_set_new(
+			    o, "transform_report",
+			    json_loads(m->report, JSON_DECODE_ANY, NULL));
 		for (size_t i = 0; i < m->nrows; i++)
 			if (receiver == NULL ||
 			    strcmp(receiver, m->rows[i].receiver) == 0)
@@ -410,6 +443,7 @@ queue_show(struct store *s, const struct queue_args *a)
 	fprintf(out, "accepted at:   %s\n",
 		queue_time(m->accepted_at, t, sizeof(t)));
 	fprintf(out, "answer status: %d\n", m->answer_status);
+	queue_print_report(out, m->report);
 	for (size_t i = 0; i < m->nrows; i++) {
 		const struct store_row *r = &m->rows[i];
 

@@ -82,6 +82,7 @@ static const char *const logs[] = {"syslog", "stderr", NULL};
 static const char *const creates[] = {"auto", "yes", "no", NULL};
 static const char *const allows[] = {"push", "pull", "validate", NULL};
 static const char *const views[] = {"full", "social", NULL};
+static const char *const fhirs[] = {"r4", "stu3", NULL};
 
 #define KIB  1024ull
 #define MIB  (1024ull * KIB)
@@ -179,6 +180,7 @@ static const struct key peer_keys[] = {
     {"peer", "notify", T_STR, F_HTTPS | F_NOTIFY, P(notify), NULL, 0, 0, NULL},
     {"peer", "resources", T_STR, F_RESOURCES, P(resources), NULL, 0, 0, NULL},
     {"peer", "view", T_ENUM, 0, P(view), "full", 0, 0, views},
+    {"peer", "fhir", T_ENUM, 0, P(fhir), "r4", 0, 0, fhirs},
 };
 
 #define N_CFG_KEYS  UTIL_ARRAY_LEN(cfg_keys)
@@ -1745,6 +1747,20 @@ config_warnings(const struct config *cfg, config_err_fn warn, void *arg)
 	}
 	n += route_warnings(cfg, warn, arg);
 	return n + store_warnings(cfg, warn, arg);
+}
+
+bool
+config_fhir_stu3(const struct config_peer *p, const char *accept)
+{
+	const char *v = accept ? strstr(accept, "fhirVersion=") : NULL;
+
+	if (v != NULL) {
+		v += strlen("fhirVersion=");
+		if (*v == '"')
+			v++;
+		return strncmp(v, "3.", 2) == 0;
+	}
+	return p != NULL && p->fhir != NULL && strcmp(p->fhir, "stu3") == 0;
 }
 
 const struct config_peer *

@@ -45,6 +45,10 @@ struct config_peer {
 	 * patients arrives here (notified pull); NULL: none. Only for a
 	 * peer this gateway serves (allow pull, no endpoint). */
 	char *notify;
+	/* "r4" (default) or "stu3": the FHIR version this peer's deliveries
+	 * are converted to and its Provider API answers are in when its
+	 * Accept header names none (issue 12). */
+	char *fhir;
 	int line;	 /* line of the section header */
 	int notify_line; /* line of notify, 0 when unset */
 };
@@ -159,6 +163,11 @@ int config_check_routes(const struct config *cfg, config_err_fn err, void *arg);
 void config_free(struct config *cfg);
 
 /* The [peer] section for ura, or NULL. Borrowed from cfg. */
+/* Whether a request with Accept header accept (NULL: none) from peer p
+ * (NULL: unknown) is answered in FHIR STU3: the Accept's fhirVersion
+ * parameter (3.x STU3, anything else R4), else p's fhir. */
+bool config_fhir_stu3(const struct config_peer *p, const char *accept);
+
 const struct config_peer *config_peer_find(const struct config *cfg,
 					   const char *ura);
 

@@ -93,6 +93,7 @@ struct deliver_xfer {
 	char server_ura[CONFIG_URA_LEN + 1];
 	unsigned attempt;
 	bool notice;	  /* a notice (STORE_NOTICE) to the notify URL */
+	bool stu3;	  /* msg->doc was converted to STU3 (deliver_stu3) */
 	int64_t age_from; /* the maximum age counts from here */
 	uint64_t started;
 	struct buf body;	/* first DELIVER_BODY_MAX bytes of the answer */
@@ -117,7 +118,9 @@ struct deliver {
 	size_t nnoroute;
 	struct store_backoff backoff;
 	bool stopped;
-	bool claim_failed; /* the last claim failed: logged once */
+	bool claim_failed;	 /* the last claim failed: logged once */
+	deliver_stu3_fn to_stu3; /* deliver_set_stu3 */
+	void *to_stu3_arg;
 };
 
 static void deliver_multi_check(struct deliver_multi *dm);
@@ -615,8 +618,9 @@ deliver_easy_setup(struct deliver *d, const char *url, struct deliver_xfer *x)
 	long timeout = (long)cfg->delivery_timeout_ms;
 	CURLcode rc = CURLE_OK;
 
-	static const char *const fixed[] = {
-	    "Content-Type: application/fhir+json",
+	const char *const fixed[] = {
+	    x->stu3 ? "Content-Type: application/fhir+json; fhirVersion=3.0"
+		    : "Content-Type: application/fhir+json",
 	    "Accept: application/fhir+json",
 	    "Expect:", /* no 100-continue round trip */
 	};
@@ -701,6 +705,49 @@ deliver_no_url(struct deliver *d, const struct deliver_xfer *x,
 		  x->notice ? "dead" : "retry");
 }
 
+void
+deliver_set_stu3(struct deliver *d, deliver_stu3_fn fn, void *arg)
+{
+	d->to_stu3 = fn;
+	d->to_stu3_arg = arg;
+}
+
+/*
+ * A message for a receiver whose [peer] has fhir = stu3 goes converted
+ * and signed over the STU3 bytes (issue 12): x->msg->doc is replaced.
+ * GW_OK (also when nothing was to do); GW_INVALID when the message has no
+ * STU3 form (why says it: dead-lettered by the caller, like any
+ * permanent failure); GW_NOMEM.
+ */
+static enum gw_err
+deliver_stu3(struct deliver *d, struct deliver_xfer *x, char *why,
+	     size_t whylen)
+{
+	const struct config_peer *cp = config_peer_find(d->cfg, x->receiver);
+	size_t len = 0, notes = 0;
+	char *out = NULL;
+	enum gw_err err;
+
+	if (x->notice || cp == NULL || cp->fhir == NULL ||
+	    strcmp(cp->fhir, "stu3") != 0)
+		return GW_OK;
+	if (d->to_stu3 == NULL) {
+		snprintf(why, whylen, "no STU3 converter");
+		return GW_INVALID;
+	}
+	err = d->to_stu3(d->to_stu3_arg, x->msg->doc, x->msg->doc_len, &out,
+			 &len, &notes, why, whylen);
+	if (err != GW_OK)
+		return err;
+	free(x->msg->doc);
+	x->msg->doc = out;
+	x->msg->doc_len = len;
+	x->stu3 = true;
+	log_info("event=delivery_converted id=%s receiver=%s to=stu3 notes=%zu",
+		 x->id, x->receiver, notes);
+	return GW_OK;
+}
+
 /* Start one claimed row. On failure the row goes back to the store. */
 static void
 deliver_start(struct deliver *d, struct deliver_peer *p,
@@ -709,7 +756,7 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 	struct deliver_multi *dm = d->multis;
 	struct deliver_xfer *x = NULL;
 	int64_t now = util_wall_ms();
-	char labels[64] = "";
+	char labels[64] = "", conv[256] = "";
 	const char *why, *url;
 	enum gw_err err;
 
@@ -750,6 +797,23 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 	url = x->notice ? p->notify : p->url;
 	if (url == NULL) {
 		deliver_no_url(d, x, row, now);
+		deliver_xfer_free(x);
+		return;
+	}
+	if ((err = deliver_stu3(d, x, conv, sizeof(conv))) != GW_OK) {
+		if (err == GW_NOMEM) {
+			why = "out of memory converting to STU3";
+			goto fail;
+		}
+		log_warnx("event=delivery id=%s receiver=%s outcome=dead "
+			  "error=no_stu3_form",
+			  row->id, row->receiver);
+		store_failed_perm(d->store, row->id, row->receiver, 0, conv,
+				  NULL);
+		metrics_label(labels, sizeof(labels), "receiver",
+			      row->receiver);
+		metrics_label(labels, sizeof(labels), "outcome", "dead");
+		metrics_add(M_TOTAL, labels, 1);
 		deliver_xfer_free(x);
 		return;
 	}

@@ -27,6 +27,18 @@ enum gw_err deliver_new(struct event_base *base, struct store *store,
 			const struct config *cfg, struct deliver **out,
 			char *errbuf, size_t errlen);
 
+/* Converts a stored R4 message (len bytes of doc) into the signed STU3
+ * bytes a [peer] with fhir = stu3 receives (*out heap, caller frees;
+ * *notes: issues the conversion reported); GW_INVALID with errbuf when it
+ * has no STU3 form. The daemon's is intake_to_stu3. */
+typedef enum gw_err (*deliver_stu3_fn)(void *arg, const void *doc, size_t len,
+				       char **out, size_t *out_len,
+				       size_t *notes, char *errbuf,
+				       size_t errlen);
+/* Set the converter for STU3 receivers (arg borrowed until deliver_free);
+ * without one a message for such a receiver is dead-lettered. */
+void deliver_set_stu3(struct deliver *d, deliver_stu3_fn fn, void *arg);
+
 /* Rows may have become due (an accept was committed, an operator acted):
  * claim and start what the limits allow, soon, from the loop. */
 void deliver_kick(struct deliver *d);

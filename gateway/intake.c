@@ -6,8 +6,10 @@
 #include <strings.h>
 
 #include <event2/event.h>
+#include <openssl/sha.h>
 
 #include "buf.h"
+#include "canon.h"
 #include "outcome.h"
 #include "fjson.h"
 #include "index.h"
@@ -16,6 +18,7 @@
 #include "message.h"
 #include "notify.h"
 #include "policy.h"
+#include "transform.h"
 #include "util.h"
 #include "workpool.h"
 
@@ -71,14 +74,39 @@ intake_cleanup(struct intake *in)
 }
 
 /* The FHIR version a request's Content-Type names (fhirVersion=3.0 is
- * STU3); R4 otherwise. */
+ * STU3, fhirVersion=4.0 R4); R4 otherwise. *stated says whether it named
+ * one. */
 static enum rules_fhir
-request_fhir(const struct http_req *req)
+request_fhir(const struct http_req *req, bool *stated)
 {
 	const char *ct = http_req_header(req, "Content-Type");
 	const char *p = ct ? strstr(ct, "fhirVersion=") : NULL;
 
+	*stated = p != NULL;
 	if (p != NULL && strncmp(p + 12, "3.", 2) == 0)
+		return RULES_STU3;
+	return RULES_R4;
+}
+
+/*
+ * The FHIR version of a message Bundle whose request did not name one,
+ * from what only one version has: STU3's MessageHeader.event (a Coding;
+ * R4 has eventCoding or eventUri) or top-level receiver, or STU3's
+ * Bundle.signature.blob (R4: data). R4 when nothing tells.
+ */
+static enum rules_fhir
+detect_fhir(const struct fj_node *bundle)
+{
+	const struct fj_node *entry = fj_get(bundle, "entry");
+	const struct fj_node *mh =
+	    entry != NULL && entry->type == FJ_ARRAY && entry->u.kids.first
+		? fj_get(entry->u.kids.first, "resource")
+		: NULL;
+
+	if (fj_get(fj_get(bundle, "signature"), "blob") != NULL)
+		return RULES_STU3;
+	if (fj_str_eq(fj_get(mh, "resourceType"), "MessageHeader") &&
+	    (fj_get(mh, "event") != NULL || fj_get(mh, "receiver") != NULL))
 		return RULES_STU3;
 	return RULES_R4;
 }
@@ -126,9 +154,12 @@ status_path(char *out, size_t n, const char *id)
 	return out;
 }
 
-/* The answer given for an accepted message (also kept for duplicates). */
+/* The answer given for an accepted message (also kept for duplicates);
+ * note (may be NULL) is one more information issue, such as what intake
+ * converted. */
 static char *
-accepted_body(const char *id, size_t nreceivers, bool outbound)
+accepted_body(const char *id, size_t nreceivers, bool outbound,
+	      const char *note)
 {
 	char path[160];
 	json_t *oo = fhir_outcome_new();
@@ -146,6 +177,9 @@ accepted_body(const char *id, size_t nreceivers, bool outbound)
 	else
 		fhir_outcome_add(oo, FHIR_INFORMATION, "informational", NULL, 0,
 				 0, "received and stored as message %s", id);
+	if (note != NULL)
+		fhir_outcome_add(oo, FHIR_INFORMATION, "informational", NULL, 0,
+				 0, "%s", note);
 	text = fhir_dump(oo);
 	json_decref(oo);
 	return text;
@@ -354,7 +388,11 @@ struct intake_job {
 	size_t nremote;
 	const struct sign_key *key;
 	const struct sign_trust *trust;
-	enum rules_fhir v;
+	enum rules_fhir v;    /* the version worked on (R4 once converted) */
+	bool v_stated;	      /* the Content-Type named the version */
+	bool converted;	      /* received as STU3, converted to R4 */
+	char *report;	      /* transform report (JSON) to store; owned */
+	size_t report_issues; /* its number of issues */
 	bool outbound;
 	bool is_signed;
 	char peer[CONFIG_URA_LEN + 1];
@@ -397,6 +435,7 @@ job_free(struct intake_job *j)
 	for (size_t i = 0; i < j->nindex; i++)
 		index_free(j->index[i]);
 	free(j->jws);
+	free(j->report);
 	free(j->profile);
 	free(j->type);
 	buf_cleanup(&j->bytes);
@@ -732,8 +771,11 @@ job_keep_sender_signature(struct intake_job *j)
 	char err[256];
 	enum gw_err e;
 
-	if (!j->outbound || !j->is_signed || j->kept[0] != '\0' ||
-	    strcmp(j->signer, j->info.sender) != 0)
+	/* A converted message is not what its sender signed: the sender's
+	 * STU3 signature would not verify over the R4 form (job_transform
+	 * reports it). */
+	if (!j->outbound || !j->is_signed || j->converted ||
+	    j->kept[0] != '\0' || strcmp(j->signer, j->info.sender) != 0)
 		return true;
 	e = sign_relay_keep(j->doc,
 			    j->v == RULES_STU3 ? SIGN_FHIR_STU3 : SIGN_FHIR_R4,
@@ -815,13 +857,12 @@ job_validate(struct intake_job *j, struct validate_ctx *vctx)
 
 /* An inbound message: its index for each receiver (all of them local,
  * route_receivers refuses a mix), so that the accept commits it and the
- * message is searchable exactly when acknowledged. STU3 messages only
- * name their receivers and patient until issue 12 converts them. False
- * on failure (answer in j). */
+ * message is searchable exactly when acknowledged. An STU3 message is
+ * indexed in its R4 form (job_transform). False on failure (answer in
+ * j). */
 static bool
 job_index(struct intake_job *j)
 {
-	unsigned flags = j->v == RULES_STU3 ? INDEX_BSN_ONLY : 0;
 	enum gw_err err;
 
 	if (j->outbound)
@@ -833,7 +874,7 @@ job_index(struct intake_job *j)
 	}
 	for (size_t i = 0; i < j->info.nreceivers; i++) {
 		err = index_prepare(j->doc->root, j->info.receivers[i],
-				    j->secret, flags, &j->index[j->nindex]);
+				    j->secret, 0, &j->index[j->nindex]);
 		if (err != GW_OK) {
 			job_fail(j, policy_intake(err, POLICY_BUSY), NULL,
 				 "the message could not be indexed (%s)",
@@ -853,8 +894,8 @@ job_index(struct intake_job *j)
  * receiver whose [peer] has a notify URL, stored with the message
  * (store_accept.notices). The patient is the index's BSN (job_index),
  * the one the Task's searches find. Without a BSN no Task can name the
- * patient, and an STU3 message is not searchable yet (issue 12): no
- * notice then, said in the log. False on failure (answer in j).
+ * patient: no notice then, said in the log. False on failure (answer in
+ * j).
  */
 static bool
 job_notices(struct intake_job *j)
@@ -875,9 +916,7 @@ job_notices(struct intake_job *j)
 	}
 	if (want == 0)
 		return true;
-	if (j->v != RULES_R4)
-		skip = "stu3";
-	else if (bsn == NULL || bsn[0] == '\0')
+	if (bsn == NULL || bsn[0] == '\0')
 		skip = "no_bsn";
 	if (skip != NULL) {
 		log_info("event=notify_skipped id=%s peer=%s receivers=%zu "
@@ -917,6 +956,131 @@ nomem:
 	return false;
 }
 
+/* j->sha: the hex SHA-256 of the canonical form of the document as
+ * received (the dedupe key), before job_transform changes it. False on
+ * failure (answer in j). */
+static bool
+job_hash(struct intake_job *j)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	struct buf canon;
+	enum gw_err err;
+
+	buf_init(&canon, j->body_len * 2 + 65536);
+	err = canon_resource(j->doc->root, &canon, NULL);
+	if (err == GW_OK) {
+		SHA256((const unsigned char *)canon.data, canon.len, md);
+		util_hex(md, sizeof(md), j->sha);
+	}
+	buf_cleanup(&canon);
+	if (err == GW_OK)
+		return true;
+	job_fail(j, err == GW_NOMEM ? POLICY_BUSY : POLICY_INVALID, NULL,
+		 "the message has no canonical form (%s)", gw_strerror(err));
+	return false;
+}
+
+/* Put the transform report rep in j as the answer: status 422 (rejected)
+ * with note (an information issue saying what it is about) appended. */
+static void
+job_transform_fail(struct intake_job *j, json_t *rep, const char *note)
+{
+	fhir_outcome_add(rep, FHIR_INFORMATION, "informational", NULL, 0, 0,
+			 "%s", note);
+	j->status = policy_answer(POLICY_INVALID)->status;
+	j->rejected = true;
+	json_decref(j->oo);
+	j->oo = rep;
+}
+
+/*
+ * Normalise and, for STU3, convert (issue 12), after the document passed
+ * validation in the version it came in: an STU3 message is converted to
+ * R4 (xf_convert) and validated again as R4, so the gateway signs, indexes
+ * and stores R4 only; xf_normalise runs on every message the gateway
+ * signs itself (an R4 message whose signature is kept is left as it came,
+ * which the signature covers). Each change goes to the report kept beside
+ * the message (j->report). The dedupe hash is taken first (job_hash): a
+ * retry of the same content is a duplicate although normalising makes new
+ * uuids. False on failure (answer in j: 422 with the report when the
+ * conversion refuses or the R4 form is invalid).
+ */
+static bool
+job_transform(struct intake_job *j, struct validate_ctx *const vctx[2])
+{
+	struct xf_norm_opts no = {.root_profile = NULL, .bundle_id = false};
+	json_t *rep;
+	enum gw_err err;
+
+	if (j->v != RULES_STU3 && j->is_signed)
+		return true;
+	if (j->sha[0] == '\0' && !job_hash(j))
+		return false;
+	if ((rep = fhir_outcome_new()) == NULL)
+		goto nomem;
+	if ((err = xf_normalise(j->doc, j->v, &no, rep)) != GW_OK) {
+		if (err == GW_NOMEM)
+			goto nomem;
+		job_transform_fail(j, rep,
+				   "the message could not be normalised");
+		return false;
+	}
+	if (j->v == RULES_STU3) {
+		err = xf_convert(j->doc, RULES_STU3, RULES_R4, rep);
+		if (err == GW_OK)
+			err = message_convert(j->doc, true, rep);
+		if (err == GW_NOMEM)
+			goto nomem;
+		if (err != GW_OK) {
+			log_info("event=transform_refused id=%s peer=%s "
+				 "from=stu3 to=r4",
+				 j->reqid, j->peer);
+			job_transform_fail(
+			    j, rep,
+			    "the message came as FHIR STU3 and cannot be "
+			    "converted to R4, the version this gateway stores; "
+			    "nothing was stored");
+			return false;
+		}
+		j->v = RULES_R4;
+		j->converted = true;
+		if (j->is_signed)
+			fhir_outcome_add(
+			    rep, FHIR_WARNING, "informational",
+			    "Bundle.signature", 0, 0,
+			    "the STU3 signature does not cover the R4 form: "
+			    "the gateway signs the R4 form instead");
+		if (job_late(j, "transform"))
+			goto out;
+		if (!job_validate(j, vctx[RULES_R4])) {
+			if (j->rejected)
+				fhir_outcome_add(
+				    j->oo, FHIR_INFORMATION, "informational",
+				    NULL, 0, 0,
+				    "these findings are about the R4 form "
+				    "the gateway converted the STU3 message "
+				    "to; nothing was stored");
+			goto out;
+		}
+		log_info("event=transformed id=%s peer=%s from=stu3 to=r4 "
+			 "notes=%zu",
+			 j->reqid, j->peer,
+			 json_array_size(json_object_get(rep, "issue")));
+	}
+	j->report_issues = json_array_size(json_object_get(rep, "issue"));
+	if (j->report_issues > 0 && (j->report = fhir_dump(rep)) == NULL)
+		goto nomem;
+	json_decref(rep);
+	return true;
+nomem:
+	json_decref(rep);
+	job_fail(j, POLICY_BUSY, NULL, "out of memory");
+	return false;
+out:
+	json_decref(rep);
+	return false;
+}
+
 /* All work on the document; any thread, touches only j (and what it
  * borrows: body, cfg, key, trust) and vctx. */
 static void
@@ -929,16 +1093,20 @@ job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
 		job_validate_only(j, vctx[j->v]);
 		return;
 	}
+	/* A message whose request named no version: the one its content
+	 * shows (said in the answer). */
+	if (!j->v_stated)
+		j->v = detect_fhir(j->doc->root);
 	if (!job_check_message(j))
 		return;
 	if (!job_verify(j) || !job_sender_allowed(j) || job_late(j, "verify"))
 		return;
-	if (!job_validate(j, vctx[j->v]))
+	if (!job_validate(j, vctx[j->v]) || !job_transform(j, vctx))
 		return;
 	/* The gateway signs what it forwards and what an organisation gave
 	 * it unsigned; a verified signature of another gateway is kept, and
 	 * so is the sender's when it signed what the gateway forwards. */
-	if (j->outbound || !j->is_signed) {
+	if (j->outbound || !j->is_signed || j->converted) {
 		if (!job_keep_sender_signature(j))
 			return;
 		free(j->jws);
@@ -998,7 +1166,7 @@ job_finish(struct intake *in, struct intake_job *j)
 	struct http_req *req = j->req;
 	struct store_notice notices[STORE_NOTICES_MAX];
 	struct pending *p = NULL;
-	char id[40], *answer = NULL;
+	char id[40], *answer = NULL, note[300] = "";
 	enum gw_err err;
 
 	if (j->status != 0) {
@@ -1019,7 +1187,24 @@ job_finish(struct intake *in, struct intake_job *j)
 		return;
 	}
 	util_uuid(id);
-	answer = accepted_body(id, j->nremote, j->outbound);
+	if (j->converted) {
+		snprintf(note, sizeof(note),
+			 "received as FHIR STU3 (%s), converted to R4 and "
+			 "stored as R4 with %zu transform note%s "
+			 "(pzpgw queue show %s)",
+			 j->v_stated ? "Content-Type fhirVersion=3.0"
+				     : "detected from its content",
+			 j->report_issues, j->report_issues == 1 ? "" : "s",
+			 id);
+	} else if (j->report_issues > 0) {
+		snprintf(note, sizeof(note),
+			 "normalised with %zu transform note%s (pzpgw queue "
+			 "show %s)",
+			 j->report_issues, j->report_issues == 1 ? "" : "s",
+			 id);
+	}
+	answer = accepted_body(id, j->nremote, j->outbound,
+			       note[0] != '\0' ? note : NULL);
 	if (answer == NULL || (p = calloc(1, sizeof(*p))) == NULL) {
 		http_reply_error(req, POLICY_BUSY, NULL, "out of memory");
 		goto done;
@@ -1059,6 +1244,7 @@ job_finish(struct intake *in, struct intake_job *j)
 		    .sha256 = j->sha,
 		    .answer_status = 202,
 		    .answer_body = answer,
+		    .report = j->report,
 		    .receivers = j->remote,
 		    .nreceivers = j->nremote,
 		    .index = idx,
@@ -1092,6 +1278,71 @@ job_finish(struct intake *in, struct intake_job *j)
 done:
 	free(answer);
 	job_free(j);
+}
+
+enum gw_err
+intake_to_stu3(const struct intake *in, const void *doc, size_t len, char **out,
+	       size_t *out_len, size_t *notes, char *errbuf, size_t errlen)
+{
+	struct sign_opts so = {.fhir = SIGN_FHIR_STU3,
+			       .purpose = SIGN_PURPOSE_VERIFICATION};
+	json_t *rep = fhir_outcome_new();
+	struct fj_doc *d = NULL;
+	struct buf b;
+	enum gw_err err;
+
+	*out = NULL;
+	*out_len = 0;
+	*notes = 0;
+	buf_init(&b, len * 2 + 65536);
+	if (rep == NULL) {
+		err = GW_NOMEM;
+		goto done;
+	}
+	if ((err = fj_parse((const char *)doc, len, 0, &d, NULL)) != GW_OK) {
+		snprintf(errbuf, errlen, "the stored message is not JSON");
+		err = err == GW_NOMEM ? GW_NOMEM : GW_REJECT;
+		goto done;
+	}
+	/* The envelope first: MessageHeader.timestamp takes Bundle.timestamp,
+	 * which STU3's Bundle cannot hold. */
+	if ((err = message_convert(d, false, rep)) == GW_OK)
+		err = xf_convert(d, RULES_R4, RULES_STU3, rep);
+	*notes = json_array_size(json_object_get(rep, "issue"));
+	if (err != GW_OK) {
+		const json_t *last =
+		    json_array_get(json_object_get(rep, "issue"), *notes - 1);
+		const char *expr = json_string_value(
+		    json_array_get(json_object_get(last, "expression"), 0));
+
+		snprintf(errbuf, errlen, "no STU3 form: %s%s%s",
+			 *notes > 0 ? json_string_value(
+					  json_object_get(last, "diagnostics"))
+				    : gw_strerror(err),
+			 expr != NULL ? " at " : "", expr != NULL ? expr : "");
+		goto done;
+	}
+	if (in->key == NULL) {
+		snprintf(errbuf, errlen, "no signing key");
+		err = GW_REJECT;
+		goto done;
+	}
+	if ((err = sign_bundle(in->key, d, &so, NULL, errbuf, errlen)) !=
+	    GW_OK) {
+		err = err == GW_NOMEM ? GW_NOMEM : GW_REJECT;
+		goto done;
+	}
+	/* buf keeps its data NUL-terminated */
+	if ((err = fj_dump(d->root, 0, &b)) != GW_OK)
+		goto done;
+	*out_len = b.len;
+	*out = b.data;
+	b.data = NULL;
+done:
+	buf_cleanup(&b);
+	fj_doc_free(d);
+	json_decref(rep);
+	return err;
 }
 
 /* ---- workers (workpool.h) ---- */
@@ -1214,7 +1465,7 @@ job_new(struct intake *in, struct http_req *req)
 	j->body = http_req_body(req, &j->body_len);
 	j->cfg = cfg;
 	j->deadline = util_mono_ms() + cfg->max_request_ms;
-	j->v = request_fhir(req);
+	j->v = request_fhir(req, &j->v_stated);
 	j->key = in->key;
 	j->trust = in->trust;
 	j->secret = in->store != NULL ? store_index_secret(in->store) : NULL;

@@ -94,4 +94,17 @@ void intake_process_message(struct http_req *req, void *arg);
  * organisation that sent the message. */
 void intake_message_status(struct http_req *req, void *arg);
 
+/*
+ * A stored R4 message (len bytes of doc) for a receiver that speaks
+ * STU3 ([peer] fhir = stu3): converted (xf_convert and message_convert),
+ * then signed with in->key over the STU3 form, serialised into *out (a
+ * NUL-terminated heap copy, *out_len bytes; caller frees). *notes is the
+ * number of issues the conversion reported. GW_OK; GW_REJECT (the
+ * message has no STU3 form, or there is no key) with errbuf saying why;
+ * GW_NOMEM.
+ */
+enum gw_err intake_to_stu3(const struct intake *in, const void *doc, size_t len,
+			   char **out, size_t *out_len, size_t *notes,
+			   char *errbuf, size_t errlen);
+
 #endif

@@ -151,8 +151,12 @@ job_finish(struct provider *p, struct provider_job *j)
 		metrics_add("pzpgw_pull_requests_total", labels, 1);
 	}
 	http_reply(req, j->status,
-		   j->xml ? "application/fhir+xml; charset=utf-8"
-			  : "application/fhir+json; charset=utf-8",
+		   j->out_stu3 ? (j->xml ? "application/fhir+xml; "
+					   "fhirVersion=3.0; charset=utf-8"
+					 : "application/fhir+json; "
+					   "fhirVersion=3.0; charset=utf-8")
+		   : j->xml    ? "application/fhir+xml; charset=utf-8"
+			       : "application/fhir+json; charset=utf-8",
 		   j->out.data != NULL ? j->out.data : "", j->out.len);
 	job_free(j);
 }
@@ -373,6 +377,7 @@ provider_handle(struct http_req *req, void *arg)
 		goto nomem;
 	util_strlcpy(j->accept, accept != NULL ? accept : "",
 		     sizeof(j->accept));
+	j->stu3 = config_fhir_stu3(cp, accept);
 	j->lenient = prefer != NULL && strstr(prefer, "handling=lenient");
 	base_url(req, j->base, sizeof(j->base));
 	util_strlcpy(j->ura, peer->ura, sizeof(j->ura));

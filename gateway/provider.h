@@ -31,6 +31,9 @@ struct provider {
 	/* R4 base definitions (the resource types served, the XML writer);
 	   borrowed from the intake for the daemon's life. */
 	const struct rules_set *r4;
+	/* STU3 base definitions (the XML writer of STU3 answers); borrowed
+	   like r4; NULL: STU3 answers in JSON only. */
+	const struct rules_set *stu3;
 	/* The R4 resource type names, sorted, NULL-terminated: the routes'
 	   http_route.types. Owned. */
 	char **types;

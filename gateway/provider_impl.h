@@ -37,10 +37,12 @@ struct provider_job {
 	char ura[STORE_URA_MAX + 1];
 	char *resources; /* the peer's [peer] resources, or NULL */
 	char *view;	 /* the peer's view, or NULL */
+	bool stu3;	 /* answer in FHIR STU3 (config_fhir_stu3) */
 
 	/* Output. */
 	int status;
 	bool xml;		      /* the body is FHIR XML */
+	bool out_stu3;		      /* the body is FHIR STU3 */
 	struct buf out;		      /* the body */
 	char etag[32];		      /* ETag header, "" none */
 	char last_modified[40];	      /* Last-Modified header, "" none */

@@ -23,6 +23,7 @@
 #include "provider_impl.h"
 #include "rules.h"
 #include "search.h"
+#include "transform.h"
 #include "util.h"
 #include "xmlfhir.h"
 
@@ -318,25 +319,115 @@ fmt_accept(const char *accept)
 
 /* ---- answers ---- */
 
-/* Serialise root as the answer with status. */
+/*
+ * root converted to STU3 (xf_convert) in a new document *out (caller
+ * frees), for a client that asked for STU3. An OperationOutcome is the
+ * same in both versions and stays R4 (*out NULL, GW_OK). The conversion
+ * is deterministic, so the same stored data gives the same bytes; its
+ * losses are not reported to the client (the stored R4 is the record).
+ */
+static enum gw_err
+to_stu3(const struct fj_node *root, struct fj_doc **out)
+{
+	struct fj_doc *d;
+	enum gw_err rc;
+
+	*out = NULL;
+	if (fj_str_eq(fj_get(root, "resourceType"), "OperationOutcome"))
+		return GW_OK;
+	if ((d = fj_doc_new()) == NULL ||
+	    (d->root = fj_copy(d, root)) == NULL) {
+		fj_doc_free(d);
+		return GW_NOMEM;
+	}
+	if ((rc = xf_convert(d, RULES_R4, RULES_STU3, NULL)) != GW_OK) {
+		fj_doc_free(d);
+		return rc;
+	}
+	*out = d;
+	return GW_OK;
+}
+
+static void answer_outcome(struct run *rn, int status, json_t *oo);
+
+/*
+ * The 406 for a client that asked for STU3 when root has no STU3 form
+ * (xf_convert refused): the conversion runs again with a report, only on
+ * this path, to name what STU3 cannot say and where.
+ */
+static void
+answer_no_stu3(struct run *rn, const struct fj_node *root)
+{
+	struct fj_doc *d = fj_doc_new();
+	json_t *rep = fhir_outcome_new(), *issue = NULL, *oo;
+	const char *why = NULL, *expr = NULL;
+
+	if (d != NULL && rep != NULL && (d->root = fj_copy(d, root)) != NULL &&
+	    xf_convert(d, RULES_R4, RULES_STU3, rep) != GW_OK) {
+		size_t i;
+		json_t *it;
+
+		json_array_foreach(json_object_get(rep, "issue"), i, it)
+		{
+			const char *sev =
+			    json_string_value(json_object_get(it, "severity"));
+
+			if (sev != NULL && strcmp(sev, "error") == 0)
+				issue = it;
+		}
+	}
+	why = json_string_value(json_object_get(issue, "diagnostics"));
+	expr = json_string_value(
+	    json_array_get(json_object_get(issue, "expression"), 0));
+	oo = fhir_outcome_one(FHIR_ERROR, "not-supported", expr,
+			      "this answer has no FHIR STU3 form (%s); ask for "
+			      "R4 (Accept: application/fhir+json; "
+			      "fhirVersion=4.0)",
+			      why != NULL ? why : "the conversion refused it");
+	json_decref(rep);
+	fj_doc_free(d);
+	rn->j->etag[0] = rn->j->last_modified[0] = '\0';
+	answer_outcome(rn, 406, oo);
+}
+
+/* Serialise root as the answer with status (in STU3 when the client asked
+ * for it). */
 static void
 answer_root(struct run *rn, int status, const struct fj_node *root)
 {
 	struct provider_job *j = rn->j;
+	const struct rules_set *rules = j->prov->r4;
+	struct fj_doc *conv = NULL;
 	char err[256];
-	enum gw_err rc;
+	enum gw_err rc = GW_OK;
 
 	j->status = status;
 	buf_cleanup(&j->out);
 	buf_init(&j->out, PROVIDER_OUT_MAX);
 	j->xml = rn->fmt == FMT_XML;
-	if (j->xml)
-		rc = xmlfhir_from_fjson(root, j->prov->r4, &j->out, err,
-					sizeof(err));
-	else
+	j->out_stu3 = false;
+	if (j->stu3) {
+		rc = to_stu3(root, &conv);
+		if (rc == GW_REJECT) {
+			answer_no_stu3(rn, root);
+			return;
+		}
+		if (conv != NULL) {
+			root = conv->root;
+			j->out_stu3 = true;
+			rules = j->prov->stu3;
+		}
+	}
+	if (rc == GW_OK && j->xml)
+		rc = rules != NULL ? xmlfhir_from_fjson(root, rules, &j->out,
+							err, sizeof(err))
+				   : GW_INVALID;
+	else if (rc == GW_OK)
 		rc = fj_dump(root, 0, &j->out);
+	fj_doc_free(conv);
 	if (rc == GW_OK)
 		return;
+	j->out_stu3 = false;
 	/* A resource the writer cannot place: said in JSON. */
 	buf_cleanup(&j->out);
 	buf_init(&j->out, PROVIDER_OUT_MAX);

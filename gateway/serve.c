@@ -171,6 +171,15 @@ load_keys(struct serve *s, const struct config *cfg, struct retired *retired)
 	return true;
 }
 
+/* deliver_stu3_fn of the daemon: the intake's STU3 form of a message. */
+static enum gw_err
+serve_to_stu3(void *arg, const void *doc, size_t len, char **out,
+	      size_t *out_len, size_t *notes, char *errbuf, size_t errlen)
+{
+	return intake_to_stu3(arg, doc, len, out, out_len, notes, errbuf,
+			      errlen);
+}
+
 static void
 kick_delivery(void *arg)
 {
@@ -303,6 +312,7 @@ open_store(struct serve *s)
 	}
 	s->intake.kick = kick_delivery;
 	s->intake.kick_arg = s;
+	deliver_set_stu3(s->deliver, serve_to_stu3, &s->intake);
 	/* Rows left due by an earlier run go out now. */
 	deliver_kick(s->deliver);
 	return true;
@@ -530,6 +540,7 @@ serve_run(struct serve *s)
 	}
 	if (provider_init(pv, s->intake.rules[RULES_R4]) != GW_OK)
 		fatalx("event=startup_failed reason=provider_init");
+	pv->stu3 = s->intake.rules[RULES_STU3];
 	for (size_t i = 0; org_routes[i].fn != NULL; i++)
 		if (org_routes[i].fn == provider_handle &&
 		    strchr(org_routes[i].path, '*') != NULL)

@@ -33,8 +33,9 @@ struct store_job_index {
 struct store_job {
 	struct store_job *next;
 	struct store_accept req; /* points into the copies below */
-	char *strs[9];		 /* id, sender, system, value, patient,
-				    version, jws, sha256, answer body */
+	char *strs[10];		 /* id, sender, system, value, patient,
+				    version, jws, sha256, answer body,
+				    report */
 	void *doc;
 	char **receivers;
 	size_t nreceivers;
@@ -602,9 +603,10 @@ store_job_copy_notices(struct store_job *j, const struct store_accept *r)
 static struct store_job *
 store_job_new(const struct store_accept *r)
 {
-	const char *src[9] = {r->id,	       r->sender_ura,  r->bundle_system,
-			      r->bundle_value, r->patient_key, r->fhir_version,
-			      r->jws,	       r->sha256,      r->answer_body};
+	const char *src[10] = {
+	    r->id,	    r->sender_ura,   r->bundle_system, r->bundle_value,
+	    r->patient_key, r->fhir_version, r->jws,	       r->sha256,
+	    r->answer_body, r->report};
 	struct store_job *j;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
@@ -646,6 +648,7 @@ store_job_new(const struct store_accept *r)
 	j->req.jws = j->strs[6];
 	j->req.sha256 = j->strs[7];
 	j->req.answer_body = j->strs[8];
+	j->req.report = j->strs[9];
 	j->req.doc = j->doc;
 	j->req.receivers = (const char *const *)j->receivers;
 	j->req.notices = NULL;

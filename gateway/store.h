@@ -171,9 +171,12 @@ struct store_accept {
 	 * entry, sign_relay_keep, was added); a second accept of the same key
 	 * with another value is a conflict */
 	const char *sha256;
-	int64_t accepted_at;	      /* ms since the epoch; 0: now */
-	int answer_status;	      /* the answer given for this accept */
-	const char *answer_body;      /* may be NULL */
+	int64_t accepted_at;	 /* ms since the epoch; 0: now */
+	int answer_status;	 /* the answer given for this accept */
+	const char *answer_body; /* may be NULL */
+	/* The transform report (an OperationOutcome as JSON text) of what
+	   intake normalised or converted; NULL when nothing changed. */
+	const char *report;
 	const char *const *receivers; /* URAs; one outbox row each */
 	size_t nreceivers;
 	/* The received-data index, one per local receiver (index_prepare):
@@ -257,7 +260,8 @@ struct store_message {
 	int64_t accepted_at;
 	int answer_status;
 	char *answer_body;
-	void *doc; /* NULL unless content was asked for */
+	char *report; /* transform report (OperationOutcome JSON) or NULL */
+	void *doc;    /* NULL unless content was asked for */
 	size_t doc_len;
 	char *jws; /* NULL unless content was asked for, or none */
 	struct store_row *rows;
@@ -777,7 +781,8 @@ enum gw_err store_audit_verify(struct store *s, struct store_audit_check *out);
 extern const struct store_ops store_sqlite_ops;
 
 /* Schema version the SQLite backend writes. */
-/* 4: the received-data index; 5: the audit trail. */
-#define STORE_SQLITE_SCHEMA 5
+/* 4: the received-data index; 5: the audit trail; 6: the transform
+ * report beside a message. */
+#define STORE_SQLITE_SCHEMA 6
 
 #endif

@@ -199,6 +199,10 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     " SELECT RAISE(ABORT, 'audit records are append-only'); END;"
     "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN"
     " SELECT RAISE(ABORT, 'audit records are append-only'); END;",
+    /* 6: the transform report (issue 12): the OperationOutcome of what
+       intake normalised and converted (an STU3 message is stored as R4),
+       kept beside the message; NULL when nothing was changed. */
+    "ALTER TABLE messages ADD COLUMN transform_report TEXT;",
 };
 
 /* Cached statements. */
@@ -260,8 +264,8 @@ static const char *const sq_sql[SQ_COUNT] = {
 	"INSERT INTO messages (id, direction, sender_ura,"
 	" bundle_system, bundle_value, patient_key, fhir_version,"
 	" document, jws, sha256, accepted_at, answer_status,"
-	" answer_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-	" ?10, ?11, ?12, ?13)",
+	" answer_body, transform_report) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+	" ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [SQ_INSERT_OUTBOX] =
 	"INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,"
 	" next_attempt_at, waiting) VALUES (?1, ?2, ?3, 'due', ?4,"
@@ -1288,6 +1292,7 @@ sq_accept_one(struct sq *c, const struct store_accept *r,
 	sqlite3_bind_int64(st, 11, r->accepted_at);
 	sqlite3_bind_int(st, 12, r->answer_status);
 	sq_bind_text(st, 13, r->answer_body);
+	sq_bind_text(st, 14, r->report);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -1849,8 +1854,8 @@ sq_get(void *conn, const char *id, bool content, bool rows,
 	    "SELECT seq, id, direction, sender_ura, bundle_system,"
 	    " bundle_value, patient_key, fhir_version, sha256, accepted_at,"
 	    " answer_status, answer_body,"
-	    " CASE WHEN ?2 THEN document END, CASE WHEN ?2 THEN jws END"
-	    " FROM messages WHERE id = ?1",
+	    " CASE WHEN ?2 THEN document END, CASE WHEN ?2 THEN jws END,"
+	    " transform_report FROM messages WHERE id = ?1",
 	    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		err = sq_fail(c, "prepare", rc);
@@ -1883,6 +1888,7 @@ sq_get(void *conn, const char *id, bool content, bool rows,
 	m->accepted_at = sqlite3_column_int64(st, 9);
 	m->answer_status = sqlite3_column_int(st, 10);
 	m->answer_body = sq_text(st, 11, &nomem);
+	m->report = sq_text(st, 14, &nomem);
 	if (content) {
 		blob = sqlite3_column_blob(st, 12);
 		m->doc_len = (size_t)sqlite3_column_bytes(st, 12);

@@ -81,6 +81,7 @@ store_message_free(struct store_message *m)
 	free(m->fhir_version);
 	free(m->sha256);
 	free(m->answer_body);
+	free(m->report);
 	free(m->doc);
 	free(m->jws);
 	store_rows_free(m->rows, m->nrows);

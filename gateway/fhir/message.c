@@ -146,6 +146,42 @@ issue(json_t *oo, const struct fj_node *at, const char *code, const char *expr,
 			 at ? (int)at->col : 0, "%s", msg);
 }
 
+/* Whether mh is in the STU3 form: event (a Coding) instead of R4's
+ * eventCoding. */
+static bool
+mh_stu3(const struct fj_node *mh)
+{
+	return fj_get(mh, "eventCoding") == NULL && fj_get(mh, "event") != NULL;
+}
+
+/*
+ * The URA destination d of mh names. R4: d.receiver. STU3, which has no
+ * receiver per destination: the endpoint "urn:ura:URA" (what message_wrap
+ * writes), else, for the only destination, mh.receiver.
+ */
+static bool
+stu3_dest_ura(const struct fj_node *mh, const struct fj_node *d, size_t ndest,
+	      char out[MESSAGE_URA_LEN + 1])
+{
+	const char *ep = fj_get_str(d, "endpoint");
+
+	if (ep != NULL && strncmp(ep, "urn:ura:", 8) == 0 &&
+	    util_is_ura(ep + 8)) {
+		util_strlcpy(out, ep + 8, MESSAGE_URA_LEN + 1);
+		return true;
+	}
+	return ndest == 1 && ura_of(fj_get(mh, "receiver"), out);
+}
+
+static bool
+dest_ura(const struct fj_node *mh, const struct fj_node *d, size_t ndest,
+	 char out[MESSAGE_URA_LEN + 1])
+{
+	if (!mh_stu3(mh) || fj_get(d, "receiver") != NULL)
+		return ura_of(fj_get(d, "receiver"), out);
+	return stu3_dest_ura(mh, d, ndest, out);
+}
+
 static void
 parse_receivers(const struct fj_node *mh, struct message_info *info, json_t *oo)
 {
@@ -165,11 +201,17 @@ parse_receivers(const struct fj_node *mh, struct message_info *info, json_t *oo)
 
 		snprintf(expr, sizeof(expr), MH ".destination[%zu].receiver",
 			 i);
-		if (!ura_of(fj_get(d, "receiver"), ura)) {
+		if (!dest_ura(mh, d, dest->u.kids.count, ura)) {
 			issue(oo, d, "required", expr,
-			      "receiver must be identified by a URA "
-			      "(identifier.system " MESSAGE_URA_SYSTEM
-			      ", 8 digits)");
+			      mh_stu3(mh)
+				  ? "receiver must be identified by a URA "
+				    "(STU3: destination.endpoint urn:ura:URA, "
+				    "or the receiver's "
+				    "identifier.system " MESSAGE_URA_SYSTEM
+				    " for a single destination)"
+				  : "receiver must be identified by a URA "
+				    "(identifier.system " MESSAGE_URA_SYSTEM
+				    ", 8 digits)");
 			continue;
 		}
 		for (size_t k = 0; k < info->nreceivers; k++)
@@ -250,14 +292,15 @@ message_parse(const struct fj_node *root, struct message_info *info, json_t *oo)
 		      "the first entry must be the MessageHeader");
 		return GW_INVALID;
 	}
-	ev = fj_get(mh, "eventCoding");
+	ev = fj_get(mh, mh_stu3(mh) ? "event" : "eventCoding");
 	info->event = fj_get_str(ev, "code");
 	if (!fj_str_eq(fj_get(ev, "system"), MESSAGE_EVENT_SYSTEM) ||
 	    info->event == NULL ||
 	    (strcmp(info->event, MESSAGE_EVENT_SHARED) != 0 &&
 	     strcmp(info->event, MESSAGE_EVENT_UPDATED) != 0))
-		issue(oo, ev ? ev : mh, "code-invalid", MH ".eventCoding",
-		      "eventCoding must be " MESSAGE_EVENT_SYSTEM
+		issue(oo, ev ? ev : mh, "code-invalid",
+		      mh_stu3(mh) ? MH ".event" : MH ".eventCoding",
+		      "eventCoding (STU3: event) must be " MESSAGE_EVENT_SYSTEM
 		      "#" MESSAGE_EVENT_SHARED " or #" MESSAGE_EVENT_UPDATED);
 	if (!ura_of(fj_get(mh, "sender"), info->sender))
 		issue(oo, mh, "required", MH ".sender",
@@ -507,4 +550,137 @@ done:
 	EVP_MD_CTX_free(ctx);
 	buf_cleanup(&text);
 	return err;
+}
+
+/* An information issue of the envelope conversion. */
+static void
+note(json_t *report, const char *expr, const char *msg)
+{
+	if (report != NULL)
+		fhir_outcome_add(report, FHIR_INFORMATION, "informational",
+				 expr, 0, 0, "%s", msg);
+}
+
+/* Rename member from of obj to `to`, a literal (the key is borrowed). */
+static void
+rename_member(struct fj_node *obj, const char *from, const char *to)
+{
+	struct fj_node *m = fj_get(obj, from);
+
+	if (m == NULL)
+		return;
+	m->key = to;
+	m->keylen = strlen(to);
+}
+
+/* STU3 envelope to R4 (message_convert). */
+static enum gw_err
+envelope_to_r4(struct fj_doc *doc, struct fj_node *mh, json_t *report)
+{
+	struct fj_node *dest = fj_get(mh, "destination"), *ts;
+	size_t ndest =
+	    dest != NULL && dest->type == FJ_ARRAY ? dest->u.kids.count : 0;
+	char ura[MESSAGE_URA_LEN + 1];
+
+	/* An envelope already in the R4 form keeps its eventCoding. */
+	if (fj_get(mh, "event") != NULL) {
+		fj_remove(mh, "eventCoding");
+		rename_member(mh, "event", "eventCoding");
+	}
+	for (struct fj_node *d = ndest ? dest->u.kids.first : NULL; d != NULL;
+	     d = d->next) {
+		struct fj_node *r;
+
+		if (fj_get(d, "receiver") != NULL ||
+		    !stu3_dest_ura(mh, d, ndest, ura))
+			continue;
+		if ((r = ura_holder(doc, ura)) == NULL ||
+		    fj_set(doc, d, "receiver", r) != GW_OK)
+			return GW_NOMEM;
+	}
+	if (fj_remove(mh, "receiver"))
+		note(report, MH ".receiver",
+		     "the STU3 MessageHeader.receiver is carried as "
+		     "destination.receiver in R4");
+	if ((ts = fj_get(mh, "timestamp")) != NULL) {
+		if (fj_get(doc->root, "timestamp") == NULL) {
+			struct fj_node *c = fj_copy(doc, ts);
+
+			if (c == NULL ||
+			    fj_set(doc, doc->root, "timestamp", c) != GW_OK)
+				return GW_NOMEM;
+		}
+		fj_remove(mh, "timestamp");
+		note(report, MH ".timestamp",
+		     "the STU3 MessageHeader.timestamp is carried as "
+		     "Bundle.timestamp in R4");
+	}
+	return GW_OK;
+}
+
+/* R4 envelope to STU3 (message_convert). */
+static enum gw_err
+envelope_to_stu3(struct fj_doc *doc, struct fj_node *mh, json_t *report)
+{
+	struct fj_node *dest = fj_get(mh, "destination");
+	const struct fj_node *ts = fj_get(doc->root, "timestamp");
+	size_t ndest =
+	    dest != NULL && dest->type == FJ_ARRAY ? dest->u.kids.count : 0;
+	char ura[MESSAGE_URA_LEN + 1], ep[32];
+
+	if (fj_get(mh, "eventCoding") != NULL) {
+		fj_remove(mh, "event");
+		rename_member(mh, "eventCoding", "event");
+	}
+	for (struct fj_node *d = ndest ? dest->u.kids.first : NULL; d != NULL;
+	     d = d->next) {
+		struct fj_node *r = fj_get(d, "receiver"), *c;
+
+		if (r == NULL)
+			continue;
+		/* The single receiver goes to STU3's MessageHeader.receiver;
+		 * every one stays named by its endpoint urn:ura:URA. */
+		if (ndest == 1 && fj_get(mh, "receiver") == NULL) {
+			if ((c = fj_copy(doc, r)) == NULL ||
+			    fj_set(doc, mh, "receiver", c) != GW_OK)
+				return GW_NOMEM;
+		}
+		if (ura_of(r, ura)) {
+			snprintf(ep, sizeof(ep), "urn:ura:%s", ura);
+			if ((c = fj_new_string(doc, ep)) == NULL ||
+			    fj_set(doc, d, "endpoint", c) != GW_OK)
+				return GW_NOMEM;
+		}
+		fj_remove(d, "receiver");
+	}
+	note(report, MH ".destination",
+	     "R4 destination.receiver is carried in STU3 as "
+	     "destination.endpoint urn:ura:URA (and MessageHeader.receiver "
+	     "for a single destination)");
+	if (ts != NULL && fj_get(mh, "timestamp") == NULL) {
+		struct fj_node *c = fj_copy(doc, ts);
+
+		if (c == NULL || fj_set(doc, mh, "timestamp", c) != GW_OK)
+			return GW_NOMEM;
+		note(report, "Bundle.timestamp",
+		     "R4 Bundle.timestamp is carried as the STU3 "
+		     "MessageHeader.timestamp");
+	}
+	return GW_OK;
+}
+
+enum gw_err
+message_convert(struct fj_doc *doc, bool to_r4, json_t *report)
+{
+	struct fj_node *mh;
+
+	if (doc->root == NULL ||
+	    !fj_str_eq(fj_get(doc->root, "resourceType"), "Bundle") ||
+	    !fj_str_eq(fj_get(doc->root, "type"), "message"))
+		return GW_OK;
+	mh = fj_get(fj_at(fj_get(doc->root, "entry"), 0), "resource");
+	if (!fj_str_eq(fj_get(mh, "resourceType"), "MessageHeader"))
+		return GW_INVALID;
+	return to_r4 ? envelope_to_r4(doc, mh, report)
+		     : envelope_to_stu3(doc, mh, report);
 }

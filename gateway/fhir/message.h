@@ -84,4 +84,19 @@ enum gw_err message_wrap_identifier(const struct fj_node *content,
 				    size_t nreceivers, const char *event,
 				    char out[MESSAGE_IDENT_LEN]);
 
+/*
+ * Convert the envelope of the message Bundle doc->root in place between
+ * the gateway's STU3 form (MessageHeader.event; each receiver named by
+ * destination.endpoint "urn:ura:URA", a single one also by
+ * MessageHeader.receiver; MessageHeader.timestamp) and its R4 form
+ * (eventCoding, destination.receiver with the URA identifier,
+ * Bundle.timestamp); to_r4 picks the direction. Only the envelope: the
+ * resources are xf_convert's (transform.h). Each change is reported to
+ * report (an OperationOutcome; may be NULL) as information. GW_OK (also
+ * for a document that is not a message Bundle: nothing to do),
+ * GW_INVALID (a message Bundle whose first entry is no MessageHeader) or
+ * GW_NOMEM (doc may be partly converted: discard it).
+ */
+enum gw_err message_convert(struct fj_doc *doc, bool to_r4, json_t *report);
+
 #endif
