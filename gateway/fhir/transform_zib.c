@@ -356,6 +356,77 @@ identifier_values_stu3(struct xf_ctx *c, struct fj_node *res)
 	return GW_OK;
 }
 
+#define EN_QUALIFIER_URL                                                       \
+	"http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier"
+
+/* The EN-qualifier a given name gets in R4 when the source does not say:
+ * IN (initial) for one letter, with or without a full stop; BR (a
+ * full given name) otherwise. */
+static const char *
+given_kind(const struct fj_node *g)
+{
+	const char *s = g != NULL && g->type == FJ_STRING ? g->u.str.s : "";
+	size_t n = g != NULL && g->type == FJ_STRING ? g->u.str.len : 0;
+
+	return (n == 1 || (n == 2 && s[1] == '.')) ? "IN" : "BR";
+}
+
+/* zib2020 (R4) requires each given name to say in the EN-qualifier
+ * extension (on _given) whether it is a full name or an initial;
+ * zib2017 does not. Where the source does not say, the kind given_kind
+ * finds is set and reported. name is one HumanName, rel its path. */
+static enum gw_err
+given_kinds_r4(struct xf_ctx *c, struct fj_node *name, const char *rel)
+{
+	struct fj_node *given = fj_get(name, "given");
+	struct fj_node *ug = fj_get(name, "_given");
+	struct fj_node *g, *u, *arr, *x, *code;
+	bool missing = false;
+	size_t j;
+	enum gw_err e;
+
+	if (given == NULL || given->type != FJ_ARRAY)
+		return GW_OK;
+	if (ug != NULL && ug->type != FJ_ARRAY)
+		return GW_OK; /* not FHIR JSON: the validator says so */
+	u = ug != NULL ? ug->u.kids.first : NULL;
+	for (g = given->u.kids.first; g != NULL && !missing; g = g->next) {
+		missing = u == NULL || u->type != FJ_OBJECT ||
+			  xf_ext_find(u, EN_QUALIFIER_URL, false) == NULL;
+		u = u != NULL ? u->next : NULL;
+	}
+	if (!missing)
+		return GW_OK;
+	/* _given is rebuilt beside given, element for element. */
+	if ((arr = fj_new_array(c->doc)) == NULL)
+		return GW_NOMEM;
+	u = ug != NULL ? ug->u.kids.first : NULL;
+	for (g = given->u.kids.first, j = 0; g != NULL; g = g->next, j++) {
+		char at[XF_PATH_MAX];
+
+		x = u != NULL && u->type == FJ_OBJECT ? fj_copy(c->doc, u)
+						      : fj_new_object(c->doc);
+		u = u != NULL ? u->next : NULL;
+		if (x == NULL)
+			return GW_NOMEM;
+		fj_append(arr, x);
+		if (xf_ext_find(x, EN_QUALIFIER_URL, false) != NULL)
+			continue;
+		if ((code = fj_new_string(c->doc, given_kind(g))) == NULL ||
+		    (e = xf_ext_add(c, x, EN_QUALIFIER_URL, false, "valueCode",
+				    code)) != GW_OK)
+			return code == NULL ? GW_NOMEM : e;
+		snprintf(at, sizeof(at), "%s.given[%zu]", rel, j);
+		if ((e = xf_loss(c, at,
+				 "zib2020 requires each given name to say "
+				 "whether it is a full name (BR) or an initial "
+				 "(IN); the source does not: set to %s",
+				 given_kind(g))) != GW_OK)
+			return e;
+	}
+	return fj_set(c->doc, name, "_given", arr);
+}
+
 /* zib2020 (R4) slices names by use: a "usual" name is the given name
  * (roepnaam) and requires given; zib2017 has no such rule. A usual name
  * without a given name is left out of R4, reported. */
@@ -373,10 +444,13 @@ usual_names_r4(struct xf_ctx *c, struct fj_node *res)
 		char rel[32];
 
 		next = k->next;
-		if (!fj_str_eq(fj_get(k, "use"), "usual") ||
-		    fj_get(k, "given") != NULL)
-			continue;
 		snprintf(rel, sizeof(rel), "name[%zu]", i);
+		if (!fj_str_eq(fj_get(k, "use"), "usual") ||
+		    fj_get(k, "given") != NULL) {
+			if ((e = given_kinds_r4(c, k, rel)) != GW_OK)
+				return e;
+			continue;
+		}
 		if ((e = xf_loss(c, rel,
 				 "zib2020 requires the given name in a "
 				 "\"usual\" name; this name is left out")) !=

@@ -84,6 +84,7 @@ find_issue(const json_t *rep, const char *expr)
 #define OID472 "urn:oid:2.16.840.1.113883.2.4.3.11.22.472"
 #define ACH    "http://terminology.hl7.org/CodeSystem/goal-achievement"
 
+#define EN_QUAL	      "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier"
 #define CC(sys, code) "{'coding':[{'system':'" sys "','code':'" code "'}]}"
 
 struct pcase {
@@ -430,6 +431,35 @@ static const struct pcase cases[] = {
      "','valueCode':'unknown'}]}},{'system':'s','value':'1'}]}",
      GW_OK,
      {"Practitioner.identifier[0].value"},
+     NULL},
+
+    {"given names without their kind get BR (name) or IN (initial) in R4",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'Practitioner','name':[{'use':'official','given':["
+     "'Desiree','J.','K'],'_given':[{'extension':[{'url':'u','valueCode':"
+     "'x'}]}]}]}",
+     "{'resourceType':'Practitioner','name':[{'use':'official','given':["
+     "'Desiree','J.','K'],'_given':[{'extension':[{'url':'u','valueCode':"
+     "'x'},{'url':'" EN_QUAL
+     "','valueCode':'BR'}]},{'extension':[{'url':'" EN_QUAL
+     "','valueCode':'IN'}]},{'extension':[{'url':'" EN_QUAL
+     "','valueCode':'IN'}]}]}]}",
+     GW_OK,
+     {"Practitioner.name[0].given[0]", "Practitioner.name[0].given[1]",
+      "Practitioner.name[0].given[2]"},
+     "BR"},
+    {"given names with their kind are kept as they are in R4",
+     RULES_STU3,
+     RULES_R4,
+     "{'resourceType':'Patient','name':[{'given':['A','B'],'_given':[{"
+     "'extension':[{'url':'" EN_QUAL "','valueCode':'CL'}]},{'extension':[{"
+     "'url':'" EN_QUAL "','valueCode':'BR'}]}]}]}",
+     "{'resourceType':'Patient','name':[{'given':['A','B'],'_given':[{"
+     "'extension':[{'url':'" EN_QUAL "','valueCode':'CL'}]},{'extension':[{"
+     "'url':'" EN_QUAL "','valueCode':'BR'}]}]}]}",
+     GW_OK,
+     {NULL},
      NULL},
 
     {"a usual name without given is left out of R4",
