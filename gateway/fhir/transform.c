@@ -133,10 +133,17 @@ path_fmt(char *dst, size_t n, const char *fmt, ...)
 /* rel + "." + key (no dot when rel is empty) into dst, cut to fit.
  * The walks build a path per node, so this avoids printf. */
 static void
-path_key(char *dst, size_t n, const char *rel, const char *key, size_t klen)
+path_key(const struct xf_ctx *c, char *dst, size_t n, const char *rel,
+	 const char *key, size_t klen)
 {
-	size_t rl = strnlen(rel, n - 1), at;
+	size_t rl, at;
 
+	/* Paths only name report entries: none to write, none to build. */
+	if (c->report == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	rl = strnlen(rel, n - 1);
 	memmove(dst, rel, rl);
 	at = rl;
 	if (rl > 0 && at < n - 1)
@@ -149,11 +156,16 @@ path_key(char *dst, size_t n, const char *rel, const char *key, size_t klen)
 
 /* rel + "[i]" into dst, cut to fit. */
 static void
-path_idx(char *dst, size_t n, const char *rel, size_t i)
+path_idx(const struct xf_ctx *c, char *dst, size_t n, const char *rel, size_t i)
 {
 	char num[24];
-	size_t k = sizeof(num), rl = strnlen(rel, n - 1), nl;
+	size_t k = sizeof(num), rl, nl;
 
+	if (c->report == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	rl = strnlen(rel, n - 1);
 	num[--k] = ']';
 	do {
 		num[--k] = (char)('0' + i % 10);
@@ -263,7 +275,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 
 		for (struct fj_node *k = n->u.kids.first; k != NULL;
 		     k = k->next, i++) {
-			path_idx(sub, sizeof(sub), rel, i);
+			path_idx(c, sub, sizeof(sub), rel, i);
 			if ((e = walk_urls(c, k, sub, depth + 1)) != GW_OK)
 				return e;
 		}
@@ -280,7 +292,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 		if ((m->keylen == 9 && memcmp(m->key, "contained", 9) == 0) ||
 		    (m->type == FJ_OBJECT && fj_get(m, "resourceType") != NULL))
 			continue;
-		path_key(sub, sizeof(sub), rel, m->key, m->keylen);
+		path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
 		if (ext && m->type == FJ_ARRAY) {
 			size_t i = 0;
 
@@ -289,7 +301,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				struct fj_node *u = fj_get(x, "url");
 				char xp[XF_PATH_MAX];
 
-				path_idx(xp, sizeof(xp), sub, i);
+				path_idx(c, xp, sizeof(xp), sub, i);
 				if (u != NULL && u->type == FJ_STRING)
 					map_url_node(c, u);
 				if ((e = walk_urls(c, x, xp, depth + 1)) !=
@@ -323,14 +335,14 @@ walk_role_refs(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 		return e;
 	for (struct fj_node *m = n->u.kids.first; m != NULL; m = m->next, i++) {
 		if (n->type == FJ_ARRAY) {
-			path_idx(sub, sizeof(sub), rel, i);
+			path_idx(c, sub, sizeof(sub), rel, i);
 		} else {
 			if ((m->keylen == 9 &&
 			     memcmp(m->key, "contained", 9) == 0) ||
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
-			path_key(sub, sizeof(sub), rel, m->key, m->keylen);
+			path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if ((e = walk_role_refs(c, m, sub, depth + 1)) != GW_OK)
 			return e;
@@ -356,14 +368,14 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 	     m = next, i++) {
 		next = m->next;
 		if (n->type == FJ_ARRAY) {
-			path_idx(sub, sizeof(sub), rel, i);
+			path_idx(c, sub, sizeof(sub), rel, i);
 		} else {
 			if ((m->keylen == 9 &&
 			     memcmp(m->key, "contained", 9) == 0) ||
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
-			path_key(sub, sizeof(sub), rel, m->key, m->keylen);
+			path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if (n->type == FJ_OBJECT && m->type == FJ_ARRAY &&
 		    ((m->keylen == 9 && memcmp(m->key, "extension", 9) == 0) ||
@@ -377,7 +389,7 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				char xp[XF_PATH_MAX];
 
 				nx = x->next;
-				path_idx(xp, sizeof(xp), sub, j);
+				path_idx(c, xp, sizeof(xp), sub, j);
 				if (u == NULL ||
 				    !is_version_only_ext(u, c->from) ||
 				    xf_url(c, u) != u) {
@@ -459,10 +471,10 @@ walk_ref_type(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				    (m->type == FJ_OBJECT &&
 				     fj_get(m, "resourceType") != NULL))
 					continue;
-				path_key(sub, sizeof(sub), rel, m->key,
+				path_key(c, sub, sizeof(sub), rel, m->key,
 					 m->keylen);
 			} else {
-				path_idx(sub, sizeof(sub), rel, i);
+				path_idx(c, sub, sizeof(sub), rel, i);
 			}
 			if ((e = walk_ref_type(c, m, sub, depth + 1)) != GW_OK)
 				return e;
@@ -608,8 +620,9 @@ convert_entries(struct xf_ctx *c, struct fj_node *b, int depth)
 
 		if (res == NULL)
 			continue;
-		path_fmt(c->path, sizeof(c->path), "%s.entry[%zu].resource",
-			 saved, i);
+		if (c->report != NULL)
+			path_fmt(c->path, sizeof(c->path),
+				 "%s.entry[%zu].resource", saved, i);
 		if ((e = convert_resource(c, res, depth + 1)) != GW_OK)
 			break;
 	}
@@ -630,8 +643,9 @@ convert_contained(struct xf_ctx *c, struct fj_node *res, int depth)
 	memcpy(saved, c->path, sizeof(saved));
 	for (struct fj_node *r = arr->u.kids.first; r != NULL;
 	     r = r->next, i++) {
-		path_fmt(c->path, sizeof(c->path), "%s.contained[%zu]", saved,
-			 i);
+		if (c->report != NULL)
+			path_fmt(c->path, sizeof(c->path), "%s.contained[%zu]",
+				 saved, i);
 		if ((e = convert_resource(c, r, depth + 1)) != GW_OK)
 			break;
 	}
