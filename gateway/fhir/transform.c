@@ -7,6 +7,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "outcome.h"
@@ -691,11 +692,42 @@ convert_resource(struct xf_ctx *c, struct fj_node *res, int depth)
 }
 
 enum gw_err
+xf_entries_take(struct xf_ctx *c)
+{
+	const struct fj_node *entries = fj_get(c->bundle, "entry");
+	size_t n = 0;
+
+	if (entries == NULL || entries->type != FJ_ARRAY ||
+	    entries->u.kids.count == 0)
+		return GW_OK;
+	c->ents = calloc(entries->u.kids.count, sizeof(*c->ents));
+	if (c->ents == NULL)
+		return GW_NOMEM;
+	for (const struct fj_node *e = entries->u.kids.first; e != NULL;
+	     e = e->next) {
+		struct fj_node *res = fj_get(e, "resource");
+		struct xf_entry *x = &c->ents[n];
+
+		if (res == NULL || res->type != FJ_OBJECT)
+			continue;
+		x->res = res;
+		x->full = fj_get_str(e, "fullUrl");
+		x->type = fj_get_str(res, "resourceType");
+		x->id = fj_get_str(res, "id");
+		x->type_len = x->type != NULL ? strlen(x->type) : 0;
+		n++;
+	}
+	c->nents = n;
+	return GW_OK;
+}
+
+enum gw_err
 xf_convert(struct fj_doc *doc, enum rules_fhir from, enum rules_fhir to,
 	   json_t *report)
 {
 	struct xf_ctx c;
 	const char *type;
+	enum gw_err rc;
 
 	if (from == to)
 		return GW_OK;
@@ -715,7 +747,12 @@ xf_convert(struct fj_doc *doc, enum rules_fhir from, enum rules_fhir to,
 		return GW_REJECT;
 	}
 	path_fmt(c.path, sizeof(c.path), "%s", type);
-	if (strcmp(type, "Bundle") == 0)
+	if (strcmp(type, "Bundle") == 0) {
 		c.bundle = doc->root;
-	return convert_resource(&c, doc->root, 0);
+		if ((rc = xf_entries_take(&c)) != GW_OK)
+			return rc;
+	}
+	rc = convert_resource(&c, doc->root, 0);
+	free(c.ents);
+	return rc;
 }
