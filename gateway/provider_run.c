@@ -325,6 +325,8 @@ fmt_accept(const char *accept)
  * same in both versions and stays R4 (*out NULL, GW_OK). The conversion
  * is deterministic, so the same stored data gives the same bytes; its
  * losses are not reported to the client (the stored R4 is the record).
+ * *out shares root's text (fj_copy_shared): it must be freed before
+ * root's document.
  */
 static enum gw_err
 to_stu3(const struct fj_node *root, struct fj_doc **out)
@@ -336,7 +338,7 @@ to_stu3(const struct fj_node *root, struct fj_doc **out)
 	if (fj_str_eq(fj_get(root, "resourceType"), "OperationOutcome"))
 		return GW_OK;
 	if ((d = fj_doc_new()) == NULL ||
-	    (d->root = fj_copy(d, root)) == NULL) {
+	    (d->root = fj_copy_shared(d, root)) == NULL) {
 		fj_doc_free(d);
 		return GW_NOMEM;
 	}

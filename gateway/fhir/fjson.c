@@ -1006,8 +1006,13 @@ fj_new_array(struct fj_doc *doc)
 	return node_new(doc, FJ_ARRAY);
 }
 
-struct fj_node *
-fj_copy(struct fj_doc *doc, const struct fj_node *n)
+/*
+ * The copy of fj_copy and fj_copy_shared: with share, the keys and the
+ * string and number texts stay those of n's document (they are never
+ * written through a node, so two documents may point at them).
+ */
+static struct fj_node *
+copy_node(struct fj_doc *doc, const struct fj_node *n, bool share)
 {
 	struct fj_node *c = node_new(doc, n->type);
 
@@ -1023,7 +1028,9 @@ fj_copy(struct fj_doc *doc, const struct fj_node *n)
 		break;
 	case FJ_NUMBER:
 	case FJ_STRING:
-		c->u.str.s = arena_strndup(doc, n->u.str.s, n->u.str.len);
+		c->u.str.s = share
+				 ? n->u.str.s
+				 : arena_strndup(doc, n->u.str.s, n->u.str.len);
 		if (c->u.str.s == NULL)
 			return NULL;
 		c->u.str.len = n->u.str.len;
@@ -1032,12 +1039,14 @@ fj_copy(struct fj_doc *doc, const struct fj_node *n)
 	case FJ_OBJECT:
 		for (const struct fj_node *k = n->u.kids.first; k != NULL;
 		     k = k->next) {
-			struct fj_node *kc = fj_copy(doc, k);
+			struct fj_node *kc = copy_node(doc, k, share);
 
 			if (kc == NULL)
 				return NULL;
 			if (k->key != NULL) {
-				kc->key = arena_strndup(doc, k->key, k->keylen);
+				kc->key = share ? k->key
+						: arena_strndup(doc, k->key,
+								k->keylen);
 				if (kc->key == NULL)
 					return NULL;
 				kc->keylen = k->keylen;
@@ -1047,6 +1056,18 @@ fj_copy(struct fj_doc *doc, const struct fj_node *n)
 		break;
 	}
 	return c;
+}
+
+struct fj_node *
+fj_copy(struct fj_doc *doc, const struct fj_node *n)
+{
+	return copy_node(doc, n, false);
+}
+
+struct fj_node *
+fj_copy_shared(struct fj_doc *doc, const struct fj_node *n)
+{
+	return copy_node(doc, n, true);
 }
 
 enum gw_err

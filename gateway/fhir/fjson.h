@@ -117,6 +117,10 @@ struct fj_node *fj_new_object(struct fj_doc *doc);
 struct fj_node *fj_new_array(struct fj_doc *doc);
 /* Deep copy of n (possibly from another document) into doc. */
 struct fj_node *fj_copy(struct fj_doc *doc, const struct fj_node *n);
+/* Copy of n's nodes into doc that shares n's key and string bytes
+ * (no copy of the text): the copy must not outlive n's document. For
+ * a short-lived edited view of a document, e.g. converting an answer. */
+struct fj_node *fj_copy_shared(struct fj_doc *doc, const struct fj_node *n);
 
 /* Set obj[key] = val, replacing an existing member in place or
  * appending. val must be a fresh node of obj's document (not yet in a

@@ -7,6 +7,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "outcome.h"
@@ -133,10 +134,17 @@ path_fmt(char *dst, size_t n, const char *fmt, ...)
 /* rel + "." + key (no dot when rel is empty) into dst, cut to fit.
  * The walks build a path per node, so this avoids printf. */
 static void
-path_key(char *dst, size_t n, const char *rel, const char *key, size_t klen)
+path_key(const struct xf_ctx *c, char *dst, size_t n, const char *rel,
+	 const char *key, size_t klen)
 {
-	size_t rl = strnlen(rel, n - 1), at;
+	size_t rl, at;
 
+	/* Paths only name report entries: none to write, none to build. */
+	if (c->report == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	rl = strnlen(rel, n - 1);
 	memmove(dst, rel, rl);
 	at = rl;
 	if (rl > 0 && at < n - 1)
@@ -149,11 +157,16 @@ path_key(char *dst, size_t n, const char *rel, const char *key, size_t klen)
 
 /* rel + "[i]" into dst, cut to fit. */
 static void
-path_idx(char *dst, size_t n, const char *rel, size_t i)
+path_idx(const struct xf_ctx *c, char *dst, size_t n, const char *rel, size_t i)
 {
 	char num[24];
-	size_t k = sizeof(num), rl = strnlen(rel, n - 1), nl;
+	size_t k = sizeof(num), rl, nl;
 
+	if (c->report == NULL) {
+		dst[0] = '\0';
+		return;
+	}
+	rl = strnlen(rel, n - 1);
 	num[--k] = ']';
 	do {
 		num[--k] = (char)('0' + i % 10);
@@ -263,7 +276,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 
 		for (struct fj_node *k = n->u.kids.first; k != NULL;
 		     k = k->next, i++) {
-			path_idx(sub, sizeof(sub), rel, i);
+			path_idx(c, sub, sizeof(sub), rel, i);
 			if ((e = walk_urls(c, k, sub, depth + 1)) != GW_OK)
 				return e;
 		}
@@ -280,7 +293,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 		if ((m->keylen == 9 && memcmp(m->key, "contained", 9) == 0) ||
 		    (m->type == FJ_OBJECT && fj_get(m, "resourceType") != NULL))
 			continue;
-		path_key(sub, sizeof(sub), rel, m->key, m->keylen);
+		path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
 		if (ext && m->type == FJ_ARRAY) {
 			size_t i = 0;
 
@@ -289,7 +302,7 @@ walk_urls(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				struct fj_node *u = fj_get(x, "url");
 				char xp[XF_PATH_MAX];
 
-				path_idx(xp, sizeof(xp), sub, i);
+				path_idx(c, xp, sizeof(xp), sub, i);
 				if (u != NULL && u->type == FJ_STRING)
 					map_url_node(c, u);
 				if ((e = walk_urls(c, x, xp, depth + 1)) !=
@@ -323,14 +336,14 @@ walk_role_refs(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 		return e;
 	for (struct fj_node *m = n->u.kids.first; m != NULL; m = m->next, i++) {
 		if (n->type == FJ_ARRAY) {
-			path_idx(sub, sizeof(sub), rel, i);
+			path_idx(c, sub, sizeof(sub), rel, i);
 		} else {
 			if ((m->keylen == 9 &&
 			     memcmp(m->key, "contained", 9) == 0) ||
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
-			path_key(sub, sizeof(sub), rel, m->key, m->keylen);
+			path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if ((e = walk_role_refs(c, m, sub, depth + 1)) != GW_OK)
 			return e;
@@ -356,14 +369,14 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 	     m = next, i++) {
 		next = m->next;
 		if (n->type == FJ_ARRAY) {
-			path_idx(sub, sizeof(sub), rel, i);
+			path_idx(c, sub, sizeof(sub), rel, i);
 		} else {
 			if ((m->keylen == 9 &&
 			     memcmp(m->key, "contained", 9) == 0) ||
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
-			path_key(sub, sizeof(sub), rel, m->key, m->keylen);
+			path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if (n->type == FJ_OBJECT && m->type == FJ_ARRAY &&
 		    ((m->keylen == 9 && memcmp(m->key, "extension", 9) == 0) ||
@@ -377,7 +390,7 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				char xp[XF_PATH_MAX];
 
 				nx = x->next;
-				path_idx(xp, sizeof(xp), sub, j);
+				path_idx(c, xp, sizeof(xp), sub, j);
 				if (u == NULL ||
 				    !is_version_only_ext(u, c->from) ||
 				    xf_url(c, u) != u) {
@@ -459,10 +472,10 @@ walk_ref_type(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 				    (m->type == FJ_OBJECT &&
 				     fj_get(m, "resourceType") != NULL))
 					continue;
-				path_key(sub, sizeof(sub), rel, m->key,
+				path_key(c, sub, sizeof(sub), rel, m->key,
 					 m->keylen);
 			} else {
-				path_idx(sub, sizeof(sub), rel, i);
+				path_idx(c, sub, sizeof(sub), rel, i);
 			}
 			if ((e = walk_ref_type(c, m, sub, depth + 1)) != GW_OK)
 				return e;
@@ -608,8 +621,9 @@ convert_entries(struct xf_ctx *c, struct fj_node *b, int depth)
 
 		if (res == NULL)
 			continue;
-		path_fmt(c->path, sizeof(c->path), "%s.entry[%zu].resource",
-			 saved, i);
+		if (c->report != NULL)
+			path_fmt(c->path, sizeof(c->path),
+				 "%s.entry[%zu].resource", saved, i);
 		if ((e = convert_resource(c, res, depth + 1)) != GW_OK)
 			break;
 	}
@@ -630,8 +644,9 @@ convert_contained(struct xf_ctx *c, struct fj_node *res, int depth)
 	memcpy(saved, c->path, sizeof(saved));
 	for (struct fj_node *r = arr->u.kids.first; r != NULL;
 	     r = r->next, i++) {
-		path_fmt(c->path, sizeof(c->path), "%s.contained[%zu]", saved,
-			 i);
+		if (c->report != NULL)
+			path_fmt(c->path, sizeof(c->path), "%s.contained[%zu]",
+				 saved, i);
 		if ((e = convert_resource(c, r, depth + 1)) != GW_OK)
 			break;
 	}
@@ -677,11 +692,42 @@ convert_resource(struct xf_ctx *c, struct fj_node *res, int depth)
 }
 
 enum gw_err
+xf_entries_take(struct xf_ctx *c)
+{
+	const struct fj_node *entries = fj_get(c->bundle, "entry");
+	size_t n = 0;
+
+	if (entries == NULL || entries->type != FJ_ARRAY ||
+	    entries->u.kids.count == 0)
+		return GW_OK;
+	c->ents = calloc(entries->u.kids.count, sizeof(*c->ents));
+	if (c->ents == NULL)
+		return GW_NOMEM;
+	for (const struct fj_node *e = entries->u.kids.first; e != NULL;
+	     e = e->next) {
+		struct fj_node *res = fj_get(e, "resource");
+		struct xf_entry *x = &c->ents[n];
+
+		if (res == NULL || res->type != FJ_OBJECT)
+			continue;
+		x->res = res;
+		x->full = fj_get_str(e, "fullUrl");
+		x->type = fj_get_str(res, "resourceType");
+		x->id = fj_get_str(res, "id");
+		x->type_len = x->type != NULL ? strlen(x->type) : 0;
+		n++;
+	}
+	c->nents = n;
+	return GW_OK;
+}
+
+enum gw_err
 xf_convert(struct fj_doc *doc, enum rules_fhir from, enum rules_fhir to,
 	   json_t *report)
 {
 	struct xf_ctx c;
 	const char *type;
+	enum gw_err rc;
 
 	if (from == to)
 		return GW_OK;
@@ -701,7 +747,12 @@ xf_convert(struct fj_doc *doc, enum rules_fhir from, enum rules_fhir to,
 		return GW_REJECT;
 	}
 	path_fmt(c.path, sizeof(c.path), "%s", type);
-	if (strcmp(type, "Bundle") == 0)
+	if (strcmp(type, "Bundle") == 0) {
 		c.bundle = doc->root;
-	return convert_resource(&c, doc->root, 0);
+		if ((rc = xf_entries_take(&c)) != GW_OK)
+			return rc;
+	}
+	rc = convert_resource(&c, doc->root, 0);
+	free(c.ents);
+	return rc;
 }

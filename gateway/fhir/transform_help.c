@@ -220,6 +220,21 @@ xf_resolve(const struct xf_ctx *c, const char *reference)
 
 	if (c->bundle == NULL || reference == NULL || reference[0] == '\0')
 		return NULL;
+	if (c->ents != NULL) {
+		/* the same scan as below over the entries taken once */
+		for (size_t i = 0; i < c->nents; i++) {
+			const struct xf_entry *x = &c->ents[i];
+
+			if (x->full != NULL && strcmp(x->full, reference) == 0)
+				return x->res;
+			if (x->type != NULL && x->id != NULL &&
+			    strncmp(reference, x->type, x->type_len) == 0 &&
+			    reference[x->type_len] == '/' &&
+			    strcmp(reference + x->type_len + 1, x->id) == 0)
+				return x->res;
+		}
+		return NULL;
+	}
 	entries = fj_get(c->bundle, "entry");
 	if (entries == NULL || entries->type != FJ_ARRAY)
 		return NULL;

@@ -34,11 +34,25 @@
 #define XF_ROLE_REF_URL                                                        \
 	"http://nictiz.nl/fhir/StructureDefinition/practitionerrole-reference"
 
+/* One Bundle entry as xf_resolve looks at it (built once per xf_convert:
+ * the conversion changes no entry's fullUrl, resourceType or id). */
+struct xf_entry {
+	const char *full; /* entry.fullUrl, or NULL */
+	const char *type; /* resource.resourceType, or NULL */
+	const char *id;	  /* resource.id, or NULL */
+	size_t type_len;
+	struct fj_node *res; /* entry.resource (an object) */
+};
+
 struct xf_ctx {
 	struct fj_doc *doc;
 	enum rules_fhir from, to;
 	json_t *report;		/* may be NULL */
 	struct fj_node *bundle; /* the root Bundle, or NULL */
+	/* bundle's entries with a resource, in order (owned; NULL: xf_resolve
+	   walks the Bundle itself) */
+	struct xf_entry *ents;
+	size_t nents;
 	/* FHIRPath of the resource being converted in the SOURCE
 	   ("Consent", "Bundle.entry[2].resource"). */
 	char path[XF_PATH_MAX];
@@ -119,6 +133,10 @@ struct fj_node *xf_dar(struct xf_ctx *c, const char *code);
 /* The resource a reference string points at inside the Bundle (by
  * fullUrl, or "Type/id" against each entry's resource), or NULL. */
 struct fj_node *xf_resolve(const struct xf_ctx *c, const char *reference);
+/* Fill c->ents/nents from c->bundle's entries for xf_resolve (each
+ * reference resolved would otherwise look up four members of every
+ * entry); the caller frees c->ents. GW_NOMEM. */
+enum gw_err xf_entries_take(struct xf_ctx *c);
 
 /*
  * PractitionerRole references, shared by Consent, Encounter and the

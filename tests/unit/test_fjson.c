@@ -229,6 +229,43 @@ test_build_and_modify(void **state)
 	fj_doc_free(other);
 }
 
+/* fj_copy_shared: an editable copy that points at the source's text;
+ * edits of the copy leave the source as it was. */
+static void
+test_copy_shared(void **state)
+{
+	const char *in = "{\"resourceType\":\"Goal\",\"a\":[\"x\",2.50,true,"
+			 "null],\"b\":{\"c\":\"d\"}}";
+	struct fj_doc *doc = NULL, *other = fj_doc_new();
+	struct fj_node *copy;
+	char *got;
+
+	assert_int_equal(fj_parse(in, strlen(in), 0, &doc, NULL), GW_OK);
+	copy = fj_copy_shared(other, doc->root);
+	assert_non_null(copy);
+	other->root = copy;
+	got = dump(copy, 0);
+	assert_string_equal(got, in);
+	free(got);
+	/* the text is shared, the nodes are not */
+	assert_ptr_equal(fj_get_str(copy, "resourceType"),
+			 fj_get_str(doc->root, "resourceType"));
+	assert_ptr_not_equal(fj_get(copy, "b"), fj_get(doc->root, "b"));
+	assert_true(fj_remove(fj_get(copy, "b"), "c"));
+	assert_int_equal(fj_set(other, copy, "resourceType",
+				fj_new_string(other, "Consent")),
+			 GW_OK);
+	got = dump(doc->root, 0);
+	assert_string_equal(got, in);
+	free(got);
+	got = dump(copy, 0);
+	assert_string_equal(got, "{\"resourceType\":\"Consent\",\"a\":[\"x\","
+				 "2.50,true,null],\"b\":{}}");
+	free(got);
+	fj_doc_free(other);
+	fj_doc_free(doc);
+}
+
 static void
 test_pretty(void **state)
 {
@@ -421,6 +458,7 @@ main(void)
 	    cmocka_unit_test(test_positions_and_access),
 	    cmocka_unit_test(test_duplicates_allowed_by_flag),
 	    cmocka_unit_test(test_build_and_modify),
+	    cmocka_unit_test(test_copy_shared),
 	    cmocka_unit_test(test_pretty),
 	    cmocka_unit_test(test_jansson_interop),
 	    cmocka_unit_test(test_buffer_limit),

@@ -428,21 +428,34 @@ test_role_ref(void **state)
 static void
 test_resolve(void **state)
 {
-	struct fj_doc *d = parse(role_bundle);
-	struct xf_ctx c = {.doc = d, .bundle = d->root};
+	/* walking the Bundle (xf_normalise) and over the entries taken once
+	   (xf_convert) find the same */
+	for (int take = 0; take < 2; take++) {
+		struct fj_doc *d = parse(role_bundle);
+		struct xf_ctx c = {.doc = d, .bundle = d->root};
+		struct fj_node *en = fj_get(d->root, "entry");
 
-	assert_non_null(xf_resolve(&c, "urn:uuid:r"));
-	assert_ptr_equal(xf_resolve(&c, "urn:uuid:r"),
-			 xf_resolve(&c, "PractitionerRole/r1"));
-	assert_non_null(xf_resolve(&c, "Practitioner/p1"));
-	assert_null(xf_resolve(&c, "Practitioner/p"));
-	assert_null(xf_resolve(&c, "Practitioner/p1x"));
-	assert_null(xf_resolve(&c, "PractitionerRole"));
-	assert_null(xf_resolve(&c, ""));
-	assert_null(xf_resolve(&c, NULL));
-	c.bundle = NULL;
-	assert_null(xf_resolve(&c, "urn:uuid:r"));
-	fj_doc_free(d);
+		if (take) {
+			assert_int_equal(xf_entries_take(&c), GW_OK);
+			assert_int_equal(c.nents, 3);
+		}
+		assert_ptr_equal(xf_resolve(&c, "urn:uuid:r"),
+				 fj_get(fj_at(en, 0), "resource"));
+		assert_ptr_equal(xf_resolve(&c, "PractitionerRole/r1"),
+				 fj_get(fj_at(en, 0), "resource"));
+		assert_ptr_equal(xf_resolve(&c, "Practitioner/p1"),
+				 fj_get(fj_at(en, 1), "resource"));
+		assert_null(xf_resolve(&c, "Practitioner/p"));
+		assert_null(xf_resolve(&c, "Practitioner/p1x"));
+		assert_null(xf_resolve(&c, "PractitionerRole"));
+		assert_null(xf_resolve(&c, "Consent/"));
+		assert_null(xf_resolve(&c, ""));
+		assert_null(xf_resolve(&c, NULL));
+		c.bundle = NULL;
+		assert_null(xf_resolve(&c, "urn:uuid:r"));
+		free(c.ents);
+		fj_doc_free(d);
+	}
 }
 
 static void
