@@ -48,79 +48,6 @@ const struct xf_url_map xf_urls_care[] = {
 
 /* ---- small helpers ---- */
 
-static void
-arr_unlink(struct fj_node *arr, struct fj_node *n)
-{
-	struct fj_node *p, *prev = NULL;
-
-	for (p = arr->u.kids.first; p != NULL; prev = p, p = p->next) {
-		if (p != n)
-			continue;
-		if (prev != NULL)
-			prev->next = p->next;
-		else
-			arr->u.kids.first = p->next;
-		if (arr->u.kids.last == p)
-			arr->u.kids.last = prev;
-		arr->u.kids.count--;
-		p->next = NULL;
-		return;
-	}
-}
-
-static enum gw_err
-set_str(struct xf_ctx *c, struct fj_node *obj, const char *key, const char *s)
-{
-	struct fj_node *v = fj_new_string(c->doc, s);
-
-	if (v == NULL)
-		return GW_NOMEM;
-	return fj_set(c->doc, obj, key, v);
-}
-
-static bool
-has_profile(const struct fj_node *res, const char *url)
-{
-	const struct fj_node *p = fj_get(fj_get(res, "meta"), "profile");
-
-	if (p == NULL || p->type != FJ_ARRAY)
-		return false;
-	for (const struct fj_node *k = p->u.kids.first; k != NULL; k = k->next)
-		if (fj_str_eq(k, url))
-			return true;
-	return false;
-}
-
-/*
- * True when res is of the PZP profile url (mapped to c->to): it claims
- * it, or it claims no profile and its element elem (a CodeableConcept)
- * has the profile's SNOMED code, as the validator's detection finds it
- * (code NULL: any resource of the type without a profile).
- */
-static bool
-is_profile(const struct fj_node *res, const char *url, const char *elem,
-	   const char *code)
-{
-	const struct fj_node *p = fj_get(fj_get(res, "meta"), "profile");
-	const struct fj_node *cod;
-
-	if (has_profile(res, url))
-		return true;
-	if (p != NULL && p->type == FJ_ARRAY && p->u.kids.count > 0)
-		return false;
-	if (code == NULL)
-		return true;
-	cod = fj_get(fj_get(res, elem), "coding");
-	if (cod == NULL || cod->type != FJ_ARRAY)
-		return false;
-	for (const struct fj_node *k = cod->u.kids.first; k != NULL;
-	     k = k->next)
-		if (fj_str_eq(fj_get(k, "system"), SNOMED) &&
-		    fj_str_eq(fj_get(k, "code"), code))
-			return true;
-	return false;
-}
-
 /* obj[key] as an array, made when missing; NULL without memory or when
  * obj[key] is not an array. */
 static struct fj_node *
@@ -167,58 +94,6 @@ cc_new(struct xf_ctx *c, const char *sys, const char *code, const char *display)
 	return cc;
 }
 
-/* The resource type Reference ref points at: the resolved Bundle
- * entry's, else the "Type/id" (also at the end of an absolute URL); ""
- * when unknown. */
-static void
-ref_type(const struct xf_ctx *c, const struct fj_node *ref, char *out, size_t n)
-{
-	const char *r = fj_get_str(ref, "reference");
-	const struct fj_node *res = xf_resolve(c, r);
-	const char *t = fj_get_str(res, "resourceType");
-	const char *slash, *start;
-
-	out[0] = '\0';
-	if (t != NULL) {
-		snprintf(out, n, "%s", t);
-		return;
-	}
-	if (r == NULL || (slash = strrchr(r, '/')) == NULL)
-		return;
-	/* the segment before the last "/" */
-	for (start = slash; start > r && start[-1] != '/'; start--)
-		;
-	if ((size_t)(slash - start) < n)
-		snprintf(out, n, "%.*s", (int)(slash - start), start);
-}
-
-/* xf_role_ref on obj[key], a Reference or an array of them; prefix is
- * obj's path below the resource ("" or "participant[0]."). */
-static enum gw_err
-role_refs(struct xf_ctx *c, struct fj_node *obj, const char *key,
-	  const char *prefix)
-{
-	struct fj_node *m = fj_get(obj, key);
-	char rel[XF_PATH_MAX];
-	size_t i = 0;
-	enum gw_err e;
-
-	if (m == NULL)
-		return GW_OK;
-	if (m->type == FJ_OBJECT) {
-		snprintf(rel, sizeof(rel), "%s%s", prefix, key);
-		return xf_role_ref(c, m, rel);
-	}
-	if (m->type != FJ_ARRAY)
-		return GW_OK;
-	for (struct fj_node *k = m->u.kids.first; k != NULL; k = k->next, i++) {
-		snprintf(rel, sizeof(rel), "%s%s[%zu]", prefix, key, i);
-		if ((e = xf_role_ref(c, k, rel)) != GW_OK)
-			return e;
-	}
-	return GW_OK;
-}
-
 /* role_refs on member sub of each element of array obj[key]. */
 static enum gw_err
 role_refs_in(struct xf_ctx *c, struct fj_node *obj, const char *key,
@@ -235,7 +110,7 @@ role_refs_in(struct xf_ctx *c, struct fj_node *obj, const char *key,
 		char prefix[64];
 
 		snprintf(prefix, sizeof(prefix), "%s[%zu].", key, i);
-		if ((e = role_refs(c, k, sub, prefix)) != GW_OK)
+		if ((e = xf_role_refs(c, k, sub, prefix)) != GW_OK)
 			return e;
 	}
 	return GW_OK;
@@ -243,13 +118,7 @@ role_refs_in(struct xf_ctx *c, struct fj_node *obj, const char *key,
 
 /* Elements that exist in one version only and have no counterpart:
  * left out and reported when converting from that version. */
-struct only_in {
-	const char *type;
-	const char *key;
-	enum rules_fhir in;
-};
-
-static const struct only_in only_in[] = {
+static const struct xf_only_in only_in[] = {
     {"Encounter", "basedOn", RULES_R4},
     {"Encounter", "serviceType", RULES_R4},
     {"Encounter", "incomingReferral", RULES_STU3},
@@ -279,25 +148,6 @@ static const struct only_in only_in[] = {
     {NULL, NULL, RULES_R4},
 };
 
-static enum gw_err
-drop_only(struct xf_ctx *c, struct fj_node *res, const char *type)
-{
-	enum gw_err e;
-
-	for (const struct only_in *o = only_in; o->type != NULL; o++) {
-		if (o->in != c->from || strcmp(o->type, type) != 0 ||
-		    fj_get(res, o->key) == NULL)
-			continue;
-		if ((e = xf_loss(c, o->key,
-				 "%s.%s has no %s counterpart and is left out",
-				 type, o->key,
-				 c->to == RULES_R4 ? "R4" : "STU3")) != GW_OK)
-			return e;
-		fj_remove(res, o->key);
-	}
-	return GW_OK;
-}
-
 /* R4 0.1.3 ext-EncounterReference: no STU3 element holds the Encounter
  * of a Goal or DeviceUseStatement; each is left out and reported at its
  * index. */
@@ -324,7 +174,7 @@ drop_encounter_ext(struct xf_ctx *c, struct fj_node *res, const char *type)
 				 "left out",
 				 type)) != GW_OK)
 			return e;
-		arr_unlink(arr, k);
+		xf_arr_remove(arr, k);
 	}
 	if (arr->u.kids.count == 0)
 		fj_remove(res, "extension");
@@ -360,7 +210,7 @@ map_code(struct xf_ctx *c, struct fj_node *res, const char *key,
 
 	if (s == NULL || (t = code_to(c, m, s)) == s)
 		return GW_OK;
-	return set_str(c, res, key, t);
+	return xf_set_str(c, res, key, t);
 }
 
 /*
@@ -386,7 +236,8 @@ event_status_rule(struct xf_ctx *c, struct fj_node *res)
 			if ((v = fj_new_bool(c->doc, true)) == NULL)
 				return GW_NOMEM;
 			if ((e = fj_set(c->doc, res, "notDone", v)) != GW_OK ||
-			    (e = set_str(c, res, "status", "unknown")) != GW_OK)
+			    (e = xf_set_str(c, res, "status", "unknown")) !=
+				GW_OK)
 				return e;
 			xf_rename(res, "statusReason", "notDoneReason");
 			return GW_OK;
@@ -405,7 +256,7 @@ event_status_rule(struct xf_ctx *c, struct fj_node *res)
 	if (v != NULL && v->type == FJ_BOOL && v->u.b) {
 		fj_remove(res, "notDone");
 		xf_rename(res, "notDoneReason", "statusReason");
-		return set_str(c, res, "status", "not-done");
+		return xf_set_str(c, res, "status", "not-done");
 	}
 	fj_remove(res, "notDone");
 	return map_code(c, res, "status", event_status);
@@ -504,7 +355,7 @@ enc_to_r4(struct xf_ctx *c, struct fj_node *res)
 			if (rr == NULL &&
 			    (rr = get_array(c, res, "reasonReference")) == NULL)
 				return GW_NOMEM;
-			arr_unlink(diag, k);
+			xf_arr_remove(diag, k);
 			fj_remove(k, "condition");
 			fj_append(rr, cond);
 		}
@@ -552,7 +403,7 @@ enc_required_stu3(struct xf_ctx *c, struct fj_node *res)
 
 	/* an Encounter claiming no profile is not taken for ACP-Encounter
 	   by the validator (the profile has no fixed pattern) */
-	if (!has_profile(res, S3 "ACP-Encounter"))
+	if (!xf_has_profile(res, S3 "ACP-Encounter"))
 		return GW_OK;
 	if (fj_get(res, "subject") == NULL) {
 		if ((e = set_absent(c, res, "subject")) != GW_OK)
@@ -580,7 +431,7 @@ rule_encounter(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Encounter")) != GW_OK ||
+	if ((e = xf_drop_only(c, res, only_in, "Encounter")) != GW_OK ||
 	    (e = role_refs_in(c, res, "participant", "individual")) != GW_OK)
 		return e;
 	if (c->to == RULES_R4)
@@ -647,7 +498,7 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 	struct fj_node *perf = fj_get(res, "performer");
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Procedure")) != GW_OK ||
+	if ((e = xf_drop_only(c, res, only_in, "Procedure")) != GW_OK ||
 	    (e = event_status_rule(c, res)) != GW_OK ||
 	    (e = role_refs_in(c, res, "performer", "actor")) != GW_OK ||
 	    (e = canonical_refs(c, res, "instantiatesCanonical",
@@ -659,7 +510,7 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 			xf_rename(k, c->to == RULES_STU3 ? "function" : "role",
 				  c->to == RULES_STU3 ? "role" : "function");
 	if (c->to != RULES_STU3 ||
-	    !is_profile(res, S3 "ACP-Procedure", "code", "713603004"))
+	    !xf_is_profile(res, S3 "ACP-Procedure", "code", "713603004"))
 		return GW_OK;
 	/* STU3 ACP-Procedure (zib-Procedure) allows a Practitioner or an
 	   Organization as performer; R4 also the patient, contacts and
@@ -672,7 +523,7 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 			char rel[48], t[32];
 
 			next = k->next;
-			ref_type(c, fj_get(k, "actor"), t, sizeof(t));
+			xf_ref_type(c, fj_get(k, "actor"), t, sizeof(t));
 			if (t[0] == '\0' || strcmp(t, "Practitioner") == 0 ||
 			    strcmp(t, "Organization") == 0)
 				continue;
@@ -683,7 +534,7 @@ rule_procedure(struct xf_ctx *c, struct fj_node *res)
 					 "performer; this one is left out")) !=
 			    GW_OK)
 				return e;
-			arr_unlink(perf, k);
+			xf_arr_remove(perf, k);
 		}
 		if (perf->u.kids.count == 0)
 			fj_remove(res, "performer");
@@ -760,7 +611,7 @@ goal_to_stu3(struct xf_ctx *c, struct fj_node *res)
 	if (carried && cod->u.kids.count == 1 && ach->u.kids.count == 1)
 		fj_remove(res, "achievementStatus");
 	fj_remove(res, "lifecycleStatus");
-	return set_str(c, res, "status", st);
+	return xf_set_str(c, res, "status", st);
 }
 
 static enum gw_err
@@ -781,7 +632,7 @@ goal_to_r4(struct xf_ctx *c, struct fj_node *res)
 			ach = goal_status[i].achievement;
 		}
 	fj_remove(res, "status");
-	if ((e = set_str(c, res, "lifecycleStatus", life)) != GW_OK)
+	if ((e = xf_set_str(c, res, "lifecycleStatus", life)) != GW_OK)
 		return e;
 	if (ach != NULL && fj_get(res, "achievementStatus") == NULL) {
 		struct fj_node *cc = cc_new(c, GOAL_ACHIEVEMENT, ach, NULL);
@@ -837,7 +688,7 @@ rule_goal(struct xf_ctx *c, struct fj_node *res)
 		return e;
 
 	if ((e = drop_encounter_ext(c, res, "Goal")) != GW_OK ||
-	    (e = role_refs(c, res, "expressedBy", "")) != GW_OK)
+	    (e = xf_role_refs(c, res, "expressedBy", "")) != GW_OK)
 		return e;
 	if (c->to == RULES_R4) {
 		/* R4 Goal.subject is 1..1, STU3's 0..1 */
@@ -853,13 +704,13 @@ rule_goal(struct xf_ctx *c, struct fj_node *res)
 		return goal_to_r4(c, res);
 	}
 	if ((e = goal_to_stu3(c, res)) != GW_OK ||
-	    (e = drop_only(c, res, "Goal")) != GW_OK)
+	    (e = xf_drop_only(c, res, only_in, "Goal")) != GW_OK)
 		return e;
 	/* STU3 ACP-MedicalPolicyGoal requires category, fixed to SNOMED
 	   713603004 (advance care planning); the R4 profile has none. A
 	   Goal that claims no profile is left alone: without that category
 	   the STU3 validator does not take it for the ACP profile. */
-	if (has_profile(res, S3 "ACP-MedicalPolicyGoal") &&
+	if (xf_has_profile(res, S3 "ACP-MedicalPolicyGoal") &&
 	    fj_get(res, "category") == NULL) {
 		struct fj_node *cc =
 		    cc_new(c, SNOMED, "713603004", "advance care planning");
@@ -884,10 +735,10 @@ rule_communication(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Communication")) != GW_OK ||
+	if ((e = xf_drop_only(c, res, only_in, "Communication")) != GW_OK ||
 	    (e = event_status_rule(c, res)) != GW_OK ||
-	    (e = role_refs(c, res, "sender", "")) != GW_OK ||
-	    (e = role_refs(c, res, "recipient", "")) != GW_OK ||
+	    (e = xf_role_refs(c, res, "sender", "")) != GW_OK ||
+	    (e = xf_role_refs(c, res, "recipient", "")) != GW_OK ||
 	    (e = canonical_refs(c, res, "instantiatesCanonical",
 				"definition")) != GW_OK)
 		return e;
@@ -955,10 +806,11 @@ rule_commreq(struct xf_ctx *c, struct fj_node *res)
 					 "that something must not be done");
 		fj_remove(res, "doNotPerform");
 	}
-	if ((e = drop_only(c, res, "CommunicationRequest")) != GW_OK ||
+	if ((e = xf_drop_only(c, res, only_in, "CommunicationRequest")) !=
+		GW_OK ||
 	    (e = map_code(c, res, "status", request_status)) != GW_OK ||
-	    (e = role_refs(c, res, "sender", "")) != GW_OK ||
-	    (e = role_refs(c, res, "recipient", "")) != GW_OK ||
+	    (e = xf_role_refs(c, res, "sender", "")) != GW_OK ||
+	    (e = xf_role_refs(c, res, "recipient", "")) != GW_OK ||
 	    (e = commreq_requester(c, res)) != GW_OK)
 		return e;
 	if (c->to == RULES_STU3)
@@ -980,7 +832,7 @@ rule_device(struct xf_ctx *c, struct fj_node *res)
 	struct fj_node *n;
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Device")) != GW_OK)
+	if ((e = xf_drop_only(c, res, only_in, "Device")) != GW_OK)
 		return e;
 	if (c->to == RULES_R4) {
 		struct fj_node *arr;
@@ -1184,7 +1036,8 @@ rule_dus(struct xf_ctx *c, struct fj_node *res)
 			/* zib2020 names the health professional by role only;
 			   a zib2017 Practitioner without its role has no
 			   place there */
-			ref_type(c, fj_get(x, "valueReference"), t, sizeof(t));
+			xf_ref_type(c, fj_get(x, "valueReference"), t,
+				    sizeof(t));
 			if (c->to != RULES_R4 || t[0] == '\0' ||
 			    strcmp(t, "PractitionerRole") == 0)
 				continue;
@@ -1196,14 +1049,15 @@ rule_dus(struct xf_ctx *c, struct fj_node *res)
 				 "reference without its role is left out",
 				 t)) != GW_OK)
 				return e;
-			arr_unlink(exts, x);
+			xf_arr_remove(exts, x);
 		}
 		if (exts->u.kids.count == 0)
 			fj_remove(res, "extension");
 	}
-	if ((e = drop_only(c, res, "DeviceUseStatement")) != GW_OK ||
+	if ((e = xf_drop_only(c, res, only_in, "DeviceUseStatement")) !=
+		GW_OK ||
 	    (e = drop_encounter_ext(c, res, "DeviceUseStatement")) != GW_OK ||
-	    (e = role_refs(c, res, "source", "")) != GW_OK)
+	    (e = xf_role_refs(c, res, "source", "")) != GW_OK)
 		return e;
 	return c->to == RULES_R4 ? dus_to_r4(c, res) : dus_to_stu3(c, res);
 }
@@ -1218,9 +1072,10 @@ rule_qr(struct xf_ctx *c, struct fj_node *res)
 	struct fj_node *q = fj_get(res, "questionnaire");
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "QuestionnaireResponse")) != GW_OK ||
-	    (e = role_refs(c, res, "author", "")) != GW_OK ||
-	    (e = role_refs(c, res, "source", "")) != GW_OK)
+	if ((e = xf_drop_only(c, res, only_in, "QuestionnaireResponse")) !=
+		GW_OK ||
+	    (e = xf_role_refs(c, res, "author", "")) != GW_OK ||
+	    (e = xf_role_refs(c, res, "source", "")) != GW_OK)
 		return e;
 	if (c->to == RULES_STU3) {
 		xf_rename(res, "partOf", "parent");

@@ -469,3 +469,119 @@ xf_version_parse(const char *s, enum rules_fhir *out)
 	*out = s[0] == '3' ? RULES_STU3 : RULES_R4;
 	return true;
 }
+
+enum gw_err
+xf_set_str(struct xf_ctx *c, struct fj_node *obj, const char *key,
+	   const char *s)
+{
+	struct fj_node *v = fj_new_string(c->doc, s);
+
+	if (v == NULL)
+		return GW_NOMEM;
+	return fj_set(c->doc, obj, key, v);
+}
+
+bool
+xf_has_profile(const struct fj_node *res, const char *url)
+{
+	const struct fj_node *p = fj_get(fj_get(res, "meta"), "profile");
+
+	if (p == NULL || p->type != FJ_ARRAY)
+		return false;
+	for (const struct fj_node *k = p->u.kids.first; k != NULL; k = k->next)
+		if (fj_str_eq(k, url))
+			return true;
+	return false;
+}
+
+bool
+xf_is_profile(const struct fj_node *res, const char *url, const char *elem,
+	      const char *code)
+{
+	const struct fj_node *p = fj_get(fj_get(res, "meta"), "profile");
+	const struct fj_node *cod;
+
+	if (xf_has_profile(res, url))
+		return true;
+	if (p != NULL && p->type == FJ_ARRAY && p->u.kids.count > 0)
+		return false;
+	if (code == NULL)
+		return true;
+	cod = fj_get(fj_get(res, elem), "coding");
+	if (cod == NULL || cod->type != FJ_ARRAY)
+		return false;
+	for (const struct fj_node *k = cod->u.kids.first; k != NULL;
+	     k = k->next)
+		if (fj_str_eq(fj_get(k, "system"), XF_SNOMED) &&
+		    fj_str_eq(fj_get(k, "code"), code))
+			return true;
+	return false;
+}
+
+enum gw_err
+xf_role_refs(struct xf_ctx *c, struct fj_node *obj, const char *key,
+	     const char *prefix)
+{
+	struct fj_node *m = fj_get(obj, key);
+	char rel[XF_PATH_MAX];
+	size_t i = 0;
+	enum gw_err e;
+
+	if (m == NULL)
+		return GW_OK;
+	if (m->type == FJ_OBJECT) {
+		snprintf(rel, sizeof(rel), "%s%s", prefix, key);
+		return xf_role_ref(c, m, rel);
+	}
+	if (m->type != FJ_ARRAY)
+		return GW_OK;
+	for (struct fj_node *k = m->u.kids.first; k != NULL; k = k->next, i++) {
+		snprintf(rel, sizeof(rel), "%s%s[%zu]", prefix, key, i);
+		if ((e = xf_role_ref(c, k, rel)) != GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
+void
+xf_ref_type(const struct xf_ctx *c, const struct fj_node *ref, char *out,
+	    size_t n)
+{
+	const char *r = fj_get_str(ref, "reference");
+	const struct fj_node *res = xf_resolve(c, r);
+	const char *t = fj_get_str(res, "resourceType");
+	const char *slash, *start;
+
+	out[0] = '\0';
+	if (t != NULL) {
+		snprintf(out, n, "%s", t);
+		return;
+	}
+	if (r == NULL || (slash = strrchr(r, '/')) == NULL)
+		return;
+	/* the segment before the last "/" */
+	for (start = slash; start > r && start[-1] != '/'; start--)
+		;
+	if ((size_t)(slash - start) < n)
+		snprintf(out, n, "%.*s", (int)(slash - start), start);
+}
+
+enum gw_err
+xf_drop_only(struct xf_ctx *c, struct fj_node *res,
+	     const struct xf_only_in *only_in, const char *type)
+{
+	enum gw_err e;
+
+	for (const struct xf_only_in *o = only_in; o->type != NULL; o++) {
+		if (o->in != c->from || strcmp(o->type, type) != 0 ||
+		    fj_get(res, o->key) == NULL)
+			continue;
+		if ((e = xf_loss(c, o->key,
+				 "%s.%s has no %s counterpart and is left out",
+				 type, o->key,
+				 c->to == RULES_R4 ? "R4" : "STU3")) != GW_OK)
+			return e;
+		fj_remove(res, o->key);
+	}
+	return GW_OK;
+}

@@ -149,4 +149,44 @@ enum gw_err xf_entries_take(struct xf_ctx *c);
  */
 enum gw_err xf_role_ref(struct xf_ctx *c, struct fj_node *ref, const char *rel);
 
+/* ---- helpers the rule files share (transform_help.c) ---- */
+
+#define XF_SNOMED "http://snomed.info/sct"
+
+/* A member of a resource type that only one version has: left out
+ * (and reported) when converting from that version. Tables end with a
+ * NULL type. */
+struct xf_only_in {
+	const char *type; /* resourceType */
+	const char *key;  /* member name */
+	enum rules_fhir in;
+};
+
+/* Leave out (reported) every member of res (of type) that table says
+ * only c->from has. */
+enum gw_err xf_drop_only(struct xf_ctx *c, struct fj_node *res,
+			 const struct xf_only_in *table, const char *type);
+/* obj[key] = a new string s. */
+enum gw_err xf_set_str(struct xf_ctx *c, struct fj_node *obj, const char *key,
+		       const char *s);
+/* True when res claims profile url in meta.profile. */
+bool xf_has_profile(const struct fj_node *res, const char *url);
+/*
+ * True when res is of the PZP profile url (mapped to c->to): it claims
+ * it, or it claims no profile and its element elem (a CodeableConcept)
+ * has the profile's SNOMED code, as the validator's detection finds it
+ * (code NULL: any resource of the type without a profile).
+ */
+bool xf_is_profile(const struct fj_node *res, const char *url, const char *elem,
+		   const char *code);
+/* xf_role_ref on obj[key], a Reference or an array of them; prefix is
+ * obj's path below the resource ("" or "participant[0]."). */
+enum gw_err xf_role_refs(struct xf_ctx *c, struct fj_node *obj, const char *key,
+			 const char *prefix);
+/* The resource type Reference ref points at into out (n bytes): the
+ * resolved Bundle entry's, else the type segment of "Type/id" (also at
+ * the end of an absolute URL); "" when unknown. */
+void xf_ref_type(const struct xf_ctx *c, const struct fj_node *ref, char *out,
+		 size_t n);
+
 #endif

@@ -60,38 +60,6 @@ const struct xf_url_map xf_urls_zib[] = {
 
 /* ---- small helpers ---- */
 
-/* Unlink element n from array arr (n stays in the document). */
-static void
-arr_unlink(struct fj_node *arr, struct fj_node *n)
-{
-	struct fj_node *p, *prev = NULL;
-
-	for (p = arr->u.kids.first; p != NULL; prev = p, p = p->next) {
-		if (p != n)
-			continue;
-		if (prev != NULL)
-			prev->next = p->next;
-		else
-			arr->u.kids.first = p->next;
-		if (arr->u.kids.last == p)
-			arr->u.kids.last = prev;
-		arr->u.kids.count--;
-		p->next = NULL;
-		return;
-	}
-}
-
-/* obj[key] = a new string s. */
-static enum gw_err
-set_str(struct xf_ctx *c, struct fj_node *obj, const char *key, const char *s)
-{
-	struct fj_node *v = fj_new_string(c->doc, s);
-
-	if (v == NULL)
-		return GW_NOMEM;
-	return fj_set(c->doc, obj, key, v);
-}
-
 /* True when CodeableConcept cc has a coding of system sys. */
 static bool
 cc_has_system(const struct fj_node *cc, const char *sys)
@@ -105,99 +73,6 @@ cc_has_system(const struct fj_node *cc, const char *sys)
 		if (fj_str_eq(fj_get(k, "system"), sys))
 			return true;
 	return false;
-}
-
-/* True when res claims profile url (already mapped to c->to). */
-static bool
-has_profile(const struct fj_node *res, const char *url)
-{
-	const struct fj_node *p = fj_get(fj_get(res, "meta"), "profile");
-
-	if (p == NULL || p->type != FJ_ARRAY)
-		return false;
-	for (const struct fj_node *k = p->u.kids.first; k != NULL; k = k->next)
-		if (fj_str_eq(k, url))
-			return true;
-	return false;
-}
-
-/*
- * True when res is of the PZP profile url (mapped to c->to): it claims
- * it, or it claims no profile and its element elem (a CodeableConcept)
- * has the profile's SNOMED code, as the validator's detection finds it
- * (code NULL: any resource of the type without a profile).
- */
-static bool
-is_profile(const struct fj_node *res, const char *url, const char *elem,
-	   const char *code)
-{
-	const struct fj_node *p = fj_get(fj_get(res, "meta"), "profile");
-	const struct fj_node *cod;
-
-	if (has_profile(res, url))
-		return true;
-	if (p != NULL && p->type == FJ_ARRAY && p->u.kids.count > 0)
-		return false;
-	if (code == NULL)
-		return true;
-	cod = fj_get(fj_get(res, elem), "coding");
-	if (cod == NULL || cod->type != FJ_ARRAY)
-		return false;
-	for (const struct fj_node *k = cod->u.kids.first; k != NULL;
-	     k = k->next)
-		if (fj_str_eq(fj_get(k, "system"), SNOMED) &&
-		    fj_str_eq(fj_get(k, "code"), code))
-			return true;
-	return false;
-}
-
-/* xf_role_ref on obj[key], a Reference or an array of them. */
-static enum gw_err
-role_refs(struct xf_ctx *c, struct fj_node *obj, const char *key,
-	  const char *prefix)
-{
-	struct fj_node *m = fj_get(obj, key);
-	char rel[XF_PATH_MAX];
-	size_t i = 0;
-	enum gw_err e;
-
-	if (m == NULL)
-		return GW_OK;
-	if (m->type == FJ_OBJECT) {
-		snprintf(rel, sizeof(rel), "%s%s", prefix, key);
-		return xf_role_ref(c, m, rel);
-	}
-	if (m->type != FJ_ARRAY)
-		return GW_OK;
-	for (struct fj_node *k = m->u.kids.first; k != NULL; k = k->next, i++) {
-		snprintf(rel, sizeof(rel), "%s%s[%zu]", prefix, key, i);
-		if ((e = xf_role_ref(c, k, rel)) != GW_OK)
-			return e;
-	}
-	return GW_OK;
-}
-
-/* The resource type Reference ref points at: the resolved Bundle
- * entry's, else the segment before the id ("Type/id", also at the end
- * of an absolute URL); "" when unknown. */
-static void
-ref_type(const struct xf_ctx *c, const struct fj_node *ref, char *out, size_t n)
-{
-	const char *r = fj_get_str(ref, "reference");
-	const char *t = fj_get_str(xf_resolve(c, r), "resourceType");
-	const char *slash, *start;
-
-	out[0] = '\0';
-	if (t != NULL) {
-		snprintf(out, n, "%s", t);
-		return;
-	}
-	if (r == NULL || (slash = strrchr(r, '/')) == NULL)
-		return;
-	for (start = slash; start > r && start[-1] != '/'; start--)
-		;
-	if ((size_t)(slash - start) < n)
-		snprintf(out, n, "%.*s", (int)(slash - start), start);
 }
 
 /* STU3 Observation.performer admits these; R4 also CareTeam (and
@@ -221,7 +96,7 @@ obs_performers_stu3(struct xf_ctx *c, struct fj_node *res)
 		bool ok = false;
 
 		next = k->next;
-		ref_type(c, k, t, sizeof(t));
+		xf_ref_type(c, k, t, sizeof(t));
 		for (size_t j = 0; obs_performer_stu3[j] != NULL; j++)
 			ok = ok || strcmp(t, obs_performer_stu3[j]) == 0;
 		if (t[0] == '\0' || ok)
@@ -232,7 +107,7 @@ obs_performers_stu3(struct xf_ctx *c, struct fj_node *res)
 				 "this performer is left out",
 				 t)) != GW_OK)
 			return e;
-		arr_unlink(perf, k);
+		xf_arr_remove(perf, k);
 	}
 	if (perf->u.kids.count == 0)
 		fj_remove(res, "performer");
@@ -260,7 +135,7 @@ drop_ext(struct xf_ctx *c, struct fj_node *obj, const char *url,
 		snprintf(rel, sizeof(rel), "%sextension[%zu]", prefix, i);
 		if ((e = xf_loss(c, rel, "%s", why)) != GW_OK)
 			return e;
-		arr_unlink(arr, k);
+		xf_arr_remove(arr, k);
 	}
 	if (arr->u.kids.count == 0)
 		fj_remove(obj, "extension");
@@ -269,13 +144,7 @@ drop_ext(struct xf_ctx *c, struct fj_node *obj, const char *url,
 
 /* Elements that exist in one version only and have no counterpart:
  * left out and reported when converting from that version. */
-struct only_in {
-	const char *type;
-	const char *key;
-	enum rules_fhir in;
-};
-
-static const struct only_in only_in[] = {
+static const struct xf_only_in only_in[] = {
     {"Patient", "animal", RULES_STU3},
     {"RelatedPerson", "communication", RULES_R4},
     {"Observation", "partOf", RULES_R4},
@@ -284,25 +153,6 @@ static const struct only_in only_in[] = {
     {"Observation", "valueAttachment", RULES_STU3},
     {NULL, NULL, RULES_R4},
 };
-
-static enum gw_err
-drop_only(struct xf_ctx *c, struct fj_node *res, const char *type)
-{
-	enum gw_err e;
-
-	for (const struct only_in *o = only_in; o->type != NULL; o++) {
-		if (o->in != c->from || strcmp(o->type, type) != 0 ||
-		    fj_get(res, o->key) == NULL)
-			continue;
-		if ((e = xf_loss(c, o->key,
-				 "%s.%s has no %s counterpart and is left out",
-				 type, o->key,
-				 c->to == RULES_R4 ? "R4" : "STU3")) != GW_OK)
-			return e;
-		fj_remove(res, o->key);
-	}
-	return GW_OK;
-}
 
 /* A new object holding only a data-absent-reason "unknown" extension:
  * how FHIR marks a required element that has no value (for a primitive,
@@ -456,7 +306,7 @@ usual_names_r4(struct xf_ctx *c, struct fj_node *res)
 				 "\"usual\" name; this name is left out")) !=
 		    GW_OK)
 			return e;
-		arr_unlink(names, k);
+		xf_arr_remove(names, k);
 	}
 	if (names->u.kids.count == 0)
 		fj_remove(res, "name");
@@ -471,16 +321,16 @@ rule_patient(struct xf_ctx *c, struct fj_node *res)
 	struct fj_node *contact = fj_get(res, "contact");
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Patient")) != GW_OK ||
+	if ((e = xf_drop_only(c, res, only_in, "Patient")) != GW_OK ||
 	    (e = identifier_values_stu3(c, res)) != GW_OK ||
 	    (e = usual_names_r4(c, res)) != GW_OK)
 		return e;
 	/* R4 allows a PractitionerRole, STU3 a Practitioner. */
-	if ((e = role_refs(c, res, "generalPractitioner", "")) != GW_OK)
+	if ((e = xf_role_refs(c, res, "generalPractitioner", "")) != GW_OK)
 		return e;
 	/* R4 ACP-Patient requires a name, zib2017 does not */
 	if (c->to == RULES_R4 && fj_get(res, "name") == NULL &&
-	    has_profile(res, R4A "ACP-Patient")) {
+	    xf_has_profile(res, R4A "ACP-Patient")) {
 		struct fj_node *arr = fj_new_array(c->doc);
 		struct fj_node *n = fj_new_object(c->doc);
 		struct fj_node *x = fj_new_array(c->doc);
@@ -565,7 +415,7 @@ rp_to_stu3(struct xf_ctx *c, struct fj_node *res)
 		next = k->next;
 		if (k == keep)
 			continue;
-		arr_unlink(rel, k);
+		xf_arr_remove(rel, k);
 		if (rp_is_relationship(k)) {
 			snprintf(path, sizeof(path), "relationship[%zu]", i);
 			if ((e = xf_loss(c, path,
@@ -640,8 +490,8 @@ rp_to_r4(struct xf_ctx *c, struct fj_node *res)
 	 */
 	/* without a profile, the validator takes a RelatedPerson with a
 	   relationship for ACP-ContactPerson (its slices' patterns) */
-	if ((has_profile(res, R4A "ACP-ContactPerson") ||
-	     (is_profile(res, R4A "ACP-ContactPerson", NULL, NULL) &&
+	if ((xf_has_profile(res, R4A "ACP-ContactPerson") ||
+	     (xf_is_profile(res, R4A "ACP-ContactPerson", NULL, NULL) &&
 	      arr->u.kids.count > 0)) &&
 	    !rp_has_role(arr)) {
 		struct fj_node *cc = fj_new_object(c->doc);
@@ -671,7 +521,7 @@ rule_related_person(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "RelatedPerson")) != GW_OK ||
+	if ((e = xf_drop_only(c, res, only_in, "RelatedPerson")) != GW_OK ||
 	    (e = usual_names_r4(c, res)) != GW_OK)
 		return e;
 	return c->to == RULES_STU3 ? rp_to_stu3(c, res) : rp_to_r4(c, res);
@@ -793,8 +643,9 @@ obs_related_to_stu3(struct xf_ctx *c, struct fj_node *res)
 			k->next = NULL;
 			if (o == NULL)
 				return GW_NOMEM;
-			if ((e = set_str(c, o, "type",
-					 obs_related[r].stu3type)) != GW_OK ||
+			if ((e = xf_set_str(c, o, "type",
+					    obs_related[r].stu3type)) !=
+				GW_OK ||
 			    (e = fj_set(c->doc, o, "target", k)) != GW_OK)
 				return e;
 			fj_append(out, o);
@@ -867,7 +718,7 @@ obs_is_acp_stu3(const struct fj_node *res)
 	};
 
 	for (size_t i = 0; names[i] != NULL; i++)
-		if (has_profile(res, names[i]))
+		if (xf_has_profile(res, names[i]))
 			return true;
 	return false;
 }
@@ -968,10 +819,10 @@ rule_observation(struct xf_ctx *c, struct fj_node *res)
 {
 	enum gw_err e;
 
-	if ((e = drop_only(c, res, "Observation")) != GW_OK ||
+	if ((e = xf_drop_only(c, res, only_in, "Observation")) != GW_OK ||
 	    (e = obs_values(c, res)) != GW_OK)
 		return e;
-	if ((e = role_refs(c, res, "performer", "")) != GW_OK)
+	if ((e = xf_role_refs(c, res, "performer", "")) != GW_OK)
 		return e;
 	if ((e = obs_note(c, res)) != GW_OK)
 		return e;
@@ -1006,8 +857,8 @@ rule_observation(struct xf_ctx *c, struct fj_node *res)
 	 * 1156040003 "self reported", its fixed pattern); R4 has no such
 	 * rule. IKNL's STU3 examples carry exactly this code.
 	 */
-	if (is_profile(res, S3 "ACP-OrganDonationChoiceRegistration", "code",
-		       "570801000146104") &&
+	if (xf_is_profile(res, S3 "ACP-OrganDonationChoiceRegistration", "code",
+			  "570801000146104") &&
 	    fj_get(res, "method") == NULL) {
 		struct fj_node *cc = fj_new_object(c->doc);
 		struct fj_node *arr = fj_new_array(c->doc);
