@@ -320,7 +320,10 @@ def test_receiver_without_relay_refuses_the_relay(pair, pki, tmp_path):
             c.close()
     gw.wait_for(lambda: "event=receiver_misconfigured" in a.log_text(),
                 timeout=30, what="receiver held")
-    assert [r[1] for r in rows()] == [403]
+    # The attempt's outcome reaches the store through the writer thread,
+    # shortly after the log line.
+    gw.wait_for(lambda: [r[1] for r in rows()] == [403], timeout=10,
+                what="the 403 recorded")
     assert rows()[0][0] in ("due", "inflight")
     assert stored(b) == []
     b.sections["peer " + A_URA]["relay"] = relay
