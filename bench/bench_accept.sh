@@ -21,6 +21,7 @@ set -eu
 bin=${1:?usage: bench_accept.sh PZPGW_BINARY}
 case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 py=/usr/bin/python3
 nacc=${BENCH_ACCEPT:-2000}
 conc=${BENCH_CONC:-16}
@@ -62,7 +63,8 @@ case $prev in "" | /*) ;; *) prev=$(pwd)/$prev ;; esac
 
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-# conf NAME: a gateway (URA 90000001) serving 90000003 in $work/NAME,
+# conf NAME BINARY: a gateway (URA 90000001) serving 90000003 in
+# $work/NAME with the rules BINARY reads,
 # on a fresh store.
 conf() {
 	rm -rf "$work/$1"
@@ -87,7 +89,7 @@ create = yes
 max_pending = 1024
 [process]
 log = stderr
-schemas = $src/schemas
+schemas = $(bench_schemas "$2" "$src")
 [peer 90000002]
 allow = push
 [peer 90000003]
@@ -159,7 +161,7 @@ echo "machine: $(nproc) cores; $nacc accepts x $conc connections;" \
 
 # one NAME BINARY: accept $nacc messages, print "us_per_accept rate".
 one() {
-	conf "$1"
+	conf "$1" "$2"
 	start "$2" "$1"
 	t0=$(cpu_ticks)
 	r=$("$lg" post "https://localhost:$port/fhir/\$process-message" \

@@ -24,6 +24,7 @@ set -eu
 bin=${1:?usage: bench_pull.sh PZPGW_BINARY}
 case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 py=/usr/bin/python3
 npat=${BENCH_PATIENTS:-10000}
 nacc=${BENCH_ACCEPT:-3000}
@@ -63,7 +64,8 @@ fi
 
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-# conf NAME: a gateway (URA 90000001) serving 90000003 in $work/NAME.
+# conf NAME BINARY: a gateway (URA 90000001) serving 90000003 in
+# $work/NAME, with the rules BINARY reads.
 conf() {
 	mkdir -p "$work/$1"
 	cat >"$work/$1/pzpgw.conf" <<EOF
@@ -86,7 +88,7 @@ create = yes
 max_pending = 1024
 [process]
 log = stderr
-schemas = $src/schemas
+schemas = $(bench_schemas "$2" "$src")
 [peer 90000002]
 allow = push
 [peer 90000003]
@@ -180,13 +182,13 @@ echo "machine: $(nproc) cores; $npat patients; $conc connections;" \
 
 off=""
 if [ -n "$base" ]; then
-	conf base
+	conf base "$base"
 	start "$base" base
 	off=$(post "$conc" "$nacc" 0 "$work/tpl.json")
 	stop
 	echo "accept, index off (before issue 11): $off"
 fi
-conf pull
+conf pull "$bin"
 start "$bin" pull
 on=$(post "$conc" "$nacc" 0 "$work/tpl.json")
 echo "accept, index on:                    $on"
