@@ -3,6 +3,7 @@
 
 PREFIX ?= /usr
 SYSCONFDIR ?= /etc
+MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 PKG_CONFIG ?= pkg-config
 PYTHON ?= /usr/bin/python3
@@ -60,7 +61,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps deps-build run run-pair test test-unit test-e2e asan tsan fuzz fuzz-smoke \
-        check-cycles lint format format-check install schemas bench clean help
+        check-cycles check-man man lint format format-check install schemas bench \
+        clean help
 
 all: $(BIN)
 
@@ -72,6 +74,8 @@ help:
 	@echo "make test-unit  cmocka unit tests"
 	@echo "make test-e2e   end-to-end tests against the real daemon"
 	@echo "make check-cycles  no call or include cycle between files"
+	@echo "make check-man  the manual pages are what the code says"
+	@echo "make man        write packaging/man/ again from the code"
 	@echo "make asan       unit + e2e tests under ASan/UBSan (build/asan)"
 	@echo "make tsan       unit + e2e tests under ThreadSanitizer (build/tsan)"
 	@echo "make fuzz       build libFuzzer harnesses (build/fuzz)"
@@ -120,8 +124,12 @@ $(BIN): $(MAIN_OBJ) $(LIB)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) \
-		$(LIBS) $(TEST_LIBS)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) $(UNIT_LDFLAGS) \
+		-o $@ $< $(LIB) $(LIBS) $(TEST_LIBS)
+
+# test_man records what each command's getopt table accepts: its
+# wrappers stand in for getopt_long and getopt.
+$(BUILD)/tests/test_man: UNIT_LDFLAGS = -Wl,--wrap=getopt_long,--wrap=getopt
 
 # The development gateway: PKI and configuration under var/ on first start
 # (certs/dev-run.sh); run-pair also starts gateway B, to which A delivers
@@ -135,9 +143,26 @@ run-pair: deps-build all
 test: deps
 	$(MAKE) format-check
 	$(MAKE) lint
-	$(MAKE) all check-cycles test-unit test-e2e
+	$(MAKE) all check-cycles check-man test-unit test-e2e
 	$(MAKE) asan
 	$(MAKE) fuzz-smoke
+
+# The manual pages, made by the binary from the help texts (cli_help.c)
+# and the configuration key tables (config.c); check-man fails when the
+# committed ones differ, or an option of a getopt table or a command has
+# no help text (test_man).
+MAN_DIR = packaging/man
+MAN_PAGES = $(MAN_DIR)/pzpgw.8 $(MAN_DIR)/pzpgw.conf.5
+man: $(BIN)
+	@mkdir -p $(MAN_DIR)
+	$(BIN) help --man 8 >$(MAN_DIR)/pzpgw.8.tmp
+	$(BIN) help --man 5 >$(MAN_DIR)/pzpgw.conf.5.tmp
+	mv $(MAN_DIR)/pzpgw.8.tmp $(MAN_DIR)/pzpgw.8
+	mv $(MAN_DIR)/pzpgw.conf.5.tmp $(MAN_DIR)/pzpgw.conf.5
+
+check-man: $(BIN) $(BUILD)/tests/test_man
+	PZPGW_SRCDIR=$(CURDIR) $(BUILD)/tests/test_man
+	sh tests/check_man.sh $(BIN) $(MAN_DIR)
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do \
@@ -249,6 +274,9 @@ install: all
 	install -m 0640 packaging/pzpgw.conf $(DESTDIR)$(SYSCONFDIR)/pzpgw/pzpgw.conf
 	install -d $(DESTDIR)/lib/systemd/system
 	install -m 0644 packaging/pzpgw.service $(DESTDIR)/lib/systemd/system/pzpgw.service
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 0644 $(MAN_DIR)/pzpgw.8 $(DESTDIR)$(MANDIR)/man8/pzpgw.8
+	install -m 0644 $(MAN_DIR)/pzpgw.conf.5 $(DESTDIR)$(MANDIR)/man5/pzpgw.conf.5
 
 clean:
 	rm -rf build
