@@ -3,7 +3,6 @@
 
 PREFIX ?= /usr
 SYSCONFDIR ?= /etc
-MANDIR ?= $(PREFIX)/share/man
 DESTDIR ?=
 PKG_CONFIG ?= pkg-config
 PYTHON ?= /usr/bin/python3
@@ -61,8 +60,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps deps-build run run-pair test test-unit test-e2e asan tsan fuzz fuzz-smoke \
-        check-cycles check-man man lint format format-check install schemas bench \
-        clean help
+        check-cycles lint format format-check install schemas bench clean help
 
 all: $(BIN)
 
@@ -142,8 +140,9 @@ run-pair: deps-build all
 
 test: deps
 	$(MAKE) format-check
+	$(MAKE) check-man
 	$(MAKE) lint
-	$(MAKE) all check-cycles check-man test-unit test-e2e
+	$(MAKE) all check-cycles test-unit test-e2e
 	$(MAKE) asan
 	$(MAKE) fuzz-smoke
 
@@ -152,7 +151,8 @@ test: deps
 # committed ones differ, or an option of a getopt table or a command has
 # no help text (test_man).
 MAN_DIR = packaging/man
-MAN_PAGES = $(MAN_DIR)/pzpgw.8 $(MAN_DIR)/pzpgw.conf.5
+DEB_TEST += man-db groff-base
+.PHONY: man check-man
 man: $(BIN)
 	@mkdir -p $(MAN_DIR)
 	$(BIN) help --man 8 >$(MAN_DIR)/pzpgw.8.tmp
@@ -274,9 +274,6 @@ install: all
 	install -m 0640 packaging/pzpgw.conf $(DESTDIR)$(SYSCONFDIR)/pzpgw/pzpgw.conf
 	install -d $(DESTDIR)/lib/systemd/system
 	install -m 0644 packaging/pzpgw.service $(DESTDIR)/lib/systemd/system/pzpgw.service
-	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
-	install -m 0644 $(MAN_DIR)/pzpgw.8 $(DESTDIR)$(MANDIR)/man8/pzpgw.8
-	install -m 0644 $(MAN_DIR)/pzpgw.conf.5 $(DESTDIR)$(MANDIR)/man5/pzpgw.conf.5
 
 clean:
 	rm -rf build
