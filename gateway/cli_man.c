@@ -332,9 +332,10 @@ static const char *const man5_head[] = {
 
 static const char *const man5_tail[] = {
     ".SH EXAMPLE",
-    "A gateway for a hospital (URA 90000001) that takes care plans from",
-    "its own systems and delivers those for a GP practice (URA 90000003)",
-    "to the GP's gateway:",
+    "The gateway of a hospital (URA 90000001) takes care plans from the",
+    "hospital's EHR (URA 90000002) and delivers those for a GP practice",
+    "(URA 90000003) to the gateway that serves the practice, run by a",
+    "regional exchange whose server certificate carries URA 90000009:",
     ".PP",
     ".RS 4",
     ".nf",
@@ -355,7 +356,8 @@ static const char *const man5_tail[] = {
     "",
     "[peer 90000003]",
     "name = GP practice",
-    "endpoint = https://gw.gp.example.nl:8443/fhir",
+    "endpoint = https://gw.exchange.example.nl:8443/fhir",
+    "server_ura = 90000009",
     ".fi",
     ".RE",
     ".PP",
