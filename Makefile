@@ -72,6 +72,8 @@ help:
 	@echo "make test-unit  cmocka unit tests"
 	@echo "make test-e2e   end-to-end tests against the real daemon"
 	@echo "make check-cycles  no call or include cycle between files"
+	@echo "make check-man  the manual pages are what the code says"
+	@echo "make man        write packaging/man/ again from the code"
 	@echo "make asan       unit + e2e tests under ASan/UBSan (build/asan)"
 	@echo "make tsan       unit + e2e tests under ThreadSanitizer (build/tsan)"
 	@echo "make fuzz       build libFuzzer harnesses (build/fuzz)"
@@ -120,8 +122,12 @@ $(BIN): $(MAIN_OBJ) $(LIB)
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) \
-		$(LIBS) $(TEST_LIBS)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) $(UNIT_LDFLAGS) \
+		-o $@ $< $(LIB) $(LIBS) $(TEST_LIBS)
+
+# test_man records what each command's getopt table accepts: its
+# wrappers stand in for getopt_long and getopt.
+$(BUILD)/tests/test_man: UNIT_LDFLAGS = -Wl,--wrap=getopt_long,--wrap=getopt
 
 # The development gateway: PKI and configuration under var/ on first start
 # (certs/dev-run.sh); run-pair also starts gateway B, to which A delivers
@@ -134,10 +140,29 @@ run-pair: deps-build all
 
 test: deps
 	$(MAKE) format-check
+	$(MAKE) check-man
 	$(MAKE) lint
 	$(MAKE) all check-cycles test-unit test-e2e
 	$(MAKE) asan
 	$(MAKE) fuzz-smoke
+
+# The manual pages, made by the binary from the help texts (cli_help.c)
+# and the configuration key tables (config.c); check-man fails when the
+# committed ones differ, or an option of a getopt table or a command has
+# no help text (test_man).
+MAN_DIR = packaging/man
+DEB_TEST += man-db groff-base
+.PHONY: man check-man
+man: $(BIN)
+	@mkdir -p $(MAN_DIR)
+	$(BIN) help --man 8 >$(MAN_DIR)/pzpgw.8.tmp
+	$(BIN) help --man 5 >$(MAN_DIR)/pzpgw.conf.5.tmp
+	mv $(MAN_DIR)/pzpgw.8.tmp $(MAN_DIR)/pzpgw.8
+	mv $(MAN_DIR)/pzpgw.conf.5.tmp $(MAN_DIR)/pzpgw.conf.5
+
+check-man: $(BIN) $(BUILD)/tests/test_man
+	PZPGW_SRCDIR=$(CURDIR) $(BUILD)/tests/test_man
+	sh tests/check_man.sh $(BIN) $(MAN_DIR)
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do \

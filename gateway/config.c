@@ -72,6 +72,9 @@ struct key {
 	const char *def; /* default as written in a file, or NULL */
 	uint64_t min, max;
 	const char *const *choices; /* NULL-terminated, T_ENUM/T_LIST */
+	const char *doc;	    /* what the key is for (the manual) */
+	const char *def_doc;	    /* the default in words when def is NULL or
+			      * derived; NULL: def, else none */
 };
 
 /* Inline comments start with ';' or '#' after a blank. */
@@ -95,92 +98,194 @@ static const char *const fhirs[] = {"r4", "stu3", NULL};
 #define C(f) offsetof(struct config, f)
 #define P(f) offsetof(struct config_peer, f)
 
-/* Every key of the fixed sections. */
+/*
+ * Every key of the fixed sections. doc and def_doc are what the manual
+ * page pzpgw.conf(5) says (`pzpgw help --man 5`, checked by make
+ * check-man): a row without them does not compile without warnings.
+ */
 static const struct key cfg_keys[] = {
-    {"organisation", "ura", T_URA, F_REQUIRED, C(ura), NULL, 0, 0, NULL},
-    {"organisation", "name", T_STR, F_REQUIRED, C(name), NULL, 0, 0, NULL},
+    {"organisation", "ura", T_URA, F_REQUIRED, C(ura), NULL, 0, 0, NULL,
+     "This organisation's URA number, as its UZI server certificate "
+     "carries it. Every message, audit record and metric names it.",
+     NULL},
+    {"organisation", "name", T_STR, F_REQUIRED, C(name), NULL, 0, 0, NULL,
+     "The organisation's name: the CapabilityStatement's description and "
+     "the audit trail's observer.",
+     NULL},
 
     {"listen", "address", T_STR, F_HOST, C(listen_address), "127.0.0.1", 0, 0,
+     NULL, "Address the organisation listener (HTTPS, mutual TLS) binds to.",
      NULL},
-    {"listen", "port", T_PORT, 0, C(listen_port), "8443", 1, 65535, NULL},
+    {"listen", "port", T_PORT, 0, C(listen_port), "8443", 1, 65535, NULL,
+     "Port of the organisation listener. Below 1024 the daemon must start "
+     "as root or hold CAP_NET_BIND_SERVICE.",
+     NULL},
     {"listen", "certificate", T_PATH, F_REQUIRED | F_FILE, C(tls_cert), NULL, 0,
-     0, NULL},
-    {"listen", "key", T_PATH, F_REQUIRED | F_FILE | F_SECRET, C(tls_key), NULL,
-     0, 0, NULL},
-    {"listen", "trust", T_PATH, F_REQUIRED | F_FILE, C(tls_trust), NULL, 0, 0,
+     0, NULL,
+     "PEM file: the gateway's UZI server certificate, optionally followed "
+     "by its chain. It serves as TLS server and as client when delivering.",
      NULL},
-    {"listen", "crl", T_PATH, F_FILE, C(tls_crl), NULL, 0, 0, NULL},
+    {"listen", "key", T_PATH, F_REQUIRED | F_FILE | F_SECRET, C(tls_key), NULL,
+     0, 0, NULL, "PEM file: the private key of the certificate.", NULL},
+    {"listen", "trust", T_PATH, F_REQUIRED | F_FILE, C(tls_trust), NULL, 0, 0,
+     NULL,
+     "PEM file: the issuing CAs that peers' certificates must come from "
+     "(pinned, for clients and for the servers deliveries go to).",
+     NULL},
+    {"listen", "crl", T_PATH, F_FILE, C(tls_crl), NULL, 0, 0, NULL,
+     "PEM file: a certificate revocation list of the trusted CAs.", "none"},
     {"listen", "environment", T_ENV, F_REQUIRED, C(environment), NULL, 0, 0,
+     NULL,
+     "Which UZI certificates are expected: production refuses a "
+     "certificate that carries the UZI test policy.",
      NULL},
 
     {"admin", "address", T_STR, F_HOST, C(admin_address), "127.0.0.1", 0, 0,
+     NULL,
+     "Address of the admin listener (plain HTTP without authentication: "
+     "/healthz, /readyz, /metrics); other than loopback is a warning.",
      NULL},
-    {"admin", "port", T_PORT, 0, C(admin_port), "9090", 0, 65535, NULL},
+    {"admin", "port", T_PORT, 0, C(admin_port), "9090", 0, 65535, NULL,
+     "Port of the admin listener; 0 turns it off.", NULL},
 
     {"store", "path", T_PATH, 0, C(store_path), "/var/lib/pzpgw/pzpgw.db", 0, 0,
+     NULL,
+     "The SQLite store (WAL mode): accepted messages, the outbox, received "
+     "data, the audit trail. A marker file PATH.created is kept beside it.",
      NULL},
     {"store", "min_free", T_SIZE, 0, C(store_min_free), "256M", 0, 1024 * GIB,
+     NULL, "Free disk space below which intake answers 503 with Retry-After.",
      NULL},
     {"store", "retention", T_UINT, 0, C(store_retention_days), "30", 1, 3650,
+     NULL, "Days after which delivered outbox rows are deleted.", NULL},
+    {"store", "create", T_ENUM, 0, C(store_create), "auto", 0, 0, creates,
+     "auto: make a store at start only where there is neither a store nor "
+     "its marker; yes: whenever it is missing; no: never (pzpgw queue init "
+     "makes one).",
      NULL},
-    {"store", "create", T_ENUM, 0, C(store_create), "auto", 0, 0, creates},
     {"store", "inbound_retention", T_DURATION, F_KEEP,
-     C(store_inbound_retention_ms), "keep", HOUR, 36500 * DAY, NULL},
+     C(store_inbound_retention_ms), "keep", HOUR, 36500 * DAY, NULL,
+     "How long received messages, with the data served from them, are kept "
+     "after they arrived; keep: without limit.",
+     NULL},
 
-    {"limits", "max_body", T_SIZE, 0, C(max_body), "10M", KIB, GIB, NULL},
-    {"limits", "max_header", T_SIZE, 0, C(max_header), "16k", KIB, MIB, NULL},
+    {"limits", "max_body", T_SIZE, 0, C(max_body), "10M", KIB, GIB, NULL,
+     "Largest request body; a larger one is refused 413 before it is read.",
+     NULL},
+    {"limits", "max_header", T_SIZE, 0, C(max_header), "16k", KIB, MIB, NULL,
+     "Largest size of all request headers together.", NULL},
     {"limits", "max_connections", T_UINT, 0, C(max_connections), "256", 1,
-     65535, NULL},
+     65535, NULL, "Connections past the TLS handshake at one time.", NULL},
     {"limits", "read_timeout", T_DURATION, 0, C(read_timeout_ms), "30s", 100,
-     HOUR, NULL},
+     HOUR, NULL, "Time a client may take to send a request.", NULL},
     {"limits", "write_timeout", T_DURATION, 0, C(write_timeout_ms), "30s", 100,
-     HOUR, NULL},
-    {"limits", "max_pending", T_UINT, 0, C(max_pending), "64", 1, 100000, NULL},
+     HOUR, NULL, "Time a client may take to read an answer.", NULL},
+    {"limits", "max_pending", T_UINT, 0, C(max_pending), "64", 1, 100000, NULL,
+     "Requests being processed at one time; more are answered 503.", NULL},
     {"limits", "max_handshakes", T_UINT, 0, C(max_handshakes), "64", 1, 65535,
+     NULL,
+     "Connections still in the TLS handshake (admin listener: before their "
+     "first request), a pool of their own.",
      NULL},
     {"limits", "handshake_timeout", T_DURATION, 0, C(handshake_timeout_ms),
-     "10s", 100, 5 * MIN, NULL},
+     "10s", 100, 5 * MIN, NULL,
+     "Time a connection may take to finish its handshake.", NULL},
     {"limits", "max_memory", T_SIZE, 0, C(max_memory), "512M", 16 * MIB,
-     256 * GIB, NULL},
+     256 * GIB, NULL,
+     "Memory the requests being handled may hold together, estimated at 10 "
+     "times each body; beyond it requests are answered 503.",
+     NULL},
     {"limits", "max_request_time", T_DURATION, 0, C(max_request_ms), "10s", 100,
-     5 * MIN, NULL},
+     5 * MIN, NULL,
+     "Time to parse and check one document ($validate, $process-message) "
+     "from its arrival; beyond it the request is answered 503.",
+     NULL},
 
     {"signing", "key", T_PATH, F_FILE | F_SECRET | F_PKCS11, C(sign_key), NULL,
-     0, 0, NULL},
-    {"signing", "certificate", T_PATH, F_FILE, C(sign_cert), NULL, 0, 0, NULL},
-    {"signing", "chain", T_PATH, F_FILE, C(sign_chain), NULL, 0, 0, NULL},
-    {"signing", "algorithm", T_ENUM, 0, C(sign_alg), NULL, 0, 0, algs},
+     0, 0, NULL,
+     "The key that signs what this gateway forwards (PZP-JWS): a PEM file "
+     "or a pkcs11: URI.",
+     "the [listen] key"},
+    {"signing", "certificate", T_PATH, F_FILE, C(sign_cert), NULL, 0, 0, NULL,
+     "PEM file: the signer certificate, optionally with its chain.",
+     "the [listen] certificate"},
+    {"signing", "chain", T_PATH, F_FILE, C(sign_chain), NULL, 0, 0, NULL,
+     "PEM file: more chain certificates for the signature's x5c.", "none"},
+    {"signing", "algorithm", T_ENUM, 0, C(sign_alg), NULL, 0, 0, algs,
+     "JWS algorithm: PS256 or RS256 for an RSA key, ES256 for a P-256 key.",
+     "from the key type"},
 
     {"delivery", "backoff_min", T_DURATION, 0, C(backoff_min_ms), "1s", 10, DAY,
+     NULL,
+     "Wait before the first retry of a failed delivery; the wait doubles, "
+     "with jitter, up to backoff_max.",
      NULL},
     {"delivery", "backoff_max", T_DURATION, 0, C(backoff_max_ms), "1h", 10,
-     30 * DAY, NULL},
+     30 * DAY, NULL, "Longest wait between retries; not below backoff_min.",
+     NULL},
     {"delivery", "max_age", T_DURATION, 0, C(max_age_ms), "7d", SEC, 365 * DAY,
+     NULL,
+     "Age at which an undelivered message goes to the dead letter state, "
+     "where it stays until an operator acts (pzpgw queue replay).",
      NULL},
     {"delivery", "timeout", T_DURATION, 0, C(delivery_timeout_ms), "30s", 100,
-     HOUR, NULL},
+     HOUR, NULL, "Time one delivery attempt may take.", NULL},
     {"delivery", "concurrency", T_UINT, 0, C(delivery_concurrency), "4", 1, 64,
+     NULL,
+     "Deliveries in parallel to one peer, unless its [peer] concurrency "
+     "says otherwise.",
      NULL},
 
-    {"process", "user", T_STR, 0, C(user), NULL, 0, 0, NULL},
-    {"process", "log", T_ENUM, 0, C(log), "syslog", 0, 0, logs},
+    {"process", "user", T_STR, 0, C(user), NULL, 0, 0, NULL,
+     "User the daemon drops to when started as root.",
+     "none (the user it was started as)"},
+    {"process", "log", T_ENUM, 0, C(log), "syslog", 0, 0, logs,
+     "Where log lines go; serve -d logs to stderr.", NULL},
     {"process", "schemas", T_PATH, 0, C(schemas), "/usr/share/pzpgw/schemas", 0,
-     0, NULL},
+     0, NULL, "Directory of the compiled validation rules.", NULL},
 };
 
 /* Keys of a [peer URA] section; server_ura and concurrency get their
  * defaults when the whole file is read. */
 static const struct key peer_keys[] = {
-    {"peer", "name", T_STR, 0, P(name), NULL, 0, 0, NULL},
-    {"peer", "endpoint", T_STR, F_HTTPS, P(endpoint), NULL, 0, 0, NULL},
-    {"peer", "server_ura", T_URA, 0, P(server_ura), NULL, 0, 0, NULL},
-    {"peer", "allow", T_LIST, 0, P(allow), "", 0, 0, allows},
-    {"peer", "relay", T_STR, F_URAS, P(relay), NULL, 0, 0, NULL},
-    {"peer", "concurrency", T_UINT, 0, P(concurrency), NULL, 1, 64, NULL},
-    {"peer", "notify", T_STR, F_HTTPS | F_NOTIFY, P(notify), NULL, 0, 0, NULL},
-    {"peer", "resources", T_STR, F_RESOURCES, P(resources), NULL, 0, 0, NULL},
-    {"peer", "view", T_ENUM, 0, P(view), "full", 0, 0, views},
-    {"peer", "fhir", T_ENUM, 0, P(fhir), "r4", 0, 0, fhirs},
+    {"peer", "name", T_STR, 0, P(name), NULL, 0, 0, NULL,
+     "The organisation's name, for people reading the file.", "none"},
+    {"peer", "endpoint", T_STR, F_HTTPS, P(endpoint), NULL, 0, 0, NULL,
+     "FHIR base (https://host[:port]/fhir) of the gateway serving this "
+     "organisation: deliveries to it are posted to "
+     "{endpoint}/$process-message. Without one, and with allow = pull, "
+     "this gateway serves it.",
+     "none"},
+    {"peer", "server_ura", T_URA, 0, P(server_ura), NULL, 0, 0, NULL,
+     "URA the endpoint's server certificate must carry: for an "
+     "organisation behind another's gateway, that gateway's URA.",
+     "the section's URA"},
+    {"peer", "allow", T_LIST, 0, P(allow), "", 0, 0, allows,
+     "What this organisation may do here: push (send care plans), pull "
+     "(search and read them), validate ($validate).",
+     "nothing"},
+    {"peer", "relay", T_STR, F_URAS, P(relay), NULL, 0, 0, NULL,
+     "For a gateway: the organisations it may relay messages for, or * for "
+     "any.",
+     "none (it sends in its own name only)"},
+    {"peer", "concurrency", T_UINT, 0, P(concurrency), NULL, 1, 64, NULL,
+     "Deliveries in parallel to this peer.", "[delivery] concurrency"},
+    {"peer", "notify", T_STR, F_HTTPS | F_NOTIFY, P(notify), NULL, 0, 0, NULL,
+     "For an organisation this gateway serves (allow = pull, no endpoint): "
+     "the https URL that gets a FHIR Task when new data for one of its "
+     "patients arrives.",
+     "none"},
+    {"peer", "resources", T_STR, F_RESOURCES, P(resources), NULL, 0, 0, NULL,
+     "FHIR resource types and profile URLs a pulling peer sees.",
+     "everything sent to it"},
+    {"peer", "view", T_ENUM, 0, P(view), "full", 0, 0, views,
+     "full, or social: the social-domain preset, widened by resources when "
+     "both are set.",
+     NULL},
+    {"peer", "fhir", T_ENUM, 0, P(fhir), "r4", 0, 0, fhirs,
+     "FHIR version deliveries to this organisation are converted to, and "
+     "its pull answers are in when its Accept header names none.",
+     NULL},
 };
 
 #define N_CFG_KEYS  UTIL_ARRAY_LEN(cfg_keys)
@@ -190,6 +295,24 @@ static const char *const sections[] = {
     "organisation", "listen",  "admin",	   "store",
     "limits",	    "signing", "delivery", "process",
 };
+
+/* What each section of sections[] is for, in its order (the manual). */
+static const char *const section_docs[] = {
+    "The organisation this gateway acts for.",
+    "The organisation listener: HTTPS with mutual TLS, where peers push "
+    "messages, pull care plans and validate.",
+    "Health and metrics over plain HTTP, without authentication.",
+    "The embedded SQLite store: messages, outbox, received data, audit "
+    "trail.",
+    "Limits on what clients may send and hold; every one bounds memory or "
+    "time taken from the network.",
+    "The PZP-JWS signature this gateway puts on what it forwards.",
+    "Delivery to other gateways: retries with backoff, then the dead letter "
+    "state.",
+    "The daemon process.",
+};
+_Static_assert(UTIL_ARRAY_LEN(section_docs) == UTIL_ARRAY_LEN(sections),
+	       "one section_docs line per section");
 
 #define N_SECTIONS ((int)UTIL_ARRAY_LEN(sections))
 #define SECT_NONE  (-1) /* before the first section header */
@@ -1821,4 +1944,125 @@ store_warnings(const struct config *cfg, config_err_fn fn, void *arg)
 	if (fn != NULL)
 		fn(arg, cfg->path, 0, msg);
 	return 1;
+}
+
+const char *
+config_section_doc(const char *section)
+{
+	if (strcmp(section, "peer") == 0)
+		return "One section per other organisation, named by its URA "
+		       "([peer 90000003]): where messages for it go and what "
+		       "it "
+		       "may do here.";
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(sections); i++)
+		if (strcmp(sections[i], section) == 0)
+			return section_docs[i];
+	return NULL;
+}
+
+/* The value type of k in words, for the manual. */
+static void
+describe_type(const struct key *k, char *out, size_t n)
+{
+	char list[64];
+
+	switch (k->type) {
+	case T_STR:
+		snprintf(out, n, "%s",
+			 (k->flags & F_HTTPS)  ? "https URL"
+			 : (k->flags & F_HOST) ? "IP address or host name"
+			 : (k->flags & F_URAS) ? "* or URA numbers, separated "
+						 "by commas or blanks"
+			 : (k->flags & F_RESOURCES) ? "FHIR resource types and "
+						      "profile URLs, separated "
+						      "by commas or blanks"
+						    : "text");
+		break;
+	case T_PATH:
+		snprintf(out, n, "%s%s%s",
+			 (k->flags & F_FILE) ? "file" : "path",
+			 (k->flags & F_PKCS11) ? " or pkcs11: URI" : "",
+			 (k->flags & F_SECRET)
+			     ? " (a file group or others can read is refused)"
+			     : "");
+		break;
+	case T_PORT:
+		snprintf(out, n, "port number");
+		break;
+	case T_UINT:
+		snprintf(out, n, "whole number");
+		break;
+	case T_SIZE:
+		snprintf(out, n, "size in bytes, with k, M or G");
+		break;
+	case T_DURATION:
+		snprintf(out, n, "duration with ms, s, m, h or d%s",
+			 (k->flags & F_KEEP) ? ", or keep" : "");
+		break;
+	case T_BOOL:
+		snprintf(out, n, "yes or no");
+		break;
+	case T_ENUM:
+		snprintf(out, n, "one of %s",
+			 fmt_choices(k->choices, list, sizeof(list)));
+		break;
+	case T_ENV:
+		snprintf(out, n, "test or production");
+		break;
+	case T_URA:
+		snprintf(out, n, "URA number (8 digits)");
+		break;
+	case T_LIST:
+		snprintf(out, n,
+			 "list of %s, separated by commas or blanks, or empty",
+			 fmt_choices(k->choices, list, sizeof(list)));
+		break;
+	}
+}
+
+bool
+config_key_describe(size_t i, struct config_key_doc *out)
+{
+	const struct key *k;
+	char lo[32], hi[32];
+
+	if (i >= N_CFG_KEYS + N_PEER_KEYS)
+		return false;
+	k = i < N_CFG_KEYS ? &cfg_keys[i] : &peer_keys[i - N_CFG_KEYS];
+	memset(out, 0, sizeof(*out));
+	out->section = k->section;
+	out->name = k->name;
+	out->doc = k->doc;
+	out->required = (k->flags & F_REQUIRED) != 0;
+	describe_type(k, out->type, sizeof(out->type));
+	util_strlcpy(out->def,
+		     k->def_doc != NULL ? k->def_doc
+		     : k->def != NULL	? k->def
+					: "",
+		     sizeof(out->def));
+	lo[0] = hi[0] = '\0';
+	switch (k->type) {
+	case T_PORT:
+	case T_UINT:
+		if (k->max > 0) {
+			snprintf(lo, sizeof(lo), "%llu",
+				 (unsigned long long)k->min);
+			snprintf(hi, sizeof(hi), "%llu",
+				 (unsigned long long)k->max);
+		}
+		break;
+	case T_SIZE:
+		fmt_size(k->min, lo, sizeof(lo));
+		fmt_size(k->max, hi, sizeof(hi));
+		break;
+	case T_DURATION:
+		fmt_duration(k->min, lo, sizeof(lo));
+		fmt_duration(k->max, hi, sizeof(hi));
+		break;
+	default:
+		break;
+	}
+	if (hi[0] != '\0')
+		snprintf(out->bounds, sizeof(out->bounds), "%s..%s", lo, hi);
+	return true;
 }

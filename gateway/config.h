@@ -175,6 +175,25 @@ const struct config_peer *config_peer_find(const struct config *cfg,
  * NULL) lets that peer relay messages whose sender is ura. */
 bool config_relay_allows(const char *relay, const char *ura);
 
+/* One configuration key as the manual page pzpgw.conf(5) describes it
+ * (cli_man.c). The pointers are borrowed from static tables. */
+struct config_key_doc {
+	const char *section; /* "organisation", ...; "peer" for [peer URA] */
+	const char *name;
+	const char *doc; /* what the key is for; NULL when the table lacks it */
+	bool required;
+	char type[128];	 /* "size in bytes, with k, M or G", ... */
+	char def[96];	 /* the default, in words when derived; "" none */
+	char bounds[72]; /* "1k..1G"; "" when the type bounds it */
+};
+
+/* Describe key i of the key tables (the fixed sections in file order,
+ * then those of [peer URA]) into *out. Returns false past the last. */
+bool config_key_describe(size_t i, struct config_key_doc *out);
+
+/* What a section ("limits", ...; "peer") is for; NULL when unknown. */
+const char *config_section_doc(const char *section);
+
 /* "test" or "production". */
 const char *config_env_name(enum config_env env);
 
