@@ -140,7 +140,7 @@ run-pair: deps-build all
 test: deps
 	$(MAKE) format-check
 	$(MAKE) lint
-	$(MAKE) all check-cycles test-unit test-e2e
+	$(MAKE) all check-cycles test-unit test-e2e test-pkg
 	$(MAKE) asan
 	$(MAKE) fuzz-smoke
 
@@ -284,6 +284,14 @@ deb: all
 	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) \
 		PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system
 	sh packaging/mkdeb.sh $(DEB_ROOT) $(DEB_VERSION) build/deb
+
+# The package's tests (tests/pkg, as root): inspect, lintian,
+# systemd-analyze, then install into this machine, upgrade from the
+# package of an earlier commit, purge.
+DEB_FILE = build/deb/pzpgw_$(DEB_VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
+test-pkg: deb
+	PZPGW=$(CURDIR)/$(BIN) PZPGW_SRCDIR=$(CURDIR) PZPGW_DEB=$(CURDIR)/$(DEB_FILE) \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/pkg
 
 clean:
 	rm -rf build
