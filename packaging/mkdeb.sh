@@ -56,6 +56,8 @@ chmod 0644 "$root/DEBIAN/control" "$root/DEBIAN/conffiles" \
 	"$root/DEBIAN/md5sums"
 
 mkdir -p "$outdir"
+# One package in OUTDIR, so that `apt install ./OUTDIR/pzpgw_*.deb` is it.
+rm -f "$outdir"/pzpgw_*.deb
 out=$outdir/pzpgw_${version}_$arch.deb
 dpkg-deb --root-owner-group -Zxz --build "$root" "$out" >/dev/null
 echo "$out"

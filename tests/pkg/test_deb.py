@@ -12,6 +12,7 @@ the store, purge deletes it.
 Run by `make test-pkg` (PZPGW_DEB names the package it built). The
 tests run in file order and share one installation."""
 
+import fcntl
 import glob
 import http.client
 import json
@@ -133,7 +134,10 @@ def old_deb():
 @pytest.fixture(scope="module")
 def machine():
     """This machine, with no pzpgw package before and after; the
-    organisation's files the test put in /etc/pzpgw/tls go too."""
+    organisation's files the test put in /etc/pzpgw/tls go too. One
+    such test at a time on the machine (other worktrees' runs wait)."""
+    lock = open("/run/lock/pzpgw-test-pkg.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     purge_if_installed()
     state = {}
     yield state
@@ -145,6 +149,7 @@ def machine():
     shutil.rmtree(TLS, ignore_errors=True)
     if os.path.isdir("/etc/pzpgw") and not os.listdir("/etc/pzpgw"):
         os.rmdir("/etc/pzpgw")
+    lock.close()
 
 
 # --- the package as built ------------------------------------------------
