@@ -291,7 +291,7 @@ deb: all
 DEB_FILE = build/deb/pzpgw_$(DEB_VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
 test-pkg: deb
 	PZPGW=$(CURDIR)/$(BIN) PZPGW_SRCDIR=$(CURDIR) PZPGW_DEB=$(CURDIR)/$(DEB_FILE) \
-		$(PYTHON) -m pytest -q -p no:cacheprovider tests/pkg
+		$(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/pkg
 
 clean:
 	rm -rf build
