@@ -264,6 +264,43 @@ def test_units_hardened():
     assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in dropin
 
 
+def unit_command(unit, key):
+    """The shell script of a `KEY=/bin/sh -c '...'` line, with systemd's
+    escapes undone ($$ and %% stand for $ and %)."""
+    with open(os.path.join(SRC, "packaging", unit)) as f:
+        for line in f:
+            if line.startswith(key + "=/bin/sh -c '"):
+                script = line.split("'", 1)[1].rstrip().rstrip("'")
+                return script.replace("$$", "$").replace("%%", "%")
+    raise AssertionError("no %s=/bin/sh -c line in %s" % (key, unit))
+
+
+def test_backup_unit_names_and_keeps_newest(tmp_path):
+    """pzpgw-backup.service's two commands, run with a stand-in for
+    `pzpgw backup`: the copy is named by its UTC time, and only the
+    newest KEEP copies stay (older ones, by name, go)."""
+    stub = tmp_path / "pzpgw"
+    stub.write_text("#!/bin/sh\n[ \"$1 $2 $3\" = \"backup -c "
+                    "/etc/pzpgw/pzpgw.conf\" ] || exit 2\n: > \"$4\"\n")
+    stub.chmod(0o755)
+    d = tmp_path / "backup"
+    env = dict(os.environ, KEEP="3", DIR=str(d))
+    start = unit_command("pzpgw-backup.service", "ExecStart")
+    assert "/usr/sbin/pzpgw backup -c /etc/pzpgw/pzpgw.conf" in start
+    run("sh", "-c", start.replace("/usr/sbin/pzpgw", str(stub)), env=env)
+    made = os.listdir(str(d))
+    assert len(made) == 1 and re.fullmatch(
+        r"pzpgw-\d{8}T\d{6}Z\.db", made[0]), made
+    for day in range(1, 6):
+        (d / ("pzpgw-2026120%dT023000Z.db" % day)).write_text("")
+    (d / "other.db").write_text("")
+    run("sh", "-c", unit_command("pzpgw-backup.service", "ExecStartPost"),
+        env=env)
+    assert sorted(os.listdir(str(d))) == sorted(
+        [made[0], "pzpgw-20261205T023000Z.db", "pzpgw-20261204T023000Z.db",
+         "other.db"])
+
+
 # --- installed into this machine ----------------------------------------
 
 
