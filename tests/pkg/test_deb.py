@@ -264,6 +264,42 @@ def test_units_hardened():
     assert "AmbientCapabilities=CAP_NET_BIND_SERVICE" in dropin
 
 
+def test_low_port_dropin_grants_only_bind(tmp_path):
+    """The unit in a root of its own, without and with the drop-in of
+    examples/low-port.conf: the drop-in adds CAP_NET_BIND_SERVICE to an
+    otherwise empty bounding set and the score stays at most 2.0."""
+    units = tmp_path / "lib" / "systemd" / "system"
+    units.mkdir(parents=True)
+    shutil.copy(os.path.join(SRC, "packaging", "pzpgw.service"), str(units))
+
+    def analyze():
+        p = run("systemd-analyze", "security", "--offline=yes",
+                "--no-pager", "--root=" + str(tmp_path), "pzpgw.service",
+                ok=(0, 1))
+        marks = {}
+        for line in p.stdout.splitlines():
+            m = re.match(r"([✓✗]) (\S+)", line)
+            if m:
+                marks[m.group(2)] = m.group(1)
+        score = re.search(r"Overall exposure level for \S+: ([0-9.]+)",
+                          p.stdout)
+        return marks, float(score.group(1))
+
+    bind = "CapabilityBoundingSet=~CAP_NET_(BIND_SERVICE|BROADCAST|RAW)"
+    marks, score = analyze()
+    assert marks[bind] == "✓" and score <= 2.0, (marks, score)
+    dropins = tmp_path / "etc" / "systemd" / "system" / "pzpgw.service.d"
+    dropins.mkdir(parents=True)
+    shutil.copy(os.path.join(SRC, "packaging", "low-port.conf"),
+                str(dropins))
+    marks, score = analyze()
+    assert marks[bind] == "✗" and score <= 2.0, (marks, score)
+    for other in ("CapabilityBoundingSet=~CAP_SYS_ADMIN",
+                  "CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)",
+                  "CapabilityBoundingSet=~CAP_SET(UID|GID|PCAP)"):
+        assert marks[other] == "✓", other
+
+
 def unit_command(unit, key):
     """The shell script of a `KEY=/bin/sh -c '...'` line, with systemd's
     escapes undone ($$ and %% stand for $ and %)."""
