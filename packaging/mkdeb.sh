@@ -24,6 +24,10 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
 
 install -d "$doc"
 install -m 0644 "$deb/copyright" "$doc/copyright"
+# What the rule files are made from is documentation: under doc/.
+if [ -f "$root/usr/share/pzpgw/schemas/README.md" ]; then
+	mv "$root/usr/share/pzpgw/schemas/README.md" "$doc/README.schemas.md"
+fi
 # The top entry carries the version of this build.
 sed "1s/^pzpgw ([^)]*)/pzpgw ($version)/" "$deb/changelog" |
 	gzip -9n >"$doc/changelog.Debian.gz"

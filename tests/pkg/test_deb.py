@@ -195,6 +195,8 @@ def test_metadata_and_contents(new_deb):
                                                      "root/root"),
         "/usr/share/doc/pzpgw/examples/low-port.conf": ("-rw-r--r--",
                                                         "root/root"),
+        "/usr/share/doc/pzpgw/README.schemas.md": ("-rw-r--r--",
+                                                   "root/root"),
     }
     for rules in glob.glob(os.path.join(SRC, "schemas", "*.rules")):
         want["/usr/share/pzpgw/schemas/" + os.path.basename(rules)] = (
