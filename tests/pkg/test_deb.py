@@ -516,6 +516,14 @@ def test_install_upgrade_purge(machine, old_deb, new_deb, tmp_path):
     assert len(snapshot()[0]) == MESSAGES // 2 + 1
     stop_daemon(new)
 
+    # With no gateway running there is nothing to keep: a configuration
+    # that fails the check is reported and the package is configured.
+    configure(*ports, broken=True)
+    p = run("dpkg", "--force-confold", "-i", new_deb)
+    assert "not started" in p.stderr and "max_body" in p.stderr, p.stderr
+    assert status() == "install ok installed " + new_v
+    configure(*ports)
+
     # The installed units verify against the installed binary (only the
     # manual pages may be missing while packaging/man/ has none).
     p = run("systemd-analyze", "verify",
