@@ -19,7 +19,8 @@ DEB_BUILD = make gcc libc6-dev pkg-config openssl ca-certificates curl \
             libssl-dev libcurl4-openssl-dev libjansson-dev uuid-dev \
             libevent-dev libsqlite3-dev libinih-dev libxml2-dev
 DEB_TEST = libcmocka-dev python3 python3-pytest python3-jwcrypto sqlite3 \
-           clang libclang-rt-14-dev cppcheck clang-tidy clang-format
+           clang libclang-rt-14-dev cppcheck clang-tidy clang-format \
+           dpkg-dev lintian adduser systemd git
 
 WARN = -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Wmissing-prototypes \
        -Wstrict-prototypes -Wno-unused-parameter
@@ -37,7 +38,8 @@ CFLAGS_VARIANT = -O1 -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS_VARIANT = -fsanitize=thread
 else
 CFLAGS_VARIANT = -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
-LDFLAGS_VARIANT =
+# Full RELRO (read-only GOT after start), as Debian's hardening asks.
+LDFLAGS_VARIANT = -Wl,-z,relro -Wl,-z,now
 endif
 
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
@@ -60,7 +62,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps deps-build run run-pair test test-unit test-e2e asan tsan fuzz fuzz-smoke \
-        check-cycles lint format format-check install schemas bench clean help
+        check-cycles lint format format-check install schemas bench clean help \
+        deb test-pkg
 
 all: $(BIN)
 
@@ -82,6 +85,8 @@ help:
 	@echo "make schemas    regenerate the compiled rules in schemas/"
 	@echo "make bench      run the benchmarks"
 	@echo "make install    install (DESTDIR, PREFIX honoured)"
+	@echo "make deb        the Debian package in build/deb/"
+	@echo "make test-pkg   build, inspect, install, upgrade, purge the package (root)"
 
 # Install the Debian packages that are missing (only those), as root.
 define apt_missing
@@ -142,7 +147,7 @@ test: deps
 	$(MAKE) format-check
 	$(MAKE) check-man
 	$(MAKE) lint
-	$(MAKE) all check-cycles test-unit test-e2e
+	$(MAKE) all check-cycles test-unit test-e2e test-pkg
 	$(MAKE) asan
 	$(MAKE) fuzz-smoke
 
@@ -266,14 +271,52 @@ schemas: $(BIN)
 bench: deps all
 	sh bench/run.sh $(BIN)
 
+# What the package installs: the unit files, the low-port drop-in example
+# and the manual pages (packaging/man/, from `make man`; MAN_PAGES names
+# others).
+UNITDIR ?= /lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/pzpgw
+MAN_PAGES ?= $(wildcard packaging/man/*.5 packaging/man/*.8)
+UNITS = packaging/pzpgw.service packaging/pzpgw-backup.service \
+        packaging/pzpgw-backup.timer
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/pzpgw/schemas
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/pzpgw
 	cp -R schemas/. $(DESTDIR)$(PREFIX)/share/pzpgw/schemas/
 	install -d $(DESTDIR)$(SYSCONFDIR)/pzpgw
-	install -m 0640 packaging/pzpgw.conf $(DESTDIR)$(SYSCONFDIR)/pzpgw/pzpgw.conf
-	install -d $(DESTDIR)/lib/systemd/system
-	install -m 0644 packaging/pzpgw.service $(DESTDIR)/lib/systemd/system/pzpgw.service
+	install -m 0644 packaging/pzpgw.conf $(DESTDIR)$(SYSCONFDIR)/pzpgw/pzpgw.conf
+	install -d $(DESTDIR)$(UNITDIR)
+	install -m 0644 $(UNITS) $(DESTDIR)$(UNITDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 packaging/low-port.conf $(DESTDIR)$(DOCDIR)/examples/
+	@set -e; for m in $(MAN_PAGES); do \
+		d=$(DESTDIR)$(PREFIX)/share/man/man$${m##*.}; \
+		install -d $$d; install -m 0644 $$m $$d/; done
+
+# The Debian package (packaging/mkdeb.sh over `make install DESTDIR=`).
+# Its version is PZPGW_VERSION of gateway/version.h, then as Debian
+# revision the number of commits, so that a package built from a later
+# commit is newer than one from an earlier commit (the upgrade test of
+# tests/pkg relies on it). DEB_REVISION=N sets it (without git: 1).
+PZPGW_VERSION := $(shell sed -n 's/^\#define PZPGW_VERSION "\(.*\)"/\1/p' gateway/version.h)
+DEB_REVISION ?= $(shell git rev-list --count HEAD 2>/dev/null || echo 1)
+DEB_VERSION = $(PZPGW_VERSION)-$(DEB_REVISION)
+DEB_ROOT = build/deb/root
+
+deb: all
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/$(DEB_ROOT) \
+		PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system
+	sh packaging/mkdeb.sh $(DEB_ROOT) $(DEB_VERSION) build/deb
+
+# The package's tests (tests/pkg, as root): inspect, lintian,
+# systemd-analyze, then install into this machine, upgrade from the
+# package of an earlier commit, purge.
+DEB_FILE = build/deb/pzpgw_$(DEB_VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
+test-pkg: deb
+	PZPGW=$(CURDIR)/$(BIN) PZPGW_SRCDIR=$(CURDIR) PZPGW_DEB=$(CURDIR)/$(DEB_FILE) \
+		$(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/pkg
 
 clean:
 	rm -rf build

@@ -250,6 +250,36 @@ probe_peer(const struct config *cfg, const struct config_peer *p, int *errors)
 	}
 }
 
+/*
+ * A port below 1024 needs CAP_NET_BIND_SERVICE, which the packaged
+ * systemd unit does not hold (CapabilityBoundingSet= is empty): said
+ * here, before a start fails at bind with EACCES.
+ */
+static void
+warn_low_ports(const struct config *cfg)
+{
+	static const char dropin[] =
+	    "/usr/share/doc/pzpgw/examples/low-port.conf";
+	const struct {
+		const char *section;
+		unsigned port;
+	} ports[] = {
+	    {"listen", cfg->listen_port},
+	    {"admin", cfg->admin_port},
+	};
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(ports); i++) {
+		if (ports[i].port == 0 || ports[i].port >= 1024)
+			continue;
+		fprintf(stderr,
+			"%s: warning: [%s] port %u is below 1024: binding it "
+			"needs CAP_NET_BIND_SERVICE, which the packaged "
+			"pzpgw.service does not hold; add the drop-in %s "
+			"(README \"Operating\")\n",
+			cfg->path, ports[i].section, ports[i].port, dropin);
+	}
+}
+
 int
 cli_check_config(int argc, char **argv)
 {
@@ -297,6 +327,7 @@ cli_check_config(int argc, char **argv)
 	(void)config_check_routes(cfg, print_config_error, &errors);
 	(void)tls_check_own_chains(cfg, print_config_error, &errors);
 	config_warnings(cfg, print_config_warning, NULL);
+	warn_low_ports(cfg);
 	if (probe && errors == 0) {
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		for (size_t i = 0; i < cfg->npeers; i++)

@@ -317,6 +317,25 @@ def test_view_without_pull_is_a_warning(confdir):
         % conf in r.stderr, r.stderr
 
 
+def test_port_below_1024_is_a_warning(confdir):
+    """The packaged unit holds no capability: a low port is named with
+    the drop-in that grants CAP_NET_BIND_SERVICE; 1024 and up are not."""
+    conf = confdir / "pzpgw.conf"
+    low = GOOD.replace("[listen]\n", "[listen]\nport = 443\n")
+    conf.write_text(low + "[admin]\nport = 80\n")
+    r = check(str(conf))
+    assert r.returncode == 0, r.stderr
+    for section, port in (("listen", 443), ("admin", 80)):
+        assert ("%s: warning: [%s] port %d is below 1024: binding it needs "
+                "CAP_NET_BIND_SERVICE" % (conf, section, port)) in r.stderr, \
+            r.stderr
+    assert r.stderr.count("examples/low-port.conf") == 2, r.stderr
+    conf.write_text(GOOD.replace("[listen]\n", "[listen]\nport = 1024\n")
+                    + "[admin]\nport = 0\n")
+    r = check(str(conf))
+    assert r.returncode == 0 and "below 1024" not in r.stderr, r.stderr
+
+
 # What dead-letters or fails every delivery today, caught before it does
 # (issue 13). The files are real: a dev PKI with the broken certificates.
 
