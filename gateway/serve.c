@@ -24,6 +24,7 @@
 #include "http.h"
 #include "intake.h"
 #include "provider.h"
+#include "sdnotify.h"
 #include "sign.h"
 #include "store.h"
 #include "log.h"
@@ -64,6 +65,8 @@ struct serve {
 	struct sign_key *key;
 	struct sign_trust *trust;
 	struct event *ev_term, *ev_int, *ev_hup;
+	struct sdnotify sd; /* systemd notify; off without the variable */
+	struct event *ev_watchdog; /* WATCHDOG=1 from the loop, or NULL */
 	bool stopping;
 };
 
@@ -332,7 +335,9 @@ free_retired(struct serve *s)
 	}
 }
 
-static void
+/* Reload the configuration; returns a short line for systemd's STATUS=
+ * (static; no patient data). */
+static const char *
 reload(struct serve *s)
 {
 	struct config *ncfg = NULL;
@@ -344,7 +349,8 @@ reload(struct serve *s)
 	if (config_load(s->path, log_config_error, NULL, &ncfg) != GW_OK) {
 		log_warnx("event=reload_failed reason=config "
 			  "action=keeping_old_configuration");
-		return;
+		return "reload failed (configuration): running with the "
+		       "old configuration";
 	}
 	/* The identity and the store are fixed for the life of the process:
 	 * the store is open, and its rows, the signing key and every peer's
@@ -364,7 +370,8 @@ reload(struct serve *s)
 			    store ? "[store] path" : "", s->cfg->ura,
 			    ncfg->ura);
 			config_free(ncfg);
-			return;
+			return "reload failed (restart needed for that "
+			       "change): running with the old configuration";
 		}
 	}
 	if (tls_server_ctx_new(ncfg, &nctx, err, sizeof(err)) != GW_OK) {
@@ -372,7 +379,8 @@ reload(struct serve *s)
 			  "action=keeping_old_configuration",
 			  err);
 		config_free(ncfg);
-		return;
+		return "reload failed (TLS): running with the old "
+		       "configuration";
 	}
 	if (strcmp(ncfg->listen_address, s->cfg->listen_address) != 0 ||
 	    ncfg->listen_port != s->cfg->listen_port ||
@@ -384,7 +392,8 @@ reload(struct serve *s)
 		log_warnx("event=reload_failed reason=out_of_memory");
 		SSL_CTX_free(nctx);
 		config_free(ncfg);
-		return;
+		return "reload failed (out of memory): running with the old "
+		       "configuration";
 	}
 	if (http_server_pending(s->srv) == 0)
 		free_retired(s);
@@ -397,11 +406,17 @@ reload(struct serve *s)
 		deliver_reconfigure(s->deliver, ncfg);
 	SSL_CTX_free(nctx); /* the server holds its own reference */
 	apply_logging(s);
-	if (!load_keys(s, ncfg, r))
+	if (!load_keys(s, ncfg, r)) {
 		log_warnx("event=reload_partial reason=\"signing key or trust "
 			  "not reloaded: keeping the old ones\"");
+		log_info("event=reloaded organisation=%s peers=%zu", ncfg->ura,
+			 ncfg->npeers);
+		return "reloaded, but the signing key or trust was not: "
+		       "keeping the old ones";
+	}
 	log_info("event=reloaded organisation=%s peers=%zu", ncfg->ura,
 		 ncfg->npeers);
+	return "configuration reloaded";
 }
 
 static void
@@ -422,8 +437,18 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct serve *s = arg;
 
 	if (sig == SIGHUP) {
-		if (!s->stopping)
-			reload(s);
+		const char *status;
+
+		if (s->stopping)
+			return;
+		/* systemd (Type=notify) waits for READY=1 after RELOADING=1,
+		   also when the reload failed: the old configuration still
+		   serves, and STATUS= says which happened. */
+		(void)sdnotify_sendf(
+		    &s->sd, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)sdnotify_monotonic_usec());
+		status = reload(s);
+		(void)sdnotify_sendf(&s->sd, "READY=1\nSTATUS=%s", status);
 		return;
 	}
 	if (s->stopping) {
@@ -432,9 +457,54 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	s->stopping = true;
+	(void)sdnotify_send(&s->sd, "STOPPING=1\nSTATUS=stopping: finishing "
+				    "requests in flight");
 	log_info("event=stopping signal=%s pending=%u",
 		 sig == SIGTERM ? "TERM" : "INT", http_server_pending(s->srv));
 	http_server_shutdown(s->srv, SERVE_GRACE_MS, shutdown_done, s);
+}
+
+/* The watchdog keep-alive: sent by a timer of the event loop itself, so
+ * a loop that no longer turns (a handler stuck, a deadlock) stops the
+ * keep-alives and systemd restarts the daemon. */
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *s = arg;
+
+	(void)sdnotify_send(&s->sd, "WATCHDOG=1");
+}
+
+/* READY=1 (every listener bound, the store open, the workers and the
+ * signal handlers in place) and the watchdog timer when systemd asks
+ * for one. */
+static void
+notify_ready(struct serve *s)
+{
+	uint64_t every = sdnotify_watchdog_interval(&s->sd);
+
+	if (!sdnotify_enabled(&s->sd))
+		return;
+	if (every > 0) {
+		struct timeval tv = {.tv_sec = (time_t)(every / 1000000u),
+				     .tv_usec =
+					 (suseconds_t)(every % 1000000u)};
+
+		s->ev_watchdog =
+		    event_new(s->base, -1, EV_PERSIST, on_watchdog, s);
+		if (s->ev_watchdog == NULL ||
+		    event_add(s->ev_watchdog, &tv) != 0)
+			log_warnx("event=watchdog_timer_failed");
+		else
+			log_info("event=watchdog interval_ms=%llu",
+				 (unsigned long long)(every / 1000u));
+	}
+	(void)sdnotify_sendf(&s->sd,
+			     "READY=1\nSTATUS=serving organisation %s on "
+			     "port %u (admin %u)%s",
+			     s->cfg->ura, http_server_port(s->srv, false),
+			     http_server_port(s->srv, true),
+			     s->ev_watchdog != NULL ? "\nWATCHDOG=1" : "");
 }
 
 static int
@@ -585,6 +655,7 @@ serve_run(struct serve *s)
 	    "port=%u admin_port=%u",
 	    PZPGW_VERSION, s->cfg->ura, config_env_name(s->cfg->environment),
 	    http_server_port(s->srv, false), http_server_port(s->srv, true));
+	notify_ready(s);
 	if (event_base_dispatch(s->base) == -1)
 		log_warnx("event=loop_failed");
 	else
@@ -603,6 +674,8 @@ done:
 		event_free(s->ev_store);
 	if (s->ev_prune != NULL)
 		event_free(s->ev_prune);
+	if (s->ev_watchdog != NULL)
+		event_free(s->ev_watchdog);
 	/* Commits every accept still queued; their callbacks answer or drop
 	 * the requests still waiting, so the server must still exist. */
 	store_free(s->store);
@@ -653,7 +726,12 @@ cli_serve(int argc, char **argv)
 	(void)config_warnings(s.cfg, log_config_warning, NULL);
 	/* A peer closing a connection must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
+	(void)sdnotify_init(&s.sd);
 	rc = serve_run(&s);
+	if (rc != CLI_OK)
+		(void)sdnotify_send(&s.sd, "STATUS=exiting on an error: see "
+					   "the log");
+	sdnotify_cleanup(&s.sd);
 	free_retired(&s);
 	config_free(s.cfg);
 	metrics_reset();
