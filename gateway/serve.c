@@ -27,6 +27,7 @@
 #include "sdnotify.h"
 #include "sign.h"
 #include "store.h"
+#include "store_backup.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -65,6 +66,7 @@ struct serve {
 	struct sign_key *key;
 	struct sign_trust *trust;
 	struct event *ev_term, *ev_int, *ev_hup;
+	int store_lock;	    /* STORE.lock, held for the process's life */
 	struct sdnotify sd; /* systemd notify; off without the variable */
 	struct event *ev_watchdog; /* WATCHDOG=1 from the loop, or NULL */
 	bool stopping;
@@ -258,6 +260,32 @@ open_store(struct serve *s)
 	bool existed;
 
 	store_options_from_config(&opts, s->cfg);
+	/* One process owns the store: a second gateway on the same file, or
+	   `pzpgw restore` swapping it, must not run beside this one. The
+	   lock goes with the process, also after kill -9. */
+	{
+		long holder = 0;
+
+		rc = store_lock_take(s->cfg->store_path, &s->store_lock,
+				     &holder);
+		if (rc == GW_EXISTS) {
+			log_warnx("event=startup_failed reason=store_locked "
+				  "path=%s%s holder_pid=%ld "
+				  "message=\"another gateway, or a restore, "
+				  "uses this store\"",
+				  s->cfg->store_path, STORE_LOCK_SUFFIX,
+				  holder);
+			fprintf(stderr,
+				"pzpgw serve: the store %s is in use by "
+				"process %ld\n",
+				s->cfg->store_path, holder);
+			return false;
+		}
+		if (rc != GW_OK)
+			log_warn("event=store_lock_failed path=%s%s "
+				 "action=running_without_it",
+				 s->cfg->store_path, STORE_LOCK_SUFFIX);
+	}
 	existed = stat(s->cfg->store_path, &sb) == 0 && sb.st_size > 0;
 	rc = store_open(&opts, &s->store);
 	if (rc == GW_NOTFOUND) {
@@ -679,6 +707,8 @@ done:
 	/* Commits every accept still queued; their callbacks answer or drop
 	 * the requests still waiting, so the server must still exist. */
 	store_free(s->store);
+	if (s->store_lock >= 0)
+		close(s->store_lock);
 	sign_key_free(s->key);
 	sign_trust_free(s->trust);
 	/* event_free(NULL) is not a no-op in libevent. */
@@ -699,7 +729,7 @@ done:
 int
 cli_serve(int argc, char **argv)
 {
-	struct serve s = {.path = CONFIG_DEFAULT_PATH};
+	struct serve s = {.path = CONFIG_DEFAULT_PATH, .store_lock = -1};
 	int ch, rc;
 
 	optind = 1;
