@@ -1,0 +1,281 @@
+/*
+ * store_backup.c against real SQLite files: a backup taken while another
+ * connection keeps committing finishes and is one snapshot (every message
+ * up to some seq, none after); the check of a file sorts stores from
+ * everything else; STORE.lock is exclusive and names its holder.
+ */
+#define _DEFAULT_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store.h"
+#include "store_backup.h"
+#include "util.h"
+
+#define SENDER	 "12345678"
+#define RECEIVER "00000001"
+#define BIG_DOC	 (128 * 1024)
+#define BIG_N	 300
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct store *s;
+	atomic_int accepted;
+	atomic_bool stop;
+};
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct store_options o = {0};
+
+	assert_non_null(f);
+	util_strlcpy(f->dir, "/tmp/pzpgw-backup-XXXXXX", sizeof(f->dir));
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
+	o.path = f->path;
+	o.create = true;
+	o.quiet = true;
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	store_free(f->s);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void
+accept_one(struct store *s, int n, const char *doc, size_t len)
+{
+	const char *rc[1] = {RECEIVER};
+	char id[32], patient[16];
+	struct store_accept r = {
+	    .id = id,
+	    .direction = STORE_OUTBOUND,
+	    .sender_ura = SENDER,
+	    .bundle_system = "urn:ietf:rfc:3986",
+	    .bundle_value = id,
+	    .patient_key = patient,
+	    .fhir_version = "4.0.1",
+	    .doc = doc,
+	    .doc_len = len,
+	    .sha256 = "ab12",
+	    .answer_status = 202,
+	    .receivers = rc,
+	    .nreceivers = 1,
+	};
+	struct store_result res;
+
+	snprintf(id, sizeof(id), "m%d", n);
+	snprintf(patient, sizeof(patient), "p%d", n % 5);
+	assert_int_equal(store_accept(s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+}
+
+/* Another connection committing one small message after another. */
+static void *
+writer(void *arg)
+{
+	struct fx *f = arg;
+	static const char doc[] = "{\"resourceType\":\"Bundle\"}";
+
+	for (int n = BIG_N; !atomic_load(&f->stop); n++) {
+		accept_one(f->s, n, doc, sizeof(doc) - 1);
+		atomic_fetch_add(&f->accepted, 1);
+	}
+	return NULL;
+}
+
+static void
+on_alarm(int sig)
+{
+	(void)sig;
+	/* A copy that restarts at every commit never ends. */
+	fprintf(stderr, "store_backup did not finish under writes\n");
+	_exit(3);
+}
+
+static void
+test_snapshot_under_writes(void **state)
+{
+	struct fx *f = *state;
+	struct store_copy_info info;
+	char dest[160], err[256] = "";
+	char *doc = malloc(BIG_DOC);
+	int64_t max_seq = 0, count = 0;
+	int before, during;
+	pthread_t t;
+	sqlite3 *db;
+
+	assert_non_null(doc);
+	/* ~40 MB of pages: the copy takes many steps. */
+	for (int i = 0; i < BIG_N; i++) {
+		memset(doc, 'a' + i % 26, BIG_DOC);
+		accept_one(f->s, i, doc, BIG_DOC);
+	}
+	free(doc);
+	snprintf(dest, sizeof(dest), "%s/copy.db", f->dir);
+	assert_int_equal(pthread_create(&t, NULL, writer, f), 0);
+	while (atomic_load(&f->accepted) < 3)
+		usleep(1000);
+	signal(SIGALRM, on_alarm);
+	alarm(120);
+	before = atomic_load(&f->accepted);
+	if (store_backup(f->path, dest, &info, err, sizeof(err)) != GW_OK)
+		fail_msg("store_backup: %s", err);
+	during = atomic_load(&f->accepted) - before;
+	alarm(0);
+	atomic_store(&f->stop, true);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	/* The writer went on meanwhile, or this proves nothing. */
+	if (during < 1)
+		fail_msg("got %d commits during the backup, want some", during);
+	assert_int_equal(info.schema, STORE_SQLITE_SCHEMA);
+	assert_true(info.bytes > (uint64_t)BIG_N * BIG_DOC);
+	/* One snapshot: messages 1..k without a gap, at least every one
+	   committed before the backup began. */
+	assert_int_equal(sqlite3_open_v2(dest, &db, SQLITE_OPEN_READONLY, NULL),
+			 SQLITE_OK);
+	{
+		sqlite3_stmt *st;
+
+		assert_int_equal(sqlite3_prepare_v2(db,
+						    "SELECT count(*), max(seq) "
+						    "FROM messages",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		count = sqlite3_column_int64(st, 0);
+		max_seq = sqlite3_column_int64(st, 1);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	if (count != max_seq)
+		fail_msg("got %lld messages up to seq %lld, want no gap",
+			 (long long)count, (long long)max_seq);
+	if (count < BIG_N + before)
+		fail_msg("got %lld messages, want at least %d (committed "
+			 "before the backup)",
+			 (long long)count, BIG_N + before);
+	assert_int_equal(store_copy_rows(&info, "messages"), count);
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(dest, &sb), 0);
+		assert_int_equal(sb.st_mode & 0777, 0600);
+	}
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void
+sql(const char *path, const char *q)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, q, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void
+test_check_file(void **state)
+{
+	struct fx *f = *state;
+	struct store_copy_info info;
+	char p[160], err[256];
+
+	snprintf(p, sizeof(p), "%s/missing.db", f->dir);
+	assert_int_equal(store_check_file(p, &info), GW_NOTFOUND);
+	snprintf(p, sizeof(p), "%s/empty.db", f->dir);
+	write_file(p, "");
+	assert_int_equal(store_check_file(p, &info), GW_NOTFOUND);
+	snprintf(p, sizeof(p), "%s/junk.db", f->dir);
+	write_file(p, "this is no database, not even close to one ........");
+	assert_int_equal(store_check_file(p, &info), GW_INVALID);
+	assert_true(info.problem[0] != '\0');
+	snprintf(p, sizeof(p), "%s/other.db", f->dir);
+	sql(p, "CREATE TABLE t (x); PRAGMA user_version = 3");
+	assert_int_equal(store_check_file(p, &info), GW_INVALID);
+	assert_string_equal(info.problem, "not a pzpgw store");
+	/* A real store, then one a newer binary made. */
+	accept_one(f->s, 1, "{}", 2);
+	snprintf(p, sizeof(p), "%s/copy.db", f->dir);
+	assert_int_equal(store_backup(f->path, p, &info, err, sizeof(err)),
+			 GW_OK);
+	assert_int_equal(store_check_file(p, &info), GW_OK);
+	assert_int_equal(store_copy_rows(&info, "messages"), 1);
+	assert_int_equal(store_copy_rows(&info, "no_such_table"), -1);
+	sql(p, "PRAGMA user_version = 99");
+	assert_int_equal(store_check_file(p, &info), GW_CONFIG);
+	/* The store itself as DEST: refused, untouched. */
+	assert_int_equal(
+	    store_backup(f->path, f->path, &info, err, sizeof(err)), GW_PERM);
+}
+
+static void
+test_lock(void **state)
+{
+	struct fx *f = *state;
+	int a, b;
+	long holder;
+
+	assert_int_equal(store_lock_take(f->path, &a, &holder), GW_OK);
+	/* flock is per open file: a second open, even in this process, is
+	   another holder. */
+	assert_int_equal(store_lock_take(f->path, &b, &holder), GW_EXISTS);
+	assert_int_equal(b, -1);
+	if (holder != (long)getpid())
+		fail_msg("got holder %ld, want %ld", holder, (long)getpid());
+	close(a);
+	assert_int_equal(store_lock_take(f->path, &b, &holder), GW_OK);
+	close(b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_snapshot_under_writes, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_check_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+	};
+
+	log_init(LOG_TO_STDERR, false, "test_store_backup");
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
