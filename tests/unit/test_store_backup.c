@@ -266,6 +266,103 @@ test_lock(void **state)
 	close(b);
 }
 
+/* A store as the first release wrote it (schema 1; test_store.c has the
+ * same), with two queued messages. */
+static const char schema_v1[] =
+    "PRAGMA auto_vacuum = INCREMENTAL;"
+    "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE, direction TEXT NOT NULL CHECK (direction"
+    " IN ('outbound', 'inbound')), sender_ura TEXT NOT NULL,"
+    " bundle_system TEXT NOT NULL, bundle_value TEXT NOT NULL,"
+    " patient_key TEXT NOT NULL, fhir_version TEXT NOT NULL,"
+    " document BLOB NOT NULL, jws TEXT, sha256 TEXT NOT NULL,"
+    " accepted_at INTEGER NOT NULL, answer_status INTEGER NOT NULL,"
+    " answer_body TEXT,"
+    " UNIQUE (direction, sender_ura, bundle_system, bundle_value));"
+    "CREATE TABLE outbox (message_seq INTEGER NOT NULL"
+    " REFERENCES messages(seq) ON DELETE CASCADE,"
+    " receiver_ura TEXT NOT NULL, patient_key TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('due', 'inflight',"
+    " 'delivered', 'dead', 'held')), attempts INTEGER NOT NULL"
+    " DEFAULT 0, next_attempt_at INTEGER NOT NULL, first_attempt_at"
+    " INTEGER, last_attempt_at INTEGER, last_status INTEGER,"
+    " last_error TEXT, outcome TEXT, delivered_at INTEGER,"
+    " PRIMARY KEY (message_seq, receiver_ura)) WITHOUT ROWID;"
+    "CREATE INDEX outbox_state ON outbox (state, next_attempt_at);"
+    "CREATE INDEX outbox_order ON outbox (receiver_ura, patient_key,"
+    " message_seq) WHERE state IN ('due', 'inflight', 'held');"
+    "INSERT INTO messages VALUES (1, 'old-1', 'outbound', '12345678',"
+    " 's', 'v1', 'p1', '4.0.1', x'7b7d', NULL, 'h', 1000, 202, NULL);"
+    "INSERT INTO messages VALUES (2, 'old-2', 'outbound', '12345678',"
+    " 's', 'v2', 'p1', '4.0.1', x'7b7d', NULL, 'h', 1001, 202, NULL);"
+    "INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,"
+    " attempts, next_attempt_at) VALUES (1, '00000001', 'p1', 'due', 3,"
+    " 5000), (2, '00000001', 'p1', 'due', 0, 1001);"
+    "PRAGMA user_version = 1;";
+
+static bool
+has_message(const char *path, const char *id)
+{
+	struct store_options o = {
+	    .path = path, .readonly = true, .quiet = true};
+	struct store_message *m = NULL;
+	struct store *s = NULL;
+	enum gw_err e;
+
+	assert_int_equal(store_open(&o, &s), GW_OK);
+	e = store_show(s, id, false, &m);
+	store_message_free(m);
+	store_free(s);
+	assert_true(e == GW_OK || e == GW_NOTFOUND);
+	return e == GW_OK;
+}
+
+static void
+test_restore_older_schema(void **state)
+{
+	struct fx *f = *state;
+	struct store_options o = {.quiet = true};
+	struct store_restore_info info;
+	char v1[160], err[256] = "";
+	struct store *s = NULL;
+	long holder;
+	int lock;
+
+	accept_one(f->s, 1, "{}", 2); /* "m1": not in the backup */
+	store_free(f->s);
+	f->s = NULL;
+	snprintf(v1, sizeof(v1), "%s/v1.db", f->dir);
+	sql(v1, schema_v1);
+	/* Another process has the store (a running gateway): refused. */
+	assert_int_equal(store_lock_take(f->path, &lock, &holder), GW_OK);
+	assert_int_equal(
+	    store_restore(v1, f->path, true, &info, &holder, err, sizeof(err)),
+	    GW_EXISTS);
+	assert_int_equal(holder, (long)getpid());
+	close(lock);
+	assert_true(has_message(f->path, "m1"));
+	/* m1 would be lost: refused without force, with the count. */
+	assert_int_equal(
+	    store_restore(v1, f->path, false, &info, &holder, err, sizeof(err)),
+	    GW_DENIED);
+	assert_int_equal(info.only_in_old, 1);
+	assert_true(has_message(f->path, "m1"));
+	assert_int_equal(
+	    store_restore(v1, f->path, true, &info, &holder, err, sizeof(err)),
+	    GW_OK);
+	assert_int_equal(info.src.schema, 1);
+	assert_true(info.kept[0] != '\0');
+	assert_true(has_message(info.kept, "m1"));
+	/* The next opening migrates the restored store, rows kept. */
+	o.path = f->path;
+	assert_int_equal(store_open(&o, &s), GW_OK);
+	assert_int_equal(store_schema_version(s), STORE_SQLITE_SCHEMA);
+	store_free(s);
+	assert_true(has_message(f->path, "old-1"));
+	assert_true(has_message(f->path, "old-2"));
+	assert_false(has_message(f->path, "m1"));
+}
+
 int
 main(void)
 {
@@ -274,6 +371,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_check_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restore_older_schema, setup,
+					    teardown),
 	};
 
 	log_init(LOG_TO_STDERR, false, "test_store_backup");
