@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -363,6 +364,55 @@ test_restore_older_schema(void **state)
 	assert_false(has_message(f->path, "m1"));
 }
 
+/* A gateway killed after a commit: its -wal holds the commit (no
+ * checkpoint ran). Restore keeps the old store with that -wal, so the
+ * kept copy has the message, and the restored store gets none of it. */
+static void
+test_restore_after_crash_keeps_the_wal(void **state)
+{
+	struct fx *f = *state;
+	struct store_restore_info info;
+	char backup[160], wal[4200], err[256] = "";
+	struct stat sb;
+	long holder;
+	pid_t pid;
+	int status;
+
+	snprintf(backup, sizeof(backup), "%s/backup.db", f->dir);
+	accept_one(f->s, 1, "{}", 2);
+	assert_int_equal(
+	    store_backup(f->path, backup, &info.src, err, sizeof(err)), GW_OK);
+	store_free(f->s);
+	f->s = NULL;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store_options o = {.path = f->path, .quiet = true};
+		struct store *s = NULL;
+
+		if (store_open(&o, &s) != GW_OK)
+			_exit(2);
+		accept_one(s, 2, "{}", 2);
+		_exit(0); /* no close, no checkpoint: like kill -9 */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(sb.st_size > 0);
+	assert_int_equal(store_restore(backup, f->path, true, &info, &holder,
+				       err, sizeof(err)),
+			 GW_OK);
+	assert_int_equal(info.only_in_old, 1);
+	/* The restored store stands alone; the kept one has its -wal. */
+	assert_int_equal(stat(wal, &sb), -1);
+	snprintf(wal, sizeof(wal), "%s-wal", info.kept);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_true(has_message(info.kept, "m2"));
+	assert_true(has_message(f->path, "m1"));
+	assert_false(has_message(f->path, "m2"));
+}
+
 int
 main(void)
 {
@@ -373,6 +423,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_older_schema, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_restore_after_crash_keeps_the_wal, setup, teardown),
 	};
 
 	log_init(LOG_TO_STDERR, false, "test_store_backup");
