@@ -23,7 +23,15 @@ struct backup_args {
 
 enum { OPT_STORE = 256, OPT_FORCE };
 
+/* Each command's own table, so that what it accepts is what its help
+ * text (and manual page) lists. */
 static const struct option backup_opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"store", required_argument, NULL, OPT_STORE},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct option restore_opts[] = {
     {"config", required_argument, NULL, 'c'},
     {"store", required_argument, NULL, OPT_STORE},
     {"force", no_argument, NULL, OPT_FORCE},
@@ -42,11 +50,13 @@ backup_config_error(void *arg, const char *file, int line, const char *msg)
 static int
 backup_parse(const char *cmd, int argc, char **argv, struct backup_args *a)
 {
+	const struct option *opts =
+	    strcmp(cmd, "restore") == 0 ? restore_opts : backup_opts;
 	int ch;
 
 	memset(a, 0, sizeof(*a));
 	optind = 0; /* full reinitialisation (GNU), argv is permuted */
-	while ((ch = getopt_long(argc, argv, "c:", backup_opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			a->config = optarg;
@@ -55,8 +65,6 @@ backup_parse(const char *cmd, int argc, char **argv, struct backup_args *a)
 			a->store = optarg;
 			break;
 		case OPT_FORCE:
-			if (strcmp(cmd, "restore") != 0)
-				return cli_usage(cmd, "--force is for restore");
 			a->force = true;
 			break;
 		default:

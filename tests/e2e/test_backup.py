@@ -244,3 +244,21 @@ def test_second_daemon_on_the_same_store_is_refused(pki, tmp_path):
         assert a.request("GET", "/fhir/metadata")[0] == 200
     finally:
         a.stop()
+
+
+def test_usage_errors_exit_2(tmp_path):
+    for args, want in ((["backup"], "missing DEST"),
+                       (["restore"], "missing SRC"),
+                       (["backup", "--force", "x.db"], "unknown option"),
+                       (["backup", "-c", "a", "--store", "b", "x.db"],
+                        "not both"),
+                       (["restore", "x.db", "y.db"], "unexpected argument")):
+        r = run(*args)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert want in r.stderr and "usage: pzpgw " + args[0] in \
+            r.stderr, r.stderr
+    # No store at the path: said, exit 2, nothing written.
+    dest = str(tmp_path / "x.db")
+    r = run("backup", "--store", str(tmp_path / "none.db"), dest)
+    assert r.returncode == 2 and "no store at" in r.stderr, r.stderr
+    assert os.listdir(str(tmp_path)) == []
