@@ -603,6 +603,19 @@ sb_join(char *out, size_t n, const char *path, const char *suffix)
 	return w > 0 && (size_t)w < n;
 }
 
+/* Undo sb_keep_old when the new store could not be put in place. */
+static void
+sb_unkeep(const char *path, const char *kept)
+{
+	char a[SB_PATH_MAX], b[SB_PATH_MAX];
+
+	if (sb_join(a, sizeof(a), kept, "-wal") &&
+	    sb_join(b, sizeof(b), path, "-wal") && rename(a, b) != 0 &&
+	    errno != ENOENT)
+		return; /* keep the name: the -wal is only there now */
+	(void)unlink(kept);
+}
+
 /*
  * Keep the store at path as kept: a hard link to the database (the path
  * itself is replaced by a rename afterwards, so it never goes missing),
@@ -615,18 +628,22 @@ sb_keep_old(const char *path, const char *kept)
 {
 	char a[SB_PATH_MAX], b[SB_PATH_MAX];
 
+	/* EEXIST (the same second twice) undoes nothing: not ours. */
 	if (link(path, kept) != 0)
 		return GW_IO;
 	if (!sb_join(a, sizeof(a), path, "-wal") ||
 	    !sb_join(b, sizeof(b), kept, "-wal"))
-		return GW_IO;
+		goto undo;
 	if (rename(a, b) != 0 && errno != ENOENT)
-		return GW_IO;
+		goto undo;
 	if (!sb_join(a, sizeof(a), path, "-shm"))
-		return GW_IO;
+		goto undo;
 	if (unlink(a) != 0 && errno != ENOENT)
-		return GW_IO;
+		goto undo;
 	return GW_OK;
+undo:
+	sb_unkeep(path, kept);
+	return GW_IO;
 }
 
 enum gw_err
@@ -735,6 +752,11 @@ store_restore(const char *src, const char *store_path, bool force,
 	if (rename(tmp, store_path) != 0) {
 		sb_say(err, errlen, "cannot rename the copy to %s: %s",
 		       store_path, strerror(errno));
+		/* The old store stays where it was: its -wal goes back
+		   beside it, the kept name goes. */
+		if (info->kept[0] != '\0')
+			sb_unkeep(store_path, info->kept);
+		info->kept[0] = '\0';
 		e = GW_IO;
 		goto out;
 	}
