@@ -39,6 +39,8 @@
 /* Retention runs just after start (off the start path), then hourly. */
 #define SERVE_PRUNE_FIRST_S 1
 #define SERVE_PRUNE_EVERY_S 3600
+/* What systemd is asked to wait, at most, for the store's opening. */
+#define SERVE_STORE_OPEN_USEC (600ull * 1000000u)
 
 struct retired {
 	struct retired *next;
@@ -287,6 +289,13 @@ open_store(struct serve *s)
 				 s->cfg->store_path, STORE_LOCK_SUFFIX);
 	}
 	existed = stat(s->cfg->store_path, &sb) == 0 && sb.st_size > 0;
+	/* Opening migrates the schema, which on a large store after an
+	   upgrade may take longer than systemd's start timeout (90 s by
+	   default): ask for more before, rather than be killed midway. */
+	(void)sdnotify_sendf(&s->sd,
+			     "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=opening the "
+			     "store (a schema migration may take a while)",
+			     (unsigned long long)SERVE_STORE_OPEN_USEC);
 	rc = store_open(&opts, &s->store);
 	if (rc == GW_NOTFOUND) {
 		/* A store that vanished is not replaced by an empty one

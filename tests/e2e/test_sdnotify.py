@@ -116,6 +116,13 @@ def test_ready_reload_stopping(pki, tmp_path, systemd):
         assert "serving organisation " + gw.URA["gateway"] in \
             ready["STATUS"], ready
         assert "READY=1" not in [m for _, m in sd.messages[:i]]
+        # Before the store opens (a migration may be long) systemd is
+        # asked to wait longer than its default start timeout.
+        ext = [fields(m) for _, m in sd.messages[:i]
+               if "EXTEND_TIMEOUT_USEC" in fields(m)]
+        assert ext and int(ext[0]["EXTEND_TIMEOUT_USEC"]) >= 300000000, \
+            sd.messages[:i]
+        assert "opening the store" in ext[0]["STATUS"]
 
         # SIGHUP: RELOADING=1 with the monotonic time of the reload,
         # then READY=1 saying it was done.
