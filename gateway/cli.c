@@ -24,6 +24,7 @@ static const struct cli_cmd cli_cmds[] = {
     {"schemas", cli_schemas}, {"validate", cli_validate},
     {"send", cli_send},	      {"audit", cli_audit},
     {"inbox", cli_inbox},     {"transform", cli_transform},
+    {"backup", cli_backup},   {"restore", cli_restore},
     {"version", cli_version}, {"help", cli_help},
 };
 

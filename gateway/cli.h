@@ -94,5 +94,7 @@ int cli_schemas(int argc, char **argv);	     /* cli_schemas.c */
 int cli_send(int argc, char **argv);	     /* cli_send.c */
 int cli_audit(int argc, char **argv);	     /* cli_audit.c */
 int cli_transform(int argc, char **argv);    /* cli_transform.c */
+int cli_backup(int argc, char **argv);	     /* cli_backup.c */
+int cli_restore(int argc, char **argv);	     /* cli_backup.c */
 
 #endif

@@ -170,6 +170,30 @@ static const struct cli_text cli_texts[] = {
      "and status URL.\n"
      "Exit 0 accepted (and with --status all delivered), 1 refused or\n"
      "not delivered (the OperationOutcome on stderr), 2 usage or I/O.\n"},
+    {"backup", "copy the store while the gateway runs, and check the copy",
+     "pzpgw backup [-c FILE | --store FILE] DEST\n"
+     "  -c FILE       the store of this configuration (default\n"
+     "                " CONFIG_DEFAULT_PATH ")\n"
+     "  --store FILE  this store file\n"
+     "An online copy (SQLite backup API, one snapshot: what was committed\n"
+     "when it began) written to DEST.tmp (mode 0600), synced, checked\n"
+     "with PRAGMA integrity_check, then renamed to DEST. Prints the size\n"
+     "and rows per table, no content.\n"
+     "Exit 0 done, 1 the copy failed its check (DEST not written),\n"
+     "2 usage or I/O.\n"},
+    {"restore", "put a backup in place of the store (gateway stopped)",
+     "pzpgw restore [-c FILE | --store FILE] [--force] SRC\n"
+     "  -c FILE       the store of this configuration (default\n"
+     "                " CONFIG_DEFAULT_PATH ")\n"
+     "  --store FILE  this store file\n"
+     "  --force       also when the store holds messages SRC lacks\n"
+     "SRC must pass PRAGMA integrity_check and have a schema this binary\n"
+     "knows (an older one is migrated at the next start). Refused while\n"
+     "a gateway runs on the store (it holds STORE.lock). The store is\n"
+     "kept as STORE.before-restore-<UTC time>, then SRC's copy renamed\n"
+     "into place.\n"
+     "Exit 0 done, 1 refused or SRC failed its check (nothing changed),\n"
+     "2 usage or I/O.\n"},
     {"version", "print the version", "pzpgw version\n"},
     {"help", "show help for a command",
      "pzpgw help [COMMAND | --man 8|5]\n"

@@ -24,8 +24,10 @@
 #include "http.h"
 #include "intake.h"
 #include "provider.h"
+#include "sdnotify.h"
 #include "sign.h"
 #include "store.h"
+#include "store_backup.h"
 #include "log.h"
 #include "metrics.h"
 #include "tls.h"
@@ -37,6 +39,8 @@
 /* Retention runs just after start (off the start path), then hourly. */
 #define SERVE_PRUNE_FIRST_S 1
 #define SERVE_PRUNE_EVERY_S 3600
+/* What systemd is asked to wait, at most, for the store's opening. */
+#define SERVE_STORE_OPEN_USEC (600ull * 1000000u)
 
 struct retired {
 	struct retired *next;
@@ -64,6 +68,9 @@ struct serve {
 	struct sign_key *key;
 	struct sign_trust *trust;
 	struct event *ev_term, *ev_int, *ev_hup;
+	int store_lock;	    /* STORE.lock, held for the process's life */
+	struct sdnotify sd; /* systemd notify; off without the variable */
+	struct event *ev_watchdog; /* WATCHDOG=1 from the loop, or NULL */
 	bool stopping;
 };
 
@@ -255,7 +262,40 @@ open_store(struct serve *s)
 	bool existed;
 
 	store_options_from_config(&opts, s->cfg);
+	/* One process owns the store: a second gateway on the same file, or
+	   `pzpgw restore` swapping it, must not run beside this one. The
+	   lock goes with the process, also after kill -9. */
+	{
+		long holder = 0;
+
+		rc = store_lock_take(s->cfg->store_path, &s->store_lock,
+				     &holder);
+		if (rc == GW_EXISTS) {
+			log_warnx("event=startup_failed reason=store_locked "
+				  "path=%s%s holder_pid=%ld "
+				  "message=\"another gateway, or a restore, "
+				  "uses this store\"",
+				  s->cfg->store_path, STORE_LOCK_SUFFIX,
+				  holder);
+			fprintf(stderr,
+				"pzpgw serve: the store %s is in use by "
+				"process %ld\n",
+				s->cfg->store_path, holder);
+			return false;
+		}
+		if (rc != GW_OK)
+			log_warn("event=store_lock_failed path=%s%s "
+				 "action=running_without_it",
+				 s->cfg->store_path, STORE_LOCK_SUFFIX);
+	}
 	existed = stat(s->cfg->store_path, &sb) == 0 && sb.st_size > 0;
+	/* Opening migrates the schema, which on a large store after an
+	   upgrade may take longer than systemd's start timeout (90 s by
+	   default): ask for more before, rather than be killed midway. */
+	(void)sdnotify_sendf(&s->sd,
+			     "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=opening the "
+			     "store (a schema migration may take a while)",
+			     (unsigned long long)SERVE_STORE_OPEN_USEC);
 	rc = store_open(&opts, &s->store);
 	if (rc == GW_NOTFOUND) {
 		/* A store that vanished is not replaced by an empty one
@@ -332,7 +372,9 @@ free_retired(struct serve *s)
 	}
 }
 
-static void
+/* Reload the configuration; returns a short line for systemd's STATUS=
+ * (static; no patient data). */
+static const char *
 reload(struct serve *s)
 {
 	struct config *ncfg = NULL;
@@ -344,7 +386,8 @@ reload(struct serve *s)
 	if (config_load(s->path, log_config_error, NULL, &ncfg) != GW_OK) {
 		log_warnx("event=reload_failed reason=config "
 			  "action=keeping_old_configuration");
-		return;
+		return "reload failed (configuration): running with the "
+		       "old configuration";
 	}
 	/* The identity and the store are fixed for the life of the process:
 	 * the store is open, and its rows, the signing key and every peer's
@@ -364,7 +407,8 @@ reload(struct serve *s)
 			    store ? "[store] path" : "", s->cfg->ura,
 			    ncfg->ura);
 			config_free(ncfg);
-			return;
+			return "reload failed (restart needed for that "
+			       "change): running with the old configuration";
 		}
 	}
 	if (tls_server_ctx_new(ncfg, &nctx, err, sizeof(err)) != GW_OK) {
@@ -372,7 +416,8 @@ reload(struct serve *s)
 			  "action=keeping_old_configuration",
 			  err);
 		config_free(ncfg);
-		return;
+		return "reload failed (TLS): running with the old "
+		       "configuration";
 	}
 	if (strcmp(ncfg->listen_address, s->cfg->listen_address) != 0 ||
 	    ncfg->listen_port != s->cfg->listen_port ||
@@ -384,7 +429,8 @@ reload(struct serve *s)
 		log_warnx("event=reload_failed reason=out_of_memory");
 		SSL_CTX_free(nctx);
 		config_free(ncfg);
-		return;
+		return "reload failed (out of memory): running with the old "
+		       "configuration";
 	}
 	if (http_server_pending(s->srv) == 0)
 		free_retired(s);
@@ -397,11 +443,17 @@ reload(struct serve *s)
 		deliver_reconfigure(s->deliver, ncfg);
 	SSL_CTX_free(nctx); /* the server holds its own reference */
 	apply_logging(s);
-	if (!load_keys(s, ncfg, r))
+	if (!load_keys(s, ncfg, r)) {
 		log_warnx("event=reload_partial reason=\"signing key or trust "
 			  "not reloaded: keeping the old ones\"");
+		log_info("event=reloaded organisation=%s peers=%zu", ncfg->ura,
+			 ncfg->npeers);
+		return "reloaded, but the signing key or trust was not: "
+		       "keeping the old ones";
+	}
 	log_info("event=reloaded organisation=%s peers=%zu", ncfg->ura,
 		 ncfg->npeers);
+	return "configuration reloaded";
 }
 
 static void
@@ -422,8 +474,18 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct serve *s = arg;
 
 	if (sig == SIGHUP) {
-		if (!s->stopping)
-			reload(s);
+		const char *status;
+
+		if (s->stopping)
+			return;
+		/* systemd (Type=notify) waits for READY=1 after RELOADING=1,
+		   also when the reload failed: the old configuration still
+		   serves, and STATUS= says which happened. */
+		(void)sdnotify_sendf(
+		    &s->sd, "RELOADING=1\nMONOTONIC_USEC=%llu",
+		    (unsigned long long)sdnotify_monotonic_usec());
+		status = reload(s);
+		(void)sdnotify_sendf(&s->sd, "READY=1\nSTATUS=%s", status);
 		return;
 	}
 	if (s->stopping) {
@@ -432,9 +494,54 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	s->stopping = true;
+	(void)sdnotify_send(&s->sd, "STOPPING=1\nSTATUS=stopping: finishing "
+				    "requests in flight");
 	log_info("event=stopping signal=%s pending=%u",
 		 sig == SIGTERM ? "TERM" : "INT", http_server_pending(s->srv));
 	http_server_shutdown(s->srv, SERVE_GRACE_MS, shutdown_done, s);
+}
+
+/* The watchdog keep-alive: sent by a timer of the event loop itself, so
+ * a loop that no longer turns (a handler stuck, a deadlock) stops the
+ * keep-alives and systemd restarts the daemon. */
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct serve *s = arg;
+
+	(void)sdnotify_send(&s->sd, "WATCHDOG=1");
+}
+
+/* READY=1 (every listener bound, the store open, the workers and the
+ * signal handlers in place) and the watchdog timer when systemd asks
+ * for one. */
+static void
+notify_ready(struct serve *s)
+{
+	uint64_t every = sdnotify_watchdog_interval(&s->sd);
+
+	if (!sdnotify_enabled(&s->sd))
+		return;
+	if (every > 0) {
+		struct timeval tv = {.tv_sec = (time_t)(every / 1000000u),
+				     .tv_usec =
+					 (suseconds_t)(every % 1000000u)};
+
+		s->ev_watchdog =
+		    event_new(s->base, -1, EV_PERSIST, on_watchdog, s);
+		if (s->ev_watchdog == NULL ||
+		    event_add(s->ev_watchdog, &tv) != 0)
+			log_warnx("event=watchdog_timer_failed");
+		else
+			log_info("event=watchdog interval_ms=%llu",
+				 (unsigned long long)(every / 1000u));
+	}
+	(void)sdnotify_sendf(&s->sd,
+			     "READY=1\nSTATUS=serving organisation %s on "
+			     "port %u (admin %u)%s",
+			     s->cfg->ura, http_server_port(s->srv, false),
+			     http_server_port(s->srv, true),
+			     s->ev_watchdog != NULL ? "\nWATCHDOG=1" : "");
 }
 
 static int
@@ -585,6 +692,7 @@ serve_run(struct serve *s)
 	    "port=%u admin_port=%u",
 	    PZPGW_VERSION, s->cfg->ura, config_env_name(s->cfg->environment),
 	    http_server_port(s->srv, false), http_server_port(s->srv, true));
+	notify_ready(s);
 	if (event_base_dispatch(s->base) == -1)
 		log_warnx("event=loop_failed");
 	else
@@ -603,9 +711,13 @@ done:
 		event_free(s->ev_store);
 	if (s->ev_prune != NULL)
 		event_free(s->ev_prune);
+	if (s->ev_watchdog != NULL)
+		event_free(s->ev_watchdog);
 	/* Commits every accept still queued; their callbacks answer or drop
 	 * the requests still waiting, so the server must still exist. */
 	store_free(s->store);
+	if (s->store_lock >= 0)
+		close(s->store_lock);
 	sign_key_free(s->key);
 	sign_trust_free(s->trust);
 	/* event_free(NULL) is not a no-op in libevent. */
@@ -626,7 +738,7 @@ done:
 int
 cli_serve(int argc, char **argv)
 {
-	struct serve s = {.path = CONFIG_DEFAULT_PATH};
+	struct serve s = {.path = CONFIG_DEFAULT_PATH, .store_lock = -1};
 	int ch, rc;
 
 	optind = 1;
@@ -653,7 +765,12 @@ cli_serve(int argc, char **argv)
 	(void)config_warnings(s.cfg, log_config_warning, NULL);
 	/* A peer closing a connection must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
+	(void)sdnotify_init(&s.sd);
 	rc = serve_run(&s);
+	if (rc != CLI_OK)
+		(void)sdnotify_send(&s.sd, "STATUS=exiting on an error: see "
+					   "the log");
+	sdnotify_cleanup(&s.sd);
 	free_retired(&s);
 	config_free(s.cfg);
 	metrics_reset();

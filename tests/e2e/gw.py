@@ -142,9 +142,12 @@ class Gateway:
         for attempt in range(20):
             self.log = open(self.log_path, "ab")
             mark = os.path.getsize(self.log_path)
+            # self.env: the daemon's environment when a test sets one
+            # (NOTIFY_SOCKET, WATCHDOG_USEC); else the test's own.
             self.proc = subprocess.Popen(
                 [BINARY, "serve", "-d", "-c", self.conf],
-                stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+                stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL,
+                env=getattr(self, "env", None))
             if not wait:
                 return self
             wait_for(lambda: "event=started" in self.log_text()

@@ -29,7 +29,11 @@ EXPECT = {
             r"3 peers\)\n",
             r"usage: pzpgw validate ",
             r"othername: 2\.5\.5\.5::[0-9.]+-1-10000002-S-90000002-",
-            r'"resourceType":"CapabilityStatement"'],
+            r'"resourceType":"CapabilityStatement"',
+            # pzpgw backup of the running gateway's store
+            r"backup of /\S+/var/pzpgw\.db written to var/backup/pzpgw-\d{8}T"
+            r"\d{6}Z\.db: \d+ bytes, schema \d+, integrity ok\n"
+            r"(  \S+ +\d+\n)*  messages +\d+\n"],
     "run-pair": [
         # send --status: A accepted it and delivered it to B
         r"HTTP 202\nmessage [0-9a-f-]{36}\nidentifier \S+\nstatus https://localhost:\d+/"
