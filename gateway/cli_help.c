@@ -172,9 +172,9 @@ static const struct cli_text cli_texts[] = {
      "not delivered (the OperationOutcome on stderr), 2 usage or I/O.\n"},
     {"backup", "copy the store while the gateway runs, and check the copy",
      "pzpgw backup [-c FILE | --store FILE] DEST\n"
-     "  -c FILE       the store of this configuration (default\n"
-     "                " CONFIG_DEFAULT_PATH ")\n"
-     "  --store FILE  this store file\n"
+     "  -c, --config FILE  the store of this configuration (default\n"
+     "                     " CONFIG_DEFAULT_PATH ")\n"
+     "  --store FILE       this store file\n"
      "An online copy (SQLite backup API, one snapshot: what was committed\n"
      "when it began) written to DEST.tmp (mode 0600), synced, checked\n"
      "with PRAGMA integrity_check, then renamed to DEST. Prints the size\n"
@@ -183,10 +183,10 @@ static const struct cli_text cli_texts[] = {
      "2 usage or I/O.\n"},
     {"restore", "put a backup in place of the store (gateway stopped)",
      "pzpgw restore [-c FILE | --store FILE] [--force] SRC\n"
-     "  -c FILE       the store of this configuration (default\n"
-     "                " CONFIG_DEFAULT_PATH ")\n"
-     "  --store FILE  this store file\n"
-     "  --force       also when the store holds messages SRC lacks\n"
+     "  -c, --config FILE  the store of this configuration (default\n"
+     "                     " CONFIG_DEFAULT_PATH ")\n"
+     "  --store FILE       this store file\n"
+     "  --force            also when the store holds messages SRC lacks\n"
      "SRC must pass PRAGMA integrity_check and have a schema this binary\n"
      "knows (an older one is migrated at the next start). Refused while\n"
      "a gateway runs on the store (it holds STORE.lock). The store is\n"
