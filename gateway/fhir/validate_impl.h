@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "fjson.h"
 #include "hmap.h"
@@ -259,6 +260,16 @@ v_run_stopped(struct vrun *r)
 			r->late = r->nomem = true;
 	}
 	return r->nomem;
+}
+
+/* Whether a finding of severity sev would be kept by v_issue: a scratch
+ * run counts errors only, a quiet one records errors only. Callers skip
+ * writing the message of a finding that is not kept. */
+static inline bool
+v_keeps(const struct vrun *r, const char *sev)
+{
+	return (!r->scratch && !r->quiet) || strcmp(sev, FHIR_ERROR) == 0 ||
+	       strcmp(sev, FHIR_FATAL) == 0;
 }
 
 /* Children definitions of element d, following contentReference. */

@@ -260,16 +260,10 @@ v_check_reference(struct vrun *r, const struct rules_element *el,
 			rt = &el->types[i];
 	if (rt == NULL || rt->ntargets == 0)
 		return;
-	allowed[0] = '\0';
 	for (size_t i = 0; i < rt->ntargets && !ok; i++) {
 		const struct rules_structure *sd;
 		const char *t = v_url_type(r->ctx, rt->targets[i], &sd);
-		int n;
 
-		n = snprintf(allowed + alen, sizeof(allowed) - alen, "%s%s",
-			     alen > 0 ? ", " : "", rt->targets[i]);
-		if (n > 0 && (size_t)n < sizeof(allowed) - alen)
-			alen += (size_t)n;
 		if (strcmp(t, "Resource") == 0) {
 			ok = true;
 			break;
@@ -286,6 +280,16 @@ v_check_reference(struct vrun *r, const struct rules_element *el,
 	}
 	if (ok)
 		return;
+	/* the allowed targets, for the message (written only now: every
+	 * reference of a message went through here) */
+	allowed[0] = '\0';
+	for (size_t i = 0; i < rt->ntargets; i++) {
+		int n = snprintf(allowed + alen, sizeof(allowed) - alen, "%s%s",
+				 alen > 0 ? ", " : "", rt->targets[i]);
+
+		if (n > 0 && (size_t)n < sizeof(allowed) - alen)
+			alen += (size_t)n;
+	}
 	/* a target with errors of its own would fail any profile: say so
 	 * once, pointing there, rather than adding a cascade of errors */
 	if (any && target != NULL && r->own_ok != NULL &&
