@@ -655,18 +655,90 @@ conf_put(struct vrun *r, const struct fj_node *res,
 	return true;
 }
 
+/* Whether res names sd itself in its meta.profile. */
+static bool
+claims_exactly(const struct vrun *r, const struct fj_node *res,
+	       const struct rules_structure *sd)
+{
+	const struct fj_node *meta = fj_get(res, "meta"), *mp;
+
+	mp = meta != NULL && meta->type == FJ_OBJECT ? fj_get(meta, "profile")
+						     : NULL;
+	if (mp == NULL || mp->type != FJ_ARRAY)
+		return false;
+	for (mp = mp->u.kids.first; mp != NULL; mp = mp->next)
+		if (mp->type == FJ_STRING &&
+		    rules_structure(r->ctx->set, mp->u.str.s) == sd)
+			return true;
+	return false;
+}
+
+/* Record a guess; false without memory. */
+static bool
+guess_put(struct vrun *r, const struct fj_node *res,
+	  const struct rules_structure *sd)
+{
+	if (r->nguesses == r->capguesses) {
+		size_t ncap = r->capguesses == 0 ? 16 : r->capguesses * 2;
+		struct vguess *n = realloc(r->guesses, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return false;
+		r->guesses = n;
+		r->capguesses = ncap;
+	}
+	r->guesses[r->nguesses].res = res;
+	r->guesses[r->nguesses].sd = sd;
+	r->guesses[r->nguesses].bundle = r->bundle;
+	r->nguesses++;
+	return true;
+}
+
+static bool conforms_walk(struct vrun *r, const struct fj_node *res,
+			  const struct rules_structure *sd);
+
 static bool
 conforms(struct vrun *r, const struct fj_node *res,
 	 const struct rules_structure *sd)
 {
-	struct vrun sub;
-	bool ok;
-
 	for (size_t i = 0; i < *r->nconf; i++)
 		if (r->conf[i].res == res && r->conf[i].sd == sd)
 			return r->conf[i].state != 3;
 	if (r->depth >= V_MAX_DEPTH / 2)
 		return true;
+	/* A resource that claims the profile is walked against it anyway:
+	 * the scratch walk here would do that work twice (a resource
+	 * sliced by profile, e.g. the targets of a reference slice, came
+	 * to a sixth of a message's validation). */
+	if (r->speculate && !r->scratch && claims_exactly(r, res, sd) &&
+	    guess_put(r, res, sd))
+		return true;
+	return conforms_walk(r, res, sd);
+}
+
+/* Check the guesses made inside Bundle b (NULL: outside any), with the
+ * walk's Bundle context as it was when they were made. */
+static void
+guesses_check(struct vrun *r, const struct vbundle *b)
+{
+	bool was = r->speculate;
+
+	r->speculate = false;
+	for (size_t i = 0; i < r->nguesses && !r->guess_wrong && !r->nomem; i++)
+		if (r->guesses[i].bundle == b &&
+		    !conforms(r, r->guesses[i].res, r->guesses[i].sd))
+			r->guess_wrong = true;
+	r->speculate = was;
+}
+
+/* The scratch walk of res against sd (the memo knows nothing yet). */
+static bool
+conforms_walk(struct vrun *r, const struct fj_node *res,
+	      const struct rules_structure *sd)
+{
+	struct vrun sub;
+	bool ok;
+
 	if (!conf_put(r, res, sd, 1))
 		return true;
 	memset(&sub, 0, sizeof(sub));
@@ -688,10 +760,10 @@ conforms(struct vrun *r, const struct fj_node *res,
 	/* the memo may have moved while the sub-run grew it */
 	r->conf = sub.conf;
 	ok = sub.nerrors == 0;
-	if (sub.nomem)
+	if (sub.nomem && !sub.halted)
 		r->nomem = true;
 	if (sub.late)
-		r->late = true;
+		r->late = r->nomem = true;
 	for (size_t i = 0; i < *r->nconf; i++)
 		if (r->conf[i].res == res && r->conf[i].sd == sd)
 			r->conf[i].state = ok ? 2 : 3;
@@ -938,8 +1010,11 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 	if (!r->scratch && r->nerrors == err0)
 		for (size_t i = 0; i < nlist; i++)
 			(void)conf_put(r, res, list[i], 2);
-	if (is_bundle)
+	if (is_bundle) {
+		if (r->nguesses > 0)
+			guesses_check(r, bundle);
 		r->bundle = saved_bundle;
+	}
 	if (bundle != NULL) {
 		v_bundle_cleanup(bundle);
 		free(bundle);
@@ -1002,8 +1077,11 @@ walk_document(struct validate_ctx *ctx, const struct fj_node *root,
 	size_t nconf = 0, capconf = 0;
 	enum gw_err err;
 	const char *forced[1];
+	bool speculate = true;
 
+again:
 	memset(&r, 0, sizeof(r));
+	r.speculate = speculate;
 	r.quiet = quiet;
 	r.seen.kind = r.noteval.kind = HMAP_STR_OWN;
 	r.ctx = ctx;
@@ -1030,6 +1108,18 @@ walk_document(struct validate_ctx *ctx, const struct fj_node *root,
 		validate_resource(&r, root, forced, 1, true, NULL);
 	} else {
 		validate_resource(&r, root, NULL, 0, true, NULL);
+	}
+	if (r.nguesses > 0)
+		guesses_check(&r, NULL);
+	if (r.guess_wrong && !r.nomem) {
+		/* a resource did not conform to a profile it claims: walk
+		 * again asking every question (rare: the document is
+		 * invalid) */
+		free(r.conf);
+		v_run_cleanup(&r);
+		nconf = capconf = 0;
+		speculate = false;
+		goto again;
 	}
 	*nerrors = r.nerrors;
 	if (quiet && !r.late && !r.nomem)

@@ -355,8 +355,10 @@ v_issue(struct vrun *r, const char *sev, const char *code,
 	    strcmp(sev, FHIR_ERROR) == 0 || strcmp(sev, FHIR_FATAL) == 0;
 
 	if (r->scratch) {
-		if (is_err)
+		if (is_err) {
 			r->nerrors++;
+			r->halted = r->nomem = true;
+		}
 		return;
 	}
 	/* No message is formatted, deduplicated or kept for a finding the
@@ -434,6 +436,7 @@ v_run_cleanup(struct vrun *r)
 		free(r->issues[i].msg);
 	}
 	free(r->issues);
+	free(r->guesses);
 	hmap_free(&r->seen, NULL);
 	hmap_free(&r->noteval, NULL);
 }

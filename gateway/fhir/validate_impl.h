@@ -179,10 +179,29 @@ struct vrun {
 	int depth;
 	struct vconf *conf; /* shared with scratch runs */
 	size_t *nconf, *capconf;
+	/* Speculation (the main run only): "resource res conforms to
+	 * profile sd" taken as true, without a scratch walk, when res
+	 * claims sd in its meta.profile; its own walk (which checks it
+	 * against sd) then usually proves it. Each guess is checked when
+	 * the Bundle it was made in is done (bundle: that Bundle, NULL
+	 * outside one); a wrong one sets guess_wrong, and the document is
+	 * walked again without guessing, so the findings are those of a
+	 * walk that asked every question. */
+	bool speculate;
+	bool guess_wrong;
+	struct vguess {
+		const struct fj_node *res;
+		const struct rules_structure *sd;
+		const struct vbundle *bundle;
+	} * guesses;
+	size_t nguesses, capguesses;
 	/* Set when out of memory, and when the deadline passed: the flag
 	 * every loop of the walk checks to stop. */
 	bool nomem;
-	bool late;	     /* the deadline passed (nomem is set too) */
+	bool late; /* the deadline passed (nomem is set too) */
+	/* A scratch run stops at its first error (nomem is set too): its
+	 * one question, "no error?", is then answered. */
+	bool halted;
 	bool allow_examples; /* validate_opts.allow_example_urls */
 	uint64_t deadline;   /* util_mono_ms(); 0: none */
 	unsigned ticks;	     /* elements since the clock was last read */
