@@ -347,16 +347,6 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 	v_path_pop(r, old);
 }
 
-static bool
-root_has_constraint(const struct vnode *d, const char *key)
-{
-	for (size_t i = 0; i < d->el->nconstraints; i++)
-		if (d->el->constraints[i].key != NULL &&
-		    strcmp(d->el->constraints[i].key, key) == 0)
-			return true;
-	return false;
-}
-
 static void
 validate_primitive_item(struct vrun *r, const struct vtype *ti,
 			const struct vnode *d, const char *type,
@@ -428,7 +418,7 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 	}
 	v_check_fixed(r, d->el, v);
 	v_check_binding(r, d->el, type, v);
-	v_check_constraints(r, d->el, v, type);
+	v_check_constraints(r, d, v, type);
 }
 
 static void validate_item_in(struct vrun *r, const struct vstruct *vs,
@@ -604,27 +594,15 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 				"a code with no system has no defined meaning; "
 				"a system should be provided");
 	}
-	v_check_constraints(r, d->el, v, type);
+	v_check_constraints(r, d, v, type);
 	if (tvs != NULL && tvs->root != d) {
 		v_check_fixed(r, tvs->root->el, v);
-		v_check_constraints(r, tvs->root->el, v, type);
+		v_check_constraints(r, tvs->root, v, type);
 	}
-	if (ti != NULL && ti->vs != NULL && ti->vs != tvs) {
-		const struct rules_element *re = ti->vs->root->el;
-
-		/* the datatype's own invariants, unless the element already
-		 * carries them */
-		for (size_t i = 0; i < re->nconstraints; i++) {
-			struct rules_element one = *re;
-
-			if (re->constraints[i].key == NULL ||
-			    root_has_constraint(d, re->constraints[i].key))
-				continue;
-			one.constraints = &re->constraints[i];
-			one.nconstraints = 1;
-			v_check_constraints(r, &one, v, type);
-		}
-	}
+	/* the datatype's own invariants, unless the element already
+	 * carries them */
+	if (ti != NULL && ti->vs != NULL && ti->vs != tvs)
+		v_check_type_constraints(r, d, ti, v, type);
 	r->ext_url = saved_ext;
 	r->depth--;
 }
@@ -1003,7 +981,7 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 		r->cur_sd = sd;
 		check_members(r, vs, vs->root, res, true, false);
 		v_check_fixed(r, vs->root->el, res);
-		v_check_constraints(r, vs->root->el, res, r->resource_type);
+		v_check_constraints(r, vs->root, res, r->resource_type);
 	}
 	/* a resource that passed its profiles in the main walk need not be
 	 * walked again when a reference or slice asks whether it conforms */

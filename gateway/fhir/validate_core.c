@@ -45,6 +45,8 @@ v_vstruct_free(struct vstruct *vs)
 	if (vs == NULL)
 		return;
 	for (size_t i = 0; i < vs->sd->nelements; i++) {
+		v_vinv_free(vs->nodes[i].inv);
+		v_vinv_free(vs->nodes[i].dtinv);
 		free(vs->nodes[i].kids);
 		free(vs->nodes[i].slices);
 		free(vs->nodes[i].req);

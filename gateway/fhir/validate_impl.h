@@ -51,6 +51,25 @@ struct vnode {
 				   absent (a minimum, or a slice's) */
 	size_t nreq;
 	const struct vtype *vt0; /* cache: the type of types[0] */
+	/* cache: the invariants of el the walk evaluates (compiled once),
+	 * and those of a datatype's root for an item of that type */
+	struct vinv *inv;
+	struct vinv *dtinv;
+};
+
+/* Invariants of one element, compiled: those FHIRPath evaluates (not
+ * the ones the walk checks natively). Built on first use, freed with
+ * the element tree; fp is borrowed from validate_ctx.paths. */
+struct vinv {
+	const struct vtype *ti; /* dtinv: the datatype it is for */
+	struct vinv *next;	/* dtinv: the next datatype's */
+	size_t n;
+	struct vinv_one {
+		const struct rules_constraint *c;
+		struct fhirpath *fp; /* NULL: does not compile */
+		bool contained_only; /* holds on a resource without
+					contained (dom-2..dom-5) */
+	} e[];
 };
 
 /* A structure's element tree. */
@@ -364,8 +383,15 @@ void v_check_reference(struct vrun *r, const struct rules_element *el,
 extern char v_fp_bad; /* ctx->paths marker: expression does not compile */
 enum gw_err v_fp_member_of(void *arg, const struct fj_node *node,
 			   const char *type, const char *valueset, bool *out);
-void v_check_constraints(struct vrun *r, const struct rules_element *el,
+/* The invariants of d's element on value v of type type. */
+void v_check_constraints(struct vrun *r, const struct vnode *d,
 			 const struct fj_node *v, const char *type);
+/* A datatype's own invariants (those of ti's root element that d's
+ * element does not carry itself) on value v. */
+void v_check_type_constraints(struct vrun *r, const struct vnode *d,
+			      const struct vtype *ti, const struct fj_node *v,
+			      const char *type);
+void v_vinv_free(struct vinv *inv);
 
 /* ---- validate_ext.c ---- */
 

@@ -186,12 +186,11 @@ static const char *const contained_only[] = {
     NULL,
 };
 
+/* Whether c is one of the contained-only invariants (above). */
 static bool
-holds_without_contained(const struct rules_constraint *c,
-			const struct fj_node *v)
+is_contained_only(const struct rules_constraint *c)
 {
-	if (strncmp(c->key, "dom-", 4) != 0 || v->type != FJ_OBJECT ||
-	    fj_get(v, "contained") != NULL)
+	if (strncmp(c->key, "dom-", 4) != 0)
 		return false;
 	for (size_t i = 0; contained_only[i] != NULL; i++)
 		if (strcmp(c->expression, contained_only[i]) == 0)
@@ -222,43 +221,113 @@ not_evaluated(struct vrun *r, const struct rules_constraint *c,
 }
 
 void
-v_check_constraints(struct vrun *r, const struct rules_element *el,
-		    const struct fj_node *v, const char *type)
+v_vinv_free(struct vinv *inv)
+{
+	while (inv != NULL) {
+		struct vinv *next = inv->next;
+
+		free(inv);
+		inv = next;
+	}
+}
+
+/* The compiled form of expression (cached in the context by its interned
+ * pointer); NULL when it does not compile, *nomem without memory. */
+static struct fhirpath *
+compiled(struct validate_ctx *ctx, const char *expression, bool *nomem)
+{
+	struct fhirpath *fp = hmap_get(&ctx->paths, expression, NULL);
+	enum gw_err err;
+	char why[160];
+
+	if (fp == NULL) {
+		why[0] = '\0';
+		err = fhirpath_compile(expression, &fp, why, sizeof(why));
+		if (err == GW_NOMEM) {
+			*nomem = true;
+			return NULL;
+		}
+		if (err != GW_OK)
+			fp = (struct fhirpath *)(void *)&v_fp_bad;
+		if (hmap_put(&ctx->paths, expression, fp) != GW_OK) {
+			if (fp != (struct fhirpath *)(void *)&v_fp_bad)
+				fhirpath_free(fp);
+			*nomem = true;
+			return NULL;
+		}
+	}
+	return fp == (struct fhirpath *)(void *)&v_fp_bad ? NULL : fp;
+}
+
+/* Whether element el carries an invariant called key. */
+static bool
+has_constraint(const struct rules_element *el, const char *key)
+{
+	for (size_t i = 0; i < el->nconstraints; i++)
+		if (el->constraints[i].key != NULL &&
+		    strcmp(el->constraints[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+/* The evaluated invariants among el's, except those `except` carries
+ * too (NULL: none); NULL without memory. Each is compiled here, once per
+ * element and context, instead of being looked up, sorted out from the
+ * native ones and fetched from the cache at every value. */
+static struct vinv *
+vinv_build(struct vrun *r, const struct rules_element *el,
+	   const struct rules_element *except)
+{
+	struct vinv *inv;
+	bool nomem = false;
+
+	inv = calloc(1, sizeof(*inv) + el->nconstraints * sizeof(inv->e[0]));
+	if (inv == NULL)
+		return NULL;
+	for (size_t i = 0; i < el->nconstraints; i++) {
+		const struct rules_constraint *c = &el->constraints[i];
+		struct vinv_one *o = &inv->e[inv->n];
+
+		if (c->key == NULL || c->expression == NULL ||
+		    native_constraint(c->key) ||
+		    (except != NULL && has_constraint(except, c->key)))
+			continue;
+		o->c = c;
+		o->fp = compiled(r->ctx, c->expression, &nomem);
+		if (nomem) {
+			free(inv);
+			return NULL;
+		}
+		o->contained_only = is_contained_only(c);
+		inv->n++;
+	}
+	return inv;
+}
+
+static void
+eval_all(struct vrun *r, const struct vinv *inv, const struct fj_node *v,
+	 const char *type)
 {
 	struct fhirpath_env env;
 	char why[160];
 
-	for (size_t i = 0; i < el->nconstraints && !r->nomem; i++) {
-		const struct rules_constraint *c = &el->constraints[i];
-		struct fhirpath *fp;
+	for (size_t i = 0; i < inv->n && !r->nomem; i++) {
+		const struct vinv_one *o = &inv->e[i];
+		const struct rules_constraint *c = o->c;
 		enum fhirpath_bool res;
 		enum gw_err err;
 
-		if (c->key == NULL || c->expression == NULL ||
-		    native_constraint(c->key) || holds_without_contained(c, v))
+		/* a finding the run would not keep (a warning in a quiet or
+		 * scratch run) need not be looked for */
+		if (!v_keeps(r, c->error ? FHIR_ERROR : FHIR_WARNING))
 			continue;
-		fp = hmap_get(&r->ctx->paths, c->expression, NULL);
-		if (fp == NULL) {
+		if (o->contained_only && v->type == FJ_OBJECT &&
+		    fj_get(v, "contained") == NULL)
+			continue;
+		if (o->fp == NULL) {
+			struct fhirpath *fp = NULL;
+
 			why[0] = '\0';
-			err = fhirpath_compile(c->expression, &fp, why,
-					       sizeof(why));
-			if (err == GW_NOMEM) {
-				r->nomem = true;
-				return;
-			}
-			if (err != GW_OK)
-				fp = (struct fhirpath *)(void *)&v_fp_bad;
-			if (hmap_put(&r->ctx->paths, c->expression, fp) !=
-			    GW_OK) {
-				if (fp != (struct fhirpath *)(void *)&v_fp_bad)
-					fhirpath_free(fp);
-				r->nomem = true;
-				return;
-			}
-		}
-		if (fp == (struct fhirpath *)(void *)&v_fp_bad) {
-			why[0] = '\0';
-			fp = NULL;
 			fhirpath_compile(c->expression, &fp, why, sizeof(why));
 			fhirpath_free(fp);
 			not_evaluated(r, c, v,
@@ -278,7 +347,7 @@ v_check_constraints(struct vrun *r, const struct rules_element *el,
 		why[0] = '\0';
 		env.errbuf = why;
 		env.errlen = sizeof(why);
-		err = fhirpath_eval_bool(fp, v, type, &env, &res);
+		err = fhirpath_eval_bool(o->fp, v, type, &env, &res);
 		if (err == GW_NOMEM) {
 			r->nomem = true;
 			return;
@@ -294,4 +363,43 @@ v_check_constraints(struct vrun *r, const struct rules_element *el,
 				c->human != NULL ? c->human : "",
 				c->expression);
 	}
+}
+
+void
+v_check_constraints(struct vrun *r, const struct vnode *d,
+		    const struct fj_node *v, const char *type)
+{
+	struct vnode *w = (struct vnode *)d; /* the tree is the context's */
+
+	if (d->el->nconstraints == 0)
+		return;
+	if (w->inv == NULL && (w->inv = vinv_build(r, d->el, NULL)) == NULL) {
+		r->nomem = true;
+		return;
+	}
+	eval_all(r, w->inv, v, type);
+}
+
+void
+v_check_type_constraints(struct vrun *r, const struct vnode *d,
+			 const struct vtype *ti, const struct fj_node *v,
+			 const char *type)
+{
+	struct vnode *w = (struct vnode *)d; /* the tree is the context's */
+	struct vinv *inv;
+
+	if (ti->vs->root->el->nconstraints == 0)
+		return;
+	for (inv = w->dtinv; inv != NULL && inv->ti != ti; inv = inv->next)
+		;
+	if (inv == NULL) {
+		if ((inv = vinv_build(r, ti->vs->root->el, d->el)) == NULL) {
+			r->nomem = true;
+			return;
+		}
+		inv->ti = ti;
+		inv->next = w->dtinv;
+		w->dtinv = inv;
+	}
+	eval_all(r, inv, v, type);
 }
