@@ -52,7 +52,7 @@ validate_ctx_new(const struct rules_set *set, struct validate_ctx **out)
 		return GW_NOMEM;
 	ctx->set = set;
 	ctx->structs.kind = ctx->paths.kind = HMAP_PTR;
-	ctx->vsets.kind = ctx->vcodes.kind = HMAP_PTR;
+	ctx->vsets.kind = ctx->vcodes.kind = ctx->rule_sd.kind = HMAP_PTR;
 	ctx->types.kind = ctx->cands.kind = HMAP_STR_OWN;
 	for (size_t i = 0; i < sizeof(pzp) / sizeof(pzp[0]); i++)
 		if (validate_ctx_detect_prefix(ctx, pzp[i]) != GW_OK) {
@@ -79,6 +79,7 @@ validate_ctx_free(struct validate_ctx *ctx)
 			fhirpath_free(ctx->paths.slot[i].val.ptr);
 	hmap_free(&ctx->paths, NULL);
 	hmap_free(&ctx->vsets, NULL);
+	hmap_free(&ctx->rule_sd, NULL);
 	for (size_t i = 0; i < ctx->ndetect; i++)
 		free(ctx->detect[i]);
 	free(ctx->detect);
@@ -403,7 +404,7 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 		v_issue(r, FHIR_ERROR, "value", v,
 			"the value \"%.60s\" is not a valid %s: %s%s",
 			v->u.str.s, type, why, v_expected_form(type));
-	} else if (strcmp(type, "xhtml") == 0) {
+	} else if (ti->flags & VT_XHTML) {
 		v_check_xhtml(r, v);
 	} else {
 		lexical_ok = true;
@@ -462,8 +463,7 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 	v_seg_push(r, d->name, d->choice ? d->prefixlen : strlen(d->name),
 		   segtype,
 		   ti != NULL && ti->kind == VK_COMPLEX && type != NULL &&
-		       strcmp(type, "BackboneElement") != 0 &&
-		       strcmp(type, "Element") != 0);
+		       !(ti->flags & VT_BACKBONE));
 	validate_item_in(r, vs, d, type, ti, v, u);
 	r->nsegs--;
 }
@@ -477,7 +477,7 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 {
 	const struct vnode *kd;
 	const struct vstruct *tvs = NULL;
-	bool unknown_ext = false;
+	bool unknown_ext = false, is_ext;
 	const char *saved_ext = r->ext_url;
 
 	if (ti != NULL && ti->kind == VK_PRIM) {
@@ -520,7 +520,9 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 	}
 	r->depth++;
 	kd = v_kids_of(d);
-	if (type != NULL && strcmp(type, "Extension") == 0) {
+	/* ti is type's (NULL when type is) */
+	is_ext = ti != NULL && (ti->flags & VT_EXTENSION);
+	if (is_ext) {
 		const char *url = fj_get_str(v, "url");
 		const struct rules_structure *esd;
 
@@ -532,7 +534,7 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 			r->ext_url = url;
 		}
 	}
-	if (type != NULL && strcmp(type, "Extension") == 0 && kd->nkids == 0) {
+	if (is_ext && kd->nkids == 0) {
 		tvs = v_extension_struct(r, d, v, &unknown_ext);
 		/* as the HL7 validator by default: an extension of the
 		 * FHIR specification's own namespace must be known; one
@@ -562,7 +564,7 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 	} else if (type == NULL || ti == NULL || ti->kind == VK_UNKNOWN) {
 		/* a type with no definition loaded: nothing to check */
 	}
-	if (type != NULL && strcmp(type, "Extension") == 0) {
+	if (is_ext) {
 		/* ext-1: either extensions or a value, not both */
 		const struct fj_node *m;
 		bool has_ext = fj_get(v, "extension") != NULL, has_val = false;
@@ -578,17 +580,16 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 	}
 	v_check_fixed(r, d->el, v);
 	if ((d->el->min_value != NULL || d->el->max_value != NULL) &&
-	    type != NULL && v_is_quantity_type(type))
+	    ti != NULL && (ti->flags & VT_QUANTITY))
 		v_check_quantity_limits(r, d->el, v);
 	if (type != NULL) {
 		v_check_binding(r, d->el, type, v);
-		if (strcmp(type, "Reference") == 0) {
+		if (ti->flags & VT_REFERENCE) {
 			v_check_reference(r, d->el, v);
 			v_check_example_ref(r, v);
-		} else if (strcmp(type, "Attachment") == 0)
+		} else if (ti->flags & VT_ATTACHMENT)
 			v_check_attachment(r, v);
-		else if (strcmp(type, "Coding") == 0 &&
-			 fj_get(v, "code") != NULL &&
+		else if ((ti->flags & VT_CODING) && fj_get(v, "code") != NULL &&
 			 fj_get(v, "system") == NULL)
 			v_issue(r, FHIR_WARNING, "value", v,
 				"a code with no system has no defined meaning; "
@@ -780,7 +781,7 @@ type_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
 
 	names[0] = '\0';
 	for (size_t i = 0; i < nprofiles && nfit < 16; i++) {
-		if ((sd = rules_structure(r->ctx->set, profiles[i])) == NULL)
+		if ((sd = v_rule_structure(r->ctx, profiles[i])) == NULL)
 			continue;
 		if (nl < sizeof(names))
 			nl += (size_t)snprintf(names + nl, sizeof(names) - nl,

@@ -218,6 +218,25 @@ v_vstruct_get(struct validate_ctx *ctx, const struct rules_structure *sd)
 	return vs;
 }
 
+static char sd_unknown; /* rule_sd marker: no such structure */
+
+const struct rules_structure *
+v_rule_structure(struct validate_ctx *ctx, const char *url)
+{
+	const struct rules_structure *sd;
+	void *hit;
+
+	if (url == NULL)
+		return NULL;
+	if ((hit = hmap_get(&ctx->rule_sd, url, NULL)) != NULL)
+		return hit == (void *)&sd_unknown ? NULL : hit;
+	sd = rules_structure(ctx->set, url);
+	/* without memory the answer is still right, only not kept */
+	(void)hmap_put(&ctx->rule_sd, url,
+		       sd != NULL ? (void *)sd : (void *)&sd_unknown);
+	return sd;
+}
+
 bool
 v_is_prim_name(const char *t)
 {
@@ -268,6 +287,21 @@ v_vtype_get(struct validate_ctx *ctx, const char *name)
 		t->kind = VK_COMPLEX;
 	else
 		t->kind = VK_UNKNOWN;
+	if (strcmp(name, "Extension") == 0)
+		t->flags |= VT_EXTENSION;
+	else if (strcmp(name, "Reference") == 0)
+		t->flags |= VT_REFERENCE;
+	else if (strcmp(name, "Attachment") == 0)
+		t->flags |= VT_ATTACHMENT;
+	else if (strcmp(name, "Coding") == 0)
+		t->flags |= VT_CODING;
+	else if (strcmp(name, "xhtml") == 0)
+		t->flags |= VT_XHTML;
+	else if (strcmp(name, "BackboneElement") == 0 ||
+		 strcmp(name, "Element") == 0)
+		t->flags |= VT_BACKBONE;
+	if (v_is_quantity_type(name))
+		t->flags |= VT_QUANTITY;
 	if (hmap_put(&ctx->types, name, t) != GW_OK) {
 		free(t);
 		return NULL;

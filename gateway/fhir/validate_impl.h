@@ -83,11 +83,22 @@ enum vkind { VK_PRIM, VK_COMPLEX, VK_RESOURCE, VK_UNKNOWN };
 
 enum vjson { VJ_STRING, VJ_BOOL, VJ_NUMBER };
 
+/* What the walk asks of a type by name, answered once per type (the
+ * string compares it replaces ran at every element). */
+#define VT_EXTENSION  0x1u  /* Extension */
+#define VT_REFERENCE  0x2u  /* Reference */
+#define VT_ATTACHMENT 0x4u  /* Attachment */
+#define VT_CODING     0x8u  /* Coding */
+#define VT_XHTML      0x10u /* xhtml */
+#define VT_BACKBONE   0x20u /* BackboneElement or Element */
+#define VT_QUANTITY   0x40u /* v_is_quantity_type */
+
 struct vtype {
 	enum vkind kind;
 	const struct vstruct *vs; /* the type's base structure, or NULL */
 	const char *name;
 	enum vjson json; /* primitives: the JSON type of the value */
+	unsigned flags;	 /* VT_* */
 };
 
 /* Detection candidates of one resource type. */
@@ -114,6 +125,8 @@ struct validate_ctx {
 	struct hmap vsets;   /* binding URL (interned) -> value set, or a
 				marker when unknown */
 	struct hmap vcodes;  /* value set -> vcodes */
+	struct hmap rule_sd; /* URL string of the rules set (by pointer) ->
+				its structure, or a marker when unknown */
 	char **detect;	     /* URL prefixes of the profiles detection may
 				choose */
 	size_t ndetect;
@@ -250,6 +263,11 @@ size_t v_idx_get(const struct hmap *m, const char *key);
 const struct vstruct *v_vstruct_get(struct validate_ctx *ctx,
 				    const struct rules_structure *sd);
 void v_vstruct_free(struct vstruct *vs);
+/* rules_structure for a URL that is a string of the rules set (a type's
+ * profile or target profile, which live as long as the context), cached
+ * by its pointer; never for a document's strings. */
+const struct rules_structure *v_rule_structure(struct validate_ctx *ctx,
+					       const char *url);
 /* The type called name (cached in the context); NULL without memory. */
 const struct vtype *v_vtype_get(struct validate_ctx *ctx, const char *name);
 bool v_is_prim_name(const char *t);
@@ -370,7 +388,7 @@ void v_check_fixed(struct vrun *r, const struct rules_element *el,
 
 /* The resource type a target profile or type URL names (*sd: its
  * structure, when known). */
-const char *v_url_type(const struct validate_ctx *ctx, const char *url,
+const char *v_url_type(struct validate_ctx *ctx, const char *url,
 		       const struct rules_structure **sd);
 const struct fj_node *v_find_contained(const struct fj_node *res,
 				       const char *id);

@@ -12,12 +12,12 @@
 /* ---- references ---- */
 
 const char *
-v_url_type(const struct validate_ctx *ctx, const char *url,
+v_url_type(struct validate_ctx *ctx, const char *url,
 	   const struct rules_structure **sd)
 {
 	const char *slash;
 
-	*sd = rules_structure(ctx->set, url);
+	*sd = v_rule_structure(ctx, url);
 	if (*sd != NULL && (*sd)->type != NULL)
 		return (*sd)->type;
 	slash = strrchr(url, '/');

@@ -246,9 +246,8 @@ disc_def(struct vrun *r, const struct vnode *s, const char *path,
 				for (size_t j = 0;
 				     j < d->el->types[i].ntargets && sd == NULL;
 				     j++)
-					sd = rules_structure(
-					    r->ctx->set,
-					    d->el->types[i].targets[j]);
+					sd = v_rule_structure(
+					    r->ctx, d->el->types[i].targets[j]);
 			d = sd != NULL && v_vstruct_get(r->ctx, sd) != NULL
 				? v_vstruct_get(r->ctx, sd)->root
 				: NULL;
@@ -404,8 +403,8 @@ v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 
 					for (size_t j = 0; j < nu && !ok; j++) {
 						const struct rules_structure
-						    *psd = rules_structure(
-							r->ctx->set, urls[j]);
+						    *psd = v_rule_structure(
+							r->ctx, urls[j]);
 
 						if (psd != NULL &&
 						    vals[i].n->type ==
