@@ -53,7 +53,7 @@ validate_ctx_new(const struct rules_set *set, struct validate_ctx **out)
 	ctx->set = set;
 	ctx->structs.kind = ctx->paths.kind = HMAP_PTR;
 	ctx->vsets.kind = ctx->vcodes.kind = ctx->rule_sd.kind = HMAP_PTR;
-	ctx->types.kind = ctx->cands.kind = HMAP_STR_OWN;
+	ctx->types.kind = ctx->cands.kind = ctx->types_of.kind = HMAP_STR_OWN;
 	for (size_t i = 0; i < sizeof(pzp) / sizeof(pzp[0]); i++)
 		if (validate_ctx_detect_prefix(ctx, pzp[i]) != GW_OK) {
 			validate_ctx_free(ctx);
@@ -80,6 +80,7 @@ validate_ctx_free(struct validate_ctx *ctx)
 	hmap_free(&ctx->paths, NULL);
 	hmap_free(&ctx->vsets, NULL);
 	hmap_free(&ctx->rule_sd, NULL);
+	hmap_free(&ctx->types_of, NULL);
 	for (size_t i = 0; i < ctx->ndetect; i++)
 		free(ctx->detect[i]);
 	free(ctx->detect);
@@ -720,7 +721,7 @@ conforms_walk(struct vrun *r, const struct fj_node *res,
 
 	if (!conf_put(r, res, sd, 1))
 		return true;
-	memset(&sub, 0, sizeof(sub));
+	v_run_init(&sub);
 	sub.seen.kind = sub.noteval.kind = HMAP_STR_OWN;
 	sub.ctx = r->ctx;
 	sub.scratch = true;
@@ -1059,7 +1060,7 @@ walk_document(struct validate_ctx *ctx, const struct fj_node *root,
 	bool speculate = true;
 
 again:
-	memset(&r, 0, sizeof(r));
+	v_run_init(&r);
 	r.speculate = speculate;
 	r.quiet = quiet;
 	r.seen.kind = r.noteval.kind = HMAP_STR_OWN;

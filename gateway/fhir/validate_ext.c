@@ -249,12 +249,14 @@ v_check_ext_context(struct vrun *r, const struct rules_structure *sd,
 				c->expr, url);
 			return;
 		}
-		if (al < sizeof(allowed)) {
-			int n = snprintf(allowed + al, sizeof(allowed) - al,
-					 "%s%s", i ? ", " : "", c->expr);
+	}
+	/* no context allows it: the list for the message (written only
+	 * now, not for every extension checked) */
+	for (size_t i = 0; i < sd->ncontexts && al < sizeof(allowed); i++) {
+		int n = snprintf(allowed + al, sizeof(allowed) - al, "%s%s",
+				 i ? ", " : "", sd->contexts[i].expr);
 
-			al += n > 0 ? (size_t)n : 0;
-		}
+		al += n > 0 ? (size_t)n : 0;
 	}
 	v_issue(r, FHIR_ERROR, "structure", v,
 		"The extension %.200s is not allowed to be used at this point "

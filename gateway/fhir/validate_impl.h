@@ -55,6 +55,11 @@ struct vnode {
 	 * and those of a datatype's root for an item of that type */
 	struct vinv *inv;
 	struct vinv *dtinv;
+	/* cache: the elements whose minValue/maxValue/maxLength apply to a
+	 * primitive value of type lim_ti here (v_check_limits) */
+	const struct vtype *lim_ti;
+	const struct rules_element *lim[3];
+	unsigned char nlim;
 };
 
 /* Invariants of one element, compiled: those FHIRPath evaluates (not
@@ -118,16 +123,18 @@ struct vcodes {
  * v_bundle_build set the kinds. */
 struct validate_ctx {
 	const struct rules_set *set;
-	struct hmap structs; /* rules_structure -> vstruct */
-	struct hmap types;   /* type name -> vtype */
-	struct hmap paths;   /* constraint expression -> fhirpath (or a
+	struct hmap structs;  /* rules_structure -> vstruct */
+	struct hmap types;    /* type name -> vtype */
+	struct hmap paths;    /* constraint expression -> fhirpath (or a
 				marker for expressions that do not compile) */
-	struct hmap vsets;   /* binding URL (interned) -> value set, or a
+	struct hmap vsets;    /* binding URL (interned) -> value set, or a
 				marker when unknown */
-	struct hmap vcodes;  /* value set -> vcodes */
-	struct hmap rule_sd; /* URL string of the rules set (by pointer) ->
+	struct hmap vcodes;   /* value set -> vcodes */
+	struct hmap rule_sd;  /* URL string of the rules set (by pointer) ->
 				its structure, or a marker when unknown */
-	char **detect;	     /* URL prefixes of the profiles detection may
+	struct hmap types_of; /* "parent type\x1fmember" -> the member's
+				 type for FHIRPath, or a marker */
+	char **detect;	      /* URL prefixes of the profiles detection may
 				choose */
 	size_t ndetect;
 	struct hmap cands; /* resource type -> vcands, built on first use */
@@ -193,7 +200,6 @@ typedef bool (*v_own_ok_fn)(struct vrun *r, const struct fj_node *res);
 /* One validation run over one document (or a scratch conformance check). */
 struct vrun {
 	struct validate_ctx *ctx;
-	char path[V_MAX_PATH];
 	size_t plen;
 	bool overflow;
 	struct vissue *issues;
@@ -237,14 +243,28 @@ struct vrun {
 	bool allow_examples; /* validate_opts.allow_example_urls */
 	uint64_t deadline;   /* util_mono_ms(); 0: none */
 	unsigned ticks;	     /* elements since the clock was last read */
-	struct vseg segs[V_MAX_SEGS]; /* the walk, for extension contexts */
-	size_t nsegs;		      /* may exceed V_MAX_SEGS (not kept) */
-	const char *ext_url;	      /* innermost enclosing extension's url */
+	size_t nsegs;	     /* may exceed V_MAX_SEGS (not kept) */
+	const char *ext_url; /* innermost enclosing extension's url */
 	/* The walk's "resource conforms to structure" check: references and
 	 * slicing sit below the walk and reach it only through this. */
 	v_conforms_fn conforms;
 	v_own_ok_fn own_ok;
+	/* The large arrays last: a new run zeroes the fields before them
+	 * only (v_run_init); path[plen] ends the path, segs below nsegs are
+	 * the walk's. */
+	char path[V_MAX_PATH];
+	struct vseg segs[V_MAX_SEGS]; /* the walk, for extension contexts */
 };
+
+/* Make *r an empty run: every field zero, the path empty (the arrays'
+ * unused parts are left as they are: 8 KB a scratch run need not
+ * clear). */
+static inline void
+v_run_init(struct vrun *r)
+{
+	memset(r, 0, offsetof(struct vrun, path));
+	r->path[0] = '\0';
+}
 
 struct vitem {
 	const struct fj_node *v, *u;

@@ -81,12 +81,50 @@ v_fp_member_of(void *arg, const struct fj_node *node, const char *type,
 	return GW_OK;
 }
 
+static const char *type_of_uncached(struct vrun *r, const char *parent_type,
+				    const char *member);
+
+static char type_none; /* ctx->types_of marker: no type known */
+
 /* FHIRPath type callback: the FHIR type of member of a parent of type
- * parent_type ("Observation", "CodeableConcept", or a backbone element's
- * path such as "Bundle.entry"), from the base definitions. */
+ * parent_type, remembered per context by the two names (the answer
+ * depends on nothing else; every member an invariant navigates asks). */
 static const char *
 fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
 	   const char *member)
+{
+	struct vrun *r = arg;
+	char key[256];
+	size_t pl, ml;
+	const char *t;
+	bool found;
+	void *hit;
+
+	(void)parent;
+	if (parent_type == NULL || member == NULL)
+		return NULL;
+	pl = strlen(parent_type);
+	ml = strlen(member);
+	if (pl + ml + 2 > sizeof(key))
+		return type_of_uncached(r, parent_type, member);
+	memcpy(key, parent_type, pl);
+	key[pl] = '\x1f';
+	memcpy(key + pl + 1, member, ml + 1);
+	hit = hmap_get(&r->ctx->types_of, key, &found);
+	if (found)
+		return hit == (void *)&type_none ? NULL : hit;
+	t = type_of_uncached(r, parent_type, member);
+	/* without memory the answer is still right, only not kept */
+	(void)hmap_put(&r->ctx->types_of, key,
+		       t != NULL ? (void *)(uintptr_t)t : (void *)&type_none);
+	return t;
+}
+
+/* The FHIR type of member of a parent of type parent_type
+ * ("Observation", "CodeableConcept", or a backbone element's path such as
+ * "Bundle.entry"), from the base definitions. */
+static const char *
+type_of_uncached(struct vrun *r, const char *parent_type, const char *member)
 {
 	static const char *const sys[][2] = {
 	    {"String", "string"},   {"Boolean", "boolean"},
@@ -94,16 +132,12 @@ fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
 	    {"Date", "date"},	    {"DateTime", "dateTime"},
 	    {"Time", "time"},
 	};
-	struct vrun *r = arg;
 	const struct vtype *t;
 	const struct vnode *kd, *k;
 	const char *dot, *type = NULL, *code;
 	char head[128];
 	size_t hl;
 
-	(void)parent;
-	if (parent_type == NULL || member == NULL)
-		return NULL;
 	dot = strchr(parent_type, '.');
 	/* A copy, not snprintf: this runs for every member a FHIRPath
 	 * invariant navigates. */
