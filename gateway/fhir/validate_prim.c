@@ -518,8 +518,11 @@ check_limits_el(struct vrun *r, const struct rules_element *el,
 	const struct fj_node *lims[2] = {el->min_value, el->max_value};
 	int cmp;
 
+	/* a value of at most max_length bytes has at most as many
+	 * characters: counting them is needed only above that (every
+	 * string has the R4 limit of 1 MiB characters) */
 	if (el->max_length > 0 && v->type == FJ_STRING &&
-	    strcmp(type, "boolean") != 0) {
+	    v->u.str.len > el->max_length && strcmp(type, "boolean") != 0) {
 		size_t n = utf8_chars(v->u.str.s, v->u.str.len);
 
 		if (n > el->max_length)
