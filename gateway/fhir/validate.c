@@ -416,7 +416,8 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 	}
 	if (lexical_ok) {
 		v_check_limits(r, d, ti, type, v);
-		v_check_example_url(r, d->el, type, v);
+		if (ti->flags & VT_URI)
+			v_check_example_url(r, d->el, type, v);
 	}
 	v_check_fixed(r, d->el, v);
 	v_check_binding(r, d->el, type, v);

@@ -302,6 +302,8 @@ v_vtype_get(struct validate_ctx *ctx, const char *name)
 		t->flags |= VT_BACKBONE;
 	if (v_is_quantity_type(name))
 		t->flags |= VT_QUANTITY;
+	if (strcmp(name, "uri") == 0 || strcmp(name, "url") == 0)
+		t->flags |= VT_URI;
 	if (hmap_put(&ctx->types, name, t) != GW_OK) {
 		free(t);
 		return NULL;

@@ -60,7 +60,13 @@ struct vnode {
 	const struct vtype *lim_ti;
 	const struct rules_element *lim[3];
 	unsigned char nlim;
+	/* cache, for a slice: the definition at each of the first
+	 * V_DISC_CACHE discriminator paths of its slicing (disc_done bit i
+	 * set: disc_d[i] is known, NULL included) */
+	const struct vnode *disc_d[4];
+	unsigned char disc_done;
 };
+#define V_DISC_CACHE 4
 
 /* Invariants of one element, compiled: those FHIRPath evaluates (not
  * the ones the walk checks natively). Built on first use, freed with
@@ -97,6 +103,7 @@ enum vjson { VJ_STRING, VJ_BOOL, VJ_NUMBER };
 #define VT_XHTML      0x10u /* xhtml */
 #define VT_BACKBONE   0x20u /* BackboneElement or Element */
 #define VT_QUANTITY   0x40u /* v_is_quantity_type */
+#define VT_URI	      0x80u /* uri or url (example URLs are looked for) */
 
 struct vtype {
 	enum vkind kind;
