@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fhirpath.h"
 #include "fjson.h"
 #include "hmap.h"
 #include "outcome.h"
@@ -68,6 +69,25 @@ struct vnode {
 };
 #define V_DISC_CACHE 4
 
+/* The leading terms of an invariant that the walk can decide by looking
+ * at the value's members (validate_inv.c): "a.exists() or b.empty() or
+ * ..." and "a.exists() implies ...". The FHIRPath evaluator
+ * short-circuits or/implies from the left, so a term decided here that
+ * settles the expression gives its result; anything else goes to the
+ * evaluator. */
+#define V_PLAN_TERMS 6
+enum vplan_kind { VP_NONE, VP_OR, VP_IMPLIES };
+struct vplan {
+	enum vplan_kind kind;
+	unsigned char nterms; /* terms of the or-chain (2 for implies) */
+	unsigned char natoms; /* leading terms decided here */
+	struct vatom {
+		const char *name; /* a member name, in the expression */
+		unsigned char len;
+		bool empty; /* name.empty(), else name.exists() */
+	} atom[V_PLAN_TERMS];
+};
+
 /* Invariants of one element, compiled: those FHIRPath evaluates (not
  * the ones the walk checks natively). Built on first use, freed with
  * the element tree; fp is borrowed from validate_ctx.paths. */
@@ -80,6 +100,7 @@ struct vinv {
 		struct fhirpath *fp; /* NULL: does not compile */
 		bool contained_only; /* holds on a resource without
 					contained (dom-2..dom-5) */
+		struct vplan plan;
 	} e[];
 };
 
@@ -428,6 +449,11 @@ void v_check_reference(struct vrun *r, const struct rules_element *el,
 extern char v_fp_bad; /* ctx->paths marker: expression does not compile */
 enum gw_err v_fp_member_of(void *arg, const struct fj_node *node,
 			   const char *type, const char *valueset, bool *out);
+/* The plan of invariant expression e (kind VP_NONE: none). */
+void v_plan_build(const char *e, struct vplan *p);
+/* Plan p on object v: FHIRPATH_TRUE or FHIRPATH_FALSE, exactly what the
+ * evaluator gives, or FHIRPATH_EMPTY when the evaluator must decide. */
+enum fhirpath_bool v_plan_eval(const struct vplan *p, const struct fj_node *v);
 /* The invariants of d's element on value v of type type. */
 void v_check_constraints(struct vrun *r, const struct vnode *d,
 			 const struct fj_node *v, const char *type);

@@ -254,6 +254,236 @@ not_evaluated(struct vrun *r, const struct rules_constraint *c,
 	v_path_pop(r, old);
 }
 
+/* ---- invariants decided without the evaluator ---- */
+
+/* Length of the top-level operator word at p (" or ", " implies ", " and
+ * ", " xor "), 0 when there is none; *op is its first letter. */
+static size_t
+top_op(const char *p, char *op)
+{
+	static const char *const words[] = {" or ", " implies ", " and ",
+					    " xor "};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t n = strlen(words[i]);
+
+		if (strncmp(p, words[i], n) == 0) {
+			*op = words[i][1];
+			return n;
+		}
+	}
+	return 0;
+}
+
+static bool
+is_word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '$' || c == '%' ||
+	       c == '.';
+}
+
+/* Whether an operator word (or, and, xor, implies) starts at s (in
+ * expression e) without a space on both sides: the plan splits at " op "
+ * only, so such an expression gets none. */
+static bool
+is_op_word(const char *e, const char *s)
+{
+	static const char *const ops[] = {"or", "and", "xor", "implies"};
+
+	if (s > e && is_word_char(s[-1]))
+		return false;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		size_t n = strlen(ops[i]);
+
+		if (strncmp(s, ops[i], n) == 0 && !is_word_char(s[n]))
+			return s == e || s[-1] != ' ' || s[n] != ' ';
+	}
+	return false;
+}
+
+/* Whether term t (n bytes, no outer blanks) is "name.exists()" or
+ * "name.empty()" with name a plain lower-case member name (an upper-case
+ * one is a type filter in FHIRPath); fills *a. */
+static bool
+atom_parse(const char *t, size_t n, struct vatom *a)
+{
+	static const char *const kw[] = {"and", "or",  "xor",  "implies",
+					 "is",	"as",  "in",   "contains",
+					 "div", "mod", "true", "false"};
+	size_t k = 0;
+
+	while (n >= 2 && t[0] == '(' && t[n - 1] == ')') {
+		/* one pair of parentheses around the whole term */
+		int depth = 0;
+		bool whole = true;
+
+		for (size_t i = 0; i < n && whole; i++) {
+			depth += t[i] == '(' ? 1 : t[i] == ')' ? -1 : 0;
+			whole = depth > 0 || i == n - 1;
+		}
+		if (!whole)
+			break;
+		t++;
+		n -= 2;
+	}
+	if (n == 0 || t[0] < 'a' || t[0] > 'z')
+		return false;
+	while (k < n &&
+	       ((t[k] >= 'a' && t[k] <= 'z') || (t[k] >= 'A' && t[k] <= 'Z') ||
+		(t[k] >= '0' && t[k] <= '9')))
+		k++;
+	if (k == 0 || k > 255)
+		return false;
+	for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+		if (strlen(kw[i]) == k && strncmp(t, kw[i], k) == 0)
+			return false;
+	if (n - k == 9 && strncmp(t + k, ".exists()", 9) == 0)
+		a->empty = false;
+	else if (n - k == 8 && strncmp(t + k, ".empty()", 8) == 0)
+		a->empty = true;
+	else
+		return false;
+	a->name = t;
+	a->len = (unsigned char)k;
+	return true;
+}
+
+/* The plan of expression e: its top-level terms (outside parentheses,
+ * brackets and quotes) when they are joined by "or" only, or are two
+ * joined by one "implies", and which leading ones are atoms. */
+void
+v_plan_build(const char *e, struct vplan *p)
+{
+	const char *term[V_PLAN_TERMS + 1], *end[V_PLAN_TERMS + 1];
+	size_t nt = 0, depth = 0;
+	char quote = 0, op, ops = 0;
+	const char *s = e;
+
+	memset(p, 0, sizeof(*p));
+	term[nt] = s;
+	for (; *s != '\0'; s++) {
+		size_t w;
+
+		if (quote != 0) {
+			if (*s == '\\' && s[1] != '\0')
+				s++;
+			else if (*s == quote)
+				quote = 0;
+			continue;
+		}
+		if (*s == '\t' || *s == '\n' || *s == '\r')
+			return; /* operators are looked for between spaces */
+		if (depth == 0 && is_op_word(e, s))
+			return; /* an operator not written " op ": unsure */
+		if (*s == '\'' || *s == '"' || *s == '`') {
+			quote = *s;
+		} else if (*s == '(' || *s == '[' || *s == '{') {
+			depth++;
+		} else if (*s == ')' || *s == ']' || *s == '}') {
+			if (depth == 0)
+				return;
+			depth--;
+		} else if (depth == 0 && (w = top_op(s, &op)) != 0) {
+			if (op == 'a' || op == 'x' || nt + 1 >= V_PLAN_TERMS)
+				return; /* and/xor bind otherwise: not here */
+			if (ops != 0 && (op != 'o' || ops != 'o'))
+				return; /* only "or ... or", or one implies */
+			ops = op;
+			end[nt++] = s;
+			term[nt] = s + w;
+			s += w - 1;
+		}
+	}
+	if (quote != 0 || depth != 0 || ops == 0)
+		return;
+	end[nt++] = s;
+	for (size_t i = 0; i < nt; i++) {
+		const char *a = term[i], *b = end[i];
+
+		while (a < b && *a == ' ')
+			a++;
+		while (b > a && b[-1] == ' ')
+			b--;
+		if (!atom_parse(a, (size_t)(b - a), &p->atom[p->natoms]))
+			break;
+		p->natoms++;
+	}
+	if (p->natoms == 0)
+		return;
+	p->nterms = (unsigned char)nt;
+	p->kind = ops == 'o' ? VP_OR : VP_IMPLIES;
+}
+
+/* name.exists() on object v as the evaluator computes it (member name,
+ * its _name part, pairing arrays): 1 true, 0 false, -1 when a choice
+ * member (nameString) might be meant and the evaluator must say. */
+static int
+atom_exists(const struct fj_node *v, const struct vatom *a)
+{
+	const struct fj_node *m, *val = NULL, *ext = NULL;
+
+	for (m = v->u.kids.first; m != NULL; m = m->next) {
+		if (m->keylen == a->len && memcmp(m->key, a->name, a->len) == 0)
+			val = m;
+		else if (m->keylen == (size_t)a->len + 1 && m->key[0] == '_' &&
+			 memcmp(m->key + 1, a->name, a->len) == 0)
+			ext = m;
+	}
+	if (val == NULL && ext == NULL) {
+		for (m = v->u.kids.first; m != NULL; m = m->next) {
+			size_t off = m->key[0] == '_' ? 1 : 0;
+
+			if (m->keylen > a->len + off &&
+			    memcmp(m->key + off, a->name, a->len) == 0 &&
+			    m->key[off + a->len] >= 'A' &&
+			    m->key[off + a->len] <= 'Z')
+				return -1;
+		}
+		return 0;
+	}
+	if ((val != NULL && val->type == FJ_ARRAY) ||
+	    (ext != NULL && ext->type == FJ_ARRAY)) {
+		const struct fj_node *x = val != NULL && val->type == FJ_ARRAY
+					      ? val->u.kids.first
+					      : NULL;
+		const struct fj_node *y = ext != NULL && ext->type == FJ_ARRAY
+					      ? ext->u.kids.first
+					      : NULL;
+
+		for (; x != NULL || y != NULL; x = x != NULL ? x->next : NULL,
+					       y = y != NULL ? y->next : NULL)
+			if ((x != NULL && x->type != FJ_NULL) ||
+			    (y != NULL && y->type == FJ_OBJECT))
+				return 1;
+		return 0;
+	}
+	return (val != NULL && val->type != FJ_NULL) ||
+	       (ext != NULL && ext->type == FJ_OBJECT);
+}
+
+/* The result of plan p on object v: FHIRPATH_TRUE or FHIRPATH_FALSE, or
+ * FHIRPATH_EMPTY when the evaluator must decide. */
+enum fhirpath_bool
+v_plan_eval(const struct vplan *p, const struct fj_node *v)
+{
+	for (size_t i = 0; i < p->natoms; i++) {
+		int x = atom_exists(v, &p->atom[i]);
+
+		if (x < 0)
+			return FHIRPATH_EMPTY;
+		if (p->atom[i].empty)
+			x = !x;
+		if (p->kind == VP_IMPLIES)
+			/* false implies anything: true; else the right side */
+			return x ? FHIRPATH_EMPTY : FHIRPATH_TRUE;
+		if (x)
+			return FHIRPATH_TRUE; /* true or anything */
+	}
+	/* every term false: false when all were decided here */
+	return p->natoms == p->nterms ? FHIRPATH_FALSE : FHIRPATH_EMPTY;
+}
+
 void
 v_vinv_free(struct vinv *inv)
 {
@@ -333,6 +563,8 @@ vinv_build(struct vrun *r, const struct rules_element *el,
 			return NULL;
 		}
 		o->contained_only = is_contained_only(c);
+		if (o->fp != NULL)
+			v_plan_build(c->expression, &o->plan);
 		inv->n++;
 	}
 	return inv;
@@ -368,6 +600,15 @@ eval_all(struct vrun *r, const struct vinv *inv, const struct fj_node *v,
 				      why[0] != '\0' ? why
 						     : "outside the supported "
 						       "FHIRPath subset");
+			continue;
+		}
+		if (o->plan.kind != VP_NONE && v->type == FJ_OBJECT &&
+		    (res = v_plan_eval(&o->plan, v)) != FHIRPATH_EMPTY) {
+			if (res == FHIRPATH_FALSE)
+				v_issue(r, c->error ? FHIR_ERROR : FHIR_WARNING,
+					"invariant", v, "%s: %s [%s]", c->key,
+					c->human != NULL ? c->human : "",
+					c->expression);
 			continue;
 		}
 		memset(&env, 0, sizeof(env));

@@ -1,0 +1,179 @@
+/*
+ * Unit tests of the invariants the walk decides without the FHIRPath
+ * evaluator (validate_inv.c v_plan_build / v_plan_eval, issue 14): for
+ * every expression and object of the tables, a plan that decides must
+ * give what fhirpath_eval_bool gives, and the expressions whose form is
+ * not certain (an operator not between spaces, and/xor, a choice member
+ * that may be meant) must get no plan or leave the decision to the
+ * evaluator.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fhirpath.h"
+#include "fjson.h"
+#include "validate_impl.h"
+
+static const char *const exprs[] = {
+    "resource.exists() or request.exists() or response.exists()",
+    "policy.exists() or policyRule.exists()",
+    "patient.exists() or scope.coding.where(system='something' and "
+    "code='adr').exists().not()",
+    "dataAbsentReason.empty() or value.empty()",
+    "value.empty() or system.exists()",
+    "total.empty() or (type = 'searchset') or (type = 'history')",
+    "fullUrl.exists() implies fullUrl.contains('/_history/').not()",
+    "(name.exists()) or (telecom.exists())",
+    "name.exists() or telecom.exists() or address.exists() or "
+    "organization.exists()",
+    "a.exists() implies b.exists()",
+    "a.empty() implies b.exists()",
+    "a.exists() or b.exists() and c.exists()",
+    "a.exists() xor b.exists()",
+    "a.exists() or b.exists() implies c.exists()",
+    "a.exists() or b.exists()\timplies c.exists()",
+    "a.exists() or b.exists() implies(c.exists())",
+    "a.exists() or (b.exists())implies c.exists()",
+    "a.exists() or b.where(x or y).exists()",
+    "a.exists() or 'x or y' = b",
+    "Patient.exists() or a.exists()",
+    "a.exists() or b.empty() or c.exists() or d.empty() or e.exists() "
+    "or f.exists() or g.exists()",
+};
+
+static const char *const objects[] = {
+    "{}",
+    "{\"resource\":{\"resourceType\":\"Patient\"}}",
+    "{\"request\":{\"method\":\"GET\"}}",
+    "{\"policy\":[{\"uri\":\"x\"}]}",
+    "{\"policyRule\":{\"text\":\"x\"}}",
+    "{\"patient\":null}",
+    "{\"value\":\"x\",\"system\":\"phone\"}",
+    "{\"value\":\"x\"}",
+    "{\"_value\":{\"extension\":[{\"url\":\"u\",\"valueCode\":\"c\"}]}}",
+    "{\"valueString\":\"x\"}",
+    "{\"_valueString\":{\"id\":\"1\"}}",
+    "{\"dataAbsentReason\":{\"text\":\"x\"},\"valueQuantity\":{}}",
+    "{\"total\":3,\"type\":\"searchset\"}",
+    "{\"type\":\"collection\"}",
+    "{\"fullUrl\":\"urn:uuid:1\"}",
+    "{\"fullUrl\":\"http://x/Patient/1/_history/2\"}",
+    "{\"name\":[null]}",
+    "{\"name\":[null],\"_name\":[{\"id\":\"1\"}]}",
+    "{\"name\":[],\"telecom\":[{\"value\":\"1\"}]}",
+    "{\"a\":1}",
+    "{\"a\":[null,null],\"b\":true}",
+    "{\"b\":false,\"c\":\"x\"}",
+    "{\"aX\":1,\"b\":2}",
+    "{\"_a\":1}",
+    "{\"_a\":{\"id\":\"1\"}}",
+    "{\"g\":1}",
+};
+
+static void
+test_plan_agrees_with_the_evaluator(void **state)
+{
+	size_t decided = 0, planned = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(exprs) / sizeof(exprs[0]); i++) {
+		struct fhirpath *fp = NULL;
+		struct vplan p;
+		char why[160];
+
+		assert_int_equal(
+		    fhirpath_compile(exprs[i], &fp, why, sizeof(why)), GW_OK);
+		v_plan_build(exprs[i], &p);
+		planned += p.kind != VP_NONE;
+		for (size_t j = 0; j < sizeof(objects) / sizeof(objects[0]);
+		     j++) {
+			struct fj_doc *doc = NULL;
+			enum fhirpath_bool want, got;
+			enum gw_err err;
+
+			assert_int_equal(fj_parse(objects[j],
+						  strlen(objects[j]), 0, &doc,
+						  NULL),
+					 GW_OK);
+			err = fhirpath_eval_bool(fp, doc->root, "Element", NULL,
+						 &want);
+			got = p.kind == VP_NONE ? FHIRPATH_EMPTY
+						: v_plan_eval(&p, doc->root);
+			if (got != FHIRPATH_EMPTY) {
+				decided++;
+				if (err != GW_OK || got != want)
+					fail_msg("%s on %s: plan gives %d, the "
+						 "evaluator %d (%s)",
+						 exprs[i], objects[j], (int)got,
+						 (int)want,
+						 err == GW_OK ? "ok" : "error");
+			}
+			fj_doc_free(doc);
+		}
+		fhirpath_free(fp);
+	}
+	/* the comparison means something: many cases were decided */
+	assert_true(planned >= 10);
+	assert_true(decided >= 100);
+}
+
+/* Forms whose meaning a split at " or " would get wrong get no plan. */
+static void
+test_unsure_forms_get_no_plan(void **state)
+{
+	static const char *const none[] = {
+	    "a.exists() or b.exists() and c.exists()",
+	    "a.exists() xor b.exists()",
+	    "a.exists() or b.exists() implies c.exists()",
+	    "a.exists() or b.exists()\timplies c.exists()",
+	    "a.exists() or b.exists() implies(c.exists())",
+	    "a.exists() or (b.exists())implies c.exists()",
+	    "Patient.exists() or a.exists()",
+	    "a.exists()",
+	    "a.where(b or c).exists() or d.exists()",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+		struct vplan p;
+
+		v_plan_build(none[i], &p);
+		if (p.kind != VP_NONE)
+			fail_msg("%s: got a plan of %u atoms, want none",
+				 none[i], (unsigned)p.natoms);
+	}
+}
+
+/* A choice member the name may stand for is the evaluator's to judge. */
+static void
+test_choice_member_left_to_the_evaluator(void **state)
+{
+	struct fj_doc *doc = NULL;
+	struct vplan p;
+	const char *obj = "{\"valueString\":\"x\"}";
+
+	(void)state;
+	v_plan_build("value.empty() or system.exists()", &p);
+	assert_int_equal(p.kind, VP_OR);
+	assert_int_equal(fj_parse(obj, strlen(obj), 0, &doc, NULL), GW_OK);
+	assert_int_equal(v_plan_eval(&p, doc->root), FHIRPATH_EMPTY);
+	fj_doc_free(doc);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_plan_agrees_with_the_evaluator),
+	    cmocka_unit_test(test_unsure_forms_get_no_plan),
+	    cmocka_unit_test(test_choice_member_left_to_the_evaluator),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
