@@ -86,6 +86,10 @@ struct vplan {
 		unsigned char len;
 		bool empty; /* name.empty(), else name.exists() */
 	} atom[V_PLAN_TERMS];
+	/* implies: a right side "name.contains('lit').not()" (rlen 0:
+	 * none) */
+	const char *rname, *rlit;
+	unsigned char rlen, rlitlen;
 };
 
 /* Invariants of one element, compiled: those FHIRPath evaluates (not

@@ -349,6 +349,33 @@ atom_parse(const char *t, size_t n, struct vatom *a)
 	return true;
 }
 
+/* Whether term t (n bytes) is "name.contains('lit').not()" (lit without
+ * quotes or backslashes, not empty); fills p's right side. */
+static bool
+rhs_parse(const char *t, size_t n, struct vplan *p)
+{
+	static const char mid[] = ".contains('", tail[] = "').not()";
+	size_t k = 0, ml = sizeof(mid) - 1, tl = sizeof(tail) - 1, ll;
+
+	while (k < n &&
+	       ((t[k] >= 'a' && t[k] <= 'z') || (t[k] >= 'A' && t[k] <= 'Z') ||
+		(t[k] >= '0' && t[k] <= '9')))
+		k++;
+	if (k == 0 || k > 255 || t[0] < 'a' || t[0] > 'z' ||
+	    n < k + ml + tl + 1 || strncmp(t + k, mid, ml) != 0 ||
+	    strncmp(t + n - tl, tail, tl) != 0)
+		return false;
+	ll = n - k - ml - tl;
+	if (ll > 255 || memchr(t + k + ml, '\'', ll) != NULL ||
+	    memchr(t + k + ml, '\\', ll) != NULL)
+		return false;
+	p->rname = t;
+	p->rlen = (unsigned char)k;
+	p->rlit = t + k + ml;
+	p->rlitlen = (unsigned char)ll;
+	return true;
+}
+
 /* The plan of expression e: its top-level terms (outside parentheses,
  * brackets and quotes) when they are joined by "or" only, or are two
  * joined by one "implies", and which leading ones are atoms. */
@@ -405,6 +432,8 @@ v_plan_build(const char *e, struct vplan *p)
 			a++;
 		while (b > a && b[-1] == ' ')
 			b--;
+		if (ops == 'i' && i == 1 && p->natoms == 1)
+			(void)rhs_parse(a, (size_t)(b - a), p);
 		if (!atom_parse(a, (size_t)(b - a), &p->atom[p->natoms]))
 			break;
 		p->natoms++;
@@ -462,6 +491,34 @@ atom_exists(const struct fj_node *v, const struct vatom *a)
 	       (ext != NULL && ext->type == FJ_OBJECT);
 }
 
+/* The right side of an implies whose left side holds: "name.contains(
+ * 'lit').not()" on a member that is one JSON string (with no _name part:
+ * its value is the string), else FHIRPATH_EMPTY (the evaluator's). */
+static enum fhirpath_bool
+rhs_eval(const struct vplan *p, const struct fj_node *v)
+{
+	const struct fj_node *m, *val = NULL;
+	size_t n;
+
+	if (p->rlen == 0)
+		return FHIRPATH_EMPTY;
+	for (m = v->u.kids.first; m != NULL; m = m->next) {
+		if (m->keylen == p->rlen &&
+		    memcmp(m->key, p->rname, p->rlen) == 0)
+			val = m;
+		else if (m->keylen == (size_t)p->rlen + 1 && m->key[0] == '_' &&
+			 memcmp(m->key + 1, p->rname, p->rlen) == 0)
+			return FHIRPATH_EMPTY;
+	}
+	if (val == NULL || val->type != FJ_STRING)
+		return FHIRPATH_EMPTY;
+	n = val->u.str.len;
+	for (size_t i = 0; i + p->rlitlen <= n; i++)
+		if (memcmp(val->u.str.s + i, p->rlit, p->rlitlen) == 0)
+			return FHIRPATH_FALSE; /* contains: not() is false */
+	return FHIRPATH_TRUE;
+}
+
 /* The result of plan p on object v: FHIRPATH_TRUE or FHIRPATH_FALSE, or
  * FHIRPATH_EMPTY when the evaluator must decide. */
 enum fhirpath_bool
@@ -476,7 +533,7 @@ v_plan_eval(const struct vplan *p, const struct fj_node *v)
 			x = !x;
 		if (p->kind == VP_IMPLIES)
 			/* false implies anything: true; else the right side */
-			return x ? FHIRPATH_EMPTY : FHIRPATH_TRUE;
+			return x ? rhs_eval(p, v) : FHIRPATH_TRUE;
 		if (x)
 			return FHIRPATH_TRUE; /* true or anything */
 	}

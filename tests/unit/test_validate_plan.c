@@ -45,6 +45,9 @@ static const char *const exprs[] = {
     "Patient.exists() or a.exists()",
     "a.exists() or b.empty() or c.exists() or d.empty() or e.exists() "
     "or f.exists() or g.exists()",
+    "a.exists() implies a.contains('/_history/').not()",
+    "fullUrl.exists() implies b.contains('x').not()",
+    "a.exists() implies a.contains('').not()",
 };
 
 static const char *const objects[] = {
@@ -74,6 +77,15 @@ static const char *const objects[] = {
     "{\"_a\":1}",
     "{\"_a\":{\"id\":\"1\"}}",
     "{\"g\":1}",
+    "{\"a\":\"http://h/Patient/1/_history/2\"}",
+    "{\"a\":\"http://h/Patient/1\"}",
+    "{\"a\":\"/_history/\"}",
+    "{\"a\":\"/_history\"}",
+    "{\"a\":[\"/_history/\"]}",
+    "{\"a\":\"x\",\"_a\":{\"id\":\"1\"}}",
+    "{\"fullUrl\":\"u\",\"b\":\"axb\"}",
+    "{\"fullUrl\":\"u\",\"b\":\"ab\"}",
+    "{\"fullUrl\":\"u\",\"b\":7}",
 };
 
 static void
