@@ -76,7 +76,7 @@ struct vnode {
  * settles the expression gives its result; anything else goes to the
  * evaluator. */
 #define V_PLAN_TERMS 6
-enum vplan_kind { VP_NONE, VP_OR, VP_IMPLIES };
+enum vplan_kind { VP_NONE, VP_OR, VP_IMPLIES, VP_ENTRY_ALL };
 struct vplan {
 	enum vplan_kind kind;
 	unsigned char nterms; /* terms of the or-chain (2 for implies) */
@@ -90,6 +90,10 @@ struct vplan {
 	 * none) */
 	const char *rname, *rlit;
 	unsigned char rlen, rlitlen;
+	/* VP_ENTRY_ALL (bdl-3, bdl-4): every entry has member `entry_member`
+	 * exactly when the Bundle's type is one of entry_types */
+	const char *entry_member;
+	const char *const *entry_types;
 };
 
 /* Invariants of one element, compiled: those FHIRPath evaluates (not
@@ -455,9 +459,11 @@ enum gw_err v_fp_member_of(void *arg, const struct fj_node *node,
 			   const char *type, const char *valueset, bool *out);
 /* The plan of invariant expression e (kind VP_NONE: none). */
 void v_plan_build(const char *e, struct vplan *p);
-/* Plan p on object v: FHIRPATH_TRUE or FHIRPATH_FALSE, exactly what the
- * evaluator gives, or FHIRPATH_EMPTY when the evaluator must decide. */
-enum fhirpath_bool v_plan_eval(const struct vplan *p, const struct fj_node *v);
+/* Plan p on object v (resource: %resource, the resource v is in): TRUE or
+ * FALSE, exactly what the evaluator gives, or FHIRPATH_EMPTY when the
+ * evaluator must decide. */
+enum fhirpath_bool v_plan_eval(const struct vplan *p, const struct fj_node *v,
+			       const struct fj_node *resource);
 /* The invariants of d's element on value v of type type. */
 void v_check_constraints(struct vrun *r, const struct vnode *d,
 			 const struct fj_node *v, const char *type);

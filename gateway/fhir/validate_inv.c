@@ -376,6 +376,91 @@ rhs_parse(const char *t, size_t n, struct vplan *p)
 	return true;
 }
 
+static int atom_exists(const struct fj_node *v, const struct vatom *a);
+
+/* bdl-3 and bdl-4 (R4 core, matched by their whole text): on a Bundle of
+ * 20 entries each cost as much as the rest of the Bundle's invariants. */
+static const char bdl3[] =
+    "entry.all(request.exists() = (%resource.type = 'batch' or "
+    "%resource.type = 'transaction' or %resource.type = 'history'))";
+static const char bdl4[] =
+    "entry.all(response.exists() = (%resource.type = 'batch-response' or "
+    "%resource.type = 'transaction-response' or %resource.type = "
+    "'history'))";
+static const char *const bdl3_types[] = {"batch", "transaction", "history",
+					 NULL};
+static const char *const bdl4_types[] = {
+    "batch-response", "transaction-response", "history", NULL};
+
+/* Whether object v has a member whose name is name followed by an
+ * upper-case letter, or its _ part: a choice element the evaluator might
+ * take for name. */
+static bool
+has_choice_key(const struct fj_node *v, const char *name, size_t len)
+{
+	for (const struct fj_node *m = v->u.kids.first; m != NULL;
+	     m = m->next) {
+		size_t off = m->key[0] == '_' ? 1 : 0;
+
+		if (m->keylen > len + off &&
+		    memcmp(m->key + off, name, len) == 0 &&
+		    m->key[off + len] >= 'A' && m->key[off + len] <= 'Z')
+			return true;
+	}
+	return false;
+}
+
+/* bdl-3/bdl-4 on Bundle v (also %resource), as the evaluator computes
+ * them, where the members are plain: "type" one JSON string or absent,
+ * "entry" an array of objects or absent, no _type/_entry parts and no
+ * member the evaluator could take for them; else FHIRPATH_EMPTY. */
+static enum fhirpath_bool
+entry_all_eval(const struct vplan *p, const struct fj_node *v)
+{
+	const struct fj_node *type = NULL, *entry = NULL, *m;
+	bool want = false;
+	size_t ml = strlen(p->entry_member);
+
+	for (m = v->u.kids.first; m != NULL; m = m->next) {
+		if (strcmp(m->key, "type") == 0)
+			type = m;
+		else if (strcmp(m->key, "entry") == 0)
+			entry = m;
+		else if (strcmp(m->key, "_type") == 0 ||
+			 strcmp(m->key, "_entry") == 0)
+			return FHIRPATH_EMPTY;
+	}
+	if (has_choice_key(v, "type", 4) || has_choice_key(v, "entry", 5) ||
+	    (type != NULL && type->type != FJ_STRING) ||
+	    (entry != NULL && entry->type != FJ_ARRAY))
+		return FHIRPATH_EMPTY;
+	if (entry == NULL)
+		return FHIRPATH_TRUE; /* all() of nothing */
+	if (type == NULL)	      /* the comparison is empty: all() fails */
+		return entry->u.kids.count == 0 ? FHIRPATH_TRUE
+						: FHIRPATH_FALSE;
+	for (size_t i = 0; p->entry_types[i] != NULL; i++)
+		if (strlen(p->entry_types[i]) == type->u.str.len &&
+		    memcmp(type->u.str.s, p->entry_types[i], type->u.str.len) ==
+			0)
+			want = true;
+	for (m = entry->u.kids.first; m != NULL; m = m->next) {
+		struct vatom a;
+		int x;
+
+		if (m->type != FJ_OBJECT)
+			return FHIRPATH_EMPTY;
+		a.name = p->entry_member;
+		a.len = (unsigned char)ml;
+		a.empty = false;
+		if ((x = atom_exists(m, &a)) < 0)
+			return FHIRPATH_EMPTY;
+		if ((x == 1) != want)
+			return FHIRPATH_FALSE;
+	}
+	return FHIRPATH_TRUE;
+}
+
 /* The plan of expression e: its top-level terms (outside parentheses,
  * brackets and quotes) when they are joined by "or" only, or are two
  * joined by one "implies", and which leading ones are atoms. */
@@ -388,6 +473,14 @@ v_plan_build(const char *e, struct vplan *p)
 	const char *s = e;
 
 	memset(p, 0, sizeof(*p));
+	if (strcmp(e, bdl3) == 0 || strcmp(e, bdl4) == 0) {
+		p->kind = VP_ENTRY_ALL;
+		bool three = strcmp(e, bdl3) == 0;
+
+		p->entry_member = three ? "request" : "response";
+		p->entry_types = three ? bdl3_types : bdl4_types;
+		return;
+	}
 	term[nt] = s;
 	for (; *s != '\0'; s++) {
 		size_t w;
@@ -522,8 +615,11 @@ rhs_eval(const struct vplan *p, const struct fj_node *v)
 /* The result of plan p on object v: FHIRPATH_TRUE or FHIRPATH_FALSE, or
  * FHIRPATH_EMPTY when the evaluator must decide. */
 enum fhirpath_bool
-v_plan_eval(const struct vplan *p, const struct fj_node *v)
+v_plan_eval(const struct vplan *p, const struct fj_node *v,
+	    const struct fj_node *resource)
 {
+	if (p->kind == VP_ENTRY_ALL)
+		return resource == v ? entry_all_eval(p, v) : FHIRPATH_EMPTY;
 	for (size_t i = 0; i < p->natoms; i++) {
 		int x = atom_exists(v, &p->atom[i]);
 
@@ -660,7 +756,8 @@ eval_all(struct vrun *r, const struct vinv *inv, const struct fj_node *v,
 			continue;
 		}
 		if (o->plan.kind != VP_NONE && v->type == FJ_OBJECT &&
-		    (res = v_plan_eval(&o->plan, v)) != FHIRPATH_EMPTY) {
+		    (res = v_plan_eval(&o->plan, v, r->resource)) !=
+			FHIRPATH_EMPTY) {
 			if (res == FHIRPATH_FALSE)
 				v_issue(r, c->error ? FHIR_ERROR : FHIR_WARNING,
 					"invariant", v, "%s: %s [%s]", c->key,

@@ -48,6 +48,11 @@ static const char *const exprs[] = {
     "a.exists() implies a.contains('/_history/').not()",
     "fullUrl.exists() implies b.contains('x').not()",
     "a.exists() implies a.contains('').not()",
+    "entry.all(request.exists() = (%resource.type = 'batch' or "
+    "%resource.type = 'transaction' or %resource.type = 'history'))",
+    "entry.all(response.exists() = (%resource.type = 'batch-response' or "
+    "%resource.type = 'transaction-response' or %resource.type = "
+    "'history'))",
 };
 
 static const char *const objects[] = {
@@ -86,6 +91,31 @@ static const char *const objects[] = {
     "{\"fullUrl\":\"u\",\"b\":\"axb\"}",
     "{\"fullUrl\":\"u\",\"b\":\"ab\"}",
     "{\"fullUrl\":\"u\",\"b\":7}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+    "\"entry\":[{\"fullUrl\":\"u\"},{\"resource\":{}}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
+    "\"entry\":[{\"fullUrl\":\"u\"},{\"request\":{\"url\":\"x\"}}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"batch\","
+    "\"entry\":[{\"request\":{}},{\"request\":{\"url\":\"x\"}}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"batch\","
+    "\"entry\":[{\"request\":{}},{\"fullUrl\":\"x\"}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"history\","
+    "\"entry\":[{\"request\":{},\"response\":{}}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"batch-response\","
+    "\"entry\":[{\"response\":{}},{\"_response\":{\"id\":\"1\"}}]}",
+    "{\"resourceType\":\"Bundle\",\"entry\":[{\"request\":{}}]}",
+    "{\"resourceType\":\"Bundle\",\"entry\":[]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"batch\"}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"2020-01-01\","
+    "\"entry\":[{\"fullUrl\":\"u\"}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"batch\","
+    "\"entry\":[{\"request\":null}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"batch\","
+    "\"entry\":[{\"requestX\":{}}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":7,\"entry\":[{}]}",
+    "{\"resourceType\":\"Bundle\",\"type\":\"batch\",\"entry\":[1]}",
+    "{\"type\":\"batch\",\"entry\":[{\"request\":{}}]}",
 };
 
 static void
@@ -115,8 +145,15 @@ test_plan_agrees_with_the_evaluator(void **state)
 					 GW_OK);
 			err = fhirpath_eval_bool(fp, doc->root, "Element", NULL,
 						 &want);
-			got = p.kind == VP_NONE ? FHIRPATH_EMPTY
-						: v_plan_eval(&p, doc->root);
+			/* without an environment the evaluator's %resource
+			 * is the focus when it is a resource */
+			got = p.kind == VP_NONE
+				  ? FHIRPATH_EMPTY
+				  : v_plan_eval(&p, doc->root,
+						fj_get(doc->root,
+						       "resourceType") != NULL
+						    ? doc->root
+						    : NULL);
 			if (got != FHIRPATH_EMPTY) {
 				decided++;
 				if (err != GW_OK || got != want)
@@ -174,7 +211,7 @@ test_choice_member_left_to_the_evaluator(void **state)
 	v_plan_build("value.empty() or system.exists()", &p);
 	assert_int_equal(p.kind, VP_OR);
 	assert_int_equal(fj_parse(obj, strlen(obj), 0, &doc, NULL), GW_OK);
-	assert_int_equal(v_plan_eval(&p, doc->root), FHIRPATH_EMPTY);
+	assert_int_equal(v_plan_eval(&p, doc->root, NULL), FHIRPATH_EMPTY);
 	fj_doc_free(doc);
 }
 
