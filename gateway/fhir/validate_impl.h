@@ -85,6 +85,10 @@ struct vplan {
 		const char *name; /* a member name, in the expression */
 		unsigned char len;
 		bool empty; /* name.empty(), else name.exists() */
+		/* "name.name2.exists()": a member of that member (len2 0:
+		 * none) */
+		const char *name2;
+		unsigned char len2;
 	} atom[V_PLAN_TERMS];
 	/* implies: a right side "name.contains('lit').not()" (rlen 0:
 	 * none) */

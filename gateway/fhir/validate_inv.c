@@ -302,6 +302,26 @@ is_op_word(const char *e, const char *s)
 	return false;
 }
 
+static bool
+is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+/* Whether s (n bytes) is ".exists()" or ".empty()"; sets a->empty. */
+static bool
+fn_suffix(const char *s, size_t n, struct vatom *a)
+{
+	if (n == 9 && strncmp(s, ".exists()", 9) == 0)
+		a->empty = false;
+	else if (n == 8 && strncmp(s, ".empty()", 8) == 0)
+		a->empty = true;
+	else
+		return false;
+	return true;
+}
+
 /* Whether term t (n bytes, no outer blanks) is "name.exists()" or
  * "name.empty()" with name a plain lower-case member name (an upper-case
  * one is a type filter in FHIRPath); fills *a. */
@@ -338,15 +358,40 @@ atom_parse(const char *t, size_t n, struct vatom *a)
 	for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
 		if (strlen(kw[i]) == k && strncmp(t, kw[i], k) == 0)
 			return false;
-	if (n - k == 9 && strncmp(t + k, ".exists()", 9) == 0)
-		a->empty = false;
-	else if (n - k == 8 && strncmp(t + k, ".empty()", 8) == 0)
-		a->empty = true;
-	else
-		return false;
 	a->name = t;
 	a->len = (unsigned char)k;
-	return true;
+	a->name2 = NULL;
+	a->len2 = 0;
+	if (fn_suffix(t + k, n - k, a))
+		return true;
+	/* a second step: ".name2" or ".`name2`" (a delimited name, such as
+	 * text.`div`) */
+	if (n - k < 2 || t[k] != '.')
+		return false;
+	t += k + 1;
+	n -= k + 1;
+	k = 0;
+	if (t[0] == '`') {
+		k = 1;
+		while (k < n && is_name_char(t[k]))
+			k++;
+		if (k == 1 || k >= n || t[k] != '`' || k - 1 > 255)
+			return false;
+		a->name2 = t + 1;
+		a->len2 = (unsigned char)(k - 1);
+		k++;
+	} else {
+		while (k < n && is_name_char(t[k]))
+			k++;
+		if (k == 0 || k > 255 || t[0] < 'a' || t[0] > 'z')
+			return false;
+		for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+			if (strlen(kw[i]) == k && strncmp(t, kw[i], k) == 0)
+				return false;
+		a->name2 = t;
+		a->len2 = (unsigned char)k;
+	}
+	return fn_suffix(t + k, n - k, a);
 }
 
 /* Whether term t (n bytes) is "name.contains('lit').not()" (lit without
@@ -515,8 +560,10 @@ v_plan_build(const char *e, struct vplan *p)
 			s += w - 1;
 		}
 	}
-	if (quote != 0 || depth != 0 || ops == 0)
+	if (quote != 0 || depth != 0)
 		return;
+	if (ops == 0)
+		ops = 'o'; /* one term: an or-chain of one */
 	end[nt++] = s;
 	for (size_t i = 0; i < nt; i++) {
 		const char *a = term[i], *b = end[i];
@@ -544,6 +591,30 @@ static int
 atom_exists(const struct fj_node *v, const struct vatom *a)
 {
 	const struct fj_node *m, *val = NULL, *ext = NULL;
+
+	if (a->len2 > 0) {
+		/* name.name2: through one member that is an object (or
+		 * absent, or a primitive: nothing below it), with no _name
+		 * part; else the evaluator's */
+		struct vatom b = {a->name2, a->len2, false, NULL, 0};
+
+		for (m = v->u.kids.first; m != NULL; m = m->next) {
+			if (m->keylen == a->len &&
+			    memcmp(m->key, a->name, a->len) == 0)
+				val = m;
+			else if (m->keylen == (size_t)a->len + 1 &&
+				 m->key[0] == '_' &&
+				 memcmp(m->key + 1, a->name, a->len) == 0)
+				return -1;
+		}
+		if (val == NULL)
+			return has_choice_key(v, a->name, a->len) ? -1 : 0;
+		if (val->type == FJ_ARRAY)
+			return -1;
+		if (val->type != FJ_OBJECT)
+			return 0;
+		return atom_exists(val, &b);
+	}
 
 	for (m = v->u.kids.first; m != NULL; m = m->next) {
 		if (m->keylen == a->len && memcmp(m->key, a->name, a->len) == 0)

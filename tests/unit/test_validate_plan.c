@@ -48,6 +48,9 @@ static const char *const exprs[] = {
     "a.exists() implies a.contains('/_history/').not()",
     "fullUrl.exists() implies b.contains('x').not()",
     "a.exists() implies a.contains('').not()",
+    "text.`div`.exists()",
+    "a.exists()",
+    "a.b.empty() or c.d.exists()",
     "entry.all(request.exists() = (%resource.type = 'batch' or "
     "%resource.type = 'transaction' or %resource.type = 'history'))",
     "entry.all(response.exists() = (%resource.type = 'batch-response' or "
@@ -91,6 +94,17 @@ static const char *const objects[] = {
     "{\"fullUrl\":\"u\",\"b\":\"axb\"}",
     "{\"fullUrl\":\"u\",\"b\":\"ab\"}",
     "{\"fullUrl\":\"u\",\"b\":7}",
+    "{\"text\":{\"status\":\"generated\",\"div\":\"<div/>\"}}",
+    "{\"text\":{\"status\":\"generated\"}}",
+    "{\"text\":{\"_div\":{\"id\":\"1\"}}}",
+    "{\"text\":{\"div\":null}}",
+    "{\"text\":\"x\"}",
+    "{\"text\":[{\"div\":\"x\"}]}",
+    "{\"text\":{\"div\":\"x\"},\"_text\":{\"id\":\"1\"}}",
+    "{\"textX\":{\"div\":\"x\"}}",
+    "{\"a\":{\"b\":1},\"c\":{\"d\":[]}}",
+    "{\"a\":{\"bX\":1},\"c\":{\"d\":[2]}}",
+    "{\"a\":{},\"c\":null}",
     "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
     "\"entry\":[{\"fullUrl\":\"u\"},{\"resource\":{}}]}",
     "{\"resourceType\":\"Bundle\",\"type\":\"collection\","
@@ -184,8 +198,10 @@ test_unsure_forms_get_no_plan(void **state)
 	    "a.exists() or b.exists() implies(c.exists())",
 	    "a.exists() or (b.exists())implies c.exists()",
 	    "Patient.exists() or a.exists()",
-	    "a.exists()",
 	    "a.where(b or c).exists() or d.exists()",
+	    "a.b.c.exists()",
+	    "a.`b.exists()",
+	    "a.div.exists()",
 	};
 
 	(void)state;
