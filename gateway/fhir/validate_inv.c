@@ -490,14 +490,12 @@ entry_all_eval(const struct vplan *p, const struct fj_node *v)
 			0)
 			want = true;
 	for (m = entry->u.kids.first; m != NULL; m = m->next) {
-		struct vatom a;
+		struct vatom a = {p->entry_member, (unsigned char)ml, false,
+				  NULL, 0};
 		int x;
 
 		if (m->type != FJ_OBJECT)
 			return FHIRPATH_EMPTY;
-		a.name = p->entry_member;
-		a.len = (unsigned char)ml;
-		a.empty = false;
 		if ((x = atom_exists(m, &a)) < 0)
 			return FHIRPATH_EMPTY;
 		if ((x == 1) != want)
