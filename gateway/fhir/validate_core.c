@@ -40,6 +40,30 @@ vnode_push(struct vnode ***arr, size_t *n, size_t *cap, struct vnode *x)
 }
 
 void
+v_vinv_free(struct vinv *inv)
+{
+	while (inv != NULL) {
+		struct vinv *next = inv->next;
+
+		free(inv);
+		inv = next;
+	}
+}
+
+bool
+v_is_quantity_type(const char *t)
+{
+	static const char *const q[] = {
+	    "Quantity",	      "Age",	      "Count", "Distance", "Duration",
+	    "SimpleQuantity", "MoneyQuantity"};
+
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+		if (strcmp(t, q[i]) == 0)
+			return true;
+	return false;
+}
+
+void
 v_vstruct_free(struct vstruct *vs)
 {
 	if (vs == NULL)

@@ -331,6 +331,9 @@ const struct rules_structure *v_rule_structure(struct validate_ctx *ctx,
 /* The type called name (cached in the context); NULL without memory. */
 const struct vtype *v_vtype_get(struct validate_ctx *ctx, const char *name);
 bool v_is_prim_name(const char *t);
+bool v_is_quantity_type(const char *t);
+/* Free an element's compiled invariants (a list); NULL is a no-op. */
+void v_vinv_free(struct vinv *inv);
 
 /* The expression path: each push returns the length to pop back to. */
 size_t v_path_push(struct vrun *r, const char *fmt, ...)
@@ -413,7 +416,6 @@ bool v_is_ws(char c);
 bool v_only_whitespace(const char *s, size_t len);
 /* NULL when s is valid base64 (whitespace allowed), else a reason. */
 const char *v_check_base64(const char *s, size_t len);
-bool v_is_quantity_type(const char *t);
 /* minValue/maxValue/maxLength of a lexically valid primitive value. */
 void v_check_limits(struct vrun *r, const struct vnode *d,
 		    const struct vtype *ti, const char *type,
@@ -476,7 +478,6 @@ void v_check_constraints(struct vrun *r, const struct vnode *d,
 void v_check_type_constraints(struct vrun *r, const struct vnode *d,
 			      const struct vtype *ti, const struct fj_node *v,
 			      const char *type);
-void v_vinv_free(struct vinv *inv);
 
 /* ---- validate_ext.c ---- */
 

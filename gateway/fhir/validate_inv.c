@@ -706,17 +706,6 @@ v_plan_eval(const struct vplan *p, const struct fj_node *v,
 	return p->natoms == p->nterms ? FHIRPATH_FALSE : FHIRPATH_EMPTY;
 }
 
-void
-v_vinv_free(struct vinv *inv)
-{
-	while (inv != NULL) {
-		struct vinv *next = inv->next;
-
-		free(inv);
-		inv = next;
-	}
-}
-
 /* The compiled form of expression (cached in the context by its interned
  * pointer); NULL when it does not compile, *nomem without memory. */
 static struct fhirpath *

@@ -599,19 +599,6 @@ v_check_limits(struct vrun *r, const struct vnode *d, const struct vtype *ti,
 		check_limits_el(r, w->lim[i], type, v);
 }
 
-bool
-v_is_quantity_type(const char *t)
-{
-	static const char *const q[] = {
-	    "Quantity",	      "Age",	      "Count", "Distance", "Duration",
-	    "SimpleQuantity", "MoneyQuantity"};
-
-	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
-		if (strcmp(t, q[i]) == 0)
-			return true;
-	return false;
-}
-
 /* Equal within rounding: a converted value (1 [lb_av] in g) must meet
  * a limit written as its exact figure. */
 static int
