@@ -33,6 +33,9 @@
  * elements take well under a millisecond. */
 #define V_DEADLINE_EVERY 256u
 #define V_MAX_SET	 64 /* values one discriminator path may yield */
+/* Entries of the FHIRPath member-type memo (validate_ctx.types_of) at
+ * most: its keys may come from documents (about 1 MB at most). */
+#define V_TYPES_OF_MAX 4096u
 
 /* One element of a structure, arranged as a tree. */
 struct vnode {

@@ -114,9 +114,13 @@ fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
 	if (found)
 		return hit == (void *)&type_none ? NULL : hit;
 	t = type_of_uncached(r, parent_type, member);
-	/* without memory the answer is still right, only not kept */
-	(void)hmap_put(&r->ctx->types_of, key,
-		       t != NULL ? (void *)(uintptr_t)t : (void *)&type_none);
+	/* without memory the answer is still right, only not kept; the
+	 * names come from documents too (a member's key, a resourceType),
+	 * so the memo of a long-lived context stops growing at a bound */
+	if (r->ctx->types_of.count < V_TYPES_OF_MAX)
+		(void)hmap_put(&r->ctx->types_of, key,
+			       t != NULL ? (void *)(uintptr_t)t
+					 : (void *)&type_none);
 	return t;
 }
 

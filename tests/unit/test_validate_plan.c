@@ -12,12 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "buf.h"
 #include "fhirpath.h"
 #include "fjson.h"
+#include "outcome.h"
+#include "rules.h"
+#include "validate.h"
 #include "validate_impl.h"
 
 static const char *const exprs[] = {
@@ -231,6 +236,55 @@ test_choice_member_left_to_the_evaluator(void **state)
 	fj_doc_free(doc);
 }
 
+/* The FHIRPath member-type memo of a context stays bounded whatever
+ * member names documents bring (dom-3's descendants() asks the type of
+ * every member of a resource with contained resources). */
+static void
+test_type_memo_is_bounded(void **state)
+{
+	const char *src = getenv("PZPGW_SRCDIR");
+	char dir[4096], errbuf[256];
+	struct rules_set *set = rules_set_new(RULES_R4);
+	struct validate_ctx *ctx = NULL;
+	struct buf b;
+	struct fj_doc *doc = NULL;
+	json_t *oo;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/schemas",
+		 src != NULL && src[0] != '\0' ? src : ".");
+	assert_non_null(set);
+	assert_int_equal(rules_load_dir(set, dir, errbuf, sizeof(errbuf)),
+			 GW_OK);
+	assert_int_equal(validate_ctx_new(set, &ctx), GW_OK);
+	buf_init(&b, 1u << 22);
+	assert_int_equal(buf_adds(&b, "{\"resourceType\":\"Patient\","
+				      "\"contained\":[{\"resourceType\":"
+				      "\"Basic\",\"id\":\"b\",\"code\":"
+				      "{\"text\":\"x\"}}]"),
+			 GW_OK);
+	for (int i = 0; i < 6000; i++) {
+		char m[32];
+
+		snprintf(m, sizeof(m), ",\"k%d\":1", i);
+		assert_int_equal(buf_adds(&b, m), GW_OK);
+	}
+	assert_int_equal(buf_adds(&b, "}"), GW_OK);
+	assert_int_equal(fj_parse(b.data, b.len, 0, &doc, NULL), GW_OK);
+	oo = fhir_outcome_new();
+	assert_int_equal(validate_document(ctx, doc->root, NULL, oo), GW_OK);
+	/* the document is checked (its 6000 unknown members found) */
+	assert_true(fhir_outcome_errors(oo) >= 6000);
+	if (ctx->types_of.count > V_TYPES_OF_MAX)
+		fail_msg("the memo holds %zu entries, more than %u",
+			 ctx->types_of.count, V_TYPES_OF_MAX);
+	json_decref(oo);
+	fj_doc_free(doc);
+	buf_cleanup(&b);
+	validate_ctx_free(ctx);
+	rules_set_free(set);
+}
+
 int
 main(void)
 {
@@ -238,6 +292,7 @@ main(void)
 	    cmocka_unit_test(test_plan_agrees_with_the_evaluator),
 	    cmocka_unit_test(test_unsure_forms_get_no_plan),
 	    cmocka_unit_test(test_choice_member_left_to_the_evaluator),
+	    cmocka_unit_test(test_type_memo_is_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
