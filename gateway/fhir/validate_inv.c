@@ -150,7 +150,10 @@ type_of_uncached(struct vrun *r, const char *parent_type, const char *member)
 		hl = sizeof(head) - 1;
 	memcpy(head, parent_type, hl);
 	head[hl] = '\0';
-	if ((t = v_vtype_get(r->ctx, head)) == NULL || t->vs == NULL)
+	/* a type the rules do not know has no members to look up (and the
+	 * name may come from a document: not for the type cache) */
+	if (rules_type(r->ctx->set, head) == NULL ||
+	    (t = v_vtype_get(r->ctx, head)) == NULL || t->vs == NULL)
 		return NULL;
 	kd = t->vs->root;
 	while (dot != NULL && kd != NULL) {

@@ -144,7 +144,10 @@ ref_url_type(struct vrun *r, const char *ref, char *buf, size_t len)
 		return NULL;
 	memcpy(buf, seg[1], tl);
 	buf[tl] = '\0';
-	if ((t = v_vtype_get(r->ctx, buf)) == NULL || t->kind != VK_RESOURCE)
+	/* a name the rules do not know is no resource type; asked of the
+	 * type cache it would stay there (the document chose the name) */
+	if (rules_type(r->ctx->set, buf) == NULL ||
+	    (t = v_vtype_get(r->ctx, buf)) == NULL || t->kind != VK_RESOURCE)
 		return NULL;
 	return buf;
 }

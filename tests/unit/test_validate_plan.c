@@ -281,6 +281,31 @@ test_type_memo_is_bounded(void **state)
 	json_decref(oo);
 	fj_doc_free(doc);
 	buf_cleanup(&b);
+
+	/* nor does the type cache keep the type names of references */
+	buf_init(&b, 1u << 22);
+	assert_int_equal(buf_adds(&b, "{\"resourceType\":\"Observation\","
+				      "\"status\":\"final\",\"code\":{"
+				      "\"text\":\"x\"},\"basedOn\":["),
+			 GW_OK);
+	for (int i = 0; i < 3000; i++) {
+		char m[48];
+
+		snprintf(m, sizeof(m), "%s{\"reference\":\"Fake%d/1\"}",
+			 i > 0 ? "," : "", i);
+		assert_int_equal(buf_adds(&b, m), GW_OK);
+	}
+	assert_int_equal(buf_adds(&b, "]}"), GW_OK);
+	assert_int_equal(fj_parse(b.data, b.len, 0, &doc, NULL), GW_OK);
+	oo = fhir_outcome_new();
+	assert_int_equal(validate_document(ctx, doc->root, NULL, oo), GW_OK);
+	if (ctx->types.count > 1000)
+		fail_msg("the type cache holds %zu entries after 3000 "
+			 "references to made-up types",
+			 ctx->types.count);
+	json_decref(oo);
+	fj_doc_free(doc);
+	buf_cleanup(&b);
 	validate_ctx_free(ctx);
 	rules_set_free(set);
 }
