@@ -200,8 +200,13 @@ member_type(struct ectx *x, const struct fj_node *parent, const char *ptype,
 	if (choice)
 		return fp_suffix_type(key + choice, keylen - choice);
 	for (i = 0; choice_names[i]; i++) {
-		size_t n = strlen(choice_names[i]);
+		size_t n;
 
+		/* the first letter sorts out most names cheaply: this runs
+		 * for every member whose type the callback does not know */
+		if (choice_names[i][0] != key[0])
+			continue;
+		n = strlen(choice_names[i]);
 		if (keylen > n && memcmp(key, choice_names[i], n) == 0 &&
 		    (t = fp_suffix_type(key + n, keylen - n)) != NULL)
 			return t;

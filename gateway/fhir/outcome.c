@@ -18,6 +18,23 @@ fhir_outcome_new(void)
 			 "issue");
 }
 
+/* {"url": url, "valueInteger": v}: built member by member (json_pack
+ * parses its format at every call, and a validation outcome has an
+ * issue per finding, two of these each). NULL without memory. */
+static json_t *
+int_ext(const char *url, int v)
+{
+	json_t *e = json_object();
+
+	if (e == NULL ||
+	    json_object_set_new_nocheck(e, "url", json_string_nocheck(url)) ||
+	    json_object_set_new_nocheck(e, "valueInteger", json_integer(v))) {
+		json_decref(e);
+		return NULL;
+	}
+	return e;
+}
+
 static json_t *
 position_ext(int line, int col)
 {
@@ -25,14 +42,12 @@ position_ext(int line, int col)
 
 	if (ext == NULL)
 		return NULL;
-	/* json_pack "o" steals the new objects' references. */
-	if (line > 0 && json_array_append_new(
-			    ext, json_pack("{s:s, s:i}", "url", FHIR_EXT_LINE,
-					   "valueInteger", line)) != 0)
+	/* json_array_append_new steals the new objects' references. */
+	if (line > 0 &&
+	    json_array_append_new(ext, int_ext(FHIR_EXT_LINE, line)) != 0)
 		goto fail;
-	if (col > 0 && json_array_append_new(
-			   ext, json_pack("{s:s, s:i}", "url", FHIR_EXT_COL,
-					  "valueInteger", col)) != 0)
+	if (col > 0 &&
+	    json_array_append_new(ext, int_ext(FHIR_EXT_COL, col)) != 0)
 		goto fail;
 	return ext;
 fail:
@@ -58,17 +73,19 @@ outcome_vadd(json_t *outcome, const char *severity, const char *code,
 		json_t *ext = position_ext(line, col);
 
 		if (ext == NULL ||
-		    json_object_set_new(issue, "extension", ext) != 0)
+		    json_object_set_new_nocheck(issue, "extension", ext) != 0)
 			goto nomem;
 	}
-	if (json_object_set_new(issue, "severity", json_string(severity)) ||
-	    json_object_set_new(issue, "code", json_string(code)) ||
-	    json_object_set_new(issue, "diagnostics", json_string(msg)))
+	if (json_object_set_new_nocheck(issue, "severity",
+					json_string(severity)) ||
+	    json_object_set_new_nocheck(issue, "code", json_string(code)) ||
+	    json_object_set_new_nocheck(issue, "diagnostics", json_string(msg)))
 		goto nomem;
 	if (expression != NULL) {
-		exprs = json_pack("[s]", expression);
+		exprs = json_array();
 		if (exprs == NULL ||
-		    json_object_set_new(issue, "expression", exprs) != 0)
+		    json_object_set_new_nocheck(issue, "expression", exprs) ||
+		    json_array_append_new(exprs, json_string(expression)))
 			goto nomem;
 	}
 	/* json_array_append_new steals issue. */

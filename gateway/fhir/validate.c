@@ -52,8 +52,8 @@ validate_ctx_new(const struct rules_set *set, struct validate_ctx **out)
 		return GW_NOMEM;
 	ctx->set = set;
 	ctx->structs.kind = ctx->paths.kind = HMAP_PTR;
-	ctx->vsets.kind = ctx->vcodes.kind = HMAP_PTR;
-	ctx->types.kind = ctx->cands.kind = HMAP_STR_OWN;
+	ctx->vsets.kind = ctx->vcodes.kind = ctx->rule_sd.kind = HMAP_PTR;
+	ctx->types.kind = ctx->cands.kind = ctx->types_of.kind = HMAP_STR_OWN;
 	for (size_t i = 0; i < sizeof(pzp) / sizeof(pzp[0]); i++)
 		if (validate_ctx_detect_prefix(ctx, pzp[i]) != GW_OK) {
 			validate_ctx_free(ctx);
@@ -79,6 +79,8 @@ validate_ctx_free(struct validate_ctx *ctx)
 			fhirpath_free(ctx->paths.slot[i].val.ptr);
 	hmap_free(&ctx->paths, NULL);
 	hmap_free(&ctx->vsets, NULL);
+	hmap_free(&ctx->rule_sd, NULL);
+	hmap_free(&ctx->types_of, NULL);
 	for (size_t i = 0; i < ctx->ndetect; i++)
 		free(ctx->detect[i]);
 	free(ctx->detect);
@@ -347,16 +349,6 @@ check_kid(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 	v_path_pop(r, old);
 }
 
-static bool
-root_has_constraint(const struct vnode *d, const char *key)
-{
-	for (size_t i = 0; i < d->el->nconstraints; i++)
-		if (d->el->constraints[i].key != NULL &&
-		    strcmp(d->el->constraints[i].key, key) == 0)
-			return true;
-	return false;
-}
-
 static void
 validate_primitive_item(struct vrun *r, const struct vtype *ti,
 			const struct vnode *d, const char *type,
@@ -413,7 +405,7 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 		v_issue(r, FHIR_ERROR, "value", v,
 			"the value \"%.60s\" is not a valid %s: %s%s",
 			v->u.str.s, type, why, v_expected_form(type));
-	} else if (strcmp(type, "xhtml") == 0) {
+	} else if (ti->flags & VT_XHTML) {
 		v_check_xhtml(r, v);
 	} else {
 		lexical_ok = true;
@@ -424,11 +416,12 @@ validate_primitive_item(struct vrun *r, const struct vtype *ti,
 	}
 	if (lexical_ok) {
 		v_check_limits(r, d, ti, type, v);
-		v_check_example_url(r, d->el, type, v);
+		if (ti->flags & VT_URI)
+			v_check_example_url(r, d->el, type, v);
 	}
 	v_check_fixed(r, d->el, v);
 	v_check_binding(r, d->el, type, v);
-	v_check_constraints(r, d->el, v, type);
+	v_check_constraints(r, d, v, type);
 }
 
 static void validate_item_in(struct vrun *r, const struct vstruct *vs,
@@ -472,8 +465,7 @@ validate_item(struct vrun *r, const struct vstruct *vs, const struct vnode *d,
 	v_seg_push(r, d->name, d->choice ? d->prefixlen : strlen(d->name),
 		   segtype,
 		   ti != NULL && ti->kind == VK_COMPLEX && type != NULL &&
-		       strcmp(type, "BackboneElement") != 0 &&
-		       strcmp(type, "Element") != 0);
+		       !(ti->flags & VT_BACKBONE));
 	validate_item_in(r, vs, d, type, ti, v, u);
 	r->nsegs--;
 }
@@ -487,7 +479,7 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 {
 	const struct vnode *kd;
 	const struct vstruct *tvs = NULL;
-	bool unknown_ext = false;
+	bool unknown_ext = false, is_ext;
 	const char *saved_ext = r->ext_url;
 
 	if (ti != NULL && ti->kind == VK_PRIM) {
@@ -530,7 +522,9 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 	}
 	r->depth++;
 	kd = v_kids_of(d);
-	if (type != NULL && strcmp(type, "Extension") == 0) {
+	/* ti is type's (NULL when type is) */
+	is_ext = ti != NULL && (ti->flags & VT_EXTENSION);
+	if (is_ext) {
 		const char *url = fj_get_str(v, "url");
 		const struct rules_structure *esd;
 
@@ -542,7 +536,7 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 			r->ext_url = url;
 		}
 	}
-	if (type != NULL && strcmp(type, "Extension") == 0 && kd->nkids == 0) {
+	if (is_ext && kd->nkids == 0) {
 		tvs = v_extension_struct(r, d, v, &unknown_ext);
 		/* as the HL7 validator by default: an extension of the
 		 * FHIR specification's own namespace must be known; one
@@ -572,7 +566,7 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 	} else if (type == NULL || ti == NULL || ti->kind == VK_UNKNOWN) {
 		/* a type with no definition loaded: nothing to check */
 	}
-	if (type != NULL && strcmp(type, "Extension") == 0) {
+	if (is_ext) {
 		/* ext-1: either extensions or a value, not both */
 		const struct fj_node *m;
 		bool has_ext = fj_get(v, "extension") != NULL, has_val = false;
@@ -588,43 +582,30 @@ validate_item_in(struct vrun *r, const struct vstruct *vs,
 	}
 	v_check_fixed(r, d->el, v);
 	if ((d->el->min_value != NULL || d->el->max_value != NULL) &&
-	    type != NULL && v_is_quantity_type(type))
+	    ti != NULL && (ti->flags & VT_QUANTITY))
 		v_check_quantity_limits(r, d->el, v);
 	if (type != NULL) {
 		v_check_binding(r, d->el, type, v);
-		if (strcmp(type, "Reference") == 0) {
+		if (ti->flags & VT_REFERENCE) {
 			v_check_reference(r, d->el, v);
 			v_check_example_ref(r, v);
-		} else if (strcmp(type, "Attachment") == 0)
+		} else if (ti->flags & VT_ATTACHMENT)
 			v_check_attachment(r, v);
-		else if (strcmp(type, "Coding") == 0 &&
-			 fj_get(v, "code") != NULL &&
+		else if ((ti->flags & VT_CODING) && fj_get(v, "code") != NULL &&
 			 fj_get(v, "system") == NULL)
 			v_issue(r, FHIR_WARNING, "value", v,
 				"a code with no system has no defined meaning; "
 				"a system should be provided");
 	}
-	v_check_constraints(r, d->el, v, type);
+	v_check_constraints(r, d, v, type);
 	if (tvs != NULL && tvs->root != d) {
 		v_check_fixed(r, tvs->root->el, v);
-		v_check_constraints(r, tvs->root->el, v, type);
+		v_check_constraints(r, tvs->root, v, type);
 	}
-	if (ti != NULL && ti->vs != NULL && ti->vs != tvs) {
-		const struct rules_element *re = ti->vs->root->el;
-
-		/* the datatype's own invariants, unless the element already
-		 * carries them */
-		for (size_t i = 0; i < re->nconstraints; i++) {
-			struct rules_element one = *re;
-
-			if (re->constraints[i].key == NULL ||
-			    root_has_constraint(d, re->constraints[i].key))
-				continue;
-			one.constraints = &re->constraints[i];
-			one.nconstraints = 1;
-			v_check_constraints(r, &one, v, type);
-		}
-	}
+	/* the datatype's own invariants, unless the element already
+	 * carries them */
+	if (ti != NULL && ti->vs != NULL && ti->vs != tvs)
+		v_check_type_constraints(r, d, ti, v, type);
 	r->ext_url = saved_ext;
 	r->depth--;
 }
@@ -655,21 +636,93 @@ conf_put(struct vrun *r, const struct fj_node *res,
 	return true;
 }
 
+/* Whether res names sd itself in its meta.profile. */
+static bool
+claims_exactly(const struct vrun *r, const struct fj_node *res,
+	       const struct rules_structure *sd)
+{
+	const struct fj_node *meta = fj_get(res, "meta"), *mp;
+
+	mp = meta != NULL && meta->type == FJ_OBJECT ? fj_get(meta, "profile")
+						     : NULL;
+	if (mp == NULL || mp->type != FJ_ARRAY)
+		return false;
+	for (mp = mp->u.kids.first; mp != NULL; mp = mp->next)
+		if (mp->type == FJ_STRING &&
+		    rules_structure(r->ctx->set, mp->u.str.s) == sd)
+			return true;
+	return false;
+}
+
+/* Record a guess; false without memory. */
+static bool
+guess_put(struct vrun *r, const struct fj_node *res,
+	  const struct rules_structure *sd)
+{
+	if (r->nguesses == r->capguesses) {
+		size_t ncap = r->capguesses == 0 ? 16 : r->capguesses * 2;
+		struct vguess *n = realloc(r->guesses, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return false;
+		r->guesses = n;
+		r->capguesses = ncap;
+	}
+	r->guesses[r->nguesses].res = res;
+	r->guesses[r->nguesses].sd = sd;
+	r->guesses[r->nguesses].bundle = r->bundle;
+	r->nguesses++;
+	return true;
+}
+
+static bool conforms_walk(struct vrun *r, const struct fj_node *res,
+			  const struct rules_structure *sd);
+
 static bool
 conforms(struct vrun *r, const struct fj_node *res,
 	 const struct rules_structure *sd)
 {
-	struct vrun sub;
-	bool ok;
-
 	for (size_t i = 0; i < *r->nconf; i++)
 		if (r->conf[i].res == res && r->conf[i].sd == sd)
 			return r->conf[i].state != 3;
 	if (r->depth >= V_MAX_DEPTH / 2)
 		return true;
+	/* A resource that claims the profile is walked against it anyway:
+	 * the scratch walk here would do that work twice (a resource
+	 * sliced by profile, e.g. the targets of a reference slice, came
+	 * to a sixth of a message's validation). */
+	if (r->speculate && !r->scratch && claims_exactly(r, res, sd) &&
+	    guess_put(r, res, sd))
+		return true;
+	return conforms_walk(r, res, sd);
+}
+
+/* Check the guesses made inside Bundle b (NULL: outside any), with the
+ * walk's Bundle context as it was when they were made. */
+static void
+guesses_check(struct vrun *r, const struct vbundle *b)
+{
+	bool was = r->speculate;
+
+	r->speculate = false;
+	for (size_t i = 0; i < r->nguesses && !r->guess_wrong && !r->nomem; i++)
+		if (r->guesses[i].bundle == b &&
+		    !conforms(r, r->guesses[i].res, r->guesses[i].sd))
+			r->guess_wrong = true;
+	r->speculate = was;
+}
+
+/* The scratch walk of res against sd (the memo knows nothing yet). */
+static bool
+conforms_walk(struct vrun *r, const struct fj_node *res,
+	      const struct rules_structure *sd)
+{
+	struct vrun sub;
+	bool ok;
+
 	if (!conf_put(r, res, sd, 1))
 		return true;
-	memset(&sub, 0, sizeof(sub));
+	v_run_init(&sub);
 	sub.seen.kind = sub.noteval.kind = HMAP_STR_OWN;
 	sub.ctx = r->ctx;
 	sub.scratch = true;
@@ -688,10 +741,10 @@ conforms(struct vrun *r, const struct fj_node *res,
 	/* the memo may have moved while the sub-run grew it */
 	r->conf = sub.conf;
 	ok = sub.nerrors == 0;
-	if (sub.nomem)
+	if (sub.nomem && !sub.halted)
 		r->nomem = true;
 	if (sub.late)
-		r->late = true;
+		r->late = r->nomem = true;
 	for (size_t i = 0; i < *r->nconf; i++)
 		if (r->conf[i].res == res && r->conf[i].sd == sd)
 			r->conf[i].state = ok ? 2 : 3;
@@ -730,7 +783,7 @@ type_profiles(struct vrun *r, const struct fj_node *res, const char *rt,
 
 	names[0] = '\0';
 	for (size_t i = 0; i < nprofiles && nfit < 16; i++) {
-		if ((sd = rules_structure(r->ctx->set, profiles[i])) == NULL)
+		if ((sd = v_rule_structure(r->ctx, profiles[i])) == NULL)
 			continue;
 		if (nl < sizeof(names))
 			nl += (size_t)snprintf(names + nl, sizeof(names) - nl,
@@ -931,15 +984,18 @@ validate_resource(struct vrun *r, const struct fj_node *res,
 		r->cur_sd = sd;
 		check_members(r, vs, vs->root, res, true, false);
 		v_check_fixed(r, vs->root->el, res);
-		v_check_constraints(r, vs->root->el, res, r->resource_type);
+		v_check_constraints(r, vs->root, res, r->resource_type);
 	}
 	/* a resource that passed its profiles in the main walk need not be
 	 * walked again when a reference or slice asks whether it conforms */
 	if (!r->scratch && r->nerrors == err0)
 		for (size_t i = 0; i < nlist; i++)
 			(void)conf_put(r, res, list[i], 2);
-	if (is_bundle)
+	if (is_bundle) {
+		if (r->nguesses > 0)
+			guesses_check(r, bundle);
 		r->bundle = saved_bundle;
+	}
 	if (bundle != NULL) {
 		v_bundle_cleanup(bundle);
 		free(bundle);
@@ -1002,8 +1058,11 @@ walk_document(struct validate_ctx *ctx, const struct fj_node *root,
 	size_t nconf = 0, capconf = 0;
 	enum gw_err err;
 	const char *forced[1];
+	bool speculate = true;
 
-	memset(&r, 0, sizeof(r));
+again:
+	v_run_init(&r);
+	r.speculate = speculate;
 	r.quiet = quiet;
 	r.seen.kind = r.noteval.kind = HMAP_STR_OWN;
 	r.ctx = ctx;
@@ -1030,6 +1089,18 @@ walk_document(struct validate_ctx *ctx, const struct fj_node *root,
 		validate_resource(&r, root, forced, 1, true, NULL);
 	} else {
 		validate_resource(&r, root, NULL, 0, true, NULL);
+	}
+	if (r.nguesses > 0)
+		guesses_check(&r, NULL);
+	if (r.guess_wrong && !r.nomem) {
+		/* a resource did not conform to a profile it claims: walk
+		 * again asking every question (rare: the document is
+		 * invalid) */
+		free(r.conf);
+		v_run_cleanup(&r);
+		nconf = capconf = 0;
+		speculate = false;
+		goto again;
 	}
 	*nerrors = r.nerrors;
 	if (quiet && !r.late && !r.nomem)

@@ -40,11 +40,37 @@ vnode_push(struct vnode ***arr, size_t *n, size_t *cap, struct vnode *x)
 }
 
 void
+v_vinv_free(struct vinv *inv)
+{
+	while (inv != NULL) {
+		struct vinv *next = inv->next;
+
+		free(inv);
+		inv = next;
+	}
+}
+
+bool
+v_is_quantity_type(const char *t)
+{
+	static const char *const q[] = {
+	    "Quantity",	      "Age",	      "Count", "Distance", "Duration",
+	    "SimpleQuantity", "MoneyQuantity"};
+
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+		if (strcmp(t, q[i]) == 0)
+			return true;
+	return false;
+}
+
+void
 v_vstruct_free(struct vstruct *vs)
 {
 	if (vs == NULL)
 		return;
 	for (size_t i = 0; i < vs->sd->nelements; i++) {
+		v_vinv_free(vs->nodes[i].inv);
+		v_vinv_free(vs->nodes[i].dtinv);
 		free(vs->nodes[i].kids);
 		free(vs->nodes[i].slices);
 		free(vs->nodes[i].req);
@@ -216,6 +242,25 @@ v_vstruct_get(struct validate_ctx *ctx, const struct rules_structure *sd)
 	return vs;
 }
 
+static char sd_unknown; /* rule_sd marker: no such structure */
+
+const struct rules_structure *
+v_rule_structure(struct validate_ctx *ctx, const char *url)
+{
+	const struct rules_structure *sd;
+	void *hit;
+
+	if (url == NULL)
+		return NULL;
+	if ((hit = hmap_get(&ctx->rule_sd, url, NULL)) != NULL)
+		return hit == (void *)&sd_unknown ? NULL : hit;
+	sd = rules_structure(ctx->set, url);
+	/* without memory the answer is still right, only not kept */
+	(void)hmap_put(&ctx->rule_sd, url,
+		       sd != NULL ? (void *)sd : (void *)&sd_unknown);
+	return sd;
+}
+
 bool
 v_is_prim_name(const char *t)
 {
@@ -266,6 +311,23 @@ v_vtype_get(struct validate_ctx *ctx, const char *name)
 		t->kind = VK_COMPLEX;
 	else
 		t->kind = VK_UNKNOWN;
+	if (strcmp(name, "Extension") == 0)
+		t->flags |= VT_EXTENSION;
+	else if (strcmp(name, "Reference") == 0)
+		t->flags |= VT_REFERENCE;
+	else if (strcmp(name, "Attachment") == 0)
+		t->flags |= VT_ATTACHMENT;
+	else if (strcmp(name, "Coding") == 0)
+		t->flags |= VT_CODING;
+	else if (strcmp(name, "xhtml") == 0)
+		t->flags |= VT_XHTML;
+	else if (strcmp(name, "BackboneElement") == 0 ||
+		 strcmp(name, "Element") == 0)
+		t->flags |= VT_BACKBONE;
+	if (v_is_quantity_type(name))
+		t->flags |= VT_QUANTITY;
+	if (strcmp(name, "uri") == 0 || strcmp(name, "url") == 0)
+		t->flags |= VT_URI;
 	if (hmap_put(&ctx->types, name, t) != GW_OK) {
 		free(t);
 		return NULL;
@@ -355,8 +417,10 @@ v_issue(struct vrun *r, const char *sev, const char *code,
 	    strcmp(sev, FHIR_ERROR) == 0 || strcmp(sev, FHIR_FATAL) == 0;
 
 	if (r->scratch) {
-		if (is_err)
+		if (is_err) {
 			r->nerrors++;
+			r->halted = r->nomem = true;
+		}
 		return;
 	}
 	/* No message is formatted, deduplicated or kept for a finding the
@@ -434,6 +498,7 @@ v_run_cleanup(struct vrun *r)
 		free(r->issues[i].msg);
 	}
 	free(r->issues);
+	free(r->guesses);
 	hmap_free(&r->seen, NULL);
 	hmap_free(&r->noteval, NULL);
 }

@@ -25,8 +25,8 @@ v_extension_struct(struct vrun *r, const struct vnode *d,
 	for (size_t i = 0; i < d->el->ntypes && sd == NULL; i++)
 		for (size_t j = 0; j < d->el->types[i].nprofiles && sd == NULL;
 		     j++)
-			sd = rules_structure(r->ctx->set,
-					     d->el->types[i].profiles[j]);
+			sd = v_rule_structure(r->ctx,
+					      d->el->types[i].profiles[j]);
 	/* only absolute URLs name a definition; relative ones are the
 	 * parts of a complex extension, defined by its slices */
 	if (sd == NULL && v != NULL && v->type == FJ_OBJECT &&
@@ -52,7 +52,7 @@ v_type_profile_struct(struct vrun *r, const struct vnode *d, const char *type)
 			continue;
 		for (size_t j = 0; j < t->nprofiles; j++) {
 			const struct rules_structure *sd =
-			    rules_structure(r->ctx->set, t->profiles[j]);
+			    v_rule_structure(r->ctx, t->profiles[j]);
 
 			if (sd != NULL)
 				return v_vstruct_get(r->ctx, sd);
@@ -249,12 +249,14 @@ v_check_ext_context(struct vrun *r, const struct rules_structure *sd,
 				c->expr, url);
 			return;
 		}
-		if (al < sizeof(allowed)) {
-			int n = snprintf(allowed + al, sizeof(allowed) - al,
-					 "%s%s", i ? ", " : "", c->expr);
+	}
+	/* no context allows it: the list for the message (written only
+	 * now, not for every extension checked) */
+	for (size_t i = 0; i < sd->ncontexts && al < sizeof(allowed); i++) {
+		int n = snprintf(allowed + al, sizeof(allowed) - al, "%s%s",
+				 i ? ", " : "", sd->contexts[i].expr);
 
-			al += n > 0 ? (size_t)n : 0;
-		}
+		al += n > 0 ? (size_t)n : 0;
 	}
 	v_issue(r, FHIR_ERROR, "structure", v,
 		"The extension %.200s is not allowed to be used at this point "

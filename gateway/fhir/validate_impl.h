@@ -15,7 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "fhirpath.h"
 #include "fjson.h"
 #include "hmap.h"
 #include "outcome.h"
@@ -31,6 +33,9 @@
  * elements take well under a millisecond. */
 #define V_DEADLINE_EVERY 256u
 #define V_MAX_SET	 64 /* values one discriminator path may yield */
+/* Entries of the FHIRPath member-type memo (validate_ctx.types_of) at
+ * most: its keys may come from documents (about 1 MB at most). */
+#define V_TYPES_OF_MAX 4096u
 
 /* One element of a structure, arranged as a tree. */
 struct vnode {
@@ -50,6 +55,68 @@ struct vnode {
 				   absent (a minimum, or a slice's) */
 	size_t nreq;
 	const struct vtype *vt0; /* cache: the type of types[0] */
+	/* cache: the invariants of el the walk evaluates (compiled once),
+	 * and those of a datatype's root for an item of that type */
+	struct vinv *inv;
+	struct vinv *dtinv;
+	/* cache: the elements whose minValue/maxValue/maxLength apply to a
+	 * primitive value of type lim_ti here (v_check_limits) */
+	const struct vtype *lim_ti;
+	const struct rules_element *lim[3];
+	unsigned char nlim;
+	/* cache, for a slice: the definition at each of the first
+	 * V_DISC_CACHE discriminator paths of its slicing (disc_done bit i
+	 * set: disc_d[i] is known, NULL included) */
+	const struct vnode *disc_d[4];
+	unsigned char disc_done;
+};
+#define V_DISC_CACHE 4
+
+/* The leading terms of an invariant that the walk can decide by looking
+ * at the value's members (validate_inv.c): "a.exists() or b.empty() or
+ * ..." and "a.exists() implies ...". The FHIRPath evaluator
+ * short-circuits or/implies from the left, so a term decided here that
+ * settles the expression gives its result; anything else goes to the
+ * evaluator. */
+#define V_PLAN_TERMS 6
+enum vplan_kind { VP_NONE, VP_OR, VP_IMPLIES, VP_ENTRY_ALL };
+struct vplan {
+	enum vplan_kind kind;
+	unsigned char nterms; /* terms of the or-chain (2 for implies) */
+	unsigned char natoms; /* leading terms decided here */
+	struct vatom {
+		const char *name; /* a member name, in the expression */
+		unsigned char len;
+		bool empty; /* name.empty(), else name.exists() */
+		/* "name.name2.exists()": a member of that member (len2 0:
+		 * none) */
+		const char *name2;
+		unsigned char len2;
+	} atom[V_PLAN_TERMS];
+	/* implies: a right side "name.contains('lit').not()" (rlen 0:
+	 * none) */
+	const char *rname, *rlit;
+	unsigned char rlen, rlitlen;
+	/* VP_ENTRY_ALL (bdl-3, bdl-4): every entry has member `entry_member`
+	 * exactly when the Bundle's type is one of entry_types */
+	const char *entry_member;
+	const char *const *entry_types;
+};
+
+/* Invariants of one element, compiled: those FHIRPath evaluates (not
+ * the ones the walk checks natively). Built on first use, freed with
+ * the element tree; fp is borrowed from validate_ctx.paths. */
+struct vinv {
+	const struct vtype *ti; /* dtinv: the datatype it is for */
+	struct vinv *next;	/* dtinv: the next datatype's */
+	size_t n;
+	struct vinv_one {
+		const struct rules_constraint *c;
+		struct fhirpath *fp; /* NULL: does not compile */
+		bool contained_only; /* holds on a resource without
+					contained (dom-2..dom-5) */
+		struct vplan plan;
+	} e[];
 };
 
 /* A structure's element tree. */
@@ -63,11 +130,23 @@ enum vkind { VK_PRIM, VK_COMPLEX, VK_RESOURCE, VK_UNKNOWN };
 
 enum vjson { VJ_STRING, VJ_BOOL, VJ_NUMBER };
 
+/* What the walk asks of a type by name, answered once per type (the
+ * string compares it replaces ran at every element). */
+#define VT_EXTENSION  0x1u  /* Extension */
+#define VT_REFERENCE  0x2u  /* Reference */
+#define VT_ATTACHMENT 0x4u  /* Attachment */
+#define VT_CODING     0x8u  /* Coding */
+#define VT_XHTML      0x10u /* xhtml */
+#define VT_BACKBONE   0x20u /* BackboneElement or Element */
+#define VT_QUANTITY   0x40u /* v_is_quantity_type */
+#define VT_URI	      0x80u /* uri or url (example URLs are looked for) */
+
 struct vtype {
 	enum vkind kind;
 	const struct vstruct *vs; /* the type's base structure, or NULL */
 	const char *name;
 	enum vjson json; /* primitives: the JSON type of the value */
+	unsigned flags;	 /* VT_* */
 };
 
 /* Detection candidates of one resource type. */
@@ -87,14 +166,18 @@ struct vcodes {
  * v_bundle_build set the kinds. */
 struct validate_ctx {
 	const struct rules_set *set;
-	struct hmap structs; /* rules_structure -> vstruct */
-	struct hmap types;   /* type name -> vtype */
-	struct hmap paths;   /* constraint expression -> fhirpath (or a
+	struct hmap structs;  /* rules_structure -> vstruct */
+	struct hmap types;    /* type name -> vtype */
+	struct hmap paths;    /* constraint expression -> fhirpath (or a
 				marker for expressions that do not compile) */
-	struct hmap vsets;   /* binding URL (interned) -> value set, or a
+	struct hmap vsets;    /* binding URL (interned) -> value set, or a
 				marker when unknown */
-	struct hmap vcodes;  /* value set -> vcodes */
-	char **detect;	     /* URL prefixes of the profiles detection may
+	struct hmap vcodes;   /* value set -> vcodes */
+	struct hmap rule_sd;  /* URL string of the rules set (by pointer) ->
+				its structure, or a marker when unknown */
+	struct hmap types_of; /* "parent type\x1fmember" -> the member's
+				 type for FHIRPath, or a marker */
+	char **detect;	      /* URL prefixes of the profiles detection may
 				choose */
 	size_t ndetect;
 	struct hmap cands; /* resource type -> vcands, built on first use */
@@ -160,7 +243,6 @@ typedef bool (*v_own_ok_fn)(struct vrun *r, const struct fj_node *res);
 /* One validation run over one document (or a scratch conformance check). */
 struct vrun {
 	struct validate_ctx *ctx;
-	char path[V_MAX_PATH];
 	size_t plen;
 	bool overflow;
 	struct vissue *issues;
@@ -178,21 +260,54 @@ struct vrun {
 	int depth;
 	struct vconf *conf; /* shared with scratch runs */
 	size_t *nconf, *capconf;
+	/* Speculation (the main run only): "resource res conforms to
+	 * profile sd" taken as true, without a scratch walk, when res
+	 * claims sd in its meta.profile; its own walk (which checks it
+	 * against sd) then usually proves it. Each guess is checked when
+	 * the Bundle it was made in is done (bundle: that Bundle, NULL
+	 * outside one); a wrong one sets guess_wrong, and the document is
+	 * walked again without guessing, so the findings are those of a
+	 * walk that asked every question. */
+	bool speculate;
+	bool guess_wrong;
+	struct vguess {
+		const struct fj_node *res;
+		const struct rules_structure *sd;
+		const struct vbundle *bundle;
+	} * guesses;
+	size_t nguesses, capguesses;
 	/* Set when out of memory, and when the deadline passed: the flag
 	 * every loop of the walk checks to stop. */
 	bool nomem;
-	bool late;	     /* the deadline passed (nomem is set too) */
+	bool late; /* the deadline passed (nomem is set too) */
+	/* A scratch run stops at its first error (nomem is set too): its
+	 * one question, "no error?", is then answered. */
+	bool halted;
 	bool allow_examples; /* validate_opts.allow_example_urls */
 	uint64_t deadline;   /* util_mono_ms(); 0: none */
 	unsigned ticks;	     /* elements since the clock was last read */
-	struct vseg segs[V_MAX_SEGS]; /* the walk, for extension contexts */
-	size_t nsegs;		      /* may exceed V_MAX_SEGS (not kept) */
-	const char *ext_url;	      /* innermost enclosing extension's url */
+	size_t nsegs;	     /* may exceed V_MAX_SEGS (not kept) */
+	const char *ext_url; /* innermost enclosing extension's url */
 	/* The walk's "resource conforms to structure" check: references and
 	 * slicing sit below the walk and reach it only through this. */
 	v_conforms_fn conforms;
 	v_own_ok_fn own_ok;
+	/* The large arrays last: a new run zeroes the fields before them
+	 * only (v_run_init); path[plen] ends the path, segs below nsegs are
+	 * the walk's. */
+	char path[V_MAX_PATH];
+	struct vseg segs[V_MAX_SEGS]; /* the walk, for extension contexts */
 };
+
+/* Make *r an empty run: every field zero, the path empty (the arrays'
+ * unused parts are left as they are: 8 KB a scratch run need not
+ * clear). */
+static inline void
+v_run_init(struct vrun *r)
+{
+	memset(r, 0, offsetof(struct vrun, path));
+	r->path[0] = '\0';
+}
 
 struct vitem {
 	const struct fj_node *v, *u;
@@ -211,9 +326,17 @@ size_t v_idx_get(const struct hmap *m, const char *key);
 const struct vstruct *v_vstruct_get(struct validate_ctx *ctx,
 				    const struct rules_structure *sd);
 void v_vstruct_free(struct vstruct *vs);
+/* rules_structure for a URL that is a string of the rules set (a type's
+ * profile or target profile, which live as long as the context), cached
+ * by its pointer; never for a document's strings. */
+const struct rules_structure *v_rule_structure(struct validate_ctx *ctx,
+					       const char *url);
 /* The type called name (cached in the context); NULL without memory. */
 const struct vtype *v_vtype_get(struct validate_ctx *ctx, const char *name);
 bool v_is_prim_name(const char *t);
+bool v_is_quantity_type(const char *t);
+/* Free an element's compiled invariants (a list); NULL is a no-op. */
+void v_vinv_free(struct vinv *inv);
 
 /* The expression path: each push returns the length to pop back to. */
 size_t v_path_push(struct vrun *r, const char *fmt, ...)
@@ -261,6 +384,16 @@ v_run_stopped(struct vrun *r)
 	return r->nomem;
 }
 
+/* Whether a finding of severity sev would be kept by v_issue: a scratch
+ * run counts errors only, a quiet one records errors only. Callers skip
+ * writing the message of a finding that is not kept. */
+static inline bool
+v_keeps(const struct vrun *r, const char *sev)
+{
+	return (!r->scratch && !r->quiet) || strcmp(sev, FHIR_ERROR) == 0 ||
+	       strcmp(sev, FHIR_FATAL) == 0;
+}
+
 /* Children definitions of element d, following contentReference. */
 static inline const struct vnode *
 v_kids_of(const struct vnode *d)
@@ -286,7 +419,6 @@ bool v_is_ws(char c);
 bool v_only_whitespace(const char *s, size_t len);
 /* NULL when s is valid base64 (whitespace allowed), else a reason. */
 const char *v_check_base64(const char *s, size_t len);
-bool v_is_quantity_type(const char *t);
 /* minValue/maxValue/maxLength of a lexically valid primitive value. */
 void v_check_limits(struct vrun *r, const struct vnode *d,
 		    const struct vtype *ti, const char *type,
@@ -321,7 +453,7 @@ void v_check_fixed(struct vrun *r, const struct rules_element *el,
 
 /* The resource type a target profile or type URL names (*sd: its
  * structure, when known). */
-const char *v_url_type(const struct validate_ctx *ctx, const char *url,
+const char *v_url_type(struct validate_ctx *ctx, const char *url,
 		       const struct rules_structure **sd);
 const struct fj_node *v_find_contained(const struct fj_node *res,
 				       const char *id);
@@ -334,8 +466,21 @@ void v_check_reference(struct vrun *r, const struct rules_element *el,
 extern char v_fp_bad; /* ctx->paths marker: expression does not compile */
 enum gw_err v_fp_member_of(void *arg, const struct fj_node *node,
 			   const char *type, const char *valueset, bool *out);
-void v_check_constraints(struct vrun *r, const struct rules_element *el,
+/* The plan of invariant expression e (kind VP_NONE: none). */
+void v_plan_build(const char *e, struct vplan *p);
+/* Plan p on object v (resource: %resource, the resource v is in): TRUE or
+ * FALSE, exactly what the evaluator gives, or FHIRPATH_EMPTY when the
+ * evaluator must decide. */
+enum fhirpath_bool v_plan_eval(const struct vplan *p, const struct fj_node *v,
+			       const struct fj_node *resource);
+/* The invariants of d's element on value v of type type. */
+void v_check_constraints(struct vrun *r, const struct vnode *d,
 			 const struct fj_node *v, const char *type);
+/* A datatype's own invariants (those of ti's root element that d's
+ * element does not carry itself) on value v. */
+void v_check_type_constraints(struct vrun *r, const struct vnode *d,
+			      const struct vtype *ti, const struct fj_node *v,
+			      const char *type);
 
 /* ---- validate_ext.c ---- */
 

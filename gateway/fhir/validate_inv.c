@@ -81,12 +81,54 @@ v_fp_member_of(void *arg, const struct fj_node *node, const char *type,
 	return GW_OK;
 }
 
+static const char *type_of_uncached(struct vrun *r, const char *parent_type,
+				    const char *member);
+
+static char type_none; /* ctx->types_of marker: no type known */
+
 /* FHIRPath type callback: the FHIR type of member of a parent of type
- * parent_type ("Observation", "CodeableConcept", or a backbone element's
- * path such as "Bundle.entry"), from the base definitions. */
+ * parent_type, remembered per context by the two names (the answer
+ * depends on nothing else; every member an invariant navigates asks). */
 static const char *
 fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
 	   const char *member)
+{
+	struct vrun *r = arg;
+	char key[256];
+	size_t pl, ml;
+	const char *t;
+	bool found;
+	void *hit;
+
+	(void)parent;
+	if (parent_type == NULL || member == NULL)
+		return NULL;
+	pl = strlen(parent_type);
+	ml = strlen(member);
+	if (pl + ml + 2 > sizeof(key))
+		return type_of_uncached(r, parent_type, member);
+	memcpy(key, parent_type, pl);
+	key[pl] = '\x1f';
+	memcpy(key + pl + 1, member, ml + 1);
+	hit = hmap_get(&r->ctx->types_of, key, &found);
+	if (found)
+		return hit == (void *)&type_none ? NULL : hit;
+	t = type_of_uncached(r, parent_type, member);
+	/* without memory the answer is still right, only not kept; the
+	 * names come from documents too (a member's key, a resourceType),
+	 * so the memo of a long-lived context stops growing at a bound */
+	if (r->ctx->types_of.count < V_TYPES_OF_MAX)
+		(void)hmap_put(&r->ctx->types_of, key,
+			       t != NULL ? (void *)(uintptr_t)t
+					 : (void *)&type_none);
+	return t;
+}
+
+/* The FHIR type of member of a parent of type parent_type
+ * ("Observation", "CodeableConcept", or a backbone element's path such as
+ * "Bundle.entry"), from the base definitions. */
+static const char *
+type_of_uncached(struct vrun *r, const char *parent_type, const char *member)
 {
 	static const char *const sys[][2] = {
 	    {"String", "string"},   {"Boolean", "boolean"},
@@ -94,16 +136,12 @@ fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
 	    {"Date", "date"},	    {"DateTime", "dateTime"},
 	    {"Time", "time"},
 	};
-	struct vrun *r = arg;
 	const struct vtype *t;
 	const struct vnode *kd, *k;
 	const char *dot, *type = NULL, *code;
 	char head[128];
 	size_t hl;
 
-	(void)parent;
-	if (parent_type == NULL || member == NULL)
-		return NULL;
 	dot = strchr(parent_type, '.');
 	/* A copy, not snprintf: this runs for every member a FHIRPath
 	 * invariant navigates. */
@@ -112,7 +150,10 @@ fp_type_of(void *arg, const struct fj_node *parent, const char *parent_type,
 		hl = sizeof(head) - 1;
 	memcpy(head, parent_type, hl);
 	head[hl] = '\0';
-	if ((t = v_vtype_get(r->ctx, head)) == NULL || t->vs == NULL)
+	/* a type the rules do not know has no members to look up (and the
+	 * name may come from a document: not for the type cache) */
+	if (rules_type(r->ctx->set, head) == NULL ||
+	    (t = v_vtype_get(r->ctx, head)) == NULL || t->vs == NULL)
 		return NULL;
 	kd = t->vs->root;
 	while (dot != NULL && kd != NULL) {
@@ -186,12 +227,11 @@ static const char *const contained_only[] = {
     NULL,
 };
 
+/* Whether c is one of the contained-only invariants (above). */
 static bool
-holds_without_contained(const struct rules_constraint *c,
-			const struct fj_node *v)
+is_contained_only(const struct rules_constraint *c)
 {
-	if (strncmp(c->key, "dom-", 4) != 0 || v->type != FJ_OBJECT ||
-	    fj_get(v, "contained") != NULL)
+	if (strncmp(c->key, "dom-", 4) != 0)
 		return false;
 	for (size_t i = 0; contained_only[i] != NULL; i++)
 		if (strcmp(c->expression, contained_only[i]) == 0)
@@ -221,50 +261,573 @@ not_evaluated(struct vrun *r, const struct rules_constraint *c,
 	v_path_pop(r, old);
 }
 
+/* ---- invariants decided without the evaluator ---- */
+
+/* Length of the top-level operator word at p (" or ", " implies ", " and
+ * ", " xor "), 0 when there is none; *op is its first letter. */
+static size_t
+top_op(const char *p, char *op)
+{
+	static const char *const words[] = {" or ", " implies ", " and ",
+					    " xor "};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t n = strlen(words[i]);
+
+		if (strncmp(p, words[i], n) == 0) {
+			*op = words[i][1];
+			return n;
+		}
+	}
+	return 0;
+}
+
+static bool
+is_word_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '$' || c == '%' ||
+	       c == '.';
+}
+
+/* Whether an operator word (or, and, xor, implies) starts at s (in
+ * expression e) without a space on both sides: the plan splits at " op "
+ * only, so such an expression gets none. */
+static bool
+is_op_word(const char *e, const char *s)
+{
+	static const char *const ops[] = {"or", "and", "xor", "implies"};
+
+	if (s > e && is_word_char(s[-1]))
+		return false;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		size_t n = strlen(ops[i]);
+
+		if (strncmp(s, ops[i], n) == 0 && !is_word_char(s[n]))
+			return s == e || s[-1] != ' ' || s[n] != ' ';
+	}
+	return false;
+}
+
+static bool
+is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+/* Whether s (n bytes) is ".exists()" or ".empty()"; sets a->empty. */
+static bool
+fn_suffix(const char *s, size_t n, struct vatom *a)
+{
+	if (n == 9 && strncmp(s, ".exists()", 9) == 0)
+		a->empty = false;
+	else if (n == 8 && strncmp(s, ".empty()", 8) == 0)
+		a->empty = true;
+	else
+		return false;
+	return true;
+}
+
+/* Whether term t (n bytes, no outer blanks) is "name.exists()" or
+ * "name.empty()" with name a plain lower-case member name (an upper-case
+ * one is a type filter in FHIRPath); fills *a. */
+static bool
+atom_parse(const char *t, size_t n, struct vatom *a)
+{
+	static const char *const kw[] = {"and", "or",  "xor",  "implies",
+					 "is",	"as",  "in",   "contains",
+					 "div", "mod", "true", "false"};
+	size_t k = 0;
+
+	while (n >= 2 && t[0] == '(' && t[n - 1] == ')') {
+		/* one pair of parentheses around the whole term */
+		int depth = 0;
+		bool whole = true;
+
+		for (size_t i = 0; i < n && whole; i++) {
+			depth += t[i] == '(' ? 1 : t[i] == ')' ? -1 : 0;
+			whole = depth > 0 || i == n - 1;
+		}
+		if (!whole)
+			break;
+		t++;
+		n -= 2;
+	}
+	if (n == 0 || t[0] < 'a' || t[0] > 'z')
+		return false;
+	while (k < n &&
+	       ((t[k] >= 'a' && t[k] <= 'z') || (t[k] >= 'A' && t[k] <= 'Z') ||
+		(t[k] >= '0' && t[k] <= '9')))
+		k++;
+	if (k == 0 || k > 255)
+		return false;
+	for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+		if (strlen(kw[i]) == k && strncmp(t, kw[i], k) == 0)
+			return false;
+	a->name = t;
+	a->len = (unsigned char)k;
+	a->name2 = NULL;
+	a->len2 = 0;
+	if (fn_suffix(t + k, n - k, a))
+		return true;
+	/* a second step: ".name2" or ".`name2`" (a delimited name, such as
+	 * text.`div`) */
+	if (n - k < 2 || t[k] != '.')
+		return false;
+	t += k + 1;
+	n -= k + 1;
+	k = 0;
+	if (t[0] == '`') {
+		k = 1;
+		while (k < n && is_name_char(t[k]))
+			k++;
+		if (k == 1 || k >= n || t[k] != '`' || k - 1 > 255)
+			return false;
+		a->name2 = t + 1;
+		a->len2 = (unsigned char)(k - 1);
+		k++;
+	} else {
+		while (k < n && is_name_char(t[k]))
+			k++;
+		if (k == 0 || k > 255 || t[0] < 'a' || t[0] > 'z')
+			return false;
+		for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+			if (strlen(kw[i]) == k && strncmp(t, kw[i], k) == 0)
+				return false;
+		a->name2 = t;
+		a->len2 = (unsigned char)k;
+	}
+	return fn_suffix(t + k, n - k, a);
+}
+
+/* Whether term t (n bytes) is "name.contains('lit').not()" (lit without
+ * quotes or backslashes, not empty); fills p's right side. */
+static bool
+rhs_parse(const char *t, size_t n, struct vplan *p)
+{
+	static const char mid[] = ".contains('", tail[] = "').not()";
+	size_t k = 0, ml = sizeof(mid) - 1, tl = sizeof(tail) - 1, ll;
+
+	while (k < n &&
+	       ((t[k] >= 'a' && t[k] <= 'z') || (t[k] >= 'A' && t[k] <= 'Z') ||
+		(t[k] >= '0' && t[k] <= '9')))
+		k++;
+	if (k == 0 || k > 255 || t[0] < 'a' || t[0] > 'z' ||
+	    n < k + ml + tl + 1 || strncmp(t + k, mid, ml) != 0 ||
+	    strncmp(t + n - tl, tail, tl) != 0)
+		return false;
+	ll = n - k - ml - tl;
+	if (ll > 255 || memchr(t + k + ml, '\'', ll) != NULL ||
+	    memchr(t + k + ml, '\\', ll) != NULL)
+		return false;
+	p->rname = t;
+	p->rlen = (unsigned char)k;
+	p->rlit = t + k + ml;
+	p->rlitlen = (unsigned char)ll;
+	return true;
+}
+
+static int atom_exists(const struct fj_node *v, const struct vatom *a);
+
+/* bdl-3 and bdl-4 (R4 core, matched by their whole text): on a Bundle of
+ * 20 entries each cost as much as the rest of the Bundle's invariants. */
+static const char bdl3[] =
+    "entry.all(request.exists() = (%resource.type = 'batch' or "
+    "%resource.type = 'transaction' or %resource.type = 'history'))";
+static const char bdl4[] =
+    "entry.all(response.exists() = (%resource.type = 'batch-response' or "
+    "%resource.type = 'transaction-response' or %resource.type = "
+    "'history'))";
+static const char *const bdl3_types[] = {"batch", "transaction", "history",
+					 NULL};
+static const char *const bdl4_types[] = {
+    "batch-response", "transaction-response", "history", NULL};
+
+/* Whether object v has a member whose name is name followed by an
+ * upper-case letter, or its _ part: a choice element the evaluator might
+ * take for name. */
+static bool
+has_choice_key(const struct fj_node *v, const char *name, size_t len)
+{
+	for (const struct fj_node *m = v->u.kids.first; m != NULL;
+	     m = m->next) {
+		size_t off = m->key[0] == '_' ? 1 : 0;
+
+		if (m->keylen > len + off &&
+		    memcmp(m->key + off, name, len) == 0 &&
+		    m->key[off + len] >= 'A' && m->key[off + len] <= 'Z')
+			return true;
+	}
+	return false;
+}
+
+/* bdl-3/bdl-4 on Bundle v (also %resource), as the evaluator computes
+ * them, where the members are plain: "type" one JSON string or absent,
+ * "entry" an array of objects or absent, no _type/_entry parts and no
+ * member the evaluator could take for them; else FHIRPATH_EMPTY. */
+static enum fhirpath_bool
+entry_all_eval(const struct vplan *p, const struct fj_node *v)
+{
+	const struct fj_node *type = NULL, *entry = NULL, *m;
+	bool want = false;
+	size_t ml = strlen(p->entry_member);
+
+	for (m = v->u.kids.first; m != NULL; m = m->next) {
+		if (strcmp(m->key, "type") == 0)
+			type = m;
+		else if (strcmp(m->key, "entry") == 0)
+			entry = m;
+		else if (strcmp(m->key, "_type") == 0 ||
+			 strcmp(m->key, "_entry") == 0)
+			return FHIRPATH_EMPTY;
+	}
+	if (has_choice_key(v, "type", 4) || has_choice_key(v, "entry", 5) ||
+	    (type != NULL && type->type != FJ_STRING) ||
+	    (entry != NULL && entry->type != FJ_ARRAY))
+		return FHIRPATH_EMPTY;
+	if (entry == NULL)
+		return FHIRPATH_TRUE; /* all() of nothing */
+	if (type == NULL)	      /* the comparison is empty: all() fails */
+		return entry->u.kids.count == 0 ? FHIRPATH_TRUE
+						: FHIRPATH_FALSE;
+	for (size_t i = 0; p->entry_types[i] != NULL; i++)
+		if (strlen(p->entry_types[i]) == type->u.str.len &&
+		    memcmp(type->u.str.s, p->entry_types[i], type->u.str.len) ==
+			0)
+			want = true;
+	for (m = entry->u.kids.first; m != NULL; m = m->next) {
+		struct vatom a = {p->entry_member, (unsigned char)ml, false,
+				  NULL, 0};
+		int x;
+
+		if (m->type != FJ_OBJECT)
+			return FHIRPATH_EMPTY;
+		if ((x = atom_exists(m, &a)) < 0)
+			return FHIRPATH_EMPTY;
+		if ((x == 1) != want)
+			return FHIRPATH_FALSE;
+	}
+	return FHIRPATH_TRUE;
+}
+
+/* The plan of expression e: its top-level terms (outside parentheses,
+ * brackets and quotes) when they are joined by "or" only, or are two
+ * joined by one "implies", and which leading ones are atoms. */
 void
-v_check_constraints(struct vrun *r, const struct rules_element *el,
-		    const struct fj_node *v, const char *type)
+v_plan_build(const char *e, struct vplan *p)
+{
+	const char *term[V_PLAN_TERMS + 1], *end[V_PLAN_TERMS + 1];
+	size_t nt = 0, depth = 0;
+	char quote = 0, op, ops = 0;
+	const char *s = e;
+
+	memset(p, 0, sizeof(*p));
+	if (strcmp(e, bdl3) == 0 || strcmp(e, bdl4) == 0) {
+		p->kind = VP_ENTRY_ALL;
+		bool three = strcmp(e, bdl3) == 0;
+
+		p->entry_member = three ? "request" : "response";
+		p->entry_types = three ? bdl3_types : bdl4_types;
+		return;
+	}
+	term[nt] = s;
+	for (; *s != '\0'; s++) {
+		size_t w;
+
+		if (quote != 0) {
+			if (*s == '\\' && s[1] != '\0')
+				s++;
+			else if (*s == quote)
+				quote = 0;
+			continue;
+		}
+		if (*s == '\t' || *s == '\n' || *s == '\r')
+			return; /* operators are looked for between spaces */
+		if (depth == 0 && is_op_word(e, s))
+			return; /* an operator not written " op ": unsure */
+		if (*s == '\'' || *s == '"' || *s == '`') {
+			quote = *s;
+		} else if (*s == '(' || *s == '[' || *s == '{') {
+			depth++;
+		} else if (*s == ')' || *s == ']' || *s == '}') {
+			if (depth == 0)
+				return;
+			depth--;
+		} else if (depth == 0 && (w = top_op(s, &op)) != 0) {
+			if (op == 'a' || op == 'x' || nt + 1 >= V_PLAN_TERMS)
+				return; /* and/xor bind otherwise: not here */
+			if (ops != 0 && (op != 'o' || ops != 'o'))
+				return; /* only "or ... or", or one implies */
+			ops = op;
+			end[nt++] = s;
+			term[nt] = s + w;
+			s += w - 1;
+		}
+	}
+	if (quote != 0 || depth != 0)
+		return;
+	if (ops == 0)
+		ops = 'o'; /* one term: an or-chain of one */
+	end[nt++] = s;
+	for (size_t i = 0; i < nt; i++) {
+		const char *a = term[i], *b = end[i];
+
+		while (a < b && *a == ' ')
+			a++;
+		while (b > a && b[-1] == ' ')
+			b--;
+		if (ops == 'i' && i == 1 && p->natoms == 1)
+			(void)rhs_parse(a, (size_t)(b - a), p);
+		if (!atom_parse(a, (size_t)(b - a), &p->atom[p->natoms]))
+			break;
+		p->natoms++;
+	}
+	if (p->natoms == 0)
+		return;
+	p->nterms = (unsigned char)nt;
+	p->kind = ops == 'o' ? VP_OR : VP_IMPLIES;
+}
+
+/* name.exists() on object v as the evaluator computes it (member name,
+ * its _name part, pairing arrays): 1 true, 0 false, -1 when a choice
+ * member (nameString) might be meant and the evaluator must say. */
+static int
+atom_exists(const struct fj_node *v, const struct vatom *a)
+{
+	const struct fj_node *m, *val = NULL, *ext = NULL;
+
+	if (a->len2 > 0) {
+		/* name.name2: through one member that is an object (or
+		 * absent, or a primitive: nothing below it), with no _name
+		 * part; else the evaluator's */
+		struct vatom b = {a->name2, a->len2, false, NULL, 0};
+
+		for (m = v->u.kids.first; m != NULL; m = m->next) {
+			if (m->keylen == a->len &&
+			    memcmp(m->key, a->name, a->len) == 0)
+				val = m;
+			else if (m->keylen == (size_t)a->len + 1 &&
+				 m->key[0] == '_' &&
+				 memcmp(m->key + 1, a->name, a->len) == 0)
+				return -1;
+		}
+		if (val == NULL)
+			return has_choice_key(v, a->name, a->len) ? -1 : 0;
+		if (val->type == FJ_ARRAY)
+			return -1;
+		if (val->type != FJ_OBJECT)
+			return 0;
+		return atom_exists(val, &b);
+	}
+
+	for (m = v->u.kids.first; m != NULL; m = m->next) {
+		if (m->keylen == a->len && memcmp(m->key, a->name, a->len) == 0)
+			val = m;
+		else if (m->keylen == (size_t)a->len + 1 && m->key[0] == '_' &&
+			 memcmp(m->key + 1, a->name, a->len) == 0)
+			ext = m;
+	}
+	if (val == NULL && ext == NULL) {
+		for (m = v->u.kids.first; m != NULL; m = m->next) {
+			size_t off = m->key[0] == '_' ? 1 : 0;
+
+			if (m->keylen > a->len + off &&
+			    memcmp(m->key + off, a->name, a->len) == 0 &&
+			    m->key[off + a->len] >= 'A' &&
+			    m->key[off + a->len] <= 'Z')
+				return -1;
+		}
+		return 0;
+	}
+	if ((val != NULL && val->type == FJ_ARRAY) ||
+	    (ext != NULL && ext->type == FJ_ARRAY)) {
+		const struct fj_node *x = val != NULL && val->type == FJ_ARRAY
+					      ? val->u.kids.first
+					      : NULL;
+		const struct fj_node *y = ext != NULL && ext->type == FJ_ARRAY
+					      ? ext->u.kids.first
+					      : NULL;
+
+		for (; x != NULL || y != NULL; x = x != NULL ? x->next : NULL,
+					       y = y != NULL ? y->next : NULL)
+			if ((x != NULL && x->type != FJ_NULL) ||
+			    (y != NULL && y->type == FJ_OBJECT))
+				return 1;
+		return 0;
+	}
+	return (val != NULL && val->type != FJ_NULL) ||
+	       (ext != NULL && ext->type == FJ_OBJECT);
+}
+
+/* The right side of an implies whose left side holds: "name.contains(
+ * 'lit').not()" on a member that is one JSON string (with no _name part:
+ * its value is the string), else FHIRPATH_EMPTY (the evaluator's). */
+static enum fhirpath_bool
+rhs_eval(const struct vplan *p, const struct fj_node *v)
+{
+	const struct fj_node *m, *val = NULL;
+	size_t n;
+
+	if (p->rlen == 0)
+		return FHIRPATH_EMPTY;
+	for (m = v->u.kids.first; m != NULL; m = m->next) {
+		if (m->keylen == p->rlen &&
+		    memcmp(m->key, p->rname, p->rlen) == 0)
+			val = m;
+		else if (m->keylen == (size_t)p->rlen + 1 && m->key[0] == '_' &&
+			 memcmp(m->key + 1, p->rname, p->rlen) == 0)
+			return FHIRPATH_EMPTY;
+	}
+	if (val == NULL || val->type != FJ_STRING)
+		return FHIRPATH_EMPTY;
+	n = val->u.str.len;
+	for (size_t i = 0; i + p->rlitlen <= n; i++)
+		if (memcmp(val->u.str.s + i, p->rlit, p->rlitlen) == 0)
+			return FHIRPATH_FALSE; /* contains: not() is false */
+	return FHIRPATH_TRUE;
+}
+
+/* The result of plan p on object v: FHIRPATH_TRUE or FHIRPATH_FALSE, or
+ * FHIRPATH_EMPTY when the evaluator must decide. */
+enum fhirpath_bool
+v_plan_eval(const struct vplan *p, const struct fj_node *v,
+	    const struct fj_node *resource)
+{
+	if (p->kind == VP_ENTRY_ALL)
+		return resource == v ? entry_all_eval(p, v) : FHIRPATH_EMPTY;
+	for (size_t i = 0; i < p->natoms; i++) {
+		int x = atom_exists(v, &p->atom[i]);
+
+		if (x < 0)
+			return FHIRPATH_EMPTY;
+		if (p->atom[i].empty)
+			x = !x;
+		if (p->kind == VP_IMPLIES)
+			/* false implies anything: true; else the right side */
+			return x ? rhs_eval(p, v) : FHIRPATH_TRUE;
+		if (x)
+			return FHIRPATH_TRUE; /* true or anything */
+	}
+	/* every term false: false when all were decided here */
+	return p->natoms == p->nterms ? FHIRPATH_FALSE : FHIRPATH_EMPTY;
+}
+
+/* The compiled form of expression (cached in the context by its interned
+ * pointer); NULL when it does not compile, *nomem without memory. */
+static struct fhirpath *
+compiled(struct validate_ctx *ctx, const char *expression, bool *nomem)
+{
+	struct fhirpath *fp = hmap_get(&ctx->paths, expression, NULL);
+	enum gw_err err;
+	char why[160];
+
+	if (fp == NULL) {
+		why[0] = '\0';
+		err = fhirpath_compile(expression, &fp, why, sizeof(why));
+		if (err == GW_NOMEM) {
+			*nomem = true;
+			return NULL;
+		}
+		if (err != GW_OK)
+			fp = (struct fhirpath *)(void *)&v_fp_bad;
+		if (hmap_put(&ctx->paths, expression, fp) != GW_OK) {
+			if (fp != (struct fhirpath *)(void *)&v_fp_bad)
+				fhirpath_free(fp);
+			*nomem = true;
+			return NULL;
+		}
+	}
+	return fp == (struct fhirpath *)(void *)&v_fp_bad ? NULL : fp;
+}
+
+/* Whether element el carries an invariant called key. */
+static bool
+has_constraint(const struct rules_element *el, const char *key)
+{
+	for (size_t i = 0; i < el->nconstraints; i++)
+		if (el->constraints[i].key != NULL &&
+		    strcmp(el->constraints[i].key, key) == 0)
+			return true;
+	return false;
+}
+
+/* The evaluated invariants among el's, except those `except` carries
+ * too (NULL: none); NULL without memory. Each is compiled here, once per
+ * element and context, instead of being looked up, sorted out from the
+ * native ones and fetched from the cache at every value. */
+static struct vinv *
+vinv_build(struct vrun *r, const struct rules_element *el,
+	   const struct rules_element *except)
+{
+	struct vinv *inv;
+	bool nomem = false;
+
+	inv = calloc(1, sizeof(*inv) + el->nconstraints * sizeof(inv->e[0]));
+	if (inv == NULL)
+		return NULL;
+	for (size_t i = 0; i < el->nconstraints; i++) {
+		const struct rules_constraint *c = &el->constraints[i];
+		struct vinv_one *o = &inv->e[inv->n];
+
+		if (c->key == NULL || c->expression == NULL ||
+		    native_constraint(c->key) ||
+		    (except != NULL && has_constraint(except, c->key)))
+			continue;
+		o->c = c;
+		o->fp = compiled(r->ctx, c->expression, &nomem);
+		if (nomem) {
+			free(inv);
+			return NULL;
+		}
+		o->contained_only = is_contained_only(c);
+		if (o->fp != NULL)
+			v_plan_build(c->expression, &o->plan);
+		inv->n++;
+	}
+	return inv;
+}
+
+static void
+eval_all(struct vrun *r, const struct vinv *inv, const struct fj_node *v,
+	 const char *type)
 {
 	struct fhirpath_env env;
 	char why[160];
 
-	for (size_t i = 0; i < el->nconstraints && !r->nomem; i++) {
-		const struct rules_constraint *c = &el->constraints[i];
-		struct fhirpath *fp;
+	for (size_t i = 0; i < inv->n && !r->nomem; i++) {
+		const struct vinv_one *o = &inv->e[i];
+		const struct rules_constraint *c = o->c;
 		enum fhirpath_bool res;
 		enum gw_err err;
 
-		if (c->key == NULL || c->expression == NULL ||
-		    native_constraint(c->key) || holds_without_contained(c, v))
+		/* a finding the run would not keep (a warning in a quiet or
+		 * scratch run) need not be looked for */
+		if (!v_keeps(r, c->error ? FHIR_ERROR : FHIR_WARNING))
 			continue;
-		fp = hmap_get(&r->ctx->paths, c->expression, NULL);
-		if (fp == NULL) {
+		if (o->contained_only && v->type == FJ_OBJECT &&
+		    fj_get(v, "contained") == NULL)
+			continue;
+		if (o->fp == NULL) {
+			struct fhirpath *fp = NULL;
+
 			why[0] = '\0';
-			err = fhirpath_compile(c->expression, &fp, why,
-					       sizeof(why));
-			if (err == GW_NOMEM) {
-				r->nomem = true;
-				return;
-			}
-			if (err != GW_OK)
-				fp = (struct fhirpath *)(void *)&v_fp_bad;
-			if (hmap_put(&r->ctx->paths, c->expression, fp) !=
-			    GW_OK) {
-				if (fp != (struct fhirpath *)(void *)&v_fp_bad)
-					fhirpath_free(fp);
-				r->nomem = true;
-				return;
-			}
-		}
-		if (fp == (struct fhirpath *)(void *)&v_fp_bad) {
-			why[0] = '\0';
-			fp = NULL;
 			fhirpath_compile(c->expression, &fp, why, sizeof(why));
 			fhirpath_free(fp);
 			not_evaluated(r, c, v,
 				      why[0] != '\0' ? why
 						     : "outside the supported "
 						       "FHIRPath subset");
+			continue;
+		}
+		if (o->plan.kind != VP_NONE && v->type == FJ_OBJECT &&
+		    (res = v_plan_eval(&o->plan, v, r->resource)) !=
+			FHIRPATH_EMPTY) {
+			if (res == FHIRPATH_FALSE)
+				v_issue(r, c->error ? FHIR_ERROR : FHIR_WARNING,
+					"invariant", v, "%s: %s [%s]", c->key,
+					c->human != NULL ? c->human : "",
+					c->expression);
 			continue;
 		}
 		memset(&env, 0, sizeof(env));
@@ -278,7 +841,7 @@ v_check_constraints(struct vrun *r, const struct rules_element *el,
 		why[0] = '\0';
 		env.errbuf = why;
 		env.errlen = sizeof(why);
-		err = fhirpath_eval_bool(fp, v, type, &env, &res);
+		err = fhirpath_eval_bool(o->fp, v, type, &env, &res);
 		if (err == GW_NOMEM) {
 			r->nomem = true;
 			return;
@@ -294,4 +857,43 @@ v_check_constraints(struct vrun *r, const struct rules_element *el,
 				c->human != NULL ? c->human : "",
 				c->expression);
 	}
+}
+
+void
+v_check_constraints(struct vrun *r, const struct vnode *d,
+		    const struct fj_node *v, const char *type)
+{
+	struct vnode *w = (struct vnode *)d; /* the tree is the context's */
+
+	if (d->el->nconstraints == 0)
+		return;
+	if (w->inv == NULL && (w->inv = vinv_build(r, d->el, NULL)) == NULL) {
+		r->nomem = true;
+		return;
+	}
+	eval_all(r, w->inv, v, type);
+}
+
+void
+v_check_type_constraints(struct vrun *r, const struct vnode *d,
+			 const struct vtype *ti, const struct fj_node *v,
+			 const char *type)
+{
+	struct vnode *w = (struct vnode *)d; /* the tree is the context's */
+	struct vinv *inv;
+
+	if (ti->vs->root->el->nconstraints == 0)
+		return;
+	for (inv = w->dtinv; inv != NULL && inv->ti != ti; inv = inv->next)
+		;
+	if (inv == NULL) {
+		if ((inv = vinv_build(r, ti->vs->root->el, d->el)) == NULL) {
+			r->nomem = true;
+			return;
+		}
+		inv->ti = ti;
+		inv->next = w->dtinv;
+		w->dtinv = inv;
+	}
+	eval_all(r, inv, v, type);
 }

@@ -218,7 +218,10 @@ validate_primitive(const char *type, const char *s, size_t len, bool is_string)
 	long long v;
 	size_t used;
 
-	if (strncmp(type, "http://hl7.org/fhirpath/System.", 31) == 0) {
+	/* Each name is looked at only when its first letter fits: this
+	 * runs for every primitive value of a document. */
+	if (type[0] == 'h' &&
+	    strncmp(type, "http://hl7.org/fhirpath/System.", 31) == 0) {
 		type += 31;
 		if (strcmp(type, "String") == 0)
 			type = "string";
@@ -237,10 +240,11 @@ validate_primitive(const char *type, const char *s, size_t len, bool is_string)
 		else
 			type = "string";
 	}
-	if (strcmp(type, "boolean") == 0)
+	if (type[0] == 'b' && strcmp(type, "boolean") == 0)
 		return NULL; /* the JSON type says it all */
-	if (strcmp(type, "integer") == 0 || strcmp(type, "positiveInt") == 0 ||
-	    strcmp(type, "unsignedInt") == 0) {
+	if ((type[0] == 'i' && strcmp(type, "integer") == 0) ||
+	    (type[0] == 'p' && strcmp(type, "positiveInt") == 0) ||
+	    (type[0] == 'u' && strcmp(type, "unsignedInt") == 0)) {
 		if (is_string)
 			return "an integer must be a JSON number";
 		if (!parse_int_text(s, len, &v))
@@ -253,7 +257,7 @@ validate_primitive(const char *type, const char *s, size_t len, bool is_string)
 			return "an unsignedInt must not be negative";
 		return NULL;
 	}
-	if (strcmp(type, "decimal") == 0)
+	if (type[0] == 'd' && strcmp(type, "decimal") == 0)
 		return is_string ? "a decimal must be a JSON number" : NULL;
 	if (!is_string)
 		return "the value must be a JSON string";
@@ -514,8 +518,11 @@ check_limits_el(struct vrun *r, const struct rules_element *el,
 	const struct fj_node *lims[2] = {el->min_value, el->max_value};
 	int cmp;
 
+	/* a value of at most max_length bytes has at most as many
+	 * characters: counting them is needed only above that (every
+	 * string has the R4 limit of 1 MiB characters) */
 	if (el->max_length > 0 && v->type == FJ_STRING &&
-	    strcmp(type, "boolean") != 0) {
+	    v->u.str.len > el->max_length && strcmp(type, "boolean") != 0) {
 		size_t n = utf8_chars(v->u.str.s, v->u.str.len);
 
 		if (n > el->max_length)
@@ -554,35 +561,42 @@ check_limits_el(struct vrun *r, const struct rules_element *el,
 /* minValue/maxValue/maxLength of a primitive value: on its element, on
  * the element's "value" child (profiles put maxLength there) and on the
  * primitive type's own value element. */
+static bool
+has_limits(const struct rules_element *el)
+{
+	return el->max_length > 0 || el->min_value != NULL ||
+	       el->max_value != NULL;
+}
+
 void
 v_check_limits(struct vrun *r, const struct vnode *d, const struct vtype *ti,
 	       const char *type, const struct fj_node *v)
 {
-	const struct vnode *kd = v_kids_of(d), *vk;
-	const char *dummy;
+	struct vnode *w = (struct vnode *)d; /* the tree is the context's */
 
-	check_limits_el(r, d->el, type, v);
-	if (kd->nkids > 0 &&
-	    (vk = v_find_kid(kd->kids, kd->nkids, "value", &dummy)) != NULL)
-		check_limits_el(r, vk->el, type, v);
-	if (ti->vs != NULL && ti->vs->root != NULL &&
-	    (vk = v_find_kid(ti->vs->root->kids, ti->vs->root->nkids, "value",
-			     &dummy)) != NULL &&
-	    vk->el->max_length > 0)
-		check_limits_el(r, vk->el, type, v);
-}
+	/* which elements have limits is known per element and type: found
+	 * once, not by looking up "value" children at every value */
+	if (w->lim_ti != ti) {
+		const struct vnode *kd = v_kids_of(d), *vk;
+		const char *dummy;
 
-bool
-v_is_quantity_type(const char *t)
-{
-	static const char *const q[] = {
-	    "Quantity",	      "Age",	      "Count", "Distance", "Duration",
-	    "SimpleQuantity", "MoneyQuantity"};
-
-	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
-		if (strcmp(t, q[i]) == 0)
-			return true;
-	return false;
+		w->nlim = 0;
+		if (has_limits(d->el))
+			w->lim[w->nlim++] = d->el;
+		if (kd->nkids > 0 &&
+		    (vk = v_find_kid(kd->kids, kd->nkids, "value", &dummy)) !=
+			NULL &&
+		    has_limits(vk->el))
+			w->lim[w->nlim++] = vk->el;
+		if (ti->vs != NULL && ti->vs->root != NULL &&
+		    (vk = v_find_kid(ti->vs->root->kids, ti->vs->root->nkids,
+				     "value", &dummy)) != NULL &&
+		    vk->el->max_length > 0)
+			w->lim[w->nlim++] = vk->el;
+		w->lim_ti = ti;
+	}
+	for (unsigned i = 0; i < w->nlim; i++)
+		check_limits_el(r, w->lim[i], type, v);
 }
 
 /* Equal within rounding: a converted value (1 [lb_av] in g) must meet

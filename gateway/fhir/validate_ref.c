@@ -12,12 +12,12 @@
 /* ---- references ---- */
 
 const char *
-v_url_type(const struct validate_ctx *ctx, const char *url,
+v_url_type(struct validate_ctx *ctx, const char *url,
 	   const struct rules_structure **sd)
 {
 	const char *slash;
 
-	*sd = rules_structure(ctx->set, url);
+	*sd = v_rule_structure(ctx, url);
 	if (*sd != NULL && (*sd)->type != NULL)
 		return (*sd)->type;
 	slash = strrchr(url, '/');
@@ -144,7 +144,10 @@ ref_url_type(struct vrun *r, const char *ref, char *buf, size_t len)
 		return NULL;
 	memcpy(buf, seg[1], tl);
 	buf[tl] = '\0';
-	if ((t = v_vtype_get(r->ctx, buf)) == NULL || t->kind != VK_RESOURCE)
+	/* a name the rules do not know is no resource type; asked of the
+	 * type cache it would stay there (the document chose the name) */
+	if (rules_type(r->ctx->set, buf) == NULL ||
+	    (t = v_vtype_get(r->ctx, buf)) == NULL || t->kind != VK_RESOURCE)
 		return NULL;
 	return buf;
 }
@@ -260,16 +263,10 @@ v_check_reference(struct vrun *r, const struct rules_element *el,
 			rt = &el->types[i];
 	if (rt == NULL || rt->ntargets == 0)
 		return;
-	allowed[0] = '\0';
 	for (size_t i = 0; i < rt->ntargets && !ok; i++) {
 		const struct rules_structure *sd;
 		const char *t = v_url_type(r->ctx, rt->targets[i], &sd);
-		int n;
 
-		n = snprintf(allowed + alen, sizeof(allowed) - alen, "%s%s",
-			     alen > 0 ? ", " : "", rt->targets[i]);
-		if (n > 0 && (size_t)n < sizeof(allowed) - alen)
-			alen += (size_t)n;
 		if (strcmp(t, "Resource") == 0) {
 			ok = true;
 			break;
@@ -286,6 +283,16 @@ v_check_reference(struct vrun *r, const struct rules_element *el,
 	}
 	if (ok)
 		return;
+	/* the allowed targets, for the message (written only now: every
+	 * reference of a message went through here) */
+	allowed[0] = '\0';
+	for (size_t i = 0; i < rt->ntargets; i++) {
+		int n = snprintf(allowed + alen, sizeof(allowed) - alen, "%s%s",
+				 alen > 0 ? ", " : "", rt->targets[i]);
+
+		if (n > 0 && (size_t)n < sizeof(allowed) - alen)
+			alen += (size_t)n;
+	}
 	/* a target with errors of its own would fail any profile: say so
 	 * once, pointing there, rather than adding a cascade of errors */
 	if (any && target != NULL && r->own_ok != NULL &&

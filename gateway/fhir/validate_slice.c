@@ -246,9 +246,8 @@ disc_def(struct vrun *r, const struct vnode *s, const char *path,
 				for (size_t j = 0;
 				     j < d->el->types[i].ntargets && sd == NULL;
 				     j++)
-					sd = rules_structure(
-					    r->ctx->set,
-					    d->el->types[i].targets[j]);
+					sd = v_rule_structure(
+					    r->ctx, d->el->types[i].targets[j]);
 			d = sd != NULL && v_vstruct_get(r->ctx, sd) != NULL
 				? v_vstruct_get(r->ctx, sd)->root
 				: NULL;
@@ -292,6 +291,27 @@ disc_def(struct vrun *r, const struct vnode *s, const char *path,
 	return d;
 }
 
+/* disc_def for discriminator di of slice s, found once per context (the
+ * definition depends on the rules only). */
+static const struct vnode *
+disc_def_of(struct vrun *r, const struct vnode *s, size_t di, const char *path,
+	    bool keep_resolve)
+{
+	struct vnode *w = (struct vnode *)s; /* the tree is the context's */
+	const struct vnode *d;
+
+	if (di >= V_DISC_CACHE)
+		return disc_def(r, s, path, keep_resolve);
+	if (w->disc_done & (1u << di))
+		return w->disc_d[di];
+	d = disc_def(r, s, path, keep_resolve);
+	if (!r->nomem) {
+		w->disc_d[di] = d;
+		w->disc_done |= (unsigned char)(1u << di);
+	}
+	return d;
+}
+
 static bool
 val_in_vs(struct vrun *r, const struct rules_element *el,
 	  const struct fj_node *v)
@@ -305,12 +325,21 @@ val_in_vs(struct vrun *r, const struct rules_element *el,
 	return in;
 }
 
-bool
-v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
-		const struct vitem *it, const char *itype)
+/* The values of an item at the first V_DISC_CACHE discriminator paths
+ * of a slicing, found once per item rather than once per slice tried:
+ * they depend on the item alone. */
+struct vdvals {
+	bool have[V_DISC_CACHE];
+	size_t n[V_DISC_CACHE];
+	struct vval v[V_DISC_CACHE][V_MAX_SET];
+};
+
+static bool
+slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
+	      const struct vitem *it, const char *itype, struct vdvals *dv)
 {
 	const struct rules_slicing *sl = k->el->slicing;
-	struct vval vals[V_MAX_SET];
+	struct vval own[V_MAX_SET];
 
 	if (it->v == NULL || it->v->type == FJ_NULL || sl == NULL ||
 	    sl->ndisc == 0)
@@ -318,14 +347,27 @@ v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 	for (size_t di = 0; di < sl->ndisc; di++) {
 		const struct rules_discriminator *disc = &sl->disc[di];
 		const char *path = disc->path != NULL ? disc->path : "$this";
-		size_t nv = disc_values(r, path, it->v, itype, vals);
+		struct vval *vals = own;
+		size_t nv;
 		const struct vnode *d;
 		bool ok = false;
+
+		if (dv != NULL && di < V_DISC_CACHE) {
+			vals = dv->v[di];
+			if (!dv->have[di]) {
+				dv->n[di] =
+				    disc_values(r, path, it->v, itype, vals);
+				dv->have[di] = true;
+			}
+			nv = dv->n[di];
+		} else {
+			nv = disc_values(r, path, it->v, itype, vals);
+		}
 
 		switch (disc->type) {
 		case RULES_DISC_VALUE:
 		case RULES_DISC_PATTERN:
-			d = disc_def(r, s, path, false);
+			d = disc_def_of(r, s, di, path, false);
 			if (d == NULL)
 				return false;
 			if (d->el->fixed == NULL && d->el->pattern == NULL &&
@@ -344,7 +386,7 @@ v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 			}
 			break;
 		case RULES_DISC_EXISTS:
-			d = disc_def(r, s, path, false);
+			d = disc_def_of(r, s, di, path, false);
 			if (d == NULL)
 				return false;
 			ok = d->el->max == 0 ? nv == 0
@@ -354,7 +396,7 @@ v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 			/* after resolve(): the types of the target profiles */
 			bool via_ref = strstr(path, "resolve()") != NULL;
 
-			d = disc_def(r, s, path, via_ref);
+			d = disc_def_of(r, s, di, path, via_ref);
 			if (d == NULL)
 				return false;
 			for (size_t i = 0; i < nv && !ok; i++)
@@ -388,7 +430,7 @@ v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 		case RULES_DISC_PROFILE: {
 			bool via_ref = strstr(path, "resolve()") != NULL;
 
-			d = disc_def(r, s, path, true);
+			d = disc_def_of(r, s, di, path, true);
 			if (d == NULL)
 				return false;
 			for (size_t i = 0; i < nv && !ok; i++)
@@ -404,8 +446,8 @@ v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 
 					for (size_t j = 0; j < nu && !ok; j++) {
 						const struct rules_structure
-						    *psd = rules_structure(
-							r->ctx->set, urls[j]);
+						    *psd = v_rule_structure(
+							r->ctx, urls[j]);
 
 						if (psd != NULL &&
 						    vals[i].n->type ==
@@ -421,6 +463,13 @@ v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
 			return false;
 	}
 	return true;
+}
+
+bool
+v_slice_matches(struct vrun *r, const struct vnode *k, const struct vnode *s,
+		const struct vitem *it, const char *itype)
+{
+	return slice_matches(r, k, s, it, itype, NULL);
 }
 
 void
@@ -443,6 +492,9 @@ v_assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 	}
 	memset(counts, 0, k->nslices * sizeof(*counts));
 	for (size_t i = 0; i < n; i++) {
+		struct vdvals dv;
+
+		memset(dv.have, 0, sizeof(dv.have));
 		for (size_t j = 0; j < k->nslices; j++) {
 			const struct vnode *s = k->slices[j];
 
@@ -451,7 +503,8 @@ v_assign_slices(struct vrun *r, const struct vstruct *vs, const struct vnode *k,
 			    (sl == NULL || sl->ndisc == 0)) {
 				if (strcmp(s->el->types[0].code, type) != 0)
 					continue;
-			} else if (!v_slice_matches(r, k, s, &items[i], type)) {
+			} else if (!slice_matches(r, k, s, &items[i], type,
+						  &dv)) {
 				continue;
 			}
 			items[i].def = s;
