@@ -130,10 +130,68 @@ def test_usage_and_io_exit_2(tmp_path):
     assert p.returncode == 2 and "bad.json:1:" in p.stderr
     # nothing tells the version
     plain = tmp_path / "plain.json"
-    plain.write_text('{"resourceType":"Basic"}')
+    plain.write_text('{"resourceType":"Basic","code":{"text":"note"}}')
     p = run("transform", "--to", "r4", str(plain))
     assert p.returncode == 2 and "--from" in p.stderr
     assert run("transform", "--to", "r4", "--from", "stu3",
                str(plain)).returncode == 0
     h = run("help", "transform")
     assert h.returncode == 0 and "--report FILE" in h.stdout
+
+
+def organ_donation_stu3(tmp_path, code):
+    """The STU3 OrganDonationChoiceRegistration example with its value
+    coded code (SNOMED)."""
+    src = os.path.join(
+        DATA, "stu3",
+        "converted-Observation-ACP-OrganDonationChoiceRegistration-Pat1.json")
+    with open(src, encoding="utf-8") as f:
+        d = json.load(f)
+    d["valueCodeableConcept"] = {"coding": [{
+        "system": "http://snomed.info/sct", "code": code}]}
+    f = tmp_path / "organ.json"
+    f.write_text(json.dumps(d))
+    return f
+
+
+def test_output_the_validator_rejects_is_refused(tmp_path):
+    # A value outside R4's required binding: no rule maps it and no mark
+    # fills it. Before the check the R4 form was written (exit 0) with a
+    # report silent about it; now it is refused, naming the output element.
+    f = organ_donation_stu3(tmp_path, "385432009")
+    rep = tmp_path / "rep.json"
+    p = run("transform", "--to", "r4", "--report", str(rep), str(f))
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert p.stdout == ""
+    assert ("refused: Observation.value.ofType(CodeableConcept): the R4 "
+            "output would break this") in p.stderr
+    assert "'385432009'" in p.stderr
+    # the input breaks the same binding in STU3: the reader is told so
+    assert "the input is not valid STU3 either" in p.stderr
+    errors = [i for i in json.loads(rep.read_text())["issue"]
+              if i["severity"] == "error"]
+    assert [i["expression"] for i in errors] == [
+        ["Observation.value.ofType(CodeableConcept)"]]
+    # --no-check writes it; pzpgw validate then rejects what was written
+    p = run("transform", "--to", "r4", "--no-check", str(f))
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "out.json"
+    out.write_text(p.stdout)
+    v = run("validate", "--fhir", "r4", str(out))
+    assert v.returncode == 1 and "385432009" in v.stdout
+
+
+def test_exit_0_output_passes_the_validator(tmp_path):
+    # Every converted example of the source tree: exit 0, and pzpgw
+    # validate of the target accepts the output.
+    for rel, to in (("r4/pzp-1.0.0-rc1", "stu3"), ("stu3", "r4")):
+        d = os.path.join(DATA, rel)
+        for name in sorted(os.listdir(d))[:8]:
+            p = run("transform", "--to", to, "--from",
+                    "r4" if to == "stu3" else "stu3",
+                    os.path.join(d, name))
+            assert p.returncode == 0, name + ": " + p.stderr
+            out = tmp_path / ("out-" + name)
+            out.write_text(p.stdout)
+            v = run("validate", "--fhir", to, str(out))
+            assert v.returncode == 0, name + ": " + v.stdout
