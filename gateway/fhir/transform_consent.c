@@ -1099,6 +1099,73 @@ except_to_provision(struct xf_ctx *c, struct fj_node *ex)
 	return GW_OK;
 }
 
+/* zib2020 BehandelingCodelijst (2.16.840.1.113883.2.4.3.11.60.40.2.2.2.1,
+ * 2020-09-01), the required binding of R4 provision.code, beside
+ * NullFlavor OTH; zib2017's list is extensible. */
+static const char *const treatments_r4[] = {
+    "116762002", "281789004", "305351004", "32485007", "40617009", "89666000",
+};
+
+/*
+ * STU3 -> R4: a Treatment coded outside the zib2020 list (STU3's binding
+ * is extensible, R4's required) becomes NullFlavor OTH with the code in
+ * the text, "<text or display> (SNOMED CT - <code>)", the form IKNL's
+ * own examples use for another treatment; reported. cc is the R4
+ * provision.code.
+ */
+static enum gw_err
+treatment_code_r4(struct xf_ctx *c, struct fj_node *cc)
+{
+	struct fj_node *arr = fj_get(cc, "coding"), *first, *nf, *oth;
+	const char *sys, *code, *label;
+	char text[512];
+
+	if (arr == NULL || arr->type != FJ_ARRAY || arr->u.kids.count == 0)
+		return GW_OK;
+	for (struct fj_node *cd = arr->u.kids.first; cd != NULL;
+	     cd = cd->next) {
+		sys = fj_get_str(cd, "system");
+		code = fj_get_str(cd, "code");
+		if (code == NULL)
+			continue;
+		if (is_nullflavor_system(sys) && strcmp(code, "OTH") == 0)
+			return GW_OK;
+		if (sys != NULL && strcmp(sys, SNOMED) == 0)
+			for (size_t i = 0; i < sizeof(treatments_r4) /
+						   sizeof(treatments_r4[0]);
+			     i++)
+				if (strcmp(code, treatments_r4[i]) == 0)
+					return GW_OK;
+	}
+	first = arr->u.kids.first;
+	sys = fj_get_str(first, "system");
+	code = fj_get_str(first, "code");
+	label = fj_get_str(cc, "text");
+	if (label == NULL)
+		label = fj_get_str(first, "display");
+	if (code == NULL)
+		snprintf(text, sizeof(text), "%s", label != NULL ? label : "");
+	else
+		snprintf(text, sizeof(text), "%s%s(%s - %s)",
+			 label != NULL ? label : "", label != NULL ? " " : "",
+			 sys != NULL && strcmp(sys, SNOMED) == 0
+			     ? "SNOMED CT"
+			     : (sys != NULL ? sys : "no system"),
+			 code);
+	if ((nf = fj_new_array(c->doc)) == NULL ||
+	    (oth = xf_coding(c, NF_R4, "OTH", "other")) == NULL)
+		return GW_NOMEM;
+	fj_append(nf, oth);
+	if (fj_set(c->doc, cc, "coding", nf) != GW_OK ||
+	    fj_set(c->doc, cc, "text", str(c, text)) != GW_OK)
+		return GW_NOMEM;
+	return xf_loss(c, "extension",
+		       "the Treatment %s is not in the zib2020 list R4 "
+		       "requires: provision.code is NullFlavor OTH with "
+		       "the code in its text (\"%s\")",
+		       code != NULL ? code : "(no code)", text);
+}
+
 static enum gw_err
 consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 {
@@ -1161,7 +1228,8 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 
 		if (cc != NULL && k == CK_TREATMENT) {
 			fj_remove(x, "valueCodeableConcept");
-			if ((e = push(c, prov, "code", cc)) != GW_OK)
+			if ((e = treatment_code_r4(c, cc)) != GW_OK ||
+			    (e = push(c, prov, "code", cc)) != GW_OK)
 				return e;
 		} else if ((e = xf_loss(c, "extension",
 					"the Treatment extension has no place "

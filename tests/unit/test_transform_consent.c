@@ -514,6 +514,43 @@ static const struct consent_case cases[] = {
      {NULL},
      "Consent.extension",
      "requires provision.code"},
+    {"a Treatment outside the zib2020 list is NullFlavor OTH, the code "
+     "in the text",
+     RULES_STU3,
+     RULES_R4,
+     "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{"
+     "\"system\":\"" SCT "\",\"code\":\"11291000146105\"}]}],"
+     "\"extension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-Treatment\",\"valueCodeableConcept\":"
+     "{\"coding\":[{\"system\":\"" SCT "\",\"code\":\"229912004\","
+     "\"display\":\"Enteral feeding\"}]}}],"
+     "\"modifierExtension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-TreatmentPermitted\",\"valueCodeableConcept\""
+     ":{\"coding\":[{\"system\":\"" OID "\",\"code\":\"NEE\"}]}}]}",
+     GW_OK,
+     {"\"code\":[{\"coding\":[{\"code\":\"OTH\",\"display\":\"other\","
+      "\"system\":\"http://terminology.hl7.org/CodeSystem/v3-NullFlavor\"}],"
+      "\"text\":\"Enteral feeding (SNOMED CT - 229912004)\"}]"},
+     {"\"code\":\"229912004\""},
+     "Consent.extension",
+     "not in the zib2020 list R4 requires"},
+    {"a Treatment of the zib2020 list is kept as it is",
+     RULES_STU3,
+     RULES_R4,
+     "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{"
+     "\"system\":\"" SCT "\",\"code\":\"11291000146105\"}]}],"
+     "\"extension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-Treatment\",\"valueCodeableConcept\":"
+     "{\"coding\":[{\"system\":\"" SCT "\",\"code\":\"281789004\"}]}}],"
+     "\"modifierExtension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-TreatmentPermitted\",\"valueCodeableConcept\""
+     ":{\"coding\":[{\"system\":\"" OID "\",\"code\":\"NEE\"}]}}]}",
+     GW_OK,
+     {"\"code\":[{\"coding\":[{\"code\":\"281789004\",\"system\":\"" SCT
+      "\"}]}]"},
+     {"OTH"},
+     NULL,
+     NULL},
     {"AdvanceDirective: a second representative is left out, reported",
      RULES_STU3,
      RULES_R4,
