@@ -424,6 +424,82 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 	return GW_OK;
 }
 
+/* The HL7 v2 tables and v3 code systems: STU3 names them under
+ * hl7.org/fhir, R4 under terminology.hl7.org (FHIR's R3/R4 notes). */
+#define V2_STU3 "http://hl7.org/fhir/v2/"
+#define V3_STU3 "http://hl7.org/fhir/v3/"
+#define V2_R4	"http://terminology.hl7.org/CodeSystem/v2-"
+#define V3_R4	"http://terminology.hl7.org/CodeSystem/v3-"
+
+/* Replace the string node n, a code system URL, by its c->to name when
+ * it is a v2 table or v3 code system of the other version. */
+static enum gw_err
+map_system(struct xf_ctx *c, struct fj_node *n)
+{
+	static const struct {
+		const char *stu3, *r4;
+	} bases[] = {{V2_STU3, V2_R4}, {V3_STU3, V3_R4}};
+	char u[512];
+	struct fj_node *t;
+
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		const char *from =
+		    c->to == RULES_R4 ? bases[i].stu3 : bases[i].r4;
+		const char *to =
+		    c->to == RULES_R4 ? bases[i].r4 : bases[i].stu3;
+		size_t fl = strlen(from);
+		int w;
+
+		if (n->u.str.len <= fl || memcmp(n->u.str.s, from, fl) != 0 ||
+		    memchr(n->u.str.s, '\0', n->u.str.len) != NULL)
+			continue;
+		/* IKNL's STU3 PZP value sets (ACP-EuthanasiaStatement,
+		   ACP-YesNoUnknownVS) name NullFlavor as R4 does; the zib2017
+		   rules write the old name themselves where theirs want it */
+		if (c->to == RULES_STU3 &&
+		    strcmp(n->u.str.s, V3_R4 "NullFlavor") == 0)
+			return GW_OK;
+		w = snprintf(u, sizeof(u), "%s%s", to, n->u.str.s + fl);
+		if (w < 0 || (size_t)w >= sizeof(u))
+			return GW_OK; /* no code system has such a name */
+		if ((t = fj_new_string(c->doc, u)) == NULL)
+			return GW_NOMEM;
+		n->u.str = t->u.str;
+		return GW_OK;
+	}
+	return GW_OK;
+}
+
+/* After the per-type rule (whose tables name the source version's
+ * systems): every "system" string below n naming a v2 table or v3 code
+ * system gets the target version's URL. Not reported: the same code
+ * system under its other name, as the canonical URLs of profiles. */
+static enum gw_err
+walk_systems(struct xf_ctx *c, struct fj_node *n, int depth)
+{
+	enum gw_err e;
+
+	if (depth > FJ_MAX_DEPTH + 2 ||
+	    (n->type != FJ_OBJECT && n->type != FJ_ARRAY))
+		return GW_OK;
+	for (struct fj_node *m = n->u.kids.first; m != NULL; m = m->next) {
+		if (n->type == FJ_OBJECT &&
+		    ((m->keylen == 9 && memcmp(m->key, "contained", 9) == 0) ||
+		     (m->type == FJ_OBJECT &&
+		      fj_get(m, "resourceType") != NULL)))
+			continue;
+		if (n->type == FJ_OBJECT && m->type == FJ_STRING &&
+		    m->keylen == 6 && memcmp(m->key, "system", 6) == 0) {
+			if ((e = map_system(c, m)) != GW_OK)
+				return e;
+			continue;
+		}
+		if ((e = walk_systems(c, m, depth + 1)) != GW_OK)
+			return e;
+	}
+	return GW_OK;
+}
+
 /* True when obj looks like a Reference: a string "type" beside a
  * reference, identifier or display (no other FHIR type has those). */
 static bool
@@ -681,7 +757,8 @@ convert_resource(struct xf_ctx *c, struct fj_node *res, int depth)
 		return e;
 	if (c->to == RULES_R4 && (e = walk_role_refs(c, res, "", 0)) != GW_OK)
 		return e;
-	if ((e = walk_drop_ext(c, res, "", 0)) != GW_OK ||
+	if ((e = walk_systems(c, res, 0)) != GW_OK ||
+	    (e = walk_drop_ext(c, res, "", 0)) != GW_OK ||
 	    (e = drop_profiles(c, res)) != GW_OK)
 		return e;
 	if ((e = convert_contained(c, res, depth)) != GW_OK)
