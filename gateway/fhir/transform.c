@@ -617,10 +617,11 @@ shared_rules(struct xf_ctx *c, struct fj_node *res, const char *type)
 	return GW_OK;
 }
 
-/* After the per-type rule: a meta.profile still naming a PZP profile of
- * the source version has no counterpart; the target's validator would
- * only warn and check nothing, so it is left out (reported) and the
- * validator detects the profile instead. */
+/* After the canonical URLs are mapped, before the per-type rule: a
+ * meta.profile still naming a PZP profile of the source version has no
+ * counterpart; the target's validator would only warn and check nothing,
+ * so it is left out (reported) and the validator detects the profile
+ * instead. */
 static enum gw_err
 drop_profiles(struct xf_ctx *c, struct fj_node *res)
 {
@@ -751,15 +752,18 @@ convert_resource(struct xf_ctx *c, struct fj_node *res, int depth)
 				 "%s cannot be converted to %s: no mapping of "
 				 "this resource type",
 				 type, c->to == RULES_R4 ? "R4" : "STU3");
-	if ((e = shared_rules(c, res, type)) != GW_OK)
+	/* a PZP profile of the source that nothing maps goes before the
+	   rule: the rule then tells the profile from the content, as the
+	   target's validator will (a claimed but unknown profile hid it) */
+	if ((e = shared_rules(c, res, type)) != GW_OK ||
+	    (e = drop_profiles(c, res)) != GW_OK)
 		return e;
 	if (rule != NULL && (e = rule(c, res)) != GW_OK)
 		return e;
 	if (c->to == RULES_R4 && (e = walk_role_refs(c, res, "", 0)) != GW_OK)
 		return e;
 	if ((e = walk_systems(c, res, 0)) != GW_OK ||
-	    (e = walk_drop_ext(c, res, "", 0)) != GW_OK ||
-	    (e = drop_profiles(c, res)) != GW_OK)
+	    (e = walk_drop_ext(c, res, "", 0)) != GW_OK)
 		return e;
 	if ((e = convert_contained(c, res, depth)) != GW_OK)
 		return e;

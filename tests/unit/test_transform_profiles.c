@@ -612,6 +612,19 @@ static const struct pcase cases[] = {
       "Bundle.entry[1].resource.performer[2]",
       "Bundle.entry[1].resource.category"},
      "Practitioner or Organization"},
+    {"ACP Procedure claiming an unknown PZP profile: left out first, "
+     "the rule then tells the profile from the code (fuzz_transform)",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Procedure','meta':{'profile':['" R4A
+     "ACP-Procedur']},'code':" CC(SCT, "713603004") "}",
+     "{'resourceType':'Procedure','code':" CC(
+	 SCT, "713603004") ",'category':{'coding':[{'system':'" SCT
+			   "','code':'11429006','display':'Consultation "
+			   "(procedure)'}]}}",
+     GW_OK,
+     {"Procedure.meta.profile[0]", "Procedure.category"},
+     "no STU3 counterpart of profile"},
     {"ACP Procedure Device performer left out",
      RULES_R4,
      RULES_STU3,
