@@ -1073,17 +1073,29 @@ additional_to_r4(struct xf_ctx *c, struct fj_node *res)
 	return GW_OK;
 }
 
-/* An STU3 except -> an R4 provision: code becomes CodeableConcepts. */
+/* An STU3 except -> an R4 provision: code becomes CodeableConcepts,
+ * reported (the treatment an exception names moves one level down, into
+ * the nested provision). i is the except's index, j the nested
+ * provision's. */
 static enum gw_err
-except_to_provision(struct xf_ctx *c, struct fj_node *ex)
+except_to_provision(struct xf_ctx *c, struct fj_node *ex, size_t i, size_t j)
 {
 	struct fj_node *codes = fj_get(ex, "code");
+	char rel[48];
+	enum gw_err e;
 
 	if (codes != NULL && codes->type == FJ_ARRAY) {
 		struct fj_node *ccs = fj_new_array(c->doc);
 
 		if (ccs == NULL)
 			return GW_NOMEM;
+		snprintf(rel, sizeof(rel), "except[%zu].code", i);
+		if ((e = xf_note(c, rel,
+				 "the except's %zu code(s) are the "
+				 "CodeableConcepts of the nested R4 "
+				 "provision.provision[%zu].code",
+				 codes->u.kids.count, j)) != GW_OK)
+			return e;
 		for (struct fj_node *cd = codes->u.kids.first, *nx; cd != NULL;
 		     cd = nx) {
 			struct fj_node *cc;
@@ -1170,7 +1182,7 @@ static enum gw_err
 consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 {
 	struct fj_node *prov, *x, *scope;
-	size_t i, parties = 0;
+	size_t i, parties = 0, n_except;
 	enum gw_err e;
 
 	if ((e = map_identifier(c, res)) != GW_OK ||
@@ -1219,8 +1231,17 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 		return e;
 	if ((prov = new_provision(c, res)) == NULL)
 		return GW_NOMEM;
+	n_except = fj_get(res, "except") != NULL
+		       ? fj_get(res, "except")->u.kids.count
+		       : 0;
 	if (k == CK_TREATMENT && (e = permitted_to_r4(c, res, prov)) != GW_OK)
 		return e;
+	/* the report names each except by its index in the input: the
+	   first one is gone when it only said the decision again */
+	if (fj_get(res, "except") == NULL)
+		n_except = 0;
+	else
+		n_except -= fj_get(res, "except")->u.kids.count;
 	/* the Treatment: provision.code (for an AdvanceDirective the code
 	   is the second category, the extension a copy of it) */
 	if ((x = xf_ext_take(res, URL_TREATMENT, false)) != NULL) {
@@ -1339,11 +1360,17 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 	    (e = move(c, res, "data", prov, "data")) != GW_OK)
 		return e;
 	if ((x = fj_get(res, "except")) != NULL && x->type == FJ_ARRAY) {
+		const struct fj_node *nested = fj_get(prov, "provision");
+		size_t j = nested != NULL && nested->type == FJ_ARRAY
+			       ? nested->u.kids.count
+			       : 0;
+
 		fj_remove(res, "except");
+		i = n_except;
 		for (struct fj_node *ex = x->u.kids.first, *nx; ex != NULL;
-		     ex = nx) {
+		     ex = nx, i++, j++) {
 			nx = ex->next;
-			if ((e = except_to_provision(c, ex)) != GW_OK ||
+			if ((e = except_to_provision(c, ex, i, j)) != GW_OK ||
 			    (e = push(c, prov, "provision", ex)) != GW_OK)
 				return e;
 		}

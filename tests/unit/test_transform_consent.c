@@ -514,6 +514,19 @@ static const struct consent_case cases[] = {
      {NULL},
      "Consent.extension",
      "requires provision.code"},
+    {"except.code is the nested provision's code, reported with the "
+     "except's input index",
+     RULES_STU3,
+     RULES_R4,
+     STU3_TD("{\"system\":\"" OID "\",\"code\":\"NEE\"}",
+	     ",\"except\":[{\"type\":\"deny\"},{\"type\":\"deny\",\"code\":"
+	     "[{\"system\":\"" SCT "\",\"code\":\"40617009\"}]}]"),
+     GW_OK,
+     {"\"provision\":[{\"code\":[{\"coding\":[{\"code\":\"40617009\","
+      "\"system\":\"" SCT "\"}]}],\"type\":\"deny\"}]"},
+     {"\"except\""},
+     "Consent.except[1].code",
+     "nested R4 provision.provision[0].code"},
     {"a Treatment outside the zib2020 list is NullFlavor OTH, the code "
      "in the text",
      RULES_STU3,
