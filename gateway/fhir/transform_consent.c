@@ -1274,13 +1274,20 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				return e;
 		}
 	}
-	/* R4 requires the treatment, bound to a required value set: no
-	   conformant default exists */
+	/* zib2017 allows a TreatmentDirective without Treatment (0..*); R4
+	   requires provision.code, bound (required) to zib2020's list,
+	   whose one NullFlavor is OTH: "another treatment" would say what
+	   the input does not, and data-absent-reason alone breaks the
+	   binding. No conformant form exists. */
 	if (k == CK_TREATMENT && fj_get(prov, "code") == NULL)
 		return xf_refuse(c, "extension",
 				 "no Treatment extension: the R4 "
 				 "TreatmentDirective requires provision.code "
-				 "(the treatment) and has no default for it");
+				 "(the treatment), bound to zib2020's "
+				 "BehandelingCodelijst, and has no default "
+				 "for it (its only NullFlavor, OTH, would "
+				 "name another treatment): add the Treatment "
+				 "the directive is about");
 	/* consentingParty: the actor that agrees (a plain Consent's
 	   performer) */
 	if ((x = fj_get(res, "consentingParty")) != NULL &&
