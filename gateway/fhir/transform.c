@@ -351,79 +351,6 @@ walk_role_refs(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 	return GW_OK;
 }
 
-/* After the per-type rule: an extension still named by a PZP canonical
- * or another namespace only the source version uses has no counterpart
- * (no table maps it, no rule took it); the target's validator would
- * refuse it, so it is left out and reported. */
-static enum gw_err
-walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
-{
-	char sub[XF_PATH_MAX];
-	enum gw_err e;
-	size_t i = 0;
-
-	if (depth > FJ_MAX_DEPTH + 2 ||
-	    (n->type != FJ_OBJECT && n->type != FJ_ARRAY))
-		return GW_OK;
-	for (struct fj_node *m = n->u.kids.first, *next; m != NULL;
-	     m = next, i++) {
-		next = m->next;
-		if (n->type == FJ_ARRAY) {
-			path_idx(c, sub, sizeof(sub), rel, i);
-		} else {
-			if ((m->keylen == 9 &&
-			     memcmp(m->key, "contained", 9) == 0) ||
-			    (m->type == FJ_OBJECT &&
-			     fj_get(m, "resourceType") != NULL))
-				continue;
-			path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
-		}
-		if (n->type == FJ_OBJECT && m->type == FJ_ARRAY &&
-		    ((m->keylen == 9 && memcmp(m->key, "extension", 9) == 0) ||
-		     (m->keylen == 17 &&
-		      memcmp(m->key, "modifierExtension", 17) == 0))) {
-			size_t j = 0;
-
-			for (struct fj_node *x = m->u.kids.first, *nx;
-			     x != NULL; x = nx, j++) {
-				const char *u = fj_get_str(x, "url");
-				char xp[XF_PATH_MAX];
-
-				nx = x->next;
-				path_idx(c, xp, sizeof(xp), sub, j);
-				if (u == NULL ||
-				    !is_version_only_ext(u, c->from) ||
-				    xf_url(c, u) != u) {
-					if ((e = walk_drop_ext(
-						 c, x, xp, depth + 1)) != GW_OK)
-						return e;
-					continue;
-				}
-				if ((e = xf_loss(c, xp,
-						 "the extension %s has no %s "
-						 "counterpart: it is left out",
-						 u,
-						 c->to == RULES_R4 ? "R4"
-								   : "STU3")) !=
-				    GW_OK)
-					return e;
-				xf_arr_remove(m, x);
-			}
-			if (m->u.kids.count == 0) {
-				char key[20];
-
-				memcpy(key, m->key, m->keylen);
-				key[m->keylen] = '\0';
-				fj_remove(n, key);
-			}
-			continue;
-		}
-		if ((e = walk_drop_ext(c, m, sub, depth + 1)) != GW_OK)
-			return e;
-	}
-	return GW_OK;
-}
-
 /* The HL7 v2 tables and v3 code systems: STU3 names them under
  * hl7.org/fhir, R4 under terminology.hl7.org (FHIR's R3/R4 notes). */
 #define V2_STU3 "http://hl7.org/fhir/v2/"
@@ -470,31 +397,84 @@ map_system(struct xf_ctx *c, struct fj_node *n)
 	return GW_OK;
 }
 
-/* After the per-type rule (whose tables name the source version's
- * systems): every "system" string below n naming a v2 table or v3 code
- * system gets the target version's URL. Not reported: the same code
- * system under its other name, as the canonical URLs of profiles. */
+/* After the per-type rule: an extension still named by a PZP canonical
+ * or another namespace only the source version uses has no counterpart
+ * (no table maps it, no rule took it); the target's validator would
+ * refuse it, so it is left out and reported. The same walk gives every
+ * "system" naming a v2 table or v3 code system the target's name
+ * (map_system; after the rules, whose tables name the source's systems;
+ * not reported: the same code system under its other name, as the
+ * canonical URLs of profiles). */
 static enum gw_err
-walk_systems(struct xf_ctx *c, struct fj_node *n, int depth)
+walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 {
+	char sub[XF_PATH_MAX];
 	enum gw_err e;
+	size_t i = 0;
 
 	if (depth > FJ_MAX_DEPTH + 2 ||
 	    (n->type != FJ_OBJECT && n->type != FJ_ARRAY))
 		return GW_OK;
-	for (struct fj_node *m = n->u.kids.first; m != NULL; m = m->next) {
-		if (n->type == FJ_OBJECT &&
-		    ((m->keylen == 9 && memcmp(m->key, "contained", 9) == 0) ||
-		     (m->type == FJ_OBJECT &&
-		      fj_get(m, "resourceType") != NULL)))
-			continue;
-		if (n->type == FJ_OBJECT && m->type == FJ_STRING &&
-		    m->keylen == 6 && memcmp(m->key, "system", 6) == 0) {
-			if ((e = map_system(c, m)) != GW_OK)
-				return e;
+	for (struct fj_node *m = n->u.kids.first, *next; m != NULL;
+	     m = next, i++) {
+		next = m->next;
+		if (n->type == FJ_ARRAY) {
+			path_idx(c, sub, sizeof(sub), rel, i);
+		} else {
+			if ((m->keylen == 9 &&
+			     memcmp(m->key, "contained", 9) == 0) ||
+			    (m->type == FJ_OBJECT &&
+			     fj_get(m, "resourceType") != NULL))
+				continue;
+			if (m->type == FJ_STRING && m->keylen == 6 &&
+			    memcmp(m->key, "system", 6) == 0) {
+				if ((e = map_system(c, m)) != GW_OK)
+					return e;
+				continue;
+			}
+			path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
+		}
+		if (n->type == FJ_OBJECT && m->type == FJ_ARRAY &&
+		    ((m->keylen == 9 && memcmp(m->key, "extension", 9) == 0) ||
+		     (m->keylen == 17 &&
+		      memcmp(m->key, "modifierExtension", 17) == 0))) {
+			size_t j = 0;
+
+			for (struct fj_node *x = m->u.kids.first, *nx;
+			     x != NULL; x = nx, j++) {
+				const char *u = fj_get_str(x, "url");
+				char xp[XF_PATH_MAX];
+
+				nx = x->next;
+				path_idx(c, xp, sizeof(xp), sub, j);
+				if (u == NULL ||
+				    !is_version_only_ext(u, c->from) ||
+				    xf_url(c, u) != u) {
+					if ((e = walk_drop_ext(
+						 c, x, xp, depth + 1)) != GW_OK)
+						return e;
+					continue;
+				}
+				if ((e = xf_loss(c, xp,
+						 "the extension %s has no %s "
+						 "counterpart: it is left out",
+						 u,
+						 c->to == RULES_R4 ? "R4"
+								   : "STU3")) !=
+				    GW_OK)
+					return e;
+				xf_arr_remove(m, x);
+			}
+			if (m->u.kids.count == 0) {
+				char key[20];
+
+				memcpy(key, m->key, m->keylen);
+				key[m->keylen] = '\0';
+				fj_remove(n, key);
+			}
 			continue;
 		}
-		if ((e = walk_systems(c, m, depth + 1)) != GW_OK)
+		if ((e = walk_drop_ext(c, m, sub, depth + 1)) != GW_OK)
 			return e;
 	}
 	return GW_OK;
@@ -762,8 +742,7 @@ convert_resource(struct xf_ctx *c, struct fj_node *res, int depth)
 		return e;
 	if (c->to == RULES_R4 && (e = walk_role_refs(c, res, "", 0)) != GW_OK)
 		return e;
-	if ((e = walk_systems(c, res, 0)) != GW_OK ||
-	    (e = walk_drop_ext(c, res, "", 0)) != GW_OK)
+	if ((e = walk_drop_ext(c, res, "", 0)) != GW_OK)
 		return e;
 	if ((e = convert_contained(c, res, depth)) != GW_OK)
 		return e;
