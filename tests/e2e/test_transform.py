@@ -195,3 +195,32 @@ def test_exit_0_output_passes_the_validator(tmp_path):
             out.write_text(p.stdout)
             v = run("validate", "--fhir", to, str(out))
             assert v.returncode == 0, name + ": " + v.stdout
+
+
+def test_missing_required_element_marked_and_reported(tmp_path):
+    # A ContactPerson without patient: STU3 requires RelatedPerson.patient
+    # and no rule has anything to put there. Before the check the STU3
+    # output lacked it silently (pzpgw validate rejected it); now it is
+    # marked data-absent-reason and reported at the OUTPUT element.
+    src = os.path.join(DATA, "r4", "pzp-1.0.0-rc1",
+                       "RelatedPerson-F1-ACP-ContactPerson-MichielHartman.json")
+    with open(src, encoding="utf-8") as f:
+        d = json.load(f)
+    del d["patient"]
+    f = tmp_path / "rp.json"
+    f.write_text(json.dumps(d))
+    rep = tmp_path / "rep.json"
+    p = run("transform", "--to", "stu3", "--report", str(rep), str(f))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["patient"] == {"extension": [{
+        "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+        "valueCode": "unknown"}]}
+    marks = [i for i in json.loads(rep.read_text())["issue"]
+             if i["expression"] == ["RelatedPerson.patient"]]
+    assert len(marks) == 1 and marks[0]["severity"] == "warning"
+    assert "marked data-absent-reason 'unknown'" in marks[0]["diagnostics"]
+    o = tmp_path / "out.json"
+    o.write_text(p.stdout)
+    v = run("validate", "--fhir", "stu3", str(o))
+    assert v.returncode == 0, v.stdout
