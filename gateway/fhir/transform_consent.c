@@ -804,6 +804,33 @@ is_org_ref(const char *r)
 	return r != NULL && strncmp(r, "Organization/", 13) == 0;
 }
 
+/*
+ * STU3 -> R4, a consentingParty or actor reference r of a PZP Consent:
+ * the R4 profiles' provision.actor takes a Patient, PractitionerRole or
+ * ContactPerson, never a bare Practitioner (zib2017 allowed one); R4
+ * Consent.performer (who agrees) takes it, so it goes there and the
+ * actor's role is reported lost. *moved says whether it went.
+ */
+static enum gw_err
+practitioner_to_performer(struct xf_ctx *c, struct fj_node *res,
+			  struct fj_node *r, const char *rel, bool *moved)
+{
+	char type[64];
+
+	*moved = false;
+	xf_ref_type(c, r, type, sizeof(type));
+	if (strcmp(type, "Practitioner") != 0)
+		return GW_OK;
+	*moved = true;
+	if (push(c, res, "performer", r) != GW_OK)
+		return GW_NOMEM;
+	return xf_loss(c, rel,
+		       "R4's provision.actor cannot be a Practitioner (only "
+		       "its PractitionerRole, which the input does not "
+		       "name): the reference is Consent.performer, who "
+		       "agrees, and its actor role is left out");
+}
+
 /* The restriction text of an except, taken out of it, or NULL. */
 static const char *
 take_restriction(struct fj_node *ex)
@@ -1183,6 +1210,7 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 {
 	struct fj_node *prov, *x, *scope;
 	size_t i, parties = 0, n_except;
+	bool moved;
 	enum gw_err e;
 
 	if ((e = map_identifier(c, res)) != GW_OK ||
@@ -1311,6 +1339,11 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 					return e;
 				continue;
 			}
+			if ((e = practitioner_to_performer(c, res, r, rel,
+							   &moved)) != GW_OK)
+				return e;
+			if (moved)
+				continue;
 			if (k == CK_ADVANCE && parties++ > 0) {
 				if ((e = xf_loss(
 					 c, rel,
@@ -1342,6 +1375,14 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 			if ((e = xf_role_ref(c, fj_get(a, "reference"), rel)) !=
 			    GW_OK)
 				return e;
+			if (k != CK_OTHER && fj_get(a, "reference") != NULL) {
+				if ((e = practitioner_to_performer(
+					 c, res, fj_get(a, "reference"), rel,
+					 &moved)) != GW_OK)
+					return e;
+				if (moved)
+					continue;
+			}
 			if (k == CK_ADVANCE &&
 			    cc_find(fj_get(a, "role"), ROLECODE, "RESPRSN") !=
 				NULL &&
