@@ -137,8 +137,9 @@ say_input_verdict(const char *name, const char *text, size_t len,
 			from == RULES_R4 ? "R4" : "STU3", n, v, name);
 	else
 		fprintf(stderr,
-			"pzpgw transform: the input is valid %s: no rule of "
-			"the conversion fills what the output lacks\n",
+			"pzpgw transform: the input is valid %s: the "
+			"conversion has no rule that makes the output meet "
+			"this\n",
 			from == RULES_R4 ? "R4" : "STU3");
 done:
 	json_decref(oo);
