@@ -82,21 +82,21 @@ element_at(const struct rules_set *set, const char *rtype, char segs[][64],
 			}
 		}
 		if (el == NULL || i + 1 == n)
-			break;
+			return el;
+		if (el->ntypes != 1 || el->types[0].code == NULL)
+			return NULL;
 		/* A backbone element's children are in the same snapshot;
 		   a data type's in the type's own definition. */
-		if (el->ntypes == 1 &&
-		    (strcmp(el->types[0].code, "BackboneElement") == 0 ||
+		if ((strcmp(el->types[0].code, "BackboneElement") == 0 ||
 		     strcmp(el->types[0].code, "Element") == 0)) {
 			snprintf(base, sizeof(base), "%s", want);
 			continue;
 		}
-		if (el->ntypes != 1)
-			return NULL;
 		st = rules_type(set, el->types[0].code);
 		snprintf(base, sizeof(base), "%s", el->types[0].code);
 	}
-	return el;
+	/* a type on the way has no definition here */
+	return NULL;
 }
 
 /*
@@ -232,7 +232,8 @@ fill_one(const struct rules_set *set, struct fj_doc *doc, const json_t *is,
 	if (colon == NULL || memchr(diag, ':', (size_t)(colon - diag)) != NULL)
 		return false;
 	if (!locate(set, doc->root, expr, &parent, key, sizeof(key), &el) ||
-	    el->ntypes != 1 || fj_get(parent, key) != NULL)
+	    el->ntypes != 1 || el->types[0].code == NULL ||
+	    fj_get(parent, key) != NULL)
 		return false;
 	snprintf(under, sizeof(under), "_%s", key);
 	prim = el->types[0].code[0] >= 'a' && el->types[0].code[0] <= 'z';

@@ -186,6 +186,16 @@ static const struct ckcase cases[] = {
      "warning",
      "Bundle.entry[0].resource.ofType(RelatedPerson).patient",
      "marked data-absent-reason"},
+    {"nested in backbone elements: provision.actor[0].role marked",
+     RULES_R4,
+     "{'resourceType':'Consent','status':'active','scope':{'text':'s'},"
+     "'category':[{'text':'c'}],'policyRule':{'text':'p'},"
+     "'provision':{'actor':[{'reference':{'reference':'Patient/1'}}]}}",
+     GW_OK,
+     {NULL},
+     "warning",
+     "Consent.provision.actor[0].role",
+     "marked data-absent-reason"},
     {"valid STU3 ContactPerson: nothing to do",
      RULES_STU3,
      "{'resourceType':'RelatedPerson','meta':{'profile':['" S3
