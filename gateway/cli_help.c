@@ -138,7 +138,8 @@ static const struct cli_text cli_texts[] = {
      "1 invalid, 2 usage or I/O error.\n"},
     {"transform", "convert PZP resources between FHIR STU3 and R4",
      "pzpgw transform --to r4|stu3 [--from r4|stu3] [--report FILE]\n"
-     "                [--format json|xml] [--schemas DIR] FILE\n"
+     "                [--format json|xml] [--schemas DIR] [--no-check]\n"
+     "                FILE\n"
      "  --to V         the FHIR version to write\n"
      "  --from V       the version of FILE (default: told from its\n"
      "                 profiles and elements)\n"
@@ -146,9 +147,16 @@ static const struct cli_text cli_texts[] = {
      "                 with loss or filled with a default (FHIRPaths of\n"
      "                 the input)\n"
      "  --format F     json (default) or xml output\n"
+     "  --schemas DIR  compiled rules (default as for validate)\n"
+     "  --no-check     do not validate the output against the target\n"
+     "                 version (by default a required element the input\n"
+     "                 has nothing for is marked data-absent-reason when\n"
+     "                 its type allows, reported with its output FHIRPath;\n"
+     "                 any other finding refuses, naming the element)\n"
      "FILE is one resource or a Bundle, JSON or XML; the result goes to\n"
-     "stdout. Exit 0 converted, 1 refused (the reason on stderr), 2 usage\n"
-     "or I/O.\n"},
+     "stdout. Exit 0 converted (the output passes pzpgw validate --fhir\n"
+     "of the target unless --no-check), 1 refused (the reason on stderr),\n"
+     "2 usage or I/O.\n"},
     {"send", "send care plans to a gateway as a FHIR message",
      "pzpgw send --to URA [--to URA]... [options] FILE\n"
      "  --to URA        receiving organisation; repeatable\n"

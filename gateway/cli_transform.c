@@ -12,6 +12,7 @@
 #include "outcome.h"
 #include "transform.h"
 #include "util.h"
+#include "validate.h"
 #include "xmlfhir.h"
 
 #define TCLI_MAX_INPUT (64u * 1024 * 1024)
@@ -108,6 +109,44 @@ load_rules(enum rules_fhir v, const char *schemas)
 	return set;
 }
 
+/*
+ * The check refused (xf_check): say whether the input itself passes its
+ * own version's validator, so the reader knows whether to fix the input
+ * or whether the conversion has no rule for it. Only on this path: it
+ * costs a second rules load.
+ */
+static void
+say_input_verdict(const char *name, const char *text, size_t len,
+		  enum rules_fhir from, const char *schemas)
+{
+	struct rules_set *set = load_rules(from, schemas);
+	struct validate_ctx *vctx = NULL;
+	json_t *oo = fhir_outcome_new();
+	const char *v = from == RULES_R4 ? "r4" : "stu3";
+	size_t n;
+
+	if (set == NULL || oo == NULL ||
+	    validate_ctx_new(set, &vctx) != GW_OK ||
+	    validate_text(vctx, text, len, NULL, oo) != GW_OK)
+		goto done;
+	n = fhir_outcome_errors(oo);
+	if (n > 0)
+		fprintf(stderr,
+			"pzpgw transform: the input is not valid %s either "
+			"(%zu errors: pzpgw validate --fhir %s %s)\n",
+			from == RULES_R4 ? "R4" : "STU3", n, v, name);
+	else
+		fprintf(stderr,
+			"pzpgw transform: the input is valid %s: the "
+			"conversion has no rule that makes the output meet "
+			"this\n",
+			from == RULES_R4 ? "R4" : "STU3");
+done:
+	json_decref(oo);
+	validate_ctx_free(vctx);
+	rules_set_free(set);
+}
+
 /* Print the error issues of report on stderr. */
 static void
 print_refusal(const json_t *report)
@@ -142,18 +181,22 @@ cli_transform(int argc, char **argv)
 	    {"report", required_argument, NULL, 'r'},
 	    {"format", required_argument, NULL, 'o'},
 	    {"schemas", required_argument, NULL, 's'},
+	    {"no-check", no_argument, NULL, 'n'},
 	    {NULL, 0, NULL, 0},
 	};
 	enum rules_fhir from = RULES_R4, to = RULES_R4;
 	bool have_from = false, have_to = false, xml_out = false;
+	bool check = true;
 	const char *report_path = NULL, *schemas = NULL, *name;
 	struct rules_set *set_in = NULL, *set_out = NULL;
+	struct validate_ctx *vctx = NULL;
 	struct fj_doc *doc = NULL;
 	json_t *report = NULL;
 	char *text = NULL, *rep = NULL, errbuf[512];
 	size_t len = 0, i;
 	struct buf out;
 	int ch, status = CLI_USAGE;
+	bool checked_out = false;
 	enum gw_err err;
 
 	buf_init(&out, 4 * TCLI_MAX_INPUT);
@@ -187,6 +230,9 @@ cli_transform(int argc, char **argv)
 			break;
 		case 's':
 			schemas = optarg;
+			break;
+		case 'n':
+			check = false;
 			break;
 		default:
 			return cli_usage("transform", "unknown option");
@@ -261,6 +307,25 @@ cli_transform(int argc, char **argv)
 		goto done;
 	}
 	err = xf_convert(doc, from, to, report);
+	/* Output the target's own validator rejects is never written: the
+	   check marks what it can and refuses the rest, naming the output
+	   element (--no-check: the caller validates the output itself). */
+	if (err == GW_OK && check) {
+		if ((set_out = load_rules(to, schemas)) == NULL)
+			goto done;
+		if (validate_ctx_new(set_out, &vctx) != GW_OK) {
+			fprintf(stderr, "pzpgw transform: out of memory\n");
+			goto done;
+		}
+		err = xf_check(doc, set_out, vctx, report);
+		if (err == GW_PERM) {
+			fprintf(stderr, "pzpgw transform: the output could not "
+					"be validated\n");
+			goto done;
+		}
+		if (err == GW_REJECT)
+			checked_out = true;
+	}
 	if (report_path != NULL) {
 		if ((rep = fhir_dump(report)) == NULL ||
 		    util_write_file(report_path, rep, strlen(rep), 0644) !=
@@ -272,6 +337,8 @@ cli_transform(int argc, char **argv)
 	}
 	if (err == GW_REJECT) {
 		print_refusal(report);
+		if (checked_out)
+			say_input_verdict(name, text, len, from, schemas);
 		status = CLI_FAIL;
 		goto done;
 	}
@@ -280,7 +347,8 @@ cli_transform(int argc, char **argv)
 		goto done;
 	}
 	if (xml_out) {
-		if ((set_out = load_rules(to, schemas)) == NULL)
+		if (set_out == NULL &&
+		    (set_out = load_rules(to, schemas)) == NULL)
 			goto done;
 		errbuf[0] = '\0';
 		if ((err = xmlfhir_from_fjson(doc->root, set_out, &out, errbuf,
@@ -306,6 +374,7 @@ done:
 	free(rep);
 	json_decref(report);
 	fj_doc_free(doc);
+	validate_ctx_free(vctx);
 	rules_set_free(set_out);
 	rules_set_free(set_in);
 	free(text);

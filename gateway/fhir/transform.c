@@ -351,10 +351,60 @@ walk_role_refs(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 	return GW_OK;
 }
 
+/* The HL7 v2 tables and v3 code systems: STU3 names them under
+ * hl7.org/fhir, R4 under terminology.hl7.org (FHIR's R3/R4 notes). */
+#define V2_STU3 "http://hl7.org/fhir/v2/"
+#define V3_STU3 "http://hl7.org/fhir/v3/"
+#define V2_R4	"http://terminology.hl7.org/CodeSystem/v2-"
+#define V3_R4	"http://terminology.hl7.org/CodeSystem/v3-"
+
+/* Replace the string node n, a code system URL, by its c->to name when
+ * it is a v2 table or v3 code system of the other version. */
+static enum gw_err
+map_system(struct xf_ctx *c, struct fj_node *n)
+{
+	static const struct {
+		const char *stu3, *r4;
+	} bases[] = {{V2_STU3, V2_R4}, {V3_STU3, V3_R4}};
+	char u[512];
+	struct fj_node *t;
+
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		const char *from =
+		    c->to == RULES_R4 ? bases[i].stu3 : bases[i].r4;
+		const char *to =
+		    c->to == RULES_R4 ? bases[i].r4 : bases[i].stu3;
+		size_t fl = strlen(from);
+		int w;
+
+		if (n->u.str.len <= fl || memcmp(n->u.str.s, from, fl) != 0 ||
+		    memchr(n->u.str.s, '\0', n->u.str.len) != NULL)
+			continue;
+		/* IKNL's STU3 PZP value sets (ACP-EuthanasiaStatement,
+		   ACP-YesNoUnknownVS) name NullFlavor as R4 does; the zib2017
+		   rules write the old name themselves where theirs want it */
+		if (c->to == RULES_STU3 &&
+		    strcmp(n->u.str.s, V3_R4 "NullFlavor") == 0)
+			return GW_OK;
+		w = snprintf(u, sizeof(u), "%s%s", to, n->u.str.s + fl);
+		if (w < 0 || (size_t)w >= sizeof(u))
+			return GW_OK; /* no code system has such a name */
+		if ((t = fj_new_string(c->doc, u)) == NULL)
+			return GW_NOMEM;
+		n->u.str = t->u.str;
+		return GW_OK;
+	}
+	return GW_OK;
+}
+
 /* After the per-type rule: an extension still named by a PZP canonical
  * or another namespace only the source version uses has no counterpart
  * (no table maps it, no rule took it); the target's validator would
- * refuse it, so it is left out and reported. */
+ * refuse it, so it is left out and reported. The same walk gives every
+ * "system" naming a v2 table or v3 code system the target's name
+ * (map_system; after the rules, whose tables name the source's systems;
+ * not reported: the same code system under its other name, as the
+ * canonical URLs of profiles). */
 static enum gw_err
 walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 {
@@ -376,6 +426,12 @@ walk_drop_ext(struct xf_ctx *c, struct fj_node *n, const char *rel, int depth)
 			    (m->type == FJ_OBJECT &&
 			     fj_get(m, "resourceType") != NULL))
 				continue;
+			if (m->type == FJ_STRING && m->keylen == 6 &&
+			    memcmp(m->key, "system", 6) == 0) {
+				if ((e = map_system(c, m)) != GW_OK)
+					return e;
+				continue;
+			}
 			path_key(c, sub, sizeof(sub), rel, m->key, m->keylen);
 		}
 		if (n->type == FJ_OBJECT && m->type == FJ_ARRAY &&
@@ -541,10 +597,11 @@ shared_rules(struct xf_ctx *c, struct fj_node *res, const char *type)
 	return GW_OK;
 }
 
-/* After the per-type rule: a meta.profile still naming a PZP profile of
- * the source version has no counterpart; the target's validator would
- * only warn and check nothing, so it is left out (reported) and the
- * validator detects the profile instead. */
+/* After the canonical URLs are mapped, before the per-type rule: a
+ * meta.profile still naming a PZP profile of the source version has no
+ * counterpart; the target's validator would only warn and check nothing,
+ * so it is left out (reported) and the validator detects the profile
+ * instead. */
 static enum gw_err
 drop_profiles(struct xf_ctx *c, struct fj_node *res)
 {
@@ -675,14 +732,17 @@ convert_resource(struct xf_ctx *c, struct fj_node *res, int depth)
 				 "%s cannot be converted to %s: no mapping of "
 				 "this resource type",
 				 type, c->to == RULES_R4 ? "R4" : "STU3");
-	if ((e = shared_rules(c, res, type)) != GW_OK)
+	/* a PZP profile of the source that nothing maps goes before the
+	   rule: the rule then tells the profile from the content, as the
+	   target's validator will (a claimed but unknown profile hid it) */
+	if ((e = shared_rules(c, res, type)) != GW_OK ||
+	    (e = drop_profiles(c, res)) != GW_OK)
 		return e;
 	if (rule != NULL && (e = rule(c, res)) != GW_OK)
 		return e;
 	if (c->to == RULES_R4 && (e = walk_role_refs(c, res, "", 0)) != GW_OK)
 		return e;
-	if ((e = walk_drop_ext(c, res, "", 0)) != GW_OK ||
-	    (e = drop_profiles(c, res)) != GW_OK)
+	if ((e = walk_drop_ext(c, res, "", 0)) != GW_OK)
 		return e;
 	if ((e = convert_contained(c, res, depth)) != GW_OK)
 		return e;

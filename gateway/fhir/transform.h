@@ -83,6 +83,26 @@ struct xf_norm_opts {
 enum gw_err xf_normalise(struct fj_doc *doc, enum rules_fhir v,
 			 const struct xf_norm_opts *opts, json_t *report);
 
+struct validate_ctx;
+
+/*
+ * The check after the rules, for callers that do not validate the result
+ * themselves (pzpgw transform; the daemon's intake validates anyway and
+ * the Provider API's STU3 answers skip it for their cost): validate the
+ * converted doc with vctx, a context over set, the rules of the TARGET
+ * version. A required element missing from an object that exists, whose
+ * type can carry it (not a slice, a list of primitives or a resource),
+ * is marked with data-absent-reason "unknown" and, when that makes the
+ * document valid, each mark is reported (severity warning, expression
+ * the OUTPUT element's FHIRPath). Otherwise every error finding left is
+ * an error issue naming the output element and the result is GW_REJECT
+ * (doc must be discarded). GW_OK: doc passes the target's validator;
+ * GW_NOMEM; GW_PERM when the validator could not run. report may be
+ * NULL.
+ */
+enum gw_err xf_check(struct fj_doc *doc, const struct rules_set *set,
+		     struct validate_ctx *vctx, json_t *report);
+
 /* "stu3" / "r4" (also "3.0", "3.0.2", "4.0", "4.0.1") to the version;
  * false when s names neither. */
 bool xf_version_parse(const char *s, enum rules_fhir *out);

@@ -804,6 +804,33 @@ is_org_ref(const char *r)
 	return r != NULL && strncmp(r, "Organization/", 13) == 0;
 }
 
+/*
+ * STU3 -> R4, a consentingParty or actor reference r of a PZP Consent:
+ * the R4 profiles' provision.actor takes a Patient, PractitionerRole or
+ * ContactPerson, never a bare Practitioner (zib2017 allowed one); R4
+ * Consent.performer (who agrees) takes it, so it goes there and the
+ * actor's role is reported lost. *moved says whether it went.
+ */
+static enum gw_err
+practitioner_to_performer(struct xf_ctx *c, struct fj_node *res,
+			  struct fj_node *r, const char *rel, bool *moved)
+{
+	char type[64];
+
+	*moved = false;
+	xf_ref_type(c, r, type, sizeof(type));
+	if (strcmp(type, "Practitioner") != 0)
+		return GW_OK;
+	*moved = true;
+	if (push(c, res, "performer", r) != GW_OK)
+		return GW_NOMEM;
+	return xf_loss(c, rel,
+		       "R4's provision.actor cannot be a Practitioner (only "
+		       "its PractitionerRole, which the input does not "
+		       "name): the reference is Consent.performer, who "
+		       "agrees, and its actor role is left out");
+}
+
 /* The restriction text of an except, taken out of it, or NULL. */
 static const char *
 take_restriction(struct fj_node *ex)
@@ -1073,17 +1100,29 @@ additional_to_r4(struct xf_ctx *c, struct fj_node *res)
 	return GW_OK;
 }
 
-/* An STU3 except -> an R4 provision: code becomes CodeableConcepts. */
+/* An STU3 except -> an R4 provision: code becomes CodeableConcepts,
+ * reported (the treatment an exception names moves one level down, into
+ * the nested provision). i is the except's index, j the nested
+ * provision's. */
 static enum gw_err
-except_to_provision(struct xf_ctx *c, struct fj_node *ex)
+except_to_provision(struct xf_ctx *c, struct fj_node *ex, size_t i, size_t j)
 {
 	struct fj_node *codes = fj_get(ex, "code");
+	char rel[48];
+	enum gw_err e;
 
 	if (codes != NULL && codes->type == FJ_ARRAY) {
 		struct fj_node *ccs = fj_new_array(c->doc);
 
 		if (ccs == NULL)
 			return GW_NOMEM;
+		snprintf(rel, sizeof(rel), "except[%zu].code", i);
+		if ((e = xf_note(c, rel,
+				 "the except's %zu code(s) are the "
+				 "CodeableConcepts of the nested R4 "
+				 "provision.provision[%zu].code",
+				 codes->u.kids.count, j)) != GW_OK)
+			return e;
 		for (struct fj_node *cd = codes->u.kids.first, *nx; cd != NULL;
 		     cd = nx) {
 			struct fj_node *cc;
@@ -1099,11 +1138,79 @@ except_to_provision(struct xf_ctx *c, struct fj_node *ex)
 	return GW_OK;
 }
 
+/* zib2020 BehandelingCodelijst (2.16.840.1.113883.2.4.3.11.60.40.2.2.2.1,
+ * 2020-09-01), the required binding of R4 provision.code, beside
+ * NullFlavor OTH; zib2017's list is extensible. */
+static const char *const treatments_r4[] = {
+    "116762002", "281789004", "305351004", "32485007", "40617009", "89666000",
+};
+
+/*
+ * STU3 -> R4: a Treatment coded outside the zib2020 list (STU3's binding
+ * is extensible, R4's required) becomes NullFlavor OTH with the code in
+ * the text, "<text or display> (SNOMED CT - <code>)", the form IKNL's
+ * own examples use for another treatment; reported. cc is the R4
+ * provision.code.
+ */
+static enum gw_err
+treatment_code_r4(struct xf_ctx *c, struct fj_node *cc)
+{
+	struct fj_node *arr = fj_get(cc, "coding"), *first, *nf, *oth;
+	const char *sys, *code, *label;
+	char text[512];
+
+	if (arr == NULL || arr->type != FJ_ARRAY || arr->u.kids.count == 0)
+		return GW_OK;
+	for (struct fj_node *cd = arr->u.kids.first; cd != NULL;
+	     cd = cd->next) {
+		sys = fj_get_str(cd, "system");
+		code = fj_get_str(cd, "code");
+		if (code == NULL)
+			continue;
+		if (is_nullflavor_system(sys) && strcmp(code, "OTH") == 0)
+			return GW_OK;
+		if (sys != NULL && strcmp(sys, SNOMED) == 0)
+			for (size_t i = 0; i < sizeof(treatments_r4) /
+						   sizeof(treatments_r4[0]);
+			     i++)
+				if (strcmp(code, treatments_r4[i]) == 0)
+					return GW_OK;
+	}
+	first = arr->u.kids.first;
+	sys = fj_get_str(first, "system");
+	code = fj_get_str(first, "code");
+	label = fj_get_str(cc, "text");
+	if (label == NULL)
+		label = fj_get_str(first, "display");
+	if (code == NULL)
+		snprintf(text, sizeof(text), "%s", label != NULL ? label : "");
+	else
+		snprintf(text, sizeof(text), "%s%s(%s - %s)",
+			 label != NULL ? label : "", label != NULL ? " " : "",
+			 sys != NULL && strcmp(sys, SNOMED) == 0
+			     ? "SNOMED CT"
+			     : (sys != NULL ? sys : "no system"),
+			 code);
+	if ((nf = fj_new_array(c->doc)) == NULL ||
+	    (oth = xf_coding(c, NF_R4, "OTH", "other")) == NULL)
+		return GW_NOMEM;
+	fj_append(nf, oth);
+	if (fj_set(c->doc, cc, "coding", nf) != GW_OK ||
+	    fj_set(c->doc, cc, "text", str(c, text)) != GW_OK)
+		return GW_NOMEM;
+	return xf_loss(c, "extension",
+		       "the Treatment %s is not in the zib2020 list R4 "
+		       "requires: provision.code is NullFlavor OTH with "
+		       "the code in its text (\"%s\")",
+		       code != NULL ? code : "(no code)", text);
+}
+
 static enum gw_err
 consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 {
 	struct fj_node *prov, *x, *scope;
-	size_t i, parties = 0;
+	size_t i, parties = 0, n_except;
+	bool moved;
 	enum gw_err e;
 
 	if ((e = map_identifier(c, res)) != GW_OK ||
@@ -1152,8 +1259,17 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 		return e;
 	if ((prov = new_provision(c, res)) == NULL)
 		return GW_NOMEM;
+	n_except = fj_get(res, "except") != NULL
+		       ? fj_get(res, "except")->u.kids.count
+		       : 0;
 	if (k == CK_TREATMENT && (e = permitted_to_r4(c, res, prov)) != GW_OK)
 		return e;
+	/* the report names each except by its index in the input: the
+	   first one is gone when it only said the decision again */
+	if (fj_get(res, "except") == NULL)
+		n_except = 0;
+	else
+		n_except -= fj_get(res, "except")->u.kids.count;
 	/* the Treatment: provision.code (for an AdvanceDirective the code
 	   is the second category, the extension a copy of it) */
 	if ((x = xf_ext_take(res, URL_TREATMENT, false)) != NULL) {
@@ -1161,7 +1277,8 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 
 		if (cc != NULL && k == CK_TREATMENT) {
 			fj_remove(x, "valueCodeableConcept");
-			if ((e = push(c, prov, "code", cc)) != GW_OK)
+			if ((e = treatment_code_r4(c, cc)) != GW_OK ||
+			    (e = push(c, prov, "code", cc)) != GW_OK)
 				return e;
 		} else if ((e = xf_loss(c, "extension",
 					"the Treatment extension has no place "
@@ -1185,13 +1302,20 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 				return e;
 		}
 	}
-	/* R4 requires the treatment, bound to a required value set: no
-	   conformant default exists */
+	/* zib2017 allows a TreatmentDirective without Treatment (0..*); R4
+	   requires provision.code, bound (required) to zib2020's list,
+	   whose one NullFlavor is OTH: "another treatment" would say what
+	   the input does not, and data-absent-reason alone breaks the
+	   binding. No conformant form exists. */
 	if (k == CK_TREATMENT && fj_get(prov, "code") == NULL)
 		return xf_refuse(c, "extension",
 				 "no Treatment extension: the R4 "
 				 "TreatmentDirective requires provision.code "
-				 "(the treatment) and has no default for it");
+				 "(the treatment), bound to zib2020's "
+				 "BehandelingCodelijst, and has no default "
+				 "for it (its only NullFlavor, OTH, would "
+				 "name another treatment): add the Treatment "
+				 "the directive is about");
 	/* consentingParty: the actor that agrees (a plain Consent's
 	   performer) */
 	if ((x = fj_get(res, "consentingParty")) != NULL &&
@@ -1215,6 +1339,11 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 					return e;
 				continue;
 			}
+			if ((e = practitioner_to_performer(c, res, r, rel,
+							   &moved)) != GW_OK)
+				return e;
+			if (moved)
+				continue;
 			if (k == CK_ADVANCE && parties++ > 0) {
 				if ((e = xf_loss(
 					 c, rel,
@@ -1246,6 +1375,14 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 			if ((e = xf_role_ref(c, fj_get(a, "reference"), rel)) !=
 			    GW_OK)
 				return e;
+			if (k != CK_OTHER && fj_get(a, "reference") != NULL) {
+				if ((e = practitioner_to_performer(
+					 c, res, fj_get(a, "reference"), rel,
+					 &moved)) != GW_OK)
+					return e;
+				if (moved)
+					continue;
+			}
 			if (k == CK_ADVANCE &&
 			    cc_find(fj_get(a, "role"), ROLECODE, "RESPRSN") !=
 				NULL &&
@@ -1271,11 +1408,17 @@ consent_to_r4(struct xf_ctx *c, struct fj_node *res, enum consent_kind k)
 	    (e = move(c, res, "data", prov, "data")) != GW_OK)
 		return e;
 	if ((x = fj_get(res, "except")) != NULL && x->type == FJ_ARRAY) {
+		const struct fj_node *nested = fj_get(prov, "provision");
+		size_t j = nested != NULL && nested->type == FJ_ARRAY
+			       ? nested->u.kids.count
+			       : 0;
+
 		fj_remove(res, "except");
+		i = n_except;
 		for (struct fj_node *ex = x->u.kids.first, *nx; ex != NULL;
-		     ex = nx) {
+		     ex = nx, i++, j++) {
 			nx = ex->next;
-			if ((e = except_to_provision(c, ex)) != GW_OK ||
+			if ((e = except_to_provision(c, ex, i, j)) != GW_OK ||
 			    (e = push(c, prov, "provision", ex)) != GW_OK)
 				return e;
 		}

@@ -137,6 +137,33 @@ static const struct conv_case conv_cases[] = {
      "]}",
      "{\"resourceType\":\"Basic\"}", GW_OK, "warning", "Basic.extension[0]",
      "no R4 counterpart", 1},
+    {"v2 table and v3 code system URLs to STU3's names, NullFlavor kept",
+     RULES_R4, RULES_STU3,
+     "{\"resourceType\":\"Basic\",\"identifier\":[{\"type\":{\"coding\":"
+     "[{\"system\":\"http://terminology.hl7.org/CodeSystem/v2-0203\","
+     "\"code\":\"RI\"}]},\"system\":\"urn:ietf:rfc:3986\"}],\"code\":"
+     "{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+     "v3-RoleCode\",\"code\":\"BRO\"},{\"system\":\"http://"
+     "terminology.hl7.org/CodeSystem/v3-NullFlavor\",\"code\":\"UNK\"}]}}",
+     "{\"code\":{\"coding\":[{\"code\":\"BRO\",\"system\":\"http://"
+     "hl7.org/fhir/v3/RoleCode\"},{\"code\":\"UNK\",\"system\":\"http://"
+     "terminology.hl7.org/CodeSystem/v3-NullFlavor\"}]},\"identifier\":[{"
+     "\"system\":\"urn:ietf:rfc:3986\",\"type\":{\"coding\":[{\"code\":"
+     "\"RI\",\"system\":\"http://hl7.org/fhir/v2/0203\"}]}}],"
+     "\"resourceType\":\"Basic\"}",
+     GW_OK, NULL, NULL, NULL, 0},
+    {"v2 table and v3 code system URLs to R4's names, every one", RULES_STU3,
+     RULES_R4,
+     "{\"resourceType\":\"Basic\",\"code\":{\"coding\":[{\"system\":"
+     "\"http://hl7.org/fhir/v2/0203\",\"code\":\"RI\"},{\"system\":"
+     "\"http://hl7.org/fhir/v3/NullFlavor\",\"code\":\"OTH\"},{"
+     "\"system\":\"http://hl7.org/fhir/v3\",\"code\":\"x\"}]}}",
+     "{\"code\":{\"coding\":[{\"code\":\"RI\",\"system\":\"http://"
+     "terminology.hl7.org/CodeSystem/v2-0203\"},{\"code\":\"OTH\","
+     "\"system\":\"http://terminology.hl7.org/CodeSystem/v3-NullFlavor\"},"
+     "{\"code\":\"x\",\"system\":\"http://hl7.org/fhir/v3\"}]},"
+     "\"resourceType\":\"Basic\"}",
+     GW_OK, NULL, NULL, NULL, 0},
     {"encounter becomes context", RULES_R4, RULES_STU3,
      "{\"resourceType\":\"Procedure\",\"status\":\"completed\","
      "\"encounter\":{\"reference\":\"Encounter/1\"},\"note\":[]}",

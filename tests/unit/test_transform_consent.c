@@ -514,6 +514,77 @@ static const struct consent_case cases[] = {
      {NULL},
      "Consent.extension",
      "requires provision.code"},
+    {"except.code is the nested provision's code, reported with the "
+     "except's input index",
+     RULES_STU3,
+     RULES_R4,
+     STU3_TD("{\"system\":\"" OID "\",\"code\":\"NEE\"}",
+	     ",\"except\":[{\"type\":\"deny\"},{\"type\":\"deny\",\"code\":"
+	     "[{\"system\":\"" SCT "\",\"code\":\"40617009\"}]}]"),
+     GW_OK,
+     {"\"provision\":[{\"code\":[{\"coding\":[{\"code\":\"40617009\","
+      "\"system\":\"" SCT "\"}]}],\"type\":\"deny\"}]"},
+     {"\"except\""},
+     "Consent.except[1].code",
+     "nested R4 provision.provision[0].code"},
+    {"a bare Practitioner as consentingParty is R4 performer, reported",
+     RULES_STU3,
+     RULES_R4,
+     STU3_TD("{\"system\":\"" OID "\",\"code\":\"NEE\"}",
+	     ",\"consentingParty\":[{\"reference\":\"Practitioner/1\"}]"),
+     GW_OK,
+     {"\"performer\":[{\"reference\":\"Practitioner/1\"}]"},
+     {"\"actor\"", "consentingParty"},
+     "Consent.consentingParty[0]",
+     "cannot be a Practitioner"},
+    {"a bare Practitioner as actor is R4 performer, its role reported",
+     RULES_STU3,
+     RULES_R4,
+     STU3_TD("{\"system\":\"" OID "\",\"code\":\"NEE\"}",
+	     ",\"actor\":[{\"role\":{\"text\":\"r\"},\"reference\":{"
+	     "\"reference\":\"Practitioner/2\"}}]"),
+     GW_OK,
+     {"\"performer\":[{\"reference\":\"Practitioner/2\"}]"},
+     {"\"actor\""},
+     "Consent.actor[0].reference",
+     "its actor role is left out"},
+    {"a Treatment outside the zib2020 list is NullFlavor OTH, the code "
+     "in the text",
+     RULES_STU3,
+     RULES_R4,
+     "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{"
+     "\"system\":\"" SCT "\",\"code\":\"11291000146105\"}]}],"
+     "\"extension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-Treatment\",\"valueCodeableConcept\":"
+     "{\"coding\":[{\"system\":\"" SCT "\",\"code\":\"229912004\","
+     "\"display\":\"Enteral feeding\"}]}}],"
+     "\"modifierExtension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-TreatmentPermitted\",\"valueCodeableConcept\""
+     ":{\"coding\":[{\"system\":\"" OID "\",\"code\":\"NEE\"}]}}]}",
+     GW_OK,
+     {"\"code\":[{\"coding\":[{\"code\":\"OTH\",\"display\":\"other\","
+      "\"system\":\"http://terminology.hl7.org/CodeSystem/v3-NullFlavor\"}],"
+      "\"text\":\"Enteral feeding (SNOMED CT - 229912004)\"}]"},
+     {"\"code\":\"229912004\""},
+     "Consent.extension",
+     "not in the zib2020 list R4 requires"},
+    {"a Treatment of the zib2020 list is kept as it is",
+     RULES_STU3,
+     RULES_R4,
+     "{\"resourceType\":\"Consent\",\"category\":[{\"coding\":[{"
+     "\"system\":\"" SCT "\",\"code\":\"11291000146105\"}]}],"
+     "\"extension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-Treatment\",\"valueCodeableConcept\":"
+     "{\"coding\":[{\"system\":\"" SCT "\",\"code\":\"281789004\"}]}}],"
+     "\"modifierExtension\":[{\"url\":\"" NICTIZ
+     "zib-TreatmentDirective-TreatmentPermitted\",\"valueCodeableConcept\""
+     ":{\"coding\":[{\"system\":\"" OID "\",\"code\":\"NEE\"}]}}]}",
+     GW_OK,
+     {"\"code\":[{\"coding\":[{\"code\":\"281789004\",\"system\":\"" SCT
+      "\"}]}]"},
+     {"OTH"},
+     NULL,
+     NULL},
     {"AdvanceDirective: a second representative is left out, reported",
      RULES_STU3,
      RULES_R4,

@@ -81,8 +81,10 @@ find_issue(const json_t *rep, const char *expr)
 	"http://fhir.nl/fhir/StructureDefinition/nl-core-relatedperson-role"
 #define SCT    "http://snomed.info/sct"
 #define V3ROLE "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
-#define OID472 "urn:oid:2.16.840.1.113883.2.4.3.11.22.472"
-#define ACH    "http://terminology.hl7.org/CodeSystem/goal-achievement"
+/* STU3's name of the same code system (transform.c walk_systems) */
+#define V3ROLE_S3 "http://hl7.org/fhir/v3/RoleCode"
+#define OID472	  "urn:oid:2.16.840.1.113883.2.4.3.11.22.472"
+#define ACH	  "http://terminology.hl7.org/CodeSystem/goal-achievement"
 
 #define EN_QUAL	      "http://hl7.org/fhir/StructureDefinition/iso21090-EN-qualifier"
 #define CC(sys, code) "{'coding':[{'system':'" sys "','code':'" code "'}]}"
@@ -222,11 +224,11 @@ static const struct pcase cases[] = {
      "{'resourceType':'RelatedPerson','relationship':[" CC(OID472, "01") "," CC(
 	 OID472, "24") "," CC(V3ROLE, "BRO") "]}",
      "{'resourceType':'RelatedPerson','relationship':" CC(
-	 V3ROLE, "BRO") ",'extension':[{'url':'" RP_ROLE
-			"','valueCodeableConcept':" CC(
-			    OID472, "01") "},{'url':'" RP_ROLE
-					  "','valueCodeableConcept':" CC(
-					      OID472, "24") "}]}",
+	 V3ROLE_S3, "BRO") ",'extension':[{'url':'" RP_ROLE
+			   "','valueCodeableConcept':" CC(
+			       OID472, "01") "},{'url':'" RP_ROLE
+					     "','valueCodeableConcept':" CC(
+						 OID472, "24") "}]}",
      GW_OK,
      {NULL},
      NULL},
@@ -243,7 +245,7 @@ static const struct pcase cases[] = {
      RULES_STU3,
      "{'resourceType':'RelatedPerson','relationship':[" CC(
 	 V3ROLE, "BRO") "," CC(V3ROLE, "SIS") "]}",
-     "{'resourceType':'RelatedPerson','relationship':" CC(V3ROLE, "BRO") "}",
+     "{'resourceType':'RelatedPerson','relationship':" CC(V3ROLE_S3, "BRO") "}",
      GW_OK,
      {"RelatedPerson.relationship[1]"},
      "one relationship"},
@@ -610,6 +612,19 @@ static const struct pcase cases[] = {
       "Bundle.entry[1].resource.performer[2]",
       "Bundle.entry[1].resource.category"},
      "Practitioner or Organization"},
+    {"ACP Procedure claiming an unknown PZP profile: left out first, "
+     "the rule then tells the profile from the code (fuzz_transform)",
+     RULES_R4,
+     RULES_STU3,
+     "{'resourceType':'Procedure','meta':{'profile':['" R4A
+     "ACP-Procedur']},'code':" CC(SCT, "713603004") "}",
+     "{'resourceType':'Procedure','code':" CC(
+	 SCT, "713603004") ",'category':{'coding':[{'system':'" SCT
+			   "','code':'11429006','display':'Consultation "
+			   "(procedure)'}]}}",
+     GW_OK,
+     {"Procedure.meta.profile[0]", "Procedure.category"},
+     "no STU3 counterpart of profile"},
     {"ACP Procedure Device performer left out",
      RULES_R4,
      RULES_STU3,
