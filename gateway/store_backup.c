@@ -21,6 +21,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_backup.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 /* Pages copied per sqlite3_backup_step (4 MB at 4 KiB pages). */
@@ -65,73 +66,21 @@ sb_err(int rc)
 	}
 }
 
-/* "file:" URI of path with query (percent-encoded, as store_sqlite.c). */
-static bool
-sb_uri(const char *path, const char *query, char *out, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o;
-	int w;
-
-	w = snprintf(out, n, "file:%s", path[0] == '/' ? "//" : "");
-	if (w < 0 || (size_t)w >= n)
-		return false;
-	o = (size_t)w;
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		if (o + 4 >= n)
-			return false;
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || strchr("/._-~", *p) != NULL) {
-			out[o++] = (char)*p;
-		} else {
-			out[o++] = '%';
-			out[o++] = hex[*p >> 4];
-			out[o++] = hex[*p & 15];
-		}
-	}
-	w = snprintf(out + o, n - o, "?%s", query);
-	return w >= 0 && (size_t)w < n - o;
-}
-
-/*
- * Open a store file read-only, writing nothing beside it: without a -wal
- * file no connection has it open and the file is complete, so it is read
- * immutable (no -wal or -shm made); with one, through SQLite's read-only
- * WAL support.
- */
+/* A store file read-only, writing nothing beside it (store_sqlite.h). */
 static enum gw_err
 sb_open_ro(const char *path, sqlite3 **db)
 {
-	char wal[SB_PATH_MAX + 8], uri[3 * SB_PATH_MAX + 64];
-	struct stat sb;
+	enum gw_err err;
 	int rc;
 
-	*db = NULL;
-	if (stat(path, &sb) != 0)
-		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
-	if (!S_ISREG(sb.st_mode))
-		return GW_INVALID;
-	if (sb.st_size == 0)
-		return GW_NOTFOUND;
-	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal))
-		return GW_IO;
-	if (stat(wal, &sb) == 0)
-		rc = sqlite3_open_v2(
-		    path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-	else if (sb_uri(path, "mode=ro&immutable=1", uri, sizeof(uri)))
-		rc = sqlite3_open_v2(uri, db,
-				     SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
-					 SQLITE_OPEN_NOMUTEX,
-				     NULL);
-	else
-		return GW_IO;
-	if (rc != SQLITE_OK) {
-		sqlite3_close(*db);
-		*db = NULL;
+	err = store_sqlite_open_ro(path, db, &rc);
+	if (err == GW_IO && rc != SQLITE_OK)
 		return sb_err(rc);
-	}
-	sqlite3_busy_timeout(*db, 5000);
-	return GW_OK;
+	if (err == GW_CONFIG)
+		return GW_IO;
+	if (err == GW_OK)
+		sqlite3_busy_timeout(*db, 5000);
+	return err;
 }
 
 /* One integer from a one-row query. */
@@ -575,7 +524,7 @@ sb_only_in(const char *path, const char *src)
 
 	if (sb_open_ro(path, &db) != GW_OK)
 		goto out;
-	if (!sb_uri(src, "mode=ro&immutable=1", uri, sizeof(uri)))
+	if (!store_sqlite_uri(src, "mode=ro&immutable=1", uri, sizeof(uri)))
 		goto out;
 	if (sqlite3_prepare_v2(db, "ATTACH DATABASE ?1 AS src", -1, &st,
 			       NULL) != SQLITE_OK)

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "store_sqlite.h"
 #include "util.h"
 
 #define SQ_PENDING "('due', 'inflight', 'held')"
@@ -634,9 +635,9 @@ sq_check_files(void *conn)
 	return STORE_FILE_OK;
 }
 
-/* "file:" URI of path for sqlite3_open_v2 with query (without '?'). */
-static bool
-sq_uri(const char *path, const char *query, char *out, size_t n)
+/* "file:" URI of path for sqlite3_open_v2 (store_sqlite.h). */
+bool
+store_sqlite_uri(const char *path, const char *query, char *out, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t o;
@@ -676,36 +677,53 @@ sq_uri(const char *path, const char *query, char *out, size_t n)
  * gateway may be running: its WAL must be read, through SQLite's
  * read-only WAL support.
  */
-static enum gw_err
-sq_open_readonly(const struct store_options *opts, struct sq *c)
+enum gw_err
+store_sqlite_open_ro(const char *path, sqlite3 **db, int *rc)
 {
 	char wal[PATH_MAX + 8], uri[3 * PATH_MAX + 64];
 	struct stat sb;
+
+	*db = NULL;
+	*rc = SQLITE_OK;
+	if (stat(path, &sb) != 0)
+		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
+	if (!S_ISREG(sb.st_mode))
+		return GW_INVALID;
+	if (sb.st_size == 0)
+		return GW_NOTFOUND;
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >= sizeof(wal))
+		return GW_CONFIG;
+	if (stat(wal, &sb) == 0)
+		*rc = sqlite3_open_v2(
+		    path, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	else if (store_sqlite_uri(path, "mode=ro&immutable=1", uri,
+				  sizeof(uri)))
+		*rc = sqlite3_open_v2(uri, db,
+				      SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+					  SQLITE_OPEN_NOMUTEX,
+				      NULL);
+	else
+		return GW_CONFIG;
+	if (*rc != SQLITE_OK) {
+		sqlite3_close(*db);
+		*db = NULL;
+		return GW_IO;
+	}
+	return GW_OK;
+}
+
+static enum gw_err
+sq_open_readonly(const struct store_options *opts, struct sq *c)
+{
+	enum gw_err err;
 	int64_t v;
 	int rc;
 
-	if (stat(opts->path, &sb) != 0)
-		return errno == ENOENT ? GW_NOTFOUND : GW_IO;
-	if (!S_ISREG(sb.st_mode))
-		return GW_IO;
-	if (sb.st_size == 0)
-		return GW_NOTFOUND;
-	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", opts->path) >=
-	    sizeof(wal))
-		return GW_CONFIG;
-	if (stat(wal, &sb) == 0)
-		rc = sqlite3_open_v2(opts->path, &c->db,
-				     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-				     NULL);
-	else if (sq_uri(opts->path, "mode=ro&immutable=1", uri, sizeof(uri)))
-		rc = sqlite3_open_v2(uri, &c->db,
-				     SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
-					 SQLITE_OPEN_NOMUTEX,
-				     NULL);
-	else
-		return GW_CONFIG;
-	if (rc != SQLITE_OK)
+	err = store_sqlite_open_ro(opts->path, &c->db, &rc);
+	if (err == GW_IO && rc != SQLITE_OK)
 		return sq_fail(c, "open", rc);
+	if (err != GW_OK)
+		return err == GW_INVALID ? GW_IO : err;
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, opts->busy_timeout_ms > 0
 					? (int)opts->busy_timeout_ms
