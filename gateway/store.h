@@ -782,7 +782,7 @@ extern const struct store_ops store_sqlite_ops;
 
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform
- * report beside a message. */
-#define STORE_SQLITE_SCHEMA 6
+ * report beside a message; 7: a patient's versions indexed by type. */
+#define STORE_SQLITE_SCHEMA 7
 
 #endif
