@@ -69,6 +69,7 @@ struct cache_slot {
 	uint64_t gen;
 	uint64_t job;	    /* the job that last used it: kept while it runs */
 	struct fj_doc *doc; /* owned; NULL: nothing there at the snapshot */
+	struct store_res v; /* the version doc is (json NULL) */
 };
 
 struct provider_cache {
@@ -861,10 +862,11 @@ cache_find(struct run *rn, const char *key)
 	return NULL;
 }
 
-/* Keep doc (taken) as what key holds at the run's snapshot; false (doc
- * not taken) when every slot serves the running job. */
-static bool
-cache_put(struct run *rn, const char *key, struct fj_doc *doc)
+/* Keep doc (taken; version v) as what key holds at the run's snapshot;
+ * NULL (doc not taken) when every slot serves the running job. */
+static struct cache_slot *
+cache_put(struct run *rn, const char *key, struct fj_doc *doc,
+	  const struct store_res *v)
 {
 	struct provider_cache *c = rn->cache;
 
@@ -882,9 +884,56 @@ cache_put(struct run *rn, const char *key, struct fj_doc *doc)
 		e->gen = rn->gen;
 		e->job = c->job;
 		e->doc = doc;
-		return true;
+		memset(&e->v, 0, sizeof(e->v));
+		if (doc != NULL) {
+			e->v = *v;
+			e->v.json = NULL;
+			e->v.json_len = 0;
+		}
+		return e;
 	}
-	return false;
+	return NULL;
+}
+
+/*
+ * The current version of type/id (key "type/id") in the caller's scope at
+ * the snapshot, parsed: from the worker's cache, or read and then kept
+ * there. Returns the cache's slot, or tmp (filled; the caller frees
+ * tmp->doc) when the cache cannot keep it; its doc is NULL when there is
+ * none (or on a failed read). Borrowed while the job runs.
+ */
+static const struct cache_slot *
+current_parsed(struct run *rn, const char *type, const char *id,
+	       const char *key, struct cache_slot *tmp)
+{
+	struct cache_slot *e;
+	struct store_res *v = NULL;
+	struct fj_doc *doc = NULL;
+	size_t n = 0;
+	enum gw_err err;
+
+	memset(tmp, 0, sizeof(*tmp));
+	if ((e = cache_find(rn, key)) != NULL) {
+		rn->j->cached++;
+		return e;
+	}
+	err = find_current(rn, type, id, false, &v, &n);
+	if (err == GW_OK && n == 1)
+		doc = parse_version(&v[0]);
+	/* A failed read is not kept: only what the store said. */
+	if (err == GW_OK && (n == 0 || doc != NULL) &&
+	    (e = cache_put(rn, key, doc, n == 1 ? &v[0] : NULL)) != NULL) {
+		store_res_free(v, n);
+		return e;
+	}
+	tmp->doc = doc;
+	if (doc != NULL) {
+		tmp->v = v[0];
+		tmp->v.json = NULL;
+		tmp->v.json_len = 0;
+	}
+	store_res_free(v, n);
+	return tmp;
 }
 
 /* search_env.resolve: a resource of the caller's scope, parsed once per
@@ -894,10 +943,8 @@ env_resolve(void *arg, const char *type, const char *id)
 {
 	struct run *rn = arg;
 	struct resolved *c;
-	struct cache_slot *e;
-	struct store_res *v = NULL;
-	struct fj_doc *doc = NULL;
-	size_t n = 0;
+	const struct cache_slot *e;
+	struct cache_slot tmp;
 	char key[sizeof(c->key)];
 
 	if (strlen(type) > STORE_TYPE_MAX || strlen(id) > STORE_RID_MAX)
@@ -909,22 +956,10 @@ env_resolve(void *arg, const char *type, const char *id)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	util_strlcpy(c->key, key, sizeof(c->key));
-	if ((e = cache_find(rn, key)) != NULL) {
-		c->doc = e->doc;
-		rn->j->cached++;
-	} else {
-		enum gw_err err = find_current(rn, type, id, false, &v, &n);
-
-		if (err == GW_OK && n == 1)
-			doc = parse_version(&v[0]);
-		store_res_free(v, n);
-		/* A failed read is not kept: only what the store said. */
-		if (err == GW_OK && (n == 0 || doc != NULL) &&
-		    cache_put(rn, key, doc))
-			c->doc = doc;
-		else
-			c->doc = c->own = doc;
-	}
+	e = current_parsed(rn, type, id, key, &tmp);
+	c->doc = e->doc;
+	if (e == &tmp)
+		c->own = tmp.doc;
 	if (c->doc != NULL && !visible(rn, type, c->doc->root))
 		c->doc = NULL;
 	c->next = rn->resolved;
@@ -1289,27 +1324,28 @@ add_includes(struct run *rn, const struct search_query *q,
 		search_includes(q, page[i].doc->root, include_emit, &inc);
 	for (size_t k = 0; ok && k < inc.n; k++) {
 		char *slash = strchr(inc.keys[k], '/');
-		struct store_res *v = NULL;
-		struct fj_doc *doc = NULL;
+		char key[sizeof(*inc.keys)];
+		const struct cache_slot *e;
+		struct cache_slot tmp;
 		bool dup = false;
-		size_t n = 0;
 
 		if (slash == NULL)
 			continue;
+		/* The worker's cache knows it by "type/id". */
+		util_strlcpy(key, inc.keys[k], sizeof(key));
 		*slash = '\0';
 		for (size_t i = 0; i < npage && !dup; i++)
 			dup = strcmp(page[i].v->type, inc.keys[k]) == 0 &&
 			      strcmp(page[i].v->id, slash + 1) == 0;
-		if (!dup &&
-		    find_current(rn, inc.keys[k], slash + 1, false, &v, &n) ==
-			GW_OK &&
-		    n == 1 && (doc = parse_version(&v[0])) != NULL &&
-		    visible(rn, v[0].type, doc->root)) {
-			ok = add_entry(rn, entries, &v[0], doc, "include");
+		if (dup)
+			continue;
+		e = current_parsed(rn, inc.keys[k], slash + 1, key, &tmp);
+		if (e->doc != NULL && visible(rn, e->v.type, e->doc->root)) {
+			ok = add_entry(rn, entries, &e->v, e->doc, "include");
 			*added += ok ? 1 : 0;
 		}
-		fj_doc_free(doc);
-		store_res_free(v, n);
+		if (e == &tmp)
+			fj_doc_free(tmp.doc);
 	}
 	free(inc.keys);
 	return ok;

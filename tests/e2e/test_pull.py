@@ -798,6 +798,14 @@ def test_chained_targets_kept_per_snapshot(net):
         assert st == 200, bundle
         return bundle["total"]
 
+    def included_type():
+        st, _, bundle = getj(b, "/fhir/DeviceUseStatement?patient=%s"
+                             "&_include=DeviceUseStatement:device" % pid)
+        assert st == 200, bundle
+        return [e["resource"]["type"]["coding"][0]["code"]
+                for e in bundle["entry"]
+                if e["search"]["mode"] == "include"]
+
     before = b.metric("pzpgw_pull_resolve_cached_total") or 0
     for _ in range(6):
         st, _, by_bsn = getj(b, "/fhir/Observation?" + ident)
@@ -807,8 +815,9 @@ def test_chained_targets_kept_per_snapshot(net):
             sorted(e["resource"]["id"] for e in by_id["entry"])
         assert by_bsn["total"] == f1_count("Observation")
         assert (dus(icd), dus(other)) == (1, 0)
+        assert included_type() == ["465460004"]
     after = b.metric("pzpgw_pull_resolve_cached_total") or 0
-    # 18 resolutions, at most one store read per worker for each target.
+    # 24 resolutions, at most one store read per worker for each target.
     assert after - before >= 6, (before, after)
     for e in entries:
         if e["resource"]["resourceType"] == "Device":
@@ -817,6 +826,7 @@ def test_chained_targets_kept_per_snapshot(net):
     net.send(wrap([GP1], entries))
     for _ in range(4):
         assert (dus(icd), dus(other)) == (0, 1)
+        assert included_type() == ["72506001"]
 
 
 def test_notified_gp_runs_the_tasks_searches(pki, tmp_path):
