@@ -150,6 +150,8 @@ job_finish(struct provider *p, struct provider_job *j)
 		metrics_label(labels, sizeof(labels), "status", st);
 		metrics_add("pzpgw_pull_requests_total", labels, 1);
 	}
+	if (j->cached > 0)
+		metrics_add("pzpgw_pull_resolve_cached_total", "", j->cached);
 	http_reply(req, j->status,
 		   j->out_stu3 ? (j->xml ? "application/fhir+xml; "
 					   "fhirVersion=3.0; charset=utf-8"
@@ -163,29 +165,52 @@ job_finish(struct provider *p, struct provider_job *j)
 
 /* ---- workers (workpool.h) ---- */
 
-/* A worker's context: its own store reader. */
+/* A worker's context: its own store reader and cache. */
+struct worker {
+	struct store_reader *r;
+	struct provider_cache *cache;
+};
+
 static enum gw_err
 worker_init(void *arg, void **wctx)
 {
 	const struct provider *p = arg;
-	struct store_reader *r = NULL;
-	enum gw_err err = store_reader_open(p->store, &r);
+	struct worker *w = calloc(1, sizeof(*w));
+	enum gw_err err;
 
-	*wctx = err == GW_OK ? r : NULL;
-	return err;
+	*wctx = NULL;
+	if (w == NULL)
+		return GW_NOMEM;
+	if ((err = store_reader_open(p->store, &w->r)) != GW_OK) {
+		free(w);
+		return err;
+	}
+	/* Without one, jobs resolve every time. */
+	w->cache = provider_cache_new();
+	*wctx = w;
+	return GW_OK;
 }
 
 static void
 worker_cleanup(void *arg, void *wctx)
 {
+	struct worker *w = wctx;
+
 	(void)arg;
-	store_reader_free(wctx);
+	if (w == NULL)
+		return;
+	provider_cache_free(w->cache);
+	store_reader_free(w->r);
+	free(w);
 }
 
 static void
 worker_run(struct workpool_job *link, void *wctx)
 {
-	provider_run(WORKPOOL_JOB(link, struct provider_job, link), wctx);
+	struct worker *w = wctx;
+
+	provider_run(WORKPOOL_JOB(link, struct provider_job, link), w->r,
+		     w->cache);
 }
 
 static void
@@ -215,6 +240,9 @@ provider_workers_start(struct provider *p, struct event_base *base, unsigned n)
 	metrics_describe("pzpgw_pull_requests_total", METRICS_COUNTER,
 			 "Pull API requests answered, by interaction and "
 			 "status.");
+	metrics_describe("pzpgw_pull_resolve_cached_total", METRICS_COUNTER,
+			 "References of chained search parameters resolved "
+			 "from a worker's cache instead of the store.");
 	metrics_describe("pzpgw_pull_audit_refused_total", METRICS_COUNTER,
 			 "Pull API requests answered 503 because the audit "
 			 "trail could not take their record.");
@@ -402,7 +430,7 @@ provider_handle(struct http_req *req, void *arg)
 	http_req_defer(req);
 	if (store_reader_open(p->store, &r) != GW_OK)
 		r = NULL;
-	provider_run(j, r);
+	provider_run(j, r, NULL);
 	store_reader_free(r);
 	job_finish(p, j);
 	return;

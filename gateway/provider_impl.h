@@ -47,12 +47,23 @@ struct provider_job {
 	char etag[32];		      /* ETag header, "" none */
 	char last_modified[40];	      /* Last-Modified header, "" none */
 	const char *retry_after;      /* Retry-After (static), NULL none */
+	unsigned cached;	      /* resolved from the worker's cache */
 	struct store_audit_rec audit; /* interaction, bsn, count, query */
 };
 
+/* What a worker keeps between jobs: the resources chained parameters
+ * resolved, with the snapshot they hold for (provider_run.c). */
+struct provider_cache;
+
+/* A new, empty cache (NULL without memory: jobs then run without). */
+struct provider_cache *provider_cache_new(void);
+void provider_cache_free(struct provider_cache *c);
+
 /* Worker: do the job's FHIR work with reader r (NULL: the store is not
- * open), filling status, body, headers and the audit record's
- * interaction, bsn and count. Never fails: errors become an answer. */
-void provider_run(struct provider_job *j, struct store_reader *r);
+ * open) and the worker's cache c (borrowed; NULL: none), filling status,
+ * body, headers and the audit record's interaction, bsn and count. Never
+ * fails: errors become an answer. */
+void provider_run(struct provider_job *j, struct store_reader *r,
+		  struct provider_cache *c);
 
 #endif

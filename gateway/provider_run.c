@@ -46,13 +46,43 @@ struct hit {
 /* A resource resolved for a chained parameter, kept for the request. */
 struct resolved {
 	struct resolved *next;
-	struct fj_doc *doc;
+	const struct fj_doc *doc; /* NULL: none, or not visible */
+	struct fj_doc *own;	  /* doc when not in the worker's cache */
 	char key[STORE_TYPE_MAX + STORE_RID_MAX + 2];
+};
+
+/* Resolved resources a worker keeps between jobs. */
+#define CACHE_SLOTS 64
+
+/*
+ * The set of IG searches for one patient resolves the same Patient in
+ * each search (patient.identifier); that lookup and parse were about 8%
+ * of a set's CPU time. What find_current returns is fixed by the scope,
+ * the reference and the snapshot, as long as retention removes nothing
+ * (store_res_generation): an entry holds for exactly those.
+ */
+struct cache_slot {
+	bool full;
+	char ura[STORE_URA_MAX + 1];
+	char key[STORE_TYPE_MAX + STORE_RID_MAX + 2];
+	int64_t snapshot;
+	uint64_t gen;
+	uint64_t job;	    /* the job that last used it: kept while it runs */
+	struct fj_doc *doc; /* owned; NULL: nothing there at the snapshot */
+	struct store_res v; /* the version doc is (json NULL) */
+};
+
+struct provider_cache {
+	struct cache_slot slot[CACHE_SLOTS];
+	uint64_t job;  /* the running job's number (from 1) */
+	unsigned next; /* where the search for a slot to reuse starts */
 };
 
 struct run {
 	struct provider_job *j;
 	struct store_reader *r;
+	struct provider_cache *cache; /* NULL: none, or not usable now */
+	uint64_t gen;		      /* store_res_generation */
 	enum fmt fmt;
 	bool fmt_param;	    /* chosen by _format: kept in links */
 	int64_t snapshot;   /* what the request sees */
@@ -796,15 +826,125 @@ find_current(struct run *rn, const char *type, const char *id, bool hidden,
 	return store_res_find(rn->r, &q, out, n);
 }
 
+struct provider_cache *
+provider_cache_new(void)
+{
+	return calloc(1, sizeof(struct provider_cache));
+}
+
+void
+provider_cache_free(struct provider_cache *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < CACHE_SLOTS; i++)
+		fj_doc_free(c->slot[i].doc);
+	free(c);
+}
+
+/* The worker's entry for key in the caller's scope at the run's
+ * snapshot, or NULL. */
+static struct cache_slot *
+cache_find(struct run *rn, const char *key)
+{
+	struct provider_cache *c = rn->cache;
+
+	for (size_t i = 0; c != NULL && i < CACHE_SLOTS; i++) {
+		struct cache_slot *e = &c->slot[i];
+
+		if (e->full && e->snapshot == rn->snapshot &&
+		    e->gen == rn->gen && strcmp(e->key, key) == 0 &&
+		    strcmp(e->ura, rn->j->ura) == 0) {
+			e->job = c->job;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* Keep doc (taken; version v) as what key holds at the run's snapshot;
+ * NULL (doc not taken) when every slot serves the running job. */
+static struct cache_slot *
+cache_put(struct run *rn, const char *key, struct fj_doc *doc,
+	  const struct store_res *v)
+{
+	struct provider_cache *c = rn->cache;
+
+	for (size_t k = 0; c != NULL && k < CACHE_SLOTS; k++) {
+		struct cache_slot *e = &c->slot[(c->next + k) % CACHE_SLOTS];
+
+		if (e->full && e->job == c->job)
+			continue;
+		c->next = (unsigned)((c->next + k + 1) % CACHE_SLOTS);
+		fj_doc_free(e->doc);
+		e->full = true;
+		util_strlcpy(e->ura, rn->j->ura, sizeof(e->ura));
+		util_strlcpy(e->key, key, sizeof(e->key));
+		e->snapshot = rn->snapshot;
+		e->gen = rn->gen;
+		e->job = c->job;
+		e->doc = doc;
+		memset(&e->v, 0, sizeof(e->v));
+		if (doc != NULL) {
+			e->v = *v;
+			e->v.json = NULL;
+			e->v.json_len = 0;
+		}
+		return e;
+	}
+	return NULL;
+}
+
+/*
+ * The current version of type/id (key "type/id") in the caller's scope at
+ * the snapshot, parsed: from the worker's cache, or read and then kept
+ * there. Returns the cache's slot, or tmp (filled; the caller frees
+ * tmp->doc) when the cache cannot keep it; its doc is NULL when there is
+ * none (or on a failed read). Borrowed while the job runs.
+ */
+static const struct cache_slot *
+current_parsed(struct run *rn, const char *type, const char *id,
+	       const char *key, struct cache_slot *tmp)
+{
+	struct cache_slot *e;
+	struct store_res *v = NULL;
+	struct fj_doc *doc = NULL;
+	size_t n = 0;
+	enum gw_err err;
+
+	memset(tmp, 0, sizeof(*tmp));
+	if ((e = cache_find(rn, key)) != NULL) {
+		rn->j->cached++;
+		return e;
+	}
+	err = find_current(rn, type, id, false, &v, &n);
+	if (err == GW_OK && n == 1)
+		doc = parse_version(&v[0]);
+	/* A failed read is not kept: only what the store said. */
+	if (err == GW_OK && (n == 0 || doc != NULL) &&
+	    (e = cache_put(rn, key, doc, n == 1 ? &v[0] : NULL)) != NULL) {
+		store_res_free(v, n);
+		return e;
+	}
+	tmp->doc = doc;
+	if (doc != NULL) {
+		tmp->v = v[0];
+		tmp->v.json = NULL;
+		tmp->v.json_len = 0;
+	}
+	store_res_free(v, n);
+	return tmp;
+}
+
 /* search_env.resolve: a resource of the caller's scope, parsed once per
- * request. */
+ * request (and kept by the worker for the next ones at this snapshot). */
 static const struct fj_node *
 env_resolve(void *arg, const char *type, const char *id)
 {
 	struct run *rn = arg;
 	struct resolved *c;
-	struct store_res *v = NULL;
-	size_t n = 0;
+	const struct cache_slot *e;
+	struct cache_slot tmp;
 	char key[sizeof(c->key)];
 
 	if (strlen(type) > STORE_TYPE_MAX || strlen(id) > STORE_RID_MAX)
@@ -816,13 +956,12 @@ env_resolve(void *arg, const char *type, const char *id)
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
 	util_strlcpy(c->key, key, sizeof(c->key));
-	if (find_current(rn, type, id, false, &v, &n) == GW_OK && n == 1 &&
-	    (c->doc = parse_version(&v[0])) != NULL &&
-	    !visible(rn, type, c->doc->root)) {
-		fj_doc_free(c->doc);
+	e = current_parsed(rn, type, id, key, &tmp);
+	c->doc = e->doc;
+	if (e == &tmp)
+		c->own = tmp.doc;
+	if (c->doc != NULL && !visible(rn, type, c->doc->root))
 		c->doc = NULL;
-	}
-	store_res_free(v, n);
 	c->next = rn->resolved;
 	rn->resolved = c;
 	return c->doc != NULL ? c->doc->root : NULL;
@@ -1185,27 +1324,28 @@ add_includes(struct run *rn, const struct search_query *q,
 		search_includes(q, page[i].doc->root, include_emit, &inc);
 	for (size_t k = 0; ok && k < inc.n; k++) {
 		char *slash = strchr(inc.keys[k], '/');
-		struct store_res *v = NULL;
-		struct fj_doc *doc = NULL;
+		char key[sizeof(*inc.keys)];
+		const struct cache_slot *e;
+		struct cache_slot tmp;
 		bool dup = false;
-		size_t n = 0;
 
 		if (slash == NULL)
 			continue;
+		/* The worker's cache knows it by "type/id". */
+		util_strlcpy(key, inc.keys[k], sizeof(key));
 		*slash = '\0';
 		for (size_t i = 0; i < npage && !dup; i++)
 			dup = strcmp(page[i].v->type, inc.keys[k]) == 0 &&
 			      strcmp(page[i].v->id, slash + 1) == 0;
-		if (!dup &&
-		    find_current(rn, inc.keys[k], slash + 1, false, &v, &n) ==
-			GW_OK &&
-		    n == 1 && (doc = parse_version(&v[0])) != NULL &&
-		    visible(rn, v[0].type, doc->root)) {
-			ok = add_entry(rn, entries, &v[0], doc, "include");
+		if (dup)
+			continue;
+		e = current_parsed(rn, inc.keys[k], slash + 1, key, &tmp);
+		if (e->doc != NULL && visible(rn, e->v.type, e->doc->root)) {
+			ok = add_entry(rn, entries, &e->v, e->doc, "include");
 			*added += ok ? 1 : 0;
 		}
-		fj_doc_free(doc);
-		store_res_free(v, n);
+		if (e == &tmp)
+			fj_doc_free(tmp.doc);
 	}
 	free(inc.keys);
 	return ok;
@@ -1405,9 +1545,11 @@ done:
 }
 
 void
-provider_run(struct provider_job *j, struct store_reader *r)
+provider_run(struct provider_job *j, struct store_reader *r,
+	     struct provider_cache *cache)
 {
 	struct run rn = {.j = j, .r = r, .fmt = FMT_JSON};
+	uint64_t gen = 0;
 	char *seg[5] = {0}, *path = NULL, fmt[64], page[128];
 	size_t nseg = 0;
 	enum gw_err err;
@@ -1444,11 +1586,18 @@ provider_run(struct provider_job *j, struct store_reader *r)
 		answer_store_error(&rn, GW_TEMP);
 		goto done;
 	}
-	/* One read transaction for the request's reads (store.h). */
+	/* One read transaction for the request's reads (store.h); the
+	   worker's cache only when no removal ran while it began. */
+	gen = store_res_generation(r);
 	if ((err = store_reader_begin(r)) != GW_OK ||
 	    (err = store_res_snapshot(r, &rn.snapshot)) != GW_OK) {
 		answer_store_error(&rn, err);
 		goto done;
+	}
+	if (cache != NULL && gen % 2 == 0 && store_res_generation(r) == gen) {
+		cache->job++;
+		rn.cache = cache;
+		rn.gen = gen;
 	}
 	if (nseg == 1 && strcmp(seg[0], "_history") == 0)
 		do_history_list(&rn, NULL, j->form, page);
@@ -1470,7 +1619,7 @@ done:
 		struct resolved *c = rn.resolved;
 
 		rn.resolved = c->next;
-		fj_doc_free(c->doc);
+		fj_doc_free(c->own);
 		free(c);
 	}
 	fj_doc_free(rn.out);

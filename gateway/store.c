@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,9 @@ struct store {
 	/* The logical-id secret (store_index_secret), read at open. */
 	unsigned char secret[32];
 	bool has_secret;
+
+	/* store_res_generation: odd while store_prune_inbound runs. */
+	atomic_uint_fast64_t res_gen;
 };
 
 /* A read connection of one thread (store_reader_open). */
@@ -1506,6 +1510,12 @@ store_res_snapshot(struct store_reader *r, int64_t *seq)
 	return r->s->ops->res_snapshot(r->conn, seq);
 }
 
+uint64_t
+store_res_generation(const struct store_reader *r)
+{
+	return atomic_load(&r->s->res_gen);
+}
+
 enum gw_err
 store_reader_begin(struct store_reader *r)
 {
@@ -1537,7 +1547,13 @@ enum gw_err
 store_prune_inbound(struct store *s, int64_t before, size_t *count)
 {
 	size_t n = 0;
-	enum gw_err err = s->ops->prune_inbound(s->conn, before, &n);
+	enum gw_err err;
+
+	/* Odd from before the first delete until after the last commit
+	   (store_res_generation). */
+	atomic_fetch_add(&s->res_gen, 1);
+	err = s->ops->prune_inbound(s->conn, before, &n);
+	atomic_fetch_add(&s->res_gen, 1);
 
 	if (count != NULL)
 		*count = n;

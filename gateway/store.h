@@ -635,6 +635,16 @@ void store_reader_free(struct store_reader *r);
 enum gw_err store_res_snapshot(struct store_reader *r, int64_t *seq);
 
 /*
+ * A count that changes whenever retention removes versions
+ * (store_prune_inbound): while it stays the same and even, what the index
+ * holds at a given snapshot stays the same, so a reader may keep what it
+ * read at that snapshot. Odd while a removal runs. Read it before
+ * store_reader_begin and after store_res_snapshot: equal and even, the
+ * transaction's view is the one that count names.
+ */
+uint64_t store_res_generation(const struct store_reader *r);
+
+/*
  * One read transaction around the reads of a request: begin, then
  * store_res_snapshot / store_res_find, then end (always, also after a
  * failure; ending a reader with none open is a no-op). Without it each
@@ -782,7 +792,7 @@ extern const struct store_ops store_sqlite_ops;
 
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform
- * report beside a message. */
-#define STORE_SQLITE_SCHEMA 6
+ * report beside a message; 7: a patient's versions indexed by type. */
+#define STORE_SQLITE_SCHEMA 7
 
 #endif

@@ -780,6 +780,55 @@ def test_entered_in_error_leaves_searches_not_history(net):
     assert st == 404
 
 
+def test_chained_targets_kept_per_snapshot(net):
+    """Workers keep what chained parameters resolved (the Patient of
+    patient.identifier, the Device of device.type) for the next searches
+    at the same snapshot, and never past it: after an update of the
+    Device its old type no longer matches."""
+    b, p4 = net.b, 14
+    entries = f1_entries(p4)
+    net.send(wrap([GP1], entries))
+    pid = patient_id(b, p4)
+    ident = "patient.identifier=" + q(BSN_SYSTEM + "|" + bsn(p4))
+    icd, other = q(SCT + "|465460004"), q(SCT + "|72506001")
+
+    def dus(code):
+        st, _, bundle = getj(b, "/fhir/DeviceUseStatement?patient=%s"
+                             "&device.type=%s" % (pid, code))
+        assert st == 200, bundle
+        return bundle["total"]
+
+    def included_type():
+        st, _, bundle = getj(b, "/fhir/DeviceUseStatement?patient=%s"
+                             "&_include=DeviceUseStatement:device" % pid)
+        assert st == 200, bundle
+        return [e["resource"]["type"]["coding"][0]["code"]
+                for e in bundle["entry"]
+                if e["search"]["mode"] == "include"]
+
+    before = b.metric("pzpgw_pull_resolve_cached_total") or 0
+    for _ in range(6):
+        st, _, by_bsn = getj(b, "/fhir/Observation?" + ident)
+        st2, _, by_id = getj(b, "/fhir/Observation?patient=" + pid)
+        assert st == st2 == 200
+        assert sorted(e["resource"]["id"] for e in by_bsn["entry"]) == \
+            sorted(e["resource"]["id"] for e in by_id["entry"])
+        assert by_bsn["total"] == f1_count("Observation")
+        assert (dus(icd), dus(other)) == (1, 0)
+        assert included_type() == ["465460004"]
+    after = b.metric("pzpgw_pull_resolve_cached_total") or 0
+    # 24 resolutions, at most one store read per worker for each target.
+    assert after - before >= 6, (before, after)
+    for e in entries:
+        if e["resource"]["resourceType"] == "Device":
+            e["resource"]["type"]["coding"][0]["code"] = "72506001"
+            e["resource"]["type"]["coding"][0].pop("display", None)
+    net.send(wrap([GP1], entries))
+    for _ in range(4):
+        assert (dus(icd), dus(other)) == (0, 1)
+        assert included_type() == ["72506001"]
+
+
 def test_notified_gp_runs_the_tasks_searches(pki, tmp_path):
     """Notified pull end to end: the Task B posts to gp1's notify URL
     names searches that gp1 then runs against B, each answered with the

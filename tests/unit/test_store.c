@@ -891,6 +891,53 @@ test_migrate(void **state)
 	assert_int_equal(store_open(&o, &f->s), GW_OK);
 }
 
+/* The query plan of sql on the store at path, its details joined. */
+static void
+query_plan(const char *path, const char *sql, char *out, size_t n)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char q[1024];
+
+	out[0] = '\0';
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		size_t at = strlen(out);
+
+		snprintf(out + at, n - at, "%s; ", d != NULL ? d : "");
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* A pull search reads a patient's versions of its one type straight from
+ * an index, in seq order (schema 7): the shape store_res_find builds for
+ * a search by patient. On (receiver, bsn, seq) SQLite fetched every row
+ * of the patient to test its type. */
+static void
+test_patient_type_index(void **state)
+{
+	struct fixture *f = *state;
+	char plan[1024];
+
+	query_plan(f->path,
+		   "SELECT r.seq, r.json FROM res_versions r"
+		   " WHERE r.receiver_ura = '90000003' AND r.bsn = '999999990'"
+		   " AND r.type = 'Consent' AND r.seq <= 9"
+		   " AND (r.superseded_seq IS NULL OR r.superseded_seq > 9)"
+		   " AND r.hidden = 0 AND r.seq > 0 ORDER BY r.seq LIMIT 10001",
+		   plan, sizeof(plan));
+	if (strstr(plan, "res_patient_type (receiver_ura=? AND bsn=? AND "
+			 "type=? AND seq>? AND seq<?)") == NULL ||
+	    strstr(plan, "TEMP B-TREE") != NULL)
+		fail_msg("got plan \"%s\", want the (receiver_ura, bsn, type, "
+			 "seq) index and no sort",
+			 plan);
+}
+
 struct acks {
 	size_t calls;
 	size_t ok, exists;
@@ -1604,6 +1651,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_patient_type_index, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_notices, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_full, setup, teardown),

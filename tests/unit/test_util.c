@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -72,11 +74,51 @@ test_uuid(void **state)
 				 ids[i]);
 }
 
+/* A child process (fork) never repeats its parent's UUIDs: util_uuid
+ * keeps random bytes per thread, and the child starts with a copy. */
+static void
+test_uuid_fork(void **state)
+{
+	char mine[8][37], theirs[8][37], first[37];
+	int fd[2];
+	pid_t pid;
+	int st = 0;
+
+	(void)state;
+	util_uuid(first); /* the pool is filled now */
+	assert_int_equal(pipe(fd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (size_t i = 0; i < 8; i++)
+			util_uuid(theirs[i]);
+		_exit(write(fd[1], theirs, sizeof(theirs)) ==
+			      (ssize_t)sizeof(theirs)
+			  ? 0
+			  : 1);
+	}
+	close(fd[1]);
+	assert_int_equal(read(fd[0], theirs, sizeof(theirs)),
+			 (ssize_t)sizeof(theirs));
+	close(fd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(st, 0);
+	for (size_t i = 0; i < 8; i++)
+		util_uuid(mine[i]);
+	for (size_t i = 0; i < 8; i++)
+		for (size_t k = 0; k < 8; k++)
+			if (strcmp(mine[i], theirs[k]) == 0)
+				fail_msg("got \"%s\" in parent and child, "
+					 "want different UUIDs",
+					 mine[i]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_uuid),
+	    cmocka_unit_test(test_uuid_fork),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
