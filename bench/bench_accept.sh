@@ -38,8 +38,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 lg=$work/loadgen
-${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -o "$lg" \
-	"$src/bench/loadgen.c" $(pkg-config --cflags --libs libcurl)
+bench_loadgen "$lg" "$src"
 sh "$src/certs/dev-pki.sh" "$work/pki" >/dev/null
 pki=$work/pki
 
@@ -61,61 +60,16 @@ fi
 prev=${BENCH_PREV_BIN:-}
 case $prev in "" | /*) ;; *) prev=$(pwd)/$prev ;; esac
 
-port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
 
-# conf NAME BINARY: a gateway (URA 90000001) serving 90000003 in
-# $work/NAME with the rules BINARY reads,
-# on a fresh store.
+# conf NAME BINARY: a fresh gateway in $work/NAME with the rules BINARY
+# reads (bench/lib.sh).
 conf() {
 	rm -rf "$work/$1"
-	mkdir -p "$work/$1"
-	cat >"$work/$1/pzpgw.conf" <<EOF
-[organisation]
-ura = 90000001
-name = bench $1
-[listen]
-address = 127.0.0.1
-port = $port
-certificate = $pki/gateway.crt
-key = $pki/gateway.key
-trust = $pki/uzi-server-ca.pem
-environment = test
-[admin]
-port = 0
-[store]
-path = $work/$1/pzpgw.db
-create = yes
-[limits]
-max_pending = 1024
-[process]
-log = stderr
-schemas = $(bench_schemas "$2" "$src")
-[peer 90000002]
-allow = push
-[peer 90000003]
-allow = pull
-EOF
+	bench_conf "$work/$1" "$port" "$pki" "$(bench_schemas "$2" "$src")"
 }
-
-start() {
-	"$1" serve -c "$work/$2/pzpgw.conf" >"$work/$2/log" 2>&1 &
-	pid=$!
-	i=0
-	until grep -q "event=started" "$work/$2/log" 2>/dev/null; do
-		i=$((i + 1))
-		if [ $i -gt 300 ] || ! kill -0 $pid 2>/dev/null; then
-			cat "$work/$2/log" >&2
-			echo "bench_accept: gateway $2 did not start" >&2
-			exit 1
-		fi
-		sleep 0.1
-	done
-}
-stop() {
-	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	pid=""
-}
+start() { bench_start "$1" "$work/$2"; }
+stop() { bench_stop; }
 # cpu_ticks: utime + stime of the running gateway (all its threads).
 cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$pid/stat"

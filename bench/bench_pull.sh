@@ -43,8 +43,7 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 lg=$work/loadgen
-${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -o "$lg" \
-	"$src/bench/loadgen.c" $(pkg-config --cflags --libs libcurl)
+bench_loadgen "$lg" "$src"
 sh "$src/certs/dev-pki.sh" "$work/pki" >/dev/null
 pki=$work/pki
 
@@ -62,60 +61,15 @@ elif [ -z "$base" ]; then
 	fi
 fi
 
-port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
 
-# conf NAME BINARY: a gateway (URA 90000001) serving 90000003 in
-# $work/NAME, with the rules BINARY reads.
+# conf NAME BINARY: a gateway in $work/NAME with the rules BINARY reads;
+# start BINARY NAME runs it (sets $pid); stop (bench/lib.sh).
 conf() {
-	mkdir -p "$work/$1"
-	cat >"$work/$1/pzpgw.conf" <<EOF
-[organisation]
-ura = 90000001
-name = bench $1
-[listen]
-address = 127.0.0.1
-port = $port
-certificate = $pki/gateway.crt
-key = $pki/gateway.key
-trust = $pki/uzi-server-ca.pem
-environment = test
-[admin]
-port = 0
-[store]
-path = $work/$1/pzpgw.db
-create = yes
-[limits]
-max_pending = 1024
-[process]
-log = stderr
-schemas = $(bench_schemas "$2" "$src")
-[peer 90000002]
-allow = push
-[peer 90000003]
-allow = pull
-EOF
+	bench_conf "$work/$1" "$port" "$pki" "$(bench_schemas "$2" "$src")"
 }
-
-# start BINARY NAME: run it on $work/NAME; sets $pid.
-start() {
-	"$1" serve -c "$work/$2/pzpgw.conf" >"$work/$2/log" 2>&1 &
-	pid=$!
-	i=0
-	until grep -q "event=started" "$work/$2/log" 2>/dev/null; do
-		i=$((i + 1))
-		if [ $i -gt 300 ] || ! kill -0 $pid 2>/dev/null; then
-			cat "$work/$2/log" >&2
-			echo "bench_pull: gateway $2 did not start" >&2
-			exit 1
-		fi
-		sleep 0.1
-	done
-}
-stop() {
-	kill "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-	pid=""
-}
+start() { bench_start "$1" "$work/$2"; }
+stop() { bench_stop; }
 field() {
 	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
@@ -125,21 +79,7 @@ field() {
 $py "$src/bench/message_template.py" "$src" "$work/tpl.json"
 
 # The IG searches of one patient, by BSN (chained patient.identifier).
-B='http://fhir.nl/fhir/NamingSystem/bsn%7C#########'
-S='http://snomed.info/sct%7C'
-cat >"$work/searches" <<EOF
-/fhir/Patient?identifier=$B
-/fhir/Procedure?patient.identifier=$B&code=${S}713603004&_include=Procedure:encounter
-/fhir/Encounter?patient.identifier=$B&_include=Encounter:reason-reference
-/fhir/Consent?patient.identifier=$B&scope=http://terminology.hl7.org/CodeSystem/consentscope%7Ctreatment&category=${S}129125009&_include=Consent:actor
-/fhir/Consent?patient.identifier=$B&scope=http://terminology.hl7.org/CodeSystem/consentscope%7Cadr&_include=Consent:actor
-/fhir/Goal?patient.identifier=$B
-/fhir/Observation?patient.identifier=$B&code=${S}153851000146100,${S}395091006,${S}340171000146104,${S}247751003
-/fhir/DeviceUseStatement?patient.identifier=$B&_include=DeviceUseStatement:device
-/fhir/Communication?patient.identifier=$B
-/fhir/CommunicationRequest?patient.identifier=$B
-/fhir/QuestionnaireResponse?patient.identifier=$B&questionnaire=https://fhir.iknl.nl/fhir/Questionnaire/ACP-zib2020
-EOF
+bench_searches "$work/searches"
 nsearch=$(grep -c . "$work/searches")
 
 post() {

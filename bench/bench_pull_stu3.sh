@@ -19,6 +19,7 @@ set -eu
 bin=${1:?usage: bench_pull_stu3.sh PZPGW_BINARY}
 case $bin in /*) ;; *) bin=$(pwd)/$bin ;; esac
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 py=/usr/bin/python3
 npat=${BENCH_PATIENTS:-1000}
 sets=${BENCH_SETS:-300}
@@ -35,68 +36,17 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
 lg=$work/loadgen
-${CC:-cc} -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -o "$lg" \
-	"$src/bench/loadgen.c" $(pkg-config --cflags --libs libcurl)
+bench_loadgen "$lg" "$src"
 sh "$src/certs/dev-pki.sh" "$work/pki" >/dev/null
 pki=$work/pki
-port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$work/pzpgw.conf" <<EOF
-[organisation]
-ura = 90000001
-name = bench stu3
-[listen]
-address = 127.0.0.1
-port = $port
-certificate = $pki/gateway.crt
-key = $pki/gateway.key
-trust = $pki/uzi-server-ca.pem
-environment = test
-[admin]
-port = 0
-[store]
-path = $work/pzpgw.db
-create = yes
-[limits]
-max_pending = 1024
-[process]
-log = stderr
-schemas = $src/schemas
-[peer 90000002]
-allow = push
-[peer 90000003]
-allow = pull
-EOF
-"$bin" serve -c "$work/pzpgw.conf" >"$work/log" 2>&1 &
-pid=$!
-i=0
-until grep -q "event=started" "$work/log" 2>/dev/null; do
-	i=$((i + 1))
-	if [ $i -gt 300 ] || ! kill -0 $pid 2>/dev/null; then
-		cat "$work/log" >&2
-		echo "bench_pull_stu3: the gateway did not start" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+port=$(bench_free_port)
+bench_conf "$work" "$port" "$pki" "$src/schemas"
+bench_start "$bin" "$work"
 
 # The message template: F1's resources, the BSN ######### and every
 # other identifier made unique per message (loadgen fills them in).
 $py "$src/bench/message_template.py" "$src" "$work/tpl.json"
-B='http://fhir.nl/fhir/NamingSystem/bsn%7C#########'
-S='http://snomed.info/sct%7C'
-cat >"$work/searches" <<EOF
-/fhir/Patient?identifier=$B
-/fhir/Procedure?patient.identifier=$B&code=${S}713603004&_include=Procedure:encounter
-/fhir/Encounter?patient.identifier=$B&_include=Encounter:reason-reference
-/fhir/Consent?patient.identifier=$B&scope=http://terminology.hl7.org/CodeSystem/consentscope%7Ctreatment&category=${S}129125009&_include=Consent:actor
-/fhir/Consent?patient.identifier=$B&scope=http://terminology.hl7.org/CodeSystem/consentscope%7Cadr&_include=Consent:actor
-/fhir/Goal?patient.identifier=$B
-/fhir/Observation?patient.identifier=$B&code=${S}153851000146100,${S}395091006,${S}340171000146104,${S}247751003
-/fhir/DeviceUseStatement?patient.identifier=$B&_include=DeviceUseStatement:device
-/fhir/Communication?patient.identifier=$B
-/fhir/CommunicationRequest?patient.identifier=$B
-/fhir/QuestionnaireResponse?patient.identifier=$B&questionnaire=https://fhir.iknl.nl/fhir/Questionnaire/ACP-zib2020
-EOF
+bench_searches "$work/searches"
 fill=$("$lg" post "https://localhost:$port/fhir/\$process-message" \
 	"$pki/hospital.crt" "$pki/hospital.key" "$pki/ca.pem" 8 "$npat" 0 \
 	"$work/tpl.json")
