@@ -7,10 +7,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <time.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "config.h"
 #include "log.h"
@@ -119,6 +123,11 @@ struct store {
 	/* The logical-id secret (store_index_secret), read at open. */
 	unsigned char secret[32];
 	bool has_secret;
+
+	/* PostgreSQL: owned copies of the connection string and the
+	   password read from its file (opts points at them). */
+	char *pg_url;
+	char *pg_password;
 };
 
 /* A read connection of one thread (store_reader_open). */
@@ -376,6 +385,72 @@ store_file_check(struct store *s)
 	return st;
 }
 
+/* Most bytes of a database password file. */
+#define STORE_PG_PASSWORD_MAX 1024
+
+/*
+ * Copy the connection string and read the password file's first line
+ * (without its newline) into s, for every connection the store opens
+ * later. The password is never logged; a file readable by others is
+ * refused, as libpq refuses such a ~/.pgpass.
+ */
+static enum gw_err
+store_pg_credentials(struct store *s, const struct store_options *opts)
+{
+	char buf[STORE_PG_PASSWORD_MAX + 2];
+	struct stat sb;
+	size_t len;
+	FILE *f;
+
+	if ((s->pg_url = strdup(opts->pg_url)) == NULL)
+		return GW_NOMEM;
+	s->opts.pg_url = s->pg_url;
+	s->opts.pg_password = NULL;
+	if (opts->pg_password_file == NULL)
+		return GW_OK;
+	if ((f = fopen(opts->pg_password_file, "re")) == NULL) {
+		log_warn("event=store_password_file_unreadable");
+		return GW_CONFIG;
+	}
+	if (fstat(fileno(f), &sb) != 0 || (sb.st_mode & 0077) != 0) {
+		log_warnx("event=store_password_file_refused reason=mode "
+			  "message=\"the database password file must not be "
+			  "readable by group or others (chmod 600)\"");
+		fclose(f);
+		return GW_CONFIG;
+	}
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	len = strcspn(buf, "\r\n");
+	if (len > STORE_PG_PASSWORD_MAX || len == 0) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		log_warnx("event=store_password_file_refused reason=%s",
+			  len == 0 ? "empty" : "too_long");
+		return GW_CONFIG;
+	}
+	buf[len] = '\0';
+	s->pg_password = strdup(buf);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (s->pg_password == NULL)
+		return GW_NOMEM;
+	s->opts.pg_password = s->pg_password;
+	return GW_OK;
+}
+
+/* Wipe and free what store_pg_credentials kept. */
+static void
+store_pg_forget(struct store *s)
+{
+	if (s->pg_password != NULL) {
+		OPENSSL_cleanse(s->pg_password, strlen(s->pg_password));
+		free(s->pg_password);
+		s->pg_password = NULL;
+	}
+	free(s->pg_url);
+	s->pg_url = NULL;
+}
+
 enum gw_err
 store_open(const struct store_options *opts, struct store **out)
 {
@@ -385,18 +460,28 @@ store_open(const struct store_options *opts, struct store **out)
 	int fds[2];
 
 	*out = NULL;
-	if (opts->path == NULL)
+	if (opts->path == NULL && opts->pg_url == NULL)
 		return GW_CONFIG;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return GW_NOMEM;
 	s->ops = &store_sqlite_ops;
 	s->pipe_r = s->pipe_w = -1;
 	s->opts = *opts;
+	if (opts->pg_url != NULL && opts->pg_url[0] != '\0') {
+		s->ops = &store_pg_ops;
+		/* Free space is the database server's to watch. */
+		s->opts.min_free = 0;
+		if ((err = store_pg_credentials(s, opts)) != GW_OK)
+			goto fail;
+		if (s->opts.path == NULL)
+			s->opts.path = "postgresql";
+	}
 	if (s->opts.queue_max == 0)
 		s->opts.queue_max = STORE_QUEUE_MAX;
 	if (s->opts.batch_max == 0)
 		s->opts.batch_max = STORE_BATCH_MAX;
-	if ((s->path = strdup(opts->path)) == NULL)
+	err = GW_NOMEM;
+	if ((s->path = strdup(s->opts.path)) == NULL)
 		goto fail;
 	s->opts.path = s->path;
 	slash = strrchr(s->path, '/');
@@ -461,6 +546,7 @@ fail_pipe:
 	pthread_mutex_destroy(&s->mu);
 fail_mu:
 fail:
+	store_pg_forget(s);
 	free(s->dir);
 	free(s->path);
 	free(s);
@@ -1204,6 +1290,7 @@ store_free(struct store *s)
 	free(s->reqs);
 	free(s->res);
 	free(s->arecs);
+	store_pg_forget(s);
 	free(s->dir);
 	free(s->path);
 	free(s);
