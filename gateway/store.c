@@ -149,6 +149,15 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 			!store_marked(cfg->store_path));
 	opts->relaxed_state = true;
 	opts->background_upkeep = true;
+	if (cfg->store_backend != NULL &&
+	    strcmp(cfg->store_backend, "postgresql") == 0) {
+		opts->pg_url = cfg->store_url;
+		opts->pg_password_file = cfg->store_password_file;
+		/* No marker beside a database: an empty one is made unless
+		   create = no (a wrong url is the operator's to see in the
+		   log line naming the backend). */
+		opts->create = strcmp(cfg->store_create, "no") != 0;
+	}
 }
 
 bool

@@ -11,7 +11,8 @@
 #                              (also kept in DIR/env)
 #   tests/pg/pg.sh stop DIR    stops it (immediate) and removes DIR
 #
-# Exit 77 (skip) with a message when the package is not installed.
+# DIR's parent directories must be searchable by nobody (e.g. a
+# mktemp -d under /tmp with mode 755). Exit 77 (skip) with a message when the package is not installed.
 set -eu
 
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
@@ -46,8 +47,15 @@ start)
 		--auth-local=scram-sha-256 --auth-host=scram-sha-256 \
 		-E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
 		{ cat "$dir/initdb.log" >&2; exit 1; }
+	# In the configuration file, so a test may stop and start the
+	# server again with plain pg_ctl -D DIR/data -l DIR/server.log start.
+	as_owner sh -c "cat >>'$dir/data/postgresql.conf'" <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+max_connections = 200
+CONF
 	as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-		-o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c max_connections=200" \
 		start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 	# The tests read the password file as themselves (root in CI).
 	[ "$(id -u)" = 0 ] && chown root:root "$dir/password"
