@@ -208,6 +208,16 @@ struct pg {
 	bool chain_known;
 	int64_t chain_seq, chain_start;
 	char chain_hash[65];
+	/* Rows of a claim whose COMMIT got no answer (the connection
+	   broke): it may have committed, leaving rows in flight that no
+	   attempt holds. Put back to due (if still so marked) before the
+	   next claim. */
+	struct pg_lost {
+		int64_t seq;
+		char receiver[STORE_URA_MAX + 1];
+	} * lost;
+	size_t nlost;
+	int64_t lost_at; /* their last_attempt_at */
 };
 
 static const char *const pg_states[STORE_STATE_COUNT] = {
@@ -560,6 +570,7 @@ pg_close(void *conn)
 	if (c == NULL)
 		return;
 	PQfinish(c->db);
+	free(c->lost);
 	free(c);
 }
 
@@ -1228,6 +1239,51 @@ out:
 	return txn;
 }
 
+/* Remember the rows of a claim whose COMMIT failed (see struct pg). */
+static void
+pg_claim_lost(struct pg *c, const struct store_row *rows, size_t n, int64_t now)
+{
+	struct pg_lost *v;
+
+	if (n == 0 || c->nlost > 0 || (v = calloc(n, sizeof(*v))) == NULL)
+		return; /* the next start's recovery puts them back */
+	for (size_t i = 0; i < n; i++) {
+		v[i].seq = rows[i].seq;
+		util_strlcpy(v[i].receiver, rows[i].receiver,
+			     sizeof(v[i].receiver));
+	}
+	c->lost = v;
+	c->nlost = n;
+	c->lost_at = now;
+}
+
+/* Put the rows of a lost claim back to due when that claim did commit:
+ * still in flight with the attempt time it gave them. */
+static enum gw_err
+pg_claim_unlose(struct pg *c)
+{
+	enum gw_err err = GW_OK;
+
+	for (size_t i = 0; i < c->nlost && err == GW_OK; i++) {
+		struct pg_args a = {0};
+
+		pa_i64(&a, c->lost[i].seq);
+		pa_text(&a, c->lost[i].receiver);
+		pa_i64(&a, c->lost_at);
+		err = pg_q(c, "claim_unlose",
+			   "UPDATE outbox SET state = 'due' WHERE"
+			   " message_seq = $1 AND receiver_ura = $2 AND"
+			   " state = 'inflight' AND last_attempt_at = $3",
+			   &a, NULL);
+	}
+	if (err == GW_OK) {
+		free(c->lost);
+		c->lost = NULL;
+		c->nlost = 0;
+	}
+	return err;
+}
+
 /*
  * Claim lane heads (see sq_claim), locking them with FOR UPDATE SKIP
  * LOCKED so two claimers never take the same row. Across nodes the lane
@@ -1257,6 +1313,8 @@ pg_claim(void *conn, const char *receiver, int64_t due_by, int64_t now,
 	*n = 0;
 	if (max == 0)
 		return GW_OK;
+	if ((err = pg_claim_unlose(c)) != GW_OK)
+		return err;
 	/* Look first without a transaction (most calls find nothing). */
 	pa_i64(&a, due_by);
 	pa_text(&a, receiver);
@@ -1301,8 +1359,10 @@ pg_claim(void *conn, const char *receiver, int64_t due_by, int64_t now,
 			w->first_attempt_at = now;
 		w->last_attempt_at = now;
 	}
-	if ((err = pg_commit(c)) != GW_OK)
+	if ((err = pg_commit(c)) != GW_OK) {
+		pg_claim_lost(c, *rows, *n, now);
 		goto fail;
+	}
 	return GW_OK;
 fail:
 	pg_rollback(c);

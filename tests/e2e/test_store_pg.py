@@ -214,3 +214,47 @@ def test_config_refuses_a_password_in_the_url(pg, pki, tmp_path):
     r = subprocess.run([gw.BINARY, "check-config", "-c", g.conf],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr + r.stdout
+
+
+def test_database_restart_503_then_continues(pg, pair):
+    """The database stopped under A: intake answers 503 with Retry-After
+    (never 202 for what it cannot commit), then accepts again once the
+    server is back, and everything acknowledged is delivered."""
+    a, b = pair
+    b.start()
+    td.start_a(a)
+    results = {}
+    p = td.Poster(a)
+    try:
+        for n in range(5):
+            ident, body = td.message([GP1], n % 2, small=True)
+            st, _, _ = p.post(body)
+            results[ident] = (st, (n % 2, (GP1,)), None)
+        assert all(r[0] == 202 for r in results.values())
+        pg.pg_ctl("stop", "-m", "fast", "-w")
+        refused = 0
+        for n in range(3):
+            ident, body = td.message([GP1], 5, small=True)
+            st, hdrs, data = p.post(body)
+            assert st == 503, (st, data)
+            assert "retry-after" in hdrs
+            assert json.loads(data)["resourceType"] == "OperationOutcome"
+            refused += 1
+        pg.pg_ctl("start", "-w", "-l", os.path.join(pg.dir, "server.log"))
+        for n in range(5, 10):
+            ident, body = td.message([GP1], n % 2, small=True)
+            st, _, data = p.post(body, time.monotonic() + 30)
+            # The first after the restart may still find a broken
+            # connection; then it is refused, never half-stored.
+            while st == 503:
+                time.sleep(0.2)
+                st, _, data = p.post(body)
+            results[ident] = (st, (n % 2, (GP1,)), None)
+        assert all(r[0] == 202 for r in results.values()), results
+    finally:
+        p.close()
+    gw.wait_for(lambda: settled(pg, a), timeout=60,
+                what="delivery after the database restart")
+    assert all(r[2] == "delivered" for r in a_rows(pg, a))
+    check_arrived(pg, b, results)
+    assert refused == 3
