@@ -402,8 +402,9 @@ reload(struct serve *s)
 	 * change is worse than none, so the whole reload is refused. */
 	{
 		bool ura = strcmp(ncfg->ura, s->cfg->ura) != 0;
+		bool path = strcmp(ncfg->store_path, s->cfg->store_path) != 0;
 		bool store =
-		    strcmp(ncfg->store_path, s->cfg->store_path) != 0 ||
+		    path ||
 		    strcmp(ncfg->store_backend, s->cfg->store_backend) != 0 ||
 		    !serve_same_str(ncfg->store_url, s->cfg->store_url);
 
@@ -414,7 +415,9 @@ reload(struct serve *s)
 			    "file_ura=%s action=keeping_old_configuration",
 			    ura ? "[organisation] ura" : "",
 			    ura && store ? " and " : "",
-			    store ? "[store] path, backend or url" : "",
+			    !store ? ""
+			    : path ? "[store] path"
+				   : "[store] backend or url",
 			    s->cfg->ura, ncfg->ura);
 			config_free(ncfg);
 			return "reload failed (restart needed for that "

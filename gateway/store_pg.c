@@ -47,7 +47,7 @@
  * to i + 1. SQLite's queue_counts (3) has no counterpart: with several
  * nodes one row per receiver would serialise every accept and claim, and
  * the (state, receiver) index answers the gauges. */
-static const char *const pg_migrations[STORE_SQLITE_SCHEMA] = {
+static const char *const pg_migrations[] = {
     /* 1: messages (with the idempotency key) and the outbox. */
     "CREATE TABLE pzpgw_schema ("
     " k INTEGER PRIMARY KEY CHECK (k = 1),"
@@ -172,7 +172,18 @@ static const char *const pg_migrations[STORE_SQLITE_SCHEMA] = {
     " FOR EACH STATEMENT EXECUTE FUNCTION pzpgw_audit_append_only();",
     /* 6: the transform report beside a message. */
     "ALTER TABLE messages ADD COLUMN transform_report TEXT;",
+#if STORE_SQLITE_SCHEMA >= 7
+    /* 7 (i11-search's NOTE): searches by patient always name a type. */
+    "DROP INDEX res_patient;"
+    "CREATE INDEX res_patient_type ON res_versions"
+    " (receiver_ura, bsn, type, seq);",
+#endif
 };
+
+/* A new SQLite schema version needs its PostgreSQL step here too. */
+_Static_assert(sizeof(pg_migrations) / sizeof(pg_migrations[0]) ==
+		   STORE_SQLITE_SCHEMA,
+	       "pg_migrations has one step per STORE_SQLITE_SCHEMA version");
 
 /* Advisory lock key of schema migrations (two nodes starting at once
  * migrate one after the other): "pzpgw" in ASCII. */
@@ -991,12 +1002,38 @@ pg_insert_message(struct pg *c, const char *op, struct pg_args *a, int64_t *seq)
 	return GW_OK;
 }
 
+/*
+ * Lock the (receiver, patient) lane until the transaction ends. Each lane
+ * row's "waiting" flag is computed from the other pending rows of its
+ * lane, by the writer (a new row) and by the caller's connection (the
+ * head leaving the pending states): in PostgreSQL both run at once, and
+ * without the lock each may miss the other's uncommitted row, leaving a
+ * follower waiting behind a head that is gone (seen: a lane stuck until
+ * the next start). The statement after the lock sees every lane change
+ * committed before it (READ COMMITTED takes a snapshot per statement).
+ */
+static enum gw_err
+pg_lane_lock(struct pg *c, const char *receiver, const char *patient)
+{
+	struct pg_args a = {0};
+
+	pa_text(&a, receiver);
+	pa_text(&a, patient);
+	return pg_q(c, "lane_lock",
+		    "SELECT pg_advisory_xact_lock(hashtextextended("
+		    "$1 || '|' || $2, 0))",
+		    &a, NULL);
+}
+
 static enum gw_err
 pg_insert_outbox(struct pg *c, int64_t seq, const char *receiver,
 		 const char *patient, int64_t at)
 {
 	struct pg_args a = {0};
+	enum gw_err err;
 
+	if ((err = pg_lane_lock(c, receiver, patient)) != GW_OK)
+		return err;
 	pa_i64(&a, seq);
 	pa_text(&a, receiver);
 	pa_text(&a, patient);
@@ -1434,7 +1471,8 @@ pg_finish(void *conn, const char *id, const char *receiver, enum store_state to,
 		goto fail;
 	}
 	if (to != STORE_DUE &&
-	    (err = pg_unblock_lane(c, receiver, patient)) != GW_OK)
+	    ((err = pg_lane_lock(c, receiver, patient)) != GW_OK ||
+	     (err = pg_unblock_lane(c, receiver, patient)) != GW_OK))
 		goto fail;
 	free(patient);
 	return pg_commit(c);
@@ -1697,9 +1735,17 @@ pg_act(void *conn, const char *id, const char *receiver,
 		err = GW_INVALID;
 		goto out;
 	}
-	/* Replay puts an earlier row back in its lanes: recompute them. */
+	/* Replay puts an earlier row back in its lanes: recompute them,
+	   with the lanes locked (see pg_lane_lock). */
 	memset(&a, 0, sizeof(a));
 	pa_i64(&a, seq);
+	if ((err = pg_q(c, "act",
+			"SELECT pg_advisory_xact_lock(hashtextextended("
+			"receiver_ura || '|' || patient_key, 0)) FROM"
+			" (SELECT receiver_ura, patient_key FROM outbox WHERE"
+			" message_seq = $1 ORDER BY receiver_ura) l",
+			&a, NULL)) != GW_OK)
+		goto out;
 	if ((err = pg_q(c, "act",
 			PG_RELANE_ALL " AND (receiver_ura, patient_key)"
 				      " IN (SELECT receiver_ura,"
@@ -1819,7 +1865,7 @@ pg_expire(void *conn, int64_t before, int64_t now, size_t *count)
 	pa_i64(&a, before);
 	if ((err = pg_q(c, "expire",
 			"SELECT DISTINCT o.receiver_ura,"
-			" o.patient_key" PG_EXPIRED,
+			" o.patient_key" PG_EXPIRED " ORDER BY 1, 2",
 			&a, &lanes)) != GW_OK)
 		goto out;
 	if (PQntuples(lanes) == 0)
@@ -1836,8 +1882,10 @@ pg_expire(void *conn, int64_t before, int64_t now, size_t *count)
 	*count = (size_t)pg_changes(r);
 	PQclear(r);
 	for (int i = 0; i < PQntuples(lanes) && err == GW_OK; i++)
-		err = pg_unblock_lane(c, PQgetvalue(lanes, i, 0),
-				      PQgetvalue(lanes, i, 1));
+		if ((err = pg_lane_lock(c, PQgetvalue(lanes, i, 0),
+					PQgetvalue(lanes, i, 1))) == GW_OK)
+			err = pg_unblock_lane(c, PQgetvalue(lanes, i, 0),
+					      PQgetvalue(lanes, i, 1));
 out:
 	PQclear(lanes);
 	if (err == GW_OK)

@@ -17,6 +17,7 @@
 #include <libpq-fe.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -1779,6 +1780,97 @@ test_pg_open(void **state)
 	assert_int_equal(store_open(&o, &s), GW_TEMP);
 }
 
+/* PostgreSQL: the connection is lost between a claim and its result.
+ * The result is kept (GW_OK), the row stays in flight meanwhile, and the
+ * next due-time query reconnects and writes it. */
+static void
+test_pg_finish_deferred(void **state)
+{
+	struct fixture *f = *state;
+	char got[64];
+	int64_t at = 0;
+
+	if (!on_pg) {
+		skip(); /* PostgreSQL only */
+		return;
+	}
+	must_accept(f->s, "d1", "p1", R1, T0);
+	must_accept(f->s, "d2", "p1", R1, T0 + 1);
+	claim_ids(f->s, NULL, T0 + 10, got, sizeof(got));
+	assert_string_equal(got, "d1/" R1);
+	/* The server drops every connection of the gateway. */
+	assert_true(pg_sql("SELECT count(pg_terminate_backend(pid)) FROM"
+			   " pg_stat_activity WHERE application_name ="
+			   " 'pzpgw'") >= 1);
+	assert_int_equal(store_delivered(f->s, "d1", R1, 200, T0 + 11), GW_OK);
+	assert_int_equal(pg_sql("SELECT count(*) FROM outbox WHERE"
+				" state = 'inflight'"),
+			 1);
+	/* Written before anything else is asked of the store. */
+	assert_int_equal(store_next_due_at(f->s, &at), GW_OK);
+	assert_int_equal(row_state(f->s, "d1", R1, NULL), STORE_DELIVERED);
+	claim_ids(f->s, NULL, T0 + 20, got, sizeof(got));
+	assert_string_equal(got, "d2/" R1);
+}
+
+/* Commit the test's transaction (and its lock) after a while. */
+static void *
+pg_commit_later(void *arg)
+{
+	PGconn *c = arg;
+
+	nanosleep(&(struct timespec){0, 300000000L}, NULL);
+	PQclear(PQexec(c, "COMMIT"));
+	return NULL;
+}
+
+/*
+ * PostgreSQL: a lane head delivered while the writer's transaction that
+ * adds a row to the same lane is still open. The writer is held after
+ * its outbox insert by a lock on the audit chain's head (its accept
+ * carries an audit record); the head's finish must not miss that row:
+ * once both committed the new row is the lane's head and claimable.
+ */
+static void
+test_pg_lane_race(void **state)
+{
+	struct fixture *f = *state;
+	const char *rc[1] = {R1};
+	struct store_audit_rec rec = {.interaction = "create", .status = 202};
+	struct store_accept r = req("l2", "l2", "p1", rc, 1, T0 + 1);
+	struct acks a = {.path = f->path};
+	PGconn *c;
+	PGresult *res;
+	pthread_t t;
+	char got[64];
+
+	if (!on_pg) {
+		skip(); /* PostgreSQL only */
+		return;
+	}
+	must_accept(f->s, "l1", "p1", R1, T0);
+	claim_ids(f->s, NULL, T0 + 10, got, sizeof(got));
+	assert_string_equal(got, "l1/" R1);
+	c = pg_connect();
+	res = PQexec(c, "BEGIN; SELECT seq FROM audit_head FOR UPDATE");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	util_strlcpy(rec.ura, SENDER, sizeof(rec.ura));
+	r.audit = &rec;
+	r.naudit = 1;
+	assert_int_equal(store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+	/* Let the writer reach the lock, past its outbox insert. */
+	nanosleep(&(struct timespec){0, 300000000L}, NULL);
+	assert_int_equal(pthread_create(&t, NULL, pg_commit_later, c), 0);
+	assert_int_equal(store_delivered(f->s, "l1", R1, 200, T0 + 11), GW_OK);
+	pump(f->s, &a, 1);
+	assert_int_equal(a.ok, 1);
+	pthread_join(t, NULL);
+	PQfinish(c);
+	claim_ids(f->s, NULL, T0 + 20, got, sizeof(got));
+	assert_string_equal(got, "l2/" R1);
+}
+
 int
 main(void)
 {
@@ -1812,6 +1904,9 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pg_finish_deferred, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pg_lane_race, setup, teardown),
 	};
 
 	int failed;
