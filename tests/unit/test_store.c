@@ -1813,6 +1813,85 @@ test_pg_finish_deferred(void **state)
 	assert_string_equal(got, "d2/" R1);
 }
 
+/* Accept inbound message id carrying one Patient version json for R1. */
+static void
+accept_indexed(struct store *s, const char *id, const char *json)
+{
+	struct store_index_entry e = {.type = "Patient",
+				      .id = "pat-1",
+				      .key = "sys|1",
+				      .json = json,
+				      .json_len = strlen(json)};
+	struct store_index x = {.receiver = R1,
+				.bsn = "123456782",
+				.sender = SENDER,
+				.entries = &e,
+				.n = 1};
+	struct store_accept r = req(id, id, "p1", NULL, 0, T0);
+	struct store_result res;
+
+	r.direction = STORE_INBOUND;
+	r.index = &x;
+	r.nindex = 1;
+	assert_int_equal(store_accept(s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+}
+
+/* The received-data index on either backend: the same content again
+ * makes no version (the later message carries it), other content makes
+ * version 2 and supersedes 1; history, current, snapshot and the inbox
+ * agree. */
+static void
+test_index_versions(void **state)
+{
+	struct fixture *f = *state;
+	struct store_res_query q = {
+	    .receiver = R1, .type = "Patient", .id = "pat-1", .history = true};
+	struct store_reader *rd = NULL;
+	struct store_inbox *in = NULL;
+	struct store_inbox_filter fi = {.receiver = R1};
+	struct store_res *v = NULL;
+	int64_t snap = 0;
+	size_t n = 0;
+
+	accept_indexed(f->s, "i1", "{\"a\":1}");
+	accept_indexed(f->s, "i2", "{\"a\":1}");
+	assert_int_equal(store_reader_open(f->s, &rd), GW_OK);
+	assert_int_equal(store_res_snapshot(rd, &snap), GW_OK);
+	accept_indexed(f->s, "i3", "{\"a\":2}");
+
+	assert_int_equal(store_res_find(rd, &q, &v, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].vid, 1);
+	assert_false(v[0].current);
+	assert_string_equal(v[0].msg_id, "i2"); /* carried by i2 */
+	assert_int_equal(v[1].vid, 2);
+	assert_true(v[1].current);
+	assert_string_equal(v[1].json, "{\"a\":2}");
+	assert_string_equal(v[1].msg_id, "i3");
+	assert_string_equal(v[1].bsn, "123456782");
+	store_res_free(v, n);
+	q.history = false;
+	assert_int_equal(store_res_find(rd, &q, &v, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].vid, 2);
+	store_res_free(v, n);
+	/* At the snapshot taken before i3, version 1 is the current one. */
+	q.snapshot = snap;
+	assert_int_equal(store_res_find(rd, &q, &v, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].vid, 1);
+	assert_true(v[0].current);
+	store_res_free(v, n);
+	store_reader_free(rd);
+
+	assert_int_equal(store_inbox_list(f->s, &fi, &in, &n), GW_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(in[2].id, "i3");
+	assert_int_equal(in[2].resources, 1);
+	free(in);
+}
+
 /* Commit the test's transaction (and its lock) after a while. */
 static void *
 pg_commit_later(void *arg)
@@ -1902,6 +1981,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_finish_deferred, setup,
