@@ -207,6 +207,9 @@ struct pg_args {
 	char num[PG_ARGS_MAX][24];
 };
 
+/* Prepared statements kept per connection. */
+#define PG_PREP_CACHE 48
+
 /* One connection. */
 struct pg {
 	PGconn *db;
@@ -229,6 +232,15 @@ struct pg {
 	} * lost;
 	size_t nlost;
 	int64_t lost_at; /* their last_attempt_at */
+	/* Statements with parameters, prepared once per connection (the
+	   server then skips parsing and planning: the index entry's
+	   statement planned every time cost more than it ran). */
+	struct {
+		char *sql;
+		unsigned n; /* its name: "pz<n>" */
+	} prep[PG_PREP_CACHE];
+	unsigned prep_next; /* the slot replaced next */
+	unsigned prep_seq;  /* names given so far */
 };
 
 static const char *const pg_states[STORE_STATE_COUNT] = {
@@ -342,6 +354,58 @@ pg_fail(struct pg *c, const char *op, const PGresult *r)
 	return err;
 }
 
+/* Forget every prepared statement (a new session has none). */
+static void
+pg_prep_forget(struct pg *c)
+{
+	for (unsigned i = 0; i < PG_PREP_CACHE; i++) {
+		free(c->prep[i].sql);
+		c->prep[i].sql = NULL;
+	}
+}
+
+/* The name of sql prepared on c with a's types, preparing it on a miss
+ * (the slot replaced is deallocated). NULL when preparing failed: the
+ * caller then runs it unprepared, which reports the error. */
+static const char *
+pg_prepared(struct pg *c, const char *sql, const struct pg_args *a, char *name,
+	    size_t n)
+{
+	unsigned k;
+	PGresult *r;
+	char *copy;
+
+	for (k = 0; k < PG_PREP_CACHE; k++) {
+		if (c->prep[k].sql != NULL &&
+		    strcmp(c->prep[k].sql, sql) == 0) {
+			snprintf(name, n, "pz%u", c->prep[k].n);
+			return name;
+		}
+	}
+	if ((copy = strdup(sql)) == NULL)
+		return NULL;
+	snprintf(name, n, "pz%u", c->prep_seq);
+	r = PQprepare(c->db, name, sql, a->n, a->types);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		PQclear(r);
+		free(copy);
+		return NULL;
+	}
+	PQclear(r);
+	k = c->prep_next++ % PG_PREP_CACHE;
+	if (c->prep[k].sql != NULL) {
+		char old[24], dealloc[48];
+
+		snprintf(old, sizeof(old), "pz%u", c->prep[k].n);
+		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", old);
+		PQclear(PQexec(c->db, dealloc));
+		free(c->prep[k].sql);
+	}
+	c->prep[k].sql = copy;
+	c->prep[k].n = c->prep_seq++;
+	return name;
+}
+
 /*
  * Run sql with a (may be NULL). *out (may be NULL: cleared here) gets
  * the result of a statement that succeeded. A connection found broken
@@ -359,6 +423,7 @@ pg_q(struct pg *c, const char *op, const char *sql, const struct pg_args *a,
 	if (out != NULL)
 		*out = NULL;
 	if (PQstatus(c->db) == CONNECTION_BAD && !c->txn) {
+		pg_prep_forget(c);
 		PQreset(c->db);
 		if (PQstatus(c->db) != CONNECTION_OK)
 			return pg_fail(c, "reconnect", NULL);
@@ -369,10 +434,17 @@ pg_q(struct pg *c, const char *op, const char *sql, const struct pg_args *a,
 				       "SET default_transaction_read_only"
 				       " = on"));
 	}
-	if (a != NULL && a->n > 0)
-		r = PQexecParams(c->db, sql, a->n, a->types, a->vals, a->lens,
-				 a->fmts, 0);
-	else
+	if (a != NULL && a->n > 0) {
+		char name[24];
+		const char *pn = pg_prepared(c, sql, a, name, sizeof(name));
+
+		if (pn != NULL)
+			r = PQexecPrepared(c->db, pn, a->n, a->vals, a->lens,
+					   a->fmts, 0);
+		else
+			r = PQexecParams(c->db, sql, a->n, a->types, a->vals,
+					 a->lens, a->fmts, 0);
+	} else
 		r = PQexec(c->db, sql);
 	st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -581,6 +653,7 @@ pg_close(void *conn)
 	if (c == NULL)
 		return;
 	PQfinish(c->db);
+	pg_prep_forget(c);
 	free(c->lost);
 	free(c);
 }
@@ -785,85 +858,52 @@ pg_rows_collect(PGresult *res, struct store_row **rows, size_t *n)
 	return GW_OK;
 }
 
-/* One index entry (see sq_index_entry). */
+/*
+ * One index entry (see sq_index_entry) in one statement, a round trip
+ * instead of three: the newest version (cur); the same content, current,
+ * becomes this message's too (carried); otherwise a new version (ins)
+ * supersedes the current one.
+ */
 static enum gw_err
 pg_index_entry(struct pg *c, int64_t seq, int64_t at,
 	       const struct store_index *x, const struct store_index_entry *e)
 {
 	struct pg_args a = {0};
-	PGresult *r = NULL;
-	int64_t cur = 0, vid = 0, nseq;
-	bool same = false;
 	enum gw_err err;
+	char *json;
 
+	/* json is text: a NUL-free copy of the bytes given. */
+	if ((json = strndup(e->json != NULL ? e->json : "", e->json_len)) ==
+	    NULL)
+		return GW_NOMEM;
 	pa_text(&a, x->receiver);
+	pa_text(&a, x->bsn);
 	pa_text(&a, e->type);
 	pa_text(&a, e->id);
-	if ((err = pg_q(c, "index_current",
-			"SELECT seq, vid, json, (superseded_seq IS NULL)::int"
-			" FROM res_versions WHERE receiver_ura = $1 AND"
-			" type = $2 AND id = $3 ORDER BY vid DESC LIMIT 1",
-			&a, &r)) != GW_OK)
-		return err;
-	if (PQntuples(r) == 1) {
-		vid = pg_i64(r, 0, 1);
-		if (pg_i64(r, 0, 3) != 0) {
-			cur = pg_i64(r, 0, 0);
-			same = (size_t)PQgetlength(r, 0, 2) == e->json_len &&
-			       (e->json_len == 0 ||
-				memcmp(PQgetvalue(r, 0, 2), e->json,
-				       e->json_len) == 0);
-		}
-	}
-	PQclear(r);
-	memset(&a, 0, sizeof(a));
-	if (same) {
-		pa_i64(&a, cur);
-		pa_i64(&a, seq);
-		return pg_q(c, "index_carried",
-			    "UPDATE res_versions SET message_seq = $2"
-			    " WHERE seq = $1",
-			    &a, NULL);
-	}
-	/* json is text: a NUL-free copy of the bytes given. */
-	{
-		char *json =
-		    strndup(e->json != NULL ? e->json : "", e->json_len);
-
-		if (json == NULL)
-			return GW_NOMEM;
-		pa_text(&a, x->receiver);
-		pa_text(&a, x->bsn);
-		pa_text(&a, e->type);
-		pa_text(&a, e->id);
-		pa_i64(&a, vid + 1);
-		pa_text(&a, e->key);
-		pa_i64(&a, seq);
-		pa_i64(&a, at);
-		pa_i64(&a, e->hidden ? 1 : 0);
-		pa_text(&a, e->sha256 != NULL ? e->sha256 : "");
-		pa_text(&a, json);
-		err = pg_q(c, "index_write",
-			   "INSERT INTO res_versions (receiver_ura, bsn, type,"
-			   " id, vid, res_key, message_seq, updated, hidden,"
-			   " sha256, json) VALUES ($1, $2, $3, $4, $5, $6, $7,"
-			   " $8, $9, $10, $11) RETURNING seq",
-			   &a, &r);
-		free(json);
-	}
-	if (err != GW_OK)
-		return err;
-	nseq = pg_i64(r, 0, 0);
-	PQclear(r);
-	if (cur == 0)
-		return GW_OK;
-	memset(&a, 0, sizeof(a));
-	pa_i64(&a, cur);
-	pa_i64(&a, nseq);
-	return pg_q(
-	    c, "index_supersede",
-	    "UPDATE res_versions SET superseded_seq = $2 WHERE seq = $1", &a,
-	    NULL);
+	pa_text(&a, e->key);
+	pa_i64(&a, seq);
+	pa_i64(&a, at);
+	pa_i64(&a, e->hidden ? 1 : 0);
+	pa_text(&a, e->sha256 != NULL ? e->sha256 : "");
+	pa_text(&a, json);
+	err = pg_q(c, "index_write",
+		   "WITH cur AS (SELECT seq, vid, superseded_seq IS NULL AS"
+		   " live, (superseded_seq IS NULL AND json = $10) AS same"
+		   " FROM res_versions WHERE receiver_ura = $1 AND type = $3"
+		   " AND id = $4 ORDER BY vid DESC LIMIT 1),"
+		   " carried AS (UPDATE res_versions r SET message_seq = $6"
+		   " FROM cur WHERE r.seq = cur.seq AND cur.same),"
+		   " ins AS (INSERT INTO res_versions (receiver_ura, bsn,"
+		   " type, id, vid, res_key, message_seq, updated, hidden,"
+		   " sha256, json) SELECT $1, $2, $3, $4,"
+		   " coalesce((SELECT vid FROM cur), 0) + 1, $5, $6, $7, $8,"
+		   " $9, $10 WHERE NOT coalesce((SELECT same FROM cur), false)"
+		   " RETURNING seq)"
+		   " UPDATE res_versions r SET superseded_seq = ins.seq"
+		   " FROM cur, ins WHERE r.seq = cur.seq AND cur.live",
+		   &a, NULL);
+	free(json);
+	return err;
 }
 
 static enum gw_err
