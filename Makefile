@@ -11,16 +11,16 @@ VARIANT ?= release
 BUILD := build/$(VARIANT)
 
 DEPS = openssl libcurl jansson uuid libevent libevent_openssl sqlite3 inih \
-       libxml-2.0
+       libxml-2.0 libpq
 TEST_DEPS = cmocka
 
 # Debian packages: what building and running needs, and what testing adds.
 DEB_BUILD = make gcc libc6-dev pkg-config openssl ca-certificates curl \
             libssl-dev libcurl4-openssl-dev libjansson-dev uuid-dev \
-            libevent-dev libsqlite3-dev libinih-dev libxml2-dev
+            libevent-dev libsqlite3-dev libinih-dev libxml2-dev libpq-dev
 DEB_TEST = libcmocka-dev python3 python3-pytest python3-jwcrypto sqlite3 \
            clang libclang-rt-14-dev cppcheck clang-tidy clang-format \
-           dpkg-dev lintian adduser systemd git
+           dpkg-dev lintian adduser systemd git postgresql
 
 WARN = -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Wmissing-prototypes \
        -Wstrict-prototypes -Wno-unused-parameter
@@ -62,7 +62,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 .PHONY: all deps deps-build run run-pair test test-unit test-e2e asan tsan fuzz fuzz-smoke \
-        check-cycles lint format format-check install schemas bench clean help \
+        check-cycles test-unit-pg lint format format-check install schemas bench clean help \
         deb test-pkg
 
 all: $(BIN)
@@ -73,6 +73,7 @@ help:
 	@echo "make test       install packages, build, run every test"
 	@echo "make all        build $(BIN)"
 	@echo "make test-unit  cmocka unit tests"
+	@echo "make test-unit-pg  the store unit tests against a throwaway PostgreSQL"
 	@echo "make test-e2e   end-to-end tests against the real daemon"
 	@echo "make check-cycles  no call or include cycle between files"
 	@echo "make check-man  the manual pages are what the code says"
@@ -147,7 +148,7 @@ test: deps
 	$(MAKE) format-check
 	$(MAKE) check-man
 	$(MAKE) lint
-	$(MAKE) all check-cycles test-unit test-e2e test-pkg
+	$(MAKE) all check-cycles test-unit test-unit-pg test-e2e test-pkg
 	$(MAKE) asan
 	$(MAKE) fuzz-smoke
 
@@ -172,6 +173,22 @@ check-man: $(BIN) $(BUILD)/tests/test_man
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do \
 		echo "== $$t"; PZPGW_SRCDIR=$(CURDIR) $$t; done
+
+# The store's unit tests once more against PostgreSQL (store_pg.c): a
+# throwaway server of tests/pg/pg.sh (initdb + pg_ctl as nobody when
+# root, a free port), stopped afterwards. Skipped, saying so, only when
+# the postgresql package is not installed (make deps installs it).
+PG_UNIT = $(BUILD)/tests/test_store
+test-unit-pg: $(PG_UNIT)
+	@d=$$(mktemp -d /tmp/pzpgw-pg-XXXXXX); chmod 755 $$d; \
+	env=$$(sh tests/pg/pg.sh start $$d/pg); rc=$$?; \
+	if [ $$rc = 77 ]; then rm -rf $$d; \
+		echo "test-unit-pg: SKIPPED: PostgreSQL is not installed"; exit 0; fi; \
+	if [ $$rc != 0 ]; then sh tests/pg/pg.sh stop $$d/pg; rm -rf $$d; exit 1; fi; \
+	set -a; eval "$$env"; set +a; rc=0; \
+	for t in $(PG_UNIT); do echo "== $$t (sqlite, then postgresql)"; \
+		PZPGW_SRCDIR=$(CURDIR) $$t || rc=1; done; \
+	sh tests/pg/pg.sh stop $$d/pg; rm -rf $$d; exit $$rc
 
 # The FHIR engine's files call and include one way: nm on the objects
 # gives the file-level call graph (calls through function pointers, such

@@ -15,7 +15,9 @@
 # usage: sh bench/bench_accept.sh PZPGW_BINARY
 # env: BENCH_ACCEPT, BENCH_CONC, BENCH_ROUNDS, BENCH_BASE_REV,
 # BENCH_BASE_BIN (none: no base), BENCH_PREV_BIN, BENCH_KEEP=1 keeps the
-# work directory.
+# work directory, BENCH_PG=1 also measures this binary with [store]
+# backend = postgresql on a throwaway server (tests/pg/pg.sh; the
+# server's CPU is not counted: compare the rates).
 set -eu
 
 bin=${1:?usage: bench_accept.sh PZPGW_BINARY}
@@ -29,9 +31,12 @@ rounds=${BENCH_ROUNDS:-2}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pzpgw-bench-accept.XXXXXX")
 pid=""
+pgdir=""
 cleanup() {
 	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
 	wait 2>/dev/null || true
+	[ -z "$pgdir" ] || sh "$src/tests/pg/pg.sh" stop "$pgdir/server" || true
+	[ -z "$pgdir" ] || rm -rf "$pgdir"
 	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -62,11 +67,33 @@ case $prev in "" | /*) ;; *) prev=$(pwd)/$prev ;; esac
 
 port=$(bench_free_port)
 
+pgurl=""
+if [ -n "${BENCH_PG:-}" ]; then
+	pgdir=$(mktemp -d /tmp/pzpgw-bench-pg.XXXXXX)
+	chmod 755 "$pgdir"
+	eval "$(sh "$src/tests/pg/pg.sh" start "$pgdir/server")"
+	pgurl=$PZPGW_TEST_PG_URL
+	pgpw=$PZPGW_TEST_PG_PASSWORD_FILE
+fi
+
+# store_pg NAME: for a NAME ending in -pg, a fresh database's keys.
+store_pg() {
+	case $1 in *-pg) ;; *) return 0 ;; esac
+	# (a subshell: a name from the clock, not a counter)
+	db=bench_$(date +%s%N)
+	PGPASSWORD=$(head -1 "$pgpw") psql -X -q -d "$pgurl" \
+		-c "CREATE DATABASE $db" >/dev/null
+	printf 'backend = postgresql\nurl = %s\npassword_file = %s\n' \
+		"${pgurl%/*}/$db" "$pgpw"
+}
+
 # conf NAME BINARY: a fresh gateway in $work/NAME with the rules BINARY
-# reads (bench/lib.sh).
+# reads (bench/lib.sh); for a NAME ending in -pg on a fresh PostgreSQL
+# database.
 conf() {
 	rm -rf "$work/$1"
-	bench_conf "$work/$1" "$port" "$pki" "$(bench_schemas "$2" "$src")"
+	bench_conf "$work/$1" "$port" "$pki" "$(bench_schemas "$2" "$src")" \
+		"$(store_pg "$1")"
 }
 start() { bench_start "$1" "$work/$2"; }
 stop() { bench_stop; }
@@ -118,6 +145,10 @@ while [ $i -lt "$rounds" ]; do
 	fi
 	t=$(one this "$bin")
 	echo "round $i this binary:      $(echo $t | cut -d' ' -f1) us CPU per accept, $(echo $t | cut -d' ' -f2)/s"
+	if [ -n "$pgurl" ]; then
+		g=$(one this-pg "$bin")
+		echo "round $i this, PostgreSQL: $(echo $g | cut -d' ' -f1) us CPU per accept (gateway only), $(echo $g | cut -d' ' -f2)/s"
+	fi
 	all="$all $(echo $b | cut -d' ' -f1):$(echo $p | cut -d' ' -f1):$(echo $t | cut -d' ' -f1)"
 done
 $py - $all <<'EOF'

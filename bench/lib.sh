@@ -24,9 +24,10 @@ bench_loadgen() {
 		"$2/bench/loadgen.c" $(pkg-config --cflags --libs libcurl)
 }
 
-# bench_conf DIR PORT PKI SCHEMAS: DIR/pzpgw.conf, a gateway (URA
-# 90000001) on 127.0.0.1:PORT accepting from hospital 90000002 and
-# serving GP 90000003, its store DIR/pzpgw.db.
+# bench_conf DIR PORT PKI SCHEMAS [STORE_LINES]: DIR/pzpgw.conf, a gateway
+# (URA 90000001) on 127.0.0.1:PORT accepting from hospital 90000002 and
+# serving GP 90000003, its store DIR/pzpgw.db (STORE_LINES: more keys of
+# [store], e.g. a PostgreSQL backend).
 bench_conf() {
 	mkdir -p "$1"
 	cat >"$1/pzpgw.conf" <<END
@@ -45,6 +46,7 @@ port = 0
 [store]
 path = $1/pzpgw.db
 create = yes
+${5:-}
 [limits]
 max_pending = 1024
 [process]

@@ -105,6 +105,17 @@ backup_store_path(const char *cmd, const struct backup_args *a, char *out,
 			gw_strerror(err));
 		return CLI_USAGE;
 	}
+	if (c->store_backend != NULL &&
+	    strcmp(c->store_backend, "postgresql") == 0) {
+		/* The database server's own tools copy it consistently. */
+		fprintf(stderr,
+			"pzpgw %s: the store is in PostgreSQL ([store] backend "
+			"= postgresql): use PostgreSQL's own backup (pg_dump, "
+			"pg_basebackup) instead\n",
+			cmd);
+		config_free(c);
+		return CLI_USAGE;
+	}
 	if (c->store_path == NULL || util_strlcpy(out, c->store_path, n) >= n) {
 		fprintf(stderr, "pzpgw %s: no usable [store] path\n", cmd);
 		config_free(c);

@@ -4,6 +4,7 @@
  * cli.c, which dispatches to these commands, so no call goes back.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "config.h"
@@ -39,12 +40,26 @@ cli_store_open(const char *cmd, const char *config_path, const char *store_path,
 			return CLI_USAGE;
 		}
 		path = c->store_path;
+		if (c->store_backend != NULL &&
+		    strcmp(c->store_backend, "postgresql") == 0) {
+			o->pg_url = c->store_url;
+			o->pg_password_file = c->store_password_file;
+		}
+	} else if (strncmp(path, "postgresql://", 13) == 0 ||
+		   strncmp(path, "postgres://", 11) == 0) {
+		/* --store with a database URI: the password from libpq's
+		   own sources (PGPASSFILE, ~/.pgpass), never the command
+		   line. */
+		o->pg_url = path;
 	}
 	if (path == NULL)
 		path = "(none)";
 	o->path = path;
 	o->quiet = true;
 	err = store_open(o, s);
+	/* Name a database by its backend: the URI is not repeated. */
+	if (o->pg_url != NULL)
+		path = "(postgresql)";
 	if (err == GW_NOTFOUND)
 		fprintf(stderr, "pzpgw %s: no store at %s%s\n", cmd, path,
 			hint != NULL ? hint : "");

@@ -24,6 +24,8 @@
 #include <netinet/in.h>
 #include <ini.h>
 
+#include <libpq-fe.h>
+
 #include "config.h"
 #include "tls.h"
 #include "util.h"
@@ -83,6 +85,7 @@ static char comment_prefixes[] = ";#";
 static const char *const algs[] = {"PS256", "RS256", "ES256", NULL};
 static const char *const logs[] = {"syslog", "stderr", NULL};
 static const char *const creates[] = {"auto", "yes", "no", NULL};
+static const char *const backends[] = {"sqlite", "postgresql", NULL};
 static const char *const allows[] = {"push", "pull", "validate", NULL};
 static const char *const views[] = {"full", "social", NULL};
 static const char *const fhirs[] = {"r4", "stu3", NULL};
@@ -163,6 +166,21 @@ static const struct key cfg_keys[] = {
      "its marker; yes: whenever it is missing; no: never (pzpgw queue init "
      "makes one).",
      NULL},
+    {"store", "backend", T_ENUM, 0, C(store_backend), "sqlite", 0, 0, backends,
+     "sqlite: the store is the file path names; postgresql: the database "
+     "url names (path then only places the lock file STORE.lock).",
+     NULL},
+    {"store", "url", T_STR, 0, C(store_url), NULL, 0, 0, NULL,
+     "With backend = postgresql: the libpq connection string or "
+     "postgresql:// URI, e.g. host=db.example.nl dbname=pzpgw user=pzpgw "
+     "sslmode=verify-full sslrootcert=/etc/pzpgw/db-ca.pem. A password in "
+     "it is refused: use password_file.",
+     "none"},
+    {"store", "password_file", T_PATH, F_FILE | F_SECRET,
+     C(store_password_file), NULL, 0, 0, NULL,
+     "With backend = postgresql: a file (mode 600) whose first line is the "
+     "database password, read at start and never logged.",
+     "none"},
     {"store", "inbound_retention", T_DURATION, F_KEEP,
      C(store_inbound_retention_ms), "keep", HOUR, 36500 * DAY, NULL,
      "How long received messages, with the data served from them, are kept "
@@ -1383,6 +1401,55 @@ check_file(struct loader *ld, const struct key *k, const char *path, int line)
 }
 
 /*
+ * [store] backend, url and password_file together: postgresql needs a url
+ * that libpq can parse and that carries no password (it would sit in a
+ * readable configuration and in process listings of tools given it); a
+ * url or password file for sqlite is a mistake worth saying. The url is
+ * not quoted in messages: it may hold a host name only the operator
+ * should see in logs.
+ */
+static void
+check_store_backend(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	bool pg = strcmp(cfg->store_backend, "postgresql") == 0;
+	PQconninfoOption *opts, *o;
+	char *why = NULL;
+	size_t i = 0;
+	int line;
+
+	find_key(cfg_keys, N_CFG_KEYS, "store", "url", &i);
+	line = ld->key_line[i];
+	if (!pg) {
+		if (cfg->store_url != NULL || cfg->store_password_file != NULL)
+			report(ld, line,
+			       "[store] url and password_file need backend = "
+			       "postgresql");
+		return;
+	}
+	if (cfg->store_url == NULL) {
+		find_key(cfg_keys, N_CFG_KEYS, "store", "backend", &i);
+		report(ld, ld->key_line[i],
+		       "[store] backend = postgresql needs url");
+		return;
+	}
+	if ((opts = PQconninfoParse(cfg->store_url, &why)) == NULL) {
+		report(ld, line,
+		       "[store] url: not a libpq connection string: %s",
+		       why != NULL ? why : "out of memory");
+		PQfreemem(why);
+		return;
+	}
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL &&
+		    o->val[0] != '\0')
+			report(ld, line,
+			       "[store] url: carries a password; put it in "
+			       "password_file (mode 600) instead");
+	PQconninfoFree(opts);
+}
+
+/*
  * Production refuses a test identity of its own: the UZI test policy
  * (tls_cert_is_test, the check peers' certificates get) on the
  * certificate the gateway presents or signs with. A file that cannot be
@@ -1472,6 +1539,8 @@ finish(struct loader *ld)
 
 	if (cfg->environment == CONFIG_ENV_PRODUCTION)
 		check_production_certs(ld);
+
+	check_store_backend(ld);
 
 	if (cfg->sign_key == NULL && cfg->tls_key != NULL &&
 	    (cfg->sign_key = strdup(cfg->tls_key)) == NULL)

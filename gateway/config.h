@@ -85,7 +85,12 @@ struct config {
 	 * this long after acceptance; 0: kept ("keep", the default). */
 	uint64_t store_inbound_retention_ms;
 	/* Create the store when missing (else only `pzpgw queue init`). */
-	char *store_create; /* auto, yes or no (store_options_from_config) */
+	char *store_create;  /* auto, yes or no (store_options_from_config) */
+	char *store_backend; /* "sqlite" or "postgresql" */
+	/* backend = postgresql: libpq connection string (never with a
+	 * password) and the file holding the password (NULL: none). */
+	char *store_url;
+	char *store_password_file;
 
 	/* [limits] */
 	unsigned max_connections;

@@ -372,6 +372,13 @@ free_retired(struct serve *s)
 	}
 }
 
+/* Equal strings, or both NULL. */
+static bool
+serve_same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
 /* Reload the configuration; returns a short line for systemd's STATUS=
  * (static; no patient data). */
 static const char *
@@ -395,7 +402,11 @@ reload(struct serve *s)
 	 * change is worse than none, so the whole reload is refused. */
 	{
 		bool ura = strcmp(ncfg->ura, s->cfg->ura) != 0;
-		bool store = strcmp(ncfg->store_path, s->cfg->store_path) != 0;
+		bool path = strcmp(ncfg->store_path, s->cfg->store_path) != 0;
+		bool store =
+		    path ||
+		    strcmp(ncfg->store_backend, s->cfg->store_backend) != 0 ||
+		    !serve_same_str(ncfg->store_url, s->cfg->store_url);
 
 		if (ura || store) {
 			log_warnx(
@@ -404,8 +415,10 @@ reload(struct serve *s)
 			    "file_ura=%s action=keeping_old_configuration",
 			    ura ? "[organisation] ura" : "",
 			    ura && store ? " and " : "",
-			    store ? "[store] path" : "", s->cfg->ura,
-			    ncfg->ura);
+			    !store ? ""
+			    : path ? "[store] path"
+				   : "[store] backend or url",
+			    s->cfg->ura, ncfg->ura);
 			config_free(ncfg);
 			return "reload failed (restart needed for that "
 			       "change): running with the old configuration";

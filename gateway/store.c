@@ -8,10 +8,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "config.h"
 #include "log.h"
@@ -123,7 +127,38 @@ struct store {
 
 	/* store_res_generation: odd while store_prune_inbound runs. */
 	atomic_uint_fast64_t res_gen;
+
+	/* Delivery results (finish) the database refused for a while
+	   (connection lost): kept in order and written before the next
+	   claim, so a row never stays in flight until the next start. Loop
+	   thread only. */
+	struct store_finish_job *fin_head, *fin_tail;
+	size_t fin_n;
+
+	/* PostgreSQL: owned copies of the connection string and the
+	   password read from its file (opts points at them). */
+	char *pg_url;
+	char *pg_password;
 };
+
+/* One delivery result waiting to be written (store_finish). */
+struct store_finish_job {
+	struct store_finish_job *next;
+	char id[STORE_ID_MAX + 1];
+	char receiver[STORE_URA_MAX + 1];
+	enum store_state to;
+	int status;
+	int64_t at;
+	char *error;   /* heap or NULL */
+	char *outcome; /* heap or NULL */
+};
+
+/* Results kept at most; past it the row waits for the next start's
+ * recovery (it is retried then: at least once). */
+#define STORE_FINISH_MAX 4096
+
+static void store_finish_job_free(struct store_finish_job *j);
+static void store_finish_flush(struct store *s);
 
 /* A read connection of one thread (store_reader_open). */
 struct store_reader {
@@ -144,6 +179,15 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 			!store_marked(cfg->store_path));
 	opts->relaxed_state = true;
 	opts->background_upkeep = true;
+	if (cfg->store_backend != NULL &&
+	    strcmp(cfg->store_backend, "postgresql") == 0) {
+		opts->pg_url = cfg->store_url;
+		opts->pg_password_file = cfg->store_password_file;
+		/* No marker beside a database: an empty one is made unless
+		   create = no (a wrong url is the operator's to see in the
+		   log line naming the backend). */
+		opts->create = strcmp(cfg->store_create, "no") != 0;
+	}
 }
 
 bool
@@ -380,6 +424,72 @@ store_file_check(struct store *s)
 	return st;
 }
 
+/* Most bytes of a database password file. */
+#define STORE_PG_PASSWORD_MAX 1024
+
+/*
+ * Copy the connection string and read the password file's first line
+ * (without its newline) into s, for every connection the store opens
+ * later. The password is never logged; a file readable by others is
+ * refused, as libpq refuses such a ~/.pgpass.
+ */
+static enum gw_err
+store_pg_credentials(struct store *s, const struct store_options *opts)
+{
+	char buf[STORE_PG_PASSWORD_MAX + 2];
+	struct stat sb;
+	size_t len;
+	FILE *f;
+
+	if ((s->pg_url = strdup(opts->pg_url)) == NULL)
+		return GW_NOMEM;
+	s->opts.pg_url = s->pg_url;
+	s->opts.pg_password = NULL;
+	if (opts->pg_password_file == NULL)
+		return GW_OK;
+	if ((f = fopen(opts->pg_password_file, "re")) == NULL) {
+		log_warn("event=store_password_file_unreadable");
+		return GW_CONFIG;
+	}
+	if (fstat(fileno(f), &sb) != 0 || (sb.st_mode & 0077) != 0) {
+		log_warnx("event=store_password_file_refused reason=mode "
+			  "message=\"the database password file must not be "
+			  "readable by group or others (chmod 600)\"");
+		fclose(f);
+		return GW_CONFIG;
+	}
+	if (fgets(buf, sizeof(buf), f) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	len = strcspn(buf, "\r\n");
+	if (len > STORE_PG_PASSWORD_MAX || len == 0) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		log_warnx("event=store_password_file_refused reason=%s",
+			  len == 0 ? "empty" : "too_long");
+		return GW_CONFIG;
+	}
+	buf[len] = '\0';
+	s->pg_password = strdup(buf);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (s->pg_password == NULL)
+		return GW_NOMEM;
+	s->opts.pg_password = s->pg_password;
+	return GW_OK;
+}
+
+/* Wipe and free what store_pg_credentials kept. */
+static void
+store_pg_forget(struct store *s)
+{
+	if (s->pg_password != NULL) {
+		OPENSSL_cleanse(s->pg_password, strlen(s->pg_password));
+		free(s->pg_password);
+		s->pg_password = NULL;
+	}
+	free(s->pg_url);
+	s->pg_url = NULL;
+}
+
 enum gw_err
 store_open(const struct store_options *opts, struct store **out)
 {
@@ -389,18 +499,28 @@ store_open(const struct store_options *opts, struct store **out)
 	int fds[2];
 
 	*out = NULL;
-	if (opts->path == NULL)
+	if (opts->path == NULL && opts->pg_url == NULL)
 		return GW_CONFIG;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return GW_NOMEM;
 	s->ops = &store_sqlite_ops;
 	s->pipe_r = s->pipe_w = -1;
 	s->opts = *opts;
+	if (opts->pg_url != NULL && opts->pg_url[0] != '\0') {
+		s->ops = &store_pg_ops;
+		/* Free space is the database server's to watch. */
+		s->opts.min_free = 0;
+		if ((err = store_pg_credentials(s, opts)) != GW_OK)
+			goto fail;
+		if (s->opts.path == NULL)
+			s->opts.path = "postgresql";
+	}
 	if (s->opts.queue_max == 0)
 		s->opts.queue_max = STORE_QUEUE_MAX;
 	if (s->opts.batch_max == 0)
 		s->opts.batch_max = STORE_BATCH_MAX;
-	if ((s->path = strdup(opts->path)) == NULL)
+	err = GW_NOMEM;
+	if ((s->path = strdup(s->opts.path)) == NULL)
 		goto fail;
 	s->opts.path = s->path;
 	slash = strrchr(s->path, '/');
@@ -465,6 +585,7 @@ fail_pipe:
 	pthread_mutex_destroy(&s->mu);
 fail_mu:
 fail:
+	store_pg_forget(s);
 	free(s->dir);
 	free(s->path);
 	free(s);
@@ -1208,6 +1329,13 @@ store_free(struct store *s)
 	free(s->reqs);
 	free(s->res);
 	free(s->arecs);
+	while (s->fin_head != NULL) {
+		struct store_finish_job *j = s->fin_head;
+
+		s->fin_head = j->next;
+		store_finish_job_free(j);
+	}
+	store_pg_forget(s);
 	free(s->dir);
 	free(s->path);
 	free(s);
@@ -1247,31 +1375,124 @@ enum gw_err
 store_claim(struct store *s, const char *receiver, int64_t due_by, int64_t now,
 	    size_t max, struct store_row **rows, size_t *n)
 {
+	store_finish_flush(s);
 	return s->ops->claim(s->conn, receiver, due_by, now, max, rows, n);
+}
+
+static void
+store_finish_job_free(struct store_finish_job *j)
+{
+	free(j->error);
+	free(j->outcome);
+	free(j);
+}
+
+/*
+ * Write the results kept by store_finish, oldest first, until one fails
+ * again for a temporary reason (then the rest wait for the next call).
+ * A row no longer in flight (an operator acted on it) or a permanent
+ * failure drops its result.
+ */
+static void
+store_finish_flush(struct store *s)
+{
+	size_t done = 0;
+
+	while (s->fin_head != NULL) {
+		struct store_finish_job *j = s->fin_head;
+		enum gw_err err =
+		    s->ops->finish(s->conn, j->id, j->receiver, j->to,
+				   j->status, j->error, j->outcome, j->at);
+
+		if (err != GW_OK && err != GW_NOTFOUND &&
+		    gw_err_is_temporary(err))
+			break;
+		if (err != GW_OK && err != GW_NOTFOUND)
+			log_warnx(
+			    "event=store_finish_dropped id=%s receiver=%s "
+			    "error=\"%s\"",
+			    j->id, j->receiver, gw_strerror(err));
+		s->fin_head = j->next;
+		if (s->fin_head == NULL)
+			s->fin_tail = NULL;
+		s->fin_n--;
+		store_finish_job_free(j);
+		done++;
+	}
+	if (done > 0)
+		log_info("event=store_finish_written rows=%zu left=%zu", done,
+			 s->fin_n);
+}
+
+/*
+ * Record a delivery result. One the database cannot take now (a network
+ * database restarting) is kept and written before the next claim or
+ * due-time query, in order; GW_OK then, as the row stays in flight
+ * meanwhile and no other attempt starts.
+ */
+static enum gw_err
+store_finish(struct store *s, const char *id, const char *receiver,
+	     enum store_state to, int status, const char *error,
+	     const char *outcome, int64_t at)
+{
+	struct store_finish_job *j;
+	enum gw_err err;
+
+	store_finish_flush(s);
+	if (s->fin_head == NULL) {
+		err = s->ops->finish(s->conn, id, receiver, to, status, error,
+				     outcome, at);
+		if (err == GW_OK || !gw_err_is_temporary(err))
+			return err;
+	}
+	if (s->fin_n >= STORE_FINISH_MAX || (j = calloc(1, sizeof(*j))) == NULL)
+		return GW_TEMP;
+	if (util_strlcpy(j->id, id, sizeof(j->id)) >= sizeof(j->id) ||
+	    util_strlcpy(j->receiver, receiver, sizeof(j->receiver)) >=
+		sizeof(j->receiver) ||
+	    (error != NULL && (j->error = strdup(error)) == NULL) ||
+	    (outcome != NULL && (j->outcome = strdup(outcome)) == NULL)) {
+		store_finish_job_free(j);
+		return GW_INVALID;
+	}
+	j->to = to;
+	j->status = status;
+	j->at = at;
+	if (s->fin_tail != NULL)
+		s->fin_tail->next = j;
+	else
+		s->fin_head = j;
+	s->fin_tail = j;
+	s->fin_n++;
+	log_warnx("event=store_finish_deferred id=%s receiver=%s queued=%zu "
+		  "message=\"the store refused the result for now; it is "
+		  "written when the database answers again\"",
+		  j->id, j->receiver, s->fin_n);
+	return GW_OK;
 }
 
 enum gw_err
 store_delivered(struct store *s, const char *id, const char *receiver,
 		int status, int64_t now)
 {
-	return s->ops->finish(s->conn, id, receiver, STORE_DELIVERED, status,
-			      NULL, NULL, now);
+	return store_finish(s, id, receiver, STORE_DELIVERED, status, NULL,
+			    NULL, now);
 }
 
 enum gw_err
 store_failed_temp(struct store *s, const char *id, const char *receiver,
 		  int status, const char *error, int64_t next_attempt_at)
 {
-	return s->ops->finish(s->conn, id, receiver, STORE_DUE, status, error,
-			      NULL, next_attempt_at);
+	return store_finish(s, id, receiver, STORE_DUE, status, error, NULL,
+			    next_attempt_at);
 }
 
 enum gw_err
 store_failed_perm(struct store *s, const char *id, const char *receiver,
 		  int status, const char *error, const char *outcome_json)
 {
-	return s->ops->finish(s->conn, id, receiver, STORE_DEAD, status, error,
-			      outcome_json, util_wall_ms());
+	return store_finish(s, id, receiver, STORE_DEAD, status, error,
+			    outcome_json, util_wall_ms());
 }
 
 enum gw_err
@@ -1290,6 +1511,9 @@ store_recover(struct store *s, size_t *count)
 enum gw_err
 store_next_due_at(struct store *s, int64_t *at)
 {
+	/* The deliverer asks at least every idle poll: kept results are
+	   written then even when nothing else happens. */
+	store_finish_flush(s);
 	return s->ops->next_due_at(s->conn, NULL, at);
 }
 

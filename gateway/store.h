@@ -70,6 +70,16 @@ struct store_options {
 	/* A command-line tool: no daemon log lines (schema migrations,
 	   prune counts); the tool reports in its own words. */
 	bool quiet;
+	/* PostgreSQL instead of SQLite (store_pg.c) when set: a libpq
+	   connection string or postgresql:// URI (borrowed during
+	   store_open). path then only names the lock file's place. */
+	const char *pg_url;
+	/* A file whose first line is the database password (read once by
+	   store_open, never logged); NULL: none, or libpq's own ways
+	   (~/.pgpass, PGPASSFILE, a client certificate). */
+	const char *pg_password_file;
+	/* Set by store_open from pg_password_file: leave NULL. */
+	const char *pg_password;
 };
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
@@ -329,7 +339,7 @@ enum gw_err store_open(const struct store_options *opts, struct store **out);
  * writer thread and close. NULL is a no-op. */
 void store_free(struct store *s);
 
-/* Name of the backend ("sqlite"). */
+/* Name of the backend ("sqlite" or "postgresql"). */
 const char *store_backend(const struct store *s);
 
 /* Schema version of the open store. */
@@ -789,6 +799,9 @@ enum gw_err store_audit_verify(struct store *s, struct store_audit_check *out);
 
 /* The SQLite backend (store_sqlite.c). */
 extern const struct store_ops store_sqlite_ops;
+
+/* The PostgreSQL backend (store_pg.c): the same schema versions. */
+extern const struct store_ops store_pg_ops;
 
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform

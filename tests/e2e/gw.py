@@ -245,3 +245,83 @@ def outcome_issue(body):
     oo = json.loads(body)
     assert oo["resourceType"] == "OperationOutcome", oo
     return oo["issue"][0]
+
+
+PG_SH = os.path.join(SRCDIR, "tests", "pg", "pg.sh")
+
+
+class Postgres:
+    """A throwaway PostgreSQL server (tests/pg/pg.sh: initdb and pg_ctl
+    of Debian's postgresql package, as nobody when root, on a free
+    port). start() returns False when the package is not installed (the
+    caller skips, saying so). Each database() is a fresh database."""
+
+    def __init__(self):
+        # Under /tmp, searchable by all: the server runs as nobody when
+        # the tests run as root, and pytest's own directories are 0700.
+        self.base = tempfile.mkdtemp(prefix="pzpgw-pg-")
+        os.chmod(self.base, 0o755)
+        self.dir = os.path.join(self.base, "server")
+        self.url = None
+        self.password_file = None
+        self.n = 0
+
+    def start(self):
+        r = subprocess.run(["sh", PG_SH, "start", self.dir],
+                           capture_output=True, text=True)
+        if r.returncode == 77:
+            return False
+        assert r.returncode == 0, r.stderr
+        env = dict(line.split("=", 1) for line in r.stdout.split())
+        self.url = env["PZPGW_TEST_PG_URL"]
+        self.password_file = env["PZPGW_TEST_PG_PASSWORD_FILE"]
+        self.data = os.path.join(self.dir, "data")
+        return True
+
+    def stop(self):
+        subprocess.run(["sh", PG_SH, "stop", self.dir], capture_output=True)
+        os.rmdir(self.base)
+
+    def env(self):
+        """An environment for psql and the CLI with --store URI: the
+        password through libpq's own PGPASSWORD."""
+        e = dict(os.environ)
+        with open(self.password_file) as f:
+            e["PGPASSWORD"] = f.readline().strip()
+        return e
+
+    def sql(self, url, sql):
+        """Rows (lists of text fields) of sql on the database url."""
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\t",
+                            "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql],
+                           capture_output=True, text=True, env=self.env())
+        assert r.returncode == 0, r.stderr
+        return [line.split("\t") for line in r.stdout.splitlines() if line]
+
+    def database(self):
+        """A new empty database; returns its URI."""
+        self.n += 1
+        name = "t%d_%d" % (os.getpid(), self.n)
+        self.sql(self.url, "CREATE DATABASE %s" % name)
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def pg_ctl(self, *args):
+        """pg_ctl on the server (stop/start under a running gateway)."""
+        r = subprocess.run(["sh", "-c",
+                            'b=$(ls -d /usr/lib/postgresql/*/bin | sort -V'
+                            ' | tail -1); cmd="$b/pg_ctl -D $0 $*";'
+                            ' if [ "$(id -u)" = 0 ]; then setpriv'
+                            ' --reuid=nobody --regid=nogroup --clear-groups'
+                            ' -- $cmd; else $cmd; fi', self.data] +
+                           list(args), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr + r.stdout
+        return r
+
+
+def use_postgres(g, pg):
+    """Give gateway g a store of its own on server pg ([store] backend =
+    postgresql; path stays, for the lock file). Returns g."""
+    g.pg_url = pg.database()
+    g.sections["store"].update({"backend": "postgresql", "url": g.pg_url,
+                                "password_file": pg.password_file})
+    return g

@@ -1,7 +1,11 @@
 /*
  * Store tests against real SQLite files in a temporary directory: accept,
  * idempotency, ordered claims, backoff, operator actions, pruning,
- * migrations, group commit and survival of kill -9.
+ * migrations, group commit and survival of kill -9. With
+ * PZPGW_TEST_PG_URL (and PZPGW_TEST_PG_PASSWORD_FILE) set, as `make
+ * test-unit-pg` does with a server of tests/pg/pg.sh, the same tests run
+ * a second time against PostgreSQL (store_pg.c), each on an empty schema;
+ * the few about SQLite's own files are skipped there.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,8 +14,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -33,6 +39,61 @@
 #define SENDER "12345678"
 #define T0     1700000000000LL
 
+/* The PostgreSQL run: the server from the environment. */
+static bool on_pg;
+static const char *pg_url, *pg_pwfile;
+
+/* Options naming the backend of this run (with a store's path). */
+#define TEST_PG .pg_url = on_pg ? pg_url : NULL, .pg_password_file = pg_pwfile
+
+static void
+pg_quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+/* A connection of the test itself to the server. */
+static PGconn *
+pg_connect(void)
+{
+	char pw[256] = "";
+	const char *keys[] = {"dbname", "password", NULL};
+	const char *vals[] = {pg_url, pw, NULL};
+	PGconn *c;
+	FILE *fp;
+
+	if (pg_pwfile != NULL && (fp = fopen(pg_pwfile, "r")) != NULL) {
+		if (fgets(pw, sizeof(pw), fp) == NULL)
+			pw[0] = '\0';
+		pw[strcspn(pw, "\r\n")] = '\0';
+		fclose(fp);
+	}
+	c = PQconnectdbParams(keys, vals, 1);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("postgresql: %s", PQerrorMessage(c));
+	PQsetNoticeProcessor(c, pg_quiet, NULL);
+	return c;
+}
+
+/* Run sql on the server; the first column of the first row, or -1. */
+static int64_t
+pg_sql(const char *sql)
+{
+	PGconn *c = pg_connect();
+	PGresult *r = PQexec(c, sql);
+	int64_t v = -1;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+		v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	else if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+		 PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("postgresql: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
 struct fixture {
 	char dir[64];
 	char path[128];
@@ -51,6 +112,13 @@ setup(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/store.db", f->dir);
 	o.path = f->path;
 	o.create = true;
+	if (on_pg) {
+		/* Every test on an empty database. */
+		(void)pg_sql("DROP SCHEMA IF EXISTS public CASCADE;"
+			     " CREATE SCHEMA public");
+		o.pg_url = pg_url;
+		o.pg_password_file = pg_pwfile;
+	}
 	assert_int_equal(store_open(&o, &f->s), GW_OK);
 	*state = f;
 	return 0;
@@ -59,8 +127,9 @@ setup(void **state)
 static void
 rm_dir(const char *dir)
 {
-	const char *sfx[] = {"store.db", "store.db-wal", "store.db-shm",
-			     "store.db" STORE_MARKER_SUFFIX, "acks"};
+	const char *sfx[] = {"store.db",     "store.db-wal",
+			     "store.db-shm", "store.db" STORE_MARKER_SUFFIX,
+			     "acks",	     "pw"};
 	char p[160];
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(sfx); i++) {
@@ -174,7 +243,8 @@ test_accept_read_back(void **state)
 	struct store_result res;
 
 	assert_int_equal(store_schema_version(f->s), STORE_SQLITE_SCHEMA);
-	assert_string_equal(store_backend(f->s), "sqlite");
+	assert_string_equal(store_backend(f->s),
+			    on_pg ? "postgresql" : "sqlite");
 	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
 	assert_string_equal(res.id, "m1");
 	assert_int_equal(res.answer_status, 202);
@@ -385,10 +455,15 @@ test_lanes(void **state)
 	/* Flags written by hand (wrongly): the claim still keeps the order,
 	   and recover repairs them. */
 	must_accept(s, "a4", "p1", R1, T0 + 22);
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
 	snprintf(sql, sizeof(sql), "UPDATE outbox SET waiting = 1 - waiting");
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	if (on_pg) {
+		(void)pg_sql(sql);
+	} else {
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+	}
 	claim_ids(s, NULL, T0 + 30, got, sizeof(got));
 	assert_string_equal(got, "");
 	assert_int_equal(store_recover(s, NULL), GW_OK);
@@ -557,7 +632,7 @@ static void
 test_recover(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = {.path = f->path};
+	struct store_options o = {.path = f->path, TEST_PG};
 	char got[128];
 	size_t n = 99;
 
@@ -649,6 +724,8 @@ sql_int(const char *path, const char *sql)
 	sqlite3_stmt *st = NULL;
 	int64_t v = -1;
 
+	if (on_pg)
+		return pg_sql(sql);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -712,8 +789,10 @@ test_prune(void **state)
 	}
 	/* Outbox rows went with their messages; space was reclaimed. */
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM outbox"), 4);
-	assert_int_equal(sql_int(f->path, "PRAGMA auto_vacuum"), 2);
-	assert_int_equal(sql_int(f->path, "PRAGMA freelist_count"), 0);
+	if (!on_pg) {
+		assert_int_equal(sql_int(f->path, "PRAGMA auto_vacuum"), 2);
+		assert_int_equal(sql_int(f->path, "PRAGMA freelist_count"), 0);
+	}
 	assert_int_equal(store_prune(s, T0 + 1000, &n), GW_OK);
 	assert_int_equal(n, 0);
 	/* Dead letters stay however old. */
@@ -775,6 +854,8 @@ check_counts(const char *path)
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 
+	if (on_pg) /* no queue_counts there: stats count the outbox */
+		return;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(
 	    sqlite3_prepare_v2(
@@ -802,6 +883,11 @@ test_marker(void **state)
 	char marker[200];
 	struct stat sb;
 
+	if (on_pg) {
+		skip(); /* SQLite's files */
+		return;
+	}
+
 	snprintf(marker, sizeof(marker), "%s%s", f->path, STORE_MARKER_SUFFIX);
 	assert_int_equal(stat(marker, &sb), 0);
 	assert_true(store_marked(f->path));
@@ -826,11 +912,16 @@ static void
 test_migrate(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = {.path = f->path};
+	struct store_options o = {.path = f->path, TEST_PG};
 	struct store_row *rows = NULL;
 	struct store *s = NULL;
 	char got[128];
 	size_t n;
+
+	if (on_pg) {
+		skip(); /* SQLite's files */
+		return;
+	}
 
 	store_free(f->s);
 	f->s = NULL;
@@ -1005,7 +1096,7 @@ static void
 test_group_commit(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = {.path = f->path};
+	struct store_options o = {.path = f->path, TEST_PG};
 	const char *rc[1] = {R1};
 	struct acks a = {.path = f->path};
 	struct store_filter flt = {.state = -1, .limit = 100000};
@@ -1186,7 +1277,7 @@ static void
 test_queue_full(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = {.path = f->path, .queue_max = 4};
+	struct store_options o = {.path = f->path, TEST_PG, .queue_max = 4};
 	const char *rc[1] = {R1};
 	struct acks a = {.path = f->path};
 	struct store *s = NULL;
@@ -1244,7 +1335,7 @@ crash_child(const char *path, const char *acks, int round)
 {
 	/* As the daemon opens it: delivery updates without fsync. */
 	struct store_options o = {
-	    .path = path, .create = true, .relaxed_state = true};
+	    .path = path, .create = true, .relaxed_state = true, TEST_PG};
 	const char *rc[2] = {R1, R2};
 	struct store_row *rows = NULL;
 	size_t n;
@@ -1285,7 +1376,7 @@ static void
 test_crash(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = {.path = f->path};
+	struct store_options o = {.path = f->path, TEST_PG};
 	char acks[160], *data = NULL, *line, *save = NULL;
 	size_t len, checked = 0;
 	int status;
@@ -1306,10 +1397,12 @@ test_crash(void **state)
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		assert_true(WIFSIGNALED(status));
 	}
-	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM "
-					  "pragma_integrity_check WHERE "
-					  "integrity_check <> 'ok'"),
-			 0);
+	if (!on_pg)
+		assert_int_equal(sql_int(f->path,
+					 "SELECT count(*) FROM "
+					 "pragma_integrity_check WHERE "
+					 "integrity_check <> 'ok'"),
+				 0);
 	assert_int_equal(store_open(&o, &f->s), GW_OK);
 	assert_int_equal(util_read_file(acks, 1 << 26, &data, &len), GW_OK);
 	/* A line cut by the kill has no newline yet: drop it. */
@@ -1340,9 +1433,15 @@ static void
 test_disk(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = {.path = f->path, .min_free = 1 << 20};
+	struct store_options o = {
+	    .path = f->path, TEST_PG, .min_free = 1 << 20};
 	struct store *s = NULL;
 	uint64_t avail = 5 << 20;
+
+	if (on_pg) {
+		skip(); /* SQLite's files */
+		return;
+	}
 
 	assert_true(store_disk_ok(f->s)); /* min_free 0: never blocks */
 	assert_int_equal(store_open(&o, &s), GW_OK);
@@ -1367,7 +1466,8 @@ static void
 test_disk_need(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = {.path = f->path, .min_free = 1 << 20};
+	struct store_options o = {
+	    .path = f->path, TEST_PG, .min_free = 1 << 20};
 	const char *rc[1] = {R1};
 	struct store_accept r = req("need-1", "need-1", "p", rc, 1, T0);
 	struct store_message *m = NULL;
@@ -1375,6 +1475,11 @@ test_disk_need(void **state)
 	struct store *s = NULL;
 	const char *why = NULL;
 	uint64_t avail;
+
+	if (on_pg) {
+		skip(); /* SQLite's files */
+		return;
+	}
 
 	assert_int_equal(store_open(&o, &s), GW_OK);
 	store_set_free_space_fn(s, fake_free, &avail);
@@ -1400,7 +1505,8 @@ static void
 test_upkeep_long_reader(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = {.path = f->path, .background_upkeep = true};
+	struct store_options o = {
+	    .path = f->path, TEST_PG, .background_upkeep = true};
 	const char *rc[1] = {R1};
 	struct acks a = {.path = f->path};
 	static char doc[40000];
@@ -1408,6 +1514,11 @@ test_upkeep_long_reader(void **state)
 	sqlite3 *rd = NULL;
 	int log = -1, done = -1;
 	char id[32];
+
+	if (on_pg) {
+		skip(); /* SQLite's files */
+		return;
+	}
 
 	store_free(f->s);
 	assert_int_equal(store_open(&o, &f->s), GW_OK);
@@ -1630,6 +1741,262 @@ test_stats(void **state)
 	check_counts(f->path);
 }
 
+/* PostgreSQL: schema made and versioned as SQLite's, create/readonly
+ * semantics, a newer schema refused, the password file's mode checked,
+ * a server that is down a temporary error, the audit table
+ * append-only. */
+static void
+test_pg_open(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {.path = f->path, TEST_PG};
+	char pw[160], line[256];
+	struct store *s = NULL;
+	FILE *in, *out;
+
+	if (!on_pg) {
+		skip(); /* PostgreSQL only */
+		return;
+	}
+	assert_int_equal(store_schema_version(f->s), STORE_SQLITE_SCHEMA);
+	assert_int_equal(pg_sql("SELECT version FROM pzpgw_schema"),
+			 STORE_SQLITE_SCHEMA);
+	assert_int_equal(pg_sql("SELECT octet_length(secret) FROM"
+				" index_secret"),
+			 32);
+	must_accept(f->s, "m1", "p1", R1, T0);
+	store_free(f->s);
+	f->s = NULL;
+	/* Read only: opens, changes nothing. */
+	o.readonly = true;
+	assert_int_equal(store_open(&o, &s), GW_OK);
+	store_free(s);
+	o.readonly = false;
+	/* A schema from a newer binary is refused, readonly or not. */
+	(void)pg_sql("UPDATE pzpgw_schema SET version = 99");
+	assert_int_equal(store_open(&o, &s), GW_CONFIG);
+	o.readonly = true;
+	assert_int_equal(store_open(&o, &s), GW_CONFIG);
+	o.readonly = false;
+	(void)pg_sql("UPDATE pzpgw_schema SET version = 6");
+	/* The audit trail is append-only whoever asks. */
+	{
+		PGconn *c = pg_connect();
+		PGresult *r = PQexec(
+		    c, "INSERT INTO audit VALUES (1, 0, '', '', '', '', 'read',"
+		       " '', 0, 200, '', '', '')");
+
+		assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+		PQclear(r);
+		r = PQexec(c, "DELETE FROM audit");
+
+		assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+		PQclear(r);
+		r = PQexec(c, "TRUNCATE audit");
+		assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+		PQclear(r);
+		PQfinish(c);
+	}
+	/* An empty database: no store unless create. */
+	(void)pg_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+	assert_int_equal(store_open(&o, &s), GW_NOTFOUND);
+	o.readonly = true;
+	assert_int_equal(store_open(&o, &s), GW_NOTFOUND);
+	o.readonly = false;
+	o.create = true;
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	assert_int_equal(store_schema_version(f->s), STORE_SQLITE_SCHEMA);
+	/* A password file others may read is refused. */
+	snprintf(pw, sizeof(pw), "%s/pw", f->dir);
+	assert_non_null(in = fopen(pg_pwfile, "r"));
+	assert_non_null(fgets(line, sizeof(line), in));
+	fclose(in);
+	assert_non_null(out = fopen(pw, "w"));
+	fputs(line, out);
+	fclose(out);
+	assert_int_equal(chmod(pw, 0644), 0);
+	o.pg_password_file = pw;
+	assert_int_equal(store_open(&o, &s), GW_CONFIG);
+	assert_int_equal(chmod(pw, 0600), 0);
+	assert_int_equal(store_open(&o, &s), GW_OK);
+	store_free(s);
+	unlink(pw);
+	o.pg_password_file = pg_pwfile;
+	/* Nobody listening: temporary. */
+	o.pg_url = "postgresql://pzpgw@127.0.0.1:1/postgres";
+	assert_int_equal(store_open(&o, &s), GW_TEMP);
+}
+
+/* PostgreSQL: the connection is lost between a claim and its result.
+ * The result is kept (GW_OK), the row stays in flight meanwhile, and the
+ * next due-time query reconnects and writes it. */
+static void
+test_pg_finish_deferred(void **state)
+{
+	struct fixture *f = *state;
+	char got[64];
+	int64_t at = 0;
+
+	if (!on_pg) {
+		skip(); /* PostgreSQL only */
+		return;
+	}
+	must_accept(f->s, "d1", "p1", R1, T0);
+	must_accept(f->s, "d2", "p1", R1, T0 + 1);
+	claim_ids(f->s, NULL, T0 + 10, got, sizeof(got));
+	assert_string_equal(got, "d1/" R1);
+	/* The server drops every connection of the gateway. */
+	assert_true(pg_sql("SELECT count(pg_terminate_backend(pid)) FROM"
+			   " pg_stat_activity WHERE application_name ="
+			   " 'pzpgw'") >= 1);
+	assert_int_equal(store_delivered(f->s, "d1", R1, 200, T0 + 11), GW_OK);
+	assert_int_equal(pg_sql("SELECT count(*) FROM outbox WHERE"
+				" state = 'inflight'"),
+			 1);
+	/* Written before anything else is asked of the store. */
+	assert_int_equal(store_next_due_at(f->s, &at), GW_OK);
+	assert_int_equal(row_state(f->s, "d1", R1, NULL), STORE_DELIVERED);
+	claim_ids(f->s, NULL, T0 + 20, got, sizeof(got));
+	assert_string_equal(got, "d2/" R1);
+}
+
+/* Accept inbound message id carrying one Patient version json for R1. */
+static void
+accept_indexed(struct store *s, const char *id, const char *json)
+{
+	struct store_index_entry e = {.type = "Patient",
+				      .id = "pat-1",
+				      .key = "sys|1",
+				      .json = json,
+				      .json_len = strlen(json)};
+	struct store_index x = {.receiver = R1,
+				.bsn = "123456782",
+				.sender = SENDER,
+				.entries = &e,
+				.n = 1};
+	struct store_accept r = req(id, id, "p1", NULL, 0, T0);
+	struct store_result res;
+
+	r.direction = STORE_INBOUND;
+	r.index = &x;
+	r.nindex = 1;
+	assert_int_equal(store_accept(s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+}
+
+/* The received-data index on either backend: the same content again
+ * makes no version (the later message carries it), other content makes
+ * version 2 and supersedes 1; history, current, snapshot and the inbox
+ * agree. */
+static void
+test_index_versions(void **state)
+{
+	struct fixture *f = *state;
+	struct store_res_query q = {
+	    .receiver = R1, .type = "Patient", .id = "pat-1", .history = true};
+	struct store_reader *rd = NULL;
+	struct store_inbox *in = NULL;
+	struct store_inbox_filter fi = {.receiver = R1};
+	struct store_res *v = NULL;
+	int64_t snap = 0;
+	size_t n = 0;
+
+	accept_indexed(f->s, "i1", "{\"a\":1}");
+	accept_indexed(f->s, "i2", "{\"a\":1}");
+	assert_int_equal(store_reader_open(f->s, &rd), GW_OK);
+	assert_int_equal(store_res_snapshot(rd, &snap), GW_OK);
+	accept_indexed(f->s, "i3", "{\"a\":2}");
+
+	assert_int_equal(store_res_find(rd, &q, &v, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].vid, 1);
+	assert_false(v[0].current);
+	assert_string_equal(v[0].msg_id, "i2"); /* carried by i2 */
+	assert_int_equal(v[1].vid, 2);
+	assert_true(v[1].current);
+	assert_string_equal(v[1].json, "{\"a\":2}");
+	assert_string_equal(v[1].msg_id, "i3");
+	assert_string_equal(v[1].bsn, "123456782");
+	store_res_free(v, n);
+	q.history = false;
+	assert_int_equal(store_res_find(rd, &q, &v, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].vid, 2);
+	store_res_free(v, n);
+	/* At the snapshot taken before i3, version 1 is the current one. */
+	q.snapshot = snap;
+	assert_int_equal(store_res_find(rd, &q, &v, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(v[0].vid, 1);
+	assert_true(v[0].current);
+	store_res_free(v, n);
+	store_reader_free(rd);
+
+	assert_int_equal(store_inbox_list(f->s, &fi, &in, &n), GW_OK);
+	assert_int_equal(n, 3);
+	assert_string_equal(in[2].id, "i3");
+	assert_int_equal(in[2].resources, 1);
+	free(in);
+}
+
+/* Commit the test's transaction (and its lock) after a while. */
+static void *
+pg_commit_later(void *arg)
+{
+	PGconn *c = arg;
+
+	nanosleep(&(struct timespec){0, 300000000L}, NULL);
+	PQclear(PQexec(c, "COMMIT"));
+	return NULL;
+}
+
+/*
+ * PostgreSQL: a lane head delivered while the writer's transaction that
+ * adds a row to the same lane is still open. The writer is held after
+ * its outbox insert by a lock on the audit chain's head (its accept
+ * carries an audit record); the head's finish must not miss that row:
+ * once both committed the new row is the lane's head and claimable.
+ */
+static void
+test_pg_lane_race(void **state)
+{
+	struct fixture *f = *state;
+	const char *rc[1] = {R1};
+	struct store_audit_rec rec = {.interaction = "create", .status = 202};
+	struct store_accept r = req("l2", "l2", "p1", rc, 1, T0 + 1);
+	struct acks a = {.path = f->path};
+	PGconn *c;
+	PGresult *res;
+	pthread_t t;
+	char got[64];
+
+	if (!on_pg) {
+		skip(); /* PostgreSQL only */
+		return;
+	}
+	must_accept(f->s, "l1", "p1", R1, T0);
+	claim_ids(f->s, NULL, T0 + 10, got, sizeof(got));
+	assert_string_equal(got, "l1/" R1);
+	c = pg_connect();
+	res = PQexec(c, "BEGIN; SELECT seq FROM audit_head FOR UPDATE");
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	util_strlcpy(rec.ura, SENDER, sizeof(rec.ura));
+	r.audit = &rec;
+	r.naudit = 1;
+	assert_int_equal(store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+	/* Let the writer reach the lock, past its outbox insert. */
+	nanosleep(&(struct timespec){0, 300000000L}, NULL);
+	assert_int_equal(pthread_create(&t, NULL, pg_commit_later, c), 0);
+	assert_int_equal(store_delivered(f->s, "l1", R1, 200, T0 + 11), GW_OK);
+	pump(f->s, &a, 1);
+	assert_int_equal(a.ok, 1);
+	pthread_join(t, NULL);
+	PQfinish(c);
+	claim_ids(f->s, NULL, T0 + 20, got, sizeof(got));
+	assert_string_equal(got, "l2/" R1);
+}
+
 int
 main(void)
 {
@@ -1664,7 +2031,26 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pg_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pg_finish_deferred, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pg_lane_race, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed;
+
+	failed = cmocka_run_group_tests_name("store-sqlite", tests, NULL, NULL);
+	pg_url = getenv("PZPGW_TEST_PG_URL");
+	pg_pwfile = getenv("PZPGW_TEST_PG_PASSWORD_FILE");
+	if (pg_url == NULL || pg_url[0] == '\0') {
+		printf("store-postgresql: skipped (PZPGW_TEST_PG_URL unset; "
+		       "make test-unit-pg starts a server)\n");
+		return failed;
+	}
+	on_pg = true;
+	failed +=
+	    cmocka_run_group_tests_name("store-postgresql", tests, NULL, NULL);
+	return failed;
 }
