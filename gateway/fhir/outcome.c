@@ -1,5 +1,6 @@
 /* OperationOutcome construction and JSON rendering. */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +110,135 @@ fhir_outcome_add(json_t *outcome, const char *severity, const char *code,
 	err = outcome_vadd(outcome, severity, code, expression, line, col, fmt,
 			   ap);
 	va_end(ap);
+	return err;
+}
+
+/* Strings shared by the issues of one fhir_outcome_add_issues call,
+ * found by the caller's pointer (severities and codes are constants). */
+#define SHARED_MAX 16
+
+struct shared {
+	const char *key[SHARED_MAX];
+	json_t *val[SHARED_MAX];
+	size_t n;
+};
+
+/* A new reference to the JSON string s (shared when there is room), or
+ * NULL (invalid UTF-8, no memory). */
+static json_t *
+shared_str(struct shared *sh, const char *s)
+{
+	json_t *v;
+
+	for (size_t i = 0; i < sh->n; i++)
+		if (sh->key[i] == s)
+			return json_incref(sh->val[i]);
+	if ((v = json_string(s)) == NULL || sh->n == SHARED_MAX)
+		return v;
+	sh->key[sh->n] = s;
+	sh->val[sh->n++] = v;
+	return json_incref(v);
+}
+
+/* {"url": url, "valueInteger": v} with url shared; NULL without memory. */
+static json_t *
+int_ext_shared(struct shared *sh, const char *url, int v)
+{
+	json_t *e = json_object();
+
+	if (e == NULL ||
+	    json_object_set_new_nocheck(e, "url", shared_str(sh, url)) ||
+	    json_object_set_new_nocheck(e, "valueInteger", json_integer(v))) {
+		json_decref(e);
+		return NULL;
+	}
+	return e;
+}
+
+/* Whether s[0..len) is ASCII only (so valid UTF-8). */
+static bool
+is_ascii(const char *s, size_t len)
+{
+	unsigned char any = 0;
+
+	for (size_t i = 0; i < len; i++)
+		any |= (unsigned char)s[i];
+	return any < 0x80;
+}
+
+/* json_stringn(s, len), without its UTF-8 check where s is ASCII (most
+ * messages and expressions): the check cost a tenth of building an
+ * issue. The same value, and the same NULL for invalid UTF-8. */
+static json_t *
+text_str(const char *s, size_t len)
+{
+	return is_ascii(s, len) ? json_stringn_nocheck(s, len)
+				: json_stringn(s, len);
+}
+
+/* One issue as outcome_vadd builds it (the same members in the same
+ * order); NULL without memory or with invalid UTF-8. */
+static json_t *
+issue_new(struct shared *sh, const struct fhir_issue *x)
+{
+	json_t *issue = json_object(), *exprs;
+	size_t len = strnlen(x->msg, 1023);
+
+	if (issue == NULL)
+		return NULL;
+	if (x->line > 0 || x->col > 0) {
+		json_t *ext = json_array();
+
+		if (ext == NULL ||
+		    json_object_set_new_nocheck(issue, "extension", ext) ||
+		    (x->line > 0 &&
+		     json_array_append_new(
+			 ext, int_ext_shared(sh, FHIR_EXT_LINE, x->line))) ||
+		    (x->col > 0 &&
+		     json_array_append_new(
+			 ext, int_ext_shared(sh, FHIR_EXT_COL, x->col))))
+			goto fail;
+	}
+	/* the message is cut where fhir_outcome_add's buffer would cut it */
+	if (json_object_set_new_nocheck(issue, "severity",
+					shared_str(sh, x->severity)) ||
+	    json_object_set_new_nocheck(issue, "code",
+					shared_str(sh, x->code)) ||
+	    json_object_set_new_nocheck(issue, "diagnostics",
+					text_str(x->msg, len)))
+		goto fail;
+	if (x->expression != NULL) {
+		exprs = json_array();
+		if (exprs == NULL ||
+		    json_object_set_new_nocheck(issue, "expression", exprs) ||
+		    json_array_append_new(
+			exprs, text_str(x->expression, strlen(x->expression))))
+			goto fail;
+	}
+	return issue;
+fail:
+	json_decref(issue);
+	return NULL;
+}
+
+enum gw_err
+fhir_outcome_add_issues(json_t *outcome, const struct fhir_issue *v, size_t n)
+{
+	json_t *issues = json_object_get(outcome, "issue");
+	struct shared sh = {.n = 0};
+	enum gw_err err = GW_OK;
+
+	if (issues == NULL || !json_is_array(issues))
+		return GW_INVALID;
+	for (size_t i = 0; i < n; i++)
+		/* json_array_append_new steals the issue (and frees it when
+		 * it cannot append) */
+		if (json_array_append_new(issues, issue_new(&sh, &v[i])) != 0) {
+			err = GW_NOMEM;
+			break;
+		}
+	for (size_t i = 0; i < sh.n; i++)
+		json_decref(sh.val[i]);
 	return err;
 }
 

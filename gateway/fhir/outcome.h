@@ -29,6 +29,27 @@ enum gw_err fhir_outcome_add(json_t *outcome, const char *severity,
 			     int col, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
+/* One issue for fhir_outcome_add_issues: a ready message, no format. */
+struct fhir_issue {
+	const char *severity, *code; /* kept (shared) while adding */
+	const char *expression;	     /* NULL: none */
+	const char *msg;	     /* issue.diagnostics (at most 1023 bytes
+					kept, as fhir_outcome_add keeps) */
+	int line, col;		     /* > 0: the position extensions */
+};
+
+/*
+ * Append n issues to outcome, in order, as fhir_outcome_add(outcome,
+ * severity, code, expression, line, col, "%s", msg) would one by one (the
+ * same JSON), but cheaper: the severity, code and extension url strings
+ * are one JSON value each, shared by the issues (no caller changes a
+ * string of an outcome in place). Stops at the first issue that cannot
+ * be added (invalid UTF-8 or no memory): GW_NOMEM, the issues before it
+ * added. GW_INVALID when outcome has no issue array.
+ */
+enum gw_err fhir_outcome_add_issues(json_t *outcome, const struct fhir_issue *v,
+				    size_t n);
+
 /* A new OperationOutcome holding a single issue, or NULL without memory. */
 json_t *fhir_outcome_one(const char *severity, const char *code,
 			 const char *expression, const char *fmt, ...)

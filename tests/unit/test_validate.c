@@ -1092,6 +1092,45 @@ test_deadline(void **state)
 	buf_cleanup(&b);
 }
 
+/* Many findings, each made by the profile (listed twice) and by its base
+ * type: every one is kept once, however large the run's dedupe table
+ * grows (it doubles from 64 slots), and identical findings at different
+ * paths stay apart. */
+static void
+test_dedupe_many(void **state)
+{
+	enum { N = 300 };
+	size_t cap = strlen(MISSING_STATUS) + N * 32, used, total;
+	char *doc = malloc(cap);
+	char expr[64];
+	json_t *o;
+
+	(void)state;
+	assert_non_null(doc);
+	/* MISSING_STATUS with N unknown members x0..x(N-1) after its
+	 * resourceType */
+	used = (size_t)snprintf(doc, cap, "{\"resourceType\":\"Consent\",");
+	for (int i = 0; i < N; i++)
+		used += (size_t)snprintf(doc + used, cap - used, "\"x%d\":%d,",
+					 i, i);
+	snprintf(doc + used, cap - used, "%s",
+		 MISSING_STATUS + strlen("{\"resourceType\":\"Consent\","));
+	o = run_text(S.vr4, doc, NULL);
+	total = json_array_size(json_object_get(o, "issue"));
+	for (int i = 0; i < N; i++) {
+		snprintf(expr, sizeof(expr), "Consent.x%d", i);
+		if (count_issues(o, "error", "structure", expr) != 1) {
+			print_issues("dedupe_many", o);
+			fail_msg("%s: not once", expr);
+		}
+	}
+	assert_int_equal(count_issues(o, "error", "required", "Consent.status"),
+			 1);
+	assert_true(total >= N + 1);
+	json_decref(o);
+	free(doc);
+}
+
 /* ---- extensions in contentReference elements ---- */
 
 /* Regression tests: an extension inside an element defined by
@@ -1225,6 +1264,7 @@ main(void)
 	    cmocka_unit_test(test_valid_ig),
 	    cmocka_unit_test(test_manifest),
 	    cmocka_unit_test(test_dedupe_profiles),
+	    cmocka_unit_test(test_dedupe_many),
 	    cmocka_unit_test(test_detection),
 	    cmocka_unit_test(test_detection_prefixes),
 	    cmocka_unit_test(test_forced_profile),
