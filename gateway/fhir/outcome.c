@@ -1,6 +1,7 @@
 /* OperationOutcome construction and JSON rendering. */
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,11 +118,25 @@ fhir_outcome_add(json_t *outcome, const char *severity, const char *code,
  * found by the caller's pointer (severities and codes are constants). */
 #define SHARED_MAX 16
 
+#define SHARED_INTS 128
+
 struct shared {
 	const char *key[SHARED_MAX];
 	json_t *val[SHARED_MAX];
 	size_t n;
+	json_t *num[SHARED_INTS]; /* the integers 0..127 met (columns) */
 };
+
+/* A new reference to the JSON integer v (shared when small), or NULL. */
+static json_t *
+shared_int(struct shared *sh, int v)
+{
+	if (v < 0 || v >= SHARED_INTS)
+		return json_integer(v);
+	if (sh->num[v] == NULL && (sh->num[v] = json_integer(v)) == NULL)
+		return NULL;
+	return json_incref(sh->num[v]);
+}
 
 /* A new reference to the JSON string s (shared when there is room), or
  * NULL (invalid UTF-8, no memory). */
@@ -148,22 +163,28 @@ int_ext_shared(struct shared *sh, const char *url, int v)
 
 	if (e == NULL ||
 	    json_object_set_new_nocheck(e, "url", shared_str(sh, url)) ||
-	    json_object_set_new_nocheck(e, "valueInteger", json_integer(v))) {
+	    json_object_set_new_nocheck(e, "valueInteger", shared_int(sh, v))) {
 		json_decref(e);
 		return NULL;
 	}
 	return e;
 }
 
-/* Whether s[0..len) is ASCII only (so valid UTF-8). */
+/* Whether s[0..len) is ASCII only (so valid UTF-8): eight bytes at a
+ * time. */
 static bool
 is_ascii(const char *s, size_t len)
 {
-	unsigned char any = 0;
+	uint64_t any = 0, w;
+	size_t i = 0;
 
-	for (size_t i = 0; i < len; i++)
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, s + i, 8);
+		any |= w;
+	}
+	for (; i < len; i++)
 		any |= (unsigned char)s[i];
-	return any < 0x80;
+	return (any & 0x8080808080808080ULL) == 0;
 }
 
 /* json_stringn(s, len), without its UTF-8 check where s is ASCII (most
@@ -225,11 +246,12 @@ enum gw_err
 fhir_outcome_add_issues(json_t *outcome, const struct fhir_issue *v, size_t n)
 {
 	json_t *issues = json_object_get(outcome, "issue");
-	struct shared sh = {.n = 0};
+	struct shared sh;
 	enum gw_err err = GW_OK;
 
 	if (issues == NULL || !json_is_array(issues))
 		return GW_INVALID;
+	memset(&sh, 0, sizeof(sh));
 	for (size_t i = 0; i < n; i++)
 		/* json_array_append_new steals the issue (and frees it when
 		 * it cannot append) */
@@ -239,6 +261,8 @@ fhir_outcome_add_issues(json_t *outcome, const struct fhir_issue *v, size_t n)
 		}
 	for (size_t i = 0; i < sh.n; i++)
 		json_decref(sh.val[i]);
+	for (size_t i = 0; i < SHARED_INTS; i++)
+		json_decref(sh.num[i]);
 	return err;
 }
 

@@ -42,8 +42,8 @@ struct fhir_issue {
  * Append n issues to outcome, in order, as fhir_outcome_add(outcome,
  * severity, code, expression, line, col, "%s", msg) would one by one (the
  * same JSON), but cheaper: the severity, code and extension url strings
- * are one JSON value each, shared by the issues (no caller changes a
- * string of an outcome in place). Stops at the first issue that cannot
+ * and the positions below 128 are one JSON value each, shared by the
+ * issues (no caller changes a value of an outcome in place). Stops at the first issue that cannot
  * be added (invalid UTF-8 or no memory): GW_NOMEM, the issues before it
  * added. GW_INVALID when outcome has no issue array.
  */

@@ -45,6 +45,8 @@ v_vinv_free(struct vinv *inv)
 	while (inv != NULL) {
 		struct vinv *next = inv->next;
 
+		for (size_t i = 0; i < inv->n; i++)
+			free(inv->e[i].msg);
 		free(inv);
 		inv = next;
 	}

@@ -117,6 +117,10 @@ struct vinv {
 		bool contained_only; /* holds on a resource without
 					contained (dom-2..dom-5) */
 		struct vplan plan;
+		/* the finding's message, written at its first finding
+		 * (owned; NULL until then) */
+		char *msg;
+		size_t msglen;
 	} e[];
 };
 
