@@ -442,8 +442,12 @@ vk_add(struct vkhash *k, const char *s, size_t len)
 	for (; len >= 8; len -= 8, p += 8) {
 		uint64_t w = 0;
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		memcpy(&w, p, 8); /* the little-endian word, loaded at once */
+#else
 		for (unsigned i = 0; i < 8; i++)
 			w |= (uint64_t)p[i] << (8 * i);
+#endif
 		vk_mix(k, w);
 	}
 	for (; len > 0; len--)
