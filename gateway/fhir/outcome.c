@@ -118,24 +118,33 @@ fhir_outcome_add(json_t *outcome, const char *severity, const char *code,
  * found by the caller's pointer (severities and codes are constants). */
 #define SHARED_MAX 16
 
-#define SHARED_INTS 128
+#define SHARED_INTS 8
 
 struct shared {
 	const char *key[SHARED_MAX];
 	json_t *val[SHARED_MAX];
 	size_t n;
-	json_t *num[SHARED_INTS]; /* the integers 0..127 met (columns) */
+	/* the first few small position numbers met (columns repeat) */
+	int ikey[SHARED_INTS];
+	json_t *ival[SHARED_INTS];
+	size_t ni;
 };
 
-/* A new reference to the JSON integer v (shared when small), or NULL. */
+/* A new reference to the JSON integer v (shared when there is room), or
+ * NULL without memory. */
 static json_t *
 shared_int(struct shared *sh, int v)
 {
-	if (v < 0 || v >= SHARED_INTS)
-		return json_integer(v);
-	if (sh->num[v] == NULL && (sh->num[v] = json_integer(v)) == NULL)
-		return NULL;
-	return json_incref(sh->num[v]);
+	json_t *j;
+
+	for (size_t i = 0; i < sh->ni; i++)
+		if (sh->ikey[i] == v)
+			return json_incref(sh->ival[i]);
+	if ((j = json_integer(v)) == NULL || sh->ni == SHARED_INTS)
+		return j;
+	sh->ikey[sh->ni] = v;
+	sh->ival[sh->ni++] = j;
+	return json_incref(j);
 }
 
 /* A new reference to the JSON string s (shared when there is room), or
@@ -251,7 +260,8 @@ fhir_outcome_add_issues(json_t *outcome, const struct fhir_issue *v, size_t n)
 
 	if (issues == NULL || !json_is_array(issues))
 		return GW_INVALID;
-	memset(&sh, 0, sizeof(sh));
+	/* the caches' entries below n and ni are the only ones read */
+	sh.n = sh.ni = 0;
 	for (size_t i = 0; i < n; i++)
 		/* json_array_append_new steals the issue (and frees it when
 		 * it cannot append) */
@@ -261,8 +271,8 @@ fhir_outcome_add_issues(json_t *outcome, const struct fhir_issue *v, size_t n)
 		}
 	for (size_t i = 0; i < sh.n; i++)
 		json_decref(sh.val[i]);
-	for (size_t i = 0; i < SHARED_INTS; i++)
-		json_decref(sh.num[i]);
+	for (size_t i = 0; i < sh.ni; i++)
+		json_decref(sh.ival[i]);
 	return err;
 }
 

@@ -42,10 +42,11 @@ struct fhir_issue {
  * Append n issues to outcome, in order, as fhir_outcome_add(outcome,
  * severity, code, expression, line, col, "%s", msg) would one by one (the
  * same JSON), but cheaper: the severity, code and extension url strings
- * and the positions below 128 are one JSON value each, shared by the
- * issues (no caller changes a value of an outcome in place). Stops at the first issue that cannot
- * be added (invalid UTF-8 or no memory): GW_NOMEM, the issues before it
- * added. GW_INVALID when outcome has no issue array.
+ * and the first few position numbers are one JSON value each, shared by
+ * the issues (no caller changes a value of an outcome in place). Stops at
+ * the first issue that cannot be added (invalid UTF-8 or no memory):
+ * GW_NOMEM, the issues before it added. GW_INVALID when outcome has no
+ * issue array.
  */
 enum gw_err fhir_outcome_add_issues(json_t *outcome, const struct fhir_issue *v,
 				    size_t n);

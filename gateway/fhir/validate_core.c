@@ -658,9 +658,8 @@ v_issue_text(struct vrun *r, const char *sev, const char *code,
 	is->msg[mlen + note] = '\0';
 	is->sev = sev;
 	is->code = code;
-	is->exprlen = plen;
-	is->keylen = mlen;
-	is->msglen = mlen + note;
+	is->exprlen = (uint32_t)plen;
+	is->keylen = (uint32_t)mlen;
 	is->hash = h;
 	if (at != NULL) {
 		is->line = at->line;

@@ -215,9 +215,13 @@ struct vissue {
 	const char *sev, *code;
 	char *expr; /* owned: one block, the expression then the message */
 	char *msg;  /* in expr's block */
-	size_t exprlen, msglen;
-	size_t keylen; /* the message's bytes in the dedupe key (no note) */
-	uint32_t hash; /* of the dedupe key (v_issue_text) */
+	/* 32-bit lengths (a path is at most V_MAX_PATH, a message 767
+	 * bytes): 16 issues take less than 1 KB, below the allocator's
+	 * large requests, which consolidate its free lists (a run of a
+	 * small resource paid for that) */
+	uint32_t exprlen;
+	uint32_t keylen; /* the message's bytes in the dedupe key (no note) */
+	uint32_t hash;	 /* of the dedupe key (v_issue_text) */
 	uint32_t line, col;
 };
 
