@@ -1131,6 +1131,31 @@ test_dedupe_many(void **state)
 	free(doc);
 }
 
+/* A message quotes a value cut to a number of bytes ('%.80s'): a cut
+ * inside a UTF-8 character left invalid UTF-8, which the OperationOutcome
+ * refused, and the document was answered "out of memory". The cut
+ * character is now a '?', the finding reported. */
+static void
+test_cut_utf8_in_message(void **state)
+{
+	/* 79 'a', then an e-acute (2 bytes: the 80th byte is its first) */
+	const char *doc = "{\"resourceType\":\"Patient\",\"gender\":\""
+			  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+			  "b\"}";
+	json_t *o;
+
+	(void)state;
+	o = run_text(S.vr4, doc, NULL);
+	if (count_issues_msg(o, "error", "code-invalid", "Patient.gender",
+			     "aaaa?' is not in") != 1)
+		print_issues("cut_utf8", o);
+	assert_int_equal(count_issues_msg(o, "error", "code-invalid",
+					  "Patient.gender", "aaaa?' is not in"),
+			 1);
+	json_decref(o);
+}
+
 /* ---- extensions in contentReference elements ---- */
 
 /* Regression tests: an extension inside an element defined by
@@ -1265,6 +1290,7 @@ main(void)
 	    cmocka_unit_test(test_manifest),
 	    cmocka_unit_test(test_dedupe_profiles),
 	    cmocka_unit_test(test_dedupe_many),
+	    cmocka_unit_test(test_cut_utf8_in_message),
 	    cmocka_unit_test(test_detection),
 	    cmocka_unit_test(test_detection_prefixes),
 	    cmocka_unit_test(test_forced_profile),
