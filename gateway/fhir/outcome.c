@@ -57,6 +57,52 @@ fail:
 	return NULL;
 }
 
+/* Length of the valid UTF-8 character at s (n bytes left), 0 when it is
+ * not one: by the rules jansson checks a string with (no overlong form,
+ * no surrogate, nothing past U+10FFFF). */
+static size_t
+utf8_char(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	if (len > n)
+		return 0;
+	cp = s[0] & (0x7fu >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+bool
+fhir_utf8_repair(char *s, size_t n)
+{
+	bool changed = false;
+
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_char((const unsigned char *)s + i, n - i);
+
+		if (l == 0) {
+			s[i++] = '?';
+			changed = true;
+		} else {
+			i += l;
+		}
+	}
+	return changed;
+}
+
 static enum gw_err
 outcome_vadd(json_t *outcome, const char *severity, const char *code,
 	     const char *expression, int line, int col, const char *fmt,
@@ -67,6 +113,7 @@ outcome_vadd(json_t *outcome, const char *severity, const char *code,
 	char msg[1024];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	(void)fhir_utf8_repair(msg, strlen(msg));
 	if (issues == NULL || !json_is_array(issues))
 		return GW_INVALID;
 	if ((issue = json_object()) == NULL)
@@ -213,9 +260,16 @@ issue_new(struct shared *sh, const struct fhir_issue *x)
 {
 	json_t *issue = json_object(), *exprs;
 	size_t len = strnlen(x->msg, 1023);
+	const char *msg = x->msg;
+	char fixed[1024];
 
 	if (issue == NULL)
 		return NULL;
+	if (!is_ascii(msg, len)) {
+		memcpy(fixed, msg, len);
+		if (fhir_utf8_repair(fixed, len))
+			msg = fixed;
+	}
 	if (x->line > 0 || x->col > 0) {
 		json_t *ext = json_array();
 
@@ -235,7 +289,7 @@ issue_new(struct shared *sh, const struct fhir_issue *x)
 	    json_object_set_new_nocheck(issue, "code",
 					shared_str(sh, x->code)) ||
 	    json_object_set_new_nocheck(issue, "diagnostics",
-					text_str(x->msg, len)))
+					text_str(msg, len)))
 		goto fail;
 	if (x->expression != NULL) {
 		exprs = json_array();

@@ -590,57 +590,6 @@ v_issue(struct vrun *r, const char *sev, const char *code,
 	v_issue_text(r, sev, code, at, msg, strnlen(msg, sizeof(msg)));
 }
 
-/* Length of the valid UTF-8 character at s (n bytes left), 0 when it is
- * not one: by the rules jansson checks a string with (no overlong form,
- * no surrogate, nothing past U+10FFFF). */
-static size_t
-utf8_char(const unsigned char *s, size_t n)
-{
-	uint32_t cp;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] < 0xc2 || s[0] > 0xf4)
-		return 0;
-	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
-	if (len > n)
-		return 0;
-	cp = s[0] & (0x7fu >> len);
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* Replace every byte of s[0..n) that is not part of a valid UTF-8
- * character with '?': a message quoting a value cut to a number of bytes
- * ('%.80s') may end inside a character, and the OperationOutcome takes
- * UTF-8 only (the document was answered "out of memory"). Whether it
- * changed anything. */
-static bool
-utf8_repair(char *s, size_t n)
-{
-	bool changed = false;
-
-	for (size_t i = 0; i < n;) {
-		size_t l = utf8_char((const unsigned char *)s + i, n - i);
-
-		if (l == 0) {
-			s[i++] = '?';
-			changed = true;
-		} else {
-			i += l;
-		}
-	}
-	return changed;
-}
-
 /* Whether s[0..n) is ASCII only. */
 static bool
 ascii_only(const char *s, size_t n)
@@ -679,7 +628,7 @@ v_issue_text(struct vrun *r, const char *sev, const char *code,
 		mlen = 767;
 	if (!ascii_only(msg, mlen)) {
 		memcpy(fixed, msg, mlen);
-		if (utf8_repair(fixed, mlen))
+		if (fhir_utf8_repair(fixed, mlen))
 			msg = fixed;
 	}
 	vk_add(&k, code, strlen(code));
@@ -723,7 +672,7 @@ v_issue_text(struct vrun *r, const char *sev, const char *code,
 		snprintf(tail, sizeof(tail), " (profile %s)", url);
 		memcpy(is->msg + mlen, tail, note);
 		/* a cut in the url, as in the message */
-		(void)utf8_repair(is->msg + mlen, note);
+		(void)fhir_utf8_repair(is->msg + mlen, note);
 	}
 	is->msg[mlen + note] = '\0';
 	is->sev = sev;

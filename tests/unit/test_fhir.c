@@ -115,8 +115,10 @@ test_not_an_outcome(void **state)
 /* fhir_outcome_add_issues builds what fhir_outcome_add does issue by
  * issue, byte for byte: with and without position and expression, a
  * non-ASCII message and expression, a message past 1023 bytes (cut
- * alike), more distinct severities/codes than it shares, and invalid
- * UTF-8 (both stop there with GW_NOMEM, the issues before it added). */
+ * alike), more distinct severities/codes than it shares, a message cut
+ * inside a UTF-8 character (both write '?' for its byte) and an
+ * expression that is not UTF-8 (both stop there with GW_NOMEM, the
+ * issues before it added). */
 static void
 test_add_issues_same_as_add(void **state)
 {
@@ -153,6 +155,8 @@ test_add_issues_same_as_add(void **state)
 	}
 	v[n++] = (struct fhir_issue){FHIR_ERROR, "value", "Z", bad, 1, 1};
 	v[n++] =
+	    (struct fhir_issue){FHIR_ERROR, "value", "Z\xc3", "expr", 1, 1};
+	v[n++] =
 	    (struct fhir_issue){FHIR_ERROR, "value", "after", "never", 1, 1};
 	for (size_t i = 0; i < n && ea == GW_OK; i++)
 		ea = fhir_outcome_add(a, v[i].severity, v[i].code,
@@ -167,6 +171,8 @@ test_add_issues_same_as_add(void **state)
 	assert_non_null(ta);
 	assert_non_null(tb);
 	assert_string_equal(ta, tb);
+	/* the message cut inside a character is kept, the byte a '?' */
+	assert_non_null(strstr(tb, "\"cut ? here\""));
 	assert_int_equal(fhir_outcome_errors(b), fhir_outcome_errors(a));
 	free(ta);
 	free(tb);
