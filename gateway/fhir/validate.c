@@ -723,7 +723,7 @@ conforms_walk(struct vrun *r, const struct fj_node *res,
 	if (!conf_put(r, res, sd, 1))
 		return true;
 	v_run_init(&sub);
-	sub.seen.kind = sub.noteval.kind = HMAP_STR_OWN;
+	sub.noteval.kind = HMAP_STR_OWN;
 	sub.ctx = r->ctx;
 	sub.scratch = true;
 	sub.bundle = r->bundle;
@@ -1033,14 +1033,27 @@ own_ok(struct vrun *r, const struct fj_node *res)
 static enum gw_err
 emit(struct vrun *r, json_t *outcome)
 {
+	struct fhir_issue batch[64];
+	size_t n = 0;
+
+	/* in batches: the issues of a batch share their severity, code and
+	 * extension url strings */
 	for (size_t i = 0; i < r->nissues; i++) {
 		const struct vissue *is = &r->issues[i];
 
-		if (fhir_outcome_add(outcome, is->sev, is->code,
-				     is->expr[0] != '\0' ? is->expr : NULL,
-				     (int)is->line, (int)is->col, "%s",
-				     is->msg) != GW_OK)
-			return GW_NOMEM;
+		batch[n++] = (struct fhir_issue){
+		    .severity = is->sev,
+		    .code = is->code,
+		    .expression = is->expr[0] != '\0' ? is->expr : NULL,
+		    .msg = is->msg,
+		    .line = (int)is->line,
+		    .col = (int)is->col};
+		if (n == sizeof(batch) / sizeof(batch[0]) ||
+		    i + 1 == r->nissues) {
+			if (fhir_outcome_add_issues(outcome, batch, n) != GW_OK)
+				return GW_NOMEM;
+			n = 0;
+		}
 	}
 	if (r->late)
 		return GW_TEMP;
@@ -1064,7 +1077,7 @@ again:
 	v_run_init(&r);
 	r.speculate = speculate;
 	r.quiet = quiet;
-	r.seen.kind = r.noteval.kind = HMAP_STR_OWN;
+	r.noteval.kind = HMAP_STR_OWN;
 	r.ctx = ctx;
 	r.root = root;
 	r.nconf = &nconf;

@@ -115,6 +115,32 @@ describe_vs(const struct rules_valueset *vs, enum rules_strength strength,
 		snprintf(out + n, outsz - n, " (%zu codes in all)", vs->ncodes);
 }
 
+/* The description of value set vs at strength, written once per run
+ * for the last few value sets (a Bundle repeats the same binding finding
+ * in each of its resources); NULL without memory (r->nomem set). */
+static const char *
+vs_description(struct vrun *r, const struct rules_valueset *vs,
+	       enum rules_strength strength)
+{
+	struct vdesc *d;
+
+	for (size_t i = 0; i < V_DESC_CACHE; i++) {
+		d = &r->desc[i];
+		if (d->vs == vs && d->strength == strength && d->text != NULL)
+			return d->text;
+	}
+	d = &r->desc[r->ndesc++ % V_DESC_CACHE];
+	free(d->text);
+	d->vs = vs;
+	d->strength = strength;
+	if ((d->text = malloc(640)) == NULL) {
+		r->nomem = true;
+		return NULL;
+	}
+	describe_vs(vs, strength, d->text, 640);
+	return d->text;
+}
+
 /* A binding finding: head (printf-style), then the value set's
  * description. Nothing is written for a finding v_issue would not keep:
  * describing the value set for every coded element cost a sixth of the
@@ -130,16 +156,28 @@ binding_issue(struct vrun *r, const char *sev, const struct fj_node *v,
 	      const struct rules_valueset *vs, enum rules_strength strength,
 	      const char *fmt, ...)
 {
-	char head[400], what[640];
+	char head[400], msg[768];
+	const char *what;
+	size_t hl, wl;
 	va_list ap;
+	int w;
 
 	if (!v_keeps(r, sev))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(head, sizeof(head), fmt, ap);
+	w = vsnprintf(head, sizeof(head), fmt, ap);
 	va_end(ap);
-	describe_vs(vs, strength, what, sizeof(what));
-	v_issue(r, sev, "code-invalid", v, "%s%s", head, what);
+	if ((what = vs_description(r, vs, strength)) == NULL)
+		return;
+	/* head then the description, cut where v_issue's 768-byte buffer
+	 * cut "%s%s" of the two */
+	hl = w < 0 ? 0 : strnlen(head, sizeof(head));
+	wl = strlen(what);
+	if (hl + wl > sizeof(msg) - 1)
+		wl = sizeof(msg) - 1 - hl;
+	memcpy(msg, head, hl);
+	memcpy(msg + hl, what, wl);
+	v_issue_text(r, sev, "code-invalid", v, msg, hl + wl);
 }
 
 void

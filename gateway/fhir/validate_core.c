@@ -45,6 +45,8 @@ v_vinv_free(struct vinv *inv)
 	while (inv != NULL) {
 		struct vinv *next = inv->next;
 
+		for (size_t i = 0; i < inv->n; i++)
+			free(inv->e[i].msg);
 		free(inv);
 		inv = next;
 	}
@@ -403,16 +405,212 @@ v_path_index(struct vrun *r, size_t i)
 	return old;
 }
 
+/* The dedupe key of a finding is the text code "|" path "|" message
+ * (the message without its profile note). It is hashed and compared
+ * piece by piece, never built: a Bundle's full run makes dozens of
+ * findings, and building, hashing twice and copying that key into a
+ * string map cost a tenth of the run. The hash reads the key as one
+ * stream of little-endian 8-byte words, so that where the pieces are cut
+ * does not change it (two keys that are equal as text hash alike). */
+struct vkhash {
+	uint64_t h, acc;
+	unsigned n; /* bytes in acc */
+	size_t len;
+};
+
+static void
+vk_mix(struct vkhash *k, uint64_t w)
+{
+	k->h = (k->h ^ w) * 0x100000001b3ULL;
+	k->h ^= k->h >> 29;
+}
+
+static void
+vk_add(struct vkhash *k, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	k->len += len;
+	for (; len > 0 && k->n != 0; len--) {
+		k->acc |= (uint64_t)*p++ << (8 * k->n);
+		if (++k->n == 8) {
+			vk_mix(k, k->acc);
+			k->acc = 0;
+			k->n = 0;
+		}
+	}
+	for (; len >= 8; len -= 8, p += 8) {
+		uint64_t w = 0;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		memcpy(&w, p, 8); /* the little-endian word, loaded at once */
+#else
+		for (unsigned i = 0; i < 8; i++)
+			w |= (uint64_t)p[i] << (8 * i);
+#endif
+		vk_mix(k, w);
+	}
+	for (; len > 0; len--)
+		k->acc |= (uint64_t)*p++ << (8 * k->n++);
+}
+
+static uint32_t
+vk_end(struct vkhash *k)
+{
+	vk_mix(k, k->acc);
+	vk_mix(k, (uint64_t)k->len);
+	return (uint32_t)(k->h ^ (k->h >> 32));
+}
+
+/* Whether the texts a[0] a[1] ... and b[0] b[1] ... (n pieces each) are
+ * equal. */
+static bool
+vk_equal(const char *const *a, const size_t *alen, const char *const *b,
+	 const size_t *blen, size_t n)
+{
+	size_t i = 0, j = 0, ai = 0, bj = 0;
+
+	for (;;) {
+		size_t m;
+
+		while (i < n && ai == alen[i]) {
+			i++;
+			ai = 0;
+		}
+		while (j < n && bj == blen[j]) {
+			j++;
+			bj = 0;
+		}
+		if (i == n || j == n)
+			return i == n && j == n;
+		m = alen[i] - ai < blen[j] - bj ? alen[i] - ai : blen[j] - bj;
+		if (memcmp(a[i] + ai, b[j] + bj, m) != 0)
+			return false;
+		ai += m;
+		bj += m;
+	}
+}
+
+/* Whether issue is has the key (code, path, msg). */
+static bool
+vk_same(const struct vissue *is, const char *code, const char *path,
+	size_t plen, const char *msg, size_t mlen)
+{
+	const char *a[5] = {is->code, "|", is->expr, "|", is->msg};
+	const size_t alen[5] = {strlen(is->code), 1, is->exprlen, 1,
+				is->keylen};
+	const char *b[5] = {code, "|", path, "|", msg};
+	const size_t blen[5] = {strlen(code), 1, plen, 1, mlen};
+
+	if (alen[0] + alen[2] + alen[4] != blen[0] + blen[2] + blen[4])
+		return false;
+	return vk_equal(a, alen, b, blen, 5);
+}
+
+/* Index + 1 of the kept issue with hash h and that key, or the free slot
+ * of the dedupe table where it would go (*slot). */
+static size_t
+vk_find(const struct vrun *r, uint32_t h, const char *code, size_t plen,
+	const char *msg, size_t mlen, size_t *slot)
+{
+	size_t mask = r->capdedup - 1;
+
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		uint32_t x = r->dedup[i];
+
+		if (x == 0) {
+			*slot = i;
+			return 0;
+		}
+		if (r->issues[x - 1].hash == h &&
+		    vk_same(&r->issues[x - 1], code, r->path, plen, msg, mlen))
+			return x;
+	}
+}
+
+/* Room for one more kept issue: the issue array and the dedupe table
+ * (at most half full). */
+static bool
+vk_room(struct vrun *r)
+{
+	if (r->nissues == r->capissues) {
+		size_t ncap = r->capissues == 0 ? 16 : r->capissues * 2;
+		struct vissue *n = realloc(r->issues, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return false;
+		r->issues = n;
+		r->capissues = ncap;
+	}
+	if ((r->nissues + 1) * 2 > r->capdedup) {
+		size_t ncap = r->capdedup == 0 ? 64 : r->capdedup * 2;
+		uint32_t *t = calloc(ncap, sizeof(*t));
+
+		if (t == NULL)
+			return false;
+		for (size_t i = 0; i < r->nissues; i++) {
+			size_t s = r->issues[i].hash & (ncap - 1);
+
+			while (t[s] != 0)
+				s = (s + 1) & (ncap - 1);
+			t[s] = (uint32_t)(i + 1);
+		}
+		free(r->dedup);
+		r->dedup = t;
+		r->capdedup = ncap;
+	}
+	return true;
+}
+
 void
 v_issue(struct vrun *r, const char *sev, const char *code,
 	const struct fj_node *at, const char *fmt, ...)
 {
-	char msg[768], *key = NULL;
-	struct vissue *is;
-	size_t klen;
-	bool found;
+	char msg[768];
 	va_list ap;
 
+	if (r->scratch) {
+		if (strcmp(sev, FHIR_ERROR) == 0 ||
+		    strcmp(sev, FHIR_FATAL) == 0) {
+			r->nerrors++;
+			r->halted = r->nomem = true;
+		}
+		return;
+	}
+	/* No message is formatted, deduplicated or kept for a finding the
+	 * quiet run's caller throws away. */
+	if (r->quiet && strcmp(sev, FHIR_ERROR) != 0 &&
+	    strcmp(sev, FHIR_FATAL) != 0)
+		return;
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
+	/* the text up to its first NUL, as a C string */
+	v_issue_text(r, sev, code, at, msg, strnlen(msg, sizeof(msg)));
+}
+
+/* Whether s[0..n) is ASCII only. */
+static bool
+ascii_only(const char *s, size_t n)
+{
+	unsigned char any = 0;
+
+	for (size_t i = 0; i < n; i++)
+		any |= (unsigned char)s[i];
+	return any < 0x80;
+}
+
+void
+v_issue_text(struct vrun *r, const char *sev, const char *code,
+	     const struct fj_node *at, const char *msg, size_t mlen)
+{
+	struct vkhash k = {.h = 1469598103934665603ULL};
+	struct vissue *is;
+	char fixed[767];
+	size_t slot = 0, note = 0, plen = strlen(r->path);
+	const char *url = NULL;
+	uint32_t h;
 	bool is_err =
 	    strcmp(sev, FHIR_ERROR) == 0 || strcmp(sev, FHIR_FATAL) == 0;
 
@@ -423,70 +621,72 @@ v_issue(struct vrun *r, const char *sev, const char *code,
 		}
 		return;
 	}
-	/* No message is formatted, deduplicated or kept for a finding the
-	 * quiet run's caller throws away. */
 	if (r->quiet && !is_err)
 		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* The same finding (code, expression, message) once. */
-	klen = strlen(code) + r->plen + strlen(msg) + 3;
-	if ((key = malloc(klen)) == NULL)
-		goto nomem;
-	snprintf(key, klen, "%s|%s|%s", code, r->path, msg);
-	hmap_get(&r->seen, key, &found);
-	if (found) {
-		free(key);
-		return;
+	/* a message is at most 767 bytes, as when it is formatted */
+	if (mlen > 767)
+		mlen = 767;
+	if (!ascii_only(msg, mlen)) {
+		memcpy(fixed, msg, mlen);
+		if (fhir_utf8_repair(fixed, mlen))
+			msg = fixed;
 	}
+	vk_add(&k, code, strlen(code));
+	vk_add(&k, "|", 1);
+	vk_add(&k, r->path, plen);
+	vk_add(&k, "|", 1);
+	vk_add(&k, msg, mlen);
+	h = vk_end(&k);
+	/* The same finding (code, expression, message) once. */
+	if (r->capdedup > 0 && vk_find(r, h, code, plen, msg, mlen, &slot) != 0)
+		return;
 	if (is_err)
 		r->nerrors++;
-	if (r->nissues >= V_MAX_ISSUES) {
-		free(key);
+	if (r->nissues >= V_MAX_ISSUES)
 		return;
-	}
-	if (hmap_put(&r->seen, key, NULL) != GW_OK)
+	if (!vk_room(r))
 		goto nomem;
-	free(key);
-	key = NULL;
-	if (r->nissues == r->capissues) {
-		size_t ncap = r->capissues == 0 ? 16 : r->capissues * 2;
-		struct vissue *n = realloc(r->issues, ncap * sizeof(*n));
-
-		if (n == NULL)
-			goto nomem;
-		r->issues = n;
-		r->capissues = ncap;
+	(void)vk_find(r, h, code, plen, msg, mlen, &slot);
+	/* name the profile (not part of the dedupe key: a rule shared by a
+	 * profile and its parent is one finding); the kept message is
+	 * bounded as the formatted one was (767 bytes) */
+	if (r->cur_sd != NULL && r->cur_sd->constraint &&
+	    r->cur_sd->url != NULL) {
+		url = r->cur_sd->url;
+		note = strlen(" (profile )") + strlen(url);
+		if (mlen + note > 767)
+			note = 767 - mlen;
 	}
 	is = &r->issues[r->nissues];
 	memset(is, 0, sizeof(*is));
+	/* one block: the expression, then the message */
+	if ((is->expr = malloc(plen + 1 + mlen + note + 1)) == NULL)
+		goto nomem;
+	memcpy(is->expr, r->path, plen);
+	is->expr[plen] = '\0';
+	is->msg = is->expr + plen + 1;
+	memcpy(is->msg, msg, mlen);
+	if (url != NULL) {
+		char tail[768];
+
+		snprintf(tail, sizeof(tail), " (profile %s)", url);
+		memcpy(is->msg + mlen, tail, note);
+		/* a cut in the url, as in the message */
+		(void)fhir_utf8_repair(is->msg + mlen, note);
+	}
+	is->msg[mlen + note] = '\0';
 	is->sev = sev;
 	is->code = code;
-	is->expr = strdup(r->path);
-	/* name the profile (not part of the dedupe key: a rule shared by a
-	 * profile and its parent is one finding) */
-	if (r->cur_sd != NULL && r->cur_sd->constraint &&
-	    r->cur_sd->url != NULL) {
-		size_t ml = strlen(msg);
-
-		snprintf(msg + ml, sizeof(msg) - ml, " (profile %s)",
-			 r->cur_sd->url);
-	}
-	is->msg = strdup(msg);
-	if (is->expr == NULL || is->msg == NULL) {
-		free(is->expr);
-		free(is->msg);
-		goto nomem;
-	}
+	is->exprlen = (uint32_t)plen;
+	is->keylen = (uint32_t)mlen;
+	is->hash = h;
 	if (at != NULL) {
 		is->line = at->line;
 		is->col = at->col;
 	}
-	r->nissues++;
+	r->dedup[slot] = (uint32_t)(++r->nissues);
 	return;
 nomem:
-	free(key);
 	r->nomem = true;
 }
 
@@ -494,12 +694,13 @@ void
 v_run_cleanup(struct vrun *r)
 {
 	for (size_t i = 0; i < r->nissues; i++) {
-		free(r->issues[i].expr);
-		free(r->issues[i].msg);
+		free(r->issues[i].expr); /* the message is in its block */
 	}
 	free(r->issues);
+	free(r->dedup);
+	for (size_t i = 0; i < V_DESC_CACHE; i++)
+		free(r->desc[i].text);
 	free(r->guesses);
-	hmap_free(&r->seen, NULL);
 	hmap_free(&r->noteval, NULL);
 }
 

@@ -28,6 +28,7 @@
 #define V_MAX_PATH   2048  /* longest expression kept */
 #define V_MAX_DEPTH  96	   /* nesting of resources/elements walked */
 #define V_MAX_ISSUES 10000 /* findings kept per document */
+#define V_DESC_CACHE 4	   /* value set descriptions kept per run */
 /* Elements between two looks at the clock: a clock_gettime costs about
  * as much as checking one element, so 256 keeps it under 1%, and 256
  * elements take well under a millisecond. */
@@ -116,6 +117,10 @@ struct vinv {
 		bool contained_only; /* holds on a resource without
 					contained (dom-2..dom-5) */
 		struct vplan plan;
+		/* the finding's message, written at its first finding
+		 * (owned; NULL until then) */
+		char *msg;
+		size_t msglen;
 	} e[];
 };
 
@@ -208,7 +213,15 @@ struct vbundle {
 
 struct vissue {
 	const char *sev, *code;
-	char *expr, *msg;
+	char *expr; /* owned: one block, the expression then the message */
+	char *msg;  /* in expr's block */
+	/* 32-bit lengths (a path is at most V_MAX_PATH, a message 767
+	 * bytes): 16 issues take less than 1 KB, below the allocator's
+	 * large requests, which consolidate its free lists (a run of a
+	 * small resource paid for that) */
+	uint32_t exprlen;
+	uint32_t keylen; /* the message's bytes in the dedupe key (no note) */
+	uint32_t hash;	 /* of the dedupe key (v_issue_text) */
 	uint32_t line, col;
 };
 
@@ -247,7 +260,17 @@ struct vrun {
 	bool overflow;
 	struct vissue *issues;
 	size_t nissues, capissues;
-	struct hmap seen;
+	/* dedupe table of the kept issues: open addressing, index + 1 into
+	 * issues (0: free), capdedup a power of two, at most half full */
+	uint32_t *dedup;
+	size_t capdedup;
+	/* the last value set descriptions of binding findings (owned) */
+	struct vdesc {
+		const struct rules_valueset *vs;
+		enum rules_strength strength;
+		char *text;
+	} desc[V_DESC_CACHE];
+	size_t ndesc;
 	struct hmap noteval; /* invariant keys reported as not evaluated */
 	bool scratch;	     /* count errors only */
 	bool quiet;	     /* record errors only (quiet_when_valid) */
@@ -347,6 +370,10 @@ size_t v_path_index(struct vrun *r, size_t i);
 void v_issue(struct vrun *r, const char *sev, const char *code,
 	     const struct fj_node *at, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The same with a ready message of mlen bytes (no NUL among them; at
+ * most 767 are kept, as v_issue keeps of a formatted one). */
+void v_issue_text(struct vrun *r, const char *sev, const char *code,
+		  const struct fj_node *at, const char *msg, size_t mlen);
 /* Cardinality finding reported at the parent element. */
 void v_issue_card(struct vrun *r, size_t parent_len, const struct fj_node *at,
 		  const char *what, bool is_max, unsigned limit, size_t found);

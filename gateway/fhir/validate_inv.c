@@ -788,6 +788,37 @@ vinv_build(struct vrun *r, const struct rules_element *el,
 	return inv;
 }
 
+/* The finding of invariant o, which v does not meet. Its message is the
+ * invariant's alone: written at its first finding and kept with it (o is
+ * the context's), not formatted at every one (a Bundle's dom-6 warnings
+ * are a third of its findings). */
+static void
+inv_failed(struct vrun *r, const struct vinv_one *o, const struct fj_node *v)
+{
+	const struct rules_constraint *c = o->c;
+	const char *sev = c->error ? FHIR_ERROR : FHIR_WARNING;
+	struct vinv_one *w = (struct vinv_one *)o; /* the context's */
+
+	if (!v_keeps(r, sev))
+		return;
+	if (w->msg == NULL) {
+		char msg[768];
+		int n =
+		    snprintf(msg, sizeof(msg), "%s: %s [%s]", c->key,
+			     c->human != NULL ? c->human : "", c->expression);
+
+		if (n < 0)
+			msg[0] = '\0';
+		w->msglen = strnlen(msg, sizeof(msg));
+		if ((w->msg = malloc(w->msglen + 1)) == NULL) {
+			r->nomem = true;
+			return;
+		}
+		memcpy(w->msg, msg, w->msglen + 1);
+	}
+	v_issue_text(r, sev, "invariant", v, w->msg, w->msglen);
+}
+
 static void
 eval_all(struct vrun *r, const struct vinv *inv, const struct fj_node *v,
 	 const char *type)
@@ -824,10 +855,7 @@ eval_all(struct vrun *r, const struct vinv *inv, const struct fj_node *v,
 		    (res = v_plan_eval(&o->plan, v, r->resource)) !=
 			FHIRPATH_EMPTY) {
 			if (res == FHIRPATH_FALSE)
-				v_issue(r, c->error ? FHIR_ERROR : FHIR_WARNING,
-					"invariant", v, "%s: %s [%s]", c->key,
-					c->human != NULL ? c->human : "",
-					c->expression);
+				inv_failed(r, o, v);
 			continue;
 		}
 		memset(&env, 0, sizeof(env));
@@ -852,10 +880,7 @@ eval_all(struct vrun *r, const struct vinv *inv, const struct fj_node *v,
 			continue;
 		}
 		if (res == FHIRPATH_FALSE)
-			v_issue(r, c->error ? FHIR_ERROR : FHIR_WARNING,
-				"invariant", v, "%s: %s [%s]", c->key,
-				c->human != NULL ? c->human : "",
-				c->expression);
+			inv_failed(r, o, v);
 	}
 }
 

@@ -1092,6 +1092,70 @@ test_deadline(void **state)
 	buf_cleanup(&b);
 }
 
+/* Many findings, each made by the profile (listed twice) and by its base
+ * type: every one is kept once, however large the run's dedupe table
+ * grows (it doubles from 64 slots), and identical findings at different
+ * paths stay apart. */
+static void
+test_dedupe_many(void **state)
+{
+	enum { N = 300 };
+	size_t cap = strlen(MISSING_STATUS) + N * 32, used, total;
+	char *doc = malloc(cap);
+	char expr[64];
+	json_t *o;
+
+	(void)state;
+	assert_non_null(doc);
+	/* MISSING_STATUS with N unknown members x0..x(N-1) after its
+	 * resourceType */
+	used = (size_t)snprintf(doc, cap, "{\"resourceType\":\"Consent\",");
+	for (int i = 0; i < N; i++)
+		used += (size_t)snprintf(doc + used, cap - used, "\"x%d\":%d,",
+					 i, i);
+	snprintf(doc + used, cap - used, "%s",
+		 MISSING_STATUS + strlen("{\"resourceType\":\"Consent\","));
+	o = run_text(S.vr4, doc, NULL);
+	total = json_array_size(json_object_get(o, "issue"));
+	for (int i = 0; i < N; i++) {
+		snprintf(expr, sizeof(expr), "Consent.x%d", i);
+		if (count_issues(o, "error", "structure", expr) != 1) {
+			print_issues("dedupe_many", o);
+			fail_msg("%s: not once", expr);
+		}
+	}
+	assert_int_equal(count_issues(o, "error", "required", "Consent.status"),
+			 1);
+	assert_true(total >= N + 1);
+	json_decref(o);
+	free(doc);
+}
+
+/* A message quotes a value cut to a number of bytes ('%.80s'): a cut
+ * inside a UTF-8 character left invalid UTF-8, which the OperationOutcome
+ * refused, and the document was answered "out of memory". The cut
+ * character is now a '?', the finding reported. */
+static void
+test_cut_utf8_in_message(void **state)
+{
+	/* 79 'a', then an e-acute (2 bytes: the 80th byte is its first) */
+	const char *doc = "{\"resourceType\":\"Patient\",\"gender\":\""
+			  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9"
+			  "b\"}";
+	json_t *o;
+
+	(void)state;
+	o = run_text(S.vr4, doc, NULL);
+	if (count_issues_msg(o, "error", "code-invalid", "Patient.gender",
+			     "aaaa?' is not in") != 1)
+		print_issues("cut_utf8", o);
+	assert_int_equal(count_issues_msg(o, "error", "code-invalid",
+					  "Patient.gender", "aaaa?' is not in"),
+			 1);
+	json_decref(o);
+}
+
 /* ---- extensions in contentReference elements ---- */
 
 /* Regression tests: an extension inside an element defined by
@@ -1225,6 +1289,8 @@ main(void)
 	    cmocka_unit_test(test_valid_ig),
 	    cmocka_unit_test(test_manifest),
 	    cmocka_unit_test(test_dedupe_profiles),
+	    cmocka_unit_test(test_dedupe_many),
+	    cmocka_unit_test(test_cut_utf8_in_message),
 	    cmocka_unit_test(test_detection),
 	    cmocka_unit_test(test_detection_prefixes),
 	    cmocka_unit_test(test_forced_profile),
