@@ -283,6 +283,10 @@ xf_put(struct xf *x, struct fj_node *obj, const char *name, struct fj_node *val,
 		}
 		m = fj_get(obj, name);
 	}
+	if (m->type != FJ_ARRAY) { /* a single member of that name: no list */
+		xf_fail(x, GW_PARSE, NULL, "element both single and repeated");
+		return;
+	}
 	/* "_name" arrays are aligned with "name" arrays: pad with null */
 	while (m->u.kids.count < index) {
 		struct fj_node *nul = fj_new_null(x->doc);
@@ -419,6 +423,14 @@ xf_children(struct xf *x, struct fj_node *obj, const xmlNode *n,
 			}
 			xf_fail(x, GW_PARSE, c,
 				"element outside the FHIR namespace");
+			return;
+		}
+		if (name[0] == '_') {
+			/* JSON's form of a primitive's id and extensions;
+			   as an XML element it would collide with it */
+			xf_fail(
+			    x, GW_PARSE, c,
+			    "element name starting with '_' (not FHIR XML)");
 			return;
 		}
 		xmlfhir_lookup(x->set, ctx, name, &info);

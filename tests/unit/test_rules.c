@@ -790,6 +790,15 @@ test_xml_instance(void **state)
 		    "value=\"x\"/></Patient>",
 		    "<Patient xmlns=\"http://hl7.org/fhir\">hello</Patient>",
 		    "<Patient xmlns=\"http://hl7.org/fhir\" id=\"x\"/>",
+		    /* JSON's "_name" form is no XML element; beside a
+		       primitive with extensions it crashed the reader
+		       (fuzz_xmlfhir) */
+		    "<Patient xmlns=\"http://hl7.org/fhir\"><name><_given "
+		    "value=\"x\"/><given><extension url=\"http://e.org/q\">"
+		    "<valueCode value=\"IN\"/></extension></given></name>"
+		    "</Patient>",
+		    "<Patient xmlns=\"http://hl7.org/fhir\"><_active "
+		    "value=\"true\"/></Patient>",
 		};
 		static const char ok[] =
 		    "<Patient xmlns=\"http://hl7.org/fhir\" "
