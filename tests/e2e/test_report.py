@@ -129,3 +129,44 @@ def test_config_names_organisations(store, tmp_path):
         {"key": SENDER, "name": "Zorggroep Test", "count": 12}]
     text = run("report", "-c", str(conf)).stdout
     assert re.search(r"\n  %s +9  Huisarts Noord\n" % R1, text)
+
+
+BSN1, BSN2 = "999911120", "999911132"
+PULLER = "00000007"
+
+
+def test_inbound_and_pulls(store):
+    # 6 inbound messages for R1 from PULLER (STU3); 7 pulls by PULLER
+    # over 2 patients and a create, which is not a pull
+    for i in range(6):
+        store.add("in-%d" % i, [], patient=PATIENT, direction="inbound",
+                  accepted_at=T0 + DAY)
+        seq = store.db.execute("SELECT seq FROM messages WHERE id = ?",
+                               ("in-%d" % i,)).fetchone()[0]
+        store.db.execute("UPDATE messages SET fhir_version = '3.0.2',"
+                         " sender_ura = ? WHERE seq = ?", (PULLER, seq))
+        store.db.execute(
+            "INSERT INTO inbox (message_seq, receiver_ura, bsn, sender_ura,"
+            " resources) VALUES (?, ?, ?, ?, 3)", (seq, R1, BSN1, PULLER))
+    for i, inter in enumerate(["search-type"] + ["read"] * 6 + ["create"]):
+        store.db.execute(
+            "INSERT INTO audit (at, ura, cert_serial, cert_issuer, bsn,"
+            " interaction, query, count, status, request_id, prev_hash,"
+            " hash) VALUES (?, ?, '01', 'CN=ca', ?, ?, '/fhir/CarePlan',"
+            " 1, 200, ?, '', '')",
+            (T0 + DAY + i, PULLER, BSN1 if i % 2 else BSN2, inter,
+             "r%d" % i))
+    doc = json.loads(report(store, "--format", "json").stdout)
+    assert counts(doc, "messages_by_direction") == {"outbound": 11,
+                                                   "inbound": 6}
+    assert counts(doc, "messages_by_sender") == {SENDER: 11, PULLER: 6}
+    assert counts(doc, "messages_by_receiver") == {R1: 14, R2: "<5"}
+    assert counts(doc, "messages_by_fhir_version") == {"4.0.1": 10,
+                                                      "3.0.2": 7}
+    assert counts(doc, "pulls_by_organisation") == {PULLER: 7}
+    assert counts(doc, "patients_read_by_organisation") == {PULLER: "<5"}
+    doc = json.loads(report(store, "--format", "json", "--exact").stdout)
+    assert counts(doc, "patients_read_by_organisation") == {PULLER: 2}
+    for fmt in ("json", "csv", "text"):
+        out = report(store, "--format", fmt, "--exact").stdout
+        assert BSN1 not in out and BSN2 not in out
