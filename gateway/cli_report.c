@@ -5,6 +5,7 @@
  * a new store operation; report.c does the counting.
  */
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,7 +116,7 @@ report_read_audit(struct store *s, struct report *r, int64_t from)
 			err = report_add_audit(r, &v[i]);
 		f.after_seq = v[n - 1].seq;
 		/* the records carry BSNs: wipe them before freeing */
-		memset(v, 0, n * sizeof(*v));
+		OPENSSL_cleanse(v, n * sizeof(*v));
 		free(v);
 		if (err != GW_OK)
 			return err;

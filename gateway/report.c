@@ -4,6 +4,7 @@
  * code serves SQLite and PostgreSQL) and writes to a FILE.
  */
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -97,6 +98,8 @@ report_free(struct report *r)
 		return;
 	free(r->items);
 	free(r->lat);
+	if (r->pairs != NULL)
+		OPENSSL_cleanse(r->pairs, r->cappairs * sizeof(*r->pairs));
 	free(r->pairs);
 	free(r);
 }
@@ -341,17 +344,23 @@ report_finish(struct report *r)
 {
 	enum gw_err err = GW_OK;
 
-	qsort(r->lat, r->nlat, sizeof(*r->lat), report_cmp_i64);
-	qsort(r->pairs, r->npairs, sizeof(*r->pairs), report_cmp_pair);
+	/* qsort's base may not be NULL, even for no elements */
+	if (r->nlat > 0)
+		qsort(r->lat, r->nlat, sizeof(*r->lat), report_cmp_i64);
+	if (r->npairs > 0)
+		qsort(r->pairs, r->npairs, sizeof(*r->pairs), report_cmp_pair);
 	for (size_t i = 0; i < r->npairs && err == GW_OK; i++)
 		if (i == 0 ||
 		    report_cmp_pair(&r->pairs[i - 1], &r->pairs[i]) != 0)
 			err = report_count(r, RS_PATIENTS, r->pairs[i].ura, 1);
 	/* the pairs are not needed any more: forget the BSNs now */
+	if (r->pairs != NULL)
+		OPENSSL_cleanse(r->pairs, r->cappairs * sizeof(*r->pairs));
 	free(r->pairs);
 	r->pairs = NULL;
 	r->npairs = r->cappairs = 0;
-	qsort(r->items, r->nitems, sizeof(*r->items), report_cmp_item);
+	if (r->nitems > 0)
+		qsort(r->items, r->nitems, sizeof(*r->items), report_cmp_item);
 	return err;
 }
 
