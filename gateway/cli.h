@@ -96,5 +96,6 @@ int cli_audit(int argc, char **argv);	     /* cli_audit.c */
 int cli_transform(int argc, char **argv);    /* cli_transform.c */
 int cli_backup(int argc, char **argv);	     /* cli_backup.c */
 int cli_restore(int argc, char **argv);	     /* cli_backup.c */
+int cli_report(int argc, char **argv);	     /* cli_report.c */
 
 #endif

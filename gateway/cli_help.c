@@ -91,6 +91,25 @@ static const struct cli_text cli_texts[] = {
      "Reads the store only. Exit 0 done (verify: the chain holds),\n"
      "1 verify found a deleted, altered or reordered record (its seq\n"
      "is named), 2 usage or I/O error.\n"},
+    {"report", "usage insight: counts and latency from the store",
+     "pzpgw report [-c FILE | --store FILE] [--from T] [--to T]\n"
+     "    [--by day|week|month] [--format text|json|csv] [--exact]\n"
+     "  -c, --config FILE  the store of this configuration ([store] path;\n"
+     "                     default " CONFIG_DEFAULT_PATH "); names\n"
+     "                     organisations from [organisation] and [peer]\n"
+     "  --store FILE       the store file itself (or a postgresql:// URI)\n"
+     "  --from T, --to T   messages accepted (and pulls made) in [from, to);\n"
+     "                     T: YYYY-MM-DD or RFC 3339; default: everything\n"
+     "  --by P             also count messages per day, ISO week or month\n"
+     "  --format F         text (default), json or csv\n"
+     "  --exact            write counts from 1 to 4 as they are\n"
+     "Messages by direction, sender, receiver, FHIR version; outbox rows\n"
+     "by state; dead letters and failing rows by cause; delivery latency\n"
+     "p50/p90/p99; pull API requests and distinct patients read per\n"
+     "organisation (from the audit). Counts from 1 to 4 show as <5, and\n"
+     "the percentiles need 5 deliveries, unless --exact. No BSN, name of a\n"
+     "person or content is written. Reads only. Exit 0 done, 2 usage or\n"
+     "I/O error.\n"},
     {"inbox", "what was received for the organisations served here",
      "pzpgw inbox [-c FILE | --store FILE] [--format table|json] ACTION\n"
      "  -c, --config FILE  the store of this configuration ([store] path;\n"
