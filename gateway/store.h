@@ -14,9 +14,10 @@
 
 struct config;
 
-#define STORE_ID_MAX  64   /* longest message id (a UUID is 36) */
-#define STORE_URA_MAX 8	   /* a URA number is 8 digits */
-#define STORE_KEY_MAX 1024 /* longest patient key / identifier part */
+#define STORE_ID_MAX   64   /* longest message id (a UUID is 36) */
+#define STORE_URA_MAX  8    /* a URA number is 8 digits */
+#define STORE_NODE_MAX 253  /* a node's name: a host name */
+#define STORE_KEY_MAX  1024 /* longest patient key / identifier part */
 
 /* STORE_NOTICE: a notification the gateway itself sends (notified pull,
  * struct store_notice); its outbox row goes to the receiver's [peer]
@@ -80,6 +81,14 @@ struct store_options {
 	const char *pg_password_file;
 	/* Set by store_open from pg_password_file: leave NULL. */
 	const char *pg_password;
+	/* PostgreSQL: this node's name, the owner of the delivery leases
+	   it takes (borrowed; NULL: the host name). Nodes sharing a
+	   database need distinct names: a node recovers its own leases at
+	   start at once, another node's only once they expired. */
+	const char *node;
+	/* PostgreSQL: how long a claim leases its rows (ms; 0: 60 s). It
+	   must outlast one delivery attempt, as no attempt renews it. */
+	int64_t lease_ms;
 };
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
@@ -806,6 +815,6 @@ extern const struct store_ops store_pg_ops;
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform
  * report beside a message; 7: a patient's versions indexed by type. */
-#define STORE_SQLITE_SCHEMA 7
+#define STORE_SQLITE_SCHEMA 8
 
 #endif
