@@ -183,9 +183,10 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 	    strcmp(cfg->store_backend, "postgresql") == 0) {
 		opts->pg_url = cfg->store_url;
 		opts->pg_password_file = cfg->store_password_file;
-		/* An attempt ends by its timeout; the margin covers the
-		   claim-to-send and finish-to-commit steps around it. */
-		opts->lease_ms = (int64_t)cfg->delivery_timeout_ms + 30000;
+		/* An attempt ends by its timeout (a claim takes only rows
+		   it starts at once); the margin covers the claim-to-send
+		   and finish-to-commit steps around it. */
+		opts->lease_ms = (int64_t)cfg->delivery_timeout_ms + 5000;
 		opts->node = cfg->node;
 		/* No marker beside a database: an empty one is made unless
 		   create = no (a wrong url is the operator's to see in the

@@ -10,6 +10,7 @@ package is not installed (make deps installs it)."""
 import json
 import os
 import random
+import signal
 import subprocess
 import threading
 import time
@@ -258,3 +259,60 @@ def test_database_restart_503_then_continues(pg, pair):
     assert all(r[2] == "delivered" for r in a_rows(pg, a))
     check_arrived(pg, b, results)
     assert refused == 3
+
+
+def test_two_nodes_take_over_a_dead_nodes_deliveries(pg, pki, tmp_path):
+    """Two A nodes (node = a1, a2) on one database. B is frozen
+    (SIGSTOP: connections hang) while a1 claims rows, a1 is killed with
+    kill -9 mid-delivery, B thaws: a2 delivers a1's rows once their
+    lease (timeout 2 s + 5 s) expired, every acknowledged message arrives
+    once (B drops a redelivered duplicate), in order per patient."""
+    b = gw.use_postgres(td.gateway_b(pki, tmp_path), pg)
+    routes = {GP1: (b.port, td.B_URA), GP2: (b.port, td.B_URA)}
+    nodes = []
+    for name in ("a1", "a2"):
+        os.makedirs(str(tmp_path / name))
+        g = td.gateway_a(pki, tmp_path / name, routes, timeout="2s")
+        g.sections.setdefault("process", {})["node"] = name
+        nodes.append(g)
+    a1, a2 = nodes
+    gw.use_postgres(a1, pg)
+    a2.pg_url = a1.pg_url
+    a2.sections["store"].update(dict(a1.sections["store"],
+                                      path=a2.sections["store"]["path"]))
+    try:
+        b.start()
+        td.start_a(a1)
+        td.start_a(a2)
+        b.proc.send_signal(signal.SIGSTOP)
+        msgs = [(n % 6, [GP1] if n % 2 else [GP2], False)
+                for n in range(24)]
+        results = td.post_all(a1, msgs, threads=3)
+        assert all(r[0] == 202 for r in results.values())
+
+        def a1_inflight():
+            return pg.sql(a1.pg_url,
+                          "SELECT message_seq, receiver_ura FROM outbox"
+                          " WHERE state = 'inflight' AND lease_owner = 'a1'")
+        held = gw.wait_for(a1_inflight, timeout=20,
+                           what="a1 delivering")
+        td.kill9(a1)
+        b.proc.send_signal(signal.SIGCONT)
+        gw.wait_for(lambda: settled(pg, a1), timeout=90,
+                    what="delivery by a2 after a1 died")
+        rows = a_rows(pg, a1)
+        assert all(r[2] == "delivered" for r in rows)
+        # a1's rows in flight at its death were taken over by a2.
+        for seq, ura in held:
+            owner = pg.sql(a1.pg_url,
+                           "SELECT lease_owner FROM outbox WHERE"
+                           " message_seq = %d AND receiver_ura = '%s'"
+                           % (int(seq), ura))
+            assert owner == [["a2"]], (seq, ura, owner)
+        check_arrived(pg, b, results)
+    finally:
+        if b.proc is not None and b.proc.poll() is None:
+            b.proc.send_signal(signal.SIGCONT)
+        for g in (a1, a2, b):
+            if g.proc is not None and g.proc.poll() is None:
+                g.stop()
