@@ -111,7 +111,8 @@ apply_logging(const struct serve *s)
 }
 
 /* Readiness of the store: open, its files still the ones it opened
- * (checked now), and enough disk space to accept. */
+ * (checked now), enough disk space to accept, and its database server
+ * (PostgreSQL) answering. */
 static bool
 store_ready(void *arg, const char **reason)
 {
@@ -128,6 +129,12 @@ store_ready(void *arg, const char **reason)
 	}
 	if (!store_disk_ok(s->store)) {
 		*reason = "store_disk_low";
+		return false;
+	}
+	/* A node whose database is down cannot accept: the load balancer
+	   sends its clients to another node. */
+	if (!store_reachable(s->store)) {
+		*reason = "store_unreachable";
 		return false;
 	}
 	return true;

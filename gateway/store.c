@@ -1663,6 +1663,12 @@ store_room(struct store *s)
 }
 
 bool
+store_reachable(struct store *s)
+{
+	return s->ops->ping == NULL || s->ops->ping(s->conn) == GW_OK;
+}
+
+bool
 store_disk_ok(struct store *s)
 {
 	store_free_space_fn fn =

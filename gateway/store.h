@@ -509,6 +509,11 @@ void store_set_free_space_fn(struct store *s, store_free_space_fn fn,
  * the free space cannot be read: never block intake on a failed probe). */
 bool store_disk_ok(struct store *s);
 
+/* False when the store's database server does not answer now (a round
+ * trip on the main connection, reconnecting if it broke: the loop thread
+ * only). Always true for SQLite. /readyz asks it. */
+bool store_reachable(struct store *s);
+
 /* Bytes of disk a document of len bytes may take while it is stored:
  * its copy in the database and up to twice that in the WAL. */
 #define STORE_DISK_NEED(len) ((uint64_t)(len)*3u)
@@ -585,6 +590,9 @@ struct store_ops {
 			      size_t n);
 	/* Compare the files conn has open with what its path names now. */
 	enum store_file_state (*check_files)(void *conn);
+	/* A round trip to a database server (NULL: an embedded file,
+	   nothing to reach). GW_OK when it answered. */
+	enum gw_err (*ping)(void *conn);
 	/* The received-data index (issue 11): the id secret (n bytes), the
 	   pull API's reads, the operator's inbox and inbound retention. */
 	enum gw_err (*index_secret)(void *conn, unsigned char *out, size_t n);

@@ -2025,6 +2025,13 @@ pg_check_files(void *conn)
 	return STORE_FILE_OK;
 }
 
+/* One round trip (pg_q reconnects a broken connection first). */
+static enum gw_err
+pg_ping(void *conn)
+{
+	return pg_q(conn, "ping", "SELECT 1", NULL, NULL);
+}
+
 static enum gw_err
 pg_index_secret(void *conn, unsigned char *out, size_t n)
 {
@@ -2470,6 +2477,7 @@ const struct store_ops store_pg_ops = {
     .reschedule = pg_reschedule,
     .upkeep = pg_upkeep,
     .check_files = pg_check_files,
+    .ping = pg_ping,
     .index_secret = pg_index_secret,
     .res_snapshot = pg_res_snapshot,
     .res_txn = pg_res_txn,

@@ -218,9 +218,10 @@ def test_config_refuses_a_password_in_the_url(pg, pki, tmp_path):
 
 
 def test_database_restart_503_then_continues(pg, pair):
-    """The database stopped under A: intake answers 503 with Retry-After
-    (never 202 for what it cannot commit), then accepts again once the
-    server is back, and everything acknowledged is delivered."""
+    """The database stopped under A: /readyz fails and intake answers 503
+    with Retry-After (never 202 for what it cannot commit), then both
+    recover once the server is back, and everything acknowledged is
+    delivered."""
     a, b = pair
     b.start()
     td.start_a(a)
@@ -232,7 +233,11 @@ def test_database_restart_503_then_continues(pg, pair):
             st, _, _ = p.post(body)
             results[ident] = (st, (n % 2, (GP1,)), None)
         assert all(r[0] == 202 for r in results.values())
+        assert a.admin("/readyz") == (200, "ready\n")
         pg.pg_ctl("stop", "-m", "fast", "-w")
+        # The load balancer's probe: this node cannot accept now.
+        st, text = a.admin("/readyz")
+        assert (st, text) == (503, "not ready: store_unreachable\n")
         refused = 0
         for n in range(3):
             ident, body = td.message([GP1], 5, small=True)
@@ -242,6 +247,8 @@ def test_database_restart_503_then_continues(pg, pair):
             assert json.loads(data)["resourceType"] == "OperationOutcome"
             refused += 1
         pg.pg_ctl("start", "-w", "-l", os.path.join(pg.dir, "server.log"))
+        gw.wait_for(lambda: a.admin("/readyz")[0] == 200, timeout=20,
+                    what="/readyz after the database restart")
         for n in range(5, 10):
             ident, body = td.message([GP1], n % 2, small=True)
             st, _, data = p.post(body, time.monotonic() + 30)
