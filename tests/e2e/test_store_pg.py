@@ -317,6 +317,14 @@ def test_two_nodes_take_over_a_dead_nodes_deliveries(pg, pki, tmp_path):
                            % (int(seq), ura))
             assert owner == [["a2"]], (seq, ura, owner)
         check_arrived(pg, b, results)
+        # Each node names itself in its log lines and metrics.
+        assert " level=info node=a2 event=started" in a2.log_text()
+        _, text = a2.admin("/metrics")
+        series = [x for x in text.splitlines() if not x.startswith("#")]
+        assert series and all('{node="a2"' in x for x in series), \
+            [x for x in series if '{node="a2"' not in x][:3]
+        assert any(x.startswith('pzpgw_deliveries_total{node="a2",'
+                                '''receiver="''') for x in series), series
     finally:
         if b.proc is not None and b.proc.poll() is None:
             b.proc.send_signal(signal.SIGCONT)
