@@ -331,3 +331,63 @@ def test_two_nodes_take_over_a_dead_nodes_deliveries(pg, pki, tmp_path):
         for g in (a1, a2, b):
             if g.proc is not None and g.proc.poll() is None:
                 g.stop()
+
+
+def test_two_nodes_killed_at_random_lose_nothing(pg, pki, tmp_path):
+    """Two A nodes on one database both accept (each its own patients)
+    while each is killed with kill -9 at random moments and started
+    again: every 202 arrives at B once, in order per patient, and no
+    row stays in flight."""
+    b = gw.use_postgres(td.gateway_b(pki, tmp_path), pg)
+    routes = {GP1: (b.port, td.B_URA), GP2: (b.port, td.B_URA)}
+    nodes = []
+    for name in ("a1", "a2"):
+        os.makedirs(str(tmp_path / name))
+        g = td.gateway_a(pki, tmp_path / name, routes, timeout="2s")
+        g.sections.setdefault("process", {})["node"] = name
+        nodes.append(g)
+    a1, a2 = nodes
+    gw.use_postgres(a1, pg)
+    a2.pg_url = a1.pg_url
+    a2.sections["store"].update(dict(a1.sections["store"],
+                                      path=a2.sections["store"]["path"]))
+    rnd = random.Random(1616)
+    try:
+        b.start()
+        td.start_a(a1)
+        td.start_a(a2)
+        box = {}
+        posters = []
+        for k, g in enumerate(nodes):
+            msgs = [(2 * (n % 6) + k, [GP1] if n % 2 else [GP2], False)
+                    for n in range(150)]
+            t = threading.Thread(target=lambda g=g, m=msgs, k=k: box.update(
+                {k: td.post_all(g, m, threads=2)}))
+            t.start()
+            posters.append(t)
+        mid_post = 0
+        for n in range(4):
+            time.sleep(rnd.uniform(0.1, 0.6))
+            g = nodes[n % 2]
+            mid_post += posters[n % 2].is_alive()
+            td.kill9(g)
+            td.restart(g)
+        # The kills hit nodes while they were being posted to.
+        assert mid_post >= 2, mid_post
+        for t in posters:
+            t.join(timeout=180)
+            assert not t.is_alive()
+        results = dict(box[0])
+        results.update(box[1])
+        assert len(results) == 300
+        gw.wait_for(lambda: settled(pg, a1), timeout=120,
+                    what="delivery after kills of both nodes")
+        assert all(r[2] == "delivered" for r in a_rows(pg, a1))
+        got = check_arrived(pg, b, results)
+        assert len(got) == sum(1 for r in results.values() if r[0] == 202)
+        for g in nodes:
+            assert g.log_text().count("event=started") == 3
+    finally:
+        for g in (a1, a2, b):
+            if g.proc is not None and g.proc.poll() is None:
+                g.stop()
