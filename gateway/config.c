@@ -261,6 +261,12 @@ static const struct key cfg_keys[] = {
      "Where log lines go; serve -d logs to stderr.", NULL},
     {"process", "schemas", T_PATH, 0, C(schemas), "/usr/share/pzpgw/schemas", 0,
      0, NULL, "Directory of the compiled validation rules.", NULL},
+    {"process", "node", T_STR, F_HOST, C(node), NULL, 0, 0, NULL,
+     "This node's name among the nodes sharing one PostgreSQL store: the "
+     "owner of the deliveries it has in flight (so each node needs its "
+     "own), node= in log lines and a node label on every metric. Read at "
+     "start only.",
+     "the host name (and no label with an SQLite store)"},
 };
 
 /* Keys of a [peer URA] section; server_ura and concurrency get their

@@ -127,6 +127,7 @@ struct config {
 	char *user;    /* drop to this user when started as root */
 	char *log;     /* "syslog" or "stderr" */
 	char *schemas; /* directory of compiled rules */
+	char *node;    /* [process] node; NULL: the host name */
 
 	struct config_peer *peers;
 	size_t npeers;

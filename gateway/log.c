@@ -15,6 +15,15 @@
 static atomic_int log_to = LOG_TO_STDERR;
 static atomic_bool log_verbose;
 static const char *log_ident = "pzpgw";
+static char log_node[260]; /* " node=NAME" or "" */
+
+void
+log_set_node(const char *node)
+{
+	log_node[0] = '\0';
+	if (node != NULL && node[0] != '\0')
+		snprintf(log_node, sizeof(log_node), " node=%s", node);
+}
 
 void
 log_init(enum log_target target, bool debug, const char *ident)
@@ -44,7 +53,7 @@ log_vwrite(int pri, const char *level, const char *fmt, va_list ap,
 		snprintf(msg + n, sizeof(msg) - (size_t)n, " error=\"%s\"",
 			 suffix);
 	if (log_to == LOG_TO_SYSLOG) {
-		syslog(pri, "level=%s %s", level, msg);
+		syslog(pri, "level=%s%s %s", level, log_node, msg);
 		return;
 	}
 	struct timespec ts;
@@ -54,8 +63,8 @@ log_vwrite(int pri, const char *level, const char *fmt, va_list ap,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ %s level=%s %s\n", when,
-		ts.tv_nsec / 1000000, log_ident, level, msg);
+	fprintf(stderr, "%s.%03ldZ %s level=%s%s %s\n", when,
+		ts.tv_nsec / 1000000, log_ident, level, log_node, msg);
 }
 
 void

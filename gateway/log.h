@@ -12,6 +12,9 @@ enum log_target { LOG_TO_SYSLOG, LOG_TO_STDERR };
 
 /* Set the destination and verbosity; may be called again (SIGHUP). */
 void log_init(enum log_target target, bool debug, const char *ident);
+/* Add node=NAME to every line (NULL or "": none). Call before other
+ * threads log (it is read without a lock); NAME is copied. */
+void log_set_node(const char *node);
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Like log_warnx, adding ": strerror(errno)". */

@@ -30,6 +30,9 @@ struct family {
 };
 
 static struct family *families;
+/* `node="NAME"` or "" (metrics_set_node): put before each series' own
+ * labels when rendering. */
+static char metrics_node[300];
 
 static struct family *
 family_get(const char *name, enum metrics_type type)
@@ -180,25 +183,36 @@ type_name(enum metrics_type t)
 				    : "histogram";
 }
 
+void
+metrics_set_node(const char *node)
+{
+	metrics_node[0] = '\0';
+	if (node != NULL && node[0] != '\0')
+		metrics_label(metrics_node, sizeof(metrics_node), "node", node);
+}
+
 static enum gw_err
 render_histogram(struct buf *out, const struct family *f,
 		 const struct series *s)
 {
-	const char *sep = s->labels[0] ? "," : "";
+	const char *mid = metrics_node[0] && s->labels[0] ? "," : "";
+	const char *sep = metrics_node[0] || s->labels[0] ? "," : "";
 	enum gw_err err = GW_OK;
 
 	for (size_t i = 0; i < METRICS_NBOUNDS && err == GW_OK; i++)
-		err = buf_printf(out, "%s_bucket{%s%sle=\"%g\"} %llu\n",
-				 f->name, s->labels, sep, metrics_bounds[i],
+		err = buf_printf(out, "%s_bucket{%s%s%s%sle=\"%g\"} %llu\n",
+				 f->name, metrics_node, mid, s->labels, sep,
+				 metrics_bounds[i],
 				 (unsigned long long)s->buckets[i]);
 	if (err == GW_OK)
-		err = buf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n",
-				 f->name, s->labels, sep,
+		err = buf_printf(out, "%s_bucket{%s%s%s%sle=\"+Inf\"} %llu\n",
+				 f->name, metrics_node, mid, s->labels, sep,
 				 (unsigned long long)s->count);
 	if (err == GW_OK)
-		err = buf_printf(out, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n",
-				 f->name, s->labels, s->value, f->name,
-				 s->labels, (unsigned long long)s->count);
+		err = buf_printf(
+		    out, "%s_sum{%s%s%s} %.6f\n%s_count{%s%s%s} %llu\n",
+		    f->name, metrics_node, mid, s->labels, s->value, f->name,
+		    metrics_node, mid, s->labels, (unsigned long long)s->count);
 	return err;
 }
 
@@ -219,9 +233,12 @@ metrics_render(struct buf *out)
 		     s != NULL && err == GW_OK; s = s->next) {
 			if (f->type == METRICS_HISTOGRAM)
 				err = render_histogram(out, f, s);
-			else if (s->labels[0] != '\0')
-				err = buf_printf(out, "%s{%s} %.17g\n", f->name,
-						 s->labels, s->value);
+			else if (s->labels[0] != '\0' || metrics_node[0])
+				err = buf_printf(
+				    out, "%s{%s%s%s} %.17g\n", f->name,
+				    metrics_node,
+				    metrics_node[0] && s->labels[0] ? "," : "",
+				    s->labels, s->value);
 			else
 				err = buf_printf(out, "%s %.17g\n", f->name,
 						 s->value);
@@ -233,6 +250,7 @@ metrics_render(struct buf *out)
 void
 metrics_reset(void)
 {
+	metrics_node[0] = '\0';
 	while (families != NULL) {
 		struct family *next = families->next;
 

@@ -31,6 +31,9 @@ void metrics_clear(const char *name);
  * is already there. out is NUL-terminated, size n; cut when too long. */
 void metrics_label(char *out, size_t n, const char *key, const char *value);
 
+/* Label every series with node="NAME" (NULL or "": none), first. */
+void metrics_set_node(const char *node);
+
 /* Render every family into out. */
 enum gw_err metrics_render(struct buf *out);
 

@@ -110,8 +110,29 @@ apply_logging(const struct serve *s)
 	log_init(to_stderr ? LOG_TO_STDERR : LOG_TO_SYSLOG, s->debug, "pzpgw");
 }
 
+/* The node's name in log lines and metrics: [process] node, or with a
+ * PostgreSQL store (shared by nodes) the host name as the store's lease
+ * owner; a lone SQLite node without the key says nothing. Read at start
+ * only (a reload keeps it: the store's leases carry it). */
+static void
+serve_node(const struct config *cfg)
+{
+	char host[256];
+	const char *node = cfg->node;
+
+	if (node == NULL && cfg->store_backend != NULL &&
+	    strcmp(cfg->store_backend, "postgresql") == 0 &&
+	    gethostname(host, sizeof(host)) == 0) {
+		host[sizeof(host) - 1] = '\0';
+		node = host;
+	}
+	log_set_node(node);
+	metrics_set_node(node);
+}
+
 /* Readiness of the store: open, its files still the ones it opened
- * (checked now), and enough disk space to accept. */
+ * (checked now), enough disk space to accept, and its database server
+ * (PostgreSQL) answering. */
 static bool
 store_ready(void *arg, const char **reason)
 {
@@ -128,6 +149,12 @@ store_ready(void *arg, const char **reason)
 	}
 	if (!store_disk_ok(s->store)) {
 		*reason = "store_disk_low";
+		return false;
+	}
+	/* A node whose database is down cannot accept: the load balancer
+	   sends its clients to another node. */
+	if (!store_reachable(s->store)) {
+		*reason = "store_unreachable";
 		return false;
 	}
 	return true;
@@ -775,6 +802,7 @@ cli_serve(int argc, char **argv)
 		return CLI_FAIL;
 	}
 	apply_logging(&s);
+	serve_node(s.cfg);
 	(void)config_warnings(s.cfg, log_config_warning, NULL);
 	/* A peer closing a connection must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);

@@ -183,6 +183,11 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 	    strcmp(cfg->store_backend, "postgresql") == 0) {
 		opts->pg_url = cfg->store_url;
 		opts->pg_password_file = cfg->store_password_file;
+		/* An attempt ends by its timeout (a claim takes only rows
+		   it starts at once); the margin covers the claim-to-send
+		   and finish-to-commit steps around it. */
+		opts->lease_ms = (int64_t)cfg->delivery_timeout_ms + 5000;
+		opts->node = cfg->node;
 		/* No marker beside a database: an empty one is made unless
 		   create = no (a wrong url is the operator's to see in the
 		   log line naming the backend). */
@@ -1655,6 +1660,12 @@ store_room(struct store *s)
 	if (s->opts.min_free == 0 || fn(s->free_arg, s->dir, &bytes) != GW_OK)
 		return UINT64_MAX;
 	return bytes > s->opts.min_free ? bytes - s->opts.min_free : 0;
+}
+
+bool
+store_reachable(struct store *s)
+{
+	return s->ops->ping == NULL || s->ops->ping(s->conn) == GW_OK;
 }
 
 bool

@@ -14,9 +14,10 @@
 
 struct config;
 
-#define STORE_ID_MAX  64   /* longest message id (a UUID is 36) */
-#define STORE_URA_MAX 8	   /* a URA number is 8 digits */
-#define STORE_KEY_MAX 1024 /* longest patient key / identifier part */
+#define STORE_ID_MAX   64   /* longest message id (a UUID is 36) */
+#define STORE_URA_MAX  8    /* a URA number is 8 digits */
+#define STORE_NODE_MAX 253  /* a node's name: a host name */
+#define STORE_KEY_MAX  1024 /* longest patient key / identifier part */
 
 /* STORE_NOTICE: a notification the gateway itself sends (notified pull,
  * struct store_notice); its outbox row goes to the receiver's [peer]
@@ -80,6 +81,14 @@ struct store_options {
 	const char *pg_password_file;
 	/* Set by store_open from pg_password_file: leave NULL. */
 	const char *pg_password;
+	/* PostgreSQL: this node's name, the owner of the delivery leases
+	   it takes (borrowed; NULL: the host name). Nodes sharing a
+	   database need distinct names: a node recovers its own leases at
+	   start at once, another node's only once they expired. */
+	const char *node;
+	/* PostgreSQL: how long a claim leases its rows (ms; 0: 60 s). It
+	   must outlast one delivery attempt, as no attempt renews it. */
+	int64_t lease_ms;
 };
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
@@ -500,6 +509,11 @@ void store_set_free_space_fn(struct store *s, store_free_space_fn fn,
  * the free space cannot be read: never block intake on a failed probe). */
 bool store_disk_ok(struct store *s);
 
+/* False when the store's database server does not answer now (a round
+ * trip on the main connection, reconnecting if it broke: the loop thread
+ * only). Always true for SQLite. /readyz asks it. */
+bool store_reachable(struct store *s);
+
 /* Bytes of disk a document of len bytes may take while it is stored:
  * its copy in the database and up to twice that in the WAL. */
 #define STORE_DISK_NEED(len) ((uint64_t)(len)*3u)
@@ -576,6 +590,9 @@ struct store_ops {
 			      size_t n);
 	/* Compare the files conn has open with what its path names now. */
 	enum store_file_state (*check_files)(void *conn);
+	/* A round trip to a database server (NULL: an embedded file,
+	   nothing to reach). GW_OK when it answered. */
+	enum gw_err (*ping)(void *conn);
 	/* The received-data index (issue 11): the id secret (n bytes), the
 	   pull API's reads, the operator's inbox and inbound retention. */
 	enum gw_err (*index_secret)(void *conn, unsigned char *out, size_t n);
@@ -806,6 +823,6 @@ extern const struct store_ops store_pg_ops;
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform
  * report beside a message; 7: a patient's versions indexed by type. */
-#define STORE_SQLITE_SCHEMA 7
+#define STORE_SQLITE_SCHEMA 8
 
 #endif

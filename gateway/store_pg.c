@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -178,6 +179,13 @@ static const char *const pg_migrations[] = {
     "CREATE INDEX res_patient_type ON res_versions"
     " (receiver_ura, bsn, type, seq);",
 #endif
+    /* 8: the delivery lease. A claim names its node and an expiry; a
+       node recovers its own rows at start, and any node takes back a
+       row whose lease expired (its node died mid-delivery). */
+    "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE outbox ADD COLUMN lease_until BIGINT;"
+    "CREATE INDEX outbox_lease ON outbox (lease_until)"
+    " WHERE state = 'inflight';",
 };
 
 /* A new SQLite schema version needs its PostgreSQL step here too. */
@@ -217,6 +225,8 @@ struct pg {
 	bool audit_relaxed; /* audit-only commits without waiting */
 	bool readonly;	    /* the CLI's read-only opening */
 	bool txn;	    /* a transaction is open */
+	char node[STORE_NODE_MAX + 1]; /* the owner of its leases */
+	int64_t lease_ms;
 	/* The audit chain's head within the open transaction (see
 	   sq_audit_write); saved to audit_head before the commit. */
 	bool chain_known;
@@ -712,6 +722,13 @@ pg_open(const struct store_options *opts, bool main, void **out)
 			NULL)) != GW_OK)
 		goto fail;
 	c->audit_relaxed = opts->relaxed_state;
+	c->lease_ms = opts->lease_ms > 0 ? opts->lease_ms : 60000;
+	if (opts->node != NULL && opts->node[0] != '\0')
+		util_strlcpy(c->node, opts->node, sizeof(c->node));
+	else if (gethostname(c->node, sizeof(c->node)) != 0 ||
+		 c->node[0] == '\0')
+		util_strlcpy(c->node, "localhost", sizeof(c->node));
+	c->node[sizeof(c->node) - 1] = '\0'; /* gethostname may truncate */
 	if (opts->readonly) {
 		c->readonly = true;
 		if ((err = pg_q(c, "session",
@@ -1347,10 +1364,12 @@ pg_claim_unlose(struct pg *c)
 		pa_i64(&a, c->lost[i].seq);
 		pa_text(&a, c->lost[i].receiver);
 		pa_i64(&a, c->lost_at);
+		pa_text(&a, c->node);
 		err = pg_q(c, "claim_unlose",
 			   "UPDATE outbox SET state = 'due' WHERE"
 			   " message_seq = $1 AND receiver_ura = $2 AND"
-			   " state = 'inflight' AND last_attempt_at = $3",
+			   " state = 'inflight' AND last_attempt_at = $3"
+			   " AND lease_owner = $4",
 			   &a, NULL);
 	}
 	if (err == GW_OK) {
@@ -1363,10 +1382,11 @@ pg_claim_unlose(struct pg *c)
 
 /*
  * Claim lane heads (see sq_claim), locking them with FOR UPDATE SKIP
- * LOCKED so two claimers never take the same row. Across nodes the lane
- * order also needs the lease of the multi-node part: today the
- * NOT PG_BLOCKED check reads committed rows only, which is exact for one
- * node (its claims and finishes run on one connection).
+ * LOCKED so two claimers never take the same row, with a lease (owner
+ * c->node, expiry now + c->lease_ms). A row in flight whose lease ran out
+ * (its node died mid-attempt) is claimable again by any node; it stays
+ * its lane's head meanwhile, so a lane has one row in flight across
+ * nodes. No attempt renews its lease: lease_ms outlasts an attempt.
  */
 static enum gw_err
 pg_claim(void *conn, const char *receiver, int64_t due_by, int64_t now,
@@ -1374,8 +1394,9 @@ pg_claim(void *conn, const char *receiver, int64_t due_by, int64_t now,
 {
 	static const char *const sel =
 	    "SELECT " PG_ROW_COLS " FROM outbox o JOIN messages m"
-	    " ON m.seq = o.message_seq WHERE o.state = 'due' AND o.waiting = 0"
-	    " AND o.next_attempt_at <= $1"
+	    " ON m.seq = o.message_seq WHERE o.waiting = 0"
+	    " AND ((o.state = 'due' AND o.next_attempt_at <= $1)"
+	    "  OR (o.state = 'inflight' AND o.lease_until <= $4))"
 	    " AND ($2::text IS NULL OR o.receiver_ura = $2)"
 	    " AND NOT " PG_BLOCKED
 	    " ORDER BY o.next_attempt_at, o.message_seq LIMIT $3";
@@ -1396,6 +1417,7 @@ pg_claim(void *conn, const char *receiver, int64_t due_by, int64_t now,
 	pa_i64(&a, due_by);
 	pa_text(&a, receiver);
 	pa_i64(&a, 1);
+	pa_i64(&a, now);
 	if ((err = pg_q(c, "claim", sel, &a, &r)) != GW_OK)
 		return err;
 	i = (size_t)PQntuples(r);
@@ -1409,6 +1431,7 @@ pg_claim(void *conn, const char *receiver, int64_t due_by, int64_t now,
 	pa_i64(&a, due_by);
 	pa_text(&a, receiver);
 	pa_i64(&a, max > INT_MAX ? INT_MAX : (int64_t)max);
+	pa_i64(&a, now);
 	if ((err = pg_q(c, "claim", sql, &a, &r)) != GW_OK)
 		goto fail;
 	err = pg_rows_collect(r, rows, n);
@@ -1422,12 +1445,18 @@ pg_claim(void *conn, const char *receiver, int64_t due_by, int64_t now,
 		pa_i64(&a, w->seq);
 		pa_text(&a, w->receiver);
 		pa_i64(&a, now);
+		pa_text(&a, c->node);
+		pa_i64(&a, now + c->lease_ms);
+		/* A row whose lease expired is taken over as it is: its
+		   node died mid-attempt, which counts as that attempt. */
 		if ((err = pg_q(c, "claim",
 				"UPDATE outbox SET state = 'inflight',"
 				" attempts = attempts + 1, first_attempt_at ="
 				" coalesce(first_attempt_at, $3),"
-				" last_attempt_at = $3 WHERE message_seq = $1"
-				" AND receiver_ura = $2 AND state = 'due'",
+				" last_attempt_at = $3, lease_owner = $4,"
+				" lease_until = $5 WHERE message_seq = $1"
+				" AND receiver_ura = $2 AND (state = 'due' OR"
+				" (state = 'inflight' AND lease_until <= $3))",
 				&a, NULL)) != GW_OK)
 			goto fail;
 		w->state = STORE_INFLIGHT;
@@ -1487,6 +1516,9 @@ pg_finish(void *conn, const char *id, const char *receiver, enum store_state to,
 	pa_text(&a, error);
 	pa_text(&a, outcome);
 	pa_i64(&a, at);
+	/* A node whose lease expired and was taken over finishes nothing:
+	   the row is the other node's attempt now (GW_NOTFOUND). */
+	pa_text(&a, c->node);
 	if ((err = pg_q(c, "finish",
 			"UPDATE outbox SET state = $3, last_status = $4,"
 			" last_error = $5, outcome = $6,"
@@ -1496,7 +1528,8 @@ pg_finish(void *conn, const char *id, const char *receiver, enum store_state to,
 			"  ELSE delivered_at END"
 			" WHERE message_seq = (SELECT seq FROM messages"
 			" WHERE id = $1) AND receiver_ura = $2 AND"
-			" state = 'inflight' RETURNING patient_key",
+			" state = 'inflight' AND lease_owner"
+			" IS NOT DISTINCT FROM $8 RETURNING patient_key",
 			&a, &r)) != GW_OK)
 		goto fail;
 	if (PQntuples(r) != 1) {
@@ -1524,8 +1557,8 @@ fail:
 
 /*
  * Rows in flight when the gateway stopped become due again. With one node
- * that is every in-flight row; with several, only those whose lease has
- * expired may be taken back (the multi-node part adds the lease).
+ * that is every in-flight row; with several, this node's own rows (its
+ * name is unique among the nodes) and those whose lease has expired.
  */
 static enum gw_err
 pg_recover(void *conn, int64_t now, size_t *count)
@@ -1538,10 +1571,13 @@ pg_recover(void *conn, int64_t now, size_t *count)
 	if ((err = pg_begin(c)) != GW_OK)
 		return err;
 	pa_i64(&a, now);
+	pa_text(&a, c->node);
 	if ((err = pg_q(c, "recover",
 			"UPDATE outbox SET state = 'due',"
-			" next_attempt_at = least(next_attempt_at, $1)"
-			" WHERE state = 'inflight'",
+			" next_attempt_at = least(next_attempt_at, $1),"
+			" lease_owner = NULL, lease_until = NULL"
+			" WHERE state = 'inflight' AND (lease_owner IS NULL"
+			" OR lease_owner = $2 OR lease_until <= $1)",
 			&a, &r)) != GW_OK)
 		goto fail;
 	if (count != NULL)
@@ -1564,14 +1600,18 @@ pg_next_due_at(void *conn, const char *receiver, int64_t *at)
 	enum gw_err err;
 
 	pa_text(&a, receiver);
+	pa_text(&a, c->node);
 	if ((err = pg_q(c, "next_due",
-			"SELECT o.next_attempt_at FROM outbox o"
-			" WHERE o.state = 'due' AND o.waiting = 0"
-			" AND ($1::text IS NULL OR o.receiver_ura = $1)"
-			" ORDER BY o.next_attempt_at LIMIT 1",
+			"SELECT min(t) FROM (SELECT min(o.next_attempt_at) t"
+			" FROM outbox o WHERE o.state = 'due' AND"
+			" o.waiting = 0 AND ($1::text IS NULL OR"
+			" o.receiver_ura = $1) UNION ALL SELECT"
+			" min(o.lease_until) FROM outbox o WHERE"
+			" o.state = 'inflight' AND o.lease_owner <> $2 AND"
+			" ($1::text IS NULL OR o.receiver_ura = $1)) x",
 			&a, &r)) != GW_OK)
 		return err;
-	if (PQntuples(r) == 1) {
+	if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
 		*at = pg_i64(r, 0, 0);
 		err = GW_OK;
 	} else {
@@ -1983,6 +2023,13 @@ pg_check_files(void *conn)
 {
 	(void)conn;
 	return STORE_FILE_OK;
+}
+
+/* One round trip (pg_q reconnects a broken connection first). */
+static enum gw_err
+pg_ping(void *conn)
+{
+	return pg_q(conn, "ping", "SELECT 1", NULL, NULL);
 }
 
 static enum gw_err
@@ -2430,6 +2477,7 @@ const struct store_ops store_pg_ops = {
     .reschedule = pg_reschedule,
     .upkeep = pg_upkeep,
     .check_files = pg_check_files,
+    .ping = pg_ping,
     .index_secret = pg_index_secret,
     .res_snapshot = pg_res_snapshot,
     .res_txn = pg_res_txn,

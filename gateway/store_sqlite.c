@@ -213,6 +213,11 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     "DROP INDEX res_patient;"
     "CREATE INDEX res_patient_type ON res_versions"
     " (receiver_ura, bsn, type, seq);",
+    /* 8: the delivery lease of several nodes on one PostgreSQL
+       (store_pg.c). One SQLite node never reads these columns; they keep
+       both backends' version numbers and rows alike (store copy). */
+    "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE outbox ADD COLUMN lease_until INTEGER;",
 };
 
 /* Cached statements. */

@@ -10,6 +10,7 @@ package is not installed (make deps installs it)."""
 import json
 import os
 import random
+import signal
 import subprocess
 import threading
 import time
@@ -217,9 +218,10 @@ def test_config_refuses_a_password_in_the_url(pg, pki, tmp_path):
 
 
 def test_database_restart_503_then_continues(pg, pair):
-    """The database stopped under A: intake answers 503 with Retry-After
-    (never 202 for what it cannot commit), then accepts again once the
-    server is back, and everything acknowledged is delivered."""
+    """The database stopped under A: /readyz fails and intake answers 503
+    with Retry-After (never 202 for what it cannot commit), then both
+    recover once the server is back, and everything acknowledged is
+    delivered."""
     a, b = pair
     b.start()
     td.start_a(a)
@@ -231,7 +233,11 @@ def test_database_restart_503_then_continues(pg, pair):
             st, _, _ = p.post(body)
             results[ident] = (st, (n % 2, (GP1,)), None)
         assert all(r[0] == 202 for r in results.values())
+        assert a.admin("/readyz") == (200, "ready\n")
         pg.pg_ctl("stop", "-m", "fast", "-w")
+        # The load balancer's probe: this node cannot accept now.
+        st, text = a.admin("/readyz")
+        assert (st, text) == (503, "not ready: store_unreachable\n")
         refused = 0
         for n in range(3):
             ident, body = td.message([GP1], 5, small=True)
@@ -241,6 +247,8 @@ def test_database_restart_503_then_continues(pg, pair):
             assert json.loads(data)["resourceType"] == "OperationOutcome"
             refused += 1
         pg.pg_ctl("start", "-w", "-l", os.path.join(pg.dir, "server.log"))
+        gw.wait_for(lambda: a.admin("/readyz")[0] == 200, timeout=20,
+                    what="/readyz after the database restart")
         for n in range(5, 10):
             ident, body = td.message([GP1], n % 2, small=True)
             st, _, data = p.post(body, time.monotonic() + 30)
@@ -258,3 +266,128 @@ def test_database_restart_503_then_continues(pg, pair):
     assert all(r[2] == "delivered" for r in a_rows(pg, a))
     check_arrived(pg, b, results)
     assert refused == 3
+
+
+def test_two_nodes_take_over_a_dead_nodes_deliveries(pg, pki, tmp_path):
+    """Two A nodes (node = a1, a2) on one database. B is frozen
+    (SIGSTOP: connections hang) while a1 claims rows, a1 is killed with
+    kill -9 mid-delivery, B thaws: a2 delivers a1's rows once their
+    lease (timeout 2 s + 5 s) expired, every acknowledged message arrives
+    once (B drops a redelivered duplicate), in order per patient."""
+    b = gw.use_postgres(td.gateway_b(pki, tmp_path), pg)
+    routes = {GP1: (b.port, td.B_URA), GP2: (b.port, td.B_URA)}
+    nodes = []
+    for name in ("a1", "a2"):
+        os.makedirs(str(tmp_path / name))
+        g = td.gateway_a(pki, tmp_path / name, routes, timeout="2s")
+        g.sections.setdefault("process", {})["node"] = name
+        nodes.append(g)
+    a1, a2 = nodes
+    gw.use_postgres(a1, pg)
+    a2.pg_url = a1.pg_url
+    a2.sections["store"].update(dict(a1.sections["store"],
+                                      path=a2.sections["store"]["path"]))
+    try:
+        b.start()
+        td.start_a(a1)
+        td.start_a(a2)
+        b.proc.send_signal(signal.SIGSTOP)
+        msgs = [(n % 6, [GP1] if n % 2 else [GP2], False)
+                for n in range(24)]
+        results = td.post_all(a1, msgs, threads=3)
+        assert all(r[0] == 202 for r in results.values())
+
+        def a1_inflight():
+            return pg.sql(a1.pg_url,
+                          "SELECT message_seq, receiver_ura FROM outbox"
+                          " WHERE state = 'inflight' AND lease_owner = 'a1'")
+        held = gw.wait_for(a1_inflight, timeout=20,
+                           what="a1 delivering")
+        td.kill9(a1)
+        b.proc.send_signal(signal.SIGCONT)
+        gw.wait_for(lambda: settled(pg, a1), timeout=90,
+                    what="delivery by a2 after a1 died")
+        rows = a_rows(pg, a1)
+        assert all(r[2] == "delivered" for r in rows)
+        # a1's rows in flight at its death were taken over by a2.
+        for seq, ura in held:
+            owner = pg.sql(a1.pg_url,
+                           "SELECT lease_owner FROM outbox WHERE"
+                           " message_seq = %d AND receiver_ura = '%s'"
+                           % (int(seq), ura))
+            assert owner == [["a2"]], (seq, ura, owner)
+        check_arrived(pg, b, results)
+        # Each node names itself in its log lines and metrics.
+        assert " level=info node=a2 event=started" in a2.log_text()
+        _, text = a2.admin("/metrics")
+        series = [x for x in text.splitlines() if not x.startswith("#")]
+        assert series and all('{node="a2"' in x for x in series), \
+            [x for x in series if '{node="a2"' not in x][:3]
+        assert any(x.startswith('pzpgw_deliveries_total{node="a2",'
+                                '''receiver="''') for x in series), series
+    finally:
+        if b.proc is not None and b.proc.poll() is None:
+            b.proc.send_signal(signal.SIGCONT)
+        for g in (a1, a2, b):
+            if g.proc is not None and g.proc.poll() is None:
+                g.stop()
+
+
+def test_two_nodes_killed_at_random_lose_nothing(pg, pki, tmp_path):
+    """Two A nodes on one database both accept (each its own patients)
+    while each is killed with kill -9 at random moments and started
+    again: every 202 arrives at B once, in order per patient, and no
+    row stays in flight."""
+    b = gw.use_postgres(td.gateway_b(pki, tmp_path), pg)
+    routes = {GP1: (b.port, td.B_URA), GP2: (b.port, td.B_URA)}
+    nodes = []
+    for name in ("a1", "a2"):
+        os.makedirs(str(tmp_path / name))
+        g = td.gateway_a(pki, tmp_path / name, routes, timeout="2s")
+        g.sections.setdefault("process", {})["node"] = name
+        nodes.append(g)
+    a1, a2 = nodes
+    gw.use_postgres(a1, pg)
+    a2.pg_url = a1.pg_url
+    a2.sections["store"].update(dict(a1.sections["store"],
+                                      path=a2.sections["store"]["path"]))
+    rnd = random.Random(1616)
+    try:
+        b.start()
+        td.start_a(a1)
+        td.start_a(a2)
+        box = {}
+        posters = []
+        for k, g in enumerate(nodes):
+            msgs = [(2 * (n % 6) + k, [GP1] if n % 2 else [GP2], False)
+                    for n in range(150)]
+            t = threading.Thread(target=lambda g=g, m=msgs, k=k: box.update(
+                {k: td.post_all(g, m, threads=2)}))
+            t.start()
+            posters.append(t)
+        mid_post = 0
+        for n in range(4):
+            time.sleep(rnd.uniform(0.1, 0.6))
+            g = nodes[n % 2]
+            mid_post += posters[n % 2].is_alive()
+            td.kill9(g)
+            td.restart(g)
+        # The kills hit nodes while they were being posted to.
+        assert mid_post >= 2, mid_post
+        for t in posters:
+            t.join(timeout=180)
+            assert not t.is_alive()
+        results = dict(box[0])
+        results.update(box[1])
+        assert len(results) == 300
+        gw.wait_for(lambda: settled(pg, a1), timeout=120,
+                    what="delivery after kills of both nodes")
+        assert all(r[2] == "delivered" for r in a_rows(pg, a1))
+        got = check_arrived(pg, b, results)
+        assert len(got) == sum(1 for r in results.values() if r[0] == 202)
+        for g in nodes:
+            assert g.log_text().count("event=started") == 3
+    finally:
+        for g in (a1, a2, b):
+            if g.proc is not None and g.proc.poll() is None:
+                g.stop()

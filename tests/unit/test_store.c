@@ -127,9 +127,15 @@ setup(void **state)
 static void
 rm_dir(const char *dir)
 {
-	const char *sfx[] = {"store.db",     "store.db-wal",
-			     "store.db-shm", "store.db" STORE_MARKER_SUFFIX,
-			     "acks",	     "pw"};
+	const char *sfx[] = {"store.db",
+			     "store.db-wal",
+			     "store.db-shm",
+			     "store.db" STORE_MARKER_SUFFIX,
+			     "acks",
+			     "pw",
+			     "b.db",
+			     "b.db.lock",
+			     "b.db" STORE_MARKER_SUFFIX};
 	char p[160];
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(sfx); i++) {
@@ -2006,6 +2012,62 @@ test_pg_lane_race(void **state)
 	assert_string_equal(got, "l2/" R1);
 }
 
+/*
+ * Two nodes on one database (PostgreSQL): a claim leases its rows to its
+ * node. Another node starting recovers none of them, takes a row over
+ * only once its lease expired (the lane's next row still waits), and the
+ * first node's late result then changes nothing.
+ */
+static void
+test_pg_lease(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {
+	    .path = f->path, TEST_PG, .node = "node-a", .lease_ms = 1000};
+	struct store *b = NULL;
+	struct store_row *rows = NULL;
+	char path_b[160], got[64];
+	int64_t now, at = 0;
+	size_t n = 99;
+
+	if (!on_pg) {
+		skip(); /* PostgreSQL only */
+		return;
+	}
+	store_free(f->s);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	must_accept(f->s, "k1", "p1", R1, T0);
+	must_accept(f->s, "k2", "p1", R1, T0 + 1);
+	now = util_wall_ms();
+	claim_ids(f->s, NULL, now, got, sizeof(got));
+	assert_string_equal(got, "k1/" R1);
+	snprintf(path_b, sizeof(path_b), "%s/b.db", f->dir);
+	o.path = path_b;
+	o.node = "node-b";
+	assert_int_equal(store_open(&o, &b), GW_OK);
+	assert_int_equal(store_recover(b, &n), GW_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(row_state(b, "k1", R1, NULL), STORE_INFLIGHT);
+	/* Leased: node b waits for the expiry, then claims the head. */
+	claim_ids(b, NULL, now + 999, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(store_next_due_at(b, &at), GW_OK);
+	assert_int_equal(at, now + 1000);
+	assert_int_equal(
+	    store_claim(b, R1, now + 1000, now + 1000, 10, &rows, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].id, "k1");
+	assert_int_equal(rows[0].attempts, 2);
+	store_rows_free(rows, n);
+	/* Node a's attempt outlived its lease: its result is void. */
+	assert_int_equal(store_delivered(f->s, "k1", R1, 200, now + 1001),
+			 GW_NOTFOUND);
+	assert_int_equal(store_delivered(b, "k1", R1, 200, now + 1002), GW_OK);
+	claim_ids(f->s, NULL, now + 1003, got, sizeof(got));
+	assert_string_equal(got, "k2/" R1);
+	store_free(b);
+}
+
 int
 main(void)
 {
@@ -2046,6 +2108,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_pg_finish_deferred, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_lane_race, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pg_lease, setup, teardown),
 	};
 
 	int failed;
