@@ -68,6 +68,14 @@ cli_main(int argc, char **argv)
 		cli_overview(stderr);
 		return CLI_USAGE;
 	}
+	/* "pzpgw COMMAND --help" (or -h) alone: that command's help, as
+	   "pzpgw help COMMAND"; no command takes -h or --help itself. */
+	if (argc == 3 &&
+	    (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+		char *help[] = {"help", argv[1], NULL};
+
+		return cli_help(2, help);
+	}
 	/* Each command sees its own name as argv[0]. */
 	return c->run(argc - 1, argv + 1);
 }

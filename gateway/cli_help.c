@@ -247,7 +247,10 @@ cli_overview(FILE *fp)
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(cli_texts); i++)
 		fprintf(fp, "  %-14s %s\n", cli_texts[i].name,
 			cli_texts[i].summary);
-	fprintf(fp, "\n'pzpgw help COMMAND' describes one command.\n");
+	fprintf(
+	    fp,
+	    "\n'pzpgw help COMMAND' (or 'pzpgw COMMAND --help') describes one\n"
+	    "command.\n");
 }
 
 int

@@ -115,3 +115,25 @@ def test_help_man_takes_8_or_5():
     r = subprocess.run([gw.BINARY, "help", "--man", "7"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "--man takes 8 or 5" in r.stderr
+
+
+def test_command_help_option_prints_its_help():
+    """`pzpgw COMMAND --help` (or -h) alone prints what `pzpgw help
+    COMMAND` prints, exit 0, for every command; with other arguments the
+    option stays the command's (a usage error)."""
+    overview = subprocess.run([gw.BINARY, "help"], capture_output=True,
+                              text=True, timeout=30).stdout
+    names = re.findall(r"^  (\S+) ", overview, re.M)
+    assert "report" in names and "backup" in names, overview
+    for name in names:
+        want = subprocess.run([gw.BINARY, "help", name], capture_output=True,
+                              text=True, timeout=30)
+        assert want.returncode == 0 and want.stdout, name
+        for opt in ("--help", "-h"):
+            got = subprocess.run([gw.BINARY, name, opt],
+                                 capture_output=True, text=True, timeout=30)
+            assert (got.returncode, got.stdout) == (0, want.stdout), \
+                (name, opt, got.stderr)
+    r = subprocess.run([gw.BINARY, "validate", "x.json", "--help"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2, r.stderr
