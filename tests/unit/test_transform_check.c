@@ -19,53 +19,7 @@
 #include "outcome.h"
 #include "transform.h"
 #include "validate.h"
-
-struct ck_state {
-	struct rules_set *set[2];
-	struct validate_ctx *ctx[2];
-};
-
-static const char *
-srcdir(void)
-{
-	const char *d = getenv("PZPGW_SRCDIR");
-
-	return d != NULL && d[0] != '\0' ? d : ".";
-}
-
-static int
-setup(void **state)
-{
-	static struct ck_state s;
-	char path[4096], errbuf[512];
-
-	snprintf(path, sizeof(path), "%s/schemas", srcdir());
-	for (int v = 0; v < 2; v++) {
-		errbuf[0] = '\0';
-		s.set[v] = rules_set_new(v == 0 ? RULES_R4 : RULES_STU3);
-		if (s.set[v] == NULL ||
-		    rules_load_dir(s.set[v], path, errbuf, sizeof(errbuf)) !=
-			GW_OK ||
-		    validate_ctx_new(s.set[v], &s.ctx[v]) != GW_OK) {
-			fprintf(stderr, "rules %s: %s\n", path, errbuf);
-			return -1;
-		}
-	}
-	*state = &s;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct ck_state *s = *state;
-
-	for (int v = 0; v < 2; v++) {
-		validate_ctx_free(s->ctx[v]);
-		rules_set_free(s->set[v]);
-	}
-	return 0;
-}
+#include "both_versions.h"
 
 /* The cases write JSON with single quotes; this makes it JSON. */
 static char *
@@ -256,7 +210,7 @@ has_issue(const json_t *rep, const struct ckcase *c)
 static void
 test_cases(void **state)
 {
-	struct ck_state *s = *state;
+	struct both_versions *s = *state;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct ckcase *c = &cases[i];
@@ -327,5 +281,6 @@ main(void)
 	    cmocka_unit_test(test_cases),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, both_versions_setup,
+				      both_versions_teardown);
 }

@@ -22,6 +22,7 @@
 #include "transform.h"
 #include "util.h"
 #include "validate.h"
+#include "both_versions.h"
 
 /* Resource types whose examples do not pass yet: an example holding one
  * of them may fail; remove a type once every example holding it passes.
@@ -29,52 +30,6 @@
 static const char *const xfail_types[] = {
     NULL,
 };
-
-struct rt_state {
-	struct rules_set *set[2];
-	struct validate_ctx *ctx[2];
-};
-
-static const char *
-srcdir(void)
-{
-	const char *d = getenv("PZPGW_SRCDIR");
-
-	return d != NULL && d[0] != '\0' ? d : ".";
-}
-
-static int
-setup(void **state)
-{
-	static struct rt_state s;
-	char path[4096], errbuf[512];
-
-	snprintf(path, sizeof(path), "%s/schemas", srcdir());
-	for (int v = 0; v < 2; v++) {
-		s.set[v] = rules_set_new(v == 0 ? RULES_R4 : RULES_STU3);
-		if (s.set[v] == NULL ||
-		    rules_load_dir(s.set[v], path, errbuf, sizeof(errbuf)) !=
-			GW_OK ||
-		    validate_ctx_new(s.set[v], &s.ctx[v]) != GW_OK) {
-			fprintf(stderr, "rules %s: %s\n", path, errbuf);
-			return -1;
-		}
-	}
-	*state = &s;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct rt_state *s = *state;
-
-	for (int v = 0; v < 2; v++) {
-		validate_ctx_free(s->ctx[v]);
-		rules_set_free(s->set[v]);
-	}
-	return 0;
-}
 
 /* ---- facts: codes, dates, identifiers, texts with their paths ---- */
 
@@ -280,7 +235,8 @@ has_xfail_type(const struct fj_node *root)
 
 /* The first error of validating root in version v, or NULL (static). */
 static const char *
-first_error(struct rt_state *s, enum rules_fhir v, const struct fj_node *root)
+first_error(struct both_versions *s, enum rules_fhir v,
+	    const struct fj_node *root)
 {
 	static char msg[1024];
 	json_t *out = fhir_outcome_new();
@@ -314,7 +270,7 @@ first_error(struct rt_state *s, enum rules_fhir v, const struct fj_node *root)
  * version v do not know, or NULL: the validator only warns about those,
  * so the output would go unchecked. */
 static const char *
-unknown_profile(struct rt_state *s, enum rules_fhir v,
+unknown_profile(struct both_versions *s, enum rules_fhir v,
 		const struct fj_node *res)
 {
 	const struct fj_node *prof = fj_get(fj_get(res, "meta"), "profile");
@@ -362,7 +318,7 @@ same_bytes(const struct fj_node *a, const struct fj_node *b)
 }
 
 static const char *
-round_trip(struct rt_state *s, const char *path, enum rules_fhir from,
+round_trip(struct both_versions *s, const char *path, enum rules_fhir from,
 	   bool *xfail)
 {
 	static char why[1200];
@@ -442,8 +398,8 @@ done:
 }
 
 static void
-run_dir(struct rt_state *s, const char *rel, enum rules_fhir from, size_t *pass,
-	size_t *fail, size_t *xfailed, size_t *xpass)
+run_dir(struct both_versions *s, const char *rel, enum rules_fhir from,
+	size_t *pass, size_t *fail, size_t *xfailed, size_t *xpass)
 {
 	char dir[4096], path[8192];
 	char **names = NULL;
@@ -477,7 +433,7 @@ run_dir(struct rt_state *s, const char *rel, enum rules_fhir from, size_t *pass,
 static void
 test_round_trip(void **state)
 {
-	struct rt_state *s = *state;
+	struct both_versions *s = *state;
 	size_t pass = 0, fail = 0, xfailed = 0, xpass = 0;
 
 	run_dir(s, "stu3", RULES_STU3, &pass, &fail, &xfailed, &xpass);
@@ -502,5 +458,6 @@ main(void)
 	    cmocka_unit_test(test_round_trip),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, both_versions_setup,
+				      both_versions_teardown);
 }
