@@ -47,18 +47,7 @@ bench_loadgen "$lg" "$src"
 sh "$src/certs/dev-pki.sh" "$work/pki" >/dev/null
 pki=$work/pki
 
-base=${BENCH_BASE_BIN:-}
-if [ "$base" = none ]; then
-	base=""
-elif [ -z "$base" ]; then
-	rev=${BENCH_BASE_REV:-5cea13c}
-	if git -C "$src" cat-file -e "$rev" 2>/dev/null; then
-		mkdir -p "$work/base"
-		git -C "$src" archive "$rev" | tar -x -C "$work/base"
-		make -C "$work/base" -j2 all >"$work/base.log" 2>&1
-		base=$work/base/build/release/pzpgw
-	fi
-fi
+base=$(bench_base_bin "$src" "$work")
 
 # BENCH_PREV_BIN: another build (e.g. the previous commit's) measured in
 # the same rounds, for before/after figures.

@@ -102,3 +102,23 @@ bench_searches() {
 /fhir/QuestionnaireResponse?patient.identifier=$B&questionnaire=https://fhir.iknl.nl/fhir/Questionnaire/ACP-zib2020
 END
 }
+
+# bench_base_bin SRC WORK: the binary before issue 11 to compare with:
+# BENCH_BASE_BIN, nothing when it is "none", else built from
+# BENCH_BASE_REV (5cea13c) of SRC's history (nothing when the clone lacks
+# it; built in WORK/base-tree, its log WORK/base.log).
+bench_base_bin() {
+	b=${BENCH_BASE_BIN:-}
+	if [ "$b" = none ]; then
+		return 0
+	elif [ -n "$b" ]; then
+		echo "$b"
+		return 0
+	fi
+	rev=${BENCH_BASE_REV:-5cea13c}
+	git -C "$1" cat-file -e "$rev" 2>/dev/null || return 0
+	mkdir -p "$2/base-tree"
+	git -C "$1" archive "$rev" | tar -x -C "$2/base-tree"
+	make -C "$2/base-tree" -j2 all >"$2/base.log" 2>&1
+	echo "$2/base-tree/build/release/pzpgw"
+}
