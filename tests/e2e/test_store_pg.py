@@ -268,12 +268,9 @@ def test_database_restart_503_then_continues(pg, pair):
     assert refused == 3
 
 
-def test_two_nodes_take_over_a_dead_nodes_deliveries(pg, pki, tmp_path):
-    """Two A nodes (node = a1, a2) on one database. B is frozen
-    (SIGSTOP: connections hang) while a1 claims rows, a1 is killed with
-    kill -9 mid-delivery, B thaws: a2 delivers a1's rows once their
-    lease (timeout 2 s + 5 s) expired, every acknowledged message arrives
-    once (B drops a redelivered duplicate), in order per patient."""
+def two_nodes(pg, pki, tmp_path):
+    """Gateway B on PostgreSQL and two A nodes (node = a1, a2, delivery
+    timeout 2 s) sharing one database, none started: (b, a1, a2)."""
     b = gw.use_postgres(td.gateway_b(pki, tmp_path), pg)
     routes = {GP1: (b.port, td.B_URA), GP2: (b.port, td.B_URA)}
     nodes = []
@@ -287,6 +284,16 @@ def test_two_nodes_take_over_a_dead_nodes_deliveries(pg, pki, tmp_path):
     a2.pg_url = a1.pg_url
     a2.sections["store"].update(dict(a1.sections["store"],
                                       path=a2.sections["store"]["path"]))
+    return b, a1, a2
+
+
+def test_two_nodes_take_over_a_dead_nodes_deliveries(pg, pki, tmp_path):
+    """Two A nodes (node = a1, a2) on one database. B is frozen
+    (SIGSTOP: connections hang) while a1 claims rows, a1 is killed with
+    kill -9 mid-delivery, B thaws: a2 delivers a1's rows once their
+    lease (timeout 2 s + 5 s) expired, every acknowledged message arrives
+    once (B drops a redelivered duplicate), in order per patient."""
+    b, a1, a2 = two_nodes(pg, pki, tmp_path)
     try:
         b.start()
         td.start_a(a1)
@@ -338,19 +345,8 @@ def test_two_nodes_killed_at_random_lose_nothing(pg, pki, tmp_path):
     while each is killed with kill -9 at random moments and started
     again: every 202 arrives at B once, in order per patient, and no
     row stays in flight."""
-    b = gw.use_postgres(td.gateway_b(pki, tmp_path), pg)
-    routes = {GP1: (b.port, td.B_URA), GP2: (b.port, td.B_URA)}
-    nodes = []
-    for name in ("a1", "a2"):
-        os.makedirs(str(tmp_path / name))
-        g = td.gateway_a(pki, tmp_path / name, routes, timeout="2s")
-        g.sections.setdefault("process", {})["node"] = name
-        nodes.append(g)
-    a1, a2 = nodes
-    gw.use_postgres(a1, pg)
-    a2.pg_url = a1.pg_url
-    a2.sections["store"].update(dict(a1.sections["store"],
-                                      path=a2.sections["store"]["path"]))
+    b, a1, a2 = two_nodes(pg, pki, tmp_path)
+    nodes = [a1, a2]
     rnd = random.Random(1616)
     try:
         b.start()
