@@ -93,14 +93,15 @@ static const struct cli_text cli_texts[] = {
      "is named), 2 usage or I/O error.\n"},
     {"report", "usage insight: counts and latency from the store",
      "pzpgw report [-c FILE | --store FILE] [--from T] [--to T]\n"
-     "    [--by day|week|month] [--format text|json|csv] [--exact]\n"
+     "    [--by hour|day|week|month] [--format text|json|csv] [--exact]\n"
      "  -c, --config FILE  the store of this configuration ([store] path;\n"
      "                     default " CONFIG_DEFAULT_PATH "); names\n"
      "                     organisations from [organisation] and [peer]\n"
      "  --store FILE       the store file itself (or a postgresql:// URI)\n"
      "  --from T, --to T   messages accepted (and pulls made) in [from, to);\n"
      "                     T: YYYY-MM-DD or RFC 3339; default: everything\n"
-     "  --by P             also count messages per day, ISO week or month\n"
+     "  --by P             also count messages per hour (UTC), day, ISO week\n"
+     "                     or month\n"
      "  --format F         text (default), json or csv\n"
      "  --exact            write counts from 1 to 4 as they are\n"
      "Messages by direction, sender, receiver, FHIR version; outbox rows\n"

@@ -1,11 +1,8 @@
 /*
- * `pzpgw report`: usage insight from the store. It reads through the
- * store's list operations (store_list, store_show, store_inbox_list,
- * store_audit_list), page by page, so it works on every backend without
- * a new store operation; report.c does the counting.
+ * `pzpgw report`: usage insight from the store: options, then
+ * report_collect (report.c) reads and counts, report_write prints.
  */
 #include <getopt.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +12,7 @@
 #include "report.h"
 #include "store.h"
 
-#define REPORT_CMD  "report"
-#define REPORT_PAGE 1000
+#define REPORT_CMD "report"
 
 enum { OPT_STORE = 256, OPT_FROM, OPT_TO, OPT_BY, OPT_FORMAT, OPT_EXACT };
 
@@ -30,98 +26,6 @@ static const struct option report_opts[] = {
     {"exact", no_argument, NULL, OPT_EXACT},
     {NULL, 0, NULL, 0},
 };
-
-/* Every outbox row, with its message's FHIR version (one store_show per
- * message: rows of a message are consecutive). */
-static enum gw_err
-report_read_outbox(struct store *s, struct report *r)
-{
-	struct store_filter f = {.state = -1, .limit = REPORT_PAGE};
-	struct store_message *msg = NULL;
-	enum gw_err err;
-
-	for (;;) {
-		struct store_row *rows = NULL;
-		size_t n = 0;
-
-		err = store_list(s, &f, &rows, &n);
-		if (err != GW_OK || n == 0) {
-			store_rows_free(rows, n);
-			break;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++) {
-			if (rows[i].direction != STORE_NOTICE &&
-			    (msg == NULL || msg->seq != rows[i].seq)) {
-				store_message_free(msg);
-				msg = NULL;
-				if (store_show(s, rows[i].id, false, &msg) !=
-				    GW_OK)
-					msg = NULL;
-			}
-			err = report_add_row(r, &rows[i],
-					     msg != NULL &&
-						     msg->seq == rows[i].seq
-						 ? msg->fhir_version
-						 : NULL);
-		}
-		f.after_seq = rows[n - 1].seq;
-		store_rows_free(rows, n);
-		if (err != GW_OK)
-			break;
-	}
-	store_message_free(msg);
-	return err;
-}
-
-static enum gw_err
-report_read_inbox(struct store *s, struct report *r, int64_t from)
-{
-	struct store_inbox_filter f = {.since = from, .limit = REPORT_PAGE};
-	enum gw_err err;
-
-	for (;;) {
-		struct store_inbox *v = NULL;
-		size_t n = 0;
-
-		err = store_inbox_list(s, &f, &v, &n);
-		if (err != GW_OK || n == 0) {
-			free(v);
-			return err;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++)
-			err = report_add_inbox(r, &v[i]);
-		f.after_seq = v[n - 1].seq;
-		free(v);
-		if (err != GW_OK)
-			return err;
-	}
-}
-
-static enum gw_err
-report_read_audit(struct store *s, struct report *r, int64_t from)
-{
-	struct store_audit_filter f = {.since = from, .limit = REPORT_PAGE};
-	enum gw_err err;
-
-	for (;;) {
-		struct store_audit_rec *v = NULL;
-		size_t n = 0;
-
-		err = store_audit_list(s, &f, &v, &n);
-		if (err != GW_OK || n == 0) {
-			free(v);
-			return err;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++)
-			err = report_add_audit(r, &v[i]);
-		f.after_seq = v[n - 1].seq;
-		/* the records carry BSNs: wipe them before freeing */
-		OPENSSL_cleanse(v, n * sizeof(*v));
-		free(v);
-		if (err != GW_OK)
-			return err;
-	}
-}
 
 int
 cli_report(int argc, char **argv)
@@ -160,13 +64,16 @@ cli_report(int argc, char **argv)
 		case OPT_BY:
 			if (strcmp(optarg, "day") == 0)
 				by = REPORT_BY_DAY;
+			else if (strcmp(optarg, "hour") == 0)
+				by = REPORT_BY_HOUR;
 			else if (strcmp(optarg, "week") == 0)
 				by = REPORT_BY_WEEK;
 			else if (strcmp(optarg, "month") == 0)
 				by = REPORT_BY_MONTH;
 			else
 				return cli_usage(REPORT_CMD,
-						 "--by is day, week or month");
+						 "--by is hour, day, week or "
+						 "month");
 			break;
 		case OPT_FORMAT:
 			if (strcmp(optarg, "text") == 0)
@@ -204,11 +111,7 @@ cli_report(int argc, char **argv)
 		return rc;
 	err = report_new(from, to, by, &r);
 	if (err == GW_OK)
-		err = report_read_outbox(s, r);
-	if (err == GW_OK)
-		err = report_read_inbox(s, r, from);
-	if (err == GW_OK)
-		err = report_read_audit(s, r, from);
+		err = report_collect(r, s);
 	if (err == GW_OK)
 		err = report_write(r, stdout, fmt, exact, cfg);
 	if (err != GW_OK) {

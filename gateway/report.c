@@ -152,8 +152,8 @@ report_in_range(const struct report *r, int64_t at)
 	return (r->from == 0 || at >= r->from) && (r->to == 0 || at < r->to);
 }
 
-/* The period label of at (ms): 2026-12-05, 2026-W49 (ISO week) or
- * 2026-12. */
+/* The period label of at (ms): 2026-12-05T13 (hour, UTC), 2026-12-05,
+ * 2026-W49 (ISO week) or 2026-12. */
 static void
 report_period(enum report_by by, int64_t at, char *out, size_t len)
 {
@@ -164,7 +164,8 @@ report_period(enum report_by by, int64_t at, char *out, size_t len)
 	if (gmtime_r(&t, &tm) == NULL)
 		return;
 	strftime(out, len,
-		 by == REPORT_BY_DAY	? "%Y-%m-%d"
+		 by == REPORT_BY_HOUR	? "%Y-%m-%dT%H"
+		 : by == REPORT_BY_DAY	? "%Y-%m-%d"
 		 : by == REPORT_BY_WEEK ? "%G-W%V"
 					: "%Y-%m",
 		 &tm);
@@ -564,5 +565,112 @@ report_write(struct report *r, FILE *fp, enum report_format fmt, bool exact,
 		err = report_write_text(r, fp, exact, cfg, lat_shown);
 	if (err == GW_OK && (fflush(fp) != 0 || ferror(fp)))
 		err = GW_IO;
+	return err;
+}
+
+#define REPORT_PAGE 1000
+
+/* Every outbox row, with its message's FHIR version (one store_show per
+ * message: rows of a message are consecutive). */
+static enum gw_err
+report_read_outbox(struct store *s, struct report *r)
+{
+	struct store_filter f = {.state = -1, .limit = REPORT_PAGE};
+	struct store_message *msg = NULL;
+	enum gw_err err;
+
+	for (;;) {
+		struct store_row *rows = NULL;
+		size_t n = 0;
+
+		err = store_list(s, &f, &rows, &n);
+		if (err != GW_OK || n == 0) {
+			store_rows_free(rows, n);
+			break;
+		}
+		for (size_t i = 0; i < n && err == GW_OK; i++) {
+			if (rows[i].direction != STORE_NOTICE &&
+			    (msg == NULL || msg->seq != rows[i].seq)) {
+				store_message_free(msg);
+				msg = NULL;
+				if (store_show(s, rows[i].id, false, &msg) !=
+				    GW_OK)
+					msg = NULL;
+			}
+			err = report_add_row(r, &rows[i],
+					     msg != NULL &&
+						     msg->seq == rows[i].seq
+						 ? msg->fhir_version
+						 : NULL);
+		}
+		f.after_seq = rows[n - 1].seq;
+		store_rows_free(rows, n);
+		if (err != GW_OK)
+			break;
+	}
+	store_message_free(msg);
+	return err;
+}
+
+static enum gw_err
+report_read_inbox(struct store *s, struct report *r, int64_t from)
+{
+	struct store_inbox_filter f = {.since = from, .limit = REPORT_PAGE};
+	enum gw_err err;
+
+	for (;;) {
+		struct store_inbox *v = NULL;
+		size_t n = 0;
+
+		err = store_inbox_list(s, &f, &v, &n);
+		if (err != GW_OK || n == 0) {
+			free(v);
+			return err;
+		}
+		for (size_t i = 0; i < n && err == GW_OK; i++)
+			err = report_add_inbox(r, &v[i]);
+		f.after_seq = v[n - 1].seq;
+		free(v);
+		if (err != GW_OK)
+			return err;
+	}
+}
+
+static enum gw_err
+report_read_audit(struct store *s, struct report *r, int64_t from)
+{
+	struct store_audit_filter f = {.since = from, .limit = REPORT_PAGE};
+	enum gw_err err;
+
+	for (;;) {
+		struct store_audit_rec *v = NULL;
+		size_t n = 0;
+
+		err = store_audit_list(s, &f, &v, &n);
+		if (err != GW_OK || n == 0) {
+			free(v);
+			return err;
+		}
+		for (size_t i = 0; i < n && err == GW_OK; i++)
+			err = report_add_audit(r, &v[i]);
+		f.after_seq = v[n - 1].seq;
+		/* the records carry BSNs: wipe them before freeing */
+		OPENSSL_cleanse(v, n * sizeof(*v));
+		free(v);
+		if (err != GW_OK)
+			return err;
+	}
+}
+
+enum gw_err
+report_collect(struct report *r, struct store *s)
+{
+	enum gw_err err;
+
+	err = report_read_outbox(s, r);
+	if (err == GW_OK)
+		err = report_read_inbox(s, r, r->from);
+	if (err == GW_OK)
+		err = report_read_audit(s, r, r->from);
 	return err;
 }

@@ -17,12 +17,14 @@
 #include "err.h"
 
 struct config;
+struct store;
 struct store_row;
 struct store_inbox;
 struct store_audit_rec;
 
 enum report_by {
 	REPORT_BY_NONE,
+	REPORT_BY_HOUR,
 	REPORT_BY_DAY,
 	REPORT_BY_WEEK,
 	REPORT_BY_MONTH
@@ -51,6 +53,14 @@ enum gw_err report_add_inbox(struct report *r, const struct store_inbox *m);
  * organisation, and the distinct patients they touched. */
 enum gw_err report_add_audit(struct report *r,
 			     const struct store_audit_rec *rec);
+
+/*
+ * Fill r from the store s: every outbox row in r's range (with its
+ * message's FHIR version), the inbound messages and the audit records.
+ * Reads through the store's list operations, so it works on every
+ * backend. The caller keeps s.
+ */
+enum gw_err report_collect(struct report *r, struct store *s);
 
 /*
  * Write the report to fp. cfg (may be NULL) gives organisation names

@@ -76,6 +76,10 @@ def test_exact_by_day_and_to(store):
     assert counts(doc, "messages_by_receiver") == {R1: 8, R2: 3}
     assert counts(doc, "messages_by_period") == {"2025-12-01": 8,
                                                 "2025-12-03": 3}
+    doc = json.loads(report(store, "--format", "json", "--exact",
+                            "--by", "hour").stdout)
+    assert counts(doc, "messages_by_period") == {"2025-12-01T00": 8,
+                                                "2025-12-03T00": 3}
     doc = json.loads(report(store, "--format", "json", "--exact", "--to",
                             "2025-12-02").stdout)
     assert counts(doc, "messages_by_receiver") == {R1: 8}
