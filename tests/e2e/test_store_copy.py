@@ -194,6 +194,17 @@ def test_copy_to_postgresql_then_run_there(pg, pki, tmp_path):
         # B received nothing twice.
         assert pg.sql(b_db, "SELECT count(*) FROM messages WHERE"
                       " direction = 'inbound'") == [["6"]]
+        # New messages take seqs after the copied ones (the counters
+        # were carried): A accepts one more, B indexes it.
+        more = td.post_all(a, [(6, [GP1], False)], threads=1)
+        assert [r[0] for r in more.values()] == [202]
+        gw.wait_for(lambda: pg.sql(b_db, "SELECT count(*) FROM messages"
+                                   " WHERE direction = 'inbound'")
+                    == [["7"]], timeout=20, what="a new message at B")
+        assert pg.sql(a_db, "SELECT max(seq) FROM messages") == [["13"]]
+        assert int(pg.sql(b_db, "SELECT min(seq) FROM res_versions WHERE"
+                          " message_seq = 7")[0][0]) > \
+            int(b_sums["res_versions"][2] or 0)
         # Pulls answer the same from the copy.
         assert pulls(b) == before_pulls
         r = subprocess.run([gw.BINARY, "audit", "-c", b.conf, "verify"],
