@@ -91,9 +91,12 @@ setup(void **state)
 	assert_non_null(f);
 	util_strlcpy(f->dir, "/tmp/pzpgw-copy-XXXXXX", sizeof(f->dir));
 	assert_non_null(mkdtemp(f->dir));
-	for (int i = 0; i < 3; i++)
-		snprintf(f->path[i], sizeof(f->path[i]), "%s/%c.db", f->dir,
-			 'a' + i);
+	for (int i = 0; i < 3; i++) {
+		char p[sizeof(f->path[i])];
+
+		snprintf(p, sizeof(p), "%s/%c.db", f->dir, 'a' + i);
+		memcpy(f->path[i], p, sizeof(p));
+	}
 	if (on_pg)
 		pg_sql("DROP SCHEMA IF EXISTS public CASCADE;"
 		       " CREATE SCHEMA public");
