@@ -14,6 +14,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 
 import pytest
@@ -286,3 +287,33 @@ def test_copy_killed_midway_leaves_no_data(pg, tmp_path):
         # So the next copy needs no --force, and completes.
         s = copied(pg, "sqlite:" + src, dest)
         assert s["messages"][0] == 40000 and s["outbox"][0] == 40000
+
+
+def test_copy_of_a_running_gateway_is_one_snapshot(pg, pki, tmp_path):
+    """Copies taken while A accepts and delivers (the rehearsal): each
+    is whole as of one moment (every outbox row with its message, one
+    receiver each) and verified table by table."""
+    rcv = FakeReceiver(pki).start()
+    a = td.gateway_a(pki, tmp_path, {GP1: (rcv.port, td.B_URA)})
+    try:
+        td.start_a(a)
+        box = {}
+        poster = threading.Thread(target=lambda: box.update(
+            r=td.post_all(a, [(n % 8, [GP1], False) for n in range(300)],
+                          threads=4)))
+        poster.start()
+        path = "sqlite:" + a.sections["store"]["path"]
+        seen = []
+        while poster.is_alive() or len(seen) < 2:
+            s = copied(pg, path, pg.database())
+            assert s["messages"][0] == s["outbox"][0]
+            assert s["messages"][2] is None or \
+                int(s["messages"][2]) >= s["messages"][0]
+            seen.append(s["messages"][0])
+        poster.join()
+        assert all(r[0] == 202 for r in box["r"].values())
+        # Taken at different moments of the load, in order.
+        assert seen == sorted(seen) and len(set(seen)) >= 2, seen
+    finally:
+        a.stop()
+        rcv.stop()
