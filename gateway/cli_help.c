@@ -239,8 +239,9 @@ static const struct cli_text cli_texts[] = {
      "one snapshot (a gateway may run on it: what it accepts later is not\n"
      "copied); DEST is written in one transaction, read back and\n"
      "committed only when every table's row count and SHA-256 equal\n"
-     "SRC's (printed per table). Refused while a gateway runs on a DEST\n"
-     "file. A copy stopped midway leaves DEST as it was.\n"
+     "SRC's (printed per table). Refused, even with --force, while a\n"
+     "gateway runs on DEST (a file's STORE.lock; a database: sessions\n"
+     "named pzpgw). A copy stopped midway leaves DEST as it was.\n"
      "Exit 0 copied and verified, 1 refused or not equal (nothing\n"
      "committed), 2 usage or I/O.\n"},
     {"version", "print the version", "pzpgw version\n"},

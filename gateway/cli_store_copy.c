@@ -170,6 +170,13 @@ copy_run(struct copy_end *from, struct copy_end *to, bool force)
 			"%s): nothing copied; --force replaces it\n",
 			rep.what);
 		break;
+	case GW_DENIED:
+		fprintf(stderr,
+			"pzpgw store copy: %s connection(s) of a gateway to "
+			"the destination database: stop every gateway using "
+			"it first; nothing copied\n",
+			rep.what);
+		break;
 	case GW_INVALID:
 		fprintf(stderr,
 			"pzpgw store copy: table or column %s is not in the "

@@ -657,6 +657,9 @@ struct store_ops {
 	enum gw_err (*raw_clear)(void *conn, const char *table);
 	enum gw_err (*raw_counter)(void *conn, const char *table, int64_t *last,
 				   bool set);
+	/* Other connections of gateways to this store's database (NULL:
+	   none can be seen this way; SQLite's daemon holds STORE.lock). */
+	enum gw_err (*raw_sessions)(void *conn, int64_t *n);
 };
 
 /* One stored version of an indexed resource; store_res_free frees. */

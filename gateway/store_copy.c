@@ -314,6 +314,19 @@ store_copy_run(struct store *from, struct store *to, bool force,
 		GW_OK ||
 	    (err = store_copy_check(to, rep->what, sizeof(rep->what))) != GW_OK)
 		return err;
+	/* A gateway running on the destination would write beside the
+	   copy (or lose its rows to --force): refused, force or not. */
+	if (to_ops->raw_sessions != NULL) {
+		int64_t others = 0;
+
+		if ((err = to_ops->raw_sessions(tc, &others)) != GW_OK)
+			return err;
+		if (others > 0) {
+			snprintf(rep->what, sizeof(rep->what), "%lld",
+				 (long long)others);
+			return GW_DENIED;
+		}
+	}
 	if ((err = fo->raw_begin(fc, false)) != GW_OK)
 		goto out;
 	fbegun = true;

@@ -73,7 +73,9 @@ enum gw_err store_copy_check(struct store *s, char *what, size_t n);
  * destination's transaction commits only when every table's rows and
  * digest read back equal the source's: GW_OK with rep->equal; GW_PERM
  * with !rep->equal otherwise (nothing committed). GW_EXISTS: to has
- * data (rep->what names the table). Other errors: the backends'.
+ * data (rep->what names the table). GW_DENIED: gateways are connected
+ * to to's database (rep->what: how many). Other errors: the
+ * backends'.
  */
 enum gw_err store_copy_run(struct store *from, struct store *to, bool force,
 			   struct store_copy_report *rep);

@@ -2896,6 +2896,27 @@ pg_raw_counter(void *conn, const char *table, int64_t *last, bool set)
 	return GW_OK;
 }
 
+/* Sessions of gateways (application name pzpgw, libpq's fallback
+ * pg_open sets) on this database other than this one. */
+static enum gw_err
+pg_raw_sessions(void *conn, int64_t *n)
+{
+	struct pg *c = conn;
+	PGresult *r = NULL;
+	enum gw_err err;
+
+	*n = 0;
+	if ((err = pg_q(c, "raw_sessions",
+			"SELECT count(*) FROM pg_stat_activity WHERE datname ="
+			" current_database() AND pid <> pg_backend_pid() AND"
+			" application_name LIKE 'pzpgw%'",
+			NULL, &r)) != GW_OK)
+		return err;
+	*n = pg_i64(r, 0, 0);
+	PQclear(r);
+	return GW_OK;
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .conn_open = pg_open,
@@ -2932,4 +2953,5 @@ const struct store_ops store_pg_ops = {
     .raw_put = pg_raw_put,
     .raw_clear = pg_raw_clear,
     .raw_counter = pg_raw_counter,
+    .raw_sessions = pg_raw_sessions,
 };

@@ -171,8 +171,14 @@ def test_copy_to_postgresql_then_run_there(pg, pki, tmp_path):
         # up, A delivers the queued messages, nothing else again.
         on_postgres(a, a_db, pg)
         on_postgres(b, b_db, pg)
-        b.start()
-        a.start()
+        # (restart: waits for this run's start line, not the first's)
+        td.restart(b)
+        td.restart(a)
+        # A copy into a database gateways run on is refused, even with
+        # --force (it would write beside them, or wipe their rows).
+        r = copy(pg, "sqlite:" + a_path, a_db, "--force")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "stop every gateway using it first" in r.stderr
         up = FakeReceiver(pki, port=down_port).start()
         gw.wait_for(lambda: up.count() == 4, timeout=30,
                     what="queued messages delivered after the copy")
