@@ -46,7 +46,7 @@ struct store_copy_sum {
 	char sha256[65], dest_sha256[65];
 };
 
-#define STORE_COPY_SUMS_MAX 16
+#define STORE_COPY_SUMS_MAX 32
 
 struct store_copy_report {
 	struct store_copy_sum sums[STORE_COPY_SUMS_MAX];
