@@ -389,10 +389,10 @@ store_copy_run(struct store *from, struct store *to, bool force,
 		err = GW_PERM;
 		goto out;
 	}
+	/* A failed commit keeps equal: the CLI then says the commit
+	   failed, not that the tables differ. */
 	err = to_ops->raw_end(tc, true);
 	tbegun = false;
-	if (err != GW_OK)
-		rep->equal = false;
 out:
 	if (tbegun)
 		(void)to_ops->raw_end(tc, false);

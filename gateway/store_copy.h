@@ -51,7 +51,8 @@ struct store_copy_sum {
 struct store_copy_report {
 	struct store_copy_sum sums[STORE_COPY_SUMS_MAX];
 	size_t nsums;
-	bool equal; /* every sum equal on both sides: committed */
+	bool equal; /* every sum equal on both sides (committed when
+		       store_copy_run returned GW_OK) */
 	/* GW_EXISTS (destination not empty) or GW_INVALID (a table or
 	   column the list does not know): its name. */
 	char what[128];
