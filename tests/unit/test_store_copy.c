@@ -403,6 +403,56 @@ test_copy_round_trip(void **state)
 	store_free(a);
 }
 
+/* The read-back check is not taken on trust: a destination that
+ * changes rows as they arrive (here a trigger) fails it, and nothing is
+ * committed. */
+static void
+test_changed_rows_fail_the_check(void **state)
+{
+	struct fixture *f = *state;
+	struct store_copy_report rep;
+	struct store *a, *b;
+	int64_t rows = -1;
+
+	a = open_store(f->path[0], false, false);
+	populate(a);
+	store_free(a);
+	b = open_store(f->path[1], false, false);
+	store_free(b);
+	sq_sql(f->path[1], "CREATE TRIGGER tamper AFTER INSERT ON outbox"
+			   " BEGIN UPDATE outbox SET attempts = attempts + 1"
+			   " WHERE message_seq = NEW.message_seq AND"
+			   " receiver_ura = NEW.receiver_ura; END");
+	a = open_store(f->path[0], false, true);
+	b = open_store(f->path[1], false, false);
+	assert_int_equal(store_copy_run(a, b, false, &rep), GW_PERM);
+	assert_false(rep.equal);
+	assert_string_equal(rep.sums[0].table, "messages");
+	assert_string_equal(rep.sums[0].sha256, rep.sums[0].dest_sha256);
+	assert_string_equal(rep.sums[1].table, "outbox");
+	assert_int_equal(rep.sums[1].rows, rep.sums[1].dest_rows);
+	assert_string_not_equal(rep.sums[1].sha256, rep.sums[1].dest_sha256);
+	store_free(b);
+	store_free(a);
+	{
+		sqlite3 *db = NULL;
+		sqlite3_stmt *st = NULL;
+
+		assert_int_equal(sqlite3_open(f->path[1], &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db,
+						    "SELECT (SELECT count(*)"
+						    " FROM messages) + (SELECT"
+						    " count(*) FROM outbox)",
+						    -1, &st, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		rows = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+	}
+	assert_int_equal(rows, 0);
+}
+
 int
 main(void)
 {
@@ -413,6 +463,8 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_round_trip, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_changed_rows_fail_the_check,
+					    setup, teardown),
 	};
 	int failed;
 
