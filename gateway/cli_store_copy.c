@@ -125,6 +125,8 @@ copy_run(struct copy_end *from, struct copy_end *to, bool force)
 	long holder = 0;
 	enum gw_err err;
 
+	if ((rc = copy_open(from, false, &src)) != CLI_OK)
+		goto out;
 	if (to->path != NULL) {
 		/* A gateway running on the destination file would write
 		   beside the copy: refused as pzpgw restore refuses. */
@@ -134,18 +136,18 @@ copy_run(struct copy_end *from, struct copy_end *to, bool force)
 				"pzpgw store copy: a gateway (pid %ld) runs "
 				"on %s: stop it first\n",
 				holder, to->path);
-			return CLI_FAIL;
+			rc = CLI_FAIL;
+			goto out;
 		}
 		if (err != GW_OK) {
 			fprintf(stderr,
 				"pzpgw store copy: %s: cannot take its lock: "
 				"%s\n",
 				to->path, gw_strerror(err));
-			return CLI_USAGE;
+			rc = CLI_USAGE;
+			goto out;
 		}
 	}
-	if ((rc = copy_open(from, false, &src)) != CLI_OK)
-		goto out;
 	if ((rc = copy_open(to, true, &dst)) != CLI_OK)
 		goto out;
 	printf("copying %s%s%s to %s%s%s\n", store_backend(src),

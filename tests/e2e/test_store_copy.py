@@ -311,7 +311,8 @@ def test_copy_of_a_running_gateway_is_one_snapshot(pg, pki, tmp_path):
         path = "sqlite:" + a.sections["store"]["path"]
         seen = []
         while poster.is_alive() or len(seen) < 2:
-            s = copied(pg, path, pg.database())
+            db = pg.database()
+            s = copied(pg, path, db)
             assert s["messages"][0] == s["outbox"][0]
             assert s["messages"][2] is None or \
                 int(s["messages"][2]) >= s["messages"][0]
@@ -320,6 +321,31 @@ def test_copy_of_a_running_gateway_is_one_snapshot(pg, pki, tmp_path):
         assert all(r[0] == 202 for r in box["r"].values())
         # Taken at different moments of the load, in order.
         assert seen == sorted(seen) and len(set(seen)) >= 2, seen
+        # Into the file A runs on: refused (A holds STORE.lock), even
+        # with --force.
+        r = copy(pg, db, path, "--force")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "runs on" in r.stderr and "stop it first" in r.stderr
     finally:
         a.stop()
         rcv.stop()
+
+
+def test_usage_and_missing_source(pg, tmp_path):
+    """Usage errors exit 2; a source that is no store exits 1 and makes
+    nothing at the destination."""
+    nothing = str(tmp_path / "none.db")
+    dest = str(tmp_path / "dest.db")
+    for args in (["--from", "sqlite:" + nothing],
+                 ["--from", "sqlite:" + dest, "--to", "sqlite:" + dest],
+                 ["--from", "sqlite:", "--to", "sqlite:" + dest],
+                 ["--from", "sqlite:" + nothing, "--to", "sqlite:" + dest,
+                  "--to-password-file", pg.password_file]):
+        r = subprocess.run([gw.BINARY, "store", "copy"] + args,
+                           capture_output=True, text=True)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "usage: pzpgw store copy" in r.stderr
+    r = copy(pg, "sqlite:" + nothing, "sqlite:" + dest)
+    assert r.returncode == 1 and "no store at " + nothing in r.stderr
+    for p in (nothing, dest, dest + ".lock"):
+        assert not os.path.exists(p), p
