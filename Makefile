@@ -178,7 +178,7 @@ test-unit: $(UNIT_BIN)
 # throwaway server of tests/pg/pg.sh (initdb + pg_ctl as nobody when
 # root, a free port), stopped afterwards. Skipped, saying so, only when
 # the postgresql package is not installed (make deps installs it).
-PG_UNIT = $(BUILD)/tests/test_store
+PG_UNIT = $(BUILD)/tests/test_store $(BUILD)/tests/test_store_copy
 test-unit-pg: $(PG_UNIT)
 	@d=$$(mktemp -d /tmp/pzpgw-pg-XXXXXX); chmod 755 $$d; \
 	env=$$(sh tests/pg/pg.sh start $$d/pg); rc=$$?; \

@@ -25,8 +25,8 @@ static const struct cli_cmd cli_cmds[] = {
     {"send", cli_send},	      {"audit", cli_audit},
     {"inbox", cli_inbox},     {"transform", cli_transform},
     {"backup", cli_backup},   {"restore", cli_restore},
-    {"report", cli_report},   {"version", cli_version},
-    {"help", cli_help},
+    {"report", cli_report},   {"store", cli_store},
+    {"version", cli_version}, {"help", cli_help},
 };
 
 static int

@@ -97,5 +97,6 @@ int cli_transform(int argc, char **argv);    /* cli_transform.c */
 int cli_backup(int argc, char **argv);	     /* cli_backup.c */
 int cli_restore(int argc, char **argv);	     /* cli_backup.c */
 int cli_report(int argc, char **argv);	     /* cli_report.c */
+int cli_store(int argc, char **argv);	     /* cli_store_copy.c */
 
 #endif

@@ -222,6 +222,28 @@ static const struct cli_text cli_texts[] = {
      "into place.\n"
      "Exit 0 done, 1 refused or SRC failed its check (nothing changed),\n"
      "2 usage or I/O.\n"},
+    {"store", "copy a store to another backend (SQLite, PostgreSQL)",
+     "pzpgw store copy --from SRC --to DEST [--force]\n"
+     "       [--from-password-file FILE] [--to-password-file FILE]\n"
+     "  --from SRC       the store copied: sqlite:PATH or postgresql://...\n"
+     "  --to DEST        the store written: sqlite:PATH (made when\n"
+     "                   missing) or postgresql://... (its schema made)\n"
+     "  --force          also when DEST holds data (its rows are replaced)\n"
+     "  --from-password-file FILE, --to-password-file FILE\n"
+     "                   the database password (first line; mode 0600),\n"
+     "                   else libpq's own (PGPASSFILE, ~/.pgpass)\n"
+     "Every table: messages with their content and idempotency keys,\n"
+     "outbox rows with states and attempts (in flight ones due again,\n"
+     "leases cleared), inbox, the pull index, the audit trail with its\n"
+     "hash chain, the index secret and the key counters. SRC is read in\n"
+     "one snapshot (a gateway may run on it: what it accepts later is not\n"
+     "copied); DEST is written in one transaction, read back and\n"
+     "committed only when every table's row count and SHA-256 equal\n"
+     "SRC's (printed per table). Refused, even with --force, while a\n"
+     "gateway runs on DEST (a file's STORE.lock; a database: sessions\n"
+     "named pzpgw). A copy stopped midway leaves DEST as it was.\n"
+     "Exit 0 copied and verified, 1 refused or not equal (nothing\n"
+     "committed), 2 usage or I/O.\n"},
     {"version", "print the version", "pzpgw version\n"},
     {"help", "show help for a command",
      "pzpgw help [COMMAND | --man 8|5]\n"

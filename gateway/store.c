@@ -1352,6 +1352,13 @@ store_backend(const struct store *s)
 	return s->ops->name;
 }
 
+const struct store_ops *
+store_raw(struct store *s, void **conn)
+{
+	*conn = s->conn;
+	return s->ops;
+}
+
 int
 store_schema_version(const struct store *s)
 {

@@ -531,6 +531,33 @@ struct store_res_query;
 struct store_inbox;
 struct store_inbox_filter;
 
+/* A column of a table as store copy moves it, and one value of it
+ * (store_ops raw_*). Integers, text (NUL-terminated, len without it)
+ * and bytes; type STORE_VAL_NULL for SQL NULL. */
+enum store_val_type {
+	STORE_VAL_NULL,
+	STORE_VAL_INT,
+	STORE_VAL_TEXT,
+	STORE_VAL_BLOB
+};
+struct store_col {
+	const char *name;
+	enum store_val_type type;
+};
+struct store_val {
+	enum store_val_type type;
+	int64_t i;
+	const void *p; /* TEXT or BLOB: borrowed */
+	size_t len;
+};
+/* The most columns of one table store copy moves. */
+#define STORE_RAW_COLS_MAX 32
+/* Called per row with ncols values; non-OK stops the select with it. */
+typedef enum gw_err (*store_raw_row_fn)(void *arg, const struct store_val *v,
+					size_t n);
+/* Free the names of raw_columns. */
+void store_raw_names_free(char **names, size_t n);
+
 /*
  * Backend interface. Every function gets a connection made by conn_open;
  * the store uses one connection in the caller's thread and one in the
@@ -605,6 +632,34 @@ struct store_ops {
 				  const struct store_inbox_filter *f,
 				  struct store_inbox **out, size_t *n);
 	enum gw_err (*prune_inbound)(void *conn, int64_t before, size_t *count);
+	/* Raw table access of `pzpgw store copy` (store_copy.c), on the
+	   connection store_raw gives. raw_begin: a read snapshot (write
+	   false) or one write transaction; raw_end commits or rolls it
+	   back. raw_columns: "table.column" of every column of every table
+	   in the schema (sorted; caller frees with store_raw_names_free).
+	   raw_select: the rows of table, ordered by its first nkeys
+	   columns (byte order), fn called per row (values borrowed for
+	   that call). raw_put: one row into table (cols as in raw_select;
+	   v NULL ends the table's rows: whatever the backend buffered is
+	   written). raw_clear: delete every row, append-only guards
+	   included (in the write transaction). raw_counter: the last value
+	   the table's key counter gave (set false: read into *last; true:
+	   set from *last). */
+	enum gw_err (*raw_begin)(void *conn, bool write);
+	enum gw_err (*raw_end)(void *conn, bool commit);
+	enum gw_err (*raw_columns)(void *conn, char ***names, size_t *n);
+	enum gw_err (*raw_select)(void *conn, const char *table,
+				  const struct store_col *cols, size_t ncols,
+				  size_t nkeys, store_raw_row_fn fn, void *arg);
+	enum gw_err (*raw_put)(void *conn, const char *table,
+			       const struct store_col *cols, size_t ncols,
+			       const struct store_val *v);
+	enum gw_err (*raw_clear)(void *conn, const char *table);
+	enum gw_err (*raw_counter)(void *conn, const char *table, int64_t *last,
+				   bool set);
+	/* Other connections of gateways to this store's database (NULL:
+	   none can be seen this way; SQLite's daemon holds STORE.lock). */
+	enum gw_err (*raw_sessions)(void *conn, int64_t *n);
 };
 
 /* One stored version of an indexed resource; store_res_free frees. */
@@ -810,6 +865,10 @@ struct store_audit_check {
  * errors otherwise.
  */
 enum gw_err store_audit_verify(struct store *s, struct store_audit_check *out);
+
+/* The backend of s and its caller's connection (borrowed until
+ * store_free), for store_copy.c's raw table access. */
+const struct store_ops *store_raw(struct store *s, void **conn);
 
 /* Interval of the background upkeep thread. */
 #define STORE_UPKEEP_MS 100

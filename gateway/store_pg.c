@@ -251,6 +251,12 @@ struct pg {
 	} prep[PG_PREP_CACHE];
 	unsigned prep_next; /* the slot replaced next */
 	unsigned prep_seq;  /* names given so far */
+	/* store copy's COPY FROM STDIN into raw_table (pg_raw_put): open,
+	   and the rows buffered for it. */
+	bool raw_copy;
+	char raw_table[64];
+	char *raw_buf;
+	size_t raw_len, raw_cap;
 };
 
 static const char *const pg_states[STORE_STATE_COUNT] = {
@@ -664,6 +670,7 @@ pg_close(void *conn)
 		return;
 	PQfinish(c->db);
 	pg_prep_forget(c);
+	free(c->raw_buf);
 	free(c->lost);
 	free(c);
 }
@@ -2455,6 +2462,461 @@ out:
 	return err;
 }
 
+/*
+ * Raw table access of store copy (store_copy.c). Identifiers come from
+ * store_copy.c's table list, never from outside data. Rows go in with
+ * COPY ... FROM STDIN (text format), in chunks of PG_RAW_CHUNK bytes:
+ * one statement per table instead of a round trip per row.
+ */
+#define PG_RAW_CHUNK (256 * 1024)
+
+static enum gw_err
+pg_raw_begin(void *conn, bool write)
+{
+	struct pg *c = conn;
+	enum gw_err err;
+
+	if (write)
+		return pg_begin(c);
+	err =
+	    pg_q(c, "raw_begin",
+		 "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, NULL);
+	c->txn = err == GW_OK;
+	/* The snapshot is taken at the first statement: now. */
+	if (err == GW_OK)
+		err = pg_q(c, "raw_begin", "SELECT 1", NULL, NULL);
+	return err;
+}
+
+/* End a COPY in progress: flush the buffer, then the end of data (or,
+ * abort: its failure) and its result. */
+static enum gw_err
+pg_raw_copy_end(struct pg *c, bool abort)
+{
+	enum gw_err err = GW_OK;
+	PGresult *r;
+
+	if (!c->raw_copy)
+		return GW_OK;
+	c->raw_copy = false;
+	c->raw_table[0] = '\0';
+	if (!abort && c->raw_len > 0 &&
+	    PQputCopyData(c->db, c->raw_buf, (int)c->raw_len) != 1)
+		abort = true;
+	c->raw_len = 0;
+	if (PQputCopyEnd(c->db, abort ? "store copy stopped" : NULL) != 1)
+		err = pg_fail(c, "raw_put", NULL);
+	while ((r = PQgetResult(c->db)) != NULL) {
+		if (PQresultStatus(r) != PGRES_COMMAND_OK && err == GW_OK)
+			err = abort ? GW_PERM : pg_fail(c, "raw_put", r);
+		PQclear(r);
+	}
+	return abort && err == GW_OK ? GW_PERM : err;
+}
+
+static enum gw_err
+pg_raw_end(void *conn, bool commit)
+{
+	struct pg *c = conn;
+	enum gw_err err = pg_raw_copy_end(c, !commit);
+
+	if (!c->txn)
+		return commit ? GW_PERM : GW_OK;
+	if (!commit || err != GW_OK) {
+		pg_rollback(c);
+		return commit ? err : GW_OK;
+	}
+	return pg_commit(c);
+}
+
+static enum gw_err
+pg_raw_columns(void *conn, char ***names, size_t *n)
+{
+	struct pg *c = conn;
+	PGresult *r = NULL;
+	enum gw_err err;
+	char **v;
+	int rows;
+
+	*names = NULL;
+	*n = 0;
+	if ((err = pg_q(c, "raw_columns",
+			"SELECT table_name || '.' || column_name FROM"
+			" information_schema.columns WHERE table_schema ="
+			" current_schema() ORDER BY 1",
+			NULL, &r)) != GW_OK)
+		return err;
+	rows = PQntuples(r);
+	if ((v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v))) == NULL) {
+		PQclear(r);
+		return GW_NOMEM;
+	}
+	for (int i = 0; i < rows; i++) {
+		if ((v[i] = strdup(PQgetvalue(r, i, 0))) == NULL) {
+			store_raw_names_free(v, (size_t)i);
+			PQclear(r);
+			return GW_NOMEM;
+		}
+	}
+	PQclear(r);
+	*names = v;
+	*n = (size_t)rows;
+	return GW_OK;
+}
+
+/* "a", "b", ... of cols into b (keys in byte order: COLLATE "C"). */
+static bool
+pg_raw_list(char *b, size_t size, const struct store_col *cols, size_t n,
+	    bool order)
+{
+	size_t len = strlen(b);
+
+	for (size_t i = 0; i < n; i++) {
+		int w = snprintf(b + len, size - len, "%s\"%s\"%s",
+				 i > 0 ? ", " : "", cols[i].name,
+				 order && cols[i].type == STORE_VAL_TEXT
+				     ? " COLLATE \"C\""
+				     : "");
+
+		if (w < 0 || (size_t)w >= size - len)
+			return false;
+		len += (size_t)w;
+	}
+	return true;
+}
+
+/* The values of row 0 of r (one row of single-row mode, binary format)
+ * into v, pointing into r: integers big-endian of their column's width,
+ * text and bytea as their bytes. */
+static enum gw_err
+pg_raw_row(PGresult *r, const struct store_col *cols, size_t ncols,
+	   struct store_val *v)
+{
+	for (size_t i = 0; i < ncols; i++) {
+		int k = (int)i, len = PQgetlength(r, 0, k);
+		const unsigned char *b;
+		uint64_t x;
+
+		memset(&v[i], 0, sizeof(v[i]));
+		if (PQgetisnull(r, 0, k))
+			continue;
+		b = (const unsigned char *)PQgetvalue(r, 0, k);
+		v[i].type = cols[i].type;
+		switch (cols[i].type) {
+		case STORE_VAL_INT:
+			if (len != 2 && len != 4 && len != 8)
+				return GW_PARSE;
+			/* Sign-extended from the first byte. */
+			x = (b[0] & 0x80) != 0 ? UINT64_MAX : 0;
+			for (int n = 0; n < len; n++)
+				x = (x << 8) | b[n];
+			v[i].i = (int64_t)x;
+			break;
+		case STORE_VAL_TEXT:
+		case STORE_VAL_BLOB:
+			v[i].p = b;
+			v[i].len = (size_t)len;
+			break;
+		case STORE_VAL_NULL:
+			break;
+		}
+	}
+	return GW_OK;
+}
+
+static enum gw_err
+pg_raw_select(void *conn, const char *table, const struct store_col *cols,
+	      size_t ncols, size_t nkeys, store_raw_row_fn fn, void *arg)
+{
+	struct pg *c = conn;
+	struct store_val v[STORE_RAW_COLS_MAX];
+	char sql[2048] = "SELECT ";
+	enum gw_err err = GW_OK;
+	PGresult *r;
+	size_t len;
+
+	if (ncols > STORE_RAW_COLS_MAX ||
+	    !pg_raw_list(sql, sizeof(sql), cols, ncols, false))
+		return GW_INVALID;
+	len = strlen(sql);
+	snprintf(sql + len, sizeof(sql) - len, " FROM \"%s\" ORDER BY ", table);
+	if (!pg_raw_list(sql, sizeof(sql), cols, nkeys, true))
+		return GW_INVALID;
+	/* Row by row (single-row mode): a table of a million messages is
+	   never held in memory at once. Binary results: documents as
+	   their bytes, not twice as many hex digits. */
+	if (PQsendQueryParams(c->db, sql, 0, NULL, NULL, NULL, NULL, 1) != 1 ||
+	    PQsetSingleRowMode(c->db) != 1)
+		return pg_fail(c, "raw_select", NULL);
+	while ((r = PQgetResult(c->db)) != NULL) {
+		ExecStatusType st = PQresultStatus(r);
+
+		if (st == PGRES_SINGLE_TUPLE && err == GW_OK) {
+			err = pg_raw_row(r, cols, ncols, v);
+			if (err == GW_OK)
+				err = fn(arg, v, ncols);
+		} else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK &&
+			   err == GW_OK)
+			err = pg_fail(c, "raw_select", r);
+		/* After a failure the rest is read and dropped: the
+		   connection must be idle again. */
+		PQclear(r);
+	}
+	return err;
+}
+
+/* Room for n more bytes in the COPY buffer. */
+static bool
+pg_raw_room(struct pg *c, size_t n)
+{
+	size_t cap;
+	char *nb;
+
+	if (c->raw_len + n <= c->raw_cap)
+		return true;
+	cap = c->raw_cap * 2 + n + PG_RAW_CHUNK;
+	if ((nb = realloc(c->raw_buf, cap)) == NULL)
+		return false;
+	c->raw_buf = nb;
+	c->raw_cap = cap;
+	return true;
+}
+
+/* Append s (len bytes) to the COPY buffer, escaped for COPY's text
+ * format. */
+static bool
+pg_raw_text(struct pg *c, const char *s, size_t len)
+{
+	if (!pg_raw_room(c, 2 * len))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char e = 0;
+
+		switch (s[i]) {
+		case '\\':
+			e = '\\';
+			break;
+		case '\n':
+			e = 'n';
+			break;
+		case '\r':
+			e = 'r';
+			break;
+		case '\t':
+			e = 't';
+			break;
+		default:
+			break;
+		}
+		if (e != 0) {
+			c->raw_buf[c->raw_len++] = '\\';
+			c->raw_buf[c->raw_len++] = e;
+		} else
+			c->raw_buf[c->raw_len++] = s[i];
+	}
+	return true;
+}
+
+/* One row as a line of COPY's text format: bytea as \x hex (its
+ * backslash escaped), NULL as \N. */
+static bool
+pg_raw_line(struct pg *c, const struct store_val *v, size_t ncols)
+{
+	static const char hex[] = "0123456789abcdef";
+	char num[24];
+
+	for (size_t i = 0; i < ncols; i++) {
+		if (!pg_raw_room(c, 4))
+			return false;
+		if (i > 0)
+			c->raw_buf[c->raw_len++] = '\t';
+		switch (v[i].type) {
+		case STORE_VAL_NULL:
+			c->raw_buf[c->raw_len++] = '\\';
+			c->raw_buf[c->raw_len++] = 'N';
+			break;
+		case STORE_VAL_INT:
+			snprintf(num, sizeof(num), "%lld", (long long)v[i].i);
+			if (!pg_raw_text(c, num, strlen(num)))
+				return false;
+			break;
+		case STORE_VAL_TEXT:
+			if (!pg_raw_text(c, v[i].p, v[i].len))
+				return false;
+			break;
+		case STORE_VAL_BLOB:
+			if (!pg_raw_room(c, 3 + 2 * v[i].len))
+				return false;
+			c->raw_buf[c->raw_len++] = '\\';
+			c->raw_buf[c->raw_len++] = '\\';
+			c->raw_buf[c->raw_len++] = 'x';
+			for (size_t k = 0; k < v[i].len; k++) {
+				unsigned char b =
+				    ((const unsigned char *)v[i].p)[k];
+
+				c->raw_buf[c->raw_len++] = hex[b >> 4];
+				c->raw_buf[c->raw_len++] = hex[b & 15];
+			}
+			break;
+		}
+	}
+	if (!pg_raw_room(c, 1))
+		return false;
+	c->raw_buf[c->raw_len++] = '\n';
+	return true;
+}
+
+static enum gw_err
+pg_raw_put(void *conn, const char *table, const struct store_col *cols,
+	   size_t ncols, const struct store_val *v)
+{
+	struct pg *c = conn;
+	enum gw_err err;
+	PGresult *r;
+
+	if (v == NULL || (c->raw_copy && strcmp(c->raw_table, table) != 0)) {
+		if ((err = pg_raw_copy_end(c, false)) != GW_OK || v == NULL)
+			return err;
+	}
+	if (!c->raw_copy) {
+		char sql[2048];
+		size_t len;
+
+		if (ncols > STORE_RAW_COLS_MAX ||
+		    strlen(table) >= sizeof(c->raw_table))
+			return GW_INVALID;
+		snprintf(sql, sizeof(sql), "COPY \"%s\" (", table);
+		if (!pg_raw_list(sql, sizeof(sql), cols, ncols, false))
+			return GW_INVALID;
+		len = strlen(sql);
+		if (snprintf(sql + len, sizeof(sql) - len, ") FROM STDIN") >=
+		    (int)(sizeof(sql) - len))
+			return GW_INVALID;
+		r = PQexec(c->db, sql);
+		if (PQresultStatus(r) != PGRES_COPY_IN) {
+			err = pg_fail(c, "raw_put", r);
+			PQclear(r);
+			return err;
+		}
+		PQclear(r);
+		c->raw_copy = true;
+		c->raw_len = 0;
+		util_strlcpy(c->raw_table, table, sizeof(c->raw_table));
+	}
+	if (!pg_raw_line(c, v, ncols))
+		return GW_NOMEM;
+	if (c->raw_len >= PG_RAW_CHUNK) {
+		if (PQputCopyData(c->db, c->raw_buf, (int)c->raw_len) != 1)
+			return pg_fail(c, "raw_put", NULL);
+		c->raw_len = 0;
+	}
+	return GW_OK;
+}
+
+/* Delete every row of table; its append-only triggers (the audit
+ * trail's) are disabled for that, in the open transaction. */
+static enum gw_err
+pg_raw_clear(void *conn, const char *table)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	char sql[512];
+	enum gw_err err;
+	bool guarded;
+
+	pa_text(&a, table);
+	if ((err = pg_q(c, "raw_clear",
+			"SELECT count(*) FROM pg_trigger WHERE tgrelid ="
+			" $1::regclass AND tgfoid ="
+			" 'pzpgw_audit_append_only'::regproc",
+			&a, &r)) != GW_OK)
+		return err;
+	guarded = pg_i64(r, 0, 0) > 0;
+	PQclear(r);
+	if (guarded) {
+		snprintf(sql, sizeof(sql),
+			 "ALTER TABLE \"%s\" DISABLE TRIGGER USER", table);
+		if ((err = pg_q(c, "raw_clear", sql, NULL, NULL)) != GW_OK)
+			return err;
+	}
+	snprintf(sql, sizeof(sql), "DELETE FROM \"%s\"", table);
+	if ((err = pg_q(c, "raw_clear", sql, NULL, NULL)) != GW_OK)
+		return err;
+	if (guarded) {
+		snprintf(sql, sizeof(sql),
+			 "ALTER TABLE \"%s\" ENABLE TRIGGER USER", table);
+		err = pg_q(c, "raw_clear", sql, NULL, NULL);
+	}
+	return err;
+}
+
+/* The audit trail's counter is audit_head (the last seq given and the
+ * hash the next record chains to); the others are serial sequences. */
+static enum gw_err
+pg_raw_counter(void *conn, const char *table, int64_t *last, bool set)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+	bool audit = strcmp(table, "audit") == 0;
+
+	if (audit && set) {
+		pa_i64(&a, *last);
+		return pg_q(c, "raw_counter",
+			    "UPDATE audit_head SET seq = $1, hash = (SELECT"
+			    " hash FROM audit ORDER BY seq DESC LIMIT 1)"
+			    " WHERE k = 1",
+			    &a, NULL);
+	}
+	if (audit)
+		err = pg_q(c, "raw_counter",
+			   "SELECT seq FROM audit_head WHERE k = 1", NULL, &r);
+	else if (set) {
+		pa_text(&a, table);
+		pa_i64(&a, *last);
+		return pg_q(c, "raw_counter",
+			    "SELECT setval(pg_get_serial_sequence($1, 'seq'),"
+			    " greatest($2, 1), $2 > 0)",
+			    &a, NULL);
+	} else {
+		pa_text(&a, table);
+		err = pg_q(c, "raw_counter",
+			   "SELECT coalesce((SELECT last_value FROM"
+			   " pg_sequences WHERE format('%I.%I', schemaname,"
+			   " sequencename) = pg_get_serial_sequence($1,"
+			   " 'seq')), 0)",
+			   &a, &r);
+	}
+	if (err != GW_OK)
+		return err;
+	*last = PQntuples(r) > 0 ? pg_i64(r, 0, 0) : 0;
+	PQclear(r);
+	return GW_OK;
+}
+
+/* Sessions of gateways (application name pzpgw, libpq's fallback
+ * pg_open sets) on this database other than this one. */
+static enum gw_err
+pg_raw_sessions(void *conn, int64_t *n)
+{
+	struct pg *c = conn;
+	PGresult *r = NULL;
+	enum gw_err err;
+
+	*n = 0;
+	if ((err = pg_q(c, "raw_sessions",
+			"SELECT count(*) FROM pg_stat_activity WHERE datname ="
+			" current_database() AND pid <> pg_backend_pid() AND"
+			" application_name LIKE 'pzpgw%'",
+			NULL, &r)) != GW_OK)
+		return err;
+	*n = pg_i64(r, 0, 0);
+	PQclear(r);
+	return GW_OK;
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .conn_open = pg_open,
@@ -2484,4 +2946,12 @@ const struct store_ops store_pg_ops = {
     .res_find = pg_res_find,
     .inbox_list = pg_inbox_list,
     .prune_inbound = pg_prune_inbound,
+    .raw_begin = pg_raw_begin,
+    .raw_end = pg_raw_end,
+    .raw_columns = pg_raw_columns,
+    .raw_select = pg_raw_select,
+    .raw_put = pg_raw_put,
+    .raw_clear = pg_raw_clear,
+    .raw_counter = pg_raw_counter,
+    .raw_sessions = pg_raw_sessions,
 };

@@ -382,6 +382,9 @@ struct sq {
 		sqlite3_stmt *st;
 	} rf[SQ_RF_CACHE];
 	unsigned rf_next; /* the slot replaced next */
+	/* store copy's INSERT for the table it writes (sq_raw_put). */
+	sqlite3_stmt *raw_put;
+	char raw_table[64];
 };
 
 static const char *const sq_states[STORE_STATE_COUNT] = {
@@ -602,6 +605,7 @@ sq_close(void *conn)
 		sqlite3_finalize(c->rf[i].st);
 		free(c->rf[i].sql);
 	}
+	sqlite3_finalize(c->raw_put);
 	sqlite3_close(c->db);
 	free(c);
 }
@@ -2751,6 +2755,365 @@ out:
 	return err;
 }
 
+/*
+ * Raw table access of store copy (store_copy.c). Identifiers come from
+ * store_copy.c's table list, never from outside data.
+ */
+static enum gw_err
+sq_raw_begin(void *conn, bool write)
+{
+	struct sq *c = conn;
+	int64_t v;
+
+	if (write)
+		return sq_exec(c, "BEGIN IMMEDIATE");
+	if (sq_exec(c, "BEGIN") != GW_OK)
+		return GW_PERM;
+	/* A deferred transaction takes its snapshot at its first read:
+	   now, so every table is read as of one moment. */
+	return sq_int(c, "SELECT count(*) FROM sqlite_master", &v);
+}
+
+static enum gw_err
+sq_raw_end(void *conn, bool commit)
+{
+	struct sq *c = conn;
+
+	if (c->raw_put != NULL) {
+		sqlite3_finalize(c->raw_put);
+		c->raw_put = NULL;
+		c->raw_table[0] = '\0';
+	}
+	if (sqlite3_get_autocommit(c->db))
+		return commit ? GW_PERM : GW_OK;
+	if (!commit) {
+		(void)sq_exec(c, "ROLLBACK");
+		return GW_OK;
+	}
+	return sq_exec(c, "COMMIT");
+}
+
+static enum gw_err
+sq_raw_columns(void *conn, char ***names, size_t *n)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	char **v = NULL, **nv;
+	size_t cnt = 0, cap = 0;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	*names = NULL;
+	*n = 0;
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT m.name || '.' || p.name FROM"
+				" sqlite_master m, pragma_table_info(m.name) p"
+				" WHERE m.type = 'table' ORDER BY 1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "raw_columns", rc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				err = GW_NOMEM;
+				goto out;
+			}
+			v = nv;
+		}
+		if ((v[cnt] = strdup(
+			 (const char *)sqlite3_column_text(st, 0))) == NULL) {
+			err = GW_NOMEM;
+			goto out;
+		}
+		cnt++;
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "raw_columns", rc);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK) {
+		store_raw_names_free(v, cnt);
+		return err;
+	}
+	*names = v;
+	*n = cnt;
+	return GW_OK;
+}
+
+/* "a", "b", ... of cols into b (with sep between; keys: BINARY
+ * collation for text, the byte order PostgreSQL's COLLATE "C" gives). */
+static bool
+sq_raw_list(char *b, size_t size, const struct store_col *cols, size_t n,
+	    bool order)
+{
+	size_t len = strlen(b);
+
+	for (size_t i = 0; i < n; i++) {
+		int w = snprintf(b + len, size - len, "%s\"%s\"%s",
+				 i > 0 ? ", " : "", cols[i].name,
+				 order && cols[i].type == STORE_VAL_TEXT
+				     ? " COLLATE BINARY"
+				     : "");
+
+		if (w < 0 || (size_t)w >= size - len)
+			return false;
+		len += (size_t)w;
+	}
+	return true;
+}
+
+static enum gw_err
+sq_raw_select(void *conn, const char *table, const struct store_col *cols,
+	      size_t ncols, size_t nkeys, store_raw_row_fn fn, void *arg)
+{
+	struct sq *c = conn;
+	struct store_val v[STORE_RAW_COLS_MAX];
+	char sql[2048] = "SELECT ";
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	size_t len;
+	int rc;
+
+	if (ncols > STORE_RAW_COLS_MAX ||
+	    !sq_raw_list(sql, sizeof(sql), cols, ncols, false))
+		return GW_INVALID;
+	len = strlen(sql);
+	snprintf(sql + len, sizeof(sql) - len, " FROM \"%s\" ORDER BY ", table);
+	if (!sq_raw_list(sql, sizeof(sql), cols, nkeys, true))
+		return GW_INVALID;
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "raw_select", rc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		for (size_t i = 0; i < ncols; i++) {
+			int k = (int)i;
+
+			memset(&v[i], 0, sizeof(v[i]));
+			if (sqlite3_column_type(st, k) == SQLITE_NULL)
+				continue;
+			v[i].type = cols[i].type;
+			switch (cols[i].type) {
+			case STORE_VAL_INT:
+				v[i].i = sqlite3_column_int64(st, k);
+				break;
+			case STORE_VAL_TEXT:
+				v[i].p = sqlite3_column_text(st, k);
+				v[i].len = (size_t)sqlite3_column_bytes(st, k);
+				break;
+			case STORE_VAL_BLOB:
+				v[i].p = sqlite3_column_blob(st, k);
+				v[i].len = (size_t)sqlite3_column_bytes(st, k);
+				break;
+			case STORE_VAL_NULL:
+				break;
+			}
+			if (v[i].p == NULL && v[i].type != STORE_VAL_INT &&
+			    sqlite3_errcode(c->db) == SQLITE_NOMEM) {
+				err = GW_NOMEM;
+				goto out;
+			}
+		}
+		if ((err = fn(arg, v, ncols)) != GW_OK)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "raw_select", rc);
+out:
+	sqlite3_finalize(st);
+	return err;
+}
+
+static enum gw_err
+sq_raw_put(void *conn, const char *table, const struct store_col *cols,
+	   size_t ncols, const struct store_val *v)
+{
+	struct sq *c = conn;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	if (v == NULL || strcmp(c->raw_table, table) != 0) {
+		sqlite3_finalize(c->raw_put);
+		c->raw_put = NULL;
+		c->raw_table[0] = '\0';
+		if (v == NULL)
+			return GW_OK;
+	}
+	if (c->raw_put == NULL) {
+		char sql[2048] = "INSERT INTO ";
+		size_t len = strlen(sql);
+
+		snprintf(sql + len, sizeof(sql) - len, "\"%s\" (", table);
+		if (ncols > STORE_RAW_COLS_MAX ||
+		    strlen(table) >= sizeof(c->raw_table) ||
+		    !sq_raw_list(sql, sizeof(sql), cols, ncols, false))
+			return GW_INVALID;
+		for (size_t i = 0; i < ncols; i++) {
+			len = strlen(sql);
+			snprintf(sql + len, sizeof(sql) - len, "%s",
+				 i == 0 ? ") VALUES (?" : ", ?");
+		}
+		len = strlen(sql);
+		if (snprintf(sql + len, sizeof(sql) - len, ")") != 1)
+			return GW_INVALID;
+		rc = sqlite3_prepare_v3(c->db, sql, -1,
+					SQLITE_PREPARE_PERSISTENT, &c->raw_put,
+					NULL);
+		if (rc != SQLITE_OK)
+			return sq_fail(c, "raw_put", rc);
+		util_strlcpy(c->raw_table, table, sizeof(c->raw_table));
+	}
+	sqlite3_reset(c->raw_put);
+	sqlite3_clear_bindings(c->raw_put);
+	for (size_t i = 0; i < ncols; i++) {
+		int k = (int)i + 1;
+
+		switch (v[i].type) {
+		case STORE_VAL_NULL:
+			rc = sqlite3_bind_null(c->raw_put, k);
+			break;
+		case STORE_VAL_INT:
+			rc = sqlite3_bind_int64(c->raw_put, k, v[i].i);
+			break;
+		case STORE_VAL_TEXT:
+			rc =
+			    sqlite3_bind_text64(c->raw_put, k, v[i].p, v[i].len,
+						SQLITE_STATIC, SQLITE_UTF8);
+			break;
+		default:
+			rc = sqlite3_bind_blob64(c->raw_put, k, v[i].p,
+						 v[i].len, SQLITE_STATIC);
+			break;
+		}
+		if (rc != SQLITE_OK)
+			return sq_fail(c, "raw_put", rc);
+	}
+	rc = sqlite3_step(c->raw_put);
+	if (rc != SQLITE_DONE)
+		err = sq_fail(c, "raw_put", rc);
+	sqlite3_reset(c->raw_put);
+	return err;
+}
+
+/* Delete every row of table; the append-only triggers of the audit
+ * trail (those that RAISE on DELETE) are dropped for it and made again
+ * from their own text, all in the open transaction. */
+static enum gw_err
+sq_raw_clear(void *conn, const char *table)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	char *saved[8] = {0}, *names[8] = {0};
+	size_t ns = 0;
+	char sql[256];
+	enum gw_err err = GW_OK;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT name, sql FROM sqlite_master WHERE"
+				" type = 'trigger' AND tbl_name = ?1 AND"
+				" sql LIKE '%BEFORE DELETE%RAISE%'",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "raw_clear", rc);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && ns < 8) {
+		if ((names[ns] = strdup(
+			 (const char *)sqlite3_column_text(st, 0))) == NULL ||
+		    (saved[ns] = strdup(
+			 (const char *)sqlite3_column_text(st, 1))) == NULL) {
+			free(names[ns]);
+			err = GW_NOMEM;
+			goto out;
+		}
+		ns++;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		err =
+		    rc == SQLITE_ROW ? GW_INVALID : sq_fail(c, "raw_clear", rc);
+		goto out;
+	}
+	for (size_t i = 0; i < ns; i++) {
+		snprintf(sql, sizeof(sql), "DROP TRIGGER \"%s\"", names[i]);
+		if ((err = sq_exec(c, sql)) != GW_OK)
+			goto out;
+	}
+	snprintf(sql, sizeof(sql), "DELETE FROM \"%s\"", table);
+	if ((err = sq_exec(c, sql)) != GW_OK)
+		goto out;
+	for (size_t i = 0; i < ns; i++)
+		if ((err = sq_exec(c, saved[i])) != GW_OK)
+			goto out;
+out:
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < ns; i++) {
+		free(saved[i]);
+		free(names[i]);
+	}
+	return err;
+}
+
+static enum gw_err
+sq_raw_counter(void *conn, const char *table, int64_t *last, bool set)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	rc = sqlite3_prepare_v2(
+	    c->db,
+	    set ? "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2"
+		  " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE"
+		  " name = ?1)"
+		: "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE"
+		  " name = ?1), 0)",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "raw_counter", rc);
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	if (set)
+		sqlite3_bind_int64(st, 2, *last);
+	rc = sqlite3_step(st);
+	if (!set && rc == SQLITE_ROW)
+		*last = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "raw_counter", rc);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (set) {
+		/* The row inserted above, or the one the copied rows made:
+		   the source's value either way. */
+		rc = sqlite3_prepare_v2(c->db,
+					"UPDATE sqlite_sequence SET seq = ?2"
+					" WHERE name = ?1",
+					-1, &st, NULL);
+		if (rc != SQLITE_OK) {
+			err = sq_fail(c, "raw_counter", rc);
+			goto out;
+		}
+		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, *last);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			err = sq_fail(c, "raw_counter", rc);
+	}
+out:
+	sqlite3_finalize(st);
+	return err;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .conn_open = sq_open,
@@ -2779,4 +3142,11 @@ const struct store_ops store_sqlite_ops = {
     .res_find = sq_res_find,
     .inbox_list = sq_inbox_list,
     .prune_inbound = sq_prune_inbound,
+    .raw_begin = sq_raw_begin,
+    .raw_end = sq_raw_end,
+    .raw_columns = sq_raw_columns,
+    .raw_select = sq_raw_select,
+    .raw_put = sq_raw_put,
+    .raw_clear = sq_raw_clear,
+    .raw_counter = sq_raw_counter,
 };

@@ -95,3 +95,11 @@ store_res_free(struct store_res *v, size_t n)
 		free(v[i].json);
 	free(v);
 }
+
+void
+store_raw_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
