@@ -2455,6 +2455,21 @@ out:
 	return err;
 }
 
+/* statement_timeout for the time left until mono_ms (at least 1 ms). */
+static void
+pg_set_deadline(void *conn, int64_t mono_ms)
+{
+	struct pg *c = conn;
+	int64_t left = mono_ms != 0 ? mono_ms - (int64_t)util_mono_ms() : 0;
+	char sql[64];
+
+	if (mono_ms != 0 && left < 1)
+		left = 1;
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %lld",
+		 (long long)left);
+	(void)pg_q(c, "set_deadline", sql, NULL, NULL);
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .conn_open = pg_open,
@@ -2484,4 +2499,5 @@ const struct store_ops store_pg_ops = {
     .res_find = pg_res_find,
     .inbox_list = pg_inbox_list,
     .prune_inbound = pg_prune_inbound,
+    .set_deadline = pg_set_deadline,
 };

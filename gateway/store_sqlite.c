@@ -382,6 +382,7 @@ struct sq {
 		sqlite3_stmt *st;
 	} rf[SQ_RF_CACHE];
 	unsigned rf_next; /* the slot replaced next */
+	int64_t deadline; /* store_set_deadline; 0: none */
 };
 
 static const char *const sq_states[STORE_STATE_COUNT] = {
@@ -2751,6 +2752,27 @@ out:
 	return err;
 }
 
+/* sqlite3_progress_handler: non-zero interrupts the statement. */
+static int
+sq_progress(void *arg)
+{
+	const struct sq *c = arg;
+
+	return c->deadline != 0 && (int64_t)util_mono_ms() >= c->deadline;
+}
+
+static void
+sq_set_deadline(void *conn, int64_t mono_ms)
+{
+	struct sq *c = conn;
+
+	c->deadline = mono_ms;
+	/* Every 100 virtual machine steps (a clock read each: well under a
+	   microsecond per check). */
+	sqlite3_progress_handler(c->db, mono_ms != 0 ? 100 : 0,
+				 mono_ms != 0 ? sq_progress : NULL, c);
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .conn_open = sq_open,
@@ -2779,4 +2801,5 @@ const struct store_ops store_sqlite_ops = {
     .res_find = sq_res_find,
     .inbox_list = sq_inbox_list,
     .prune_inbound = sq_prune_inbound,
+    .set_deadline = sq_set_deadline,
 };
