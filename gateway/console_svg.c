@@ -81,7 +81,8 @@ console_head(FILE *fp, const char *title, const char *active, const char *csrf)
 	      "charset=\"utf-8\"><title>",
 	      fp);
 	console_esc(fp, title);
-	fputs(" - pzpgw</title><link rel=\"stylesheet\" "
+	fputs(" - pzpgw</title><link rel=\"icon\" href=\"data:,\"><link "
+	      "rel=\"stylesheet\" "
 	      "href=\"/assets/console.css\"><script src=\"/assets/console.js\" "
 	      "defer></script></head>\n<body><header><span "
 	      "class=\"brand\">pzpgw console</span><nav>",
