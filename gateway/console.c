@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
@@ -93,7 +94,16 @@ worker_cleanup(void *arg, void *wctx)
 static void
 worker_run(struct workpool_job *link, void *wctx)
 {
-	console_page_run(WORKPOOL_JOB(link, struct console_job, link), wctx);
+	struct console_worker *w = wctx;
+
+	/* who 0 is the calling thread on Linux (nice is per thread there);
+	 * once, on the worker's own thread. */
+	if (!w->niced) {
+		if (setpriority(PRIO_PROCESS, 0, CONSOLE_NICE) != 0)
+			log_warn("event=console_nice_failed");
+		w->niced = true;
+	}
+	console_page_run(WORKPOOL_JOB(link, struct console_job, link), w);
 }
 
 static void

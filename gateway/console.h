@@ -21,6 +21,10 @@ struct workpool;
 /* Most console worker threads (pages are few; they must not take the
  * cores intake needs). */
 #define CONSOLE_MAX_WORKERS 2
+/* The console worker's nice value: a page over a large store yields the
+ * CPU to intake, pulls and delivery, so refreshing the console adds no
+ * latency there (Linux: nice is per thread). */
+#define CONSOLE_NICE 19
 
 struct console {
 	/* The daemon's store: console actions go to its audit trail

@@ -76,6 +76,7 @@ struct console_worker {
 	struct store *ro; /* page reads; opened at first use */
 	struct store *rw; /* actions; opened at first use */
 	struct validate_ctx *v[2];
+	bool niced; /* CONSOLE_NICE applied to this thread */
 };
 
 /* Run j's page on worker w: sets j->status, ctype and out. */

@@ -65,6 +65,9 @@ open_ro(struct console_job *j, struct console_worker *w)
 	o.readonly = true;
 	o.create = false;
 	o.quiet = true;
+	/* The daemon's own store keeps the WAL in check; a reader needs
+	   no upkeep thread of its own. */
+	o.background_upkeep = false;
 	if ((err = store_open(&o, &w->ro)) != GW_OK)
 		log_warnx("event=console_store_failed mode=read error=%s",
 			  gw_strerror(err));
@@ -83,7 +86,7 @@ open_rw(struct console_job *j, struct console_worker *w)
 	o.readonly = false;
 	o.create = false;
 	o.quiet = true;
-	o.background_upkeep = false;
+	o.background_upkeep = false; /* as open_ro */
 	if ((err = store_open(&o, &w->rw)) != GW_OK)
 		log_warnx("event=console_store_failed mode=write error=%s",
 			  gw_strerror(err));

@@ -167,6 +167,12 @@ def test_pages_headers_charts_and_no_patient_data(console):
     assert c.get("/assets/nope.js")[0] == 404
     assert c.get("/queue?state=bogus")[0] == 400
     assert c.get("/nope")[0] == 404
+    # the console worker runs niced (CONSOLE_NICE), the rest is not
+    nices = []
+    for tid in os.listdir("/proc/%d/task" % g.proc.pid):
+        with open("/proc/%d/task/%s/stat" % (g.proc.pid, tid)) as f:
+            nices.append(int(f.read().rsplit(")", 1)[1].split()[16]))
+    assert nices.count(19) == 1 and nices.count(0) == len(nices) - 1, nices
 
 
 def test_csrf_refused_and_replay_with_confirmation_audited(console):
@@ -330,3 +336,60 @@ def test_time_limit_answers_503(pki, tmp_path):
     finally:
         g.stop()
         s.db.close()
+
+
+@pytest.fixture(scope="module")
+def pg():
+    p = gw.Postgres()
+    if not p.start():
+        p.stop()
+        pytest.skip("PostgreSQL is not installed (apt-get install "
+                    "postgresql; make deps does)")
+    yield p
+    p.stop()
+
+
+def test_console_on_postgresql(pg, pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path))
+    gw.use_postgres(g, pg)
+    g.sections["peer " + R] = {
+        "name": "gp2", "allow": "pull, validate",
+        "endpoint": "https://127.0.0.1:%d/fhir" % gw.free_port()}
+    g.start()
+    url = g.sections["store"]["url"]
+    now = int(gw.time.time() * 1000)
+    try:
+        seq = pg.sql(url, (
+            "INSERT INTO messages (id, direction, sender_ura, bundle_system,"
+            " bundle_value, patient_key, fhir_version, document, sha256,"
+            " accepted_at, answer_status) VALUES ('%s', 'outbound',"
+            " '90000002', 'urn:ietf:rfc:3986', 'urn:uuid:x', '%s', '4.0.1',"
+            " '\\x7b7d', 'ab', %d, 202) RETURNING seq") %
+            (DEAD, PATIENT, now - 5000))[0][0]
+        pg.sql(url, "INSERT INTO outbox (message_seq, receiver_ura,"
+               " patient_key, state, attempts, next_attempt_at, last_status)"
+               " VALUES (%s, '%s', '%s', 'dead', 3, %d, 422)"
+               % (seq, R, PATIENT, now))
+        c = Console(g)
+        status, h, body = c.get("/")
+        assert status == 200, body[:300]
+        check_headers(h)
+        assert body.count('class="bar"') == 30
+        status, _, body = c.get("/queue?state=dead")
+        assert status == 200 and DEAD in body and PATIENT not in body
+        status, _, confirm = c.get(
+            "/queue/act?action=replay&id=%s&receiver=%s" % (DEAD, R))
+        t = re.search(r'name="csrf" value="([0-9a-f]{64})"',
+                      confirm).group(1)
+        status, _, _ = c.request("POST", "/queue/act", form={
+            "csrf": t, "id": DEAD, "receiver": R, "action": "replay"})
+        assert status == 303
+        state, replays = pg.sql(url, "SELECT state, replays FROM outbox"
+                                " WHERE message_seq = %s" % seq)[0]
+        assert state in ("due", "inflight") and replays == "1"
+        rec = gw.wait_for(lambda: pg.sql(
+            url, "SELECT ura, cert_issuer FROM audit WHERE interaction ="
+            " 'operator-replay'"), what="audit record")
+        assert rec[0] == [R, "console 127.0.0.1 loopback"]
+    finally:
+        g.stop()

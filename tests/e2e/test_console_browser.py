@@ -137,11 +137,12 @@ def test_replay_a_dead_letter_from_the_queue_page(site):
     rows = d.find_elements(By.CSS_SELECTOR, "#rows tr.row")
     assert [r.get_attribute("data-state") for r in rows] == ["dead"]
     rows[0].find_element(By.CSS_SELECTOR, "a.id").click()
+    WebDriverWait(d, 10).until(lambda x: x.find_elements(By.ID, "msgid"))
     assert d.find_element(By.ID, "msgid").text == DEAD
     assert d.find_element(By.ID, "state-" + R).text == "dead"
     shot(d, "row-dead")
     d.find_element(By.ID, "act-replay").click()
-    assert d.find_element(By.ID, "confirm")
+    WebDriverWait(d, 10).until(lambda x: x.find_elements(By.ID, "confirm"))
     assert s.row(DEAD, R)["state"] == "dead"  # not before confirming
     shot(d, "confirm")
     d.find_element(By.ID, "do").click()
@@ -169,7 +170,8 @@ def test_playground_shows_the_finding(site, tmp_path):
     area.clear()
     area.send_keys(text)
     d.find_element(By.ID, "validate").click()
-    verdict = d.find_element(By.ID, "verdict")
+    verdict = WebDriverWait(d, 10).until(
+        lambda x: x.find_elements(By.ID, "verdict"))[0]
     assert "bad" in verdict.get_attribute("class")
     marks = [m.text for m in d.find_elements(By.CSS_SELECTOR,
                                              "#findings mark.path")]
@@ -194,6 +196,7 @@ def test_playground_shows_the_finding(site, tmp_path):
         lambda x: "yesterday" in x.find_element(By.ID, "resource")
         .get_attribute("value"))
     d.find_element(By.ID, "validate").click()
+    WebDriverWait(d, 10).until(lambda x: x.find_elements(By.ID, "verdict"))
     marks = [m.text for m in d.find_elements(By.CSS_SELECTOR,
                                              "#findings mark.path")]
     assert any(m.startswith("Patient.birthDate") for m in marks), marks
