@@ -18,7 +18,7 @@ import urllib.parse
 import pytest
 
 import gw
-from test_queue_cli import SECRET, Store
+from test_queue_cli import DAY, SECRET, Store
 
 CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; "
        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; "
@@ -122,6 +122,9 @@ def check_headers(h):
 
 def test_pages_headers_charts_and_no_patient_data(console):
     g, s = console
+    for i in range(2):  # 2 messages three days ago: a day of "<5"
+        s.add("0a1d0000%d-0000-4000-8000-000000000000" % i, [R],
+              patient=PATIENT, accepted_at=gw.time.time() * 1000 - 3 * DAY)
     c = Console(g)
     pages = {}
     for path in ("/", "/queue", "/queue?state=dead", "/usage",
@@ -143,6 +146,9 @@ def test_pages_headers_charts_and_no_patient_data(console):
     assert len(re.search(r'points="([^"]*)"', svg24).group(1).split()) == 24
     svg30 = re.search(r'<svg[^>]*id="chart-30d".*?</svg>', ov, re.S).group(0)
     assert svg30.count('class="bar"') == 30
+    titles = re.findall(r"<title>([^<]*)</title></rect>", svg30)
+    assert titles[-1].endswith(": 7") and titles[-4].endswith(": &lt;5")
+    assert all(t.endswith(": 0") for t in titles[:-4]), titles
     # 7 messages accepted in the last hour: the last point says so
     assert ": 7</title></circle>" in svg24
     assert 'id="depth"' in ov and "dead" in ov
