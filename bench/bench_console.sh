@@ -60,7 +60,7 @@ t0=$(date +%s)
 if command -v bench_big_store >/dev/null 2>&1; then
 	gen="bench_big_store (bench/lib.sh)"
 	rm -f "$work/big.db" "$work/big.db.created"
-	bench_big_store "$nmsg" "$work/big.db"
+	bench_big_store "$nmsg" "$work/big.db" "$bin"
 else
 	gen="bench/console_store.py"
 	$py "$src/bench/console_store.py" "$work/big.db" "$nmsg" 60

@@ -9,13 +9,23 @@ document.addEventListener("DOMContentLoaded", function () {
     file.addEventListener("change", function () {
       var f = file.files && file.files[0];
       if (!f) return;
-      if (f.size > 65536) {
-        alert("The playground takes at most 64 KiB.");
-        return;
-      }
       var r = new FileReader();
       r.onload = function () { text.value = r.result; };
       r.readAsText(f);
+    });
+  }
+  /* The admin listener takes forms of at most 64 KiB, URL-encoded: say
+   * so here rather than get its 413 answer. */
+  var form = document.getElementById("pg");
+  if (form && text) {
+    form.addEventListener("submit", function (ev) {
+      var size = encodeURIComponent(text.value).length + 200;
+      if (size > 65536) {
+        ev.preventDefault();
+        alert("The playground takes at most 64 KiB once form-encoded (" +
+              "this is " + Math.ceil(size / 1024) + " KiB): validate a " +
+              "smaller part, or use pzpgw validate.");
+      }
     });
   }
   var links = document.querySelectorAll("a.goto");

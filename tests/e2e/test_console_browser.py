@@ -201,4 +201,14 @@ def test_playground_shows_the_finding(site, tmp_path):
                                              "#findings mark.path")]
     assert any(m.startswith("Patient.birthDate") for m in marks), marks
     shot(d, "playground-file")
+    # too big for the admin listener's form limit: the script says so
+    # instead of sending it
+    d.execute_script("document.getElementById('resource').value = "
+                     "'{\"resourceType\":\"Patient\",\"x\":\"' + "
+                     "'y'.repeat(70000) + '\"}'; window.stayed = 1;")
+    d.find_element(By.ID, "validate").click()
+    alert = WebDriverWait(d, 10).until(lambda x: x.switch_to.alert)
+    assert "64 KiB" in alert.text
+    alert.accept()
+    assert d.execute_script("return window.stayed") == 1  # not sent
     assert_local(d, base)
