@@ -24,7 +24,7 @@ struct workpool;
 /* The console worker's nice value: a page over a large store yields the
  * CPU to intake, pulls and delivery, so refreshing the console adds no
  * latency there (Linux: nice is per thread). */
-#define CONSOLE_NICE 19
+#define CONSOLE_NICE 10
 
 struct console {
 	/* The daemon's store: console actions go to its audit trail

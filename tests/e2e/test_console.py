@@ -178,7 +178,7 @@ def test_pages_headers_charts_and_no_patient_data(console):
     for tid in os.listdir("/proc/%d/task" % g.proc.pid):
         with open("/proc/%d/task/%s/stat" % (g.proc.pid, tid)) as f:
             nices.append(int(f.read().rsplit(")", 1)[1].split()[16]))
-    assert nices.count(19) == 1 and nices.count(0) == len(nices) - 1, nices
+    assert nices.count(10) == 1 and nices.count(0) == len(nices) - 1, nices
 
 
 def test_csrf_refused_and_replay_with_confirmation_audited(console):
