@@ -257,30 +257,11 @@ mac_hex(const void *key, size_t keylen, const char *msg, char out[65])
 	OPENSSL_cleanse(md, sizeof(md));
 }
 
-/* The value of cookie name in the Cookie header into out; false when
- * absent or too long. */
+/* The value of cookie name of the request into out (console_cookie). */
 static bool
 cookie_get(struct http_req *req, const char *name, char *out, size_t n)
 {
-	const char *h = http_req_header(req, "Cookie");
-	size_t nl = strlen(name);
-
-	while (h != NULL && *h != '\0') {
-		size_t len;
-
-		while (*h == ' ' || *h == ';')
-			h++;
-		len = strcspn(h, ";");
-		if (len > nl && strncmp(h, name, nl) == 0 && h[nl] == '=') {
-			if (len - nl - 1 >= n)
-				return false;
-			memcpy(out, h + nl + 1, len - nl - 1);
-			out[len - nl - 1] = '\0';
-			return true;
-		}
-		h += len;
-	}
-	return false;
+	return console_cookie(http_req_header(req, "Cookie"), name, out, n);
 }
 
 /* True when the request carries the token (Bearer or login cookie). */
@@ -316,64 +297,6 @@ add_headers(struct http_req *req)
 	http_req_add_header(req, "Content-Security-Policy", csp);
 	http_req_add_header(req, "Referrer-Policy", "no-referrer");
 	http_req_add_header(req, "X-Frame-Options", "DENY");
-}
-
-/* ---- forms ---- */
-
-/* Decode a x-www-form-urlencoded value of n bytes at s into out ('+' is
- * a space); false when it does not fit or is malformed. */
-static bool
-form_decode(const char *s, size_t n, char *out, size_t outlen, size_t *len)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-
-		if (c == '+') {
-			c = ' ';
-		} else if (c == '%') {
-			int hi, lo;
-
-			if (i + 2 >= n)
-				return false;
-			hi = util_hexval((unsigned char)s[i + 1]);
-			lo = util_hexval((unsigned char)s[i + 2]);
-			if (hi < 0 || lo < 0)
-				return false;
-			c = hi * 16 + lo;
-			i += 2;
-		}
-		if (o + 1 >= outlen)
-			return false;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	if (len != NULL)
-		*len = o;
-	return true;
-}
-
-/* The decoded form field name of body into out (heap when big); false
- * when absent or malformed. */
-static bool
-form_field(const char *body, const char *name, char *out, size_t outlen,
-	   size_t *len)
-{
-	size_t nl = strlen(name);
-	const char *p = body;
-
-	while (p != NULL && *p != '\0') {
-		size_t flen = strcspn(p, "&");
-
-		if (flen > nl && strncmp(p, name, nl) == 0 && p[nl] == '=')
-			return form_decode(p + nl + 1, flen - nl - 1, out,
-					   outlen, len);
-		p += flen;
-		if (*p == '&')
-			p++;
-	}
-	return false;
 }
 
 /* ---- requests ---- */
@@ -532,14 +455,15 @@ queue_args(struct console_job *j, struct http_req *req, const char *form)
 
 	j->state = -1;
 	if (form != NULL) {
-		if (form_field(form, "id", j->id, sizeof(j->id), NULL) &&
+		if (console_form_field(form, "id", j->id, sizeof(j->id),
+				       NULL) &&
 		    !is_id(j->id))
 			return false;
-		if (form_field(form, "receiver", j->receiver,
-			       sizeof(j->receiver), NULL) &&
+		if (console_form_field(form, "receiver", j->receiver,
+				       sizeof(j->receiver), NULL) &&
 		    j->receiver[0] != '\0' && !is_ura(j->receiver))
 			return false;
-		if (!form_field(form, "action", v, sizeof(v), NULL))
+		if (!console_form_field(form, "action", v, sizeof(v), NULL))
 			return false;
 	} else {
 		q = http_req_query(req, "id");
@@ -632,7 +556,7 @@ do_login(struct console *c, struct console_job *j, const char *form)
 	size_t n = 0;
 	bool ok;
 
-	ok = form_field(form, "token", tok, sizeof(tok), &n) &&
+	ok = console_form_field(form, "token", tok, sizeof(tok), &n) &&
 	     secret_equal(tok, n, c->token, c->token_len);
 	OPENSSL_cleanse(tok, sizeof(tok));
 	if (!ok) {
@@ -708,7 +632,7 @@ console_handle(struct http_req *req, void *arg)
 	if (post) {
 		char got[80];
 
-		if (!form_field(form, "csrf", got, sizeof(got), NULL) ||
+		if (!console_form_field(form, "csrf", got, sizeof(got), NULL) ||
 		    !secret_equal(got, strlen(got), j->csrf, 64)) {
 			log_warnx("event=console_csrf_refused id=%s from=%s "
 				  "path=%s",
@@ -828,14 +752,14 @@ console_handle(struct http_req *req, void *arg)
 		char v[8] = "";
 
 		if ((j->text = malloc(CONSOLE_TEXT_MAX + 1)) == NULL ||
-		    !form_field(form, "resource", j->text, CONSOLE_TEXT_MAX + 1,
-				&j->text_len)) {
+		    !console_form_field(form, "resource", j->text,
+					CONSOLE_TEXT_MAX + 1, &j->text_len)) {
 			reply_message(j, 400, "Bad request",
 				      "Paste a resource (at most 64 KiB) in "
 				      "the form.");
 			return;
 		}
-		(void)form_field(form, "version", v, sizeof(v), NULL);
+		(void)console_form_field(form, "version", v, sizeof(v), NULL);
 		j->stu3 = strcmp(v, "stu3") == 0;
 		break;
 	}

@@ -89,6 +89,20 @@ void console_page_playground_form(struct console_job *j);
 void console_page_message(struct console_job *j, const char *title,
 			  const char *text);
 
+/* ---- forms and cookies (console_form.c) ---- */
+
+/*
+ * The value of field name in the x-www-form-urlencoded body (NUL-ended),
+ * decoded ('+' a space, %XX a byte) into out (outlen bytes, with its
+ * NUL); *len (may be NULL) its length, which may hold NUL bytes. False
+ * when the field is absent, malformed or does not fit.
+ */
+bool console_form_field(const char *body, const char *name, char *out,
+			size_t outlen, size_t *len);
+/* The value of cookie name in a Cookie header (NULL: none) into out (n
+ * bytes with its NUL); false when absent or too long. */
+bool console_cookie(const char *header, const char *name, char *out, size_t n);
+
 /* ---- HTML and SVG (console_svg.c) ---- */
 
 /* Write s HTML-escaped (also for attribute values). */
