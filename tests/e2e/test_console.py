@@ -399,3 +399,45 @@ def test_console_on_postgresql(pg, pki, tmp_path):
         assert rec[0] == [R, "console 127.0.0.1 loopback"]
     finally:
         g.stop()
+
+
+def host_address():
+    """A non-loopback address of this host, or None."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.255.255.255", 1))  # no packet: picks a route
+        a = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if a.startswith("127.") else a
+
+
+def test_other_addresses_need_a_token(pki, tmp_path):
+    addr = host_address()
+    if addr is None:
+        pytest.skip("this host has no address other than loopback")
+    g = gw.Gateway(pki, str(tmp_path), admin__address="0.0.0.0")
+    g.start()
+    try:
+        def get(host):
+            conn = http.client.HTTPConnection(host, g.admin_port,
+                                              timeout=10)
+            try:
+                conn.request("GET", "/queue")
+                r = conn.getresponse()
+                return r.status, r.read().decode()
+            finally:
+                conn.close()
+        status, body = get(addr)
+        assert status == 403 and "token_file" in body
+        assert get("127.0.0.1")[0] == 200
+        # health and metrics are not the console's to refuse
+        conn = http.client.HTTPConnection(addr, g.admin_port, timeout=10)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+        conn.close()
+    finally:
+        g.stop()
