@@ -20,7 +20,8 @@ DEB_BUILD = make gcc libc6-dev pkg-config openssl ca-certificates curl \
             libevent-dev libsqlite3-dev libinih-dev libxml2-dev libpq-dev
 DEB_TEST = libcmocka-dev python3 python3-pytest python3-jwcrypto sqlite3 \
            clang libclang-rt-14-dev cppcheck clang-tidy clang-format \
-           dpkg-dev lintian adduser systemd git postgresql
+           dpkg-dev lintian adduser systemd git postgresql \
+           chromium chromium-driver python3-selenium
 
 WARN = -Wall -Wextra -Wshadow -Wformat=2 -Wvla -Wmissing-prototypes \
        -Wstrict-prototypes -Wno-unused-parameter
@@ -53,6 +54,9 @@ LIBS = $(PKG_LIBS) -lm -pthread
 GW_SRC := $(wildcard gateway/*.c gateway/fhir/*.c)
 LIB_SRC := $(filter-out gateway/main.c,$(GW_SRC))
 LIB_OBJ := $(LIB_SRC:gateway/%.c=$(BUILD)/obj/%.o)
+# The console's stylesheet and script, compiled in (console_assets.h).
+CONSOLE_ASSETS := $(wildcard gateway/console/*.css gateway/console/*.js)
+LIB_OBJ += $(BUILD)/gen/console_assets.o
 MAIN_OBJ := $(BUILD)/obj/main.o
 LIB := $(BUILD)/libpzpgw.a
 BIN := $(BUILD)/pzpgw
@@ -116,6 +120,13 @@ deps: deps-build
 
 $(BUILD)/obj/%.o: gateway/%.c
 	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/gen/console_assets.c: gateway/console/embed.sh $(CONSOLE_ASSETS)
+	@mkdir -p $(@D)
+	sh gateway/console/embed.sh $@ $(CONSOLE_ASSETS)
+
+$(BUILD)/gen/console_assets.o: $(BUILD)/gen/console_assets.c gateway/console_assets.h
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)

@@ -150,6 +150,18 @@ static const struct key cfg_keys[] = {
      NULL},
     {"admin", "port", T_PORT, 0, C(admin_port), "9090", 0, 65535, NULL,
      "Port of the admin listener; 0 turns it off.", NULL},
+    {"admin", "token_file", T_PATH, F_FILE | F_SECRET, C(admin_token_file),
+     NULL, 0, 0, NULL,
+     "A file (mode 600, not readable by others) whose first line is the "
+     "operator console's token: every console page then asks for it (a "
+     "login form, or Authorization: Bearer for scripts). Without it the "
+     "console answers loopback clients only.",
+     "none"},
+    {"admin", "time_limit", T_DURATION, 0, C(admin_time_limit_ms), "5s", 1,
+     10 * MIN, NULL,
+     "Longest time a console page may spend reading the store; past it the "
+     "page answers 503.",
+     NULL},
 
     {"store", "path", T_PATH, 0, C(store_path), "/var/lib/pzpgw/pzpgw.db", 0, 0,
      NULL,
@@ -1918,7 +1930,8 @@ config_warnings(const struct config *cfg, config_err_fn warn, void *arg)
 		snprintf(msg, sizeof(msg),
 			 "[admin] address: %s is not a loopback address: "
 			 "/healthz, /readyz and /metrics are plain HTTP "
-			 "without authentication; keep them on 127.0.0.1 or "
+			 "without authentication (the console asks for "
+			 "[admin] token_file); keep them on 127.0.0.1 or "
 			 "behind a firewall",
 			 cfg->admin_address);
 		if (warn != NULL)

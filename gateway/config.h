@@ -74,6 +74,10 @@ struct config {
 	/* [admin]: health and metrics over plain HTTP; port 0 disables */
 	unsigned admin_port;
 	char *admin_address;
+	/* The console's token (a file, first line; NULL: loopback trust
+	   only) and the time a console page may spend in the store. */
+	char *admin_token_file;
+	uint64_t admin_time_limit_ms;
 
 	/* [store] */
 	char *store_path; /* SQLite file */

@@ -883,6 +883,19 @@ http_req_id(const struct http_req *req)
 	return req->id;
 }
 
+void
+http_req_peer_addr(const struct http_req *req, char *out, size_t n)
+{
+	struct evhttp_connection *evcon =
+	    req->ev != NULL ? evhttp_request_get_connection(req->ev) : NULL;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (evcon != NULL)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	util_strlcpy(out, addr != NULL && addr[0] != '\0' ? addr : "-", n);
+}
+
 const struct tls_peer *
 http_req_peer(const struct http_req *req)
 {

@@ -105,6 +105,9 @@ const char *http_req_query_string(const struct http_req *req);
 const char *http_req_header(const struct http_req *req, const char *name);
 /* The request id (also sent back as X-Request-Id). */
 const char *http_req_id(const struct http_req *req);
+/* The client's numeric address (without port) into out, "-" when it
+ * is not known; on either listener. */
+void http_req_peer_addr(const struct http_req *req, char *out, size_t n);
 /* The verified peer on the organisation listener, NULL on admin. */
 const struct tls_peer *http_req_peer(const struct http_req *req);
 /* The configuration in force when the request arrived; it stays valid

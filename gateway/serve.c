@@ -20,6 +20,7 @@
 #include "api.h"
 #include "cli.h"
 #include "config.h"
+#include "console.h"
 #include "deliver.h"
 #include "http.h"
 #include "intake.h"
@@ -60,6 +61,7 @@ struct serve {
 	struct http_server *srv;
 	struct api api;
 	struct intake intake;
+	struct console console;
 	struct provider provider;
 	struct store *store;
 	struct deliver *deliver;
@@ -662,6 +664,24 @@ serve_run(struct serve *s)
 	    {"GET", "/healthz", 0, 0, api_healthz, &s->api, NULL},
 	    {"GET", "/readyz", 0, 0, api_readyz, &s->api, NULL},
 	    {"GET", "/metrics", 0, 0, api_metrics, &s->api, NULL},
+	    /* The operator console (console.c). */
+	    {"GET", "/", 0, 0, console_handle, &s->console, NULL},
+	    {"GET", "/assets/*", 0, 0, console_handle, &s->console, NULL},
+	    {"GET", "/login", 0, 0, console_handle, &s->console, NULL},
+	    {"POST", "/login", HTTP_ROUTE_FORM_BODY, 0, console_handle,
+	     &s->console, NULL},
+	    {"POST", "/logout", HTTP_ROUTE_FORM_BODY, 0, console_handle,
+	     &s->console, NULL},
+	    {"GET", "/queue", 0, 0, console_handle, &s->console, NULL},
+	    {"GET", "/queue/row", 0, 0, console_handle, &s->console, NULL},
+	    {"GET", "/queue/act", 0, 0, console_handle, &s->console, NULL},
+	    {"POST", "/queue/act", HTTP_ROUTE_FORM_BODY, 0, console_handle,
+	     &s->console, NULL},
+	    {"GET", "/usage", 0, 0, console_handle, &s->console, NULL},
+	    {"GET", "/usage.csv", 0, 0, console_handle, &s->console, NULL},
+	    {"GET", "/playground", 0, 0, console_handle, &s->console, NULL},
+	    {"POST", "/playground", HTTP_ROUTE_FORM_BODY, 0, console_handle,
+	     &s->console, NULL},
 	    {NULL, NULL, 0, 0, NULL, NULL, NULL},
 	};
 	SSL_CTX *ctx = NULL;
@@ -685,6 +705,8 @@ serve_run(struct serve *s)
 		SSL_CTX_free(ctx);
 		return CLI_FAIL;
 	}
+	if (console_init(&s->console) != GW_OK)
+		fatalx("event=startup_failed reason=console_init");
 	if (provider_init(pv, s->intake.rules[RULES_R4]) != GW_OK)
 		fatalx("event=startup_failed reason=provider_init");
 	pv->stu3 = s->intake.rules[RULES_STU3];
@@ -723,6 +745,16 @@ serve_run(struct serve *s)
 		if (provider_workers_start(
 			pv, s->base, ncpu < 1 ? 1 : (unsigned)ncpu) != GW_OK)
 			log_warnx("event=pull_workers_failed fallback=inline");
+		/* The console's own threads: a slow page never waits on
+		 * (or holds up) intake or pulls. */
+		s->console.store = s->store;
+		s->console.rules[0] = s->intake.rules[RULES_R4];
+		s->console.rules[1] = s->intake.rules[RULES_STU3];
+		s->console.kick = kick_delivery;
+		s->console.kick_arg = s;
+		if (console_workers_start(&s->console, s->base, 1) != GW_OK)
+			log_warnx("event=console_workers_failed "
+				  "console=unavailable");
 	}
 	s->ev_term = add_signal(s, SIGTERM);
 	s->ev_int = add_signal(s, SIGINT);
@@ -743,6 +775,7 @@ done:
 	intake_workers_stop(&s->intake);
 	/* Readers close before the store; answers are recorded first. */
 	provider_workers_stop(pv);
+	console_workers_stop(&s->console);
 	if (s->deliver != NULL) {
 		deliver_stop(s->deliver);
 		deliver_free(s->deliver);
@@ -772,6 +805,7 @@ done:
 	event_base_free(s->base);
 	provider_cleanup(pv);
 	intake_cleanup(&s->intake);
+	console_cleanup(&s->console);
 	return rc;
 }
 

@@ -1669,6 +1669,13 @@ store_room(struct store *s)
 	return bytes > s->opts.min_free ? bytes - s->opts.min_free : 0;
 }
 
+void
+store_set_deadline(struct store *s, int64_t mono_ms)
+{
+	if (s->ops->set_deadline != NULL)
+		s->ops->set_deadline(s->conn, mono_ms);
+}
+
 bool
 store_reachable(struct store *s)
 {

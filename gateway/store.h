@@ -475,6 +475,16 @@ enum gw_err store_reschedule(struct store *s, const char *receiver, int64_t now,
  * per (state, receiver) from store_stats (loop thread only). */
 void store_metrics_update(struct store *s, int64_t now);
 
+/*
+ * A time limit for the caller's connection (the console's reads): a
+ * statement still running at mono_ms (util_mono_ms()) is interrupted
+ * and its call fails (SQLite: progress handler; PostgreSQL:
+ * statement_timeout set to what is left). 0 lifts the limit. The
+ * caller compares the clock with mono_ms to tell a timeout from another
+ * failure.
+ */
+void store_set_deadline(struct store *s, int64_t mono_ms);
+
 /* Whether the files the store has open are still the ones its path
  * names: a store file deleted or replaced under a running daemon would
  * take acknowledged messages with it. */
@@ -660,6 +670,9 @@ struct store_ops {
 	/* Other connections of gateways to this store's database (NULL:
 	   none can be seen this way; SQLite's daemon holds STORE.lock). */
 	enum gw_err (*raw_sessions)(void *conn, int64_t *n);
+	/* Interrupt statements still running at mono_ms (util_mono_ms();
+	   0: no limit). NULL: no limit can be set. */
+	void (*set_deadline)(void *conn, int64_t mono_ms);
 };
 
 /* One stored version of an indexed resource; store_res_free frees. */

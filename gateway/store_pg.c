@@ -2917,6 +2917,21 @@ pg_raw_sessions(void *conn, int64_t *n)
 	return GW_OK;
 }
 
+/* statement_timeout for the time left until mono_ms (at least 1 ms). */
+static void
+pg_set_deadline(void *conn, int64_t mono_ms)
+{
+	struct pg *c = conn;
+	int64_t left = mono_ms != 0 ? mono_ms - (int64_t)util_mono_ms() : 0;
+	char sql[64];
+
+	if (mono_ms != 0 && left < 1)
+		left = 1;
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %lld",
+		 (long long)left);
+	(void)pg_q(c, "set_deadline", sql, NULL, NULL);
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .conn_open = pg_open,
@@ -2954,4 +2969,5 @@ const struct store_ops store_pg_ops = {
     .raw_clear = pg_raw_clear,
     .raw_counter = pg_raw_counter,
     .raw_sessions = pg_raw_sessions,
+    .set_deadline = pg_set_deadline,
 };

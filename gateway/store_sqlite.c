@@ -385,6 +385,7 @@ struct sq {
 	/* store copy's INSERT for the table it writes (sq_raw_put). */
 	sqlite3_stmt *raw_put;
 	char raw_table[64];
+	int64_t deadline; /* store_set_deadline; 0: none */
 };
 
 static const char *const sq_states[STORE_STATE_COUNT] = {
@@ -3114,6 +3115,27 @@ out:
 	return err;
 }
 
+/* sqlite3_progress_handler: non-zero interrupts the statement. */
+static int
+sq_progress(void *arg)
+{
+	const struct sq *c = arg;
+
+	return c->deadline != 0 && (int64_t)util_mono_ms() >= c->deadline;
+}
+
+static void
+sq_set_deadline(void *conn, int64_t mono_ms)
+{
+	struct sq *c = conn;
+
+	c->deadline = mono_ms;
+	/* Every 100 virtual machine steps (a clock read each: well under a
+	   microsecond per check). */
+	sqlite3_progress_handler(c->db, mono_ms != 0 ? 100 : 0,
+				 mono_ms != 0 ? sq_progress : NULL, c);
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .conn_open = sq_open,
@@ -3149,4 +3171,5 @@ const struct store_ops store_sqlite_ops = {
     .raw_put = sq_raw_put,
     .raw_clear = sq_raw_clear,
     .raw_counter = sq_raw_counter,
+    .set_deadline = sq_set_deadline,
 };

@@ -1664,6 +1664,35 @@ test_reschedule(void **state)
 	assert_string_equal(got, "m2/" R1 " m1/" R1);
 }
 
+/* store_set_deadline: a statement still running past the deadline is
+ * interrupted (SQLite: the progress handler), and 0 lifts the limit. */
+static void
+test_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct store_stat *st = NULL;
+	char id[16];
+	size_t n = 0;
+
+	for (int i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		must_accept(f->s, id, id, i % 2 ? R1 : R2, T0 + i);
+	}
+	store_set_deadline(f->s, (int64_t)util_mono_ms() - 1);
+	if (!on_pg) {
+		/* PostgreSQL: 1 ms of statement_timeout may or may not
+		   cut a statement this small. */
+		assert_int_not_equal(store_stats(f->s, &st, &n), GW_OK);
+		free(st);
+		st = NULL;
+	}
+	store_set_deadline(f->s, 0);
+	assert_int_equal(store_stats(f->s, &st, &n), GW_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(st[0].count + st[1].count, 300);
+	free(st);
+}
+
 static void
 test_stats(void **state)
 {
@@ -2074,6 +2103,7 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_finish_deferred, setup,
 					    teardown),
