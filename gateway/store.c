@@ -1600,6 +1600,58 @@ store_reschedule(struct store *s, const char *receiver, int64_t now,
 	return err;
 }
 
+enum gw_err
+store_holds(struct store *s, struct store_hold **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return s->ops->holds(s->conn, out, n);
+}
+
+enum gw_err
+store_hold_fail(struct store *s, const char *receiver, const char *reason,
+		int64_t now, const struct store_backoff *b, uint32_t rnd,
+		int64_t not_before, bool *changed, struct store_hold *out)
+{
+	memset(out, 0, sizeof(*out));
+	*changed = false;
+	return s->ops->hold_fail(s->conn, receiver, reason, now, b, rnd,
+				 not_before, changed, out);
+}
+
+enum gw_err
+store_hold_probe(struct store *s, const char *receiver, int64_t now,
+		 int64_t probe_until)
+{
+	return s->ops->hold_probe(s->conn, receiver, now, probe_until);
+}
+
+enum gw_err
+store_hold_clear(struct store *s, const char *receiver, bool *was)
+{
+	bool dummy = false;
+
+	if (was == NULL)
+		was = &dummy;
+	*was = false;
+	return s->ops->hold_clear(s->conn, receiver, was);
+}
+
+/* The hold of a receiver after fails failed probes: as a row's backoff
+ * from now, max_age ignored, never before not_before. */
+int64_t
+store_hold_until(const struct store_backoff *b, unsigned fails, int64_t now,
+		 uint32_t rnd, int64_t not_before)
+{
+	struct store_backoff h = *b;
+	int64_t until = now;
+
+	h.max_age_ms = 0;
+	if (!store_next_attempt(&h, fails, now, now, rnd, &until))
+		until = now + h.min_ms;
+	return until > not_before ? until : not_before;
+}
+
 void
 store_metrics_update(struct store *s, int64_t now)
 {

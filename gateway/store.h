@@ -471,6 +471,58 @@ enum gw_err store_expire(struct store *s, int64_t before, int64_t now,
 enum gw_err store_reschedule(struct store *s, const char *receiver, int64_t now,
 			     size_t *count);
 
+/*
+ * A receiver's hold (deliver.c: no claims for it until `until`, then one
+ * probe at a time), kept in the store (schema 9, receiver_hold) so that
+ * the nodes sharing one database hold and probe a receiver that is down
+ * together: one probe per hold between them, not one per node.
+ */
+struct store_hold {
+	char receiver[STORE_URA_MAX + 1];
+	int64_t until;	 /* no claims for it before this (ms) */
+	unsigned fails;	 /* failed probes in a row, >= 1 */
+	char reason[16]; /* "unreachable", "busy" or "misconfigured" */
+	/* The node whose probe runs now ("" none) and when its claim of the
+	   probe runs out (a node that died mid-probe leaves it to others). */
+	char prober[STORE_NODE_MAX + 1];
+	int64_t probe_until;
+};
+
+/* The held receivers, by URA. *out: caller frees (free()); may be NULL
+ * when *n is 0. */
+enum gw_err store_holds(struct store *s, struct store_hold **out, size_t *n);
+
+/*
+ * A transfer to receiver failed with reason (static string, as above) at
+ * now. Unless a hold that began meanwhile still runs (a transfer already
+ * under way when it began does not make it longer: *changed false), the
+ * failed probes count one more and the hold runs until the backoff b
+ * gives for that count (store_next_attempt with rnd, max_age ignored) or
+ * not_before when later; the probe claim is released. One transaction;
+ * *out is the receiver's hold after it either way.
+ */
+enum gw_err store_hold_fail(struct store *s, const char *receiver,
+			    const char *reason, int64_t now,
+			    const struct store_backoff *b, uint32_t rnd,
+			    int64_t not_before, bool *changed,
+			    struct store_hold *out);
+
+/* Claim the probe of a held receiver whose hold ran out (a conditional
+ * update: one node wins) until probe_until. GW_OK: this node probes;
+ * GW_EXISTS: the hold runs or another node probes; GW_NOTFOUND: the
+ * receiver is not held (any more). */
+enum gw_err store_hold_probe(struct store *s, const char *receiver, int64_t now,
+			     int64_t probe_until);
+
+/* The receiver answered: its hold ends. *was (may be NULL): it was held
+ * until this call (false: another node released it first). */
+enum gw_err store_hold_clear(struct store *s, const char *receiver, bool *was);
+
+/* The end of a hold after fails failed probes: b's backoff from now
+ * (max_age_ms ignored), never before not_before. For the backends. */
+int64_t store_hold_until(const struct store_backoff *b, unsigned fails,
+			 int64_t now, uint32_t rnd, int64_t not_before);
+
 /* Set the gauges pzpgw_queue_depth and pzpgw_queue_oldest_age_seconds
  * per (state, receiver) from store_stats (loop thread only). */
 void store_metrics_update(struct store *s, int64_t now);
@@ -581,6 +633,16 @@ struct store_ops {
 			      size_t *count);
 	enum gw_err (*reschedule)(void *conn, const char *receiver, int64_t now,
 				  size_t *count);
+	/* The shared receiver holds (see store_hold_fail...). */
+	enum gw_err (*holds)(void *conn, struct store_hold **out, size_t *n);
+	enum gw_err (*hold_fail)(void *conn, const char *receiver,
+				 const char *reason, int64_t now,
+				 const struct store_backoff *b, uint32_t rnd,
+				 int64_t not_before, bool *changed,
+				 struct store_hold *out);
+	enum gw_err (*hold_probe)(void *conn, const char *receiver, int64_t now,
+				  int64_t probe_until);
+	enum gw_err (*hold_clear)(void *conn, const char *receiver, bool *was);
 	/* Background upkeep on a connection of its own, called about every
 	   STORE_UPKEEP_MS; must not block writers for long. Logs nothing
 	   (the caller limits how often a failure is said; detail gets
@@ -822,7 +884,8 @@ extern const struct store_ops store_pg_ops;
 
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform
- * report beside a message; 7: a patient's versions indexed by type. */
-#define STORE_SQLITE_SCHEMA 8
+ * report beside a message; 7: a patient's versions indexed by type; 8: the
+ * delivery lease; 9: the receivers' holds shared by nodes. */
+#define STORE_SQLITE_SCHEMA 9
 
 #endif

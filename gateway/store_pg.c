@@ -186,6 +186,19 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE outbox ADD COLUMN lease_until BIGINT;"
     "CREATE INDEX outbox_lease ON outbox (lease_until)"
     " WHERE state = 'inflight';",
+#if STORE_SQLITE_SCHEMA >= 9
+    /* 9: a receiver's hold shared by the nodes (store_hold_fail): a row
+       per held receiver, deleted when it answers again; probe_owner and
+       probe_until are the claim of its one probe. */
+    "CREATE TABLE receiver_hold ("
+    " receiver_ura TEXT PRIMARY KEY,"
+    " hold_until BIGINT NOT NULL,"
+    " fails INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " probe_owner TEXT,"
+    " probe_until BIGINT,"
+    " updated_at BIGINT NOT NULL);",
+#endif
 };
 
 /* A new SQLite schema version needs its PostgreSQL step here too. */
@@ -1999,6 +2012,168 @@ pg_reschedule(void *conn, const char *receiver, int64_t now, size_t *count)
 	return GW_OK;
 }
 
+#define PG_HOLD_COLS                                                           \
+	"receiver_ura, hold_until, fails, reason, coalesce(probe_owner, ''),"  \
+	" coalesce(probe_until, 0)"
+
+static void
+pg_hold_read(PGresult *r, int i, struct store_hold *h)
+{
+	int64_t fails = pg_i64(r, i, 2);
+
+	pg_copy(h->receiver, sizeof(h->receiver), r, i, 0);
+	h->until = pg_i64(r, i, 1);
+	h->fails = fails > 0 && fails < UINT_MAX ? (unsigned)fails : 0;
+	pg_copy(h->reason, sizeof(h->reason), r, i, 3);
+	pg_copy(h->prober, sizeof(h->prober), r, i, 4);
+	h->probe_until = pg_i64(r, i, 5);
+}
+
+static enum gw_err
+pg_holds(void *conn, struct store_hold **out, size_t *n)
+{
+	struct pg *c = conn;
+	PGresult *r = NULL;
+	enum gw_err err;
+	int rows;
+
+	if ((err = pg_q(c, "holds",
+			"SELECT " PG_HOLD_COLS " FROM receiver_hold"
+			" WHERE fails > 0 ORDER BY receiver_ura",
+			NULL, &r)) != GW_OK)
+		return err;
+	rows = PQntuples(r);
+	if (rows > 0 && (*out = calloc((size_t)rows, sizeof(**out))) == NULL) {
+		PQclear(r);
+		return GW_NOMEM;
+	}
+	for (int i = 0; i < rows; i++)
+		pg_hold_read(r, i, &(*out)[i]);
+	*n = (size_t)rows;
+	PQclear(r);
+	return GW_OK;
+}
+
+/* Insert the receiver's row when missing, lock it, then count the
+ * failure unless its hold still runs (see store_hold_fail). */
+static enum gw_err
+pg_hold_fail(void *conn, const char *receiver, const char *reason, int64_t now,
+	     const struct store_backoff *b, uint32_t rnd, int64_t not_before,
+	     bool *changed, struct store_hold *out)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+
+	if ((err = pg_begin(c)) != GW_OK)
+		return err;
+	pa_text(&a, receiver);
+	pa_text(&a, reason);
+	pa_i64(&a, now);
+	if ((err = pg_q(c, "hold",
+			"INSERT INTO receiver_hold (receiver_ura, hold_until,"
+			" fails, reason, updated_at) VALUES ($1, 0, 0, $2, $3)"
+			" ON CONFLICT (receiver_ura) DO NOTHING",
+			&a, NULL)) != GW_OK)
+		goto fail;
+	memset(&a, 0, sizeof(a));
+	pa_text(&a, receiver);
+	if ((err = pg_q(c, "hold",
+			"SELECT " PG_HOLD_COLS " FROM receiver_hold"
+			" WHERE receiver_ura = $1 FOR UPDATE",
+			&a, &r)) != GW_OK)
+		goto fail;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		err = GW_TEMP;
+		goto fail;
+	}
+	pg_hold_read(r, 0, out);
+	PQclear(r);
+	if (out->fails > 0 && out->until > now)
+		return pg_commit(c);
+	out->fails++;
+	out->until = store_hold_until(b, out->fails, now, rnd, not_before);
+	util_strlcpy(out->reason, reason, sizeof(out->reason));
+	out->prober[0] = '\0';
+	out->probe_until = 0;
+	memset(&a, 0, sizeof(a));
+	pa_text(&a, receiver);
+	pa_i64(&a, out->until);
+	pa_i64(&a, out->fails);
+	pa_text(&a, reason);
+	pa_i64(&a, now);
+	if ((err = pg_q(c, "hold",
+			"UPDATE receiver_hold SET hold_until = $2, fails = $3,"
+			" reason = $4, probe_owner = NULL, probe_until = NULL,"
+			" updated_at = $5 WHERE receiver_ura = $1",
+			&a, NULL)) != GW_OK)
+		goto fail;
+	*changed = true;
+	return pg_commit(c);
+fail:
+	pg_rollback(c);
+	return err;
+}
+
+static enum gw_err
+pg_hold_probe(void *conn, const char *receiver, int64_t now,
+	      int64_t probe_until)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+	bool held;
+
+	pa_text(&a, receiver);
+	pa_i64(&a, now);
+	pa_text(&a, c->node);
+	pa_i64(&a, probe_until);
+	/* One node wins: the update re-reads the row under its lock. */
+	if ((err = pg_q(c, "hold_probe",
+			"UPDATE receiver_hold SET probe_owner = $3,"
+			" probe_until = $4 WHERE receiver_ura = $1 AND"
+			" fails > 0 AND hold_until <= $2 AND (probe_owner IS"
+			" NULL OR probe_owner = $3 OR probe_until <= $2)",
+			&a, &r)) != GW_OK)
+		return err;
+	held = pg_changes(r) == 1;
+	PQclear(r);
+	if (held)
+		return GW_OK;
+	memset(&a, 0, sizeof(a));
+	pa_text(&a, receiver);
+	if ((err = pg_q(c, "hold_probe",
+			"SELECT 1 FROM receiver_hold WHERE receiver_ura = $1"
+			" AND fails > 0",
+			&a, &r)) != GW_OK)
+		return err;
+	held = PQntuples(r) > 0;
+	PQclear(r);
+	return held ? GW_EXISTS : GW_NOTFOUND;
+}
+
+static enum gw_err
+pg_hold_clear(void *conn, const char *receiver, bool *was)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+
+	pa_text(&a, receiver);
+	if ((err = pg_q(c, "hold_clear",
+			"DELETE FROM receiver_hold WHERE receiver_ura = $1"
+			" RETURNING fails",
+			&a, &r)) != GW_OK)
+		return err;
+	*was = PQntuples(r) > 0 && pg_i64(r, 0, 0) > 0;
+	PQclear(r);
+	return GW_OK;
+}
+
 /* Nothing to checkpoint (the server does); a broken connection is
  * reset here, so the upkeep thread notices a database back. */
 static enum gw_err
@@ -2475,6 +2650,10 @@ const struct store_ops store_pg_ops = {
     .stats = pg_stats,
     .expire = pg_expire,
     .reschedule = pg_reschedule,
+    .holds = pg_holds,
+    .hold_fail = pg_hold_fail,
+    .hold_probe = pg_hold_probe,
+    .hold_clear = pg_hold_clear,
     .upkeep = pg_upkeep,
     .check_files = pg_check_files,
     .ping = pg_ping,

@@ -1664,6 +1664,91 @@ test_reschedule(void **state)
 	assert_string_equal(got, "m2/" R1 " m1/" R1);
 }
 
+/* A receiver's hold (schema 9): counted failures, a hold that a
+ * transfer already under way does not extend, one probe at a time, and
+ * (PostgreSQL) one probe between two nodes. */
+static void
+test_holds(void **state)
+{
+	struct fixture *f = *state;
+	struct store_backoff b = {.min_ms = 1000, .max_ms = 8000};
+	struct store_hold h, *all = NULL;
+	struct store *other = NULL;
+	bool changed = false, was = true;
+	size_t n = 99;
+
+	assert_int_equal(store_holds(f->s, &all, &n), GW_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_hold_probe(f->s, R1, T0, T0 + 500), GW_NOTFOUND);
+	/* First failure: held 1 s (the minimum; jitter never goes below). */
+	assert_int_equal(store_hold_fail(f->s, R1, "unreachable", T0, &b, 0, 0,
+					 &changed, &h),
+			 GW_OK);
+	assert_true(changed);
+	assert_int_equal(h.fails, 1);
+	assert_int_equal(h.until, T0 + 1000);
+	assert_string_equal(h.reason, "unreachable");
+	/* A transfer that was under way fails within the hold: no change. */
+	assert_int_equal(
+	    store_hold_fail(f->s, R1, "busy", T0 + 10, &b, 0, 0, &changed, &h),
+	    GW_OK);
+	assert_false(changed);
+	assert_int_equal(h.fails, 1);
+	assert_int_equal(h.until, T0 + 1000);
+	/* No probe before the hold ends; then one. */
+	assert_int_equal(store_hold_probe(f->s, R1, T0 + 999, T0 + 5000),
+			 GW_EXISTS);
+	assert_int_equal(store_hold_probe(f->s, R1, T0 + 1000, T0 + 5000),
+			 GW_OK);
+	assert_int_equal(store_holds(f->s, &all, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(all[0].receiver, R1);
+	assert_int_equal(all[0].probe_until, T0 + 5000);
+	assert_true(all[0].prober[0] != '\0');
+	free(all);
+	all = NULL;
+	/* The probe failed: doubled, Retry-After later still wins. */
+	assert_int_equal(store_hold_fail(f->s, R1, "busy", T0 + 1100, &b, 0,
+					 T0 + 9000, &changed, &h),
+			 GW_OK);
+	assert_true(changed);
+	assert_int_equal(h.fails, 2);
+	assert_int_equal(h.until, T0 + 9000);
+	assert_string_equal(h.reason, "busy");
+	assert_string_equal(h.prober, "");
+	if (on_pg) {
+		/* Two nodes when the hold ends: one probe between them. */
+		struct store_options o = {
+		    .path = f->path, TEST_PG, .node = "node-b"};
+		char path_b[160];
+
+		snprintf(path_b, sizeof(path_b), "%s/b.db", f->dir);
+		o.path = path_b;
+		assert_int_equal(store_open(&o, &other), GW_OK);
+		assert_int_equal(store_holds(other, &all, &n), GW_OK);
+		assert_int_equal(n, 1);
+		assert_int_equal(all[0].fails, 2);
+		free(all);
+		all = NULL;
+		assert_int_equal(
+		    store_hold_probe(other, R1, T0 + 9000, T0 + 12000), GW_OK);
+		assert_int_equal(
+		    store_hold_probe(f->s, R1, T0 + 9001, T0 + 12000),
+		    GW_EXISTS);
+		/* Its node died mid-probe: the claim runs out. */
+		assert_int_equal(
+		    store_hold_probe(f->s, R1, T0 + 12000, T0 + 15000), GW_OK);
+		store_free(other);
+	}
+	/* It answered: released once. */
+	assert_int_equal(store_hold_clear(f->s, R1, &was), GW_OK);
+	assert_true(was);
+	assert_int_equal(store_hold_clear(f->s, R1, &was), GW_OK);
+	assert_false(was);
+	assert_int_equal(store_holds(f->s, &all, &n), GW_OK);
+	assert_int_equal(n, 0);
+}
+
 static void
 test_stats(void **state)
 {
@@ -2070,6 +2155,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
