@@ -124,3 +124,114 @@ def test_two_nodes_probe_a_busy_receiver_once_per_hold(pg, pki, tmp_path):
     finally:
         stop_all(a1, a2)
         rx.stop()
+
+
+class LaneSampler(threading.Thread):
+    """Asks the database every few ms whether any (receiver, patient)
+    lane has more than one row in flight; keeps what it saw."""
+
+    def __init__(self, pg, url):
+        super().__init__(daemon=True)
+        self.pg, self.url = pg, url
+        self.stop_ev = threading.Event()
+        self.samples = 0
+        self.inflight_seen = 0
+        self.bad = []
+
+    def run(self):
+        # One psql session for all samples (a new one per sample would
+        # take most of the time between them).
+        psql = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-d", self.url],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=self.pg.env())
+        try:
+            while not self.stop_ev.is_set():
+                psql.stdin.write(
+                    "SELECT receiver_ura, patient_key, count(*),"
+                    " string_agg(coalesce(lease_owner, '-'), ',')"
+                    " FROM outbox WHERE state = 'inflight'"
+                    " GROUP BY receiver_ura, patient_key;\n"
+                    "\\echo __end__\n")
+                psql.stdin.flush()
+                rows = []
+                for line in psql.stdout:
+                    if line.strip() == "__end__":
+                        break
+                    if line.strip():
+                        rows.append(line.rstrip("\n").split("\t"))
+                self.samples += 1
+                self.inflight_seen += sum(int(r[2]) for r in rows)
+                self.bad += [r for r in rows if int(r[2]) > 1]
+                self.stop_ev.wait(0.005)
+        finally:
+            psql.stdin.close()
+            psql.wait()
+
+
+def test_two_nodes_1000_messages_one_killed_at_random(pg, pki, tmp_path):
+    """The issue's test: two A nodes on one database accept 1,000
+    messages between them (a load client each, 12 patients, two
+    receivers) while a1 is killed with kill -9 at random moments and
+    started again. Every 202 arrives at B once (B drops a redelivered
+    duplicate), in order per patient; nothing stays in flight; and a
+    sampler querying the outbox throughout never sees a lane with two
+    rows in flight."""
+    import random
+    from test_store_pg import a_rows, check_arrived, settled
+
+    b = gw.use_postgres(td.gateway_b(pki, tmp_path), pg)
+    routes = {GP1: (b.port, td.B_URA), GP2: (b.port, td.B_URA)}
+    a1, a2 = a_nodes(pg, pki, tmp_path, routes, timeout="2s")
+    nodes = [a1, a2]
+    rnd = random.Random(1000)
+    sampler = None
+    try:
+        b.start()
+        td.start_a(a1)
+        td.start_a(a2)
+        sampler = LaneSampler(pg, a1.pg_url)
+        sampler.start()
+        box = {}
+        posters = []
+        for k, g in enumerate(nodes):
+            msgs = [(2 * (n % 6) + k, [GP1] if n % 2 else [GP2], False)
+                    for n in range(500)]
+            t = threading.Thread(target=lambda g=g, m=msgs, k=k: box.update(
+                {k: td.post_all(g, m, threads=2)}))
+            t.start()
+            posters.append(t)
+        kills = 0
+        while posters[0].is_alive() and kills < 6:
+            time.sleep(rnd.uniform(0.3, 1.5))
+            if not posters[0].is_alive():
+                break
+            td.kill9(a1)
+            kills += 1
+            time.sleep(rnd.uniform(0, 0.5))
+            td.restart(a1)
+        assert kills >= 2, kills
+        for t in posters:
+            t.join(timeout=240)
+            assert not t.is_alive()
+        results = dict(box[0])
+        results.update(box[1])
+        assert len(results) == 1000
+        assert all(r[0] == 202 for r in results.values()), \
+            [r for r in results.values() if r[0] != 202][:3]
+        gw.wait_for(lambda: settled(pg, a1), timeout=120,
+                    what="delivery of the 1,000 messages")
+        sampler.stop_ev.set()
+        sampler.join()
+        assert sampler.bad == [], sampler.bad[:5]
+        assert all(r[2] == "delivered" for r in a_rows(pg, a1))
+        got = check_arrived(pg, b, results)
+        assert len(got) == 1000
+        # The sampler did watch deliveries in flight.
+        assert sampler.samples > 100 and sampler.inflight_seen > 0, \
+            (sampler.samples, sampler.inflight_seen)
+        assert a1.log_text().count("event=started") == kills + 1
+    finally:
+        if sampler is not None:
+            sampler.stop_ev.set()
+        stop_all(a1, a2, b)
