@@ -94,6 +94,8 @@ struct deliver_xfer {
 	char id[STORE_ID_MAX + 1];
 	char receiver[STORE_URA_MAX + 1];
 	char server_ura[CONFIG_URA_LEN + 1];
+	int64_t seq;	     /* its outbox row's message */
+	int64_t leased_till; /* its row's lease runs out (wall ms) */
 	unsigned attempt;
 	bool notice;	  /* a notice (STORE_NOTICE) to the notify URL */
 	bool stu3;	  /* msg->doc was converted to STU3 (deliver_stu3) */
@@ -113,6 +115,12 @@ struct deliver {
 	const struct config *cfg;
 	struct deliver_multi *multis; /* head: the current one */
 	struct event *kick_ev, *due_ev, *metrics_ev;
+	/* A store shared by nodes leases each claimed row for lease_ms;
+	   renew_ev renews the leases of attempts still running a third of
+	   the way in (0, NULL: SQLite, no leases). */
+	int64_t lease_ms;
+	struct event *renew_ev;
+	bool renew_failed; /* the last renewal failed: logged once */
 	struct deliver_peer *peers;
 	size_t npeers;
 	struct deliver_xfer *xfers;
@@ -779,6 +787,8 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 	util_strlcpy(x->receiver, row->receiver, sizeof(x->receiver));
 	util_strlcpy(x->server_ura, p->server_ura, sizeof(x->server_ura));
 	x->attempt = row->attempts;
+	x->seq = row->seq;
+	x->leased_till = now + d->lease_ms;
 	x->age_from = row->age_from ? row->age_from : now;
 	x->retry_after_ms = -1;
 	buf_init(&x->body, DELIVER_BODY_MAX);
@@ -1277,6 +1287,51 @@ deliver_pass(struct deliver *d)
 	deliver_arm_due(d, util_wall_ms());
 }
 
+/*
+ * Renew the lease of every attempt whose lease is two thirds gone: an
+ * attempt may run longer than a lease (a reload raised [delivery]
+ * timeout, the loop was held up, the nodes' clocks differ), and its row
+ * must not be taken over by another node while it still sends. An
+ * attempt whose row was taken over already is stopped: the other node
+ * sends it, and this one's result would be dropped.
+ */
+static void
+deliver_renew_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver *d = arg;
+	struct deliver_xfer *x, *next;
+	int64_t now = util_wall_ms();
+	enum gw_err err;
+
+	for (x = d->xfers; x != NULL; x = next) {
+		next = x->next;
+		if (x->leased_till - now > 2 * d->lease_ms / 3)
+			continue;
+		err = store_renew(d->store, x->seq, x->receiver,
+				  now + d->lease_ms);
+		if (err == GW_OK) {
+			x->leased_till = now + d->lease_ms;
+			d->renew_failed = false;
+			continue;
+		}
+		if (err != GW_NOTFOUND) {
+			if (!d->renew_failed)
+				log_warnx("event=lease_renew_failed id=%s "
+					  "receiver=%s error=%s",
+					  x->id, x->receiver, gw_strerror(err));
+			d->renew_failed = true;
+			continue;
+		}
+		log_warnx("event=delivery_lease_lost id=%s receiver=%s "
+			  "attempt=%u action=\"stopped: another node took the "
+			  "row over\"",
+			  x->id, x->receiver, x->attempt);
+		curl_multi_remove_handle(x->dm->m, x->easy);
+		deliver_unlink(d, x);
+		deliver_xfer_free(x);
+	}
+}
+
 static void
 deliver_kick_event(evutil_socket_t fd, short what, void *arg)
 {
@@ -1437,6 +1492,18 @@ deliver_new(struct event_base *base, struct store *store,
 	d->shared = strcmp(store_backend(store), "postgresql") == 0;
 	deliver_holds_sync(d, util_wall_ms(), true);
 	event_add(d->metrics_ev, &tv);
+	if ((d->lease_ms = store_lease_ms(store)) > 0) {
+		struct timeval rt = {(time_t)(d->lease_ms / 3000),
+				     (suseconds_t)(d->lease_ms / 3 % 1000) *
+					 1000};
+
+		if ((d->renew_ev = event_new(base, -1, EV_PERSIST,
+					     deliver_renew_event, d)) == NULL) {
+			err = GW_NOMEM;
+			goto fail;
+		}
+		event_add(d->renew_ev, &rt);
+	}
 	deliver_arm_due(d, util_wall_ms());
 	log_info("event=delivery_started routes=%zu", d->npeers);
 	*out = d;
@@ -1511,6 +1578,8 @@ deliver_stop(struct deliver *d)
 	event_del(d->kick_ev);
 	event_del(d->due_ev);
 	event_del(d->metrics_ev);
+	if (d->renew_ev != NULL)
+		event_del(d->renew_ev);
 	while (d->xfers != NULL) {
 		struct deliver_xfer *x = d->xfers;
 
@@ -1543,6 +1612,8 @@ deliver_free(struct deliver *d)
 		event_free(d->due_ev);
 	if (d->metrics_ev != NULL)
 		event_free(d->metrics_ev);
+	if (d->renew_ev != NULL)
+		event_free(d->renew_ev);
 	deliver_peers_free(d->peers, d->npeers);
 	free(d->noroute);
 	free(d);

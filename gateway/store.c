@@ -1352,6 +1352,20 @@ store_backend(const struct store *s)
 	return s->ops->name;
 }
 
+int64_t
+store_lease_ms(const struct store *s)
+{
+	if (strcmp(s->ops->name, "postgresql") != 0)
+		return 0;
+	return s->opts.lease_ms > 0 ? s->opts.lease_ms : 60000;
+}
+
+enum gw_err
+store_renew(struct store *s, int64_t seq, const char *receiver, int64_t until)
+{
+	return s->ops->renew(s->conn, seq, receiver, until);
+}
+
 int
 store_schema_version(const struct store *s)
 {

@@ -395,6 +395,20 @@ enum gw_err store_claim(struct store *s, const char *receiver, int64_t due_by,
 			int64_t now, size_t max, struct store_row **rows,
 			size_t *n);
 
+/* How long a claim leases its rows to this node (ms): PostgreSQL's
+ * lease_ms; 0 for SQLite (one node, no leases). */
+int64_t store_lease_ms(const struct store *s);
+
+/*
+ * Extend this node's lease of a row in flight (message seq, receiver) to
+ * until: an attempt that runs longer than a lease keeps its row, so no
+ * other node sends the same lane head meanwhile. GW_NOTFOUND: the row is
+ * not this node's in flight any more (its lease ran out and another node
+ * took it over): stop the attempt, its result would be dropped.
+ */
+enum gw_err store_renew(struct store *s, int64_t seq, const char *receiver,
+			int64_t until);
+
 /* inflight -> delivered with the receiver's HTTP status. GW_NOTFOUND when
  * the row is not inflight. */
 enum gw_err store_delivered(struct store *s, const char *id,
@@ -618,6 +632,8 @@ struct store_ops {
 			      const char *error, const char *outcome,
 			      int64_t at);
 	enum gw_err (*recover)(void *conn, int64_t now, size_t *count);
+	enum gw_err (*renew)(void *conn, int64_t seq, const char *receiver,
+			     int64_t until);
 	enum gw_err (*next_due_at)(void *conn, const char *receiver,
 				   int64_t *at);
 	enum gw_err (*get)(void *conn, const char *id, bool content, bool rows,

@@ -1604,6 +1604,32 @@ fail:
 	return err;
 }
 
+/* This node's lease of a row in flight runs until `until` (see
+ * store_renew). */
+static enum gw_err
+pg_renew(void *conn, int64_t seq, const char *receiver, int64_t until)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+	int64_t n;
+
+	pa_i64(&a, seq);
+	pa_text(&a, receiver);
+	pa_i64(&a, until);
+	pa_text(&a, c->node);
+	if ((err = pg_q(c, "renew",
+			"UPDATE outbox SET lease_until = $3 WHERE"
+			" message_seq = $1 AND receiver_ura = $2 AND"
+			" state = 'inflight' AND lease_owner = $4",
+			&a, &r)) != GW_OK)
+		return err;
+	n = pg_changes(r);
+	PQclear(r);
+	return n == 1 ? GW_OK : GW_NOTFOUND;
+}
+
 static enum gw_err
 pg_next_due_at(void *conn, const char *receiver, int64_t *at)
 {
@@ -2642,6 +2668,7 @@ const struct store_ops store_pg_ops = {
     .claim = pg_claim,
     .finish = pg_finish,
     .recover = pg_recover,
+    .renew = pg_renew,
     .next_due_at = pg_next_due_at,
     .get = pg_get,
     .list = pg_list,

@@ -2017,6 +2017,33 @@ fail:
 	return err;
 }
 
+/* One node leases nothing (store_renew): the row only has to be in
+ * flight still. */
+static enum gw_err
+sq_renew(void *conn, int64_t seq, const char *receiver, int64_t until)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	int rc, n = 0;
+
+	rc = sqlite3_prepare_v2(c->db,
+				"UPDATE outbox SET lease_until = ?3 WHERE"
+				" message_seq = ?1 AND receiver_ura = ?2 AND"
+				" state = 'inflight'",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, seq);
+		sq_bind_text(st, 2, receiver);
+		sqlite3_bind_int64(st, 3, until);
+		rc = sqlite3_step(st);
+		n = sqlite3_changes(c->db);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "renew", rc);
+	return n == 1 ? GW_OK : GW_NOTFOUND;
+}
+
 static enum gw_err
 sq_recover(void *conn, int64_t now, size_t *count)
 {
@@ -2973,6 +3000,7 @@ const struct store_ops store_sqlite_ops = {
     .claim = sq_claim,
     .finish = sq_finish,
     .recover = sq_recover,
+    .renew = sq_renew,
     .next_due_at = sq_next_due_at,
     .get = sq_get,
     .list = sq_list,

@@ -8,6 +8,7 @@ skipped, saying so, only when the postgresql package is missing."""
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -235,3 +236,44 @@ def test_two_nodes_1000_messages_one_killed_at_random(pg, pki, tmp_path):
         if sampler is not None:
             sampler.stop_ev.set()
         stop_all(a1, a2, b)
+
+
+def reload(g):
+    before = g.log_text().count("event=reloaded")
+    g.write_config()
+    g.send_signal(signal.SIGHUP)
+    gw.wait_for(lambda: g.log_text().count("event=reloaded") > before,
+                what="reload")
+
+
+def test_a_transfer_longer_than_its_lease_keeps_its_row(pg, pki, tmp_path):
+    """The lease is [delivery] timeout + 5 s at start (7 s here); a reload
+    raises the timeout to 30 s and the receiver takes 12 s to answer. The
+    sending node renews its lease while it waits, so the other node never
+    takes the row over: the receiver sees the message once, with no
+    second transfer of it overlapping the first."""
+    seen = []
+
+    def answer(rec):
+        seen.append((rec.json()["identifier"]["value"], time.monotonic()))
+        return 200, {}, b"{}", 12
+    rx = FakeReceiver(pki, answer=answer).start()
+    a1, a2 = a_nodes(pg, pki, tmp_path, {GP1: (rx.port, td.B_URA)},
+                     timeout="2s")
+    try:
+        td.start_a(a1)
+        td.start_a(a2)
+        for g in (a1, a2):
+            g.sections["delivery"]["timeout"] = "30s"
+            reload(g)
+        ident, body = td.message([GP1], 1, small=True)
+        st, _, data = td.Poster(a1).post(body)
+        assert st == 202, data
+        gw.wait_for(lambda: pg.sql(a1.pg_url, "SELECT state FROM outbox")
+                    == [["delivered"]], timeout=40, what="delivery")
+        assert [s[0] for s in seen] == [ident], seen
+        lost = a1.log_text() + a2.log_text()
+        assert "event=delivery_lease_lost" not in lost
+    finally:
+        stop_all(a1, a2)
+        rx.stop()

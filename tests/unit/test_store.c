@@ -1749,6 +1749,61 @@ test_holds(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* store_renew: the row in flight keeps its lease; not once it left
+ * flight, nor (PostgreSQL) from another node, nor after a takeover. */
+static void
+test_renew(void **state)
+{
+	struct fixture *f = *state;
+	struct store_row *rows = NULL;
+	struct store *b = NULL;
+	int64_t now = util_wall_ms(), seq;
+	size_t n = 0;
+
+	must_accept(f->s, "k1", "p1", R1, T0);
+	assert_int_equal(store_claim(f->s, R1, now, now, 10, &rows, &n), GW_OK);
+	assert_int_equal(n, 1);
+	seq = rows[0].seq;
+	store_rows_free(rows, n);
+	assert_int_equal(store_renew(f->s, seq, R1, now + 120000), GW_OK);
+	assert_int_equal(store_renew(f->s, seq, R2, now + 120000), GW_NOTFOUND);
+	if (on_pg) {
+		struct store_options o = {.path = f->path,
+					  TEST_PG,
+					  .node = "node-b",
+					  .lease_ms = 1000};
+		char path_b[160];
+
+		assert_true(store_lease_ms(f->s) > 0);
+		snprintf(path_b, sizeof(path_b), "%s/b.db", f->dir);
+		o.path = path_b;
+		assert_int_equal(store_open(&o, &b), GW_OK);
+		assert_int_equal(store_renew(b, seq, R1, now + 120000),
+				 GW_NOTFOUND);
+		/* Renewed: not expired for node b at the old lease's end. */
+		assert_int_equal(
+		    store_claim(b, R1, now + 61000, now + 61000, 10, &rows, &n),
+		    GW_OK);
+		assert_int_equal(n, 0);
+		/* Expired: b takes it over, a's renewal finds it gone. */
+		assert_int_equal(store_claim(b, R1, now + 121000, now + 121000,
+					     10, &rows, &n),
+				 GW_OK);
+		assert_int_equal(n, 1);
+		store_rows_free(rows, n);
+		assert_int_equal(store_renew(f->s, seq, R1, now + 200000),
+				 GW_NOTFOUND);
+		store_free(b);
+	} else {
+		assert_int_equal(store_lease_ms(f->s), 0);
+	}
+	assert_int_equal(store_failed_temp(f->s, "k1", R1, 503, "busy", now),
+			 on_pg ? GW_NOTFOUND : GW_OK);
+	if (!on_pg)
+		assert_int_equal(store_renew(f->s, seq, R1, now + 1),
+				 GW_NOTFOUND);
+}
+
 static void
 test_stats(void **state)
 {
@@ -2156,6 +2211,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
