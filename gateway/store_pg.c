@@ -238,6 +238,7 @@ struct pg {
 	bool audit_relaxed; /* audit-only commits without waiting */
 	bool readonly;	    /* the CLI's read-only opening */
 	bool txn;	    /* a transaction is open */
+	bool deadlock;	    /* a statement failed with 40P01 (pg_fail) */
 	char node[STORE_NODE_MAX + 1]; /* the owner of its leases */
 	int64_t lease_ms;
 	/* The audit chain's head within the open transaction (see
@@ -365,6 +366,8 @@ pg_fail(struct pg *c, const char *op, const PGresult *r)
 	char what[64], detail[160];
 	enum gw_err err = pg_err_of(r, c->db);
 
+	if (st != NULL && strcmp(st, "40P01") == 0)
+		c->deadlock = true;
 	if (msg == NULL)
 		msg = PQerrorMessage(c->db);
 	if (err == GW_INVALID)
@@ -894,11 +897,153 @@ pg_rows_collect(PGresult *res, struct store_row **rows, size_t *n)
  * becomes this message's too (carried); otherwise a new version (ins)
  * supersedes the current one.
  */
+#define PG_INDEX_SQL                                                           \
+	"WITH cur AS (SELECT seq, vid, superseded_seq IS NULL AS"              \
+	" live, (superseded_seq IS NULL AND json = $10) AS same"               \
+	" FROM res_versions WHERE receiver_ura = $1 AND type = $3"             \
+	" AND id = $4 ORDER BY vid DESC LIMIT 1),"                             \
+	" carried AS (UPDATE res_versions r SET message_seq = $6"              \
+	" FROM cur WHERE r.seq = cur.seq AND cur.same),"                       \
+	" ins AS (INSERT INTO res_versions (receiver_ura, bsn,"                \
+	" type, id, vid, res_key, message_seq, updated, hidden,"               \
+	" sha256, json) SELECT $1, $2, $3, $4,"                                \
+	" coalesce((SELECT vid FROM cur), 0) + 1, $5, $6, $7, $8,"             \
+	" $9, $10 WHERE NOT coalesce((SELECT same FROM cur), false)"           \
+	" RETURNING seq)"                                                      \
+	" UPDATE res_versions r SET superseded_seq = ins.seq"                  \
+	" FROM cur, ins WHERE r.seq = cur.seq AND cur.live"
+
+/* Two nodes may index the same resource (receiver, type, logical id) at
+ * once (two messages of one patient, or a resource many messages carry):
+ * each would make the same next version (a unique violation, answered
+ * 500). The entry's statement runs after this lock, so it sees the other
+ * one's version once that committed. */
+#define PG_INDEX_LOCK                                                          \
+	"SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2 ||"     \
+	" '|' || $3, 16))"
+
+static void
+pg_index_lock_args(struct pg_args *a, const struct store_index *x,
+		   const struct store_index_entry *e)
+{
+	memset(a, 0, sizeof(*a));
+	pa_text(a, x->receiver);
+	pa_text(a, e->type);
+	pa_text(a, e->id);
+}
+
+/* The parameters of PG_INDEX_SQL for entry e; *json: caller frees (a
+ * NUL-free text copy of the bytes given). */
+static enum gw_err
+pg_index_args(struct pg_args *a, int64_t seq, int64_t at,
+	      const struct store_index *x, const struct store_index_entry *e,
+	      char **json)
+{
+	memset(a, 0, sizeof(*a));
+	if ((*json = strndup(e->json != NULL ? e->json : "", e->json_len)) ==
+	    NULL)
+		return GW_NOMEM;
+	pa_text(a, x->receiver);
+	pa_text(a, x->bsn);
+	pa_text(a, e->type);
+	pa_text(a, e->id);
+	pa_text(a, e->key);
+	pa_i64(a, seq);
+	pa_i64(a, at);
+	pa_i64(a, e->hidden ? 1 : 0);
+	pa_text(a, e->sha256 != NULL ? e->sha256 : "");
+	pa_text(a, *json);
+	return GW_OK;
+}
+
+/*
+ * The entries of x, sent in one round trip (libpq's pipeline mode): a
+ * message indexes about 20 resources, and one round trip each was most
+ * of a PostgreSQL accept's time in the writer thread. The statements run
+ * in order inside the open transaction as before; the first failure is
+ * reported (the later ones are skipped by the server). Falls back to one
+ * statement at a time when the pipeline cannot start.
+ */
+static enum gw_err pg_index_entry(struct pg *c, int64_t seq, int64_t at,
+				  const struct store_index *x,
+				  const struct store_index_entry *e);
+
+static enum gw_err
+pg_index_entries(struct pg *c, int64_t seq, int64_t at,
+		 const struct store_index *x)
+{
+	struct pg_args a, la;
+	enum gw_err err = GW_OK;
+	const char *pn = NULL, *ln = NULL;
+	char name[24], lname[24], *json = NULL;
+	size_t sent = 0, nulls = 0;
+	bool synced = false;
+
+	if (x->n > 1) {
+		if ((err = pg_index_args(&a, seq, at, x, &x->entries[0],
+					 &json)) != GW_OK)
+			return err;
+		pn = pg_prepared(c, PG_INDEX_SQL, &a, name, sizeof(name));
+		free(json);
+		pg_index_lock_args(&la, x, &x->entries[0]);
+		ln = pg_prepared(c, PG_INDEX_LOCK, &la, lname, sizeof(lname));
+	}
+	if (pn == NULL || ln == NULL || PQenterPipelineMode(c->db) != 1) {
+		for (size_t k = 0; k < x->n && err == GW_OK; k++)
+			err = pg_index_entry(c, seq, at, x, &x->entries[k]);
+		return err;
+	}
+	for (size_t k = 0; k < x->n && err == GW_OK; k++) {
+		if ((err = pg_index_args(&a, seq, at, x, &x->entries[k],
+					 &json)) != GW_OK)
+			break;
+		pg_index_lock_args(&la, x, &x->entries[k]);
+		if (PQsendQueryPrepared(c->db, ln, la.n, la.vals, la.lens,
+					la.fmts, 0) != 1 ||
+		    PQsendQueryPrepared(c->db, pn, a.n, a.vals, a.lens, a.fmts,
+					0) != 1)
+			err = pg_fail(c, "index_write", NULL);
+		else
+			sent += 2;
+		free(json);
+	}
+	if (PQpipelineSync(c->db) != 1) {
+		if (err == GW_OK)
+			err = pg_fail(c, "index_write", NULL);
+	} else {
+		/* Each statement's result ends with a NULL; the sync's
+		   result ends the pipeline. */
+		while (!synced && nulls <= sent + 1) {
+			PGresult *r = PQgetResult(c->db);
+			ExecStatusType st;
+
+			if (r == NULL) {
+				if (PQstatus(c->db) != CONNECTION_OK)
+					break;
+				nulls++;
+				continue;
+			}
+			st = PQresultStatus(r);
+			if (st == PGRES_PIPELINE_SYNC)
+				synced = true;
+			else if (st != PGRES_COMMAND_OK &&
+				 st != PGRES_TUPLES_OK &&
+				 st != PGRES_PIPELINE_ABORTED && err == GW_OK)
+				err = pg_fail(c, "index_write", r);
+			PQclear(r);
+		}
+		if (!synced && err == GW_OK)
+			err = pg_fail(c, "index_write", NULL);
+	}
+	(void)PQexitPipelineMode(c->db);
+	return err;
+}
+
 static enum gw_err
 pg_index_entry(struct pg *c, int64_t seq, int64_t at,
 	       const struct store_index *x, const struct store_index_entry *e)
 {
-	struct pg_args a = {0};
+	struct pg_args a = {0}, la;
 	enum gw_err err;
 	char *json;
 
@@ -916,22 +1061,9 @@ pg_index_entry(struct pg *c, int64_t seq, int64_t at,
 	pa_i64(&a, e->hidden ? 1 : 0);
 	pa_text(&a, e->sha256 != NULL ? e->sha256 : "");
 	pa_text(&a, json);
-	err = pg_q(c, "index_write",
-		   "WITH cur AS (SELECT seq, vid, superseded_seq IS NULL AS"
-		   " live, (superseded_seq IS NULL AND json = $10) AS same"
-		   " FROM res_versions WHERE receiver_ura = $1 AND type = $3"
-		   " AND id = $4 ORDER BY vid DESC LIMIT 1),"
-		   " carried AS (UPDATE res_versions r SET message_seq = $6"
-		   " FROM cur WHERE r.seq = cur.seq AND cur.same),"
-		   " ins AS (INSERT INTO res_versions (receiver_ura, bsn,"
-		   " type, id, vid, res_key, message_seq, updated, hidden,"
-		   " sha256, json) SELECT $1, $2, $3, $4,"
-		   " coalesce((SELECT vid FROM cur), 0) + 1, $5, $6, $7, $8,"
-		   " $9, $10 WHERE NOT coalesce((SELECT same FROM cur), false)"
-		   " RETURNING seq)"
-		   " UPDATE res_versions r SET superseded_seq = ins.seq"
-		   " FROM cur, ins WHERE r.seq = cur.seq AND cur.live",
-		   &a, NULL);
+	pg_index_lock_args(&la, x, e);
+	if ((err = pg_q(c, "index_lock", PG_INDEX_LOCK, &la, NULL)) == GW_OK)
+		err = pg_q(c, "index_write", PG_INDEX_SQL, &a, NULL);
 	free(json);
 	return err;
 }
@@ -956,10 +1088,9 @@ pg_index_write(struct pg *c, int64_t seq, const struct store_accept *r)
 				" $3, $4, $5)",
 				&a, NULL)) != GW_OK)
 			return err;
-		for (size_t k = 0; k < x->n; k++)
-			if ((err = pg_index_entry(c, seq, r->accepted_at, x,
-						  &x->entries[k])) != GW_OK)
-				return err;
+		if ((err = pg_index_entries(c, seq, r->accepted_at, x)) !=
+		    GW_OK)
+			return err;
 	}
 	return GW_OK;
 }
@@ -1216,14 +1347,8 @@ pg_accept_one(struct pg *c, const struct store_accept *r,
 			return err;
 	if ((err = pg_index_write(c, seq, r)) != GW_OK)
 		return err;
-	for (size_t i = 0; i < r->naudit; i++) {
-		struct store_audit_rec rec = r->audit[i];
-
-		if (rec.at == 0)
-			rec.at = r->accepted_at;
-		if ((err = pg_audit_write(c, &rec)) != GW_OK)
-			return err;
-	}
+	/* Its audit records are written by pg_accept_audit at the end of
+	   the batch. */
 	if ((err = pg_accept_notices(c, r)) != GW_OK)
 		return err;
 	util_strlcpy(res->id, r->id, sizeof(res->id));
@@ -1231,6 +1356,36 @@ pg_accept_one(struct pg *c, const struct store_accept *r,
 	if (r->answer_body != NULL &&
 	    (res->answer_body = strdup(r->answer_body)) == NULL)
 		return GW_NOMEM;
+	return GW_OK;
+}
+
+/*
+ * The audit records of the accepts of a batch that were stored, chained
+ * in batch order, written last: the chain's head row is locked from the
+ * first record to the commit, and another node's batch waiting for it
+ * may hold message keys or lanes this batch would wait for. Taken last,
+ * it is held only for the records and the commit, and a batch holding it
+ * waits for nothing else (two nodes accepting the same message at once
+ * deadlocked on it: 40P01, the batch refused with 503).
+ */
+static enum gw_err
+pg_accept_audit(struct pg *c, const struct store_accept *const *reqs,
+		const struct store_result *res, size_t n)
+{
+	enum gw_err err;
+
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].err != GW_OK)
+			continue;
+		for (size_t k = 0; k < reqs[i]->naudit; k++) {
+			struct store_audit_rec rec = reqs[i]->audit[k];
+
+			if (rec.at == 0)
+				rec.at = reqs[i]->accepted_at;
+			if ((err = pg_audit_write(c, &rec)) != GW_OK)
+				return err;
+		}
+	}
 	return GW_OK;
 }
 
@@ -1257,11 +1412,13 @@ pg_accept_pass(struct pg *c, const struct store_accept *const *reqs,
 
 	*failed = false;
 	c->chain_known = false;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, tries = 0; i < n; i++, tries = 0) {
 		int64_t chain_seq = c->chain_seq;
 		bool chain_known = c->chain_known;
 		char chain_hash[65];
 
+	again:
+		c->deadlock = false;
 		memcpy(chain_hash, c->chain_hash, sizeof(chain_hash));
 		if (savepoints && (txn = pg_q(c, "savepoint", "SAVEPOINT doc",
 					      NULL, NULL)) != GW_OK)
@@ -1291,7 +1448,20 @@ pg_accept_pass(struct pg *c, const struct store_accept *const *reqs,
 		    (txn = pg_q(c, "release", "RELEASE doc", NULL, NULL)) !=
 			GW_OK)
 			return txn;
+		/* Another node's batch held a key or lane this one needed
+		   while waiting for one of ours (the same message posted
+		   to both nodes at once, lanes in opposite orders): the
+		   server chose this statement to fail. Rolled back to the
+		   savepoint, the other batch goes on; this document is
+		   tried again (then found stored, or stored). */
+		if (c->deadlock && ++tries < 3) {
+			memset(&res[i], 0, sizeof(res[i]));
+			goto again;
+		}
 	}
+	/* A failure here fails the whole batch (a database error). */
+	if ((txn = pg_accept_audit(c, reqs, res, n)) != GW_OK)
+		return txn;
 	return pg_chain_save(c);
 }
 

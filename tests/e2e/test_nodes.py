@@ -277,3 +277,49 @@ def test_a_transfer_longer_than_its_lease_keeps_its_row(pg, pki, tmp_path):
     finally:
         stop_all(a1, a2)
         rx.stop()
+
+
+def test_the_same_messages_to_two_nodes_at_once(pg, pki, tmp_path):
+    """A client that posts again to another node (its first answer was
+    lost) meets its own message being stored there: two nodes accepting
+    the same 160 messages at once, in opposite orders, answer every one
+    202 (the second the original answer), never 503, and store each
+    once. Before, the batches deadlocked (40P01: the audit chain's head,
+    message keys and lanes taken in opposite orders) and were refused
+    with 503, or made the same next version of a resource (500)."""
+    rx = FakeReceiver(pki).start()
+    a1, a2 = a_nodes(pg, pki, tmp_path, {GP1: (rx.port, td.B_URA)})
+    try:
+        td.start_a(a1)
+        td.start_a(a2)
+        # For GP2, served here: each accept indexes and audits it.
+        msgs = [td.message([GP2], n % 16, small=True) for n in range(160)]
+        got = []
+        lock = threading.Lock()
+
+        def run(g, items):
+            p = td.Poster(g)
+            try:
+                for ident, body in items:
+                    st, _, data = p.post(body)
+                    with lock:
+                        got.append((ident, st, data))
+            finally:
+                p.close()
+        ts = []
+        for g, order in ((a1, msgs), (a2, msgs[::-1])):
+            for t in range(4):
+                ts.append(threading.Thread(target=run, args=(
+                    g, [m for k, m in enumerate(order) if k % 4 == t])))
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        bad = [(i, st, d[:200]) for i, st, d in got if st != 202]
+        assert not bad, bad[:3]
+        stored = pg.sql(a1.pg_url, "SELECT count(*), count(DISTINCT"
+                        " bundle_value) FROM messages")
+        assert stored == [["160", "160"]], stored
+    finally:
+        stop_all(a1, a2)
+        rx.stop()
