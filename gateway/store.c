@@ -188,6 +188,7 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 		   and finish-to-commit steps around it. */
 		opts->lease_ms = (int64_t)cfg->delivery_timeout_ms + 5000;
 		opts->node = cfg->node;
+		opts->node_claim = true;
 		/* No marker beside a database: an empty one is made unless
 		   create = no (a wrong url is the operator's to see in the
 		   log line naming the backend). */

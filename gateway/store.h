@@ -86,9 +86,16 @@ struct store_options {
 	   database need distinct names: a node recovers its own leases at
 	   start at once, another node's only once they expired. */
 	const char *node;
-	/* PostgreSQL: how long a claim leases its rows (ms; 0: 60 s). It
-	   must outlast one delivery attempt, as no attempt renews it. */
+	/* PostgreSQL: how long a claim leases its rows (ms; 0: 60 s); a
+	   longer attempt renews it (store_renew). */
 	int64_t lease_ms;
+	/* PostgreSQL, the daemon: hold a session lock on the node's name
+	   while the store is open, so that a second live node with the
+	   same name (which would take this one's rows in flight back at
+	   its start) is refused: store_open fails with GW_EXISTS after
+	   PG_NODE_WAIT_MS (a killed node's session may take a moment to
+	   end). */
+	bool node_claim;
 };
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -210,6 +211,10 @@ _Static_assert(sizeof(pg_migrations) / sizeof(pg_migrations[0]) ==
  * migrate one after the other): "pzpgw" in ASCII. */
 #define PG_MIGRATE_LOCK "482068318071"
 
+/* How long a node starting waits for another session holding its name
+ * to end (a node killed a moment ago) before it refuses to start. */
+#define PG_NODE_WAIT_MS 5000
+
 /* Type OIDs of parameters (pg_type.h is a server header). */
 #define PG_BOOL	 16
 #define PG_BYTEA 17
@@ -239,6 +244,8 @@ struct pg {
 	bool readonly;	    /* the CLI's read-only opening */
 	bool txn;	    /* a transaction is open */
 	bool deadlock;	    /* a statement failed with 40P01 (pg_fail) */
+	bool node_claim;    /* holds the lock on its node's name */
+	bool node_lost;	    /* ... lost it after a reconnect: said once */
 	char node[STORE_NODE_MAX + 1]; /* the owner of its leases */
 	int64_t lease_ms;
 	/* The audit chain's head within the open transaction (see
@@ -432,6 +439,25 @@ pg_prepared(struct pg *c, const char *sql, const struct pg_args *a, char *name,
 	return name;
 }
 
+/* Take the session lock on c->node's name (see node_claim); false when
+ * another session holds it (or the query failed). */
+static bool
+pg_node_lock(struct pg *c)
+{
+	const char *vals[1] = {c->node};
+	PGresult *r;
+	bool got;
+
+	r = PQexecParams(c->db,
+			 "SELECT pg_try_advisory_lock(hashtextextended("
+			 "'pzpgw node ' || $1::text, 0))",
+			 1, NULL, vals, NULL, NULL, 0);
+	got = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	      strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return got;
+}
+
 /*
  * Run sql with a (may be NULL). *out (may be NULL: cleared here) gets
  * the result of a statement that succeeded. A connection found broken
@@ -459,6 +485,14 @@ pg_q(struct pg *c, const char *op, const char *sql, const struct pg_args *a,
 			PQclear(PQexec(c->db,
 				       "SET default_transaction_read_only"
 				       " = on"));
+		if (c->node_claim && !pg_node_lock(c) && !c->node_lost) {
+			c->node_lost = true;
+			log_warnx("event=node_name_in_use node=%s "
+				  "message=\"after a reconnect another live "
+				  "node holds this node's name: give each "
+				  "node its own [process] node\"",
+				  c->node);
+		}
 	}
 	if (a != NULL && a->n > 0) {
 		char name[24];
@@ -767,6 +801,29 @@ pg_open(const struct store_options *opts, bool main, void **out)
 				NULL, NULL)) != GW_OK)
 			goto fail;
 		c->relaxed = true;
+	}
+	if (main && opts->node_claim) {
+		uint64_t until = util_mono_ms() + PG_NODE_WAIT_MS;
+
+		while (!pg_node_lock(c)) {
+			if (PQstatus(c->db) != CONNECTION_OK) {
+				err = GW_TEMP;
+				goto fail;
+			}
+			if (util_mono_ms() >= until) {
+				log_warnx("event=node_name_in_use node=%s "
+					  "message=\"another live node of this "
+					  "database has this name: give each "
+					  "node its own [process] node\"",
+					  c->node);
+				err = GW_EXISTS;
+				goto fail;
+			}
+			struct timespec pause = {0, 100 * 1000 * 1000};
+
+			nanosleep(&pause, NULL);
+		}
+		c->node_claim = true;
 	}
 	if (main) {
 		if ((err = pg_migrate(c, opts->create, opts->quiet)) != GW_OK)

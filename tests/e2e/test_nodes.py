@@ -323,3 +323,25 @@ def test_the_same_messages_to_two_nodes_at_once(pg, pki, tmp_path):
     finally:
         stop_all(a1, a2)
         rx.stop()
+
+
+def test_a_second_live_node_with_the_same_name_is_refused(pg, pki,
+                                                          tmp_path):
+    """Two live nodes named a1 on one database: the second one refuses to
+    start (it would take the first one's deliveries in flight back), and
+    says why; once the first is killed with kill -9, a node of that name
+    starts at once again."""
+    a1, twin = a_nodes(pg, pki, tmp_path, {}, names=("a1", "twin"))
+    twin.sections["process"]["node"] = "a1"
+    try:
+        td.start_a(a1)
+        twin.start(wait=False)
+        assert twin.proc.wait(timeout=30) != 0
+        assert "event=startup_failed reason=node_name_in_use" in \
+            twin.log_text()
+        assert "event=started" not in twin.log_text()
+        assert a1.proc.poll() is None
+        td.kill9(a1)
+        td.restart(a1)
+    finally:
+        stop_all(a1, twin)
