@@ -664,6 +664,56 @@ queue_stats(struct store *s, const struct queue_args *a)
 	return CLI_OK;
 }
 
+/* The held receivers: with a PostgreSQL store the holds the nodes share
+ * (a SQLite node keeps its holds in memory: see pzpgw_receiver_held). */
+static int
+queue_receivers(struct store *s, const struct queue_args *a)
+{
+	struct store_hold *h = NULL;
+	int64_t now = util_wall_ms();
+	enum gw_err err;
+	json_t *arr;
+	size_t n = 0;
+
+	if ((err = store_holds(s, &h, &n)) != GW_OK) {
+		fprintf(stderr, "pzpgw queue receivers: %s\n",
+			gw_strerror(err));
+		return CLI_USAGE;
+	}
+	if (a->json) {
+		arr = json_array();
+		for (size_t i = 0; arr != NULL && i < n; i++)
+			json_array_append_new(
+			    arr,
+			    json_pack("{s:s, s:s, s:I, s:f, s:s?}", "receiver",
+				      h[i].receiver, "reason", h[i].reason,
+				      "failed_probes", (json_int_t)h[i].fails,
+				      "held_for_seconds",
+				      h[i].until > now
+					  ? (double)(h[i].until - now) / 1000.0
+					  : 0.0,
+				      "probing_node",
+				      h[i].prober[0] != '\0' &&
+					      h[i].probe_until > now
+					  ? h[i].prober
+					  : NULL));
+		free(h);
+		return queue_print_json(arr);
+	}
+	printf("%-8s  %-13s  %6s  %8s  %s\n", "RECEIVER", "REASON", "FAILS",
+	       "HELD_S", "PROBING_NODE");
+	for (size_t i = 0; i < n; i++)
+		printf("%-8s  %-13s  %6u  %8.1f  %s\n", h[i].receiver,
+		       h[i].reason, h[i].fails,
+		       h[i].until > now ? (double)(h[i].until - now) / 1000.0
+					: 0.0,
+		       h[i].prober[0] != '\0' && h[i].probe_until > now
+			   ? h[i].prober
+			   : "-");
+	free(h);
+	return CLI_OK;
+}
+
 static int
 queue_init(struct store *s, const struct queue_args *a)
 {
@@ -765,6 +815,7 @@ cli_queue(int argc, char **argv)
 	    {"replay", 1, STORE_REPLAY},
 	    {"purge", 0, -1},
 	    {"stats", 0, -1},
+	    {"receivers", 0, -1},
 	    {"init", 0, -1},
 	};
 	struct queue_args a;
@@ -814,7 +865,8 @@ cli_queue(int argc, char **argv)
 	a.create = strcmp(a.pos[0], "init") == 0;
 	a.readonly = strcmp(a.pos[0], "list") == 0 ||
 		     strcmp(a.pos[0], "show") == 0 ||
-		     strcmp(a.pos[0], "stats") == 0;
+		     strcmp(a.pos[0], "stats") == 0 ||
+		     strcmp(a.pos[0], "receivers") == 0;
 	if ((rc = queue_open(&a, &s)) != CLI_OK)
 		return rc;
 	if (a.create)
@@ -827,6 +879,8 @@ cli_queue(int argc, char **argv)
 		rc = queue_purge(s, &a);
 	else if (strcmp(a.pos[0], "stats") == 0)
 		rc = queue_stats(s, &a);
+	else if (strcmp(a.pos[0], "receivers") == 0)
+		rc = queue_receivers(s, &a);
 	else if (bulk)
 		rc = queue_replay_bulk(s, &a);
 	else

@@ -35,6 +35,7 @@
 #define DELIVER_RETRY_AFTER_MAX (7LL * 24 * 3600)
 #define DELIVER_ERR_MAX		256
 #define DELIVER_HOLD_MAX_MS	60000 /* an unreachable receiver is probed */
+#define DELIVER_HOLD_SYNC_MS	250   /* shared holds read at most this often */
 
 #define M_HELD	   "pzpgw_receiver_held"
 #define M_TOTAL	   "pzpgw_deliveries_total"
@@ -60,6 +61,8 @@ struct deliver_peer {
 	 * receiving gateway refused the route: 401, 403, 404, 405, 421, no
 	 * route 422); a new reason is logged. Static storage. */
 	const char *hold_reason;
+	/* Shared holds: another node probes it; ask again after this. */
+	int64_t probe_after;
 };
 
 /* One multi handle with its timer; a new one per configuration so that
@@ -91,6 +94,8 @@ struct deliver_xfer {
 	char id[STORE_ID_MAX + 1];
 	char receiver[STORE_URA_MAX + 1];
 	char server_ura[CONFIG_URA_LEN + 1];
+	int64_t seq;	     /* its outbox row's message */
+	int64_t leased_till; /* its row's lease runs out (wall ms) */
 	unsigned attempt;
 	bool notice;	  /* a notice (STORE_NOTICE) to the notify URL */
 	bool stu3;	  /* msg->doc was converted to STU3 (deliver_stu3) */
@@ -110,6 +115,12 @@ struct deliver {
 	const struct config *cfg;
 	struct deliver_multi *multis; /* head: the current one */
 	struct event *kick_ev, *due_ev, *metrics_ev;
+	/* A store shared by nodes leases each claimed row for lease_ms;
+	   renew_ev renews the leases of attempts still running a third of
+	   the way in (0, NULL: SQLite, no leases). */
+	int64_t lease_ms;
+	struct event *renew_ev;
+	bool renew_failed; /* the last renewal failed: logged once */
 	struct deliver_peer *peers;
 	size_t npeers;
 	struct deliver_xfer *xfers;
@@ -118,7 +129,13 @@ struct deliver {
 	size_t nnoroute;
 	struct store_backoff backoff;
 	bool stopped;
-	bool claim_failed;	 /* the last claim failed: logged once */
+	bool claim_failed; /* the last claim failed: logged once */
+	/* The store is shared by nodes (PostgreSQL): the receivers' holds
+	   live in it (store_hold_fail), read into the peers at most every
+	   DELIVER_HOLD_SYNC_MS, so the nodes probe a receiver that is down
+	   once per hold between them. SQLite (one node) keeps them here. */
+	bool shared;
+	int64_t holds_read_at;
 	deliver_stu3_fn to_stu3; /* deliver_set_stu3 */
 	void *to_stu3_arg;
 };
@@ -770,6 +787,8 @@ deliver_start(struct deliver *d, struct deliver_peer *p,
 	util_strlcpy(x->receiver, row->receiver, sizeof(x->receiver));
 	util_strlcpy(x->server_ura, p->server_ura, sizeof(x->server_ura));
 	x->attempt = row->attempts;
+	x->seq = row->seq;
+	x->leased_till = now + d->lease_ms;
 	x->age_from = row->age_from ? row->age_from : now;
 	x->retry_after_ms = -1;
 	buf_init(&x->body, DELIVER_BODY_MAX);
@@ -902,6 +921,57 @@ deliver_held_gauge(const char *ura, bool held)
 	metrics_set(M_HELD, labels, held ? 1.0 : 0.0);
 }
 
+/* The static name of a stored hold reason. */
+static const char *
+deliver_reason_name(const char *reason)
+{
+	static const char *const names[] = {"unreachable", "busy",
+					    "misconfigured"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(reason, names[i]) == 0)
+			return names[i];
+	return names[0];
+}
+
+/* Shared holds: take the receivers' holds from the store, where another
+ * node may have held or released one. On a failed read the peers keep
+ * what they had. */
+static void
+deliver_holds_sync(struct deliver *d, int64_t now, bool force)
+{
+	struct store_hold *h = NULL;
+	size_t n = 0;
+
+	if (!d->shared ||
+	    (!force && now - d->holds_read_at < DELIVER_HOLD_SYNC_MS))
+		return;
+	if (store_holds(d->store, &h, &n) != GW_OK)
+		return;
+	d->holds_read_at = now;
+	for (size_t i = 0; i < d->npeers; i++) {
+		struct deliver_peer *p = &d->peers[i];
+		const struct store_hold *f = NULL;
+
+		for (size_t k = 0; k < n && f == NULL; k++)
+			if (strcmp(h[k].receiver, p->ura) == 0)
+				f = &h[k];
+		if (f != NULL) {
+			if (p->conn_fails == 0)
+				deliver_held_gauge(p->ura, true);
+			p->conn_fails = f->fails;
+			p->hold_until = f->until;
+			p->hold_reason = deliver_reason_name(f->reason);
+		} else if (p->conn_fails > 0) {
+			p->conn_fails = 0;
+			p->hold_until = 0;
+			p->hold_reason = NULL;
+			deliver_held_gauge(p->ura, false);
+		}
+	}
+	free(h);
+}
+
 /*
  * Hold or release the receiver's peer after a transfer: held (growing
  * like a row's backoff, at most DELIVER_HOLD_MAX_MS) while no HTTP answer
@@ -918,10 +988,12 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 	struct store_backoff hold = d->backoff;
 	bool busy = hold_kind == POLICY_HOLD_BUSY;
 	bool route = hold_kind == POLICY_HOLD_ROUTE;
-	const char *reason;
+	const char *reason, *before;
 	char safe[DELIVER_ERR_MAX + 64];
-	int64_t until;
+	int64_t not_before = 0;
 	size_t n = 0;
+	bool was = true, changed = true;
+	struct store_hold sh;
 
 	if (p == NULL)
 		return;
@@ -932,6 +1004,13 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 		p->hold_until = 0;
 		p->hold_reason = NULL;
 		deliver_held_gauge(p->ura, false);
+		/* Shared: the node that ends the hold reschedules; another
+		   that finds it ended already has nothing more to do. */
+		if (d->shared &&
+		    store_hold_clear(d->store, p->ura, &was) == GW_OK && !was) {
+			deliver_kick(d);
+			return;
+		}
 		if (store_reschedule(d->store, p->ura, now, &n) != GW_OK)
 			n = 0;
 		log_info("event=receiver_reachable receiver=%s rescheduled=%zu",
@@ -946,8 +1025,36 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 	    p->hold_until > now)
 		return;
 	reason = route ? "misconfigured" : busy ? "busy" : "unreachable";
-	if (p->conn_fails++ == 0 || p->hold_reason == NULL ||
-	    strcmp(p->hold_reason, reason) != 0) {
+	before = p->conn_fails == 0 ? NULL : p->hold_reason;
+	hold.max_age_ms = 0;
+	if (hold.max_ms > DELIVER_HOLD_MAX_MS)
+		hold.max_ms = DELIVER_HOLD_MAX_MS;
+	if (hold.min_ms > hold.max_ms)
+		hold.min_ms = hold.max_ms;
+	/* A busy receiver's Retry-After is honoured in full: the probe
+	 * must not come before it. */
+	if (busy && x->retry_after_ms > 0)
+		not_before = now + x->retry_after_ms;
+	if (d->shared && store_hold_fail(d->store, p->ura, reason, now, &hold,
+					 deliver_rand(), not_before, &changed,
+					 &sh) == GW_OK) {
+		/* The nodes' count and hold, which another node may have
+		   begun meanwhile (then this failure changes nothing). */
+		p->conn_fails = sh.fails;
+		p->hold_until = sh.until;
+		p->hold_reason = deliver_reason_name(sh.reason);
+		if (before == NULL)
+			deliver_held_gauge(p->ura, true);
+		if (!changed)
+			return;
+	} else {
+		/* One node, or the store cannot say: hold here. */
+		p->conn_fails++;
+		p->hold_reason = reason;
+		p->hold_until = store_hold_until(&hold, p->conn_fails, now,
+						 deliver_rand(), not_before);
+	}
+	if (before == NULL || strcmp(before, reason) != 0) {
 		deliver_held_gauge(p->ura, true);
 		if (route)
 			log_warnx(
@@ -966,21 +1073,6 @@ deliver_peer_reachable(struct deliver *d, const struct deliver_xfer *x,
 				  "answers\"",
 				  reason, p->ura, status);
 	}
-	p->hold_reason = reason;
-	hold.max_age_ms = 0;
-	if (hold.max_ms > DELIVER_HOLD_MAX_MS)
-		hold.max_ms = DELIVER_HOLD_MAX_MS;
-	if (hold.min_ms > hold.max_ms)
-		hold.min_ms = hold.max_ms;
-	if (!store_next_attempt(&hold, p->conn_fails, now, now, deliver_rand(),
-				&until))
-		return;
-	/* A busy receiver's Retry-After is honoured in full: the probe
-	 * must not come before it. */
-	if (busy && x->retry_after_ms > 0 && now + x->retry_after_ms > until)
-		until = now + x->retry_after_ms;
-	if (until > p->hold_until)
-		p->hold_until = until;
 }
 
 /* A transfer finished with rc: record the result and count it. */
@@ -1125,6 +1217,7 @@ deliver_pass(struct deliver *d)
 	if (d->stopped)
 		return;
 	deliver_multi_reap(d);
+	deliver_holds_sync(d, now, false);
 	/* A held receiver whose hold ran out is probed even when none of
 	   its rows is due by its own backoff yet. */
 	for (size_t i = 0; i < d->npeers && !probe; i++)
@@ -1148,10 +1241,32 @@ deliver_pass(struct deliver *d)
 		 * backoff has not run out, so recovery is seen within a
 		 * hold. */
 		if (p->conn_fails > 0) {
-			if (p->active > 0)
+			if (p->active > 0 || p->probe_after > now)
 				continue;
-			max = 1;
-			due_by = INT64_MAX;
+			/* Shared: one node wins the probe (a conditional
+			   update); the others wait for its outcome. */
+			err =
+			    d->shared
+				? store_hold_probe(
+				      d->store, p->ura, now,
+				      now +
+					  (int64_t)d->cfg->delivery_timeout_ms +
+					  5000)
+				: GW_OK;
+			if (err == GW_NOTFOUND) {
+				/* Another node saw it answer. */
+				p->conn_fails = 0;
+				p->hold_until = 0;
+				p->hold_reason = NULL;
+				deliver_held_gauge(p->ura, false);
+			} else if (err != GW_OK) {
+				p->probe_after = now + DELIVER_HOLD_SYNC_MS;
+				d->holds_read_at = 0;
+				continue;
+			} else {
+				max = 1;
+				due_by = INT64_MAX;
+			}
 		}
 		err =
 		    store_claim(d->store, p->ura, due_by, now, max, &rows, &n);
@@ -1170,6 +1285,51 @@ deliver_pass(struct deliver *d)
 		rows = NULL;
 	}
 	deliver_arm_due(d, util_wall_ms());
+}
+
+/*
+ * Renew the lease of every attempt whose lease is two thirds gone: an
+ * attempt may run longer than a lease (a reload raised [delivery]
+ * timeout, the loop was held up, the nodes' clocks differ), and its row
+ * must not be taken over by another node while it still sends. An
+ * attempt whose row was taken over already is stopped: the other node
+ * sends it, and this one's result would be dropped.
+ */
+static void
+deliver_renew_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver *d = arg;
+	struct deliver_xfer *x, *next;
+	int64_t now = util_wall_ms();
+	enum gw_err err;
+
+	for (x = d->xfers; x != NULL; x = next) {
+		next = x->next;
+		if (x->leased_till - now > 2 * d->lease_ms / 3)
+			continue;
+		err = store_renew(d->store, x->seq, x->receiver,
+				  now + d->lease_ms);
+		if (err == GW_OK) {
+			x->leased_till = now + d->lease_ms;
+			d->renew_failed = false;
+			continue;
+		}
+		if (err != GW_NOTFOUND) {
+			if (!d->renew_failed)
+				log_warnx("event=lease_renew_failed id=%s "
+					  "receiver=%s error=%s",
+					  x->id, x->receiver, gw_strerror(err));
+			d->renew_failed = true;
+			continue;
+		}
+		log_warnx("event=delivery_lease_lost id=%s receiver=%s "
+			  "attempt=%u action=\"stopped: another node took the "
+			  "row over\"",
+			  x->id, x->receiver, x->attempt);
+		curl_multi_remove_handle(x->dm->m, x->easy);
+		deliver_unlink(d, x);
+		deliver_xfer_free(x);
+	}
 }
 
 static void
@@ -1329,7 +1489,21 @@ deliver_new(struct event_base *base, struct store *store,
 	}
 	if (recovered > 0)
 		log_info("event=delivery_recovered rows=%zu", recovered);
+	d->shared = strcmp(store_backend(store), "postgresql") == 0;
+	deliver_holds_sync(d, util_wall_ms(), true);
 	event_add(d->metrics_ev, &tv);
+	if ((d->lease_ms = store_lease_ms(store)) > 0) {
+		struct timeval rt = {(time_t)(d->lease_ms / 3000),
+				     (suseconds_t)(d->lease_ms / 3 % 1000) *
+					 1000};
+
+		if ((d->renew_ev = event_new(base, -1, EV_PERSIST,
+					     deliver_renew_event, d)) == NULL) {
+			err = GW_NOMEM;
+			goto fail;
+		}
+		event_add(d->renew_ev, &rt);
+	}
 	deliver_arm_due(d, util_wall_ms());
 	log_info("event=delivery_started routes=%zu", d->npeers);
 	*out = d;
@@ -1404,6 +1578,8 @@ deliver_stop(struct deliver *d)
 	event_del(d->kick_ev);
 	event_del(d->due_ev);
 	event_del(d->metrics_ev);
+	if (d->renew_ev != NULL)
+		event_del(d->renew_ev);
 	while (d->xfers != NULL) {
 		struct deliver_xfer *x = d->xfers;
 
@@ -1436,6 +1612,8 @@ deliver_free(struct deliver *d)
 		event_free(d->due_ev);
 	if (d->metrics_ev != NULL)
 		event_free(d->metrics_ev);
+	if (d->renew_ev != NULL)
+		event_free(d->renew_ev);
 	deliver_peers_free(d->peers, d->npeers);
 	free(d->noroute);
 	free(d);

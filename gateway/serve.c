@@ -344,6 +344,16 @@ open_store(struct serve *s)
 			s->cfg->store_path, s->path);
 		return false;
 	}
+	if (rc == GW_EXISTS) {
+		/* PostgreSQL: a live node with this [process] node name;
+		   starting would take its deliveries in flight back. */
+		log_warnx("event=startup_failed reason=node_name_in_use");
+		fprintf(stderr,
+			"pzpgw serve: another live node on this database is "
+			"named the same; set [process] node to a name of its "
+			"own\n");
+		return false;
+	}
 	if (rc != GW_OK) {
 		log_warnx("event=startup_failed reason=store path=%s "
 			  "error=\"%s\"",

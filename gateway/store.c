@@ -188,38 +188,12 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 		   and finish-to-commit steps around it. */
 		opts->lease_ms = (int64_t)cfg->delivery_timeout_ms + 5000;
 		opts->node = cfg->node;
+		opts->node_claim = true;
 		/* No marker beside a database: an empty one is made unless
 		   create = no (a wrong url is the operator's to see in the
 		   log line naming the backend). */
 		opts->create = strcmp(cfg->store_create, "no") != 0;
 	}
-}
-
-bool
-store_next_attempt(const struct store_backoff *b, unsigned attempts,
-		   int64_t since, int64_t now, uint32_t rnd, int64_t *next)
-{
-	int64_t min = b->min_ms > 0 ? b->min_ms : 1;
-	int64_t max = b->max_ms >= min ? b->max_ms : min;
-	int64_t deadline = since + b->max_age_ms;
-	int64_t d = min, jitter;
-
-	if (b->max_age_ms > 0 && now >= deadline)
-		return false;
-	/* Double per failed attempt; stop before overflowing past max. */
-	for (unsigned i = 1; i < attempts && d < max; i++)
-		d = d > max / 2 ? max : d * 2;
-	if (d > max)
-		d = max;
-	/* Up to a quarter earlier, so retries of many rows spread out. */
-	jitter = (int64_t)((double)d / 4.0 * (double)(rnd % 1001) / 1000.0);
-	d -= jitter;
-	if (d < min)
-		d = min;
-	*next = now + d;
-	if (b->max_age_ms > 0 && *next > deadline)
-		*next = deadline;
-	return true;
 }
 
 /* Check the index of a request: one per distinct receiver, every entry
@@ -1359,6 +1333,20 @@ store_raw(struct store *s, void **conn)
 	return s->ops;
 }
 
+int64_t
+store_lease_ms(const struct store *s)
+{
+	if (strcmp(s->ops->name, "postgresql") != 0)
+		return 0;
+	return s->opts.lease_ms > 0 ? s->opts.lease_ms : 60000;
+}
+
+enum gw_err
+store_renew(struct store *s, int64_t seq, const char *receiver, int64_t until)
+{
+	return s->ops->renew(s->conn, seq, receiver, until);
+}
+
 int
 store_schema_version(const struct store *s)
 {
@@ -1605,6 +1593,43 @@ store_reschedule(struct store *s, const char *receiver, int64_t now,
 	if (count != NULL)
 		*count = n;
 	return err;
+}
+
+enum gw_err
+store_holds(struct store *s, struct store_hold **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return s->ops->holds(s->conn, out, n);
+}
+
+enum gw_err
+store_hold_fail(struct store *s, const char *receiver, const char *reason,
+		int64_t now, const struct store_backoff *b, uint32_t rnd,
+		int64_t not_before, bool *changed, struct store_hold *out)
+{
+	memset(out, 0, sizeof(*out));
+	*changed = false;
+	return s->ops->hold_fail(s->conn, receiver, reason, now, b, rnd,
+				 not_before, changed, out);
+}
+
+enum gw_err
+store_hold_probe(struct store *s, const char *receiver, int64_t now,
+		 int64_t probe_until)
+{
+	return s->ops->hold_probe(s->conn, receiver, now, probe_until);
+}
+
+enum gw_err
+store_hold_clear(struct store *s, const char *receiver, bool *was)
+{
+	bool dummy = false;
+
+	if (was == NULL)
+		was = &dummy;
+	*was = false;
+	return s->ops->hold_clear(s->conn, receiver, was);
 }
 
 void

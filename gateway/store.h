@@ -86,9 +86,16 @@ struct store_options {
 	   database need distinct names: a node recovers its own leases at
 	   start at once, another node's only once they expired. */
 	const char *node;
-	/* PostgreSQL: how long a claim leases its rows (ms; 0: 60 s). It
-	   must outlast one delivery attempt, as no attempt renews it. */
+	/* PostgreSQL: how long a claim leases its rows (ms; 0: 60 s); a
+	   longer attempt renews it (store_renew). */
 	int64_t lease_ms;
+	/* PostgreSQL, the daemon: hold a session lock on the node's name
+	   while the store is open, so that a second live node with the
+	   same name (which would take this one's rows in flight back at
+	   its start) is refused: store_open fails with GW_EXISTS after
+	   PG_NODE_WAIT_MS (a killed node's session may take a moment to
+	   end). */
+	bool node_claim;
 };
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
@@ -395,6 +402,20 @@ enum gw_err store_claim(struct store *s, const char *receiver, int64_t due_by,
 			int64_t now, size_t max, struct store_row **rows,
 			size_t *n);
 
+/* How long a claim leases its rows to this node (ms): PostgreSQL's
+ * lease_ms; 0 for SQLite (one node, no leases). */
+int64_t store_lease_ms(const struct store *s);
+
+/*
+ * Extend this node's lease of a row in flight (message seq, receiver) to
+ * until: an attempt that runs longer than a lease keeps its row, so no
+ * other node sends the same lane head meanwhile. GW_NOTFOUND: the row is
+ * not this node's in flight any more (its lease ran out and another node
+ * took it over): stop the attempt, its result would be dropped.
+ */
+enum gw_err store_renew(struct store *s, int64_t seq, const char *receiver,
+			int64_t until);
+
 /* inflight -> delivered with the receiver's HTTP status. GW_NOTFOUND when
  * the row is not inflight. */
 enum gw_err store_delivered(struct store *s, const char *id,
@@ -470,6 +491,58 @@ enum gw_err store_expire(struct store *s, int64_t before, int64_t now,
  * attempt become due at now. *count (may be NULL) is the number. */
 enum gw_err store_reschedule(struct store *s, const char *receiver, int64_t now,
 			     size_t *count);
+
+/*
+ * A receiver's hold (deliver.c: no claims for it until `until`, then one
+ * probe at a time), kept in the store (schema 9, receiver_hold) so that
+ * the nodes sharing one database hold and probe a receiver that is down
+ * together: one probe per hold between them, not one per node.
+ */
+struct store_hold {
+	char receiver[STORE_URA_MAX + 1];
+	int64_t until;	 /* no claims for it before this (ms) */
+	unsigned fails;	 /* failed probes in a row, >= 1 */
+	char reason[16]; /* "unreachable", "busy" or "misconfigured" */
+	/* The node whose probe runs now ("" none) and when its claim of the
+	   probe runs out (a node that died mid-probe leaves it to others). */
+	char prober[STORE_NODE_MAX + 1];
+	int64_t probe_until;
+};
+
+/* The held receivers, by URA. *out: caller frees (free()); may be NULL
+ * when *n is 0. */
+enum gw_err store_holds(struct store *s, struct store_hold **out, size_t *n);
+
+/*
+ * A transfer to receiver failed with reason (static string, as above) at
+ * now. Unless a hold that began meanwhile still runs (a transfer already
+ * under way when it began does not make it longer: *changed false), the
+ * failed probes count one more and the hold runs until the backoff b
+ * gives for that count (store_next_attempt with rnd, max_age ignored) or
+ * not_before when later; the probe claim is released. One transaction;
+ * *out is the receiver's hold after it either way.
+ */
+enum gw_err store_hold_fail(struct store *s, const char *receiver,
+			    const char *reason, int64_t now,
+			    const struct store_backoff *b, uint32_t rnd,
+			    int64_t not_before, bool *changed,
+			    struct store_hold *out);
+
+/* Claim the probe of a held receiver whose hold ran out (a conditional
+ * update: one node wins) until probe_until. GW_OK: this node probes;
+ * GW_EXISTS: the hold runs or another node probes; GW_NOTFOUND: the
+ * receiver is not held (any more). */
+enum gw_err store_hold_probe(struct store *s, const char *receiver, int64_t now,
+			     int64_t probe_until);
+
+/* The receiver answered: its hold ends. *was (may be NULL): it was held
+ * until this call (false: another node released it first). */
+enum gw_err store_hold_clear(struct store *s, const char *receiver, bool *was);
+
+/* The end of a hold after fails failed probes: b's backoff from now
+ * (max_age_ms ignored), never before not_before. For the backends. */
+int64_t store_hold_until(const struct store_backoff *b, unsigned fails,
+			 int64_t now, uint32_t rnd, int64_t not_before);
 
 /* Set the gauges pzpgw_queue_depth and pzpgw_queue_oldest_age_seconds
  * per (state, receiver) from store_stats (loop thread only). */
@@ -603,6 +676,8 @@ struct store_ops {
 			      const char *error, const char *outcome,
 			      int64_t at);
 	enum gw_err (*recover)(void *conn, int64_t now, size_t *count);
+	enum gw_err (*renew)(void *conn, int64_t seq, const char *receiver,
+			     int64_t until);
 	enum gw_err (*next_due_at)(void *conn, const char *receiver,
 				   int64_t *at);
 	enum gw_err (*get)(void *conn, const char *id, bool content, bool rows,
@@ -618,6 +693,16 @@ struct store_ops {
 			      size_t *count);
 	enum gw_err (*reschedule)(void *conn, const char *receiver, int64_t now,
 				  size_t *count);
+	/* The shared receiver holds (see store_hold_fail...). */
+	enum gw_err (*holds)(void *conn, struct store_hold **out, size_t *n);
+	enum gw_err (*hold_fail)(void *conn, const char *receiver,
+				 const char *reason, int64_t now,
+				 const struct store_backoff *b, uint32_t rnd,
+				 int64_t not_before, bool *changed,
+				 struct store_hold *out);
+	enum gw_err (*hold_probe)(void *conn, const char *receiver, int64_t now,
+				  int64_t probe_until);
+	enum gw_err (*hold_clear)(void *conn, const char *receiver, bool *was);
 	/* Background upkeep on a connection of its own, called about every
 	   STORE_UPKEEP_MS; must not block writers for long. Logs nothing
 	   (the caller limits how often a failure is said; detail gets
@@ -894,7 +979,8 @@ extern const struct store_ops store_pg_ops;
 
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform
- * report beside a message; 7: a patient's versions indexed by type. */
-#define STORE_SQLITE_SCHEMA 8
+ * report beside a message; 7: a patient's versions indexed by type; 8: the
+ * delivery lease; 9: the receivers' holds shared by nodes. */
+#define STORE_SQLITE_SCHEMA 9
 
 #endif

@@ -100,6 +100,8 @@ const struct store_copy_table store_copy_tables[] = {
     REBUILT("audit_head", "PostgreSQL: the audit counter (seq, hash)"),
     REBUILT("sqlite_sequence", "SQLite: the key counters"),
     REBUILT("pzpgw_schema", "PostgreSQL: the schema version (migrations)"),
+    REBUILT("receiver_hold", "runtime state: a hold forms again at the "
+			     "next failed probe"),
 };
 const size_t store_copy_ntables = UTIL_ARRAY_LEN(store_copy_tables);
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -186,6 +187,19 @@ static const char *const pg_migrations[] = {
     "ALTER TABLE outbox ADD COLUMN lease_until BIGINT;"
     "CREATE INDEX outbox_lease ON outbox (lease_until)"
     " WHERE state = 'inflight';",
+#if STORE_SQLITE_SCHEMA >= 9
+    /* 9: a receiver's hold shared by the nodes (store_hold_fail): a row
+       per held receiver, deleted when it answers again; probe_owner and
+       probe_until are the claim of its one probe. */
+    "CREATE TABLE receiver_hold ("
+    " receiver_ura TEXT PRIMARY KEY,"
+    " hold_until BIGINT NOT NULL,"
+    " fails INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " probe_owner TEXT,"
+    " probe_until BIGINT,"
+    " updated_at BIGINT NOT NULL);",
+#endif
 };
 
 /* A new SQLite schema version needs its PostgreSQL step here too. */
@@ -196,6 +210,10 @@ _Static_assert(sizeof(pg_migrations) / sizeof(pg_migrations[0]) ==
 /* Advisory lock key of schema migrations (two nodes starting at once
  * migrate one after the other): "pzpgw" in ASCII. */
 #define PG_MIGRATE_LOCK "482068318071"
+
+/* How long a node starting waits for another session holding its name
+ * to end (a node killed a moment ago) before it refuses to start. */
+#define PG_NODE_WAIT_MS 5000
 
 /* Type OIDs of parameters (pg_type.h is a server header). */
 #define PG_BOOL	 16
@@ -225,6 +243,9 @@ struct pg {
 	bool audit_relaxed; /* audit-only commits without waiting */
 	bool readonly;	    /* the CLI's read-only opening */
 	bool txn;	    /* a transaction is open */
+	bool deadlock;	    /* a statement failed with 40P01 (pg_fail) */
+	bool node_claim;    /* holds the lock on its node's name */
+	bool node_lost;	    /* ... lost it after a reconnect: said once */
 	char node[STORE_NODE_MAX + 1]; /* the owner of its leases */
 	int64_t lease_ms;
 	/* The audit chain's head within the open transaction (see
@@ -358,6 +379,8 @@ pg_fail(struct pg *c, const char *op, const PGresult *r)
 	char what[64], detail[160];
 	enum gw_err err = pg_err_of(r, c->db);
 
+	if (st != NULL && strcmp(st, "40P01") == 0)
+		c->deadlock = true;
 	if (msg == NULL)
 		msg = PQerrorMessage(c->db);
 	if (err == GW_INVALID)
@@ -422,6 +445,25 @@ pg_prepared(struct pg *c, const char *sql, const struct pg_args *a, char *name,
 	return name;
 }
 
+/* Take the session lock on c->node's name (see node_claim); false when
+ * another session holds it (or the query failed). */
+static bool
+pg_node_lock(struct pg *c)
+{
+	const char *vals[1] = {c->node};
+	PGresult *r;
+	bool got;
+
+	r = PQexecParams(c->db,
+			 "SELECT pg_try_advisory_lock(hashtextextended("
+			 "'pzpgw node ' || $1::text, 0))",
+			 1, NULL, vals, NULL, NULL, 0);
+	got = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	      strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return got;
+}
+
 /*
  * Run sql with a (may be NULL). *out (may be NULL: cleared here) gets
  * the result of a statement that succeeded. A connection found broken
@@ -449,6 +491,14 @@ pg_q(struct pg *c, const char *op, const char *sql, const struct pg_args *a,
 			PQclear(PQexec(c->db,
 				       "SET default_transaction_read_only"
 				       " = on"));
+		if (c->node_claim && !pg_node_lock(c) && !c->node_lost) {
+			c->node_lost = true;
+			log_warnx("event=node_name_in_use node=%s "
+				  "message=\"after a reconnect another live "
+				  "node holds this node's name: give each "
+				  "node its own [process] node\"",
+				  c->node);
+		}
 	}
 	if (a != NULL && a->n > 0) {
 		char name[24];
@@ -759,6 +809,29 @@ pg_open(const struct store_options *opts, bool main, void **out)
 			goto fail;
 		c->relaxed = true;
 	}
+	if (main && opts->node_claim) {
+		uint64_t until = util_mono_ms() + PG_NODE_WAIT_MS;
+
+		while (!pg_node_lock(c)) {
+			if (PQstatus(c->db) != CONNECTION_OK) {
+				err = GW_TEMP;
+				goto fail;
+			}
+			if (util_mono_ms() >= until) {
+				log_warnx("event=node_name_in_use node=%s "
+					  "message=\"another live node of this "
+					  "database has this name: give each "
+					  "node its own [process] node\"",
+					  c->node);
+				err = GW_EXISTS;
+				goto fail;
+			}
+			struct timespec pause = {0, 100 * 1000 * 1000};
+
+			nanosleep(&pause, NULL);
+		}
+		c->node_claim = true;
+	}
 	if (main) {
 		if ((err = pg_migrate(c, opts->create, opts->quiet)) != GW_OK)
 			goto fail;
@@ -888,11 +961,153 @@ pg_rows_collect(PGresult *res, struct store_row **rows, size_t *n)
  * becomes this message's too (carried); otherwise a new version (ins)
  * supersedes the current one.
  */
+#define PG_INDEX_SQL                                                           \
+	"WITH cur AS (SELECT seq, vid, superseded_seq IS NULL AS"              \
+	" live, (superseded_seq IS NULL AND json = $10) AS same"               \
+	" FROM res_versions WHERE receiver_ura = $1 AND type = $3"             \
+	" AND id = $4 ORDER BY vid DESC LIMIT 1),"                             \
+	" carried AS (UPDATE res_versions r SET message_seq = $6"              \
+	" FROM cur WHERE r.seq = cur.seq AND cur.same),"                       \
+	" ins AS (INSERT INTO res_versions (receiver_ura, bsn,"                \
+	" type, id, vid, res_key, message_seq, updated, hidden,"               \
+	" sha256, json) SELECT $1, $2, $3, $4,"                                \
+	" coalesce((SELECT vid FROM cur), 0) + 1, $5, $6, $7, $8,"             \
+	" $9, $10 WHERE NOT coalesce((SELECT same FROM cur), false)"           \
+	" RETURNING seq)"                                                      \
+	" UPDATE res_versions r SET superseded_seq = ins.seq"                  \
+	" FROM cur, ins WHERE r.seq = cur.seq AND cur.live"
+
+/* Two nodes may index the same resource (receiver, type, logical id) at
+ * once (two messages of one patient, or a resource many messages carry):
+ * each would make the same next version (a unique violation, answered
+ * 500). The entry's statement runs after this lock, so it sees the other
+ * one's version once that committed. */
+#define PG_INDEX_LOCK                                                          \
+	"SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2 ||"     \
+	" '|' || $3, 16))"
+
+static void
+pg_index_lock_args(struct pg_args *a, const struct store_index *x,
+		   const struct store_index_entry *e)
+{
+	memset(a, 0, sizeof(*a));
+	pa_text(a, x->receiver);
+	pa_text(a, e->type);
+	pa_text(a, e->id);
+}
+
+/* The parameters of PG_INDEX_SQL for entry e; *json: caller frees (a
+ * NUL-free text copy of the bytes given). */
+static enum gw_err
+pg_index_args(struct pg_args *a, int64_t seq, int64_t at,
+	      const struct store_index *x, const struct store_index_entry *e,
+	      char **json)
+{
+	memset(a, 0, sizeof(*a));
+	if ((*json = strndup(e->json != NULL ? e->json : "", e->json_len)) ==
+	    NULL)
+		return GW_NOMEM;
+	pa_text(a, x->receiver);
+	pa_text(a, x->bsn);
+	pa_text(a, e->type);
+	pa_text(a, e->id);
+	pa_text(a, e->key);
+	pa_i64(a, seq);
+	pa_i64(a, at);
+	pa_i64(a, e->hidden ? 1 : 0);
+	pa_text(a, e->sha256 != NULL ? e->sha256 : "");
+	pa_text(a, *json);
+	return GW_OK;
+}
+
+/*
+ * The entries of x, sent in one round trip (libpq's pipeline mode): a
+ * message indexes about 20 resources, and one round trip each was most
+ * of a PostgreSQL accept's time in the writer thread. The statements run
+ * in order inside the open transaction as before; the first failure is
+ * reported (the later ones are skipped by the server). Falls back to one
+ * statement at a time when the pipeline cannot start.
+ */
+static enum gw_err pg_index_entry(struct pg *c, int64_t seq, int64_t at,
+				  const struct store_index *x,
+				  const struct store_index_entry *e);
+
+static enum gw_err
+pg_index_entries(struct pg *c, int64_t seq, int64_t at,
+		 const struct store_index *x)
+{
+	struct pg_args a, la;
+	enum gw_err err = GW_OK;
+	const char *pn = NULL, *ln = NULL;
+	char name[24], lname[24], *json = NULL;
+	size_t sent = 0, nulls = 0;
+	bool synced = false;
+
+	if (x->n > 1) {
+		if ((err = pg_index_args(&a, seq, at, x, &x->entries[0],
+					 &json)) != GW_OK)
+			return err;
+		pn = pg_prepared(c, PG_INDEX_SQL, &a, name, sizeof(name));
+		free(json);
+		pg_index_lock_args(&la, x, &x->entries[0]);
+		ln = pg_prepared(c, PG_INDEX_LOCK, &la, lname, sizeof(lname));
+	}
+	if (pn == NULL || ln == NULL || PQenterPipelineMode(c->db) != 1) {
+		for (size_t k = 0; k < x->n && err == GW_OK; k++)
+			err = pg_index_entry(c, seq, at, x, &x->entries[k]);
+		return err;
+	}
+	for (size_t k = 0; k < x->n && err == GW_OK; k++) {
+		if ((err = pg_index_args(&a, seq, at, x, &x->entries[k],
+					 &json)) != GW_OK)
+			break;
+		pg_index_lock_args(&la, x, &x->entries[k]);
+		if (PQsendQueryPrepared(c->db, ln, la.n, la.vals, la.lens,
+					la.fmts, 0) != 1 ||
+		    PQsendQueryPrepared(c->db, pn, a.n, a.vals, a.lens, a.fmts,
+					0) != 1)
+			err = pg_fail(c, "index_write", NULL);
+		else
+			sent += 2;
+		free(json);
+	}
+	if (PQpipelineSync(c->db) != 1) {
+		if (err == GW_OK)
+			err = pg_fail(c, "index_write", NULL);
+	} else {
+		/* Each statement's result ends with a NULL; the sync's
+		   result ends the pipeline. */
+		while (!synced && nulls <= sent + 1) {
+			PGresult *r = PQgetResult(c->db);
+			ExecStatusType st;
+
+			if (r == NULL) {
+				if (PQstatus(c->db) != CONNECTION_OK)
+					break;
+				nulls++;
+				continue;
+			}
+			st = PQresultStatus(r);
+			if (st == PGRES_PIPELINE_SYNC)
+				synced = true;
+			else if (st != PGRES_COMMAND_OK &&
+				 st != PGRES_TUPLES_OK &&
+				 st != PGRES_PIPELINE_ABORTED && err == GW_OK)
+				err = pg_fail(c, "index_write", r);
+			PQclear(r);
+		}
+		if (!synced && err == GW_OK)
+			err = pg_fail(c, "index_write", NULL);
+	}
+	(void)PQexitPipelineMode(c->db);
+	return err;
+}
+
 static enum gw_err
 pg_index_entry(struct pg *c, int64_t seq, int64_t at,
 	       const struct store_index *x, const struct store_index_entry *e)
 {
-	struct pg_args a = {0};
+	struct pg_args a = {0}, la;
 	enum gw_err err;
 	char *json;
 
@@ -910,22 +1125,9 @@ pg_index_entry(struct pg *c, int64_t seq, int64_t at,
 	pa_i64(&a, e->hidden ? 1 : 0);
 	pa_text(&a, e->sha256 != NULL ? e->sha256 : "");
 	pa_text(&a, json);
-	err = pg_q(c, "index_write",
-		   "WITH cur AS (SELECT seq, vid, superseded_seq IS NULL AS"
-		   " live, (superseded_seq IS NULL AND json = $10) AS same"
-		   " FROM res_versions WHERE receiver_ura = $1 AND type = $3"
-		   " AND id = $4 ORDER BY vid DESC LIMIT 1),"
-		   " carried AS (UPDATE res_versions r SET message_seq = $6"
-		   " FROM cur WHERE r.seq = cur.seq AND cur.same),"
-		   " ins AS (INSERT INTO res_versions (receiver_ura, bsn,"
-		   " type, id, vid, res_key, message_seq, updated, hidden,"
-		   " sha256, json) SELECT $1, $2, $3, $4,"
-		   " coalesce((SELECT vid FROM cur), 0) + 1, $5, $6, $7, $8,"
-		   " $9, $10 WHERE NOT coalesce((SELECT same FROM cur), false)"
-		   " RETURNING seq)"
-		   " UPDATE res_versions r SET superseded_seq = ins.seq"
-		   " FROM cur, ins WHERE r.seq = cur.seq AND cur.live",
-		   &a, NULL);
+	pg_index_lock_args(&la, x, e);
+	if ((err = pg_q(c, "index_lock", PG_INDEX_LOCK, &la, NULL)) == GW_OK)
+		err = pg_q(c, "index_write", PG_INDEX_SQL, &a, NULL);
 	free(json);
 	return err;
 }
@@ -950,10 +1152,9 @@ pg_index_write(struct pg *c, int64_t seq, const struct store_accept *r)
 				" $3, $4, $5)",
 				&a, NULL)) != GW_OK)
 			return err;
-		for (size_t k = 0; k < x->n; k++)
-			if ((err = pg_index_entry(c, seq, r->accepted_at, x,
-						  &x->entries[k])) != GW_OK)
-				return err;
+		if ((err = pg_index_entries(c, seq, r->accepted_at, x)) !=
+		    GW_OK)
+			return err;
 	}
 	return GW_OK;
 }
@@ -1210,14 +1411,8 @@ pg_accept_one(struct pg *c, const struct store_accept *r,
 			return err;
 	if ((err = pg_index_write(c, seq, r)) != GW_OK)
 		return err;
-	for (size_t i = 0; i < r->naudit; i++) {
-		struct store_audit_rec rec = r->audit[i];
-
-		if (rec.at == 0)
-			rec.at = r->accepted_at;
-		if ((err = pg_audit_write(c, &rec)) != GW_OK)
-			return err;
-	}
+	/* Its audit records are written by pg_accept_audit at the end of
+	   the batch. */
 	if ((err = pg_accept_notices(c, r)) != GW_OK)
 		return err;
 	util_strlcpy(res->id, r->id, sizeof(res->id));
@@ -1225,6 +1420,36 @@ pg_accept_one(struct pg *c, const struct store_accept *r,
 	if (r->answer_body != NULL &&
 	    (res->answer_body = strdup(r->answer_body)) == NULL)
 		return GW_NOMEM;
+	return GW_OK;
+}
+
+/*
+ * The audit records of the accepts of a batch that were stored, chained
+ * in batch order, written last: the chain's head row is locked from the
+ * first record to the commit, and another node's batch waiting for it
+ * may hold message keys or lanes this batch would wait for. Taken last,
+ * it is held only for the records and the commit, and a batch holding it
+ * waits for nothing else (two nodes accepting the same message at once
+ * deadlocked on it: 40P01, the batch refused with 503).
+ */
+static enum gw_err
+pg_accept_audit(struct pg *c, const struct store_accept *const *reqs,
+		const struct store_result *res, size_t n)
+{
+	enum gw_err err;
+
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].err != GW_OK)
+			continue;
+		for (size_t k = 0; k < reqs[i]->naudit; k++) {
+			struct store_audit_rec rec = reqs[i]->audit[k];
+
+			if (rec.at == 0)
+				rec.at = reqs[i]->accepted_at;
+			if ((err = pg_audit_write(c, &rec)) != GW_OK)
+				return err;
+		}
+	}
 	return GW_OK;
 }
 
@@ -1251,11 +1476,13 @@ pg_accept_pass(struct pg *c, const struct store_accept *const *reqs,
 
 	*failed = false;
 	c->chain_known = false;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, tries = 0; i < n; i++, tries = 0) {
 		int64_t chain_seq = c->chain_seq;
 		bool chain_known = c->chain_known;
 		char chain_hash[65];
 
+	again:
+		c->deadlock = false;
 		memcpy(chain_hash, c->chain_hash, sizeof(chain_hash));
 		if (savepoints && (txn = pg_q(c, "savepoint", "SAVEPOINT doc",
 					      NULL, NULL)) != GW_OK)
@@ -1285,7 +1512,20 @@ pg_accept_pass(struct pg *c, const struct store_accept *const *reqs,
 		    (txn = pg_q(c, "release", "RELEASE doc", NULL, NULL)) !=
 			GW_OK)
 			return txn;
+		/* Another node's batch held a key or lane this one needed
+		   while waiting for one of ours (the same message posted
+		   to both nodes at once, lanes in opposite orders): the
+		   server chose this statement to fail. Rolled back to the
+		   savepoint, the other batch goes on; this document is
+		   tried again (then found stored, or stored). */
+		if (c->deadlock && ++tries < 3) {
+			memset(&res[i], 0, sizeof(res[i]));
+			goto again;
+		}
 	}
+	/* A failure here fails the whole batch (a database error). */
+	if ((txn = pg_accept_audit(c, reqs, res, n)) != GW_OK)
+		return txn;
 	return pg_chain_save(c);
 }
 
@@ -1596,6 +1836,32 @@ pg_recover(void *conn, int64_t now, size_t *count)
 fail:
 	pg_rollback(c);
 	return err;
+}
+
+/* This node's lease of a row in flight runs until `until` (see
+ * store_renew). */
+static enum gw_err
+pg_renew(void *conn, int64_t seq, const char *receiver, int64_t until)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+	int64_t n;
+
+	pa_i64(&a, seq);
+	pa_text(&a, receiver);
+	pa_i64(&a, until);
+	pa_text(&a, c->node);
+	if ((err = pg_q(c, "renew",
+			"UPDATE outbox SET lease_until = $3 WHERE"
+			" message_seq = $1 AND receiver_ura = $2 AND"
+			" state = 'inflight' AND lease_owner = $4",
+			&a, &r)) != GW_OK)
+		return err;
+	n = pg_changes(r);
+	PQclear(r);
+	return n == 1 ? GW_OK : GW_NOTFOUND;
 }
 
 static enum gw_err
@@ -2002,6 +2268,168 @@ pg_reschedule(void *conn, const char *receiver, int64_t now, size_t *count)
 			&a, &r)) != GW_OK)
 		return err;
 	*count = (size_t)pg_changes(r);
+	PQclear(r);
+	return GW_OK;
+}
+
+#define PG_HOLD_COLS                                                           \
+	"receiver_ura, hold_until, fails, reason, coalesce(probe_owner, ''),"  \
+	" coalesce(probe_until, 0)"
+
+static void
+pg_hold_read(PGresult *r, int i, struct store_hold *h)
+{
+	int64_t fails = pg_i64(r, i, 2);
+
+	pg_copy(h->receiver, sizeof(h->receiver), r, i, 0);
+	h->until = pg_i64(r, i, 1);
+	h->fails = fails > 0 && fails < UINT_MAX ? (unsigned)fails : 0;
+	pg_copy(h->reason, sizeof(h->reason), r, i, 3);
+	pg_copy(h->prober, sizeof(h->prober), r, i, 4);
+	h->probe_until = pg_i64(r, i, 5);
+}
+
+static enum gw_err
+pg_holds(void *conn, struct store_hold **out, size_t *n)
+{
+	struct pg *c = conn;
+	PGresult *r = NULL;
+	enum gw_err err;
+	int rows;
+
+	if ((err = pg_q(c, "holds",
+			"SELECT " PG_HOLD_COLS " FROM receiver_hold"
+			" WHERE fails > 0 ORDER BY receiver_ura",
+			NULL, &r)) != GW_OK)
+		return err;
+	rows = PQntuples(r);
+	if (rows > 0 && (*out = calloc((size_t)rows, sizeof(**out))) == NULL) {
+		PQclear(r);
+		return GW_NOMEM;
+	}
+	for (int i = 0; i < rows; i++)
+		pg_hold_read(r, i, &(*out)[i]);
+	*n = (size_t)rows;
+	PQclear(r);
+	return GW_OK;
+}
+
+/* Insert the receiver's row when missing, lock it, then count the
+ * failure unless its hold still runs (see store_hold_fail). */
+static enum gw_err
+pg_hold_fail(void *conn, const char *receiver, const char *reason, int64_t now,
+	     const struct store_backoff *b, uint32_t rnd, int64_t not_before,
+	     bool *changed, struct store_hold *out)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+
+	if ((err = pg_begin(c)) != GW_OK)
+		return err;
+	pa_text(&a, receiver);
+	pa_text(&a, reason);
+	pa_i64(&a, now);
+	if ((err = pg_q(c, "hold",
+			"INSERT INTO receiver_hold (receiver_ura, hold_until,"
+			" fails, reason, updated_at) VALUES ($1, 0, 0, $2, $3)"
+			" ON CONFLICT (receiver_ura) DO NOTHING",
+			&a, NULL)) != GW_OK)
+		goto fail;
+	memset(&a, 0, sizeof(a));
+	pa_text(&a, receiver);
+	if ((err = pg_q(c, "hold",
+			"SELECT " PG_HOLD_COLS " FROM receiver_hold"
+			" WHERE receiver_ura = $1 FOR UPDATE",
+			&a, &r)) != GW_OK)
+		goto fail;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		err = GW_TEMP;
+		goto fail;
+	}
+	pg_hold_read(r, 0, out);
+	PQclear(r);
+	if (out->fails > 0 && out->until > now)
+		return pg_commit(c);
+	out->fails++;
+	out->until = store_hold_until(b, out->fails, now, rnd, not_before);
+	util_strlcpy(out->reason, reason, sizeof(out->reason));
+	out->prober[0] = '\0';
+	out->probe_until = 0;
+	memset(&a, 0, sizeof(a));
+	pa_text(&a, receiver);
+	pa_i64(&a, out->until);
+	pa_i64(&a, out->fails);
+	pa_text(&a, reason);
+	pa_i64(&a, now);
+	if ((err = pg_q(c, "hold",
+			"UPDATE receiver_hold SET hold_until = $2, fails = $3,"
+			" reason = $4, probe_owner = NULL, probe_until = NULL,"
+			" updated_at = $5 WHERE receiver_ura = $1",
+			&a, NULL)) != GW_OK)
+		goto fail;
+	*changed = true;
+	return pg_commit(c);
+fail:
+	pg_rollback(c);
+	return err;
+}
+
+static enum gw_err
+pg_hold_probe(void *conn, const char *receiver, int64_t now,
+	      int64_t probe_until)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+	bool held;
+
+	pa_text(&a, receiver);
+	pa_i64(&a, now);
+	pa_text(&a, c->node);
+	pa_i64(&a, probe_until);
+	/* One node wins: the update re-reads the row under its lock. */
+	if ((err = pg_q(c, "hold_probe",
+			"UPDATE receiver_hold SET probe_owner = $3,"
+			" probe_until = $4 WHERE receiver_ura = $1 AND"
+			" fails > 0 AND hold_until <= $2 AND (probe_owner IS"
+			" NULL OR probe_owner = $3 OR probe_until <= $2)",
+			&a, &r)) != GW_OK)
+		return err;
+	held = pg_changes(r) == 1;
+	PQclear(r);
+	if (held)
+		return GW_OK;
+	memset(&a, 0, sizeof(a));
+	pa_text(&a, receiver);
+	if ((err = pg_q(c, "hold_probe",
+			"SELECT 1 FROM receiver_hold WHERE receiver_ura = $1"
+			" AND fails > 0",
+			&a, &r)) != GW_OK)
+		return err;
+	held = PQntuples(r) > 0;
+	PQclear(r);
+	return held ? GW_EXISTS : GW_NOTFOUND;
+}
+
+static enum gw_err
+pg_hold_clear(void *conn, const char *receiver, bool *was)
+{
+	struct pg *c = conn;
+	struct pg_args a = {0};
+	PGresult *r = NULL;
+	enum gw_err err;
+
+	pa_text(&a, receiver);
+	if ((err = pg_q(c, "hold_clear",
+			"DELETE FROM receiver_hold WHERE receiver_ura = $1"
+			" RETURNING fails",
+			&a, &r)) != GW_OK)
+		return err;
+	*was = PQntuples(r) > 0 && pg_i64(r, 0, 0) > 0;
 	PQclear(r);
 	return GW_OK;
 }
@@ -2944,6 +3372,7 @@ const struct store_ops store_pg_ops = {
     .claim = pg_claim,
     .finish = pg_finish,
     .recover = pg_recover,
+    .renew = pg_renew,
     .next_due_at = pg_next_due_at,
     .get = pg_get,
     .list = pg_list,
@@ -2952,6 +3381,10 @@ const struct store_ops store_pg_ops = {
     .stats = pg_stats,
     .expire = pg_expire,
     .reschedule = pg_reschedule,
+    .holds = pg_holds,
+    .hold_fail = pg_hold_fail,
+    .hold_probe = pg_hold_probe,
+    .hold_clear = pg_hold_clear,
     .upkeep = pg_upkeep,
     .check_files = pg_check_files,
     .ping = pg_ping,

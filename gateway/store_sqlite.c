@@ -218,6 +218,20 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
        both backends' version numbers and rows alike (store copy). */
     "ALTER TABLE outbox ADD COLUMN lease_owner TEXT;"
     "ALTER TABLE outbox ADD COLUMN lease_until INTEGER;",
+#if STORE_SQLITE_SCHEMA >= 9
+    /* 9: a receiver's hold shared by the nodes of one PostgreSQL
+       (store_hold_fail). One SQLite node keeps its holds in memory
+       (deliver.c); the table keeps both backends alike (store copy)
+       and serves the store's tests. */
+    "CREATE TABLE receiver_hold ("
+    " receiver_ura TEXT PRIMARY KEY,"
+    " hold_until INTEGER NOT NULL,"
+    " fails INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " probe_owner TEXT,"
+    " probe_until INTEGER,"
+    " updated_at INTEGER NOT NULL);",
+#endif
 };
 
 /* Cached statements. */
@@ -1730,6 +1744,202 @@ sq_reschedule(void *conn, const char *receiver, int64_t now, size_t *count)
 	return GW_OK;
 }
 
+#define SQ_HOLD_COLS                                                           \
+	"receiver_ura, hold_until, fails, reason, coalesce(probe_owner, ''),"  \
+	" coalesce(probe_until, 0)"
+
+/* The one node of a SQLite store, as the prober. */
+#define SQ_NODE "local"
+
+static void
+sq_hold_read(sqlite3_stmt *st, struct store_hold *h)
+{
+	int64_t fails = sqlite3_column_int64(st, 2);
+
+	sq_copy(h->receiver, sizeof(h->receiver), st, 0);
+	h->until = sqlite3_column_int64(st, 1);
+	h->fails = fails > 0 && fails < UINT_MAX ? (unsigned)fails : 0;
+	sq_copy(h->reason, sizeof(h->reason), st, 3);
+	sq_copy(h->prober, sizeof(h->prober), st, 4);
+	h->probe_until = sqlite3_column_int64(st, 5);
+}
+
+static enum gw_err
+sq_holds(void *conn, struct store_hold **out, size_t *n)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	struct store_hold *v = NULL, *nv;
+	size_t k = 0;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->db,
+				"SELECT " SQ_HOLD_COLS " FROM receiver_hold"
+				" WHERE fails > 0 ORDER BY receiver_ura",
+				-1, &st, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((nv = realloc(v, (k + 1) * sizeof(*v))) == NULL) {
+			sqlite3_finalize(st);
+			free(v);
+			return GW_NOMEM;
+		}
+		v = nv;
+		memset(&v[k], 0, sizeof(v[k]));
+		sq_hold_read(st, &v[k++]);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return sq_fail(c, "holds", rc);
+	}
+	*out = v;
+	*n = k;
+	return GW_OK;
+}
+
+/* Prepare one of the hold statements (finalized by the caller). */
+static int
+sq_hold_stmt(struct sq *c, const char *sql, sqlite3_stmt **st)
+{
+	return sqlite3_prepare_v2(c->db, sql, -1, st, NULL);
+}
+
+static enum gw_err
+sq_hold_fail(void *conn, const char *receiver, const char *reason, int64_t now,
+	     const struct store_backoff *b, uint32_t rnd, int64_t not_before,
+	     bool *changed, struct store_hold *out)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		return err;
+	rc = sq_hold_stmt(c,
+			  "SELECT " SQ_HOLD_COLS " FROM receiver_hold"
+			  " WHERE receiver_ura = ?1",
+			  &st);
+	if (rc == SQLITE_OK) {
+		sq_bind_text(st, 1, receiver);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			sq_hold_read(st, out);
+		else
+			util_strlcpy(out->receiver, receiver,
+				     sizeof(out->receiver));
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		err = sq_fail(c, "hold", rc);
+		goto fail;
+	}
+	if (out->fails > 0 && out->until > now)
+		return sq_commit(c);
+	out->fails++;
+	out->until = store_hold_until(b, out->fails, now, rnd, not_before);
+	util_strlcpy(out->reason, reason, sizeof(out->reason));
+	out->prober[0] = '\0';
+	out->probe_until = 0;
+	rc = sq_hold_stmt(c,
+			  "INSERT INTO receiver_hold (receiver_ura, hold_until,"
+			  " fails, reason, updated_at) VALUES (?1, ?2, ?3, ?4,"
+			  " ?5) ON CONFLICT (receiver_ura) DO UPDATE SET"
+			  " hold_until = ?2, fails = ?3, reason = ?4,"
+			  " probe_owner = NULL, probe_until = NULL,"
+			  " updated_at = ?5",
+			  &st);
+	if (rc == SQLITE_OK) {
+		sq_bind_text(st, 1, receiver);
+		sqlite3_bind_int64(st, 2, out->until);
+		sqlite3_bind_int64(st, 3, out->fails);
+		sq_bind_text(st, 4, reason);
+		sqlite3_bind_int64(st, 5, now);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		err = sq_fail(c, "hold", rc);
+		goto fail;
+	}
+	*changed = true;
+	return sq_commit(c);
+fail:
+	sq_rollback(c);
+	return err;
+}
+
+static enum gw_err
+sq_hold_probe(void *conn, const char *receiver, int64_t now,
+	      int64_t probe_until)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	int rc, changes = 0;
+
+	rc = sq_hold_stmt(c,
+			  "UPDATE receiver_hold SET probe_owner = ?3,"
+			  " probe_until = ?4 WHERE receiver_ura = ?1 AND"
+			  " fails > 0 AND hold_until <= ?2 AND (probe_owner IS"
+			  " NULL OR probe_owner = ?3 OR probe_until <= ?2)",
+			  &st);
+	if (rc == SQLITE_OK) {
+		sq_bind_text(st, 1, receiver);
+		sqlite3_bind_int64(st, 2, now);
+		sq_bind_text(st, 3, SQ_NODE);
+		sqlite3_bind_int64(st, 4, probe_until);
+		rc = sqlite3_step(st);
+		changes = sqlite3_changes(c->db);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "hold_probe", rc);
+	if (changes == 1)
+		return GW_OK;
+	rc = sq_hold_stmt(c,
+			  "SELECT 1 FROM receiver_hold WHERE receiver_ura = ?1"
+			  " AND fails > 0",
+			  &st);
+	if (rc == SQLITE_OK) {
+		sq_bind_text(st, 1, receiver);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return GW_EXISTS;
+	if (rc == SQLITE_DONE)
+		return GW_NOTFOUND;
+	return sq_fail(c, "hold_probe", rc);
+}
+
+static enum gw_err
+sq_hold_clear(void *conn, const char *receiver, bool *was)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sq_hold_stmt(c,
+			  "DELETE FROM receiver_hold WHERE receiver_ura = ?1"
+			  " RETURNING fails",
+			  &st);
+	if (rc == SQLITE_OK) {
+		sq_bind_text(st, 1, receiver);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*was = sqlite3_column_int64(st, 0) > 0;
+			rc = sqlite3_step(st);
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "hold_clear", rc);
+	return GW_OK;
+}
+
 /* WAL pages after which upkeep also restarts the log. */
 #define SQ_WAL_RESTART 2048
 /* How long upkeep waits for a lock: a restart checkpoint holds writers
@@ -1810,6 +2020,33 @@ sq_finish(void *conn, const char *id, const char *receiver, enum store_state to,
 fail:
 	sq_rollback(c);
 	return err;
+}
+
+/* One node leases nothing (store_renew): the row only has to be in
+ * flight still. */
+static enum gw_err
+sq_renew(void *conn, int64_t seq, const char *receiver, int64_t until)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	int rc, n = 0;
+
+	rc = sqlite3_prepare_v2(c->db,
+				"UPDATE outbox SET lease_until = ?3 WHERE"
+				" message_seq = ?1 AND receiver_ura = ?2 AND"
+				" state = 'inflight'",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, seq);
+		sq_bind_text(st, 2, receiver);
+		sqlite3_bind_int64(st, 3, until);
+		rc = sqlite3_step(st);
+		n = sqlite3_changes(c->db);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return sq_fail(c, "renew", rc);
+	return n == 1 ? GW_OK : GW_NOTFOUND;
 }
 
 static enum gw_err
@@ -3148,6 +3385,7 @@ const struct store_ops store_sqlite_ops = {
     .claim = sq_claim,
     .finish = sq_finish,
     .recover = sq_recover,
+    .renew = sq_renew,
     .next_due_at = sq_next_due_at,
     .get = sq_get,
     .list = sq_list,
@@ -3156,6 +3394,10 @@ const struct store_ops store_sqlite_ops = {
     .stats = sq_stats,
     .expire = sq_expire,
     .reschedule = sq_reschedule,
+    .holds = sq_holds,
+    .hold_fail = sq_hold_fail,
+    .hold_probe = sq_hold_probe,
+    .hold_clear = sq_hold_clear,
     .upkeep = sq_upkeep,
     .check_files = sq_check_files,
     .index_secret = sq_index_secret,

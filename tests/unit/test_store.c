@@ -1693,6 +1693,146 @@ test_deadline(void **state)
 	free(st);
 }
 
+/* A receiver's hold (schema 9): counted failures, a hold that a
+ * transfer already under way does not extend, one probe at a time, and
+ * (PostgreSQL) one probe between two nodes. */
+static void
+test_holds(void **state)
+{
+	struct fixture *f = *state;
+	struct store_backoff b = {.min_ms = 1000, .max_ms = 8000};
+	struct store_hold h, *all = NULL;
+	struct store *other = NULL;
+	bool changed = false, was = true;
+	size_t n = 99;
+
+	assert_int_equal(store_holds(f->s, &all, &n), GW_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_hold_probe(f->s, R1, T0, T0 + 500), GW_NOTFOUND);
+	/* First failure: held 1 s (the minimum; jitter never goes below). */
+	assert_int_equal(store_hold_fail(f->s, R1, "unreachable", T0, &b, 0, 0,
+					 &changed, &h),
+			 GW_OK);
+	assert_true(changed);
+	assert_int_equal(h.fails, 1);
+	assert_int_equal(h.until, T0 + 1000);
+	assert_string_equal(h.reason, "unreachable");
+	/* A transfer that was under way fails within the hold: no change. */
+	assert_int_equal(
+	    store_hold_fail(f->s, R1, "busy", T0 + 10, &b, 0, 0, &changed, &h),
+	    GW_OK);
+	assert_false(changed);
+	assert_int_equal(h.fails, 1);
+	assert_int_equal(h.until, T0 + 1000);
+	/* No probe before the hold ends; then one. */
+	assert_int_equal(store_hold_probe(f->s, R1, T0 + 999, T0 + 5000),
+			 GW_EXISTS);
+	assert_int_equal(store_hold_probe(f->s, R1, T0 + 1000, T0 + 5000),
+			 GW_OK);
+	assert_int_equal(store_holds(f->s, &all, &n), GW_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(all[0].receiver, R1);
+	assert_int_equal(all[0].probe_until, T0 + 5000);
+	assert_true(all[0].prober[0] != '\0');
+	free(all);
+	all = NULL;
+	/* The probe failed: doubled, Retry-After later still wins. */
+	assert_int_equal(store_hold_fail(f->s, R1, "busy", T0 + 1100, &b, 0,
+					 T0 + 9000, &changed, &h),
+			 GW_OK);
+	assert_true(changed);
+	assert_int_equal(h.fails, 2);
+	assert_int_equal(h.until, T0 + 9000);
+	assert_string_equal(h.reason, "busy");
+	assert_string_equal(h.prober, "");
+	if (on_pg) {
+		/* Two nodes when the hold ends: one probe between them. */
+		struct store_options o = {
+		    .path = f->path, TEST_PG, .node = "node-b"};
+		char path_b[160];
+
+		snprintf(path_b, sizeof(path_b), "%s/b.db", f->dir);
+		o.path = path_b;
+		assert_int_equal(store_open(&o, &other), GW_OK);
+		assert_int_equal(store_holds(other, &all, &n), GW_OK);
+		assert_int_equal(n, 1);
+		assert_int_equal(all[0].fails, 2);
+		free(all);
+		all = NULL;
+		assert_int_equal(
+		    store_hold_probe(other, R1, T0 + 9000, T0 + 12000), GW_OK);
+		assert_int_equal(
+		    store_hold_probe(f->s, R1, T0 + 9001, T0 + 12000),
+		    GW_EXISTS);
+		/* Its node died mid-probe: the claim runs out. */
+		assert_int_equal(
+		    store_hold_probe(f->s, R1, T0 + 12000, T0 + 15000), GW_OK);
+		store_free(other);
+	}
+	/* It answered: released once. */
+	assert_int_equal(store_hold_clear(f->s, R1, &was), GW_OK);
+	assert_true(was);
+	assert_int_equal(store_hold_clear(f->s, R1, &was), GW_OK);
+	assert_false(was);
+	assert_int_equal(store_holds(f->s, &all, &n), GW_OK);
+	assert_int_equal(n, 0);
+}
+
+/* store_renew: the row in flight keeps its lease; not once it left
+ * flight, nor (PostgreSQL) from another node, nor after a takeover. */
+static void
+test_renew(void **state)
+{
+	struct fixture *f = *state;
+	struct store_row *rows = NULL;
+	struct store *b = NULL;
+	int64_t now = util_wall_ms(), seq;
+	size_t n = 0;
+
+	must_accept(f->s, "k1", "p1", R1, T0);
+	assert_int_equal(store_claim(f->s, R1, now, now, 10, &rows, &n), GW_OK);
+	assert_int_equal(n, 1);
+	seq = rows[0].seq;
+	store_rows_free(rows, n);
+	assert_int_equal(store_renew(f->s, seq, R1, now + 120000), GW_OK);
+	assert_int_equal(store_renew(f->s, seq, R2, now + 120000), GW_NOTFOUND);
+	if (on_pg) {
+		struct store_options o = {.path = f->path,
+					  TEST_PG,
+					  .node = "node-b",
+					  .lease_ms = 1000};
+		char path_b[160];
+
+		assert_true(store_lease_ms(f->s) > 0);
+		snprintf(path_b, sizeof(path_b), "%s/b.db", f->dir);
+		o.path = path_b;
+		assert_int_equal(store_open(&o, &b), GW_OK);
+		assert_int_equal(store_renew(b, seq, R1, now + 120000),
+				 GW_NOTFOUND);
+		/* Renewed: not expired for node b at the old lease's end. */
+		assert_int_equal(
+		    store_claim(b, R1, now + 61000, now + 61000, 10, &rows, &n),
+		    GW_OK);
+		assert_int_equal(n, 0);
+		/* Expired: b takes it over, a's renewal finds it gone. */
+		assert_int_equal(store_claim(b, R1, now + 121000, now + 121000,
+					     10, &rows, &n),
+				 GW_OK);
+		assert_int_equal(n, 1);
+		store_rows_free(rows, n);
+		assert_int_equal(store_renew(f->s, seq, R1, now + 200000),
+				 GW_NOTFOUND);
+		store_free(b);
+	} else {
+		assert_int_equal(store_lease_ms(f->s), 0);
+	}
+	assert_int_equal(store_failed_temp(f->s, "k1", R1, 503, "busy", now),
+			 on_pg ? GW_NOTFOUND : GW_OK);
+	if (!on_pg)
+		assert_int_equal(store_renew(f->s, seq, R1, now + 1),
+				 GW_NOTFOUND);
+}
+
 static void
 test_stats(void **state)
 {
@@ -2099,6 +2239,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_index_versions, setup,

@@ -276,25 +276,25 @@ test_unknown_table_refused(void **state)
 	s = open_store(f->path[0], on_pg, false);
 	store_free(s);
 	if (on_pg)
-		pg_sql("CREATE TABLE receiver_hold (ura TEXT)");
+		pg_sql("CREATE TABLE copy_unknown (ura TEXT)");
 	else
-		sq_sql(f->path[0], "CREATE TABLE receiver_hold (ura TEXT)");
+		sq_sql(f->path[0], "CREATE TABLE copy_unknown (ura TEXT)");
 	s = open_store(f->path[0], on_pg, false);
 	assert_int_equal(store_copy_check(s, what, sizeof(what)), GW_INVALID);
-	assert_string_equal(what, "receiver_hold");
+	assert_string_equal(what, "copy_unknown");
 	d = open_store(f->path[1], false, false);
 	assert_int_equal(store_copy_run(s, d, false, &rep), GW_INVALID);
-	assert_string_equal(rep.what, "receiver_hold");
+	assert_string_equal(rep.what, "copy_unknown");
 	store_free(s);
 	store_free(d);
 
 	/* A new column of a known table, too. */
 	s = open_store(f->path[2], false, false);
 	store_free(s);
-	sq_sql(f->path[2], "ALTER TABLE outbox ADD COLUMN hold_until INTEGER");
+	sq_sql(f->path[2], "ALTER TABLE outbox ADD COLUMN copy_unknown INTEGER");
 	s = open_store(f->path[2], false, false);
 	assert_int_equal(store_copy_check(s, what, sizeof(what)), GW_INVALID);
-	assert_string_equal(what, "outbox.hold_until");
+	assert_string_equal(what, "outbox.copy_unknown");
 	store_free(s);
 }
 
