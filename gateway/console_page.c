@@ -86,6 +86,9 @@ open_rw(struct console_job *j, struct console_worker *w)
 	o.readonly = false;
 	o.create = false;
 	o.quiet = true;
+	/* The daemon's own connection holds the node's name (PostgreSQL);
+	   this one is the same node's, not a second node. */
+	o.node_claim = false;
 	o.background_upkeep = false; /* as open_ro */
 	if ((err = store_open(&o, &w->rw)) != GW_OK)
 		log_warnx("event=console_store_failed mode=write error=%s",
