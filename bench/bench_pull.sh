@@ -151,6 +151,9 @@ lgget() {
 pull_phase() {
 	sed -i "s#^schemas = .*#schemas = $(bench_schemas "$2" "$src")#" \
 		"$work/pull/pzpgw.conf"
+	# bench_start waits for event=started in the log: not the last
+	# run's (the new process truncates it only once it runs).
+	rm -f "$work/pull/log"
 	start "$2" pull
 	# Warm the page cache and the connections' first sets alike.
 	lgget "$conc" $((sets / 10 + 1)) "$npat" "$work/searches" >/dev/null
