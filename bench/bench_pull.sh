@@ -205,11 +205,12 @@ echo "whole set of $nsearch searches for one patient (target: p99 under" \
 	"10 ms); at saturation latency ~= $conc / sets per second (queueing)," \
 	"the offered loads show the latency below it"
 base_rate=""
-i=1
-while [ "$i" -le "$rounds" ]; do
-	echo "round $i:"
+# Not i: bench_start (bench/lib.sh) counts its wait in i.
+round=1
+while [ "$round" -le "$rounds" ]; do
+	echo "round $round:"
 	pull_phase this "$bin" "$base_rate"
 	[ -n "$base_rate" ] || base_rate=$sat
 	[ -z "$pbase" ] || pull_phase base "$pbase" "$base_rate"
-	i=$((i + 1))
+	round=$((round + 1))
 done
