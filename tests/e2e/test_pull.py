@@ -347,6 +347,26 @@ def test_searchset_entries_are_the_read_bytes(pki, tmp_path):
         n.stop()
 
 
+def test_one_log_line_per_pull(net):
+    """A pull request is one log line, the request's own, carrying the
+    interaction and the count (provider.c wrote a second, event=pull)."""
+    b = net.b
+    pid = patient_id(b, P1)
+    st, h, data = get(b, "/fhir/Goal?patient=" + pid)
+    assert st == 200
+    rid = h["x-request-id"]
+    total = json.loads(data)["total"]
+
+    def lines():
+        return [ln for ln in b.log_text().splitlines() if rid in ln]
+    gw.wait_for(lambda: lines(), timeout=5, what="the request's log line")
+    got = lines()
+    assert len(got) == 1, got
+    assert "event=request " in got[0], got[0]
+    assert got[0].endswith(" pull=search-type count=%d" % total), got[0]
+    assert bsn(P1) not in got[0]
+
+
 def xml_entries(data):
     root = ET.fromstring(data)
     assert root.tag == FHIR_NS + "Bundle", root.tag
