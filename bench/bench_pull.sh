@@ -14,11 +14,23 @@
 # the load generator's; on a shared machine a steadier figure than the
 # rates, and in a closed loop of 16 clients latency ~= 16 / sets per
 # second.
+# The search figures come in two kinds. Saturation: the 16 clients each
+# start a set when their last one ends (closed loop): the throughput,
+# and a p99 that is mostly queueing (16 sets in the gateway at once on
+# 2 cores). Offered load: the 16 connections start sets on a schedule
+# (open loop) at BENCH_LOADS percent (50 80) of the saturation rate for
+# BENCH_PACED_S (15) seconds each, a set's latency counted from when it
+# was due (loadgen get RATE), so a set kept waiting is not hidden: the
+# p99 a practice sees while the gateway is busy but not overrun.
+# BENCH_PULL_BASE_BIN (a binary) or BENCH_PULL_BASE_REV (a revision of
+# this clone, built) runs the same after this binary, on the same store
+# at the same offered sets/s, BENCH_ROUNDS (1) times alternating.
 #
 # usage: sh bench/bench_pull.sh PZPGW_BINARY
 # env: BENCH_PATIENTS, BENCH_ACCEPT, BENCH_SETS (5000), BENCH_CONC (16),
-# BENCH_BASE_REV (5cea13c), BENCH_BASE_BIN, BENCH_KEEP=1 keeps the work
-# directory.
+# BENCH_BASE_REV (5cea13c), BENCH_BASE_BIN, BENCH_LOADS, BENCH_PACED_S,
+# BENCH_ROUNDS, BENCH_PULL_BASE_BIN, BENCH_PULL_BASE_REV, BENCH_KEEP=1
+# keeps the work directory.
 set -eu
 
 bin=${1:?usage: bench_pull.sh PZPGW_BINARY}
@@ -123,25 +135,82 @@ echo "search over all Consents (no patient): HTTP $code (400: refused)"
 one=$("$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
 	"$pki/ca.pem" 1 $((sets / 10 + 1)) "$npat" "$work/searches")
 echo "IG search sets, 1 connection:  $one"
+stop
+
+# The pull phase of one binary on the filled store (the same file for
+# every binary): saturation, then the offered loads.
 # utime + stime (clock ticks) of the gateway process.
 cputicks() {
 	sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
 }
-t0=$(cputicks)
-r=$("$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
-	"$pki/ca.pem" "$conc" "$sets" "$npat" "$work/searches")
-t1=$(cputicks)
-echo "IG search sets, $conc connections: $r"
-$py - "$(field set_p99_ms "$one")" "$(field set_p99_ms "$r")" "$conc" \
-	"$nsearch" "$((t1 - t0))" "$(getconf CLK_TCK)" "$(field sets "$r")" \
-	"$(field client_cpu_ms_per_set "$r")" <<'EOF'
+lgget() {
+	"$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
+		"$pki/ca.pem" "$@"
+}
+# pull_phase NAME BINARY: prints its figures; sets $sat (sets/s).
+pull_phase() {
+	sed -i "s#^schemas = .*#schemas = $(bench_schemas "$2" "$src")#" \
+		"$work/pull/pzpgw.conf"
+	# bench_start waits for event=started in the log: not the last
+	# run's (the new process truncates it only once it runs).
+	rm -f "$work/pull/log"
+	start "$2" pull
+	# Warm the page cache and the connections' first sets alike.
+	lgget "$conc" $((sets / 10 + 1)) "$npat" "$work/searches" >/dev/null
+	t0=$(cputicks)
+	r=$(lgget "$conc" "$sets" "$npat" "$work/searches")
+	t1=$(cputicks)
+	sat=$(field sets_per_s "$r")
+	$py - "$1" "$r" "$((t1 - t0))" "$(getconf CLK_TCK)" "$conc" <<'EOF2'
 import sys
-one, full, conc, n, ticks, hz, sets, client = sys.argv[1:9]
-print("whole set (%s searches) for one patient at p99: %.2f ms alone,"
-      " %.2f ms with %s clients at once (target: under 10 ms)"
-      % (n, float(one), float(full), conc))
-server = float(ticks) / float(hz) * 1000 / float(sets)
-print("CPU per set with %s clients: gateway %.3f ms, load generator %.3f ms"
-      % (conc, server, float(client)))
-EOF
-stop
+name, r, ticks, hz, conc = sys.argv[1:6]
+f = dict(kv.split("=") for kv in r.split())
+gw = float(ticks) / float(hz) * 1000 / float(f["sets"])
+print("%-5s saturation (%s clients, closed loop): %s sets/s, set p50/p99 "
+      "%s/%s ms; CPU per set: gateway %.3f ms, load generator %s ms"
+      % (name, conc, f["sets_per_s"], f["set_p50_ms"], f["set_p99_ms"], gw,
+         f["client_cpu_ms_per_set"]))
+EOF2
+	ref=${3:-$sat}
+	for pct in $loads; do
+		rate=$((ref * pct / 100))
+		[ "$rate" -ge 1 ] || rate=1
+		r=$(lgget "$conc" $((rate * paced_s)) "$npat" \
+			"$work/searches" "$rate")
+		echo "$1  offered $rate sets/s ($pct% of $ref; $conc clients," \
+			"open loop): set p50/p99/max" \
+			"$(field set_p50_ms "$r")/$(field set_p99_ms "$r")/$(field set_max_ms "$r")" \
+			"ms, achieved $(field sets_per_s "$r") sets/s"
+	done
+	stop
+}
+loads=${BENCH_LOADS:-50 80}
+paced_s=${BENCH_PACED_S:-15}
+rounds=${BENCH_ROUNDS:-1}
+# The pull side by side with another binary (e.g. main's), on the same
+# store in the same run: BENCH_PULL_BASE_BIN, or built from
+# BENCH_PULL_BASE_REV of this clone; none by default.
+pbase=""
+if [ -n "${BENCH_PULL_BASE_BIN:-}${BENCH_PULL_BASE_REV:-}" ]; then
+	mkdir -p "$work/pbase"
+	pbase=$(BENCH_BASE_BIN=${BENCH_PULL_BASE_BIN:-} \
+		BENCH_BASE_REV=${BENCH_PULL_BASE_REV:-} \
+		bench_base_bin "$src" "$work/pbase")
+	[ -n "$pbase" ] && [ -x "$pbase" ] ||
+		{ echo "bench_pull.sh: no base binary for the pull" >&2; exit 1; }
+fi
+# The offered loads are fractions of this binary's saturation rate in
+# the first round: the same sets/s for both binaries in every round.
+echo "whole set of $nsearch searches for one patient (target: p99 under" \
+	"10 ms); at saturation latency ~= $conc / sets per second (queueing)," \
+	"the offered loads show the latency below it"
+base_rate=""
+# Not i: bench_start (bench/lib.sh) counts its wait in i.
+round=1
+while [ "$round" -le "$rounds" ]; do
+	echo "round $round:"
+	pull_phase this "$bin" "$base_rate"
+	[ -n "$base_rate" ] || base_rate=$sat
+	[ -z "$pbase" ] || pull_phase base "$pbase" "$base_rate"
+	round=$((round + 1))
+done

@@ -16,13 +16,20 @@
  *   counts for the rate but not for p50/p99 (keep-alive clients do not
  *   pay it per request); the slowest of them is printed as first_ms_max.
  *   LOADGEN_DUMP=FILE writes "start_s latency_ms first" per request.
- * usage: loadgen get BASE CERT KEY CACERT CONC SETS PATIENTS URLFILE
+ * usage: loadgen get BASE CERT KEY CACERT CONC SETS PATIENTS URLFILE [RATE]
  *   the pull API: each of CONC keep-alive connections runs sets, a set
  *   being every path of URLFILE (one per line, ######### standing for
  *   the BSN of a patient chosen in turn among PATIENTS) one after the
  *   other; prints sets and requests per second, the p50/p99 of a
  *   whole set (its first request, carrying the handshake, not counted)
- *   and its own CPU time per set.
+ *   and its own CPU time per set. Without RATE (or 0) a connection
+ *   starts its next set when one ends (closed loop: the rate is the
+ *   saturation throughput). With RATE, after one uncounted warm-up set
+ *   per connection, set k is due at k / RATE seconds and starts then on
+ *   an idle connection (later when none is idle); its latency counts
+ *   from when it was due, so queueing in the client is not hidden
+ *   (coordinated omission); prints also set_max_ms and
+ *   start_late_max_ms (the longest a due set waited for a connection).
  *   LOADGEN_ACCEPT=LINE replaces the Accept header line (e.g. "Accept:
  *   application/fhir+json; fhirVersion=3.0" for STU3 answers).
  * usage: loadgen fsync DIR COUNT
@@ -325,8 +332,10 @@ struct gslot {
 	struct curl_slist *hdrs;
 	unsigned long long patient;
 	int next;	/* index of the next path of the set */
-	double started; /* of the set */
+	double started; /* of the set: when it was due (paced) or begun */
 	bool used;	/* its connection has carried a set */
+	bool busy;	/* a set is running on it */
+	bool warm;	/* the set running is the uncounted warm-up */
 	bool failed;
 };
 
@@ -344,25 +353,28 @@ get_start(CURLM *multi, struct gslot *s, const char *base, char **paths)
 }
 
 static int
-cmd_get(char **argv)
+cmd_get(int argc, char **argv)
 {
 	const char *base = argv[2], *cert = argv[3], *key = argv[4],
 		   *cacert = argv[5];
 	int conc = (int)strtol(argv[6], NULL, 10);
 	long sets = strtol(argv[7], NULL, 10);
 	long npat = strtol(argv[8], NULL, 10);
+	/* RATE: sets per second started on schedule (open loop); 0 or
+	   absent: each connection starts its next set when one ends. */
+	double rate = argc > 10 ? strtod(argv[10], NULL) : 0;
 	char *paths[LG_MAX_URL], line[4096];
-	int npaths = 0;
+	int npaths = 0, nwarm = 0;
 	struct gslot *slots;
 	struct rusage ru;
-	double *lat, t0, elapsed, cpu;
+	double *lat, t0, elapsed, cpu, late_max = 0;
 	long started = 0, done = 0, nlat = 0, requests = 0, errors = 0;
 	unsigned long long next_patient = 0;
 	FILE *f = fopen(argv[9], "r");
 	CURLM *multi;
 
 	if (f == NULL || conc < 1 || conc > LG_MAX_CONC || sets < 1 ||
-	    npat < 1) {
+	    npat < 1 || rate < 0) {
 		fprintf(stderr, "loadgen get: bad arguments\n");
 		if (f != NULL)
 			fclose(f);
@@ -389,8 +401,7 @@ cmd_get(char **argv)
 			free(paths[i]);
 		return 2;
 	}
-	t0 = now_s();
-	for (int i = 0; i < conc && started < sets; i++) {
+	for (int i = 0; i < conc; i++) {
 		struct gslot *s = &slots[i];
 
 		s->easy = curl_easy_init();
@@ -407,15 +418,47 @@ cmd_get(char **argv)
 		curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
 		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, 60L);
-		s->patient = next_patient++ % (unsigned long long)npat;
-		s->started = now_s();
-		started++;
-		get_start(multi, s, base, paths);
 	}
+	/* Paced: every connection first runs one set that is not counted
+	   (its TLS handshake), all at once; the schedule starts when the
+	   last ends, so handshakes do not put the first sets behind. */
+	if (rate > 0)
+		for (int i = 0; i < conc; i++) {
+			struct gslot *s = &slots[i];
+
+			s->patient = next_patient++ % (unsigned long long)npat;
+			s->busy = s->warm = true;
+			nwarm++;
+			get_start(multi, s, base, paths);
+		}
+	t0 = now_s();
 	while (done < sets) {
-		int running, left;
+		int running, left, wait_ms = 50;
+		bool added = false;
 		CURLMsg *m;
 
+		/* Start what is due on idle connections. Set k is due at
+		   t0 + k / RATE (paced) or now; its latency counts from
+		   when it was due, so a set that waited for a connection
+		   shows the wait (no coordinated omission). */
+		for (int i = 0; i < conc && nwarm == 0 && started < sets; i++) {
+			struct gslot *s = &slots[i];
+			double due =
+			    rate > 0 ? t0 + (double)started / rate : now_s();
+
+			if (s->busy)
+				continue;
+			if (rate > 0 && now_s() < due)
+				break;
+			if (rate > 0 && now_s() - due > late_max)
+				late_max = now_s() - due;
+			s->patient = next_patient++ % (unsigned long long)npat;
+			s->started = due;
+			s->busy = true;
+			s->next = 0;
+			started++;
+			get_start(multi, s, base, paths);
+		}
 		curl_multi_perform(multi, &running);
 		while ((m = curl_multi_info_read(multi, &left)) != NULL) {
 			struct gslot *s;
@@ -440,25 +483,46 @@ cmd_get(char **argv)
 			}
 			if (++s->next < npaths) {
 				get_start(multi, s, base, paths);
+				added = true;
 				continue;
 			}
-			/* The set is done. */
+			/* The set is done: the next starts at the top of the
+			   loop, without polling first. */
+			added = true;
+			s->busy = false;
+			s->next = 0;
+			s->failed = false;
+			if (s->warm) {
+				s->warm = false;
+				s->used = true;
+				if (--nwarm == 0)
+					t0 = now_s();
+				continue;
+			}
 			done++;
 			if (s->used)
 				lat[nlat++] = now_s() - s->started;
 			s->used = true;
-			s->next = 0;
-			s->failed = false;
-			if (started < sets) {
-				s->patient =
-				    next_patient++ % (unsigned long long)npat;
-				s->started = now_s();
-				started++;
-				get_start(multi, s, base, paths);
-			}
 		}
-		if (done < sets)
-			curl_multi_poll(multi, NULL, 0, 50, NULL);
+		if (done < sets && rate > 0 && nwarm == 0 && started < sets) {
+			/* Wake when the next set is due if a connection is
+			   idle to take it (else on I/O: one ends). */
+			double d =
+			    (t0 + (double)started / rate - now_s()) * 1000;
+			bool idle = false;
+
+			for (int i = 0; i < conc && !idle; i++)
+				idle = !slots[i].busy;
+			if (idle)
+				wait_ms = d < 1 ? 1 : d > 50 ? 50 : (int)d;
+		}
+		/* A request just added is started by the next
+		   curl_multi_perform, and a connection just freed takes its
+		   next set at the top of the loop: polling first waited up
+		   to wait_ms with nothing in flight (50 ms a set on one
+		   connection). */
+		if (done < sets && wait_ms > 0 && !added)
+			curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
 	}
 	elapsed = now_s() - t0;
 	qsort(lat, (size_t)nlat, sizeof(*lat), cmp_double);
@@ -471,10 +535,17 @@ cmd_get(char **argv)
 	      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	printf("sets=%ld requests=%ld errors=%ld seconds=%.2f sets_per_s=%.0f "
 	       "requests_per_s=%.0f set_p50_ms=%.2f set_p99_ms=%.2f "
-	       "client_cpu_ms_per_set=%.3f\n",
+	       "client_cpu_ms_per_set=%.3f",
 	       done, requests, errors, elapsed, (double)done / elapsed,
 	       (double)requests / elapsed, lat[nlat / 2] * 1000,
-	       lat[(nlat * 99) / 100] * 1000, cpu * 1000 / (double)done);
+	       lat[(nlat * 99) / 100] * 1000,
+	       cpu * 1000 / (double)(done + (rate > 0 ? conc : 0)));
+	if (rate > 0)
+		printf(" offered_per_s=%.0f set_max_ms=%.2f start_late_max_ms="
+		       "%.2f",
+		       rate, lat[nlat > 0 ? nlat - 1 : 0] * 1000,
+		       late_max * 1000);
+	printf("\n");
 	for (int i = 0; i < conc; i++) {
 		curl_easy_cleanup(slots[i].easy);
 		curl_slist_free_all(slots[i].hdrs);
@@ -525,14 +596,14 @@ main(int argc, char **argv)
 {
 	if (argc >= 10 && strcmp(argv[1], "post") == 0)
 		return cmd_post(argc, argv);
-	if (argc == 10 && strcmp(argv[1], "get") == 0)
-		return cmd_get(argv);
+	if ((argc == 10 || argc == 11) && strcmp(argv[1], "get") == 0)
+		return cmd_get(argc, argv);
 	if (argc == 4 && strcmp(argv[1], "fsync") == 0)
 		return cmd_fsync(argv[2], strtol(argv[3], NULL, 10));
 	fprintf(stderr,
 		"usage: loadgen post URL CERT KEY CACERT CONC COUNT "
 		"RATE TEMPLATE...\n       loadgen get BASE CERT KEY CACERT "
-		"CONC SETS PATIENTS URLFILE\n       loadgen fsync DIR "
+		"CONC SETS PATIENTS URLFILE [RATE]\n       loadgen fsync DIR "
 		"COUNT\n");
 	return 2;
 }

@@ -649,10 +649,11 @@ req_log(struct http_req *req, int status, size_t out_len)
 	log_safe(path, sizeof(path), req->path ? req->path : "-");
 	log_info("event=request id=%s%s%s listener=%s peer=%s method=%s "
 		 "path=%s status=%d bytes_in=%zu bytes_out=%zu "
-		 "duration_ms=%llu",
+		 "duration_ms=%llu%s%s",
 		 req->id, req->client_id[0] ? " client_request_id=" : "",
 		 req->client_id, listener_name(req), ura, http_req_method(req),
-		 path, status, req->body_len, out_len, (unsigned long long)ms);
+		 path, status, req->body_len, out_len, (unsigned long long)ms,
+		 req->log_note[0] != '\0' ? " " : "", req->log_note);
 	snprintf(code, sizeof(code), "%d", status);
 	metrics_label(labels, sizeof(labels), "listener", listener_name(req));
 	metrics_label(labels, sizeof(labels), "status", code);
@@ -894,6 +895,16 @@ http_req_peer_addr(const struct http_req *req, char *out, size_t n)
 	if (evcon != NULL)
 		evhttp_connection_get_peer(evcon, &addr, &port);
 	util_strlcpy(out, addr != NULL && addr[0] != '\0' ? addr : "-", n);
+}
+
+void
+http_req_log_note(struct http_req *req, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(req->log_note, sizeof(req->log_note), fmt, ap);
+	va_end(ap);
 }
 
 const struct tls_peer *

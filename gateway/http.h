@@ -108,6 +108,12 @@ const char *http_req_id(const struct http_req *req);
 /* The client's numeric address (without port) into out, "-" when it
  * is not known; on either listener. */
 void http_req_peer_addr(const struct http_req *req, char *out, size_t n);
+/* Set what req's one log line (event=request, written with the reply)
+ * adds at its end: key=value words, never request data, truncated to 95
+ * bytes; a later call replaces it. A handler's facts then cost no line
+ * of their own. */
+void http_req_log_note(struct http_req *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The verified peer on the organisation listener, NULL on admin. */
 const struct tls_peer *http_req_peer(const struct http_req *req);
 /* The configuration in force when the request arrived; it stays valid

@@ -166,7 +166,8 @@ struct http_req {
 	char *body;
 	size_t body_len;
 	uint64_t start_ms;
-	uint64_t mem; /* bytes reserved in srv->mem_inflight */
+	uint64_t mem;	   /* bytes reserved in srv->mem_inflight */
+	char log_note[96]; /* http_req_log_note, "" none */
 };
 
 /* ---- http_route.c ---- */

@@ -137,9 +137,10 @@ job_finish(struct provider *p, struct provider_job *j)
 		http_req_add_header(req, "Last-Modified", j->last_modified);
 	if (j->retry_after != NULL)
 		http_req_add_header(req, "Retry-After", j->retry_after);
-	log_info("event=pull id=%s peer=%s interaction=%s status=%d count=%u",
-		 j->audit.request_id, j->ura, j->audit.interaction, j->status,
-		 j->audit.count);
+	/* On the request's own line (id, peer, status are there): one
+	   write per request on this thread, not two. */
+	http_req_log_note(req, "pull=%s count=%u", j->audit.interaction,
+			  j->audit.count);
 	{
 		char labels[128] = "", st[8];
 

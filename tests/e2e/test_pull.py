@@ -290,6 +290,83 @@ def test_references_resolve_and_read_headers(net):
     assert st == 200 and r["id"] == c["id"]
 
 
+def test_searchset_entries_are_the_read_bytes(pki, tmp_path):
+    """A searchset in JSON writes each matched resource from its stored
+    text with id and meta spliced in (provider_run.c splice_entry); it
+    must be byte for byte what a read of that version serves (written
+    from the parsed nodes), also for strings with quotes, backslashes,
+    control characters and non-ASCII text, for every IG search, sorted
+    either way and paged, with _include entries and a lenient warning
+    entry beside them."""
+    n = Net(pki, tmp_path)
+    try:
+        entries = f1_entries(P1)
+        odd = 'He said "no" \\ then \u00e9\u00ebn \u2013 tab\there\n/</'
+        for e in entries:
+            r = e["resource"]
+            if r["resourceType"] in ("Goal", "Procedure"):
+                r["note"] = [{"text": odd}]
+        n.send(wrap([GP1], entries))
+        b = n.b
+        pid = patient_id(b, P1)
+        paths = [p for p, _ in ig_searches(pid, bsn(P1))]
+        paths += [p + "&_sort=-_lastUpdated" for p in paths[:8]]
+        paths += ["Observation?patient=%s&_count=1" % pid,
+                  "Observation?patient=%s&_count=1&_sort=-_lastUpdated"
+                  % pid,
+                  "Goal?patient=%s&frobnicate=1" % pid]
+        seen = 0
+        for path in paths:
+            lenient = "frobnicate" in path
+            st, h, data = get(b, "/fhir/" + path, headers={
+                "Prefer": "handling=lenient"} if lenient else None)
+            assert st == 200, (path, data[:300])
+            bundle = json.loads(data)
+            modes = [e["search"]["mode"] for e in bundle.get("entry", [])]
+            # Matches first, then includes, then the outcome.
+            assert modes == sorted(modes, key=["match", "include",
+                                               "outcome"].index), modes
+            if lenient:
+                assert modes[-1] == "outcome", modes
+            for e in bundle.get("entry", []):
+                r = e["resource"]
+                if e["search"]["mode"] == "outcome":
+                    continue
+                assert e["fullUrl"].endswith("/%s/%s" % (
+                    r["resourceType"], r["id"]))
+                st, _, one = get(b, "/fhir/%s/%s/_history/%s" % (
+                    r["resourceType"], r["id"], r["meta"]["versionId"]))
+                assert st == 200
+                assert one in data, (path, one[:200])
+                seen += 1
+        assert seen > 40, seen
+        st, _, data = get(b, "/fhir/Goal?patient=" + pid)
+        goal = json.loads(data)["entry"][0]["resource"]
+        assert goal["note"][0]["text"] == odd
+    finally:
+        n.stop()
+
+
+def test_one_log_line_per_pull(net):
+    """A pull request is one log line, the request's own, carrying the
+    interaction and the count (provider.c wrote a second, event=pull)."""
+    b = net.b
+    pid = patient_id(b, P1)
+    st, h, data = get(b, "/fhir/Goal?patient=" + pid)
+    assert st == 200
+    rid = h["x-request-id"]
+    total = json.loads(data)["total"]
+
+    def lines():
+        return [ln for ln in b.log_text().splitlines() if rid in ln]
+    gw.wait_for(lambda: lines(), timeout=5, what="the request's log line")
+    got = lines()
+    assert len(got) == 1, got
+    assert "event=request " in got[0], got[0]
+    assert got[0].endswith(" pull=search-type count=%d" % total), got[0]
+    assert bsn(P1) not in got[0]
+
+
 def xml_entries(data):
     root = ET.fromstring(data)
     assert root.tag == FHIR_NS + "Bundle", root.tag

@@ -291,7 +291,8 @@ test_unknown_table_refused(void **state)
 	/* A new column of a known table, too. */
 	s = open_store(f->path[2], false, false);
 	store_free(s);
-	sq_sql(f->path[2], "ALTER TABLE outbox ADD COLUMN copy_unknown INTEGER");
+	sq_sql(f->path[2],
+	       "ALTER TABLE outbox ADD COLUMN copy_unknown INTEGER");
 	s = open_store(f->path[2], false, false);
 	assert_int_equal(store_copy_check(s, what, sizeof(what)), GW_INVALID);
 	assert_string_equal(what, "outbox.copy_unknown");
