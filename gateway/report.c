@@ -1,7 +1,8 @@
 /*
- * Usage insight: the aggregation behind `pzpgw report`. Pure: fed
- * records by cli_report.c (which reads them through store.h, so the same
- * code serves SQLite and PostgreSQL) and writes to a FILE.
+ * Usage insight: the aggregation behind `pzpgw report`. report_collect
+ * reads the store's aggregates (store_report_agg: counted by the
+ * database, on SQLite and PostgreSQL alike); report_add_* take single
+ * records (tests). Writes to a FILE.
  */
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -62,13 +63,22 @@ struct report_pair {
 	char bsn[STORE_BSN_MAX + 1];
 };
 
+/* Deliveries in one latency bucket (store_agg_bucket_ms). */
+struct report_bucket {
+	int64_t bucket;
+	uint64_t n;
+};
+
 struct report {
 	int64_t from, to;
 	enum report_by by;
 	struct report_item *items;
 	size_t nitems, capitems;
-	int64_t *lat; /* delivery latencies, ms */
+	int64_t *lat; /* delivery latencies, ms (report_add_row) */
 	size_t nlat, caplat;
+	/* or bucketed (report_collect): nlat counts them too */
+	struct report_bucket *buckets;
+	size_t nbuckets, capbuckets;
 	struct report_pair *pairs;
 	size_t npairs, cappairs;
 	int64_t last_out_seq; /* rows of one message are consecutive */
@@ -98,6 +108,7 @@ report_free(struct report *r)
 		return;
 	free(r->items);
 	free(r->lat);
+	free(r->buckets);
 	if (r->pairs != NULL)
 		OPENSSL_cleanse(r->pairs, r->cappairs * sizeof(*r->pairs));
 	free(r->pairs);
@@ -171,23 +182,24 @@ report_period(enum report_by by, int64_t at, char *out, size_t len)
 		 &tm);
 }
 
-/* One accepted message (not one per receiver). */
+/* inc accepted messages (not one per receiver). */
 static enum gw_err
 report_message(struct report *r, const char *direction, const char *sender,
-	       const char *version, int64_t at)
+	       const char *version, int64_t at, uint64_t inc)
 {
 	enum gw_err err;
 	char period[16];
 
-	err = report_count(r, RS_DIRECTION, direction, 1);
+	err = report_count(r, RS_DIRECTION, direction, inc);
 	if (err == GW_OK && sender != NULL)
-		err = report_count(r, RS_SENDER, sender, 1);
+		err = report_count(r, RS_SENDER, sender, inc);
 	if (err == GW_OK && version != NULL)
-		err = report_count(r, RS_VERSION,
-				   version[0] != '\0' ? version : "unknown", 1);
+		err =
+		    report_count(r, RS_VERSION,
+				 version[0] != '\0' ? version : "unknown", inc);
 	if (err == GW_OK && r->by != REPORT_BY_NONE) {
 		report_period(r->by, at, period, sizeof(period));
-		err = report_count(r, RS_PERIOD, period, 1);
+		err = report_count(r, RS_PERIOD, period, inc);
 	}
 	return err;
 }
@@ -226,7 +238,7 @@ report_add_row(struct report *r, const struct store_row *row,
 		    r, store_direction_name(row->direction),
 		    row->direction == STORE_NOTICE ? NULL : row->sender,
 		    row->direction == STORE_NOTICE ? NULL : fhir_version,
-		    row->accepted_at);
+		    row->accepted_at, 1);
 	}
 	if (err == GW_OK && row->direction != STORE_NOTICE)
 		err = report_count(r, RS_RECEIVER, row->receiver, 1);
@@ -263,7 +275,7 @@ report_add_inbox(struct report *r, const struct store_inbox *m)
 	if (m->seq != r->last_in_seq) {
 		r->last_in_seq = m->seq;
 		err = report_message(r, "inbound", m->sender, m->fhir_version,
-				     m->accepted_at);
+				     m->accepted_at, 1);
 	}
 	if (err == GW_OK && m->receiver[0] != '\0')
 		err = report_count(r, RS_RECEIVER, m->receiver, 1);
@@ -339,6 +351,38 @@ report_percentile(const int64_t *sorted, size_t n, unsigned q)
 	return sorted[rank - 1];
 }
 
+static int
+report_cmp_bucket(const void *a, const void *b)
+{
+	const struct report_bucket *x = a, *y = b;
+
+	return (x->bucket > y->bucket) - (x->bucket < y->bucket);
+}
+
+/* The nearest-rank percentile q of the deliveries: from the values, or
+ * the middle of the bucket holding that rank (within 0.5%, exact below
+ * 1000 ms). Needs report_finish. */
+static int64_t
+report_lat_q(const struct report *r, unsigned q)
+{
+	uint64_t rank, seen = 0;
+	int64_t lo, hi;
+
+	if (r->nbuckets == 0)
+		return report_percentile(r->lat, r->nlat, q);
+	rank = ((uint64_t)q * r->nlat + 99) / 100;
+	if (rank < 1)
+		rank = 1;
+	for (size_t i = 0; i < r->nbuckets; i++) {
+		seen += r->buckets[i].n;
+		if (seen >= rank)
+			return store_agg_bucket_ms(r->buckets[i].bucket, &lo,
+						   &hi);
+	}
+	return store_agg_bucket_ms(r->buckets[r->nbuckets - 1].bucket, &lo,
+				   &hi);
+}
+
 /* Turn the audit pairs into distinct-patient counts and sort. */
 static enum gw_err
 report_finish(struct report *r)
@@ -346,8 +390,11 @@ report_finish(struct report *r)
 	enum gw_err err = GW_OK;
 
 	/* qsort's base may not be NULL, even for no elements */
-	if (r->nlat > 0)
+	if (r->nbuckets == 0 && r->nlat > 0)
 		qsort(r->lat, r->nlat, sizeof(*r->lat), report_cmp_i64);
+	if (r->nbuckets > 0)
+		qsort(r->buckets, r->nbuckets, sizeof(*r->buckets),
+		      report_cmp_bucket);
 	if (r->npairs > 0)
 		qsort(r->pairs, r->npairs, sizeof(*r->pairs), report_cmp_pair);
 	for (size_t i = 0; i < r->npairs && err == GW_OK; i++)
@@ -444,8 +491,7 @@ report_write_text(const struct report *r, FILE *fp, bool exact,
 	for (size_t i = 0; i < 3; i++) {
 		if (lat_shown)
 			fprintf(fp, "  p%-23u %8lld ms\n", report_qs[i],
-				(long long)report_percentile(r->lat, r->nlat,
-							     report_qs[i]));
+				(long long)report_lat_q(r, report_qs[i]));
 		else
 			fprintf(fp, "  p%-23u %8s\n", report_qs[i], "-");
 	}
@@ -478,8 +524,7 @@ report_write_csv(const struct report *r, FILE *fp, bool exact,
 		report_shown(r->nlat, exact, buf, sizeof(buf)));
 	for (size_t i = 0; i < 3 && lat_shown; i++)
 		fprintf(fp, "delivery_latency_ms,p%u,,%lld\n", report_qs[i],
-			(long long)report_percentile(r->lat, r->nlat,
-						     report_qs[i]));
+			(long long)report_lat_q(r, report_qs[i]));
 	return GW_OK;
 }
 
@@ -519,18 +564,20 @@ report_write_json(const struct report *r, FILE *fp, bool exact,
 	}
 	json_object_set_new(lat, "count", report_json_count(r->nlat, exact));
 	if (lat_shown) {
-		json_object_set_new(
-		    lat, "p50",
-		    json_integer(report_percentile(r->lat, r->nlat, 50)));
-		json_object_set_new(
-		    lat, "p90",
-		    json_integer(report_percentile(r->lat, r->nlat, 90)));
-		json_object_set_new(
-		    lat, "p99",
-		    json_integer(report_percentile(r->lat, r->nlat, 99)));
+		json_object_set_new(lat, "p50",
+				    json_integer(report_lat_q(r, 50)));
+		json_object_set_new(lat, "p90",
+				    json_integer(report_lat_q(r, 90)));
+		json_object_set_new(lat, "p99",
+				    json_integer(report_lat_q(r, 99)));
 	}
 	json_object_set_new(root, "delivery_latency_ms", lat);
 	lat = NULL;
+	/* percentiles from buckets: each within this fraction of the
+	   nearest-rank value (exact below 1000 ms) */
+	if (r->nbuckets > 0)
+		json_object_set_new(root, "delivery_latency_max_error",
+				    json_real(0.005));
 	json_object_set_new(root, "exact", json_boolean(exact));
 	json_object_set_new(root, "from",
 			    r->from != 0 ? json_integer(r->from) : json_null());
@@ -568,109 +615,59 @@ report_write(struct report *r, FILE *fp, enum report_format fmt, bool exact,
 	return err;
 }
 
-#define REPORT_PAGE 1000
-
-/* Every outbox row, with its message's FHIR version (one store_show per
- * message: rows of a message are consecutive). */
+/* Count one aggregate of the store (store_agg_fn). */
 static enum gw_err
-report_read_outbox(struct store *s, struct report *r)
+report_agg(void *arg, const struct store_agg *g)
 {
-	struct store_filter f = {.state = -1, .limit = REPORT_PAGE};
-	struct store_message *msg = NULL;
-	enum gw_err err;
+	struct report *r = arg;
+	enum gw_err err = GW_OK;
+	bool notice;
+	uint64_t n;
 
-	for (;;) {
-		struct store_row *rows = NULL;
-		size_t n = 0;
-
-		err = store_list(s, &f, &rows, &n);
-		if (err != GW_OK || n == 0) {
-			store_rows_free(rows, n);
-			break;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++) {
-			if (rows[i].direction != STORE_NOTICE &&
-			    (msg == NULL || msg->seq != rows[i].seq)) {
-				store_message_free(msg);
-				msg = NULL;
-				if (store_show(s, rows[i].id, false, &msg) !=
-				    GW_OK)
-					msg = NULL;
+	if (g->n <= 0)
+		return GW_OK; /* a roll-up row whose rows all left */
+	n = (uint64_t)g->n;
+	switch (g->what) {
+	case STORE_AGG_MESSAGES:
+		notice = strcmp(g->kind, "notice") == 0;
+		return report_message(r, g->kind, notice ? NULL : g->org,
+				      notice ? NULL : g->version,
+				      g->hour * INT64_C(3600000), n);
+	case STORE_AGG_ROWS:
+		if (strcmp(g->kind, "notice") != 0 && g->org[0] != '\0')
+			err = report_count(r, RS_RECEIVER, g->org, n);
+		if (err != GW_OK || g->state[0] == '\0')
+			return err; /* an inbox row has no state */
+		err = report_count(r, RS_STATE, g->state, n);
+		if (err != GW_OK || g->cause[0] == '\0')
+			return err;
+		return report_count(
+		    r, strcmp(g->state, "dead") == 0 ? RS_DEAD : RS_FAILING,
+		    g->cause, n);
+	case STORE_AGG_LATENCY:
+		for (size_t i = 0; i < r->nbuckets; i++)
+			if (r->buckets[i].bucket == g->bucket) {
+				r->buckets[i].n += n;
+				r->nlat += n;
+				return GW_OK;
 			}
-			err = report_add_row(r, &rows[i],
-					     msg != NULL &&
-						     msg->seq == rows[i].seq
-						 ? msg->fhir_version
-						 : NULL);
-		}
-		f.after_seq = rows[n - 1].seq;
-		store_rows_free(rows, n);
-		if (err != GW_OK)
-			break;
+		if (!report_grow((void **)&r->buckets, &r->capbuckets,
+				 r->nbuckets, sizeof(*r->buckets)))
+			return GW_NOMEM;
+		r->buckets[r->nbuckets].bucket = g->bucket;
+		r->buckets[r->nbuckets++].n = n;
+		r->nlat += n;
+		return GW_OK;
+	case STORE_AGG_PULLS:
+		return report_count(r, RS_PULLS, g->org, n);
+	case STORE_AGG_PATIENTS:
+		return report_count(r, RS_PATIENTS, g->org, n);
 	}
-	store_message_free(msg);
-	return err;
-}
-
-static enum gw_err
-report_read_inbox(struct store *s, struct report *r, int64_t from)
-{
-	struct store_inbox_filter f = {.since = from, .limit = REPORT_PAGE};
-	enum gw_err err;
-
-	for (;;) {
-		struct store_inbox *v = NULL;
-		size_t n = 0;
-
-		err = store_inbox_list(s, &f, &v, &n);
-		if (err != GW_OK || n == 0) {
-			free(v);
-			return err;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++)
-			err = report_add_inbox(r, &v[i]);
-		f.after_seq = v[n - 1].seq;
-		free(v);
-		if (err != GW_OK)
-			return err;
-	}
-}
-
-static enum gw_err
-report_read_audit(struct store *s, struct report *r, int64_t from)
-{
-	struct store_audit_filter f = {.since = from, .limit = REPORT_PAGE};
-	enum gw_err err;
-
-	for (;;) {
-		struct store_audit_rec *v = NULL;
-		size_t n = 0;
-
-		err = store_audit_list(s, &f, &v, &n);
-		if (err != GW_OK || n == 0) {
-			free(v);
-			return err;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++)
-			err = report_add_audit(r, &v[i]);
-		f.after_seq = v[n - 1].seq;
-		/* the records carry BSNs: wipe them before freeing */
-		OPENSSL_cleanse(v, n * sizeof(*v));
-		free(v);
-		if (err != GW_OK)
-			return err;
-	}
+	return GW_OK;
 }
 
 enum gw_err
 report_collect(struct report *r, struct store *s)
 {
-	enum gw_err err;
-
-	err = report_read_outbox(s, r);
-	if (err == GW_OK)
-		err = report_read_inbox(s, r, r->from);
-	if (err == GW_OK)
-		err = report_read_audit(s, r, r->from);
-	return err;
+	return store_report_agg(s, r->from, r->to, report_agg, r);
 }

@@ -306,6 +306,76 @@ struct store_stat {
 	int64_t oldest_accepted_at; /* ms */
 };
 
+/*
+ * The report's aggregates (store_report_agg, issue 17), one group per
+ * call of a store_agg_fn. Counted by the database from roll-up tables
+ * its triggers keep in the transaction that changes the rows, plus the
+ * rows of the partial hours (days for patients) at the ends of the range.
+ * The same key may come more than once (roll-up and edge): add them up.
+ */
+enum store_agg_what {
+	/* messages: hour, kind, org = sender ("" for a notice), version
+	   ("" for a notice), event ("" unknown) */
+	STORE_AGG_MESSAGES,
+	/* outbox and inbox rows: hour, kind, org = receiver, state ("" for
+	   an inbox row), cause (of a dead row, or a due/held row after a
+	   failed attempt; else "") */
+	STORE_AGG_ROWS,
+	/* outbound deliveries: hour, bucket (store_agg_bucket_ms) */
+	STORE_AGG_LATENCY,
+	/* pull API interactions (audit records but "create"): hour, org */
+	STORE_AGG_PULLS,
+	/* distinct patients read: org */
+	STORE_AGG_PATIENTS,
+};
+
+/* One aggregate; the strings are borrowed for the callback only. */
+struct store_agg {
+	enum store_agg_what what;
+	int64_t hour;	  /* hours since the epoch (UTC) of acceptance */
+	const char *kind; /* "outbound", "notice" or "inbound" */
+	const char *org;
+	const char *version;
+	const char *event;
+	const char *state;
+	const char *cause;
+	int64_t bucket;
+	int64_t n;
+};
+
+/* Called once per aggregate; a non-OK result stops the read. */
+typedef enum gw_err (*store_agg_fn)(void *arg, const struct store_agg *a);
+
+/* The range of store_report_agg split into whole units read from the
+ * roll-ups and partial ones read from the rows (store_agg_split). */
+struct store_agg_range {
+	int64_t h0, h1;	     /* whole hours [h0, h1) */
+	int64_t hedge[2][2]; /* ms [a, b) before h0 and after h1 */
+	int64_t d0, d1;	     /* whole days [d0, d1) */
+	int64_t dedge[2][2]; /* ms [a, b) before d0 and after d1 */
+};
+
+/* Split [from, to) (ms, 0: unbounded) for the roll-ups. */
+void store_agg_split(int64_t from, int64_t to, struct store_agg_range *out);
+
+/*
+ * Latency buckets: below 1000 ms a bucket is one ms (exact); above, a
+ * bucket holds the values with the same first three digits, so a value
+ * read back as its bucket's middle is within 0.5% of the truth.
+ * *lo and *hi: the bucket's bounds [lo, hi); returns the middle.
+ */
+int64_t store_agg_bucket_ms(int64_t bucket, int64_t *lo, int64_t *hi);
+
+/*
+ * Feed fn the report's aggregates of records accepted (audit records:
+ * made) in [from, to) (ms, 0: unbounded). Reads counters, not rows: a
+ * month over a million messages is a few thousand groups. The caller
+ * keeps s.
+ */
+struct store;
+enum gw_err store_report_agg(struct store *s, int64_t from, int64_t to,
+			     store_agg_fn fn, void *arg);
+
 /* Operator actions on outbox rows. */
 enum store_action {
 	STORE_RETRY,   /* due -> due now */
@@ -605,6 +675,9 @@ struct store_ops {
 				  const struct store_inbox_filter *f,
 				  struct store_inbox **out, size_t *n);
 	enum gw_err (*prune_inbound)(void *conn, int64_t before, size_t *count);
+	/* The report's aggregates (store_report_agg) over r. */
+	enum gw_err (*report_agg)(void *conn, const struct store_agg_range *r,
+				  store_agg_fn fn, void *arg);
 };
 
 /* One stored version of an indexed resource; store_res_free frees. */
@@ -823,6 +896,8 @@ extern const struct store_ops store_pg_ops;
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform
  * report beside a message; 7: a patient's versions indexed by type. */
-#define STORE_SQLITE_SCHEMA 8
+/* 9: the report's roll-ups (rep_* tables kept by triggers) and the
+ * event of a message. */
+#define STORE_SQLITE_SCHEMA 9
 
 #endif
