@@ -122,3 +122,77 @@ bench_base_bin() {
 	make -C "$2/base-tree" -j2 all >"$2/base.log" 2>&1
 	echo "$2/base-tree/build/release/pzpgw"
 }
+
+# bench_big_store N PATH [BINARY]: a store of N messages accepted over
+# the 60 days up to now, made by BINARY (default $bin) `queue init` at
+# PATH (a file, or a postgresql:// URL: psql fills it) and filled by SQL
+# (the store's own triggers keep its report roll-ups, as in a daemon):
+# 90% outbound from 8 senders to 12 receivers (one row each; 97%
+# delivered 40 ms to ~20 s after acceptance, 2% dead, 1% due after a
+# failed attempt), 10% inbound for 3 local receivers; 12% STU3; N/5 pull
+# audit records over 20,000 patients. Documents are one byte: the report
+# never reads content. Prints nothing; exits on failure.
+bench_big_store() {
+	n=$1
+	p=$2
+	b=${3:-$bin}
+	now=$(($(date +%s) * 1000))
+	"$b" queue --store "$p" init >/dev/null
+	case $p in
+	postgresql:* | postgres:*)
+		gen="generate_series(1, $n) AS c(i)"
+		na=$((n / 5))
+		gena="generate_series(1, $na) AS c(i)"
+		run="psql -q -v ON_ERROR_STOP=1 $p"
+		blob="'\\x00'::bytea"
+		pre=""
+		;;
+	*)
+		gen="(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $n) SELECT i FROM c) AS c"
+		na=$((n / 5))
+		gena="(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $na) SELECT i FROM c) AS c"
+		run="sqlite3 -bail $p"
+		blob="x'00'"
+		pre="PRAGMA synchronous = OFF;"
+		;;
+	esac
+	span=$((60 * 86400000))
+	$run <<END >/dev/null
+$pre
+BEGIN;
+INSERT INTO messages (id, direction, sender_ura, bundle_system,
+  bundle_value, patient_key, fhir_version, document, sha256, accepted_at,
+  answer_status, event)
+SELECT 'big-' || i, CASE WHEN i % 10 = 0 THEN 'inbound' ELSE 'outbound' END,
+  '8000000' || (i % 8), 'urn:ietf:rfc:3986', 'urn:uuid:big-' || i,
+  'pk' || i, CASE WHEN i % 8 = 0 THEN '3.0.2' ELSE '4.0.1' END, $blob,
+  'ab', $now - $span + (i * $span) / $n, 202,
+  CASE WHEN i % 3 = 0 THEN 'shared' ELSE 'updated' END
+FROM $gen;
+INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,
+  attempts, next_attempt_at, first_attempt_at, last_attempt_at,
+  last_status, last_error, delivered_at)
+SELECT seq, '9000010' || (seq % 12), patient_key,
+  CASE WHEN seq % 100 = 1 THEN 'due' WHEN seq % 50 = 3 THEN 'dead'
+    ELSE 'delivered' END,
+  1, accepted_at + 60000, accepted_at + 10, accepted_at + 10,
+  CASE WHEN seq % 100 = 1 THEN 503 WHEN seq % 50 = 3 THEN 422
+    ELSE 200 END,
+  CASE WHEN seq % 100 = 1 THEN 'HTTP 503' WHEN seq % 50 = 3
+    THEN 'rejected' ELSE NULL END,
+  CASE WHEN seq % 100 = 1 OR seq % 50 = 3 THEN NULL
+    ELSE accepted_at + 40 + (seq * 7919) % 1000
+      + CASE WHEN seq % 50 = 0 THEN seq % 20000 ELSE 0 END END
+FROM messages WHERE direction = 'outbound';
+INSERT INTO inbox (message_seq, receiver_ura, bsn, sender_ura, resources)
+SELECT seq, '9000000' || (seq % 3), '9' || (100000000 + seq % 20000),
+  sender_ura, 10 FROM messages WHERE direction = 'inbound';
+INSERT INTO audit (at, ura, cert_serial, cert_issuer, bsn, interaction,
+  query, count, status, request_id, prev_hash, hash)
+SELECT $now - $span + (i * $span) / $na, '9000020' || (i % 4), '01',
+  'CN=bench', '9' || (100000000 + (i * 7) % 20000), 'search-type',
+  '/fhir/CarePlan', 1, 200, 'r' || i, '', ''
+FROM $gena;
+COMMIT;
+END
+}

@@ -74,11 +74,16 @@ struct report {
 	enum report_by by;
 	struct report_item *items;
 	size_t nitems, capitems;
-	int64_t *lat; /* delivery latencies, ms (report_add_row) */
+	/* open addressing over items (index + 1, 0 empty); a report over
+	   hours has thousands of periods and each group adds to several */
+	size_t *slots;
+	size_t nslots; /* a power of two, > 2 * nitems; 0: none yet */
+	int64_t *lat;  /* delivery latencies, ms (report_add_row) */
 	size_t nlat, caplat;
 	/* or bucketed (report_collect): nlat counts them too */
 	struct report_bucket *buckets;
 	size_t nbuckets, capbuckets;
+	uint32_t *bucket_at; /* bucket number -> index + 1 (report_bucket) */
 	struct report_pair *pairs;
 	size_t npairs, cappairs;
 	int64_t last_out_seq; /* rows of one message are consecutive */
@@ -107,8 +112,10 @@ report_free(struct report *r)
 	if (r == NULL)
 		return;
 	free(r->items);
+	free(r->slots);
 	free(r->lat);
 	free(r->buckets);
+	free(r->bucket_at);
 	if (r->pairs != NULL)
 		OPENSSL_cleanse(r->pairs, r->cappairs * sizeof(*r->pairs));
 	free(r->pairs);
@@ -133,20 +140,59 @@ report_grow(void **p, size_t *cap, size_t n, size_t sz)
 	return true;
 }
 
-/* Add inc to (sec, key). The key sets are small (organisations, states,
- * causes, periods), so a linear search is enough. */
+static size_t
+report_hash(enum report_section sec, const char *key)
+{
+	size_t h = 2166136261u ^ (size_t)sec;
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h;
+}
+
+/* Rebuild the slots for at least want items. */
+static bool
+report_reindex(struct report *r, size_t want)
+{
+	size_t n = r->nslots != 0 ? r->nslots : 256, *v;
+
+	while (n <= 2 * want)
+		n *= 2;
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return false;
+	for (size_t i = 0; i < r->nitems; i++) {
+		size_t k =
+		    report_hash(r->items[i].sec, r->items[i].key) & (n - 1);
+
+		while (v[k] != 0)
+			k = (k + 1) & (n - 1);
+		v[k] = i + 1;
+	}
+	free(r->slots);
+	r->slots = v;
+	r->nslots = n;
+	return true;
+}
+
+/* Add inc to (sec, key). */
 static enum gw_err
 report_count(struct report *r, enum report_section sec, const char *key,
 	     uint64_t inc)
 {
 	struct report_item *it;
+	size_t k;
 
-	for (size_t i = 0; i < r->nitems; i++)
-		if (r->items[i].sec == sec &&
-		    strcmp(r->items[i].key, key) == 0) {
-			r->items[i].count += inc;
+	if ((r->slots == NULL || r->nslots <= 2 * (r->nitems + 1)) &&
+	    !report_reindex(r, r->nitems + 1))
+		return GW_NOMEM;
+	k = report_hash(sec, key) & (r->nslots - 1);
+	for (; r->slots[k] != 0; k = (k + 1) & (r->nslots - 1)) {
+		it = &r->items[r->slots[k] - 1];
+		if (it->sec == sec && strcmp(it->key, key) == 0) {
+			it->count += inc;
 			return GW_OK;
 		}
+	}
 	if (!report_grow((void **)&r->items, &r->capitems, r->nitems,
 			 sizeof(*r->items)))
 		return GW_NOMEM;
@@ -154,6 +200,7 @@ report_count(struct report *r, enum report_section sec, const char *key,
 	it->sec = sec;
 	util_strlcpy(it->key, key, sizeof(it->key));
 	it->count = inc;
+	r->slots[k] = r->nitems;
 	return GW_OK;
 }
 
@@ -409,6 +456,10 @@ report_finish(struct report *r)
 	r->npairs = r->cappairs = 0;
 	if (r->nitems > 0)
 		qsort(r->items, r->nitems, sizeof(*r->items), report_cmp_item);
+	/* sorted: the slots point at other items now */
+	free(r->slots);
+	r->slots = NULL;
+	r->nslots = 0;
 	return err;
 }
 
@@ -585,7 +636,9 @@ report_write_json(const struct report *r, FILE *fp, bool exact,
 			    r->to != 0 ? json_integer(r->to) : json_null());
 	json_object_set_new(root, "not_recorded",
 			    json_pack("[s,s]", "event", "validation_findings"));
-	err = json_dumpf(root, fp, JSON_INDENT(2) | JSON_SORT_KEYS) == 0
+	err = json_dumpf(root, fp,
+			 JSON_INDENT(2) | JSON_SORT_KEYS |
+			     JSON_REAL_PRECISION(6)) == 0
 		  ? GW_OK
 		  : GW_IO;
 	fputc('\n', fp);
@@ -613,6 +666,44 @@ report_write(struct report *r, FILE *fp, enum report_format fmt, bool exact,
 	if (err == GW_OK && (fflush(fp) != 0 || ferror(fp)))
 		err = GW_IO;
 	return err;
+}
+
+/* Add n deliveries to bucket b: buckets are few (about 900 per decade
+ * of ms) and come once per hour of the range, so the bucket's place is
+ * kept in an index (b < REPORT_BUCKETS; larger ones, past 10^16 ms,
+ * are searched). */
+#define REPORT_BUCKETS (1000 + 900 * 14)
+
+static enum gw_err
+report_bucket(struct report *r, int64_t b, uint64_t n)
+{
+	size_t i = r->nbuckets;
+
+	if (b < 0)
+		return GW_OK;
+	if (b < REPORT_BUCKETS) {
+		if (r->bucket_at == NULL &&
+		    (r->bucket_at =
+			 calloc(REPORT_BUCKETS, sizeof(*r->bucket_at))) == NULL)
+			return GW_NOMEM;
+		if (r->bucket_at[b] != 0)
+			i = r->bucket_at[b] - 1;
+	} else
+		for (i = 0; i < r->nbuckets && r->buckets[i].bucket != b; i++)
+			;
+	if (i == r->nbuckets) {
+		if (!report_grow((void **)&r->buckets, &r->capbuckets,
+				 r->nbuckets, sizeof(*r->buckets)))
+			return GW_NOMEM;
+		r->buckets[i].bucket = b;
+		r->buckets[i].n = 0;
+		r->nbuckets++;
+		if (b < REPORT_BUCKETS)
+			r->bucket_at[b] = (uint32_t)r->nbuckets;
+	}
+	r->buckets[i].n += n;
+	r->nlat += n;
+	return GW_OK;
 }
 
 /* Count one aggregate of the store (store_agg_fn). */
@@ -645,19 +736,7 @@ report_agg(void *arg, const struct store_agg *g)
 		    r, strcmp(g->state, "dead") == 0 ? RS_DEAD : RS_FAILING,
 		    g->cause, n);
 	case STORE_AGG_LATENCY:
-		for (size_t i = 0; i < r->nbuckets; i++)
-			if (r->buckets[i].bucket == g->bucket) {
-				r->buckets[i].n += n;
-				r->nlat += n;
-				return GW_OK;
-			}
-		if (!report_grow((void **)&r->buckets, &r->capbuckets,
-				 r->nbuckets, sizeof(*r->buckets)))
-			return GW_NOMEM;
-		r->buckets[r->nbuckets].bucket = g->bucket;
-		r->buckets[r->nbuckets++].n = n;
-		r->nlat += n;
-		return GW_OK;
+		return report_bucket(r, g->bucket, n);
 	case STORE_AGG_PULLS:
 		return report_count(r, RS_PULLS, g->org, n);
 	case STORE_AGG_PATIENTS:

@@ -1585,7 +1585,8 @@ store_agg_split_unit(int64_t lo, int64_t hi, int64_t unit, int64_t *u0,
 		     int64_t *u1, int64_t edge[2][2])
 {
 	*u0 = lo / unit + (lo % unit != 0);
-	*u1 = hi / unit;
+	/* unbounded: every unit from u0 on is whole */
+	*u1 = hi == INT64_MAX ? INT64_MAX : hi / unit;
 	if (*u0 >= *u1) {
 		*u0 = *u1 = 0;
 		edge[0][0] = lo;
@@ -1595,8 +1596,8 @@ store_agg_split_unit(int64_t lo, int64_t hi, int64_t unit, int64_t *u0,
 	}
 	edge[0][0] = lo;
 	edge[0][1] = *u0 * unit;
-	edge[1][0] = *u1 * unit;
-	edge[1][1] = hi;
+	edge[1][0] = hi == INT64_MAX ? 0 : *u1 * unit;
+	edge[1][1] = hi == INT64_MAX ? 0 : hi;
 }
 
 void

@@ -321,7 +321,8 @@ enum store_agg_what {
 	   an inbox row), cause (of a dead row, or a due/held row after a
 	   failed attempt; else "") */
 	STORE_AGG_ROWS,
-	/* outbound deliveries: hour, bucket (store_agg_bucket_ms) */
+	/* outbound deliveries: hour = the DAY (days since the epoch) of
+	   acceptance, bucket (store_agg_bucket_ms) */
 	STORE_AGG_LATENCY,
 	/* pull API interactions (audit records but "create"): hour, org */
 	STORE_AGG_PULLS,

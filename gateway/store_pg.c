@@ -44,6 +44,7 @@
 	" p WHERE p.receiver_ura = outbox.receiver_ura AND p.patient_key ="    \
 	" outbox.patient_key AND p.state IN " PG_PENDING ")"
 
+/* clang-format off */
 /*
  * Schema 9: the report's roll-ups, as in store_sqlite.c (SQ_HOUR there
  * says what each table counts), kept by plpgsql triggers. One more
@@ -53,8 +54,9 @@
  * row locks; the report sums the shards.
  */
 #define PG_NOTICE_SYS "'" STORE_NOTICE_SYSTEM "'"
-#define PG_SHARD      "(pg_backend_pid() % 8)"
-#define PG_HOUR(m)    "(" m ".accepted_at / 3600000)"
+#define PG_SHARD "(pg_backend_pid() % 8)"
+#define PG_HOUR(m) "(" m ".accepted_at / 3600000)"
+#define PG_DAY(m) "(" m ".accepted_at / 86400000)"
 #define PG_KIND(m)                                                             \
 	"(CASE WHEN " m ".bundle_system = " PG_NOTICE_SYS                      \
 	" THEN 'notice' ELSE " m ".direction END)"
@@ -72,198 +74,178 @@
 #define PG_LAT_OF(r, m) "(" r ".delivered_at - " m ".accepted_at)"
 #define PG_LAT_WHERE(r, m)                                                     \
 	r ".state = 'delivered' AND " m ".direction = 'outbound' AND " m       \
-	  ".bundle_system <> " PG_NOTICE_SYS " AND coalesce(" r                \
-	  ".delivered_at, 0) <> 0 AND " r ".delivered_at >= " m ".accepted_at"
+	".bundle_system <> " PG_NOTICE_SYS " AND coalesce(" r                  \
+	".delivered_at, 0) <> 0 AND " r ".delivered_at >= " m ".accepted_at"
 #define PG_MSG_KEYS "hour, kind, sender_ura, fhir_version, event"
 #define PG_ROW_KEYS "hour, kind, receiver_ura, state, cause"
 #define PG_UPS(t, keys)                                                        \
 	" ON CONFLICT (shard, " keys ") DO UPDATE SET n = " t ".n +"           \
 	" excluded.n"
 #define PG_BASE_MSG(range)                                                     \
-	"SELECT " PG_HOUR("m") ", " PG_KIND(                                   \
-	    "m") ", CASE WHEN"                                                 \
-		 " m.bundle_system = " PG_NOTICE_SYS                           \
-		 " THEN '' ELSE m.sender_ura END,"                             \
-		 " CASE WHEN m.bundle_system = " PG_NOTICE_SYS " THEN '' ELSE" \
-		 " m.fhir_version END, m.event, count(*) FROM messages m "     \
-		 "WHERE"                                                       \
-		 " m.direction = 'outbound'" range                             \
-		 " GROUP BY 1, 2, 3, 4, 5 UNION ALL"                           \
-		 " SELECT " PG_HOUR(                                           \
-		     "m") ", 'inbound', (SELECT"                               \
-			  " coalesce(nullif(i.sender_ura, ''), m.sender_ura) " \
-			  "FROM inbox i WHERE"                                 \
-			  " i.message_seq = m.seq ORDER BY i.receiver_ura "    \
-			  "LIMIT 1),"                                          \
-			  " m.fhir_version, m.event, count(*) FROM messages "  \
-			  "m WHERE"                                            \
-			  " m.direction = 'inbound' AND EXISTS (SELECT 1 "     \
-			  "FROM inbox i WHERE"                                 \
-			  " i.message_seq = m.seq)" range                      \
-			  " GROUP BY 1, 2, 3, 4, 5"
+	"SELECT " PG_HOUR("m") ", " PG_KIND("m") ", CASE WHEN"                 \
+	" m.bundle_system = " PG_NOTICE_SYS " THEN '' ELSE m.sender_ura END,"  \
+	" CASE WHEN m.bundle_system = " PG_NOTICE_SYS " THEN '' ELSE"          \
+	" m.fhir_version END, m.event, count(*) FROM messages m WHERE"         \
+	" m.direction = 'outbound'" range " GROUP BY 1, 2, 3, 4, 5 UNION ALL"  \
+	" SELECT " PG_HOUR("m") ", 'inbound', (SELECT"                         \
+	" coalesce(nullif(i.sender_ura, ''), m.sender_ura) FROM inbox i WHERE" \
+	" i.message_seq = m.seq ORDER BY i.receiver_ura LIMIT 1),"             \
+	" m.fhir_version, m.event, count(*) FROM messages m WHERE"             \
+	" m.direction = 'inbound' AND EXISTS (SELECT 1 FROM inbox i WHERE"     \
+	" i.message_seq = m.seq)" range " GROUP BY 1, 2, 3, 4, 5"
 #define PG_BASE_ROW(range)                                                     \
-	"SELECT " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, "          \
-						 "o.state, " PG_CAUSE(         \
-						     "o") ", count(*) FROM "   \
-							  "outbox o JOIN "     \
-							  "messages m ON "     \
-							  "m.seq ="            \
-							  " o.message_seq "    \
-							  "WHERE true" range   \
-							  " GROUP BY 1, 2, "   \
-							  "3, 4, 5 UNION ALL"  \
-							  " SELECT " PG_HOUR(  \
-							      "m") ", "        \
-								   "'inbound'" \
-								   ", "        \
-								   "i."        \
-								   "receiver_" \
-								   "ura, '', " \
-								   "'',"       \
-								   " count(*)" \
-								   " FROM "    \
-								   "inbox i "  \
-								   "JOIN "     \
-								   "messages " \
-								   "m ON "     \
-								   "m.seq = "  \
-								   "i."        \
-								   "message_"  \
-								   "seq"       \
-								   " WHERE "   \
-								   "m."        \
-								   "direction" \
-								   " = "       \
-								   "'inbound"  \
-								   "'" range   \
-								   " GROUP "   \
-								   "BY 1, 2, " \
-								   "3, 4, 5"
+	"SELECT " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, o.state, " \
+	PG_CAUSE("o") ", count(*) FROM outbox o JOIN messages m ON m.seq ="    \
+	" o.message_seq WHERE true" range " GROUP BY 1, 2, 3, 4, 5 UNION ALL"  \
+	" SELECT " PG_HOUR("m") ", 'inbound', i.receiver_ura, '', '',"         \
+	" count(*) FROM inbox i JOIN messages m ON m.seq = i.message_seq"      \
+	" WHERE m.direction = 'inbound'" range " GROUP BY 1, 2, 3, 4, 5"
 #define PG_BASE_LAT(range)                                                     \
-	"SELECT " PG_HOUR("m") ", " PG_BUCKET(PG_LAT_OF(                       \
-	    "o", "m")) ","                                                     \
-		       " count(*) FROM outbox o JOIN messages m ON m.seq = "   \
-		       "o.message_seq"                                         \
-		       " WHERE " PG_LAT_WHERE("o", "m") range " GROUP BY 1, 2"
+	"SELECT " PG_DAY("m") ", " PG_BUCKET(PG_LAT_OF("o", "m")) ","          \
+	" count(*) FROM outbox o JOIN messages m ON m.seq = o.message_seq"     \
+	" WHERE " PG_LAT_WHERE("o", "m") range " GROUP BY 1, 2"
 #define PG_BASE_PULL(range)                                                    \
 	"SELECT at / 3600000, ura, count(*) FROM audit WHERE interaction <>"   \
 	" 'create'" range " GROUP BY 1, 2"
-#define PG_RANGE  " AND m.accepted_at >= $1 AND m.accepted_at < $2"
+#define PG_RANGE " AND m.accepted_at >= $1 AND m.accepted_at < $2"
 #define PG_ARANGE " AND at >= $1 AND at < $2"
 /* plpgsql: message m's own count, its rows and deliveries (s: +1/-1);
  * ins: only an outbound message's own count (its rows, inserted maybe
  * by the same statement, count themselves: AFTER triggers fire at the
  * statement's end, when they are there). */
-#define PG_REP_M                                                                                                                                                                     \
-	"CREATE FUNCTION pzpgw_rep_m(m messages, s integer, ins boolean)"                                                                                                            \
-	" RETURNS void LANGUAGE plpgsql AS $f$BEGIN"                                                                                                                                 \
-	" INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT " PG_SHARD                                                                                                          \
-	", " PG_HOUR("m") ", " PG_KIND(                                                                                                                                              \
-	    "m") ", CASE WHEN m.bundle_system = " PG_NOTICE_SYS                                                                                                                      \
-		 " THEN '' ELSE m.sender_ura END, CASE WHEN"                                                                                                                         \
-		 " m.bundle_system = " PG_NOTICE_SYS                                                                                                                                 \
-		 " THEN '' ELSE m.fhir_version"                                                                                                                                      \
-		 " END, m.event, s WHERE m.direction = 'outbound'" PG_UPS(                                                                                                           \
-		     "rep_msg",                                                                                                                                                      \
-		     PG_MSG_KEYS) "; IF ins THEN RETURN; END IF;"                                                                                                                    \
-				  " INSERT INTO rep_msg (shard, " PG_MSG_KEYS                                                                                                        \
-				  ", n) SELECT " PG_SHARD ", " PG_HOUR(                                                                                                              \
-				      "m") ", 'inbound', (SELECT "                                                                                                                   \
-					   "coalesce(nullif(i.sender_ura,"                                                                                                           \
-					   " ''), m.sender_ura) FROM inbox i "                                                                                                       \
-					   "WHERE i.message_seq = m.seq ORDER"                                                                                                       \
-					   " BY i.receiver_ura LIMIT 1), "                                                                                                           \
-					   "m.fhir_version, m.event, s WHERE"                                                                                                        \
-					   " m.direction = 'inbound' AND "                                                                                                           \
-					   "EXISTS (SELECT 1 FROM inbox i "                                                                                                          \
-					   "WHERE"                                                                                                                                   \
-					   " i.message_seq = m.seq)" PG_UPS(                                                                                                         \
-					       "rep_msg",                                                                                                                            \
-					       PG_MSG_KEYS) ";"                                                                                                                      \
-							    " INSERT INTO "                                                                                                          \
-							    "rep_row "                                                                                                               \
-							    "(shard,"                                                                                                                \
-							    " " PG_ROW_KEYS                                                                                                          \
-							    ", n) "                                                                                                                  \
-							    "SELECT " PG_SHARD                                                                                                       \
-							    ", " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, o.state, " PG_CAUSE(                                              \
-								"o") ", "                                                                                                            \
-								     "sum(s) "                                                                                                       \
-								     "FROM "                                                                                                         \
-								     "outbox "                                                                                                       \
-								     "o "                                                                                                            \
-								     "WHERE "                                                                                                        \
-								     "o."                                                                                                            \
-								     "message"                                                                                                       \
-								     "_seq = "                                                                                                       \
-								     "m.seq"                                                                                                         \
-								     " GROUP "                                                                                                       \
-								     "BY 1, "                                                                                                        \
-								     "2, 3, "                                                                                                        \
-								     "4, 5, "                                                                                                        \
-								     "6" PG_UPS(                                                                                                     \
-									 "rep"                                                                                                       \
-									 "_ro"                                                                                                       \
-									 "w",                                                                                                        \
-									 PG_ROW_KEYS) ";"                                                                                            \
-										      " INSERT INTO rep_row (shard, " PG_ROW_KEYS                                                    \
-										      ", n) SELECT " PG_SHARD                                                                        \
-										      ", " PG_HOUR(                                                                                  \
-											  "m") ", 'inbound', i.receiver_ura, '', '', sum(s) FROM"                                    \
-											       " inbox i WHERE i.message_seq = m.seq AND m.direction = 'inbound'"                    \
-											       " GROUP BY 1, 2, 3, 4, 5, 6" PG_UPS(                                                  \
-												   "rep_row",                                                                        \
-												   PG_ROW_KEYS) ";"                                                                  \
-														" INSERT INTO rep_lat (shard, hour, bucket, n) SELECT " PG_SHARD     \
-														", " PG_HOUR("m") ", " PG_BUCKET(PG_LAT_OF(                          \
-														    "o",                                                             \
-														    "m")) ", sum(s) FROM"                                            \
-															  " outbox o WHERE o.message_seq = m.seq AND " PG_LAT_WHERE( \
-															      "o",                                                   \
-															      "m") " GROUP BY 1, 2, 3" PG_UPS("rep_lat",             \
-																			      "hour, bucket") "; END$f$;"
+#define PG_REP_M                                                               \
+	"CREATE FUNCTION pzpgw_rep_m(m messages, s integer, ins boolean)"      \
+	" RETURNS void LANGUAGE plpgsql AS $f$BEGIN"                           \
+	" INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", " PG_KIND("m") ", CASE WHEN m.bundle_system = "   \
+	PG_NOTICE_SYS " THEN '' ELSE m.sender_ura END, CASE WHEN"              \
+	" m.bundle_system = " PG_NOTICE_SYS " THEN '' ELSE m.fhir_version"     \
+	" END, m.event, s WHERE m.direction = 'outbound'"                      \
+	PG_UPS("rep_msg", PG_MSG_KEYS) "; IF ins THEN RETURN; END IF;"         \
+	" INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", 'inbound', (SELECT coalesce(nullif(i.sender_ura," \
+	" ''), m.sender_ura) FROM inbox i WHERE i.message_seq = m.seq ORDER"   \
+	" BY i.receiver_ura LIMIT 1), m.fhir_version, m.event, s WHERE"        \
+	" m.direction = 'inbound' AND EXISTS (SELECT 1 FROM inbox i WHERE"     \
+	" i.message_seq = m.seq)" PG_UPS("rep_msg", PG_MSG_KEYS) ";"           \
+	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, o.state, "      \
+	PG_CAUSE("o") ", sum(s) FROM outbox o WHERE o.message_seq = m.seq"     \
+	" GROUP BY 1, 2, 3, 4, 5, 6" PG_UPS("rep_row", PG_ROW_KEYS) ";"        \
+	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", 'inbound', i.receiver_ura, '', '', sum(s) FROM"   \
+	" inbox i WHERE i.message_seq = m.seq AND m.direction = 'inbound'"     \
+	" GROUP BY 1, 2, 3, 4, 5, 6" PG_UPS("rep_row", PG_ROW_KEYS) ";"        \
+	" INSERT INTO rep_lat (shard, day, bucket, n) SELECT " PG_SHARD ", "   \
+	PG_DAY("m") ", " PG_BUCKET(PG_LAT_OF("o", "m")) ", sum(s) FROM"        \
+	" outbox o WHERE o.message_seq = m.seq AND " PG_LAT_WHERE("o", "m")    \
+	" GROUP BY 1, 2, 3" PG_UPS("rep_lat", "day, bucket") "; END$f$;"
 /* plpgsql: one outbox row o (nothing when its message is gone). */
-#define PG_REP_O                                                                                                                                                                                                      \
-	"CREATE FUNCTION pzpgw_rep_o(o outbox, s integer) RETURNS void"                                                                                                                                               \
-	" LANGUAGE plpgsql AS $f$BEGIN"                                                                                                                                                                               \
-	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD ", " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, o.state, " PG_CAUSE("o") ", s FROM messages m WHERE m.seq = o.message_seq" PG_UPS( \
-	    "rep_row",                                                                                                                                                                                                \
-	    PG_ROW_KEYS) ";"                                                                                                                                                                                          \
-			 " INSERT INTO rep_lat (shard, hour, bucket, n) "                                                                                                                                             \
-			 "SELECT " PG_SHARD                                                                                                                                                                           \
-			 ", " PG_HOUR("m") ", " PG_BUCKET(PG_LAT_OF(                                                                                                                                                  \
-			     "o", "m")) ", s FROM messages"                                                                                                                                                           \
-					" m WHERE m.seq = o.message_seq "                                                                                                                                             \
-					"AND " PG_LAT_WHERE("o", "m")                                                                                                                                                 \
-					    PG_UPS("rep_lat",                                                                                                                                                         \
-						   "hour, bucket") "; END$f$;"
+#define PG_REP_O                                                               \
+	"CREATE FUNCTION pzpgw_rep_o(o outbox, s integer) RETURNS void"        \
+	" LANGUAGE plpgsql AS $f$BEGIN"                                        \
+	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, o.state, "      \
+	PG_CAUSE("o") ", s FROM messages m WHERE m.seq = o.message_seq"        \
+	PG_UPS("rep_row", PG_ROW_KEYS) ";"                                     \
+	" INSERT INTO rep_lat (shard, day, bucket, n) SELECT " PG_SHARD ", "   \
+	PG_DAY("m") ", " PG_BUCKET(PG_LAT_OF("o", "m")) ", s FROM messages"    \
+	" m WHERE m.seq = o.message_seq AND " PG_LAT_WHERE("o", "m")           \
+	PG_UPS("rep_lat", "day, bucket") "; END$f$;"
 /* plpgsql: one inbox row i; left: its message's inbox rows when i is
  * the one that makes or ends the message's count. */
 #define PG_REP_I                                                               \
 	"CREATE FUNCTION pzpgw_rep_i(i inbox, s integer, lft bigint) RETURNS"  \
 	" void LANGUAGE plpgsql AS $f$BEGIN"                                   \
 	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD    \
-	", " PG_HOUR(                                                          \
-	    "m") ", 'inbound', i.receiver_ura, '', '', s FROM"                 \
-		 " messages m WHERE m.seq = i.message_seq AND m.direction = "  \
-		 "'inbound'" PG_UPS(                                           \
-		     "rep_row",                                                \
-		     PG_ROW_KEYS) ";"                                          \
-				  " INSERT INTO rep_msg (shard, " PG_MSG_KEYS  \
-				  ", n) SELECT " PG_SHARD ", " PG_HOUR(        \
-				      "m") ", 'inbound', "                     \
-					   "coalesce(nullif(i.sender_ura, "    \
-					   "''),"                              \
-					   " m.sender_ura), m.fhir_version, "  \
-					   "m.event, s FROM messages m WHERE"  \
-					   " m.seq = i.message_seq AND "       \
-					   "m.direction = 'inbound' AND "      \
-					   "(SELECT"                           \
-					   " count(*) FROM inbox x WHERE "     \
-					   "x.message_seq = i.message_seq) = " \
-					   "lft" PG_UPS(                       \
-					       "rep_msg",                      \
-					       PG_MSG_KEYS) "; END$f$;"
+	", " PG_HOUR("m") ", 'inbound', i.receiver_ura, '', '', s FROM"        \
+	" messages m WHERE m.seq = i.message_seq AND m.direction = 'inbound'"  \
+	PG_UPS("rep_row", PG_ROW_KEYS) ";"                                     \
+	" INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", 'inbound', coalesce(nullif(i.sender_ura, ''),"    \
+	" m.sender_ura), m.fhir_version, m.event, s FROM messages m WHERE"     \
+	" m.seq = i.message_seq AND m.direction = 'inbound' AND (SELECT"       \
+	" count(*) FROM inbox x WHERE x.message_seq = i.message_seq) = lft"    \
+	PG_UPS("rep_msg", PG_MSG_KEYS) "; END$f$;"
+/* Step 9: the roll-ups, filled from the rows there are, the functions
+ * and triggers that keep them, and the event of a message. */
+#define PG_STEP9                                                               \
+	"ALTER TABLE messages ADD COLUMN event TEXT NOT NULL DEFAULT '';"      \
+	"CREATE TABLE rep_msg (shard INTEGER NOT NULL, hour BIGINT NOT NULL,"  \
+	" kind TEXT NOT NULL, sender_ura TEXT NOT NULL,"                       \
+	" fhir_version TEXT NOT NULL, event TEXT NOT NULL, n BIGINT NOT NULL," \
+	" PRIMARY KEY (shard, " PG_MSG_KEYS "));"                              \
+	"CREATE INDEX rep_msg_hour ON rep_msg (hour);"                         \
+	"CREATE TABLE rep_row (shard INTEGER NOT NULL, hour BIGINT NOT NULL,"  \
+	" kind TEXT NOT NULL, receiver_ura TEXT NOT NULL, state TEXT NOT"      \
+	" NULL, cause TEXT NOT NULL, n BIGINT NOT NULL,"                       \
+	" PRIMARY KEY (shard, " PG_ROW_KEYS "));"                              \
+	"CREATE INDEX rep_row_hour ON rep_row (hour);"                         \
+	"CREATE TABLE rep_lat (shard INTEGER NOT NULL, day BIGINT NOT NULL,"   \
+	" bucket BIGINT NOT NULL, n BIGINT NOT NULL,"                          \
+	" PRIMARY KEY (shard, day, bucket));"                                  \
+	"CREATE INDEX rep_lat_day ON rep_lat (day);"                           \
+	"CREATE TABLE rep_pull (shard INTEGER NOT NULL, hour BIGINT NOT NULL," \
+	" ura TEXT NOT NULL, n BIGINT NOT NULL,"                               \
+	" PRIMARY KEY (shard, hour, ura));"                                    \
+	"CREATE INDEX rep_pull_hour ON rep_pull (hour);"                       \
+	"CREATE TABLE rep_pat (day BIGINT NOT NULL, ura TEXT NOT NULL,"        \
+	" bsn TEXT NOT NULL, PRIMARY KEY (day, ura, bsn));"                    \
+	"CREATE TABLE rep_pat_last (ura TEXT NOT NULL, bsn TEXT NOT NULL,"     \
+	" last_day BIGINT NOT NULL, PRIMARY KEY (ura, bsn));"                  \
+	"INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT 0, * FROM ("   \
+	PG_BASE_MSG("") ") b;"                                                 \
+	"INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT 0, * FROM ("   \
+	PG_BASE_ROW("") ") b;"                                                 \
+	"INSERT INTO rep_lat (shard, day, bucket, n) SELECT 0, * FROM ("       \
+	PG_BASE_LAT("") ") b;"                                                 \
+	"INSERT INTO rep_pull (shard, hour, ura, n) SELECT 0, * FROM ("        \
+	PG_BASE_PULL("") ") b;"                                                \
+	"INSERT INTO rep_pat (day, ura, bsn) SELECT DISTINCT at / 86400000,"   \
+	" ura, bsn FROM audit WHERE interaction <> 'create' AND bsn <> '';"    \
+	"INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT ura, bsn,"       \
+	" max(at / 86400000) FROM audit WHERE interaction <> 'create' AND"     \
+	" bsn <> '' GROUP BY ura, bsn;"                                        \
+	PG_REP_M PG_REP_O PG_REP_I                                             \
+	"CREATE FUNCTION pzpgw_rep_messages() RETURNS trigger LANGUAGE"        \
+	" plpgsql AS $f$BEGIN IF TG_OP <> 'INSERT' THEN PERFORM"               \
+	" pzpgw_rep_m(OLD, -1, false); END IF; IF TG_OP <> 'DELETE' THEN"      \
+	" PERFORM pzpgw_rep_m(NEW, 1, TG_OP = 'INSERT'); RETURN NULL;"         \
+	" END IF; RETURN OLD; END$f$;"                                         \
+	"CREATE TRIGGER rep_messages AFTER INSERT OR UPDATE OF accepted_at,"   \
+	" direction, bundle_system, sender_ura, fhir_version, event ON"        \
+	" messages FOR EACH ROW EXECUTE FUNCTION pzpgw_rep_messages();"        \
+	/* before: its rows still there (the cascade's own triggers then    \
+	   find no message and count nothing) */                            \
+	"CREATE TRIGGER rep_messages_delete BEFORE DELETE ON messages"         \
+	" FOR EACH ROW EXECUTE FUNCTION pzpgw_rep_messages();"                 \
+	"CREATE FUNCTION pzpgw_rep_outbox() RETURNS trigger LANGUAGE plpgsql"  \
+	" AS $f$BEGIN IF TG_OP <> 'INSERT' THEN PERFORM"                       \
+	" pzpgw_rep_o(OLD, -1); END IF; IF TG_OP <> 'DELETE' THEN PERFORM"     \
+	" pzpgw_rep_o(NEW, 1); END IF; RETURN NULL; END$f$;"                   \
+	"CREATE TRIGGER rep_outbox AFTER INSERT OR DELETE OR UPDATE OF state," \
+	" receiver_ura, message_seq, delivered_at, attempts,"                  \
+	" last_attempt_at, last_status, last_error ON outbox FOR EACH ROW"     \
+	" EXECUTE FUNCTION pzpgw_rep_outbox();"                                \
+	"CREATE FUNCTION pzpgw_rep_inbox() RETURNS trigger LANGUAGE plpgsql"   \
+	" AS $f$BEGIN IF TG_OP = 'INSERT' THEN PERFORM"                        \
+	" pzpgw_rep_i(NEW, 1, 1); ELSE PERFORM pzpgw_rep_i(OLD, -1, 0);"       \
+	" END IF; RETURN NULL; END$f$;"                                        \
+	"CREATE TRIGGER rep_inbox AFTER INSERT OR DELETE ON inbox FOR EACH"    \
+	" ROW EXECUTE FUNCTION pzpgw_rep_inbox();"                             \
+	"CREATE FUNCTION pzpgw_rep_audit() RETURNS trigger LANGUAGE plpgsql"   \
+	" AS $f$BEGIN INSERT INTO rep_pull (shard, hour, ura, n) VALUES ("     \
+	PG_SHARD ", NEW.at / 3600000, NEW.ura, 1)"                             \
+	PG_UPS("rep_pull", "hour, ura") "; IF NEW.bsn <> '' THEN INSERT INTO"  \
+	" rep_pat (day, ura, bsn) VALUES (NEW.at / 86400000, NEW.ura,"         \
+	" NEW.bsn) ON CONFLICT DO NOTHING; INSERT INTO rep_pat_last (ura,"     \
+	" bsn, last_day) VALUES (NEW.ura, NEW.bsn, NEW.at / 86400000) ON"      \
+	" CONFLICT (ura, bsn) DO UPDATE SET last_day ="                        \
+	" greatest(rep_pat_last.last_day, excluded.last_day); END IF;"         \
+	" RETURN NULL; END$f$;"                                                \
+	"CREATE TRIGGER rep_audit AFTER INSERT ON audit FOR EACH ROW WHEN"     \
+	" (NEW.interaction <> 'create') EXECUTE FUNCTION pzpgw_rep_audit();"
+/* clang-format on */
 
 /* Schema steps with SQLite's numbering: PG_MIGRATIONS[i] takes version i
  * to i + 1. SQLite's queue_counts (3) has no counterpart: with several
@@ -408,110 +390,8 @@ static const char *const pg_migrations[] = {
     "CREATE INDEX outbox_lease ON outbox (lease_until)"
     " WHERE state = 'inflight';",
 #if STORE_SQLITE_SCHEMA >= 9
-    /* 9: the report's roll-ups (PG_SHARD above), filled from the rows
-       there are, and the event of a message ("" unknown). */
-    "ALTER TABLE messages ADD COLUMN event TEXT NOT NULL DEFAULT '';"
-    "CREATE TABLE rep_msg (shard INTEGER NOT NULL, hour BIGINT NOT NULL,"
-    " kind TEXT NOT NULL, sender_ura TEXT NOT NULL,"
-    " fhir_version TEXT NOT NULL, event TEXT NOT NULL, n BIGINT NOT NULL,"
-    " PRIMARY KEY (shard, " PG_MSG_KEYS "));"
-    "CREATE INDEX rep_msg_hour ON rep_msg (hour);"
-    "CREATE TABLE rep_row (shard INTEGER NOT NULL, hour BIGINT NOT NULL,"
-    " kind TEXT NOT NULL, receiver_ura TEXT NOT NULL, state TEXT NOT NULL,"
-    " cause TEXT NOT NULL, n BIGINT NOT NULL,"
-    " PRIMARY KEY (shard, " PG_ROW_KEYS "));"
-    "CREATE INDEX rep_row_hour ON rep_row (hour);"
-    "CREATE TABLE rep_lat (shard INTEGER NOT NULL, hour BIGINT NOT NULL,"
-    " bucket BIGINT NOT NULL, n BIGINT NOT NULL,"
-    " PRIMARY KEY (shard, hour, bucket));"
-    "CREATE INDEX rep_lat_hour ON rep_lat (hour);"
-    "CREATE TABLE rep_pull (shard INTEGER NOT NULL, hour BIGINT NOT NULL,"
-    " ura TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (shard, hour, ura));"
-    "CREATE INDEX rep_pull_hour ON rep_pull (hour);"
-    "CREATE TABLE rep_pat (day BIGINT NOT NULL, ura TEXT NOT NULL,"
-    " bsn TEXT NOT NULL, PRIMARY KEY (day, ura, bsn));"
-    "INSERT INTO rep_msg (shard, " PG_MSG_KEYS
-    ", n) SELECT 0, * FROM (" PG_BASE_MSG(
-	"") ") b;"
-	    "INSERT INTO rep_row (shard, " PG_ROW_KEYS
-	    ", n) SELECT 0, * FROM (" PG_BASE_ROW(
-		"") ") b;"
-		    "INSERT INTO rep_lat (shard, hour, bucket, n) SELECT 0, * "
-		    "FROM (" PG_BASE_LAT(
-			"") ") b;"
-			    "INSERT INTO rep_pull (shard, hour, ura, n) SELECT "
-			    "0, * FROM (" PG_BASE_PULL(
-				"") ") b;"
-				    "INSERT INTO rep_pat (day, ura, bsn) "
-				    "SELECT DISTINCT at / 86400000,"
-				    " ura, bsn FROM audit WHERE interaction <> "
-				    "'create' AND bsn <> '';" PG_REP_M PG_REP_O
-					PG_REP_I
-				    "CREATE FUNCTION pzpgw_rep_messages() "
-				    "RETURNS trigger LANGUAGE"
-				    " plpgsql AS $f$BEGIN IF TG_OP <> 'INSERT' "
-				    "THEN PERFORM"
-				    " pzpgw_rep_m(OLD, -1, false); END IF; IF "
-				    "TG_OP <> 'DELETE' THEN"
-				    " PERFORM pzpgw_rep_m(NEW, 1, TG_OP = "
-				    "'INSERT'); RETURN NULL;"
-				    " END IF; RETURN OLD; END$f$;"
-				    "CREATE TRIGGER rep_messages AFTER INSERT "
-				    "OR UPDATE OF accepted_at,"
-				    " direction, bundle_system, sender_ura, "
-				    "fhir_version, event ON"
-				    " messages FOR EACH ROW EXECUTE FUNCTION "
-				    "pzpgw_rep_messages();"
-				    /* before: its rows still there (the cascade's own triggers then
-       find no message and count nothing) */
-				    "CREATE TRIGGER rep_messages_delete BEFORE "
-				    "DELETE ON messages"
-				    " FOR EACH ROW EXECUTE FUNCTION "
-				    "pzpgw_rep_messages();"
-				    "CREATE FUNCTION pzpgw_rep_outbox() "
-				    "RETURNS trigger LANGUAGE plpgsql"
-				    " AS $f$BEGIN IF TG_OP <> 'INSERT' THEN "
-				    "PERFORM pzpgw_rep_o(OLD, -1);"
-				    " END IF; IF TG_OP <> 'DELETE' THEN "
-				    "PERFORM pzpgw_rep_o(NEW, 1);"
-				    " END IF; RETURN NULL; END$f$;"
-				    "CREATE TRIGGER rep_outbox AFTER INSERT OR "
-				    "DELETE OR UPDATE OF state,"
-				    " receiver_ura, message_seq, delivered_at, "
-				    "attempts, last_attempt_at,"
-				    " last_status, last_error ON outbox FOR "
-				    "EACH ROW EXECUTE FUNCTION"
-				    " pzpgw_rep_outbox();"
-				    "CREATE FUNCTION pzpgw_rep_inbox() RETURNS "
-				    "trigger LANGUAGE plpgsql"
-				    " AS $f$BEGIN IF TG_OP = 'INSERT' THEN "
-				    "PERFORM pzpgw_rep_i(NEW, 1, 1);"
-				    " ELSE PERFORM pzpgw_rep_i(OLD, -1, 0); "
-				    "END IF; RETURN NULL; END$f$;"
-				    "CREATE TRIGGER rep_inbox AFTER INSERT OR "
-				    "DELETE ON inbox FOR EACH ROW"
-				    " EXECUTE FUNCTION pzpgw_rep_inbox();"
-				    "CREATE FUNCTION pzpgw_rep_audit() RETURNS "
-				    "trigger LANGUAGE plpgsql"
-				    " AS $f$BEGIN INSERT INTO rep_pull (shard, "
-				    "hour, ura, n) VALUES (" PG_SHARD
-				    ", NEW.at / 3600000, NEW.ura, 1)" PG_UPS(
-					"rep_pull",
-					"hour, ura") "; IF NEW.bsn <> '' THEN "
-						     "INSERT INTO rep_pat "
-						     "(day, ura, bsn) VALUES"
-						     " (NEW.at / 86400000, "
-						     "NEW.ura, NEW.bsn) ON "
-						     "CONFLICT DO NOTHING;"
-						     " END IF; RETURN NULL; "
-						     "END$f$;"
-						     "CREATE TRIGGER rep_audit "
-						     "AFTER INSERT ON audit "
-						     "FOR EACH ROW WHEN"
-						     " (NEW.interaction <> "
-						     "'create') EXECUTE "
-						     "FUNCTION "
-						     "pzpgw_rep_audit();",
+    /* 9: the report's roll-ups (PG_STEP9). */
+    PG_STEP9,
 #endif
 };
 
@@ -2838,16 +2718,16 @@ pg_agg_run(struct pg *c, const char *sql, int64_t a, int64_t b,
 }
 
 static enum gw_err
-pg_agg_section(struct pg *c, const struct store_agg_range *r,
+pg_agg_section(struct pg *c, int64_t u0, int64_t u1, const int64_t edge[2][2],
 	       const char *rollup, const char *base, enum store_agg_what what,
 	       store_agg_fn fn, void *arg)
 {
 	enum gw_err err;
 
-	err = pg_agg_run(c, rollup, r->h0, r->h1, what, fn, arg);
+	err = pg_agg_run(c, rollup, u0, u1, what, fn, arg);
 	for (int i = 0; i < 2 && err == GW_OK; i++)
-		err = pg_agg_run(c, base, r->hedge[i][0], r->hedge[i][1], what,
-				 fn, arg);
+		err =
+		    pg_agg_run(c, base, edge[i][0], edge[i][1], what, fn, arg);
 	return err;
 }
 
@@ -2867,27 +2747,27 @@ pg_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
 		return err;
 	c->txn = true;
 	err =
-	    pg_agg_section(c, r,
+	    pg_agg_section(c, r->h0, r->h1, r->hedge,
 			   "SELECT " PG_MSG_KEYS ", sum(n) FROM rep_msg"
 			   " WHERE hour >= $1 AND hour < $2"
 			   " GROUP BY " PG_MSG_KEYS,
 			   PG_BASE_MSG(PG_RANGE), STORE_AGG_MESSAGES, fn, arg);
 	if (err == GW_OK)
-		err = pg_agg_section(c, r,
+		err = pg_agg_section(c, r->h0, r->h1, r->hedge,
 				     "SELECT " PG_ROW_KEYS ", sum(n) FROM"
 				     " rep_row WHERE hour >= $1 AND hour < $2"
 				     " GROUP BY " PG_ROW_KEYS,
 				     PG_BASE_ROW(PG_RANGE), STORE_AGG_ROWS, fn,
 				     arg);
 	if (err == GW_OK)
-		err = pg_agg_section(c, r,
-				     "SELECT hour, bucket, sum(n) FROM rep_lat"
-				     " WHERE hour >= $1 AND hour < $2"
-				     " GROUP BY hour, bucket",
+		err = pg_agg_section(c, r->d0, r->d1, r->dedge,
+				     "SELECT day, bucket, sum(n) FROM rep_lat"
+				     " WHERE day >= $1 AND day < $2"
+				     " GROUP BY day, bucket",
 				     PG_BASE_LAT(PG_RANGE), STORE_AGG_LATENCY,
 				     fn, arg);
 	if (err == GW_OK)
-		err = pg_agg_section(c, r,
+		err = pg_agg_section(c, r->h0, r->h1, r->hedge,
 				     "SELECT hour, ura, sum(n) FROM rep_pull"
 				     " WHERE hour >= $1 AND hour < $2"
 				     " GROUP BY hour, ura",
@@ -2903,12 +2783,20 @@ pg_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
 	pa_i64(&args, r->dedge[0][1]);
 	pa_i64(&args, r->dedge[1][0]);
 	pa_i64(&args, r->dedge[1][1]);
+	/* (open at its end: see sq_report_agg) */
 	err = pg_q(c, "report_agg",
-		   "SELECT 0, ura, count(DISTINCT bsn) FROM (SELECT ura, bsn"
-		   " FROM rep_pat WHERE day >= $1 AND day < $2 UNION ALL"
-		   " SELECT ura, bsn FROM audit WHERE interaction <> 'create'"
-		   " AND bsn <> '' AND ((at >= $3 AND at < $4) OR (at >= $5"
-		   " AND at < $6))) p GROUP BY ura",
+		   r->d1 == INT64_MAX
+		       ? "SELECT 0, ura, count(DISTINCT bsn) FROM (SELECT ura,"
+			 " bsn FROM rep_pat_last WHERE last_day >= $1 AND $2 >"
+			 " 0 UNION ALL SELECT ura, bsn FROM audit WHERE"
+			 " interaction <> 'create' AND bsn <> '' AND ((at >="
+			 " $3 AND at < $4) OR (at >= $5 AND at < $6))) p"
+			 " GROUP BY ura"
+		       : "SELECT 0, ura, count(DISTINCT bsn) FROM (SELECT ura,"
+			 " bsn FROM rep_pat WHERE day >= $1 AND day < $2 UNION"
+			 " ALL SELECT ura, bsn FROM audit WHERE interaction <>"
+			 " 'create' AND bsn <> '' AND ((at >= $3 AND at < $4)"
+			 " OR (at >= $5 AND at < $6))) p GROUP BY ura",
 		   &args, &res);
 	for (int i = 0; err == GW_OK && i < PQntuples(res); i++) {
 		struct store_agg g = {.what = STORE_AGG_PATIENTS};
