@@ -183,7 +183,7 @@ FROM $gen;
 INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,
   attempts, next_attempt_at, first_attempt_at, last_attempt_at,
   last_status, last_error, delivered_at)
-SELECT seq, '9000010' || (seq % 12), patient_key,
+SELECT seq, '900001' || (10 + seq % 12), patient_key,
   CASE WHEN seq % 100 = 1 THEN 'due' WHEN seq % 50 = 3 THEN 'dead'
     ELSE 'delivered' END,
   1, accepted_at + 60000, accepted_at + 10, accepted_at + 10,
