@@ -196,6 +196,9 @@ struct store_accept {
 	/* The transform report (an OperationOutcome as JSON text) of what
 	   intake normalised or converted; NULL when nothing changed. */
 	const char *report;
+	/* The MessageHeader's event code (MESSAGE_EVENT_SHARED or
+	   _UPDATED), counted by `pzpgw report`; NULL: not known. */
+	const char *event;
 	const char *const *receivers; /* URAs; one outbox row each */
 	size_t nreceivers;
 	/* The received-data index, one per local receiver (index_prepare):

@@ -1253,9 +1253,9 @@ pg_insert_message(struct pg *c, const char *op, struct pg_args *a, int64_t *seq)
 			"INSERT INTO messages (id, direction, sender_ura,"
 			" bundle_system, bundle_value, patient_key,"
 			" fhir_version, document, jws, sha256, accepted_at,"
-			" answer_status, answer_body, transform_report)"
-			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-			" $11, $12, $13, $14) ON CONFLICT (direction,"
+			" answer_status, answer_body, transform_report,"
+			" event) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+			" $10, $11, $12, $13, $14, $15) ON CONFLICT (direction,"
 			" sender_ura, bundle_system, bundle_value) DO NOTHING"
 			" RETURNING seq",
 			a, &r)) != GW_OK)
@@ -1336,6 +1336,7 @@ pg_accept_notices(struct pg *c, const struct store_accept *r)
 		pa_i64(&a, 0); /* nobody was answered */
 		pa_text(&a, NULL);
 		pa_text(&a, NULL);
+		pa_text(&a, "");
 		if ((err = pg_insert_message(c, "insert_notice", &a, &seq)) !=
 		    GW_OK)
 			return err;
@@ -1373,6 +1374,7 @@ pg_accept_one(struct pg *c, const struct store_accept *r,
 	pa_i64(&a, r->answer_status);
 	pa_text(&a, r->answer_body);
 	pa_text(&a, r->report);
+	pa_text(&a, r->event != NULL ? r->event : "");
 	if ((err = pg_insert_message(c, "insert_message", &a, &seq)) != GW_OK)
 		return err;
 	if (seq == 0) {

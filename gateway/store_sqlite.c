@@ -484,8 +484,8 @@ static const char *const sq_sql[SQ_COUNT] = {
 	"INSERT INTO messages (id, direction, sender_ura,"
 	" bundle_system, bundle_value, patient_key, fhir_version,"
 	" document, jws, sha256, accepted_at, answer_status,"
-	" answer_body, transform_report) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-	" ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	" answer_body, transform_report, event) VALUES (?1, ?2, ?3, ?4,"
+	" ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [SQ_INSERT_OUTBOX] =
 	"INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,"
 	" next_attempt_at, waiting) VALUES (?1, ?2, ?3, 'due', ?4,"
@@ -1455,6 +1455,7 @@ sq_accept_notices(struct sq *c, const struct store_accept *r)
 		sqlite3_bind_int64(st, 11, r->accepted_at);
 		sqlite3_bind_int(st, 12, 0); /* nobody was answered */
 		sqlite3_bind_null(st, 13);
+		sqlite3_bind_text(st, 15, "", 0, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -1530,6 +1531,8 @@ sq_accept_one(struct sq *c, const struct store_accept *r,
 	sqlite3_bind_int(st, 12, r->answer_status);
 	sq_bind_text(st, 13, r->answer_body);
 	sq_bind_text(st, 14, r->report);
+	sqlite3_bind_text(st, 15, r->event != NULL ? r->event : "", -1,
+			  SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)

@@ -47,9 +47,9 @@ def recount(db, lo, hi):
         d = out.setdefault(sec, {})
         d[key] = d.get(key, 0) + n
 
-    for (seq, direction, system, sender, version, at) in db.execute(
+    for (seq, direction, system, sender, version, at, event) in db.execute(
             "SELECT seq, direction, bundle_system, sender_ura,"
-            " fhir_version, accepted_at FROM messages WHERE"
+            " fhir_version, accepted_at, event FROM messages WHERE"
             " accepted_at >= ? AND accepted_at < ?", (lo, hi)):
         if direction == "outbound":
             notice = system == NOTICE_SYS
@@ -58,6 +58,7 @@ def recount(db, lo, hi):
             if not notice:
                 add("messages_by_sender", sender)
                 add("messages_by_fhir_version", version or "unknown")
+                add("messages_by_event", event or "unknown")
             continue
         inbox = db.execute(
             "SELECT receiver_ura, sender_ura FROM inbox WHERE"
@@ -67,6 +68,7 @@ def recount(db, lo, hi):
         add("messages_by_direction", "inbound")
         add("messages_by_sender", inbox[0][1] or sender)
         add("messages_by_fhir_version", version or "unknown")
+        add("messages_by_event", event or "unknown")
         for (rcv, _) in inbox:
             add("messages_by_receiver", rcv)
     lat = []
@@ -115,7 +117,7 @@ def check(store, lo=None, hi=None):
     want, lat = recount(store.db, lo or 0, hi or 2 ** 62)
     for sec in ("messages_by_direction", "messages_by_sender",
                 "messages_by_receiver", "messages_by_fhir_version",
-                "outbox_by_state", "dead_letters_by_cause",
+                "messages_by_event", "outbox_by_state", "dead_letters_by_cause",
                 "failing_by_cause", "pulls_by_organisation",
                 "patients_read_by_organisation"):
         got = {o["key"]: o["count"] for o in doc[sec]}
@@ -162,6 +164,8 @@ def fill(s):
               last_status=503, last_error="busy")
     s.db.execute("UPDATE outbox SET last_attempt_at = next_attempt_at"
                  " WHERE attempts > 0")
+    s.db.execute("UPDATE messages SET event = 'pzp-updated' WHERE id LIKE"
+                 " 'm-ok-%' AND seq % 2 = 0 OR id = 'in-0'")
     for i in range(3):
         s.add("in-%d" % i, [], direction="inbound",
               accepted_at=T0 + DAY + 7 * i)
@@ -245,6 +249,10 @@ def test_migration_fills_rollups_from_rows(store):
     assert "schema version 9" in p.stdout
     after = json.loads(run("report", "--store", store.path, "--format",
                            "json", "--exact", "--by", "hour").stdout)
+    # schema 8 had no event: every message's is unknown after
+    ev = before.pop("messages_by_event")
+    assert after.pop("messages_by_event") == [
+        {"key": "unknown", "count": sum(o["count"] for o in ev)}]
     assert after == before
     check(store)
 
@@ -272,3 +280,34 @@ def test_big_store_report_is_fast(tmp_path):
         best = d if best is None else min(best, d)
     s.db.close()
     assert best < 2.0, "report took %.2f s" % best
+
+
+def test_event_recorded_at_intake(pki, tmp_path):
+    """A real gateway stores each accepted message's MessageHeader event:
+    the report counts them (before schema 9 it said "not recorded")."""
+    from test_intake import GP1, HOSPITAL, gateway, message, post  # noqa
+
+    import gw
+    g = gw.Gateway(pki, str(tmp_path))
+    g.sections["peer 90000009"] = {
+        "name": "remote practice",
+        "endpoint": "https://127.0.0.1:9/fhir", "allow": "pull"}
+    g.start()
+    try:
+        sent = [([GP1], "pzp-shared"), ([GP1], "pzp-updated"),
+                (["90000009"], "pzp-shared"), (["90000009"], "pzp-updated"),
+                (["90000009"], "pzp-updated")]
+        for receivers, event in sent:
+            status, _, oo = post(g, message(HOSPITAL, receivers,
+                                            event=event))
+            assert status in (200, 202), oo
+    finally:
+        g.stop()
+    doc = json.loads(run("report", "--store", os.path.join(g.dir,
+                                                           "pzpgw.db"),
+                         "--format", "json", "--exact").stdout)
+    by = {o["key"]: o["count"] for o in doc["messages_by_event"]}
+    assert by == {"pzp-shared": 2, "pzp-updated": 3}
+    assert {o["key"]: o["count"] for o in doc["messages_by_direction"]} \
+        == {"inbound": 2, "outbound": 3}
+    assert doc["not_recorded"] == ["validation_findings"]
