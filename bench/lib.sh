@@ -130,56 +130,57 @@ bench_base_bin() {
 # 90% outbound from 8 senders to 12 receivers (one row each; 97%
 # delivered 40 ms to ~20 s after acceptance, 2% dead, 1% due after a
 # failed attempt), 10% inbound for 3 local receivers; 12% STU3; N/5 pull
-# audit records over 20,000 patients (their hashes are fake: `pzpgw
+# audit records over 20,000 patients (its variables are _bbs_*: sh
+# functions share the caller's; their hashes are fake: `pzpgw
 # audit verify` fails). Documents are one byte: the report never reads
 # content. Prints nothing; exits on failure.
 bench_big_store() {
-	n=$1
-	p=$2
-	b=${3:-$bin}
-	now=$(($(date +%s) * 1000))
-	"$b" queue --store "$p" init >/dev/null
+	_bbs_n=$1
+	_bbs_p=$2
+	_bbs_b=${3:-$bin}
+	_bbs_now=$(($(date +%s) * 1000))
+	"$_bbs_b" queue --store "$_bbs_p" init >/dev/null
 	# the event column is schema 9's (a binary before it has none)
-	ev=""
-	evv=""
-	case $p in
+	_bbs_ev=""
+	_bbs_evv=""
+	case $_bbs_p in
 	postgresql:* | postgres:*)
-		gen="generate_series(1, $n) AS c(i)"
-		na=$((n / 5))
-		gena="generate_series(1, $na) AS c(i)"
-		run="psql -X -q -v ON_ERROR_STOP=1 $p"
-		blob="'\\x00'::bytea"
-		pre=""
-		post="UPDATE audit_head SET seq = $((n / 5)), hash = '';"
-		[ "$($run -tA -c "SELECT count(*) FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'event'")" = 0 ] || ev=y
+		_bbs_gen="generate_series(1, $_bbs_n) AS c(i)"
+		_bbs_na=$((_bbs_n / 5))
+		_bbs_gena="generate_series(1, $_bbs_na) AS c(i)"
+		_bbs_run="psql -X -q -v ON_ERROR_STOP=1 $_bbs_p"
+		_bbs_blob="'\\x00'::bytea"
+		_bbs_pre=""
+		_bbs_post="UPDATE audit_head SET seq = $((_bbs_n / 5)), hash = '';"
+		[ "$($_bbs_run -tA -c "SELECT count(*) FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'event'")" = 0 ] || _bbs_ev=y
 		;;
 	*)
-		gen="(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $n) SELECT i FROM c) AS c"
-		na=$((n / 5))
-		gena="(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $na) SELECT i FROM c) AS c"
-		run="sqlite3 -bail $p"
-		blob="x'00'"
-		pre="PRAGMA synchronous = OFF;"
-		post=""
-		[ "$($run "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'event'")" = 0 ] || ev=y
+		_bbs_gen="(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $_bbs_n) SELECT i FROM c) AS c"
+		_bbs_na=$((_bbs_n / 5))
+		_bbs_gena="(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $_bbs_na) SELECT i FROM c) AS c"
+		_bbs_run="sqlite3 -bail $_bbs_p"
+		_bbs_blob="x'00'"
+		_bbs_pre="PRAGMA synchronous = OFF;"
+		_bbs_post=""
+		[ "$($_bbs_run "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'event'")" = 0 ] || _bbs_ev=y
 		;;
 	esac
-	if [ -n "$ev" ]; then
-		ev=", event"
-		evv=", CASE WHEN i % 3 = 0 THEN 'shared' ELSE 'updated' END"
+	if [ -n "$_bbs_ev" ]; then
+		_bbs_ev=", event"
+		_bbs_evv=", CASE WHEN i % 3 = 0 THEN 'pzp-shared' ELSE 'pzp-updated' END"
 	fi
-	span=$((60 * 86400000))
-	$run <<END >/dev/null
-$pre
+	_bbs_span=$((60 * 86400000))
+	$_bbs_run <<END >/dev/null
+$_bbs_pre
 BEGIN;
 INSERT INTO messages (id, direction, sender_ura, bundle_system,
   bundle_value, patient_key, fhir_version, document, sha256, accepted_at,
-  answer_status$ev)
+  answer_status$_bbs_ev)
 SELECT 'big-' || i, CASE WHEN i % 10 = 0 THEN 'inbound' ELSE 'outbound' END,
   '8000000' || (i % 8), 'urn:ietf:rfc:3986', 'urn:uuid:big-' || i,
-  'pk' || i, CASE WHEN i % 8 = 0 THEN '3.0.2' ELSE '4.0.1' END, $blob,
-  'ab', $now - $span + (i * $span) / $n, 202$evv
-FROM $gen;
+  'pk' || i, CASE WHEN i % 8 = 0 THEN '3.0.2' ELSE '4.0.1' END, $_bbs_blob,
+  'ab', $_bbs_now - $_bbs_span + (i * $_bbs_span) / $_bbs_n, 202$_bbs_evv
+FROM $_bbs_gen;
 INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,
   attempts, next_attempt_at, first_attempt_at, last_attempt_at,
   last_status, last_error, delivered_at)
@@ -200,20 +201,20 @@ SELECT seq, '9000000' || (seq % 3), '9' || (100000000 + seq % 20000),
   sender_ura, 10 FROM messages WHERE direction = 'inbound';
 INSERT INTO audit (seq, at, ura, cert_serial, cert_issuer, bsn,
   interaction, query, count, status, request_id, prev_hash, hash)
-SELECT i, $now - $span + (i * $span) / $na, '9000020' || (i % 4), '01',
+SELECT i, $_bbs_now - $_bbs_span + (i * $_bbs_span) / $_bbs_na, '9000020' || (i % 4), '01',
   'CN=bench', '9' || (100000000 + (i * 7) % 20000), 'search-type',
   '/fhir/CarePlan', 1, 200, 'r' || i, '', ''
-FROM $gena;
-$post
+FROM $_bbs_gena;
+$_bbs_post
 COMMIT;
 END
 	# One transaction of a million upserts leaves PostgreSQL's roll-ups
 	# ten times their size in dead row versions, which a daemon's
 	# autovacuum reclaims as it goes: compact them as that steady state.
-	case $p in
+	case $_bbs_p in
 	postgresql:* | postgres:*)
-		$run -c "VACUUM FULL ANALYZE rep_msg, rep_row, rep_lat, rep_pull, rep_pat, rep_pat_last" 2>/dev/null ||
-			$run -c "VACUUM ANALYZE" 2>/dev/null || true
+		$_bbs_run -c "VACUUM FULL ANALYZE rep_msg, rep_row, rep_lat, rep_pull, rep_pat, rep_pat_last" 2>/dev/null ||
+			$_bbs_run -c "VACUUM ANALYZE" 2>/dev/null || true
 		;;
 	esac
 }
