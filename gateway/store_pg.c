@@ -107,8 +107,6 @@
 #define PG_BASE_PULL(range)                                                    \
 	"SELECT at / 3600000, ura, count(*) FROM audit WHERE interaction <>"   \
 	" 'create'" range " GROUP BY 1, 2"
-#define PG_RANGE " AND m.accepted_at >= $1 AND m.accepted_at < $2"
-#define PG_ARANGE " AND at >= $1 AND at < $2"
 /* plpgsql: message m's own count, its rows and deliveries (s: +1/-1);
  * ins: only an outbound message's own count (its rows, inserted maybe
  * by the same statement, count themselves: AFTER triggers fire at the
@@ -2666,159 +2664,176 @@ out:
 
 /* ---- the report's aggregates (issue 17) ---- */
 
-/* Run sql with $1, $2 = a, b (an empty range runs nothing) and hand each
- * row to fn as an aggregate of kind what. */
-static enum gw_err
-pg_agg_run(struct pg *c, const char *sql, int64_t a, int64_t b,
-	   enum store_agg_what what, store_agg_fn fn, void *arg)
+/* The columns every part of the report's query gives: what (enum
+ * store_agg_what), hour (or day), kind, org, version or state, event or
+ * cause, bucket, n. */
+#define PG_AGG_MSG    "SELECT 0, c1, c2, c3, c4, c5, 0, c6 FROM ("
+#define PG_AGG_ROW    "SELECT 1, c1, c2, c3, c4, c5, 0, c6 FROM ("
+#define PG_AGG_COLS6  ") b (c1, c2, c3, c4, c5, c6)"
+#define PG_RANGE_LIT  " AND m.accepted_at >= %lld AND m.accepted_at < %lld"
+#define PG_ARANGE_LIT " AND at >= %lld AND at < %lld"
+
+/* Append one part (UNION ALL after the first) unless [a, b) is empty. */
+#define PG_AGG_PART(f, first, a, b, ...)                                       \
+	do {                                                                   \
+		if ((b) > (a)) {                                               \
+			fputs(*(first) ? "" : " UNION ALL ", (f));             \
+			*(first) = false;                                      \
+			fprintf((f), __VA_ARGS__);                             \
+		}                                                              \
+	} while (0)
+
+/* The report's query: every section's roll-up over whole units and rows
+ * of the partial ones, in one statement (numbers only, formatted in). */
+static void
+pg_agg_sql(FILE *f, const struct store_agg_range *r)
 {
-	struct pg_args args = {0};
-	PGresult *r = NULL;
-	enum gw_err err;
-	int nt, last;
+	bool first = true;
+	long long a, b;
 
-	if (b <= a)
-		return GW_OK;
-	pa_i64(&args, a);
-	pa_i64(&args, b);
-	if ((err = pg_q(c, "report_agg", sql, &args, &r)) != GW_OK)
-		return err;
-	nt = PQntuples(r);
-	last = PQnfields(r) - 1;
-	for (int i = 0; i < nt && err == GW_OK; i++) {
-		struct store_agg g = {.what = what};
-
-		g.n = pg_i64(r, i, last);
-		if (g.n == 0)
-			continue;
-		g.hour = pg_i64(r, i, 0);
-		switch (what) {
-		case STORE_AGG_MESSAGES:
-		case STORE_AGG_ROWS:
-			g.kind = PQgetvalue(r, i, 1);
-			g.org = PQgetvalue(r, i, 2);
-			if (what == STORE_AGG_MESSAGES) {
-				g.version = PQgetvalue(r, i, 3);
-				g.event = PQgetvalue(r, i, 4);
-			} else {
-				g.state = PQgetvalue(r, i, 3);
-				g.cause = PQgetvalue(r, i, 4);
-			}
-			break;
-		case STORE_AGG_LATENCY:
-			g.bucket = pg_i64(r, i, 1);
-			break;
-		case STORE_AGG_PULLS:
-		case STORE_AGG_PATIENTS:
-			g.org = PQgetvalue(r, i, 1);
-			break;
-		}
-		err = fn(arg, &g);
+	PG_AGG_PART(f, &first, r->h0, r->h1,
+		    "SELECT 0, hour, kind, sender_ura, fhir_version, event, 0,"
+		    " n FROM rep_msg WHERE hour >= %lld AND hour < %lld",
+		    (long long)r->h0, (long long)r->h1);
+	PG_AGG_PART(f, &first, r->h0, r->h1,
+		    "SELECT 1, hour, kind, receiver_ura, state, cause, 0, n"
+		    " FROM rep_row WHERE hour >= %lld AND hour < %lld",
+		    (long long)r->h0, (long long)r->h1);
+	PG_AGG_PART(f, &first, r->d0, r->d1,
+		    "SELECT 2, day, '', '', '', '', bucket, n FROM rep_lat"
+		    " WHERE day >= %lld AND day < %lld",
+		    (long long)r->d0, (long long)r->d1);
+	PG_AGG_PART(f, &first, r->h0, r->h1,
+		    "SELECT 3, hour, '', ura, '', '', 0, n FROM rep_pull"
+		    " WHERE hour >= %lld AND hour < %lld",
+		    (long long)r->h0, (long long)r->h1);
+	for (int i = 0; i < 2; i++) {
+		a = r->hedge[i][0];
+		b = r->hedge[i][1];
+		PG_AGG_PART(f, &first, a, b,
+			    PG_AGG_MSG PG_BASE_MSG(PG_RANGE_LIT) PG_AGG_COLS6,
+			    a, b, a, b);
+		PG_AGG_PART(f, &first, a, b,
+			    PG_AGG_ROW PG_BASE_ROW(PG_RANGE_LIT) PG_AGG_COLS6,
+			    a, b, a, b);
+		PG_AGG_PART(
+		    f, &first, a, b,
+		    "SELECT 3, c1, '', c2, '', '', 0, c3 FROM (" PG_BASE_PULL(
+			PG_ARANGE_LIT) ") b (c1, c2, c3)",
+		    a, b);
+		a = r->dedge[i][0];
+		b = r->dedge[i][1];
+		PG_AGG_PART(
+		    f, &first, a, b,
+		    "SELECT 2, c1, '', '', '', '', c2, c3 FROM (" PG_BASE_LAT(
+			PG_RANGE_LIT) ") b (c1, c2, c3)",
+		    a, b);
 	}
-	PQclear(r);
-	return err;
+	/* Distinct patients: the whole days' sets (open at its end: the
+	   pairs last read on or after its first whole day) and the partial
+	   days' audit records. */
+	if (!first)
+		fputs(" UNION ALL ", f);
+	if (r->d1 == INT64_MAX)
+		fprintf(f,
+			"SELECT 4, 0, '', ura, '', '', 0, count(DISTINCT bsn)"
+			" FROM (SELECT ura, bsn FROM rep_pat_last WHERE"
+			" last_day >= %lld",
+			(long long)r->d0);
+	else
+		fprintf(f,
+			"SELECT 4, 0, '', ura, '', '', 0, count(DISTINCT bsn)"
+			" FROM (SELECT ura, bsn FROM rep_pat WHERE day >= %lld"
+			" AND day < %lld",
+			(long long)r->d0, (long long)r->d1);
+	fprintf(f,
+		" UNION ALL SELECT ura, bsn FROM audit WHERE interaction <>"
+		" 'create' AND bsn <> '' AND ((at >= %lld AND at < %lld) OR"
+		" (at >= %lld AND at < %lld))) p GROUP BY ura",
+		(long long)r->dedge[0][0], (long long)r->dedge[0][1],
+		(long long)r->dedge[1][0], (long long)r->dedge[1][1]);
 }
 
+/* Hand the rows of one result to fn. */
 static enum gw_err
-pg_agg_section(struct pg *c, int64_t u0, int64_t u1, const int64_t edge[2][2],
-	       const char *rollup, const char *base, enum store_agg_what what,
-	       store_agg_fn fn, void *arg)
+pg_agg_rows(PGresult *res, store_agg_fn fn, void *arg)
 {
-	enum gw_err err;
+	enum gw_err err = GW_OK;
 
-	err = pg_agg_run(c, rollup, u0, u1, what, fn, arg);
-	for (int i = 0; i < 2 && err == GW_OK; i++)
-		err =
-		    pg_agg_run(c, base, edge[i][0], edge[i][1], what, fn, arg);
+	for (int i = 0; i < PQntuples(res) && err == GW_OK; i++) {
+		struct store_agg g = {
+		    .what = (enum store_agg_what)pg_i64(res, i, 0),
+		    .hour = pg_i64(res, i, 1),
+		    .kind = PQgetvalue(res, i, 2),
+		    .org = PQgetvalue(res, i, 3),
+		    .bucket = pg_i64(res, i, 6),
+		    .n = pg_i64(res, i, 7),
+		};
+
+		if (g.what == STORE_AGG_MESSAGES) {
+			g.version = PQgetvalue(res, i, 4);
+			g.event = PQgetvalue(res, i, 5);
+		} else {
+			g.state = PQgetvalue(res, i, 4);
+			g.cause = PQgetvalue(res, i, 5);
+		}
+		if (g.n != 0)
+			err = fn(arg, &g);
+	}
 	return err;
 }
 
+/*
+ * One round trip: a fresh CLI process pays one per statement (and one
+ * more to prepare each), 5-10 ms each on a busy server, so the whole
+ * read is one simple-protocol string: its read-only transaction, the
+ * planner settings and one UNION ALL of every section (the shards of a
+ * key come as rows of their own: the caller adds them up). The partial
+ * hours and days read a few thousand messages by acceptance time and
+ * their rows by key; the planner made that a hash join over the whole
+ * outbox (170 ms at 1M), hence no hash or merge joins.
+ */
 static enum gw_err
 pg_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
 	      void *arg)
 {
 	struct pg *c = conn;
-	struct pg_args args = {0};
-	PGresult *res = NULL;
-	enum gw_err err;
+	PGresult *res;
+	enum gw_err err = GW_OK;
+	char *sql = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&sql, &len);
 
-	/* One snapshot for every section. The shards of a key come as
-	   rows of their own: the caller adds them up (cheaper than a
-	   GROUP BY here). */
-	if ((err = pg_q(c, "report_agg",
-			"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL,
-			NULL)) != GW_OK)
-		return err;
-	c->txn = true;
-	/* The partial hours and days read a few thousand messages by
-	   acceptance time and their rows by key; the planner's estimates
-	   made that a hash join over the whole outbox (170 ms at 1M). */
-	err = pg_q(c, "report_agg",
-		   "SET LOCAL enable_hashjoin = off;"
-		   " SET LOCAL enable_mergejoin = off",
-		   NULL, NULL);
-	if (err == GW_OK)
-		err = pg_agg_section(c, r->h0, r->h1, r->hedge,
-				     "SELECT " PG_MSG_KEYS ", n FROM rep_msg"
-				     " WHERE hour >= $1 AND hour < $2",
-				     PG_BASE_MSG(PG_RANGE), STORE_AGG_MESSAGES,
-				     fn, arg);
-	if (err == GW_OK)
-		err = pg_agg_section(c, r->h0, r->h1, r->hedge,
-				     "SELECT " PG_ROW_KEYS ", n FROM"
-				     " rep_row WHERE hour >= $1 AND hour < $2",
-				     PG_BASE_ROW(PG_RANGE), STORE_AGG_ROWS, fn,
-				     arg);
-	if (err == GW_OK)
-		err = pg_agg_section(c, r->d0, r->d1, r->dedge,
-				     "SELECT day, bucket, n FROM rep_lat"
-				     " WHERE day >= $1 AND day < $2",
-				     PG_BASE_LAT(PG_RANGE), STORE_AGG_LATENCY,
-				     fn, arg);
-	if (err == GW_OK)
-		err = pg_agg_section(c, r->h0, r->h1, r->hedge,
-				     "SELECT hour, ura, n FROM rep_pull"
-				     " WHERE hour >= $1 AND hour < $2",
-				     PG_BASE_PULL(PG_ARANGE), STORE_AGG_PULLS,
-				     fn, arg);
-	if (err != GW_OK)
-		goto out;
-	/* Distinct patients: the whole days' sets and the partial days'
-	   audit records. */
-	pa_i64(&args, r->d0);
-	pa_i64(&args, r->d1);
-	pa_i64(&args, r->dedge[0][0]);
-	pa_i64(&args, r->dedge[0][1]);
-	pa_i64(&args, r->dedge[1][0]);
-	pa_i64(&args, r->dedge[1][1]);
-	/* (open at its end: see sq_report_agg) */
-	err = pg_q(c, "report_agg",
-		   r->d1 == INT64_MAX
-		       ? "SELECT 0, ura, count(DISTINCT bsn) FROM (SELECT ura,"
-			 " bsn FROM rep_pat_last WHERE last_day >= $1 AND $2 >"
-			 " 0 UNION ALL SELECT ura, bsn FROM audit WHERE"
-			 " interaction <> 'create' AND bsn <> '' AND ((at >="
-			 " $3 AND at < $4) OR (at >= $5 AND at < $6))) p"
-			 " GROUP BY ura"
-		       : "SELECT 0, ura, count(DISTINCT bsn) FROM (SELECT ura,"
-			 " bsn FROM rep_pat WHERE day >= $1 AND day < $2 UNION"
-			 " ALL SELECT ura, bsn FROM audit WHERE interaction <>"
-			 " 'create' AND bsn <> '' AND ((at >= $3 AND at < $4)"
-			 " OR (at >= $5 AND at < $6))) p GROUP BY ura",
-		   &args, &res);
-	for (int i = 0; err == GW_OK && i < PQntuples(res); i++) {
-		struct store_agg g = {.what = STORE_AGG_PATIENTS};
-
-		g.org = PQgetvalue(res, i, 1);
-		g.n = pg_i64(res, i, 2);
-		err = fn(arg, &g);
+	if (f == NULL)
+		return GW_NOMEM;
+	fputs("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+	      " SET LOCAL enable_hashjoin = off;"
+	      " SET LOCAL enable_mergejoin = off; ",
+	      f);
+	pg_agg_sql(f, r);
+	fputs("; COMMIT", f);
+	if (fclose(f) != 0 || sql == NULL) {
+		free(sql);
+		return GW_NOMEM;
 	}
-	PQclear(res);
-out:
-	if (err == GW_OK)
-		err = pg_commit(c);
-	else
-		pg_rollback(c);
+	if (PQsendQuery(c->db, sql) != 1) {
+		free(sql);
+		return pg_fail(c, "report_agg", NULL);
+	}
+	free(sql);
+	/* Every result in turn, to the end, whatever failed. */
+	while ((res = PQgetResult(c->db)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_TUPLES_OK && err == GW_OK)
+			err = pg_agg_rows(res, fn, arg);
+		else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK &&
+			 err == GW_OK)
+			err = pg_fail(c, "report_agg", res);
+		PQclear(res);
+	}
+	/* A failed statement leaves the transaction open (aborted). */
+	pg_rollback(c);
 	return err;
 }
 
