@@ -465,6 +465,13 @@ report_finish(struct report *r)
 	free(r->pairs);
 	r->pairs = NULL;
 	r->npairs = r->cappairs = 0;
+	/* keys whose shards add up to nothing */
+	for (size_t i = 0, k = 0, n = r->nitems; i < n; i++) {
+		if (r->items[i].count != 0)
+			r->items[k++] = r->items[i];
+		if (i + 1 == n)
+			r->nitems = k;
+	}
 	if (r->nitems > 0)
 		qsort(r->items, r->nitems, sizeof(*r->items), report_cmp_item);
 	/* sorted: the slots point at other items now */
@@ -726,8 +733,10 @@ report_agg(void *arg, const struct store_agg *g)
 	bool notice;
 	uint64_t n;
 
-	if (g->n <= 0)
+	if (g->n == 0)
 		return GW_OK; /* a roll-up row whose rows all left */
+	/* A PostgreSQL shard's row may be negative (a row counted in one
+	   shard left through another): unsigned sums wrap back. */
 	n = (uint64_t)g->n;
 	switch (g->what) {
 	case STORE_AGG_MESSAGES:
