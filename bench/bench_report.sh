@@ -32,14 +32,20 @@ trap cleanup EXIT
 
 from=$(date -u -d '30 days ago' +%Y-%m-%dT%H:%M:%SZ)
 
-# timed BINARY STORE RUNS LABEL: p50/p99 of RUNS reports (ms).
+# timed BINARY STORE RUNS LABEL [stats]: p50/p99 of RUNS reports (ms);
+# with "stats", of `pzpgw queue stats` instead: the floor of any command
+# on that store (process start, open or connect, schema check).
 timed() {
 	: >"$work/times"
 	i=0
 	while [ $i -lt "$3" ]; do
 		t0=$(date +%s%N)
-		"$1" report --store "$2" --from "$from" --format json \
-			>"$work/out.json"
+		if [ "${5:-}" = stats ]; then
+			"$1" queue --store "$2" stats >/dev/null
+		else
+			"$1" report --store "$2" --from "$from" --format json \
+				>"$work/out.json"
+		fi
 		t1=$(date +%s%N)
 		echo $(((t1 - t0) / 1000)) >>"$work/times"
 		i=$((i + 1))
@@ -64,6 +70,7 @@ print(sum(o["count"] for o in d["messages_by_direction"]))' "$work/out.json"
 bench_big_store "$n" "$work/big.db" "$bin"
 timed "$bin" "$work/big.db" "$runs" "this binary, $n messages (sqlite)"
 echo "  (30 days: $(msgs) messages counted)"
+timed "$bin" "$work/big.db" "$runs" "  floor: pzpgw queue stats, same store" stats
 bench_big_store "$nb" "$work/small.db" "$bin"
 timed "$bin" "$work/small.db" "$runs" "this binary, $nb messages (sqlite)"
 
@@ -89,6 +96,8 @@ if [ -n "${BENCH_PG:-}" ]; then
 	bench_big_store "$n" "$url/big" "$bin"
 	psql -X -q -d "$url/big" -c "VACUUM ANALYZE"
 	timed "$bin" "$url/big" "$runs" "this binary, $n messages (postgresql)"
+	timed "$bin" "$url/big" "$runs" "  floor: pzpgw queue stats, same store" \
+		stats
 	if [ -n "$base" ] && [ -x "$base" ]; then
 		bench_big_store "$nb" "$url/small" "$base"
 		timed "$base" "$url/small" $(((runs + 3) / 4)) \

@@ -211,11 +211,14 @@ END
 	# One transaction of a million upserts leaves PostgreSQL's roll-ups
 	# ten times their size in dead row versions, which a daemon's
 	# autovacuum reclaims as it goes: compact them as that steady state.
-	case $_bbs_p in
-	postgresql:* | postgres:*)
+	case $_bbs_p${_bbs_ev:+ schema9} in
+	postgresql:*schema9 | postgres:*schema9)
 		# (and statistics now, as autovacuum's would be: without them
 		# the first report's plan read the outbox row by row, 133 s)
 		$_bbs_run -c "VACUUM FULL ANALYZE rep_msg, rep_row, rep_lat, rep_pull, rep_pat, rep_pat_last" >/dev/null
+		$_bbs_run -c "ANALYZE messages, outbox, inbox, audit" >/dev/null
+		;;
+	postgresql:* | postgres:*)
 		$_bbs_run -c "ANALYZE messages, outbox, inbox, audit" >/dev/null
 		;;
 	esac
