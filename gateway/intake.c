@@ -1245,6 +1245,7 @@ job_finish(struct intake *in, struct intake_job *j)
 		    .answer_status = 202,
 		    .answer_body = answer,
 		    .report = j->report,
+		    .event = j->info.event,
 		    .receivers = j->remote,
 		    .nreceivers = j->nremote,
 		    .index = idx,

@@ -1,7 +1,8 @@
 /*
- * Usage insight: the aggregation behind `pzpgw report`. Pure: fed
- * records by cli_report.c (which reads them through store.h, so the same
- * code serves SQLite and PostgreSQL) and writes to a FILE.
+ * Usage insight: the aggregation behind `pzpgw report`. report_collect
+ * reads the store's aggregates (store_report_agg: counted by the
+ * database, on SQLite and PostgreSQL alike); report_add_* take single
+ * records (tests). Writes to a FILE.
  */
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -19,6 +20,7 @@ enum report_section {
 	RS_SENDER,
 	RS_RECEIVER,
 	RS_VERSION,
+	RS_EVENT,
 	RS_PERIOD,
 	RS_STATE,
 	RS_DEAD,
@@ -30,17 +32,24 @@ enum report_section {
 
 /* Section names (JSON keys, CSV first column) and text headings. */
 static const char *const report_names[RS_COUNT] = {
-    "messages_by_direction", "messages_by_sender",
-    "messages_by_receiver",  "messages_by_fhir_version",
-    "messages_by_period",    "outbox_by_state",
-    "dead_letters_by_cause", "failing_by_cause",
-    "pulls_by_organisation", "patients_read_by_organisation",
+    "messages_by_direction",
+    "messages_by_sender",
+    "messages_by_receiver",
+    "messages_by_fhir_version",
+    "messages_by_event",
+    "messages_by_period",
+    "outbox_by_state",
+    "dead_letters_by_cause",
+    "failing_by_cause",
+    "pulls_by_organisation",
+    "patients_read_by_organisation",
 };
 static const char *const report_heads[RS_COUNT] = {
     "Messages accepted, by direction",
     "Messages accepted, by sender",
     "Messages accepted, by receiver (one per receiver)",
     "Messages accepted, by FHIR version",
+    "Messages accepted, by event (the sender's MessageHeader)",
     "Messages accepted, by period",
     "Outbox rows, by state",
     "Dead letters, by cause",
@@ -62,13 +71,27 @@ struct report_pair {
 	char bsn[STORE_BSN_MAX + 1];
 };
 
+/* Deliveries in one latency bucket (store_agg_bucket_ms). */
+struct report_bucket {
+	int64_t bucket;
+	uint64_t n;
+};
+
 struct report {
 	int64_t from, to;
 	enum report_by by;
 	struct report_item *items;
 	size_t nitems, capitems;
-	int64_t *lat; /* delivery latencies, ms */
+	/* open addressing over items (index + 1, 0 empty); a report over
+	   hours has thousands of periods and each group adds to several */
+	size_t *slots;
+	size_t nslots; /* a power of two, > 2 * nitems; 0: none yet */
+	int64_t *lat;  /* delivery latencies, ms (report_add_row) */
 	size_t nlat, caplat;
+	/* or bucketed (report_collect): nlat counts them too */
+	struct report_bucket *buckets;
+	size_t nbuckets, capbuckets;
+	uint32_t *bucket_at; /* bucket number -> index + 1 (report_bucket) */
 	struct report_pair *pairs;
 	size_t npairs, cappairs;
 	int64_t last_out_seq; /* rows of one message are consecutive */
@@ -97,7 +120,10 @@ report_free(struct report *r)
 	if (r == NULL)
 		return;
 	free(r->items);
+	free(r->slots);
 	free(r->lat);
+	free(r->buckets);
+	free(r->bucket_at);
 	if (r->pairs != NULL)
 		OPENSSL_cleanse(r->pairs, r->cappairs * sizeof(*r->pairs));
 	free(r->pairs);
@@ -122,20 +148,59 @@ report_grow(void **p, size_t *cap, size_t n, size_t sz)
 	return true;
 }
 
-/* Add inc to (sec, key). The key sets are small (organisations, states,
- * causes, periods), so a linear search is enough. */
+static size_t
+report_hash(enum report_section sec, const char *key)
+{
+	size_t h = 2166136261u ^ (size_t)sec;
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h;
+}
+
+/* Rebuild the slots for at least want items. */
+static bool
+report_reindex(struct report *r, size_t want)
+{
+	size_t n = r->nslots != 0 ? r->nslots : 256, *v;
+
+	while (n <= 2 * want)
+		n *= 2;
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return false;
+	for (size_t i = 0; i < r->nitems; i++) {
+		size_t k =
+		    report_hash(r->items[i].sec, r->items[i].key) & (n - 1);
+
+		while (v[k] != 0)
+			k = (k + 1) & (n - 1);
+		v[k] = i + 1;
+	}
+	free(r->slots);
+	r->slots = v;
+	r->nslots = n;
+	return true;
+}
+
+/* Add inc to (sec, key). */
 static enum gw_err
 report_count(struct report *r, enum report_section sec, const char *key,
 	     uint64_t inc)
 {
 	struct report_item *it;
+	size_t k;
 
-	for (size_t i = 0; i < r->nitems; i++)
-		if (r->items[i].sec == sec &&
-		    strcmp(r->items[i].key, key) == 0) {
-			r->items[i].count += inc;
+	if ((r->slots == NULL || r->nslots <= 2 * (r->nitems + 1)) &&
+	    !report_reindex(r, r->nitems + 1))
+		return GW_NOMEM;
+	k = report_hash(sec, key) & (r->nslots - 1);
+	for (; r->slots[k] != 0; k = (k + 1) & (r->nslots - 1)) {
+		it = &r->items[r->slots[k] - 1];
+		if (it->sec == sec && strcmp(it->key, key) == 0) {
+			it->count += inc;
 			return GW_OK;
 		}
+	}
 	if (!report_grow((void **)&r->items, &r->capitems, r->nitems,
 			 sizeof(*r->items)))
 		return GW_NOMEM;
@@ -143,6 +208,7 @@ report_count(struct report *r, enum report_section sec, const char *key,
 	it->sec = sec;
 	util_strlcpy(it->key, key, sizeof(it->key));
 	it->count = inc;
+	r->slots[k] = r->nitems;
 	return GW_OK;
 }
 
@@ -171,23 +237,27 @@ report_period(enum report_by by, int64_t at, char *out, size_t len)
 		 &tm);
 }
 
-/* One accepted message (not one per receiver). */
+/* inc accepted messages (not one per receiver). */
 static enum gw_err
 report_message(struct report *r, const char *direction, const char *sender,
-	       const char *version, int64_t at)
+	       const char *version, const char *event, int64_t at, uint64_t inc)
 {
 	enum gw_err err;
 	char period[16];
 
-	err = report_count(r, RS_DIRECTION, direction, 1);
+	err = report_count(r, RS_DIRECTION, direction, inc);
 	if (err == GW_OK && sender != NULL)
-		err = report_count(r, RS_SENDER, sender, 1);
+		err = report_count(r, RS_SENDER, sender, inc);
 	if (err == GW_OK && version != NULL)
-		err = report_count(r, RS_VERSION,
-				   version[0] != '\0' ? version : "unknown", 1);
+		err =
+		    report_count(r, RS_VERSION,
+				 version[0] != '\0' ? version : "unknown", inc);
+	if (err == GW_OK && event != NULL)
+		err = report_count(r, RS_EVENT,
+				   event[0] != '\0' ? event : "unknown", inc);
 	if (err == GW_OK && r->by != REPORT_BY_NONE) {
 		report_period(r->by, at, period, sizeof(period));
-		err = report_count(r, RS_PERIOD, period, 1);
+		err = report_count(r, RS_PERIOD, period, inc);
 	}
 	return err;
 }
@@ -225,8 +295,8 @@ report_add_row(struct report *r, const struct store_row *row,
 		err = report_message(
 		    r, store_direction_name(row->direction),
 		    row->direction == STORE_NOTICE ? NULL : row->sender,
-		    row->direction == STORE_NOTICE ? NULL : fhir_version,
-		    row->accepted_at);
+		    row->direction == STORE_NOTICE ? NULL : fhir_version, NULL,
+		    row->accepted_at, 1);
 	}
 	if (err == GW_OK && row->direction != STORE_NOTICE)
 		err = report_count(r, RS_RECEIVER, row->receiver, 1);
@@ -263,7 +333,7 @@ report_add_inbox(struct report *r, const struct store_inbox *m)
 	if (m->seq != r->last_in_seq) {
 		r->last_in_seq = m->seq;
 		err = report_message(r, "inbound", m->sender, m->fhir_version,
-				     m->accepted_at);
+				     NULL, m->accepted_at, 1);
 	}
 	if (err == GW_OK && m->receiver[0] != '\0')
 		err = report_count(r, RS_RECEIVER, m->receiver, 1);
@@ -339,6 +409,38 @@ report_percentile(const int64_t *sorted, size_t n, unsigned q)
 	return sorted[rank - 1];
 }
 
+static int
+report_cmp_bucket(const void *a, const void *b)
+{
+	const struct report_bucket *x = a, *y = b;
+
+	return (x->bucket > y->bucket) - (x->bucket < y->bucket);
+}
+
+/* The nearest-rank percentile q of the deliveries: from the values, or
+ * the middle of the bucket holding that rank (within 0.5%, exact below
+ * 1000 ms). Needs report_finish. */
+static int64_t
+report_lat_q(const struct report *r, unsigned q)
+{
+	uint64_t rank, seen = 0;
+	int64_t lo, hi;
+
+	if (r->nbuckets == 0)
+		return report_percentile(r->lat, r->nlat, q);
+	rank = ((uint64_t)q * r->nlat + 99) / 100;
+	if (rank < 1)
+		rank = 1;
+	for (size_t i = 0; i < r->nbuckets; i++) {
+		seen += r->buckets[i].n;
+		if (seen >= rank)
+			return store_agg_bucket_ms(r->buckets[i].bucket, &lo,
+						   &hi);
+	}
+	return store_agg_bucket_ms(r->buckets[r->nbuckets - 1].bucket, &lo,
+				   &hi);
+}
+
 /* Turn the audit pairs into distinct-patient counts and sort. */
 static enum gw_err
 report_finish(struct report *r)
@@ -346,8 +448,11 @@ report_finish(struct report *r)
 	enum gw_err err = GW_OK;
 
 	/* qsort's base may not be NULL, even for no elements */
-	if (r->nlat > 0)
+	if (r->nbuckets == 0 && r->nlat > 0)
 		qsort(r->lat, r->nlat, sizeof(*r->lat), report_cmp_i64);
+	if (r->nbuckets > 0)
+		qsort(r->buckets, r->nbuckets, sizeof(*r->buckets),
+		      report_cmp_bucket);
 	if (r->npairs > 0)
 		qsort(r->pairs, r->npairs, sizeof(*r->pairs), report_cmp_pair);
 	for (size_t i = 0; i < r->npairs && err == GW_OK; i++)
@@ -360,8 +465,19 @@ report_finish(struct report *r)
 	free(r->pairs);
 	r->pairs = NULL;
 	r->npairs = r->cappairs = 0;
+	/* keys whose shards add up to nothing */
+	for (size_t i = 0, k = 0, n = r->nitems; i < n; i++) {
+		if (r->items[i].count != 0)
+			r->items[k++] = r->items[i];
+		if (i + 1 == n)
+			r->nitems = k;
+	}
 	if (r->nitems > 0)
 		qsort(r->items, r->nitems, sizeof(*r->items), report_cmp_item);
+	/* sorted: the slots point at other items now */
+	free(r->slots);
+	r->slots = NULL;
+	r->nslots = 0;
 	return err;
 }
 
@@ -444,13 +560,12 @@ report_write_text(const struct report *r, FILE *fp, bool exact,
 	for (size_t i = 0; i < 3; i++) {
 		if (lat_shown)
 			fprintf(fp, "  p%-23u %8lld ms\n", report_qs[i],
-				(long long)report_percentile(r->lat, r->nlat,
-							     report_qs[i]));
+				(long long)report_lat_q(r, report_qs[i]));
 		else
 			fprintf(fp, "  p%-23u %8s\n", report_qs[i], "-");
 	}
-	fputs("\nNot recorded by the store: the event (shared/updated) of a "
-	      "message, validation findings by rule and profile.\n",
+	fputs("\nNot recorded by the store: validation findings by rule and "
+	      "profile.\n",
 	      fp);
 	return GW_OK;
 }
@@ -478,8 +593,7 @@ report_write_csv(const struct report *r, FILE *fp, bool exact,
 		report_shown(r->nlat, exact, buf, sizeof(buf)));
 	for (size_t i = 0; i < 3 && lat_shown; i++)
 		fprintf(fp, "delivery_latency_ms,p%u,,%lld\n", report_qs[i],
-			(long long)report_percentile(r->lat, r->nlat,
-						     report_qs[i]));
+			(long long)report_lat_q(r, report_qs[i]));
 	return GW_OK;
 }
 
@@ -519,26 +633,30 @@ report_write_json(const struct report *r, FILE *fp, bool exact,
 	}
 	json_object_set_new(lat, "count", report_json_count(r->nlat, exact));
 	if (lat_shown) {
-		json_object_set_new(
-		    lat, "p50",
-		    json_integer(report_percentile(r->lat, r->nlat, 50)));
-		json_object_set_new(
-		    lat, "p90",
-		    json_integer(report_percentile(r->lat, r->nlat, 90)));
-		json_object_set_new(
-		    lat, "p99",
-		    json_integer(report_percentile(r->lat, r->nlat, 99)));
+		json_object_set_new(lat, "p50",
+				    json_integer(report_lat_q(r, 50)));
+		json_object_set_new(lat, "p90",
+				    json_integer(report_lat_q(r, 90)));
+		json_object_set_new(lat, "p99",
+				    json_integer(report_lat_q(r, 99)));
 	}
 	json_object_set_new(root, "delivery_latency_ms", lat);
 	lat = NULL;
+	/* percentiles from buckets: each within this fraction of the
+	   nearest-rank value (exact below 1000 ms) */
+	if (r->nbuckets > 0)
+		json_object_set_new(root, "delivery_latency_max_error",
+				    json_real(0.005));
 	json_object_set_new(root, "exact", json_boolean(exact));
 	json_object_set_new(root, "from",
 			    r->from != 0 ? json_integer(r->from) : json_null());
 	json_object_set_new(root, "to",
 			    r->to != 0 ? json_integer(r->to) : json_null());
 	json_object_set_new(root, "not_recorded",
-			    json_pack("[s,s]", "event", "validation_findings"));
-	err = json_dumpf(root, fp, JSON_INDENT(2) | JSON_SORT_KEYS) == 0
+			    json_pack("[s]", "validation_findings"));
+	err = json_dumpf(root, fp,
+			 JSON_INDENT(2) | JSON_SORT_KEYS |
+			     JSON_REAL_PRECISION(6)) == 0
 		  ? GW_OK
 		  : GW_IO;
 	fputc('\n', fp);
@@ -568,109 +686,88 @@ report_write(struct report *r, FILE *fp, enum report_format fmt, bool exact,
 	return err;
 }
 
-#define REPORT_PAGE 1000
+/* Add n deliveries to bucket b: buckets are few (about 900 per decade
+ * of ms) and come once per hour of the range, so the bucket's place is
+ * kept in an index (b < REPORT_BUCKETS; larger ones, past 10^16 ms,
+ * are searched). */
+#define REPORT_BUCKETS (1000 + 900 * 14)
 
-/* Every outbox row, with its message's FHIR version (one store_show per
- * message: rows of a message are consecutive). */
 static enum gw_err
-report_read_outbox(struct store *s, struct report *r)
+report_bucket(struct report *r, int64_t b, uint64_t n)
 {
-	struct store_filter f = {.state = -1, .limit = REPORT_PAGE};
-	struct store_message *msg = NULL;
-	enum gw_err err;
+	size_t i = r->nbuckets;
 
-	for (;;) {
-		struct store_row *rows = NULL;
-		size_t n = 0;
-
-		err = store_list(s, &f, &rows, &n);
-		if (err != GW_OK || n == 0) {
-			store_rows_free(rows, n);
-			break;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++) {
-			if (rows[i].direction != STORE_NOTICE &&
-			    (msg == NULL || msg->seq != rows[i].seq)) {
-				store_message_free(msg);
-				msg = NULL;
-				if (store_show(s, rows[i].id, false, &msg) !=
-				    GW_OK)
-					msg = NULL;
-			}
-			err = report_add_row(r, &rows[i],
-					     msg != NULL &&
-						     msg->seq == rows[i].seq
-						 ? msg->fhir_version
-						 : NULL);
-		}
-		f.after_seq = rows[n - 1].seq;
-		store_rows_free(rows, n);
-		if (err != GW_OK)
-			break;
+	if (b < 0)
+		return GW_OK;
+	if (b < REPORT_BUCKETS) {
+		if (r->bucket_at == NULL &&
+		    (r->bucket_at =
+			 calloc(REPORT_BUCKETS, sizeof(*r->bucket_at))) == NULL)
+			return GW_NOMEM;
+		if (r->bucket_at[b] != 0)
+			i = r->bucket_at[b] - 1;
+	} else
+		for (i = 0; i < r->nbuckets && r->buckets[i].bucket != b; i++)
+			;
+	if (i == r->nbuckets) {
+		if (!report_grow((void **)&r->buckets, &r->capbuckets,
+				 r->nbuckets, sizeof(*r->buckets)))
+			return GW_NOMEM;
+		r->buckets[i].bucket = b;
+		r->buckets[i].n = 0;
+		r->nbuckets++;
+		if (b < REPORT_BUCKETS)
+			r->bucket_at[b] = (uint32_t)r->nbuckets;
 	}
-	store_message_free(msg);
-	return err;
+	r->buckets[i].n += n;
+	r->nlat += n;
+	return GW_OK;
 }
 
+/* Count one aggregate of the store (store_agg_fn). */
 static enum gw_err
-report_read_inbox(struct store *s, struct report *r, int64_t from)
+report_agg(void *arg, const struct store_agg *g)
 {
-	struct store_inbox_filter f = {.since = from, .limit = REPORT_PAGE};
-	enum gw_err err;
+	struct report *r = arg;
+	enum gw_err err = GW_OK;
+	bool notice;
+	uint64_t n;
 
-	for (;;) {
-		struct store_inbox *v = NULL;
-		size_t n = 0;
-
-		err = store_inbox_list(s, &f, &v, &n);
-		if (err != GW_OK || n == 0) {
-			free(v);
+	if (g->n == 0)
+		return GW_OK; /* a roll-up row whose rows all left */
+	/* A PostgreSQL shard's row may be negative (a row counted in one
+	   shard left through another): unsigned sums wrap back. */
+	n = (uint64_t)g->n;
+	switch (g->what) {
+	case STORE_AGG_MESSAGES:
+		notice = strcmp(g->kind, "notice") == 0;
+		return report_message(r, g->kind, notice ? NULL : g->org,
+				      notice ? NULL : g->version,
+				      notice ? NULL : g->event,
+				      g->hour * INT64_C(3600000), n);
+	case STORE_AGG_ROWS:
+		if (strcmp(g->kind, "notice") != 0 && g->org[0] != '\0')
+			err = report_count(r, RS_RECEIVER, g->org, n);
+		if (err != GW_OK || g->state[0] == '\0')
+			return err; /* an inbox row has no state */
+		err = report_count(r, RS_STATE, g->state, n);
+		if (err != GW_OK || g->cause[0] == '\0')
 			return err;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++)
-			err = report_add_inbox(r, &v[i]);
-		f.after_seq = v[n - 1].seq;
-		free(v);
-		if (err != GW_OK)
-			return err;
+		return report_count(
+		    r, strcmp(g->state, "dead") == 0 ? RS_DEAD : RS_FAILING,
+		    g->cause, n);
+	case STORE_AGG_LATENCY:
+		return report_bucket(r, g->bucket, n);
+	case STORE_AGG_PULLS:
+		return report_count(r, RS_PULLS, g->org, n);
+	case STORE_AGG_PATIENTS:
+		return report_count(r, RS_PATIENTS, g->org, n);
 	}
-}
-
-static enum gw_err
-report_read_audit(struct store *s, struct report *r, int64_t from)
-{
-	struct store_audit_filter f = {.since = from, .limit = REPORT_PAGE};
-	enum gw_err err;
-
-	for (;;) {
-		struct store_audit_rec *v = NULL;
-		size_t n = 0;
-
-		err = store_audit_list(s, &f, &v, &n);
-		if (err != GW_OK || n == 0) {
-			free(v);
-			return err;
-		}
-		for (size_t i = 0; i < n && err == GW_OK; i++)
-			err = report_add_audit(r, &v[i]);
-		f.after_seq = v[n - 1].seq;
-		/* the records carry BSNs: wipe them before freeing */
-		OPENSSL_cleanse(v, n * sizeof(*v));
-		free(v);
-		if (err != GW_OK)
-			return err;
-	}
+	return GW_OK;
 }
 
 enum gw_err
 report_collect(struct report *r, struct store *s)
 {
-	enum gw_err err;
-
-	err = report_read_outbox(s, r);
-	if (err == GW_OK)
-		err = report_read_inbox(s, r, r->from);
-	if (err == GW_OK)
-		err = report_read_audit(s, r, r->from);
-	return err;
+	return store_report_agg(s, r->from, r->to, report_agg, r);
 }

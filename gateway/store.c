@@ -1570,6 +1570,74 @@ store_stats(struct store *s, struct store_stat **out, size_t *n)
 	return s->ops->stats(s->conn, out, n);
 }
 
+#define STORE_HOUR_MS INT64_C(3600000)
+#define STORE_DAY_MS  INT64_C(86400000)
+
+/* Split [lo, hi) into whole units [*u0, *u1) and the ms ranges at its
+ * ends; a range inside one unit is all edge. */
+static void
+store_agg_split_unit(int64_t lo, int64_t hi, int64_t unit, int64_t *u0,
+		     int64_t *u1, int64_t edge[2][2])
+{
+	*u0 = lo / unit + (lo % unit != 0);
+	/* unbounded: every unit from u0 on is whole */
+	*u1 = hi == INT64_MAX ? INT64_MAX : hi / unit;
+	if (*u0 >= *u1) {
+		*u0 = *u1 = 0;
+		edge[0][0] = lo;
+		edge[0][1] = hi;
+		edge[1][0] = edge[1][1] = 0;
+		return;
+	}
+	edge[0][0] = lo;
+	edge[0][1] = *u0 * unit;
+	edge[1][0] = hi == INT64_MAX ? 0 : *u1 * unit;
+	edge[1][1] = hi == INT64_MAX ? 0 : hi;
+}
+
+void
+store_agg_split(int64_t from, int64_t to, struct store_agg_range *out)
+{
+	int64_t lo = from > 0 ? from : 0, hi = to > 0 ? to : INT64_MAX;
+
+	memset(out, 0, sizeof(*out));
+	if (hi <= lo)
+		return; /* nothing: every range empty */
+	store_agg_split_unit(lo, hi, STORE_HOUR_MS, &out->h0, &out->h1,
+			     out->hedge);
+	store_agg_split_unit(lo, hi, STORE_DAY_MS, &out->d0, &out->d1,
+			     out->dedge);
+}
+
+int64_t
+store_agg_bucket_ms(int64_t bucket, int64_t *lo, int64_t *hi)
+{
+	int64_t e, m, w = 1;
+
+	if (bucket < 1000) {
+		*lo = bucket;
+		*hi = bucket + 1;
+		return bucket;
+	}
+	e = (bucket - 1000) / 900 + 1;
+	m = (bucket - 1000) % 900 + 100;
+	for (int64_t i = 0; i < e && w < INT64_MAX / 100; i++)
+		w *= 10;
+	*lo = m * w;
+	*hi = *lo + w;
+	return *lo + w / 2;
+}
+
+enum gw_err
+store_report_agg(struct store *s, int64_t from, int64_t to, store_agg_fn fn,
+		 void *arg)
+{
+	struct store_agg_range r;
+
+	store_agg_split(from, to, &r);
+	return s->ops->report_agg(s->conn, &r, fn, arg);
+}
+
 enum gw_err
 store_expire(struct store *s, int64_t before, int64_t now, size_t *count)
 {

@@ -203,6 +203,9 @@ struct store_accept {
 	/* The transform report (an OperationOutcome as JSON text) of what
 	   intake normalised or converted; NULL when nothing changed. */
 	const char *report;
+	/* The MessageHeader's event code (MESSAGE_EVENT_SHARED or
+	   _UPDATED), counted by `pzpgw report`; NULL: not known. */
+	const char *event;
 	const char *const *receivers; /* URAs; one outbox row each */
 	size_t nreceivers;
 	/* The received-data index, one per local receiver (index_prepare):
@@ -312,6 +315,77 @@ struct store_stat {
 	uint64_t count;
 	int64_t oldest_accepted_at; /* ms */
 };
+
+/*
+ * The report's aggregates (store_report_agg, issue 17), one group per
+ * call of a store_agg_fn. Counted by the database from roll-up tables
+ * its triggers keep in the transaction that changes the rows, plus the
+ * rows of the partial hours (days for patients) at the ends of the range.
+ * The same key may come more than once (roll-up and edge): add them up.
+ */
+enum store_agg_what {
+	/* messages: hour, kind, org = sender ("" for a notice), version
+	   ("" for a notice), event ("" unknown) */
+	STORE_AGG_MESSAGES,
+	/* outbox and inbox rows: hour, kind, org = receiver, state ("" for
+	   an inbox row), cause (of a dead row, or a due/held row after a
+	   failed attempt; else "") */
+	STORE_AGG_ROWS,
+	/* outbound deliveries: hour = the DAY (days since the epoch) of
+	   acceptance, bucket (store_agg_bucket_ms) */
+	STORE_AGG_LATENCY,
+	/* pull API interactions (audit records but "create"): hour, org */
+	STORE_AGG_PULLS,
+	/* distinct patients read: org */
+	STORE_AGG_PATIENTS,
+};
+
+/* One aggregate; the strings are borrowed for the callback only. */
+struct store_agg {
+	enum store_agg_what what;
+	int64_t hour;	  /* hours since the epoch (UTC) of acceptance */
+	const char *kind; /* "outbound", "notice" or "inbound" */
+	const char *org;
+	const char *version;
+	const char *event;
+	const char *state;
+	const char *cause;
+	int64_t bucket;
+	int64_t n;
+};
+
+/* Called once per aggregate; a non-OK result stops the read. */
+typedef enum gw_err (*store_agg_fn)(void *arg, const struct store_agg *a);
+
+/* The range of store_report_agg split into whole units read from the
+ * roll-ups and partial ones read from the rows (store_agg_split). */
+struct store_agg_range {
+	int64_t h0, h1;	     /* whole hours [h0, h1) */
+	int64_t hedge[2][2]; /* ms [a, b) before h0 and after h1 */
+	int64_t d0, d1;	     /* whole days [d0, d1) */
+	int64_t dedge[2][2]; /* ms [a, b) before d0 and after d1 */
+};
+
+/* Split [from, to) (ms, 0: unbounded) for the roll-ups. */
+void store_agg_split(int64_t from, int64_t to, struct store_agg_range *out);
+
+/*
+ * Latency buckets: below 1000 ms a bucket is one ms (exact); above, a
+ * bucket holds the values with the same first three digits, so a value
+ * read back as its bucket's middle is within 0.5% of the truth.
+ * *lo and *hi: the bucket's bounds [lo, hi); returns the middle.
+ */
+int64_t store_agg_bucket_ms(int64_t bucket, int64_t *lo, int64_t *hi);
+
+/*
+ * Feed fn the report's aggregates of records accepted (audit records:
+ * made) in [from, to) (ms, 0: unbounded). Reads counters, not rows: a
+ * month over a million messages is a few thousand groups. The caller
+ * keeps s.
+ */
+struct store;
+enum gw_err store_report_agg(struct store *s, int64_t from, int64_t to,
+			     store_agg_fn fn, void *arg);
 
 /* Operator actions on outbox rows. */
 enum store_action {
@@ -758,6 +832,9 @@ struct store_ops {
 	/* Interrupt statements still running at mono_ms (util_mono_ms();
 	   0: no limit). NULL: no limit can be set. */
 	void (*set_deadline)(void *conn, int64_t mono_ms);
+	/* The report's aggregates (store_report_agg) over r. */
+	enum gw_err (*report_agg)(void *conn, const struct store_agg_range *r,
+				  store_agg_fn fn, void *arg);
 };
 
 /* One stored version of an indexed resource; store_res_free frees. */
@@ -980,7 +1057,8 @@ extern const struct store_ops store_pg_ops;
 /* Schema version the SQLite backend writes. */
 /* 4: the received-data index; 5: the audit trail; 6: the transform
  * report beside a message; 7: a patient's versions indexed by type; 8: the
- * delivery lease; 9: the receivers' holds shared by nodes. */
-#define STORE_SQLITE_SCHEMA 9
+ * delivery lease; 9: the receivers' holds shared by nodes; 10: the report's
+ * roll-ups (rep_* tables kept by triggers) and the event of a message. */
+#define STORE_SQLITE_SCHEMA 10
 
 #endif

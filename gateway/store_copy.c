@@ -32,6 +32,7 @@ static const struct store_col copy_messages[] = {
     {"answer_status", I},
     {"answer_body", T},
     {"transform_report", T},
+    {"event", T},
 };
 static const struct store_col copy_outbox[] = {
     {"message_seq", I},	     {"receiver_ura", T},
@@ -102,6 +103,14 @@ const struct store_copy_table store_copy_tables[] = {
     REBUILT("pzpgw_schema", "PostgreSQL: the schema version (migrations)"),
     REBUILT("receiver_hold", "runtime state: a hold forms again at the "
 			     "next failed probe"),
+    /* The report's roll-ups: the destination's triggers count the rows
+       as they are copied in (copying them too would count twice). */
+    REBUILT("rep_msg", "the report's roll-ups: triggers on messages"),
+    REBUILT("rep_row", "the report's roll-ups: triggers on outbox"),
+    REBUILT("rep_lat", "the report's roll-ups: triggers on outbox"),
+    REBUILT("rep_pull", "the report's roll-ups: triggers on audit"),
+    REBUILT("rep_pat", "the report's roll-ups: triggers on audit"),
+    REBUILT("rep_pat_last", "the report's roll-ups: triggers on audit"),
 };
 const size_t store_copy_ntables = UTIL_ARRAY_LEN(store_copy_tables);
 

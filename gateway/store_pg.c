@@ -45,6 +45,207 @@
 	" p WHERE p.receiver_ura = outbox.receiver_ura AND p.patient_key ="    \
 	" outbox.patient_key AND p.state IN " PG_PENDING ")"
 
+/* clang-format off */
+/*
+ * Schema 9: the report's roll-ups, as in store_sqlite.c (SQ_HOUR there
+ * says what each table counts), kept by plpgsql triggers. One more
+ * column, shard (the backend's pid modulo 8): counters are upserted by
+ * every accept and state change, and one row per key would make the
+ * transactions of several connections (nodes) wait on each other's
+ * row locks; the report sums the shards.
+ */
+#define PG_NOTICE_SYS "'" STORE_NOTICE_SYSTEM "'"
+#define PG_SHARD "(pg_backend_pid() % 8)"
+#define PG_HOUR(m) "(" m ".accepted_at / 3600000)"
+#define PG_DAY(m) "(" m ".accepted_at / 86400000)"
+#define PG_KIND(m)                                                             \
+	"(CASE WHEN " m ".bundle_system = " PG_NOTICE_SYS                      \
+	" THEN 'notice' ELSE " m ".direction END)"
+#define PG_CAUSE(r)                                                            \
+	"(CASE WHEN " r ".state = 'dead' OR (" r ".state IN ('due', 'held')"   \
+	" AND " r ".attempts > 0 AND coalesce(" r ".last_attempt_at, 0) <> 0)" \
+	" THEN CASE WHEN strpos(" r ".last_error, 'max age exceeded') > 0"     \
+	" THEN 'max age exceeded' WHEN coalesce(" r ".last_status, 0) <> 0"    \
+	" THEN 'HTTP ' || " r ".last_status WHEN strpos(" r ".last_error,"     \
+	" 'document missing') > 0 THEN 'document missing' ELSE 'no answer"     \
+	" (connection, TLS or local)' END ELSE '' END)"
+#define PG_BUCKET(x)                                                           \
+	"(CASE WHEN " x " < 1000 THEN " x " ELSE (length(" x "::text) - 4) *"  \
+	" 900 + 900 + substr(" x "::text, 1, 3)::bigint END)"
+#define PG_LAT_OF(r, m) "(" r ".delivered_at - " m ".accepted_at)"
+#define PG_LAT_WHERE(r, m)                                                     \
+	r ".state = 'delivered' AND " m ".direction = 'outbound' AND " m       \
+	".bundle_system <> " PG_NOTICE_SYS " AND coalesce(" r                  \
+	".delivered_at, 0) <> 0 AND " r ".delivered_at >= " m ".accepted_at"
+#define PG_MSG_KEYS "hour, kind, sender_ura, fhir_version, event"
+#define PG_ROW_KEYS "hour, kind, receiver_ura, state, cause"
+#define PG_UPS(t, keys)                                                        \
+	" ON CONFLICT (shard, " keys ") DO UPDATE SET n = " t ".n +"           \
+	" excluded.n"
+#define PG_BASE_MSG(range)                                                     \
+	"SELECT " PG_HOUR("m") ", " PG_KIND("m") ", CASE WHEN"                 \
+	" m.bundle_system = " PG_NOTICE_SYS " THEN '' ELSE m.sender_ura END,"  \
+	" CASE WHEN m.bundle_system = " PG_NOTICE_SYS " THEN '' ELSE"          \
+	" m.fhir_version END, m.event, count(*) FROM messages m WHERE"         \
+	" m.direction = 'outbound'" range " GROUP BY 1, 2, 3, 4, 5 UNION ALL"  \
+	" SELECT " PG_HOUR("m") ", 'inbound', (SELECT"                         \
+	" coalesce(nullif(i.sender_ura, ''), m.sender_ura) FROM inbox i WHERE" \
+	" i.message_seq = m.seq ORDER BY i.receiver_ura LIMIT 1),"             \
+	" m.fhir_version, m.event, count(*) FROM messages m WHERE"             \
+	" m.direction = 'inbound' AND EXISTS (SELECT 1 FROM inbox i WHERE"     \
+	" i.message_seq = m.seq)" range " GROUP BY 1, 2, 3, 4, 5"
+#define PG_BASE_ROW(range)                                                     \
+	"SELECT " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, o.state, " \
+	PG_CAUSE("o") ", count(*) FROM outbox o JOIN messages m ON m.seq ="    \
+	" o.message_seq WHERE true" range " GROUP BY 1, 2, 3, 4, 5 UNION ALL"  \
+	" SELECT " PG_HOUR("m") ", 'inbound', i.receiver_ura, '', '',"         \
+	" count(*) FROM inbox i JOIN messages m ON m.seq = i.message_seq"      \
+	" WHERE m.direction = 'inbound'" range " GROUP BY 1, 2, 3, 4, 5"
+#define PG_BASE_LAT(range)                                                     \
+	"SELECT " PG_DAY("m") ", " PG_BUCKET(PG_LAT_OF("o", "m")) ","          \
+	" count(*) FROM outbox o JOIN messages m ON m.seq = o.message_seq"     \
+	" WHERE " PG_LAT_WHERE("o", "m") range " GROUP BY 1, 2"
+#define PG_BASE_PULL(range)                                                    \
+	"SELECT at / 3600000, ura, count(*) FROM audit WHERE interaction <>"   \
+	" 'create'" range " GROUP BY 1, 2"
+/* plpgsql: message m's own count, its rows and deliveries (s: +1/-1);
+ * ins: only an outbound message's own count (its rows, inserted maybe
+ * by the same statement, count themselves: AFTER triggers fire at the
+ * statement's end, when they are there). */
+#define PG_REP_M                                                               \
+	"CREATE FUNCTION pzpgw_rep_m(m messages, s integer, ins boolean)"      \
+	" RETURNS void LANGUAGE plpgsql AS $f$BEGIN"                           \
+	" INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", " PG_KIND("m") ", CASE WHEN m.bundle_system = "   \
+	PG_NOTICE_SYS " THEN '' ELSE m.sender_ura END, CASE WHEN"              \
+	" m.bundle_system = " PG_NOTICE_SYS " THEN '' ELSE m.fhir_version"     \
+	" END, m.event, s WHERE m.direction = 'outbound'"                      \
+	PG_UPS("rep_msg", PG_MSG_KEYS) "; IF ins THEN RETURN; END IF;"         \
+	" INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", 'inbound', (SELECT coalesce(nullif(i.sender_ura," \
+	" ''), m.sender_ura) FROM inbox i WHERE i.message_seq = m.seq ORDER"   \
+	" BY i.receiver_ura LIMIT 1), m.fhir_version, m.event, s WHERE"        \
+	" m.direction = 'inbound' AND EXISTS (SELECT 1 FROM inbox i WHERE"     \
+	" i.message_seq = m.seq)" PG_UPS("rep_msg", PG_MSG_KEYS) ";"           \
+	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, o.state, "      \
+	PG_CAUSE("o") ", sum(s) FROM outbox o WHERE o.message_seq = m.seq"     \
+	" GROUP BY 1, 2, 3, 4, 5, 6" PG_UPS("rep_row", PG_ROW_KEYS) ";"        \
+	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", 'inbound', i.receiver_ura, '', '', sum(s) FROM"   \
+	" inbox i WHERE i.message_seq = m.seq AND m.direction = 'inbound'"     \
+	" GROUP BY 1, 2, 3, 4, 5, 6" PG_UPS("rep_row", PG_ROW_KEYS) ";"        \
+	" INSERT INTO rep_lat (shard, day, bucket, n) SELECT " PG_SHARD ", "   \
+	PG_DAY("m") ", " PG_BUCKET(PG_LAT_OF("o", "m")) ", sum(s) FROM"        \
+	" outbox o WHERE o.message_seq = m.seq AND " PG_LAT_WHERE("o", "m")    \
+	" GROUP BY 1, 2, 3" PG_UPS("rep_lat", "day, bucket") "; END$f$;"
+/* plpgsql: one outbox row o (nothing when its message is gone). */
+#define PG_REP_O                                                               \
+	"CREATE FUNCTION pzpgw_rep_o(o outbox, s integer) RETURNS void"        \
+	" LANGUAGE plpgsql AS $f$BEGIN"                                        \
+	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", " PG_KIND("m") ", o.receiver_ura, o.state, "      \
+	PG_CAUSE("o") ", s FROM messages m WHERE m.seq = o.message_seq"        \
+	PG_UPS("rep_row", PG_ROW_KEYS) ";"                                     \
+	" INSERT INTO rep_lat (shard, day, bucket, n) SELECT " PG_SHARD ", "   \
+	PG_DAY("m") ", " PG_BUCKET(PG_LAT_OF("o", "m")) ", s FROM messages"    \
+	" m WHERE m.seq = o.message_seq AND " PG_LAT_WHERE("o", "m")           \
+	PG_UPS("rep_lat", "day, bucket") "; END$f$;"
+/* plpgsql: one inbox row i; left: its message's inbox rows when i is
+ * the one that makes or ends the message's count. */
+#define PG_REP_I                                                               \
+	"CREATE FUNCTION pzpgw_rep_i(i inbox, s integer, lft bigint) RETURNS"  \
+	" void LANGUAGE plpgsql AS $f$BEGIN"                                   \
+	" INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", 'inbound', i.receiver_ura, '', '', s FROM"        \
+	" messages m WHERE m.seq = i.message_seq AND m.direction = 'inbound'"  \
+	PG_UPS("rep_row", PG_ROW_KEYS) ";"                                     \
+	" INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT " PG_SHARD    \
+	", " PG_HOUR("m") ", 'inbound', coalesce(nullif(i.sender_ura, ''),"    \
+	" m.sender_ura), m.fhir_version, m.event, s FROM messages m WHERE"     \
+	" m.seq = i.message_seq AND m.direction = 'inbound' AND (SELECT"       \
+	" count(*) FROM inbox x WHERE x.message_seq = i.message_seq) = lft"    \
+	PG_UPS("rep_msg", PG_MSG_KEYS) "; END$f$;"
+/* Step 10: the roll-ups, filled from the rows there are, the functions
+ * and triggers that keep them, and the event of a message. */
+#define PG_STEP10                                                               \
+	"ALTER TABLE messages ADD COLUMN event TEXT NOT NULL DEFAULT '';"      \
+	"CREATE TABLE rep_msg (shard INTEGER NOT NULL, hour BIGINT NOT NULL,"  \
+	" kind TEXT NOT NULL, sender_ura TEXT NOT NULL,"                       \
+	" fhir_version TEXT NOT NULL, event TEXT NOT NULL, n BIGINT NOT NULL," \
+	" PRIMARY KEY (shard, " PG_MSG_KEYS "));"                              \
+	"CREATE INDEX rep_msg_hour ON rep_msg (hour);"                         \
+	"CREATE TABLE rep_row (shard INTEGER NOT NULL, hour BIGINT NOT NULL,"  \
+	" kind TEXT NOT NULL, receiver_ura TEXT NOT NULL, state TEXT NOT"      \
+	" NULL, cause TEXT NOT NULL, n BIGINT NOT NULL,"                       \
+	" PRIMARY KEY (shard, " PG_ROW_KEYS "));"                              \
+	"CREATE INDEX rep_row_hour ON rep_row (hour);"                         \
+	"CREATE TABLE rep_lat (shard INTEGER NOT NULL, day BIGINT NOT NULL,"   \
+	" bucket BIGINT NOT NULL, n BIGINT NOT NULL,"                          \
+	" PRIMARY KEY (shard, day, bucket));"                                  \
+	"CREATE INDEX rep_lat_day ON rep_lat (day);"                           \
+	"CREATE TABLE rep_pull (shard INTEGER NOT NULL, hour BIGINT NOT NULL," \
+	" ura TEXT NOT NULL, n BIGINT NOT NULL,"                               \
+	" PRIMARY KEY (shard, hour, ura));"                                    \
+	"CREATE INDEX rep_pull_hour ON rep_pull (hour);"                       \
+	"CREATE TABLE rep_pat (day BIGINT NOT NULL, ura TEXT NOT NULL,"        \
+	" bsn TEXT NOT NULL, PRIMARY KEY (day, ura, bsn));"                    \
+	"CREATE TABLE rep_pat_last (ura TEXT NOT NULL, bsn TEXT NOT NULL,"     \
+	" last_day BIGINT NOT NULL, PRIMARY KEY (ura, bsn));"                  \
+	"INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT 0, * FROM ("   \
+	PG_BASE_MSG("") ") b;"                                                 \
+	"INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT 0, * FROM ("   \
+	PG_BASE_ROW("") ") b;"                                                 \
+	"INSERT INTO rep_lat (shard, day, bucket, n) SELECT 0, * FROM ("       \
+	PG_BASE_LAT("") ") b;"                                                 \
+	"INSERT INTO rep_pull (shard, hour, ura, n) SELECT 0, * FROM ("        \
+	PG_BASE_PULL("") ") b;"                                                \
+	"INSERT INTO rep_pat (day, ura, bsn) SELECT DISTINCT at / 86400000,"   \
+	" ura, bsn FROM audit WHERE interaction <> 'create' AND bsn <> '';"    \
+	"INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT ura, bsn,"       \
+	" max(at / 86400000) FROM audit WHERE interaction <> 'create' AND"     \
+	" bsn <> '' GROUP BY ura, bsn;"                                        \
+	PG_REP_M PG_REP_O PG_REP_I                                             \
+	"CREATE FUNCTION pzpgw_rep_messages() RETURNS trigger LANGUAGE"        \
+	" plpgsql AS $f$BEGIN IF TG_OP <> 'INSERT' THEN PERFORM"               \
+	" pzpgw_rep_m(OLD, -1, false); END IF; IF TG_OP <> 'DELETE' THEN"      \
+	" PERFORM pzpgw_rep_m(NEW, 1, TG_OP = 'INSERT'); RETURN NULL;"         \
+	" END IF; RETURN OLD; END$f$;"                                         \
+	"CREATE TRIGGER rep_messages AFTER INSERT OR UPDATE OF accepted_at,"   \
+	" direction, bundle_system, sender_ura, fhir_version, event ON"        \
+	" messages FOR EACH ROW EXECUTE FUNCTION pzpgw_rep_messages();"        \
+	/* before: its rows still there (the cascade's own triggers then    \
+	   find no message and count nothing) */                            \
+	"CREATE TRIGGER rep_messages_delete BEFORE DELETE ON messages"         \
+	" FOR EACH ROW EXECUTE FUNCTION pzpgw_rep_messages();"                 \
+	"CREATE FUNCTION pzpgw_rep_outbox() RETURNS trigger LANGUAGE plpgsql"  \
+	" AS $f$BEGIN IF TG_OP <> 'INSERT' THEN PERFORM"                       \
+	" pzpgw_rep_o(OLD, -1); END IF; IF TG_OP <> 'DELETE' THEN PERFORM"     \
+	" pzpgw_rep_o(NEW, 1); END IF; RETURN NULL; END$f$;"                   \
+	"CREATE TRIGGER rep_outbox AFTER INSERT OR DELETE OR UPDATE OF state," \
+	" receiver_ura, message_seq, delivered_at, attempts,"                  \
+	" last_attempt_at, last_status, last_error ON outbox FOR EACH ROW"     \
+	" EXECUTE FUNCTION pzpgw_rep_outbox();"                                \
+	"CREATE FUNCTION pzpgw_rep_inbox() RETURNS trigger LANGUAGE plpgsql"   \
+	" AS $f$BEGIN IF TG_OP = 'INSERT' THEN PERFORM"                        \
+	" pzpgw_rep_i(NEW, 1, 1); ELSE PERFORM pzpgw_rep_i(OLD, -1, 0);"       \
+	" END IF; RETURN NULL; END$f$;"                                        \
+	"CREATE TRIGGER rep_inbox AFTER INSERT OR DELETE ON inbox FOR EACH"    \
+	" ROW EXECUTE FUNCTION pzpgw_rep_inbox();"                             \
+	"CREATE FUNCTION pzpgw_rep_audit() RETURNS trigger LANGUAGE plpgsql"   \
+	" AS $f$BEGIN INSERT INTO rep_pull (shard, hour, ura, n) VALUES ("     \
+	PG_SHARD ", NEW.at / 3600000, NEW.ura, 1)"                             \
+	PG_UPS("rep_pull", "hour, ura") "; IF NEW.bsn <> '' THEN INSERT INTO"  \
+	" rep_pat (day, ura, bsn) VALUES (NEW.at / 86400000, NEW.ura,"         \
+	" NEW.bsn) ON CONFLICT DO NOTHING; INSERT INTO rep_pat_last (ura,"     \
+	" bsn, last_day) VALUES (NEW.ura, NEW.bsn, NEW.at / 86400000) ON"      \
+	" CONFLICT (ura, bsn) DO UPDATE SET last_day ="                        \
+	" greatest(rep_pat_last.last_day, excluded.last_day); END IF;"         \
+	" RETURN NULL; END$f$;"                                                \
+	"CREATE TRIGGER rep_audit AFTER INSERT ON audit FOR EACH ROW WHEN"     \
+	" (NEW.interaction <> 'create') EXECUTE FUNCTION pzpgw_rep_audit();"
+/* clang-format on */
+
 /* Schema steps with SQLite's numbering: PG_MIGRATIONS[i] takes version i
  * to i + 1. SQLite's queue_counts (3) has no counterpart: with several
  * nodes one row per receiver would serialise every accept and claim, and
@@ -199,6 +400,10 @@ static const char *const pg_migrations[] = {
     " probe_owner TEXT,"
     " probe_until BIGINT,"
     " updated_at BIGINT NOT NULL);",
+#endif
+#if STORE_SQLITE_SCHEMA >= 10
+    /* 10: the report's roll-ups (PG_STEP10). */
+    PG_STEP10,
 #endif
 };
 
@@ -1254,9 +1459,9 @@ pg_insert_message(struct pg *c, const char *op, struct pg_args *a, int64_t *seq)
 			"INSERT INTO messages (id, direction, sender_ura,"
 			" bundle_system, bundle_value, patient_key,"
 			" fhir_version, document, jws, sha256, accepted_at,"
-			" answer_status, answer_body, transform_report)"
-			" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-			" $11, $12, $13, $14) ON CONFLICT (direction,"
+			" answer_status, answer_body, transform_report,"
+			" event) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+			" $10, $11, $12, $13, $14, $15) ON CONFLICT (direction,"
 			" sender_ura, bundle_system, bundle_value) DO NOTHING"
 			" RETURNING seq",
 			a, &r)) != GW_OK)
@@ -1337,6 +1542,7 @@ pg_accept_notices(struct pg *c, const struct store_accept *r)
 		pa_i64(&a, 0); /* nobody was answered */
 		pa_text(&a, NULL);
 		pa_text(&a, NULL);
+		pa_text(&a, "");
 		if ((err = pg_insert_message(c, "insert_notice", &a, &seq)) !=
 		    GW_OK)
 			return err;
@@ -1374,6 +1580,7 @@ pg_accept_one(struct pg *c, const struct store_accept *r,
 	pa_i64(&a, r->answer_status);
 	pa_text(&a, r->answer_body);
 	pa_text(&a, r->report);
+	pa_text(&a, r->event != NULL ? r->event : "");
 	if ((err = pg_insert_message(c, "insert_message", &a, &seq)) != GW_OK)
 		return err;
 	if (seq == 0) {
@@ -3360,6 +3567,181 @@ pg_set_deadline(void *conn, int64_t mono_ms)
 	(void)pg_q(c, "set_deadline", sql, NULL, NULL);
 }
 
+/* ---- the report's aggregates (issue 17) ---- */
+
+/* The columns every part of the report's query gives: what (enum
+ * store_agg_what), hour (or day), kind, org, version or state, event or
+ * cause, bucket, n. */
+#define PG_AGG_MSG    "SELECT 0, c1, c2, c3, c4, c5, 0, c6 FROM ("
+#define PG_AGG_ROW    "SELECT 1, c1, c2, c3, c4, c5, 0, c6 FROM ("
+#define PG_AGG_COLS6  ") b (c1, c2, c3, c4, c5, c6)"
+#define PG_RANGE_LIT  " AND m.accepted_at >= %lld AND m.accepted_at < %lld"
+#define PG_ARANGE_LIT " AND at >= %lld AND at < %lld"
+
+/* Append one part (UNION ALL after the first) unless [a, b) is empty. */
+#define PG_AGG_PART(f, first, a, b, ...)                                       \
+	do {                                                                   \
+		if ((b) > (a)) {                                               \
+			fputs(*(first) ? "" : " UNION ALL ", (f));             \
+			*(first) = false;                                      \
+			fprintf((f), __VA_ARGS__);                             \
+		}                                                              \
+	} while (0)
+
+/* The report's query: every section's roll-up over whole units and rows
+ * of the partial ones, in one statement (numbers only, formatted in). */
+static void
+pg_agg_sql(FILE *f, const struct store_agg_range *r)
+{
+	bool first = true;
+	long long a, b;
+
+	PG_AGG_PART(f, &first, r->h0, r->h1,
+		    "SELECT 0, hour, kind, sender_ura, fhir_version, event, 0,"
+		    " n FROM rep_msg WHERE hour >= %lld AND hour < %lld",
+		    (long long)r->h0, (long long)r->h1);
+	PG_AGG_PART(f, &first, r->h0, r->h1,
+		    "SELECT 1, hour, kind, receiver_ura, state, cause, 0, n"
+		    " FROM rep_row WHERE hour >= %lld AND hour < %lld",
+		    (long long)r->h0, (long long)r->h1);
+	PG_AGG_PART(f, &first, r->d0, r->d1,
+		    "SELECT 2, day, '', '', '', '', bucket, n FROM rep_lat"
+		    " WHERE day >= %lld AND day < %lld",
+		    (long long)r->d0, (long long)r->d1);
+	PG_AGG_PART(f, &first, r->h0, r->h1,
+		    "SELECT 3, hour, '', ura, '', '', 0, n FROM rep_pull"
+		    " WHERE hour >= %lld AND hour < %lld",
+		    (long long)r->h0, (long long)r->h1);
+	for (int i = 0; i < 2; i++) {
+		a = r->hedge[i][0];
+		b = r->hedge[i][1];
+		PG_AGG_PART(f, &first, a, b,
+			    PG_AGG_MSG PG_BASE_MSG(PG_RANGE_LIT) PG_AGG_COLS6,
+			    a, b, a, b);
+		PG_AGG_PART(f, &first, a, b,
+			    PG_AGG_ROW PG_BASE_ROW(PG_RANGE_LIT) PG_AGG_COLS6,
+			    a, b, a, b);
+		PG_AGG_PART(
+		    f, &first, a, b,
+		    "SELECT 3, c1, '', c2, '', '', 0, c3 FROM (" PG_BASE_PULL(
+			PG_ARANGE_LIT) ") b (c1, c2, c3)",
+		    a, b);
+		a = r->dedge[i][0];
+		b = r->dedge[i][1];
+		PG_AGG_PART(
+		    f, &first, a, b,
+		    "SELECT 2, c1, '', '', '', '', c2, c3 FROM (" PG_BASE_LAT(
+			PG_RANGE_LIT) ") b (c1, c2, c3)",
+		    a, b);
+	}
+	/* Distinct patients: the whole days' sets (open at its end: the
+	   pairs last read on or after its first whole day) and the partial
+	   days' audit records. */
+	if (!first)
+		fputs(" UNION ALL ", f);
+	if (r->d1 == INT64_MAX)
+		fprintf(f,
+			"SELECT 4, 0, '', ura, '', '', 0, count(DISTINCT bsn)"
+			" FROM (SELECT ura, bsn FROM rep_pat_last WHERE"
+			" last_day >= %lld",
+			(long long)r->d0);
+	else
+		fprintf(f,
+			"SELECT 4, 0, '', ura, '', '', 0, count(DISTINCT bsn)"
+			" FROM (SELECT ura, bsn FROM rep_pat WHERE day >= %lld"
+			" AND day < %lld",
+			(long long)r->d0, (long long)r->d1);
+	fprintf(f,
+		" UNION ALL SELECT ura, bsn FROM audit WHERE interaction <>"
+		" 'create' AND bsn <> '' AND ((at >= %lld AND at < %lld) OR"
+		" (at >= %lld AND at < %lld))) p GROUP BY ura",
+		(long long)r->dedge[0][0], (long long)r->dedge[0][1],
+		(long long)r->dedge[1][0], (long long)r->dedge[1][1]);
+}
+
+/* Hand the rows of one result to fn. */
+static enum gw_err
+pg_agg_rows(PGresult *res, store_agg_fn fn, void *arg)
+{
+	enum gw_err err = GW_OK;
+
+	for (int i = 0; i < PQntuples(res) && err == GW_OK; i++) {
+		struct store_agg g = {
+		    .what = (enum store_agg_what)pg_i64(res, i, 0),
+		    .hour = pg_i64(res, i, 1),
+		    .kind = PQgetvalue(res, i, 2),
+		    .org = PQgetvalue(res, i, 3),
+		    .bucket = pg_i64(res, i, 6),
+		    .n = pg_i64(res, i, 7),
+		};
+
+		if (g.what == STORE_AGG_MESSAGES) {
+			g.version = PQgetvalue(res, i, 4);
+			g.event = PQgetvalue(res, i, 5);
+		} else {
+			g.state = PQgetvalue(res, i, 4);
+			g.cause = PQgetvalue(res, i, 5);
+		}
+		if (g.n != 0)
+			err = fn(arg, &g);
+	}
+	return err;
+}
+
+/*
+ * One round trip: a fresh CLI process pays one per statement (and one
+ * more to prepare each), 5-10 ms each on a busy server, so the whole
+ * read is one simple-protocol string: its read-only transaction, the
+ * planner settings and one UNION ALL of every section (the shards of a
+ * key come as rows of their own: the caller adds them up). The partial
+ * hours and days read a few thousand messages by acceptance time and
+ * their rows by key; the planner made that a hash join over the whole
+ * outbox (170 ms at 1M), hence no hash or merge joins.
+ */
+static enum gw_err
+pg_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
+	      void *arg)
+{
+	struct pg *c = conn;
+	PGresult *res;
+	enum gw_err err = GW_OK;
+	char *sql = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&sql, &len);
+
+	if (f == NULL)
+		return GW_NOMEM;
+	fputs("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"
+	      " SET LOCAL enable_hashjoin = off;"
+	      " SET LOCAL enable_mergejoin = off; ",
+	      f);
+	pg_agg_sql(f, r);
+	fputs("; COMMIT", f);
+	if (fclose(f) != 0 || sql == NULL) {
+		free(sql);
+		return GW_NOMEM;
+	}
+	if (PQsendQuery(c->db, sql) != 1) {
+		free(sql);
+		return pg_fail(c, "report_agg", NULL);
+	}
+	free(sql);
+	/* Every result in turn, to the end, whatever failed. */
+	while ((res = PQgetResult(c->db)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st == PGRES_TUPLES_OK && err == GW_OK)
+			err = pg_agg_rows(res, fn, arg);
+		else if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK &&
+			 err == GW_OK)
+			err = pg_fail(c, "report_agg", res);
+		PQclear(res);
+	}
+	/* A failed statement leaves the transaction open (aborted). */
+	pg_rollback(c);
+	return err;
+}
+
 const struct store_ops store_pg_ops = {
     .name = "postgresql",
     .conn_open = pg_open,
@@ -3389,6 +3771,7 @@ const struct store_ops store_pg_ops = {
     .check_files = pg_check_files,
     .ping = pg_ping,
     .index_secret = pg_index_secret,
+    .report_agg = pg_report_agg,
     .res_snapshot = pg_res_snapshot,
     .res_txn = pg_res_txn,
     .res_find = pg_res_find,

@@ -55,6 +55,209 @@
 	" UPDATE queue_counts SET n = n - 1 WHERE state = OLD.state AND"       \
 	" receiver_ura = OLD.receiver_ura"
 
+/* clang-format off */
+/*
+ * Schema 9: the report's roll-ups (issue 17), kept by triggers in the
+ * transaction that changes the rows they count, so `pzpgw report` reads
+ * a few thousand counters instead of every row (a million messages took
+ * seconds). Every count is a function of the rows as they are: a row
+ * that changes state, or is deleted (purge, retention), moves or leaves
+ * its counter, so the report says what the store holds, as before.
+ * hour = accepted_at / 3600000 (UTC); kind = outbound, notice, inbound.
+ * rep_msg: messages per (hour, kind, sender, FHIR version, event);
+ * rep_row: outbox and inbox rows per (hour, kind, receiver, state, cause
+ * of a dead or failing row); rep_lat: deliveries per (day, latency
+ * bucket: exact below 1 s, then 3 significant digits, see
+ * store_agg_bucket_ms); rep_pull: pulls per (hour, organisation);
+ * rep_pat: (day, organisation, BSN) read, for distinct patients (the
+ * audit trail beside it holds the same BSNs); rep_pat_last: the last day
+ * each organisation read each patient, so a range open at its end
+ * counts each pair once instead of once per day it was read.
+ */
+#define SQ_NOTICE_SYS "'" STORE_NOTICE_SYSTEM "'"
+#define SQ_HOUR(m) "(" m ".accepted_at / 3600000)"
+#define SQ_DAY(m) "(" m ".accepted_at / 86400000)"
+#define SQ_KIND(m)                                                             \
+	"(CASE WHEN " m ".bundle_system = " SQ_NOTICE_SYS                      \
+	" THEN 'notice' ELSE " m ".direction END)"
+#define SQ_CAUSE(r)                                                            \
+	"(CASE WHEN " r ".state = 'dead' OR (" r ".state IN ('due', 'held')"   \
+	" AND " r ".attempts > 0 AND coalesce(" r ".last_attempt_at, 0) <> 0)" \
+	" THEN CASE WHEN instr(" r ".last_error, 'max age exceeded') > 0"      \
+	" THEN 'max age exceeded' WHEN coalesce(" r ".last_status, 0) <> 0"    \
+	" THEN 'HTTP ' || " r ".last_status WHEN instr(" r ".last_error,"      \
+	" 'document missing') > 0 THEN 'document missing' ELSE 'no answer"     \
+	" (connection, TLS or local)' END ELSE '' END)"
+/* Latency bucket of x ms: x below 1000, then 1000 + 900 per decade. */
+#define SQ_BUCKET(x)                                                           \
+	"(CASE WHEN " x " < 1000 THEN " x " ELSE (length(" x ") - 4) * 900"    \
+	" + 900 + CAST(substr(" x ", 1, 3) AS INTEGER) END)"
+#define SQ_LAT_OF(r, m) "(" r ".delivered_at - " m ".accepted_at)"
+#define SQ_LAT_WHERE(r, m)                                                     \
+	"+" r ".state = 'delivered' AND +" m ".direction = 'outbound' AND " m  \
+	".bundle_system <> " SQ_NOTICE_SYS " AND coalesce(" r                  \
+	".delivered_at, 0) <> 0 AND " r ".delivered_at >= " m ".accepted_at"
+#define SQ_UPS(keys) " ON CONFLICT (" keys ") DO UPDATE SET n = n + excluded.n"
+#define SQ_MSG_KEYS "hour, kind, sender_ura, fhir_version, event"
+#define SQ_ROW_KEYS "hour, kind, receiver_ura, state, cause"
+/* A message's own count (not inbound: counted with its first inbox row). */
+#define SQ_MSG_ADD(M, sign)                                                    \
+	"INSERT INTO rep_msg (" SQ_MSG_KEYS ", n) SELECT " SQ_HOUR(M) ","      \
+	" " SQ_KIND(M) ", CASE WHEN " M ".bundle_system = " SQ_NOTICE_SYS      \
+	" THEN '' ELSE " M ".sender_ura END, CASE WHEN " M ".bundle_system ="  \
+	" " SQ_NOTICE_SYS " THEN '' ELSE " M ".fhir_version END, " M ".event," \
+	" " sign " WHERE " M ".direction = 'outbound'" SQ_UPS(SQ_MSG_KEYS) ";"
+/* An inbound message's count, sender from its first inbox row. */
+#define SQ_INMSG_ADD(M, sign)                                                  \
+	"INSERT INTO rep_msg (" SQ_MSG_KEYS ", n) SELECT " SQ_HOUR(M) ","      \
+	" 'inbound', (SELECT coalesce(nullif(i.sender_ura, ''), " M            \
+	".sender_ura) FROM inbox i WHERE i.message_seq = " M ".seq ORDER BY"   \
+	" i.receiver_ura LIMIT 1), " M ".fhir_version, " M ".event, " sign     \
+	" WHERE " M ".direction = 'inbound' AND EXISTS (SELECT 1 FROM inbox"   \
+	" i WHERE i.message_seq = " M ".seq)" SQ_UPS(SQ_MSG_KEYS) ";"
+/* Every outbox row, inbox row and delivery of message M. */
+#define SQ_MSG_ROWS_ADD(M, sign)                                               \
+	"INSERT INTO rep_row (" SQ_ROW_KEYS ", n) SELECT " SQ_HOUR(M) ", "     \
+	SQ_KIND(M) ", o.receiver_ura, o.state, " SQ_CAUSE("o") ", " sign       \
+	" FROM outbox o WHERE o.message_seq = " M ".seq" SQ_UPS(SQ_ROW_KEYS)  \
+	";INSERT INTO rep_row (" SQ_ROW_KEYS ", n) SELECT " SQ_HOUR(M) ","     \
+	" 'inbound', i.receiver_ura, '', '', " sign " FROM inbox i WHERE"      \
+	" i.message_seq = " M ".seq AND " M ".direction = 'inbound'"           \
+	SQ_UPS(SQ_ROW_KEYS) ";INSERT INTO rep_lat (day, bucket, n) SELECT "    \
+	SQ_DAY(M) ", " SQ_BUCKET(SQ_LAT_OF("o", M)) ", " sign " FROM outbox"  \
+	" o WHERE o.message_seq = " M ".seq AND " SQ_LAT_WHERE("o", M)         \
+	SQ_UPS("day, bucket") ";"
+/* One outbox row R (nothing when its message is gone: a cascade). */
+#define SQ_ROW_ADD(R, sign)                                                    \
+	"INSERT INTO rep_row (" SQ_ROW_KEYS ", n) SELECT " SQ_HOUR("m") ", "   \
+	SQ_KIND("m") ", " R ".receiver_ura, " R ".state, " SQ_CAUSE(R) ", "    \
+	sign " FROM messages m WHERE m.seq = " R ".message_seq"                \
+	SQ_UPS(SQ_ROW_KEYS) ";INSERT INTO rep_lat (day, bucket, n) SELECT "    \
+	SQ_DAY("m") ", " SQ_BUCKET(SQ_LAT_OF(R, "m")) ", " sign " FROM"      \
+	" messages m WHERE m.seq = " R ".message_seq AND "                     \
+	SQ_LAT_WHERE(R, "m") SQ_UPS("day, bucket") ";"
+/* One inbox row I. */
+#define SQ_INBOX_ADD(I, sign)                                                  \
+	"INSERT INTO rep_row (" SQ_ROW_KEYS ", n) SELECT " SQ_HOUR("m") ","    \
+	" 'inbound', " I ".receiver_ura, '', '', " sign " FROM messages m"     \
+	" WHERE m.seq = " I ".message_seq AND m.direction = 'inbound'"         \
+	SQ_UPS(SQ_ROW_KEYS) ";"
+/* The inbound message of inbox row I, when I is its only row. */
+#define SQ_INBOX_MSG(I, sign, left)                                            \
+	"INSERT INTO rep_msg (" SQ_MSG_KEYS ", n) SELECT " SQ_HOUR("m") ","    \
+	" 'inbound', coalesce(nullif(" I ".sender_ura, ''), m.sender_ura),"    \
+	" m.fhir_version, m.event, " sign " FROM messages m WHERE m.seq = " I  \
+	".message_seq AND m.direction = 'inbound' AND (SELECT count(*) FROM"   \
+	" inbox i WHERE i.message_seq = " I ".message_seq) = " left            \
+	SQ_UPS(SQ_MSG_KEYS) ";"
+#define SQ_ROW_CHANGED                                                         \
+	"OLD.state IS NOT NEW.state OR OLD.receiver_ura IS NOT"                \
+	" NEW.receiver_ura OR OLD.message_seq IS NOT NEW.message_seq OR"       \
+	" OLD.delivered_at IS NOT NEW.delivered_at OR OLD.attempts IS NOT"     \
+	" NEW.attempts OR OLD.last_attempt_at IS NOT NEW.last_attempt_at OR"   \
+	" OLD.last_status IS NOT NEW.last_status OR OLD.last_error IS NOT"     \
+	" NEW.last_error"
+#define SQ_MSG_CHANGED                                                         \
+	"OLD.accepted_at IS NOT NEW.accepted_at OR OLD.direction IS NOT"       \
+	" NEW.direction OR OLD.bundle_system IS NOT NEW.bundle_system OR"      \
+	" OLD.sender_ura IS NOT NEW.sender_ura OR OLD.fhir_version IS NOT"     \
+	" NEW.fhir_version OR OLD.event IS NOT NEW.event"
+/* The report's groups from the rows of messages accepted in [?1, ?2):
+ * the roll-ups' first fill and the partial hours at a range's ends. The
+ * unary + keeps SQLite (no statistics) off the direction and state
+ * indexes, which led it to read every message of that direction. */
+#define SQ_BASE_MSG(range)                                                     \
+	"SELECT " SQ_HOUR("m") ", " SQ_KIND("m") ", CASE WHEN"                 \
+	" m.bundle_system = " SQ_NOTICE_SYS " THEN '' ELSE m.sender_ura END,"  \
+	" CASE WHEN m.bundle_system = " SQ_NOTICE_SYS " THEN '' ELSE"          \
+	" m.fhir_version END, m.event, count(*) FROM messages m WHERE"         \
+	" +m.direction = 'outbound'" range " GROUP BY 1, 2, 3, 4, 5 UNION ALL"  \
+	" SELECT " SQ_HOUR("m") ", 'inbound', (SELECT"                         \
+	" coalesce(nullif(i.sender_ura, ''), m.sender_ura) FROM inbox i WHERE" \
+	" i.message_seq = m.seq ORDER BY i.receiver_ura LIMIT 1),"             \
+	" m.fhir_version, m.event, count(*) FROM messages m WHERE"             \
+	" +m.direction = 'inbound' AND EXISTS (SELECT 1 FROM inbox i WHERE"    \
+	" i.message_seq = m.seq)" range " GROUP BY 1, 2, 3, 4, 5"
+#define SQ_BASE_ROW(range)                                                     \
+	"SELECT " SQ_HOUR("m") ", " SQ_KIND("m") ", o.receiver_ura, o.state, " \
+	SQ_CAUSE("o") ", count(*) FROM outbox o JOIN messages m ON m.seq ="    \
+	" o.message_seq WHERE 1" range " GROUP BY 1, 2, 3, 4, 5 UNION ALL"     \
+	" SELECT " SQ_HOUR("m") ", 'inbound', i.receiver_ura, '', '',"         \
+	" count(*) FROM inbox i JOIN messages m ON m.seq = i.message_seq"      \
+	" WHERE +m.direction = 'inbound'" range " GROUP BY 1, 2, 3, 4, 5"
+#define SQ_BASE_LAT(range)                                                     \
+	"SELECT " SQ_DAY("m") ", " SQ_BUCKET(SQ_LAT_OF("o", "m")) ","          \
+	" count(*) FROM outbox o JOIN messages m ON m.seq = o.message_seq"     \
+	" WHERE " SQ_LAT_WHERE("o", "m") range " GROUP BY 1, 2"
+#define SQ_BASE_PULL(range)                                                    \
+	"SELECT at / 3600000, ura, count(*) FROM audit WHERE interaction <>"   \
+	" 'create'" range " GROUP BY 1, 2"
+#define SQ_RANGE " AND m.accepted_at >= ?1 AND m.accepted_at < ?2"
+#define SQ_ARANGE " AND at >= ?1 AND at < ?2"
+/* Step 10: the roll-ups, filled from the rows there are, their
+ * triggers, and the event of a message ("" unknown: accepted before it
+ * was recorded). */
+#define SQ_STEP10                                                               \
+	"ALTER TABLE messages ADD COLUMN event TEXT NOT NULL DEFAULT '';"      \
+	"CREATE TABLE rep_msg (hour INTEGER NOT NULL, kind TEXT NOT NULL,"     \
+	" sender_ura TEXT NOT NULL, fhir_version TEXT NOT NULL,"               \
+	" event TEXT NOT NULL, n INTEGER NOT NULL,"                            \
+	" PRIMARY KEY (" SQ_MSG_KEYS ")) WITHOUT ROWID;"                       \
+	"CREATE TABLE rep_row (hour INTEGER NOT NULL, kind TEXT NOT NULL,"     \
+	" receiver_ura TEXT NOT NULL, state TEXT NOT NULL,"                    \
+	" cause TEXT NOT NULL, n INTEGER NOT NULL,"                            \
+	" PRIMARY KEY (" SQ_ROW_KEYS ")) WITHOUT ROWID;"                       \
+	"CREATE TABLE rep_lat (day INTEGER NOT NULL, bucket INTEGER NOT NULL," \
+	" n INTEGER NOT NULL, PRIMARY KEY (day, bucket)) WITHOUT ROWID;"       \
+	"CREATE TABLE rep_pull (hour INTEGER NOT NULL, ura TEXT NOT NULL,"     \
+	" n INTEGER NOT NULL, PRIMARY KEY (hour, ura)) WITHOUT ROWID;"         \
+	"CREATE TABLE rep_pat (day INTEGER NOT NULL, ura TEXT NOT NULL,"       \
+	" bsn TEXT NOT NULL, PRIMARY KEY (day, ura, bsn)) WITHOUT ROWID;"      \
+	"CREATE TABLE rep_pat_last (ura TEXT NOT NULL, bsn TEXT NOT NULL,"     \
+	" last_day INTEGER NOT NULL, PRIMARY KEY (ura, bsn)) WITHOUT ROWID;"   \
+	"INSERT INTO rep_msg (" SQ_MSG_KEYS ", n) " SQ_BASE_MSG("") ";"        \
+	"INSERT INTO rep_row (" SQ_ROW_KEYS ", n) " SQ_BASE_ROW("") ";"        \
+	"INSERT INTO rep_lat (day, bucket, n) " SQ_BASE_LAT("") ";"            \
+	"INSERT INTO rep_pull (hour, ura, n) " SQ_BASE_PULL("") ";"            \
+	"INSERT INTO rep_pat (day, ura, bsn) SELECT DISTINCT at / 86400000,"   \
+	" ura, bsn FROM audit WHERE interaction <> 'create' AND bsn <> '';"    \
+	"INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT ura, bsn,"       \
+	" max(at / 86400000) FROM audit WHERE interaction <> 'create' AND"     \
+	" bsn <> '' GROUP BY ura, bsn;"                                        \
+	"CREATE TRIGGER rep_msg_insert AFTER INSERT ON messages BEGIN "        \
+	SQ_MSG_ADD("NEW", "1") " END;"                                         \
+	"CREATE TRIGGER rep_msg_update AFTER UPDATE ON messages WHEN "         \
+	SQ_MSG_CHANGED " BEGIN " SQ_MSG_ADD("OLD", "-1")                       \
+	SQ_INMSG_ADD("OLD", "-1") SQ_MSG_ROWS_ADD("OLD", "-1")                 \
+	SQ_MSG_ADD("NEW", "1") SQ_INMSG_ADD("NEW", "1")                        \
+	SQ_MSG_ROWS_ADD("NEW", "1") " END;"                                    \
+	/* before: its rows still there (a cascade deletes them after,      \
+	   when their own trigger finds no message and counts nothing) */   \
+	"CREATE TRIGGER rep_msg_delete BEFORE DELETE ON messages BEGIN "       \
+	SQ_MSG_ADD("OLD", "-1") SQ_INMSG_ADD("OLD", "-1")                      \
+	SQ_MSG_ROWS_ADD("OLD", "-1") " END;"                                   \
+	"CREATE TRIGGER rep_row_insert AFTER INSERT ON outbox BEGIN "          \
+	SQ_ROW_ADD("NEW", "1") " END;"                                         \
+	"CREATE TRIGGER rep_row_update AFTER UPDATE ON outbox WHEN "           \
+	SQ_ROW_CHANGED " BEGIN " SQ_ROW_ADD("OLD", "-1")                       \
+	SQ_ROW_ADD("NEW", "1") " END;"                                         \
+	"CREATE TRIGGER rep_row_delete AFTER DELETE ON outbox BEGIN "          \
+	SQ_ROW_ADD("OLD", "-1") " END;"                                        \
+	"CREATE TRIGGER rep_inbox_insert AFTER INSERT ON inbox BEGIN "         \
+	SQ_INBOX_ADD("NEW", "1") SQ_INBOX_MSG("NEW", "1", "1") " END;"         \
+	"CREATE TRIGGER rep_inbox_delete AFTER DELETE ON inbox BEGIN "         \
+	SQ_INBOX_ADD("OLD", "-1") SQ_INBOX_MSG("OLD", "-1", "0") " END;"       \
+	"CREATE TRIGGER rep_audit_insert AFTER INSERT ON audit WHEN"           \
+	" NEW.interaction <> 'create' BEGIN INSERT INTO rep_pull (hour, ura,"  \
+	" n) VALUES (NEW.at / 3600000, NEW.ura, 1)" SQ_UPS("hour, ura") ";"    \
+	" INSERT OR IGNORE INTO rep_pat (day, ura, bsn) SELECT NEW.at /"       \
+	" 86400000, NEW.ura, NEW.bsn WHERE NEW.bsn <> '';"                     \
+	" INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT NEW.ura,"       \
+	" NEW.bsn, NEW.at / 86400000 WHERE NEW.bsn <> '' ON CONFLICT (ura,"    \
+	" bsn) DO UPDATE SET last_day = max(last_day, excluded.last_day);"     \
+	" END;"
+/* clang-format on */
+
 /* Schema steps: MIGRATIONS[i] takes user_version i to i + 1. */
 static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     /* 1: messages (with the idempotency key) and the outbox. */
@@ -232,6 +435,10 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     " probe_until INTEGER,"
     " updated_at INTEGER NOT NULL);",
 #endif
+#if STORE_SQLITE_SCHEMA >= 10
+    /* 10: the report's roll-ups (SQ_STEP10). */
+    SQ_STEP10,
+#endif
 };
 
 /* Cached statements. */
@@ -293,8 +500,8 @@ static const char *const sq_sql[SQ_COUNT] = {
 	"INSERT INTO messages (id, direction, sender_ura,"
 	" bundle_system, bundle_value, patient_key, fhir_version,"
 	" document, jws, sha256, accepted_at, answer_status,"
-	" answer_body, transform_report) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
-	" ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+	" answer_body, transform_report, event) VALUES (?1, ?2, ?3, ?4,"
+	" ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     [SQ_INSERT_OUTBOX] =
 	"INSERT INTO outbox (message_seq, receiver_ura, patient_key, state,"
 	" next_attempt_at, waiting) VALUES (?1, ?2, ?3, 'due', ?4,"
@@ -1269,6 +1476,7 @@ sq_accept_notices(struct sq *c, const struct store_accept *r)
 		sqlite3_bind_int64(st, 11, r->accepted_at);
 		sqlite3_bind_int(st, 12, 0); /* nobody was answered */
 		sqlite3_bind_null(st, 13);
+		sqlite3_bind_text(st, 15, "", 0, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_reset(st);
 		if (rc != SQLITE_DONE)
@@ -1344,6 +1552,8 @@ sq_accept_one(struct sq *c, const struct store_accept *r,
 	sqlite3_bind_int(st, 12, r->answer_status);
 	sq_bind_text(st, 13, r->answer_body);
 	sq_bind_text(st, 14, r->report);
+	sqlite3_bind_text(st, 15, r->event != NULL ? r->event : "", -1,
+			  SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE)
@@ -3373,6 +3583,163 @@ sq_set_deadline(void *conn, int64_t mono_ms)
 				 mono_ms != 0 ? sq_progress : NULL, c);
 }
 
+/* ---- the report's aggregates (issue 17) ---- */
+
+/* Run sql with ?1, ?2 bound to a, b (an empty range runs nothing) and
+ * hand each row to fn as an aggregate of kind what. */
+static enum gw_err
+sq_agg_run(struct sq *c, const char *sql, int64_t a, int64_t b,
+	   enum store_agg_what what, store_agg_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	enum gw_err err = GW_OK;
+	int rc;
+
+	if (b <= a)
+		return GW_OK;
+	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, "prepare", rc);
+	sqlite3_bind_int64(st, 1, a);
+	sqlite3_bind_int64(st, 2, b);
+	while (err == GW_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_agg g = {.what = what};
+		int last = sqlite3_column_count(st) - 1;
+
+#define SQ_TXT(i) ((const char *)sqlite3_column_text(st, (i)))
+		g.n = sqlite3_column_int64(st, last);
+		if (g.n == 0)
+			continue;
+		if (what != STORE_AGG_PATIENTS)
+			g.hour = sqlite3_column_int64(st, 0);
+		switch (what) {
+		case STORE_AGG_MESSAGES:
+		case STORE_AGG_ROWS:
+			g.kind = SQ_TXT(1);
+			g.org = SQ_TXT(2);
+			if (what == STORE_AGG_MESSAGES) {
+				g.version = SQ_TXT(3);
+				g.event = SQ_TXT(4);
+			} else {
+				g.state = SQ_TXT(3);
+				g.cause = SQ_TXT(4);
+			}
+			break;
+		case STORE_AGG_LATENCY:
+			g.bucket = sqlite3_column_int64(st, 1);
+			break;
+		case STORE_AGG_PULLS:
+			g.org = SQ_TXT(1);
+			break;
+		case STORE_AGG_PATIENTS:
+			g.org = SQ_TXT(0);
+			break;
+		}
+#undef SQ_TXT
+		err = fn(arg, &g);
+	}
+	if (err == GW_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		err = sq_fail(c, "report_agg", rc);
+	sqlite3_finalize(st);
+	return err;
+}
+
+/* One section: its roll-up over the whole hours, its rows at the ends. */
+static enum gw_err
+sq_agg_section(struct sq *c, int64_t u0, int64_t u1, const int64_t edge[2][2],
+	       const char *rollup, const char *base, enum store_agg_what what,
+	       store_agg_fn fn, void *arg)
+{
+	enum gw_err err;
+
+	err = sq_agg_run(c, rollup, u0, u1, what, fn, arg);
+	for (int i = 0; i < 2 && err == GW_OK; i++)
+		err =
+		    sq_agg_run(c, base, edge[i][0], edge[i][1], what, fn, arg);
+	return err;
+}
+
+static enum gw_err
+sq_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
+	      void *arg)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	/* One snapshot for every section. */
+	if ((err = sq_exec(c, "BEGIN")) != GW_OK)
+		return err;
+	err =
+	    sq_agg_section(c, r->h0, r->h1, r->hedge,
+			   "SELECT " SQ_MSG_KEYS ", n FROM rep_msg WHERE"
+			   " hour >= ?1 AND hour < ?2",
+			   SQ_BASE_MSG(SQ_RANGE), STORE_AGG_MESSAGES, fn, arg);
+	if (err == GW_OK)
+		err = sq_agg_section(c, r->h0, r->h1, r->hedge,
+				     "SELECT " SQ_ROW_KEYS ", n FROM rep_row"
+				     " WHERE hour >= ?1 AND hour < ?2",
+				     SQ_BASE_ROW(SQ_RANGE), STORE_AGG_ROWS, fn,
+				     arg);
+	/* latency by day (its buckets spread wide: per hour there would be
+	   nearly a row per delivery) */
+	if (err == GW_OK)
+		err = sq_agg_section(c, r->d0, r->d1, r->dedge,
+				     "SELECT day, bucket, n FROM rep_lat"
+				     " WHERE day >= ?1 AND day < ?2",
+				     SQ_BASE_LAT(SQ_RANGE), STORE_AGG_LATENCY,
+				     fn, arg);
+	if (err == GW_OK)
+		err = sq_agg_section(c, r->h0, r->h1, r->hedge,
+				     "SELECT hour, ura, n FROM rep_pull"
+				     " WHERE hour >= ?1 AND hour < ?2",
+				     SQ_BASE_PULL(SQ_ARANGE), STORE_AGG_PULLS,
+				     fn, arg);
+	if (err != GW_OK)
+		goto out;
+	/* Distinct patients: the union of the whole days' sets (a range
+	   open at its end: the pairs last read on or after its first whole
+	   day, one row each) and the audit records of the partial days. */
+	rc = sqlite3_prepare_v2(
+	    c->db,
+	    r->d1 == INT64_MAX
+		? "SELECT ura, count(DISTINCT bsn) FROM (SELECT ura, bsn FROM"
+		  " rep_pat_last WHERE last_day >= ?1 AND ?2 > 0 UNION ALL"
+		  " SELECT ura, bsn FROM audit WHERE interaction <> 'create'"
+		  " AND bsn <> '' AND ((at >= ?3 AND at < ?4) OR (at >= ?5"
+		  " AND at < ?6))) GROUP BY ura"
+		: "SELECT ura, count(DISTINCT bsn) FROM (SELECT ura, bsn FROM"
+		  " rep_pat WHERE day >= ?1 AND day < ?2 UNION ALL SELECT ura,"
+		  " bsn FROM audit WHERE interaction <> 'create' AND bsn <> ''"
+		  " AND ((at >= ?3 AND at < ?4) OR (at >= ?5 AND at < ?6)))"
+		  " GROUP BY ura",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "prepare", rc);
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, r->d0);
+	sqlite3_bind_int64(st, 2, r->d1);
+	sqlite3_bind_int64(st, 3, r->dedge[0][0]);
+	sqlite3_bind_int64(st, 4, r->dedge[0][1]);
+	sqlite3_bind_int64(st, 5, r->dedge[1][0]);
+	sqlite3_bind_int64(st, 6, r->dedge[1][1]);
+	while (err == GW_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_agg g = {.what = STORE_AGG_PATIENTS};
+
+		g.org = (const char *)sqlite3_column_text(st, 0);
+		g.n = sqlite3_column_int64(st, 1);
+		err = fn(arg, &g);
+	}
+	if (err == GW_OK && rc != SQLITE_DONE)
+		err = sq_fail(c, "report_agg", rc);
+out:
+	sqlite3_finalize(st);
+	sq_exec(c, "COMMIT");
+	return err;
+}
+
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .conn_open = sq_open,
@@ -3401,6 +3768,7 @@ const struct store_ops store_sqlite_ops = {
     .upkeep = sq_upkeep,
     .check_files = sq_check_files,
     .index_secret = sq_index_secret,
+    .report_agg = sq_report_agg,
     .res_snapshot = sq_res_snapshot,
     .res_txn = sq_res_txn,
     .res_find = sq_res_find,

@@ -276,6 +276,71 @@ test_text_and_csv(void **state)
 	free(csv);
 }
 
+/* Latency buckets read back: exact below 1 s, else the middle of a
+ * bucket whose bounds hold the value, within 0.5% of it; buckets in
+ * order. The SQL that makes them is store_sqlite.c's SQ_BUCKET (checked
+ * end to end by tests/e2e/test_report_agg.py). */
+static void
+test_agg_bucket(void **state)
+{
+	int64_t lo, hi, prev_hi = 0, mid;
+
+	(void)state;
+	for (int64_t b = 0; b < 1000 + 900 * 8; b++) {
+		mid = store_agg_bucket_ms(b, &lo, &hi);
+		if (lo != prev_hi)
+			fail_msg("bucket %lld starts at %lld, want %lld",
+				 (long long)b, (long long)lo,
+				 (long long)prev_hi);
+		assert_true(lo <= mid && mid < hi);
+		if (b < 1000)
+			assert_int_equal(mid, b);
+		/* every value of the bucket within 0.5% of its middle */
+		assert_true((mid - lo) * 200 <= lo);
+		assert_true((hi - 1 - mid) * 200 <= hi - 1);
+		prev_hi = hi;
+	}
+	/* digits: 1234 ms is bucket 1000 + 123 - 100 */
+	mid = store_agg_bucket_ms(1023, &lo, &hi);
+	assert_int_equal(lo, 1230);
+	assert_int_equal(hi, 1240);
+	assert_int_equal(mid, 1235);
+}
+
+/* A range splits into whole hours and days for the roll-ups and the
+ * partial ones at its ends for the rows; an open end has no edge. */
+static void
+test_agg_split(void **state)
+{
+	struct store_agg_range r;
+	const int64_t h = 3600000;
+
+	(void)state;
+	store_agg_split(T0 + 1000, T0 + 3 * h + 5, &r);
+	assert_int_equal(r.h0, T0 / h + 1);
+	assert_int_equal(r.h1, T0 / h + 3);
+	assert_int_equal(r.hedge[0][0], T0 + 1000);
+	assert_int_equal(r.hedge[0][1], T0 + h);
+	assert_int_equal(r.hedge[1][0], T0 + 3 * h);
+	assert_int_equal(r.hedge[1][1], T0 + 3 * h + 5);
+	/* inside one day: all of it is an edge, no whole day */
+	assert_int_equal(r.d0, r.d1);
+	assert_int_equal(r.dedge[0][0], T0 + 1000);
+	assert_int_equal(r.dedge[0][1], T0 + 3 * h + 5);
+	assert_true(r.dedge[1][1] <= r.dedge[1][0]);
+	/* open end, aligned start: roll-ups only */
+	store_agg_split(T0, 0, &r);
+	assert_int_equal(r.h0, T0 / h);
+	assert_int_equal(r.h1, INT64_MAX);
+	assert_int_equal(r.d0, T0 / DAY);
+	assert_true(r.hedge[0][1] <= r.hedge[0][0]);
+	assert_true(r.hedge[1][1] <= r.hedge[1][0]);
+	/* empty */
+	store_agg_split(T0 + h, T0, &r);
+	assert_true(r.h1 <= r.h0 && r.d1 <= r.d0);
+	assert_true(r.hedge[0][1] <= r.hedge[0][0]);
+}
+
 int
 main(void)
 {
@@ -286,6 +351,8 @@ main(void)
 	    cmocka_unit_test(test_by_month),
 	    cmocka_unit_test(test_latency_hidden),
 	    cmocka_unit_test(test_text_and_csv),
+	    cmocka_unit_test(test_agg_bucket),
+	    cmocka_unit_test(test_agg_split),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
