@@ -165,6 +165,24 @@ class Gateway:
         assert self.proc.poll() is None, self.log_text()
         return self
 
+    def start_refused(self, timeout=30):
+        """Start a daemon that is expected to refuse to start; return
+        its exit status and what it logged. As start(), a failure to
+        bind the port free_port() found (taken meanwhile as another
+        connection's local port) is tried again."""
+        for attempt in range(20):
+            mark = os.path.getsize(self.log_path) \
+                if os.path.exists(self.log_path) else 0
+            self.start(wait=False)
+            rc = self.proc.wait(timeout=timeout)
+            with open(self.log_path, "rb") as f:
+                f.seek(mark)
+                tail = f.read().decode("utf-8", "replace")
+            if rc == 0 or "reason=listen" not in tail or attempt == 19:
+                return rc, tail
+            self.log.close()
+            time.sleep(0.25)
+
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", "replace")

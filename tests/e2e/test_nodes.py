@@ -335,10 +335,9 @@ def test_a_second_live_node_with_the_same_name_is_refused(pg, pki,
     twin.sections["process"]["node"] = "a1"
     try:
         td.start_a(a1)
-        twin.start(wait=False)
-        assert twin.proc.wait(timeout=30) != 0
-        assert "event=startup_failed reason=node_name_in_use" in \
-            twin.log_text()
+        rc, log = twin.start_refused()
+        assert rc != 0
+        assert "event=startup_failed reason=node_name_in_use" in log
         assert "event=started" not in twin.log_text()
         assert a1.proc.poll() is None
         td.kill9(a1)
