@@ -52,48 +52,43 @@ org(FILE *fp, const struct config *cfg, const char *ura)
 	}
 }
 
-/* The worker's read-only store, opened at first use. */
+/*
+ * The worker's store connection, opened at first use: read-only for
+ * pages, writable for an operator's action. The daemon's own store keeps
+ * the WAL in check, so neither runs an upkeep thread of its own; and the
+ * daemon's own connection holds the node's name (PostgreSQL): these are
+ * the same node's, not a second node.
+ */
 static enum gw_err
-open_ro(struct console_job *j, struct console_worker *w)
+open_store(struct console_job *j, bool readonly, struct store **s)
 {
 	struct store_options o;
 	enum gw_err err;
 
-	if (w->ro != NULL)
+	if (*s != NULL)
 		return GW_OK;
 	store_options_from_config(&o, j->cfg);
-	o.readonly = true;
+	o.readonly = readonly;
 	o.create = false;
 	o.quiet = true;
-	/* The daemon's own store keeps the WAL in check; a reader needs
-	   no upkeep thread of its own. */
 	o.background_upkeep = false;
-	if ((err = store_open(&o, &w->ro)) != GW_OK)
-		log_warnx("event=console_store_failed mode=read error=%s",
-			  gw_strerror(err));
+	o.node_claim = false;
+	if ((err = store_open(&o, s)) != GW_OK)
+		log_warnx("event=console_store_failed mode=%s error=%s",
+			  readonly ? "read" : "write", gw_strerror(err));
 	return err;
+}
+
+static enum gw_err
+open_ro(struct console_job *j, struct console_worker *w)
+{
+	return open_store(j, true, &w->ro);
 }
 
 static enum gw_err
 open_rw(struct console_job *j, struct console_worker *w)
 {
-	struct store_options o;
-	enum gw_err err;
-
-	if (w->rw != NULL)
-		return GW_OK;
-	store_options_from_config(&o, j->cfg);
-	o.readonly = false;
-	o.create = false;
-	o.quiet = true;
-	/* The daemon's own connection holds the node's name (PostgreSQL);
-	   this one is the same node's, not a second node. */
-	o.node_claim = false;
-	o.background_upkeep = false; /* as open_ro */
-	if ((err = store_open(&o, &w->rw)) != GW_OK)
-		log_warnx("event=console_store_failed mode=write error=%s",
-			  gw_strerror(err));
-	return err;
+	return open_store(j, false, &w->rw);
 }
 
 static bool
