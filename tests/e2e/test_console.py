@@ -344,17 +344,6 @@ def test_time_limit_answers_503(pki, tmp_path):
         s.db.close()
 
 
-@pytest.fixture(scope="module")
-def pg():
-    p = gw.Postgres()
-    if not p.start():
-        p.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
-    yield p
-    p.stop()
-
-
 def test_console_on_postgresql(pg, pki, tmp_path):
     g = gw.Gateway(pki, str(tmp_path))
     gw.use_postgres(g, pg)

@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 import gw
 import test_delivery as td
@@ -21,17 +20,6 @@ from fake_receiver import FakeReceiver, outcome
 
 GP1 = gw.URA["gp1"]
 GP2 = gw.URA["gp2"]
-
-
-@pytest.fixture(scope="module")
-def pg():
-    p = gw.Postgres()
-    if not p.start():
-        p.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
-    yield p
-    p.stop()
 
 
 def a_nodes(pg, pki, tmp_path, routes, names=("a1", "a2"), **delivery):

@@ -17,7 +17,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 import gw
 import test_delivery as td
@@ -27,17 +26,6 @@ from fake_receiver import FakeReceiver, outcome
 GP1 = gw.URA["gp1"]
 GP2 = gw.URA["gp2"]
 PERMID = gw.URA["permid"]
-
-
-@pytest.fixture(scope="module")
-def pg():
-    p = gw.Postgres()
-    if not p.start():
-        p.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
-    yield p
-    p.stop()
 
 
 def copy(pg, src, dst, *extra):

@@ -24,17 +24,6 @@ GP1 = gw.URA["gp1"]
 GP2 = gw.URA["gp2"]
 
 
-@pytest.fixture(scope="module")
-def pg():
-    p = gw.Postgres()
-    if not p.start():
-        p.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
-    yield p
-    p.stop()
-
-
 @pytest.fixture
 def pair(pg, pki, tmp_path):
     b = gw.use_postgres(td.gateway_b(pki, tmp_path), pg)
