@@ -13,7 +13,6 @@ import subprocess
 import threading
 import time
 
-
 import gw
 import test_delivery as td
 from fake_receiver import FakeReceiver, outcome

@@ -17,7 +17,6 @@ import subprocess
 import threading
 import time
 
-
 import gw
 import test_delivery as td
 import test_pull as tp
