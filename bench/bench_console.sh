@@ -3,9 +3,8 @@
 # store with 1,000,000 messages under 200 ms at p99, and no added p99 on
 # intake while the console is refreshed every second".
 #
-# 1. A store of BENCH_CONSOLE_MESSAGES (100000) outbound messages over 60
-#    days (bench_big_store of bench/lib.sh when it exists, else
-#    bench/console_store.py), a gateway on it with [admin] time_limit =
+# 1. A store of BENCH_CONSOLE_MESSAGES (100000) messages over 60 days
+#    (bench_big_store of bench/lib.sh), a gateway on it with [admin] time_limit =
 #    10m (a slow page is measured, not cut): BENCH_CONSOLE_PAGES (20)
 #    loads of the overview page one after the other, then of the usage
 #    page (30 days by day); p50/p99 of curl's time_total.
@@ -55,18 +54,10 @@ port=$(bench_free_port)
 aport=$(bench_free_port)
 
 # The big store, made once and copied for each gateway.
-"$bin" queue --store "$work/big.db" init >/dev/null
 t0=$(date +%s)
-if command -v bench_big_store >/dev/null 2>&1; then
-	gen="bench_big_store (bench/lib.sh)"
-	rm -f "$work/big.db" "$work/big.db.created"
-	bench_big_store "$nmsg" "$work/big.db" "$bin"
-else
-	gen="bench/console_store.py"
-	$py "$src/bench/console_store.py" "$work/big.db" "$nmsg" 60
-fi
+bench_big_store "$nmsg" "$work/big.db" "$bin"
 echo "machine: $(nproc) cores; store of $nmsg messages over 60 days" \
-	"($gen, $(($(date +%s) - t0)) s)"
+	"(bench_big_store, $(($(date +%s) - t0)) s)"
 
 # gateway NAME: a fresh gateway in $work/NAME on a copy of the big store,
 # its console on $aport; started (sets $pid).
