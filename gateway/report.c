@@ -346,8 +346,10 @@ report_add_audit(struct report *r, const struct store_audit_rec *rec)
 	struct report_pair *p;
 	enum gw_err err;
 
+	/* a push ("create") and an operator's console action are no pull */
 	if (!report_in_range(r, rec->at) ||
-	    strcmp(rec->interaction, "create") == 0)
+	    strcmp(rec->interaction, "create") == 0 ||
+	    strncmp(rec->interaction, "operator-", 9) == 0)
 		return GW_OK;
 	err = report_count(r, RS_PULLS, rec->ura, 1);
 	if (err != GW_OK || rec->bsn[0] == '\0')

@@ -334,7 +334,8 @@ enum store_agg_what {
 	/* outbound deliveries: hour = the DAY (days since the epoch) of
 	   acceptance, bucket (store_agg_bucket_ms) */
 	STORE_AGG_LATENCY,
-	/* pull API interactions (audit records but "create"): hour, org */
+	/* pull API interactions (audit records but "create" and the
+	   console's "operator-*"): hour, org */
 	STORE_AGG_PULLS,
 	/* distinct patients read: org */
 	STORE_AGG_PATIENTS,

@@ -105,9 +105,14 @@
 	"SELECT " PG_DAY("m") ", " PG_BUCKET(PG_LAT_OF("o", "m")) ","          \
 	" count(*) FROM outbox o JOIN messages m ON m.seq = o.message_seq"     \
 	" WHERE " PG_LAT_WHERE("o", "m") range " GROUP BY 1, 2"
+/* An audit record counted as a pull: not a push ("create") and not an
+ * operator's action in the console ("operator-retry", ...). */
+#define PG_PULLED(p)                                                           \
+	"(" p "interaction <> 'create' AND substr(" p "interaction, 1, 9) <>"     \
+	" 'operator-')"
 #define PG_BASE_PULL(range)                                                    \
-	"SELECT at / 3600000, ura, count(*) FROM audit WHERE interaction <>"   \
-	" 'create'" range " GROUP BY 1, 2"
+	"SELECT at / 3600000, ura, count(*) FROM audit WHERE "       \
+	PG_PULLED("") range " GROUP BY 1, 2"
 /* plpgsql: message m's own count, its rows and deliveries (s: +1/-1);
  * ins: only an outbound message's own count (its rows, inserted maybe
  * by the same statement, count themselves: AFTER triggers fire at the
@@ -201,9 +206,9 @@
 	"INSERT INTO rep_pull (shard, hour, ura, n) SELECT 0, * FROM ("        \
 	PG_BASE_PULL("") ") b;"                                                \
 	"INSERT INTO rep_pat (day, ura, bsn) SELECT DISTINCT at / 86400000,"   \
-	" ura, bsn FROM audit WHERE interaction <> 'create' AND bsn <> '';"    \
+	" ura, bsn FROM audit WHERE " PG_PULLED("") " AND bsn <> '';"    \
 	"INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT ura, bsn,"       \
-	" max(at / 86400000) FROM audit WHERE interaction <> 'create' AND"     \
+	" max(at / 86400000) FROM audit WHERE " PG_PULLED("") " AND"     \
 	" bsn <> '' GROUP BY ura, bsn;"                                        \
 	PG_REP_M PG_REP_O PG_REP_I                                             \
 	"CREATE FUNCTION pzpgw_rep_messages() RETURNS trigger LANGUAGE"        \
@@ -243,7 +248,7 @@
 	" greatest(rep_pat_last.last_day, excluded.last_day); END IF;"         \
 	" RETURN NULL; END$f$;"                                                \
 	"CREATE TRIGGER rep_audit AFTER INSERT ON audit FOR EACH ROW WHEN"     \
-	" (NEW.interaction <> 'create') EXECUTE FUNCTION pzpgw_rep_audit();"
+	" " PG_PULLED("NEW.") " EXECUTE FUNCTION pzpgw_rep_audit();"
 /* clang-format on */
 
 /* Schema steps with SQLite's numbering: PG_MIGRATIONS[i] takes version i
@@ -3652,9 +3657,9 @@ pg_agg_sql(FILE *f, const struct store_agg_range *r)
 			" AND day < %lld",
 			(long long)r->d0, (long long)r->d1);
 	fprintf(f,
-		" UNION ALL SELECT ura, bsn FROM audit WHERE interaction <>"
-		" 'create' AND bsn <> '' AND ((at >= %lld AND at < %lld) OR"
-		" (at >= %lld AND at < %lld))) p GROUP BY ura",
+		" UNION ALL SELECT ura, bsn FROM audit WHERE " PG_PULLED(
+		    "") " AND bsn <> '' AND ((at >= %lld AND at < %lld) OR"
+			" (at >= %lld AND at < %lld))) p GROUP BY ura",
 		(long long)r->dedge[0][0], (long long)r->dedge[0][1],
 		(long long)r->dedge[1][0], (long long)r->dedge[1][1]);
 }

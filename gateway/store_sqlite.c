@@ -189,9 +189,14 @@
 	"SELECT " SQ_DAY("m") ", " SQ_BUCKET(SQ_LAT_OF("o", "m")) ","          \
 	" count(*) FROM outbox o JOIN messages m ON m.seq = o.message_seq"     \
 	" WHERE " SQ_LAT_WHERE("o", "m") range " GROUP BY 1, 2"
+/* An audit record counted as a pull: not a push ("create") and not an
+ * operator's action in the console ("operator-retry", ...). */
+#define SQ_PULLED(p)                                                           \
+	"(" p "interaction <> 'create' AND substr(" p "interaction, 1, 9) <>"     \
+	" 'operator-')"
 #define SQ_BASE_PULL(range)                                                    \
-	"SELECT at / 3600000, ura, count(*) FROM audit WHERE interaction <>"   \
-	" 'create'" range " GROUP BY 1, 2"
+	"SELECT at / 3600000, ura, count(*) FROM audit WHERE "       \
+	SQ_PULLED("") range " GROUP BY 1, 2"
 #define SQ_RANGE " AND m.accepted_at >= ?1 AND m.accepted_at < ?2"
 #define SQ_ARANGE " AND at >= ?1 AND at < ?2"
 /* Step 10: the roll-ups, filled from the rows there are, their
@@ -220,9 +225,9 @@
 	"INSERT INTO rep_lat (day, bucket, n) " SQ_BASE_LAT("") ";"            \
 	"INSERT INTO rep_pull (hour, ura, n) " SQ_BASE_PULL("") ";"            \
 	"INSERT INTO rep_pat (day, ura, bsn) SELECT DISTINCT at / 86400000,"   \
-	" ura, bsn FROM audit WHERE interaction <> 'create' AND bsn <> '';"    \
+	" ura, bsn FROM audit WHERE " SQ_PULLED("") " AND bsn <> '';"    \
 	"INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT ura, bsn,"       \
-	" max(at / 86400000) FROM audit WHERE interaction <> 'create' AND"     \
+	" max(at / 86400000) FROM audit WHERE " SQ_PULLED("") " AND"     \
 	" bsn <> '' GROUP BY ura, bsn;"                                        \
 	"CREATE TRIGGER rep_msg_insert AFTER INSERT ON messages BEGIN "        \
 	SQ_MSG_ADD("NEW", "1") " END;"                                         \
@@ -248,7 +253,7 @@
 	"CREATE TRIGGER rep_inbox_delete AFTER DELETE ON inbox BEGIN "         \
 	SQ_INBOX_ADD("OLD", "-1") SQ_INBOX_MSG("OLD", "-1", "0") " END;"       \
 	"CREATE TRIGGER rep_audit_insert AFTER INSERT ON audit WHEN"           \
-	" NEW.interaction <> 'create' BEGIN INSERT INTO rep_pull (hour, ura,"  \
+	" " SQ_PULLED("NEW.") " BEGIN INSERT INTO rep_pull (hour, ura,"  \
 	" n) VALUES (NEW.at / 3600000, NEW.ura, 1)" SQ_UPS("hour, ura") ";"    \
 	" INSERT OR IGNORE INTO rep_pat (day, ura, bsn) SELECT NEW.at /"       \
 	" 86400000, NEW.ura, NEW.bsn WHERE NEW.bsn <> '';"                     \
@@ -3706,14 +3711,17 @@ sq_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
 	    r->d1 == INT64_MAX
 		? "SELECT ura, count(DISTINCT bsn) FROM (SELECT ura, bsn FROM"
 		  " rep_pat_last WHERE last_day >= ?1 AND ?2 > 0 UNION ALL"
-		  " SELECT ura, bsn FROM audit WHERE interaction <> 'create'"
-		  " AND bsn <> '' AND ((at >= ?3 AND at < ?4) OR (at >= ?5"
-		  " AND at < ?6))) GROUP BY ura"
+		  " SELECT ura, bsn FROM audit WHERE " SQ_PULLED(
+		      "") " AND bsn <> '' AND ((at >= ?3 AND at < ?4) OR (at "
+			  ">= ?5"
+			  " AND at < ?6))) GROUP BY ura"
 		: "SELECT ura, count(DISTINCT bsn) FROM (SELECT ura, bsn FROM"
 		  " rep_pat WHERE day >= ?1 AND day < ?2 UNION ALL SELECT ura,"
-		  " bsn FROM audit WHERE interaction <> 'create' AND bsn <> ''"
-		  " AND ((at >= ?3 AND at < ?4) OR (at >= ?5 AND at < ?6)))"
-		  " GROUP BY ura",
+		  " bsn FROM audit WHERE " SQ_PULLED(
+		      "") " AND bsn <> ''"
+			  " AND ((at >= ?3 AND at < ?4) OR (at >= ?5 AND at < "
+			  "?6)))"
+			  " GROUP BY ura",
 	    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		err = sq_fail(c, "prepare", rc);
