@@ -50,8 +50,8 @@ enum gw_err report_add_row(struct report *r, const struct store_row *row,
 /* Count one inbound message (received for a local organisation). */
 enum gw_err report_add_inbox(struct report *r, const struct store_inbox *m);
 /* Count one audit record: pull interactions (anything but "create" and
- * "operator-*") per
- * organisation, and the distinct patients they touched. */
+ * the console's "operator-*") per organisation, and the distinct
+ * patients they touched. */
 enum gw_err report_add_audit(struct report *r,
 			     const struct store_audit_rec *rec);
 

@@ -73,6 +73,8 @@
  * audit trail beside it holds the same BSNs); rep_pat_last: the last day
  * each organisation read each patient, so a range open at its end
  * counts each pair once instead of once per day it was read.
+ * rep_find: validation findings of refused pushes per (hour, sender,
+ * severity, rule, profile), written by the daemon (store_count_finding).
  */
 #define SQ_NOTICE_SYS "'" STORE_NOTICE_SYSTEM "'"
 #define SQ_HOUR(m) "(" m ".accepted_at / 3600000)"
@@ -100,6 +102,7 @@
 #define SQ_UPS(keys) " ON CONFLICT (" keys ") DO UPDATE SET n = n + excluded.n"
 #define SQ_MSG_KEYS "hour, kind, sender_ura, fhir_version, event"
 #define SQ_ROW_KEYS "hour, kind, receiver_ura, state, cause"
+#define SQ_FIND_KEYS "hour, sender_ura, severity, rule, profile"
 /* A message's own count (not inbound: counted with its first inbox row). */
 #define SQ_MSG_ADD(M, sign)                                                    \
 	"INSERT INTO rep_msg (" SQ_MSG_KEYS ", n) SELECT " SQ_HOUR(M) ","      \
@@ -220,6 +223,13 @@
 	" bsn TEXT NOT NULL, PRIMARY KEY (day, ura, bsn)) WITHOUT ROWID;"      \
 	"CREATE TABLE rep_pat_last (ura TEXT NOT NULL, bsn TEXT NOT NULL,"     \
 	" last_day INTEGER NOT NULL, PRIMARY KEY (ura, bsn)) WITHOUT ROWID;"   \
+	/* findings of refused pushes: no row holds them, so no trigger     \
+	   keeps them; written by the daemon (sq_findings_add), left by     \
+	   retention, copied by store copy */                               \
+	"CREATE TABLE rep_find (hour INTEGER NOT NULL, sender_ura TEXT NOT"    \
+	" NULL, severity TEXT NOT NULL, rule TEXT NOT NULL, profile TEXT NOT"  \
+	" NULL, n INTEGER NOT NULL, PRIMARY KEY (" SQ_FIND_KEYS "))"           \
+	" WITHOUT ROWID;"                                                      \
 	"INSERT INTO rep_msg (" SQ_MSG_KEYS ", n) " SQ_BASE_MSG("") ";"        \
 	"INSERT INTO rep_row (" SQ_ROW_KEYS ", n) " SQ_BASE_ROW("") ";"        \
 	"INSERT INTO rep_lat (day, bucket, n) " SQ_BASE_LAT("") ";"            \
@@ -3034,6 +3044,45 @@ out:
 	return err;
 }
 
+static enum gw_err
+sq_findings_add(void *conn, const struct store_finding *f, size_t n)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		return err;
+	rc = sqlite3_prepare_v2(
+	    c->db,
+	    "INSERT INTO rep_find (" SQ_FIND_KEYS ", n)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" SQ_UPS(SQ_FIND_KEYS),
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "findings_add", rc);
+		goto out;
+	}
+	for (size_t i = 0; i < n && err == GW_OK; i++) {
+		sqlite3_bind_int64(st, 1, f[i].hour);
+		sqlite3_bind_text(st, 2, f[i].sender, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, f[i].severity, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, f[i].rule, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, f[i].profile, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, f[i].n);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			err = sq_fail(c, "findings_add", rc);
+		sqlite3_reset(st);
+	}
+	if (err == GW_OK)
+		err = sq_commit(c);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK)
+		sq_rollback(c);
+	return err;
+}
+
 /* Columns read by sq_audit_read, in order. */
 #define SQ_AUDIT_COLS                                                          \
 	"seq, at, ura, cert_serial, cert_issuer, bsn, interaction, query,"     \
@@ -3639,6 +3688,12 @@ sq_agg_run(struct sq *c, const char *sql, int64_t a, int64_t b,
 		case STORE_AGG_PATIENTS:
 			g.org = SQ_TXT(0);
 			break;
+		case STORE_AGG_FINDINGS:
+			g.org = SQ_TXT(1);
+			g.severity = SQ_TXT(2);
+			g.rule = SQ_TXT(3);
+			g.profile = SQ_TXT(4);
+			break;
 		}
 #undef SQ_TXT
 		err = fn(arg, &g);
@@ -3701,6 +3756,12 @@ sq_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
 				     " WHERE hour >= ?1 AND hour < ?2",
 				     SQ_BASE_PULL(SQ_ARANGE), STORE_AGG_PULLS,
 				     fn, arg);
+	/* findings: every hour the range touches (kept per hour only) */
+	if (err == GW_OK && r->f1 > r->f0)
+		err = sq_agg_run(c,
+				 "SELECT " SQ_FIND_KEYS ", n FROM rep_find"
+				 " WHERE hour >= ?1 AND hour < ?2",
+				 r->f0, r->f1, STORE_AGG_FINDINGS, fn, arg);
 	if (err != GW_OK)
 		goto out;
 	/* Distinct patients: the union of the whole days' sets (a range
@@ -3777,6 +3838,7 @@ const struct store_ops store_sqlite_ops = {
     .check_files = sq_check_files,
     .index_secret = sq_index_secret,
     .report_agg = sq_report_agg,
+    .findings_add = sq_findings_add,
     .res_snapshot = sq_res_snapshot,
     .res_txn = sq_res_txn,
     .res_find = sq_res_find,
