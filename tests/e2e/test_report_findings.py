@@ -25,13 +25,18 @@ def start(pki, tmp_path):
     return g.start()
 
 
+BSN_KEY = "bsn999911120"
+
+
 def invalid(sender):
-    """A message whose Patient.gender is no code of its value set: the
-    marker is the value."""
+    """A message whose Patient.gender is no code of its value set (the
+    marker is the value) and whose Patient has an element unknown to
+    FHIR whose name holds a BSN (a path is the document's too)."""
     msg = message(sender, [GP1])
     patient = next(e["resource"] for e in msg["entry"]
                    if e["resource"]["resourceType"] == "Patient")
     patient["gender"] = MARKER
+    patient[BSN_KEY] = MARKER
     return msg
 
 
@@ -64,15 +69,17 @@ GENDER = "error code-invalid Patient.gender"
 
 def check_counts(doc, seen, n_invalid):
     """The report's three findings sections against what the answers
-    said: per sender the issues of every refused push; the gender rule
-    and the ACP-Patient profile once per refused push; the sections add
-    up alike."""
+    said: per sender the issues of every refused push; the gender and
+    unknown-element rules once per refused push, both under ACP-Patient;
+    the sections add up alike."""
     assert "not_recorded" not in doc
     assert counts(doc, "validation_findings_by_sender") == dict(seen)
     by_rule = counts(doc, "validation_findings_by_rule")
     by_prof = counts(doc, "validation_findings_by_profile")
     assert by_rule[GENDER] == n_invalid, by_rule
-    assert by_prof["error " + PROFILE] == n_invalid, by_prof
+    # the unknown element's path, its digits masked
+    assert by_rule["error structure Patient.bsn#"] == n_invalid, by_rule
+    assert by_prof["error " + PROFILE] == 2 * n_invalid, by_prof
     total = sum(seen.values())
     assert sum(by_rule.values()) == total
     assert sum(by_prof.values()) == total
@@ -106,6 +113,7 @@ def test_findings_by_rule_profile_and_sender(pki, tmp_path):
                  ["--exact", "--format", "csv"]):
         out = report(g, *args)
         assert MARKER not in out and "987654321" not in out
+        assert "999911120" not in out and "Patient.bsn#" in out
         assert "Validation findings" in out or "validation_findings" in out
     db = sqlite3.connect(os.path.join(g.dir, "pzpgw.db"))
     try:
@@ -116,6 +124,7 @@ def test_findings_by_rule_profile_and_sender(pki, tmp_path):
     for line in dump.splitlines():
         if "rep_find" in line:
             assert MARKER not in line and "987654321" not in line
+            assert "999911120" not in line
 
 
 def test_findings_survive_restart_and_kill(pki, tmp_path):
