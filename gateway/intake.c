@@ -388,6 +388,11 @@ struct intake_job {
 	size_t nremote;
 	const struct sign_key *key;
 	const struct sign_trust *trust;
+	/* Where a refused push's findings are counted (job_count_findings)
+	   and the rules its profiles are checked against; the intake's,
+	   borrowed (they outlive the workers). */
+	struct store *store;
+	struct rules_set *const *rules;
 	enum rules_fhir v;    /* the version worked on (R4 once converted) */
 	bool v_stated;	      /* the Content-Type named the version */
 	bool converted;	      /* received as STU3, converted to R4 */
@@ -820,6 +825,157 @@ job_sign(struct intake_job *j)
 	return true;
 }
 
+/* Whether c may stand in a rule key: a path's or an invariant key's
+ * characters (an extension's URL included), nothing else. */
+static bool
+finding_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || strchr("._-()'/:", c) != NULL;
+}
+
+/*
+ * The rule a finding broke, never a value from the document: "<code>
+ * <key>" with an invariant's key (its message starts "key: "), else
+ * "<code> <path>": the element path from the resource type a Bundle
+ * entry names (ofType(T)), list indexes dropped, runs of 3 or more
+ * digits written '#' (an element name is the document's: a number
+ * there could be a BSN), other characters dropped; cut to out's size.
+ */
+static void
+finding_rule(const char *code, const char *expr, const char *msg, char *out,
+	     size_t len)
+{
+	size_t o, k = 0;
+	const char *p;
+	bool in_type = false; /* inside ofType(T: its ')' is dropped */
+
+	o = (size_t)snprintf(out, len, "%s", code);
+	if (o >= len)
+		return;
+	if (strcmp(code, "invariant") == 0 && msg != NULL) {
+		while (k < 32 && msg[k] != '\0' && msg[k] != ':' &&
+		       finding_char(msg[k]) && msg[k] != '(')
+			k++;
+		if (k > 0 && msg[k] == ':') {
+			snprintf(out + o, len - o, " %.*s", (int)k, msg);
+			return;
+		}
+	}
+	if (expr == NULL || expr[0] == '\0')
+		return;
+	if ((p = strstr(expr, "ofType(")) != NULL) {
+		const char *q;
+
+		while ((q = strstr(p + 1, "ofType(")) != NULL)
+			p = q;
+		p += 7;
+		in_type = true;
+	} else
+		p = expr;
+	out[o++] = ' ';
+	while (*p != '\0' && o + 1 < len) {
+		if (*p == '[') { /* an index: [n] */
+			while (*p != '\0' && *p != ']')
+				p++;
+			if (*p == ']')
+				p++;
+			continue;
+		}
+		if (*p >= '0' && *p <= '9') {
+			size_t d = strspn(p, "0123456789");
+
+			if (d >= 3) {
+				out[o++] = '#';
+				p += d;
+				continue;
+			}
+		}
+		/* ofType(T).rest: T, then .rest */
+		if (*p == ')' && in_type) {
+			in_type = false;
+			p++;
+			continue;
+		}
+		if (finding_char(*p))
+			out[o++] = *p;
+		p++;
+	}
+	out[o] = '\0';
+}
+
+/* The profile a finding names ("... (profile URL)" at the end of its
+ * message), when the rules hold it (so it is no text of the document);
+ * else "". */
+static void
+finding_profile(const struct rules_set *set, const char *msg, char *out,
+		size_t len)
+{
+	const char *p = NULL, *q;
+	size_t n;
+
+	out[0] = '\0';
+	if (msg == NULL || set == NULL)
+		return;
+	for (q = strstr(msg, " (profile "); q != NULL;
+	     q = strstr(q + 1, " (profile "))
+		p = q;
+	if (p == NULL)
+		return;
+	p += 10;
+	n = strlen(p);
+	if (n < 2 || p[n - 1] != ')' || n - 1 >= len)
+		return;
+	memcpy(out, p, n - 1);
+	out[n - 1] = '\0';
+	if (rules_structure(set, out) == NULL)
+		out[0] = '\0';
+}
+
+/*
+ * Worker: count the findings of a refused push (its 422
+ * OperationOutcome) for `pzpgw report`, per sender (the TLS peer),
+ * severity, rule and profile. Never a value: see finding_rule. The
+ * store writes the counts every few seconds (store_count_finding).
+ */
+static void
+job_count_findings(struct intake_job *j)
+{
+	struct store_finding f = {.n = 1};
+	json_t *issue;
+	size_t i;
+
+	if (j->store == NULL || !j->rejected || j->validate_only ||
+	    j->oo == NULL)
+		return;
+	f.hour = (int64_t)(util_wall_ms() / 3600000);
+	util_strlcpy(f.sender, j->peer, sizeof(f.sender));
+	json_array_foreach(json_object_get(j->oo, "issue"), i, issue)
+	{
+		const char *sev =
+		    json_string_value(json_object_get(issue, "severity"));
+		const char *code =
+		    json_string_value(json_object_get(issue, "code"));
+		const char *msg =
+		    json_string_value(json_object_get(issue, "diagnostics"));
+		json_t *ex =
+		    json_array_get(json_object_get(issue, "expression"), 0);
+
+		/* the note intake adds to a transform report says nothing
+		   about the document */
+		if (sev == NULL || code == NULL ||
+		    strcmp(sev, FHIR_INFORMATION) == 0)
+			continue;
+		util_strlcpy(f.severity, sev, sizeof(f.severity));
+		finding_rule(code, json_string_value(ex), msg, f.rule,
+			     sizeof(f.rule));
+		finding_profile(j->rules != NULL ? j->rules[j->v] : NULL, msg,
+				f.profile, sizeof(f.profile));
+		if (store_count_finding(j->store, &f) == GW_TEMP)
+			break; /* full until the writer's next write */
+	}
+}
+
 /* Validate; false when invalid or validation could not run (answer in
  * j). */
 static bool
@@ -1084,7 +1240,7 @@ out:
 /* All work on the document; any thread, touches only j (and what it
  * borrows: body, cfg, key, trust) and vctx. */
 static void
-job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
+job_work(struct intake_job *j, struct validate_ctx *const vctx[2])
 {
 	/* Queued behind others past its time: abandoned before any work. */
 	if (job_late(j, "queue") || !job_parse(j))
@@ -1382,6 +1538,15 @@ worker_cleanup(void *arg, void *wctx)
 	free(w);
 }
 
+/* Worker (or the loop thread without workers): do j's work, then count
+ * the findings when it was refused. */
+static void
+job_run(struct intake_job *j, struct validate_ctx *const vctx[2])
+{
+	job_work(j, vctx);
+	job_count_findings(j);
+}
+
 static void
 worker_run(struct workpool_job *link, void *wctx)
 {
@@ -1470,6 +1635,8 @@ job_new(struct intake *in, struct http_req *req)
 	j->key = in->key;
 	j->trust = in->trust;
 	j->secret = in->store != NULL ? store_index_secret(in->store) : NULL;
+	j->store = in->store;
+	j->rules = in->rules;
 	buf_init(&j->bytes, cfg->max_body * 2 + 65536);
 	util_strlcpy(j->peer, peer != NULL ? peer->ura : "-", sizeof(j->peer));
 	if (peer != NULL) {

@@ -49,8 +49,9 @@ enum gw_err report_add_row(struct report *r, const struct store_row *row,
 			   const char *fhir_version);
 /* Count one inbound message (received for a local organisation). */
 enum gw_err report_add_inbox(struct report *r, const struct store_inbox *m);
-/* Count one audit record: pull interactions (anything but "create") per
- * organisation, and the distinct patients they touched. */
+/* Count one audit record: pull interactions (anything but "create" and
+ * the console's "operator-*") per organisation, and the distinct
+ * patients they touched. */
 enum gw_err report_add_audit(struct report *r,
 			     const struct store_audit_rec *rec);
 

@@ -111,6 +111,17 @@ struct store {
 	uint64_t audit_said;	       /* util_mono_ms of the last failure
 					  log line */
 	unsigned audit_failures;       /* failed commits since then */
+	/* Validation findings (store_count_finding), under mu: nfind keys
+	   in find, found through find_slots (index + 1, 0 empty); the
+	   writer moves them to fwrite and writes them. find_writes counts
+	   its attempts (store_flush waits for one). All allocated at the
+	   first finding. */
+	struct store_finding *find, *fwrite;
+	uint32_t *find_slots;
+	size_t nfind;
+	uint64_t find_first_ms; /* util_mono_ms of the oldest waiting */
+	uint64_t find_writes;
+	uint64_t find_said; /* util_mono_ms of the last failure log line */
 
 	/* Upkeep thread (opts.background_upkeep), stopped by stop. */
 	pthread_cond_t upkeep_cv;
@@ -933,6 +944,137 @@ store_audit_gather(struct store *s)
 	return true;
 }
 
+/* Slots of the findings' index: a power of two, > 2 * STORE_FINDINGS_MAX. */
+#define STORE_FIND_SLOTS 16384
+
+static size_t
+store_find_hash(const struct store_finding *f)
+{
+	const char *parts[] = {f->sender, f->severity, f->rule, f->profile};
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)f->hour;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(parts); i++)
+		for (const char *p = parts[i];; p++) {
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+			if (*p == '\0')
+				break;
+		}
+	return (size_t)h & (STORE_FIND_SLOTS - 1);
+}
+
+static bool
+store_find_same(const struct store_finding *a, const struct store_finding *b)
+{
+	return a->hour == b->hour && strcmp(a->sender, b->sender) == 0 &&
+	       strcmp(a->severity, b->severity) == 0 &&
+	       strcmp(a->rule, b->rule) == 0 &&
+	       strcmp(a->profile, b->profile) == 0;
+}
+
+/* mu held, tables allocated: add f to its key; false when full. */
+static bool
+store_find_add(struct store *s, const struct store_finding *f)
+{
+	size_t k = store_find_hash(f);
+
+	for (; s->find_slots[k] != 0; k = (k + 1) & (STORE_FIND_SLOTS - 1)) {
+		struct store_finding *x = &s->find[s->find_slots[k] - 1];
+
+		if (store_find_same(x, f)) {
+			x->n += f->n;
+			return true;
+		}
+	}
+	if (s->nfind >= STORE_FINDINGS_MAX)
+		return false;
+	if (s->nfind == 0)
+		s->find_first_ms = util_mono_ms();
+	s->find[s->nfind++] = *f;
+	s->find_slots[k] = (uint32_t)s->nfind;
+	return true;
+}
+
+/* mu held: whether the findings waiting are to be written now. */
+static bool
+store_findings_due(const struct store *s)
+{
+	return s->nfind > 0 &&
+	       (s->stop || s->flushing > 0 ||
+		util_mono_ms() >= s->find_first_ms + STORE_FINDINGS_MS);
+}
+
+/* A failed findings write is said at most this often. */
+#define STORE_FIND_LOG_MS 60000
+
+/*
+ * Writer thread, mu held: write the findings waiting in one transaction
+ * of their own. On failure they are counted again (tried after
+ * STORE_FINDINGS_MS), except at shutdown, when they are given up.
+ */
+static void
+store_write_findings(struct store *s)
+{
+	size_t n = s->nfind;
+	enum gw_err err;
+	uint64_t now;
+
+	memcpy(s->fwrite, s->find, n * sizeof(*s->find));
+	memset(s->find_slots, 0, STORE_FIND_SLOTS * sizeof(*s->find_slots));
+	s->nfind = 0;
+	pthread_mutex_unlock(&s->mu);
+
+	if (s->ops->check_files(s->wconn) != STORE_FILE_OK)
+		err = GW_IO;
+	else
+		err = s->ops->findings_add(s->wconn, s->fwrite, n);
+
+	pthread_mutex_lock(&s->mu);
+	s->find_writes++;
+	pthread_cond_broadcast(&s->idle);
+	if (err == GW_OK)
+		return;
+	now = util_mono_ms();
+	if (s->stop) {
+		log_warnx("event=findings_lost keys=%zu error=\"%s\" "
+			  "reason=shutdown",
+			  n, gw_strerror(err));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		(void)store_find_add(s, &s->fwrite[i]);
+	if (s->find_said == 0 || now - s->find_said >= STORE_FIND_LOG_MS) {
+		log_warnx("event=findings_write_failed keys=%zu error=\"%s\" "
+			  "action=retry",
+			  n, gw_strerror(err));
+		s->find_said = now;
+	}
+}
+
+/* Writer thread, mu held, nothing queued: wait for work, until the
+ * findings waiting are due when there are some. */
+static void
+store_writer_wait(struct store *s)
+{
+	struct timespec at;
+	uint64_t now = util_mono_ms(), due;
+	long ns;
+
+	if (s->nfind == 0) {
+		pthread_cond_wait(&s->work, &s->mu);
+		return;
+	}
+	due = s->find_first_ms + STORE_FINDINGS_MS;
+	ns = due > now ? (long)(due - now) * 1000000L : 0;
+	clock_gettime(CLOCK_MONOTONIC, &at);
+	at.tv_sec += ns / 1000000000L;
+	at.tv_nsec += ns % 1000000000L;
+	if (at.tv_nsec >= 1000000000L) {
+		at.tv_sec++;
+		at.tv_nsec -= 1000000000L;
+	}
+	(void)pthread_cond_timedwait(&s->work, &s->mu, &at);
+}
+
 /* The writer thread: take everything queued (up to batch_max), commit it
  * as one transaction, hand the results to the loop; then the audit
  * records queued meanwhile. */
@@ -945,10 +1087,16 @@ store_writer(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
-		while (s->q_head == NULL && s->a_head == NULL && !s->stop)
-			pthread_cond_wait(&s->work, &s->mu);
-		if (s->q_head == NULL && s->a_head == NULL)
-			break;
+		while (s->q_head == NULL && s->a_head == NULL && !s->stop &&
+		       !store_findings_due(s))
+			store_writer_wait(s);
+		if (store_findings_due(s))
+			store_write_findings(s);
+		if (s->q_head == NULL && s->a_head == NULL) {
+			if (s->stop)
+				break;
+			continue;
+		}
 		if (s->q_head == NULL) {
 			if (!store_audit_gather(s))
 				store_write_audit(s);
@@ -1100,7 +1248,11 @@ store_writer_start(struct store *s)
 	s->reqs = calloc(s->opts.batch_max, sizeof(*s->reqs));
 	s->res = calloc(s->opts.batch_max, sizeof(*s->res));
 	s->arecs = calloc(STORE_AUDIT_BATCH, sizeof(*s->arecs));
-	if (s->reqs == NULL || s->res == NULL || s->arecs == NULL) {
+	s->find = calloc(STORE_FINDINGS_MAX, sizeof(*s->find));
+	s->fwrite = calloc(STORE_FINDINGS_MAX, sizeof(*s->fwrite));
+	s->find_slots = calloc(STORE_FIND_SLOTS, sizeof(*s->find_slots));
+	if (s->reqs == NULL || s->res == NULL || s->arecs == NULL ||
+	    s->find == NULL || s->fwrite == NULL || s->find_slots == NULL) {
 		err = GW_NOMEM;
 		goto fail;
 	}
@@ -1118,9 +1270,14 @@ fail:
 	free(s->reqs);
 	free(s->res);
 	free(s->arecs);
+	free(s->find);
+	free(s->fwrite);
+	free(s->find_slots);
 	s->reqs = NULL;
 	s->res = NULL;
 	s->arecs = NULL;
+	s->find = s->fwrite = NULL;
+	s->find_slots = NULL;
 	return err;
 }
 
@@ -1206,6 +1363,33 @@ store_submit_audit(struct store *s, const struct store_audit_rec *rec)
 }
 
 enum gw_err
+store_count_finding(struct store *s, const struct store_finding *f)
+{
+	enum gw_err err = GW_OK;
+
+	if (memchr(f->sender, '\0', sizeof(f->sender)) == NULL ||
+	    memchr(f->severity, '\0', sizeof(f->severity)) == NULL ||
+	    memchr(f->rule, '\0', sizeof(f->rule)) == NULL ||
+	    memchr(f->profile, '\0', sizeof(f->profile)) == NULL || f->n <= 0)
+		return GW_INVALID;
+	if (s->ops->findings_add == NULL)
+		return GW_OK; /* a backend without the table */
+	pthread_mutex_lock(&s->mu);
+	if (!s->started && (err = store_writer_start(s)) != GW_OK)
+		goto out;
+	if (!store_find_add(s, f)) {
+		err = GW_TEMP;
+		goto out;
+	}
+	/* the first wakes the writer into its timed wait */
+	if (s->nfind == 1)
+		pthread_cond_signal(&s->work);
+out:
+	pthread_mutex_unlock(&s->mu);
+	return err;
+}
+
+enum gw_err
 store_audit_list(struct store *s, const struct store_audit_filter *f,
 		 struct store_audit_rec **out, size_t *n)
 {
@@ -1268,6 +1452,14 @@ store_flush(struct store *s)
 	pthread_cond_signal(&s->work);
 	while (s->uncommitted > 0 || s->audit_unwritten > 0)
 		pthread_cond_wait(&s->idle, &s->mu);
+	/* and the findings counted so far: one attempt to write them */
+	if (s->nfind > 0) {
+		uint64_t w = s->find_writes;
+
+		pthread_cond_signal(&s->work);
+		while (s->find_writes == w && s->started)
+			pthread_cond_wait(&s->idle, &s->mu);
+	}
 	s->flushing--;
 	pthread_mutex_unlock(&s->mu);
 }
@@ -1308,6 +1500,9 @@ store_free(struct store *s)
 	free(s->reqs);
 	free(s->res);
 	free(s->arecs);
+	free(s->find);
+	free(s->fwrite);
+	free(s->find_slots);
 	while (s->fin_head != NULL) {
 		struct store_finish_job *j = s->fin_head;
 
@@ -1607,6 +1802,10 @@ store_agg_split(int64_t from, int64_t to, struct store_agg_range *out)
 			     out->hedge);
 	store_agg_split_unit(lo, hi, STORE_DAY_MS, &out->d0, &out->d1,
 			     out->dedge);
+	out->f0 = lo / STORE_HOUR_MS;
+	out->f1 = hi == INT64_MAX
+		      ? INT64_MAX
+		      : hi / STORE_HOUR_MS + (hi % STORE_HOUR_MS != 0);
 }
 
 int64_t

@@ -334,10 +334,14 @@ enum store_agg_what {
 	/* outbound deliveries: hour = the DAY (days since the epoch) of
 	   acceptance, bucket (store_agg_bucket_ms) */
 	STORE_AGG_LATENCY,
-	/* pull API interactions (audit records but "create"): hour, org */
+	/* pull API interactions (audit records but "create" and the
+	   console's "operator-*"): hour, org */
 	STORE_AGG_PULLS,
 	/* distinct patients read: org */
 	STORE_AGG_PATIENTS,
+	/* validation findings (rep_find): hour, org = sender, severity,
+	   rule, profile */
+	STORE_AGG_FINDINGS,
 };
 
 /* One aggregate; the strings are borrowed for the callback only. */
@@ -350,6 +354,7 @@ struct store_agg {
 	const char *event;
 	const char *state;
 	const char *cause;
+	const char *severity, *rule, *profile; /* STORE_AGG_FINDINGS */
 	int64_t bucket;
 	int64_t n;
 };
@@ -364,6 +369,8 @@ struct store_agg_range {
 	int64_t hedge[2][2]; /* ms [a, b) before h0 and after h1 */
 	int64_t d0, d1;	     /* whole days [d0, d1) */
 	int64_t dedge[2][2]; /* ms [a, b) before d0 and after d1 */
+	int64_t f0, f1;	     /* every hour [f0, f1) the range touches:
+				findings are kept per hour only */
 };
 
 /* Split [from, to) (ms, 0: unbounded) for the roll-ups. */
@@ -720,6 +727,8 @@ void store_raw_names_free(char **names, size_t n);
  * the store uses one connection in the caller's thread and one in the
  * writer thread. Results follow the public functions above.
  */
+struct store_finding;
+
 struct store_ops {
 	const char *name;
 	/* main: the caller's connection (migrates the schema, honours
@@ -835,6 +844,9 @@ struct store_ops {
 	/* The report's aggregates (store_report_agg) over r. */
 	enum gw_err (*report_agg)(void *conn, const struct store_agg_range *r,
 				  store_agg_fn fn, void *arg);
+	/* Add n findings' counts to rep_find, in one transaction. */
+	enum gw_err (*findings_add)(void *conn, const struct store_finding *f,
+				    size_t n);
 };
 
 /* One stored version of an indexed resource; store_res_free frees. */
@@ -992,6 +1004,36 @@ struct store_audit_rec {
  * refused until it can. */
 enum gw_err store_submit_audit(struct store *s,
 			       const struct store_audit_rec *rec);
+
+/*
+ * Validation findings of refused pushes (issue 17), per (hour, sender,
+ * severity, rule, profile). Never an element value: rule is the issue's
+ * code and the rule it broke (an invariant's key, or the element path
+ * without indexes), profile the URL of a profile in the rules. Counted
+ * in memory (store_count_finding) and written by the writer thread in
+ * its own transaction at most STORE_FINDINGS_MS after the first count,
+ * at store_flush and when the store closes: a crash (kill -9) loses the
+ * counts of at most that long.
+ */
+#define STORE_SEVERITY_MAX 11
+#define STORE_RULE_MAX	   95
+#define STORE_PROFILE_MAX  191
+/* Distinct keys waiting to be written, at most (past it: GW_TEMP). */
+#define STORE_FINDINGS_MAX 4096
+#define STORE_FINDINGS_MS  2000
+struct store_finding {
+	int64_t hour; /* hours since the epoch (UTC) */
+	char sender[STORE_URA_MAX + 1];
+	char severity[STORE_SEVERITY_MAX + 1];
+	char rule[STORE_RULE_MAX + 1];
+	char profile[STORE_PROFILE_MAX + 1]; /* "" none */
+	int64_t n;
+};
+
+/* Add f->n to f's key (copied). Thread-safe. GW_TEMP when
+ * STORE_FINDINGS_MAX keys wait (the count is lost), GW_INVALID for an
+ * unterminated field. */
+enum gw_err store_count_finding(struct store *s, const struct store_finding *f);
 
 /* The prev_hash of the first record: 64 zeros. */
 #define STORE_AUDIT_GENESIS                                                    \

@@ -74,6 +74,10 @@ static const struct store_col copy_audit[] = {
     {"count", I},	{"status", I}, {"request_id", T},  {"prev_hash", T},
     {"hash", T},
 };
+static const struct store_col copy_find[] = {
+    {"hour", I}, {"sender_ura", T}, {"severity", T},
+    {"rule", T}, {"profile", T},    {"n", I},
+};
 
 /* Outbox columns the copy changes (copy_fix). */
 #define COPY_OUTBOX_STATE	3
@@ -111,6 +115,8 @@ const struct store_copy_table store_copy_tables[] = {
     REBUILT("rep_pull", "the report's roll-ups: triggers on audit"),
     REBUILT("rep_pat", "the report's roll-ups: triggers on audit"),
     REBUILT("rep_pat_last", "the report's roll-ups: triggers on audit"),
+    /* counted by the daemon, not from rows: nothing could rebuild them */
+    ROWS("rep_find", copy_find, 5),
 };
 const size_t store_copy_ntables = UTIL_ARRAY_LEN(store_copy_tables);
 

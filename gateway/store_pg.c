@@ -79,6 +79,7 @@
 	".delivered_at, 0) <> 0 AND " r ".delivered_at >= " m ".accepted_at"
 #define PG_MSG_KEYS "hour, kind, sender_ura, fhir_version, event"
 #define PG_ROW_KEYS "hour, kind, receiver_ura, state, cause"
+#define PG_FIND_KEYS "hour, sender_ura, severity, rule, profile"
 #define PG_UPS(t, keys)                                                        \
 	" ON CONFLICT (shard, " keys ") DO UPDATE SET n = " t ".n +"           \
 	" excluded.n"
@@ -105,9 +106,14 @@
 	"SELECT " PG_DAY("m") ", " PG_BUCKET(PG_LAT_OF("o", "m")) ","          \
 	" count(*) FROM outbox o JOIN messages m ON m.seq = o.message_seq"     \
 	" WHERE " PG_LAT_WHERE("o", "m") range " GROUP BY 1, 2"
+/* An audit record counted as a pull: not a push ("create") and not an
+ * operator's action in the console ("operator-retry", ...). */
+#define PG_PULLED(p)                                                           \
+	"(" p "interaction <> 'create' AND substr(" p "interaction, 1, 9) <>"     \
+	" 'operator-')"
 #define PG_BASE_PULL(range)                                                    \
-	"SELECT at / 3600000, ura, count(*) FROM audit WHERE interaction <>"   \
-	" 'create'" range " GROUP BY 1, 2"
+	"SELECT at / 3600000, ura, count(*) FROM audit WHERE "       \
+	PG_PULLED("") range " GROUP BY 1, 2"
 /* plpgsql: message m's own count, its rows and deliveries (s: +1/-1);
  * ins: only an outbound message's own count (its rows, inserted maybe
  * by the same statement, count themselves: AFTER triggers fire at the
@@ -192,6 +198,12 @@
 	" bsn TEXT NOT NULL, PRIMARY KEY (day, ura, bsn));"                    \
 	"CREATE TABLE rep_pat_last (ura TEXT NOT NULL, bsn TEXT NOT NULL,"     \
 	" last_day BIGINT NOT NULL, PRIMARY KEY (ura, bsn));"                  \
+	/* findings of refused pushes, written by the daemons every few     \
+	   seconds (pg_findings_add; no shard: a node's one upsert per key  \
+	   and flush seldom meets another's) */                             \
+	"CREATE TABLE rep_find (hour BIGINT NOT NULL, sender_ura TEXT NOT"     \
+	" NULL, severity TEXT NOT NULL, rule TEXT NOT NULL, profile TEXT NOT"  \
+	" NULL, n BIGINT NOT NULL, PRIMARY KEY (" PG_FIND_KEYS "));"           \
 	"INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT 0, * FROM ("   \
 	PG_BASE_MSG("") ") b;"                                                 \
 	"INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT 0, * FROM ("   \
@@ -201,9 +213,9 @@
 	"INSERT INTO rep_pull (shard, hour, ura, n) SELECT 0, * FROM ("        \
 	PG_BASE_PULL("") ") b;"                                                \
 	"INSERT INTO rep_pat (day, ura, bsn) SELECT DISTINCT at / 86400000,"   \
-	" ura, bsn FROM audit WHERE interaction <> 'create' AND bsn <> '';"    \
+	" ura, bsn FROM audit WHERE " PG_PULLED("") " AND bsn <> '';"    \
 	"INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT ura, bsn,"       \
-	" max(at / 86400000) FROM audit WHERE interaction <> 'create' AND"     \
+	" max(at / 86400000) FROM audit WHERE " PG_PULLED("") " AND"     \
 	" bsn <> '' GROUP BY ura, bsn;"                                        \
 	PG_REP_M PG_REP_O PG_REP_I                                             \
 	"CREATE FUNCTION pzpgw_rep_messages() RETURNS trigger LANGUAGE"        \
@@ -243,7 +255,7 @@
 	" greatest(rep_pat_last.last_day, excluded.last_day); END IF;"         \
 	" RETURN NULL; END$f$;"                                                \
 	"CREATE TRIGGER rep_audit AFTER INSERT ON audit FOR EACH ROW WHEN"     \
-	" (NEW.interaction <> 'create') EXECUTE FUNCTION pzpgw_rep_audit();"
+	" " PG_PULLED("NEW.") " EXECUTE FUNCTION pzpgw_rep_audit();"
 /* clang-format on */
 
 /* Schema steps with SQLite's numbering: PG_MIGRATIONS[i] takes version i
@@ -2932,6 +2944,37 @@ out:
 	return err;
 }
 
+static enum gw_err
+pg_findings_add(void *conn, const struct store_finding *f, size_t n)
+{
+	struct pg *c = conn;
+	enum gw_err err;
+
+	if ((err = pg_begin(c)) != GW_OK)
+		return err;
+	for (size_t i = 0; i < n && err == GW_OK; i++) {
+		struct pg_args a = {0};
+
+		pa_i64(&a, f[i].hour);
+		pa_text(&a, f[i].sender);
+		pa_text(&a, f[i].severity);
+		pa_text(&a, f[i].rule);
+		pa_text(&a, f[i].profile);
+		pa_i64(&a, f[i].n);
+		err =
+		    pg_q(c, "findings_add",
+			 "INSERT INTO rep_find (" PG_FIND_KEYS ", n) VALUES"
+			 " ($1, $2, $3, $4, $5, $6) ON CONFLICT (" PG_FIND_KEYS
+			 ") DO UPDATE SET n = rep_find.n + excluded.n",
+			 &a, NULL);
+	}
+	if (err == GW_OK)
+		err = pg_commit(c);
+	if (err != GW_OK)
+		pg_rollback(c);
+	return err;
+}
+
 #define PG_AUDIT_COLS                                                          \
 	"seq, at, ura, cert_serial, cert_issuer, bsn, interaction, query,"     \
 	" count, status, request_id, prev_hash, hash"
@@ -3612,6 +3655,11 @@ pg_agg_sql(FILE *f, const struct store_agg_range *r)
 		    "SELECT 3, hour, '', ura, '', '', 0, n FROM rep_pull"
 		    " WHERE hour >= %lld AND hour < %lld",
 		    (long long)r->h0, (long long)r->h1);
+	/* findings: every hour the range touches (kept per hour only) */
+	PG_AGG_PART(f, &first, r->f0, r->f1,
+		    "SELECT 5, hour, severity, sender_ura, rule, profile, 0, n"
+		    " FROM rep_find WHERE hour >= %lld AND hour < %lld",
+		    (long long)r->f0, (long long)r->f1);
 	for (int i = 0; i < 2; i++) {
 		a = r->hedge[i][0];
 		b = r->hedge[i][1];
@@ -3652,9 +3700,9 @@ pg_agg_sql(FILE *f, const struct store_agg_range *r)
 			" AND day < %lld",
 			(long long)r->d0, (long long)r->d1);
 	fprintf(f,
-		" UNION ALL SELECT ura, bsn FROM audit WHERE interaction <>"
-		" 'create' AND bsn <> '' AND ((at >= %lld AND at < %lld) OR"
-		" (at >= %lld AND at < %lld))) p GROUP BY ura",
+		" UNION ALL SELECT ura, bsn FROM audit WHERE " PG_PULLED(
+		    "") " AND bsn <> '' AND ((at >= %lld AND at < %lld) OR"
+			" (at >= %lld AND at < %lld))) p GROUP BY ura",
 		(long long)r->dedge[0][0], (long long)r->dedge[0][1],
 		(long long)r->dedge[1][0], (long long)r->dedge[1][1]);
 }
@@ -3678,6 +3726,10 @@ pg_agg_rows(PGresult *res, store_agg_fn fn, void *arg)
 		if (g.what == STORE_AGG_MESSAGES) {
 			g.version = PQgetvalue(res, i, 4);
 			g.event = PQgetvalue(res, i, 5);
+		} else if (g.what == STORE_AGG_FINDINGS) {
+			g.severity = g.kind;
+			g.rule = PQgetvalue(res, i, 4);
+			g.profile = PQgetvalue(res, i, 5);
 		} else {
 			g.state = PQgetvalue(res, i, 4);
 			g.cause = PQgetvalue(res, i, 5);
@@ -3772,6 +3824,7 @@ const struct store_ops store_pg_ops = {
     .ping = pg_ping,
     .index_secret = pg_index_secret,
     .report_agg = pg_report_agg,
+    .findings_add = pg_findings_add,
     .res_snapshot = pg_res_snapshot,
     .res_txn = pg_res_txn,
     .res_find = pg_res_find,

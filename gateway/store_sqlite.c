@@ -73,6 +73,8 @@
  * audit trail beside it holds the same BSNs); rep_pat_last: the last day
  * each organisation read each patient, so a range open at its end
  * counts each pair once instead of once per day it was read.
+ * rep_find: validation findings of refused pushes per (hour, sender,
+ * severity, rule, profile), written by the daemon (store_count_finding).
  */
 #define SQ_NOTICE_SYS "'" STORE_NOTICE_SYSTEM "'"
 #define SQ_HOUR(m) "(" m ".accepted_at / 3600000)"
@@ -100,6 +102,7 @@
 #define SQ_UPS(keys) " ON CONFLICT (" keys ") DO UPDATE SET n = n + excluded.n"
 #define SQ_MSG_KEYS "hour, kind, sender_ura, fhir_version, event"
 #define SQ_ROW_KEYS "hour, kind, receiver_ura, state, cause"
+#define SQ_FIND_KEYS "hour, sender_ura, severity, rule, profile"
 /* A message's own count (not inbound: counted with its first inbox row). */
 #define SQ_MSG_ADD(M, sign)                                                    \
 	"INSERT INTO rep_msg (" SQ_MSG_KEYS ", n) SELECT " SQ_HOUR(M) ","      \
@@ -189,9 +192,14 @@
 	"SELECT " SQ_DAY("m") ", " SQ_BUCKET(SQ_LAT_OF("o", "m")) ","          \
 	" count(*) FROM outbox o JOIN messages m ON m.seq = o.message_seq"     \
 	" WHERE " SQ_LAT_WHERE("o", "m") range " GROUP BY 1, 2"
+/* An audit record counted as a pull: not a push ("create") and not an
+ * operator's action in the console ("operator-retry", ...). */
+#define SQ_PULLED(p)                                                           \
+	"(" p "interaction <> 'create' AND substr(" p "interaction, 1, 9) <>"     \
+	" 'operator-')"
 #define SQ_BASE_PULL(range)                                                    \
-	"SELECT at / 3600000, ura, count(*) FROM audit WHERE interaction <>"   \
-	" 'create'" range " GROUP BY 1, 2"
+	"SELECT at / 3600000, ura, count(*) FROM audit WHERE "       \
+	SQ_PULLED("") range " GROUP BY 1, 2"
 #define SQ_RANGE " AND m.accepted_at >= ?1 AND m.accepted_at < ?2"
 #define SQ_ARANGE " AND at >= ?1 AND at < ?2"
 /* Step 10: the roll-ups, filled from the rows there are, their
@@ -215,14 +223,21 @@
 	" bsn TEXT NOT NULL, PRIMARY KEY (day, ura, bsn)) WITHOUT ROWID;"      \
 	"CREATE TABLE rep_pat_last (ura TEXT NOT NULL, bsn TEXT NOT NULL,"     \
 	" last_day INTEGER NOT NULL, PRIMARY KEY (ura, bsn)) WITHOUT ROWID;"   \
+	/* findings of refused pushes: no row holds them, so no trigger     \
+	   keeps them; written by the daemon (sq_findings_add), left by     \
+	   retention, copied by store copy */                               \
+	"CREATE TABLE rep_find (hour INTEGER NOT NULL, sender_ura TEXT NOT"    \
+	" NULL, severity TEXT NOT NULL, rule TEXT NOT NULL, profile TEXT NOT"  \
+	" NULL, n INTEGER NOT NULL, PRIMARY KEY (" SQ_FIND_KEYS "))"           \
+	" WITHOUT ROWID;"                                                      \
 	"INSERT INTO rep_msg (" SQ_MSG_KEYS ", n) " SQ_BASE_MSG("") ";"        \
 	"INSERT INTO rep_row (" SQ_ROW_KEYS ", n) " SQ_BASE_ROW("") ";"        \
 	"INSERT INTO rep_lat (day, bucket, n) " SQ_BASE_LAT("") ";"            \
 	"INSERT INTO rep_pull (hour, ura, n) " SQ_BASE_PULL("") ";"            \
 	"INSERT INTO rep_pat (day, ura, bsn) SELECT DISTINCT at / 86400000,"   \
-	" ura, bsn FROM audit WHERE interaction <> 'create' AND bsn <> '';"    \
+	" ura, bsn FROM audit WHERE " SQ_PULLED("") " AND bsn <> '';"    \
 	"INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT ura, bsn,"       \
-	" max(at / 86400000) FROM audit WHERE interaction <> 'create' AND"     \
+	" max(at / 86400000) FROM audit WHERE " SQ_PULLED("") " AND"     \
 	" bsn <> '' GROUP BY ura, bsn;"                                        \
 	"CREATE TRIGGER rep_msg_insert AFTER INSERT ON messages BEGIN "        \
 	SQ_MSG_ADD("NEW", "1") " END;"                                         \
@@ -248,7 +263,7 @@
 	"CREATE TRIGGER rep_inbox_delete AFTER DELETE ON inbox BEGIN "         \
 	SQ_INBOX_ADD("OLD", "-1") SQ_INBOX_MSG("OLD", "-1", "0") " END;"       \
 	"CREATE TRIGGER rep_audit_insert AFTER INSERT ON audit WHEN"           \
-	" NEW.interaction <> 'create' BEGIN INSERT INTO rep_pull (hour, ura,"  \
+	" " SQ_PULLED("NEW.") " BEGIN INSERT INTO rep_pull (hour, ura,"  \
 	" n) VALUES (NEW.at / 3600000, NEW.ura, 1)" SQ_UPS("hour, ura") ";"    \
 	" INSERT OR IGNORE INTO rep_pat (day, ura, bsn) SELECT NEW.at /"       \
 	" 86400000, NEW.ura, NEW.bsn WHERE NEW.bsn <> '';"                     \
@@ -3029,6 +3044,45 @@ out:
 	return err;
 }
 
+static enum gw_err
+sq_findings_add(void *conn, const struct store_finding *f, size_t n)
+{
+	struct sq *c = conn;
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		return err;
+	rc = sqlite3_prepare_v2(
+	    c->db,
+	    "INSERT INTO rep_find (" SQ_FIND_KEYS ", n)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" SQ_UPS(SQ_FIND_KEYS),
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "findings_add", rc);
+		goto out;
+	}
+	for (size_t i = 0; i < n && err == GW_OK; i++) {
+		sqlite3_bind_int64(st, 1, f[i].hour);
+		sqlite3_bind_text(st, 2, f[i].sender, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, f[i].severity, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, f[i].rule, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, f[i].profile, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, f[i].n);
+		if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+			err = sq_fail(c, "findings_add", rc);
+		sqlite3_reset(st);
+	}
+	if (err == GW_OK)
+		err = sq_commit(c);
+out:
+	sqlite3_finalize(st);
+	if (err != GW_OK)
+		sq_rollback(c);
+	return err;
+}
+
 /* Columns read by sq_audit_read, in order. */
 #define SQ_AUDIT_COLS                                                          \
 	"seq, at, ura, cert_serial, cert_issuer, bsn, interaction, query,"     \
@@ -3634,6 +3688,12 @@ sq_agg_run(struct sq *c, const char *sql, int64_t a, int64_t b,
 		case STORE_AGG_PATIENTS:
 			g.org = SQ_TXT(0);
 			break;
+		case STORE_AGG_FINDINGS:
+			g.org = SQ_TXT(1);
+			g.severity = SQ_TXT(2);
+			g.rule = SQ_TXT(3);
+			g.profile = SQ_TXT(4);
+			break;
 		}
 #undef SQ_TXT
 		err = fn(arg, &g);
@@ -3696,6 +3756,12 @@ sq_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
 				     " WHERE hour >= ?1 AND hour < ?2",
 				     SQ_BASE_PULL(SQ_ARANGE), STORE_AGG_PULLS,
 				     fn, arg);
+	/* findings: every hour the range touches (kept per hour only) */
+	if (err == GW_OK && r->f1 > r->f0)
+		err = sq_agg_run(c,
+				 "SELECT " SQ_FIND_KEYS ", n FROM rep_find"
+				 " WHERE hour >= ?1 AND hour < ?2",
+				 r->f0, r->f1, STORE_AGG_FINDINGS, fn, arg);
 	if (err != GW_OK)
 		goto out;
 	/* Distinct patients: the union of the whole days' sets (a range
@@ -3706,14 +3772,17 @@ sq_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
 	    r->d1 == INT64_MAX
 		? "SELECT ura, count(DISTINCT bsn) FROM (SELECT ura, bsn FROM"
 		  " rep_pat_last WHERE last_day >= ?1 AND ?2 > 0 UNION ALL"
-		  " SELECT ura, bsn FROM audit WHERE interaction <> 'create'"
-		  " AND bsn <> '' AND ((at >= ?3 AND at < ?4) OR (at >= ?5"
-		  " AND at < ?6))) GROUP BY ura"
+		  " SELECT ura, bsn FROM audit WHERE " SQ_PULLED(
+		      "") " AND bsn <> '' AND ((at >= ?3 AND at < ?4) OR (at "
+			  ">= ?5"
+			  " AND at < ?6))) GROUP BY ura"
 		: "SELECT ura, count(DISTINCT bsn) FROM (SELECT ura, bsn FROM"
 		  " rep_pat WHERE day >= ?1 AND day < ?2 UNION ALL SELECT ura,"
-		  " bsn FROM audit WHERE interaction <> 'create' AND bsn <> ''"
-		  " AND ((at >= ?3 AND at < ?4) OR (at >= ?5 AND at < ?6)))"
-		  " GROUP BY ura",
+		  " bsn FROM audit WHERE " SQ_PULLED(
+		      "") " AND bsn <> ''"
+			  " AND ((at >= ?3 AND at < ?4) OR (at >= ?5 AND at < "
+			  "?6)))"
+			  " GROUP BY ura",
 	    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		err = sq_fail(c, "prepare", rc);
@@ -3769,6 +3838,7 @@ const struct store_ops store_sqlite_ops = {
     .check_files = sq_check_files,
     .index_secret = sq_index_secret,
     .report_agg = sq_report_agg,
+    .findings_add = sq_findings_add,
     .res_snapshot = sq_res_snapshot,
     .res_txn = sq_res_txn,
     .res_find = sq_res_find,

@@ -208,6 +208,16 @@ populate(struct store *s)
 		r.status = 200;
 		assert_int_equal(store_submit_audit(s, &r), GW_OK);
 	}
+	/* two keys of validation findings (rep_find: copied rows) */
+	for (int i = 0; i < 3; i++) {
+		struct store_finding fi = {.hour = T0 / 3600000, .n = 1};
+
+		util_strlcpy(fi.sender, R2, sizeof(fi.sender));
+		util_strlcpy(fi.severity, "error", sizeof(fi.severity));
+		util_strlcpy(fi.rule, i < 2 ? "invariant pzp-1" : "value x",
+			     sizeof(fi.rule));
+		assert_int_equal(store_count_finding(s, &fi), GW_OK);
+	}
 	store_flush(s);
 }
 
@@ -332,7 +342,7 @@ test_copy_round_trip(void **state)
 	b = open_store(f->path[1], on_pg, false);
 	assert_int_equal(store_copy_run(a, b, false, &rep), GW_OK);
 	assert_true(rep.equal);
-	assert_int_equal(rep.nsums, 6);
+	assert_int_equal(rep.nsums, 7);
 	assert_string_equal(rep.sums[0].table, "messages");
 	assert_int_equal(rep.sums[0].rows, 6);
 	assert_int_equal(rep.sums[0].counter, 6);
@@ -341,6 +351,8 @@ test_copy_round_trip(void **state)
 	assert_string_equal(rep.sums[5].table, "audit");
 	assert_int_equal(rep.sums[5].rows, 3);
 	assert_int_equal(rep.sums[5].counter, 3);
+	assert_string_equal(rep.sums[6].table, "rep_find");
+	assert_int_equal(rep.sums[6].rows, 2);
 
 	/* On the copy: states, the chain, the index secret. */
 	assert_int_equal(state_of(b, "m0", R1), STORE_DELIVERED);
