@@ -977,19 +977,6 @@ page_usage(struct console_job *j, struct console_worker *w, bool csv)
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(secs); i++)
 		report_table(fp, rep, secs[i].sec, secs[i].title, secs[i].orgs,
 			     j->cfg);
-	if (json_array_size(json_object_get(rep, "not_recorded")) > 0) {
-		size_t i;
-		json_t *it;
-
-		fputs("<p class=\"note\">Not recorded yet by this gateway: ",
-		      fp);
-		json_array_foreach(json_object_get(rep, "not_recorded"), i, it)
-		{
-			fputs(i > 0 ? ", " : "", fp);
-			console_esc(fp, json_string_value(it));
-		}
-		fputs(".</p>\n", fp);
-	}
 	console_foot(fp);
 	page_close(j, fp);
 done:
