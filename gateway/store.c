@@ -121,7 +121,8 @@ struct store {
 	size_t nfind;
 	uint64_t find_first_ms; /* util_mono_ms of the oldest waiting */
 	uint64_t find_writes;
-	uint64_t find_said; /* util_mono_ms of the last failure log line */
+	uint64_t find_said;	 /* util_mono_ms of the last failure log line */
+	uint64_t find_full_said; /* and of the last "counts dropped" line */
 
 	/* Upkeep thread (opts.background_upkeep), stopped by stop. */
 	pthread_cond_t upkeep_cv;
@@ -1378,6 +1379,20 @@ store_count_finding(struct store *s, const struct store_finding *f)
 	if (!s->started && (err = store_writer_start(s)) != GW_OK)
 		goto out;
 	if (!store_find_add(s, f)) {
+		uint64_t now = util_mono_ms();
+
+		/* Say so (once a minute): the report then counts fewer
+		   findings than were answered. */
+		if (s->find_full_said == 0 ||
+		    now - s->find_full_said >= 60000) {
+			s->find_full_said = now;
+			log_warnx(
+			    "event=findings_dropped keys=%zu "
+			    "message=\"validation finding counts are full "
+			    "until the writer's next write; the report "
+			    "counts fewer\"",
+			    s->nfind);
+		}
 		err = GW_TEMP;
 		goto out;
 	}
