@@ -1664,6 +1664,34 @@ test_reschedule(void **state)
 	assert_string_equal(got, "m2/" R1 " m1/" R1);
 }
 
+/* Validation finding counts wait in memory for the writer: a repeated
+ * key adds to its count, STORE_FINDINGS_MAX distinct keys fill it (the
+ * next new key is refused with GW_TEMP, a waiting key still counts), and
+ * after the writer's write there is room again. */
+static void
+test_findings_full(void **state)
+{
+	struct fixture *f = *state;
+	struct store_finding fi = {.hour = T0 / 3600000, .n = 1};
+
+	util_strlcpy(fi.sender, R1, sizeof(fi.sender));
+	util_strlcpy(fi.severity, "error", sizeof(fi.severity));
+	for (int i = 0; i < STORE_FINDINGS_MAX; i++) {
+		snprintf(fi.rule, sizeof(fi.rule), "value Patient.x%d", i);
+		assert_int_equal(store_count_finding(f->s, &fi), GW_OK);
+	}
+	util_strlcpy(fi.rule, "value Patient.new", sizeof(fi.rule));
+	assert_int_equal(store_count_finding(f->s, &fi), GW_TEMP);
+	util_strlcpy(fi.rule, "value Patient.x7", sizeof(fi.rule));
+	assert_int_equal(store_count_finding(f->s, &fi), GW_OK);
+	store_flush(f->s);
+	util_strlcpy(fi.rule, "value Patient.new", sizeof(fi.rule));
+	assert_int_equal(store_count_finding(f->s, &fi), GW_OK);
+	memset(fi.rule, 'r', sizeof(fi.rule)); /* unterminated */
+	assert_int_equal(store_count_finding(f->s, &fi), GW_INVALID);
+	store_flush(f->s);
+}
+
 /* store_set_deadline: a statement still running past the deadline is
  * interrupted (SQLite: the progress handler), and 0 lifts the limit. */
 static void
@@ -2246,6 +2274,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_findings_full, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_finish_deferred, setup,
 					    teardown),
