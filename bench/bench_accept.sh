@@ -17,7 +17,8 @@
 # BENCH_BASE_BIN (none: no base), BENCH_PREV_BIN, BENCH_KEEP=1 keeps the
 # work directory, BENCH_PG=1 also measures this binary with [store]
 # backend = postgresql on a throwaway server (tests/pg/pg.sh; the
-# server's CPU is not counted: compare the rates).
+# server's CPU is not counted: compare the rates), and BENCH_PREV_BIN
+# with it too.
 set -eu
 
 bin=${1:?usage: bench_accept.sh PZPGW_BINARY}
@@ -134,11 +135,17 @@ while [ $i -lt "$rounds" ]; do
 	fi
 	t=$(one this "$bin")
 	echo "round $i this binary:      $(echo $t | cut -d' ' -f1) us CPU per accept, $(echo $t | cut -d' ' -f2)/s"
+	g=""
+	q=""
 	if [ -n "$pgurl" ]; then
+		if [ -n "$prev" ]; then
+			q=$(one prev-pg "$prev")
+			echo "round $i previous, PostgreSQL: $(echo $q | cut -d' ' -f1) us CPU per accept (gateway only), $(echo $q | cut -d' ' -f2)/s"
+		fi
 		g=$(one this-pg "$bin")
 		echo "round $i this, PostgreSQL: $(echo $g | cut -d' ' -f1) us CPU per accept (gateway only), $(echo $g | cut -d' ' -f2)/s"
 	fi
-	all="$all $(echo $b | cut -d' ' -f1):$(echo $p | cut -d' ' -f1):$(echo $t | cut -d' ' -f1)"
+	all="$all $(echo $b | cut -d' ' -f1):$(echo $p | cut -d' ' -f1):$(echo $t | cut -d' ' -f1):$(echo $t | cut -d' ' -f2):$(echo $q | cut -d' ' -f2):$(echo $g | cut -d' ' -f2)"
 done
 $py - $all <<'EOF'
 import sys
@@ -154,4 +161,12 @@ if b is not None:
     line += ", base %.0f us; base / this %.2f (target: at least 0.80)" % (
         b, b / t)
 print(line)
+t, q, g = mean(3), mean(4), mean(5)
+if g is not None:
+    line = "accepts/s (mean): SQLite %.0f, PostgreSQL %.0f (PostgreSQL /" \
+        " SQLite %.2f)" % (t, g, g / t)
+    if q is not None:
+        line += ", previous on PostgreSQL %.0f (this / previous %.2f)" % (
+            q, g / q)
+    print(line)
 EOF

@@ -19,7 +19,7 @@
 # env: BENCH_NODES_ACCEPT (2000 per configuration), BENCH_CONC (16),
 # BENCH_ROUNDS (2), BENCH_NODES_DELIVER (1000), BENCH_KEEP=1 keeps the
 # work directory, BENCH_PREV_BIN: another build also measured as one
-# PostgreSQL node in each round (before/after figures). Without the postgresql package only the SQLite figure
+# PostgreSQL node and as two in each round (before/after figures). Without the postgresql package only the SQLite figure
 # is printed (and says so).
 set -eu
 
@@ -174,14 +174,14 @@ one() {
 	echo "$(field rate "$r") $(field p99_ms "$r")"
 }
 
-# two: nodes a1 (core 0) and a2 (core 1) on one fresh database, a load
-# generator each; prints "rate p99".
+# two [BINARY]: nodes a1 (core 0) and a2 (core 1) on one fresh database,
+# a load generator each; prints "rate p99".
 two() {
 	s=$(newdb)
 	gwconf two-a1 "$p1" a1 "$s"
 	gwconf two-a2 "$p2" a2 "$s"
-	startp 0 two-a1
-	startp 1 two-a2
+	startp 0 two-a1 "${1:-}"
+	startp 1 two-a2 "${1:-}"
 	post "$p1" "$conc" 100 "$work/tpl-3.json" >/dev/null
 	post "$p2" "$conc" 100 "$work/tpl-4.json" >/dev/null
 	LOADGEN_PATIENT_BASE=100000 post "$p1" $((conc / 2)) $((nacc / 2)) \
@@ -224,6 +224,8 @@ while [ $i -lt "$rounds" ]; do
 		if [ -n "$prev" ]; then
 			e=$(one prev-pg "$(newdb)" "$prev")
 			echo "round $i one node, PostgreSQL, BENCH_PREV_BIN: $(echo $e | cut -d' ' -f1)/s p99 $(echo $e | cut -d' ' -f2) ms"
+			e=$(two "$prev")
+			echo "round $i two nodes, PostgreSQL, BENCH_PREV_BIN: $(echo $e | cut -d' ' -f1)/s p99 $(echo $e | cut -d' ' -f2) ms"
 		fi
 	fi
 	all="$all $(echo $a | cut -d' ' -f1):$(echo $b | cut -d' ' -f1):$(echo $c | cut -d' ' -f1)"

@@ -682,6 +682,19 @@ pg_node_lock(struct pg *c)
 }
 
 /*
+ * Values this session stores compressed (a message's document, ~30 KB)
+ * with lz4 rather than pglz: pglz took most of a message row's INSERT
+ * (0.68 ms of it; lz4 0.16 ms). Either is read back whatever the
+ * session says. A server built without lz4 refuses the setting and
+ * keeps pglz.
+ */
+static void
+pg_session_compress(struct pg *c)
+{
+	PQclear(PQexec(c->db, "SET default_toast_compression = lz4"));
+}
+
+/*
  * Run sql with a (may be NULL). *out (may be NULL: cleared here) gets
  * the result of a statement that succeeded. A connection found broken
  * outside a transaction is reset first, so a restarted database costs
@@ -702,6 +715,7 @@ pg_q(struct pg *c, const char *op, const char *sql, const struct pg_args *a,
 		PQreset(c->db);
 		if (PQstatus(c->db) != CONNECTION_OK)
 			return pg_fail(c, "reconnect", NULL);
+		pg_session_compress(c);
 		if (c->relaxed)
 			PQclear(PQexec(c->db, "SET synchronous_commit = off"));
 		if (c->readonly)
@@ -778,6 +792,179 @@ static void
 pg_copy(char *dst, size_t n, PGresult *r, int row, int col)
 {
 	util_strlcpy(dst, PQgetvalue(r, row, col), n);
+}
+
+/*
+ * A pipeline (libpq's pipeline mode): statements sent without waiting
+ * for each other's results, their results read at pg_pipe_end, one round
+ * trip in all. The writer's round trips were most of a PostgreSQL
+ * accept's time (a document's inbox row, outbox rows, ~20 index entries
+ * and audit records each waited for the server). The statements run in
+ * order inside the open transaction; the first failure is reported and
+ * the server skips the later ones. When the pipeline cannot start, each
+ * statement runs at once (pg_q), with the same effect.
+ */
+#define PG_PIPE_NEW 16
+
+struct pg_pipe {
+	const char *op;
+	size_t sent;		     /* statements sent, each one result */
+	enum gw_err err;	     /* the first failure */
+	bool on;		     /* in pipeline mode */
+	int64_t *rows;		     /* may be NULL: the first column of the */
+	size_t nrows, got;	     /* results with rows, in order */
+	unsigned nnew;		     /* prepared in this pipeline: */
+	unsigned fresh[PG_PIPE_NEW]; /* their cache slots */
+};
+
+/* Keep r's first value when p keeps them (0 when r has no row). */
+static void
+pg_pipe_row(struct pg_pipe *p, PGresult *r)
+{
+	if (p->rows == NULL || PQresultStatus(r) != PGRES_TUPLES_OK)
+		return;
+	if (p->got < p->nrows)
+		p->rows[p->got] = PQntuples(r) == 1 ? pg_i64(r, 0, 0) : 0;
+	p->got++;
+}
+
+static void
+pg_pipe_begin(struct pg *c, struct pg_pipe *p, const char *op)
+{
+	memset(p, 0, sizeof(*p));
+	p->op = op;
+	p->on =
+	    PQstatus(c->db) == CONNECTION_OK && PQenterPipelineMode(c->db) == 1;
+}
+
+/* The cache slot of sql prepared on c, or -1. */
+static int
+pg_prep_find(const struct pg *c, const char *sql)
+{
+	for (unsigned k = 0; k < PG_PREP_CACHE; k++)
+		if (c->prep[k].sql != NULL && strcmp(c->prep[k].sql, sql) == 0)
+			return (int)k;
+	return -1;
+}
+
+/* Prepare sql in the pipeline (PQsendPrepare): its slot is remembered
+ * so that a failed pipeline, where the server skipped the PREPARE,
+ * forgets it again. false: run it unprepared. */
+static bool
+pg_pipe_prepare(struct pg *c, struct pg_pipe *p, const char *sql,
+		const struct pg_args *a, char *name, size_t n)
+{
+	unsigned k;
+	char *copy;
+
+	if (p->nnew == PG_PIPE_NEW || (copy = strdup(sql)) == NULL)
+		return false;
+	snprintf(name, n, "pz%u", c->prep_seq);
+	if (PQsendPrepare(c->db, name, sql, a->n, a->types) != 1) {
+		free(copy);
+		return false;
+	}
+	p->sent++;
+	k = c->prep_next++ % PG_PREP_CACHE;
+	if (c->prep[k].sql != NULL) {
+		char dealloc[48];
+
+		/* After the statements queued before it that use it. */
+		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE pz%u",
+			 c->prep[k].n);
+		if (PQsendQueryParams(c->db, dealloc, 0, NULL, NULL, NULL, NULL,
+				      0) == 1)
+			p->sent++;
+		free(c->prep[k].sql);
+	}
+	c->prep[k].sql = copy;
+	c->prep[k].n = c->prep_seq++;
+	p->fresh[p->nnew++] = k;
+	return true;
+}
+
+/* Send sql with a (a->n > 0) into the pipeline. */
+static void
+pg_pipe_send(struct pg *c, struct pg_pipe *p, const char *sql,
+	     const struct pg_args *a)
+{
+	char name[24];
+	int k, ok;
+
+	if (p->err != GW_OK)
+		return;
+	if (!p->on) {
+		PGresult *r = NULL;
+
+		p->err = pg_q(c, p->op, sql, a, p->rows != NULL ? &r : NULL);
+		if (r != NULL)
+			pg_pipe_row(p, r);
+		PQclear(r);
+		return;
+	}
+	if ((k = pg_prep_find(c, sql)) >= 0)
+		snprintf(name, sizeof(name), "pz%u", c->prep[k].n);
+	if (k >= 0 || pg_pipe_prepare(c, p, sql, a, name, sizeof(name)))
+		ok = PQsendQueryPrepared(c->db, name, a->n, a->vals, a->lens,
+					 a->fmts, 0);
+	else
+		ok = PQsendQueryParams(c->db, sql, a->n, a->types, a->vals,
+				       a->lens, a->fmts, 0);
+	if (ok != 1)
+		p->err = pg_fail(c, p->op, NULL);
+	else
+		p->sent++;
+}
+
+/* Read every result of the pipeline and leave pipeline mode: the first
+ * failure (GW_OK when all ran). */
+static enum gw_err
+pg_pipe_end(struct pg *c, struct pg_pipe *p)
+{
+	size_t nulls = 0;
+	bool synced = false;
+
+	if (!p->on)
+		return p->err;
+	if (PQpipelineSync(c->db) != 1) {
+		if (p->err == GW_OK)
+			p->err = pg_fail(c, p->op, NULL);
+	} else {
+		/* Each statement's result ends with a NULL; the sync's
+		   result ends the pipeline. */
+		while (!synced && nulls <= p->sent + 1) {
+			PGresult *r = PQgetResult(c->db);
+			ExecStatusType st;
+
+			if (r == NULL) {
+				if (PQstatus(c->db) != CONNECTION_OK)
+					break;
+				nulls++;
+				continue;
+			}
+			st = PQresultStatus(r);
+			pg_pipe_row(p, r);
+			if (st == PGRES_PIPELINE_SYNC)
+				synced = true;
+			else if (st != PGRES_COMMAND_OK &&
+				 st != PGRES_TUPLES_OK &&
+				 st != PGRES_PIPELINE_ABORTED &&
+				 p->err == GW_OK)
+				p->err = pg_fail(c, p->op, r);
+			PQclear(r);
+		}
+		if (!synced && p->err == GW_OK)
+			p->err = pg_fail(c, p->op, NULL);
+	}
+	(void)PQexitPipelineMode(c->db);
+	if (p->err != GW_OK) {
+		for (unsigned i = 0; i < p->nnew; i++) {
+			free(c->prep[p->fresh[i]].sql);
+			c->prep[p->fresh[i]].sql = NULL;
+		}
+	}
+	p->on = false;
+	return p->err;
 }
 
 static enum gw_err
@@ -995,6 +1182,7 @@ pg_open(const struct store_options *opts, bool main, void **out)
 	if ((err = pg_q(c, "session", "SET client_min_messages = warning", NULL,
 			NULL)) != GW_OK)
 		goto fail;
+	pg_session_compress(c);
 	c->audit_relaxed = opts->relaxed_state;
 	c->lease_ms = opts->lease_ms > 0 ? opts->lease_ms : 60000;
 	if (opts->node != NULL && opts->node[0] != '\0')
@@ -1237,141 +1425,39 @@ pg_index_args(struct pg_args *a, int64_t seq, int64_t at,
 	return GW_OK;
 }
 
-/*
- * The entries of x, sent in one round trip (libpq's pipeline mode): a
- * message indexes about 20 resources, and one round trip each was most
- * of a PostgreSQL accept's time in the writer thread. The statements run
- * in order inside the open transaction as before; the first failure is
- * reported (the later ones are skipped by the server). Falls back to one
- * statement at a time when the pipeline cannot start.
- */
-static enum gw_err pg_index_entry(struct pg *c, int64_t seq, int64_t at,
-				  const struct store_index *x,
-				  const struct store_index_entry *e);
-
+/* The inbox row and index entries of r, sent into the accept's
+ * pipeline p (a message indexes about 20 resources). */
 static enum gw_err
-pg_index_entries(struct pg *c, int64_t seq, int64_t at,
-		 const struct store_index *x)
-{
-	struct pg_args a, la;
-	enum gw_err err = GW_OK;
-	const char *pn = NULL, *ln = NULL;
-	char name[24], lname[24], *json = NULL;
-	size_t sent = 0, nulls = 0;
-	bool synced = false;
-
-	if (x->n > 1) {
-		if ((err = pg_index_args(&a, seq, at, x, &x->entries[0],
-					 &json)) != GW_OK)
-			return err;
-		pn = pg_prepared(c, PG_INDEX_SQL, &a, name, sizeof(name));
-		free(json);
-		pg_index_lock_args(&la, x, &x->entries[0]);
-		ln = pg_prepared(c, PG_INDEX_LOCK, &la, lname, sizeof(lname));
-	}
-	if (pn == NULL || ln == NULL || PQenterPipelineMode(c->db) != 1) {
-		for (size_t k = 0; k < x->n && err == GW_OK; k++)
-			err = pg_index_entry(c, seq, at, x, &x->entries[k]);
-		return err;
-	}
-	for (size_t k = 0; k < x->n && err == GW_OK; k++) {
-		if ((err = pg_index_args(&a, seq, at, x, &x->entries[k],
-					 &json)) != GW_OK)
-			break;
-		pg_index_lock_args(&la, x, &x->entries[k]);
-		if (PQsendQueryPrepared(c->db, ln, la.n, la.vals, la.lens,
-					la.fmts, 0) != 1 ||
-		    PQsendQueryPrepared(c->db, pn, a.n, a.vals, a.lens, a.fmts,
-					0) != 1)
-			err = pg_fail(c, "index_write", NULL);
-		else
-			sent += 2;
-		free(json);
-	}
-	if (PQpipelineSync(c->db) != 1) {
-		if (err == GW_OK)
-			err = pg_fail(c, "index_write", NULL);
-	} else {
-		/* Each statement's result ends with a NULL; the sync's
-		   result ends the pipeline. */
-		while (!synced && nulls <= sent + 1) {
-			PGresult *r = PQgetResult(c->db);
-			ExecStatusType st;
-
-			if (r == NULL) {
-				if (PQstatus(c->db) != CONNECTION_OK)
-					break;
-				nulls++;
-				continue;
-			}
-			st = PQresultStatus(r);
-			if (st == PGRES_PIPELINE_SYNC)
-				synced = true;
-			else if (st != PGRES_COMMAND_OK &&
-				 st != PGRES_TUPLES_OK &&
-				 st != PGRES_PIPELINE_ABORTED && err == GW_OK)
-				err = pg_fail(c, "index_write", r);
-			PQclear(r);
-		}
-		if (!synced && err == GW_OK)
-			err = pg_fail(c, "index_write", NULL);
-	}
-	(void)PQexitPipelineMode(c->db);
-	return err;
-}
-
-static enum gw_err
-pg_index_entry(struct pg *c, int64_t seq, int64_t at,
-	       const struct store_index *x, const struct store_index_entry *e)
-{
-	struct pg_args a = {0}, la;
-	enum gw_err err;
-	char *json;
-
-	/* json is text: a NUL-free copy of the bytes given. */
-	if ((json = strndup(e->json != NULL ? e->json : "", e->json_len)) ==
-	    NULL)
-		return GW_NOMEM;
-	pa_text(&a, x->receiver);
-	pa_text(&a, x->bsn);
-	pa_text(&a, e->type);
-	pa_text(&a, e->id);
-	pa_text(&a, e->key);
-	pa_i64(&a, seq);
-	pa_i64(&a, at);
-	pa_i64(&a, e->hidden ? 1 : 0);
-	pa_text(&a, e->sha256 != NULL ? e->sha256 : "");
-	pa_text(&a, json);
-	pg_index_lock_args(&la, x, e);
-	if ((err = pg_q(c, "index_lock", PG_INDEX_LOCK, &la, NULL)) == GW_OK)
-		err = pg_q(c, "index_write", PG_INDEX_SQL, &a, NULL);
-	free(json);
-	return err;
-}
-
-static enum gw_err
-pg_index_write(struct pg *c, int64_t seq, const struct store_accept *r)
+pg_index_write(struct pg *c, struct pg_pipe *p, int64_t seq,
+	       const struct store_accept *r)
 {
 	enum gw_err err;
 
 	for (size_t i = 0; i < r->nindex; i++) {
 		const struct store_index *x = &r->index[i];
-		struct pg_args a = {0};
+		struct pg_args a = {0}, la;
+		char *json;
 
 		pa_i64(&a, seq);
 		pa_text(&a, x->receiver);
 		pa_text(&a, x->bsn);
 		pa_i64(&a, (int64_t)x->n);
 		pa_text(&a, x->sender);
-		if ((err = pg_q(c, "insert_inbox",
-				"INSERT INTO inbox (message_seq, receiver_ura,"
-				" bsn, resources, sender_ura) VALUES ($1, $2,"
-				" $3, $4, $5)",
-				&a, NULL)) != GW_OK)
-			return err;
-		if ((err = pg_index_entries(c, seq, r->accepted_at, x)) !=
-		    GW_OK)
-			return err;
+		pg_pipe_send(c, p,
+			     "INSERT INTO inbox (message_seq, receiver_ura,"
+			     " bsn, resources, sender_ura) VALUES ($1, $2,"
+			     " $3, $4, $5)",
+			     &a);
+		for (size_t k = 0; k < x->n; k++) {
+			if ((err = pg_index_args(&a, seq, r->accepted_at, x,
+						 &x->entries[k], &json)) !=
+			    GW_OK)
+				return err;
+			pg_index_lock_args(&la, x, &x->entries[k]);
+			pg_pipe_send(c, p, PG_INDEX_LOCK, &la);
+			pg_pipe_send(c, p, PG_INDEX_SQL, &a);
+			free(json); /* libpq copied it when sending */
+		}
 	}
 	return GW_OK;
 }
@@ -1420,43 +1506,66 @@ pg_chain_save(struct pg *c)
 		    NULL);
 }
 
+#define PG_AUDIT_SQL                                                           \
+	"INSERT INTO audit (seq, at, ura, cert_serial, cert_issuer, bsn,"      \
+	" interaction, query, count, status, request_id, prev_hash, hash)"     \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+
+/* Chain rec to the head known (pg_chain_load) and fill a with its
+ * INSERT's parameters (pointing into rec); the head becomes rec. */
+static void
+pg_audit_chain(struct pg *c, struct store_audit_rec *rec, struct pg_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	rec->seq = c->chain_seq + 1;
+	util_strlcpy(rec->prev_hash, c->chain_hash, sizeof(rec->prev_hash));
+	store_audit_hash(rec, rec->hash);
+	pa_i64(a, rec->seq);
+	pa_i64(a, rec->at);
+	pa_text(a, rec->ura);
+	pa_text(a, rec->cert_serial);
+	pa_text(a, rec->cert_issuer);
+	pa_text(a, rec->bsn);
+	pa_text(a, rec->interaction);
+	pa_text(a, rec->query);
+	pa_i64(a, rec->count);
+	pa_i64(a, rec->status);
+	pa_text(a, rec->request_id);
+	pa_text(a, rec->prev_hash);
+	pa_text(a, rec->hash);
+	c->chain_seq = rec->seq;
+	util_strlcpy(c->chain_hash, rec->hash, sizeof(c->chain_hash));
+}
+
 /* Append one audit record inside the open transaction (see
  * sq_audit_write). */
 static enum gw_err
 pg_audit_write(struct pg *c, struct store_audit_rec *rec)
 {
-	struct pg_args a = {0};
+	struct pg_args a;
 	enum gw_err err;
+	int64_t seq;
+	char hash[sizeof(c->chain_hash)];
 
 	if ((err = pg_chain_load(c)) != GW_OK)
 		return err;
-	rec->seq = c->chain_seq + 1;
-	util_strlcpy(rec->prev_hash, c->chain_hash, sizeof(rec->prev_hash));
-	store_audit_hash(rec, rec->hash);
-	pa_i64(&a, rec->seq);
-	pa_i64(&a, rec->at);
-	pa_text(&a, rec->ura);
-	pa_text(&a, rec->cert_serial);
-	pa_text(&a, rec->cert_issuer);
-	pa_text(&a, rec->bsn);
-	pa_text(&a, rec->interaction);
-	pa_text(&a, rec->query);
-	pa_i64(&a, rec->count);
-	pa_i64(&a, rec->status);
-	pa_text(&a, rec->request_id);
-	pa_text(&a, rec->prev_hash);
-	pa_text(&a, rec->hash);
-	if ((err = pg_q(c, "audit_insert",
-			"INSERT INTO audit (seq, at, ura, cert_serial,"
-			" cert_issuer, bsn, interaction, query, count, status,"
-			" request_id, prev_hash, hash) VALUES ($1, $2, $3, $4,"
-			" $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-			&a, NULL)) != GW_OK)
-		return err;
-	c->chain_seq = rec->seq;
-	util_strlcpy(c->chain_hash, rec->hash, sizeof(c->chain_hash));
-	return GW_OK;
+	seq = c->chain_seq;
+	memcpy(hash, c->chain_hash, sizeof(hash));
+	pg_audit_chain(c, rec, &a);
+	if ((err = pg_q(c, "audit_insert", PG_AUDIT_SQL, &a, NULL)) != GW_OK) {
+		c->chain_seq = seq; /* the head stays */
+		memcpy(c->chain_hash, hash, sizeof(hash));
+	}
+	return err;
 }
+
+#define PG_MESSAGE_SQL                                                         \
+	"INSERT INTO messages (id, direction, sender_ura, bundle_system,"      \
+	" bundle_value, patient_key, fhir_version, document, jws, sha256,"     \
+	" accepted_at, answer_status, answer_body, transform_report, event)"   \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"     \
+	" $14, $15) ON CONFLICT (direction, sender_ura, bundle_system,"        \
+	" bundle_value) DO NOTHING RETURNING seq"
 
 /* Insert a message row; *seq its seq, or 0 when its idempotency key is
  * taken (ON CONFLICT: also against another node's concurrent accept). */
@@ -1467,16 +1576,7 @@ pg_insert_message(struct pg *c, const char *op, struct pg_args *a, int64_t *seq)
 	enum gw_err err;
 
 	*seq = 0;
-	if ((err = pg_q(c, op,
-			"INSERT INTO messages (id, direction, sender_ura,"
-			" bundle_system, bundle_value, patient_key,"
-			" fhir_version, document, jws, sha256, accepted_at,"
-			" answer_status, answer_body, transform_report,"
-			" event) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-			" $10, $11, $12, $13, $14, $15) ON CONFLICT (direction,"
-			" sender_ura, bundle_system, bundle_value) DO NOTHING"
-			" RETURNING seq",
-			a, &r)) != GW_OK)
+	if ((err = pg_q(c, op, PG_MESSAGE_SQL, a, &r)) != GW_OK)
 		return err;
 	if (PQntuples(r) == 1)
 		*seq = pg_i64(r, 0, 0);
@@ -1507,32 +1607,39 @@ pg_lane_lock(struct pg *c, const char *receiver, const char *patient)
 		    &a, NULL);
 }
 
-static enum gw_err
-pg_insert_outbox(struct pg *c, int64_t seq, const char *receiver,
-		 const char *patient, int64_t at)
+/* The outbox row of message seq for receiver, after its lane's lock (see
+ * pg_lane_lock), sent into the pipeline p. */
+static void
+pg_insert_outbox(struct pg *c, struct pg_pipe *p, int64_t seq,
+		 const char *receiver, const char *patient, int64_t at)
 {
 	struct pg_args a = {0};
-	enum gw_err err;
 
-	if ((err = pg_lane_lock(c, receiver, patient)) != GW_OK)
-		return err;
+	pa_text(&a, receiver);
+	pa_text(&a, patient);
+	pg_pipe_send(c, p,
+		     "SELECT pg_advisory_xact_lock(hashtextextended("
+		     "$1 || '|' || $2, 0))",
+		     &a);
+	memset(&a, 0, sizeof(a));
 	pa_i64(&a, seq);
 	pa_text(&a, receiver);
 	pa_text(&a, patient);
 	pa_i64(&a, at);
-	return pg_q(
-	    c, "insert_outbox",
+	pg_pipe_send(
+	    c, p,
 	    "INSERT INTO outbox (message_seq, receiver_ura, patient_key,"
 	    " state, next_attempt_at, waiting) VALUES ($1, $2, $3,"
 	    " 'due', $4, (EXISTS (SELECT 1 FROM outbox p WHERE"
 	    " p.receiver_ura = $2 AND p.patient_key = $3 AND p.state"
 	    " IN " PG_PENDING "))::int)",
-	    &a, NULL);
+	    &a);
 }
 
 static enum gw_err
 pg_accept_notices(struct pg *c, const struct store_accept *r)
 {
+	struct pg_pipe p;
 	enum gw_err err;
 	int64_t seq;
 
@@ -1560,78 +1667,95 @@ pg_accept_notices(struct pg *c, const struct store_accept *r)
 			return err;
 		if (seq == 0)
 			return GW_INVALID; /* a notice id is unique */
-		if ((err = pg_insert_outbox(c, seq, nt->receiver,
-					    r->patient_key, r->accepted_at)) !=
-		    GW_OK)
+		pg_pipe_begin(c, &p, "insert_outbox");
+		pg_insert_outbox(c, &p, seq, nt->receiver, r->patient_key,
+				 r->accepted_at);
+		if ((err = pg_pipe_end(c, &p)) != GW_OK)
 			return err;
 	}
 	return GW_OK;
 }
 
-/* Accept one document inside the open transaction (see sq_accept_one). */
+/* The parameters of PG_MESSAGE_SQL for r (pointing into r). */
+static void
+pg_message_args(struct pg_args *a, const struct store_accept *r)
+{
+	memset(a, 0, sizeof(*a));
+	pa_text(a, r->id);
+	pa_text(a, pg_direction(r->direction));
+	pa_text(a, r->sender_ura);
+	pa_text(a, r->bundle_system);
+	pa_text(a, r->bundle_value);
+	pa_text(a, r->patient_key);
+	pa_text(a, r->fhir_version);
+	pa_bytes(a, r->doc, r->doc_len);
+	pa_text(a, r->jws);
+	pa_text(a, r->sha256);
+	pa_i64(a, r->accepted_at);
+	pa_i64(a, r->answer_status);
+	pa_text(a, r->answer_body);
+	pa_text(a, r->report);
+	pa_text(a, r->event != NULL ? r->event : "");
+}
+
+/* r's idempotency key is taken: the stored message's answer in res;
+ * GW_EXISTS. */
 static enum gw_err
-pg_accept_one(struct pg *c, const struct store_accept *r,
-	      struct store_result *res)
+pg_accept_found(struct pg *c, const struct store_accept *r,
+		struct store_result *res)
 {
 	struct pg_args a = {0};
 	PGresult *q = NULL;
 	enum gw_err err;
-	int64_t seq;
 
-	pa_text(&a, r->id);
 	pa_text(&a, pg_direction(r->direction));
 	pa_text(&a, r->sender_ura);
 	pa_text(&a, r->bundle_system);
 	pa_text(&a, r->bundle_value);
-	pa_text(&a, r->patient_key);
-	pa_text(&a, r->fhir_version);
-	pa_bytes(&a, r->doc, r->doc_len);
-	pa_text(&a, r->jws);
-	pa_text(&a, r->sha256);
-	pa_i64(&a, r->accepted_at);
-	pa_i64(&a, r->answer_status);
-	pa_text(&a, r->answer_body);
-	pa_text(&a, r->report);
-	pa_text(&a, r->event != NULL ? r->event : "");
-	if ((err = pg_insert_message(c, "insert_message", &a, &seq)) != GW_OK)
+	if ((err = pg_q(c, "find_key",
+			"SELECT id, answer_status, answer_body, sha256"
+			" FROM messages WHERE direction = $1 AND"
+			" sender_ura = $2 AND bundle_system = $3 AND"
+			" bundle_value = $4",
+			&a, &q)) != GW_OK)
 		return err;
-	if (seq == 0) {
-		memset(&a, 0, sizeof(a));
-		pa_text(&a, pg_direction(r->direction));
-		pa_text(&a, r->sender_ura);
-		pa_text(&a, r->bundle_system);
-		pa_text(&a, r->bundle_value);
-		if ((err = pg_q(c, "find_key",
-				"SELECT id, answer_status, answer_body, sha256"
-				" FROM messages WHERE direction = $1 AND"
-				" sender_ura = $2 AND bundle_system = $3 AND"
-				" bundle_value = $4",
-				&a, &q)) != GW_OK)
-			return err;
-		if (PQntuples(q) != 1) {
-			PQclear(q);
-			return GW_TEMP; /* deleted meanwhile: try again */
-		}
-		pg_copy(res->id, sizeof(res->id), q, 0, 0);
-		res->answer_status = (int)pg_i64(q, 0, 1);
-		res->conflict = r->sha256 != NULL &&
-				strcmp(PQgetvalue(q, 0, 3), r->sha256) != 0;
-		err = GW_EXISTS;
-		if (!PQgetisnull(q, 0, 2) &&
-		    (res->answer_body = strdup(PQgetvalue(q, 0, 2))) == NULL)
-			err = GW_NOMEM;
+	if (PQntuples(q) != 1) {
 		PQclear(q);
-		return err;
+		return GW_TEMP; /* deleted meanwhile: try again */
 	}
+	pg_copy(res->id, sizeof(res->id), q, 0, 0);
+	res->answer_status = (int)pg_i64(q, 0, 1);
+	res->conflict =
+	    r->sha256 != NULL && strcmp(PQgetvalue(q, 0, 3), r->sha256) != 0;
+	err = GW_EXISTS;
+	if (!PQgetisnull(q, 0, 2) &&
+	    (res->answer_body = strdup(PQgetvalue(q, 0, 2))) == NULL)
+		err = GW_NOMEM;
+	PQclear(q);
+	return err;
+}
+
+/* The outbox rows, inbox rows and index entries of r stored as seq,
+ * sent into the pipeline p. */
+static enum gw_err
+pg_accept_rows(struct pg *c, struct pg_pipe *p, int64_t seq,
+	       const struct store_accept *r)
+{
 	for (size_t i = 0; i < r->nreceivers; i++)
-		if ((err = pg_insert_outbox(c, seq, r->receivers[i],
-					    r->patient_key, r->accepted_at)) !=
-		    GW_OK)
-			return err;
-	if ((err = pg_index_write(c, seq, r)) != GW_OK)
-		return err;
-	/* Its audit records are written by pg_accept_audit at the end of
-	   the batch. */
+		pg_insert_outbox(c, p, seq, r->receivers[i], r->patient_key,
+				 r->accepted_at);
+	return pg_index_write(c, p, seq, r);
+}
+
+/* The rest of r's accept once its rows are in: its notices and its
+ * answer. Its audit records are written by pg_accept_audit at the end
+ * of the batch. */
+static enum gw_err
+pg_accept_done(struct pg *c, const struct store_accept *r,
+	       struct store_result *res)
+{
+	enum gw_err err;
+
 	if ((err = pg_accept_notices(c, r)) != GW_OK)
 		return err;
 	util_strlcpy(res->id, r->id, sizeof(res->id));
@@ -1639,6 +1763,103 @@ pg_accept_one(struct pg *c, const struct store_accept *r,
 	if (r->answer_body != NULL &&
 	    (res->answer_body = strdup(r->answer_body)) == NULL)
 		return GW_NOMEM;
+	return GW_OK;
+}
+
+/* Accept one document inside the open transaction (see sq_accept_one):
+ * its message row, then its other rows in one round trip. */
+static enum gw_err
+pg_accept_one(struct pg *c, const struct store_accept *r,
+	      struct store_result *res)
+{
+	struct pg_args a;
+	struct pg_pipe p;
+	enum gw_err err, txn;
+	int64_t seq;
+
+	pg_message_args(&a, r);
+	if ((err = pg_insert_message(c, "insert_message", &a, &seq)) != GW_OK)
+		return err;
+	if (seq == 0)
+		return pg_accept_found(c, r, res);
+	pg_pipe_begin(c, &p, "accept_rows");
+	err = pg_accept_rows(c, &p, seq, r);
+	if ((txn = pg_pipe_end(c, &p)) != GW_OK || err != GW_OK)
+		return err != GW_OK ? err : txn;
+	return pg_accept_done(c, r, res);
+}
+
+/* Whether the connection's transaction is still usable after a failed
+ * statement (lost connection: no). */
+static bool
+pg_txn_alive(struct pg *c)
+{
+	PGTransactionStatusType t = PQtransactionStatus(c->db);
+
+	return PQstatus(c->db) == CONNECTION_OK &&
+	       (t == PQTRANS_INTRANS || t == PQTRANS_INERROR);
+}
+
+/*
+ * The documents of a batch (n > 1) in two round trips rather than two
+ * each, for the pass without savepoints: their message rows in one
+ * pipeline, then the other rows of those stored in another (the
+ * writer's round trips, not the server's work, were most of a
+ * PostgreSQL accept). The first failure ends the pass as in
+ * pg_accept_pass: *failed, and the batch is tried again one document
+ * at a time with savepoints.
+ */
+static enum gw_err
+pg_accept_bulk(struct pg *c, const struct store_accept *const *reqs,
+	       struct store_result *res, size_t n, bool *failed)
+{
+	struct pg_args a;
+	struct pg_pipe p;
+	int64_t *seqs;
+	enum gw_err err = GW_OK, txn;
+	size_t i;
+
+	*failed = false;
+	if ((seqs = calloc(n, sizeof(*seqs))) == NULL)
+		return GW_NOMEM;
+	pg_pipe_begin(c, &p, "insert_message");
+	p.rows = seqs;
+	p.nrows = n;
+	for (i = 0; i < n; i++) {
+		pg_message_args(&a, reqs[i]);
+		pg_pipe_send(c, &p, PG_MESSAGE_SQL, &a);
+	}
+	if ((err = pg_pipe_end(c, &p)) == GW_OK && p.got != n)
+		err = pg_fail(c, "insert_message", NULL);
+	for (i = 0; i < n && err == GW_OK; i++) {
+		if (seqs[i] != 0)
+			continue;
+		res[i].err = pg_accept_found(c, reqs[i], &res[i]);
+		if (res[i].err != GW_EXISTS)
+			err = res[i].err;
+	}
+	if (err == GW_OK) {
+		pg_pipe_begin(c, &p, "accept_rows");
+		for (i = 0; i < n && err == GW_OK; i++)
+			if (seqs[i] != 0)
+				err = pg_accept_rows(c, &p, seqs[i], reqs[i]);
+		txn = pg_pipe_end(c, &p);
+		if (err == GW_OK)
+			err = txn;
+	}
+	for (i = 0; i < n && err == GW_OK; i++)
+		if (seqs[i] != 0)
+			err = res[i].err = pg_accept_done(c, reqs[i], &res[i]);
+	free(seqs);
+	if (err == GW_OK)
+		return GW_OK;
+	for (i = 0; i < n; i++) {
+		store_result_cleanup(&res[i]);
+		res[i].err = err;
+	}
+	if (!pg_txn_alive(c))
+		return err;
+	*failed = true;
 	return GW_OK;
 }
 
@@ -1655,8 +1876,20 @@ static enum gw_err
 pg_accept_audit(struct pg *c, const struct store_accept *const *reqs,
 		const struct store_result *res, size_t n)
 {
+	struct pg_pipe p;
+	struct pg_args a = {0};
 	enum gw_err err;
+	size_t any = 0;
 
+	for (size_t i = 0; i < n; i++)
+		if (res[i].err == GW_OK)
+			any += reqs[i]->naudit;
+	if (any == 0)
+		return GW_OK;
+	if ((err = pg_chain_load(c)) != GW_OK)
+		return err;
+	/* The records, chained here, and the head: one round trip. */
+	pg_pipe_begin(c, &p, "audit_insert");
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].err != GW_OK)
 			continue;
@@ -1665,22 +1898,18 @@ pg_accept_audit(struct pg *c, const struct store_accept *const *reqs,
 
 			if (rec.at == 0)
 				rec.at = reqs[i]->accepted_at;
-			if ((err = pg_audit_write(c, &rec)) != GW_OK)
-				return err;
+			pg_audit_chain(c, &rec, &a);
+			pg_pipe_send(c, &p, PG_AUDIT_SQL, &a);
 		}
 	}
-	return GW_OK;
-}
-
-/* Whether the connection's transaction is still usable after a failed
- * statement (lost connection: no). */
-static bool
-pg_txn_alive(struct pg *c)
-{
-	PGTransactionStatusType t = PQtransactionStatus(c->db);
-
-	return PQstatus(c->db) == CONNECTION_OK &&
-	       (t == PQTRANS_INTRANS || t == PQTRANS_INERROR);
+	memset(&a, 0, sizeof(a));
+	pa_i64(&a, c->chain_seq);
+	pa_text(&a, c->chain_hash);
+	pg_pipe_send(
+	    c, &p, "UPDATE audit_head SET seq = $1, hash = $2 WHERE k = 1", &a);
+	if ((err = pg_pipe_end(c, &p)) == GW_OK)
+		c->chain_start = c->chain_seq; /* saved */
+	return err;
 }
 
 /* One pass over a batch (see sq_accept_pass). In PostgreSQL a failed
@@ -1692,10 +1921,18 @@ pg_accept_pass(struct pg *c, const struct store_accept *const *reqs,
 	       bool *failed)
 {
 	enum gw_err err, txn;
+	size_t todo = n;
 
 	*failed = false;
 	c->chain_known = false;
-	for (size_t i = 0, tries = 0; i < n; i++, tries = 0) {
+	c->deadlock = false;
+	if (!savepoints && n > 1) {
+		if ((err = pg_accept_bulk(c, reqs, res, n, failed)) != GW_OK ||
+		    *failed)
+			return err;
+		todo = 0; /* stored: their audit records follow */
+	}
+	for (size_t i = 0, tries = 0; i < todo; i++, tries = 0) {
 		int64_t chain_seq = c->chain_seq;
 		bool chain_known = c->chain_known;
 		char chain_hash[65];

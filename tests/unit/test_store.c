@@ -1128,6 +1128,83 @@ test_group_commit(void **state)
 	store_rows_free(rows, n);
 }
 
+/*
+ * Accepts committed together by the writer (PostgreSQL: a batch's rows
+ * go in pipelines): 30 submitted at once, each with an audit record and
+ * an outbox row, one repeating the previous one's key (answered as
+ * stored) and one whose notice id is taken (fails alone, nothing of it
+ * stored): the others stored with their rows, the audit chain whole
+ * and one record per stored accept (none for the repeat).
+ */
+static void
+test_batch_one_failing(void **state)
+{
+	struct fixture *f = *state;
+	static const char task[] = "{\"resourceType\":\"Task\"}";
+	struct store_notice taken = {.id = "bn",
+				     .receiver = R2,
+				     .doc = task,
+				     .doc_len = sizeof(task) - 1,
+				     .sha256 = "aa"};
+	const char *rc[1] = {R1};
+	struct store_accept r = req("bin", "bin", "pat", NULL, 0, T0);
+	struct store_result res;
+	struct store_audit_check chk;
+	struct store_audit_rec rec[30];
+	struct store_message *m = NULL;
+	struct acks a = {.path = f->path};
+	char id[30][16], val[16];
+
+	r.direction = STORE_INBOUND;
+	r.notices = &taken;
+	r.nnotices = 1;
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	for (int i = 0; i < 30; i++) {
+		snprintf(id[i], sizeof(id[i]), "b%d", i);
+		snprintf(val, sizeof(val), "b%d", i == 20 ? 19 : i);
+		r = req(id[i], val, i % 2 ? "p1" : "p2", rc, 1, T0 + i);
+		memset(&rec[i], 0, sizeof(rec[i]));
+		rec[i].at = T0 + i;
+		util_strlcpy(rec[i].ura, SENDER, sizeof(rec[i].ura));
+		util_strlcpy(rec[i].interaction, "create",
+			     sizeof(rec[i].interaction));
+		util_strlcpy(rec[i].request_id, id[i],
+			     sizeof(rec[i].request_id));
+		rec[i].status = 202;
+		r.audit = &rec[i];
+		r.naudit = 1;
+		if (i == 10) {
+			r.direction = STORE_INBOUND;
+			r.receivers = NULL;
+			r.nreceivers = 0;
+			r.notices = &taken;
+			r.nnotices = 1;
+		}
+		assert_int_equal(store_submit_accept(f->s, &r, on_done, &a),
+				 GW_OK);
+	}
+	pump(f->s, &a, 30);
+	assert_int_equal(a.calls, 30);
+	assert_int_equal(a.exists, 1);
+	assert_int_equal(a.ok, 28);
+	assert_string_equal(a.bad, "");
+	assert_int_equal(store_show(f->s, "b10", false, &m), GW_NOTFOUND);
+	for (int i = 0; i < 30; i++) {
+		if (i == 10 || i == 20)
+			continue;
+		assert_int_equal(store_show(f->s, id[i], false, &m), GW_OK);
+		assert_int_equal(m->nrows, 1);
+		store_message_free(m);
+	}
+	assert_int_equal(
+	    sql_int(f->path, "SELECT count(*) FROM outbox WHERE receiver_ura"
+			     " = '" R1 "'"),
+	    28);
+	assert_int_equal(store_audit_verify(f->s, &chk), GW_OK);
+	assert_int_equal(chk.records, 28); /* the stored ones' */
+}
+
 /* Notified pull: notices commit with their inbound accept, each a message
  * of its own (direction notice) with one outbox row, claimed and read
  * back like any row; a duplicate accept stores none; a failing notice
@@ -2256,6 +2333,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_one_failing, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_patient_type_index, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
