@@ -111,6 +111,8 @@ const struct store_copy_table store_copy_tables[] = {
     REBUILT("rep_pull", "the report's roll-ups: triggers on audit"),
     REBUILT("rep_pat", "the report's roll-ups: triggers on audit"),
     REBUILT("rep_pat_last", "the report's roll-ups: triggers on audit"),
+    REBUILT("rep_pruning", "empty outside a retention prune's "
+			   "transaction"),
 };
 const size_t store_copy_ntables = UTIL_ARRAY_LEN(store_copy_tables);
 
