@@ -485,3 +485,55 @@ def test_migration_on_postgresql():
                       " <> 0") == [["0"]]
     finally:
         pg.stop()
+
+
+def test_retention_keeps_the_rollups_on_postgresql(pki, tmp_path):
+    """As test_retention_keeps_the_rollups, on PostgreSQL: a daemon with
+    retention 30 days on a 3,000-message bench store (60 days) prunes
+    the older delivered half; the report of those days stays as it was,
+    while a recount of the rows finds them gone."""
+    import gw
+    pg = gw.Postgres()
+    if not pg.start():
+        pg.stop()
+        pytest.skip("PostgreSQL is not installed (apt-get install "
+                    "postgresql; make deps does)")
+    try:
+        g = gw.use_postgres(gw.Gateway(pki, str(tmp_path),
+                                       store__retention="30"), pg)
+        url, env = g.pg_url, pg.env()
+        binary = os.path.abspath(os.environ.get(
+            "PZPGW", os.path.join(SRC, "build/release/pzpgw")))
+        subprocess.run(
+            ["sh", "-c",
+             '. "$1/bench/lib.sh"; bench_big_store 3000 "$2" "$3"',
+             "sh", SRC, url, binary], check=True, timeout=120, env=env)
+
+        def pz(*args):
+            p = subprocess.run([binary, *args], capture_output=True,
+                               text=True, env=env, timeout=60)
+            assert p.returncode == 0, (args, p.stderr)
+            return p
+
+        # whole days: the partial hours (days for latency) at a range's
+        # ends are counted from the rows, and pruned rows are gone
+        today = int(time.time() * 1000) // DAY * DAY
+        lo, hi = today - 61 * DAY, today - 31 * DAY
+        before = report_range(url, lo, hi, pz)
+        rows = PgRows(pg, url)
+        assert recount(rows, lo, hi)[0]["messages_by_direction"][
+            "outbound"] > 1000
+        g.start()
+        try:
+            gw.wait_for(lambda: "event=pruned messages=" in g.log_text(),
+                        timeout=60, what="retention run")
+        finally:
+            assert g.stop() == 0
+        pruned = int(g.log_text().split("event=pruned messages=")[1]
+                     .split()[0])
+        assert pruned > 1000
+        left = recount(rows, lo, hi)[0]["messages_by_direction"]
+        assert left["outbound"] < 100  # the dead and due ones stay
+        assert report_range(url, lo, hi, pz) == before
+    finally:
+        pg.stop()
