@@ -79,6 +79,7 @@ def test_big_prune_leaves_listeners_answering(pki, tmp_path):
         line = [ln for ln in g.log_text().splitlines()
                 if "event=pruned messages=" in ln][0]
         assert "messages=%d " % want in line, line
+        print("probes=%d worst=%r %s" % (probes, worst, line))
         # the probes ran while it pruned (it starts 1 s after start)
         assert probes >= 3, (probes, line)
         assert worst["healthz"] < 1.0 and worst["push"] < 1.0, (worst, line)
