@@ -2576,6 +2576,26 @@ out:
  * roll-ups' delete trigger leaves the counts. *count (may be NULL) is
  * the number removed; op names the step in a failure's log line.
  */
+/* BEGIN IMMEDIATE; quiet: the store busy is GW_TEMP without a log line
+ * (a retention batch, tried again after its pause: store.c). */
+static enum gw_err
+sq_delete_begin(struct sq *c, bool quiet)
+{
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	if (!quiet)
+		return sq_run(c, SQ_BEGIN);
+	if ((err = sq_stmt(c, SQ_BEGIN, &st)) != GW_OK)
+		return err;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return GW_TEMP;
+	return rc == SQLITE_DONE ? GW_OK : sq_fail(c, sq_sql[SQ_BEGIN], rc);
+}
+
 static enum gw_err
 sq_delete_chunked(struct sq *c, const char *sql, int64_t before, size_t chunk,
 		  size_t max, bool retention, const char *op, size_t *count)
@@ -2590,7 +2610,7 @@ sq_delete_chunked(struct sq *c, const char *sql, int64_t before, size_t chunk,
 		return sq_fail(c, "prepare", rc);
 	do {
 		want = max > 0 && max - removed < chunk ? max - removed : chunk;
-		if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		if ((err = sq_delete_begin(c, max > 0)) != GW_OK)
 			break;
 		if (retention &&
 		    (err = sq_exec(c, "INSERT INTO rep_pruning VALUES (0)")) !=
