@@ -225,48 +225,25 @@ kick_delivery(void *arg)
 		deliver_kick(s->deliver);
 }
 
-/* Retention of received data: inbound messages accepted longer than
- * [store] inbound_retention ago go with their inbox rows and index
- * versions (what the pull API serves); "keep" (0) keeps them. */
-static void
-prune_inbound(struct serve *s)
-{
-	uint64_t keep = s->cfg->store_inbound_retention_ms;
-	size_t pruned = 0;
-	enum gw_err err;
-
-	if (keep == 0)
-		return;
-	err = store_prune_inbound(s->store, util_wall_ms() - (int64_t)keep,
-				  &pruned);
-	if (err != GW_OK)
-		log_warnx("event=prune_inbound_failed error=\"%s\"",
-			  gw_strerror(err));
-	else if (pruned > 0)
-		log_info("event=pruned_inbound messages=%zu "
-			 "inbound_retention_s=%llu",
-			 pruned, (unsigned long long)(keep / 1000));
-}
-
 /* Retention: delivered messages older than [store] retention days go,
  * and their space is reclaimed; dead letters stay until an operator
- * acts. */
+ * acts. Received data: inbound messages accepted longer than [store]
+ * inbound_retention ago go with their inbox rows and index versions
+ * (what the pull API serves); "keep" (0) keeps them. The store's upkeep
+ * thread deletes in small batches and logs event=pruned /
+ * event=pruned_inbound: a large backlog (e.g. retention shortened)
+ * leaves the listeners answering. */
 static void
 on_prune(evutil_socket_t fd, short what, void *arg)
 {
 	struct serve *s = arg;
 	struct timeval tv = {.tv_sec = SERVE_PRUNE_EVERY_S};
-	int64_t before =
-	    util_wall_ms() - (int64_t)s->cfg->store_retention_days * 86400000;
-	size_t pruned = 0;
-	enum gw_err err = store_prune(s->store, before, &pruned);
+	uint64_t keep = s->cfg->store_inbound_retention_ms;
+	int64_t now = util_wall_ms();
+	int64_t before = now - (int64_t)s->cfg->store_retention_days * 86400000;
 
-	if (err != GW_OK)
-		log_warnx("event=prune_failed error=\"%s\"", gw_strerror(err));
-	else if (pruned > 0)
-		log_info("event=pruned messages=%zu retention_days=%u", pruned,
-			 s->cfg->store_retention_days);
-	prune_inbound(s);
+	(void)store_retention(s->store, before,
+			      keep == 0 ? 0 : now - (int64_t)keep);
 	evtimer_add(s->ev_prune, &tv);
 }
 

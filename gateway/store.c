@@ -127,8 +127,12 @@ struct store {
 	/* Upkeep thread (opts.background_upkeep), stopped by stop. */
 	pthread_cond_t upkeep_cv;
 	pthread_t upkeep_thread;
-	bool upkeep_started;
 	void *uconn;
+	/* Retention asked for (store_retention, under mu): the cut-offs,
+	   taken by the upkeep thread, which deletes a batch at a time. */
+	int64_t ret_before, ret_in_before;
+	bool ret_asked;
+	bool upkeep_started;
 
 	/* Latest file check (under mu), from whichever thread made it. */
 	enum store_file_state file_state;
@@ -1147,6 +1151,14 @@ store_writer(void *arg)
  * said at most this often, with the number of failures since. */
 #define STORE_UPKEEP_LOG_MS 60000
 
+/* The least pause after a retention batch (store_retention): time for
+ * the writer, whose busy handler sleeps in steps of a few ms, to take
+ * the lock. */
+#define STORE_PRUNE_PAUSE_MIN_MS 5
+/* Busy batches in a row before a retention run gives up until the next
+ * store_retention (about 10 s of a store locked by others). */
+#define STORE_PRUNE_BUSY_MAX 100
+
 /* Say a checkpoint result: failures once a minute, recovery once. */
 static void
 store_upkeep_said(enum gw_err err, const char *detail, uint64_t *said,
@@ -1175,50 +1187,148 @@ store_upkeep_said(enum gw_err err, const char *detail, uint64_t *said,
 	*failing = true;
 }
 
+/* Retention in progress on the upkeep thread. */
+struct store_ret_run {
+	bool on;
+	bool inbound;		   /* outbound done, inbound messages now */
+	int64_t before, in_before; /* in_before 0: no inbound retention */
+	size_t out_n, in_n, batches;
+	unsigned busy;	  /* batches in a row that found the store busy */
+	uint64_t started; /* util_mono_ms */
+};
+
+/* Say what one retention removed (serve.c's words of before). */
+static void
+store_ret_said(const struct store_ret_run *r, const char *how)
+{
+	uint64_t ms = util_mono_ms() - r->started;
+
+	if (r->out_n > 0)
+		log_info("event=pruned messages=%zu batches=%zu took_ms=%llu%s",
+			 r->out_n, r->batches, (unsigned long long)ms, how);
+	if (r->in_n > 0)
+		log_info("event=pruned_inbound messages=%zu took_ms=%llu%s",
+			 r->in_n, (unsigned long long)ms, how);
+}
+
+/* One retention batch on the upkeep connection; false when the run is
+ * over (done or failed: the next store_retention starts again). */
+static bool
+store_ret_batch(struct store *s, struct store_ret_run *r)
+{
+	size_t n = 0;
+	enum gw_err err;
+
+	if (!r->inbound) {
+		err = s->ops->prune(s->uconn, r->before, STORE_PRUNE_BATCH,
+				    true, &n);
+		r->out_n += n;
+	} else {
+		/* Odd while a delete may be in flight
+		   (store_res_generation). */
+		atomic_fetch_add(&s->res_gen, 1);
+		err = s->ops->prune_inbound(s->uconn, r->in_before,
+					    STORE_PRUNE_BATCH / 4, true, &n);
+		atomic_fetch_add(&s->res_gen, 1);
+		r->in_n += n;
+	}
+	r->batches++;
+	/* Busy (the upkeep connection waits only briefly for the lock):
+	   the writer goes first; again after the pause. */
+	if (err == GW_TEMP && ++r->busy < STORE_PRUNE_BUSY_MAX)
+		return true;
+	if (err != GW_OK) {
+		log_warnx("event=%s error=\"%s\" removed=%zu",
+			  r->inbound ? "prune_inbound_failed" : "prune_failed",
+			  gw_strerror(err), r->inbound ? r->in_n : r->out_n);
+		return false;
+	}
+	r->busy = 0;
+	if (n < (r->inbound ? STORE_PRUNE_BATCH / 4 : STORE_PRUNE_BATCH)) {
+		if (!r->inbound && r->in_before > 0) {
+			r->inbound = true;
+			return true;
+		}
+		store_ret_said(r, "");
+		return false;
+	}
+	return true;
+}
+
 /* The upkeep thread: every STORE_UPKEEP_MS until stop, check that the
  * files are still the store's, then checkpoint. While the disk is below
  * min_free (and once more when space is back) the WAL is cut back to
  * nothing: its size outlives a checkpoint, and on a full disk that is
- * the space intake needs to resume. */
+ * the space intake needs to resume. Between, the retention's batches
+ * (store_retention), each followed by a pause at least as long as it
+ * took, so the writer gets the lock in between. */
 static void *
 store_upkeep(void *arg)
 {
 	struct store *s = arg;
 	struct timespec at;
+	struct store_ret_run run = {0};
 	bool failing = false, truncate = false, low;
 	unsigned failures = 0;
-	uint64_t said = 0;
+	uint64_t said = 0, next = 0, t0, pause = 0;
 	char detail[160];
 	enum gw_err err;
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
+		long wait = run.on ? (long)pause : STORE_UPKEEP_MS;
+
 		clock_gettime(CLOCK_REALTIME, &at);
-		at.tv_nsec += STORE_UPKEEP_MS * 1000000L;
-		if (at.tv_nsec >= 1000000000L) {
+		at.tv_nsec += wait * 1000000L;
+		while (at.tv_nsec >= 1000000000L) {
 			at.tv_sec++;
 			at.tv_nsec -= 1000000000L;
 		}
 		(void)pthread_cond_timedwait(&s->upkeep_cv, &s->mu, &at);
 		if (s->stop)
 			break;
-		pthread_mutex_unlock(&s->mu);
-		store_file_note(s, s->ops->check_files(s->uconn));
-		low = store_room(s) == 0;
-		truncate = truncate || low;
-		detail[0] = '\0';
-		err =
-		    s->ops->upkeep(s->uconn, truncate, detail, sizeof(detail));
-		if (err == GW_OK && truncate && !low) {
-			log_info("event=store_wal_truncated reason=disk_space_"
-				 "back");
-			truncate = false;
+		if (s->ret_asked) {
+			s->ret_asked = false;
+			if (!run.on) {
+				memset(&run, 0, sizeof(run));
+				run.on = true;
+				run.started = util_mono_ms();
+			}
+			run.before = s->ret_before;
+			run.in_before = s->ret_in_before;
 		}
-		/* Commits go on regardless. */
-		store_upkeep_said(err, detail, &said, &failures, &failing);
+		pthread_mutex_unlock(&s->mu);
+		if (util_mono_ms() >= next) {
+			store_file_note(s, s->ops->check_files(s->uconn));
+			low = store_room(s) == 0;
+			truncate = truncate || low;
+			detail[0] = '\0';
+			err = s->ops->upkeep(s->uconn, truncate, detail,
+					     sizeof(detail));
+			if (err == GW_OK && truncate && !low) {
+				log_info("event=store_wal_truncated "
+					 "reason=disk_space_back");
+				truncate = false;
+			}
+			/* Commits go on regardless. */
+			store_upkeep_said(err, detail, &said, &failures,
+					  &failing);
+			next = util_mono_ms() + STORE_UPKEEP_MS;
+		}
+		if (run.on) {
+			t0 = util_mono_ms();
+			run.on = store_ret_batch(s, &run);
+			pause = util_mono_ms() - t0;
+			if (pause < STORE_PRUNE_PAUSE_MIN_MS)
+				pause = STORE_PRUNE_PAUSE_MIN_MS;
+			if (pause > STORE_UPKEEP_MS)
+				pause = STORE_UPKEEP_MS;
+		}
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);
+	if (run.on)
+		store_ret_said(&run, " unfinished=stop");
 	return NULL;
 }
 
@@ -1766,11 +1876,48 @@ enum gw_err
 store_prune(struct store *s, int64_t before, size_t *count)
 {
 	size_t n = 0;
-	enum gw_err err = s->ops->prune(s->conn, before, &n);
+	enum gw_err err = s->ops->prune(s->conn, before, 0, false, &n);
 
 	/* serve.c says how many went (event=pruned); the CLI prints it. */
 	if (count != NULL)
 		*count = n;
+	return err;
+}
+
+enum gw_err
+store_retention(struct store *s, int64_t before, int64_t inbound_before)
+{
+	struct store_ret_run r = {.on = true};
+	size_t n = 0;
+	enum gw_err err;
+
+	if (s->upkeep_started) {
+		pthread_mutex_lock(&s->mu);
+		s->ret_asked = true;
+		s->ret_before = before;
+		s->ret_in_before = inbound_before;
+		pthread_cond_signal(&s->upkeep_cv);
+		pthread_mutex_unlock(&s->mu);
+		return GW_OK;
+	}
+	/* No upkeep thread (e.g. a PostgreSQL-less test setup without
+	   background_upkeep): all of it here, on the loop's connection. */
+	r.started = util_mono_ms();
+	err = s->ops->prune(s->conn, before, 0, true, &n);
+	r.out_n = n;
+	if (err == GW_OK && inbound_before > 0) {
+		r.inbound = true;
+		n = 0;
+		atomic_fetch_add(&s->res_gen, 1);
+		err =
+		    s->ops->prune_inbound(s->conn, inbound_before, 0, true, &n);
+		atomic_fetch_add(&s->res_gen, 1);
+		r.in_n = n;
+	}
+	if (err != GW_OK)
+		log_warnx("event=prune_failed error=\"%s\"", gw_strerror(err));
+	else
+		store_ret_said(&r, "");
 	return err;
 }
 
@@ -2108,7 +2255,7 @@ store_prune_inbound(struct store *s, int64_t before, size_t *count)
 	/* Odd from before the first delete until after the last commit
 	   (store_res_generation). */
 	atomic_fetch_add(&s->res_gen, 1);
-	err = s->ops->prune_inbound(s->conn, before, &n);
+	err = s->ops->prune_inbound(s->conn, before, 0, true, &n);
 	atomic_fetch_add(&s->res_gen, 1);
 
 	if (count != NULL)

@@ -550,8 +550,29 @@ enum gw_err store_act(struct store *s, const char *id, const char *receiver,
 
 /* Delete outbound messages whose every outbox row was delivered before
  * `before` (ms), never dead or pending ones, then reclaim space. *count
- * (may be NULL) is the number of messages removed. */
+ * (may be NULL) is the number of messages removed. An operator's purge:
+ * the report's roll-ups lose what goes (retention keeps them: see
+ * store_retention). Runs on the caller's thread until done. */
 enum gw_err store_prune(struct store *s, int64_t before, size_t *count);
+
+/*
+ * The daemon's retention: what store_prune (before) and, when
+ * inbound_before > 0, store_prune_inbound (inbound_before) delete, but
+ * the report's roll-ups keep it (an exchange's usage outlives its
+ * messages). With the upkeep thread (background_upkeep) this returns at
+ * once: that thread deletes STORE_PRUNE_BATCH messages per transaction
+ * with a pause after each, so the event loop and the writer never wait
+ * on it for long, and logs event=pruned / event=pruned_inbound with the
+ * count when done; asked again while it runs, it goes on with the later
+ * cut-offs. Without the thread it runs here until done, logging the same.
+ */
+enum gw_err store_retention(struct store *s, int64_t before,
+			    int64_t inbound_before);
+
+/* Messages deleted per transaction by the retention (store_retention):
+ * 200 took ~11 ms on SQLite (bench_big_store's store, synchronous =
+ * FULL), 500 ~27 ms; that is how long the writer may wait for it. */
+#define STORE_PRUNE_BATCH 200
 
 /* Queue depth and oldest row (first accepted) per (state, receiver) for
  * due, inflight, held and dead rows; delivered rows are history, not
@@ -770,7 +791,12 @@ struct store_ops {
 	enum gw_err (*act)(void *conn, const char *id, const char *receiver,
 			   enum store_action action, int64_t now,
 			   size_t *changed);
-	enum gw_err (*prune)(void *conn, int64_t before, size_t *count);
+	/* prune/prune_inbound: at most max messages (0: all there are), in
+	   transactions of a bounded size; retention: the report's roll-ups
+	   keep what goes (the daemon's retention), otherwise they lose it
+	   (an operator's purge). */
+	enum gw_err (*prune)(void *conn, int64_t before, size_t max,
+			     bool retention, size_t *count);
 	enum gw_err (*stats)(void *conn, struct store_stat **out, size_t *n);
 	enum gw_err (*expire)(void *conn, int64_t before, int64_t now,
 			      size_t *count);
@@ -809,7 +835,8 @@ struct store_ops {
 	enum gw_err (*inbox_list)(void *conn,
 				  const struct store_inbox_filter *f,
 				  struct store_inbox **out, size_t *n);
-	enum gw_err (*prune_inbound)(void *conn, int64_t before, size_t *count);
+	enum gw_err (*prune_inbound)(void *conn, int64_t before, size_t max,
+				     bool retention, size_t *count);
 	/* Raw table access of `pzpgw store copy` (store_copy.c), on the
 	   connection store_raw gives. raw_begin: a read snapshot (write
 	   false) or one write transaction; raw_end commits or rolls it

@@ -115,6 +115,8 @@ const struct store_copy_table store_copy_tables[] = {
     REBUILT("rep_pull", "the report's roll-ups: triggers on audit"),
     REBUILT("rep_pat", "the report's roll-ups: triggers on audit"),
     REBUILT("rep_pat_last", "the report's roll-ups: triggers on audit"),
+    REBUILT("rep_pruning", "empty outside a retention prune's "
+			   "transaction"),
     /* counted by the daemon, not from rows: nothing could rebuild them */
     ROWS("rep_find", copy_find, 5),
 };

@@ -218,8 +218,15 @@
 	" max(at / 86400000) FROM audit WHERE " PG_PULLED("") " AND"     \
 	" bsn <> '' GROUP BY ura, bsn;"                                        \
 	PG_REP_M PG_REP_O PG_REP_I                                             \
+	/* rep_pruning: a row only inside a retention prune's own          \
+	   transaction (pg_delete_chunked; no other transaction sees it),  \
+	   whose deletes the roll-ups keep counting: usage outlives        \
+	   retention; a purge's do not */                                  \
+	"CREATE TABLE rep_pruning (since BIGINT NOT NULL);"                    \
 	"CREATE FUNCTION pzpgw_rep_messages() RETURNS trigger LANGUAGE"        \
-	" plpgsql AS $f$BEGIN IF TG_OP <> 'INSERT' THEN PERFORM"               \
+	" plpgsql AS $f$BEGIN IF TG_OP = 'DELETE' AND EXISTS (SELECT 1 FROM"   \
+	" rep_pruning) THEN RETURN OLD; END IF; IF TG_OP <> 'INSERT' THEN"     \
+	" PERFORM"                                                             \
 	" pzpgw_rep_m(OLD, -1, false); END IF; IF TG_OP <> 'DELETE' THEN"      \
 	" PERFORM pzpgw_rep_m(NEW, 1, TG_OP = 'INSERT'); RETURN NULL;"         \
 	" END IF; RETURN OLD; END$f$;"                                         \
@@ -2573,35 +2580,49 @@ out:
 #define PG_PRUNE_CHUNK 2000
 
 /* Run sql (a DELETE with $1 = before, $2 = a LIMIT) in transactions of
- * at most chunk messages until none is left (see sq_delete_chunked;
+ * at most chunk messages until none is left or max (0: no limit) are
+ * gone (see sq_delete_chunked, also for retention's rep_pruning row;
  * autovacuum reclaims the space). */
 static enum gw_err
-pg_delete_chunked(struct pg *c, const char *sql, int64_t before, int chunk,
-		  const char *op, size_t *count)
+pg_delete_chunked(struct pg *c, const char *sql, int64_t before, size_t chunk,
+		  size_t max, bool retention, const char *op, size_t *count)
 {
 	enum gw_err err = GW_OK;
-	int64_t removed = 0, done;
+	size_t removed = 0, done = 0, want;
 
 	do {
 		struct pg_args a = {0};
 		PGresult *r = NULL;
 
+		want = max > 0 && max - removed < chunk ? max - removed : chunk;
 		pa_i64(&a, before);
-		pa_i64(&a, chunk);
-		/* Each statement commits alone (no BEGIN). */
+		pa_i64(&a, (int64_t)want);
+		/* Without retention each statement commits alone. The
+		   marker row is seen only by this transaction. */
+		if (retention &&
+		    ((err = pg_begin(c)) != GW_OK ||
+		     (err = pg_q(c, op, "INSERT INTO rep_pruning VALUES (0)",
+				 NULL, NULL)) != GW_OK))
+			break;
 		if ((err = pg_q(c, op, sql, &a, &r)) != GW_OK)
 			break;
-		done = pg_changes(r);
+		done = (size_t)pg_changes(r);
 		PQclear(r);
+		if (retention && ((err = pg_q(c, op, "DELETE FROM rep_pruning",
+					      NULL, NULL)) != GW_OK ||
+				  (err = pg_commit(c)) != GW_OK))
+			break;
 		removed += done;
-	} while (done > 0);
+	} while (done > 0 && (max == 0 || removed < max));
+	if (err != GW_OK && retention && c->txn)
+		pg_rollback(c);
 	if (count != NULL)
-		*count = (size_t)removed;
+		*count = removed;
 	return err;
 }
 
 static enum gw_err
-pg_prune(void *conn, int64_t before, size_t *count)
+pg_prune(void *conn, int64_t before, size_t max, bool retention, size_t *count)
 {
 	return pg_delete_chunked(
 	    conn,
@@ -2612,7 +2633,7 @@ pg_prune(void *conn, int64_t before, size_t *count)
 	    "  WHERE x.message_seq = o.message_seq AND (x.state <> 'delivered'"
 	    "  OR x.delivered_at >= $1)) LIMIT $2)"
 	    " AND direction = 'outbound'",
-	    before, PG_PRUNE_CHUNK, "prune", count);
+	    before, PG_PRUNE_CHUNK, max, retention, "prune", count);
 }
 
 static enum gw_err
@@ -3142,15 +3163,16 @@ pg_inbox_list(void *conn, const struct store_inbox_filter *f,
 }
 
 static enum gw_err
-pg_prune_inbound(void *conn, int64_t before, size_t *count)
+pg_prune_inbound(void *conn, int64_t before, size_t max, bool retention,
+		 size_t *count)
 {
 	return pg_delete_chunked(conn,
 				 "DELETE FROM messages WHERE seq IN"
 				 " (SELECT seq FROM messages WHERE"
 				 " accepted_at < $1 AND direction = 'inbound'"
 				 " LIMIT $2)",
-				 before, PG_PRUNE_CHUNK / 4, "prune_inbound",
-				 count);
+				 before, PG_PRUNE_CHUNK / 4, max, retention,
+				 "prune_inbound", count);
 }
 
 static enum gw_err

@@ -248,7 +248,12 @@
 	SQ_MSG_ROWS_ADD("NEW", "1") " END;"                                    \
 	/* before: its rows still there (a cascade deletes them after,      \
 	   when their own trigger finds no message and counts nothing) */   \
-	"CREATE TRIGGER rep_msg_delete BEFORE DELETE ON messages BEGIN "       \
+	/* rep_pruning: a row only inside a retention prune's own          \
+	   transaction (sq_delete_chunked), whose deletes the roll-ups     \
+	   keep counting: usage outlives retention; a purge's do not */    \
+	"CREATE TABLE rep_pruning (since INTEGER NOT NULL);"                   \
+	"CREATE TRIGGER rep_msg_delete BEFORE DELETE ON messages WHEN NOT"     \
+	" EXISTS (SELECT 1 FROM rep_pruning) BEGIN "                           \
 	SQ_MSG_ADD("OLD", "-1") SQ_INMSG_ADD("OLD", "-1")                      \
 	SQ_MSG_ROWS_ADD("OLD", "-1") " END;"                                   \
 	"CREATE TRIGGER rep_row_insert AFTER INSERT ON outbox BEGIN "          \
@@ -2580,49 +2585,85 @@ out:
 
 /*
  * Run sql (a DELETE of messages with ?1 = before and ?2 = a LIMIT) in
- * transactions of at most chunk messages until none is left, then give
- * the freed pages back to the filesystem. *count (may be NULL) is the
- * number removed; op names the step in a failure's log line.
+ * transactions of at most chunk messages until none is left or max (0:
+ * no limit) are gone (fewer than max only when none is left), then give the freed pages back to the filesystem.
+ * retention: rep_pruning holds a row inside each transaction, so the
+ * roll-ups' delete trigger leaves the counts. *count (may be NULL) is
+ * the number removed; op names the step in a failure's log line.
  */
+/* BEGIN IMMEDIATE; quiet: the store busy is GW_TEMP without a log line
+ * (a retention batch, tried again after its pause: store.c). */
 static enum gw_err
-sq_delete_chunked(struct sq *c, const char *sql, int64_t before, int chunk,
-		  const char *op, size_t *count)
+sq_delete_begin(struct sq *c, bool quiet)
+{
+	sqlite3_stmt *st = NULL;
+	enum gw_err err;
+	int rc;
+
+	if (!quiet)
+		return sq_run(c, SQ_BEGIN);
+	if ((err = sq_stmt(c, SQ_BEGIN, &st)) != GW_OK)
+		return err;
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	if ((rc & 0xff) == SQLITE_BUSY)
+		return GW_TEMP;
+	return rc == SQLITE_DONE ? GW_OK : sq_fail(c, sq_sql[SQ_BEGIN], rc);
+}
+
+static enum gw_err
+sq_delete_chunked(struct sq *c, const char *sql, int64_t before, size_t chunk,
+		  size_t max, bool retention, const char *op, size_t *count)
 {
 	sqlite3_stmt *st = NULL;
 	enum gw_err err = GW_OK;
-	int64_t removed = 0, done;
+	size_t removed = 0, done, want;
 	int rc;
 
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return sq_fail(c, "prepare", rc);
 	do {
-		if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+		want = max > 0 && max - removed < chunk ? max - removed : chunk;
+		if ((err = sq_delete_begin(c, max > 0)) != GW_OK)
 			break;
+		if (retention &&
+		    (err = sq_exec(c, "INSERT INTO rep_pruning VALUES (0)")) !=
+			GW_OK) {
+			sq_rollback(c);
+			break;
+		}
 		sqlite3_reset(st);
 		sqlite3_bind_int64(st, 1, before);
-		sqlite3_bind_int(st, 2, chunk);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)want);
 		rc = sqlite3_step(st);
 		if (rc != SQLITE_DONE) {
 			err = sq_fail(c, op, rc);
 			sq_rollback(c);
 			break;
 		}
-		done = sqlite3_changes(c->db);
+		done = (size_t)sqlite3_changes(c->db);
+		if (retention &&
+		    (err = sq_exec(c, "DELETE FROM rep_pruning")) != GW_OK) {
+			sq_rollback(c);
+			break;
+		}
 		if ((err = sq_commit(c)) != GW_OK)
 			break;
 		removed += done;
-	} while (done > 0);
+		/* Fewer than want is not the end: a message with two rows
+		   takes two of the LIMIT. */
+	} while (done > 0 && (max == 0 || removed < max));
 	sqlite3_finalize(st);
 	if (count != NULL)
-		*count = (size_t)removed;
+		*count = removed;
 	if (removed > 0)
 		(void)sq_exec(c, "PRAGMA incremental_vacuum");
 	return err;
 }
 
 static enum gw_err
-sq_prune(void *conn, int64_t before, size_t *count)
+sq_prune(void *conn, int64_t before, size_t max, bool retention, size_t *count)
 {
 	/* Outbound messages only: inbound ones are the care plans this
 	   gateway serves; a message with any row not delivered (or
@@ -2636,7 +2677,7 @@ sq_prune(void *conn, int64_t before, size_t *count)
 	    "  WHERE x.message_seq = o.message_seq AND (x.state <> 'delivered'"
 	    "  OR x.delivered_at >= ?1)) LIMIT ?2)"
 	    " AND +direction = 'outbound'",
-	    before, SQ_PRUNE_CHUNK, "prune", count);
+	    before, SQ_PRUNE_CHUNK, max, retention, "prune", count);
 }
 
 static enum gw_err
@@ -3003,7 +3044,8 @@ out:
 }
 
 static enum gw_err
-sq_prune_inbound(void *conn, int64_t before, size_t *count)
+sq_prune_inbound(void *conn, int64_t before, size_t max, bool retention,
+		 size_t *count)
 {
 	/* Their inbox rows and index versions go with them (ON DELETE
 	   CASCADE), in the same transaction; smaller chunks, as each
@@ -3013,8 +3055,8 @@ sq_prune_inbound(void *conn, int64_t before, size_t *count)
 				 " (SELECT seq FROM messages INDEXED BY"
 				 " messages_accepted WHERE accepted_at < ?1"
 				 " AND direction = 'inbound' LIMIT ?2)",
-				 before, SQ_PRUNE_CHUNK / 4, "prune_inbound",
-				 count);
+				 before, SQ_PRUNE_CHUNK / 4, max, retention,
+				 "prune_inbound", count);
 }
 
 static enum gw_err

@@ -233,6 +233,52 @@ def test_rollups_follow_every_change(store):
     assert rows[0] == rows[1]
 
 
+def report_range(path, lo, hi, runner=None):
+    return json.loads((runner or run)(
+        "report", "--store", path, "--format", "json", "--exact", "--by",
+        "hour", "--from", lo_iso(lo), "--to", lo_iso(hi)).stdout)
+
+
+def test_retention_keeps_the_rollups(store, pki, tmp_path):
+    """The daemon's retention deletes the delivered messages of T0's day
+    and the inbound ones of the next (a year and more ago) but the report
+    of that range is the same after: usage outlives retention. The
+    recount of the rows is then the report less what was pruned (here:
+    nothing is left of the first day). An operator's purge still takes
+    what it deletes out of the counts."""
+    import gw
+    fill(store)
+    lo, hi = T0, T0 + DAY + 3600 * 1000
+    before = report_range(store.path, lo, hi)
+    assert sum(o["count"] for o in before["messages_by_direction"]) == 20
+    g = gw.Gateway(pki, str(tmp_path), store__path=store.path,
+                   store__retention="30",
+                   store__inbound_retention="30d").start()
+    try:
+        gw.wait_for(lambda: "event=pruned_inbound messages=3" in
+                    g.log_text(), timeout=30, what="retention run")
+        assert "event=pruned messages=12 " in g.log_text()
+    finally:
+        assert g.stop() == 0
+    assert store.db.execute(
+        "SELECT count(*) FROM messages WHERE id LIKE 'm-ok-%' OR id LIKE"
+        " 'in-%'").fetchone()[0] == 0
+    after = report_range(store.path, lo, hi)
+    assert after == before
+    # the rows' recount has nothing left of T0's day, the report all
+    want, _ = recount(store.db, T0, T0 + DAY)
+    assert want == {}
+    day0 = report_range(store.path, T0, T0 + DAY)
+    assert {o["key"]: o["count"] for o in day0["messages_by_direction"]} \
+        == {"outbound": 12}
+    # a purge is not retention: what it deletes leaves the counts
+    store.add("m-late", [R1], patient="z", state="delivered", attempts=1,
+              accepted_at=T0 + 5, delivered_at=T0 + 900)
+    assert report_range(store.path, lo, hi) != before
+    store.q("purge", "--delivered-before", "2030-01-01")
+    assert report_range(store.path, lo, hi) == before
+
+
 def strip_to_schema_9(db):
     """Undo step 10: no roll-ups, no event column, user_version 9 (the
     schema before the report's roll-ups)."""
@@ -437,7 +483,8 @@ def test_migration_on_postgresql():
 
         before = report()
         pg.sql(url, "DROP TABLE rep_msg, rep_row, rep_lat, rep_pull,"
-               " rep_pat, rep_pat_last, rep_find; DROP FUNCTION pzpgw_rep_messages,"
+               " rep_pat, rep_pat_last, rep_find, rep_pruning;"
+               " DROP FUNCTION pzpgw_rep_messages,"
                " pzpgw_rep_outbox, pzpgw_rep_inbox, pzpgw_rep_audit CASCADE;"
                " DROP FUNCTION pzpgw_rep_m, pzpgw_rep_o, pzpgw_rep_i;"
                " ALTER TABLE messages DROP COLUMN event;"
@@ -450,5 +497,57 @@ def test_migration_on_postgresql():
         assert report() == before
         assert pg.sql(url, "SELECT count(*) FROM rep_msg WHERE shard"
                       " <> 0") == [["0"]]
+    finally:
+        pg.stop()
+
+
+def test_retention_keeps_the_rollups_on_postgresql(pki, tmp_path):
+    """As test_retention_keeps_the_rollups, on PostgreSQL: a daemon with
+    retention 30 days on a 3,000-message bench store (60 days) prunes
+    the older delivered half; the report of those days stays as it was,
+    while a recount of the rows finds them gone."""
+    import gw
+    pg = gw.Postgres()
+    if not pg.start():
+        pg.stop()
+        pytest.skip("PostgreSQL is not installed (apt-get install "
+                    "postgresql; make deps does)")
+    try:
+        g = gw.use_postgres(gw.Gateway(pki, str(tmp_path),
+                                       store__retention="30"), pg)
+        url, env = g.pg_url, pg.env()
+        binary = os.path.abspath(os.environ.get(
+            "PZPGW", os.path.join(SRC, "build/release/pzpgw")))
+        subprocess.run(
+            ["sh", "-c",
+             '. "$1/bench/lib.sh"; bench_big_store 3000 "$2" "$3"',
+             "sh", SRC, url, binary], check=True, timeout=120, env=env)
+
+        def pz(*args):
+            p = subprocess.run([binary, *args], capture_output=True,
+                               text=True, env=env, timeout=60)
+            assert p.returncode == 0, (args, p.stderr)
+            return p
+
+        # whole days: the partial hours (days for latency) at a range's
+        # ends are counted from the rows, and pruned rows are gone
+        today = int(time.time() * 1000) // DAY * DAY
+        lo, hi = today - 61 * DAY, today - 31 * DAY
+        before = report_range(url, lo, hi, pz)
+        rows = PgRows(pg, url)
+        assert recount(rows, lo, hi)[0]["messages_by_direction"][
+            "outbound"] > 1000
+        g.start()
+        try:
+            gw.wait_for(lambda: "event=pruned messages=" in g.log_text(),
+                        timeout=60, what="retention run")
+        finally:
+            assert g.stop() == 0
+        pruned = int(g.log_text().split("event=pruned messages=")[1]
+                     .split()[0])
+        assert pruned > 1000
+        left = recount(rows, lo, hi)[0]["messages_by_direction"]
+        assert left["outbound"] < 100  # the dead and due ones stay
+        assert report_range(url, lo, hi, pz) == before
     finally:
         pg.stop()

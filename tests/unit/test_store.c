@@ -809,6 +809,67 @@ test_prune(void **state)
 	store_message_free(m);
 }
 
+/* The daemon's retention (store_retention) on the upkeep thread: it
+ * returns at once, removes what store_prune would in batches of
+ * STORE_PRUNE_BATCH, and the roll-ups keep counting what it removed
+ * (store_prune, the operator's purge, takes it out). */
+static void
+test_retention_batches(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {
+	    .path = f->path, TEST_PG, .background_upkeep = true};
+	struct store_message *m = NULL;
+	const int n = STORE_PRUNE_BATCH + 50;
+	char id[16], got[4096];
+	uint64_t t0;
+	size_t left;
+
+	store_free(f->s);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		must_accept(f->s, id, id, R1, T0);
+	}
+	must_accept(f->s, "purged", "pp", R1, T0);
+	for (int i = 0; i <= n / 100; i++) /* 100 a claim */
+		claim_ids(f->s, NULL, T0, got, sizeof(got));
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "r%d", i);
+		assert_int_equal(store_delivered(f->s, id, R1, 200, T0 + 10),
+				 GW_OK);
+	}
+	assert_int_equal(store_delivered(f->s, "purged", R1, 200, T0 + 5000),
+			 GW_OK);
+	assert_int_equal(store_retention(f->s, T0 + 1000, 0), GW_OK);
+	t0 = util_mono_ms();
+	do {
+		struct timespec ts = {0, 20000000};
+
+		assert_true(util_mono_ms() - t0 < 20000);
+		nanosleep(&ts, NULL);
+		left = store_show(f->s, "r0", false, &m) == GW_OK;
+		store_message_free(m);
+		m = NULL;
+		snprintf(id, sizeof(id), "r%d", n - 1);
+		if (store_show(f->s, id, false, &m) == GW_OK)
+			left++;
+		store_message_free(m);
+		m = NULL;
+	} while (left > 0);
+	assert_int_equal(store_show(f->s, "purged", false, &m), GW_OK);
+	store_message_free(m);
+	if (on_pg)
+		return; /* the e2e tests read PostgreSQL's roll-ups */
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM messages"), 1);
+	assert_int_equal(sql_int(f->path, "SELECT sum(n) FROM rep_msg"), n + 1);
+	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM rep_pruning"),
+			 0);
+	assert_int_equal(store_prune(f->s, T0 + 6000, &left), GW_OK);
+	assert_int_equal(left, 1);
+	assert_int_equal(sql_int(f->path, "SELECT sum(n) FROM rep_msg"), n);
+}
+
 /* schema_v1: store_v1.h */
 
 static void
@@ -2331,6 +2392,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_recover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retention_batches, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batch_one_failing, setup,
