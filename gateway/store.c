@@ -35,12 +35,15 @@ struct store_job_index {
 };
 
 /* One submitted accept: a deep copy of the request and its result. */
+/* The strings of a store_accept a job copies (store_job_new). */
+#define STORE_JOB_STRS 11
+
 struct store_job {
 	struct store_job *next;
-	struct store_accept req; /* points into the copies below */
-	char *strs[10];		 /* id, sender, system, value, patient,
+	struct store_accept req;    /* points into the copies below */
+	char *strs[STORE_JOB_STRS]; /* id, sender, system, value, patient,
 				    version, jws, sha256, answer body,
-				    report */
+				    report, event */
 	void *doc;
 	char **receivers;
 	size_t nreceivers;
@@ -723,10 +726,10 @@ store_job_copy_notices(struct store_job *j, const struct store_accept *r)
 static struct store_job *
 store_job_new(const struct store_accept *r)
 {
-	const char *src[10] = {
+	const char *src[STORE_JOB_STRS] = {
 	    r->id,	    r->sender_ura,   r->bundle_system, r->bundle_value,
 	    r->patient_key, r->fhir_version, r->jws,	       r->sha256,
-	    r->answer_body, r->report};
+	    r->answer_body, r->report,	     r->event};
 	struct store_job *j;
 
 	if ((j = calloc(1, sizeof(*j))) == NULL)
@@ -769,6 +772,9 @@ store_job_new(const struct store_accept *r)
 	j->req.sha256 = j->strs[7];
 	j->req.answer_body = j->strs[8];
 	j->req.report = j->strs[9];
+	/* the event borrowed the parsed document, which the intake job
+	   frees before this batch commits */
+	j->req.event = j->strs[10];
 	j->req.doc = j->doc;
 	j->req.receivers = (const char *const *)j->receivers;
 	j->req.notices = NULL;
