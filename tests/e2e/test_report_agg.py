@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+import gw
+
 from test_queue_cli import DAY, R1, R2, SENDER, Store, run
 
 SRC = os.environ.get("PZPGW_SRCDIR", ".")
@@ -386,168 +388,141 @@ class Rows(list):
         return list(self)
 
 
-def test_rollups_on_postgresql(tmp_path):
+def test_rollups_on_postgresql(pg, tmp_path):
     """The PostgreSQL triggers keep the same counts: a bench store, then
     replays, deliveries, a state change by hand and deletes, each
     checked against a recount of the rows."""
-    import gw
-    pg = gw.Postgres()
-    if not pg.start():
-        pg.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
+    url = pg.database()
+    env = pg.env()
+    binary = os.path.abspath(os.environ.get(
+        "PZPGW", os.path.join(SRC, "build/release/pzpgw")))
+    subprocess.run(
+        ["sh", "-c",
+         '. "$1/bench/lib.sh"; bench_big_store 3000 "$2" "$3"',
+         "sh", SRC, url, binary], check=True, timeout=120, env=env)
+
+    # the console's operator actions are audited but are no pulls
+    now = int(time.time() * 1000)
+    pg.sql(url, "INSERT INTO audit (seq, at, ura, cert_serial,"
+           " cert_issuer, bsn, interaction, query, count, status,"
+           " request_id, prev_hash, hash) SELECT 1000000 + g, %d - g,"
+           " '%s', '', '', '', 'operator-' || (ARRAY['retry', 'hold',"
+           " 'release', 'replay'])[g], '', 1, 200, 'op', '', '' FROM"
+           " generate_series(1, 4) g" % (now, PULLER))
+
+    class S:
+        path = url
+        db = PgRows(pg, url)
+
+    def pz(*args):
+        p = subprocess.run([binary, *args], capture_output=True,
+                           text=True, env=env, timeout=60)
+        assert p.returncode == 0, (args, p.stderr)
+        return p
+
+    global run
+    saved = run
+    run = pz  # check() runs the CLI with PGPASSWORD
     try:
-        url = pg.database()
-        env = pg.env()
-        binary = os.path.abspath(os.environ.get(
-            "PZPGW", os.path.join(SRC, "build/release/pzpgw")))
-        subprocess.run(
-            ["sh", "-c",
-             '. "$1/bench/lib.sh"; bench_big_store 3000 "$2" "$3"',
-             "sh", SRC, url, binary], check=True, timeout=120, env=env)
-
-        # the console's operator actions are audited but are no pulls
-        now = int(time.time() * 1000)
-        pg.sql(url, "INSERT INTO audit (seq, at, ura, cert_serial,"
-               " cert_issuer, bsn, interaction, query, count, status,"
-               " request_id, prev_hash, hash) SELECT 1000000 + g, %d - g,"
-               " '%s', '', '', '', 'operator-' || (ARRAY['retry', 'hold',"
-               " 'release', 'replay'])[g], '', 1, 200, 'op', '', '' FROM"
-               " generate_series(1, 4) g" % (now, PULLER))
-
-        class S:
-            path = url
-            db = PgRows(pg, url)
-
-        def pz(*args):
-            p = subprocess.run([binary, *args], capture_output=True,
-                               text=True, env=env, timeout=60)
-            assert p.returncode == 0, (args, p.stderr)
-            return p
-
-        global run
-        saved = run
-        run = pz  # check() runs the CLI with PGPASSWORD
-        try:
-            lo = int(time.time() * 1000) - 20 * DAY - 1234567
-            check(S)
-            check(S, lo)
-            check(S, lo, lo + 5 * DAY + 7)
-            pz("queue", "--store", url, "replay", "--state", "dead")
-            pg.sql(url, "UPDATE outbox SET state = 'delivered',"
-                   " delivered_at = next_attempt_at + 1500 WHERE state ="
-                   " 'due' AND message_seq % 3 = 0")
-            pg.sql(url, "UPDATE outbox SET state = 'dead', last_status ="
-                   " 0, last_error = 'document missing' WHERE state ="
-                   " 'due'")
-            pg.sql(url, "UPDATE messages SET fhir_version = '3.0.2'"
-                   " WHERE seq % 7 = 0")
-            check(S)
-            pg.sql(url, "DELETE FROM messages WHERE seq % 5 = 0")
-            check(S)
-            check(S, lo)
-        finally:
-            run = saved
+        lo = int(time.time() * 1000) - 20 * DAY - 1234567
+        check(S)
+        check(S, lo)
+        check(S, lo, lo + 5 * DAY + 7)
+        pz("queue", "--store", url, "replay", "--state", "dead")
+        pg.sql(url, "UPDATE outbox SET state = 'delivered',"
+               " delivered_at = next_attempt_at + 1500 WHERE state ="
+               " 'due' AND message_seq % 3 = 0")
+        pg.sql(url, "UPDATE outbox SET state = 'dead', last_status ="
+               " 0, last_error = 'document missing' WHERE state ="
+               " 'due'")
+        pg.sql(url, "UPDATE messages SET fhir_version = '3.0.2'"
+               " WHERE seq % 7 = 0")
+        check(S)
+        pg.sql(url, "DELETE FROM messages WHERE seq % 5 = 0")
+        check(S)
+        check(S, lo)
     finally:
-        pg.stop()
+        run = saved
 
 
-def test_migration_on_postgresql():
+def test_migration_on_postgresql(pg):
     """PostgreSQL's step 10 fills the roll-ups from the rows there are: a
     store stripped back to schema 9, migrated, reports as before."""
-    import gw
-    pg = gw.Postgres()
-    if not pg.start():
-        pg.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
-    try:
-        url = pg.database()
-        env = pg.env()
-        binary = os.path.abspath(os.environ.get(
-            "PZPGW", os.path.join(SRC, "build/release/pzpgw")))
-        subprocess.run(
-            ["sh", "-c",
-             '. "$1/bench/lib.sh"; bench_big_store 2000 "$2" "$3"',
-             "sh", SRC, url, binary], check=True, timeout=120, env=env)
+    url = pg.database()
+    env = pg.env()
+    binary = os.path.abspath(os.environ.get(
+        "PZPGW", os.path.join(SRC, "build/release/pzpgw")))
+    subprocess.run(
+        ["sh", "-c",
+         '. "$1/bench/lib.sh"; bench_big_store 2000 "$2" "$3"',
+         "sh", SRC, url, binary], check=True, timeout=120, env=env)
 
-        def report():
-            p = subprocess.run([binary, "report", "--store", url,
-                                "--format", "json", "--exact", "--by",
-                                "hour"], capture_output=True, text=True,
-                               env=env, timeout=60)
-            assert p.returncode == 0, p.stderr
-            doc = json.loads(p.stdout)
-            doc.pop("messages_by_event")
-            return doc
+    def report():
+        p = subprocess.run([binary, "report", "--store", url,
+                            "--format", "json", "--exact", "--by",
+                            "hour"], capture_output=True, text=True,
+                           env=env, timeout=60)
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(p.stdout)
+        doc.pop("messages_by_event")
+        return doc
 
-        before = report()
-        pg.sql(url, "DROP TABLE rep_msg, rep_row, rep_lat, rep_pull,"
-               " rep_pat, rep_pat_last, rep_find, rep_pruning;"
-               " DROP FUNCTION pzpgw_rep_messages,"
-               " pzpgw_rep_outbox, pzpgw_rep_inbox, pzpgw_rep_audit CASCADE;"
-               " DROP FUNCTION pzpgw_rep_m, pzpgw_rep_o, pzpgw_rep_i;"
-               " ALTER TABLE messages DROP COLUMN event;"
-               " UPDATE pzpgw_schema SET version = 9")
-        p = subprocess.run([binary, "queue", "--store", url, "init"],
-                           capture_output=True, text=True, env=env,
-                           timeout=120)
-        assert p.returncode == 0 and "schema version 10" in p.stdout, \
-            p.stdout + p.stderr
-        assert report() == before
-        assert pg.sql(url, "SELECT count(*) FROM rep_msg WHERE shard"
-                      " <> 0") == [["0"]]
-    finally:
-        pg.stop()
+    before = report()
+    pg.sql(url, "DROP TABLE rep_msg, rep_row, rep_lat, rep_pull,"
+           " rep_pat, rep_pat_last, rep_find, rep_pruning;"
+           " DROP FUNCTION pzpgw_rep_messages,"
+           " pzpgw_rep_outbox, pzpgw_rep_inbox, pzpgw_rep_audit CASCADE;"
+           " DROP FUNCTION pzpgw_rep_m, pzpgw_rep_o, pzpgw_rep_i;"
+           " ALTER TABLE messages DROP COLUMN event;"
+           " UPDATE pzpgw_schema SET version = 9")
+    p = subprocess.run([binary, "queue", "--store", url, "init"],
+                       capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0 and "schema version 10" in p.stdout, \
+        p.stdout + p.stderr
+    assert report() == before
+    assert pg.sql(url, "SELECT count(*) FROM rep_msg WHERE shard"
+                  " <> 0") == [["0"]]
 
 
-def test_retention_keeps_the_rollups_on_postgresql(pki, tmp_path):
+def test_retention_keeps_the_rollups_on_postgresql(pg, pki, tmp_path):
     """As test_retention_keeps_the_rollups, on PostgreSQL: a daemon with
     retention 30 days on a 3,000-message bench store (60 days) prunes
     the older delivered half; the report of those days stays as it was,
     while a recount of the rows finds them gone."""
-    import gw
-    pg = gw.Postgres()
-    if not pg.start():
-        pg.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
+    g = gw.use_postgres(gw.Gateway(pki, str(tmp_path),
+                                   store__retention="30"), pg)
+    url, env = g.pg_url, pg.env()
+    binary = os.path.abspath(os.environ.get(
+        "PZPGW", os.path.join(SRC, "build/release/pzpgw")))
+    subprocess.run(
+        ["sh", "-c",
+         '. "$1/bench/lib.sh"; bench_big_store 3000 "$2" "$3"',
+         "sh", SRC, url, binary], check=True, timeout=120, env=env)
+
+    def pz(*args):
+        p = subprocess.run([binary, *args], capture_output=True,
+                           text=True, env=env, timeout=60)
+        assert p.returncode == 0, (args, p.stderr)
+        return p
+
+    # whole days: the partial hours (days for latency) at a range's
+    # ends are counted from the rows, and pruned rows are gone
+    today = int(time.time() * 1000) // DAY * DAY
+    lo, hi = today - 61 * DAY, today - 31 * DAY
+    before = report_range(url, lo, hi, pz)
+    rows = PgRows(pg, url)
+    assert recount(rows, lo, hi)[0]["messages_by_direction"][
+        "outbound"] > 1000
+    g.start()
     try:
-        g = gw.use_postgres(gw.Gateway(pki, str(tmp_path),
-                                       store__retention="30"), pg)
-        url, env = g.pg_url, pg.env()
-        binary = os.path.abspath(os.environ.get(
-            "PZPGW", os.path.join(SRC, "build/release/pzpgw")))
-        subprocess.run(
-            ["sh", "-c",
-             '. "$1/bench/lib.sh"; bench_big_store 3000 "$2" "$3"',
-             "sh", SRC, url, binary], check=True, timeout=120, env=env)
-
-        def pz(*args):
-            p = subprocess.run([binary, *args], capture_output=True,
-                               text=True, env=env, timeout=60)
-            assert p.returncode == 0, (args, p.stderr)
-            return p
-
-        # whole days: the partial hours (days for latency) at a range's
-        # ends are counted from the rows, and pruned rows are gone
-        today = int(time.time() * 1000) // DAY * DAY
-        lo, hi = today - 61 * DAY, today - 31 * DAY
-        before = report_range(url, lo, hi, pz)
-        rows = PgRows(pg, url)
-        assert recount(rows, lo, hi)[0]["messages_by_direction"][
-            "outbound"] > 1000
-        g.start()
-        try:
-            gw.wait_for(lambda: "event=pruned messages=" in g.log_text(),
-                        timeout=60, what="retention run")
-        finally:
-            assert g.stop() == 0
-        pruned = int(g.log_text().split("event=pruned messages=")[1]
-                     .split()[0])
-        assert pruned > 1000
-        left = recount(rows, lo, hi)[0]["messages_by_direction"]
-        assert left["outbound"] < 100  # the dead and due ones stay
-        assert report_range(url, lo, hi, pz) == before
+        gw.wait_for(lambda: "event=pruned messages=" in g.log_text(),
+                    timeout=60, what="retention run")
     finally:
-        pg.stop()
+        assert g.stop() == 0
+    pruned = int(g.log_text().split("event=pruned messages=")[1]
+                 .split()[0])
+    assert pruned > 1000
+    left = recount(rows, lo, hi)[0]["messages_by_direction"]
+    assert left["outbound"] < 100  # the dead and due ones stay
+    assert report_range(url, lo, hi, pz) == before
