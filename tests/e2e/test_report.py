@@ -13,6 +13,8 @@ import re
 
 import pytest
 
+import gw
+
 from test_queue_cli import DAY, R1, R2, SECRET, SENDER, Store, run
 
 T0 = 1764547200000  # 2025-12-01T00:00:00Z
@@ -180,48 +182,39 @@ def test_inbound_and_pulls(store):
         assert BSN1 not in out and BSN2 not in out
 
 
-def test_same_report_on_postgresql():
+def test_same_report_on_postgresql(pg):
     """The same traffic in a PostgreSQL store gives the same report: it
     reads through the store interface, not one backend's SQL."""
     import subprocess
 
-    import gw
-    pg = gw.Postgres()
-    if not pg.start():
-        pg.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
-    try:
-        url = pg.database()
-        env = pg.env()
+    url = pg.database()
+    env = pg.env()
 
-        def pz(*args):
-            p = subprocess.run([gw.BINARY, *args], capture_output=True,
-                               text=True, env=env, timeout=60)
-            assert p.returncode == 0, (args, p.stderr)
-            return p.stdout
+    def pz(*args):
+        p = subprocess.run([gw.BINARY, *args], capture_output=True,
+                           text=True, env=env, timeout=60)
+        assert p.returncode == 0, (args, p.stderr)
+        return p.stdout
 
-        pz("queue", "--store", url, "init")
-        for i in range(1, 9):
-            at = T0 + i * 1000
-            pg.sql(url,
-                   "WITH m AS (INSERT INTO messages (id, direction,"
-                   " sender_ura, bundle_system, bundle_value, patient_key,"
-                   " fhir_version, document, sha256, accepted_at,"
-                   " answer_status) VALUES ('m%d', 'outbound', '%s', 's',"
-                   " 'v%d', 'p', '4.0.1', '\\x00', 'ab', %d, 202)"
-                   " RETURNING seq) INSERT INTO outbox (message_seq,"
-                   " receiver_ura, patient_key, state, attempts,"
-                   " next_attempt_at, delivered_at, last_status)"
-                   " SELECT seq, '%s', 'p', '%s', 1, %d, %s, %s FROM m"
-                   % (i, SENDER, i, at, R1 if i <= 6 else R2,
-                      "delivered" if i <= 6 else "dead", at,
-                      at + i * 100 if i <= 6 else "NULL",
-                      "NULL" if i <= 6 else "422"))
-        doc = json.loads(pz("report", "--store", url, "--format", "json"))
-        assert counts(doc, "messages_by_receiver") == {R1: 6, R2: "<5"}
-        assert counts(doc, "dead_letters_by_cause") == {"HTTP 422": "<5"}
-        assert doc["delivery_latency_ms"] == {"count": 6, "p50": 300,
-                                              "p90": 600, "p99": 600}
-    finally:
-        pg.stop()
+    pz("queue", "--store", url, "init")
+    for i in range(1, 9):
+        at = T0 + i * 1000
+        pg.sql(url,
+               "WITH m AS (INSERT INTO messages (id, direction,"
+               " sender_ura, bundle_system, bundle_value, patient_key,"
+               " fhir_version, document, sha256, accepted_at,"
+               " answer_status) VALUES ('m%d', 'outbound', '%s', 's',"
+               " 'v%d', 'p', '4.0.1', '\\x00', 'ab', %d, 202)"
+               " RETURNING seq) INSERT INTO outbox (message_seq,"
+               " receiver_ura, patient_key, state, attempts,"
+               " next_attempt_at, delivered_at, last_status)"
+               " SELECT seq, '%s', 'p', '%s', 1, %d, %s, %s FROM m"
+               % (i, SENDER, i, at, R1 if i <= 6 else R2,
+                  "delivered" if i <= 6 else "dead", at,
+                  at + i * 100 if i <= 6 else "NULL",
+                  "NULL" if i <= 6 else "422"))
+    doc = json.loads(pz("report", "--store", url, "--format", "json"))
+    assert counts(doc, "messages_by_receiver") == {R1: 6, R2: "<5"}
+    assert counts(doc, "dead_letters_by_cause") == {"HTTP 422": "<5"}
+    assert doc["delivery_latency_ms"] == {"count": 6, "p50": 300,
+                                          "p90": 600, "p99": 600}

@@ -153,32 +153,23 @@ def test_findings_survive_restart_and_kill(pki, tmp_path):
     check_counts(doc, seen, 5)
 
 
-def test_findings_on_postgresql(pki, tmp_path):
-    import pytest
-    pg = gw.Postgres()
-    if not pg.start():
-        pg.stop()
-        pytest.skip("PostgreSQL is not installed (apt-get install "
-                    "postgresql; make deps does)")
+def test_findings_on_postgresql(pg, pki, tmp_path):
+    g = gw.Gateway(pki, str(tmp_path))
+    g.sections["peer " + PERMID] = {"name": "second sender",
+                                    "allow": "push"}
+    gw.use_postgres(g, pg)
+    g.start()
+    seen = collections.Counter()
     try:
-        g = gw.Gateway(pki, str(tmp_path))
-        g.sections["peer " + PERMID] = {"name": "second sender",
-                                        "allow": "push"}
-        gw.use_postgres(g, pg)
-        g.start()
-        seen = collections.Counter()
-        try:
-            push(g, HOSPITAL, "hospital", 2, seen)
-            push(g, PERMID, "permid", 1, seen)
-        finally:
-            assert g.stop() == 0
-        p = subprocess.run([gw.BINARY, "report", "--store", g.pg_url,
-                            "--format", "json", "--exact"],
-                           capture_output=True, text=True, timeout=60,
-                           env=pg.env())
-        assert p.returncode == 0, p.stderr
-        doc = json.loads(p.stdout)
-        check_counts(doc, seen, 3)
-        assert MARKER not in p.stdout
+        push(g, HOSPITAL, "hospital", 2, seen)
+        push(g, PERMID, "permid", 1, seen)
     finally:
-        pg.stop()
+        assert g.stop() == 0
+    p = subprocess.run([gw.BINARY, "report", "--store", g.pg_url,
+                        "--format", "json", "--exact"],
+                       capture_output=True, text=True, timeout=60,
+                       env=pg.env())
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    check_counts(doc, seen, 3)
+    assert MARKER not in p.stdout
