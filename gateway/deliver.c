@@ -1419,8 +1419,8 @@ deliver_metrics_event(evutil_socket_t fd, short what, void *arg)
 	/* Rows that can no longer be attempted in time (e.g. behind a held
 	 * receiver) are dead at their maximum age, attempted or not. */
 	if (d->backoff.max_age_ms > 0 &&
-	    store_expire(d->store, now - d->backoff.max_age_ms, now, &n) ==
-		GW_OK &&
+	    store_expire_later(d->store, now - d->backoff.max_age_ms, now,
+			       &n) == GW_OK &&
 	    n > 0) {
 		metrics_add("pzpgw_expired_total", "", n);
 		deliver_kick(d);

@@ -135,6 +135,11 @@ struct store {
 	   taken by the upkeep thread, which deletes a batch at a time. */
 	int64_t ret_before, ret_in_before;
 	bool ret_asked;
+	/* Expiry asked for (store_expire_later, under mu): the cut-off, and
+	   the rows the upkeep thread expired since the caller last looked. */
+	int64_t exp_before, exp_now;
+	bool exp_asked;
+	size_t exp_done;
 	bool upkeep_started;
 
 	/* Latest file check (under mu), from whichever thread made it. */
@@ -1261,6 +1266,49 @@ store_ret_batch(struct store *s, struct store_ret_run *r)
 	return true;
 }
 
+/* Expiry in progress on the upkeep thread (store_expire_later). */
+struct store_exp_run {
+	bool on;
+	int64_t before, now;
+	size_t n, batches;
+	unsigned busy; /* batches in a row that found the store busy */
+	uint64_t started;
+};
+
+/* One expiry batch on the upkeep connection; false when the run is over
+ * (no lane left, or failed: the next store_expire_later starts again). */
+static bool
+store_exp_batch(struct store *s, struct store_exp_run *r)
+{
+	size_t n = 0;
+	enum gw_err err;
+
+	err =
+	    s->ops->expire(s->uconn, r->before, r->now, STORE_EXPIRE_BATCH, &n);
+	r->batches++;
+	if (err == GW_TEMP && ++r->busy < STORE_PRUNE_BUSY_MAX)
+		return true;
+	if (err != GW_OK) {
+		log_warnx("event=store_expire_failed error=\"%s\" expired=%zu",
+			  gw_strerror(err), r->n);
+		return false;
+	}
+	r->busy = 0;
+	if (n > 0) {
+		r->n += n;
+		pthread_mutex_lock(&s->mu);
+		s->exp_done += n;
+		pthread_mutex_unlock(&s->mu);
+		return true;
+	}
+	if (r->n > 0)
+		log_info(
+		    "event=store_expired rows=%zu batches=%zu took_ms=%llu",
+		    r->n, r->batches,
+		    (unsigned long long)(util_mono_ms() - r->started));
+	return false;
+}
+
 /* The upkeep thread: every STORE_UPKEEP_MS until stop, check that the
  * files are still the store's, then checkpoint. While the disk is below
  * min_free (and once more when space is back) the WAL is cut back to
@@ -1274,6 +1322,7 @@ store_upkeep(void *arg)
 	struct store *s = arg;
 	struct timespec at;
 	struct store_ret_run run = {0};
+	struct store_exp_run exp = {0};
 	bool failing = false, truncate = false, low;
 	unsigned failures = 0;
 	uint64_t said = 0, next = 0, t0, pause = 0;
@@ -1282,7 +1331,7 @@ store_upkeep(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
-		long wait = run.on ? (long)pause : STORE_UPKEEP_MS;
+		long wait = run.on || exp.on ? (long)pause : STORE_UPKEEP_MS;
 
 		clock_gettime(CLOCK_REALTIME, &at);
 		at.tv_nsec += wait * 1000000L;
@@ -1303,6 +1352,16 @@ store_upkeep(void *arg)
 			run.before = s->ret_before;
 			run.in_before = s->ret_in_before;
 		}
+		if (s->exp_asked) {
+			s->exp_asked = false;
+			if (!exp.on) {
+				memset(&exp, 0, sizeof(exp));
+				exp.on = true;
+				exp.started = util_mono_ms();
+			}
+			exp.before = s->exp_before;
+			exp.now = s->exp_now;
+		}
 		pthread_mutex_unlock(&s->mu);
 		if (util_mono_ms() >= next) {
 			store_file_note(s, s->ops->check_files(s->uconn));
@@ -1321,9 +1380,12 @@ store_upkeep(void *arg)
 					  &failing);
 			next = util_mono_ms() + STORE_UPKEEP_MS;
 		}
-		if (run.on) {
+		if (run.on || exp.on) {
 			t0 = util_mono_ms();
-			run.on = store_ret_batch(s, &run);
+			if (exp.on)
+				exp.on = store_exp_batch(s, &exp);
+			if (run.on)
+				run.on = store_ret_batch(s, &run);
 			pause = util_mono_ms() - t0;
 			if (pause < STORE_PRUNE_PAUSE_MIN_MS)
 				pause = STORE_PRUNE_PAUSE_MIN_MS;
@@ -2009,13 +2071,30 @@ enum gw_err
 store_expire(struct store *s, int64_t before, int64_t now, size_t *count)
 {
 	size_t n = 0;
-	enum gw_err err = s->ops->expire(s->conn, before, now, &n);
+	enum gw_err err = s->ops->expire(s->conn, before, now, 0, &n);
 
 	if (err == GW_OK && n > 0)
 		log_info("event=store_expired rows=%zu", n);
 	if (count != NULL)
 		*count = n;
 	return err;
+}
+
+enum gw_err
+store_expire_later(struct store *s, int64_t before, int64_t now, size_t *count)
+{
+	if (!s->upkeep_started)
+		return store_expire(s, before, now, count);
+	pthread_mutex_lock(&s->mu);
+	s->exp_asked = true;
+	s->exp_before = before;
+	s->exp_now = now;
+	if (count != NULL)
+		*count = s->exp_done;
+	s->exp_done = 0;
+	pthread_cond_signal(&s->upkeep_cv);
+	pthread_mutex_unlock(&s->mu);
+	return GW_OK;
 }
 
 enum gw_err

@@ -589,6 +589,22 @@ enum gw_err store_stats(struct store *s, struct store_stat **out, size_t *n);
 enum gw_err store_expire(struct store *s, int64_t before, int64_t now,
 			 size_t *count);
 
+/* Lanes whose expired rows go per transaction when the upkeep thread
+ * expires (store_expire_later). */
+#define STORE_EXPIRE_BATCH 100
+
+/*
+ * store_expire off the calling thread: with background upkeep the
+ * cut-off is handed to the upkeep thread, which expires
+ * STORE_EXPIRE_BATCH lanes per transaction with a pause after each (a
+ * backlog of thousands of rows past their age is a long write that must
+ * not stop the event loop), and this returns at once; *count (may be
+ * NULL) is then the number of rows it expired since the last call. Without
+ * it, store_expire. The daemon's delivery calls this every few seconds.
+ */
+enum gw_err store_expire_later(struct store *s, int64_t before, int64_t now,
+			       size_t *count);
+
 /* A receiver answers again: its due lane heads waiting for a later
  * attempt become due at now. *count (may be NULL) is the number. */
 enum gw_err store_reschedule(struct store *s, const char *receiver, int64_t now,
@@ -798,8 +814,9 @@ struct store_ops {
 	enum gw_err (*prune)(void *conn, int64_t before, size_t max,
 			     bool retention, size_t *count);
 	enum gw_err (*stats)(void *conn, struct store_stat **out, size_t *n);
+	/* At most max lanes (0: all) per call, in one transaction. */
 	enum gw_err (*expire)(void *conn, int64_t before, int64_t now,
-			      size_t *count);
+			      size_t max, size_t *count);
 	enum gw_err (*reschedule)(void *conn, const char *receiver, int64_t now,
 				  size_t *count);
 	/* The shared receiver holds (see store_hold_fail...). */

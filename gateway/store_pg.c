@@ -2682,10 +2682,10 @@ pg_stats(void *conn, struct store_stat **out, size_t *n)
 	" o.message_seq) < $1 AND coalesce(o.age_from, 0) < $1"
 
 static enum gw_err
-pg_expire(void *conn, int64_t before, int64_t now, size_t *count)
+pg_expire(void *conn, int64_t before, int64_t now, size_t max, size_t *count)
 {
 	struct pg *c = conn;
-	struct pg_args a = {0};
+	struct pg_args a = {0}, u = {0};
 	PGresult *lanes = NULL, *r = NULL;
 	enum gw_err err;
 
@@ -2693,29 +2693,42 @@ pg_expire(void *conn, int64_t before, int64_t now, size_t *count)
 	if ((err = pg_begin(c)) != GW_OK)
 		return err;
 	pa_i64(&a, before);
+	pa_i64(&a, max > 0 ? (int64_t)max : INT64_MAX);
 	if ((err = pg_q(c, "expire",
 			"SELECT DISTINCT o.receiver_ura,"
-			" o.patient_key" PG_EXPIRED " ORDER BY 1, 2",
+			" o.patient_key" PG_EXPIRED " ORDER BY 1, 2 LIMIT $2",
 			&a, &lanes)) != GW_OK)
 		goto out;
-	if (PQntuples(lanes) == 0)
-		goto out;
-	pa_i64(&a, now);
-	if ((err = pg_q(
-		 c, "expire",
-		 "UPDATE outbox SET state = 'dead', next_attempt_at = $2,"
-		 " last_error = coalesce(last_error || '; ', '') ||"
-		 " 'max age exceeded' WHERE (message_seq, receiver_ura)"
-		 " IN (SELECT o.message_seq, o.receiver_ura" PG_EXPIRED ")",
-		 &a, &r)) != GW_OK)
-		goto out;
-	*count = (size_t)pg_changes(r);
-	PQclear(r);
-	for (int i = 0; i < PQntuples(lanes) && err == GW_OK; i++)
-		if ((err = pg_lane_lock(c, PQgetvalue(lanes, i, 0),
-					PQgetvalue(lanes, i, 1))) == GW_OK)
-			err = pg_unblock_lane(c, PQgetvalue(lanes, i, 0),
-					      PQgetvalue(lanes, i, 1));
+	/* Lane by lane, each under its lane lock (taken in order, as
+	   every other writer of lanes does): the rows that expire, then
+	   whatever is left in the lane gets a new head. */
+	for (int i = 0; i < PQntuples(lanes) && err == GW_OK; i++) {
+		const char *rcv = PQgetvalue(lanes, i, 0);
+		const char *pat = PQgetvalue(lanes, i, 1);
+
+		if ((err = pg_lane_lock(c, rcv, pat)) != GW_OK)
+			break;
+		memset(&u, 0, sizeof(u));
+		pa_i64(&u, before);
+		pa_i64(&u, now);
+		pa_text(&u, rcv);
+		pa_text(&u, pat);
+		if ((err = pg_q(
+			 c, "expire",
+			 "UPDATE outbox SET state = 'dead',"
+			 " next_attempt_at = $2, last_error ="
+			 " coalesce(last_error || '; ', '') ||"
+			 " 'max age exceeded' WHERE receiver_ura = $3 AND"
+			 " patient_key = $4 AND (message_seq, receiver_ura)"
+			 " IN (SELECT o.message_seq, o.receiver_ura" PG_EXPIRED
+			 " AND o.receiver_ura = $3 AND o.patient_key = $4)",
+			 &u, &r)) != GW_OK)
+			break;
+		*count += (size_t)pg_changes(r);
+		PQclear(r);
+		r = NULL;
+		err = pg_unblock_lane(c, rcv, pat);
+	}
 out:
 	PQclear(lanes);
 	if (err == GW_OK)

@@ -1883,8 +1883,25 @@ sq_lanes_collect(struct sq *c, sqlite3_stmt *st, struct sq_lane **out,
 	return GW_OK;
 }
 
+/* The rows of one lane that expire (?1 before, ?2 now, ?3 receiver, ?4
+ * patient): one lane at a time, so a batch is bounded by its lanes. The
+ * lane's index, named: left to itself the planner takes the receiver's
+ * due rows (outbox_state_receiver), thousands per lane behind a receiver
+ * that is down. */
+#define SQ_EXPIRE_LANE                                                         \
+	"UPDATE outbox INDEXED BY outbox_order SET state = 'dead',"            \
+	" next_attempt_at = ?2, last_error = coalesce(last_error || '; ', '')" \
+	" || 'max age exceeded' WHERE receiver_ura = ?3 AND patient_key = ?4"  \
+	" AND state IN ('due', 'inflight', 'held') AND +state = 'due' AND"     \
+	" message_seq <= coalesce((SELECT m.seq FROM messages m WHERE"         \
+	" m.accepted_at < ?1 ORDER BY m.accepted_at DESC LIMIT 1), 0) AND"     \
+	" (SELECT m.accepted_at FROM messages m WHERE m.seq ="                 \
+	" outbox.message_seq) < ?1 AND coalesce(age_from, 0) < ?1"
+
+static enum gw_err sq_delete_begin(struct sq *c, bool quiet);
+
 static enum gw_err
-sq_expire(void *conn, int64_t before, int64_t now, size_t *count)
+sq_expire(void *conn, int64_t before, int64_t now, size_t max, size_t *count)
 {
 	struct sq *c = conn;
 	sqlite3_stmt *sel = NULL, *upd = NULL, *unb = NULL;
@@ -1894,39 +1911,41 @@ sq_expire(void *conn, int64_t before, int64_t now, size_t *count)
 	int rc;
 
 	*count = 0;
-	if ((err = sq_run(c, SQ_BEGIN)) != GW_OK)
+	/* A batch (max > 0, the upkeep thread's) finding the store busy
+	   is tried again after its pause, without a log line. */
+	if ((err = sq_delete_begin(c, max > 0)) != GW_OK)
 		return err;
 	rc = sqlite3_prepare_v2(c->db,
 				"SELECT DISTINCT o.receiver_ura,"
-				" o.patient_key" SQ_EXPIRED,
+				" o.patient_key" SQ_EXPIRED " LIMIT ?2",
 				-1, &sel, NULL);
 	if (rc != SQLITE_OK) {
 		err = sq_fail(c, "prepare", rc);
 		goto out;
 	}
 	sqlite3_bind_int64(sel, 1, before);
+	sqlite3_bind_int64(sel, 2, max > 0 ? (sqlite3_int64)max : -1);
 	if ((err = sq_lanes_collect(c, sel, &lanes, &nlanes)) != GW_OK ||
 	    nlanes == 0)
 		goto out;
-	rc = sqlite3_prepare_v2(
-	    c->db,
-	    "UPDATE outbox SET state = 'dead', next_attempt_at = ?2,"
-	    " last_error = coalesce(last_error || '; ', '') ||"
-	    " 'max age exceeded' WHERE (message_seq, receiver_ura) IN"
-	    " (SELECT o.message_seq, o.receiver_ura" SQ_EXPIRED ")",
-	    -1, &upd, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(upd, 1, before);
-		sqlite3_bind_int64(upd, 2, now);
-		rc = sqlite3_step(upd);
-	}
-	if (rc != SQLITE_DONE) {
-		err = sq_fail(c, "expire", rc);
+	rc = sqlite3_prepare_v2(c->db, SQ_EXPIRE_LANE, -1, &upd, NULL);
+	if (rc != SQLITE_OK) {
+		err = sq_fail(c, "prepare", rc);
 		goto out;
 	}
-	*count = (size_t)sqlite3_changes(c->db);
-	/* Whatever is left in those lanes gets a new head. */
+	/* Whatever is left in each lane gets a new head. */
 	for (size_t i = 0; i < nlanes && err == GW_OK; i++) {
+		sqlite3_bind_int64(upd, 1, before);
+		sqlite3_bind_int64(upd, 2, now);
+		sq_bind_text(upd, 3, lanes[i].receiver);
+		sq_bind_text(upd, 4, lanes[i].patient);
+		rc = sqlite3_step(upd);
+		sqlite3_reset(upd);
+		if (rc != SQLITE_DONE) {
+			err = sq_fail(c, "expire", rc);
+			break;
+		}
+		*count += (size_t)sqlite3_changes(c->db);
 		if ((err = sq_stmt(c, SQ_UNBLOCK, &unb)) != GW_OK)
 			break;
 		sq_bind_text(unb, 1, lanes[i].receiver);

@@ -436,6 +436,35 @@ def test_failing_receiver_does_not_delay_another(pki, tmp_path):
         good.stop()
 
 
+def test_max_age_expires_whole_lanes(pki, tmp_path):
+    """A receiver that cannot be reached is held: its rows are not
+    attempted, so at [delivery] max_age they go dead by expiry, with "max
+    age exceeded", lane heads and the rows behind them alike, each
+    counted once. The upkeep thread expires them a batch at a time while
+    the event loop goes on answering."""
+    down = gw.free_port()  # nothing listens there
+    a = gateway_a(pki, tmp_path, {GP1: (down, B_URA)}, max_age="3s")
+    try:
+        start_a(a)
+        post_all(a, [(n % 3, [GP1], False) for n in range(9)])
+        assert len(a_rows(a)) == 9
+        gw.wait_for(lambda: settled(a), timeout=30, what="expired rows")
+        rows = a_rows(a)
+        assert all(r["state"] == "dead" for r in rows), rows
+        assert all(r["last_error"].endswith("max age exceeded")
+                   for r in rows), rows
+        never = [r for r in rows if r["attempts"] == 0]
+        assert never, rows
+        gw.wait_for(lambda: (a.metric("pzpgw_expired_total") or 0) >=
+                    len(never),
+                    timeout=15, what="the expired count")
+        assert "event=store_expired rows=" in a.log_text()
+        status, _, _ = a.request("GET", "/fhir/metadata", cert="gp1")
+        assert status == 200
+    finally:
+        a.stop()
+
+
 def test_400_dead_letters_at_once_and_replay(pki, tmp_path):
     answers = [(400, {}, outcome("invalid", "no such practice here"))]
     rcv = fake(pki, lambda r: answers.pop(0) if answers else (200, {}, b"{}"))

@@ -1770,6 +1770,67 @@ test_expire(void **state)
 	check_counts(f->path);
 }
 
+/* Expiry off the event loop (store_expire_later): with background upkeep
+ * it returns at once and the upkeep thread expires STORE_EXPIRE_BATCH
+ * lanes per transaction; each call hands back the rows expired since the
+ * last, so the sum over calls is every expired row, once; the rows behind
+ * an expired lane head move up. */
+static void
+test_expire_later(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {
+	    .path = f->path, TEST_PG, .background_upkeep = true};
+	const int n = 2 * STORE_EXPIRE_BATCH + 30;
+	struct store_row r;
+	char id[16], got[128];
+	size_t total = 0, k = 99;
+	uint64_t t0;
+
+	store_free(f->s);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "old-%d", i);
+		snprintf(got, sizeof(got), "p%d", i);
+		must_accept(f->s, id, got, R1, T0);
+	}
+	must_accept(f->s, "new", "p0", R1, T0 + 5000);
+	/* Nothing expired yet: the first call only hands the cut-off. */
+	assert_int_equal(store_expire_later(f->s, T0 + 1000, T0 + 6000, &k),
+			 GW_OK);
+	assert_int_equal(k, 0);
+	t0 = util_mono_ms();
+	while (total < (size_t)n) {
+		struct timespec ts = {0, 20000000};
+
+		assert_true(util_mono_ms() - t0 < 20000);
+		nanosleep(&ts, NULL);
+		assert_int_equal(
+		    store_expire_later(f->s, T0 + 1000, T0 + 6000, &k), GW_OK);
+		total += k;
+	}
+	assert_int_equal(total, n);
+	for (int i = 0; i < n; i += 37) {
+		snprintf(id, sizeof(id), "old-%d", i);
+		assert_int_equal(row_state(f->s, id, R1, &r), STORE_DEAD);
+	}
+	assert_int_equal(row_state(f->s, "new", R1, &r), STORE_DUE);
+	assert_false(r.waiting);
+	claim_ids(f->s, R1, T0 + 6000, got, sizeof(got));
+	assert_string_equal(got, "new/" R1);
+	/* Nothing more comes back for the same cut-off. */
+	{
+		struct timespec ts = {0, 300000000};
+
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(store_expire_later(f->s, T0 + 1000, T0 + 6000, &k),
+			 GW_OK);
+	assert_int_equal(k, 0);
+	if (!on_pg)
+		check_counts(f->path);
+}
+
 /* A receiver answering again: its lane heads backing off become due
  * now; rows due already and other receivers' rows are untouched. */
 static void
@@ -2408,6 +2469,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_disk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_later, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
