@@ -152,6 +152,12 @@ struct store {
 	/* store_res_generation: odd while store_prune_inbound runs. */
 	atomic_uint_fast64_t res_gen;
 
+	/* A database server's last answer to the upkeep thread's ping
+	   (store_reachable): whether it answered, and when
+	   (util_mono_ms). */
+	atomic_bool reach_ok;
+	atomic_uint_fast64_t reach_at;
+
 	/* Delivery results (finish) the database refused for a while
 	   (connection lost): kept in order and written before the next
 	   claim, so a row never stays in flight until the next start. Loop
@@ -1158,6 +1164,10 @@ store_writer(void *arg)
 	return NULL;
 }
 
+/* Age after which the upkeep thread's last successful ping no longer
+ * counts (store_reachable): it pings every STORE_UPKEEP_MS. */
+#define STORE_REACH_STALE_MS 2000
+
 /* A failing checkpoint (a full disk fails every one, ten a second) is
  * said at most this often, with the number of failures since. */
 #define STORE_UPKEEP_LOG_MS 60000
@@ -1378,6 +1388,18 @@ store_upkeep(void *arg)
 			/* Commits go on regardless. */
 			store_upkeep_said(err, detail, &said, &failures,
 					  &failing);
+			/* A database server: is it answering? (/readyz reads
+			   this; a ping there could wait for libpq's connect
+			   timeout, or forever on a stopped server, with the
+			   event loop.) */
+			if (s->ops->ping != NULL) {
+				bool ok = s->ops->ping(s->uconn) == GW_OK;
+
+				atomic_store(&s->reach_ok, ok);
+				if (ok)
+					atomic_store(&s->reach_at,
+						     util_mono_ms());
+			}
 			next = util_mono_ms() + STORE_UPKEEP_MS;
 		}
 		if (run.on || exp.on) {
@@ -1409,6 +1431,9 @@ store_upkeep_start(struct store *s)
 		return;
 	if (s->ops->conn_open(&s->opts, false, &s->uconn) != GW_OK)
 		return;
+	/* It just connected. */
+	atomic_store(&s->reach_ok, true);
+	atomic_store(&s->reach_at, util_mono_ms());
 	if (pthread_create(&s->upkeep_thread, NULL, store_upkeep, s) != 0) {
 		s->ops->conn_close(s->uconn);
 		s->uconn = NULL;
@@ -2218,7 +2243,17 @@ store_set_deadline(struct store *s, int64_t mono_ms)
 bool
 store_reachable(struct store *s)
 {
-	return s->ops->ping == NULL || s->ops->ping(s->conn) == GW_OK;
+	uint64_t at;
+
+	if (s->ops->ping == NULL)
+		return true;
+	if (!s->upkeep_started)
+		return s->ops->ping(s->conn) == GW_OK;
+	/* The upkeep thread's answer, if recent: a ping that has not come
+	   back within STORE_REACH_STALE_MS is an unreachable server. */
+	at = atomic_load(&s->reach_at);
+	return atomic_load(&s->reach_ok) &&
+	       util_mono_ms() - at < STORE_REACH_STALE_MS;
 }
 
 bool

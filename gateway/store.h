@@ -710,9 +710,12 @@ void store_set_free_space_fn(struct store *s, store_free_space_fn fn,
  * the free space cannot be read: never block intake on a failed probe). */
 bool store_disk_ok(struct store *s);
 
-/* False when the store's database server does not answer now (a round
- * trip on the main connection, reconnecting if it broke: the loop thread
- * only). Always true for SQLite. /readyz asks it. */
+/* False when the store's database server does not answer. With
+ * background upkeep, the upkeep thread's ping every STORE_UPKEEP_MS
+ * (reconnecting if its connection broke) decides, and one that has not
+ * answered for 2 s is unreachable: the caller never waits. Without it,
+ * a round trip on the main connection (the loop thread only). Always true
+ * for SQLite. /readyz asks it. */
 bool store_reachable(struct store *s);
 
 /* Bytes of disk a document of len bytes may take while it is stored:
