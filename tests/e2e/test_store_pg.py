@@ -10,6 +10,7 @@ package is not installed (make deps installs it)."""
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import threading
@@ -382,3 +383,59 @@ def test_two_nodes_killed_at_random_lose_nothing(pg, pki, tmp_path):
         for g in (a1, a2, b):
             if g.proc is not None and g.proc.poll() is None:
                 g.stop()
+
+
+def test_two_nodes_share_retention(pg, pki, tmp_path):
+    """Retention on two nodes of one database: both are asked to prune
+    at start, over the same 8,700 old deliveries (of 20,000). Between them
+    every delivered message past retention goes, each counted once in
+    their event=pruned lines, and nothing newer; no batch fails or
+    deadlocks. (In the runs seen, the second node's first batch waits for
+    the first node's rows, finds them gone and ends its run.)"""
+    import test_store_copy as tsc
+    from test_queue_cli import now_ms
+
+    day = 86400 * 1000
+    src = str(tmp_path / "big.db")
+    subprocess.run(
+        ["sh", "-c", '. "$1/bench/lib.sh"; bench_big_store 20000 "$2" "$3"',
+         "sh", gw.SRCDIR, src, gw.BINARY], check=True, timeout=120)
+    b, a1, a2 = two_nodes(pg, pki, tmp_path)
+    r = tsc.copy(pg, "sqlite:" + src, a1.pg_url)
+    assert r.returncode == 0, r.stderr
+    cut = now_ms() - 30 * day
+    want_sql = ("SELECT count(*) FROM messages m WHERE direction ="
+                " 'outbound' AND NOT EXISTS (SELECT 1 FROM outbox o WHERE"
+                " o.message_seq = m.seq AND (o.state <> 'delivered' OR"
+                " o.delivered_at >= %d))" % cut)
+    want = int(pg.sql(a1.pg_url, want_sql)[0][0])
+    total = int(pg.sql(a1.pg_url, "SELECT count(*) FROM messages")[0][0])
+    assert want > 3000
+    for g in (a1, a2):
+        g.sections["store"]["retention"] = "30"
+    a1.start()
+    a2.start()
+    try:
+        def pruned():
+            n = 0
+            for g in (a1, a2):
+                for line in g.log_text().splitlines():
+                    m = re.search(r"event=pruned messages=(\d+)", line)
+                    if m:
+                        n += int(m.group(1))
+            return n
+        gw.wait_for(lambda: pruned() >= want, timeout=120,
+                    what="the two nodes' retention")
+        time.sleep(1)
+        assert pruned() == want
+        for g in (a1, a2):
+            text = g.log_text()
+            assert "prune_failed" not in text, text[-2000:]
+            assert "deadlock" not in text, text[-2000:]
+        left = int(pg.sql(a1.pg_url, want_sql)[0][0])
+        assert left == 0
+        assert int(pg.sql(a1.pg_url, "SELECT count(*) FROM messages")
+                   [0][0]) == total - want
+    finally:
+        a1.stop()
+        a2.stop()
