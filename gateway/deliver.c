@@ -1382,7 +1382,7 @@ deliver_check_routes(struct deliver *d)
 	size_t n = 0;
 	void *grown;
 
-	if (store_stats(d->store, &st, &n) != GW_OK)
+	if (store_stats_recent(d->store, &st, &n) != GW_OK)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		bool seen = false;

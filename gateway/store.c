@@ -158,6 +158,12 @@ struct store {
 	atomic_bool reach_ok;
 	atomic_uint_fast64_t reach_at;
 
+	/* The queue counts the upkeep thread read last (store_stats_recent,
+	   under mu); stats_have once it has. */
+	struct store_stat *stats_v;
+	size_t stats_n;
+	bool stats_have;
+
 	/* Delivery results (finish) the database refused for a while
 	   (connection lost): kept in order and written before the next
 	   claim, so a row never stays in flight until the next start. Loop
@@ -1319,6 +1325,25 @@ store_exp_batch(struct store *s, struct store_exp_run *r)
 	return false;
 }
 
+/* Upkeep thread: the queue counts for store_stats_recent. A failed read
+ * keeps the last (the ping says whether the server answers). */
+static void
+store_stats_read(struct store *s)
+{
+	struct store_stat *v = NULL, *old;
+	size_t n = 0;
+
+	if (s->ops->stats(s->uconn, &v, &n) != GW_OK)
+		return;
+	pthread_mutex_lock(&s->mu);
+	old = s->stats_v;
+	s->stats_v = v;
+	s->stats_n = n;
+	s->stats_have = true;
+	pthread_mutex_unlock(&s->mu);
+	free(old);
+}
+
 /* The upkeep thread: every STORE_UPKEEP_MS until stop, check that the
  * files are still the store's, then checkpoint. While the disk is below
  * min_free (and once more when space is back) the WAL is cut back to
@@ -1335,7 +1360,7 @@ store_upkeep(void *arg)
 	struct store_exp_run exp = {0};
 	bool failing = false, truncate = false, low;
 	unsigned failures = 0;
-	uint64_t said = 0, next = 0, t0, pause = 0;
+	uint64_t said = 0, next = 0, stats_next = 0, t0, pause = 0;
 	char detail[160];
 	enum gw_err err;
 
@@ -1401,6 +1426,10 @@ store_upkeep(void *arg)
 						     util_mono_ms());
 			}
 			next = util_mono_ms() + STORE_UPKEEP_MS;
+		}
+		if (util_mono_ms() >= stats_next) {
+			store_stats_read(s);
+			stats_next = util_mono_ms() + STORE_STATS_MS;
 		}
 		if (run.on || exp.on) {
 			t0 = util_mono_ms();
@@ -1721,6 +1750,7 @@ store_free(struct store *s)
 	free(s->find);
 	free(s->fwrite);
 	free(s->find_slots);
+	free(s->stats_v);
 	while (s->fin_head != NULL) {
 		struct store_finish_job *j = s->fin_head;
 
@@ -2020,6 +2050,30 @@ store_stats(struct store *s, struct store_stat **out, size_t *n)
 	return s->ops->stats(s->conn, out, n);
 }
 
+enum gw_err
+store_stats_recent(struct store *s, struct store_stat **out, size_t *n)
+{
+	struct store_stat *v = NULL;
+
+	if (!s->upkeep_started)
+		return store_stats(s, out, n);
+	pthread_mutex_lock(&s->mu);
+	if (!s->stats_have) {
+		pthread_mutex_unlock(&s->mu);
+		return store_stats(s, out, n);
+	}
+	if (s->stats_n > 0 && (v = malloc(s->stats_n * sizeof(*v))) == NULL) {
+		pthread_mutex_unlock(&s->mu);
+		return GW_NOMEM;
+	}
+	if (v != NULL)
+		memcpy(v, s->stats_v, s->stats_n * sizeof(*v));
+	*out = v;
+	*n = s->stats_n;
+	pthread_mutex_unlock(&s->mu);
+	return GW_OK;
+}
+
 #define STORE_HOUR_MS INT64_C(3600000)
 #define STORE_DAY_MS  INT64_C(86400000)
 
@@ -2178,7 +2232,7 @@ store_metrics_update(struct store *s, int64_t now)
 	char labels[96];
 	size_t n = 0;
 
-	if (store_stats(s, &st, &n) != GW_OK)
+	if (store_stats_recent(s, &st, &n) != GW_OK)
 		return;
 	metrics_describe("pzpgw_queue_depth", METRICS_GAUGE,
 			 "Outbox rows per state and receiver.");

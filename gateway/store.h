@@ -579,6 +579,18 @@ enum gw_err store_retention(struct store *s, int64_t before,
  * queue. *out: caller frees. */
 enum gw_err store_stats(struct store *s, struct store_stat **out, size_t *n);
 
+/* How often the upkeep thread reads store_stats for store_stats_recent. */
+#define STORE_STATS_MS 2000
+
+/* store_stats as the upkeep thread last read them (at most
+ * STORE_STATS_MS old), without a query on the calling thread: on
+ * PostgreSQL the counts are a scan of the queue, a second's work with a
+ * million rows queued, which the event loop must not wait for. Without
+ * background upkeep, or before its first reading, store_stats. *out:
+ * caller frees. */
+enum gw_err store_stats_recent(struct store *s, struct store_stat **out,
+			       size_t *n);
+
 /*
  * Maximum age: every due row of a message accepted (and, when replayed
  * or released by an operator, last so) before `before` (ms) goes to dead with "max age exceeded" added to its last error, whether
@@ -663,7 +675,7 @@ int64_t store_hold_until(const struct store_backoff *b, unsigned fails,
 			 int64_t now, uint32_t rnd, int64_t not_before);
 
 /* Set the gauges pzpgw_queue_depth and pzpgw_queue_oldest_age_seconds
- * per (state, receiver) from store_stats (loop thread only). */
+ * per (state, receiver) from store_stats_recent (loop thread only). */
 void store_metrics_update(struct store *s, int64_t now);
 
 /*

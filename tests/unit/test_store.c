@@ -1770,6 +1770,61 @@ test_expire(void **state)
 	check_counts(f->path);
 }
 
+/* Queue counts read by the upkeep thread (store_stats_recent): they
+ * come to equal store_stats' within STORE_STATS_MS of a change, and a
+ * caller gets its own copy. */
+static size_t
+stats_due(struct store_stat *v, size_t n, const char *receiver)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].state == STORE_DUE &&
+		    strcmp(v[i].receiver, receiver) == 0)
+			return (size_t)v[i].count;
+	return 0;
+}
+
+static void
+test_stats_recent(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = {
+	    .path = f->path, TEST_PG, .background_upkeep = true};
+	struct store_stat *v = NULL, *w = NULL;
+	size_t n = 0, m = 0;
+	char id[16];
+	uint64_t t0;
+
+	store_free(f->s);
+	assert_int_equal(store_open(&o, &f->s), GW_OK);
+	for (int i = 0; i < 7; i++) {
+		snprintf(id, sizeof(id), "s%d", i);
+		must_accept(f->s, id, id, i < 5 ? R1 : R2, T0);
+	}
+	t0 = util_mono_ms();
+	for (;;) {
+		struct timespec ts = {0, 50000000};
+
+		assert_int_equal(store_stats_recent(f->s, &v, &n), GW_OK);
+		if (stats_due(v, n, R1) == 5 && stats_due(v, n, R2) == 2)
+			break;
+		free(v);
+		v = NULL;
+		assert_true(util_mono_ms() - t0 < 3 * STORE_STATS_MS);
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(store_stats(f->s, &w, &m), GW_OK);
+	assert_int_equal(m, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(v[i].state, w[i].state);
+		assert_string_equal(v[i].receiver, w[i].receiver);
+		assert_int_equal(v[i].count, w[i].count);
+		assert_int_equal(v[i].oldest_accepted_at,
+				 w[i].oldest_accepted_at);
+	}
+	free(v);
+	free(w);
+}
+
 /* Expiry off the event loop (store_expire_later): with background upkeep
  * it returns at once and the upkeep thread expires STORE_EXPIRE_BATCH
  * lanes per transaction; each call hands back the rows expired since the
@@ -2470,6 +2525,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_later, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stats_recent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reschedule, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
