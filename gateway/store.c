@@ -134,23 +134,22 @@ struct store {
 	/* Retention asked for (store_retention, under mu): the cut-offs,
 	   taken by the upkeep thread, which deletes a batch at a time. */
 	int64_t ret_before, ret_in_before;
-	bool ret_asked;
 	/* Expiry asked for (store_expire_later, under mu): the cut-off, and
 	   the rows the upkeep thread expired since the caller last looked. */
 	int64_t exp_before, exp_now;
-	bool exp_asked;
 	size_t exp_done;
+	bool ret_asked;
+	bool exp_asked;
 	bool upkeep_started;
+	/* Whether the upkeep thread has read the queue counts (stats_v,
+	   below) yet. */
+	bool stats_have;
+	/* The logical-id secret (store_index_secret), read at open. */
+	bool has_secret;
+	unsigned char secret[32];
 
 	/* Latest file check (under mu), from whichever thread made it. */
 	enum store_file_state file_state;
-
-	/* The logical-id secret (store_index_secret), read at open. */
-	unsigned char secret[32];
-	bool has_secret;
-
-	/* store_res_generation: odd while store_prune_inbound runs. */
-	atomic_uint_fast64_t res_gen;
 
 	/* A database server's last answer to the upkeep thread's ping
 	   (store_reachable): whether it answered, and when
@@ -158,11 +157,13 @@ struct store {
 	atomic_bool reach_ok;
 	atomic_uint_fast64_t reach_at;
 
+	/* store_res_generation: odd while store_prune_inbound runs. */
+	atomic_uint_fast64_t res_gen;
+
 	/* The queue counts the upkeep thread read last (store_stats_recent,
-	   under mu); stats_have once it has. */
+	   under mu). */
 	struct store_stat *stats_v;
 	size_t stats_n;
-	bool stats_have;
 
 	/* Delivery results (finish) the database refused for a while
 	   (connection lost): kept in order and written before the next
