@@ -516,8 +516,10 @@ enum gw_err store_failed_perm(struct store *s, const char *id,
 /* Startup: every inflight row back to due (now). *count may be NULL. */
 enum gw_err store_recover(struct store *s, size_t *count);
 
-/* Earliest next_attempt_at of a claimable due row: GW_OK and *at, or
- * GW_NOTFOUND when nothing waits. */
+/* Earliest next_attempt_at of a claimable due row, or on PostgreSQL the
+ * end of a row's delivery lease if sooner (any node's, this one's too: a
+ * row in flight with no transfer behind it is claimed again then):
+ * GW_OK and *at, or GW_NOTFOUND when nothing waits. */
 enum gw_err store_next_due_at(struct store *s, int64_t *at);
 
 /* The same for one receiver's rows (a deliverer that only serves routed

@@ -2327,6 +2327,12 @@ pg_renew(void *conn, int64_t seq, const char *receiver, int64_t until)
 	return n == 1 ? GW_OK : GW_NOTFOUND;
 }
 
+/* The next due lane head, or the next lease to run out: also this
+ * node's own, since a row can be in flight in the database with no
+ * transfer behind it (a claim whose commit the server took as the
+ * connection broke, when the node could not put it back); a live
+ * transfer renews its lease long before that. Without its own, that
+ * row's lane waited for the next start. */
 static enum gw_err
 pg_next_due_at(void *conn, const char *receiver, int64_t *at)
 {
@@ -2336,14 +2342,13 @@ pg_next_due_at(void *conn, const char *receiver, int64_t *at)
 	enum gw_err err;
 
 	pa_text(&a, receiver);
-	pa_text(&a, c->node);
 	if ((err = pg_q(c, "next_due",
 			"SELECT min(t) FROM (SELECT min(o.next_attempt_at) t"
 			" FROM outbox o WHERE o.state = 'due' AND"
 			" o.waiting = 0 AND ($1::text IS NULL OR"
 			" o.receiver_ura = $1) UNION ALL SELECT"
 			" min(o.lease_until) FROM outbox o WHERE"
-			" o.state = 'inflight' AND o.lease_owner <> $2 AND"
+			" o.state = 'inflight' AND"
 			" ($1::text IS NULL OR o.receiver_ura = $1)) x",
 			&a, &r)) != GW_OK)
 		return err;
