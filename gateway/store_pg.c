@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -590,6 +591,14 @@ pg_err_of(const PGresult *r, PGconn *db)
 	return GW_PERM;
 }
 
+/* Temporary failures (the server unreachable) are said at most once per
+ * PG_TEMP_LOG_MS over every connection of the process (pg_fail):
+ * pg_temp_said is util_mono_ms of the last line, pg_temp_quiet the
+ * failures since that were not said. */
+#define PG_TEMP_LOG_MS 5000
+static atomic_uint_fast64_t pg_temp_said;
+static atomic_uint_fast64_t pg_temp_quiet;
+
 /* Log a failed statement. Only the SQLSTATE and, outside data and
  * constraint errors (whose messages quote values), the server's primary
  * message: never a parameter. */
@@ -609,11 +618,35 @@ pg_fail(struct pg *c, const char *op, const PGresult *r)
 		msg = PQerrorMessage(c->db);
 	if (err == GW_INVALID)
 		msg = "(data or constraint error)";
+	/* A server that is down fails every connection's every try (the
+	   upkeep ping alone ten a second): one line per PG_TEMP_LOG_MS
+	   across the connections, saying how many it stands for. */
+	if (err == GW_TEMP) {
+		uint_fast64_t now = util_mono_ms(),
+			      last = atomic_load(&pg_temp_said);
+
+		if (last != 0 && now - last < PG_TEMP_LOG_MS) {
+			atomic_fetch_add(&pg_temp_quiet, 1);
+			return err;
+		}
+		if (!atomic_compare_exchange_strong(&pg_temp_said, &last,
+						    now)) {
+			atomic_fetch_add(&pg_temp_quiet, 1);
+			return err;
+		}
+	}
 	log_safe(what, sizeof(what), op);
 	log_safe(detail, sizeof(detail), msg);
-	log_warnx("event=store_error backend=postgresql op=%s sqlstate=%s "
-		  "detail=%s",
-		  what, st != NULL ? st : "none", detail);
+	if (err == GW_TEMP)
+		log_warnx(
+		    "event=store_error backend=postgresql op=%s "
+		    "sqlstate=%s detail=%s unsaid=%llu",
+		    what, st != NULL ? st : "none", detail,
+		    (unsigned long long)atomic_exchange(&pg_temp_quiet, 0));
+	else
+		log_warnx("event=store_error backend=postgresql op=%s "
+			  "sqlstate=%s detail=%s",
+			  what, st != NULL ? st : "none", detail);
 	return err;
 }
 
