@@ -2259,6 +2259,148 @@ test_index_versions(void **state)
 	free(in);
 }
 
+/* The versions of R1's resource type/id, oldest first: "vid:msg_id:json"
+ * with a "*" for the current one and "h" for a hidden one, joined by
+ * spaces, into got. */
+static void
+res_history(struct store *s, const char *type, const char *id, char *got,
+	    size_t n)
+{
+	struct store_res_query q = {.receiver = R1,
+				    .type = type,
+				    .id = id,
+				    .history = true,
+				    .hidden = true};
+	struct store_reader *rd = NULL;
+	struct store_res *v = NULL;
+	size_t nv = 0, len = 0;
+
+	got[0] = '\0';
+	assert_int_equal(store_reader_open(s, &rd), GW_OK);
+	assert_int_equal(store_res_find(rd, &q, &v, &nv), GW_OK);
+	for (size_t i = 0; i < nv && len < n; i++)
+		len += (size_t)snprintf(
+		    got + len, n - len, "%s%lld:%s:%s%s%s", i > 0 ? " " : "",
+		    (long long)v[i].vid, v[i].msg_id, v[i].json,
+		    v[i].current ? "*" : "", v[i].hidden ? "h" : "");
+	store_res_free(v, nv);
+	store_reader_free(rd);
+}
+
+/*
+ * Messages committed in one batch that index the same resources (the
+ * Organization and Practitioner every message of a hospital carries):
+ * each sees the versions of those before it in the batch: the same
+ * content is carried by the later message, other content makes the
+ * next version and supersedes the current one. A message that carries
+ * one resource twice makes two versions of it, in its order; a hidden
+ * entry is kept but not current for searches. PostgreSQL indexes a
+ * message's entries in one statement (distinct resources) or one at a
+ * time (a resource twice): both must agree with SQLite's.
+ */
+static void
+test_index_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct acks a = {.path = f->path};
+	struct store_index_entry e[6][5];
+	struct store_index x[6];
+	char ids[6][8], pat[6][16], patj[6][16], org[6][16];
+	char got[512];
+	size_t nm = 6;
+
+	for (size_t i = 0; i < nm; i++) {
+		struct store_accept r;
+		size_t k = 0;
+
+		snprintf(ids[i], sizeof(ids[i]), "b%zu", i);
+		snprintf(pat[i], sizeof(pat[i]), "pat-%zu", i);
+		snprintf(patj[i], sizeof(patj[i]), "{\"p\":%zu}", i);
+		/* Its content changes every second message. */
+		snprintf(org[i], sizeof(org[i]), "{\"o\":%zu}", i / 2);
+		e[i][k++] =
+		    (struct store_index_entry){.type = "Patient",
+					       .id = pat[i],
+					       .key = pat[i],
+					       .json = patj[i],
+					       .json_len = strlen(patj[i])};
+		e[i][k++] =
+		    (struct store_index_entry){.type = "Organization",
+					       .id = "org-1",
+					       .key = "ura|1",
+					       .json = org[i],
+					       .json_len = strlen(org[i])};
+		e[i][k++] = (struct store_index_entry){.type = "Practitioner",
+						       .id = "pr-1",
+						       .key = "uzi|1",
+						       .json = "{\"pr\":1}",
+						       .json_len = 8};
+		if (i == nm - 1) {
+			e[i][k++] =
+			    (struct store_index_entry){.type = "Condition",
+						       .id = "c-1",
+						       .key = "c|1",
+						       .json = "{\"c\":1}",
+						       .json_len = 7};
+			e[i][k++] =
+			    (struct store_index_entry){.type = "Condition",
+						       .id = "c-1",
+						       .key = "c|1",
+						       .json = "{\"c\":2}",
+						       .json_len = 7,
+						       .hidden = true};
+		}
+		x[i] = (struct store_index){.receiver = R1,
+					    .bsn = "123456782",
+					    .sender = SENDER,
+					    .entries = e[i],
+					    .n = k};
+		r = req(ids[i], ids[i], "p1", NULL, 0, T0 + (int64_t)i);
+		r.direction = STORE_INBOUND;
+		r.index = &x[i];
+		r.nindex = 1;
+		assert_int_equal(store_submit_accept(f->s, &r, on_done, &a),
+				 GW_OK);
+	}
+	pump(f->s, &a, nm);
+	assert_int_equal(a.ok, nm);
+
+	res_history(f->s, "Organization", "org-1", got, sizeof(got));
+	assert_string_equal(got, "1:b1:{\"o\":0} 2:b3:{\"o\":1} "
+				 "3:b5:{\"o\":2}*");
+	res_history(f->s, "Practitioner", "pr-1", got, sizeof(got));
+	assert_string_equal(got, "1:b5:{\"pr\":1}*");
+	res_history(f->s, "Patient", "pat-4", got, sizeof(got));
+	assert_string_equal(got, "1:b4:{\"p\":4}*");
+	res_history(f->s, "Condition", "c-1", got, sizeof(got));
+	assert_string_equal(got, "1:b5:{\"c\":1} 2:b5:{\"c\":2}*h");
+
+	/* The same message content again (new identifiers): every
+	   resource carried, no new version. */
+	e[0][1].json = org[5];
+	e[0][1].json_len = strlen(org[5]);
+	e[0][0].json = patj[4];
+	e[0][0].json_len = strlen(patj[4]);
+	e[0][0].id = pat[4];
+	{
+		struct store_accept r = req("b6", "b6", "p1", NULL, 0, T0 + 9);
+		struct store_result res;
+
+		r.direction = STORE_INBOUND;
+		r.index = &x[0];
+		r.nindex = 1;
+		assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+		store_result_cleanup(&res);
+	}
+	res_history(f->s, "Organization", "org-1", got, sizeof(got));
+	assert_string_equal(got, "1:b1:{\"o\":0} 2:b3:{\"o\":1} "
+				 "3:b6:{\"o\":2}*");
+	res_history(f->s, "Patient", "pat-4", got, sizeof(got));
+	assert_string_equal(got, "1:b6:{\"p\":4}*");
+	res_history(f->s, "Practitioner", "pr-1", got, sizeof(got));
+	assert_string_equal(got, "1:b6:{\"pr\":1}*");
+}
+
 /* Commit the test's transaction (and its lock) after a while. */
 static void *
 pg_commit_later(void *arg)
@@ -2413,6 +2555,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_index_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
