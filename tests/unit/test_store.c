@@ -2401,6 +2401,154 @@ test_index_batch(void **state)
 	assert_string_equal(got, "1:b6:{\"pr\":1}*");
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* s's lines sorted, in place (at most 32 lines); returns s. */
+static char *
+sorted_lines(char *s)
+{
+	char *lines[32], copy[1024], *save = NULL, *t;
+	size_t n = 0, len = 0;
+
+	util_strlcpy(copy, s, sizeof(copy));
+	for (t = strtok_r(copy, "\n", &save); t != NULL && n < 32;
+	     t = strtok_r(NULL, "\n", &save))
+		lines[n++] = t;
+	qsort(lines, n, sizeof(lines[0]), cmp_str);
+	s[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, 1024 - len, "%s\n", lines[i]);
+	return s;
+}
+
+/* Append a's inbound messages and inbox rows as "M hour org version
+ * event n" and "R hour org n" lines to the string arg. */
+static enum gw_err
+agg_inbound(void *arg, const struct store_agg *a)
+{
+	char *out = arg;
+	size_t len = strlen(out);
+
+	if (strcmp(a->kind, "inbound") != 0 || a->n == 0)
+		return GW_OK;
+	if (a->what == STORE_AGG_MESSAGES)
+		snprintf(out + len, 1024 - len, "M %lld %s %s %s %lld\n",
+			 (long long)a->hour, a->org, a->version, a->event,
+			 (long long)a->n);
+	else if (a->what == STORE_AGG_ROWS)
+		snprintf(out + len, 1024 - len, "R %lld %s %lld\n",
+			 (long long)a->hour, a->org, (long long)a->n);
+	return GW_OK;
+}
+
+/*
+ * The report's counts of received messages and their inbox rows, from
+ * accepts committed by the writer in batches (PostgreSQL's writer adds
+ * them once per batch and key since schema 11; SQLite's triggers count
+ * them row by row): a message for two local receivers, messages in
+ * another hour and with another event, one whose index names no sender
+ * (counted under the message's sender), a repeat (not counted), one
+ * without local receivers (no inbox row: not counted), and one that
+ * fails in its batch (the batch goes again document by document:
+ * counted once, the failing one not at all). The counts must be those
+ * of the rows: a report of the whole range reads only the roll-ups.
+ */
+static void
+test_rollup_inbound(void **state)
+{
+	struct fixture *f = *state;
+	static const char task[] = "{\"resourceType\":\"Task\"}";
+	struct store_notice taken = {.id = "ru-n",
+				     .receiver = R2,
+				     .doc = task,
+				     .doc_len = sizeof(task) - 1,
+				     .sha256 = "aa"};
+	struct store_index_entry e = {.type = "Patient",
+				      .id = "pat-1",
+				      .key = "sys|1",
+				      .json = "{}",
+				      .json_len = 2};
+	struct store_index two[2] = {{.receiver = R1,
+				      .bsn = "1",
+				      .sender = "90000077",
+				      .entries = &e,
+				      .n = 1},
+				     {.receiver = R2,
+				      .bsn = "1",
+				      .sender = "90000077",
+				      .entries = &e,
+				      .n = 1}};
+	struct store_index nosender = {
+	    .receiver = R1, .bsn = "1", .sender = "", .entries = &e, .n = 1};
+	struct store_accept r = req("ru-0", "ru-0", "p", NULL, 0, T0);
+	struct store_result res;
+	struct acks a = {.path = f->path};
+	char id[12][8], got[1024] = "", want[1024];
+	int64_t h = T0 / 3600000;
+
+	/* "ru-n" taken: an accept with that notice fails alone. */
+	r.direction = STORE_INBOUND;
+	r.notices = &taken;
+	r.nnotices = 1;
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	for (int round = 0; round < 2; round++) {
+		size_t calls = a.calls;
+
+		for (int i = 0; i < 6; i++) {
+			int k = round * 6 + i;
+
+			snprintf(id[k], sizeof(id[k]), "ru%d", k);
+			r = req(id[k], id[k], "p", NULL, 0,
+				T0 + (i == 2 ? 3600000 : 0) + k);
+			r.direction = STORE_INBOUND;
+			r.index = two;
+			r.nindex = 2;
+			if (i == 1)
+				r.event = "pzp-updated";
+			if (i == 3) {
+				r.index = &nosender;
+				r.nindex = 1;
+			}
+			if (i == 4) {
+				r.index = NULL;
+				r.nindex = 0;
+			}
+			if (i == 5 && round == 0) /* repeats ru0 */
+				r.bundle_value = id[0];
+			if (i == 5 && round == 1) {
+				r.notices = &taken; /* fails */
+				r.nnotices = 1;
+			}
+			assert_int_equal(
+			    store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+		}
+		pump(f->s, &a, calls + 6);
+	}
+	assert_int_equal(a.ok, 10);
+	assert_int_equal(a.exists, 1);
+	assert_int_equal(store_report_agg(f->s, 0, 0, agg_inbound, got), GW_OK);
+	/* Per round: ru0 (R1, R2), ru1 (event), ru2 (next hour), ru3 (no
+	   sender: SENDER, R1 only); ru4 has no inbox row. */
+	snprintf(want, sizeof(want),
+		 "M %lld 90000077 4.0.1  2\n"
+		 "M %lld 90000077 4.0.1 pzp-updated 2\n"
+		 "M %lld 90000077 4.0.1  2\n"
+		 "M %lld " SENDER " 4.0.1  2\n"
+		 "R %lld " R1 " 6\n"
+		 "R %lld " R2 " 4\n"
+		 "R %lld " R1 " 2\n"
+		 "R %lld " R2 " 2\n",
+		 (long long)h, (long long)h, (long long)h + 1, (long long)h,
+		 (long long)h, (long long)h, (long long)h + 1,
+		 (long long)h + 1);
+	assert_string_equal(sorted_lines(got), sorted_lines(want));
+}
+
 /* Commit the test's transaction (and its lock) after a while. */
 static void *
 pg_commit_later(void *arg)
@@ -2554,6 +2702,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_rollup_inbound, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_index_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
