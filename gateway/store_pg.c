@@ -2161,20 +2161,32 @@ pg_accept_audit(struct pg *c, const struct store_accept *const *reqs,
 	return err;
 }
 
-/* The roll-ups of inbox rows that pg_accept_rollup adds (PG_REP_I's
- * two upserts, for a batch): $1 hours, then rep_row's receivers or
- * rep_msg's senders, FHIR versions and events; one row per key, in key
- * order (two writers sharing a shard lock them in one order). */
+/*
+ * The roll-ups of inbox rows that pg_accept_rollup adds (PG_REP_I's two
+ * upserts, for a batch): $1 hours, then rep_row's receivers or rep_msg's
+ * senders, FHIR versions and events; one row per key, in key order. The
+ * shard is the first of the 8 that no other open transaction uses (an
+ * advisory lock until the commit; the second statement finds its own):
+ * with the trigger's pid modulo 8, two nodes' writers sharing a shard
+ * waited on each other's rows until the commit (seen as most of the
+ * writers' lock waits with two nodes).
+ */
+#define PG_ROLLUP_SHARD                                                        \
+	"(SELECT coalesce((SELECT g FROM generate_series(0, 7) g WHERE"        \
+	" pg_try_advisory_xact_lock(1887072359, g) LIMIT 1), " PG_SHARD "))"
 #define PG_ROLLUP_ROW                                                          \
-	"INSERT INTO rep_row (shard, " PG_ROW_KEYS ", n) SELECT " PG_SHARD     \
-	", h, 'inbound', u, '', '', count(*) FROM unnest($1::int8[],"          \
-	" $2::text[]) AS x(h, u) GROUP BY h, u ORDER BY h, u" PG_UPS(          \
-	    "rep_row", PG_ROW_KEYS)
+	"INSERT INTO rep_row (shard, " PG_ROW_KEYS                             \
+	", n) SELECT " PG_ROLLUP_SHARD                                         \
+	", h, 'inbound', u, '', '', count(*) FROM"                             \
+	" unnest($1::int8[], $2::text[]) AS x(h, u) GROUP BY h, u ORDER BY"    \
+	" h, u" PG_UPS("rep_row", PG_ROW_KEYS)
 #define PG_ROLLUP_MSG                                                          \
-	"INSERT INTO rep_msg (shard, " PG_MSG_KEYS ", n) SELECT " PG_SHARD     \
-	", h, 'inbound', s, v, e, count(*) FROM unnest($1::int8[],"            \
-	" $2::text[], $3::text[], $4::text[]) AS x(h, s, v, e) GROUP BY h, s," \
-	" v, e ORDER BY h, s, v, e" PG_UPS("rep_msg", PG_MSG_KEYS)
+	"INSERT INTO rep_msg (shard, " PG_MSG_KEYS                             \
+	", n) SELECT " PG_ROLLUP_SHARD                                         \
+	", h, 'inbound', s, v, e, count(*) FROM"                               \
+	" unnest($1::int8[], $2::text[], $3::text[], $4::text[]) AS x(h, s,"   \
+	" v, e) GROUP BY h, s, v, e ORDER BY h, s, v, e" PG_UPS("rep_msg",     \
+								PG_MSG_KEYS)
 
 /*
  * Count the inbox rows of the batch's stored accepts in the report's

@@ -2549,6 +2549,82 @@ test_rollup_inbound(void **state)
 	assert_string_equal(sorted_lines(got), sorted_lines(want));
 }
 
+/*
+ * PostgreSQL: two nodes' writers count their accepts in the roll-ups
+ * without waiting for each other. Another transaction (a node) holds the
+ * roll-up rows of the key an accept counts, in the shard of every
+ * session of this store (the trigger's pid modulo 8), and those shards'
+ * advisory locks (as a writer picking its shard holds it): the accept
+ * must still commit at once, in a shard of its own, while that
+ * transaction stays open.
+ */
+static void
+test_pg_rollup_shards(void **state)
+{
+	struct fixture *f = *state;
+	struct store_index_entry e = {.type = "Patient",
+				      .id = "pat-1",
+				      .key = "sys|1",
+				      .json = "{}",
+				      .json_len = 2};
+	struct store_index x = {.receiver = R1,
+				.bsn = "1",
+				.sender = SENDER,
+				.entries = &e,
+				.n = 1};
+	struct store_accept r = req("sh1", "sh1", "p", NULL, 0, T0);
+	struct acks a = {.path = f->path};
+	struct pollfd p = {.fd = store_notify_fd(f->s), .events = POLLIN};
+	int64_t until;
+	char sql[512];
+	PGconn *c;
+	PGresult *res;
+	bool done;
+
+	if (!on_pg) {
+		skip(); /* PostgreSQL only */
+		return;
+	}
+	r.direction = STORE_INBOUND;
+	r.index = &x;
+	r.nindex = 1;
+	/* The first accept opens the writer's session. */
+	assert_int_equal(store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+	pump(f->s, &a, 1);
+	c = pg_connect();
+	snprintf(sql, sizeof(sql),
+		 "BEGIN; INSERT INTO rep_row (shard, hour, kind, receiver_ura,"
+		 " state, cause, n) SELECT DISTINCT pid %% 8, %lld, 'inbound',"
+		 " '" R1 "', '', '', 1 FROM pg_stat_activity WHERE"
+		 " application_name = 'pzpgw' ON CONFLICT (shard, hour, kind,"
+		 " receiver_ura, state, cause) DO UPDATE SET n = rep_row.n;"
+		 " SELECT"
+		 " pg_advisory_xact_lock(1887072359, s) FROM (SELECT DISTINCT"
+		 " pid %% 8 AS s FROM pg_stat_activity WHERE application_name ="
+		 " 'pzpgw') q",
+		 (long long)(T0 / 3600000));
+	res = PQexec(c, sql);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	assert_true(PQntuples(res) >= 2 && PQntuples(res) < 8);
+	PQclear(res);
+	r.id = r.bundle_value = "sh2";
+	assert_int_equal(store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+	until = util_wall_ms() + 3000;
+	while (a.calls < 2 && util_wall_ms() < until)
+		if (poll(&p, 1, 100) > 0)
+			store_dispatch(f->s);
+	done = a.calls == 2;
+	/* Let a waiting writer go before asserting (teardown waits). */
+	PQclear(PQexec(c, "ROLLBACK"));
+	PQfinish(c);
+	pump(f->s, &a, 2);
+	assert_true(done); /* committed while the other held its rows */
+	assert_int_equal(a.ok, 2);
+	assert_int_equal(pg_sql("SELECT sum(n) FROM rep_row WHERE kind ="
+				" 'inbound'"),
+			 2);
+}
+
 /* Commit the test's transaction (and its lock) after a while. */
 static void *
 pg_commit_later(void *arg)
@@ -2702,6 +2778,8 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_holds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pg_rollup_shards, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_rollup_inbound, setup,
 					    teardown),
