@@ -1026,7 +1026,13 @@ pg_commit(struct pg *c)
 	return err;
 }
 
-/* The schema version: 0 when no table of ours exists. */
+/* The schema version: 0 when no table of ours exists. Whether it exists
+ * is read from pg_class with the statement's snapshot, not by name
+ * through the catalog cache (to_regclass): a node that found no table,
+ * then waited for another's migration on the advisory lock, still had
+ * the cache's "no such relation" (a wait on an advisory lock reads no
+ * catalog invalidations) and ran step 1 again (42P07: two nodes started
+ * at once on an empty database, one refused to start). */
 static enum gw_err
 pg_version(struct pg *c, int64_t *v)
 {
@@ -1035,8 +1041,9 @@ pg_version(struct pg *c, int64_t *v)
 
 	*v = 0;
 	err = pg_q(c, "version",
-		   "SELECT CASE WHEN to_regclass('pzpgw_schema') IS NULL"
-		   " THEN 0 END",
+		   "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM"
+		   " pg_catalog.pg_class WHERE relname = 'pzpgw_schema'"
+		   " AND pg_catalog.pg_table_is_visible(oid)) THEN 0 END",
 		   NULL, &r);
 	if (err != GW_OK)
 		return err;
