@@ -19,7 +19,10 @@
 # env: BENCH_NODES_ACCEPT (2000 per configuration), BENCH_CONC (16),
 # BENCH_ROUNDS (2), BENCH_NODES_DELIVER (1000), BENCH_KEEP=1 keeps the
 # work directory, BENCH_PREV_BIN: another build also measured as one
-# PostgreSQL node and as two in each round (before/after figures). Without the postgresql package only the SQLite figure
+# PostgreSQL node and as two in each round (before/after figures). Each
+# line also gives "cpu/msg N+D ms": the CPU time of the node(s) and of
+# the PostgreSQL server's processes per accepted message, steadier than
+# the rates on a shared machine. Without the postgresql package only the SQLite figure
 # is printed (and says so).
 set -eu
 
@@ -162,16 +165,46 @@ p1=$(bench_free_port)
 p2=$(bench_free_port)
 [ "$p2" != "$p1" ] || p2=$(bench_free_port)
 
+# ticks PID...: user + system clock ticks of those processes (gone: 0).
+ticks() {
+	t=0
+	for p in "$@"; do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo $t
+}
+# dbpids: the PostgreSQL server's processes (none without it).
+dbpids() {
+	[ -n "$pgdir" ] || return 0
+	pm=$(head -1 "$pgdir/server/data/postmaster.pid" 2>/dev/null) || return 0
+	echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+}
+hz=$(getconf CLK_TCK)
+# cpu0: the nodes' and the server's ticks now (before a measured run);
+# cpu1 N: "node_ms+db_ms", their CPU per message of N since cpu0.
+cpu0() {
+	g0=$(ticks $pids)
+	d0=$(ticks $(dbpids))
+}
+cpu1() {
+	awk -v g=$(($(ticks $pids) - g0)) -v d=$(($(ticks $(dbpids)) - d0)) \
+		-v n="$1" -v hz="$hz" 'BEGIN { printf "%.2f+%.2f", \
+		g * 1000 / hz / n, d * 1000 / hz / n }'
+}
+
 # one NAME STORE_LINES [BINARY]: one node pinned to core 0; prints
-# "rate p99".
+# "rate p99 cpu" (cpu: see cpu1).
 one() {
 	gwconf "$1" "$p1" "" "$2"
 	startp 0 "$1" "${3:-}"
 	post "$p1" "$conc" 100 "$work/tpl-1.json" >/dev/null # warm-up
+	cpu0
 	r=$(post "$p1" "$conc" "$nacc" "$work/tpl-2.json")
+	u=$(cpu1 "$nacc")
 	check "$1" "$r"
 	stopall
-	echo "$(field rate "$r") $(field p99_ms "$r")"
+	echo "$(field rate "$r") $(field p99_ms "$r") $u"
 }
 
 # two [BINARY]: nodes a1 (core 0) and a2 (core 1) on one fresh database,
@@ -184,6 +217,7 @@ two() {
 	startp 1 two-a2 "${1:-}"
 	post "$p1" "$conc" 100 "$work/tpl-3.json" >/dev/null
 	post "$p2" "$conc" 100 "$work/tpl-4.json" >/dev/null
+	cpu0
 	LOADGEN_PATIENT_BASE=100000 post "$p1" $((conc / 2)) $((nacc / 2)) \
 		"$work/tpl-5.json" >"$work/two-1.out" &
 	l1=$!
@@ -191,6 +225,7 @@ two() {
 		"$work/tpl-6.json" >"$work/two-2.out" &
 	l2=$!
 	wait $l1 $l2
+	u=$(cpu1 $((nacc / 2 * 2)))
 	r1=$(cat "$work/two-1.out")
 	r2=$(cat "$work/two-2.out")
 	check two-a1 "$r1"
@@ -201,8 +236,9 @@ two() {
 		"$(field seconds "$r2")" "$(field p99_ms "$r2")" <<'EOF'
 import sys
 n1, s1, q1, n2, s2, q2 = (float(x) for x in sys.argv[1:7])
-print("%.0f %.1f" % ((n1 + n2) / max(s1, s2), max(q1, q2)))
+print("%.0f %.1f" % ((n1 + n2) / max(s1, s2), max(q1, q2)), end="")
 EOF
+	echo " $u"
 }
 
 echo "machine: $(nproc) cores; $nacc accepts per configuration x $conc" \
@@ -213,19 +249,19 @@ i=0
 while [ $i -lt "$rounds" ]; do
 	i=$((i + 1))
 	a=$(one sqlite "")
-	echo "round $i one node, SQLite:      $(echo $a | cut -d' ' -f1)/s p99 $(echo $a | cut -d' ' -f2) ms"
+	echo "round $i one node, SQLite:      $(echo $a | cut -d' ' -f1)/s p99 $(echo $a | cut -d' ' -f2) ms cpu/msg $(echo $a | cut -d' ' -f3) ms"
 	b=""
 	c=""
 	if [ -n "$pgurl" ]; then
 		b=$(one pg "$(newdb)")
-		echo "round $i one node, PostgreSQL:  $(echo $b | cut -d' ' -f1)/s p99 $(echo $b | cut -d' ' -f2) ms"
+		echo "round $i one node, PostgreSQL:  $(echo $b | cut -d' ' -f1)/s p99 $(echo $b | cut -d' ' -f2) ms cpu/msg $(echo $b | cut -d' ' -f3) ms"
 		c=$(two)
-		echo "round $i two nodes, PostgreSQL: $(echo $c | cut -d' ' -f1)/s p99 $(echo $c | cut -d' ' -f2) ms"
+		echo "round $i two nodes, PostgreSQL: $(echo $c | cut -d' ' -f1)/s p99 $(echo $c | cut -d' ' -f2) ms cpu/msg $(echo $c | cut -d' ' -f3) ms"
 		if [ -n "$prev" ]; then
 			e=$(one prev-pg "$(newdb)" "$prev")
-			echo "round $i one node, PostgreSQL, BENCH_PREV_BIN: $(echo $e | cut -d' ' -f1)/s p99 $(echo $e | cut -d' ' -f2) ms"
+			echo "round $i one node, PostgreSQL, BENCH_PREV_BIN: $(echo $e | cut -d' ' -f1)/s p99 $(echo $e | cut -d' ' -f2) ms cpu/msg $(echo $e | cut -d' ' -f3) ms"
 			e=$(two "$prev")
-			echo "round $i two nodes, PostgreSQL, BENCH_PREV_BIN: $(echo $e | cut -d' ' -f1)/s p99 $(echo $e | cut -d' ' -f2) ms"
+			echo "round $i two nodes, PostgreSQL, BENCH_PREV_BIN: $(echo $e | cut -d' ' -f1)/s p99 $(echo $e | cut -d' ' -f2) ms cpu/msg $(echo $e | cut -d' ' -f3) ms"
 		fi
 	fi
 	all="$all $(echo $a | cut -d' ' -f1):$(echo $b | cut -d' ' -f1):$(echo $c | cut -d' ' -f1)"

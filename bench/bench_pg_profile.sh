@@ -7,6 +7,15 @@
 # the round trips and server work per accepted message. With
 # BENCH_PREV_BIN the two builds alternate BENCH_ROUNDS (2) times, each
 # on a fresh database, rates only, then the statements of this build.
+# Each run's line ends with CPU figures per accepted message, steadier
+# than rates on a shared machine: node_cpu_ms (the gateway process),
+# db_cpu_ms (every process of the PostgreSQL server: its backends, WAL
+# writer, checkpointer) and db_stmt_ms (the statements' own time in
+# pg_stat_statements). BENCH_PERF=FILE: perf record -g of the server's
+# processes during this build's measured posts, into FILE (then
+# `perf report -i FILE --no-children`). BENCH_PG_TRACK=all: the
+# statements run by triggers and functions are listed too (their time
+# also counts in the statement that fired them).
 #
 # usage: sh bench/bench_pg_profile.sh PZPGW_BINARY
 set -eu
@@ -47,12 +56,30 @@ as_owner() {
 }
 as_owner sh -c "echo \"shared_preload_libraries = 'pg_stat_statements'\" \
 	>>'$work/server/data/postgresql.conf'"
+as_owner sh -c "echo \"pg_stat_statements.track = ${BENCH_PG_TRACK:-top}\" \
+	>>'$work/server/data/postgresql.conf'"
 as_owner "$PGB/pg_ctl" -D "$work/server/data" -l "$work/server/server.log" \
 	-w restart >/dev/null
 PGPASSWORD=$(head -1 "$PZPGW_TEST_PG_PASSWORD_FILE")
 export PGPASSWORD
 sql() { psql -X -q -d "$1" -c "$2"; }
 port=$(bench_free_port)
+
+# cpu_ticks PID...: user + system clock ticks of those processes.
+cpu_ticks() {
+	t=0
+	for p in "$@"; do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo $t
+}
+# db_pids: the server's processes (the postmaster and its children).
+db_pids() {
+	pm=$(head -1 "$work/server/data/postmaster.pid")
+	echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+}
+hz=$(getconf CLK_TCK)
 
 # one BINARY: a node on a fresh database, the warm-up, the statistics
 # reset, the measured posts; the database's URL in $db.
@@ -74,7 +101,26 @@ password_file = $PZPGW_TEST_PG_PASSWORD_FILE"
 	done
 	post 100 >/dev/null
 	sql "$db" "SELECT pg_stat_statements_reset()" >/dev/null
-	post "$n"
+	g0=$(cpu_ticks $gp)
+	d0=$(cpu_ticks $(db_pids))
+	pp=""
+	if [ -n "${BENCH_PERF:-}" ] && [ "$1" = "$bin" ]; then
+		perf record -q -g -o "$BENCH_PERF" -p "$(db_pids | tr ' ' ',' |
+			sed 's/,*$//')" >/dev/null 2>&1 &
+		pp=$!
+	fi
+	r=$(post "$n")
+	[ -z "$pp" ] || { kill -INT $pp; wait $pp || true; }
+	g1=$(cpu_ticks $gp)
+	d1=$(cpu_ticks $(db_pids))
+	ok=$(echo "$r" | tr ' ' '\n' | sed -n 's/^ok=//p')
+	st=$(psql -X -q -A -t -d "$db" -c "SELECT round(sum(total_exec_time)::numeric,
+		1) FROM pg_stat_statements WHERE toplevel AND query NOT LIKE
+		'%pg_stat_statements%'")
+	echo "$r $(awk -v g=$((g1 - g0)) -v d=$((d1 - d0)) -v s="$st" \
+		-v n="${ok:-1}" -v hz="$hz" 'BEGIN { printf \
+		"node_cpu_ms=%.2f db_cpu_ms=%.2f db_stmt_ms=%.2f", \
+		g * 1000 / hz / n, d * 1000 / hz / n, s / n }')"
 	kill $gp
 	wait $gp || true
 	gp=""
@@ -96,4 +142,4 @@ one "$bin"
 sql "$db" "SELECT calls, round(total_exec_time::numeric, 1) AS ms,
 	round((total_exec_time / calls)::numeric, 3) AS per_call, rows,
 	left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS statement
-	FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15"
+	FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"

@@ -1161,7 +1161,8 @@ extern const struct store_ops store_pg_ops;
 /* 4: the received-data index; 5: the audit trail; 6: the transform
  * report beside a message; 7: a patient's versions indexed by type; 8: the
  * delivery lease; 9: the receivers' holds shared by nodes; 10: the report's
- * roll-ups (rep_* tables kept by triggers) and the event of a message. */
-#define STORE_SQLITE_SCHEMA 10
+ * roll-ups (rep_* tables kept by triggers) and the event of a message;
+ * 11: PostgreSQL: an accept's inbox rows counted by the writer. */
+#define STORE_SQLITE_SCHEMA 11
 
 #endif

@@ -459,6 +459,12 @@ static const char *const sq_migrations[STORE_SQLITE_SCHEMA] = {
     /* 10: the report's roll-ups (SQ_STEP10). */
     SQ_STEP10,
 #endif
+#if STORE_SQLITE_SCHEMA >= 11
+    /* 11: PostgreSQL's accepts count their inbox rows in the writer
+       (store_pg.c's PG_STEP11); here the triggers still do, and the
+       step only keeps both backends' version numbers alike. */
+    "SELECT 1;",
+#endif
 };
 
 /* Cached statements. */

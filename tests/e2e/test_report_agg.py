@@ -299,7 +299,7 @@ def test_migration_fills_rollups_from_rows(store):
     strip_to_schema_9(store.db)
     run("report", "--store", store.path, ok=(2,))  # too old to read
     p = run("queue", "--store", store.path, "init")
-    assert "schema version 10" in p.stdout
+    assert "schema version 11" in p.stdout
     after = json.loads(run("report", "--store", store.path, "--format",
                            "json", "--exact", "--by", "hour").stdout)
     # schema 9 had no event: every message's is unknown after
@@ -478,7 +478,7 @@ def test_migration_on_postgresql(pg):
     p = subprocess.run([binary, "queue", "--store", url, "init"],
                        capture_output=True, text=True, env=env,
                        timeout=120)
-    assert p.returncode == 0 and "schema version 10" in p.stdout, \
+    assert p.returncode == 0 and "schema version 11" in p.stdout, \
         p.stdout + p.stderr
     assert report() == before
     assert pg.sql(url, "SELECT count(*) FROM rep_msg WHERE shard"

@@ -535,3 +535,24 @@ def test_database_crash_under_load_loses_nothing(pg, pair):
     said = [ln for ln in a.log_text().splitlines()
             if "event=store_error" in ln]
     assert 1 <= len(said) <= 3, said
+
+
+def test_two_nodes_starting_at_once_on_an_empty_database(pg):
+    """Two nodes (here `queue init`, the same store_open) started at the
+    same moment on an empty database migrate one after the other: both
+    succeed, the schema made once. Each waited for the migration lock
+    after finding no schema table; the second then ran step 1 again
+    (42P07 "relation pzpgw_schema already exists") and refused to
+    start, every time."""
+    binary = os.path.abspath(gw.BINARY)
+    for _ in range(3):
+        url = pg.database()
+        procs = [subprocess.Popen([binary, "queue", "--store", url, "init"],
+                                  stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env=pg.env()) for _ in range(2)]
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            assert "42P07" not in err, err
+        assert pg.sql(url, "SELECT count(*) FROM pzpgw_schema") == [["1"]]

@@ -2388,6 +2388,372 @@ test_index_versions(void **state)
 	free(in);
 }
 
+/* The versions of R1's resource type/id, oldest first: "vid:msg_id:json"
+ * with a "*" for the current one and "h" for a hidden one, joined by
+ * spaces, into got. */
+static void
+res_history(struct store *s, const char *type, const char *id, char *got,
+	    size_t n)
+{
+	struct store_res_query q = {.receiver = R1,
+				    .type = type,
+				    .id = id,
+				    .history = true,
+				    .hidden = true};
+	struct store_reader *rd = NULL;
+	struct store_res *v = NULL;
+	size_t nv = 0, len = 0;
+
+	got[0] = '\0';
+	assert_int_equal(store_reader_open(s, &rd), GW_OK);
+	assert_int_equal(store_res_find(rd, &q, &v, &nv), GW_OK);
+	for (size_t i = 0; i < nv && len < n; i++)
+		len += (size_t)snprintf(
+		    got + len, n - len, "%s%lld:%s:%s%s%s", i > 0 ? " " : "",
+		    (long long)v[i].vid, v[i].msg_id, v[i].json,
+		    v[i].current ? "*" : "", v[i].hidden ? "h" : "");
+	store_res_free(v, nv);
+	store_reader_free(rd);
+}
+
+/*
+ * Messages committed in one batch that index the same resources (the
+ * Organization and Practitioner every message of a hospital carries):
+ * each sees the versions of those before it in the batch: the same
+ * content is carried by the later message, other content makes the
+ * next version and supersedes the current one. A message that carries
+ * one resource twice makes two versions of it, in its order; a hidden
+ * entry is kept but not current for searches. PostgreSQL indexes a
+ * message's entries in one statement (distinct resources) or one at a
+ * time (a resource twice): both must agree with SQLite's.
+ */
+static void
+test_index_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct acks a = {.path = f->path};
+	struct store_index_entry e[6][5];
+	struct store_index x[6];
+	char ids[6][8], pat[6][16], patj[6][16], org[6][16];
+	char got[512];
+	size_t nm = 6;
+
+	for (size_t i = 0; i < nm; i++) {
+		struct store_accept r;
+		size_t k = 0;
+
+		snprintf(ids[i], sizeof(ids[i]), "b%zu", i);
+		snprintf(pat[i], sizeof(pat[i]), "pat-%zu", i);
+		snprintf(patj[i], sizeof(patj[i]), "{\"p\":%zu}", i);
+		/* Its content changes every second message. */
+		snprintf(org[i], sizeof(org[i]), "{\"o\":%zu}", i / 2);
+		e[i][k++] =
+		    (struct store_index_entry){.type = "Patient",
+					       .id = pat[i],
+					       .key = pat[i],
+					       .json = patj[i],
+					       .json_len = strlen(patj[i])};
+		e[i][k++] =
+		    (struct store_index_entry){.type = "Organization",
+					       .id = "org-1",
+					       .key = "ura|1",
+					       .json = org[i],
+					       .json_len = strlen(org[i])};
+		e[i][k++] = (struct store_index_entry){.type = "Practitioner",
+						       .id = "pr-1",
+						       .key = "uzi|1",
+						       .json = "{\"pr\":1}",
+						       .json_len = 8};
+		if (i == nm - 1) {
+			e[i][k++] =
+			    (struct store_index_entry){.type = "Condition",
+						       .id = "c-1",
+						       .key = "c|1",
+						       .json = "{\"c\":1}",
+						       .json_len = 7};
+			e[i][k++] =
+			    (struct store_index_entry){.type = "Condition",
+						       .id = "c-1",
+						       .key = "c|1",
+						       .json = "{\"c\":2}",
+						       .json_len = 7,
+						       .hidden = true};
+		}
+		x[i] = (struct store_index){.receiver = R1,
+					    .bsn = "123456782",
+					    .sender = SENDER,
+					    .entries = e[i],
+					    .n = k};
+		r = req(ids[i], ids[i], "p1", NULL, 0, T0 + (int64_t)i);
+		r.direction = STORE_INBOUND;
+		r.index = &x[i];
+		r.nindex = 1;
+		assert_int_equal(store_submit_accept(f->s, &r, on_done, &a),
+				 GW_OK);
+	}
+	pump(f->s, &a, nm);
+	assert_int_equal(a.ok, nm);
+
+	res_history(f->s, "Organization", "org-1", got, sizeof(got));
+	assert_string_equal(got, "1:b1:{\"o\":0} 2:b3:{\"o\":1} "
+				 "3:b5:{\"o\":2}*");
+	res_history(f->s, "Practitioner", "pr-1", got, sizeof(got));
+	assert_string_equal(got, "1:b5:{\"pr\":1}*");
+	res_history(f->s, "Patient", "pat-4", got, sizeof(got));
+	assert_string_equal(got, "1:b4:{\"p\":4}*");
+	res_history(f->s, "Condition", "c-1", got, sizeof(got));
+	assert_string_equal(got, "1:b5:{\"c\":1} 2:b5:{\"c\":2}*h");
+
+	/* The same message content again (new identifiers): every
+	   resource carried, no new version. */
+	e[0][1].json = org[5];
+	e[0][1].json_len = strlen(org[5]);
+	e[0][0].json = patj[4];
+	e[0][0].json_len = strlen(patj[4]);
+	e[0][0].id = pat[4];
+	{
+		struct store_accept r = req("b6", "b6", "p1", NULL, 0, T0 + 9);
+		struct store_result res;
+
+		r.direction = STORE_INBOUND;
+		r.index = &x[0];
+		r.nindex = 1;
+		assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+		store_result_cleanup(&res);
+	}
+	res_history(f->s, "Organization", "org-1", got, sizeof(got));
+	assert_string_equal(got, "1:b1:{\"o\":0} 2:b3:{\"o\":1} "
+				 "3:b6:{\"o\":2}*");
+	res_history(f->s, "Patient", "pat-4", got, sizeof(got));
+	assert_string_equal(got, "1:b6:{\"p\":4}*");
+	res_history(f->s, "Practitioner", "pr-1", got, sizeof(got));
+	assert_string_equal(got, "1:b6:{\"pr\":1}*");
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* s's lines sorted, in place (at most 32 lines); returns s. */
+static char *
+sorted_lines(char *s)
+{
+	char *lines[32], copy[1024], *save = NULL, *t;
+	size_t n = 0, len = 0;
+
+	util_strlcpy(copy, s, sizeof(copy));
+	for (t = strtok_r(copy, "\n", &save); t != NULL && n < 32;
+	     t = strtok_r(NULL, "\n", &save))
+		lines[n++] = t;
+	qsort(lines, n, sizeof(lines[0]), cmp_str);
+	s[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, 1024 - len, "%s\n", lines[i]);
+	return s;
+}
+
+/* Append a's inbound messages and inbox rows as "M hour org version
+ * event n" and "R hour org n" lines to the string arg. */
+static enum gw_err
+agg_inbound(void *arg, const struct store_agg *a)
+{
+	char *out = arg;
+	size_t len = strlen(out);
+
+	if (strcmp(a->kind, "inbound") != 0 || a->n == 0)
+		return GW_OK;
+	if (a->what == STORE_AGG_MESSAGES)
+		snprintf(out + len, 1024 - len, "M %lld %s %s %s %lld\n",
+			 (long long)a->hour, a->org, a->version, a->event,
+			 (long long)a->n);
+	else if (a->what == STORE_AGG_ROWS)
+		snprintf(out + len, 1024 - len, "R %lld %s %lld\n",
+			 (long long)a->hour, a->org, (long long)a->n);
+	return GW_OK;
+}
+
+/*
+ * The report's counts of received messages and their inbox rows, from
+ * accepts committed by the writer in batches (PostgreSQL's writer adds
+ * them once per batch and key since schema 11; SQLite's triggers count
+ * them row by row): a message for two local receivers, messages in
+ * another hour and with another event, one whose index names no sender
+ * (counted under the message's sender), a repeat (not counted), one
+ * without local receivers (no inbox row: not counted), and one that
+ * fails in its batch (the batch goes again document by document:
+ * counted once, the failing one not at all). The counts must be those
+ * of the rows: a report of the whole range reads only the roll-ups.
+ */
+static void
+test_rollup_inbound(void **state)
+{
+	struct fixture *f = *state;
+	static const char task[] = "{\"resourceType\":\"Task\"}";
+	struct store_notice taken = {.id = "ru-n",
+				     .receiver = R2,
+				     .doc = task,
+				     .doc_len = sizeof(task) - 1,
+				     .sha256 = "aa"};
+	struct store_index_entry e = {.type = "Patient",
+				      .id = "pat-1",
+				      .key = "sys|1",
+				      .json = "{}",
+				      .json_len = 2};
+	struct store_index two[2] = {{.receiver = R1,
+				      .bsn = "1",
+				      .sender = "90000077",
+				      .entries = &e,
+				      .n = 1},
+				     {.receiver = R2,
+				      .bsn = "1",
+				      .sender = "90000077",
+				      .entries = &e,
+				      .n = 1}};
+	struct store_index nosender = {
+	    .receiver = R1, .bsn = "1", .sender = "", .entries = &e, .n = 1};
+	struct store_accept r = req("ru-0", "ru-0", "p", NULL, 0, T0);
+	struct store_result res;
+	struct acks a = {.path = f->path};
+	char id[12][8], got[1024] = "", want[1024];
+	int64_t h = T0 / 3600000;
+
+	/* "ru-n" taken: an accept with that notice fails alone. */
+	r.direction = STORE_INBOUND;
+	r.notices = &taken;
+	r.nnotices = 1;
+	assert_int_equal(store_accept(f->s, &r, &res), GW_OK);
+	store_result_cleanup(&res);
+	for (int round = 0; round < 2; round++) {
+		size_t calls = a.calls;
+
+		for (int i = 0; i < 6; i++) {
+			int k = round * 6 + i;
+
+			snprintf(id[k], sizeof(id[k]), "ru%d", k);
+			r = req(id[k], id[k], "p", NULL, 0,
+				T0 + (i == 2 ? 3600000 : 0) + k);
+			r.direction = STORE_INBOUND;
+			r.index = two;
+			r.nindex = 2;
+			if (i == 1)
+				r.event = "pzp-updated";
+			if (i == 3) {
+				r.index = &nosender;
+				r.nindex = 1;
+			}
+			if (i == 4) {
+				r.index = NULL;
+				r.nindex = 0;
+			}
+			if (i == 5 && round == 0) /* repeats ru0 */
+				r.bundle_value = id[0];
+			if (i == 5 && round == 1) {
+				r.notices = &taken; /* fails */
+				r.nnotices = 1;
+			}
+			assert_int_equal(
+			    store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+		}
+		pump(f->s, &a, calls + 6);
+	}
+	assert_int_equal(a.ok, 10);
+	assert_int_equal(a.exists, 1);
+	assert_int_equal(store_report_agg(f->s, 0, 0, agg_inbound, got), GW_OK);
+	/* Per round: ru0 (R1, R2), ru1 (event), ru2 (next hour), ru3 (no
+	   sender: SENDER, R1 only); ru4 has no inbox row. */
+	snprintf(want, sizeof(want),
+		 "M %lld 90000077 4.0.1  2\n"
+		 "M %lld 90000077 4.0.1 pzp-updated 2\n"
+		 "M %lld 90000077 4.0.1  2\n"
+		 "M %lld " SENDER " 4.0.1  2\n"
+		 "R %lld " R1 " 6\n"
+		 "R %lld " R2 " 4\n"
+		 "R %lld " R1 " 2\n"
+		 "R %lld " R2 " 2\n",
+		 (long long)h, (long long)h, (long long)h + 1, (long long)h,
+		 (long long)h, (long long)h, (long long)h + 1,
+		 (long long)h + 1);
+	assert_string_equal(sorted_lines(got), sorted_lines(want));
+}
+
+/*
+ * PostgreSQL: two nodes' writers count their accepts in the roll-ups
+ * without waiting for each other. Another transaction (a node) holds the
+ * roll-up rows of the key an accept counts, in the shard of every
+ * session of this store (the trigger's pid modulo 8), and those shards'
+ * advisory locks (as a writer picking its shard holds it): the accept
+ * must still commit at once, in a shard of its own, while that
+ * transaction stays open.
+ */
+static void
+test_pg_rollup_shards(void **state)
+{
+	struct fixture *f = *state;
+	struct store_index_entry e = {.type = "Patient",
+				      .id = "pat-1",
+				      .key = "sys|1",
+				      .json = "{}",
+				      .json_len = 2};
+	struct store_index x = {.receiver = R1,
+				.bsn = "1",
+				.sender = SENDER,
+				.entries = &e,
+				.n = 1};
+	struct store_accept r = req("sh1", "sh1", "p", NULL, 0, T0);
+	struct acks a = {.path = f->path};
+	struct pollfd p = {.fd = store_notify_fd(f->s), .events = POLLIN};
+	int64_t until;
+	char sql[512];
+	PGconn *c;
+	PGresult *res;
+	bool done;
+
+	if (!on_pg) {
+		skip(); /* PostgreSQL only */
+		return;
+	}
+	r.direction = STORE_INBOUND;
+	r.index = &x;
+	r.nindex = 1;
+	/* The first accept opens the writer's session. */
+	assert_int_equal(store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+	pump(f->s, &a, 1);
+	c = pg_connect();
+	snprintf(sql, sizeof(sql),
+		 "BEGIN; INSERT INTO rep_row (shard, hour, kind, receiver_ura,"
+		 " state, cause, n) SELECT DISTINCT pid %% 8, %lld, 'inbound',"
+		 " '" R1 "', '', '', 1 FROM pg_stat_activity WHERE"
+		 " application_name = 'pzpgw' ON CONFLICT (shard, hour, kind,"
+		 " receiver_ura, state, cause) DO UPDATE SET n = rep_row.n;"
+		 " SELECT"
+		 " pg_advisory_xact_lock(1887072359, s) FROM (SELECT DISTINCT"
+		 " pid %% 8 AS s FROM pg_stat_activity WHERE application_name ="
+		 " 'pzpgw') q",
+		 (long long)(T0 / 3600000));
+	res = PQexec(c, sql);
+	assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+	assert_true(PQntuples(res) >= 2 && PQntuples(res) < 8);
+	PQclear(res);
+	r.id = r.bundle_value = "sh2";
+	assert_int_equal(store_submit_accept(f->s, &r, on_done, &a), GW_OK);
+	until = util_wall_ms() + 3000;
+	while (a.calls < 2 && util_wall_ms() < until)
+		if (poll(&p, 1, 100) > 0)
+			store_dispatch(f->s);
+	done = a.calls == 2;
+	/* Let a waiting writer go before asserting (teardown waits). */
+	PQclear(PQexec(c, "ROLLBACK"));
+	PQfinish(c);
+	pump(f->s, &a, 2);
+	assert_true(done); /* committed while the other held its rows */
+	assert_int_equal(a.ok, 2);
+	assert_int_equal(pg_sql("SELECT sum(n) FROM rep_row WHERE kind ="
+				" 'inbound'"),
+			 2);
+}
+
 /* Commit the test's transaction (and its lock) after a while. */
 static void *
 pg_commit_later(void *arg)
@@ -2549,6 +2915,11 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upkeep_long_reader, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_pg_rollup_shards, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_rollup_inbound, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_index_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_index_versions, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
