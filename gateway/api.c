@@ -1,5 +1,6 @@
 /* CapabilityStatement, health, readiness and metrics endpoints. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -179,35 +180,87 @@ api_wants_xml(struct http_req *req)
 }
 
 void
+api_cleanup(struct api *api)
+{
+	free(api->meta_name);
+	api->meta_name = NULL;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(api->meta); i++) {
+		free(api->meta[i].body);
+		api->meta[i].body = NULL;
+	}
+}
+
+/* Make the answer of kind k (bit 0: STU3, bit 1: XML) into api->meta[k];
+ * false without memory. */
+static bool
+api_meta_make(struct api *api, const struct config *cfg, unsigned k)
+{
+	json_t *cs = api_capability_statement(api->org_routes, cfg);
+	struct buf out;
+	char *text;
+
+	if (cs == NULL)
+		return false;
+	/* A client that asks for STU3 (or a peer with fhir = stu3) is
+	 * answered in STU3 by the pull API (provider.c): say so here. */
+	if ((k & 1u) != 0)
+		json_object_set_new(cs, "fhirVersion", json_string("3.0.2"));
+	buf_init(&out, 16 << 20);
+	if ((k & 2u) != 0 && api->to_xml != NULL &&
+	    api->to_xml(api->xml_arg, cs, &out) == GW_OK && out.data != NULL) {
+		api->meta[k].body = buf_steal(&out, &api->meta[k].len);
+		api->meta[k].xml = true;
+		json_decref(cs);
+		return true;
+	}
+	buf_cleanup(&out);
+	text = fhir_dump(cs);
+	json_decref(cs);
+	if (text == NULL)
+		return false;
+	api->meta[k].body = text;
+	api->meta[k].len = strlen(text);
+	api->meta[k].xml = false;
+	return true;
+}
+
+/*
+ * The statement depends only on the routes (fixed), the organisation
+ * name (a reload may change it) and the kind: made once per kind, it
+ * is sent as it was made (building it took about 0.2 ms of CPU, more
+ * than a search), and its date is when it was made.
+ */
+void
 api_metadata(struct http_req *req, void *arg)
 {
 	struct api *api = arg;
 	const struct config *cfg = http_req_config(req);
 	const struct tls_peer *peer = http_req_peer(req);
-	json_t *cs = api_capability_statement(api->org_routes, cfg);
-	struct buf out;
+	const char *name = cfg->name != NULL ? cfg->name : "";
+	unsigned k = 0;
 
-	/* A client that asks for STU3 (or a peer with fhir = stu3) is
-	 * answered in STU3 by the pull API (provider.c): say so here. */
-	if (cs != NULL &&
-	    config_fhir_stu3(peer != NULL ? config_peer_find(cfg, peer->ura)
+	if (config_fhir_stu3(peer != NULL ? config_peer_find(cfg, peer->ura)
 					  : NULL,
 			     http_req_header(req, "Accept")))
-		json_object_set_new(cs, "fhirVersion", json_string("3.0.2"));
-
-	if (cs == NULL || api->to_xml == NULL || !api_wants_xml(req)) {
-		http_reply_json(req, 200, cs);
+		k |= 1u;
+	if (api->to_xml != NULL && api_wants_xml(req))
+		k |= 2u;
+	if (api->meta_name == NULL || strcmp(api->meta_name, name) != 0) {
+		api_cleanup(api);
+		if ((api->meta_name = strdup(name)) == NULL) {
+			http_reply_error(req, POLICY_BUSY, NULL,
+					 "out of memory");
+			return;
+		}
+	}
+	if (api->meta[k].body == NULL && !api_meta_make(api, cfg, k)) {
+		http_reply_error(req, POLICY_BUSY, NULL, "out of memory");
 		return;
 	}
-	buf_init(&out, 16 << 20);
-	if (api->to_xml(api->xml_arg, cs, &out) == GW_OK) {
-		http_reply(req, 200, "application/fhir+xml; charset=utf-8",
-			   out.data, out.len);
-		json_decref(cs);
-	} else {
-		http_reply_json(req, 200, cs);
-	}
-	buf_cleanup(&out);
+	http_reply(req, 200,
+		   api->meta[k].xml ? "application/fhir+xml; charset=utf-8"
+				    : "application/fhir+json; charset=utf-8",
+		   api->meta[k].body, api->meta[k].len);
 }
 
 static void

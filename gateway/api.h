@@ -24,7 +24,20 @@ struct api {
 	   writer), or NULL: /fhir/metadata answers JSON only. */
 	enum gw_err (*to_xml)(void *arg, const json_t *res, struct buf *out);
 	void *xml_arg;
+	/* /fhir/metadata's answers as sent, made at the first request of
+	   each kind (R4 or STU3, JSON or XML) for the organisation name
+	   they carry (meta_name); owned, freed by api_cleanup. */
+	char *meta_name;
+	struct {
+		char *body;
+		size_t len;
+		bool xml;
+	} meta[4];
 };
+
+/* Free what the handlers cached in api (loop thread, after the last
+ * request); safe on a zeroed struct. */
+void api_cleanup(struct api *api);
 
 /* Handlers; arg is a struct api. */
 void api_metadata(struct http_req *req, void *arg);

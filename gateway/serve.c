@@ -791,6 +791,7 @@ done:
 	SSL_CTX_free(ctx);
 	event_base_free(s->base);
 	provider_cleanup(pv);
+	api_cleanup(&s->api);
 	intake_cleanup(&s->intake);
 	console_cleanup(&s->console);
 	return rc;

@@ -597,6 +597,46 @@ def test_metadata_states_the_provider(net):
     assert ET.fromstring(data).tag == FHIR_NS + "CapabilityStatement"
 
 
+def test_metadata_made_once_per_kind_and_name(net):
+    """/fhir/metadata is made once per kind (R4/STU3, JSON/XML) and sent
+    as made: the same bytes, its date when it was made, a second later
+    too; a reload that renames the organisation makes it again."""
+    b = net.b
+    st, _, first = get(b, "/fhir/metadata")
+    st2, _, xml1 = get(b, "/fhir/metadata", accept="application/fhir+xml")
+    assert st == st2 == 200
+    time.sleep(1.1)
+    st, h, again = get(b, "/fhir/metadata")
+    assert st == 200 and again == first
+    assert h["content-type"] == "application/fhir+json; charset=utf-8"
+    st, h, xml2 = get(b, "/fhir/metadata", accept="application/fhir+xml")
+    assert st == 200 and xml2 == xml1
+    assert h["content-type"].startswith("application/fhir+xml")
+    st, _, stu3 = getj(b, "/fhir/metadata",
+                       accept="application/fhir+json; fhirVersion=3.0")
+    assert st == 200 and stu3["fhirVersion"] == "3.0.2"
+    assert json.loads(again)["fhirVersion"] == "4.0.1"
+    old = b.sections["organisation"]["name"]
+    b.sections["organisation"]["name"] = "Renamed gateway B"
+    b.write_config()
+    off = os.path.getsize(b.log_path)
+    b.send_signal(signal.SIGHUP)
+    gw.wait_for(lambda: "event=reloaded" in b.log_text()[off:],
+                what="reload")
+    try:
+        st, _, cs = getj(b, "/fhir/metadata")
+        assert st == 200
+        assert cs["implementation"]["description"] == "Renamed gateway B"
+        assert cs["date"] != json.loads(first)["date"]
+    finally:
+        b.sections["organisation"]["name"] = old
+        b.write_config()
+        off = os.path.getsize(b.log_path)
+        b.send_signal(signal.SIGHUP)
+        gw.wait_for(lambda: "event=reloaded" in b.log_text()[off:],
+                    what="reload")
+
+
 def audit_list(g, *args):
     p = subprocess.run([gw.BINARY, "audit", "--store",
                         g.sections["store"]["path"], "list", "--format",
