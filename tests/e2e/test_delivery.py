@@ -232,23 +232,34 @@ def kill9(g):
     g.log.close()
 
 
-def post_all(g, msgs, threads=4):
+def post_all(g, msgs, threads=4, refused=None):
     """Post (patient, receivers, invalid) items; each patient's messages
     go in order through one connection. Returns {ident: (status, lane,
-    message id)}, lane being (patient, receivers)."""
+    message id)}, lane being (patient, receivers). With refused (a list
+    [0]), a message answered 503 is posted again, as a sender does, until
+    acknowledged (90 s at most), and refused[0] counts the 503s."""
     results = {}
     lock = threading.Lock()
     errors = []
 
     def worker(k):
         p = Poster(g)
+        deadline = time.monotonic() + 90
         try:
             for patient, receivers, invalid in msgs:
                 if patient % threads != k:
                     continue
                 ident, body = message(receivers, patient, invalid=invalid,
                                       small=True)
-                status, hdrs, _ = p.post(body, time.monotonic() + 60)
+                while True:
+                    status, hdrs, _ = p.post(body, time.monotonic() + 60)
+                    if status != 503 or refused is None:
+                        break
+                    assert "retry-after" in hdrs
+                    with lock:
+                        refused[0] += 1
+                    assert time.monotonic() < deadline, "still 503"
+                    time.sleep(0.1)
                 with lock:
                     results[ident] = (status, (patient, tuple(receivers)),
                                       hdrs.get("x-message-id"))

@@ -441,49 +441,6 @@ def test_two_nodes_share_retention(pg, pki, tmp_path):
         a2.stop()
 
 
-def post_retrying(g, msgs, threads=4, deadline_s=90):
-    """As test_delivery.post_all, but each message answered 503 is posted
-    again (as a sender does, same identifier) until it is acknowledged.
-    Returns (results, number of 503 answers)."""
-    results = {}
-    lock = threading.Lock()
-    errors = []
-    refused = [0]
-
-    def worker(k):
-        p = td.Poster(g)
-        deadline = time.monotonic() + deadline_s
-        try:
-            for patient, receivers, _ in msgs:
-                if patient % threads != k:
-                    continue
-                ident, body = td.message(receivers, patient, small=True)
-                while True:
-                    st, hdrs, data = p.post(body, deadline)
-                    if st != 503:
-                        break
-                    assert "retry-after" in hdrs
-                    with lock:
-                        refused[0] += 1
-                    assert time.monotonic() < deadline, "still 503"
-                    time.sleep(0.1)
-                with lock:
-                    results[ident] = (st, (patient, tuple(receivers)),
-                                      hdrs.get("x-message-id"))
-        except Exception as e:  # reported below
-            errors.append(e)
-        finally:
-            p.close()
-
-    ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    assert not errors, errors
-    return results, refused[0]
-
-
 def test_database_crash_under_load_loses_nothing(pg, pair):
     """The database server crashes (pg_ctl stop -m immediate: connections
     cut mid-transaction, no shutdown checkpoint) while four hospital
@@ -508,11 +465,12 @@ def test_database_crash_under_load_loses_nothing(pg, pair):
     t = threading.Thread(target=crash)
     t.start()
     try:
-        results, refused = post_retrying(a, msgs)
+        refused = [0]
+        results = td.post_all(a, msgs, refused=refused)
     finally:
         t.join()
     assert crashed
-    assert refused > 0, "the crash came after the last push"
+    assert refused[0] > 0, "the crash came after the last push"
     assert len(results) == 600
     assert all(r[0] == 202 for r in results.values())
     try:
