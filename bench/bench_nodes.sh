@@ -165,30 +165,19 @@ p1=$(bench_free_port)
 p2=$(bench_free_port)
 [ "$p2" != "$p1" ] || p2=$(bench_free_port)
 
-# ticks PID...: user + system clock ticks of those processes (gone: 0).
-ticks() {
-	t=0
-	for p in "$@"; do
-		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
-		t=$((t + ${v:-0}))
-	done
-	echo $t
-}
-# dbpids: the PostgreSQL server's processes (none without it).
-dbpids() {
-	[ -n "$pgdir" ] || return 0
-	pm=$(head -1 "$pgdir/server/data/postmaster.pid" 2>/dev/null) || return 0
-	echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"
-}
 hz=$(getconf CLK_TCK)
+# db_ticks: the PostgreSQL server's ticks (0 without one).
+db_ticks() {
+	bench_ticks $(bench_db_pids "${pgdir:+$pgdir/server}")
+}
 # cpu0: the nodes' and the server's ticks now (before a measured run);
 # cpu1 N: "node_ms+db_ms", their CPU per message of N since cpu0.
 cpu0() {
-	g0=$(ticks $pids)
-	d0=$(ticks $(dbpids))
+	g0=$(bench_ticks $pids)
+	d0=$(db_ticks)
 }
 cpu1() {
-	awk -v g=$(($(ticks $pids) - g0)) -v d=$(($(ticks $(dbpids)) - d0)) \
+	awk -v g=$(($(bench_ticks $pids) - g0)) -v d=$(($(db_ticks) - d0)) \
 		-v n="$1" -v hz="$hz" 'BEGIN { printf "%.2f+%.2f", \
 		g * 1000 / hz / n, d * 1000 / hz / n }'
 }

@@ -65,20 +65,6 @@ export PGPASSWORD
 sql() { psql -X -q -d "$1" -c "$2"; }
 port=$(bench_free_port)
 
-# cpu_ticks PID...: user + system clock ticks of those processes.
-cpu_ticks() {
-	t=0
-	for p in "$@"; do
-		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
-		t=$((t + ${v:-0}))
-	done
-	echo $t
-}
-# db_pids: the server's processes (the postmaster and its children).
-db_pids() {
-	pm=$(head -1 "$work/server/data/postmaster.pid")
-	echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"
-}
 hz=$(getconf CLK_TCK)
 
 # one BINARY: a node on a fresh database, the warm-up, the statistics
@@ -101,18 +87,18 @@ password_file = $PZPGW_TEST_PG_PASSWORD_FILE"
 	done
 	post 100 >/dev/null
 	sql "$db" "SELECT pg_stat_statements_reset()" >/dev/null
-	g0=$(cpu_ticks $gp)
-	d0=$(cpu_ticks $(db_pids))
+	g0=$(bench_ticks $gp)
+	d0=$(bench_ticks $(bench_db_pids "$work/server"))
 	pp=""
 	if [ -n "${BENCH_PERF:-}" ] && [ "$1" = "$bin" ]; then
-		perf record -q -g -o "$BENCH_PERF" -p "$(db_pids | tr ' ' ',' |
+		perf record -q -g -o "$BENCH_PERF" -p "$(bench_db_pids "$work/server" | tr ' ' ',' |
 			sed 's/,*$//')" >/dev/null 2>&1 &
 		pp=$!
 	fi
 	r=$(post "$n")
 	[ -z "$pp" ] || { kill -INT $pp; wait $pp || true; }
-	g1=$(cpu_ticks $gp)
-	d1=$(cpu_ticks $(db_pids))
+	g1=$(bench_ticks $gp)
+	d1=$(bench_ticks $(bench_db_pids "$work/server"))
 	ok=$(echo "$r" | tr ' ' '\n' | sed -n 's/^ok=//p')
 	st=$(psql -X -q -A -t -d "$db" -c "SELECT round(sum(total_exec_time)::numeric,
 		1) FROM pg_stat_statements WHERE toplevel AND query NOT LIKE

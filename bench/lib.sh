@@ -223,3 +223,22 @@ END
 		;;
 	esac
 }
+
+# bench_ticks PID...: user + system clock ticks of those processes (one
+# gone counts 0); divide by `getconf CLK_TCK` for seconds.
+bench_ticks() {
+	t=0
+	for p in "$@"; do
+		v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+		t=$((t + ${v:-0}))
+	done
+	echo $t
+}
+
+# bench_db_pids DIR: the processes of the PostgreSQL server tests/pg/pg.sh
+# started in DIR (the postmaster and its children); nothing without one.
+bench_db_pids() {
+	[ -n "$1" ] || return 0
+	pm=$(head -1 "$1/data/postmaster.pid" 2>/dev/null) || return 0
+	echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"
+}
