@@ -226,6 +226,7 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 		opts->lease_ms = (int64_t)cfg->delivery_timeout_ms + 5000;
 		opts->node = cfg->node;
 		opts->node_claim = true;
+		opts->pg_wait_ms = STORE_PG_WAIT_MS;
 		/* No marker beside a database: an empty one is made unless
 		   create = no (a wrong url is the operator's to see in the
 		   log line naming the backend). */
@@ -1515,6 +1516,22 @@ fail:
 	return err;
 }
 
+/*
+ * Whether calls should not try the database now: the upkeep thread's
+ * ping says a database server does not answer. A server that hangs with
+ * its connections open would otherwise cost each call a bounded wait
+ * (pg_wait_ms) and a reconnect: the event loop's (claims, results, due
+ * times, lease renewals) and each submitted accept or audit record,
+ * whose request would wait that long for its 503. The upkeep thread
+ * alone tries; these calls fail at once with GW_TEMP (results are kept:
+ * store_finish) until it answers again.
+ */
+static bool
+store_away(struct store *s)
+{
+	return s->ops->ping != NULL && s->upkeep_started && !store_reachable(s);
+}
+
 enum gw_err
 store_submit_accept(struct store *s, const struct store_accept *req,
 		    store_done_fn cb, void *arg)
@@ -1527,6 +1544,8 @@ store_submit_accept(struct store *s, const struct store_accept *req,
 		return GW_INVALID;
 	if ((err = store_prepare(req, &r)) != GW_OK)
 		return err;
+	if (store_away(s))
+		return GW_TEMP;
 	pthread_mutex_lock(&s->mu);
 	if (s->outstanding >= s->opts.queue_max) {
 		pthread_mutex_unlock(&s->mu);
@@ -1563,6 +1582,8 @@ store_submit_audit(struct store *s, const struct store_audit_rec *rec)
 
 	if (!store_audit_ok(rec))
 		return GW_INVALID;
+	if (store_away(s))
+		return GW_TEMP;
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return GW_NOMEM;
 	j->rec = *rec;
@@ -1788,6 +1809,8 @@ store_lease_ms(const struct store *s)
 enum gw_err
 store_renew(struct store *s, int64_t seq, const char *receiver, int64_t until)
 {
+	if (store_away(s))
+		return GW_TEMP;
 	return s->ops->renew(s->conn, seq, receiver, until);
 }
 
@@ -1819,6 +1842,10 @@ enum gw_err
 store_claim(struct store *s, const char *receiver, int64_t due_by, int64_t now,
 	    size_t max, struct store_row **rows, size_t *n)
 {
+	*rows = NULL;
+	*n = 0;
+	if (store_away(s))
+		return GW_TEMP;
 	store_finish_flush(s);
 	return s->ops->claim(s->conn, receiver, due_by, now, max, rows, n);
 }
@@ -1842,7 +1869,7 @@ store_finish_flush(struct store *s)
 {
 	size_t done = 0;
 
-	while (s->fin_head != NULL) {
+	while (s->fin_head != NULL && !store_away(s)) {
 		struct store_finish_job *j = s->fin_head;
 		enum gw_err err =
 		    s->ops->finish(s->conn, j->id, j->receiver, j->to,
@@ -1883,7 +1910,7 @@ store_finish(struct store *s, const char *id, const char *receiver,
 	enum gw_err err;
 
 	store_finish_flush(s);
-	if (s->fin_head == NULL) {
+	if (s->fin_head == NULL && !store_away(s)) {
 		err = s->ops->finish(s->conn, id, receiver, to, status, error,
 				     outcome, at);
 		if (err == GW_OK || !gw_err_is_temporary(err))
@@ -1957,6 +1984,8 @@ store_next_due_at(struct store *s, int64_t *at)
 {
 	/* The deliverer asks at least every idle poll: kept results are
 	   written then even when nothing else happens. */
+	if (store_away(s))
+		return GW_TEMP;
 	store_finish_flush(s);
 	return s->ops->next_due_at(s->conn, NULL, at);
 }
@@ -1964,6 +1993,8 @@ store_next_due_at(struct store *s, int64_t *at)
 enum gw_err
 store_next_due_at_for(struct store *s, const char *receiver, int64_t *at)
 {
+	if (store_away(s))
+		return GW_TEMP;
 	return s->ops->next_due_at(s->conn, receiver, at);
 }
 
@@ -2397,6 +2428,8 @@ store_res_generation(const struct store_reader *r)
 enum gw_err
 store_reader_begin(struct store_reader *r)
 {
+	if (store_away(r->s))
+		return GW_TEMP; /* the request's 503 at once */
 	return r->s->ops->res_txn(r->conn, true);
 }
 

@@ -96,7 +96,18 @@ struct store_options {
 	   PG_NODE_WAIT_MS (a killed node's session may take a moment to
 	   end). */
 	bool node_claim;
+	/* PostgreSQL, the daemon: the longest wait for one answer of the
+	   server (ms; 0: no limit, the command-line tools'). A server that
+	   stops answering with its connections open (frozen, or cut off by
+	   the network) then holds a thread, the event loop's included, at
+	   most this long: the statement fails with GW_TEMP, the connection
+	   is dropped and made again at the next statement, at most once a
+	   second (STORE_PG_WAIT_MS for the daemon). */
+	unsigned pg_wait_ms;
 };
+
+/* The daemon's pg_wait_ms. */
+#define STORE_PG_WAIT_MS 5000
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
  * from cfg): create with [store] create = yes, or with auto (the default)

@@ -8,13 +8,16 @@
  * Claims lock their rows with FOR UPDATE SKIP LOCKED. The audit chain's
  * head is a row (audit_head) locked by every transaction that extends it.
  */
+#include <errno.h>
 #include <limits.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
@@ -496,6 +499,15 @@ struct pg {
 	bool node_lost;	    /* ... lost it after a reconnect: said once */
 	char node[STORE_NODE_MAX + 1]; /* the owner of its leases */
 	int64_t lease_ms;
+	/* The daemon's connections wait at most wait_ms for an answer of
+	   the server (pg_await; 0: as long as it takes, the CLI's). A
+	   server that stopped answering with the connection open (frozen,
+	   or cut off by the network) then costs a thread that long once:
+	   the connection is given up (hung) and tried again no sooner than
+	   retry_at (util_mono_ms). */
+	unsigned wait_ms;
+	bool hung;
+	uint64_t retry_at;
 	/* The audit chain's head within the open transaction (see
 	   sq_audit_write); saved to audit_head before the commit. */
 	bool chain_known;
@@ -637,7 +649,9 @@ pg_fail(struct pg *c, const char *op, const PGresult *r)
 
 	if (st != NULL && strcmp(st, "40P01") == 0)
 		c->deadlock = true;
-	if (msg == NULL)
+	if (c->hung) /* libpq says the connection pg_give_up shut */
+		msg = "no answer from the server in time";
+	else if (msg == NULL)
 		msg = PQerrorMessage(c->db);
 	if (err == GW_INVALID)
 		msg = "(data or constraint error)";
@@ -673,6 +687,160 @@ pg_fail(struct pg *c, const char *op, const PGresult *r)
 	return err;
 }
 
+/* Between two tries to reconnect a connection given up (pg_await). */
+#define PG_RETRY_MS 1000
+
+/* Give up c's connection: the server did not answer within c->wait_ms.
+ * Shutting the socket down makes libpq see the connection end, so what
+ * it still waits for fails at once (GW_TEMP) and the next statement
+ * outside a transaction reconnects (pg_q), no sooner than PG_RETRY_MS
+ * from now. */
+static void
+pg_give_up(struct pg *c)
+{
+	int fd = PQsocket(c->db);
+
+	c->hung = true;
+	c->retry_at = util_mono_ms() + PG_RETRY_MS;
+	if (fd >= 0)
+		(void)shutdown(fd, SHUT_RDWR);
+}
+
+/* Wait for the socket of c to be ready for events, until `until`
+ * (util_mono_ms): 1 ready, 0 the time is up, -1 no socket. */
+static int
+pg_poll(struct pg *c, short events, uint64_t until)
+{
+	for (;;) {
+		struct pollfd pfd = {.fd = PQsocket(c->db), .events = events};
+		uint64_t now = util_mono_ms();
+		int n;
+
+		if (pfd.fd < 0)
+			return -1;
+		if (now >= until)
+			return 0;
+		n = poll(&pfd, 1,
+			 until - now > INT_MAX ? INT_MAX : (int)(until - now));
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+/*
+ * Wait until the next result of what was sent on c can be read without
+ * blocking (PQgetResult), sending what libpq still holds (the
+ * connection is non-blocking when c->wait_ms is set: pg_open). Without
+ * wait_ms, libpq's own blocking wait does this. When the server has not
+ * answered within c->wait_ms the connection is given up (pg_give_up):
+ * PQgetResult then fails at once rather than waiting for ever.
+ */
+static void
+pg_await(struct pg *c)
+{
+	uint64_t until;
+
+	if (c->wait_ms == 0)
+		return;
+	until = util_mono_ms() + c->wait_ms;
+	for (;;) {
+		int fl = PQflush(c->db);
+		int ready;
+
+		if (fl < 0 || PQstatus(c->db) != CONNECTION_OK)
+			return; /* broken: PQgetResult says so */
+		if (fl == 0 && !PQisBusy(c->db))
+			return;
+		ready = pg_poll(c, fl == 1 ? POLLIN | POLLOUT : POLLIN, until);
+		if (ready == 0) {
+			pg_give_up(c);
+			return;
+		}
+		if (ready < 0 || PQconsumeInput(c->db) != 1)
+			return;
+	}
+}
+
+/* The next result of c, waiting at most c->wait_ms (pg_await). */
+static PGresult *
+pg_result(struct pg *c)
+{
+	pg_await(c);
+	return PQgetResult(c->db);
+}
+
+/* Every result of what was sent on c (sent: its send call succeeded), as
+ * PQexec gives them: the first failure, else the last result. NULL when
+ * nothing could be sent or read. */
+static PGresult *
+pg_collect(struct pg *c, int sent)
+{
+	PGresult *keep = NULL, *r;
+
+	if (sent != 1)
+		return NULL;
+	while ((r = pg_result(c)) != NULL) {
+		ExecStatusType st =
+		    keep != NULL ? PQresultStatus(keep) : PGRES_COMMAND_OK;
+
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+		    st != PGRES_EMPTY_QUERY) {
+			PQclear(r); /* the failure is kept */
+			continue;
+		}
+		PQclear(keep);
+		keep = r;
+	}
+	return keep;
+}
+
+/* sql (no parameters; several statements allowed) on c, as PQexec. */
+static PGresult *
+pg_exec(struct pg *c, const char *sql)
+{
+	if (c->wait_ms == 0)
+		return PQexec(c->db, sql);
+	return pg_collect(c, PQsendQuery(c->db, sql));
+}
+
+/*
+ * Reconnect c's broken connection (PQreset). With wait_ms, without
+ * blocking for longer than that: a server that accepts the connection
+ * but does not answer (frozen) would otherwise hold the thread for
+ * libpq's connect timeout at every try. false: not connected.
+ */
+static bool
+pg_reconnect(struct pg *c)
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	uint64_t until;
+
+	if (c->wait_ms == 0) {
+		PQreset(c->db);
+		return PQstatus(c->db) == CONNECTION_OK;
+	}
+	if (util_mono_ms() < c->retry_at)
+		return false;
+	c->retry_at = util_mono_ms() + PG_RETRY_MS;
+	c->hung = false; /* until this try, too, gets no answer */
+	until = util_mono_ms() + c->wait_ms;
+	if (PQresetStart(c->db) != 1)
+		return false;
+	while (st != PGRES_POLLING_OK) {
+		if (st == PGRES_POLLING_FAILED)
+			return false;
+		if (pg_poll(c, st == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+			    until) != 1) {
+			pg_give_up(c);
+			return false;
+		}
+		st = PQresetPoll(c->db);
+	}
+	return PQsetnonblocking(c->db, 1) == 0;
+}
+
 /* Forget every prepared statement (a new session has none). */
 static void
 pg_prep_forget(struct pg *c)
@@ -704,7 +872,9 @@ pg_prepared(struct pg *c, const char *sql, const struct pg_args *a, char *name,
 	if ((copy = strdup(sql)) == NULL)
 		return NULL;
 	snprintf(name, n, "pz%u", c->prep_seq);
-	r = PQprepare(c->db, name, sql, a->n, a->types);
+	r = c->wait_ms == 0 ? PQprepare(c->db, name, sql, a->n, a->types)
+			    : pg_collect(c, PQsendPrepare(c->db, name, sql,
+							  a->n, a->types));
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		PQclear(r);
 		free(copy);
@@ -717,7 +887,7 @@ pg_prepared(struct pg *c, const char *sql, const struct pg_args *a, char *name,
 
 		snprintf(old, sizeof(old), "pz%u", c->prep[k].n);
 		snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", old);
-		PQclear(PQexec(c->db, dealloc));
+		PQclear(pg_exec(c, dealloc));
 		free(c->prep[k].sql);
 	}
 	c->prep[k].sql = copy;
@@ -734,10 +904,14 @@ pg_node_lock(struct pg *c)
 	PGresult *r;
 	bool got;
 
-	r = PQexecParams(c->db,
-			 "SELECT pg_try_advisory_lock(hashtextextended("
-			 "'pzpgw node ' || $1::text, 0))",
-			 1, NULL, vals, NULL, NULL, 0);
+	static const char sql[] = "SELECT pg_try_advisory_lock("
+				  "hashtextextended('pzpgw node ' || $1::text,"
+				  " 0))";
+
+	r = c->wait_ms == 0
+		? PQexecParams(c->db, sql, 1, NULL, vals, NULL, NULL, 0)
+		: pg_collect(c, PQsendQueryParams(c->db, sql, 1, NULL, vals,
+						  NULL, NULL, 0));
 	got = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 	      strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
@@ -754,7 +928,32 @@ pg_node_lock(struct pg *c)
 static void
 pg_session_compress(struct pg *c)
 {
-	PQclear(PQexec(c->db, "SET default_toast_compression = lz4"));
+	PQclear(pg_exec(c, "SET default_toast_compression = lz4"));
+}
+
+/* Reconnect c's broken connection and set its session up again as
+ * pg_open did: a new session has no prepared statement and none of the
+ * settings. false: still not connected. */
+static bool
+pg_revive(struct pg *c)
+{
+	pg_prep_forget(c);
+	if (!pg_reconnect(c))
+		return false;
+	pg_session_compress(c);
+	if (c->relaxed)
+		PQclear(pg_exec(c, "SET synchronous_commit = off"));
+	if (c->readonly)
+		PQclear(pg_exec(c, "SET default_transaction_read_only = on"));
+	if (c->node_claim && !pg_node_lock(c) && !c->node_lost) {
+		c->node_lost = true;
+		log_warnx("event=node_name_in_use node=%s "
+			  "message=\"after a reconnect another live "
+			  "node holds this node's name: give each "
+			  "node its own [process] node\"",
+			  c->node);
+	}
+	return true;
 }
 
 /*
@@ -773,39 +972,28 @@ pg_q(struct pg *c, const char *op, const char *sql, const struct pg_args *a,
 
 	if (out != NULL)
 		*out = NULL;
-	if (PQstatus(c->db) == CONNECTION_BAD && !c->txn) {
-		pg_prep_forget(c);
-		PQreset(c->db);
-		if (PQstatus(c->db) != CONNECTION_OK)
-			return pg_fail(c, "reconnect", NULL);
-		pg_session_compress(c);
-		if (c->relaxed)
-			PQclear(PQexec(c->db, "SET synchronous_commit = off"));
-		if (c->readonly)
-			PQclear(PQexec(c->db,
-				       "SET default_transaction_read_only"
-				       " = on"));
-		if (c->node_claim && !pg_node_lock(c) && !c->node_lost) {
-			c->node_lost = true;
-			log_warnx("event=node_name_in_use node=%s "
-				  "message=\"after a reconnect another live "
-				  "node holds this node's name: give each "
-				  "node its own [process] node\"",
-				  c->node);
-		}
-	}
+	if (PQstatus(c->db) != CONNECTION_OK && !c->txn && !pg_revive(c))
+		return pg_fail(c, "reconnect", NULL);
 	if (a != NULL && a->n > 0) {
 		char name[24];
 		const char *pn = pg_prepared(c, sql, a, name, sizeof(name));
 
-		if (pn != NULL)
+		if (c->wait_ms == 0 && pn != NULL)
 			r = PQexecPrepared(c->db, pn, a->n, a->vals, a->lens,
 					   a->fmts, 0);
-		else
+		else if (c->wait_ms == 0)
 			r = PQexecParams(c->db, sql, a->n, a->types, a->vals,
 					 a->lens, a->fmts, 0);
+		else if (pn != NULL)
+			r = pg_collect(c, PQsendQueryPrepared(c->db, pn, a->n,
+							      a->vals, a->lens,
+							      a->fmts, 0));
+		else
+			r = pg_collect(
+			    c, PQsendQueryParams(c->db, sql, a->n, a->types,
+						 a->vals, a->lens, a->fmts, 0));
 	} else
-		r = PQexec(c->db, sql);
+		r = pg_exec(c, sql);
 	st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		if (out != NULL)
@@ -815,8 +1003,12 @@ pg_q(struct pg *c, const char *op, const char *sql, const struct pg_args *a,
 		return GW_OK;
 	}
 	err = r == NULL ? GW_NOMEM : pg_fail(c, op, r);
-	if (r == NULL)
+	if (r == NULL) {
 		(void)pg_fail(c, op, NULL);
+		/* Not sent (pg_collect): a connection lost is temporary. */
+		if (PQstatus(c->db) != CONNECTION_OK || c->hung)
+			err = GW_TEMP;
+	}
 	PQclear(r);
 	return err;
 }
@@ -996,7 +1188,7 @@ pg_pipe_end(struct pg *c, struct pg_pipe *p)
 		/* Each statement's result ends with a NULL; the sync's
 		   result ends the pipeline. */
 		while (!synced && nulls <= p->sent + 1) {
-			PGresult *r = PQgetResult(c->db);
+			PGresult *r = pg_result(c);
 			ExecStatusType st;
 
 			if (r == NULL) {
@@ -1044,7 +1236,7 @@ pg_rollback(struct pg *c)
 {
 	if (PQtransactionStatus(c->db) != PQTRANS_IDLE &&
 	    PQstatus(c->db) == CONNECTION_OK)
-		PQclear(PQexec(c->db, "ROLLBACK"));
+		PQclear(pg_exec(c, "ROLLBACK"));
 	c->txn = false;
 }
 
@@ -1318,6 +1510,10 @@ pg_open(const struct store_options *opts, bool main, void **out)
 			goto fail;
 		}
 	}
+	/* Bounded waits from here on (the migrations above may take long
+	   on a large database). */
+	if (opts->pg_wait_ms > 0 && PQsetnonblocking(c->db, 1) == 0)
+		c->wait_ms = opts->pg_wait_ms;
 	*out = c;
 	return GW_OK;
 fail:
@@ -3331,10 +3527,7 @@ pg_upkeep(void *conn, bool truncate, char *detail, size_t n)
 	struct pg *c = conn;
 
 	(void)truncate;
-	if (PQstatus(c->db) == CONNECTION_OK)
-		return GW_OK;
-	PQreset(c->db);
-	if (PQstatus(c->db) == CONNECTION_OK)
+	if (PQstatus(c->db) == CONNECTION_OK || pg_revive(c))
 		return GW_OK;
 	if (detail != NULL && n > 0)
 		log_safe(detail, n, PQerrorMessage(c->db));
@@ -4450,7 +4643,7 @@ pg_report_agg(void *conn, const struct store_agg_range *r, store_agg_fn fn,
 	}
 	free(sql);
 	/* Every result in turn, to the end, whatever failed. */
-	while ((res = PQgetResult(c->db)) != NULL) {
+	while ((res = pg_result(c)) != NULL) {
 		ExecStatusType st = PQresultStatus(res);
 
 		if (st == PGRES_TUPLES_OK && err == GW_OK)

@@ -323,6 +323,21 @@ class Postgres:
         self.sql(self.url, "CREATE DATABASE %s" % name)
         return self.url.rsplit("/", 1)[0] + "/" + name
 
+    def signal_all(self, sig):
+        """Send sig to the server's every process (the postmaster in
+        postmaster.pid and its children): SIGSTOP freezes it with its
+        connections open, as a hung host or a network cut off without a
+        reset looks to a client; SIGCONT thaws it."""
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            main = int(f.readline())
+        kids = subprocess.run(["pgrep", "-P", str(main)],
+                              capture_output=True, text=True).stdout.split()
+        for pid in [main] + [int(k) for k in kids]:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
     def pg_ctl(self, *args):
         """pg_ctl on the server (stop/start under a running gateway)."""
         r = subprocess.run(["sh", "-c",

@@ -264,6 +264,86 @@ def test_database_restart_503_then_continues(pg, pair):
     assert refused == 3
 
 
+def test_a_frozen_database_503_then_continues(pg, pair):
+    """The database frozen (SIGSTOP of every server process: connections
+    stay open and nothing answers, as with a hung host or a network cut
+    off without a reset): the gateway's event loop is never held for
+    longer than one bounded wait (pg_wait_ms, 5 s), /readyz says 503,
+    intake answers 503 with Retry-After at once, then all continues when
+    the server thaws and everything acknowledged is delivered. Before,
+    the event loop waited on the server for ever: /readyz and even TLS
+    handshakes went unanswered."""
+    a, b = pair
+    b.start()
+    td.start_a(a)
+    results = {}
+    p = td.Poster(a)
+    try:
+        for n in range(4):
+            ident, body = td.message([GP1], n % 2, small=True)
+            st, _, _ = p.post(body)
+            results[ident] = (st, (n % 2, (GP1,)), None)
+        assert all(r[0] == 202 for r in results.values())
+        # A GP system's search on B (also on the database) answers.
+        search = ("/fhir/Patient?identifier=http://fhir.nl/fhir/"
+                  "NamingSystem/bsn%7C999999990")
+        st, _, data = b.request("GET", search, cert="gp1",
+                                headers={"Accept": "application/fhir+json"})
+        assert st == 200, data
+        pg.signal_all(signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            gw.wait_for(lambda: a.admin("/readyz") ==
+                        (503, "not ready: store_unreachable\n"),
+                        timeout=15, what="/readyz 503 with the database"
+                        " frozen")
+            # The ping's staleness (2 s) plus at most one bounded wait
+            # of a call the loop had begun.
+            assert time.monotonic() - t0 < 9
+            for n in range(3):
+                t0 = time.monotonic()
+                assert a.admin("/readyz")[0] == 503
+                ident, body = td.message([GP1], 4, small=True)
+                st, hdrs, data = p.post(body)
+                assert st == 503, (st, data)
+                assert "retry-after" in hdrs
+                assert json.loads(data)["resourceType"] == \
+                    "OperationOutcome"
+                assert time.monotonic() - t0 < 2
+            # B's pull API: 503 at once too, not a search that waits.
+            gw.wait_for(lambda: b.admin("/readyz")[0] == 503, timeout=15,
+                        what="B's /readyz 503")
+            for n in range(3):
+                t0 = time.monotonic()
+                st, hdrs, data = b.request(
+                    "GET", search, cert="gp1",
+                    headers={"Accept": "application/fhir+json"})
+                assert st == 503, (st, data)
+                assert "retry-after" in hdrs
+                assert time.monotonic() - t0 < 2
+        finally:
+            pg.signal_all(signal.SIGCONT)
+        gw.wait_for(lambda: a.admin("/readyz")[0] == 200, timeout=30,
+                    what="/readyz after the database thawed")
+        for n in range(4, 8):
+            ident, body = td.message([GP1], n % 2, small=True)
+            st, _, data = p.post(body, time.monotonic() + 30)
+            while st == 503:
+                time.sleep(0.2)
+                st, _, data = p.post(body)
+            results[ident] = (st, (n % 2, (GP1,)), None)
+        assert all(r[0] == 202 for r in results.values()), results
+    finally:
+        p.close()
+    gw.wait_for(lambda: settled(pg, a), timeout=90,
+                what="delivery after the database thawed")
+    assert all(r[2] == "delivered" for r in a_rows(pg, a))
+    check_arrived(pg, b, results)
+    # The bounded wait that gave up, said in the log (as log_safe
+    # writes a detail: words joined by underscores).
+    assert "detail=no_answer_from_the_server_in_time" in a.log_text()
+
+
 def two_nodes(pg, pki, tmp_path):
     """Gateway B on PostgreSQL and two A nodes (node = a1, a2, delivery
     timeout 2 s) sharing one database, none started: (b, a1, a2)."""
