@@ -56,22 +56,8 @@ bench_loadgen "$lg" "$src"
 sh "$src/certs/dev-pki.sh" "$work/pki" >/dev/null
 pki=$work/pki
 $py "$src/bench/message_template.py" "$src" "$work/tpl.json"
-# variant K IN OUT: IN with identifiers of its own (Bundle urn:uuid
-# ...-800K-counter, resources ...-K-counter): the counter of each loadgen
-# run starts at 0, and two runs (warm-up and measurement, or the two
-# nodes' loads) must not post the same messages (duplicates are cheap).
-variant() {
-	$py - "$@" <<'EOF'
-import re, sys
-k, src, dst = sys.argv[1:4]
-t = open(src).read()
-t = t.replace("-8000-@@@@@@@@@@@@", "-800%s-@@@@@@@@@@@@" % k)
-t = re.sub(r"(?<!-800%s)-@@@@@@@@@@@@" % k, "-%s@@@@@@@@@@@@" % k, t)
-open(dst, "w").write(t)
-EOF
-}
 for k in 1 2 3 4 5 6; do
-	variant "$k" "$work/tpl.json" "$work/tpl-$k.json"
+	bench_variant "$k" "$work/tpl.json" "$work/tpl-$k.json"
 done
 $py "$src/bench/make_templates.py" "$src" "$work/tpl-remote" 64 \
 	90000002 90000004 >/dev/null

@@ -15,7 +15,14 @@
 # processes during this build's measured posts, into FILE (then
 # `perf report -i FILE --no-children`). BENCH_PG_TRACK=all: the
 # statements run by triggers and functions are listed too (their time
-# also counts in the statement that fired them).
+# also counts in the statement that fired them). BENCH_NODES=2: two
+# nodes (node = n1 on core 0, n2 on core 1) on the one database, each
+# posted half the messages over 8 connections for patients of its own,
+# as bench_nodes.sh runs them: a statement's time per call that grows
+# against one node is time spent waiting for the other node (its locks,
+# or the CPU both share). The warm-up and each load post messages of
+# their own (bench_variant), so none of the measured ones is a
+# duplicate.
 #
 # usage: sh bench/bench_pg_profile.sh PZPGW_BINARY
 set -eu
@@ -34,7 +41,7 @@ work=$(mktemp -d /tmp/pzpgw-bench-pgprof.XXXXXX)
 chmod 755 "$work"
 gp=""
 cleanup() {
-	[ -z "$gp" ] || kill "$gp" 2>/dev/null || true
+	[ -z "$gp" ] || kill $gp 2>/dev/null || true
 	sh "$src/tests/pg/pg.sh" stop "$work/server" || true
 	rm -rf "$work"
 }
@@ -64,28 +71,51 @@ PGPASSWORD=$(head -1 "$PZPGW_TEST_PG_PASSWORD_FILE")
 export PGPASSWORD
 sql() { psql -X -q -d "$1" -c "$2"; }
 port=$(bench_free_port)
+port2=$(bench_free_port)
+nodes=${BENCH_NODES:-1}
+for k in 1 2 3; do
+	bench_variant "$k" "$work/tpl.json" "$work/tpl-$k.json"
+done
 
 hz=$(getconf CLK_TCK)
 
-# one BINARY: a node on a fresh database, the warm-up, the statistics
-# reset, the measured posts; the database's URL in $db.
+# start BINARY DIR PORT CORE NODE: the gateway of DIR (bench_conf'd) as
+# node NODE ("" none) pinned to CORE, once it says it started; its pid
+# added to $gp.
+start() {
+	[ -z "$5" ] || sed -i "s/^\[process\]\$/[process]\nnode = $5/" \
+		"$2/pzpgw.conf"
+	taskset -c "$4" "$1" serve -c "$2/pzpgw.conf" >"$2/log" 2>&1 &
+	gp="$gp $!"
+	i=0
+	until grep -q event=started "$2/log" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -lt 300 ] && kill -0 $! 2>/dev/null ||
+			{ cat "$2/log" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+# one BINARY: a node (or BENCH_NODES=2 nodes) on a fresh database, the
+# warm-up, the statistics reset, the measured posts; the database's URL
+# in $db.
 one() {
 	db="${PZPGW_TEST_PG_URL%/*}/p$(date +%s%N)"
 	sql "$PZPGW_TEST_PG_URL" "CREATE DATABASE ${db##*/}"
 	sql "$db" "CREATE EXTENSION pg_stat_statements"
-	bench_conf "$work/gw" "$port" "$pki" "$src/schemas" "backend = postgresql
+	store="backend = postgresql
 url = $db
 password_file = $PZPGW_TEST_PG_PASSWORD_FILE"
-	taskset -c 0 "$1" serve -c "$work/gw/pzpgw.conf" >"$work/gw/log" 2>&1 &
-	gp=$!
-	i=0
-	until grep -q event=started "$work/gw/log" 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -lt 300 ] && kill -0 $gp 2>/dev/null ||
-			{ cat "$work/gw/log" >&2; exit 1; }
-		sleep 0.1
-	done
-	post 100 >/dev/null
+	bench_conf "$work/gw" "$port" "$pki" "$src/schemas" "$store"
+	gp=""
+	if [ "$nodes" = 2 ]; then
+		bench_conf "$work/gw2" "$port2" "$pki" "$src/schemas" "$store"
+		start "$1" "$work/gw" "$port" 0 n1
+		start "$1" "$work/gw2" "$port2" 1 n2
+	else
+		start "$1" "$work/gw" "$port" 0 ""
+	fi
+	post "$port" 16 100 "$work/tpl-1.json" >/dev/null
 	sql "$db" "SELECT pg_stat_statements_reset()" >/dev/null
 	g0=$(bench_ticks $gp)
 	d0=$(bench_ticks $(bench_db_pids "$work/server"))
@@ -95,11 +125,22 @@ password_file = $PZPGW_TEST_PG_PASSWORD_FILE"
 			sed 's/,*$//')" >/dev/null 2>&1 &
 		pp=$!
 	fi
-	r=$(post "$n")
+	if [ "$nodes" = 2 ]; then
+		LOADGEN_PATIENT_BASE=100000 post "$port" 8 $((n / 2)) \
+			"$work/tpl-2.json" >"$work/load1" &
+		l1=$!
+		LOADGEN_PATIENT_BASE=200000 post "$port2" 8 $((n / 2)) \
+			"$work/tpl-3.json" >"$work/load2"
+		wait $l1
+		r="$(cat "$work/load1") | $(cat "$work/load2")"
+	else
+		r=$(post "$port" 16 "$n" "$work/tpl-2.json")
+	fi
 	[ -z "$pp" ] || { kill -INT $pp; wait $pp || true; }
 	g1=$(bench_ticks $gp)
 	d1=$(bench_ticks $(bench_db_pids "$work/server"))
-	ok=$(echo "$r" | tr ' ' '\n' | sed -n 's/^ok=//p')
+	ok=$(echo "$r" | tr ' ' '\n' | sed -n 's/^ok=//p' |
+		awk '{ s += $1 } END { print s }')
 	st=$(psql -X -q -A -t -d "$db" -c "SELECT round(sum(total_exec_time)::numeric,
 		1) FROM pg_stat_statements WHERE toplevel AND query NOT LIKE
 		'%pg_stat_statements%'")
@@ -108,13 +149,14 @@ password_file = $PZPGW_TEST_PG_PASSWORD_FILE"
 		"node_cpu_ms=%.2f db_cpu_ms=%.2f db_stmt_ms=%.2f", \
 		g * 1000 / hz / n, d * 1000 / hz / n, s / n }')"
 	kill $gp
-	wait $gp || true
+	for p in $gp; do wait "$p" || true; done
 	gp=""
 }
+# post PORT CONNECTIONS N TEMPLATE: loadgen's line.
 post() {
-	"$lg" post "https://localhost:$port/fhir/\$process-message" \
-		"$pki/hospital.crt" "$pki/hospital.key" "$pki/ca.pem" 16 \
-		"$1" 0 "$work/tpl.json"
+	"$lg" post "https://localhost:$1/fhir/\$process-message" \
+		"$pki/hospital.crt" "$pki/hospital.key" "$pki/ca.pem" "$2" \
+		"$3" 0 "$4"
 }
 
 i=0

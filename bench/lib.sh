@@ -242,3 +242,19 @@ bench_db_pids() {
 	pm=$(head -1 "$1/data/postmaster.pid" 2>/dev/null) || return 0
 	echo "$pm $(pgrep -P "$pm" | tr '\n' ' ')"
 }
+
+# bench_variant K IN OUT: the message template IN with identifiers of its
+# own (Bundle urn:uuid ...-800K-counter, resources ...-K-counter; K one
+# digit): the counter of each loadgen run starts at 0, and two runs
+# (warm-up and measurement, or two nodes' loads) must not post the same
+# messages (duplicates are cheap).
+bench_variant() {
+	/usr/bin/python3 - "$@" <<'EOF'
+import re, sys
+k, src, dst = sys.argv[1:4]
+t = open(src).read()
+t = t.replace("-8000-@@@@@@@@@@@@", "-800%s-@@@@@@@@@@@@" % k)
+t = re.sub(r"(?<!-800%s)-@@@@@@@@@@@@" % k, "-%s@@@@@@@@@@@@" % k, t)
+open(dst, "w").write(t)
+EOF
+}
