@@ -227,6 +227,7 @@ store_options_from_config(struct store_options *opts, const struct config *cfg)
 		opts->node = cfg->node;
 		opts->node_claim = true;
 		opts->pg_wait_ms = STORE_PG_WAIT_MS;
+		opts->pg_caller_wait_ms = STORE_PG_CALLER_WAIT_MS;
 		/* No marker beside a database: an empty one is made unless
 		   create = no (a wrong url is the operator's to see in the
 		   log line naming the backend). */
@@ -1174,7 +1175,7 @@ store_writer(void *arg)
 
 /* Age after which the upkeep thread's last successful ping no longer
  * counts (store_reachable): it pings every STORE_UPKEEP_MS. */
-#define STORE_REACH_STALE_MS 2000
+#define STORE_REACH_STALE_MS STORE_PG_CALLER_WAIT_MS
 
 /* A failing checkpoint (a full disk fails every one, ten a second) is
  * said at most this often, with the number of failures since. */

@@ -104,10 +104,20 @@ struct store_options {
 	   is dropped and made again at the next statement, at most once a
 	   second (STORE_PG_WAIT_MS for the daemon). */
 	unsigned pg_wait_ms;
+	/* The same for the caller's connection, the event loop's in the
+	   daemon (0: pg_wait_ms). Shorter (STORE_PG_CALLER_WAIT_MS): the
+	   loop's calls are small, and while one waits no connection is
+	   served, so a wait as long as a client's read timeout could cost
+	   connections that arrived meanwhile. */
+	unsigned pg_caller_wait_ms;
 };
 
-/* The daemon's pg_wait_ms. */
-#define STORE_PG_WAIT_MS 5000
+/* The daemon's pg_wait_ms and pg_caller_wait_ms; the latter is also how
+ * long the upkeep thread's ping may go unanswered before the store
+ * counts as unreachable (store_reachable): after one such wait the
+ * loop's calls no longer try (store.c's store_away). */
+#define STORE_PG_WAIT_MS	5000
+#define STORE_PG_CALLER_WAIT_MS 2000
 
 /* Fill opts for the daemon from the [store] section of cfg (borrowed
  * from cfg): create with [store] create = yes, or with auto (the default)

@@ -1513,7 +1513,9 @@ pg_open(const struct store_options *opts, bool main, void **out)
 	/* Bounded waits from here on (the migrations above may take long
 	   on a large database). */
 	if (opts->pg_wait_ms > 0 && PQsetnonblocking(c->db, 1) == 0)
-		c->wait_ms = opts->pg_wait_ms;
+		c->wait_ms = main && opts->pg_caller_wait_ms > 0
+				 ? opts->pg_caller_wait_ms
+				 : opts->pg_wait_ms;
 	*out = c;
 	return GW_OK;
 fail:

@@ -268,7 +268,9 @@ def test_a_frozen_database_503_then_continues(pg, pair):
     """The database frozen (SIGSTOP of every server process: connections
     stay open and nothing answers, as with a hung host or a network cut
     off without a reset): the gateway's event loop is never held for
-    longer than one bounded wait (pg_wait_ms, 5 s), /readyz says 503,
+    longer than one bounded wait (pg_caller_wait_ms, 2 s: shorter than
+    the test gateways' read_timeout, 5 s, so no connection that came
+    meanwhile is dropped before it is read), /readyz says 503,
     intake answers 503 with Retry-After at once, then all continues when
     the server thaws and everything acknowledged is delivered. Before,
     the event loop waited on the server for ever: /readyz and even TLS
@@ -518,6 +520,48 @@ def test_two_nodes_share_retention(pg, pki, tmp_path):
     finally:
         a1.stop()
         a2.stop()
+
+
+def test_database_frozen_under_load_loses_nothing(pg, pair):
+    """The database server frozen (SIGSTOP) for 8 s while four hospital
+    connections push to A: batches in the writer's transaction, and the
+    loop's claims, get no answer for longer than the bounded wait (5 s)
+    and are given up mid-statement; then the server thaws and finishes
+    or aborts what it had. Each push answered 503 is sent again. Every
+    message ends acknowledged and arrives at B exactly once, in order
+    per patient: a batch whose COMMIT got no answer may have committed,
+    and is then deduplicated when it comes again."""
+    a, b = pair
+    b.start()
+    td.start_a(a)
+    msgs = [(n % 8, [GP1], False) for n in range(400)]
+    frozen = []
+
+    def freeze():
+        time.sleep(0.5)
+        pg.signal_all(signal.SIGSTOP)
+        frozen.append(time.monotonic())
+        try:
+            time.sleep(8.0)
+        finally:
+            pg.signal_all(signal.SIGCONT)
+
+    t = threading.Thread(target=freeze)
+    t.start()
+    try:
+        refused = [0]
+        results = td.post_all(a, msgs, refused=refused)
+    finally:
+        t.join()
+    assert frozen
+    assert refused[0] > 0, "the freeze came after the last push"
+    assert len(results) == 400
+    assert all(r[0] == 202 for r in results.values())
+    gw.wait_for(lambda: settled(pg, a), timeout=120,
+                what="delivery after the freeze")
+    assert all(r[2] == "delivered" for r in a_rows(pg, a))
+    check_arrived(pg, b, results)
+    assert "detail=no_answer_from_the_server_in_time" in a.log_text()
 
 
 def test_database_crash_under_load_loses_nothing(pg, pair):
