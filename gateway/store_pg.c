@@ -773,7 +773,9 @@ pg_result(struct pg *c)
 
 /* Every result of what was sent on c (sent: its send call succeeded), as
  * PQexec gives them: the first failure, else the last result. NULL when
- * nothing could be sent or read. */
+ * nothing could be sent or read. Each send and pg_collect is the one way
+ * statements run outside pipelines, with or without wait_ms (without,
+ * PQgetResult blocks as PQexec would). */
 static PGresult *
 pg_collect(struct pg *c, int sent)
 {
@@ -800,8 +802,6 @@ pg_collect(struct pg *c, int sent)
 static PGresult *
 pg_exec(struct pg *c, const char *sql)
 {
-	if (c->wait_ms == 0)
-		return PQexec(c->db, sql);
 	return pg_collect(c, PQsendQuery(c->db, sql));
 }
 
@@ -872,9 +872,7 @@ pg_prepared(struct pg *c, const char *sql, const struct pg_args *a, char *name,
 	if ((copy = strdup(sql)) == NULL)
 		return NULL;
 	snprintf(name, n, "pz%u", c->prep_seq);
-	r = c->wait_ms == 0 ? PQprepare(c->db, name, sql, a->n, a->types)
-			    : pg_collect(c, PQsendPrepare(c->db, name, sql,
-							  a->n, a->types));
+	r = pg_collect(c, PQsendPrepare(c->db, name, sql, a->n, a->types));
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		PQclear(r);
 		free(copy);
@@ -908,10 +906,8 @@ pg_node_lock(struct pg *c)
 				  "hashtextextended('pzpgw node ' || $1::text,"
 				  " 0))";
 
-	r = c->wait_ms == 0
-		? PQexecParams(c->db, sql, 1, NULL, vals, NULL, NULL, 0)
-		: pg_collect(c, PQsendQueryParams(c->db, sql, 1, NULL, vals,
-						  NULL, NULL, 0));
+	r = pg_collect(
+	    c, PQsendQueryParams(c->db, sql, 1, NULL, vals, NULL, NULL, 0));
 	got = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
 	      strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
@@ -978,13 +974,7 @@ pg_q(struct pg *c, const char *op, const char *sql, const struct pg_args *a,
 		char name[24];
 		const char *pn = pg_prepared(c, sql, a, name, sizeof(name));
 
-		if (c->wait_ms == 0 && pn != NULL)
-			r = PQexecPrepared(c->db, pn, a->n, a->vals, a->lens,
-					   a->fmts, 0);
-		else if (c->wait_ms == 0)
-			r = PQexecParams(c->db, sql, a->n, a->types, a->vals,
-					 a->lens, a->fmts, 0);
-		else if (pn != NULL)
+		if (pn != NULL)
 			r = pg_collect(c, PQsendQueryPrepared(c->db, pn, a->n,
 							      a->vals, a->lens,
 							      a->fmts, 0));
