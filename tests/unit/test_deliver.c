@@ -726,6 +726,15 @@ test_probe_ignores_row_backoff(void **state)
 	expect_state(fx, id, STORE_DELIVERED, 2, 3000);
 }
 
+static bool
+pred_all_delivered(struct fixture *fx, void *arg)
+{
+	(void)fx;
+	(void)arg;
+	return metric("pzpgw_deliveries_total{receiver=\"" RECEIVER_URA
+		      "\",outcome=\"delivered\"} ") >= 10.0;
+}
+
 /* 503 (and 429) say the whole receiver is overloaded: it is held and
  * probed like an unreachable one, then everything flows. */
 static void
@@ -750,6 +759,9 @@ test_busy_receiver_held(void **state)
 	fx->rcv.first_count = 0;
 	want = fx->rcv.nseen + 10;
 	assert_true(run_until(fx, pred_seen, &want, 5000));
+	/* The receiver has answered all ten; the sender counts each once
+	 * it has read the answer, a moment later. */
+	assert_true(run_until(fx, pred_all_delivered, NULL, 5000));
 	assert_true(metric("pzpgw_deliveries_total{receiver=\"" RECEIVER_URA
 			   "\",outcome=\"delivered\"} ") == 10.0);
 }
