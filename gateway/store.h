@@ -1130,6 +1130,11 @@ enum gw_err store_count_finding(struct store *s, const struct store_finding *f);
  */
 void store_audit_hash(const struct store_audit_rec *rec, char out[65]);
 
+/* Whether rec counts as a pull in the report's roll-ups: not a push
+ * ("create") and not an operator's action ("operator-retry", ...). The
+ * backends' SQL says the same (SQ_PULLED, PG_PULLED). */
+bool store_audit_is_pull(const struct store_audit_rec *rec);
+
 /* What store_audit_list returns; NULL/0 fields do not filter. */
 struct store_audit_filter {
 	const char *bsn;
@@ -1183,7 +1188,8 @@ extern const struct store_ops store_pg_ops;
  * report beside a message; 7: a patient's versions indexed by type; 8: the
  * delivery lease; 9: the receivers' holds shared by nodes; 10: the report's
  * roll-ups (rep_* tables kept by triggers) and the event of a message;
- * 11: PostgreSQL: an accept's inbox rows counted by the writer. */
-#define STORE_SQLITE_SCHEMA 11
+ * 11: PostgreSQL: an accept's inbox rows counted by the writer; 12: pull
+ * audit records counted by the writer, once per batch and key. */
+#define STORE_SQLITE_SCHEMA 12
 
 #endif

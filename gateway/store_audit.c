@@ -69,3 +69,10 @@ store_audit_hash(const struct store_audit_rec *rec, char out[65])
 out:
 	EVP_MD_CTX_free(md);
 }
+
+bool
+store_audit_is_pull(const struct store_audit_rec *rec)
+{
+	return strcmp(rec->interaction, "create") != 0 &&
+	       strncmp(rec->interaction, "operator-", 9) != 0;
+}

@@ -117,6 +117,8 @@ const struct store_copy_table store_copy_tables[] = {
     REBUILT("rep_pat_last", "the report's roll-ups: triggers on audit"),
     REBUILT("rep_pruning", "empty outside a retention prune's "
 			   "transaction"),
+    REBUILT("rep_writer", "SQLite: empty outside the writer's audit "
+			  "transaction"),
     /* counted by the daemon, not from rows: nothing could rebuild them */
     ROWS("rep_find", copy_find, 5),
 };

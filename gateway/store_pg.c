@@ -271,19 +271,32 @@
  * Step 11: an accept's inbox rows are counted by the writer, once per
  * batch and key (pg_accept_rollup), rather than by the row trigger, whose
  * two upserts and plpgsql call were about 0.2 ms of server time per
- * document. The writer's transaction says so (PG_ROLLUP_CLIENT); every
- * other insert (store copy, an older node) is still counted here, and
- * deletes always are.
+ * document. The writer's transaction says so (PG_ROLLUP_CLIENT, also set
+ * by its audit batches since step 12, whatever the setting's name says);
+ * every other insert (store copy, an older node) is still counted here,
+ * and deletes always are.
  */
 #define PG_ROLLUP_GUC "pzpgw.inbox_rollup"
 #define PG_ROLLUP_CLIENT "SET LOCAL " PG_ROLLUP_GUC " = 'writer'"
+#define PG_NOT_WRITER                                                          \
+	"coalesce(current_setting('" PG_ROLLUP_GUC "', true), '') <> 'writer'"
 #define PG_STEP11                                                              \
 	"DROP TRIGGER rep_inbox ON inbox;"                                     \
 	"CREATE TRIGGER rep_inbox AFTER DELETE ON inbox FOR EACH ROW"          \
 	" EXECUTE FUNCTION pzpgw_rep_inbox();"                                 \
 	"CREATE TRIGGER rep_inbox_insert AFTER INSERT ON inbox FOR EACH ROW"   \
-	" WHEN (coalesce(current_setting('" PG_ROLLUP_GUC "', true), '') <>"  \
-	" 'writer') EXECUTE FUNCTION pzpgw_rep_inbox();"
+	" WHEN (" PG_NOT_WRITER ") EXECUTE FUNCTION pzpgw_rep_inbox();"
+/*
+ * Step 12: the writer's audit batches count their pull records the same
+ * way (pg_audit_rollup: three statements a batch where the trigger made
+ * three upserts a record); the records of an accept's transaction are
+ * pushes, which the trigger does not count either.
+ */
+#define PG_STEP12                                                              \
+	"DROP TRIGGER rep_audit ON audit;"                                     \
+	"CREATE TRIGGER rep_audit AFTER INSERT ON audit FOR EACH ROW WHEN ("   \
+	PG_PULLED("NEW.") " AND " PG_NOT_WRITER ") EXECUTE FUNCTION"           \
+	" pzpgw_rep_audit();"
 /* clang-format on */
 
 /* Schema steps with SQLite's numbering: PG_MIGRATIONS[i] takes version i
@@ -448,6 +461,10 @@ static const char *const pg_migrations[] = {
 #if STORE_SQLITE_SCHEMA >= 11
     /* 11: inbox rows of accepts counted by the writer (PG_STEP11). */
     PG_STEP11,
+#endif
+#if STORE_SQLITE_SCHEMA >= 12
+    /* 12: pull audit records counted by the writer (PG_STEP12). */
+    PG_STEP12,
 #endif
 };
 
@@ -3772,19 +3789,103 @@ pg_prune_inbound(void *conn, int64_t before, size_t max, bool retention,
 				 "prune_inbound", count);
 }
 
+/* What pg_audit_rollup adds (the trigger's statements for a batch): $1
+ * hours and $2 organisations of the pulls, $3 days, $4 organisations and
+ * $5 BSNs of those naming a patient; rows in key order. */
+#define PG_AUDIT_PULL                                                          \
+	"INSERT INTO rep_pull (shard, hour, ura, n) SELECT " PG_ROLLUP_SHARD   \
+	", h, u, count(*) FROM unnest($1::int8[], $2::text[]) AS x(h, u)"      \
+	" GROUP BY h, u ORDER BY h, u" PG_UPS("rep_pull", "hour, ura")
+#define PG_AUDIT_PAT                                                           \
+	"INSERT INTO rep_pat (day, ura, bsn) SELECT DISTINCT d, u, b FROM"     \
+	" unnest($1::int8[], $2::text[], $3::text[]) AS x(d, u, b) ORDER BY"   \
+	" d, u, b ON CONFLICT DO NOTHING"
+#define PG_AUDIT_PAT_LAST                                                      \
+	"INSERT INTO rep_pat_last (ura, bsn, last_day) SELECT u, b, max(d)"    \
+	" FROM unnest($1::int8[], $2::text[], $3::text[]) AS x(d, u, b) GROUP" \
+	" BY u, b ORDER BY u, b ON CONFLICT (ura, bsn) DO UPDATE SET"          \
+	" last_day = greatest(rep_pat_last.last_day, excluded.last_day)"
+
+/*
+ * Count the pull records of recs in the report's roll-ups as the row
+ * trigger would (pzpgw_rep_audit), once per key (step 12). One round
+ * trip, before the audit chain's head is locked.
+ */
+static enum gw_err
+pg_audit_rollup(struct pg *c, const struct store_audit_rec *recs, size_t n)
+{
+	enum { H, U, D, PU, PB, NARR };
+	struct pg_arr v[NARR];
+	struct pg_args a = {0};
+	struct pg_pipe p;
+	size_t pulls = 0, pats = 0, i;
+	enum gw_err err = GW_OK;
+
+	for (i = 0; i < n; i++)
+		if (store_audit_is_pull(&recs[i])) {
+			pulls++;
+			pats += recs[i].bsn[0] != '\0';
+		}
+	if (pulls == 0)
+		return GW_OK;
+	for (i = 0; i < NARR; i++)
+		pg_arr_begin(&v[i], i == H || i == D ? PG_INT8 : PG_TEXT,
+			     i < D ? pulls : pats);
+	for (i = 0; i < n; i++) {
+		const struct store_audit_rec *r = &recs[i];
+
+		if (!store_audit_is_pull(r))
+			continue;
+		pg_arr_i64(&v[H], r->at / 3600000);
+		pg_arr_text(&v[U], r->ura, sizeof(r->ura));
+		if (r->bsn[0] == '\0')
+			continue;
+		pg_arr_i64(&v[D], r->at / 86400000);
+		pg_arr_text(&v[PU], r->ura, sizeof(r->ura));
+		pg_arr_text(&v[PB], r->bsn, sizeof(r->bsn));
+	}
+	for (i = 0; i < NARR; i++)
+		if (v[i].nomem)
+			err = GW_NOMEM;
+	if (err != GW_OK)
+		goto out;
+	pg_pipe_begin(c, &p, "audit_rollup");
+	pa_arr(&a, PG_INT8_ARRAY, &v[H]);
+	pa_arr(&a, PG_TEXT_ARRAY, &v[U]);
+	pg_pipe_send(c, &p, PG_AUDIT_PULL, &a);
+	if (pats > 0) {
+		memset(&a, 0, sizeof(a));
+		pa_arr(&a, PG_INT8_ARRAY, &v[D]);
+		pa_arr(&a, PG_TEXT_ARRAY, &v[PU]);
+		pa_arr(&a, PG_TEXT_ARRAY, &v[PB]);
+		pg_pipe_send(c, &p, PG_AUDIT_PAT, &a);
+		pg_pipe_send(c, &p, PG_AUDIT_PAT_LAST, &a);
+	}
+	err = pg_pipe_end(c, &p);
+out:
+	for (i = 0; i < NARR; i++)
+		free(v[i].buf);
+	return err;
+}
+
 static enum gw_err
 pg_audit_append(void *conn, struct store_audit_rec *recs, size_t n)
 {
 	struct pg *c = conn;
 	enum gw_err err;
 
-	if ((err = pg_begin(c)) != GW_OK)
-		return err;
 	/* No accept waits on this commit: the next accept's makes it
-	   durable (WAL order). */
-	if (c->audit_relaxed &&
-	    (err = pg_q(c, "sync", "SET LOCAL synchronous_commit = off", NULL,
-			NULL)) != GW_OK)
+	   durable (WAL order). The batch counts its own pulls
+	   (PG_ROLLUP_CLIENT, pg_audit_rollup). */
+	err = pg_q(c, "begin",
+		   c->audit_relaxed ? "BEGIN; SET LOCAL synchronous_commit ="
+				      " off; " PG_ROLLUP_CLIENT
+				    : "BEGIN; " PG_ROLLUP_CLIENT,
+		   NULL, NULL);
+	c->txn = err == GW_OK;
+	if (err != GW_OK)
+		goto out;
+	if ((err = pg_audit_rollup(c, recs, n)) != GW_OK)
 		goto out;
 	c->chain_known = false;
 	for (size_t i = 0; i < n; i++)

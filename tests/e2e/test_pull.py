@@ -684,6 +684,56 @@ def test_one_audit_record_per_read(net):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
+def test_report_counts_every_pull(net):
+    """`pzpgw report` counts the pulls and patients read from roll-ups
+    that B's writer adds once per audit batch (schema 12): after a burst
+    of concurrent reads, searches and refusals by both practices (several
+    records a batch) on top of this module's others, its counts equal a
+    recount of B's audit records. Counted twice (trigger and writer) or
+    not at all, they never would."""
+    import concurrent.futures
+    b = net.b
+    path = b.sections["store"]["path"]
+    pid = patient_id(b, P1)
+    paths = ["/fhir/Patient/%s" % pid, "/fhir/Goal?patient=%s" % pid,
+             "/fhir/Consent?patient.identifier=%s" %
+             q(BSN_SYSTEM + "|" + bsn(P2)), "/fhir/Patient/nothing-here"]
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        done = list(ex.map(lambda i: get(b, paths[i % 4],
+                                         cert=("gp1", "gp2")[i % 2])[0],
+                           range(48)))
+    assert set(done) <= {200, 404}, done
+
+    def recount():
+        pulls = "interaction <> 'create' AND substr(interaction, 1, 9)" \
+            " <> 'operator-'"
+        n = {r["ura"]: r["n"] for r in query(
+            path, "SELECT ura, count(*) AS n FROM audit WHERE " + pulls +
+            " GROUP BY ura")}
+        pats = {r["ura"]: r["n"] for r in query(
+            path, "SELECT ura, count(DISTINCT bsn) AS n FROM audit WHERE " +
+            pulls + " AND bsn <> '' GROUP BY ura")}
+        return n, pats
+
+    def report():
+        p = subprocess.run([gw.BINARY, "report", "--store", path,
+                            "--format", "json", "--exact"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        doc = json.loads(p.stdout)
+        return tuple({str(o["key"]): o["count"] for o in doc[k]} for k in
+                     ("pulls_by_organisation",
+                      "patients_read_by_organisation"))
+
+    # The last records are committed a few milliseconds after the
+    # answers; from then on both must agree.
+    gw.wait_for(lambda: report() == recount(), timeout=10,
+                what="report equal to the audit records")
+    n, pats = recount()
+    assert n[GP1] >= 24 and n[GP2] >= 24, n
+    assert pats[GP1] >= 1, pats
+
+
 def test_update_makes_a_new_version(net):
     b = net.b
     pid = patient_id(b, P1)

@@ -2678,6 +2678,104 @@ test_rollup_inbound(void **state)
 	assert_string_equal(sorted_lines(got), sorted_lines(want));
 }
 
+/* Append a's pulls and distinct patients as "P hour org n" and "D org n"
+ * lines to the string arg. */
+static enum gw_err
+agg_pulls(void *arg, const struct store_agg *a)
+{
+	char *out = arg;
+	size_t len = strlen(out);
+
+	if (a->what == STORE_AGG_PULLS)
+		snprintf(out + len, 1024 - len, "P %lld %s %lld\n",
+			 (long long)a->hour, a->org, (long long)a->n);
+	else if (a->what == STORE_AGG_PATIENTS)
+		snprintf(out + len, 1024 - len, "D %s %lld\n", a->org,
+			 (long long)a->n);
+	return GW_OK;
+}
+
+static void
+pulled(struct store *s, const char *ura, const char *bsn, const char *what,
+       int64_t at)
+{
+	struct store_audit_rec r;
+
+	memset(&r, 0, sizeof(r));
+	util_strlcpy(r.ura, ura, sizeof(r.ura));
+	util_strlcpy(r.bsn, bsn, sizeof(r.bsn));
+	util_strlcpy(r.interaction, what, sizeof(r.interaction));
+	util_strlcpy(r.query, "/fhir/Consent", sizeof(r.query));
+	util_strlcpy(r.request_id, "rq", sizeof(r.request_id));
+	r.status = 200;
+	r.at = at;
+	assert_int_equal(store_submit_audit(s, &r), GW_OK);
+}
+
+/*
+ * The report's pulls and distinct patients from audit records the
+ * writer commits in batches (since schema 12 it counts them once per
+ * batch and key; the trigger did per record): two organisations, two
+ * patients, three hours over two days, a refusal naming no patient
+ * (a pull, no patient), a push and an operator's action (neither), in
+ * two batches that meet on the same keys. The counts must be those of
+ * the records, for the whole range (rep_pull, rep_pat_last) and for
+ * each whole day (rep_pat).
+ */
+static void
+test_rollup_pulls(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t d0 = T0 / 86400000 * 86400000, h = d0 / 3600000;
+	const int64_t hour = 3600000, day = 86400000;
+	char got[1024], want[1024];
+
+	for (int batch = 0; batch < 2; batch++) {
+		pulled(f->s, R1, "111", "search-type", d0 + 5 + batch);
+		pulled(f->s, R1, "111", "read", d0 + 7);
+		pulled(f->s, R1, "222", "search-type", d0 + hour + batch);
+		pulled(f->s, R1, "", "read", d0 + 9); /* a 404, say */
+		pulled(f->s, R2, "111", "search-type", d0 + day + batch);
+		pulled(f->s, R1, "111", "search-type", d0 + day + hour);
+		pulled(f->s, SENDER, "111", "create", d0 + 3);
+		pulled(f->s, R1, "333", "operator-retry", d0 + 4);
+		store_flush(f->s);
+	}
+	got[0] = '\0';
+	assert_int_equal(store_report_agg(f->s, 0, 0, agg_pulls, got), GW_OK);
+	snprintf(want, sizeof(want),
+		 "P %lld " R1 " 6\n"
+		 "P %lld " R1 " 2\n"
+		 "P %lld " R2 " 2\n"
+		 "P %lld " R1 " 2\n"
+		 "D " R1 " 2\n"
+		 "D " R2 " 1\n",
+		 (long long)h, (long long)h + 1, (long long)h + 24,
+		 (long long)h + 25);
+	assert_string_equal(sorted_lines(got), sorted_lines(want));
+	/* The first whole day: R1 read 111 and 222, R2 nobody. */
+	got[0] = '\0';
+	assert_int_equal(store_report_agg(f->s, d0, d0 + day, agg_pulls, got),
+			 GW_OK);
+	snprintf(want, sizeof(want),
+		 "P %lld " R1 " 6\n"
+		 "P %lld " R1 " 2\n"
+		 "D " R1 " 2\n",
+		 (long long)h, (long long)h + 1);
+	assert_string_equal(sorted_lines(got), sorted_lines(want));
+	got[0] = '\0';
+	assert_int_equal(
+	    store_report_agg(f->s, d0 + day, d0 + 2 * day, agg_pulls, got),
+	    GW_OK);
+	snprintf(want, sizeof(want),
+		 "P %lld " R2 " 2\n"
+		 "P %lld " R1 " 2\n"
+		 "D " R1 " 1\n"
+		 "D " R2 " 1\n",
+		 (long long)h + 24, (long long)h + 25);
+	assert_string_equal(sorted_lines(got), sorted_lines(want));
+}
+
 /*
  * PostgreSQL: two nodes' writers count their accepts in the roll-ups
  * without waiting for each other. Another transaction (a node) holds the
@@ -2917,6 +3015,7 @@ main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pg_rollup_shards, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_rollup_pulls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollup_inbound, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_index_batch, setup, teardown),
