@@ -23,8 +23,10 @@
 # was due (loadgen get RATE), so a set kept waiting is not hidden: the
 # p99 a practice sees while the gateway is busy but not overrun.
 # BENCH_PULL_BASE_BIN (a binary) or BENCH_PULL_BASE_REV (a revision of
-# this clone, built) runs the same after this binary, on the same store
-# at the same offered sets/s, BENCH_ROUNDS (1) times alternating.
+# this clone, built) runs the same after this binary, on a store it
+# filled itself with the same messages (a binary of an older store schema
+# cannot open this one's), at the same offered sets/s, BENCH_ROUNDS (1)
+# times alternating.
 #
 # usage: sh bench/bench_pull.sh PZPGW_BINARY
 # env: BENCH_PATIENTS, BENCH_ACCEPT, BENCH_SETS (5000), BENCH_CONC (16),
@@ -137,8 +139,8 @@ one=$("$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
 echo "IG search sets, 1 connection:  $one"
 stop
 
-# The pull phase of one binary on the filled store (the same file for
-# every binary): saturation, then the offered loads.
+# The pull phase of one binary on a filled store (this binary's, or the
+# one the base binary filled): saturation, then the offered loads.
 # utime + stime (clock ticks) of the gateway process.
 cputicks() {
 	sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
@@ -147,14 +149,15 @@ lgget() {
 	"$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
 		"$pki/ca.pem" "$@"
 }
-# pull_phase NAME BINARY: prints its figures; sets $sat (sets/s).
+# pull_phase NAME BINARY RATE DIR: prints its figures; sets $sat
+# (sets/s). DIR: the gateway's directory under $work.
 pull_phase() {
 	sed -i "s#^schemas = .*#schemas = $(bench_schemas "$2" "$src")#" \
-		"$work/pull/pzpgw.conf"
+		"$work/$4/pzpgw.conf"
 	# bench_start waits for event=started in the log: not the last
 	# run's (the new process truncates it only once it runs).
-	rm -f "$work/pull/log"
-	start "$2" pull
+	rm -f "$work/$4/log"
+	start "$2" "$4"
 	# Warm the page cache and the connections' first sets alike.
 	lgget "$conc" $((sets / 10 + 1)) "$npat" "$work/searches" >/dev/null
 	t0=$(cputicks)
@@ -198,6 +201,14 @@ if [ -n "${BENCH_PULL_BASE_BIN:-}${BENCH_PULL_BASE_REV:-}" ]; then
 		bench_base_bin "$src" "$work/pbase")
 	[ -n "$pbase" ] && [ -x "$pbase" ] ||
 		{ echo "bench_pull.sh: no base binary for the pull" >&2; exit 1; }
+	# Its own store, filled by it with the same messages: a binary
+	# of an older store schema cannot open this binary's store.
+	conf pfill "$pbase"
+	start "$pbase" pfill
+	post "$conc" "$npat" 0 "$work/tpl.json" >"$work/pfill.out" ||
+		{ cat "$work/pfill.out"; exit 1; }
+	stop
+	echo "base store filled by the base binary: $(cat "$work/pfill.out")"
 fi
 # The offered loads are fractions of this binary's saturation rate in
 # the first round: the same sets/s for both binaries in every round.
@@ -209,8 +220,8 @@ base_rate=""
 round=1
 while [ "$round" -le "$rounds" ]; do
 	echo "round $round:"
-	pull_phase this "$bin" "$base_rate"
+	pull_phase this "$bin" "$base_rate" pull
 	[ -n "$base_rate" ] || base_rate=$sat
-	[ -z "$pbase" ] || pull_phase base "$pbase" "$base_rate"
+	[ -z "$pbase" ] || pull_phase base "$pbase" "$base_rate" pfill
 	round=$((round + 1))
 done
