@@ -3120,14 +3120,17 @@ sq_prune_inbound(void *conn, int64_t before, size_t max, bool retention,
 				 "prune_inbound", count);
 }
 
+/* A pull record of sq_audit_rollup's batch. */
+struct sq_pull {
+	const struct store_audit_rec *r;
+};
+
 /* Pull records by hour and organisation. */
 static int
 sq_cmp_pull(const void *a, const void *b)
 {
-	const struct store_audit_rec *x =
-	    *(const struct store_audit_rec *const *)a;
-	const struct store_audit_rec *y =
-	    *(const struct store_audit_rec *const *)b;
+	const struct store_audit_rec *x = ((const struct sq_pull *)a)->r;
+	const struct store_audit_rec *y = ((const struct sq_pull *)b)->r;
 	int64_t hx = x->at / 3600000, hy = y->at / 3600000;
 
 	if (hx != hy)
@@ -3139,10 +3142,8 @@ sq_cmp_pull(const void *a, const void *b)
 static int
 sq_cmp_pat(const void *a, const void *b)
 {
-	const struct store_audit_rec *x =
-	    *(const struct store_audit_rec *const *)a;
-	const struct store_audit_rec *y =
-	    *(const struct store_audit_rec *const *)b;
+	const struct store_audit_rec *x = ((const struct sq_pull *)a)->r;
+	const struct store_audit_rec *y = ((const struct sq_pull *)b)->r;
 	int64_t dx = x->at / 86400000, dy = y->at / 86400000;
 	int d;
 
@@ -3172,7 +3173,7 @@ sq_step_done(struct sq *c, sqlite3_stmt *st, const char *what)
 static enum gw_err
 sq_audit_rollup(struct sq *c, const struct store_audit_rec *recs, size_t n)
 {
-	const struct store_audit_rec **v;
+	struct sq_pull *v;
 	sqlite3_stmt *st = NULL;
 	enum gw_err err = GW_OK;
 	size_t m = 0, i, j;
@@ -3181,15 +3182,15 @@ sq_audit_rollup(struct sq *c, const struct store_audit_rec *recs, size_t n)
 		return GW_NOMEM;
 	for (i = 0; i < n; i++)
 		if (store_audit_is_pull(&recs[i]))
-			v[m++] = &recs[i];
+			v[m++].r = &recs[i];
 	qsort(v, m, sizeof(*v), sq_cmp_pull);
 	for (i = 0; i < m && err == GW_OK; i = j) {
 		for (j = i + 1; j < m && sq_cmp_pull(&v[i], &v[j]) == 0; j++)
 			;
 		if ((err = sq_stmt(c, SQ_REP_PULL, &st)) != GW_OK)
 			break;
-		sqlite3_bind_int64(st, 1, v[i]->at / 3600000);
-		sq_bind_text(st, 2, v[i]->ura);
+		sqlite3_bind_int64(st, 1, v[i].r->at / 3600000);
+		sq_bind_text(st, 2, v[i].r->ura);
 		sqlite3_bind_int64(st, 3, (int64_t)(j - i));
 		err = sq_step_done(c, st, "rep_pull");
 	}
@@ -3197,24 +3198,24 @@ sq_audit_rollup(struct sq *c, const struct store_audit_rec *recs, size_t n)
 	for (i = 0; i < m && err == GW_OK; i = j) {
 		for (j = i + 1; j < m && sq_cmp_pat(&v[i], &v[j]) == 0; j++)
 			;
-		if (v[i]->bsn[0] == '\0')
+		if (v[i].r->bsn[0] == '\0')
 			continue;
 		if ((err = sq_stmt(c, SQ_REP_PAT, &st)) != GW_OK)
 			break;
-		sqlite3_bind_int64(st, 1, v[i]->at / 86400000);
-		sq_bind_text(st, 2, v[i]->ura);
-		sq_bind_text(st, 3, v[i]->bsn);
+		sqlite3_bind_int64(st, 1, v[i].r->at / 86400000);
+		sq_bind_text(st, 2, v[i].r->ura);
+		sq_bind_text(st, 3, v[i].r->bsn);
 		err = sq_step_done(c, st, "rep_pat");
 		/* The pair's last day: that of the last run of the pair. */
 		if (err != GW_OK ||
-		    (j < m && strcmp(v[j]->ura, v[i]->ura) == 0 &&
-		     strcmp(v[j]->bsn, v[i]->bsn) == 0))
+		    (j < m && strcmp(v[j].r->ura, v[i].r->ura) == 0 &&
+		     strcmp(v[j].r->bsn, v[i].r->bsn) == 0))
 			continue;
 		if ((err = sq_stmt(c, SQ_REP_PAT_LAST, &st)) != GW_OK)
 			break;
-		sq_bind_text(st, 1, v[i]->ura);
-		sq_bind_text(st, 2, v[i]->bsn);
-		sqlite3_bind_int64(st, 3, v[i]->at / 86400000);
+		sq_bind_text(st, 1, v[i].r->ura);
+		sq_bind_text(st, 2, v[i].r->bsn);
+		sqlite3_bind_int64(st, 3, v[i].r->at / 86400000);
 		err = sq_step_done(c, st, "rep_pat_last");
 	}
 	free(v);
