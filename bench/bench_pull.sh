@@ -31,8 +31,8 @@
 # usage: sh bench/bench_pull.sh PZPGW_BINARY
 # env: BENCH_PATIENTS, BENCH_ACCEPT, BENCH_SETS (5000), BENCH_CONC (16),
 # BENCH_BASE_REV (5cea13c), BENCH_BASE_BIN, BENCH_LOADS, BENCH_PACED_S,
-# BENCH_ROUNDS, BENCH_PULL_BASE_BIN, BENCH_PULL_BASE_REV, BENCH_SPIN=1
-# (see spin_start), BENCH_KEEP=1 keeps the work directory.
+# BENCH_ROUNDS, BENCH_PULL_BASE_BIN, BENCH_PULL_BASE_REV,
+# BENCH_CLIENT_PROCS (see lgget), BENCH_KEEP=1 keeps the work directory.
 set -eu
 
 bin=${1:?usage: bench_pull.sh PZPGW_BINARY}
@@ -48,9 +48,7 @@ conc=${BENCH_CONC:-16}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/pzpgw-bench-pull.XXXXXX")
 pid=""
-spin=""
 cleanup() {
-	[ -z "$spin" ] || kill $spin 2>/dev/null || true
 	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
 	wait 2>/dev/null || true
 	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"
@@ -136,30 +134,8 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$pki/ca.pem" \
 echo "search over all Consents (no patient): HTTP $code (400: refused)"
 # One client first (a set's own latency, nothing queued beside it);
 # loadgen fails on any answer other than 200.
-# BENCH_SPIN=1: one busy loop per CPU at nice 19 while searches run, so
-# no CPU goes idle. Where the hypervisor halts an idle virtual CPU
-# without polling first (cat /sys/module/haltpoll/parameters/
-# guest_halt_poll_ns: 0), waking a thread on it costs a VM exit, and a
-# pull request wakes four (client, loop thread, worker, loop thread):
-# the figures then show mostly those wake-ups. The loops yield to every
-# other thread; on a machine that polls they change nothing.
-spin_start() {
-	[ "${BENCH_SPIN:-0}" = 1 ] || return 0
-	for c in $(seq "$(nproc)"); do
-		nice -n 19 sh -c 'while :; do :; done' &
-		spin="$spin $!"
-	done
-}
-spin_stop() {
-	[ -z "$spin" ] || kill $spin 2>/dev/null || true
-	spin=""
-}
-[ "${BENCH_SPIN:-0}" != 1 ] ||
-	echo "BENCH_SPIN=1: $(nproc) busy loops at nice 19 while searches run"
-spin_start
 one=$("$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
 	"$pki/ca.pem" 1 $((sets / 10 + 1)) "$npat" "$work/searches")
-spin_stop
 echo "IG search sets, 1 connection:  $one"
 stop
 
@@ -169,9 +145,14 @@ stop
 cputicks() {
 	sed 's/.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }'
 }
+# The 16 clients in BENCH_CLIENT_PROCS (4) load generator processes: one
+# process multiplexing all of them delays every client's set whenever it
+# waits for a CPU itself (at half load the p99 was 3-4 times that of 4
+# processes), which 16 GP systems on their own machines do not.
 lgget() {
-	"$lg" get "https://localhost:$port" "$pki/gp1.crt" "$pki/gp1.key" \
-		"$pki/ca.pem" "$@"
+	LOADGEN_PROCS=${BENCH_CLIENT_PROCS:-4} \
+		"$lg" get "https://localhost:$port" "$pki/gp1.crt" \
+		"$pki/gp1.key" "$pki/ca.pem" "$@"
 }
 # pull_phase NAME BINARY RATE DIR: prints its figures; sets $sat
 # (sets/s). DIR: the gateway's directory under $work.
@@ -184,7 +165,6 @@ pull_phase() {
 	start "$2" "$4"
 	# Warm the page cache and the connections' first sets alike.
 	lgget "$conc" $((sets / 10 + 1)) "$npat" "$work/searches" >/dev/null
-	spin_start
 	t0=$(cputicks)
 	r=$(lgget "$conc" "$sets" "$npat" "$work/searches")
 	t1=$(cputicks)
@@ -210,7 +190,6 @@ EOF2
 			"$(field set_p50_ms "$r")/$(field set_p99_ms "$r")/$(field set_max_ms "$r")" \
 			"ms, achieved $(field sets_per_s "$r") sets/s"
 	done
-	spin_stop
 	stop
 }
 loads=${BENCH_LOADS:-50 80}

@@ -32,6 +32,11 @@
  *   start_late_max_ms (the longest a due set waited for a connection).
  *   LOADGEN_ACCEPT=LINE replaces the Accept header line (e.g. "Accept:
  *   application/fhir+json; fhirVersion=3.0" for STU3 answers).
+ *   LOADGEN_PROCS=P (1) runs the connections in P processes (at most
+ *   CONC and SETS), each with its share of CONC, SETS, RATE and the
+ *   patients: one process multiplexing every connection delays all
+ *   their sets together whenever it waits for a CPU, which independent
+ *   clients do not. The figures printed are those of all sets together.
  * usage: loadgen fsync DIR COUNT
  *   COUNT times write 4 KiB and fdatasync in DIR; prints fsyncs/s.
  */
@@ -41,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -352,6 +358,174 @@ get_start(CURLM *multi, struct gslot *s, const char *base, char **paths)
 	curl_multi_add_handle(multi, s->easy);
 }
 
+/* What a process of LOADGEN_PROCS hands its parent: these, then nlat
+ * latencies (seconds, doubles). */
+struct get_result {
+	long done, requests, errors, warm, nlat;
+	double elapsed, late_max, cpu;
+};
+
+static bool
+fd_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+
+		if (w <= 0)
+			return false;
+		c += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static bool
+fd_read_all(int fd, void *p, size_t n)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t r = read(fd, c, n);
+
+		if (r <= 0)
+			return false;
+		c += r;
+		n -= (size_t)r;
+	}
+	return true;
+}
+
+static void
+get_result_write(int fd, const struct get_result *gr, const double *lat)
+{
+	if (!fd_write_all(fd, gr, sizeof(*gr)) ||
+	    !fd_write_all(fd, lat, (size_t)gr->nlat * sizeof(*lat)))
+		perror("loadgen: result");
+}
+
+static int cmd_get(int argc, char **argv);
+
+/*
+ * LOADGEN_PROCS=P: P processes of cmd_get, process k with CONC, SETS and
+ * RATE divided among them (the first ones take the remainders) and its
+ * patients starting at k * PATIENTS / P; their latencies merged and
+ * printed as one run's.
+ */
+static int
+get_procs(int argc, char **argv, int procs)
+{
+	int conc = (int)strtol(argv[6], NULL, 10);
+	long sets = strtol(argv[7], NULL, 10);
+	long npat = strtol(argv[8], NULL, 10);
+	double rate = argc > 10 ? strtod(argv[10], NULL) : 0;
+	struct get_result all = {0};
+	double *lat = NULL;
+	int fds[LG_MAX_CONC];
+	pid_t pids[LG_MAX_CONC];
+	int rc = 0;
+
+	/* No process without a connection or a set. */
+	if (procs > conc)
+		procs = conc;
+	if (sets >= 1 && procs > sets)
+		procs = (int)sets;
+	if (procs < 1 || sets < 1) {
+		fprintf(stderr, "loadgen get: bad arguments\n");
+		return 2;
+	}
+	fflush(stdout);
+	for (int k = 0; k < procs; k++) {
+		char cbuf[32], sbuf[32], rbuf[64], first[32], fdbuf[16];
+		char *av[12];
+		int p[2];
+
+		if (pipe(p) != 0) {
+			perror("loadgen: pipe");
+			return 2;
+		}
+		if ((pids[k] = fork()) == -1) {
+			perror("loadgen: fork");
+			return 2;
+		}
+		if (pids[k] > 0) {
+			close(p[1]);
+			fds[k] = p[0];
+			continue;
+		}
+		close(p[0]);
+		snprintf(cbuf, sizeof(cbuf), "%d",
+			 conc / procs + (k < conc % procs));
+		snprintf(sbuf, sizeof(sbuf), "%ld",
+			 sets / procs + (k < sets % procs));
+		snprintf(rbuf, sizeof(rbuf), "%.6f", rate / procs);
+		snprintf(first, sizeof(first), "%ld", npat * k / procs);
+		snprintf(fdbuf, sizeof(fdbuf), "%d", p[1]);
+		setenv("LOADGEN_FIRST_PATIENT", first, 1);
+		setenv("LOADGEN_RESULT_FD", fdbuf, 1);
+		for (int i = 0; i < argc; i++)
+			av[i] = argv[i];
+		av[6] = cbuf;
+		av[7] = sbuf;
+		if (argc > 10)
+			av[10] = rbuf;
+		av[argc] = NULL;
+		_exit(cmd_get(argc, av) == 2 ? 2 : 0);
+	}
+	for (int k = 0; k < procs; k++) {
+		struct get_result gr;
+		int st = 0;
+		double *more;
+
+		if (!fd_read_all(fds[k], &gr, sizeof(gr)) || gr.nlat < 0 ||
+		    (more = realloc(lat, (size_t)(all.nlat + gr.nlat + 1) *
+					     sizeof(*lat))) == NULL ||
+		    !fd_read_all(fds[k], (lat = more) + all.nlat,
+				 (size_t)gr.nlat * sizeof(*lat))) {
+			fprintf(stderr, "loadgen: process %d gave no result\n",
+				k);
+			rc = 2;
+		} else {
+			all.done += gr.done;
+			all.requests += gr.requests;
+			all.errors += gr.errors;
+			all.warm += gr.warm;
+			all.nlat += gr.nlat;
+			all.cpu += gr.cpu;
+			if (gr.elapsed > all.elapsed)
+				all.elapsed = gr.elapsed;
+			if (gr.late_max > all.late_max)
+				all.late_max = gr.late_max;
+		}
+		close(fds[k]);
+		waitpid(pids[k], &st, 0);
+	}
+	if (rc != 0 || lat == NULL || all.elapsed <= 0) {
+		free(lat);
+		return 2;
+	}
+	qsort(lat, (size_t)all.nlat, sizeof(*lat), cmp_double);
+	if (all.nlat == 0)
+		lat[0] = 0;
+	printf("sets=%ld requests=%ld errors=%ld seconds=%.2f sets_per_s=%.0f "
+	       "requests_per_s=%.0f set_p50_ms=%.2f set_p99_ms=%.2f "
+	       "client_cpu_ms_per_set=%.3f processes=%d",
+	       all.done, all.requests, all.errors, all.elapsed,
+	       (double)all.done / all.elapsed,
+	       (double)all.requests / all.elapsed, lat[all.nlat / 2] * 1000,
+	       lat[(all.nlat * 99) / 100] * 1000,
+	       all.cpu * 1000 / (double)(all.done + all.warm), procs);
+	if (rate > 0)
+		printf(" offered_per_s=%.0f set_max_ms=%.2f start_late_max_ms="
+		       "%.2f",
+		       rate, lat[all.nlat > 0 ? all.nlat - 1 : 0] * 1000,
+		       all.late_max * 1000);
+	printf("\n");
+	free(lat);
+	return all.errors == 0 ? 0 : 1;
+}
+
 static int
 cmd_get(int argc, char **argv)
 {
@@ -369,7 +543,15 @@ cmd_get(int argc, char **argv)
 	struct rusage ru;
 	double *lat, t0, elapsed, cpu, late_max = 0;
 	long started = 0, done = 0, nlat = 0, requests = 0, errors = 0;
-	unsigned long long next_patient = 0;
+	/* A process of LOADGEN_PROCS: its first patient, and where its
+	   result goes (get_result_write) instead of stdout. */
+	unsigned long long next_patient =
+	    getenv("LOADGEN_FIRST_PATIENT") != NULL
+		? strtoull(getenv("LOADGEN_FIRST_PATIENT"), NULL, 10)
+		: 0;
+	int result_fd = getenv("LOADGEN_RESULT_FD") != NULL
+			    ? (int)strtol(getenv("LOADGEN_RESULT_FD"), NULL, 10)
+			    : -1;
 	FILE *f = fopen(argv[9], "r");
 	CURLM *multi;
 
@@ -525,14 +707,27 @@ cmd_get(int argc, char **argv)
 			curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
 	}
 	elapsed = now_s() - t0;
-	qsort(lat, (size_t)nlat, sizeof(*lat), cmp_double);
-	if (nlat == 0)
-		lat[0] = 0;
 	/* The client's own CPU time per set: with the gateway on the same
 	   cores, what it takes is not the gateway's. */
 	getrusage(RUSAGE_SELF, &ru);
 	cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	if (result_fd >= 0) {
+		struct get_result gr = {.done = done,
+					.requests = requests,
+					.errors = errors,
+					.warm = rate > 0 ? conc : 0,
+					.nlat = nlat,
+					.elapsed = elapsed,
+					.late_max = late_max,
+					.cpu = cpu};
+
+		get_result_write(result_fd, &gr, lat);
+		goto out;
+	}
+	qsort(lat, (size_t)nlat, sizeof(*lat), cmp_double);
+	if (nlat == 0)
+		lat[0] = 0;
 	printf("sets=%ld requests=%ld errors=%ld seconds=%.2f sets_per_s=%.0f "
 	       "requests_per_s=%.0f set_p50_ms=%.2f set_p99_ms=%.2f "
 	       "client_cpu_ms_per_set=%.3f",
@@ -546,6 +741,7 @@ cmd_get(int argc, char **argv)
 		       rate, lat[nlat > 0 ? nlat - 1 : 0] * 1000,
 		       late_max * 1000);
 	printf("\n");
+out:
 	for (int i = 0; i < conc; i++) {
 		curl_easy_cleanup(slots[i].easy);
 		curl_slist_free_all(slots[i].hdrs);
@@ -596,8 +792,15 @@ main(int argc, char **argv)
 {
 	if (argc >= 10 && strcmp(argv[1], "post") == 0)
 		return cmd_post(argc, argv);
-	if ((argc == 10 || argc == 11) && strcmp(argv[1], "get") == 0)
+	if ((argc == 10 || argc == 11) && strcmp(argv[1], "get") == 0) {
+		int procs = getenv("LOADGEN_PROCS") != NULL
+				? (int)strtol(getenv("LOADGEN_PROCS"), NULL, 10)
+				: 1;
+
+		if (procs > 1 && procs <= LG_MAX_CONC)
+			return get_procs(argc, argv, procs);
 		return cmd_get(argc, argv);
+	}
 	if (argc == 4 && strcmp(argv[1], "fsync") == 0)
 		return cmd_fsync(argv[2], strtol(argv[3], NULL, 10));
 	fprintf(stderr,
