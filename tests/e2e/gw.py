@@ -38,10 +38,22 @@ def make_pki(directory, extras=True):
     return directory
 
 
+_GIVEN_PORTS = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now and not given out before by this
+    process: the kernel may offer the same free port to two calls in a
+    row, and a gateway's [listen] and [admin] ports then clash (its start
+    is refused: "[admin] port: N is also the [listen] port")."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
+    raise RuntimeError("no port left that was not given out before")
 
 
 def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
