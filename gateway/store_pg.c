@@ -3789,9 +3789,10 @@ pg_prune_inbound(void *conn, int64_t before, size_t max, bool retention,
 				 "prune_inbound", count);
 }
 
-/* What pg_audit_rollup adds (the trigger's statements for a batch): $1
- * hours and $2 organisations of the pulls, $3 days, $4 organisations and
- * $5 BSNs of those naming a patient; rows in key order. */
+/* What pg_audit_rollup adds (the trigger's statements for a batch), rows
+ * in key order: PG_AUDIT_PULL from $1 hours and $2 organisations of the
+ * pulls, PG_AUDIT_PAT and PG_AUDIT_PAT_LAST from $1 days, $2
+ * organisations and $3 BSNs of those naming a patient. */
 #define PG_AUDIT_PULL                                                          \
 	"INSERT INTO rep_pull (shard, hour, ura, n) SELECT " PG_ROLLUP_SHARD   \
 	", h, u, count(*) FROM unnest($1::int8[], $2::text[]) AS x(h, u)"      \

@@ -281,7 +281,7 @@
 	" END;"
 /* Step 12: the writer counts the pull audit records of its batches
  * itself (sq_audit_rollup), once per key, where the trigger made three
- * upserts per record (about a tenth of a pull's CPU). rep_writer holds a
+ * upserts per record (a few percent of a pull's CPU). rep_writer holds a
  * row only inside the writer's audit transaction (no other connection
  * ever sees it), and there the trigger stands aside; every other insert
  * (store copy, SQL by hand) is still counted by it. */
