@@ -600,6 +600,7 @@ cmd_get(int argc, char **argv)
 		curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, discard);
 		curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
 		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, 60L);
+		curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
 	}
 	/* Paced: every connection first runs one set that is not counted
 	   (its TLS handshake), all at once; the schedule starts when the
