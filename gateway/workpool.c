@@ -183,9 +183,12 @@ workpool_submit(struct workpool *wp, struct workpool_job *job, unsigned bound)
 			wp->todo = job;
 		wp->todo_tail = job;
 		wp->queued++;
-		pthread_cond_signal(&wp->work);
 	}
 	pthread_mutex_unlock(&wp->mu);
+	/* After the unlock: a worker woken while the mutex is still held
+	   would only wake to wait for it again. */
+	if (err == GW_OK)
+		pthread_cond_signal(&wp->work);
 	return err;
 }
 
