@@ -1785,6 +1785,23 @@ pg_arr_i64(struct pg_arr *b, int64_t v)
 	pg_arr_u32(b, (uint32_t)u);
 }
 
+/* GW_NOMEM when building any of the n arrays ran out of memory. */
+static enum gw_err
+pg_arrs_err(const struct pg_arr *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].nomem)
+			return GW_NOMEM;
+	return GW_OK;
+}
+
+static void
+pg_arrs_free(struct pg_arr *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].buf);
+}
+
 /* b as a binary parameter of type oid (an array type); b keeps its
  * bytes until the statement is sent. */
 static void
@@ -1896,10 +1913,7 @@ pg_index_set(struct pg *c, struct pg_pipe *p, int64_t seq, int64_t at,
 			    SIZE_MAX);
 		pg_arr_text(&v[JSON], e->json, e->json_len);
 	}
-	for (i = 0; i < NARR; i++)
-		if (v[i].nomem)
-			err = GW_NOMEM;
-	if (err != GW_OK)
+	if ((err = pg_arrs_err(v, NARR)) != GW_OK)
 		goto out;
 	pa_text(&a, x->receiver);
 	pa_arr(&a, PG_TEXT_ARRAY, &v[TYPE]);
@@ -1918,8 +1932,7 @@ pg_index_set(struct pg *c, struct pg_pipe *p, int64_t seq, int64_t at,
 	pa_arr(&a, PG_TEXT_ARRAY, &v[JSON]);
 	pg_pipe_send(c, p, PG_INDEX_SET, &a);
 out:
-	for (i = 0; i < NARR; i++)
-		free(v[i].buf);
+	pg_arrs_free(v, NARR);
 	return err;
 }
 
@@ -2484,10 +2497,7 @@ pg_accept_rollup(struct pg *c, const struct store_accept *const *reqs,
 		pg_arr_text(&v[MV], r->fhir_version, SIZE_MAX);
 		pg_arr_text(&v[ME], r->event != NULL ? r->event : "", SIZE_MAX);
 	}
-	for (i = 0; i < NARR; i++)
-		if (v[i].nomem)
-			err = GW_NOMEM;
-	if (err != GW_OK)
+	if ((err = pg_arrs_err(v, NARR)) != GW_OK)
 		goto out;
 	pg_pipe_begin(c, &p, "rollup");
 	pa_arr(&a, PG_INT8_ARRAY, &v[RH]);
@@ -2501,8 +2511,7 @@ pg_accept_rollup(struct pg *c, const struct store_accept *const *reqs,
 	pg_pipe_send(c, &p, PG_ROLLUP_MSG, &a);
 	err = pg_pipe_end(c, &p);
 out:
-	for (i = 0; i < NARR; i++)
-		free(v[i].buf);
+	pg_arrs_free(v, NARR);
 	return err;
 }
 
@@ -3845,10 +3854,7 @@ pg_audit_rollup(struct pg *c, const struct store_audit_rec *recs, size_t n)
 		pg_arr_text(&v[PU], r->ura, sizeof(r->ura));
 		pg_arr_text(&v[PB], r->bsn, sizeof(r->bsn));
 	}
-	for (i = 0; i < NARR; i++)
-		if (v[i].nomem)
-			err = GW_NOMEM;
-	if (err != GW_OK)
+	if ((err = pg_arrs_err(v, NARR)) != GW_OK)
 		goto out;
 	pg_pipe_begin(c, &p, "audit_rollup");
 	pa_arr(&a, PG_INT8_ARRAY, &v[H]);
@@ -3864,8 +3870,7 @@ pg_audit_rollup(struct pg *c, const struct store_audit_rec *recs, size_t n)
 	}
 	err = pg_pipe_end(c, &p);
 out:
-	for (i = 0; i < NARR; i++)
-		free(v[i].buf);
+	pg_arrs_free(v, NARR);
 	return err;
 }
 
