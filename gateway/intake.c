@@ -1566,6 +1566,7 @@ static const struct workpool_ops worker_ops = {
     .worker_cleanup = worker_cleanup,
     .run = worker_run,
     .finish = worker_finish,
+    .name = "pzpgw-intake",
 };
 
 enum gw_err

@@ -1116,6 +1116,7 @@ store_writer(void *arg)
 	struct store_job *batch, *j, *last;
 	size_t n;
 
+	util_thread_name("pzpgw-writer");
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		while (s->q_head == NULL && s->a_head == NULL && !s->stop &&
@@ -1367,6 +1368,7 @@ store_upkeep(void *arg)
 	char detail[160];
 	enum gw_err err;
 
+	util_thread_name("pzpgw-upkeep");
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		long wait = run.on || exp.on ? (long)pause : STORE_UPKEEP_MS;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -256,6 +257,12 @@ fail:
 		close(fd);
 	unlink(tmp);
 	return GW_IO;
+}
+
+void
+util_thread_name(const char *name)
+{
+	(void)prctl(PR_SET_NAME, (unsigned long)name, 0UL, 0UL, 0UL);
 }
 
 uint64_t

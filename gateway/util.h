@@ -55,6 +55,10 @@ enum gw_err util_write_file(const char *path, const void *buf, size_t len,
 /* The value of hexadecimal digit c, or -1 when c is not one. */
 int util_hexval(int c);
 
+/* Name the calling thread (at most 15 bytes are kept), as top -H, ps -L
+ * and /proc/PID/task/TID/comm show it; a failure is ignored. */
+void util_thread_name(const char *name);
+
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t util_mono_ms(void);
 int64_t util_wall_ms(void);

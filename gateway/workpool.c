@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "util.h"
 #include "workpool.h"
 
 struct workpool_worker {
@@ -76,6 +77,8 @@ worker_main(void *arg)
 	struct workpool_job *j;
 	bool wake;
 
+	if (wp->ops.name != NULL)
+		util_thread_name(wp->ops.name);
 	pthread_mutex_lock(&wp->mu);
 	for (;;) {
 		while (wp->todo == NULL && !wp->stop)

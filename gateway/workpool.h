@@ -39,6 +39,9 @@ struct workpool_ops {
 	 * workpool_stop): exactly once per job, after run; the job is the
 	 * caller's again (finish usually frees it). */
 	void (*finish)(struct workpool_job *job, void *arg);
+	/* The workers' thread name (util_thread_name), e.g. "pzpgw-pull";
+	 * NULL: they keep the process's. */
+	const char *name;
 };
 
 /*

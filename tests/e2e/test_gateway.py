@@ -402,6 +402,32 @@ def test_known_organisation_without_permission_is_403(gateway):
     assert status == 403
 
 
+def thread_names(pid):
+    """The names of a process's threads, as top -H and ps -L show them."""
+    task = "/proc/%d/task" % pid
+    names = []
+    for tid in os.listdir(task):
+        try:
+            with open(os.path.join(task, tid, "comm")) as f:
+                names.append(f.read().strip())
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return names
+
+
+def test_threads_are_named(gateway):
+    # A pull the hospital may not make is answered 403 and recorded in
+    # the audit trail: the store's writer thread runs from then on.
+    status, _, _ = gateway.request("GET", "/fhir/Patient?_id=x")
+    assert status == 403
+    want = {"pzpgw", "pzpgw-pull", "pzpgw-intake", "pzpgw-console",
+            "pzpgw-writer", "pzpgw-upkeep"}
+    gw.wait_for(lambda: want <= set(thread_names(gateway.proc.pid)),
+                what="the daemon's named threads")
+    # Nothing is left unnamed: every thread is one of these.
+    assert set(thread_names(gateway.proc.pid)) <= want
+
+
 def test_metadata_lists_validate(gateway):
     _, _, body = gateway.request("GET", "/fhir/metadata")
     ops = {o["name"] for o in json.loads(body)["rest"][0]["operation"]}
