@@ -25,6 +25,10 @@
 # not overrun. The loads are a ladder: the highest below which every
 # set p99 was under 10 ms (the target) is printed, the load one
 # gateway on this machine serves within the target.
+# Beside saturation, the gateway's CPU per request by kind, each kind
+# alone on the 16 connections: GET /fhir/metadata (the cost of any
+# request), a search that finds nothing (what the pull path adds: a
+# worker, a read transaction, an audit record) and the IG's searches.
 # BENCH_PULL_BASE_BIN (a binary) or BENCH_PULL_BASE_REV (a revision of
 # this clone, built) runs the same after this binary, on a store it
 # filled itself with the same messages (a binary of an older store schema
@@ -87,6 +91,14 @@ $py "$src/bench/message_template.py" "$src" "$work/tpl.json"
 # The IG searches of one patient, by BSN (chained patient.identifier).
 bench_searches "$work/searches"
 nsearch=$(grep -c . "$work/searches")
+# As many requests per "set" of the other kinds (gateway CPU per request).
+cp "$work/searches" "$work/u_searches"
+i=0
+while [ $i -lt "$nsearch" ]; do
+	echo "/fhir/metadata" >>"$work/u_metadata"
+	echo "/fhir/Patient?_id=nothere" >>"$work/u_empty"
+	i=$((i + 1))
+done
 
 post() {
 	"$lg" post "https://localhost:$port/fhir/\$process-message" \
@@ -182,6 +194,25 @@ print("%-5s saturation (%s clients, closed loop): %s sets/s, set p50/p99 "
       % (name, conc, f["sets_per_s"], f["set_p50_ms"], f["set_p99_ms"], gw,
          f["client_cpu_ms_per_set"]))
 EOF2
+	# The gateway's CPU per request by kind, each alone on the 16
+	# connections: what any request costs (TLS, HTTP, the log line;
+	# metadata is answered on the connection thread), what the pull
+	# path adds (a worker, a read transaction, an audit record: a
+	# search that finds nothing), and the IG's searches on average.
+	kinds=""
+	for kind in metadata empty searches; do
+		t0=$(cputicks)
+		lgget "$conc" $((sets / 5 + 1)) "$npat" "$work/u_$kind" >/dev/null
+		t1=$(cputicks)
+		us=$((((t1 - t0) * 1000000 / $(getconf CLK_TCK)) / \
+			((sets / 5 + 1) * nsearch)))
+		case $kind in
+		metadata) kinds="$kinds GET /fhir/metadata $us us," ;;
+		empty) kinds="$kinds a search finding nothing $us us," ;;
+		*) kinds="$kinds the IG's searches $us us," ;;
+		esac
+	done
+	echo "$1  gateway CPU per request (16 clients, closed loop):${kinds%,}"
 	ref=${3:-$sat}
 	# The highest offered load of the ladder below which every set p99
 	# was under the target: what one gateway on this machine serves
