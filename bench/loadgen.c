@@ -405,6 +405,35 @@ get_result_write(int fd, const struct get_result *gr, const double *lat)
 		perror("loadgen: result");
 }
 
+/* Print a run's figures from gr and its nlat set latencies (lat holds
+ * room for at least one; sorted here). rate: the offered sets/s, 0 in a
+ * closed loop; procs > 1 is printed as processes=. */
+static void
+get_report(const struct get_result *gr, double *lat, double rate, int procs)
+{
+	long n = gr->nlat;
+
+	qsort(lat, (size_t)n, sizeof(*lat), cmp_double);
+	if (n == 0)
+		lat[0] = 0;
+	printf("sets=%ld requests=%ld errors=%ld seconds=%.2f sets_per_s=%.0f "
+	       "requests_per_s=%.0f set_p50_ms=%.2f set_p99_ms=%.2f "
+	       "client_cpu_ms_per_set=%.3f",
+	       gr->done, gr->requests, gr->errors, gr->elapsed,
+	       (double)gr->done / gr->elapsed,
+	       (double)gr->requests / gr->elapsed, lat[n / 2] * 1000,
+	       lat[(n * 99) / 100] * 1000,
+	       gr->cpu * 1000 / (double)(gr->done + gr->warm));
+	if (procs > 1)
+		printf(" processes=%d", procs);
+	if (rate > 0)
+		printf(" offered_per_s=%.0f set_max_ms=%.2f start_late_max_ms="
+		       "%.2f",
+		       rate, lat[n > 0 ? n - 1 : 0] * 1000,
+		       gr->late_max * 1000);
+	printf("\n");
+}
+
 static int cmd_get(int argc, char **argv);
 
 /*
@@ -505,23 +534,7 @@ get_procs(int argc, char **argv, int procs)
 		free(lat);
 		return 2;
 	}
-	qsort(lat, (size_t)all.nlat, sizeof(*lat), cmp_double);
-	if (all.nlat == 0)
-		lat[0] = 0;
-	printf("sets=%ld requests=%ld errors=%ld seconds=%.2f sets_per_s=%.0f "
-	       "requests_per_s=%.0f set_p50_ms=%.2f set_p99_ms=%.2f "
-	       "client_cpu_ms_per_set=%.3f processes=%d",
-	       all.done, all.requests, all.errors, all.elapsed,
-	       (double)all.done / all.elapsed,
-	       (double)all.requests / all.elapsed, lat[all.nlat / 2] * 1000,
-	       lat[(all.nlat * 99) / 100] * 1000,
-	       all.cpu * 1000 / (double)(all.done + all.warm), procs);
-	if (rate > 0)
-		printf(" offered_per_s=%.0f set_max_ms=%.2f start_late_max_ms="
-		       "%.2f",
-		       rate, lat[all.nlat > 0 ? all.nlat - 1 : 0] * 1000,
-		       all.late_max * 1000);
-	printf("\n");
+	get_report(&all, lat, rate, procs);
 	free(lat);
 	return all.errors == 0 ? 0 : 1;
 }
@@ -713,7 +726,7 @@ cmd_get(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 	      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-	if (result_fd >= 0) {
+	{
 		struct get_result gr = {.done = done,
 					.requests = requests,
 					.errors = errors,
@@ -723,26 +736,11 @@ cmd_get(int argc, char **argv)
 					.late_max = late_max,
 					.cpu = cpu};
 
-		get_result_write(result_fd, &gr, lat);
-		goto out;
+		if (result_fd >= 0)
+			get_result_write(result_fd, &gr, lat);
+		else
+			get_report(&gr, lat, rate, 1);
 	}
-	qsort(lat, (size_t)nlat, sizeof(*lat), cmp_double);
-	if (nlat == 0)
-		lat[0] = 0;
-	printf("sets=%ld requests=%ld errors=%ld seconds=%.2f sets_per_s=%.0f "
-	       "requests_per_s=%.0f set_p50_ms=%.2f set_p99_ms=%.2f "
-	       "client_cpu_ms_per_set=%.3f",
-	       done, requests, errors, elapsed, (double)done / elapsed,
-	       (double)requests / elapsed, lat[nlat / 2] * 1000,
-	       lat[(nlat * 99) / 100] * 1000,
-	       cpu * 1000 / (double)(done + (rate > 0 ? conc : 0)));
-	if (rate > 0)
-		printf(" offered_per_s=%.0f set_max_ms=%.2f start_late_max_ms="
-		       "%.2f",
-		       rate, lat[nlat > 0 ? nlat - 1 : 0] * 1000,
-		       late_max * 1000);
-	printf("\n");
-out:
 	for (int i = 0; i < conc; i++) {
 		curl_easy_cleanup(slots[i].easy);
 		curl_slist_free_all(slots[i].hdrs);
